@@ -1,0 +1,320 @@
+"""Ingest and clean a catalog CSV into one row per track.
+
+Policy, in the order it is applied (every removed row is counted under exactly one reason, so
+``rows_read == exact_duplicates + sum(dropped) + id_duplicates_merged + tracks``):
+
+1. Rows identical in every column but the unnamed index column collapse into one (``exact_duplicates``).
+2. A feature cell that is not a number at all (``"abc"``) is an error naming the row and column:
+   that is a broken file or a wrong column mapping, not a missing measurement.
+3. Rows without an id are dropped. Missing or non-finite features are dropped, or imputed with the
+   column median, per ``schema.missing``. Impossible values (``schema.rules``, e.g. tempo 0) are
+   dropped or imputed per rule.
+4. Rows sharing an id merge into one track carrying every genre of every row (multi-label); the
+   first row's features are kept and rows whose features disagree are counted (``id_conflicts``).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import difflib
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ._config import FeatureSchema
+from ._errors import CatalogError
+
+_MISSING_TOKENS = frozenset({"", "nan", "na", "n/a", "null", "none"})
+_BOOL_TOKENS = {"true": True, "false": False}
+
+
+@dataclasses.dataclass(frozen=True)
+class IngestReport:
+    """What happened to every row read."""
+
+    rows_read: int
+    exact_duplicates: int
+    dropped: dict[str, int]
+    imputed: dict[str, int]
+    id_duplicates_merged: int
+    id_conflicts: int
+    multi_genre_tracks: int
+    missing_metadata: int
+    tracks: int
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Catalog:
+    """One row per track: ids, raw feature values, genres (multi-label, CSR), metadata columns.
+
+    Attributes
+    ----------
+    ids : ndarray of str, shape (n_tracks,)
+    features : ndarray of float64, shape (n_tracks, n_features)
+        Raw values in ``feature_names`` order, after imputation.
+    genre_names : tuple of str
+        The genre vocabulary, sorted.
+    genre_indptr, genre_codes : ndarray of int32
+        Track ``i`` has genres ``genre_codes[genre_indptr[i]:genre_indptr[i+1]]`` (first-seen order).
+    metadata : dict of column name -> ndarray, each shape (n_tracks,)
+        Strings (object), numbers (float64) or booleans, as parsed.
+    """
+
+    ids: np.ndarray
+    feature_names: tuple[str, ...]
+    features: np.ndarray
+    genre_names: tuple[str, ...]
+    genre_indptr: np.ndarray
+    genre_codes: np.ndarray
+    metadata: dict[str, np.ndarray]
+    report: IngestReport
+    artists_column: str | None = None
+    artist_separator: str = ";"
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def genres_of(self, i: int) -> tuple[str, ...]:
+        codes = self.genre_codes[self.genre_indptr[i]:self.genre_indptr[i + 1]]
+        return tuple(self.genre_names[c] for c in codes)
+
+    def genre_matrix(self) -> np.ndarray:
+        """Multi-hot bool matrix of shape (n_tracks, n_genres)."""
+        out = np.zeros((len(self), len(self.genre_names)), dtype=bool)
+        rows = np.repeat(np.arange(len(self)), np.diff(self.genre_indptr))
+        out[rows, self.genre_codes] = True
+        return out
+
+    def primary_genre(self) -> np.ndarray:
+        """The first-seen genre code of each track, -1 when it has none; shape (n_tracks,)."""
+        has = np.diff(self.genre_indptr) > 0
+        out = np.full(len(self), -1, dtype=np.int32)
+        out[has] = self.genre_codes[self.genre_indptr[:-1][has]]
+        return out
+
+    def primary_artists(self) -> np.ndarray:
+        """First listed artist per track (the grouping key for honest splits); tracks without an
+        artist get a key of their own, so they never tie unrelated tracks together."""
+        if self.artists_column is None:
+            return np.array([f"\0track:{i}" for i in self.ids], dtype=object)
+        artists = self.metadata[self.artists_column]
+        first = [str(a).split(self.artist_separator, 1)[0].strip() for a in artists]
+        return np.array([a if a else f"\0track:{i}" for a, i in zip(first, self.ids, strict=True)], dtype=object)
+
+
+def read_catalog(path: str | os.PathLike[str], schema: FeatureSchema) -> Catalog:
+    """Read and clean a catalog CSV. Raises :class:`CatalogError` with the file, row or column."""
+    path = Path(path)
+    frame = _read_csv(path)
+    return clean_catalog(frame, schema, source=str(path))
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    if not path.exists():
+        raise CatalogError(f"{path}: no such file")
+    if path.is_dir():
+        raise CatalogError(f"{path}: is a directory, expected a CSV file")
+    if path.stat().st_size == 0:
+        raise CatalogError(f"{path}: the file is empty (expected a header row and track rows)")
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            header = next(csv.reader(fh), [])
+    except UnicodeDecodeError as exc:
+        raise CatalogError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); "
+                           "re-save the file as UTF-8") from None
+    repeated = sorted({h for h in header if header.count(h) > 1})
+    if repeated:
+        raise CatalogError(f"{path}: column header(s) {repeated} appear more than once; "
+                           "every column needs a unique name")
+    try:
+        # Everything as text first: numbers are parsed per column below so that a bad cell can be
+        # reported with its row and column instead of silently turning a column into strings.
+        return pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False,
+                           encoding="utf-8-sig", skipinitialspace=False)
+    except UnicodeDecodeError as exc:
+        raise CatalogError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); "
+                           "re-save the file as UTF-8") from None
+    except pd.errors.EmptyDataError:
+        raise CatalogError(f"{path}: the file has no header row") from None
+    except pd.errors.ParserError as exc:
+        raise CatalogError(f"{path}: malformed CSV: {exc}") from None
+
+
+def clean_catalog(frame: pd.DataFrame, schema: FeatureSchema, *, source: str = "<frame>") -> Catalog:
+    """Apply the module's cleaning policy to an all-text frame (as read by :func:`read_catalog`)."""
+    _check_columns(frame, schema, source)
+    rows_read = len(frame)
+    if rows_read == 0:
+        raise CatalogError(f"{source}: has a header but no track rows")
+
+    # 1. Exact duplicates, ignoring pandas' unnamed index column (it differs on every row).
+    content_cols = [c for c in frame.columns if not _is_index_column(c)]
+    dup = frame.duplicated(subset=content_cols, keep="first").to_numpy()
+    exact_duplicates = int(dup.sum())
+    frame = frame.loc[~dup]
+    row_numbers = np.flatnonzero(~dup) + 1  # 1-based data row of each remaining row
+
+    # 2. Parse features; a non-numeric cell is a hard error.
+    values = np.empty((len(frame), len(schema.feature_columns)), dtype=np.float64)
+    for j, col in enumerate(schema.feature_columns):
+        values[:, j] = _parse_numeric(frame[col], col, row_numbers, source)
+
+    # 3. Drop or impute bad rows; each row counted under its first reason only.
+    ids = frame[schema.id_column].str.strip().to_numpy(dtype=object)
+    keep = np.ones(len(frame), dtype=bool)
+    dropped: dict[str, int] = {}
+    imputed: dict[str, int] = {}
+
+    def drop(mask: np.ndarray, reason: str) -> None:
+        hit = mask & keep
+        if hit.any():
+            dropped[reason] = dropped.get(reason, 0) + int(hit.sum())
+            keep[hit] = False
+
+    drop(ids == "", f"missing {schema.id_column}")
+    impute_masks: list[tuple[int, np.ndarray, str]] = []
+    for j, col in enumerate(schema.feature_columns):
+        bad = ~np.isfinite(values[:, j])
+        if schema.missing == "drop":
+            drop(bad, f"missing or non-finite {col}")
+        else:
+            impute_masks.append((j, bad, f"missing or non-finite {col}"))
+    for col, rule in schema.rules.items():
+        j = schema.feature_columns.index(col)
+        v = values[:, j]
+        with np.errstate(invalid="ignore"):
+            bad = np.zeros(len(v), dtype=bool)
+            if rule.min is not None:
+                bad |= (v <= rule.min) if rule.exclusive_min else (v < rule.min)
+            if rule.max is not None:
+                bad |= v > rule.max
+        reason = f"{col} not {rule.describe()}"
+        if rule.action == "drop":
+            drop(bad, reason)
+        else:
+            impute_masks.append((j, bad, reason))
+    for j, bad, reason in impute_masks:
+        bad = bad & keep
+        if bad.any():
+            good = keep & ~bad & np.isfinite(values[:, j])
+            if not good.any():
+                raise CatalogError(f"{source}: column {schema.feature_columns[j]!r} has no valid value "
+                                   "to impute from")
+            values[bad, j] = float(np.median(values[good, j]))
+            imputed[reason] = imputed.get(reason, 0) + int(bad.sum())
+    if not keep.any():
+        detail = ", ".join(f"{n} {reason}" for reason, n in dropped.items())
+        raise CatalogError(f"{source}: every one of the {rows_read} rows is bad ({detail}); nothing to index")
+
+    frame, values, ids = frame.loc[keep], values[keep], ids[keep]
+
+    # 4. Merge rows sharing an id.
+    id_codes, unique_ids = pd.factorize(ids)
+    n_tracks = len(unique_ids)
+    first_row = np.full(n_tracks, -1, dtype=np.int64)
+    # reversed assignment leaves the first occurrence in place
+    first_row[id_codes[::-1]] = np.arange(len(id_codes))[::-1]
+    merged_rows = np.ones(len(id_codes), dtype=bool)
+    merged_rows[first_row] = False
+    conflicts = int((values[merged_rows] != values[first_row[id_codes[merged_rows]]]).any(axis=1).sum())
+
+    genre_names, indptr, codes = _merge_labels(frame, schema, id_codes, n_tracks)
+    metadata = {col: _parse_metadata(frame[col].to_numpy(dtype=object)[first_row]) for col in schema.metadata}
+    missing_meta = 0
+    if schema.metadata:
+        text_cols = [frame[c].to_numpy(dtype=object)[first_row] for c in schema.metadata]
+        missing_meta = int(np.any([np.char.str_len(c.astype(str)) == 0 for c in text_cols], axis=0).sum())
+
+    report = IngestReport(
+        rows_read=rows_read,
+        exact_duplicates=exact_duplicates,
+        dropped=dropped,
+        imputed=imputed,
+        id_duplicates_merged=int(merged_rows.sum()),
+        id_conflicts=conflicts,
+        multi_genre_tracks=int((np.diff(indptr) > 1).sum()),
+        missing_metadata=missing_meta,
+        tracks=n_tracks,
+    )
+    assert rows_read == exact_duplicates + sum(dropped.values()) + report.id_duplicates_merged + n_tracks
+    return Catalog(
+        ids=np.asarray(unique_ids, dtype=object),
+        feature_names=tuple(schema.feature_columns),
+        features=values[first_row],
+        genre_names=genre_names,
+        genre_indptr=indptr,
+        genre_codes=codes,
+        metadata=metadata,
+        report=report,
+        artists_column=schema.artists_column,
+        artist_separator=schema.artist_separator,
+    )
+
+
+def _is_index_column(name: str) -> bool:
+    return name == "" or name.startswith("Unnamed:")
+
+
+def _check_columns(frame: pd.DataFrame, schema: FeatureSchema, source: str) -> None:
+    needed = [schema.id_column, *schema.feature_columns, *schema.metadata]
+    if schema.label_column:
+        needed.append(schema.label_column)
+    missing = [c for c in needed if c not in frame.columns]
+    if missing:
+        hints = []
+        for c in missing:
+            close = difflib.get_close_matches(c, [str(x) for x in frame.columns], n=1)
+            hints.append(f"{c!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise CatalogError(
+            f"{source}: missing column(s) {', '.join(hints)}; the file has columns {list(frame.columns)}")
+
+
+def _parse_numeric(column: pd.Series, name: str, row_numbers: np.ndarray, source: str) -> np.ndarray:
+    text = column.str.strip()
+    lowered = text.str.lower()
+    missing = lowered.isin(_MISSING_TOKENS).to_numpy()
+    parsed = pd.to_numeric(text.where(~missing), errors="coerce").to_numpy(dtype=np.float64)
+    broken = np.isnan(parsed) & ~missing
+    if broken.any():
+        where = np.flatnonzero(broken)
+        examples = ", ".join(f"data row {row_numbers[i]}: {text.iloc[i][:40]!r}" for i in where[:3])
+        raise CatalogError(
+            f"{source}: column {name!r} has {len(where)} non-numeric value(s) ({examples}); "
+            f"a feature column must hold numbers")
+    return parsed
+
+
+def _merge_labels(
+    frame: pd.DataFrame, schema: FeatureSchema, id_codes: np.ndarray, n_tracks: int
+) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+    if not schema.label_column:
+        return (), np.zeros(n_tracks + 1, dtype=np.int32), np.zeros(0, dtype=np.int32)
+    labels = frame[schema.label_column].str.strip().to_numpy(dtype=object)
+    has = labels != ""
+    genre_names = tuple(sorted(set(labels[has])))
+    label_codes = np.searchsorted(np.asarray(genre_names, dtype=object), labels[has]).astype(np.int32)
+    pairs = pd.DataFrame({"t": id_codes[has], "g": label_codes}).drop_duplicates()
+    pairs = pairs.sort_values("t", kind="stable")  # stable: each track keeps its first-seen genre first
+    counts = np.bincount(pairs["t"].to_numpy(), minlength=n_tracks)
+    indptr = np.zeros(n_tracks + 1, dtype=np.int32)
+    np.cumsum(counts, out=indptr[1:])
+    return genre_names, indptr, pairs["g"].to_numpy(dtype=np.int32)
+
+
+def _parse_metadata(values: np.ndarray) -> np.ndarray:
+    """Booleans and numbers become typed arrays (for filters); everything else stays text."""
+    text = np.array([str(v).strip() for v in values], dtype=object)
+    lowered = {str(v).lower() for v in set(text)}
+    if lowered and lowered <= set(_BOOL_TOKENS):
+        return np.array([_BOOL_TOKENS[v.lower()] for v in text], dtype=bool)
+    numbers = pd.to_numeric(pd.Series(text), errors="coerce").to_numpy(dtype=np.float64)
+    if len(text) and not np.isnan(numbers[text != ""]).any() and (text != "").any():
+        return numbers
+    return text

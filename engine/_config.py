@@ -1,0 +1,352 @@
+"""Build configuration: the feature schema and every tunable of the pipeline.
+
+All configuration is frozen, keyword-only dataclasses with defaults as named constants. A config
+file (TOML or JSON) has one table per dataclass (``[schema]``, ``[preprocess]``, ``[index]``,
+``[moods]``, ``[genre]``) plus top-level ``seed``; unknown keys are errors, not ignored, so a typo
+never silently falls back to a default. The resolved config is written into the bundle manifest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from ._errors import ConfigError
+
+SPOTIFY_FEATURES = (
+    "danceability", "energy", "key", "loudness", "mode", "speechiness", "acousticness",
+    "instrumentalness", "liveness", "valence", "tempo", "time_signature", "duration_ms",
+)  # fmt: skip
+
+DEFAULT_PCA_VARIANCE = 0.90
+DEFAULT_SEED = 0
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ValueRule:
+    """Which values of one feature are possible, and what to do with a row that breaks the rule.
+
+    ``action`` is ``"drop"`` (the row is removed and counted) or ``"impute"`` (the value is
+    replaced by the median of the valid values and counted).
+    """
+
+    min: float | None = None
+    max: float | None = None
+    exclusive_min: bool = False
+    action: Literal["drop", "impute"] = "drop"
+
+    def __post_init__(self) -> None:
+        if self.action not in ("drop", "impute"):
+            raise ConfigError(f"rule action must be 'drop' or 'impute', got {self.action!r}")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ConfigError(f"rule min {self.min} is above max {self.max}")
+
+    def describe(self) -> str:
+        lo = "" if self.min is None else (f"> {self.min:g}" if self.exclusive_min else f">= {self.min:g}")
+        hi = "" if self.max is None else f"<= {self.max:g}"
+        return " and ".join(p for p in (lo, hi) if p) or "any finite value"
+
+
+# The Spotify Web API documents tempo > 0, time_signature 3..7, duration > 0. A tempo of 0 means
+# the beat tracker failed: imputing a tempo would invent a musical fact, so the row is dropped.
+# time_signature 0/1 (1,136 rows) is an unknown meter on otherwise good tracks: imputed.
+SPOTIFY_RULES: dict[str, ValueRule] = {
+    "tempo": ValueRule(min=0.0, exclusive_min=True, action="drop"),
+    "duration_ms": ValueRule(min=0.0, exclusive_min=True, action="drop"),
+    "time_signature": ValueRule(min=3.0, max=7.0, action="impute"),
+    "key": ValueRule(min=0.0, max=11.0, action="drop"),
+    "mode": ValueRule(min=0.0, max=1.0, action="drop"),
+    **{f: ValueRule(min=0.0, max=1.0, action="drop") for f in (
+        "danceability", "energy", "speechiness", "acousticness", "instrumentalness", "liveness", "valence")},
+}  # fmt: skip
+
+# key is a pitch class on a circle (B is next to C); duration is heavy-tailed (a few 80-minute tracks).
+SPOTIFY_TRANSFORMS: dict[str, str] = {"key": "cyclic:12", "duration_ms": "log1p"}
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class FeatureSchema:
+    """Which CSV columns are the id, the features, the labels and the metadata.
+
+    The default is the Spotify Tracks Dataset. Any other numeric feature set works by naming its
+    columns (``FeatureSchema(id_column="filename", label_column="label", feature_columns=(...))``).
+    Columns that are not named here are never read as features (the leading unnamed index column
+    of pandas-written CSVs, for one, leaks the row order and therefore the genre).
+    """
+
+    id_column: str = "track_id"
+    feature_columns: tuple[str, ...] = SPOTIFY_FEATURES
+    label_column: str | None = "track_genre"
+    name_column: str | None = "track_name"
+    artists_column: str | None = "artists"
+    artist_separator: str = ";"
+    # Kept in the track table for filters and display; never features (popularity leaks).
+    metadata_columns: tuple[str, ...] = ("album_name", "popularity", "explicit")
+    transforms: Mapping[str, str] = dataclasses.field(default_factory=lambda: dict(SPOTIFY_TRANSFORMS))
+    rules: Mapping[str, ValueRule] = dataclasses.field(default_factory=lambda: dict(SPOTIFY_RULES))
+    # Missing or non-finite feature values: drop the row, or impute the column median.
+    missing: Literal["drop", "impute"] = "drop"
+
+    def __post_init__(self) -> None:
+        if not self.id_column:
+            raise ConfigError("schema.id_column must be a column name")
+        if not self.feature_columns:
+            raise ConfigError("schema.feature_columns must name at least one column")
+        if len(set(self.feature_columns)) != len(self.feature_columns):
+            raise ConfigError(f"schema.feature_columns repeats a column: {list(self.feature_columns)}")
+        for col in self.feature_columns:
+            if not col or col.startswith("Unnamed:"):
+                raise ConfigError(f"schema.feature_columns may not use the unnamed index column ({col!r})")
+        roles = [self.id_column, self.label_column, self.name_column, self.artists_column]
+        clash = set(self.feature_columns) & ({r for r in roles if r} | set(self.metadata_columns))
+        if clash:
+            raise ConfigError(f"columns {sorted(clash)} cannot be both features and id/label/metadata")
+        for name, table in (("transforms", self.transforms), ("rules", self.rules)):
+            unknown = set(table) - set(self.feature_columns)
+            if unknown:
+                raise ConfigError(f"schema.{name} names columns that are not features: {sorted(unknown)}")
+        for col, spec in self.transforms.items():
+            parse_transform(spec, col)
+        if self.missing not in ("drop", "impute"):
+            raise ConfigError(f"schema.missing must be 'drop' or 'impute', got {self.missing!r}")
+
+    @property
+    def metadata(self) -> tuple[str, ...]:
+        """Every non-feature column the track table keeps (name, artists, then the rest)."""
+        named = tuple(c for c in (self.name_column, self.artists_column) if c)
+        return named + tuple(c for c in self.metadata_columns if c not in named)
+
+    @classmethod
+    def generic(
+        cls, *, id_column: str, feature_columns: tuple[str, ...], label_column: str | None = None,
+        name_column: str | None = None, artists_column: str | None = None,
+        metadata_columns: tuple[str, ...] = (),
+    ) -> FeatureSchema:
+        """A schema for a non-Spotify feature set: no transforms or rules unless given."""
+        return cls(id_column=id_column, feature_columns=feature_columns, label_column=label_column,
+                   name_column=name_column, artists_column=artists_column,
+                   metadata_columns=metadata_columns, transforms={}, rules={})
+
+
+def parse_transform(spec: str, column: str = "?") -> tuple[str, float]:
+    """Parse ``"none"``, ``"log1p"`` or ``"cyclic:<period>"`` into ``(kind, period)``."""
+    if spec in ("none", "log1p"):
+        return spec, 0.0
+    if spec.startswith("cyclic:"):
+        try:
+            period = float(spec.split(":", 1)[1])
+        except ValueError:
+            period = 0.0
+        if period > 0:
+            return "cyclic", period
+    raise ConfigError(
+        f"transform for column {column!r} must be 'none', 'log1p' or 'cyclic:<period>', got {spec!r}")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class PreprocessConfig:
+    """Standardize, then PCA to a variance target (or a fixed component count)."""
+
+    pca_variance: float = DEFAULT_PCA_VARIANCE
+    pca_components: int | None = None
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.pca_variance <= 1.0:
+            raise ConfigError(f"preprocess.pca_variance must be in (0, 1], got {self.pca_variance}")
+        if self.pca_components is not None and self.pca_components < 1:
+            raise ConfigError(f"preprocess.pca_components must be >= 1, got {self.pca_components}")
+
+
+IndexKind = Literal["flat", "hnsw", "ivf"]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class IndexConfig:
+    """FAISS index type. ``flat`` is exact; ``hnsw`` and ``ivf`` are approximate and get their
+    recall@10 against exact search measured into the build report."""
+
+    kind: IndexKind = "flat"
+    hnsw_m: int = 32
+    hnsw_ef_construction: int = 80
+    hnsw_ef_search: int = 64
+    ivf_nlist: int | None = None  # None: 4 * sqrt(n_tracks), the FAISS rule of thumb
+    ivf_nprobe: int = 16
+    recall_queries: int = 1000
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("flat", "hnsw", "ivf"):
+            raise ConfigError(f"index.kind must be 'flat', 'hnsw' or 'ivf', got {self.kind!r}")
+        for name in ("hnsw_m", "hnsw_ef_construction", "hnsw_ef_search", "ivf_nprobe", "recall_queries"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"index.{name} must be >= 1, got {getattr(self, name)}")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class MoodConfig:
+    """HDBSCAN mood clustering (see engine/_moods.py for why these defaults)."""
+
+    fit_sample: int = 30_000
+    min_cluster_size: int = 150
+    min_samples: int = 10
+    selection: Literal["eom", "leaf"] = "leaf"
+    epsilon: float = 0.0
+    validity_sample: int = 10_000
+
+    def __post_init__(self) -> None:
+        if self.selection not in ("eom", "leaf"):
+            raise ConfigError(f"moods.selection must be 'eom' or 'leaf', got {self.selection!r}")
+        for name in ("fit_sample", "min_cluster_size", "min_samples", "validity_sample"):
+            if getattr(self, name) < 2:
+                raise ConfigError(f"moods.{name} must be >= 2, got {getattr(self, name)}")
+        if self.epsilon < 0:
+            raise ConfigError(f"moods.epsilon must be >= 0, got {self.epsilon}")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class GenreConfig:
+    """XGBoost genre classifier (see engine/_genre.py for why these defaults)."""
+
+    enabled: bool = True
+    max_rounds: int = 200
+    early_stopping_rounds: int = 15
+    learning_rate: float = 0.2
+    max_depth: int = 6
+    max_bin: int = 128
+    min_child_weight: float = 1.0
+    subsample: float = 0.8
+    colsample_bytree: float = 0.8
+    multi_strategy: Literal["multi_output_tree", "one_output_per_tree"] = "multi_output_tree"
+    test_fraction: float = 0.2
+    threads: int = 2
+
+    def __post_init__(self) -> None:
+        if self.multi_strategy not in ("multi_output_tree", "one_output_per_tree"):
+            raise ConfigError(f"genre.multi_strategy unknown: {self.multi_strategy!r}")
+        if not 0.0 < self.test_fraction < 0.9:
+            raise ConfigError(f"genre.test_fraction must be in (0, 0.9), got {self.test_fraction}")
+        if self.max_rounds < 1 or self.early_stopping_rounds < 1:
+            raise ConfigError("genre.max_rounds and genre.early_stopping_rounds must be >= 1")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class BuildConfig:
+    """Everything the indexer needs besides the input file."""
+
+    schema: FeatureSchema = dataclasses.field(default_factory=FeatureSchema)
+    preprocess: PreprocessConfig = dataclasses.field(default_factory=PreprocessConfig)
+    index: IndexConfig = dataclasses.field(default_factory=IndexConfig)
+    moods: MoodConfig = dataclasses.field(default_factory=MoodConfig)
+    genre: GenreConfig = dataclasses.field(default_factory=GenreConfig)
+    seed: int = DEFAULT_SEED
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON-able dict (tuples become lists) for the manifest."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> BuildConfig:
+        """Build from a parsed config file; unknown sections or keys raise :class:`ConfigError`."""
+        return _from_mapping(cls, data, "config")
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> BuildConfig:
+        """Read a ``.toml`` or ``.json`` config file."""
+        path = Path(path)
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+        try:
+            data = json.loads(raw) if path.suffix.lower() == ".json" else tomllib.loads(raw.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"config file {path} is not valid {path.suffix.lstrip('.') or 'TOML'}: {exc}") \
+                from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {path} must hold a table/object at the top level")
+        return cls.from_mapping(data)
+
+    def replace(self, **sections: Any) -> BuildConfig:
+        """A copy with whole sections replaced, or with section fields overridden by a dict."""
+        updates: dict[str, Any] = {}
+        for name, value in sections.items():
+            current = getattr(self, name)
+            if isinstance(value, dict) and dataclasses.is_dataclass(current):
+                updates[name] = _from_mapping(type(current), {**_shallow(current), **value}, name)
+            else:
+                updates[name] = value
+        return dataclasses.replace(self, **updates)
+
+
+def _shallow(obj: Any) -> dict[str, Any]:
+    return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+
+
+def _from_mapping(cls: type, data: Mapping[str, Any], where: str) -> Any:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where} must be a table/object, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(data) - set(fields)
+    if unknown:
+        raise ConfigError(f"unknown key(s) in {where}: {sorted(unknown)}; known: {sorted(fields)}")
+    hints = typing.get_type_hints(cls)
+    kwargs = {name: _coerce(hints[name], value, f"{where}.{name}") for name, value in data.items()}
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def _coerce(hint: Any, value: Any, where: str) -> Any:
+    """Check a parsed TOML/JSON value against a field's type hint, converting lists to tuples."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(arg, value, where)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0])
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{where} must be one of {list(args)}, got {value!r}")
+        return value
+    if dataclasses.is_dataclass(hint):
+        return value if isinstance(value, hint) else _from_mapping(hint, value, where)  # type: ignore[arg-type]
+    if origin is tuple:
+        if isinstance(value, str) or not isinstance(value, list | tuple):
+            raise ConfigError(f"{where} must be a list, got {value!r}")
+        return tuple(_coerce(args[0], v, f"{where}[]") for v in value)
+    if origin in (Mapping, dict) or hint in (dict, Mapping):
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where} must be a table/object, got {value!r}")
+        vtype = args[1] if args else Any
+        return {str(k): _coerce(vtype, v, f"{where}.{k}") for k, v in value.items()}
+    if hint is Any:
+        return value
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{where} must be a number, got {value!r}")
+        return float(value)
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where} must be an integer, got {value!r}")
+        return value
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} must be a string, got {value!r}")
+        return value
+    raise ConfigError(f"{where}: unsupported config type {hint!r}")  # a bug in this module, not the file

@@ -1,0 +1,46 @@
+"""Errors raised by the engine.
+
+Each error subclasses both :class:`EngineError` (so the server can map the whole family to
+a status code) and the builtin that generic callers would expect.
+"""
+
+from __future__ import annotations
+
+
+class EngineError(Exception):
+    """Base of every error the engine raises on purpose."""
+
+
+class ConfigError(EngineError, ValueError):
+    """A configuration value or config file is invalid."""
+
+
+class CatalogError(EngineError, ValueError):
+    """The input catalog (CSV) cannot be used: missing file, columns, bad values."""
+
+
+class BundleError(EngineError, RuntimeError):
+    """A bundle cannot be written or loaded."""
+
+
+class BundleIntegrityError(BundleError):
+    """A bundle file is missing, unexpected, or does not match its recorded checksum."""
+
+
+class BundleVersionError(BundleError):
+    """A bundle was written in a format version this engine cannot read."""
+
+
+class NotFittedError(EngineError, AttributeError):
+    """A model was used before it was fitted or loaded."""
+
+
+class TrackNotFound(EngineError, KeyError):
+    """A track id is not in the catalog."""
+
+    def __str__(self) -> str:  # KeyError would otherwise repr() the message
+        return str(self.args[0]) if self.args else "track not found"
+
+
+class InvalidQuery(EngineError, ValueError):
+    """A query is malformed: unknown feature, non-finite value, wrong dimension, bad k."""

@@ -1,0 +1,101 @@
+"""FAISS cosine index: inner product over L2-normalized vectors.
+
+Rows of the index are track positions in the bundle's track table (0..n-1); ids live there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+
+import faiss
+import numpy as np
+
+from ._config import IndexConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class Neighbors:
+    """Search result: ``rows`` (track positions, -1 where fewer than k exist) and ``scores``
+    (cosine similarity, higher is better), both of shape (n_queries, k)."""
+
+    rows: np.ndarray
+    scores: np.ndarray
+
+
+def build_index(vectors: np.ndarray, config: IndexConfig, *, seed: int = 0) -> faiss.Index:
+    """Build the configured index over float32 unit vectors of shape (n, d)."""
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    n, d = vectors.shape
+    if config.kind == "flat":
+        index = faiss.IndexFlatIP(d)
+    elif config.kind == "hnsw":
+        index = faiss.IndexHNSWFlat(d, config.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = config.hnsw_ef_construction
+    else:
+        nlist = ivf_nlist(config, n)
+        quantizer = faiss.IndexFlatIP(d)
+        index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
+        index.cp.seed = seed
+        index.train(vectors)
+    index.add(vectors)
+    configure_search(index, config)
+    return index
+
+
+def ivf_nlist(config: IndexConfig, n: int) -> int:
+    """Number of IVF lists: configured, or 4 * sqrt(n), never more than n / 39 (FAISS wants
+    about 39 training points per centroid)."""
+    nlist = config.ivf_nlist or int(4 * math.sqrt(n))
+    return max(1, min(nlist, n // 39 or 1))
+
+
+def configure_search(index: faiss.Index, config: IndexConfig) -> None:
+    """Apply search-time parameters, which FAISS does not reliably persist."""
+    if config.kind == "hnsw":
+        faiss.downcast_index(index).hnsw.efSearch = config.hnsw_ef_search
+    elif config.kind == "ivf":
+        faiss.extract_index_ivf(index).nprobe = config.ivf_nprobe
+
+
+def search(index: faiss.Index, queries: np.ndarray, k: int) -> Neighbors:
+    """Top-k by cosine for float32 unit queries of shape (n_queries, d)."""
+    scores, rows = index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+    return Neighbors(rows=rows, scores=scores)
+
+
+def measure_recall(
+    index: faiss.Index, vectors: np.ndarray, *, k: int = 10, queries: int = 1000, seed: int = 0
+) -> dict[str, float]:
+    """Recall@k of ``index`` against exact search, on catalog tracks used as queries.
+
+    Returns recall and the median per-query latency of both searches (one thread, one query at a
+    time) as measured during the build; the build report is where these belong, not a test.
+    """
+    rng = np.random.default_rng(seed)
+    picks = rng.choice(len(vectors), size=min(queries, len(vectors)), replace=False)
+    q = np.ascontiguousarray(vectors[picks], dtype=np.float32)
+    exact = faiss.IndexFlatIP(vectors.shape[1])
+    exact.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    truth = exact.search(q, k)[1]
+    found = index.search(q, k)[1]
+    hits = sum(len(set(t[t >= 0]) & set(f[f >= 0])) for t, f in zip(truth, found, strict=True))
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        lat_exact = _median_single_query_ms(exact, q[:200], k)
+        lat_index = _median_single_query_ms(index, q[:200], k)
+    finally:
+        faiss.omp_set_num_threads(threads)
+    return {f"recall_at_{k}": hits / truth.size, "queries": len(q),
+            "exact_query_ms_p50": lat_exact, "index_query_ms_p50": lat_index}
+
+
+def _median_single_query_ms(index: faiss.Index, q: np.ndarray, k: int) -> float:
+    times = []
+    for row in q:
+        t0 = time.perf_counter()
+        index.search(row[None, :], k)
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times) * 1e3)

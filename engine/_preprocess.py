@@ -1,0 +1,150 @@
+"""Raw features -> transformed -> standardized -> PCA -> L2-normalized vectors.
+
+Every fitted parameter is a plain array (``to_arrays``/``from_arrays``), so a bundle stores them
+in an ``.npz`` read with ``allow_pickle=False``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from ._config import parse_transform
+from ._errors import InvalidQuery, NotFittedError
+
+
+class Preprocessor:
+    """Feature pipeline of the index space.
+
+    Parameters
+    ----------
+    feature_names : sequence of str
+        Raw feature columns, in the order of the input matrices.
+    transforms : mapping of str to str
+        ``"log1p"`` or ``"cyclic:<period>"`` per feature (others pass through). A cyclic feature
+        becomes two columns, ``<name>_sin`` and ``<name>_cos``, so that 11 is next to 0.
+    pca_variance : float
+        Keep the fewest components explaining at least this share of variance...
+    pca_components : int or None
+        ...unless a fixed count is given.
+    """
+
+    def __init__(
+        self, *, feature_names: Sequence[str], transforms: Mapping[str, str] | None = None,
+        pca_variance: float = 0.9, pca_components: int | None = None,
+    ) -> None:
+        self.feature_names = tuple(feature_names)
+        self.transforms = dict(transforms or {})
+        self.pca_variance = pca_variance
+        self.pca_components = pca_components
+
+    # -- fitting -------------------------------------------------------------------------------
+    def fit(self, raw: np.ndarray) -> Preprocessor:
+        """Fit scaling and PCA on raw features of shape (n_tracks, n_features)."""
+        x = self.transform_features(raw)
+        mean = x.mean(axis=0)
+        std = x.std(axis=0)
+        std[std == 0] = 1.0  # a constant column carries no information; keep it at 0 instead of NaN
+        z = (x - mean) / std
+        # PCA through the covariance eigendecomposition: the feature count is small (tens), so
+        # this costs one pass over the data at any catalog size and no randomness.
+        cov = (z.T @ z) / max(len(z) - 1, 1)
+        eigval, eigvec = np.linalg.eigh(cov)
+        order = np.argsort(eigval)[::-1]
+        eigval, eigvec = np.clip(eigval[order], 0, None), eigvec[:, order]
+        # Deterministic signs: the largest loading of each component is positive.
+        signs = np.sign(eigvec[np.abs(eigvec).argmax(axis=0), np.arange(eigvec.shape[1])])
+        eigvec *= np.where(signs == 0, 1, signs)
+        ratio = eigval / eigval.sum() if eigval.sum() > 0 else np.full_like(eigval, 1 / len(eigval))
+        if self.pca_components is not None:
+            k = min(self.pca_components, len(ratio))
+        else:
+            k = int(np.searchsorted(np.cumsum(ratio), self.pca_variance - 1e-12) + 1)
+            k = min(k, len(ratio))
+        self.mean_ = mean
+        self.scale_ = std
+        self.components_ = eigvec[:, :k].T.copy()  # (k, n_transformed)
+        self.explained_variance_ratio_ = ratio  # full spectrum, for the report
+        return self
+
+    # -- transforms ----------------------------------------------------------------------------
+    @property
+    def transformed_names(self) -> tuple[str, ...]:
+        names: list[str] = []
+        for col in self.feature_names:
+            kind, _ = parse_transform(self.transforms.get(col, "none"), col)
+            names += [f"{col}_sin", f"{col}_cos"] if kind == "cyclic" else \
+                [f"{col}_log1p" if kind == "log1p" else col]
+        return tuple(names)
+
+    def transform_features(self, raw: np.ndarray) -> np.ndarray:
+        """Stateless per-feature transforms; shape (n, n_features) -> (n, n_transformed)."""
+        raw = np.asarray(raw, dtype=np.float64)
+        if raw.ndim != 2 or raw.shape[1] != len(self.feature_names):
+            got = raw.shape[1] if raw.ndim == 2 else raw.shape
+            raise InvalidQuery(f"features have {got} columns, but the pipeline expects "
+                               f"{len(self.feature_names)}: {list(self.feature_names)}")
+        cols: list[np.ndarray] = []
+        for j, col in enumerate(self.feature_names):
+            kind, period = parse_transform(self.transforms.get(col, "none"), col)
+            v = raw[:, j]
+            if kind == "cyclic":
+                angle = 2 * np.pi * v / period
+                cols += [np.sin(angle), np.cos(angle)]
+            elif kind == "log1p":
+                cols.append(np.log1p(np.clip(v, 0, None)))
+            else:
+                cols.append(v)
+        return np.column_stack(cols)
+
+    def standardize(self, raw: np.ndarray) -> np.ndarray:
+        """Transformed and standardized features, shape (n, n_transformed)."""
+        self._check_fitted()
+        return (self.transform_features(raw) - self.mean_) / self.scale_
+
+    def embed(self, raw: np.ndarray) -> np.ndarray:
+        """L2-normalized PCA vectors, float32 of shape (n, n_components). A track exactly at the
+        catalog mean has no direction: its vector stays zero (callers may reject it)."""
+        return l2_normalize(self.standardize(raw) @ self.components_.T)
+
+    @property
+    def n_components(self) -> int:
+        self._check_fitted()
+        return int(self.components_.shape[0])
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "components_"):
+            raise NotFittedError("Preprocessor is not fitted; call fit() or from_arrays() first")
+
+    # -- persistence ---------------------------------------------------------------------------
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        self._check_fitted()
+        return {
+            "feature_names": np.array(self.feature_names, dtype=str),
+            "transform_specs": np.array([self.transforms.get(c, "none") for c in self.feature_names], dtype=str),
+            "pca_variance": np.array(self.pca_variance),
+            "mean": self.mean_,
+            "scale": self.scale_,
+            "components": self.components_,
+            "explained_variance_ratio": self.explained_variance_ratio_,
+        }
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, np.ndarray]) -> Preprocessor:
+        names = [str(n) for n in arrays["feature_names"]]
+        specs = [str(s) for s in arrays["transform_specs"]]
+        self = cls(feature_names=names, transforms={n: s for n, s in zip(names, specs, strict=True) if s != "none"},
+                   pca_variance=float(arrays["pca_variance"]), pca_components=int(arrays["components"].shape[0]))
+        self.mean_ = np.asarray(arrays["mean"], dtype=np.float64)
+        self.scale_ = np.asarray(arrays["scale"], dtype=np.float64)
+        self.components_ = np.asarray(arrays["components"], dtype=np.float64)
+        self.explained_variance_ratio_ = np.asarray(arrays["explained_variance_ratio"], dtype=np.float64)
+        return self
+
+
+def l2_normalize(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length as float32; all-zero rows stay zero."""
+    x = np.asarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
