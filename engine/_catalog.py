@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ._arrays import pack_strings, unpack_strings
 from ._config import FeatureSchema
 from ._errors import CatalogError
 
@@ -81,6 +82,43 @@ class Catalog:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Pickle-free arrays for ``tracks.npz`` (strings packed as UTF-8 blobs)."""
+        arrays: dict[str, np.ndarray] = {}
+        _put_strings(arrays, "ids", self.ids)
+        arrays["feature_names"] = np.array(self.feature_names, dtype=str)
+        arrays["features"] = self.features
+        arrays["genre_names"] = np.array(self.genre_names, dtype=str)
+        arrays["genre_indptr"] = self.genre_indptr
+        arrays["genre_codes"] = self.genre_codes
+        arrays["metadata_columns"] = np.array(list(self.metadata), dtype=str)
+        for i, (_col, values) in enumerate(self.metadata.items()):
+            if values.dtype == object:
+                _put_strings(arrays, f"meta{i}", values)
+            else:
+                arrays[f"meta{i}"] = values
+        arrays["artists_column"] = np.array(self.artists_column or "", dtype=str)
+        arrays["artist_separator"] = np.array(self.artist_separator, dtype=str)
+        return arrays
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], report: IngestReport) -> Catalog:
+        metadata = {}
+        for i, col in enumerate(str(c) for c in arrays["metadata_columns"]):
+            metadata[col] = _get_strings(arrays, f"meta{i}") if f"meta{i}_blob" in arrays else arrays[f"meta{i}"]
+        return cls(
+            ids=_get_strings(arrays, "ids"),
+            feature_names=tuple(str(n) for n in arrays["feature_names"]),
+            features=arrays["features"],
+            genre_names=tuple(str(n) for n in arrays["genre_names"]),
+            genre_indptr=arrays["genre_indptr"],
+            genre_codes=arrays["genre_codes"],
+            metadata=metadata,
+            report=report,
+            artists_column=str(arrays["artists_column"]) or None,
+            artist_separator=str(arrays["artist_separator"]),
+        )
+
     def genres_of(self, i: int) -> tuple[str, ...]:
         codes = self.genre_codes[self.genre_indptr[i]:self.genre_indptr[i + 1]]
         return tuple(self.genre_names[c] for c in codes)
@@ -106,7 +144,16 @@ class Catalog:
             return np.array([f"\0track:{i}" for i in self.ids], dtype=object)
         artists = self.metadata[self.artists_column]
         first = [str(a).split(self.artist_separator, 1)[0].strip() for a in artists]
-        return np.array([a if a else f"\0track:{i}" for a, i in zip(first, self.ids, strict=True)], dtype=object)
+        keys = [a if a else f"\0track:{i}" for a, i in zip(first, self.ids, strict=True)]
+        return np.array(keys, dtype=object)
+
+
+def _put_strings(arrays: dict[str, np.ndarray], name: str, values: np.ndarray) -> None:
+    arrays[f"{name}_blob"], arrays[f"{name}_offsets"] = pack_strings(values)
+
+
+def _get_strings(arrays: dict[str, np.ndarray], name: str) -> np.ndarray:
+    return unpack_strings(arrays[f"{name}_blob"], arrays[f"{name}_offsets"])
 
 
 def read_catalog(path: str | os.PathLike[str], schema: FeatureSchema) -> Catalog:

@@ -1,0 +1,145 @@
+"""The bundle: one directory holding everything the server needs, verifiable and pickle-free.
+
+Layout (format version 1)::
+
+    manifest.json      format, source sha256, counts, schema, config, versions, metrics, file sha256s
+    preprocess.npz     transform specs, scaling and PCA arrays
+    index.faiss        the FAISS index (faiss.write_index)
+    tracks.npz         ids, names, artists, metadata, genres (CSR), raw features, vectors
+    moods.npz          per-track mood, strength and core flag; exemplars for assigning new tracks
+    moods.json         cluster descriptions (name, size, centroid, top genres)
+    genre_model.ubj    XGBoost model in its own UBJSON format (absent when the catalog has no labels)
+
+A bundle is written under a temporary name in the destination's directory and renamed into
+place only when complete, so a reader never sees half a bundle. Loading verifies the format
+version and the sha256 of every file, refuses files the manifest does not list, and reads
+arrays with ``allow_pickle=False``: nothing in a bundle is executed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ._errors import BundleError, BundleIntegrityError, BundleVersionError
+
+FORMAT = "musicrec-bundle"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def atomic_bundle_dir(out: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a fresh temporary directory beside ``out``; on success it is renamed to ``out``,
+    on any error it is removed. ``out`` must not exist yet."""
+    out = Path(out)
+    if out.exists() or out.is_symlink():
+        raise BundleError(f"output {out} already exists; choose a new directory (bundles are immutable)")
+    parent = out.parent
+    if not parent.is_dir():
+        raise BundleError(f"cannot write {out}: parent directory {parent} does not exist")
+    tmp = parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        yield tmp
+        _fsync_tree(tmp)
+        if out.exists():  # created by someone else while we were building
+            raise BundleError(f"output {out} appeared while the bundle was being built; not replacing it")
+        os.rename(tmp, out)
+        _fsync_dir(parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def write_manifest(bundle_dir: Path, manifest: dict[str, Any]) -> dict[str, Any]:
+    """Add the file checksums and format fields, then write manifest.json (last, on purpose)."""
+    files = {p.name: sha256_file(p) for p in sorted(bundle_dir.iterdir()) if p.name != MANIFEST}
+    full = {"format": FORMAT, "format_version": FORMAT_VERSION, **manifest, "files": files}
+    (bundle_dir / MANIFEST).write_text(json.dumps(full, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    return full
+
+
+def read_verified_manifest(bundle_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read the manifest and check format, version, the file list and every sha256."""
+    bundle_dir = Path(bundle_dir)
+    if not bundle_dir.is_dir():
+        raise BundleError(f"{bundle_dir}: not a bundle directory (it does not exist or is not a directory)")
+    path = bundle_dir / MANIFEST
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BundleIntegrityError(f"{bundle_dir}: no {MANIFEST}; not a bundle, or an interrupted build") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BundleIntegrityError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise BundleIntegrityError(f"{path}: not a {FORMAT} manifest")
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        raise BundleVersionError(
+            f"{bundle_dir}: bundle format version {version!r}, but this engine reads version "
+            f"{FORMAT_VERSION}; rebuild the bundle with this version of musicrec")
+    files = manifest.get("files")
+    if not isinstance(files, dict):
+        raise BundleIntegrityError(f"{path}: no 'files' checksum table")
+    present = {p.name for p in bundle_dir.iterdir()} - {MANIFEST}
+    if unexpected := sorted(present - set(files)):
+        raise BundleIntegrityError(f"{bundle_dir}: file(s) not listed in the manifest: {unexpected}")
+    if missing := sorted(set(files) - present):
+        raise BundleIntegrityError(f"{bundle_dir}: file(s) listed in the manifest are missing: {missing}")
+    for name, expected in files.items():
+        if Path(name).name != name:
+            raise BundleIntegrityError(f"{path}: file entry {name!r} is not a plain file name")
+        actual = sha256_file(bundle_dir / name)
+        if actual != expected:
+            raise BundleIntegrityError(
+                f"{bundle_dir / name}: checksum mismatch (manifest {expected[:12]}..., file {actual[:12]}...); "
+                "the bundle was modified or corrupted")
+    return manifest
+
+
+def publish(bundle_dir: str | os.PathLike[str], link: str | os.PathLike[str]) -> None:
+    """Point the symlink ``link`` at ``bundle_dir`` atomically (rename over the old link), so a
+    server watching ``link`` sees either the old bundle or the new one, never neither."""
+    link = Path(link)
+    target = Path(os.path.relpath(Path(bundle_dir).resolve(), link.parent.resolve()))
+    tmp = link.parent / f".{link.name}.tmp-{uuid.uuid4().hex[:8]}"
+    os.symlink(target, tmp)
+    try:
+        os.replace(tmp, link)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _fsync_tree(root: Path) -> None:
+    for p in root.iterdir():
+        fd = os.open(p, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    _fsync_dir(root)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
