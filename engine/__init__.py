@@ -1,0 +1,75 @@
+"""musicrec engine: the library behind the indexer and the server (no gRPC here).
+
+Build a bundle from a catalog CSV, load it back verified, and use its parts::
+
+    from engine import BuildConfig, build_bundle, load_bundle
+    manifest = build_bundle("tracks.csv", "bundles/v1", BuildConfig())
+    bundle = load_bundle("bundles/v1")
+"""
+
+from ._build import build_bundle
+from ._bundle import FORMAT_VERSION, publish, read_verified_manifest
+from ._catalog import Catalog, IngestReport, clean_catalog, read_catalog
+from ._config import (
+    BuildConfig,
+    FeatureSchema,
+    GenreConfig,
+    IndexConfig,
+    MoodConfig,
+    PreprocessConfig,
+    ValueRule,
+)
+from ._errors import (
+    BundleError,
+    BundleIntegrityError,
+    BundleVersionError,
+    CatalogError,
+    ConfigError,
+    EngineError,
+    InvalidQuery,
+    NotFittedError,
+    TrackNotFound,
+)
+from ._genre import GenreClassifier
+from ._index import Neighbors, build_index, search
+from ._loaded import Bundle, load_bundle
+from ._moods import MoodModel, mood_name
+from ._preprocess import Preprocessor
+from ._synthetic import synthetic_catalog
+
+__all__ = [
+    "FORMAT_VERSION",
+    "BuildConfig",
+    "Bundle",
+    "BundleError",
+    "BundleIntegrityError",
+    "BundleVersionError",
+    "Catalog",
+    "CatalogError",
+    "ConfigError",
+    "EngineError",
+    "FeatureSchema",
+    "GenreClassifier",
+    "GenreConfig",
+    "IndexConfig",
+    "IngestReport",
+    "InvalidQuery",
+    "MoodConfig",
+    "MoodModel",
+    "Neighbors",
+    "NotFittedError",
+    "PreprocessConfig",
+    "Preprocessor",
+    "TrackNotFound",
+    "ValueRule",
+    "build_bundle",
+    "build_index",
+    "clean_catalog",
+    "load_bundle",
+    "mood_name",
+    "publish",
+    "read_catalog",
+    "read_verified_manifest",
+    "search",
+    "synthetic_catalog",
+]

@@ -46,6 +46,7 @@ class IngestReport:
     multi_genre_tracks: int
     missing_metadata: int
     tracks: int
+    skipped_columns: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -197,9 +198,14 @@ def _read_csv(path: Path) -> pd.DataFrame:
 def clean_catalog(frame: pd.DataFrame, schema: FeatureSchema, *, source: str = "<frame>") -> Catalog:
     """Apply the module's cleaning policy to an all-text frame (as read by :func:`read_catalog`)."""
     _check_columns(frame, schema, source)
+    frame = frame.fillna("").astype(str)  # a frame from a caller may hold NA; read_catalog's never does
     rows_read = len(frame)
     if rows_read == 0:
         raise CatalogError(f"{source}: has a header but no track rows")
+
+    present_metadata = tuple(c for c in schema.metadata if c in frame.columns)
+    skipped = tuple(c for c in schema.metadata if c not in frame.columns)
+    artists_column = schema.artists_column if schema.artists_column in present_metadata else None
 
     # 1. Exact duplicates, ignoring pandas' unnamed index column (it differs on every row).
     content_cols = [c for c in frame.columns if not _is_index_column(c)]
@@ -273,10 +279,10 @@ def clean_catalog(frame: pd.DataFrame, schema: FeatureSchema, *, source: str = "
     conflicts = int((values[merged_rows] != values[first_row[id_codes[merged_rows]]]).any(axis=1).sum())
 
     genre_names, indptr, codes = _merge_labels(frame, schema, id_codes, n_tracks)
-    metadata = {col: _parse_metadata(frame[col].to_numpy(dtype=object)[first_row]) for col in schema.metadata}
+    metadata = {col: _parse_metadata(frame[col].to_numpy(dtype=object)[first_row]) for col in present_metadata}
     missing_meta = 0
-    if schema.metadata:
-        text_cols = [frame[c].to_numpy(dtype=object)[first_row] for c in schema.metadata]
+    if present_metadata:
+        text_cols = [frame[c].to_numpy(dtype=object)[first_row] for c in present_metadata]
         missing_meta = int(np.any([np.char.str_len(c.astype(str)) == 0 for c in text_cols], axis=0).sum())
 
     report = IngestReport(
@@ -289,6 +295,7 @@ def clean_catalog(frame: pd.DataFrame, schema: FeatureSchema, *, source: str = "
         multi_genre_tracks=int((np.diff(indptr) > 1).sum()),
         missing_metadata=missing_meta,
         tracks=n_tracks,
+        skipped_columns=skipped,
     )
     assert rows_read == exact_duplicates + sum(dropped.values()) + report.id_duplicates_merged + n_tracks
     return Catalog(
@@ -300,7 +307,7 @@ def clean_catalog(frame: pd.DataFrame, schema: FeatureSchema, *, source: str = "
         genre_codes=codes,
         metadata=metadata,
         report=report,
-        artists_column=schema.artists_column,
+        artists_column=artists_column,
         artist_separator=schema.artist_separator,
     )
 
@@ -310,7 +317,7 @@ def _is_index_column(name: str) -> bool:
 
 
 def _check_columns(frame: pd.DataFrame, schema: FeatureSchema, source: str) -> None:
-    needed = [schema.id_column, *schema.feature_columns, *schema.metadata]
+    needed = [schema.id_column, *schema.feature_columns]
     if schema.label_column:
         needed.append(schema.label_column)
     missing = [c for c in needed if c not in frame.columns]

@@ -25,6 +25,8 @@ SPOTIFY_FEATURES = (
 )  # fmt: skip
 
 DEFAULT_PCA_VARIANCE = 0.90
+MOOD_WEIGHTS = {"valence": 1.0, "energy": 1.0, "danceability": 1.0, "acousticness": 1.0,
+                "instrumentalness": 1.0, "tempo": 1.0}
 DEFAULT_SEED = 0
 
 
@@ -86,14 +88,26 @@ class FeatureSchema:
     name_column: str | None = "track_name"
     artists_column: str | None = "artists"
     artist_separator: str = ";"
-    # Kept in the track table for filters and display; never features (popularity leaks).
+    # Kept in the track table for filters and display; never features (popularity leaks). Name,
+    # artists and these columns are optional: a file without them is indexed and the report says so.
     metadata_columns: tuple[str, ...] = ("album_name", "popularity", "explicit")
-    transforms: Mapping[str, str] = dataclasses.field(default_factory=lambda: dict(SPOTIFY_TRANSFORMS))
-    rules: Mapping[str, ValueRule] = dataclasses.field(default_factory=lambda: dict(SPOTIFY_RULES))
+    # None: the Spotify defaults for whichever of those features this schema has.
+    transforms: Mapping[str, str] | None = None
+    rules: Mapping[str, ValueRule] | None = None
     # Missing or non-finite feature values: drop the row, or impute the column median.
     missing: Literal["drop", "impute"] = "drop"
 
     def __post_init__(self) -> None:
+        # "" means "no such column" (TOML has no null); normalize so the rest sees None.
+        for name in ("label_column", "name_column", "artists_column"):
+            if getattr(self, name) == "":
+                object.__setattr__(self, name, None)
+        object.__setattr__(self, "metadata_columns", tuple(c for c in self.metadata_columns if c))
+        if self.transforms is None:
+            object.__setattr__(self, "transforms", {
+                c: t for c, t in SPOTIFY_TRANSFORMS.items() if c in self.feature_columns})
+        if self.rules is None:
+            object.__setattr__(self, "rules", {c: r for c, r in SPOTIFY_RULES.items() if c in self.feature_columns})
         if not self.id_column:
             raise ConfigError("schema.id_column must be a column name")
         if not self.feature_columns:
@@ -108,10 +122,10 @@ class FeatureSchema:
         if clash:
             raise ConfigError(f"columns {sorted(clash)} cannot be both features and id/label/metadata")
         for name, table in (("transforms", self.transforms), ("rules", self.rules)):
-            unknown = set(table) - set(self.feature_columns)
+            unknown = set(table or {}) - set(self.feature_columns)
             if unknown:
                 raise ConfigError(f"schema.{name} names columns that are not features: {sorted(unknown)}")
-        for col, spec in self.transforms.items():
+        for col, spec in (self.transforms or {}).items():
             parse_transform(spec, col)
         if self.missing not in ("drop", "impute"):
             raise ConfigError(f"schema.missing must be 'drop' or 'impute', got {self.missing!r}")
@@ -191,6 +205,9 @@ class IndexConfig:
 class MoodConfig:
     """HDBSCAN mood clustering (see engine/_moods.py for why these defaults)."""
 
+    # Mood-space weights by transformed feature name (see engine/_moods.py); features a schema
+    # lacks are skipped, and a schema with none of them clusters on all its features.
+    weights: Mapping[str, float] = dataclasses.field(default_factory=lambda: dict(MOOD_WEIGHTS))
     fit_sample: int = 30_000
     min_cluster_size: int = 150
     min_samples: int = 10
@@ -204,6 +221,8 @@ class MoodConfig:
         for name in ("fit_sample", "min_cluster_size", "min_samples", "validity_sample"):
             if getattr(self, name) < 2:
                 raise ConfigError(f"moods.{name} must be >= 2, got {getattr(self, name)}")
+        if any(w < 0 for w in self.weights.values()):
+            raise ConfigError(f"moods.weights must be >= 0, got {dict(self.weights)}")
         if self.epsilon < 0:
             raise ConfigError(f"moods.epsilon must be >= 0, got {self.epsilon}")
 

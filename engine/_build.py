@@ -1,0 +1,164 @@
+"""The indexing pipeline: catalog CSV -> verified bundle directory."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import resource
+import sys
+import time
+from collections.abc import Callable, Iterator
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import faiss
+
+from ._arrays import save_npz
+from ._bundle import atomic_bundle_dir, sha256_file, write_manifest
+from ._catalog import read_catalog
+from ._config import BuildConfig
+from ._genre import train_genre_classifier
+from ._index import build_index, measure_recall
+from ._moods import MoodModel, mood_space
+from ._preprocess import Preprocessor
+
+Progress = Callable[[str], None]
+_VERSIONED = ("numpy", "pandas", "scikit-learn", "scipy", "faiss-cpu", "hdbscan", "xgboost-cpu", "xgboost")
+
+
+def build_bundle(
+    source: str | os.PathLike[str], out: str | os.PathLike[str], config: BuildConfig | None = None, *,
+    progress: Progress | None = None, source_label: str | None = None,
+) -> dict[str, Any]:
+    """Build a bundle from the catalog CSV at ``source`` into the new directory ``out``.
+
+    Returns the manifest (which is also the build report). Raises :class:`CatalogError`,
+    :class:`ConfigError` or :class:`BundleError` with a message naming the file, row or column;
+    on any failure no directory is left at ``out``.
+    """
+    config = config or BuildConfig()
+    say = progress or (lambda _msg: None)
+    timings: dict[str, float] = {}
+    source = Path(source)
+
+    @contextlib.contextmanager
+    def stage(name: str) -> Iterator[None]:
+        say(f"[{name}] ...")
+        t0 = time.perf_counter()
+        yield
+        timings[name] = round(time.perf_counter() - t0, 2)
+        say(f"[{name}] done in {timings[name]:.1f} s")
+
+    faiss.omp_set_num_threads(min(2, os.cpu_count() or 1))
+    with atomic_bundle_dir(out) as tmp:
+        with stage("ingest"):
+            catalog = read_catalog(source, config.schema)
+            source_sha = sha256_file(source)
+            rep = catalog.report
+            if rep.skipped_columns:
+                say(f"optional column(s) not in the file, skipped: {list(rep.skipped_columns)}")
+            say(f"{rep.rows_read} rows -> {rep.tracks} tracks ({rep.exact_duplicates} exact duplicates, "
+                f"{rep.id_duplicates_merged} rows merged by id, {sum(rep.dropped.values())} dropped, "
+                f"{sum(rep.imputed.values())} values imputed)")
+
+        with stage("preprocess"):
+            prep = Preprocessor(feature_names=catalog.feature_names, transforms=config.schema.transforms,
+                                pca_variance=config.preprocess.pca_variance,
+                                pca_components=config.preprocess.pca_components).fit(catalog.features)
+            standardized = prep.standardize(catalog.features)
+            vectors = prep.embed(catalog.features)
+            save_npz(tmp / "preprocess.npz", prep.to_arrays())
+            say(f"PCA keeps {prep.n_components} of {len(prep.transformed_names)} dimensions "
+                f"({prep.explained_variance_ratio_[:prep.n_components].sum():.1%} of the variance)")
+
+        with stage("index"):
+            index = build_index(vectors, config.index, seed=config.seed)
+            faiss.write_index(index, str(tmp / "index.faiss"))
+            index_metrics: dict[str, Any] = {"kind": config.index.kind, "dim": int(vectors.shape[1]),
+                                             "tracks": int(index.ntotal)}
+            if config.index.kind != "flat":
+                index_metrics.update(measure_recall(index, vectors, queries=config.index.recall_queries,
+                                                    seed=config.seed))
+                say(f"{config.index.kind} recall@10 vs exact: {index_metrics['recall_at_10']:.4f}")
+
+        with stage("moods"):
+            space = mood_space(prep.transformed_names, config.moods.weights)
+            genre_matrix = catalog.genre_matrix() if catalog.genre_names else None
+            moods = MoodModel(config=config.moods, space=space, seed=config.seed).fit(
+                space.project(standardized), catalog.features, catalog.feature_names,
+                genre_matrix=genre_matrix, genre_names=catalog.genre_names, progress=say)
+            save_npz(tmp / "moods.npz", moods.to_arrays())
+            (tmp / "moods.json").write_text(json.dumps(moods.clusters_, indent=1) + "\n", encoding="utf-8")
+            m = moods.metrics_
+            say(f"{m['clusters']} moods; cores hold {m['core_coverage']:.1%} of tracks; DBCV {m['dbcv_sample']}")
+
+        genre_metrics: dict[str, Any] | None = None
+        if config.genre.enabled and catalog.genre_names and len(catalog.genre_names) >= 2:
+            with stage("genre"):
+                model, genre_metrics = train_genre_classifier(
+                    catalog, prep.transform_features(catalog.features), prep.transformed_names, config.genre,
+                    seed=config.seed, progress=say)
+                model.save(str(tmp / "genre_model.ubj"))
+                say(f"genre top-1 {genre_metrics['top1']:.3f}, top-5 {genre_metrics['top5']:.3f} "
+                    f"(random {genre_metrics['random_top1']:.3f}) on held-out artists")
+
+        with stage("write"):
+            save_npz(tmp / "tracks.npz", {**catalog.to_arrays(), "vectors": vectors})
+            manifest = write_manifest(tmp, {
+                "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                "source": {"path": str(source_label or source), "sha256": source_sha,
+                           "bytes": source.stat().st_size},
+                "counts": {
+                    "rows_read": rep.rows_read, "tracks": rep.tracks, "dropped": rep.dropped,
+                    "imputed": rep.imputed, "exact_duplicates": rep.exact_duplicates,
+                    "duplicates_merged": rep.id_duplicates_merged, "id_conflicts": rep.id_conflicts,
+                    "multi_genre_tracks": rep.multi_genre_tracks, "missing_metadata": rep.missing_metadata,
+                    "genres": len(catalog.genre_names),
+                    "skipped_columns": list(rep.skipped_columns),
+                },
+                "schema": config.to_json()["schema"],
+                "config": config.to_json(),
+                "versions": _versions(),
+                "metrics": {
+                    "pca": {
+                        "components": prep.n_components,
+                        "input_dimensions": len(prep.transformed_names),
+                        "explained_variance": round(float(prep.explained_variance_ratio_[:prep.n_components].sum()), 4),
+                        "explained_variance_ratio": [round(float(r), 5) for r in prep.explained_variance_ratio_],
+                    },
+                    "index": index_metrics,
+                    "moods": moods.metrics_,
+                    "genre": genre_metrics,
+                },
+                "transformed_features": list(prep.transformed_names),
+                "timings_seconds": timings,
+                "peak_memory_mib": _peak_rss_mib(),
+                "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+            })
+    return manifest
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": sys.version.split()[0]}
+    for dist in _VERSIONED:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            out[dist] = metadata.version(dist)
+    out["musicrec"] = _own_version()
+    return out
+
+
+def _own_version() -> str:
+    try:
+        return metadata.version("musicrec")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+def _peak_rss_mib() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+

@@ -1,0 +1,71 @@
+"""A readable build report from a bundle manifest (the same facts as the JSON)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def format_report(manifest: dict[str, Any], *, moods: list[dict[str, Any]] | None = None) -> str:
+    c, m = manifest["counts"], manifest["metrics"]
+    lines = [
+        f"musicrec bundle (format {manifest['format_version']}), created {manifest['created_at']}",
+        f"source   {manifest['source']['path']}  sha256 {manifest['source']['sha256'][:16]}...",
+        "",
+        "rows",
+        f"  read                 {c['rows_read']:>9,}",
+        f"  exact duplicates     {c['exact_duplicates']:>9,}  (collapsed)",
+    ]
+    for reason, n in c["dropped"].items():
+        lines.append(f"  dropped              {n:>9,}  {reason}")
+    lines += [
+        f"  merged by id         {c['duplicates_merged']:>9,}  (same track under more genres;"
+        f" {c['multi_genre_tracks']:,} tracks have several)",
+        f"  tracks indexed       {c['tracks']:>9,}",
+    ]
+    for reason, n in c["imputed"].items():
+        lines.append(f"  values imputed       {n:>9,}  {reason} (set to the median)")
+    if c.get("id_conflicts"):
+        lines.append(f"  id conflicts         {c['id_conflicts']:>9,}  rows whose features differ from the "
+                     "first row of their id (first kept)")
+    if c.get("skipped_columns"):
+        lines.append(f"  optional columns not in the file: {', '.join(c['skipped_columns'])}")
+    pca, idx = m["pca"], m["index"]
+    lines += [
+        "",
+        f"vectors  PCA {pca['input_dimensions']} -> {pca['components']} dimensions, "
+        f"{pca['explained_variance']:.1%} of the variance; L2-normalized",
+        f"index    {idx['kind']}, {idx['tracks']:,} vectors of {idx['dim']} dims (cosine = inner product)",
+    ]
+    if "recall_at_10" in idx:
+        lines.append(f"         recall@10 vs exact {idx['recall_at_10']:.4f} on {idx['queries']} catalog queries; "
+                     f"p50 query {idx['index_query_ms_p50']:.3f} ms vs exact {idx['exact_query_ms_p50']:.3f} ms")
+    mo = m["moods"]
+    lines += [
+        "",
+        f"moods    {mo['clusters']} HDBSCAN clusters (fitted on {mo['fit_tracks']:,} tracks); "
+        f"cores hold {mo['core_coverage']:.1%} of tracks, the rest assigned to the nearest core",
+        f"         validity: DBCV {mo['dbcv_sample']} (fit sample), silhouette {mo['silhouette']}",
+    ]
+    for cl in moods or []:
+        genres = ", ".join(g["genre"] for g in cl["top_genres"]) or "-"
+        lines.append(f"  {cl['id']:>3}  {cl['name']:<48} {cl['size']:>8,} tracks ({cl['core_size']:,} core)"
+                     f"  top genres: {genres}")
+    g = m.get("genre")
+    if g:
+        lines += [
+            "",
+            f"genres   XGBoost ({g['multi_strategy']}, {g['rounds']} rounds), {g['n_genres']} genres; "
+            f"held-out artists ({g['test_tracks']:,} tracks):",
+            f"         top-1 {g['top1']:.3f}  top-5 {g['top5']:.3f}  macro-F1 {g['macro_f1']:.3f}",
+            f"         baselines: majority top-1 {g['majority_top1']:.3f} top-5 {g['majority_top5']:.3f}; "
+            f"random top-1 {g['random_top1']:.3f} top-5 {g['random_top5']:.3f}",
+        ]
+    else:
+        lines += ["", "genres   no classifier (the catalog has no genre labels, or it was disabled)"]
+    t = manifest.get("timings_seconds", {})
+    lines += [
+        "",
+        "time     " + ", ".join(f"{k} {v:.1f} s" for k, v in t.items()) + f"; total {sum(t.values()):.1f} s",
+        f"memory   peak RSS {manifest.get('peak_memory_mib', 0):,.0f} MiB",
+    ]
+    return "\n".join(lines)

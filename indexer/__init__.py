@@ -1,0 +1,1 @@
+"""musicrec indexer: the command line over the engine (``musicrec index``, ``synth``, ``demo``)."""

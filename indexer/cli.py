@@ -1,0 +1,203 @@
+"""The ``musicrec`` command.
+
+Subcommands: ``index`` (CSV -> bundle), ``synth`` (write a synthetic catalog CSV), ``demo`` (the
+main job: build a bundle from a CSV, or from a synthetic catalog when none is given, and print its
+report). Errors in the input end with a message naming the file, row or column and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 70
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help(sys.stderr)
+        return EXIT_BAD_INPUT
+    from engine import CatalogError, ConfigError, EngineError
+
+    try:
+        return int(args.func(args))
+    except (CatalogError, ConfigError) as exc:
+        print(f"musicrec {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except EngineError as exc:
+        print(f"musicrec {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print(f"musicrec {args.command}: interrupted; no bundle was written", file=sys.stderr)
+        return 130
+    except Exception:
+        traceback.print_exc()
+        print(f"musicrec {args.command}: internal error (a bug: please report it with the traceback above)",
+              file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="musicrec", description="Music recommendation engine on vector search.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("index", help="build a bundle from a catalog CSV",
+                       description="Build a verified bundle from a catalog CSV (default schema: the Spotify "
+                                   "Tracks Dataset). Column flags override the schema, field by field.")
+    p.add_argument("csv", type=Path, help="catalog CSV")
+    p.add_argument("--out", type=Path, required=True, help="new bundle directory (must not exist)")
+    _add_build_options(p)
+    p.set_defaults(func=_cmd_index)
+
+    p = sub.add_parser("synth", help="write a deterministic synthetic catalog CSV (Spotify schema)")
+    p.add_argument("--out", type=Path, required=True, help="CSV file to write")
+    p.add_argument("--tracks", type=int, default=20_000, help="number of tracks (default 20000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_synth)
+
+    p = sub.add_parser("demo", help="the main job: build a bundle and print its report",
+                       description="Build a bundle from CSV (or, when no CSV is given, from a synthetic "
+                                   "catalog), point bundles/current at it, and print the report.")
+    p.add_argument("csv", type=Path, nargs="?", help="catalog CSV (default: a synthetic catalog)")
+    p.add_argument("--bundles", type=Path, default=Path("bundles"), help="where bundles go (default ./bundles)")
+    p.add_argument("--tracks", type=int, default=20_000, help="synthetic catalog size (default 20000)")
+    _add_build_options(p)
+    p.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def _add_build_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("configuration (flags override the --config file)")
+    g.add_argument("--config", type=Path, help="TOML or JSON file with [schema] [preprocess] [index] [moods] [genre]")
+    g.add_argument("--id-column")
+    g.add_argument("--label-column", help="genre column ('' for none)")
+    g.add_argument("--feature-columns", help="comma-separated feature columns")
+    g.add_argument("--name-column", help="track name column ('' for none)")
+    g.add_argument("--artists-column", help="artists column ('' for none)")
+    g.add_argument("--metadata-columns", help="comma-separated extra columns kept for filters and display")
+    g.add_argument("--transform", action="append", default=[], metavar="COL=SPEC",
+                   help="per-feature transform: none, log1p or cyclic:<period> (repeatable)")
+    g.add_argument("--missing", choices=["drop", "impute"], help="rows with missing features: drop or impute")
+    g.add_argument("--index", dest="index_kind", choices=["flat", "hnsw", "ivf"], help="FAISS index type")
+    g.add_argument("--pca-variance", type=float, help="keep components explaining this share of variance")
+    g.add_argument("--pca-components", type=int, help="keep exactly this many components")
+    g.add_argument("--no-genre", action="store_true", help="skip the genre classifier")
+    g.add_argument("--seed", type=int)
+    o = p.add_argument_group("output")
+    o.add_argument("--json", dest="json_out", help="also write the report as JSON to this file ('-': stdout)")
+    o.add_argument("--current", type=Path, help="after a successful build, point this symlink at the bundle")
+    o.add_argument("--quiet", action="store_true", help="no progress on stderr")
+
+
+def _config_from_args(args: argparse.Namespace) -> Any:
+    from engine import BuildConfig
+
+    config = BuildConfig.from_file(args.config) if args.config else BuildConfig()
+    schema: dict[str, Any] = {}
+
+    def columns(text: str) -> list[str]:
+        return [c.strip() for c in text.split(",") if c.strip()]
+
+    for flag in ("id_column", "label_column", "name_column", "artists_column", "missing"):
+        if getattr(args, flag) is not None:
+            schema[flag] = getattr(args, flag)
+    if args.feature_columns is not None:
+        schema["feature_columns"] = columns(args.feature_columns)
+        # New features: the transforms and rules of the old ones no longer apply.
+        schema["transforms"] = {c: t for c, t in (config.schema.transforms or {}).items()
+                                if c in schema["feature_columns"]}
+        schema["rules"] = {c: r for c, r in (config.schema.rules or {}).items() if c in schema["feature_columns"]}
+    if args.metadata_columns is not None:
+        schema["metadata_columns"] = columns(args.metadata_columns)
+    for item in args.transform:
+        col, sep, spec = item.partition("=")
+        if not sep:
+            from engine import ConfigError
+            raise ConfigError(f"--transform expects COLUMN=SPEC, got {item!r}")
+        schema.setdefault("transforms", dict(config.schema.transforms or {}))[col.strip()] = spec.strip()
+    sections: dict[str, Any] = {}
+    if schema:
+        sections["schema"] = schema
+    if args.index_kind:
+        sections["index"] = {"kind": args.index_kind}
+    pre = {k: v for k, v in (("pca_variance", args.pca_variance), ("pca_components", args.pca_components))
+           if v is not None}
+    if pre:
+        sections["preprocess"] = pre
+    if args.no_genre:
+        sections["genre"] = {"enabled": False}
+    if args.seed is not None:
+        sections["seed"] = args.seed
+    return config.replace(**sections) if sections else config
+
+
+def _progress(quiet: bool) -> Any:
+    if quiet:
+        return None
+    t0 = time.perf_counter()
+    return lambda msg: print(f"[{time.perf_counter() - t0:7.1f}s] {msg}", file=sys.stderr, flush=True)
+
+
+def _build_and_report(args: argparse.Namespace, csv: Path, out: Path, *, source_label: str | None = None) -> int:
+    from engine import build_bundle, publish
+    from engine._report import format_report
+
+    config = _config_from_args(args)
+    manifest = build_bundle(csv, out, config, progress=_progress(args.quiet), source_label=source_label)
+    if args.current:
+        publish(out, args.current)
+    moods = json.loads((out / "moods.json").read_text(encoding="utf-8"))
+    print(format_report(manifest, moods=moods))
+    print(f"\nbundle written to {out}" + (f"; {args.current} -> {out}" if args.current else ""))
+    if args.json_out == "-":
+        print(json.dumps(manifest, indent=2))
+    elif args.json_out:
+        Path(args.json_out).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    return EXIT_OK
+
+
+def _cmd_index(args: argparse.Namespace) -> int:
+    return _build_and_report(args, args.csv, args.out)
+
+
+def _cmd_synth(args: argparse.Namespace) -> int:
+    from engine import synthetic_catalog
+
+    if args.tracks < 1:
+        print("musicrec synth: error: --tracks must be at least 1", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    synthetic_catalog(args.tracks, seed=args.seed).to_csv(args.out, index=False)
+    print(f"wrote {args.out} ({args.tracks} tracks, seed {args.seed})")
+    return EXIT_OK
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from engine import synthetic_catalog
+
+    args.bundles.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    if args.current is None:
+        args.current = args.bundles / "current"
+    if args.csv is not None:
+        print(f"demo: catalog {args.csv}", file=sys.stderr)
+        return _build_and_report(args, args.csv, args.bundles / f"{args.csv.stem}-{stamp}")
+    print(f"demo: no CSV given, so a synthetic catalog of {args.tracks} tracks (seed 0) is used; "
+          "pass a CSV (e.g. ../shared/data/spotify_tracks.csv) to index real data", file=sys.stderr)
+    with tempfile.TemporaryDirectory() as tmp:
+        csv = Path(tmp) / "synthetic.csv"
+        synthetic_catalog(args.tracks, seed=0).to_csv(csv, index=False)
+        return _build_and_report(args, csv, args.bundles / f"synthetic-{stamp}",
+                                 source_label=f"synthetic catalog ({args.tracks} tracks, seed 0)")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,41 @@
+"""Shared fixtures: small synthetic catalogs and bundles, and the real dataset when present."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from engine import BuildConfig, GenreConfig, MoodConfig, build_bundle, synthetic_catalog
+
+REPO = Path(__file__).resolve().parents[1]
+# CI keeps ../shared/data beside the checkout; MUSICREC_DATA overrides the file's path.
+REAL_DATA = Path(os.environ.get("MUSICREC_DATA", REPO.parent / "shared" / "data" / "spotify_tracks.csv"))
+
+# Small and quick: the pipeline is the same, only the sizes shrink.
+FAST_CONFIG = BuildConfig(
+    moods=MoodConfig(fit_sample=5000, min_cluster_size=40, min_samples=5),
+    genre=GenreConfig(max_rounds=25, early_stopping_rounds=5),
+)
+
+
+@pytest.fixture(scope="session")
+def synthetic_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("catalog") / "synthetic.csv"
+    synthetic_catalog(3000, seed=1).to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def bundle_dir(tmp_path_factory: pytest.TempPathFactory, synthetic_csv: Path) -> Path:
+    out = tmp_path_factory.mktemp("bundles") / "b1"
+    build_bundle(synthetic_csv, out, FAST_CONFIG)
+    return out
+
+
+@pytest.fixture(scope="session")
+def real_csv() -> Path:
+    if not REAL_DATA.is_file():
+        pytest.skip(f"real dataset not found at {REAL_DATA} (set MUSICREC_DATA to its path)")
+    return REAL_DATA

@@ -1,0 +1,172 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from engine import CatalogError, ConfigError, FeatureSchema, clean_catalog, read_catalog, synthetic_catalog
+
+FEATURES = ("danceability", "energy", "key", "loudness", "mode", "speechiness", "acousticness",
+            "instrumentalness", "liveness", "valence", "tempo", "time_signature", "duration_ms")
+
+
+def row(track_id: str, genre: str, **overrides: object) -> dict[str, object]:
+    base: dict[str, object] = {
+        "": 0, "track_id": track_id, "artists": "A;B", "album_name": "Al", "track_name": "T",
+        "popularity": 10, "explicit": "False", "danceability": 0.5, "energy": 0.5, "key": 5, "loudness": -7,
+        "mode": 1, "speechiness": 0.05, "acousticness": 0.3, "instrumentalness": 0.0, "liveness": 0.1,
+        "valence": 0.5, "tempo": 120.0, "time_signature": 4, "duration_ms": 200000, "track_genre": genre,
+    }
+    base.update(overrides)
+    return base
+
+
+def frame(rows: list[dict[str, object]]) -> pd.DataFrame:
+    out = pd.DataFrame(rows).astype(str)
+    out[""] = [str(i) for i in range(len(out))]  # pandas' index column differs on every row
+    return out
+
+
+def write(tmp_path: Path, rows: list[dict[str, object]]) -> Path:
+    path = tmp_path / "c.csv"
+    frame(rows).to_csv(path, index=False)
+    return path
+
+
+def test_same_id_under_several_genres_is_one_multi_label_track() -> None:
+    cat = clean_catalog(frame([row("a", "rock"), row("a", "pop"), row("b", "jazz"), row("a", "rock")]),
+                        FeatureSchema())
+    assert list(cat.ids) == ["a", "b"]
+    assert cat.genres_of(0) == ("rock", "pop")  # first-seen order, repeated genre once
+    # the last row equals the first in everything but the index column: an exact duplicate
+    assert cat.report.exact_duplicates == 1
+    assert cat.report.id_duplicates_merged == 1
+    assert cat.report.multi_genre_tracks == 1
+
+
+def test_exact_duplicates_collapse_ignoring_the_index_column() -> None:
+    rows = [row("a", "rock"), row("a", "rock"), row("a", "rock")]
+    rows[2]["popularity"] = 11  # not an exact duplicate: merged by id instead
+    cat = clean_catalog(frame(rows), FeatureSchema())
+    assert cat.report.exact_duplicates == 1
+    assert cat.report.id_duplicates_merged == 1
+    assert len(cat) == 1
+
+
+def test_bad_rows_are_dropped_or_imputed_and_every_row_is_counted() -> None:
+    rows = [
+        row("ok", "rock"),
+        row("t0", "rock", tempo=0),  # impossible: dropped
+        row("nan", "rock", energy=""),  # missing: dropped (default policy)
+        row("inf", "rock", valence="inf"),  # non-finite: dropped
+        row("ts1", "rock", time_signature=1),  # unknown meter: imputed
+        row("", "rock"),  # no id
+        row("ok", "pop"),  # merged
+    ]
+    cat = clean_catalog(frame(rows), FeatureSchema())
+    rep = cat.report
+    assert rep.dropped == {"missing track_id": 1, "missing or non-finite energy": 1,
+                           "missing or non-finite valence": 1, "tempo not > 0": 1}
+    assert rep.imputed == {"time_signature not >= 3 and <= 7": 1}
+    assert rep.rows_read == 7
+    assert rep.rows_read == rep.exact_duplicates + sum(rep.dropped.values()) + rep.id_duplicates_merged + rep.tracks
+    ts = cat.features[list(cat.ids).index("ts1"), FEATURES.index("time_signature")]
+    assert ts == 4  # the median of the valid values
+
+
+def test_impute_policy_keeps_rows_with_missing_values() -> None:
+    rows = [row("a", "rock", energy=0.2), row("b", "rock", energy=""), row("c", "rock", energy=0.4)]
+    cat = clean_catalog(frame(rows), FeatureSchema(missing="impute"))
+    assert len(cat) == 3
+    assert cat.features[1, FEATURES.index("energy")] == pytest.approx(0.3)
+    assert cat.report.imputed == {"missing or non-finite energy": 1}
+
+
+def test_non_numeric_feature_names_row_and_column() -> None:
+    rows = [row("a", "rock"), row("b", "rock", tempo="fast")]
+    with pytest.raises(CatalogError, match=r"column 'tempo'.*data row 2: 'fast'"):
+        clean_catalog(frame(rows), FeatureSchema())
+
+
+def test_every_row_bad_is_an_error() -> None:
+    with pytest.raises(CatalogError, match="every one of the 2 rows is bad"):
+        clean_catalog(frame([row("a", "rock", tempo=0), row("b", "rock", energy="")]), FeatureSchema())
+
+
+def test_missing_column_names_it_and_suggests(tmp_path: Path) -> None:
+    rows = [row("a", "rock")]
+    rows[0]["valance"] = rows[0].pop("valence")
+    with pytest.raises(CatalogError, match=r"missing column\(s\) 'valence' \(did you mean 'valance'\?\)"):
+        read_catalog(write(tmp_path, rows), FeatureSchema())
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "the file is empty"),
+        (b"track_id,energy\n", "has a header but no track rows"),
+        (b"track_id,energy,energy\nx,1,2\n", r"\['energy'\] appear more than once"),
+        (b"track_id,energy\n\xff\xfe,1\n", "not UTF-8"),
+    ],
+)
+def test_unreadable_files(tmp_path: Path, content: bytes, message: str) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_bytes(content)
+    schema = FeatureSchema.generic(id_column="track_id", feature_columns=("energy",))
+    with pytest.raises(CatalogError, match=message):
+        read_catalog(path, schema)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(CatalogError, match="no such file"):
+        read_catalog(tmp_path / "nope.csv", FeatureSchema())
+
+
+def test_the_unnamed_index_column_can_never_be_a_feature() -> None:
+    with pytest.raises(ConfigError, match="unnamed index column"):
+        FeatureSchema(feature_columns=("Unnamed: 0", "energy"))
+    with pytest.raises(ConfigError, match="cannot be both features"):
+        FeatureSchema(feature_columns=("popularity", "energy"))
+
+
+def test_librosa_style_schema_by_naming_columns(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    cols = ["mfcc1_mean", "chroma_stft_mean", "spectral_centroid_mean", "tempo"]
+    data = pd.DataFrame(rng.random((20, 4)) + 0.1, columns=cols)
+    data.insert(0, "filename", [f"f{i}.wav" for i in range(20)])
+    data["label"] = ["blues", "rock"] * 10
+    path = tmp_path / "features_30_sec.csv"
+    data.to_csv(path, index=False)
+    schema = FeatureSchema(id_column="filename", label_column="label", feature_columns=tuple(cols),
+                           name_column="", artists_column="", metadata_columns=())
+    cat = read_catalog(path, schema)
+    assert len(cat) == 20 and cat.genre_names == ("blues", "rock")
+    assert schema.rules == {"tempo": FeatureSchema().rules["tempo"]}  # Spotify rules only for present features
+    assert cat.feature_names == tuple(cols)
+
+
+def test_optional_display_columns_may_be_absent(tmp_path: Path) -> None:
+    rows = [row("a", "rock")]
+    for col in ("album_name", "popularity", "explicit"):
+        rows[0].pop(col)
+    cat = read_catalog(write(tmp_path, rows), FeatureSchema())
+    assert cat.report.skipped_columns == ("album_name", "popularity", "explicit")
+    assert "explicit" not in cat.metadata
+
+
+def test_synthetic_catalog_counts_are_known() -> None:
+    data = synthetic_catalog(500, seed=3, multi_genre_share=0.1, exact_duplicates=4, bad_rows=4)
+    cat = clean_catalog(data.astype(str), FeatureSchema())
+    rep = cat.report
+    assert (rep.tracks, rep.exact_duplicates, rep.id_duplicates_merged) == (500, 4, 50)
+    assert sum(rep.dropped.values()) == 4
+    assert rep.multi_genre_tracks == 50
+
+
+def test_metadata_types_are_parsed_for_filters() -> None:
+    cat = clean_catalog(frame([row("a", "rock", explicit="True"), row("b", "rock")]), FeatureSchema())
+    assert cat.metadata["explicit"].dtype == bool and list(cat.metadata["explicit"]) == [True, False]
+    assert cat.metadata["popularity"].dtype == np.float64
+    assert list(cat.primary_artists()) == ["A", "A"]
