@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine import (
+    FORMAT_VERSION,
+    BuildConfig,
+    BundleError,
+    BundleIntegrityError,
+    BundleVersionError,
+    CatalogError,
+    build_bundle,
+    load_bundle,
+    publish,
+)
+from engine._bundle import sha256_file
+
+from ..conftest import FAST_CONFIG
+
+
+def copy(bundle_dir: Path, tmp_path: Path) -> Path:
+    dest = tmp_path / "copy"
+    shutil.copytree(bundle_dir, dest)
+    return dest
+
+
+def test_manifest_has_the_promised_fields(bundle_dir: Path) -> None:
+    m = json.loads((bundle_dir / "manifest.json").read_text())
+    for key in ("format_version", "created_at", "source", "counts", "schema", "config", "versions",
+                "metrics", "files"):
+        assert key in m
+    assert m["format_version"] == FORMAT_VERSION
+    assert set(m["counts"]) >= {"rows_read", "tracks", "dropped", "duplicates_merged"}
+    assert set(m["metrics"]) >= {"pca", "index", "moods", "genre"}
+    assert set(m["files"]) == {p.name for p in bundle_dir.iterdir()} - {"manifest.json"}
+    assert m["source"]["sha256"] == sha256_file(m["source"]["path"])
+    assert {"numpy", "faiss-cpu", "xgboost-cpu", "hdbscan"} <= set(m["versions"])
+
+
+def test_round_trip_gives_the_same_tracks_vectors_and_answers(bundle_dir: Path, synthetic_csv: Path) -> None:
+    b = load_bundle(bundle_dir)
+    assert len(b.tracks) == b.manifest["counts"]["tracks"] == 3000
+    # the stored pipeline reproduces the stored vectors from the raw features
+    np.testing.assert_allclose(b.preprocessor.embed(b.tracks.features), b.vectors, atol=1e-6)
+    scores, rows = b.index.search(b.vectors[:5], 1)
+    assert list(rows[:, 0]) == [0, 1, 2, 3, 4]
+    assert b.classifier is not None
+    proba = b.classifier.predict_proba(b.preprocessor.transform_features(b.tracks.features[:3]))
+    assert proba.shape == (3, len(b.tracks.genre_names)) and np.allclose(proba.sum(1), 1, atol=1e-4)
+    labels, _, _ = b.moods.assign_points(b.moods.space.project(b.preprocessor.standardize(b.tracks.features)))
+    np.testing.assert_array_equal(labels, b.moods.labels_)
+    assert b.row(str(b.tracks.ids[7])) == 7
+
+
+def test_a_tampered_file_is_refused(bundle_dir: Path, tmp_path: Path) -> None:
+    bad = copy(bundle_dir, tmp_path)
+    data = bytearray((bad / "tracks.npz").read_bytes())
+    data[-100] ^= 0xFF
+    (bad / "tracks.npz").write_bytes(bytes(data))
+    with pytest.raises(BundleIntegrityError, match=r"tracks.npz: checksum mismatch"):
+        load_bundle(bad)
+
+
+@pytest.mark.parametrize("damage", ["unlisted", "missing", "manifest"])
+def test_incomplete_or_extended_bundles_are_refused(bundle_dir: Path, tmp_path: Path, damage: str) -> None:
+    bad = copy(bundle_dir, tmp_path)
+    if damage == "unlisted":
+        (bad / "payload.pkl").write_bytes(b"\x80\x04K\x01.")
+        match = r"not listed in the manifest: \['payload.pkl'\]"
+    elif damage == "missing":
+        (bad / "moods.json").unlink()
+        match = r"missing: \['moods.json'\]"
+    else:
+        (bad / "manifest.json").unlink()
+        match = "no manifest.json"
+    with pytest.raises(BundleIntegrityError, match=match):
+        load_bundle(bad)
+
+
+def test_another_format_version_is_refused(bundle_dir: Path, tmp_path: Path) -> None:
+    bad = copy(bundle_dir, tmp_path)
+    m = json.loads((bad / "manifest.json").read_text())
+    m["format_version"] = FORMAT_VERSION + 1
+    (bad / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(BundleVersionError, match="rebuild the bundle"):
+        load_bundle(bad)
+
+
+def test_object_arrays_are_never_unpickled(bundle_dir: Path, tmp_path: Path) -> None:
+    bad = copy(bundle_dir, tmp_path)
+    np.savez(bad / "moods.npz", labels=np.array([object()], dtype=object))
+    m = json.loads((bad / "manifest.json").read_text())
+    m["files"]["moods.npz"] = sha256_file(bad / "moods.npz")  # a crafted bundle with valid checksums
+    (bad / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(BundleIntegrityError, match="refused to load"):
+        load_bundle(bad)
+
+
+def test_existing_output_is_refused_and_left_alone(bundle_dir: Path, synthetic_csv: Path) -> None:
+    before = sorted(p.name for p in bundle_dir.iterdir())
+    with pytest.raises(BundleError, match="already exists"):
+        build_bundle(synthetic_csv, bundle_dir, FAST_CONFIG)
+    assert sorted(p.name for p in bundle_dir.iterdir()) == before
+
+
+def test_a_failed_build_leaves_nothing_behind(tmp_path: Path) -> None:
+    csv = tmp_path / "bad.csv"
+    csv.write_text("track_id,energy\nx,abc\n")
+    with pytest.raises(CatalogError):
+        build_bundle(csv, tmp_path / "out", BuildConfig())
+    assert [p.name for p in tmp_path.iterdir()] == ["bad.csv"]
+
+
+def test_publish_swaps_the_current_pointer(bundle_dir: Path, tmp_path: Path) -> None:
+    other = copy(bundle_dir, tmp_path)
+    link = tmp_path / "current"
+    publish(bundle_dir, link)
+    assert link.resolve() == bundle_dir.resolve()
+    publish(other, link)
+    assert link.resolve() == other.resolve()
+    assert load_bundle(link).manifest["files"] == load_bundle(bundle_dir).manifest["files"]

@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine import InvalidQuery, NotFittedError, Preprocessor
+
+
+def make(n: int = 500, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.column_stack([rng.random(n), rng.integers(0, 12, n), rng.lognormal(12, 0.5, n), rng.random(n)])
+
+
+def prep(**kw: object) -> Preprocessor:
+    return Preprocessor(feature_names=["energy", "key", "duration_ms", "valence"],
+                        transforms={"key": "cyclic:12", "duration_ms": "log1p"}, **kw)  # type: ignore[arg-type]
+
+
+def test_cyclic_key_puts_11_next_to_0() -> None:
+    p = prep()
+    x = p.transform_features(np.array([[0.5, 0, 1e5, 0.5], [0.5, 11, 1e5, 0.5], [0.5, 6, 1e5, 0.5]]))
+    assert p.transformed_names == ("energy", "key_sin", "key_cos", "duration_ms_log1p", "valence")
+    d = lambda a, b: np.linalg.norm(x[a, 1:3] - x[b, 1:3])  # noqa: E731
+    assert d(0, 1) < d(0, 2) / 3
+
+
+def test_pca_keeps_the_variance_target_or_the_count() -> None:
+    raw = make()
+    p = prep(pca_variance=0.8).fit(raw)
+    kept = p.explained_variance_ratio_[: p.n_components].sum()
+    assert kept >= 0.8 and p.explained_variance_ratio_[: p.n_components - 1].sum() < 0.8
+    assert prep(pca_components=2).fit(raw).n_components == 2
+
+
+def test_vectors_are_unit_length_and_round_trip_through_arrays() -> None:
+    raw = make()
+    p = prep().fit(raw)
+    v = p.embed(raw)
+    assert v.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1, atol=1e-5)
+    q = Preprocessor.from_arrays(p.to_arrays())
+    np.testing.assert_array_equal(q.embed(raw), v)
+    assert all(a.dtype != object for a in p.to_arrays().values())
+
+
+def test_a_track_at_the_mean_stays_a_zero_vector() -> None:
+    p = prep().fit(make())
+    standardized_mean = p.mean_.copy()
+    assert np.allclose((standardized_mean - p.mean_) / p.scale_, 0)
+    v = Preprocessor(feature_names=["a", "b"]).fit(np.array([[0.0, 0.0], [2.0, 2.0]])).embed(np.array([[1.0, 1.0]]))
+    assert not np.isnan(v).any() and np.all(v == 0)
+
+
+def test_errors() -> None:
+    with pytest.raises(NotFittedError):
+        prep().embed(make())
+    with pytest.raises(InvalidQuery, match="3 columns, but the pipeline expects 4"):
+        prep().fit(make()).embed(np.zeros((1, 3)))

@@ -1,0 +1,122 @@
+"""The CLI end to end: success paths, and every bad input ending with a clear message and exit 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from engine import load_bundle, synthetic_catalog
+from indexer.cli import main
+
+FAST = ["--quiet", "--seed", "0"]
+
+
+@pytest.fixture
+def fast_config(tmp_path: Path) -> Path:
+    path = tmp_path / "fast.toml"
+    path.write_text("[moods]\nfit_sample = 3000\nmin_cluster_size = 40\nmin_samples = 5\n"
+                    "[genre]\nmax_rounds = 15\nearly_stopping_rounds = 5\n")
+    return path
+
+
+def no_partials(root: Path) -> bool:
+    return not any(".partial-" in p.name for p in root.rglob("*"))
+
+
+def test_index_writes_bundle_report_json_and_current(
+    tmp_path: Path, synthetic_csv: Path, fast_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out, report = tmp_path / "b", tmp_path / "report.json"
+    code = main(["index", str(synthetic_csv), "--out", str(out), "--config", str(fast_config), *FAST,
+                 "--json", str(report), "--current", str(tmp_path / "current"), "--index", "hnsw"])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "tracks indexed" in text and "recall@10 vs exact" in text and "held-out artists" in text
+    manifest = json.loads(report.read_text())
+    assert manifest["metrics"]["index"]["kind"] == "hnsw"
+    assert 0.9 <= manifest["metrics"]["index"]["recall_at_10"] <= 1.0
+    assert manifest["config"]["moods"]["fit_sample"] == 3000  # the config file reached the build
+    assert (tmp_path / "current").resolve() == out.resolve()
+    load_bundle(tmp_path / "current")
+
+
+def test_librosa_style_columns_by_flags(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(3, 6)) * 3
+    labels = np.repeat([0, 1, 2], 200)
+    cols = ["mfcc1_mean", "mfcc2_mean", "chroma_stft_mean", "spectral_centroid_mean", "rolloff_mean", "tempo"]
+    data = pd.DataFrame(centers[labels] + rng.normal(size=(600, 6)), columns=cols)
+    data["tempo"] = data["tempo"].abs() * 20 + 60
+    data.insert(0, "filename", [f"track{i}.wav" for i in range(600)])
+    data["label"] = np.array(["blues", "metal", "reggae"])[labels]
+    csv = tmp_path / "features.csv"
+    data.to_csv(csv, index=False)
+    code = main(["index", str(csv), "--out", str(tmp_path / "b"), "--id-column", "filename", "--label-column",
+                 "label", "--feature-columns", ",".join(cols), "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    b = load_bundle(tmp_path / "b")
+    assert b.tracks.genre_names == ("blues", "metal", "reggae")
+    assert b.manifest["metrics"]["genre"]["top1"] > 0.9
+    assert set(b.manifest["counts"]["skipped_columns"]) >= {"track_name", "artists"}
+
+
+def bad_inputs(tmp_path: Path, synthetic_csv: Path) -> dict[str, tuple[list[str], str]]:
+    frame = pd.read_csv(synthetic_csv, dtype=str, keep_default_na=False)
+    renamed = tmp_path / "renamed.csv"
+    frame.rename(columns={"energy": "energie"}).to_csv(renamed, index=False)
+    text = tmp_path / "text.csv"
+    frame.assign(tempo=frame["tempo"].where(frame.index != 41, "allegro")).to_csv(text, index=False)
+    allbad = tmp_path / "allbad.csv"
+    frame.assign(tempo="0").to_csv(allbad, index=False)
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    existing = tmp_path / "exists"
+    existing.mkdir()
+    out = str(tmp_path / "out")
+    return {
+        "missing file": (["index", str(tmp_path / "nope.csv"), "--out", out], "nope.csv: no such file"),
+        "empty file": (["index", str(empty), "--out", out], "empty.csv: the file is empty"),
+        "misnamed column": (["index", str(renamed), "--out", out], "missing column(s) 'energy' (did you mean 'energie'?)"),
+        "non-numeric": (["index", str(text), "--out", out], "column 'tempo' has 1 non-numeric value(s) (data row 42: 'allegro')"),
+        "every row bad": (["index", str(allbad), "--out", out], "every one of the"),
+        "output exists": (["index", str(synthetic_csv), "--out", str(existing)], "already exists"),
+        "bad config key": (["index", str(synthetic_csv), "--out", out, "--pca-variance", "1.5"], "pca_variance must be in (0, 1]"),
+        "bad transform": (["index", str(synthetic_csv), "--out", out, "--transform", "key=circle"], "cyclic:<period>"),
+    }
+
+
+@pytest.mark.parametrize("case", ["missing file", "empty file", "misnamed column", "non-numeric", "every row bad",
+                                  "output exists", "bad config key", "bad transform"])
+def test_bad_input_exits_nonzero_with_a_clear_message_and_no_bundle(
+    case: str, tmp_path: Path, synthetic_csv: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv, message = bad_inputs(tmp_path, synthetic_csv)[case]
+    code = main([*argv, "--quiet"])
+    err = capsys.readouterr().err
+    assert code in (1, 2)
+    assert message in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+    assert no_partials(tmp_path)
+
+
+def test_synth_then_index(tmp_path: Path, fast_config: Path) -> None:
+    csv = tmp_path / "s.csv"
+    assert main(["synth", "--out", str(csv), "--tracks", "800", "--seed", "4"]) == 0
+    assert len(pd.read_csv(csv)) > 800  # plus multi-genre copies, duplicates and bad rows
+    assert main(["index", str(csv), "--out", str(tmp_path / "b"), "--config", str(fast_config), "--quiet",
+                 "--no-genre"]) == 0
+    assert load_bundle(tmp_path / "b").classifier is None
+
+
+def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    assert "index" in capsys.readouterr().err
+
+
+def test_synthetic_generator_is_deterministic() -> None:
+    pd.testing.assert_frame_equal(synthetic_catalog(300, seed=5), synthetic_catalog(300, seed=5))
