@@ -19,8 +19,7 @@ from engine import (
     publish,
 )
 from engine._bundle import sha256_file
-
-from ..conftest import FAST_CONFIG
+from tests.conftest import FAST_CONFIG
 
 
 def copy(bundle_dir: Path, tmp_path: Path) -> Path:
@@ -47,7 +46,7 @@ def test_round_trip_gives_the_same_tracks_vectors_and_answers(bundle_dir: Path, 
     assert len(b.tracks) == b.manifest["counts"]["tracks"] == 3000
     # the stored pipeline reproduces the stored vectors from the raw features
     np.testing.assert_allclose(b.preprocessor.embed(b.tracks.features), b.vectors, atol=1e-6)
-    scores, rows = b.index.search(b.vectors[:5], 1)
+    _scores, rows = b.index.search(b.vectors[:5], 1)
     assert list(rows[:, 0]) == [0, 1, 2, 3, 4]
     assert b.classifier is not None
     proba = b.classifier.predict_proba(b.preprocessor.transform_features(b.tracks.features[:3]))
