@@ -209,10 +209,10 @@ class MoodConfig:
     # lacks are skipped, and a schema with none of them clusters on all its features.
     weights: Mapping[str, float] = dataclasses.field(default_factory=lambda: dict(MOOD_WEIGHTS))
     fit_sample: int = 30_000
-    min_cluster_size: int = 150
-    min_samples: int = 10
+    min_cluster_size: int = 60
+    min_samples: int = 2
     selection: Literal["eom", "leaf"] = "leaf"
-    epsilon: float = 0.0
+    epsilon: float = 0.25  # in standardized units: leaves closer than this merge
     validity_sample: int = 10_000
 
     def __post_init__(self) -> None:
