@@ -232,13 +232,13 @@ class GenreConfig:
     """XGBoost genre classifier (see engine/_genre.py for why these defaults)."""
 
     enabled: bool = True
-    max_rounds: int = 200
-    early_stopping_rounds: int = 15
-    learning_rate: float = 0.2
-    max_depth: int = 6
-    max_bin: int = 128
+    max_rounds: int = 250
+    early_stopping_rounds: int = 10
+    learning_rate: float = 0.3
+    max_depth: int = 4
+    max_bin: int = 64
     min_child_weight: float = 1.0
-    subsample: float = 0.8
+    subsample: float = 1.0
     colsample_bytree: float = 0.8
     multi_strategy: Literal["multi_output_tree", "one_output_per_tree"] = "multi_output_tree"
     test_fraction: float = 0.2

@@ -9,6 +9,14 @@ Honest protocol (``evaluate_genre_classifier``):
 - top-1/top-5 count a prediction correct when it is any of the track's genres.
 The shipped model is then trained on every track for the number of rounds early stopping chose.
 
+Model shape (measured on the Spotify data, held-out artists): one tree per class costs 114 trees
+per round, ~0.5 ms per single-row predict at only 14 rounds, so the model uses multi-output trees
+(one tree per round with a vector leaf, ~0.09 ms per row). Per round, depth 4 generalizes to unseen
+artists better than 5, 6 or 8 (top-1 .248 vs .239/.235/.189 at equal budget), max_bin 64 matches
+256 at ~1.7x the speed, and learning rate 0.3 stops early near 150 rounds, so both trainings fit in
+about 80 s on 2 cores. Lower rates need 1.5-3x the rounds. Known limit: XGBoost 3.2 does not
+implement ``pred_contribs`` for multi-output trees.
+
 Training rows are one per (track, genre) pair: a track listed under "chill" and "ambient" teaches
 both labels. Each pair is weighted 1/n_genres so multi-genre tracks do not outweigh others.
 """

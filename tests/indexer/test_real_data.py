@@ -1,0 +1,70 @@
+"""One full build of the real Spotify Tracks Dataset with the default configuration (~1.5 min)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from engine import Bundle, load_bundle
+from indexer.cli import main
+
+pytestmark = pytest.mark.real_data
+
+
+@pytest.fixture(scope="module")
+def real_bundle(real_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> Bundle:
+    out = tmp_path_factory.mktemp("real") / "bundle"
+    assert main(["index", str(real_csv), "--out", str(out), "--quiet"]) == 0
+    return load_bundle(out)
+
+
+def test_counts_match_an_independent_reading_of_the_file(real_bundle: Bundle, real_csv: Path) -> None:
+    raw = pd.read_csv(real_csv)
+    valid = raw[(raw["tempo"] > 0) & (raw["duration_ms"] > 0)]
+    c = real_bundle.manifest["counts"]
+    assert c["rows_read"] == len(raw)
+    assert c["tracks"] == valid["track_id"].nunique() == len(real_bundle.tracks)
+    assert c["genres"] == raw["track_genre"].nunique()
+    assert c["rows_read"] == c["exact_duplicates"] + sum(c["dropped"].values()) + c["duplicates_merged"] + c["tracks"]
+    # multi-label: every (id, genre) pair of the file is on its track
+    pairs = valid.groupby("track_id")["track_genre"].agg(set)
+    for track_id in pairs.index[:: max(1, len(pairs) // 500)]:
+        assert set(real_bundle.tracks.genres_of(real_bundle.row(track_id))) == pairs[track_id]
+    # the leading index column (it leaks the genre block) is nowhere among the features
+    assert not any(f.startswith("Unnamed") or f == "" for f in real_bundle.preprocessor.feature_names)
+    assert "popularity" not in real_bundle.classifier.feature_names  # type: ignore[union-attr]
+
+
+def test_same_audio_under_different_ids_are_nearest_neighbours(real_bundle: Bundle) -> None:
+    # The dataset re-lists some songs under new ids (singles vs albums) with identical features.
+    feats = pd.DataFrame(real_bundle.tracks.features)
+    twins = feats[feats.duplicated(keep=False)].groupby(list(feats.columns)).groups
+    pairs = [tuple(rows[:2]) for rows in twins.values()][:200]
+    assert len(pairs) >= 50
+    rows = np.array([a for a, _ in pairs])
+    scores, found = real_bundle.index.search(real_bundle.vectors[rows], 5)
+    for (a, b), hits, s in zip(pairs, found, scores, strict=True):
+        assert b in hits, (a, b, hits)
+        assert s[list(hits).index(b)] > 0.9999
+
+
+def test_moods_and_classifier_are_real(real_bundle: Bundle) -> None:
+    m = real_bundle.manifest["metrics"]
+    clusters = real_bundle.moods.clusters_
+    assert m["moods"]["clusters"] == len(clusters) >= 5
+    assert sum(c["size"] for c in clusters) == len(real_bundle.tracks)  # every track has a mood
+    assert len({c["name"] for c in clusters}) == len(clusters)
+    assert 0 < m["moods"]["core_coverage"] < 1
+    g = m["genre"]
+    assert g["test_tracks"] > 10_000 and g["n_genres"] == 114
+    # honest but far above chance: at least 10x the random baseline on held-out artists
+    assert g["top1"] > 10 * g["random_top1"] and g["top5"] > 5 * g["random_top5"]
+    assert g["top1"] > 10 * g["majority_top1"]
+    x = real_bundle.preprocessor.transform_features(real_bundle.tracks.features[:100])
+    proba = real_bundle.classifier.predict_proba(x)  # type: ignore[union-attr]
+    assert proba.shape == (100, 114) and np.allclose(proba.sum(axis=1), 1, atol=1e-4)
+    json.dumps(real_bundle.manifest)  # the report is plain JSON
