@@ -1,0 +1,28 @@
+"""The README's example config must stay a valid config."""
+
+import re
+import tomllib
+from pathlib import Path
+
+from engine import BuildConfig
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_readme_config_example_parses() -> None:
+    blocks = re.findall(r"```toml\n(.*?)```", README.read_text(), flags=re.S)
+    assert blocks
+    for block in blocks:
+        config = BuildConfig.from_mapping(tomllib.loads(block))
+        assert config.schema.id_column == "filename"
+
+
+def test_readme_starts_with_the_two_commands() -> None:
+    text = README.read_text()
+    first_block = re.search(r"```bash\n(.*?)```", text, flags=re.S)
+    assert first_block
+    lines = [ln for ln in first_block.group(1).splitlines() if ln and not ln.startswith("#")]
+    assert lines[0].endswith("musicrec demo")
+    assert lines[1].endswith("python -m pytest")
+    ci = (README.parent / ".ci" / "run").read_text()
+    assert lines[1] in ci  # CI runs exactly the README's test command
