@@ -1,0 +1,202 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine import InvalidQuery, TrackNotFound, load_bundle
+from engine._query import MAX_K, Recommender, Seed, SimilarQuery, TrackFilter
+
+
+@pytest.fixture(scope="module")
+def rec(bundle_dir: Path) -> Recommender:
+    return Recommender(load_bundle(bundle_dir))
+
+
+def ids(rec: Recommender, rows: np.ndarray) -> list[str]:
+    return [str(rec.bundle.tracks.ids[r]) for r in rows]
+
+
+def by_id(tid: str, **kw: object) -> SimilarQuery:
+    return SimilarQuery(seeds=[Seed(track_id=tid)], **kw)  # type: ignore[arg-type]
+
+
+def test_similar_by_id_is_exact_cosine_and_excludes_the_seed(rec: Recommender) -> None:
+    tid = str(rec.bundle.tracks.ids[0])
+    res = rec.similar(by_id(tid, k=10))
+    assert tid not in ids(rec, res.rows) and len(res.rows) == 10
+    v = rec.bundle.vectors
+    brute = np.argsort(-(v @ v[0]))
+    brute = [r for r in brute if r != 0][:10]
+    assert list(res.rows) == brute
+    np.testing.assert_allclose(res.scores, (v[res.rows] @ v[0]), atol=1e-5)
+    assert np.all(np.diff(res.scores) <= 1e-6)
+
+
+def test_seed_forms_agree(rec: Recommender) -> None:
+    row = 5
+    feats = dict(zip(rec.feature_names, rec.bundle.tracks.features[row], strict=True))
+    a = rec.similar(SimilarQuery(seeds=[Seed(track_id=str(rec.bundle.tracks.ids[row]))], k=5))
+    b = rec.similar(SimilarQuery(seeds=[Seed(features=feats)], k=6))
+    c = rec.similar(SimilarQuery(seeds=[Seed(vector=list(rec.bundle.vectors[row] * 3))], k=6))
+    assert list(b.rows) == list(c.rows)
+    # raw features and the vector land on the track itself (not excluded: it is not a catalog seed)
+    assert b.rows[0] == row and list(b.rows[1:]) == list(a.rows)
+
+
+def test_genre_explicit_range_and_mood_filters(rec: Recommender) -> None:
+    tid = str(rec.bundle.tracks.ids[0])
+    f = TrackFilter(include_genres=["jazz", "folk"], exclude_genres=["pop"], explicit=False,
+                    ranges={"tempo": (90.0, 130.0)}, mood_ids=[0, 1, 2])
+    res = rec.similar(by_id(tid, k=20, filter=f))
+    assert len(res.rows) > 0 and res.filtered > 0
+    for row in res.rows:
+        t = rec.track_record(int(row))
+        assert set(t["genres"]) & {"jazz", "folk"} and "pop" not in t["genres"]
+        assert t["explicit"] is False and 90 <= t["features"]["tempo"] <= 130 and t["mood_id"] in (0, 1, 2)
+
+
+def test_too_strict_filters_return_fewer_and_say_so(rec: Recommender) -> None:
+    tid = str(rec.bundle.tracks.ids[0])
+    res = rec.similar(by_id(tid, k=50, filter=TrackFilter(ranges={"tempo": (150.0, 151.0)})))
+    assert res.exhausted and len(res.rows) < 50
+    expected = int(((rec.bundle.tracks.features[:, rec.feature_names.index("tempo")] >= 150)
+                    & (rec.bundle.tracks.features[:, rec.feature_names.index("tempo")] <= 151)).sum())
+    assert len(res.rows) == expected - (1 if 150 <= rec.bundle.tracks.features[0, rec.feature_names.index("tempo")] <= 151 else 0)
+
+
+def test_paging_with_offset_continues_the_ranking(rec: Recommender) -> None:
+    tid = str(rec.bundle.tracks.ids[3])
+    full = rec.similar(by_id(tid, k=30))
+    page2 = rec.similar(by_id(tid, k=10, offset=10))
+    assert list(page2.rows) == list(full.rows[10:20])
+
+
+def test_artist_cap_and_diversity(rec: Recommender) -> None:
+    tid = str(rec.bundle.tracks.ids[0])
+    capped = rec.similar(by_id(tid, k=20, max_per_artist=1))
+    artists = [rec.track_record(int(r))["artists"][0] for r in capped.rows]
+    assert len(set(artists)) == len(artists)
+    plain = rec.similar(by_id(tid, k=10))
+    diverse = rec.similar(by_id(tid, k=10, diversity=0.7))
+    v = rec.bundle.vectors
+
+    def spread(rows: np.ndarray) -> float:
+        sims = v[rows] @ v[rows].T
+        return float(sims[np.triu_indices(len(rows), 1)].mean())
+
+    assert spread(diverse.rows) < spread(plain.rows)
+
+
+def test_targets_pull_results_toward_them(rec: Recommender) -> None:
+    tid = str(rec.bundle.tracks.ids[0])
+    e = rec.feature_names.index("energy")
+    plain = rec.similar(by_id(tid, k=10))
+    pulled = rec.similar(by_id(tid, k=10, targets={"energy": 0.95}, target_weight=0.8))
+    energy = rec.bundle.tracks.features[:, e]
+    assert energy[pulled.rows].mean() > energy[plain.rows].mean()
+
+
+def test_negative_seeds_push_away(rec: Recommender) -> None:
+    v = rec.bundle.vectors
+    a, b = 0, int(np.argmax(v @ v[0] < 0.2))
+    plain = rec.similar(SimilarQuery(seeds=[Seed(track_id=str(rec.bundle.tracks.ids[a]))], k=10))
+    pushed = rec.similar(SimilarQuery(seeds=[Seed(track_id=str(rec.bundle.tracks.ids[a]))],
+                                      negative_seeds=[Seed(track_id=str(rec.bundle.tracks.ids[b]))], k=10))
+    assert (v[pushed.rows] @ v[b]).mean() < (v[plain.rows] @ v[b]).mean()
+
+
+def test_batch_equals_single_queries(rec: Recommender) -> None:
+    queries = [by_id(str(rec.bundle.tracks.ids[i]), k=7, filter=TrackFilter(include_genres=["metal"]) if i % 2 else
+                     TrackFilter()) for i in range(6)]
+    batch = rec.similar_batch(queries)
+    for q, got in zip(queries, batch, strict=True):
+        single = rec.similar(q)
+        assert list(got.rows) == list(single.rows)
+        np.testing.assert_allclose(got.scores, single.scores)
+
+
+def test_unknown_seeds(rec: Recommender) -> None:
+    tid = str(rec.bundle.tracks.ids[0])
+    with pytest.raises(TrackNotFound, match="'nope'"):
+        rec.similar(SimilarQuery(seeds=[Seed(track_id=tid), Seed(track_id="nope")]))
+    res = rec.similar(SimilarQuery(seeds=[Seed(track_id=tid), Seed(track_id="nope")], skip_unknown_seeds=True))
+    assert res.unknown_seed_ids == ["nope"] and len(res.rows) == 10
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        (SimilarQuery(seeds=[]), "at least one seed"),
+        (SimilarQuery(seeds=[Seed(track_id="x")], k=0), "k: must be 1.."),
+        (SimilarQuery(seeds=[Seed(track_id="x")], k=MAX_K + 1), "k: must be 1.."),
+        (SimilarQuery(seeds=[Seed(vector=[1.0, 2.0])]), "has 2 values, but the bundle's vectors have"),
+        (SimilarQuery(seeds=[Seed(vector=[0.0] * 10)]), "zero vector"),
+        (SimilarQuery(seeds=[Seed(vector=[float("nan")] * 10)]), "finite"),
+        (SimilarQuery(seeds=[Seed(features={"energy": 0.5})]), "missing feature"),
+        (SimilarQuery(seeds=[Seed(features={"loudnes": 0.5})]), "unknown feature"),
+        (SimilarQuery(seeds=[Seed()]), "exactly one of"),
+        (SimilarQuery(seeds=[Seed(vector=[1.0] * 10)], filter=TrackFilter(include_genres=["polka"])), "unknown genre"),
+        (SimilarQuery(seeds=[Seed(vector=[1.0] * 10)], filter=TrackFilter(ranges={"tempo": (5.0, 1.0)})), "min <= max"),
+        (SimilarQuery(seeds=[Seed(vector=[1.0] * 10)], targets={"energy": float("inf")}), "finite"),
+        (SimilarQuery(seeds=[Seed(vector=[1.0] * 10)], diversity=2.0), "diversity"),
+    ],
+)
+def test_invalid_queries_name_the_field(rec: Recommender, query: SimilarQuery, message: str) -> None:
+    with pytest.raises(InvalidQuery, match=message):
+        rec.similar(query)
+
+
+def test_mood_playlist(rec: Recommender) -> None:
+    mood_id, entries = rec.playlist(mood_id=1, length=15, max_per_artist=1)
+    got = list(entries)
+    assert mood_id == 1 and len(got) == 15
+    rows = [e.row for e in got]
+    assert len(set(rows)) == 15
+    assert all(rec.track_record(r)["mood_id"] == 1 for r in rows)
+    artists = [rec.track_record(r)["artists"][0] for r in rows]
+    assert len(set(artists)) == 15
+    # smooth: the greedy order's steps are smaller than a random order's on average
+    space = rec._playlist_space[rows]
+    steps = np.linalg.norm(np.diff(space, axis=0), axis=1).mean()
+    rng = np.random.default_rng(0)
+    random_steps = np.mean([np.linalg.norm(np.diff(space[rng.permutation(15)], axis=0), axis=1).mean()
+                            for _ in range(20)])
+    assert steps < random_steps
+
+
+def test_playlist_sources_and_shuffle(rec: Recommender) -> None:
+    name = rec.moods()[2]["name"]
+    assert rec.playlist(mood_name=name.upper(), length=5)[0] == 2
+    seed = str(rec.bundle.tracks.ids[10])
+    mood, entries = rec.playlist(seed_track_id=seed, length=5)
+    first = next(entries)
+    assert mood == rec.track_record(10)["mood_id"] and first.row == 10 and first.transition == 0
+    a = [e.row for e in rec.playlist(mood_id=0, length=10, shuffle_seed=7)[1]]
+    b = [e.row for e in rec.playlist(mood_id=0, length=10, shuffle_seed=7)[1]]
+    c = [e.row for e in rec.playlist(mood_id=0, length=10, shuffle_seed=8)[1]]
+    assert a == b and set(a) != set(c)
+    mood, entries = rec.playlist(target=(0.9, 0.9), length=5)
+    centroid = rec.moods()[mood]["centroid"]
+    assert centroid["valence"] > 0.5 and centroid["energy"] > 0.5
+    with pytest.raises(InvalidQuery, match="unknown mood"):
+        rec.playlist(mood_name="no such mood")
+    with pytest.raises(InvalidQuery, match="exactly one of"):
+        rec.playlist(mood_id=1, mood_name="x")
+
+
+def test_classify_with_explanation(rec: Recommender) -> None:
+    tid = str(rec.bundle.tracks.ids[0])
+    c = rec.classify(track_id=tid, top_k=3, explain=True)
+    assert len(c.genres) == 3 and c.known_genres
+    assert c.genres[0][1] >= c.genres[1][1] >= c.genres[2][1]
+    margin = rec.bundle.classifier.booster_.inplace_predict(  # type: ignore[union-attr]
+        rec.bundle.preprocessor.transform_features(rec.bundle.tracks.features[:1]).astype(np.float32),
+        predict_type="margin")[0]
+    top = rec.genre_names.index(c.genres[0][0])
+    assert c.bias + sum(v for _, v in c.contributions) == pytest.approx(float(margin[top]), abs=1e-4)
+    feats = dict(zip(rec.feature_names, rec.bundle.tracks.features[0], strict=True))
+    assert rec.classify(features=feats, top_k=3).genres == c.genres
+    with pytest.raises(InvalidQuery, match="top_k"):
+        rec.classify(track_id=tid, top_k=1000)
