@@ -155,6 +155,22 @@ class Recommender:
         self._moods = bundle.moods
         self._mood_by_name = {c["name"].casefold(): c["id"] for c in self._moods.clusters_}
         self._mood_members = [np.flatnonzero(self._moods.labels_ == c) for c in range(len(self._moods.clusters_))]
+        # Display columns as plain Python lists, built once: responses read them without numpy
+        # scalar boxing or per-request dict building.
+        meta = tracks.metadata
+        self.ids: list[str] = [str(t) for t in tracks.ids]
+        self.names: list[str] = [str(x) for x in names] if names is not None else [""] * self.n
+        album = meta.get("album_name")
+        self.albums: list[str] = [str(x) for x in album] if album is not None and album.dtype == object \
+            else [""] * self.n
+        self.artists: list[tuple[str, ...]] = self._artists
+        self.genres: list[tuple[str, ...]] = [tracks.genres_of(i) for i in range(self.n)]
+        self.mood_ids: list[int] = self._moods.labels_.astype(int).tolist()
+        mood_names = [c["name"] for c in self._moods.clusters_]
+        self.mood_names: list[str] = [mood_names[m] for m in self.mood_ids]
+        self.mood_core: list[bool] = self._moods.is_core_.astype(bool).tolist()
+        self.mood_strength: list[float] = self._moods.strength_.astype(float).tolist()
+        self.explicit: list[bool] | None = self._explicit.tolist() if self._explicit is not None else None
         self._explainer = PathExplainer(bundle.classifier.booster_) if bundle.classifier is not None else None
         self._playlist_space = self._make_playlist_space()
 
@@ -424,29 +440,19 @@ class Recommender:
     def track(self, track_id: str) -> int:
         return self.bundle.row(track_id)
 
+    def features_of(self, row: int) -> dict[str, float]:
+        """Raw feature values and numeric metadata of one track."""
+        return {name: float(values[row]) for name, values in self._numeric.items()}
+
     def track_record(self, row: int) -> dict[str, Any]:
         """JSON-able description of one track (what a client shows)."""
-        t = self.bundle.tracks
-        meta = t.metadata
-        mood = int(self._moods.labels_[row])
-        name_col = self.bundle.config.schema.name_column
-        album_col = "album_name" if "album_name" in meta else None
-        features = {n: float(t.features[row, i]) for i, n in enumerate(self.feature_names)}
-        for col, values in meta.items():
-            if values.dtype.kind in "fiu" and col not in features:
-                features[col] = float(values[row])
         return {
-            "track_id": str(t.ids[row]),
-            "name": str(meta[name_col][row]) if name_col in meta else "",
-            "artists": list(self._artists[row]),
-            "album": str(meta[album_col][row]) if album_col else "",
-            "genres": list(t.genres_of(row)),
-            "mood_id": mood,
-            "mood_name": self._moods.clusters_[mood]["name"],
-            "mood_core": bool(self._moods.is_core_[row]),
-            "mood_strength": float(self._moods.strength_[row]),
-            "explicit": bool(self._explicit[row]) if self._explicit is not None else None,
-            "features": features,
+            "track_id": self.ids[row], "name": self.names[row], "artists": list(self.artists[row]),
+            "album": self.albums[row], "genres": list(self.genres[row]), "mood_id": self.mood_ids[row],
+            "mood_name": self.mood_names[row], "mood_core": self.mood_core[row],
+            "mood_strength": self.mood_strength[row],
+            "explicit": self.explicit[row] if self.explicit is not None else None,
+            "features": self.features_of(row),
         }
 
     def moods(self) -> list[dict[str, Any]]:

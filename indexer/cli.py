@@ -1,8 +1,9 @@
 """The ``musicrec`` command.
 
 Subcommands: ``index`` (CSV -> bundle), ``synth`` (write a synthetic catalog CSV), ``demo`` (the
-main job: build a bundle from a CSV, or from a synthetic catalog when none is given, and print its
-report). Errors in the input end with a message naming the file, row or column and exit code 2.
+main job: build a bundle from a CSV, or from a synthetic catalog when none is given, print its
+report, serve it and answer sample queries), and ``serve``/``query`` from ``server.cli``. Errors in
+the input end with a message naming the file, row or column and exit code 2.
 """
 
 from __future__ import annotations
@@ -64,14 +65,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_synth)
 
-    p = sub.add_parser("demo", help="the main job: build a bundle and print its report",
+    p = sub.add_parser("demo", help="the main job: build a bundle, print its report, serve it, query it",
                        description="Build a bundle from CSV (or, when no CSV is given, from a synthetic "
-                                   "catalog), point bundles/current at it, and print the report.")
+                                   "catalog), point bundles/current at it, print the report, then serve it "
+                                   "on a free local port and answer one query of each kind over gRPC.")
     p.add_argument("csv", type=Path, nargs="?", help="catalog CSV (default: a synthetic catalog)")
     p.add_argument("--bundles", type=Path, default=Path("bundles"), help="where bundles go (default ./bundles)")
     p.add_argument("--tracks", type=int, default=20_000, help="synthetic catalog size (default 20000)")
     _add_build_options(p)
     p.set_defaults(func=_cmd_demo)
+
+    from server.cli import add_parsers  # serve/query: grpc itself is only imported when they run
+
+    add_parsers(sub)
     return parser
 
 
@@ -147,7 +153,8 @@ def _progress(quiet: bool) -> Any:
     return lambda msg: print(f"[{time.perf_counter() - t0:7.1f}s] {msg}", file=sys.stderr, flush=True)
 
 
-def _build_and_report(args: argparse.Namespace, csv: Path, out: Path, *, source_label: str | None = None) -> int:
+def _build_and_report(args: argparse.Namespace, csv: Path, out: Path, *, source_label: str | None = None,
+                      serve: bool = False) -> int:
     from engine import build_bundle, publish
     from engine._report import format_report
 
@@ -162,6 +169,11 @@ def _build_and_report(args: argparse.Namespace, csv: Path, out: Path, *, source_
         print(json.dumps(manifest, indent=2))
     elif args.json_out:
         Path(args.json_out).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    if serve:
+        from server.cli import demo_queries
+
+        print("\n== serving the bundle over gRPC and asking it ==\n")
+        print(demo_queries(out))
     return EXIT_OK
 
 
@@ -189,14 +201,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         args.current = args.bundles / "current"
     if args.csv is not None:
         print(f"demo: catalog {args.csv}", file=sys.stderr)
-        return _build_and_report(args, args.csv, args.bundles / f"{args.csv.stem}-{stamp}")
+        return _build_and_report(args, args.csv, args.bundles / f"{args.csv.stem}-{stamp}", serve=True)
     print(f"demo: no CSV given, so a synthetic catalog of {args.tracks} tracks (seed 0) is used; "
           "pass a CSV (e.g. ../shared/data/spotify_tracks.csv) to index real data", file=sys.stderr)
     with tempfile.TemporaryDirectory() as tmp:
         csv = Path(tmp) / "synthetic.csv"
         synthetic_catalog(args.tracks, seed=0).to_csv(csv, index=False)
         return _build_and_report(args, csv, args.bundles / f"synthetic-{stamp}",
-                                 source_label=f"synthetic catalog ({args.tracks} tracks, seed 0)")
+                                 source_label=f"synthetic catalog ({args.tracks} tracks, seed 0)", serve=True)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -68,7 +68,7 @@ class Filter(_message.Message):
     def __init__(self, include_genres: _Optional[_Iterable[str]] = ..., exclude_genres: _Optional[_Iterable[str]] = ..., explicit: _Optional[bool] = ..., ranges: _Optional[_Mapping[str, Range]] = ..., exclude_track_ids: _Optional[_Iterable[str]] = ..., mood_ids: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class SimilarTracksRequest(_message.Message):
-    __slots__ = ("seeds", "negative_seeds", "targets", "target_weight", "filter", "k", "offset", "max_per_artist", "diversity", "skip_unknown_seeds")
+    __slots__ = ("seeds", "negative_seeds", "targets", "target_weight", "filter", "k", "offset", "max_per_artist", "diversity", "skip_unknown_seeds", "include_features")
     class TargetsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -86,6 +86,7 @@ class SimilarTracksRequest(_message.Message):
     MAX_PER_ARTIST_FIELD_NUMBER: _ClassVar[int]
     DIVERSITY_FIELD_NUMBER: _ClassVar[int]
     SKIP_UNKNOWN_SEEDS_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_FEATURES_FIELD_NUMBER: _ClassVar[int]
     seeds: _containers.RepeatedCompositeFieldContainer[Seed]
     negative_seeds: _containers.RepeatedCompositeFieldContainer[Seed]
     targets: _containers.ScalarMap[str, float]
@@ -96,7 +97,8 @@ class SimilarTracksRequest(_message.Message):
     max_per_artist: int
     diversity: float
     skip_unknown_seeds: bool
-    def __init__(self, seeds: _Optional[_Iterable[_Union[Seed, _Mapping]]] = ..., negative_seeds: _Optional[_Iterable[_Union[Seed, _Mapping]]] = ..., targets: _Optional[_Mapping[str, float]] = ..., target_weight: _Optional[float] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ..., k: _Optional[int] = ..., offset: _Optional[int] = ..., max_per_artist: _Optional[int] = ..., diversity: _Optional[float] = ..., skip_unknown_seeds: _Optional[bool] = ...) -> None: ...
+    include_features: bool
+    def __init__(self, seeds: _Optional[_Iterable[_Union[Seed, _Mapping]]] = ..., negative_seeds: _Optional[_Iterable[_Union[Seed, _Mapping]]] = ..., targets: _Optional[_Mapping[str, float]] = ..., target_weight: _Optional[float] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ..., k: _Optional[int] = ..., offset: _Optional[int] = ..., max_per_artist: _Optional[int] = ..., diversity: _Optional[float] = ..., skip_unknown_seeds: _Optional[bool] = ..., include_features: _Optional[bool] = ...) -> None: ...
 
 class Track(_message.Message):
     __slots__ = ("track_id", "name", "artists", "album", "genres", "mood_id", "mood_name", "mood_core", "mood_strength", "explicit", "features")
@@ -225,7 +227,7 @@ class MoodTarget(_message.Message):
     def __init__(self, valence: _Optional[float] = ..., energy: _Optional[float] = ...) -> None: ...
 
 class MoodPlaylistRequest(_message.Message):
-    __slots__ = ("mood_id", "mood_name", "seed_track_id", "target", "length", "max_per_artist", "shuffle_seed")
+    __slots__ = ("mood_id", "mood_name", "seed_track_id", "target", "length", "max_per_artist", "shuffle_seed", "include_features")
     MOOD_ID_FIELD_NUMBER: _ClassVar[int]
     MOOD_NAME_FIELD_NUMBER: _ClassVar[int]
     SEED_TRACK_ID_FIELD_NUMBER: _ClassVar[int]
@@ -233,6 +235,7 @@ class MoodPlaylistRequest(_message.Message):
     LENGTH_FIELD_NUMBER: _ClassVar[int]
     MAX_PER_ARTIST_FIELD_NUMBER: _ClassVar[int]
     SHUFFLE_SEED_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_FEATURES_FIELD_NUMBER: _ClassVar[int]
     mood_id: int
     mood_name: str
     seed_track_id: str
@@ -240,7 +243,8 @@ class MoodPlaylistRequest(_message.Message):
     length: int
     max_per_artist: int
     shuffle_seed: int
-    def __init__(self, mood_id: _Optional[int] = ..., mood_name: _Optional[str] = ..., seed_track_id: _Optional[str] = ..., target: _Optional[_Union[MoodTarget, _Mapping]] = ..., length: _Optional[int] = ..., max_per_artist: _Optional[int] = ..., shuffle_seed: _Optional[int] = ...) -> None: ...
+    include_features: bool
+    def __init__(self, mood_id: _Optional[int] = ..., mood_name: _Optional[str] = ..., seed_track_id: _Optional[str] = ..., target: _Optional[_Union[MoodTarget, _Mapping]] = ..., length: _Optional[int] = ..., max_per_artist: _Optional[int] = ..., shuffle_seed: _Optional[int] = ..., include_features: _Optional[bool] = ...) -> None: ...
 
 class PlaylistEntry(_message.Message):
     __slots__ = ("position", "track", "transition")

@@ -1,0 +1,129 @@
+"""Server assembly: the servicer, health, reflection, interceptors, reload and shutdown."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import signal
+import threading
+from concurrent import futures
+from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from engine._query import use_one_search_thread
+
+from ._generated.musicrec.v1 import recommender_pb2 as pb
+from ._generated.musicrec.v1 import recommender_pb2_grpc as pb_grpc
+from ._holder import BundleHolder
+from ._interceptors import BearerAuth, ConcurrencyLimit
+from ._service import RecommenderServicer
+
+log = logging.getLogger("musicrec.server")
+
+SERVICE = pb.DESCRIPTOR.services_by_name["Recommender"].full_name
+DEFAULT_MAX_CONCURRENT = 64
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024  # requests and responses; a 1,000-result response is ~150 KB
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ServerOptions:
+    max_concurrent: int = DEFAULT_MAX_CONCURRENT
+    read_tokens: tuple[str, ...] = ()
+    admin_tokens: tuple[str, ...] = ()
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    watch_interval: float | None = None  # seconds between checks of the bundle path (a `current` link)
+
+
+@dataclasses.dataclass
+class RunningServer:
+    server: grpc.Server
+    port: int
+    holder: BundleHolder
+    health: health.HealthServicer
+
+    def set_serving(self, serving: bool) -> None:
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in ("", SERVICE):
+            self.health.set(name, status)
+
+    def stop(self, grace: float = 5.0) -> None:
+        """Graceful: health goes NOT_SERVING, new calls are refused, calls in flight get ``grace`` s."""
+        self.set_serving(False)
+        self.holder.close()
+        self.server.stop(grace).wait()
+
+
+def create_server(bundle: str | os.PathLike[str] | None, address: str = "127.0.0.1:0",
+                  options: ServerOptions | None = None) -> RunningServer:
+    """Load ``bundle`` (if given), bind ``address`` (port 0 picks a free port) and start serving.
+    Returns the running server and its port. Raises ``BundleError`` for a bad bundle."""
+    options = options or ServerOptions()
+    use_one_search_thread()
+    holder = BundleHolder(bundle)
+    if bundle is not None:
+        holder.load()
+    interceptors: list[grpc.ServerInterceptor] = []
+    if options.read_tokens or options.admin_tokens:
+        interceptors.append(BearerAuth(options.read_tokens, options.admin_tokens))
+    interceptors.append(ConcurrencyLimit(options.max_concurrent))
+    server = grpc.server(
+        # more threads than the limit, so excess calls reach the limiter and fail fast instead of queueing
+        futures.ThreadPoolExecutor(max_workers=options.max_concurrent + 8, thread_name_prefix="rpc"),
+        interceptors=interceptors,
+        maximum_concurrent_rpcs=options.max_concurrent * 4,  # hard cap on queued calls, health included
+        options=[
+            ("grpc.so_reuseport", 0),  # a second server on the same port must fail, not share it silently
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ],
+    )
+    pb_grpc.add_RecommenderServicer_to_server(RecommenderServicer(holder), server)
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (SERVICE, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server)
+    if options.tls_cert and options.tls_key:
+        creds = grpc.ssl_server_credentials([(options.tls_key.read_bytes(), options.tls_cert.read_bytes())])
+        port = server.add_secure_port(address, creds)
+    else:
+        port = server.add_insecure_port(address)
+    if port == 0:
+        raise OSError(f"cannot bind {address} (in use?)")
+    server.start()
+    running = RunningServer(server=server, port=port, holder=holder, health=health_servicer)
+    running.set_serving(holder.current is not None)
+    if options.watch_interval and bundle is not None:
+        holder.watch(options.watch_interval)
+    return running
+
+
+def serve_forever(running: RunningServer, *, grace: float = 10.0) -> int:
+    """Block until SIGTERM/SIGINT, then shut down gracefully; SIGHUP reloads the bundle path."""
+    done = threading.Event()
+
+    def on_stop(signum: int, frame: Any) -> None:
+        log.info("%s: shutting down (health NOT_SERVING, %.0f s grace for calls in flight)",
+                 signal.Signals(signum).name, grace)
+        done.set()
+
+    def on_hup(signum: int, frame: Any) -> None:
+        def reload() -> None:
+            try:
+                running.holder.load()
+            except Exception as exc:
+                log.error("SIGHUP reload refused, still serving the previous bundle: %s", exc)
+        threading.Thread(target=reload, name="sighup-reload", daemon=True).start()
+
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGINT, on_stop)
+    signal.signal(signal.SIGHUP, on_hup)
+    done.wait()
+    running.stop(grace)
+    log.info("stopped")
+    return 0

@@ -1,0 +1,84 @@
+"""Protobuf <-> engine conversion: protobuf types stop here and never reach the engine."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine._query import Classification, Recommender, Seed, SimilarQuery, SimilarResult, TrackFilter
+
+from ._generated.musicrec.v1 import recommender_pb2 as pb
+
+
+def seed_from_pb(msg: pb.Seed) -> Seed:
+    kind = msg.WhichOneof("kind")
+    if kind == "track_id":
+        return Seed(track_id=msg.track_id)
+    if kind == "features":
+        return Seed(features=dict(msg.features.values))
+    if kind == "vector":
+        return Seed(vector=list(msg.vector.values))
+    return Seed()  # the engine reports "give exactly one of track_id, features or vector"
+
+
+def similar_query_from_pb(msg: pb.SimilarTracksRequest) -> SimilarQuery:
+    f = msg.filter
+    return SimilarQuery(
+        seeds=[seed_from_pb(s) for s in msg.seeds],
+        negative_seeds=[seed_from_pb(s) for s in msg.negative_seeds],
+        targets=dict(msg.targets),
+        target_weight=msg.target_weight if msg.HasField("target_weight") else None,
+        filter=TrackFilter(
+            include_genres=list(f.include_genres), exclude_genres=list(f.exclude_genres),
+            explicit=f.explicit if f.HasField("explicit") else None,
+            ranges={name: (r.min if r.HasField("min") else None, r.max if r.HasField("max") else None)
+                    for name, r in f.ranges.items()},
+            exclude_track_ids=list(f.exclude_track_ids), mood_ids=list(f.mood_ids)),
+        k=msg.k or 10,
+        offset=msg.offset,
+        max_per_artist=msg.max_per_artist,
+        diversity=msg.diversity,
+        skip_unknown_seeds=msg.skip_unknown_seeds,
+    )
+
+
+def track_pb(rec: Recommender, row: int, *, features: bool = False) -> pb.Track:
+    track = pb.Track(
+        track_id=rec.ids[row], name=rec.names[row], artists=rec.artists[row], album=rec.albums[row],
+        genres=rec.genres[row], mood_id=rec.mood_ids[row], mood_name=rec.mood_names[row],
+        mood_core=rec.mood_core[row], mood_strength=rec.mood_strength[row],
+    )
+    if rec.explicit is not None:
+        track.explicit = rec.explicit[row]
+    if features:
+        track.features.update(rec.features_of(row))
+    return track
+
+
+def similar_response(rec: Recommender, result: SimilarResult, *, features: bool) -> pb.SimilarTracksResponse:
+    return pb.SimilarTracksResponse(
+        results=[pb.ScoredTrack(track=track_pb(rec, row, features=features), score=score)
+                 for row, score in zip(result.rows.tolist(), result.scores.tolist(), strict=True)],
+        unknown_seed_ids=result.unknown_seed_ids,
+        stats=pb.SearchStats(took_ms=result.took_ms, candidates_examined=result.examined,
+                             candidates_filtered=result.filtered, exhausted=result.exhausted),
+    )
+
+
+def mood_pb(cluster: dict[str, Any]) -> pb.Mood:
+    return pb.Mood(mood_id=cluster["id"], name=cluster["name"], size=cluster["size"], core_size=cluster["core_size"],
+                   centroid=cluster["centroid"],
+                   top_genres=[pb.GenreShare(genre=g["genre"], share=g["share"]) for g in cluster["top_genres"]])
+
+
+def playlist_entry_pb(rec: Recommender, position: int, row: int, transition: float, *,
+                      features: bool) -> pb.PlaylistEntry:
+    return pb.PlaylistEntry(position=position, track=track_pb(rec, row, features=features), transition=transition)
+
+
+def classification_pb(result: Classification) -> pb.ClassifyGenreResponse:
+    return pb.ClassifyGenreResponse(
+        genres=[pb.GenreProbability(genre=g, probability=p) for g, p in result.genres],
+        contributions=[pb.FeatureContribution(feature=f, contribution=c) for f, c in result.contributions],
+        bias=result.bias, known_genres=result.known_genres, took_ms=result.took_ms)
+
+

@@ -1,0 +1,170 @@
+"""The Recommender servicer: protobuf in, one engine call, protobuf out, errors mapped to statuses.
+
+Engine errors become precise statuses (INVALID_ARGUMENT, NOT_FOUND, UNAVAILABLE); anything else is
+a bug, logged with its traceback and returned as INTERNAL, never as UNKNOWN. ``context.abort``
+raises, so it is only ever called outside the ``try`` that maps errors.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import grpc
+
+from engine import BundleError, InvalidQuery, TrackNotFound
+from engine._query import MAX_K, MAX_PLAYLIST
+
+from . import _convert as conv
+from ._generated.musicrec.v1 import recommender_pb2 as pb
+from ._generated.musicrec.v1 import recommender_pb2_grpc as pb_grpc
+from ._holder import BundleHolder, NoBundle
+
+log = logging.getLogger("musicrec.server")
+SERVER_VERSION = "0.1.0"
+
+
+def _status_of(exc: BaseException) -> tuple[grpc.StatusCode, str]:
+    if isinstance(exc, InvalidQuery):
+        return grpc.StatusCode.INVALID_ARGUMENT, str(exc)
+    if isinstance(exc, TrackNotFound):
+        return grpc.StatusCode.NOT_FOUND, str(exc)
+    if isinstance(exc, NoBundle):
+        return grpc.StatusCode.UNAVAILABLE, str(exc)
+    if isinstance(exc, BundleError):
+        return grpc.StatusCode.FAILED_PRECONDITION, f"bundle refused, the previous one keeps serving: {exc}"
+    log.exception("internal error")
+    return grpc.StatusCode.INTERNAL, f"internal error ({type(exc).__name__}); it was logged on the server"
+
+
+def _check_deadline(context: grpc.ServicerContext) -> None:
+    remaining = context.time_remaining()
+    if remaining is not None and remaining <= 0:
+        context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline exceeded before the request was processed")
+
+
+def unary(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def wrapper(self: RecommenderServicer, request: Any, context: grpc.ServicerContext) -> Any:
+        _check_deadline(context)
+        try:
+            return method(self, request, context)
+        except Exception as exc:
+            code, message = _status_of(exc)
+        context.abort(code, message)
+
+    return wrapper
+
+
+def streaming(method: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]:
+    @functools.wraps(method)
+    def wrapper(self: RecommenderServicer, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+        _check_deadline(context)
+        try:
+            for item in method(self, request, context):
+                if not context.is_active():  # client gone or deadline passed: stop choosing tracks
+                    return
+                yield item
+            return
+        except Exception as exc:
+            code, message = _status_of(exc)
+        context.abort(code, message)
+
+    return wrapper
+
+
+class RecommenderServicer(pb_grpc.RecommenderServicer):
+    def __init__(self, holder: BundleHolder) -> None:
+        self.holder = holder
+        self.started = time.monotonic()
+
+    @unary
+    def SimilarTracks(self, request: pb.SimilarTracksRequest,
+                      context: grpc.ServicerContext) -> pb.SimilarTracksResponse:
+        rec = self.holder.require()
+        result = rec.similar(conv.similar_query_from_pb(request))
+        return conv.similar_response(rec, result, features=request.include_features)
+
+    @unary
+    def BatchSimilarTracks(self, request: pb.BatchSimilarTracksRequest,
+                           context: grpc.ServicerContext) -> pb.BatchSimilarTracksResponse:
+        t0 = time.perf_counter()
+        rec = self.holder.require()
+        results = rec.similar_batch([conv.similar_query_from_pb(q) for q in request.queries])
+        return pb.BatchSimilarTracksResponse(
+            responses=[conv.similar_response(rec, r, features=q.include_features)
+                       for q, r in zip(request.queries, results, strict=True)],
+            took_ms=(time.perf_counter() - t0) * 1e3)
+
+    @unary
+    def ListMoods(self, request: pb.ListMoodsRequest, context: grpc.ServicerContext) -> pb.ListMoodsResponse:
+        return pb.ListMoodsResponse(moods=[conv.mood_pb(c) for c in self.holder.require().moods()])
+
+    def _playlist(self, request: pb.MoodPlaylistRequest) -> tuple[Any, int, Iterator[Any]]:
+        rec = self.holder.require()
+        source = request.WhichOneof("source")
+        kwargs: dict[str, Any] = {}
+        if source == "mood_id":
+            kwargs["mood_id"] = request.mood_id
+        elif source == "mood_name":
+            kwargs["mood_name"] = request.mood_name
+        elif source == "seed_track_id":
+            kwargs["seed_track_id"] = request.seed_track_id
+        elif source == "target":
+            kwargs["target"] = (request.target.valence, request.target.energy)
+        mood, entries = rec.playlist(**kwargs, length=request.length, max_per_artist=request.max_per_artist,
+                                     shuffle_seed=request.shuffle_seed)
+        return rec, mood, entries
+
+    @unary
+    def MoodPlaylist(self, request: pb.MoodPlaylistRequest, context: grpc.ServicerContext) -> pb.MoodPlaylistResponse:
+        t0 = time.perf_counter()
+        rec, mood, entries = self._playlist(request)
+        out = [conv.playlist_entry_pb(rec, e.position, e.row, e.transition, features=request.include_features)
+               for e in entries]
+        return pb.MoodPlaylistResponse(mood=conv.mood_pb(rec.moods()[mood]), entries=out,
+                                       took_ms=(time.perf_counter() - t0) * 1e3)
+
+    @streaming
+    def StreamMoodPlaylist(self, request: pb.MoodPlaylistRequest, context: grpc.ServicerContext) -> Iterator[Any]:
+        rec, _, entries = self._playlist(request)
+        for e in entries:
+            yield conv.playlist_entry_pb(rec, e.position, e.row, e.transition, features=request.include_features)
+
+    @unary
+    def ClassifyGenre(self, request: pb.ClassifyGenreRequest,
+                      context: grpc.ServicerContext) -> pb.ClassifyGenreResponse:
+        rec = self.holder.require()
+        source = request.WhichOneof("input")
+        result = rec.classify(track_id=request.track_id if source == "track_id" else None,
+                              features=dict(request.features.values) if source == "features" else None,
+                              top_k=request.top_k, explain=request.explain)
+        return conv.classification_pb(result)
+
+    @unary
+    def GetTrack(self, request: pb.GetTrackRequest, context: grpc.ServicerContext) -> pb.GetTrackResponse:
+        rec = self.holder.require()
+        if not request.track_id:
+            raise InvalidQuery("track_id: required")
+        return pb.GetTrackResponse(track=conv.track_pb(rec, rec.track(request.track_id), features=True))
+
+    @unary
+    def ServerInfo(self, request: pb.ServerInfoRequest, context: grpc.ServicerContext) -> pb.ServerInfoResponse:
+        rec = self.holder.require()
+        m = rec.bundle.manifest
+        return pb.ServerInfoResponse(
+            bundle_version=rec.bundle.version, bundle_path=str(rec.bundle.path), created_at=m["created_at"],
+            tracks=rec.n, genres=len(rec.genre_names), moods=len(rec.moods()),
+            index_kind=m["metrics"]["index"]["kind"], vector_dimension=int(rec.bundle.vectors.shape[1]),
+            feature_names=rec.feature_names, max_k=MAX_K, max_playlist=MAX_PLAYLIST,
+            counts_json=json.dumps(m["counts"]), metrics_json=json.dumps(m["metrics"]),
+            uptime_seconds=time.monotonic() - self.started, server_version=SERVER_VERSION)
+
+    @unary
+    def ReloadBundle(self, request: pb.ReloadBundleRequest, context: grpc.ServicerContext) -> pb.ReloadBundleResponse:
+        previous, version, changed = self.holder.load(request.path or None)
+        return pb.ReloadBundleResponse(bundle_version=version, previous_version=previous or "", changed=changed)

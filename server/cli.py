@@ -1,0 +1,251 @@
+"""``musicrec serve`` and ``musicrec query``. grpc is imported inside the commands, so building the
+argument parser (which ``musicrec index`` also does) never loads it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+
+def add_parsers(sub: Any) -> None:
+    p = sub.add_parser("serve", help="serve a bundle over gRPC",
+                       description="Serve a bundle (or a `current` symlink, with --watch) over gRPC: "
+                                   "musicrec.v1.Recommender, grpc.health.v1.Health and server reflection.")
+    p.add_argument("--bundle", type=Path, required=True, help="bundle directory or a symlink to one")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 for all)")
+    p.add_argument("--port", type=int, default=50051)
+    p.add_argument("--max-concurrent", type=int, default=64,
+                   help="RPCs served at once; more get RESOURCE_EXHAUSTED (default 64)")
+    p.add_argument("--watch", type=float, metavar="SECONDS",
+                   help="re-check the bundle path this often and hot-reload when it points elsewhere")
+    p.add_argument("--grace", type=float, default=10.0, help="seconds calls in flight get on shutdown")
+    p.add_argument("--token", action="append", default=[], help="require this bearer token (repeatable)")
+    p.add_argument("--admin-token", action="append", default=[], help="bearer token that may also reload")
+    p.add_argument("--tls-cert", type=Path)
+    p.add_argument("--tls-key", type=Path)
+    p.set_defaults(func=cmd_serve)
+
+    q = sub.add_parser("query", help="ask a running server (readable tables, or --json)")
+    q.add_argument("--address", default="127.0.0.1:50051")
+    q.add_argument("--json", action="store_true", help="print the response as JSON")
+    q.add_argument("--token", help="bearer token")
+    q.add_argument("--timeout", type=float, default=10.0, help="deadline in seconds")
+    qs = q.add_subparsers(dest="query", metavar="QUERY", required=True)
+    s = qs.add_parser("similar", help="tracks similar to seed track ids")
+    s.add_argument("track_ids", nargs="+")
+    s.add_argument("--not", dest="negative", action="append", default=[], metavar="ID", help="less like this")
+    s.add_argument("-k", type=int, default=10)
+    s.add_argument("--offset", type=int, default=0)
+    s.add_argument("--genre", action="append", default=[], help="only these genres")
+    s.add_argument("--exclude-genre", action="append", default=[])
+    s.add_argument("--target", action="append", default=[], metavar="NAME=VALUE", help="e.g. energy=0.8")
+    s.add_argument("--max-per-artist", type=int, default=0)
+    s.add_argument("--diversity", type=float, default=0.0)
+    p2 = qs.add_parser("playlist", help="a mood playlist")
+    src = p2.add_mutually_exclusive_group(required=True)
+    src.add_argument("--mood-id", type=int)
+    src.add_argument("--mood", help="mood name (see: musicrec query moods)")
+    src.add_argument("--seed", help="seed track id")
+    src.add_argument("--target", metavar="VALENCE,ENERGY")
+    p2.add_argument("--length", type=int, default=20)
+    p2.add_argument("--shuffle", type=int, default=0, help="shuffle seed")
+    c = qs.add_parser("classify", help="genre probabilities for a track id or feature values")
+    c.add_argument("track_id", nargs="?")
+    c.add_argument("--features", metavar="NAME=VALUE,...")
+    c.add_argument("--top", type=int, default=5)
+    c.add_argument("--explain", action="store_true")
+    qs.add_parser("moods", help="list the moods")
+    qs.add_parser("info", help="bundle and server information")
+    t = qs.add_parser("track", help="one track")
+    t.add_argument("track_id")
+    r = qs.add_parser("reload", help="reload the bundle (admin token when auth is on)")
+    r.add_argument("path", nargs="?", default="")
+    q.set_defaults(func=cmd_query)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import logging
+
+    from engine import BundleError
+
+    from ._app import ServerOptions, create_server, serve_forever
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if bool(args.tls_cert) != bool(args.tls_key):
+        print("musicrec serve: error: --tls-cert and --tls-key go together", file=sys.stderr)
+        return 2
+    options = ServerOptions(max_concurrent=args.max_concurrent, read_tokens=tuple(args.token),
+                            admin_tokens=tuple(args.admin_token), tls_cert=args.tls_cert, tls_key=args.tls_key,
+                            watch_interval=args.watch)
+    try:
+        running = create_server(args.bundle, f"{args.host}:{args.port}", options)
+    except BundleError as exc:
+        print(f"musicrec serve: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"musicrec serve: error: {exc}", file=sys.stderr)
+        return 1
+    rec = running.holder.require()
+    logging.getLogger("musicrec.server").info(
+        "serving musicrec.v1.Recommender on %s:%d%s (bundle %s: %d tracks, %d moods, %d genres, %s index)",
+        args.host, running.port, " with TLS" if args.tls_cert else "", rec.bundle.version, rec.n,
+        len(rec.moods()), len(rec.genre_names), rec.bundle.manifest["metrics"]["index"]["kind"])
+    return serve_forever(running, grace=args.grace)
+
+
+def _pairs(items: Sequence[str], what: str) -> dict[str, float]:
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"{what}: expected NAME=VALUE, got {item!r}")
+        out[name.strip()] = float(value)
+    return out
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    import grpc
+    from google.protobuf import json_format
+
+    from ._generated.musicrec.v1 import recommender_pb2 as pb
+    from ._generated.musicrec.v1 import recommender_pb2_grpc as pb_grpc
+
+    metadata = (("authorization", f"Bearer {args.token}"),) if args.token else None
+    try:
+        with grpc.insecure_channel(args.address) as channel:
+            stub = pb_grpc.RecommenderStub(channel)
+            call = {"timeout": args.timeout, "metadata": metadata}
+            response = _run_query(args, stub, pb, call)
+    except grpc.RpcError as err:
+        print(f"musicrec query: {err.code().name}: {err.details()}", file=sys.stderr)
+        return 1
+    except ValueError as exc:
+        print(f"musicrec query: error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(json_format.MessageToDict(response, preserving_proto_field_name=True), indent=2))
+    else:
+        print(format_response(args.query, response))
+    return 0
+
+
+def _run_query(args: argparse.Namespace, stub: Any, pb: Any, call: dict[str, Any]) -> Any:
+    if args.query == "similar":
+        request = pb.SimilarTracksRequest(
+            seeds=[pb.Seed(track_id=t) for t in args.track_ids],
+            negative_seeds=[pb.Seed(track_id=t) for t in args.negative], k=args.k, offset=args.offset,
+            targets=_pairs(args.target, "--target"), max_per_artist=args.max_per_artist, diversity=args.diversity,
+            filter=pb.Filter(include_genres=args.genre, exclude_genres=args.exclude_genre))
+        return stub.SimilarTracks(request, **call)
+    if args.query == "playlist":
+        request = pb.MoodPlaylistRequest(length=args.length, shuffle_seed=args.shuffle)
+        if args.mood_id is not None:
+            request.mood_id = args.mood_id
+        elif args.mood:
+            request.mood_name = args.mood
+        elif args.seed:
+            request.seed_track_id = args.seed
+        else:
+            valence, _, energy = args.target.partition(",")
+            request.target.CopyFrom(pb.MoodTarget(valence=float(valence), energy=float(energy)))
+        return stub.MoodPlaylist(request, **call)
+    if args.query == "classify":
+        request = pb.ClassifyGenreRequest(top_k=args.top, explain=args.explain)
+        if args.features:
+            request.features.values.update(_pairs(args.features.split(","), "--features"))
+        elif args.track_id:
+            request.track_id = args.track_id
+        else:
+            raise ValueError("classify needs a track id or --features")
+        return stub.ClassifyGenre(request, **call)
+    if args.query == "moods":
+        return stub.ListMoods(pb.ListMoodsRequest(), **call)
+    if args.query == "info":
+        return stub.ServerInfo(pb.ServerInfoRequest(), **call)
+    if args.query == "track":
+        return stub.GetTrack(pb.GetTrackRequest(track_id=args.track_id), **call)
+    return stub.ReloadBundle(pb.ReloadBundleRequest(path=args.path), **call)
+
+
+def _track_line(t: Any) -> str:
+    core = "" if t.mood_core else "~"
+    return f"{t.name[:38]:<38} {', '.join(t.artists)[:26]:<26} {', '.join(t.genres)[:28]:<28} {core}{t.mood_name}"
+
+
+def format_response(kind: str, r: Any) -> str:
+    """Readable tables for people; --json gives the full message."""
+    lines: list[str] = []
+    if kind == "similar":
+        lines.append(f"{'score':>6}  {'track':<38} {'artists':<26} {'genres':<28} mood")
+        lines += [f"{s.score:6.3f}  {_track_line(s.track)}" for s in r.results]
+        st = r.stats
+        lines.append(f"{len(r.results)} results in {st.took_ms:.2f} ms; {st.candidates_examined} candidates examined, "
+                     f"{st.candidates_filtered} filtered" + ("; fewer than asked (filters)" if st.exhausted else ""))
+        if r.unknown_seed_ids:
+            lines.append(f"unknown seed ids skipped: {', '.join(r.unknown_seed_ids)}")
+    elif kind == "playlist":
+        lines.append(f"mood {r.mood.mood_id}: {r.mood.name} ({r.mood.size:,} tracks)")
+        lines += [f"{e.position + 1:>3}. {_track_line(e.track)}  tempo {e.track.features.get('tempo', 0):.0f}"
+                  if e.track.features else f"{e.position + 1:>3}. {_track_line(e.track)}" for e in r.entries]
+    elif kind == "classify":
+        lines += [f"{g.probability:6.1%}  {g.genre}" for g in r.genres]
+        if r.known_genres:
+            lines.append(f"catalog genres: {', '.join(r.known_genres)}")
+        if r.contributions:
+            lines.append(f"why '{r.genres[0].genre}' (log-odds; bias {r.bias:+.3f}):")
+            lines += [f"  {c.contribution:+.3f}  {c.feature}" for c in r.contributions]
+    elif kind == "moods":
+        for m in r.moods:
+            genres = ", ".join(g.genre for g in m.top_genres)
+            lines.append(f"{m.mood_id:>3}  {m.name:<50} {m.size:>8,} tracks  top genres: {genres}")
+    elif kind == "info":
+        lines += [f"bundle {r.bundle_version} ({r.bundle_path})", f"{r.tracks:,} tracks, {r.genres} genres, "
+                  f"{r.moods} moods, {r.index_kind} index of {r.vector_dimension} dims; up {r.uptime_seconds:.0f} s",
+                  f"features: {', '.join(r.feature_names)}"]
+    elif kind == "track":
+        lines.append(_track_line(r.track))
+        lines += [f"  {k:<18} {v:g}" for k, v in sorted(r.track.features.items())]
+    else:
+        lines.append(f"bundle {r.bundle_version}" + (" (changed)" if r.changed else " (unchanged)"))
+    return "\n".join(lines)
+
+
+def demo_queries(bundle: Path) -> str:
+    """Serve ``bundle`` on a free local port and ask it one of each query over a real channel."""
+    import grpc
+
+    from ._app import create_server
+    from ._generated.musicrec.v1 import recommender_pb2 as pb
+    from ._generated.musicrec.v1 import recommender_pb2_grpc as pb_grpc
+
+    running = create_server(bundle, "127.0.0.1:0")
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            stub = pb_grpc.RecommenderStub(channel)
+            info = stub.ServerInfo(pb.ServerInfoRequest(), timeout=10)
+            seed = running.holder.require().ids[0]
+            track = stub.GetTrack(pb.GetTrackRequest(track_id=seed), timeout=10).track
+            similar = stub.SimilarTracks(pb.SimilarTracksRequest(seeds=[pb.Seed(track_id=seed)], k=5), timeout=10)
+            moods = stub.ListMoods(pb.ListMoodsRequest(), timeout=10)
+            playlist = stub.MoodPlaylist(pb.MoodPlaylistRequest(seed_track_id=seed, length=6,
+                                                                include_features=True), timeout=10)
+            out = [f"served on 127.0.0.1:{running.port}: {format_response('info', info)}", ""]
+            if info.genres:
+                genre = stub.ClassifyGenre(pb.ClassifyGenreRequest(track_id=seed, top_k=3, explain=True), timeout=10)
+            out += [f"SimilarTracks to '{track.name}' by {', '.join(track.artists)} ({', '.join(track.genres)}):",
+                    format_response("similar", similar), "",
+                    "ListMoods (first 5):", "\n".join(format_response("moods", moods).splitlines()[:5]), "",
+                    "MoodPlaylist from the same seed:", format_response("playlist", playlist)]
+            if info.genres:
+                contributions = list(genre.contributions)[:4]
+                del genre.contributions[:]
+                genre.contributions.extend(contributions)
+                out += ["", "ClassifyGenre (top 3, with the 4 strongest feature contributions):",
+                        format_response("classify", genre)]
+            return "\n".join(out)
+    finally:
+        running.stop(grace=1.0)
