@@ -39,3 +39,13 @@ def real_csv() -> Path:
     if not REAL_DATA.is_file():
         pytest.skip(f"real dataset not found at {REAL_DATA} (set MUSICREC_DATA to its path)")
     return REAL_DATA
+
+
+@pytest.fixture(scope="session")
+def real_bundle_dir(real_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A bundle of the real dataset with the default configuration, built once per session (~1.5 min)."""
+    from indexer.cli import main
+
+    out = tmp_path_factory.mktemp("real") / "bundle"
+    assert main(["index", str(real_csv), "--out", str(out), "--quiet"]) == 0
+    return out

@@ -10,16 +10,13 @@ import pandas as pd
 import pytest
 
 from engine import Bundle, load_bundle
-from indexer.cli import main
 
 pytestmark = pytest.mark.real_data
 
 
 @pytest.fixture(scope="module")
-def real_bundle(real_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> Bundle:
-    out = tmp_path_factory.mktemp("real") / "bundle"
-    assert main(["index", str(real_csv), "--out", str(out), "--quiet"]) == 0
-    return load_bundle(out)
+def real_bundle(real_bundle_dir: Path) -> Bundle:
+    return load_bundle(real_bundle_dir)
 
 
 def test_counts_match_an_independent_reading_of_the_file(real_bundle: Bundle, real_csv: Path) -> None:
