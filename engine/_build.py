@@ -22,7 +22,7 @@ from ._bundle import atomic_bundle_dir, sha256_file, write_manifest
 from ._catalog import read_catalog
 from ._config import BuildConfig
 from ._genre import train_genre_classifier
-from ._index import build_index, measure_recall
+from ._index import build_index, measure_recall, neighbour_table
 from ._moods import MoodModel, mood_space
 from ._preprocess import Preprocessor
 
@@ -84,6 +84,12 @@ def build_bundle(
                 index_metrics.update(measure_recall(index, vectors, queries=config.index.recall_queries,
                                                     seed=config.seed))
                 say(f"{config.index.kind} recall@10 vs exact: {index_metrics['recall_at_10']:.4f}")
+
+        if config.index.neighbours:
+            with stage("neighbours"):
+                rows, scores = neighbour_table(index, vectors, config.index.neighbours)
+                save_npz(tmp / "neighbours.npz", {"rows": rows, "scores": scores})
+                index_metrics["neighbour_table"] = int(rows.shape[1])
 
         with stage("moods"):
             space = mood_space(prep.transformed_names, config.moods.weights)

@@ -192,6 +192,10 @@ class IndexConfig:
     ivf_nlist: int | None = None  # None: 4 * sqrt(n_tracks), the FAISS rule of thumb
     ivf_nprobe: int = 16
     recall_queries: int = 1000
+    # Each track's nearest neighbours, precomputed with this index at build time (0: none). A query
+    # seeded by one catalog track reads its list instead of searching (the common "more like this"
+    # call), and falls back to the index when filters leave too few.
+    neighbours: int = 64
 
     def __post_init__(self) -> None:
         if self.kind not in ("flat", "hnsw", "ivf"):
@@ -199,6 +203,8 @@ class IndexConfig:
         for name in ("hnsw_m", "hnsw_ef_construction", "hnsw_ef_search", "ivf_nprobe", "recall_queries"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"index.{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 <= self.neighbours <= 1000:
+            raise ConfigError(f"index.neighbours must be 0..1000, got {self.neighbours}")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -40,6 +40,8 @@ class Bundle:
     moods: MoodModel
     classifier: GenreClassifier | None
     row_of: dict[str, int]
+    # Precomputed nearest neighbours per track, rows and scores of shape (n_tracks, width); or None.
+    neighbours: tuple[np.ndarray, np.ndarray] | None = None
 
     def row(self, track_id: str) -> int:
         try:
@@ -79,9 +81,16 @@ def load_bundle(path: str | os.PathLike[str], *, search_threads: int = 1) -> Bun
     if "genre_model.ubj" in manifest["files"]:
         classifier = GenreClassifier.load(str(path / "genre_model.ubj"), genre_names=tracks.genre_names,
                                           feature_names=prep.transformed_names, threads=search_threads)
+    neighbours = None
+    if "neighbours.npz" in manifest["files"]:
+        table = load_npz(path / "neighbours.npz")
+        neighbours = (table["rows"], table["scores"])
+        if neighbours[0].shape[0] != len(tracks):
+            raise BundleIntegrityError(f"{path}: neighbour table has {neighbours[0].shape[0]} rows for "
+                                       f"{len(tracks)} tracks; the bundle is inconsistent")
     return Bundle(path=path, manifest=manifest, config=config, preprocessor=prep, index=index, tracks=tracks,
                   vectors=vectors, moods=moods, classifier=classifier,
-                  row_of={str(t): i for i, t in enumerate(tracks.ids)})
+                  row_of={str(t): i for i, t in enumerate(tracks.ids)}, neighbours=neighbours)
 
 
 def _report_field(manifest: dict[str, Any], name: str) -> Any:

@@ -52,6 +52,10 @@ class TrackFilter:
     exclude_track_ids: Sequence[str] = ()
     mood_ids: Sequence[int] = ()
 
+    def is_empty(self) -> bool:
+        return not (self.include_genres or self.exclude_genres or self.explicit is not None or self.ranges
+                    or self.exclude_track_ids or self.mood_ids)
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class SimilarQuery:
@@ -173,6 +177,10 @@ class Recommender:
         self.explicit: list[bool] | None = self._explicit.tolist() if self._explicit is not None else None
         self._explainer = PathExplainer(bundle.classifier.booster_) if bundle.classifier is not None else None
         self._playlist_space = self._make_playlist_space()
+        table = bundle.neighbours
+        self._table_rows = table[0].astype(np.int64) if table is not None else None
+        self._table_scores = table[1] if table is not None else None
+        self._song_list: list[int] = self._song.tolist()  # the hot path reads single items: lists are faster
 
     # -- similar tracks ------------------------------------------------------------------------
     def similar(self, query: SimilarQuery) -> SimilarResult:
@@ -186,20 +194,83 @@ class Recommender:
         if len(queries) > MAX_BATCH:
             raise InvalidQuery(f"queries: {len(queries)} queries, at most {MAX_BATCH} per batch")
         t0 = time.perf_counter()
-        resolved = [self._resolve(q, f"queries[{i}]." if len(queries) > 1 else "")
-                    for i, q in enumerate(queries)]
-        fetch = [self._initial_fetch(r) for r in resolved]
-        vectors = np.stack([r.vector for r in resolved])
-        scores, rows = self.bundle.index.search(vectors, max(fetch))
-        results: list[SimilarResult | None] = [None] * len(resolved)
-        for i, r in enumerate(resolved):
-            res = self._finish(r, rows[i, :fetch[i]], scores[i, :fetch[i]], t0)
+        results: list[SimilarResult | None] = [None] * len(queries)
+        resolved: list[_Resolved | None] = [None] * len(queries)
+        for i, q in enumerate(queries):
+            row = self._simple_seed(q)
+            if row is not None:
+                results[i] = self._walk_table(q, row, t0)
+            if results[i] is None:
+                resolved[i] = r = self._resolve(q, f"queries[{i}]." if len(queries) > 1 else "")
+                row = self._cached_seed(r)
+                if row is not None:  # the precomputed list answers unless filters starve it
+                    results[i] = self._finish(r, self._table_rows[row], self._table_scores[row], t0)
+        pending = [i for i, res in enumerate(results) if res is None]
+        if not pending:
+            return results  # type: ignore[return-value]
+        fetch = {i: self._initial_fetch(resolved[i]) for i in pending}  # type: ignore[arg-type]
+        vectors = np.stack([resolved[i].vector for i in pending])  # type: ignore[union-attr]
+        scores, rows = self.bundle.index.search(vectors, max(fetch.values()))
+        for j, i in enumerate(pending):
+            r = resolved[i]
+            assert r is not None
+            res = self._finish(r, rows[j, :fetch[i]], scores[j, :fetch[i]], t0)
             while res is None:  # not enough survivors: widen the search for this query only
                 fetch[i] = min(self.n, fetch[i] * 4)
                 s, rr = self.bundle.index.search(r.vector[None, :], fetch[i])
                 res = self._finish(r, rr[0], s[0], t0, final=fetch[i] >= self.n)
             results[i] = res
         return results  # type: ignore[return-value]
+
+    def _cached_seed(self, r: _Resolved) -> int | None:
+        """The seed row when the neighbour table can answer: one catalog track, nothing that
+        re-ranks (negative seeds, targets, diversity) and a page that fits in the table."""
+        q = r.query
+        if self._table_rows is None or len(q.seeds) != 1 or q.seeds[0].track_id is None or q.negative_seeds \
+                or r.targets or q.diversity > 0 or q.offset + q.k > self._table_rows.shape[1] // 2:
+            return None
+        return self.bundle.row_of.get(q.seeds[0].track_id)
+
+    def _simple_seed(self, q: SimilarQuery) -> int | None:
+        """The hot path's shape ("more like this one track", no filters, cap or re-ranking, a valid
+        page that fits the table): its seed row, checked on the raw query before full validation."""
+        if self._table_rows is None or len(q.seeds) != 1 or q.negative_seeds or q.targets or q.diversity \
+                or q.max_per_artist or not q.filter.is_empty() or not 1 <= q.k <= MAX_K or q.offset < 0 \
+                or q.offset + q.k > self._table_rows.shape[1] // 2:
+            return None
+        seed = q.seeds[0]
+        if seed.track_id is None or seed.features is not None or seed.vector is not None:
+            return None
+        return self.bundle.row_of.get(seed.track_id)  # unknown ids go the long way, which reports them
+
+    def _walk_table(self, q: SimilarQuery, row: int, t0: float) -> SimilarResult | None:
+        """Walk the precomputed list, skipping the seed's own song and repeated songs: the same
+        answer ``_finish`` gives for an unfiltered query, without its array set operations, which
+        cost more than the walk for a list this short. None when the list runs out."""
+        need = q.offset + q.k
+        songs = self._song_list
+        seen = {songs[row]}
+        rows: list[int] = []
+        scores: list[float] = []
+        examined = 0
+        for cand, score in zip(self._table_rows[row].tolist(), self._table_scores[row].tolist(), strict=True):
+            if cand < 0:
+                break
+            examined += 1
+            song = songs[cand]
+            if song in seen:
+                continue
+            seen.add(song)
+            rows.append(cand)
+            scores.append(score)
+            if len(rows) == need:
+                break
+        if len(rows) < need:
+            return None
+        return SimilarResult(
+            rows=np.asarray(rows[q.offset:], dtype=np.int64), scores=np.asarray(scores[q.offset:], dtype=np.float32),
+            unknown_seed_ids=[], examined=examined, filtered=examined - len(rows), exhausted=False,
+            took_ms=(time.perf_counter() - t0) * 1e3)
 
     def _initial_fetch(self, r: _Resolved) -> int:
         q = r.query

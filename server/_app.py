@@ -18,7 +18,6 @@ from grpc_reflection.v1alpha import reflection
 from engine._query import use_one_search_thread
 
 from ._generated.musicrec.v1 import recommender_pb2 as pb
-from ._generated.musicrec.v1 import recommender_pb2_grpc as pb_grpc
 from ._holder import BundleHolder
 from ._interceptors import BearerAuth, ConcurrencyLimit
 from ._service import RecommenderServicer
@@ -59,6 +58,23 @@ class RunningServer:
         self.server.stop(grace).wait()
 
 
+def add_servicer(servicer: RecommenderServicer, server: grpc.Server) -> None:
+    """Register the Recommender like the generated ``add_RecommenderServicer_to_server``, from the
+    service descriptor, except that a method may return prebuilt response bytes (see _wire.py)."""
+    service = pb.DESCRIPTOR.services_by_name["Recommender"]
+    handlers = {}
+    for method in service.methods:
+        request_cls = getattr(pb, method.input_type.name)
+        to_bytes = getattr(pb, method.output_type.name).SerializeToString
+        make = grpc.unary_stream_rpc_method_handler if method.server_streaming else grpc.unary_unary_rpc_method_handler
+        handlers[method.name] = make(
+            getattr(servicer, method.name), request_deserializer=request_cls.FromString,
+            response_serializer=lambda message, to_bytes=to_bytes: message if isinstance(message, bytes)
+            else to_bytes(message))
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service.full_name, handlers),))
+    server.add_registered_method_handlers(service.full_name, handlers)
+
+
 def create_server(bundle: str | os.PathLike[str] | None, address: str = "127.0.0.1:0",
                   options: ServerOptions | None = None) -> RunningServer:
     """Load ``bundle`` (if given), bind ``address`` (port 0 picks a free port) and start serving.
@@ -83,7 +99,7 @@ def create_server(bundle: str | os.PathLike[str] | None, address: str = "127.0.0
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
         ],
     )
-    pb_grpc.add_RecommenderServicer_to_server(RecommenderServicer(holder), server)
+    add_servicer(RecommenderServicer(holder), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

@@ -11,18 +11,20 @@ import functools
 import json
 import logging
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import grpc
 
 from engine import BundleError, InvalidQuery, TrackNotFound
-from engine._query import MAX_K, MAX_PLAYLIST
+from engine._query import MAX_K, MAX_PLAYLIST, Recommender
 
 from . import _convert as conv
 from ._generated.musicrec.v1 import recommender_pb2 as pb
 from ._generated.musicrec.v1 import recommender_pb2_grpc as pb_grpc
 from ._holder import BundleHolder, NoBundle
+from ._wire import TrackBytes, similar_response_bytes
 
 log = logging.getLogger("musicrec.server")
 SERVER_VERSION = "0.1.0"
@@ -81,13 +83,23 @@ class RecommenderServicer(pb_grpc.RecommenderServicer):
     def __init__(self, holder: BundleHolder) -> None:
         self.holder = holder
         self.started = time.monotonic()
+        # serialized tracks per live bundle; a reloaded bundle gets its own, the old one is dropped with it
+        self._wire: weakref.WeakKeyDictionary[Recommender, TrackBytes] = weakref.WeakKeyDictionary()
+
+    def _track_bytes(self, rec: Recommender) -> TrackBytes:
+        cache = self._wire.get(rec)
+        if cache is None:  # two threads may both build one; either is correct
+            cache = self._wire.setdefault(rec, TrackBytes(rec))
+        return cache
 
     @unary
     def SimilarTracks(self, request: pb.SimilarTracksRequest,
                       context: grpc.ServicerContext) -> pb.SimilarTracksResponse:
         rec = self.holder.require()
         result = rec.similar(conv.similar_query_from_pb(request))
-        return conv.similar_response(rec, result, features=request.include_features)
+        if request.include_features:
+            return conv.similar_response(rec, result, features=True)
+        return similar_response_bytes(self._track_bytes(rec), result)
 
     @unary
     def BatchSimilarTracks(self, request: pb.BatchSimilarTracksRequest,

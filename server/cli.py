@@ -66,6 +66,50 @@ def add_parsers(sub: Any) -> None:
     r.add_argument("path", nargs="?", default="")
     q.set_defaults(func=cmd_query)
 
+    b = sub.add_parser("bench", help="measure a server's latency and throughput against its own floor",
+                       description="Closed-loop load against any address. Each RPC is measured alternately with "
+                                   "grpc.health.v1 Check (the floor) on the same server, and reported in "
+                                   "microseconds and as ratios to the floor.")
+    b.add_argument("--address", default="127.0.0.1:50051")
+    b.add_argument("--rpc", action="append", choices=[r for r in _rpcs() if r != "health"],
+                   help="RPC to measure (repeatable; default: similar)")
+    b.add_argument("--concurrency", type=int, default=1, help="concurrent clients (default 1: sequential)")
+    b.add_argument("--processes", type=int, default=0, help="client processes (default: 1, or 2 from 8 clients)")
+    b.add_argument("--rounds", type=int, default=3, help="alternating rounds per RPC (default 3)")
+    b.add_argument("--duration", type=float, default=5.0, help="measured seconds per round (default 5)")
+    b.add_argument("--warmup", type=float, default=1.0, help="uncounted seconds before each round (default 1)")
+    b.add_argument("-k", type=int, default=10)
+    b.add_argument("--seed", type=int, default=0, help="random seed for the seed tracks drawn (default 0)")
+    b.add_argument("--token", help="bearer token")
+    b.add_argument("--json", dest="json_out", help="also write the report as JSON here")
+    b.set_defaults(func=cmd_bench)
+
+
+def _rpcs() -> tuple[str, ...]:
+    return ("health", "similar", "similar-features", "batch", "playlist", "classify", "classify-features")
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    import grpc
+
+    from ._bench import RPCS, compare, format_report
+
+    assert set(_rpcs()) == set(RPCS)
+    processes = args.processes or (2 if args.concurrency >= 8 else 1)
+    metadata = (("authorization", f"Bearer {args.token}"),) if args.token else None
+    try:
+        report = compare(args.address, args.rpc or ["similar"], concurrency=args.concurrency, processes=processes,
+                         rounds=args.rounds, warmup=args.warmup, duration=args.duration, k=args.k, seed=args.seed,
+                         metadata=metadata, progress=lambda m: print(m, file=sys.stderr, flush=True))
+    except grpc.RpcError as err:
+        print(f"musicrec bench: {args.address}: {err.code().name}: {err.details()}", file=sys.stderr)
+        return 1
+    report["command"] = "musicrec " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["bench"] else "musicrec bench"
+    print(format_report(report))
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
 
 def cmd_serve(args: argparse.Namespace) -> int:
     import logging

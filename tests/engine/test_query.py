@@ -200,3 +200,18 @@ def test_classify_with_explanation(rec: Recommender) -> None:
     assert rec.classify(features=feats, top_k=3).genres == c.genres
     with pytest.raises(InvalidQuery, match="top_k"):
         rec.classify(track_id=tid, top_k=1000)
+
+
+def test_neighbour_table_and_index_give_the_same_answers(rec: Recommender) -> None:
+    import dataclasses
+
+    assert rec.bundle.neighbours is not None
+    plain = Recommender(dataclasses.replace(rec.bundle, neighbours=None))
+    filters = [TrackFilter(), TrackFilter(include_genres=["jazz"]), TrackFilter(ranges={"tempo": (100.0, 120.0)}),
+               TrackFilter(exclude_genres=["pop", "dance"], explicit=False)]
+    for i in range(0, 3000, 97):
+        for f, cap, offset in [(TrackFilter(), 0, 0), (TrackFilter(), 0, 5), *[(f, 2, 0) for f in filters]]:
+            q = SimilarQuery(seeds=[Seed(track_id=rec.ids[i])], k=10, filter=f, max_per_artist=cap, offset=offset)
+            a, b = rec.similar(q), plain.similar(q)
+            assert list(a.rows) == list(b.rows), (i, f)
+            np.testing.assert_allclose(a.scores, b.scores, rtol=1e-5)

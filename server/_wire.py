@@ -1,0 +1,66 @@
+"""Hand-assembled SimilarTracksResponse bytes for the hot path.
+
+Building ten ``Track`` messages per response cost more than the search itself. Each track's
+serialized ``Track`` is cached the first time it is returned, and a response is assembled by
+concatenating length-delimited fields: the protobuf wire format is a concatenation of fields, so
+the bytes are exactly what ``SimilarTracksResponse.SerializeToString()`` would produce for the same
+message (tests parse them with the generated classes and compare). Only responses without
+per-track features take this path.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from engine._query import Recommender, SimilarResult
+
+from . import _convert as conv
+from ._generated.musicrec.v1 import recommender_pb2 as pb
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _length_delimited(field: int, payload: bytes) -> bytes:
+    return _varint((field << 3) | 2) + _varint(len(payload)) + payload
+
+
+_SCORE_TAG = _varint((2 << 3) | 5)  # ScoredTrack.score: float, fixed32
+
+
+class TrackBytes:
+    """Serialized ``Track`` per row, cached on first use (one bundle's worth at most)."""
+
+    def __init__(self, rec: Recommender) -> None:
+        self.rec = rec
+        self._cache: list[bytes | None] = [None] * rec.n
+
+    def track_field(self, row: int) -> bytes:
+        """``ScoredTrack.track`` (field 1) holding this row's Track."""
+        cached = self._cache[row]
+        if cached is None:
+            cached = _length_delimited(1, conv.track_pb(self.rec, row).SerializeToString())
+            self._cache[row] = cached
+        return cached
+
+
+def similar_response_bytes(tracks: TrackBytes, result: SimilarResult) -> bytes:
+    parts = []
+    for row, score in zip(result.rows.tolist(), result.scores.tolist(), strict=True):
+        scored = tracks.track_field(row) + _SCORE_TAG + struct.pack("<f", score)
+        parts.append(_length_delimited(1, scored))  # SimilarTracksResponse.results
+    for seed in result.unknown_seed_ids:
+        parts.append(_length_delimited(2, seed.encode()))  # unknown_seed_ids
+    stats = pb.SearchStats(took_ms=result.took_ms, candidates_examined=result.examined,
+                           candidates_filtered=result.filtered, exhausted=result.exhausted)
+    parts.append(_length_delimited(3, stats.SerializeToString()))
+    return b"".join(parts)
