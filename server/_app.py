@@ -19,7 +19,7 @@ from engine._query import use_one_search_thread
 
 from ._generated.musicrec.v1 import recommender_pb2 as pb
 from ._holder import BundleHolder
-from ._interceptors import BearerAuth, ConcurrencyLimit
+from ._interceptors import BearerAuth
 from ._service import RecommenderServicer
 
 log = logging.getLogger("musicrec.server")
@@ -29,9 +29,19 @@ DEFAULT_MAX_CONCURRENT = 64
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024  # requests and responses; a 1,000-result response is ~150 KB
 
 
+# Handler threads. The handlers are CPU-bound Python; with many threads they mostly fight over the
+# GIL: measured at 16 concurrent clients on 2 cores, SimilarTracks reached 0.44-0.66 of the health
+# floor's throughput with 72 threads and 0.79-0.86 with 4 (see benchmarks/RESULTS.md).
+DEFAULT_WORKERS = 4
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class ServerOptions:
+    # RPCs accepted at once, running or waiting for a handler thread; beyond it gRPC answers
+    # RESOURCE_EXHAUSTED at once instead of queueing without bound. Health checks count too: a
+    # saturated server is reported as such.
     max_concurrent: int = DEFAULT_MAX_CONCURRENT
+    workers: int = DEFAULT_WORKERS
     read_tokens: tuple[str, ...] = ()
     admin_tokens: tuple[str, ...] = ()
     tls_cert: Path | None = None
@@ -87,12 +97,10 @@ def create_server(bundle: str | os.PathLike[str] | None, address: str = "127.0.0
     interceptors: list[grpc.ServerInterceptor] = []
     if options.read_tokens or options.admin_tokens:
         interceptors.append(BearerAuth(options.read_tokens, options.admin_tokens))
-    interceptors.append(ConcurrencyLimit(options.max_concurrent))
     server = grpc.server(
-        # more threads than the limit, so excess calls reach the limiter and fail fast instead of queueing
-        futures.ThreadPoolExecutor(max_workers=options.max_concurrent + 8, thread_name_prefix="rpc"),
+        futures.ThreadPoolExecutor(max_workers=options.workers, thread_name_prefix="rpc"),
         interceptors=interceptors,
-        maximum_concurrent_rpcs=options.max_concurrent * 4,  # hard cap on queued calls, health included
+        maximum_concurrent_rpcs=options.max_concurrent,
         options=[
             ("grpc.so_reuseport", 0),  # a second server on the same port must fail, not share it silently
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),

@@ -1,15 +1,17 @@
-"""Cross-cutting checks that run before a servicer method: auth, then the concurrency limit."""
+"""Cross-cutting checks that run before a servicer method: bearer-token auth.
+
+(The concurrency limit is gRPC's own ``maximum_concurrent_rpcs``, see _app.py: only gRPC sees the
+calls that wait for a handler thread.)"""
 
 from __future__ import annotations
 
 import hmac
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import grpc
 
-# Health checks must work for load balancers without a token and even when the server is saturated.
+# Health checks must work for load balancers without a token.
 EXEMPT_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 ADMIN_METHODS = frozenset({"/musicrec.v1.Recommender/ReloadBundle"})
 
@@ -58,45 +60,4 @@ class BearerAuth(grpc.ServerInterceptor):
                               "missing or invalid bearer token (metadata 'authorization: Bearer <token>')")
         if details.method in ADMIN_METHODS and not is_admin:
             return _rejecting(handler, grpc.StatusCode.PERMISSION_DENIED, "this call needs an admin token")
-        return handler
-
-
-class ConcurrencyLimit(grpc.ServerInterceptor):
-    """At most ``limit`` RPCs in a servicer at once; the next one fails fast with
-    RESOURCE_EXHAUSTED instead of queueing without bound (clients retry with backoff)."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._slots = threading.BoundedSemaphore(limit)
-
-    def intercept_service(self, continuation: Callable[..., Any], details: grpc.HandlerCallDetails) -> Any:
-        handler = continuation(details)
-        if handler is None or details.method.startswith(EXEMPT_PREFIXES):
-            return handler
-        message = f"server busy: {self.limit} requests in progress (the limit); retry with backoff"
-        kw = {"request_deserializer": handler.request_deserializer, "response_serializer": handler.response_serializer}
-        if handler.unary_unary:
-            inner = handler.unary_unary
-
-            def unary(request: Any, context: grpc.ServicerContext) -> Any:
-                if not self._slots.acquire(blocking=False):
-                    context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, message)
-                try:
-                    return inner(request, context)
-                finally:
-                    self._slots.release()
-
-            return grpc.unary_unary_rpc_method_handler(unary, **kw)
-        if handler.unary_stream:
-            inner_stream = handler.unary_stream
-
-            def stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-                if not self._slots.acquire(blocking=False):
-                    context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, message)
-                try:
-                    yield from inner_stream(request, context)
-                finally:
-                    self._slots.release()
-
-            return grpc.unary_stream_rpc_method_handler(stream, **kw)
         return handler

@@ -19,7 +19,8 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 for all)")
     p.add_argument("--port", type=int, default=50051)
     p.add_argument("--max-concurrent", type=int, default=64,
-                   help="RPCs served at once; more get RESOURCE_EXHAUSTED (default 64)")
+                   help="RPCs accepted at once (running or queued); more get RESOURCE_EXHAUSTED (default 64)")
+    p.add_argument("--workers", type=int, default=4, help="handler threads (default 4; see benchmarks/RESULTS.md)")
     p.add_argument("--watch", type=float, metavar="SECONDS",
                    help="re-check the bundle path this often and hot-reload when it points elsewhere")
     p.add_argument("--grace", type=float, default=10.0, help="seconds calls in flight get on shutdown")
@@ -122,7 +123,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if bool(args.tls_cert) != bool(args.tls_key):
         print("musicrec serve: error: --tls-cert and --tls-key go together", file=sys.stderr)
         return 2
-    options = ServerOptions(max_concurrent=args.max_concurrent, read_tokens=tuple(args.token),
+    options = ServerOptions(max_concurrent=args.max_concurrent, workers=args.workers, read_tokens=tuple(args.token),
                             admin_tokens=tuple(args.admin_token), tls_cert=args.tls_cert, tls_key=args.tls_key,
                             watch_interval=args.watch)
     try:
