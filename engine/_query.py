@@ -8,6 +8,7 @@ loops that remain run over at most the returned tracks (artist cap, MMR, playlis
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -253,7 +254,11 @@ class Recommender:
         rows: list[int] = []
         scores: list[float] = []
         examined = 0
-        for cand, score in zip(self._table_rows[row].tolist(), self._table_scores[row].tolist(), strict=True):
+        # usually the head of the list suffices (a few repeated songs at most); the rest only if not
+        head = 2 * need
+        for cand, score in itertools.chain(
+                zip(self._table_rows[row, :head].tolist(), self._table_scores[row, :head].tolist(), strict=True),
+                _lazy_zip(self._table_rows[row, head:], self._table_scores[row, head:])):
             if cand < 0:
                 break
             examined += 1
@@ -685,6 +690,10 @@ class Recommender:
         return Classification(genres=[(self.genre_names[i], float(proba[i])) for i in top],
                               contributions=contributions, bias=float(bias), known_genres=known,
                               took_ms=(time.perf_counter() - t0) * 1e3)
+
+
+def _lazy_zip(rows: np.ndarray, scores: np.ndarray) -> Iterator[tuple[int, float]]:
+    yield from zip(rows.tolist(), scores.tolist(), strict=True)
 
 
 def use_one_search_thread() -> None:

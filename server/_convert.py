@@ -20,19 +20,25 @@ def seed_from_pb(msg: pb.Seed) -> Seed:
     return Seed()  # the engine reports "give exactly one of track_id, features or vector"
 
 
+_NO_FILTER = TrackFilter()
+
+
+def filter_from_pb(f: pb.Filter) -> TrackFilter:
+    return TrackFilter(
+        include_genres=list(f.include_genres), exclude_genres=list(f.exclude_genres),
+        explicit=f.explicit if f.HasField("explicit") else None,
+        ranges={name: (r.min if r.HasField("min") else None, r.max if r.HasField("max") else None)
+                for name, r in f.ranges.items()},
+        exclude_track_ids=list(f.exclude_track_ids), mood_ids=list(f.mood_ids))
+
+
 def similar_query_from_pb(msg: pb.SimilarTracksRequest) -> SimilarQuery:
-    f = msg.filter
     return SimilarQuery(
         seeds=[seed_from_pb(s) for s in msg.seeds],
         negative_seeds=[seed_from_pb(s) for s in msg.negative_seeds],
         targets=dict(msg.targets),
         target_weight=msg.target_weight if msg.HasField("target_weight") else None,
-        filter=TrackFilter(
-            include_genres=list(f.include_genres), exclude_genres=list(f.exclude_genres),
-            explicit=f.explicit if f.HasField("explicit") else None,
-            ranges={name: (r.min if r.HasField("min") else None, r.max if r.HasField("max") else None)
-                    for name, r in f.ranges.items()},
-            exclude_track_ids=list(f.exclude_track_ids), mood_ids=list(f.mood_ids)),
+        filter=filter_from_pb(msg.filter) if msg.HasField("filter") else _NO_FILTER,
         k=msg.k or 10,
         offset=msg.offset,
         max_per_artist=msg.max_per_artist,

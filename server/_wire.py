@@ -19,6 +19,8 @@ from ._generated.musicrec.v1 import recommender_pb2 as pb
 
 
 def _varint(n: int) -> bytes:
+    if n < 0x80:
+        return bytes((n,))
     out = bytearray()
     while True:
         byte = n & 0x7F
@@ -35,29 +37,32 @@ def _length_delimited(field: int, payload: bytes) -> bytes:
 
 
 _SCORE_TAG = _varint((2 << 3) | 5)  # ScoredTrack.score: float, fixed32
+_pack_float = struct.Struct("<f").pack
 
 
 class TrackBytes:
-    """Serialized ``Track`` per row, cached on first use (one bundle's worth at most)."""
+    """Per row, a ``SimilarTracksResponse.results`` entry up to its score, cached on first use (one
+    bundle's worth at most): the ScoredTrack's tag and length, its ``track`` field, the score's tag.
+    The score's 4 bytes are all that differ between responses."""
 
     def __init__(self, rec: Recommender) -> None:
         self.rec = rec
         self._cache: list[bytes | None] = [None] * rec.n
 
-    def track_field(self, row: int) -> bytes:
-        """``ScoredTrack.track`` (field 1) holding this row's Track."""
+    def scored_prefix(self, row: int) -> bytes:
         cached = self._cache[row]
         if cached is None:
-            cached = _length_delimited(1, conv.track_pb(self.rec, row).SerializeToString())
+            track = _length_delimited(1, conv.track_pb(self.rec, row).SerializeToString())  # ScoredTrack.track
+            length = len(track) + len(_SCORE_TAG) + 4
+            cached = _varint((1 << 3) | 2) + _varint(length) + track + _SCORE_TAG
             self._cache[row] = cached
         return cached
 
 
 def similar_response_bytes(tracks: TrackBytes, result: SimilarResult) -> bytes:
-    parts = []
-    for row, score in zip(result.rows.tolist(), result.scores.tolist(), strict=True):
-        scored = tracks.track_field(row) + _SCORE_TAG + struct.pack("<f", score)
-        parts.append(_length_delimited(1, scored))  # SimilarTracksResponse.results
+    prefix, pack = tracks.scored_prefix, _pack_float
+    parts = [prefix(row) + pack(score) for row, score in zip(result.rows.tolist(), result.scores.tolist(),
+                                                              strict=True)]
     for seed in result.unknown_seed_ids:
         parts.append(_length_delimited(2, seed.encode()))  # unknown_seed_ids
     stats = pb.SearchStats(took_ms=result.took_ms, candidates_examined=result.examined,

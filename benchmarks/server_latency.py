@@ -1,0 +1,81 @@
+"""Server latency against its own floor: the server issue's speed targets, measured.
+
+Starts `musicrec serve` on a bundle in its own process, then runs `musicrec bench` twice:
+sequential (1 client) and 16 concurrent clients (2 client processes), each time alternating the
+floor (grpc.health.v1 Check) with SimilarTracks by id (k=10) and ClassifyGenre on raw features.
+
+    python benchmarks/server_latency.py BUNDLE [--rounds 5] [--duration 5] [--json out.json]
+
+Targets (server issue): SimilarTracks p50 <= 1.3x the floor sequentially; >= 0.7x the floor's
+throughput at 16 clients; ClassifyGenre (raw features) p50 <= 3x the floor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from server._bench import compare, format_report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("bundle", type=Path)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument("--workers", type=int, default=4, help="server handler threads")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+
+    musicrec = Path(sys.executable).with_name("musicrec")
+    cmd = [str(musicrec), "serve", "--bundle", str(args.bundle), "--port", "0", "--workers", str(args.workers)]
+    with subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True) as server:
+        try:
+            port = None
+            deadline = time.monotonic() + 120
+            assert server.stderr is not None
+            while port is None and time.monotonic() < deadline:
+                line = server.stderr.readline()
+                if not line and server.poll() is not None:
+                    print("server exited", file=sys.stderr)
+                    return 1
+                match = re.search(r"serving musicrec.v1.Recommender on [\d.]+:(\d+)", line)
+                port = int(match.group(1)) if match else None
+            address = f"127.0.0.1:{port}"
+            results = {}
+            for label, concurrency, processes in (("sequential", 1, 1), ("concurrent16", 16, 2)):
+                print(f"== {label}", file=sys.stderr)
+                report = compare(address, ["similar", "classify-features"], concurrency=concurrency,
+                                 processes=processes, rounds=args.rounds, warmup=args.warmup, duration=args.duration,
+                                 progress=lambda m: print(m, file=sys.stderr, flush=True))
+                results[label] = report
+                print(format_report(report), "\n")
+        finally:
+            server.terminate()
+    seq, conc = results["sequential"]["rpcs"], results["concurrent16"]["rpcs"]
+    verdict = {
+        "similar_p50_vs_floor_sequential": seq["similar"]["p50_vs_floor"],
+        "similar_throughput_vs_floor_16_clients": conc["similar"]["throughput_vs_floor"],
+        "classify_features_p50_vs_floor_sequential": seq["classify-features"]["p50_vs_floor"],
+    }
+    print(f"command: python benchmarks/server_latency.py {args.bundle} --rounds {args.rounds} "
+          f"--duration {args.duration} --workers {args.workers}")
+    print(f"SimilarTracks by id, p50 vs floor (sequential):        {verdict['similar_p50_vs_floor_sequential']:.2f}"
+          "  (target <= 1.3)")
+    print(f"SimilarTracks by id, throughput vs floor (16 clients): "
+          f"{verdict['similar_throughput_vs_floor_16_clients']:.2f}  (target >= 0.7)")
+    print(f"ClassifyGenre raw features, p50 vs floor (sequential): "
+          f"{verdict['classify_features_p50_vs_floor_sequential']:.2f}  (target <= 3)")
+    if args.json:
+        args.json.write_text(json.dumps({"verdict": verdict, **results}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
