@@ -198,12 +198,11 @@ class Recommender:
         results: list[SimilarResult | None] = [None] * len(queries)
         resolved: list[_Resolved | None] = [None] * len(queries)
         for i, q in enumerate(queries):
-            row = self._simple_seed(q)
-            if row is not None:
-                results[i] = self._walk_table(q, row, t0)
+            row = self._table_row(q)
+            if row is not None and q.filter.is_empty() and not q.max_per_artist:
+                results[i] = self._walk_table(q, row, t0)  # the hot path: no validation work it does not need
             if results[i] is None:
                 resolved[i] = r = self._resolve(q, f"queries[{i}]." if len(queries) > 1 else "")
-                row = self._cached_seed(r)
                 if row is not None:  # the precomputed list answers unless filters starve it
                     results[i] = self._finish(r, self._table_rows[row], self._table_scores[row], t0)
         pending = [i for i, res in enumerate(results) if res is None]
@@ -223,30 +222,21 @@ class Recommender:
             results[i] = res
         return results  # type: ignore[return-value]
 
-    def _cached_seed(self, r: _Resolved) -> int | None:
+    def _table_row(self, q: SimilarQuery) -> int | None:
         """The seed row when the neighbour table can answer: one catalog track, nothing that
-        re-ranks (negative seeds, targets, diversity) and a page that fits in the table."""
-        q = r.query
-        if self._table_rows is None or len(q.seeds) != 1 or q.seeds[0].track_id is None or q.negative_seeds \
-                or r.targets or q.diversity > 0 or q.offset + q.k > self._table_rows.shape[1] // 2:
-            return None
-        return self.bundle.row_of.get(q.seeds[0].track_id)
-
-    def _simple_seed(self, q: SimilarQuery) -> int | None:
-        """The hot path's shape ("more like this one track", no filters, cap or re-ranking, a valid
-        page that fits the table): its seed row, checked on the raw query before full validation."""
+        re-ranks (negative seeds, targets, diversity) and a valid page that fits in the table.
+        Checked on the raw query; unknown ids go the long way, which reports them."""
         if self._table_rows is None or len(q.seeds) != 1 or q.negative_seeds or q.targets or q.diversity \
-                or q.max_per_artist or not q.filter.is_empty() or not 1 <= q.k <= MAX_K or q.offset < 0 \
-                or q.offset + q.k > self._table_rows.shape[1] // 2:
+                or not 1 <= q.k <= MAX_K or q.offset < 0 or q.offset + q.k > self._table_rows.shape[1] // 2:
             return None
         seed = q.seeds[0]
         if seed.track_id is None or seed.features is not None or seed.vector is not None:
             return None
-        return self.bundle.row_of.get(seed.track_id)  # unknown ids go the long way, which reports them
+        return self.bundle.row_of.get(seed.track_id)
 
     def _walk_table(self, q: SimilarQuery, row: int, t0: float) -> SimilarResult | None:
         """Walk the precomputed list, skipping the seed's own song and repeated songs: the same
-        answer ``_finish`` gives for an unfiltered query, without its array set operations, which
+        answer ``_finish`` gives for a query without filters or artist cap, without its array set operations, which
         cost more than the walk for a list this short. None when the list runs out."""
         need = q.offset + q.k
         songs = self._song_list

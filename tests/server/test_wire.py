@@ -22,7 +22,7 @@ def test_hand_assembled_response_parses_to_the_same_message(running: RunningServ
 def test_requests_from_the_wire_take_the_fast_path(running: RunningServer) -> None:
     rec = running.holder.require()
     q = conv.similar_query_from_pb(pb.SimilarTracksRequest(seeds=[pb.Seed(track_id=rec.ids[0])], k=10))
-    assert rec._simple_seed(q) == 0
+    assert rec._table_row(q) == 0 and q.filter.is_empty()
     filtered = conv.similar_query_from_pb(pb.SimilarTracksRequest(seeds=[pb.Seed(track_id=rec.ids[0])],
                                                                   filter=pb.Filter(explicit=False)))
-    assert rec._simple_seed(filtered) is None
+    assert not filtered.filter.is_empty()
