@@ -14,13 +14,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-from server._bench import compare, format_report
+from server._bench import compare, format_report, start_server_process
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,31 +30,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
 
-    musicrec = Path(sys.executable).with_name("musicrec")
-    cmd = [str(musicrec), "serve", "--bundle", str(args.bundle), "--port", "0", "--workers", str(args.workers)]
-    with subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True) as server:
-        try:
-            port = None
-            deadline = time.monotonic() + 120
-            assert server.stderr is not None
-            while port is None and time.monotonic() < deadline:
-                line = server.stderr.readline()
-                if not line and server.poll() is not None:
-                    print("server exited", file=sys.stderr)
-                    return 1
-                match = re.search(r"serving musicrec.v1.Recommender on [\d.]+:(\d+)", line)
-                port = int(match.group(1)) if match else None
-            address = f"127.0.0.1:{port}"
-            results = {}
-            for label, concurrency, processes in (("sequential", 1, 1), ("concurrent16", 16, 2)):
-                print(f"== {label}", file=sys.stderr)
-                report = compare(address, ["similar", "classify-features"], concurrency=concurrency,
-                                 processes=processes, rounds=args.rounds, warmup=args.warmup, duration=args.duration,
-                                 progress=lambda m: print(m, file=sys.stderr, flush=True))
-                results[label] = report
-                print(format_report(report), "\n")
-        finally:
-            server.terminate()
+    results = {}
+    with start_server_process(args.bundle, "--workers", str(args.workers)) as (_, port):
+        address = f"127.0.0.1:{port}"
+        for label, concurrency, processes in (("sequential", 1, 1), ("concurrent16", 16, 2)):
+            print(f"== {label}", file=sys.stderr)
+            report = compare(address, ["similar", "classify-features"], concurrency=concurrency,
+                             processes=processes, rounds=args.rounds, warmup=args.warmup, duration=args.duration,
+                             progress=lambda m: print(m, file=sys.stderr, flush=True))
+            results[label] = report
+            print(format_report(report), "\n")
     seq, conc = results["sequential"]["rpcs"], results["concurrent16"]["rpcs"]
     verdict = {
         "similar_p50_vs_floor_sequential": seq["similar"]["p50_vs_floor"],

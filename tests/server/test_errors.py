@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -13,6 +11,8 @@ from engine._query import Recommender
 from server import RunningServer, ServerOptions, create_server
 from server._generated.musicrec.v1 import recommender_pb2 as pb
 from server._generated.musicrec.v1 import recommender_pb2_grpc as pb_grpc
+
+from .conftest import Blocker
 
 T = 10
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
@@ -115,25 +115,7 @@ def test_no_bundle_is_unavailable() -> None:
         srv.stop(0)
 
 
-@pytest.fixture
-def blocking(monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Event]:
-    """SimilarTracks calls wait on the returned event (the server runs in this process)."""
-    release = threading.Event()
-    entered = threading.Semaphore(0)
-    original = Recommender.similar
-
-    def slow(self: Recommender, query: object) -> object:
-        entered.release()
-        release.wait(10)
-        return original(self, query)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(Recommender, "similar", slow)
-    release.entered = entered  # type: ignore[attr-defined]
-    yield release
-    release.set()
-
-
-def test_over_the_limit_is_resource_exhausted_and_fast(bundle_dir: Path, blocking: threading.Event) -> None:
+def test_over_the_limit_is_resource_exhausted_and_fast(bundle_dir: Path, blocking: Blocker) -> None:
     srv = create_server(bundle_dir, "127.0.0.1:0", ServerOptions(max_concurrent=2))
     try:
         with grpc.insecure_channel(f"127.0.0.1:{srv.port}") as ch:
@@ -141,17 +123,17 @@ def test_over_the_limit_is_resource_exhausted_and_fast(bundle_dir: Path, blockin
             request = pb.SimilarTracksRequest(seeds=[pb.Seed(track_id=srv.holder.require().ids[0])])
             held = [stub.SimilarTracks.future(request, timeout=T) for _ in range(2)]
             for _ in range(2):
-                assert blocking.entered.acquire(timeout=T)  # type: ignore[attr-defined]
+                assert blocking.entered.acquire(timeout=T)
             err = call_error(stub.SimilarTracks, request)
             assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "limit" in err.details()
-            blocking.set()
+            blocking.release.set()
             assert all(len(f.result().results) == 10 for f in held)
             assert len(stub.SimilarTracks(request, timeout=T).results) == 10  # slots were released
     finally:
         srv.stop(0)
 
 
-def test_deadline_is_honoured(running: RunningServer, stub: pb_grpc.RecommenderStub, blocking: threading.Event) -> None:
+def test_deadline_is_honoured(running: RunningServer, stub: pb_grpc.RecommenderStub, blocking: Blocker) -> None:
     err = call_error(stub.SimilarTracks, pb.SimilarTracksRequest(seeds=[pb.Seed(track_id=seed_id(running))]),
                      timeout=0.3)
     assert err.code() == grpc.StatusCode.DEADLINE_EXCEEDED

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -19,9 +16,12 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from engine import build_bundle, publish
 from server import ServerOptions, create_server
+from server._bench import start_server_process
 from server._generated.musicrec.v1 import recommender_pb2 as pb
 from server._generated.musicrec.v1 import recommender_pb2_grpc as pb_grpc
 from tests.conftest import FAST_CONFIG
+
+from .conftest import Blocker
 
 T = 10
 
@@ -128,53 +128,28 @@ def test_a_bad_bundle_is_refused_and_the_old_one_keeps_serving(bundle_dir: Path,
 
 
 def test_sigterm_drains_and_exits_zero(bundle_dir: Path) -> None:
-    musicrec = Path(sys.executable).with_name("musicrec")
-    with subprocess.Popen([str(musicrec), "serve", "--bundle", str(bundle_dir), "--port", "0", "--grace", "5"],
-                          stderr=subprocess.PIPE, text=True) as proc:
-        try:
-            port = None
-            deadline = time.monotonic() + 60
-            assert proc.stderr is not None
-            while port is None and time.monotonic() < deadline:
-                line = proc.stderr.readline()
-                match = re.search(r"serving musicrec.v1.Recommender on [\d.]+:(\d+)", line)
-                port = int(match.group(1)) if match else None
-            assert port, "server did not log its address"
-            with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
-                health = health_pb2_grpc.HealthStub(ch)
-                assert health.Check(health_pb2.HealthCheckRequest(), timeout=T).status == \
-                    health_pb2.HealthCheckResponse.SERVING
-                os.kill(proc.pid, signal.SIGTERM)
-                assert proc.wait(timeout=30) == 0
-            assert "shutting down" in proc.stderr.read()
-        finally:
-            if proc.poll() is None:
-                proc.kill()
+    with start_server_process(bundle_dir, "--grace", "5") as (proc, port):
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
+            health = health_pb2_grpc.HealthStub(ch)
+            assert health.Check(health_pb2.HealthCheckRequest(), timeout=T).status == \
+                health_pb2.HealthCheckResponse.SERVING
+            os.kill(proc.pid, signal.SIGTERM)
+            assert proc.wait(timeout=30) == 0
+        assert proc.stderr is not None and "shutting down" in proc.stderr.read()
 
 
-def test_stop_lets_calls_in_flight_finish(bundle_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from engine._query import Recommender
-
-    entered, release = threading.Event(), threading.Event()
-    original = Recommender.similar
-
-    def slow(self: Recommender, query: object) -> object:
-        entered.set()
-        release.wait(10)
-        return original(self, query)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(Recommender, "similar", slow)
+def test_stop_lets_calls_in_flight_finish(bundle_dir: Path, blocking: Blocker) -> None:
     srv = create_server(bundle_dir, "127.0.0.1:0")
     with grpc.insecure_channel(f"127.0.0.1:{srv.port}") as ch:
         stub = pb_grpc.RecommenderStub(ch)
         health = health_pb2_grpc.HealthStub(ch)
         call = stub.SimilarTracks.future(pb.SimilarTracksRequest(seeds=[pb.Seed(track_id=srv.holder.require().ids[0])]),
                                          timeout=T)
-        assert entered.wait(T)
+        assert blocking.entered.acquire(timeout=T)
         stopper = threading.Thread(target=srv.stop, kwargs={"grace": 5})
         stopper.start()
         time.sleep(0.2)
-        release.set()
+        blocking.release.set()
         assert len(call.result().results) == 10  # finished within the grace period
         stopper.join()
         with pytest.raises(grpc.RpcError):
