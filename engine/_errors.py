@@ -44,3 +44,9 @@ class TrackNotFound(EngineError, KeyError):
 
 class InvalidQuery(EngineError, ValueError):
     """A query is malformed: unknown feature, non-finite value, wrong dimension, bad k."""
+
+
+def shown(value: object, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for echoing client input in messages."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 4] + "...'"

@@ -15,7 +15,7 @@ from ._arrays import load_npz
 from ._bundle import read_verified_manifest
 from ._catalog import Catalog, IngestReport
 from ._config import BuildConfig, IndexConfig
-from ._errors import BundleIntegrityError, TrackNotFound
+from ._errors import BundleIntegrityError, TrackNotFound, shown
 from ._genre import GenreClassifier
 from ._index import configure_search
 from ._moods import MoodModel
@@ -47,7 +47,7 @@ class Bundle:
         try:
             return self.row_of[track_id]
         except KeyError:
-            raise TrackNotFound(f"track {track_id!r} is not in the catalog") from None
+            raise TrackNotFound(f"track {shown(track_id)} is not in the catalog") from None
 
     @property
     def version(self) -> str:

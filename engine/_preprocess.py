@@ -99,14 +99,18 @@ class Preprocessor:
         return np.column_stack(cols)
 
     def standardize(self, raw: np.ndarray) -> np.ndarray:
-        """Transformed and standardized features, shape (n, n_transformed)."""
+        """Transformed and standardized features, shape (n, n_transformed). Values too large for
+        float64 become inf here rather than a warning; callers that take untrusted input check."""
         self._check_fitted()
-        return (self.transform_features(raw) - self.mean_) / self.scale_
+        with np.errstate(over="ignore", invalid="ignore"):
+            return (self.transform_features(raw) - self.mean_) / self.scale_
 
     def embed(self, raw: np.ndarray) -> np.ndarray:
         """L2-normalized PCA vectors, float32 of shape (n, n_components). A track exactly at the
-        catalog mean has no direction: its vector stays zero (callers may reject it)."""
-        return l2_normalize(self.standardize(raw) @ self.components_.T)
+        catalog mean has no direction: its vector stays zero (callers may reject it). Absurdly large
+        inputs give non-finite rows (callers with untrusted input reject them)."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            return l2_normalize(self.standardize(raw) @ self.components_.T)
 
     @property
     def n_components(self) -> int:
@@ -144,7 +148,13 @@ class Preprocessor:
 
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length as float32; all-zero rows stay zero."""
-    x = np.asarray(x, dtype=np.float32)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
+    """Rows scaled to unit length as float32; all-zero rows stay zero. Each row is first divided
+    by its largest magnitude, so rows of huge or tiny (subnormal) finite values normalize exactly
+    instead of overflowing or underflowing; rows holding inf or NaN come out non-finite."""
+    x = np.asarray(x, dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        scale = np.max(np.abs(x), axis=1, keepdims=True) if x.size else np.zeros((len(x), 1))
+        y = np.divide(x, scale, out=np.zeros_like(x), where=scale > 0)
+        norms = np.linalg.norm(y, axis=1, keepdims=True)
+        out = np.divide(y, norms, out=np.zeros_like(y), where=norms > 0)
+    return out.astype(np.float32)

@@ -17,7 +17,7 @@ import faiss
 import numpy as np
 import pandas as pd
 
-from ._errors import InvalidQuery, TrackNotFound
+from ._errors import InvalidQuery, TrackNotFound, shown
 from ._explain import PathExplainer
 from ._loaded import Bundle
 from ._preprocess import l2_normalize
@@ -448,11 +448,14 @@ class Recommender:
                     if tolerate:
                         unknown.append(seed.track_id)
                         continue
-                    raise TrackNotFound(f"{where}[{i}].track_id: track {seed.track_id!r} is not in the catalog")
+                    raise TrackNotFound(f"{where}[{i}].track_id: track {shown(seed.track_id)} is not in the catalog")
                 rows.append(row)
                 vectors.append(self.bundle.vectors[row])
             elif seed.features is not None:
                 v = self.bundle.preprocessor.embed(self.raw_features(seed.features, f"{where}[{i}].features"))[0]
+                if not np.isfinite(v).all():
+                    raise InvalidQuery(f"{where}[{i}].features: values too large to place in the vector space "
+                                       "(each feature's plausible range is in ServerInfo metrics)")
                 if not np.any(v):
                     raise InvalidQuery(f"{where}[{i}].features: these values sit exactly at the catalog's mean "
                                        "and have no direction to search in")
@@ -477,7 +480,8 @@ class Recommender:
         """Validate a feature-name -> value mapping into a raw row of shape (1, n_features)."""
         unknown = sorted(set(values) - set(self.feature_names))
         if unknown:
-            raise InvalidQuery(f"{where}: unknown feature(s) {unknown[:5]}; the bundle's features are "
+            raise InvalidQuery(f"{where}: unknown feature(s) {', '.join(shown(u) for u in unknown[:5])}; "
+                               "the bundle's features are "
                                f"{list(self.feature_names)}")
         missing = [n for n in self.feature_names if n not in values]
         if missing:
@@ -492,13 +496,14 @@ class Recommender:
         try:
             return self._numeric[name]
         except KeyError:
-            raise InvalidQuery(f"{where}: unknown column {name!r}; numeric columns are {sorted(self._numeric)}") \
-                from None
+            raise InvalidQuery(f"{where}: unknown column {shown(name)}; numeric columns are "
+                               f"{sorted(self._numeric)}") from None
 
     def _genre_codes(self, names: Sequence[str], where: str) -> np.ndarray:
         unknown = [g for g in names if g not in self._genre_code]
         if unknown:
-            raise InvalidQuery(f"{where}: unknown genre(s) {unknown[:5]}; the catalog has {len(self.genre_names)} "
+            raise InvalidQuery(f"{where}: unknown genre(s) {', '.join(shown(u) for u in unknown[:5])}; "
+                               f"the catalog has {len(self.genre_names)} "
                                f"genres, e.g. {list(self.genre_names[:5])}")
         return np.asarray(sorted({self._genre_code[g] for g in names}), dtype=np.int64)
 
@@ -528,7 +533,7 @@ class Recommender:
         if mood_name is not None:
             found = self._mood_by_name.get(mood_name.strip().casefold())
             if found is None:
-                raise InvalidQuery(f"mood_name: unknown mood {mood_name!r}; ListMoods gives the names, e.g. "
+                raise InvalidQuery(f"mood_name: unknown mood {shown(mood_name)}; ListMoods gives the names, e.g. "
                                    f"{[c['name'] for c in self._moods.clusters_[:3]]}")
             return int(found)
         if mood_id is None or not 0 <= mood_id < len(self._mood_members):
@@ -666,7 +671,10 @@ class Recommender:
             known = self.bundle.tracks.genres_of(row)
         else:
             raw = self.raw_features(features or {}, "features")
-        x = self.bundle.preprocessor.transform_features(raw).astype(np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):
+            x = self.bundle.preprocessor.transform_features(raw).astype(np.float32)
+        if not np.isfinite(x).all():
+            raise InvalidQuery("features: values too large for the model (beyond float32 after transforms)")
         proba = classifier.predict_proba(x)[0]
         top = np.argsort(-proba, kind="stable")[:top_k]
         contributions: list[tuple[str, float]] = []

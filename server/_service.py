@@ -30,7 +30,19 @@ log = logging.getLogger("musicrec.server")
 SERVER_VERSION = "0.1.0"
 
 
+# Status details travel in the trailer (percent-encoded; gRPC's default metadata limit is 8 KiB), so
+# a message echoing a huge client value must be cut, or the client sees RESOURCE_EXHAUSTED instead.
+MAX_DETAILS_CHARS = 400
+
+
 def _status_of(exc: BaseException) -> tuple[grpc.StatusCode, str]:
+    code, message = _classify(exc)
+    if len(message) > MAX_DETAILS_CHARS:
+        message = message[:MAX_DETAILS_CHARS - 3] + "..."
+    return code, message
+
+
+def _classify(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     if isinstance(exc, InvalidQuery):
         return grpc.StatusCode.INVALID_ARGUMENT, str(exc)
     if isinstance(exc, TrackNotFound):

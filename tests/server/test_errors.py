@@ -44,7 +44,7 @@ def features(running: RunningServer, **override: float) -> dict[str, float]:
         (lambda r: pb.SimilarTracksRequest(seeds=[pb.Seed(track_id=seed_id(r))], k=5000), INVALID, "k: must be 1..1000"),
         (lambda r: pb.SimilarTracksRequest(seeds=[pb.Seed()]), INVALID, "seeds[0]: give exactly one of"),
         (lambda r: pb.SimilarTracksRequest(seeds=[pb.Seed(features=pb.FeatureValues(values={"energyy": 1}))]),
-         INVALID, "unknown feature(s) ['energyy']"),
+         INVALID, "unknown feature(s) 'energyy'"),
         (lambda r: pb.SimilarTracksRequest(seeds=[pb.Seed(features=pb.FeatureValues(values={"energy": 1}))]),
          INVALID, "missing feature(s)"),
         (lambda r: pb.SimilarTracksRequest(seeds=[pb.Seed(features=pb.FeatureValues(
