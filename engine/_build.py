@@ -21,7 +21,7 @@ from ._arrays import save_npz
 from ._bundle import atomic_bundle_dir, sha256_file, write_manifest
 from ._catalog import read_catalog
 from ._config import BuildConfig
-from ._genre import train_genre_classifier
+from ._genre import cannot_train, train_genre_classifier
 from ._index import build_index, measure_recall, neighbour_table
 from ._moods import MoodModel, mood_space
 from ._preprocess import Preprocessor
@@ -103,7 +103,11 @@ def build_bundle(
             say(f"{m['clusters']} moods; cores hold {m['core_coverage']:.1%} of tracks; DBCV {m['dbcv_sample']}")
 
         genre_metrics: dict[str, Any] | None = None
-        if config.genre.enabled and catalog.genre_names and len(catalog.genre_names) >= 2:
+        skip_reason = "disabled by configuration" if not config.genre.enabled else cannot_train(catalog)
+        if skip_reason:
+            say(f"no genre classifier: {skip_reason}")
+            genre_metrics = {"skipped": skip_reason}
+        else:
             with stage("genre"):
                 model, genre_metrics = train_genre_classifier(
                     catalog, prep.transform_features(catalog.features), prep.transformed_names, config.genre,

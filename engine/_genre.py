@@ -193,6 +193,22 @@ def baselines(train_counts: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     }
 
 
+MIN_LABELLED_TRACKS = 50
+MIN_ARTISTS = 5
+
+
+def cannot_train(catalog: Catalog) -> str | None:
+    """Why the honest protocol cannot run on this catalog, or None when it can."""
+    labelled = np.flatnonzero(np.diff(catalog.genre_indptr) > 0)
+    artists = len(set(catalog.primary_artists()[labelled]))
+    if len(catalog.genre_names) < 2:
+        return f"the catalog has {len(catalog.genre_names)} genre(s); a classifier needs at least 2"
+    if len(labelled) < MIN_LABELLED_TRACKS or artists < MIN_ARTISTS:
+        return (f"only {len(labelled)} labelled tracks by {artists} artists; an artist-grouped evaluation needs "
+                f"at least {MIN_LABELLED_TRACKS} tracks by {MIN_ARTISTS} artists")
+    return None
+
+
 def train_genre_classifier(
     catalog: Catalog, x: np.ndarray, feature_names: tuple[str, ...], config: GenreConfig, *,
     seed: int = 0, progress: Progress | None = None,

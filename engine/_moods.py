@@ -42,6 +42,7 @@ from ._errors import NotFittedError
 
 Progress = Callable[[str], None]
 VOTE_NEIGHBOURS = 10
+MIN_TRACKS_TO_CLUSTER = 10
 
 _QUADRANTS = {(True, True): "happy, energetic", (False, True): "angry, tense",
               (True, False): "calm, content", (False, False): "sad, reflective"}
@@ -108,15 +109,19 @@ class MoodModel:
         min_cluster_size = max(2, min(cfg.min_cluster_size, len(sample) // 2))
         min_samples = max(1, min(cfg.min_samples, min_cluster_size))
         t0 = time.perf_counter()
-        say(f"HDBSCAN on {len(sample)} of {n} tracks ({points.shape[1]}-d mood space, "
-            f"min_cluster_size {min_cluster_size}, min_samples {min_samples}, {cfg.selection})")
-        clusterer = hdbscan.HDBSCAN(
-            min_cluster_size=min_cluster_size, min_samples=min_samples,
-            cluster_selection_method=cfg.selection, cluster_selection_epsilon=cfg.epsilon,
-            core_dist_n_jobs=2, gen_min_span_tree=True,
-        ).fit(points[sample])
+        if len(sample) < max(min_samples + 2, MIN_TRACKS_TO_CLUSTER):
+            say(f"only {len(sample)} tracks: too few to find density clusters; one mood holds them all")
+            labels = np.full(len(sample), -1, dtype=np.int64)
+        else:
+            say(f"HDBSCAN on {len(sample)} of {n} tracks ({points.shape[1]}-d mood space, "
+                f"min_cluster_size {min_cluster_size}, min_samples {min_samples}, {cfg.selection})")
+            clusterer = hdbscan.HDBSCAN(
+                min_cluster_size=min_cluster_size, min_samples=min_samples,
+                cluster_selection_method=cfg.selection, cluster_selection_epsilon=cfg.epsilon,
+                core_dist_n_jobs=2, gen_min_span_tree=True,
+            ).fit(points[sample])
+            labels = clusterer.labels_
         fit_seconds = time.perf_counter() - t0
-        labels = clusterer.labels_
         if labels.max() < 0:
             # No density core at all (tiny or uniform catalogs): one mood holding everything is the
             # honest answer, reported as zero cores rather than invented structure.
@@ -124,7 +129,7 @@ class MoodModel:
             labels = np.zeros(len(sample), dtype=np.int64)
             dbcv = float("nan")
         else:
-            dbcv = float(clusterer.relative_validity_)
+            dbcv = float(clusterer.relative_validity_)  # labels came from the clusterer
         core = labels >= 0
         self.exemplars_ = np.ascontiguousarray(points[sample][core], dtype=np.float32)
         self.exemplar_labels_ = labels[core].astype(np.int32)

@@ -51,7 +51,7 @@ def format_report(manifest: dict[str, Any], *, moods: list[dict[str, Any]] | Non
         lines.append(f"  {cl['id']:>3}  {cl['name']:<48} {cl['size']:>8,} tracks ({cl['core_size']:,} core)"
                      f"  top genres: {genres}")
     g = m.get("genre")
-    if g:
+    if g and "skipped" not in g:
         lines += [
             "",
             f"genres   XGBoost ({g['multi_strategy']}, {g['rounds']} rounds), {g['n_genres']} genres; "
@@ -61,7 +61,8 @@ def format_report(manifest: dict[str, Any], *, moods: list[dict[str, Any]] | Non
             f"random top-1 {g['random_top1']:.3f} top-5 {g['random_top5']:.3f}",
         ]
     else:
-        lines += ["", "genres   no classifier (the catalog has no genre labels, or it was disabled)"]
+        reason = g["skipped"] if g else "the catalog has no genre labels"
+        lines += ["", f"genres   no classifier: {reason}"]
     t = manifest.get("timings_seconds", {})
     lines += [
         "",

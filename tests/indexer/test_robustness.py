@@ -1,0 +1,168 @@
+"""Malformed CSVs end with a clear error and no partial bundle; a SIGKILLed build leaves the
+previous bundle and the `current` pointer untouched and loadable."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from engine import load_bundle, publish, synthetic_catalog
+from indexer.cli import main
+
+TINY = ["--quiet", "--no-genre", "--config"]
+
+
+@pytest.fixture(scope="module")
+def tiny_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("cfg") / "tiny.toml"
+    path.write_text("[moods]\nfit_sample = 500\nmin_cluster_size = 10\nmin_samples = 2\n"
+                    "[index]\nneighbours = 8\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def valid_csv_bytes() -> bytes:
+    return synthetic_catalog(80, seed=2, exact_duplicates=2, bad_rows=2).to_csv(index=False).encode()
+
+
+def run_index(csv: Path, out: Path, config: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    code = main(["index", str(csv), "--out", str(out), *TINY, str(config)])
+    return code, capsys.readouterr().err
+
+
+def assert_clean_outcome(code: int, err: str, out: Path) -> None:
+    assert "Traceback" not in err and "internal error" not in err, err
+    assert not any(".partial-" in p.name for p in out.parent.iterdir()), "a partial bundle was left behind"
+    if code == 0:
+        load_bundle(out)  # a bundle that was written must be complete and verifiable
+    else:
+        assert code == 2 and err.startswith("musicrec index: error: "), (code, err)
+        assert not out.exists()
+
+
+def mutate(data: bytes, ops: list[tuple[str, int, bytes]]) -> bytes:
+    buf = bytearray(data)
+    for op, pos, payload in ops:
+        at = pos % (len(buf) + 1)
+        if op == "insert":
+            buf[at:at] = payload
+        elif op == "delete":
+            del buf[at:at + len(payload) + 1]
+        elif op == "replace":
+            buf[at:at + len(payload)] = payload
+        elif op == "truncate":
+            del buf[at:]
+        else:  # duplicate a line
+            lines = bytes(buf).split(b"\n")
+            i = pos % len(lines)
+            lines.insert(i, lines[i])
+            buf = bytearray(b"\n".join(lines))
+    return bytes(buf)
+
+
+PAYLOADS = st.one_of(st.binary(max_size=8), st.sampled_from(
+    [b",", b'"', b'""', b"\n", b"\r\n", b"\x00", b"\xff\xfe", b"\xef\xbb\xbf", b"nan", b"inf", b"-1e309", b";",
+     b"x" * 5000, "é".encode("latin-1"), b",,,,,,,,,,,,,,,,,,,,,,,,,,,,", b"True"]))
+OPS = st.lists(st.tuples(st.sampled_from(["insert", "delete", "replace", "truncate", "dup"]),
+                         st.integers(0, 20_000), PAYLOADS), min_size=1, max_size=4)
+
+
+def test_fuzzed_csv_bytes(tmp_path: Path, tiny_config: Path, valid_csv_bytes: bytes,
+                          capsys: pytest.CaptureFixture[str]) -> None:
+    counter = iter(range(10**6))
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+    @given(OPS)
+    def one(ops: list[tuple[str, int, bytes]]) -> None:
+        case = tmp_path / f"case{next(counter)}"
+        case.mkdir()
+        csv = case / "in.csv"
+        csv.write_bytes(mutate(valid_csv_bytes, ops))
+        out = case / "bundle"
+        code, err = run_index(csv, out, tiny_config, capsys)
+        assert_clean_outcome(code, err, out)
+
+    one()
+
+
+@pytest.mark.parametrize("case", ["ragged_long", "ragged_short", "latin1", "unclosed_quote", "bom", "huge_field",
+                                  "duplicate_headers", "only_header", "nul_byte", "blank_lines"])
+def test_named_malformations(case: str, tmp_path: Path, tiny_config: Path, valid_csv_bytes: bytes,
+                             capsys: pytest.CaptureFixture[str]) -> None:
+    lines = valid_csv_bytes.split(b"\n")
+    data = {
+        "ragged_long": b"\n".join([*lines[:5], lines[5] + b",extra,fields", *lines[6:]]),
+        "ragged_short": b"\n".join([*lines[:5], b",".join(lines[5].split(b",")[:6]), *lines[6:]]),
+        "latin1": valid_csv_bytes.replace(b"Track 00003", "Trąck".encode()).replace(
+            b"Track 00004", "Tr\xe4ck".encode("latin-1")),
+        "unclosed_quote": b"\n".join([*lines[:7], lines[7].replace(b",", b',"', 1), *lines[8:]]),
+        "bom": b"\xef\xbb\xbf" + valid_csv_bytes,
+        "huge_field": valid_csv_bytes.replace(b"Track 00005", b"T" * 2_000_000),
+        "duplicate_headers": valid_csv_bytes.replace(b"liveness", b"energy", 1),
+        "only_header": lines[0] + b"\n",
+        "nul_byte": valid_csv_bytes.replace(b"Track 00006", b"Track\x0000006"),
+        "blank_lines": b"\n\n".join(lines),
+    }[case]
+    csv = tmp_path / "in.csv"
+    csv.write_bytes(data)
+    out = tmp_path / "bundle"
+    code, err = run_index(csv, out, tiny_config, capsys)
+    assert_clean_outcome(code, err, out)
+    expected = {"ragged_long": 2, "latin1": 2, "duplicate_headers": 2, "only_header": 2}
+    if case in expected:
+        assert code == expected[case], err
+    if case in ("bom", "huge_field", "blank_lines", "ragged_short"):
+        assert code == 0, err  # readable files are indexed; a short row is counted as missing values
+    if case == "latin1":
+        assert "not UTF-8" in err
+
+
+def test_sigkill_during_builds_never_touches_the_live_bundle(tmp_path: Path, tiny_config: Path) -> None:
+    csv = tmp_path / "catalog.csv"
+    synthetic_catalog(1500, seed=3).to_csv(csv, index=False)
+    bundles = tmp_path / "bundles"
+    bundles.mkdir()
+    assert main(["index", str(csv), "--out", str(bundles / "v0"), *TINY, str(tiny_config)]) == 0
+    current = bundles / "current"
+    publish(bundles / "v0", current)
+    musicrec = Path(sys.executable).with_name("musicrec")
+    rng = random.Random(0)
+    t0 = time.monotonic()
+    done = subprocess.run([str(musicrec), "index", str(csv), "--out", str(bundles / "timing"), *TINY, str(tiny_config)],
+                          capture_output=True, check=True)
+    build_seconds = time.monotonic() - t0
+    assert done.returncode == 0
+    for attempt in range(8):
+        out = bundles / f"v{attempt + 1}"
+        with subprocess.Popen([str(musicrec), "index", str(csv), "--out", str(out), "--current", str(current),
+                               *TINY, str(tiny_config)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL) as proc:
+            time.sleep(rng.uniform(0, build_seconds * 1.1))
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+        live = load_bundle(current)  # always loadable, whatever the moment of the kill
+        assert current.resolve() in {(bundles / f"v{i}").resolve() for i in range(attempt + 2)}
+        assert len(live.tracks) == 1500
+        if out.exists():  # renamed into place before the kill: then it is complete
+            load_bundle(out)
+
+
+def test_a_tiny_catalog_builds_and_says_why_it_has_no_classifier(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    csv = tmp_path / "tiny.csv"
+    synthetic_catalog(6, seed=1, exact_duplicates=0, bad_rows=0, multi_genre_share=0).to_csv(csv, index=False)
+    assert main(["index", str(csv), "--out", str(tmp_path / "b"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "no classifier: only 6 labelled tracks" in out
+    b = load_bundle(tmp_path / "b")
+    assert b.classifier is None and len(b.moods.clusters_) == 1
+    assert b.manifest["metrics"]["genre"]["skipped"].startswith("only 6 labelled tracks")
