@@ -38,7 +38,8 @@ def save_npz(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray]) -> 
 def load_npz(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     """Load every array eagerly with ``allow_pickle=False`` (an object array is refused)."""
     try:
-        with np.load(path, allow_pickle=False) as data:
+        # our own handle: np.load leaks its file when the archive is not a valid zip
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as data:
             return {k: data[k] for k in data.files}
     except ValueError as exc:  # numpy's message for object arrays under allow_pickle=False
         raise BundleIntegrityError(f"{path}: refused to load ({exc})") from None

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +16,8 @@ import numpy as np
 from ._arrays import load_npz
 from ._bundle import read_verified_manifest
 from ._catalog import Catalog, IngestReport
-from ._config import BuildConfig, IndexConfig
-from ._errors import BundleIntegrityError, TrackNotFound, shown
+from ._config import BuildConfig
+from ._errors import BundleError, BundleIntegrityError, TrackNotFound, shown
 from ._genre import GenreClassifier
 from ._index import configure_search
 from ._moods import MoodModel
@@ -59,38 +61,84 @@ def load_bundle(path: str | os.PathLike[str], *, search_threads: int = 1) -> Bun
     """Verify (format version, file list, every sha256) and load a bundle.
 
     Raises :class:`BundleError` subclasses with a clear message when the bundle is incomplete,
-    tampered with, or of another format version.
+    tampered with, of another format version, or internally inconsistent, including a crafted
+    bundle whose checksums match files that are not what they claim to be.
     """
     path = Path(path)
     manifest = read_verified_manifest(path)
-    config = BuildConfig.from_mapping(manifest["config"])
-    prep = Preprocessor.from_arrays(load_npz(path / "preprocess.npz"))
-    index = faiss.read_index(str(path / "index.faiss"))
-    configure_search(index, IndexConfig(**{**dataclasses.asdict(config.index)}))
-    arrays = load_npz(path / "tracks.npz")
-    vectors = arrays.pop("vectors")
-    report = IngestReport(**{f.name: _report_field(manifest, f.name) for f in dataclasses.fields(IngestReport)})
-    tracks = Catalog.from_arrays(arrays, report)
-    if index.ntotal != len(tracks) or len(vectors) != len(tracks):
-        raise BundleIntegrityError(f"{path}: index holds {index.ntotal} vectors but the track table "
-                                   f"{len(tracks)}; the bundle is inconsistent")
-    clusters = json.loads((path / "moods.json").read_text(encoding="utf-8"))
-    moods = MoodModel.from_arrays(load_npz(path / "moods.npz"), clusters, config.moods,
-                                  manifest["metrics"].get("moods"))
+    with _reading(path, "manifest.json"):
+        config = BuildConfig.from_mapping(manifest["config"])
+        report = IngestReport(**{f.name: _report_field(manifest, f.name) for f in dataclasses.fields(IngestReport)})
+    with _reading(path, "preprocess.npz"):
+        prep = Preprocessor.from_arrays(load_npz(path / "preprocess.npz"))
+    with _reading(path, "index.faiss"):
+        index = faiss.read_index(str(path / "index.faiss"))
+        configure_search(index, config.index)
+    with _reading(path, "tracks.npz"):
+        arrays = load_npz(path / "tracks.npz")
+        vectors = arrays.pop("vectors")
+        tracks = Catalog.from_arrays(arrays, report)
+    with _reading(path, "moods.json"):
+        clusters = json.loads((path / "moods.json").read_text(encoding="utf-8"))
+        moods = MoodModel.from_arrays(load_npz(path / "moods.npz"), clusters, config.moods,
+                                      manifest["metrics"].get("moods"))
     classifier = None
     if "genre_model.ubj" in manifest["files"]:
-        classifier = GenreClassifier.load(str(path / "genre_model.ubj"), genre_names=tracks.genre_names,
-                                          feature_names=prep.transformed_names, threads=search_threads)
+        with _reading(path, "genre_model.ubj"):
+            classifier = GenreClassifier.load(str(path / "genre_model.ubj"), genre_names=tracks.genre_names,
+                                              feature_names=prep.transformed_names, threads=search_threads)
     neighbours = None
     if "neighbours.npz" in manifest["files"]:
-        table = load_npz(path / "neighbours.npz")
-        neighbours = (table["rows"], table["scores"])
-        if neighbours[0].shape[0] != len(tracks):
-            raise BundleIntegrityError(f"{path}: neighbour table has {neighbours[0].shape[0]} rows for "
-                                       f"{len(tracks)} tracks; the bundle is inconsistent")
+        with _reading(path, "neighbours.npz"):
+            table = load_npz(path / "neighbours.npz")
+            neighbours = (table["rows"], table["scores"])
+    _check_consistent(path, prep, index, tracks, vectors, moods, classifier, neighbours)
     return Bundle(path=path, manifest=manifest, config=config, preprocessor=prep, index=index, tracks=tracks,
                   vectors=vectors, moods=moods, classifier=classifier,
                   row_of={str(t): i for i, t in enumerate(tracks.ids)}, neighbours=neighbours)
+
+
+@contextlib.contextmanager
+def _reading(path: Path, name: str) -> Iterator[None]:
+    """Any failure to parse a verified file means the bundle is not what it claims to be."""
+    try:
+        yield
+    except BundleError:
+        raise
+    except Exception as exc:  # faiss, xgboost, numpy, json each raise their own types
+        raise BundleIntegrityError(f"{path / name}: cannot be read ({type(exc).__name__}: "
+                                   f"{str(exc).splitlines()[0][:200] if str(exc) else ''})") from None
+
+
+def _check_consistent(path: Path, prep: Preprocessor, index: faiss.Index, tracks: Catalog, vectors: np.ndarray,
+                      moods: MoodModel, classifier: GenreClassifier | None,
+                      neighbours: tuple[np.ndarray, np.ndarray] | None) -> None:
+    """Shapes and ranges that queries rely on; a crafted bundle fails here, not in a request."""
+    n, dim = len(tracks), prep.n_components
+    problems = []
+    if vectors.ndim != 2 or vectors.shape != (n, dim):
+        problems.append(f"vectors have shape {vectors.shape}, expected ({n}, {dim})")
+    if index.ntotal != n or index.d != dim:
+        problems.append(f"index holds {index.ntotal} vectors of {index.d} dims, expected {n} of {dim}")
+    if tracks.features.shape != (n, len(prep.feature_names)):
+        problems.append(f"track features have shape {tracks.features.shape}")
+    if len(tracks.genre_indptr) != n + 1 or (len(tracks.genre_codes) and
+                                             tracks.genre_codes.max() >= len(tracks.genre_names)):
+        problems.append("genre table does not match the tracks")
+    if len(moods.labels_) != n or len(moods.strength_) != n or len(moods.is_core_) != n:
+        problems.append("mood labels do not match the tracks")
+    elif n and (moods.labels_.min() < 0 or moods.labels_.max() >= len(moods.clusters_)):
+        problems.append("mood labels point outside the mood list")
+    if moods.exemplars_.ndim != 2 or moods.exemplars_.shape[1] != len(moods.space.columns) or \
+            max(moods.space.columns, default=0) >= len(prep.transformed_names):
+        problems.append("mood exemplars do not match the mood space")
+    if classifier is not None and classifier.booster_.num_features() != len(prep.transformed_names):
+        problems.append("genre model expects another number of features")
+    if neighbours is not None and (neighbours[0].shape[0] != n or neighbours[0].shape != neighbours[1].shape
+                                   or (neighbours[0].size and neighbours[0].max() >= n)):
+        problems.append("neighbour table does not match the tracks")
+    if problems:
+        raise BundleIntegrityError(f"{path}: the bundle is inconsistent: {'; '.join(problems)}")
 
 
 def _report_field(manifest: dict[str, Any], name: str) -> Any:

@@ -123,3 +123,51 @@ def test_publish_swaps_the_current_pointer(bundle_dir: Path, tmp_path: Path) -> 
     publish(other, link)
     assert link.resolve() == other.resolve()
     assert load_bundle(link).manifest["files"] == load_bundle(bundle_dir).manifest["files"]
+
+
+def rechecksum(bundle: Path, name: str) -> None:
+    """What an attacker who can write the bundle can also do: make the manifest match."""
+    m = json.loads((bundle / "manifest.json").read_text())
+    m["files"][name] = sha256_file(bundle / name)
+    (bundle / "manifest.json").write_text(json.dumps(m))
+
+
+@pytest.mark.parametrize(("name", "payload"), [
+    ("index.faiss", b"garbage" * 10), ("genre_model.ubj", b"{not ubj"), ("moods.json", b"[1, 2"),
+    ("preprocess.npz", b"PK\x03\x04junk"), ("tracks.npz", b""),
+])
+def test_crafted_files_with_matching_checksums_are_refused(bundle_dir: Path, tmp_path: Path, name: str,
+                                                            payload: bytes) -> None:
+    bad = copy(bundle_dir, tmp_path)
+    (bad / name).write_bytes(payload)
+    rechecksum(bad, name)
+    with pytest.raises(BundleIntegrityError, match=rf"{name}: cannot be read"):
+        load_bundle(bad)
+
+
+def test_truncated_and_swapped_files_are_refused(bundle_dir: Path, tmp_path: Path, synthetic_csv: Path) -> None:
+    truncated = copy(bundle_dir, tmp_path / "t")
+    data = (truncated / "index.faiss").read_bytes()
+    (truncated / "index.faiss").write_bytes(data[: len(data) // 2])
+    with pytest.raises(BundleIntegrityError, match=r"index\.faiss: checksum mismatch"):
+        load_bundle(truncated)
+    other = tmp_path / "other"
+    build_bundle(synthetic_csv, other, FAST_CONFIG.replace(preprocess={"pca_components": 4}))
+    swapped = copy(bundle_dir, tmp_path / "s")
+    shutil.copy(other / "index.faiss", swapped / "index.faiss")
+    with pytest.raises(BundleIntegrityError, match=r"index\.faiss: checksum mismatch"):
+        load_bundle(swapped)
+    rechecksum(swapped, "index.faiss")  # even with a matching manifest, the shapes give it away
+    with pytest.raises(BundleIntegrityError, match=r"inconsistent: .*index holds .* vectors of 4 dims"):
+        load_bundle(swapped)
+
+
+def test_inconsistent_neighbour_table_is_refused(bundle_dir: Path, tmp_path: Path) -> None:
+    bad = copy(bundle_dir, tmp_path)
+    table = np.load(bad / "neighbours.npz")
+    rows = table["rows"].copy()
+    rows[0, 0] = 10**6
+    np.savez(bad / "neighbours.npz", rows=rows, scores=table["scores"])
+    rechecksum(bad, "neighbours.npz")
+    with pytest.raises(BundleIntegrityError, match="neighbour table does not match"):
+        load_bundle(bad)

@@ -154,3 +154,29 @@ def test_stop_lets_calls_in_flight_finish(bundle_dir: Path, blocking: Blocker) -
         stopper.join()
         with pytest.raises(grpc.RpcError):
             health.Check(health_pb2.HealthCheckRequest(), timeout=1)
+
+
+def test_watched_link_to_a_corrupt_bundle_keeps_the_old_one(bundle_dir: Path, second_bundle: Path,
+                                                            tmp_path: Path) -> None:
+    corrupt = tmp_path / "corrupt"
+    shutil.copytree(bundle_dir, corrupt)
+    (corrupt / "tracks.npz").write_bytes(b"\x00" * 100)
+    link = tmp_path / "current"
+    publish(bundle_dir, link)
+    srv = create_server(link, "127.0.0.1:0", ServerOptions(watch_interval=0.05))
+    try:
+        before = srv.holder.require().bundle.version
+        publish(corrupt, link)
+        time.sleep(0.5)  # several watch cycles: the corrupt bundle is refused each time it is seen
+        assert srv.holder.require().bundle.version == before
+        with grpc.insecure_channel(f"127.0.0.1:{srv.port}") as ch:
+            stub = pb_grpc.RecommenderStub(ch)
+            assert len(stub.SimilarTracks(pb.SimilarTracksRequest(
+                seeds=[pb.Seed(track_id=srv.holder.require().ids[0])]), timeout=T).results) == 10
+        publish(second_bundle, link)  # a good one is picked up after the refusal
+        deadline = time.monotonic() + T
+        while srv.holder.require().bundle.version == before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert srv.holder.require().bundle.path.resolve() == second_bundle.resolve()
+    finally:
+        srv.stop(0)
