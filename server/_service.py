@@ -101,7 +101,7 @@ class RecommenderServicer(pb_grpc.RecommenderServicer):
     def _track_bytes(self, rec: Recommender) -> TrackBytes:
         cache = self._wire.get(rec)
         if cache is None:  # two threads may both build one; either is correct
-            cache = self._wire.setdefault(rec, TrackBytes(rec))
+            cache = self._wire.setdefault(rec, TrackBytes(rec.n))
         return cache
 
     @unary
@@ -111,7 +111,7 @@ class RecommenderServicer(pb_grpc.RecommenderServicer):
         result = rec.similar(conv.similar_query_from_pb(request))
         if request.include_features:
             return conv.similar_response(rec, result, features=True)
-        return similar_response_bytes(self._track_bytes(rec), result)
+        return similar_response_bytes(self._track_bytes(rec), rec, result)
 
     @unary
     def BatchSimilarTracks(self, request: pb.BatchSimilarTracksRequest,

@@ -43,26 +43,28 @@ _pack_float = struct.Struct("<f").pack
 class TrackBytes:
     """Per row, a ``SimilarTracksResponse.results`` entry up to its score, cached on first use (one
     bundle's worth at most): the ScoredTrack's tag and length, its ``track`` field, the score's tag.
-    The score's 4 bytes are all that differ between responses."""
+    The score's 4 bytes are all that differ between responses.
 
-    def __init__(self, rec: Recommender) -> None:
-        self.rec = rec
-        self._cache: list[bytes | None] = [None] * rec.n
+    It holds no reference to its Recommender: it is the value of a WeakKeyDictionary keyed by the
+    Recommender, and a value that referenced its key would keep every replaced bundle alive."""
 
-    def scored_prefix(self, row: int) -> bytes:
+    def __init__(self, n_tracks: int) -> None:
+        self._cache: list[bytes | None] = [None] * n_tracks
+
+    def scored_prefix(self, rec: Recommender, row: int) -> bytes:
         cached = self._cache[row]
         if cached is None:
-            track = _length_delimited(1, conv.track_pb(self.rec, row).SerializeToString())  # ScoredTrack.track
+            track = _length_delimited(1, conv.track_pb(rec, row).SerializeToString())  # ScoredTrack.track
             length = len(track) + len(_SCORE_TAG) + 4
             cached = _varint((1 << 3) | 2) + _varint(length) + track + _SCORE_TAG
             self._cache[row] = cached
         return cached
 
 
-def similar_response_bytes(tracks: TrackBytes, result: SimilarResult) -> bytes:
+def similar_response_bytes(tracks: TrackBytes, rec: Recommender, result: SimilarResult) -> bytes:
     prefix, pack = tracks.scored_prefix, _pack_float
-    parts = [prefix(row) + pack(score) for row, score in zip(result.rows.tolist(), result.scores.tolist(),
-                                                              strict=True)]
+    parts = [prefix(rec, row) + pack(score)
+             for row, score in zip(result.rows.tolist(), result.scores.tolist(), strict=True)]
     for seed in result.unknown_seed_ids:
         parts.append(_length_delimited(2, seed.encode()))  # unknown_seed_ids
     stats = pb.SearchStats(took_ms=result.took_ms, candidates_examined=result.examined,

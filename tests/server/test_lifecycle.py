@@ -180,3 +180,23 @@ def test_watched_link_to_a_corrupt_bundle_keeps_the_old_one(bundle_dir: Path, se
         assert srv.holder.require().bundle.path.resolve() == second_bundle.resolve()
     finally:
         srv.stop(0)
+
+
+def test_reloaded_bundles_are_freed(bundle_dir: Path, second_bundle: Path) -> None:
+    import gc
+    import weakref
+
+    srv = create_server(bundle_dir, "127.0.0.1:0")
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{srv.port}") as ch:
+            stub = pb_grpc.RecommenderStub(ch)
+            request = pb.SimilarTracksRequest(seeds=[pb.Seed(track_id=srv.holder.require().ids[0])])
+            stub.SimilarTracks(request, timeout=T)  # fills the per-bundle response caches
+            old = weakref.ref(srv.holder.require())
+            for target in (second_bundle, bundle_dir, second_bundle):
+                stub.ReloadBundle(pb.ReloadBundleRequest(path=str(target)), timeout=T)
+                stub.SimilarTracks(request, timeout=T)
+        gc.collect()
+        assert old() is None, "a replaced bundle is still referenced: every reload would leak a catalog"
+    finally:
+        srv.stop(0)

@@ -9,14 +9,14 @@ from server._wire import TrackBytes, similar_response_bytes
 
 def test_hand_assembled_response_parses_to_the_same_message(running: RunningServer) -> None:
     rec = running.holder.require()
-    cache = TrackBytes(rec)
+    cache = TrackBytes(rec.n)
     for i in range(0, 300, 7):
         result = rec.similar(SimilarQuery(seeds=[Seed(track_id=rec.ids[i]), Seed(track_id="missing")], k=12,
                                           skip_unknown_seeds=True))
-        wire = pb.SimilarTracksResponse.FromString(similar_response_bytes(cache, result))
+        wire = pb.SimilarTracksResponse.FromString(similar_response_bytes(cache, rec, result))
         built = conv.similar_response(rec, result, features=False)
         assert wire == built
-        assert similar_response_bytes(cache, result) == built.SerializeToString()
+        assert similar_response_bytes(cache, rec, result) == built.SerializeToString()
 
 
 def test_requests_from_the_wire_take_the_fast_path(running: RunningServer) -> None:
