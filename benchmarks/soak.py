@@ -31,6 +31,8 @@ import numpy as np
 from engine import publish
 from server._bench import PhaseResult, Workload, discover, run_phase, start_server_process
 
+MEMORY_BOUND = 3.0  # max RSS over start RSS
+
 
 def rss_mib(pid: int) -> float:
     with open(f"/proc/{pid}/status") as fh:
@@ -75,10 +77,13 @@ def main(argv: list[str] | None = None) -> int:
             sampler.start()
             reloads = [0]
 
+            rss_at_reload: list[float] = []
+
             def repoint(until: float) -> None:
                 target = [bundle_b, args.bundle_a]
-                while time.monotonic() < until:
+                while time.monotonic() + args.reload_every <= until:
                     time.sleep(args.reload_every)
+                    rss_at_reload.append(rss_mib(proc.pid))  # just before each swap: the settled footprint
                     publish(target[reloads[0] % 2], link)
                     reloads[0] += 1
 
@@ -100,6 +105,10 @@ def main(argv: list[str] | None = None) -> int:
                           f"  p99 {s['p99_us']:.0f} us  {s['throughput_rps']:.0f} req/s", file=sys.stderr, flush=True)
             stop.set()
     rss = np.array([r for _, r in samples]) if samples else np.array([np.nan])
+    # growth per reload: slope of the settled RSS over the second half of the reloads (the first
+    # ones fill caches and the allocator's pools)
+    half = rss_at_reload[len(rss_at_reload) // 2:]
+    slope = float(np.polyfit(np.arange(len(half)), half, 1)[0]) if len(half) >= 3 else float("nan")
     report = {
         "command": "python benchmarks/soak.py " + " ".join(sys.argv[1:]),
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -107,7 +116,9 @@ def main(argv: list[str] | None = None) -> int:
         "concurrency": args.concurrency, "reloads": reloads[0],
         "windows": {k: v.summary() for k, v in windows.items()},
         "rss_mib": {"start": round(float(rss[0]), 1), "max": round(float(rss.max()), 1),
-                    "end": round(float(rss[-1]), 1), "samples": len(samples)},
+                    "end": round(float(rss[-1]), 1), "samples": len(samples),
+                    "before_each_reload": [round(r, 1) for r in rss_at_reload],
+                    "growth_per_reload_second_half": round(slope, 2)},
     }
     failed = {k: v.errors for k, v in windows.items() if set(v.errors) - {"RESOURCE_EXHAUSTED"}}
     print(f"\n{report['command']}\n{report['date']}, {report['machine']['cpus']} cpus; {args.concurrency} clients "
@@ -118,11 +129,16 @@ def main(argv: list[str] | None = None) -> int:
               f"{s['p999_us']:>9.0f} {s['throughput_rps']:>7.0f}")
     r = report["rss_mib"]
     print(f"server RSS: start {r['start']:.0f} MiB, max {r['max']:.0f} MiB, end {r['end']:.0f} MiB "
-          f"({r['samples']} samples)")
+          f"({r['samples']} samples); before each reload: {', '.join(f'{x:.0f}' for x in r['before_each_reload'])}")
+    print(f"growth per reload over the second half of the reloads: {r['growth_per_reload_second_half']:+.1f} MiB "
+          f"(bound: max RSS <= {MEMORY_BOUND} x start, i.e. two bundles during a swap plus allocator slack)")
+    within = bool(r["max"] <= MEMORY_BOUND * r["start"])
     print("FAILED requests: " + json.dumps(failed) if failed else "no failed requests")
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
-    return 1 if failed else 0
+    if not within:
+        print(f"MEMORY above the bound: max {r['max']:.0f} MiB > {MEMORY_BOUND} x {r['start']:.0f} MiB")
+    return 1 if failed or not within else 0
 
 
 if __name__ == "__main__":
