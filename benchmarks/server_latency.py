@@ -17,7 +17,7 @@ import json
 import sys
 from pathlib import Path
 
-from server._bench import compare, format_report, start_server_process
+from server._bench import Load, compare, format_report, start_server_process
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,8 +35,9 @@ def main(argv: list[str] | None = None) -> int:
         address = f"127.0.0.1:{port}"
         for label, concurrency, processes in (("sequential", 1, 1), ("concurrent16", 16, 2)):
             print(f"== {label}", file=sys.stderr)
-            report = compare(address, ["similar", "classify-features"], concurrency=concurrency,
-                             processes=processes, rounds=args.rounds, warmup=args.warmup, duration=args.duration,
+            report = compare(address, [(("similar", 1.0),), (("classify-features", 1.0),)],
+                             Load(concurrency=concurrency, warmup=args.warmup, duration=args.duration),
+                             processes=processes, rounds=args.rounds,
                              progress=lambda m: print(m, file=sys.stderr, flush=True))
             results[label] = report
             print(format_report(report), "\n")

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from engine import publish
-from server._bench import PhaseResult, Workload, discover, run_phase, start_server_process
+from server._bench import Load, PhaseResult, Workload, discover, run_phase, start_server_process
 
 MEMORY_BOUND = 3.0  # max RSS over start RSS
 
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         with start_server_process(link, "--watch", "0.5", "--max-concurrent", "64") as (proc, port):
             address = f"127.0.0.1:{port}"
             ids, feats, moods = discover(address)
-            workload = Workload(rpc="similar", track_ids=ids, feature_rows=feats, mood_ids=moods)
+            workload = Workload(mix=(("similar", 1.0),), track_ids=ids, feature_rows=feats, mood_ids=moods)
             samples: list[tuple[float, float]] = []
             stop = threading.Event()
             t_start = time.monotonic()
@@ -96,8 +96,8 @@ def main(argv: list[str] | None = None) -> int:
                     if name == "during":
                         mover = threading.Thread(target=repoint, args=(time.monotonic() + seconds,), daemon=True)
                         mover.start()
-                    windows[name] = run_phase(address, workload, concurrency=args.concurrency, processes=2,
-                                              warmup=1.0 if name == "before" else 0.0, duration=seconds, pool=pool)
+                    load = Load(concurrency=args.concurrency, warmup=1.0 if name == "before" else 0.0, duration=seconds)
+                    windows[name] = run_phase(address, workload, load, processes=2, pool=pool)["similar"]
                     if mover is not None:
                         mover.join()
                     s = windows[name].summary()

@@ -13,6 +13,7 @@ measured under the same load.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import dataclasses
 import multiprocessing as mp
@@ -38,16 +39,41 @@ from ._generated.musicrec.v1 import recommender_pb2_grpc as pb_grpc
 RPCS = ("health", "similar", "similar-features", "batch", "playlist", "classify", "classify-features")
 
 
+METHODS = {"health": "Check", "similar": "SimilarTracks", "similar-features": "SimilarTracks",
+           "batch": "BatchSimilarTracks", "playlist": "MoodPlaylist", "classify": "ClassifyGenre",
+           "classify-features": "ClassifyGenre"}
+
+
 @dataclasses.dataclass(frozen=True)
 class Workload:
-    """Everything a worker needs to build requests, picklable across processes."""
+    """What to send: a weighted mix of RPCs with seeds from the served catalog (picklable, for the
+    worker processes)."""
 
-    rpc: str
+    mix: tuple[tuple[str, float], ...]
     track_ids: tuple[str, ...]
     feature_rows: tuple[dict[str, float], ...]
     mood_ids: tuple[int, ...]
     k: int = 10
     seed: int = 0
+
+    @property
+    def label(self) -> str:
+        return self.mix[0][0] if len(self.mix) == 1 else "mix(" + ",".join(f"{r}={w:g}" for r, w in self.mix) + ")"
+
+
+@dataclasses.dataclass(frozen=True)
+class Load:
+    """How to send it. Closed loop: ``concurrency`` clients each send the next request when the last
+    answer arrives. Open loop (``rate`` requests/s over all processes): requests are sent on a fixed
+    schedule whatever the server does, at most ``concurrency`` in flight per process (more is counted
+    as CLIENT_BACKLOG), and latency is measured from the *intended* send time, so queueing shows.
+    The measured part lasts ``duration`` seconds or ``requests`` requests, after ``warmup`` seconds."""
+
+    concurrency: int = 1
+    rate: float | None = None
+    warmup: float = 1.0
+    duration: float | None = 5.0
+    requests: int | None = None
 
 
 @dataclasses.dataclass
@@ -124,143 +150,240 @@ def discover(address: str, *, metadata: Sequence[tuple[str, str]] | None = None,
     return tuple(ids), tuple(features), tuple(m.mood_id for m in moods)
 
 
-def _request_factory(w: Workload, rng: np.random.Generator) -> tuple[str, Callable[[], Any]]:
-    ids, feats = w.track_ids, w.feature_rows
+def _builders(w: Workload, rng: np.random.Generator) -> dict[str, Callable[[], Any]]:
+    ids, feats, moods = w.track_ids, w.feature_rows, w.mood_ids
 
     def pick_id() -> str:
         return ids[int(rng.integers(len(ids)))]
 
-    if w.rpc == "health":
-        return "Check", lambda: health_pb2.HealthCheckRequest()
-    if w.rpc == "similar":
-        return "SimilarTracks", lambda: pb.SimilarTracksRequest(seeds=[pb.Seed(track_id=pick_id())], k=w.k)
-    if w.rpc == "similar-features":
-        return "SimilarTracks", lambda: pb.SimilarTracksRequest(
-            seeds=[pb.Seed(features=pb.FeatureValues(values=feats[int(rng.integers(len(feats)))]))], k=w.k)
-    if w.rpc == "batch":
-        return "BatchSimilarTracks", lambda: pb.BatchSimilarTracksRequest(
-            queries=[pb.SimilarTracksRequest(seeds=[pb.Seed(track_id=pick_id())], k=w.k) for _ in range(16)])
-    if w.rpc == "playlist":
-        return "MoodPlaylist", lambda: pb.MoodPlaylistRequest(
-            mood_id=w.mood_ids[int(rng.integers(len(w.mood_ids)))], length=20)
-    if w.rpc == "classify":
-        return "ClassifyGenre", lambda: pb.ClassifyGenreRequest(track_id=pick_id(), top_k=5)
-    if w.rpc == "classify-features":
-        return "ClassifyGenre", lambda: pb.ClassifyGenreRequest(
-            features=pb.FeatureValues(values=feats[int(rng.integers(len(feats)))]), top_k=5)
-    raise ValueError(f"unknown rpc {w.rpc!r}; choose from {RPCS}")
+    def pick_features() -> pb.FeatureValues:
+        return pb.FeatureValues(values=feats[int(rng.integers(len(feats)))])
+
+    every = {
+        "health": lambda: health_pb2.HealthCheckRequest(),
+        "similar": lambda: pb.SimilarTracksRequest(seeds=[pb.Seed(track_id=pick_id())], k=w.k),
+        "similar-features": lambda: pb.SimilarTracksRequest(seeds=[pb.Seed(features=pick_features())], k=w.k),
+        "batch": lambda: pb.BatchSimilarTracksRequest(
+            queries=[pb.SimilarTracksRequest(seeds=[pb.Seed(track_id=pick_id())], k=w.k) for _ in range(16)]),
+        "playlist": lambda: pb.MoodPlaylistRequest(mood_id=moods[int(rng.integers(len(moods)))], length=20),
+        "classify": lambda: pb.ClassifyGenreRequest(track_id=pick_id(), top_k=5),
+        "classify-features": lambda: pb.ClassifyGenreRequest(features=pick_features(), top_k=5),
+    }
+    unknown = [r for r, _ in w.mix if r not in every]
+    if unknown:
+        raise ValueError(f"unknown rpc(s) {unknown}; choose from {RPCS}")
+    return {r: every[r] for r, _ in w.mix}
 
 
-async def _run_tasks(
-    address: str, workload: Workload, tasks: int, warmup: float, duration: float, worker: int,
-    metadata: Sequence[tuple[str, str]] | None,
-) -> tuple[list[float], Counter[str], float]:
+_PROGRESS: Any = None  # a shared counter of finished requests, set in each worker process
+
+
+def _init_worker(counter: Any) -> None:
+    global _PROGRESS
+    _PROGRESS = counter
+
+
+async def _run_worker(address: str, workload: Workload, load: Load, worker: int,
+                      metadata: Sequence[tuple[str, str]] | None) -> dict[str, tuple[list[float], Counter[str]]]:
     rng = np.random.default_rng([workload.seed, worker])
-    method, make = _request_factory(workload, rng)
-    latencies: list[float] = []
-    errors: Counter[str] = Counter()
+    builders = _builders(workload, rng)
+    names = [r for r, _ in workload.mix]
+    weights = np.array([wt for _, wt in workload.mix], dtype=float)
+    weights /= weights.sum()
+    record: dict[str, tuple[list[float], Counter[str]]] = {r: ([], Counter()) for r in names}
+    measured = 0
     async with grpc.aio.insecure_channel(address) as channel:
-        if workload.rpc == "health":
-            call = getattr(health_pb2_grpc.HealthStub(channel), method)
-        else:
-            call = getattr(pb_grpc.RecommenderStub(channel), method)
+        health, recommender = health_pb2_grpc.HealthStub(channel), pb_grpc.RecommenderStub(channel)
+        calls = {r: getattr(health if r == "health" else recommender, METHODS[r]) for r in names}
         await channel.channel_ready()
         start = time.perf_counter()
-        measure_from = start + warmup
-        end = measure_from + duration
+        measure_from = start + load.warmup
+        end = measure_from + load.duration if load.duration else float("inf")
 
-        async def client() -> None:
+        started = 0  # measured requests sent so far: a slot is taken before sending, so N means N
+
+        def take_slot(now: float) -> bool:
+            nonlocal started
+            if now >= end or (load.requests is not None and now >= measure_from and started >= load.requests):
+                return False
+            if now >= measure_from:
+                started += 1
+            return True
+
+        async def one(intended: float) -> None:
+            nonlocal measured
+            rpc = names[0] if len(names) == 1 else names[int(rng.choice(len(names), p=weights))]
+            code = None
+            try:
+                await calls[rpc](builders[rpc](), timeout=10, metadata=metadata)
+            except grpc.aio.AioRpcError as err:
+                code = err.code().name
+            finished = time.perf_counter()
+            if intended >= measure_from:  # warm-up calls are not counted
+                measured += 1
+                if code is None:
+                    record[rpc][0].append((finished - intended) * 1e3)
+                else:
+                    record[rpc][1][code] += 1
+                if _PROGRESS is not None:
+                    with _PROGRESS.get_lock():
+                        _PROGRESS.value += 1
+
+        if load.rate is None:
+            async def client() -> None:
+                while True:
+                    now = time.perf_counter()
+                    if not take_slot(now):
+                        return
+                    await one(now)
+
+            await asyncio.gather(*(client() for _ in range(load.concurrency)))
+        else:
+            interval, sent = 1.0 / load.rate, 0
+            in_flight: set[asyncio.Task[None]] = set()
             while True:
-                t0 = time.perf_counter()
-                if t0 >= end:
-                    return
-                request = make()
-                try:
-                    await call(request, timeout=10, metadata=metadata)
-                    ok = True
-                except grpc.aio.AioRpcError as err:
-                    ok = False
-                    code = err.code().name
-                t1 = time.perf_counter()
-                if t0 >= measure_from:  # warm-up calls are not counted
-                    if ok:
-                        latencies.append((t1 - t0) * 1e3)
-                    else:
-                        errors[code] += 1
-
-        await asyncio.gather(*(client() for _ in range(tasks)))
-    return latencies, errors, duration
+                intended = start + sent * interval
+                if not take_slot(intended):
+                    break
+                delay = intended - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                sent += 1
+                if len(in_flight) >= load.concurrency:  # the client itself cannot keep up: say so
+                    if intended >= measure_from:
+                        record[names[0]][1]["CLIENT_BACKLOG"] += 1
+                    continue
+                task = asyncio.create_task(one(intended))
+                in_flight.add(task)
+                task.add_done_callback(in_flight.discard)
+            await asyncio.gather(*in_flight)
+    return record
 
 
-def _worker_main(args: tuple[Any, ...]) -> tuple[list[float], Counter[str], float]:
-    return asyncio.run(_run_tasks(*args))
+def _worker_main(args: tuple[Any, ...]) -> dict[str, tuple[list[float], Counter[str]]]:
+    return asyncio.run(_run_worker(*args))
 
 
-def run_phase(address: str, workload: Workload, *, concurrency: int, processes: int, warmup: float,
-              duration: float, metadata: Sequence[tuple[str, str]] | None = None,
-              pool: Any = None) -> PhaseResult:
-    """One closed-loop phase: ``concurrency`` clients over ``processes`` worker processes."""
-    processes = max(1, min(processes, concurrency))
-    split = [concurrency // processes + (1 if i < concurrency % processes else 0) for i in range(processes)]
-    jobs = [(address, workload, n, warmup, duration, i, metadata) for i, n in enumerate(split)]
-    outputs = pool.map(_worker_main, jobs) if pool is not None and processes > 1 else [_worker_main(jobs[0])]
-    latencies = [x for out in outputs for x in out[0]]
-    errors: Counter[str] = Counter()
-    for out in outputs:
-        errors.update(out[1])
-    return PhaseResult(rpc=workload.rpc, concurrency=concurrency, processes=processes, latencies_ms=latencies,
-                       errors=errors, seconds=duration)
+def run_phase(address: str, workload: Workload, load: Load, *, processes: int,
+              metadata: Sequence[tuple[str, str]] | None = None, pool: Any = None,
+              progress: Callable[[str], None] | None = None, counter: Any = None) -> dict[str, PhaseResult]:
+    """One phase over ``processes`` worker processes; returns a result per RPC of the mix (and one
+    named by the workload's label holding them all when it is a mix)."""
+    processes = max(1, min(processes, load.concurrency))
+    per = [load.concurrency // processes + (1 if i < load.concurrency % processes else 0) for i in range(processes)]
+    jobs = []
+    for i, clients in enumerate(per):
+        share = dataclasses.replace(
+            load, concurrency=clients, rate=load.rate / processes if load.rate else None,
+            requests=(load.requests // processes + (1 if i < load.requests % processes else 0))
+            if load.requests is not None else None)
+        jobs.append((address, workload, share, i, metadata))
+    t0 = time.perf_counter()
+    if counter is not None:
+        counter.value = 0
+    with concurrent.futures.ThreadPoolExecutor(1) as local:
+        # one process: the worker runs in a thread so this one can report progress
+        pending = pool.map_async(_worker_main, jobs) if pool is not None and processes > 1 else \
+            local.submit(lambda: [_worker_main(jobs[0])])
+        finished = pending.ready if hasattr(pending, "ready") else pending.done
+        while not finished():
+            time.sleep(0.1)
+            if progress and counter is not None and time.perf_counter() - t0 >= 2 and \
+                    int((time.perf_counter() - t0) * 10) % 20 == 0 and not finished():
+                progress(f"  {workload.label}: {counter.value:,} requests done, {time.perf_counter() - t0:.0f} s")
+        outputs = pending.get() if hasattr(pending, "get") else pending.result()
+    elapsed = time.perf_counter() - t0 - load.warmup
+    seconds = load.duration if load.duration else max(elapsed, 1e-9)
+    results: dict[str, PhaseResult] = {}
+    for rpc, _ in workload.mix:
+        lat = [x for out in outputs for x in out[rpc][0]]
+        errors: Counter[str] = Counter()
+        for out in outputs:
+            errors.update(out[rpc][1])
+        results[rpc] = PhaseResult(rpc=rpc, concurrency=load.concurrency, processes=processes, latencies_ms=lat,
+                                   errors=errors, seconds=seconds)
+    if len(workload.mix) > 1:
+        results[workload.label] = PhaseResult(
+            rpc=workload.label, concurrency=load.concurrency, processes=processes,
+            latencies_ms=[x for r in list(results.values()) for x in r.latencies_ms],
+            errors=sum((r.errors for r in results.values()), Counter()), seconds=seconds)
+    return results
 
 
-def compare(address: str, rpcs: Sequence[str], *, concurrency: int, processes: int, rounds: int, warmup: float,
-            duration: float, k: int = 10, seed: int = 0, metadata: Sequence[tuple[str, str]] | None = None,
+def parse_mix(text: str) -> tuple[tuple[str, float], ...]:
+    """``"similar=5,classify=1"`` (or a bare ``"similar"``) -> (("similar", 5.0), ("classify", 1.0))."""
+    mix = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        name, _, weight = part.partition("=")
+        if name not in METHODS:
+            raise ValueError(f"unknown rpc {name!r} in mix {text!r}; choose from {RPCS}")
+        try:
+            w = float(weight) if weight else 1.0
+        except ValueError:
+            raise ValueError(f"weight of {name!r} in mix {text!r} is not a number") from None
+        if w <= 0:
+            raise ValueError(f"weight of {name!r} must be > 0")
+        mix.append((name, w))
+    if not mix:
+        raise ValueError("empty mix")
+    return tuple(mix)
+
+
+def compare(address: str, phases: Sequence[tuple[tuple[str, float], ...]], load: Load, *, processes: int,
+            rounds: int, k: int = 10, seed: int = 0, metadata: Sequence[tuple[str, str]] | None = None,
             progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Alternate the floor (health) and each RPC for ``rounds`` rounds; pool every round's latencies.
-    Returns a JSON-able report with per-RPC stats and ratios to the floor."""
+    """Alternate the floor (health Check, under the same load) with each phase (a mix of RPCs; one RPC
+    is a mix of one) for ``rounds`` rounds and pool the rounds. Returns a JSON-able report with
+    per-RPC stats and ratios to the floor."""
     say = progress or (lambda _m: None)
     ids, feats, moods = discover(address, metadata=metadata)
     say(f"discovered {len(ids)} seed tracks across {len(moods)} moods through the API")
-    kinds = ["health", *[r for r in rpcs if r != "health"]]
-    pooled: dict[str, list[PhaseResult]] = {r: [] for r in kinds}
+    mixes = [(("health", 1.0),), *[tuple(m) for m in phases if tuple(m) != (("health", 1.0),)]]
+    pooled: dict[str, list[PhaseResult]] = {}
     ctx = mp.get_context("spawn")
-    with ctx.Pool(processes) if processes > 1 else _NoPool() as pool:
+    counter = ctx.Value("q", 0)
+    _init_worker(counter)  # also counts in this process when there is no pool
+    with ctx.Pool(processes, initializer=_init_worker, initargs=(counter,)) if processes > 1 else _NoPool() as pool:
         for rnd in range(rounds):
-            for rpc in kinds:
-                workload = Workload(rpc=rpc, track_ids=ids, feature_rows=feats, mood_ids=moods, k=k,
+            for mix in mixes:
+                workload = Workload(mix=mix, track_ids=ids, feature_rows=feats, mood_ids=moods, k=k,
                                     seed=seed + rnd)
-                res = run_phase(address, workload, concurrency=concurrency, processes=processes, warmup=warmup,
-                                duration=duration, metadata=metadata, pool=pool)
-                pooled[rpc].append(res)
-                s = res.summary()
-                say(f"round {rnd + 1}/{rounds} {rpc:<18} p50 {s['p50_us']:8.0f} us  p99 {s['p99_us']:8.0f} us  "
-                    f"{s['throughput_rps']:8.0f} req/s  errors {sum(res.errors.values())}")
+                res = run_phase(address, workload, load, processes=processes, metadata=metadata, pool=pool,
+                                progress=say, counter=counter)
+                for name, r in res.items():
+                    pooled.setdefault(name, []).append(r)
+                s = res[workload.label].summary()
+                say(f"round {rnd + 1}/{rounds} {workload.label:<18} p50 {s['p50_us']:8.0f} us  "
+                    f"p99 {s['p99_us']:8.0f} us  {s['throughput_rps']:8.0f} req/s  errors {sum(s['errors'].values())}")
     report: dict[str, Any] = {
-        "address": address, "concurrency": concurrency, "processes": processes, "rounds": rounds,
-        "warmup_s": warmup, "duration_s": duration, "k": k, "seed": seed,
+        "address": address, "mode": "open loop" if load.rate else "closed loop", "rate_rps": load.rate,
+        "concurrency": load.concurrency, "processes": processes, "rounds": rounds, "warmup_s": load.warmup,
+        "duration_s": load.duration, "requests_per_round": load.requests, "k": k, "seed": seed,
+        "phases": [Workload(mix=m, track_ids=(), feature_rows=(), mood_ids=()).label for m in mixes],
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": sys.version.split()[0]},
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "rpcs": {},
     }
     floor = None
-    for rpc, results in pooled.items():
-        merged = PhaseResult(rpc=rpc, concurrency=concurrency, processes=processes,
-                             latencies_ms=[x for r in results for x in r.latencies_ms], errors=Counter(),
+    for name, results in pooled.items():
+        merged = PhaseResult(rpc=name, concurrency=load.concurrency, processes=processes,
+                             latencies_ms=[x for r in results for x in r.latencies_ms],
+                             errors=sum((r.errors for r in results), Counter()),
                              seconds=sum(r.seconds for r in results))
-        for r in results:
-            merged.errors.update(r.errors)
         s = merged.summary()
         # medians over rounds of each round's p50 and throughput, so one noisy round cannot decide
         s["round_p50_us"] = [r.summary()["p50_us"] for r in results]
         s["round_throughput_rps"] = [round(r.throughput, 1) for r in results]
         s["median_round_p50_us"] = statistics.median(s["round_p50_us"])
         s["median_round_throughput_rps"] = statistics.median(s["round_throughput_rps"])
-        if rpc == "health":
+        if name == "health":
             floor = s
         else:
             assert floor is not None
-            s["p50_vs_floor"] = round(s["median_round_p50_us"] / floor["median_round_p50_us"], 3)
-            s["p99_vs_floor"] = round(s["p99_us"] / floor["p99_us"], 3)
-            s["throughput_vs_floor"] = round(s["median_round_throughput_rps"] / floor["median_round_throughput_rps"], 3)
-        report["rpcs"][rpc] = s
+            s["p50_vs_floor"] = round(s["median_round_p50_us"] / max(floor["median_round_p50_us"], 1e-9), 3)
+            s["p99_vs_floor"] = round(s["p99_us"] / max(floor["p99_us"], 1e-9), 3)
+            s["throughput_vs_floor"] = round(s["median_round_throughput_rps"] /
+                                             max(floor["median_round_throughput_rps"], 1e-9), 3)
+        report["rpcs"][name] = s
     return report
 
 
@@ -273,25 +396,29 @@ class _NoPool:
 
 
 def format_report(report: dict[str, Any]) -> str:
+    how = (f"open loop at {report['rate_rps']:g} req/s (latency from the intended send time), at most "
+           f"{report['concurrency']} in flight" if report["rate_rps"] else
+           f"closed loop, {report['concurrency']} concurrent clients")
+    length = f"{report['duration_s']} s" if report["duration_s"] else f"{report['requests_per_round']} requests"
     lines = [
-        f"musicrec bench against {report['address']}: closed loop, {report['concurrency']} concurrent clients in "
-        f"{report['processes']} client process(es); {report['rounds']} rounds x {report['duration_s']} s per RPC "
-        f"(+{report['warmup_s']} s warm-up each), floor and RPCs alternating",
+        f"musicrec bench against {report['address']}: {how}, in {report['processes']} client process(es); "
+        f"{report['rounds']} rounds x {length} per phase (+{report['warmup_s']} s warm-up each), "
+        "floor and phases alternating",
         f"machine: {report['machine']['cpus']} cpus, {report['machine']['platform']}; {report['date']}",
         "",
-        f"{'rpc':<18} {'p50 us':>8} {'p90':>8} {'p99':>8} {'p99.9':>8} {'max':>8} {'mean':>8} {'req/s':>8} "
+        f"{'rpc':<28} {'p50 us':>8} {'p90':>8} {'p99':>8} {'p99.9':>8} {'max':>8} {'mean':>8} {'req/s':>8} "
         f"{'errors':>7}  {'p50/floor':>9} {'p99/floor':>9} {'req/s/floor':>11}",
     ]
     for rpc, s in report["rpcs"].items():
         ratio = ("" if rpc == "health" else
                  f"  {s['p50_vs_floor']:>9.2f} {s['p99_vs_floor']:>9.2f} {s['throughput_vs_floor']:>11.2f}")
         errors = sum(s["errors"].values())
-        lines.append(f"{rpc:<18} {s['median_round_p50_us']:>8.0f} {s['p90_us']:>8.0f} {s['p99_us']:>8.0f} "
+        lines.append(f"{rpc:<28} {s['median_round_p50_us']:>8.0f} {s['p90_us']:>8.0f} {s['p99_us']:>8.0f} "
                      f"{s['p999_us']:>8.0f} {s['max_us']:>8.0f} {s['mean_us']:>8.0f} "
                      f"{s['median_round_throughput_rps']:>8.0f} {errors:>7}" + ratio)
     lines.append("(p50 and req/s: median over rounds; the other percentiles pool every round; "
-                 "floor = grpc.health.v1 Check on the same server)")
+                 "floor = grpc.health.v1 Check on the same server; inside a mix an RPC's req/s is its share)")
     for rpc, s in report["rpcs"].items():
         if s["errors"]:
-            lines.append(f"errors for {rpc}: {s['errors']}")
+            lines.append(f"errors for {rpc} by status: {s['errors']}")
     return "\n".join(lines)

@@ -73,8 +73,15 @@ def add_parsers(sub: Any) -> None:
                                    "microseconds and as ratios to the floor.")
     b.add_argument("--address", default="127.0.0.1:50051")
     b.add_argument("--rpc", action="append", choices=[r for r in _rpcs() if r != "health"],
-                   help="RPC to measure (repeatable; default: similar)")
-    b.add_argument("--concurrency", type=int, default=1, help="concurrent clients (default 1: sequential)")
+                   help="RPC to measure in a phase of its own (repeatable; default: similar)")
+    b.add_argument("--mix", action="append", default=[], metavar="RPC=WEIGHT,...",
+                   help="a phase sending a weighted mix "
+                        "(e.g. similar=6,similar-features=2,batch=1,playlist=1,classify=1)")
+    b.add_argument("--concurrency", type=int,
+                   help="closed loop: concurrent clients (default 1: sequential); "
+                        "open loop: most requests in flight (default 64)")
+    b.add_argument("--rate", type=float, help="open loop: send this many requests/s on a fixed schedule")
+    b.add_argument("--requests", type=int, help="measured requests per phase and round (instead of --duration)")
     b.add_argument("--processes", type=int, default=0, help="client processes (default: 1, or 2 from 8 clients)")
     b.add_argument("--rounds", type=int, default=3, help="alternating rounds per RPC (default 3)")
     b.add_argument("--duration", type=float, default=5.0, help="measured seconds per round (default 5)")
@@ -93,15 +100,25 @@ def _rpcs() -> tuple[str, ...]:
 def cmd_bench(args: argparse.Namespace) -> int:
     import grpc
 
-    from ._bench import RPCS, compare, format_report
+    from ._bench import RPCS, Load, compare, format_report, parse_mix
 
     assert set(_rpcs()) == set(RPCS)
-    processes = args.processes or (2 if args.concurrency >= 8 else 1)
+    try:
+        phases = [((r, 1.0),) for r in (args.rpc or ([] if args.mix else ["similar"]))]
+        phases += [parse_mix(m) for m in args.mix]
+        if args.rate is not None and args.rate <= 0:
+            raise ValueError("--rate must be > 0")
+    except ValueError as exc:
+        print(f"musicrec bench: error: {exc}", file=sys.stderr)
+        return 2
+    concurrency = args.concurrency or (64 if args.rate else 1)
+    processes = args.processes or (2 if concurrency >= 8 or (args.rate or 0) >= 2000 else 1)
+    load = Load(concurrency=concurrency, rate=args.rate, warmup=args.warmup,
+                duration=None if args.requests else args.duration, requests=args.requests)
     metadata = (("authorization", f"Bearer {args.token}"),) if args.token else None
     try:
-        report = compare(args.address, args.rpc or ["similar"], concurrency=args.concurrency, processes=processes,
-                         rounds=args.rounds, warmup=args.warmup, duration=args.duration, k=args.k, seed=args.seed,
-                         metadata=metadata, progress=lambda m: print(m, file=sys.stderr, flush=True))
+        report = compare(args.address, phases, load, processes=processes, rounds=args.rounds, k=args.k,
+                         seed=args.seed, metadata=metadata, progress=lambda m: print(m, file=sys.stderr, flush=True))
     except grpc.RpcError as err:
         print(f"musicrec bench: {args.address}: {err.code().name}: {err.details()}", file=sys.stderr)
         return 1
