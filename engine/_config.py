@@ -177,13 +177,14 @@ class PreprocessConfig:
             raise ConfigError(f"preprocess.pca_components must be >= 1, got {self.pca_components}")
 
 
-IndexKind = Literal["flat", "hnsw", "ivf"]
+IndexKind = Literal["flat", "hnsw", "ivf", "ivfpq"]
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class IndexConfig:
-    """FAISS index type. ``flat`` is exact; ``hnsw`` and ``ivf`` are approximate and get their
-    recall@10 against exact search measured into the build report."""
+    """FAISS index type. ``flat`` is exact; ``hnsw``, ``ivf`` and ``ivfpq`` (product-quantized codes, for
+    catalogs beyond memory) are approximate and get their recall@10 against exact search measured
+    into the build report."""
 
     kind: IndexKind = "flat"
     hnsw_m: int = 32
@@ -191,6 +192,7 @@ class IndexConfig:
     hnsw_ef_search: int = 64
     ivf_nlist: int | None = None  # None: 4 * sqrt(n_tracks), the FAISS rule of thumb
     ivf_nprobe: int = 16
+    pq_bytes: int | None = None  # ivfpq: bytes per vector code; None: one per dimension
     recall_queries: int = 1000
     # Each track's nearest neighbours, precomputed with this index at build time (0: none). A query
     # seeded by one catalog track reads its list instead of searching (the common "more like this"
@@ -198,8 +200,10 @@ class IndexConfig:
     neighbours: int = 64
 
     def __post_init__(self) -> None:
-        if self.kind not in ("flat", "hnsw", "ivf"):
-            raise ConfigError(f"index.kind must be 'flat', 'hnsw' or 'ivf', got {self.kind!r}")
+        if self.kind not in ("flat", "hnsw", "ivf", "ivfpq"):
+            raise ConfigError(f"index.kind must be 'flat', 'hnsw', 'ivf' or 'ivfpq', got {self.kind!r}")
+        if self.pq_bytes is not None and self.pq_bytes < 1:
+            raise ConfigError(f"index.pq_bytes must be >= 1, got {self.pq_bytes}")
         for name in ("hnsw_m", "hnsw_ef_construction", "hnsw_ef_search", "ivf_nprobe", "recall_queries"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"index.{name} must be >= 1, got {getattr(self, name)}")

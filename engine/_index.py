@@ -13,6 +13,7 @@ import faiss
 import numpy as np
 
 from ._config import IndexConfig
+from ._errors import ConfigError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,9 +37,17 @@ def build_index(vectors: np.ndarray, config: IndexConfig, *, seed: int = 0) -> f
     else:
         nlist = ivf_nlist(config, n)
         quantizer = faiss.IndexFlatIP(d)
-        index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
+        if config.kind == "ivf":
+            index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
+        else:
+            # PQ splits the vector into m sub-vectors of 8-bit codes; m must divide the dimension
+            m = config.pq_bytes or d
+            if d % m:
+                raise ConfigError(f"index.pq_bytes={m} must divide the vector dimension {d}")
+            index = faiss.IndexIVFPQ(quantizer, d, nlist, m, 8, faiss.METRIC_INNER_PRODUCT)
         index.cp.seed = seed
-        index.train(vectors)
+        # k-means needs far fewer points than millions; FAISS samples 256 per list anyway
+        index.train(vectors[np.random.default_rng(seed).choice(n, size=min(n, nlist * 256), replace=False)])
     index.add(vectors)
     configure_search(index, config)
     return index
@@ -55,7 +64,7 @@ def configure_search(index: faiss.Index, config: IndexConfig) -> None:
     """Apply search-time parameters, which FAISS does not reliably persist."""
     if config.kind == "hnsw":
         faiss.downcast_index(index).hnsw.efSearch = config.hnsw_ef_search
-    elif config.kind == "ivf":
+    elif config.kind in ("ivf", "ivfpq"):
         faiss.extract_index_ivf(index).nprobe = config.ivf_nprobe
 
 

@@ -93,7 +93,8 @@ def _add_build_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--transform", action="append", default=[], metavar="COL=SPEC",
                    help="per-feature transform: none, log1p or cyclic:<period> (repeatable)")
     g.add_argument("--missing", choices=["drop", "impute"], help="rows with missing features: drop or impute")
-    g.add_argument("--index", dest="index_kind", choices=["flat", "hnsw", "ivf"], help="FAISS index type")
+    g.add_argument("--index", dest="index_kind", choices=["flat", "hnsw", "ivf", "ivfpq"],
+                   help="FAISS index type")
     g.add_argument("--pca-variance", type=float, help="keep components explaining this share of variance")
     g.add_argument("--pca-components", type=int, help="keep exactly this many components")
     g.add_argument("--no-genre", action="store_true", help="skip the genre classifier")

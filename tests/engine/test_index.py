@@ -20,10 +20,12 @@ def vectors() -> np.ndarray:
     return l2_normalize(points)
 
 
-@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf"])
+@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf", "ivfpq"])
 class TestIndexContract:
     def test_near_duplicates_are_each_others_nearest_neighbours(self, vectors: np.ndarray, kind: str) -> None:
         index = build_index(vectors, IndexConfig(kind=kind, ivf_nprobe=8))
+        if kind == "ivfpq":
+            pytest.skip("PQ codes are lossy: near-duplicates 1e-3 apart are not told apart by design")
         found = search(index, vectors[:100], 2)
         partner = np.arange(100) ^ 1
         # the first hit is the query itself (or its twin at equal score), the pair fills the top 2
@@ -34,9 +36,9 @@ class TestIndexContract:
         found = search(index, vectors[:50], 10)
         assert np.all(np.diff(found.scores, axis=1) <= 1e-6)
         expected = np.einsum("qd,qkd->qk", vectors[:50], vectors[found.rows])
-        np.testing.assert_allclose(found.scores, expected, atol=1e-5)
+        np.testing.assert_allclose(found.scores, expected, atol=1e-5 if kind != "ivfpq" else 0.05)
 
     def test_recall_against_exact(self, vectors: np.ndarray, kind: str) -> None:
         index = build_index(vectors, IndexConfig(kind=kind))
         recall = measure_recall(index, vectors, queries=300)["recall_at_10"]
-        assert recall == 1.0 if kind == "flat" else recall >= 0.9
+        assert recall == 1.0 if kind == "flat" else recall >= (0.5 if kind == "ivfpq" else 0.9)
