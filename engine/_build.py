@@ -20,7 +20,7 @@ import faiss
 from ._arrays import save_npz
 from ._bundle import atomic_bundle_dir, sha256_file, write_manifest
 from ._catalog import read_catalog
-from ._config import BuildConfig
+from ._config import BuildConfig, choose_index_kind
 from ._genre import cannot_train, train_genre_classifier
 from ._index import build_index, measure_recall, neighbour_table
 from ._moods import MoodModel, mood_space
@@ -77,10 +77,14 @@ def build_bundle(
                 f"({prep.explained_variance_ratio_[:prep.n_components].sum():.1%} of the variance)")
 
         with stage("index"):
+            requested = config.index.kind
+            config = config.replace(index=choose_index_kind(config.index, len(vectors)))
+            if requested == "auto":
+                say(f"index kind auto -> {config.index.kind} for {len(vectors):,} tracks")
             index = build_index(vectors, config.index, seed=config.seed)
             faiss.write_index(index, str(tmp / "index.faiss"))
-            index_metrics: dict[str, Any] = {"kind": config.index.kind, "dim": int(vectors.shape[1]),
-                                             "tracks": int(index.ntotal)}
+            index_metrics: dict[str, Any] = {"kind": config.index.kind, "requested": requested,
+                                             "dim": int(vectors.shape[1]), "tracks": int(index.ntotal)}
             if config.index.kind != "flat":
                 index_metrics.update(measure_recall(index, vectors, queries=config.index.recall_queries,
                                                     seed=config.seed))

@@ -42,3 +42,11 @@ class TestIndexContract:
         index = build_index(vectors, IndexConfig(kind=kind))
         recall = measure_recall(index, vectors, queries=300)["recall_at_10"]
         assert recall == 1.0 if kind == "flat" else recall >= (0.5 if kind == "ivfpq" else 0.9)
+
+
+def test_auto_chooses_flat_for_small_and_ivf_for_large_catalogs() -> None:
+    from engine._config import AUTO_FLAT_MAX_TRACKS, choose_index_kind
+
+    assert choose_index_kind(IndexConfig(), 90_000).kind == "flat"
+    assert choose_index_kind(IndexConfig(), AUTO_FLAT_MAX_TRACKS + 1).kind == "ivf"
+    assert choose_index_kind(IndexConfig(kind="hnsw"), 10).kind == "hnsw"  # an explicit choice stands
