@@ -126,7 +126,13 @@ def main(argv: list[str] | None = None) -> int:
     a, b = moods(0, everything), moods(1, everything)
     sub = np.sort(np.random.default_rng(2).choice(n, size=int(0.9 * n), replace=False))
     c = moods(0, sub)
+    sizes = np.bincount(a)
+    core = MoodModel(config=MoodConfig(), space=space, seed=0).fit(points, raw, cat.feature_names).metrics_
     stability = {
+        "sizes": {"min": int(sizes.min()), "median": int(np.median(sizes)), "max": int(sizes.max()),
+                  "largest_share": round(float(sizes.max() / n), 4)},
+        "noise_fraction_of_fit_sample": core["sample_noise_fraction"], "core_coverage": core["core_coverage"],
+        "dbcv": core["dbcv_sample"], "silhouette": core["silhouette"],
         "ari_seed0_vs_seed1": round(float(adjusted_rand_score(a, b)), 4),
         "ari_full_vs_90pct_subsample": round(float(adjusted_rand_score(a[sub], c)), 4),
         "clusters": [int(a.max()) + 1, int(b.max()) + 1, int(c.max()) + 1],
@@ -151,8 +157,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{'single query, 1 thread':<40} {'p50 ms':>8} {'vs notebook':>12}")
     for name, ms in timing.items():
         print(f"{name:<40} {ms:>8.3f} {ms / base:>11.2f}x")
-    print(f"\nmoods: ARI seed 0 vs seed 1 {stability['ari_seed0_vs_seed1']}, full vs 90% subsample "
-          f"{stability['ari_full_vs_90pct_subsample']} (clusters {stability['clusters']})")
+    sz = stability["sizes"]
+    print(f"\nmoods: {stability['clusters'][0]} clusters; sizes min {sz['min']:,}, median {sz['median']:,}, max "
+          f"{sz['max']:,} ({sz['largest_share']:.1%}); "
+          f"fit-sample noise {stability['noise_fraction_of_fit_sample']:.1%}, "
+          f"core coverage {stability['core_coverage']:.1%}; DBCV {stability['dbcv']}, silhouette "
+          f"{stability['silhouette']}\n       ARI seed 0 vs seed 1 {stability['ari_seed0_vs_seed1']}, full vs 90% "
+          f"subsample {stability['ari_full_vs_90pct_subsample']} (clusters {stability['clusters']})")
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
     return 0
