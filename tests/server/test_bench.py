@@ -21,7 +21,8 @@ def test_modes_measure_the_floor_and_each_phase(running: RunningServer, load: Lo
     assert {"health", "similar", "classify", "playlist", "mix(similar=3,classify=1,playlist=1)"} <= set(rpcs)
     for name, s in rpcs.items():
         assert s["requests"] > 0 and not s["errors"], (name, s)
-        assert s["p50_us"] <= s["p99_us"] <= s["max_us"]
+        percentiles = [s["p50_us"], s["p90_us"], s["p99_us"], s["max_us"]]
+        assert percentiles == sorted(percentiles)  # a well-formed report, not a speed bound
         if name != "health":
             assert s["p50_vs_floor"] > 0 and s["throughput_vs_floor"] > 0
     if load.requests:
