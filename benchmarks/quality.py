@@ -37,6 +37,7 @@ from sklearn.neighbors import NearestNeighbors
 from sklearn.preprocessing import StandardScaler
 
 from engine import BuildConfig, FeatureSchema, MoodConfig, MoodModel, Preprocessor, read_catalog
+from engine._catalog import song_keys
 from engine._genre import grouped_split
 from engine._moods import mood_space
 
@@ -64,10 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     genres = cat.genre_matrix()
     artist_sets = [frozenset(a.strip() for a in str(s).split(";") if a.strip())
                    for s in cat.metadata[schema.artists_column]]
-    names = cat.metadata[schema.name_column]
-    song = {}
-    song_of = np.array([song.setdefault((str(nm).casefold(), str(ar).casefold()), len(song))
-                        for nm, ar in zip(names, cat.metadata[schema.artists_column], strict=True)])
+    song_of = song_keys(cat.metadata[schema.name_column], cat.metadata[schema.artists_column])
 
     def evaluate(neighbours: np.ndarray) -> dict[str, float]:
         """``neighbours``: candidate rows per query, best first (more than K, to allow exclusions)."""

@@ -149,6 +149,17 @@ class Catalog:
         return np.array(keys, dtype=object)
 
 
+def song_keys(names: np.ndarray | None, artists: np.ndarray | None) -> np.ndarray:
+    """One integer per track naming its song: the same (name, artists), compared without case or
+    surrounding spaces, is the same song, however many ids list it (single, album, compilation).
+    A track without a name, or a catalog without names or artists, is a song of its own."""
+    if names is None or artists is None:
+        return np.arange(len(names) if names is not None else len(artists) if artists is not None else 0)
+    keys = [f"{str(n).strip().casefold()}\0{str(a).strip().casefold()}" if str(n).strip() else f"\0row{i}"
+            for i, (n, a) in enumerate(zip(names, artists, strict=True))]
+    return pd.factorize(np.asarray(keys, dtype=object))[0].astype(np.int64)
+
+
 def _put_strings(arrays: dict[str, np.ndarray], name: str, values: np.ndarray) -> None:
     arrays[f"{name}_blob"], arrays[f"{name}_offsets"] = pack_strings(values)
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import faiss
 import numpy as np
-import pandas as pd
 
+from ._catalog import song_keys
 from ._errors import InvalidQuery, TrackNotFound, shown
 from ._explain import PathExplainer
 from ._loaded import Bundle
@@ -144,19 +144,15 @@ class Recommender:
         self._explicit = explicit if explicit is not None and explicit.dtype == bool else None
         artists = tracks.metadata.get(tracks.artists_column) if tracks.artists_column else None
         sep = tracks.artist_separator
-        self._artists: list[tuple[str, ...]] = (
+        self.artists: list[tuple[str, ...]] = (
             [tuple(a.strip() for a in str(s).split(sep) if a.strip()) for s in artists]
             if artists is not None else [() for _ in range(self.n)])
         # The dataset re-lists one song under several ids (single, album, compilation). A song key
         # (name + artists) keeps a seed's other listings out of its results and duplicates out of
         # playlists. Without a name column every track is its own song.
         names = tracks.metadata.get(bundle.config.schema.name_column or "")
-        if names is not None and artists is not None:
-            keys = [f"{str(n).strip().casefold()}\0{str(a).strip().casefold()}" if str(n).strip() else f"\0row{i}"
-                    for i, (n, a) in enumerate(zip(names, artists, strict=True))]
-            self._song = pd.factorize(np.asarray(keys, dtype=object))[0].astype(np.int64)
-        else:
-            self._song = np.arange(self.n, dtype=np.int64)
+        self._song = song_keys(names, artists) if names is not None and artists is not None \
+            else np.arange(self.n, dtype=np.int64)
         self._moods = bundle.moods
         self._mood_by_name = {c["name"].casefold(): c["id"] for c in self._moods.clusters_}
         self._mood_members = [np.flatnonzero(self._moods.labels_ == c) for c in range(len(self._moods.clusters_))]
@@ -168,7 +164,6 @@ class Recommender:
         album = meta.get("album_name")
         self.albums: list[str] = [str(x) for x in album] if album is not None and album.dtype == object \
             else [""] * self.n
-        self.artists: list[tuple[str, ...]] = self._artists
         self.genres: list[tuple[str, ...]] = [tracks.genres_of(i) for i in range(self.n)]
         self.mood_ids: list[int] = self._moods.labels_.astype(int).tolist()
         mood_names = [c["name"] for c in self._moods.clusters_]
@@ -236,8 +231,8 @@ class Recommender:
 
     def _walk_table(self, q: SimilarQuery, row: int, t0: float) -> SimilarResult | None:
         """Walk the precomputed list, skipping the seed's own song and repeated songs: the same
-        answer ``_finish`` gives for a query without filters or artist cap, without its array set operations, which
-        cost more than the walk for a list this short. None when the list runs out."""
+        answer ``_finish`` gives for a query without filters or artist cap, without its array set
+        operations, which cost more than the walk for a list this short. None when the list runs out."""
         need = q.offset + q.k
         songs = self._song_list
         seen = {songs[row]}
@@ -273,7 +268,7 @@ class Recommender:
         factor = 1
         if q.diversity > 0 or r.targets:
             factor = 10  # re-ranking needs a pool to choose from
-        elif q.max_per_artist or r.include_codes.size or r.ranges or r.mood_ids.size or q.filter.explicit is not None:
+        elif q.max_per_artist or not q.filter.is_empty():
             factor = 4
         return min(self.n, max(_MIN_FETCH, need * factor + len(r.exclude_rows)))
 
@@ -342,10 +337,10 @@ class Recommender:
         capped = 0
 
         def allowed(pos: int) -> bool:
-            return not cap or all(counts.get(a, 0) < cap for a in self._artists[rows[pos]])
+            return not cap or all(counts.get(a, 0) < cap for a in self.artists[rows[pos]])
 
         def take(pos: int) -> None:
-            for a in self._artists[rows[pos]]:
+            for a in self.artists[rows[pos]]:
                 counts[a] = counts.get(a, 0) + 1
 
         chosen: list[int] = []
@@ -620,7 +615,7 @@ class Recommender:
             if song in seen:
                 continue
             seen.add(song)
-            artists = self._artists[row]
+            artists = self.artists[row]
             if any(counts.get(a, 0) >= cap for a in artists):
                 continue
             for a in artists:

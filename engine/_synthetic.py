@@ -37,6 +37,25 @@ _COLUMNS = ["danceability", "energy", "loudness", "speechiness", "acousticness",
             "liveness", "valence", "tempo"]
 
 
+def _planted_audio(
+    rng: np.random.Generator, n_tracks: int, n_genres: int, artists_per_genre: int, noise: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The planted structure: genre profile + artist offset + track noise, clipped to the API's
+    ranges. Returns (audio of shape (n_tracks, 9) in ``_COLUMNS`` order, artist, genre,
+    genre_of_artist, profiles)."""
+    if not 1 <= n_genres <= len(_PROFILES):
+        raise ValueError(f"n_genres must be 1..{len(_PROFILES)}, got {n_genres}")
+    profiles = np.array([_PROFILES[g] for g in list(_PROFILES)[:n_genres]])
+    spread = np.array(_SPREAD) * noise
+    lo, hi = np.array(_BOUNDS).T
+    genre_of_artist = np.repeat(np.arange(n_genres), artists_per_genre)
+    artist_offset = rng.normal(0, 0.6, size=(len(genre_of_artist), len(_SPREAD))) * spread
+    artist = rng.integers(0, len(genre_of_artist), size=n_tracks)
+    genre = genre_of_artist[artist]
+    audio = np.clip(profiles[genre, :9] + artist_offset[artist] + rng.normal(size=(n_tracks, 9)) * spread, lo, hi)
+    return audio, artist, genre, genre_of_artist, profiles
+
+
 def synthetic_catalog(
     n_tracks: int = 5000, *, n_genres: int = 12, artists_per_genre: int = 25, multi_genre_share: float = 0.08,
     exact_duplicates: int = 5, bad_rows: int = 4, noise: float = 1.0, seed: int = 0,
@@ -47,20 +66,9 @@ def synthetic_catalog(
     genres whose clusters a test can demand. Rows: ``n_tracks`` tracks, plus the multi-genre copies,
     duplicates and bad rows.
     """
-    if not 1 <= n_genres <= len(_PROFILES):
-        raise ValueError(f"n_genres must be 1..{len(_PROFILES)}, got {n_genres}")
     rng = np.random.default_rng(seed)
     genres = list(_PROFILES)[:n_genres]
-    profiles = np.array([_PROFILES[g] for g in genres])
-    spread = np.array(_SPREAD) * noise
-    lo, hi = np.array(_BOUNDS).T
-
-    genre_of_artist = np.repeat(np.arange(n_genres), artists_per_genre)
-    artist_offset = rng.normal(0, 0.6, size=(len(genre_of_artist), len(_SPREAD))) * spread
-    artist = rng.integers(0, len(genre_of_artist), size=n_tracks)
-    genre = genre_of_artist[artist]
-    audio = profiles[genre, :9] + artist_offset[artist] + rng.normal(size=(n_tracks, 9)) * spread
-    audio = np.clip(audio, lo, hi)
+    audio, artist, genre, genre_of_artist, profiles = _planted_audio(rng, n_tracks, n_genres, artists_per_genre, noise)
 
     alphabet = np.array(list(string.ascii_letters + string.digits))
     ids = ["".join(row) for row in alphabet[rng.integers(0, len(alphabet), size=(n_tracks, 22))]]
@@ -111,14 +119,7 @@ def synthetic_features(n_tracks: int, *, n_genres: int = 12, artists_per_genre: 
     built with array operations only: for scale benchmarks of millions of tracks, where writing and
     parsing a CSV would measure pandas instead of the index."""
     rng = np.random.default_rng(seed)
-    profiles = np.array([_PROFILES[g] for g in list(_PROFILES)[:n_genres]])
-    spread = np.array(_SPREAD) * noise
-    lo, hi = np.array(_BOUNDS).T
-    genre_of_artist = np.repeat(np.arange(n_genres), artists_per_genre)
-    artist_offset = (rng.normal(0, 0.6, size=(len(genre_of_artist), len(_SPREAD))) * spread).astype(np.float32)
-    artist = rng.integers(0, len(genre_of_artist), size=n_tracks)
-    genre = genre_of_artist[artist]
-    audio = np.clip(profiles[genre, :9] + artist_offset[artist] + rng.normal(size=(n_tracks, 9)) * spread, lo, hi)
+    audio, _, genre, _, _ = _planted_audio(rng, n_tracks, n_genres, artists_per_genre, noise)
     cols = dict(zip(_COLUMNS, audio.T, strict=True))
     out = np.column_stack([
         cols["danceability"], cols["energy"], rng.integers(0, 12, n_tracks), cols["loudness"],

@@ -281,17 +281,20 @@ def run_phase(address: str, workload: Workload, load: Load, *, processes: int,
     t0 = time.perf_counter()
     if counter is not None:
         counter.value = 0
-    with concurrent.futures.ThreadPoolExecutor(1) as local:
-        # one process: the worker runs in a thread so this one can report progress
-        pending = pool.map_async(_worker_main, jobs) if pool is not None and processes > 1 else \
-            local.submit(lambda: [_worker_main(jobs[0])])
-        finished = pending.ready if hasattr(pending, "ready") else pending.done
-        while not finished():
-            time.sleep(0.1)
-            if progress and counter is not None and time.perf_counter() - t0 >= 2 and \
-                    int((time.perf_counter() - t0) * 10) % 20 == 0 and not finished():
-                progress(f"  {workload.label}: {counter.value:,} requests done, {time.perf_counter() - t0:.0f} s")
-        outputs = pending.get() if hasattr(pending, "get") else pending.result()
+    def work() -> list[dict[str, tuple[list[float], Counter[str]]]]:
+        if pool is not None and processes > 1:
+            return pool.map(_worker_main, jobs)
+        return [_worker_main(jobs[0])]
+
+    with concurrent.futures.ThreadPoolExecutor(1) as runner:  # so this thread can report progress
+        pending = runner.submit(work)
+        while True:
+            try:
+                outputs = pending.result(timeout=2.0)
+                break
+            except concurrent.futures.TimeoutError:
+                if progress and counter is not None:
+                    progress(f"  {workload.label}: {counter.value:,} requests done, {time.perf_counter() - t0:.0f} s")
     elapsed = time.perf_counter() - t0 - load.warmup
     seconds = load.duration if load.duration else max(elapsed, 1e-9)
     results: dict[str, PhaseResult] = {}
