@@ -17,6 +17,7 @@ from ._config import (
     IndexConfig,
     MoodConfig,
     PreprocessConfig,
+    SimilarConfig,
     ValueRule,
 )
 from ._errors import (
@@ -60,6 +61,7 @@ __all__ = [
     "NotFittedError",
     "PreprocessConfig",
     "Preprocessor",
+    "SimilarConfig",
     "TrackNotFound",
     "ValueRule",
     "build_bundle",

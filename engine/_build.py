@@ -16,15 +16,17 @@ from pathlib import Path
 from typing import Any
 
 import faiss
+import numpy as np
 
 from ._arrays import save_npz
 from ._bundle import atomic_bundle_dir, sha256_file, write_manifest
 from ._catalog import read_catalog
 from ._config import BuildConfig, choose_index_kind
-from ._genre import cannot_train, train_genre_classifier
+from ._genre import GenreClassifier, cannot_train, train_genre_classifier
 from ._index import build_index, measure_recall, neighbour_table
 from ._moods import MoodModel, mood_space
 from ._preprocess import Preprocessor
+from ._rerank import GenreAgreement, rerank_table
 
 Progress = Callable[[str], None]
 MAX_EXACT_TABLE_TRACKS = 250_000
@@ -90,18 +92,6 @@ def build_bundle(
                                                     seed=config.seed))
                 say(f"{config.index.kind} recall@10 vs exact: {index_metrics['recall_at_10']:.4f}")
 
-        if config.index.neighbours and config.index.kind == "flat" and len(vectors) > MAX_EXACT_TABLE_TRACKS:
-            # exact all-pairs search grows with n^2: 9.6 s at 89,583 tracks here, ~20 min at 1M
-            index_metrics["neighbour_table"] = (f"skipped: {len(vectors):,} tracks with a flat index (exact table "
-                                                f"above {MAX_EXACT_TABLE_TRACKS:,} tracks costs too much; use "
-                                                "--index hnsw or ivf); queries use the index")
-            say(f"neighbour table {index_metrics['neighbour_table']}")
-        elif config.index.neighbours:
-            with stage("neighbours"):
-                rows, scores = neighbour_table(index, vectors, config.index.neighbours)
-                save_npz(tmp / "neighbours.npz", {"rows": rows, "scores": scores})
-                index_metrics["neighbour_table"] = int(rows.shape[1])
-
         with stage("moods"):
             space = mood_space(prep.transformed_names, config.moods.weights)
             genre_matrix = catalog.genre_matrix() if catalog.genre_names else None
@@ -114,6 +104,7 @@ def build_bundle(
             say(f"{m['clusters']} moods; cores hold {m['core_coverage']:.1%} of tracks; DBCV {m['dbcv_sample']}")
 
         genre_metrics: dict[str, Any] | None = None
+        model: GenreClassifier | None = None
         skip_reason = "disabled by configuration" if not config.genre.enabled else cannot_train(catalog)
         if skip_reason:
             say(f"no genre classifier: {skip_reason}")
@@ -126,6 +117,29 @@ def build_bundle(
                 model.save(str(tmp / "genre_model.ubj"))
                 say(f"genre top-1 {genre_metrics['top1']:.3f}, top-5 {genre_metrics['top5']:.3f} "
                     f"(random {genre_metrics['random_top1']:.3f}) on held-out artists")
+
+        if config.index.neighbours and config.index.kind == "flat" and len(vectors) > MAX_EXACT_TABLE_TRACKS:
+            # exact all-pairs search grows with n^2: 9.6 s at 89,583 tracks here, ~20 min at 1M
+            index_metrics["neighbour_table"] = (f"skipped: {len(vectors):,} tracks with a flat index (exact table "
+                                                f"above {MAX_EXACT_TABLE_TRACKS:,} tracks costs too much; use "
+                                                "--index hnsw or ivf); queries use the index")
+            say(f"neighbour table {index_metrics['neighbour_table']}")
+        elif config.index.neighbours:
+            with stage("neighbours"):
+                width = config.index.neighbours
+                weight = config.similar.genre_weight if model is not None else 0.0
+                if weight > 0:  # the list a "more like this" query would get: re-ranked candidates
+                    assert model is not None
+                    rows, scores = neighbour_table(index, vectors, max(width, config.similar.candidates))
+                    proba = model.predict_proba(prep.transform_features(catalog.features))
+                    agreement = GenreAgreement(catalog.genre_indptr, catalog.genre_codes, len(catalog.genre_names))
+                    rows, scores = rerank_table(rows, scores, proba, agreement, weight, width)
+                else:
+                    rows, scores = neighbour_table(index, vectors, width)
+                save_npz(tmp / "neighbours.npz", {"rows": rows, "scores": scores,
+                                                  "genre_weight": np.asarray(weight, dtype=np.float64)})
+                index_metrics["neighbour_table"] = {"width": int(rows.shape[1]), "genre_weight": weight,
+                                                    "candidates": config.similar.candidates if weight else width}
 
         with stage("write"):
             save_npz(tmp / "tracks.npz", {**catalog.to_arrays(), "vectors": vectors})

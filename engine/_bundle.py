@@ -31,7 +31,7 @@ from typing import Any
 from ._errors import BundleError, BundleIntegrityError, BundleVersionError
 
 FORMAT = "musicrec-bundle"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the similar section, genre-ranked neighbour table
 MANIFEST = "manifest.json"
 
 

@@ -23,6 +23,7 @@ both labels. Each pair is weighted 1/n_genres so multi-genre tracks do not outwe
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -36,6 +37,7 @@ from sklearn.model_selection import GroupShuffleSplit
 from ._catalog import Catalog
 from ._config import GenreConfig
 from ._errors import NotFittedError
+from ._families import family_matrix
 
 Progress = Callable[[str], None]
 
@@ -178,6 +180,56 @@ def genre_metrics(proba: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     }
 
 
+def calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = 15) -> float:
+    """Expected calibration error: the gap between stated confidence and observed accuracy,
+    averaged over ``bins`` equal-width confidence bins weighted by how many predictions fall in each."""
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, bins - 1)
+    gap = 0.0
+    for b in np.unique(which):
+        inside = which == b
+        gap += inside.mean() * abs(float(confidence[inside].mean()) - float(correct[inside].mean()))
+    return float(gap)
+
+
+def calibration(proba: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """ECE of the top-1 probability against "the top-1 genre is one of the track's genres"."""
+    top1 = proba.argmax(axis=1)
+    confidence = proba[np.arange(len(proba)), top1]
+    correct = truth[np.arange(len(truth)), top1]
+    return {"ece_top1": round(calibration_error(confidence, correct), 4),
+            "mean_top1_probability": round(float(confidence.mean()), 4)}
+
+
+def family_metrics(proba: np.ndarray, truth: np.ndarray, genre_names: tuple[str, ...],
+                   train_truth: np.ndarray) -> dict[str, Any]:
+    """The same scores on coarse genre families (engine/_families.py): a family's probability is
+    the sum of its genres'; correct = the family holds any of the track's genres."""
+    found = family_matrix(genre_names)
+    if found is None:
+        return {"skipped": "the genre family table does not cover this catalog's genres"}
+    m, names = found
+    fam_proba = proba @ m
+    fam_truth = (truth.astype(np.float32) @ m) > 0
+    order = np.argsort(-fam_proba, axis=1)
+    rows = np.arange(len(fam_truth))
+    hit1 = fam_truth[rows, order[:, 0]]
+    majority = int(np.argmax((train_truth.astype(np.float32) @ m > 0).sum(axis=0)))
+    per_family = [{"family": f, "test_tracks": int(fam_truth[:, j].sum()),
+                   "top1": round(float(hit1[fam_truth[:, j]].mean()), 4) if fam_truth[:, j].any() else None,
+                   "genres": [g for g, row in zip(genre_names, m, strict=True) if row[j]]}
+                  for j, f in enumerate(names)]
+    return {
+        "n_families": len(names),
+        "top1": round(float(hit1.mean()), 4),
+        "top3": round(float(fam_truth[rows[:, None], order[:, :3]].any(axis=1).mean()), 4),
+        "majority_top1": round(float(fam_truth[:, majority].mean()), 4),
+        "random_top1": round(float(fam_truth.sum(axis=1).mean() / len(names)), 4),
+        **calibration(fam_proba, fam_truth),
+        "per_family": per_family,
+    }
+
+
 def baselines(train_counts: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     """Majority-class (most frequent training genres) and uniform-random expectations."""
     n_genres = truth.shape[1]
@@ -209,6 +261,58 @@ def cannot_train(catalog: Catalog) -> str | None:
     return None
 
 
+@dataclasses.dataclass(frozen=True)
+class HeldOut:
+    """Track rows of the honest protocol's three parts: no primary artist is in two of them."""
+
+    fit: np.ndarray
+    valid: np.ndarray  # early stopping
+    test: np.ndarray
+
+
+def held_out_split(catalog: Catalog, test_fraction: float, seed: int) -> HeldOut:
+    """The labelled tracks split by primary artist into fit / early-stopping / test rows."""
+    labelled = np.flatnonzero(np.diff(catalog.genre_indptr) > 0)
+    groups = catalog.primary_artists()[labelled]
+    train_pos, test_pos = grouped_split(groups, test_fraction, seed)
+    fit_pos, valid_pos = grouped_split(groups[train_pos], 0.1, seed + 1)
+    return HeldOut(fit=labelled[train_pos[fit_pos]], valid=labelled[train_pos[valid_pos]], test=labelled[test_pos])
+
+
+def evaluate_genre_classifier(
+    catalog: Catalog, x: np.ndarray, feature_names: tuple[str, ...], config: GenreConfig, *,
+    seed: int = 0, progress: Progress | None = None,
+) -> tuple[GenreClassifier, HeldOut, dict[str, Any]]:
+    """Train on the fit artists (stopping early on the validation artists) and score the test
+    artists: the model, its split and its metrics. ``x`` holds every track's transformed features."""
+    say = progress or (lambda _msg: None)
+    split = held_out_split(catalog, config.test_fraction, seed)
+    ptr, codes = catalog.genre_indptr, catalog.genre_codes
+    t0 = time.perf_counter()
+    say(f"evaluation model: {len(split.fit)} train / {len(split.valid)} early-stopping / "
+        f"{len(split.test)} test tracks, split by primary artist")
+    model = GenreClassifier(genre_names=catalog.genre_names, feature_names=feature_names).fit(
+        x[split.fit], *subset_labels(ptr, codes, split.fit), config, rounds=config.max_rounds,
+        eval_set=(x[split.valid], *subset_labels(ptr, codes, split.valid)), seed=seed, progress=say)
+    eval_seconds = time.perf_counter() - t0
+    truth = catalog.genre_matrix()
+    test_truth = truth[split.test]
+    proba = model.predict_proba(x[split.test])
+    metrics: dict[str, Any] = {
+        "protocol": "tracks deduplicated by id; test and early-stopping splits grouped by primary artist; "
+                    "stateless transforms only; correct = any of the track's genres",
+        "train_tracks": len(split.fit), "valid_tracks": len(split.valid),
+        "test_tracks": len(split.test), "n_genres": len(catalog.genre_names),
+        "rounds": model.rounds_, "multi_strategy": config.multi_strategy,
+        **genre_metrics(proba, test_truth),
+        **baselines(truth[split.fit].sum(axis=0), test_truth),
+        **calibration(proba, test_truth),
+        "families": family_metrics(proba, test_truth, catalog.genre_names, truth[split.fit]),
+        "eval_train_seconds": round(eval_seconds, 2),
+    }
+    return model, split, metrics
+
+
 def train_genre_classifier(
     catalog: Catalog, x: np.ndarray, feature_names: tuple[str, ...], config: GenreConfig, *,
     seed: int = 0, progress: Progress | None = None,
@@ -219,36 +323,12 @@ def train_genre_classifier(
     Returns the shipped model and the evaluation metrics for the report.
     """
     say = progress or (lambda _msg: None)
+    model, _, metrics = evaluate_genre_classifier(catalog, x, feature_names, config, seed=seed, progress=progress)
     labelled = np.flatnonzero(np.diff(catalog.genre_indptr) > 0)
-    groups = catalog.primary_artists()[labelled]
-    train_pos, test_pos = grouped_split(groups, config.test_fraction, seed)
-    fit_pos, valid_pos = grouped_split(groups[train_pos], 0.1, seed + 1)
-    fit_rows, valid_rows = labelled[train_pos[fit_pos]], labelled[train_pos[valid_pos]]
-    test_rows = labelled[test_pos]
-    ptr, codes = catalog.genre_indptr, catalog.genre_codes
-
-    t0 = time.perf_counter()
-    say(f"evaluation model: {len(fit_rows)} train / {len(valid_rows)} early-stopping / "
-        f"{len(test_rows)} test tracks, split by primary artist")
-    model = GenreClassifier(genre_names=catalog.genre_names, feature_names=feature_names).fit(
-        x[fit_rows], *subset_labels(ptr, codes, fit_rows), config, rounds=config.max_rounds,
-        eval_set=(x[valid_rows], *subset_labels(ptr, codes, valid_rows)), seed=seed, progress=say)
-    eval_seconds = time.perf_counter() - t0
-    truth = catalog.genre_matrix()
-    test_truth = truth[test_rows]
-    metrics: dict[str, Any] = {
-        "protocol": "tracks deduplicated by id; test and early-stopping splits grouped by primary artist; "
-                    "stateless transforms only; correct = any of the track's genres",
-        "train_tracks": len(fit_rows), "valid_tracks": len(valid_rows),
-        "test_tracks": len(test_rows), "n_genres": len(catalog.genre_names),
-        "rounds": model.rounds_, "multi_strategy": config.multi_strategy,
-        **genre_metrics(model.predict_proba(x[test_rows]), test_truth),
-        **baselines(truth[fit_rows].sum(axis=0), test_truth),
-        "eval_train_seconds": round(eval_seconds, 2),
-    }
     t0 = time.perf_counter()
     say(f"shipped model: all {len(labelled)} labelled tracks, {model.rounds_} rounds")
     shipped = GenreClassifier(genre_names=catalog.genre_names, feature_names=feature_names).fit(
-        x[labelled], *subset_labels(ptr, codes, labelled), config, rounds=model.rounds_, seed=seed, progress=say)
+        x[labelled], *subset_labels(catalog.genre_indptr, catalog.genre_codes, labelled), config,
+        rounds=model.rounds_, seed=seed, progress=say)
     metrics["final_train_seconds"] = round(time.perf_counter() - t0, 2)
     return shipped, metrics

@@ -44,6 +44,8 @@ class Bundle:
     row_of: dict[str, int]
     # Precomputed nearest neighbours per track, rows and scores of shape (n_tracks, width); or None.
     neighbours: tuple[np.ndarray, np.ndarray] | None = None
+    # The genre weight the table was ranked with (engine/_rerank.py); 0 is plain cosine.
+    neighbour_genre_weight: float = 0.0
 
     def row(self, track_id: str) -> int:
         try:
@@ -88,14 +90,17 @@ def load_bundle(path: str | os.PathLike[str], *, search_threads: int = 1) -> Bun
             classifier = GenreClassifier.load(str(path / "genre_model.ubj"), genre_names=tracks.genre_names,
                                               feature_names=prep.transformed_names, threads=search_threads)
     neighbours = None
+    table_weight = 0.0
     if "neighbours.npz" in manifest["files"]:
         with _reading(path, "neighbours.npz"):
             table = load_npz(path / "neighbours.npz")
             neighbours = (table["rows"], table["scores"])
-    _check_consistent(path, prep, index, tracks, vectors, moods, classifier, neighbours)
+            table_weight = float(table["genre_weight"])
+    _check_consistent(path, prep, index, tracks, vectors, moods, classifier, neighbours, table_weight)
     return Bundle(path=path, manifest=manifest, config=config, preprocessor=prep, index=index, tracks=tracks,
                   vectors=vectors, moods=moods, classifier=classifier,
-                  row_of={str(t): i for i, t in enumerate(tracks.ids)}, neighbours=neighbours)
+                  row_of={str(t): i for i, t in enumerate(tracks.ids)}, neighbours=neighbours,
+                  neighbour_genre_weight=table_weight)
 
 
 @contextlib.contextmanager
@@ -112,7 +117,7 @@ def _reading(path: Path, name: str) -> Iterator[None]:
 
 def _check_consistent(path: Path, prep: Preprocessor, index: faiss.Index, tracks: Catalog, vectors: np.ndarray,
                       moods: MoodModel, classifier: GenreClassifier | None,
-                      neighbours: tuple[np.ndarray, np.ndarray] | None) -> None:
+                      neighbours: tuple[np.ndarray, np.ndarray] | None, table_weight: float) -> None:
     """Shapes and ranges that queries rely on; a crafted bundle fails here, not in a request."""
     n, dim = len(tracks), prep.n_components
     problems = []
@@ -137,6 +142,8 @@ def _check_consistent(path: Path, prep: Preprocessor, index: faiss.Index, tracks
     if neighbours is not None and (neighbours[0].shape[0] != n or neighbours[0].shape != neighbours[1].shape
                                    or (neighbours[0].size and neighbours[0].max() >= n)):
         problems.append("neighbour table does not match the tracks")
+    if not 0.0 <= table_weight <= 1.0 or (table_weight > 0 and classifier is None):
+        problems.append(f"neighbour table genre weight {table_weight} needs 0..1 and a genre classifier")
     if problems:
         raise BundleIntegrityError(f"{path}: the bundle is inconsistent: {'; '.join(problems)}")
 

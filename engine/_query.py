@@ -19,8 +19,10 @@ import numpy as np
 from ._catalog import song_keys
 from ._errors import InvalidQuery, TrackNotFound, shown
 from ._explain import PathExplainer
+from ._families import family_matrix
 from ._loaded import Bundle
 from ._preprocess import l2_normalize
+from ._rerank import GenreAgreement, hybrid_scores
 
 MAX_K = 1000
 MAX_OFFSET = 10_000
@@ -70,6 +72,8 @@ class SimilarQuery:
     max_per_artist: int = 0
     diversity: float = 0.0
     skip_unknown_seeds: bool = False
+    # Weight of genre agreement in the score (engine/_rerank.py); None: the bundle's default.
+    genre_weight: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,6 +103,7 @@ class Classification:
     bias: float
     known_genres: tuple[str, ...]
     took_ms: float
+    families: list[tuple[str, float]] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,6 +121,8 @@ class _Resolved:
     mood_ids: np.ndarray
     targets: list[tuple[np.ndarray, float, float]]
     target_weight: float
+    genre_weight: float
+    affinity: np.ndarray | None  # the seeds' genre probabilities, when genre re-ranking applies
 
 
 class Recommender:
@@ -173,7 +180,13 @@ class Recommender:
         self.explicit: list[bool] | None = self._explicit.tolist() if self._explicit is not None else None
         self._explainer = PathExplainer(bundle.classifier.booster_) if bundle.classifier is not None else None
         self._playlist_space = self._make_playlist_space()
+        similar = bundle.config.similar
+        self.default_genre_weight = similar.genre_weight if bundle.classifier is not None else 0.0
+        self._rerank_candidates = similar.candidates
+        self._families = family_matrix(self.genre_names)
+        self._agreement = GenreAgreement(tracks.genre_indptr, tracks.genre_codes, len(self.genre_names))
         table = bundle.neighbours
+        self._table_weight = bundle.neighbour_genre_weight
         self._table_rows = table[0].astype(np.int64) if table is not None else None
         self._table_scores = table[1] if table is not None else None
         self._song_list: list[int] = self._song.tolist()  # the hot path reads single items: lists are faster
@@ -199,7 +212,7 @@ class Recommender:
             if results[i] is None:
                 resolved[i] = r = self._resolve(q, f"queries[{i}]." if len(queries) > 1 else "")
                 if row is not None:  # the precomputed list answers unless filters starve it
-                    results[i] = self._finish(r, self._table_rows[row], self._table_scores[row], t0)
+                    results[i] = self._finish(r, self._table_rows[row], self._table_scores[row], t0, ranked=True)
         pending = [i for i, res in enumerate(results) if res is None]
         if not pending:
             return results  # type: ignore[return-value]
@@ -222,7 +235,9 @@ class Recommender:
         re-ranks (negative seeds, targets, diversity) and a valid page that fits in the table.
         Checked on the raw query; unknown ids go the long way, which reports them."""
         if self._table_rows is None or len(q.seeds) != 1 or q.negative_seeds or q.targets or q.diversity \
-                or not 1 <= q.k <= MAX_K or q.offset < 0 or q.offset + q.k > self._table_rows.shape[1] // 2:
+                or not 1 <= q.k <= MAX_K or q.offset < 0 or q.offset + q.k > self._table_rows.shape[1] // 2 \
+                or (q.genre_weight is not None and q.genre_weight != self._table_weight) \
+                or self.default_genre_weight != self._table_weight:
             return None
         seed = q.seeds[0]
         if seed.track_id is None or seed.features is not None or seed.vector is not None:
@@ -270,11 +285,15 @@ class Recommender:
             factor = 10  # re-ranking needs a pool to choose from
         elif q.max_per_artist or not q.filter.is_empty():
             factor = 4
-        return min(self.n, max(_MIN_FETCH, need * factor + len(r.exclude_rows)))
+        fetch = max(_MIN_FETCH, need * factor + len(r.exclude_rows))
+        if r.affinity is not None:
+            fetch = max(fetch, self._rerank_candidates + len(r.exclude_rows))
+        return min(self.n, fetch)
 
     def _finish(self, r: _Resolved, rows: np.ndarray, scores: np.ndarray, t0: float,
-                final: bool = False) -> SimilarResult | None:
-        """Filter and rank candidates; None when more candidates are needed and available."""
+                final: bool = False, ranked: bool = False) -> SimilarResult | None:
+        """Filter and rank candidates by cosine ``scores`` (or, when ``ranked``, scores that already
+        include genre agreement); None when more candidates are needed and available."""
         q = r.query
         need = q.offset + q.k
         valid = rows >= 0
@@ -283,6 +302,10 @@ class Recommender:
         keep = self._filter_mask(r, rows)
         rows, scores = rows[keep], scores[keep]
         removed = examined - len(rows)
+        if r.affinity is not None and not ranked:
+            scores = hybrid_scores(scores, self._agreement(r.affinity, rows), r.genre_weight)
+            order = np.argsort(-scores, kind="stable")
+            rows, scores = rows[order], scores[order]
         if r.targets:
             scores = self._blend_targets(r, rows, scores)
             order = np.argsort(-scores, kind="stable")
@@ -422,13 +445,31 @@ class Recommender:
         weight = DEFAULT_TARGET_WEIGHT if q.target_weight is None else q.target_weight
         if not (np.isfinite(weight) and 0 <= weight <= 1):
             raise InvalidQuery(f"{where}target_weight: must be 0..1, got {q.target_weight}")
+        genre_weight = self.default_genre_weight if q.genre_weight is None else q.genre_weight
+        if not (np.isfinite(genre_weight) and 0 <= genre_weight <= 1):
+            raise InvalidQuery(f"{where}genre_weight: must be 0..1, got {q.genre_weight}")
+        if genre_weight > 0 and self.bundle.classifier is None:
+            raise InvalidQuery(f"{where}genre_weight: this bundle has no genre classifier; use 0")
+        affinity = self._seed_affinity(q.seeds, pos_rows) if genre_weight > 0 else None
         seed_rows = np.asarray(sorted({*pos_rows, *neg_rows}), dtype=np.int64)
         return _Resolved(
             query=q, vector=vector, exclude_rows=np.asarray(sorted({*exclude, *seed_rows}), dtype=np.int64),
             exclude_songs=np.unique(self._song[seed_rows]),
             unknown=unknown, include_codes=self._genre_codes(f.include_genres, f"{where}filter.include_genres"),
             exclude_codes=self._genre_codes(f.exclude_genres, f"{where}filter.exclude_genres"),
-            ranges=ranges, mood_ids=moods, targets=targets, target_weight=weight)
+            ranges=ranges, mood_ids=moods, targets=targets, target_weight=weight, genre_weight=genre_weight,
+            affinity=affinity)
+
+    def _seed_affinity(self, seeds: Sequence[Seed], rows: list[int]) -> np.ndarray | None:
+        """Mean genre probabilities of the positive seeds that have features (catalog tracks and
+        raw-feature seeds; a bare vector has none); None when no seed has."""
+        raw = [self.bundle.tracks.features[rows]] if rows else []
+        raw += [self.raw_features(s.features, "seeds") for s in seeds if s.features is not None]
+        if not raw:
+            return None
+        x = self.bundle.preprocessor.transform_features(np.concatenate(raw)).astype(np.float32)
+        assert self.bundle.classifier is not None
+        return self.bundle.classifier.predict_proba(x).mean(axis=0)
 
     def _seed_vectors(self, seeds: Sequence[Seed], where: str, tolerate: bool,
                       unknown: list[str]) -> tuple[list[np.ndarray], list[int]]:
@@ -680,9 +721,14 @@ class Recommender:
             names = classifier.feature_names
             order = np.argsort(-np.abs(contrib), kind="stable")
             contributions = [(names[i], float(contrib[i])) for i in order]
+        families: list[tuple[str, float]] = []
+        if self._families is not None:
+            matrix, names = self._families
+            family_proba = proba @ matrix
+            families = [(names[i], float(family_proba[i])) for i in np.argsort(-family_proba, kind="stable")[:top_k]]
         return Classification(genres=[(self.genre_names[i], float(proba[i])) for i in top],
                               contributions=contributions, bias=float(bias), known_genres=known,
-                              took_ms=(time.perf_counter() - t0) * 1e3)
+                              took_ms=(time.perf_counter() - t0) * 1e3, families=families)
 
 
 def _lazy_zip(rows: np.ndarray, scores: np.ndarray) -> Iterator[tuple[int, float]]:

@@ -60,6 +60,17 @@ def format_report(manifest: dict[str, Any], *, moods: list[dict[str, Any]] | Non
             f"         baselines: majority top-1 {g['majority_top1']:.3f} top-5 {g['majority_top5']:.3f}; "
             f"random top-1 {g['random_top1']:.3f} top-5 {g['random_top5']:.3f}",
         ]
+        if "ece_top1" in g:
+            lines.append(f"         calibration: expected calibration error {g['ece_top1']:.3f} "
+                         f"(mean top-1 probability {g['mean_top1_probability']:.3f})")
+        fam = g.get("families", {})
+        if "top1" in fam:
+            lines.append(f"         {fam['n_families']} genre families: top-1 {fam['top1']:.3f}  "
+                         f"top-3 {fam['top3']:.3f}  ECE {fam['ece_top1']:.3f}; "
+                         f"majority top-1 {fam['majority_top1']:.3f}, random {fam['random_top1']:.3f}")
+            for f in fam["per_family"]:
+                acc = "-" if f["top1"] is None else f"{f['top1']:.3f}"
+                lines.append(f"           {f['family']:<26} {f['test_tracks']:>6,} test tracks  top-1 {acc}")
     else:
         reason = g["skipped"] if g else "the catalog has no genre labels"
         lines += ["", f"genres   no classifier: {reason}"]

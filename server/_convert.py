@@ -44,6 +44,7 @@ def similar_query_from_pb(msg: pb.SimilarTracksRequest) -> SimilarQuery:
         max_per_artist=msg.max_per_artist,
         diversity=msg.diversity,
         skip_unknown_seeds=msg.skip_unknown_seeds,
+        genre_weight=msg.genre_weight if msg.HasField("genre_weight") else None,
     )
 
 
@@ -85,6 +86,7 @@ def classification_pb(result: Classification) -> pb.ClassifyGenreResponse:
     return pb.ClassifyGenreResponse(
         genres=[pb.GenreProbability(genre=g, probability=p) for g, p in result.genres],
         contributions=[pb.FeatureContribution(feature=f, contribution=c) for f, c in result.contributions],
-        bias=result.bias, known_genres=result.known_genres, took_ms=result.took_ms)
+        bias=result.bias, known_genres=result.known_genres, took_ms=result.took_ms,
+        families=[pb.GenreProbability(genre=f, probability=p) for f, p in result.families])
 
 

@@ -186,7 +186,8 @@ class RecommenderServicer(pb_grpc.RecommenderServicer):
             index_kind=m["metrics"]["index"]["kind"], vector_dimension=int(rec.bundle.vectors.shape[1]),
             feature_names=rec.feature_names, max_k=MAX_K, max_playlist=MAX_PLAYLIST,
             counts_json=json.dumps(m["counts"]), metrics_json=json.dumps(m["metrics"]),
-            uptime_seconds=time.monotonic() - self.started, server_version=SERVER_VERSION)
+            uptime_seconds=time.monotonic() - self.started, server_version=SERVER_VERSION,
+            default_genre_weight=rec.default_genre_weight)
 
     @unary
     def ReloadBundle(self, request: pb.ReloadBundleRequest, context: grpc.ServicerContext) -> pb.ReloadBundleResponse:

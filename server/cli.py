@@ -46,6 +46,8 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--target", action="append", default=[], metavar="NAME=VALUE", help="e.g. energy=0.8")
     s.add_argument("--max-per-artist", type=int, default=0)
     s.add_argument("--diversity", type=float, default=0.0)
+    s.add_argument("--genre-weight", type=float, help="0..1: how much genre agreement counts (default: the "
+                   "bundle's; 0 = audio cosine only)")
     p2 = qs.add_parser("playlist", help="a mood playlist")
     src = p2.add_mutually_exclusive_group(required=True)
     src.add_argument("--mood-id", type=int)
@@ -202,6 +204,8 @@ def _run_query(args: argparse.Namespace, stub: Any, pb: Any, call: dict[str, Any
             negative_seeds=[pb.Seed(track_id=t) for t in args.negative], k=args.k, offset=args.offset,
             targets=_pairs(args.target, "--target"), max_per_artist=args.max_per_artist, diversity=args.diversity,
             filter=pb.Filter(include_genres=args.genre, exclude_genres=args.exclude_genre))
+        if args.genre_weight is not None:
+            request.genre_weight = args.genre_weight
         return stub.SimilarTracks(request, **call)
     if args.query == "playlist":
         request = pb.MoodPlaylistRequest(length=args.length, shuffle_seed=args.shuffle)
@@ -255,6 +259,8 @@ def format_response(kind: str, r: Any) -> str:
                   if e.track.features else f"{e.position + 1:>3}. {_track_line(e.track)}" for e in r.entries]
     elif kind == "classify":
         lines += [f"{g.probability:6.1%}  {g.genre}" for g in r.genres]
+        if r.families:
+            lines.append("families: " + ", ".join(f"{f.genre} {f.probability:.1%}" for f in r.families))
         if r.known_genres:
             lines.append(f"catalog genres: {', '.join(r.known_genres)}")
         if r.contributions:

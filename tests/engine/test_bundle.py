@@ -167,7 +167,7 @@ def test_inconsistent_neighbour_table_is_refused(bundle_dir: Path, tmp_path: Pat
     table = np.load(bad / "neighbours.npz")
     rows = table["rows"].copy()
     rows[0, 0] = 10**6
-    np.savez(bad / "neighbours.npz", rows=rows, scores=table["scores"])
+    np.savez(bad / "neighbours.npz", rows=rows, scores=table["scores"], genre_weight=table["genre_weight"])
     rechecksum(bad, "neighbours.npz")
     with pytest.raises(BundleIntegrityError, match="neighbour table does not match"):
         load_bundle(bad)

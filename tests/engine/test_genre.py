@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine._genre import baselines, genre_metrics, grouped_split, subset_labels
+from engine._families import SPOTIFY_GENRE_FAMILIES, family_matrix
+from engine._genre import baselines, calibration_error, family_metrics, genre_metrics, grouped_split, subset_labels
 
 
 def test_top1_counts_any_of_the_tracks_genres() -> None:
@@ -33,3 +34,37 @@ def test_subset_labels() -> None:
     ptr, codes = np.array([0, 2, 3, 5]), np.array([1, 2, 0, 4, 3])
     p, c = subset_labels(ptr, codes, np.array([2, 0]))
     assert list(p) == [0, 2, 4] and list(c) == [4, 3, 1, 2]
+
+
+def test_calibration_error_is_zero_when_confidence_matches_accuracy_and_grows_with_overconfidence() -> None:
+    rng = np.random.default_rng(0)
+    confidence = rng.uniform(0.05, 0.95, size=200_000)
+    correct = rng.uniform(size=confidence.size) < confidence
+    assert calibration_error(confidence, correct) < 0.01
+    overconfident = np.minimum(confidence + 0.2, 1.0)
+    assert 0.15 < calibration_error(overconfident, correct) < 0.2
+
+
+def test_family_matrix_maps_every_genre_once_and_declines_foreign_catalogs() -> None:
+    names = ("deep-house", "house", "jazz", "blues", "k-pop", "vaporwave")
+    found = family_matrix(names[:5])
+    assert found is not None
+    m, families = found
+    assert families == ("electronic", "jazz & blues", "east asian pop") and m.sum(axis=1).tolist() == [1] * 5
+    assert m[0].argmax() == m[1].argmax() == 0 and m[2].argmax() == m[3].argmax() == 1
+    assert family_matrix(("blues", "cumbia-rap", "drill", "phonk")) is None  # 25% covered
+    m, families = family_matrix(names[:5] * 2 + names[5:]) or (None, ())
+    assert families[-1] == "other"
+    assert len(SPOTIFY_GENRE_FAMILIES) == 16
+    every = [g for genres in SPOTIFY_GENRE_FAMILIES.values() for g in genres]
+    assert len(every) == len(set(every)) == 114
+
+
+def test_family_metrics_sum_genre_probabilities() -> None:
+    names = ("house", "deep-house", "jazz")
+    proba = np.array([[0.3, 0.3, 0.4], [0.1, 0.1, 0.8]])
+    truth = np.array([[False, True, False], [True, False, False]])
+    m = family_metrics(proba, truth, names, truth)
+    # track 0: electronic 0.6 beats jazz 0.4 and it is deep-house: right; track 1: jazz wins, wrong
+    assert m["top1"] == 0.5 and m["n_families"] == 2
+    assert {f["family"]: f["top1"] for f in m["per_family"]} == {"electronic": 0.5, "jazz & blues": None}

@@ -22,9 +22,9 @@ def by_id(tid: str, **kw: object) -> SimilarQuery:
     return SimilarQuery(seeds=[Seed(track_id=tid)], **kw)  # type: ignore[arg-type]
 
 
-def test_similar_by_id_is_exact_cosine_and_excludes_the_seed(rec: Recommender) -> None:
+def test_similar_by_id_at_genre_weight_0_is_exact_cosine_and_excludes_the_seed(rec: Recommender) -> None:
     tid = str(rec.bundle.tracks.ids[0])
-    res = rec.similar(by_id(tid, k=10))
+    res = rec.similar(by_id(tid, k=10, genre_weight=0.0))
     assert tid not in ids(rec, res.rows) and len(res.rows) == 10
     v = rec.bundle.vectors
     brute = np.argsort(-(v @ v[0]))
@@ -37,12 +37,17 @@ def test_similar_by_id_is_exact_cosine_and_excludes_the_seed(rec: Recommender) -
 def test_seed_forms_agree(rec: Recommender) -> None:
     row = 5
     feats = dict(zip(rec.feature_names, rec.bundle.tracks.features[row], strict=True))
-    a = rec.similar(SimilarQuery(seeds=[Seed(track_id=str(rec.bundle.tracks.ids[row]))], k=5))
-    b = rec.similar(SimilarQuery(seeds=[Seed(features=feats)], k=6))
+    for weight in (0.0, None):  # pure cosine, and the default genre re-ranking
+        a = rec.similar(SimilarQuery(seeds=[Seed(track_id=str(rec.bundle.tracks.ids[row]))], k=5,
+                                     genre_weight=weight))
+        b = rec.similar(SimilarQuery(seeds=[Seed(features=feats)], k=6, genre_weight=weight))
+        # raw features may find the track itself (not excluded: it is not a catalog seed; first
+        # by cosine) and otherwise the same answers
+        assert [r for r in b.rows if r != row][:5] == list(a.rows)
+        assert weight != 0.0 or b.rows[0] == row
+    b = rec.similar(SimilarQuery(seeds=[Seed(features=feats)], k=6, genre_weight=0.0))
     c = rec.similar(SimilarQuery(seeds=[Seed(vector=list(rec.bundle.vectors[row] * 3))], k=6))
-    assert list(b.rows) == list(c.rows)
-    # raw features and the vector land on the track itself (not excluded: it is not a catalog seed)
-    assert b.rows[0] == row and list(b.rows[1:]) == list(a.rows)
+    assert list(b.rows) == list(c.rows)  # a bare vector has no features to classify: cosine only
 
 
 def test_genre_explicit_range_and_mood_filters(rec: Recommender) -> None:
@@ -198,8 +203,44 @@ def test_classify_with_explanation(rec: Recommender) -> None:
     assert c.bias + sum(v for _, v in c.contributions) == pytest.approx(float(margin[top]), abs=1e-4)
     feats = dict(zip(rec.feature_names, rec.bundle.tracks.features[0], strict=True))
     assert rec.classify(features=feats, top_k=3).genres == c.genres
+    # families: the synthetic genres are all in the family table; each family sums its genres
+    assert len(c.families) == 3 and [p for _, p in c.families] == sorted((p for _, p in c.families), reverse=True)
+    full = rec.classify(track_id=tid, top_k=len(rec.genre_names))
+    genres, families = dict(full.genres), dict(full.families)
+    assert families["jazz & blues"] == pytest.approx(genres["jazz"], abs=1e-6)
+    assert families["electronic"] == pytest.approx(genres["dance"] + genres["edm"], abs=1e-6)
+    assert sum(families.values()) == pytest.approx(1.0, abs=1e-5)
     with pytest.raises(InvalidQuery, match="top_k"):
         rec.classify(track_id=tid, top_k=1000)
+
+
+def test_genre_weight_reranks_the_cosine_candidates_by_genre_agreement(rec: Recommender) -> None:
+    assert rec.default_genre_weight > 0 and rec.bundle.neighbour_genre_weight == rec.default_genre_weight
+    v, tracks = rec.bundle.vectors, rec.bundle.tracks
+    truth = tracks.genre_matrix()
+    x = rec.bundle.preprocessor.transform_features(tracks.features).astype(np.float32)
+    proba = rec.bundle.classifier.predict_proba(x)
+    gains = []
+    for row in range(0, 400, 23):
+        for w in (0.3, 1.0):
+            res = rec.similar(by_id(rec.ids[row], k=10, genre_weight=w))
+            # by hand: the 200 nearest others by cosine, scored (1-w) cos + w P(query in candidate's genres)
+            cos = v @ v[row]
+            cand = [r for r in np.argsort(-cos, kind="stable") if r != row][:rec.bundle.config.similar.candidates]
+            agree = np.minimum((proba[row][None, :] * truth[cand]).sum(axis=1), 1.0)
+            score = (1 - w) * cos[cand] + w * agree
+            expected = np.asarray(cand)[np.argsort(-score, kind="stable")][:10]
+            np.testing.assert_allclose(np.sort(res.scores)[::-1], np.sort(score)[::-1][:10], rtol=1e-4, atol=1e-5)
+            assert set(res.rows) == set(expected), (row, w)
+        plain = rec.similar(by_id(rec.ids[row], k=10, genre_weight=0.0))
+        gains.append(truth[res.rows][:, truth[row]].any(axis=1).mean() - truth[plain.rows][:, truth[row]].any(axis=1).mean())
+    assert np.mean(gains) > 0  # the planted genres are learnable: agreement finds more of them
+
+
+def test_genre_weight_is_validated(rec: Recommender) -> None:
+    for bad in (-0.1, 1.5, float("nan")):
+        with pytest.raises(InvalidQuery, match=r"genre_weight: must be 0\.\.1"):
+            rec.similar(by_id(rec.ids[0], genre_weight=bad))
 
 
 def test_neighbour_table_and_index_give_the_same_answers(rec: Recommender) -> None:

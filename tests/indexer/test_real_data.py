@@ -61,6 +61,13 @@ def test_moods_and_classifier_are_real(real_bundle: Bundle) -> None:
     # honest but far above chance: at least 10x the random baseline on held-out artists
     assert g["top1"] > 10 * g["random_top1"] and g["top5"] > 5 * g["random_top5"]
     assert g["top1"] > 10 * g["majority_top1"]
+    # probabilities shown to people: confidence tracks accuracy (expected calibration error)
+    assert g["ece_top1"] < 0.05 and abs(g["mean_top1_probability"] - g["top1"]) < 0.05
+    fam = g["families"]
+    assert fam["n_families"] == 16 and fam["top1"] > 2 * fam["majority_top1"] and fam["top1"] > g["top1"]
+    assert sum(f["test_tracks"] for f in fam["per_family"]) >= g["test_tracks"]
+    # the precomputed "more like this" lists are the genre re-ranked ones
+    assert real_bundle.neighbour_genre_weight == real_bundle.config.similar.genre_weight > 0
     x = real_bundle.preprocessor.transform_features(real_bundle.tracks.features[:100])
     proba = real_bundle.classifier.predict_proba(x)  # type: ignore[union-attr]
     assert proba.shape == (100, 114) and np.allclose(proba.sum(axis=1), 1, atol=1e-4)

@@ -48,13 +48,23 @@ def test_similar_by_features_vector_targets_and_features_in_results(
     feats = rec.features_of(3)
     values = {n: feats[n] for n in rec.feature_names}
     by_features = stub.SimilarTracks(pb.SimilarTracksRequest(
-        seeds=[pb.Seed(features=pb.FeatureValues(values=values))], k=5, include_features=True), timeout=T)
-    assert by_features.results[0].track.track_id == rec.ids[3]
+        seeds=[pb.Seed(features=pb.FeatureValues(values=values))], k=5, include_features=True, genre_weight=0.0),
+        timeout=T)
+    assert by_features.results[0].track.track_id == rec.ids[3]  # cosine only: the track itself comes first
     assert set(by_features.results[0].track.features) >= set(rec.feature_names)
     vector = list(map(float, rec.bundle.vectors[3]))
     by_vector = stub.SimilarTracks(pb.SimilarTracksRequest(seeds=[pb.Seed(vector=pb.Vector(values=vector))], k=5),
                                    timeout=T)
     assert [r.track.track_id for r in by_vector.results] == [r.track.track_id for r in by_features.results]
+    # the default weight re-ranks by genre agreement; a bare vector has no features to classify
+    reranked = stub.SimilarTracks(pb.SimilarTracksRequest(seeds=[pb.Seed(features=pb.FeatureValues(values=values))],
+                                                          k=5), timeout=T)
+    assert [r.score for r in reranked.results] != [r.score for r in by_features.results]
+    info = stub.ServerInfo(pb.ServerInfoRequest(), timeout=T)
+    assert info.default_genre_weight == pytest.approx(rec.bundle.config.similar.genre_weight)
+    with pytest.raises(grpc.RpcError) as err:
+        stub.SimilarTracks(pb.SimilarTracksRequest(seeds=[pb.Seed(track_id=rec.ids[3])], genre_weight=1.5), timeout=T)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "genre_weight" in err.value.details()
     pulled = stub.SimilarTracks(pb.SimilarTracksRequest(seeds=[pb.Seed(track_id=rec.ids[3])], k=5,
                                                         targets={"energy": 0.95}, target_weight=0.9,
                                                         include_features=True), timeout=T)

@@ -68,7 +68,7 @@ class Filter(_message.Message):
     def __init__(self, include_genres: _Optional[_Iterable[str]] = ..., exclude_genres: _Optional[_Iterable[str]] = ..., explicit: _Optional[bool] = ..., ranges: _Optional[_Mapping[str, Range]] = ..., exclude_track_ids: _Optional[_Iterable[str]] = ..., mood_ids: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class SimilarTracksRequest(_message.Message):
-    __slots__ = ("seeds", "negative_seeds", "targets", "target_weight", "filter", "k", "offset", "max_per_artist", "diversity", "skip_unknown_seeds", "include_features")
+    __slots__ = ("seeds", "negative_seeds", "targets", "target_weight", "filter", "k", "offset", "max_per_artist", "diversity", "skip_unknown_seeds", "include_features", "genre_weight")
     class TargetsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -87,6 +87,7 @@ class SimilarTracksRequest(_message.Message):
     DIVERSITY_FIELD_NUMBER: _ClassVar[int]
     SKIP_UNKNOWN_SEEDS_FIELD_NUMBER: _ClassVar[int]
     INCLUDE_FEATURES_FIELD_NUMBER: _ClassVar[int]
+    GENRE_WEIGHT_FIELD_NUMBER: _ClassVar[int]
     seeds: _containers.RepeatedCompositeFieldContainer[Seed]
     negative_seeds: _containers.RepeatedCompositeFieldContainer[Seed]
     targets: _containers.ScalarMap[str, float]
@@ -98,7 +99,8 @@ class SimilarTracksRequest(_message.Message):
     diversity: float
     skip_unknown_seeds: bool
     include_features: bool
-    def __init__(self, seeds: _Optional[_Iterable[_Union[Seed, _Mapping]]] = ..., negative_seeds: _Optional[_Iterable[_Union[Seed, _Mapping]]] = ..., targets: _Optional[_Mapping[str, float]] = ..., target_weight: _Optional[float] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ..., k: _Optional[int] = ..., offset: _Optional[int] = ..., max_per_artist: _Optional[int] = ..., diversity: _Optional[float] = ..., skip_unknown_seeds: _Optional[bool] = ..., include_features: _Optional[bool] = ...) -> None: ...
+    genre_weight: float
+    def __init__(self, seeds: _Optional[_Iterable[_Union[Seed, _Mapping]]] = ..., negative_seeds: _Optional[_Iterable[_Union[Seed, _Mapping]]] = ..., targets: _Optional[_Mapping[str, float]] = ..., target_weight: _Optional[float] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ..., k: _Optional[int] = ..., offset: _Optional[int] = ..., max_per_artist: _Optional[int] = ..., diversity: _Optional[float] = ..., skip_unknown_seeds: _Optional[bool] = ..., include_features: _Optional[bool] = ..., genre_weight: _Optional[float] = ...) -> None: ...
 
 class Track(_message.Message):
     __slots__ = ("track_id", "name", "artists", "album", "genres", "mood_id", "mood_name", "mood_core", "mood_strength", "explicit", "features")
@@ -295,18 +297,20 @@ class FeatureContribution(_message.Message):
     def __init__(self, feature: _Optional[str] = ..., contribution: _Optional[float] = ...) -> None: ...
 
 class ClassifyGenreResponse(_message.Message):
-    __slots__ = ("genres", "contributions", "bias", "known_genres", "took_ms")
+    __slots__ = ("genres", "contributions", "bias", "known_genres", "took_ms", "families")
     GENRES_FIELD_NUMBER: _ClassVar[int]
     CONTRIBUTIONS_FIELD_NUMBER: _ClassVar[int]
     BIAS_FIELD_NUMBER: _ClassVar[int]
     KNOWN_GENRES_FIELD_NUMBER: _ClassVar[int]
     TOOK_MS_FIELD_NUMBER: _ClassVar[int]
+    FAMILIES_FIELD_NUMBER: _ClassVar[int]
     genres: _containers.RepeatedCompositeFieldContainer[GenreProbability]
     contributions: _containers.RepeatedCompositeFieldContainer[FeatureContribution]
     bias: float
     known_genres: _containers.RepeatedScalarFieldContainer[str]
     took_ms: float
-    def __init__(self, genres: _Optional[_Iterable[_Union[GenreProbability, _Mapping]]] = ..., contributions: _Optional[_Iterable[_Union[FeatureContribution, _Mapping]]] = ..., bias: _Optional[float] = ..., known_genres: _Optional[_Iterable[str]] = ..., took_ms: _Optional[float] = ...) -> None: ...
+    families: _containers.RepeatedCompositeFieldContainer[GenreProbability]
+    def __init__(self, genres: _Optional[_Iterable[_Union[GenreProbability, _Mapping]]] = ..., contributions: _Optional[_Iterable[_Union[FeatureContribution, _Mapping]]] = ..., bias: _Optional[float] = ..., known_genres: _Optional[_Iterable[str]] = ..., took_ms: _Optional[float] = ..., families: _Optional[_Iterable[_Union[GenreProbability, _Mapping]]] = ...) -> None: ...
 
 class GetTrackRequest(_message.Message):
     __slots__ = ("track_id",)
@@ -325,7 +329,7 @@ class ServerInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ServerInfoResponse(_message.Message):
-    __slots__ = ("bundle_version", "bundle_path", "created_at", "tracks", "genres", "moods", "index_kind", "vector_dimension", "feature_names", "max_k", "max_playlist", "counts_json", "metrics_json", "uptime_seconds", "server_version")
+    __slots__ = ("bundle_version", "bundle_path", "created_at", "tracks", "genres", "moods", "index_kind", "vector_dimension", "feature_names", "max_k", "max_playlist", "counts_json", "metrics_json", "uptime_seconds", "server_version", "default_genre_weight")
     BUNDLE_VERSION_FIELD_NUMBER: _ClassVar[int]
     BUNDLE_PATH_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
@@ -341,6 +345,7 @@ class ServerInfoResponse(_message.Message):
     METRICS_JSON_FIELD_NUMBER: _ClassVar[int]
     UPTIME_SECONDS_FIELD_NUMBER: _ClassVar[int]
     SERVER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_GENRE_WEIGHT_FIELD_NUMBER: _ClassVar[int]
     bundle_version: str
     bundle_path: str
     created_at: str
@@ -356,7 +361,8 @@ class ServerInfoResponse(_message.Message):
     metrics_json: str
     uptime_seconds: float
     server_version: str
-    def __init__(self, bundle_version: _Optional[str] = ..., bundle_path: _Optional[str] = ..., created_at: _Optional[str] = ..., tracks: _Optional[int] = ..., genres: _Optional[int] = ..., moods: _Optional[int] = ..., index_kind: _Optional[str] = ..., vector_dimension: _Optional[int] = ..., feature_names: _Optional[_Iterable[str]] = ..., max_k: _Optional[int] = ..., max_playlist: _Optional[int] = ..., counts_json: _Optional[str] = ..., metrics_json: _Optional[str] = ..., uptime_seconds: _Optional[float] = ..., server_version: _Optional[str] = ...) -> None: ...
+    default_genre_weight: float
+    def __init__(self, bundle_version: _Optional[str] = ..., bundle_path: _Optional[str] = ..., created_at: _Optional[str] = ..., tracks: _Optional[int] = ..., genres: _Optional[int] = ..., moods: _Optional[int] = ..., index_kind: _Optional[str] = ..., vector_dimension: _Optional[int] = ..., feature_names: _Optional[_Iterable[str]] = ..., max_k: _Optional[int] = ..., max_playlist: _Optional[int] = ..., counts_json: _Optional[str] = ..., metrics_json: _Optional[str] = ..., uptime_seconds: _Optional[float] = ..., server_version: _Optional[str] = ..., default_genre_weight: _Optional[float] = ...) -> None: ...
 
 class ReloadBundleRequest(_message.Message):
     __slots__ = ("path",)
