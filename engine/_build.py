@@ -20,13 +20,13 @@ import numpy as np
 
 from ._arrays import save_npz
 from ._bundle import atomic_bundle_dir, sha256_file, write_manifest
-from ._catalog import read_catalog
+from ._catalog import Catalog, read_catalog, song_keys
 from ._config import BuildConfig, choose_index_kind
-from ._genre import GenreClassifier, cannot_train, train_genre_classifier
+from ._genre import Evaluation, GenreClassifier, cannot_train, train_genre_classifier
 from ._index import build_index, measure_recall, neighbour_table
 from ._moods import MoodModel, mood_space
 from ._preprocess import Preprocessor
-from ._rerank import GenreAgreement, rerank_table
+from ._rerank import GenreAgreement, evaluate_reranking, rerank_table
 
 Progress = Callable[[str], None]
 MAX_EXACT_TABLE_TRACKS = 250_000
@@ -105,15 +105,17 @@ def build_bundle(
 
         genre_metrics: dict[str, Any] | None = None
         model: GenreClassifier | None = None
+        evaluation: Evaluation | None = None
         skip_reason = "disabled by configuration" if not config.genre.enabled else cannot_train(catalog)
         if skip_reason:
             say(f"no genre classifier: {skip_reason}")
             genre_metrics = {"skipped": skip_reason}
         else:
             with stage("genre"):
-                model, genre_metrics = train_genre_classifier(
+                model, evaluation = train_genre_classifier(
                     catalog, prep.transform_features(catalog.features), prep.transformed_names, config.genre,
                     seed=config.seed, progress=say)
+                genre_metrics = evaluation.metrics
                 model.save(str(tmp / "genre_model.ubj"))
                 say(f"genre top-1 {genre_metrics['top1']:.3f}, top-5 {genre_metrics['top5']:.3f} "
                     f"(random {genre_metrics['random_top1']:.3f}) on held-out artists")
@@ -140,6 +142,15 @@ def build_bundle(
                                                   "genre_weight": np.asarray(weight, dtype=np.float64)})
                 index_metrics["neighbour_table"] = {"width": int(rows.shape[1]), "genre_weight": weight,
                                                     "candidates": config.similar.candidates if weight else width}
+
+        similar_metrics: dict[str, Any] = {"skipped": "no genre classifier"}
+        if evaluation is not None and len(evaluation.split.test):
+            with stage("similar-eval"):
+                similar_metrics = _evaluate_similar(catalog, config, index, vectors, prep, evaluation)
+                say(f"similar tracks on held-out artists: genre-precision@10 "
+                    f"{similar_metrics['genre_precision_at_10_cosine']:.3f} by cosine, "
+                    f"{similar_metrics['genre_precision_at_10_reranked']:.3f} re-ranked "
+                    f"(genre_weight {config.similar.genre_weight})")
 
         with stage("write"):
             save_npz(tmp / "tracks.npz", {**catalog.to_arrays(), "vectors": vectors})
@@ -168,6 +179,7 @@ def build_bundle(
                     "index": index_metrics,
                     "moods": moods.metrics_,
                     "genre": genre_metrics,
+                    "similar": similar_metrics,
                 },
                 "transformed_features": list(prep.transformed_names),
                 "timings_seconds": timings,
@@ -175,6 +187,28 @@ def build_bundle(
                 "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
             })
     return manifest
+
+
+SIMILAR_EVAL_QUERIES = 3000
+
+
+def _evaluate_similar(catalog: Catalog, config: BuildConfig, index: faiss.Index, vectors: np.ndarray,
+                      prep: Preprocessor, evaluation: Evaluation) -> dict[str, Any]:
+    """The shipped ranking scored on the classifier's held-out artists, with the evaluation
+    model's probabilities (it never saw them). The index and PCA are unsupervised and fitted on
+    every track; benchmarks/quality.py fits those on the training artists too."""
+    rng = np.random.default_rng(config.seed)
+    test = evaluation.split.test
+    queries = np.sort(rng.choice(test, size=min(SIMILAR_EVAL_QUERIES, len(test)), replace=False))
+    proba = evaluation.model.predict_proba(prep.transform_features(catalog.features[queries]))
+    names = catalog.metadata.get(config.schema.name_column or "")
+    artists = catalog.metadata.get(catalog.artists_column or "")
+    songs = song_keys(names, artists) if names is not None and artists is not None else np.arange(len(catalog))
+    agreement = GenreAgreement(catalog.genre_indptr, catalog.genre_codes, len(catalog.genre_names))
+    return {"protocol": "queries from the genre evaluation's held-out artists; the query's own song excluded; "
+                        "genre probabilities from the evaluation model",
+            **evaluate_reranking(index.search, vectors, queries, proba, catalog.genre_matrix(), songs, agreement,
+                                 config.similar.genre_weight, config.similar.candidates)}
 
 
 def _versions() -> dict[str, str]:

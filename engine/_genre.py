@@ -313,17 +313,27 @@ def evaluate_genre_classifier(
     return model, split, metrics
 
 
+@dataclasses.dataclass(frozen=True)
+class Evaluation:
+    """The honest protocol's model, split and metrics: what a build needs to score other stages
+    (the genre re-ranking of similar tracks) on artists the model never saw."""
+
+    model: GenreClassifier
+    split: HeldOut
+    metrics: dict[str, Any]
+
+
 def train_genre_classifier(
     catalog: Catalog, x: np.ndarray, feature_names: tuple[str, ...], config: GenreConfig, *,
     seed: int = 0, progress: Progress | None = None,
-) -> tuple[GenreClassifier, dict[str, Any]]:
+) -> tuple[GenreClassifier, Evaluation]:
     """Evaluate under the honest protocol, then train the shipped model on every labelled track.
 
     ``x`` holds the transformed features of every catalog track, shape (n_tracks, n_features).
-    Returns the shipped model and the evaluation metrics for the report.
+    Returns the shipped model and the evaluation (whose metrics go in the report).
     """
     say = progress or (lambda _msg: None)
-    model, _, metrics = evaluate_genre_classifier(catalog, x, feature_names, config, seed=seed, progress=progress)
+    model, split, metrics = evaluate_genre_classifier(catalog, x, feature_names, config, seed=seed, progress=progress)
     labelled = np.flatnonzero(np.diff(catalog.genre_indptr) > 0)
     t0 = time.perf_counter()
     say(f"shipped model: all {len(labelled)} labelled tracks, {model.rounds_} rounds")
@@ -331,4 +341,4 @@ def train_genre_classifier(
         x[labelled], *subset_labels(catalog.genre_indptr, catalog.genre_codes, labelled), config,
         rounds=model.rounds_, seed=seed, progress=say)
     metrics["final_train_seconds"] = round(time.perf_counter() - t0, 2)
-    return shipped, metrics
+    return shipped, Evaluation(model=model, split=split, metrics=metrics)

@@ -35,7 +35,10 @@ def test_manifest_has_the_promised_fields(bundle_dir: Path) -> None:
         assert key in m
     assert m["format_version"] == FORMAT_VERSION
     assert set(m["counts"]) >= {"rows_read", "tracks", "dropped", "duplicates_merged"}
-    assert set(m["metrics"]) >= {"pca", "index", "moods", "genre"}
+    assert set(m["metrics"]) >= {"pca", "index", "moods", "genre", "similar"}
+    sim = m["metrics"]["similar"]  # the shipped ranking, scored on the classifier's held-out artists
+    assert sim["queries"] > 100 and sim["genre_weight"] == m["config"]["similar"]["genre_weight"]
+    assert sim["genre_precision_at_10_reranked"] > sim["genre_precision_at_10_cosine"] > 0
     assert set(m["files"]) == {p.name for p in bundle_dir.iterdir()} - {"manifest.json"}
     assert m["source"]["sha256"] == sha256_file(m["source"]["path"])
     assert {"numpy", "faiss-cpu", "xgboost-cpu", "hdbscan"} <= set(m["versions"])
