@@ -226,16 +226,39 @@ def choose_index_kind(config: IndexConfig, n_tracks: int) -> IndexConfig:
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class MoodConfig:
-    """HDBSCAN mood clustering (see engine/_moods.py for why these defaults)."""
+    """HDBSCAN mood clustering (see engine/_moods.py for why these defaults and what was measured).
+
+    Default method: the mood space is denoised by a blurring mean shift (each point replaced by the
+    mean of its ``smoothing_neighbours`` nearest points, ``smoothing_iterations`` times), then HDBSCAN
+    runs on the smoothed points of the whole catalog (up to ``fit_sample`` tracks). Each track that
+    HDBSCAN labels is a core member of its mood; every other track is assigned by its nearest cores.
+
+    The previous method (HDBSCAN on a 30k random sample of the raw mood space: 7% of all tracks
+    labelled by HDBSCAN, one mood of ~48%) is still available with ``smoothing_iterations = 0,
+    fit_sample = 30000, min_cluster_size = 60, min_cluster_fraction = 0, min_samples = 2,
+    selection = "leaf", epsilon = 0.25``. Same clusters as before; two details now follow the new
+    rules: a sampled core track keeps the label HDBSCAN gave it (it used to take its neighbours'
+    vote), and a sampled track HDBSCAN called noise is no longer flagged core by the radius test.
+    """
 
     # Mood-space weights by transformed feature name (see engine/_moods.py); features a schema
     # lacks are skipped, and a schema with none of them clusters on all its features.
     weights: Mapping[str, float] = dataclasses.field(default_factory=lambda: dict(MOOD_WEIGHTS))
-    fit_sample: int = 30_000
+    # Tracks HDBSCAN sees; larger catalogs are clustered on a random sample (the seed matters then;
+    # below this size the fit is deterministic) and the rest assigned to the nearest cores.
+    fit_sample: int = 200_000
+    # Blurring mean shift: k (its bandwidth, capped at 5% of the tracks) and passes; 0 passes = off.
+    smoothing_neighbours: int = 100
+    smoothing_iterations: int = 5
+    # A floor: the size used is max(this, min_cluster_fraction * tracks clustered, 3 * smoothing neighbours).
     min_cluster_size: int = 60
-    min_samples: int = 2
+    min_cluster_fraction: float = 0.01  # a mood holds at least 1% of the tracks clustered
+    min_samples: int = 30
     selection: Literal["eom", "leaf"] = "leaf"
-    epsilon: float = 0.25  # in standardized units: leaves closer than this merge
+    # eom only: clusters above this share of the tracks are not selected (0 = no limit). Beware: an
+    # oversized cluster without children then becomes noise (hdbscan's max_cluster_size).
+    max_cluster_fraction: float = 0.0
+    epsilon: float = 0.0  # cluster_selection_epsilon, in mood-space units: leaves closer than this merge
     validity_sample: int = 10_000
 
     def __post_init__(self) -> None:
@@ -248,6 +271,12 @@ class MoodConfig:
             raise ConfigError(f"moods.weights must be >= 0, got {dict(self.weights)}")
         if self.epsilon < 0:
             raise ConfigError(f"moods.epsilon must be >= 0, got {self.epsilon}")
+        if self.smoothing_iterations < 0 or self.smoothing_neighbours < 1:
+            raise ConfigError("moods.smoothing_iterations must be >= 0 and moods.smoothing_neighbours >= 1, "
+                              f"got {self.smoothing_iterations} and {self.smoothing_neighbours}")
+        for name in ("min_cluster_fraction", "max_cluster_fraction"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ConfigError(f"moods.{name} must be in [0, 1), got {getattr(self, name)}")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -46,10 +46,12 @@ def format_report(manifest: dict[str, Any], *, moods: list[dict[str, Any]] | Non
         f"cores hold {mo['core_coverage']:.1%} of tracks, the rest assigned to the nearest core",
         f"         validity: DBCV {mo['dbcv_sample']} (fit sample), silhouette {mo['silhouette']}",
     ]
-    for cl in moods or []:
-        genres = ", ".join(g["genre"] for g in cl["top_genres"]) or "-"
-        lines.append(f"  {cl['id']:>3}  {cl['name']:<48} {cl['size']:>8,} tracks ({cl['core_size']:,} core)"
-                     f"  top genres: {genres}")
+    if mo.get("spread"):
+        lines.append("         mood means: " + "; ".join(
+            f"{f} {s['min_mean']:.3g}..{s['max_mean']:.3g} (std {s['std_of_means']:.3g}, catalog std "
+            f"{s['catalog_std']:.3g})" for f, s in mo["spread"].items()))
+    if moods:
+        lines += ["", *mood_table(moods)]
     g = m.get("genre")
     if g and "skipped" not in g:
         lines += [
@@ -90,3 +92,22 @@ def format_report(manifest: dict[str, Any], *, moods: list[dict[str, Any]] | Non
         f"memory   peak RSS {manifest.get('peak_memory_mib', 0):,.0f} MiB",
     ]
     return "\n".join(lines)
+
+
+MOOD_TABLE_FEATURES = ("valence", "energy", "tempo", "acousticness")
+
+
+def mood_table(moods: list[dict[str, Any]], features: tuple[str, ...] = MOOD_TABLE_FEATURES) -> list[str]:
+    """One line per mood: id, name, tracks, core tracks, the mean of what a listener hears (over all
+    the mood's tracks; the core centroid for bundles made before means were recorded), top genres."""
+    shown = [f for f in features if f in (moods[0].get("mean") or moods[0]["centroid"])] if moods else []
+    width = max([len(c["name"]) for c in moods] + [4])
+    lines = [f"  {'id':>3}  {'mood':<{width}} {'tracks':>7} {'core':>7} "
+             + " ".join(f"{f.removesuffix('ness')[:8]:>8}" for f in shown) + "  top genres"]
+    for cl in moods:
+        values = cl.get("mean") or cl["centroid"]
+        genres = ", ".join(g["genre"] for g in cl["top_genres"]) or "-"
+        lines.append(f"  {cl['id']:>3}  {cl['name']:<{width}} {cl['size']:>7,} {cl['core_size']:>7,} "
+                     + " ".join(f"{values[f]:>8.1f}" if f == "tempo" else f"{values[f]:>8.2f}" for f in shown)
+                     + f"  {genres}")
+    return lines

@@ -5,7 +5,8 @@ import pytest
 from sklearn.metrics import adjusted_rand_score
 
 from engine import MoodConfig, MoodModel, mood_name
-from engine._moods import MoodSpace, unique_mood_names
+from engine._moods import CLUMP_MULTIPLE, MoodSpace, blur, unique_mood_names
+from engine._report import mood_table
 
 NAMES = ("valence", "energy", "acousticness", "danceability", "tempo")
 
@@ -20,11 +21,16 @@ def planted(n_per: int = 400, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return raw, labels
 
 
-def fit(raw: np.ndarray, **cfg: object) -> MoodModel:
+def fit(raw: np.ndarray, seed: int = 0, **cfg: object) -> MoodModel:
     z = (raw - raw.mean(0)) / raw.std(0)
     space = MoodSpace(columns=(0, 1), weights=(1.0, 1.0))
     config = MoodConfig(**{"min_cluster_size": 50, "min_samples": 5, "selection": "eom", **cfg})  # type: ignore[arg-type]
-    return MoodModel(config=config, space=space).fit(space.project(z), raw, NAMES)
+    return MoodModel(config=config, space=space, seed=seed).fit(space.project(z), raw, NAMES)
+
+
+# The configuration before the space was denoised: HDBSCAN on a sample of the raw mood space.
+LEGACY = {"smoothing_iterations": 0, "fit_sample": 30_000, "min_cluster_size": 60, "min_cluster_fraction": 0.0,
+          "min_samples": 2, "selection": "leaf", "epsilon": 0.25}
 
 
 def test_planted_moods_are_found_and_named() -> None:
@@ -75,11 +81,102 @@ def test_mood_names() -> None:
     assert mood_name({"mfcc1_mean": 2.0, "tempo": -1.0}) == "high mfcc1_mean, low tempo"
     names = unique_mood_names([{"valence": 1, "energy": 1}] * 2)
     assert len(set(names)) == 2
+    # Two "angry, tense · electric, fast" moods that differ most in tempo: the name already says "fast",
+    # so they are told apart by the next feature, never "fast, slower".
+    base = {"valence": -1.0, "energy": 1.0, "acousticness": -1.5}
+    names = unique_mood_names([{**base, "tempo": 2.0, "danceability": 0.1}, {**base, "tempo": 1.0, "danceability": -0.1}])
+    assert names == ["angry, tense · electric, fast, more danceable", "angry, tense · electric, fast, less danceable"]
 
 
-@pytest.mark.parametrize("bad", [{"selection": "tree"}, {"min_cluster_size": 1}, {"weights": {"energy": -1}}])
+@pytest.mark.parametrize("bad", [{"selection": "tree"}, {"min_cluster_size": 1}, {"weights": {"energy": -1}},
+                                 {"smoothing_iterations": -1}, {"smoothing_neighbours": 0},
+                                 {"min_cluster_fraction": 1.5}, {"max_cluster_fraction": -0.1}])
 def test_config_validation(bad: dict[str, object]) -> None:
     from engine import ConfigError
 
     with pytest.raises(ConfigError):
         MoodConfig(**bad)  # type: ignore[arg-type]
+
+
+def test_blur_contracts_each_cloud_toward_its_mode_and_is_deterministic() -> None:
+    from scipy.spatial import cKDTree
+
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=(500, 2)) * 0.3
+    b = rng.normal(size=(500, 2)) * 0.3 + [4.0, 0.0]
+    points = np.vstack([a, b]).astype(np.float32)
+    smoothed = blur(points, 30, 3)
+    assert smoothed.shape == points.shape and smoothed.dtype == np.float32
+
+    def density_radius(x: np.ndarray) -> float:  # median distance to the 10th nearest neighbour
+        return float(np.median(cKDTree(x).query(x, k=11)[0][:, -1]))
+
+    assert density_radius(smoothed) < 0.5 * density_radius(points)  # denser: contracted toward the modes
+    for part in (slice(0, 500), slice(500, 1000)):
+        np.testing.assert_allclose(smoothed[part].mean(axis=0), points[part].mean(axis=0), atol=0.1)  # in place
+    np.testing.assert_array_equal(smoothed, blur(points, 30, 3))
+    np.testing.assert_array_equal(blur(points, 30, 0), points)
+
+
+def test_cores_are_the_tracks_hdbscan_labelled_and_keep_their_label() -> None:
+    raw, _ = planted()
+    model = fit(raw)
+    m = model.metrics_
+    assert m["seeded"] is False and m["fit_tracks"] == len(raw)
+    assert m["core_coverage"] == m["hdbscan_core_coverage"] == round(float(model.is_core_.mean()), 4)
+    assert len(model.exemplars_) == model.is_core_.sum()  # the core tracks are the exemplars
+    z = (raw - raw.mean(0)) / raw.std(0)
+    labels, _, core = model.assign_points(model.space.project(z))
+    np.testing.assert_array_equal(labels, model.labels_)  # a new copy of a track gets the track's mood
+    assert core[model.is_core_].all()
+
+
+def test_the_seed_plays_no_part_unless_the_catalog_is_sampled() -> None:
+    raw, _ = planted()
+    np.testing.assert_array_equal(fit(raw, seed=0).labels_, fit(raw, seed=1).labels_)
+    a, b = fit(raw, seed=0, fit_sample=800), fit(raw, seed=1, fit_sample=800)
+    assert a.metrics_["seeded"] and a.metrics_["fit_tracks"] == 800
+    assert not np.array_equal(a.is_core_, b.is_core_)  # another sample: other tracks were clustered
+
+
+def test_blurring_finds_cores_in_a_continuum_where_the_raw_space_has_few() -> None:
+    rng = np.random.default_rng(5)  # uniform valence x energy: no density structure at all
+    raw = np.column_stack([rng.random(3000), rng.random(3000), rng.random((3000, 2)), rng.normal(120, 25, 3000)])
+    settings = {"min_cluster_size": 300, "min_samples": 30, "selection": "leaf"}
+    smoothed, unsmoothed = fit(raw, **settings), fit(raw, **settings, smoothing_iterations=0)
+    assert smoothed.metrics_["hdbscan_core_coverage"] > 0.6
+    assert smoothed.metrics_["hdbscan_core_coverage"] > unsmoothed.metrics_["hdbscan_core_coverage"] + 0.2
+    assert 2 <= smoothed.metrics_["clusters"] <= 10 and smoothed.metrics_["largest_cluster_share"] < 0.5
+
+
+def test_a_mood_outweighs_several_smoothing_clumps() -> None:
+    raw, truth = planted()
+    model = fit(raw, min_cluster_size=20)  # below the clump floor: the floor wins
+    m = model.metrics_
+    assert m["min_cluster_size"] == CLUMP_MULTIPLE * m["smoothing_neighbours"] > 20
+    assert m["clusters"] == 4 and adjusted_rand_score(truth, model.labels_) > 0.95
+
+
+def test_the_old_method_is_still_selectable() -> None:
+    raw, truth = planted()
+    model = fit(raw, **LEGACY)
+    assert model.metrics_["smoothing_neighbours"] == 0 and model.metrics_["smooth_seconds"] == 0
+    assert model.metrics_["fit_tracks"] == len(raw)
+    assert adjusted_rand_score(truth, model.labels_) > 0.9
+
+
+def test_spread_metrics_and_the_mood_table() -> None:
+    raw, _ = planted()
+    model = fit(raw)
+    spread = model.metrics_["spread"]
+    assert set(spread) == {"valence", "energy", "tempo", "acousticness"}  # danceability is not reported
+    for f, s in spread.items():
+        means = [c["mean"][f] for c in model.clusters_]
+        assert s["min_mean"] == round(min(means), 4) and s["max_mean"] == round(max(means), 4)
+        assert s["std_of_means"] > 0 and s["catalog_std"] > 0
+    assert spread["valence"]["min_mean"] < 0.2 and spread["valence"]["max_mean"] > 0.8  # planted at 0.15 / 0.85
+    lines = mood_table(model.clusters_)
+    assert len(lines) == 1 + len(model.clusters_)
+    assert lines[0].split()[:4] == ["id", "mood", "tracks", "core"] and "acoustic" in lines[0]
+    for line, c in zip(lines[1:], model.clusters_, strict=True):
+        assert c["name"] in line and f"{c['size']:,}" in line and f"{c['mean']['tempo']:.1f}" in line

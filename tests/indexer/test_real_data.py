@@ -56,6 +56,10 @@ def test_moods_and_classifier_are_real(real_bundle: Bundle) -> None:
     assert sum(c["size"] for c in clusters) == len(real_bundle.tracks)  # every track has a mood
     assert len({c["name"] for c in clusters}) == len(clusters)
     assert 0 < m["moods"]["core_coverage"] < 1
+    # the mood goals (engine/_moods.py): 10-60 moods, HDBSCAN's own cores hold half the catalog, no giant mood
+    mo = m["moods"]
+    assert 10 <= mo["clusters"] <= 60 and mo["hdbscan_core_coverage"] >= 0.5 and mo["largest_cluster_share"] < 0.3
+    assert set(mo["spread"]) == {"valence", "energy", "tempo", "acousticness"}
     g = m["genre"]
     assert g["test_tracks"] > 10_000 and g["n_genres"] == 114
     # honest but far above chance: at least 10x the random baseline on held-out artists
