@@ -21,8 +21,9 @@ Genre classifier: the honest protocol's metrics for that same evaluation model (
 with coarse genre families (engine/_families.py) and expected calibration error.
 Speed: single-query latency in this process, one thread, same k: the notebook method's transform +
 kneighbors vs our transform + FAISS search (the server's end-to-end figures are in server_latency.py).
-Moods: adjusted Rand index between mood assignments fitted with two seeds, and between a fit on all
-tracks and one on a 90% subsample (on the tracks both contain).
+Moods: count, sizes, HDBSCAN core coverage, the spread of mood means of valence, energy, tempo and
+acousticness, the mood table; adjusted Rand index between fits with two seeds, and between a fit on
+all tracks and one on a 90% subsample (on the tracks both contain, and on those core in both).
 
     python benchmarks/quality.py [CSV] [--queries 3000] [--json out.json]
 """
@@ -49,6 +50,7 @@ from engine import BuildConfig, FeatureSchema, GenreConfig, MoodConfig, MoodMode
 from engine._catalog import song_keys
 from engine._genre import evaluate_genre_classifier, held_out_split
 from engine._moods import mood_space
+from engine._report import mood_table
 from engine._rerank import GenreAgreement, hybrid_scores
 
 REPO = Path(__file__).resolve().parents[1]
@@ -166,26 +168,34 @@ def main(argv: list[str] | None = None) -> int:
     space = mood_space(full_prep.transformed_names, MoodConfig().weights)
     points = space.project(full_prep.standardize(raw))
 
-    def moods(seed: int, rows: np.ndarray) -> np.ndarray:
-        m = MoodModel(config=MoodConfig(), space=space, seed=seed).fit(points[rows], raw[rows], cat.feature_names)
-        return m.labels_
+    def fit_moods(seed: int, rows: np.ndarray) -> MoodModel:
+        return MoodModel(config=MoodConfig(), space=space, seed=seed).fit(
+            points[rows], raw[rows], cat.feature_names, genre_matrix=genres[rows], genre_names=cat.genre_names)
 
     everything = np.arange(n)
     t0 = time.perf_counter()
-    a, b = moods(0, everything), moods(1, everything)
+    full, other_seed = fit_moods(0, everything), fit_moods(1, everything)
     sub = np.sort(np.random.default_rng(2).choice(n, size=int(0.9 * n), replace=False))
-    c = moods(0, sub)
+    subsample = fit_moods(0, sub)
+    a, b, c = full.labels_, other_seed.labels_, subsample.labels_
+    both_core = full.is_core_[sub] & subsample.is_core_
     sizes = np.bincount(a)
-    core = MoodModel(config=MoodConfig(), space=space, seed=0).fit(points, raw, cat.feature_names).metrics_
+    core = full.metrics_
     stability = {
         "sizes": {"min": int(sizes.min()), "median": int(np.median(sizes)), "max": int(sizes.max()),
                   "largest_share": round(float(sizes.max() / n), 4)},
-        "noise_fraction_of_fit_sample": core["sample_noise_fraction"], "core_coverage": core["core_coverage"],
-        "dbcv": core["dbcv_sample"], "silhouette": core["silhouette"],
+        "hdbscan_core_coverage": core["hdbscan_core_coverage"], "core_coverage": core["core_coverage"],
+        "seeded": core["seeded"], "dbcv": core["dbcv_sample"], "silhouette": core["silhouette"],
+        "spread": core["spread"],
         "ari_seed0_vs_seed1": round(float(adjusted_rand_score(a, b)), 4),
         "ari_full_vs_90pct_subsample": round(float(adjusted_rand_score(a[sub], c)), 4),
+        "ari_full_vs_90pct_subsample_on_tracks_core_in_both": round(
+            float(adjusted_rand_score(a[sub][both_core], c[both_core])), 4),
+        "tracks_core_in_both": round(float(both_core.mean()), 4),
         "clusters": [int(a.max()) + 1, int(b.max()) + 1, int(c.max()) + 1],
+        "fit_seconds": core["fit_seconds"],
         "seconds_for_three_fits": round(time.perf_counter() - t0, 1),
+        "table": mood_table(full.clusters_),
     }
 
     report = {
@@ -216,12 +226,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:<62} {ms:>8.3f} {ms / base:>11.2f}x")
     print_classifier(classifier_metrics)
     sz = stability["sizes"]
-    print(f"\nmoods: {stability['clusters'][0]} clusters; sizes min {sz['min']:,}, median {sz['median']:,}, max "
-          f"{sz['max']:,} ({sz['largest_share']:.1%}); "
-          f"fit-sample noise {stability['noise_fraction_of_fit_sample']:.1%}, "
-          f"core coverage {stability['core_coverage']:.1%}; DBCV {stability['dbcv']}, silhouette "
-          f"{stability['silhouette']}\n       ARI seed 0 vs seed 1 {stability['ari_seed0_vs_seed1']}, full vs 90% "
-          f"subsample {stability['ari_full_vs_90pct_subsample']} (clusters {stability['clusters']})")
+    print(f"\nmoods: {stability['clusters'][0]} moods; sizes min {sz['min']:,}, median {sz['median']:,}, max "
+          f"{sz['max']:,} ({sz['largest_share']:.1%}); HDBSCAN cores hold {stability['hdbscan_core_coverage']:.1%} "
+          f"of tracks; DBCV {stability['dbcv']}, silhouette {stability['silhouette']}; "
+          f"fit {stability['fit_seconds']} s")
+    print(f"       ARI seed 0 vs seed 1 {stability['ari_seed0_vs_seed1']}"
+          f"{'' if stability['seeded'] else ' (the fit is deterministic at this size: the seed plays no part)'}; "
+          f"full vs 90% subsample {stability['ari_full_vs_90pct_subsample']} (on the "
+          f"{stability['tracks_core_in_both']:.0%} of tracks core in both: "
+          f"{stability['ari_full_vs_90pct_subsample_on_tracks_core_in_both']}); moods {stability['clusters']}")
+    for feature, sp in stability["spread"].items():
+        print(f"       {feature:<13} mood means {sp['min_mean']:.3g}..{sp['max_mean']:.3g}, std across moods "
+              f"{sp['std_of_means']:.3g} (catalog std {sp['catalog_std']:.3g})")
+    print("\n".join(stability["table"]))
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
     return 0
