@@ -210,9 +210,14 @@ class Recommender:
             if row is not None and q.filter.is_empty() and not q.max_per_artist:
                 results[i] = self._walk_table(q, row, t0)  # the hot path: no validation work it does not need
             if results[i] is None:
-                resolved[i] = r = self._resolve(q, f"queries[{i}]." if len(queries) > 1 else "")
-                if row is not None:  # the precomputed list answers unless filters starve it
+                # the precomputed list (already genre-ranked) answers unless filters starve it: the
+                # seed's genre probabilities are only needed, and only computed, when it does not
+                resolved[i] = r = self._resolve(q, f"queries[{i}]." if len(queries) > 1 else "",
+                                                affinity=row is None)
+                if row is not None:
                     results[i] = self._finish(r, self._table_rows[row], self._table_scores[row], t0, ranked=True)
+                    if results[i] is None and r.genre_weight > 0:
+                        resolved[i] = dataclasses.replace(r, affinity=self._seed_affinity(q.seeds, [row]))
         pending = [i for i, res in enumerate(results) if res is None]
         if not pending:
             return results  # type: ignore[return-value]
@@ -397,7 +402,7 @@ class Recommender:
         return chosen, capped
 
     # -- validation ----------------------------------------------------------------------------
-    def _resolve(self, q: SimilarQuery, where: str) -> _Resolved:
+    def _resolve(self, q: SimilarQuery, where: str, *, affinity: bool = True) -> _Resolved:
         if not q.seeds:
             raise InvalidQuery(f"{where}seeds: at least one seed is required")
         if len(q.seeds) + len(q.negative_seeds) > MAX_SEEDS:
@@ -450,7 +455,7 @@ class Recommender:
             raise InvalidQuery(f"{where}genre_weight: must be 0..1, got {q.genre_weight}")
         if genre_weight > 0 and self.bundle.classifier is None:
             raise InvalidQuery(f"{where}genre_weight: this bundle has no genre classifier; use 0")
-        affinity = self._seed_affinity(q.seeds, pos_rows) if genre_weight > 0 else None
+        seed_affinity = self._seed_affinity(q.seeds, pos_rows) if genre_weight > 0 and affinity else None
         seed_rows = np.asarray(sorted({*pos_rows, *neg_rows}), dtype=np.int64)
         return _Resolved(
             query=q, vector=vector, exclude_rows=np.asarray(sorted({*exclude, *seed_rows}), dtype=np.int64),
@@ -458,7 +463,7 @@ class Recommender:
             unknown=unknown, include_codes=self._genre_codes(f.include_genres, f"{where}filter.include_genres"),
             exclude_codes=self._genre_codes(f.exclude_genres, f"{where}filter.exclude_genres"),
             ranges=ranges, mood_ids=moods, targets=targets, target_weight=weight, genre_weight=genre_weight,
-            affinity=affinity)
+            affinity=seed_affinity)
 
     def _seed_affinity(self, seeds: Sequence[Seed], rows: list[int]) -> np.ndarray | None:
         """Mean genre probabilities of the positive seeds that have features (catalog tracks and

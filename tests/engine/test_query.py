@@ -256,3 +256,19 @@ def test_neighbour_table_and_index_give_the_same_answers(rec: Recommender) -> No
             a, b = rec.similar(q), plain.similar(q)
             assert list(a.rows) == list(b.rows), (i, f)
             np.testing.assert_allclose(a.scores, b.scores, rtol=1e-5)
+
+
+def test_a_starved_neighbour_list_falls_back_to_the_same_reranked_search(rec: Recommender) -> None:
+    import dataclasses
+
+    plain = Recommender(dataclasses.replace(rec.bundle, neighbours=None))
+    truth = rec.bundle.tracks.genre_matrix()
+    assert rec._table_rows is not None
+    for row in range(0, 600, 37):
+        listed = rec._table_rows[row]
+        rare = next(g for g in range(len(rec.genre_names)) if truth[listed, g].sum() < 3)  # the list cannot fill k
+        q = by_id(rec.ids[row], k=10, filter=TrackFilter(include_genres=[rec.genre_names[rare]]))
+        a, b = rec.similar(q), plain.similar(q)
+        assert a.examined > rec._table_rows.shape[1]  # a search answered, re-ranked like the table
+        assert list(a.rows) == list(b.rows) and len(a.rows) == 10
+        np.testing.assert_allclose(a.scores, b.scores, rtol=1e-5)
