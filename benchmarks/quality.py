@@ -51,7 +51,7 @@ from engine._catalog import song_keys
 from engine._genre import evaluate_genre_classifier, held_out_split
 from engine._moods import mood_space
 from engine._report import mood_table
-from engine._rerank import GenreAgreement, hybrid_scores
+from engine._rerank import GenreAgreement, hybrid_scores, rerank_table
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CSV = Path(os.environ.get("MUSICREC_DATA", REPO.parent / "shared" / "data" / "spotify_tracks.csv"))
@@ -140,15 +140,13 @@ def main(argv: list[str] | None = None) -> int:
     agreement = GenreAgreement(cat.genre_indptr, cat.genre_codes, len(cat.genre_names))
     default = BuildConfig().similar
     sweep: list[dict[str, float]] = []
-    widest = max(1000, default.candidates) + fetch
+    widest = max(1000, default.candidates) + 1
     scores_all, rows_all = index.search(vectors[queries], widest)
-    agree_all = agreement(query_proba, rows_all)
     for candidates in sorted({100, default.candidates, 500, 1000}):
         for weight in sorted({0.2, 0.35, default.genre_weight, 0.5, 0.7, 1.0}):
             pool = candidates + 1  # the query itself is in the index; the protocol drops it
-            ranked = hybrid_scores(scores_all[:, :pool], agree_all[:, :pool], weight)
-            order = np.argsort(-ranked, axis=1, kind="stable")
-            r = evaluate(np.take_along_axis(rows_all[:, :pool], order, axis=1))
+            ranked, _ = rerank_table(rows_all[:, :pool], scores_all[:, :pool], query_proba, agreement, weight, pool)
+            r = evaluate(ranked)
             sweep.append({"candidates": candidates, "genre_weight": weight, **r})
             if (candidates, weight) == (default.candidates, default.genre_weight):
                 results[f"musicrec default (genre_weight {weight}, {candidates} candidates)"] = r

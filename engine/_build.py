@@ -72,6 +72,7 @@ def build_bundle(
             prep = Preprocessor(feature_names=catalog.feature_names, transforms=config.schema.transforms,
                                 pca_variance=config.preprocess.pca_variance,
                                 pca_components=config.preprocess.pca_components).fit(catalog.features)
+            transformed = prep.transform_features(catalog.features)  # the classifier's inputs
             standardized = prep.standardize(catalog.features)
             vectors = prep.embed(catalog.features)
             save_npz(tmp / "preprocess.npz", prep.to_arrays())
@@ -113,7 +114,7 @@ def build_bundle(
         else:
             with stage("genre"):
                 model, evaluation = train_genre_classifier(
-                    catalog, prep.transform_features(catalog.features), prep.transformed_names, config.genre,
+                    catalog, transformed, prep.transformed_names, config.genre,
                     seed=config.seed, progress=say)
                 genre_metrics = evaluation.metrics
                 model.save(str(tmp / "genre_model.ubj"))
@@ -133,7 +134,7 @@ def build_bundle(
                 if weight > 0:  # the list a "more like this" query would get: re-ranked candidates
                     assert model is not None
                     rows, scores = neighbour_table(index, vectors, max(width, config.similar.candidates))
-                    proba = model.predict_proba(prep.transform_features(catalog.features))
+                    proba = model.predict_proba(transformed)
                     agreement = GenreAgreement(catalog.genre_indptr, catalog.genre_codes, len(catalog.genre_names))
                     rows, scores = rerank_table(rows, scores, proba, agreement, weight, width)
                 else:
@@ -146,7 +147,7 @@ def build_bundle(
         similar_metrics: dict[str, Any] = {"skipped": "no genre classifier"}
         if evaluation is not None and len(evaluation.split.test):
             with stage("similar-eval"):
-                similar_metrics = _evaluate_similar(catalog, config, index, vectors, prep, evaluation)
+                similar_metrics = _evaluate_similar(catalog, config, index, vectors, transformed, evaluation)
                 say(f"similar tracks on held-out artists: genre-precision@10 "
                     f"{similar_metrics['genre_precision_at_10_cosine']:.3f} by cosine, "
                     f"{similar_metrics['genre_precision_at_10_reranked']:.3f} re-ranked "
@@ -193,14 +194,14 @@ SIMILAR_EVAL_QUERIES = 3000
 
 
 def _evaluate_similar(catalog: Catalog, config: BuildConfig, index: faiss.Index, vectors: np.ndarray,
-                      prep: Preprocessor, evaluation: Evaluation) -> dict[str, Any]:
+                      transformed: np.ndarray, evaluation: Evaluation) -> dict[str, Any]:
     """The shipped ranking scored on the classifier's held-out artists, with the evaluation
     model's probabilities (it never saw them). The index and PCA are unsupervised and fitted on
     every track; benchmarks/quality.py fits those on the training artists too."""
     rng = np.random.default_rng(config.seed)
     test = evaluation.split.test
     queries = np.sort(rng.choice(test, size=min(SIMILAR_EVAL_QUERIES, len(test)), replace=False))
-    proba = evaluation.model.predict_proba(prep.transform_features(catalog.features[queries]))
+    proba = evaluation.model.predict_proba(transformed[queries])
     names = catalog.metadata.get(config.schema.name_column or "")
     artists = catalog.metadata.get(catalog.artists_column or "")
     songs = song_keys(names, artists) if names is not None and artists is not None else np.arange(len(catalog))

@@ -217,7 +217,8 @@ class Recommender:
                 if row is not None:
                     results[i] = self._finish(r, self._table_rows[row], self._table_scores[row], t0, ranked=True)
                     if results[i] is None and r.genre_weight > 0:
-                        resolved[i] = dataclasses.replace(r, affinity=self._seed_affinity(q.seeds, [row]))
+                        seed_raw = self.bundle.tracks.features[row:row + 1]
+                        resolved[i] = dataclasses.replace(r, affinity=self._seed_affinity([seed_raw]))
         pending = [i for i, res in enumerate(results) if res is None]
         if not pending:
             return results  # type: ignore[return-value]
@@ -241,8 +242,7 @@ class Recommender:
         Checked on the raw query; unknown ids go the long way, which reports them."""
         if self._table_rows is None or len(q.seeds) != 1 or q.negative_seeds or q.targets or q.diversity \
                 or not 1 <= q.k <= MAX_K or q.offset < 0 or q.offset + q.k > self._table_rows.shape[1] // 2 \
-                or (q.genre_weight is not None and q.genre_weight != self._table_weight) \
-                or self.default_genre_weight != self._table_weight:
+                or (self.default_genre_weight if q.genre_weight is None else q.genre_weight) != self._table_weight:
             return None
         seed = q.seeds[0]
         if seed.track_id is None or seed.features is not None or seed.vector is not None:
@@ -416,8 +416,8 @@ class Recommender:
         if not (np.isfinite(q.diversity) and 0 <= q.diversity <= 1):
             raise InvalidQuery(f"{where}diversity: must be 0..1, got {q.diversity}")
         unknown: list[str] = []
-        pos, pos_rows = self._seed_vectors(q.seeds, f"{where}seeds", q.skip_unknown_seeds, unknown)
-        neg, neg_rows = self._seed_vectors(q.negative_seeds, f"{where}negative_seeds", q.skip_unknown_seeds, unknown)
+        pos, pos_rows, pos_raw = self._seed_vectors(q.seeds, f"{where}seeds", q.skip_unknown_seeds, unknown)
+        neg, neg_rows, _ = self._seed_vectors(q.negative_seeds, f"{where}negative_seeds", q.skip_unknown_seeds, unknown)
         if not pos:
             raise InvalidQuery(f"{where}seeds: none of the seed track ids is in the catalog: {unknown[:10]}")
         vector = np.mean(pos, axis=0)
@@ -455,7 +455,7 @@ class Recommender:
             raise InvalidQuery(f"{where}genre_weight: must be 0..1, got {q.genre_weight}")
         if genre_weight > 0 and self.bundle.classifier is None:
             raise InvalidQuery(f"{where}genre_weight: this bundle has no genre classifier; use 0")
-        seed_affinity = self._seed_affinity(q.seeds, pos_rows) if genre_weight > 0 and affinity else None
+        seed_affinity = self._seed_affinity(pos_raw) if genre_weight > 0 and affinity else None
         seed_rows = np.asarray(sorted({*pos_rows, *neg_rows}), dtype=np.int64)
         return _Resolved(
             query=q, vector=vector, exclude_rows=np.asarray(sorted({*exclude, *seed_rows}), dtype=np.int64),
@@ -465,11 +465,9 @@ class Recommender:
             ranges=ranges, mood_ids=moods, targets=targets, target_weight=weight, genre_weight=genre_weight,
             affinity=seed_affinity)
 
-    def _seed_affinity(self, seeds: Sequence[Seed], rows: list[int]) -> np.ndarray | None:
-        """Mean genre probabilities of the positive seeds that have features (catalog tracks and
-        raw-feature seeds; a bare vector has none); None when no seed has."""
-        raw = [self.bundle.tracks.features[rows]] if rows else []
-        raw += [self.raw_features(s.features, "seeds") for s in seeds if s.features is not None]
+    def _seed_affinity(self, raw: list[np.ndarray]) -> np.ndarray | None:
+        """Mean genre probabilities of the seeds' raw feature rows (catalog tracks and raw-feature
+        seeds; a bare vector has none); None when no seed has features."""
         if not raw:
             return None
         x = self.bundle.preprocessor.transform_features(np.concatenate(raw)).astype(np.float32)
@@ -477,8 +475,10 @@ class Recommender:
         return self.bundle.classifier.predict_proba(x).mean(axis=0)
 
     def _seed_vectors(self, seeds: Sequence[Seed], where: str, tolerate: bool,
-                      unknown: list[str]) -> tuple[list[np.ndarray], list[int]]:
-        vectors, rows = [], []
+                      unknown: list[str]) -> tuple[list[np.ndarray], list[int], list[np.ndarray]]:
+        """Unit vectors of the seeds, the catalog rows among them, and the raw feature rows of
+        those that have features (catalog tracks and raw-feature seeds)."""
+        vectors, rows, raws = [], [], []
         for i, seed in enumerate(seeds):
             given = [x is not None for x in (seed.track_id, seed.features, seed.vector)]
             if sum(given) != 1:
@@ -492,8 +492,10 @@ class Recommender:
                     raise TrackNotFound(f"{where}[{i}].track_id: track {shown(seed.track_id)} is not in the catalog")
                 rows.append(row)
                 vectors.append(self.bundle.vectors[row])
+                raws.append(self.bundle.tracks.features[row:row + 1])
             elif seed.features is not None:
-                v = self.bundle.preprocessor.embed(self.raw_features(seed.features, f"{where}[{i}].features"))[0]
+                raw = self.raw_features(seed.features, f"{where}[{i}].features")
+                v = self.bundle.preprocessor.embed(raw)[0]
                 if not np.isfinite(v).all():
                     raise InvalidQuery(f"{where}[{i}].features: values too large to place in the vector space "
                                        "(each feature's plausible range is in ServerInfo metrics)")
@@ -501,9 +503,10 @@ class Recommender:
                     raise InvalidQuery(f"{where}[{i}].features: these values sit exactly at the catalog's mean "
                                        "and have no direction to search in")
                 vectors.append(v)
+                raws.append(raw)
             else:
                 vectors.append(self._check_vector(seed.vector, f"{where}[{i}].vector"))  # type: ignore[arg-type]
-        return vectors, rows
+        return vectors, rows, raws
 
     def _check_vector(self, values: Sequence[float], where: str) -> np.ndarray:
         v = np.asarray(values, dtype=np.float64)

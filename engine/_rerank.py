@@ -64,10 +64,11 @@ def hybrid_scores(cosine: np.ndarray, agreement: np.ndarray, weight: float) -> n
 
 def rerank_table(rows: np.ndarray, scores: np.ndarray, proba: np.ndarray, agreement: GenreAgreement,
                  weight: float, width: int, *, chunk: int = 2048) -> tuple[np.ndarray, np.ndarray]:
-    """Re-rank each track's cosine neighbour list by the hybrid score and keep the best ``width``.
+    """Re-rank each cosine candidate list by the hybrid score and keep the best ``width``.
 
-    ``rows``/``scores`` are a neighbour table (n_tracks, candidates), -1 / -inf where missing;
-    ``proba`` holds every track's genre probabilities (n_tracks, n_genres).
+    ``rows``/``scores`` hold one list per query (n_queries, candidates), -1 / -inf where missing
+    (a neighbour table: one per track); ``proba`` holds each query's genre probabilities
+    (n_queries, n_genres).
     """
     n = len(rows)
     out_rows = np.full((n, width), -1, dtype=np.int32)
@@ -94,8 +95,7 @@ def evaluate_reranking(index_search: Callable[[np.ndarray, int], tuple[np.ndarra
     own song (other listings of it share its genres and would flatter both numbers).
     """
     scores, rows = index_search(np.ascontiguousarray(vectors[queries], dtype=np.float32), candidates + 1)
-    ranked = hybrid_scores(scores, agreement(query_proba, rows), weight)
-    reranked = np.take_along_axis(rows, np.argsort(-ranked, axis=1, kind="stable"), axis=1)
+    reranked, _ = rerank_table(rows, scores, query_proba, agreement, weight, candidates + 1)
 
     def precision(lists: np.ndarray) -> float:
         hits = []
