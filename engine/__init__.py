@@ -36,6 +36,15 @@ from ._index import Neighbors, build_index, search
 from ._loaded import Bundle, load_bundle
 from ._moods import MoodModel, mood_name
 from ._preprocess import Preprocessor
+from ._query import (
+    Classification,
+    PlaylistEntry,
+    Recommender,
+    Seed,
+    SimilarQuery,
+    SimilarResult,
+    TrackFilter,
+)
 from ._synthetic import synthetic_catalog
 
 __all__ = [
@@ -47,6 +56,7 @@ __all__ = [
     "BundleVersionError",
     "Catalog",
     "CatalogError",
+    "Classification",
     "ConfigError",
     "EngineError",
     "FeatureSchema",
@@ -59,9 +69,15 @@ __all__ = [
     "MoodModel",
     "Neighbors",
     "NotFittedError",
+    "PlaylistEntry",
     "PreprocessConfig",
     "Preprocessor",
+    "Recommender",
+    "Seed",
     "SimilarConfig",
+    "SimilarQuery",
+    "SimilarResult",
+    "TrackFilter",
     "TrackNotFound",
     "ValueRule",
     "build_bundle",
