@@ -9,7 +9,9 @@ Build a bundle from a catalog CSV, load it back verified, and use its parts::
 
 from ._build import build_bundle
 from ._bundle import FORMAT_VERSION, publish, read_verified_manifest
+from ._candidates import CandidateSource, IndexSource, use_one_search_thread
 from ._catalog import Catalog, IngestReport, clean_catalog, read_catalog
+from ._classify import Classification
 from ._config import (
     BuildConfig,
     FeatureSchema,
@@ -26,6 +28,7 @@ from ._errors import (
     BundleVersionError,
     CatalogError,
     ConfigError,
+    DeadlineExceeded,
     EngineError,
     InvalidQuery,
     NotFittedError,
@@ -35,34 +38,35 @@ from ._genre import GenreClassifier
 from ._index import Neighbors, build_index, search
 from ._loaded import Bundle, load_bundle
 from ._moods import MoodModel, mood_name
+from ._playlist import MAX_PLAYLIST, PlaylistEntry
 from ._preprocess import Preprocessor
-from ._query import (
-    Classification,
-    PlaylistEntry,
-    Recommender,
-    Seed,
-    SimilarQuery,
-    SimilarResult,
-    TrackFilter,
-)
+from ._recommender import Recommender
+from ._similar import MAX_BATCH, MAX_DEPTH, MAX_K, Seed, SimilarQuery, SimilarResult, TrackFilter
 from ._synthetic import synthetic_catalog
 
 __all__ = [
     "FORMAT_VERSION",
+    "MAX_BATCH",
+    "MAX_DEPTH",
+    "MAX_K",
+    "MAX_PLAYLIST",
     "BuildConfig",
     "Bundle",
     "BundleError",
     "BundleIntegrityError",
     "BundleVersionError",
+    "CandidateSource",
     "Catalog",
     "CatalogError",
     "Classification",
     "ConfigError",
+    "DeadlineExceeded",
     "EngineError",
     "FeatureSchema",
     "GenreClassifier",
     "GenreConfig",
     "IndexConfig",
+    "IndexSource",
     "IngestReport",
     "InvalidQuery",
     "MoodConfig",
@@ -90,4 +94,5 @@ __all__ = [
     "read_verified_manifest",
     "search",
     "synthetic_catalog",
+    "use_one_search_thread",
 ]

@@ -20,13 +20,15 @@ import numpy as np
 
 from ._arrays import save_npz
 from ._bundle import atomic_bundle_dir, sha256_file, write_manifest
+from ._candidates import IndexSource
 from ._catalog import Catalog, read_catalog, song_keys
 from ._config import BuildConfig, choose_index_kind
 from ._genre import Evaluation, GenreClassifier, cannot_train, train_genre_classifier
-from ._index import build_index, measure_recall, neighbour_table
+from ._index import build_index, measure_recall
 from ._moods import MoodModel, mood_space
 from ._preprocess import Preprocessor
-from ._rerank import GenreAgreement, evaluate_reranking, rerank_table
+from ._ranking import SLACK, Scoring, first_blocks
+from ._rerank import GenreAgreement, evaluate_reranking
 
 Progress = Callable[[str], None]
 MAX_EXACT_TABLE_TRACKS = 250_000
@@ -67,6 +69,9 @@ def build_bundle(
             say(f"{rep.rows_read} rows -> {rep.tracks} tracks ({rep.exact_duplicates} exact duplicates, "
                 f"{rep.id_duplicates_merged} rows merged by id, {sum(rep.dropped.values())} dropped, "
                 f"{sum(rep.imputed.values())} values imputed)")
+            for col, n in rep.flag_blanks.items():
+                if n:
+                    say(f"{n} tracks have no {col} value (unknown: {col} filters leave them out)")
 
         with stage("preprocess"):
             prep = Preprocessor(feature_names=catalog.feature_names, transforms=config.schema.transforms,
@@ -129,20 +134,13 @@ def build_bundle(
             say(f"neighbour table {index_metrics['neighbour_table']}")
         elif config.index.neighbours:
             with stage("neighbours"):
-                width = config.index.neighbours
                 weight = config.similar.genre_weight if model is not None else 0.0
-                if weight > 0:  # the list a "more like this" query would get: re-ranked candidates
-                    assert model is not None
-                    rows, scores = neighbour_table(index, vectors, max(width, config.similar.candidates))
-                    proba = model.predict_proba(transformed)
-                    agreement = GenreAgreement(catalog.genre_indptr, catalog.genre_codes, len(catalog.genre_names))
-                    rows, scores = rerank_table(rows, scores, proba, agreement, weight, width)
-                else:
-                    rows, scores = neighbour_table(index, vectors, width)
-                save_npz(tmp / "neighbours.npz", {"rows": rows, "scores": scores,
-                                                  "genre_weight": np.asarray(weight, dtype=np.float64)})
-                index_metrics["neighbour_table"] = {"width": int(rows.shape[1]), "genre_weight": weight,
-                                                    "candidates": config.similar.candidates if weight else width}
+                proba = model.predict_proba(transformed) if model is not None and weight > 0 else None
+                table = _neighbour_table(catalog, config, index, vectors, proba, weight, say)
+                save_npz(tmp / "neighbours.npz", table)
+                index_metrics["neighbour_table"] = {
+                    "width": int(table["rows"].shape[1]), "genre_weight": weight, "block": config.similar.candidates,
+                    "tracks_answered_live": int((table["consumed"] < 0).sum())}
 
         similar_metrics: dict[str, Any] = {"skipped": "no genre classifier"}
         if evaluation is not None and len(evaluation.split.test):
@@ -166,6 +164,7 @@ def build_bundle(
                     "multi_genre_tracks": rep.multi_genre_tracks, "missing_metadata": rep.missing_metadata,
                     "genres": len(catalog.genre_names),
                     "skipped_columns": list(rep.skipped_columns),
+                    "flag_blanks": rep.flag_blanks,
                 },
                 "schema": config.to_json()["schema"],
                 "config": config.to_json(),
@@ -190,6 +189,29 @@ def build_bundle(
     return manifest
 
 
+def _neighbour_table(catalog: Catalog, config: BuildConfig, index: faiss.Index, vectors: np.ndarray,
+                     proba: np.ndarray | None, weight: float, say: Progress) -> dict[str, np.ndarray]:
+    """Each track's by-id ranking head at the bundle's defaults, by the live pipeline's own stages
+    over one batched search (engine/_ranking.py ``first_blocks``)."""
+    block = config.similar.candidates
+    fetch = min(len(vectors), block + SLACK + 1)  # a live by-id query's first fetch: the seed is its one exclusion
+    candidates = np.empty((len(vectors), fetch), dtype=np.int64)
+    for start in range(0, len(vectors), 4096):
+        _, candidates[start:start + 4096] = index.search(
+            np.ascontiguousarray(vectors[start:start + 4096], dtype=np.float32), fetch)
+    agreement = GenreAgreement(catalog.genre_indptr, catalog.genre_codes, len(catalog.genre_names))
+    scoring = Scoring(genre_weight=weight, agreement=agreement)
+    table = first_blocks(IndexSource(index), len(vectors), vectors, _songs(catalog, config), candidates, scoring,
+                         proba, block, config.index.neighbours, progress=say)
+    return {**table, "genre_weight": np.asarray(weight, dtype=np.float64), "block": np.asarray(block, dtype=np.int64)}
+
+
+def _songs(catalog: Catalog, config: BuildConfig) -> np.ndarray:
+    names = catalog.metadata.get(config.schema.name_column or "")
+    artists = catalog.metadata.get(catalog.artists_column or "")
+    return song_keys(names, artists) if names is not None and artists is not None else np.arange(len(catalog))
+
+
 SIMILAR_EVAL_QUERIES = 3000
 
 
@@ -202,9 +224,7 @@ def _evaluate_similar(catalog: Catalog, config: BuildConfig, index: faiss.Index,
     test = evaluation.split.test
     queries = np.sort(rng.choice(test, size=min(SIMILAR_EVAL_QUERIES, len(test)), replace=False))
     proba = evaluation.model.predict_proba(transformed[queries])
-    names = catalog.metadata.get(config.schema.name_column or "")
-    artists = catalog.metadata.get(catalog.artists_column or "")
-    songs = song_keys(names, artists) if names is not None and artists is not None else np.arange(len(catalog))
+    songs = _songs(catalog, config)
     agreement = GenreAgreement(catalog.genre_indptr, catalog.genre_codes, len(catalog.genre_names))
     return {"protocol": "queries from the genre evaluation's held-out artists; the query's own song excluded; "
                         "genre probabilities from the evaluation model",

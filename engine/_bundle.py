@@ -31,7 +31,9 @@ from typing import Any
 from ._errors import BundleError, BundleIntegrityError, BundleVersionError
 
 FORMAT = "musicrec-bundle"
-FORMAT_VERSION = 2  # 2: the similar section, genre-ranked neighbour table
+# 2: the similar section, genre-ranked neighbour table; 3: the table holds block 1 of the one
+# ranking (engine/_ranking.py)
+FORMAT_VERSION = 3
 MANIFEST = "manifest.json"
 
 

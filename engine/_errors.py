@@ -50,3 +50,7 @@ def shown(value: object, limit: int = 60) -> str:
     """``repr(value)`` cut to ``limit`` characters, for echoing client input in messages."""
     text = repr(value)
     return text if len(text) <= limit else text[:limit - 4] + "...'"
+
+
+class DeadlineExceeded(EngineError, TimeoutError):
+    """A query ran past the deadline its caller gave; its partial work is discarded."""

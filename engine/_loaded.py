@@ -22,6 +22,7 @@ from ._genre import GenreClassifier
 from ._index import configure_search
 from ._moods import MoodModel
 from ._preprocess import Preprocessor
+from ._ranking import NeighbourTable
 
 
 @dataclasses.dataclass(eq=False)
@@ -42,10 +43,8 @@ class Bundle:
     moods: MoodModel
     classifier: GenreClassifier | None
     row_of: dict[str, int]
-    # Precomputed nearest neighbours per track, rows and scores of shape (n_tracks, width); or None.
-    neighbours: tuple[np.ndarray, np.ndarray] | None = None
-    # The genre weight the table was ranked with (engine/_rerank.py); 0 is plain cosine.
-    neighbour_genre_weight: float = 0.0
+    # Per track, the head of its by-id ranking at the bundle's defaults (engine/_ranking.py); or None.
+    neighbours: NeighbourTable | None = None
 
     def row(self, track_id: str) -> int:
         try:
@@ -90,17 +89,16 @@ def load_bundle(path: str | os.PathLike[str], *, search_threads: int = 1) -> Bun
             classifier = GenreClassifier.load(str(path / "genre_model.ubj"), genre_names=tracks.genre_names,
                                               feature_names=prep.transformed_names, threads=search_threads)
     neighbours = None
-    table_weight = 0.0
     if "neighbours.npz" in manifest["files"]:
         with _reading(path, "neighbours.npz"):
             table = load_npz(path / "neighbours.npz")
-            neighbours = (table["rows"], table["scores"])
-            table_weight = float(table["genre_weight"])
-    _check_consistent(path, prep, index, tracks, vectors, moods, classifier, neighbours, table_weight)
+            neighbours = NeighbourTable(rows=table["rows"], scores=table["scores"],
+                                        consumed=table["consumed"], lengths=table["lengths"],
+                                        genre_weight=float(table["genre_weight"]), block=int(table["block"]))
+    _check_consistent(path, prep, index, tracks, vectors, moods, classifier, neighbours)
     return Bundle(path=path, manifest=manifest, config=config, preprocessor=prep, index=index, tracks=tracks,
                   vectors=vectors, moods=moods, classifier=classifier,
-                  row_of={str(t): i for i, t in enumerate(tracks.ids)}, neighbours=neighbours,
-                  neighbour_genre_weight=table_weight)
+                  row_of={str(t): i for i, t in enumerate(tracks.ids)}, neighbours=neighbours)
 
 
 @contextlib.contextmanager
@@ -117,7 +115,7 @@ def _reading(path: Path, name: str) -> Iterator[None]:
 
 def _check_consistent(path: Path, prep: Preprocessor, index: faiss.Index, tracks: Catalog, vectors: np.ndarray,
                       moods: MoodModel, classifier: GenreClassifier | None,
-                      neighbours: tuple[np.ndarray, np.ndarray] | None, table_weight: float) -> None:
+                      table: NeighbourTable | None) -> None:
     """Shapes and ranges that queries rely on; a crafted bundle fails here, not in a request."""
     n, dim = len(tracks), prep.n_components
     problems = []
@@ -139,11 +137,13 @@ def _check_consistent(path: Path, prep: Preprocessor, index: faiss.Index, tracks
         problems.append("mood exemplars do not match the mood space")
     if classifier is not None and classifier.booster_.num_features() != len(prep.transformed_names):
         problems.append("genre model expects another number of features")
-    if neighbours is not None and (neighbours[0].shape[0] != n or neighbours[0].shape != neighbours[1].shape
-                                   or (neighbours[0].size and neighbours[0].max() >= n)):
-        problems.append("neighbour table does not match the tracks")
-    if not 0.0 <= table_weight <= 1.0 or (table_weight > 0 and classifier is None):
-        problems.append(f"neighbour table genre weight {table_weight} needs 0..1 and a genre classifier")
+    if table is not None:
+        if table.rows.shape[0] != n or table.rows.shape != table.scores.shape or table.consumed.shape != (n,) \
+                or table.lengths.shape != (n,) or (table.rows.size and table.rows.max() >= n) \
+                or (n and (table.consumed.max() > n or table.lengths.max() > n)) or table.block < 1:
+            problems.append("neighbour table does not match the tracks")
+        if not 0.0 <= table.genre_weight <= 1.0 or (table.genre_weight > 0 and classifier is None):
+            problems.append(f"neighbour table genre weight {table.genre_weight} needs 0..1 and a genre classifier")
     if problems:
         raise BundleIntegrityError(f"{path}: the bundle is inconsistent: {'; '.join(problems)}")
 
@@ -151,5 +151,7 @@ def _check_consistent(path: Path, prep: Preprocessor, index: faiss.Index, tracks
 def _report_field(manifest: dict[str, Any], name: str) -> Any:
     counts = manifest["counts"]
     aliases = {"id_duplicates_merged": "duplicates_merged"}
+    if name == "flag_blanks" and name not in counts:  # a manifest written before flags were counted
+        return {}
     value = counts.get(aliases.get(name, name), counts.get(name))
     return tuple(value) if isinstance(value, list) else value

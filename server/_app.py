@@ -15,7 +15,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from engine._query import use_one_search_thread
+from engine import use_one_search_thread
 
 from ._generated.musicrec.v1 import recommender_pb2 as pb
 from ._holder import BundleHolder

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine._query import Classification, Recommender, Seed, SimilarQuery, SimilarResult, TrackFilter
+from engine import Classification, Recommender, Seed, SimilarQuery, SimilarResult, TrackFilter
 
 from ._generated.musicrec.v1 import recommender_pb2 as pb
 

@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 
 from engine import load_bundle
-from engine._query import Recommender
+from engine import Recommender
 
 log = logging.getLogger("musicrec.server")
 

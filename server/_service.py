@@ -18,12 +18,12 @@ from typing import Any
 import grpc
 
 from engine import BundleError, InvalidQuery, TrackNotFound
-from engine._query import MAX_K, MAX_PLAYLIST, Recommender
+from engine import MAX_K, MAX_PLAYLIST, Recommender
 
 from . import _convert as conv
 from ._generated.musicrec.v1 import recommender_pb2 as pb
 from ._generated.musicrec.v1 import recommender_pb2_grpc as pb_grpc
-from ._holder import BundleHolder, NoBundle
+from ._holder import BundleHolder, NoBundle, ReloadPolicy, ReloadRefused
 from ._wire import TrackBytes, similar_response_bytes
 
 log = logging.getLogger("musicrec.server")
@@ -49,6 +49,8 @@ def _classify(exc: BaseException) -> tuple[grpc.StatusCode, str]:
         return grpc.StatusCode.NOT_FOUND, str(exc)
     if isinstance(exc, NoBundle):
         return grpc.StatusCode.UNAVAILABLE, str(exc)
+    if isinstance(exc, ReloadRefused):
+        return grpc.StatusCode.PERMISSION_DENIED, str(exc)
     if isinstance(exc, BundleError):
         return grpc.StatusCode.FAILED_PRECONDITION, f"bundle refused, the previous one keeps serving: {exc}"
     log.exception("internal error")
@@ -92,8 +94,9 @@ def streaming(method: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[An
 
 
 class RecommenderServicer(pb_grpc.RecommenderServicer):
-    def __init__(self, holder: BundleHolder) -> None:
+    def __init__(self, holder: BundleHolder, reload_policy: ReloadPolicy | None = None) -> None:
         self.holder = holder
+        self.reload_policy = reload_policy or ReloadPolicy.for_server(holder.path)
         self.started = time.monotonic()
         # serialized tracks per live bundle; a reloaded bundle gets its own, the old one is dropped with it
         self._wire: weakref.WeakKeyDictionary[Recommender, TrackBytes] = weakref.WeakKeyDictionary()
@@ -191,5 +194,7 @@ class RecommenderServicer(pb_grpc.RecommenderServicer):
 
     @unary
     def ReloadBundle(self, request: pb.ReloadBundleRequest, context: grpc.ServicerContext) -> pb.ReloadBundleResponse:
-        previous, version, changed = self.holder.load(request.path or None)
+        # a path is loaded once (if the policy allows it); no path re-reads the configured one
+        path = self.reload_policy.resolve(request.path, context.invocation_metadata()) if request.path else None
+        previous, version, changed = self.holder.load(path)
         return pb.ReloadBundleResponse(bundle_version=version, previous_version=previous or "", changed=changed)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import struct
 
-from engine._query import Recommender, SimilarResult
+from engine import Recommender, SimilarResult
 
 from . import _convert as conv
 from ._generated.musicrec.v1 import recommender_pb2 as pb
@@ -61,9 +61,12 @@ class TrackBytes:
         return cached
 
 
+_ZERO = _pack_float(0.0)
+
+
 def similar_response_bytes(tracks: TrackBytes, rec: Recommender, result: SimilarResult) -> bytes:
     prefix, pack = tracks.scored_prefix, _pack_float
-    parts = [prefix(rec, row) + pack(score)
+    parts = [prefix(rec, row) + packed if (packed := pack(score)) != _ZERO else _zero_scored(rec, row)
              for row, score in zip(result.rows.tolist(), result.scores.tolist(), strict=True)]
     for seed in result.unknown_seed_ids:
         parts.append(_length_delimited(2, seed.encode()))  # unknown_seed_ids
@@ -71,3 +74,9 @@ def similar_response_bytes(tracks: TrackBytes, rec: Recommender, result: Similar
                            candidates_filtered=result.filtered, exhausted=result.exhausted)
     parts.append(_length_delimited(3, stats.SerializeToString()))
     return b"".join(parts)
+
+
+def _zero_scored(rec: Recommender, row: int) -> bytes:
+    """A result scored +0.0: proto3 leaves a zero scalar out, so its ScoredTrack is shorter than
+    the cached prefix says (-0.0 has a sign bit set and is written like any other score)."""
+    return _length_delimited(1, pb.ScoredTrack(track=conv.track_pb(rec, row)).SerializeToString())

@@ -5,8 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine import InvalidQuery, TrackNotFound, load_bundle
-from engine._query import MAX_K, Recommender, Seed, SimilarQuery, TrackFilter
+from engine import MAX_K, InvalidQuery, Recommender, Seed, SimilarQuery, TrackFilter, TrackNotFound, load_bundle
 
 
 @pytest.fixture(scope="module")
@@ -163,7 +162,7 @@ def test_mood_playlist(rec: Recommender) -> None:
     artists = [rec.track_record(r)["artists"][0] for r in rows]
     assert len(set(artists)) == 15
     # smooth: the greedy order's steps are smaller than a random order's on average
-    space = rec._playlist_space[rows]
+    space = rec._playlists._space[rows]
     steps = np.linalg.norm(np.diff(space, axis=0), axis=1).mean()
     rng = np.random.default_rng(0)
     random_steps = np.mean([np.linalg.norm(np.diff(space[rng.permutation(15)], axis=0), axis=1).mean()
@@ -215,7 +214,7 @@ def test_classify_with_explanation(rec: Recommender) -> None:
 
 
 def test_genre_weight_reranks_the_cosine_candidates_by_genre_agreement(rec: Recommender) -> None:
-    assert rec.default_genre_weight > 0 and rec.bundle.neighbour_genre_weight == rec.default_genre_weight
+    assert rec.default_genre_weight > 0 and rec.bundle.neighbours.genre_weight == rec.default_genre_weight
     v, tracks = rec.bundle.vectors, rec.bundle.tracks
     truth = tracks.genre_matrix()
     x = rec.bundle.preprocessor.transform_features(tracks.features).astype(np.float32)
@@ -263,12 +262,13 @@ def test_a_starved_neighbour_list_falls_back_to_the_same_reranked_search(rec: Re
 
     plain = Recommender(dataclasses.replace(rec.bundle, neighbours=None))
     truth = rec.bundle.tracks.genre_matrix()
-    assert rec._table_rows is not None
+    table = rec.bundle.neighbours
+    assert table is not None
     for row in range(0, 600, 37):
-        listed = rec._table_rows[row]
+        listed = table.rows[row]
         rare = next(g for g in range(len(rec.genre_names)) if truth[listed, g].sum() < 3)  # the list cannot fill k
         q = by_id(rec.ids[row], k=10, filter=TrackFilter(include_genres=[rec.genre_names[rare]]))
         a, b = rec.similar(q), plain.similar(q)
-        assert a.examined > rec._table_rows.shape[1]  # a search answered, re-ranked like the table
+        assert a.examined > table.rows.shape[1]  # a search answered, re-ranked like the table
         assert list(a.rows) == list(b.rows) and len(a.rows) == 10
         np.testing.assert_allclose(a.scores, b.scores, rtol=1e-5)

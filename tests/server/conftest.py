@@ -8,7 +8,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from engine._query import Recommender
+from engine import Recommender
 from server import RunningServer, ServerOptions, create_server
 from server._generated.musicrec.v1 import recommender_pb2_grpc as pb_grpc
 

@@ -1,6 +1,10 @@
 from __future__ import annotations
 
-from engine._query import Seed, SimilarQuery
+import dataclasses
+
+import numpy as np
+
+from engine import Seed, SimilarQuery
 from server import RunningServer
 from server import _convert as conv
 from server._generated.musicrec.v1 import recommender_pb2 as pb
@@ -19,10 +23,22 @@ def test_hand_assembled_response_parses_to_the_same_message(running: RunningServ
         assert similar_response_bytes(cache, rec, result) == built.SerializeToString()
 
 
-def test_requests_from_the_wire_take_the_fast_path(running: RunningServer) -> None:
+def test_zero_and_negative_zero_scores_serialize_like_protobuf(running: RunningServer) -> None:
+    # proto3 leaves a +0.0 scalar out of the wire; the hand-built bytes once wrote it anyway
     rec = running.holder.require()
+    cache = TrackBytes(rec.n)
+    result = rec.similar(SimilarQuery(seeds=[Seed(track_id=rec.ids[3])], k=4))
+    for scores in ([0.0, 0.5, -0.0, 0.0], [-0.0, -0.0, 0.0, 1.0]):
+        zeroed = dataclasses.replace(result, scores=np.asarray(scores, dtype=np.float32))
+        built = conv.similar_response(rec, zeroed, features=False)
+        assert similar_response_bytes(cache, rec, zeroed) == built.SerializeToString()
+
+
+def test_requests_from_the_wire_reach_the_neighbour_table(running: RunningServer) -> None:
+    rec = running.holder.require()
+    search = rec._similar
     q = conv.similar_query_from_pb(pb.SimilarTracksRequest(seeds=[pb.Seed(track_id=rec.ids[0])], k=10))
-    assert rec._table_row(q) == 0 and q.filter.is_empty()
+    assert search.plan(q, "").table_row == 0
     filtered = conv.similar_query_from_pb(pb.SimilarTracksRequest(seeds=[pb.Seed(track_id=rec.ids[0])],
                                                                   filter=pb.Filter(explicit=False)))
-    assert not filtered.filter.is_empty()
+    assert search.plan(filtered, "").table_row is None

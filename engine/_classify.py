@@ -1,0 +1,75 @@
+"""Genre classification of a catalog track or raw feature values, optionally explained."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Mapping
+
+import numpy as np
+
+from ._errors import InvalidQuery
+from ._explain import PathExplainer
+from ._families import family_matrix
+from ._view import CatalogView
+
+DEFAULT_TOP_K = 5
+
+
+@dataclasses.dataclass(frozen=True)
+class Classification:
+    genres: list[tuple[str, float]]
+    contributions: list[tuple[str, float]]
+    bias: float
+    known_genres: tuple[str, ...]
+    took_ms: float
+    families: list[tuple[str, float]] = dataclasses.field(default_factory=list)
+
+
+class GenreClassify:
+    def __init__(self, view: CatalogView) -> None:
+        self.view = view
+        self.classifier = view.bundle.classifier
+        self._explainer = PathExplainer(self.classifier.booster_) if self.classifier is not None else None
+        self._families = family_matrix(view.genre_names)
+
+    def classify(self, *, track_id: str | None = None, features: Mapping[str, float] | None = None,
+                 top_k: int = 0, explain: bool = False) -> Classification:
+        """Top genres; ``top_k`` 0 means 5, or every genre of a catalog with fewer."""
+        t0 = time.perf_counter()
+        view, classifier = self.view, self.classifier
+        if classifier is None:
+            raise InvalidQuery("this bundle has no genre classifier (its catalog had no genre labels)")
+        if (track_id is None) == (features is None):
+            raise InvalidQuery("input: give exactly one of track_id or features")
+        n_genres = len(view.genre_names)
+        top_k = top_k or min(DEFAULT_TOP_K, n_genres)
+        if not 1 <= top_k <= n_genres:
+            raise InvalidQuery(f"top_k: must be 1..{n_genres}, got {top_k}")
+        known: tuple[str, ...] = ()
+        if track_id is not None:
+            row = view.row(track_id)
+            raw = view.bundle.tracks.features[row:row + 1]
+            known = view.genres[row]
+        else:
+            raw = view.raw_features(features or {}, "features")
+        x = view.model_inputs(raw)
+        proba = classifier.predict_proba(x)[0]
+        top = np.argsort(-proba, kind="stable")[:top_k]
+        contributions: list[tuple[str, float]] = []
+        bias = 0.0
+        if explain:
+            assert self._explainer is not None  # built with the classifier
+            bias, contrib = self._explainer.explain(x[0], int(top[0]))
+            names = classifier.feature_names
+            order = np.argsort(-np.abs(contrib), kind="stable")
+            contributions = [(names[i], float(contrib[i])) for i in order]
+        families: list[tuple[str, float]] = []
+        if self._families is not None:
+            matrix, family_names = self._families
+            family_proba = proba @ matrix
+            families = [(family_names[i], float(family_proba[i]))
+                        for i in np.argsort(-family_proba, kind="stable")[:top_k]]
+        return Classification(genres=[(view.genre_names[i], float(proba[i])) for i in top],
+                              contributions=contributions, bias=float(bias), known_genres=known,
+                              took_ms=(time.perf_counter() - t0) * 1e3, families=families)

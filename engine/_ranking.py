@@ -1,0 +1,315 @@
+"""The stages of one similar-track ranking: survivors in blocks -> score -> select.
+
+The ranking of a query is defined without reference to ``k`` or ``offset``, so a page is a slice
+of it and pages never repeat or skip a track:
+
+1. **Survivors.** The catalog in descending cosine to the query vector (ties: lower row first),
+   minus the seeds' own songs, excluded ids and tracks the filter rejects, one listing per song
+   (the nearest). A candidate source supplies them in fetches of a fixed schedule (``first_fetch
+   * 4**j`` rows), so even an approximate index hands out the same survivors whatever the page.
+2. **Blocks.** Survivors are cut into consecutive blocks of ``block`` tracks (the bundle's
+   ``[similar] candidates``). Each block is scored on its own (cosine blended with genre
+   agreement and targets) and sorted by that score, so the scores re-order tracks of similar
+   audio closeness and never lift a far track above a near one by more than a block.
+3. **Select.** A greedy walk over the sorted blocks applies the artist cap and, with
+   ``diversity``, maximal marginal relevance (MMR) within the current block against everything
+   chosen so far. The ranking is the sequence this walk emits; a page is ``[offset:offset+k]``.
+
+With genre weight 0 and no targets, the blocks are in cosine order already: the ranking is exact
+cosine order. The bundle's neighbour table (``NeighbourTable``) stores, per track, the head of
+block 1 for a by-id query at the bundle's defaults: the same function's output, computed at
+build time, so a hot query walks it instead of recomputing it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from ._candidates import CandidateSource
+from ._errors import DeadlineExceeded
+
+SLACK = 64  # extra rows in the first fetch: room for the seed's other listings and repeated songs
+MMR_DEADLINE_EVERY = 64  # picks between deadline checks in the MMR loop
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class NeighbourTable:
+    """Per track, the head of block 1 of its by-id ranking at the bundle's defaults (``first_blocks``).
+
+    ``rows``/``scores`` have shape (n_tracks, width); ``lengths[i]`` is block 1's full length and
+    ``consumed[i]`` the candidates looked at to fill it, -1 where the table holds no answer.
+    """
+
+    rows: np.ndarray
+    scores: np.ndarray
+    consumed: np.ndarray
+    lengths: np.ndarray
+    genre_weight: float
+    block: int
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RowFilter:
+    """Which candidate rows may appear: the seeds' songs and excluded rows never do; the rest
+    pass the user's filter. Arrays are the catalog's columns, indexed by row."""
+
+    exclude_rows: np.ndarray  # sorted int64
+    exclude_songs: np.ndarray  # sorted int64
+    include_codes: np.ndarray = dataclasses.field(default_factory=lambda: np.empty(0, np.int64))
+    exclude_codes: np.ndarray = dataclasses.field(default_factory=lambda: np.empty(0, np.int64))
+    genre_matrix: np.ndarray | None = None
+    explicit: tuple[np.ndarray, int] | None = None  # (flag column int8, wanted 0/1)
+    ranges: Sequence[tuple[np.ndarray, float, float]] = ()
+    moods: tuple[np.ndarray, np.ndarray] | None = None  # (labels per row, allowed ids)
+
+    @property
+    def user_filtered(self) -> bool:
+        """Whether anything beyond the seeds' own exclusion applies."""
+        return bool(self.include_codes.size or self.exclude_codes.size or self.explicit is not None
+                    or self.ranges or self.moods is not None)
+
+    def mask(self, rows: np.ndarray, songs: np.ndarray) -> np.ndarray:
+        keep = np.ones(len(rows), dtype=bool)
+        if self.exclude_rows.size:
+            keep &= ~np.isin(rows, self.exclude_rows)
+        if self.exclude_songs.size:
+            keep &= ~np.isin(songs, self.exclude_songs)  # the seed under another id is still the seed
+        if self.include_codes.size:
+            assert self.genre_matrix is not None
+            keep &= self.genre_matrix[np.ix_(rows, self.include_codes)].any(axis=1)
+        if self.exclude_codes.size:
+            assert self.genre_matrix is not None
+            keep &= ~self.genre_matrix[np.ix_(rows, self.exclude_codes)].any(axis=1)
+        if self.explicit is not None:
+            flags, wanted = self.explicit
+            keep &= flags[rows] == wanted  # an unknown flag (-1) matches neither
+        for values, lo, hi in self.ranges:
+            v = values[rows]
+            keep &= (v >= lo) & (v <= hi)
+        if self.moods is not None:
+            labels, allowed = self.moods
+            keep &= np.isin(labels[rows], allowed)
+        return keep
+
+
+@dataclasses.dataclass(frozen=True)
+class Block:
+    rows: np.ndarray  # survivors, cosine order
+    cosine: np.ndarray  # float32
+    consumed: int  # candidates looked at (in cosine order) up to this block's last survivor
+
+
+def cosines(vectors: np.ndarray, rows: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """Exact cosine of ``query`` to ``vectors[rows]``, float32, computed the same way for every
+    source and at build time (so the neighbour table equals a live search bit for bit)."""
+    return (vectors[rows] * query).sum(axis=1, dtype=np.float32)
+
+
+class Survivors:
+    """Hands out the survivors of one query in blocks, nearest first (stage 1 and 2 above)."""
+
+    def __init__(self, source: CandidateSource, size: int, vectors: np.ndarray, songs: np.ndarray,
+                 query: np.ndarray, row_filter: RowFilter, block: int) -> None:
+        self.source, self.size, self.vectors, self.songs = source, size, vectors, songs
+        self.query, self.filter, self.block = query, row_filter, block
+        self.first_fetch = block + SLACK + len(row_filter.exclude_rows)
+        self._step = 0
+        self._rows: np.ndarray | None = None  # the current fetch, canonical cosine order
+        self._cos = np.empty(0, np.float32)
+        self._order = np.empty(0, np.int64)  # positions of survivors in the current fetch
+        self._next = 0
+        self._complete = False
+        self._used: list[np.ndarray] = []  # songs handed out in earlier blocks
+
+    def fetch_size(self, step: int) -> int:
+        return min(self.size, self.first_fetch * 4 ** step)
+
+    def _fetch(self) -> None:
+        n = self.fetch_size(self._step)
+        rows = self.source.nearest(self.query, n)
+        rows = rows[rows >= 0].astype(np.int64)
+        self._complete = n >= self.size or len(rows) < n  # the source has nothing further
+        cos = cosines(self.vectors, rows, self.query)
+        order = np.lexsort((rows, -cos))
+        self._rows, self._cos = rows[order], cos[order]
+        songs = self.songs[self._rows]
+        keep = self.filter.mask(self._rows, songs)
+        if self._used:
+            keep &= ~np.isin(songs, np.concatenate(self._used))
+        positions = np.flatnonzero(keep)
+        _, first = np.unique(songs[positions], return_index=True)  # one listing per song: the nearest
+        self._order = positions[np.sort(first)]
+        self._next = 0
+
+    def next_block(self) -> Block | None:
+        """The next block of survivors, or None when the source has no more."""
+        while True:
+            if self._rows is None:
+                self._fetch()
+            available = len(self._order) - self._next
+            if available >= self.block or self._complete:
+                take = self._order[self._next:self._next + self.block]
+                if not len(take):
+                    return None
+                self._next += len(take)
+                assert self._rows is not None
+                rows = self._rows[take]
+                self._used.append(self.songs[rows])
+                return Block(rows=rows, cosine=self._cos[take], consumed=int(take[-1]) + 1)
+            self._step += 1  # not enough survivors left in this fetch: the next fetch of the schedule
+            self._rows = None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Scoring:
+    """Stage 2's score: ``(1-g)*cosine + g*agreement``, then ``(1-t)*that + t*closeness``."""
+
+    genre_weight: float = 0.0
+    agreement: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None  # (affinity, rows) -> agreement
+    targets: Sequence[tuple[np.ndarray, float, float]] = ()  # (column, target, spread)
+    target_weight: float = 0.0
+
+    @property
+    def reorders(self) -> bool:
+        return self.genre_weight > 0 or bool(self.targets)
+
+    def sorted_block(self, block: Block, affinity: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """The block's rows and scores, best first (ties keep cosine order)."""
+        scores = block.cosine
+        if self.genre_weight > 0 and affinity is not None:
+            assert self.agreement is not None
+            w = self.genre_weight
+            scores = (1.0 - w) * scores + w * self.agreement(affinity, block.rows)
+        if self.targets:
+            miss = np.zeros(len(block.rows))
+            for values, target, spread in self.targets:
+                miss += np.minimum(1.0, np.abs(values[block.rows] - target) / spread)
+            t = self.target_weight
+            scores = (1 - t) * scores + t * (1.0 - miss / len(self.targets))
+        scores = scores.astype(np.float32)
+        if not self.reorders:
+            return block.rows, scores
+        order = np.argsort(-scores, kind="stable")
+        return block.rows[order], scores[order]
+
+
+class Selector:
+    """Stage 3: the greedy walk (artist cap, MMR) that emits the ranking until ``need`` tracks."""
+
+    def __init__(self, *, need: int, cap: int, diversity: float, artists: Sequence[tuple[str, ...]],
+                 vectors: np.ndarray, deadline: float | None) -> None:
+        self.need, self.cap, self.diversity = need, cap, diversity
+        self.artists, self.vectors, self.deadline = artists, vectors, deadline
+        self.rows: list[int] = []
+        self.scores: list[float] = []
+        self.capped = 0
+        self._counts: dict[str, int] = {}
+
+    @property
+    def done(self) -> bool:
+        return len(self.rows) >= self.need
+
+    def _allowed(self, row: int) -> bool:
+        cap = self.cap
+        return not cap or all(self._counts.get(a, 0) < cap for a in self.artists[row])
+
+    def _take(self, row: int, score: float) -> None:
+        self.rows.append(row)
+        self.scores.append(score)
+        if self.cap:
+            for a in self.artists[row]:
+                self._counts[a] = self._counts.get(a, 0) + 1
+
+    def feed(self, rows: np.ndarray, scores: np.ndarray) -> None:
+        """Walk one sorted block (or the head of one) until ``need`` is reached."""
+        check_deadline(self.deadline)
+        if self.diversity <= 0:
+            for row, score in zip(rows.tolist(), scores.tolist(), strict=True):
+                if self.done:
+                    return
+                if self._allowed(row):
+                    self._take(row, score)
+                else:
+                    self.capped += 1
+            return
+        self._feed_mmr(rows, scores)
+
+    def _feed_mmr(self, rows: np.ndarray, scores: np.ndarray) -> None:
+        lam = self.diversity
+        pool = self.vectors[rows]
+        if self.rows:  # redundancy against everything chosen in earlier blocks
+            max_sim = (pool @ self.vectors[self.rows].T).max(axis=1).astype(np.float64)
+        else:
+            max_sim = np.zeros(len(rows))
+        relevance = scores.astype(np.float64)
+        available = np.ones(len(rows), dtype=bool)
+        picks = 0
+        while not self.done and available.any():
+            mmr = np.where(available, (1 - lam) * relevance - lam * max_sim, -np.inf)
+            pos = int(np.argmax(mmr))
+            available[pos] = False
+            picks += 1
+            if picks % MMR_DEADLINE_EVERY == 0:
+                check_deadline(self.deadline)
+            row = int(rows[pos])
+            if not self._allowed(row):
+                self.capped += 1
+                continue
+            self._take(row, float(scores[pos]))
+            max_sim = np.maximum(max_sim, pool @ pool[pos])
+
+
+def check_deadline(deadline: float | None) -> None:
+    if deadline is not None and time.monotonic() > deadline:
+        raise DeadlineExceeded("deadline exceeded while ranking; partial work was discarded")
+
+
+def first_blocks(source: CandidateSource, size: int, vectors: np.ndarray, songs: np.ndarray,
+                 candidates: np.ndarray, scoring: Scoring, affinity: np.ndarray | None, block: int,
+                 width: int, progress: Callable[[str], None] | None = None
+                 ) -> dict[str, np.ndarray]:
+    """The neighbour table: for every track, the head (``width``) of block 1 of the ranking a
+    by-id query at the bundle's defaults gets, computed by the same stages as a live query.
+
+    ``candidates`` (n_tracks, >= first fetch) holds each track's nearest rows from one batched
+    search; ``affinity`` (n_tracks, n_genres) each track's genre probabilities. A track whose first
+    fetch does not hold a full block is marked ``consumed = -1`` and answered live.
+    """
+    n = len(vectors)
+    out_rows = np.full((n, width), -1, dtype=np.int32)
+    out_scores = np.full((n, width), -np.inf, dtype=np.float32)
+    consumed = np.full(n, -1, dtype=np.int32)
+    lengths = np.zeros(n, dtype=np.int32)
+    t0 = time.monotonic()
+    for row in range(n):
+        fixed = _Fixed(candidates[row])
+        rf = RowFilter(exclude_rows=np.array([row], np.int64), exclude_songs=songs[row:row + 1].astype(np.int64))
+        survivors = Survivors(fixed, size, vectors, songs, vectors[row], rf, block)
+        first = survivors.next_block()
+        if first is None or survivors._step > 0 or (len(first.rows) < block and size > fixed.available):
+            continue  # the first fetch did not settle block 1: live queries compute it
+        rows, scores = scoring.sorted_block(first, affinity[row] if affinity is not None else None)
+        got = min(width, len(rows))
+        out_rows[row, :got], out_scores[row, :got] = rows[:got], scores[:got]
+        consumed[row], lengths[row] = first.consumed, len(rows)
+        if progress and row and row % 20_000 == 0:
+            rate = row / (time.monotonic() - t0)
+            progress(f"neighbour table: {row:,}/{n:,} tracks ({rate:,.0f}/s, about {(n - row) / rate:.0f} s left)")
+    return {"rows": out_rows, "scores": out_scores, "consumed": consumed, "lengths": lengths}
+
+
+class _Fixed:
+    """A candidate source over one precomputed list (the build's batched search)."""
+
+    def __init__(self, rows: np.ndarray) -> None:
+        self.rows = rows
+        self.available = int((rows >= 0).sum())
+
+    def nearest(self, vector: np.ndarray, n: int) -> np.ndarray:
+        if n > len(self.rows):
+            return np.full(0, -1, dtype=np.int64)  # cannot answer further: the caller checks _step
+        return self.rows[:n]

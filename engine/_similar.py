@@ -1,0 +1,304 @@
+"""Similar tracks: one pipeline for every query.
+
+resolve seeds -> candidate source -> filter -> score -> select -> page (see engine/_ranking.py for
+what the ranking is). Every query, whatever its seeds or options, is validated by :meth:`plan`
+and ranked by :meth:`rank`; the neighbour table only short-cuts the work when it holds the
+answer (it is the same function's output, computed at build time).
+
+Bounds, at the documented limits: a ranking is walked at most ``MAX_DEPTH`` tracks deep over at
+most ``MAX_POOL`` survivors; a batch holds at most ``MAX_BATCH`` queries and ``MAX_BATCH_DEPTH``
+tracks of depth in all. The worst requests these allow are measured by benchmarks/worst_case.py,
+and the loops check the caller's deadline between blocks and every few MMR picks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from ._candidates import CandidateSource, IndexSource
+from ._errors import InvalidQuery, TrackNotFound, shown
+from ._loaded import Bundle
+from ._preprocess import l2_normalize
+from ._ranking import RowFilter, Scoring, Selector, Survivors, check_deadline
+from ._rerank import GenreAgreement
+from ._view import CatalogView
+
+MAX_K = 1000
+MAX_DEPTH = 2000  # offset + k: the deepest page of a ranking
+MAX_POOL = 20_000  # survivors a ranking may walk (an artist cap can skip many)
+MAX_SEEDS = 500
+MAX_BATCH = 256
+MAX_BATCH_DEPTH = 20_000  # sum of offset + k over a batch
+DEFAULT_K = 10
+NEGATIVE_WEIGHT = 0.5  # Rocchio: a negative seed pulls half as hard as a positive one
+DEFAULT_TARGET_WEIGHT = 0.5
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Seed:
+    """Exactly one of a catalog track id, raw feature values, or a vector."""
+
+    track_id: str | None = None
+    features: Mapping[str, float] | None = None
+    vector: Sequence[float] | None = None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TrackFilter:
+    include_genres: Sequence[str] = ()
+    exclude_genres: Sequence[str] = ()
+    explicit: bool | None = None
+    ranges: Mapping[str, tuple[float | None, float | None]] = dataclasses.field(default_factory=dict)
+    exclude_track_ids: Sequence[str] = ()
+    mood_ids: Sequence[int] = ()
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SimilarQuery:
+    seeds: Sequence[Seed]
+    negative_seeds: Sequence[Seed] = ()
+    targets: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    target_weight: float | None = None
+    filter: TrackFilter = dataclasses.field(default_factory=TrackFilter)
+    k: int = DEFAULT_K
+    offset: int = 0
+    max_per_artist: int = 0
+    diversity: float = 0.0
+    skip_unknown_seeds: bool = False
+    # Weight of genre agreement in the score (engine/_rerank.py); None: the bundle's default.
+    genre_weight: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class SimilarResult:
+    """One page: track rows (positions in the bundle's track table) and scores, best first.
+
+    ``examined``: candidates looked at in cosine order to build the ranking up to this page;
+    ``filtered``: how many of them the filters, the seeds' own songs, repeated songs and the
+    artist cap kept out. Both depend on the query and the page, never on how it was answered.
+    """
+
+    rows: np.ndarray
+    scores: np.ndarray
+    unknown_seed_ids: list[str]
+    examined: int
+    filtered: int
+    exhausted: bool
+    took_ms: float
+
+
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+    """A validated query: everything the stages need."""
+
+    query: SimilarQuery
+    vector: np.ndarray  # unit float32, shape (dim,)
+    row_filter: RowFilter
+    scoring: Scoring
+    seed_raw: list[np.ndarray]  # raw feature rows of the seeds that have features (genre affinity)
+    unknown: list[str]
+    table_row: int | None  # the seed row when the neighbour table holds this ranking's head
+
+
+class SimilarSearch:
+    """The similar-track pipeline over one bundle."""
+
+    def __init__(self, view: CatalogView, source: CandidateSource | None = None) -> None:
+        bundle: Bundle = view.bundle
+        self.view = view
+        self.source: CandidateSource = source or IndexSource(bundle.index)
+        self.block = bundle.config.similar.candidates
+        self.default_genre_weight = bundle.config.similar.genre_weight if bundle.classifier is not None else 0.0
+        tracks = bundle.tracks
+        self._agreement = GenreAgreement(tracks.genre_indptr, tracks.genre_codes, len(tracks.genre_names))
+        self.table = bundle.neighbours
+
+    # -- the pipeline --------------------------------------------------------------------------
+    def similar(self, query: SimilarQuery, *, deadline: float | None = None) -> SimilarResult:
+        t0 = time.perf_counter()
+        return self.rank(self.plan(query, ""), t0, deadline)
+
+    def similar_batch(self, queries: Sequence[SimilarQuery], *, deadline: float | None = None) -> list[SimilarResult]:
+        """Every query validated first (an error names ``queries[i]``), then each ranked."""
+        if not queries:
+            raise InvalidQuery("queries: at least one query is required")
+        if len(queries) > MAX_BATCH:
+            raise InvalidQuery(f"queries: {len(queries)} queries, at most {MAX_BATCH} per batch")
+        depth = sum(max(q.offset, 0) + max(q.k, 0) for q in queries)
+        if depth > MAX_BATCH_DEPTH:
+            raise InvalidQuery(f"queries: offset + k add up to {depth} over the batch, at most {MAX_BATCH_DEPTH} "
+                               "(split the batch)")
+        t0 = time.perf_counter()
+        plans = [self.plan(q, f"queries[{i}].") for i, q in enumerate(queries)]
+        return [self.rank(p, t0, deadline) for p in plans]
+
+    def rank(self, plan: _Plan, t0: float, deadline: float | None) -> SimilarResult:
+        q = plan.query
+        view = self.view
+        need = q.offset + q.k
+        if plan.table_row is not None:
+            answer = self._from_table(plan, need, t0)
+            if answer is not None:
+                return answer
+        affinity = self._affinity(plan)
+        survivors = Survivors(self.source, view.n, view.vectors, view.song, plan.vector, plan.row_filter, self.block)
+        select = Selector(need=need, cap=q.max_per_artist, diversity=q.diversity, artists=view.artists,
+                          vectors=view.vectors, deadline=deadline)
+        examined = survived = 0
+        while not select.done and survived < MAX_POOL:
+            check_deadline(deadline)
+            block = survivors.next_block()
+            if block is None:
+                break
+            examined, survived = block.consumed, survived + len(block.rows)
+            select.feed(*plan.scoring.sorted_block(block, affinity))
+        return self._page(plan, select, examined, examined - survived + select.capped, t0)
+
+    def _from_table(self, plan: _Plan, need: int, t0: float) -> SimilarResult | None:
+        """The walk over the stored head of block 1; None when the head runs out before ``need``."""
+        assert self.table is not None and plan.table_row is not None
+        row = plan.table_row
+        q = plan.query
+        select = Selector(need=need, cap=q.max_per_artist, diversity=0.0, artists=self.view.artists,
+                          vectors=self.view.vectors, deadline=None)
+        length = int(self.table.lengths[row])
+        width = min(length, self.table.rows.shape[1])
+        select.feed(self.table.rows[row, :width], self.table.scores[row, :width])
+        if not select.done and width < length:
+            return None
+        consumed = int(self.table.consumed[row])
+        return self._page(plan, select, consumed, consumed - length + select.capped, t0)
+
+    def _page(self, plan: _Plan, select: Selector, examined: int, filtered: int, t0: float) -> SimilarResult:
+        q = plan.query
+        rows = np.asarray(select.rows[q.offset:q.offset + q.k], dtype=np.int64)
+        return SimilarResult(rows=rows, scores=np.asarray(select.scores[q.offset:q.offset + q.k], dtype=np.float32),
+                             unknown_seed_ids=plan.unknown, examined=examined, filtered=filtered,
+                             exhausted=len(rows) < q.k, took_ms=(time.perf_counter() - t0) * 1e3)
+
+    def _affinity(self, plan: _Plan) -> np.ndarray | None:
+        """Mean genre probabilities of the seeds with features (catalog tracks and raw-feature
+        seeds; a bare vector has none); None when genre agreement does not apply."""
+        if plan.scoring.genre_weight <= 0 or not plan.seed_raw:
+            return None
+        classifier = self.view.bundle.classifier
+        assert classifier is not None
+        return classifier.predict_proba(self.view.model_inputs(np.concatenate(plan.seed_raw))).mean(axis=0)
+
+    # -- validation: the same for every query --------------------------------------------------
+    def plan(self, q: SimilarQuery, where: str) -> _Plan:
+        if not q.seeds:
+            raise InvalidQuery(f"{where}seeds: at least one seed is required")
+        if len(q.seeds) + len(q.negative_seeds) > MAX_SEEDS:
+            raise InvalidQuery(f"{where}seeds: {len(q.seeds) + len(q.negative_seeds)} seeds, at most {MAX_SEEDS}")
+        if not 1 <= q.k <= MAX_K:
+            raise InvalidQuery(f"{where}k: must be 1..{MAX_K}, got {q.k}")
+        if not 0 <= q.offset <= MAX_DEPTH - q.k:
+            raise InvalidQuery(f"{where}offset: must be 0..{MAX_DEPTH - q.k} (offset + k at most {MAX_DEPTH}, "
+                               f"the deepest a ranking goes), got {q.offset}")
+        if q.max_per_artist < 0:
+            raise InvalidQuery(f"{where}max_per_artist: must be >= 0, got {q.max_per_artist}")
+        if not (np.isfinite(q.diversity) and 0 <= q.diversity <= 1):
+            raise InvalidQuery(f"{where}diversity: must be 0..1, got {q.diversity}")
+        unknown: list[str] = []
+        pos, pos_rows, raws = self._seeds(q.seeds, f"{where}seeds", q.skip_unknown_seeds, unknown)
+        neg, neg_rows, _ = self._seeds(q.negative_seeds, f"{where}negative_seeds", q.skip_unknown_seeds, unknown)
+        if not pos:
+            raise InvalidQuery(f"{where}seeds: none of the seed track ids is in the catalog: {unknown[:10]}")
+        if len(pos) == 1 and not neg:
+            vector = pos[0].astype(np.float32)  # already unit: kept bit for bit, as the table was built
+        else:
+            combined = np.mean(pos, axis=0, dtype=np.float64)
+            if neg:
+                combined = combined - NEGATIVE_WEIGHT * np.mean(neg, axis=0, dtype=np.float64)
+            vector = l2_normalize(combined[None, :])[0].astype(np.float32)
+            if not np.any(vector):
+                raise InvalidQuery(f"{where}seeds: the seeds (minus negative seeds) add up to a zero vector")
+        row_filter = self._row_filter(q, where, np.asarray(sorted({*pos_rows, *neg_rows}), dtype=np.int64))
+        scoring = self._scoring(q, where)
+        table_row = None
+        if (self.table is not None and len(pos_rows) == 1 and len(q.seeds) == 1 and not q.negative_seeds
+                and not q.targets and q.diversity == 0 and not row_filter.user_filtered
+                and not q.filter.exclude_track_ids and scoring.genre_weight == self.table.genre_weight
+                and self.table.block == self.block and self.table.consumed[pos_rows[0]] >= 0):
+            table_row = pos_rows[0]
+        return _Plan(query=q, vector=vector, row_filter=row_filter, scoring=scoring, seed_raw=raws,
+                     unknown=unknown, table_row=table_row)
+
+    def _row_filter(self, q: SimilarQuery, where: str, seed_rows: np.ndarray) -> RowFilter:
+        view, f = self.view, q.filter
+        row_of = view.bundle.row_of
+        excluded = [row_of[t] for t in f.exclude_track_ids if t in row_of]
+        ranges = []
+        for name, (lo, hi) in f.ranges.items():
+            values = view.numeric_column(name, f"{where}filter.ranges")
+            lo_v = -np.inf if lo is None else float(lo)
+            hi_v = np.inf if hi is None else float(hi)
+            if np.isnan(lo_v) or np.isnan(hi_v) or lo_v > hi_v:
+                raise InvalidQuery(f"{where}filter.ranges[{name!r}]: need min <= max (and not NaN), got {lo}..{hi}")
+            ranges.append((values, lo_v, hi_v))
+        explicit = None
+        if f.explicit is not None:
+            if view.flag_explicit is None:
+                raise InvalidQuery(f"{where}filter.explicit: this bundle has no explicit flag to filter on")
+            explicit = (view.flag_explicit, int(f.explicit))
+        moods = None
+        if f.mood_ids:
+            moods = (view.mood_labels, view.check_mood_ids(f.mood_ids, f"{where}filter.mood_ids"))
+        return RowFilter(
+            exclude_rows=np.asarray(sorted({*excluded, *seed_rows.tolist()}), dtype=np.int64),
+            exclude_songs=np.unique(view.song[seed_rows]).astype(np.int64),
+            include_codes=view.genre_codes(f.include_genres, f"{where}filter.include_genres"),
+            exclude_codes=view.genre_codes(f.exclude_genres, f"{where}filter.exclude_genres"),
+            genre_matrix=view.genre_matrix, explicit=explicit, ranges=ranges, moods=moods)
+
+    def _scoring(self, q: SimilarQuery, where: str) -> Scoring:
+        view = self.view
+        targets = []
+        for name, value in q.targets.items():
+            values = view.numeric_column(name, f"{where}targets")
+            if not np.isfinite(value):
+                raise InvalidQuery(f"{where}targets[{name!r}]: must be a finite number, got {value}")
+            targets.append((values, float(value), view.spread[name]))
+        weight = DEFAULT_TARGET_WEIGHT if q.target_weight is None else q.target_weight
+        if not (np.isfinite(weight) and 0 <= weight <= 1):
+            raise InvalidQuery(f"{where}target_weight: must be 0..1, got {q.target_weight}")
+        genre_weight = self.default_genre_weight if q.genre_weight is None else q.genre_weight
+        if not (np.isfinite(genre_weight) and 0 <= genre_weight <= 1):
+            raise InvalidQuery(f"{where}genre_weight: must be 0..1, got {q.genre_weight}")
+        if genre_weight > 0 and view.bundle.classifier is None:
+            raise InvalidQuery(f"{where}genre_weight: this bundle has no genre classifier; use 0")
+        return Scoring(genre_weight=float(genre_weight), agreement=self._agreement, targets=targets,
+                       target_weight=float(weight))
+
+    def _seeds(self, seeds: Sequence[Seed], where: str, tolerate: bool,
+               unknown: list[str]) -> tuple[list[np.ndarray], list[int], list[np.ndarray]]:
+        """Unit vectors of the seeds, the catalog rows among them, and the raw feature rows of
+        those that have features (catalog tracks and raw-feature seeds)."""
+        view = self.view
+        vectors, rows, raws = [], [], []
+        for i, seed in enumerate(seeds):
+            given = [x is not None for x in (seed.track_id, seed.features, seed.vector)]
+            if sum(given) != 1:
+                raise InvalidQuery(f"{where}[{i}]: give exactly one of track_id, features or vector")
+            if seed.track_id is not None:
+                row = view.bundle.row_of.get(seed.track_id)
+                if row is None:
+                    if tolerate:
+                        unknown.append(seed.track_id)
+                        continue
+                    raise TrackNotFound(f"{where}[{i}].track_id: track {shown(seed.track_id)} is not in the catalog")
+                rows.append(row)
+                vectors.append(view.vectors[row])
+                raws.append(view.bundle.tracks.features[row:row + 1])
+            elif seed.features is not None:
+                raw = view.raw_features(seed.features, f"{where}[{i}].features")
+                vectors.append(view.embed(raw, f"{where}[{i}].features"))
+                raws.append(raw)
+            else:
+                vectors.append(view.check_vector(seed.vector, f"{where}[{i}].vector"))  # type: ignore[arg-type]
+        return vectors, rows, raws

@@ -1,0 +1,182 @@
+"""A loaded bundle seen as a catalog: display columns, lookups, and the validation every query shares.
+
+Built once per bundle. Display columns are plain Python lists (responses read single items, and
+lists do that without numpy scalar boxing); the columns queries compute on stay numpy arrays.
+Everything that turns client input (feature values, genre names, column names, vectors) into
+arrays lives here, so every query that takes such input refuses it with the same message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from ._catalog import song_keys
+from ._errors import InvalidQuery, shown
+from ._loaded import Bundle
+from ._preprocess import l2_normalize
+
+UNKNOWN_FLAG = -1  # a flag column's blank cell (engine/_catalog.py): neither true nor false
+
+
+class CatalogView:
+    """The track table of one :class:`Bundle`, indexed by row (row ``i`` is index vector ``i``)."""
+
+    def __init__(self, bundle: Bundle) -> None:
+        self.bundle = bundle
+        tracks = bundle.tracks
+        self.n = len(tracks)
+        self.vectors = bundle.vectors
+        self.feature_names = tuple(bundle.preprocessor.feature_names)
+        self.feature_index = {n: i for i, n in enumerate(self.feature_names)}
+        self.genre_names = tracks.genre_names
+        self._genre_code = {g: i for i, g in enumerate(self.genre_names)}
+        self.genre_matrix = tracks.genre_matrix()
+        # Numeric columns usable in ranges and targets: the raw features and numeric metadata.
+        self.numeric: dict[str, np.ndarray] = {n: tracks.features[:, i] for i, n in enumerate(self.feature_names)}
+        for col, values in tracks.metadata.items():
+            if values.dtype.kind in "fiu" and col not in self.numeric and col != "explicit":
+                self.numeric[col] = values.astype(np.float64)
+        # A target's distance is measured in units of the column's 1st-99th percentile spread.
+        self.spread: dict[str, float] = {}
+        for name, values in self.numeric.items():
+            finite = values[np.isfinite(values)]
+            lo, hi = np.percentile(finite, [1, 99]) if len(finite) else (0.0, 1.0)
+            self.spread[name] = max(float(hi - lo), 1e-9)
+        self.flag_explicit = _flag(tracks.metadata.get("explicit"))
+        artists = tracks.metadata.get(tracks.artists_column) if tracks.artists_column else None
+        sep = tracks.artist_separator
+        self.artists: list[tuple[str, ...]] = (
+            [tuple(a.strip() for a in str(s).split(sep) if a.strip()) for s in artists]
+            if artists is not None else [() for _ in range(self.n)])
+        # The dataset re-lists one song under several ids (single, album, compilation). A song key
+        # (name + artists) keeps a seed's other listings out of its results and duplicates out of
+        # playlists. Without a name column every track is its own song.
+        names = tracks.metadata.get(bundle.config.schema.name_column or "")
+        self.song = song_keys(names, artists) if names is not None and artists is not None \
+            else np.arange(self.n, dtype=np.int64)
+        self.song_list: list[int] = self.song.tolist()
+        moods = bundle.moods
+        self.mood_labels = moods.labels_
+        self.n_moods = len(moods.clusters_)
+        self.ids: list[str] = [str(t) for t in tracks.ids]
+        self.names: list[str] = [str(x) for x in names] if names is not None else [""] * self.n
+        album = tracks.metadata.get("album_name")
+        self.albums: list[str] = [str(x) for x in album] if album is not None and album.dtype == object \
+            else [""] * self.n
+        self.genres: list[tuple[str, ...]] = [tracks.genres_of(i) for i in range(self.n)]
+        self.mood_ids: list[int] = moods.labels_.astype(int).tolist()
+        mood_names = [c["name"] for c in moods.clusters_]
+        self.mood_names: list[str] = [mood_names[m] for m in self.mood_ids]
+        self.mood_core: list[bool] = moods.is_core_.astype(bool).tolist()
+        self.mood_strength: list[float] = moods.strength_.astype(float).tolist()
+        # None per track whose flag is blank in the source: a client sees "unknown", never a guess.
+        self.explicit: list[bool | None] | None = (
+            [None if v == UNKNOWN_FLAG else bool(v) for v in self.flag_explicit.tolist()]
+            if self.flag_explicit is not None else None)
+
+    # -- lookups -------------------------------------------------------------------------------
+    def row(self, track_id: str) -> int:
+        return self.bundle.row(track_id)
+
+    def features_of(self, row: int) -> dict[str, float]:
+        """Raw feature values and numeric metadata of one track."""
+        return {name: float(values[row]) for name, values in self.numeric.items()}
+
+    def track_record(self, row: int) -> dict[str, Any]:
+        """JSON-able description of one track (what a client shows)."""
+        return {
+            "track_id": self.ids[row], "name": self.names[row], "artists": list(self.artists[row]),
+            "album": self.albums[row], "genres": list(self.genres[row]), "mood_id": self.mood_ids[row],
+            "mood_name": self.mood_names[row], "mood_core": self.mood_core[row],
+            "mood_strength": self.mood_strength[row],
+            "explicit": self.explicit[row] if self.explicit is not None else None,
+            "features": self.features_of(row),
+        }
+
+    # -- client input -> arrays ----------------------------------------------------------------
+    def raw_features(self, values: Mapping[str, float], where: str = "features") -> np.ndarray:
+        """Validate a feature-name -> value mapping into a raw row of shape (1, n_features).
+
+        Also refuses values that overflow once transformed (the classifier reads float32), so a
+        seed the classifier cannot read is refused by every query, not only by ClassifyGenre.
+        """
+        unknown = sorted(set(values) - set(self.feature_names))
+        if unknown:
+            raise InvalidQuery(f"{where}: unknown feature(s) {', '.join(shown(u) for u in unknown[:5])}; "
+                               f"the bundle's features are {list(self.feature_names)}")
+        missing = [n for n in self.feature_names if n not in values]
+        if missing:
+            raise InvalidQuery(f"{where}: missing feature(s) {missing}; every feature of the bundle is required")
+        row = np.array([[float(values[n]) for n in self.feature_names]])
+        bad = [n for n, v in zip(self.feature_names, row[0], strict=True) if not np.isfinite(v)]
+        if bad:
+            raise InvalidQuery(f"{where}: {bad} must be finite numbers (no NaN or infinity)")
+        if not np.isfinite(self.model_inputs(row)).all():
+            raise InvalidQuery(f"{where}: values too large for the model (beyond float32 after transforms; "
+                               "each feature's plausible range is in ServerInfo metrics)")
+        return row
+
+    def model_inputs(self, raw: np.ndarray) -> np.ndarray:
+        """The classifier's inputs for raw rows, float32 (non-finite where a value overflows)."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            return self.bundle.preprocessor.transform_features(raw).astype(np.float32)
+
+    def embed(self, raw: np.ndarray, where: str) -> np.ndarray:
+        """The unit vector of one validated raw row."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            v = self.bundle.preprocessor.embed(raw)[0]
+        if not np.isfinite(v).all():
+            raise InvalidQuery(f"{where}: values too large to place in the vector space "
+                               "(each feature's plausible range is in ServerInfo metrics)")
+        if not np.any(v):
+            raise InvalidQuery(f"{where}: these values sit exactly at the catalog's mean "
+                               "and have no direction to search in")
+        return v
+
+    def check_vector(self, values: Sequence[float], where: str) -> np.ndarray:
+        v = np.asarray(values, dtype=np.float64)
+        dim = self.vectors.shape[1]
+        if v.ndim != 1 or len(v) != dim:
+            raise InvalidQuery(f"{where}: has {v.size} values, but the bundle's vectors have {dim}")
+        if not np.isfinite(v).all():
+            raise InvalidQuery(f"{where}: values must be finite numbers (no NaN or infinity)")
+        unit = l2_normalize(v[None, :])[0]
+        if not np.any(unit):
+            raise InvalidQuery(f"{where}: is a zero vector (or too small to normalize)")
+        return unit
+
+    def numeric_column(self, name: str, where: str) -> np.ndarray:
+        try:
+            return self.numeric[name]
+        except KeyError:
+            raise InvalidQuery(f"{where}: unknown column {shown(name)}; numeric columns are "
+                               f"{sorted(self.numeric)}") from None
+
+    def genre_codes(self, names: Sequence[str], where: str) -> np.ndarray:
+        unknown = [g for g in names if g not in self._genre_code]
+        if unknown:
+            raise InvalidQuery(f"{where}: unknown genre(s) {', '.join(shown(u) for u in unknown[:5])}; "
+                               f"the catalog has {len(self.genre_names)} genres, e.g. {list(self.genre_names[:5])}")
+        return np.asarray(sorted({self._genre_code[g] for g in names}), dtype=np.int64)
+
+    def check_mood_ids(self, ids: Sequence[int], where: str) -> np.ndarray:
+        moods = np.asarray(list(ids), dtype=np.int64)
+        bad = [int(m) for m in moods if not 0 <= m < self.n_moods]
+        if bad:
+            raise InvalidQuery(f"{where}: unknown mood id(s) {bad}; ids are 0..{self.n_moods - 1}")
+        return moods
+
+
+def _flag(values: np.ndarray | None) -> np.ndarray | None:
+    """A flag column as int8 (1 true, 0 false, -1 unknown); None when the bundle has none.
+    Bundles store it as int8; a bool column (no blanks) reads the same."""
+    if values is None:
+        return None
+    if values.dtype == bool:
+        return values.astype(np.int8)
+    if values.dtype.kind in "iu":
+        return values.astype(np.int8)
+    return None  # not a flag: filtering on it is refused, not skipped
