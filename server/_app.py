@@ -18,7 +18,7 @@ from grpc_reflection.v1alpha import reflection
 from engine import use_one_search_thread
 
 from ._generated.musicrec.v1 import recommender_pb2 as pb
-from ._holder import BundleHolder
+from ._holder import BundleHolder, ReloadPolicy
 from ._interceptors import BearerAuth
 from ._service import RecommenderServicer
 
@@ -47,6 +47,9 @@ class ServerOptions:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     watch_interval: float | None = None  # seconds between checks of the bundle path (a `current` link)
+    # ReloadBundle paths must resolve inside it. Without it the root is the configured bundle's
+    # directory and a path needs an admin token (see ReloadPolicy).
+    bundle_root: Path | None = None
 
 
 @dataclasses.dataclass
@@ -88,15 +91,18 @@ def add_servicer(servicer: RecommenderServicer, server: grpc.Server) -> None:
 def create_server(bundle: str | os.PathLike[str] | None, address: str = "127.0.0.1:0",
                   options: ServerOptions | None = None) -> RunningServer:
     """Load ``bundle`` (if given), bind ``address`` (port 0 picks a free port) and start serving.
-    Returns the running server and its port. Raises ``BundleError`` for a bad bundle."""
+    Returns the running server and its port. Raises ``BundleError`` for a bundle that cannot be loaded."""
     options = options or ServerOptions()
     use_one_search_thread()
     holder = BundleHolder(bundle)
     if bundle is not None:
         holder.load()
-    interceptors: list[grpc.ServerInterceptor] = []
+    auth = None
     if options.read_tokens or options.admin_tokens:
-        interceptors.append(BearerAuth(options.read_tokens, options.admin_tokens))
+        auth = BearerAuth(options.read_tokens, options.admin_tokens)
+    interceptors: list[grpc.ServerInterceptor] = [auth] if auth else []
+    reload_policy = ReloadPolicy.for_server(bundle, root=options.bundle_root,
+                                            is_admin=auth.is_admin if auth and options.admin_tokens else None)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=options.workers, thread_name_prefix="rpc"),
         interceptors=interceptors,
@@ -107,7 +113,7 @@ def create_server(bundle: str | os.PathLike[str] | None, address: str = "127.0.0
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
         ],
     )
-    add_servicer(RecommenderServicer(holder), server)
+    add_servicer(RecommenderServicer(holder, reload_policy), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
@@ -128,7 +134,7 @@ def create_server(bundle: str | os.PathLike[str] | None, address: str = "127.0.0
 
 
 def serve_forever(running: RunningServer, *, grace: float = 10.0) -> int:
-    """Block until SIGTERM/SIGINT, then shut down gracefully; SIGHUP reloads the bundle path."""
+    """Block until SIGTERM/SIGINT, then shut down gracefully; SIGHUP reloads the configured bundle path."""
     done = threading.Event()
 
     def on_stop(signum: int, frame: Any) -> None:

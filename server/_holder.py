@@ -1,32 +1,96 @@
-"""The live bundle: loaded and verified off to the side, then swapped in with one assignment.
+"""The live bundle: loaded and verified off to the side, then swapped in with one assignment; and
+which bundles a client may ask for.
 
 A request reads ``holder.current`` once and works on that Recommender to the end, so a reload
 never changes a bundle under a request in flight; the old bundle is freed when the last request
 holding it finishes.
+
+The configured path (usually a ``current`` symlink) is the source of truth: the watcher and SIGHUP
+always re-read it. A ``ReloadBundle`` naming a path loads that bundle once; it serves until the
+configured pointer next changes or the next reload without a path.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
-from engine import load_bundle
-from engine import Recommender
+from engine import BundleError, Recommender, load_bundle
 
 log = logging.getLogger("musicrec.server")
+
+Metadata = Sequence[tuple[str, Any]]
 
 
 class NoBundle(RuntimeError):
     """No bundle is loaded yet (the server answers UNAVAILABLE)."""
 
 
+class BundleLoadError(BundleError):
+    """Loading a bundle failed with something other than the engine's own ``BundleError`` (a
+    library error, a key missing from an old manifest, a bug). Still a refusal: a running server
+    keeps its bundle and answers FAILED_PRECONDITION, ``musicrec serve`` exits 2 with this message."""
+
+
+class ReloadRefused(Exception):
+    """A ``ReloadBundle`` path this caller may not load (the server answers PERMISSION_DENIED)."""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ReloadPolicy:
+    """Which bundles a ``ReloadBundle`` call naming a path may load.
+
+    The path must resolve (symlinks and ``..`` followed) inside ``root``. An explicit root
+    (``--bundle-root``) is the operator saying where bundles live, so whoever may call ReloadBundle
+    at all may name one there. Without it the root is only a guess (the directory holding the
+    configured bundle), so a path also needs an admin token, and with no admin tokens configured
+    path reloads are off. ``is_admin`` is None when no admin tokens are configured.
+    """
+
+    root: Path | None
+    explicit: bool
+    is_admin: Callable[[Metadata], bool] | None = None
+
+    @classmethod
+    def for_server(cls, bundle: str | os.PathLike[str] | None, *, root: str | os.PathLike[str] | None = None,
+                   is_admin: Callable[[Metadata], bool] | None = None) -> ReloadPolicy:
+        if root is not None:
+            return cls(root=Path(os.path.realpath(root)), explicit=True, is_admin=is_admin)
+        default = Path(os.path.realpath(bundle)).parent if bundle is not None else None
+        return cls(root=default, explicit=False, is_admin=is_admin)
+
+    def resolve(self, path: str, metadata: Metadata) -> str:
+        """The real path of ``path`` if this caller may load it, else raise ``ReloadRefused``."""
+        if not self.explicit:
+            if self.is_admin is None:
+                raise ReloadRefused(
+                    "ReloadBundle with a path is off on this server; start it with --bundle-root DIR to allow "
+                    "bundles under DIR, or with --admin-token TOKEN to let admins load bundles under "
+                    f"{self.root or 'the configured bundle directory'}; a reload without a path re-reads "
+                    "the configured bundle")
+            if not self.is_admin(metadata):
+                raise ReloadRefused("ReloadBundle with a path needs an admin token (the server has no --bundle-root)")
+        resolved = os.path.realpath(path)
+        if self.root is None or not Path(resolved).is_relative_to(self.root):
+            raise ReloadRefused(f"ReloadBundle path {path!r} is outside the bundle root "
+                                f"{self.root or '(none: no bundle configured)'} (symlinks and '..' resolved)")
+        return resolved
+
+
 class BundleHolder:
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
-        self.path = Path(path) if path is not None else None
+        self.path = Path(path) if path is not None else None  # the configured pointer; never replaced
         self.current: Recommender | None = None
-        self._resolved: str | None = None
+        # since start: bundles swapped in and loads refused (any caller), and checks of the watcher
+        self.loaded = 0
+        self.refused = 0
+        self.watch_checks = 0
+        self._pointer_seen: str | None = None  # where the configured path led at its last load attempt
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
@@ -38,22 +102,35 @@ class BundleHolder:
         return rec
 
     def load(self, path: str | os.PathLike[str] | None = None) -> tuple[str | None, str, bool]:
-        """Load ``path`` (default: the configured path, re-resolving a ``current`` symlink) and
-        swap it in. Returns (previous version, new version, changed). On any error the previous
-        bundle keeps serving and the error propagates."""
+        """Load ``path`` once, or by default the configured path (re-resolving a ``current``
+        symlink), and swap it in. Returns (previous version, new version, changed). Any failure
+        raises a ``BundleError`` and the previous bundle keeps serving."""
         with self._lock:
             target = Path(path) if path is not None else self.path
             if target is None:
                 raise NoBundle("no bundle path configured")
             resolved = os.path.realpath(target)
+            if path is None:  # seen, whether it loads or not: the watcher waits for the next change
+                self._pointer_seen = resolved
             old = self.current
             old_version = old.bundle.version if old is not None else None
-            rec = Recommender(load_bundle(resolved))
+            try:
+                rec = Recommender(load_bundle(resolved))
+            except BundleError:
+                self.refused += 1
+                raise
+            except Exception as exc:
+                self.refused += 1
+                # A running server keeps serving and the client only sees a status, so the traceback
+                # goes to the log; at start-up `musicrec serve` prints the one-line reason and exits.
+                log.log(logging.ERROR if old is not None else logging.DEBUG,
+                        "refused bundle %s: unexpected %s while loading it", resolved, type(exc).__name__,
+                        exc_info=True)
+                reason = " ".join(str(exc).split())[:300]
+                raise BundleLoadError(f"{resolved}: cannot be loaded ({type(exc).__name__}: {reason})") from exc
             changed = old_version != rec.bundle.version
             self.current = rec  # the swap: one reference assignment
-            self._resolved = resolved
-            if path is not None:
-                self.path = Path(path)
+            self.loaded += 1
             log.info("bundle %s loaded from %s: %d tracks, %d moods, %d genres%s", rec.bundle.version, resolved,
                      rec.n, len(rec.moods()), len(rec.genre_names), "" if changed else " (unchanged)")
             return old_version, rec.bundle.version, changed
@@ -62,19 +139,14 @@ class BundleHolder:
         """Poll the configured path (typically a ``current`` symlink) and reload when it points
         somewhere new. A bundle that fails to load is logged and skipped until the link changes."""
         def loop() -> None:
-            failed: str | None = None
             while not self._stop.wait(interval):
-                if self.path is None:
-                    continue
-                resolved = os.path.realpath(self.path)
-                if resolved in (self._resolved, failed):
+                self.watch_checks += 1
+                if self.path is None or os.path.realpath(self.path) == self._pointer_seen:
                     continue
                 try:
                     self.load()
-                    failed = None
                 except Exception as exc:  # a bad bundle must never take the server down
-                    failed = resolved
-                    log.error("refused new bundle at %s, still serving %s: %s", resolved,
+                    log.error("refused new bundle at %s, still serving %s: %s", self._pointer_seen,
                               self.current.bundle.version if self.current else "nothing", exc)
 
         self._watcher = threading.Thread(target=loop, name="bundle-watcher", daemon=True)

@@ -35,6 +35,12 @@ def _rejecting(handler: grpc.RpcMethodHandler, code: grpc.StatusCode, message: s
     return grpc.unary_unary_rpc_method_handler(reject, **kw)
 
 
+def bearer_token(metadata: Sequence[tuple[str, Any]] | None) -> bytes:
+    """The token of ``authorization: Bearer <token>`` metadata, or b"" when there is none."""
+    header = dict(metadata or ()).get("authorization", "")
+    return header[7:].encode() if isinstance(header, str) and header.startswith("Bearer ") else b""
+
+
 class BearerAuth(grpc.ServerInterceptor):
     """``authorization: Bearer <token>`` metadata. Read tokens may query; admin tokens may also
     reload. Errors say nothing about the catalog."""
@@ -48,13 +54,19 @@ class BearerAuth(grpc.ServerInterceptor):
         # compare against every token so the time taken does not reveal which one is close
         return any([hmac.compare_digest(token, a) for a in allowed])
 
+    def is_admin(self, metadata: Sequence[tuple[str, Any]] | None) -> bool:
+        """Whether ``metadata`` carries an admin token (also asked by ReloadBundle about paths)."""
+        return self._is_admin_token(bearer_token(metadata))
+
+    def _is_admin_token(self, token: bytes) -> bool:
+        return bool(token) and self._matches(token, self.admin)
+
     def intercept_service(self, continuation: Callable[..., Any], details: grpc.HandlerCallDetails) -> Any:
         handler = continuation(details)
         if handler is None or details.method.startswith(EXEMPT_PREFIXES):
             return handler
-        header = dict(details.invocation_metadata or ()).get("authorization", "")
-        token = header[7:].encode() if isinstance(header, str) and header.startswith("Bearer ") else b""
-        is_admin = bool(token) and self._matches(token, self.admin)
+        token = bearer_token(details.invocation_metadata)
+        is_admin = self._is_admin_token(token)
         if not token or not (is_admin or self._matches(token, self.read)):
             return _rejecting(handler, grpc.StatusCode.UNAUTHENTICATED,
                               "missing or invalid bearer token (metadata 'authorization: Bearer <token>')")

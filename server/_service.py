@@ -17,8 +17,7 @@ from typing import Any
 
 import grpc
 
-from engine import BundleError, InvalidQuery, TrackNotFound
-from engine import MAX_K, MAX_PLAYLIST, Recommender
+from engine import MAX_K, MAX_PLAYLIST, BundleError, DeadlineExceeded, InvalidQuery, Recommender, TrackNotFound
 
 from . import _convert as conv
 from ._generated.musicrec.v1 import recommender_pb2 as pb
@@ -47,6 +46,8 @@ def _classify(exc: BaseException) -> tuple[grpc.StatusCode, str]:
         return grpc.StatusCode.INVALID_ARGUMENT, str(exc)
     if isinstance(exc, TrackNotFound):
         return grpc.StatusCode.NOT_FOUND, str(exc)
+    if isinstance(exc, DeadlineExceeded):
+        return grpc.StatusCode.DEADLINE_EXCEEDED, str(exc)
     if isinstance(exc, NoBundle):
         return grpc.StatusCode.UNAVAILABLE, str(exc)
     if isinstance(exc, ReloadRefused):
@@ -61,6 +62,12 @@ def _check_deadline(context: grpc.ServicerContext) -> None:
     remaining = context.time_remaining()
     if remaining is not None and remaining <= 0:
         context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline exceeded before the request was processed")
+
+
+def _deadline(context: grpc.ServicerContext) -> float | None:
+    """The client's deadline as a ``time.monotonic()`` value, for the engine's long loops."""
+    remaining = context.time_remaining()
+    return None if remaining is None else time.monotonic() + remaining
 
 
 def unary(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -111,7 +118,7 @@ class RecommenderServicer(pb_grpc.RecommenderServicer):
     def SimilarTracks(self, request: pb.SimilarTracksRequest,
                       context: grpc.ServicerContext) -> pb.SimilarTracksResponse:
         rec = self.holder.require()
-        result = rec.similar(conv.similar_query_from_pb(request))
+        result = rec.similar(conv.similar_query_from_pb(request), deadline=_deadline(context))
         if request.include_features:
             return conv.similar_response(rec, result, features=True)
         return similar_response_bytes(self._track_bytes(rec), rec, result)
@@ -121,7 +128,8 @@ class RecommenderServicer(pb_grpc.RecommenderServicer):
                            context: grpc.ServicerContext) -> pb.BatchSimilarTracksResponse:
         t0 = time.perf_counter()
         rec = self.holder.require()
-        results = rec.similar_batch([conv.similar_query_from_pb(q) for q in request.queries])
+        results = rec.similar_batch([conv.similar_query_from_pb(q) for q in request.queries],
+                                    deadline=_deadline(context))
         return pb.BatchSimilarTracksResponse(
             responses=[conv.similar_response(rec, r, features=q.include_features)
                        for q, r in zip(request.queries, results, strict=True)],

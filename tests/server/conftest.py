@@ -2,15 +2,25 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
 import pytest
 
-from engine import Recommender
+from engine import Recommender, build_bundle
 from server import RunningServer, ServerOptions, create_server
 from server._generated.musicrec.v1 import recommender_pb2_grpc as pb_grpc
+from tests.conftest import FAST_CONFIG
+
+
+@pytest.fixture(scope="session")
+def second_bundle(synthetic_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Another bundle of the same catalog (another seed, so another version), in another directory."""
+    out = tmp_path_factory.mktemp("bundles2") / "b2"
+    build_bundle(synthetic_csv, out, FAST_CONFIG.replace(seed=7))
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +41,16 @@ def stub(channel: grpc.Channel) -> pb_grpc.RecommenderStub:
     return pb_grpc.RecommenderStub(channel)
 
 
+def wait_until(condition: Callable[[], object], what: str, timeout: float = 10.0) -> None:
+    """Poll ``condition`` until it holds. ``timeout`` only bounds a hang: passing never depends on
+    how fast the machine is, and the test fails naming ``what`` if it never happens."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"still waiting after {timeout} s for {what}")
+        time.sleep(0.01)
+
+
 @dataclasses.dataclass
 class Blocker:
     """SimilarTracks calls (in this process's servers) each release ``entered`` once, then wait
@@ -45,10 +65,10 @@ def blocking(monkeypatch: pytest.MonkeyPatch) -> Iterator[Blocker]:
     blocker = Blocker()
     original = Recommender.similar
 
-    def slow(self: Recommender, query: object) -> object:
+    def slow(self: Recommender, query: object, **kwargs: object) -> object:
         blocker.entered.release()
         blocker.release.wait(10)
-        return original(self, query)  # type: ignore[arg-type]
+        return original(self, query, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(Recommender, "similar", slow)
     yield blocker

@@ -2,35 +2,26 @@
 
 from __future__ import annotations
 
-import json
+import logging
 import os
 import shutil
 import signal
 import threading
-import time
 from pathlib import Path
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from engine import build_bundle, publish
+from engine import publish
 from server import ServerOptions, create_server
 from server._bench import start_server_process
 from server._generated.musicrec.v1 import recommender_pb2 as pb
 from server._generated.musicrec.v1 import recommender_pb2_grpc as pb_grpc
-from tests.conftest import FAST_CONFIG
 
-from .conftest import Blocker
+from .conftest import Blocker, wait_until
 
 T = 10
-
-
-@pytest.fixture(scope="module")
-def second_bundle(synthetic_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("bundles2") / "b2"
-    build_bundle(synthetic_csv, out, FAST_CONFIG.replace(seed=7))
-    return out
 
 
 def test_bearer_tokens(bundle_dir: Path) -> None:
@@ -64,9 +55,11 @@ def test_hot_reload_under_concurrent_requests_fails_nothing(
 ) -> None:
     link = tmp_path / "current"
     publish(bundle_dir, link)
-    srv = create_server(link, "127.0.0.1:0", ServerOptions(max_concurrent=32, watch_interval=0.05))
+    root = Path(os.path.commonpath([bundle_dir, second_bundle]))
+    srv = create_server(link, "127.0.0.1:0", ServerOptions(max_concurrent=32, watch_interval=0.05, bundle_root=root))
     failures: list[str] = []
     answered = [0]
+    count = threading.Lock()
     stop = threading.Event()
     seed = srv.holder.require().ids[0]  # both bundles hold the same catalog
     try:
@@ -79,41 +72,44 @@ def test_hot_reload_under_concurrent_requests_fails_nothing(
                         r = stub.SimilarTracks(pb.SimilarTracksRequest(seeds=[pb.Seed(track_id=seed)], k=10),
                                                timeout=T)
                         assert len(r.results) == 10
-                        answered[0] += 1
+                        with count:
+                            answered[0] += 1
                     except Exception as exc:
                         failures.append(repr(exc))
 
             threads = [threading.Thread(target=hammer) for _ in range(4)]
             for t in threads:
                 t.start()
-            versions = set()
-            for i in range(6):  # alternate by RPC and by repointing the watched link
-                target = second_bundle if i % 2 == 0 else bundle_dir
-                if i < 3:
+            versions = {srv.holder.require().bundle.version}
+            # swap by RPC and by repointing the watched link (each repoint moves it: the watcher follows changes)
+            steps = [("rpc", second_bundle), ("rpc", bundle_dir), ("link", second_bundle), ("link", bundle_dir),
+                     ("rpc", second_bundle), ("link", second_bundle)]
+            for how, target in steps:
+                loaded = srv.holder.loaded
+                if how == "rpc":
                     versions.add(stub.ReloadBundle(pb.ReloadBundleRequest(path=str(target)), timeout=T).bundle_version)
                 else:
                     publish(target, link)
-                    srv.holder.path = link
-                    deadline = time.monotonic() + T
-                    want = json.loads((target / "manifest.json").read_text())["created_at"]
-                    while srv.holder.require().bundle.manifest["created_at"] != want and time.monotonic() < deadline:
-                        time.sleep(0.02)
-                    versions.add(srv.holder.require().bundle.version)
-                time.sleep(0.1)
+                    wait_until(lambda n=loaded: srv.holder.loaded > n, f"the watcher to load {target}")
+                assert srv.holder.require().bundle.path == target.resolve()
+                versions.add(srv.holder.require().bundle.version)
+                swapped_at = answered[0]  # calls must run across every swap
+                wait_until(lambda n=swapped_at: answered[0] >= n + 8 or failures, "calls answered after the swap")
             stop.set()
             for t in threads:
                 t.join()
     finally:
         srv.stop(0)
     assert failures == []
-    assert answered[0] > 20 and len(versions) == 2
+    assert srv.holder.loaded == 1 + len(steps) and srv.holder.refused == 0
+    assert len(versions) == 2
 
 
 def test_a_bad_bundle_is_refused_and_the_old_one_keeps_serving(bundle_dir: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad"
     shutil.copytree(bundle_dir, bad)
     (bad / "index.faiss").write_bytes(b"not an index")
-    srv = create_server(bundle_dir, "127.0.0.1:0")
+    srv = create_server(bundle_dir, "127.0.0.1:0", ServerOptions(bundle_root=tmp_path))
     try:
         with grpc.insecure_channel(f"127.0.0.1:{srv.port}") as ch:
             stub = pb_grpc.RecommenderStub(ch)
@@ -148,7 +144,15 @@ def test_stop_lets_calls_in_flight_finish(bundle_dir: Path, blocking: Blocker) -
         assert blocking.entered.acquire(timeout=T)
         stopper = threading.Thread(target=srv.stop, kwargs={"grace": 5})
         stopper.start()
-        time.sleep(0.2)
+
+        def refusing_new_calls() -> bool:
+            try:
+                health.Check(health_pb2.HealthCheckRequest(), timeout=1)
+            except grpc.RpcError:
+                return True
+            return False
+
+        wait_until(refusing_new_calls, "the server to begin stopping")
         blocking.release.set()
         assert len(call.result().results) == 10  # finished within the grace period
         stopper.join()
@@ -156,28 +160,36 @@ def test_stop_lets_calls_in_flight_finish(bundle_dir: Path, blocking: Blocker) -
             health.Check(health_pb2.HealthCheckRequest(), timeout=1)
 
 
-def test_watched_link_to_a_corrupt_bundle_keeps_the_old_one(bundle_dir: Path, second_bundle: Path,
-                                                            tmp_path: Path) -> None:
+def test_watched_link_to_a_corrupt_bundle_keeps_the_old_one(bundle_dir: Path, second_bundle: Path, tmp_path: Path,
+                                                            caplog: pytest.LogCaptureFixture) -> None:
     corrupt = tmp_path / "corrupt"
     shutil.copytree(bundle_dir, corrupt)
     (corrupt / "tracks.npz").write_bytes(b"\x00" * 100)
     link = tmp_path / "current"
     publish(bundle_dir, link)
+    caplog.set_level(logging.INFO, logger="musicrec.server")
+
+    def refusals() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "refused new bundle" in r.getMessage()]
+
     srv = create_server(link, "127.0.0.1:0", ServerOptions(watch_interval=0.05))
     try:
         before = srv.holder.require().bundle.version
         publish(corrupt, link)
-        time.sleep(0.5)  # several watch cycles: the corrupt bundle is refused each time it is seen
+        # proof that the watcher saw the corrupt bundle and refused it (a dead watcher would not)
+        wait_until(refusals, "the watcher to log that it refused the corrupt bundle")
+        assert str(corrupt.resolve()) in refusals()[0] and srv.holder.refused == 1
+        checks = srv.holder.watch_checks
+        wait_until(lambda: srv.holder.watch_checks >= checks + 3, "more watch cycles")
+        assert srv.holder.refused == 1 and len(refusals()) == 1  # tried once, not again each cycle
         assert srv.holder.require().bundle.version == before
         with grpc.insecure_channel(f"127.0.0.1:{srv.port}") as ch:
             stub = pb_grpc.RecommenderStub(ch)
             assert len(stub.SimilarTracks(pb.SimilarTracksRequest(
                 seeds=[pb.Seed(track_id=srv.holder.require().ids[0])]), timeout=T).results) == 10
         publish(second_bundle, link)  # a good one is picked up after the refusal
-        deadline = time.monotonic() + T
-        while srv.holder.require().bundle.version == before and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert srv.holder.require().bundle.path.resolve() == second_bundle.resolve()
+        wait_until(lambda: srv.holder.require().bundle.path == second_bundle.resolve(), "the good bundle")
+        assert srv.holder.require().bundle.version != before
     finally:
         srv.stop(0)
 
@@ -186,7 +198,8 @@ def test_reloaded_bundles_are_freed(bundle_dir: Path, second_bundle: Path) -> No
     import gc
     import weakref
 
-    srv = create_server(bundle_dir, "127.0.0.1:0")
+    root = Path(os.path.commonpath([bundle_dir, second_bundle]))
+    srv = create_server(bundle_dir, "127.0.0.1:0", ServerOptions(bundle_root=root))
     try:
         with grpc.insecure_channel(f"127.0.0.1:{srv.port}") as ch:
             stub = pb_grpc.RecommenderStub(ch)
