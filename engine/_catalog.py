@@ -11,6 +11,14 @@ Policy, in the order it is applied (every removed row is counted under exactly o
    dropped or imputed per rule.
 4. Rows sharing an id merge into one track carrying every genre of every row (multi-label); the
    first row's features are kept and rows whose features disagree are counted (``id_conflicts``).
+
+Metadata columns (each track's values come from its first row) are typed for filters. A *flag*
+column is one with at least one non-blank cell and every non-blank cell ``true``/``false``/``1``/``0``
+(any case, surrounding spaces ignored); so a column of only 0s and 1s is a flag too. It is stored as
+int8: 1 true, 0 false, -1 unknown. Unknown is a blank cell or a missing-value token (``nan``, ``na``, ``n/a``,
+``null``, ``none``): nothing is invented, and a filter on the flag never matches an unknown. Blanks are
+counted per flag column (``flag_blanks``). Otherwise a column whose non-blank cells are all numbers is
+float64 (blank: NaN), and anything else is text.
 """
 
 from __future__ import annotations
@@ -30,7 +38,8 @@ from ._config import FeatureSchema
 from ._errors import CatalogError
 
 _MISSING_TOKENS = frozenset({"", "nan", "na", "n/a", "null", "none"})
-_BOOL_TOKENS = {"true": True, "false": False}
+_FLAG_TOKENS = {"true": 1, "false": 0, "1": 1, "0": 0}
+UNKNOWN_FLAG = -1  # a blank cell of a flag column (see the module docstring)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +56,8 @@ class IngestReport:
     missing_metadata: int
     tracks: int
     skipped_columns: tuple[str, ...] = ()
+    # per flag column (int8 metadata), how many tracks have it blank, i.e. unknown
+    flag_blanks: dict[str, int] = dataclasses.field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -66,7 +77,8 @@ class Catalog:
     genre_indptr, genre_codes : ndarray of int32
         Track ``i`` has genres ``genre_codes[genre_indptr[i]:genre_indptr[i+1]]`` (first-seen order).
     metadata : dict of column name -> ndarray, each shape (n_tracks,)
-        Strings (object), numbers (float64) or booleans, as parsed.
+        Strings (object), numbers (float64, NaN when blank) or flags (int8: 1 true, 0 false,
+        -1 unknown), as parsed (see the module docstring).
     """
 
     ids: np.ndarray
@@ -106,7 +118,9 @@ class Catalog:
     def from_arrays(cls, arrays: dict[str, np.ndarray], report: IngestReport) -> Catalog:
         metadata = {}
         for i, col in enumerate(str(c) for c in arrays["metadata_columns"]):
-            metadata[col] = _get_strings(arrays, f"meta{i}") if f"meta{i}_blob" in arrays else arrays[f"meta{i}"]
+            values = _get_strings(arrays, f"meta{i}") if f"meta{i}_blob" in arrays else arrays[f"meta{i}"]
+            # bundles written before flags were int8 stored them as bool (and never had blanks)
+            metadata[col] = values.astype(np.int8) if values.dtype == bool else values
         return cls(
             ids=_get_strings(arrays, "ids"),
             feature_names=tuple(str(n) for n in arrays["feature_names"]),
@@ -291,6 +305,7 @@ def clean_catalog(frame: pd.DataFrame, schema: FeatureSchema, *, source: str = "
 
     genre_names, indptr, codes = _merge_labels(frame, schema, id_codes, n_tracks)
     metadata = {col: _parse_metadata(frame[col].to_numpy(dtype=object)[first_row]) for col in present_metadata}
+    flag_blanks = {col: int((v == UNKNOWN_FLAG).sum()) for col, v in metadata.items() if v.dtype == np.int8}
     missing_meta = 0
     if present_metadata:
         text_cols = [frame[c].to_numpy(dtype=object)[first_row] for c in present_metadata]
@@ -307,6 +322,7 @@ def clean_catalog(frame: pd.DataFrame, schema: FeatureSchema, *, source: str = "
         missing_metadata=missing_meta,
         tracks=n_tracks,
         skipped_columns=skipped,
+        flag_blanks=flag_blanks,
     )
     assert rows_read == exact_duplicates + sum(dropped.values()) + report.id_duplicates_merged + n_tracks
     return Catalog(
@@ -374,11 +390,12 @@ def _merge_labels(
 
 
 def _parse_metadata(values: np.ndarray) -> np.ndarray:
-    """Booleans and numbers become typed arrays (for filters); everything else stays text."""
+    """Flags (int8) and numbers (float64) become typed arrays for filters; everything else stays
+    text. See the module docstring for the rule."""
     text = np.array([str(v).strip() for v in values], dtype=object)
-    lowered = {str(v).lower() for v in set(text)}
-    if lowered and lowered <= set(_BOOL_TOKENS):
-        return np.array([_BOOL_TOKENS[v.lower()] for v in text], dtype=bool)
+    tokens = {str(v).lower() for v in set(text)} - _MISSING_TOKENS
+    if tokens and tokens <= set(_FLAG_TOKENS):
+        return np.array([_FLAG_TOKENS.get(v.lower(), UNKNOWN_FLAG) for v in text], dtype=np.int8)
     numbers = pd.to_numeric(pd.Series(text), errors="coerce").to_numpy(dtype=np.float64)
     if len(text) and not np.isnan(numbers[text != ""]).any() and (text != "").any():
         return numbers

@@ -24,6 +24,10 @@ def format_report(manifest: dict[str, Any], *, moods: list[dict[str, Any]] | Non
     ]
     for reason, n in c["imputed"].items():
         lines.append(f"  values imputed       {n:>9,}  {reason} (set to the median)")
+    for col, n in c.get("flag_blanks", {}).items():
+        if n:
+            lines.append(f"  {col + ' unknown':<20} {n:>9,}  blank flag (shown as no value; "
+                         f"{col}=true/false filters leave these tracks out)")
     if c.get("id_conflicts"):
         lines.append(f"  id conflicts         {c['id_conflicts']:>9,}  rows whose features differ from the "
                      "first row of their id (first kept)")

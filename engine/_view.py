@@ -13,12 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from ._catalog import song_keys
+from ._catalog import UNKNOWN_FLAG, song_keys
 from ._errors import InvalidQuery, shown
 from ._loaded import Bundle
 from ._preprocess import l2_normalize
-
-UNKNOWN_FLAG = -1  # a flag column's blank cell (engine/_catalog.py): neither true nor false
 
 
 class CatalogView:
@@ -37,7 +35,8 @@ class CatalogView:
         # Numeric columns usable in ranges and targets: the raw features and numeric metadata.
         self.numeric: dict[str, np.ndarray] = {n: tracks.features[:, i] for i, n in enumerate(self.feature_names)}
         for col, values in tracks.metadata.items():
-            if values.dtype.kind in "fiu" and col not in self.numeric and col != "explicit":
+            # flags (int8: 1, 0, -1 unknown) are filtered as flags, never as numbers
+            if values.dtype.kind in "fiu" and values.dtype != np.int8 and col not in self.numeric:
                 self.numeric[col] = values.astype(np.float64)
         # A target's distance is measured in units of the column's 1st-99th percentile spread.
         self.spread: dict[str, float] = {}

@@ -54,8 +54,9 @@ def track_pb(rec: Recommender, row: int, *, features: bool = False) -> pb.Track:
         genres=rec.genres[row], mood_id=rec.mood_ids[row], mood_name=rec.mood_names[row],
         mood_core=rec.mood_core[row], mood_strength=rec.mood_strength[row],
     )
-    if rec.explicit is not None:
-        track.explicit = rec.explicit[row]
+    flag = rec.explicit[row] if rec.explicit is not None else None
+    if flag is not None:  # a blank flag in the catalog stays unset: unknown, not false
+        track.explicit = flag
     if features:
         track.features.update(rec.features_of(row))
     return track

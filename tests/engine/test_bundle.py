@@ -35,6 +35,7 @@ def test_manifest_has_the_promised_fields(bundle_dir: Path) -> None:
         assert key in m
     assert m["format_version"] == FORMAT_VERSION
     assert set(m["counts"]) >= {"rows_read", "tracks", "dropped", "duplicates_merged"}
+    assert m["counts"]["flag_blanks"] == {"explicit": 0}  # a flag column, recognised, with no blanks
     assert set(m["metrics"]) >= {"pca", "index", "moods", "genre", "similar"}
     sim = m["metrics"]["similar"]  # the shipped ranking, scored on the classifier's held-out artists
     assert sim["queries"] > 100 and sim["genre_weight"] == m["config"]["similar"]["genre_weight"]
@@ -170,7 +171,7 @@ def test_inconsistent_neighbour_table_is_refused(bundle_dir: Path, tmp_path: Pat
     table = np.load(bad / "neighbours.npz")
     rows = table["rows"].copy()
     rows[0, 0] = 10**6
-    np.savez(bad / "neighbours.npz", rows=rows, scores=table["scores"], genre_weight=table["genre_weight"])
+    np.savez(bad / "neighbours.npz", **{**dict(table), "rows": rows})
     rechecksum(bad, "neighbours.npz")
     with pytest.raises(BundleIntegrityError, match="neighbour table does not match"):
         load_bundle(bad)

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine import CatalogError, ConfigError, FeatureSchema, clean_catalog, read_catalog, synthetic_catalog
+from engine import Catalog, CatalogError, ConfigError, FeatureSchema, clean_catalog, read_catalog, synthetic_catalog
+from engine._arrays import load_npz, save_npz
 
 FEATURES = ("danceability", "energy", "key", "loudness", "mode", "speechiness", "acousticness",
             "instrumentalness", "liveness", "valence", "tempo", "time_signature", "duration_ms")
@@ -167,6 +168,52 @@ def test_synthetic_catalog_counts_are_known() -> None:
 
 def test_metadata_types_are_parsed_for_filters() -> None:
     cat = clean_catalog(frame([row("a", "rock", explicit="True"), row("b", "rock")]), FeatureSchema())
-    assert cat.metadata["explicit"].dtype == bool and list(cat.metadata["explicit"]) == [True, False]
+    assert cat.metadata["explicit"].dtype == np.int8 and list(cat.metadata["explicit"]) == [1, 0]
+    assert cat.report.flag_blanks == {"explicit": 0}
     assert cat.metadata["popularity"].dtype == np.float64
     assert list(cat.primary_artists()) == ["A", "A"]
+
+
+def test_a_blank_flag_is_unknown_and_counted_never_demoting_the_column(tmp_path: Path) -> None:
+    rows = [row("a", "rock", explicit="True"), row("b", "rock", explicit=""), row("c", "rock"),
+            row("d", "jazz", explicit="true"), row("e", "jazz", explicit=" FALSE ")]
+    cat = read_catalog(write(tmp_path, rows), FeatureSchema())
+    flags = cat.metadata["explicit"]
+    assert flags.dtype == np.int8 and flags.tolist() == [1, -1, 0, 1, 0]
+    assert cat.report.flag_blanks == {"explicit": 1}
+    assert cat.report.to_json()["flag_blanks"] == {"explicit": 1}
+
+
+@pytest.mark.parametrize(("cells", "expected"), [
+    (["1", "0", "", "1"], [1, 0, -1, 1]),           # 0/1 flags
+    (["TRUE", "null", "False", "NaN"], [1, -1, 0, -1]),  # missing-value tokens are unknown too
+])
+def test_flag_spellings(cells: list[str], expected: list[int]) -> None:
+    rows = [row(f"t{i}", "rock", explicit=c) for i, c in enumerate(cells)]
+    cat = clean_catalog(frame(rows), FeatureSchema())
+    assert cat.metadata["explicit"].dtype == np.int8 and cat.metadata["explicit"].tolist() == expected
+    assert cat.report.flag_blanks == {"explicit": expected.count(-1)}
+
+
+def test_not_flags_stay_numbers_or_text() -> None:
+    cat = clean_catalog(frame([row("a", "rock", explicit="yes"), row("b", "rock", explicit="")]), FeatureSchema())
+    assert cat.metadata["explicit"].dtype == object and cat.report.flag_blanks == {}
+    cat = clean_catalog(frame([row("a", "rock", popularity="2"), row("b", "rock", popularity="")]), FeatureSchema())
+    assert cat.metadata["popularity"].dtype == np.float64 and np.isnan(cat.metadata["popularity"][1])
+    assert cat.metadata["explicit"].dtype == np.int8  # every cell "False"
+    blank = clean_catalog(frame([row("a", "rock", explicit="")]), FeatureSchema())
+    assert blank.metadata["explicit"].dtype == object  # no value at all says nothing about the column
+
+
+def test_flags_round_trip_through_npz_without_pickle(tmp_path: Path) -> None:
+    cat = clean_catalog(frame([row("a", "rock", explicit="True"), row("b", "rock", explicit=""), row("c", "rock")]),
+                        FeatureSchema())
+    save_npz(tmp_path / "tracks.npz", cat.to_arrays())
+    back = Catalog.from_arrays(load_npz(tmp_path / "tracks.npz"), cat.report)
+    assert back.metadata["explicit"].dtype == np.int8 and back.metadata["explicit"].tolist() == [1, -1, 0]
+    # a bundle written when flags were bool still loads, as 1/0
+    arrays = cat.to_arrays()
+    i = list(arrays["metadata_columns"]).index("explicit")
+    arrays[f"meta{i}"] = np.array([True, False, False])
+    old = Catalog.from_arrays(arrays, cat.report)
+    assert old.metadata["explicit"].dtype == np.int8 and old.metadata["explicit"].tolist() == [1, 0, 0]

@@ -1,9 +1,21 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
+import xgboost as xgb
 
+from engine._config import GenreConfig
+from engine._explain import PathExplainer
 from engine._families import SPOTIFY_GENRE_FAMILIES, family_matrix
-from engine._genre import baselines, calibration_error, family_metrics, genre_metrics, grouped_split, subset_labels
+from engine._genre import (
+    GenreClassifier,
+    baselines,
+    calibration_error,
+    family_metrics,
+    genre_metrics,
+    grouped_split,
+    subset_labels,
+)
 
 
 def test_top1_counts_any_of_the_tracks_genres() -> None:
@@ -68,3 +80,28 @@ def test_family_metrics_sum_genre_probabilities() -> None:
     # track 0: electronic 0.6 beats jazz 0.4 and it is deep-house: right; track 1: jazz wins, wrong
     assert m["top1"] == 0.5 and m["n_families"] == 2
     assert {f["family"]: f["top1"] for f in m["per_family"]} == {"electronic": 0.5, "jazz & blues": None}
+
+
+@pytest.mark.parametrize("strategy", ["multi_output_tree", "one_output_per_tree"])
+def test_path_explainer_contributions_sum_to_the_margin_of_the_explained_class(strategy: str) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 5)).astype(np.float32)
+    x[::9, 1] = np.nan  # missing values follow each split's default direction
+    codes = ((x[:, 0] > 0) + 2 * (np.nan_to_num(x[:, 1]) > 0.5)).astype(np.int32)
+    names = tuple(f"f{i}" for i in range(5))
+    model = GenreClassifier(genre_names=("a", "b", "c", "d"), feature_names=names).fit(
+        x, np.arange(401, dtype=np.int32), codes, GenreConfig(multi_strategy=strategy, max_depth=3), rounds=6)
+    margins = model.booster_.predict(xgb.DMatrix(x[:40], feature_names=list(names)), output_margin=True)
+    explainer = PathExplainer(model.booster_)
+    for row in range(40):
+        for cls in range(4):
+            bias, contrib = explainer.explain(x[row], cls)
+            assert contrib.shape == (5,)
+            assert bias + contrib.sum() == pytest.approx(float(margins[row, cls]), abs=1e-5)
+    assert np.abs([explainer.explain(x[row], 0)[1] for row in range(40)]).sum() > 0
+    if strategy == "one_output_per_tree":  # XGBoost's own Saabas attributions exist here: the same numbers
+        own = model.booster_.predict(xgb.DMatrix(x[:5], feature_names=list(names)), pred_contribs=True,
+                                     approx_contribs=True)  # (rows, classes, features + bias)
+        for row in range(5):
+            bias, contrib = explainer.explain(x[row], 2)
+            np.testing.assert_allclose([*contrib, bias], own[row, 2], atol=1e-5)
