@@ -1,6 +1,6 @@
 """The bundle: one directory holding everything the server needs, verifiable and pickle-free.
 
-Layout (format version 1)::
+Layout (format version 3)::
 
     manifest.json      format, source sha256, counts, schema, config, versions, metrics, file sha256s
     preprocess.npz     transform specs, scaling and PCA arrays

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from collections.abc import Mapping
 
@@ -30,7 +31,8 @@ class GenreClassify:
     def __init__(self, view: CatalogView) -> None:
         self.view = view
         self.classifier = view.bundle.classifier
-        self._explainer = PathExplainer(self.classifier.booster_) if self.classifier is not None else None
+        self._explainer: PathExplainer | None = None  # parsed on the first explain: seconds for big models
+        self._explainer_lock = threading.Lock()
         self._families = family_matrix(view.genre_names)
 
     def classify(self, *, track_id: str | None = None, features: Mapping[str, float] | None = None,
@@ -59,8 +61,7 @@ class GenreClassify:
         contributions: list[tuple[str, float]] = []
         bias = 0.0
         if explain:
-            assert self._explainer is not None  # built with the classifier
-            bias, contrib = self._explainer.explain(x[0], int(top[0]))
+            bias, contrib = self._explain_with().explain(x[0], int(top[0]))
             names = classifier.feature_names
             order = np.argsort(-np.abs(contrib), kind="stable")
             contributions = [(names[i], float(contrib[i])) for i in order]
@@ -73,3 +74,10 @@ class GenreClassify:
         return Classification(genres=[(view.genre_names[i], float(proba[i])) for i in top],
                               contributions=contributions, bias=float(bias), known_genres=known,
                               took_ms=(time.perf_counter() - t0) * 1e3, families=families)
+
+    def _explain_with(self) -> PathExplainer:
+        with self._explainer_lock:
+            if self._explainer is None:
+                assert self.classifier is not None
+                self._explainer = PathExplainer(self.classifier.booster_)
+            return self._explainer

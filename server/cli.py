@@ -16,6 +16,9 @@ def add_parsers(sub: Any) -> None:
                        description="Serve a bundle (or a `current` symlink, with --watch) over gRPC: "
                                    "musicrec.v1.Recommender, grpc.health.v1.Health and server reflection.")
     p.add_argument("--bundle", type=Path, required=True, help="bundle directory or a symlink to one")
+    p.add_argument("--bundle-root", type=Path, metavar="DIR",
+                   help="ReloadBundle PATH must lie under DIR (default: the directory holding the bundle, and "
+                        "then only with an admin token)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 for all)")
     p.add_argument("--port", type=int, default=50051)
     p.add_argument("--max-concurrent", type=int, default=64,
@@ -65,7 +68,8 @@ def add_parsers(sub: Any) -> None:
     qs.add_parser("info", help="bundle and server information")
     t = qs.add_parser("track", help="one track")
     t.add_argument("track_id")
-    r = qs.add_parser("reload", help="reload the bundle (admin token when auth is on)")
+    r = qs.add_parser("reload", help="re-read the server's configured bundle, or load PATH once (admin token "
+                      "when auth is on; PATH under the server's --bundle-root)")
     r.add_argument("path", nargs="?", default="")
     q.set_defaults(func=cmd_query)
 
@@ -142,14 +146,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if bool(args.tls_cert) != bool(args.tls_key):
         print("musicrec serve: error: --tls-cert and --tls-key go together", file=sys.stderr)
         return 2
+    if args.bundle_root is not None and not args.bundle_root.is_dir():
+        print(f"musicrec serve: error: --bundle-root {args.bundle_root}: not a directory", file=sys.stderr)
+        return 2
     options = ServerOptions(max_concurrent=args.max_concurrent, workers=args.workers, read_tokens=tuple(args.token),
                             admin_tokens=tuple(args.admin_token), tls_cert=args.tls_cert, tls_key=args.tls_key,
-                            watch_interval=args.watch)
+                            watch_interval=args.watch, bundle_root=args.bundle_root)
     try:
         running = create_server(args.bundle, f"{args.host}:{args.port}", options)
-    except BundleError as exc:
+    except BundleError as exc:  # any failure to load the bundle (see BundleHolder.load)
         print(f"musicrec serve: error: {exc}", file=sys.stderr)
-        return 1
+        return 2
     except OSError as exc:
         print(f"musicrec serve: error: {exc}", file=sys.stderr)
         return 1
