@@ -1,0 +1,107 @@
+"""Where the time of a query about a new track goes: SimilarTracks and ClassifyGenre seeded by raw
+feature values, stage by stage, in-process on one thread (no gRPC), beside "more like this" by id.
+
+Stages, as the server runs them: parse (protobuf -> engine query), plan (validate, transform,
+embed), classify (the seed's genre probabilities), search (the candidate source's first fetch),
+survivors (exact cosines, filter, one listing per song), score (genre agreement, sort), select
+(artist cap / MMR walk, page), serialize (response bytes). Seeds are catalog tracks' own feature
+values, sent as if new. Medians over --queries seeds, each stage timed separately.
+
+    python benchmarks/new_track_path.py BUNDLE [--queries 500] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine import Recommender, load_bundle, use_one_search_thread
+from engine._ranking import Selector, Survivors
+from server import _convert as conv
+from server._generated.musicrec.v1 import recommender_pb2 as pb
+from server._wire import TrackBytes, similar_response_bytes
+
+
+def timer(fn: Callable[[], Any]) -> tuple[float, Any]:
+    t0 = time.perf_counter()
+    out = fn()
+    return (time.perf_counter() - t0) * 1e6, out
+
+
+def stages(rec: Recommender, request: pb.SimilarTracksRequest, wire: TrackBytes) -> dict[str, float]:
+    search = rec._similar
+    view = rec.view
+    us: dict[str, float] = {}
+    us["parse"], query = timer(lambda: conv.similar_query_from_pb(request))
+    us["plan"], plan = timer(lambda: search.plan(query, ""))
+    us["classify"], affinity = timer(lambda: search._affinity(plan))
+    survivors = Survivors(search.source, view.n, view.vectors, view.song, plan.vector, plan.row_filter, search.block)
+    us["search"], rows = timer(lambda: search.source.nearest(plan.vector, survivors.fetch_size(0)))
+    us["survivors"], block = timer(lambda: survivors.next_block())
+    us["score"], ranked = timer(lambda: plan.scoring.sorted_block(block, affinity))
+    select = Selector(need=query.k, cap=query.max_per_artist, diversity=query.diversity, artists=view.artists,
+                      vectors=view.vectors, deadline=None)
+    us["select"], _ = timer(lambda: select.feed(*ranked))
+    result = search._page(plan, select, block.consumed, 0, time.perf_counter())
+    us["serialize"], _ = timer(lambda: similar_response_bytes(wire, rec, result))
+    us["whole (one call)"], _ = timer(lambda: similar_response_bytes(wire, rec, rec.similar(query)))
+    return us
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("bundle", type=Path)
+    parser.add_argument("--queries", type=int, default=500)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+    use_one_search_thread()
+    rec = Recommender(load_bundle(args.bundle))
+    if rec.bundle.classifier is not None:
+        rec.bundle.classifier.booster_.set_param({"nthread": 1})
+    wire = TrackBytes(rec.n)
+    rng = np.random.default_rng(0)
+    rows = rng.choice(rec.n, size=min(args.queries, rec.n), replace=False)
+    report: dict[str, Any] = {"bundle": str(args.bundle), "tracks": rec.n, "queries": len(rows),
+                              "index": rec.bundle.manifest["metrics"]["index"]["kind"]}
+    for label, make in (
+        ("SimilarTracks by features", lambda r: pb.SimilarTracksRequest(
+            seeds=[pb.Seed(features=pb.FeatureValues(values={n: float(v) for n, v in zip(
+                rec.feature_names, rec.bundle.tracks.features[r], strict=True)}))], k=10)),
+        ("SimilarTracks by id", lambda r: pb.SimilarTracksRequest(seeds=[pb.Seed(track_id=rec.ids[r])], k=10)),
+    ):
+        for r in rows[:20]:
+            stages(rec, make(r), wire)  # warm caches
+        samples: dict[str, list[float]] = {}
+        for r in rows:
+            for stage, us in stages(rec, make(r), wire).items():
+                samples.setdefault(stage, []).append(us)
+        report[label] = {stage: round(statistics.median(v), 1) for stage, v in samples.items()}
+    classify: list[float] = []
+    for r in rows:
+        values = {n: float(v) for n, v in zip(rec.feature_names, rec.bundle.tracks.features[r], strict=True)}
+        request = pb.ClassifyGenreRequest(features=pb.FeatureValues(values=values))
+        classify.append(timer(lambda request=request: conv.classification_pb(rec.classify(
+            features=dict(request.features.values), top_k=request.top_k)).SerializeToString())[0])
+    report["ClassifyGenre by features"] = {"whole (one call)": round(statistics.median(classify), 1)}
+    for label in ("SimilarTracks by features", "SimilarTracks by id", "ClassifyGenre by features"):
+        print(f"== {label} (median microseconds, one thread)")
+        for stage, us in report[label].items():
+            print(f"  {stage:18s} {us:9.1f}")
+    print(f"command: python benchmarks/new_track_path.py {args.bundle} --queries {args.queries}")
+    print(f"machine: {platform.platform()}")
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
