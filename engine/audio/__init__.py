@@ -1,0 +1,73 @@
+"""Audio in: decode recordings and describe them with librosa (the optional ``audio`` extra).
+
+Importing this package loads neither librosa nor soundfile; the functions that need them import
+them when called, so the schema preset and bundle code can read the column names on a lean install.
+
+    from engine.audio import ExtractorParams, analyse
+    rows = analyse(open("song.flac", "rb").read(), ExtractorParams()).rows   # one dict of descriptors
+
+Decoding (``decode``: soundfile, mono mix, soxr resampling) is separate from analysis
+(``describe(y, sr, params)``); ``musicrec extract`` runs both over files in a process pool.
+"""
+
+import numpy as np
+
+from ._columns import (
+    DESCRIPTOR_DOCS,
+    DESCRIPTORS,
+    EXTRA_FEATURES,
+    EXTRACTOR_NAME,
+    EXTRACTOR_VERSION,
+    GTZAN_FEATURES,
+    METADATA_COLUMNS,
+    ExtractorParams,
+    csv_columns,
+    extractor_info,
+)
+from ._decode import REASONS, BadAudio, Decoded, check_usable, decode, sniff
+from ._extract import (
+    Analysed,
+    AudioNotSupported,
+    analyse,
+    bundle_extractor,
+    read_provenance,
+    segments,
+    sidecar_path,
+    warm_up,
+)
+
+
+def describe(y: np.ndarray, sr: int, params: ExtractorParams) -> dict[str, float]:
+    """Every descriptor of mono ``y`` at ``sr`` (see engine/audio/_analysis.py); loads librosa."""
+    from ._analysis import describe as _describe
+
+    return _describe(y, sr, params)
+
+
+__all__ = [
+    "DESCRIPTORS",
+    "DESCRIPTOR_DOCS",
+    "EXTRACTOR_NAME",
+    "EXTRACTOR_VERSION",
+    "EXTRA_FEATURES",
+    "GTZAN_FEATURES",
+    "METADATA_COLUMNS",
+    "REASONS",
+    "Analysed",
+    "AudioNotSupported",
+    "BadAudio",
+    "Decoded",
+    "ExtractorParams",
+    "analyse",
+    "bundle_extractor",
+    "check_usable",
+    "csv_columns",
+    "decode",
+    "describe",
+    "extractor_info",
+    "read_provenance",
+    "segments",
+    "sidecar_path",
+    "sniff",
+    "warm_up",
+]

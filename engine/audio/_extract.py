@@ -1,0 +1,125 @@
+"""One clip -> rows of descriptors (whole, or one row per fixed-length segment), shared by
+``musicrec extract`` and the server's audio queries, so both analyse audio identically."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine._errors import EngineError
+
+from ._columns import EXTRACTOR_NAME, EXTRACTOR_VERSION, ExtractorParams
+from ._decode import BadAudio, check_usable, decode
+
+
+class AudioNotSupported(EngineError, RuntimeError):
+    """An audio query against a bundle that was not built from this extractor's output."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Analysed:
+    """Descriptor rows of one clip (one per segment, or one for the whole clip)."""
+
+    rows: list[dict[str, float]]
+    starts: list[float]  # start of each row's audio, seconds
+    seconds: float  # the clip's duration
+    clipped_fraction: float
+    silent_segments: int = 0
+
+
+def segments(y: np.ndarray, sr: int, seconds: float | None) -> list[tuple[float, np.ndarray]]:
+    """``(start in seconds, samples)`` of consecutive ``seconds``-long pieces of ``y``; a remainder
+    shorter than a segment is left out, and a clip shorter than one segment is one piece.
+    ``seconds`` None: the whole clip."""
+    if not seconds:
+        return [(0.0, y)]
+    step = round(seconds * sr)
+    count = len(y) // step
+    if count == 0:
+        return [(0.0, y)]
+    return [(i * seconds, y[i * step:(i + 1) * step]) for i in range(count)]
+
+
+def analyse(data: bytes, params: ExtractorParams, *, segment_seconds: float | None = None,
+            name: str = "clip") -> Analysed:
+    """Decode ``data`` and describe it. Raises :class:`BadAudio` naming why it cannot be analysed.
+    With ``segment_seconds``, a silent segment (a quiet intro) is left out and counted."""
+    from ._analysis import describe
+
+    decoded = decode(data, params.sample_rate, name=name)
+    check_usable(decoded.y, decoded.sr, min_seconds=params.min_seconds, silence_dbfs=params.silence_dbfs,
+                 name=name)
+    rows, starts, silent = [], [], 0
+    for start, piece in segments(decoded.y, decoded.sr, segment_seconds):
+        try:
+            check_usable(piece, decoded.sr, min_seconds=min(params.min_seconds, len(piece) / decoded.sr),
+                         silence_dbfs=params.silence_dbfs)
+        except BadAudio:
+            silent += 1
+            continue
+        rows.append(describe(piece, decoded.sr, params))
+        starts.append(start)
+    return Analysed(rows=rows, starts=starts, seconds=decoded.seconds, clipped_fraction=decoded.clipped_fraction,
+                    silent_segments=silent)
+
+
+def warm_up(params: ExtractorParams | None = None) -> float:
+    """Run one short synthetic clip through :func:`describe` so numba compiles (or loads from its
+    cache) librosa's kernels now rather than in the first real request. Returns the seconds taken."""
+    import time
+
+    from ._analysis import describe, synthetic_clip
+
+    params = params or ExtractorParams()
+    t0 = time.perf_counter()
+    describe(synthetic_clip(params.sample_rate), params.sample_rate, params)
+    return time.perf_counter() - t0
+
+
+# -- provenance: the sidecar beside the CSV, and the bundle manifest's "audio" block --------------
+
+def sidecar_path(csv_path: str | os.PathLike[str]) -> Path:
+    """``features.csv`` -> ``features.extraction.json`` (the extraction report and the extractor)."""
+    path = Path(csv_path)
+    return path.with_name(path.stem + ".extraction.json")
+
+
+def read_provenance(csv_path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The extractor block and segment length recorded beside ``csv_path`` by ``musicrec extract``,
+    for the bundle manifest; None when the CSV did not come from the extractor."""
+    side = sidecar_path(csv_path)
+    if not side.is_file():
+        return None
+    try:
+        report = json.loads(side.read_text(encoding="utf-8"))
+        extractor = report["extractor"]
+        ExtractorParams.from_json(extractor["params"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise EngineError(f"{side}: not a readable extraction report ({exc}); re-run musicrec extract "
+                          "or move the file away") from None
+    if report.get("output") != Path(csv_path).name:
+        return None  # a report about another CSV
+    return {"extractor": extractor, "segment_seconds": report.get("segment_seconds"),
+            "sidecar": side.name}
+
+
+def bundle_extractor(manifest: dict[str, Any]) -> tuple[ExtractorParams, float | None]:
+    """The extractor parameters and segment length an audio query against this bundle must use.
+    Raises :class:`AudioNotSupported` when the bundle was not built from extracted audio, or by an
+    extractor version this code does not implement."""
+    audio = manifest.get("audio")
+    if not audio:
+        raise AudioNotSupported("this bundle was not built from audio extracted by `musicrec extract`, so an "
+                                "audio clip cannot be placed among its tracks; send track ids or feature values")
+    extractor = audio["extractor"]
+    if extractor.get("name") != EXTRACTOR_NAME or extractor.get("version") != EXTRACTOR_VERSION:
+        raise AudioNotSupported(f"this bundle's audio was extracted by {extractor.get('name')} version "
+                                f"{extractor.get('version')}; this server implements {EXTRACTOR_NAME} version "
+                                f"{EXTRACTOR_VERSION}")
+    return ExtractorParams.from_json(extractor["params"]), audio.get("segment_seconds")
+

@@ -1,0 +1,58 @@
+"""Every way a file can fail has its own reason (engine/audio/_decode.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine.audio import REASONS, BadAudio, decode, sniff
+from engine.audio._synth import chord_pad
+from tests.audio.conftest import SR, encode
+
+CLIP = chord_pad(57, True, 6.0).astype(np.float32)
+
+
+def reason(data: bytes) -> str:
+    with pytest.raises(BadAudio) as err:
+        decode(data, SR, name="x")
+    assert err.value.reason in REASONS
+    return err.value.reason
+
+
+@pytest.mark.parametrize(("fmt", "subtype"), [("WAV", "PCM_16"), ("FLAC", "PCM_16"), ("OGG", "VORBIS"),
+                                              ("MP3", "MPEG_LAYER_III"), ("WAV", "FLOAT")])
+def test_supported_formats_decode(fmt: str, subtype: str) -> None:
+    decoded = decode(encode(CLIP, SR, fmt, subtype), SR)
+    assert abs(decoded.seconds - 6.0) < 0.1 and decoded.y.dtype == np.float32
+
+
+def test_not_audio() -> None:
+    assert reason(b"title,artist\nsong,someone\n" * 20) == "not audio"
+    assert reason(b"\x89PNG\r\n\x1a\n" + bytes(200)) == "not audio"
+
+
+def test_unsupported_containers() -> None:
+    assert reason(b"\x00\x00\x00\x20ftypM4A " + bytes(400)) == "unsupported"
+    assert reason(b"MThd\x00\x00\x00\x06\x00\x01\x00\x01\x01\xe0" + bytes(50)) == "unsupported"
+    assert sniff(b"\xff\xf1\x50\x80")[0] == "unsupported"  # ADTS AAC, not MP3
+
+
+def test_corrupt() -> None:
+    assert reason(b"RIFF\x10\x00\x00\x00WAVEjunkjunkjunk" + bytes(100)) == "corrupt"
+    flac = bytearray(encode(np.tile(CLIP, 5), SR, "FLAC", "PCM_16"))
+    middle = len(flac) // 3
+    flac[middle:middle + 3000] = np.random.default_rng(0).integers(0, 256, 3000, dtype=np.uint8).tobytes()
+    assert reason(bytes(flac)) == "corrupt"
+    nan = encode(np.full(SR * 3, np.nan, dtype=np.float32), SR, "WAV", "FLOAT")
+    assert reason(nan) == "corrupt"
+
+
+@pytest.mark.parametrize(("fmt", "subtype"), [("WAV", "PCM_16"), ("FLAC", "PCM_16"), ("OGG", "VORBIS"),
+                                              ("MP3", "MPEG_LAYER_III")])
+def test_truncated(fmt: str, subtype: str) -> None:
+    data = encode(np.tile(CLIP, 5), SR, fmt, subtype)
+    assert reason(data[:len(data) // 2]) == "truncated"
+
+
+def test_empty_file_is_truncated() -> None:
+    assert reason(b"") == "truncated"
