@@ -16,9 +16,10 @@ rises steeply up to w ~0.35 and flattens, while the mean cosine of the results f
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
+
+from ._candidates import CandidateSource
+from ._ranking import RowFilter, Scoring, Survivors
 
 
 class GenreAgreement:
@@ -84,27 +85,31 @@ def rerank_table(rows: np.ndarray, scores: np.ndarray, proba: np.ndarray, agreem
     return out_rows, out_scores
 
 
-def evaluate_reranking(index_search: Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]],
-                       vectors: np.ndarray, queries: np.ndarray, query_proba: np.ndarray, genres: np.ndarray,
-                       songs: np.ndarray, agreement: GenreAgreement, weight: float, candidates: int,
-                       k: int = 10) -> dict[str, float]:
-    """Genre-precision@k of plain cosine and of the re-ranking, for catalog tracks used as queries.
+def evaluate_reranking(source: CandidateSource, vectors: np.ndarray, queries: np.ndarray, query_proba: np.ndarray,
+                       genres: np.ndarray, songs: np.ndarray, agreement: GenreAgreement, weight: float,
+                       block: int, k: int = 10) -> dict[str, float]:
+    """Genre-precision@k of the shipped ranking (engine/_ranking.py) for catalog tracks used as
+    "more like this" queries, by cosine alone (weight 0) and with genre agreement at ``weight``.
 
     ``query_proba`` must come from a model that never saw the queries' artists; ``genres`` is the
-    catalog's multi-hot genre matrix and ``songs`` a song key per track: results drop the query's
-    own song (other listings of it share its genres and would flatter both numbers).
+    catalog's multi-hot genre matrix and ``songs`` a song key per track (the query's own song is
+    excluded, as in every by-id query).
     """
-    scores, rows = index_search(np.ascontiguousarray(vectors[queries], dtype=np.float32), candidates + 1)
-    reranked, _ = rerank_table(rows, scores, query_proba, agreement, weight, candidates + 1)
+    scoring = Scoring(genre_weight=weight, agreement=agreement)
+    cosine_hits, reranked_hits = [], []
+    for q, proba in zip(queries.tolist(), query_proba, strict=True):
+        row_filter = RowFilter(exclude_rows=np.array([q], np.int64), exclude_songs=songs[q:q + 1].astype(np.int64))
+        first = Survivors(source, len(vectors), vectors, songs, vectors[q], row_filter, block).next_block()
+        if first is None:
+            continue
+        wanted = genres[q].nonzero()[0]
+        ranked, _ = scoring.sorted_block(first, proba)
+        cosine_hits.append(genres[np.ix_(first.rows[:k], wanted)].any(axis=1).mean())
+        reranked_hits.append(genres[np.ix_(ranked[:k], wanted)].any(axis=1).mean())
 
-    def precision(lists: np.ndarray) -> float:
-        hits = []
-        for q, found in zip(queries, lists, strict=True):
-            keep = found[(found >= 0) & (songs[np.maximum(found, 0)] != songs[q])][:k]
-            if len(keep):
-                hits.append(genres[np.ix_(keep, genres[q].nonzero()[0])].any(axis=1).mean())
+    def mean(hits: list[float]) -> float:
         return round(float(np.mean(hits)), 4) if hits else float("nan")
 
-    return {"queries": len(queries), "k": k, "candidates": candidates, "genre_weight": weight,
-            f"genre_precision_at_{k}_cosine": precision(rows),
-            f"genre_precision_at_{k}_reranked": precision(reranked)}
+    return {"queries": len(cosine_hits), "k": k, "candidates": block, "genre_weight": weight,
+            f"genre_precision_at_{k}_cosine": mean(cosine_hits),
+            f"genre_precision_at_{k}_reranked": mean(reranked_hits)}
