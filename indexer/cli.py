@@ -1,9 +1,10 @@
 """The ``musicrec`` command.
 
-Subcommands: ``index`` (CSV -> bundle), ``synth`` (write a synthetic catalog CSV), ``demo`` (the
-main job: build a bundle from a CSV, or from a synthetic catalog when none is given, print its
-report, serve it and answer sample queries), and ``serve``/``query`` from ``server.cli``. Errors in
-the input end with a message naming the file, row or column and exit code 2.
+Subcommands: ``index`` (CSV -> bundle), ``extract`` (audio files -> features CSV), ``synth`` (write a
+synthetic catalog CSV), ``demo`` (the main job: build a bundle from a CSV, or from a synthetic
+catalog when none is given, print its report, serve it and answer sample queries), and
+``serve``/``query`` from ``server.cli``. Errors in the input end with a message naming the file,
+row or column and exit code 2.
 """
 
 from __future__ import annotations
@@ -80,6 +81,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--tracks", type=int, default=20_000, help="synthetic catalog size (default 20000)")
     _add_build_options(p)
     p.set_defaults(func=_cmd_demo)
+
+    from ._extract import add_parser as add_extract  # audio files -> features CSV (the audio extra)
+
+    add_extract(sub)
 
     # serve/query/bench are defined beside their commands. Importing server.cli loads argument
     # definitions only (server/__init__ loads grpc on first use): `musicrec index` never needs grpc.

@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._app import RunningServer, ServerOptions, create_server, serve_forever
+    from ._app import RunningServer, ServerOptions, ServerStartError, create_server, serve_forever
 
-__all__ = ["RunningServer", "ServerOptions", "create_server", "serve_forever"]
+__all__ = ["RunningServer", "ServerOptions", "ServerStartError", "create_server", "serve_forever"]
 
 
 # The public names load ``_app`` (and with it grpc, protobuf and the engine) on first use rather than

@@ -17,6 +17,7 @@ from grpc_reflection.v1alpha import reflection
 
 from engine import use_one_search_thread
 
+from ._bind import ServerStartError, check_bindable, read_tls_files
 from ._generated.musicrec.v1 import recommender_pb2 as pb
 from ._holder import BundleHolder, ReloadPolicy
 from ._interceptors import BearerAuth
@@ -90,13 +91,15 @@ def add_servicer(servicer: RecommenderServicer, server: grpc.Server) -> None:
 
 def create_server(bundle: str | os.PathLike[str] | None, address: str = "127.0.0.1:0",
                   options: ServerOptions | None = None) -> RunningServer:
-    """Load ``bundle`` (if given), bind ``address`` (port 0 picks a free port) and start serving.
-    Returns the running server and its port. Raises ``BundleError`` for a bundle that cannot be loaded."""
+    """Bind ``address`` (port 0 picks a free port), load ``bundle`` (if given) and start serving.
+    Returns the running server and its port. Raises ``ServerStartError`` for an address that cannot
+    be bound or unusable TLS files, both checked before the (slow) bundle load, and ``BundleError``
+    for a bundle that cannot be loaded."""
     options = options or ServerOptions()
+    credentials = _tls_credentials(options.tls_cert, options.tls_key)
+    check_bindable(address)  # a port in use fails here, in milliseconds, before the bundle loads
     use_one_search_thread()
     holder = BundleHolder(bundle)
-    if bundle is not None:
-        holder.load()
     auth = None
     if options.read_tokens or options.admin_tokens:
         auth = BearerAuth(options.read_tokens, options.admin_tokens)
@@ -118,19 +121,32 @@ def create_server(bundle: str | os.PathLike[str] | None, address: str = "127.0.0
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
         (SERVICE, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server)
-    if options.tls_cert and options.tls_key:
-        creds = grpc.ssl_server_credentials([(options.tls_key.read_bytes(), options.tls_cert.read_bytes())])
-        port = server.add_secure_port(address, creds)
-    else:
-        port = server.add_insecure_port(address)
+    try:
+        port = (server.add_secure_port(address, credentials) if credentials is not None
+                else server.add_insecure_port(address))
+    except RuntimeError:  # grpc's "Failed to bind"; check_bindable said why unless another process won a race
+        port = 0
     if port == 0:
-        raise OSError(f"cannot bind {address} (in use?)")
+        raise ServerStartError(f"cannot listen on {address}: the address is in use or not available here")
+    if bundle is not None:
+        try:
+            holder.load()
+        except BaseException:
+            # A bound server only lets go of its port once started and stopped.
+            server.start()
+            server.stop(None).wait()
+            raise
     server.start()
     running = RunningServer(server=server, port=port, holder=holder, health=health_servicer)
     running.set_serving(holder.current is not None)
     if options.watch_interval and bundle is not None:
         holder.watch(options.watch_interval)
     return running
+
+
+def _tls_credentials(cert: Path | None, key: Path | None) -> grpc.ServerCredentials | None:
+    pem = read_tls_files(cert, key)
+    return None if pem is None else grpc.ssl_server_credentials([(pem[1], pem[0])])
 
 
 def serve_forever(running: RunningServer, *, grace: float = 10.0) -> int:

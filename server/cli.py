@@ -136,6 +136,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from ._bind import ServerStartError, check_bindable, read_tls_files
+
+    try:  # at once: before grpc, the engine and the bundle take seconds to load
+        read_tls_files(args.tls_cert, args.tls_key)
+        check_bindable(f"{args.host}:{args.port}")
+    except ServerStartError as exc:
+        print(f"musicrec serve: error: {exc}", file=sys.stderr)
+        return 2
+
     import logging
 
     from engine import BundleError
@@ -143,9 +152,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from ._app import ServerOptions, create_server, serve_forever
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if bool(args.tls_cert) != bool(args.tls_key):
-        print("musicrec serve: error: --tls-cert and --tls-key go together", file=sys.stderr)
-        return 2
     if args.bundle_root is not None and not args.bundle_root.is_dir():
         print(f"musicrec serve: error: --bundle-root {args.bundle_root}: not a directory", file=sys.stderr)
         return 2
@@ -154,12 +160,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
                             watch_interval=args.watch, bundle_root=args.bundle_root)
     try:
         running = create_server(args.bundle, f"{args.host}:{args.port}", options)
-    except BundleError as exc:  # any failure to load the bundle (see BundleHolder.load)
+    except (ServerStartError, BundleError, OSError) as exc:  # address, TLS files, any failure to load the bundle
         print(f"musicrec serve: error: {exc}", file=sys.stderr)
         return 2
-    except OSError as exc:
-        print(f"musicrec serve: error: {exc}", file=sys.stderr)
-        return 1
     rec = running.holder.require()
     logging.getLogger("musicrec.server").info(
         "serving musicrec.v1.Recommender on %s:%d%s (bundle %s: %d tracks, %d moods, %d genres, %s index)",

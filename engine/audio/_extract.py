@@ -27,6 +27,7 @@ class Analysed:
 
     rows: list[dict[str, float]]
     starts: list[float]  # start of each row's audio, seconds
+    lengths: list[int]  # samples of each row's audio, at the extractor's rate
     seconds: float  # the clip's duration
     clipped_fraction: float
     silent_segments: int = 0
@@ -54,7 +55,7 @@ def analyse(data: bytes, params: ExtractorParams, *, segment_seconds: float | No
     decoded = decode(data, params.sample_rate, name=name)
     check_usable(decoded.y, decoded.sr, min_seconds=params.min_seconds, silence_dbfs=params.silence_dbfs,
                  name=name)
-    rows, starts, silent = [], [], 0
+    rows, starts, lengths, silent = [], [], [], 0
     for start, piece in segments(decoded.y, decoded.sr, segment_seconds):
         try:
             check_usable(piece, decoded.sr, min_seconds=min(params.min_seconds, len(piece) / decoded.sr),
@@ -64,8 +65,9 @@ def analyse(data: bytes, params: ExtractorParams, *, segment_seconds: float | No
             continue
         rows.append(describe(piece, decoded.sr, params))
         starts.append(start)
-    return Analysed(rows=rows, starts=starts, seconds=decoded.seconds, clipped_fraction=decoded.clipped_fraction,
-                    silent_segments=silent)
+        lengths.append(len(piece))
+    return Analysed(rows=rows, starts=starts, lengths=lengths, seconds=decoded.seconds,
+                    clipped_fraction=decoded.clipped_fraction, silent_segments=silent)
 
 
 def warm_up(params: ExtractorParams | None = None) -> float:

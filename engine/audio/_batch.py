@@ -1,0 +1,410 @@
+"""Extraction over many files: inputs -> one CSV row per track (or per segment), resumable.
+
+- Files are read from the given files and folders (hidden files aside); a file's id is its path
+  relative to the folder given (with several inputs, prefixed by the folder's name).
+- Each file is keyed by the sha256 of its bytes. Rows go to the CSV with one ``write`` per file,
+  as soon as the file is done, so an interrupted run loses nothing it wrote; a re-run skips every
+  file whose content is already in the CSV (a half-written last line from a kill is cut first).
+- A file that cannot be analysed never stops the run: it is counted under its reason
+  (engine/audio/_decode.py) and listed in the extraction report, the JSON sidecar beside the CSV,
+  which also records the extractor's version and parameters for the bundle.
+- Files are analysed in a process pool (spawned workers warm librosa's JIT once each).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import csv
+import dataclasses
+import datetime as dt
+import hashlib
+import io
+import json
+import multiprocessing
+import os
+import resource
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from engine._errors import CatalogError
+
+from ._columns import ExtractorParams, csv_columns, extractor_info
+from ._decode import REASONS, BadAudio
+from ._extract import analyse, sidecar_path
+
+LABEL_SOURCES = ("folder", "tag", "none")
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    path: Path
+    id: str
+
+
+@dataclasses.dataclass
+class Progress:
+    """What a progress display needs; ``files`` counts files dealt with in this run."""
+
+    files: int = 0
+    total: int = 0
+    extracted: int = 0
+    already: int = 0
+    skipped: int = 0
+    audio_seconds: float = 0.0
+    started: float = dataclasses.field(default_factory=time.monotonic)
+
+
+@dataclasses.dataclass
+class ExtractionReport:
+    output: str
+    extractor: dict[str, Any]
+    segment_seconds: float | None
+    label_from: str
+    inputs: list[str]
+    status: str = "running"
+    started_at: str = ""
+    files_found: int = 0
+    extracted: int = 0
+    already_extracted: int = 0
+    duplicates: list[dict[str, str]] = dataclasses.field(default_factory=list)
+    skipped: dict[str, int] = dataclasses.field(default_factory=dict)
+    skipped_files: list[dict[str, str]] = dataclasses.field(default_factory=list)
+    silent_segments_left_out: int = 0
+    rows_written: int = 0
+    rows_total: int = 0
+    audio_seconds: float = 0.0
+    cpu_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    workers: int = 0
+    worker_peak_rss_mib: float = 0.0
+
+    @property
+    def skipped_count(self) -> int:
+        return sum(self.skipped.values())
+
+    def to_json(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["skipped_count"] = self.skipped_count
+        out["realtime_factor_per_core"] = round(self.audio_seconds / self.cpu_seconds, 1) if self.cpu_seconds else None
+        return out
+
+
+def find_files(inputs: Sequence[Path], exclude: Sequence[Path] = ()) -> list[Job]:
+    """Every non-hidden file under the inputs, sorted, with its id. Raises :class:`CatalogError`
+    for a missing input or two files with one id."""
+    excluded = {p.resolve() for p in exclude}
+    jobs: list[Job] = []
+    dirs = [p for p in inputs if p.is_dir()]
+    for item in inputs:
+        if not item.exists():
+            raise CatalogError(f"{item}: no such file or directory")
+        if item.is_file():
+            jobs.append(Job(item, item.name))
+            continue
+        prefix = f"{item.resolve().name}/" if len(dirs) > 1 else ""
+        for root, subdirs, files in os.walk(item):
+            subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
+            for name in sorted(files):
+                path = Path(root) / name
+                if name.startswith(".") or path.resolve() in excluded or not path.is_file():
+                    continue
+                jobs.append(Job(path, prefix + path.relative_to(item).as_posix()))
+    seen: dict[str, Path] = {}
+    for job in jobs:
+        if job.id in seen:
+            raise CatalogError(f"{seen[job.id]} and {job.path} would both get the id {job.id!r}; "
+                               "give their folders separately or rename one")
+        seen[job.id] = job.path
+    return jobs
+
+
+def read_tags(path: Path) -> dict[str, str]:
+    """title/artist/album/genre from the file's tags (ID3, Vorbis comments, RIFF-ID3), '' if absent."""
+    out = {"title": "", "artist": "", "album": "", "genre": ""}
+    try:
+        import mutagen
+
+        f = mutagen.File(path, easy=True)
+    except Exception:  # mutagen raises many types for odd files; tags are optional
+        return out
+    tags = getattr(f, "tags", None)
+    if not tags:
+        return out
+    id3 = {"title": "TIT2", "artist": "TPE1", "album": "TALB", "genre": "TCON"}
+    for key in out:
+        value = None
+        try:
+            value = tags.get(key) or tags.get(id3[key])
+        except (KeyError, ValueError, TypeError):
+            value = None
+        if value is not None:
+            text = getattr(value, "text", value)
+            items = text if isinstance(text, list) else [text]
+            out[key] = "; ".join(str(v).strip() for v in items if str(v).strip())
+    return out
+
+
+def read_label_table(path: Path) -> dict[str, str]:
+    """``filename,label`` rows (the id or the bare file name) from a CSV."""
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+    except OSError as exc:
+        raise CatalogError(f"{path}: cannot read the label table ({exc.strerror or exc})") from None
+    if not rows or not {"filename", "label"} <= set(rows[0]):
+        raise CatalogError(f"{path}: a label table needs the columns filename,label")
+    return {r["filename"].strip(): r["label"].strip() for r in rows}
+
+
+# -- the worker side ------------------------------------------------------------------------------
+
+_PARAMS: ExtractorParams | None = None
+
+
+def init_worker(params_json: dict[str, Any], warm: bool = True) -> None:
+    """Process-pool initializer: fix the parameters and pay numba's compile once per worker."""
+    global _PARAMS
+    _PARAMS = ExtractorParams.from_json(params_json)
+    if warm:
+        from ._extract import warm_up
+
+        warm_up(_PARAMS)
+
+
+@dataclasses.dataclass
+class FileResult:
+    id: str
+    lines: str = ""  # CSV text of the file's rows
+    rows: int = 0
+    reason: str = ""
+    message: str = ""
+    seconds: float = 0.0
+    cpu_seconds: float = 0.0
+    peak_rss_mib: float = 0.0
+    silent_segments: int = 0
+
+
+def extract_file(job: Job, sha: str, label_from: str, labels: dict[str, str] | None,
+                 segment_seconds: float | None) -> FileResult:
+    """Analyse one file into CSV text (worker side; never raises for a bad file)."""
+    params = _PARAMS or ExtractorParams()
+    cpu0 = time.process_time()
+    result = FileResult(job.id)
+    try:
+        data = job.path.read_bytes()
+        analysed = analyse(data, params, segment_seconds=segment_seconds, name=job.path.name)
+    except BadAudio as exc:
+        result.reason, result.message = exc.reason, exc.message
+    except OSError as exc:
+        result.reason, result.message = "unreadable", f"{job.path.name}: {exc.strerror or exc}"
+    else:
+        tags = read_tags(job.path)
+        label = {"folder": job.path.parent.name, "tag": tags["genre"], "none": ""}.get(label_from, "")
+        if labels is not None:
+            label = labels.get(job.id, labels.get(job.path.name, ""))
+        title = tags["title"] or job.id.rsplit(".", 1)[0]
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        for i, (row, start, n) in enumerate(zip(analysed.rows, analysed.starts, analysed.lengths, strict=True)):
+            seconds = n / params.sample_rate
+            row_id = f"{job.id}#{i}" if segment_seconds else job.id
+            writer.writerow([row_id, n, *(f"{v:.9g}" for v in row.values()), label, title, tags["artist"],
+                             tags["album"], job.id, i if segment_seconds else "", f"{start:g}", f"{seconds:.3f}",
+                             f"{analysed.clipped_fraction:.6g}", sha])
+        result.lines, result.rows = buf.getvalue(), len(analysed.rows)
+        result.seconds, result.silent_segments = analysed.seconds, analysed.silent_segments
+        if not analysed.rows:
+            result.reason, result.message = "silent", f"{job.path.name}: every segment is silent"
+    result.cpu_seconds = time.process_time() - cpu0
+    result.peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return result
+
+
+# -- the parent side ------------------------------------------------------------------------------
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _prepare_output(out: Path, report: ExtractionReport) -> tuple[set[str], int]:
+    """Create the CSV with its header, or check an existing one and return the content hashes it
+    holds and its row count (after cutting a half-written last line)."""
+    header = list(csv_columns())
+    side = sidecar_path(out)
+    if not out.exists() or out.stat().st_size == 0:
+        out.write_text(",".join(header) + "\n", encoding="utf-8")
+        return set(), 0
+    if not side.is_file():
+        raise CatalogError(f"{out} exists but {side.name} (its extraction report) does not, so which extractor "
+                           "wrote it is unknown; write to a new file")
+    try:
+        previous = json.loads(side.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CatalogError(f"{side}: unreadable ({exc}); write to a new file") from None
+    if previous.get("extractor") != report.extractor:
+        raise CatalogError(f"{out} was written by {previous.get('extractor')}, not {report.extractor}; "
+                           "write to a new file")
+    if previous.get("segment_seconds") != report.segment_seconds:
+        raise CatalogError(f"{out} holds rows with segment_seconds={previous.get('segment_seconds')}, not "
+                           f"{report.segment_seconds}; write to a new file")
+    raw = out.read_bytes()
+    if not raw.endswith(b"\n"):  # a run killed mid-write: its last line is incomplete
+        with out.open("r+b") as fh:
+            fh.truncate(raw.rfind(b"\n") + 1)
+        raw = raw[:raw.rfind(b"\n") + 1]
+    reader = csv.reader(io.StringIO(raw.decode("utf-8")))
+    found = next(reader, [])
+    if found != header:
+        raise CatalogError(f"{out}: its header is not this extractor's; write to a new file")
+    sha_col = header.index("sha256")
+    done, rows = set(), 0
+    for row in reader:
+        if len(row) == len(header):
+            done.add(row[sha_col])
+            rows += 1
+    return done, rows
+
+
+def _write_report(out: Path, report: ExtractionReport) -> None:
+    side = sidecar_path(out)
+    tmp = side.with_name(side.name + ".tmp")
+    tmp.write_text(json.dumps(report.to_json(), indent=1) + "\n", encoding="utf-8")
+    os.replace(tmp, side)
+
+
+def run_extraction(
+    inputs: Sequence[Path], out: Path, *, params: ExtractorParams | None = None,
+    segment_seconds: float | None = None, label_from: str = "folder", workers: int = 2,
+    progress: Callable[[Progress], None] | None = None,
+) -> ExtractionReport:
+    """Extract every file under ``inputs`` into ``out`` (appending to it when it exists).
+
+    ``label_from``: ``folder`` (the parent folder's name), ``tag`` (the genre tag), ``none``, or
+    the path of a CSV with ``filename,label`` columns. ``workers`` 0 runs in this process.
+    Raises :class:`CatalogError` for bad inputs; bad files are counted, never raised.
+    """
+    params = params or ExtractorParams()
+    if segment_seconds is not None and segment_seconds < params.min_seconds:
+        raise CatalogError(f"--segment-seconds {segment_seconds:g} is below the extractor's minimum clip "
+                           f"length of {params.min_seconds:g} s")
+    labels = None
+    if label_from not in LABEL_SOURCES:
+        labels = read_label_table(Path(label_from))
+    report = ExtractionReport(output=out.name, extractor=extractor_info(params), segment_seconds=segment_seconds,
+                              label_from=label_from, inputs=[str(p) for p in inputs], workers=workers,
+                              started_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
+    jobs = find_files(inputs, exclude=[out, sidecar_path(out)])
+    report.files_found = len(jobs)
+    if not out.parent.is_dir():
+        raise CatalogError(f"cannot write {out}: directory {out.parent} does not exist")
+    done, report.rows_total = _prepare_output(out, report)
+    _write_report(out, report)
+    state = Progress(total=len(jobs))
+    t0 = time.monotonic()
+    fd = os.open(out, os.O_WRONLY | os.O_APPEND)
+    try:
+        for job, _sha, result, same_as in _run(jobs, done, labels, label_from, segment_seconds, params, workers):
+            state.files += 1
+            if result is None and same_as:
+                report.duplicates.append({"path": str(job.path), "same_as": same_as})
+            elif result is None:
+                report.already_extracted += 1
+                state.already += 1
+            elif result.reason and not result.rows:
+                report.skipped[result.reason] = report.skipped.get(result.reason, 0) + 1
+                report.skipped_files.append({"path": str(job.path), "reason": result.reason,
+                                             "detail": result.message})
+                state.skipped += 1
+            else:
+                os.write(fd, result.lines.encode("utf-8"))  # one write per file: whole rows or none
+                report.extracted += 1
+                report.rows_written += result.rows
+                report.rows_total += result.rows
+                report.silent_segments_left_out += result.silent_segments
+                state.extracted += 1
+            if result is not None:
+                report.audio_seconds += result.seconds
+                state.audio_seconds += result.seconds
+                report.cpu_seconds += result.cpu_seconds
+                report.worker_peak_rss_mib = max(report.worker_peak_rss_mib, result.peak_rss_mib)
+            if progress:
+                progress(state)
+        report.status = "finished"
+    except BaseException:
+        report.status = "interrupted"
+        raise
+    finally:
+        os.close(fd)
+        report.wall_seconds = round(time.monotonic() - t0, 2)
+        report.audio_seconds, report.cpu_seconds = round(report.audio_seconds, 2), round(report.cpu_seconds, 2)
+        report.worker_peak_rss_mib = round(report.worker_peak_rss_mib, 1)
+        report.skipped = {r: report.skipped[r] for r in (*REASONS, "unreadable") if r in report.skipped}
+        _write_report(out, report)
+    return report
+
+
+def _run(jobs: list[Job], done: set[str], labels: dict[str, str] | None, label_from: str,
+         segment_seconds: float | None, params: ExtractorParams,
+         workers: int) -> Iterator[tuple[Job, str, FileResult | None, str]]:
+    """(job, sha256, result, same_as) per file: result None when its content is already in the CSV
+    (same_as "") or was met earlier in this run (same_as names that file). Files are hashed
+    lazily and at most 2 per worker are in flight, so memory stays flat on any number of files."""
+    seen: dict[str, str] = {}  # content met in this run -> the first file's id
+
+    def fresh(job: Job) -> tuple[str, str | None]:
+        """(sha, None) for new content, else (sha, same_as)."""
+        try:
+            sha = _sha256(job.path)
+        except OSError:
+            return "", None  # the worker reports it as unreadable
+        if sha in seen:
+            return sha, seen[sha]
+        if sha in done:
+            return sha, ""
+        seen[sha] = job.id
+        return sha, None
+
+    if workers <= 0:
+        init_worker(params.to_json(), warm=False)
+        for job in jobs:
+            sha, same_as = fresh(job)
+            if same_as is None:
+                yield job, sha, extract_file(job, sha, label_from, labels, segment_seconds), ""
+            else:
+                yield job, sha, None, same_as
+        return
+    context = multiprocessing.get_context("spawn")  # never fork a process that may hold threads
+    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=init_worker,
+                                initargs=(params.to_json(),)) as pool:
+        in_flight: dict[cf.Future[FileResult], tuple[Job, str]] = {}
+        queue = iter(jobs)
+        try:
+            for job in queue:
+                sha, same_as = fresh(job)
+                if same_as is not None:
+                    yield job, sha, None, same_as
+                    continue
+                in_flight[pool.submit(extract_file, job, sha, label_from, labels, segment_seconds)] = (job, sha)
+                while len(in_flight) >= 2 * workers:
+                    yield from _completed(in_flight)
+            while in_flight:
+                yield from _completed(in_flight)
+        except BaseException:
+            for future in in_flight:
+                future.cancel()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+
+
+def _completed(in_flight: dict[cf.Future[FileResult], tuple[Job, str]],
+               ) -> Iterator[tuple[Job, str, FileResult, str]]:
+    finished, _ = cf.wait(in_flight, return_when=cf.FIRST_COMPLETED)
+    for future in finished:
+        job, sha = in_flight.pop(future)
+        yield job, sha, future.result(), ""

@@ -1,0 +1,106 @@
+"""``musicrec extract``: audio files and folders -> a features CSV (see engine/audio/_batch.py).
+
+Exit status: 0 every file extracted (or already in the CSV); 3 finished, but some files were
+skipped (each listed with its reason in the extraction report beside the CSV); 2 bad input (no
+such input, an existing CSV written by another extractor or with another segment length); 130
+interrupted (everything written so far is kept: re-run the same command to resume).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+EXIT_SKIPPED = 3
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "extract", help="audio files -> a features CSV (GTZAN-layout descriptors, librosa)",
+        description="Analyse audio files (WAV, FLAC, OGG, MP3, AIFF; any rate, mono or stereo) into one CSV row "
+                    "per track, or per segment, named like the GTZAN feature tables (filename, length, "
+                    "chroma_stft_mean, ..., mfcc20_var, label) plus tempo confidence, beat strength, onset rate, "
+                    "key/mode, loudness, flatness, contrast and chroma bins. Resumable: re-running skips files "
+                    "already in the CSV. Bad files are counted and listed in <out stem>.extraction.json. Exit "
+                    "status 3 means it finished with some files skipped. Needs the audio extra.")
+    p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="audio files or folders")
+    p.add_argument("--out", type=Path, required=True, help="CSV to write or extend (resume)")
+    p.add_argument("--segment-seconds", type=float, metavar="S",
+                   help="also cut each file into S-second segments, one row each (column song names the file)")
+    p.add_argument("--label-from", default="folder", metavar="folder|tag|none|FILE.csv",
+                   help="genre label: the parent folder's name (default), the genre tag, none, or a CSV with "
+                        "filename,label columns")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                   help="worker processes (default: one per core; 0: in this process)")
+    p.add_argument("--quiet", action="store_true", help="no progress line on stderr")
+    p.set_defaults(func=cmd_extract)
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    return f"{seconds // 3600}h{seconds // 60 % 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def _progress_line(state: Any) -> str:
+    elapsed = max(time.monotonic() - state.started, 1e-9)
+    rate = state.files / elapsed
+    eta = (state.total - state.files) / rate if rate > 0 else 0.0
+    return (f"\r[{state.files:>{len(str(state.total))}}/{state.total}] {rate:5.1f} files/s, "
+            f"{state.audio_seconds / elapsed:5.0f}x real time, ETA {_duration(eta)}, "
+            f"{state.extracted} extracted, {state.already} already done, {state.skipped} skipped ")
+
+
+def cmd_extract(args: argparse.Namespace) -> int:
+    try:
+        from engine.audio._batch import run_extraction
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        print(f"musicrec extract: error: the audio extra is not installed ({exc}); "
+              "pip install -e '.[audio]'", file=sys.stderr)
+        return 2
+    if args.segment_seconds is not None and args.segment_seconds <= 0:
+        print("musicrec extract: error: --segment-seconds must be > 0", file=sys.stderr)
+        return 2
+    show = not args.quiet and sys.stderr.isatty()
+    last = [0.0]
+
+    def progress(state: Any) -> None:
+        now = time.monotonic()
+        if show and (now - last[0] > 0.25 or state.files == state.total):
+            last[0] = now
+            print(_progress_line(state), end="", file=sys.stderr, flush=True)
+
+    try:
+        report = run_extraction(args.inputs, args.out, segment_seconds=args.segment_seconds,
+                                label_from=args.label_from, workers=args.workers, progress=progress)
+    except KeyboardInterrupt:
+        print(f"\nmusicrec extract: interrupted; every row written to {args.out} is kept: run the same command "
+              "again to resume", file=sys.stderr)
+        return 130
+    if show:
+        print(file=sys.stderr)
+    from engine.audio import sidecar_path
+
+    rate = f", {report.audio_seconds / report.cpu_seconds:.0f}x real time per core" if report.cpu_seconds else ""
+    print(f"{report.files_found} files: {report.extracted} extracted ({report.rows_written} rows), "
+          f"{report.already_extracted} already in {args.out}, {report.skipped_count} skipped; "
+          f"{report.rows_total} rows in all; {report.audio_seconds:.0f} s of audio in {report.wall_seconds:.1f} s"
+          f"{rate}")
+    if report.duplicates:
+        print(f"{len(report.duplicates)} file(s) repeat the content of another file and were not repeated "
+              f"(listed under duplicates in {sidecar_path(args.out)})")
+    if report.silent_segments_left_out:
+        print(f"{report.silent_segments_left_out} silent segment(s) left out")
+    if report.skipped_count:
+        reasons = ", ".join(f"{n} {reason}" for reason, n in report.skipped.items())
+        print(f"finished with {report.skipped_count} file(s) skipped ({reasons}); each is listed with its "
+              f"reason in {sidecar_path(args.out)}", file=sys.stderr)
+        for item in report.skipped_files[:10]:
+            print(f"  {item['reason']}: {item['detail']}", file=sys.stderr)
+        if len(report.skipped_files) > 10:
+            print(f"  ... and {len(report.skipped_files) - 10} more", file=sys.stderr)
+        return EXIT_SKIPPED
+    return 0

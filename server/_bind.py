@@ -1,0 +1,63 @@
+"""Start-up checks that need only the standard library, so ``musicrec serve`` can refuse a port in use
+or a bad TLS file at once, before grpc, the engine and the bundle load (seconds), and say why."""
+
+from __future__ import annotations
+
+import errno
+import socket
+import ssl
+from pathlib import Path
+
+
+class ServerStartError(Exception):
+    """The server cannot start: its address cannot be bound or its TLS files cannot be used. The
+    message is one line naming the flag and value at fault (``musicrec serve`` prints it, exit 2)."""
+
+
+def check_bindable(address: str) -> None:
+    """Raise ``ServerStartError`` with the operating system's reason when ``address`` cannot be bound.
+
+    grpc only says "Failed to bind" (and logs a C-core line on stderr); a plain socket bound the way
+    grpc binds (SO_REUSEADDR, no SO_REUSEPORT) names the cause, such as another server on the port."""
+    host, _, port_text = address.rpartition(":")
+    host = host.strip("[]") or "0.0.0.0"
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ServerStartError(f"cannot listen on {address!r}: expected HOST:PORT") from None
+    if not 0 <= port <= 65535:
+        raise ServerStartError(f"cannot listen on {address}: port {port} is outside 0..65535")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ServerStartError(f"cannot listen on {address}: unknown host {host!r} ({exc.strerror})") from None
+    for family, kind, proto, _, sockaddr in infos:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(sockaddr)
+            except OSError as exc:
+                hint = ("another process is listening there (another musicrec serve?); stop it or choose another "
+                        "--port" if exc.errno == errno.EADDRINUSE else "choose another --host or --port")
+                raise ServerStartError(f"cannot listen on {address}: {exc.strerror}; {hint}") from None
+
+
+def read_tls_files(cert: Path | None, key: Path | None) -> tuple[bytes, bytes] | None:
+    """The PEM bytes of (certificate chain, private key), or None without TLS. Checked with the ``ssl``
+    module: grpc accepts any bytes and only fails later, at every client's handshake."""
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise ServerStartError("--tls-cert and --tls-key go together")
+    contents = []
+    for flag, path in (("--tls-cert", cert), ("--tls-key", key)):
+        try:
+            contents.append(Path(path).read_bytes())
+        except OSError as exc:
+            raise ServerStartError(f"{flag} {path}: cannot read it ({exc.strerror})") from None
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except ssl.SSLError as exc:
+        raise ServerStartError(f"--tls-cert {cert} / --tls-key {key}: not a PEM certificate and its matching "
+                               f"private key ({exc.reason or exc})") from None
+    return contents[0], contents[1]

@@ -1,0 +1,167 @@
+"""`musicrec extract`: rows, labels, tags, every bad-file reason, resuming, and a kill mid-run."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.audio import csv_columns
+from engine.audio._synth import STYLES, chord_pad, write_corpus
+from indexer.cli import main
+from tests.audio.conftest import SR, encode
+
+REPO = Path(__file__).resolve().parents[2]
+BAD_FILES = {  # file name -> the reason it must be listed under
+    "notes.txt": "not audio",
+    "cover.m4a": "unsupported",
+    "broken.wav": "corrupt",
+    "cut.wav": "truncated",
+    "blip.wav": "too short",
+    "quiet.flac": "silent",
+}
+
+
+def rows_of(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def add_bad_files(folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    clip = chord_pad(57, True, 4.0).astype(np.float32)
+    (folder / "notes.txt").write_text("title,artist\nnot,audio\n")
+    (folder / "cover.m4a").write_bytes(b"\x00\x00\x00\x20ftypM4A " + bytes(500))
+    (folder / "broken.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunkjunkjunk" + bytes(300))
+    whole = encode(clip)
+    (folder / "cut.wav").write_bytes(whole[:len(whole) // 2])
+    (folder / "blip.wav").write_bytes(encode(clip[:SR]))
+    (folder / "quiet.flac").write_bytes(encode(np.zeros(4 * SR, dtype=np.float32), SR, "FLAC", "PCM_16"))
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("corpus") / "music"
+    write_corpus(root, styles=STYLES[:3], artists_per_style=2, songs_per_artist=1, seconds=4.0)
+    return root
+
+
+def test_extract_writes_rows_labels_tags_and_lists_every_bad_file(corpus: Path, tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    music = tmp_path / "music"
+    shutil.copytree(corpus, music)
+    add_bad_files(music / "junk")
+    shutil.copy(sorted(music.glob("rock/*"))[0], music / "rock" / "copy of a rock song.wav")
+    out = tmp_path / "features.csv"
+    assert main(["extract", str(music), "--out", str(out), "--workers", "0"]) == 3
+    err = capsys.readouterr().err
+    assert "finished with 6 file(s) skipped" in err
+    rows = rows_of(out)
+    assert list(rows[0]) == list(csv_columns())
+    assert len(rows) == 6 and {r["label"] for r in rows} == {"ambient", "rock", "electronic"}
+    for r in rows:
+        assert r["filename"].startswith(r["label"] + "/")
+        assert r["artist"] == f"{r['label'].title()} Artist {r['artist'][-1]}" and r["title"].startswith("Song ")
+        assert r["song"] == r["filename"] and abs(float(r["duration"]) - 4.0) < 0.05
+        assert int(r["length"]) == pytest.approx(4 * SR, abs=2)
+    report = json.loads((tmp_path / "features.extraction.json").read_text())
+    assert report["status"] == "finished" and report["extracted"] == 6
+    listed = {Path(item["path"]).name: item["reason"] for item in report["skipped_files"]}
+    assert listed == BAD_FILES
+    assert report["skipped"] == {reason: 1 for reason in BAD_FILES.values()}
+    assert [Path(d["path"]).name for d in report["duplicates"]] == ["copy of a rock song.wav"]
+    assert report["extractor"]["name"] == "musicrec-librosa" and report["extractor"]["params"]["sample_rate"] == SR
+
+
+def test_a_rerun_adds_only_new_files(corpus: Path, tmp_path: Path) -> None:
+    music = tmp_path / "music"
+    shutil.copytree(corpus / "ambient", music / "ambient")
+    out = tmp_path / "f.csv"
+    assert main(["extract", str(music), "--out", str(out), "--workers", "0", "--quiet"]) == 0
+    first = rows_of(out)
+    shutil.copytree(corpus / "rock", music / "rock")
+    assert main(["extract", str(music), "--out", str(out), "--workers", "0", "--quiet"]) == 0
+    second = rows_of(out)
+    assert second[:len(first)] == first and len(second) == len(first) + 2
+    assert len({r["sha256"] for r in second}) == len(second)
+    report = json.loads((tmp_path / "f.extraction.json").read_text())
+    assert (report["already_extracted"], report["extracted"], report["rows_total"]) == (2, 2, 4)
+
+
+def test_labels_from_tags_or_a_table(corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "tag.csv"
+    assert main(["extract", str(corpus / "rock"), "--out", str(out), "--label-from", "tag", "--workers", "0"]) == 0
+    assert {r["label"] for r in rows_of(out)} == {"rock"}
+    table = tmp_path / "labels.csv"
+    names = sorted(p.name for p in (corpus / "rock").iterdir())
+    table.write_text("filename,label\n" + f"{names[0]},grunge\n")
+    out = tmp_path / "table.csv"
+    assert main(["extract", str(corpus / "rock"), "--out", str(out), "--label-from", str(table), "--workers", "0"]) == 0
+    assert sorted(r["label"] for r in rows_of(out)) == ["", "grunge"]
+
+
+def test_an_existing_csv_from_other_settings_is_refused(corpus: Path, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "f.csv"
+    assert main(["extract", str(corpus / "ambient"), "--out", str(out), "--workers", "0", "--quiet"]) == 0
+    assert main(["extract", str(corpus / "ambient"), "--out", str(out), "--segment-seconds", "2",
+                 "--workers", "0"]) == 2
+    assert "segment_seconds" in capsys.readouterr().err
+    orphan = tmp_path / "orphan.csv"
+    orphan.write_text("a,b\n1,2\n")
+    assert main(["extract", str(corpus / "ambient"), "--out", str(orphan), "--workers", "0"]) == 2
+    assert main(["extract", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x.csv")]) == 2
+
+
+def test_segments_carry_their_song(corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "seg.csv"
+    assert main(["extract", str(corpus / "electronic"), "--out", str(out), "--segment-seconds", "2",
+                 "--workers", "0", "--quiet"]) == 0
+    rows = rows_of(out)
+    assert len(rows) == 4
+    for r in rows:
+        assert r["filename"] == f"{r['song']}#{r['segment']}" and r["start_seconds"] in ("0", "2")
+        assert int(r["length"]) == 2 * SR
+    assert len({r["song"] for r in rows}) == 2
+
+
+def test_resume_after_a_kill_loses_nothing(tmp_path: Path) -> None:
+    """SIGKILL a real run (process pool and all) mid-way, leave a half-written line, re-run: every
+    file ends up in the CSV exactly once."""
+    music = tmp_path / "music"
+    write_corpus(music, styles=STYLES[:2], artists_per_style=3, songs_per_artist=2, seconds=3.0, tags=False)
+    out = tmp_path / "f.csv"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    log = tmp_path / "stderr.txt"
+    with log.open("wb") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "indexer.cli", "extract", str(music), "--out", str(out),
+                                 "--workers", "1", "--quiet"], cwd=REPO, env=env, start_new_session=True,
+                                stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out.exists() and len(out.read_text().splitlines()) >= 3):
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "the run wrote no rows in 120 s"
+            time.sleep(0.05)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    written = rows_of(out)
+    assert 2 <= len(written) < 12, "the kill must land mid-run"
+    with out.open("a") as fh:
+        fh.write("rock/half-written-row.wav,66150,0.3")  # what a kill inside a write could leave
+    assert main(["extract", str(music), "--out", str(out), "--workers", "0", "--quiet"]) == 0
+    rows = rows_of(out)
+    assert len(rows) == 12 and len({r["filename"] for r in rows}) == 12
+    assert rows[:len(written)] == written
+    report = json.loads((tmp_path / "f.extraction.json").read_text())
+    assert report["already_extracted"] == len(written) and report["extracted"] == 12 - len(written)

@@ -1,0 +1,78 @@
+"""Every way `musicrec serve` can fail to start is one line naming what is wrong and exit 2, never a
+traceback; the address and TLS files are checked before the bundle loads."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from engine import BundleError
+from indexer.cli import main
+from server import ServerStartError, create_server
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        yield s.getsockname()[1]
+
+
+def serve(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    code = main(["serve", *argv])
+    err = capsys.readouterr().err
+    return code, err
+
+
+def test_a_port_in_use_is_one_line_and_checked_before_the_bundle(taken_port: int,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    # the bundle does not exist: had it been loaded first, the message would be about the bundle
+    code, err = serve(capsys, "--bundle", "no/such/bundle", "--port", str(taken_port))
+    assert code == 2
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert f"cannot listen on 127.0.0.1:{taken_port}: Address already in use" in err and "--port" in err
+
+
+def test_a_second_server_on_the_same_port_fails_instead_of_sharing_it(bundle_dir: Path) -> None:
+    first = create_server(None, "127.0.0.1:0")
+    try:
+        with pytest.raises(ServerStartError, match="in use"):
+            create_server(bundle_dir, f"127.0.0.1:{first.port}")
+    finally:
+        first.stop(0)
+
+
+def test_a_bundle_that_fails_to_load_releases_the_port(tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(BundleError):
+        create_server(tmp_path / "missing", f"127.0.0.1:{port}")
+    again = create_server(None, f"127.0.0.1:{port}")
+    again.stop(0)
+
+
+@pytest.mark.parametrize("case", ["unreadable bundle", "cert without key", "missing cert", "not a certificate",
+                                  "unknown host", "port out of range"])
+def test_startup_failures_name_the_flag_and_exit_2(case: str, bundle_dir: Path, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    bad_pem = tmp_path / "bad.pem"
+    bad_pem.write_text("not a certificate\n")
+    argv, expected = {
+        "unreadable bundle": (["--bundle", str(tmp_path / "nothing")], "not a bundle directory"),
+        "cert without key": (["--bundle", str(bundle_dir), "--tls-cert", str(bad_pem)], "--tls-cert and --tls-key"),
+        "missing cert": (["--bundle", str(bundle_dir), "--tls-cert", str(tmp_path / "nope.pem"), "--tls-key",
+                          str(bad_pem)], "--tls-cert"),
+        "not a certificate": (["--bundle", str(bundle_dir), "--tls-cert", str(bad_pem), "--tls-key", str(bad_pem)],
+                              "not a PEM certificate"),
+        "unknown host": (["--bundle", str(bundle_dir), "--host", "no-such-host.invalid"], "unknown host"),
+        "port out of range": (["--bundle", str(bundle_dir), "--port", "70000"], "outside 0..65535"),
+    }[case]
+    code, err = serve(capsys, *argv, "--port", "0") if "--port" not in argv else serve(capsys, *argv)
+    assert code == 2, err
+    assert expected in err and "Traceback" not in err
+    assert err.startswith("musicrec serve: error: ") and err.count("\n") == 1
