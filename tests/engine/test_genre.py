@@ -105,3 +105,23 @@ def test_path_explainer_contributions_sum_to_the_margin_of_the_explained_class(s
         for row in range(5):
             bias, contrib = explainer.explain(x[row], 2)
             np.testing.assert_allclose([*contrib, bias], own[row, 2], atol=1e-5)
+
+
+@pytest.mark.parametrize("strategy", ["multi_output_tree", "one_output_per_tree"])
+def test_compiled_forest_predicts_what_xgboost_predicts(strategy: str) -> None:
+    from engine._forest import CompiledForest
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(600, 6)).astype(np.float32)
+    x[::7, 2] = np.nan  # missing values take each split's default branch
+    codes = ((x[:, 0] > 0) + 2 * (np.nan_to_num(x[:, 2]) > 0.3) + 4 * (x[:, 3] > 1)).astype(np.int32)
+    names = tuple(f"f{i}" for i in range(6))
+    model = GenreClassifier(genre_names=tuple("abcdefgh"), feature_names=names).fit(
+        x, np.arange(601, dtype=np.int32), codes, GenreConfig(multi_strategy=strategy, max_depth=5), rounds=12)
+    forest = CompiledForest(model.booster_)
+    margins = model.booster_.predict(xgb.DMatrix(x, feature_names=list(names)), output_margin=True)
+    np.testing.assert_allclose(forest.predict_margin(x), margins, atol=1e-5)
+    proba = model.booster_.predict(xgb.DMatrix(x, feature_names=list(names)))
+    np.testing.assert_allclose(model.predict_proba(x), proba, atol=1e-6)
+    one = np.stack([model.predict_proba(x[i:i + 1])[0] for i in range(0, 600, 50)])
+    np.testing.assert_array_equal(one, model.predict_proba(x)[::50])  # one row at a time = a batch, bit for bit
