@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -22,13 +23,14 @@ from ._arrays import save_npz
 from ._bundle import atomic_bundle_dir, sha256_file, write_manifest
 from ._candidates import IndexSource
 from ._catalog import Catalog, read_catalog, song_keys
-from ._config import BuildConfig, choose_index_kind
+from ._config import BuildConfig, choose_index_kind, wants_new_track_index
 from ._genre import Evaluation, GenreClassifier, cannot_train, train_genre_classifier
 from ._index import build_index, measure_recall
 from ._moods import MoodModel, mood_space
 from ._preprocess import Preprocessor
 from ._ranking import SLACK, Scoring, first_blocks
 from ._rerank import GenreAgreement, evaluate_reranking
+from .audio._extract import read_provenance
 
 Progress = Callable[[str], None]
 MAX_EXACT_TABLE_TRACKS = 250_000
@@ -63,6 +65,9 @@ def build_bundle(
         with stage("ingest"):
             catalog = read_catalog(source, config.schema)
             source_sha = sha256_file(source)
+            # a table written by `musicrec extract` names its extractor beside it: audio queries
+            # against this bundle must be analysed with the same version and parameters
+            audio = read_provenance(source)
             rep = catalog.report
             if rep.skipped_columns:
                 say(f"optional column(s) not in the file, skipped: {list(rep.skipped_columns)}")
@@ -97,6 +102,18 @@ def build_bundle(
                 index_metrics.update(measure_recall(index, vectors, queries=config.index.recall_queries,
                                                     seed=config.seed))
                 say(f"{config.index.kind} recall@10 vs exact: {index_metrics['recall_at_10']:.4f}")
+            if wants_new_track_index(config.index, len(vectors)):
+                fast = build_index(vectors, dataclasses.replace(config.index, kind="hnsw"), seed=config.seed)
+                faiss.write_index(fast, str(tmp / "index_new_tracks.faiss"))
+                first_fetch = config.similar.candidates + SLACK
+                index_metrics["new_track_index"] = {
+                    "kind": "hnsw", "m": config.index.hnsw_m, "ef_search": config.index.hnsw_ef_search,
+                    **measure_recall(fast, vectors, queries=config.index.recall_queries, seed=config.seed),
+                    **measure_recall(fast, vectors, k=first_fetch, queries=config.index.recall_queries,
+                                     seed=config.seed)}
+                say(f"new-track index (hnsw) recall@10 vs exact "
+                    f"{index_metrics['new_track_index']['recall_at_10']:.4f}, recall@{first_fetch} "
+                    f"{index_metrics['new_track_index'][f'recall_at_{first_fetch}']:.4f}")
 
         with stage("moods"):
             space = mood_space(prep.transformed_names, config.moods.weights)
@@ -182,6 +199,7 @@ def build_bundle(
                     "similar": similar_metrics,
                 },
                 "transformed_features": list(prep.transformed_names),
+                **({"audio": audio} if audio else {}),
                 "timings_seconds": timings,
                 "peak_memory_mib": _peak_rss_mib(),
                 "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},

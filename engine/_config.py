@@ -96,10 +96,13 @@ class FeatureSchema:
     rules: Mapping[str, ValueRule] | None = None
     # Missing or non-finite feature values: drop the row, or impute the column median.
     missing: Literal["drop", "impute"] = "drop"
+    # Rows sharing a value are pieces (segments) of one recording: the genre evaluation keeps them
+    # on one side of its split and also scores one vote per recording (engine/_genre.py).
+    song_column: str | None = None
 
     def __post_init__(self) -> None:
         # "" means "no such column" (TOML has no null); normalize so the rest sees None.
-        for name in ("label_column", "name_column", "artists_column"):
+        for name in ("label_column", "name_column", "artists_column", "song_column"):
             if getattr(self, name) == "":
                 object.__setattr__(self, name, None)
         object.__setattr__(self, "metadata_columns", tuple(c for c in self.metadata_columns if c))
@@ -117,7 +120,7 @@ class FeatureSchema:
         for col in self.feature_columns:
             if not col or col.startswith("Unnamed:"):
                 raise ConfigError(f"schema.feature_columns may not use the unnamed index column ({col!r})")
-        roles = [self.id_column, self.label_column, self.name_column, self.artists_column]
+        roles = [self.id_column, self.label_column, self.name_column, self.artists_column, self.song_column]
         clash = set(self.feature_columns) & ({r for r in roles if r} | set(self.metadata_columns))
         if clash:
             raise ConfigError(f"columns {sorted(clash)} cannot be both features and id/label/metadata")
@@ -133,7 +136,7 @@ class FeatureSchema:
     @property
     def metadata(self) -> tuple[str, ...]:
         """Every non-feature column the track table keeps (name, artists, then the rest)."""
-        named = tuple(c for c in (self.name_column, self.artists_column) if c)
+        named = tuple(c for c in (self.name_column, self.artists_column, self.song_column) if c)
         return named + tuple(c for c in self.metadata_columns if c not in named)
 
     @classmethod
@@ -146,6 +149,56 @@ class FeatureSchema:
         return cls(id_column=id_column, feature_columns=feature_columns, label_column=label_column,
                    name_column=name_column, artists_column=artists_column,
                    metadata_columns=metadata_columns, transforms={}, rules={})
+
+
+# The "audio" preset: feature tables in the GTZAN layout, from `musicrec extract` or published ones.
+SCHEMA_PRESETS = ("spotify", "audio")
+# Mood space of an audio catalog (there is no valence or energy): pace, level, brightness, texture.
+AUDIO_MOOD_WEIGHTS = {"tempo": 1.0, "rms_mean": 1.0, "loudness": 1.0, "spectral_centroid_mean": 1.0,
+                      "harmonic_ratio_mean": 1.0, "onset_rate": 1.0, "beat_strength": 1.0}
+
+
+def audio_schema(columns: tuple[str, ...] | list[str]) -> FeatureSchema:
+    """The built-in ``audio`` preset for a table with these columns: id ``filename``, label
+    ``label``, every descriptor of engine/audio/_columns.py the table has as a feature (so a
+    published GTZAN table's 57 and `musicrec extract`'s 108 alike), tags and song as metadata.
+
+    Transforms: ``key`` is a pitch class on a circle; every ``*_var`` is a non-negative spread
+    with a long right tail (log1p). ``length`` (the sample count) is metadata, never a feature:
+    it tells the file's cut, not the music. A tempo of 0 (no beat found) is imputed."""
+    from .audio._columns import DESCRIPTORS, ID_COLUMN, LABEL_COLUMN
+
+    present = set(columns)
+    features = tuple(c for c in DESCRIPTORS if c in present)
+    if ID_COLUMN not in present or not features:
+        raise ConfigError(f"the audio schema needs a {ID_COLUMN!r} column and descriptor columns "
+                          f"({', '.join(DESCRIPTORS[:4])}, ...); the file has {sorted(present)[:12]}")
+    optional = [c for c in ("album", "length", "duration", "segment", "start_seconds", "clipped_fraction")
+                if c in present]
+    transforms = {c: "log1p" for c in features if c.endswith("_var")}
+    if "key" in features:
+        transforms["key"] = "cyclic:12"
+    rules = {"tempo": ValueRule(min=0.0, exclusive_min=True, action="impute")} if "tempo" in features else {}
+    return FeatureSchema(
+        id_column=ID_COLUMN, feature_columns=features,
+        label_column=LABEL_COLUMN if LABEL_COLUMN in present else None,
+        name_column="title" if "title" in present else None,
+        artists_column="artist" if "artist" in present else None,
+        song_column="song" if "song" in present else None,
+        metadata_columns=tuple(optional), transforms=transforms, rules=rules)
+
+
+def detect_preset(columns: tuple[str, ...] | list[str]) -> str | None:
+    """``"audio"`` for a GTZAN-layout header (a filename column and at least 10 of its
+    descriptors), ``"spotify"`` for the Spotify Tracks header, else None."""
+    from .audio._columns import GTZAN_FEATURES, ID_COLUMN
+
+    present = set(columns)
+    if ID_COLUMN in present and len(present & set(GTZAN_FEATURES)) >= 10:
+        return "audio"
+    if {"track_id", *SPOTIFY_FEATURES} <= present:
+        return "spotify"
+    return None
 
 
 def parse_transform(spec: str, column: str = "?") -> tuple[str, float]:
@@ -200,8 +253,15 @@ class IndexConfig:
     # seeded by one catalog track reads its list instead of searching (the common "more like this"
     # call), and falls back to the index when filters leave too few.
     neighbours: int = 64
+    # A second, approximate index (HNSW) for queries whose seeds are not catalog tracks and that
+    # carry no filter (new tracks by features, vectors or audio), which pay a search per request.
+    # "auto": built beside a flat index from NEW_TRACK_INDEX_MIN_TRACKS tracks; its recall against
+    # exact search is in the build report. Catalog seeds and filtered queries always use ``kind``.
+    new_track_index: Literal["auto", "hnsw", "none"] = "auto"
 
     def __post_init__(self) -> None:
+        if self.new_track_index not in ("auto", "hnsw", "none"):
+            raise ConfigError(f"index.new_track_index must be 'auto', 'hnsw' or 'none', got {self.new_track_index!r}")
         if self.kind not in ("auto", "flat", "hnsw", "ivf", "ivfpq"):
             raise ConfigError(f"index.kind must be 'auto', 'flat', 'hnsw', 'ivf' or 'ivfpq', got {self.kind!r}")
         if self.pq_bytes is not None and self.pq_bytes < 1:
@@ -211,6 +271,16 @@ class IndexConfig:
                 raise ConfigError(f"index.{name} must be >= 1, got {getattr(self, name)}")
         if not 0 <= self.neighbours <= 1000:
             raise ConfigError(f"index.neighbours must be 0..1000, got {self.neighbours}")
+
+
+NEW_TRACK_INDEX_MIN_TRACKS = 20_000  # below this an exact search costs a few tens of microseconds
+
+
+def wants_new_track_index(config: IndexConfig, n_tracks: int) -> bool:
+    """Whether a build adds the approximate new-track index (``config.kind`` already resolved)."""
+    if config.new_track_index == "auto":
+        return config.kind == "flat" and n_tracks >= NEW_TRACK_INDEX_MIN_TRACKS
+    return config.new_track_index == "hnsw"
 
 
 def choose_index_kind(config: IndexConfig, n_tracks: int) -> IndexConfig:

@@ -43,6 +43,8 @@ class Bundle:
     moods: MoodModel
     classifier: GenreClassifier | None
     row_of: dict[str, int]
+    # An approximate index for queries seeded by new tracks (IndexConfig.new_track_index); or None.
+    new_track_index: faiss.Index | None = None
     # Per track, the head of its by-id ranking at the bundle's defaults (engine/_ranking.py); or None.
     neighbours: NeighbourTable | None = None
 
@@ -88,6 +90,14 @@ def load_bundle(path: str | os.PathLike[str], *, search_threads: int = 1) -> Bun
         with _reading(path, "genre_model.ubj"):
             classifier = GenreClassifier.load(str(path / "genre_model.ubj"), genre_names=tracks.genre_names,
                                               feature_names=prep.transformed_names, threads=search_threads)
+    new_track_index = None
+    if "index_new_tracks.faiss" in manifest["files"]:
+        with _reading(path, "index_new_tracks.faiss"):
+            new_track_index = faiss.read_index(str(path / "index_new_tracks.faiss"))
+            configure_search(new_track_index, dataclasses.replace(config.index, kind="hnsw"))
+            if new_track_index.ntotal != len(tracks) or new_track_index.d != prep.n_components:
+                raise BundleIntegrityError(f"{path}: the bundle is inconsistent: the new-track index holds "
+                                           f"{new_track_index.ntotal} vectors of {new_track_index.d} dims")
     neighbours = None
     if "neighbours.npz" in manifest["files"]:
         with _reading(path, "neighbours.npz"):
@@ -98,7 +108,8 @@ def load_bundle(path: str | os.PathLike[str], *, search_threads: int = 1) -> Bun
     _check_consistent(path, prep, index, tracks, vectors, moods, classifier, neighbours)
     return Bundle(path=path, manifest=manifest, config=config, preprocessor=prep, index=index, tracks=tracks,
                   vectors=vectors, moods=moods, classifier=classifier,
-                  row_of={str(t): i for i, t in enumerate(tracks.ids)}, neighbours=neighbours)
+                  row_of={str(t): i for i, t in enumerate(tracks.ids)}, neighbours=neighbours,
+                  new_track_index=new_track_index)
 
 
 @contextlib.contextmanager

@@ -102,6 +102,7 @@ class _Plan:
     seed_raw: list[np.ndarray]  # raw feature rows of the seeds that have features (genre affinity)
     unknown: list[str]
     table_row: int | None  # the seed row when the neighbour table holds this ranking's head
+    source: CandidateSource  # chosen by the query alone, so every page of it searches the same way
 
 
 class SimilarSearch:
@@ -116,6 +117,10 @@ class SimilarSearch:
         tracks = bundle.tracks
         self._agreement = GenreAgreement(tracks.genre_indptr, tracks.genre_codes, len(tracks.genre_names))
         self.table = bundle.neighbours
+        # New tracks (no catalog seed) without filters search the approximate index when the bundle
+        # has one; a source given by the caller (another vector engine) answers everything.
+        self.new_track_source: CandidateSource = self.source if source is not None or \
+            bundle.new_track_index is None else IndexSource(bundle.new_track_index)
 
     # -- the pipeline --------------------------------------------------------------------------
     def similar(self, query: SimilarQuery, *, deadline: float | None = None) -> SimilarResult:
@@ -145,7 +150,7 @@ class SimilarSearch:
             if answer is not None:
                 return answer
         affinity = self._affinity(plan)
-        survivors = Survivors(self.source, view.n, view.vectors, view.song, plan.vector, plan.row_filter, self.block)
+        survivors = Survivors(plan.source, view.n, view.vectors, view.song, plan.vector, plan.row_filter, self.block)
         select = Selector(need=need, cap=q.max_per_artist, diversity=q.diversity, artists=view.artists,
                           vectors=view.vectors, deadline=deadline)
         examined = survived = 0
@@ -226,8 +231,11 @@ class SimilarSearch:
                 and not q.filter.exclude_track_ids and scoring.genre_weight == self.table.genre_weight
                 and self.table.block == self.block and self.table.consumed[pos_rows[0]] >= 0):
             table_row = pos_rows[0]
+        new_tracks_only = not pos_rows and not neg_rows and not row_filter.user_filtered \
+            and not q.filter.exclude_track_ids
         return _Plan(query=q, vector=vector, row_filter=row_filter, scoring=scoring, seed_raw=raws,
-                     unknown=unknown, table_row=table_row)
+                     unknown=unknown, table_row=table_row,
+                     source=self.new_track_source if new_tracks_only else self.source)
 
     def _row_filter(self, q: SimilarQuery, where: str, seed_rows: np.ndarray) -> RowFilter:
         view, f = self.view, q.filter

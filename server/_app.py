@@ -21,7 +21,9 @@ from ._bind import ServerStartError, check_bindable, read_tls_files
 from ._generated.musicrec.v1 import recommender_pb2 as pb
 from ._holder import BundleHolder, ReloadPolicy
 from ._interceptors import BearerAuth
-from ._service import RecommenderServicer
+from ._metrics import MetricsHttp, MetricsStartError, ServerMetrics
+from ._observe import CallObserver
+from ._service import SERVER_VERSION, RecommenderServicer
 
 log = logging.getLogger("musicrec.server")
 
@@ -34,6 +36,7 @@ MAX_MESSAGE_BYTES = 4 * 1024 * 1024  # requests and responses; a 1,000-result re
 # GIL: measured at 16 concurrent clients on 2 cores, SimilarTracks reached 0.44-0.66 of the health
 # floor's throughput with 72 threads and 0.79-0.86 with 4 (see benchmarks/RESULTS.md).
 DEFAULT_WORKERS = 4
+DEFAULT_SLOW_MS = 1000.0  # calls slower than this are logged as warnings (event slow_request)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -51,6 +54,12 @@ class ServerOptions:
     # ReloadBundle paths must resolve inside it. Without it the root is the configured bundle's
     # directory and a path needs an admin token (see ReloadPolicy).
     bundle_root: Path | None = None
+    # Prometheus /metrics on metrics_host:metrics_port (0 picks a free port); None: not exported, and
+    # the per-call metric work is skipped.
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
+    log_requests: bool = False  # one log line per call (event "request")
+    slow_ms: float | None = DEFAULT_SLOW_MS  # None or 0: no slow-request log
 
 
 @dataclasses.dataclass
@@ -59,6 +68,12 @@ class RunningServer:
     port: int
     holder: BundleHolder
     health: health.HealthServicer
+    metrics: ServerMetrics | None = None
+    metrics_http: MetricsHttp | None = None  # serving /metrics, when exported
+
+    @property
+    def metrics_port(self) -> int | None:
+        return self.metrics_http.port if self.metrics_http is not None else None
 
     def set_serving(self, serving: bool) -> None:
         status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
@@ -70,6 +85,8 @@ class RunningServer:
         self.set_serving(False)
         self.holder.close()
         self.server.stop(grace).wait()
+        if self.metrics_http is not None:  # scraped until the drain is over
+            self.metrics_http.close()
 
 
 def add_servicer(servicer: RecommenderServicer, server: grpc.Server) -> None:
@@ -103,7 +120,14 @@ def create_server(bundle: str | os.PathLike[str] | None, address: str = "127.0.0
     auth = None
     if options.read_tokens or options.admin_tokens:
         auth = BearerAuth(options.read_tokens, options.admin_tokens)
-    interceptors: list[grpc.ServerInterceptor] = [auth] if auth else []
+    metrics = ServerMetrics(holder, server_version=SERVER_VERSION)
+    observer = None
+    if options.metrics_port is not None or options.log_requests or options.slow_ms:
+        observer = CallObserver(metrics, metrics_on=options.metrics_port is not None, log_requests=options.log_requests,
+                                slow_seconds=options.slow_ms / 1e3 if options.slow_ms else None,
+                                bundle_id=holder.current_version)
+    # the observer first, so it also sees the calls auth refuses
+    interceptors: list[grpc.ServerInterceptor] = [i for i in (observer, auth) if i is not None]
     reload_policy = ReloadPolicy.for_server(bundle, root=options.bundle_root,
                                             is_admin=auth.is_admin if auth and options.admin_tokens else None)
     server = grpc.server(
@@ -116,7 +140,10 @@ def create_server(bundle: str | os.PathLike[str] | None, address: str = "127.0.0
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
         ],
     )
-    add_servicer(RecommenderServicer(holder, reload_policy), server)
+    if observer is not None:
+        observer.watch_server(server)
+    metrics.watch_server(server, options.max_concurrent)
+    add_servicer(RecommenderServicer(holder, reload_policy, metrics=metrics), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
@@ -137,7 +164,16 @@ def create_server(bundle: str | os.PathLike[str] | None, address: str = "127.0.0
             server.stop(None).wait()
             raise
     server.start()
-    running = RunningServer(server=server, port=port, holder=holder, health=health_servicer)
+    metrics_http = None
+    if options.metrics_port is not None:
+        try:
+            metrics_http = metrics.serve_http(options.metrics_host, options.metrics_port)
+        except OSError as exc:
+            server.stop(None).wait()
+            raise MetricsStartError(f"cannot serve metrics on {options.metrics_host}:{options.metrics_port}: "
+                          f"{exc.strerror or exc}") from None
+    running = RunningServer(server=server, port=port, holder=holder, health=health_servicer, metrics=metrics,
+                            metrics_http=metrics_http)
     running.set_serving(holder.current is not None)
     if options.watch_interval and bundle is not None:
         holder.watch(options.watch_interval)

@@ -16,6 +16,7 @@ import dataclasses
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,15 @@ class BundleLoadError(BundleError):
     """Loading a bundle failed with something other than the engine's own ``BundleError`` (a
     library error, a key missing from an old manifest, a bug). Still a refusal: a running server
     keeps its bundle and answers FAILED_PRECONDITION, ``musicrec serve`` exits 2 with this message."""
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadAttempt:
+    """The last load attempt, for the metrics: swapped in or refused, how long, when (Unix time)."""
+
+    ok: bool
+    seconds: float
+    finished_at: float
 
 
 class ReloadRefused(Exception):
@@ -90,10 +100,16 @@ class BundleHolder:
         self.loaded = 0
         self.refused = 0
         self.watch_checks = 0
+        self.last_load: LoadAttempt | None = None
         self._pointer_seen: str | None = None  # where the configured path led at its last load attempt
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
+
+    def current_version(self) -> str | None:
+        """The id of the bundle being served (``Bundle.version``), or None."""
+        rec = self.current
+        return rec.bundle.version if rec is not None else None
 
     def require(self) -> Recommender:
         rec = self.current
@@ -114,13 +130,16 @@ class BundleHolder:
                 self._pointer_seen = resolved
             old = self.current
             old_version = old.bundle.version if old is not None else None
+            started = time.perf_counter()
             try:
                 rec = Recommender(load_bundle(resolved))
             except BundleError:
                 self.refused += 1
+                self._attempted(started, ok=False)
                 raise
             except Exception as exc:
                 self.refused += 1
+                self._attempted(started, ok=False)
                 # A running server keeps serving and the client only sees a status, so the traceback
                 # goes to the log; at start-up `musicrec serve` prints the one-line reason and exits.
                 log.log(logging.ERROR if old is not None else logging.DEBUG,
@@ -131,9 +150,13 @@ class BundleHolder:
             changed = old_version != rec.bundle.version
             self.current = rec  # the swap: one reference assignment
             self.loaded += 1
+            self._attempted(started, ok=True)
             log.info("bundle %s loaded from %s: %d tracks, %d moods, %d genres%s", rec.bundle.version, resolved,
                      rec.n, len(rec.moods()), len(rec.genre_names), "" if changed else " (unchanged)")
             return old_version, rec.bundle.version, changed
+
+    def _attempted(self, started: float, *, ok: bool) -> None:
+        self.last_load = LoadAttempt(ok=ok, seconds=time.perf_counter() - started, finished_at=time.time())
 
     def watch(self, interval: float) -> None:
         """Poll the configured path (typically a ``current`` symlink) and reload when it points

@@ -23,6 +23,7 @@ from . import _convert as conv
 from ._generated.musicrec.v1 import recommender_pb2 as pb
 from ._generated.musicrec.v1 import recommender_pb2_grpc as pb_grpc
 from ._holder import BundleHolder, NoBundle, ReloadPolicy, ReloadRefused
+from ._metrics import ServerMetrics
 from ._wire import TrackBytes, similar_response_bytes
 
 log = logging.getLogger("musicrec.server")
@@ -101,8 +102,11 @@ def streaming(method: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[An
 
 
 class RecommenderServicer(pb_grpc.RecommenderServicer):
-    def __init__(self, holder: BundleHolder, reload_policy: ReloadPolicy | None = None) -> None:
+    def __init__(self, holder: BundleHolder, reload_policy: ReloadPolicy | None = None, *,
+                 metrics: ServerMetrics | None = None) -> None:
         self.holder = holder
+        # exported or not, so audio work can always record into it (see _metrics.py)
+        self.metrics = metrics or ServerMetrics(holder, server_version=SERVER_VERSION)
         self.reload_policy = reload_policy or ReloadPolicy.for_server(holder.path)
         self.started = time.monotonic()
         # serialized tracks per live bundle; a reloaded bundle gets its own, the old one is dropped with it

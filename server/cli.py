@@ -31,6 +31,15 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--admin-token", action="append", default=[], help="bearer token that may also reload")
     p.add_argument("--tls-cert", type=Path)
     p.add_argument("--tls-key", type=Path)
+    o = p.add_argument_group("operating (README: Operating)")
+    o.add_argument("--metrics-port", type=int, metavar="PORT",
+                   help="serve Prometheus metrics on http://HOST:PORT/metrics (default: off)")
+    o.add_argument("--metrics-host", metavar="HOST", help="address for the metrics endpoint (default: --host)")
+    o.add_argument("--log-format", choices=("json", "text"),
+                   help="one JSON object per line, or text (default: text on a terminal, JSON otherwise)")
+    o.add_argument("--log-requests", action="store_true", help="log one line per call (event 'request')")
+    o.add_argument("--slow-ms", type=float, default=1000.0, metavar="MS",
+                   help="log calls slower than this as warnings (event 'slow_request'; default 1000, 0 = off)")
     p.set_defaults(func=cmd_serve)
 
     q = sub.add_parser("query", help="ask a running server (readable tables, or --json)")
@@ -150,14 +159,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from engine import BundleError
 
     from ._app import ServerOptions, create_server, serve_forever
+    from ._logging import configure as configure_logging
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(args.log_format)
     if args.bundle_root is not None and not args.bundle_root.is_dir():
         print(f"musicrec serve: error: --bundle-root {args.bundle_root}: not a directory", file=sys.stderr)
         return 2
     options = ServerOptions(max_concurrent=args.max_concurrent, workers=args.workers, read_tokens=tuple(args.token),
                             admin_tokens=tuple(args.admin_token), tls_cert=args.tls_cert, tls_key=args.tls_key,
-                            watch_interval=args.watch, bundle_root=args.bundle_root)
+                            watch_interval=args.watch, bundle_root=args.bundle_root,
+                            metrics_port=args.metrics_port, metrics_host=args.metrics_host or args.host,
+                            log_requests=args.log_requests, slow_ms=args.slow_ms or None)
     try:
         running = create_server(args.bundle, f"{args.host}:{args.port}", options)
     except (ServerStartError, BundleError, OSError) as exc:  # address, TLS files, any failure to load the bundle
@@ -168,6 +180,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "serving musicrec.v1.Recommender on %s:%d%s (bundle %s: %d tracks, %d moods, %d genres, %s index)",
         args.host, running.port, " with TLS" if args.tls_cert else "", rec.bundle.version, rec.n,
         len(rec.moods()), len(rec.genre_names), rec.bundle.manifest["metrics"]["index"]["kind"])
+    if running.metrics_port is not None:
+        logging.getLogger("musicrec.server").info(
+            "metrics on http://%s:%d/metrics", options.metrics_host, running.metrics_port,
+            extra={"event": "metrics_serving", "fields": {"metrics_port": running.metrics_port}})
     return serve_forever(running, grace=args.grace)
 
 

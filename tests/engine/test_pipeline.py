@@ -240,3 +240,35 @@ def test_concatenated_pages_are_the_single_call_on_every_source(rec: Recommender
         assert not seed_ids & {source.ids[r] for r in got}
         answers.append((got, scores))
     assert answers[0] == answers[1]
+
+
+# -- the new-track index -------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def with_new_track_index(synthetic_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> Recommender:
+    out = tmp_path_factory.mktemp("newtracks") / "bundle"
+    manifest = build_bundle(synthetic_csv, out, FAST_CONFIG.replace(
+        index=dataclasses.replace(FAST_CONFIG.index, new_track_index="hnsw")))
+    assert manifest["metrics"]["index"]["new_track_index"]["recall_at_10"] > 0.9
+    return Recommender(load_bundle(out))
+
+
+def test_new_tracks_without_filters_search_the_approximate_index(with_new_track_index: Recommender) -> None:
+    rec = with_new_track_index
+    search = rec._similar
+    assert rec.bundle.new_track_index is not None
+    features = dict(zip(rec.feature_names, rec.bundle.tracks.features[7].tolist(), strict=True))
+    new = SimilarQuery(seeds=[Seed(features=features)], k=50)
+    assert search.plan(new, "").source is search.new_track_source is not search.source
+    # a catalog seed or a filter keeps the exact index, so the neighbour table stays its head
+    assert search.plan(SimilarQuery(seeds=[Seed(track_id=rec.ids[7])]), "").source is search.source
+    filtered = dataclasses.replace(new, filter=TrackFilter(exclude_genres=["pop"]))
+    assert search.plan(filtered, "").source is search.source
+    exact = Recommender(dataclasses.replace(rec.bundle, new_track_index=None))
+    overlap = []
+    for row in range(0, 3000, 150):
+        features = dict(zip(rec.feature_names, rec.bundle.tracks.features[row].tolist(), strict=True))
+        q = SimilarQuery(seeds=[Seed(features=features)], k=220)
+        got, _ = pages(rec, q, 20, 220)
+        assert got == rec.similar(q).rows.tolist()  # one ranking on this source too
+        overlap.append(len(set(got[:10]) & set(exact.similar(dataclasses.replace(q, k=10)).rows.tolist())) / 10)
+    assert np.mean(overlap) > 0.9
