@@ -97,6 +97,9 @@ def _parser() -> argparse.ArgumentParser:
 def _add_build_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("configuration (flags override the --config file)")
     g.add_argument("--config", type=Path, help="TOML or JSON file with [schema] [preprocess] [index] [moods] [genre]")
+    g.add_argument("--schema", choices=["auto", "spotify", "audio"], default="auto",
+                   help="column preset: spotify (the Spotify Tracks Dataset), audio (GTZAN-layout tables, e.g. from "
+                        "musicrec extract); auto (default) picks audio when the header has that layout")
     g.add_argument("--id-column")
     g.add_argument("--label-column", help="genre column ('' for none)")
     g.add_argument("--feature-columns", help="comma-separated feature columns")
@@ -122,6 +125,7 @@ def _config_from_args(args: argparse.Namespace) -> Any:
     from engine import BuildConfig
 
     config = BuildConfig.from_file(args.config) if args.config else BuildConfig()
+    config = _apply_preset(args, config)
     schema: dict[str, Any] = {}
 
     def columns(text: str) -> list[str]:
@@ -158,6 +162,39 @@ def _config_from_args(args: argparse.Namespace) -> Any:
     if args.seed is not None:
         sections["seed"] = args.seed
     return config.replace(**sections) if sections else config
+
+
+def _apply_preset(args: argparse.Namespace, config: Any) -> Any:
+    """``--schema audio`` (or a GTZAN-layout header under ``auto`` with no config file or column
+    flags): the audio preset's columns, transforms and mood space (engine/_config.py)."""
+    import csv
+
+    from engine import ConfigError
+    from engine._config import AUDIO_MOOD_WEIGHTS, MOOD_WEIGHTS, audio_schema, detect_preset
+
+    source = getattr(args, "csv", None)
+    if args.schema == "spotify" or source is None:
+        return config
+    flags = ("id_column", "label_column", "feature_columns", "name_column", "artists_column", "metadata_columns")
+    if args.schema == "auto" and (args.config or any(getattr(args, f) is not None for f in flags)):
+        return config
+    try:
+        with Path(source).open(encoding="utf-8-sig", newline="") as fh:
+            header = next(csv.reader(fh), [])
+    except (OSError, UnicodeDecodeError):
+        if args.schema == "audio":
+            raise ConfigError(f"--schema audio: cannot read the header of {source}") from None
+        return config  # the build reports the unreadable file
+    if args.schema == "auto" and detect_preset(header) != "audio":
+        return config
+    schema = audio_schema(header)
+    if not args.quiet:
+        how = "detected from the header" if args.schema == "auto" else "--schema audio"
+        print(f"schema: audio preset ({how}): {len(schema.feature_columns)} descriptor columns as features",
+              file=sys.stderr)
+    # the Spotify mood space has only tempo in common with audio tables; a config's own weights win
+    moods = AUDIO_MOOD_WEIGHTS if dict(config.moods.weights) == MOOD_WEIGHTS else config.moods.weights
+    return config.replace(schema=schema, moods={"weights": dict(moods)})
 
 
 def _progress(quiet: bool) -> Any:

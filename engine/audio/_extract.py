@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from engine._errors import EngineError
+from engine._errors import CatalogError, EngineError
 
 from ._columns import EXTRACTOR_NAME, EXTRACTOR_VERSION, ExtractorParams
 from ._decode import BadAudio, check_usable, decode
@@ -102,7 +102,7 @@ def read_provenance(csv_path: str | os.PathLike[str]) -> dict[str, Any] | None:
         extractor = report["extractor"]
         ExtractorParams.from_json(extractor["params"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise EngineError(f"{side}: not a readable extraction report ({exc}); re-run musicrec extract "
+        raise CatalogError(f"{side}: not a readable extraction report ({exc}); re-run musicrec extract "
                           "or move the file away") from None
     if report.get("output") != Path(csv_path).name:
         return None  # a report about another CSV

@@ -126,14 +126,17 @@ def song(style: Style, *, bpm: float, root: int, seconds: float, sr: int = SR, s
     scale = MINOR if style.minor else MAJOR
     partials = tuple(a * brightness ** i for i, a in enumerate(style.partials))
     progression = (0, 5, 3, 4) if not style.minor else (0, 5, 6, 4)  # scale degrees of each bar's chord
+    notes: dict[tuple[int, float], np.ndarray] = {}  # a song repeats its notes: synthesize each once
+    pads: dict[int, np.ndarray] = {}
     bars = int(seconds / (4 * beat)) + 1
     base = 48 + root
     for bar in range(bars):
         degree = progression[bar % len(progression)]
         chord_root = base + scale[degree % 7]
         start = int(bar * 4 * beat * sr)
-        pad = chord_pad(chord_root, style.minor, 4 * beat, sr)
-        _add(y, 0.35 * pad, start)
+        if chord_root not in pads:
+            pads[chord_root] = 0.35 * chord_pad(chord_root, style.minor, 4 * beat, sr)
+        _add(y, pads[chord_root], start)
         steps = 4 * style.notes_per_beat
         for i in range(steps):
             pitch = base + 12 + scale[(degree + (0, 2, 4, 7)[i % 4] + rng.integers(0, 2)) % 7]
@@ -141,8 +144,10 @@ def song(style: Style, *, bpm: float, root: int, seconds: float, sr: int = SR, s
             if i % 2 == 1:
                 at += swing * beat / style.notes_per_beat
             length = beat / style.notes_per_beat * (1.0 if style.decay else 0.95)
-            _add(y, 0.3 * tone(midi_hz(pitch), length, sr, partials=partials, decay=style.decay, detune=detune),
-                 int(at * sr))
+            if (pitch, length) not in notes:
+                notes[pitch, length] = 0.3 * tone(midi_hz(pitch), length, sr, partials=partials, decay=style.decay,
+                                                  detune=detune)
+            _add(y, notes[pitch, length], int(at * sr))
     drums = np.zeros(n)
     eighth = beat / 2
     for i in range(int(seconds / eighth) + 1):

@@ -1,0 +1,73 @@
+"""The audio schema preset: our extractor's tables and published GTZAN-layout tables index alike."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine import ConfigError
+from engine._config import audio_schema, detect_preset
+from engine.audio import DESCRIPTORS, GTZAN_FEATURES, csv_columns
+from indexer.cli import main
+
+GTZAN_HEADER = ["filename", "length", *GTZAN_FEATURES, "label"]
+
+
+def test_preset_for_the_extractor_output() -> None:
+    schema = audio_schema(list(csv_columns()))
+    assert schema.feature_columns == DESCRIPTORS and "length" not in schema.feature_columns
+    assert (schema.id_column, schema.label_column, schema.name_column, schema.artists_column, schema.song_column) \
+        == ("filename", "label", "title", "artist", "song")
+    assert schema.transforms["key"] == "cyclic:12" and schema.transforms["mfcc3_var"] == "log1p"
+    assert "length" in schema.metadata and "sha256" not in schema.metadata
+
+
+def test_preset_for_a_published_gtzan_table() -> None:
+    schema = audio_schema(GTZAN_HEADER)
+    assert schema.feature_columns == GTZAN_FEATURES and len(GTZAN_FEATURES) == 57
+    assert schema.name_column is None and schema.artists_column is None and schema.song_column is None
+    assert detect_preset(GTZAN_HEADER) == "audio" and detect_preset(list(csv_columns())) == "audio"
+    assert detect_preset(["track_id", "danceability"]) is None
+    with pytest.raises(ConfigError, match="filename"):
+        audio_schema(["id", "x"])
+
+
+def test_a_gtzan_table_indexes_with_no_column_list(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    path = tmp_path / "features_30_sec.csv"
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(GTZAN_HEADER)
+        for i in range(120):
+            genre = ("blues", "jazz", "metal")[i % 3]
+            values = rng.normal(i % 3, 1.0, len(GTZAN_FEATURES)).round(5)
+            values[GTZAN_FEATURES.index("tempo")] = 80 + 20 * (i % 3) + i % 7
+            w.writerow([f"{genre}.{i:05d}.wav", 661794, *np.abs(values), genre])
+    out = tmp_path / "bundle"
+    assert main(["index", str(path), "--out", str(out), "--quiet", "--pca-components", "4", "--no-genre"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["schema"]["feature_columns"] == list(GTZAN_FEATURES)
+    assert "audio" not in manifest  # numbers from elsewhere: no extractor to repeat for audio queries
+
+
+def test_extracted_audio_indexes_and_records_its_extractor(audio_bundle: Path) -> None:
+    manifest = json.loads((audio_bundle / "manifest.json").read_text())
+    assert manifest["audio"]["extractor"]["name"] == "musicrec-librosa"
+    assert manifest["audio"]["extractor"]["params"]["sample_rate"] == 22_050
+    assert manifest["schema"]["feature_columns"] == list(DESCRIPTORS)
+    assert manifest["counts"]["tracks"] == 60 and manifest["counts"]["genres"] == 5
+    assert manifest["metrics"]["genre"]["top1"] > 0.6  # planted styles, held-out artists
+
+
+def test_the_cli_detects_the_audio_header(extracted: tuple[list, Path], tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    _, features = extracted
+    out = tmp_path / "b"
+    assert main(["index", str(features), "--out", str(out), "--pca-components", "4", "--no-genre"]) == 0
+    assert "schema: audio preset (detected from the header)" in capsys.readouterr().err
+    assert "audio" in json.loads((out / "manifest.json").read_text())
+    assert main(["index", str(features), "--out", str(tmp_path / "c"), "--schema", "spotify", "--quiet"]) == 2
