@@ -9,7 +9,9 @@ artists and repeated songs, then orders the chosen tracks for smooth transitions
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+import difflib
+import re
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -29,12 +31,66 @@ class PlaylistEntry:
     transition: float
 
 
+MOOD_CANDIDATES_SHOWN = 6
+
+
+def _words(text: str) -> list[str]:
+    """Lower-case words, without punctuation: "Calm, content · free-flowing" -> calm content free flowing."""
+    return re.findall(r"[^\W_]+", text.casefold())
+
+
+def find_mood(names: Sequence[str], text: str) -> int:
+    """The index of the mood ``text`` names, written the way people write it.
+
+    In order: the id as digits ("3"); the name with any punctuation ("calm, content - acoustic" is
+    "calm, content · acoustic"); a start of the name, word by word, the last word possibly cut
+    ("calm, content · ac"); or words each starting a word of the name ("calm acoustic"), where a
+    name none of whose refinements (the words after "·") are left untyped is preferred, so "calm
+    acoustic" is "calm, content · acoustic" rather than "calm, content · acoustic, slow". More than
+    one match is refused, listing them; none gets the closest names.
+    """
+    query = _words(text)
+    if text.strip().isdigit():
+        if int(text) < len(names):
+            return int(text)
+        raise InvalidQuery(f"mood_name: unknown mood id {text.strip()}; ids are 0..{len(names) - 1}")
+    if not query:
+        raise InvalidQuery(f"mood_name: {shown(text)} has no words; ListMoods gives the names")
+    words = [_words(n) for n in names]
+    for i, w in enumerate(words):
+        if w == query:
+            return i
+
+    def starts(q: str, word: str, last: bool) -> bool:
+        return word == q or (last and word.startswith(q))
+
+    prefix = [i for i, w in enumerate(words) if len(w) >= len(query)
+              and all(starts(q, w[j], j == len(query) - 1) for j, q in enumerate(query))]
+    keywords = [i for i, w in enumerate(words) if all(any(x.startswith(q) for x in w) for q in query)]
+    candidates = prefix or keywords
+    if len(candidates) > 1:
+        complete = [i for i in candidates
+                    if all(any(x.startswith(q) for q in query) for x in _words(names[i].partition("·")[2]))]
+        if len(complete) == 1:
+            return complete[0]
+    if len(candidates) == 1:
+        return candidates[0]
+    if candidates:
+        listed = "; ".join(f"{i} {names[i]!r}" for i in candidates[:MOOD_CANDIDATES_SHOWN])
+        more = f"; and {len(candidates) - MOOD_CANDIDATES_SHOWN} more" if len(candidates) > MOOD_CANDIDATES_SHOWN else ""
+        raise InvalidQuery(f"mood_name: {shown(text)} matches {len(candidates)} moods: {listed}{more}; "
+                           "give more of the name, or the id")
+    close = difflib.get_close_matches(" ".join(query), [" ".join(w) for w in words], n=3, cutoff=0.5)
+    hint = "; did you mean " + " or ".join(repr(names[[" ".join(w) for w in words].index(c)]) for c in close) + "?"
+    raise InvalidQuery(f"mood_name: unknown mood {shown(text)}{hint if close else ''} "
+                       f"(ListMoods gives all {len(names)} names and ids)")
+
+
 class Playlists:
     def __init__(self, view: CatalogView) -> None:
         self.view = view
         moods = view.bundle.moods
         self.clusters = moods.clusters_
-        self._by_name = {c["name"].casefold(): c["id"] for c in self.clusters}
         labels = moods.labels_
         self.members = [np.flatnonzero(labels == c) for c in range(len(self.clusters))]
         self.ranked = [self._rank_members(m, moods.is_core_) for m in self.members]
@@ -51,12 +107,9 @@ class Playlists:
         return members[np.lexsort((members, -closeness, ~core))]
 
     def resolve_mood(self, *, mood_id: int | None = None, mood_name: str | None = None) -> int:
+        """The id of a mood given by id, or by name: see ``find_mood``."""
         if mood_name is not None:
-            found = self._by_name.get(mood_name.strip().casefold())
-            if found is None:
-                raise InvalidQuery(f"mood_name: unknown mood {shown(mood_name)}; ListMoods gives the names, e.g. "
-                                   f"{[c['name'] for c in self.clusters[:3]]}")
-            return int(found)
+            return find_mood([c["name"] for c in self.clusters], mood_name)
         if mood_id is None or not 0 <= mood_id < len(self.members):
             raise InvalidQuery(f"mood_id: unknown mood {mood_id}; ids are 0..{len(self.members) - 1}")
         return int(mood_id)
