@@ -70,6 +70,7 @@ class RunningServer:
     health: health.HealthServicer
     metrics: ServerMetrics | None = None
     metrics_http: MetricsHttp | None = None  # serving /metrics, when exported
+    _end_drain_delay: threading.Event = dataclasses.field(default_factory=threading.Event, repr=False)
 
     @property
     def metrics_port(self) -> int | None:
@@ -80,13 +81,22 @@ class RunningServer:
         for name in ("", SERVICE):
             self.health.set(name, status)
 
-    def stop(self, grace: float = 5.0) -> None:
-        """Graceful: health goes NOT_SERVING, new calls are refused, calls in flight get ``grace`` s."""
+    def stop(self, grace: float = 5.0, drain_delay: float = 0.0) -> None:
+        """Graceful: health goes NOT_SERVING, new calls are refused, calls in flight get ``grace`` s.
+
+        With ``drain_delay`` the server first keeps answering for that long while health says
+        NOT_SERVING, so load balancers, Kubernetes readiness and health-watching clients move away
+        before calls are refused (``end_drain_delay`` cuts it short)."""
         self.set_serving(False)
+        if drain_delay > 0:
+            self._end_drain_delay.wait(drain_delay)
         self.holder.close()
         self.server.stop(grace).wait()
         if self.metrics_http is not None:  # scraped until the drain is over
             self.metrics_http.close()
+
+    def end_drain_delay(self) -> None:
+        self._end_drain_delay.set()
 
 
 def add_servicer(servicer: RecommenderServicer, server: grpc.Server) -> None:
@@ -185,11 +195,18 @@ def _tls_credentials(cert: Path | None, key: Path | None) -> grpc.ServerCredenti
     return None if pem is None else grpc.ssl_server_credentials([(pem[1], pem[0])])
 
 
-def serve_forever(running: RunningServer, *, grace: float = 10.0) -> int:
-    """Block until SIGTERM/SIGINT, then shut down gracefully; SIGHUP reloads the configured bundle path."""
+def serve_forever(running: RunningServer, *, grace: float = 10.0, drain_delay: float = 0.0) -> int:
+    """Block until SIGTERM/SIGINT, then shut down gracefully (after ``drain_delay`` s of answering with
+    health NOT_SERVING; a second signal ends that delay); SIGHUP reloads the configured bundle path."""
     done = threading.Event()
 
     def on_stop(signum: int, frame: Any) -> None:
+        if done.is_set():
+            running.end_drain_delay()
+            return
+        if drain_delay > 0:
+            log.info("%s: health NOT_SERVING; still answering for %.0f s (--drain-delay) before shutting down",
+                     signal.Signals(signum).name, drain_delay, extra={"event": "drain_delay"})
         log.info("%s: shutting down (health NOT_SERVING, %.0f s grace for calls in flight)",
                  signal.Signals(signum).name, grace)
         done.set()
@@ -206,6 +223,6 @@ def serve_forever(running: RunningServer, *, grace: float = 10.0) -> int:
     signal.signal(signal.SIGINT, on_stop)
     signal.signal(signal.SIGHUP, on_hup)
     done.wait()
-    running.stop(grace)
+    running.stop(grace, drain_delay=drain_delay)
     log.info("stopped")
     return 0

@@ -27,6 +27,9 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--watch", type=float, metavar="SECONDS",
                    help="re-check the bundle path this often and hot-reload when it points elsewhere")
     p.add_argument("--grace", type=float, default=10.0, help="seconds calls in flight get on shutdown")
+    p.add_argument("--drain-delay", type=float, default=0.0, metavar="S",
+                   help="on SIGTERM, first keep answering for S seconds with health NOT_SERVING, so load balancers "
+                        "stop sending calls before they are refused (default 0; a second signal ends the delay)")
     p.add_argument("--token", action="append", default=[], help="require this bearer token (repeatable)")
     p.add_argument("--admin-token", action="append", default=[], help="bearer token that may also reload")
     p.add_argument("--tls-cert", type=Path)
@@ -107,6 +110,20 @@ def add_parsers(sub: Any) -> None:
     b.add_argument("--json", dest="json_out", help="also write the report as JSON here")
     b.set_defaults(func=cmd_bench)
 
+    from ._probe import EXIT_CODES_HELP
+
+    h = sub.add_parser("health", help="probe a server's grpc.health.v1 status (exit 0 when SERVING)",
+                       description="One grpc.health.v1.Health/Check, for container HEALTHCHECKs and Kubernetes "
+                                   "exec probes. Prints the status.", epilog=EXIT_CODES_HELP)
+    h.add_argument("address", help="HOST:PORT")
+    h.add_argument("--service", default="", help="a service name, e.g. musicrec.v1.Recommender (default: the server)")
+    h.add_argument("--timeout", type=float, default=5.0, metavar="S", help="deadline in seconds (default 5)")
+    h.add_argument("--token", help="bearer token (health checks need none on musicrec; for proxies that do)")
+    h.add_argument("--tls", action="store_true", help="use TLS with the system's root certificates")
+    h.add_argument("--tls-ca", type=Path, metavar="FILE", help="use TLS, trusting this CA certificate (PEM)")
+    h.add_argument("--tls-server-name", metavar="NAME", help="expect this name in the server certificate")
+    h.set_defaults(func=cmd_health)
+
 
 def _rpcs() -> tuple[str, ...]:
     return ("health", "similar", "similar-features", "batch", "playlist", "classify", "classify-features")
@@ -142,6 +159,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(report, indent=2) + "\n")
     return 0
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    from ._probe import main
+
+    return main(args.address, service=args.service, timeout=args.timeout, token=args.token, tls=args.tls,
+                tls_ca=args.tls_ca, tls_server_name=args.tls_server_name)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -184,7 +208,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         logging.getLogger("musicrec.server").info(
             "metrics on http://%s:%d/metrics", options.metrics_host, running.metrics_port,
             extra={"event": "metrics_serving", "fields": {"metrics_port": running.metrics_port}})
-    return serve_forever(running, grace=args.grace)
+    return serve_forever(running, grace=args.grace, drain_delay=args.drain_delay)
 
 
 def _pairs(items: Sequence[str], what: str) -> dict[str, float]:

@@ -46,7 +46,8 @@ def loaded(modules: list[str], roots: tuple[str, ...]) -> list[str]:
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["index", "--help"], ["serve", "--help"], ["query", "--help"],
-                                  ["query", "similar", "--help"], ["bench", "--help"], ["demo", "--help"], []],
+                                  ["query", "similar", "--help"], ["bench", "--help"], ["demo", "--help"],
+                                  ["health", "--help"], []],
                          ids=" ".join)
 def test_help_loads_no_heavy_module(argv: list[str]) -> None:
     code, modules, printed = run_main(argv)

@@ -1,0 +1,64 @@
+"""``musicrec health ADDRESS``: one ``grpc.health.v1.Health/Check``, answered as an exit status, for
+container HEALTHCHECKs, Kubernetes exec probes and scripts. Loads grpc and the health stubs only
+(never the engine), so a probe costs an interpreter start and one call.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# Exit statuses (README "Operating"; `musicrec health --help`).
+EXIT_SERVING = 0
+EXIT_NOT_SERVING = 1  # the server answered NOT_SERVING: no bundle yet, or shutting down
+EXIT_USAGE = 2  # bad arguments or an unreadable --tls-ca file
+EXIT_UNKNOWN_SERVICE = 3  # the server does not know --service (or answered UNKNOWN)
+EXIT_UNREACHABLE = 4  # no answer: refused, timed out, TLS or auth failure, or any other gRPC error
+
+EXIT_CODES_HELP = (f"exit status: {EXIT_SERVING} SERVING; {EXIT_NOT_SERVING} NOT_SERVING (no bundle loaded, or "
+                   f"draining); {EXIT_USAGE} bad arguments; {EXIT_UNKNOWN_SERVICE} service unknown to the server; "
+                   f"{EXIT_UNREACHABLE} no answer (unreachable, timeout, TLS or auth failure; the gRPC status is "
+                   "printed)")
+
+
+def check(address: str, *, service: str = "", timeout: float = 5.0, token: str | None = None,
+          tls: bool = False, tls_ca: Path | None = None, tls_server_name: str | None = None) -> tuple[int, str]:
+    """Ask ``address`` for the health of ``service`` ("" = the whole server). Returns (exit status, line to print)."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    options: list[tuple[str, str]] = []
+    if tls or tls_ca is not None:
+        root = None
+        if tls_ca is not None:
+            try:
+                root = Path(tls_ca).read_bytes()
+            except OSError as exc:
+                return EXIT_USAGE, f"--tls-ca {tls_ca}: cannot read it ({exc.strerror})"
+        if tls_server_name:
+            options.append(("grpc.ssl_target_name_override", tls_server_name))
+        channel = grpc.secure_channel(address, grpc.ssl_channel_credentials(root_certificates=root), options=options)
+    else:
+        channel = grpc.insecure_channel(address)
+    metadata = (("authorization", f"Bearer {token}"),) if token else None
+    try:
+        with channel:
+            response = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=service), timeout=timeout, metadata=metadata)
+    except grpc.RpcError as err:
+        code = err.code()
+        if code == grpc.StatusCode.NOT_FOUND:  # how grpc.health.v1 says "no such service"
+            return EXIT_UNKNOWN_SERVICE, f"SERVICE_UNKNOWN: {service!r} is not a service of {address}"
+        return EXIT_UNREACHABLE, f"{address}: {code.name if code else 'UNKNOWN'}: {err.details()}"
+    status = health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
+    if response.status == health_pb2.HealthCheckResponse.SERVING:
+        return EXIT_SERVING, status
+    if response.status == health_pb2.HealthCheckResponse.NOT_SERVING:
+        return EXIT_NOT_SERVING, status
+    return EXIT_UNKNOWN_SERVICE, status
+
+
+def main(address: str, **kwargs: object) -> int:
+    code, line = check(address, **kwargs)  # type: ignore[arg-type]
+    print(line, file=sys.stdout if code in (EXIT_SERVING, EXIT_NOT_SERVING) else sys.stderr)
+    return code

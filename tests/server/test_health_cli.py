@@ -1,0 +1,123 @@
+"""`musicrec health ADDRESS`: exit 0 when SERVING, 1 NOT_SERVING (no bundle, or draining), 3 for a
+service the server does not know, 4 when nothing answers; over TLS too; and it never loads the engine."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import grpc
+import pytest
+
+from indexer.cli import main
+from server import ServerOptions, create_server
+from server._generated.musicrec.v1 import recommender_pb2 as pb
+from server._generated.musicrec.v1 import recommender_pb2_grpc as pb_grpc
+from server._probe import EXIT_NOT_SERVING, EXIT_SERVING, EXIT_UNKNOWN_SERVICE, EXIT_UNREACHABLE
+
+from .conftest import Blocker, wait_until
+
+T = 10
+
+
+def probe(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    code = main(["health", *argv])
+    out = capsys.readouterr()
+    return code, out.out + out.err
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_serving_and_per_service(bundle_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    srv = create_server(bundle_dir, "127.0.0.1:0", ServerOptions(read_tokens=("tok",)))
+    address = f"127.0.0.1:{srv.port}"
+    try:
+        assert probe(capsys, address) == (EXIT_SERVING, "SERVING\n")
+        assert probe(capsys, address, "--service", "musicrec.v1.Recommender")[0] == EXIT_SERVING
+        assert probe(capsys, address, "--token", "tok", "--timeout", "3")[0] == EXIT_SERVING
+        code, printed = probe(capsys, address, "--service", "no.such.Service")
+        assert code == EXIT_UNKNOWN_SERVICE and "SERVICE_UNKNOWN" in printed
+    finally:
+        srv.stop(0)
+
+
+def test_not_serving_without_a_bundle(capsys: pytest.CaptureFixture[str]) -> None:
+    srv = create_server(None, "127.0.0.1:0")
+    try:
+        assert probe(capsys, f"127.0.0.1:{srv.port}") == (EXIT_NOT_SERVING, "NOT_SERVING\n")
+    finally:
+        srv.stop(0)
+
+
+def test_not_serving_while_draining_then_unreachable(bundle_dir: Path, blocking: Blocker,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    srv = create_server(bundle_dir, "127.0.0.1:0")
+    address = f"127.0.0.1:{srv.port}"
+    with grpc.insecure_channel(address) as ch:
+        call = pb_grpc.RecommenderStub(ch).SimilarTracks.future(
+            pb.SimilarTracksRequest(seeds=[pb.Seed(track_id=srv.holder.require().ids[0])]), timeout=30)
+        assert blocking.entered.acquire(timeout=T)
+        # the drain delay (SIGTERM with --drain-delay) answers NOT_SERVING; ended below, not waited out
+        stopper = threading.Thread(target=srv.stop, kwargs={"grace": 20, "drain_delay": 600})
+        stopper.start()
+        try:
+            wait_until(lambda: main(["health", address]) == EXIT_NOT_SERVING, "the probe to see NOT_SERVING")
+            assert probe(capsys, address)[0] == EXIT_NOT_SERVING
+        finally:
+            srv.end_drain_delay()
+        # then gRPC refuses new calls while the call in flight finishes
+        wait_until(lambda: main(["health", address, "--timeout", "2"]) == EXIT_UNREACHABLE,
+                   "the probe to find the server refusing calls")
+        blocking.release.set()
+        assert len(call.result().results) == 10
+        stopper.join()
+    code, printed = probe(capsys, address, "--timeout", "2")
+    assert code == EXIT_UNREACHABLE and "UNAVAILABLE" in printed
+
+
+def test_unreachable(capsys: pytest.CaptureFixture[str]) -> None:
+    code, printed = probe(capsys, f"127.0.0.1:{free_port()}", "--timeout", "3")
+    assert code == EXIT_UNREACHABLE
+    assert "UNAVAILABLE" in printed or "DEADLINE_EXCEEDED" in printed
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is needed to make a test certificate")
+def test_over_tls(bundle_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    srv = create_server(bundle_dir, "127.0.0.1:0", ServerOptions(tls_cert=cert, tls_key=key))
+    address = f"127.0.0.1:{srv.port}"
+    try:
+        assert probe(capsys, address, "--tls-ca", str(cert)) == (EXIT_SERVING, "SERVING\n")
+        assert probe(capsys, f"localhost:{srv.port}", "--tls-ca", str(cert), "--tls-server-name", "localhost")[0] \
+            == EXIT_SERVING
+        assert probe(capsys, address, "--timeout", "3")[0] == EXIT_UNREACHABLE  # plaintext to a TLS port
+        code, printed = probe(capsys, address, "--tls-ca", str(tmp_path / "missing.pem"))
+        assert code == 2 and "missing.pem" in printed
+    finally:
+        srv.stop(0)
+
+
+def test_the_command_exits_with_the_status_and_loads_no_engine(bundle_dir: Path) -> None:
+    srv = create_server(bundle_dir, "127.0.0.1:0")
+    code = ("import sys\nfrom indexer.cli import main\nrc = main(sys.argv[1:])\n"
+            "assert not [m for m in sys.modules if m.split('.')[0] in ('engine', 'faiss', 'xgboost', 'sklearn')]\n"
+            "sys.exit(rc)")
+    try:
+        for argv, expected in (([f"127.0.0.1:{srv.port}"], EXIT_SERVING),
+                               ([f"127.0.0.1:{free_port()}", "--timeout", "3"], EXIT_UNREACHABLE)):
+            done = subprocess.run([sys.executable, "-c", code, "health", *argv], capture_output=True, text=True,
+                                  timeout=60, check=False)
+            assert done.returncode == expected, done.stdout + done.stderr
+    finally:
+        srv.stop(0)
