@@ -51,11 +51,10 @@ class GenreClassify:
         known: tuple[str, ...] = ()
         if track_id is not None:
             row = view.row(track_id)
-            raw = view.bundle.tracks.features[row:row + 1]
+            x = view.model_inputs(view.bundle.tracks.features[row:row + 1])
             known = view.genres[row]
         else:
-            raw = view.raw_features(features or {}, "features")
-        x = view.model_inputs(raw)
+            _, x, _ = view.feature_seed(features or {}, "features")
         proba = classifier.predict_proba(x)[0]
         top = np.argsort(-proba, kind="stable")[:top_k]
         contributions: list[tuple[str, float]] = []

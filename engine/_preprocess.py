@@ -86,8 +86,7 @@ class Preprocessor:
             raise InvalidQuery(f"features have {got} columns, but the pipeline expects "
                                f"{len(self.feature_names)}: {list(self.feature_names)}")
         cols: list[np.ndarray] = []
-        for j, col in enumerate(self.feature_names):
-            kind, period = parse_transform(self.transforms.get(col, "none"), col)
+        for j, (kind, period) in enumerate(self._parsed_transforms()):
             v = raw[:, j]
             if kind == "cyclic":
                 angle = 2 * np.pi * v / period
@@ -97,6 +96,20 @@ class Preprocessor:
             else:
                 cols.append(v)
         return np.column_stack(cols)
+
+    def _parsed_transforms(self) -> list[tuple[str, float]]:
+        """Each feature's (kind, period), parsed once: queries transform one row at a time."""
+        parsed = self.__dict__.get("_parsed")
+        if parsed is None or len(parsed) != len(self.feature_names):
+            parsed = self.__dict__["_parsed"] = [parse_transform(self.transforms.get(col, "none"), col)
+                                                 for col in self.feature_names]
+        return parsed
+
+    def embed_transformed(self, transformed: np.ndarray) -> np.ndarray:
+        """``embed`` for rows already through ``transform_features`` (the same operations)."""
+        self._check_fitted()
+        with np.errstate(over="ignore", invalid="ignore"):
+            return l2_normalize(((transformed - self.mean_) / self.scale_) @ self.components_.T)
 
     def standardize(self, raw: np.ndarray) -> np.ndarray:
         """Transformed and standardized features, shape (n, n_transformed). Values too large for

@@ -99,7 +99,8 @@ class _Plan:
     vector: np.ndarray  # unit float32, shape (dim,)
     row_filter: RowFilter
     scoring: Scoring
-    seed_raw: list[np.ndarray]  # raw feature rows of the seeds that have features (genre affinity)
+    seed_rows: list[int]  # catalog seeds (their genre affinity is computed only when needed)
+    seed_inputs: list[np.ndarray]  # classifier inputs of raw-feature seeds, computed while validating
     unknown: list[str]
     table_row: int | None  # the seed row when the neighbour table holds this ranking's head
     source: CandidateSource  # chosen by the query alone, so every page of it searches the same way
@@ -188,11 +189,15 @@ class SimilarSearch:
     def _affinity(self, plan: _Plan) -> np.ndarray | None:
         """Mean genre probabilities of the seeds with features (catalog tracks and raw-feature
         seeds; a bare vector has none); None when genre agreement does not apply."""
-        if plan.scoring.genre_weight <= 0 or not plan.seed_raw:
+        if plan.scoring.genre_weight <= 0 or not (plan.seed_rows or plan.seed_inputs):
             return None
         classifier = self.view.bundle.classifier
         assert classifier is not None
-        return classifier.predict_proba(self.view.model_inputs(np.concatenate(plan.seed_raw))).mean(axis=0)
+        inputs = list(plan.seed_inputs)
+        if plan.seed_rows:
+            inputs.insert(0, self.view.model_inputs(self.view.bundle.tracks.features[plan.seed_rows]))
+        proba = classifier.predict_proba(inputs[0] if len(inputs) == 1 else np.concatenate(inputs))
+        return proba[0] if len(proba) == 1 else proba.mean(axis=0)
 
     # -- validation: the same for every query --------------------------------------------------
     def plan(self, q: SimilarQuery, where: str) -> _Plan:
@@ -210,7 +215,7 @@ class SimilarSearch:
         if not (np.isfinite(q.diversity) and 0 <= q.diversity <= 1):
             raise InvalidQuery(f"{where}diversity: must be 0..1, got {q.diversity}")
         unknown: list[str] = []
-        pos, pos_rows, raws = self._seeds(q.seeds, f"{where}seeds", q.skip_unknown_seeds, unknown)
+        pos, pos_rows, inputs = self._seeds(q.seeds, f"{where}seeds", q.skip_unknown_seeds, unknown)
         neg, neg_rows, _ = self._seeds(q.negative_seeds, f"{where}negative_seeds", q.skip_unknown_seeds, unknown)
         if not pos:
             raise InvalidQuery(f"{where}seeds: none of the seed track ids is in the catalog: {unknown[:10]}")
@@ -233,7 +238,8 @@ class SimilarSearch:
             table_row = pos_rows[0]
         new_tracks_only = not pos_rows and not neg_rows and not row_filter.user_filtered \
             and not q.filter.exclude_track_ids
-        return _Plan(query=q, vector=vector, row_filter=row_filter, scoring=scoring, seed_raw=raws,
+        return _Plan(query=q, vector=vector, row_filter=row_filter, scoring=scoring, seed_rows=pos_rows,
+                     seed_inputs=inputs,
                      unknown=unknown, table_row=table_row,
                      source=self.new_track_source if new_tracks_only else self.source)
 
@@ -285,10 +291,10 @@ class SimilarSearch:
 
     def _seeds(self, seeds: Sequence[Seed], where: str, tolerate: bool,
                unknown: list[str]) -> tuple[list[np.ndarray], list[int], list[np.ndarray]]:
-        """Unit vectors of the seeds, the catalog rows among them, and the raw feature rows of
-        those that have features (catalog tracks and raw-feature seeds)."""
+        """Unit vectors of the seeds, the catalog rows among them, and the classifier inputs of
+        the raw-feature seeds."""
         view = self.view
-        vectors, rows, raws = [], [], []
+        vectors, rows, inputs = [], [], []
         for i, seed in enumerate(seeds):
             given = [x is not None for x in (seed.track_id, seed.features, seed.vector)]
             if sum(given) != 1:
@@ -302,11 +308,10 @@ class SimilarSearch:
                     raise TrackNotFound(f"{where}[{i}].track_id: track {shown(seed.track_id)} is not in the catalog")
                 rows.append(row)
                 vectors.append(view.vectors[row])
-                raws.append(view.bundle.tracks.features[row:row + 1])
             elif seed.features is not None:
-                raw = view.raw_features(seed.features, f"{where}[{i}].features")
-                vectors.append(view.embed(raw, f"{where}[{i}].features"))
-                raws.append(raw)
+                _, seed_inputs, vector = view.feature_seed(seed.features, f"{where}[{i}].features")
+                vectors.append(vector)
+                inputs.append(seed_inputs)
             else:
                 vectors.append(view.check_vector(seed.vector, f"{where}[{i}].vector"))  # type: ignore[arg-type]
-        return vectors, rows, raws
+        return vectors, rows, inputs

@@ -97,43 +97,51 @@ class CatalogView:
 
     # -- client input -> arrays ----------------------------------------------------------------
     def raw_features(self, values: Mapping[str, float], where: str = "features") -> np.ndarray:
-        """Validate a feature-name -> value mapping into a raw row of shape (1, n_features).
+        """Validate a feature-name -> value mapping into a raw row of shape (1, n_features)."""
+        return self.feature_seed(values, where)[0]
 
-        Also refuses values that overflow once transformed (the classifier reads float32), so a
-        seed the classifier cannot read is refused by every query, not only by ClassifyGenre.
+    def feature_seed(self, values: Mapping[str, float], where: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A feature-name -> value mapping validated and transformed once: the raw row (1,
+        n_features), the classifier's float32 inputs (1, n_transformed) and the unit vector (dim,).
+
+        Values that overflow once transformed are refused here, so a seed the classifier cannot
+        read is refused by every query, not only by ClassifyGenre.
         """
-        unknown = sorted(set(values) - set(self.feature_names))
-        if unknown:
-            raise InvalidQuery(f"{where}: unknown feature(s) {', '.join(shown(u) for u in unknown[:5])}; "
-                               f"the bundle's features are {list(self.feature_names)}")
-        missing = [n for n in self.feature_names if n not in values]
-        if missing:
-            raise InvalidQuery(f"{where}: missing feature(s) {missing}; every feature of the bundle is required")
-        row = np.array([[float(values[n]) for n in self.feature_names]])
-        bad = [n for n, v in zip(self.feature_names, row[0], strict=True) if not np.isfinite(v)]
-        if bad:
-            raise InvalidQuery(f"{where}: {bad} must be finite numbers (no NaN or infinity)")
-        if not np.isfinite(self.model_inputs(row)).all():
+        raw = self._validated_row(values, where)
+        with np.errstate(over="ignore", invalid="ignore"):
+            transformed = self.bundle.preprocessor.transform_features(raw)
+            inputs = transformed.astype(np.float32)
+        if not np.isfinite(inputs).all():
             raise InvalidQuery(f"{where}: values too large for the model (beyond float32 after transforms; "
                                "each feature's plausible range is in ServerInfo metrics)")
-        return row
-
-    def model_inputs(self, raw: np.ndarray) -> np.ndarray:
-        """The classifier's inputs for raw rows, float32 (non-finite where a value overflows)."""
-        with np.errstate(over="ignore", invalid="ignore"):
-            return self.bundle.preprocessor.transform_features(raw).astype(np.float32)
-
-    def embed(self, raw: np.ndarray, where: str) -> np.ndarray:
-        """The unit vector of one validated raw row."""
-        with np.errstate(over="ignore", invalid="ignore"):
-            v = self.bundle.preprocessor.embed(raw)[0]
+        v = self.bundle.preprocessor.embed_transformed(transformed)[0]
         if not np.isfinite(v).all():
             raise InvalidQuery(f"{where}: values too large to place in the vector space "
                                "(each feature's plausible range is in ServerInfo metrics)")
         if not np.any(v):
             raise InvalidQuery(f"{where}: these values sit exactly at the catalog's mean "
                                "and have no direction to search in")
-        return v
+        return raw, inputs, v
+
+    def _validated_row(self, values: Mapping[str, float], where: str) -> np.ndarray:
+        names = self.feature_names
+        if len(values) != len(names) or any(n not in values for n in names):
+            unknown = sorted(set(values) - set(names))
+            if unknown:
+                raise InvalidQuery(f"{where}: unknown feature(s) {', '.join(shown(u) for u in unknown[:5])}; "
+                                   f"the bundle's features are {list(names)}")
+            missing = [n for n in names if n not in values]
+            raise InvalidQuery(f"{where}: missing feature(s) {missing}; every feature of the bundle is required")
+        row = np.array([[float(values[n]) for n in names]])
+        if not np.isfinite(row).all():
+            bad = [n for n, v in zip(names, row[0], strict=True) if not np.isfinite(v)]
+            raise InvalidQuery(f"{where}: {bad} must be finite numbers (no NaN or infinity)")
+        return row
+
+    def model_inputs(self, raw: np.ndarray) -> np.ndarray:
+        """The classifier's inputs for raw rows, float32 (non-finite where a value overflows)."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            return self.bundle.preprocessor.transform_features(raw).astype(np.float32)
 
     def check_vector(self, values: Sequence[float], where: str) -> np.ndarray:
         v = np.asarray(values, dtype=np.float64)
