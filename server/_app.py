@@ -17,6 +17,7 @@ from grpc_reflection.v1alpha import reflection
 
 from engine import use_one_search_thread
 
+from ._audio import AudioPool, AudioUnavailable
 from ._bind import ServerStartError, check_bindable, read_tls_files
 from ._generated.musicrec.v1 import recommender_pb2 as pb
 from ._holder import BundleHolder, ReloadPolicy
@@ -60,6 +61,10 @@ class ServerOptions:
     metrics_host: str = "127.0.0.1"
     log_requests: bool = False  # one log line per call (event "request")
     slow_ms: float | None = DEFAULT_SLOW_MS  # None or 0: no slow-request log
+    # Audio clips (server/_audio.py): worker processes, and clips analysed or waiting at once (more get
+    # RESOURCE_EXHAUSTED). One worker leaves the other core of a 2-core machine to the fast RPCs.
+    audio_workers: int = 1
+    audio_max_clips: int = 4
 
 
 @dataclasses.dataclass
@@ -70,6 +75,7 @@ class RunningServer:
     health: health.HealthServicer
     metrics: ServerMetrics | None = None
     metrics_http: MetricsHttp | None = None  # serving /metrics, when exported
+    audio: AudioPool | None = None  # worker processes for audio clips
     _end_drain_delay: threading.Event = dataclasses.field(default_factory=threading.Event, repr=False)
 
     @property
@@ -92,6 +98,8 @@ class RunningServer:
             self._end_drain_delay.wait(drain_delay)
         self.holder.close()
         self.server.stop(grace).wait()
+        if self.audio is not None:
+            self.audio.close()
         if self.metrics_http is not None:  # scraped until the drain is over
             self.metrics_http.close()
 
@@ -153,7 +161,8 @@ def create_server(bundle: str | os.PathLike[str] | None, address: str = "127.0.0
     if observer is not None:
         observer.watch_server(server)
     metrics.watch_server(server, options.max_concurrent)
-    add_servicer(RecommenderServicer(holder, reload_policy, metrics=metrics), server)
+    audio = AudioPool(options.audio_workers, options.audio_max_clips, metrics)
+    add_servicer(RecommenderServicer(holder, reload_policy, metrics=metrics, audio=audio), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
@@ -173,6 +182,8 @@ def create_server(bundle: str | os.PathLike[str] | None, address: str = "127.0.0
             server.start()
             server.stop(None).wait()
             raise
+        if "audio" in holder.require().bundle.manifest:
+            _warm_audio(audio)
     server.start()
     metrics_http = None
     if options.metrics_port is not None:
@@ -183,11 +194,19 @@ def create_server(bundle: str | os.PathLike[str] | None, address: str = "127.0.0
             raise MetricsStartError(f"cannot serve metrics on {options.metrics_host}:{options.metrics_port}: "
                           f"{exc.strerror or exc}") from None
     running = RunningServer(server=server, port=port, holder=holder, health=health_servicer, metrics=metrics,
-                            metrics_http=metrics_http)
+                            metrics_http=metrics_http, audio=audio)
     running.set_serving(holder.current is not None)
     if options.watch_interval and bundle is not None:
         holder.watch(options.watch_interval)
     return running
+
+
+def _warm_audio(audio: AudioPool) -> None:
+    """An audio bundle: spawn the audio workers and pay librosa's JIT now, not in the first call."""
+    try:
+        audio.start(wait=True)
+    except AudioUnavailable as exc:  # the audio extra is missing: everything else still serves
+        log.warning("audio queries will be refused: %s", exc)
 
 
 def _tls_credentials(cert: Path | None, key: Path | None) -> grpc.ServerCredentials | None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
-from engine import Classification, Recommender, Seed, SimilarQuery, SimilarResult, TrackFilter
+from engine import Classification, InvalidQuery, Recommender, Seed, SimilarQuery, SimilarResult, TrackFilter
 
 from ._generated.musicrec.v1 import recommender_pb2 as pb
 
@@ -17,6 +18,8 @@ def seed_from_pb(msg: pb.Seed) -> Seed:
         return Seed(features=dict(msg.features.values))
     if kind == "vector":
         return Seed(vector=list(msg.vector.values))
+    if kind == "audio":  # SimilarTracks extracts clips first (server/_audio.py); nothing else does
+        raise InvalidQuery("seeds: audio seeds are accepted by SimilarTracks only (not in BatchSimilarTracks)")
     return Seed()  # the engine reports "give exactly one of track_id, features or vector"
 
 
@@ -32,10 +35,24 @@ def filter_from_pb(f: pb.Filter) -> TrackFilter:
         exclude_track_ids=list(f.exclude_track_ids), mood_ids=list(f.mood_ids))
 
 
-def similar_query_from_pb(msg: pb.SimilarTracksRequest) -> SimilarQuery:
+def _seeds(msgs: Any, audio: Iterator[list[Seed]] | None) -> list[Seed]:
+    if audio is None:
+        return [seed_from_pb(s) for s in msgs]
+    out: list[Seed] = []
+    for s in msgs:
+        if s.WhichOneof("kind") == "audio":
+            out.extend(next(audio))  # the clip's descriptors: one seed, or one per segment
+        else:
+            out.append(seed_from_pb(s))
+    return out
+
+
+def similar_query_from_pb(msg: pb.SimilarTracksRequest, audio: Iterator[list[Seed]] | None = None) -> SimilarQuery:
+    """``audio``: the feature seeds of the request's audio clips (seeds, then negative seeds, in
+    order), already extracted (server/_audio.py)."""
     return SimilarQuery(
-        seeds=[seed_from_pb(s) for s in msg.seeds],
-        negative_seeds=[seed_from_pb(s) for s in msg.negative_seeds],
+        seeds=_seeds(msg.seeds, audio),
+        negative_seeds=_seeds(msg.negative_seeds, audio),
         targets=dict(msg.targets),
         target_weight=msg.target_weight if msg.HasField("target_weight") else None,
         filter=filter_from_pb(msg.filter) if msg.HasField("filter") else _NO_FILTER,

@@ -18,7 +18,9 @@ from typing import Any
 import grpc
 
 from engine import MAX_K, MAX_PLAYLIST, BundleError, DeadlineExceeded, InvalidQuery, Recommender, TrackNotFound
+from engine.audio import AudioNotSupported
 
+from . import _audio
 from . import _convert as conv
 from ._generated.musicrec.v1 import recommender_pb2 as pb
 from ._generated.musicrec.v1 import recommender_pb2_grpc as pb_grpc
@@ -43,6 +45,12 @@ def _status_of(exc: BaseException) -> tuple[grpc.StatusCode, str]:
 
 
 def _classify(exc: BaseException) -> tuple[grpc.StatusCode, str]:
+    if isinstance(exc, AudioNotSupported):  # an audio clip for a bundle not built from extracted audio
+        return grpc.StatusCode.FAILED_PRECONDITION, str(exc)
+    if isinstance(exc, _audio.AudioBusy):
+        return grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc)
+    if isinstance(exc, _audio.AudioUnavailable):
+        return grpc.StatusCode.UNAVAILABLE, str(exc)
     if isinstance(exc, InvalidQuery):
         return grpc.StatusCode.INVALID_ARGUMENT, str(exc)
     if isinstance(exc, TrackNotFound):
@@ -103,10 +111,12 @@ def streaming(method: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[An
 
 class RecommenderServicer(pb_grpc.RecommenderServicer):
     def __init__(self, holder: BundleHolder, reload_policy: ReloadPolicy | None = None, *,
-                 metrics: ServerMetrics | None = None) -> None:
+                 metrics: ServerMetrics | None = None, audio: _audio.AudioPool | None = None) -> None:
         self.holder = holder
         # exported or not, so audio work can always record into it (see _metrics.py)
         self.metrics = metrics or ServerMetrics(holder, server_version=SERVER_VERSION)
+        # audio clips are analysed in worker processes, started when first needed (or warmed at start)
+        self.audio = audio or _audio.AudioPool(metrics=self.metrics)
         self.reload_policy = reload_policy or ReloadPolicy.for_server(holder.path)
         self.started = time.monotonic()
         # serialized tracks per live bundle; a reloaded bundle gets its own, the old one is dropped with it
@@ -122,7 +132,9 @@ class RecommenderServicer(pb_grpc.RecommenderServicer):
     def SimilarTracks(self, request: pb.SimilarTracksRequest,
                       context: grpc.ServicerContext) -> pb.SimilarTracksResponse:
         rec = self.holder.require()
-        result = rec.similar(conv.similar_query_from_pb(request), deadline=_deadline(context))
+        clips = _audio.clips_of(request)
+        audio = _audio.audio_seeds(rec, self.audio, clips, _deadline(context)) if clips else None
+        result = rec.similar(conv.similar_query_from_pb(request, audio), deadline=_deadline(context))
         if request.include_features:
             return conv.similar_response(rec, result, features=True)
         return similar_response_bytes(self._track_bytes(rec), rec, result)
@@ -179,6 +191,10 @@ class RecommenderServicer(pb_grpc.RecommenderServicer):
                       context: grpc.ServicerContext) -> pb.ClassifyGenreResponse:
         rec = self.holder.require()
         source = request.WhichOneof("input")
+        if source == "audio":
+            return conv.classification_pb(_audio.classify_audio(
+                rec, self.audio, request.audio, top_k=request.top_k, explain=request.explain,
+                deadline=_deadline(context)))
         result = rec.classify(track_id=request.track_id if source == "track_id" else None,
                               features=dict(request.features.values) if source == "features" else None,
                               top_k=request.top_k, explain=request.explain)

@@ -24,6 +24,10 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--max-concurrent", type=int, default=64,
                    help="RPCs accepted at once (running or queued); more get RESOURCE_EXHAUSTED (default 64)")
     p.add_argument("--workers", type=int, default=4, help="handler threads (default 4; see benchmarks/RESULTS.md)")
+    p.add_argument("--audio-workers", type=int, default=1,
+                   help="processes analysing audio clips (default 1; warmed at start for an audio bundle)")
+    p.add_argument("--audio-max-clips", type=int, default=4,
+                   help="audio clips analysed or waiting at once; more get RESOURCE_EXHAUSTED (default 4)")
     p.add_argument("--watch", type=float, metavar="SECONDS",
                    help="re-check the bundle path this often and hot-reload when it points elsewhere")
     p.add_argument("--grace", type=float, default=10.0, help="seconds calls in flight get on shutdown")
@@ -51,8 +55,10 @@ def add_parsers(sub: Any) -> None:
     q.add_argument("--token", help="bearer token")
     q.add_argument("--timeout", type=float, default=10.0, help="deadline in seconds")
     qs = q.add_subparsers(dest="query", metavar="QUERY", required=True)
-    s = qs.add_parser("similar", help="tracks similar to seed track ids")
-    s.add_argument("track_ids", nargs="+")
+    s = qs.add_parser("similar", help="tracks similar to seed track ids or audio files")
+    s.add_argument("track_ids", nargs="*")
+    s.add_argument("--audio", action="append", default=[], type=Path, metavar="FILE",
+                   help="an audio file as a seed (repeatable; bundles built from musicrec extract output)")
     s.add_argument("--not", dest="negative", action="append", default=[], metavar="ID", help="less like this")
     s.add_argument("-k", type=int, default=10)
     s.add_argument("--offset", type=int, default=0)
@@ -73,6 +79,7 @@ def add_parsers(sub: Any) -> None:
     p2.add_argument("--shuffle", type=int, default=0, help="shuffle seed")
     c = qs.add_parser("classify", help="genre probabilities for a track id or feature values")
     c.add_argument("track_id", nargs="?")
+    c.add_argument("--audio", type=Path, metavar="FILE", help="classify an audio file")
     c.add_argument("--features", metavar="NAME=VALUE,...")
     c.add_argument("--top", type=int, default=5)
     c.add_argument("--explain", action="store_true")
@@ -193,7 +200,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                             admin_tokens=tuple(args.admin_token), tls_cert=args.tls_cert, tls_key=args.tls_key,
                             watch_interval=args.watch, bundle_root=args.bundle_root,
                             metrics_port=args.metrics_port, metrics_host=args.metrics_host or args.host,
-                            log_requests=args.log_requests, slow_ms=args.slow_ms or None)
+                            log_requests=args.log_requests, slow_ms=args.slow_ms or None,
+                            audio_workers=args.audio_workers, audio_max_clips=args.audio_max_clips)
     try:
         running = create_server(args.bundle, f"{args.host}:{args.port}", options)
     except (ServerStartError, BundleError, OSError) as exc:  # address, TLS files, any failure to load the bundle
@@ -247,10 +255,41 @@ def cmd_query(args: argparse.Namespace) -> int:
     return 0
 
 
+def audio_clip(path: Path) -> bytes:
+    """A file's bytes for Seed.audio. A file over the 3 MiB limit is decoded here and sent as mono
+    FLAC at the extractor's rate (what the server would analyse anyway), which needs the audio extra."""
+    from ._audio import MAX_AUDIO_BYTES
+
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ValueError(f"--audio {path}: {exc.strerror or exc}") from None
+    if len(data) <= MAX_AUDIO_BYTES:
+        return data
+    try:
+        import io
+
+        import soundfile as sf
+
+        from engine.audio import ExtractorParams, decode
+    except ImportError:
+        raise ValueError(f"--audio {path}: {len(data):,} bytes, over the {MAX_AUDIO_BYTES:,}-byte limit; install "
+                         "the audio extra to have it shrunk, or send a shorter or compressed clip") from None
+    decoded = decode(data, ExtractorParams().sample_rate, name=str(path))
+    buf = io.BytesIO()
+    sf.write(buf, decoded.y, decoded.sr, format="FLAC", subtype="PCM_16")
+    if buf.tell() > MAX_AUDIO_BYTES:
+        raise ValueError(f"--audio {path}: {decoded.seconds:.0f} s is too long even as mono FLAC "
+                         f"({buf.tell():,} bytes); send a shorter clip")
+    return buf.getvalue()
+
+
 def _run_query(args: argparse.Namespace, stub: Any, pb: Any, call: dict[str, Any]) -> Any:
     if args.query == "similar":
+        if not args.track_ids and not args.audio:
+            raise ValueError("similar needs seed track ids or --audio FILE")
         request = pb.SimilarTracksRequest(
-            seeds=[pb.Seed(track_id=t) for t in args.track_ids],
+            seeds=[pb.Seed(track_id=t) for t in args.track_ids] + [pb.Seed(audio=audio_clip(f)) for f in args.audio],
             negative_seeds=[pb.Seed(track_id=t) for t in args.negative], k=args.k, offset=args.offset,
             targets=_pairs(args.target, "--target"), max_per_artist=args.max_per_artist, diversity=args.diversity,
             filter=pb.Filter(include_genres=args.genre, exclude_genres=args.exclude_genre))
@@ -273,10 +312,12 @@ def _run_query(args: argparse.Namespace, stub: Any, pb: Any, call: dict[str, Any
         request = pb.ClassifyGenreRequest(top_k=args.top, explain=args.explain)
         if args.features:
             request.features.values.update(_pairs(args.features.split(","), "--features"))
+        elif args.audio:
+            request.audio = audio_clip(args.audio)
         elif args.track_id:
             request.track_id = args.track_id
         else:
-            raise ValueError("classify needs a track id or --features")
+            raise ValueError("classify needs a track id, --features or --audio FILE")
         return stub.ClassifyGenre(request, **call)
     if args.query == "moods":
         return stub.ListMoods(pb.ListMoodsRequest(), **call)

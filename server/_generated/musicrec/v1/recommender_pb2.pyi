@@ -27,14 +27,16 @@ class Vector(_message.Message):
     def __init__(self, values: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class Seed(_message.Message):
-    __slots__ = ("track_id", "features", "vector")
+    __slots__ = ("track_id", "features", "vector", "audio")
     TRACK_ID_FIELD_NUMBER: _ClassVar[int]
     FEATURES_FIELD_NUMBER: _ClassVar[int]
     VECTOR_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_FIELD_NUMBER: _ClassVar[int]
     track_id: str
     features: FeatureValues
     vector: Vector
-    def __init__(self, track_id: _Optional[str] = ..., features: _Optional[_Union[FeatureValues, _Mapping]] = ..., vector: _Optional[_Union[Vector, _Mapping]] = ...) -> None: ...
+    audio: bytes
+    def __init__(self, track_id: _Optional[str] = ..., features: _Optional[_Union[FeatureValues, _Mapping]] = ..., vector: _Optional[_Union[Vector, _Mapping]] = ..., audio: _Optional[bytes] = ...) -> None: ...
 
 class Range(_message.Message):
     __slots__ = ("min", "max")
@@ -269,16 +271,18 @@ class MoodPlaylistResponse(_message.Message):
     def __init__(self, mood: _Optional[_Union[Mood, _Mapping]] = ..., entries: _Optional[_Iterable[_Union[PlaylistEntry, _Mapping]]] = ..., took_ms: _Optional[float] = ...) -> None: ...
 
 class ClassifyGenreRequest(_message.Message):
-    __slots__ = ("track_id", "features", "top_k", "explain")
+    __slots__ = ("track_id", "features", "audio", "top_k", "explain")
     TRACK_ID_FIELD_NUMBER: _ClassVar[int]
     FEATURES_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     EXPLAIN_FIELD_NUMBER: _ClassVar[int]
     track_id: str
     features: FeatureValues
+    audio: bytes
     top_k: int
     explain: bool
-    def __init__(self, track_id: _Optional[str] = ..., features: _Optional[_Union[FeatureValues, _Mapping]] = ..., top_k: _Optional[int] = ..., explain: _Optional[bool] = ...) -> None: ...
+    def __init__(self, track_id: _Optional[str] = ..., features: _Optional[_Union[FeatureValues, _Mapping]] = ..., audio: _Optional[bytes] = ..., top_k: _Optional[int] = ..., explain: _Optional[bool] = ...) -> None: ...
 
 class GenreProbability(_message.Message):
     __slots__ = ("genre", "probability")

@@ -1,0 +1,218 @@
+"""Audio queries: clips decoded and described in a process pool, then asked like feature seeds.
+
+The CPU work (decoding, librosa) runs in worker processes, never on the gRPC handler threads, so
+fast RPCs keep their latency while clips are analysed. Audio has its own concurrency limit:
+``max_clips`` clips being analysed or waiting at once; one more gets RESOURCE_EXHAUSTED at once.
+Workers are spawned (never forked from a process with gRPC threads) and warm librosa's JIT when
+they start; ``create_server`` starts and warms them before serving when the bundle is an audio
+bundle, so the first caller does not pay the ~10-20 s of numba compilation.
+
+Each clip is analysed with the parameters recorded in the bundle (engine/audio), and its
+descriptors enter the engine as ``Seed(features=...)``: the similar-track pipeline is the same
+as for any feature seed. With a bundle of segments the clip is cut the same way and each segment
+is a seed (SimilarTracks) or a vote (ClassifyGenre: the mean of the segments' probabilities).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import logging
+import multiprocessing
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+from engine import Classification, DeadlineExceeded, EngineError, InvalidQuery, Recommender, Seed
+
+log = logging.getLogger("musicrec.server")
+
+MAX_AUDIO_BYTES = 3 * 1024 * 1024  # under the 4 MiB message limit, with room for the rest of a request
+MAX_CLIPS_PER_REQUEST = 4
+DEFAULT_AUDIO_WORKERS = 1
+DEFAULT_MAX_CLIPS = 4
+
+
+class AudioBusy(EngineError, RuntimeError):
+    """Every audio slot is taken: RESOURCE_EXHAUSTED."""
+
+
+class AudioUnavailable(EngineError, RuntimeError):
+    """The audio extra is not installed, or a worker died: UNAVAILABLE."""
+
+
+def _analyse(clip: bytes, params: dict[str, Any], segment_seconds: float | None) -> list[dict[str, float]]:
+    """Worker side: the descriptor rows of one clip (raises BadAudio for a bad clip)."""
+    from engine.audio import ExtractorParams, analyse
+
+    return analyse(clip, ExtractorParams.from_json(params), segment_seconds=segment_seconds, name="the clip").rows
+
+
+def _warm(params: dict[str, Any]) -> None:
+    from engine.audio import ExtractorParams, warm_up
+
+    warm_up(ExtractorParams.from_json(params))
+
+
+def _ready() -> int:
+    import os
+
+    return os.getpid()
+
+
+class AudioPool:
+    """Worker processes for audio analysis and the limit on clips in flight."""
+
+    def __init__(self, workers: int = DEFAULT_AUDIO_WORKERS, max_clips: int = DEFAULT_MAX_CLIPS,
+                 metrics: Any = None) -> None:
+        self.workers = max(1, workers)
+        self.max_clips = max(1, max_clips)
+        self._slots = threading.BoundedSemaphore(self.max_clips)
+        self._lock = threading.Lock()
+        self._pool: cf.ProcessPoolExecutor | None = None
+        self.metrics = metrics
+        self.warm_seconds: float | None = None
+
+    def start(self, *, wait: bool) -> None:
+        """Spawn the workers (each warms librosa as it starts); with ``wait``, return once all are warm."""
+        from engine.audio import ExtractorParams
+
+        with self._lock:
+            if self._pool is None:
+                try:
+                    import librosa  # noqa: F401  (fail here, clearly, when the extra is missing)
+                except ImportError:
+                    raise AudioUnavailable("this server cannot analyse audio: the audio extra is not installed "
+                                           "(pip install 'musicrec[audio]')") from None
+                self._pool = cf.ProcessPoolExecutor(
+                    max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_warm, initargs=(ExtractorParams().to_json(),))
+            pool = self._pool
+        if wait:
+            t0 = time.perf_counter()
+            # one task per worker: the pool spawns a process for each, and each runs the warm-up first
+            for f in [pool.submit(_ready) for _ in range(self.workers)]:
+                f.result()
+            self.warm_seconds = time.perf_counter() - t0
+            log.info("audio: %d worker(s) warm in %.1f s", self.workers, self.warm_seconds)
+
+    def close(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def analyse(self, clips: Sequence[bytes], params: dict[str, Any], segment_seconds: float | None,
+                deadline: float | None) -> list[list[dict[str, float]]]:
+        """Descriptor rows of each clip, analysed in parallel. Raises AudioBusy when fewer than
+        ``len(clips)`` slots are free, DeadlineExceeded past ``deadline`` (``time.monotonic()``)."""
+        for i, clip in enumerate(clips):
+            if not clip:
+                raise InvalidQuery(f"audio clip {i}: empty")
+            if len(clip) > MAX_AUDIO_BYTES:
+                raise InvalidQuery(f"audio clip {i}: {len(clip):,} bytes, at most {MAX_AUDIO_BYTES:,} (3 MiB); send "
+                                   "a shorter clip or a compressed format (FLAC, OGG, MP3)")
+        taken = 0
+        try:
+            for _ in clips:
+                if not self._slots.acquire(blocking=False):
+                    raise AudioBusy(f"the server is analysing {self.max_clips} audio clips already (its audio "
+                                    "limit); retry later")
+                taken += 1
+            self.start(wait=False)
+            assert self._pool is not None
+            futures = [self._pool.submit(_analyse, clip, params, segment_seconds) for clip in clips]
+            return [self._result(f, deadline) for f in futures]
+        finally:
+            for _ in range(taken):
+                self._slots.release()
+
+    def _result(self, future: cf.Future[list[dict[str, float]]], deadline: float | None) -> list[dict[str, float]]:
+        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+        t0 = time.perf_counter()
+        try:
+            rows = future.result(timeout=timeout)
+        except cf.TimeoutError:
+            future.cancel()
+            raise DeadlineExceeded("deadline exceeded while the audio clip was analysed") from None
+        except BrokenProcessPool:
+            self.close()  # the next call spawns new workers
+            raise AudioUnavailable("an audio worker died (out of memory?); retry") from None
+        if self.metrics is not None:
+            self.metrics.audio_extraction_seconds.observe(time.perf_counter() - t0)
+        return rows
+
+
+def clips_of(request: Any) -> list[bytes]:
+    """The audio clips of a SimilarTracksRequest (seeds, then negative seeds), in order."""
+    return [s.audio for s in (*request.seeds, *request.negative_seeds) if s.WhichOneof("kind") == "audio"]
+
+
+def _extraction(rec: Recommender) -> tuple[dict[str, Any], float | None]:
+    from engine.audio import bundle_extractor
+
+    params, segment_seconds = bundle_extractor(rec.bundle.manifest)  # AudioNotSupported otherwise
+    return params.to_json(), segment_seconds
+
+
+def _feature_rows(rec: Recommender, rows: list[dict[str, float]]) -> list[dict[str, float]]:
+    missing = [n for n in rec.feature_names if n not in rows[0]] if rows else []
+    if missing:
+        from engine.audio import AudioNotSupported
+
+        raise AudioNotSupported(f"this bundle's features {missing[:5]} are not produced by the audio extractor")
+    return [{n: row[n] for n in rec.feature_names} for row in rows]
+
+
+def audio_seeds(rec: Recommender, pool: AudioPool, clips: Sequence[bytes],
+                deadline: float | None) -> Iterator[list[Seed]]:
+    """One list of feature seeds per clip (one per segment), in the clips' order."""
+    if len(clips) > MAX_CLIPS_PER_REQUEST:
+        raise InvalidQuery(f"seeds: {len(clips)} audio clips, at most {MAX_CLIPS_PER_REQUEST} per request")
+    params, segment_seconds = _extraction(rec)
+    for rows in pool.analyse(clips, params, segment_seconds, deadline):
+        yield [Seed(features=f) for f in _feature_rows(rec, rows)]
+
+
+def classify_audio(rec: Recommender, pool: AudioPool, clip: bytes, *, top_k: int, explain: bool,
+                   deadline: float | None) -> Classification:
+    """Genres of a clip: the classifier's probabilities of its descriptors, or with segments the
+    mean over its segments (the per-song vote the build evaluates); explained by the segment
+    most confident in the winning genre."""
+    import numpy as np
+
+    t0 = time.perf_counter()
+    params, segment_seconds = _extraction(rec)
+    if rec.bundle.classifier is None:
+        raise InvalidQuery("this bundle has no genre classifier (its catalog had no genre labels)")
+    (rows,) = pool.analyse([clip], params, segment_seconds, deadline)
+    rows = _feature_rows(rec, rows)
+    if len(rows) == 1:
+        result = rec.classify(features=rows[0], top_k=top_k, explain=explain)
+        return _with_time(result, t0)
+    names = list(rec.genre_names)
+    each = [rec.classify(features=r, top_k=len(names)) for r in rows]
+    every = [dict(c.genres) for c in each]
+    proba = np.array([[c[g] for g in names] for c in every]).mean(axis=0)
+    top_k = top_k or min(5, len(names))
+    if not 1 <= top_k <= len(names):
+        raise InvalidQuery(f"top_k: must be 1..{len(names)}, got {top_k}")
+    order = np.argsort(-proba, kind="stable")
+    winner = names[int(order[0])]
+    best = max(range(len(rows)), key=lambda i: every[i][winner])
+    base = rec.classify(features=rows[best], top_k=top_k, explain=explain)
+    families: dict[str, float] = {}
+    for c in each:
+        for family, p in c.families:
+            families[family] = families.get(family, 0.0) + p / len(rows)
+    return _with_time(Classification(
+        genres=[(names[i], float(proba[i])) for i in order[:top_k]], contributions=base.contributions,
+        bias=base.bias, known_genres=(), took_ms=0.0,
+        families=sorted(families.items(), key=lambda kv: -kv[1])[:top_k]), t0)
+
+
+def _with_time(result: Classification, t0: float) -> Classification:
+    import dataclasses
+
+    return dataclasses.replace(result, took_ms=(time.perf_counter() - t0) * 1e3)

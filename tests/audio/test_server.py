@@ -1,0 +1,139 @@
+"""Audio over gRPC: extract -> index -> serve -> audio queries over a real channel."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+
+from engine import build_bundle
+from engine.audio._synth import STYLES, song
+from indexer.cli import main
+from server import RunningServer, ServerOptions, create_server
+from server._audio import MAX_AUDIO_BYTES
+from server._generated.musicrec.v1 import recommender_pb2 as pb
+from server._generated.musicrec.v1 import recommender_pb2_grpc as pb_grpc
+from tests.audio.conftest import SR, audio_config, encode
+
+
+@pytest.fixture(scope="module")
+def running(audio_bundle: Path) -> Iterator[RunningServer]:
+    srv = create_server(audio_bundle, "127.0.0.1:0", ServerOptions(audio_workers=1, audio_max_clips=4))
+    yield srv
+    srv.stop(grace=0.5)
+
+
+@pytest.fixture(scope="module")
+def stub(running: RunningServer) -> Iterator[pb_grpc.RecommenderStub]:
+    with grpc.insecure_channel(f"127.0.0.1:{running.port}") as ch:
+        yield pb_grpc.RecommenderStub(ch)
+
+
+def new_song(style_name: str, seed: int = 999) -> bytes:
+    style = next(s for s in STYLES if s.name == style_name)
+    y = song(style, bpm=sum(style.bpm) / 2, root=style.roots[0], seconds=5.0, seed=seed, brightness=0.95)
+    return encode(y, SR, "FLAC", "PCM_16")
+
+
+def rows(csv_path: Path) -> list[dict[str, str]]:
+    with csv_path.open() as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_the_server_warmed_its_audio_workers_at_start(running: RunningServer) -> None:
+    assert running.audio is not None and running.audio.warm_seconds is not None
+
+
+def test_an_audio_seed_finds_its_own_recording_first(stub: pb_grpc.RecommenderStub,
+                                                     extracted: tuple[list, Path]) -> None:
+    tracks, features_csv = extracted
+    track = next(t for t in tracks if t.style == "folk")
+    response = stub.SimilarTracks(pb.SimilarTracksRequest(seeds=[pb.Seed(audio=track.path.read_bytes())], k=10,
+                                                          genre_weight=0.0), timeout=60)
+    first = response.results[0]  # by cosine alone
+    assert first.track.track_id == f"folk/{track.path.name}" and first.score > 0.99
+    # the same answer as the features the extractor wrote for that file (rounded to 9 digits in the CSV)
+    row = next(r for r in rows(features_csv) if r["filename"] == first.track.track_id)
+    info = stub.ServerInfo(pb.ServerInfoRequest(), timeout=10)
+    seed = pb.Seed(features=pb.FeatureValues(values={n: float(row[n]) for n in info.feature_names}))
+    by_features = stub.SimilarTracks(pb.SimilarTracksRequest(seeds=[seed], k=10, genre_weight=0.0), timeout=10)
+    assert [r.track.track_id for r in by_features.results] == [r.track.track_id for r in response.results]
+
+
+def test_a_new_recording_is_placed_among_its_style(stub: pb_grpc.RecommenderStub) -> None:
+    response = stub.SimilarTracks(pb.SimilarTracksRequest(seeds=[pb.Seed(audio=new_song("rock"))], k=10),
+                                  timeout=60)
+    genres = [g for r in response.results for g in r.track.genres]
+    assert genres.count("rock") >= 6, genres
+    classified = stub.ClassifyGenre(pb.ClassifyGenreRequest(audio=new_song("electronic"), top_k=3, explain=True),
+                                    timeout=60)
+    assert classified.genres[0].genre == "electronic" and len(classified.genres) == 3
+    assert classified.contributions
+
+
+@pytest.mark.parametrize(("clip", "problem"), [
+    (b"this is a text file, not a recording\n" * 5, "not audio"),
+    (encode(np.zeros(3 * SR, dtype=np.float32)), "silent"),
+    (encode((0.3 * np.sin(np.arange(SR // 2) / 5)).astype(np.float32)), "too short"),
+    (b"RIFF" + bytes(MAX_AUDIO_BYTES), "at most"),
+])
+def test_bad_clips_are_invalid_argument_naming_the_problem(stub: pb_grpc.RecommenderStub, clip: bytes,
+                                                           problem: str) -> None:
+    for call in (lambda: stub.SimilarTracks(pb.SimilarTracksRequest(seeds=[pb.Seed(audio=clip)]), timeout=60),
+                 lambda: stub.ClassifyGenre(pb.ClassifyGenreRequest(audio=clip), timeout=60)):
+        with pytest.raises(grpc.RpcError) as err:
+            call()
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert problem in err.value.details()
+
+
+def test_audio_beyond_the_limit_is_resource_exhausted(running: RunningServer, stub: pb_grpc.RecommenderStub) -> None:
+    assert running.audio is not None
+    for _ in range(running.audio.max_clips):
+        running.audio._slots.acquire()
+    try:
+        with pytest.raises(grpc.RpcError) as err:
+            stub.ClassifyGenre(pb.ClassifyGenreRequest(audio=new_song("folk")), timeout=10)
+        assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert stub.ServerInfo(pb.ServerInfoRequest(), timeout=10).tracks == 60  # the fast RPCs still answer
+    finally:
+        for _ in range(running.audio.max_clips):
+            running.audio._slots.release()
+
+
+def test_audio_against_a_bundle_of_other_numbers_is_failed_precondition(extracted: tuple[list, Path],
+                                                                         tmp_path: Path) -> None:
+    _, features_csv = extracted
+    bare = tmp_path / "elsewhere.csv"  # the same table without its extraction report: numbers from elsewhere
+    shutil.copy(features_csv, bare)
+    with bare.open() as fh:
+        header = next(csv.reader(fh))
+    build_bundle(bare, tmp_path / "b", audio_config(header).replace(genre={"enabled": False}))
+    srv = create_server(tmp_path / "b", "127.0.0.1:0")
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{srv.port}") as ch:
+            stub = pb_grpc.RecommenderStub(ch)
+            with pytest.raises(grpc.RpcError) as err:
+                stub.SimilarTracks(pb.SimilarTracksRequest(seeds=[pb.Seed(audio=new_song("folk"))]), timeout=10)
+            assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+            assert "musicrec extract" in err.value.details()
+    finally:
+        srv.stop(grace=0.5)
+
+
+def test_query_cli_with_audio_files(running: RunningServer, extracted: tuple[list, Path],
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    tracks, _ = extracted
+    path = next(t.path for t in tracks if t.style == "ambient")
+    address = f"127.0.0.1:{running.port}"
+    assert main(["query", "--address", address, "similar", "--audio", str(path), "-k", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "3 results" in out and "ambient" in out
+    assert main(["query", "--address", address, "classify", "--audio", str(path)]) == 0
+    assert capsys.readouterr().out.splitlines()[0].endswith("ambient")
+    assert main(["query", "--address", address, "classify"]) == 2
