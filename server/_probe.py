@@ -14,11 +14,12 @@ EXIT_NOT_SERVING = 1  # the server answered NOT_SERVING: no bundle yet, or shutt
 EXIT_USAGE = 2  # bad arguments or an unreadable --tls-ca file
 EXIT_UNKNOWN_SERVICE = 3  # the server does not know --service (or answered UNKNOWN)
 EXIT_UNREACHABLE = 4  # no answer: refused, timed out, TLS or auth failure, or any other gRPC error
+EXIT_BUSY = 5  # RESOURCE_EXHAUSTED: --max-concurrent calls already accepted (saturated, but alive)
 
 EXIT_CODES_HELP = (f"exit status: {EXIT_SERVING} SERVING; {EXIT_NOT_SERVING} NOT_SERVING (no bundle loaded, or "
                    f"draining); {EXIT_USAGE} bad arguments; {EXIT_UNKNOWN_SERVICE} service unknown to the server; "
                    f"{EXIT_UNREACHABLE} no answer (unreachable, timeout, TLS or auth failure; the gRPC status is "
-                   "printed)")
+                   f"printed); {EXIT_BUSY} RESOURCE_EXHAUSTED (saturated: alive, not ready)")
 
 
 def check(address: str, *, service: str = "", timeout: float = 5.0, token: str | None = None,
@@ -49,6 +50,8 @@ def check(address: str, *, service: str = "", timeout: float = 5.0, token: str |
         code = err.code()
         if code == grpc.StatusCode.NOT_FOUND:  # how grpc.health.v1 says "no such service"
             return EXIT_UNKNOWN_SERVICE, f"SERVICE_UNKNOWN: {service!r} is not a service of {address}"
+        if code == grpc.StatusCode.RESOURCE_EXHAUSTED:  # health checks count toward --max-concurrent
+            return EXIT_BUSY, f"{address}: RESOURCE_EXHAUSTED: {err.details()}"
         return EXIT_UNREACHABLE, f"{address}: {code.name if code else 'UNKNOWN'}: {err.details()}"
     status = health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
     if response.status == health_pb2.HealthCheckResponse.SERVING:

@@ -1,5 +1,6 @@
 """`musicrec health ADDRESS`: exit 0 when SERVING, 1 NOT_SERVING (no bundle, or draining), 3 for a
-service the server does not know, 4 when nothing answers; over TLS too; and it never loads the engine."""
+service the server does not know, 4 when nothing answers, 5 when saturated; over TLS too; and it never
+loads the engine."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from indexer.cli import main
 from server import ServerOptions, create_server
 from server._generated.musicrec.v1 import recommender_pb2 as pb
 from server._generated.musicrec.v1 import recommender_pb2_grpc as pb_grpc
-from server._probe import EXIT_NOT_SERVING, EXIT_SERVING, EXIT_UNKNOWN_SERVICE, EXIT_UNREACHABLE
+from server._probe import EXIT_BUSY, EXIT_NOT_SERVING, EXIT_SERVING, EXIT_UNKNOWN_SERVICE, EXIT_UNREACHABLE
 
 from .conftest import Blocker, wait_until
 
@@ -81,6 +82,23 @@ def test_not_serving_while_draining_then_unreachable(bundle_dir: Path, blocking:
         stopper.join()
     code, printed = probe(capsys, address, "--timeout", "2")
     assert code == EXIT_UNREACHABLE and "UNAVAILABLE" in printed
+
+
+def test_busy_when_saturated(bundle_dir: Path, blocking: Blocker, capsys: pytest.CaptureFixture[str]) -> None:
+    srv = create_server(bundle_dir, "127.0.0.1:0", ServerOptions(max_concurrent=1))
+    address = f"127.0.0.1:{srv.port}"
+    try:
+        with grpc.insecure_channel(address) as ch:
+            call = pb_grpc.RecommenderStub(ch).SimilarTracks.future(
+                pb.SimilarTracksRequest(seeds=[pb.Seed(track_id=srv.holder.require().ids[0])]), timeout=T)
+            assert blocking.entered.acquire(timeout=T)
+            code, printed = probe(capsys, address)  # the check itself is over the limit: alive, not ready
+            assert code == EXIT_BUSY and "RESOURCE_EXHAUSTED" in printed
+            blocking.release.set()
+            call.result()
+        assert probe(capsys, address)[0] == EXIT_SERVING
+    finally:
+        srv.stop(0)
 
 
 def test_unreachable(capsys: pytest.CaptureFixture[str]) -> None:
