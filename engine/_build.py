@@ -135,10 +135,14 @@ def build_bundle(
             genre_metrics = {"skipped": skip_reason}
         else:
             with stage("genre"):
+                song_column = config.schema.song_column
                 model, evaluation = train_genre_classifier(
                     catalog, transformed, prep.transformed_names, config.genre,
-                    seed=config.seed, progress=say)
+                    seed=config.seed, progress=say, songs=catalog.metadata.get(song_column) if song_column else None)
                 genre_metrics = evaluation.metrics
+                if "per_song" in genre_metrics:
+                    say(f"one vote per song ({genre_metrics['per_song']['songs']} held-out songs): top-1 "
+                        f"{genre_metrics['per_song']['top1']:.3f}")
                 model.save(str(tmp / "genre_model.ubj"))
                 say(f"genre top-1 {genre_metrics['top1']:.3f}, top-5 {genre_metrics['top5']:.3f} "
                     f"(random {genre_metrics['random_top1']:.3f}) on held-out artists")

@@ -66,6 +66,10 @@ def format_report(manifest: dict[str, Any], *, moods: list[dict[str, Any]] | Non
             f"         baselines: majority top-1 {g['majority_top1']:.3f} top-5 {g['majority_top5']:.3f}; "
             f"random top-1 {g['random_top1']:.3f} top-5 {g['random_top5']:.3f}",
         ]
+        if "per_song" in g:  # a catalog of segments: the honest score votes once per song
+            ps = g["per_song"]
+            lines.append(f"         one vote per song ({ps['songs']:,} held-out songs, {ps['segments_per_song']:g} "
+                         f"segments each): top-1 {ps['top1']:.3f}  top-5 {ps['top5']:.3f}")
         if "ece_top1" in g:
             lines.append(f"         calibration: expected calibration error {g['ece_top1']:.3f} "
                          f"(mean top-1 probability {g['mean_top1_probability']:.3f})")
