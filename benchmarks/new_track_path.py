@@ -37,6 +37,14 @@ def timer(fn: Callable[[], Any]) -> tuple[float, Any]:
     return (time.perf_counter() - t0) * 1e6, out
 
 
+class _Fetched:
+    def __init__(self, rows: np.ndarray) -> None:
+        self.rows = rows
+
+    def nearest(self, vector: np.ndarray, n: int) -> np.ndarray:
+        return self.rows[:n]
+
+
 def stages(rec: Recommender, request: pb.SimilarTracksRequest, wire: TrackBytes) -> dict[str, float]:
     search = rec._similar
     view = rec.view
@@ -44,8 +52,12 @@ def stages(rec: Recommender, request: pb.SimilarTracksRequest, wire: TrackBytes)
     us["parse"], query = timer(lambda: conv.similar_query_from_pb(request))
     us["plan"], plan = timer(lambda: search.plan(query, ""))
     us["classify"], affinity = timer(lambda: search._affinity(plan))
-    survivors = Survivors(plan.source, view.n, view.vectors, view.song, plan.vector, plan.row_filter, search.block)
-    us["search"], rows = timer(lambda: plan.source.nearest(plan.vector, survivors.fetch_size(0)))
+    fetch = Survivors(plan.source, view.n, view.vectors, view.song, plan.vector, plan.row_filter,
+                      search.block).fetch_size(0)
+    us["search"], rows = timer(lambda: plan.source.nearest(plan.vector, fetch))
+    # the survivors stage on the rows just fetched (its own search is the line above)
+    survivors = Survivors(_Fetched(rows), view.n, view.vectors, view.song, plan.vector, plan.row_filter,
+                          search.block)
     us["survivors"], block = timer(lambda: survivors.next_block())
     us["score"], ranked = timer(lambda: plan.scoring.sorted_block(block, affinity))
     select = Selector(need=query.k, cap=query.max_per_artist, diversity=query.diversity, artists=view.artists,
@@ -55,6 +67,31 @@ def stages(rec: Recommender, request: pb.SimilarTracksRequest, wire: TrackBytes)
     us["serialize"], _ = timer(lambda: similar_response_bytes(wire, rec, result))
     us["whole (one call)"], _ = timer(lambda: similar_response_bytes(wire, rec, rec.similar(query)))
     return us
+
+
+def agreement_with_exact(rec: Recommender, rows: np.ndarray) -> dict[str, float]:
+    """Top-10 overlap of feature-seeded answers through the new-track index and through exact
+    search, and genre-precision@10 of each (results of the seed's own song left out). The seeds
+    are catalog tracks the classifier was trained on, so these precisions compare the two
+    searches with each other; held-out figures are in the build report and quality.py."""
+    import dataclasses
+
+    from engine import Seed, SimilarQuery
+
+    exact = Recommender(dataclasses.replace(rec.bundle, new_track_index=None))
+    genres = rec.bundle.tracks.genre_matrix()
+    overlap, prec_fast, prec_exact = [], [], []
+    for r in rows.tolist():
+        values = dict(zip(rec.feature_names, rec.bundle.tracks.features[r].tolist(), strict=True))
+        q = SimilarQuery(seeds=[Seed(features=values)], k=20)
+        a = [x for x in rec.similar(q).rows.tolist() if rec.view.song_list[x] != rec.view.song_list[r]][:10]
+        b = [x for x in exact.similar(q).rows.tolist() if rec.view.song_list[x] != rec.view.song_list[r]][:10]
+        overlap.append(len(set(a) & set(b)) / max(len(b), 1))
+        prec_fast.append(genres[np.ix_(a, genres[r].nonzero()[0])].any(axis=1).mean())
+        prec_exact.append(genres[np.ix_(b, genres[r].nonzero()[0])].any(axis=1).mean())
+    return {"queries": len(rows), "top10_overlap": round(float(np.mean(overlap)), 4),
+            "genre_precision_at_10_new_track_index": round(float(np.mean(prec_fast)), 4),
+            "genre_precision_at_10_exact": round(float(np.mean(prec_exact)), 4)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,6 +129,10 @@ def main(argv: list[str] | None = None) -> int:
         classify.append(timer(lambda request=request: conv.classification_pb(rec.classify(
             features=dict(request.features.values), top_k=request.top_k)).SerializeToString())[0])
     report["ClassifyGenre by features"] = {"whole (one call)": round(statistics.median(classify), 1)}
+    if rec.bundle.new_track_index is not None:
+        report["approximate vs exact"] = agreement_with_exact(rec, rows)
+    if "approximate vs exact" in report:
+        print("== the new-track index against exact search, same queries:", report["approximate vs exact"])
     for label in ("SimilarTracks by features", "SimilarTracks by id", "ClassifyGenre by features"):
         print(f"== {label} (median microseconds, one thread)")
         for stage, us in report[label].items():
