@@ -46,8 +46,9 @@ def find_mood(names: Sequence[str], text: str) -> int:
     "calm, content · acoustic"); a start of the name, word by word, the last word possibly cut
     ("calm, content · ac"); or words each starting a word of the name ("calm acoustic"), where a
     name none of whose refinements (the words after "·") are left untyped is preferred, so "calm
-    acoustic" is "calm, content · acoustic" rather than "calm, content · acoustic, slow". More than
-    one match is refused, listing them; none gets the closest names.
+    acoustic" is "calm, content · acoustic" rather than "calm, content · acoustic, slow", and whole
+    words are preferred to starts of words ("fast" is "fast", not "faster"). More than one match is
+    refused, listing them; none gets the closest names.
     """
     query = _words(text)
     if text.strip().isdigit():
@@ -69,15 +70,20 @@ def find_mood(names: Sequence[str], text: str) -> int:
     keywords = [i for i, w in enumerate(words) if all(any(x.startswith(q) for x in w) for q in query)]
     candidates = prefix or keywords
     if len(candidates) > 1:
-        complete = [i for i in candidates
+        # whole words typed beat starts of words ("fast" is "fast" rather than "faster")
+        whole = [sum(q in words[i] for q in query) for i in candidates]
+        best = [i for i, n in zip(candidates, whole, strict=True) if n == max(whole)]
+        complete = [i for i in best
                     if all(any(x.startswith(q) for q in query) for x in _words(names[i].partition("·")[2]))]
-        if len(complete) == 1:
-            return complete[0]
+        if len(best) == 1 or len(complete) == 1:
+            return best[0] if len(best) == 1 else complete[0]
+        candidates = best + [i for i in candidates if i not in best]
     if len(candidates) == 1:
         return candidates[0]
     if candidates:
         listed = "; ".join(f"{i} {names[i]!r}" for i in candidates[:MOOD_CANDIDATES_SHOWN])
-        more = f"; and {len(candidates) - MOOD_CANDIDATES_SHOWN} more" if len(candidates) > MOOD_CANDIDATES_SHOWN else ""
+        hidden = len(candidates) - MOOD_CANDIDATES_SHOWN
+        more = f"; and {hidden} more" if hidden > 0 else ""
         raise InvalidQuery(f"mood_name: {shown(text)} matches {len(candidates)} moods: {listed}{more}; "
                            "give more of the name, or the id")
     close = difflib.get_close_matches(" ".join(query), [" ".join(w) for w in words], n=3, cutoff=0.5)

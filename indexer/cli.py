@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -33,6 +34,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"musicrec {args.command}: interrupted; no bundle was written", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader left early (`musicrec query moods | head`): nothing went wrong
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush cannot fail again
+        return EXIT_OK
     except Exception as exc:
         code = _engine_error_exit_code(exc)
         if code is None:
@@ -55,7 +59,9 @@ def _engine_error_exit_code(exc: Exception) -> int | None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="musicrec", description="Music recommendation engine on vector search.")
+    from ._args import Parser
+
+    parser = Parser(prog="musicrec", description="Music recommendation engine on vector search.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("index", help="build a bundle from a catalog CSV",

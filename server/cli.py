@@ -6,9 +6,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from ._table import output_width, table
 
 
 def add_parsers(sub: Any) -> None:
@@ -49,46 +50,49 @@ def add_parsers(sub: Any) -> None:
                    help="log calls slower than this as warnings (event 'slow_request'; default 1000, 0 = off)")
     p.set_defaults(func=cmd_serve)
 
-    q = sub.add_parser("query", help="ask a running server (readable tables, or --json)")
-    q.add_argument("--address", default="127.0.0.1:50051")
-    q.add_argument("--json", action="store_true", help="print the response as JSON")
-    q.add_argument("--token", help="bearer token")
-    q.add_argument("--timeout", type=float, default=10.0, help="deadline in seconds")
+    q = sub.add_parser("query", help="ask a running server (readable tables, or --json)",
+                       description="Ask a running server. --address, --json, --token and --timeout may come "
+                                   "before or after the query: musicrec query similar ID --address HOST:PORT.")
+    _query_options(q, defaults=True)
+    shared = argparse.ArgumentParser(add_help=False)
+    _query_options(shared, defaults=False)
     qs = q.add_subparsers(dest="query", metavar="QUERY", required=True)
-    s = qs.add_parser("similar", help="tracks similar to seed track ids or audio files")
+    s = qs.add_parser("similar", help="tracks similar to seed track ids or audio files", parents=[shared])
     s.add_argument("track_ids", nargs="*")
     s.add_argument("--audio", action="append", default=[], type=Path, metavar="FILE",
                    help="an audio file as a seed (repeatable; bundles built from musicrec extract output)")
     s.add_argument("--not", dest="negative", action="append", default=[], metavar="ID", help="less like this")
-    s.add_argument("-k", type=int, default=10)
-    s.add_argument("--offset", type=int, default=0)
+    s.add_argument("-k", type=_int_from(1), default=10, help="results per page (default 10)")
+    s.add_argument("--offset", type=_int_from(0), default=0, help="skip this many of the ranking (paging)")
     s.add_argument("--genre", action="append", default=[], help="only these genres")
     s.add_argument("--exclude-genre", action="append", default=[])
-    s.add_argument("--target", action="append", default=[], metavar="NAME=VALUE", help="e.g. energy=0.8")
-    s.add_argument("--max-per-artist", type=int, default=0)
-    s.add_argument("--diversity", type=float, default=0.0)
-    s.add_argument("--genre-weight", type=float, help="0..1: how much genre agreement counts (default: the "
+    s.add_argument("--target", action="append", default=[], type=_name_value, metavar="NAME=VALUE",
+                   help="e.g. energy=0.8 (repeatable)")
+    s.add_argument("--max-per-artist", type=_int_from(0), default=0)
+    s.add_argument("--diversity", type=_number, default=0.0, help="0..1: MMR diversity (default 0)")
+    s.add_argument("--genre-weight", type=_number, help="0..1: how much genre agreement counts (default: the "
                    "bundle's; 0 = audio cosine only)")
-    p2 = qs.add_parser("playlist", help="a mood playlist")
+    p2 = qs.add_parser("playlist", help="a mood playlist", parents=[shared])
     src = p2.add_mutually_exclusive_group(required=True)
-    src.add_argument("--mood-id", type=int)
-    src.add_argument("--mood", help="mood name (see: musicrec query moods)")
+    src.add_argument("--mood-id", type=_int_from(0))
+    src.add_argument("--mood", help="mood id, name, or words of its name, e.g. 'calm acoustic' (see: musicrec "
+                                    "query moods)")
     src.add_argument("--seed", help="seed track id")
-    src.add_argument("--target", metavar="VALENCE,ENERGY")
-    p2.add_argument("--length", type=int, default=20)
-    p2.add_argument("--shuffle", type=int, default=0, help="shuffle seed")
-    c = qs.add_parser("classify", help="genre probabilities for a track id or feature values")
+    src.add_argument("--target", type=_valence_energy, metavar="VALENCE,ENERGY", help="e.g. 0.3,0.2")
+    p2.add_argument("--length", type=_int_from(1), default=20)
+    p2.add_argument("--shuffle", type=_int_from(0), default=0, help="shuffle seed")
+    c = qs.add_parser("classify", help="genre probabilities for a track id or feature values", parents=[shared])
     c.add_argument("track_id", nargs="?")
     c.add_argument("--audio", type=Path, metavar="FILE", help="classify an audio file")
-    c.add_argument("--features", metavar="NAME=VALUE,...")
-    c.add_argument("--top", type=int, default=5)
+    c.add_argument("--features", type=_name_values, metavar="NAME=VALUE,...")
+    c.add_argument("--top", type=_int_from(1), default=5)
     c.add_argument("--explain", action="store_true")
-    qs.add_parser("moods", help="list the moods")
-    qs.add_parser("info", help="bundle and server information")
-    t = qs.add_parser("track", help="one track")
+    qs.add_parser("moods", help="list the moods", parents=[shared])
+    qs.add_parser("info", help="bundle and server information", parents=[shared])
+    t = qs.add_parser("track", help="one track", parents=[shared])
     t.add_argument("track_id")
     r = qs.add_parser("reload", help="re-read the server's configured bundle, or load PATH once (admin token "
-                      "when auth is on; PATH under the server's --bundle-root)")
+                      "when auth is on; PATH under the server's --bundle-root)", parents=[shared])
     r.add_argument("path", nargs="?", default="")
     q.set_defaults(func=cmd_query)
 
@@ -130,6 +134,60 @@ def add_parsers(sub: Any) -> None:
     h.add_argument("--tls-ca", type=Path, metavar="FILE", help="use TLS, trusting this CA certificate (PEM)")
     h.add_argument("--tls-server-name", metavar="NAME", help="expect this name in the server certificate")
     h.set_defaults(func=cmd_health)
+
+
+def _query_options(p: argparse.ArgumentParser, *, defaults: bool) -> None:
+    """The options of every query, accepted before and after its name. After it they default to
+    SUPPRESS: a subcommand's defaults would otherwise replace a value given before its name."""
+    def d(value: Any) -> Any:
+        return value if defaults else argparse.SUPPRESS
+
+    p.add_argument("--address", default=d("127.0.0.1:50051"), help="server HOST:PORT (default 127.0.0.1:50051)")
+    p.add_argument("--json", action="store_true", default=d(False),
+                   help="print the response as JSON (ServerInfo's counts_json and metrics_json decoded)")
+    p.add_argument("--token", default=d(None), help="bearer token")
+    p.add_argument("--timeout", type=_number, default=d(10.0), help="deadline in seconds (default 10)")
+
+
+def _int_from(low: int) -> Any:
+    """An argparse type: a whole number >= ``low`` (argparse prefixes the flag to the message)."""
+    def whole(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be {low} or more, got {value}")
+        return value
+    return whole
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text.strip()!r} is not a number") from None
+
+
+def _name_value(text: str) -> tuple[str, float]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE (e.g. energy=0.8), got {text!r}")
+    try:
+        return name.strip(), float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value.strip()!r} is not a number (in {text!r})") from None
+
+
+def _name_values(text: str) -> dict[str, float]:
+    return dict(_name_value(item) for item in text.split(",") if item.strip())
+
+
+def _valence_energy(text: str) -> tuple[float, float]:
+    parts = text.split(",")
+    if len(parts) != 2:
+        raise argparse.ArgumentTypeError(f"expected VALENCE,ENERGY (two numbers 0..1, e.g. 0.3,0.2), got {text!r}")
+    return _number(parts[0]), _number(parts[1])
 
 
 def _rpcs() -> tuple[str, ...]:
@@ -219,19 +277,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return serve_forever(running, grace=args.grace, drain_delay=args.drain_delay)
 
 
-def _pairs(items: Sequence[str], what: str) -> dict[str, float]:
-    out = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"{what}: expected NAME=VALUE, got {item!r}")
-        out[name.strip()] = float(value)
-    return out
-
-
 def cmd_query(args: argparse.Namespace) -> int:
     import grpc
-    from google.protobuf import json_format
 
     from ._generated.musicrec.v1 import recommender_pb2 as pb
     from ._generated.musicrec.v1 import recommender_pb2_grpc as pb_grpc
@@ -243,16 +290,31 @@ def cmd_query(args: argparse.Namespace) -> int:
             call = {"timeout": args.timeout, "metadata": metadata}
             response = _run_query(args, stub, pb, call)
     except grpc.RpcError as err:
-        print(f"musicrec query: {err.code().name}: {err.details()}", file=sys.stderr)
+        hint = ""
+        if err.code() == grpc.StatusCode.UNAVAILABLE:
+            hint = f" (is a server running at {args.address}? start one with musicrec serve, or give --address)"
+        print(f"musicrec query: {err.code().name}: {err.details()}{hint}", file=sys.stderr)
         return 1
     except ValueError as exc:
         print(f"musicrec query: error: {exc}", file=sys.stderr)
         return 2
     if args.json:
-        print(json.dumps(json_format.MessageToDict(response, preserving_proto_field_name=True), indent=2))
+        print(json.dumps(response_json(response), indent=2, ensure_ascii=False))
     else:
-        print(format_response(args.query, response))
+        print(format_response(args.query, response, output_width()))
     return 0
+
+
+def response_json(response: Any) -> dict[str, Any]:
+    """The message as JSON (proto field names), with the JSON that ServerInfo carries as strings
+    (``counts_json``, ``metrics_json``) decoded in place as ``counts`` and ``metrics``."""
+    from google.protobuf import json_format
+
+    out = json_format.MessageToDict(response, preserving_proto_field_name=True)
+    for field in ("counts_json", "metrics_json"):
+        if field in out:
+            out[field.removesuffix("_json")] = json.loads(out.pop(field))
+    return out
 
 
 def audio_clip(path: Path) -> bytes:
@@ -291,7 +353,7 @@ def _run_query(args: argparse.Namespace, stub: Any, pb: Any, call: dict[str, Any
         request = pb.SimilarTracksRequest(
             seeds=[pb.Seed(track_id=t) for t in args.track_ids] + [pb.Seed(audio=audio_clip(f)) for f in args.audio],
             negative_seeds=[pb.Seed(track_id=t) for t in args.negative], k=args.k, offset=args.offset,
-            targets=_pairs(args.target, "--target"), max_per_artist=args.max_per_artist, diversity=args.diversity,
+            targets=dict(args.target), max_per_artist=args.max_per_artist, diversity=args.diversity,
             filter=pb.Filter(include_genres=args.genre, exclude_genres=args.exclude_genre))
         if args.genre_weight is not None:
             request.genre_weight = args.genre_weight
@@ -305,13 +367,13 @@ def _run_query(args: argparse.Namespace, stub: Any, pb: Any, call: dict[str, Any
         elif args.seed:
             request.seed_track_id = args.seed
         else:
-            valence, _, energy = args.target.partition(",")
-            request.target.CopyFrom(pb.MoodTarget(valence=float(valence), energy=float(energy)))
+            valence, energy = args.target
+            request.target.CopyFrom(pb.MoodTarget(valence=valence, energy=energy))
         return stub.MoodPlaylist(request, **call)
     if args.query == "classify":
         request = pb.ClassifyGenreRequest(top_k=args.top, explain=args.explain)
         if args.features:
-            request.features.values.update(_pairs(args.features.split(","), "--features"))
+            request.features.values.update(args.features)
         elif args.audio:
             request.audio = audio_clip(args.audio)
         elif args.track_id:
@@ -328,17 +390,31 @@ def _run_query(args: argparse.Namespace, stub: Any, pb: Any, call: dict[str, Any
     return stub.ReloadBundle(pb.ReloadBundleRequest(path=args.path), **call)
 
 
-def _track_line(t: Any) -> str:
-    core = "" if t.mood_core else "~"
-    return f"{t.name[:38]:<38} {', '.join(t.artists)[:26]:<26} {', '.join(t.genres)[:28]:<28} {core}{t.mood_name}"
+CORE_LEGEND = "~ before a mood: the track is not a core member of it (its nearest core tracks chose the mood)"
 
 
-def format_response(kind: str, r: Any) -> str:
-    """Readable tables for people; --json gives the full message."""
+def _track_cells(t: Any) -> list[str]:
+    return [t.name, ", ".join(t.artists), ", ".join(t.genres), ("" if t.mood_core else "~") + t.mood_name]
+
+
+def _tracks_table(headers: list[str], rows: list[list[str]], tracks: list[Any], right: tuple[int, ...],
+                  width: int | None) -> list[str]:
+    """A table of tracks (the last four columns of ``headers`` are track, artists, genres, mood), with
+    the legend of the ~ marker when a row has one."""
+    first = len(headers) - 4
+    lines = table(headers, rows, right=right, flexible=range(first, first + 4), width=width)
+    if any(not t.mood_core for t in tracks):
+        lines.append(CORE_LEGEND)
+    return lines
+
+
+def format_response(kind: str, r: Any, width: int | None = None) -> str:
+    """Readable tables for people, at most ``width`` characters wide; --json gives the full message."""
     lines: list[str] = []
     if kind == "similar":
-        lines.append(f"{'score':>6}  {'track':<38} {'artists':<26} {'genres':<28} mood")
-        lines += [f"{s.score:6.3f}  {_track_line(s.track)}" for s in r.results]
+        tracks = [s.track for s in r.results]
+        lines += _tracks_table(["score", "track", "artists", "genres", "mood"],
+                               [[f"{s.score:.3f}", *_track_cells(s.track)] for s in r.results], tracks, (0,), width)
         st = r.stats
         lines.append(f"{len(r.results)} results in {st.took_ms:.2f} ms; {st.candidates_examined} candidates examined, "
                      f"{st.candidates_filtered} filtered" + ("; fewer than asked (filters)" if st.exhausted else ""))
@@ -346,8 +422,11 @@ def format_response(kind: str, r: Any) -> str:
             lines.append(f"unknown seed ids skipped: {', '.join(r.unknown_seed_ids)}")
     elif kind == "playlist":
         lines.append(f"mood {r.mood.mood_id}: {r.mood.name} ({r.mood.size:,} tracks)")
-        lines += [f"{e.position + 1:>3}. {_track_line(e.track)}  tempo {e.track.features.get('tempo', 0):.0f}"
-                  if e.track.features else f"{e.position + 1:>3}. {_track_line(e.track)}" for e in r.entries]
+        tempo = any("tempo" in e.track.features for e in r.entries)
+        rows = [[f"{e.position + 1}", *([f"{e.track.features['tempo']:.0f}"] if tempo else []), *_track_cells(e.track)]
+                for e in r.entries]
+        lines += _tracks_table(["#", *(["tempo"] if tempo else []), "track", "artists", "genres", "mood"], rows,
+                               [e.track for e in r.entries], (0, 1) if tempo else (0,), width)
     elif kind == "classify":
         lines += [f"{g.probability:6.1%}  {g.genre}" for g in r.genres]
         if r.families:
@@ -358,16 +437,20 @@ def format_response(kind: str, r: Any) -> str:
             lines.append(f"why '{r.genres[0].genre}' (log-odds; bias {r.bias:+.3f}):")
             lines += [f"  {c.contribution:+.3f}  {c.feature}" for c in r.contributions]
     elif kind == "moods":
-        for m in r.moods:
-            genres = ", ".join(g.genre for g in m.top_genres)
-            lines.append(f"{m.mood_id:>3}  {m.name:<50} {m.size:>8,} tracks  top genres: {genres}")
+        lines += table(["id", "mood", "tracks", "core", "top genres"],
+                       [[str(m.mood_id), m.name, f"{m.size:,}", f"{m.core_size:,}",
+                         ", ".join(g.genre for g in m.top_genres)] for m in r.moods],
+                       right=(0, 2, 3), flexible=(1, 4), width=width)
+        lines.append("core: tracks at the mood's dense centre; the others were assigned by their nearest core tracks")
     elif kind == "info":
         lines += [f"bundle {r.bundle_version} ({r.bundle_path})", f"{r.tracks:,} tracks, {r.genres} genres, "
                   f"{r.moods} moods, {r.index_kind} index of {r.vector_dimension} dims; up {r.uptime_seconds:.0f} s",
                   f"features: {', '.join(r.feature_names)}"]
     elif kind == "track":
-        lines.append(_track_line(r.track))
-        lines += [f"  {k:<18} {v:g}" for k, v in sorted(r.track.features.items())]
+        t = r.track
+        lines += [f"{t.name} by {', '.join(t.artists)} ({', '.join(t.genres)})",
+                  f"mood {t.mood_id}: {t.mood_name}" + ("" if t.mood_core else " (not a core member)")]
+        lines += [f"  {k:<18} {v:g}" for k, v in sorted(t.features.items())]
     else:
         lines.append(f"bundle {r.bundle_version}" + (" (changed)" if r.changed else " (unchanged)"))
     return "\n".join(lines)
@@ -392,13 +475,15 @@ def demo_queries(bundle: Path) -> str:
             moods = stub.ListMoods(pb.ListMoodsRequest(), timeout=10)
             playlist = stub.MoodPlaylist(pb.MoodPlaylistRequest(seed_track_id=seed, length=6,
                                                                 include_features=True), timeout=10)
+            width = output_width()
+            mood_lines = format_response("moods", moods, width).splitlines()  # header, moods, legend
             out = [f"served on 127.0.0.1:{running.port}: {format_response('info', info)}", ""]
             if info.genres:
                 genre = stub.ClassifyGenre(pb.ClassifyGenreRequest(track_id=seed, top_k=3, explain=True), timeout=10)
             out += [f"SimilarTracks to '{track.name}' by {', '.join(track.artists)} ({', '.join(track.genres)}):",
-                    format_response("similar", similar), "",
-                    "ListMoods (first 5):", "\n".join(format_response("moods", moods).splitlines()[:5]), "",
-                    "MoodPlaylist from the same seed:", format_response("playlist", playlist)]
+                    format_response("similar", similar, width), "",
+                    "ListMoods (first 5):", "\n".join(mood_lines[:6] + mood_lines[-1:]), "",
+                    "MoodPlaylist from the same seed:", format_response("playlist", playlist, width)]
             if info.genres:
                 contributions = list(genre.contributions)[:4]
                 del genre.contributions[:]

@@ -1,0 +1,112 @@
+"""`musicrec query` as people type it: options anywhere, errors naming the flag and the value with a
+"did you mean", tables that fit the terminal with their markers explained, and --json that is JSON
+all the way down."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import pytest
+
+from indexer.cli import _parser, main
+from server import RunningServer
+from server._table import table
+from server.cli import CORE_LEGEND, format_response
+
+
+def parse(*argv: str) -> object:
+    return _parser().parse_args(list(argv))
+
+
+def error_of(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    with pytest.raises(SystemExit) as exit_:
+        _parser().parse_args(list(argv))
+    assert exit_.value.code == 2
+    return capsys.readouterr().err
+
+
+def test_query_options_before_or_after_the_query() -> None:
+    after = parse("query", "similar", "ID", "--address", "h:1", "--json", "--timeout", "3", "--token", "t")
+    assert (after.address, after.json, after.timeout, after.token) == ("h:1", True, 3.0, "t")
+    before = parse("query", "--address", "h:2", "--json", "similar", "ID")
+    assert (before.address, before.json, before.timeout) == ("h:2", True, 10.0)  # not reset by the subcommand
+    plain = parse("query", "info")
+    assert (plain.address, plain.json, plain.timeout, plain.token) == ("127.0.0.1:50051", False, 10.0, None)
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["query", "similar", "ID", "--max-per-artists", "2"],
+     "musicrec query similar: error: unrecognized arguments: --max-per-artists 2 (did you mean --max-per-artist?)"),
+    (["index", "a.csv", "--out", "b", "--pca-varience", "0.9"],
+     "musicrec index: error: unrecognized arguments: --pca-varience 0.9 (did you mean --pca-variance?)"),
+    (["serv"], "invalid choice: 'serv' (choose from "),
+    (["serv"], "did you mean 'serve'?"),
+    (["index", "a.csv", "--out", "b", "--index", "hnws"], "did you mean 'hnsw'?"),
+    (["query", "similar", "ID", "--target", "energy=high"], "argument --target: 'high' is not a number"),
+    (["query", "similar", "ID", "--target", "energy"], "argument --target: expected NAME=VALUE (e.g. energy=0.8)"),
+    (["query", "playlist", "--target", "0.8"], "argument --target: expected VALENCE,ENERGY"),
+    (["query", "similar", "ID", "-k", "-1"], "argument -k: must be 1 or more, got -1"),
+    (["query", "similar", "ID", "--offset", "x"], "argument --offset: 'x' is not a whole number"),
+    (["query", "classify", "--features", "tempo=fast"], "argument --features: 'fast' is not a number"),
+])
+def test_errors_name_the_flag_and_what_was_meant(argv: list[str], expected: str,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    err = error_of(capsys, *argv)
+    assert expected in err
+    assert err.startswith(f"usage: musicrec {argv[0] if argv[0] != 'serv' else ''}".rstrip())
+
+
+def test_tables_fit_the_width_and_cut_cells_never_collide() -> None:
+    rows = [["0.912", "A very long track name that goes on and on", "Some Artist, Another Artist",
+             "acoustic, j-pop, singer-songwriter", "~happy, energetic · electric, fast"]]
+    lines = table(["score", "track", "artists", "genres", "mood"], rows, right=(0,), flexible=(1, 2, 3, 4), width=80)
+    assert all(len(line) <= 80 for line in lines)
+    assert "…  " in lines[1]  # a cut cell ends in an ellipsis, then the gap
+    header, row = lines
+    for column in ("track", "artists", "genres", "mood"):  # every column starts where its header does
+        start = header.index(column)
+        assert row[start - 2:start] == "  " and row[start] != " "
+    assert table(["a"], [["x" * 200]], flexible=(0,), width=None)[1] == "x" * 200  # no width: nothing cut
+
+
+def track(name: str, core: bool) -> SimpleNamespace:
+    return SimpleNamespace(name=name, artists=["Artist"], genres=["pop"], mood_core=core, mood_name="calm", mood_id=0,
+                           features={})
+
+
+def test_the_core_marker_has_a_legend_when_shown() -> None:
+    stats = SimpleNamespace(took_ms=1.0, candidates_examined=10, candidates_filtered=0, exhausted=False)
+    shown = SimpleNamespace(results=[SimpleNamespace(score=0.9, track=track("a", core=False))], stats=stats,
+                            unknown_seed_ids=[])
+    out = format_response("similar", shown, width=100)
+    assert "~calm" in out and CORE_LEGEND in out
+    hidden = SimpleNamespace(results=[SimpleNamespace(score=0.9, track=track("a", core=True))], stats=stats,
+                             unknown_seed_ids=[])
+    assert CORE_LEGEND not in format_response("similar", hidden, width=100)
+
+
+def test_query_json_is_json_all_the_way_down(running: RunningServer, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["query", "info", "--json", "--address", f"127.0.0.1:{running.port}"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert "counts_json" not in info and "metrics_json" not in info
+    assert info["counts"]["tracks"] == info["tracks"] and isinstance(info["metrics"]["pca"]["components"], int)
+
+
+def test_moods_table_is_aligned(running: RunningServer, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["query", "moods", "--address", f"127.0.0.1:{running.port}"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header, rows = lines[0], lines[1:-1]
+    tracks_end = header.index("tracks") + len("tracks")
+    assert all(row[tracks_end - 1].isdigit() and row[tracks_end] == " " for row in rows)  # right-aligned counts
+    assert lines[-1].startswith("core: ")
+
+
+def test_no_server_says_where_it_looked(capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    assert main(["query", "info", "--address", f"127.0.0.1:{port}", "--timeout", "5"]) == 1
+    assert f"is a server running at 127.0.0.1:{port}?" in capsys.readouterr().err
