@@ -120,6 +120,8 @@ class AudioPool:
                     raise AudioBusy(f"the server is analysing {self.max_clips} audio clips already (its audio "
                                     "limit); retry later")
                 taken += 1
+                if self.metrics is not None:
+                    self.metrics.audio_queue_depth.inc()
             self.start(wait=False)
             assert self._pool is not None
             futures = [self._pool.submit(_analyse, clip, params, segment_seconds) for clip in clips]
@@ -127,6 +129,8 @@ class AudioPool:
         finally:
             for _ in range(taken):
                 self._slots.release()
+            if taken and self.metrics is not None:
+                self.metrics.audio_queue_depth.dec(taken)
 
     def _result(self, future: cf.Future[list[dict[str, float]]], deadline: float | None) -> list[dict[str, float]]:
         timeout = None if deadline is None else max(0.0, deadline - time.monotonic())

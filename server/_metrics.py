@@ -10,20 +10,13 @@ RPC series are updated by ``server._observe.CallObserver`` through children boun
 and status code (see ``MethodSeries``), so a call costs a few lock-protected increments and no label
 lookups. Bundle and reload series are read from the ``BundleHolder`` at scrape time.
 
-Audio extraction (issue 16) records into two objects that exist whether or not metrics are exported
-(unexported they cost the same and nobody reads them), so audio code never checks a flag::
-
-    metrics = servicer.metrics                          # the server's ServerMetrics
-    metrics.audio_queue_depth.inc()                     # a clip waits for an extraction slot
-    try:
-        with slot:                                      # the audio concurrency limit
-            metrics.audio_queue_depth.dec()             # (dec exactly once, also when refused)
-            with metrics.audio_extraction_seconds.time():
-                features = extract(clip)
-    ...
-
-``audio_extraction_seconds`` is a histogram of the wall time of one clip's decoding + feature
-extraction; ``audio_queue_depth`` a gauge of clips accepted but not yet being extracted.
+Audio queries (server/_audio.py) record into two objects that exist whether or not metrics are
+exported (unexported they cost the same and nobody reads them), so audio code never checks a flag:
+``audio_queue_depth`` goes up by one for each clip that takes an audio slot and down when the slot
+is released (so it is the clips accepted and not yet answered: waiting for a worker process or
+being analysed, at most ``--audio-max-clips``); ``audio_extraction_seconds`` observes each clip's
+decoding + feature extraction as the handler waits for it. Clips refused past the audio limit are
+``musicrec_rpc_requests_total{grpc_code="RESOURCE_EXHAUSTED"}`` of their RPC.
 """
 
 from __future__ import annotations
@@ -129,8 +122,8 @@ class ServerMetrics:
         self.audio_extraction_seconds = Histogram(
             "musicrec_audio_extraction_seconds", "Decoding + feature extraction of one audio clip",
             buckets=AUDIO_BUCKETS, registry=r)
-        self.audio_queue_depth = Gauge("musicrec_audio_queue_depth",
-                                       "Audio clips accepted and waiting for an extraction slot", registry=r)
+        self.audio_queue_depth = Gauge("musicrec_audio_queue_depth", "Audio clips accepted and not answered yet "
+                                       "(waiting for a worker process or being analysed)", registry=r)
         self._live = _LiveCollector(holder, server_version)
         r.register(self._live)
         ProcessCollector(registry=r)

@@ -1,0 +1,47 @@
+"""Audio queries move the audio metrics: one extraction observed per clip, the queue depth up while a
+clip is analysed and back to 0 after (README "Operating")."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import grpc  # noqa: TID251  (a gRPC client of the server, like tests/server)
+import pytest
+
+from server import ServerOptions, create_server
+from server._audio import AudioPool
+from server._generated.musicrec.v1 import recommender_pb2 as pb
+from server._generated.musicrec.v1 import recommender_pb2_grpc as pb_grpc
+from tests.server.test_metrics import Scrape
+
+
+def test_an_audio_query_is_counted_and_timed(audio_bundle: Path, extracted: tuple[list, Path],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    tracks, _ = extracted
+    srv = create_server(audio_bundle, "127.0.0.1:0", ServerOptions(metrics_port=0, audio_workers=1))
+    port = srv.metrics_port or 0
+    depth_while_analysed: list[float] = []
+    original = AudioPool._result
+
+    def observed(self: AudioPool, future: Any, deadline: float | None) -> Any:
+        depth_while_analysed.append(Scrape(port).value("musicrec_audio_queue_depth"))
+        return original(self, future, deadline)
+
+    monkeypatch.setattr(AudioPool, "_result", observed)
+    try:
+        assert Scrape(port).value("musicrec_audio_extraction_seconds_count") == 0
+        with grpc.insecure_channel(f"127.0.0.1:{srv.port}") as ch:
+            stub = pb_grpc.RecommenderStub(ch)
+            stub.SimilarTracks(pb.SimilarTracksRequest(seeds=[pb.Seed(audio=tracks[0].path.read_bytes())], k=5),
+                               timeout=60)
+            stub.ClassifyGenre(pb.ClassifyGenreRequest(audio=tracks[1].path.read_bytes(), top_k=3), timeout=60)
+        s = Scrape(port)
+        assert depth_while_analysed == [1, 1]
+        assert s.value("musicrec_audio_queue_depth") == 0
+        assert s.value("musicrec_audio_extraction_seconds_count") == 2
+        assert s.value("musicrec_audio_extraction_seconds_sum") > 0
+        assert s.rpc("musicrec_rpc_requests_total", "SimilarTracks", "OK") == 1
+        assert s.rpc("musicrec_rpc_requests_total", "ClassifyGenre", "OK") == 1
+    finally:
+        srv.stop(0)
