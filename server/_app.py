@@ -21,6 +21,7 @@ from ._audio import AudioPool, AudioUnavailable
 from ._bind import ServerStartError, check_bindable, read_tls_files
 from ._generated.musicrec.v1 import recommender_pb2 as pb
 from ._holder import BundleHolder, ReloadPolicy
+from ._http import HttpFace, HttpOptions, HttpServer, bind_http, require_web_extra
 from ._interceptors import BearerAuth
 from ._metrics import MetricsHttp, MetricsStartError, ServerMetrics
 from ._observe import CallObserver
@@ -65,6 +66,10 @@ class ServerOptions:
     # RESOURCE_EXHAUSTED). One worker leaves the other core of a 2-core machine to the fast RPCs.
     audio_workers: int = 1
     audio_max_clips: int = 4
+    # The HTTP/JSON face and web console (server/_http.py) on http_host:http_port (0 picks a free
+    # port); None: off. Needs the optional web extra.
+    http_port: int | None = None
+    http_host: str = "127.0.0.1"
 
 
 @dataclasses.dataclass
@@ -76,11 +81,16 @@ class RunningServer:
     metrics: ServerMetrics | None = None
     metrics_http: MetricsHttp | None = None  # serving /metrics, when exported
     audio: AudioPool | None = None  # worker processes for audio clips
+    http: HttpServer | None = None  # the HTTP/JSON face and console, when served
     _end_drain_delay: threading.Event = dataclasses.field(default_factory=threading.Event, repr=False)
 
     @property
     def metrics_port(self) -> int | None:
         return self.metrics_http.port if self.metrics_http is not None else None
+
+    @property
+    def http_port(self) -> int | None:
+        return self.http.port if self.http is not None else None
 
     def set_serving(self, serving: bool) -> None:
         status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
@@ -98,6 +108,8 @@ class RunningServer:
             self._end_drain_delay.wait(drain_delay)
         self.holder.close()
         self.server.stop(grace).wait()
+        if self.http is not None:
+            self.http.close()
         if self.audio is not None:
             self.audio.close()
         if self.metrics_http is not None:  # scraped until the drain is over
@@ -133,6 +145,10 @@ def create_server(bundle: str | os.PathLike[str] | None, address: str = "127.0.0
     options = options or ServerOptions()
     credentials = _tls_credentials(options.tls_cert, options.tls_key)
     check_bindable(address)  # a port in use fails here, in milliseconds, before the bundle loads
+    http_socket = None
+    if options.http_port is not None:
+        require_web_extra()
+        http_socket = bind_http(options.http_host, options.http_port)
     use_one_search_thread()
     holder = BundleHolder(bundle)
     auth = None
@@ -162,7 +178,8 @@ def create_server(bundle: str | os.PathLike[str] | None, address: str = "127.0.0
         observer.watch_server(server)
     metrics.watch_server(server, options.max_concurrent)
     audio = AudioPool(options.audio_workers, options.audio_max_clips, metrics)
-    add_servicer(RecommenderServicer(holder, reload_policy, metrics=metrics, audio=audio), server)
+    servicer = RecommenderServicer(holder, reload_policy, metrics=metrics, audio=audio)
+    add_servicer(servicer, server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
@@ -173,6 +190,8 @@ def create_server(bundle: str | os.PathLike[str] | None, address: str = "127.0.0
     except RuntimeError:  # grpc's "Failed to bind"; check_bindable said why unless another process won a race
         port = 0
     if port == 0:
+        if http_socket is not None:
+            http_socket.close()
         raise ServerStartError(f"cannot listen on {address}: the address is in use or not available here")
     if bundle is not None:
         try:
@@ -181,6 +200,8 @@ def create_server(bundle: str | os.PathLike[str] | None, address: str = "127.0.0
             # A bound server only lets go of its port once started and stopped.
             server.start()
             server.stop(None).wait()
+            if http_socket is not None:
+                http_socket.close()
             raise
         if "audio" in holder.require().bundle.manifest:
             _warm_audio(audio)
@@ -195,10 +216,21 @@ def create_server(bundle: str | os.PathLike[str] | None, address: str = "127.0.0
                           f"{exc.strerror or exc}") from None
     running = RunningServer(server=server, port=port, holder=holder, health=health_servicer, metrics=metrics,
                             metrics_http=metrics_http, audio=audio)
+    if http_socket is not None:  # the same servicer object, so both faces share one code path
+        running.http = _start_http(servicer, auth, options, http_socket)
     running.set_serving(holder.current is not None)
     if options.watch_interval and bundle is not None:
         holder.watch(options.watch_interval)
     return running
+
+
+def _start_http(servicer: RecommenderServicer, auth: BearerAuth | None, options: ServerOptions,
+                sock: Any) -> HttpServer:
+    face = HttpFace(servicer, auth, HttpOptions(max_concurrent=options.max_concurrent, workers=options.workers,
+                                                max_message_bytes=MAX_MESSAGE_BYTES))
+    http = HttpServer(face, sock)
+    http.start()
+    return http
 
 
 def _warm_audio(audio: AudioPool) -> None:

@@ -61,15 +61,23 @@ class BearerAuth(grpc.ServerInterceptor):
     def _is_admin_token(self, token: bytes) -> bool:
         return bool(token) and self._matches(token, self.admin)
 
-    def intercept_service(self, continuation: Callable[..., Any], details: grpc.HandlerCallDetails) -> Any:
-        handler = continuation(details)
-        if handler is None or details.method.startswith(EXEMPT_PREFIXES):
-            return handler
-        token = bearer_token(details.invocation_metadata)
+    def refusal(self, method: str, metadata: Sequence[tuple[str, Any]] | None) -> tuple[grpc.StatusCode, str] | None:
+        """Why a call of ``method`` (``/package.Service/Method``) with ``metadata`` is refused, or None.
+        The HTTP/JSON face (server/_http.py) asks the same question, so both faces refuse alike."""
+        if method.startswith(EXEMPT_PREFIXES):
+            return None
+        token = bearer_token(metadata)
         is_admin = self._is_admin_token(token)
         if not token or not (is_admin or self._matches(token, self.read)):
-            return _rejecting(handler, grpc.StatusCode.UNAUTHENTICATED,
-                              "missing or invalid bearer token (metadata 'authorization: Bearer <token>')")
-        if details.method in ADMIN_METHODS and not is_admin:
-            return _rejecting(handler, grpc.StatusCode.PERMISSION_DENIED, "this call needs an admin token")
-        return handler
+            return (grpc.StatusCode.UNAUTHENTICATED,
+                    "missing or invalid bearer token (metadata 'authorization: Bearer <token>')")
+        if method in ADMIN_METHODS and not is_admin:
+            return grpc.StatusCode.PERMISSION_DENIED, "this call needs an admin token"
+        return None
+
+    def intercept_service(self, continuation: Callable[..., Any], details: grpc.HandlerCallDetails) -> Any:
+        handler = continuation(details)
+        if handler is None:
+            return handler
+        refused = self.refusal(details.method, details.invocation_metadata)
+        return handler if refused is None else _rejecting(handler, *refused)

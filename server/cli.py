@@ -39,6 +39,11 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--admin-token", action="append", default=[], help="bearer token that may also reload")
     p.add_argument("--tls-cert", type=Path)
     p.add_argument("--tls-key", type=Path)
+    w = p.add_argument_group("HTTP/JSON and web console (the web extra)")
+    w.add_argument("--http-port", type=int, metavar="PORT",
+                   help="also serve every RPC as POST /v1/<Method> (JSON) and the web console at http://HOST:PORT/ "
+                        "(0 picks a free port; default: off)")
+    w.add_argument("--http-host", metavar="HOST", help="address for the HTTP port (default: --host)")
     o = p.add_argument_group("operating (README: Operating)")
     o.add_argument("--metrics-port", type=int, metavar="PORT",
                    help="serve Prometheus metrics on http://HOST:PORT/metrics (default: off)")
@@ -239,6 +244,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:  # at once: before grpc, the engine and the bundle take seconds to load
         read_tls_files(args.tls_cert, args.tls_key)
         check_bindable(f"{args.host}:{args.port}")
+        if args.http_port is not None:
+            check_bindable(f"{args.http_host or args.host}:{args.http_port}")
     except ServerStartError as exc:
         print(f"musicrec serve: error: {exc}", file=sys.stderr)
         return 2
@@ -259,7 +266,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                             watch_interval=args.watch, bundle_root=args.bundle_root,
                             metrics_port=args.metrics_port, metrics_host=args.metrics_host or args.host,
                             log_requests=args.log_requests, slow_ms=args.slow_ms or None,
-                            audio_workers=args.audio_workers, audio_max_clips=args.audio_max_clips)
+                            audio_workers=args.audio_workers, audio_max_clips=args.audio_max_clips,
+                            http_port=args.http_port, http_host=args.http_host or args.host)
     try:
         running = create_server(args.bundle, f"{args.host}:{args.port}", options)
     except (ServerStartError, BundleError, OSError) as exc:  # address, TLS files, any failure to load the bundle
@@ -270,6 +278,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "serving musicrec.v1.Recommender on %s:%d%s (bundle %s: %d tracks, %d moods, %d genres, %s index)",
         args.host, running.port, " with TLS" if args.tls_cert else "", rec.bundle.version, rec.n,
         len(rec.moods()), len(rec.genre_names), rec.bundle.manifest["metrics"]["index"]["kind"])
+    if running.http_port is not None:
+        logging.getLogger("musicrec.server").info(
+            "HTTP/JSON (POST /v1/<Method>) and the web console on http://%s:%d/", options.http_host,
+            running.http_port, extra={"event": "http_serving", "fields": {"http_port": running.http_port}})
     if running.metrics_port is not None:
         logging.getLogger("musicrec.server").info(
             "metrics on http://%s:%d/metrics", options.metrics_host, running.metrics_port,

@@ -1,0 +1,451 @@
+"""The HTTP/JSON face of musicrec.v1.Recommender, and the web console beside it (``serve --http-port``).
+
+One contract, two faces: every Recommender RPC is ``POST /v1/<Method>`` with the request and the
+response as the proto's own messages in protobuf's canonical JSON mapping (``json_format``), so no
+second schema can drift. A call runs the very servicer method gRPC runs (server/_service.py), with
+an ``HttpContext`` standing in for grpc's ``ServicerContext``: the same conversion (server/_convert.py),
+engine call, validation, limits and status for every error. What differs is only the framing:
+
+- request JSON: field names as in the .proto (``track_id``) or lowerCamelCase (``trackId``); an
+  unknown field, a wrong type, malformed JSON or a body that is not a JSON object is 400
+  INVALID_ARGUMENT naming the problem; an empty body is the empty message. A body over
+  ``max_body_bytes`` is 413 before it is read, and a parsed message larger than gRPC's own message
+  limit is 413 too, so the same messages reach the servicer on both faces.
+- response JSON: the proto's field names, every field present (zero values included), 64-bit
+  integers as strings (the JSON mapping's rule).
+- errors: ``{"error": {"code": <http>, "status": "<grpc code name>", "message": "..."}}`` with the
+  HTTP status of ``HTTP_STATUS`` (Google's API mapping, which grpc-gateway follows; FAILED_PRECONDITION
+  is 400 there, not 412: 412 belongs to HTTP's own conditional headers, which this API has none of).
+- ``StreamMoodPlaylist`` answers ``application/x-ndjson``: one PlaylistEntry per line as it is
+  chosen. An error before the first entry is an ordinary error response; one after it (the status
+  line is gone by then) ends the stream with a line ``{"error": {...}}``.
+- auth: ``Authorization: Bearer <token>``, checked by the gRPC interceptor's own rule
+  (``BearerAuth.refusal``); 401 carries ``WWW-Authenticate: Bearer``.
+- deadline: an optional ``Grpc-Timeout`` header in gRPC's format (``500m``, ``2S``), as grpc-gateway
+  forwards it; past it the call answers 504 like DEADLINE_EXCEEDED.
+- concurrency: at most ``max_concurrent`` HTTP calls run or wait at once (the gRPC limit's size,
+  counted separately: gRPC's count lives inside grpc); more get 429 at once.
+
+It never slows the gRPC path: uvicorn runs its own event loop in one thread of its own, and the
+calls run in a small thread pool of their own; an idle console costs the gRPC handlers nothing
+(measured side by side in benchmarks/RESULTS.md). Starlette and uvicorn are the optional ``web``
+extra, imported only when an HTTP port is asked for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import functools
+import json
+import logging
+import re
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import grpc
+from google.protobuf import json_format
+from google.protobuf.message import Message
+
+from ._bind import ServerStartError, check_bindable
+from ._generated.musicrec.v1 import recommender_pb2 as pb
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+    from ._interceptors import BearerAuth
+    from ._service import RecommenderServicer
+
+log = logging.getLogger("musicrec.server")
+
+SERVICE = pb.DESCRIPTOR.services_by_name["Recommender"]
+CONSOLE_DIR = Path(__file__).resolve().parent / "console"
+NDJSON = "application/x-ndjson"
+
+# gRPC status -> HTTP status (google.rpc.Code's documented HTTP mapping).
+HTTP_STATUS = {
+    grpc.StatusCode.OK: 200,
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.FAILED_PRECONDITION: 400,
+    grpc.StatusCode.OUT_OF_RANGE: 400,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.ABORTED: 409,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.CANCELLED: 499,
+    grpc.StatusCode.UNKNOWN: 500,
+    grpc.StatusCode.INTERNAL: 500,
+    grpc.StatusCode.DATA_LOSS: 500,
+    grpc.StatusCode.UNIMPLEMENTED: 501,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+}
+
+
+class CallAborted(Exception):
+    """What ``HttpContext.abort`` raises: the status the servicer chose."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class HttpContext:
+    """The part of ``grpc.ServicerContext`` the servicer uses, for a call that came over HTTP."""
+
+    def __init__(self, metadata: Sequence[tuple[str, str]], deadline: float | None) -> None:
+        self._metadata = tuple(metadata)
+        self._deadline = deadline  # time.monotonic()
+        self.cancelled = False  # the client went away (a stream stops choosing tracks)
+
+    def abort(self, code: grpc.StatusCode, details: str) -> None:
+        raise CallAborted(code, details)
+
+    def time_remaining(self) -> float | None:
+        return None if self._deadline is None else max(0.0, self._deadline - time.monotonic())
+
+    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
+        return self._metadata
+
+    def is_active(self) -> bool:
+        return not self.cancelled and (self._deadline is None or time.monotonic() < self._deadline)
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+    name: str
+    path: str  # /musicrec.v1.Recommender/Name: what auth rules name
+    request: type[Message]
+    response: type[Message]
+    streaming: bool
+
+
+METHODS = {m.name: Method(m.name, f"/{SERVICE.full_name}/{m.name}", getattr(pb, m.input_type.name),
+                          getattr(pb, m.output_type.name), m.server_streaming) for m in SERVICE.methods}
+
+
+def message_json(message: Message) -> str:
+    """A message as the HTTP face answers it: the proto's field names, zero values included."""
+    return json_format.MessageToJson(message, preserving_proto_field_name=True, indent=None, ensure_ascii=False,
+                                     always_print_fields_with_no_presence=True)
+
+
+def message_dict(message: Message) -> dict[str, Any]:
+    """``message_json`` as a dict (for comparing the faces, and for JSON built around messages)."""
+    return json_format.MessageToDict(message, preserving_proto_field_name=True,
+                                     always_print_fields_with_no_presence=True)
+
+
+class BadRequest(Exception):
+    """A request the HTTP framing refuses before the servicer sees it (400 or 413)."""
+
+    def __init__(self, http: int, message: str) -> None:
+        super().__init__(message)
+        self.http = http
+        self.message = message
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise BadRequest(400, f"duplicate JSON key {key!r}")
+        out[key] = value
+    return out
+
+
+def parse_request(body: bytes, cls: type[Message], max_message_bytes: int) -> Message:
+    """The request message from a JSON body; ``BadRequest`` (400 or 413) for anything else."""
+    name = cls.DESCRIPTOR.name
+    if not body.strip():
+        return cls()
+    try:
+        data = json.loads(body.decode("utf-8"), object_pairs_hook=_no_duplicates)
+    except UnicodeDecodeError:
+        raise BadRequest(400, "the request body is not UTF-8 text") from None
+    except ValueError as exc:  # json.JSONDecodeError
+        raise BadRequest(400, f"the request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise BadRequest(400, "the request body nests too deeply") from None
+    if not isinstance(data, dict):
+        raise BadRequest(400, f"the request body must be a JSON object (a {name}), not {type(data).__name__}")
+    message = cls()
+    try:
+        json_format.ParseDict(data, message, ignore_unknown_fields=False)
+    except (json_format.ParseError, RecursionError, TypeError, ValueError) as exc:
+        text = " ".join(str(exc).split())
+        raise BadRequest(400, f"not a valid {name}: {text[:400]}") from None
+    if message.ByteSize() > max_message_bytes:
+        raise BadRequest(413, f"the {name} is {message.ByteSize():,} bytes as a protobuf message, over the "
+                              f"{max_message_bytes:,}-byte limit")
+    return message
+
+
+_TIMEOUT_UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
+
+
+def parse_grpc_timeout(value: str | None) -> float | None:
+    """Seconds of a ``Grpc-Timeout`` header (``<digits><H|M|S|m|u|n>``), or None when absent."""
+    if value is None:
+        return None
+    match = re.fullmatch(r"\s*(\d{1,8})([HMSmun])\s*", value)
+    if not match:
+        raise BadRequest(400, f"Grpc-Timeout {value!r}: expected up to 8 digits and a unit H, M, S, m, u or n "
+                              "(e.g. 500m for 500 ms)")
+    return int(match.group(1)) * _TIMEOUT_UNITS[match.group(2)]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class HttpOptions:
+    max_concurrent: int = 64
+    workers: int = 4
+    max_message_bytes: int = 4 * 1024 * 1024
+    # The JSON of a message is larger than its protobuf encoding (bytes fields are base64, 4/3 the
+    # size), so the body limit leaves room for a largest message and ``max_message_bytes`` decides.
+    max_body_bytes: int = 6 * 1024 * 1024
+
+
+class HttpFace:
+    """The Starlette application: ``/v1/<Method>``, ``/console/api/...`` and the console's files."""
+
+    def __init__(self, servicer: RecommenderServicer, auth: BearerAuth | None, options: HttpOptions) -> None:
+        from starlette.applications import Starlette
+        from starlette.routing import Mount, Route
+        from starlette.staticfiles import StaticFiles
+
+        from ._console import ConsoleApi
+
+        self.servicer = servicer
+        self.auth = auth
+        self.options = options
+        self.pool = ThreadPoolExecutor(max_workers=options.workers, thread_name_prefix="http")
+        self._slots = threading.BoundedSemaphore(options.max_concurrent)
+        self.console = ConsoleApi(servicer.holder, self)
+        self.app = Starlette(routes=[
+            Route("/v1", self._list_methods, methods=["GET"]),
+            Route("/v1/{method}", self._call, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]),
+            *self.console.routes(),
+            Mount("/", StaticFiles(directory=CONSOLE_DIR, html=True), name="console"),
+        ])
+
+    # -- plumbing shared with the console API ----------------------------------------------------
+    def error(self, code: grpc.StatusCode | int, message: str, *, http: int | None = None) -> Response:
+        from starlette.responses import JSONResponse
+
+        status = HTTP_STATUS.get(code, 500) if isinstance(code, grpc.StatusCode) else code
+        if http is not None:
+            status = http
+        name = code.name if isinstance(code, grpc.StatusCode) else _STATUS_NAMES.get(status, "UNKNOWN")
+        headers = {"WWW-Authenticate": 'Bearer realm="musicrec"'} if status == 401 else None
+        return JSONResponse({"error": {"code": status, "status": name, "message": message}}, status_code=status,
+                            headers=headers)
+
+    def refusal(self, request: Request, method_path: str) -> Response | None:
+        """The auth answer for ``request`` as a call of ``method_path``, or None when allowed."""
+        if self.auth is None:
+            return None
+        refused = self.auth.refusal(method_path, _metadata(request))
+        return None if refused is None else self.error(*refused)
+
+    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` in the face's thread pool, under the concurrency limit (429 beyond it)."""
+        if not self._slots.acquire(blocking=False):
+            raise CallAborted(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                              f"more than {self.options.max_concurrent} HTTP calls at once; retry shortly")
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self.pool, functools.partial(fn, *args))
+        finally:
+            self._slots.release()
+
+    # -- /v1 --------------------------------------------------------------------------------------
+    async def _list_methods(self, request: Request) -> Response:
+        from starlette.responses import JSONResponse
+
+        return JSONResponse({"service": SERVICE.full_name, "methods": [
+            {"name": m.name, "path": f"/v1/{m.name}", "http_method": "POST", "request": m.request.DESCRIPTOR.full_name,
+             "response": m.response.DESCRIPTOR.full_name, "streaming": m.streaming} for m in METHODS.values()]})
+
+    async def _call(self, request: Request) -> Response:
+        method = METHODS.get(request.path_params["method"])
+        if method is None:
+            return self.error(404, f"no method {request.path_params['method']!r} in {SERVICE.full_name}; "
+                                   f"the methods are {', '.join(METHODS)} (GET /v1 lists them)")
+        if request.method != "POST":
+            response = self.error(405, f"/v1/{method.name} takes POST with a JSON {method.request.DESCRIPTOR.name}")
+            response.headers["Allow"] = "POST"
+            return response
+        refused = self.refusal(request, method.path)
+        if refused is not None:
+            return refused
+        try:
+            deadline_s = parse_grpc_timeout(request.headers.get("grpc-timeout"))
+            message = parse_request(await self._body(request), method.request, self.options.max_message_bytes)
+        except BadRequest as exc:
+            return self.error(grpc.StatusCode.INVALID_ARGUMENT, exc.message, http=exc.http)
+        context = HttpContext(_metadata(request), None if deadline_s is None else time.monotonic() + deadline_s)
+        handler = getattr(self.servicer, method.name)
+        try:
+            if method.streaming:
+                return await self._stream(handler, message, context)
+            result = await self.run(handler, message, context)
+        except CallAborted as exc:
+            return self.error(exc.code, exc.message)
+        except Exception:
+            log.exception("internal error in the HTTP face (/v1/%s)", method.name)
+            return self.error(grpc.StatusCode.INTERNAL, "internal error; it was logged on the server")
+        from starlette.responses import Response
+
+        if isinstance(result, bytes):  # the servicer's prebuilt SimilarTracksResponse (server/_wire.py)
+            result = method.response.FromString(result)
+        return Response(message_json(result), media_type="application/json")
+
+    async def _body(self, request: Request) -> bytes:
+        limit = self.options.max_body_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise BadRequest(413, f"the request body is {int(declared):,} bytes, over the {limit:,}-byte limit")
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise BadRequest(413, f"the request body is over the {limit:,}-byte limit")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def _stream(self, handler: Callable[..., Iterator[Message]], message: Message,
+                      context: HttpContext) -> Response:
+        """NDJSON; the first entry is chosen before the status line, so an error up to there is an
+        ordinary error response."""
+        from starlette.responses import StreamingResponse
+
+        if not self._slots.acquire(blocking=False):
+            raise CallAborted(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                              f"more than {self.options.max_concurrent} HTTP calls at once; retry shortly")
+        loop = asyncio.get_running_loop()
+        entries = handler(message, context)
+        end = object()
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                context.cancelled = True  # a stream left early stops choosing tracks
+                self.pool.submit(entries.close)
+                self._slots.release()
+
+        try:
+            first = await loop.run_in_executor(self.pool, next, entries, end)
+        except BaseException:
+            release()
+            raise
+
+        async def lines() -> AsyncIterator[str]:
+            item = first
+            try:
+                while item is not end:
+                    yield message_json(item) + "\n"
+                    item = await loop.run_in_executor(self.pool, next, entries, end)
+            except CallAborted as exc:
+                yield json.dumps({"error": {"code": HTTP_STATUS.get(exc.code, 500), "status": exc.code.name,
+                                            "message": exc.message}}) + "\n"
+            finally:
+                release()
+
+        class Stream(StreamingResponse):
+            async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+                try:
+                    await super().__call__(scope, receive, send)
+                finally:  # also when the body was never iterated (the client left at once)
+                    release()
+
+        return Stream(lines(), media_type=NDJSON)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+_STATUS_NAMES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "INVALID_ARGUMENT", 400: "INVALID_ARGUMENT",
+                 500: "INTERNAL", 501: "UNIMPLEMENTED", 503: "UNAVAILABLE"}
+
+
+def _metadata(request: Request) -> list[tuple[str, str]]:
+    header = request.headers.get("authorization")
+    return [("authorization", header)] if header is not None else []
+
+
+class HttpServer:
+    """uvicorn serving an ``HttpFace`` on a socket bound up front, in one thread with its own event loop."""
+
+    def __init__(self, face: HttpFace, sock: socket.socket) -> None:
+        import uvicorn
+
+        self.face = face
+        self.sock = sock
+        self.port = sock.getsockname()[1]
+        # log_config=None: uvicorn must not reconfigure the server's logging (server/_logging.py)
+        config = uvicorn.Config(face.app, log_config=None, log_level="warning", access_log=False, lifespan="off",
+                                loop="asyncio", http="h11", ws="none", server_header=False, timeout_keep_alive=5,
+                                timeout_graceful_shutdown=2)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self._run, name="http", daemon=True)
+        self._failed: BaseException | None = None
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self.server.serve(sockets=[self.sock]))
+        except BaseException as exc:  # reported by start()
+            self._failed = exc
+
+    def start(self, timeout: float = 30.0) -> None:
+        self.thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if self._failed is not None or not self.thread.is_alive():
+                raise ServerStartError(f"the HTTP server did not start: {self._failed!r}")
+            if time.monotonic() > deadline:
+                raise ServerStartError(f"the HTTP server did not start within {timeout:.0f} s")
+            time.sleep(0.01)
+
+    def close(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self.face.close()
+        self.sock.close()
+
+
+def bind_http(host: str, port: int) -> socket.socket:
+    """A listening socket for the HTTP face, bound before the bundle loads (a port in use fails at once)."""
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    check_bindable(address)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise ServerStartError(f"cannot serve HTTP on {address}: {exc.strerror or exc}; choose another "
+                               "--http-port") from None
+    sock.setblocking(False)
+    return sock
+
+
+def require_web_extra() -> None:
+    """A one-line reason when the optional ``web`` extra (Starlette, uvicorn) is missing."""
+    try:
+        import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as exc:
+        raise ServerStartError(f"--http-port needs the web extra ({exc.name} is not installed): "
+                               "pip install 'musicrec[web]'") from None

@@ -1,0 +1,331 @@
+"""The HTTP/JSON face: every RPC answers the same as over gRPC, every error maps to its HTTP code with
+the same message, and bad bodies are 400/413, never 500."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from google.protobuf import json_format
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from engine import Recommender
+from server import RunningServer, ServerOptions, create_server
+from server._generated.musicrec.v1 import recommender_pb2 as pb
+from server._generated.musicrec.v1 import recommender_pb2_grpc as pb_grpc
+from server._http import HTTP_STATUS, METHODS, message_dict
+
+from .conftest import Blocker, wait_until
+
+T = 10
+TIMING = {"took_ms", "uptime_seconds"}  # differ between any two calls, whichever face
+
+
+def post(port: int, method: str, body: bytes | str | dict[str, Any] | None = None, *, token: str | None = None,
+         headers: dict[str, str] | None = None, verb: str = "POST") -> tuple[int, dict[str, str], bytes]:
+    if isinstance(body, dict):
+        body = json.dumps(body)
+    if isinstance(body, str):
+        body = body.encode()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=T)
+    try:
+        sent = {"Content-Type": "application/json", **(headers or {})}
+        if token is not None:
+            sent["Authorization"] = f"Bearer {token}"
+        conn.request(verb, f"/v1/{method}", body=body, headers=sent)
+        response = conn.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        conn.close()
+
+
+def strip(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: strip(v) for k, v in value.items() if k not in TIMING}
+    if isinstance(value, list):
+        return [strip(v) for v in value]
+    return value
+
+
+@pytest.fixture(scope="module")
+def web(bundle_dir: Path) -> Iterator[RunningServer]:
+    srv = create_server(bundle_dir, "127.0.0.1:0", ServerOptions(max_concurrent=16, http_port=0))
+    yield srv
+    srv.stop(grace=0.5)
+
+
+@pytest.fixture(scope="module")
+def web_stub(web: RunningServer) -> Iterator[pb_grpc.RecommenderStub]:
+    with grpc.insecure_channel(f"127.0.0.1:{web.port}") as channel:
+        yield pb_grpc.RecommenderStub(channel)
+
+
+def both(web: RunningServer, stub: pb_grpc.RecommenderStub, method: str, request: Any) -> tuple[Any, Any]:
+    """The answer of each face, as JSON-like dicts without timings."""
+    call = getattr(stub, method)
+    if METHODS[method].streaming:
+        via_grpc = [message_dict(m) for m in call(request, timeout=T)]
+        status, headers, body = post(web.http_port, method, json_format.MessageToJson(request))
+        assert status == 200, body
+        assert headers["content-type"].startswith("application/x-ndjson")
+        via_http = [json.loads(line) for line in body.decode().splitlines()]
+    else:
+        via_grpc = message_dict(call(request, timeout=T))
+        status, headers, body = post(web.http_port, method, json_format.MessageToJson(request))
+        assert status == 200, body
+        assert headers["content-type"] == "application/json"
+        via_http = json.loads(body)
+    return strip(via_grpc), strip(via_http)
+
+
+def requests(rec: Recommender) -> list[tuple[str, Any]]:
+    """At least one request of every RPC, with most options set."""
+    first, second = rec.ids[0], rec.ids[1]
+    values = {n: rec.features_of(5)[n] for n in rec.feature_names}
+    genre = rec.genres[0][0]
+    return [
+        ("SimilarTracks", pb.SimilarTracksRequest(seeds=[pb.Seed(track_id=first)], k=7)),
+        ("SimilarTracks", pb.SimilarTracksRequest(
+            seeds=[pb.Seed(track_id=first), pb.Seed(features=pb.FeatureValues(values=values))],
+            negative_seeds=[pb.Seed(track_id=second)], targets={"energy": 0.8}, target_weight=0.3, k=5, offset=3,
+            max_per_artist=1, diversity=0.3, genre_weight=0.0, include_features=True,
+            filter=pb.Filter(include_genres=[genre], explicit=False, ranges={"tempo": pb.Range(min=60)},
+                             exclude_track_ids=[second], mood_ids=[0, 1, 2]))),
+        ("SimilarTracks", pb.SimilarTracksRequest(seeds=[pb.Seed(track_id="nope"), pb.Seed(track_id=first)],
+                                                  skip_unknown_seeds=True, k=3)),
+        ("BatchSimilarTracks", pb.BatchSimilarTracksRequest(queries=[
+            pb.SimilarTracksRequest(seeds=[pb.Seed(track_id=i)], k=4) for i in (first, second)])),
+        ("ListMoods", pb.ListMoodsRequest()),
+        ("MoodPlaylist", pb.MoodPlaylistRequest(mood_id=0, length=8, include_features=True)),
+        ("MoodPlaylist", pb.MoodPlaylistRequest(seed_track_id=first, length=6, shuffle_seed=3)),
+        ("MoodPlaylist", pb.MoodPlaylistRequest(target=pb.MoodTarget(valence=0.3, energy=0.2), length=5)),
+        ("MoodPlaylist", pb.MoodPlaylistRequest(mood_name=rec.moods()[1]["name"], length=5, max_per_artist=1)),
+        ("StreamMoodPlaylist", pb.MoodPlaylistRequest(mood_id=1, length=9)),
+        ("ClassifyGenre", pb.ClassifyGenreRequest(track_id=first, top_k=3, explain=True)),
+        ("ClassifyGenre", pb.ClassifyGenreRequest(features=pb.FeatureValues(values=values))),
+        ("GetTrack", pb.GetTrackRequest(track_id=second)),
+        ("ServerInfo", pb.ServerInfoRequest()),
+        ("ReloadBundle", pb.ReloadBundleRequest()),
+    ]
+
+
+def test_every_rpc_answers_the_same_over_both_faces(web: RunningServer, web_stub: pb_grpc.RecommenderStub) -> None:
+    cases = requests(web.holder.require())
+    assert {m for m, _ in cases} == set(METHODS)  # a new RPC must be added here
+    for method, request in cases:
+        via_grpc, via_http = both(web, web_stub, method, request)
+        assert via_http == via_grpc, method
+
+
+def test_json_uses_the_proto_names_and_prints_zero_values(web: RunningServer) -> None:
+    rec = web.holder.require()
+    status, _, body = post(web.http_port, "SimilarTracks", {"seeds": [{"trackId": rec.ids[0]}], "k": 2})
+    assert status == 200
+    answer = json.loads(body)
+    track = answer["results"][0]["track"]
+    assert {"track_id", "mood_id", "mood_core", "features"} <= set(track)  # zero values too (mood 0, {})
+    assert answer["stats"]["exhausted"] is False
+    # lowerCamelCase and proto names are both accepted on the way in
+    assert post(web.http_port, "SimilarTracks", {"seeds": [{"track_id": rec.ids[0]}], "k": 2})[0] == 200
+
+
+def test_an_empty_body_is_the_empty_message(web: RunningServer) -> None:
+    status, _, body = post(web.http_port, "ServerInfo", b"")
+    assert status == 200 and json.loads(body)["tracks"] == web.holder.require().n
+
+
+def grpc_error(call: Any, request: Any, **kw: Any) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as info:
+        result = call(request, timeout=kw.pop("timeout", T), **kw)
+        if not hasattr(result, "ListFields"):
+            list(result)
+    return info.value
+
+
+def assert_same_error(port: int, stub: pb_grpc.RecommenderStub, method: str, request: Any,
+                      code: grpc.StatusCode, *, token: str | None = None, http: int | None = None) -> dict[str, Any]:
+    metadata = (("authorization", f"Bearer {token}"),) if token else None
+    err = grpc_error(getattr(stub, method), request, metadata=metadata)
+    assert err.code() == code, err.details()
+    status, headers, body = post(port, method, json_format.MessageToJson(request), token=token)
+    error = json.loads(body)["error"]
+    assert status == (http or HTTP_STATUS[code]) == error["code"]
+    assert error["status"] == code.name
+    assert error["message"] == err.details()
+    assert headers["content-type"] == "application/json"
+    return headers
+
+
+def test_request_errors_map_to_their_http_codes(web: RunningServer, web_stub: pb_grpc.RecommenderStub) -> None:
+    rec = web.holder.require()
+    cases = [
+        ("SimilarTracks", pb.SimilarTracksRequest(seeds=[pb.Seed(track_id=rec.ids[0])], k=5000),
+         grpc.StatusCode.INVALID_ARGUMENT),
+        ("SimilarTracks", pb.SimilarTracksRequest(), grpc.StatusCode.INVALID_ARGUMENT),
+        ("SimilarTracks", pb.SimilarTracksRequest(seeds=[pb.Seed(track_id="no-such-track")]),
+         grpc.StatusCode.NOT_FOUND),
+        ("GetTrack", pb.GetTrackRequest(track_id="no-such-track"), grpc.StatusCode.NOT_FOUND),
+        ("MoodPlaylist", pb.MoodPlaylistRequest(mood_name="no such mood"), grpc.StatusCode.INVALID_ARGUMENT),
+        ("StreamMoodPlaylist", pb.MoodPlaylistRequest(mood_id=999), grpc.StatusCode.INVALID_ARGUMENT),
+        ("ClassifyGenre", pb.ClassifyGenreRequest(features=pb.FeatureValues(values={"energy": 1})),
+         grpc.StatusCode.INVALID_ARGUMENT),
+        # a path reload is off without --bundle-root or an admin token
+        ("ReloadBundle", pb.ReloadBundleRequest(path="/tmp"), grpc.StatusCode.PERMISSION_DENIED),
+    ]
+    for method, request, code in cases:
+        assert_same_error(web.http_port, web_stub, method, request, code)
+
+
+def test_auth_errors_map_to_401_and_403(bundle_dir: Path) -> None:
+    options = ServerOptions(http_port=0, read_tokens=("reader",), admin_tokens=("admin",),
+                            bundle_root=bundle_dir.parent)
+    srv = create_server(bundle_dir, "127.0.0.1:0", options)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{srv.port}") as channel:
+            stub = pb_grpc.RecommenderStub(channel)
+            headers = assert_same_error(srv.http_port, stub, "ListMoods", pb.ListMoodsRequest(),
+                                        grpc.StatusCode.UNAUTHENTICATED)
+            assert headers["www-authenticate"].startswith("Bearer")
+            assert_same_error(srv.http_port, stub, "StreamMoodPlaylist", pb.MoodPlaylistRequest(mood_id=0),
+                              grpc.StatusCode.UNAUTHENTICATED, token="wrong")
+            assert_same_error(srv.http_port, stub, "ReloadBundle", pb.ReloadBundleRequest(),
+                              grpc.StatusCode.PERMISSION_DENIED, token="reader")
+            # a bundle that cannot be loaded: FAILED_PRECONDITION is 400 (see server/_http.py)
+            broken = bundle_dir.parent / "not-a-bundle"
+            broken.mkdir(exist_ok=True)
+            assert_same_error(srv.http_port, stub, "ReloadBundle", pb.ReloadBundleRequest(path=str(broken)),
+                              grpc.StatusCode.FAILED_PRECONDITION, token="admin", http=400)
+            assert post(srv.http_port, "ListMoods", b"", token="reader")[0] == 200
+            assert post(srv.http_port, "ReloadBundle", b"", token="admin")[0] == 200
+    finally:
+        srv.stop(grace=0.5)
+
+
+def test_no_bundle_is_503() -> None:
+    srv = create_server(None, "127.0.0.1:0", ServerOptions(http_port=0))
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{srv.port}") as channel:
+            assert_same_error(srv.http_port, pb_grpc.RecommenderStub(channel), "ServerInfo", pb.ServerInfoRequest(),
+                              grpc.StatusCode.UNAVAILABLE)
+    finally:
+        srv.stop(grace=0.5)
+
+
+def test_a_bug_is_500_internal(web: RunningServer, web_stub: pb_grpc.RecommenderStub,
+                               monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(self: Recommender) -> Any:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(Recommender, "moods", broken)
+    assert_same_error(web.http_port, web_stub, "ListMoods", pb.ListMoodsRequest(), grpc.StatusCode.INTERNAL)
+
+
+def test_deadline_is_504(web: RunningServer, blocking: Blocker) -> None:
+    blocking.release.set()  # no blocking needed: a deadline already passed is refused before any work
+    status, _, body = post(web.http_port, "SimilarTracks", {"seeds": [{"track_id": web.holder.require().ids[0]}]},
+                           headers={"Grpc-Timeout": "0n"})
+    assert status == 504 and json.loads(body)["error"]["status"] == "DEADLINE_EXCEEDED"
+    status, _, body = post(web.http_port, "ListMoods", b"", headers={"Grpc-Timeout": "soon"})
+    assert status == 400 and "Grpc-Timeout" in json.loads(body)["error"]["message"]
+
+
+def test_over_the_concurrency_limit_is_429(bundle_dir: Path, blocking: Blocker) -> None:
+    srv = create_server(bundle_dir, "127.0.0.1:0", ServerOptions(max_concurrent=1, http_port=0))
+    try:
+        request = {"seeds": [{"track_id": srv.holder.require().ids[0]}]}
+        first: list[int] = []
+        held = threading.Thread(target=lambda: first.append(post(srv.http_port, "SimilarTracks", request)[0]))
+        held.start()
+        assert blocking.entered.acquire(timeout=T)
+        status, _, body = post(srv.http_port, "ListMoods", b"")
+        assert status == 429 and json.loads(body)["error"]["status"] == "RESOURCE_EXHAUSTED"
+        blocking.release.set()
+        held.join(T)
+        assert first == [200]
+        wait_until(lambda: post(srv.http_port, "ListMoods", b"")[0] == 200, "the slot to be free again")
+    finally:
+        blocking.release.set()
+        srv.stop(grace=0.5)
+
+
+@pytest.mark.parametrize(("body", "words"), [
+    (b"{", "not valid JSON"),
+    (b"[1, 2]", "must be a JSON object"),
+    (b"null", "must be a JSON object"),
+    (b'"text"', "must be a JSON object"),
+    (b'{"bogus": 1}', "no field named \"bogus\""),
+    (b'{"k": "ten"}', "Failed to parse k field"),
+    (b'{"k": -1}', "Failed to parse k field"),
+    (b'{"k": 1.5}', "Couldn't parse integer"),
+    (b'{"seeds": {"track_id": "x"}}', "repeated field seeds must be in []"),
+    (b'{"seeds": [{"track_id": 7}]}', "Failed to parse"),
+    (b'{"k": 1, "k": 2}', "duplicate JSON key 'k'"),
+    (b"\xff\xfe{}", "not UTF-8"),
+    (b"[" * 100_000 + b"]" * 100_000, "nests too deeply"),
+    (b'{"filter": {"ranges": {"tempo": {"min": "fast"}}}}', "Failed to parse"),
+])
+def test_malformed_bodies_are_400_with_a_message(web: RunningServer, body: bytes, words: str) -> None:
+    status, _, answer = post(web.http_port, "SimilarTracks", body)
+    error = json.loads(answer)["error"]
+    assert status == 400 == error["code"] and error["status"] == "INVALID_ARGUMENT"
+    assert words in error["message"]
+
+
+def test_huge_bodies_are_413(web: RunningServer) -> None:
+    big = b'{"seeds": [' + b",".join([b'{"track_id": "' + b"x" * 1000 + b'"}'] * 7000) + b"]}"
+    status, _, answer = post(web.http_port, "SimilarTracks", big)
+    assert status == 413 and "over the" in json.loads(answer)["error"]["message"]
+    # under the body limit but over gRPC's 4 MiB message limit once parsed
+    ids = b",".join([b'{"track_id": "' + b"y" * 60_000 + b'"}'] * 80)
+    status, _, answer = post(web.http_port, "SimilarTracks", b'{"seeds": [' + ids + b"]}")
+    assert status == 413 and "as a protobuf message" in json.loads(answer)["error"]["message"]
+    # a chunked body (no Content-Length) is cut off as it arrives
+    conn = http.client.HTTPConnection("127.0.0.1", web.http_port, timeout=T)
+    conn.request("POST", "/v1/SimilarTracks", body=iter([b"{" + b" " * (1 << 20)] * 8), encode_chunked=True)
+    response = conn.getresponse()
+    assert response.status == 413
+    conn.close()
+
+
+def test_wrong_verbs_and_unknown_methods(web: RunningServer) -> None:
+    status, headers, body = post(web.http_port, "ListMoods", verb="GET")
+    assert status == 405 and headers["allow"] == "POST" and "takes POST" in json.loads(body)["error"]["message"]
+    status, _, body = post(web.http_port, "Nope", b"{}")
+    assert status == 404 and "SimilarTracks" in json.loads(body)["error"]["message"]
+    conn = http.client.HTTPConnection("127.0.0.1", web.http_port, timeout=T)
+    conn.request("GET", "/v1")
+    listing = json.loads(conn.getresponse().read())
+    conn.close()
+    assert [m["name"] for m in listing["methods"]] == list(METHODS)
+
+
+JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+                           lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner,
+                                                                                         max_size=4), max_leaves=12)
+FIELDS = ["seeds", "negative_seeds", "targets", "filter", "k", "offset", "diversity", "genre_weight", "track_id",
+          "mood_id", "mood_name", "target", "length", "features", "top_k", "explain", "queries", "path"]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(method=st.sampled_from([m for m in METHODS if m != "ReloadBundle"]),
+       body=st.one_of(st.binary(max_size=64), st.dictionaries(st.sampled_from(FIELDS), JSON_VALUES, max_size=4)
+                      .map(lambda d: json.dumps(d).encode())))
+def test_arbitrary_bodies_never_get_a_500(web: RunningServer, method: str, body: bytes) -> None:
+    status, _, answer = post(web.http_port, method, body)
+    assert status in (200, 400, 404), answer
+    if status != 200:
+        assert json.loads(answer)["error"]["message"]
+
+
+def test_an_http_port_in_use_is_refused_before_the_bundle_loads(bundle_dir: Path, web: RunningServer) -> None:
+    from server import ServerStartError
+
+    with pytest.raises(ServerStartError, match="in use"):
+        create_server(bundle_dir, "127.0.0.1:0", ServerOptions(http_port=web.http_port))
