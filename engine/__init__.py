@@ -35,12 +35,15 @@ from ._errors import (
     TrackNotFound,
 )
 from ._genre import GenreClassifier
+from ._htmlreport import bundle_report_html, figure_html, html_document
 from ._index import Neighbors, build_index, search
 from ._loaded import Bundle, load_bundle
+from ._moodmap import MoodMap
 from ._moods import MoodModel, mood_name
 from ._playlist import MAX_PLAYLIST, PlaylistEntry
 from ._preprocess import Preprocessor
 from ._recommender import Recommender
+from ._report import format_report
 from ._similar import MAX_BATCH, MAX_DEPTH, MAX_K, Seed, SimilarQuery, SimilarResult, TrackFilter
 from ._synthetic import synthetic_catalog
 
@@ -70,6 +73,7 @@ __all__ = [
     "IngestReport",
     "InvalidQuery",
     "MoodConfig",
+    "MoodMap",
     "MoodModel",
     "Neighbors",
     "NotFittedError",
@@ -86,7 +90,11 @@ __all__ = [
     "ValueRule",
     "build_bundle",
     "build_index",
+    "bundle_report_html",
     "clean_catalog",
+    "figure_html",
+    "format_report",
+    "html_document",
     "load_bundle",
     "mood_name",
     "publish",

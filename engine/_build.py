@@ -24,8 +24,11 @@ from ._bundle import atomic_bundle_dir, sha256_file, write_manifest
 from ._candidates import IndexSource
 from ._catalog import Catalog, read_catalog, song_keys
 from ._config import BuildConfig, choose_index_kind, wants_new_track_index
+from ._diagnostics import FILE as EVALUATION_FILE
+from ._diagnostics import genre_diagnostics
 from ._genre import Evaluation, GenreClassifier, cannot_train, train_genre_classifier
 from ._index import build_index, measure_recall
+from ._moodmap import fit_mood_map, save_mood_map
 from ._moods import MoodModel, mood_space
 from ._preprocess import Preprocessor
 from ._ranking import SLACK, Scoring, first_blocks
@@ -146,6 +149,17 @@ def build_bundle(
                 model.save(str(tmp / "genre_model.ubj"))
                 say(f"genre top-1 {genre_metrics['top1']:.3f}, top-5 {genre_metrics['top5']:.3f} "
                     f"(random {genre_metrics['random_top1']:.3f}) on held-out artists")
+
+        with stage("figures"):
+            # what the console and `musicrec report --html` draw: the mood map (engine/_moodmap.py) and the
+            # evaluation's confusion and reliability (engine/_diagnostics.py)
+            save_mood_map(tmp, fit_mood_map(space.project(standardized), moods.labels_,
+                                            [prep.transformed_names[i] for i in space.columns], seed=config.seed))
+            if evaluation is not None and len(evaluation.split.test):
+                test = evaluation.split.test
+                save_npz(tmp / EVALUATION_FILE, genre_diagnostics(
+                    evaluation.model.predict_proba(transformed[test]), catalog.genre_matrix()[test],
+                    catalog.genre_names))
 
         if config.index.neighbours and config.index.kind == "flat" and len(vectors) > MAX_EXACT_TABLE_TRACKS:
             # exact all-pairs search grows with n^2: 9.6 s at 89,583 tracks here, ~20 min at 1M

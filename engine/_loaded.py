@@ -20,6 +20,8 @@ from ._config import BuildConfig
 from ._errors import BundleError, BundleIntegrityError, TrackNotFound, shown
 from ._genre import GenreClassifier
 from ._index import configure_search
+from ._moodmap import FILE as MOOD_MAP_FILE
+from ._moodmap import MoodMap, load_mood_map
 from ._moods import MoodModel
 from ._preprocess import Preprocessor
 from ._ranking import NeighbourTable
@@ -47,6 +49,9 @@ class Bundle:
     new_track_index: faiss.Index | None = None
     # Per track, the head of its by-id ranking at the bundle's defaults (engine/_ranking.py); or None.
     neighbours: NeighbourTable | None = None
+    # The 2-D mood map drawn by the console and the HTML report (engine/_moodmap.py); None in bundles
+    # built before maps were stored.
+    mood_map: MoodMap | None = None
 
     def row(self, track_id: str) -> int:
         try:
@@ -105,11 +110,15 @@ def load_bundle(path: str | os.PathLike[str], *, search_threads: int = 1) -> Bun
             neighbours = NeighbourTable(rows=table["rows"], scores=table["scores"],
                                         consumed=table["consumed"], lengths=table["lengths"],
                                         genre_weight=float(table["genre_weight"]), block=int(table["block"]))
+    mood_map = None
+    if MOOD_MAP_FILE in manifest["files"]:
+        with _reading(path, MOOD_MAP_FILE):
+            mood_map = load_mood_map(path / MOOD_MAP_FILE, len(tracks), len(moods.space.columns))
     _check_consistent(path, prep, index, tracks, vectors, moods, classifier, neighbours)
     return Bundle(path=path, manifest=manifest, config=config, preprocessor=prep, index=index, tracks=tracks,
                   vectors=vectors, moods=moods, classifier=classifier,
                   row_of={str(t): i for i, t in enumerate(tracks.ids)}, neighbours=neighbours,
-                  new_track_index=new_track_index)
+                  new_track_index=new_track_index, mood_map=mood_map)
 
 
 @contextlib.contextmanager

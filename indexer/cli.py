@@ -92,6 +92,10 @@ def _parser() -> argparse.ArgumentParser:
 
     add_extract(sub)
 
+    from ._report import add_parser as add_report  # musicrec report BUNDLE [--html FILE]
+
+    add_report(sub)
+
     # serve/query/bench are defined beside their commands. Importing server.cli loads argument
     # definitions only (server/__init__ loads grpc on first use): `musicrec index` never needs grpc.
     from server.cli import add_parsers
