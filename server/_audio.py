@@ -26,9 +26,10 @@ from typing import Any
 
 from engine import Classification, DeadlineExceeded, EngineError, InvalidQuery, Recommender, Seed
 
+from ._limits import MAX_AUDIO_BYTES
+
 log = logging.getLogger("musicrec.server")
 
-MAX_AUDIO_BYTES = 3 * 1024 * 1024  # under the 4 MiB message limit, with room for the rest of a request
 MAX_CLIPS_PER_REQUEST = 4
 DEFAULT_AUDIO_WORKERS = 1
 DEFAULT_MAX_CLIPS = 4

@@ -332,7 +332,7 @@ def response_json(response: Any) -> dict[str, Any]:
 def audio_clip(path: Path) -> bytes:
     """A file's bytes for Seed.audio. A file over the 3 MiB limit is decoded here and sent as mono
     FLAC at the extractor's rate (what the server would analyse anyway), which needs the audio extra."""
-    from ._audio import MAX_AUDIO_BYTES
+    from ._limits import MAX_AUDIO_BYTES
 
     try:
         data = path.read_bytes()

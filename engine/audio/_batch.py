@@ -25,10 +25,11 @@ import os
 import resource
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
-from engine._errors import CatalogError
+from engine._errors import CatalogError, EngineError
 
 from ._columns import ExtractorParams, csv_columns, extractor_info
 from ._decode import REASONS, BadAudio
@@ -336,6 +337,11 @@ def run_extraction(
             if progress:
                 progress(state)
         report.status = "finished"
+    except BrokenProcessPool:
+        report.status = "interrupted"
+        raise EngineError(f"a worker process died (out of memory on a very long file, or killed); the "
+                          f"{report.rows_written} rows written are kept: run the same command again to resume, "
+                          "with --workers 1 if memory is short") from None
     except BaseException:
         report.status = "interrupted"
         raise

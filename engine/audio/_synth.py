@@ -116,15 +116,18 @@ STYLES: tuple[Style, ...] = (
 
 
 def song(style: Style, *, bpm: float, root: int, seconds: float, sr: int = SR, seed: int = 0,
-         brightness: float = 1.0, detune: float = 0.0, swing: float = 0.0) -> np.ndarray:
+         brightness: float = 1.0, detune: float = 0.0, swing: float = 0.0, drums: Style | None = None,
+         timbre: Style | None = None) -> np.ndarray:
     """One song of ``style``: chords and a melody in ``root`` (pitch class) major or minor, over
-    the style's drum pattern at exactly ``bpm``, scaled to the style's loudness."""
+    the style's drum pattern at exactly ``bpm``, scaled to the style's loudness. ``drums`` and
+    ``timbre`` borrow another style's drum pattern or instrument (a song that crosses styles)."""
     rng = np.random.default_rng(seed)
+    kit, voice = drums or style, timbre or style
     n = int(seconds * sr)
     y = np.zeros(n)
     beat = 60.0 / bpm
     scale = MINOR if style.minor else MAJOR
-    partials = tuple(a * brightness ** i for i, a in enumerate(style.partials))
+    partials = tuple(a * brightness ** i for i, a in enumerate(voice.partials))
     progression = (0, 5, 3, 4) if not style.minor else (0, 5, 6, 4)  # scale degrees of each bar's chord
     notes: dict[tuple[int, float], np.ndarray] = {}  # a song repeats its notes: synthesize each once
     pads: dict[int, np.ndarray] = {}
@@ -145,21 +148,21 @@ def song(style: Style, *, bpm: float, root: int, seconds: float, sr: int = SR, s
                 at += swing * beat / style.notes_per_beat
             length = beat / style.notes_per_beat * (1.0 if style.decay else 0.95)
             if (pitch, length) not in notes:
-                notes[pitch, length] = 0.3 * tone(midi_hz(pitch), length, sr, partials=partials, decay=style.decay,
+                notes[pitch, length] = 0.3 * tone(midi_hz(pitch), length, sr, partials=partials, decay=voice.decay,
                                                   detune=detune)
             _add(y, notes[pitch, length], int(at * sr))
-    drums = np.zeros(n)
+    beats = np.zeros(n)
     eighth = beat / 2
     for i in range(int(seconds / eighth) + 1):
         at = int(i * eighth * sr)
-        if style.kick_every and i % style.kick_every == 0:
-            _add(drums, kick(sr), at)
-        if i % 8 in style.snare_on:
-            _add(drums, 0.6 * snare(rng, sr), at)
-    if style.hats:
-        for i in range(int(seconds / beat * style.hats) + 1):
-            _add(drums, 0.25 * hat(rng, sr), int(i * beat / style.hats * sr))
-    y = y + drums + style.noise * rng.standard_normal(n)
+        if kit.kick_every and i % kit.kick_every == 0:
+            _add(beats, kick(sr), at)
+        if i % 8 in kit.snare_on:
+            _add(beats, 0.6 * snare(rng, sr), at)
+    if kit.hats:
+        for i in range(int(seconds / beat * kit.hats) + 1):
+            _add(beats, 0.25 * hat(rng, sr), int(i * beat / kit.hats * sr))
+    y = y + beats + style.noise * rng.standard_normal(n)
     rms = float(np.sqrt(np.mean(y**2))) or 1.0
     y *= 10 ** (style.level_db / 20) / rms
     return np.clip(y, -1.0, 1.0).astype(np.float32)
@@ -182,10 +185,12 @@ FORMATS = (("wav", "WAV", "PCM_16"), ("flac", "FLAC", "PCM_16"), ("ogg", "OGG", 
 
 def write_corpus(out: str | Path, *, styles: Sequence[Style] = STYLES, artists_per_style: int = 4,
                  songs_per_artist: int = 5, seconds: float = 30.0, seed: int = 0,
-                 formats: Sequence[str] = ("wav", "flac", "ogg", "mp3"), tags: bool = True) -> list[CorpusTrack]:
+                 formats: Sequence[str] = ("wav", "flac", "ogg", "mp3"), tags: bool = True,
+                 confusion: float = 0.0) -> list[CorpusTrack]:
     """Write ``<out>/<style>/<artist> - <title>.<ext>`` files with title/artist/album tags and
     return what was planted. Formats, sample rates (22,050 / 44,100 / 16,000 Hz) and channel counts
-    rotate, so decoding is exercised too."""
+    rotate, so decoding is exercised too. ``confusion``: the chance that a song borrows another
+    style's drums, and (independently) another style's instrument, so styles overlap."""
     import soundfile as sf
 
     out = Path(out)
@@ -201,8 +206,11 @@ def write_corpus(out: str | Path, *, styles: Sequence[Style] = STYLES, artists_p
                 i = len(tracks)
                 bpm = float(rng.uniform(*style.bpm))
                 root = int(style.roots[(a + k) % len(style.roots)])
+                others = [o for o in styles if o is not style]
+                drums = others[rng.integers(len(others))] if confusion and rng.random() < confusion else None
+                timbre = others[rng.integers(len(others))] if confusion and rng.random() < confusion else None
                 y = song(style, bpm=bpm, root=root, seconds=seconds, seed=seed * 100_003 + i, brightness=brightness,
-                         detune=detune, swing=swing)
+                         detune=detune, swing=swing, drums=drums, timbre=timbre)
                 ext, fmt, subtype = fmts[i % len(fmts)]
                 rate = (22_050, 44_100, 16_000)[i % 3]
                 data = y if rate == SR else _resample(y, SR, rate)
@@ -256,3 +264,25 @@ def _resample(y: np.ndarray, sr: int, rate: int) -> np.ndarray:
     import soxr
 
     return soxr.resample(y, sr, rate).astype(np.float32)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m engine.audio._synth OUT``: write a corpus of planted styles to try extraction on."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m engine.audio._synth", description=main.__doc__)
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--artists", type=int, default=4, help="artists per style (default 4)")
+    parser.add_argument("--songs", type=int, default=3, help="songs per artist (default 3)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="clip length (default 10)")
+    parser.add_argument("--confusion", type=float, default=0.0, help="chance a song borrows another style's parts")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    tracks = write_corpus(args.out, artists_per_style=args.artists, songs_per_artist=args.songs,
+                          seconds=args.seconds, confusion=args.confusion, seed=args.seed)
+    print(f"wrote {len(tracks)} clips of {args.seconds:g} s in {len(STYLES)} styles under {args.out}/<style>/")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
