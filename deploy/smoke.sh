@@ -45,7 +45,7 @@ stop_and_check() {
     "$rt" stop -t 30 "$name" > /dev/null
     code="$("$rt" inspect --format '{{.State.ExitCode}}' "$name")"
     [ "$code" = 0 ] && ok "SIGTERM: drained and exited 0 in $(( $(date +%s) - t0 )) s" || fail "exit code $code after SIGTERM"
-    if "$rt" logs "$name" 2>&1 | grep -q '"event": "log".*shutting down'; then ok "shutdown logged as JSON"
+    if "$rt" logs "$name" 2>&1 | grep -q '^{.*"event": "shutdown"'; then ok "shutdown logged as JSON"
     else fail "no JSON shutdown line"; "$rt" logs "$name" 2>&1 | tail -5; fi
     "$rt" rm "$name" > /dev/null
 }

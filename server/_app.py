@@ -259,7 +259,7 @@ def serve_forever(running: RunningServer, *, grace: float = 10.0, drain_delay: f
             log.info("%s: health NOT_SERVING; still answering for %.0f s (--drain-delay) before shutting down",
                      signal.Signals(signum).name, drain_delay, extra={"event": "drain_delay"})
         log.info("%s: shutting down (health NOT_SERVING, %.0f s grace for calls in flight)",
-                 signal.Signals(signum).name, grace)
+                 signal.Signals(signum).name, grace, extra={"event": "shutdown"})
         done.set()
 
     def on_hup(signum: int, frame: Any) -> None:
@@ -267,7 +267,8 @@ def serve_forever(running: RunningServer, *, grace: float = 10.0, drain_delay: f
             try:
                 running.holder.load()
             except Exception as exc:
-                log.error("SIGHUP reload refused, still serving the previous bundle: %s", exc)
+                log.error("SIGHUP reload refused, still serving the previous bundle: %s", exc,
+                          extra={"event": "bundle_refused"})
         threading.Thread(target=reload, name="sighup-reload", daemon=True).start()
 
     signal.signal(signal.SIGTERM, on_stop)
@@ -275,5 +276,5 @@ def serve_forever(running: RunningServer, *, grace: float = 10.0, drain_delay: f
     signal.signal(signal.SIGHUP, on_hup)
     done.wait()
     running.stop(grace, drain_delay=drain_delay)
-    log.info("stopped")
+    log.info("stopped", extra={"event": "stopped"})
     return 0

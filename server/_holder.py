@@ -152,7 +152,10 @@ class BundleHolder:
             self.loaded += 1
             self._attempted(started, ok=True)
             log.info("bundle %s loaded from %s: %d tracks, %d moods, %d genres%s", rec.bundle.version, resolved,
-                     rec.n, len(rec.moods()), len(rec.genre_names), "" if changed else " (unchanged)")
+                     rec.n, len(rec.moods()), len(rec.genre_names), "" if changed else " (unchanged)",
+                     extra={"event": "bundle_loaded", "fields": {"bundle_id": rec.bundle.version, "tracks": rec.n,
+                                                                 "seconds": round(self.last_load.seconds, 3)
+                                                                 if self.last_load else None}})
             return old_version, rec.bundle.version, changed
 
     def _attempted(self, started: float, *, ok: bool) -> None:
@@ -170,7 +173,8 @@ class BundleHolder:
                     self.load()
                 except Exception as exc:  # a bad bundle must never take the server down
                     log.error("refused new bundle at %s, still serving %s: %s", self._pointer_seen,
-                              self.current.bundle.version if self.current else "nothing", exc)
+                              self.current.bundle.version if self.current else "nothing", exc,
+                              extra={"event": "bundle_refused"})
 
         self._watcher = threading.Thread(target=loop, name="bundle-watcher", daemon=True)
         self._watcher.start()

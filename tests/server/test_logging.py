@@ -148,9 +148,9 @@ def test_musicrec_serve_logs_json_lines_and_serves_metrics(bundle_dir: Path) -> 
         rest = proc.stderr.read()
     logged = [json.loads(line) for line in rest.splitlines() if line.strip()]  # every line is one JSON object
     events = [e["event"] for e in logged]
-    assert "metrics_serving" in events and "request" in events
+    assert {"metrics_serving", "request", "shutdown", "stopped"} <= set(events)
     request = next(e for e in logged if e["event"] == "request")
     assert request["rpc"] == "musicrec.v1.Recommender/ListMoods" and request["status"] == "OK"
     assert set(request) >= FIELDS
-    assert any("shutting down" in str(e["message"]) for e in logged)
+    assert "shutting down" in str(next(e for e in logged if e["event"] == "shutdown")["message"])
     assert TOKEN not in rest
