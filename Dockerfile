@@ -21,7 +21,7 @@ COPY pyproject.toml README.md ./
 COPY engine ./engine
 COPY indexer ./indexer
 COPY server ./server
-# EXTRAS=audio adds the audio extraction libraries (librosa) for audio queries.
+# --build-arg EXTRAS=audio adds librosa & co. for audio clips in queries and `musicrec extract`.
 ARG EXTRAS=""
 RUN --mount=type=secret,id=pip-ca,required=false \
     if [ -f /run/secrets/pip-ca ]; then export PIP_CERT=/run/secrets/pip-ca; fi; \
@@ -31,8 +31,9 @@ RUN --mount=type=secret,id=pip-ca,required=false \
 
 # --- runtime: the same base, the environment, an unprivileged user ---
 FROM ${PYTHON_IMAGE}
+# (NUMBA_CACHE_DIR: with EXTRAS=audio, librosa's compiled kernels go to /tmp, never the read-only image)
 ENV PATH=/opt/musicrec/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 \
-    MUSICREC_PORT=50051 MUSICREC_METRICS_PORT=9464
+    MUSICREC_PORT=50051 MUSICREC_METRICS_PORT=9464 NUMBA_CACHE_DIR=/tmp/numba
 COPY --from=build /opt/musicrec /opt/musicrec
 COPY deploy/entrypoint.sh /usr/local/bin/musicrec-entrypoint
 RUN groupadd --system --gid 10001 musicrec \
