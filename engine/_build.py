@@ -31,6 +31,7 @@ from ._index import build_index, measure_recall
 from ._moodmap import fit_mood_map, save_mood_map
 from ._moods import MoodModel, mood_space
 from ._preprocess import Preprocessor
+from ._progress import Tick, Ticker
 from ._ranking import SLACK, Scoring, first_blocks
 from ._rerank import GenreAgreement, evaluate_reranking
 from .audio._extract import read_provenance
@@ -89,8 +90,8 @@ def build_bundle(
             standardized = prep.standardize(catalog.features)
             vectors = prep.embed(catalog.features)
             save_npz(tmp / "preprocess.npz", prep.to_arrays())
-            say(f"PCA keeps {prep.n_components} of {len(prep.transformed_names)} dimensions "
-                f"({prep.explained_variance_ratio_[:prep.n_components].sum():.1%} of the variance)")
+            # the share of variance kept is printed once, by the report, rounded as the manifest stores it
+            say(f"PCA keeps {prep.n_components} of {len(prep.transformed_names)} dimensions")
 
         with stage("index"):
             requested = config.index.kind
@@ -147,8 +148,9 @@ def build_bundle(
                     say(f"one vote per song ({genre_metrics['per_song']['songs']} held-out songs): top-1 "
                         f"{genre_metrics['per_song']['top1']:.3f}")
                 model.save(str(tmp / "genre_model.ubj"))
-                say(f"genre top-1 {genre_metrics['top1']:.3f}, top-5 {genre_metrics['top5']:.3f} "
-                    f"(random {genre_metrics['random_top1']:.3f}) on held-out artists")
+                say(f"genre top-1 {genre_metrics['top1']:.3f} (random {genre_metrics['random_top1']:.3f}), "
+                    f"top-5 {genre_metrics['top5']:.3f} (random {genre_metrics['random_top5']:.3f}) "
+                    "on held-out artists")
 
         with stage("figures"):
             # what the console and `musicrec report --html` draw: the mood map (engine/_moodmap.py) and the
@@ -232,13 +234,15 @@ def _neighbour_table(catalog: Catalog, config: BuildConfig, index: faiss.Index, 
     block = config.similar.candidates
     fetch = min(len(vectors), block + SLACK + 1)  # a live by-id query's first fetch: the seed is its one exclusion
     candidates = np.empty((len(vectors), fetch), dtype=np.int64)
+    tick = Ticker(say, "nearest candidates", len(vectors), unit="tracks")
     for start in range(0, len(vectors), 4096):
         _, candidates[start:start + 4096] = index.search(
             np.ascontiguousarray(vectors[start:start + 4096], dtype=np.float32), fetch)
+        tick(start + 4096)
     agreement = GenreAgreement(catalog.genre_indptr, catalog.genre_codes, len(catalog.genre_names))
     scoring = Scoring(genre_weight=weight, agreement=agreement)
     table = first_blocks(IndexSource(index), len(vectors), vectors, _songs(catalog, config), candidates, scoring,
-                         proba, block, config.index.neighbours, progress=say)
+                         proba, block, config.index.neighbours, progress=lambda message: say(Tick(message)))
     return {**table, "genre_weight": np.asarray(weight, dtype=np.float64), "block": np.asarray(block, dtype=np.int64)}
 
 

@@ -48,13 +48,19 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
 @contextlib.contextmanager
 def atomic_bundle_dir(out: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a fresh temporary directory beside ``out``; on success it is renamed to ``out``,
-    on any error it is removed. ``out`` must not exist yet."""
+    on any error it is removed, with any parent directories this call created. ``out`` must not
+    exist yet."""
     out = Path(out)
     if out.exists() or out.is_symlink():
         raise BundleError(f"output {out} already exists; choose a new directory (bundles are immutable)")
     parent = out.parent
-    if not parent.is_dir():
-        raise BundleError(f"cannot write {out}: parent directory {parent} does not exist")
+    created = [p for p in (parent, *parent.parents) if not p.exists()]
+    if parent.exists() and not parent.is_dir():
+        raise BundleError(f"cannot write {out}: {parent} is not a directory")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BundleError(f"cannot write {out}: cannot create {parent} ({exc.strerror or exc})") from None
     tmp = parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
@@ -66,6 +72,11 @@ def atomic_bundle_dir(out: str | os.PathLike[str]) -> Iterator[Path]:
         _fsync_dir(parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        for directory in created:  # innermost first; stops at one something else was put in meanwhile
+            try:
+                directory.rmdir()
+            except OSError:
+                break
         raise
 
 

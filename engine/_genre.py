@@ -39,6 +39,7 @@ from ._config import GenreConfig
 from ._errors import NotFittedError
 from ._families import family_matrix
 from ._forest import CompiledForest
+from ._progress import Ticker
 
 Progress = Callable[[str], None]
 _FOREST_CHUNK = 256  # rows per compiled-forest call: bounds its (rows, trees, classes) leaf array
@@ -71,7 +72,8 @@ class GenreClassifier:
         """
         dtrain = self._pairs_matrix(x, indptr, codes)
         evals = [(dtrain, "train")]
-        callbacks: list[xgb.callback.TrainingCallback] = [_ProgressCallback(progress, rounds)]
+        callbacks: list[xgb.callback.TrainingCallback] = [
+            _ProgressCallback(Ticker(progress, "XGBoost", rounds, unit="rounds", upper_bound=eval_set is not None))]
         if eval_set is not None:
             evals.append((self._pairs_matrix(*eval_set), "valid"))
             callbacks.append(xgb.callback.EarlyStopping(
@@ -150,14 +152,14 @@ def _params(config: GenreConfig, n_classes: int, seed: int) -> dict[str, Any]:
 
 
 class _ProgressCallback(xgb.callback.TrainingCallback):
-    def __init__(self, progress: Progress | None, rounds: int) -> None:
-        self.progress, self.rounds, self.t0 = progress, rounds, time.perf_counter()
+    """Rounds done, their rate and the time left (at most that, with early stopping)."""
+
+    def __init__(self, tick: Ticker) -> None:
+        self.tick = tick
 
     def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
-        if self.progress and (epoch + 1) % 10 == 0:
-            valid = evals_log.get("valid", {}).get("mlogloss")
-            loss = f", valid logloss {valid[-1]:.4f}" if valid else ""
-            self.progress(f"round {epoch + 1}/{self.rounds}{loss} ({time.perf_counter() - self.t0:.0f} s)")
+        valid = evals_log.get("valid", {}).get("mlogloss")
+        self.tick(epoch + 1, f", valid logloss {valid[-1]:.4f}" if valid else "")
         return False
 
 

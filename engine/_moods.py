@@ -86,6 +86,7 @@ import numpy as np
 
 from ._config import MoodConfig
 from ._errors import NotFittedError
+from ._progress import Ticker
 
 Progress = Callable[[str], None]
 VOTE_NEIGHBOURS = 10
@@ -163,6 +164,9 @@ class MoodModel:
         m = len(fitted)
         # Blurring bandwidth, at most 5% of the tracks so that a small catalog keeps some resolution.
         k = min(cfg.smoothing_neighbours, max(1, m // 20)) if cfg.smoothing_iterations else 0
+        if 0 < k < cfg.smoothing_neighbours:
+            say(f"smoothing_neighbours {cfg.smoothing_neighbours} capped to {k}: at most 5% of the {m:,} tracks "
+                "clustered, so a small catalog keeps some resolution")
         # k-NN blurring collapses any region into clumps of about k tracks: a mood must outweigh a few
         # of them, or one planted cluster comes back as several clumps (tests/engine/test_moods.py).
         floor = max(cfg.min_cluster_size, math.ceil(cfg.min_cluster_fraction * m), CLUMP_MULTIPLE * k)
@@ -180,7 +184,7 @@ class MoodModel:
             if k:
                 say(f"denoising the {points.shape[1]}-d mood space of {m} tracks: blurring mean shift, "
                     f"{cfg.smoothing_iterations} x mean of {k} nearest")
-                space = blur(space, k, cfg.smoothing_iterations)
+                space = blur(space, k, cfg.smoothing_iterations, progress=progress)
                 smooth_seconds = time.perf_counter() - t0
             say(f"HDBSCAN on {m} of {n} tracks (min_cluster_size {min_cluster_size}, min_samples {min_samples}, "
                 f"{cfg.selection}{f', max_cluster_size {max_cluster_size}' if max_cluster_size else ''})")
@@ -224,6 +228,7 @@ class MoodModel:
             "fit_tracks": m,
             "seeded": seeded,
             "smoothing_neighbours": k,
+            "smoothing_neighbours_requested": cfg.smoothing_neighbours if cfg.smoothing_iterations else 0,
             "min_cluster_size": min_cluster_size,
             "clusters": n_clusters,
             "sample_noise_fraction": round(float(1 - hdbscan_core.mean()), 4),
@@ -302,7 +307,8 @@ class MoodModel:
         return self
 
 
-def blur(points: np.ndarray, neighbours: int, iterations: int, chunk: int = 8_192) -> np.ndarray:
+def blur(points: np.ndarray, neighbours: int, iterations: int, chunk: int = 8_192,
+         progress: Progress | None = None) -> np.ndarray:
     """Blurring mean shift with a k-nearest-neighbour kernel: each iteration replaces every point by
     the mean of its ``neighbours`` nearest points (itself included) among the current points. Points
     contract toward the density modes, so HDBSCAN finds dense cores where the raw space is a
@@ -312,7 +318,8 @@ def blur(points: np.ndarray, neighbours: int, iterations: int, chunk: int = 8_19
 
     y = np.asarray(points, dtype=np.float64)
     k = min(neighbours, len(y))
-    for _ in range(iterations):
+    tick = Ticker(progress, "denoising", iterations * len(y), unit="points")
+    for iteration in range(iterations):
         tree = cKDTree(y)
         out = np.empty_like(y)
         for start in range(0, len(y), chunk):
@@ -322,6 +329,7 @@ def blur(points: np.ndarray, neighbours: int, iterations: int, chunk: int = 8_19
             for j in range(k):  # column by column: the (chunk, k, d) gather would cost k times more
                 acc += y[nearest[:, j]]
             out[start:start + chunk] = acc / k
+            tick(iteration * len(y) + min(start + chunk, len(y)), f", pass {iteration + 1} of {iterations}")
         y = out
     return y.astype(np.float32)
 

@@ -50,6 +50,9 @@ def format_report(manifest: dict[str, Any], *, moods: list[dict[str, Any]] | Non
         f"cores hold {mo['core_coverage']:.1%} of tracks, the rest assigned to the nearest core",
         f"         validity: DBCV {mo['dbcv_sample']} (fit sample), silhouette {mo['silhouette']}",
     ]
+    if 0 < mo.get("smoothing_neighbours", 0) < mo.get("smoothing_neighbours_requested", 0):
+        lines.append(f"         smoothing_neighbours {mo['smoothing_neighbours_requested']} capped to "
+                     f"{mo['smoothing_neighbours']}: at most 5% of the {mo['fit_tracks']:,} tracks clustered")
     if mo.get("spread"):
         lines.append("         mood means: " + "; ".join(
             f"{f} {s['min_mean']:.3g}..{s['max_mean']:.3g} (std {s['std_of_means']:.3g}, catalog std "

@@ -68,7 +68,8 @@ def _parser() -> argparse.ArgumentParser:
                        description="Build a verified bundle from a catalog CSV (default schema: the Spotify "
                                    "Tracks Dataset). Column flags override the schema, field by field.")
     p.add_argument("csv", type=Path, help="catalog CSV")
-    p.add_argument("--out", type=Path, required=True, help="new bundle directory (must not exist)")
+    p.add_argument("--out", type=Path, required=True,
+                   help="new bundle directory (must not exist; missing parent directories are created)")
     _add_build_options(p)
     p.set_defaults(func=_cmd_index)
 
@@ -106,7 +107,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _add_build_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("configuration (flags override the --config file)")
-    g.add_argument("--config", type=Path, help="TOML or JSON file with [schema] [preprocess] [index] [moods] [genre]")
+    g.add_argument("--config", type=Path, help="TOML or JSON file with [schema] [preprocess] [index] [moods] [genre] "
+                                               "[similar] and seed (README: Any other feature set)")
     g.add_argument("--schema", choices=["auto", "spotify", "audio"], default="auto",
                    help="column preset: spotify (the Spotify Tracks Dataset), audio (GTZAN-layout tables, e.g. from "
                         "musicrec extract); auto (default) picks audio when the header has that layout")
@@ -207,11 +209,47 @@ def _apply_preset(args: argparse.Namespace, config: Any) -> Any:
     return config.replace(schema=schema, moods={"weights": dict(moods)})
 
 
-def _progress(quiet: bool) -> Any:
-    if quiet:
-        return None
-    t0 = time.perf_counter()
-    return lambda msg: print(f"[{time.perf_counter() - t0:7.1f}s] {msg}", file=sys.stderr, flush=True)
+class _Progress:
+    """Build progress on stderr, each line stamped with the time since the start.
+
+    On a terminal: every message, and a line after each HEARTBEAT_SECONDS of silence (a step that
+    cannot count its work, such as HDBSCAN). Elsewhere (a log file, CI): no ticks, only what a log
+    should keep (stages, what they found, warnings)."""
+
+    HEARTBEAT_SECONDS = 15.0
+
+    def __init__(self) -> None:
+        import threading
+
+        from engine._progress import Tick, duration
+
+        self.tick_type, self.duration = Tick, duration
+        self.terminal = sys.stderr.isatty()
+        self.t0 = self.last = time.perf_counter()
+        self.last_message, self.last_message_at = "", self.t0
+        self.done = threading.Event()
+        if self.terminal:
+            threading.Thread(target=self._heartbeat, name="progress-heartbeat", daemon=True).start()
+
+    def __call__(self, message: str) -> None:
+        if isinstance(message, self.tick_type) and not self.terminal:
+            return
+        self._print(message)
+        if not isinstance(message, self.tick_type):
+            self.last_message, self.last_message_at = message, self.last
+
+    def _print(self, message: str) -> None:
+        self.last = time.perf_counter()
+        print(f"[{self.last - self.t0:7.1f}s] {message}", file=sys.stderr, flush=True)
+
+    def _heartbeat(self) -> None:
+        while not self.done.wait(1.0):
+            if time.perf_counter() - self.last >= self.HEARTBEAT_SECONDS and self.last_message:
+                self._print(f"... still at: {self.last_message} "
+                            f"({self.duration(time.perf_counter() - self.last_message_at)} so far)")
+
+    def close(self) -> None:
+        self.done.set()
 
 
 def _build_and_report(args: argparse.Namespace, csv: Path, out: Path, *, source_label: str | None = None,
@@ -220,7 +258,12 @@ def _build_and_report(args: argparse.Namespace, csv: Path, out: Path, *, source_
     from engine._report import format_report
 
     config = _config_from_args(args)
-    manifest = build_bundle(csv, out, config, progress=_progress(args.quiet), source_label=source_label)
+    progress = None if args.quiet else _Progress()
+    try:
+        manifest = build_bundle(csv, out, config, progress=progress, source_label=source_label)
+    finally:
+        if progress is not None:
+            progress.close()
     if args.current:
         publish(out, args.current)
     moods = json.loads((out / "moods.json").read_text(encoding="utf-8"))
