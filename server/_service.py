@@ -223,6 +223,13 @@ class RecommenderServicer(pb_grpc.RecommenderServicer):
     @unary
     def ReloadBundle(self, request: pb.ReloadBundleRequest, context: grpc.ServicerContext) -> pb.ReloadBundleResponse:
         # a path is loaded once (if the policy allows it); no path re-reads the configured one
-        path = self.reload_policy.resolve(request.path, context.invocation_metadata()) if request.path else None
-        previous, version, changed = self.holder.load(path)
+        try:
+            path = self.reload_policy.resolve(request.path, context.invocation_metadata()) if request.path else None
+            previous, version, changed = self.holder.load(path)
+        except (ReloadRefused, BundleError) as exc:  # the operator's log says so too, not only the caller
+            current = self.holder.current
+            log.warning("ReloadBundle %s refused, still serving %s: %s", request.path or "(the configured bundle)",
+                        current.bundle.version if current else "nothing", exc,
+                        extra={"event": "reload_refused", "fields": {"path": request.path}})
+            raise
         return pb.ReloadBundleResponse(bundle_version=version, previous_version=previous or "", changed=changed)

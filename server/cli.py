@@ -152,6 +152,8 @@ def _query_options(p: argparse.ArgumentParser, *, defaults: bool) -> None:
                    help="print the response as JSON (ServerInfo's counts_json and metrics_json decoded)")
     p.add_argument("--token", default=d(None), help="bearer token")
     p.add_argument("--timeout", type=_number, default=d(10.0), help="deadline in seconds (default 10)")
+    p.add_argument("--wait", type=_number, default=d(0.0), metavar="SECONDS",
+                   help="wait up to SECONDS for a server that is still starting (default: fail at once)")
 
 
 def _int_from(low: int) -> Any:
@@ -298,6 +300,13 @@ def cmd_query(args: argparse.Namespace) -> int:
     metadata = (("authorization", f"Bearer {args.token}"),) if args.token else None
     try:
         with grpc.insecure_channel(args.address) as channel:
+            if args.wait > 0:  # a starting server binds its port first and answers once its bundle is loaded
+                try:
+                    grpc.channel_ready_future(channel).result(timeout=args.wait)
+                except grpc.FutureTimeoutError:
+                    print(f"musicrec query: no server answered at {args.address} within --wait {args.wait:g} s",
+                          file=sys.stderr)
+                    return 1
             stub = pb_grpc.RecommenderStub(channel)
             call = {"timeout": args.timeout, "metadata": metadata}
             response = _run_query(args, stub, pb, call)

@@ -110,3 +110,14 @@ def test_no_server_says_where_it_looked(capsys: pytest.CaptureFixture[str]) -> N
         port = s.getsockname()[1]
     assert main(["query", "info", "--address", f"127.0.0.1:{port}", "--timeout", "5"]) == 1
     assert f"is a server running at 127.0.0.1:{port}?" in capsys.readouterr().err
+
+
+def test_wait_gives_a_starting_server_time(running: RunningServer, capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    assert main(["query", "info", "--wait", "30", "--address", f"127.0.0.1:{running.port}"]) == 0
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    assert main(["query", "info", "--wait", "0.5", "--address", f"127.0.0.1:{port}"]) == 1
+    assert f"no server answered at 127.0.0.1:{port} within --wait 0.5 s" in capsys.readouterr().err
