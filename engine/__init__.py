@@ -23,6 +23,7 @@ from ._config import (
     ValueRule,
 )
 from ._errors import (
+    BackendUnavailable,
     BundleError,
     BundleIntegrityError,
     BundleVersionError,
@@ -53,6 +54,7 @@ __all__ = [
     "MAX_DEPTH",
     "MAX_K",
     "MAX_PLAYLIST",
+    "BackendUnavailable",
     "BuildConfig",
     "Bundle",
     "BundleError",

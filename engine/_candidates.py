@@ -5,6 +5,13 @@ and nothing else: the pipeline recomputes every cosine from the bundle's own vec
 scores and selects, so any source (FAISS in-process today, a vector database tomorrow) gives
 the same ranking for the same candidates. Filters a source can apply natively are a speed-up for
 that source, never a change in the answer.
+
+Filter push-down: a source whose ``pushes_filters`` is true is called ``nearest(vector, n,
+row_filter)`` and returns only rows that pass ``row_filter`` (all of it or any part it can
+express); the pipeline still applies the whole mask, so the answer is the same. Only the stats
+differ: ``examined``/``filtered`` count the candidates the pipeline saw, and a pushed-down filter
+hides the rows it rejected (on such a source ``filtered`` holds only what the source let through
+and the pipeline then dropped).
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ import numpy as np
 
 
 class CandidateSource(Protocol):
-    """Rows nearest a query vector."""
+    """Rows nearest a query vector (``pushes_filters``: see the module docstring)."""
 
     def nearest(self, vector: np.ndarray, n: int) -> np.ndarray:
         """Up to ``n`` row numbers, nearest first; -1 marks "no more" (a source may pad).

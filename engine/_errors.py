@@ -54,3 +54,8 @@ def shown(value: object, limit: int = 60) -> str:
 
 class DeadlineExceeded(EngineError, TimeoutError):
     """A query ran past the deadline its caller gave; its partial work is discarded."""
+
+
+class BackendUnavailable(EngineError, ConnectionError):
+    """The vector database behind the candidate source cannot answer (unreachable, or its
+    collection does not match the loaded bundle); the server answers UNAVAILABLE and retries."""

@@ -64,6 +64,7 @@ class RowFilter:
     genre_matrix: np.ndarray | None = None
     explicit: tuple[np.ndarray, int] | None = None  # (flag column int8, wanted 0/1)
     ranges: Sequence[tuple[np.ndarray, float, float]] = ()
+    range_names: Sequence[str] = ()  # the column of each range, for sources that filter natively
     moods: tuple[np.ndarray, np.ndarray] | None = None  # (labels per row, allowed ids)
 
     @property
@@ -130,7 +131,10 @@ class Survivors:
 
     def _fetch(self) -> None:
         n = self.fetch_size(self._step)
-        rows = self.source.nearest(self.query, n)
+        if getattr(self.source, "pushes_filters", False):  # a vector database filters natively
+            rows = self.source.nearest(self.query, n, self.filter)  # type: ignore[call-arg]
+        else:
+            rows = self.source.nearest(self.query, n)
         rows = rows[rows >= 0].astype(np.int64)
         self._complete = n >= self.size or len(rows) < n  # the source has nothing further
         cos = cosines(self.vectors, rows, self.query)

@@ -30,6 +30,7 @@ class Recommender:
         self.bundle = bundle
         self.view = view = CatalogView(bundle)
         self._similar = SimilarSearch(view, source)
+        self.source: CandidateSource = self._similar.source  # the server's health checks read it
         self._playlists = Playlists(view)
         self._genres = GenreClassify(view)
         self.n = view.n

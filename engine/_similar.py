@@ -268,7 +268,8 @@ class SimilarSearch:
             exclude_songs=np.unique(view.song[seed_rows]).astype(np.int64),
             include_codes=view.genre_codes(f.include_genres, f"{where}filter.include_genres"),
             exclude_codes=view.genre_codes(f.exclude_genres, f"{where}filter.exclude_genres"),
-            genre_matrix=view.genre_matrix, explicit=explicit, ranges=ranges, moods=moods)
+            genre_matrix=view.genre_matrix, explicit=explicit, ranges=ranges, range_names=tuple(f.ranges),
+            moods=moods)
 
     def _scoring(self, q: SimilarQuery, where: str) -> Scoring:
         view = self.view
