@@ -95,8 +95,8 @@ class QdrantSource:
             with self._calls:
                 points = self.client.query_points(
                     collection, query=vector.astype(np.float32).tolist(),
-                    query_filter=qdrant_filter(row_filter, self.genre_names), limit=limit, search_params=self.search_params,
-                    with_payload=False, with_vectors=False).points
+                    query_filter=qdrant_filter(row_filter, self.genre_names), limit=limit,
+                    search_params=self.search_params, with_payload=False, with_vectors=False).points
         except Exception as exc:
             raise self._failed(exc, f"search in {collection}") from None
         return np.fromiter((int(p.id) for p in points), dtype=np.int64, count=len(points))
