@@ -1,18 +1,201 @@
-"""The web console's own endpoints under /console/api/ (HTTP only; see server/_http.py)."""
+"""The web console's own endpoints, under /console/api/ on the HTTP port (server/_http.py).
+
+Everything the console shows comes from the Recommender RPCs over ``/v1/<Method>``, except what the
+contract has no call for, which lives here, HTTP-only and documented in the README:
+
+- ``GET /console/api/search?q=TEXT&limit=N``: tracks whose name or artists contain every word of
+  TEXT (case-insensitive), names starting with TEXT first; ``{"query", "total", "tracks": [Track]}``,
+  each track the proto's Track JSON. Search by name is a console aid, not part of the
+  recommendation contract: gRPC clients hold their own catalog ids, and a proto change would move
+  every client's generated code for a typing aid (it stays additive if it ever earns an RPC).
+- ``GET /console/api/map?max_points=N``: the bundle's stored mood map (engine/_moodmap.py) as
+  columns ``x``, ``y``, ``mood``, ``id``, ``name``, ``artists`` for at most N tracks (default 20,000;
+  above it a fixed sample of each mood in proportion, at least 200 of each, so every mood shows),
+  plus the moods, the axis labels and the projection method; 404 for a bundle without a map.
+- ``GET /console/api/bundle``: what the console needs of the bundle beyond the RPCs: ``{"bundle_version",
+  "genres": every genre name (for the filters), "report": the build report's text, "report_html":
+  whether report.html can be drawn}``.
+- ``GET /console/api/report.html``: the report with pictures (engine/_htmlreport.py; the report
+  extra), drawn once per bundle; 501 without matplotlib.
+
+Auth is the same bearer token rule as the RPCs (any read token); errors have the same JSON shape.
+"""
 
 from __future__ import annotations
 
+import gzip
+import threading
+import weakref
 from typing import TYPE_CHECKING, Any
 
+import grpc
+import numpy as np
+
+from engine import Recommender, bundle_report_html, format_report
+
+from . import _convert as conv
+from ._holder import NoBundle
+
 if TYPE_CHECKING:
+    from starlette.requests import Request
+    from starlette.responses import Response
+
     from ._holder import BundleHolder
     from ._http import HttpFace
+
+MAX_SEARCH = 100
+DEFAULT_MAP_POINTS = 20_000
+MIN_PER_MOOD = 200
 
 
 class ConsoleApi:
     def __init__(self, holder: BundleHolder, face: HttpFace) -> None:
         self.holder = holder
         self.face = face
+        # per live bundle; a reloaded bundle gets its own, the old one is dropped with it
+        self._haystacks: weakref.WeakKeyDictionary[Recommender, list[tuple[str, str]]] = weakref.WeakKeyDictionary()
+        self._maps: weakref.WeakKeyDictionary[Recommender, dict[int, bytes]] = weakref.WeakKeyDictionary()
+        self._reports: weakref.WeakKeyDictionary[Recommender, str] = weakref.WeakKeyDictionary()
+        self._report_lock = threading.Lock()  # one drawing at a time: it takes seconds of CPU
 
     def routes(self) -> list[Any]:
-        return []
+        from starlette.routing import Route
+
+        return [Route("/console/api/search", self._search), Route("/console/api/map", self._map),
+                Route("/console/api/bundle", self._bundle), Route("/console/api/report.html", self._report_html)]
+
+    async def _guarded(self, request: Request, fn: Any, *args: Any) -> Any:
+        """``fn(rec, *args)`` in the face's pool after the auth check; errors as the RPCs answer them."""
+        from ._http import CallAborted
+
+        refused = self.face.refusal(request, request.url.path)
+        if refused is not None:
+            return refused
+        try:
+            return await self.face.run(self._with_bundle, fn, *args)
+        except CallAborted as exc:
+            return self.face.error(exc.code, exc.message)
+        except NoBundle as exc:
+            return self.face.error(grpc.StatusCode.UNAVAILABLE, str(exc))
+
+    def _with_bundle(self, fn: Any, *args: Any) -> Any:
+        return fn(self.holder.require(), *args)
+
+    # -- search ------------------------------------------------------------------------------------
+    async def _search(self, request: Request) -> Response:
+        query = request.query_params.get("q", "")
+        try:
+            limit = min(MAX_SEARCH, max(1, int(request.query_params.get("limit", "20"))))
+        except ValueError:
+            return self.face.error(grpc.StatusCode.INVALID_ARGUMENT, "limit: expected a whole number")
+        return await self._guarded(request, self._search_in, query, limit)
+
+    def _search_in(self, rec: Recommender, query: str, limit: int) -> Response:
+        from starlette.responses import JSONResponse
+
+        from ._http import message_dict
+
+        haystack = self._haystacks.get(rec)
+        if haystack is None:
+            haystack = self._haystacks.setdefault(rec, [
+                (str(name).casefold(), f"{name} {' '.join(artists)}".casefold())
+                for name, artists in zip(rec.names, rec.artists, strict=True)])
+        words = query.casefold().split()
+        if not words:
+            return JSONResponse({"query": query, "total": 0, "tracks": []})
+        whole = " ".join(words)
+        hits = [i for i, (_, text) in enumerate(haystack) if all(w in text for w in words)]
+        hits.sort(key=lambda i: (not haystack[i][0].startswith(whole), whole not in haystack[i][0],
+                                 len(haystack[i][0]), i))
+        tracks = [message_dict(conv.track_pb(rec, i)) for i in hits[:limit]]
+        return JSONResponse({"query": query, "total": len(hits), "tracks": tracks})
+
+    # -- map ---------------------------------------------------------------------------------------
+    async def _map(self, request: Request) -> Response:
+        try:
+            max_points = max(1, int(request.query_params.get("max_points", str(DEFAULT_MAP_POINTS))))
+        except ValueError:
+            return self.face.error(grpc.StatusCode.INVALID_ARGUMENT, "max_points: expected a whole number")
+        gzipped = "gzip" in request.headers.get("accept-encoding", "")
+        return await self._guarded(request, self._map_of, max_points, gzipped)
+
+    def _map_of(self, rec: Recommender, max_points: int, gzipped: bool) -> Response:
+        from starlette.responses import Response
+
+        mood_map = rec.bundle.mood_map
+        if mood_map is None:
+            return self.face.error(grpc.StatusCode.NOT_FOUND, "this bundle was built before mood maps were stored; "
+                                                              "rebuild it (musicrec index) to see the map")
+        cache = self._maps.setdefault(rec, {})
+        body = cache.get(max_points)
+        if body is None:
+            body = cache[max_points] = gzip.compress(_map_json(rec, max_points).encode(), compresslevel=5)
+        headers = {"Vary": "Accept-Encoding"}
+        if gzipped:
+            return Response(body, media_type="application/json", headers={**headers, "Content-Encoding": "gzip"})
+        return Response(gzip.decompress(body), media_type="application/json", headers=headers)
+
+    # -- report ------------------------------------------------------------------------------------
+    async def _bundle(self, request: Request) -> Response:
+        return await self._guarded(request, self._bundle_facts)
+
+    def _bundle_facts(self, rec: Recommender) -> Response:
+        from starlette.responses import JSONResponse
+
+        return JSONResponse({"bundle_version": rec.bundle.version, "genres": list(rec.genre_names),
+                             "report": format_report(rec.bundle.manifest, moods=rec.moods()),
+                             "report_html": _has_matplotlib()})
+
+    async def _report_html(self, request: Request) -> Response:
+        if not _has_matplotlib():
+            return self.face.error(grpc.StatusCode.UNIMPLEMENTED, "the report with pictures needs matplotlib on the "
+                                                                  "server: pip install 'musicrec[report]'")
+        return await self._guarded(request, self._report_page)
+
+    def _report_page(self, rec: Recommender) -> Response:
+        from starlette.responses import HTMLResponse
+
+        with self._report_lock:
+            page = self._reports.get(rec)
+            if page is None:
+                page = self._reports[rec] = bundle_report_html(rec.bundle)
+        return HTMLResponse(page)
+
+
+def _map_json(rec: Recommender, max_points: int) -> str:
+    import json
+
+    mood_map = rec.bundle.mood_map
+    assert mood_map is not None
+    labels = rec.bundle.moods.labels_
+    rows = _sample(labels, max_points)
+    xy = mood_map.xy[rows]
+    x_label, y_label = mood_map.axis_labels()
+    return json.dumps({
+        "total": rec.n, "shown": len(rows), "method": mood_map.method, "axes": [x_label, y_label],
+        "x": np.round(xy[:, 0], 4).tolist(), "y": np.round(xy[:, 1], 4).tolist(),
+        "mood": labels[rows].tolist(), "id": [rec.ids[i] for i in rows.tolist()],
+        "name": [rec.names[i] for i in rows.tolist()], "artists": [", ".join(rec.artists[i]) for i in rows.tolist()],
+        "moods": [{"mood_id": c["id"], "name": c["name"], "size": c["size"]} for c in rec.moods()],
+    }, ensure_ascii=False, separators=(",", ":"))
+
+
+def _sample(labels: np.ndarray, max_points: int) -> np.ndarray:
+    """Every row when they fit; else a fixed sample of each mood in proportion (at least
+    MIN_PER_MOOD of each, so the smallest moods still show), sorted."""
+    n = len(labels)
+    if n <= max_points:
+        return np.arange(n)
+    rng = np.random.default_rng(0)
+    keep = []
+    for mood in np.unique(labels):
+        rows = np.flatnonzero(labels == mood)
+        want = min(len(rows), max(MIN_PER_MOOD, round(max_points * len(rows) / n)))
+        keep.append(rng.choice(rows, size=want, replace=False))
+    return np.sort(np.concatenate(keep))
+
+
+def _has_matplotlib() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("matplotlib") is not None

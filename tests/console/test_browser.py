@@ -1,0 +1,254 @@
+"""The web console in a real browser (Debian's chromium + chromedriver, driven by Selenium) against a
+real server on a small bundle; and the HTML report opened in the same browser.
+
+Screenshots of each page go to build/screenshots/ (git-ignored; MUSICREC_SCREENSHOTS moves them) for
+people to look at. Without chromium the tests are skipped, except in CI (CI=true), whose .ci/run
+installs it: there a missing browser is a failure, not a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from indexer.cli import main
+from server import RunningServer, ServerOptions, create_server
+from server._generated.musicrec.v1 import recommender_pb2 as pb
+from server._generated.musicrec.v1 import recommender_pb2_grpc as pb_grpc
+from tests.conftest import REPO
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+SHOTS = Path(os.environ.get("MUSICREC_SCREENSHOTS", REPO / "build" / "screenshots"))
+WAIT = 20.0
+
+if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
+    if os.environ.get("CI"):
+        pytest.fail("CI needs chromium and chromium-driver (.ci/run installs them)", pytrace=False)
+    pytest.skip("no chromium/chromedriver here (apt-get install chromium chromium-driver)", allow_module_level=True)
+
+webdriver = pytest.importorskip("selenium.webdriver")
+from selenium.webdriver.chrome.options import Options  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    options = Options()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1440,1100",
+                "--hide-scrollbars", "--disable-extensions", "--no-first-run"):
+        options.add_argument(arg)
+    # an explicit driver path: Selenium Manager (which would download drivers) never runs
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(WAIT)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture(scope="module")
+def web(bundle_dir: Path) -> Iterator[RunningServer]:
+    srv = create_server(bundle_dir, "127.0.0.1:0", ServerOptions(http_port=0))
+    yield srv
+    srv.stop(grace=0.5)
+
+
+@pytest.fixture(scope="module")
+def stub(web: RunningServer) -> Iterator[pb_grpc.RecommenderStub]:
+    with grpc.insecure_channel(f"127.0.0.1:{web.port}") as channel:
+        yield pb_grpc.RecommenderStub(channel)
+
+
+def wait_for(driver: Any, condition: Callable[[Any], Any], what: str) -> Any:
+    return WebDriverWait(driver, WAIT, poll_frequency=0.1).until(condition, message=f"waiting for {what}")
+
+
+def shot(driver: Any, name: str) -> None:
+    driver.execute_script("window.scrollTo(0, 0)")
+    driver.save_screenshot(str(SHOTS / f"{name}.png"))
+
+
+def open_console(driver: Any, port: int, token: str = "") -> None:
+    driver.get(f"http://127.0.0.1:{port}/")
+    driver.execute_script("sessionStorage.setItem('musicrec-token', arguments[0]);", token)
+    driver.get(f"http://127.0.0.1:{port}/")
+
+
+def ready(driver: Any) -> None:
+    wait_for(driver, lambda d: d.find_element(By.ID, "status").get_attribute("data-state") == "ok", "the status line")
+    wait_for(driver, lambda d: d.execute_script("return !!(window.consoleState.bundle)"), "the bundle's facts")
+
+
+def tab(driver: Any, name: str) -> None:
+    driver.find_element(By.CSS_SELECTOR, f"#tabs button[data-tab='{name}']").click()
+
+
+def pick_track(driver: Any, box: str, name: str, track_id: str) -> None:
+    field = driver.find_element(By.ID, box)
+    field.clear()
+    field.send_keys(name)
+    item = wait_for(driver, lambda d: d.find_element(By.CSS_SELECTOR, f"#{box}-results li[data-id='{track_id}']")
+                    if box != "search-input" else d.find_element(By.CSS_SELECTOR, f"#search-results li[data-id='{track_id}']"),
+                    f"{track_id} in the search results")
+    item.click()
+
+
+def set_value(driver: Any, element_id: str, value: object) -> None:
+    field = driver.find_element(By.ID, element_id)
+    field.clear()
+    field.send_keys(str(value))
+
+
+def test_the_map_draws_points_of_every_mood(browser: Any, web: RunningServer, stub: pb_grpc.RecommenderStub) -> None:
+    open_console(browser, web.http_port)
+    ready(browser)
+    tab(browser, "map")
+    canvas = wait_for(browser, lambda d: (c := d.find_element(By.ID, "map-canvas")).get_attribute("data-drawn-moods")
+                      and c, "the map to be drawn")
+    moods = {m.mood_id for m in stub.ListMoods(pb.ListMoodsRequest(), timeout=10).moods}
+    drawn = {int(m) for m in canvas.get_attribute("data-drawn-moods").split(",")}
+    assert drawn == moods
+    assert int(canvas.get_attribute("data-points")) == web.holder.require().n
+    counts = browser.execute_script("return window.consoleState.map.drawnByMood")
+    assert all(counts[str(m)] > 0 for m in moods)
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#map-legend li")) == len(moods)
+    # hover shows a track and its mood; the tip is drawn by the page, so ask the page where a point is
+    x, y = browser.execute_script("const m = window.consoleState.map; return [m.px[0], m.py[0]];")
+    size = canvas.size
+    webdriver.ActionChains(browser).move_to_element_with_offset(canvas, x - size["width"] / 2,
+                                                                y - size["height"] / 2).perform()
+    tip = wait_for(browser, lambda d: (t := d.find_element(By.ID, "map-tip")).is_displayed() and t, "the hover tip")
+    rec = web.holder.require()
+    row = rec.track(browser.execute_script("const m = window.consoleState.map; return m.data.id[m.hover];"))
+    assert rec.names[row] in tip.text and rec.mood_names[row] in tip.text.replace("\n", " ")
+    shot(browser, "map")
+    # a click opens the track's similar tracks
+    webdriver.ActionChains(browser).click().perform()
+    rows = wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#similar-results tbody tr"), "similar tracks")
+    assert browser.find_element(By.CSS_SELECTOR, f"#seeds li[data-id='{rec.ids[row]}']")
+    assert rows and rec.ids[row] not in [r.get_attribute("data-id") for r in rows]
+
+
+def test_a_similar_search_returns_the_ids_of_the_grpc_call(browser: Any, web: RunningServer,
+                                                            stub: pb_grpc.RecommenderStub) -> None:
+    rec = web.holder.require()
+    seed, name = rec.ids[7], rec.names[7]
+    open_console(browser, web.http_port)
+    ready(browser)
+    pick_track(browser, "search-input", name, seed)
+    set_value(browser, "opt-k", 8)
+    set_value(browser, "opt-artist-cap", 2)
+    browser.find_element(By.ID, "opt-gw-default").click()  # own genre weight
+    browser.execute_script("const s = document.getElementById('opt-gw'); s.value = 0.2; s.dispatchEvent(new Event('input'));")
+    browser.find_element(By.ID, "similar-run").click()
+    rows = wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#similar-results tbody tr"), "results")
+    shown = [r.get_attribute("data-id") for r in rows]
+    expected = stub.SimilarTracks(pb.SimilarTracksRequest(seeds=[pb.Seed(track_id=seed)], k=8, max_per_artist=2,
+                                                          genre_weight=0.2), timeout=10)
+    assert shown == [r.track.track_id for r in expected.results]
+    stats = browser.find_element(By.ID, "similar-stats").text
+    assert "candidates examined" in stats and "8 results" in stats
+    scores = [r.find_elements(By.TAG_NAME, "td")[1].text for r in rows]
+    assert scores == [f"{r.score:.3f}" for r in expected.results]
+    shot(browser, "similar")
+
+
+def test_a_playlist_renders_in_order(browser: Any, web: RunningServer, stub: pb_grpc.RecommenderStub) -> None:
+    open_console(browser, web.http_port)
+    ready(browser)
+    tab(browser, "playlist")
+    Select(browser.find_element(By.ID, "pl-mood")).select_by_value("1")
+    set_value(browser, "pl-length", 12)
+    browser.find_element(By.ID, "playlist-run").click()
+    rows = wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#playlist-results tbody tr"), "the playlist")
+    expected = stub.MoodPlaylist(pb.MoodPlaylistRequest(mood_id=1, length=12), timeout=10)
+    assert [int(r.get_attribute("data-position")) for r in rows] == list(range(len(expected.entries)))
+    assert [r.get_attribute("data-id") for r in rows] == [e.track.track_id for e in expected.entries]
+    assert browser.find_elements(By.CSS_SELECTOR, "#playlist-chart polyline")
+    shot(browser, "playlist")
+
+
+def test_classification_shows_probabilities_and_contributions(browser: Any, web: RunningServer) -> None:
+    rec = web.holder.require()
+    open_console(browser, web.http_port)
+    ready(browser)
+    tab(browser, "classify")
+    pick_track(browser, "cl-search", rec.names[3], rec.ids[3])
+    wait_for(browser, lambda d: d.find_element(By.CSS_SELECTOR, "#cl-features input").get_attribute("value"),
+             "the track's feature values")
+    browser.find_element(By.ID, "classify-track").click()
+    bars = wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#classify-genres .bar"), "genre bars")
+    assert len(bars) == 5
+    assert browser.find_elements(By.CSS_SELECTOR, "#classify-contributions .bar")
+    assert rec.genres[3][0] in browser.find_element(By.ID, "classify-known").text
+    shot(browser, "classify")
+
+
+def test_the_report_tab_and_the_html_report_load_every_image(browser: Any, web: RunningServer, bundle_dir: Path,
+                                                             tmp_path: Path) -> None:
+    open_console(browser, web.http_port)
+    ready(browser)
+    tab(browser, "report")
+    assert "musicrec bundle" in browser.find_element(By.ID, "report-text").text
+    browser.find_element(By.ID, "report-pictures").click()
+    frame = wait_for(browser, lambda d: (f := d.find_element(By.ID, "report-frame")).is_displayed() and f, "the report")
+    browser.switch_to.frame(frame)
+    wait_for(browser, lambda d: d.find_elements(By.TAG_NAME, "img"), "report images")
+    assert browser.execute_script("return [...document.images].every(i => i.complete && i.naturalWidth > 0)")
+    browser.switch_to.default_content()
+    shot(browser, "report")
+    # the file musicrec report --html writes, opened on its own
+    out = tmp_path / "report.html"
+    assert main(["report", str(bundle_dir), "--html", str(out)]) == 0
+    browser.get(out.as_uri())
+    widths = browser.execute_script("return [...document.images].map(i => i.complete ? i.naturalWidth : 0)")
+    assert len(widths) == 7 and min(widths) > 0
+    shot(browser, "report-file")
+
+
+def test_auth_failures_are_shown_as_such_and_an_outage_is_announced(browser: Any, bundle_dir: Path) -> None:
+    srv = create_server(bundle_dir, "127.0.0.1:0", ServerOptions(http_port=0, read_tokens=("s3cret",)))
+    try:
+        open_console(browser, srv.http_port)
+        wait_for(browser, lambda d: d.find_element(By.ID, "status").get_attribute("data-state") == "auth", "auth state")
+        banner = browser.find_element(By.ID, "banner")
+        assert banner.is_displayed() and "requires a bearer token" in banner.text
+        field = browser.find_element(By.ID, "search-input")
+        field.send_keys("Track")
+        wait_for(browser, lambda d: "UNAUTHENTICATED" in d.find_element(By.ID, "search-results").text,
+                 "the search to say it was refused")
+        browser.find_element(By.ID, "similar-run").click()  # no seed: the console says so before asking
+        shot(browser, "auth-needed")
+        set_value(browser, "token-input", "wrong")
+        browser.find_element(By.ID, "token-save").click()
+        wait_for(browser, lambda d: "refused this token" in d.find_element(By.ID, "banner").text, "a refused token")
+        tab(browser, "playlist")
+        browser.find_element(By.ID, "playlist-run").click()
+        error = wait_for(browser, lambda d: (e := d.find_element(By.ID, "playlist-error")).is_displayed() and e,
+                         "the playlist error")
+        assert error.get_attribute("data-code") == "401" and "Authentication failed" in error.text
+        shot(browser, "auth-refused")
+        set_value(browser, "token-input", "s3cret")
+        browser.find_element(By.ID, "token-save").click()
+        ready(browser)
+        browser.find_element(By.ID, "playlist-run").click()
+        wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#playlist-results tbody tr"), "the playlist")
+    finally:
+        srv.stop(grace=0.5)
+    wait_for(browser, lambda d: d.find_element(By.ID, "status").get_attribute("data-state") == "down",
+             "the console to notice the server is gone")
+    assert "not answering" in browser.find_element(By.ID, "banner").text
+    browser.find_element(By.ID, "playlist-run").click()
+    error = wait_for(browser, lambda d: (e := d.find_element(By.ID, "playlist-error")).get_attribute("data-code") == "0"
+                     and e, "the unreachable error")
+    assert "did not answer" in error.text
+    shot(browser, "server-down")
