@@ -97,6 +97,10 @@ def _parser() -> argparse.ArgumentParser:
 
     add_report(sub)
 
+    from ._scale import add_parsers as add_scale  # musicrec publish (Qdrant), musicrec add (new tracks)
+
+    add_scale(sub)
+
     # serve/query/bench are defined beside their commands. Importing server.cli loads argument
     # definitions only (server/__init__ loads grpc on first use): `musicrec index` never needs grpc.
     from server.cli import add_parsers

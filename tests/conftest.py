@@ -49,3 +49,13 @@ def real_bundle_dir(real_csv: Path, tmp_path_factory: pytest.TempPathFactory) ->
     out = tmp_path_factory.mktemp("real") / "bundle"
     assert main(["index", str(real_csv), "--out", str(out), "--quiet"]) == 0
     return out
+
+
+@pytest.fixture(scope="session")
+def small_bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """400 tracks without a classifier (~2 s): for tests whose cost grows with the points they
+    write, such as Qdrant local mode on disk (~15 ms per point here)."""
+    root = tmp_path_factory.mktemp("small")
+    synthetic_catalog(400, seed=3).to_csv(root / "catalog.csv", index=False)
+    build_bundle(root / "catalog.csv", root / "bundle", FAST_CONFIG.replace(genre={"enabled": False}))
+    return root / "bundle"

@@ -1,0 +1,83 @@
+"""``musicrec publish`` (a bundle into Qdrant) and ``musicrec add`` (a new bundle version with
+tracks added or removed, without a refit). Parsers only here; the work is in the engine."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def add_parsers(sub: Any) -> None:
+    p = sub.add_parser(
+        "publish", help="write a bundle into a Qdrant collection and swap an alias to it",
+        description="Write the bundle's vectors and payloads into a collection named after the bundle, create "
+                    "the payload indexes, verify the count and a sample of vectors, then swap ALIAS to it in one "
+                    "atomic call; the alias's older collections beyond --keep are deleted. Killed midway, the "
+                    "alias still names the previous complete collection. Needs the qdrant extra.")
+    p.add_argument("bundle", type=Path, help="bundle directory (or a current symlink)")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--qdrant", metavar="URL", help="Qdrant server, e.g. http://qdrant:6333")
+    where.add_argument("--qdrant-path", type=Path, metavar="DIR",
+                       help="Qdrant local mode on disk (tests, one machine; one process at a time per DIR)")
+    p.add_argument("--alias", default="musicrec", help="alias servers read (default musicrec); also the "
+                                                       "collection name prefix")
+    p.add_argument("--keep", type=int, default=2, help="collections of this alias kept, the live one included "
+                                                       "(default 2: the live one and the previous)")
+    p.add_argument("--batch", type=int, default=512, help="points per upsert (default 512)")
+    p.add_argument("--api-key-env", metavar="VAR", help="read the Qdrant API key from this environment variable")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds per Qdrant request (default 30)")
+    p.add_argument("--json", dest="json_out", help="also write the publish report as JSON to this file")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    p.set_defaults(func=_cmd_publish)
+
+
+def qdrant_client(url: str | None, path: Path | None, api_key_env: str | None, timeout: float) -> Any:
+    from engine import ConfigError
+
+    try:
+        from engine.qdrant import connect
+    except ImportError as exc:
+        raise ConfigError(f"Qdrant needs the qdrant extra (pip install 'musicrec[qdrant]'): {exc}") from None
+    api_key = None
+    if api_key_env:
+        api_key = os.environ.get(api_key_env)
+        if not api_key:
+            raise ConfigError(f"--api-key-env {api_key_env}: the variable is not set")
+    if path is not None:
+        path.mkdir(parents=True, exist_ok=True)
+    return connect(url=url, path=path, api_key=api_key, timeout=timeout)
+
+
+def _cmd_publish(args: argparse.Namespace) -> int:
+    from engine import ConfigError, load_bundle
+
+    if args.keep < 1:
+        raise ConfigError(f"--keep must be at least 1 (the live collection), got {args.keep}")
+    if args.batch < 1:
+        raise ConfigError(f"--batch must be at least 1, got {args.batch}")
+    client = qdrant_client(args.qdrant, args.qdrant_path, args.api_key_env, args.timeout)
+    from engine.qdrant import publish_bundle
+
+    def say(message: str) -> None:
+        if not args.quiet:
+            print(message, file=sys.stderr, flush=True)
+
+    bundle = load_bundle(args.bundle)
+    try:
+        report = publish_bundle(bundle, client, alias=args.alias, keep=args.keep, batch=args.batch, progress=say)
+    finally:
+        client.close()
+    where = args.qdrant or f"local mode at {args.qdrant_path}"
+    print(f"published {args.bundle} ({report.points:,} points) to {where}: collection {report.collection}"
+          f"{' (already complete, not rewritten)' if report.reused else ''}")
+    print(f"alias {report.alias} -> {report.collection} (was {report.previous or 'unset'})")
+    if report.removed:
+        print(f"retention (keep {args.keep}): deleted {', '.join(report.removed)}")
+    print("seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in report.seconds.items()))
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
+    return 0
