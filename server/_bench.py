@@ -334,10 +334,12 @@ def parse_mix(text: str) -> tuple[tuple[str, float], ...]:
 
 def compare(address: str, phases: Sequence[tuple[tuple[str, float], ...]], load: Load, *, processes: int,
             rounds: int, k: int = 10, seed: int = 0, metadata: Sequence[tuple[str, str]] | None = None,
-            progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+            progress: Callable[[str], None] | None = None,
+            samples: dict[str, list[float]] | None = None) -> dict[str, Any]:
     """Alternate the floor (health Check, under the same load) with each phase (a mix of RPCs; one RPC
     is a mix of one) for ``rounds`` rounds and pool the rounds. Returns a JSON-able report with
-    per-RPC stats and ratios to the floor."""
+    per-RPC stats and ratios to the floor. ``samples``, when given, receives every pooled latency
+    (ms) per RPC, for the pictures of ``musicrec bench --html`` (server/_bench_html.py)."""
     say = progress or (lambda _m: None)
     ids, feats, moods = discover(address, metadata=metadata)
     say(f"discovered {len(ids)} seed tracks across {len(moods)} moods through the API")
@@ -373,6 +375,8 @@ def compare(address: str, phases: Sequence[tuple[tuple[str, float], ...]], load:
                              errors=sum((r.errors for r in results), Counter()),
                              seconds=sum(r.seconds for r in results))
         s = merged.summary()
+        if samples is not None:
+            samples[name] = merged.latencies_ms
         # medians over rounds of each round's p50 and throughput, so one noisy round cannot decide
         s["round_p50_us"] = [r.summary()["p50_us"] for r in results]
         s["round_throughput_rps"] = [round(r.throughput, 1) for r in results]

@@ -124,6 +124,9 @@ def add_parsers(sub: Any) -> None:
     b.add_argument("--seed", type=int, default=0, help="random seed for the seed tracks drawn (default 0)")
     b.add_argument("--token", help="bearer token")
     b.add_argument("--json", dest="json_out", help="also write the report as JSON here")
+    b.add_argument("--html", dest="html_out", metavar="FILE",
+                   help="also write the report with latency histograms and percentile curves against the floor "
+                        "(one self-contained HTML file; needs the report extra, matplotlib)")
     b.set_defaults(func=cmd_bench)
 
     from ._probe import EXIT_CODES_HELP
@@ -215,14 +218,22 @@ def cmd_bench(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"musicrec bench: error: {exc}", file=sys.stderr)
         return 2
+    if args.html_out:
+        try:
+            import matplotlib  # noqa: F401  (checked before minutes of load, not after)
+        except ImportError:
+            print("musicrec bench: error: --html needs matplotlib: pip install 'musicrec[report]'", file=sys.stderr)
+            return 2
     concurrency = args.concurrency or (64 if args.rate else 1)
     processes = args.processes or (2 if concurrency >= 8 or (args.rate or 0) >= 2000 else 1)
     load = Load(concurrency=concurrency, rate=args.rate, warmup=args.warmup,
                 duration=None if args.requests else args.duration, requests=args.requests)
     metadata = (("authorization", f"Bearer {args.token}"),) if args.token else None
+    samples: dict[str, list[float]] = {}
     try:
         report = compare(args.address, phases, load, processes=processes, rounds=args.rounds, k=args.k,
-                         seed=args.seed, metadata=metadata, progress=lambda m: print(m, file=sys.stderr, flush=True))
+                         seed=args.seed, metadata=metadata, progress=lambda m: print(m, file=sys.stderr, flush=True),
+                         samples=samples)
     except grpc.RpcError as err:
         print(f"musicrec bench: {args.address}: {err.code().name}: {err.details()}", file=sys.stderr)
         return 1
@@ -230,6 +241,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     print(format_report(report))
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(report, indent=2) + "\n")
+    if args.html_out:
+        from ._bench_html import bench_report_html
+
+        Path(args.html_out).write_text(bench_report_html(report, samples), encoding="utf-8")
+        print(f"wrote {args.html_out}", file=sys.stderr)
     return 0
 
 

@@ -1,0 +1,101 @@
+"""``musicrec bench --html FILE``: the benchmark's table plus pictures of its latency distributions
+against the floor, as one self-contained HTML file (the page and figure helpers of engine/_htmlreport.py).
+
+Per RPC: a histogram of its latencies over the floor's (a log time axis, both normalized to a share
+of their calls), and the percentile curves of every RPC and the floor on one chart, on the
+"nines" axis latency tools use (50, 90, 99, 99.9: each step one more nine), with each RPC's ratio to
+the floor at the same percentiles. All from the latencies the run pooled (server/_bench.py
+``compare(samples=...)``); matplotlib is the optional report extra.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from engine import figure_html, html_document
+
+from ._bench import format_report
+
+FLOOR = "health"
+PERCENTILES = np.array([50.0, 75, 90, 95, 99, 99.5, 99.9, 99.99])
+COLOURS = ("#1f6feb", "#d1242f", "#1a7f37", "#8250df", "#bf8700", "#0a7ea4", "#cf222e")
+
+
+def bench_report_html(report: dict[str, Any], samples: Mapping[str, Sequence[float]]) -> str:
+    from matplotlib.figure import Figure
+
+    rpcs = [name for name in report["rpcs"] if name != FLOOR and len(samples.get(name, ())) > 0]
+    floor = np.asarray(samples.get(FLOOR, ()), dtype=np.float64) * 1e3  # us
+    sections = [("Results", f"<pre>{html.escape(format_report(report))}</pre>"
+                            f"<p>Command: <code>{html.escape(report.get('command', 'musicrec bench'))}</code></p>")]
+    if len(floor) and rpcs:
+        sections.append(("Percentiles against the floor", _percentiles(Figure, floor, rpcs, samples)))
+        for i, name in enumerate(rpcs):
+            latencies = np.asarray(samples[name], dtype=np.float64) * 1e3
+            sections.append((f"{name}: latency distribution",
+                             _histogram(Figure, floor, latencies, name, COLOURS[i % len(COLOURS)])))
+    else:
+        sections.append(("Pictures", "<p>No latencies were recorded (every call failed?).</p>"))
+    machine = report["machine"]
+    subtitle = html.escape(f"against {report['address']} · {report['mode']}, concurrency {report['concurrency']} · "
+                           f"{machine['cpus']} cpus, {machine['platform']} · {report['date']}")
+    return html_document("musicrec bench", subtitle, sections)
+
+
+def _nines(p: np.ndarray) -> np.ndarray:
+    """The percentile axis where 90, 99, 99.9 are equally spaced."""
+    return -np.log10(1 - np.minimum(p, 99.999) / 100)
+
+
+def _percentiles(figure: Any, floor: np.ndarray, rpcs: list[str], samples: Mapping[str, Sequence[float]]) -> str:
+    fig = figure(layout="constrained", figsize=(12, 4.8))
+    curves, ratios = fig.subplots(1, 2, width_ratios=[3, 2])
+    x = _nines(PERCENTILES)
+    floor_at = np.percentile(floor, PERCENTILES)
+    curves.plot(x, floor_at, "o--", color="#6b7280", label=f"floor ({FLOOR} Check)")
+    for i, name in enumerate(rpcs):
+        at = np.percentile(np.asarray(samples[name]) * 1e3, PERCENTILES)
+        colour = COLOURS[i % len(COLOURS)]
+        curves.plot(x, at, "o-", color=colour, label=name)
+        ratios.plot(x, at / floor_at, "o-", color=colour, label=name)
+    for ax in (curves, ratios):
+        ax.set_xticks(x, [f"{p:g}" for p in PERCENTILES])
+        ax.set_xlabel("percentile")
+        ax.grid(alpha=0.3)
+    curves.set_yscale("log")
+    curves.set_ylabel("latency (µs, log scale)")
+    curves.set_title("Latency at each percentile")
+    curves.legend(fontsize=8)
+    ratios.axhline(1.0, color="#6b7280", ls="--")
+    ratios.set_ylabel("× the floor at the same percentile")
+    ratios.set_title("Ratio to the floor")
+    caption = ("Every measured call pooled over the rounds. The floor is a grpc.health.v1 Check on the same server "
+               "under the same load, measured in alternating rounds, so the ratio says what the RPC itself costs "
+               "on this machine. The percentile axis spaces 90, 99, 99.9 evenly: the tail is where it differs.")
+    return figure_html(fig, caption, "latency percentiles against the floor")
+
+
+def _histogram(figure: Any, floor: np.ndarray, latencies: np.ndarray, name: str, colour: str) -> str:
+    fig = figure(layout="constrained", figsize=(10, 3.8))
+    ax = fig.subplots()
+    both = np.concatenate([floor, latencies])
+    lo, hi = max(float(both.min()), 1.0), float(both.max())
+    bins = np.geomspace(lo, hi * 1.0001, 60) if hi > lo else np.array([lo * 0.9, lo * 1.1])
+    for values, label, c in ((floor, f"floor ({FLOOR})", "#6b7280"), (latencies, name, colour)):
+        ax.hist(values, bins=bins, weights=np.full(len(values), 1 / len(values)), histtype="stepfilled", alpha=0.35,
+                color=c, label=f"{label}: {len(values):,} calls")
+        for p, style in ((50, "-"), (99, ":")):
+            ax.axvline(np.percentile(values, p), color=c, ls=style, lw=1.2)
+    ax.set_xscale("log")
+    ax.set_xlabel("latency (µs, log scale); solid line p50, dotted p99")
+    ax.set_ylabel("share of calls")
+    ratio = np.percentile(latencies, 50) / np.percentile(floor, 50)
+    ax.set_title(f"{name}: p50 {np.percentile(latencies, 50):,.0f} µs = {ratio:.2f}× the floor's "
+                 f"{np.percentile(floor, 50):,.0f} µs")
+    ax.legend(fontsize=8)
+    return figure_html(fig, f"Distribution of {name} latencies over the floor's, each as a share of its calls.",
+                       f"{name} latency histogram")
