@@ -137,3 +137,21 @@ def test_query_cli_with_audio_files(running: RunningServer, extracted: tuple[lis
     assert main(["query", "--address", address, "classify", "--audio", str(path)]) == 0
     assert capsys.readouterr().out.splitlines()[0].endswith("ambient")
     assert main(["query", "--address", address, "classify"]) == 2
+
+
+def test_query_cli_shrinks_a_clip_over_the_limit(tmp_path: Path) -> None:
+    """A 40 s CD-quality WAV (7 MB) goes out as mono FLAC at the extractor's rate, under 3 MiB."""
+    import io
+
+    import soundfile as sf
+
+    from server.cli import audio_clip
+
+    y = song(STYLES[0], bpm=70.0, root=0, seconds=40.0, seed=3)
+    path = tmp_path / "long.wav"
+    sf.write(path, np.stack([y, y], axis=1).repeat(2, axis=0), 2 * SR, subtype="PCM_16")
+    assert path.stat().st_size > MAX_AUDIO_BYTES
+    data = audio_clip(path)
+    assert len(data) <= MAX_AUDIO_BYTES
+    info = sf.info(io.BytesIO(data))
+    assert (info.format, info.channels, info.samplerate) == ("FLAC", 1, SR) and abs(info.duration - 40.0) < 0.1
