@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import threading
+from collections.abc import Callable
 from concurrent import futures
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from engine import use_one_search_thread
+from engine import Bundle, CandidateSource, use_one_search_thread
 
 from ._audio import AudioPool, AudioUnavailable
 from ._bind import ServerStartError, check_bindable, read_tls_files
@@ -70,6 +71,10 @@ class ServerOptions:
     # port); None: off. Needs the optional web extra.
     http_port: int | None = None
     http_host: str = "127.0.0.1"
+    # Another candidate source per loaded bundle (server/_backend.py: Qdrant) and how often its health
+    # is checked; health is NOT_SERVING while it cannot answer. None: the bundle's FAISS index.
+    source_factory: Callable[[Bundle], CandidateSource] | None = None
+    backend_check_interval: float = 2.0
 
 
 @dataclasses.dataclass
@@ -83,6 +88,7 @@ class RunningServer:
     audio: AudioPool | None = None  # worker processes for audio clips
     http: HttpServer | None = None  # the HTTP/JSON face and console, when served
     _end_drain_delay: threading.Event = dataclasses.field(default_factory=threading.Event, repr=False)
+    stopping: threading.Event = dataclasses.field(default_factory=threading.Event, repr=False)
 
     @property
     def metrics_port(self) -> int | None:
@@ -103,6 +109,7 @@ class RunningServer:
         With ``drain_delay`` the server first keeps answering for that long while health says
         NOT_SERVING, so load balancers, Kubernetes readiness and health-watching clients move away
         before calls are refused (``end_drain_delay`` cuts it short)."""
+        self.stopping.set()  # the backend health loop stops setting health
         self.set_serving(False)
         if drain_delay > 0:
             self._end_drain_delay.wait(drain_delay)
@@ -150,7 +157,7 @@ def create_server(bundle: str | os.PathLike[str] | None, address: str = "127.0.0
         require_web_extra()
         http_socket = bind_http(options.http_host, options.http_port)
     use_one_search_thread()
-    holder = BundleHolder(bundle)
+    holder = BundleHolder(bundle, source_factory=options.source_factory)
     auth = None
     if options.read_tokens or options.admin_tokens:
         auth = BearerAuth(options.read_tokens, options.admin_tokens)
@@ -219,6 +226,10 @@ def create_server(bundle: str | os.PathLike[str] | None, address: str = "127.0.0
     if http_socket is not None:  # the same servicer object, so both faces share one code path
         running.http = _start_http(servicer, auth, options, http_socket)
     running.set_serving(holder.current is not None)
+    if options.source_factory is not None:
+        from ._backend import watch_backend
+
+        watch_backend(running, options.backend_check_interval)
     if options.watch_interval and bundle is not None:
         holder.watch(options.watch_interval)
     return running

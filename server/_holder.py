@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from engine import BundleError, Recommender, load_bundle
+from engine import Bundle, BundleError, CandidateSource, Recommender, load_bundle
 
 log = logging.getLogger("musicrec.server")
 
@@ -93,8 +93,11 @@ class ReloadPolicy:
 
 
 class BundleHolder:
-    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str] | None = None, *,
+                 source_factory: Callable[[Bundle], CandidateSource] | None = None) -> None:
         self.path = Path(path) if path is not None else None  # the configured pointer; never replaced
+        # the candidate source each loaded bundle gets (Qdrant); None: the bundle's own FAISS index
+        self.source_factory = source_factory
         self.current: Recommender | None = None
         # since start: bundles swapped in and loads refused (any caller), and checks of the watcher
         self.loaded = 0
@@ -132,7 +135,8 @@ class BundleHolder:
             old_version = old.bundle.version if old is not None else None
             started = time.perf_counter()
             try:
-                rec = Recommender(load_bundle(resolved))
+                bundle = load_bundle(resolved)
+                rec = Recommender(bundle, source=self.source_factory(bundle) if self.source_factory else None)
             except BundleError:
                 self.refused += 1
                 self._attempted(started, ok=False)

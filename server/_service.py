@@ -17,7 +17,16 @@ from typing import Any
 
 import grpc
 
-from engine import MAX_K, MAX_PLAYLIST, BundleError, DeadlineExceeded, InvalidQuery, Recommender, TrackNotFound
+from engine import (
+    MAX_K,
+    MAX_PLAYLIST,
+    BackendUnavailable,
+    BundleError,
+    DeadlineExceeded,
+    InvalidQuery,
+    Recommender,
+    TrackNotFound,
+)
 from engine.audio import AudioNotSupported
 
 from . import _audio
@@ -58,6 +67,8 @@ def _classify(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     if isinstance(exc, DeadlineExceeded):
         return grpc.StatusCode.DEADLINE_EXCEEDED, str(exc)
     if isinstance(exc, NoBundle):
+        return grpc.StatusCode.UNAVAILABLE, str(exc)
+    if isinstance(exc, BackendUnavailable):  # the vector database (Qdrant) is down or not this bundle's
         return grpc.StatusCode.UNAVAILABLE, str(exc)
     if isinstance(exc, ReloadRefused):
         return grpc.StatusCode.PERMISSION_DENIED, str(exc)

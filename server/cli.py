@@ -44,6 +44,17 @@ def add_parsers(sub: Any) -> None:
                    help="also serve every RPC as POST /v1/<Method> (JSON) and the web console at http://HOST:PORT/ "
                         "(0 picks a free port; default: off)")
     w.add_argument("--http-host", metavar="HOST", help="address for the HTTP port (default: --host)")
+    v = p.add_argument_group("vector backend (docs/SCALING.md)")
+    v.add_argument("--backend", choices=("faiss", "qdrant"), default="faiss",
+                   help="where similar-track candidates come from: the bundle's FAISS index (default) or the Qdrant "
+                        "collection `musicrec publish` wrote for this bundle (needs the qdrant extra)")
+    v.add_argument("--qdrant-url", metavar="URL", help="Qdrant server, e.g. http://qdrant:6333")
+    v.add_argument("--qdrant-path", type=Path, metavar="DIR", help="Qdrant local mode on disk (tests, one machine)")
+    v.add_argument("--qdrant-alias", default="musicrec", metavar="NAME", help="alias to read (default musicrec)")
+    v.add_argument("--qdrant-api-key-env", metavar="VAR", help="read the Qdrant API key from this variable")
+    v.add_argument("--qdrant-timeout", type=float, default=2.0, metavar="S",
+                   help="seconds per Qdrant request (default 2)")
+    v.add_argument("--qdrant-hnsw-ef", type=int, metavar="N", help="a Qdrant server's HNSW search breadth")
     o = p.add_argument_group("operating (README: Operating)")
     o.add_argument("--metrics-port", type=int, metavar="PORT",
                    help="serve Prometheus metrics on http://HOST:PORT/metrics (default: off)")
@@ -279,13 +290,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.bundle_root is not None and not args.bundle_root.is_dir():
         print(f"musicrec serve: error: --bundle-root {args.bundle_root}: not a directory", file=sys.stderr)
         return 2
+    source_factory = None
+    if args.backend == "qdrant":
+        try:
+            source_factory = _qdrant_factory(args)
+        except Exception as exc:  # a missing extra, bad flags, a local-mode path another process holds
+            print(f"musicrec serve: error: {exc}", file=sys.stderr)
+            return 2
     options = ServerOptions(max_concurrent=args.max_concurrent, workers=args.workers, read_tokens=tuple(args.token),
                             admin_tokens=tuple(args.admin_token), tls_cert=args.tls_cert, tls_key=args.tls_key,
                             watch_interval=args.watch, bundle_root=args.bundle_root,
                             metrics_port=args.metrics_port, metrics_host=args.metrics_host or args.host,
                             log_requests=args.log_requests, slow_ms=args.slow_ms or None,
                             audio_workers=args.audio_workers, audio_max_clips=args.audio_max_clips,
-                            http_port=args.http_port, http_host=args.http_host or args.host)
+                            http_port=args.http_port, http_host=args.http_host or args.host,
+                            source_factory=source_factory)
     try:
         running = create_server(args.bundle, f"{args.host}:{args.port}", options)
     except (ServerStartError, BundleError, OSError) as exc:  # address, TLS files, any failure to load the bundle
@@ -305,6 +324,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "metrics on http://%s:%d/metrics", options.metrics_host, running.metrics_port,
             extra={"event": "metrics_serving", "fields": {"metrics_port": running.metrics_port}})
     return serve_forever(running, grace=args.grace, drain_delay=args.drain_delay)
+
+
+def _qdrant_factory(args: argparse.Namespace) -> Any:
+    import os
+
+    if (args.qdrant_url is None) == (args.qdrant_path is None):
+        raise ValueError("--backend qdrant needs exactly one of --qdrant-url URL or --qdrant-path DIR")
+    api_key = os.environ.get(args.qdrant_api_key_env) if args.qdrant_api_key_env else None
+    if args.qdrant_api_key_env and not api_key:
+        raise ValueError(f"--qdrant-api-key-env {args.qdrant_api_key_env}: the variable is not set")
+    try:
+        from ._backend import QdrantBackend
+        backend = QdrantBackend(url=args.qdrant_url, path=args.qdrant_path, alias=args.qdrant_alias, api_key=api_key,
+                                timeout=args.qdrant_timeout, hnsw_ef=args.qdrant_hnsw_ef)
+        return backend.source_factory()
+    except ImportError as exc:
+        raise ImportError(f"--backend qdrant needs the qdrant extra (pip install 'musicrec[qdrant]'): {exc}") from None
 
 
 def cmd_query(args: argparse.Namespace) -> int:

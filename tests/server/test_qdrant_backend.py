@@ -1,0 +1,187 @@
+"""musicrec serve --backend qdrant: answers equal the FAISS server's, and Qdrant failing (down at
+start, going down under load, an alias naming another bundle) leaves the server up, answering
+UNAVAILABLE with the reason and health NOT_SERVING, until it recovers by itself.
+
+Qdrant here is local mode behind a wrapper that can refuse every call like a dead server.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+pytest.importorskip("qdrant_client")
+
+from qdrant_client import QdrantClient
+
+from engine import load_bundle
+from engine.qdrant import publish_bundle
+from server import RunningServer, ServerOptions, create_server
+from server._backend import QdrantBackend
+from server._generated.musicrec.v1 import recommender_pb2 as pb
+from server._generated.musicrec.v1 import recommender_pb2_grpc as pb_grpc
+from tests.indexer.test_publish import another_version
+from tests.server.conftest import wait_until
+
+SERVING, NOT_SERVING = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+class Switchable:
+    """A Qdrant client that raises ConnectionError on every call while ``down``."""
+
+    def __init__(self, client: QdrantClient) -> None:
+        self.client = client
+        self.down = threading.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.client, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if self.down.is_set():
+                raise ConnectionError("[Errno 111] Connection refused (test: Qdrant is down)")
+            return attr(*args, **kwargs)
+
+        return call
+
+
+@pytest.fixture(scope="module")
+def qdrant(small_bundle_dir: Path) -> Switchable:
+    client = QdrantClient(":memory:")
+    publish_bundle(small_bundle_dir, client, alias="live")
+    return Switchable(client)
+
+
+def serve(bundle: Path, client: Any, alias: str = "live") -> RunningServer:
+    backend = QdrantBackend(client=client, path=Path("unused"), alias=alias, retry_after=0.1)
+    return create_server(bundle, "127.0.0.1:0", ServerOptions(source_factory=backend.source_factory(),
+                                                              backend_check_interval=0.05))
+
+
+@pytest.fixture
+def server(small_bundle_dir: Path, qdrant: Switchable) -> Iterator[RunningServer]:
+    qdrant.down.clear()
+    srv = serve(small_bundle_dir, qdrant)
+    yield srv
+    qdrant.down.clear()
+    srv.stop(grace=0.5)
+
+
+def filtered(track_id: str, k: int = 10) -> pb.SimilarTracksRequest:
+    # a filter, so the neighbour table cannot answer and the search goes to Qdrant
+    return pb.SimilarTracksRequest(seeds=[pb.Seed(track_id=track_id)], k=k,
+                                   filter=pb.Filter(ranges={"tempo": pb.Range(min=60.0, max=200.0)}))
+
+
+def health(port: int) -> int:
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
+        return health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=5).status
+
+
+def test_answers_equal_the_faiss_servers(server: RunningServer, small_bundle_dir: Path) -> None:
+    faiss_server = create_server(small_bundle_dir, "127.0.0.1:0")
+    ids = [str(t) for t in load_bundle(small_bundle_dir).tracks.ids[:8]]
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{server.port}") as a, \
+                grpc.insecure_channel(f"127.0.0.1:{faiss_server.port}") as b:
+            for tid in ids:
+                want = pb_grpc.RecommenderStub(b).SimilarTracks(filtered(tid), timeout=10)
+                got = pb_grpc.RecommenderStub(a).SimilarTracks(filtered(tid), timeout=10)
+                assert [r.track.track_id for r in got.results] == [r.track.track_id for r in want.results]
+        assert health(server.port) == SERVING
+    finally:
+        faiss_server.stop(grace=0.1)
+
+
+def test_qdrant_down_at_start_then_back(small_bundle_dir: Path, qdrant: Switchable) -> None:
+    qdrant.down.set()
+    srv = serve(small_bundle_dir, qdrant)  # starts: the bundle comes from disk
+    tid = str(load_bundle(small_bundle_dir).tracks.ids[0])
+    try:
+        assert health(srv.port) == NOT_SERVING
+        with grpc.insecure_channel(f"127.0.0.1:{srv.port}") as ch:
+            stub = pb_grpc.RecommenderStub(ch)
+            with pytest.raises(grpc.RpcError) as err:
+                stub.SimilarTracks(filtered(tid), timeout=10)
+            assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert "Qdrant unavailable" in (err.value.details() or "") and "Connection refused" in err.value.details()
+            assert stub.ListMoods(pb.ListMoodsRequest(), timeout=10).moods  # what needs no search still answers
+            qdrant.down.clear()
+            wait_until(lambda: health(srv.port) == SERVING, "health SERVING once Qdrant answers")
+            assert len(stub.SimilarTracks(filtered(tid), timeout=10).results) == 10
+    finally:
+        qdrant.down.clear()
+        srv.stop(grace=0.5)
+
+
+def test_qdrant_going_down_under_load(server: RunningServer, qdrant: Switchable, small_bundle_dir: Path) -> None:
+    ids = [str(t) for t in load_bundle(small_bundle_dir).tracks.ids[:50]]
+    codes: dict[str, int] = {}
+    stop = threading.Event()
+    lock = threading.Lock()
+
+    def client() -> None:
+        with grpc.insecure_channel(f"127.0.0.1:{server.port}") as ch:
+            stub = pb_grpc.RecommenderStub(ch)
+            i = 0
+            while not stop.is_set():
+                try:
+                    stub.SimilarTracks(filtered(ids[i % len(ids)]), timeout=10)
+                    code = "OK"
+                except grpc.RpcError as exc:
+                    code = exc.code().name
+                with lock:
+                    codes[code] = codes.get(code, 0) + 1
+                i += 1
+
+    threads = [threading.Thread(target=client) for _ in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        wait_until(lambda: codes.get("OK", 0) >= 8, "calls answered while Qdrant is up")
+        qdrant.down.set()
+        wait_until(lambda: health(server.port) == NOT_SERVING, "health NOT_SERVING while Qdrant is down")
+        wait_until(lambda: codes.get("UNAVAILABLE", 0) >= 8, "UNAVAILABLE answers while Qdrant is down")
+        qdrant.down.clear()
+        wait_until(lambda: health(server.port) == SERVING, "health SERVING after Qdrant is back")
+        answered = codes.get("OK", 0)
+        wait_until(lambda: codes.get("OK", 0) >= answered + 8, "calls answered again")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(10)
+    assert set(codes) == {"OK", "UNAVAILABLE"}, codes  # never INTERNAL or UNKNOWN
+
+
+def test_an_alias_naming_another_bundle_is_unavailable_with_the_reason(small_bundle_dir: Path,
+                                                                       tmp_path: Path) -> None:
+    client = QdrantClient(":memory:")
+    other = another_version(small_bundle_dir, tmp_path / "other", "2030-02-01T00:00:00+00:00")
+    publish_bundle(other, client, alias="other")  # another bundle's collection under the alias
+    srv = serve(small_bundle_dir, client, alias="other")
+    tid = str(load_bundle(small_bundle_dir).tracks.ids[0])
+    try:
+        assert health(srv.port) == NOT_SERVING
+        with grpc.insecure_channel(f"127.0.0.1:{srv.port}") as ch, pytest.raises(grpc.RpcError) as err:
+            pb_grpc.RecommenderStub(ch).SimilarTracks(filtered(tid), timeout=10)
+        assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert "does not exist: publish the bundle" in (err.value.details() or "")
+        publish_bundle(small_bundle_dir, client, alias="other")  # publishing it heals the server
+        wait_until(lambda: health(srv.port) == SERVING, "health SERVING once this bundle is published")
+    finally:
+        srv.stop(grace=0.5)
+
+
+def test_serve_refuses_an_incomplete_backend_configuration(small_bundle_dir: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    from indexer.cli import main
+
+    assert main(["serve", "--bundle", str(small_bundle_dir), "--port", "0", "--backend", "qdrant"]) == 2
+    assert "exactly one of --qdrant-url URL or --qdrant-path DIR" in capsys.readouterr().err
