@@ -31,6 +31,9 @@ from ._limits import MAX_AUDIO_BYTES
 log = logging.getLogger("musicrec.server")
 
 MAX_CLIPS_PER_REQUEST = 4
+# Decoded length cap: 3 MiB of FLAC can hold hours of near-constant audio; 10 minutes of mono 22.05 kHz
+# is ~50 MB of samples plus ~4x that in spectrograms, what one worker may hold.
+MAX_CLIP_SECONDS = 600.0
 DEFAULT_AUDIO_WORKERS = 1
 DEFAULT_MAX_CLIPS = 4
 
@@ -47,7 +50,8 @@ def _analyse(clip: bytes, params: dict[str, Any], segment_seconds: float | None)
     """Worker side: the descriptor rows of one clip (raises BadAudio for a bad clip)."""
     from engine.audio import ExtractorParams, analyse
 
-    return analyse(clip, ExtractorParams.from_json(params), segment_seconds=segment_seconds, name="the clip").rows
+    return analyse(clip, ExtractorParams.from_json(params), segment_seconds=segment_seconds, name="the clip",
+                   max_seconds=MAX_CLIP_SECONDS).rows
 
 
 def _warm(params: dict[str, Any]) -> None:

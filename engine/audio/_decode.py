@@ -8,7 +8,9 @@ batch run can count them and a server can name the problem:
 - ``corrupt``: a supported format whose header or data cannot be decoded;
 - ``truncated``: the file ends before the audio its header declares (or is empty);
 - ``too short``: decodes, but lasts less than the extractor's ``min_seconds``;
-- ``silent``: decodes, but its loudest sample is below ``silence_dbfs``.
+- ``silent``: decodes, but its loudest sample is below ``silence_dbfs``;
+- ``too long``: lasts more than the caller's ``max_seconds`` (the server's cap: a few MiB of FLAC
+  can hold hours of near-constant audio, which would fill a worker's memory once decoded).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import numpy as np
 
 from engine._errors import InvalidQuery
 
-REASONS = ("not audio", "unsupported", "corrupt", "truncated", "too short", "silent")
+REASONS = ("not audio", "unsupported", "corrupt", "truncated", "too short", "silent", "too long")
 
 # Formats libsndfile 1.2 (bundled with soundfile >= 0.12) decodes, by their first bytes.
 _SUPPORTED_MAGIC = (
@@ -97,11 +99,12 @@ class _Tracked(io.BytesIO):
         return n
 
 
-def decode(data: bytes, sr: int, *, name: str = "clip") -> Decoded:
+def decode(data: bytes, sr: int, *, name: str = "clip", max_seconds: float | None = None) -> Decoded:
     """Decode WAV, FLAC, OGG/Vorbis/Opus, MP3, AIFF, AU or CAF ``data`` to mono at ``sr``.
 
     Raises :class:`BadAudio` (reasons ``not audio``, ``unsupported``, ``corrupt``, ``truncated``).
-    Duration and level are not judged here (see :func:`check_usable`).
+    Duration and level are not judged here (see :func:`check_usable`), except ``max_seconds``:
+    a longer clip is refused as ``too long`` before (or while) it is decoded.
     """
     import soundfile as sf
 
@@ -116,12 +119,17 @@ def decode(data: bytes, sr: int, *, name: str = "clip") -> Decoded:
     try:
         with sf.SoundFile(stream) as f:
             fmt, rate, channels, declared = f.format, int(f.samplerate), int(f.channels), int(f.frames)
+            limit = None if max_seconds is None else int(max_seconds * rate)
+            if limit is not None and declared > limit:
+                raise BadAudio("too long", f"{name} lasts {declared / rate:.0f} s; at most {max_seconds:g} s")
             try:
                 while True:
                     block = f.read(BLOCK_FRAMES, dtype="float32", always_2d=True)
                     if not len(block):
                         break
                     blocks.append(block)
+                    if limit is not None and sum(len(b) for b in blocks) > limit:
+                        raise BadAudio("too long", f"{name} lasts more than {max_seconds:g} s")
             except (sf.LibsndfileError, RuntimeError) as exc:
                 got = sum(len(b) for b in blocks)
                 if fmt == "FLAC" and stream.furthest >= len(data):

@@ -47,12 +47,12 @@ def segments(y: np.ndarray, sr: int, seconds: float | None) -> list[tuple[float,
 
 
 def analyse(data: bytes, params: ExtractorParams, *, segment_seconds: float | None = None,
-            name: str = "clip") -> Analysed:
+            name: str = "clip", max_seconds: float | None = None) -> Analysed:
     """Decode ``data`` and describe it. Raises :class:`BadAudio` naming why it cannot be analysed.
     With ``segment_seconds``, a silent segment (a quiet intro) is left out and counted."""
     from ._analysis import describe
 
-    decoded = decode(data, params.sample_rate, name=name)
+    decoded = decode(data, params.sample_rate, name=name, max_seconds=max_seconds)
     check_usable(decoded.y, decoded.sr, min_seconds=params.min_seconds, silence_dbfs=params.silence_dbfs,
                  name=name)
     rows, starts, lengths, silent = [], [], [], 0

@@ -56,3 +56,14 @@ def test_truncated(fmt: str, subtype: str) -> None:
 
 def test_empty_file_is_truncated() -> None:
     assert reason(b"") == "truncated"
+
+
+def test_too_long_is_refused_before_it_fills_memory() -> None:
+    # 11 minutes of a quiet constant hum: ~100 KB of FLAC that would decode to 58 MB of float32 at 22 kHz
+    hum = np.full(11 * 60 * 8000, 0.01, dtype=np.float32)
+    data = encode(hum, 8000, "FLAC", "PCM_16")
+    assert len(data) < 1_000_000
+    with pytest.raises(BadAudio) as err:
+        decode(data, SR, max_seconds=600)
+    assert err.value.reason == "too long" and "660 s" in str(err.value)
+    assert abs(decode(data, SR).seconds - 660) < 1  # no cap: decoded
