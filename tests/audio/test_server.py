@@ -81,6 +81,7 @@ def test_a_new_recording_is_placed_among_its_style(stub: pb_grpc.RecommenderStub
     (encode(np.zeros(3 * SR, dtype=np.float32)), "silent"),
     (encode((0.3 * np.sin(np.arange(SR // 2) / 5)).astype(np.float32)), "too short"),
     (b"RIFF" + bytes(MAX_AUDIO_BYTES), "at most"),
+    (encode(np.full(11 * 60 * 8000, 0.01, dtype=np.float32), 8000, "FLAC", "PCM_16"), "too long"),
 ])
 def test_bad_clips_are_invalid_argument_naming_the_problem(stub: pb_grpc.RecommenderStub, clip: bytes,
                                                            problem: str) -> None:
