@@ -274,14 +274,16 @@ def check_deadline(deadline: float | None) -> None:
 
 def first_blocks(source: CandidateSource, size: int, vectors: np.ndarray, songs: np.ndarray,
                  candidates: np.ndarray, scoring: Scoring, affinity: np.ndarray | None, block: int,
-                 width: int, progress: Callable[[str], None] | None = None
+                 width: int, progress: Callable[[str], None] | None = None, rows: np.ndarray | None = None
                  ) -> dict[str, np.ndarray]:
     """The neighbour table: for every track, the head (``width``) of block 1 of the ranking a
     by-id query at the bundle's defaults gets, computed by the same stages as a live query.
 
     ``candidates`` (n_tracks, >= first fetch) holds each track's nearest rows from one batched
     search; ``affinity`` (n_tracks, n_genres) each track's genre probabilities. A track whose first
-    fetch does not hold a full block is marked ``consumed = -1`` and answered live.
+    fetch does not hold a full block is marked ``consumed = -1`` and answered live. ``rows``: compute
+    only these tracks (``candidates`` and ``affinity`` then hold their rows, in that order) and mark
+    every other ``consumed = -1``; ``musicrec add`` recomputes the tracks an update touched.
     """
     n = len(vectors)
     out_rows = np.full((n, width), -1, dtype=np.int32)
@@ -289,20 +291,22 @@ def first_blocks(source: CandidateSource, size: int, vectors: np.ndarray, songs:
     consumed = np.full(n, -1, dtype=np.int32)
     lengths = np.zeros(n, dtype=np.int32)
     t0 = time.monotonic()
-    for row in range(n):
-        fixed = _Fixed(candidates[row])
+    todo = np.arange(n) if rows is None else np.asarray(rows, dtype=np.int64)
+    for i, row in enumerate(todo.tolist()):
+        fixed = _Fixed(candidates[i])
         rf = RowFilter(exclude_rows=np.array([row], np.int64), exclude_songs=songs[row:row + 1].astype(np.int64))
         survivors = Survivors(fixed, size, vectors, songs, vectors[row], rf, block)
         first = survivors.next_block()
         if first is None or survivors._step > 0 or (len(first.rows) < block and size > fixed.available):
             continue  # the first fetch did not settle block 1: live queries compute it
-        rows, scores = scoring.sorted_block(first, affinity[row] if affinity is not None else None)
-        got = min(width, len(rows))
-        out_rows[row, :got], out_scores[row, :got] = rows[:got], scores[:got]
-        consumed[row], lengths[row] = first.consumed, len(rows)
-        if progress and row and row % 20_000 == 0:
-            rate = row / (time.monotonic() - t0)
-            progress(f"neighbour table: {row:,}/{n:,} tracks ({rate:,.0f}/s, about {(n - row) / rate:.0f} s left)")
+        head, scores = scoring.sorted_block(first, affinity[i] if affinity is not None else None)
+        got = min(width, len(head))
+        out_rows[row, :got], out_scores[row, :got] = head[:got], scores[:got]
+        consumed[row], lengths[row] = first.consumed, len(head)
+        if progress and i and i % 20_000 == 0:
+            rate = i / (time.monotonic() - t0)
+            progress(f"neighbour table: {i:,}/{len(todo):,} tracks ({rate:,.0f}/s, "
+                     f"about {(len(todo) - i) / rate:.0f} s left)")
     return {"rows": out_rows, "scores": out_scores, "consumed": consumed, "lengths": lengths}
 
 

@@ -34,6 +34,21 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(func=_cmd_publish)
 
+    p = sub.add_parser(
+        "add", help="a new bundle version with tracks added or removed, without a refit",
+        description="Write a new immutable bundle: BUNDLE's tracks, minus --remove-ids, plus the CSV's tracks cleaned "
+                    "with BUNDLE's schema, embedded with its fitted preprocessing, given moods by its exemplars and "
+                    "scored by its classifier; the index and the affected neighbour-table rows are updated. The report "
+                    "counts what was added, removed and refused, and a drift check says when a full rebuild is due.")
+    p.add_argument("csv", type=Path, nargs="?", help="CSV of tracks to add (same columns as the bundle's source)")
+    p.add_argument("--to", dest="base", type=Path, required=True, help="the bundle to start from")
+    p.add_argument("--out", type=Path, required=True, help="new bundle directory (must not exist)")
+    p.add_argument("--remove-ids", type=Path, metavar="FILE", help="track ids to remove, one per line")
+    p.add_argument("--current", type=Path, help="after success, point this symlink at the new bundle")
+    p.add_argument("--json", dest="json_out", help="also write the update report as JSON to this file")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    p.set_defaults(func=_cmd_add)
+
 
 def qdrant_client(url: str | None, path: Path | None, api_key_env: str | None, timeout: float) -> Any:
     from engine import ConfigError
@@ -80,4 +95,48 @@ def _cmd_publish(args: argparse.Namespace) -> int:
     print("seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in report.seconds.items()))
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+def _cmd_add(args: argparse.Namespace) -> int:
+    from engine import CatalogError, publish
+    from engine._update import add_tracks
+
+    if args.csv is None and args.remove_ids is None:
+        raise CatalogError("give a CSV of tracks to add, --remove-ids FILE, or both")
+    remove: list[str] = []
+    if args.remove_ids is not None:
+        try:
+            remove = [line.strip() for line in args.remove_ids.read_text(encoding="utf-8").splitlines() if line.strip()]
+        except OSError as exc:
+            raise CatalogError(f"--remove-ids {args.remove_ids}: {exc.strerror or exc}") from None
+    if args.csv is not None and not args.csv.is_file():
+        raise CatalogError(f"{args.csv}: no such file")
+
+    def say(message: str) -> None:
+        if not args.quiet:
+            print(message, file=sys.stderr, flush=True)
+
+    manifest = add_tracks(args.base, args.out, csv=args.csv, remove_ids=remove, progress=say)
+    if args.current:
+        publish(args.out, args.current)
+    u = manifest["update"]
+    print(f"{args.out}: {manifest['counts']['tracks']:,} tracks ({u['added']:,} added, {u['removed']:,} removed) "
+          f"from {args.base} ({u['base']['tracks']:,} tracks)")
+    if u["remove_ids_not_found"]:
+        print(f"  {u['remove_ids_not_found']:,} id(s) to remove were not in the bundle")
+    for reason, n in u["refused"].items():
+        print(f"  refused {n:,}: {reason}")
+    if u["ingest"]:
+        i = u["ingest"]
+        print(f"  input: {i['rows_read']:,} rows -> {i['tracks']:,} tracks (dropped {i['dropped'] or 0}, "
+              f"imputed {i['imputed'] or 0}, {i['duplicates_merged']:,} rows merged by id)")
+    if u["neighbour_table"]:
+        t = u["neighbour_table"]
+        print(f"  neighbour table: {t['recomputed']:,} tracks recomputed, {t['renumbered']:,} kept")
+    print(f"  index: {manifest['metrics']['index'].get('update')}")
+    print(f"  drift: {u['drift']['verdict']}")
+    print("  seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in u["timings_seconds"].items()))
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(u, indent=2) + "\n", encoding="utf-8")
     return 0

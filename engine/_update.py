@@ -1,0 +1,394 @@
+"""Catalog updates without a refit: ``musicrec add CSV --to BUNDLE --out NEW`` (and ``--remove-ids``).
+
+A new immutable bundle version from an existing one. Nothing fitted changes: the new tracks are
+cleaned with the bundle's schema, embedded with its fitted preprocessing (scaling + PCA), given a
+mood by its exemplars (``MoodModel.assign_points``, as every catalog track was), and scored by
+its genre classifier; only what depends on the set of tracks is recomputed:
+
+- the track table: kept tracks in their old order, new tracks appended (rows are renumbered past
+  a removed track);
+- the index: a flat index is rebuilt from the vectors (a copy: no training); HNSW gets the new
+  vectors added, IVF too (its trained lists are kept), both rebuilt from the vectors when tracks are
+  removed (IVF keeps its training);
+- the neighbour table: recomputed, by the build's own function (engine/_ranking.py
+  ``first_blocks``) over one batched search of the new index, for the new tracks and for every
+  track whose first fetch now holds a new track or might have held a removed one (cosine to it at
+  least the fetch's last); every other track keeps its entry, renumbered;
+- moods: sizes counted again; names and centroids stay those of the fit;
+- the mood map: new tracks placed by the fitted projection.
+
+What "equal to a full rebuild" means: equal to a bundle built on the new catalog *with the same
+fitted parts* (preprocessing, moods, classifier); with a flat index its table, index and every
+answer are the same (tests/engine/test_update.py builds that reference from scratch and compares).
+A real full build refits scaling, PCA, the moods and the classifier on the new catalog, so its
+vectors and answers differ; the drift check below says when that refit is due.
+
+Refused rows (counted by reason, never dropped silently): an id the bundle already holds (remove
+it in the same update to replace it), and genres the classifier has never seen (a refit learns
+them). The input file goes through the bundle's own cleaning, whose counts are reported too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import json
+import os
+import resource
+import shutil
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+from ._arrays import load_npz, save_npz
+from ._build import _songs, _versions
+from ._bundle import atomic_bundle_dir, sha256_file, write_manifest
+from ._candidates import IndexSource
+from ._catalog import Catalog, read_catalog
+from ._errors import BundleError, CatalogError
+from ._index import build_index, configure_search, measure_recall
+from ._loaded import Bundle, load_bundle
+from ._ranking import SLACK, Scoring, first_blocks
+from ._rerank import GenreAgreement
+
+Progress = Callable[[str], None]
+
+# Files an update knows how to carry over; any other file means a bundle layout this code does
+# not understand, and copying it blindly could leave per-track arrays of the old length.
+_COPIED = {"preprocess.npz", "genre_model.ubj", "evaluation.npz"}
+_REWRITTEN = {"index.faiss", "index_new_tracks.faiss", "tracks.npz", "moods.npz", "moods.json", "neighbours.npz",
+              "moodmap.npz"}
+
+# Drift: when the fitted parts no longer describe the catalog (each threshold says why it is there).
+REBUILD_CHANGED_SHARE = 0.10  # mood memberships shift measurably once ~10% of the catalog changed (_moods.py)
+OUTLIER_Z = 4.0  # a standardized feature beyond 4 sd of the fitted scaling
+OUTLIER_RATIO = 3.0  # new tracks' outlier share this many times the catalog's own
+RESIDUAL_RATIO = 1.5  # variance the fitted PCA loses on new tracks, against what it loses on the catalog
+
+
+def add_tracks(base: str | os.PathLike[str], out: str | os.PathLike[str], *, csv: str | os.PathLike[str] | None = None,
+               remove_ids: Sequence[str] = (), progress: Progress | None = None) -> dict[str, Any]:
+    """Write the bundle ``out``: ``base`` with the tracks of ``csv`` added and ``remove_ids`` removed.
+    Returns the new manifest; its ``update`` section is the report (counts, drift, what was recomputed)."""
+    say = progress or (lambda _m: None)
+    timings: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def stage(name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        yield
+        timings[name] = round(time.perf_counter() - t0, 3)
+        say(f"[{name}] done in {timings[name]:.2f} s")
+
+    faiss.omp_set_num_threads(min(2, os.cpu_count() or 1))
+    with stage("load"):
+        bundle = load_bundle(base)
+    unknown_files = set(bundle.manifest["files"]) - _COPIED - _REWRITTEN
+    if unknown_files:
+        raise BundleError(f"{base}: musicrec add does not know the file(s) {sorted(unknown_files)} (a newer bundle "
+                          "layout?); build the new catalog with musicrec index")
+    old = bundle.tracks
+    with stage("ingest"):
+        wanted_out = {str(t) for t in remove_ids}
+        keep = ~np.isin(old.ids.astype(str), list(wanted_out)) if wanted_out else np.ones(len(old), dtype=bool)
+        removed = int((~keep).sum())
+        remove_unknown = len(wanted_out) - removed
+        added, refused, ingest = _new_tracks(bundle, csv, old.ids[keep]) if csv is not None else (None, {}, None)
+        n_new = 0 if added is None else len(added)
+        if n_new == 0 and removed == 0:
+            raise CatalogError("nothing to change: no new track was accepted and no id to remove was found"
+                               + (f" (refused: {refused})" if refused else ""))
+        catalog = _combined(old, keep, added)
+        say(f"{n_new:,} tracks added, {removed:,} removed, refused {refused or 'none'}; "
+            f"{len(catalog):,} tracks in the new version")
+    prep, moods = bundle.preprocessor, bundle.moods
+    with stage("embed"):
+        new_features = added.features if added is not None else np.empty((0, len(prep.feature_names)))
+        new_vectors = prep.embed(new_features).astype(np.float32)
+        if not np.isfinite(new_vectors).all() or (n_new and not np.all(np.any(new_vectors, axis=1))):
+            raise CatalogError("a new track's features cannot be embedded (overflow, or exactly the fitted mean)")
+        vectors = np.ascontiguousarray(np.vstack([bundle.vectors[keep], new_vectors]), dtype=np.float32)
+        new_points = moods.space.project(prep.standardize(new_features))
+        labels, strength, core = moods.assign_points(new_points) if n_new else (
+            np.empty(0, np.int32), np.empty(0, np.float32), np.empty(0, bool))
+    n_kept = int(keep.sum())
+    with atomic_bundle_dir(out) as tmp:
+        for name in _COPIED & set(bundle.manifest["files"]):
+            shutil.copy2(bundle.path / name, tmp / name)
+        with stage("index"):
+            index, index_metrics = _index(bundle, keep, new_vectors, vectors, tmp)
+        with stage("moods"):
+            mood_arrays = load_npz(bundle.path / "moods.npz")
+            mood_arrays["labels"] = np.concatenate([moods.labels_[keep], labels]).astype(mood_arrays["labels"].dtype)
+            mood_arrays["strength"] = np.concatenate([moods.strength_[keep], strength]).astype(np.float32)
+            mood_arrays["is_core"] = np.concatenate([moods.is_core_[keep], core]).astype(bool)
+            save_npz(tmp / "moods.npz", mood_arrays)
+            clusters = json.loads((bundle.path / "moods.json").read_text(encoding="utf-8"))
+            sizes = np.bincount(mood_arrays["labels"], minlength=len(clusters))
+            cores = np.bincount(mood_arrays["labels"][mood_arrays["is_core"]], minlength=len(clusters))
+            for i, c in enumerate(clusters):
+                c["size"], c["core_size"] = int(sizes[i]), int(cores[i])
+            (tmp / "moods.json").write_text(json.dumps(clusters, indent=1) + "\n", encoding="utf-8")
+            if "moodmap.npz" in bundle.manifest["files"]:
+                mood_map = load_npz(bundle.path / "moodmap.npz")
+                placed = ((new_points - mood_map["mean"]) @ mood_map["axes"]).astype(np.float32)
+                mood_map["xy"] = np.vstack([mood_map["xy"][keep], placed]).astype(np.float32)
+                save_npz(tmp / "moodmap.npz", mood_map)
+        table_metrics: dict[str, Any] | None = None
+        candidates = None
+        if bundle.neighbours is not None:
+            with stage("neighbours"):
+                table, table_metrics, candidates = _neighbour_table(bundle, catalog, keep, index, vectors, n_kept, say)
+                save_npz(tmp / "neighbours.npz", table)
+                index_metrics["neighbour_table"] = {**bundle.manifest["metrics"]["index"].get("neighbour_table", {}),
+                                                    "tracks_answered_live": int((table["consumed"] < 0).sum())}
+        with stage("drift"):
+            drift = drift_check(bundle, keep, new_features, new_vectors, vectors, core, candidates, n_kept,
+                                added=n_new, removed=removed)
+            say(f"drift: {drift['verdict']}")
+        with stage("write"):
+            save_npz(tmp / "tracks.npz", {**catalog.to_arrays(), "vectors": vectors})
+            base_manifest = bundle.manifest
+            counts = {**base_manifest["counts"], "tracks": len(catalog)}
+            update = {
+                "base": {"path": str(Path(base)), "version": bundle.version, "tracks": len(old)},
+                "added": n_new, "removed": removed, "remove_ids_not_found": remove_unknown,
+                "refused": refused, "ingest": ingest,
+                "source": None if csv is None else {"path": str(csv), "sha256": sha256_file(csv)},
+                "neighbour_table": table_metrics, "drift": drift, "timings_seconds": timings,
+                "since_full_build": drift["since_full_build"],
+                "peak_memory_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            }
+            manifest = {k: v for k, v in base_manifest.items() if k not in ("format", "format_version", "files")}
+            manifest.update({
+                "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                "counts": counts, "versions": _versions(),
+                "metrics": {**base_manifest["metrics"], "index": index_metrics},
+                "update": update,
+            })
+            manifest = write_manifest(tmp, manifest)
+    return manifest
+
+
+def _new_tracks(bundle: Bundle, csv: str | os.PathLike[str], kept_ids: np.ndarray
+                ) -> tuple[Catalog | None, dict[str, int], dict[str, Any]]:
+    """The file's tracks, cleaned with the bundle's schema, minus refused ones (counted by reason)."""
+    old = bundle.tracks
+    new = read_catalog(csv, bundle.config.schema)
+    missing = [c for c in old.metadata if c not in new.metadata]
+    if missing:
+        raise CatalogError(f"{csv}: column(s) {missing} of the bundle are missing from the added file")
+    rep = new.report
+    ingest = {"rows_read": rep.rows_read, "tracks": rep.tracks, "dropped": rep.dropped, "imputed": rep.imputed,
+              "exact_duplicates": rep.exact_duplicates, "duplicates_merged": rep.id_duplicates_merged}
+    ok = np.ones(len(new), dtype=bool)
+    refused: dict[str, int] = {}
+    present = np.isin(new.ids.astype(str), kept_ids.astype(str))
+    if present.any():
+        refused["already_in_bundle"] = int(present.sum())
+        ok &= ~present
+    unknown = sorted(set(new.genre_names) - set(old.genre_names))
+    if unknown:
+        codes = [new.genre_names.index(g) for g in unknown]
+        has_unknown = new.genre_matrix()[:, codes].any(axis=1)
+        refused[f"unknown_genre ({', '.join(unknown[:5])}{', ...' if len(unknown) > 5 else ''})"] = \
+            int((has_unknown & ok).sum())
+        ok &= ~has_unknown
+    if not ok.any():
+        return None, refused, ingest
+    code_of = {g: i for i, g in enumerate(old.genre_names)}
+    remap = np.array([code_of.get(g, -1) for g in new.genre_names], dtype=np.int64)
+    rows = np.flatnonzero(ok)
+    starts, ends = new.genre_indptr[rows], new.genre_indptr[rows + 1]
+    codes = [remap[new.genre_codes[s:e]] for s, e in zip(starts.tolist(), ends.tolist(), strict=True)]
+    indptr = np.concatenate([[0], np.cumsum([len(c) for c in codes])]).astype(old.genre_indptr.dtype)
+    metadata = {c: _as_dtype(new.metadata[c][rows], old.metadata[c].dtype) for c in old.metadata}
+    accepted = Catalog(ids=new.ids[rows], feature_names=old.feature_names, features=new.features[rows],
+                       genre_names=old.genre_names, genre_indptr=indptr,
+                       genre_codes=(np.concatenate(codes) if codes else np.empty(0)).astype(old.genre_codes.dtype),
+                       metadata=metadata, report=rep, artists_column=old.artists_column,
+                       artist_separator=old.artist_separator)
+    return accepted, refused, ingest
+
+
+def _as_dtype(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    return values.astype(dtype)
+
+
+def _combined(old: Catalog, keep: np.ndarray, added: Catalog | None) -> Catalog:
+    """The kept tracks in their order, then the added ones."""
+    parts = [(old, np.flatnonzero(keep))] + ([(added, np.arange(len(added)))] if added is not None else [])
+    codes, lengths = [], []
+    for cat, rows in parts:
+        s, e = cat.genre_indptr[rows], cat.genre_indptr[rows + 1]
+        lengths.append(e - s)
+        codes.extend(cat.genre_codes[a:b] for a, b in zip(s.tolist(), e.tolist(), strict=True))
+    indptr = np.concatenate([[0], np.cumsum(np.concatenate(lengths))]).astype(old.genre_indptr.dtype)
+    report = dataclasses.replace(old.report, tracks=sum(len(r) for _, r in parts))
+    return Catalog(
+        ids=np.concatenate([cat.ids[rows] for cat, rows in parts]),
+        feature_names=old.feature_names,
+        features=np.vstack([cat.features[rows] for cat, rows in parts]),
+        genre_names=old.genre_names, genre_indptr=indptr,
+        genre_codes=(np.concatenate(codes) if codes else np.empty(0)).astype(old.genre_codes.dtype),
+        metadata={c: np.concatenate([cat.metadata[c][rows] for cat, rows in parts]) for c in old.metadata},
+        report=report, artists_column=old.artists_column, artist_separator=old.artist_separator)
+
+
+def _index(bundle: Bundle, keep: np.ndarray, new_vectors: np.ndarray, vectors: np.ndarray,
+           tmp: Path) -> tuple[faiss.Index, dict[str, Any]]:
+    config = bundle.config
+    metrics = {**bundle.manifest["metrics"]["index"], "tracks": len(vectors)}
+    removed = not keep.all()
+
+    def updated(path: Path, kind: str) -> tuple[faiss.Index, str]:
+        if kind == "flat":
+            return build_index(vectors, dataclasses.replace(config.index, kind="flat")), "rebuilt (flat: a copy)"
+        index = faiss.read_index(str(path))
+        if kind == "hnsw" and removed:  # HNSW cannot drop points: a new graph
+            return build_index(vectors, dataclasses.replace(config.index, kind="hnsw"), seed=config.seed), \
+                "rebuilt (hnsw: tracks were removed)"
+        if removed:  # IVF: empty the trained lists and add every vector again (no retraining)
+            index.reset()
+            index.add(vectors)
+            how = "re-added into the trained lists (tracks were removed)"
+        else:
+            index.add(new_vectors)
+            how = "new vectors added"
+        configure_search(index, dataclasses.replace(config.index, kind=kind))
+        return index, how
+
+    index, how = updated(bundle.path / "index.faiss", config.index.kind)
+    faiss.write_index(index, str(tmp / "index.faiss"))
+    metrics["update"] = how
+    if config.index.kind != "flat":
+        metrics.update(measure_recall(index, vectors, queries=config.index.recall_queries, seed=config.seed))
+    if "index_new_tracks.faiss" in bundle.manifest["files"]:
+        fast, how = updated(bundle.path / "index_new_tracks.faiss", "hnsw")
+        faiss.write_index(fast, str(tmp / "index_new_tracks.faiss"))
+        metrics["new_track_index"] = {**metrics.get("new_track_index", {}), "update": how,
+                                      **measure_recall(fast, vectors, queries=config.index.recall_queries,
+                                                       seed=config.seed)}
+    return index, metrics
+
+
+def _neighbour_table(bundle: Bundle, catalog: Catalog, keep: np.ndarray, index: faiss.Index, vectors: np.ndarray,
+                     n_kept: int, say: Progress) -> tuple[dict[str, np.ndarray], dict[str, Any], np.ndarray]:
+    """The table for the new version: recomputed where the update reaches, renumbered elsewhere."""
+    old_table = bundle.neighbours
+    assert old_table is not None
+    n = len(vectors)
+    block, width, weight = old_table.block, old_table.rows.shape[1], old_table.genre_weight
+    fetch = min(n, block + SLACK + 1)  # a by-id query's first fetch (the build's)
+    candidates = np.empty((n, fetch), dtype=np.int64)
+    for start in range(0, n, 4096):
+        _, candidates[start:start + 4096] = index.search(vectors[start:start + 4096], fetch)
+    # Block 1 of a kept track's ranking is its first `consumed` candidates (the seed and repeated songs
+    # included). It is unchanged when no new track comes before the consumed-th old candidate and no
+    # removed track was among them; else, and for tracks the table answered live, it is recomputed.
+    old_of = np.flatnonzero(keep)
+    consumed = bundle.neighbours.consumed[old_of].astype(np.int64) if bundle.neighbours is not None else None
+    assert consumed is not None
+    affected = np.zeros(n, dtype=bool)
+    affected[n_kept:] = True
+    is_new = candidates[:n_kept] >= n_kept
+    old_seen = np.cumsum(~is_new, axis=1)  # old candidates up to and including each position
+    affected[:n_kept] = (consumed < 0) | (is_new & (old_seen <= consumed[:, None])).any(axis=1)
+    gone = bundle.vectors[~keep]
+    if len(gone):
+        # a removed track was among the first `consumed` if it is at least as close as the consumed-th old
+        # candidate now (which lies at or beyond the old one: a superset, and recomputing an untouched
+        # track gives the same entry)
+        at = np.minimum(np.argmax(old_seen >= np.maximum(consumed, 1)[:, None], axis=1), fetch - 1)
+        last = candidates[np.arange(n_kept), at]
+        kth = (vectors[:n_kept] * vectors[last]).sum(axis=1)
+        for start in range(0, n_kept, 8192):
+            stop = min(n_kept, start + 8192)
+            sims = vectors[start:stop] @ gone.T
+            affected[start:stop] |= (sims >= kth[start:stop, None] - 1e-6).any(axis=1)
+    rows = np.flatnonzero(affected)
+    say(f"neighbour table: {len(rows):,} of {n:,} tracks recomputed ({n - n_kept:,} new)")
+    proba = None
+    if weight > 0 and bundle.classifier is not None:
+        proba = bundle.classifier.predict_proba(bundle.preprocessor.transform_features(catalog.features[rows]))
+    scoring = Scoring(genre_weight=weight, agreement=GenreAgreement(catalog.genre_indptr, catalog.genre_codes,
+                                                                    len(catalog.genre_names)))
+    fresh = first_blocks(IndexSource(index), n, vectors, _songs(catalog, bundle.config), candidates[rows], scoring,
+                         proba, block, width, rows=rows)
+    # untouched tracks: their old entries, renumbered (their first fetch is the same set of tracks)
+    new_row = np.full(len(keep), -1, dtype=np.int64)
+    new_row[keep] = np.arange(n_kept)
+    old_rows = np.flatnonzero(keep)
+    untouched = np.flatnonzero(~affected[:n_kept])
+    src = old_rows[untouched]
+    entries = old_table.rows[src]
+    fresh["rows"][untouched] = np.where(entries >= 0, new_row[np.maximum(entries, 0)], -1).astype(np.int32)
+    fresh["scores"][untouched] = old_table.scores[src]
+    fresh["consumed"][untouched] = old_table.consumed[src]
+    fresh["lengths"][untouched] = old_table.lengths[src]
+    table = {**fresh, "genre_weight": np.asarray(weight, dtype=np.float64), "block": np.asarray(block, dtype=np.int64)}
+    return table, {"recomputed": len(rows), "renumbered": len(untouched), "tracks": n}, candidates
+
+
+def drift_check(bundle: Bundle, keep: np.ndarray, new_features: np.ndarray, new_vectors: np.ndarray,
+                vectors: np.ndarray, new_core: np.ndarray, candidates: np.ndarray | None, n_kept: int, *,
+                added: int, removed: int) -> dict[str, Any]:
+    """How far the new tracks sit from the fitted distribution, and whether a full rebuild is due."""
+    prep = bundle.preprocessor
+    old_features = bundle.tracks.features[keep]
+    rng = np.random.default_rng(0)
+    sample = old_features[rng.choice(len(old_features), size=min(20_000, len(old_features)), replace=False)] \
+        if len(old_features) else old_features
+
+    def outliers(raw: np.ndarray) -> float:
+        z = prep.standardize(raw)
+        return float((np.abs(z) > OUTLIER_Z).any(axis=1).mean()) if len(z) else 0.0
+
+    def residual(raw: np.ndarray) -> float:
+        z = prep.standardize(raw)
+        kept = z @ prep.components_.T
+        total = (z ** 2).sum()
+        return float(1 - (kept ** 2).sum() / total) if total > 0 else 0.0
+
+    prior = bundle.manifest.get("update", {}).get("since_full_build", {"added": 0, "removed": 0, "base_tracks":
+                                                                        len(bundle.tracks)})
+    since = {"added": prior["added"] + added, "removed": prior["removed"] + removed,
+             "base_tracks": prior["base_tracks"]}
+    changed = (since["added"] + since["removed"]) / max(since["base_tracks"], 1)
+    out: dict[str, Any] = {"since_full_build": since, "changed_share_since_full_build": round(changed, 4)}
+    reasons = []
+    if changed > REBUILD_CHANGED_SHARE:
+        reasons.append(f"{changed:.1%} of the catalog changed since the last full build (> "
+                       f"{REBUILD_CHANGED_SHARE:.0%}: moods and scaling were fitted on another catalog)")
+    if added:
+        o_new, o_old = outliers(new_features), outliers(sample)
+        r_new, r_old = residual(new_features), residual(sample)
+        out.update({
+            "outlier_share": {"new": round(o_new, 4), "catalog": round(o_old, 4), "z": OUTLIER_Z},
+            "pca_residual_share": {"new": round(r_new, 4), "catalog": round(r_old, 4)},
+            "mood_core_share": {"new": round(float(new_core.mean()), 4),
+                                "catalog": round(float(bundle.moods.is_core_[keep].mean()), 4) if n_kept else None},
+        })
+        if candidates is not None:
+            def nearest_cos(rows: np.ndarray) -> float:
+                first = np.where(candidates[rows, 0] == rows, candidates[rows, 1], candidates[rows, 0])
+                return float(np.median((vectors[rows] * vectors[first]).sum(axis=1)))
+            old_rows = rng.choice(n_kept, size=min(5000, n_kept), replace=False) if n_kept else np.empty(0, int)
+            out["nearest_neighbour_cosine_median"] = {
+                "new": round(nearest_cos(np.arange(n_kept, len(vectors))), 4),
+                "catalog": round(nearest_cos(old_rows), 4) if n_kept else None}
+        if o_new > max(0.01, OUTLIER_RATIO * o_old):
+            reasons.append(f"{o_new:.1%} of the new tracks lie beyond {OUTLIER_Z:g} sd of the fitted scaling "
+                           f"(catalog: {o_old:.1%})")
+        if r_new > RESIDUAL_RATIO * max(r_old, 1e-9):
+            reasons.append(f"the fitted PCA loses {r_new:.1%} of the new tracks' variance (catalog: {r_old:.1%})")
+    out["rebuild_due"] = bool(reasons)
+    out["reasons"] = reasons
+    out["verdict"] = ("rebuild due: " + "; ".join(reasons)) if reasons else \
+        "no refit needed: the new tracks sit within the fitted distribution"
+    return out

@@ -1,0 +1,121 @@
+"""musicrec add: a new bundle version without a refit.
+
+"Equal to a full rebuild" is tested against what it can honestly mean: a bundle of the new catalog
+computed from scratch *with the same fitted parts* (preprocessing, moods, classifier): every
+vector embedded again, a new flat index, the whole neighbour table by the build's own function.
+The update must match it array for array and answer every query the same. (A real full build refits
+scaling, PCA, moods and the classifier, so its answers differ by design; the drift check says when.)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from engine import GenreConfig, Recommender, Seed, SimilarQuery, TrackFilter, build_bundle, load_bundle
+from engine._build import _neighbour_table
+from engine._index import build_index
+from engine._update import add_tracks
+from indexer.cli import main
+from tests.conftest import FAST_CONFIG
+
+CONFIG = FAST_CONFIG.replace(genre=dataclasses.asdict(GenreConfig(max_rounds=8, early_stopping_rounds=3)))
+
+
+@pytest.fixture(scope="module")
+def parts(synthetic_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Catalog X (most rows), the rows Y to add later, and bundle A built on X."""
+    root = tmp_path_factory.mktemp("update")
+    frame = pd.read_csv(synthetic_csv)
+    # ~100 tracks of one genre arrive later: the tracks near them are recomputed, the others not
+    ids = frame.loc[frame["track_genre"] == "metal", "track_id"].drop_duplicates()
+    later = set(ids.sample(frac=0.4, random_state=1))
+    frame[~frame["track_id"].isin(later)].to_csv(root / "x.csv", index=False)
+    frame[frame["track_id"].isin(later)].to_csv(root / "y.csv", index=False)
+    build_bundle(root / "x.csv", root / "a", CONFIG)
+    return {"root": root, "x": root / "x.csv", "y": root / "y.csv", "a": root / "a"}
+
+
+@pytest.fixture(scope="module")
+def updated(parts: dict[str, Path]) -> Path:
+    a = load_bundle(parts["a"])
+    gone = [str(t) for t in a.tracks.ids[::150]]  # about 20 tracks removed in the same update
+    (parts["root"] / "gone.txt").write_text("\n".join(gone) + "\nnot-a-track\n")
+    assert main(["add", str(parts["y"]), "--to", str(parts["a"]), "--out", str(parts["root"] / "b"),
+                 "--remove-ids", str(parts["root"] / "gone.txt"), "--quiet"]) == 0
+    return parts["root"] / "b"
+
+
+def reference(b: Path):  # type: ignore[no-untyped-def]
+    """The new catalog computed from scratch with the bundle's fitted parts."""
+    bundle = load_bundle(b)
+    prep, config = bundle.preprocessor, bundle.config
+    vectors = prep.embed(bundle.tracks.features).astype(np.float32)
+    index = build_index(vectors, config.index)
+    weight = bundle.neighbours.genre_weight
+    proba = bundle.classifier.predict_proba(prep.transform_features(bundle.tracks.features)) if weight > 0 else None
+    table = _neighbour_table(bundle.tracks, config, index, vectors, proba, weight, lambda _m: None)
+    return bundle, vectors, index, table
+
+
+def test_the_update_equals_a_rebuild_with_the_same_fitted_parts(updated: Path, parts: dict[str, Path]) -> None:
+    bundle, vectors, _index, table = reference(updated)
+    a = load_bundle(parts["a"])
+    u = bundle.manifest["update"]
+    assert len(bundle.tracks) == len(a.tracks) - u["removed"] + u["added"] and u["removed"] == len(a.tracks.ids[::150])
+    np.testing.assert_array_equal(bundle.vectors, vectors)
+    t = bundle.neighbours
+    assert t is not None
+    np.testing.assert_array_equal(t.rows, table["rows"])
+    np.testing.assert_array_equal(t.scores, table["scores"])
+    np.testing.assert_array_equal(t.consumed, table["consumed"])
+    np.testing.assert_array_equal(t.lengths, table["lengths"])
+    # moods: every track's label is what the fitted exemplars give it
+    points = bundle.moods.space.project(bundle.preprocessor.standardize(bundle.tracks.features))
+    np.testing.assert_array_equal(bundle.moods.labels_, bundle.moods.assign_points(points)[0])
+    recomputed = bundle.manifest["update"]["neighbour_table"]["recomputed"]
+    assert 0 < recomputed < len(bundle.tracks)  # the table was updated, not rebuilt
+
+
+def test_every_answer_equals_the_rebuilds(updated: Path) -> None:
+    bundle, vectors, index, table = reference(updated)
+    from engine._ranking import NeighbourTable
+
+    ref = dataclasses.replace(bundle, vectors=vectors, index=index, neighbours=NeighbourTable(
+        rows=table["rows"], scores=table["scores"], consumed=table["consumed"], lengths=table["lengths"],
+        genre_weight=float(table["genre_weight"]), block=int(table["block"])))
+    got, want = Recommender(bundle), Recommender(ref)
+    n = len(bundle.tracks)
+    new_rows = range(n - int(bundle.manifest["update"]["added"]), n)
+    for row in [*range(0, n, 97), *new_rows]:
+        seed = Seed(track_id=got.ids[row])
+        for q in (SimilarQuery(seeds=[seed], k=20),  # the neighbour table
+                  SimilarQuery(seeds=[seed], k=15, offset=30, filter=TrackFilter(exclude_genres=["pop"])),
+                  SimilarQuery(seeds=[seed], k=10, diversity=0.5, max_per_artist=1)):
+            a, b = got.similar(q), want.similar(q)
+            assert a.rows.tolist() == b.rows.tolist() and a.scores.tolist() == b.scores.tolist(), (row, q)
+
+
+def test_the_report_counts_and_refuses(updated: Path, parts: dict[str, Path], tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    u = load_bundle(updated).manifest["update"]
+    assert u["removed"] > 15 and u["remove_ids_not_found"] == 1 and u["added"] > 50
+    assert u["drift"]["rebuild_due"] is False, u["drift"]
+    # the same tracks again: every one is refused, and nothing changes
+    assert main(["add", str(parts["y"]), "--to", str(updated), "--out", str(tmp_path / "c"), "--quiet"]) == 2
+    assert "nothing to change" in capsys.readouterr().err and not (tmp_path / "c").exists()
+
+
+def test_the_drift_check_calls_for_a_rebuild(parts: dict[str, Path], tmp_path: Path) -> None:
+    y = pd.read_csv(parts["y"])
+    y["track_id"] = "drift-" + y["track_id"].astype(str)
+    y["loudness"] = y["loudness"] + 40.0  # far outside the fitted scaling
+    y["tempo"] = y["tempo"] * 3
+    y.to_csv(tmp_path / "loud.csv", index=False)
+    manifest = add_tracks(parts["a"], tmp_path / "d", csv=tmp_path / "loud.csv")
+    drift = manifest["update"]["drift"]
+    assert drift["rebuild_due"] and any("sd of the fitted scaling" in r for r in drift["reasons"]), drift
