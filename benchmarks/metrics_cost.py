@@ -1,0 +1,182 @@
+"""What operating costs: SimilarTracks latency with metrics on and off, side by side in one run.
+
+Starts one `musicrec serve` per variant on the same bundle, all at once, and measures SimilarTracks by
+track id (k=10, seeds drawn through the API) against each in turn, round after round, rotating the
+order every round so that drift on a shared machine hits every variant alike:
+
+    bare      --slow-ms 0          no interceptor at all (the server before metrics and logs)
+    default   (no flag)            the slow-request log only: the interceptor, no metric updates
+    metrics   --metrics-port PORT  metrics on (what the container runs)
+
+Each round sends the same number of requests to each variant, so besides latency it reports the
+server's CPU time per call (the sum over its threads, from /proc/PID/task/*/schedstat), which other
+load on a shared machine disturbs far less than wall-clock latency does.
+
+Reported per variant: the median over rounds of each round's p50 and of its CPU per call (and pooled
+p90/p99); and per round the paired ratios, metrics / default and metrics / bare, with their median.
+Target (issue 12): metrics p50 within 5% of metrics off. Afterwards the metrics server is scraped,
+to show it counted every call.
+
+    python benchmarks/metrics_cost.py BUNDLE [--rounds 20] [--requests 2000] [--concurrency 1] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import platform
+import socket
+import statistics
+import sys
+import time
+import urllib.request
+from collections import Counter
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from server._bench import Load, PhaseResult, Workload, _init_worker, discover, run_phase, start_server_process
+
+VARIANTS: dict[str, tuple[str, ...]] = {"bare": ("--slow-ms", "0"), "default": (), "metrics": ("--metrics-port",)}
+TARGET = 1.05
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time of every thread of ``pid`` so far (nanosecond counters; Linux)."""
+    total = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/schedstat") as fh:
+                total += int(fh.read().split()[0])
+        except (OSError, ValueError, IndexError):  # a thread that just ended
+            continue
+    return total / 1e9
+
+
+def scraped_count(port: int) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == "musicrec_rpc_requests_total" and s.labels.get("grpc_method") == "SimilarTracks" \
+                    and s.labels.get("grpc_code") == "OK":
+                return s.value
+    return 0.0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("bundle", type=Path)
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--requests", type=int, default=2000, help="requests per variant and round")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of uncounted load per variant, once")
+    parser.add_argument("--concurrency", type=int, default=1, help="closed-loop clients (default 1: sequential)")
+    parser.add_argument("--processes", type=int, default=0, help="client processes (default 1, or 2 from 8 clients)")
+    parser.add_argument("--workers", type=int, default=4, help="server handler threads")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+    processes = args.processes or (2 if args.concurrency >= 8 else 1)
+    metrics_port = free_port()
+
+    with ExitStack() as stack:
+        ports: dict[str, int] = {}
+        pids: dict[str, int] = {}
+        for name, flags in VARIANTS.items():
+            extra = (*flags, str(metrics_port)) if name == "metrics" else flags
+            proc, ports[name] = stack.enter_context(start_server_process(args.bundle, "--workers", str(args.workers),
+                                                                         *extra))
+            pids[name] = proc.pid
+            print(f"started {name}: 127.0.0.1:{ports[name]} {' '.join(extra)}", file=sys.stderr)
+        ids, feats, moods = discover(f"127.0.0.1:{ports['bare']}")
+        load = Load(concurrency=args.concurrency, warmup=0.0, duration=None, requests=args.requests)
+        names = list(VARIANTS)
+        rounds: list[dict[str, PhaseResult]] = []
+        cpu_us: dict[str, list[float]] = {n: [] for n in names}
+        ctx = mp.get_context("spawn")
+        counter = ctx.Value("q", 0)
+        _init_worker(counter)
+        pool = stack.enter_context(ctx.Pool(processes, initializer=_init_worker, initargs=(counter,))) \
+            if processes > 1 else None
+        warm = Load(concurrency=args.concurrency, warmup=args.warmup, duration=0.1)
+        for name in names:  # once: connections, caches, the first calls of each method
+            run_phase(f"127.0.0.1:{ports[name]}", Workload(mix=(("similar", 1.0),), track_ids=ids, feature_rows=feats,
+                                                           mood_ids=moods, seed=10_000), warm, processes=processes,
+                      pool=pool, counter=counter)
+        for r in range(args.rounds):
+            order = names[r % len(names):] + names[:r % len(names)]
+            results: dict[str, PhaseResult] = {}
+            for name in order:
+                workload = Workload(mix=(("similar", 1.0),), track_ids=ids, feature_rows=feats, mood_ids=moods,
+                                    seed=r)
+                before = cpu_seconds(pids[name])
+                results[name] = run_phase(f"127.0.0.1:{ports[name]}", workload, load, processes=processes,
+                                          pool=pool, counter=counter)["similar"]
+                cpu_us[name].append((cpu_seconds(pids[name]) - before) / args.requests * 1e6)
+            rounds.append(results)
+            p50 = {n: results[n].summary()["p50_us"] for n in names}
+            print(f"round {r + 1}/{args.rounds} ({' '.join(order)}): " +
+                  "  ".join(f"{n} p50 {p50[n]:.0f} us, cpu {cpu_us[n][-1]:.0f} us" for n in names) +
+                  f"  metrics/default {p50['metrics'] / p50['default']:.3f}", file=sys.stderr, flush=True)
+        counted = scraped_count(metrics_port)
+
+    report: dict[str, Any] = {
+        "command": "python benchmarks/metrics_cost.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": sys.version.split()[0]},
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "rounds": args.rounds, "requests_per_round": args.requests, "concurrency": args.concurrency,
+        "processes": processes,
+        "variants": {n: " ".join(VARIANTS[n]) for n in names}, "results": {}, "ratios": {},
+    }
+    for name in names:
+        pooled = PhaseResult(rpc="similar", concurrency=args.concurrency, processes=processes,
+                             latencies_ms=[x for rd in rounds for x in rd[name].latencies_ms],
+                             errors=sum((rd[name].errors for rd in rounds), Counter()),
+                             seconds=sum(rd[name].seconds for rd in rounds)).summary()
+        round_p50 = [rd[name].summary()["p50_us"] for rd in rounds]
+        report["results"][name] = {"median_round_p50_us": statistics.median(round_p50), "round_p50_us": round_p50,
+                                   "p90_us": pooled["p90_us"], "p99_us": pooled["p99_us"],
+                                   "median_round_cpu_us_per_call": round(statistics.median(cpu_us[name]), 1),
+                                   "round_cpu_us_per_call": [round(x, 1) for x in cpu_us[name]],
+                                   "requests": pooled["requests"], "errors": pooled["errors"]}
+    for a, b in (("metrics", "default"), ("metrics", "bare"), ("default", "bare")):
+        for what, per_round in (
+                ("p50", [rd[a].summary()["p50_us"] / rd[b].summary()["p50_us"] for rd in rounds]),
+                ("cpu", [x / y for x, y in zip(cpu_us[a], cpu_us[b], strict=True)])):
+            report["ratios"][f"{what} {a}/{b}"] = {
+                "median": round(statistics.median(per_round), 4), "min": round(min(per_round), 4),
+                "max": round(max(per_round), 4), "per_round": [round(x, 4) for x in per_round]}
+    metrics_requests = report["results"]["metrics"]["requests"]
+    report["metrics_scraped_similar_ok"] = counted
+
+    print(f"SimilarTracks by id, k=10, {args.concurrency} client(s) in {processes} process(es); {args.rounds} rounds "
+          f"x {args.requests} requests per variant, order rotated; {os.cpu_count()} cpus, {platform.platform()}")
+    print(f"{'variant':<8} {'p50 us':>8} {'p90':>8} {'p99':>8} {'server cpu us/call':>19} {'errors':>7}  flags")
+    for name in names:
+        s = report["results"][name]
+        print(f"{name:<8} {s['median_round_p50_us']:>8.0f} {s['p90_us']:>8.0f} {s['p99_us']:>8.0f} "
+              f"{s['median_round_cpu_us_per_call']:>19.1f} {sum(s['errors'].values()):>7}  {report['variants'][name]}")
+    print("(p50 and cpu: median over rounds; p90/p99 pool every round; cpu = the server's threads, per call)")
+    for key, r in report["ratios"].items():
+        print(f"{key}: median of per-round ratios {r['median']:.3f} (min {r['min']:.3f}, max {r['max']:.3f})")
+    verdict = report["ratios"]["p50 metrics/default"]["median"]
+    print(f"metrics on vs off, p50: {verdict:.3f}  (target <= {TARGET}); server CPU per call: "
+          f"{report['ratios']['cpu metrics/default']['median']:.3f}")
+    print(f"the metrics server counted {counted:.0f} SimilarTracks OK (measured {metrics_requests}, plus warm-up)")
+    print(f"command: {report['command']}")
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
