@@ -12,6 +12,9 @@ Each round sends the same number of requests to each variant, so besides latency
 server's CPU time per call (the sum over its threads, from /proc/PID/task/*/schedstat), which other
 load on a shared machine disturbs far less than wall-clock latency does.
 
+It first times the interceptor alone in this process (thread CPU time per call of a trivial handler,
+bare and wrapped, best of 7 repeats): the cost itself, free of gRPC and of the machine's other load.
+
 Reported per variant: the median over rounds of each round's p50 and of its CPU per call (and pooled
 p90/p99); and per round the paired ratios, metrics / default and metrics / bare, with their median.
 Target (issue 12): metrics p50 within 5% of metrics off. Afterwards the metrics server is scraped,
@@ -63,6 +66,48 @@ def cpu_seconds(pid: int) -> float:
     return total / 1e9
 
 
+def interceptor_cpu_us(calls: int = 50_000, repeats: int = 7) -> dict[str, float]:
+    """Thread CPU microseconds per call added by CallObserver around a trivial handler (best of ``repeats``)."""
+    import grpc
+
+    from server._metrics import ServerMetrics
+    from server._observe import CallObserver
+
+    class Context:  # what the observer asks of a finished call
+        def code(self) -> None:
+            return None
+
+        def time_remaining(self) -> float:
+            return 10.0
+
+        def details(self) -> None:
+            return None
+
+    class Details:
+        method = "/musicrec.v1.Recommender/SimilarTracks"
+        invocation_metadata = ()
+
+    handler = grpc.unary_unary_rpc_method_handler(lambda request, context: b"")
+    context, details = Context(), Details()
+
+    def best(call: Any) -> float:
+        times = []
+        for _ in range(repeats):
+            t0 = time.thread_time()
+            for _ in range(calls):
+                call()
+            times.append((time.thread_time() - t0) / calls * 1e6)
+        return min(times)
+
+    bare = best(lambda: (lambda d: handler)(details).unary_unary(None, context))
+    out = {"bare_us": round(bare, 3)}
+    for label, on in (("observer_us", False), ("observer_with_metrics_us", True)):
+        observer = CallObserver(ServerMetrics(None), metrics_on=on, slow_seconds=1.0)
+        out[label] = round(best(lambda o=observer: o.intercept_service(lambda d: handler, details)
+                                .unary_unary(None, context)) - bare, 3)
+    return out
+
+
 def scraped_count(port: int) -> float:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
         text = response.read().decode()
@@ -87,6 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     processes = args.processes or (2 if args.concurrency >= 8 else 1)
     metrics_port = free_port()
+    micro = interceptor_cpu_us()
+    print(f"interceptor alone, CPU per call: +{micro['observer_us']:.2f} us (slow log only), "
+          f"+{micro['observer_with_metrics_us']:.2f} us (metrics on)", file=sys.stderr)
 
     with ExitStack() as stack:
         ports: dict[str, int] = {}
@@ -135,7 +183,8 @@ def main(argv: list[str] | None = None) -> int:
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "rounds": args.rounds, "requests_per_round": args.requests, "concurrency": args.concurrency,
         "processes": processes,
-        "variants": {n: " ".join(VARIANTS[n]) for n in names}, "results": {}, "ratios": {},
+        "variants": {n: " ".join(VARIANTS[n]) for n in names}, "interceptor_cpu_per_call": micro,
+        "results": {}, "ratios": {},
     }
     for name in names:
         pooled = PhaseResult(rpc="similar", concurrency=args.concurrency, processes=processes,
@@ -171,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     verdict = report["ratios"]["p50 metrics/default"]["median"]
     print(f"metrics on vs off, p50: {verdict:.3f}  (target <= {TARGET}); server CPU per call: "
           f"{report['ratios']['cpu metrics/default']['median']:.3f}")
+    print(f"the interceptor alone (in-process, thread CPU per call, best of 7): +{micro['observer_us']:.2f} us "
+          f"slow log only, +{micro['observer_with_metrics_us']:.2f} us with metrics")
     print(f"the metrics server counted {counted:.0f} SimilarTracks OK (measured {metrics_requests}, plus warm-up)")
     print(f"command: {report['command']}")
     if args.json:
