@@ -76,11 +76,14 @@ class AudioPool:
         self._slots = threading.BoundedSemaphore(self.max_clips)
         self._lock = threading.Lock()
         self._pool: cf.ProcessPoolExecutor | None = None
+        self._warming: list[cf.Future[int]] = []
+        self._created = 0.0
         self.metrics = metrics
         self.warm_seconds: float | None = None
 
     def start(self, *, wait: bool) -> None:
-        """Spawn the workers (each warms librosa as it starts); with ``wait``, return once all are warm."""
+        """Spawn the workers, each warming librosa as it starts (once: later calls do nothing); with
+        ``wait``, return once all are warm."""
         from engine.audio import ExtractorParams
 
         with self._lock:
@@ -93,14 +96,24 @@ class AudioPool:
                 self._pool = cf.ProcessPoolExecutor(
                     max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
                     initializer=_warm, initargs=(ExtractorParams().to_json(),))
-            pool = self._pool
-        if wait:
-            t0 = time.perf_counter()
-            # one task per worker: the pool spawns a process for each, and each runs the warm-up first
-            for f in [pool.submit(_ready) for _ in range(self.workers)]:
+                # one task per worker: the pool spawns a process for each, and each warms up first
+                self._warming = [self._pool.submit(_ready) for _ in range(self.workers)]
+                self._created = time.perf_counter()
+            warming = self._warming
+        if wait and self.warm_seconds is None:
+            for f in warming:
                 f.result()
-            self.warm_seconds = time.perf_counter() - t0
+            self.warm_seconds = time.perf_counter() - self._created
             log.info("audio: %d worker(s) warm in %.1f s", self.workers, self.warm_seconds)
+
+    def bundle_loaded(self, rec: Recommender) -> None:
+        """BundleHolder hook: a hot-reloaded audio bundle warms the workers in the background, so its
+        first audio call does not pay the JIT."""
+        if "audio" in rec.bundle.manifest:
+            try:
+                self.start(wait=False)
+            except AudioUnavailable as exc:
+                log.warning("audio queries will be refused: %s", exc)
 
     def close(self) -> None:
         with self._lock:

@@ -108,6 +108,8 @@ class BundleHolder:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
+        # called with each newly loaded Recommender, after the swap (e.g. warming the audio workers)
+        self.on_loaded: list[Callable[[Recommender], None]] = []
 
     def current_version(self) -> str | None:
         """The id of the bundle being served (``Bundle.version``), or None."""
@@ -155,6 +157,8 @@ class BundleHolder:
             self.current = rec  # the swap: one reference assignment
             self.loaded += 1
             self._attempted(started, ok=True)
+            for hook in self.on_loaded:
+                hook(rec)
             log.info("bundle %s loaded from %s: %d tracks, %d moods, %d genres%s", rec.bundle.version, resolved,
                      rec.n, len(rec.moods()), len(rec.genre_names), "" if changed else " (unchanged)",
                      extra={"event": "bundle_loaded", "fields": {"bundle_id": rec.bundle.version, "tracks": rec.n,

@@ -108,7 +108,8 @@ def test_audio_beyond_the_limit_is_resource_exhausted(running: RunningServer, st
 
 
 def test_audio_against_a_bundle_of_other_numbers_is_failed_precondition(extracted: tuple[list, Path],
-                                                                         tmp_path: Path) -> None:
+                                                                         audio_bundle: Path, tmp_path: Path) -> None:
+    """... and a hot reload to an audio bundle warms the audio workers then, not in its first call."""
     _, features_csv = extracted
     bare = tmp_path / "elsewhere.csv"  # the same table without its extraction report: numbers from elsewhere
     shutil.copy(features_csv, bare)
@@ -123,6 +124,11 @@ def test_audio_against_a_bundle_of_other_numbers_is_failed_precondition(extracte
                 stub.SimilarTracks(pb.SimilarTracksRequest(seeds=[pb.Seed(audio=new_song("folk"))]), timeout=10)
             assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
             assert "musicrec extract" in err.value.details()
+            assert srv.audio is not None and srv.audio._pool is None  # no audio bundle: no workers
+            srv.holder.load(audio_bundle)
+            assert srv.audio._pool is not None and len(srv.audio._warming) == 1  # warming before any call
+            answer = stub.ClassifyGenre(pb.ClassifyGenreRequest(audio=new_song("folk")), timeout=120)
+            assert answer.genres[0].genre == "folk"
     finally:
         srv.stop(grace=0.5)
 
