@@ -10,7 +10,8 @@ engine call, validation, limits and status for every error. What differs is only
   unknown field, a wrong type, malformed JSON or a body that is not a JSON object is 400
   INVALID_ARGUMENT naming the problem; an empty body is the empty message. A body over
   ``max_body_bytes`` is 413 before it is read, and a parsed message larger than gRPC's own message
-  limit is 413 too, so the same messages reach the servicer on both faces.
+  limit is 413 too (status RESOURCE_EXHAUSTED, as gRPC answers it), so the same messages reach the
+  servicer on both faces.
 - response JSON: the proto's field names, every field present (zero values included), 64-bit
   integers as strings (the JSON mapping's rule).
 - errors: ``{"error": {"code": <http>, "status": "<grpc code name>", "message": "..."}}`` with the
@@ -289,8 +290,9 @@ class HttpFace:
         try:
             deadline_s = parse_grpc_timeout(request.headers.get("grpc-timeout"))
             message = parse_request(await self._body(request), method.request, self.options.max_message_bytes)
-        except BadRequest as exc:
-            return self.error(grpc.StatusCode.INVALID_ARGUMENT, exc.message, http=exc.http)
+        except BadRequest as exc:  # gRPC itself answers RESOURCE_EXHAUSTED for a message over its limit
+            code = grpc.StatusCode.RESOURCE_EXHAUSTED if exc.http == 413 else grpc.StatusCode.INVALID_ARGUMENT
+            return self.error(code, exc.message, http=exc.http)
         context = HttpContext(_metadata(request), None if deadline_s is None else time.monotonic() + deadline_s)
         handler = getattr(self.servicer, method.name)
         try:
@@ -374,7 +376,7 @@ class HttpFace:
         self.pool.shutdown(wait=False, cancel_futures=True)
 
 
-_STATUS_NAMES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "INVALID_ARGUMENT", 400: "INVALID_ARGUMENT",
+_STATUS_NAMES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 400: "INVALID_ARGUMENT",
                  500: "INTERNAL", 501: "UNIMPLEMENTED", 503: "UNAVAILABLE"}
 
 

@@ -281,7 +281,8 @@ def test_malformed_bodies_are_400_with_a_message(web: RunningServer, body: bytes
 def test_huge_bodies_are_413(web: RunningServer) -> None:
     big = b'{"seeds": [' + b",".join([b'{"track_id": "' + b"x" * 1000 + b'"}'] * 7000) + b"]}"
     status, _, answer = post(web.http_port, "SimilarTracks", big)
-    assert status == 413 and "over the" in json.loads(answer)["error"]["message"]
+    error = json.loads(answer)["error"]
+    assert status == 413 == error["code"] and error["status"] == "RESOURCE_EXHAUSTED" and "over the" in error["message"]
     # under the body limit but over gRPC's 4 MiB message limit once parsed
     ids = b",".join([b'{"track_id": "' + b"y" * 60_000 + b'"}'] * 80)
     status, _, answer = post(web.http_port, "SimilarTracks", b'{"seeds": [' + ids + b"]}")
