@@ -97,7 +97,7 @@ def test_other_rpc_errors(running: RunningServer, stub: pb_grpc.RecommenderStub)
 def test_unexpected_errors_are_internal_never_unknown(
     running: RunningServer, stub: pb_grpc.RecommenderStub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def boom(self: Recommender, query: object) -> None:
+    def boom(self: Recommender, query: object, **kwargs: object) -> None:  # the servicer also passes deadline=
         raise RuntimeError("a bug")
 
     monkeypatch.setattr(Recommender, "similar", boom)
