@@ -166,6 +166,16 @@ class AudioPool:
         return rows
 
 
+def info_fields(manifest: dict[str, Any]) -> dict[str, Any]:
+    """ServerInfo's audio fields: the extractor a clip is analysed with, and the segment length."""
+    audio = manifest.get("audio")
+    if not audio:
+        return {}
+    extractor = audio["extractor"]
+    return {"audio_extractor": f"{extractor['name']}/{extractor['version']}",
+            "audio_segment_seconds": audio.get("segment_seconds") or 0.0}
+
+
 def clips_of(request: Any) -> list[bytes]:
     """The audio clips of a SimilarTracksRequest (seeds, then negative seeds), in order."""
     return [s.audio for s in (*request.seeds, *request.negative_seeds) if s.WhichOneof("kind") == "audio"]

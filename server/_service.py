@@ -229,7 +229,7 @@ class RecommenderServicer(pb_grpc.RecommenderServicer):
             feature_names=rec.feature_names, max_k=MAX_K, max_playlist=MAX_PLAYLIST,
             counts_json=json.dumps(m["counts"]), metrics_json=json.dumps(m["metrics"]),
             uptime_seconds=time.monotonic() - self.started, server_version=SERVER_VERSION,
-            default_genre_weight=rec.default_genre_weight)
+            default_genre_weight=rec.default_genre_weight, **_audio.info_fields(m))
 
     @unary
     def ReloadBundle(self, request: pb.ReloadBundleRequest, context: grpc.ServicerContext) -> pb.ReloadBundleResponse:

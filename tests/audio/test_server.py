@@ -45,8 +45,10 @@ def rows(csv_path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
-def test_the_server_warmed_its_audio_workers_at_start(running: RunningServer) -> None:
+def test_the_server_warmed_its_audio_workers_at_start(running: RunningServer, stub: pb_grpc.RecommenderStub) -> None:
     assert running.audio is not None and running.audio.warm_seconds is not None
+    info = stub.ServerInfo(pb.ServerInfoRequest(), timeout=10)
+    assert info.audio_extractor == "musicrec-librosa/1" and info.audio_segment_seconds == 0
 
 
 def test_an_audio_seed_finds_its_own_recording_first(stub: pb_grpc.RecommenderStub,
@@ -124,6 +126,7 @@ def test_audio_against_a_bundle_of_other_numbers_is_failed_precondition(extracte
                 stub.SimilarTracks(pb.SimilarTracksRequest(seeds=[pb.Seed(audio=new_song("folk"))]), timeout=10)
             assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
             assert "musicrec extract" in err.value.details()
+            assert stub.ServerInfo(pb.ServerInfoRequest(), timeout=10).audio_extractor == ""
             assert srv.audio is not None and srv.audio._pool is None  # no audio bundle: no workers
             srv.holder.load(audio_bundle)
             assert srv.audio._pool is not None and len(srv.audio._warming) == 1  # warming before any call
