@@ -115,7 +115,13 @@ def describe(y: np.ndarray, sr: int, params: ExtractorParams) -> dict[str, float
     power = mag**2
     mel = librosa.feature.melspectrogram(S=power, sr=sr, n_mels=params.n_mels)
     mel_db = librosa.power_to_db(mel)
-    chroma = librosa.feature.chroma_stft(S=power, sr=sr, tuning=0.0)
+    # The key reads the square root of the chroma energy: a long loud chord counts more than a quiet
+    # passing note, but less than linearly, so one instrument's strong partials do not decide it. On 20
+    # fluidsynth renderings (5 GM instruments x 4 keys, drums on) it found 17 keys; per-frame max-scaled
+    # chroma or plain energy found 12, chroma_cqt 18 at several times the cost. The GTZAN-layout chroma
+    # summaries scale each frame to max 1, as librosa's default does.
+    chroma_energy = librosa.feature.chroma_stft(S=power, sr=sr, tuning=0.0, norm=None)
+    chroma = librosa.util.normalize(chroma_energy, norm=np.inf, axis=0)
     rms = librosa.feature.rms(S=mag, frame_length=n_fft)[0]
     summary("chroma_stft", chroma)
     summary("rms", rms)
@@ -150,7 +156,7 @@ def describe(y: np.ndarray, sr: int, params: ExtractorParams) -> dict[str, float
         out["beat_regularity"] = 0.0
     onsets = librosa.onset.onset_detect(onset_envelope=onset_env, sr=sr, hop_length=hop)
     out["onset_rate"] = len(onsets) / seconds if seconds > 0 else 0.0
-    key, mode, strength = key_of(chroma.mean(axis=1))
+    key, mode, strength = key_of(np.sqrt(chroma_energy).mean(axis=1))
     out["key"], out["mode"], out["key_strength"] = float(key), float(mode), strength
     out["loudness"] = float(10 * np.log10(np.mean(np.square(y, dtype=np.float64)) + _TINY))
     levels = 20 * np.log10(rms + 1e-10)

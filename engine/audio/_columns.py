@@ -90,8 +90,8 @@ DESCRIPTOR_DOCS: dict[str, str] = {
     "beat_strength": "onset strength on beats over the mean onset strength",
     "beat_regularity": "1 - coefficient of variation of the beat intervals, 0..1",
     "onset_rate": "onsets per second",
-    "key / mode / key_strength": "Krumhansl-Kessler template matching of the mean chroma: pitch class 0..11 "
-                                 "(C=0), 1 major / 0 minor, the winning correlation",
+    "key / mode / key_strength": "Krumhansl-Kessler template matching of the mean root chroma energy: pitch "
+                                 "class 0..11 (C=0), 1 major / 0 minor, the winning correlation",
     "loudness": "mean power in dBFS",
     "loudness_range": "spread of frame levels, dB (95th - 10th percentile of frames above -70 dBFS)",
     "spectral_flatness": "frame tonality: near 0 for tones, near 1 for white noise",

@@ -266,6 +266,93 @@ def _resample(y: np.ndarray, sr: int, rate: int) -> np.ndarray:
     return soxr.resample(y, sr, rate).astype(np.float32)
 
 
+# -- MIDI rendered with real instrument samples (Debian: fluidsynth, fluid-soundfont-gm) -------------------
+
+SOUNDFONTS = ("/usr/share/sounds/sf2/FluidR3_GM.sf2", "/usr/share/sounds/sf2/default-GM.sf2")
+TICKS = 480  # per quarter note
+
+
+def _vlq(n: int) -> bytes:
+    out = [n & 0x7F]
+    while n > 0x7F:
+        n >>= 7
+        out.append((n & 0x7F) | 0x80)
+    return bytes(reversed(out))
+
+
+def midi_file(notes: Sequence[tuple[float, float, int, int, int]], *, bpm: float,
+              programs: dict[int, int]) -> bytes:
+    """A type-0 Standard MIDI File: ``notes`` are (start beat, length in beats, channel, pitch,
+    velocity); ``programs`` the General MIDI instrument of each channel (channel 9 is drums)."""
+    events: list[tuple[int, bytes]] = []
+    for channel, program in programs.items():
+        events.append((0, bytes([0xC0 | channel, program])))
+    for start, length, channel, pitch, velocity in notes:
+        on = round(start * TICKS)
+        events.append((on, bytes([0x90 | channel, pitch, velocity])))
+        events.append((on + max(1, round(length * TICKS)), bytes([0x80 | channel, pitch, 0])))
+    events.sort(key=lambda e: (e[0], e[1][0] & 0xF0 == 0x90))  # offs before ons at the same tick
+    tempo = round(60_000_000 / bpm)
+    track = b"\x00\xff\x51\x03" + tempo.to_bytes(3, "big")
+    now = 0
+    for tick, data in events:
+        track += _vlq(tick - now) + data
+        now = tick
+    track += b"\x00\xff\x2f\x00"
+    return (b"MThd" + (6).to_bytes(4, "big") + (0).to_bytes(2, "big") + (1).to_bytes(2, "big")
+            + TICKS.to_bytes(2, "big") + b"MTrk" + len(track).to_bytes(4, "big") + track)
+
+
+def soundfont() -> str | None:
+    """A General MIDI soundfont and the fluidsynth program, or None when either is missing."""
+    import shutil
+
+    if shutil.which("fluidsynth") is None:
+        return None
+    return next((f for f in SOUNDFONTS if Path(f).is_file()), None)
+
+
+def render_midi(midi: bytes, out: Path, *, sr: int = SR) -> Path:
+    """Render ``midi`` to a WAV file with fluidsynth and the General MIDI soundfont."""
+    import subprocess
+    import tempfile
+
+    sf2 = soundfont()
+    if sf2 is None:
+        raise RuntimeError("fluidsynth and a General MIDI soundfont are needed (Debian: fluidsynth, "
+                           "fluid-soundfont-gm)")
+    with tempfile.NamedTemporaryFile(suffix=".mid") as fh:
+        fh.write(midi)
+        fh.flush()
+        subprocess.run(["fluidsynth", "-ni", "-q", "-g", "0.6", "-r", str(sr), "-F", str(out), sf2, fh.name],
+                       check=True, capture_output=True, timeout=120)
+    return out
+
+
+def midi_piece(*, bpm: float, root: int, minor: bool, bars: int = 4, program: int = 0,
+               drums: bool = True) -> bytes:
+    """Block chords I-IV-V-I (i-iv-v-i) in ``root`` on GM ``program``, an arpeggio above them, and
+    kick/snare/hats on channel 9 at exactly ``bpm``: a tempo and a key to find in real samples."""
+    scale = MINOR if minor else MAJOR
+    base = 48 + root
+    notes: list[tuple[float, float, int, int, int]] = []
+    for bar in range(bars):
+        degree = (0, 3, 4, 0)[bar % 4]
+        triad = [base + scale[(degree + k) % 7] + 12 * ((degree + k) // 7) for k in (0, 2, 4)]
+        for pitch in triad:
+            notes.append((bar * 4.0, 3.9, 0, pitch, 70))
+        for i in range(8):
+            notes.append((bar * 4.0 + i * 0.5, 0.45, 0, triad[i % 3] + 12, 60))
+        if drums:
+            for beat in range(4):
+                at = bar * 4.0 + beat
+                notes.append((at, 0.2, 9, 36, 110))  # kick
+                notes.append((at + 0.5, 0.1, 9, 42, 70))  # closed hat
+                if beat in (1, 3):
+                    notes.append((at, 0.2, 9, 38, 100))  # snare
+    return midi_file(notes, bpm=bpm, programs={0: program})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m engine.audio._synth OUT``: write a corpus of planted styles to try extraction on."""
     import argparse
