@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime as dt
 import json
 import os
@@ -23,11 +22,11 @@ from ._arrays import save_npz
 from ._bundle import atomic_bundle_dir, sha256_file, write_manifest
 from ._candidates import IndexSource
 from ._catalog import Catalog, read_catalog, song_keys
-from ._config import BuildConfig, choose_index_kind, wants_new_track_index
+from ._config import BuildConfig, choose_index_kind, new_track_index_config, wants_new_track_index
 from ._diagnostics import FILE as EVALUATION_FILE
 from ._diagnostics import genre_diagnostics
 from ._genre import Evaluation, GenreClassifier, cannot_train, train_genre_classifier
-from ._index import build_index, measure_recall
+from ._index import build_index, configure_search, measure_recall
 from ._moodmap import fit_mood_map, save_mood_map
 from ._moods import MoodModel, mood_space
 from ._preprocess import Preprocessor
@@ -107,15 +106,17 @@ def build_bundle(
                                                     seed=config.seed))
                 say(f"{config.index.kind} recall@10 vs exact: {index_metrics['recall_at_10']:.4f}")
             if wants_new_track_index(config.index, len(vectors)):
-                fast = build_index(vectors, dataclasses.replace(config.index, kind="hnsw"), seed=config.seed)
+                fast_config = new_track_index_config(config.index, len(vectors))
+                fast = build_index(vectors, fast_config, seed=config.seed)
+                configure_search(fast, fast_config)
                 faiss.write_index(fast, str(tmp / "index_new_tracks.faiss"))
                 first_fetch = config.similar.candidates + SLACK
                 index_metrics["new_track_index"] = {
-                    "kind": "hnsw", "m": config.index.hnsw_m, "ef_search": config.index.hnsw_ef_search,
+                    "kind": "ivf", "nlist": fast_config.ivf_nlist, "nprobe": fast_config.ivf_nprobe,
                     **measure_recall(fast, vectors, queries=config.index.recall_queries, seed=config.seed),
                     **measure_recall(fast, vectors, k=first_fetch, queries=config.index.recall_queries,
                                      seed=config.seed)}
-                say(f"new-track index (hnsw) recall@10 vs exact "
+                say(f"new-track index (ivf) recall@10 vs exact "
                     f"{index_metrics['new_track_index']['recall_at_10']:.4f}, recall@{first_fetch} "
                     f"{index_metrics['new_track_index'][f'recall_at_{first_fetch}']:.4f}")
 

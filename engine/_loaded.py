@@ -65,12 +65,16 @@ class Bundle:
         return f"{self.manifest['created_at']}/{self.manifest['files']['tracks.npz'][:12]}"
 
 
-def load_bundle(path: str | os.PathLike[str], *, search_threads: int = 1) -> Bundle:
+def load_bundle(path: str | os.PathLike[str], *, search_threads: int = 1, share_pages: bool = False) -> Bundle:
     """Verify (format version, file list, every sha256) and load a bundle.
 
     Raises :class:`BundleError` subclasses with a clear message when the bundle is incomplete,
     tampered with, of another format version, or internally inconsistent, including a crafted
     bundle whose checksums match files that are not what they claim to be.
+
+    ``share_pages``: a flat index is memory-mapped from the bundle (``IO_FLAG_MMAP_IFC``) and the
+    vectors are a view of its pages (the same float32 rows, checked equal), so processes serving
+    one bundle (``musicrec serve --processes N``) share one copy in the page cache.
     """
     path = Path(path)
     manifest = read_verified_manifest(path)
@@ -80,12 +84,18 @@ def load_bundle(path: str | os.PathLike[str], *, search_threads: int = 1) -> Bun
     with _reading(path, "preprocess.npz"):
         prep = Preprocessor.from_arrays(load_npz(path / "preprocess.npz"))
     with _reading(path, "index.faiss"):
-        index = faiss.read_index(str(path / "index.faiss"))
+        mmap = share_pages and config.index.kind == "flat" and hasattr(faiss, "IO_FLAG_MMAP_IFC")
+        index = faiss.read_index(str(path / "index.faiss"), faiss.IO_FLAG_MMAP_IFC if mmap else 0)
         configure_search(index, config.index)
     with _reading(path, "tracks.npz"):
         arrays = load_npz(path / "tracks.npz")
         vectors = arrays.pop("vectors")
         tracks = Catalog.from_arrays(arrays, report)
+        if mmap and index.ntotal == len(vectors) and index.d == vectors.shape[1]:
+            mapped = faiss.rev_swig_ptr(faiss.downcast_index(index).get_xb(), index.ntotal * index.d)
+            mapped = mapped.reshape(index.ntotal, index.d)
+            if np.array_equal(mapped, vectors):  # else the consistency check below refuses the bundle
+                vectors = mapped
     with _reading(path, "moods.json"):
         clusters = json.loads((path / "moods.json").read_text(encoding="utf-8"))
         moods = MoodModel.from_arrays(load_npz(path / "moods.npz"), clusters, config.moods,
@@ -99,7 +109,7 @@ def load_bundle(path: str | os.PathLike[str], *, search_threads: int = 1) -> Bun
     if "index_new_tracks.faiss" in manifest["files"]:
         with _reading(path, "index_new_tracks.faiss"):
             new_track_index = faiss.read_index(str(path / "index_new_tracks.faiss"))
-            configure_search(new_track_index, dataclasses.replace(config.index, kind="hnsw"))
+            configure_search(new_track_index, dataclasses.replace(config.index, kind="ivf"))
             if new_track_index.ntotal != len(tracks) or new_track_index.d != prep.n_components:
                 raise BundleIntegrityError(f"{path}: the bundle is inconsistent: the new-track index holds "
                                            f"{new_track_index.ntotal} vectors of {new_track_index.d} dims")

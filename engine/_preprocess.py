@@ -7,6 +7,7 @@ in an ``.npz`` read with ``allow_pickle=False``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -85,25 +86,40 @@ class Preprocessor:
             got = raw.shape[1] if raw.ndim == 2 else raw.shape
             raise InvalidQuery(f"features have {got} columns, but the pipeline expects "
                                f"{len(self.feature_names)}: {list(self.feature_names)}")
-        cols: list[np.ndarray] = []
-        for j, (kind, period) in enumerate(self._parsed_transforms()):
-            v = raw[:, j]
-            if kind == "cyclic":
-                angle = 2 * np.pi * v / period
-                cols += [np.sin(angle), np.cos(angle)]
-            elif kind == "log1p":
-                cols.append(np.log1p(np.clip(v, 0, None)))
-            else:
-                cols.append(v)
-        return np.column_stack(cols)
+        plan = self._transform_plan()
+        out = np.empty((len(raw), plan["width"]))
+        out[:, plan["same_dst"]] = raw[:, plan["same_src"]]
+        if len(plan["log_src"]):
+            out[:, plan["log_dst"]] = np.log1p(np.clip(raw[:, plan["log_src"]], 0, None))
+        if len(plan["cyc_src"]):
+            angle = 2 * np.pi * raw[:, plan["cyc_src"]] / plan["periods"]
+            out[:, plan["sin_dst"]] = np.sin(angle)
+            out[:, plan["cos_dst"]] = np.cos(angle)
+        return out
 
-    def _parsed_transforms(self) -> list[tuple[str, float]]:
-        """Each feature's (kind, period), parsed once: queries transform one row at a time."""
-        parsed = self.__dict__.get("_parsed")
-        if parsed is None or len(parsed) != len(self.feature_names):
-            parsed = self.__dict__["_parsed"] = [parse_transform(self.transforms.get(col, "none"), col)
-                                                 for col in self.feature_names]
-        return parsed
+    def _transform_plan(self) -> dict[str, Any]:
+        """Which raw column goes where under which transform, worked out once: queries transform
+        one row at a time, and a handful of array operations beat a loop over the columns."""
+        plan = self.__dict__.get("_plan")
+        if plan is None:
+            lists: dict[str, list[Any]] = {k: [] for k in ("same_src", "same_dst", "log_src", "log_dst", "cyc_src",
+                                                            "periods", "sin_dst", "cos_dst")}
+            width = 0
+            for j, col in enumerate(self.feature_names):
+                kind, period = parse_transform(self.transforms.get(col, "none"), col)
+                if kind == "cyclic":
+                    lists["cyc_src"].append(j)
+                    lists["periods"].append(period)
+                    lists["sin_dst"].append(width)
+                    lists["cos_dst"].append(width + 1)
+                    width += 2
+                else:
+                    lists["log_src" if kind == "log1p" else "same_src"].append(j)
+                    lists["log_dst" if kind == "log1p" else "same_dst"].append(width)
+                    width += 1
+            plan = self.__dict__["_plan"] = {k: np.asarray(v, dtype=np.float64 if k == "periods" else np.int64)
+                                             for k, v in lists.items()} | {"width": width}
+        return plan
 
     def embed_transformed(self, transformed: np.ndarray) -> np.ndarray:
         """``embed`` for rows already through ``transform_features`` (the same operations)."""

@@ -47,9 +47,13 @@ class GenreAgreement:
         """Agreement of each query with each of its candidates.
 
         ``proba`` has shape (n_queries, n_genres) and ``rows`` (n_queries, n_candidates), or
-        (n_genres,) and (n_candidates,) for one query; rows < 0 (no candidate) get 0.
+        (n_genres,) and (n_candidates,) for one query; rows < 0 (no candidate) get 0 in the
+        batched form (the single form takes rows >= 0 only).
         """
         single = proba.ndim == 1
+        if single:  # the pipeline's call, once per block: its rows are survivors (all >= 0)
+            agree = np.append(proba, proba.dtype.type(0))[self._codes[rows]].sum(axis=1)
+            return np.minimum(agree, 1.0, out=agree)
         proba2 = np.atleast_2d(proba)
         rows2 = np.atleast_2d(rows)
         padded = np.concatenate([proba2, np.zeros((len(proba2), 1), dtype=proba2.dtype)], axis=1)

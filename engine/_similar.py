@@ -173,7 +173,10 @@ class SimilarSearch:
                           vectors=self.view.vectors, deadline=None)
         length = int(self.table.lengths[row])
         width = min(length, self.table.rows.shape[1])
-        select.feed(self.table.rows[row, :width], self.table.scores[row, :width])
+        head = min(width, 2 * need)  # a few repeated artists at most, usually: convert only the head first
+        select.feed(self.table.rows[row, :head], self.table.scores[row, :head])
+        if not select.done and head < width:
+            select.feed(self.table.rows[row, head:width], self.table.scores[row, head:width])
         if not select.done and width < length:
             return None
         consumed = int(self.table.consumed[row])
@@ -263,9 +266,11 @@ class SimilarSearch:
         moods = None
         if f.mood_ids:
             moods = (view.mood_labels, view.check_mood_ids(f.mood_ids, f"{where}filter.mood_ids"))
+        exclude = seed_rows if not excluded else np.asarray(sorted({*excluded, *seed_rows.tolist()}), dtype=np.int64)
         return RowFilter(
-            exclude_rows=np.asarray(sorted({*excluded, *seed_rows.tolist()}), dtype=np.int64),
-            exclude_songs=np.unique(view.song[seed_rows]).astype(np.int64),
+            exclude_rows=exclude,
+            exclude_songs=seed_rows if not len(seed_rows) else view.song[seed_rows] if len(seed_rows) == 1
+            else np.unique(view.song[seed_rows]).astype(np.int64),
             include_codes=view.genre_codes(f.include_genres, f"{where}filter.include_genres"),
             exclude_codes=view.genre_codes(f.exclude_genres, f"{where}filter.exclude_genres"),
             genre_matrix=view.genre_matrix, explicit=explicit, ranges=ranges, range_names=tuple(f.ranges),

@@ -163,6 +163,8 @@ class CatalogView:
                                f"{sorted(self.numeric)}") from None
 
     def genre_codes(self, names: Sequence[str], where: str) -> np.ndarray:
+        if not names:
+            return _NO_ROWS
         unknown = [g for g in names if g not in self._genre_code]
         if unknown:
             raise InvalidQuery(f"{where}: unknown genre(s) {', '.join(shown(u) for u in unknown[:5])}; "
@@ -175,6 +177,10 @@ class CatalogView:
         if bad:
             raise InvalidQuery(f"{where}: unknown mood id(s) {bad}; ids are 0..{self.n_moods - 1}")
         return moods
+
+
+_NO_ROWS = np.empty(0, dtype=np.int64)
+_NO_ROWS.setflags(write=False)
 
 
 def _flag(values: np.ndarray | None) -> np.ndarray | None:

@@ -247,7 +247,7 @@ def test_concatenated_pages_are_the_single_call_on_every_source(rec: Recommender
 def with_new_track_index(synthetic_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> Recommender:
     out = tmp_path_factory.mktemp("newtracks") / "bundle"
     manifest = build_bundle(synthetic_csv, out, FAST_CONFIG.replace(
-        index=dataclasses.replace(FAST_CONFIG.index, new_track_index="hnsw")))
+        index=dataclasses.replace(FAST_CONFIG.index, new_track_index="ivf")))
     assert manifest["metrics"]["index"]["new_track_index"]["recall_at_10"] > 0.9
     return Recommender(load_bundle(out))
 
