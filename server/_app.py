@@ -75,6 +75,9 @@ class ServerOptions:
     # is checked; health is NOT_SERVING while it cannot answer. None: the bundle's FAISS index.
     source_factory: Callable[[Bundle], CandidateSource] | None = None
     backend_check_interval: float = 2.0
+    # One of several processes on one port (musicrec serve --processes, server/_replicas.py): the port is
+    # bound with SO_REUSEPORT and a flat index's pages are shared (memory-mapped) between them.
+    replica: bool = False
 
 
 @dataclasses.dataclass
@@ -151,13 +154,14 @@ def create_server(bundle: str | os.PathLike[str] | None, address: str = "127.0.0
     for a bundle that cannot be loaded."""
     options = options or ServerOptions()
     credentials = _tls_credentials(options.tls_cert, options.tls_key)
-    check_bindable(address)  # a port in use fails here, in milliseconds, before the bundle loads
+    if not options.replica:  # replicas share a port their supervisor checked
+        check_bindable(address)  # a port in use fails here, in milliseconds, before the bundle loads
     http_socket = None
     if options.http_port is not None:
         require_web_extra()
         http_socket = bind_http(options.http_host, options.http_port)
     use_one_search_thread()
-    holder = BundleHolder(bundle, source_factory=options.source_factory)
+    holder = BundleHolder(bundle, source_factory=options.source_factory, share_pages=options.replica)
     auth = None
     if options.read_tokens or options.admin_tokens:
         auth = BearerAuth(options.read_tokens, options.admin_tokens)
@@ -176,7 +180,8 @@ def create_server(bundle: str | os.PathLike[str] | None, address: str = "127.0.0
         interceptors=interceptors,
         maximum_concurrent_rpcs=options.max_concurrent,
         options=[
-            ("grpc.so_reuseport", 0),  # a second server on the same port must fail, not share it silently
+            # a second server on the same port must fail, not share it silently (unless it is a replica)
+            ("grpc.so_reuseport", 1 if options.replica else 0),
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
         ],
@@ -192,6 +197,10 @@ def create_server(bundle: str | os.PathLike[str] | None, address: str = "127.0.0
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
         (SERVICE, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server)
+    if options.replica and bundle is not None:
+        # a replica binds only once it can answer: the kernel hands a SO_REUSEPORT listener its share
+        # of new connections as soon as it listens, even while its bundle is still loading
+        holder.load()
     try:
         port = (server.add_secure_port(address, credentials) if credentials is not None
                 else server.add_insecure_port(address))
@@ -201,7 +210,7 @@ def create_server(bundle: str | os.PathLike[str] | None, address: str = "127.0.0
         if http_socket is not None:
             http_socket.close()
         raise ServerStartError(f"cannot listen on {address}: the address is in use or not available here")
-    if bundle is not None:
+    if bundle is not None and holder.current is None:
         try:
             holder.load()
         except BaseException:

@@ -94,10 +94,11 @@ class ReloadPolicy:
 
 class BundleHolder:
     def __init__(self, path: str | os.PathLike[str] | None = None, *,
-                 source_factory: Callable[[Bundle], CandidateSource] | None = None) -> None:
+                 source_factory: Callable[[Bundle], CandidateSource] | None = None, share_pages: bool = False) -> None:
         self.path = Path(path) if path is not None else None  # the configured pointer; never replaced
         # the candidate source each loaded bundle gets (Qdrant); None: the bundle's own FAISS index
         self.source_factory = source_factory
+        self.share_pages = share_pages  # load_bundle(share_pages=...): replicas share the index pages
         self.current: Recommender | None = None
         # since start: bundles swapped in and loads refused (any caller), and checks of the watcher
         self.loaded = 0
@@ -137,7 +138,7 @@ class BundleHolder:
             old_version = old.bundle.version if old is not None else None
             started = time.perf_counter()
             try:
-                bundle = load_bundle(resolved)
+                bundle = load_bundle(resolved, share_pages=self.share_pages)
                 rec = Recommender(bundle, source=self.source_factory(bundle) if self.source_factory else None)
             except BundleError:
                 self.refused += 1

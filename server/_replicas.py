@@ -1,0 +1,96 @@
+"""``musicrec serve --processes N``: N server processes on one port, so one machine uses all its cores.
+
+Python handlers hold the GIL, so one process serves from about one core whatever ``--workers`` (its
+handler threads) says. Here a supervisor starts N ordinary ``musicrec serve`` processes (spawned,
+never forked: gRPC does not survive a fork) that bind the same port with ``SO_REUSEPORT``; the
+kernel spreads incoming connections over them (per connection, so one client channel stays on one
+process: a client wanting all of them opens several channels, as a load generator or a pool does).
+Each process loads the bundle itself; a flat index is memory-mapped and the vectors are a view of
+its pages, so the page cache holds one copy for all (engine ``load_bundle(share_pages=True)``).
+
+The supervisor forwards SIGTERM/SIGINT (each process drains and stops as one would alone) and
+SIGHUP (each reloads), and starts a process again when one dies; if one dies within
+``FAST_FAILURE`` seconds of its start ``MAX_FAST_FAILURES`` times in a row, it stops them all and
+exits 1 (a bundle or a port that cannot work will not start working by retrying).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from typing import Any
+
+log = logging.getLogger("musicrec.server")
+FAST_FAILURE = 5.0
+MAX_FAST_FAILURES = 3
+
+
+def free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def _replica(args: argparse.Namespace, index: int) -> None:
+    from .cli import cmd_serve
+
+    args.processes, args.replica = 1, True
+    if args.metrics_port:  # each process exports its own metrics: PORT, PORT+1, ...
+        args.metrics_port += index
+    sys.exit(cmd_serve(args))
+
+
+def run_replicas(args: argparse.Namespace) -> int:
+    """Supervise ``args.processes`` replicas of ``musicrec serve`` on ``args.host:args.port``."""
+    n = args.processes
+    if args.port == 0:
+        args.port = free_port(args.host)
+    ctx = multiprocessing.get_context("spawn")
+    procs: list[Any] = [None] * n
+    started = [0.0] * n
+    fast_failures = [0] * n
+    stopping = threading.Event()
+
+    def start(i: int) -> None:
+        procs[i] = ctx.Process(target=_replica, args=(args, i), name=f"musicrec-serve-{i}")
+        procs[i].start()
+        started[i] = time.monotonic()
+
+    def forward(signum: int, frame: Any) -> None:
+        if signum in (signal.SIGTERM, signal.SIGINT):
+            stopping.set()
+        for p in procs:
+            if p is not None and p.is_alive() and p.pid is not None:
+                os.kill(p.pid, signum)
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, forward)
+    for i in range(n):
+        start(i)
+    log.info("supervising %d musicrec serve processes on %s:%d (SO_REUSEPORT)", n, args.host, args.port,
+             extra={"event": "replicas", "fields": {"processes": n, "port": args.port}})
+    code = 0
+    while not stopping.is_set():
+        stopping.wait(0.5)
+        for i, p in enumerate(procs):
+            if stopping.is_set() or p.is_alive():
+                continue
+            fast_failures[i] = fast_failures[i] + 1 if time.monotonic() - started[i] < FAST_FAILURE else 0
+            log.error("serve process %d (pid %d) exited with %s; %s", i, p.pid, p.exitcode,
+                      "giving up" if fast_failures[i] >= MAX_FAST_FAILURES else "starting it again")
+            if fast_failures[i] >= MAX_FAST_FAILURES:
+                code = 1
+                stopping.set()
+                forward(signal.SIGTERM, None)
+                break
+            start(i)
+    for p in procs:
+        p.join()
+    return code

@@ -1,0 +1,148 @@
+"""Replicas: ``musicrec serve --processes 2`` (one port, SO_REUSEPORT, a supervisor), and the
+documented client set-up over several servers (round_robin over a multi-address target, with
+client-side health checking so a draining server stops getting calls)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from engine import load_bundle
+from server import create_server
+from server._generated.musicrec.v1 import recommender_pb2 as pb
+from server._generated.musicrec.v1 import recommender_pb2_grpc as pb_grpc
+from server._replicas import free_port
+from tests.server.conftest import wait_until
+
+REPO = Path(__file__).resolve().parents[2]
+SERVING = health_pb2.HealthCheckResponse.SERVING
+
+# The client set-up docs/SCALING.md documents: every address of the service, round_robin, and
+# client-side health checking (a server answering NOT_SERVING, e.g. during --drain-delay, is skipped).
+SERVICE_CONFIG = json.dumps({"loadBalancingConfig": [{"round_robin": {}}], "healthCheckConfig": {"serviceName": ""}})
+
+
+def children(pid: int) -> list[int]:
+    """The serve processes of a supervisor (multiprocessing's resource tracker is a child too)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid and \
+                    b"spawn_main" in (entry / "cmdline").read_bytes():
+                out.append(int(entry.name))
+    return out
+
+
+def served_calls(metrics_port: int) -> float:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("musicrec_rpc_requests_total{") and 'grpc_method="SimilarTracks"' in line)
+
+
+def test_two_processes_share_one_port_and_survive_a_crash(small_bundle_dir: Path) -> None:
+    port, metrics = free_port("127.0.0.1"), free_port("127.0.0.1")
+    code = "import sys; from indexer.cli import main; sys.exit(main())"
+    proc = subprocess.Popen([sys.executable, "-c", code, "serve", "--bundle", str(small_bundle_dir), "--port", str(port),
+                             "--processes", "2", "--metrics-port", str(metrics), "--log-format", "json"],
+                            cwd=REPO, stderr=subprocess.DEVNULL)
+    ids = [str(t) for t in load_bundle(small_bundle_dir).tracks.ids[:16]]
+    try:
+        def healthy() -> bool:
+            try:
+                with grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.use_local_subchannel_pool", 1)]) as ch:
+                    return health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=1).status \
+                        == SERVING
+            except grpc.RpcError:
+                return False
+
+        # each check on a new connection (no subchannel shared with an earlier channel)
+        wait_until(lambda: healthy() and len(children(proc.pid)) >= 2, "both processes serving", timeout=120)
+        wait_until(lambda: all(_metrics_up(metrics + i) for i in range(2)), "both metrics endpoints", timeout=60)
+        # separate connections (a channel each, no shared subchannels): the kernel spreads them
+        for i in range(24):
+            with grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.use_local_subchannel_pool", 1)]) as ch:
+                pb_grpc.RecommenderStub(ch).SimilarTracks(
+                    pb.SimilarTracksRequest(seeds=[pb.Seed(track_id=ids[i % 16])], k=5), timeout=10)
+        per_process = [served_calls(metrics + i) for i in range(2)]
+        assert sum(per_process) == 24 and min(per_process) > 0, per_process
+        # one process dies: connections it held or had queued are reset (clients retry), then the other
+        # takes every new connection while the supervisor starts a new one, which listens once loaded
+        victim = children(proc.pid)[0]
+        os.kill(victim, signal.SIGKILL)
+        wait_until(lambda: not Path(f"/proc/{victim}").exists(), "the dead process reaped by its supervisor")
+        for _ in range(10):
+            assert healthy()
+        wait_until(lambda: len(children(proc.pid)) >= 2, "the supervisor restarting the process", timeout=120)
+        wait_until(lambda: _metrics_up(metrics), "the new process serving", timeout=120)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    assert not children(proc.pid)
+
+
+def _metrics_up(port: int) -> bool:
+    try:
+        served_calls(port)
+        return True
+    except OSError:
+        return False
+
+
+def test_round_robin_over_several_servers_skips_one_that_drains(small_bundle_dir: Path) -> None:
+    servers = [create_server(small_bundle_dir, "127.0.0.1:0") for _ in range(2)]
+    counts = [0, 0]
+    for i, srv in enumerate(servers):
+        rec = srv.holder.require()
+        original = rec.similar
+
+        def counting(query: object, *, i: int = i, original=original, **kw: object) -> object:  # type: ignore[no-untyped-def]
+            counts[i] += 1
+            return original(query, **kw)
+
+        rec.similar = counting  # type: ignore[method-assign]
+    target = "ipv4:" + ",".join(f"127.0.0.1:{s.port}" for s in servers)
+    request = pb.SimilarTracksRequest(seeds=[pb.Seed(track_id=str(load_bundle(small_bundle_dir).tracks.ids[0]))], k=5)
+    try:
+        with grpc.insecure_channel(target, options=[("grpc.service_config", SERVICE_CONFIG)]) as ch:
+            stub = pb_grpc.RecommenderStub(ch)
+            grpc.channel_ready_future(ch).result(timeout=10)
+            for _ in range(20):
+                stub.SimilarTracks(request, timeout=10)
+            assert counts[0] >= 5 and counts[1] >= 5, counts  # round_robin: both get calls
+            servers[0].set_serving(False)  # draining: health NOT_SERVING, still answering
+            time.sleep(0.5)  # the health watch streams the change to the channel
+            before = counts[0]
+            for _ in range(20):
+                stub.SimilarTracks(request, timeout=10)
+            assert counts[0] == before, counts  # no call went to the draining server
+            servers[0].set_serving(True)
+            wait_until(lambda: (stub.SimilarTracks(request, timeout=10), counts[0] > before)[1],
+                       "calls reaching the server again once it is SERVING")
+    finally:
+        for s in servers:
+            s.stop(grace=0.2)
+
+
+def test_replicas_load_a_flat_index_from_shared_pages(small_bundle_dir: Path) -> None:
+    import numpy as np
+
+    from engine import Recommender, Seed, SimilarQuery
+
+    plain, shared = load_bundle(small_bundle_dir), load_bundle(small_bundle_dir, share_pages=True)
+    np.testing.assert_array_equal(plain.vectors, shared.vectors)
+    assert shared.vectors.base is not None and not shared.vectors.flags.owndata  # a view of the mapped index
+    q = SimilarQuery(seeds=[Seed(track_id=str(plain.tracks.ids[3]))], k=20, diversity=0.3)
+    assert Recommender(plain).similar(q).rows.tolist() == Recommender(shared).similar(q).rows.tolist()
