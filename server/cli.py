@@ -25,6 +25,10 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--max-concurrent", type=int, default=64,
                    help="RPCs accepted at once (running or queued); more get RESOURCE_EXHAUSTED (default 64)")
     p.add_argument("--workers", type=int, default=4, help="handler threads (default 4; see benchmarks/RESULTS.md)")
+    p.add_argument("--processes", type=int, default=1, metavar="N",
+                   help="N server processes on one port (SO_REUSEPORT), each with --workers threads, sharing a flat "
+                        "index's pages; a supervisor forwards signals and restarts a process that dies (default 1)")
+    p.add_argument("--replica", action="store_true", help=argparse.SUPPRESS)  # set by the --processes supervisor
     p.add_argument("--audio-workers", type=int, default=1,
                    help="processes analysing audio clips (default 1; warmed at start for an audio bundle)")
     p.add_argument("--audio-max-clips", type=int, default=4,
@@ -270,9 +274,17 @@ def cmd_health(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from ._bind import ServerStartError, check_bindable, read_tls_files
 
+    if args.processes < 1:
+        print(f"musicrec serve: error: --processes must be at least 1, got {args.processes}", file=sys.stderr)
+        return 2
+    if args.processes > 1 and args.http_port is not None:
+        print("musicrec serve: error: --http-port is not available with --processes yet; run the HTTP face in "
+              "its own musicrec serve", file=sys.stderr)
+        return 2
     try:  # at once: before grpc, the engine and the bundle take seconds to load
         read_tls_files(args.tls_cert, args.tls_key)
-        check_bindable(f"{args.host}:{args.port}")
+        if not args.replica:  # replicas bind a port their supervisor checked, beside each other
+            check_bindable(f"{args.host}:{args.port}")
         if args.http_port is not None:
             check_bindable(f"{args.http_host or args.host}:{args.http_port}")
     except ServerStartError as exc:
@@ -280,6 +292,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
 
     import logging
+
+    if args.processes > 1:
+        from ._logging import configure as configure_logging
+        from ._replicas import run_replicas
+
+        configure_logging(args.log_format)
+        return run_replicas(args)
 
     from engine import BundleError
 
@@ -304,7 +323,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                             log_requests=args.log_requests, slow_ms=args.slow_ms or None,
                             audio_workers=args.audio_workers, audio_max_clips=args.audio_max_clips,
                             http_port=args.http_port, http_host=args.http_host or args.host,
-                            source_factory=source_factory)
+                            source_factory=source_factory, replica=args.replica)
     try:
         running = create_server(args.bundle, f"{args.host}:{args.port}", options)
     except (ServerStartError, BundleError, OSError) as exc:  # address, TLS files, any failure to load the bundle
