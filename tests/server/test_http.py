@@ -344,3 +344,12 @@ def test_the_http_socket_says_tcp_so_responses_are_not_held_back() -> None:
         assert sock.proto == socket.IPPROTO_TCP
     finally:
         sock.close()
+
+
+@pytest.mark.parametrize("argv", [["serve", "--help"], ["bench", "--help"]], ids=" ".join)
+def test_help_loads_no_web_or_plotting_module(argv: list[str]) -> None:
+    from tests.test_entrypoint import loaded, run_main
+
+    code, modules, printed = run_main(argv)
+    assert code == 0 and ("--http-port" in printed or "--html" in printed)
+    assert loaded(modules, ("starlette", "uvicorn", "matplotlib")) == []
