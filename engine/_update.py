@@ -7,9 +7,9 @@ its genre classifier; only what depends on the set of tracks is recomputed:
 
 - the track table: kept tracks in their old order, new tracks appended (rows are renumbered past
   a removed track);
-- the index: a flat index is rebuilt from the vectors (a copy: no training); HNSW gets the new
-  vectors added, IVF too (its trained lists are kept), both rebuilt from the vectors when tracks are
-  removed (IVF keeps its training);
+- the index (and the new-track IVF index): a flat index is rebuilt from the vectors (a copy: no
+  training); HNSW gets the new vectors added, IVF too (its trained lists are kept); when tracks are
+  removed HNSW is rebuilt and IVF emptied and refilled (keeping its training);
 - the neighbour table: recomputed, by the build's own function (engine/_ranking.py
   ``first_blocks``) over one batched search of the new index, for the new tracks and for every
   track whose first fetch now holds a new track or might have held a removed one (cosine to it at
@@ -269,11 +269,12 @@ def _index(bundle: Bundle, keep: np.ndarray, new_vectors: np.ndarray, vectors: n
     if config.index.kind != "flat":
         metrics.update(measure_recall(index, vectors, queries=config.index.recall_queries, seed=config.seed))
     if "index_new_tracks.faiss" in bundle.manifest["files"]:
-        fast, how = updated(bundle.path / "index_new_tracks.faiss", "hnsw")
+        fast, how = updated(bundle.path / "index_new_tracks.faiss", "ivf")  # IVF-flat (new_track_index_config)
         faiss.write_index(fast, str(tmp / "index_new_tracks.faiss"))
-        metrics["new_track_index"] = {**metrics.get("new_track_index", {}), "update": how,
-                                      **measure_recall(fast, vectors, queries=config.index.recall_queries,
-                                                       seed=config.seed)}
+        base = {k: v for k, v in metrics.get("new_track_index", {}).items() if k in ("kind", "nlist", "nprobe")}
+        metrics["new_track_index"] = {**base, "update": how, **measure_recall(
+            fast, vectors, queries=config.index.recall_queries, seed=config.seed), **measure_recall(
+            fast, vectors, k=config.similar.candidates + SLACK, queries=config.index.recall_queries, seed=config.seed)}
     return index, metrics
 
 
