@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 
-def format_report(manifest: dict[str, Any], *, moods: list[dict[str, Any]] | None = None) -> str:
+def format_report(manifest: dict[str, Any], *, moods: list[dict[str, Any]] | None = None,
+                  width: int | None = None) -> str:
+    """The report as text; ``width`` (a terminal's) narrows the mood table's last column to fit."""
     c, m = manifest["counts"], manifest["metrics"]
     lines = [
         f"musicrec bundle (format {manifest['format_version']}), created {manifest['created_at']}",
@@ -58,7 +60,7 @@ def format_report(manifest: dict[str, Any], *, moods: list[dict[str, Any]] | Non
             f"{f} {s['min_mean']:.3g}..{s['max_mean']:.3g} (std {s['std_of_means']:.3g}, catalog std "
             f"{s['catalog_std']:.3g})" for f, s in mo["spread"].items()))
     if moods:
-        lines += ["", *mood_table(moods)]
+        lines += ["", *mood_table(moods, width=width)]
     g = m.get("genre")
     if g and "skipped" not in g:
         lines += [
@@ -108,17 +110,23 @@ def format_report(manifest: dict[str, Any], *, moods: list[dict[str, Any]] | Non
 MOOD_TABLE_FEATURES = ("valence", "energy", "tempo", "acousticness")
 
 
-def mood_table(moods: list[dict[str, Any]], features: tuple[str, ...] = MOOD_TABLE_FEATURES) -> list[str]:
+def mood_table(moods: list[dict[str, Any]], features: tuple[str, ...] = MOOD_TABLE_FEATURES, *,
+               width: int | None = None) -> list[str]:
     """One line per mood: id, name, tracks, core tracks, the mean of what a listener hears (over all
-    the mood's tracks; the core centroid for bundles made before means were recorded), top genres."""
+    the mood's tracks; the core centroid for bundles made before means were recorded), top genres.
+    With ``width``, top genres are cut (ending in "…") so that lines fit, as far as that column can."""
     shown = [f for f in features if f in (moods[0].get("mean") or moods[0]["centroid"])] if moods else []
-    width = max([len(c["name"]) for c in moods] + [4])
-    lines = [f"  {'id':>3}  {'mood':<{width}} {'tracks':>7} {'core':>7} "
+    name_width = max([len(c["name"]) for c in moods] + [4])
+    lines = [f"  {'id':>3}  {'mood':<{name_width}} {'tracks':>7} {'core':>7} "
              + " ".join(f"{f.removesuffix('ness')[:8]:>8}" for f in shown) + "  top genres"]
     for cl in moods:
         values = cl.get("mean") or cl["centroid"]
         genres = ", ".join(g["genre"] for g in cl["top_genres"]) or "-"
-        lines.append(f"  {cl['id']:>3}  {cl['name']:<{width}} {cl['size']:>7,} {cl['core_size']:>7,} "
+        lines.append(f"  {cl['id']:>3}  {cl['name']:<{name_width}} {cl['size']:>7,} {cl['core_size']:>7,} "
                      + " ".join(f"{values[f]:>8.1f}" if f == "tempo" else f"{values[f]:>8.2f}" for f in shown)
                      + f"  {genres}")
+    if width is not None:
+        fixed = len(lines[0]) - len("top genres")  # every line is this long before its genres
+        room = max(width - fixed, len("top genres"))
+        lines = [line if len(line) - fixed <= room else line[:fixed + room - 1] + "…" for line in lines]
     return lines

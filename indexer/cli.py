@@ -260,6 +260,7 @@ def _build_and_report(args: argparse.Namespace, csv: Path, out: Path, *, source_
                       serve: bool = False) -> int:
     from engine import build_bundle, publish
     from engine._report import format_report
+    from server._table import output_width
 
     config = _config_from_args(args)
     progress = None if args.quiet else _Progress()
@@ -271,7 +272,7 @@ def _build_and_report(args: argparse.Namespace, csv: Path, out: Path, *, source_
     if args.current:
         publish(out, args.current)
     moods = json.loads((out / "moods.json").read_text(encoding="utf-8"))
-    print(format_report(manifest, moods=moods))
+    print(format_report(manifest, moods=moods, width=output_width()))
     print(f"\nbundle written to {out}" + (f"; {args.current} -> {out}" if args.current else ""))
     if args.json_out == "-":
         print(json.dumps(manifest, indent=2))

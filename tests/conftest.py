@@ -41,6 +41,12 @@ def real_csv() -> Path:
     return REAL_DATA
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:  # a real-data test waits for a full build of the dataset
+        if item.get_closest_marker("real_data"):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def real_bundle_dir(real_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A bundle of the real dataset with the default configuration, built once per session (~1.5 min)."""

@@ -94,3 +94,16 @@ def test_config_help_lists_every_section(capsys: pytest.CaptureFixture[str]) -> 
     with pytest.raises(SystemExit):
         main(["index", "--help"])
     assert "[similar]" in " ".join(capsys.readouterr().out.split())
+
+
+def test_the_report_mood_table_fits_a_terminal() -> None:
+    from engine._report import mood_table
+
+    moods = [{"id": 0, "name": "calm, content · acoustic", "size": 10, "core_size": 5, "top_genres":
+              [{"genre": g} for g in ("singer-songwriter", "acoustic", "j-pop")],
+              "mean": {"valence": 0.5, "energy": 0.3, "tempo": 100.0, "acousticness": 0.8}}]
+    full = mood_table(moods)
+    assert full[1].endswith("singer-songwriter, acoustic, j-pop")
+    cut = mood_table(moods, width=len(full[1]) - 10)
+    assert len(cut[1]) == len(full[1]) - 10 and cut[1].endswith("…")
+    assert cut[0] == full[0]  # the header fits already

@@ -76,6 +76,7 @@ OPS = st.lists(st.tuples(st.sampled_from(["insert", "delete", "replace", "trunca
                          st.integers(0, 20_000), PAYLOADS), min_size=1, max_size=4)
 
 
+@pytest.mark.slow  # 40 builds of fuzzed files
 def test_fuzzed_csv_bytes(tmp_path: Path, tiny_config: Path, valid_csv_bytes: bytes,
                           capsys: pytest.CaptureFixture[str]) -> None:
     counter = iter(range(10**6))
@@ -126,6 +127,7 @@ def test_named_malformations(case: str, tmp_path: Path, tiny_config: Path, valid
         assert "not UTF-8" in err
 
 
+@pytest.mark.slow  # a minute or more of builds killed at random points
 def test_sigkill_during_builds_never_touches_the_live_bundle(tmp_path: Path, tiny_config: Path) -> None:
     csv = tmp_path / "catalog.csv"
     synthetic_catalog(1500, seed=3).to_csv(csv, index=False)

@@ -98,6 +98,7 @@ def still_serving(stub: pb_grpc.RecommenderStub, health: health_pb2_grpc.HealthS
     assert len(ok.results) == 10
 
 
+@pytest.mark.slow  # 150 generated requests of each shape
 def test_fuzz_similar_and_batch(running: RunningServer, stub: pb_grpc.RecommenderStub,
                                 health: health_pb2_grpc.HealthStub) -> None:
     @FUZZ
