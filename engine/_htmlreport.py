@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ._diagnostics import load_diagnostics
+from ._families import family_matrix
 from ._loaded import Bundle
 from ._report import format_report
 
@@ -55,14 +56,16 @@ def _hsl(h: float, s: float, lum: float) -> str:
     return f"#{round(r * 255):02x}{round(g * 255):02x}{round(b * 255):02x}"
 
 
-def figure_data_uri(fig: Any) -> str:
+def figure_data_uri(fig: Any, dpi: int = 100) -> str:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def figure_html(fig: Any, caption: str, alt: str) -> str:
-    return (f'<figure><img src="{figure_data_uri(fig)}" alt="{html.escape(alt)}">'
+def figure_html(fig: Any, caption: str, alt: str, *, dpi: int = 100) -> str:
+    """A figure as an embedded PNG with its caption. A large ``dpi`` keeps small labels legible when
+    the reader zooms into the image (the page shows it scaled to its width)."""
+    return (f'<figure><img src="{figure_data_uri(fig, dpi)}" alt="{html.escape(alt)}">'
             f"<figcaption>{caption}</figcaption></figure>")
 
 
@@ -169,6 +172,11 @@ def _mood_profiles(figure: Any, bundle: Bundle) -> str:
 def _confusion(figure: Any, level: dict[str, Any], name: str) -> str:
     confusion = np.asarray(level["confusion"], dtype=np.float64)
     names = level["names"]
+    groups = _family_groups(names) if name == "genre" else None
+    if groups is not None:  # genres next to their family's: confusion within a family shows as blocks
+        order = groups[0]
+        confusion = confusion[np.ix_(order, order)]
+        names = [names[i] for i in order]
     rows = confusion.sum(axis=1, keepdims=True)
     share = np.divide(confusion, rows, out=np.zeros_like(confusion), where=rows > 0)
     k = len(names)
@@ -176,9 +184,12 @@ def _confusion(figure: Any, level: dict[str, Any], name: str) -> str:
     fig = figure(layout="constrained", figsize=(side + 1.5, side))
     ax = fig.subplots()
     image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1, interpolation="nearest")
-    font = 9 if k <= 20 else max(4.0, 9 - k / 20)
+    font = 9 if k <= 20 else max(5.0, 9 - k / 25)
     ax.set_xticks(range(k), names, rotation=90, fontsize=font)
     ax.set_yticks(range(k), names, fontsize=font)
+    for b in (groups[1] if groups is not None else []):
+        ax.axhline(b - 0.5, color="#d1242f", lw=0.4)
+        ax.axvline(b - 0.5, color="#d1242f", lw=0.4)
     ax.set_xlabel("predicted (top-1)")
     ax.set_ylabel("true")
     if k <= 20:
@@ -193,8 +204,22 @@ def _confusion(figure: Any, level: dict[str, Any], name: str) -> str:
                  f"top-1 {correct:.3f})")
     caption = ("Rows: the true label (for a track with several, the predicted one when it is among them, else its "
                "first); columns: the top-1 prediction; each row sums to 1. Tracks from the genre evaluation's "
-               "held-out artists, predicted by the evaluation model that never saw them.")
-    return figure_html(fig, caption, f"{name} confusion matrix")
+               "held-out artists, predicted by the evaluation model that never saw them."
+               + (" Genres are grouped by family; red lines separate the families." if groups is not None else "")
+               + (" Zoom into the image to read the labels." if k > 40 else ""))
+    return figure_html(fig, caption, f"{name} confusion matrix", dpi=100 if k <= 40 else 160)
+
+
+def _family_groups(names: list[str]) -> tuple[list[int], list[int]] | None:
+    """Genre positions ordered by family (engine/_families.py), and where each new family starts."""
+    found = family_matrix(tuple(names))
+    if found is None:
+        return None
+    m, _ = found
+    family = np.argmax(m, axis=1)
+    order = sorted(range(len(names)), key=lambda i: (family[i], names[i]))
+    bounds = [j for j in range(1, len(order)) if family[order[j]] != family[order[j - 1]]]
+    return order, bounds
 
 
 def _reliability(figure: Any, diag: dict[str, dict[str, Any]], g: dict[str, Any]) -> str:
@@ -245,11 +270,11 @@ def _per_label(figure: Any, level: dict[str, Any], g: dict[str, Any]) -> str:
     accuracy = hits[present] / tracks[present]
     order = np.argsort(accuracy)
     k = len(names)
-    fig = figure(layout="constrained", figsize=(9, max(3.0, 0.17 * k + 1.2)))
+    fig = figure(layout="constrained", figsize=(9, max(3.0, 0.2 * k + 1.2)))
     ax = fig.subplots()
     ax.barh(range(k), accuracy[order], color="#1f6feb", height=0.75)
     ax.set_yticks(range(k), [f"{names[i]} ({int(tracks[present][i])})" for i in order],
-                  fontsize=max(5.0, 9 - k / 25))
+                  fontsize=max(6.5, 9 - k / 25))
     ax.axvline(g["top1"], color="#d1242f", ls="-", label=f"all held-out tracks {g['top1']:.3f}")
     ax.axvline(g["random_top1"], color="#8a94a6", ls="--", label=f"random {g['random_top1']:.3f}")
     ax.set_xlim(0, 1)
@@ -257,7 +282,8 @@ def _per_label(figure: Any, level: dict[str, Any], g: dict[str, Any]) -> str:
     ax.set_xlabel("top-1 accuracy (any of the track's genres counts)")
     ax.legend(loc="lower right", fontsize=8)
     ax.set_title("Top-1 accuracy per genre, held-out artists (test tracks in brackets)")
-    return figure_html(fig, "A track with several genres counts under each of them.", "per-genre accuracy")
+    return figure_html(fig, "A track with several genres counts under each of them.", "per-genre accuracy",
+                       dpi=100 if k <= 40 else 130)
 
 
 def _pca(figure: Any, pca: dict[str, Any]) -> str:
