@@ -28,66 +28,6 @@ from typing import Any
 import numpy as np
 
 from engine import Recommender, Seed, SimilarQuery, TrackFilter, load_bundle, use_one_search_thread
-from engine._ranking import RowFilter
-
-
-class EdgeSource:
-    """Qdrant Edge (qdrant-edge-py) as a candidate source: the Rust engine, one shard on disk."""
-
-    pushes_filters = True
-
-    def __init__(self, bundle: Any, path: Path) -> None:
-        import qdrant_edge as qe
-
-        from engine.qdrant import point_batches
-        from engine.qdrant._publish import numeric_key
-
-        self.qe, self.numeric_key = qe, numeric_key
-        dim = bundle.vectors.shape[1]
-        self.shard = qe.EdgeShard.create(str(path), qe.EdgeConfig(
-            vectors=qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine)))
-        for name, kind in (("genres", qe.PayloadSchemaType.Keyword), ("song", qe.PayloadSchemaType.Integer),
-                           ("mood", qe.PayloadSchemaType.Integer), ("explicit", qe.PayloadSchemaType.Integer),
-                           ("num.tempo", qe.PayloadSchemaType.Float)):
-            self.shard.update(qe.UpdateOperation.create_field_index(name, kind))
-        for batch in point_batches(bundle, 2048):
-            self.shard.update(qe.UpdateOperation.upsert_points([
-                qe.Point(id=i, vector=v, payload=p) for i, v, p in zip(batch.ids, batch.vectors, batch.payloads,
-                                                                       strict=True)]))
-        self.shard.optimize()
-        self.genre_names = bundle.tracks.genre_names
-
-    def _filter(self, f: RowFilter | None) -> Any:
-        qe = self.qe
-        if f is None:
-            return None
-        must, must_not = [], []
-        if f.exclude_rows.size:
-            must_not.append(qe.HasIdCondition(set(f.exclude_rows.tolist())))
-        if f.exclude_songs.size:
-            must_not.append(qe.FieldCondition("song", match=qe.MatchAny(f.exclude_songs.tolist())))
-        if f.include_codes.size:
-            must.append(qe.FieldCondition("genres", match=qe.MatchAny([self.genre_names[c] for c in f.include_codes])))
-        if f.exclude_codes.size:
-            must_not.append(qe.FieldCondition("genres", match=qe.MatchAny(
-                [self.genre_names[c] for c in f.exclude_codes])))
-        if f.explicit is not None:
-            must.append(qe.FieldCondition("explicit", match=qe.MatchValue(int(f.explicit[1]))))
-        for name, (_, lo, hi) in zip(f.range_names, f.ranges, strict=False):
-            key = self.numeric_key(name)
-            if key is not None:
-                must.append(qe.FieldCondition(key, range=qe.RangeFloat(
-                    gte=None if lo == -np.inf else float(lo), lte=None if hi == np.inf else float(hi))))
-        if f.moods is not None:
-            must.append(qe.FieldCondition("mood", match=qe.MatchAny(f.moods[1].tolist())))
-        return qe.Filter(must=must or None, must_not=must_not or None)
-
-    def nearest(self, vector: np.ndarray, n: int, row_filter: RowFilter | None = None) -> np.ndarray:
-        qe = self.qe
-        points = self.shard.query(qe.QueryRequest(limit=n, query=qe.Query.Nearest(vector.astype(np.float32).tolist()),
-                                                  filter=self._filter(row_filter), with_payload=False))
-        return np.fromiter((int(p.id) for p in points), dtype=np.int64, count=len(points))
-
 
 FILTERS: dict[str, TrackFilter] = {
     "none": TrackFilter(),
@@ -109,6 +49,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("bundle", type=Path)
     ap.add_argument("--queries", type=int, default=50)
+    ap.add_argument("--sources", default="faiss-flat,qdrant-local,qdrant-edge",
+                    help="comma-separated subset (faiss-flat is always run: it is the reference)")
     ap.add_argument("--json", dest="json_out", type=Path)
     args = ap.parse_args()
     use_one_search_thread()
@@ -119,7 +61,10 @@ def main() -> int:
     sources: dict[str, Recommender] = {"faiss-flat": Recommender(bundle)}
     setup: dict[str, float] = {}
     tmp = tempfile.mkdtemp(prefix="backends-")
+    wanted = set(args.sources.split(","))
     try:
+        if "qdrant-local" not in wanted:
+            raise ImportError("not asked for")
         from qdrant_client import QdrantClient
 
         from engine.qdrant import QdrantSource, publish_bundle
@@ -132,17 +77,23 @@ def main() -> int:
         setup["qdrant-local"] = round(time.perf_counter() - t0, 1)
         sources["qdrant-local"] = Recommender(bundle, source=QdrantSource(client, bundle, alias="bench"))
     except ImportError as exc:
-        print(f"qdrant-client not installed: {exc}", file=sys.stderr)
+        print(f"qdrant local mode skipped: {exc}", file=sys.stderr)
     try:
+        if "qdrant-edge" not in wanted:
+            raise ImportError("not asked for")
+        from engine.qdrant import EdgeSource
+
         t0 = time.perf_counter()
-        edge = EdgeSource(bundle, Path(tmp) / "edge")
+        edge = EdgeSource.create(bundle, Path(tmp) / "edge")
         setup["qdrant-edge"] = round(time.perf_counter() - t0, 1)
         sources["qdrant-edge"] = Recommender(bundle, source=edge)  # type: ignore[arg-type]
     except ImportError as exc:
-        print(f"qdrant-edge-py not installed: {exc}", file=sys.stderr)
+        print(f"qdrant edge skipped: {exc}", file=sys.stderr)
     results: list[dict[str, Any]] = []
     reference: dict[str, list[list[int]]] = {}
     for name, rec in sources.items():
+        for r in rows[:3]:  # warm-up, untimed (first calls build caches, page in the index)
+            rec.similar(SimilarQuery(seeds=[Seed(track_id=rec.ids[r])], k=10, genre_weight=0.0))
         for fname, f in filters.items():
             queries = [SimilarQuery(seeds=[Seed(track_id=rec.ids[r])], k=10, genre_weight=0.0, filter=f) for r in rows]
             plans = [rec._similar.plan(q, "") for q in queries]

@@ -22,8 +22,12 @@ the artist cap, MMR, paging) is the same pipeline as on FAISS (engine/_ranking.p
 the same ranking for the same candidates. Qdrant's own recommend, group-by and MMR are not used:
 their scores and tie rules differ from the bundle's ranking, and one definition of the ranking
 is what keeps pages slices of one list on every source.
+
+``EdgeSource`` (engine/qdrant/_edge.py, the ``qdrant-edge-py`` package) runs the same payloads and
+filters through the Qdrant engine itself, in-process: the contract suite uses it where it is installed.
 """
 
+from ._edge import EdgeSource
 from ._publish import (
     DEFAULT_ALIAS,
     PublishReport,
@@ -38,6 +42,7 @@ from ._source import QdrantSource, qdrant_filter
 
 __all__ = [
     "DEFAULT_ALIAS",
+    "EdgeSource",
     "PublishReport",
     "QdrantSource",
     "alias_target",

@@ -1,5 +1,6 @@
-"""One contract, every candidate source: FAISS flat (the bundle's index), FAISS HNSW, and Qdrant
-(local mode, the Qdrant API in-process; a server runs the same client code by URL).
+"""One contract, every candidate source: FAISS flat (the bundle's index), FAISS HNSW, Qdrant local
+mode (qdrant-client's Python re-implementation; a server runs the same client code by URL) and
+Qdrant Edge (the Qdrant engine itself, in-process: its real filter semantics).
 
 The pipeline re-ranks whatever a source returns, so the assertions are the same for every
 source; an exact source must give FAISS flat's answers, an approximate one a recall@10 >= 0.99.
@@ -20,7 +21,7 @@ from engine import IndexConfig, IndexSource, Recommender, Seed, SimilarQuery, Tr
 from engine._ranking import RowFilter
 from tests.engine.test_pipeline import assert_filter_holds, pages
 
-SOURCES = ["faiss-flat", "faiss-hnsw", "qdrant-local"]
+SOURCES = ["faiss-flat", "faiss-hnsw", "qdrant-local", "qdrant-edge"]
 
 
 @pytest.fixture(scope="module")
@@ -41,12 +42,18 @@ def name(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="module")
-def rec(name: str, bundle, exact: Recommender) -> Recommender:  # type: ignore[no-untyped-def]
+def rec(name: str, bundle, exact: Recommender,  # type: ignore[no-untyped-def]
+        tmp_path_factory: pytest.TempPathFactory) -> Recommender:
     if name == "faiss-flat":
         return exact
     if name == "faiss-hnsw":
         index = build_index(bundle.vectors, IndexConfig(kind="hnsw"))
         return Recommender(bundle, source=IndexSource(index))
+    if name == "qdrant-edge":
+        pytest.importorskip("qdrant_edge")
+        from engine.qdrant import EdgeSource
+
+        return Recommender(bundle, source=EdgeSource.create(bundle, tmp_path_factory.mktemp("edge") / "shard"))
     pytest.importorskip("qdrant_client")
     from qdrant_client import QdrantClient
 
