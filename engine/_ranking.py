@@ -231,16 +231,24 @@ class Selector:
     def feed(self, rows: np.ndarray, scores: np.ndarray) -> None:
         """Walk one sorted block (or the head of one) until ``need`` is reached."""
         check_deadline(self.deadline)
-        if self.diversity <= 0:
-            for row, score in zip(rows.tolist(), scores.tolist(), strict=True):
-                if self.done:
-                    return
-                if self._allowed(row):
-                    self._take(row, score)
-                else:
-                    self.capped += 1
+        if self.diversity > 0:
+            self._feed_mmr(rows, scores)
             return
-        self._feed_mmr(rows, scores)
+        room = self.need - len(self.rows)
+        if room <= 0:
+            return
+        if not self.cap:  # nothing to skip: the walk is a slice
+            self.rows += rows[:room].tolist()
+            self.scores += scores[:room].tolist()
+            return
+        out_rows, need = self.rows, self.need
+        for row, score in zip(rows.tolist(), scores.tolist(), strict=True):
+            if len(out_rows) >= need:
+                return
+            if self._allowed(row):
+                self._take(row, score)
+            else:
+                self.capped += 1
 
     def _feed_mmr(self, rows: np.ndarray, scores: np.ndarray) -> None:
         lam = self.diversity

@@ -14,6 +14,7 @@ and the loops check the caller's deadline between blocks and every few MMR picks
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Mapping, Sequence
 
@@ -215,7 +216,7 @@ class SimilarSearch:
                                f"the deepest a ranking goes), got {q.offset}")
         if q.max_per_artist < 0:
             raise InvalidQuery(f"{where}max_per_artist: must be >= 0, got {q.max_per_artist}")
-        if not (np.isfinite(q.diversity) and 0 <= q.diversity <= 1):
+        if not (math.isfinite(q.diversity) and 0 <= q.diversity <= 1):
             raise InvalidQuery(f"{where}diversity: must be 0..1, got {q.diversity}")
         unknown: list[str] = []
         pos, pos_rows, inputs = self._seeds(q.seeds, f"{where}seeds", q.skip_unknown_seeds, unknown)
@@ -223,7 +224,8 @@ class SimilarSearch:
         if not pos:
             raise InvalidQuery(f"{where}seeds: none of the seed track ids is in the catalog: {unknown[:10]}")
         if len(pos) == 1 and not neg:
-            vector = pos[0].astype(np.float32)  # already unit: kept bit for bit, as the table was built
+            # unit already: kept bit for bit, as the neighbour table was built
+            vector = pos[0] if pos[0].dtype == np.float32 else pos[0].astype(np.float32)
         else:
             combined = np.mean(pos, axis=0, dtype=np.float64)
             if neg:
@@ -285,10 +287,10 @@ class SimilarSearch:
                 raise InvalidQuery(f"{where}targets[{name!r}]: must be a finite number, got {value}")
             targets.append((values, float(value), view.spread[name]))
         weight = DEFAULT_TARGET_WEIGHT if q.target_weight is None else q.target_weight
-        if not (np.isfinite(weight) and 0 <= weight <= 1):
+        if not (math.isfinite(weight) and 0 <= weight <= 1):
             raise InvalidQuery(f"{where}target_weight: must be 0..1, got {q.target_weight}")
         genre_weight = self.default_genre_weight if q.genre_weight is None else q.genre_weight
-        if not (np.isfinite(genre_weight) and 0 <= genre_weight <= 1):
+        if not (math.isfinite(genre_weight) and 0 <= genre_weight <= 1):
             raise InvalidQuery(f"{where}genre_weight: must be 0..1, got {q.genre_weight}")
         if genre_weight > 0 and view.bundle.classifier is None:
             raise InvalidQuery(f"{where}genre_weight: this bundle has no genre classifier; use 0")
