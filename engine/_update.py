@@ -391,7 +391,7 @@ def drift_check(bundle: Bundle, keep: np.ndarray, new_features: np.ndarray, new_
     out["rebuild_due"] = bool(reasons)
     out["reasons"] = reasons
     out["verdict"] = ("rebuild due: " + "; ".join(reasons)) if reasons else \
-        "no refit needed: the new tracks sit within the fitted distribution"
+        "no refit needed: the new tracks sit within the fitted distribution" if added else "no refit needed"
     return out
 
 
