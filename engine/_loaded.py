@@ -109,7 +109,13 @@ def load_bundle(path: str | os.PathLike[str], *, search_threads: int = 1, share_
     if "index_new_tracks.faiss" in manifest["files"]:
         with _reading(path, "index_new_tracks.faiss"):
             new_track_index = faiss.read_index(str(path / "index_new_tracks.faiss"))
-            configure_search(new_track_index, dataclasses.replace(config.index, kind="ivf"))
+            # IVF since 167313e; bundles of format 3 built before it hold an HNSW index, searched
+            # wide enough for the first fetch
+            if faiss.try_extract_index_ivf(new_track_index) is not None:
+                configure_search(new_track_index, dataclasses.replace(config.index, kind="ivf"))
+            else:
+                configure_search(new_track_index, dataclasses.replace(
+                    config.index, kind="hnsw", hnsw_ef_search=max(config.index.hnsw_ef_search, 256)))
             if new_track_index.ntotal != len(tracks) or new_track_index.d != prep.n_components:
                 raise BundleIntegrityError(f"{path}: the bundle is inconsistent: the new-track index holds "
                                            f"{new_track_index.ntotal} vectors of {new_track_index.d} dims")

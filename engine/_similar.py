@@ -30,10 +30,10 @@ from ._view import CatalogView
 
 MAX_K = 1000
 MAX_DEPTH = 2000  # offset + k: the deepest page of a ranking
-MAX_POOL = 20_000  # survivors a ranking may walk (an artist cap can skip many)
+MAX_POOL = 5_000  # survivors a ranking may walk (an artist cap can skip many): bounds MMR's picks
 MAX_SEEDS = 500
 MAX_BATCH = 256
-MAX_BATCH_DEPTH = 20_000  # sum of offset + k over a batch
+MAX_BATCH_DEPTH = 5_000  # sum of offset + k over a batch (benchmarks/worst_case.py)
 DEFAULT_K = 10
 NEGATIVE_WEIGHT = 0.5  # Rocchio: a negative seed pulls half as hard as a positive one
 DEFAULT_TARGET_WEIGHT = 0.5
