@@ -84,6 +84,7 @@ class QdrantSource:
         self.collection: str | None = None  # resolved and verified
         self.error: str | None = None  # why the last attempt failed; None while healthy
         self._failed_at = -np.inf
+        self._moved_to: str | None = None  # the alias's other target last logged
         self._state = threading.Lock()
         self._calls = threading.Lock() if serialize else contextlib.nullcontext()
 
@@ -133,7 +134,8 @@ class QdrantSource:
                     why = collection_holds(self.client, target, self.bundle)
                 elif self.client.collection_exists(self.own):
                     why = collection_holds(self.client, self.own, self.bundle)
-                    if why is None:
+                    if why is None and target != self._moved_to:  # once per move, not every health check
+                        self._moved_to = target
                         log.warning("alias %s names %s, not this bundle's collection; serving %s until this "
                                     "server loads the newer bundle", self.alias, target, self.own)
                 else:
