@@ -185,3 +185,19 @@ def test_serve_refuses_an_incomplete_backend_configuration(small_bundle_dir: Pat
 
     assert main(["serve", "--bundle", str(small_bundle_dir), "--port", "0", "--backend", "qdrant"]) == 2
     assert "exactly one of --qdrant-url URL or --qdrant-path DIR" in capsys.readouterr().err
+
+
+def test_after_the_alias_moves_on_a_server_keeps_reading_its_own_collection(small_bundle_dir: Path,
+                                                                            tmp_path: Path) -> None:
+    client = QdrantClient(":memory:")
+    publish_bundle(small_bundle_dir, client, alias="moving")
+    newer = another_version(small_bundle_dir, tmp_path / "newer", "2031-01-01T00:00:00+00:00")
+    publish_bundle(newer, client, alias="moving")  # the alias now names the newer bundle; keep=2 retains ours
+    srv = serve(small_bundle_dir, client, alias="moving")
+    tid = str(load_bundle(small_bundle_dir).tracks.ids[0])
+    try:
+        wait_until(lambda: health(srv.port) == SERVING, "health SERVING from the retained collection")
+        with grpc.insecure_channel(f"127.0.0.1:{srv.port}") as ch:
+            assert len(pb_grpc.RecommenderStub(ch).SimilarTracks(filtered(tid), timeout=10).results) == 10
+    finally:
+        srv.stop(grace=0.5)
