@@ -277,6 +277,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.processes < 1:
         print(f"musicrec serve: error: --processes must be at least 1, got {args.processes}", file=sys.stderr)
         return 2
+    if args.processes > 1 and args.backend == "qdrant" and args.qdrant_path is not None:
+        print("musicrec serve: error: --qdrant-path (Qdrant local mode) opens its directory in one process only; "
+              "use --qdrant-url with --processes", file=sys.stderr)
+        return 2
     if args.processes > 1 and args.http_port is not None:
         print("musicrec serve: error: --http-port is not available with --processes yet; run the HTTP face in "
               "its own musicrec serve", file=sys.stderr)

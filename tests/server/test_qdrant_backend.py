@@ -185,6 +185,9 @@ def test_serve_refuses_an_incomplete_backend_configuration(small_bundle_dir: Pat
 
     assert main(["serve", "--bundle", str(small_bundle_dir), "--port", "0", "--backend", "qdrant"]) == 2
     assert "exactly one of --qdrant-url URL or --qdrant-path DIR" in capsys.readouterr().err
+    assert main(["serve", "--bundle", str(small_bundle_dir), "--port", "0", "--backend", "qdrant", "--qdrant-path",
+                 "x", "--processes", "2"]) == 2
+    assert "one process only" in capsys.readouterr().err
 
 
 def test_after_the_alias_moves_on_a_server_keeps_reading_its_own_collection(small_bundle_dir: Path,
