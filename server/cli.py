@@ -338,6 +338,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "serving musicrec.v1.Recommender on %s:%d%s (bundle %s: %d tracks, %d moods, %d genres, %s index)",
         args.host, running.port, " with TLS" if args.tls_cert else "", rec.bundle.version, rec.n,
         len(rec.moods()), len(rec.genre_names), rec.bundle.manifest["metrics"]["index"]["kind"])
+    if args.backend == "qdrant":
+        state = getattr(rec.source, "error", None) or f"collection {getattr(rec.source, 'collection', None)}"
+        logging.getLogger("musicrec.server").info(
+            "similar-track candidates from Qdrant %s, alias %s: %s",
+            args.qdrant_url or f"local mode at {args.qdrant_path}", args.qdrant_alias, state,
+            extra={"event": "backend", "fields": {"backend": "qdrant", "alias": args.qdrant_alias}})
     if running.http_port is not None:
         logging.getLogger("musicrec.server").info(
             "HTTP/JSON (POST /v1/<Method>) and the web console on http://%s:%d/", options.http_host,
