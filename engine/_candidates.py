@@ -39,9 +39,17 @@ class IndexSource:
     def __init__(self, index: faiss.Index) -> None:
         self.index = index
         self.size = int(index.ntotal)
+        hnsw = faiss.downcast_index(index)
+        # HNSW answers short (hundreds of 1,000 asked) when k is well above efSearch, which the
+        # pipeline would read as "no more": a deep fetch widens the beam to k for that search
+        self._ef = int(hnsw.hnsw.efSearch) if isinstance(hnsw, faiss.IndexHNSW) else None
 
     def nearest(self, vector: np.ndarray, n: int) -> np.ndarray:
-        _, rows = self.index.search(vector[None, :], min(n, self.size))
+        k = min(n, self.size)
+        if self._ef is not None and k > self._ef:
+            _, rows = self.index.search(vector[None, :], k, params=faiss.SearchParametersHNSW(efSearch=k))
+        else:
+            _, rows = self.index.search(vector[None, :], k)
         return rows[0]
 
 

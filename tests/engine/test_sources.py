@@ -64,16 +64,6 @@ def rec(name: str, bundle, exact: Recommender,  # type: ignore[no-untyped-def]
     return Recommender(bundle, source=QdrantSource(client, bundle, alias="contract", serialize=True))
 
 
-def hnsw_runs_short(request: pytest.FixtureRequest, name: str) -> None:
-    """FAISS HNSW returns far fewer than k rows when k is well above efSearch (here ~300 of 1,060
-    asked), and Survivors reads a short answer as "the source has nothing further": a selective
-    filter then gets few or no results. A defect of IndexSource over HNSW (not of this suite),
-    reported to the pipeline's owner; strict, so the fix shows here."""
-    if name == "faiss-hnsw":
-        request.applymarker(pytest.mark.xfail(
-            strict=True, reason="FAISS HNSW answers short at deep fetches; Survivors takes that as exhausted"))
-
-
 def by_id(rec: Recommender, row: int, **kw: object) -> SimilarQuery:
     return SimilarQuery(seeds=[Seed(track_id=rec.ids[row])], **kw)  # type: ignore[arg-type]
 
@@ -87,7 +77,6 @@ FILTERS = [
 
 
 def test_filters_always_hold(rec: Recommender, name: str, request: pytest.FixtureRequest) -> None:
-    hnsw_runs_short(request, name)
     for i, f in enumerate(FILTERS):
         res = rec.similar(by_id(rec, 11 * i, k=30, filter=f))
         assert len(res.rows) > 0
@@ -157,7 +146,6 @@ def test_congruent_with_faiss_exact(rec: Recommender, exact: Recommender) -> Non
 
 def test_congruent_with_faiss_exact_under_filters(rec: Recommender, exact: Recommender, name: str,
                                                  request: pytest.FixtureRequest) -> None:
-    hnsw_runs_short(request, name)
     assert recall_at_10(rec, exact, FILTERS * 2) >= 0.99
 
 
