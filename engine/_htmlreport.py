@@ -180,7 +180,7 @@ def _confusion(figure: Any, level: dict[str, Any], name: str) -> str:
     rows = confusion.sum(axis=1, keepdims=True)
     share = np.divide(confusion, rows, out=np.zeros_like(confusion), where=rows > 0)
     k = len(names)
-    side = min(18.0, max(6.0, 0.16 * k + 3))
+    side = max(6.0, 0.55 * k + 2) if k <= 20 else min(18.0, 0.16 * k + 3)  # room for the shares in the cells
     fig = figure(layout="constrained", figsize=(side + 1.5, side))
     ax = fig.subplots()
     image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1, interpolation="nearest")
@@ -195,7 +195,7 @@ def _confusion(figure: Any, level: dict[str, Any], name: str) -> str:
     if k <= 20:
         for i in range(k):
             for j in range(k):
-                if confusion[i, j]:
+                if share[i, j] >= 0.005:
                     ax.text(j, i, f"{share[i, j]:.2f}", ha="center", va="center", fontsize=7,
                             color="white" if share[i, j] > 0.55 else "#1d2430")
     fig.colorbar(image, ax=ax, label="share of the true label's held-out tracks", shrink=0.7)
@@ -329,5 +329,6 @@ def _index(figure: Any, idx: dict[str, Any]) -> str:
     ax.set_ylabel("recall vs exact search")
     ax.set_title(f"Approximate search: recall against exact inner-product search ({rows[0][1].get('queries', '?')} "
                  "catalog queries)")
-    return figure_html(fig, "Recall@k: the share of the exact k nearest tracks the approximate index returns.",
-                       "index recall")
+    exact = "" if "recall_at_10" in idx else f"The index itself ({html.escape(idx['kind'])}) is exact; "
+    return figure_html(fig, exact + "recall@k: the share of the exact k nearest tracks the approximate index "
+                                    "returns.", "index recall")
