@@ -71,7 +71,8 @@ def test_moods_and_classifier_are_real(real_bundle: Bundle) -> None:
     assert fam["n_families"] == 16 and fam["top1"] > 2 * fam["majority_top1"] and fam["top1"] > g["top1"]
     assert sum(f["test_tracks"] for f in fam["per_family"]) >= g["test_tracks"]
     # the precomputed "more like this" lists are the genre re-ranked ones
-    assert real_bundle.neighbour_genre_weight == real_bundle.config.similar.genre_weight > 0
+    assert real_bundle.neighbours is not None
+    assert real_bundle.neighbours.genre_weight == real_bundle.config.similar.genre_weight > 0
     x = real_bundle.preprocessor.transform_features(real_bundle.tracks.features[:100])
     proba = real_bundle.classifier.predict_proba(x)  # type: ignore[union-attr]
     assert proba.shape == (100, 114) and np.allclose(proba.sum(axis=1), 1, atol=1e-4)
