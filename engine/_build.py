@@ -8,10 +8,8 @@ import json
 import os
 import platform
 import resource
-import sys
 import time
 from collections.abc import Callable, Iterator
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -19,25 +17,24 @@ import faiss
 import numpy as np
 
 from ._arrays import save_npz
-from ._bundle import atomic_bundle_dir, sha256_file, write_manifest
+from ._bundle import atomic_bundle_dir, library_versions, sha256_file, write_manifest
 from ._candidates import IndexSource
-from ._catalog import Catalog, read_catalog, song_keys
+from ._catalog import Catalog, catalog_songs, read_catalog
 from ._config import BuildConfig, choose_index_kind, new_track_index_config, wants_new_track_index
 from ._diagnostics import FILE as EVALUATION_FILE
 from ._diagnostics import genre_diagnostics
 from ._genre import Evaluation, GenreClassifier, cannot_train, train_genre_classifier
-from ._index import build_index, configure_search, measure_recall
+from ._index import build_index, configure_search, measure_recall, new_track_recall
 from ._moodmap import fit_mood_map, save_mood_map
 from ._moods import MoodModel, mood_space
 from ._preprocess import Preprocessor
-from ._progress import Tick, Ticker
-from ._ranking import SLACK, Scoring, first_blocks
+from ._ranking import SLACK, Scoring
 from ._rerank import GenreAgreement, evaluate_reranking
+from ._table import first_blocks, first_fetch, nearest_candidates
 from .audio._extract import read_provenance
 
 Progress = Callable[[str], None]
 MAX_EXACT_TABLE_TRACKS = 250_000
-_VERSIONED = ("numpy", "pandas", "scikit-learn", "scipy", "faiss-cpu", "hdbscan", "xgboost-cpu", "xgboost")
 
 
 def build_bundle(
@@ -110,15 +107,14 @@ def build_bundle(
                 fast = build_index(vectors, fast_config, seed=config.seed)
                 configure_search(fast, fast_config)
                 faiss.write_index(fast, str(tmp / "index_new_tracks.faiss"))
-                first_fetch = config.similar.candidates + SLACK
+                new_fetch = config.similar.candidates + SLACK  # a new track's first fetch (no seed to skip)
                 index_metrics["new_track_index"] = {
                     "kind": "ivf", "nlist": fast_config.ivf_nlist, "nprobe": fast_config.ivf_nprobe,
-                    **measure_recall(fast, vectors, queries=config.index.recall_queries, seed=config.seed),
-                    **measure_recall(fast, vectors, k=first_fetch, queries=config.index.recall_queries,
-                                     seed=config.seed)}
+                    **new_track_recall(fast, vectors, fetch=new_fetch, queries=config.index.recall_queries,
+                                       seed=config.seed)}
                 say(f"new-track index (ivf) recall@10 vs exact "
-                    f"{index_metrics['new_track_index']['recall_at_10']:.4f}, recall@{first_fetch} "
-                    f"{index_metrics['new_track_index'][f'recall_at_{first_fetch}']:.4f}")
+                    f"{index_metrics['new_track_index']['recall_at_10']:.4f}, recall@{new_fetch} "
+                    f"{index_metrics['new_track_index'][f'recall_at_{new_fetch}']:.4f}")
 
         with stage("moods"):
             space = mood_space(prep.transformed_names, config.moods.weights)
@@ -206,7 +202,7 @@ def build_bundle(
                 },
                 "schema": config.to_json()["schema"],
                 "config": config.to_json(),
-                "versions": _versions(),
+                "versions": library_versions(),
                 "metrics": {
                     "pca": {
                         "components": prep.n_components,
@@ -230,27 +226,15 @@ def build_bundle(
 
 def _neighbour_table(catalog: Catalog, config: BuildConfig, index: faiss.Index, vectors: np.ndarray,
                      proba: np.ndarray | None, weight: float, say: Progress) -> dict[str, np.ndarray]:
-    """Each track's by-id ranking head at the bundle's defaults, by the live pipeline's own stages
-    over one batched search (engine/_ranking.py ``first_blocks``)."""
+    """Each track's by-id ranking head at the bundle's defaults (engine/_table.py)."""
     block = config.similar.candidates
-    fetch = min(len(vectors), block + SLACK + 1)  # a live by-id query's first fetch: the seed is its one exclusion
-    candidates = np.empty((len(vectors), fetch), dtype=np.int64)
-    tick = Ticker(say, "nearest candidates", len(vectors), unit="tracks")
-    for start in range(0, len(vectors), 4096):
-        _, candidates[start:start + 4096] = index.search(
-            np.ascontiguousarray(vectors[start:start + 4096], dtype=np.float32), fetch)
-        tick(start + 4096)
+    candidates = nearest_candidates(index, vectors, first_fetch(len(vectors), block), progress=say)
     agreement = GenreAgreement(catalog.genre_indptr, catalog.genre_codes, len(catalog.genre_names))
     scoring = Scoring(genre_weight=weight, agreement=agreement)
-    table = first_blocks(IndexSource(index), len(vectors), vectors, _songs(catalog, config), candidates, scoring,
-                         proba, block, config.index.neighbours, progress=lambda message: say(Tick(message)))
+    songs = catalog_songs(catalog, config.schema.name_column)
+    table = first_blocks(vectors, songs, candidates, scoring, proba, block, config.index.neighbours,
+                         progress=say)
     return {**table, "genre_weight": np.asarray(weight, dtype=np.float64), "block": np.asarray(block, dtype=np.int64)}
-
-
-def _songs(catalog: Catalog, config: BuildConfig) -> np.ndarray:
-    names = catalog.metadata.get(config.schema.name_column or "")
-    artists = catalog.metadata.get(catalog.artists_column or "")
-    return song_keys(names, artists) if names is not None and artists is not None else np.arange(len(catalog))
 
 
 SIMILAR_EVAL_QUERIES = 3000
@@ -265,28 +249,12 @@ def _evaluate_similar(catalog: Catalog, config: BuildConfig, index: faiss.Index,
     test = evaluation.split.test
     queries = np.sort(rng.choice(test, size=min(SIMILAR_EVAL_QUERIES, len(test)), replace=False))
     proba = evaluation.model.predict_proba(transformed[queries])
-    songs = _songs(catalog, config)
+    songs = catalog_songs(catalog, config.schema.name_column)
     agreement = GenreAgreement(catalog.genre_indptr, catalog.genre_codes, len(catalog.genre_names))
     return {"protocol": "the shipped ranking's first page for queries from the genre evaluation's held-out "
                         "artists; the query's own song excluded; genre probabilities from the evaluation model",
             **evaluate_reranking(IndexSource(index), vectors, queries, proba, catalog.genre_matrix(), songs,
                                  agreement, config.similar.genre_weight, config.similar.candidates)}
-
-
-def _versions() -> dict[str, str]:
-    out = {"python": sys.version.split()[0]}
-    for dist in _VERSIONED:
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            out[dist] = metadata.version(dist)
-    out["musicrec"] = _own_version()
-    return out
-
-
-def _own_version() -> str:
-    try:
-        return metadata.version("musicrec")
-    except metadata.PackageNotFoundError:
-        return "0+unknown"
 
 
 def _peak_rss_mib() -> float:

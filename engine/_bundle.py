@@ -23,8 +23,10 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import uuid
 from collections.abc import Iterator
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -156,3 +158,19 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+_VERSIONED = ("numpy", "pandas", "scikit-learn", "scipy", "faiss-cpu", "hdbscan", "xgboost-cpu", "xgboost")
+
+
+def library_versions() -> dict[str, str]:
+    """Python's and the libraries' versions, for a manifest (a bundle says what wrote it)."""
+    out = {"python": sys.version.split()[0]}
+    for dist in _VERSIONED:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            out[dist] = metadata.version(dist)
+    try:
+        out["musicrec"] = metadata.version("musicrec")
+    except metadata.PackageNotFoundError:
+        out["musicrec"] = "0+unknown"
+    return out

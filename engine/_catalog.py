@@ -174,6 +174,13 @@ def song_keys(names: np.ndarray | None, artists: np.ndarray | None) -> np.ndarra
     return pd.factorize(np.asarray(keys, dtype=object))[0].astype(np.int64)
 
 
+def catalog_songs(catalog: Catalog, name_column: str | None) -> np.ndarray:
+    """The song key of every track of ``catalog`` (``song_keys`` over its name and artists columns)."""
+    names = catalog.metadata.get(name_column or "")
+    artists = catalog.metadata.get(catalog.artists_column or "")
+    return song_keys(names, artists) if names is not None and artists is not None else np.arange(len(catalog))
+
+
 def _put_strings(arrays: dict[str, np.ndarray], name: str, values: np.ndarray) -> None:
     arrays[f"{name}_blob"], arrays[f"{name}_offsets"] = pack_strings(values)
 

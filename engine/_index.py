@@ -132,3 +132,10 @@ def _median_single_query_ms(index: faiss.Index, q: np.ndarray, k: int) -> float:
         index.search(row[None, :], k)
         times.append(time.perf_counter() - t0)
     return float(np.median(times) * 1e3)
+
+
+def new_track_recall(index: faiss.Index, vectors: np.ndarray, *, fetch: int, queries: int,
+                     seed: int) -> dict[str, float]:
+    """The new-track index's recall against exact search at k=10 and at a new track's first fetch."""
+    return {**measure_recall(index, vectors, queries=queries, seed=seed),
+            **measure_recall(index, vectors, k=fetch, queries=queries, seed=seed)}

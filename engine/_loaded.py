@@ -24,7 +24,7 @@ from ._moodmap import FILE as MOOD_MAP_FILE
 from ._moodmap import MoodMap, load_mood_map
 from ._moods import MoodModel
 from ._preprocess import Preprocessor
-from ._ranking import NeighbourTable
+from ._table import NeighbourTable
 
 
 @dataclasses.dataclass(eq=False)

@@ -16,9 +16,9 @@ of it and pages never repeat or skip a track:
    chosen so far. The ranking is the sequence this walk emits; a page is ``[offset:offset+k]``.
 
 With genre weight 0 and no targets, the blocks are in cosine order already: the ranking is exact
-cosine order. The bundle's neighbour table (``NeighbourTable``) stores, per track, the head of
-block 1 for a by-id query at the bundle's defaults: the same function's output, computed at
-build time, so a hot query walks it instead of recomputing it.
+cosine order. The bundle's neighbour table (engine/_table.py) stores, per track, the head of
+block 1 for a by-id query at the bundle's defaults, computed at build time by these stages, so a
+hot query walks it instead of recomputing it.
 """
 
 from __future__ import annotations
@@ -34,22 +34,6 @@ from ._errors import DeadlineExceeded
 
 SLACK = 64  # extra rows in the first fetch: room for the seed's other listings and repeated songs
 MMR_DEADLINE_EVERY = 64  # picks between deadline checks in the MMR loop
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class NeighbourTable:
-    """Per track, the head of block 1 of its by-id ranking at the bundle's defaults (``first_blocks``).
-
-    ``rows``/``scores`` have shape (n_tracks, width); ``lengths[i]`` is block 1's full length and
-    ``consumed[i]`` the candidates looked at to fill it, -1 where the table holds no answer.
-    """
-
-    rows: np.ndarray
-    scores: np.ndarray
-    consumed: np.ndarray
-    lengths: np.ndarray
-    genre_weight: float
-    block: int
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -278,54 +262,3 @@ class Selector:
 def check_deadline(deadline: float | None) -> None:
     if deadline is not None and time.monotonic() > deadline:
         raise DeadlineExceeded("deadline exceeded while ranking; partial work was discarded")
-
-
-def first_blocks(source: CandidateSource, size: int, vectors: np.ndarray, songs: np.ndarray,
-                 candidates: np.ndarray, scoring: Scoring, affinity: np.ndarray | None, block: int,
-                 width: int, progress: Callable[[str], None] | None = None, rows: np.ndarray | None = None
-                 ) -> dict[str, np.ndarray]:
-    """The neighbour table: for every track, the head (``width``) of block 1 of the ranking a
-    by-id query at the bundle's defaults gets, computed by the same stages as a live query.
-
-    ``candidates`` (n_tracks, >= first fetch) holds each track's nearest rows from one batched
-    search; ``affinity`` (n_tracks, n_genres) each track's genre probabilities. A track whose first
-    fetch does not hold a full block is marked ``consumed = -1`` and answered live. ``rows``: compute
-    only these tracks (``candidates`` and ``affinity`` then hold their rows, in that order) and mark
-    every other ``consumed = -1``; ``musicrec add`` recomputes the tracks an update touched.
-    """
-    n = len(vectors)
-    out_rows = np.full((n, width), -1, dtype=np.int32)
-    out_scores = np.full((n, width), -np.inf, dtype=np.float32)
-    consumed = np.full(n, -1, dtype=np.int32)
-    lengths = np.zeros(n, dtype=np.int32)
-    t0 = time.monotonic()
-    todo = np.arange(n) if rows is None else np.asarray(rows, dtype=np.int64)
-    for i, row in enumerate(todo.tolist()):
-        fixed = _Fixed(candidates[i])
-        rf = RowFilter(exclude_rows=np.array([row], np.int64), exclude_songs=songs[row:row + 1].astype(np.int64))
-        survivors = Survivors(fixed, size, vectors, songs, vectors[row], rf, block)
-        first = survivors.next_block()
-        if first is None or survivors._step > 0 or (len(first.rows) < block and size > fixed.available):
-            continue  # the first fetch did not settle block 1: live queries compute it
-        head, scores = scoring.sorted_block(first, affinity[i] if affinity is not None else None)
-        got = min(width, len(head))
-        out_rows[row, :got], out_scores[row, :got] = head[:got], scores[:got]
-        consumed[row], lengths[row] = first.consumed, len(head)
-        if progress and i and i % 20_000 == 0:
-            rate = i / (time.monotonic() - t0)
-            progress(f"neighbour table: {i:,}/{len(todo):,} tracks ({rate:,.0f}/s, "
-                     f"about {(len(todo) - i) / rate:.0f} s left)")
-    return {"rows": out_rows, "scores": out_scores, "consumed": consumed, "lengths": lengths}
-
-
-class _Fixed:
-    """A candidate source over one precomputed list (the build's batched search)."""
-
-    def __init__(self, rows: np.ndarray) -> None:
-        self.rows = rows
-        self.available = int((rows >= 0).sum())
-
-    def nearest(self, vector: np.ndarray, n: int) -> np.ndarray:
-        if n > len(self.rows):
-            return np.full(0, -1, dtype=np.int64)  # cannot answer further: the caller checks _step
-        return self.rows[:n]

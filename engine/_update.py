@@ -10,7 +10,7 @@ its genre classifier; only what depends on the set of tracks is recomputed:
 - the index (and the new-track IVF index): a flat index is rebuilt from the vectors (a copy: no
   training); HNSW gets the new vectors added, IVF too (its trained lists are kept); when tracks are
   removed HNSW is rebuilt and IVF emptied and refilled (keeping its training);
-- the neighbour table: recomputed, by the build's own function (engine/_ranking.py
+- the neighbour table: recomputed, by the build's own function (engine/_table.py
   ``first_blocks``) over one batched search of the new index, for the new tracks and for every
   track whose first fetch now holds a new track or might have held a removed one (cosine to it at
   least the fetch's last); every other track keeps its entry, renumbered;
@@ -46,15 +46,14 @@ import faiss
 import numpy as np
 
 from ._arrays import load_npz, save_npz
-from ._build import _songs, _versions
-from ._bundle import atomic_bundle_dir, sha256_file, write_manifest
-from ._candidates import IndexSource
-from ._catalog import Catalog, read_catalog
+from ._bundle import atomic_bundle_dir, library_versions, sha256_file, write_manifest
+from ._catalog import Catalog, catalog_songs, read_catalog
 from ._errors import BundleError, CatalogError
-from ._index import build_index, configure_search, measure_recall
+from ._index import build_index, configure_search, measure_recall, new_track_recall
 from ._loaded import Bundle, load_bundle
-from ._ranking import SLACK, Scoring, first_blocks
+from ._ranking import SLACK, Scoring
 from ._rerank import GenreAgreement
+from ._table import first_blocks, first_fetch, nearest_candidates
 
 Progress = Callable[[str], None]
 
@@ -167,7 +166,7 @@ def add_tracks(base: str | os.PathLike[str], out: str | os.PathLike[str], *, csv
             manifest = {k: v for k, v in base_manifest.items() if k not in ("format", "format_version", "files")}
             manifest.update({
                 "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                "counts": counts, "versions": _versions(),
+                "counts": counts, "versions": library_versions(),
                 "metrics": {**base_manifest["metrics"], "index": index_metrics},
                 "update": update,
             })
@@ -272,9 +271,9 @@ def _index(bundle: Bundle, keep: np.ndarray, new_vectors: np.ndarray, vectors: n
         fast, how = updated(bundle.path / "index_new_tracks.faiss", "ivf")  # IVF-flat (new_track_index_config)
         faiss.write_index(fast, str(tmp / "index_new_tracks.faiss"))
         base = {k: v for k, v in metrics.get("new_track_index", {}).items() if k in ("kind", "nlist", "nprobe")}
-        metrics["new_track_index"] = {**base, "update": how, **measure_recall(
-            fast, vectors, queries=config.index.recall_queries, seed=config.seed), **measure_recall(
-            fast, vectors, k=config.similar.candidates + SLACK, queries=config.index.recall_queries, seed=config.seed)}
+        metrics["new_track_index"] = {**base, "update": how, **new_track_recall(
+            fast, vectors, fetch=config.similar.candidates + SLACK, queries=config.index.recall_queries,
+            seed=config.seed)}
     return index, metrics
 
 
@@ -285,10 +284,8 @@ def _neighbour_table(bundle: Bundle, catalog: Catalog, keep: np.ndarray, index: 
     assert old_table is not None
     n = len(vectors)
     block, width, weight = old_table.block, old_table.rows.shape[1], old_table.genre_weight
-    fetch = min(n, block + SLACK + 1)  # a by-id query's first fetch (the build's)
-    candidates = np.empty((n, fetch), dtype=np.int64)
-    for start in range(0, n, 4096):
-        _, candidates[start:start + 4096] = index.search(vectors[start:start + 4096], fetch)
+    fetch = first_fetch(n, block)
+    candidates = nearest_candidates(index, vectors, fetch)
     # Block 1 of a kept track's ranking is its first `consumed` candidates (the seed and repeated songs
     # included). It is unchanged when no new track comes before the consumed-th old candidate and no
     # removed track was among them; else, and for tracks the table answered live, it is recomputed.
@@ -319,8 +316,8 @@ def _neighbour_table(bundle: Bundle, catalog: Catalog, keep: np.ndarray, index: 
         proba = bundle.classifier.predict_proba(bundle.preprocessor.transform_features(catalog.features[rows]))
     scoring = Scoring(genre_weight=weight, agreement=GenreAgreement(catalog.genre_indptr, catalog.genre_codes,
                                                                     len(catalog.genre_names)))
-    fresh = batched_first_blocks(vectors, _songs(catalog, bundle.config), candidates[rows], scoring, proba, block,
-                                 width, rows, source=IndexSource(index))
+    songs = catalog_songs(catalog, bundle.config.schema.name_column)
+    fresh = first_blocks(vectors, songs, candidates[rows], scoring, proba, block, width, rows)
     # untouched tracks: their old entries, renumbered (their first fetch is the same set of tracks)
     new_row = np.full(len(keep), -1, dtype=np.int64)
     new_row[keep] = np.arange(n_kept)
@@ -392,74 +389,4 @@ def drift_check(bundle: Bundle, keep: np.ndarray, new_features: np.ndarray, new_
     out["reasons"] = reasons
     out["verdict"] = ("rebuild due: " + "; ".join(reasons)) if reasons else \
         "no refit needed: the new tracks sit within the fitted distribution" if added else "no refit needed"
-    return out
-
-
-def batched_first_blocks(vectors: np.ndarray, songs: np.ndarray, candidates: np.ndarray, scoring: Scoring,
-                         affinity: np.ndarray | None, block: int, width: int, rows: np.ndarray, *,
-                         source: IndexSource, chunk: int = 1024) -> dict[str, np.ndarray]:
-    """``first_blocks`` (engine/_ranking.py) for many tracks at once, in numpy: the same stages
-    (exact float32 cosines, (-cosine, row) order, the seed and its song out, one listing per song,
-    block 1, the blended score, a stable sort) on whole arrays instead of one track at a time, ~50x
-    faster here. Tracks it cannot settle from their first fetch alone (short lists, catalogs the
-    fetch covers whole) go through ``first_blocks`` itself; tests/engine/test_update.py checks the
-    whole table equals the build's."""
-    n = len(vectors)
-    out = {"rows": np.full((n, width), -1, dtype=np.int32), "scores": np.full((n, width), -np.inf, dtype=np.float32),
-           "consumed": np.full(n, -1, dtype=np.int32), "lengths": np.zeros(n, dtype=np.int32)}
-    rows = np.asarray(rows, dtype=np.int64)
-    fetch = candidates.shape[1]
-    slow = np.zeros(len(rows), dtype=bool)
-    if fetch >= n or fetch < block:
-        slow[:] = True
-    for start in range(0, 0 if slow.all() else len(rows), chunk):
-        r = rows[start:start + chunk]
-        c = candidates[start:start + chunk].astype(np.int64)
-        bad = (c < 0).any(axis=1)
-        slow[start:start + chunk] |= bad
-        c = np.where(bad[:, None], 0, c)
-        cos = (vectors[c] * vectors[r][:, None, :]).sum(axis=2, dtype=np.float32)  # as _ranking.cosines
-        order = np.lexsort((c, -cos), axis=1)
-        c = np.take_along_axis(c, order, axis=1)
-        cos = np.take_along_axis(cos, order, axis=1)
-        s = songs[c]
-        keep = (c != r[:, None]) & (s != songs[r][:, None])
-        # one listing per song, the nearest: the first kept position of each (track, song)
-        qi, pos = np.nonzero(keep)
-        sort = np.lexsort((pos, s[qi, pos], qi))
-        qi, pos, ss = qi[sort], pos[sort], s[qi[sort], pos[sort]]
-        first = np.ones(len(qi), dtype=bool)
-        first[1:] = (qi[1:] != qi[:-1]) | (ss[1:] != ss[:-1])
-        survivor = np.zeros_like(keep)
-        survivor[qi[first], pos[first]] = True
-        rank = np.cumsum(survivor, axis=1)
-        full = rank[:, -1] >= block
-        in_block = survivor & (rank <= block)
-        ok = full & ~bad
-        if not ok.any():
-            continue
-        take = np.nonzero(in_block[ok])[1].reshape(-1, block)  # positions of block 1, in cosine order
-        b_rows = np.take_along_axis(c[ok], take, axis=1)
-        b_cos = np.take_along_axis(cos[ok], take, axis=1)
-        scores = b_cos
-        if scoring.genre_weight > 0 and affinity is not None:
-            assert scoring.agreement is not None
-            w = scoring.genre_weight
-            scores = (1.0 - w) * scores + w * scoring.agreement(affinity[start:start + chunk][ok], b_rows)
-        scores = scores.astype(np.float32)
-        if scoring.reorders:
-            by = np.argsort(-scores, axis=1, kind="stable")
-            b_rows, scores = np.take_along_axis(b_rows, by, axis=1), np.take_along_axis(scores, by, axis=1)
-        got = min(width, block)
-        dest = r[ok]
-        out["rows"][dest, :got] = b_rows[:, :got]
-        out["scores"][dest, :got] = scores[:, :got]
-        out["consumed"][dest] = take[:, -1] + 1
-        out["lengths"][dest] = block
-    if slow.any():  # the rare tracks the first fetch does not settle: the reference code, one by one
-        idx = np.flatnonzero(slow)
-        ref = first_blocks(source, n, vectors, songs, candidates[idx], scoring,
-                           affinity[idx] if affinity is not None else None, block, width, rows=rows[idx])
-        for key in out:
-            out[key][rows[idx]] = ref[key][rows[idx]]
     return out

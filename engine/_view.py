@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ._catalog import UNKNOWN_FLAG, song_keys
+from ._catalog import UNKNOWN_FLAG, catalog_songs
 from ._errors import InvalidQuery, shown
 from ._loaded import Bundle
 from ._preprocess import l2_normalize
@@ -54,8 +54,7 @@ class CatalogView:
         # (name + artists) keeps a seed's other listings out of its results and duplicates out of
         # playlists. Without a name column every track is its own song.
         names = tracks.metadata.get(bundle.config.schema.name_column or "")
-        self.song = song_keys(names, artists) if names is not None and artists is not None \
-            else np.arange(self.n, dtype=np.int64)
+        self.song = catalog_songs(tracks, bundle.config.schema.name_column)
         self.song_list: list[int] = self.song.tolist()
         moods = bundle.moods
         self.mood_labels = moods.labels_

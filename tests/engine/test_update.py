@@ -83,7 +83,7 @@ def test_the_update_equals_a_rebuild_with_the_same_fitted_parts(updated: Path, p
 
 def test_every_answer_equals_the_rebuilds(updated: Path) -> None:
     bundle, vectors, index, table = reference(updated)
-    from engine._ranking import NeighbourTable
+    from engine._table import NeighbourTable
 
     ref = dataclasses.replace(bundle, vectors=vectors, index=index, neighbours=NeighbourTable(
         rows=table["rows"], scores=table["scores"], consumed=table["consumed"], lengths=table["lengths"],

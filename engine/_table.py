@@ -1,0 +1,161 @@
+"""The neighbour table: each track's "more like this" ranking head, computed ahead of time.
+
+A by-id query at the bundle's defaults (one catalog seed, no filter, the bundle's genre weight)
+is the hot call. Its ranking's block 1 (engine/_ranking.py) depends only on the track, so the
+build computes the head of it for every track, by the live query's own stages, and a query walks
+the stored head instead of searching. ``musicrec add`` recomputes the entries an update touches
+with the same function.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import faiss
+import numpy as np
+
+from ._progress import Progress, Ticker
+from ._ranking import SLACK, RowFilter, Scoring, Survivors
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class NeighbourTable:
+    """Per track, the head of block 1 of its by-id ranking at the bundle's defaults (``first_blocks``).
+
+    ``rows``/``scores`` have shape (n_tracks, width); ``lengths[i]`` is block 1's full length and
+    ``consumed[i]`` the candidates looked at to fill it, -1 where the table holds no answer.
+    """
+
+    rows: np.ndarray
+    scores: np.ndarray
+    consumed: np.ndarray
+    lengths: np.ndarray
+    genre_weight: float
+    block: int
+
+
+def first_fetch(n_tracks: int, block: int) -> int:
+    """A by-id query's first fetch: its block, the slack, and the seed (its one exclusion)."""
+    return min(n_tracks, block + SLACK + 1)
+
+
+def nearest_candidates(index: faiss.Index, vectors: np.ndarray, fetch: int, *,
+                       progress: Progress | None = None) -> np.ndarray:
+    """Each of ``vectors``' ``fetch`` nearest rows by ``index``, one batched search per 4,096."""
+    candidates = np.empty((len(vectors), fetch), dtype=np.int64)
+    tick = Ticker(progress, "nearest candidates", len(vectors), unit="tracks")
+    for start in range(0, len(vectors), 4096):
+        _, candidates[start:start + 4096] = index.search(
+            np.ascontiguousarray(vectors[start:start + 4096], dtype=np.float32), fetch)
+        tick(start + 4096)
+    return candidates
+
+
+def first_blocks(vectors: np.ndarray, songs: np.ndarray, candidates: np.ndarray, scoring: Scoring,
+                 affinity: np.ndarray | None, block: int, width: int, rows: np.ndarray | None = None, *,
+                 progress: Progress | None = None, chunk: int = 1024) -> dict[str, np.ndarray]:
+    """The table's entries: for each track, the head (``width``) of block 1 of the ranking a by-id
+    query at the bundle's defaults gets.
+
+    The live query's stages (engine/_ranking.py: exact float32 cosines, (-cosine, row) order, the
+    seed and its song out, one listing per song, block 1, the blended score, a stable sort) on whole
+    arrays, a chunk of tracks at a time, ~50x faster than one by one; tracks whose first fetch
+    cannot settle block 1 alone go through the live objects one by one (``_one_by_one``).
+    tests/engine/test_query.py and test_pipeline.py check the table answers as a live search does.
+
+    ``candidates`` (len(rows), first fetch) holds each track's nearest rows (``nearest_candidates``);
+    ``affinity`` (len(rows), n_genres) their genre probabilities; ``rows`` the tracks to compute
+    (default: all), every other track is marked ``consumed = -1`` (answered live).
+    """
+    n = len(vectors)
+    out = {"rows": np.full((n, width), -1, dtype=np.int32), "scores": np.full((n, width), -np.inf, dtype=np.float32),
+           "consumed": np.full(n, -1, dtype=np.int32), "lengths": np.zeros(n, dtype=np.int32)}
+    rows = np.arange(n) if rows is None else np.asarray(rows, dtype=np.int64)
+    fetch = candidates.shape[1]
+    tick = Ticker(progress, "neighbour table", len(rows), unit="tracks")
+    slow = np.zeros(len(rows), dtype=bool)
+    if fetch >= n or fetch < block:
+        slow[:] = True
+    for start in range(0, 0 if slow.all() else len(rows), chunk):
+        r = rows[start:start + chunk]
+        c = candidates[start:start + chunk].astype(np.int64)
+        bad = (c < 0).any(axis=1)
+        slow[start:start + chunk] |= bad
+        c = np.where(bad[:, None], 0, c)
+        cos = (vectors[c] * vectors[r][:, None, :]).sum(axis=2, dtype=np.float32)  # as _ranking.cosines
+        order = np.lexsort((c, -cos), axis=1)
+        c = np.take_along_axis(c, order, axis=1)
+        cos = np.take_along_axis(cos, order, axis=1)
+        s = songs[c]
+        keep = (c != r[:, None]) & (s != songs[r][:, None])
+        # one listing per song, the nearest: the first kept position of each (track, song)
+        qi, pos = np.nonzero(keep)
+        sort = np.lexsort((pos, s[qi, pos], qi))
+        qi, pos, ss = qi[sort], pos[sort], s[qi[sort], pos[sort]]
+        first = np.ones(len(qi), dtype=bool)
+        first[1:] = (qi[1:] != qi[:-1]) | (ss[1:] != ss[:-1])
+        survivor = np.zeros_like(keep)
+        survivor[qi[first], pos[first]] = True
+        rank = np.cumsum(survivor, axis=1)
+        full = rank[:, -1] >= block
+        in_block = survivor & (rank <= block)
+        ok = full & ~bad
+        if not ok.any():
+            continue
+        take = np.nonzero(in_block[ok])[1].reshape(-1, block)  # positions of block 1, in cosine order
+        b_rows = np.take_along_axis(c[ok], take, axis=1)
+        b_cos = np.take_along_axis(cos[ok], take, axis=1)
+        scores = b_cos
+        if scoring.genre_weight > 0 and affinity is not None:
+            assert scoring.agreement is not None
+            w = scoring.genre_weight
+            scores = (1.0 - w) * scores + w * scoring.agreement(affinity[start:start + chunk][ok], b_rows)
+        scores = scores.astype(np.float32)
+        if scoring.reorders:
+            by = np.argsort(-scores, axis=1, kind="stable")
+            b_rows, scores = np.take_along_axis(b_rows, by, axis=1), np.take_along_axis(scores, by, axis=1)
+        got = min(width, block)
+        dest = r[ok]
+        out["rows"][dest, :got] = b_rows[:, :got]
+        out["scores"][dest, :got] = scores[:, :got]
+        out["consumed"][dest] = take[:, -1] + 1
+        out["lengths"][dest] = block
+        tick(start + chunk)
+    if slow.any():  # the rare tracks the first fetch does not settle
+        idx = np.flatnonzero(slow)
+        _one_by_one(vectors, songs, candidates[idx], scoring, affinity[idx] if affinity is not None else None,
+                    block, width, rows[idx], out)
+    return out
+
+
+def _one_by_one(vectors: np.ndarray, songs: np.ndarray, candidates: np.ndarray, scoring: Scoring,
+                affinity: np.ndarray | None, block: int, width: int, rows: np.ndarray,
+                out: dict[str, np.ndarray]) -> None:
+    """The same entries, one track at a time through the live query's own objects (Survivors,
+    Scoring.sorted_block): for the few tracks the batched stages leave (short first fetches, a
+    fetch that covers the whole catalog)."""
+    n = len(vectors)
+    for i, row in enumerate(rows.tolist()):
+        fixed = _Fixed(candidates[i])
+        rf = RowFilter(exclude_rows=np.array([row], np.int64), exclude_songs=songs[row:row + 1].astype(np.int64))
+        survivors = Survivors(fixed, n, vectors, songs, vectors[row], rf, block)
+        first = survivors.next_block()
+        if first is None or survivors._step > 0 or (len(first.rows) < block and n > fixed.available):
+            continue  # the first fetch did not settle block 1: live queries compute it
+        head, scores = scoring.sorted_block(first, affinity[i] if affinity is not None else None)
+        got = min(width, len(head))
+        out["rows"][row, :got], out["scores"][row, :got] = head[:got], scores[:got]
+        out["consumed"][row], out["lengths"][row] = first.consumed, len(head)
+
+
+class _Fixed:
+    """A candidate source over one precomputed list (the batched search)."""
+
+    def __init__(self, rows: np.ndarray) -> None:
+        self.rows = rows
+        self.available = int((rows >= 0).sum())
+
+    def nearest(self, vector: np.ndarray, n: int) -> np.ndarray:
+        if n > len(self.rows):
+            return np.full(0, -1, dtype=np.int64)  # cannot answer further: the caller checks _step
+        return self.rows[:n]
