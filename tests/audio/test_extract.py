@@ -9,7 +9,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,7 @@ from engine.audio import csv_columns
 from engine.audio._synth import STYLES, chord_pad, write_corpus
 from indexer.cli import main
 from tests.audio.conftest import SR, encode
+from tests.server.conftest import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 BAD_FILES = {  # file name -> the reason it must be listed under
@@ -147,11 +147,12 @@ def test_resume_after_a_kill_loses_nothing(tmp_path: Path) -> None:
                                  "--workers", "1", "--quiet"], cwd=REPO, env=env, start_new_session=True,
                                 stdout=subprocess.DEVNULL, stderr=err)
     try:
-        deadline = time.monotonic() + 300  # bounds a hang only: a cold worker start can take a minute
-        while not (out.exists() and len(out.read_text().splitlines()) >= 3):
+        def written_or_dead() -> bool:
             assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "the run wrote no rows in 300 s"
-            time.sleep(0.05)
+            return out.exists() and len(out.read_text().splitlines()) >= 3
+
+        # the timeout bounds a hang only: a cold worker start can take a minute
+        wait_until(written_or_dead, "the run's first rows", timeout=300)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
