@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         value = table[rpc][measure]
         met = value <= goal if op == "<=" else value >= goal
         verdict[f"{rpc} {measure} ({'sequential' if table is seq else '16 clients'})"] = {
-            "value": value, "goal": f"{op} {goal}", "met": met}
+            "value": float(value), "goal": f"{op} {goal}", "met": bool(met)}
         print(f"{label:62s} {value:5.2f}  (goal {op} {goal}: {'met' if met else 'NOT met'})")
     if args.json:
         args.json.write_text(json.dumps({"verdict": verdict, **results}, indent=2) + "\n")
