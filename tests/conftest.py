@@ -17,7 +17,7 @@ REAL_DATA = Path(os.environ.get("MUSICREC_DATA", REPO.parent / "shared" / "data"
 # Small and quick: the pipeline is the same, only the sizes shrink.
 FAST_CONFIG = BuildConfig(
     moods=MoodConfig(fit_sample=5000, min_cluster_size=40, min_samples=5),
-    genre=GenreConfig(max_rounds=25, early_stopping_rounds=5),
+    genre=GenreConfig(max_rounds=25, early_stopping_rounds=5, tune=False),  # no capacity search: CI time
 )
 
 
@@ -42,10 +42,21 @@ def real_csv() -> Path:
     return REAL_DATA
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:  # a real-data test waits for a full build of the dataset
         if item.get_closest_marker("real_data"):
             item.add_marker(pytest.mark.slow)
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    # With pytest-xdist (`pytest -n 2`, the README's test command; --dist loadgroup in pyproject) each group
+    # runs whole on one worker. The tests that share the README walk-through and its real-data build are one
+    # group, put first: it is the longest chain (~8 min), so the other worker takes every other file meanwhile.
+    # Every other file is its own group, so its module fixtures (a server, a browser) start once.
+    real = [item for item in items if "readme_run" in item.fixturenames]
+    for item in items:
+        group = "real-data" if "readme_run" in item.fixturenames else item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(group))
+    items[:] = real + [item for item in items if "readme_run" not in item.fixturenames]
 
 
 @pytest.fixture(scope="session")
