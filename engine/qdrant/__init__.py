@@ -10,6 +10,7 @@ and the engine stays transport-free for everyone who does not ask for Qdrant.
 
     client = QdrantClient(url="http://qdrant:6333")          # or QdrantClient(":memory:") in tests
     publish_bundle("bundles/v2", client, alias="musicrec")    # collection per bundle, alias swapped
+    publish_update("bundles/v2", "bundles/v3", client)        # a musicrec add version, copy-on-write
     bundle = load_bundle("bundles/v2")
     rec = Recommender(bundle, source=QdrantSource(client, bundle, alias="musicrec"))
 
@@ -39,17 +40,20 @@ from ._publish import (
     published_collections,
 )
 from ._source import QdrantSource, qdrant_filter
+from ._update import UpdateReport, publish_update
 
 __all__ = [
     "DEFAULT_ALIAS",
     "EdgeSource",
     "PublishReport",
     "QdrantSource",
+    "UpdateReport",
     "alias_target",
     "collection_name",
     "connect",
     "point_batches",
     "publish_bundle",
+    "publish_update",
     "published_collections",
     "qdrant_filter",
 ]

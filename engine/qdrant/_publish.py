@@ -22,7 +22,7 @@ import os
 import re
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -69,22 +69,27 @@ def numeric_key(name: str) -> str | None:
 def point_batches(bundle: Bundle, batch: int = BATCH) -> Iterator[models.Batch]:
     """The bundle's points: id = row, the unit vector, and the payload filters are pushed down to."""
     view = CatalogView(bundle)
-    flags = view.flag_explicit
-    numeric = {name: values for name, values in view.numeric.items() if _PLAIN_KEY.fullmatch(name)}
     for start in range(0, view.n, batch):
         rows = range(start, min(view.n, start + batch))
-        payloads = []
-        for row in rows:
-            payload: dict[str, Any] = {
-                "row": row, "track_id": view.ids[row], "song": view.song_list[row], "genres": list(view.genres[row]),
-                "artists": list(view.artists[row]), "mood": view.mood_ids[row],
-                # a NaN is absent: a range never matches it, as the mask's comparisons never do
-                NUMERIC_PREFIX: {k: float(v[row]) for k, v in numeric.items() if np.isfinite(v[row])}}
-            if flags is not None:
-                payload["explicit"] = int(flags[row])  # -1 unknown matches neither true nor false
-            payloads.append(payload)
         yield models.Batch(ids=list(rows), vectors=bundle.vectors[start:start + len(rows)].tolist(),
-                           payloads=payloads)
+                           payloads=payloads(view, rows))
+
+
+def payloads(view: CatalogView, rows: Iterable[int]) -> list[dict[str, Any]]:
+    """The payload of each of ``rows`` of ``view``'s bundle (what filters are pushed down to)."""
+    flags = view.flag_explicit
+    numeric = {name: values for name, values in view.numeric.items() if _PLAIN_KEY.fullmatch(name)}
+    out = []
+    for row in rows:
+        payload: dict[str, Any] = {
+            "row": row, "track_id": view.ids[row], "song": view.song_list[row], "genres": list(view.genres[row]),
+            "artists": list(view.artists[row]), "mood": view.mood_ids[row],
+            # a NaN is absent: a range never matches it, as the mask's comparisons never do
+            NUMERIC_PREFIX: {k: float(v[row]) for k, v in numeric.items() if np.isfinite(v[row])}}
+        if flags is not None:
+            payload["explicit"] = int(flags[row])  # -1 unknown matches neither true nor false
+        out.append(payload)
+    return out
 
 
 def _payload_indexes(bundle: Bundle) -> dict[str, models.PayloadSchemaType]:
@@ -155,7 +160,7 @@ def publish_bundle(bundle: Bundle | str | os.PathLike[str], client: QdrantClient
     if not isinstance(bundle, Bundle):
         bundle = load_bundle(Path(bundle))
     name = collection_name(bundle, alias)
-    n, dim = bundle.vectors.shape
+    n = len(bundle.vectors)
     seconds: dict[str, float] = {}
     try:
         t0 = time.perf_counter()
@@ -169,12 +174,7 @@ def publish_bundle(bundle: Bundle | str | os.PathLike[str], client: QdrantClient
                 say(f"{why}: deleting it and writing it again")
                 client.delete_collection(name)
         if not reused:
-            config = models.VectorParams(size=dim, distance=models.Distance.COSINE)
-            client.create_collection(name, vectors_config=config)
-            with warnings.catch_warnings():  # local mode says its payload indexes are no-ops; a server builds them
-                warnings.filterwarnings("ignore", message="Payload indexes have no effect")
-                for key, kind in _payload_indexes(bundle).items():
-                    client.create_payload_index(name, key, field_schema=kind, wait=True)
+            create_collection(client, name, bundle)
             seconds["create"] = round(time.perf_counter() - t0, 3)
             t0 = time.perf_counter()
             done = 0
@@ -187,20 +187,12 @@ def publish_bundle(bundle: Bundle | str | os.PathLike[str], client: QdrantClient
         why = collection_holds(client, name, bundle)
         if why is not None:
             raise BundleError(f"publish did not verify: {why}; the alias {alias!r} was not moved")
-        _check_vectors(client, name, bundle)
+        check_vectors(client, name, bundle)
         seconds["verify"] = round(time.perf_counter() - t0, 3)
         t0 = time.perf_counter()
-        previous = alias_target(client, alias)
-        if previous != name:
-            ops: list[Any] = []
-            if previous is not None:
-                ops.append(models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=alias)))
-            ops.append(models.CreateAliasOperation(create_alias=models.CreateAlias(collection_name=name,
-                                                                                   alias_name=alias)))
-            client.update_collection_aliases(change_aliases_operations=ops)  # one call: applied atomically
-            say(f"alias {alias} -> {name} (was {previous or 'unset'})")
+        previous = swap_alias(client, alias, name, say)
         seconds["swap"] = round(time.perf_counter() - t0, 3)
-        removed = _retain(client, alias, keep, live=name)
+        removed = retain(client, alias, keep, live=name)
         for r in removed:
             say(f"retention (keep {keep}): deleted {r}")
     except BundleError:
@@ -213,7 +205,33 @@ def publish_bundle(bundle: Bundle | str | os.PathLike[str], client: QdrantClient
                          removed=removed, seconds=seconds)
 
 
-def _check_vectors(client: QdrantClient, name: str, bundle: Bundle) -> None:
+def create_collection(client: QdrantClient, name: str, bundle: Bundle) -> None:
+    """An empty collection for ``bundle``'s vectors (cosine) with its payload indexes (made before
+    the points: Qdrant builds filterable HNSW links while points arrive)."""
+    config = models.VectorParams(size=bundle.vectors.shape[1], distance=models.Distance.COSINE)
+    client.create_collection(name, vectors_config=config)
+    with warnings.catch_warnings():  # local mode says its payload indexes are no-ops; a server builds them
+        warnings.filterwarnings("ignore", message="Payload indexes have no effect")
+        for key, kind in _payload_indexes(bundle).items():
+            client.create_payload_index(name, key, field_schema=kind, wait=True)
+
+
+def swap_alias(client: QdrantClient, alias: str, name: str, say: Callable[[str], None]) -> str | None:
+    """Point ``alias`` at collection ``name`` in one call (applied atomically); returns the
+    collection it named before."""
+    previous = alias_target(client, alias)
+    if previous != name:
+        ops: list[Any] = []
+        if previous is not None:
+            ops.append(models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=alias)))
+        ops.append(models.CreateAliasOperation(create_alias=models.CreateAlias(collection_name=name,
+                                                                               alias_name=alias)))
+        client.update_collection_aliases(change_aliases_operations=ops)
+        say(f"alias {alias} -> {name} (was {previous or 'unset'})")
+    return previous
+
+
+def check_vectors(client: QdrantClient, name: str, bundle: Bundle) -> None:
     rng = np.random.default_rng(0)
     rows = rng.choice(len(bundle.vectors), size=min(VERIFY_SAMPLE, len(bundle.vectors)), replace=False)
     got = client.retrieve(name, ids=[int(r) for r in rows], with_vectors=True, with_payload=["row"])
@@ -227,7 +245,7 @@ def _check_vectors(client: QdrantClient, name: str, bundle: Bundle) -> None:
             raise BundleError(f"publish did not verify: point {row} of {name} does not hold the bundle's vector")
 
 
-def _retain(client: QdrantClient, alias: str, keep: int, *, live: str) -> list[str]:
+def retain(client: QdrantClient, alias: str, keep: int, *, live: str) -> list[str]:
     """Delete this alias's collections beyond the newest ``keep`` (the live one always stays)."""
     others = [c for c in published_collections(client, alias) if c != live]
     removed = others[:max(0, len(others) - (keep - 1))]
