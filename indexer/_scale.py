@@ -47,6 +47,16 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--current", type=Path, help="after success, point this symlink at the new bundle")
     p.add_argument("--json", dest="json_out", help="also write the update report as JSON to this file")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--qdrant", metavar="URL", help="also carry the update to this Qdrant server: the new "
+                       "version's collection made from BUNDLE's (kept points copied, removed ones left out, added "
+                       "ones upserted), verified, then ALIAS swapped to it; before --current moves")
+    where.add_argument("--qdrant-path", type=Path, metavar="DIR", help="the same into Qdrant local mode on disk")
+    p.add_argument("--alias", default="musicrec", help="Qdrant alias (default musicrec)")
+    p.add_argument("--keep", type=int, default=2, help="Qdrant collections of this alias kept (default 2)")
+    p.add_argument("--batch", type=int, default=512, help="points per Qdrant request (default 512)")
+    p.add_argument("--api-key-env", metavar="VAR", help="read the Qdrant API key from this environment variable")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds per Qdrant request (default 30)")
     p.set_defaults(func=_cmd_add)
 
 
@@ -117,7 +127,23 @@ def _cmd_add(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(message, file=sys.stderr, flush=True)
 
-    manifest = add_tracks(args.base, args.out, csv=args.csv, remove_ids=remove, progress=say)
+    client = None
+    if args.qdrant or args.qdrant_path:
+        if args.keep < 1 or args.batch < 1:
+            raise CatalogError(f"--keep and --batch must be at least 1, got {args.keep} and {args.batch}")
+        client = qdrant_client(args.qdrant, args.qdrant_path, args.api_key_env, args.timeout)
+    try:
+        manifest = add_tracks(args.base, args.out, csv=args.csv, remove_ids=remove, progress=say)
+        qdrant = None
+        if client is not None:
+            from engine.qdrant import publish_update
+
+            # Qdrant before --current: a server that reloads the new bundle finds its collection there
+            qdrant = publish_update(args.base, args.out, client, alias=args.alias, keep=args.keep, batch=args.batch,
+                                    progress=say)
+    finally:
+        if client is not None:
+            client.close()
     if args.current:
         publish(args.out, args.current)
     u = manifest["update"]
@@ -137,6 +163,14 @@ def _cmd_add(args: argparse.Namespace) -> int:
     print(f"  index: {manifest['metrics']['index'].get('update')}")
     print(f"  drift: {u['drift']['verdict']}")
     print("  seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in u["timings_seconds"].items()))
+    if qdrant is not None:
+        where = args.qdrant or f"local mode at {args.qdrant_path}"
+        print(f"  qdrant ({where}): {qdrant.collection}{' (already complete)' if qdrant.reused else ''} from "
+              f"{qdrant.base_collection}: {qdrant.copied:,} points copied ({qdrant.renumbered:,} renumbered), "
+              f"{qdrant.upserted:,} upserted, {qdrant.removed:,} left out; alias {qdrant.alias} -> {qdrant.collection}"
+              f" (was {qdrant.previous or 'unset'})" + (f"; retired {', '.join(qdrant.retired)}" if qdrant.retired
+                                                         else ""))
     if args.json_out:
-        Path(args.json_out).write_text(json.dumps(u, indent=2) + "\n", encoding="utf-8")
+        out = {**u, "qdrant": qdrant.to_json()} if qdrant is not None else u
+        Path(args.json_out).write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
     return 0
