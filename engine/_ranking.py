@@ -36,7 +36,9 @@ SLACK = 64  # extra rows in the first fetch: room for the seed's other listings 
 MMR_DEADLINE_EVERY = 64  # picks between deadline checks in the MMR loop
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True)
+# Not frozen, though nothing changes it: it is built for every query, and a frozen dataclass's
+# __init__ costs ~0.25 us more per field (benchmarks/servicer_cost.py measures the request).
+@dataclasses.dataclass(kw_only=True)
 class RowFilter:
     """Which candidate rows may appear: the seeds' songs and excluded rows never do; the rest
     pass the user's filter. Arrays are the catalog's columns, indexed by row."""

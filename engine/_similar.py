@@ -92,7 +92,7 @@ class SimilarResult:
     took_ms: float
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass  # not frozen for the same reason as RowFilter (engine/_ranking.py); never changed
 class _Plan:
     """A validated query: everything the stages need."""
 
@@ -123,6 +123,16 @@ class SimilarSearch:
         # has one; a source given by the caller (another vector engine) answers everything.
         self.new_track_source: CandidateSource = self.source if source is not None or \
             bundle.new_track_index is None else IndexSource(bundle.new_track_index)
+        # Per-request work that depends on the bundle only, done once: the scoring of every query
+        # without targets or weights of its own (immutable, so one object serves them all), and which
+        # tracks the neighbour table answers.
+        try:
+            self._default_scoring: Scoring | None = self._build_scoring(SimilarQuery(seeds=()), "")
+        except InvalidQuery:  # each query then reports it
+            self._default_scoring = None
+        self._table_weight = self.table.genre_weight if self.table is not None and self.table.block == self.block \
+            else None
+        self._in_table: list[bool] = (self.table.consumed >= 0).tolist() if self.table is not None else []
 
     # -- the pipeline --------------------------------------------------------------------------
     def similar(self, query: SimilarQuery, *, deadline: float | None = None) -> SimilarResult:
@@ -170,10 +180,17 @@ class SimilarSearch:
         assert self.table is not None and plan.table_row is not None
         row = plan.table_row
         q = plan.query
-        select = Selector(need=need, cap=q.max_per_artist, diversity=0.0, artists=self.view.artists,
-                          vectors=self.view.vectors, deadline=None)
         length = int(self.table.lengths[row])
         width = min(length, self.table.rows.shape[1])
+        if not q.max_per_artist and need <= width:
+            # no artist cap: the walk takes the head as it is, so the page is a slice of the stored row
+            consumed = int(self.table.consumed[row])
+            rows = self.table.rows[row, q.offset:need].astype(np.int64)
+            return SimilarResult(rows=rows, scores=self.table.scores[row, q.offset:need].copy(),
+                                 unknown_seed_ids=plan.unknown, examined=consumed, filtered=consumed - length,
+                                 exhausted=len(rows) < q.k, took_ms=(time.perf_counter() - t0) * 1e3)
+        select = Selector(need=need, cap=q.max_per_artist, diversity=0.0, artists=self.view.artists,
+                          vectors=self.view.vectors, deadline=None)
         head = min(width, 2 * need)  # a few repeated artists at most, usually: convert only the head first
         select.feed(self.table.rows[row, :head], self.table.scores[row, :head])
         if not select.done and head < width:
@@ -233,13 +250,14 @@ class SimilarSearch:
             vector = l2_normalize(combined[None, :])[0].astype(np.float32)
             if not np.any(vector):
                 raise InvalidQuery(f"{where}seeds: the seeds (minus negative seeds) add up to a zero vector")
-        row_filter = self._row_filter(q, where, np.asarray(sorted({*pos_rows, *neg_rows}), dtype=np.int64))
+        seed_rows = pos_rows if len(pos_rows) == 1 and not neg_rows else sorted({*pos_rows, *neg_rows})
+        row_filter = self._row_filter(q, where, np.array(seed_rows, dtype=np.int64))
         scoring = self._scoring(q, where)
         table_row = None
-        if (self.table is not None and len(pos_rows) == 1 and len(q.seeds) == 1 and not q.negative_seeds
+        if (self._table_weight is not None and len(pos_rows) == 1 and len(q.seeds) == 1 and not q.negative_seeds
                 and not q.targets and q.diversity == 0 and not row_filter.user_filtered
-                and not q.filter.exclude_track_ids and scoring.genre_weight == self.table.genre_weight
-                and self.table.block == self.block and self.table.consumed[pos_rows[0]] >= 0):
+                and not q.filter.exclude_track_ids and scoring.genre_weight == self._table_weight
+                and self._in_table[pos_rows[0]]):
             table_row = pos_rows[0]
         new_tracks_only = not pos_rows and not neg_rows and not row_filter.user_filtered \
             and not q.filter.exclude_track_ids
@@ -250,6 +268,10 @@ class SimilarSearch:
 
     def _row_filter(self, q: SimilarQuery, where: str, seed_rows: np.ndarray) -> RowFilter:
         view, f = self.view, q.filter
+        if not (f.include_genres or f.exclude_genres or f.explicit is not None or f.ranges or f.exclude_track_ids
+                or f.mood_ids):  # nothing to validate: only the seeds are kept out (as below, without the walk)
+            return RowFilter(exclude_rows=seed_rows, exclude_songs=_songs_of(view.song, seed_rows),
+                             include_codes=_NO_ROWS, exclude_codes=_NO_ROWS, genre_matrix=view.genre_matrix)
         row_of = view.bundle.row_of
         excluded = [row_of[t] for t in f.exclude_track_ids if t in row_of]
         ranges = []
@@ -270,15 +292,19 @@ class SimilarSearch:
             moods = (view.mood_labels, view.check_mood_ids(f.mood_ids, f"{where}filter.mood_ids"))
         exclude = seed_rows if not excluded else np.asarray(sorted({*excluded, *seed_rows.tolist()}), dtype=np.int64)
         return RowFilter(
-            exclude_rows=exclude,
-            exclude_songs=seed_rows if not len(seed_rows) else view.song[seed_rows] if len(seed_rows) == 1
-            else np.unique(view.song[seed_rows]).astype(np.int64),
+            exclude_rows=exclude, exclude_songs=_songs_of(view.song, seed_rows),
             include_codes=view.genre_codes(f.include_genres, f"{where}filter.include_genres"),
             exclude_codes=view.genre_codes(f.exclude_genres, f"{where}filter.exclude_genres"),
             genre_matrix=view.genre_matrix, explicit=explicit, ranges=ranges, range_names=tuple(f.ranges),
             moods=moods)
 
     def _scoring(self, q: SimilarQuery, where: str) -> Scoring:
+        if self._default_scoring is not None and not q.targets and q.target_weight is None \
+                and q.genre_weight is None:
+            return self._default_scoring  # built by _build_scoring for such a query, once
+        return self._build_scoring(q, where)
+
+    def _build_scoring(self, q: SimilarQuery, where: str) -> Scoring:
         view = self.view
         targets = []
         for name, value in q.targets.items():
@@ -304,8 +330,7 @@ class SimilarSearch:
         view = self.view
         vectors, rows, inputs = [], [], []
         for i, seed in enumerate(seeds):
-            given = [x is not None for x in (seed.track_id, seed.features, seed.vector)]
-            if sum(given) != 1:
+            if (seed.track_id is not None) + (seed.features is not None) + (seed.vector is not None) != 1:
                 raise InvalidQuery(f"{where}[{i}]: give exactly one of track_id, features or vector")
             if seed.track_id is not None:
                 row = view.bundle.row_of.get(seed.track_id)
@@ -323,3 +348,14 @@ class SimilarSearch:
             else:
                 vectors.append(view.check_vector(seed.vector, f"{where}[{i}].vector"))  # type: ignore[arg-type]
         return vectors, rows, inputs
+
+
+_NO_ROWS = np.empty(0, dtype=np.int64)
+_NO_ROWS.setflags(write=False)
+
+
+def _songs_of(songs: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """The sorted songs of sorted ``rows`` (int64)."""
+    if len(rows) <= 1:
+        return rows if not len(rows) else songs[rows]
+    return np.unique(songs[rows]).astype(np.int64)

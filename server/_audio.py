@@ -178,7 +178,9 @@ def info_fields(manifest: dict[str, Any]) -> dict[str, Any]:
 
 def clips_of(request: Any) -> list[bytes]:
     """The audio clips of a SimilarTracksRequest (seeds, then negative seeds), in order."""
-    return [s.audio for s in (*request.seeds, *request.negative_seeds) if s.WhichOneof("kind") == "audio"]
+    negative = request.negative_seeds
+    return [s.audio for s in (*request.seeds, *negative) if s.WhichOneof("kind") == "audio"] if negative else \
+        [s.audio for s in request.seeds if s.WhichOneof("kind") == "audio"]
 
 
 def _extraction(rec: Recommender) -> tuple[dict[str, Any], float | None]:

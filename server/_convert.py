@@ -36,6 +36,8 @@ def filter_from_pb(f: pb.Filter) -> TrackFilter:
 
 
 def _seeds(msgs: Any, audio: Iterator[list[Seed]] | None) -> list[Seed]:
+    if not msgs:
+        return []
     if audio is None:
         return [seed_from_pb(s) for s in msgs]
     out: list[Seed] = []
@@ -50,10 +52,11 @@ def _seeds(msgs: Any, audio: Iterator[list[Seed]] | None) -> list[Seed]:
 def similar_query_from_pb(msg: pb.SimilarTracksRequest, audio: Iterator[list[Seed]] | None = None) -> SimilarQuery:
     """``audio``: the feature seeds of the request's audio clips (seeds, then negative seeds, in
     order), already extracted (server/_audio.py)."""
+    targets = msg.targets
     return SimilarQuery(
         seeds=_seeds(msg.seeds, audio),
         negative_seeds=_seeds(msg.negative_seeds, audio),
-        targets=dict(msg.targets),
+        targets=dict(targets) if targets else {},
         target_weight=msg.target_weight if msg.HasField("target_weight") else None,
         filter=filter_from_pb(msg.filter) if msg.HasField("filter") else _NO_FILTER,
         k=msg.k or 10,

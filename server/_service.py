@@ -132,11 +132,17 @@ class RecommenderServicer(pb_grpc.RecommenderServicer):
         self.started = time.monotonic()
         # serialized tracks per live bundle; a reloaded bundle gets its own, the old one is dropped with it
         self._wire: weakref.WeakKeyDictionary[Recommender, TrackBytes] = weakref.WeakKeyDictionary()
+        # the live bundle's entry, read without the dictionary's per-lookup weak reference
+        self._last_wire: tuple[weakref.ref[Recommender], TrackBytes] | None = None
 
     def _track_bytes(self, rec: Recommender) -> TrackBytes:
+        last = self._last_wire
+        if last is not None and last[0]() is rec:
+            return last[1]
         cache = self._wire.get(rec)
         if cache is None:  # two threads may both build one; either is correct
             cache = self._wire.setdefault(rec, TrackBytes(rec.n))
+        self._last_wire = (weakref.ref(rec), cache)
         return cache
 
     @unary

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import struct
 
+import numpy as np
+
 from engine import Recommender, SimilarResult
 
 from . import _convert as conv
@@ -53,7 +55,7 @@ class TrackBytes:
 
     def scored_prefix(self, rec: Recommender, row: int) -> bytes:
         cached = self._cache[row]
-        if cached is None:
+        if cached is None:  # similar_response_bytes reads _cache itself first
             track = _length_delimited(1, conv.track_pb(rec, row).SerializeToString())  # ScoredTrack.track
             length = len(track) + len(_SCORE_TAG) + 4
             cached = _varint((1 << 3) | 2) + _varint(length) + track + _SCORE_TAG
@@ -62,18 +64,51 @@ class TrackBytes:
 
 
 _ZERO = _pack_float(0.0)
+_pack_double = struct.Struct("<d").pack
+_NO_DOUBLE = _pack_double(0.0)
+_TOOK_TAG = _varint((1 << 3) | 1)  # SearchStats.took_ms: double, fixed64
+_EXAMINED_TAG = _varint(2 << 3)  # SearchStats.candidates_examined: uint32, varint
+_FILTERED_TAG = _varint(3 << 3)  # SearchStats.candidates_filtered: uint32, varint
+_EXHAUSTED = _varint(4 << 3) + b"\x01"  # SearchStats.exhausted: true
 
 
 def similar_response_bytes(tracks: TrackBytes, rec: Recommender, result: SimilarResult) -> bytes:
-    prefix, pack = tracks.scored_prefix, _pack_float
-    parts = [prefix(rec, row) + packed if (packed := pack(score)) != _ZERO else _zero_scored(rec, row)
-             for row, score in zip(result.rows.tolist(), result.scores.tolist(), strict=True)]
+    rows = result.rows.tolist()
+    # the scores' float32 bytes, 4 per result, as protobuf writes a float field
+    packed = np.ascontiguousarray(result.scores, dtype="<f4").tobytes()
+    if len(packed) != 4 * len(rows):
+        raise ValueError(f"{len(rows)} rows but {len(packed) // 4} scores")
+    cache, prefix = tracks._cache, tracks.scored_prefix
+    parts = []
+    for i, row in enumerate(rows):
+        score = packed[4 * i:4 * i + 4]
+        if score == _ZERO:
+            parts.append(_zero_scored(rec, row))
+        else:
+            parts.append((cache[row] or prefix(rec, row)) + score)
     for seed in result.unknown_seed_ids:
         parts.append(_length_delimited(2, seed.encode()))  # unknown_seed_ids
-    stats = pb.SearchStats(took_ms=result.took_ms, candidates_examined=result.examined,
-                           candidates_filtered=result.filtered, exhausted=result.exhausted)
-    parts.append(_length_delimited(3, stats.SerializeToString()))
+    parts.append(_length_delimited(3, _stats_bytes(result)))
     return b"".join(parts)
+
+
+def _stats_bytes(result: SimilarResult) -> bytes:
+    """``SearchStats(...).SerializeToString()`` for the result's statistics, built by hand (proto3
+    leaves zeros out; a double is zero only as +0.0). Counts outside uint32 go through protobuf,
+    which refuses them as it always did."""
+    examined, filtered = result.examined, result.filtered
+    if not (0 <= examined < 1 << 32 and 0 <= filtered < 1 << 32):
+        return pb.SearchStats(took_ms=result.took_ms, candidates_examined=examined, candidates_filtered=filtered,
+                              exhausted=result.exhausted).SerializeToString()
+    took = _pack_double(result.took_ms)
+    out = _TOOK_TAG + took if took != _NO_DOUBLE else b""
+    if examined:
+        out += _EXAMINED_TAG + _varint(examined)
+    if filtered:
+        out += _FILTERED_TAG + _varint(filtered)
+    if result.exhausted:
+        out += _EXHAUSTED
+    return out
 
 
 def _zero_scored(rec: Recommender, row: int) -> bytes:
