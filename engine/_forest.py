@@ -85,12 +85,17 @@ class CompiledForest:
         """Margins of shape (n_rows, n_classes) for float32 rows of shape (n_rows, n_features)."""
         x = np.ascontiguousarray(x, dtype=np.float32)
         flat = self._flat
-        node = np.broadcast_to(flat["root"], (len(x), len(flat["root"])))  # flat node ids, one per tree
-        row_start = (np.arange(len(x), dtype=np.int64) * x.shape[1])[:, None]
+        root = flat["root"]
+        if len(x) == 1:  # a query's one row (the common call): no per-row offsets to add
+            node, row_start = root[None, :], None
+        else:
+            node = np.repeat(root[None, :], len(x), axis=0)  # flat node ids, one per tree
+            row_start = (np.arange(len(x), dtype=np.int64) * x.shape[1])[:, None]
         values = x.ravel()
         missing = bool(np.isnan(values).any())
         for _ in range(self.depth):
-            v = values.take(row_start + flat["feature"].take(node))
+            at = flat["feature"].take(node)
+            v = values.take(at if row_start is None else row_start + at)
             go_left = v < flat["threshold"].take(node)
             if missing:
                 go_left = np.where(np.isnan(v), flat["default_left"].take(node), go_left)

@@ -131,8 +131,7 @@ class Survivors:
         if self._used:
             keep &= ~np.isin(songs, np.concatenate(self._used))
         positions = np.flatnonzero(keep)
-        _, first = np.unique(songs[positions], return_index=True)  # one listing per song: the nearest
-        self._order = positions[np.sort(first)]
+        self._order = positions[np.sort(_first_of_each(songs[positions]))]  # one listing per song: the nearest
         self._next = 0
 
     def next_block(self) -> Block | None:
@@ -259,6 +258,17 @@ class Selector:
                 continue
             self._take(row, float(scores[pos]))
             max_sim = np.maximum(max_sim, pool @ pool[pos])
+
+
+def _first_of_each(values: np.ndarray) -> np.ndarray:
+    """The position of each distinct value's first occurrence (``np.unique(values,
+    return_index=True)[1]``, without its per-call overhead: this runs on every live query)."""
+    perm = values.argsort(kind="stable")
+    ordered = values[perm]
+    first = np.empty(len(ordered), dtype=bool)
+    first[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+    return perm[first]
 
 
 def check_deadline(deadline: float | None) -> None:

@@ -52,7 +52,7 @@ class GenreAgreement:
         """
         single = proba.ndim == 1
         if single:  # the pipeline's call, once per block: its rows are survivors (all >= 0)
-            agree = np.append(proba, proba.dtype.type(0))[self._codes[rows]].sum(axis=1)
+            agree = np.concatenate((proba, np.zeros(1, dtype=proba.dtype)))[self._codes[rows]].sum(axis=1)
             return np.minimum(agree, 1.0, out=agree)
         proba2 = np.atleast_2d(proba)
         rows2 = np.atleast_2d(rows)

@@ -8,6 +8,7 @@ arrays lives here, so every query that takes such input refuses it with the same
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -29,6 +30,7 @@ class CatalogView:
         self.vectors = bundle.vectors
         self.feature_names = tuple(bundle.preprocessor.feature_names)
         self.feature_index = {n: i for i, n in enumerate(self.feature_names)}
+        self._feature_set = frozenset(self.feature_names)
         self.genre_names = tracks.genre_names
         self._genre_code = {g: i for i, g in enumerate(self.genre_names)}
         self.genre_matrix = tracks.genre_matrix()
@@ -117,25 +119,25 @@ class CatalogView:
         if not np.isfinite(v).all():
             raise InvalidQuery(f"{where}: values too large to place in the vector space "
                                "(each feature's plausible range is in ServerInfo metrics)")
-        if not np.any(v):
+        if not v.any():
             raise InvalidQuery(f"{where}: these values sit exactly at the catalog's mean "
                                "and have no direction to search in")
         return raw, inputs, v
 
     def _validated_row(self, values: Mapping[str, float], where: str) -> np.ndarray:
         names = self.feature_names
-        if len(values) != len(names) or any(n not in values for n in names):
+        if len(values) != len(names) or values.keys() != self._feature_set:  # every name, nothing else
             unknown = sorted(set(values) - set(names))
             if unknown:
                 raise InvalidQuery(f"{where}: unknown feature(s) {', '.join(shown(u) for u in unknown[:5])}; "
                                    f"the bundle's features are {list(names)}")
             missing = [n for n in names if n not in values]
             raise InvalidQuery(f"{where}: missing feature(s) {missing}; every feature of the bundle is required")
-        row = np.array([[float(values[n]) for n in names]])
-        if not np.isfinite(row).all():
-            bad = [n for n, v in zip(names, row[0], strict=True) if not np.isfinite(v)]
+        floats = [float(values[n]) for n in names]
+        if not all(map(math.isfinite, floats)):
+            bad = [n for n, v in zip(names, floats, strict=True) if not math.isfinite(v)]
             raise InvalidQuery(f"{where}: {bad} must be finite numbers (no NaN or infinity)")
-        return row
+        return np.array([floats])
 
     def model_inputs(self, raw: np.ndarray) -> np.ndarray:
         """The classifier's inputs for raw rows, float32 (non-finite where a value overflows)."""
