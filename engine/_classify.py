@@ -68,9 +68,11 @@ class GenreClassify:
         if self._families is not None:
             matrix, family_names = self._families
             family_proba = proba @ matrix
-            families = [(family_names[i], float(family_proba[i]))
-                        for i in np.argsort(-family_proba, kind="stable")[:top_k]]
-        return Classification(genres=[(view.genre_names[i], float(proba[i])) for i in top],
+            best = np.argsort(-family_proba, kind="stable")[:top_k]
+            families = list(zip([family_names[i] for i in best.tolist()], family_proba[best].tolist(), strict=True))
+        genre_names = view.genre_names
+        genres = list(zip([genre_names[i] for i in top.tolist()], proba[top].tolist(), strict=True))
+        return Classification(genres=genres,
                               contributions=contributions, bias=float(bias), known_genres=known,
                               took_ms=(time.perf_counter() - t0) * 1e3, families=families)
 

@@ -15,12 +15,18 @@ def seed_from_pb(msg: pb.Seed) -> Seed:
     if kind == "track_id":
         return Seed(track_id=msg.track_id)
     if kind == "features":
-        return Seed(features=dict(msg.features.values))
+        return Seed(features=feature_dict(msg.features))
     if kind == "vector":
         return Seed(vector=list(msg.vector.values))
     if kind == "audio":  # SimilarTracks extracts clips first (server/_audio.py); nothing else does
         raise InvalidQuery("seeds: audio seeds are accepted by SimilarTracks only (not in BatchSimilarTracks)")
     return Seed()  # the engine reports "give exactly one of track_id, features or vector"
+
+
+def feature_dict(msg: pb.FeatureValues) -> dict[str, float]:
+    """The values as a dict (``dict(map)`` walks the map through a Python-level keys view)."""
+    values = msg.values
+    return {name: values[name] for name in values}
 
 
 _NO_FILTER = TrackFilter()
@@ -104,10 +110,18 @@ def playlist_entry_pb(rec: Recommender, position: int, row: int, transition: flo
 
 
 def classification_pb(result: Classification) -> pb.ClassifyGenreResponse:
-    return pb.ClassifyGenreResponse(
-        genres=[pb.GenreProbability(genre=g, probability=p) for g, p in result.genres],
-        contributions=[pb.FeatureContribution(feature=f, contribution=c) for f, c in result.contributions],
-        bias=result.bias, known_genres=result.known_genres, took_ms=result.took_ms,
-        families=[pb.GenreProbability(genre=f, probability=p) for f, p in result.families])
+    # entries added in place: building each one as a message of its own and copying it into the
+    # response cost twice as much (benchmarks/servicer_cost.py, ClassifyGenre)
+    out = pb.ClassifyGenreResponse(bias=result.bias, known_genres=result.known_genres, took_ms=result.took_ms)
+    add = out.genres.add
+    for genre, p in result.genres:
+        add(genre=genre, probability=p)
+    add_contribution = out.contributions.add
+    for feature, c in result.contributions:
+        add_contribution(feature=feature, contribution=c)
+    add = out.families.add
+    for family, p in result.families:
+        add(genre=family, probability=p)
+    return out
 
 

@@ -213,7 +213,7 @@ class RecommenderServicer(pb_grpc.RecommenderServicer):
                 rec, self.audio, request.audio, top_k=request.top_k, explain=request.explain,
                 deadline=_deadline(context)))
         result = rec.classify(track_id=request.track_id if source == "track_id" else None,
-                              features=dict(request.features.values) if source == "features" else None,
+                              features=conv.feature_dict(request.features) if source == "features" else None,
                               top_k=request.top_k, explain=request.explain)
         return conv.classification_pb(result)
 
