@@ -233,7 +233,7 @@ def _neighbour_table(catalog: Catalog, config: BuildConfig, index: faiss.Index, 
     scoring = Scoring(genre_weight=weight, agreement=agreement)
     songs = catalog_songs(catalog, config.schema.name_column)
     table = first_blocks(vectors, songs, candidates, scoring, proba, block, config.index.neighbours,
-                         progress=say)
+                         progress=say, deeper=lambda v, fetch: nearest_candidates(index, v, fetch))
     return {**table, "genre_weight": np.asarray(weight, dtype=np.float64), "block": np.asarray(block, dtype=np.int64)}
 
 

@@ -296,7 +296,8 @@ def _neighbour_table(bundle: Bundle, catalog: Catalog, keep: np.ndarray, index: 
     affected[n_kept:] = True
     is_new = candidates[:n_kept] >= n_kept
     old_seen = np.cumsum(~is_new, axis=1)  # old candidates up to and including each position
-    affected[:n_kept] = (consumed < 0) | (is_new & (old_seen <= consumed[:, None])).any(axis=1)
+    # (an entry from a deeper fetch, consumed > fetch, reaches past these candidates: recomputed)
+    affected[:n_kept] = (consumed < 0) | (consumed > fetch) | (is_new & (old_seen <= consumed[:, None])).any(axis=1)
     gone = bundle.vectors[~keep]
     if len(gone):
         # a removed track was among the first `consumed` if it is at least as close as the consumed-th old
@@ -317,7 +318,8 @@ def _neighbour_table(bundle: Bundle, catalog: Catalog, keep: np.ndarray, index: 
     scoring = Scoring(genre_weight=weight, agreement=GenreAgreement(catalog.genre_indptr, catalog.genre_codes,
                                                                     len(catalog.genre_names)))
     songs = catalog_songs(catalog, bundle.config.schema.name_column)
-    fresh = first_blocks(vectors, songs, candidates[rows], scoring, proba, block, width, rows)
+    fresh = first_blocks(vectors, songs, candidates[rows], scoring, proba, block, width, rows,
+                         deeper=lambda v, deep: nearest_candidates(index, v, deep))
     # untouched tracks: their old entries, renumbered (their first fetch is the same set of tracks)
     new_row = np.full(len(keep), -1, dtype=np.int64)
     new_row[keep] = np.arange(n_kept)
