@@ -16,8 +16,10 @@ Kinds: SimilarTracks by id (k 10), SimilarTracks by raw features (k 10), Classif
 values as if new. One warm-up pass per kind fills the caches a running server has warm.
 
     python benchmarks/servicer_cost.py BUNDLE --before REV --after REV [--rounds 7] [--queries 400]
+    python benchmarks/servicer_cost.py BUNDLE --before REV --after REV --after-bundle BUNDLE2
 
-Both revisions must read the bundle's format version.
+Both revisions must read the bundle's format version. ``--after-bundle`` gives the after worker another
+bundle (the same catalog built by the after revision), for a change to what a build stores.
 """
 
 from __future__ import annotations
@@ -140,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--after", help="git revision compared with it (e.g. HEAD)")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--queries", type=int, default=400)
+    parser.add_argument("--after-bundle", type=Path, help="the after worker's bundle (default: BUNDLE)")
     parser.add_argument("--kinds", default=",".join(KINDS))
     parser.add_argument("--cpu", type=int, default=(os.cpu_count() or 1) - 1,
                         help="the core both workers are pinned to (-1: not pinned); default the last")
@@ -160,8 +163,9 @@ def main(argv: list[str] | None = None) -> int:
             tree = Path(tmp) / label
             shas[label] = _export(repo, rev, tree)
             env = {**os.environ, "PYTHONPATH": str(tree), "OMP_NUM_THREADS": "1"}
+            bundle = args.after_bundle if label == "after" and args.after_bundle else args.bundle
             workers[label] = subprocess.Popen(
-                [sys.executable, str(Path(__file__).resolve()), str(args.bundle.resolve()), "--worker",
+                [sys.executable, str(Path(__file__).resolve()), str(bundle.resolve()), "--worker",
                  "--queries", str(args.queries), "--cpu", str(args.cpu)], cwd=tree, env=env, stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE, text=True)
         for w in workers.values():
@@ -185,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
             assert w.stdin is not None
             w.stdin.close()
             w.wait()
-    report: dict[str, Any] = {"bundle": str(args.bundle), "before": shas["before"], "after": shas["after"],
+    report: dict[str, Any] = {"bundle": str(args.bundle), "after_bundle": str(args.after_bundle or args.bundle),
+                              "before": shas["before"], "after": shas["after"],
                               "rounds": args.rounds, "queries": args.queries, "machine": platform.platform(),
                               "load_average": os.getloadavg(), "kinds": {}}
     print(f"before {shas['before'][:10]}  after {shas['after'][:10]}  (in-process servicer cost, median us per "
@@ -204,7 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {platform.platform()}, {os.cpu_count()} cpus, load average "
           f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print(f"command: python benchmarks/servicer_cost.py {args.bundle} --before {args.before} --after {args.after} "
-          f"--rounds {args.rounds} --queries {args.queries}")
+          f"--rounds {args.rounds} --queries {args.queries}"
+          + (f" --after-bundle {args.after_bundle}" if args.after_bundle else ""))
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
     return 0
