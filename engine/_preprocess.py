@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ._config import parse_transform
+from ._config import DEFAULT_PCA_VARIANCE, parse_transform
 from ._errors import InvalidQuery, NotFittedError
 
 
@@ -26,14 +26,15 @@ class Preprocessor:
         ``"log1p"`` or ``"cyclic:<period>"`` per feature (others pass through). A cyclic feature
         becomes two columns, ``<name>_sin`` and ``<name>_cos``, so that 11 is next to 0.
     pca_variance : float
-        Keep the fewest components explaining at least this share of variance...
+        Keep the fewest components explaining at least this share of variance (1.0, the default:
+        every component, a rotation of the standardized features)...
     pca_components : int or None
         ...unless a fixed count is given.
     """
 
     def __init__(
         self, *, feature_names: Sequence[str], transforms: Mapping[str, str] | None = None,
-        pca_variance: float = 0.9, pca_components: int | None = None,
+        pca_variance: float = DEFAULT_PCA_VARIANCE, pca_components: int | None = None,
     ) -> None:
         self.feature_names = tuple(feature_names)
         self.transforms = dict(transforms or {})
@@ -46,6 +47,12 @@ class Preprocessor:
         x = self.transform_features(raw)
         mean = x.mean(axis=0)
         std = x.std(axis=0)
+        # A cyclic feature is two columns (sin, cos): scaled one by one it would weigh as two features
+        # in every distance. The pair shares one scale, so together it carries one feature's variance
+        # (what that buys audio-only retrieval: benchmarks/RESULTS.md, "Retrieval defaults").
+        plan = self._transform_plan()
+        for s, c in zip(plan["sin_dst"].tolist(), plan["cos_dst"].tolist(), strict=True):
+            std[s] = std[c] = np.sqrt(std[s] ** 2 + std[c] ** 2)
         std[std == 0] = 1.0  # a constant column carries no information; keep it at 0 instead of NaN
         z = (x - mean) / std
         # PCA through the covariance eigendecomposition: the feature count is small (tens), so

@@ -56,3 +56,32 @@ def test_errors() -> None:
         prep().embed(make())
     with pytest.raises(InvalidQuery, match="3 columns, but the pipeline expects 4"):
         prep().fit(make()).embed(np.zeros((1, 3)))
+
+
+def test_keeping_every_component_ranks_as_the_standardized_features_do() -> None:
+    # pca_variance 1.0 keeps the stage (standardize -> PCA -> cosine) but loses nothing: the vectors
+    # are a rotation of the standardized features, so every cosine between tracks is theirs
+    raw = make(300, seed=4)
+    p = prep(pca_variance=1.0).fit(raw)
+    assert p.n_components == len(p.transformed_names)
+    z = p.standardize(raw)
+    z /= np.linalg.norm(z, axis=1, keepdims=True)
+    v = p.embed(raw).astype(np.float64)
+    np.testing.assert_allclose(v @ v[:20].T, z @ z[:20].T, atol=1e-6)
+    fewer = prep(pca_variance=0.6).fit(raw).embed(raw).astype(np.float64)
+    assert not np.allclose(fewer @ fewer[:20].T, z @ z[:20].T, atol=1e-3)  # the check can fail
+
+
+def test_a_cyclic_feature_weighs_as_one_feature() -> None:
+    # sin and cos share one scale: together they hold one column's variance, so key does not count
+    # twice in every distance (each scaled alone, the pair would hold two)
+    raw = make(2000, seed=5)
+    p = prep().fit(raw)
+    z = p.standardize(raw)
+    var = dict(zip(p.transformed_names, z.var(axis=0), strict=True))
+    assert var["key_sin"] + var["key_cos"] == pytest.approx(1.0)
+    assert 0.3 < var["key_sin"] < 0.7 and var["energy"] == pytest.approx(1.0)
+    assert var["duration_ms_log1p"] == pytest.approx(1.0)
+    # and 11 is still next to 0 after scaling
+    x = p.standardize(np.array([[0.5, 0, 1e5, 0.5], [0.5, 11, 1e5, 0.5], [0.5, 6, 1e5, 0.5]]))
+    assert np.linalg.norm(x[0, 1:3] - x[1, 1:3]) < np.linalg.norm(x[0, 1:3] - x[2, 1:3]) / 3
