@@ -5,8 +5,10 @@ container HEALTHCHECKs, Kubernetes exec probes and scripts. Loads grpc and the h
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 # Exit statuses (README "Operating"; `musicrec health --help`).
 EXIT_SERVING = 0
@@ -65,3 +67,22 @@ def main(address: str, **kwargs: object) -> int:
     code, line = check(address, **kwargs)  # type: ignore[arg-type]
     print(line, file=sys.stdout if code in (EXIT_SERVING, EXIT_NOT_SERVING) else sys.stderr)
     return code
+
+
+def add_parser(sub: Any) -> None:
+    h = sub.add_parser("health", help="probe a server's grpc.health.v1 status (exit 0 when SERVING)",
+                       description="One grpc.health.v1.Health/Check, for container HEALTHCHECKs and Kubernetes "
+                                   "exec probes. Prints the status.", epilog=EXIT_CODES_HELP)
+    h.add_argument("address", help="HOST:PORT")
+    h.add_argument("--service", default="", help="a service name, e.g. musicrec.v1.Recommender (default: the server)")
+    h.add_argument("--timeout", type=float, default=5.0, metavar="S", help="deadline in seconds (default 5)")
+    h.add_argument("--token", help="bearer token (health checks need none on musicrec; for proxies that do)")
+    h.add_argument("--tls", action="store_true", help="use TLS with the system's root certificates")
+    h.add_argument("--tls-ca", type=Path, metavar="FILE", help="use TLS, trusting this CA certificate (PEM)")
+    h.add_argument("--tls-server-name", metavar="NAME", help="expect this name in the server certificate")
+    h.set_defaults(func=cmd_health)
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    return main(args.address, service=args.service, timeout=args.timeout, token=args.token, tls=args.tls,
+                tls_ca=args.tls_ca, tls_server_name=args.tls_server_name)

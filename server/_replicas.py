@@ -39,7 +39,7 @@ def free_port(host: str) -> int:
 
 
 def _replica(args: argparse.Namespace, index: int) -> None:
-    from .cli import cmd_serve
+    from ._cli_serve import cmd_serve
 
     args.processes, args.replica = 1, True
     if args.metrics_port:  # each process exports its own metrics: PORT, PORT+1, ...

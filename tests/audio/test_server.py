@@ -155,7 +155,7 @@ def test_query_cli_shrinks_a_clip_over_the_limit(tmp_path: Path) -> None:
 
     import soundfile as sf
 
-    from server.cli import audio_clip
+    from server._cli_query import audio_clip
 
     y = song(STYLES[0], bpm=70.0, root=0, seconds=40.0, seed=3)
     path = tmp_path / "long.wav"

@@ -11,8 +11,8 @@ import pytest
 
 from indexer.cli import _parser, main
 from server import RunningServer
+from server._cli_format import CORE_LEGEND, format_response
 from server._table import table
-from server.cli import CORE_LEGEND, format_response
 
 
 def parse(*argv: str) -> object:

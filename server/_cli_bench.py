@@ -1,0 +1,89 @@
+"""``musicrec bench``: closed- or open-loop load against any address, measured against the
+server's own floor (server/_bench.py does the work; grpc is imported when the command runs)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def add_parser(sub: Any) -> None:
+    b = sub.add_parser("bench", help="measure a server's latency and throughput against its own floor",
+                       description="Closed-loop load against any address. Each RPC is measured alternately with "
+                                   "grpc.health.v1 Check (the floor) on the same server, and reported in "
+                                   "microseconds and as ratios to the floor.")
+    b.add_argument("--address", default="127.0.0.1:50051")
+    b.add_argument("--rpc", action="append", choices=[r for r in _rpcs() if r != "health"],
+                   help="RPC to measure in a phase of its own (repeatable; default: similar)")
+    b.add_argument("--mix", action="append", default=[], metavar="RPC=WEIGHT,...",
+                   help="a phase sending a weighted mix "
+                        "(e.g. similar=6,similar-features=2,batch=1,playlist=1,classify=1)")
+    b.add_argument("--concurrency", type=int,
+                   help="closed loop: concurrent clients (default 1: sequential); "
+                        "open loop: most requests in flight (default 64)")
+    b.add_argument("--rate", type=float, help="open loop: send this many requests/s on a fixed schedule")
+    b.add_argument("--requests", type=int, help="measured requests per phase and round (instead of --duration)")
+    b.add_argument("--processes", type=int, default=0, help="client processes (default: 1, or 2 from 8 clients)")
+    b.add_argument("--rounds", type=int, default=3, help="alternating rounds per RPC (default 3)")
+    b.add_argument("--duration", type=float, default=5.0, help="measured seconds per round (default 5)")
+    b.add_argument("--warmup", type=float, default=1.0, help="uncounted seconds before each round (default 1)")
+    b.add_argument("-k", type=int, default=10)
+    b.add_argument("--seed", type=int, default=0, help="random seed for the seed tracks drawn (default 0)")
+    b.add_argument("--token", help="bearer token")
+    b.add_argument("--json", dest="json_out", help="also write the report as JSON here")
+    b.add_argument("--html", dest="html_out", metavar="FILE",
+                   help="also write the report with latency histograms and percentile curves against the floor "
+                        "(one self-contained HTML file; needs the report extra, matplotlib)")
+    b.set_defaults(func=cmd_bench)
+
+
+def _rpcs() -> tuple[str, ...]:
+    return ("health", "similar", "similar-features", "batch", "playlist", "classify", "classify-features")
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    import grpc
+
+    from ._bench import RPCS, Load, compare, format_report, parse_mix
+
+    assert set(_rpcs()) == set(RPCS)
+    try:
+        phases = [((r, 1.0),) for r in (args.rpc or ([] if args.mix else ["similar"]))]
+        phases += [parse_mix(m) for m in args.mix]
+        if args.rate is not None and args.rate <= 0:
+            raise ValueError("--rate must be > 0")
+    except ValueError as exc:
+        print(f"musicrec bench: error: {exc}", file=sys.stderr)
+        return 2
+    if args.html_out:
+        try:
+            import matplotlib  # noqa: F401  (checked before minutes of load, not after)
+        except ImportError:
+            print("musicrec bench: error: --html needs matplotlib: pip install 'musicrec[report]'", file=sys.stderr)
+            return 2
+    concurrency = args.concurrency or (64 if args.rate else 1)
+    processes = args.processes or (2 if concurrency >= 8 or (args.rate or 0) >= 2000 else 1)
+    load = Load(concurrency=concurrency, rate=args.rate, warmup=args.warmup,
+                duration=None if args.requests else args.duration, requests=args.requests)
+    metadata = (("authorization", f"Bearer {args.token}"),) if args.token else None
+    samples: dict[str, list[float]] = {}
+    try:
+        report = compare(args.address, phases, load, processes=processes, rounds=args.rounds, k=args.k,
+                         seed=args.seed, metadata=metadata, progress=lambda m: print(m, file=sys.stderr, flush=True),
+                         samples=samples)
+    except grpc.RpcError as err:
+        print(f"musicrec bench: {args.address}: {err.code().name}: {err.details()}", file=sys.stderr)
+        return 1
+    report["command"] = "musicrec " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["bench"] else "musicrec bench"
+    print(format_report(report))
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(report, indent=2) + "\n")
+    if args.html_out:
+        from ._bench_html import bench_report_html
+
+        Path(args.html_out).write_text(bench_report_html(report, samples), encoding="utf-8")
+        print(f"wrote {args.html_out}", file=sys.stderr)
+    return 0

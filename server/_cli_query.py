@@ -1,0 +1,277 @@
+"""``musicrec query``: ask a running server, answered as readable tables (server/_cli_format.py)
+or ``--json``; and ``demo_queries``, the demo's one question of each kind. grpc and the generated
+stubs are imported when a command runs, never when the parser is built."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from ._cli_format import format_response
+from ._table import output_width
+
+
+def add_parser(sub: Any) -> None:
+    q = sub.add_parser("query", help="ask a running server (readable tables, or --json)",
+                       description="Ask a running server. --address, --json, --token and --timeout may come "
+                                   "before or after the query: musicrec query similar ID --address HOST:PORT.")
+    _query_options(q, defaults=True)
+    shared = argparse.ArgumentParser(add_help=False)
+    _query_options(shared, defaults=False)
+    qs = q.add_subparsers(dest="query", metavar="QUERY", required=True)
+    s = qs.add_parser("similar", help="tracks similar to seed track ids or audio files", parents=[shared])
+    s.add_argument("track_ids", nargs="*")
+    s.add_argument("--audio", action="append", default=[], type=Path, metavar="FILE",
+                   help="an audio file as a seed (repeatable; bundles built from musicrec extract output)")
+    s.add_argument("--not", dest="negative", action="append", default=[], metavar="ID", help="less like this")
+    s.add_argument("-k", type=_int_from(1), default=10, help="results per page (default 10)")
+    s.add_argument("--offset", type=_int_from(0), default=0, help="skip this many of the ranking (paging)")
+    s.add_argument("--genre", action="append", default=[], help="only these genres")
+    s.add_argument("--exclude-genre", action="append", default=[])
+    s.add_argument("--target", action="append", default=[], type=_name_value, metavar="NAME=VALUE",
+                   help="e.g. energy=0.8 (repeatable)")
+    s.add_argument("--max-per-artist", type=_int_from(0), default=0)
+    s.add_argument("--diversity", type=_number, default=0.0, help="0..1: MMR diversity (default 0)")
+    s.add_argument("--genre-weight", type=_number, help="0..1: how much genre agreement counts (default: the "
+                   "bundle's; 0 = audio cosine only)")
+    p2 = qs.add_parser("playlist", help="a mood playlist", parents=[shared])
+    src = p2.add_mutually_exclusive_group(required=True)
+    src.add_argument("--mood-id", type=_int_from(0))
+    src.add_argument("--mood", help="mood id, name, or words of its name, e.g. 'calm acoustic' (see: musicrec "
+                                    "query moods)")
+    src.add_argument("--seed", help="seed track id")
+    src.add_argument("--target", type=_valence_energy, metavar="VALENCE,ENERGY", help="e.g. 0.3,0.2")
+    p2.add_argument("--length", type=_int_from(1), default=20)
+    p2.add_argument("--shuffle", type=_int_from(0), default=0, help="shuffle seed")
+    c = qs.add_parser("classify", help="genre probabilities for a track id or feature values", parents=[shared])
+    c.add_argument("track_id", nargs="?")
+    c.add_argument("--audio", type=Path, metavar="FILE", help="classify an audio file")
+    c.add_argument("--features", type=_name_values, metavar="NAME=VALUE,...")
+    c.add_argument("--top", type=_int_from(1), default=5)
+    c.add_argument("--explain", action="store_true")
+    qs.add_parser("moods", help="list the moods", parents=[shared])
+    qs.add_parser("info", help="bundle and server information", parents=[shared])
+    t = qs.add_parser("track", help="one track", parents=[shared])
+    t.add_argument("track_id")
+    r = qs.add_parser("reload", help="re-read the server's configured bundle, or load PATH once (admin token "
+                      "when auth is on; PATH under the server's --bundle-root)", parents=[shared])
+    r.add_argument("path", nargs="?", default="")
+    q.set_defaults(func=cmd_query)
+
+
+def _query_options(p: argparse.ArgumentParser, *, defaults: bool) -> None:
+    """The options of every query, accepted before and after its name. After it they default to
+    SUPPRESS: a subcommand's defaults would otherwise replace a value given before its name."""
+    def d(value: Any) -> Any:
+        return value if defaults else argparse.SUPPRESS
+
+    p.add_argument("--address", default=d("127.0.0.1:50051"), help="server HOST:PORT (default 127.0.0.1:50051)")
+    p.add_argument("--json", action="store_true", default=d(False),
+                   help="print the response as JSON (ServerInfo's counts_json and metrics_json decoded)")
+    p.add_argument("--token", default=d(None), help="bearer token")
+    p.add_argument("--timeout", type=_number, default=d(10.0), help="deadline in seconds (default 10)")
+    p.add_argument("--wait", type=_number, default=d(0.0), metavar="SECONDS",
+                   help="wait up to SECONDS for a server that is still starting (default: fail at once)")
+
+
+def _int_from(low: int) -> Any:
+    """An argparse type: a whole number >= ``low`` (argparse prefixes the flag to the message)."""
+    def whole(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be {low} or more, got {value}")
+        return value
+    return whole
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text.strip()!r} is not a number") from None
+
+
+def _name_value(text: str) -> tuple[str, float]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE (e.g. energy=0.8), got {text!r}")
+    try:
+        return name.strip(), float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value.strip()!r} is not a number (in {text!r})") from None
+
+
+def _name_values(text: str) -> dict[str, float]:
+    return dict(_name_value(item) for item in text.split(",") if item.strip())
+
+
+def _valence_energy(text: str) -> tuple[float, float]:
+    parts = text.split(",")
+    if len(parts) != 2:
+        raise argparse.ArgumentTypeError(f"expected VALENCE,ENERGY (two numbers 0..1, e.g. 0.3,0.2), got {text!r}")
+    return _number(parts[0]), _number(parts[1])
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    import grpc
+
+    from ._generated.musicrec.v1 import recommender_pb2 as pb
+    from ._generated.musicrec.v1 import recommender_pb2_grpc as pb_grpc
+
+    metadata = (("authorization", f"Bearer {args.token}"),) if args.token else None
+    try:
+        with grpc.insecure_channel(args.address) as channel:
+            if args.wait > 0:  # a starting server binds its port first and answers once its bundle is loaded
+                try:
+                    grpc.channel_ready_future(channel).result(timeout=args.wait)
+                except grpc.FutureTimeoutError:
+                    print(f"musicrec query: no server answered at {args.address} within --wait {args.wait:g} s",
+                          file=sys.stderr)
+                    return 1
+            stub = pb_grpc.RecommenderStub(channel)
+            call = {"timeout": args.timeout, "metadata": metadata}
+            response = _run_query(args, stub, pb, call)
+    except grpc.RpcError as err:
+        hint = ""
+        if err.code() == grpc.StatusCode.UNAVAILABLE:
+            hint = f" (is a server running at {args.address}? start one with musicrec serve, or give --address)"
+        print(f"musicrec query: {err.code().name}: {err.details()}{hint}", file=sys.stderr)
+        return 1
+    except ValueError as exc:
+        print(f"musicrec query: error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(response_json(response), indent=2, ensure_ascii=False))
+    else:
+        print(format_response(args.query, response, output_width()))
+    return 0
+
+
+def response_json(response: Any) -> dict[str, Any]:
+    """The message as JSON (proto field names), with the JSON that ServerInfo carries as strings
+    (``counts_json``, ``metrics_json``) decoded in place as ``counts`` and ``metrics``."""
+    from google.protobuf import json_format
+
+    out = json_format.MessageToDict(response, preserving_proto_field_name=True)
+    for field in ("counts_json", "metrics_json"):
+        if field in out:
+            out[field.removesuffix("_json")] = json.loads(out.pop(field))
+    return out
+
+
+def audio_clip(path: Path) -> bytes:
+    """A file's bytes for Seed.audio. A file over the 3 MiB limit is decoded here and sent as mono
+    FLAC at the extractor's rate (what the server would analyse anyway), which needs the audio extra."""
+    from ._limits import MAX_AUDIO_BYTES
+
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ValueError(f"--audio {path}: {exc.strerror or exc}") from None
+    if len(data) <= MAX_AUDIO_BYTES:
+        return data
+    try:
+        import io
+
+        import soundfile as sf
+
+        from engine.audio import ExtractorParams, decode
+    except ImportError:
+        raise ValueError(f"--audio {path}: {len(data):,} bytes, over the {MAX_AUDIO_BYTES:,}-byte limit; install "
+                         "the audio extra to have it shrunk, or send a shorter or compressed clip") from None
+    decoded = decode(data, ExtractorParams().sample_rate, name=str(path))
+    buf = io.BytesIO()
+    sf.write(buf, decoded.y, decoded.sr, format="FLAC", subtype="PCM_16")
+    if buf.tell() > MAX_AUDIO_BYTES:
+        raise ValueError(f"--audio {path}: {decoded.seconds:.0f} s is too long even as mono FLAC "
+                         f"({buf.tell():,} bytes); send a shorter clip")
+    return buf.getvalue()
+
+
+def _run_query(args: argparse.Namespace, stub: Any, pb: Any, call: dict[str, Any]) -> Any:
+    if args.query == "similar":
+        if not args.track_ids and not args.audio:
+            raise ValueError("similar needs seed track ids or --audio FILE")
+        request = pb.SimilarTracksRequest(
+            seeds=[pb.Seed(track_id=t) for t in args.track_ids] + [pb.Seed(audio=audio_clip(f)) for f in args.audio],
+            negative_seeds=[pb.Seed(track_id=t) for t in args.negative], k=args.k, offset=args.offset,
+            targets=dict(args.target), max_per_artist=args.max_per_artist, diversity=args.diversity,
+            filter=pb.Filter(include_genres=args.genre, exclude_genres=args.exclude_genre))
+        if args.genre_weight is not None:
+            request.genre_weight = args.genre_weight
+        return stub.SimilarTracks(request, **call)
+    if args.query == "playlist":
+        request = pb.MoodPlaylistRequest(length=args.length, shuffle_seed=args.shuffle)
+        if args.mood_id is not None:
+            request.mood_id = args.mood_id
+        elif args.mood:
+            request.mood_name = args.mood
+        elif args.seed:
+            request.seed_track_id = args.seed
+        else:
+            valence, energy = args.target
+            request.target.CopyFrom(pb.MoodTarget(valence=valence, energy=energy))
+        return stub.MoodPlaylist(request, **call)
+    if args.query == "classify":
+        request = pb.ClassifyGenreRequest(top_k=args.top, explain=args.explain)
+        if args.features:
+            request.features.values.update(args.features)
+        elif args.audio:
+            request.audio = audio_clip(args.audio)
+        elif args.track_id:
+            request.track_id = args.track_id
+        else:
+            raise ValueError("classify needs a track id, --features or --audio FILE")
+        return stub.ClassifyGenre(request, **call)
+    if args.query == "moods":
+        return stub.ListMoods(pb.ListMoodsRequest(), **call)
+    if args.query == "info":
+        return stub.ServerInfo(pb.ServerInfoRequest(), **call)
+    if args.query == "track":
+        return stub.GetTrack(pb.GetTrackRequest(track_id=args.track_id), **call)
+    return stub.ReloadBundle(pb.ReloadBundleRequest(path=args.path), **call)
+
+
+def demo_queries(bundle: Path) -> str:
+    """Serve ``bundle`` on a free local port and ask it one of each query over a real channel."""
+    import grpc
+
+    from ._app import create_server
+    from ._generated.musicrec.v1 import recommender_pb2 as pb
+    from ._generated.musicrec.v1 import recommender_pb2_grpc as pb_grpc
+
+    running = create_server(bundle, "127.0.0.1:0")
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            stub = pb_grpc.RecommenderStub(channel)
+            info = stub.ServerInfo(pb.ServerInfoRequest(), timeout=10)
+            seed = running.holder.require().ids[0]
+            track = stub.GetTrack(pb.GetTrackRequest(track_id=seed), timeout=10).track
+            similar = stub.SimilarTracks(pb.SimilarTracksRequest(seeds=[pb.Seed(track_id=seed)], k=5), timeout=10)
+            moods = stub.ListMoods(pb.ListMoodsRequest(), timeout=10)
+            playlist = stub.MoodPlaylist(pb.MoodPlaylistRequest(seed_track_id=seed, length=6,
+                                                                include_features=True), timeout=10)
+            width = output_width()
+            mood_lines = format_response("moods", moods, width).splitlines()  # header, moods, legend
+            out = [f"served on 127.0.0.1:{running.port}: {format_response('info', info)}", ""]
+            if info.genres:
+                genre = stub.ClassifyGenre(pb.ClassifyGenreRequest(track_id=seed, top_k=3, explain=True), timeout=10)
+            out += [f"SimilarTracks to '{track.name}' by {', '.join(track.artists)} ({', '.join(track.genres)}):",
+                    format_response("similar", similar, width), "",
+                    "ListMoods (first 5):", "\n".join(mood_lines[:6] + mood_lines[-1:]), "",
+                    "MoodPlaylist from the same seed:", format_response("playlist", playlist, width)]
+            if info.genres:
+                contributions = list(genre.contributions)[:4]
+                del genre.contributions[:]
+                genre.contributions.extend(contributions)
+                out += ["", "ClassifyGenre (top 3, with the 4 strongest feature contributions):",
+                        format_response("classify", genre)]
+            return "\n".join(out)
+    finally:
+        running.stop(grace=1.0)

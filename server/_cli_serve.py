@@ -1,0 +1,173 @@
+"""``musicrec serve``: serve a bundle over gRPC (and, when asked, HTTP/JSON and metrics).
+
+The parser is built by every ``musicrec`` command, so this module imports no grpc, protobuf or
+engine at the top: ``cmd_serve`` loads them when it runs, after the checks that need none of them
+(ports, TLS files, flag combinations) have had their say.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("serve", help="serve a bundle over gRPC",
+                       description="Serve a bundle (or a `current` symlink, with --watch) over gRPC: "
+                                   "musicrec.v1.Recommender, grpc.health.v1.Health and server reflection.")
+    p.add_argument("--bundle", type=Path, required=True, help="bundle directory or a symlink to one")
+    p.add_argument("--bundle-root", type=Path, metavar="DIR",
+                   help="ReloadBundle PATH must lie under DIR (default: the directory holding the bundle, and "
+                        "then only with an admin token)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 for all)")
+    p.add_argument("--port", type=int, default=50051)
+    p.add_argument("--max-concurrent", type=int, default=64,
+                   help="RPCs accepted at once (running or queued); more get RESOURCE_EXHAUSTED (default 64)")
+    p.add_argument("--workers", type=int, default=4, help="handler threads (default 4; see benchmarks/RESULTS.md)")
+    p.add_argument("--processes", type=int, default=1, metavar="N",
+                   help="N server processes on one port (SO_REUSEPORT), each with --workers threads, sharing a flat "
+                        "index's pages; a supervisor forwards signals and restarts a process that dies (default 1)")
+    p.add_argument("--replica", action="store_true", help=argparse.SUPPRESS)  # set by the --processes supervisor
+    p.add_argument("--audio-workers", type=int, default=1,
+                   help="processes analysing audio clips (default 1; warmed at start for an audio bundle)")
+    p.add_argument("--audio-max-clips", type=int, default=4,
+                   help="audio clips analysed or waiting at once; more get RESOURCE_EXHAUSTED (default 4)")
+    p.add_argument("--watch", type=float, metavar="SECONDS",
+                   help="re-check the bundle path this often and hot-reload when it points elsewhere")
+    p.add_argument("--grace", type=float, default=10.0, help="seconds calls in flight get on shutdown")
+    p.add_argument("--drain-delay", type=float, default=0.0, metavar="S",
+                   help="on SIGTERM, first keep answering for S seconds with health NOT_SERVING, so load balancers "
+                        "stop sending calls before they are refused (default 0; a second signal ends the delay)")
+    p.add_argument("--token", action="append", default=[], help="require this bearer token (repeatable)")
+    p.add_argument("--admin-token", action="append", default=[], help="bearer token that may also reload")
+    p.add_argument("--tls-cert", type=Path)
+    p.add_argument("--tls-key", type=Path)
+    w = p.add_argument_group("HTTP/JSON and web console (the web extra)")
+    w.add_argument("--http-port", type=int, metavar="PORT",
+                   help="also serve every RPC as POST /v1/<Method> (JSON) and the web console at http://HOST:PORT/ "
+                        "(0 picks a free port; default: off)")
+    w.add_argument("--http-host", metavar="HOST", help="address for the HTTP port (default: --host)")
+    v = p.add_argument_group("vector backend (docs/SCALING.md)")
+    v.add_argument("--backend", choices=("faiss", "qdrant"), default="faiss",
+                   help="where similar-track candidates come from: the bundle's FAISS index (default) or the Qdrant "
+                        "collection `musicrec publish` wrote for this bundle (needs the qdrant extra)")
+    v.add_argument("--qdrant-url", metavar="URL", help="Qdrant server, e.g. http://qdrant:6333")
+    v.add_argument("--qdrant-path", type=Path, metavar="DIR", help="Qdrant local mode on disk (tests, one machine)")
+    v.add_argument("--qdrant-alias", default="musicrec", metavar="NAME", help="alias to read (default musicrec)")
+    v.add_argument("--qdrant-api-key-env", metavar="VAR", help="read the Qdrant API key from this variable")
+    v.add_argument("--qdrant-timeout", type=float, default=2.0, metavar="S",
+                   help="seconds per Qdrant request (default 2)")
+    v.add_argument("--qdrant-hnsw-ef", type=int, metavar="N", help="a Qdrant server's HNSW search breadth")
+    o = p.add_argument_group("operating (README: Operating)")
+    o.add_argument("--metrics-port", type=int, metavar="PORT",
+                   help="serve Prometheus metrics on http://HOST:PORT/metrics (default: off)")
+    o.add_argument("--metrics-host", metavar="HOST", help="address for the metrics endpoint (default: --host)")
+    o.add_argument("--log-format", choices=("json", "text"),
+                   help="one JSON object per line, or text (default: text on a terminal, JSON otherwise)")
+    o.add_argument("--log-requests", action="store_true", help="log one line per call (event 'request')")
+    o.add_argument("--slow-ms", type=float, default=1000.0, metavar="MS",
+                   help="log calls slower than this as warnings (event 'slow_request'; default 1000, 0 = off)")
+    p.set_defaults(func=cmd_serve)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from ._bind import ServerStartError, check_bindable, read_tls_files
+
+    if args.processes < 1:
+        print(f"musicrec serve: error: --processes must be at least 1, got {args.processes}", file=sys.stderr)
+        return 2
+    if args.processes > 1 and args.backend == "qdrant" and args.qdrant_path is not None:
+        print("musicrec serve: error: --qdrant-path (Qdrant local mode) opens its directory in one process only; "
+              "use --qdrant-url with --processes", file=sys.stderr)
+        return 2
+    if args.processes > 1 and args.http_port is not None:
+        print("musicrec serve: error: --http-port is not available with --processes yet; run the HTTP face in "
+              "its own musicrec serve", file=sys.stderr)
+        return 2
+    try:  # at once: before grpc, the engine and the bundle take seconds to load
+        read_tls_files(args.tls_cert, args.tls_key)
+        if not args.replica:  # replicas bind a port their supervisor checked, beside each other
+            check_bindable(f"{args.host}:{args.port}")
+        if args.http_port is not None:
+            check_bindable(f"{args.http_host or args.host}:{args.http_port}")
+    except ServerStartError as exc:
+        print(f"musicrec serve: error: {exc}", file=sys.stderr)
+        return 2
+
+    import logging
+
+    if args.processes > 1:
+        from ._logging import configure as configure_logging
+        from ._replicas import run_replicas
+
+        configure_logging(args.log_format)
+        return run_replicas(args)
+
+    from engine import BundleError
+
+    from ._app import ServerOptions, create_server, serve_forever
+    from ._logging import configure as configure_logging
+
+    configure_logging(args.log_format)
+    if args.bundle_root is not None and not args.bundle_root.is_dir():
+        print(f"musicrec serve: error: --bundle-root {args.bundle_root}: not a directory", file=sys.stderr)
+        return 2
+    source_factory = None
+    if args.backend == "qdrant":
+        try:
+            source_factory = _qdrant_factory(args)
+        except Exception as exc:  # a missing extra, bad flags, a local-mode path another process holds
+            print(f"musicrec serve: error: {exc}", file=sys.stderr)
+            return 2
+    options = ServerOptions(max_concurrent=args.max_concurrent, workers=args.workers, read_tokens=tuple(args.token),
+                            admin_tokens=tuple(args.admin_token), tls_cert=args.tls_cert, tls_key=args.tls_key,
+                            watch_interval=args.watch, bundle_root=args.bundle_root,
+                            metrics_port=args.metrics_port, metrics_host=args.metrics_host or args.host,
+                            log_requests=args.log_requests, slow_ms=args.slow_ms or None,
+                            audio_workers=args.audio_workers, audio_max_clips=args.audio_max_clips,
+                            http_port=args.http_port, http_host=args.http_host or args.host,
+                            source_factory=source_factory, replica=args.replica)
+    try:
+        running = create_server(args.bundle, f"{args.host}:{args.port}", options)
+    except (ServerStartError, BundleError, OSError) as exc:  # address, TLS files, any failure to load the bundle
+        print(f"musicrec serve: error: {exc}", file=sys.stderr)
+        return 2
+    rec = running.holder.require()
+    logging.getLogger("musicrec.server").info(
+        "serving musicrec.v1.Recommender on %s:%d%s (bundle %s: %d tracks, %d moods, %d genres, %s index)",
+        args.host, running.port, " with TLS" if args.tls_cert else "", rec.bundle.version, rec.n,
+        len(rec.moods()), len(rec.genre_names), rec.bundle.manifest["metrics"]["index"]["kind"])
+    if args.backend == "qdrant":
+        state = getattr(rec.source, "error", None) or f"collection {getattr(rec.source, 'collection', None)}"
+        logging.getLogger("musicrec.server").info(
+            "similar-track candidates from Qdrant %s, alias %s: %s",
+            args.qdrant_url or f"local mode at {args.qdrant_path}", args.qdrant_alias, state,
+            extra={"event": "backend", "fields": {"backend": "qdrant", "alias": args.qdrant_alias}})
+    if running.http_port is not None:
+        logging.getLogger("musicrec.server").info(
+            "HTTP/JSON (POST /v1/<Method>) and the web console on http://%s:%d/", options.http_host,
+            running.http_port, extra={"event": "http_serving", "fields": {"http_port": running.http_port}})
+    if running.metrics_port is not None:
+        logging.getLogger("musicrec.server").info(
+            "metrics on http://%s:%d/metrics", options.metrics_host, running.metrics_port,
+            extra={"event": "metrics_serving", "fields": {"metrics_port": running.metrics_port}})
+    return serve_forever(running, grace=args.grace, drain_delay=args.drain_delay)
+
+
+def _qdrant_factory(args: argparse.Namespace) -> Any:
+    import os
+
+    if (args.qdrant_url is None) == (args.qdrant_path is None):
+        raise ValueError("--backend qdrant needs exactly one of --qdrant-url URL or --qdrant-path DIR")
+    api_key = os.environ.get(args.qdrant_api_key_env) if args.qdrant_api_key_env else None
+    if args.qdrant_api_key_env and not api_key:
+        raise ValueError(f"--qdrant-api-key-env {args.qdrant_api_key_env}: the variable is not set")
+    try:
+        from ._backend import QdrantBackend
+        backend = QdrantBackend(url=args.qdrant_url, path=args.qdrant_path, alias=args.qdrant_alias, api_key=api_key,
+                                timeout=args.qdrant_timeout, hnsw_ef=args.qdrant_hnsw_ef)
+        return backend.source_factory()
+    except ImportError as exc:
+        raise ImportError(f"--backend qdrant needs the qdrant extra (pip install 'musicrec[qdrant]'): {exc}") from None
