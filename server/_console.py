@@ -66,7 +66,7 @@ class ConsoleApi:
 
     async def _guarded(self, request: Request, fn: Any, *args: Any) -> Any:
         """``fn(rec, *args)`` in the face's pool after the auth check; errors as the RPCs answer them."""
-        from ._http import CallAborted
+        from ._http_json import CallAborted
 
         refused = self.face.refusal(request, request.url.path)
         if refused is not None:
@@ -93,7 +93,7 @@ class ConsoleApi:
     def _search_in(self, rec: Recommender, query: str, limit: int) -> Response:
         from starlette.responses import JSONResponse
 
-        from ._http import message_dict
+        from ._http_json import message_dict
 
         haystack = self._haystacks.get(rec)
         if haystack is None:

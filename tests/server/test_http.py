@@ -20,7 +20,7 @@ from engine import Recommender
 from server import RunningServer, ServerOptions, create_server
 from server._generated.musicrec.v1 import recommender_pb2 as pb
 from server._generated.musicrec.v1 import recommender_pb2_grpc as pb_grpc
-from server._http import HTTP_STATUS, METHODS, message_dict
+from server._http_json import HTTP_STATUS, METHODS, message_dict
 
 from .conftest import Blocker, wait_until
 

@@ -1,0 +1,161 @@
+"""The HTTP face's framing (server/_http.py has the rules): request JSON -> the proto's message,
+message -> response JSON, gRPC status -> HTTP status, and ``HttpContext``, the stand-in for grpc's
+``ServicerContext`` that lets a call run the servicer gRPC runs. No web framework here: the routes
+that use these are in server/_http.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import grpc
+from google.protobuf import json_format
+from google.protobuf.message import Message
+
+from ._generated.musicrec.v1 import recommender_pb2 as pb
+
+SERVICE = pb.DESCRIPTOR.services_by_name["Recommender"]
+
+# gRPC status -> HTTP status (google.rpc.Code's documented HTTP mapping).
+HTTP_STATUS = {
+    grpc.StatusCode.OK: 200,
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.FAILED_PRECONDITION: 400,
+    grpc.StatusCode.OUT_OF_RANGE: 400,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.ABORTED: 409,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.CANCELLED: 499,
+    grpc.StatusCode.UNKNOWN: 500,
+    grpc.StatusCode.INTERNAL: 500,
+    grpc.StatusCode.DATA_LOSS: 500,
+    grpc.StatusCode.UNIMPLEMENTED: 501,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+}
+
+# HTTP status -> the name an error response gives it, for errors of the HTTP framing that no gRPC status names.
+STATUS_NAMES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 400: "INVALID_ARGUMENT",
+                500: "INTERNAL", 501: "UNIMPLEMENTED", 503: "UNAVAILABLE"}
+
+
+class CallAborted(Exception):
+    """What ``HttpContext.abort`` raises: the status the servicer chose."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class HttpContext:
+    """The part of ``grpc.ServicerContext`` the servicer uses, for a call that came over HTTP."""
+
+    def __init__(self, metadata: Sequence[tuple[str, str]], deadline: float | None) -> None:
+        self._metadata = tuple(metadata)
+        self._deadline = deadline  # time.monotonic()
+        self.cancelled = False  # the client went away (a stream stops choosing tracks)
+
+    def abort(self, code: grpc.StatusCode, details: str) -> None:
+        raise CallAborted(code, details)
+
+    def time_remaining(self) -> float | None:
+        return None if self._deadline is None else max(0.0, self._deadline - time.monotonic())
+
+    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
+        return self._metadata
+
+    def is_active(self) -> bool:
+        return not self.cancelled and (self._deadline is None or time.monotonic() < self._deadline)
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+    name: str
+    path: str  # /musicrec.v1.Recommender/Name: what auth rules name
+    request: type[Message]
+    response: type[Message]
+    streaming: bool
+
+
+METHODS = {m.name: Method(m.name, f"/{SERVICE.full_name}/{m.name}", getattr(pb, m.input_type.name),
+                          getattr(pb, m.output_type.name), m.server_streaming) for m in SERVICE.methods}
+
+
+def message_json(message: Message) -> str:
+    """A message as the HTTP face answers it: the proto's field names, zero values included."""
+    return json_format.MessageToJson(message, preserving_proto_field_name=True, indent=None, ensure_ascii=False,
+                                     always_print_fields_with_no_presence=True)
+
+
+def message_dict(message: Message) -> dict[str, Any]:
+    """``message_json`` as a dict (for comparing the faces, and for JSON built around messages)."""
+    return json_format.MessageToDict(message, preserving_proto_field_name=True,
+                                     always_print_fields_with_no_presence=True)
+
+
+class BadRequest(Exception):
+    """A request the HTTP framing refuses before the servicer sees it (400 or 413)."""
+
+    def __init__(self, http: int, message: str) -> None:
+        super().__init__(message)
+        self.http = http
+        self.message = message
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise BadRequest(400, f"duplicate JSON key {key!r}")
+        out[key] = value
+    return out
+
+
+def parse_request(body: bytes, cls: type[Message], max_message_bytes: int) -> Message:
+    """The request message from a JSON body; ``BadRequest`` (400 or 413) for anything else."""
+    name = cls.DESCRIPTOR.name
+    if not body.strip():
+        return cls()
+    try:
+        data = json.loads(body.decode("utf-8"), object_pairs_hook=_no_duplicates)
+    except UnicodeDecodeError:
+        raise BadRequest(400, "the request body is not UTF-8 text") from None
+    except ValueError as exc:  # json.JSONDecodeError
+        raise BadRequest(400, f"the request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise BadRequest(400, "the request body nests too deeply") from None
+    if not isinstance(data, dict):
+        raise BadRequest(400, f"the request body must be a JSON object (a {name}), not {type(data).__name__}")
+    message = cls()
+    try:
+        json_format.ParseDict(data, message, ignore_unknown_fields=False)
+    except (json_format.ParseError, RecursionError, TypeError, ValueError) as exc:
+        text = " ".join(str(exc).split())
+        raise BadRequest(400, f"not a valid {name}: {text[:400]}") from None
+    if message.ByteSize() > max_message_bytes:
+        raise BadRequest(413, f"the {name} is {message.ByteSize():,} bytes as a protobuf message, over the "
+                              f"{max_message_bytes:,}-byte limit")
+    return message
+
+
+_TIMEOUT_UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
+
+
+def parse_grpc_timeout(value: str | None) -> float | None:
+    """Seconds of a ``Grpc-Timeout`` header (``<digits><H|M|S|m|u|n>``), or None when absent."""
+    if value is None:
+        return None
+    match = re.fullmatch(r"\s*(\d{1,8})([HMSmun])\s*", value)
+    if not match:
+        raise BadRequest(400, f"Grpc-Timeout {value!r}: expected up to 8 digits and a unit H, M, S, m, u or n "
+                              "(e.g. 500m for 500 ms)")
+    return int(match.group(1)) * _TIMEOUT_UNITS[match.group(2)]
