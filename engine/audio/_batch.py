@@ -1,14 +1,17 @@
 """Extraction over many files: inputs -> one CSV row per track (or per segment), resumable.
 
 - Files are read from the given files and folders (hidden files aside); a file's id is its path
-  relative to the folder given (with several inputs, prefixed by the folder's name).
+  relative to the folder given (with several inputs, prefixed by the folder's name)
+  (engine/audio/_inputs.py).
 - Each file is keyed by the sha256 of its bytes. Rows go to the CSV with one ``write`` per file,
   as soon as the file is done, so an interrupted run loses nothing it wrote; a re-run skips every
   file whose content is already in the CSV (a half-written last line from a kill is cut first).
 - A file that cannot be analysed never stops the run: it is counted under its reason
   (engine/audio/_decode.py) and listed in the extraction report, the JSON sidecar beside the CSV,
   which also records the extractor's version and parameters for the bundle.
-- Files are analysed in a process pool (spawned workers warm librosa's JIT once each).
+- Files are analysed in a process pool (spawned workers warm librosa's JIT once each; what a
+  worker does is engine/audio/_worker.py). This module is the parent side: the CSV, the report
+  and the pool.
 """
 
 from __future__ import annotations
@@ -22,7 +25,6 @@ import io
 import json
 import multiprocessing
 import os
-import resource
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures.process import BrokenProcessPool
@@ -32,16 +34,10 @@ from typing import Any
 from engine._errors import CatalogError, EngineError
 
 from ._columns import ExtractorParams, csv_columns, extractor_info
-from ._decode import REASONS, BadAudio
-from ._extract import analyse, sidecar_path
-
-LABEL_SOURCES = ("folder", "tag", "none")
-
-
-@dataclasses.dataclass(frozen=True)
-class Job:
-    path: Path
-    id: str
+from ._decode import REASONS
+from ._extract import sidecar_path
+from ._inputs import LABEL_SOURCES, Job, find_files, read_label_table
+from ._worker import FileResult, extract_file, init_worker
 
 
 @dataclasses.dataclass
@@ -91,139 +87,6 @@ class ExtractionReport:
         out["realtime_factor_per_core"] = round(self.audio_seconds / self.cpu_seconds, 1) if self.cpu_seconds else None
         return out
 
-
-def find_files(inputs: Sequence[Path], exclude: Sequence[Path] = ()) -> list[Job]:
-    """Every non-hidden file under the inputs, sorted, with its id. Raises :class:`CatalogError`
-    for a missing input or two files with one id."""
-    excluded = {p.resolve() for p in exclude}
-    jobs: list[Job] = []
-    dirs = [p for p in inputs if p.is_dir()]
-    for item in inputs:
-        if not item.exists():
-            raise CatalogError(f"{item}: no such file or directory")
-        if item.is_file():
-            jobs.append(Job(item, item.name))
-            continue
-        prefix = f"{item.resolve().name}/" if len(dirs) > 1 else ""
-        for root, subdirs, files in os.walk(item):
-            subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
-            for name in sorted(files):
-                path = Path(root) / name
-                if name.startswith(".") or path.resolve() in excluded or not path.is_file():
-                    continue
-                jobs.append(Job(path, prefix + path.relative_to(item).as_posix()))
-    seen: dict[str, Path] = {}
-    for job in jobs:
-        if job.id in seen:
-            raise CatalogError(f"{seen[job.id]} and {job.path} would both get the id {job.id!r}; "
-                               "give their folders separately or rename one")
-        seen[job.id] = job.path
-    return jobs
-
-
-def read_tags(path: Path) -> dict[str, str]:
-    """title/artist/album/genre from the file's tags (ID3, Vorbis comments, RIFF-ID3), '' if absent."""
-    out = {"title": "", "artist": "", "album": "", "genre": ""}
-    try:
-        import mutagen
-
-        f = mutagen.File(path, easy=True)
-    except Exception:  # mutagen raises many types for odd files; tags are optional
-        return out
-    tags = getattr(f, "tags", None)
-    if not tags:
-        return out
-    id3 = {"title": "TIT2", "artist": "TPE1", "album": "TALB", "genre": "TCON"}
-    for key in out:
-        value = None
-        try:
-            value = tags.get(key) or tags.get(id3[key])
-        except (KeyError, ValueError, TypeError):
-            value = None
-        if value is not None:
-            text = getattr(value, "text", value)
-            items = text if isinstance(text, list) else [text]
-            out[key] = "; ".join(str(v).strip() for v in items if str(v).strip())
-    return out
-
-
-def read_label_table(path: Path) -> dict[str, str]:
-    """``filename,label`` rows (the id or the bare file name) from a CSV."""
-    try:
-        with path.open(encoding="utf-8-sig", newline="") as fh:
-            rows = list(csv.DictReader(fh))
-    except OSError as exc:
-        raise CatalogError(f"{path}: cannot read the label table ({exc.strerror or exc})") from None
-    if not rows or not {"filename", "label"} <= set(rows[0]):
-        raise CatalogError(f"{path}: a label table needs the columns filename,label")
-    return {r["filename"].strip(): r["label"].strip() for r in rows}
-
-
-# -- the worker side ------------------------------------------------------------------------------
-
-_PARAMS: ExtractorParams | None = None
-
-
-def init_worker(params_json: dict[str, Any], warm: bool = True) -> None:
-    """Process-pool initializer: fix the parameters and pay numba's compile once per worker."""
-    global _PARAMS
-    _PARAMS = ExtractorParams.from_json(params_json)
-    if warm:
-        from ._extract import warm_up
-
-        warm_up(_PARAMS)
-
-
-@dataclasses.dataclass
-class FileResult:
-    id: str
-    lines: str = ""  # CSV text of the file's rows
-    rows: int = 0
-    reason: str = ""
-    message: str = ""
-    seconds: float = 0.0
-    cpu_seconds: float = 0.0
-    peak_rss_mib: float = 0.0
-    silent_segments: int = 0
-
-
-def extract_file(job: Job, sha: str, label_from: str, labels: dict[str, str] | None,
-                 segment_seconds: float | None) -> FileResult:
-    """Analyse one file into CSV text (worker side; never raises for a bad file)."""
-    params = _PARAMS or ExtractorParams()
-    cpu0 = time.process_time()
-    result = FileResult(job.id)
-    try:
-        data = job.path.read_bytes()
-        analysed = analyse(data, params, segment_seconds=segment_seconds, name=job.path.name)
-    except BadAudio as exc:
-        result.reason, result.message = exc.reason, exc.message
-    except OSError as exc:
-        result.reason, result.message = "unreadable", f"{job.path.name}: {exc.strerror or exc}"
-    else:
-        tags = read_tags(job.path)
-        label = {"folder": job.path.parent.name, "tag": tags["genre"], "none": ""}.get(label_from, "")
-        if labels is not None:
-            label = labels.get(job.id, labels.get(job.path.name, ""))
-        title = tags["title"] or job.id.rsplit(".", 1)[0]
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        for i, (row, start, n) in enumerate(zip(analysed.rows, analysed.starts, analysed.lengths, strict=True)):
-            seconds = n / params.sample_rate
-            row_id = f"{job.id}#{i}" if segment_seconds else job.id
-            writer.writerow([row_id, n, *(f"{v:.9g}" for v in row.values()), label, title, tags["artist"],
-                             tags["album"], job.id, i if segment_seconds else "", f"{start:g}", f"{seconds:.3f}",
-                             f"{analysed.clipped_fraction:.6g}", sha])
-        result.lines, result.rows = buf.getvalue(), len(analysed.rows)
-        result.seconds, result.silent_segments = analysed.seconds, analysed.silent_segments
-        if not analysed.rows:
-            result.reason, result.message = "silent", f"{job.path.name}: every segment is silent"
-    result.cpu_seconds = time.process_time() - cpu0
-    result.peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return result
-
-
-# -- the parent side ------------------------------------------------------------------------------
 
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()

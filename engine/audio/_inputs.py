@@ -1,0 +1,87 @@
+"""What an extraction run reads (engine/audio/_batch.py): the files under its inputs, each with its
+id, their tags, and an optional label table."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from engine._errors import CatalogError
+
+LABEL_SOURCES = ("folder", "tag", "none")
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    path: Path
+    id: str
+
+
+def find_files(inputs: Sequence[Path], exclude: Sequence[Path] = ()) -> list[Job]:
+    """Every non-hidden file under the inputs, sorted, with its id. Raises :class:`CatalogError`
+    for a missing input or two files with one id."""
+    excluded = {p.resolve() for p in exclude}
+    jobs: list[Job] = []
+    dirs = [p for p in inputs if p.is_dir()]
+    for item in inputs:
+        if not item.exists():
+            raise CatalogError(f"{item}: no such file or directory")
+        if item.is_file():
+            jobs.append(Job(item, item.name))
+            continue
+        prefix = f"{item.resolve().name}/" if len(dirs) > 1 else ""
+        for root, subdirs, files in os.walk(item):
+            subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
+            for name in sorted(files):
+                path = Path(root) / name
+                if name.startswith(".") or path.resolve() in excluded or not path.is_file():
+                    continue
+                jobs.append(Job(path, prefix + path.relative_to(item).as_posix()))
+    seen: dict[str, Path] = {}
+    for job in jobs:
+        if job.id in seen:
+            raise CatalogError(f"{seen[job.id]} and {job.path} would both get the id {job.id!r}; "
+                               "give their folders separately or rename one")
+        seen[job.id] = job.path
+    return jobs
+
+
+def read_tags(path: Path) -> dict[str, str]:
+    """title/artist/album/genre from the file's tags (ID3, Vorbis comments, RIFF-ID3), '' if absent."""
+    out = {"title": "", "artist": "", "album": "", "genre": ""}
+    try:
+        import mutagen
+
+        f = mutagen.File(path, easy=True)
+    except Exception:  # mutagen raises many types for odd files; tags are optional
+        return out
+    tags = getattr(f, "tags", None)
+    if not tags:
+        return out
+    id3 = {"title": "TIT2", "artist": "TPE1", "album": "TALB", "genre": "TCON"}
+    for key in out:
+        value = None
+        try:
+            value = tags.get(key) or tags.get(id3[key])
+        except (KeyError, ValueError, TypeError):
+            value = None
+        if value is not None:
+            text = getattr(value, "text", value)
+            items = text if isinstance(text, list) else [text]
+            out[key] = "; ".join(str(v).strip() for v in items if str(v).strip())
+    return out
+
+
+def read_label_table(path: Path) -> dict[str, str]:
+    """``filename,label`` rows (the id or the bare file name) from a CSV."""
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+    except OSError as exc:
+        raise CatalogError(f"{path}: cannot read the label table ({exc.strerror or exc})") from None
+    if not rows or not {"filename", "label"} <= set(rows[0]):
+        raise CatalogError(f"{path}: a label table needs the columns filename,label")
+    return {r["filename"].strip(): r["label"].strip() for r in rows}

@@ -1,0 +1,78 @@
+"""The worker side of an extraction run (engine/audio/_batch.py): one file -> the CSV text of its
+rows, in a spawned process that fixed its parameters once (``init_worker``). A bad file is an
+answer with a reason, never an exception."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import resource
+import time
+from typing import Any
+
+from ._columns import ExtractorParams
+from ._decode import BadAudio
+from ._extract import analyse
+from ._inputs import Job, read_tags
+
+_PARAMS: ExtractorParams | None = None
+
+
+def init_worker(params_json: dict[str, Any], warm: bool = True) -> None:
+    """Process-pool initializer: fix the parameters and pay numba's compile once per worker."""
+    global _PARAMS
+    _PARAMS = ExtractorParams.from_json(params_json)
+    if warm:
+        from ._extract import warm_up
+
+        warm_up(_PARAMS)
+
+
+@dataclasses.dataclass
+class FileResult:
+    id: str
+    lines: str = ""  # CSV text of the file's rows
+    rows: int = 0
+    reason: str = ""
+    message: str = ""
+    seconds: float = 0.0
+    cpu_seconds: float = 0.0
+    peak_rss_mib: float = 0.0
+    silent_segments: int = 0
+
+
+def extract_file(job: Job, sha: str, label_from: str, labels: dict[str, str] | None,
+                 segment_seconds: float | None) -> FileResult:
+    """Analyse one file into CSV text (worker side; never raises for a bad file)."""
+    params = _PARAMS or ExtractorParams()
+    cpu0 = time.process_time()
+    result = FileResult(job.id)
+    try:
+        data = job.path.read_bytes()
+        analysed = analyse(data, params, segment_seconds=segment_seconds, name=job.path.name)
+    except BadAudio as exc:
+        result.reason, result.message = exc.reason, exc.message
+    except OSError as exc:
+        result.reason, result.message = "unreadable", f"{job.path.name}: {exc.strerror or exc}"
+    else:
+        tags = read_tags(job.path)
+        label = {"folder": job.path.parent.name, "tag": tags["genre"], "none": ""}.get(label_from, "")
+        if labels is not None:
+            label = labels.get(job.id, labels.get(job.path.name, ""))
+        title = tags["title"] or job.id.rsplit(".", 1)[0]
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        for i, (row, start, n) in enumerate(zip(analysed.rows, analysed.starts, analysed.lengths, strict=True)):
+            seconds = n / params.sample_rate
+            row_id = f"{job.id}#{i}" if segment_seconds else job.id
+            writer.writerow([row_id, n, *(f"{v:.9g}" for v in row.values()), label, title, tags["artist"],
+                             tags["album"], job.id, i if segment_seconds else "", f"{start:g}", f"{seconds:.3f}",
+                             f"{analysed.clipped_fraction:.6g}", sha])
+        result.lines, result.rows = buf.getvalue(), len(analysed.rows)
+        result.seconds, result.silent_segments = analysed.seconds, analysed.silent_segments
+        if not analysed.rows:
+            result.reason, result.message = "silent", f"{job.path.name}: every segment is silent"
+    result.cpu_seconds = time.process_time() - cpu0
+    result.peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return result
