@@ -40,7 +40,8 @@ from ._htmlreport import bundle_report_html, figure_html, html_document
 from ._index import Neighbors, build_index, search
 from ._loaded import Bundle, load_bundle
 from ._moodmap import MoodMap
-from ._moods import MoodModel, mood_name
+from ._moodnames import mood_name
+from ._moods import MoodModel
 from ._playlist import MAX_PLAYLIST, PlaylistEntry
 from ._preprocess import Preprocessor
 from ._recommender import Recommender

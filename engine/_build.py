@@ -26,7 +26,7 @@ from ._diagnostics import genre_diagnostics
 from ._genre import Evaluation, GenreClassifier, cannot_train, train_genre_classifier
 from ._index import build_index, configure_search, measure_recall, new_track_recall
 from ._moodmap import fit_mood_map, save_mood_map
-from ._moods import MoodModel, mood_space
+from ._moods import MoodModel, measure_stability, mood_space
 from ._preprocess import Preprocessor
 from ._ranking import SLACK, Scoring
 from ._rerank import GenreAgreement, evaluate_reranking
@@ -119,13 +119,20 @@ def build_bundle(
         with stage("moods"):
             space = mood_space(prep.transformed_names, config.moods.weights)
             genre_matrix = catalog.genre_matrix() if catalog.genre_names else None
+            say(f"mood space ({space.kind}): {', '.join(space.names)}")
+            mood_points = space.project(standardized)
             moods = MoodModel(config=config.moods, space=space, seed=config.seed).fit(
-                space.project(standardized), catalog.features, catalog.feature_names,
+                mood_points, catalog.features, catalog.feature_names,
                 genre_matrix=genre_matrix, genre_names=catalog.genre_names, progress=say)
             save_npz(tmp / "moods.npz", moods.to_arrays())
             (tmp / "moods.json").write_text(json.dumps(moods.clusters_, indent=1) + "\n", encoding="utf-8")
             m = moods.metrics_
             say(f"{m['clusters']} moods; cores hold {m['core_coverage']:.1%} of tracks; DBCV {m['dbcv_sample']}")
+            if config.moods.stability_subsample:
+                m["stability"] = measure_stability(moods, mood_points, share=config.moods.stability_subsample,
+                                                   progress=say)
+                say(f"mood stability: ARI {m['stability']['ari_subsample_all_tracks']} over all tracks against a "
+                    f"{config.moods.stability_subsample:.0%} subsample fit")
 
         genre_metrics: dict[str, Any] | None = None
         model: GenreClassifier | None = None

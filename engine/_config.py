@@ -338,6 +338,13 @@ class MoodConfig:
     max_cluster_fraction: float = 0.0
     epsilon: float = 0.0  # cluster_selection_epsilon, in mood-space units: leaves closer than this merge
     validity_sample: int = 10_000
+    # Every build refits on this share of the tracks and reports the adjusted Rand index against the
+    # full fit (and across seeds when a seed plays a part); 0 skips the check.
+    stability_subsample: float = 0.9
+    # How tracks outside HDBSCAN's cores get a mood: "vote" of the 10 nearest core tracks, or "centroid":
+    # the nearest mood centroid after ``refine_iterations`` Lloyd steps (moods as Voronoi cells).
+    assign: Literal["vote", "centroid"] = "vote"
+    refine_iterations: int = 0
 
     def __post_init__(self) -> None:
         if self.selection not in ("eom", "leaf"):
@@ -352,6 +359,12 @@ class MoodConfig:
         if self.smoothing_iterations < 0 or self.smoothing_neighbours < 1:
             raise ConfigError("moods.smoothing_iterations must be >= 0 and moods.smoothing_neighbours >= 1, "
                               f"got {self.smoothing_iterations} and {self.smoothing_neighbours}")
+        if self.assign not in ("vote", "centroid") or self.refine_iterations < 0:
+            raise ConfigError(f"moods.assign must be 'vote' or 'centroid' and moods.refine_iterations >= 0, got "
+                              f"{self.assign!r} and {self.refine_iterations}")
+        if self.stability_subsample and not 0.5 <= self.stability_subsample < 1.0:
+            raise ConfigError(f"moods.stability_subsample must be 0 (no check) or in [0.5, 1), got "
+                              f"{self.stability_subsample}")
         for name in ("min_cluster_fraction", "max_cluster_fraction"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ConfigError(f"moods.{name} must be in [0, 1), got {getattr(self, name)}")

@@ -1,9 +1,9 @@
-"""Mood clusters: HDBSCAN cores in a denoised mood space, every track assigned, readable names.
+"""Mood clusters: HDBSCAN cores in a denoised mood space, every track assigned.
 
 How it works
-- The clustering space is a weighted subset of the standardized features (``MoodSpace``): mood
-  is what a listener hears (valence, energy, danceability, acousticness...), and features such as
-  key or duration would only add noise to the density estimate.
+- The clustering space (engine/_moodspace.py) is chosen from what the schema has: Spotify's
+  perceptual features when present, otherwise one audio descriptor per aspect a listener hears
+  (level, brightness, pace, activity, texture); the build report says which and why.
 - Denoising (``blur``): a blurring mean shift with a k-nearest-neighbour kernel replaces every
   track's point by the mean of its ``smoothing_neighbours`` nearest points, ``smoothing_iterations``
   times (exact k-d tree search on 2 threads; the catalog itself is never changed). Points contract
@@ -12,12 +12,18 @@ How it works
   tracks, 200k by default: only then does the seed matter; below it the fit is deterministic).
   The tracks it labels are the *core* members of their mood, and become the *exemplars*, kept at
   their own (unsmoothed) coordinates.
-- Every track (and any new track) is assigned without pickle from its features alone: an exemplar
-  keeps its label; any other point takes the majority label of its 10 nearest exemplars, with a
-  membership strength (agreeing share, scaled down outside the nearest exemplar's core distance).
-  ``assign_points`` therefore reproduces the catalog's labels exactly. A track HDBSCAN saw is core
-  exactly when HDBSCAN labelled it; any other (new tracks, catalogs above ``fit_sample``) counts as
-  core when it lies within the nearest exemplar's core distance.
+- Every track (and any new track) is assigned without pickle from its features alone. With
+  ``assign = "vote"`` an exemplar keeps its label and any other point takes the majority label of
+  its 10 nearest exemplars; with ``assign = "centroid"`` moods are the Voronoi cells of their
+  centroids in mood space (HDBSCAN's clusters' centroids moved by ``refine_iterations`` Lloyd
+  steps), and a track HDBSCAN labelled stays core only when its cell is its cluster's. Membership
+  strength: the agreeing share of the 10 nearest exemplars, scaled down outside the nearest
+  exemplar's core distance. ``assign_points`` reproduces the catalog's labels exactly. A track
+  HDBSCAN saw is core exactly when it is an exemplar; any other (new tracks, catalogs above
+  ``fit_sample``) counts as core when it lies within the nearest exemplar's core distance.
+- Stability is measured in every build (``measure_stability``): the same method on a random 90%
+  of the tracks, the ARI over all tracks against the full fit; across seeds when a seed plays a part.
+- Names (engine/_moodnames.py) come from each mood's mean on absolute scales.
 - Why these defaults (measured on the 89,583 deduplicated Spotify tracks, 2 cores; ARI is the
   adjusted Rand index of the labels of all tracks; "90%" compares a full fit with fits on two
   random 90% subsamples, on the tracks both contain; "cores" is the share of *all* tracks that
@@ -69,14 +75,11 @@ How it works
   clusters came back as 19 moods with a floor below k, 5 with 2k, 4 with 3k).
   ``cluster_selection_epsilon`` up to 0.1 changed nothing after blurring. The radius test that
   flags a *new* track as core is generous: on the catalog it passes all cores and 77% of noise.
-- Names come from the cluster centroid in the original feature space, compared with the catalog:
-  a valence x energy quadrant refined by the features that stand out most; moods that would share
-  a name are told apart by the feature on which they differ most ("brighter", "slower").
 """
+
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -86,54 +89,18 @@ import numpy as np
 
 from ._config import MoodConfig
 from ._errors import NotFittedError
+from ._moodnames import mood_names, vocabulary
+from ._moodspace import MoodSpace, mood_space
 from ._progress import Ticker
+
+__all__ = ["MoodModel", "MoodSpace", "blur", "describe_clusters", "measure_stability", "mood_space"]
 
 Progress = Callable[[str], None]
 VOTE_NEIGHBOURS = 10
 CLUMP_MULTIPLE = 3  # with smoothing, a mood holds at least this many times the blurring neighbours
 MIN_TRACKS_TO_CLUSTER = 10
-
-_QUADRANTS = {(True, True): "happy, energetic", (False, True): "angry, tense",
-              (True, False): "calm, content", (False, False): "sad, reflective"}
-# (feature, word when high, word when low): refinements in the order of how far they stand out.
-# Only what a listener hears as mood; liveness or loudness describe the recording more than the mood.
-_REFINERS = (
-    ("acousticness", "acoustic", "electric"),
-    ("instrumentalness", "instrumental", None),
-    ("danceability", "danceable", "free-flowing"),
-    ("tempo", "fast", "slow"),
-    ("speechiness", "spoken", None),
-)
-# Words that tell apart two clusters that got the same name (relative to each other).
-_CONTRASTS = {
-    "valence": ("brighter", "darker"), "energy": ("more energetic", "gentler"),
-    "acousticness": ("more acoustic", "more electric"), "instrumentalness": ("more instrumental", "more vocal"),
-    "danceability": ("more danceable", "less danceable"), "tempo": ("faster", "slower"),
-    "speechiness": ("wordier", "more sung"),
-}
 # Features a listener hears, whose spread between moods the metrics report.
 SPREAD_FEATURES = ("valence", "energy", "tempo", "acousticness")
-_REFINE_Z = 0.5  # a feature refines the name when the centroid sits this many catalog stds away
-
-
-@dataclasses.dataclass(frozen=True)
-class MoodSpace:
-    """Columns (of the standardized feature matrix) and weights that define the clustering space."""
-
-    columns: tuple[int, ...]
-    weights: tuple[float, ...]
-
-    def project(self, standardized: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(standardized[:, list(self.columns)] * np.asarray(self.weights), dtype=np.float32)
-
-
-def mood_space(transformed_names: Sequence[str], weights: Mapping[str, float]) -> MoodSpace:
-    """The mood space for a schema: the weighted columns that exist; every column when none does
-    (a librosa feature set has no valence, so its moods are its overall sound)."""
-    cols = [(i, weights[n]) for i, n in enumerate(transformed_names) if weights.get(n, 0) > 0]
-    if not cols:
-        cols = [(i, 1.0) for i in range(len(transformed_names))]
-    return MoodSpace(columns=tuple(i for i, _ in cols), weights=tuple(w for _, w in cols))
 
 
 class MoodModel:
@@ -145,17 +112,77 @@ class MoodModel:
         self.seed = seed
 
     def fit(
-        self, points: np.ndarray, raw: np.ndarray, feature_names: Sequence[str], *,
+        self, points: np.ndarray, raw: np.ndarray | None, feature_names: Sequence[str], *,
         genre_matrix: np.ndarray | None = None, genre_names: Sequence[str] = (), progress: Progress | None = None,
     ) -> MoodModel:
         """Cluster ``points`` (mood-space coordinates, shape (n_tracks, d)) and describe each
-        cluster from ``raw`` (original feature values, shape (n_tracks, n_features))."""
-        import hdbscan  # imported here: only builds need it, and it is slow to import
-
+        cluster from ``raw`` (original feature values, shape (n_tracks, n_features)); with ``raw``
+        None, only the labels (what a stability check needs): no names, no metrics beyond counts."""
         say = progress or (lambda _msg: None)
-        cfg = self.config
         n = len(points)
         points = np.ascontiguousarray(points, dtype=np.float32)
+        t0 = time.perf_counter()
+        fitted, labels, hdbscan_core, facts = self._cluster(points, say)
+        self.centroids_ = None
+        if self.config.assign == "centroid" and labels.max() >= 0:
+            labels, self.centroids_ = _voronoi(points[fitted], labels, self.config.refine_iterations)
+            hdbscan_core = hdbscan_core & (labels >= 0)
+        fit_seconds = time.perf_counter() - t0
+        core = labels >= 0
+        # Exemplars are the core tracks at their own (not smoothed) coordinates: any track, new or
+        # not, is assigned from its features alone, and a core track keeps the label HDBSCAN gave it.
+        self.exemplars_ = np.ascontiguousarray(points[fitted][core], dtype=np.float32)
+        self.exemplar_labels_ = labels[core].astype(np.int32)
+        self.exemplar_radius_ = _kth_neighbour_distance(self.exemplars_, facts["min_samples"])
+        self._exemplar_tree = None  # built on first use from the new exemplars
+
+        t0 = time.perf_counter()
+        self.labels_, self.strength_, self.is_core_ = self.assign_points(points)
+        # Tracks HDBSCAN saw are core exactly when it labelled them; the others (catalogs above
+        # fit_sample) when they lie within an exemplar's core distance.
+        self.is_core_[fitted] = hdbscan_core
+        assign_seconds = time.perf_counter() - t0
+        n_clusters = int(self.exemplar_labels_.max()) + 1
+        self.metrics_ = {
+            "space": {"kind": self.space.kind, "features": list(self.space.names), "why": self.space.why},
+            "space_columns": len(self.space.columns),
+            "fit_tracks": len(fitted),
+            "seeded": facts["seeded"],
+            "smoothing_neighbours": facts["k"],
+            "smoothing_neighbours_requested": self.config.smoothing_neighbours if self.config.smoothing_iterations
+            else 0,
+            "min_cluster_size": facts["min_cluster_size"],
+            "clusters": n_clusters,
+            "sample_noise_fraction": round(float(1 - hdbscan_core.mean()), 4),
+            "core_coverage": round(float(self.is_core_.mean()), 4),
+            "hdbscan_core_coverage": round(float(hdbscan_core.sum() / max(n, 1)), 4),
+            "largest_cluster_share": round(float(np.bincount(self.labels_).max() / n), 4),
+            "smooth_seconds": round(facts["smooth_seconds"], 2),
+            "fit_seconds": round(fit_seconds, 2),
+            "assign_seconds": round(assign_seconds, 2),
+        }
+        if raw is None:
+            self.clusters_ = []
+            return self
+        self.clusters_ = describe_clusters(
+            self.labels_, self.is_core_, self.strength_, raw, feature_names, n_clusters,
+            genre_matrix=genre_matrix, genre_names=genre_names,
+            relative_features=[f for f in self.space.names if f in feature_names])
+        self.metrics_.update({
+            "dbcv_sample": round(facts["dbcv"], 4) if np.isfinite(facts["dbcv"]) else None,
+            "silhouette": _silhouette(points, self.labels_, self.config.validity_sample, self.seed),
+            "spread": mood_spread(self.clusters_, raw, feature_names),
+            "vocabulary": vocabulary([c["name"] for c in self.clusters_], feature_names),
+        })
+        return self
+
+    def _cluster(self, points: np.ndarray, say: Progress) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """HDBSCAN on the (smoothed) points of the tracks it sees: (their indices, their labels with
+        -1 for noise, which of them HDBSCAN labelled, facts for the metrics)."""
+        import hdbscan  # imported here: only builds need it, and it is slow to import
+
+        cfg = self.config
+        n = len(points)
         seeded = n > cfg.fit_sample  # below fit_sample every track is clustered: the seed plays no part
         if seeded:
             fitted = np.sort(np.random.default_rng(self.seed).choice(n, size=cfg.fit_sample, replace=False))
@@ -173,19 +200,19 @@ class MoodModel:
         min_cluster_size = max(2, min(floor, m // 2))
         min_samples = max(1, min(cfg.min_samples, min_cluster_size))
         max_cluster_size = int(cfg.max_cluster_fraction * m) if cfg.selection == "eom" else 0
-        t0 = time.perf_counter()
-        smooth_seconds = 0.0
-        dbcv = float("nan")
+        facts: dict[str, Any] = {"seeded": seeded, "k": k, "min_cluster_size": min_cluster_size,
+                                 "min_samples": min_samples, "smooth_seconds": 0.0, "dbcv": float("nan")}
         if m < max(min_samples + 2, MIN_TRACKS_TO_CLUSTER):
             say(f"only {m} tracks: too few to find density clusters; one mood holds them all")
             labels = np.full(m, -1, dtype=np.int64)
         else:
             space = points[fitted]
             if k:
+                t0 = time.perf_counter()
                 say(f"denoising the {points.shape[1]}-d mood space of {m} tracks: blurring mean shift, "
                     f"{cfg.smoothing_iterations} x mean of {k} nearest")
-                space = blur(space, k, cfg.smoothing_iterations, progress=progress)
-                smooth_seconds = time.perf_counter() - t0
+                space = blur(space, k, cfg.smoothing_iterations, progress=say)
+                facts["smooth_seconds"] = time.perf_counter() - t0
             say(f"HDBSCAN on {m} of {n} tracks (min_cluster_size {min_cluster_size}, min_samples {min_samples}, "
                 f"{cfg.selection}{f', max_cluster_size {max_cluster_size}' if max_cluster_size else ''})")
             clusterer = hdbscan.HDBSCAN(
@@ -195,54 +222,13 @@ class MoodModel:
             ).fit(space)
             labels = clusterer.labels_
             if labels.max() >= 0:
-                dbcv = float(clusterer.relative_validity_)
-        fit_seconds = time.perf_counter() - t0
+                facts["dbcv"] = float(clusterer.relative_validity_)
         if labels.max() < 0:
             # No density core at all (tiny or uniform catalogs): one mood holding everything is the
             # honest answer, reported as zero cores rather than invented structure.
             say("HDBSCAN found no cluster; every track goes to a single mood")
-            labels = np.zeros(m, dtype=np.int64)
-            hdbscan_core = np.zeros(m, dtype=bool)
-        else:
-            hdbscan_core = labels >= 0
-        core = labels >= 0
-        # Exemplars are the core tracks at their own (not smoothed) coordinates: any track, new or
-        # not, is assigned from its features alone, and a core track keeps the label HDBSCAN gave it.
-        self.exemplars_ = np.ascontiguousarray(points[fitted][core], dtype=np.float32)
-        self.exemplar_labels_ = labels[core].astype(np.int32)
-        self.exemplar_radius_ = _kth_neighbour_distance(self.exemplars_, min_samples)
-        self._exemplar_tree = None  # built on first use from the new exemplars
-
-        t0 = time.perf_counter()
-        self.labels_, self.strength_, self.is_core_ = self.assign_points(points)
-        # Tracks HDBSCAN saw are core exactly when it labelled them; the others (catalogs above
-        # fit_sample) when they lie within an exemplar's core distance.
-        self.is_core_[fitted] = hdbscan_core
-        assign_seconds = time.perf_counter() - t0
-        n_clusters = int(self.exemplar_labels_.max()) + 1
-        self.clusters_ = describe_clusters(
-            self.labels_, self.is_core_, self.strength_, raw, feature_names, n_clusters,
-            genre_matrix=genre_matrix, genre_names=genre_names)
-        self.metrics_ = {
-            "space_columns": len(self.space.columns),
-            "fit_tracks": m,
-            "seeded": seeded,
-            "smoothing_neighbours": k,
-            "smoothing_neighbours_requested": cfg.smoothing_neighbours if cfg.smoothing_iterations else 0,
-            "min_cluster_size": min_cluster_size,
-            "clusters": n_clusters,
-            "sample_noise_fraction": round(float(1 - hdbscan_core.mean()), 4),
-            "core_coverage": round(float(self.is_core_.mean()), 4),
-            "hdbscan_core_coverage": round(float(hdbscan_core.sum() / max(n, 1)), 4),
-            "dbcv_sample": round(dbcv, 4) if np.isfinite(dbcv) else None,
-            "silhouette": _silhouette(points, self.labels_, cfg.validity_sample, self.seed),
-            "largest_cluster_share": round(float(np.bincount(self.labels_).max() / n), 4),
-            "spread": mood_spread(self.clusters_, raw, feature_names),
-            "smooth_seconds": round(smooth_seconds, 2),
-            "fit_seconds": round(fit_seconds, 2),
-            "assign_seconds": round(assign_seconds, 2),
-        }
-        return self
+            return fitted, np.zeros(m, dtype=np.int64), np.zeros(m, dtype=bool), facts
+        return fitted, labels, labels >= 0, facts
 
     def assign_points(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Mood of each point in mood space: (labels int32, strength float32 in [0, 1], is_core bool).
@@ -260,9 +246,12 @@ class MoodModel:
         n_clusters = int(self.exemplar_labels_.max()) + 1
         counts = np.zeros((len(points), n_clusters), dtype=np.int32)
         np.add.at(counts, (np.repeat(np.arange(len(points)), k), votes.ravel()), 1)
-        labels = counts.argmax(axis=1).astype(np.int32)
-        own = dist[:, 0] == 0
-        labels[own] = votes[own, 0]
+        if getattr(self, "centroids_", None) is not None:
+            labels = _nearest_centroid(points, self.centroids_)  # exemplars agree with theirs by construction
+        else:
+            labels = counts.argmax(axis=1).astype(np.int32)
+            own = dist[:, 0] == 0
+            labels[own] = votes[own, 0]
         share = counts[np.arange(len(points)), labels] / k
         radius = self.exemplar_radius_[nearest[:, 0]]
         is_core = dist[:, 0] <= radius
@@ -288,6 +277,7 @@ class MoodModel:
             "exemplar_radius": self.exemplar_radius_,
             "space_columns": np.asarray(self.space.columns, dtype=np.int64),
             "space_weights": np.asarray(self.space.weights, dtype=np.float64),
+            **({"centroids": self.centroids_} if getattr(self, "centroids_", None) is not None else {}),
         }
 
     @classmethod
@@ -302,6 +292,7 @@ class MoodModel:
         self.exemplars_ = np.ascontiguousarray(arrays["exemplars"], dtype=np.float32)
         self.exemplar_labels_ = arrays["exemplar_labels"]
         self.exemplar_radius_ = arrays["exemplar_radius"]
+        self.centroids_ = np.asarray(arrays["centroids"], dtype=np.float32) if "centroids" in arrays else None
         self.clusters_ = clusters
         self.metrics_ = metrics or {}
         return self
@@ -366,13 +357,47 @@ def _silhouette(points: np.ndarray, labels: np.ndarray, sample: int, seed: int) 
         return round(float(silhouette_score(points, labels, sample_size=size, random_state=seed)), 4)
 
 
+def _nearest_centroid(points: np.ndarray, centroids: np.ndarray, chunk: int = 65_536) -> np.ndarray:
+    out = np.empty(len(points), dtype=np.int32)
+    c2 = (centroids.astype(np.float64) ** 2).sum(axis=1)
+    for start in range(0, len(points), chunk):
+        p = points[start:start + chunk].astype(np.float64)
+        out[start:start + chunk] = np.argmin(c2[None, :] - 2 * p @ centroids.T.astype(np.float64), axis=1)
+    return out
+
+
+def _voronoi(points: np.ndarray, labels: np.ndarray, iterations: int) -> tuple[np.ndarray, np.ndarray]:
+    """Moods as Voronoi cells: the centroids of HDBSCAN's clusters (in mood space), moved by
+    ``iterations`` Lloyd (k-means) steps over all ``points``; a core track stays core when its own
+    cell is the one HDBSCAN put it in. Returns (labels with -1 for tracks no longer core, centroids);
+    moods left empty are dropped and the rest renumbered."""
+    k = int(labels.max()) + 1
+    centroids = np.stack([points[labels == c].mean(axis=0) for c in range(k)]).astype(np.float32)
+    for _ in range(iterations):
+        cell = _nearest_centroid(points, centroids)
+        counts = np.bincount(cell, minlength=k)
+        sums = np.zeros_like(centroids, dtype=np.float64)
+        np.add.at(sums, cell, points)
+        moved = np.where(counts[:, None] > 0, sums / np.maximum(counts, 1)[:, None], centroids).astype(np.float32)
+        if np.allclose(moved, centroids, atol=1e-5):
+            break
+        centroids = moved
+    cell = _nearest_centroid(points, centroids)
+    kept = np.where(labels == cell, labels, -1)
+    alive = np.unique(kept[kept >= 0])
+    renumber = np.full(k, -1, dtype=np.int64)
+    renumber[alive] = np.arange(len(alive))
+    return np.where(kept >= 0, renumber[np.maximum(kept, 0)], -1), centroids[alive]
+
+
 def describe_clusters(
     labels: np.ndarray, is_core: np.ndarray, strength: np.ndarray, raw: np.ndarray,
     feature_names: Sequence[str], n_clusters: int, *, genre_matrix: np.ndarray | None = None,
-    genre_names: Sequence[str] = (),
+    genre_names: Sequence[str] = (), relative_features: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
-    """One JSON-able description per cluster: name, sizes, centroid of its core members in the
-    original feature space, and top genres."""
+    """One JSON-able description per cluster: name, sizes, the mean of its tracks and the centroid
+    of its core members in the original feature space, the mean's z-scores against the catalog, and
+    top genres. Names come from the means (engine/_moodnames.py), the numbers the report prints."""
     names = list(feature_names)
     center = raw.mean(axis=0)
     spread = raw.std(axis=0)
@@ -383,6 +408,7 @@ def describe_clusters(
         core = members & is_core
         basis = core if core.any() else members
         centroid = raw[basis].mean(axis=0) if basis.any() else center
+        mean = raw[members].mean(axis=0) if members.any() else center
         top = []
         if genre_matrix is not None and members.any():
             share = genre_matrix[members].mean(axis=0)
@@ -394,12 +420,15 @@ def describe_clusters(
             "core_size": int(core.sum()),
             "mean_strength": round(float(strength[members].mean()), 4) if members.any() else 0.0,
             "centroid": {n: round(float(v), 4) for n, v in zip(names, centroid, strict=True)},
-            "mean": {n: round(float(v), 4) for n, v in zip(names, raw[members].mean(axis=0) if members.any()
-                                                            else center, strict=True)},
-            "z": {n: round(float(z), 3) for n, z in zip(names, (centroid - center) / spread, strict=True)},
+            "mean": {n: round(float(v), 4) for n, v in zip(names, mean, strict=True)},
+            "z": {n: round(float(z), 3) for n, z in zip(names, (mean - center) / spread, strict=True)},
             "top_genres": top,
         })
-    for cluster, name in zip(out, unique_mood_names([c["z"] for c in out]), strict=True):
+    catalog_mean = {n: float(v) for n, v in zip(names, center, strict=True)}
+    catalog_std = {n: float(v) for n, v in zip(names, raw.std(axis=0), strict=True)}
+    # named from the rounded means the report prints, so a word never disagrees with a shown number
+    for cluster, name in zip(out, mood_names([c["mean"] for c in out], catalog_mean, catalog_std,
+                                             relative_features), strict=True):
         cluster["name"] = name
     return out
 
@@ -419,54 +448,40 @@ def mood_spread(clusters: Sequence[Mapping[str, Any]], raw: np.ndarray, feature_
     return out
 
 
-def mood_name(z: Mapping[str, float], *, refinements: int = 2) -> str:
-    """A readable mood from a centroid's z-scores against the catalog: the valence x energy
-    quadrant (when the schema has both) refined by the features that stand out most."""
-    # chosen by how far they stand out, printed in a fixed order: "acoustic, slow" == "slow, acoustic"
-    chosen = {word for word, _ in _refinements(z)[:refinements]}
-    words = [w for feature in _REFINERS for w in feature[1:] if w in chosen]
-    if "valence" in z and "energy" in z:
-        base = _QUADRANTS[(z["valence"] >= 0, z["energy"] >= 0)]
-        return base + (" · " + ", ".join(words) if words else "")
-    # Any other feature set: the features that stand out, in the schema's own words.
-    ranked = sorted(z.items(), key=lambda kv: -abs(kv[1]))[: max(refinements, 1)]
-    return ", ".join(f"{'high' if v >= 0 else 'low'} {k}" for k, v in ranked) or "average"
+def measure_stability(model: MoodModel, points: np.ndarray, *, share: float = 0.9, draw: int | None = None,
+                      seeds: bool = True, progress: Progress | None = None) -> dict[str, Any]:
+    """How much the moods move when the catalog does: the adjusted Rand index (ARI) between the
+    fitted model's labels of *all* tracks and those of the same method fitted on a random ``share``
+    of them (which assigns the rest as it would new tracks); also over the tracks core in both fits.
+    Across seeds only when a seed plays a part (a catalog above ``fit_sample``): a second fit with
+    the next seed (``seeds`` False skips it). ``points`` are the mood-space coordinates ``model`` was
+    fitted on, (n_tracks, d); ``draw`` seeds the subsample (default: the model's seed + 1)."""
+    from sklearn.metrics import adjusted_rand_score
 
-
-def _refinements(z: Mapping[str, float]) -> list[tuple[str, float]]:
-    found = []
-    for feature, high, low in _REFINERS:
-        v = z.get(feature)
-        if v is None or abs(v) < _REFINE_Z:
-            continue
-        word = high if v > 0 else low
-        if word:
-            found.append((word, abs(v)))
-    return sorted(found, key=lambda wv: -wv[1])
-
-
-def unique_mood_names(zs: Sequence[Mapping[str, float]]) -> list[str]:
-    """Names for all clusters. Clusters whose names collide are told apart by the feature on which
-    they differ most from each other ("brighter", "slower"...), then by a number if still needed.
-    A feature the name already refines on is not used again ("fast, slower" would read as a
-    contradiction, "fast, faster" as a stutter)."""
-    word_feature = {w: f for f, *words in _REFINERS for w in words if w}
-    names = [mood_name(z) for z in zs]
-    for name in {n for n in names if names.count(n) > 1}:
-        group = [i for i, n in enumerate(names) if n == name]
-        named = {word_feature.get(w) for w in name.partition(" · ")[2].split(", ")}
-        available = [f for f in _CONTRASTS if all(f in zs[i] for i in group)]
-        features = [f for f in available if f not in named] or available
-        if not features:
-            continue
-        group_mean = {f: float(np.mean([zs[i][f] for i in group])) for f in features}
-        for i in group:
-            f = max(features, key=lambda f: abs(zs[i][f] - group_mean[f]))
-            word = _CONTRASTS[f][0 if zs[i][f] >= group_mean[f] else 1]
-            names[i] = f"{name}, {word}" if " · " in name else f"{name} · {word}"
-    seen: dict[str, int] = {}
-    out = []
-    for n in names:
-        seen[n] = seen.get(n, 0) + 1
-        out.append(n if names.count(n) == 1 else f"{n} ({seen[n]})")
+    say = progress or (lambda _msg: None)
+    n = len(points)
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(model.seed + 1 if draw is None else draw)
+    sub = np.sort(rng.choice(n, size=max(1, round(share * n)), replace=False))
+    say(f"stability: the same method on a random {share:.0%} of the tracks ({len(sub):,})")
+    other = MoodModel(config=model.config, space=model.space, seed=model.seed).fit(points[sub], None, ())
+    labels, _, _ = other.assign_points(points)
+    both = model.is_core_[sub] & other.is_core_
+    out: dict[str, Any] = {
+        "subsample_share": share,
+        "ari_subsample_all_tracks": round(float(adjusted_rand_score(model.labels_, labels)), 4),
+        "ari_subsample_core_in_both": round(float(adjusted_rand_score(model.labels_[sub][both], other.labels_[both])),
+                                            4) if both.any() else None,
+        "core_in_both_share": round(float(both.mean()), 4),
+        "subsample_moods": int(other.metrics_["clusters"]),
+    }
+    if model.metrics_.get("seeded") and seeds:
+        say(f"stability: the same method with seed {model.seed + 1}")
+        again = MoodModel(config=model.config, space=model.space, seed=model.seed + 1).fit(points, None, ())
+        out["ari_seeds"] = round(float(adjusted_rand_score(model.labels_, again.labels_)), 4)
+        out["seeds"] = "a sample of the catalog is clustered, so the seed plays a part: seed vs seed + 1"
+    else:
+        out["ari_seeds"] = None
+        out["seeds"] = "the whole catalog is clustered deterministically: the seed plays no part"
+    out["seconds"] = round(time.perf_counter() - t0, 2)
     return out

@@ -55,12 +55,24 @@ def format_report(manifest: dict[str, Any], *, moods: list[dict[str, Any]] | Non
     if 0 < mo.get("smoothing_neighbours", 0) < mo.get("smoothing_neighbours_requested", 0):
         lines.append(f"         smoothing_neighbours {mo['smoothing_neighbours_requested']} capped to "
                      f"{mo['smoothing_neighbours']}: at most 5% of the {mo['fit_tracks']:,} tracks clustered")
+    if mo.get("space"):
+        sp = mo["space"]
+        lines.append(f"         mood space ({sp['kind']}): {', '.join(sp['features'])}; why: {sp['why']}")
+    if mo.get("stability"):
+        lines += mood_stability_lines(mo["stability"])
     if mo.get("spread"):
         lines.append("         mood means: " + "; ".join(
             f"{f} {s['min_mean']:.3g}..{s['max_mean']:.3g} (std {s['std_of_means']:.3g}, catalog std "
             f"{s['catalog_std']:.3g})" for f, s in mo["spread"].items()))
     if moods:
-        lines += ["", *mood_table(moods, width=width)]
+        # a catalog without perceptual features shows the descriptors it was clustered on
+        shown = tuple(mo["space"]["features"][:6]) if mo.get("space", {}).get("kind") not in (None, "perceptual") \
+            else MOOD_TABLE_FEATURES
+        lines += ["", *mood_table(moods, shown, width=width)]
+    if mo.get("vocabulary"):
+        lines += ["", "  the words of the mood names (each a range of the mood's mean over its tracks):"]
+        word_width = max(len(v["word"]) for v in mo["vocabulary"])
+        lines += [f"    {v['word']:<{word_width}}  {v['means']}" for v in mo["vocabulary"]]
     g = m.get("genre")
     if g and "skipped" not in g:
         lines += [
@@ -110,6 +122,17 @@ def format_report(manifest: dict[str, Any], *, moods: list[dict[str, Any]] | Non
 MOOD_TABLE_FEATURES = ("valence", "energy", "tempo", "acousticness")
 
 
+def mood_stability_lines(st: dict[str, Any]) -> list[str]:
+    """How much the moods move: ARI against a subsample fit, over all tracks and over the cores, and
+    across seeds when a seed plays a part (engine/_moods.py measure_stability)."""
+    core = st.get("ari_subsample_core_in_both")
+    seeds = (f"ARI seed vs seed + 1 {st['ari_seeds']}" if st.get("ari_seeds") is not None
+             else f"no seed ARI: {st['seeds']}")
+    return [f"         stability: ARI {st['ari_subsample_all_tracks']} over all tracks against a fit on a random "
+            f"{st['subsample_share']:.0%} ({st['subsample_moods']} moods there); {core} over the "
+            f"{st['core_in_both_share']:.0%} core in both; {seeds} ({st['seconds']:.1f} s)"]
+
+
 def mood_table(moods: list[dict[str, Any]], features: tuple[str, ...] = MOOD_TABLE_FEATURES, *,
                width: int | None = None) -> list[str]:
     """One line per mood: id, name, tracks, core tracks, the mean of what a listener hears (over all
@@ -117,13 +140,19 @@ def mood_table(moods: list[dict[str, Any]], features: tuple[str, ...] = MOOD_TAB
     With ``width``, top genres are cut (ending in "…") so that lines fit, as far as that column can."""
     shown = [f for f in features if f in (moods[0].get("mean") or moods[0]["centroid"])] if moods else []
     name_width = max([len(c["name"]) for c in moods] + [4])
+    heads = [f.removesuffix("ness").removesuffix("_mean") for f in shown]
+    widths = [max(8, len(h)) for h in heads]
+
+    def number(f: str, v: float, w: int) -> str:
+        return f"{v:>{w}.0f}" if abs(v) >= 1000 else f"{v:>{w}.1f}" if f == "tempo" or abs(v) >= 10 else f"{v:>{w}.2f}"
+
     lines = [f"  {'id':>3}  {'mood':<{name_width}} {'tracks':>7} {'core':>7} "
-             + " ".join(f"{f.removesuffix('ness')[:8]:>8}" for f in shown) + "  top genres"]
+             + " ".join(f"{h:>{w}}" for h, w in zip(heads, widths, strict=True)) + "  top genres"]
     for cl in moods:
         values = cl.get("mean") or cl["centroid"]
         genres = ", ".join(g["genre"] for g in cl["top_genres"]) or "-"
         lines.append(f"  {cl['id']:>3}  {cl['name']:<{name_width}} {cl['size']:>7,} {cl['core_size']:>7,} "
-                     + " ".join(f"{values[f]:>8.1f}" if f == "tempo" else f"{values[f]:>8.2f}" for f in shown)
+                     + " ".join(number(f, values[f], w) for f, w in zip(shown, widths, strict=True))
                      + f"  {genres}")
     if width is not None:
         fixed = len(lines[0]) - len("top genres")  # every line is this long before its genres

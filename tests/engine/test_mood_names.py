@@ -1,12 +1,129 @@
-"""Moods are found by id, by their name however it is punctuated, by a start of it, or by keywords;
-an ambiguous name lists its candidates and an unknown one the closest names."""
+"""Mood names say what their numbers say (engine/_moodnames.py), and moods are found by id, by their
+name however it is punctuated, by a start of it, or by keywords; an ambiguous name lists its
+candidates and an unknown one the closest names."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
 import pytest
 
 from engine import InvalidQuery
+from engine._moodnames import CONTRASTS, claims, mood_names, split_name, vocabulary
 from engine._playlist import find_mood
+
+SPOTIFY_MEAN = {"valence": 0.47, "energy": 0.64, "danceability": 0.57, "acousticness": 0.31, "tempo": 122.0,
+                "instrumentalness": 0.16, "speechiness": 0.08, "loudness": -8.3, "liveness": 0.21}
+SPOTIFY_STD = {"valence": 0.26, "energy": 0.25, "danceability": 0.17, "acousticness": 0.34, "tempo": 30.0,
+               "instrumentalness": 0.31, "speechiness": 0.1, "loudness": 5.0, "liveness": 0.19}
+
+
+def check_names(names: Sequence[str], means: Sequence[Mapping[str, float]], catalog_mean: Mapping[str, float],
+                catalog_std: Mapping[str, float]) -> None:
+    """Every word of every name holds for that mood's numbers: absolute words on their scale, catalog-relative
+    words against the catalog's mean and std, group-relative words ("faster") against the moods that share
+    the rest of the name; and the names are unique."""
+    assert len(set(names)) == len(names), names
+    features = list(means[0])
+    contrasts = [w for pair in CONTRASTS.values() for w in pair]
+    for name, mean in zip(names, means, strict=True):
+        for word, meanings in claims(name, features):
+            def holds(w: object, mean: Mapping[str, float] = mean) -> bool:
+                f = w.feature  # type: ignore[attr-defined]
+                if f.startswith("z:"):
+                    z = (mean[f[2:]] - catalog_mean[f[2:]]) / catalog_std[f[2:]]
+                    return (w.low is None or z >= w.low) and (w.high is None or z <= w.high)  # type: ignore[attr-defined]
+                return w.holds(mean)  # type: ignore[attr-defined]
+            assert any(holds(w) for w in meanings), (name, word, [w.means() for w in meanings], mean)
+        _, words = split_name(name)
+        for f, (up, down) in CONTRASTS.items():
+            for word, sign in ((up, 1), (down, -1)):
+                if word in words:  # relative to the moods that share the name without this word
+                    stem = name[:name.index(word)].rstrip(", ·")
+                    group = [m for n, m in zip(names, means, strict=True) if n.startswith(stem)
+                             and split_name(n[len(stem):].lstrip(", ·"))[1] in ([], *([w] for w in contrasts))]
+                    assert sign * (mean[f] - np.mean([m[f] for m in group])) >= 0, (name, word)
+
+
+def test_the_neutral_band_prints_nothing() -> None:
+    means = [{**SPOTIFY_MEAN, "valence": v, "energy": 0.5} for v in (0.41, 0.48, 0.59)]
+    for name in mood_names(means, SPOTIFY_MEAN, SPOTIFY_STD):
+        assert "happy" not in name and "sad" not in name and name.startswith("neutral")
+
+
+def test_the_issues_contradictions_are_gone() -> None:
+    means = [{**SPOTIFY_MEAN, "valence": 0.51, "energy": 0.59, "speechiness": 0.09, "tempo": 150.0},
+             {**SPOTIFY_MEAN, "valence": 0.50, "danceability": 0.80, "tempo": 128.0},
+             {**SPOTIFY_MEAN, "valence": 0.48, "energy": 0.87, "acousticness": 0.05}]
+    names = mood_names(means, SPOTIFY_MEAN, SPOTIFY_STD)
+    assert not any(w in n for n in names for w in ("sad", "angry", "happy", "spoken", "slow"))
+    assert names[0].startswith("neutral · fast") and names[1].startswith("energetic · danceable")
+    check_names(names, means, SPOTIFY_MEAN, SPOTIFY_STD)
+
+
+def test_random_moods_get_unique_names_whose_words_hold() -> None:
+    rng = np.random.default_rng(7)
+    for _ in range(20):
+        means = [{"valence": rng.random(), "energy": rng.random(), "danceability": rng.random(),
+                  "acousticness": rng.random(), "instrumentalness": rng.random() ** 3,
+                  "speechiness": rng.random() ** 3, "tempo": rng.normal(120, 25), "loudness": -rng.random() * 20,
+                  "liveness": rng.random()} for _ in range(int(rng.integers(2, 50)))]
+        names = mood_names(means, SPOTIFY_MEAN, SPOTIFY_STD)
+        check_names(names, means, SPOTIFY_MEAN, SPOTIFY_STD)
+        assert not any("loud" in n or "quiet" in n for n in names)  # Spotify loudness is mastering, not mood
+
+
+def test_descriptor_names_are_relative_and_say_so() -> None:
+    catalog_mean = {"rms_mean": 0.12, "spectral_centroid_mean": 2200.0, "tempo": 118.0, "zero_crossing_rate_mean": 0.1}
+    catalog_std = {"rms_mean": 0.05, "spectral_centroid_mean": 700.0, "tempo": 25.0, "zero_crossing_rate_mean": 0.04}
+    features = list(catalog_mean)
+    means = [{**catalog_mean, "zero_crossing_rate_mean": 0.16, "tempo": 150.0},
+             {**catalog_mean, "zero_crossing_rate_mean": 0.101},  # z 0.03: no "noisier", no "high"
+             {**catalog_mean, "spectral_centroid_mean": 3400.0, "rms_mean": 0.3}]
+    names = mood_names(means, catalog_mean, catalog_std, features)
+    assert names[0] == "fast, noisier" and names[1] == "average"
+    assert names[2] == "loud, bright"  # -10.5 dBFS and 3400 Hz: absolute scales
+    check_names(names, means, catalog_mean, catalog_std)
+    words = {v["word"]: v["means"] for v in vocabulary(names, features)}
+    assert "relative to this catalog" in words["noisier"] and words["fast"] == "tempo >= 140 BPM"
+    assert words["loud"] == "rms_mean in dB >= -12 dBFS"
+    # columns without a descriptor's word: "high"/"low" only past the neutral band, never at z 0
+    names = mood_names([{"a": 0.0, "b": 3.0}, {"a": 0.0, "b": -0.2}], {"a": 0.0, "b": 0.0}, {"a": 1.0, "b": 1.0}, ["a", "b"])
+    assert names == ["high b", "average"]
+
+
+def test_the_vocabulary_lists_each_word_used_with_its_range() -> None:
+    means = [{**SPOTIFY_MEAN, "valence": 0.8, "energy": 0.8, "tempo": 150.0},
+             {**SPOTIFY_MEAN, "valence": 0.2, "energy": 0.3, "acousticness": 0.9}]
+    names = mood_names(means, SPOTIFY_MEAN, SPOTIFY_STD)
+    words = {v["word"]: v["means"] for v in vocabulary(names, list(SPOTIFY_MEAN))}
+    assert words == {"happy, energetic": "valence >= 0.60 and energy >= 0.60",
+                     "sad, reflective": "valence <= 0.40 and energy <= 0.40",
+                     "acoustic": "acousticness >= 0.60", "fast": "tempo >= 140 BPM"}
+
+
+@pytest.mark.real_data
+def test_every_mood_name_of_the_real_bundle_matches_its_numbers(real_bundle_dir: Path) -> None:
+    """The names of the bundle the README builds from the Spotify data, against the means of its tracks."""
+    from engine import load_bundle
+
+    bundle = load_bundle(real_bundle_dir)
+    raw, features = bundle.tracks.features, list(bundle.tracks.feature_names)
+    clusters = bundle.moods.clusters_
+    names = [c["name"] for c in clusters]
+    means = [dict(zip(features, raw[bundle.moods.labels_ == c["id"]].mean(axis=0), strict=True)) for c in clusters]
+    for c, mean in zip(clusters, means, strict=True):  # the numbers the report prints are these means
+        assert all(abs(c["mean"][f] - mean[f]) <= 5e-4 * max(1.0, abs(mean[f])) for f in features), c["name"]
+    catalog_mean = dict(zip(features, raw.mean(axis=0), strict=True))
+    catalog_std = dict(zip(features, raw.std(axis=0), strict=True))
+    check_names(names, means, catalog_mean, catalog_std)
+    assert not any(("happy" in n or "cheerful" in n or "content" in n) and m["valence"] < 0.6
+                   for n, m in zip(names, means, strict=True))
+    vocab = {v["word"] for v in bundle.manifest["metrics"]["moods"]["vocabulary"]}
+    assert {split_name(n)[0] for n in names} <= vocab and {w for n in names for w in split_name(n)[1]} <= vocab
+
 
 NAMES = [
     "calm, content · acoustic",

@@ -5,7 +5,7 @@ import pytest
 from sklearn.metrics import adjusted_rand_score
 
 from engine import MoodConfig, MoodModel, mood_name
-from engine._moods import CLUMP_MULTIPLE, MoodSpace, blur, unique_mood_names
+from engine._moods import CLUMP_MULTIPLE, MoodSpace, blur, measure_stability, mood_space
 from engine._report import mood_table
 
 NAMES = ("valence", "energy", "acousticness", "danceability", "tempo")
@@ -73,19 +73,17 @@ def test_assignment_survives_the_array_round_trip() -> None:
     np.testing.assert_allclose(strength, model.strength_)
 
 
-def test_mood_names() -> None:
-    assert mood_name({"valence": 1, "energy": 1, "danceability": 1.5, "tempo": 0.2}) == \
-        "happy, energetic · danceable"
-    assert mood_name({"valence": -1, "energy": -1, "acousticness": 2, "instrumentalness": 1}) == \
-        "sad, reflective · acoustic, instrumental"
-    assert mood_name({"mfcc1_mean": 2.0, "tempo": -1.0}) == "high mfcc1_mean, low tempo"
-    names = unique_mood_names([{"valence": 1, "energy": 1}] * 2)
-    assert len(set(names)) == 2
-    # Two "angry, tense · electric, fast" moods that differ most in tempo: the name already says "fast",
-    # so they are told apart by the next feature, never "fast, slower".
-    base = {"valence": -1.0, "energy": 1.0, "acousticness": -1.5}
-    names = unique_mood_names([{**base, "tempo": 2.0, "danceability": 0.1}, {**base, "tempo": 1.0, "danceability": -0.1}])
-    assert names == ["angry, tense · electric, fast, more danceable", "angry, tense · electric, fast, less danceable"]
+def test_mood_names_come_from_the_means_on_absolute_scales() -> None:
+    catalog_mean = {"valence": 0.47, "energy": 0.64, "danceability": 0.57, "acousticness": 0.31, "tempo": 122.0}
+    catalog_std = {"valence": 0.26, "energy": 0.25, "danceability": 0.17, "acousticness": 0.34, "tempo": 30.0}
+    assert mood_name({"valence": 0.8, "energy": 0.8, "danceability": 0.8, "tempo": 125.0}, catalog_mean,
+                     catalog_std) == "happy, energetic · danceable"
+    assert mood_name({"valence": 0.2, "energy": 0.2, "acousticness": 0.9, "tempo": 80.0}, catalog_mean,
+                     catalog_std) == "sad, reflective · acoustic, slow"
+    # above the catalog's mean but inside the neutral band: neither happy nor sad (the issue's metalcore)
+    assert mood_name({"valence": 0.48, "energy": 0.87, "acousticness": 0.05}, catalog_mean,
+                     catalog_std) == "energetic · electric"
+    assert mood_name({"valence": 0.5, "energy": 0.5}) == "neutral"
 
 
 @pytest.mark.parametrize("bad", [{"selection": "tree"}, {"min_cluster_size": 1}, {"weights": {"energy": -1}},
@@ -180,3 +178,90 @@ def test_spread_metrics_and_the_mood_table() -> None:
     assert lines[0].split()[:4] == ["id", "mood", "tracks", "core"] and "acoustic" in lines[0]
     for line, c in zip(lines[1:], model.clusters_, strict=True):
         assert c["name"] in line and f"{c['size']:,}" in line and f"{c['mean']['tempo']:.1f}" in line
+
+
+def test_the_mood_space_follows_the_schema() -> None:
+    from engine._config import MOOD_WEIGHTS
+
+    spotify = ("danceability", "energy", "key_sin", "key_cos", "loudness", "mode", "speechiness", "acousticness",
+               "instrumentalness", "liveness", "valence", "tempo", "time_signature", "duration_ms")
+    space = mood_space(spotify, MOOD_WEIGHTS)
+    assert space.kind == "perceptual"
+    assert set(space.names) == set(MOOD_WEIGHTS) and "valence" in space.why
+    # a GTZAN-style table has tempo, one of the six: it used to fall to a tempo-only space (one mood)
+    gtzan = ("chroma_stft_mean", "chroma_stft_var", "rms_mean", "rms_var", "spectral_centroid_mean",
+             "spectral_centroid_var", "spectral_bandwidth_mean", "spectral_bandwidth_var", "rolloff_mean",
+             "rolloff_var", "zero_crossing_rate_mean", "zero_crossing_rate_var", "harmony_mean", "harmony_var",
+             "perceptr_mean", "perceptr_var", "tempo", *(f"mfcc{i}_{s}" for i in range(1, 21) for s in ("mean", "var")))
+    space = mood_space(gtzan, MOOD_WEIGHTS)
+    assert space.kind == "descriptors"
+    assert space.names == ("rms_mean", "spectral_centroid_mean", "tempo", "perceptr_var", "zero_crossing_rate_mean")
+    assert [gtzan[c] for c in space.columns] == list(space.names)
+    # the README's five-column example
+    five = ("mfcc1_mean", "chroma_stft_mean", "spectral_centroid_mean", "rolloff_mean", "tempo")
+    assert mood_space(five, MOOD_WEIGHTS).names == ("mfcc1_mean", "spectral_centroid_mean", "tempo")
+    # unknown columns: every feature, and the report says why
+    space = mood_space(("a", "b", "tempo"), MOOD_WEIGHTS)
+    assert space.kind == "all features" and space.columns == (0, 1, 2) and "every feature" in space.why
+    # weights of one's own win when the schema has them, and fall back with a reason when it has none
+    assert mood_space(gtzan, {"tempo": 2.0, "rms_mean": 1.0}).weights == (1.0, 2.0)
+    space = mood_space(gtzan, {"valence": 1.0})
+    assert space.kind == "descriptors" and space.why.startswith("none of the configured mood features")
+
+
+def test_stability_is_measured_over_all_tracks() -> None:
+    raw, _ = planted()
+    model = fit(raw)
+    z = (raw - raw.mean(0)) / raw.std(0)
+    st = measure_stability(model, model.space.project(z), share=0.9)
+    assert st["ari_subsample_all_tracks"] > 0.95 and st["subsample_moods"] == 4  # four planted moods hold still
+    assert st["ari_seeds"] is None and "no part" in st["seeds"]  # the whole catalog is fitted: no seed to vary
+    sampled = fit(raw, fit_sample=800)
+    st = measure_stability(sampled, sampled.space.project(z), share=0.9)
+    assert st["ari_seeds"] is not None and st["ari_seeds"] > 0.9 and "plays a part" in st["seeds"]
+
+
+def test_stability_counts_a_moved_boundary() -> None:
+    # one uniform strip: where HDBSCAN cuts it depends on the sample, which ARI must show (below 1)
+    rng = np.random.default_rng(0)
+    raw = np.column_stack([rng.random(2000), rng.random(2000) * 0.2, rng.random((2000, 2)), rng.normal(120, 25, 2000)])
+    model = fit(raw, min_cluster_size=200, min_samples=20, selection="leaf")
+    z = (raw - raw.mean(0)) / raw.std(0)
+    st = measure_stability(model, model.space.project(z), share=0.6)
+    assert st["ari_subsample_all_tracks"] < 0.99
+
+
+def test_a_descriptor_table_gets_moods_with_relative_names() -> None:
+    """A GTZAN-style table (no valence/energy) of 1,200 clips with six planted sounds: the mood space is
+    its descriptors, not tempo alone, and the six come back with names whose words hold."""
+    from engine._moodnames import claims
+
+    rng = np.random.default_rng(4)
+    names = ("chroma_stft_mean", "rms_mean", "spectral_centroid_mean", "tempo", "perceptr_var",
+             "zero_crossing_rate_mean", "mfcc2_mean")
+    centers = np.array([[0.4, 0.05, 1200, 80, 0.001, 0.05, 100], [0.4, 0.25, 3500, 150, 0.02, 0.15, 60],
+                        [0.4, 0.12, 2200, 120, 0.01, 0.10, 80], [0.4, 0.05, 3500, 120, 0.001, 0.15, 80],
+                        [0.4, 0.25, 1200, 80, 0.02, 0.05, 100], [0.4, 0.12, 2200, 170, 0.005, 0.10, 60]])
+    truth = np.repeat(np.arange(6), 200)
+    raw = centers[truth] * (1 + 0.06 * rng.normal(size=(1200, len(names))))
+    z = (raw - raw.mean(0)) / raw.std(0)
+    space = mood_space(names, MoodConfig().weights)
+    assert space.kind == "descriptors" and "tempo" in space.names and len(space.names) == 5
+    model = MoodModel(config=MoodConfig(), space=space).fit(space.project(z), raw, names)
+    assert model.metrics_["clusters"] == 6 and adjusted_rand_score(truth, model.labels_) > 0.95
+    assert model.metrics_["hdbscan_core_coverage"] >= 0.5
+    catalog_mean, catalog_std = dict(zip(names, raw.mean(0), strict=True)), dict(zip(names, raw.std(0), strict=True))
+    for c in model.clusters_:
+        assert "mfcc2" not in c["name"] and "chroma" not in c["name"]  # words only from the mood space
+        for word, meanings in claims(c["name"], names):
+            w = meanings[0]
+            if w.feature.startswith("z:"):
+                f = w.feature[2:]
+                zf = (c["mean"][f] - catalog_mean[f]) / catalog_std[f]
+                assert (w.low is None or zf >= w.low) and (w.high is None or zf <= w.high), (c["name"], word)
+            else:
+                assert w.holds(c["mean"]), (c["name"], word)
+    assert len({c["name"] for c in model.clusters_}) == 6
+    words = {v["word"] for v in model.metrics_["vocabulary"]}
+    assert any("relative to this catalog" in v["means"] for v in model.metrics_["vocabulary"]) or words <= {
+        "fast", "slow", "loud", "quiet", "bright", "mellow"}

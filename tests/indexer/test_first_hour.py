@@ -99,7 +99,7 @@ def test_config_help_lists_every_section(capsys: pytest.CaptureFixture[str]) -> 
 def test_the_report_mood_table_fits_a_terminal() -> None:
     from engine._report import mood_table
 
-    moods = [{"id": 0, "name": "calm, content · acoustic", "size": 10, "core_size": 5, "top_genres":
+    moods = [{"id": 0, "name": "calm · acoustic", "size": 10, "core_size": 5, "top_genres":
               [{"genre": g} for g in ("singer-songwriter", "acoustic", "j-pop")],
               "mean": {"valence": 0.5, "energy": 0.3, "tempo": 100.0, "acousticness": 0.8}}]
     full = mood_table(moods)

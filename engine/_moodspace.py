@@ -1,0 +1,81 @@
+"""Which features moods are clustered on: chosen from what the schema has, with the reason.
+
+- **perceptual**: the schema has at least two of Spotify's perceptual features (valence, energy,
+  danceability, acousticness, instrumentalness): the six mood features of ``MOOD_WEIGHTS`` it has.
+  Mood is what a listener hears; key, duration or liveness would only add noise to the density.
+- **descriptors**: no perceptual scale, but audio descriptors (a librosa/GTZAN-style table, or
+  `musicrec extract` output): one column per aspect a listener hears as mood, the first the table
+  has of each: level (loudness, rms, MFCC 1), brightness (spectral centroid, rolloff, bandwidth), pace
+  (tempo), activity (onset rate, beat strength, the percussive part's variance) and texture
+  (harmonic ratio, zero-crossing rate). One per aspect keeps the space low-dimensional (density
+  estimates fail in 57 dimensions) and no aspect counted twice (rms and loudness are the same).
+- **configured**: ``[moods] weights`` other than the defaults, when the schema has at least one of
+  them.
+- **all features**: none of the above (a table of unknown columns): every feature.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from ._config import AUDIO_MOOD_WEIGHTS, MOOD_WEIGHTS
+
+PERCEPTUAL = ("valence", "energy", "danceability", "acousticness", "instrumentalness")
+# (aspect, columns in order of preference): the first a table has stands for the aspect.
+DESCRIPTOR_ASPECTS = (
+    ("level", ("loudness", "rms_mean", "mfcc1_mean")),
+    ("brightness", ("spectral_centroid_mean", "rolloff_mean", "spectral_bandwidth_mean")),
+    ("pace", ("tempo",)),
+    ("activity", ("onset_rate", "beat_strength", "perceptr_var")),
+    ("texture", ("harmonic_ratio_mean", "zero_crossing_rate_mean")),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class MoodSpace:
+    """Columns (of the standardized feature matrix) and weights that define the clustering space,
+    and how they were chosen (``kind``, ``why``: written into the build report)."""
+
+    columns: tuple[int, ...]
+    weights: tuple[float, ...]
+    kind: str = "configured"
+    why: str = ""
+    names: tuple[str, ...] = ()  # the columns' (transformed) feature names, when known
+
+    def project(self, standardized: np.ndarray) -> np.ndarray:
+        """Mood-space coordinates of standardized features: shape (n, n_features) -> (n, len(columns))."""
+        return np.ascontiguousarray(standardized[:, list(self.columns)] * np.asarray(self.weights), dtype=np.float32)
+
+
+def mood_space(transformed_names: Sequence[str], weights: Mapping[str, float]) -> MoodSpace:
+    """The mood space for a schema whose standardized columns are ``transformed_names``, given the
+    configured ``weights`` (the defaults mean: choose from what the schema has; see the module)."""
+    names = list(transformed_names)
+    default = dict(weights) in (MOOD_WEIGHTS, AUDIO_MOOD_WEIGHTS)
+
+    def space(chosen: Sequence[tuple[int, float]], kind: str, why: str) -> MoodSpace:
+        return MoodSpace(columns=tuple(i for i, _ in chosen), weights=tuple(w for _, w in chosen), kind=kind,
+                         why=why, names=tuple(names[i] for i, _ in chosen))
+
+    configured = [(i, float(weights[n])) for i, n in enumerate(names) if weights.get(n, 0) > 0]
+    if not default and configured:
+        return space(configured, "configured", "the [moods] weights of the configuration")
+    prefix = "" if default else "none of the configured mood features is in the schema; "
+    perceptual = [n for n in PERCEPTUAL if n in names]
+    if len(perceptual) >= 2:
+        chosen = [(names.index(n), 1.0) for n in MOOD_WEIGHTS if n in names]
+        return space(chosen, "perceptual", prefix + f"the schema has perceptual features ({', '.join(perceptual)}): "
+                     "mood is what a listener hears, so only the mood features it has (not key, mode, duration, "
+                     "liveness)")
+    aspects = [(aspect, next(c for c in columns if c in names)) for aspect, columns in DESCRIPTOR_ASPECTS
+               if any(c in names for c in columns)]
+    if len(aspects) >= 2:
+        return space([(names.index(c), 1.0) for _, c in aspects], "descriptors",
+                     prefix + "no perceptual features (valence, energy...): one audio descriptor per aspect a "
+                     "listener hears as mood (" + ", ".join(f"{a}: {c}" for a, c in aspects) + "), so the space "
+                     "stays low-dimensional")
+    return space([(i, 1.0) for i in range(len(names))], "all features",
+                  prefix + "neither perceptual features nor known audio descriptors: every feature")
