@@ -44,9 +44,7 @@ def throughput(work: Path, clips: int, pool_files: int) -> dict[str, Any]:
     import soundfile as sf
     import soxr
 
-    from engine.audio import ExtractorParams, analyse, warm_up
-    from engine.audio._batch import run_extraction
-    from engine.audio._synth import STYLES, song
+    from engine.audio import STYLES, ExtractorParams, analyse, run_extraction, song, warm_up
 
     params = ExtractorParams()
     folder = work / "clips30"
@@ -110,11 +108,17 @@ def quality(work: Path, artists: int, songs: int, seconds: float, confusion: flo
     from sklearn.decomposition import PCA
     from sklearn.preprocessing import StandardScaler
 
-    from engine import BuildConfig, GenreConfig, MoodConfig, build_bundle, read_catalog
-    from engine._config import AUDIO_MOOD_WEIGHTS, audio_schema
-    from engine._genre import held_out_split
-    from engine.audio._batch import run_extraction
-    from engine.audio._synth import write_corpus
+    from engine import (
+        AUDIO_MOOD_WEIGHTS,
+        BuildConfig,
+        GenreConfig,
+        MoodConfig,
+        audio_schema,
+        build_bundle,
+        read_catalog,
+    )
+    from engine.audio import run_extraction, write_corpus
+    from engine.evaluation import held_out_split
 
     t0 = time.monotonic()
     tracks = write_corpus(work / "corpus", artists_per_style=artists, songs_per_artist=songs, seconds=seconds,
@@ -171,7 +175,7 @@ def latency(bundle: Path, requests: int, fast_requests: int) -> dict[str, Any]:
     import soundfile as sf
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    from engine.audio._synth import STYLES, song
+    from engine.audio import STYLES, song
     from server._bench import start_server_process
     from server._generated.musicrec.v1 import recommender_pb2 as pb
     from server._generated.musicrec.v1 import recommender_pb2_grpc as pb_grpc

@@ -27,8 +27,8 @@ import faiss
 import numpy as np
 import xgboost as xgb
 
-from engine import FeatureSchema, GenreConfig, Preprocessor, read_catalog
-from engine._genre import GenreClassifier, genre_metrics, held_out_split, subset_labels
+from engine import FeatureSchema, GenreClassifier, GenreConfig, Preprocessor, read_catalog
+from engine.evaluation import genre_metrics, held_out_split, subset_labels
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CSV = Path(os.environ.get("MUSICREC_DATA", REPO.parent / "shared" / "data" / "spotify_tracks.csv"))

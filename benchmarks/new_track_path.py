@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from engine import Recommender, load_bundle, use_one_search_thread
-from engine._ranking import Selector, Survivors
+from engine.evaluation import Selector, Survivors
 from server import _convert as conv
 from server._generated.musicrec.v1 import recommender_pb2 as pb
 from server._wire import TrackBytes, similar_response_bytes

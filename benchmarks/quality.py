@@ -47,11 +47,16 @@ from sklearn.neighbors import NearestNeighbors
 from sklearn.preprocessing import StandardScaler
 
 from engine import BuildConfig, FeatureSchema, GenreConfig, MoodConfig, MoodModel, Preprocessor, read_catalog
-from engine._catalog import song_keys
-from engine._genre import evaluate_genre_classifier, held_out_split
-from engine._moods import mood_space
-from engine._report import mood_table
-from engine._rerank import GenreAgreement, hybrid_scores, rerank_table
+from engine.evaluation import (
+    GenreAgreement,
+    evaluate_genre_classifier,
+    held_out_split,
+    hybrid_scores,
+    mood_space,
+    mood_table,
+    rerank_table,
+    song_keys,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CSV = Path(os.environ.get("MUSICREC_DATA", REPO.parent / "shared" / "data" / "spotify_tracks.csv"))

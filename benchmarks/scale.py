@@ -23,9 +23,8 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from engine import FeatureSchema, IndexConfig, Preprocessor
-from engine._index import build_index
-from engine._synthetic import synthetic_features
+from engine import FeatureSchema, IndexConfig, Preprocessor, build_index
+from engine.evaluation import synthetic_features
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,6 +13,8 @@ from ._candidates import CandidateSource, IndexSource, use_one_search_thread
 from ._catalog import Catalog, IngestReport, clean_catalog, read_catalog
 from ._classify import Classification
 from ._config import (
+    AUDIO_MOOD_WEIGHTS,
+    MOOD_WEIGHTS,
     BuildConfig,
     FeatureSchema,
     GenreConfig,
@@ -21,6 +23,8 @@ from ._config import (
     PreprocessConfig,
     SimilarConfig,
     ValueRule,
+    audio_schema,
+    detect_preset,
 )
 from ._errors import (
     BackendUnavailable,
@@ -44,17 +48,21 @@ from ._moodnames import mood_name
 from ._moods import MoodModel
 from ._playlist import MAX_PLAYLIST, PlaylistEntry
 from ._preprocess import Preprocessor
+from ._progress import Tick, duration
 from ._recommender import Recommender
 from ._report import format_report
 from ._similar import MAX_BATCH, MAX_DEPTH, MAX_K, Seed, SimilarQuery, SimilarResult, TrackFilter
 from ._synthetic import synthetic_catalog
+from ._update import add_tracks
 
 __all__ = [
+    "AUDIO_MOOD_WEIGHTS",
     "FORMAT_VERSION",
     "MAX_BATCH",
     "MAX_DEPTH",
     "MAX_K",
     "MAX_PLAYLIST",
+    "MOOD_WEIGHTS",
     "BackendUnavailable",
     "BuildConfig",
     "Bundle",
@@ -88,13 +96,18 @@ __all__ = [
     "SimilarConfig",
     "SimilarQuery",
     "SimilarResult",
+    "Tick",
     "TrackFilter",
     "TrackNotFound",
     "ValueRule",
+    "add_tracks",
+    "audio_schema",
     "build_bundle",
     "build_index",
     "bundle_report_html",
     "clean_catalog",
+    "detect_preset",
+    "duration",
     "figure_html",
     "format_report",
     "html_document",

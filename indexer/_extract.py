@@ -56,7 +56,7 @@ def _progress_line(state: Any) -> str:
 
 def cmd_extract(args: argparse.Namespace) -> int:
     try:
-        from engine.audio._batch import run_extraction
+        from engine.audio import run_extraction
     except ImportError as exc:  # pragma: no cover - depends on the install
         print(f"musicrec extract: error: the audio extra is not installed ({exc}); "
               "pip install -e '.[audio]'", file=sys.stderr)

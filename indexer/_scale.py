@@ -109,8 +109,7 @@ def _cmd_publish(args: argparse.Namespace) -> int:
 
 
 def _cmd_add(args: argparse.Namespace) -> int:
-    from engine import CatalogError, publish
-    from engine._update import add_tracks
+    from engine import CatalogError, add_tracks, publish
 
     if args.csv is None and args.remove_ids is None:
         raise CatalogError("give a CSV of tracks to add, --remove-ids FILE, or both")

@@ -52,10 +52,10 @@ def _engine_error_exit_code(exc: Exception) -> int | None:
     """EXIT_BAD_INPUT for bad input, EXIT_FAILED for another engine error, None for anything else (a bug)."""
     # Looked up, not imported: importing the engine costs ~1.6 s (xgboost, faiss, sklearn), which
     # `musicrec query` never needs, and an engine error can only exist if a command loaded the engine.
-    errors = sys.modules.get("engine._errors")
-    if errors is None or not isinstance(exc, errors.EngineError):
+    engine = sys.modules.get("engine")
+    if engine is None or not isinstance(exc, getattr(engine, "EngineError", ())):
         return None
-    return EXIT_BAD_INPUT if isinstance(exc, errors.CatalogError | errors.ConfigError) else EXIT_FAILED
+    return EXIT_BAD_INPUT if isinstance(exc, engine.CatalogError | engine.ConfigError) else EXIT_FAILED
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -185,8 +185,7 @@ def _apply_preset(args: argparse.Namespace, config: Any) -> Any:
     flags): the audio preset's columns, transforms and mood space (engine/_config.py)."""
     import csv
 
-    from engine import ConfigError
-    from engine._config import AUDIO_MOOD_WEIGHTS, MOOD_WEIGHTS, audio_schema, detect_preset
+    from engine import AUDIO_MOOD_WEIGHTS, MOOD_WEIGHTS, ConfigError, audio_schema, detect_preset
 
     source = getattr(args, "csv", None)
     if args.schema == "spotify" or source is None:
@@ -225,7 +224,7 @@ class _Progress:
     def __init__(self) -> None:
         import threading
 
-        from engine._progress import Tick, duration
+        from engine import Tick, duration
 
         self.tick_type, self.duration = Tick, duration
         self.terminal = sys.stderr.isatty()
@@ -258,8 +257,7 @@ class _Progress:
 
 def _build_and_report(args: argparse.Namespace, csv: Path, out: Path, *, source_label: str | None = None,
                       serve: bool = False) -> int:
-    from engine import build_bundle, publish
-    from engine._report import format_report
+    from engine import build_bundle, format_report, publish
     from server._table import output_width
 
     config = _config_from_args(args)

@@ -7,11 +7,14 @@ them when called, so the schema preset and bundle code can read the column names
     rows = analyse(open("song.flac", "rb").read(), ExtractorParams()).rows   # one dict of descriptors
 
 Decoding (``decode``: soundfile, mono mix, soxr resampling) is separate from analysis
-(``describe(y, sr, params)``); ``musicrec extract`` runs both over files in a process pool.
+(``describe(y, sr, params)``); ``musicrec extract`` runs both over files in a process pool
+(``run_extraction``). ``write_corpus`` and ``song`` synthesize planted-style recordings (``STYLES``)
+for tests and benchmarks.
 """
 
 import numpy as np
 
+from ._batch import ExtractionReport, run_extraction
 from ._columns import (
     DESCRIPTOR_DOCS,
     DESCRIPTORS,
@@ -35,6 +38,7 @@ from ._extract import (
     sidecar_path,
     warm_up,
 )
+from ._synth import STYLES, song, write_corpus
 
 
 def describe(y: np.ndarray, sr: int, params: ExtractorParams) -> dict[str, float]:
@@ -53,10 +57,12 @@ __all__ = [
     "GTZAN_FEATURES",
     "METADATA_COLUMNS",
     "REASONS",
+    "STYLES",
     "Analysed",
     "AudioNotSupported",
     "BadAudio",
     "Decoded",
+    "ExtractionReport",
     "ExtractorParams",
     "analyse",
     "bundle_extractor",
@@ -66,8 +72,11 @@ __all__ = [
     "describe",
     "extractor_info",
     "read_provenance",
+    "run_extraction",
     "segments",
     "sidecar_path",
     "sniff",
+    "song",
     "warm_up",
+    "write_corpus",
 ]

@@ -1,0 +1,40 @@
+"""What the benchmarks (and notebooks) measure with: the engine's own evaluation parts, public.
+
+``import engine`` does not load this package; it re-exports, unchanged, the pieces the build uses
+internally so that code outside the engine never imports a private module:
+
+- the genre classifier's honest protocol: ``held_out_split`` (deduplicated songs, grouped by
+  primary artist), ``evaluate_genre_classifier``, ``genre_metrics``, ``subset_labels``;
+- moods: ``mood_space`` (the weighted space moods are named in) and ``mood_table``;
+- the genre re-ranking of similar tracks: ``GenreAgreement``, ``hybrid_scores``, ``rerank_table``;
+- the ranking's stages, so a profiler can time them one by one: ``Survivors`` (exact cosines,
+  filter, one listing per song) and ``Selector`` (artist cap, MMR, page);
+- ``song_keys`` (one key per song across its listings) and ``synthetic_features`` (a planted
+  feature matrix for scale tests).
+
+    from engine.evaluation import evaluate_genre_classifier, held_out_split
+"""
+
+from engine._catalog import song_keys
+from engine._genre import evaluate_genre_classifier, genre_metrics, held_out_split, subset_labels
+from engine._moodspace import mood_space
+from engine._ranking import Selector, Survivors
+from engine._report import mood_table
+from engine._rerank import GenreAgreement, hybrid_scores, rerank_table
+from engine._synthetic import synthetic_features
+
+__all__ = [
+    "GenreAgreement",
+    "Selector",
+    "Survivors",
+    "evaluate_genre_classifier",
+    "genre_metrics",
+    "held_out_split",
+    "hybrid_scores",
+    "mood_space",
+    "mood_table",
+    "rerank_table",
+    "song_keys",
+    "subset_labels",
+    "synthetic_features",
+]
