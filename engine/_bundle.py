@@ -1,6 +1,6 @@
 """The bundle: one directory holding everything the server needs, verifiable and pickle-free.
 
-Layout (format version 3)::
+Layout (format version 4)::
 
     manifest.json      format, source sha256, counts, schema, config, versions, metrics, file sha256s
     preprocess.npz     transform specs, scaling and PCA arrays
@@ -9,6 +9,7 @@ Layout (format version 3)::
     moods.npz          per-track mood, strength and core flag; exemplars for assigning new tracks
     moods.json         cluster descriptions (name, size, centroid, top genres)
     genre_model.ubj    XGBoost model in its own UBJSON format (absent when the catalog has no labels)
+    genre_oof.npz      per track, the out-of-fold genre probabilities by-id queries use (with the model)
 
 A bundle is written under a temporary name in the destination's directory and renamed into
 place only when complete, so a reader never sees half a bundle. Loading verifies the format
@@ -34,8 +35,9 @@ from ._errors import BundleError, BundleIntegrityError, BundleVersionError
 
 FORMAT = "musicrec-bundle"
 # 2: the similar section, genre-ranked neighbour table; 3: the table holds block 1 of the one
-# ranking (engine/_ranking.py)
-FORMAT_VERSION = 3
+# ranking (engine/_ranking.py); 4: genre_oof.npz, cross-fitted probabilities of catalog tracks
+# (engine/_crossfit.py), which the neighbour table was ranked with
+FORMAT_VERSION = 4
 MANIFEST = "manifest.json"
 
 

@@ -383,11 +383,33 @@ class GenreConfig:
     min_child_weight: float = 1.0
     subsample: float = 1.0
     colsample_bytree: float = 0.8
+    colsample_bynode: float = 1.0  # features sampled again at each split (random-forest style)
+    num_parallel_tree: int = 1  # trees per class and round, averaged: a boosted random forest above 1
     multi_strategy: Literal["multi_output_tree", "one_output_per_tree"] = "multi_output_tree"
-    test_fraction: float = 0.2
+    test_fraction: float = 0.2  # the single held-out split of benchmarks (builds cross-validate: ``folds``)
     threads: int = 2
+    # Cross-fitting (engine/_crossfit.py): 0 = 2 folds on large catalogs (build budget), 5 (3 above 5,000
+    # labelled tracks) when a small catalog's capacity is tuned.
+    folds: int = 0
+    # Below this many labelled tracks, ``tune`` cross-validates a few capacities (engine/_crossfit.py
+    # CANDIDATES, each with its own rounds cap) and keeps the best; above it, or with tune off, the
+    # configured capacity is used as it is.
+    tune: bool = True
+    small_catalog: int = 20_000
+    # Labelled tracks the classifier trains on (folds and shipped model); a larger catalog is sampled at
+    # random and its other tracks scored by the shipped model (engine/_crossfit.py). 0: every track.
+    fit_sample: int = 200_000
 
     def __post_init__(self) -> None:
+        if self.folds != 0 and not 2 <= self.folds <= 20:
+            raise ConfigError(f"genre.folds must be 0 (automatic) or 2..20, got {self.folds}")
+        if not 0.0 < self.colsample_bynode <= 1.0 or self.num_parallel_tree < 1:
+            raise ConfigError(f"genre.colsample_bynode must be in (0, 1] and genre.num_parallel_tree >= 1, got "
+                              f"{self.colsample_bynode} and {self.num_parallel_tree}")
+        if self.small_catalog < 0:
+            raise ConfigError(f"genre.small_catalog must be >= 0, got {self.small_catalog}")
+        if self.fit_sample != 0 and self.fit_sample < 1000:
+            raise ConfigError(f"genre.fit_sample must be 0 (every track) or >= 1000, got {self.fit_sample}")
         if self.multi_strategy not in ("multi_output_tree", "one_output_per_tree"):
             raise ConfigError(f"genre.multi_strategy unknown: {self.multi_strategy!r}")
         if not 0.0 < self.test_fraction < 0.9:

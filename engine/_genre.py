@@ -24,24 +24,32 @@ both labels. Each pair is weighted 1/n_genres so multi-genre tracks do not outwe
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import xgboost as xgb
-from sklearn.metrics import f1_score
 from sklearn.model_selection import GroupShuffleSplit
 
 from ._catalog import Catalog
 from ._config import GenreConfig
 from ._errors import NotFittedError
-from ._families import family_matrix
 from ._forest import CompiledForest
+from ._genre_metrics import baselines as baselines
+from ._genre_metrics import calibration as calibration
+from ._genre_metrics import calibration_error as calibration_error
+from ._genre_metrics import family_metrics as family_metrics
+from ._genre_metrics import genre_metrics as genre_metrics
+from ._genre_metrics import song_vote_metrics as song_vote_metrics
 from ._progress import Ticker
 
 Progress = Callable[[str], None]
+# Below this many training rows a second thread saves little, and on a shared machine it costs a lot:
+# every tree's parallel loops end in a barrier that waits for a descheduled thread. Measured on 2 busy
+# cores (load ~4): 5 folds of 480 tracks, 12 genres, per-class trees took 77 s with 2 threads; one such
+# fit takes 0.2-0.3 s with 1 thread.
+ONE_THREAD_BELOW = 20_000
 _FOREST_CHUNK = 256  # rows per compiled-forest call: bounds its (rows, trees, classes) leaf array
 
 
@@ -78,7 +86,10 @@ class GenreClassifier:
             evals.append((self._pairs_matrix(*eval_set), "valid"))
             callbacks.append(xgb.callback.EarlyStopping(
                 rounds=config.early_stopping_rounds, data_name="valid", save_best=True))
-        self.booster_ = xgb.train(_params(config, len(self.genre_names), seed), dtrain, num_boost_round=rounds,
+        params = _params(config, len(self.genre_names), seed)
+        if dtrain.num_row() < ONE_THREAD_BELOW:
+            params["nthread"] = 1
+        self.booster_ = xgb.train(params, dtrain, num_boost_round=rounds,
                                   evals=evals, callbacks=callbacks, verbose_eval=False)
         # save_best trims the model to the best round, so every later predict uses all trees
         self.rounds_ = self.booster_.num_boosted_rounds()
@@ -146,6 +157,8 @@ def _params(config: GenreConfig, n_classes: int, seed: int) -> dict[str, Any]:
         "min_child_weight": config.min_child_weight,
         "subsample": config.subsample,
         "colsample_bytree": config.colsample_bytree,
+        "colsample_bynode": config.colsample_bynode,
+        "num_parallel_tree": config.num_parallel_tree,
         "nthread": config.threads,
         "seed": seed,
     }
@@ -177,92 +190,6 @@ def subset_labels(indptr: np.ndarray, codes: np.ndarray, rows: np.ndarray) -> tu
     np.cumsum(counts, out=new_ptr[1:])
     new_codes = np.concatenate([codes[indptr[r]:indptr[r + 1]] for r in rows]) if len(rows) else codes[:0]
     return new_ptr, new_codes
-
-
-def genre_metrics(proba: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-    """Top-1, top-5 (any of the track's genres counts) and macro-F1 of the top-1 prediction.
-
-    ``truth`` is a multi-hot bool matrix of shape (n, n_genres). For F1 a track's true label is
-    the predicted genre when it is one of its genres, else its first... any genre (lowest code),
-    so a multi-genre track is not penalised for naming its other genre.
-    """
-    order = np.argsort(-proba, axis=1)
-    top1 = order[:, 0]
-    hit1 = truth[np.arange(len(truth)), top1]
-    top5 = order[:, :5]
-    hit5 = truth[np.arange(len(truth))[:, None], top5].any(axis=1)
-    y_true = np.where(hit1, top1, truth.argmax(axis=1))
-    labels = np.flatnonzero(truth.any(axis=0))
-    return {
-        "top1": float(hit1.mean()),
-        "top5": float(hit5.mean()),
-        "macro_f1": float(f1_score(y_true, top1, labels=labels, average="macro", zero_division=0)),
-    }
-
-
-def calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = 15) -> float:
-    """Expected calibration error: the gap between stated confidence and observed accuracy,
-    averaged over ``bins`` equal-width confidence bins weighted by how many predictions fall in each."""
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    which = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, bins - 1)
-    gap = 0.0
-    for b in np.unique(which):
-        inside = which == b
-        gap += inside.mean() * abs(float(confidence[inside].mean()) - float(correct[inside].mean()))
-    return float(gap)
-
-
-def calibration(proba: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-    """ECE of the top-1 probability against "the top-1 genre is one of the track's genres"."""
-    top1 = proba.argmax(axis=1)
-    confidence = proba[np.arange(len(proba)), top1]
-    correct = truth[np.arange(len(truth)), top1]
-    return {"ece_top1": round(calibration_error(confidence, correct), 4),
-            "mean_top1_probability": round(float(confidence.mean()), 4)}
-
-
-def family_metrics(proba: np.ndarray, truth: np.ndarray, genre_names: tuple[str, ...],
-                   train_truth: np.ndarray) -> dict[str, Any]:
-    """The same scores on coarse genre families (engine/_families.py): a family's probability is
-    the sum of its genres'; correct = the family holds any of the track's genres."""
-    found = family_matrix(genre_names)
-    if found is None:
-        return {"skipped": "the genre family table does not cover this catalog's genres"}
-    m, names = found
-    fam_proba = proba @ m
-    fam_truth = (truth.astype(np.float32) @ m) > 0
-    order = np.argsort(-fam_proba, axis=1)
-    rows = np.arange(len(fam_truth))
-    hit1 = fam_truth[rows, order[:, 0]]
-    majority = int(np.argmax((train_truth.astype(np.float32) @ m > 0).sum(axis=0)))
-    per_family = [{"family": f, "test_tracks": int(fam_truth[:, j].sum()),
-                   "top1": round(float(hit1[fam_truth[:, j]].mean()), 4) if fam_truth[:, j].any() else None,
-                   "genres": [g for g, row in zip(genre_names, m, strict=True) if row[j]]}
-                  for j, f in enumerate(names)]
-    return {
-        "n_families": len(names),
-        "top1": round(float(hit1.mean()), 4),
-        "top3": round(float(fam_truth[rows[:, None], order[:, :3]].any(axis=1).mean()), 4),
-        "majority_top1": round(float(fam_truth[:, majority].mean()), 4),
-        "random_top1": round(float(fam_truth.sum(axis=1).mean() / len(names)), 4),
-        **calibration(fam_proba, fam_truth),
-        "per_family": per_family,
-    }
-
-
-def baselines(train_counts: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-    """Majority-class (most frequent training genres) and uniform-random expectations."""
-    n_genres = truth.shape[1]
-    majority = np.argsort(-train_counts, kind="stable")
-    per_track = truth.sum(axis=1)
-    k5 = min(5, n_genres)
-    random_top5 = 1 - np.array([math.comb(n_genres - m, k5) / math.comb(n_genres, k5) for m in per_track])
-    return {
-        "majority_top1": float(truth[:, majority[0]].mean()),
-        "majority_top5": float(truth[:, majority[:5]].any(axis=1).mean()),
-        "random_top1": float((per_track / n_genres).mean()),
-        "random_top5": float(random_top5.mean()),
-    }
 
 
 MIN_LABELLED_TRACKS = 50
@@ -300,21 +227,6 @@ def split_groups(catalog: Catalog, songs: np.ndarray | None = None) -> np.ndarra
     groups = groups.copy()
     groups[alone] = np.array([f"\0song:{s}" for s in np.asarray(songs, dtype=object)[alone]], dtype=object)
     return groups
-
-
-def song_vote_metrics(proba: np.ndarray, truth: np.ndarray, songs: np.ndarray) -> dict[str, Any]:
-    """Top-1/top-5 with one vote per song: the mean of its segments' probabilities. Segments of a
-    song are not independent tests, so this is the honest score of a segment model."""
-    keys, inverse = np.unique(np.asarray(songs, dtype=str), return_inverse=True)
-    counts = np.bincount(inverse, minlength=len(keys)).astype(np.float64)
-    song_proba = np.zeros((len(keys), proba.shape[1]))
-    np.add.at(song_proba, inverse, proba)
-    song_proba /= counts[:, None]
-    song_truth = np.zeros((len(keys), truth.shape[1]), dtype=bool)
-    np.logical_or.at(song_truth, inverse, truth)
-    scores = genre_metrics(song_proba, song_truth)
-    return {"songs": len(keys), "segments_per_song": round(float(counts.mean()), 2),
-            "top1": scores["top1"], "top5": scores["top5"], "macro_f1": scores["macro_f1"]}
 
 
 def held_out_split(catalog: Catalog, test_fraction: float, seed: int, songs: np.ndarray | None = None) -> HeldOut:
@@ -364,35 +276,3 @@ def evaluate_genre_classifier(
         metrics["protocol"] += "; segments of one song (or artist) never on both sides"
         metrics["per_song"] = song_vote_metrics(proba, test_truth, np.asarray(songs, dtype=object)[split.test])
     return model, split, metrics
-
-
-@dataclasses.dataclass(frozen=True)
-class Evaluation:
-    """The honest protocol's model, split and metrics: what a build needs to score other stages
-    (the genre re-ranking of similar tracks) on artists the model never saw."""
-
-    model: GenreClassifier
-    split: HeldOut
-    metrics: dict[str, Any]
-
-
-def train_genre_classifier(
-    catalog: Catalog, x: np.ndarray, feature_names: tuple[str, ...], config: GenreConfig, *,
-    seed: int = 0, progress: Progress | None = None, songs: np.ndarray | None = None,
-) -> tuple[GenreClassifier, Evaluation]:
-    """Evaluate under the honest protocol, then train the shipped model on every labelled track.
-
-    ``x`` holds the transformed features of every catalog track, shape (n_tracks, n_features).
-    Returns the shipped model and the evaluation (whose metrics go in the report).
-    """
-    say = progress or (lambda _msg: None)
-    model, split, metrics = evaluate_genre_classifier(catalog, x, feature_names, config, seed=seed, progress=progress,
-                                                      songs=songs)
-    labelled = np.flatnonzero(np.diff(catalog.genre_indptr) > 0)
-    t0 = time.perf_counter()
-    say(f"shipped model: all {len(labelled)} labelled tracks, {model.rounds_} rounds")
-    shipped = GenreClassifier(genre_names=catalog.genre_names, feature_names=feature_names).fit(
-        x[labelled], *subset_labels(catalog.genre_indptr, catalog.genre_codes, labelled), config,
-        rounds=model.rounds_, seed=seed, progress=say)
-    metrics["final_train_seconds"] = round(time.perf_counter() - t0, 2)
-    return shipped, Evaluation(model=model, split=split, metrics=metrics)

@@ -99,7 +99,7 @@ def bundle_report_html(bundle: Bundle) -> str:
     else:
         for level, title in (("genre", "Genre confusion"), ("family", "Genre-family confusion")):
             if level in diag:
-                sections.append((title, _confusion(Figure, diag[level], level)))
+                sections.append((title, _confusion(Figure, diag[level], level, g)))
         sections.append(("Reliability", _reliability(Figure, diag, g)))
         sections.append(("Per-genre accuracy", _per_label(Figure, diag["genre"], g)))
     sections.append(("PCA explained variance", _pca(Figure, m["metrics"]["pca"])))
@@ -169,7 +169,17 @@ def _mood_profiles(figure: Any, bundle: Bundle) -> str:
                             "(red above, blue below); the number is the mean itself.", "mood profiles")
 
 
-def _confusion(figure: Any, level: dict[str, Any], name: str) -> str:
+def _evaluated_on(g: dict[str, Any]) -> tuple[str, str]:
+    """(short, long) names of the tracks the genre evaluation scored: every labelled track out of fold
+    (cross-fitted bundles), or one held-out split of artists (bundles built before)."""
+    if "folds" in g:
+        return ("out-of-fold tracks", f"Every labelled track, predicted by the fold model that did not see it "
+                f"({g['folds']}-fold cross-validation split {g['split']}).")
+    return ("held-out artists", "Tracks from the genre evaluation's held-out artists, predicted by the evaluation "
+            "model that never saw them.")
+
+
+def _confusion(figure: Any, level: dict[str, Any], name: str, g: dict[str, Any]) -> str:
     confusion = np.asarray(level["confusion"], dtype=np.float64)
     names = level["names"]
     groups = _family_groups(names) if name == "genre" else None
@@ -198,13 +208,13 @@ def _confusion(figure: Any, level: dict[str, Any], name: str) -> str:
                 if share[i, j] >= 0.005:
                     ax.text(j, i, f"{share[i, j]:.2f}", ha="center", va="center", fontsize=7,
                             color="white" if share[i, j] > 0.55 else "#1d2430")
-    fig.colorbar(image, ax=ax, label="share of the true label's held-out tracks", shrink=0.7)
+    short, long = _evaluated_on(g)
+    fig.colorbar(image, ax=ax, label="share of the true label's evaluated tracks", shrink=0.7)
     correct = np.trace(confusion) / max(confusion.sum(), 1)
-    ax.set_title(f"{name.capitalize()} confusion on held-out artists ({int(confusion.sum()):,} tracks, "
+    ax.set_title(f"{name.capitalize()} confusion on {short} ({int(confusion.sum()):,} tracks, "
                  f"top-1 {correct:.3f})")
     caption = ("Rows: the true label (for a track with several, the predicted one when it is among them, else its "
-               "first); columns: the top-1 prediction; each row sums to 1. Tracks from the genre evaluation's "
-               "held-out artists, predicted by the evaluation model that never saw them."
+               "first); columns: the top-1 prediction; each row sums to 1. " + long
                + (" Genres are grouped by family; red lines separate the families." if groups is not None else "")
                + (" Zoom into the image to read the labels." if k > 40 else ""))
     return figure_html(fig, caption, f"{name} confusion matrix", dpi=100 if k <= 40 else 160)
@@ -238,7 +248,7 @@ def _reliability(figure: Any, diag: dict[str, dict[str, Any]], g: dict[str, Any]
         solid = count[filled] >= MIN_BIN_TRACKS  # a bin of a handful of tracks says little: drawn hollow, unjoined
         twin = ax.twinx()
         twin.bar(centres, count, width=edges[1] - edges[0], color="#d9dee7", zorder=0)
-        twin.set_ylabel("held-out tracks in the bin", color="#8a94a6")
+        twin.set_ylabel("evaluated tracks in the bin", color="#8a94a6")
         ax.set_zorder(twin.get_zorder() + 1)
         ax.patch.set_visible(False)
         ax.plot([0, 1], [0, 1], ls="--", color="#8a94a6", label="perfect calibration")
@@ -253,7 +263,7 @@ def _reliability(figure: Any, diag: dict[str, dict[str, Any]], g: dict[str, Any]
         title += f": ECE {ece[level]:.3f}" if ece.get(level) is not None else ""
         ax.set_title(title)
         ax.legend(loc="upper left", fontsize=8)
-    caption = ("Reliability: held-out tracks binned by the probability of their top-1 label; a point below the "
+    caption = (f"Reliability: {_evaluated_on(g)[0]} binned by the probability of their top-1 label; a point below the "
                "diagonal is over-confident. ECE (expected calibration error) is the count-weighted mean gap, the "
                "same bins as the build report's figure.")
     return figure_html(fig, caption, "reliability diagram")
@@ -275,14 +285,15 @@ def _per_label(figure: Any, level: dict[str, Any], g: dict[str, Any]) -> str:
     ax.barh(range(k), accuracy[order], color="#1f6feb", height=0.75)
     ax.set_yticks(range(k), [f"{names[i]} ({int(tracks[present][i])})" for i in order],
                   fontsize=max(6.5, 9 - k / 25))
-    ax.axvline(g["top1"], color="#d1242f", ls="-", label=f"all held-out tracks {g['top1']:.3f}")
+    short, long = _evaluated_on(g)
+    ax.axvline(g["top1"], color="#d1242f", ls="-", label=f"all {short} {g['top1']:.3f}")
     ax.axvline(g["random_top1"], color="#8a94a6", ls="--", label=f"random {g['random_top1']:.3f}")
     ax.set_xlim(0, 1)
     ax.set_ylim(-0.6, k - 0.4)
     ax.set_xlabel("top-1 accuracy (any of the track's genres counts)")
     ax.legend(loc="lower right", fontsize=8)
-    ax.set_title("Top-1 accuracy per genre, held-out artists (test tracks in brackets)")
-    return figure_html(fig, "A track with several genres counts under each of them.", "per-genre accuracy",
+    ax.set_title(f"Top-1 accuracy per genre, {short} (tracks in brackets)")
+    return figure_html(fig, "A track with several genres counts under each of them. " + long, "per-genre accuracy",
                        dpi=100 if k <= 40 else 130)
 
 

@@ -17,6 +17,7 @@ from ._arrays import load_npz
 from ._bundle import read_verified_manifest
 from ._catalog import Catalog, IngestReport
 from ._config import BuildConfig
+from ._crossfit import OOF_FILE
 from ._errors import BundleError, BundleIntegrityError, TrackNotFound, shown
 from ._genre import GenreClassifier
 from ._index import configure_search
@@ -52,6 +53,9 @@ class Bundle:
     # The 2-D mood map drawn by the console and the HTML report (engine/_moodmap.py); None in bundles
     # built before maps were stored.
     mood_map: MoodMap | None = None
+    # Per track, the genre probabilities by-id queries re-rank with: out of fold, from a model that did not
+    # see the track (engine/_crossfit.py), float32 of shape (n_tracks, n_genres); None without a classifier.
+    genre_proba: np.ndarray | None = None
 
     def row(self, track_id: str) -> int:
         try:
@@ -130,11 +134,22 @@ def load_bundle(path: str | os.PathLike[str], *, search_threads: int = 1, share_
     if MOOD_MAP_FILE in manifest["files"]:
         with _reading(path, MOOD_MAP_FILE):
             mood_map = load_mood_map(path / MOOD_MAP_FILE, len(tracks), len(moods.space.columns))
+    genre_proba = None
+    if OOF_FILE in manifest["files"]:
+        with _reading(path, OOF_FILE):
+            genre_proba = load_npz(path / OOF_FILE)["proba"].astype(np.float32)
+            if classifier is None or genre_proba.shape != (len(tracks), len(tracks.genre_names)) \
+                    or not np.isfinite(genre_proba).all():
+                raise BundleIntegrityError(f"{path}: the bundle is inconsistent: {OOF_FILE} holds probabilities "
+                                           f"of shape {genre_proba.shape}, expected ({len(tracks)}, "
+                                           f"{len(tracks.genre_names)}) beside a genre model")
+    elif classifier is not None:
+        raise BundleIntegrityError(f"{path}: the bundle is inconsistent: a genre model without {OOF_FILE}")
     _check_consistent(path, prep, index, tracks, vectors, moods, classifier, neighbours)
     return Bundle(path=path, manifest=manifest, config=config, preprocessor=prep, index=index, tracks=tracks,
                   vectors=vectors, moods=moods, classifier=classifier,
                   row_of={str(t): i for i, t in enumerate(tracks.ids)}, neighbours=neighbours,
-                  new_track_index=new_track_index, mood_map=mood_map)
+                  new_track_index=new_track_index, mood_map=mood_map, genre_proba=genre_proba)
 
 
 @contextlib.contextmanager

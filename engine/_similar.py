@@ -212,12 +212,19 @@ class SimilarSearch:
         seeds; a bare vector has none); None when genre agreement does not apply."""
         if plan.scoring.genre_weight <= 0 or not (plan.seed_rows or plan.seed_inputs):
             return None
-        classifier = self.view.bundle.classifier
+        bundle = self.view.bundle
+        classifier = bundle.classifier
         assert classifier is not None
-        inputs = list(plan.seed_inputs)
+        parts = []
         if plan.seed_rows:
-            inputs.insert(0, self.view.model_inputs(self.view.bundle.tracks.features[plan.seed_rows]))
-        proba = classifier.predict_proba(inputs[0] if len(inputs) == 1 else np.concatenate(inputs))
+            # a catalog seed's out-of-fold probabilities (engine/_crossfit.py): the shipped model was
+            # trained on the seed and knows its genre
+            parts.append(bundle.genre_proba[plan.seed_rows] if bundle.genre_proba is not None else
+                         classifier.predict_proba(self.view.model_inputs(bundle.tracks.features[plan.seed_rows])))
+        if plan.seed_inputs:
+            inputs = plan.seed_inputs
+            parts.append(classifier.predict_proba(inputs[0] if len(inputs) == 1 else np.concatenate(inputs)))
+        proba = parts[0] if len(parts) == 1 else np.concatenate(parts)
         return proba[0] if len(proba) == 1 else proba.mean(axis=0)
 
     # -- validation: the same for every query --------------------------------------------------

@@ -48,6 +48,7 @@ import numpy as np
 from ._arrays import load_npz, save_npz
 from ._bundle import atomic_bundle_dir, library_versions, sha256_file, write_manifest
 from ._catalog import Catalog, catalog_songs, read_catalog
+from ._crossfit import OOF_FILE
 from ._errors import BundleError, CatalogError
 from ._index import build_index, configure_search, measure_recall, new_track_recall
 from ._loaded import Bundle, load_bundle
@@ -61,7 +62,7 @@ Progress = Callable[[str], None]
 # not understand, and copying it blindly could leave per-track arrays of the old length.
 _COPIED = {"preprocess.npz", "genre_model.ubj", "evaluation.npz"}
 _REWRITTEN = {"index.faiss", "index_new_tracks.faiss", "tracks.npz", "moods.npz", "moods.json", "neighbours.npz",
-              "moodmap.npz"}
+              "moodmap.npz", OOF_FILE}
 
 # Drift: when the fitted parts no longer describe the catalog (each threshold says why it is there).
 REBUILD_CHANGED_SHARE = 0.10  # mood memberships shift measurably once ~10% of the catalog changed (_moods.py)
@@ -138,11 +139,24 @@ def add_tracks(base: str | os.PathLike[str], out: str | os.PathLike[str], *, csv
                 placed = ((new_points - mood_map["mean"]) @ mood_map["axes"]).astype(np.float32)
                 mood_map["xy"] = np.vstack([mood_map["xy"][keep], placed]).astype(np.float32)
                 save_npz(tmp / "moodmap.npz", mood_map)
+        genre_proba = None
+        if bundle.genre_proba is not None and bundle.classifier is not None:
+            with stage("genre"):
+                # kept tracks keep their out-of-fold probabilities; a new track was seen by no model, so the
+                # shipped model's are honest for it (fold -1); rounded as stored, so the table agrees with queries
+                fresh_proba = bundle.classifier.predict_proba(prep.transform_features(new_features)) if n_new \
+                    else np.empty((0, len(old.genre_names)), np.float32)
+                oof = load_npz(bundle.path / OOF_FILE)
+                oof = {"proba": np.vstack([oof["proba"][keep], fresh_proba.astype(np.float16)]),
+                       "fold": np.concatenate([oof["fold"][keep], np.full(n_new, -1, np.int8)])}
+                save_npz(tmp / OOF_FILE, oof)
+                genre_proba = oof["proba"].astype(np.float32)
         table_metrics: dict[str, Any] | None = None
         candidates = None
         if bundle.neighbours is not None:
             with stage("neighbours"):
-                table, table_metrics, candidates = _neighbour_table(bundle, catalog, keep, index, vectors, n_kept, say)
+                table, table_metrics, candidates = _neighbour_table(bundle, catalog, keep, index, vectors, n_kept, say,
+                                                                    genre_proba)
                 save_npz(tmp / "neighbours.npz", table)
                 index_metrics["neighbour_table"] = {**bundle.manifest["metrics"]["index"].get("neighbour_table", {}),
                                                     "tracks_answered_live": int((table["consumed"] < 0).sum())}
@@ -278,8 +292,10 @@ def _index(bundle: Bundle, keep: np.ndarray, new_vectors: np.ndarray, vectors: n
 
 
 def _neighbour_table(bundle: Bundle, catalog: Catalog, keep: np.ndarray, index: faiss.Index, vectors: np.ndarray,
-                     n_kept: int, say: Progress) -> tuple[dict[str, np.ndarray], dict[str, Any], np.ndarray]:
-    """The table for the new version: recomputed where the update reaches, renumbered elsewhere."""
+                     n_kept: int, say: Progress, genre_proba: np.ndarray | None = None,
+                     ) -> tuple[dict[str, np.ndarray], dict[str, Any], np.ndarray]:
+    """The table for the new version: recomputed where the update reaches, renumbered elsewhere.
+    ``genre_proba`` (n_tracks, n_genres): the new version's stored per-track genre probabilities."""
     old_table = bundle.neighbours
     assert old_table is not None
     n = len(vectors)
@@ -313,7 +329,9 @@ def _neighbour_table(bundle: Bundle, catalog: Catalog, keep: np.ndarray, index: 
     rows = np.flatnonzero(affected)
     say(f"neighbour table: {len(rows):,} of {n:,} tracks recomputed ({n - n_kept:,} new)")
     proba = None
-    if weight > 0 and bundle.classifier is not None:
+    if weight > 0 and genre_proba is not None:
+        proba = genre_proba[rows]
+    elif weight > 0 and bundle.classifier is not None:
         proba = bundle.classifier.predict_proba(bundle.preprocessor.transform_features(catalog.features[rows]))
     scoring = Scoring(genre_weight=weight, agreement=GenreAgreement(catalog.genre_indptr, catalog.genre_codes,
                                                                     len(catalog.genre_names)))

@@ -17,7 +17,7 @@ REAL_DATA = Path(os.environ.get("MUSICREC_DATA", REPO.parent / "shared" / "data"
 # Small and quick: the pipeline is the same, only the sizes shrink.
 FAST_CONFIG = BuildConfig(
     moods=MoodConfig(fit_sample=5000, min_cluster_size=40, min_samples=5),
-    genre=GenreConfig(max_rounds=25, early_stopping_rounds=5),
+    genre=GenreConfig(max_rounds=25, early_stopping_rounds=5, tune=False),  # no capacity search: CI time
 )
 
 

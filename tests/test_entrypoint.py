@@ -61,7 +61,7 @@ def test_a_build_never_loads_grpc_or_protobuf(tmp_path: Path) -> None:
     synthetic_catalog(300, seed=0).to_csv(csv, index=False)
     config.write_text("[index]\nkind = 'flat'\nneighbours = 20\n"
                       "[moods]\nfit_sample = 300\nsmoothing_neighbours = 20\nmin_cluster_size = 15\nmin_samples = 5\n"
-                      "[genre]\nmax_rounds = 5\nearly_stopping_rounds = 2\n")
+                      "[genre]\nmax_rounds = 5\nearly_stopping_rounds = 2\ntune = false\n")
     code, modules, printed = run_main(["index", str(csv), "--out", str(out), "--config", str(config), "--quiet"])
     assert code == 0, printed
     assert (out / "manifest.json").is_file()

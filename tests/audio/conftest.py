@@ -57,7 +57,7 @@ def audio_config(header: list[str]):  # type: ignore[no-untyped-def]
     return BuildConfig(schema=audio_schema(header),
                        moods=MoodConfig(weights=AUDIO_MOOD_WEIGHTS, min_cluster_size=5, min_samples=3,
                                         smoothing_neighbours=5),
-                       genre=GenreConfig(max_rounds=25, early_stopping_rounds=5, threads=1))
+                       genre=GenreConfig(max_rounds=25, early_stopping_rounds=5, threads=1, tune=False))
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,26 @@ from engine._moodmap import fit_mood_map
 from indexer.cli import main
 from tests.test_entrypoint import loaded, run_main
 
-GOLDEN_V3 = Path(__file__).resolve().parents[1] / "golden" / "v3"
+GOLDEN = Path(__file__).resolve().parents[1] / "golden" / f"v{engine.FORMAT_VERSION}"
+PICTURE_FILES = ("moodmap.npz", "evaluation.npz")
+
+
+@pytest.fixture
+def without_pictures(tmp_path: Path) -> Path:
+    """The current golden bundle as a build made before pictures were stored wrote it: no mood map, no
+    evaluation arrays, and a manifest that does not list them (format 3 bundles were such; format 4
+    refuses them by version, so the optional files are checked on a copy of the current one)."""
+    import json
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(GOLDEN, old)
+    manifest = json.loads((old / "manifest.json").read_text(encoding="utf-8"))
+    for name in PICTURE_FILES:
+        (old / name).unlink()
+        del manifest["files"][name]
+    (old / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    return old
 
 
 @pytest.fixture(scope="module")
@@ -59,10 +78,10 @@ def test_fewer_than_three_moods_fall_back_to_principal_components() -> None:
         assert np.isfinite(mood_map.xy).all()
 
 
-def test_an_older_v3_bundle_without_pictures_still_loads() -> None:
-    old = engine.load_bundle(GOLDEN_V3)
+def test_a_bundle_without_pictures_still_loads(without_pictures: Path) -> None:
+    old = engine.load_bundle(without_pictures)
     assert old.mood_map is None
-    assert load_diagnostics(GOLDEN_V3) == {}
+    assert load_diagnostics(without_pictures) == {}
 
 
 def test_the_evaluation_arrays_agree_with_the_manifest(bundle: engine.Bundle) -> None:
@@ -122,14 +141,15 @@ def test_report_html_draws_every_figure(bundle_dir: Path, tmp_path: Path, capsys
     assert "7 figures" in capsys.readouterr().err
 
 
-def test_report_of_an_older_bundle_says_what_is_missing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_report_of_an_older_bundle_says_what_is_missing(tmp_path: Path, without_pictures: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "old.html"
-    assert main(["report", str(GOLDEN_V3), "--html", str(out)]) == 0
+    assert main(["report", str(without_pictures), "--html", str(out)]) == 0
     page = out.read_text(encoding="utf-8")
     assert "built before mood maps were stored" in page and "rebuild" in page
     assert len(png_widths(page)) >= 2  # the mood profiles and PCA need nothing new
-    assert main(["report", str(GOLDEN_V3)]) == 0
-    assert "musicrec bundle (format 3)" in capsys.readouterr().out
+    assert main(["report", str(without_pictures)]) == 0
+    assert f"musicrec bundle (format {engine.FORMAT_VERSION})" in capsys.readouterr().out
 
 
 def test_report_help_loads_no_plotting_or_heavy_module() -> None:

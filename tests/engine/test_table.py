@@ -20,7 +20,7 @@ def test_batched_entries_equal_one_by_one(bundle_dir: Path) -> None:
     assert table is not None
     tracks = bundle.tracks
     candidates = nearest_candidates(bundle.index, view.vectors, first_fetch(view.n, table.block))
-    proba = bundle.classifier.predict_proba(view.model_inputs(tracks.features))
+    proba = bundle.genre_proba  # catalog seeds rank with their out-of-fold probabilities (engine/_crossfit.py)
     scoring = Scoring(genre_weight=table.genre_weight,
                       agreement=GenreAgreement(tracks.genre_indptr, tracks.genre_codes, len(tracks.genre_names)))
     width = table.rows.shape[1]

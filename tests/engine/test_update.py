@@ -23,7 +23,7 @@ from engine._update import add_tracks
 from indexer.cli import main
 from tests.conftest import FAST_CONFIG
 
-CONFIG = FAST_CONFIG.replace(genre=dataclasses.asdict(GenreConfig(max_rounds=8, early_stopping_rounds=3)))
+CONFIG = FAST_CONFIG.replace(genre=dataclasses.asdict(GenreConfig(max_rounds=8, early_stopping_rounds=3, tune=False)))
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +57,7 @@ def reference(b: Path):  # type: ignore[no-untyped-def]
     vectors = prep.embed(bundle.tracks.features).astype(np.float32)
     index = build_index(vectors, config.index)
     weight = bundle.neighbours.genre_weight
-    proba = bundle.classifier.predict_proba(prep.transform_features(bundle.tracks.features)) if weight > 0 else None
+    proba = bundle.genre_proba if weight > 0 else None  # what by-id queries rank with (engine/_crossfit.py)
     table = _neighbour_table(bundle.tracks, config, index, vectors, proba, weight, lambda _m: None)
     return bundle, vectors, index, table
 
@@ -77,6 +77,13 @@ def test_the_update_equals_a_rebuild_with_the_same_fitted_parts(updated: Path, p
     # moods: every track's label is what the fitted exemplars give it
     points = bundle.moods.space.project(bundle.preprocessor.standardize(bundle.tracks.features))
     np.testing.assert_array_equal(bundle.moods.labels_, bundle.moods.assign_points(points)[0])
+    # genre probabilities: kept tracks keep their out-of-fold rows; a new track, seen by no model, the shipped one's
+    keep = ~np.isin(a.tracks.ids, a.tracks.ids[::150])
+    n_kept = int(keep.sum())
+    assert a.genre_proba is not None and bundle.genre_proba is not None and bundle.classifier is not None
+    np.testing.assert_array_equal(bundle.genre_proba[:n_kept], a.genre_proba[keep])
+    fresh = bundle.classifier.predict_proba(bundle.preprocessor.transform_features(bundle.tracks.features[n_kept:]))
+    np.testing.assert_array_equal(bundle.genre_proba[n_kept:], fresh.astype(np.float16).astype(np.float32))
     recomputed = bundle.manifest["update"]["neighbour_table"]["recomputed"]
     assert 0 < recomputed < len(bundle.tracks)  # the table was updated, not rebuilt
 

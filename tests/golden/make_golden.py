@@ -27,7 +27,7 @@ CONFIG = BuildConfig(
     seed=SEED,
     index=IndexConfig(kind="flat", neighbours=20),
     moods=MoodConfig(fit_sample=TRACKS, smoothing_neighbours=20, min_cluster_size=15, min_samples=5),
-    genre=GenreConfig(max_rounds=5, early_stopping_rounds=2),
+    genre=GenreConfig(max_rounds=5, early_stopping_rounds=2, tune=False),
 )
 
 

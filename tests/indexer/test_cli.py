@@ -19,7 +19,7 @@ FAST = ["--quiet", "--seed", "0"]
 def fast_config(tmp_path: Path) -> Path:
     path = tmp_path / "fast.toml"
     path.write_text("[moods]\nfit_sample = 3000\nmin_cluster_size = 40\nmin_samples = 5\n"
-                    "[genre]\nmax_rounds = 15\nearly_stopping_rounds = 5\n")
+                    "[genre]\nmax_rounds = 15\nearly_stopping_rounds = 5\ntune = false\n")
     return path
 
 
@@ -35,7 +35,7 @@ def test_index_writes_bundle_report_json_and_current(
                  "--json", str(report), "--current", str(tmp_path / "current"), "--index", "hnsw"])
     assert code == 0
     text = capsys.readouterr().out
-    assert "tracks indexed" in text and "recall@10 vs exact" in text and "held-out artists" in text
+    assert "tracks indexed" in text and "recall@10 vs exact" in text and "cross-validation split by primary artist" in text
     manifest = json.loads(report.read_text())
     assert manifest["metrics"]["index"]["kind"] == "hnsw"
     assert 0.9 <= manifest["metrics"]["index"]["recall_at_10"] <= 1.0

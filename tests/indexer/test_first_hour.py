@@ -22,7 +22,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     csv, config = root / "tiny.csv", root / "tiny.toml"
     synthetic_catalog(600, seed=0).to_csv(csv, index=False)
     config.write_text("[index]\nneighbours = 20\n[moods]\nmin_cluster_size = 15\nmin_samples = 5\n"
-                      "[genre]\nmax_rounds = 5\nearly_stopping_rounds = 2\n")
+                      "[genre]\nmax_rounds = 5\nearly_stopping_rounds = 2\ntune = false\n")
     return csv, config
 
 
@@ -46,9 +46,9 @@ def test_a_build_reports_what_it_capped_and_each_figure_once(tiny: tuple[Path, P
     assert "smoothing_neighbours 100 capped to 30" in err
     assert "smoothing_neighbours 100 capped to 30: at most 5% of the 600 tracks clustered" in out
     assert len(re.findall(r"\d% of the variance", out + err)) == 1  # the PCA share: once, in the report
-    top = re.search(r"genre top-1 [\d.]+ \(random ([\d.]+)\), top-5 [\d.]+ \(random ([\d.]+)\)", err)
+    top = re.search(r"genre top-1 [\d.]+ \(random ([\d.]+)\), top-3 [\d.]+ \(random ([\d.]+)\)", err)
     assert top, err
-    report_random = re.search(r"random top-1 ([\d.]+) top-5 ([\d.]+)", out)
+    report_random = re.search(r"random top-1 ([\d.]+) top-2 [\d.]+ top-3 ([\d.]+)", out)
     assert report_random and top.groups() == report_random.groups()  # the same baselines, paired like with like
 
 

@@ -70,6 +70,10 @@ def test_moods_and_classifier_are_real(real_bundle: Bundle) -> None:
     fam = g["families"]
     assert fam["n_families"] == 16 and fam["top1"] > 2 * fam["majority_top1"] and fam["top1"] > g["top1"]
     assert sum(f["test_tracks"] for f in fam["per_family"]) >= g["test_tracks"]
+    # by-id re-ranking reads each catalog seed's out-of-fold probabilities (engine/_crossfit.py), never the
+    # shipped model's, which was trained on the seed: the two give different answers on the real catalog
+    assert g["split"] == "by primary artist" and real_bundle.genre_proba is not None and \
+        m["similar"]["genre_precision_at_10_reranked"] < m["similar"]["genre_precision_at_10_reranked_in_sample"]
     # the precomputed "more like this" lists are the genre re-ranked ones
     assert real_bundle.neighbours is not None
     assert real_bundle.neighbours.genre_weight == real_bundle.config.similar.genre_weight > 0

@@ -32,7 +32,7 @@ BASE = BuildConfig(
     index=IndexConfig(kind="flat", recall_queries=200),
     moods=MoodConfig(fit_sample=5000, min_cluster_size=40, min_samples=5),
     # one XGBoost thread: beside FAISS's OpenMP threads on a busy 2-core machine, two cost 10x more
-    genre=GenreConfig(max_rounds=10, early_stopping_rounds=3, threads=1),
+    genre=GenreConfig(max_rounds=10, early_stopping_rounds=3, threads=1, tune=False),
 )
 VARIANTS: dict[str, dict[str, Any]] = {
     "multi_output_tree": {},  # the defaults, on a flat index

@@ -1,0 +1,151 @@
+"""Cross-fitted genre probabilities (engine/_crossfit.py): folds, honesty, tuning, and their use by queries."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import engine._crossfit as crossfit
+from engine import (
+    BuildConfig,
+    Catalog,
+    FeatureSchema,
+    GenreConfig,
+    IndexConfig,
+    MoodConfig,
+    Recommender,
+    Seed,
+    SimilarQuery,
+    build_bundle,
+    clean_catalog,
+    load_bundle,
+    synthetic_catalog,
+)
+from engine._genre_metrics import genre_metrics, informative_ks
+from engine._report import genre_lines
+
+QUICK = GenreConfig(max_rounds=8, early_stopping_rounds=3, tune=False, threads=1)
+
+
+def planted(n_artists: int = 30, songs: int = 8, seed: int = 0, *, artist: bool = True) -> pd.DataFrame:
+    """Four genres whose first two features carry the label, plus noise; all text, as read_catalog reads."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for a in range(n_artists):
+        genre = a % 4
+        for s in range(songs):
+            f = rng.normal(size=5) + np.array([genre % 2, genre // 2, 0, 0, 0]) * 1.5
+            rows.append({"id": f"t{a}.{s}", "artist": f"artist{a}" if artist else "", "label": f"g{genre}",
+                         **{f"f{i}": f"{v:.6f}" for i, v in enumerate(f)}})
+    return pd.DataFrame(rows)
+
+
+def catalog_of(frame: pd.DataFrame, *, artist: bool = True) -> Catalog:
+    schema = FeatureSchema.generic(id_column="id", feature_columns=tuple(f"f{i}" for i in range(5)),
+                                   label_column="label", artists_column="artist" if artist else None)
+    return clean_catalog(frame, schema)
+
+
+def test_folds_keep_each_group_whole_and_are_balanced() -> None:
+    rng = np.random.default_rng(3)
+    groups = np.repeat([f"a{i}" for i in range(60)], rng.integers(1, 12, size=60))
+    folds = crossfit.assign_folds(groups, 5, seed=0)
+    for g in np.unique(groups):
+        assert len(set(folds[groups == g])) == 1
+    sizes = np.bincount(folds, minlength=5)
+    assert sizes.min() > 0 and sizes.max() - sizes.min() <= 11  # at most one group apart
+    np.testing.assert_array_equal(folds, crossfit.assign_folds(groups, 5, seed=0))
+
+
+def test_the_split_is_named_for_what_grouped_it() -> None:
+    frame = planted()
+    with_artists = catalog_of(frame)
+    without = catalog_of(frame, artist=False)
+    assert crossfit.split_name(crossfit.split_groups(with_artists)) == "by primary artist"
+    assert crossfit.split_name(crossfit.split_groups(without)) == "by track: no artist column"
+    _, fit = crossfit.cross_fit(without, without.features.astype(np.float32), without.feature_names, QUICK)
+    assert fit.metrics["split"] == "by track: no artist column" and "by track" in genre_lines(fit.metrics)[0]
+
+
+def test_a_tracks_out_of_fold_probabilities_never_depend_on_its_own_label() -> None:
+    frame = planted()
+    before = catalog_of(frame)
+    x = before.features.astype(np.float32)
+    model, fit = crossfit.cross_fit(before, x, before.feature_names, QUICK)
+    # relabel every track of one artist (one fold: its group); only models that saw them may change
+    changed = frame.copy()
+    mine = changed["artist"] == "artist5"
+    changed.loc[mine, "label"] = "g0" if changed.loc[mine, "label"].iloc[0] != "g0" else "g1"
+    after = catalog_of(changed)
+    assert after.genre_names == before.genre_names
+    model2, fit2 = crossfit.cross_fit(after, x, after.feature_names, QUICK)
+    rows = np.flatnonzero(mine.to_numpy())
+    np.testing.assert_array_equal(fit.fold, fit2.fold)
+    np.testing.assert_array_equal(fit.proba[rows], fit2.proba[rows])  # scored by a model that did not see them
+    others = np.flatnonzero(fit.fold != fit.fold[rows[0]])
+    assert not np.array_equal(fit.proba[others], fit2.proba[others])  # the other folds' models did see them
+    assert not np.allclose(model.predict_proba(x[rows]), model2.predict_proba(x[rows]))  # so did the shipped one
+    assert fit.metrics["test_tracks"] == len(before) and fit.metrics["evaluation"] == "k-fold"
+
+
+def test_a_small_catalog_chooses_among_candidates_by_cross_validation(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(crossfit, "CANDIDATES", (
+        crossfit.Candidate("stump", {"max_depth": 1, "max_rounds": 2}),
+        crossfit.Candidate("deeper", {"max_depth": 3, "max_rounds": 12, "learning_rate": 0.3}),
+    ))
+    cat = catalog_of(planted())
+    config = dataclasses.replace(QUICK, tune=True, folds=3)
+    _, fit = crossfit.cross_fit(cat, cat.features.astype(np.float32), cat.feature_names, config)
+    tuning = fit.metrics["tuning"]
+    scores = {c["name"]: c["top1"] for c in tuning["candidates"]}
+    assert set(scores) == {"stump", "deeper"} and tuning["chosen"] == max(scores, key=scores.get)
+    assert fit.metrics["top1"] == pytest.approx(scores[tuning["chosen"]], abs=1e-4)
+    assert fit.config.max_depth == (1 if tuning["chosen"] == "stump" else 3) and fit.metrics["folds"] == 3
+    big = dataclasses.replace(config, small_catalog=10)  # as if the catalog were large: no tuning
+    _, fit = crossfit.cross_fit(cat, cat.features.astype(np.float32), cat.feature_names, big)
+    assert "skipped" in fit.metrics["tuning"] and "candidates" not in fit.metrics["tuning"]
+
+
+def test_top_k_and_the_report_fit_the_number_of_genres() -> None:
+    assert informative_ks(6) == (1, 2, 3) and informative_ks(114) == (1, 2, 3, 5) and informative_ks(2) == (1,)
+    truth = np.eye(4, dtype=bool)
+    proba = np.array([[0.1, 0.5, 0.3, 0.1]] * 4)
+    m = genre_metrics(proba, truth)
+    assert (m["top1"], m["top2"], m["top3"]) == (0.25, 0.5, 0.75)
+    cat = catalog_of(planted())
+    _, fit = crossfit.cross_fit(cat, cat.features.astype(np.float32), cat.feature_names, QUICK)
+    text = "\n".join(genre_lines(fit.metrics))
+    assert "top-2" in text and "top-5" not in text  # 4 genres: top-5 would be certain
+    assert "genre families not scored" in text and "covers 0 of this catalog's 4 genres" in text
+
+
+@pytest.fixture(scope="module")
+def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("oof")
+    synthetic_catalog(600, seed=2).to_csv(root / "c.csv", index=False)
+    config = BuildConfig(index=IndexConfig(kind="flat", neighbours=20),
+                         moods=MoodConfig(fit_sample=600, smoothing_neighbours=20, min_cluster_size=15, min_samples=5),
+                         genre=QUICK)
+    build_bundle(root / "c.csv", root / "b", config)
+    return root / "b"
+
+
+def test_by_id_queries_rank_with_the_stored_out_of_fold_probabilities(tiny_bundle: Path) -> None:
+    bundle = load_bundle(tiny_bundle)
+    assert bundle.genre_proba is not None and bundle.genre_proba.shape == (600, len(bundle.tracks.genre_names))
+    np.testing.assert_allclose(bundle.genre_proba.sum(axis=1), 1.0, atol=5e-3)  # float16 storage
+    seed = 7
+    query = SimilarQuery(seeds=[Seed(track_id=str(bundle.tracks.ids[seed]))], k=5, genre_weight=1.0)
+    bundle.neighbours = None  # a live search (the table is checked against live search elsewhere)
+    genres = bundle.tracks.genre_matrix()
+    for target in (0, 3):  # make the stored row certain of one genre: the answer follows it
+        bundle.genre_proba[seed] = np.eye(len(bundle.tracks.genre_names), dtype=np.float32)[target]
+        rows = Recommender(bundle).similar(query).rows
+        assert genres[rows, target].all()
+    m = bundle.manifest["metrics"]
+    assert m["genre"]["evaluation"] == "k-fold" and m["genre"]["test_tracks"] == 600
+    assert {"genre_precision_at_10_reranked", "genre_precision_at_10_reranked_in_sample"} <= set(m["similar"])
