@@ -49,8 +49,18 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from engine.audio import EXTRACTOR_VERSION, GTZAN_FEATURES, ExtractorParams  # noqa: E402
-from engine.audio._synth import SR, STYLES, Style, song  # noqa: E402
+from engine.audio import EXTRACTOR_VERSION, GTZAN_FEATURES, STYLES, ExtractorParams, song  # noqa: E402
+
+SR = ExtractorParams().sample_rate  # the synthesizer's rate too: clips go to describe() as they are
+Style = type(STYLES[0])
+
+
+def _style(name: str, bpm: tuple[float, float], minor: bool, roots: tuple[int, ...], partials: tuple[float, ...],
+           decay: float, kick_every: int, snare_on: tuple[int, ...], hats: int, notes_per_beat: int, level_db: float,
+           noise: float) -> Style:
+    return dataclasses.replace(STYLES[0], name=name, bpm=bpm, minor=minor, roots=roots, partials=partials,
+                               decay=decay, kick_every=kick_every, snare_on=snare_on, hats=hats,
+                               notes_per_beat=notes_per_beat, level_db=level_db, noise=noise)
 
 # Bump when the generator changes what it plants, so cached tables are rebuilt.
 GENERATOR_VERSION = 1
@@ -60,13 +70,13 @@ CACHE_DIR = Path(os.environ.get("MUSICREC_CATALOGS", "/tmp/musicrec-catalogs"))
 # Fields: name, bpm range, minor, keys, partials, decay, kick_every, snare_on, hats, notes_per_beat,
 # level_db, noise.
 EXTRA_STYLES: tuple[Style, ...] = (
-    Style("jazz", (100, 138), False, (5, 10, 3), (1.0, 0.45, 0.25, 0.12), 1.6, 0, (2, 6), 3, 2, -21.0, 0.006),
-    Style("metal", (140, 172), True, (4, 11, 6), (1.0, 1.0, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6), 0.1, 1,
+    _style("jazz", (100, 138), False, (5, 10, 3), (1.0, 0.45, 0.25, 0.12), 1.6, 0, (2, 6), 3, 2, -21.0, 0.006),
+    _style("metal", (140, 172), True, (4, 11, 6), (1.0, 1.0, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6), 0.1, 1,
           (2, 6), 2, 4, -10.0, 0.06),
-    Style("classical", (58, 84), False, (0, 7, 2, 9), (1.0, 0.55, 0.3, 0.18, 0.1), 0.6, 0, (), 0, 2, -25.0,
+    _style("classical", (58, 84), False, (0, 7, 2, 9), (1.0, 0.55, 0.3, 0.18, 0.1), 0.6, 0, (), 0, 2, -25.0,
           0.002),
-    Style("reggae", (68, 82), False, (7, 0, 5), (1.0, 0.35, 0.12), 2.4, 4, (4,), 1, 2, -17.0, 0.008),
-    Style("pop", (98, 122), False, (0, 7, 9, 4), (1.0, 0.6, 0.3, 0.15, 0.08), 0.5, 4, (2, 6), 2, 2, -13.0,
+    _style("reggae", (68, 82), False, (7, 0, 5), (1.0, 0.35, 0.12), 2.4, 4, (4,), 1, 2, -17.0, 0.008),
+    _style("pop", (98, 122), False, (0, 7, 9, 4), (1.0, 0.6, 0.3, 0.15, 0.08), 0.5, 4, (2, 6), 2, 2, -13.0,
           0.008),
 )  # fmt: skip
 GENRES: tuple[Style, ...] = STYLES + EXTRA_STYLES

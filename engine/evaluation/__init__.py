@@ -4,7 +4,8 @@
 internally so that code outside the engine never imports a private module:
 
 - the genre classifier's honest protocol: ``held_out_split`` (deduplicated songs, grouped by
-  primary artist), ``evaluate_genre_classifier``, ``genre_metrics``, ``subset_labels``;
+  primary artist), ``evaluate_genre_classifier``, ``genre_metrics``, ``subset_labels``; the build's
+  cross-fitting (``cross_fit``, its folds ``assign_folds`` over ``split_groups`` keys, ``split_name``);
 - moods: ``mood_space`` (the weighted space moods are named in) and ``mood_table``;
 - the genre re-ranking of similar tracks: ``GenreAgreement``, ``hybrid_scores``, ``rerank_table``;
 - the ranking's stages, so a profiler can time them one by one: ``Survivors`` (exact cosines,
@@ -16,7 +17,8 @@ internally so that code outside the engine never imports a private module:
 """
 
 from engine._catalog import song_keys
-from engine._genre import evaluate_genre_classifier, genre_metrics, held_out_split, subset_labels
+from engine._crossfit import assign_folds, cross_fit, split_name
+from engine._genre import evaluate_genre_classifier, genre_metrics, held_out_split, split_groups, subset_labels
 from engine._moodspace import mood_space
 from engine._ranking import Selector, Survivors
 from engine._report import mood_table
@@ -27,6 +29,8 @@ __all__ = [
     "GenreAgreement",
     "Selector",
     "Survivors",
+    "assign_folds",
+    "cross_fit",
     "evaluate_genre_classifier",
     "genre_metrics",
     "held_out_split",
@@ -35,6 +39,8 @@ __all__ = [
     "mood_table",
     "rerank_table",
     "song_keys",
+    "split_groups",
+    "split_name",
     "subset_labels",
     "synthetic_features",
 ]
