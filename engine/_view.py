@@ -126,7 +126,7 @@ class CatalogView:
 
     def _validated_row(self, values: Mapping[str, float], where: str) -> np.ndarray:
         names = self.feature_names
-        if len(values) != len(names) or values.keys() != self._feature_set:  # every name, nothing else
+        if len(values) != len(names) or not self._feature_set.issuperset(values.keys()):  # every name, no other
             unknown = sorted(set(values) - set(names))
             if unknown:
                 raise InvalidQuery(f"{where}: unknown feature(s) {', '.join(shown(u) for u in unknown[:5])}; "
