@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _timing import each_us  # benchmarks/_timing.py
 
 from engine import Recommender, Seed, SimilarQuery, TrackFilter, load_bundle, use_one_search_thread
 
@@ -37,12 +38,8 @@ FILTERS: dict[str, TrackFilter] = {
 
 
 def median_ms(fn: Any, items: list[Any]) -> tuple[float, list[Any]]:
-    times, out = [], []
-    for item in items:
-        t0 = time.perf_counter()
-        out.append(fn(item))
-        times.append(time.perf_counter() - t0)
-    return round(statistics.median(times) * 1e3, 3), out
+    times, out = each_us(fn, items)
+    return round(statistics.median(times) / 1e3, 3), out
 
 
 def main() -> int:

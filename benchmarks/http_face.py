@@ -5,7 +5,7 @@ HTTP face and console up, idle), and measures each in turn, round after round, r
 round so that drift on the shared machine hits both alike: per server and round, its floor
 (grpc.health.v1 Check) and then gRPC SimilarTracks by track id (k=10), the same number of requests each,
 one client. Besides latency it reports the server's CPU time per SimilarTracks call (all its threads,
-metrics_cost.py's ``cpu_seconds``), which the machine's other load disturbs far less than wall time.
+benchmarks/_timing.py's ``cpu_seconds``), which the machine's other load disturbs far less than wall time.
 
 Then, on the server with the HTTP face, the same SimilarTracks requests over HTTP/JSON (POST
 /v1/SimilarTracks, one keep-alive connection) against gRPC, to show what the JSON face itself costs.
@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from metrics_cost import cpu_seconds  # benchmarks/metrics_cost.py: every thread's CPU time of a process
+from _timing import cpu_seconds, rotated  # benchmarks/_timing.py
 
 from server._bench import Load, Workload, discover, run_phase, start_server_process
 
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
                 phase(name, rpc, 10_000, Load(warmup=2.0, duration=0.1))
         load = Load(warmup=0.0, duration=None, requests=args.requests)
         for r in range(args.rounds):
-            order = names[r % len(names):] + names[:r % len(names)]
+            order = rotated(names, r)
             for name in order:
                 floor = phase(name, "health", r, load).summary()["p50_us"]
                 before = cpu_seconds(pids[name])

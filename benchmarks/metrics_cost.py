@@ -30,7 +30,6 @@ import json
 import multiprocessing as mp
 import os
 import platform
-import socket
 import statistics
 import sys
 import time
@@ -40,30 +39,13 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from _timing import cpu_seconds, free_port, paired, rotated  # benchmarks/_timing.py
 from prometheus_client.parser import text_string_to_metric_families
 
 from server._bench import Load, PhaseResult, Workload, _init_worker, discover, run_phase, start_server_process
 
 VARIANTS: dict[str, tuple[str, ...]] = {"bare": ("--slow-ms", "0"), "default": (), "metrics": ("--metrics-port",)}
 TARGET = 1.05
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def cpu_seconds(pid: int) -> float:
-    """CPU time of every thread of ``pid`` so far (nanosecond counters; Linux)."""
-    total = 0
-    for task in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{task}/schedstat") as fh:
-                total += int(fh.read().split()[0])
-        except (OSError, ValueError, IndexError):  # a thread that just ended
-            continue
-    return total / 1e9
 
 
 def interceptor_cpu_us(calls: int = 50_000, repeats: int = 7) -> dict[str, float]:
@@ -161,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
                                                            mood_ids=moods, seed=10_000), warm, processes=processes,
                       pool=pool, counter=counter)
         for r in range(args.rounds):
-            order = names[r % len(names):] + names[:r % len(names)]
+            order = rotated(names, r)
             results: dict[str, PhaseResult] = {}
             for name in order:
                 workload = Workload(mix=(("similar", 1.0),), track_ids=ids, feature_rows=feats, mood_ids=moods,
@@ -198,12 +180,9 @@ def main(argv: list[str] | None = None) -> int:
                                    "round_cpu_us_per_call": [round(x, 1) for x in cpu_us[name]],
                                    "requests": pooled["requests"], "errors": pooled["errors"]}
     for a, b in (("metrics", "default"), ("metrics", "bare"), ("default", "bare")):
-        for what, per_round in (
-                ("p50", [rd[a].summary()["p50_us"] / rd[b].summary()["p50_us"] for rd in rounds]),
-                ("cpu", [x / y for x, y in zip(cpu_us[a], cpu_us[b], strict=True)])):
-            report["ratios"][f"{what} {a}/{b}"] = {
-                "median": round(statistics.median(per_round), 4), "min": round(min(per_round), 4),
-                "max": round(max(per_round), 4), "per_round": [round(x, 4) for x in per_round]}
+        p50 = {n: [rd[n].summary()["p50_us"] for rd in rounds] for n in (a, b)}
+        report["ratios"][f"p50 {a}/{b}"] = paired(p50[a], p50[b])
+        report["ratios"][f"cpu {a}/{b}"] = paired(cpu_us[a], cpu_us[b])
     metrics_requests = report["results"]["metrics"]["requests"]
     report["metrics_scraped_similar_ok"] = counted
 

@@ -18,23 +18,17 @@ import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _timing import timed_us  # benchmarks/_timing.py
 
 from engine import Recommender, load_bundle, use_one_search_thread
 from engine.evaluation import Selector, Survivors
 from server import _convert as conv
 from server._generated.musicrec.v1 import recommender_pb2 as pb
 from server._wire import TrackBytes, similar_response_bytes
-
-
-def timer(fn: Callable[[], Any]) -> tuple[float, Any]:
-    t0 = time.perf_counter()
-    out = fn()
-    return (time.perf_counter() - t0) * 1e6, out
 
 
 class _Fetched:
@@ -49,23 +43,23 @@ def stages(rec: Recommender, request: pb.SimilarTracksRequest, wire: TrackBytes)
     search = rec._similar
     view = rec.view
     us: dict[str, float] = {}
-    us["parse"], query = timer(lambda: conv.similar_query_from_pb(request))
-    us["plan"], plan = timer(lambda: search.plan(query, ""))
-    us["classify"], affinity = timer(lambda: search._affinity(plan))
+    us["parse"], query = timed_us(lambda: conv.similar_query_from_pb(request))
+    us["plan"], plan = timed_us(lambda: search.plan(query, ""))
+    us["classify"], affinity = timed_us(lambda: search._affinity(plan))
     fetch = Survivors(plan.source, view.n, view.vectors, view.song, plan.vector, plan.row_filter,
                       search.block).fetch_size(0)
-    us["search"], rows = timer(lambda: plan.source.nearest(plan.vector, fetch))
+    us["search"], rows = timed_us(lambda: plan.source.nearest(plan.vector, fetch))
     # the survivors stage on the rows just fetched (its own search is the line above)
     survivors = Survivors(_Fetched(rows), view.n, view.vectors, view.song, plan.vector, plan.row_filter,
                           search.block)
-    us["survivors"], block = timer(lambda: survivors.next_block())
-    us["score"], ranked = timer(lambda: plan.scoring.sorted_block(block, affinity))
+    us["survivors"], block = timed_us(lambda: survivors.next_block())
+    us["score"], ranked = timed_us(lambda: plan.scoring.sorted_block(block, affinity))
     select = Selector(need=query.k, cap=query.max_per_artist, diversity=query.diversity, artists=view.artists,
                       vectors=view.vectors, deadline=None)
-    us["select"], _ = timer(lambda: select.feed(*ranked))
+    us["select"], _ = timed_us(lambda: select.feed(*ranked))
     result = search._page(plan, select, block.consumed, 0, time.perf_counter())
-    us["serialize"], _ = timer(lambda: similar_response_bytes(wire, rec, result))
-    us["whole (one call)"], _ = timer(lambda: similar_response_bytes(wire, rec, rec.similar(query)))
+    us["serialize"], _ = timed_us(lambda: similar_response_bytes(wire, rec, result))
+    us["whole (one call)"], _ = timed_us(lambda: similar_response_bytes(wire, rec, rec.similar(query)))
     return us
 
 
@@ -126,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         values = {n: float(v) for n, v in zip(rec.feature_names, rec.bundle.tracks.features[r], strict=True)}
         request = pb.ClassifyGenreRequest(features=pb.FeatureValues(values=values))
-        classify.append(timer(lambda request=request: conv.classification_pb(rec.classify(
+        classify.append(timed_us(lambda request=request: conv.classification_pb(rec.classify(
             features=dict(request.features.values), top_k=request.top_k)).SerializeToString())[0])
     report["ClassifyGenre by features"] = {"whole (one call)": round(statistics.median(classify), 1)}
     if rec.bundle.new_track_index is not None:

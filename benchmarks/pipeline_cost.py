@@ -14,10 +14,10 @@ import argparse
 import platform
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
+from _timing import side_by_side_us  # benchmarks/_timing.py
 
 from engine import Recommender, Seed, SimilarQuery, load_bundle, use_one_search_thread
 
@@ -53,17 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     rec = Recommender(load_bundle(args.bundle))
     rng = np.random.default_rng(0)
     ids = [rec.ids[r] for r in rng.choice(rec.n, size=args.queries, replace=False)]
-    new_us, old_us = [], []
-    for tid in ids:
-        q = SimilarQuery(seeds=[Seed(track_id=tid)], k=10)
-        t0 = time.perf_counter()
-        rec.similar(q)
-        t1 = time.perf_counter()
-        old_walk(rec, tid, 10)
-        t2 = time.perf_counter()
-        new_us.append((t1 - t0) * 1e6)
-        old_us.append((t2 - t1) * 1e6)
-    new, old = statistics.median(new_us), statistics.median(old_us)
+    queries = [(tid, SimilarQuery(seeds=[Seed(track_id=tid)], k=10)) for tid in ids]
+    us = side_by_side_us({"new": lambda q: rec.similar(q[1]), "old": lambda q: old_walk(rec, q[0], 10)}, queries)
+    new, old = statistics.median(us["new"]), statistics.median(us["old"])
     print(f"one pipeline (plan + table walk): {new:7.1f} us median")
     print(f"old fast path (table walk only):  {old:7.1f} us median")
     print(f"difference: {new - old:+.1f} us per query ({len(ids)} queries, alternating, one process)")

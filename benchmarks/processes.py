@@ -23,6 +23,8 @@ import threading
 import time
 from pathlib import Path
 
+from _timing import rotated  # benchmarks/_timing.py
+
 REPO = Path(__file__).resolve().parents[1]
 CLIENT_PROCESSES, THREADS = 4, 4
 
@@ -91,7 +93,7 @@ def main() -> int:
     ids = [str(t) for t in load_bundle(args.bundle).tracks.ids[:2000]]
     qps: dict[int, list[float]] = {1: [], 2: []}
     for r in range(args.rounds):
-        for n in ((1, 2) if r % 2 == 0 else (2, 1)):
+        for n in rotated((1, 2), r):
             qps[n].append(round_qps(args.bundle, n, ids, args.duration))
             print(f"round {r + 1}: --processes {n}: {qps[n][-1]:,.0f} SimilarTracks/s", flush=True)
     medians = {n: round(statistics.median(v), 1) for n, v in qps.items()}

@@ -16,12 +16,12 @@ import json
 import platform
 import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import grpc
+from _timing import timed_us  # benchmarks/_timing.py
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from server._bench import start_server_process
@@ -72,9 +72,8 @@ def requests(stub: pb_grpc.RecommenderStub) -> dict[str, tuple[str, Any]]:
 def timed(call: Callable[[], Any], repeat: int) -> tuple[list[float], list[float]]:
     wall, server = [], []
     for _ in range(repeat):
-        t0 = time.perf_counter()
-        response = call()
-        wall.append((time.perf_counter() - t0) * 1e3)
+        us, response = timed_us(call)
+        wall.append(us / 1e3)
         took = getattr(response, "took_ms", None)
         if took is None and hasattr(response, "stats"):
             took = response.stats.took_ms
