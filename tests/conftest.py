@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from engine import BuildConfig, GenreConfig, MoodConfig, build_bundle, synthetic_catalog
 from tests._readme import ReadmeRun
+
+if TYPE_CHECKING:  # the server (grpc, protobuf) loads only in sessions that start one
+    from server import RunningServer, ServerOptions
+    from tests._serving import Channel, RecommenderStub, Served
 
 REPO = Path(__file__).resolve().parents[1]
 # CI keeps ../shared/data beside the checkout; MUSICREC_DATA overrides the file's path.
@@ -83,3 +89,42 @@ def small_bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     synthetic_catalog(400, seed=3).to_csv(root / "catalog.csv", index=False)
     build_bundle(root / "catalog.csv", root / "bundle", FAST_CONFIG.replace(genre={"enabled": False}))
     return root / "bundle"
+
+
+# One server per test module, on a free local port, and a channel to it (tests/_serving.py). A module
+# serves another bundle or with other options by overriding ``server_bundle`` or ``server_options``.
+@pytest.fixture(scope="module")
+def server_bundle(bundle_dir: Path) -> Path:
+    """The bundle the module's server serves (default: the session's synthetic bundle)."""
+    return bundle_dir
+
+
+@pytest.fixture(scope="module")
+def server_options() -> ServerOptions:
+    """What the module's server runs with."""
+    from server import ServerOptions
+
+    return ServerOptions(max_concurrent=16)
+
+
+@pytest.fixture(scope="module")
+def served(server_bundle: Path, server_options: ServerOptions) -> Iterator[Served]:
+    from tests._serving import serving
+
+    with serving(server_bundle, server_options) as served:
+        yield served
+
+
+@pytest.fixture(scope="module")
+def running(served: Served) -> RunningServer:
+    return served.server
+
+
+@pytest.fixture(scope="module")
+def channel(served: Served) -> Channel:
+    return served.channel
+
+
+@pytest.fixture(scope="module")
+def stub(served: Served) -> RecommenderStub:
+    return served.stub

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -14,24 +13,23 @@ import pytest
 from engine import build_bundle
 from engine.audio._synth import STYLES, song
 from indexer.cli import main
-from server import RunningServer, ServerOptions, create_server
+from server import RunningServer, ServerOptions
 from server._audio import MAX_AUDIO_BYTES
 from server._generated.musicrec.v1 import recommender_pb2 as pb
 from server._generated.musicrec.v1 import recommender_pb2_grpc as pb_grpc
+from tests._serving import serving
 from tests.audio.conftest import SR, audio_config, encode
 
 
+# The module's server (``running``, ``stub``: tests/conftest.py) serves the audio bundle.
 @pytest.fixture(scope="module")
-def running(audio_bundle: Path) -> Iterator[RunningServer]:
-    srv = create_server(audio_bundle, "127.0.0.1:0", ServerOptions(audio_workers=1, audio_max_clips=4))
-    yield srv
-    srv.stop(grace=0.5)
+def server_bundle(audio_bundle: Path) -> Path:
+    return audio_bundle
 
 
 @pytest.fixture(scope="module")
-def stub(running: RunningServer) -> Iterator[pb_grpc.RecommenderStub]:
-    with grpc.insecure_channel(f"127.0.0.1:{running.port}") as ch:
-        yield pb_grpc.RecommenderStub(ch)
+def server_options() -> ServerOptions:
+    return ServerOptions(audio_workers=1, audio_max_clips=4)
 
 
 def new_song(style_name: str, seed: int = 999) -> bytes:
@@ -118,22 +116,18 @@ def test_audio_against_a_bundle_of_other_numbers_is_failed_precondition(extracte
     with bare.open() as fh:
         header = next(csv.reader(fh))
     build_bundle(bare, tmp_path / "b", audio_config(header).replace(genre={"enabled": False}))
-    srv = create_server(tmp_path / "b", "127.0.0.1:0")
-    try:
-        with grpc.insecure_channel(f"127.0.0.1:{srv.port}") as ch:
-            stub = pb_grpc.RecommenderStub(ch)
-            with pytest.raises(grpc.RpcError) as err:
-                stub.SimilarTracks(pb.SimilarTracksRequest(seeds=[pb.Seed(audio=new_song("folk"))]), timeout=10)
-            assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-            assert "musicrec extract" in err.value.details()
-            assert stub.ServerInfo(pb.ServerInfoRequest(), timeout=10).audio_extractor == ""
-            assert srv.audio is not None and srv.audio._pool is None  # no audio bundle: no workers
-            srv.holder.load(audio_bundle)
-            assert srv.audio._pool is not None and len(srv.audio._warming) == 1  # warming before any call
-            answer = stub.ClassifyGenre(pb.ClassifyGenreRequest(audio=new_song("folk")), timeout=120)
-            assert answer.genres[0].genre == "folk"
-    finally:
-        srv.stop(grace=0.5)
+    with serving(tmp_path / "b") as served:
+        srv, stub = served.server, served.stub
+        with pytest.raises(grpc.RpcError) as err:
+            stub.SimilarTracks(pb.SimilarTracksRequest(seeds=[pb.Seed(audio=new_song("folk"))]), timeout=10)
+        assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "musicrec extract" in err.value.details()
+        assert stub.ServerInfo(pb.ServerInfoRequest(), timeout=10).audio_extractor == ""
+        assert srv.audio is not None and srv.audio._pool is None  # no audio bundle: no workers
+        srv.holder.load(audio_bundle)
+        assert srv.audio._pool is not None and len(srv.audio._warming) == 1  # warming before any call
+        answer = stub.ClassifyGenre(pb.ClassifyGenreRequest(audio=new_song("folk")), timeout=120)
+        assert answer.genres[0].genre == "folk"
 
 
 def test_query_cli_with_audio_files(running: RunningServer, extracted: tuple[list, Path],

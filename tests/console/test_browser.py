@@ -14,13 +14,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import grpc
 import pytest
 
 from indexer.cli import main
-from server import RunningServer, ServerOptions, create_server
+from server import RunningServer, ServerOptions
 from server._generated.musicrec.v1 import recommender_pb2 as pb
 from server._generated.musicrec.v1 import recommender_pb2_grpc as pb_grpc
+from tests._serving import serving
 from tests.conftest import REPO
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -56,16 +56,9 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
-def web(bundle_dir: Path) -> Iterator[RunningServer]:
-    srv = create_server(bundle_dir, "127.0.0.1:0", ServerOptions(http_port=0))
-    yield srv
-    srv.stop(grace=0.5)
-
-
-@pytest.fixture(scope="module")
-def stub(web: RunningServer) -> Iterator[pb_grpc.RecommenderStub]:
-    with grpc.insecure_channel(f"127.0.0.1:{web.port}") as channel:
-        yield pb_grpc.RecommenderStub(channel)
+def server_options() -> ServerOptions:
+    """The module's server (``running``, tests/conftest.py) with the console on a free HTTP port."""
+    return ServerOptions(http_port=0)
 
 
 def wait_for(driver: Any, condition: Callable[[Any], Any], what: str) -> Any:
@@ -108,8 +101,8 @@ def set_value(driver: Any, element_id: str, value: object) -> None:
     field.send_keys(str(value))
 
 
-def test_the_map_draws_points_of_every_mood(browser: Any, web: RunningServer, stub: pb_grpc.RecommenderStub) -> None:
-    open_console(browser, web.http_port)
+def test_the_map_draws_points_of_every_mood(browser: Any, running: RunningServer, stub: pb_grpc.RecommenderStub) -> None:
+    open_console(browser, running.http_port)
     ready(browser)
     tab(browser, "map")
     canvas = wait_for(browser, lambda d: (c := d.find_element(By.ID, "map-canvas")).get_attribute("data-drawn-moods")
@@ -117,7 +110,7 @@ def test_the_map_draws_points_of_every_mood(browser: Any, web: RunningServer, st
     moods = {m.mood_id for m in stub.ListMoods(pb.ListMoodsRequest(), timeout=10).moods}
     drawn = {int(m) for m in canvas.get_attribute("data-drawn-moods").split(",")}
     assert drawn == moods
-    assert int(canvas.get_attribute("data-points")) == web.holder.require().n
+    assert int(canvas.get_attribute("data-points")) == running.holder.require().n
     counts = browser.execute_script("return window.consoleState.map.drawnByMood")
     assert all(counts[str(m)] > 0 for m in moods)
     assert len(browser.find_elements(By.CSS_SELECTOR, "#map-legend li")) == len(moods)
@@ -127,7 +120,7 @@ def test_the_map_draws_points_of_every_mood(browser: Any, web: RunningServer, st
     webdriver.ActionChains(browser).move_to_element_with_offset(canvas, x - size["width"] / 2,
                                                                 y - size["height"] / 2).perform()
     tip = wait_for(browser, lambda d: (t := d.find_element(By.ID, "map-tip")).is_displayed() and t, "the hover tip")
-    rec = web.holder.require()
+    rec = running.holder.require()
     row = rec.track(browser.execute_script("const m = window.consoleState.map; return m.data.id[m.hover];"))
     assert rec.names[row] in tip.text and rec.mood_names[row] in tip.text.replace("\n", " ")
     shot(browser, "map")
@@ -138,11 +131,11 @@ def test_the_map_draws_points_of_every_mood(browser: Any, web: RunningServer, st
     assert rows and rec.ids[row] not in [r.get_attribute("data-id") for r in rows]
 
 
-def test_a_similar_search_returns_the_ids_of_the_grpc_call(browser: Any, web: RunningServer,
+def test_a_similar_search_returns_the_ids_of_the_grpc_call(browser: Any, running: RunningServer,
                                                             stub: pb_grpc.RecommenderStub) -> None:
-    rec = web.holder.require()
+    rec = running.holder.require()
     seed, name = rec.ids[7], rec.names[7]
-    open_console(browser, web.http_port)
+    open_console(browser, running.http_port)
     ready(browser)
     pick_track(browser, "search-input", name, seed)
     set_value(browser, "opt-k", 8)
@@ -162,8 +155,8 @@ def test_a_similar_search_returns_the_ids_of_the_grpc_call(browser: Any, web: Ru
     shot(browser, "similar")
 
 
-def test_a_playlist_renders_in_order(browser: Any, web: RunningServer, stub: pb_grpc.RecommenderStub) -> None:
-    open_console(browser, web.http_port)
+def test_a_playlist_renders_in_order(browser: Any, running: RunningServer, stub: pb_grpc.RecommenderStub) -> None:
+    open_console(browser, running.http_port)
     ready(browser)
     tab(browser, "playlist")
     Select(browser.find_element(By.ID, "pl-mood")).select_by_value("1")
@@ -177,9 +170,9 @@ def test_a_playlist_renders_in_order(browser: Any, web: RunningServer, stub: pb_
     shot(browser, "playlist")
 
 
-def test_classification_shows_probabilities_and_contributions(browser: Any, web: RunningServer) -> None:
-    rec = web.holder.require()
-    open_console(browser, web.http_port)
+def test_classification_shows_probabilities_and_contributions(browser: Any, running: RunningServer) -> None:
+    rec = running.holder.require()
+    open_console(browser, running.http_port)
     ready(browser)
     tab(browser, "classify")
     pick_track(browser, "cl-search", rec.names[3], rec.ids[3])
@@ -193,9 +186,9 @@ def test_classification_shows_probabilities_and_contributions(browser: Any, web:
     shot(browser, "classify")
 
 
-def test_the_report_tab_and_the_html_report_load_every_image(browser: Any, web: RunningServer, bundle_dir: Path,
+def test_the_report_tab_and_the_html_report_load_every_image(browser: Any, running: RunningServer, bundle_dir: Path,
                                                              tmp_path: Path) -> None:
-    open_console(browser, web.http_port)
+    open_console(browser, running.http_port)
     ready(browser)
     tab(browser, "report")
     assert "musicrec bundle" in browser.find_element(By.ID, "report-text").text
@@ -216,9 +209,8 @@ def test_the_report_tab_and_the_html_report_load_every_image(browser: Any, web: 
 
 
 def test_auth_failures_are_shown_as_such_and_an_outage_is_announced(browser: Any, bundle_dir: Path) -> None:
-    srv = create_server(bundle_dir, "127.0.0.1:0", ServerOptions(http_port=0, read_tokens=("s3cret",)))
-    try:
-        open_console(browser, srv.http_port)
+    with serving(bundle_dir, ServerOptions(http_port=0, read_tokens=("s3cret",))) as served:
+        open_console(browser, served.server.http_port)
         wait_for(browser, lambda d: d.find_element(By.ID, "status").get_attribute("data-state") == "auth", "auth state")
         banner = browser.find_element(By.ID, "banner")
         assert banner.is_displayed() and "requires a bearer token" in banner.text
@@ -242,8 +234,7 @@ def test_auth_failures_are_shown_as_such_and_an_outage_is_announced(browser: Any
         ready(browser)
         browser.find_element(By.ID, "playlist-run").click()
         wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#playlist-results tbody tr"), "the playlist")
-    finally:
-        srv.stop(grace=0.5)
+    # the server has stopped
     wait_for(browser, lambda d: d.find_element(By.ID, "status").get_attribute("data-state") == "down",
              "the console to notice the server is gone")
     assert "not answering" in browser.find_element(By.ID, "banner").text

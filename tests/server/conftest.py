@@ -6,12 +6,9 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import grpc
 import pytest
 
 from engine import Recommender, build_bundle
-from server import RunningServer, ServerOptions, create_server
-from server._generated.musicrec.v1 import recommender_pb2_grpc as pb_grpc
 from tests.conftest import FAST_CONFIG
 
 
@@ -21,24 +18,6 @@ def second_bundle(synthetic_csv: Path, tmp_path_factory: pytest.TempPathFactory)
     out = tmp_path_factory.mktemp("bundles2") / "b2"
     build_bundle(synthetic_csv, out, FAST_CONFIG.replace(seed=7))
     return out
-
-
-@pytest.fixture(scope="module")
-def running(bundle_dir: Path) -> Iterator[RunningServer]:
-    srv = create_server(bundle_dir, "127.0.0.1:0", ServerOptions(max_concurrent=16))
-    yield srv
-    srv.stop(grace=0.5)
-
-
-@pytest.fixture(scope="module")
-def channel(running: RunningServer) -> Iterator[grpc.Channel]:
-    with grpc.insecure_channel(f"127.0.0.1:{running.port}") as ch:
-        yield ch
-
-
-@pytest.fixture(scope="module")
-def stub(channel: grpc.Channel) -> pb_grpc.RecommenderStub:
-    return pb_grpc.RecommenderStub(channel)
 
 
 def wait_until(condition: Callable[[], object], what: str, timeout: float = 10.0) -> None:

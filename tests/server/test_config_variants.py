@@ -8,7 +8,6 @@ served on a real port and asked every read RPC once over a real channel.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ import xgboost as xgb
 
 from engine import BuildConfig, GenreConfig, IndexConfig, MoodConfig, build_bundle, synthetic_catalog
 from engine._report import format_report
-from server import RunningServer, ServerOptions, create_server
+from server import RunningServer
 from server._generated.musicrec.v1 import recommender_pb2 as pb
 from server._generated.musicrec.v1 import recommender_pb2_grpc as pb_grpc
 
@@ -69,16 +68,9 @@ def variant(request: pytest.FixtureRequest, catalog_csv: tuple[Path, list[str]],
 
 
 @pytest.fixture(scope="module")
-def running(variant: tuple[str, Path, dict[str, Any]]) -> Iterator[RunningServer]:
-    srv = create_server(variant[1], "127.0.0.1:0", ServerOptions(max_concurrent=16))
-    yield srv
-    srv.stop(grace=0.5)
-
-
-@pytest.fixture(scope="module")
-def stub(running: RunningServer) -> Iterator[pb_grpc.RecommenderStub]:
-    with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
-        yield pb_grpc.RecommenderStub(channel)
+def server_bundle(variant: tuple[str, Path, dict[str, Any]]) -> Path:
+    """The module's server (``running``, tests/conftest.py) serves each variant in turn."""
+    return variant[1]
 
 
 def has_classifier(variant: tuple[str, Path, dict[str, Any]]) -> bool:

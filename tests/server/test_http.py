@@ -6,7 +6,6 @@ from __future__ import annotations
 import http.client
 import json
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from server import RunningServer, ServerOptions, create_server
 from server._generated.musicrec.v1 import recommender_pb2 as pb
 from server._generated.musicrec.v1 import recommender_pb2_grpc as pb_grpc
 from server._http_json import HTTP_STATUS, METHODS, message_dict
+from tests._serving import serving
 
 from .conftest import Blocker, wait_until
 
@@ -55,30 +55,23 @@ def strip(value: Any) -> Any:
 
 
 @pytest.fixture(scope="module")
-def web(bundle_dir: Path) -> Iterator[RunningServer]:
-    srv = create_server(bundle_dir, "127.0.0.1:0", ServerOptions(max_concurrent=16, http_port=0))
-    yield srv
-    srv.stop(grace=0.5)
+def server_options() -> ServerOptions:
+    """The module's server (``running``, tests/conftest.py) with its HTTP face on a free port."""
+    return ServerOptions(max_concurrent=16, http_port=0)
 
 
-@pytest.fixture(scope="module")
-def web_stub(web: RunningServer) -> Iterator[pb_grpc.RecommenderStub]:
-    with grpc.insecure_channel(f"127.0.0.1:{web.port}") as channel:
-        yield pb_grpc.RecommenderStub(channel)
-
-
-def both(web: RunningServer, stub: pb_grpc.RecommenderStub, method: str, request: Any) -> tuple[Any, Any]:
+def both(running: RunningServer, stub: pb_grpc.RecommenderStub, method: str, request: Any) -> tuple[Any, Any]:
     """The answer of each face, as JSON-like dicts without timings."""
     call = getattr(stub, method)
     if METHODS[method].streaming:
         via_grpc = [message_dict(m) for m in call(request, timeout=T)]
-        status, headers, body = post(web.http_port, method, json_format.MessageToJson(request))
+        status, headers, body = post(running.http_port, method, json_format.MessageToJson(request))
         assert status == 200, body
         assert headers["content-type"].startswith("application/x-ndjson")
         via_http = [json.loads(line) for line in body.decode().splitlines()]
     else:
         via_grpc = message_dict(call(request, timeout=T))
-        status, headers, body = post(web.http_port, method, json_format.MessageToJson(request))
+        status, headers, body = post(running.http_port, method, json_format.MessageToJson(request))
         assert status == 200, body
         assert headers["content-type"] == "application/json"
         via_http = json.loads(body)
@@ -116,29 +109,29 @@ def requests(rec: Recommender) -> list[tuple[str, Any]]:
     ]
 
 
-def test_every_rpc_answers_the_same_over_both_faces(web: RunningServer, web_stub: pb_grpc.RecommenderStub) -> None:
-    cases = requests(web.holder.require())
+def test_every_rpc_answers_the_same_over_both_faces(running: RunningServer, stub: pb_grpc.RecommenderStub) -> None:
+    cases = requests(running.holder.require())
     assert {m for m, _ in cases} == set(METHODS)  # a new RPC must be added here
     for method, request in cases:
-        via_grpc, via_http = both(web, web_stub, method, request)
+        via_grpc, via_http = both(running, stub, method, request)
         assert via_http == via_grpc, method
 
 
-def test_json_uses_the_proto_names_and_prints_zero_values(web: RunningServer) -> None:
-    rec = web.holder.require()
-    status, _, body = post(web.http_port, "SimilarTracks", {"seeds": [{"trackId": rec.ids[0]}], "k": 2})
+def test_json_uses_the_proto_names_and_prints_zero_values(running: RunningServer) -> None:
+    rec = running.holder.require()
+    status, _, body = post(running.http_port, "SimilarTracks", {"seeds": [{"trackId": rec.ids[0]}], "k": 2})
     assert status == 200
     answer = json.loads(body)
     track = answer["results"][0]["track"]
     assert {"track_id", "mood_id", "mood_core", "features"} <= set(track)  # zero values too (mood 0, {})
     assert answer["stats"]["exhausted"] is False
     # lowerCamelCase and proto names are both accepted on the way in
-    assert post(web.http_port, "SimilarTracks", {"seeds": [{"track_id": rec.ids[0]}], "k": 2})[0] == 200
+    assert post(running.http_port, "SimilarTracks", {"seeds": [{"track_id": rec.ids[0]}], "k": 2})[0] == 200
 
 
-def test_an_empty_body_is_the_empty_message(web: RunningServer) -> None:
-    status, _, body = post(web.http_port, "ServerInfo", b"")
-    assert status == 200 and json.loads(body)["tracks"] == web.holder.require().n
+def test_an_empty_body_is_the_empty_message(running: RunningServer) -> None:
+    status, _, body = post(running.http_port, "ServerInfo", b"")
+    assert status == 200 and json.loads(body)["tracks"] == running.holder.require().n
 
 
 def grpc_error(call: Any, request: Any, **kw: Any) -> grpc.RpcError:
@@ -163,8 +156,8 @@ def assert_same_error(port: int, stub: pb_grpc.RecommenderStub, method: str, req
     return headers
 
 
-def test_request_errors_map_to_their_http_codes(web: RunningServer, web_stub: pb_grpc.RecommenderStub) -> None:
-    rec = web.holder.require()
+def test_request_errors_map_to_their_http_codes(running: RunningServer, stub: pb_grpc.RecommenderStub) -> None:
+    rec = running.holder.require()
     cases = [
         ("SimilarTracks", pb.SimilarTracksRequest(seeds=[pb.Seed(track_id=rec.ids[0])], k=5000),
          grpc.StatusCode.INVALID_ARGUMENT),
@@ -180,79 +173,70 @@ def test_request_errors_map_to_their_http_codes(web: RunningServer, web_stub: pb
         ("ReloadBundle", pb.ReloadBundleRequest(path="/tmp"), grpc.StatusCode.PERMISSION_DENIED),
     ]
     for method, request, code in cases:
-        assert_same_error(web.http_port, web_stub, method, request, code)
+        assert_same_error(running.http_port, stub, method, request, code)
 
 
 def test_auth_errors_map_to_401_and_403(bundle_dir: Path) -> None:
     options = ServerOptions(http_port=0, read_tokens=("reader",), admin_tokens=("admin",),
                             bundle_root=bundle_dir.parent)
-    srv = create_server(bundle_dir, "127.0.0.1:0", options)
-    try:
-        with grpc.insecure_channel(f"127.0.0.1:{srv.port}") as channel:
-            stub = pb_grpc.RecommenderStub(channel)
-            headers = assert_same_error(srv.http_port, stub, "ListMoods", pb.ListMoodsRequest(),
-                                        grpc.StatusCode.UNAUTHENTICATED)
-            assert headers["www-authenticate"].startswith("Bearer")
-            assert_same_error(srv.http_port, stub, "StreamMoodPlaylist", pb.MoodPlaylistRequest(mood_id=0),
-                              grpc.StatusCode.UNAUTHENTICATED, token="wrong")
-            assert_same_error(srv.http_port, stub, "ReloadBundle", pb.ReloadBundleRequest(),
-                              grpc.StatusCode.PERMISSION_DENIED, token="reader")
-            # a bundle that cannot be loaded: FAILED_PRECONDITION is 400 (see server/_http.py)
-            broken = bundle_dir.parent / "not-a-bundle"
-            broken.mkdir(exist_ok=True)
-            assert_same_error(srv.http_port, stub, "ReloadBundle", pb.ReloadBundleRequest(path=str(broken)),
-                              grpc.StatusCode.FAILED_PRECONDITION, token="admin", http=400)
-            assert post(srv.http_port, "ListMoods", b"", token="reader")[0] == 200
-            assert post(srv.http_port, "ReloadBundle", b"", token="admin")[0] == 200
-    finally:
-        srv.stop(grace=0.5)
+    with serving(bundle_dir, options) as served:
+        port, stub = served.server.http_port, served.stub
+        headers = assert_same_error(port, stub, "ListMoods", pb.ListMoodsRequest(), grpc.StatusCode.UNAUTHENTICATED)
+        assert headers["www-authenticate"].startswith("Bearer")
+        assert_same_error(port, stub, "StreamMoodPlaylist", pb.MoodPlaylistRequest(mood_id=0),
+                          grpc.StatusCode.UNAUTHENTICATED, token="wrong")
+        assert_same_error(port, stub, "ReloadBundle", pb.ReloadBundleRequest(),
+                          grpc.StatusCode.PERMISSION_DENIED, token="reader")
+        # a bundle that cannot be loaded: FAILED_PRECONDITION is 400 (see server/_http.py)
+        broken = bundle_dir.parent / "not-a-bundle"
+        broken.mkdir(exist_ok=True)
+        assert_same_error(port, stub, "ReloadBundle", pb.ReloadBundleRequest(path=str(broken)),
+                          grpc.StatusCode.FAILED_PRECONDITION, token="admin", http=400)
+        assert post(port, "ListMoods", b"", token="reader")[0] == 200
+        assert post(port, "ReloadBundle", b"", token="admin")[0] == 200
 
 
 def test_no_bundle_is_503() -> None:
-    srv = create_server(None, "127.0.0.1:0", ServerOptions(http_port=0))
-    try:
-        with grpc.insecure_channel(f"127.0.0.1:{srv.port}") as channel:
-            assert_same_error(srv.http_port, pb_grpc.RecommenderStub(channel), "ServerInfo", pb.ServerInfoRequest(),
-                              grpc.StatusCode.UNAVAILABLE)
-    finally:
-        srv.stop(grace=0.5)
+    with serving(None, ServerOptions(http_port=0)) as served:
+        assert_same_error(served.server.http_port, served.stub, "ServerInfo", pb.ServerInfoRequest(),
+                          grpc.StatusCode.UNAVAILABLE)
 
 
-def test_a_bug_is_500_internal(web: RunningServer, web_stub: pb_grpc.RecommenderStub,
+def test_a_bug_is_500_internal(running: RunningServer, stub: pb_grpc.RecommenderStub,
                                monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(self: Recommender) -> Any:
         raise RuntimeError("boom")
 
     monkeypatch.setattr(Recommender, "moods", broken)
-    assert_same_error(web.http_port, web_stub, "ListMoods", pb.ListMoodsRequest(), grpc.StatusCode.INTERNAL)
+    assert_same_error(running.http_port, stub, "ListMoods", pb.ListMoodsRequest(), grpc.StatusCode.INTERNAL)
 
 
-def test_deadline_is_504(web: RunningServer, blocking: Blocker) -> None:
+def test_deadline_is_504(running: RunningServer, blocking: Blocker) -> None:
     blocking.release.set()  # no blocking needed: a deadline already passed is refused before any work
-    status, _, body = post(web.http_port, "SimilarTracks", {"seeds": [{"track_id": web.holder.require().ids[0]}]},
+    status, _, body = post(running.http_port, "SimilarTracks", {"seeds": [{"track_id": running.holder.require().ids[0]}]},
                            headers={"Grpc-Timeout": "0n"})
     assert status == 504 and json.loads(body)["error"]["status"] == "DEADLINE_EXCEEDED"
-    status, _, body = post(web.http_port, "ListMoods", b"", headers={"Grpc-Timeout": "soon"})
+    status, _, body = post(running.http_port, "ListMoods", b"", headers={"Grpc-Timeout": "soon"})
     assert status == 400 and "Grpc-Timeout" in json.loads(body)["error"]["message"]
 
 
 def test_over_the_concurrency_limit_is_429(bundle_dir: Path, blocking: Blocker) -> None:
-    srv = create_server(bundle_dir, "127.0.0.1:0", ServerOptions(max_concurrent=1, http_port=0))
-    try:
-        request = {"seeds": [{"track_id": srv.holder.require().ids[0]}]}
-        first: list[int] = []
-        held = threading.Thread(target=lambda: first.append(post(srv.http_port, "SimilarTracks", request)[0]))
-        held.start()
-        assert blocking.entered.acquire(timeout=T)
-        status, _, body = post(srv.http_port, "ListMoods", b"")
-        assert status == 429 and json.loads(body)["error"]["status"] == "RESOURCE_EXHAUSTED"
-        blocking.release.set()
-        held.join(T)
-        assert first == [200]
-        wait_until(lambda: post(srv.http_port, "ListMoods", b"")[0] == 200, "the slot to be free again")
-    finally:
-        blocking.release.set()
-        srv.stop(grace=0.5)
+    with serving(bundle_dir, ServerOptions(max_concurrent=1, http_port=0)) as served:
+        srv = served.server
+        try:
+            request = {"seeds": [{"track_id": srv.holder.require().ids[0]}]}
+            first: list[int] = []
+            held = threading.Thread(target=lambda: first.append(post(srv.http_port, "SimilarTracks", request)[0]))
+            held.start()
+            assert blocking.entered.acquire(timeout=T)
+            status, _, body = post(srv.http_port, "ListMoods", b"")
+            assert status == 429 and json.loads(body)["error"]["status"] == "RESOURCE_EXHAUSTED"
+            blocking.release.set()
+            held.join(T)
+            assert first == [200]
+            wait_until(lambda: post(srv.http_port, "ListMoods", b"")[0] == 200, "the slot to be free again")
+        finally:
+            blocking.release.set()
 
 
 @pytest.mark.parametrize(("body", "words"), [
@@ -271,36 +255,36 @@ def test_over_the_concurrency_limit_is_429(bundle_dir: Path, blocking: Blocker) 
     (b"[" * 100_000 + b"]" * 100_000, "nests too deeply"),
     (b'{"filter": {"ranges": {"tempo": {"min": "fast"}}}}', "Failed to parse"),
 ])
-def test_malformed_bodies_are_400_with_a_message(web: RunningServer, body: bytes, words: str) -> None:
-    status, _, answer = post(web.http_port, "SimilarTracks", body)
+def test_malformed_bodies_are_400_with_a_message(running: RunningServer, body: bytes, words: str) -> None:
+    status, _, answer = post(running.http_port, "SimilarTracks", body)
     error = json.loads(answer)["error"]
     assert status == 400 == error["code"] and error["status"] == "INVALID_ARGUMENT"
     assert words in error["message"]
 
 
-def test_huge_bodies_are_413(web: RunningServer) -> None:
+def test_huge_bodies_are_413(running: RunningServer) -> None:
     big = b'{"seeds": [' + b",".join([b'{"track_id": "' + b"x" * 1000 + b'"}'] * 7000) + b"]}"
-    status, _, answer = post(web.http_port, "SimilarTracks", big)
+    status, _, answer = post(running.http_port, "SimilarTracks", big)
     error = json.loads(answer)["error"]
     assert status == 413 == error["code"] and error["status"] == "RESOURCE_EXHAUSTED" and "over the" in error["message"]
     # under the body limit but over gRPC's 4 MiB message limit once parsed
     ids = b",".join([b'{"track_id": "' + b"y" * 60_000 + b'"}'] * 80)
-    status, _, answer = post(web.http_port, "SimilarTracks", b'{"seeds": [' + ids + b"]}")
+    status, _, answer = post(running.http_port, "SimilarTracks", b'{"seeds": [' + ids + b"]}")
     assert status == 413 and "as a protobuf message" in json.loads(answer)["error"]["message"]
     # a chunked body (no Content-Length) is cut off as it arrives
-    conn = http.client.HTTPConnection("127.0.0.1", web.http_port, timeout=T)
+    conn = http.client.HTTPConnection("127.0.0.1", running.http_port, timeout=T)
     conn.request("POST", "/v1/SimilarTracks", body=iter([b"{" + b" " * (1 << 20)] * 8), encode_chunked=True)
     response = conn.getresponse()
     assert response.status == 413
     conn.close()
 
 
-def test_wrong_verbs_and_unknown_methods(web: RunningServer) -> None:
-    status, headers, body = post(web.http_port, "ListMoods", verb="GET")
+def test_wrong_verbs_and_unknown_methods(running: RunningServer) -> None:
+    status, headers, body = post(running.http_port, "ListMoods", verb="GET")
     assert status == 405 and headers["allow"] == "POST" and "takes POST" in json.loads(body)["error"]["message"]
-    status, _, body = post(web.http_port, "Nope", b"{}")
+    status, _, body = post(running.http_port, "Nope", b"{}")
     assert status == 404 and "SimilarTracks" in json.loads(body)["error"]["message"]
-    conn = http.client.HTTPConnection("127.0.0.1", web.http_port, timeout=T)
+    conn = http.client.HTTPConnection("127.0.0.1", running.http_port, timeout=T)
     conn.request("GET", "/v1")
     listing = json.loads(conn.getresponse().read())
     conn.close()
@@ -318,18 +302,18 @@ FIELDS = ["seeds", "negative_seeds", "targets", "filter", "k", "offset", "divers
 @given(method=st.sampled_from([m for m in METHODS if m != "ReloadBundle"]),
        body=st.one_of(st.binary(max_size=64), st.dictionaries(st.sampled_from(FIELDS), JSON_VALUES, max_size=4)
                       .map(lambda d: json.dumps(d).encode())))
-def test_arbitrary_bodies_never_get_a_500(web: RunningServer, method: str, body: bytes) -> None:
-    status, _, answer = post(web.http_port, method, body)
+def test_arbitrary_bodies_never_get_a_500(running: RunningServer, method: str, body: bytes) -> None:
+    status, _, answer = post(running.http_port, method, body)
     assert status in (200, 400, 404), answer
     if status != 200:
         assert json.loads(answer)["error"]["message"]
 
 
-def test_an_http_port_in_use_is_refused_before_the_bundle_loads(bundle_dir: Path, web: RunningServer) -> None:
+def test_an_http_port_in_use_is_refused_before_the_bundle_loads(bundle_dir: Path, running: RunningServer) -> None:
     from server import ServerStartError
 
     with pytest.raises(ServerStartError, match="in use"):
-        create_server(bundle_dir, "127.0.0.1:0", ServerOptions(http_port=web.http_port))
+        create_server(bundle_dir, "127.0.0.1:0", ServerOptions(http_port=running.http_port))
 
 
 def test_the_http_socket_says_tcp_so_responses_are_not_held_back() -> None:
