@@ -317,6 +317,8 @@ def vocabulary(names: Sequence[str], feature_names: Sequence[str]) -> list[dict[
             if f"{direction} {f}" in words:
                 rows.append({"word": f"{direction} {f}", "means": f"a {direction} mean {f} than the mean of the "
                                                                   "moods that would otherwise share the name"})
+    if any(n == "average" or n.startswith("average, ") for n in names):
+        rows.append({"word": "average", "means": "no mood-space feature past a word's threshold"})
     if any(n != split_name(n)[0] and n.endswith(")") and n.rsplit(" (", 1)[1][:-1].isdigit() for n in names):
         rows.append({"word": "(1), (2)...", "means": "moods that no word told apart"})
     # one row per word, first meaning kept (rms_mean and loudness both say "loud")

@@ -43,7 +43,7 @@ class MoodSpace:
     weights: tuple[float, ...]
     kind: str = "configured"
     why: str = ""
-    names: tuple[str, ...] = ()  # the columns' (transformed) feature names, when known
+    names: tuple[str, ...] = ()  # the columns' feature names (without a "_log1p" suffix), when known
 
     def project(self, standardized: np.ndarray) -> np.ndarray:
         """Mood-space coordinates of standardized features: shape (n, n_features) -> (n, len(columns))."""
@@ -53,14 +53,16 @@ class MoodSpace:
 def mood_space(transformed_names: Sequence[str], weights: Mapping[str, float]) -> MoodSpace:
     """The mood space for a schema whose standardized columns are ``transformed_names``, given the
     configured ``weights`` (the defaults mean: choose from what the schema has; see the module)."""
-    names = list(transformed_names)
+    # a log1p-transformed column keeps its feature's name for choosing and naming ("rms_var_log1p")
+    names = [n.removesuffix("_log1p") for n in transformed_names]
     default = dict(weights) in (MOOD_WEIGHTS, AUDIO_MOOD_WEIGHTS)
 
     def space(chosen: Sequence[tuple[int, float]], kind: str, why: str) -> MoodSpace:
         return MoodSpace(columns=tuple(i for i, _ in chosen), weights=tuple(w for _, w in chosen), kind=kind,
                          why=why, names=tuple(names[i] for i, _ in chosen))
 
-    configured = [(i, float(weights[n])) for i, n in enumerate(names) if weights.get(n, 0) > 0]
+    configured = [(i, float(weights.get(t, weights.get(n, 0)))) for i, (t, n) in enumerate(zip(
+        transformed_names, names, strict=True)) if weights.get(t, weights.get(n, 0)) > 0]
     if not default and configured:
         return space(configured, "configured", "the [moods] weights of the configuration")
     prefix = "" if default else "none of the configured mood features is in the schema; "

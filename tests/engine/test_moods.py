@@ -200,6 +200,10 @@ def test_the_mood_space_follows_the_schema() -> None:
     # the README's five-column example
     five = ("mfcc1_mean", "chroma_stft_mean", "spectral_centroid_mean", "rolloff_mean", "tempo")
     assert mood_space(five, MOOD_WEIGHTS).names == ("mfcc1_mean", "spectral_centroid_mean", "tempo")
+    # a log1p transform renames the column, not the feature: the README's config logs the centroid
+    logged = mood_space(("mfcc1_mean", "chroma_stft_mean", "spectral_centroid_mean_log1p", "rolloff_mean", "tempo"),
+                        MOOD_WEIGHTS)
+    assert logged.names == ("mfcc1_mean", "spectral_centroid_mean", "tempo") and logged.columns == (0, 2, 4)
     # unknown columns: every feature, and the report says why
     space = mood_space(("a", "b", "tempo"), MOOD_WEIGHTS)
     assert space.kind == "all features" and space.columns == (0, 1, 2) and "every feature" in space.why
