@@ -216,11 +216,12 @@ def mood_names(means: Sequence[Mapping[str, float]], catalog_mean: Mapping[str, 
     # without a valence/energy base, one more word carries the name
     taken = [REFINEMENTS if b else REFINEMENTS + 1 for b in bases]
     order = {w.word: i for i, w in enumerate(ABSOLUTE)}
+    relative_order = {"z:" + f: len(order) + i for i, f in enumerate(relative_features)}
 
     def name(i: int) -> str:
         # the strongest words, printed in a fixed order ("acoustic, slow" is never "slow, acoustic")
         chosen = [w for w, _ in candidates[i][:taken[i]]]
-        chosen.sort(key=lambda w: order.get(w.word, len(order)))
+        chosen.sort(key=lambda w: order.get(w.word, relative_order.get(w.feature, len(order))))
         words = list(dict.fromkeys(w.word for w in chosen))  # two descriptors may share a word
         if not bases[i]:
             return ", ".join(words) or "average"
