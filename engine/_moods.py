@@ -4,7 +4,7 @@ How it works
 - The clustering space (engine/_moodspace.py) is chosen from what the schema has: Spotify's
   perceptual features when present, otherwise one audio descriptor per aspect a listener hears
   (level, brightness, pace, activity, texture); the build report says which and why.
-- Denoising (``blur``): a blurring mean shift with a k-nearest-neighbour kernel replaces every
+- Denoising (``blur``, engine/_moodgeometry.py): a blurring mean shift with a k-nearest-neighbour kernel replaces every
   track's point by the mean of its ``smoothing_neighbours`` nearest points, ``smoothing_iterations``
   times (exact k-d tree search on 2 threads; the catalog itself is never changed). Points contract
   toward local density modes, so HDBSCAN finds dense cores where the raw space is a continuum.
@@ -111,9 +111,9 @@ import numpy as np
 
 from ._config import MoodConfig
 from ._errors import NotFittedError
+from ._moodgeometry import blur, kth_neighbour_distance, nearest_centroid, query, voronoi
 from ._moodnames import mood_names, vocabulary
 from ._moodspace import MoodSpace, mood_space
-from ._progress import Ticker
 
 __all__ = ["MoodModel", "MoodSpace", "blur", "describe_clusters", "measure_stability", "mood_space"]
 
@@ -147,7 +147,7 @@ class MoodModel:
         fitted, labels, hdbscan_core, facts = self._cluster(points, say)
         self.centroids_ = None
         if self.config.assign == "centroid" and labels.max() >= 0:
-            labels, self.centroids_ = _voronoi(points[fitted], labels, self.config.refine_iterations)
+            labels, self.centroids_ = voronoi(points[fitted], labels, self.config.refine_iterations)
             hdbscan_core = hdbscan_core & (labels >= 0)
         fit_seconds = time.perf_counter() - t0
         core = labels >= 0
@@ -155,7 +155,7 @@ class MoodModel:
         # not, is assigned from its features alone, and a core track keeps the label HDBSCAN gave it.
         self.exemplars_ = np.ascontiguousarray(points[fitted][core], dtype=np.float32)
         self.exemplar_labels_ = labels[core].astype(np.int32)
-        self.exemplar_radius_ = _kth_neighbour_distance(self.exemplars_, facts["min_samples"])
+        self.exemplar_radius_ = kth_neighbour_distance(self.exemplars_, facts["min_samples"])
         self._exemplar_tree = None  # built on first use from the new exemplars
 
         t0 = time.perf_counter()
@@ -263,13 +263,13 @@ class MoodModel:
         self._check_fitted()
         points = np.ascontiguousarray(points, dtype=np.float32)
         k = min(VOTE_NEIGHBOURS, len(self.exemplars_))
-        dist, nearest = _query(self._tree(), points, k)
+        dist, nearest = query(self._tree(), points, k)
         votes = self.exemplar_labels_[nearest]
         n_clusters = int(self.exemplar_labels_.max()) + 1
         counts = np.zeros((len(points), n_clusters), dtype=np.int32)
         np.add.at(counts, (np.repeat(np.arange(len(points)), k), votes.ravel()), 1)
         if getattr(self, "centroids_", None) is not None:
-            labels = _nearest_centroid(points, self.centroids_)  # exemplars agree with theirs by construction
+            labels = nearest_centroid(points, self.centroids_)  # exemplars agree with theirs by construction
         else:
             labels = counts.argmax(axis=1).astype(np.int32)
             own = dist[:, 0] == 0
@@ -320,54 +320,6 @@ class MoodModel:
         return self
 
 
-def blur(points: np.ndarray, neighbours: int, iterations: int, chunk: int = 8_192,
-         progress: Progress | None = None) -> np.ndarray:
-    """Blurring mean shift with a k-nearest-neighbour kernel: each iteration replaces every point by
-    the mean of its ``neighbours`` nearest points (itself included) among the current points. Points
-    contract toward the density modes, so HDBSCAN finds dense cores where the raw space is a
-    continuum. Deterministic (exact k-d tree search); memory is the points plus one chunk of
-    neighbour lists."""
-    from scipy.spatial import cKDTree
-
-    y = np.asarray(points, dtype=np.float64)
-    k = min(neighbours, len(y))
-    tick = Ticker(progress, "denoising", iterations * len(y), unit="points")
-    for iteration in range(iterations):
-        tree = cKDTree(y)
-        out = np.empty_like(y)
-        for start in range(0, len(y), chunk):
-            _, nearest = tree.query(y[start:start + chunk], k=k, workers=2)
-            nearest = nearest.reshape(len(nearest), k)
-            acc = np.zeros((len(nearest), y.shape[1]))
-            for j in range(k):  # column by column: the (chunk, k, d) gather would cost k times more
-                acc += y[nearest[:, j]]
-            out[start:start + chunk] = acc / k
-            tick(iteration * len(y) + min(start + chunk, len(y)), f", pass {iteration + 1} of {iterations}")
-        y = out
-    return y.astype(np.float32)
-
-
-def _query(tree: Any, points: np.ndarray, k: int, chunk: int = 16_384) -> tuple[np.ndarray, np.ndarray]:
-    """Exact k nearest neighbours from a scipy k-d tree, in chunks (bounded memory), on 2 threads.
-    Low-dimensional mood spaces are where k-d trees beat brute force by orders of magnitude."""
-    dist = np.empty((len(points), k), dtype=np.float64)
-    nearest = np.empty((len(points), k), dtype=np.int64)
-    for start in range(0, len(points), chunk):
-        d, i = tree.query(points[start:start + chunk], k=k, workers=2)
-        dist[start:start + chunk] = d.reshape(-1, k)
-        nearest[start:start + chunk] = i.reshape(-1, k)
-    return dist, nearest
-
-
-def _kth_neighbour_distance(points: np.ndarray, k: int) -> np.ndarray:
-    """Distance of each point to its k-th nearest other point (HDBSCAN's core distance)."""
-    from scipy.spatial import cKDTree
-
-    kk = min(k + 1, len(points))  # +1: the point itself comes back first
-    dist, _ = _query(cKDTree(points.astype(np.float64)), points, kk)
-    return dist[:, -1].astype(np.float32)
-
-
 def _silhouette(points: np.ndarray, labels: np.ndarray, sample: int, seed: int) -> float | None:
     from sklearn import config_context
     from sklearn.metrics import silhouette_score
@@ -377,39 +329,6 @@ def _silhouette(points: np.ndarray, labels: np.ndarray, sample: int, seed: int) 
     size = min(sample, len(points))
     with config_context(working_memory=64):  # MiB per distance chunk; the default 1 GiB spiked the build
         return round(float(silhouette_score(points, labels, sample_size=size, random_state=seed)), 4)
-
-
-def _nearest_centroid(points: np.ndarray, centroids: np.ndarray, chunk: int = 65_536) -> np.ndarray:
-    out = np.empty(len(points), dtype=np.int32)
-    c2 = (centroids.astype(np.float64) ** 2).sum(axis=1)
-    for start in range(0, len(points), chunk):
-        p = points[start:start + chunk].astype(np.float64)
-        out[start:start + chunk] = np.argmin(c2[None, :] - 2 * p @ centroids.T.astype(np.float64), axis=1)
-    return out
-
-
-def _voronoi(points: np.ndarray, labels: np.ndarray, iterations: int) -> tuple[np.ndarray, np.ndarray]:
-    """Moods as Voronoi cells: the centroids of HDBSCAN's clusters (in mood space), moved by
-    ``iterations`` Lloyd (k-means) steps over all ``points``; a core track stays core when its own
-    cell is the one HDBSCAN put it in. Returns (labels with -1 for tracks no longer core, centroids);
-    moods left empty are dropped and the rest renumbered."""
-    k = int(labels.max()) + 1
-    centroids = np.stack([points[labels == c].mean(axis=0) for c in range(k)]).astype(np.float32)
-    for _ in range(iterations):
-        cell = _nearest_centroid(points, centroids)
-        counts = np.bincount(cell, minlength=k)
-        sums = np.zeros_like(centroids, dtype=np.float64)
-        np.add.at(sums, cell, points)
-        moved = np.where(counts[:, None] > 0, sums / np.maximum(counts, 1)[:, None], centroids).astype(np.float32)
-        if np.allclose(moved, centroids, atol=1e-5):
-            break
-        centroids = moved
-    cell = _nearest_centroid(points, centroids)
-    kept = np.where(labels == cell, labels, -1)
-    alive = np.unique(kept[kept >= 0])
-    renumber = np.full(k, -1, dtype=np.int64)
-    renumber[alive] = np.arange(len(alive))
-    return np.where(kept >= 0, renumber[np.maximum(kept, 0)], -1), centroids[alive]
 
 
 def describe_clusters(

@@ -1,0 +1,98 @@
+"""Geometry of the mood space: blurring mean shift, exact neighbour search, moods as Voronoi cells.
+
+Split from engine/_moods.py (the model); everything here is a function of arrays of mood-space points,
+shape (n, d), with exact k-d tree search on 2 threads (low-dimensional spaces are where k-d trees
+beat brute force by orders of magnitude).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ._progress import Ticker
+
+Progress = Callable[[str], None]
+
+
+def blur(points: np.ndarray, neighbours: int, iterations: int, chunk: int = 8_192,
+         progress: Progress | None = None) -> np.ndarray:
+    """Blurring mean shift with a k-nearest-neighbour kernel: each iteration replaces every point by
+    the mean of its ``neighbours`` nearest points (itself included) among the current points. Points
+    contract toward the density modes, so HDBSCAN finds dense cores where the raw space is a
+    continuum. Deterministic (exact k-d tree search); memory is the points plus one chunk of
+    neighbour lists."""
+    from scipy.spatial import cKDTree
+
+    y = np.asarray(points, dtype=np.float64)
+    k = min(neighbours, len(y))
+    tick = Ticker(progress, "denoising", iterations * len(y), unit="points")
+    for iteration in range(iterations):
+        tree = cKDTree(y)
+        out = np.empty_like(y)
+        for start in range(0, len(y), chunk):
+            _, nearest = tree.query(y[start:start + chunk], k=k, workers=2)
+            nearest = nearest.reshape(len(nearest), k)
+            acc = np.zeros((len(nearest), y.shape[1]))
+            for j in range(k):  # column by column: the (chunk, k, d) gather would cost k times more
+                acc += y[nearest[:, j]]
+            out[start:start + chunk] = acc / k
+            tick(iteration * len(y) + min(start + chunk, len(y)), f", pass {iteration + 1} of {iterations}")
+        y = out
+    return y.astype(np.float32)
+
+
+def query(tree: Any, points: np.ndarray, k: int, chunk: int = 16_384) -> tuple[np.ndarray, np.ndarray]:
+    """Exact k nearest neighbours from a scipy k-d tree, in chunks (bounded memory), on 2 threads.
+    Low-dimensional mood spaces are where k-d trees beat brute force by orders of magnitude."""
+    dist = np.empty((len(points), k), dtype=np.float64)
+    nearest = np.empty((len(points), k), dtype=np.int64)
+    for start in range(0, len(points), chunk):
+        d, i = tree.query(points[start:start + chunk], k=k, workers=2)
+        dist[start:start + chunk] = d.reshape(-1, k)
+        nearest[start:start + chunk] = i.reshape(-1, k)
+    return dist, nearest
+
+
+def kth_neighbour_distance(points: np.ndarray, k: int) -> np.ndarray:
+    """Distance of each point to its k-th nearest other point (HDBSCAN's core distance)."""
+    from scipy.spatial import cKDTree
+
+    kk = min(k + 1, len(points))  # +1: the point itself comes back first
+    dist, _ = query(cKDTree(points.astype(np.float64)), points, kk)
+    return dist[:, -1].astype(np.float32)
+
+
+def nearest_centroid(points: np.ndarray, centroids: np.ndarray, chunk: int = 65_536) -> np.ndarray:
+    out = np.empty(len(points), dtype=np.int32)
+    c2 = (centroids.astype(np.float64) ** 2).sum(axis=1)
+    for start in range(0, len(points), chunk):
+        p = points[start:start + chunk].astype(np.float64)
+        out[start:start + chunk] = np.argmin(c2[None, :] - 2 * p @ centroids.T.astype(np.float64), axis=1)
+    return out
+
+
+def voronoi(points: np.ndarray, labels: np.ndarray, iterations: int) -> tuple[np.ndarray, np.ndarray]:
+    """Moods as Voronoi cells: the centroids of HDBSCAN's clusters (in mood space), moved by
+    ``iterations`` Lloyd (k-means) steps over all ``points``; a core track stays core when its own
+    cell is the one HDBSCAN put it in. Returns (labels with -1 for tracks no longer core, centroids);
+    moods left empty are dropped and the rest renumbered."""
+    k = int(labels.max()) + 1
+    centroids = np.stack([points[labels == c].mean(axis=0) for c in range(k)]).astype(np.float32)
+    for _ in range(iterations):
+        cell = nearest_centroid(points, centroids)
+        counts = np.bincount(cell, minlength=k)
+        sums = np.zeros_like(centroids, dtype=np.float64)
+        np.add.at(sums, cell, points)
+        moved = np.where(counts[:, None] > 0, sums / np.maximum(counts, 1)[:, None], centroids).astype(np.float32)
+        if np.allclose(moved, centroids, atol=1e-5):
+            break
+        centroids = moved
+    cell = nearest_centroid(points, centroids)
+    kept = np.where(labels == cell, labels, -1)
+    alive = np.unique(kept[kept >= 0])
+    renumber = np.full(k, -1, dtype=np.int64)
+    renumber[alive] = np.arange(len(alive))
+    return np.where(kept >= 0, renumber[np.maximum(kept, 0)], -1), centroids[alive]
