@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("csv", type=Path, nargs="?", default=DEFAULT_CSV)
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--variants", default="before,now", help="which to run (default both, alternating)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     schema = FeatureSchema()
@@ -49,10 +50,11 @@ def main(argv: list[str] | None = None) -> int:
     x = prep.transform_features(cat.features)
     config = GenreConfig()
     labelled = np.flatnonzero(np.diff(cat.genre_indptr) > 0)
-    runs: dict[str, list[float]] = {"before": [], "now": []}
+    wanted = [v for v in ("before", "now") if v in args.variants.split(",")]
+    runs: dict[str, list[float]] = {v: [] for v in wanted}
     top1: dict[str, float] = {}
     for r in range(args.repeat):
-        for variant in ("before", "now") if r % 2 == 0 else ("now", "before"):
+        for variant in wanted if r % 2 == 0 else wanted[::-1]:
             t0 = time.perf_counter()
             if variant == "before":
                 model, _, metrics = evaluate_genre_classifier(cat, x, names, config, seed=args.seed)
@@ -63,18 +65,24 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 _, fit = cross_fit(cat, x, names, config, seed=args.seed)
                 metrics = fit.metrics
+                m = fit.metrics
+                print(f"  folds {m['folds']} ({m['split']}), fold rounds {m['fold_rounds']}, shipped {m['rounds']} "
+                      f"rounds; cross-validation {m['cv_seconds']} s, shipped model {m['final_train_seconds']} s; "
+                      f"top-1/2/3 {m['top1']:.4f} {m['top2']:.4f} {m['top3']:.4f}", flush=True)
             runs[variant].append(time.perf_counter() - t0)
             top1[variant] = round(metrics["top1"], 4)
             print(f"round {r + 1} {variant}: {runs[variant][-1]:.1f} s, top-1 {metrics['top1']:.4f} "
                   f"({metrics.get('protocol', '')[:60]}...)", flush=True)
-    before, now = float(np.median(runs["before"])), float(np.median(runs["now"]))
+    medians = {v: float(np.median(t)) for v, t in runs.items()}
     command = "python benchmarks/crossfit_cost.py " + " ".join(argv if argv is not None else sys.argv[1:])
     machine = f"{platform.machine()}, {os.cpu_count()} cpus, load average {os.getloadavg()[0]:.1f} at the end"
-    print(f"\nmedian seconds: before {before:.1f}, now {now:.1f}, ratio {now / before:.2f}")
+    ratio = medians["now"] / medians["before"] if len(medians) == 2 else None
+    print("\nmedian seconds: " + ", ".join(f"{v} {t:.1f}" for v, t in medians.items())
+          + (f", ratio now / before {ratio:.2f}" if ratio else ""))
     print(f"{command.strip()}  ({machine})")
     if args.json:
         args.json.write_text(json.dumps({"command": command.strip(), "machine": machine, "seconds": runs,
-                                         "ratio_of_medians": round(now / before, 3), "top1": top1,
+                                         "ratio_of_medians": ratio and round(ratio, 3), "top1": top1,
                                          "date": time.strftime("%Y-%m-%d", time.gmtime())}, indent=1) + "\n")
     return 0
 
