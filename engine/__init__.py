@@ -14,6 +14,7 @@ from ._catalog import Catalog, IngestReport, clean_catalog, read_catalog
 from ._classify import Classification
 from ._config import (
     AUDIO_MOOD_WEIGHTS,
+    AUDIO_PREPROCESS,
     MOOD_WEIGHTS,
     BuildConfig,
     FeatureSchema,
@@ -57,6 +58,7 @@ from ._update import add_tracks
 
 __all__ = [
     "AUDIO_MOOD_WEIGHTS",
+    "AUDIO_PREPROCESS",
     "FORMAT_VERSION",
     "MAX_BATCH",
     "MAX_DEPTH",

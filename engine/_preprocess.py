@@ -30,16 +30,22 @@ class Preprocessor:
         every component, a rotation of the standardized features)...
     pca_components : int or None
         ...unless a fixed count is given.
+    whiten : bool
+        Divide each kept component by its standard deviation, so every direction of the catalog's
+        spread counts alike in cosine (the audio preset's default: measured on librosa-style tables
+        in benchmarks/RESULTS.md, "Retrieval defaults"). Folded into ``components_``, so a bundle
+        stores no extra array and embeds the same way either way.
     """
 
     def __init__(
         self, *, feature_names: Sequence[str], transforms: Mapping[str, str] | None = None,
-        pca_variance: float = DEFAULT_PCA_VARIANCE, pca_components: int | None = None,
+        pca_variance: float = DEFAULT_PCA_VARIANCE, pca_components: int | None = None, whiten: bool = False,
     ) -> None:
         self.feature_names = tuple(feature_names)
         self.transforms = dict(transforms or {})
         self.pca_variance = pca_variance
         self.pca_components = pca_components
+        self.whiten = whiten
 
     # -- fitting -------------------------------------------------------------------------------
     def fit(self, raw: np.ndarray) -> Preprocessor:
@@ -73,6 +79,9 @@ class Preprocessor:
         self.mean_ = mean
         self.scale_ = std
         self.components_ = eigvec[:, :k].T.copy()  # (k, n_transformed)
+        if self.whiten:  # a direction with (numerically) no spread is not blown up into noise
+            floor = max(float(eigval.sum()) * 1e-12, 1e-300)
+            self.components_ /= np.sqrt(np.maximum(eigval[:k], floor))[:, None]
         self.explained_variance_ratio_ = ratio  # full spectrum, for the report
         return self
 
@@ -148,6 +157,14 @@ class Preprocessor:
         with np.errstate(over="ignore", invalid="ignore"):
             return l2_normalize(self.standardize(raw) @ self.components_.T)
 
+    def residual_share(self, raw: np.ndarray) -> float:
+        """Share of the standardized variance of ``raw`` (n, n_features) that the kept components
+        do not span (0 when every component is kept); whitening does not change it."""
+        z = self.standardize(raw)
+        unit = self.components_ / np.linalg.norm(self.components_, axis=1, keepdims=True)
+        total = float((z ** 2).sum())
+        return float(1 - ((z @ unit.T) ** 2).sum() / total) if total > 0 else 0.0
+
     @property
     def n_components(self) -> int:
         self._check_fitted()
@@ -164,6 +181,7 @@ class Preprocessor:
             "feature_names": np.array(self.feature_names, dtype=str),
             "transform_specs": np.array([self.transforms.get(c, "none") for c in self.feature_names], dtype=str),
             "pca_variance": np.array(self.pca_variance),
+            "whiten": np.array(self.whiten),
             "mean": self.mean_,
             "scale": self.scale_,
             "components": self.components_,
@@ -175,7 +193,8 @@ class Preprocessor:
         names = [str(n) for n in arrays["feature_names"]]
         specs = [str(s) for s in arrays["transform_specs"]]
         self = cls(feature_names=names, transforms={n: s for n, s in zip(names, specs, strict=True) if s != "none"},
-                   pca_variance=float(arrays["pca_variance"]), pca_components=int(arrays["components"].shape[0]))
+                   pca_variance=float(arrays["pca_variance"]), pca_components=int(arrays["components"].shape[0]),
+                   whiten=bool(arrays["whiten"]) if "whiten" in arrays else False)
         self.mean_ = np.asarray(arrays["mean"], dtype=np.float64)
         self.scale_ = np.asarray(arrays["scale"], dtype=np.float64)
         self.components_ = np.asarray(arrays["components"], dtype=np.float64)

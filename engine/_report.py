@@ -41,7 +41,8 @@ def format_report(manifest: dict[str, Any], *, moods: list[dict[str, Any]] | Non
     lines += [
         "",
         f"vectors  PCA {pca['input_dimensions']} -> {pca['components']} dimensions, "
-        f"{pca['explained_variance']:.1%} of the variance; L2-normalized",
+        f"{pca['explained_variance']:.1%} of the variance"
+        f"{', whitened' if manifest.get('config', {}).get('preprocess', {}).get('whiten') else ''}; L2-normalized",
         f"index    {idx['kind']}, {idx['tracks']:,} vectors of {idx['dim']} dims (cosine = inner product)",
     ]
     if "recall_at_10" in idx:
@@ -95,6 +96,10 @@ def format_report(manifest: dict[str, Any], *, moods: list[dict[str, Any]] | Non
             lines.append(f"         (re-ranked with the seed's out-of-fold genre probabilities, as by-id queries are: "
                          f"held out); with the shipped model's, which saw the seed: "
                          f"{sim['genre_precision_at_10_reranked_in_sample']:.3f}")
+        if "genre_precision_at_10_plain_standardization" in sim:
+            lines.append(f"         audio only (genre_weight 0): {sim['genre_precision_at_10_cosine']:.3f} in these "
+                         f"vectors vs {sim['genre_precision_at_10_plain_standardization']:.3f} on the raw features "
+                         "standardized (no transforms, no PCA), same queries")
     t = manifest.get("timings_seconds", {})
     lines += [
         "",

@@ -368,10 +368,7 @@ def drift_check(bundle: Bundle, keep: np.ndarray, new_features: np.ndarray, new_
         return float((np.abs(z) > OUTLIER_Z).any(axis=1).mean()) if len(z) else 0.0
 
     def residual(raw: np.ndarray) -> float:
-        z = prep.standardize(raw)
-        kept = z @ prep.components_.T
-        total = (z ** 2).sum()
-        return float(1 - (kept ** 2).sum() / total) if total > 0 else 0.0
+        return prep.residual_share(raw)  # the components may be whitened: the preprocessor knows
 
     prior = bundle.manifest.get("update", {}).get("since_full_build", {"added": 0, "removed": 0, "base_tracks":
                                                                         len(bundle.tracks)})

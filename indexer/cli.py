@@ -185,7 +185,7 @@ def _apply_preset(args: argparse.Namespace, config: Any) -> Any:
     flags): the audio preset's columns, transforms and mood space (engine/_config.py)."""
     import csv
 
-    from engine import AUDIO_MOOD_WEIGHTS, MOOD_WEIGHTS, ConfigError, audio_schema, detect_preset
+    from engine import AUDIO_MOOD_WEIGHTS, AUDIO_PREPROCESS, MOOD_WEIGHTS, ConfigError, audio_schema, detect_preset
 
     source = getattr(args, "csv", None)
     if args.schema == "spotify" or source is None:
@@ -209,7 +209,8 @@ def _apply_preset(args: argparse.Namespace, config: Any) -> Any:
               file=sys.stderr)
     # the Spotify mood space has only tempo in common with audio tables; a config's own weights win
     moods = AUDIO_MOOD_WEIGHTS if dict(config.moods.weights) == MOOD_WEIGHTS else config.moods.weights
-    return config.replace(schema=schema, moods={"weights": dict(moods)})
+    # and its retrieval space: every component, whitened (engine/_config.py PreprocessConfig.whiten)
+    return config.replace(schema=schema, moods={"weights": dict(moods)}, preprocess=dict(AUDIO_PREPROCESS))
 
 
 class _Progress:

@@ -85,3 +85,19 @@ def test_a_cyclic_feature_weighs_as_one_feature() -> None:
     # and 11 is still next to 0 after scaling
     x = p.standardize(np.array([[0.5, 0, 1e5, 0.5], [0.5, 11, 1e5, 0.5], [0.5, 6, 1e5, 0.5]]))
     assert np.linalg.norm(x[0, 1:3] - x[1, 1:3]) < np.linalg.norm(x[0, 1:3] - x[2, 1:3]) / 3
+
+
+def test_whitening_gives_every_component_unit_spread_and_round_trips() -> None:
+    raw = make(2000, seed=6)
+    p = prep(pca_variance=1.0, whiten=True).fit(raw)
+    projected = p.standardize(raw) @ p.components_.T  # before the L2 normalization
+    np.testing.assert_allclose(np.cov(projected.T), np.eye(p.n_components), atol=1e-6)
+    plain = prep(pca_variance=1.0).fit(raw)
+    assert not np.allclose(p.embed(raw), plain.embed(raw), atol=1e-3)  # it changes the space
+    # a bundle keeps it (folded into the components) and reports it; the residual ignores it
+    q = Preprocessor.from_arrays(p.to_arrays())
+    assert q.whiten and np.array_equal(q.embed(raw), p.embed(raw))
+    assert abs(p.residual_share(raw)) < 1e-9
+    fewer = prep(pca_components=2, whiten=True).fit(raw)
+    assert fewer.residual_share(raw) == pytest.approx(prep(pca_components=2).fit(raw).residual_share(raw))
+    assert 0.2 < fewer.residual_share(raw) < 0.8

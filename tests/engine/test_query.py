@@ -5,7 +5,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine import MAX_K, InvalidQuery, Recommender, Seed, SimilarQuery, TrackFilter, TrackNotFound, load_bundle
+from engine import (
+    MAX_K,
+    FeatureSchema,
+    InvalidQuery,
+    Preprocessor,
+    Recommender,
+    Seed,
+    SimilarQuery,
+    TrackFilter,
+    TrackNotFound,
+    load_bundle,
+)
+
+# the test bundle's vector dimension: PCA keeps every component by default, so one per transformed feature
+DIM = len(Preprocessor(feature_names=FeatureSchema().feature_columns, transforms=FeatureSchema().transforms)
+          .transformed_names)
 
 
 @pytest.fixture(scope="module")
@@ -138,15 +153,15 @@ def test_unknown_seeds(rec: Recommender) -> None:
         (SimilarQuery(seeds=[Seed(track_id="x")], k=0), "k: must be 1.."),
         (SimilarQuery(seeds=[Seed(track_id="x")], k=MAX_K + 1), "k: must be 1.."),
         (SimilarQuery(seeds=[Seed(vector=[1.0, 2.0])]), "has 2 values, but the bundle's vectors have"),
-        (SimilarQuery(seeds=[Seed(vector=[0.0] * 10)]), "zero vector"),
-        (SimilarQuery(seeds=[Seed(vector=[float("nan")] * 10)]), "finite"),
+        (SimilarQuery(seeds=[Seed(vector=[0.0] * DIM)]), "zero vector"),
+        (SimilarQuery(seeds=[Seed(vector=[float("nan")] * DIM)]), "finite"),
         (SimilarQuery(seeds=[Seed(features={"energy": 0.5})]), "missing feature"),
         (SimilarQuery(seeds=[Seed(features={"loudnes": 0.5})]), "unknown feature"),
         (SimilarQuery(seeds=[Seed()]), "exactly one of"),
-        (SimilarQuery(seeds=[Seed(vector=[1.0] * 10)], filter=TrackFilter(include_genres=["polka"])), "unknown genre"),
-        (SimilarQuery(seeds=[Seed(vector=[1.0] * 10)], filter=TrackFilter(ranges={"tempo": (5.0, 1.0)})), "min <= max"),
-        (SimilarQuery(seeds=[Seed(vector=[1.0] * 10)], targets={"energy": float("inf")}), "finite"),
-        (SimilarQuery(seeds=[Seed(vector=[1.0] * 10)], diversity=2.0), "diversity"),
+        (SimilarQuery(seeds=[Seed(vector=[1.0] * DIM)], filter=TrackFilter(include_genres=["polka"])), "unknown genre"),
+        (SimilarQuery(seeds=[Seed(vector=[1.0] * DIM)], filter=TrackFilter(ranges={"tempo": (5.0, 1.0)})), "min <= max"),
+        (SimilarQuery(seeds=[Seed(vector=[1.0] * DIM)], targets={"energy": float("inf")}), "finite"),
+        (SimilarQuery(seeds=[Seed(vector=[1.0] * DIM)], diversity=2.0), "diversity"),
     ],
 )
 def test_invalid_queries_name_the_field(rec: Recommender, query: SimilarQuery, message: str) -> None:

@@ -7,12 +7,16 @@ from pathlib import Path
 import grpc
 import pytest
 
-from engine import Recommender
+from engine import FeatureSchema, Preprocessor, Recommender
 from server import RunningServer, ServerOptions, create_server
 from server._generated.musicrec.v1 import recommender_pb2 as pb
 from server._generated.musicrec.v1 import recommender_pb2_grpc as pb_grpc
 
 from .conftest import Blocker
+
+# the test bundle's vector dimension: PCA keeps every component by default, so one per transformed feature
+DIM = len(Preprocessor(feature_names=FeatureSchema().feature_columns, transforms=FeatureSchema().transforms)
+          .transformed_names)
 
 T = 10
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
@@ -49,11 +53,11 @@ def features(running: RunningServer, **override: float) -> dict[str, float]:
          INVALID, "missing feature(s)"),
         (lambda r: pb.SimilarTracksRequest(seeds=[pb.Seed(features=pb.FeatureValues(
             values=features(r, tempo=float("nan"))))]), INVALID, "['tempo'] must be finite"),
-        (lambda r: pb.SimilarTracksRequest(seeds=[pb.Seed(vector=pb.Vector(values=[0.0] * 10))]), INVALID,
+        (lambda r: pb.SimilarTracksRequest(seeds=[pb.Seed(vector=pb.Vector(values=[0.0] * DIM))]), INVALID,
          "zero vector"),
         (lambda r: pb.SimilarTracksRequest(seeds=[pb.Seed(vector=pb.Vector(values=[1.0] * 3))]), INVALID,
-         "has 3 values, but the bundle's vectors have 10"),
-        (lambda r: pb.SimilarTracksRequest(seeds=[pb.Seed(vector=pb.Vector(values=[float("inf")] * 10))]), INVALID,
+         f"has 3 values, but the bundle's vectors have {DIM}"),
+        (lambda r: pb.SimilarTracksRequest(seeds=[pb.Seed(vector=pb.Vector(values=[float("inf")] * DIM))]), INVALID,
          "finite"),
         (lambda r: pb.SimilarTracksRequest(seeds=[pb.Seed(track_id=seed_id(r))],
                                            filter=pb.Filter(include_genres=["polka"])), INVALID, "unknown genre"),
