@@ -11,7 +11,8 @@ Protocol (genre is never an input):
 - artist-hit@10: share of the 10 results sharing an artist with the query.
 Methods: the notebook method (StandardScaler on the raw features + PCA to 90% + sklearn
 NearestNeighbors(metric="cosine", algorithm="brute")); our retrieval stage alone (cyclic key, log
-duration, standardize, PCA to 90%, FAISS inner product on unit vectors; genre_weight 0); our default
+duration, standardize, PCA at the configured variance target (every component by default since
+2026-12-02; PCA to 90% before), FAISS inner product on unit vectors; genre_weight 0); our default
 (that stage's nearest candidates re-ranked by genre agreement, engine/_rerank.py, with a genre
 classifier trained on the training artists only: the evaluation model of the honest protocol), a
 sweep of the re-ranking's weight and candidate count, and random tracks. "mean cosine@10" is the
