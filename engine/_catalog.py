@@ -312,7 +312,8 @@ def clean_catalog(frame: pd.DataFrame, schema: FeatureSchema, *, source: str = "
     # text in every other column and the same parsed feature values (so "0.5" and "0.50" are one value,
     # as they are when a Parquet file stores the number).
     content = frame[[c for c in frame.columns if not _is_index_column(c) and c not in features]]
-    content = content.assign(**{f"\0feature{j}": values[:, j] for j in range(values.shape[1])})
+    parsed = pd.DataFrame(values, index=content.index, columns=[f"\0feature{j}" for j in range(values.shape[1])])
+    content = pd.concat([content, parsed], axis=1)  # one block: assign() of 100+ columns fragments the frame
     dup = content.duplicated(keep="first").to_numpy()
     exact_duplicates = int(dup.sum())
     frame, values = frame.loc[~dup], values[~dup]
