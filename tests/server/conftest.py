@@ -37,6 +37,10 @@ class Blocker:
 
     entered: threading.Semaphore = dataclasses.field(default_factory=lambda: threading.Semaphore(0))
     release: threading.Event = dataclasses.field(default_factory=threading.Event)
+    # released calls go on only once the server's own deadline for them has passed: the server's
+    # deadline starts when the request arrives, later than the client's, so a client that has seen
+    # DEADLINE_EXCEEDED does not prove the server's deadline is over too
+    finish_late: bool = False
 
 
 @pytest.fixture
@@ -47,6 +51,9 @@ def blocking(monkeypatch: pytest.MonkeyPatch) -> Iterator[Blocker]:
     def slow(self: Recommender, query: object, **kwargs: object) -> object:
         blocker.entered.release()
         blocker.release.wait(10)
+        deadline = kwargs.get("deadline")
+        if blocker.finish_late and isinstance(deadline, float):
+            wait_until(lambda: time.monotonic() > deadline, "the server's deadline for the call to pass")
         return original(self, query, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(Recommender, "similar", slow)

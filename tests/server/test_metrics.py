@@ -191,6 +191,7 @@ def test_a_call_finished_after_its_deadline_is_a_deadline_miss(metered: RunningS
         with pytest.raises(grpc.RpcError) as err:  # the client gives up while the handler is held
             call.result()
         assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        blocking.finish_late = True
         blocking.release.set()
         wait_until(lambda: Scrape(port).rpc("musicrec_rpc_deadline_exceeded_total", "SimilarTracks") == 1,
                    "the late call to be counted as a deadline miss")
