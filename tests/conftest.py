@@ -48,21 +48,35 @@ def real_csv() -> Path:
     return REAL_DATA
 
 
+def is_real_data_file(nodeid: str) -> bool:
+    """Tests that need the README's real-data build: the walk-through itself and every test_real_data.py."""
+    path = nodeid.split("::", 1)[0]
+    return path == "tests/test_readme_run.py" or path.endswith("/test_real_data.py")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:  # a real-data test waits for a full build of the dataset
         if item.get_closest_marker("real_data"):
             item.add_marker(pytest.mark.slow)
-    if not config.pluginmanager.hasplugin("xdist"):
-        return
-    # With pytest-xdist (`pytest -n 2`, the README's test command; --dist loadgroup in pyproject) each group
-    # runs whole on one worker. The tests that share the README walk-through and its real-data build are one
-    # group, put first: it is the longest chain (~8 min), so the other worker takes every other file meanwhile.
-    # Every other file is its own group, so its module fixtures (a server, a browser) start once.
-    real = [item for item in items if "readme_run" in item.fixturenames]
-    for item in items:
-        group = "real-data" if "readme_run" in item.fixturenames else item.nodeid.split("::")[0]
-        item.add_marker(pytest.mark.xdist_group(group))
-    items[:] = real + [item for item in items if "readme_run" not in item.fixturenames]
+    strays = [item.nodeid for item in items if "readme_run" in item.fixturenames and not is_real_data_file(item.nodeid)]
+    if strays:  # pytest -n 2 would build the real dataset once more on the other worker
+        raise pytest.UsageError(f"tests that need the real-data build belong in a test_real_data.py file: {strays}")
+    # the real-data chain first (the longest: ~10 min), so under `pytest -n 2` one worker starts it at once
+    items[:] = [i for i in items if is_real_data_file(i.nodeid)] + [i for i in items if not is_real_data_file(i.nodeid)]
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """`pytest -n 2` (the README's test command): every file is one unit of work, so its module fixtures (a
+    server, a browser) start once, and all real-data files are one unit, so the dataset is built once; units go
+    out in collection order, the real-data one first. (pytest-xdist's own --dist loadgroup cannot do this under
+    pytest 9.2: it renames node ids through an attribute pytest no longer reads.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class RealDataFirst(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "real-data" if is_real_data_file(nodeid) else nodeid.split("::", 1)[0]
+
+    return RealDataFirst(config, log)
 
 
 @pytest.fixture(scope="session")
