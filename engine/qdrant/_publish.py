@@ -189,18 +189,11 @@ def publish_bundle(bundle: Bundle | str | os.PathLike[str], client: QdrantClient
             raise BundleError(f"publish did not verify: {why}; the alias {alias!r} was not moved")
         check_vectors(client, name, bundle)
         seconds["verify"] = round(time.perf_counter() - t0, 3)
-        t0 = time.perf_counter()
-        previous = swap_alias(client, alias, name, say)
-        seconds["swap"] = round(time.perf_counter() - t0, 3)
-        removed = retain(client, alias, keep, live=name)
-        for r in removed:
-            say(f"retention (keep {keep}): deleted {r}")
+        previous, removed = go_live(client, alias, name, keep, say, seconds)
     except BundleError:
         raise
     except Exception as exc:  # the client's own transport errors, whatever the transport
-        raise BackendUnavailable(f"Qdrant failed during publish ({type(exc).__name__}: "
-                                 f"{' '.join(str(exc).split())[:200]}); the alias {alias!r} is unchanged "
-                                 "unless the swap was reported") from exc
+        raise transport_failure(exc, "publish", alias) from exc
     return PublishReport(collection=name, alias=alias, points=n, previous=previous, reused=reused,
                          removed=removed, seconds=seconds)
 
@@ -214,6 +207,26 @@ def create_collection(client: QdrantClient, name: str, bundle: Bundle) -> None:
         warnings.filterwarnings("ignore", message="Payload indexes have no effect")
         for key, kind in _payload_indexes(bundle).items():
             client.create_payload_index(name, key, field_schema=kind, wait=True)
+
+
+def go_live(client: QdrantClient, alias: str, name: str, keep: int, say: Callable[[str], None],
+            seconds: dict[str, float]) -> tuple[str | None, list[str]]:
+    """Point ``alias`` at the verified collection ``name``, then apply retention (publish and update alike).
+    Returns the previous target and the collections retention deleted; the swap's time goes in ``seconds``."""
+    t0 = time.perf_counter()
+    previous = swap_alias(client, alias, name, say)
+    seconds["swap"] = round(time.perf_counter() - t0, 3)
+    retired = retain(client, alias, keep, live=name)
+    for r in retired:
+        say(f"retention (keep {keep}): deleted {r}")
+    return previous, retired
+
+
+def transport_failure(exc: Exception, during: str, alias: str) -> BackendUnavailable:
+    """A client transport error (whatever the transport) as the error publish and update raise."""
+    return BackendUnavailable(f"Qdrant failed during {during} ({type(exc).__name__}: "
+                              f"{' '.join(str(exc).split())[:200]}); the alias {alias!r} is unchanged "
+                              "unless the swap was reported")
 
 
 def swap_alias(client: QdrantClient, alias: str, name: str, say: Callable[[str], None]) -> str | None:

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 from qdrant_client import QdrantClient, models
 
-from engine._errors import BackendUnavailable, BundleError
+from engine._errors import BundleError
 from engine._loaded import Bundle, load_bundle
 from engine._view import CatalogView
 
@@ -50,9 +50,9 @@ from ._publish import (
     collection_holds,
     collection_name,
     create_collection,
+    go_live,
     payloads,
-    retain,
-    swap_alias,
+    transport_failure,
 )
 
 
@@ -171,18 +171,11 @@ def publish_update(base: Bundle | str | os.PathLike[str], new: Bundle | str | os
                 raise BundleError(f"update did not verify: {left} removed track(s) are still in {name}; "
                                   f"the alias {alias!r} was not moved")
         seconds["verify"] = round(time.perf_counter() - t0, 3)
-        t0 = time.perf_counter()
-        previous = swap_alias(client, alias, name, say)
-        seconds["swap"] = round(time.perf_counter() - t0, 3)
-        retired = retain(client, alias, keep, live=name)
-        for r in retired:
-            say(f"retention (keep {keep}): deleted {r}")
+        previous, retired = go_live(client, alias, name, keep, say, seconds)
     except BundleError:
         raise
     except Exception as exc:  # the client's own transport errors, whatever the transport
-        raise BackendUnavailable(f"Qdrant failed during the update ({type(exc).__name__}: "
-                                 f"{' '.join(str(exc).split())[:200]}); the alias {alias!r} is unchanged "
-                                 "unless the swap was reported") from exc
+        raise transport_failure(exc, "the update", alias) from exc
     return UpdateReport(base_collection=base_name, collection=name, alias=alias, points=n, copied=n_kept,
                         renumbered=renumbered, upserted=n - n_kept, removed=len(base.vectors) - n_kept,
                         previous=previous, reused=reused, retired=retired, seconds=seconds)
