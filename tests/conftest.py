@@ -89,7 +89,7 @@ def readme_run(tmp_path_factory: pytest.TempPathFactory) -> ReadmeRun:
 @pytest.fixture(scope="session")
 def real_bundle_dir(real_csv: Path, readme_run: ReadmeRun) -> Path:
     """The bundle the README's `musicrec index` command builds from the real dataset, with the default
-    configuration (~2.5 min on a quiet 2-core machine). Following the README up to that command (the demo
+    configuration (~9 min on 2 cores). Following the README up to that command (the demo
     first) is how the session gets it, so the dataset is indexed once, not once more for the README test."""
     readme_run.run_through("--out bundles/spotify-v1")
     return readme_run.root / "bundles" / "spotify-v1"
