@@ -1,5 +1,9 @@
 """Ingest and clean a catalog (CSV or Parquet) into one row per track.
 
+One job at ~480 lines: the file readers (~80 lines) exist to serve the cleaning policy below (a typed read
+falls back to the all-text one so a bad cell is named by row and column), and the Catalog type is what the
+policy produces. Split the readers out (engine/_readers.py) when a third input format arrives.
+
 Policy, in the order it is applied (every removed row is counted under exactly one reason, so
 ``rows_read == exact_duplicates + sum(dropped) + id_duplicates_merged + tracks``):
 

@@ -1,5 +1,9 @@
 """Build configuration: the feature schema and every tunable of the pipeline.
 
+Two jobs at ~570 lines, kept together for now: the feature schema with its presets (spotify, audio) and the
+stage sections. Both are read from one config file by one loader (BuildConfig.from_mapping) that rejects
+unknown keys across them; the next change here should move the schema and presets to engine/_schema.py.
+
 All configuration is frozen, keyword-only dataclasses with defaults as named constants. A config
 file (TOML or JSON) has one table per dataclass (``[schema]``, ``[preprocess]``, ``[index]``,
 ``[moods]``, ``[genre]``) plus top-level ``seed``; unknown keys are errors, not ignored, so a typo
