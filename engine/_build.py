@@ -36,7 +36,6 @@ from ._table import first_blocks, first_fetch, nearest_candidates
 from .audio._extract import read_provenance
 
 Progress = Callable[[str], None]
-MAX_EXACT_TABLE_TRACKS = 250_000
 
 
 def build_bundle(
@@ -173,11 +172,11 @@ def build_bundle(
                 save_npz(tmp / EVALUATION_FILE, genre_diagnostics(
                     crossfit.proba[scored], catalog.genre_matrix()[scored], catalog.genre_names))
 
-        if config.index.neighbours and config.index.kind == "flat" and len(vectors) > MAX_EXACT_TABLE_TRACKS:
-            # exact all-pairs search grows with n^2: 9.6 s at 89,583 tracks here, ~20 min at 1M
-            index_metrics["neighbour_table"] = (f"skipped: {len(vectors):,} tracks with a flat index (exact table "
-                                                f"above {MAX_EXACT_TABLE_TRACKS:,} tracks costs too much; use "
-                                                "--index hnsw or ivf); queries use the index")
+        limit = config.index.neighbours_max_tracks
+        if config.index.neighbours and limit and len(vectors) > limit:
+            index_metrics["neighbour_table"] = (
+                f"skipped: {len(vectors):,} tracks, above index.neighbours_max_tracks = {limit:,} (the table cost "
+                "about 6 minutes per million tracks here; 0 lifts the limit); by-id queries search the index")
             say(f"neighbour table {index_metrics['neighbour_table']}")
         elif config.index.neighbours:
             with stage("neighbours"):

@@ -45,12 +45,16 @@ class IndexSource:
         self._ef = int(hnsw.hnsw.efSearch) if isinstance(hnsw, faiss.IndexHNSW) else None
 
     def nearest(self, vector: np.ndarray, n: int) -> np.ndarray:
+        return self.nearest_batch(vector[None, :], n)[0]
+
+    def nearest_batch(self, vectors: np.ndarray, n: int) -> np.ndarray:
+        """``nearest`` for each row of ``vectors`` (n_queries, dim), one search."""
         k = min(n, self.size)
         if self._ef is not None and k > self._ef:
-            _, rows = self.index.search(vector[None, :], k, params=faiss.SearchParametersHNSW(efSearch=k))
+            _, rows = self.index.search(vectors, k, params=faiss.SearchParametersHNSW(efSearch=k))
         else:
-            _, rows = self.index.search(vector[None, :], k)
-        return rows[0]
+            _, rows = self.index.search(vectors, k)
+        return rows
 
 
 def use_one_search_thread() -> None:

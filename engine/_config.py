@@ -270,6 +270,10 @@ class IndexConfig:
     # seeded by one catalog track reads its list instead of searching (the common "more like this"
     # call), and falls back to the index when filters leave too few.
     neighbours: int = 64
+    # Catalogs above this many tracks get no table (0: no limit): it cost 369 s of a 1M-track build on
+    # 2 quiet cores (IVF search of every track's first fetch 126 s, the batched walk 234 s), the flat
+    # index's exact table grows with n^2; by-id queries then search the index (benchmarks/build_scale.py).
+    neighbours_max_tracks: int = 250_000
     # A second, approximate index for queries whose seeds are not catalog tracks and that carry no
     # filter (new tracks by features, vectors or audio), which pay a search per request: IVF-flat
     # with sqrt(n) lists, searched with ``ivf_nprobe``. Measured at the first fetch (264 rows) on the
@@ -291,6 +295,8 @@ class IndexConfig:
                 raise ConfigError(f"index.{name} must be >= 1, got {getattr(self, name)}")
         if not 0 <= self.neighbours <= 1000:
             raise ConfigError(f"index.neighbours must be 0..1000, got {self.neighbours}")
+        if self.neighbours_max_tracks < 0:
+            raise ConfigError(f"index.neighbours_max_tracks must be >= 0 (0: no limit), got {self.neighbours_max_tracks}")
 
 
 NEW_TRACK_INDEX_MIN_TRACKS = 20_000  # below this an exact search costs a few tens of microseconds
@@ -340,8 +346,10 @@ class MoodConfig:
     # lacks are skipped, and a schema with none of them clusters on all its features.
     weights: Mapping[str, float] = dataclasses.field(default_factory=lambda: dict(MOOD_WEIGHTS))
     # Tracks HDBSCAN sees; larger catalogs are clustered on a random sample (the seed matters then;
-    # below this size the fit is deterministic) and the rest assigned to the nearest cores.
-    fit_sample: int = 200_000
+    # below this size the fit is deterministic) and the rest assigned to the nearest cores. The blur
+    # is an exact k-NN over the sample: on a quiet machine here 57 s at 200k, 20 s at 100k, HDBSCAN
+    # 41 s and 26 s; the stability check fits twice more (benchmarks/build_scale.py).
+    fit_sample: int = 100_000
     # Blurring mean shift: k (its bandwidth, capped at 5% of the tracks) and passes; 0 passes = off.
     smoothing_neighbours: int = 100
     smoothing_iterations: int = 5

@@ -46,8 +46,7 @@ def build_index(vectors: np.ndarray, config: IndexConfig, *, seed: int = 0) -> f
                 raise ConfigError(f"index.pq_bytes={m} must divide the vector dimension {d}")
             index = faiss.IndexIVFPQ(quantizer, d, nlist, m, 8, faiss.METRIC_INNER_PRODUCT)
         index.cp.seed = seed
-        # k-means needs far fewer points than millions; FAISS samples 256 per list anyway
-        index.train(vectors[np.random.default_rng(seed).choice(n, size=min(n, nlist * 256), replace=False)])
+        index.train(vectors[np.random.default_rng(seed).choice(n, size=ivf_training_size(n, nlist), replace=False)])
     index.add(vectors)
     configure_search(index, config)
     return index
@@ -58,6 +57,18 @@ def ivf_nlist(config: IndexConfig, n: int) -> int:
     about 39 training points per centroid)."""
     nlist = config.ivf_nlist or int(4 * math.sqrt(n))
     return max(1, min(nlist, n // 39 or 1))
+
+
+IVF_TRAINING_POINTS = 262_144  # k-means points below which no catalog is cut to 64 per list
+
+
+def ivf_training_size(n: int, nlist: int) -> int:
+    """How many vectors the IVF k-means trains on: FAISS's own cap of 256 per list, but at most
+    64 per list once that exceeds ``IVF_TRAINING_POINTS``. Training is most of a large build's
+    index stage: on the 1M synthetic catalog (4,000 lists, quiet machine) 256 per list trained in
+    84 s, 64 in 19 s, recall@10 0.9892 vs 0.9880 (@265: 0.904 vs 0.899); smaller catalogs (the
+    Spotify one's new-track index: 299 lists) train as before."""
+    return min(n, nlist * 256, max(nlist * 64, IVF_TRAINING_POINTS))
 
 
 def configure_search(index: faiss.Index, config: IndexConfig) -> None:

@@ -177,11 +177,10 @@ def test_inconsistent_neighbour_table_is_refused(bundle_dir: Path, tmp_path: Pat
         load_bundle(bad)
 
 
-def test_exact_neighbour_table_is_skipped_for_large_flat_catalogs(synthetic_csv: Path, tmp_path: Path,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    import engine._build as build
-
-    monkeypatch.setattr(build, "MAX_EXACT_TABLE_TRACKS", 1000)  # the synthetic catalog has 3,000 tracks
-    m = build_bundle(synthetic_csv, tmp_path / "b", FAST_CONFIG.replace(genre={"enabled": False}))
-    assert m["metrics"]["index"]["neighbour_table"].startswith("skipped: 3,000 tracks with a flat index")
+def test_neighbour_table_is_skipped_above_its_size_limit(synthetic_csv: Path, tmp_path: Path) -> None:
+    config = FAST_CONFIG.replace(genre={"enabled": False}, index={"neighbours_max_tracks": 1000})  # 3,000 tracks
+    m = build_bundle(synthetic_csv, tmp_path / "b", config)
+    assert m["metrics"]["index"]["neighbour_table"].startswith(
+        "skipped: 3,000 tracks, above index.neighbours_max_tracks = 1,000")
+    assert "neighbours.npz" not in m["files"]
     assert load_bundle(tmp_path / "b").neighbours is None
