@@ -133,7 +133,10 @@ def build_bundle(
             if config.moods.stability_subsample:
                 m["stability"] = measure_stability(moods, mood_points, share=config.moods.stability_subsample,
                                                    progress=say)
-                say(f"mood stability: ARI {m['stability']['ari_subsample_all_tracks']} over all tracks against a "
+                st = m["stability"]
+                over = "all tracks" if st["evaluated_tracks"] == st["catalog_tracks"] else \
+                    f"a random {st['evaluated_tracks']:,} of the {st['catalog_tracks']:,} tracks"
+                say(f"mood stability: ARI {st['ari_subsample_all_tracks']} over {over} against a "
                     f"{config.moods.stability_subsample:.0%} subsample fit")
 
         genre_metrics: dict[str, Any] | None = None

@@ -164,7 +164,10 @@ def mood_stability_lines(st: dict[str, Any]) -> list[str]:
     core = st.get("ari_subsample_core_in_both")
     seeds = (f"ARI seed vs seed + 1 {st['ari_seeds']}" if st.get("ari_seeds") is not None
              else f"no seed ARI: {st['seeds']}")
-    return [f"         stability: ARI {st['ari_subsample_all_tracks']} over all tracks against a fit on a random "
+    of = st.get("catalog_tracks")
+    over = f"a random {st['evaluated_tracks']:,} of the {of:,} tracks" if of and st["evaluated_tracks"] < of \
+        else "all tracks"
+    return [f"         stability: ARI {st['ari_subsample_all_tracks']} over {over} against a fit on a random "
             f"{st['subsample_share']:.0%} ({st['subsample_moods']} moods there); {core} over the "
             f"{st['core_in_both_share']:.0%} core in both; {seeds} ({st['seconds']:.1f} s)"]
 

@@ -223,6 +223,8 @@ def test_stability_is_measured_over_all_tracks() -> None:
     sampled = fit(raw, fit_sample=800)
     st = measure_stability(sampled, sampled.space.project(z), share=0.9)
     assert st["ari_seeds"] is not None and st["ari_seeds"] > 0.9 and "plays a part" in st["seeds"]
+    # above fit_sample the refits cluster fit_sample tracks and are scored on a random fit_sample of the catalog
+    assert st["evaluated_tracks"] == 800 and st["catalog_tracks"] == len(raw) > 800
 
 
 def test_stability_counts_a_moved_boundary() -> None:
