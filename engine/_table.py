@@ -95,15 +95,16 @@ def first_blocks(vectors: np.ndarray, songs: np.ndarray, candidates: np.ndarray,
         slow[start:start + chunk] |= bad
         c = np.where(bad[:, None], 0, c)
         cos = (vectors[c] * vectors[r][:, None, :]).sum(axis=2, dtype=np.float32)  # as _ranking.cosines
-        order = np.lexsort((c, -cos), axis=1)
-        c = np.take_along_axis(c, order, axis=1)
-        cos = np.take_along_axis(cos, order, axis=1)
+        c, cos = _cosine_order(c, cos)
         s = songs[c]
         keep = (c != r[:, None]) & (s != songs[r][:, None])
-        # one listing per song, the nearest: the first kept position of each (track, song)
+        # one listing per song, the nearest: the first kept position of each (track, song). np.nonzero
+        # lists (track, position) in order, so a stable sort on track * songs + song orders by (track,
+        # song, position) as a three-key lexsort would, ~6x faster.
         qi, pos = np.nonzero(keep)
-        sort = np.lexsort((pos, s[qi, pos], qi))
-        qi, pos, ss = qi[sort], pos[sort], s[qi[sort], pos[sort]]
+        ss = s[qi, pos]
+        sort = np.argsort(qi * (int(songs.max(initial=0)) + 1) + ss, kind="stable")
+        qi, pos, ss = qi[sort], pos[sort], ss[sort]
         first = np.ones(len(qi), dtype=bool)
         first[1:] = (qi[1:] != qi[:-1]) | (ss[1:] != ss[:-1])
         survivor = np.zeros_like(keep)
@@ -149,6 +150,21 @@ def first_blocks(vectors: np.ndarray, songs: np.ndarray, candidates: np.ndarray,
                         block, width, rows[idx], out, steps=step)
             idx = idx[out["consumed"][rows[idx]] < 0]
     return out
+
+
+def _cosine_order(c: np.ndarray, cos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row of candidates ``c`` and their cosines in the live order, (-cosine, row): what
+    ``np.lexsort((c, -cos), axis=1)`` gives. A stable sort on the cosine alone is nearly free on a
+    search's output (already in about that order); only rows where equal cosines leave rows out of
+    ascending order are sorted again with both keys (on the 1M synthetic catalog, per 1,024
+    tracks: 29 ms for the lexsort, 1 ms for the stable sort)."""
+    order = np.argsort(-cos, axis=1, kind="stable")
+    c, cos = np.take_along_axis(c, order, axis=1), np.take_along_axis(cos, order, axis=1)
+    ties = ((cos[:, 1:] == cos[:, :-1]) & (c[:, 1:] < c[:, :-1])).any(axis=1)
+    if ties.any():
+        again = np.lexsort((c[ties], -cos[ties]), axis=1)
+        c[ties], cos[ties] = np.take_along_axis(c[ties], again, axis=1), np.take_along_axis(cos[ties], again, axis=1)
+    return c, cos
 
 
 def _one_by_one(vectors: np.ndarray, songs: np.ndarray, candidates: np.ndarray, scoring: Scoring,
