@@ -39,9 +39,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from engine import BuildConfig, FeatureSchema, MoodConfig, Preprocessor, read_catalog  # noqa: E402
-from engine._config import audio_schema, detect_preset  # noqa: E402
 from engine._moods import MoodModel, measure_stability, mood_space  # noqa: E402
 from engine._report import MOOD_TABLE_FEATURES, mood_table  # noqa: E402
+from engine._schema import audio_schema, detect_preset  # noqa: E402
 
 
 def schema_for(path: Path, feature_columns: str | None, id_column: str | None, config: Path | None) -> FeatureSchema:

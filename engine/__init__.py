@@ -12,21 +12,7 @@ from ._bundle import FORMAT_VERSION, publish, read_verified_manifest
 from ._candidates import CandidateSource, IndexSource, use_one_search_thread
 from ._catalog import Catalog, IngestReport, clean_catalog, read_catalog
 from ._classify import Classification
-from ._config import (
-    AUDIO_MOOD_WEIGHTS,
-    AUDIO_PREPROCESS,
-    MOOD_WEIGHTS,
-    BuildConfig,
-    FeatureSchema,
-    GenreConfig,
-    IndexConfig,
-    MoodConfig,
-    PreprocessConfig,
-    SimilarConfig,
-    ValueRule,
-    audio_schema,
-    detect_preset,
-)
+from ._config import MOOD_WEIGHTS, BuildConfig, GenreConfig, IndexConfig, MoodConfig, PreprocessConfig, SimilarConfig
 from ._errors import (
     BackendUnavailable,
     BundleError,
@@ -52,6 +38,7 @@ from ._preprocess import Preprocessor
 from ._progress import Tick, duration
 from ._recommender import Recommender
 from ._report import format_report
+from ._schema import AUDIO_MOOD_WEIGHTS, AUDIO_PREPROCESS, FeatureSchema, ValueRule, audio_schema, detect_preset
 from ._similar import MAX_BATCH, MAX_DEPTH, MAX_K, Seed, SimilarQuery, SimilarResult, TrackFilter
 from ._synthetic import synthetic_catalog
 from ._update import add_tracks

@@ -44,8 +44,8 @@ import numpy as np
 import pandas as pd
 
 from ._arrays import pack_strings, unpack_strings
-from ._config import FeatureSchema
 from ._errors import CatalogError
+from ._schema import FeatureSchema
 
 _MISSING_TOKENS = frozenset({"", "nan", "na", "n/a", "null", "none"})
 _FLAG_TOKENS = {"true": 1, "false": 0, "1": 1, "0": 0}

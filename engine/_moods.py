@@ -421,7 +421,7 @@ def measure_stability(model: MoodModel, points: np.ndarray, *, share: float = 0.
     both = model.is_core_[fit_on] & other.is_core_  # over the tracks the subsample fit clustered
     out: dict[str, Any] = {
         "subsample_share": share,
-        "evaluated_tracks": int(len(scored)),
+        "evaluated_tracks": len(scored),
         "catalog_tracks": n,
         "ari_subsample_all_tracks": round(float(adjusted_rand_score(model.labels_[scored], labels)), 4),
         "ari_subsample_core_in_both": round(float(adjusted_rand_score(model.labels_[fit_on][both],

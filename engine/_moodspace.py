@@ -21,7 +21,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from ._config import AUDIO_MOOD_WEIGHTS, MOOD_WEIGHTS
+from ._config import MOOD_WEIGHTS
+from ._schema import AUDIO_MOOD_WEIGHTS
 
 PERCEPTUAL = ("valence", "energy", "danceability", "acousticness", "instrumentalness")
 # (aspect, columns in order of preference): the first a table has stands for the aspect.

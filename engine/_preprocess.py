@@ -11,8 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from ._config import DEFAULT_PCA_VARIANCE, parse_transform
+from ._config import DEFAULT_PCA_VARIANCE
 from ._errors import InvalidQuery, NotFittedError
+from ._schema import parse_transform
 
 
 class Preprocessor:

@@ -182,7 +182,7 @@ def _config_from_args(args: argparse.Namespace) -> Any:
 
 def _apply_preset(args: argparse.Namespace, config: Any) -> Any:
     """``--schema audio`` (or a GTZAN-layout header under ``auto`` with no config file or column
-    flags): the audio preset's columns, transforms and mood space (engine/_config.py)."""
+    flags): the audio preset's columns, transforms and mood space (engine/_schema.py)."""
     import csv
 
     from engine import AUDIO_MOOD_WEIGHTS, AUDIO_PREPROCESS, MOOD_WEIGHTS, ConfigError, audio_schema, detect_preset

@@ -52,7 +52,7 @@ def extracted(tmp_path_factory: pytest.TempPathFactory) -> tuple[list, object]: 
 def audio_config(header: list[str]):  # type: ignore[no-untyped-def]
     """The CLI's audio preset with the test suite's small, quick model sizes."""
     from engine import BuildConfig, GenreConfig, MoodConfig
-    from engine._config import AUDIO_MOOD_WEIGHTS, audio_schema
+    from engine._schema import AUDIO_MOOD_WEIGHTS, audio_schema
 
     return BuildConfig(schema=audio_schema(header),
                        moods=MoodConfig(weights=AUDIO_MOOD_WEIGHTS, min_cluster_size=5, min_samples=3,

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from engine import ConfigError
-from engine._config import audio_schema, detect_preset
+from engine._schema import audio_schema, detect_preset
 from engine.audio import DESCRIPTORS, GTZAN_FEATURES, csv_columns
 from indexer.cli import main
 
