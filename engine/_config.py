@@ -154,7 +154,7 @@ class MoodConfig:
     # is an exact k-NN over the sample: on a quiet machine here 57 s at 200k, 20 s at 100k, HDBSCAN
     # 41 s and 26 s; the stability check fits twice more (benchmarks/build_scale.py).
     fit_sample: int = 100_000
-    # Blurring mean shift: k (its bandwidth, capped at 5% of the tracks) and passes; 0 passes = off.
+    # Blurring mean shift: k (its bandwidth, capped at 3% of the tracks) and passes; 0 passes = off.
     smoothing_neighbours: int = 100
     smoothing_iterations: int = 5
     # A floor: the size used is max(this, min_cluster_fraction * tracks clustered, 3 * smoothing neighbours).

@@ -57,7 +57,8 @@ def format_report(manifest: dict[str, Any], *, moods: list[dict[str, Any]] | Non
     ]
     if 0 < mo.get("smoothing_neighbours", 0) < mo.get("smoothing_neighbours_requested", 0):
         lines.append(f"         smoothing_neighbours {mo['smoothing_neighbours_requested']} capped to "
-                     f"{mo['smoothing_neighbours']}: at most 5% of the {mo['fit_tracks']:,} tracks clustered")
+                     f"{mo['smoothing_neighbours']}: at most {mo.get('smoothing_cap_share', 0.05):.0%} of the "
+                     f"{mo['fit_tracks']:,} tracks clustered")
     if mo.get("space"):
         sp = mo["space"]
         lines.append(f"         mood space ({sp['kind']}): {', '.join(sp['features'])}; why: {sp['why']}")

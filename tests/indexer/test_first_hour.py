@@ -42,9 +42,9 @@ def test_a_build_reports_what_it_capped_and_each_figure_once(tiny: tuple[Path, P
     csv, config = tiny
     assert main(["index", str(csv), "--out", str(tmp_path / "b"), "--config", str(config)]) == 0
     out, err = capsys.readouterr()
-    # 600 tracks: blurring over 100 neighbours would be a sixth of the catalog, so it is capped to 5%
-    assert "smoothing_neighbours 100 capped to 30" in err
-    assert "smoothing_neighbours 100 capped to 30: at most 5% of the 600 tracks clustered" in out
+    # 600 tracks: blurring over 100 neighbours would be a sixth of the catalog, so it is capped to 3%
+    assert "smoothing_neighbours 100 capped to 18" in err
+    assert "smoothing_neighbours 100 capped to 18: at most 3% of the 600 tracks clustered" in out
     assert len(re.findall(r"\d% of the variance", out + err)) == 1  # the PCA share: once, in the report
     top = re.search(r"genre top-1 [\d.]+ \(random ([\d.]+)\), top-3 [\d.]+ \(random ([\d.]+)\)", err)
     assert top, err

@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import grpc
 import pytest
 
+from engine import build_bundle, synthetic_catalog
 from server._generated.musicrec.v1 import recommender_pb2 as pb
 from server._generated.musicrec.v1 import recommender_pb2_grpc as pb_grpc
+from tests.conftest import FAST_CONFIG
+
+
+@pytest.fixture(scope="module")
+def server_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Moods named alike: a narrower blur (60 neighbours) gives the synthetic catalog nine moods, two of
+    them "angry, tense · ..." and three "sad, reflective · ...", so a first word alone is ambiguous."""
+    root = tmp_path_factory.mktemp("alike")
+    synthetic_catalog(3000, seed=1).to_csv(root / "catalog.csv", index=False)
+    build_bundle(root / "catalog.csv", root / "bundle",
+                 FAST_CONFIG.replace(moods={"smoothing_neighbours": 60}, genre={"enabled": False}))
+    return root / "bundle"
 
 
 def test_mood_name_with_other_punctuation_keywords_or_id(stub: pb_grpc.RecommenderStub) -> None:
