@@ -32,7 +32,7 @@ from ._moods import MoodModel, measure_stability, mood_space
 from ._preprocess import Preprocessor
 from ._ranking import SLACK, Scoring
 from ._rerank import GenreAgreement, evaluate_reranking
-from ._table import first_blocks, first_fetch, nearest_candidates
+from ._table import Searched, first_blocks, first_fetch, nearest_candidates
 from .audio._extract import read_provenance
 
 Progress = Callable[[str], None]
@@ -245,7 +245,7 @@ def _neighbour_table(catalog: Catalog, config: BuildConfig, index: faiss.Index, 
                      proba: np.ndarray | None, weight: float, say: Progress) -> dict[str, np.ndarray]:
     """Each track's by-id ranking head at the bundle's defaults (engine/_table.py)."""
     block = config.similar.candidates
-    candidates = nearest_candidates(index, vectors, first_fetch(len(vectors), block), progress=say)
+    candidates = Searched(index, vectors, first_fetch(len(vectors), block))
     agreement = GenreAgreement(catalog.genre_indptr, catalog.genre_codes, len(catalog.genre_names))
     scoring = Scoring(genre_weight=weight, agreement=agreement)
     songs = catalog_songs(catalog, config.schema.name_column)

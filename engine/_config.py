@@ -73,10 +73,11 @@ class IndexConfig:
     # seeded by one catalog track reads its list instead of searching (the common "more like this"
     # call), and falls back to the index when filters leave too few.
     neighbours: int = 64
-    # Catalogs above this many tracks get no table (0: no limit): it cost 369 s of a 1M-track build on
-    # 2 quiet cores (IVF search of every track's first fetch 126 s, the batched walk 234 s), the flat
-    # index's exact table grows with n^2; by-id queries then search the index (benchmarks/build_scale.py).
-    neighbours_max_tracks: int = 250_000
+    # Catalogs above this many tracks get no table (0: no limit); by-id queries then search the index
+    # (816 us in-process at 1M against 19 us from a table: benchmarks/table_or_search.py). On 2 quiet
+    # cores the table took ~220 s of a 1M-track build (IVF search of each track's first fetch, a chunk
+    # at a time, beside the walk); past 250k the index is approximate, so it grows with n, not n^2.
+    neighbours_max_tracks: int = 1_000_000
     # A second, approximate index for queries whose seeds are not catalog tracks and that carry no
     # filter (new tracks by features, vectors or audio), which pay a search per request: IVF-flat
     # with sqrt(n) lists, searched with ``ivf_nprobe``. Measured at the first fetch (264 rows) on the

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import faiss
 import numpy as np
@@ -58,7 +59,40 @@ def nearest_candidates(index: faiss.Index, vectors: np.ndarray, fetch: int, *,
     return candidates
 
 
-def first_blocks(vectors: np.ndarray, songs: np.ndarray, candidates: np.ndarray, scoring: Scoring,
+class Searched:
+    """Each of ``vectors[rows]``' first fetch from ``index``, searched when asked for (a slice of rows,
+    or an array of positions): ``first_blocks`` walks a chunk at a time, so the table never holds
+    every track's candidates at once (int64 x 265 per track: 2.1 GB at 1M tracks, 10.6 GB at 5M).
+    Asked for a slice, it starts searching the next slice of the same length in a thread (FAISS
+    releases the GIL), so the search of one chunk runs while numpy walks the one before."""
+
+    def __init__(self, index: faiss.Index, vectors: np.ndarray, fetch: int, rows: np.ndarray | None = None) -> None:
+        self.index, self.vectors, self.fetch = index, vectors, fetch
+        self.rows = np.arange(len(vectors)) if rows is None else np.asarray(rows, dtype=np.int64)
+        self.shape = (len(self.rows), fetch)
+        self._next: tuple[tuple[int, int], Future[np.ndarray]] | None = None
+        self._pool: ThreadPoolExecutor | None = None
+
+    def _search(self, which: slice | np.ndarray) -> np.ndarray:
+        return nearest_candidates(self.index, self.vectors[self.rows[which]], self.fetch)
+
+    def __getitem__(self, which: slice | np.ndarray) -> np.ndarray:
+        if not isinstance(which, slice):
+            return self._search(which)
+        start, stop, _ = which.indices(len(self.rows))
+        ahead, self._next = self._next, None
+        found = ahead[1].result() if ahead is not None and ahead[0] == (start, stop) else self._search(which)
+        if stop < len(self.rows):
+            self._pool = self._pool or ThreadPoolExecutor(1, thread_name_prefix="table-search")
+            following = slice(stop, min(len(self.rows), stop + (stop - start)))
+            self._next = ((following.start, following.stop), self._pool.submit(self._search, following))
+        elif self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+        return found
+
+
+def first_blocks(vectors: np.ndarray, songs: np.ndarray, candidates: np.ndarray | Searched, scoring: Scoring,
                  affinity: np.ndarray | None, block: int, width: int, rows: np.ndarray | None = None, *,
                  progress: Progress | None = None, chunk: int = 1024,
                  deeper: Callable[[np.ndarray, int], np.ndarray] | None = None) -> dict[str, np.ndarray]:
@@ -71,7 +105,8 @@ def first_blocks(vectors: np.ndarray, songs: np.ndarray, candidates: np.ndarray,
     cannot settle block 1 alone go through the live objects one by one (``_one_by_one``).
     tests/engine/test_query.py and test_pipeline.py check the table answers as a live search does.
 
-    ``candidates`` (len(rows), first fetch) holds each track's nearest rows (``nearest_candidates``);
+    ``candidates`` (len(rows), first fetch) holds each track's nearest rows (``nearest_candidates``, or
+    ``Searched`` to search them a chunk at a time);
     ``affinity`` (len(rows), n_genres) their genre probabilities; ``rows`` the tracks to compute
     (default: all), every other track is marked ``consumed = -1`` (answered live). ``deeper(vectors,
     fetch)``, the same source's nearest rows at a deeper fetch (``nearest_candidates`` over the same
@@ -86,13 +121,17 @@ def first_blocks(vectors: np.ndarray, songs: np.ndarray, candidates: np.ndarray,
     fetch = candidates.shape[1]
     tick = Ticker(progress, "neighbour table", len(rows), unit="tracks")
     slow = np.zeros(len(rows), dtype=bool)
+    full_fetch = np.ones(len(rows), dtype=bool)  # the first fetch came back whole (no -1)
+    kept: dict[int, np.ndarray] = {}  # first fetches of the tracks left to _one_by_one
     if fetch >= n or fetch < block:
         slow[:] = True
     for start in range(0, 0 if slow.all() else len(rows), chunk):
         r = rows[start:start + chunk]
-        c = candidates[start:start + chunk].astype(np.int64)
+        c = np.asarray(candidates[start:start + chunk]).astype(np.int64)
         bad = (c < 0).any(axis=1)
         slow[start:start + chunk] |= bad
+        full_fetch[start:start + chunk] = ~bad
+        kept.update(zip((start + np.flatnonzero(bad)).tolist(), c[bad], strict=True))
         c = np.where(bad[:, None], 0, c)
         cos = (vectors[c] * vectors[r][:, None, :]).sum(axis=2, dtype=np.float32)  # as _ranking.cosines
         c, cos = _cosine_order(c, cos)
@@ -136,12 +175,15 @@ def first_blocks(vectors: np.ndarray, songs: np.ndarray, candidates: np.ndarray,
         tick(start + chunk)
     if slow.any():  # the rare tracks the first fetch does not settle
         idx = np.flatnonzero(slow)
-        _one_by_one(vectors, songs, candidates[idx], scoring, affinity[idx] if affinity is not None else None,
+        first = np.asarray(candidates[idx]) if slow.all() else np.stack([kept[i] for i in idx.tolist()])
+        _one_by_one(vectors, songs, first, scoring, affinity[idx] if affinity is not None else None,
                     block, width, rows[idx], out)
+        if slow.all():
+            full_fetch = (first >= 0).all(axis=1)
     if deeper is not None and fetch < n:
         # Deeper only where the first fetch was full: a short answer (an approximate index) ends a live
         # query's walk at once, and a fetch of the whole catalog leaves nothing deeper.
-        idx = np.flatnonzero((out["consumed"][rows] < 0) & (candidates >= 0).all(axis=1))
+        idx = np.flatnonzero((out["consumed"][rows] < 0) & full_fetch)
         for step in range(1, DEEP_STEPS + 1):
             if not len(idx):
                 break
