@@ -74,8 +74,8 @@ class IndexConfig:
     # call), and falls back to the index when filters leave too few.
     neighbours: int = 64
     # Catalogs above this many tracks get no table (0: no limit); by-id queries then search the index
-    # (816 us in-process at 1M against 19 us from a table: benchmarks/table_or_search.py). On 2 quiet
-    # cores the table took ~220 s of a 1M-track build (IVF search of each track's first fetch, a chunk
+    # (465 us in-process at 1M against 14 us from a table: benchmarks/table_or_search.py). On 2 quiet
+    # cores the table took 189 s of a 1M-track build (IVF search of each track's first fetch, a chunk
     # at a time, beside the walk); past 250k the index is approximate, so it grows with n, not n^2.
     neighbours_max_tracks: int = 1_000_000
     # A second, approximate index for queries whose seeds are not catalog tracks and that carry no
