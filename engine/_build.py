@@ -28,7 +28,8 @@ from ._diagnostics import genre_diagnostics
 from ._genre import GenreClassifier, cannot_train
 from ._index import build_index, configure_search, measure_recall, new_track_recall
 from ._moodmap import fit_mood_map, save_mood_map
-from ._moods import MoodModel, measure_stability, mood_space
+from ._moods import MoodModel, mood_space
+from ._moodstability import measure_stability
 from ._preprocess import Preprocessor
 from ._ranking import SLACK, Scoring
 from ._rerank import GenreAgreement, evaluate_reranking

@@ -21,7 +21,7 @@ How it works
   exemplar's core distance. ``assign_points`` reproduces the catalog's labels exactly. A track
   HDBSCAN saw is core exactly when it is an exemplar; any other (new tracks, catalogs above
   ``fit_sample``) counts as core when it lies within the nearest exemplar's core distance.
-- Stability is measured in every build (``measure_stability``): the same method on a random 90%
+- Stability is measured in every build (engine/_moodstability.py): the same method on a random 90%
   of the tracks, the ARI over all tracks against the full fit; across seeds when a seed plays a part.
 - Names (engine/_moodnames.py) come from each mood's mean on absolute scales.
 - Why these defaults (measured on the 89,583 deduplicated Spotify tracks, 2 cores; ARI is the
@@ -123,7 +123,7 @@ from ._moodgeometry import blur, kth_neighbour_distance, nearest_centroid, query
 from ._moodnames import mood_names, vocabulary
 from ._moodspace import MoodSpace, mood_space
 
-__all__ = ["MoodModel", "MoodSpace", "blur", "describe_clusters", "measure_stability", "mood_space"]
+__all__ = ["MoodModel", "MoodSpace", "blur", "describe_clusters", "mood_space"]
 
 Progress = Callable[[str], None]
 VOTE_NEIGHBOURS = 10
@@ -397,58 +397,4 @@ def mood_spread(clusters: Sequence[Mapping[str, Any]], raw: np.ndarray, feature_
         out[f] = {"std_of_means": round(float(means.std()), 4), "min_mean": round(float(means.min()), 4),
                   "max_mean": round(float(means.max()), 4),
                   "catalog_std": round(float(raw[:, list(feature_names).index(f)].std()), 4)}
-    return out
-
-
-def measure_stability(model: MoodModel, points: np.ndarray, *, share: float = 0.9, draw: int | None = None,
-                      seeds: bool = True, progress: Progress | None = None) -> dict[str, Any]:
-    """How much the moods move when the catalog does: the adjusted Rand index (ARI) between the
-    fitted model's labels of *all* tracks and those of the same method fitted on a random ``share``
-    of them (which assigns the rest as it would new tracks); also over the tracks core in both fits.
-    Across seeds only when a seed plays a part (a catalog above ``fit_sample``): a second fit with
-    the next seed (``seeds`` False skips it). ``points`` are the mood-space coordinates ``model`` was
-    fitted on, (n_tracks, d); ``draw`` seeds the subsample (default: the model's seed + 1).
-
-    Above ``fit_sample`` tracks the refits cluster ``fit_sample`` tracks as the model did (the
-    subsample fit a random ``fit_sample`` of the subsample, the seed fit the sample seed + 1 draws)
-    and the ARIs are taken over a random ``fit_sample`` of the catalog (``evaluated_tracks`` says
-    how many): assigning every track twice more cost more than both refits at a million tracks."""
-    from sklearn.metrics import adjusted_rand_score
-
-    say = progress or (lambda _msg: None)
-    n = len(points)
-    t0 = time.perf_counter()
-    rng = np.random.default_rng(model.seed + 1 if draw is None else draw)
-    sub = np.sort(rng.choice(n, size=max(1, round(share * n)), replace=False))
-    limit = model.config.fit_sample
-    sampled = n > limit
-    # tracks the ARIs are taken over: all of them, or a random fit_sample of a larger catalog
-    scored = np.sort(rng.choice(n, size=limit, replace=False)) if sampled else np.arange(n)
-    fit_on = np.sort(rng.choice(sub, size=limit, replace=False)) if len(sub) > limit else sub
-    say(f"stability: the same method on a random {share:.0%} of the tracks ({len(sub):,}"
-        f"{f'; it clusters {len(fit_on):,} of them' if sampled else ''})")
-    other = MoodModel(config=model.config, space=model.space, seed=model.seed).fit(points[fit_on], None, ())
-    labels = other.assign_points(points[scored])[0]
-    both = model.is_core_[fit_on] & other.is_core_  # over the tracks the subsample fit clustered
-    out: dict[str, Any] = {
-        "subsample_share": share,
-        "evaluated_tracks": len(scored),
-        "catalog_tracks": n,
-        "ari_subsample_all_tracks": round(float(adjusted_rand_score(model.labels_[scored], labels)), 4),
-        "ari_subsample_core_in_both": round(float(adjusted_rand_score(model.labels_[fit_on][both],
-                                                                      other.labels_[both])), 4) if both.any() else None,
-        "core_in_both_share": round(float(both.mean()), 4),
-        "subsample_moods": int(other.metrics_["clusters"]),
-    }
-    if model.metrics_.get("seeded") and seeds:
-        say(f"stability: the same method with seed {model.seed + 1}")
-        again_on = np.sort(np.random.default_rng(model.seed + 1).choice(n, size=limit, replace=False))  # as fit draws
-        again = MoodModel(config=model.config, space=model.space, seed=model.seed + 1).fit(points[again_on], None, ())
-        out["ari_seeds"] = round(float(adjusted_rand_score(model.labels_[scored],
-                                                           again.assign_points(points[scored])[0])), 4)
-        out["seeds"] = "a sample of the catalog is clustered, so the seed plays a part: seed vs seed + 1"
-    else:
-        out["ari_seeds"] = None
-        out["seeds"] = "the whole catalog is clustered deterministically: the seed plays no part"
-    out["seconds"] = round(time.perf_counter() - t0, 2)
     return out

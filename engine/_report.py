@@ -161,7 +161,7 @@ MOOD_TABLE_FEATURES = ("valence", "energy", "tempo", "acousticness")
 
 def mood_stability_lines(st: dict[str, Any]) -> list[str]:
     """How much the moods move: ARI against a subsample fit, over all tracks and over the cores, and
-    across seeds when a seed plays a part (engine/_moods.py measure_stability)."""
+    across seeds when a seed plays a part (engine/_moodstability.py)."""
     core = st.get("ari_subsample_core_in_both")
     seeds = (f"ARI seed vs seed + 1 {st['ari_seeds']}" if st.get("ari_seeds") is not None
              else f"no seed ARI: {st['seeds']}")

@@ -5,7 +5,8 @@ import pytest
 from sklearn.metrics import adjusted_rand_score
 
 from engine import MoodConfig, MoodModel, mood_name
-from engine._moods import CLUMP_MULTIPLE, MoodSpace, blur, measure_stability, mood_space
+from engine._moods import CLUMP_MULTIPLE, MoodSpace, blur, mood_space
+from engine._moodstability import measure_stability
 from engine._report import mood_table
 
 NAMES = ("valence", "energy", "acousticness", "danceability", "tempo")
