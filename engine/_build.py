@@ -33,7 +33,7 @@ from ._moodstability import measure_stability
 from ._preprocess import Preprocessor
 from ._ranking import SLACK, Scoring
 from ._rerank import GenreAgreement, evaluate_reranking
-from ._table import Searched, first_blocks, first_fetch, nearest_candidates
+from ._table import BLOCKS_FILE, Searched, exact_index, first_blocks, first_fetch, nearest_candidates
 from .audio._extract import read_provenance
 
 Progress = Callable[[str], None]
@@ -188,7 +188,10 @@ def build_bundle(
                 # catalog seeds re-rank with their out-of-fold probabilities (engine/_crossfit.py)
                 proba = crossfit.proba if crossfit is not None and weight > 0 else None
                 table = _neighbour_table(catalog, config, index, vectors, proba, weight, say)
+                blocks = table.pop("block_rows", None)
                 save_npz(tmp / "neighbours.npz", table)
+                if blocks is not None:
+                    save_npz(tmp / BLOCKS_FILE, {"rows": blocks})
                 index_metrics["neighbour_table"] = {
                     "width": int(table["rows"].shape[1]), "genre_weight": weight, "block": config.similar.candidates,
                     "tracks_answered_live": int((table["consumed"] < 0).sum())}
@@ -244,14 +247,16 @@ def build_bundle(
 
 def _neighbour_table(catalog: Catalog, config: BuildConfig, index: faiss.Index, vectors: np.ndarray,
                      proba: np.ndarray | None, weight: float, say: Progress) -> dict[str, np.ndarray]:
-    """Each track's by-id ranking head at the bundle's defaults (engine/_table.py)."""
+    """Each track's by-id ranking head at the bundle's defaults (engine/_table.py); with an exact index,
+    also each track's whole block 1 (``block_rows``, for ``musicrec add``)."""
     block = config.similar.candidates
     candidates = Searched(index, vectors, first_fetch(len(vectors), block))
     agreement = GenreAgreement(catalog.genre_indptr, catalog.genre_codes, len(catalog.genre_names))
     scoring = Scoring(genre_weight=weight, agreement=agreement)
     songs = catalog_songs(catalog, config.schema.name_column)
     table = first_blocks(vectors, songs, candidates, scoring, proba, block, config.index.neighbours,
-                         progress=say, deeper=lambda v, fetch: nearest_candidates(index, v, fetch))
+                         progress=say, deeper=lambda v, fetch: nearest_candidates(index, v, fetch),
+                         blocks=exact_index(index))
     return {**table, "genre_weight": np.asarray(weight, dtype=np.float64), "block": np.asarray(block, dtype=np.int64)}
 
 

@@ -42,6 +42,17 @@ class NeighbourTable:
     block: int
 
 
+# Beside the table, for `musicrec add` only (the server never reads it): each track's whole block 1,
+# in cosine order (int32, n_tracks x block, -1 past a short block). An update merges new tracks into
+# it instead of searching every entry again (engine/_table_update.py). Written with an exact index.
+BLOCKS_FILE = "neighbour_blocks.npz"
+
+
+def exact_index(index: faiss.Index) -> bool:
+    """A flat index: its k nearest are the exact top of the cosine order (the blocks file's condition)."""
+    return isinstance(faiss.downcast_index(index), faiss.IndexFlat)
+
+
 def first_fetch(n_tracks: int, block: int) -> int:
     """A by-id query's first fetch: its block, the slack, and the seed (its one exclusion)."""
     return min(n_tracks, block + SLACK + 1)
@@ -95,7 +106,8 @@ class Searched:
 def first_blocks(vectors: np.ndarray, songs: np.ndarray, candidates: np.ndarray | Searched, scoring: Scoring,
                  affinity: np.ndarray | None, block: int, width: int, rows: np.ndarray | None = None, *,
                  progress: Progress | None = None, chunk: int = 1024,
-                 deeper: Callable[[np.ndarray, int], np.ndarray] | None = None) -> dict[str, np.ndarray]:
+                 deeper: Callable[[np.ndarray, int], np.ndarray] | None = None,
+                 blocks: bool = False) -> dict[str, np.ndarray]:
     """The table's entries: for each track, the head (``width``) of block 1 of the ranking a by-id
     query at the bundle's defaults gets.
 
@@ -106,19 +118,26 @@ def first_blocks(vectors: np.ndarray, songs: np.ndarray, candidates: np.ndarray 
     tests/engine/test_query.py and test_pipeline.py check the table answers as a live search does.
 
     ``candidates`` (len(rows), first fetch) holds each track's nearest rows (``nearest_candidates``, or
-    ``Searched`` to search them a chunk at a time);
+    ``Searched`` to search them a chunk at a time, or
+    ``Merged`` (engine/_table_update.py), whose rows hold, padded with -1 (``padded`` on the object),
+    every candidate of each track's ranking up to its block 1's last member, and perhaps some after:
+    ``consumed`` then counts in the whole ranking too);
     ``affinity`` (len(rows), n_genres) their genre probabilities; ``rows`` the tracks to compute
     (default: all), every other track is marked ``consumed = -1`` (answered live). ``deeper(vectors,
     fetch)``, the same source's nearest rows at a deeper fetch (``nearest_candidates`` over the same
     index): when given, a track whose full first fetch does not settle block 1 follows the live
     schedule's next fetches (up to ``DEEP_STEPS``) as its query would, and its entry's ``consumed``
-    then counts in that deeper fetch (beyond ``candidates.shape[1]``).
+    then counts in that deeper fetch (beyond ``candidates.shape[1]``). ``blocks``: also return
+    ``block_rows``, each entry's whole block 1 in cosine order (``BLOCKS_FILE``).
     """
     n = len(vectors)
     out = {"rows": np.full((n, width), -1, dtype=np.int32), "scores": np.full((n, width), -np.inf, dtype=np.float32),
            "consumed": np.full(n, -1, dtype=np.int32), "lengths": np.zeros(n, dtype=np.int32)}
+    if blocks:
+        out["block_rows"] = np.full((n, block), -1, dtype=np.int32)
     rows = np.arange(n) if rows is None else np.asarray(rows, dtype=np.int64)
     fetch = candidates.shape[1]
+    padded = bool(getattr(candidates, "padded", False))  # -1 ends a row's list, rather than marking a short fetch
     tick = Ticker(progress, "neighbour table", len(rows), unit="tracks")
     slow = np.zeros(len(rows), dtype=bool)
     full_fetch = np.ones(len(rows), dtype=bool)  # the first fetch came back whole (no -1)
@@ -128,15 +147,20 @@ def first_blocks(vectors: np.ndarray, songs: np.ndarray, candidates: np.ndarray 
     for start in range(0, 0 if slow.all() else len(rows), chunk):
         r = rows[start:start + chunk]
         c = np.asarray(candidates[start:start + chunk]).astype(np.int64)
-        bad = (c < 0).any(axis=1)
+        pad = c < 0 if padded else None
+        bad = np.zeros(len(c), dtype=bool) if padded else (c < 0).any(axis=1)
         slow[start:start + chunk] |= bad
         full_fetch[start:start + chunk] = ~bad
         kept.update(zip((start + np.flatnonzero(bad)).tolist(), c[bad], strict=True))
         c = np.where(bad[:, None], 0, c)
         cos = (vectors[c] * vectors[r][:, None, :]).sum(axis=2, dtype=np.float32)  # as _ranking.cosines
+        if pad is not None:
+            c[pad], cos[pad] = 0, -np.inf  # sorted last, never kept
         c, cos = _cosine_order(c, cos)
         s = songs[c]
         keep = (c != r[:, None]) & (s != songs[r][:, None])
+        if pad is not None:
+            keep &= cos > -np.inf
         # one listing per song, the nearest: the first kept position of each (track, song). np.nonzero
         # lists (track, position) in order, so a stable sort on track * songs + song orders by (track,
         # song, position) as a three-key lexsort would, ~6x faster.
@@ -157,6 +181,8 @@ def first_blocks(vectors: np.ndarray, songs: np.ndarray, candidates: np.ndarray 
         take = np.nonzero(in_block[ok])[1].reshape(-1, block)  # positions of block 1, in cosine order
         b_rows = np.take_along_axis(c[ok], take, axis=1)
         b_cos = np.take_along_axis(cos[ok], take, axis=1)
+        if blocks:
+            out["block_rows"][r[ok]] = b_rows
         scores = b_cos
         if scoring.genre_weight > 0 and affinity is not None:
             assert scoring.agreement is not None
@@ -228,6 +254,8 @@ def _one_by_one(vectors: np.ndarray, songs: np.ndarray, candidates: np.ndarray, 
         got = min(width, len(head))
         out["rows"][row, :got], out["scores"][row, :got] = head[:got], scores[:got]
         out["consumed"][row], out["lengths"][row] = first.consumed, len(head)
+        if "block_rows" in out:
+            out["block_rows"][row, :len(first.rows)] = first.rows
 
 
 class _Fixed:

@@ -10,10 +10,8 @@ its genre classifier; only what depends on the set of tracks is recomputed:
 - the index (and the new-track IVF index): a flat index is rebuilt from the vectors (a copy: no
   training); HNSW gets the new vectors added, IVF too (its trained lists are kept); when tracks are
   removed HNSW is rebuilt and IVF emptied and refilled (keeping its training);
-- the neighbour table: recomputed, by the build's own function (engine/_table.py
-  ``first_blocks``) over one batched search of the new index, for the new tracks and for every
-  track whose first fetch now holds a new track or might have held a removed one (cosine to it at
-  least the fetch's last); every other track keeps its entry, renumbered;
+- the neighbour table: the entries the update reaches recomputed, by the build's own function
+  (engine/_table.py ``first_blocks``), every other one kept, renumbered (engine/_table_update.py);
 - moods: sizes counted again; names and centroids stay those of the fit;
 - the mood map: new tracks placed by the fitted projection.
 
@@ -54,7 +52,8 @@ from ._index import build_index, configure_search, measure_recall, new_track_rec
 from ._loaded import Bundle, load_bundle
 from ._ranking import SLACK, Scoring
 from ._rerank import GenreAgreement
-from ._table import first_blocks, first_fetch, nearest_candidates
+from ._table import BLOCKS_FILE
+from ._table_update import updated_table
 
 Progress = Callable[[str], None]
 
@@ -62,7 +61,7 @@ Progress = Callable[[str], None]
 # not understand, and copying it blindly could leave per-track arrays of the old length.
 _COPIED = {"preprocess.npz", "genre_model.ubj", "evaluation.npz"}
 _REWRITTEN = {"index.faiss", "index_new_tracks.faiss", "tracks.npz", "moods.npz", "moods.json", "neighbours.npz",
-              "moodmap.npz", OOF_FILE}
+              "moodmap.npz", OOF_FILE, BLOCKS_FILE}
 
 # Drift: when the fitted parts no longer describe the catalog (each threshold says why it is there).
 REBUILD_CHANGED_SHARE = 0.10  # mood memberships shift measurably once ~10% of the catalog changed (_moods.py)
@@ -152,16 +151,17 @@ def add_tracks(base: str | os.PathLike[str], out: str | os.PathLike[str], *, csv
                 save_npz(tmp / OOF_FILE, oof)
                 genre_proba = oof["proba"].astype(np.float32)
         table_metrics: dict[str, Any] | None = None
-        candidates = None
         if bundle.neighbours is not None:
             with stage("neighbours"):
-                table, table_metrics, candidates = _neighbour_table(bundle, catalog, keep, index, vectors, n_kept, say,
-                                                                    genre_proba)
+                table, table_metrics = _neighbour_table(bundle, catalog, keep, index, vectors, n_kept, say, genre_proba)
+                blocks = table.pop("block_rows", None)
                 save_npz(tmp / "neighbours.npz", table)
+                if blocks is not None:
+                    save_npz(tmp / BLOCKS_FILE, {"rows": blocks})
                 index_metrics["neighbour_table"] = {**bundle.manifest["metrics"]["index"].get("neighbour_table", {}),
                                                     "tracks_answered_live": int((table["consumed"] < 0).sum())}
         with stage("drift"):
-            drift = drift_check(bundle, keep, new_features, new_vectors, vectors, core, candidates, n_kept,
+            drift = drift_check(bundle, keep, new_features, new_vectors, vectors, core, index, n_kept,
                                 added=n_new, removed=removed)
             say(f"drift: {drift['verdict']}")
         with stage("write"):
@@ -292,69 +292,34 @@ def _index(bundle: Bundle, keep: np.ndarray, new_vectors: np.ndarray, vectors: n
 
 
 def _neighbour_table(bundle: Bundle, catalog: Catalog, keep: np.ndarray, index: faiss.Index, vectors: np.ndarray,
-                     n_kept: int, say: Progress, genre_proba: np.ndarray | None = None,
-                     ) -> tuple[dict[str, np.ndarray], dict[str, Any], np.ndarray]:
-    """The table for the new version: recomputed where the update reaches, renumbered elsewhere.
-    ``genre_proba`` (n_tracks, n_genres): the new version's stored per-track genre probabilities."""
-    old_table = bundle.neighbours
-    assert old_table is not None
-    n = len(vectors)
-    block, width, weight = old_table.block, old_table.rows.shape[1], old_table.genre_weight
-    fetch = first_fetch(n, block)
-    candidates = nearest_candidates(index, vectors, fetch)
-    # Block 1 of a kept track's ranking is its first `consumed` candidates (the seed and repeated songs
-    # included). It is unchanged when no new track comes before the consumed-th old candidate and no
-    # removed track was among them; else, and for tracks the table answered live, it is recomputed.
-    old_of = np.flatnonzero(keep)
-    consumed = bundle.neighbours.consumed[old_of].astype(np.int64) if bundle.neighbours is not None else None
-    assert consumed is not None
-    affected = np.zeros(n, dtype=bool)
-    affected[n_kept:] = True
-    is_new = candidates[:n_kept] >= n_kept
-    old_seen = np.cumsum(~is_new, axis=1)  # old candidates up to and including each position
-    # (an entry from a deeper fetch, consumed > fetch, reaches past these candidates: recomputed)
-    affected[:n_kept] = (consumed < 0) | (consumed > fetch) | (is_new & (old_seen <= consumed[:, None])).any(axis=1)
-    gone = bundle.vectors[~keep]
-    if len(gone):
-        # a removed track was among the first `consumed` if it is at least as close as the consumed-th old
-        # candidate now (which lies at or beyond the old one: a superset, and recomputing an untouched
-        # track gives the same entry)
-        at = np.minimum(np.argmax(old_seen >= np.maximum(consumed, 1)[:, None], axis=1), fetch - 1)
-        last = candidates[np.arange(n_kept), at]
-        kth = (vectors[:n_kept] * vectors[last]).sum(axis=1)
-        for start in range(0, n_kept, 8192):
-            stop = min(n_kept, start + 8192)
-            sims = vectors[start:stop] @ gone.T
-            affected[start:stop] |= (sims >= kth[start:stop, None] - 1e-6).any(axis=1)
-    rows = np.flatnonzero(affected)
-    say(f"neighbour table: {len(rows):,} of {n:,} tracks recomputed ({n - n_kept:,} new)")
+                     n_kept: int, say: Progress, genre_proba: np.ndarray | None,
+                     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """The new version's table (engine/_table_update.py), ranking with what by-id queries of the new
+    version rank with: its stored per-track genre probabilities (or, in a bundle without them, the
+    classifier's)."""
+    assert bundle.neighbours is not None
+    weight = bundle.neighbours.genre_weight
     proba = None
-    if weight > 0 and genre_proba is not None:
-        proba = genre_proba[rows]
-    elif weight > 0 and bundle.classifier is not None:
-        proba = bundle.classifier.predict_proba(bundle.preprocessor.transform_features(catalog.features[rows]))
+    if weight > 0:
+        proba = genre_proba if genre_proba is not None else bundle.classifier.predict_proba(  # type: ignore[union-attr]
+            bundle.preprocessor.transform_features(catalog.features))
     scoring = Scoring(genre_weight=weight, agreement=GenreAgreement(catalog.genre_indptr, catalog.genre_codes,
                                                                     len(catalog.genre_names)))
     songs = catalog_songs(catalog, bundle.config.schema.name_column)
-    fresh = first_blocks(vectors, songs, candidates[rows], scoring, proba, block, width, rows,
-                         deeper=lambda v, deep: nearest_candidates(index, v, deep))
-    # untouched tracks: their old entries, renumbered (their first fetch is the same set of tracks)
-    new_row = np.full(len(keep), -1, dtype=np.int64)
-    new_row[keep] = np.arange(n_kept)
-    old_rows = np.flatnonzero(keep)
-    untouched = np.flatnonzero(~affected[:n_kept])
-    src = old_rows[untouched]
-    entries = old_table.rows[src]
-    fresh["rows"][untouched] = np.where(entries >= 0, new_row[np.maximum(entries, 0)], -1).astype(np.int32)
-    fresh["scores"][untouched] = old_table.scores[src]
-    fresh["consumed"][untouched] = old_table.consumed[src]
-    fresh["lengths"][untouched] = old_table.lengths[src]
-    table = {**fresh, "genre_weight": np.asarray(weight, dtype=np.float64), "block": np.asarray(block, dtype=np.int64)}
-    return table, {"recomputed": len(rows), "renumbered": len(untouched), "tracks": n}, candidates
+    old_blocks = None
+    if BLOCKS_FILE in bundle.manifest["files"]:  # verified with the manifest when the bundle was loaded
+        with contextlib.suppress(KeyError):
+            old_blocks = load_npz(bundle.path / BLOCKS_FILE)["rows"]
+        if old_blocks is None or old_blocks.shape != (len(keep), bundle.neighbours.block) or \
+                old_blocks.dtype.kind != "i" or (old_blocks.size and old_blocks.max() >= len(keep)):
+            raise BundleError(f"{bundle.path / BLOCKS_FILE}: not the table's blocks ({len(keep)} x "
+                              f"{bundle.neighbours.block} track rows); rebuild the bundle with musicrec index")
+    return updated_table(bundle.neighbours, old_blocks, keep, index, vectors, n_kept, songs, scoring, proba,
+                         bundle.vectors[~keep], say)
 
 
 def drift_check(bundle: Bundle, keep: np.ndarray, new_features: np.ndarray, new_vectors: np.ndarray,
-                vectors: np.ndarray, new_core: np.ndarray, candidates: np.ndarray | None, n_kept: int, *,
+                vectors: np.ndarray, new_core: np.ndarray, index: faiss.Index, n_kept: int, *,
                 added: int, removed: int) -> dict[str, Any]:
     """How far the new tracks sit from the fitted distribution, and whether a full rebuild is due."""
     prep = bundle.preprocessor
@@ -389,14 +354,14 @@ def drift_check(bundle: Bundle, keep: np.ndarray, new_features: np.ndarray, new_
             "mood_core_share": {"new": round(float(new_core.mean()), 4),
                                 "catalog": round(float(bundle.moods.is_core_[keep].mean()), 4) if n_kept else None},
         })
-        if candidates is not None:
-            def nearest_cos(rows: np.ndarray) -> float:
-                first = np.where(candidates[rows, 0] == rows, candidates[rows, 1], candidates[rows, 0])
-                return float(np.median((vectors[rows] * vectors[first]).sum(axis=1)))
-            old_rows = rng.choice(n_kept, size=min(5000, n_kept), replace=False) if n_kept else np.empty(0, int)
-            out["nearest_neighbour_cosine_median"] = {
-                "new": round(nearest_cos(np.arange(n_kept, len(vectors))), 4),
-                "catalog": round(nearest_cos(old_rows), 4) if n_kept else None}
+        def nearest_cos(rows: np.ndarray) -> float:  # each track's nearest other track in the new version
+            found = index.search(np.ascontiguousarray(vectors[rows]), 2)[1]
+            first = np.where(found[:, 0] == rows, found[:, 1], found[:, 0])
+            return float(np.median((vectors[rows] * vectors[first]).sum(axis=1)))
+        old_rows = rng.choice(n_kept, size=min(5000, n_kept), replace=False) if n_kept else np.empty(0, int)
+        out["nearest_neighbour_cosine_median"] = {
+            "new": round(nearest_cos(np.arange(n_kept, len(vectors))), 4),
+            "catalog": round(nearest_cos(old_rows), 4) if n_kept else None}
         if o_new > max(0.01, OUTLIER_RATIO * o_old):
             reasons.append(f"{o_new:.1%} of the new tracks lie beyond {OUTLIER_Z:g} sd of the fitted scaling "
                            f"(catalog: {o_old:.1%})")

@@ -10,6 +10,8 @@ scaling, PCA, moods and the classifier, so its answers differ by design; the dri
 from __future__ import annotations
 
 import dataclasses
+import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -74,6 +76,8 @@ def test_the_update_equals_a_rebuild_with_the_same_fitted_parts(updated: Path, p
     np.testing.assert_array_equal(t.scores, table["scores"])
     np.testing.assert_array_equal(t.consumed, table["consumed"])
     np.testing.assert_array_equal(t.lengths, table["lengths"])
+    blocks = np.load(updated / "neighbour_blocks.npz")["rows"]
+    np.testing.assert_array_equal(blocks, table["block_rows"])
     # moods: every track's label is what the fitted exemplars give it
     points = bundle.moods.space.project(bundle.preprocessor.standardize(bundle.tracks.features))
     np.testing.assert_array_equal(bundle.moods.labels_, bundle.moods.assign_points(points)[0])
@@ -84,8 +88,11 @@ def test_the_update_equals_a_rebuild_with_the_same_fitted_parts(updated: Path, p
     np.testing.assert_array_equal(bundle.genre_proba[:n_kept], a.genre_proba[keep])
     fresh = bundle.classifier.predict_proba(bundle.preprocessor.transform_features(bundle.tracks.features[n_kept:]))
     np.testing.assert_array_equal(bundle.genre_proba[n_kept:], fresh.astype(np.float16).astype(np.float32))
-    recomputed = bundle.manifest["update"]["neighbour_table"]["recomputed"]
-    assert 0 < recomputed < len(bundle.tracks)  # the table was updated, not rebuilt
+    counts = bundle.manifest["update"]["neighbour_table"]
+    assert 0 < counts["recomputed"] < len(bundle.tracks)  # the table was updated, not rebuilt
+    # entries merged with the new tracks, without a search; the new tracks, and (here most) blocks that
+    # lost one of the 20 removed tracks, searched
+    assert counts["recomputed_by_merge"] > 100 and counts["recomputed_by_search"] >= u["added"], counts
 
 
 def test_every_answer_equals_the_rebuilds(updated: Path) -> None:
@@ -105,6 +112,26 @@ def test_every_answer_equals_the_rebuilds(updated: Path) -> None:
                   SimilarQuery(seeds=[seed], k=10, diversity=0.5, max_per_artist=1)):
             a, b = got.similar(q), want.similar(q)
             assert a.rows.tolist() == b.rows.tolist() and a.scores.tolist() == b.scores.tolist(), (row, q)
+
+
+def test_a_bundle_without_blocks_is_updated_by_searching_to_the_same_entries(
+        updated: Path, parts: dict[str, Path], tmp_path: Path) -> None:
+    """A bundle without the blocks file (built before it was written): every kept track's first fetch
+    is searched to find the entries the update reaches, and those are searched again; same entries."""
+    old = tmp_path / "a"
+    shutil.copytree(parts["a"], old)
+    (old / "neighbour_blocks.npz").unlink()
+    m = json.loads((old / "manifest.json").read_text())
+    del m["files"]["neighbour_blocks.npz"]
+    (old / "manifest.json").write_text(json.dumps(m))
+    assert main(["add", str(parts["y"]), "--to", str(old), "--out", str(tmp_path / "b"),
+                 "--remove-ids", str(parts["root"] / "gone.txt"), "--quiet"]) == 0
+    searched, merged = load_bundle(tmp_path / "b"), load_bundle(updated)
+    for key in ("rows", "scores", "consumed", "lengths"):
+        np.testing.assert_array_equal(getattr(searched.neighbours, key), getattr(merged.neighbours, key), key)
+    assert "neighbour_blocks.npz" not in searched.manifest["files"]
+    counts = searched.manifest["update"]["neighbour_table"]
+    assert counts["recomputed_by_merge"] == 0 and counts["recomputed_by_search"] == counts["recomputed"], counts
 
 
 def test_the_report_counts_and_refuses(updated: Path, parts: dict[str, Path], tmp_path: Path,
