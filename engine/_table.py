@@ -48,6 +48,16 @@ class NeighbourTable:
 BLOCKS_FILE = "neighbour_blocks.npz"
 
 
+def empty_entries(n: int, width: int, block: int | None = None) -> dict[str, np.ndarray]:
+    """``first_blocks``' arrays for ``n`` tracks, every entry empty (answered live); ``block``: with
+    ``block_rows`` of that width."""
+    out = {"rows": np.full((n, width), -1, dtype=np.int32), "scores": np.full((n, width), -np.inf, dtype=np.float32),
+           "consumed": np.full(n, -1, dtype=np.int32), "lengths": np.zeros(n, dtype=np.int32)}
+    if block is not None:
+        out["block_rows"] = np.full((n, block), -1, dtype=np.int32)
+    return out
+
+
 def exact_index(index: faiss.Index) -> bool:
     """A flat index: its k nearest are the exact top of the cosine order (the blocks file's condition)."""
     return isinstance(faiss.downcast_index(index), faiss.IndexFlat)
@@ -107,7 +117,7 @@ def first_blocks(vectors: np.ndarray, songs: np.ndarray, candidates: np.ndarray 
                  affinity: np.ndarray | None, block: int, width: int, rows: np.ndarray | None = None, *,
                  progress: Progress | None = None, chunk: int = 1024,
                  deeper: Callable[[np.ndarray, int], np.ndarray] | None = None,
-                 blocks: bool = False) -> dict[str, np.ndarray]:
+                 blocks: bool = False, out: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """The table's entries: for each track, the head (``width``) of block 1 of the ranking a by-id
     query at the bundle's defaults gets.
 
@@ -128,13 +138,12 @@ def first_blocks(vectors: np.ndarray, songs: np.ndarray, candidates: np.ndarray 
     index): when given, a track whose full first fetch does not settle block 1 follows the live
     schedule's next fetches (up to ``DEEP_STEPS``) as its query would, and its entry's ``consumed``
     then counts in that deeper fetch (beyond ``candidates.shape[1]``). ``blocks``: also return
-    ``block_rows``, each entry's whole block 1 in cosine order (``BLOCKS_FILE``).
+    ``block_rows``, each entry's whole block 1 in cosine order (``BLOCKS_FILE``). ``out``: arrays of
+    the shapes returned to write ``rows``' entries into (the others are left as they are).
     """
     n = len(vectors)
-    out = {"rows": np.full((n, width), -1, dtype=np.int32), "scores": np.full((n, width), -np.inf, dtype=np.float32),
-           "consumed": np.full(n, -1, dtype=np.int32), "lengths": np.zeros(n, dtype=np.int32)}
-    if blocks:
-        out["block_rows"] = np.full((n, block), -1, dtype=np.int32)
+    if out is None:
+        out = empty_entries(n, width, block if blocks else None)
     rows = np.arange(n) if rows is None else np.asarray(rows, dtype=np.int64)
     fetch = candidates.shape[1]
     padded = bool(getattr(candidates, "padded", False))  # -1 ends a row's list, rather than marking a short fetch

@@ -25,13 +25,14 @@ fetch is searched to find the entries the update reaches, and those are searched
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import faiss
 import numpy as np
 
 from ._ranking import Scoring
-from ._table import NeighbourTable, exact_index, first_blocks, first_fetch, nearest_candidates
+from ._table import NeighbourTable, empty_entries, exact_index, first_blocks, first_fetch, nearest_candidates
 
 # Matrix products (BLAS) and the table's elementwise float32 sums round differently (~1e-7 on unit
 # vectors): a new track this much below a block's last cosine still counts as touching it (a superset:
@@ -55,7 +56,7 @@ def updated_table(old: NeighbourTable, old_blocks: np.ndarray | None, keep: np.n
     old_of = np.flatnonzero(keep)
     merging = old_blocks is not None and exact_index(index) and fetch < n
     merged = np.empty(0, dtype=np.int64)
-    out = _empty(n, width, block if merging else None)
+    out = empty_entries(n, width, block if merging else None)
     if merging:
         assert old_blocks is not None
         blocks = new_row[old_blocks[old_of]]  # a removed member -> -1
@@ -79,14 +80,17 @@ def updated_table(old: NeighbourTable, old_blocks: np.ndarray | None, keep: np.n
         touched[pairs[0]] = True
         # a block that lost a member, or came from a deeper fetch: searched, as a build would
         merged = np.flatnonzero(touched & known & ~by_removal & (consumed <= fetch))
-        if len(merged):
-            candidates = Merged(vectors, songs, merged, blocks[merged], threshold[merged], *pairs, fetch)
-            got = first_blocks(vectors, songs, candidates, scoring, proba[merged] if proba is not None else None,
-                               block, width, merged, blocks=True)
-            # a block that now reaches past the first fetch: searched below, to follow the deeper fetches
-            merged = merged[(got["consumed"][merged] > 0) & (got["consumed"][merged] <= fetch)]
-            for key in out:
-                out[key][merged] = got[key][merged]
+
+        def merge(part: np.ndarray) -> None:
+            candidates = Merged(vectors, songs, part, blocks[part], threshold[part], *pairs, fetch)
+            first_blocks(vectors, songs, candidates, scoring, proba[part] if proba is not None else None,
+                         block, width, part, blocks=True, out=out)
+
+        # two halves on two threads: the walk is numpy on whole arrays, which releases the GIL
+        with ThreadPoolExecutor(2, thread_name_prefix="table-merge") as pool:
+            list(pool.map(merge, np.array_split(merged, 2)))
+        # a block that now reaches past the first fetch: searched below, to follow the deeper fetches
+        merged = merged[(out["consumed"][merged] > 0) & (out["consumed"][merged] <= fetch)]
     else:
         touched = _touched_by_search(old, keep, index, vectors, n_kept, fetch, removed_vectors)
     is_searched = np.zeros(n, dtype=bool)
@@ -97,11 +101,9 @@ def updated_table(old: NeighbourTable, old_blocks: np.ndarray | None, keep: np.n
     say(f"neighbour table: {len(merged) + len(searched):,} of {n:,} tracks recomputed ({n - n_kept:,} new; "
         f"{len(merged):,} merged with the new tracks, {len(searched):,} searched)")
     if len(searched):
-        got = first_blocks(vectors, songs, nearest_candidates(index, vectors[searched], fetch), scoring,
-                           proba[searched] if proba is not None else None, block, width, searched,
-                           deeper=lambda v, deep: nearest_candidates(index, v, deep), blocks=merging)
-        for key in out:
-            out[key][searched] = got[key][searched]
+        first_blocks(vectors, songs, nearest_candidates(index, vectors[searched], fetch), scoring,
+                     proba[searched] if proba is not None else None, block, width, searched,
+                     deeper=lambda v, deep: nearest_candidates(index, v, deep), blocks=merging, out=out)
     # untouched tracks: their old entries, renumbered (the tracks their entry depends on are the same)
     untouched = np.flatnonzero(~touched)
     src = old_of[untouched]
@@ -116,14 +118,6 @@ def updated_table(old: NeighbourTable, old_blocks: np.ndarray | None, keep: np.n
              "block": np.asarray(block, dtype=np.int64)}
     return table, {"recomputed": len(merged) + len(searched), "recomputed_by_search": len(searched),
                    "recomputed_by_merge": len(merged), "renumbered": len(untouched), "tracks": n}
-
-
-def _empty(n: int, width: int, block: int | None) -> dict[str, np.ndarray]:
-    out = {"rows": np.full((n, width), -1, dtype=np.int32), "scores": np.full((n, width), -np.inf, dtype=np.float32),
-           "consumed": np.full(n, -1, dtype=np.int32), "lengths": np.zeros(n, dtype=np.int32)}
-    if block is not None:
-        out["block_rows"] = np.full((n, block), -1, dtype=np.int32)
-    return out
 
 
 def _touched_by_search(old: NeighbourTable, keep: np.ndarray, index: faiss.Index, vectors: np.ndarray,

@@ -68,6 +68,8 @@ REBUILD_CHANGED_SHARE = 0.10  # mood memberships shift measurably once ~10% of t
 OUTLIER_Z = 4.0  # a standardized feature beyond 4 sd of the fitted scaling
 OUTLIER_RATIO = 3.0  # new tracks' outlier share this many times the catalog's own
 RESIDUAL_RATIO = 1.5  # variance the fitted PCA loses on new tracks, against what it loses on the catalog
+# the nearest-neighbour medians: an exact search per track, of at most this many random new and kept tracks
+NEAREST_SAMPLE = 1000
 
 
 def add_tracks(base: str | os.PathLike[str], out: str | os.PathLike[str], *, csv: str | os.PathLike[str] | None = None,
@@ -354,14 +356,18 @@ def drift_check(bundle: Bundle, keep: np.ndarray, new_features: np.ndarray, new_
             "mood_core_share": {"new": round(float(new_core.mean()), 4),
                                 "catalog": round(float(bundle.moods.is_core_[keep].mean()), 4) if n_kept else None},
         })
+
         def nearest_cos(rows: np.ndarray) -> float:  # each track's nearest other track in the new version
             found = index.search(np.ascontiguousarray(vectors[rows]), 2)[1]
             first = np.where(found[:, 0] == rows, found[:, 1], found[:, 0])
             return float(np.median((vectors[rows] * vectors[first]).sum(axis=1)))
-        old_rows = rng.choice(n_kept, size=min(5000, n_kept), replace=False) if n_kept else np.empty(0, int)
+
+        def sample(rows: np.ndarray) -> np.ndarray:
+            return np.sort(rng.choice(rows, size=NEAREST_SAMPLE, replace=False)) if len(rows) > NEAREST_SAMPLE else rows
         out["nearest_neighbour_cosine_median"] = {
-            "new": round(nearest_cos(np.arange(n_kept, len(vectors))), 4),
-            "catalog": round(nearest_cos(old_rows), 4) if n_kept else None}
+            "new": round(nearest_cos(sample(np.arange(n_kept, len(vectors)))), 4),
+            "catalog": round(nearest_cos(sample(np.arange(n_kept))), 4) if n_kept else None,
+            "tracks_sampled": NEAREST_SAMPLE}
         if o_new > max(0.01, OUTLIER_RATIO * o_old):
             reasons.append(f"{o_new:.1%} of the new tracks lie beyond {OUTLIER_Z:g} sd of the fitted scaling "
                            f"(catalog: {o_old:.1%})")
