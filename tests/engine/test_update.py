@@ -114,6 +114,22 @@ def test_every_answer_equals_the_rebuilds(updated: Path) -> None:
             assert a.rows.tolist() == b.rows.tolist() and a.scores.tolist() == b.scores.tolist(), (row, q)
 
 
+def test_an_update_of_an_update_equals_a_rebuild(updated: Path, parts: dict[str, Path], tmp_path: Path) -> None:
+    """The blocks an update writes serve the next update: tracks of every genre added to the updated
+    version (changed entries merged from its blocks) give the rebuild's table again."""
+    frame = pd.read_csv(parts["x"]).drop_duplicates("track_id").sample(40, random_state=5)
+    frame["track_id"] = [f"again{i}" for i in range(len(frame))]
+    frame["danceability"] = (frame["danceability"] * 0.98).clip(0, 1)  # near their originals, not on them
+    frame.to_csv(tmp_path / "z.csv", index=False)
+    assert main(["add", str(tmp_path / "z.csv"), "--to", str(updated), "--out", str(tmp_path / "c"), "--quiet"]) == 0
+    bundle, _vectors, _index, table = reference(tmp_path / "c")
+    assert bundle.manifest["update"]["added"] == 40
+    for key in ("rows", "scores", "consumed", "lengths"):
+        np.testing.assert_array_equal(getattr(bundle.neighbours, key), table[key], key)
+    np.testing.assert_array_equal(np.load(tmp_path / "c" / "neighbour_blocks.npz")["rows"], table["block_rows"])
+    assert bundle.manifest["update"]["neighbour_table"]["recomputed_by_merge"] > 100
+
+
 def test_a_bundle_without_blocks_is_updated_by_searching_to_the_same_entries(
         updated: Path, parts: dict[str, Path], tmp_path: Path) -> None:
     """A bundle without the blocks file (built before it was written): every kept track's first fetch
