@@ -6,7 +6,8 @@ in-process servicer (``servicer_cost.py``) costs a small part of them; this says
 really takes inside ``musicrec serve`` (every thread of the process, from /proc, one client, calls one
 after another), and whether the gap to the in-process figure is the machine's caches: the same
 servicer called in-process in a tight loop (warm), then with a 64 MiB buffer read between calls
-(what a busy server's other work does to the caches, exaggerated). Kinds: the health check,
+(what a busy server's other work does to the caches, exaggerated), and every 4 and 16 calls (what
+running the calls that wait together back to back would keep warm). Kinds: the health check,
 SimilarTracks by id, SimilarTracks and ClassifyGenre by raw features (a catalog track's values, as if
 new). Seeds drawn with seed 0; CPU in microseconds per call.
 
@@ -84,8 +85,10 @@ def served(bundle: Path, reqs: dict[str, list[Any]]) -> dict[str, float]:
     return out
 
 
-def in_process(holder: Any, reqs: dict[str, list[Any]], flush: bool) -> dict[str, float]:
-    """The servicer's CPU per call in this process (request bytes -> response bytes), one thread."""
+def in_process(holder: Any, reqs: dict[str, list[Any]], flush_every: int) -> dict[str, float]:
+    """The servicer's CPU per call in this process (request bytes -> response bytes), one thread; the
+    caches flushed before every ``flush_every``-th call (0: never): calls in groups, as a server that
+    handled the requests waiting together one after another would run them."""
     from grpc_health.v1 import health
 
     from engine import use_one_search_thread
@@ -115,8 +118,8 @@ def in_process(holder: Any, reqs: dict[str, list[Any]], flush: bool) -> dict[str
         for raw in raws[:200]:
             method[kind](parse.FromString(raw), ctx)
         cpu = 0.0
-        for raw in raws:
-            if flush:
+        for i, raw in enumerate(raws):
+            if flush_every and i % flush_every == 0:
                 junk.sum()
             t0 = time.thread_time()
             response = method[kind](parse.FromString(raw), ctx)
@@ -131,11 +134,15 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("bundle", type=Path)
     ap.add_argument("--requests", type=int, default=2000)
+    ap.add_argument("--groups", type=lambda v: [int(g) for g in v.split(",") if g], default=[4, 16],
+                    help="also flush the caches only every G calls, for each G (default 4,16)")
     ap.add_argument("--json", dest="json_out", type=Path)
     args = ap.parse_args()
     reqs, holder = requests(args.bundle, args.requests)
-    rows = {"served": served(args.bundle, reqs), "in-process, warm": in_process(holder, reqs, flush=False),
-            "in-process, caches flushed": in_process(holder, reqs, flush=True)}
+    rows = {"served": served(args.bundle, reqs), "in-process, warm": in_process(holder, reqs, 0),
+            "in-process, caches flushed": in_process(holder, reqs, 1)}
+    for group in args.groups:
+        rows[f"flushed every {group} calls"] = in_process(holder, reqs, group)
     print(f"{'CPU us per call':28s}" + "".join(f"{k:>20s}" for k in KINDS))
     for label, row in rows.items():
         print(f"{label:28s}" + "".join(f"{row[k]:20.0f}" for k in KINDS))
