@@ -158,7 +158,9 @@ def _cmd_add(args: argparse.Namespace) -> int:
               f"imputed {i['imputed'] or 0}, {i['duplicates_merged']:,} rows merged by id)")
     if u["neighbour_table"]:
         t = u["neighbour_table"]
-        print(f"  neighbour table: {t['recomputed']:,} tracks recomputed, {t['renumbered']:,} kept")
+        how = f" ({t['recomputed_by_merge']:,} merged with the new tracks, {t['recomputed_by_search']:,} searched)" \
+            if "recomputed_by_merge" in t else ""
+        print(f"  neighbour table: {t['recomputed']:,} tracks recomputed{how}, {t['renumbered']:,} kept")
     print(f"  index: {manifest['metrics']['index'].get('update')}")
     print(f"  drift: {u['drift']['verdict']}")
     print("  seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in u["timings_seconds"].items()))
