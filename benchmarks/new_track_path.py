@@ -18,6 +18,7 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,26 +40,37 @@ class _Fetched:
         return self.rows[:n]
 
 
-def stages(rec: Recommender, request: pb.SimilarTracksRequest, wire: TrackBytes) -> dict[str, float]:
+def stages(rec: Recommender, request: pb.SimilarTracksRequest, wire: TrackBytes,
+           before: Callable[[], object] = lambda: None) -> dict[str, float]:
+    """Each stage timed once; ``before()`` runs ahead of each (``--cold``: the caches flushed)."""
     search = rec._similar
     view = rec.view
     us: dict[str, float] = {}
+    before()
     us["parse"], query = timed_us(lambda: conv.similar_query_from_pb(request))
+    before()
     us["plan"], plan = timed_us(lambda: search.plan(query, ""))
+    before()
     us["classify"], affinity = timed_us(lambda: search._affinity(plan))
     fetch = Survivors(plan.source, view.n, view.vectors, view.song, plan.vector, plan.row_filter,
                       search.block).fetch_size(0)
+    before()
     us["search"], rows = timed_us(lambda: plan.source.nearest(plan.vector, fetch))
     # the survivors stage on the rows just fetched (its own search is the line above)
     survivors = Survivors(_Fetched(rows), view.n, view.vectors, view.song, plan.vector, plan.row_filter,
                           search.block)
+    before()
     us["survivors"], block = timed_us(lambda: survivors.next_block())
+    before()
     us["score"], ranked = timed_us(lambda: plan.scoring.sorted_block(block, affinity))
     select = Selector(need=query.k, cap=query.max_per_artist, diversity=query.diversity, artists=view.artists,
                       vectors=view.vectors, deadline=None)
+    before()
     us["select"], _ = timed_us(lambda: select.feed(*ranked))
     result = search._page(plan, select, block.consumed, 0, time.perf_counter())
+    before()
     us["serialize"], _ = timed_us(lambda: similar_response_bytes(wire, rec, result))
+    before()
     us["whole (one call)"], _ = timed_us(lambda: similar_response_bytes(wire, rec, rec.similar(query)))
     return us
 
@@ -92,8 +104,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("bundle", type=Path)
     parser.add_argument("--queries", type=int, default=500)
+    parser.add_argument("--cold", action="store_true",
+                        help="read a 64 MiB buffer before each stage (and each whole call): every stage with its code "
+                             "and data out of the CPU caches, as a served call finds them (benchmarks/server_cpu.py)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
+    junk = np.ones(64 * 1024 * 1024 // 8)
+    before: Callable[[], object] = junk.sum if args.cold else (lambda: None)
     use_one_search_thread()
     rec = Recommender(load_bundle(args.bundle))
     if rec.bundle.classifier is not None:
@@ -101,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     wire = TrackBytes(rec.n)
     rng = np.random.default_rng(0)
     rows = rng.choice(rec.n, size=min(args.queries, rec.n), replace=False)
-    report: dict[str, Any] = {"bundle": str(args.bundle), "tracks": rec.n, "queries": len(rows),
+    report: dict[str, Any] = {"bundle": str(args.bundle), "tracks": rec.n, "queries": len(rows), "cold": args.cold,
                               "index": rec.bundle.manifest["metrics"]["index"]["kind"]}
     for label, make in (
         ("SimilarTracks by features", lambda r: pb.SimilarTracksRequest(
@@ -113,13 +130,14 @@ def main(argv: list[str] | None = None) -> int:
             stages(rec, make(r), wire)  # warm caches
         samples: dict[str, list[float]] = {}
         for r in rows:
-            for stage, us in stages(rec, make(r), wire).items():
+            for stage, us in stages(rec, make(r), wire, before).items():
                 samples.setdefault(stage, []).append(us)
         report[label] = {stage: round(statistics.median(v), 1) for stage, v in samples.items()}
     classify: list[float] = []
     for r in rows:
         values = {n: float(v) for n, v in zip(rec.feature_names, rec.bundle.tracks.features[r], strict=True)}
         request = pb.ClassifyGenreRequest(features=pb.FeatureValues(values=values))
+        before()
         classify.append(timed_us(lambda request=request: conv.classification_pb(rec.classify(
             features=dict(request.features.values), top_k=request.top_k)).SerializeToString())[0])
     report["ClassifyGenre by features"] = {"whole (one call)": round(statistics.median(classify), 1)}
@@ -131,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"== {label} (median microseconds, one thread)")
         for stage, us in report[label].items():
             print(f"  {stage:18s} {us:9.1f}")
-    print(f"command: python benchmarks/new_track_path.py {args.bundle} --queries {args.queries}")
+    print(f"command: python benchmarks/new_track_path.py {args.bundle} --queries {args.queries}"
+          + (" --cold" if args.cold else ""))
     print(f"machine: {platform.platform()}")
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
