@@ -313,7 +313,8 @@ def _neighbour_table(bundle: Bundle, catalog: Catalog, keep: np.ndarray, index: 
         with contextlib.suppress(KeyError):
             old_blocks = load_npz(bundle.path / BLOCKS_FILE)["rows"]
         if old_blocks is None or old_blocks.shape != (len(keep), bundle.neighbours.block) or \
-                old_blocks.dtype.kind != "i" or (old_blocks.size and old_blocks.max() >= len(keep)):
+                old_blocks.dtype.kind != "i" or (old_blocks.size and (old_blocks.max() >= len(keep)
+                                                                      or old_blocks.min() < -1)):
             raise BundleError(f"{bundle.path / BLOCKS_FILE}: not the table's blocks ({len(keep)} x "
                               f"{bundle.neighbours.block} track rows); rebuild the bundle with musicrec index")
     return updated_table(bundle.neighbours, old_blocks, keep, index, vectors, n_kept, songs, scoring, proba,

@@ -20,6 +20,7 @@ import pytest
 
 from engine import GenreConfig, Recommender, Seed, SimilarQuery, TrackFilter, build_bundle, load_bundle
 from engine._build import _neighbour_table
+from engine._bundle import sha256_file
 from engine._index import build_index
 from engine._update import add_tracks
 from indexer.cli import main
@@ -148,6 +149,21 @@ def test_a_bundle_without_blocks_is_updated_by_searching_to_the_same_entries(
     assert "neighbour_blocks.npz" not in searched.manifest["files"]
     counts = searched.manifest["update"]["neighbour_table"]
     assert counts["recomputed_by_merge"] == 0 and counts["recomputed_by_search"] == counts["recomputed"], counts
+
+
+def test_a_crafted_blocks_file_is_refused_with_its_name(updated: Path, parts: dict[str, Path], tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    old = tmp_path / "a"
+    shutil.copytree(parts["a"], old)
+    rows = np.load(old / "neighbour_blocks.npz")["rows"]
+    np.savez(old / "neighbour_blocks.npz", rows=np.where(rows >= 0, -7, rows))  # rows that point nowhere
+    m = json.loads((old / "manifest.json").read_text())
+    m["files"]["neighbour_blocks.npz"] = sha256_file(old / "neighbour_blocks.npz")  # checksums that match
+    (old / "manifest.json").write_text(json.dumps(m))
+    # a bundle that cannot be updated: the command fails (exit 1, as for any refused bundle) naming the file
+    assert main(["add", str(parts["y"]), "--to", str(old), "--out", str(tmp_path / "b"), "--quiet"]) == 1
+    assert "neighbour_blocks.npz: not the table's blocks" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
 
 
 def test_the_report_counts_and_refuses(updated: Path, parts: dict[str, Path], tmp_path: Path,
