@@ -54,7 +54,7 @@ class GenreClassify:
             x = view.model_inputs(view.bundle.tracks.features[row:row + 1])
             known = view.genres[row]
         else:
-            _, x, _ = view.feature_seed(features or {}, "features")
+            x = view.model_seed(features or {}, "features")
         proba = classifier.predict_proba(x)[0]
         top = np.argsort(-proba, kind="stable")[:top_k]
         contributions: list[tuple[str, float]] = []

@@ -108,13 +108,7 @@ class CatalogView:
         Values that overflow once transformed are refused here, so a seed the classifier cannot
         read is refused by every query, not only by ClassifyGenre.
         """
-        raw = self._validated_row(values, where)
-        with np.errstate(over="ignore", invalid="ignore"):
-            transformed = self.bundle.preprocessor.transform_features(raw)
-            inputs = transformed.astype(np.float32)
-        if not np.isfinite(inputs).all():
-            raise InvalidQuery(f"{where}: values too large for the model (beyond float32 after transforms; "
-                               "each feature's plausible range is in ServerInfo metrics)")
+        raw, transformed, inputs = self._model_row(values, where)
         v = self.bundle.preprocessor.embed_transformed(transformed)[0]
         if not np.isfinite(v).all():
             raise InvalidQuery(f"{where}: values too large to place in the vector space "
@@ -123,6 +117,22 @@ class CatalogView:
             raise InvalidQuery(f"{where}: these values sit exactly at the catalog's mean "
                                "and have no direction to search in")
         return raw, inputs, v
+
+    def model_seed(self, values: Mapping[str, float], where: str) -> np.ndarray:
+        """The classifier's float32 inputs (1, n_transformed) for a feature-name -> value mapping, validated
+        as ``feature_seed`` validates it, without placing it in the vector space (ClassifyGenre needs no
+        vector: a cold call paid ~100 us for one; benchmarks/RESULTS.md, "Where a served request's CPU goes")."""
+        return self._model_row(values, where)[2]
+
+    def _model_row(self, values: Mapping[str, float], where: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        raw = self._validated_row(values, where)
+        with np.errstate(over="ignore", invalid="ignore"):
+            transformed = self.bundle.preprocessor.transform_features(raw)
+            inputs = transformed.astype(np.float32)
+        if not np.isfinite(inputs).all():
+            raise InvalidQuery(f"{where}: values too large for the model (beyond float32 after transforms; "
+                               "each feature's plausible range is in ServerInfo metrics)")
+        return raw, transformed, inputs
 
     def _validated_row(self, values: Mapping[str, float], where: str) -> np.ndarray:
         names = self.feature_names
