@@ -120,8 +120,8 @@ class CatalogView:
 
     def model_seed(self, values: Mapping[str, float], where: str) -> np.ndarray:
         """The classifier's float32 inputs (1, n_transformed) for a feature-name -> value mapping, validated
-        as ``feature_seed`` validates it, without placing it in the vector space (ClassifyGenre needs no
-        vector: a cold call paid ~100 us for one; benchmarks/RESULTS.md, "Where a served request's CPU goes")."""
+        as ``feature_seed`` validates it, without placing it in the vector space: ClassifyGenre searches
+        nothing (in-process 82 -> 61 us per call; benchmarks/RESULTS.md, "Where a served request's CPU goes")."""
         return self._model_row(values, where)[2]
 
     def _model_row(self, values: Mapping[str, float], where: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
