@@ -81,3 +81,17 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+class ServicerContext:
+    """What the servicer reads of a ``grpc.ServicerContext`` on the paths the benchmarks call it on
+    in-process (no deadline, always active; an abort raises)."""
+
+    def time_remaining(self) -> None:
+        return None
+
+    def abort(self, code: Any, details: str) -> None:
+        raise RuntimeError(f"{code}: {details}")
+
+    def is_active(self) -> bool:
+        return True

@@ -29,7 +29,7 @@ from typing import Any
 
 import grpc
 import numpy as np
-from _timing import cpu_seconds  # benchmarks/_timing.py
+from _timing import ServicerContext, cpu_seconds  # benchmarks/_timing.py
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from server._generated.musicrec.v1 import recommender_pb2 as pb
@@ -97,17 +97,7 @@ def in_process(holder: Any, reqs: dict[str, list[Any]], flush_every: int) -> dic
     use_one_search_thread()
     svc, checker = RecommenderServicer(holder), health.HealthServicer()
 
-    class Context:
-        def time_remaining(self) -> None:
-            return None
-
-        def abort(self, code: Any, details: str) -> None:
-            raise RuntimeError(f"{code}: {details}")
-
-        def is_active(self) -> bool:
-            return True
-
-    ctx = Context()
+    ctx = ServicerContext()
     method = {"health": checker.Check, "similar-id": svc.SimilarTracks, "similar-features": svc.SimilarTracks,
               "classify-features": svc.ClassifyGenre}
     junk = np.ones(64 * 1024 * 1024 // 8)

@@ -45,6 +45,7 @@ def _worker(bundle: str, queries: int, cpu: int) -> None:
     if cpu >= 0:  # both workers on one core: they take turns, so neither gets the quieter core
         os.sched_setaffinity(0, {cpu})
     import numpy as np
+    from _timing import ServicerContext  # benchmarks/_timing.py, beside this script
     from grpc_health.v1 import health, health_pb2
 
     from engine import use_one_search_thread
@@ -61,17 +62,7 @@ def _worker(bundle: str, queries: int, cpu: int) -> None:
     svc = RecommenderServicer(holder)
     checker = health.HealthServicer()
 
-    class Context:  # what the servicer reads of a grpc.ServicerContext on these paths
-        def time_remaining(self) -> None:
-            return None
-
-        def abort(self, code: Any, details: str) -> None:
-            raise RuntimeError(f"{code}: {details}")
-
-        def is_active(self) -> bool:
-            return True
-
-    ctx = Context()
+    ctx = ServicerContext()
     rows = np.random.default_rng(0).choice(rec.n, size=min(queries, rec.n), replace=False)
     features = rec.bundle.tracks.features
 
