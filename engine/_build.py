@@ -33,7 +33,7 @@ from ._moodstability import measure_stability
 from ._preprocess import Preprocessor
 from ._ranking import SLACK, Scoring
 from ._rerank import GenreAgreement, evaluate_reranking
-from ._table import BLOCKS_FILE, Searched, exact_index, first_blocks, first_fetch, nearest_candidates
+from ._table import Searched, exact_index, first_blocks, first_fetch, nearest_candidates, write_table
 from .audio._extract import read_provenance
 
 Progress = Callable[[str], None]
@@ -188,10 +188,7 @@ def build_bundle(
                 # catalog seeds re-rank with their out-of-fold probabilities (engine/_crossfit.py)
                 proba = crossfit.proba if crossfit is not None and weight > 0 else None
                 table = _neighbour_table(catalog, config, index, vectors, proba, weight, say)
-                blocks = table.pop("block_rows", None)
-                save_npz(tmp / "neighbours.npz", table)
-                if blocks is not None:
-                    save_npz(tmp / BLOCKS_FILE, {"rows": blocks})
+                write_table(tmp, table)
                 index_metrics["neighbour_table"] = {
                     "width": int(table["rows"].shape[1]), "genre_weight": weight, "block": config.similar.candidates,
                     "tracks_answered_live": int((table["consumed"] < 0).sum())}

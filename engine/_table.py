@@ -9,13 +9,17 @@ with the same function.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 
 import faiss
 import numpy as np
 
+from ._arrays import load_npz, save_npz
+from ._errors import BundleError
 from ._progress import Progress, Ticker
 from ._ranking import SLACK, RowFilter, Scoring, Survivors
 
@@ -46,6 +50,29 @@ class NeighbourTable:
 # in cosine order (int32, n_tracks x block, -1 past a short block). An update merges new tracks into
 # it instead of searching every entry again (engine/_table_update.py). Written with an exact index.
 BLOCKS_FILE = "neighbour_blocks.npz"
+TABLE_FILE = "neighbours.npz"
+
+
+def write_table(directory: Path, table: dict[str, np.ndarray]) -> None:
+    """``first_blocks``' arrays (with ``genre_weight`` and ``block``) into a bundle directory: the table,
+    and its ``block_rows`` when computed into ``BLOCKS_FILE``."""
+    table = dict(table)
+    blocks = table.pop("block_rows", None)
+    save_npz(directory / TABLE_FILE, table)
+    if blocks is not None:
+        save_npz(directory / BLOCKS_FILE, {"rows": blocks})
+
+
+def read_blocks(path: Path, n_tracks: int, block: int) -> np.ndarray:
+    """``BLOCKS_FILE`` of a bundle directory, checked to be rows of its ``n_tracks`` tracks (-1 past a
+    short block): a crafted file whose checksum matches is refused here, not followed."""
+    with contextlib.suppress(KeyError):
+        rows = load_npz(path / BLOCKS_FILE)["rows"]
+        if rows.shape == (n_tracks, block) and rows.dtype.kind == "i" and \
+                (not rows.size or (rows.max() < n_tracks and rows.min() >= -1)):
+            return rows
+    raise BundleError(f"{path / BLOCKS_FILE}: not the table's blocks ({n_tracks} x {block} track rows); "
+                      "rebuild the bundle with musicrec index")
 
 
 def empty_entries(n: int, width: int, block: int | None = None) -> dict[str, np.ndarray]:

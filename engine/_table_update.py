@@ -24,6 +24,7 @@ fetch is searched to find the entries the update reaches, and those are searched
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -81,14 +82,17 @@ def updated_table(old: NeighbourTable, old_blocks: np.ndarray | None, keep: np.n
         # a block that lost a member, or came from a deeper fetch: searched, as a build would
         merged = np.flatnonzero(touched & known & ~by_removal & (consumed <= fetch))
 
-        def merge(part: np.ndarray) -> None:
-            candidates = Merged(vectors, songs, part, blocks[part], threshold[part], *pairs, fetch)
-            first_blocks(vectors, songs, candidates, scoring, proba[part] if proba is not None else None,
-                         block, width, part, blocks=True, out=out)
+        candidates = Merged(vectors, songs, merged, blocks[merged], threshold[merged], *pairs, fetch)
+
+        def merge(part: slice) -> None:
+            rows = merged[part]
+            first_blocks(vectors, songs, candidates.part(part), scoring, proba[rows] if proba is not None else None,
+                         block, width, rows, blocks=True, out=out)
 
         # two halves on two threads: the walk is numpy on whole arrays, which releases the GIL
+        half = (len(merged) + 1) // 2
         with ThreadPoolExecutor(2, thread_name_prefix="table-merge") as pool:
-            list(pool.map(merge, np.array_split(merged, 2)))
+            list(pool.map(merge, (slice(0, half), slice(half, len(merged)))))
         # a block that now reaches past the first fetch: searched below, to follow the deeper fetches
         merged = merged[(out["consumed"][merged] > 0) & (out["consumed"][merged] <= fetch)]
     else:
@@ -163,7 +167,7 @@ class Merged:
 
     def __init__(self, vectors: np.ndarray, songs: np.ndarray, rows: np.ndarray, blocks: np.ndarray,
                  thresholds: np.ndarray, pair_rows: np.ndarray, pair_new: np.ndarray, fetch: int) -> None:
-        self.vectors, self.songs, self.rows, self.blocks, self.thresholds = vectors, songs, rows, blocks, thresholds
+        self.vectors, self.rows, self.blocks, self.thresholds = vectors, rows, blocks, thresholds
         self.shape = (len(rows), fetch)
         order = np.argsort(pair_rows, kind="stable")
         self.pair_rows, self.pair_new = pair_rows[order], pair_new[order]
@@ -171,6 +175,13 @@ class Merged:
         self.n_songs = int(self.song.max(initial=0)) + 1
         self.listings = np.argsort(self.song, kind="stable")  # tracks grouped by song: song s's are
         self.listed = np.concatenate([[0], np.cumsum(np.bincount(self.song, minlength=self.n_songs))])  # [s]:[s+1]
+
+    def part(self, which: slice) -> Merged:
+        """The same candidates for ``rows[which]`` only (the song grouping shared, not recomputed)."""
+        out = copy.copy(self)
+        out.rows, out.blocks, out.thresholds = self.rows[which], self.blocks[which], self.thresholds[which]
+        out.shape = (len(out.rows), self.shape[1])
+        return out
 
     def __getitem__(self, which: slice) -> np.ndarray:
         start, stop, _ = which.indices(len(self.rows))

@@ -52,7 +52,7 @@ from ._index import build_index, configure_search, measure_recall, new_track_rec
 from ._loaded import Bundle, load_bundle
 from ._ranking import SLACK, Scoring
 from ._rerank import GenreAgreement
-from ._table import BLOCKS_FILE
+from ._table import BLOCKS_FILE, TABLE_FILE, read_blocks, write_table
 from ._table_update import updated_table
 
 Progress = Callable[[str], None]
@@ -60,7 +60,7 @@ Progress = Callable[[str], None]
 # Files an update knows how to carry over; any other file means a bundle layout this code does
 # not understand, and copying it blindly could leave per-track arrays of the old length.
 _COPIED = {"preprocess.npz", "genre_model.ubj", "evaluation.npz"}
-_REWRITTEN = {"index.faiss", "index_new_tracks.faiss", "tracks.npz", "moods.npz", "moods.json", "neighbours.npz",
+_REWRITTEN = {"index.faiss", "index_new_tracks.faiss", "tracks.npz", "moods.npz", "moods.json", TABLE_FILE,
               "moodmap.npz", OOF_FILE, BLOCKS_FILE}
 
 # Drift: when the fitted parts no longer describe the catalog (each threshold says why it is there).
@@ -156,10 +156,7 @@ def add_tracks(base: str | os.PathLike[str], out: str | os.PathLike[str], *, csv
         if bundle.neighbours is not None:
             with stage("neighbours"):
                 table, table_metrics = _neighbour_table(bundle, catalog, keep, index, vectors, n_kept, say, genre_proba)
-                blocks = table.pop("block_rows", None)
-                save_npz(tmp / "neighbours.npz", table)
-                if blocks is not None:
-                    save_npz(tmp / BLOCKS_FILE, {"rows": blocks})
+                write_table(tmp, table)
                 index_metrics["neighbour_table"] = {**bundle.manifest["metrics"]["index"].get("neighbour_table", {}),
                                                     "tracks_answered_live": int((table["consumed"] < 0).sum())}
         with stage("drift"):
@@ -308,15 +305,8 @@ def _neighbour_table(bundle: Bundle, catalog: Catalog, keep: np.ndarray, index: 
     scoring = Scoring(genre_weight=weight, agreement=GenreAgreement(catalog.genre_indptr, catalog.genre_codes,
                                                                     len(catalog.genre_names)))
     songs = catalog_songs(catalog, bundle.config.schema.name_column)
-    old_blocks = None
-    if BLOCKS_FILE in bundle.manifest["files"]:  # verified with the manifest when the bundle was loaded
-        with contextlib.suppress(KeyError):
-            old_blocks = load_npz(bundle.path / BLOCKS_FILE)["rows"]
-        if old_blocks is None or old_blocks.shape != (len(keep), bundle.neighbours.block) or \
-                old_blocks.dtype.kind != "i" or (old_blocks.size and (old_blocks.max() >= len(keep)
-                                                                      or old_blocks.min() < -1)):
-            raise BundleError(f"{bundle.path / BLOCKS_FILE}: not the table's blocks ({len(keep)} x "
-                              f"{bundle.neighbours.block} track rows); rebuild the bundle with musicrec index")
+    old_blocks = read_blocks(bundle.path, len(keep), bundle.neighbours.block) \
+        if BLOCKS_FILE in bundle.manifest["files"] else None  # its checksum verified when the bundle was loaded
     return updated_table(bundle.neighbours, old_blocks, keep, index, vectors, n_kept, songs, scoring, proba,
                          bundle.vectors[~keep], say)
 
