@@ -119,7 +119,7 @@ def test_no_bundle_is_unavailable() -> None:
         srv.stop(0)
 
 
-def test_over_the_limit_is_resource_exhausted_and_fast(bundle_dir: Path, blocking: Blocker) -> None:
+def test_over_the_limit_is_resource_exhausted_without_waiting_for_a_slot(bundle_dir: Path, blocking: Blocker) -> None:
     srv = create_server(bundle_dir, "127.0.0.1:0", ServerOptions(max_concurrent=2))
     try:
         with grpc.insecure_channel(f"127.0.0.1:{srv.port}") as ch:
