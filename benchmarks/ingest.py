@@ -24,7 +24,8 @@ import numpy as np
 import pandas as pd
 
 from engine import FeatureSchema, read_catalog
-from engine._catalog import _read_csv, clean_catalog
+from engine._catalog import clean_catalog
+from engine._readers import read_csv_frame
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CSV = Path(os.environ.get("MUSICREC_DATA", REPO.parent / "shared" / "data" / "spotify_tracks.csv"))
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
           + " ".join(f"{x:.2f}" for x in os.getloadavg()), flush=True)
     ways = {
         "csv typed": lambda: read_catalog(args.csv, schema),
-        "csv text": lambda: clean_catalog(_read_csv(args.csv), schema, source=str(args.csv)),
+        "csv text": lambda: clean_catalog(read_csv_frame(args.csv), schema, source=str(args.csv)),
         "parquet": lambda: read_catalog(parquet, schema),
     }
     times: dict[str, list[float]] = {name: [] for name in ways}

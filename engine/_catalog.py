@@ -1,8 +1,7 @@
 """Ingest and clean a catalog (CSV or Parquet) into one row per track.
 
-One job at ~480 lines: the file readers (~80 lines) exist to serve the cleaning policy below (a typed read
-falls back to the all-text one so a bad cell is named by row and column), and the Catalog type is what the
-policy produces. Split the readers out (engine/_readers.py) when a third input format arrives.
+The files themselves are read in engine/_readers.py (a typed CSV read that falls back to the all-text one, so
+a bad cell is named here by row and column; Parquet); this module is the policy and the Catalog it produces.
 
 Policy, in the order it is applied (every removed row is counted under exactly one reason, so
 ``rows_read == exact_duplicates + sum(dropped) + id_duplicates_merged + tracks``):
@@ -33,7 +32,6 @@ float64 (blank: NaN), and anything else is text.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import difflib
 import os
@@ -45,9 +43,9 @@ import pandas as pd
 
 from ._arrays import pack_strings, unpack_strings
 from ._errors import CatalogError
+from ._readers import MISSING_TOKENS, read_frame
 from ._schema import FeatureSchema
 
-_MISSING_TOKENS = frozenset({"", "nan", "na", "n/a", "null", "none"})
 _FLAG_TOKENS = {"true": 1, "false": 0, "1": 1, "0": 0}
 UNKNOWN_FLAG = -1  # a blank cell of a flag column (see the module docstring)
 
@@ -199,88 +197,12 @@ def _get_strings(arrays: dict[str, np.ndarray], name: str) -> np.ndarray:
     return unpack_strings(arrays[f"{name}_blob"], arrays[f"{name}_offsets"])
 
 
-PARQUET_SUFFIXES = (".parquet", ".pq")
-
-
 def read_catalog(path: str | os.PathLike[str], schema: FeatureSchema) -> Catalog:
-    """Read and clean a catalog CSV or Parquet file (by its suffix: ``.parquet``/``.pq``; Parquet
-    needs pyarrow, the ``parquet`` extra). Raises :class:`CatalogError` with the file, row or column."""
+    """Read and clean a catalog CSV or Parquet file (engine/_readers.py: by its suffix, ``.parquet``/
+    ``.pq``; Parquet needs pyarrow, the ``parquet`` extra). Raises :class:`CatalogError` with the file,
+    row or column."""
     path = Path(path)
-    if not path.exists():
-        raise CatalogError(f"{path}: no such file")
-    if path.is_dir():
-        raise CatalogError(f"{path}: is a directory, expected a CSV or Parquet file")
-    if path.stat().st_size == 0:
-        raise CatalogError(f"{path}: the file is empty (expected a header row and track rows)")
-    if path.suffix.lower() in PARQUET_SUFFIXES:
-        frame = _read_parquet(path)
-    else:
-        frame = _read_csv(path, numeric=schema.feature_columns)
-    return clean_catalog(frame, schema, source=str(path))
-
-
-def _read_parquet(path: Path) -> pd.DataFrame:
-    try:
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise CatalogError(f"{path}: reading Parquet needs pyarrow (pip install 'musicrec[parquet]')") from None
-    try:
-        frame = pq.read_table(path).to_pandas()
-    except Exception as exc:  # pyarrow's ArrowInvalid/OSError for a file that is not Parquet or is cut short
-        raise CatalogError(f"{path}: not a readable Parquet file ({type(exc).__name__}: "
-                           f"{' '.join(str(exc).split())[:200]})") from None
-    names = [str(c) for c in frame.columns]
-    repeated = sorted({h for h in names if names.count(h) > 1})
-    if repeated:
-        raise CatalogError(f"{path}: column(s) {repeated} appear more than once; every column needs a unique name")
-    frame.columns = names
-    return frame
-
-
-# Missing-value tokens as a typed read matches them (exact strings); any other spelling of one (``" NA"``,
-# ``"nUlL"``) fails the typed read, and the text read below handles it as it always did.
-_TYPED_MISSING = sorted({t for token in _MISSING_TOKENS for t in (token, token.upper(), token.title())}
-                        | {"NaN", "N/a"})
-
-
-def _read_csv(path: Path, numeric: tuple[str, ...] | list[str] = ()) -> pd.DataFrame:
-    """The file as a frame: the ``numeric`` columns as float64 when every cell parses (NaN for a
-    missing-value token), every other column as text. A cell that does not parse sends the whole
-    file through the all-text read, so :func:`clean_catalog` names its row and column."""
-    try:
-        with path.open(encoding="utf-8-sig", newline="") as fh:
-            header = next(csv.reader(fh), [])
-    except UnicodeDecodeError as exc:
-        raise CatalogError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); "
-                           "re-save the file as UTF-8") from None
-    repeated = sorted({h for h in header if header.count(h) > 1})
-    if repeated:
-        raise CatalogError(f"{path}: column header(s) {repeated} appear more than once; "
-                           "every column needs a unique name")
-    try:
-        if numeric:
-            # Typed where the schema says numeric: the C parser makes the floats (5x faster than text
-            # then pd.to_numeric). It cannot say which row broke it, so a failure re-reads as text.
-            present = set(header)
-            typed = [c for c in numeric if c in present]
-            try:
-                return pd.read_csv(path, dtype={c: (np.float64 if c in typed else str) for c in header},
-                                   keep_default_na=False, na_values={c: _TYPED_MISSING for c in typed},
-                                   encoding="utf-8-sig", skipinitialspace=False)
-            except (ValueError, TypeError) as exc:
-                if isinstance(exc, UnicodeDecodeError | pd.errors.ParserError | pd.errors.EmptyDataError):
-                    raise
-        # Everything as text: numbers are parsed per column in clean_catalog so that a bad cell can be
-        # reported with its row and column instead of silently turning a column into strings.
-        return pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False,
-                           encoding="utf-8-sig", skipinitialspace=False)
-    except UnicodeDecodeError as exc:
-        raise CatalogError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); "
-                           "re-save the file as UTF-8") from None
-    except pd.errors.EmptyDataError:
-        raise CatalogError(f"{path}: the file has no header row") from None
-    except pd.errors.ParserError as exc:
-        raise CatalogError(f"{path}: malformed CSV: {exc}") from None
+    return clean_catalog(read_frame(path, numeric=schema.feature_columns), schema, source=str(path))
 
 
 def clean_catalog(frame: pd.DataFrame, schema: FeatureSchema, *, source: str = "<frame>") -> Catalog:
@@ -438,7 +360,7 @@ def _check_columns(frame: pd.DataFrame, schema: FeatureSchema, source: str) -> N
 def _parse_numeric(column: pd.Series, name: str, row_numbers: np.ndarray, source: str) -> np.ndarray:
     text = column.str.strip()
     lowered = text.str.lower()
-    missing = lowered.isin(_MISSING_TOKENS).to_numpy()
+    missing = lowered.isin(MISSING_TOKENS).to_numpy()
     parsed = pd.to_numeric(text.where(~missing), errors="coerce").to_numpy(dtype=np.float64)
     broken = np.isnan(parsed) & ~missing
     if broken.any():
@@ -471,7 +393,7 @@ def _parse_metadata(values: np.ndarray) -> np.ndarray:
     """Flags (int8) and numbers (float64) become typed arrays for filters; everything else stays
     text. See the module docstring for the rule."""
     text = np.array([str(v).strip() for v in values], dtype=object)
-    tokens = {str(v).lower() for v in set(text)} - _MISSING_TOKENS
+    tokens = {str(v).lower() for v in set(text)} - MISSING_TOKENS
     if tokens and tokens <= set(_FLAG_TOKENS):
         return np.array([_FLAG_TOKENS.get(v.lower(), UNKNOWN_FLAG) for v in text], dtype=np.int8)
     numbers = pd.to_numeric(pd.Series(text), errors="coerce").to_numpy(dtype=np.float64)

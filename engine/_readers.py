@@ -1,0 +1,101 @@
+"""Catalog files as frames: a CSV (typed where the schema says numeric, else all text) or a Parquet file.
+
+What engine/_catalog.py cleans: a CSV's feature columns come as float64 when every cell parses; one that
+does not sends the whole file through the all-text read, so the cleaning can name the bad cell's row and
+column. A Parquet file's columns come typed. Errors name the file.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ._errors import CatalogError
+
+# Cells that mean "no value" (compared lower-cased, spaces stripped, by the cleaning; as exact spellings by
+# the typed CSV read below).
+MISSING_TOKENS = frozenset({"", "nan", "na", "n/a", "null", "none"})
+PARQUET_SUFFIXES = (".parquet", ".pq")
+
+
+def read_frame(path: str | os.PathLike[str], numeric: tuple[str, ...] | list[str] = ()) -> pd.DataFrame:
+    """The file at ``path`` as a frame (Parquet by its suffix, else CSV with ``numeric`` columns typed
+    when they parse)."""
+    path = Path(path)
+    if not path.exists():
+        raise CatalogError(f"{path}: no such file")
+    if path.is_dir():
+        raise CatalogError(f"{path}: is a directory, expected a CSV or Parquet file")
+    if path.stat().st_size == 0:
+        raise CatalogError(f"{path}: the file is empty (expected a header row and track rows)")
+    if path.suffix.lower() in PARQUET_SUFFIXES:
+        return read_parquet_frame(path)
+    return read_csv_frame(path, numeric=numeric)
+
+
+def read_parquet_frame(path: Path) -> pd.DataFrame:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise CatalogError(f"{path}: reading Parquet needs pyarrow (pip install 'musicrec[parquet]')") from None
+    try:
+        frame = pq.read_table(path).to_pandas()
+    except Exception as exc:  # pyarrow's ArrowInvalid/OSError for a file that is not Parquet or is cut short
+        raise CatalogError(f"{path}: not a readable Parquet file ({type(exc).__name__}: "
+                           f"{' '.join(str(exc).split())[:200]})") from None
+    names = [str(c) for c in frame.columns]
+    repeated = sorted({h for h in names if names.count(h) > 1})
+    if repeated:
+        raise CatalogError(f"{path}: column(s) {repeated} appear more than once; every column needs a unique name")
+    frame.columns = names
+    return frame
+
+
+# Missing-value tokens as a typed read matches them (exact strings); any other spelling of one (``" NA"``,
+# ``"nUlL"``) fails the typed read, and the text read below handles it as it always did.
+_TYPED_MISSING = sorted({t for token in MISSING_TOKENS for t in (token, token.upper(), token.title())}
+                        | {"NaN", "N/a"})
+
+
+def read_csv_frame(path: Path, numeric: tuple[str, ...] | list[str] = ()) -> pd.DataFrame:
+    """The file as a frame: the ``numeric`` columns as float64 when every cell parses (NaN for a
+    missing-value token), every other column as text. A cell that does not parse sends the whole
+    file through the all-text read, so the cleaning (engine/_catalog.py) names its row and column."""
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            header = next(csv.reader(fh), [])
+    except UnicodeDecodeError as exc:
+        raise CatalogError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); "
+                           "re-save the file as UTF-8") from None
+    repeated = sorted({h for h in header if header.count(h) > 1})
+    if repeated:
+        raise CatalogError(f"{path}: column header(s) {repeated} appear more than once; "
+                           "every column needs a unique name")
+    try:
+        if numeric:
+            # Typed where the schema says numeric: the C parser makes the floats (5x faster than text
+            # then pd.to_numeric). It cannot say which row broke it, so a failure re-reads as text.
+            present = set(header)
+            typed = [c for c in numeric if c in present]
+            try:
+                return pd.read_csv(path, dtype={c: (np.float64 if c in typed else str) for c in header},
+                                   keep_default_na=False, na_values={c: _TYPED_MISSING for c in typed},
+                                   encoding="utf-8-sig", skipinitialspace=False)
+            except (ValueError, TypeError) as exc:
+                if isinstance(exc, UnicodeDecodeError | pd.errors.ParserError | pd.errors.EmptyDataError):
+                    raise
+        # Everything as text: numbers are parsed per column in clean_catalog so that a bad cell can be
+        # reported with its row and column instead of silently turning a column into strings.
+        return pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False,
+                           encoding="utf-8-sig", skipinitialspace=False)
+    except UnicodeDecodeError as exc:
+        raise CatalogError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); "
+                           "re-save the file as UTF-8") from None
+    except pd.errors.EmptyDataError:
+        raise CatalogError(f"{path}: the file has no header row") from None
+    except pd.errors.ParserError as exc:
+        raise CatalogError(f"{path}: malformed CSV: {exc}") from None
