@@ -12,8 +12,9 @@ workers are pinned to one core, so a busier core elsewhere on the machine cannot
 The health check's in-process cost is measured the same way as a reference.
 
 Kinds: SimilarTracks by id (k 10), SimilarTracks by raw features (k 10), ClassifyGenre by raw features
-(top 5). Seeds are --queries catalog tracks drawn with seed 0; a feature seed sends the track's own raw
-values as if new. One warm-up pass per kind fills the caches a running server has warm.
+(top 5), BatchSimilarTracks of 16 raw-feature queries (k 10; one request per 16 seeds). Seeds are
+--queries catalog tracks drawn with seed 0; a feature seed sends the track's own raw values as if new.
+One warm-up pass per kind fills the caches a running server has warm.
 
     python benchmarks/servicer_cost.py BUNDLE --before REV --after REV [--rounds 7] [--queries 400]
     python benchmarks/servicer_cost.py BUNDLE --before REV --after REV --after-bundle BUNDLE2
@@ -37,7 +38,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-KINDS = ("health", "similar-id", "similar-features", "classify-features")
+KINDS = ("health", "similar-id", "similar-features", "classify-features", "batch-features")
 
 
 # -- worker: runs inside one revision's tree ------------------------------------------------------
@@ -78,9 +79,13 @@ def _worker(bundle: str, queries: int, cpu: int) -> None:
             seeds=[pb.Seed(features=values(r))], k=10).SerializeToString() for r in rows]),
         "classify-features": (pb.ClassifyGenreRequest, svc.ClassifyGenre, [pb.ClassifyGenreRequest(
             features=values(r)).SerializeToString() for r in rows]),
+        "batch-features": (pb.BatchSimilarTracksRequest, svc.BatchSimilarTracks, [pb.BatchSimilarTracksRequest(
+            queries=[pb.SimilarTracksRequest(seeds=[pb.Seed(features=values(r))], k=10) for r in rows[i:i + 16]]
+        ).SerializeToString() for i in range(0, len(rows) - 15, 16)]),
     }
     response_types = {"health": health_pb2.HealthCheckResponse, "similar-id": pb.SimilarTracksResponse,
-                      "similar-features": pb.SimilarTracksResponse, "classify-features": pb.ClassifyGenreResponse}
+                      "similar-features": pb.SimilarTracksResponse, "classify-features": pb.ClassifyGenreResponse,
+                      "batch-features": pb.BatchSimilarTracksResponse}
 
     def run(kind: str) -> tuple[list[float], list[bytes]]:
         parse, method, raws = requests[kind]
@@ -102,6 +107,8 @@ def _worker(bundle: str, queries: int, cpu: int) -> None:
                 msg.took_ms = 0.0
             if hasattr(msg, "stats"):
                 msg.stats.took_ms = 0.0
+            for part in getattr(msg, "responses", ()):  # a batch's answers
+                part.stats.took_ms = 0.0
             h.update(msg.SerializeToString(deterministic=True))
         return h.hexdigest()
 

@@ -52,6 +52,11 @@ class Recommender:
                       deadline: float | None = None) -> list[SimilarResult]:
         return self._similar.similar_batch(queries, deadline=deadline)
 
+    def similar_many(self, queries: Sequence[SimilarQuery], *,
+                     deadline: float | None = None) -> list[SimilarResult | Exception]:
+        """Independent queries answered together (engine/_similar_many.py): each its result or its error."""
+        return self._similar.similar_many(queries, deadline=deadline)
+
     # -- playlists and moods -------------------------------------------------------------------
     def playlist(self, *, mood_id: int | None = None, mood_name: str | None = None,
                  seed_track_id: str | None = None, target: tuple[float, float] | None = None,

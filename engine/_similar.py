@@ -26,6 +26,7 @@ from ._loaded import Bundle
 from ._preprocess import l2_normalize
 from ._ranking import RowFilter, Scoring, Selector, Survivors, check_deadline
 from ._rerank import GenreAgreement
+from ._similar_many import similar_many
 from ._view import CatalogView
 
 MAX_K = 1000
@@ -140,7 +141,8 @@ class SimilarSearch:
         return self.rank(self.plan(query, ""), t0, deadline)
 
     def similar_batch(self, queries: Sequence[SimilarQuery], *, deadline: float | None = None) -> list[SimilarResult]:
-        """Every query validated first (an error names ``queries[i]``), then each ranked."""
+        """Every query validated first (an error names ``queries[i]``), then ranked: the new-track queries
+        together (engine/_similar_many.py), the others one at a time."""
         if not queries:
             raise InvalidQuery("queries: at least one query is required")
         if len(queries) > MAX_BATCH:
@@ -149,9 +151,17 @@ class SimilarSearch:
         if depth > MAX_BATCH_DEPTH:
             raise InvalidQuery(f"queries: offset + k add up to {depth} over the batch, at most {MAX_BATCH_DEPTH} "
                                "(split the batch)")
-        t0 = time.perf_counter()
-        plans = [self.plan(q, f"queries[{i}].") for i, q in enumerate(queries)]
-        return [self.rank(p, t0, deadline) for p in plans]
+        results = similar_many(self, queries, [f"queries[{i}]." for i in range(len(queries))], deadline, strict=True)
+        for r in results:
+            if isinstance(r, Exception):  # a deadline passed while ranking
+                raise r
+        return results  # type: ignore[return-value]
+
+    def similar_many(self, queries: Sequence[SimilarQuery], *,
+                     deadline: float | None = None) -> list[SimilarResult | Exception]:
+        """Queries from different callers answered together (a server's concurrent calls): each gets its
+        own result or error, as ``similar`` would give it."""
+        return similar_many(self, queries, [""] * len(queries), deadline)
 
     def rank(self, plan: _Plan, t0: float, deadline: float | None) -> SimilarResult:
         q = plan.query
@@ -228,22 +238,12 @@ class SimilarSearch:
         return proba[0] if len(proba) == 1 else proba.mean(axis=0)
 
     # -- validation: the same for every query --------------------------------------------------
-    def plan(self, q: SimilarQuery, where: str) -> _Plan:
-        if not q.seeds:
-            raise InvalidQuery(f"{where}seeds: at least one seed is required")
-        if len(q.seeds) + len(q.negative_seeds) > MAX_SEEDS:
-            raise InvalidQuery(f"{where}seeds: {len(q.seeds) + len(q.negative_seeds)} seeds, at most {MAX_SEEDS}")
-        if not 1 <= q.k <= MAX_K:
-            raise InvalidQuery(f"{where}k: must be 1..{MAX_K}, got {q.k}")
-        if not 0 <= q.offset <= MAX_DEPTH - q.k:
-            raise InvalidQuery(f"{where}offset: must be 0..{MAX_DEPTH - q.k} (offset + k at most {MAX_DEPTH}, "
-                               f"the deepest a ranking goes), got {q.offset}")
-        if q.max_per_artist < 0:
-            raise InvalidQuery(f"{where}max_per_artist: must be >= 0, got {q.max_per_artist}")
-        if not (math.isfinite(q.diversity) and 0 <= q.diversity <= 1):
-            raise InvalidQuery(f"{where}diversity: must be 0..1, got {q.diversity}")
+    def plan(self, q: SimilarQuery, where: str, seed: tuple[np.ndarray, np.ndarray] | None = None) -> _Plan:
+        """``seed``: the classifier inputs and unit vector of ``q``'s one feature seed, computed already
+        (engine/_similar_many.py computes those of many queries at once)."""
+        self.check_options(q, where)
         unknown: list[str] = []
-        pos, pos_rows, inputs = self._seeds(q.seeds, f"{where}seeds", q.skip_unknown_seeds, unknown)
+        pos, pos_rows, inputs = self._seeds(q.seeds, f"{where}seeds", q.skip_unknown_seeds, unknown, seed)
         neg, neg_rows, _ = self._seeds(q.negative_seeds, f"{where}negative_seeds", q.skip_unknown_seeds, unknown)
         if not pos:
             raise InvalidQuery(f"{where}seeds: none of the seed track ids is in the catalog: {unknown[:10]}")
@@ -272,6 +272,21 @@ class SimilarSearch:
                      seed_inputs=inputs,
                      unknown=unknown, table_row=table_row,
                      source=self.new_track_source if new_tracks_only else self.source)
+
+    def check_options(self, q: SimilarQuery, where: str) -> None:
+        if not q.seeds:
+            raise InvalidQuery(f"{where}seeds: at least one seed is required")
+        if len(q.seeds) + len(q.negative_seeds) > MAX_SEEDS:
+            raise InvalidQuery(f"{where}seeds: {len(q.seeds) + len(q.negative_seeds)} seeds, at most {MAX_SEEDS}")
+        if not 1 <= q.k <= MAX_K:
+            raise InvalidQuery(f"{where}k: must be 1..{MAX_K}, got {q.k}")
+        if not 0 <= q.offset <= MAX_DEPTH - q.k:
+            raise InvalidQuery(f"{where}offset: must be 0..{MAX_DEPTH - q.k} (offset + k at most {MAX_DEPTH}, "
+                               f"the deepest a ranking goes), got {q.offset}")
+        if q.max_per_artist < 0:
+            raise InvalidQuery(f"{where}max_per_artist: must be >= 0, got {q.max_per_artist}")
+        if not (math.isfinite(q.diversity) and 0 <= q.diversity <= 1):
+            raise InvalidQuery(f"{where}diversity: must be 0..1, got {q.diversity}")
 
     def _row_filter(self, q: SimilarQuery, where: str, seed_rows: np.ndarray) -> RowFilter:
         view, f = self.view, q.filter
@@ -330,10 +345,11 @@ class SimilarSearch:
         return Scoring(genre_weight=float(genre_weight), agreement=self._agreement, targets=targets,
                        target_weight=float(weight))
 
-    def _seeds(self, seeds: Sequence[Seed], where: str, tolerate: bool,
-               unknown: list[str]) -> tuple[list[np.ndarray], list[int], list[np.ndarray]]:
+    def _seeds(self, seeds: Sequence[Seed], where: str, tolerate: bool, unknown: list[str],
+               computed: tuple[np.ndarray, np.ndarray] | None = None,
+               ) -> tuple[list[np.ndarray], list[int], list[np.ndarray]]:
         """Unit vectors of the seeds, the catalog rows among them, and the classifier inputs of
-        the raw-feature seeds."""
+        the raw-feature seeds (``computed``: those of the one feature seed, already known)."""
         view = self.view
         vectors, rows, inputs = [], [], []
         for i, seed in enumerate(seeds):
@@ -348,6 +364,10 @@ class SimilarSearch:
                     raise TrackNotFound(f"{where}[{i}].track_id: track {shown(seed.track_id)} is not in the catalog")
                 rows.append(row)
                 vectors.append(view.vectors[row])
+            elif computed is not None and seed.features is not None:
+                seed_inputs, vector = computed
+                vectors.append(vector)
+                inputs.append(seed_inputs)
             elif seed.features is not None:
                 _, seed_inputs, vector = view.feature_seed(seed.features, f"{where}[{i}].features")
                 vectors.append(vector)

@@ -192,7 +192,7 @@ def first_blocks(vectors: np.ndarray, songs: np.ndarray, candidates: np.ndarray 
         cos = (vectors[c] * vectors[r][:, None, :]).sum(axis=2, dtype=np.float32)  # as _ranking.cosines
         if pad is not None:
             c[pad], cos[pad] = 0, -np.inf  # sorted last, never kept
-        c, cos = _cosine_order(c, cos)
+        c, cos = cosine_order(c, cos)
         s = songs[c]
         keep = (c != r[:, None]) & (s != songs[r][:, None])
         if pad is not None:
@@ -256,7 +256,7 @@ def first_blocks(vectors: np.ndarray, songs: np.ndarray, candidates: np.ndarray 
     return out
 
 
-def _cosine_order(c: np.ndarray, cos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def cosine_order(c: np.ndarray, cos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each row of candidates ``c`` and their cosines in the live order, (-cosine, row): what
     ``np.lexsort((c, -cos), axis=1)`` gives. A stable sort on the cosine alone is nearly free on a
     search's output (already in about that order); only rows where equal cosines leave rows out of

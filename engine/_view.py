@@ -108,33 +108,40 @@ class CatalogView:
         Values that overflow once transformed are refused here, so a seed the classifier cannot
         read is refused by every query, not only by ClassifyGenre.
         """
-        raw, transformed, inputs = self._model_row(values, where)
-        v = self.bundle.preprocessor.embed_transformed(transformed)[0]
-        if not np.isfinite(v).all():
-            raise InvalidQuery(f"{where}: values too large to place in the vector space "
-                               "(each feature's plausible range is in ServerInfo metrics)")
-        if not v.any():
-            raise InvalidQuery(f"{where}: these values sit exactly at the catalog's mean "
-                               "and have no direction to search in")
-        return raw, inputs, v
+        raw = self.validated_row(values, where)
+        inputs, vectors, problems = self.feature_seeds(raw)
+        if problems[0] is not None:
+            raise InvalidQuery(f"{where}: {problems[0]}")
+        return raw, inputs, vectors[0]
+
+    def feature_seeds(self, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str | None]]:
+        """``feature_seed`` for validated raw rows (n, n_features) at once, the same operations row by
+        row (engine/_similar_many.py ranks concurrent queries together): the classifier's inputs (n,
+        n_transformed), the unit vectors (n, dim), and per row None or why it is refused."""
+        inputs, transformed = self._inputs(raw)
+        vectors = self.bundle.preprocessor.embed_transformed(transformed)
+        problems: list[str | None] = [None] * len(raw)
+        for i in np.flatnonzero(~np.isfinite(inputs).all(axis=1) | ~np.isfinite(vectors).all(axis=1)
+                                | ~vectors.any(axis=1)).tolist():
+            problems[i] = _seed_problem(inputs[i], vectors[i])
+        return inputs, vectors, problems
 
     def model_seed(self, values: Mapping[str, float], where: str) -> np.ndarray:
         """The classifier's float32 inputs (1, n_transformed) for a feature-name -> value mapping, validated
         as ``feature_seed`` validates it, without placing it in the vector space: ClassifyGenre searches
         nothing (in-process 82 -> 61 us per call; benchmarks/RESULTS.md, "Where a served request's CPU goes")."""
-        return self._model_row(values, where)[2]
+        inputs = self._inputs(self.validated_row(values, where))[0]
+        if not np.isfinite(inputs).all():
+            raise InvalidQuery(f"{where}: {_TOO_LARGE_FOR_MODEL}")
+        return inputs
 
-    def _model_row(self, values: Mapping[str, float], where: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        raw = self._validated_row(values, where)
+    def _inputs(self, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         with np.errstate(over="ignore", invalid="ignore"):
             transformed = self.bundle.preprocessor.transform_features(raw)
-            inputs = transformed.astype(np.float32)
-        if not np.isfinite(inputs).all():
-            raise InvalidQuery(f"{where}: values too large for the model (beyond float32 after transforms; "
-                               "each feature's plausible range is in ServerInfo metrics)")
-        return raw, transformed, inputs
+            return transformed.astype(np.float32), transformed
 
-    def _validated_row(self, values: Mapping[str, float], where: str) -> np.ndarray:
+    def validated_row(self, values: Mapping[str, float], where: str) -> np.ndarray:
+        """A feature-name -> value mapping as a raw row (1, n_features): every feature, finite."""
         names = self.feature_names
         if len(values) != len(names) or not self._feature_set.issuperset(values.keys()):  # every name, no other
             unknown = sorted(set(values) - set(names))
@@ -192,6 +199,19 @@ class CatalogView:
 
 _NO_ROWS = np.empty(0, dtype=np.int64)
 _NO_ROWS.setflags(write=False)
+
+
+_TOO_LARGE_FOR_MODEL = ("values too large for the model (beyond float32 after transforms; "
+                        "each feature's plausible range is in ServerInfo metrics)")
+
+
+def _seed_problem(inputs: np.ndarray, vector: np.ndarray) -> str:
+    if not np.isfinite(inputs).all():
+        return _TOO_LARGE_FOR_MODEL
+    if not np.isfinite(vector).all():
+        return ("values too large to place in the vector space "
+                "(each feature's plausible range is in ServerInfo metrics)")
+    return "these values sit exactly at the catalog's mean and have no direction to search in"
 
 
 def _flag(values: np.ndarray | None) -> np.ndarray | None:

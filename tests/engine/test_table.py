@@ -37,13 +37,13 @@ def test_batched_entries_equal_one_by_one(bundle_dir: Path) -> None:
 
 
 def test_cosine_order_breaks_ties_by_row_as_the_live_query_does() -> None:
-    from engine._table import _cosine_order
+    from engine._table import cosine_order
 
     rng = np.random.default_rng(0)
     c = np.stack([rng.permutation(400)[:60] for _ in range(300)])
     cos = rng.choice(np.float32([0.9, 0.5, 0.5, 0.25, -0.0, 0.0, 0.75]), size=c.shape)  # many exact ties
     cos[::7] = rng.random((len(cos[::7]), 60)).astype(np.float32)  # and rows without any
-    got_c, got_cos = _cosine_order(c.copy(), cos.copy())
+    got_c, got_cos = cosine_order(c.copy(), cos.copy())
     order = np.lexsort((c, -cos), axis=1)
     assert (got_c == np.take_along_axis(c, order, axis=1)).all()
     assert (got_cos == np.take_along_axis(cos, order, axis=1)).all()
