@@ -35,7 +35,7 @@ from ._generated.musicrec.v1 import recommender_pb2 as pb
 from ._generated.musicrec.v1 import recommender_pb2_grpc as pb_grpc
 from ._holder import BundleHolder, NoBundle, ReloadPolicy, ReloadRefused
 from ._metrics import ServerMetrics
-from ._wire import TrackBytes, similar_response_bytes
+from ._wire import TrackBytes, batch_response_bytes, similar_response_bytes
 
 log = logging.getLogger("musicrec.server")
 SERVER_VERSION = "0.1.0"
@@ -163,6 +163,8 @@ class RecommenderServicer(pb_grpc.RecommenderServicer):
         rec = self.holder.require()
         results = rec.similar_batch([conv.similar_query_from_pb(q) for q in request.queries],
                                     deadline=_deadline(context))
+        if not any(q.include_features for q in request.queries):
+            return batch_response_bytes(self._track_bytes(rec), rec, results, (time.perf_counter() - t0) * 1e3)
         return pb.BatchSimilarTracksResponse(
             responses=[conv.similar_response(rec, r, features=q.include_features)
                        for q, r in zip(request.queries, results, strict=True)],

@@ -1,4 +1,4 @@
-"""Hand-assembled SimilarTracksResponse bytes for the hot path.
+"""Hand-assembled SimilarTracksResponse (and BatchSimilarTracksResponse) bytes for the hot path.
 
 Building ten ``Track`` messages per response cost more than the search itself. Each track's
 serialized ``Track`` is cached the first time it is returned, and a response is assembled by
@@ -11,6 +11,7 @@ per-track features take this path.
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -90,6 +91,19 @@ def similar_response_bytes(tracks: TrackBytes, rec: Recommender, result: Similar
         parts.append(_length_delimited(2, seed.encode()))  # unknown_seed_ids
     parts.append(_length_delimited(3, _stats_bytes(result)))
     return b"".join(parts)
+
+
+def batch_response_bytes(tracks: TrackBytes, rec: Recommender, results: Sequence[SimilarResult],
+                         took_ms: float) -> bytes:
+    """A BatchSimilarTracksResponse: each answer as ``similar_response_bytes`` builds it, then ``took_ms``."""
+    parts = [_length_delimited(1, similar_response_bytes(tracks, rec, r)) for r in results]
+    took = _pack_double(took_ms)
+    if took != _NO_DOUBLE:
+        parts.append(_BATCH_TOOK_TAG + took)
+    return b"".join(parts)
+
+
+_BATCH_TOOK_TAG = _varint((2 << 3) | 1)  # BatchSimilarTracksResponse.took_ms: double, 64-bit
 
 
 def _stats_bytes(result: SimilarResult) -> bytes:

@@ -8,7 +8,7 @@ from engine import Seed, SimilarQuery
 from server import RunningServer
 from server import _convert as conv
 from server._generated.musicrec.v1 import recommender_pb2 as pb
-from server._wire import TrackBytes, similar_response_bytes
+from server._wire import TrackBytes, batch_response_bytes, similar_response_bytes
 
 
 def test_hand_assembled_response_parses_to_the_same_message(running: RunningServer) -> None:
@@ -42,3 +42,15 @@ def test_requests_from_the_wire_reach_the_neighbour_table(running: RunningServer
     filtered = conv.similar_query_from_pb(pb.SimilarTracksRequest(seeds=[pb.Seed(track_id=rec.ids[0])],
                                                                   filter=pb.Filter(explicit=False)))
     assert search.plan(filtered, "").table_row is None
+
+
+def test_a_hand_assembled_batch_response_is_protobuf_s_own(running: RunningServer) -> None:
+    rec = running.holder.require()
+    cache = TrackBytes(rec.n)
+    features = dict(zip(rec.feature_names, rec.bundle.tracks.features[9].tolist(), strict=True))
+    results = rec.similar_batch([SimilarQuery(seeds=[Seed(track_id=rec.ids[i])], k=5) for i in range(0, 40, 4)]
+                                + [SimilarQuery(seeds=[Seed(features=features)], k=3)])
+    for took in (0.0, 1.25):
+        built = pb.BatchSimilarTracksResponse(
+            responses=[conv.similar_response(rec, r, features=False) for r in results], took_ms=took)
+        assert batch_response_bytes(cache, rec, results, took) == built.SerializeToString()
