@@ -32,8 +32,9 @@ from ._table import cosine_order
 if TYPE_CHECKING:
     from ._similar import SimilarQuery, SimilarResult, SimilarSearch, _Plan
 
-# Fewer queries than this sharing a source and a scoring are ranked one at a time: on the Spotify bundle
-# (benchmarks/similar_many.py) two together cost 1.1x and four 1.0x what one at a time does, eight 0.66x.
+# Fewer queries than this sharing a source and a genre weight are ranked one at a time: on the Spotify bundle
+# (benchmarks/similar_many.py, in-process) two together cost 1.04x what one at a time does, four 0.94-1.09x,
+# eight 0.75-0.80x, sixteen 0.66x.
 MIN_TOGETHER = 4
 
 
