@@ -57,6 +57,10 @@ class Recommender:
         """Independent queries answered together (engine/_similar_many.py): each its result or its error."""
         return self._similar.similar_many(queries, deadline=deadline)
 
+    def together(self, query: SimilarQuery) -> bool:
+        """Whether ``similar_many`` ranks ``query`` with others in one pass: cheap, bounded work."""
+        return self._similar.together(query)
+
     # -- playlists and moods -------------------------------------------------------------------
     def playlist(self, *, mood_id: int | None = None, mood_name: str | None = None,
                  seed_track_id: str | None = None, target: tuple[float, float] | None = None,

@@ -26,7 +26,7 @@ from ._loaded import Bundle
 from ._preprocess import l2_normalize
 from ._ranking import RowFilter, Scoring, Selector, Survivors, check_deadline
 from ._rerank import GenreAgreement
-from ._similar_many import similar_many
+from ._similar_many import similar_many, together
 from ._view import CatalogView
 
 MAX_K = 1000
@@ -162,6 +162,10 @@ class SimilarSearch:
         """Queries from different callers answered together (a server's concurrent calls): each gets its
         own result or error, as ``similar`` would give it."""
         return similar_many(self, queries, [""] * len(queries), deadline)
+
+    def together(self, query: SimilarQuery) -> bool:
+        """Whether ``similar_many`` ranks ``query`` together with others (engine/_similar_many.py)."""
+        return together(self, query)
 
     def rank(self, plan: _Plan, t0: float, deadline: float | None) -> SimilarResult:
         q = plan.query

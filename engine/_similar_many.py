@@ -65,7 +65,7 @@ def similar_many(search: SimilarSearch, queries: Sequence[SimilarQuery], where: 
         if out[i] is None:
             try:
                 out[i] = search.rank(plan, t0, deadline)
-            except Exception as exc:
+            except Exception as exc:  # the query's own error, returned to its caller
                 out[i] = exc
     return out  # type: ignore[return-value]
 
@@ -83,7 +83,7 @@ def _plans(search: SimilarSearch, queries: Sequence[SimilarQuery], where: Sequen
             try:
                 search.check_options(q, where[i])
                 raws.append(view.validated_row(q.seeds[0].features, f"{where[i]}seeds[0].features"))
-            except Exception as exc:
+            except Exception as exc:  # the query's own error, returned to its caller
                 out[i] = exc
                 continue
             single.append(i)
@@ -101,9 +101,25 @@ def _plans(search: SimilarSearch, queries: Sequence[SimilarQuery], where: Sequen
             continue
         try:
             plans[i] = search.plan(q, where[i], computed.get(i))
-        except Exception as exc:
+        except Exception as exc:  # the query's own error, returned to its caller
             out[i] = exc
     return plans
+
+
+def together(search: SimilarSearch, q: SimilarQuery) -> bool:
+    """Whether ``q`` is a query this module ranks together with others, from the query alone (no validation):
+    one feature or vector seed, no filter, targets or diversity, a page within block 1, a source that
+    searches many vectors at once. Such a query costs about the same whatever its values, so a server can
+    hold it for a batch without holding it behind a slow one."""
+    f = q.filter
+    seed = q.seeds[0] if len(q.seeds) == 1 else None
+    return (seed is not None and seed.track_id is None and (seed.features is None) != (seed.vector is None)
+            and not q.negative_seeds and not q.targets and q.diversity == 0 and q.k > 0
+            and q.offset >= 0 and q.offset + q.k <= search.block
+            and not (f.include_genres or f.exclude_genres or f.explicit is not None or f.ranges
+                     or f.exclude_track_ids or f.mood_ids)
+            and hasattr(search.new_track_source, "nearest_batch")
+            and not getattr(search.new_track_source, "pushes_filters", False))
 
 
 def _batchable(search: SimilarSearch, plan: _Plan) -> bool:

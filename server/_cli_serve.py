@@ -25,7 +25,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--port", type=int, default=50051)
     p.add_argument("--max-concurrent", type=int, default=64,
                    help="RPCs accepted at once (running or queued); more get RESOURCE_EXHAUSTED (default 64)")
-    p.add_argument("--workers", type=int, default=4, help="handler threads (default 4; see benchmarks/RESULTS.md)")
+    p.add_argument("--workers", type=int, default=4,
+                   help="handler threads (default 4; 16 serves mostly new-track traffic better: more such calls "
+                        "wait and are ranked together; see benchmarks/RESULTS.md)")
     p.add_argument("--processes", type=int, default=1, metavar="N",
                    help="N server processes on one port (SO_REUSEPORT), each with --workers threads, sharing a flat "
                         "index's pages; a supervisor forwards signals and restarts a process that dies (default 1)")

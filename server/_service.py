@@ -31,6 +31,7 @@ from engine.audio import AudioNotSupported
 
 from . import _audio
 from . import _convert as conv
+from ._combine import Combiner
 from ._generated.musicrec.v1 import recommender_pb2 as pb
 from ._generated.musicrec.v1 import recommender_pb2_grpc as pb_grpc
 from ._holder import BundleHolder, NoBundle, ReloadPolicy, ReloadRefused
@@ -134,6 +135,7 @@ class RecommenderServicer(pb_grpc.RecommenderServicer):
         self._wire: weakref.WeakKeyDictionary[Recommender, TrackBytes] = weakref.WeakKeyDictionary()
         # the live bundle's entry, read without the dictionary's per-lookup weak reference
         self._last_wire: tuple[weakref.ref[Recommender], TrackBytes] | None = None
+        self._combiner = Combiner()
 
     def _track_bytes(self, rec: Recommender) -> TrackBytes:
         last = self._last_wire
@@ -151,7 +153,11 @@ class RecommenderServicer(pb_grpc.RecommenderServicer):
         rec = self.holder.require()
         clips = _audio.clips_of(request)
         audio = _audio.audio_seeds(rec, self.audio, clips, _deadline(context)) if clips else None
-        result = rec.similar(conv.similar_query_from_pb(request, audio), deadline=_deadline(context))
+        query = conv.similar_query_from_pb(request, audio)
+        if rec.together(query):  # a new track's query: ranked with the others waiting (server/_combine.py)
+            result = self._combiner.similar(rec, query, _deadline(context))
+        else:
+            result = rec.similar(query, deadline=_deadline(context))
         if request.include_features:
             return conv.similar_response(rec, result, features=True)
         return similar_response_bytes(self._track_bytes(rec), rec, result)
