@@ -135,7 +135,7 @@ class RecommenderServicer(pb_grpc.RecommenderServicer):
         self._wire: weakref.WeakKeyDictionary[Recommender, TrackBytes] = weakref.WeakKeyDictionary()
         # the live bundle's entry, read without the dictionary's per-lookup weak reference
         self._last_wire: tuple[weakref.ref[Recommender], TrackBytes] | None = None
-        self._combiner = Combiner()
+        self._combiner = Combiner(on_batch=self.metrics.new_track_batch.observe)
 
     def _track_bytes(self, rec: Recommender) -> TrackBytes:
         last = self._last_wire

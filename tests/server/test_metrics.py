@@ -238,6 +238,24 @@ def test_audio_metrics_are_exported_for_the_audio_path(metered: RunningServer) -
     assert s.value("musicrec_audio_queue_depth") == 1
 
 
+def test_new_track_batches_are_counted(metered: RunningServer) -> None:
+    rec = metered.holder.require()
+    values = dict(zip(rec.feature_names, rec.bundle.tracks.features[4].tolist(), strict=True))
+    before = Scrape(metered.metrics_port or 0)
+    count = before.value("musicrec_new_track_batch_queries_count", 0.0)
+    total = before.value("musicrec_new_track_batch_queries_sum", 0.0)
+    with grpc.insecure_channel(f"127.0.0.1:{metered.port}") as ch:
+        stub = pb_grpc.RecommenderStub(ch)
+        for _ in range(3):  # one after another: batches of one
+            stub.SimilarTracks(pb.SimilarTracksRequest(seeds=[pb.Seed(features=pb.FeatureValues(values=values))]),
+                               timeout=T)
+        stub.SimilarTracks(pb.SimilarTracksRequest(seeds=[pb.Seed(track_id=rec.ids[4])]), timeout=T)  # not one
+    s = Scrape(metered.metrics_port or 0)
+    assert s.types["musicrec_new_track_batch_queries"] == "histogram"
+    assert s.value("musicrec_new_track_batch_queries_count") == count + 3
+    assert s.value("musicrec_new_track_batch_queries_sum") == total + 3
+
+
 def test_metrics_are_off_by_default(bundle_dir: Path) -> None:
     srv = create_server(bundle_dir, "127.0.0.1:0")
     try:
