@@ -58,6 +58,12 @@ class TrackFilter:
     exclude_track_ids: Sequence[str] = ()
     mood_ids: Sequence[int] = ()
 
+    @property
+    def empty(self) -> bool:
+        """Nothing to filter on: only the seeds' own songs are kept out."""
+        return not (self.include_genres or self.exclude_genres or self.explicit is not None or self.ranges
+                    or self.exclude_track_ids or self.mood_ids)
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class SimilarQuery:
@@ -294,8 +300,7 @@ class SimilarSearch:
 
     def _row_filter(self, q: SimilarQuery, where: str, seed_rows: np.ndarray) -> RowFilter:
         view, f = self.view, q.filter
-        if not (f.include_genres or f.exclude_genres or f.explicit is not None or f.ranges or f.exclude_track_ids
-                or f.mood_ids):  # nothing to validate: only the seeds are kept out (as below, without the walk)
+        if f.empty:  # nothing to validate: only the seeds are kept out (as below, without the walk)
             return RowFilter(exclude_rows=seed_rows, exclude_songs=_songs_of(view.song, seed_rows),
                              include_codes=_NO_ROWS, exclude_codes=_NO_ROWS, genre_matrix=view.genre_matrix)
         row_of = view.bundle.row_of

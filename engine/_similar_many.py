@@ -50,10 +50,10 @@ def similar_many(search: SimilarSearch, queries: Sequence[SimilarQuery], where: 
         for error in out:
             if error is not None:
                 raise error
-    batched: dict[tuple[int, float, bool], list[int]] = {}
+    batched: dict[tuple[float, bool], list[int]] = {}
     for i, plan in plans.items():
-        if _batchable(search, plan):  # no targets: the genre weight is the whole scoring
-            key = (id(plan.source), plan.scoring.genre_weight, bool(plan.seed_inputs) and plan.scoring.genre_weight > 0)
+        if together(search, plan.query):  # the new-track source; no targets: the genre weight is the whole scoring
+            key = (plan.scoring.genre_weight, bool(plan.seed_inputs) and plan.scoring.genre_weight > 0)
             batched.setdefault(key, []).append(i)
     for members in batched.values():
         if len(members) < MIN_TOGETHER:
@@ -111,28 +111,17 @@ def together(search: SimilarSearch, q: SimilarQuery) -> bool:
     one feature or vector seed, no filter, targets or diversity, a page within block 1, a source that
     searches many vectors at once. Such a query costs about the same whatever its values, so a server can
     hold it for a batch without holding it behind a slow one."""
-    f = q.filter
     seed = q.seeds[0] if len(q.seeds) == 1 else None
     return (seed is not None and seed.track_id is None and (seed.features is None) != (seed.vector is None)
             and not q.negative_seeds and not q.targets and q.diversity == 0 and q.k > 0
-            and q.offset >= 0 and q.offset + q.k <= search.block
-            and not (f.include_genres or f.exclude_genres or f.explicit is not None or f.ranges
-                     or f.exclude_track_ids or f.mood_ids)
+            and q.offset >= 0 and q.offset + q.k <= search.block and q.filter.empty
             and hasattr(search.new_track_source, "nearest_batch")
             and not getattr(search.new_track_source, "pushes_filters", False))
 
 
-def _batchable(search: SimilarSearch, plan: _Plan) -> bool:
-    q = plan.query
-    return (plan.table_row is None and not plan.seed_rows and len(plan.row_filter.exclude_rows) == 0
-            and not plan.row_filter.user_filtered and not plan.scoring.targets and q.diversity == 0
-            and q.offset + q.k <= search.block and len(plan.seed_inputs) <= 1
-            and hasattr(plan.source, "nearest_batch") and not getattr(plan.source, "pushes_filters", False))
-
-
 def _rank_together(search: SimilarSearch, plans: list[_Plan], t0: float) -> list[SimilarResult | None]:
     """Block 1 of each plan's ranking from one search, then its page; None where the first fetch does not
-    settle the page (the caller ranks it one at a time). Every plan shares a source and a genre weight."""
+    settle the page (the caller ranks it one at a time). Every plan is ``together`` and shares a genre weight."""
     view, block = search.view, search.block
     fetch = block + SLACK  # Survivors' first fetch for a query with nothing excluded
     if fetch >= view.n:
