@@ -1,0 +1,217 @@
+"""Bagged (consensus) HDBSCAN moods: how much steadier than the build's one fit, and what still moves.
+
+Not the build's method: a measurement for issue 17's stability goal (ARI >= 0.8 over all tracks between a
+fit on the whole catalog and one on a random 90%). The build's mood stage (engine/_moods.py) blurs the
+mood space and fits HDBSCAN once; here, after the same blur, HDBSCAN is fitted ``--bags`` times on
+random ``--bag-share`` subsets of the blurred points, every track takes each fit's label (a vote of the
+fit's 10 nearest core tracks, in the blurred space), tracks with the same labels in every fit form
+atoms, and average linkage over the atoms' co-association (the share of fits that put two atoms
+together) cut at ``--cut`` gives the moods; groups under ``--min-cluster-fraction`` of the tracks are
+dropped. A track is core when it is in a mood and HDBSCAN called it core in at least half the fits that
+saw it; every track is then assigned as the build assigns (a vote of its 10 nearest core tracks at
+their own coordinates), so the 10% left out of a subsample fit are assigned as new tracks would be.
+
+Three comparisons, each an adjusted Rand index over all tracks:
+
+- ``subsample``: the whole catalog against a random 90% (its own blur), per ``--draws``;
+- ``same_blur``: the same, but the 90% fit clusters the whole catalog's blurred points of its tracks
+  (what the blur of a changed catalog costs);
+- ``bag_seeds``: the whole catalog twice with different bag seeds (what bagging's own noise costs).
+
+``--smoother shift`` replaces the build's blurring mean shift (the catalog's points move, pass after pass)
+by a non-blurring one (each point climbs toward the k-nearest-neighbour means of the fixed catalog).
+
+Usage::
+
+    .venv/bin/python benchmarks/mood_consensus.py ../shared/data/spotify_tracks.csv --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from engine import BuildConfig, MoodConfig, Preprocessor, read_catalog  # noqa: E402
+from engine._moodgeometry import blur, query  # noqa: E402
+from engine._moods import CLUMP_MULTIPLE, SMOOTHING_CAP, VOTE_NEIGHBOURS, mood_space  # noqa: E402
+
+
+def vote(points: np.ndarray, labels: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """Label of each row of ``at``: the majority of its nearest labelled ``points``."""
+    from scipy.spatial import cKDTree
+
+    k = min(VOTE_NEIGHBOURS, len(points))
+    _, nearest = query(cKDTree(points.astype(np.float64)), at, k)
+    votes = labels[nearest]
+    counts = np.zeros((len(at), int(labels.max()) + 1), dtype=np.int32)
+    np.add.at(counts, (np.repeat(np.arange(len(at)), k), votes.ravel()), 1)
+    return counts.argmax(axis=1)
+
+
+def shift(points: np.ndarray, neighbours: int, iterations: int, chunk: int = 8_192) -> np.ndarray:
+    """Non-blurring mean shift with a k-nearest-neighbour kernel: each point moves, ``iterations`` times,
+    to the mean of its ``neighbours`` nearest points *of the catalog* (which stays put), where the
+    build's blur moves the catalog itself."""
+    from scipy.spatial import cKDTree
+
+    catalog = np.asarray(points, dtype=np.float64)
+    tree = cKDTree(catalog)
+    k = min(neighbours, len(catalog))
+    y = catalog.copy()
+    for _ in range(iterations):
+        out = np.empty_like(y)
+        for start in range(0, len(y), chunk):
+            _, nearest = tree.query(y[start:start + chunk], k=k, workers=2)
+            acc = np.zeros((len(nearest), y.shape[1]))
+            for j in range(k):
+                acc += catalog[nearest[:, j]]
+            out[start:start + chunk] = acc / k
+        y = out
+    return y.astype(np.float32)
+
+
+def consensus(points: np.ndarray, config: MoodConfig, args: argparse.Namespace, seed: int,
+              blurred: np.ndarray | None = None) -> dict[str, Any]:
+    """Moods of ``points`` (mood-space coordinates) by consensus of bagged HDBSCAN fits."""
+    import hdbscan
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import squareform
+
+    m = len(points)
+    t0 = time.perf_counter()
+    k = min(config.smoothing_neighbours, max(1, int(m * SMOOTHING_CAP)))
+    if blurred is not None:
+        smooth = blurred
+    elif args.smoother == "shift":
+        smooth = shift(points, k, args.iterations or config.smoothing_iterations)
+    else:
+        smooth = blur(points, k, args.iterations or config.smoothing_iterations)
+    t1 = time.perf_counter()
+    labels = np.empty((m, args.bags), dtype=np.int32)
+    core = np.zeros((m, args.bags), dtype=bool)
+    seen = np.zeros((m, args.bags), dtype=bool)
+    for b in range(args.bags):
+        idx = np.sort(np.random.default_rng([seed, b]).choice(m, size=int(args.bag_share * m), replace=False))
+        size = max(config.min_cluster_size, math.ceil(args.min_cluster_fraction * len(idx)), CLUMP_MULTIPLE * k)
+        fit = hdbscan.HDBSCAN(min_cluster_size=size, min_samples=config.min_samples, cluster_selection_method="leaf",
+                              core_dist_n_jobs=2).fit(smooth[idx]).labels_
+        labelled = fit >= 0
+        labels[:, b] = vote(smooth[idx][labelled], fit[labelled], smooth)
+        core[idx[labelled], b] = True
+        seen[idx, b] = True
+    t2 = time.perf_counter()
+    atoms, inverse, counts = np.unique(labels, axis=0, return_inverse=True, return_counts=True)
+    inverse = inverse.ravel()
+    kept = np.flatnonzero(counts >= args.min_atom)
+    together = np.zeros((len(kept), len(kept)), dtype=np.float32)
+    for b in range(args.bags):
+        column = atoms[kept, b]
+        together += column[:, None] == column[None, :]
+    distance = 1.0 - together / args.bags
+    np.fill_diagonal(distance, 0.0)
+    groups = fcluster(linkage(squareform(distance, checks=False), method="average"), t=args.cut,
+                      criterion="distance") - 1
+    atom_group = np.full(len(atoms), -1)
+    atom_group[kept] = groups
+    group = atom_group[inverse]
+    sizes = np.bincount(group[group >= 0])
+    moods = np.flatnonzero(sizes >= max(CLUMP_MULTIPLE * k, args.min_cluster_fraction * m))
+    renumber = np.full(len(sizes), -1)
+    renumber[moods] = np.arange(len(moods))
+    group = np.where(group >= 0, renumber[np.maximum(group, 0)], -1)
+    is_core = (group >= 0) & (core.sum(axis=1) >= 0.5 * np.maximum(seen.sum(axis=1), 1))
+    final = vote(points[is_core], group[is_core], points)
+    final[is_core] = group[is_core]
+    return {
+        "labels": final, "is_core": is_core, "exemplars": points[is_core], "exemplar_labels": group[is_core],
+        "blurred": smooth,
+        "facts": {"moods": len(moods), "core_share": round(float(is_core.mean()), 4),
+                  "largest_share": round(float(np.bincount(final).max() / m), 4),
+                  "moods_per_bag": [int(labels[:, b].max()) + 1 for b in range(args.bags)],
+                  "atoms": len(atoms), "atoms_clustered": len(kept),
+                  "blur_seconds": round(t1 - t0, 1), "bags_seconds": round(t2 - t1, 1),
+                  "consensus_seconds": round(time.perf_counter() - t2, 1)},
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from sklearn.metrics import adjusted_rand_score
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("csv", type=Path)
+    parser.add_argument("--bags", type=int, default=10)
+    parser.add_argument("--bag-share", type=float, default=0.5)
+    parser.add_argument("--cut", type=float, default=0.6, help="average-linkage cut on 1 - co-association")
+    parser.add_argument("--min-atom", type=int, default=5, help="atoms smaller than this are assigned, not clustered")
+    parser.add_argument("--min-cluster-fraction", type=float, default=0.02)
+    parser.add_argument("--smoother", choices=("blur", "shift"), default="blur",
+                        help="the build's blurring mean shift, or a non-blurring one (the catalog stays put)")
+    parser.add_argument("--iterations", type=int, default=0, help="smoothing passes (0: the build's)")
+    parser.add_argument("--draws", type=int, default=2, help="90%% subsamples, each with its own blur")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+
+    schema = BuildConfig().schema
+    catalog = read_catalog(args.csv, schema)
+    raw = catalog.features
+    prep = Preprocessor(feature_names=list(catalog.feature_names), transforms=schema.transforms).fit(raw)
+    config = MoodConfig()
+    space = mood_space(prep.transformed_names, config.weights)
+    points = np.ascontiguousarray(space.project(prep.standardize(raw)), dtype=np.float32)
+    n = len(points)
+    print(f"{args.csv}: {n:,} tracks; mood space {', '.join(space.names)}", flush=True)
+
+    full = consensus(points, config, args, seed=0)
+    print("whole catalog:", full["facts"], flush=True)
+    out: dict[str, Any] = {"whole": full["facts"], "subsample": [], "same_blur": None, "bag_seeds": None}
+
+    def against_full(fit: dict[str, Any], sub: np.ndarray) -> dict[str, Any]:
+        labels = vote(fit["exemplars"], fit["exemplar_labels"], points)  # the 10% as new tracks
+        labels[sub[fit["is_core"]]] = fit["exemplar_labels"]
+        both = full["is_core"][sub] & fit["is_core"]
+        return {**fit["facts"], "ari_all_tracks": round(float(adjusted_rand_score(full["labels"], labels)), 4),
+                "ari_core_in_both": round(float(adjusted_rand_score(full["labels"][sub][both],
+                                                                    fit["labels"][both])), 4),
+                "core_in_both_share": round(float(both.mean()), 4)}
+
+    for draw in range(1, args.draws + 1):
+        sub = np.sort(np.random.default_rng(draw).choice(n, size=round(0.9 * n), replace=False))
+        row = against_full(consensus(points[sub], config, args, seed=0), sub)
+        out["subsample"].append(row)
+        print(f"90% draw {draw} (own blur):", row, flush=True)
+        if draw == 1:
+            row = against_full(consensus(points[sub], config, args, seed=0, blurred=full["blurred"][sub]), sub)
+            out["same_blur"] = row
+            print(f"90% draw {draw}, the whole catalog's blurred points:", row, flush=True)
+    again = consensus(points, config, args, seed=1, blurred=full["blurred"])
+    out["bag_seeds"] = {**again["facts"],
+                        "ari_all_tracks": round(float(adjusted_rand_score(full["labels"], again["labels"])), 4)}
+    print("whole catalog, bag seed 1:", out["bag_seeds"], flush=True)
+    out.update({
+        "command": "python benchmarks/mood_consensus.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
+        "date": time.strftime("%Y-%m-%d", time.gmtime()), "tracks": n,
+        "settings": {k: v for k, v in vars(args).items() if k not in ("csv", "json")},
+    })
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
