@@ -93,7 +93,7 @@ def consensus(points: np.ndarray, config: MoodConfig, args: argparse.Namespace, 
 
     m = len(points)
     t0 = time.perf_counter()
-    k = min(config.smoothing_neighbours, max(1, int(m * SMOOTHING_CAP)))
+    k = min(args.neighbours or config.smoothing_neighbours, max(1, int(m * SMOOTHING_CAP)))
     if blurred is not None:
         smooth = blurred
     elif args.smoother == "shift":
@@ -160,6 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--min-cluster-fraction", type=float, default=0.02)
     parser.add_argument("--smoother", choices=("blur", "shift"), default="blur",
                         help="the build's blurring mean shift, or a non-blurring one (the catalog stays put)")
+    parser.add_argument("--neighbours", type=int, default=0, help="smoothing neighbours k (0: the build's)")
     parser.add_argument("--iterations", type=int, default=0, help="smoothing passes (0: the build's)")
     parser.add_argument("--draws", type=int, default=2, help="90%% subsamples, each with its own blur")
     parser.add_argument("--json", type=Path)
