@@ -163,6 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--neighbours", type=int, default=0, help="smoothing neighbours k (0: the build's)")
     parser.add_argument("--iterations", type=int, default=0, help="smoothing passes (0: the build's)")
     parser.add_argument("--draws", type=int, default=2, help="90%% subsamples, each with its own blur")
+    parser.add_argument("--first-draw", type=int, default=1, help="the first subsample's draw (its random seed)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
 
@@ -189,12 +190,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                                     fit["labels"][both])), 4),
                 "core_in_both_share": round(float(both.mean()), 4)}
 
-    for draw in range(1, args.draws + 1):
+    for draw in range(args.first_draw, args.first_draw + args.draws):
         sub = np.sort(np.random.default_rng(draw).choice(n, size=round(0.9 * n), replace=False))
         row = against_full(consensus(points[sub], config, args, seed=0), sub)
         out["subsample"].append(row)
         print(f"90% draw {draw} (own blur):", row, flush=True)
-        if draw == 1:
+        if draw == args.first_draw:
             row = against_full(consensus(points[sub], config, args, seed=0, blurred=full["blurred"][sub]), sub)
             out["same_blur"] = row
             print(f"90% draw {draw}, the whole catalog's blurred points:", row, flush=True)
