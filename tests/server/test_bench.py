@@ -25,8 +25,16 @@ def test_modes_measure_the_floor_and_each_phase(running: RunningServer, load: Lo
                                                                                        load.requests)
     rpcs = report["rpcs"]
     assert set(rpcs) == {"health", "similar", "classify", "playlist", mix}
+
+    def backlog(name: str) -> int:  # open loop only: sends the client skipped, having `concurrency` in flight
+        return rpcs[name]["errors"].get("CLIENT_BACKLOG", 0)
+
     for name, s in rpcs.items():
-        assert s["requests"] > 0 and not s["errors"], (name, s)
+        # the server answered every call it got; whether the client kept up with the schedule depends on the
+        # machine (a busy CI worker falls behind 200 req/s now and then), so it is counted, never an error here
+        server_errors = {code: n for code, n in s["errors"].items() if code != "CLIENT_BACKLOG"}
+        assert s["requests"] > 0 and not server_errors, (name, s)
+        assert load.rate or not backlog(name), (name, s)
         percentiles = [s["p50_us"], s["p90_us"], s["p99_us"], s["max_us"]]
         assert percentiles == sorted(percentiles)
         if name != "health":
@@ -34,7 +42,9 @@ def test_modes_measure_the_floor_and_each_phase(running: RunningServer, load: Lo
     # "similar" pools its own phase and its share of the mix; the mix's RPCs add up to the mix
     by_rpc = sum(rpcs[r]["requests"] for r in ("similar", "classify", "playlist"))
     assert by_rpc - rpcs[mix]["requests"] > 0
-    sent = {"health": rpcs["health"]["requests"], mix: rpcs[mix]["requests"], "similar+mix": by_rpc}
+    # what the schedule sent: the answered calls and, in open loop, the ones the client had to skip
+    sent = {"health": rpcs["health"]["requests"] + backlog("health"), mix: rpcs[mix]["requests"] + backlog(mix),
+            "similar+mix": by_rpc + sum(backlog(r) for r in ("similar", "classify", "playlist"))}
     if load.requests:  # exactly the number asked for, per phase
         assert sent == {"health": load.requests, mix: load.requests, "similar+mix": 2 * load.requests}
     elif load.rate and load.duration:  # open loop: one request per 1/rate s of the window, however fast the server
