@@ -7,6 +7,7 @@ Build a bundle from a catalog CSV, load it back verified, and use its parts::
     bundle = load_bundle("bundles/v1")
 """
 
+from . import _openmp  # noqa: F401  (first: sets OpenMP's wait policy before XGBoost or FAISS loads it)
 from ._build import build_bundle
 from ._bundle import FORMAT_VERSION, publish, read_verified_manifest
 from ._candidates import CandidateSource, IndexSource, use_one_search_thread
