@@ -49,6 +49,8 @@ from engine import BuildConfig, MoodConfig, Preprocessor, read_catalog  # noqa: 
 from engine._moodgeometry import blur, query  # noqa: E402
 from engine._moods import CLUMP_MULTIPLE, SMOOTHING_CAP, VOTE_NEIGHBOURS, mood_space  # noqa: E402
 
+CACHE = Path(os.environ.get("MUSICREC_BENCH_CACHE", "/tmp/musicrec-catalogs"))  # smoothed points, by digest
+
 
 def vote(points: np.ndarray, labels: np.ndarray, at: np.ndarray) -> np.ndarray:
     """Label of each row of ``at``: the majority of its nearest labelled ``points``."""
@@ -84,6 +86,44 @@ def shift(points: np.ndarray, neighbours: int, iterations: int, chunk: int = 8_1
     return y.astype(np.float32)
 
 
+def smoothed(points: np.ndarray, smoother: str, k: int, iterations: int) -> np.ndarray:
+    """``shift`` or the build's ``blur`` of ``points``; both are deterministic, so a result is kept in
+    CACHE under a digest of the points and the settings (the k-400 shift of the whole catalog: minutes)."""
+    import hashlib
+
+    key = hashlib.sha256(np.ascontiguousarray(points, dtype=np.float32).tobytes()).hexdigest()[:16]
+    path = CACHE / f"smoothed-{smoother}-k{k}-i{iterations}-{key}.npy"
+    if path.is_file():
+        return np.load(path)
+    out = shift(points, k, iterations) if smoother == "shift" else blur(points, k, iterations)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    np.save(path, out)
+    return out
+
+
+def lifetime_cut(tree: np.ndarray, sizes: np.ndarray, floor: float) -> tuple[float, float]:
+    """Where to cut the consensus dendrogram by the lifetime criterion (Fred & Jain's evidence
+    accumulation): in the middle of the widest gap between consecutive merge heights, among the cuts
+    that leave 5 to 60 groups of at least ``floor`` tracks (``sizes``: tracks per leaf). A cut held by a
+    wide gap does not move when the co-associations move a little; a fixed height can fall between two
+    merges that trade places from one catalog to the next."""
+    from scipy.cluster.hierarchy import fcluster
+
+    heights = np.sort(tree[:, 2])
+    best: tuple[float, float] | None = None
+    for i in range(len(heights) - 1):
+        gap = float(heights[i + 1] - heights[i])
+        if gap <= 0 or (best is not None and gap <= best[1]):
+            continue
+        t = float(heights[i] + heights[i + 1]) / 2
+        groups = fcluster(tree, t=t, criterion="distance") - 1
+        if 5 <= int((np.bincount(groups, weights=sizes) >= floor).sum()) <= 60:
+            best = (t, gap)
+    if best is None:
+        raise SystemExit("no cut of the consensus dendrogram leaves 5 to 60 moods")
+    return best
+
+
 def consensus(points: np.ndarray, config: MoodConfig, args: argparse.Namespace, seed: int,
               blurred: np.ndarray | None = None) -> dict[str, Any]:
     """Moods of ``points`` (mood-space coordinates) by consensus of bagged HDBSCAN fits."""
@@ -96,10 +136,8 @@ def consensus(points: np.ndarray, config: MoodConfig, args: argparse.Namespace, 
     k = min(args.neighbours or config.smoothing_neighbours, max(1, int(m * SMOOTHING_CAP)))
     if blurred is not None:
         smooth = blurred
-    elif args.smoother == "shift":
-        smooth = shift(points, k, args.iterations or config.smoothing_iterations)
     else:
-        smooth = blur(points, k, args.iterations or config.smoothing_iterations)
+        smooth = smoothed(points, args.smoother, k, args.iterations or config.smoothing_iterations)
     t1 = time.perf_counter()
     labels = np.empty((m, args.bags), dtype=np.int32)
     core = np.zeros((m, args.bags), dtype=bool)
@@ -123,13 +161,15 @@ def consensus(points: np.ndarray, config: MoodConfig, args: argparse.Namespace, 
         together += column[:, None] == column[None, :]
     distance = 1.0 - together / args.bags
     np.fill_diagonal(distance, 0.0)
-    groups = fcluster(linkage(squareform(distance, checks=False), method="average"), t=args.cut,
-                      criterion="distance") - 1
+    tree = linkage(squareform(distance, checks=False), method="average")
+    floor = max(CLUMP_MULTIPLE * k, args.min_cluster_fraction * m)
+    cut, gap = (float(args.cut), None) if args.cut != "lifetime" else lifetime_cut(tree, counts[kept], floor)
+    groups = fcluster(tree, t=cut, criterion="distance") - 1
     atom_group = np.full(len(atoms), -1)
     atom_group[kept] = groups
     group = atom_group[inverse]
     sizes = np.bincount(group[group >= 0])
-    moods = np.flatnonzero(sizes >= max(CLUMP_MULTIPLE * k, args.min_cluster_fraction * m))
+    moods = np.flatnonzero(sizes >= floor)
     renumber = np.full(len(sizes), -1)
     renumber[moods] = np.arange(len(moods))
     group = np.where(group >= 0, renumber[np.maximum(group, 0)], -1)
@@ -142,7 +182,8 @@ def consensus(points: np.ndarray, config: MoodConfig, args: argparse.Namespace, 
         "facts": {"moods": len(moods), "core_share": round(float(is_core.mean()), 4),
                   "largest_share": round(float(np.bincount(final).max() / m), 4),
                   "moods_per_bag": [int(labels[:, b].max()) + 1 for b in range(args.bags)],
-                  "atoms": len(atoms), "atoms_clustered": len(kept),
+                  "atoms": len(atoms), "atoms_clustered": len(kept), "cut": round(cut, 4),
+                  **({"cut_gap": round(gap, 4)} if gap is not None else {}),
                   "blur_seconds": round(t1 - t0, 1), "bags_seconds": round(t2 - t1, 1),
                   "consensus_seconds": round(time.perf_counter() - t2, 1)},
     }
@@ -155,7 +196,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("csv", type=Path)
     parser.add_argument("--bags", type=int, default=10)
     parser.add_argument("--bag-share", type=float, default=0.5)
-    parser.add_argument("--cut", type=float, default=0.6, help="average-linkage cut on 1 - co-association")
+    parser.add_argument("--cut", default="0.6", help="average-linkage cut on 1 - co-association, or 'lifetime': "
+                        "the middle of the dendrogram's widest gap that leaves 5 to 60 moods")
     parser.add_argument("--min-atom", type=int, default=5, help="atoms smaller than this are assigned, not clustered")
     parser.add_argument("--min-cluster-fraction", type=float, default=0.02)
     parser.add_argument("--smoother", choices=("blur", "shift"), default="blur",
