@@ -101,6 +101,32 @@ def smoothed(points: np.ndarray, smoother: str, k: int, iterations: int) -> np.n
     return out
 
 
+def track_average_groups(distance: np.ndarray, weights: np.ndarray, cut: float) -> np.ndarray:
+    """Average linkage over *tracks* rather than atoms: two groups' distance is the mean of ``distance``
+    over every pair of their tracks (an atom of ``weights[a]`` tracks weighs that much), merged closest
+    first while it is at most ``cut``. Returns a group per atom (0..). With atoms as the units
+    (scipy's average linkage), an atom of 5 tracks sways a merge as much as one of 10,000."""
+    n = len(weights)
+    total = distance * np.outer(weights, weights)  # sum of pair distances between two groups
+    size = weights.copy()
+    alive = np.ones(n, dtype=bool)
+    owner = np.arange(n)
+    while alive.sum() > 1:
+        idx = np.flatnonzero(alive)
+        mean = total[np.ix_(idx, idx)] / np.outer(size[idx], size[idx])
+        np.fill_diagonal(mean, np.inf)
+        flat = int(np.argmin(mean))
+        i, j = idx[flat // len(idx)], idx[flat % len(idx)]
+        if mean.flat[flat] > cut:
+            break
+        total[i, :] += total[j, :]
+        total[:, i] += total[:, j]
+        size[i] += size[j]
+        alive[j] = False
+        owner[owner == j] = i
+    return np.unique(owner, return_inverse=True)[1].ravel()
+
+
 def lifetime_cut(tree: np.ndarray, sizes: np.ndarray, floor: float) -> tuple[float, float]:
     """Where to cut the consensus dendrogram by the lifetime criterion (Fred & Jain's evidence
     accumulation): in the middle of the widest gap between consecutive merge heights, among the cuts
@@ -161,10 +187,16 @@ def consensus(points: np.ndarray, config: MoodConfig, args: argparse.Namespace, 
         together += column[:, None] == column[None, :]
     distance = 1.0 - together / args.bags
     np.fill_diagonal(distance, 0.0)
-    tree = linkage(squareform(distance, checks=False), method="average")
     floor = max(CLUMP_MULTIPLE * k, args.min_cluster_fraction * m)
-    cut, gap = (float(args.cut), None) if args.cut != "lifetime" else lifetime_cut(tree, counts[kept], floor)
-    groups = fcluster(tree, t=cut, criterion="distance") - 1
+    if args.linkage == "tracks":
+        if args.cut == "lifetime":
+            raise SystemExit("--linkage tracks cuts at a fixed height only")
+        cut, gap = float(args.cut), None
+        groups = track_average_groups(distance, counts[kept].astype(np.float64), cut)
+    else:
+        tree = linkage(squareform(distance, checks=False), method="average")
+        cut, gap = (float(args.cut), None) if args.cut != "lifetime" else lifetime_cut(tree, counts[kept], floor)
+        groups = fcluster(tree, t=cut, criterion="distance") - 1
     atom_group = np.full(len(atoms), -1)
     atom_group[kept] = groups
     group = atom_group[inverse]
@@ -198,6 +230,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--bag-share", type=float, default=0.5)
     parser.add_argument("--cut", default="0.6", help="average-linkage cut on 1 - co-association, or 'lifetime': "
                         "the middle of the dendrogram's widest gap that leaves 5 to 60 moods")
+    parser.add_argument("--linkage", choices=("atoms", "tracks"), default="atoms",
+                        help="average linkage with atoms as the units (scipy) or weighted by their tracks")
     parser.add_argument("--min-atom", type=int, default=5, help="atoms smaller than this are assigned, not clustered")
     parser.add_argument("--min-cluster-fraction", type=float, default=0.02)
     parser.add_argument("--smoother", choices=("blur", "shift"), default="blur",
