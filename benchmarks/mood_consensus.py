@@ -189,8 +189,6 @@ def consensus(points: np.ndarray, config: MoodConfig, args: argparse.Namespace, 
     np.fill_diagonal(distance, 0.0)
     floor = max(CLUMP_MULTIPLE * k, args.min_cluster_fraction * m)
     if args.linkage == "tracks":
-        if args.cut == "lifetime":
-            raise SystemExit("--linkage tracks cuts at a fixed height only")
         cut, gap = float(args.cut), None
         groups = track_average_groups(distance, counts[kept].astype(np.float64), cut)
     else:
@@ -242,6 +240,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--first-draw", type=int, default=1, help="the first subsample's draw (its random seed)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
+    if args.linkage == "tracks" and args.cut == "lifetime":  # before minutes of smoothing, not after
+        parser.error("--linkage tracks cuts at a fixed height only: give --cut a number")
 
     schema = BuildConfig().schema
     catalog = read_catalog(args.csv, schema)
