@@ -79,7 +79,9 @@ class GenreClassifier:
         ``codes[indptr[i]:indptr[i+1]]``.
         """
         dtrain = self._pairs_matrix(x, indptr, codes)
-        evals = [(dtrain, "train")]
+        # only the early-stopping set is evaluated: the training set's log loss after every round cost
+        # 21% of the training time and nothing read it (benchmarks/train_eval_cost.py)
+        evals: list[tuple[xgb.DMatrix, str]] = []
         callbacks: list[xgb.callback.TrainingCallback] = [
             _ProgressCallback(Ticker(progress, "XGBoost", rounds, unit="rounds", upper_bound=eval_set is not None))]
         if eval_set is not None:
