@@ -64,6 +64,17 @@ def vote(points: np.ndarray, labels: np.ndarray, at: np.ndarray) -> np.ndarray:
     return counts.argmax(axis=1)
 
 
+def assign(how: str, exemplars: np.ndarray, labels: np.ndarray, centroids: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """Mood of each row of ``at`` outside the cores: the ``vote`` of its nearest core tracks (the build's rule),
+    or its nearest mood centroid (``centroid``: the mean of the mood's core tracks, so moods end at the
+    perpendicular bisectors between centroids rather than where the nearest cores change)."""
+    if how == "vote":
+        return vote(exemplars, labels, at)
+    d = (at.astype(np.float64) ** 2).sum(axis=1)[:, None] - 2 * at @ centroids.T.astype(np.float64) \
+        + (centroids.astype(np.float64) ** 2).sum(axis=1)[None, :]
+    return d.argmin(axis=1)
+
+
 def shift(points: np.ndarray, neighbours: int, iterations: int, chunk: int = 8_192) -> np.ndarray:
     """Non-blurring mean shift with a k-nearest-neighbour kernel: each point moves, ``iterations`` times,
     to the mean of its ``neighbours`` nearest points *of the catalog* (which stays put), where the
@@ -204,10 +215,13 @@ def consensus(points: np.ndarray, config: MoodConfig, args: argparse.Namespace, 
     renumber[moods] = np.arange(len(moods))
     group = np.where(group >= 0, renumber[np.maximum(group, 0)], -1)
     is_core = (group >= 0) & (core.sum(axis=1) >= 0.5 * np.maximum(seen.sum(axis=1), 1))
-    final = vote(points[is_core], group[is_core], points)
+    centroids = np.stack([points[is_core & (group == g)].mean(axis=0) for g in range(len(moods))]) \
+        if len(moods) else np.zeros((0, points.shape[1]), dtype=np.float32)
+    final = assign(args.assign, points[is_core], group[is_core], centroids, points)
     final[is_core] = group[is_core]
     return {
         "labels": final, "is_core": is_core, "exemplars": points[is_core], "exemplar_labels": group[is_core],
+        "centroids": centroids,
         "blurred": smooth,
         "facts": {"moods": len(moods), "core_share": round(float(is_core.mean()), 4),
                   "largest_share": round(float(np.bincount(final).max() / m), 4),
@@ -230,6 +244,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "the middle of the dendrogram's widest gap that leaves 5 to 60 moods")
     parser.add_argument("--linkage", choices=("atoms", "tracks"), default="atoms",
                         help="average linkage with atoms as the units (scipy) or weighted by their tracks")
+    parser.add_argument("--assign", choices=("vote", "centroid"), default="vote",
+                        help="tracks outside the cores: vote of the 10 nearest cores (the build's), or nearest centroid")
     parser.add_argument("--min-atom", type=int, default=5, help="atoms smaller than this are assigned, not clustered")
     parser.add_argument("--min-cluster-fraction", type=float, default=0.02)
     parser.add_argument("--smoother", choices=("blur", "shift"), default="blur",
@@ -258,7 +274,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out: dict[str, Any] = {"whole": full["facts"], "subsample": [], "same_blur": None, "bag_seeds": None}
 
     def against_full(fit: dict[str, Any], sub: np.ndarray) -> dict[str, Any]:
-        labels = vote(fit["exemplars"], fit["exemplar_labels"], points)  # the 10% as new tracks
+        labels = assign(args.assign, fit["exemplars"], fit["exemplar_labels"], fit["centroids"], points)  # the 10% too
         labels[sub[fit["is_core"]]] = fit["exemplar_labels"]
         both = full["is_core"][sub] & fit["is_core"]
         return {**fit["facts"], "ari_all_tracks": round(float(adjusted_rand_score(full["labels"], labels)), 4),
