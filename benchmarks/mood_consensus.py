@@ -20,6 +20,8 @@ Three comparisons, each an adjusted Rand index over all tracks:
 
 ``--smoother shift`` replaces the build's blurring mean shift (the catalog's points move, pass after pass)
 by a non-blurring one (each point climbs toward the k-nearest-neighbour means of the fixed catalog).
+``--assign centroid`` gives the tracks outside the cores (and the 10% a subsample left out) the nearest
+mood centroid (the mean of its core tracks) instead of the vote of their nearest cores.
 
 Usage::
 
