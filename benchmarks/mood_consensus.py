@@ -247,7 +247,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--linkage", choices=("atoms", "tracks"), default="atoms",
                         help="average linkage with atoms as the units (scipy) or weighted by their tracks")
     parser.add_argument("--assign", choices=("vote", "centroid"), default="vote",
-                        help="tracks outside the cores: vote of the 10 nearest cores (the build's), or nearest centroid")
+                        help="tracks outside the cores: the nearest cores' vote (the build's) or the nearest centroid")
     parser.add_argument("--min-atom", type=int, default=5, help="atoms smaller than this are assigned, not clustered")
     parser.add_argument("--min-cluster-fraction", type=float, default=0.02)
     parser.add_argument("--smoother", choices=("blur", "shift"), default="blur",
