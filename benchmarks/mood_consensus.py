@@ -18,6 +18,9 @@ Three comparisons, each an adjusted Rand index over all tracks:
   (what the blur of a changed catalog costs);
 - ``bag_seeds``: the whole catalog twice with different bag seeds (what bagging's own noise costs).
 
+Each subsample row also holds its ``contingency`` table: tracks of each whole-catalog mood (rows) by the
+mood the subsample's fit gives them (columns), so a split or a merge shows as such.
+
 ``--smoother shift`` replaces the build's blurring mean shift (the catalog's points move, pass after pass)
 by a non-blurring one (each point climbs toward the k-nearest-neighbour means of the fixed catalog).
 ``--assign centroid`` gives the tracks outside the cores (and the 10% a subsample left out) the nearest
@@ -64,6 +67,13 @@ def vote(points: np.ndarray, labels: np.ndarray, at: np.ndarray) -> np.ndarray:
     counts = np.zeros((len(at), int(labels.max()) + 1), dtype=np.int32)
     np.add.at(counts, (np.repeat(np.arange(len(at)), k), votes.ravel()), 1)
     return counts.argmax(axis=1)
+
+
+def contingency(rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """Tracks by (row label, column label): a (rows.max() + 1, columns.max() + 1) table of counts."""
+    table = np.zeros((int(rows.max()) + 1, int(columns.max()) + 1), dtype=np.int64)
+    np.add.at(table, (rows, columns), 1)
+    return table
 
 
 def assign(how: str, exemplars: np.ndarray, labels: np.ndarray, centroids: np.ndarray, at: np.ndarray) -> np.ndarray:
@@ -282,7 +292,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return {**fit["facts"], "ari_all_tracks": round(float(adjusted_rand_score(full["labels"], labels)), 4),
                 "ari_core_in_both": round(float(adjusted_rand_score(full["labels"][sub][both],
                                                                     fit["labels"][both])), 4),
-                "core_in_both_share": round(float(both.mean()), 4)}
+                "core_in_both_share": round(float(both.mean()), 4),
+                # tracks of each whole-catalog mood (row) by the mood this fit gives them (column): what moved
+                "contingency": contingency(full["labels"], labels).tolist()}
 
     for draw in range(args.first_draw, args.first_draw + args.draws):
         sub = np.sort(np.random.default_rng(draw).choice(n, size=round(0.9 * n), replace=False))
