@@ -69,13 +69,6 @@ def vote(points: np.ndarray, labels: np.ndarray, at: np.ndarray) -> np.ndarray:
     return counts.argmax(axis=1)
 
 
-def contingency(rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
-    """Tracks by (row label, column label): a (rows.max() + 1, columns.max() + 1) table of counts."""
-    table = np.zeros((int(rows.max()) + 1, int(columns.max()) + 1), dtype=np.int64)
-    np.add.at(table, (rows, columns), 1)
-    return table
-
-
 def assign(how: str, exemplars: np.ndarray, labels: np.ndarray, centroids: np.ndarray, at: np.ndarray) -> np.ndarray:
     """Mood of each row of ``at`` outside the cores: the ``vote`` of its nearest core tracks (the build's rule),
     or its nearest mood centroid (``centroid``: the mean of the mood's core tracks, so moods end at the
@@ -247,6 +240,7 @@ def consensus(points: np.ndarray, config: MoodConfig, args: argparse.Namespace, 
 
 def main(argv: Sequence[str] | None = None) -> int:
     from sklearn.metrics import adjusted_rand_score
+    from sklearn.metrics.cluster import contingency_matrix
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("csv", type=Path)
@@ -294,7 +288,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                                     fit["labels"][both])), 4),
                 "core_in_both_share": round(float(both.mean()), 4),
                 # tracks of each whole-catalog mood (row) by the mood this fit gives them (column): what moved
-                "contingency": contingency(full["labels"], labels).tolist()}
+                "contingency": contingency_matrix(full["labels"], labels).tolist()}
 
     for draw in range(args.first_draw, args.first_draw + args.draws):
         sub = np.sort(np.random.default_rng(draw).choice(n, size=round(0.9 * n), replace=False))
