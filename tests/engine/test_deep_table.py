@@ -19,7 +19,7 @@ from engine._table import NeighbourTable, first_fetch
 from engine._update import add_tracks
 from tests.conftest import FAST_CONFIG
 
-CONFIG = FAST_CONFIG.replace(genre=dataclasses.asdict(GenreConfig(max_rounds=8, early_stopping_rounds=3)))
+CONFIG = FAST_CONFIG.replace(genre=dataclasses.asdict(GenreConfig(max_rounds=8, early_stopping_rounds=3, tune=False)))
 LISTINGS = 120  # one song under this many ids: more than the first fetch's slack (64)
 
 
