@@ -79,6 +79,24 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
     return RealDataFirst(config, log)
 
 
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Under `pytest -n 2` the real-data chain (one worker, ~10 min) is the run's critical path and everything
+    else (the other worker) fits beside it, so a worker lowers its own CPU priority (and its servers' and
+    builds', which inherit it) before its first test outside the chain: on 2 shared cores the chain then
+    takes the cycles it can use and the rest fills the gaps (XGBoost's threads idle ~30% of a build).
+    Not outside xdist: one process runs everything in order there. MUSICREC_TEST_NICENESS=0 turns it off."""
+    global _yielding
+    if _yielding or is_real_data_file(item.nodeid) or not os.environ.get("PYTEST_XDIST_WORKER") or not hasattr(os, "nice"):
+        return
+    _yielding = True
+    os.nice(int(os.environ.get("MUSICREC_TEST_NICENESS", YIELD_NICENESS)))
+
+
+# 10: about a tenth of a core the chain also wants (Linux CFS weights 110 against 1,024), all of an idle one
+YIELD_NICENESS = 10
+_yielding = False
+
+
 @pytest.fixture(scope="session")
 def readme_run(tmp_path_factory: pytest.TempPathFactory) -> ReadmeRun:
     """The README followed in a scratch copy (tests/_readme.py): its blocks run in order, each once, as far
