@@ -83,7 +83,8 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     """Under `pytest -n 2` the real-data chain (one worker, ~10 min) is the run's critical path and everything
     else (the other worker) fits beside it, so a worker lowers its own CPU priority (and its servers' and
     builds', which inherit it) before its first test outside the chain: on 2 shared cores the chain then
-    takes the cycles it can use and the rest fills the gaps (XGBoost's threads idle ~30% of a build).
+    takes the cycles it can use and the rest fills the gaps (with a build's genre stage running alone, this
+    2-core machine sat 23-40% idle, sampled every 5 s from /proc/stat).
     Not outside xdist: one process runs everything in order there. MUSICREC_TEST_NICENESS=0 turns it off."""
     global _yielding
     if _yielding or is_real_data_file(item.nodeid) or not os.environ.get("PYTEST_XDIST_WORKER") or not hasattr(os, "nice"):
