@@ -160,6 +160,9 @@ class MoodConfig:
     smoothing_iterations: int = 5
     # A floor: the size used is max(this, min_cluster_fraction * tracks clustered, 3 * smoothing neighbours).
     min_cluster_size: int = 60
+    # When HDBSCAN finds fewer moods than this, it is rerun once with 2 x smoothing neighbours in that
+    # floor instead of 3 (if the tracks could hold that many such moods); 0 = never.
+    fewest_moods: int = 5
     min_cluster_fraction: float = 0.01  # a mood holds at least 1% of the tracks clustered
     min_samples: int = 30
     selection: Literal["eom", "leaf"] = "leaf"
@@ -186,6 +189,8 @@ class MoodConfig:
             raise ConfigError(f"moods.weights must be >= 0, got {dict(self.weights)}")
         if self.epsilon < 0:
             raise ConfigError(f"moods.epsilon must be >= 0, got {self.epsilon}")
+        if self.fewest_moods < 0:
+            raise ConfigError(f"moods.fewest_moods must be >= 0 (0 = never rerun), got {self.fewest_moods}")
         if self.smoothing_iterations < 0 or self.smoothing_neighbours < 1:
             raise ConfigError("moods.smoothing_iterations must be >= 0 and moods.smoothing_neighbours >= 1, "
                               f"got {self.smoothing_iterations} and {self.smoothing_neighbours}")

@@ -12,6 +12,12 @@ How it works
   tracks, 100k by default: only then does the seed matter; below it the fit is deterministic).
   The tracks it labels are the *core* members of their mood, and become the *exemplars*, kept at
   their own (unsmoothed) coordinates.
+- A mood must outweigh ``CLUMP_MULTIPLE`` (3) smoothing clumps of k tracks. When that leaves fewer
+  than ``fewest_moods`` (5) moods and the tracks could hold that many, HDBSCAN is rerun with the
+  clump floor lowered in steps (2.75, 2.5, 2.25, 2 x k; never below the configured
+  ``min_cluster_size`` and ``min_cluster_fraction``) until it finds enough; the report says so. Four
+  planted moods then come back as five, one of them split in two, never mixed
+  (tests/engine/test_moods.py); five planted come back as five at the first fit.
 - Every track (and any new track) is assigned without pickle from its features alone. With
   ``assign = "vote"`` an exemplar keeps its label and any other point takes the majority label of
   its 10 nearest exemplars; with ``assign = "centroid"`` moods are the Voronoi cells of their
@@ -85,6 +91,10 @@ How it works
     seed 1 defaults   5% cap: 2 moods, cores 100%       3% cap: 5 moods, cores 88%, ARI 0.64/0.95/0.58
     seed 1 README     5% cap: 2 moods, cores 90%        3% cap: 4 moods, cores 88%, ARI 0.67/0.55/0.58
   The planted moods of the tests still come back as themselves.
+  With ``fewest_moods = 5`` (the floor lowered in steps when fewer are found; same script, 3 draws,
+  2026-12-03): seed 1 README 6 moods, cores 76%, ARI 0.70/0.45/0.50 (the rule fired: 4 at 3 x k);
+  seed 0 README 5 moods, 64%, 0.62/0.53/0.63 (the rule fired in one 90% fit only: 4 there);
+  both defaults unchanged (the rule did not fire). More moods, not steadier ones.
 
   (*) the old method labelled 7% of all tracks through HDBSCAN (its 30k sample); its core-radius
   estimate called ~19% core. "determ.": with the whole catalog fitted the seed plays no part and
@@ -119,8 +129,9 @@ import numpy as np
 
 from ._config import MoodConfig
 from ._errors import NotFittedError
+from ._mooddescribe import describe_clusters, mood_spread
 from ._moodgeometry import blur, kth_neighbour_distance, nearest_centroid, query, voronoi
-from ._moodnames import mood_names, vocabulary
+from ._moodnames import vocabulary
 from ._moodspace import MoodSpace, mood_space
 
 __all__ = ["MoodModel", "MoodSpace", "blur", "describe_clusters", "mood_space"]
@@ -128,10 +139,11 @@ __all__ = ["MoodModel", "MoodSpace", "blur", "describe_clusters", "mood_space"]
 Progress = Callable[[str], None]
 VOTE_NEIGHBOURS = 10
 CLUMP_MULTIPLE = 3  # with smoothing, a mood holds at least this many times the blurring neighbours
+# ... or fewer, down to twice, when three leave fewer than ``fewest_moods`` moods and the tracks could hold
+# that many (issue 17: 5 to 60 moods on any feature set of 1,000 tracks or more); the configured floors hold.
+LOWER_CLUMP_MULTIPLES = (2.75, 2.5, 2.25, 2.0)
 SMOOTHING_CAP = 0.03  # the blurring neighbours are at most this share of the tracks clustered (5% before)
 MIN_TRACKS_TO_CLUSTER = 10
-# Features a listener hears, whose spread between moods the metrics report.
-SPREAD_FEATURES = ("valence", "energy", "tempo", "acousticness")
 
 
 class MoodModel:
@@ -184,6 +196,8 @@ class MoodModel:
             else 0,
             "smoothing_cap_share": SMOOTHING_CAP,
             "min_cluster_size": facts["min_cluster_size"],
+            "clump_multiple": facts["clump_multiple"],
+            **({"floor_lowered": facts["floor_lowered"]} if "floor_lowered" in facts else {}),
             "clusters": n_clusters,
             "sample_noise_fraction": round(float(1 - hdbscan_core.mean()), 4),
             "core_coverage": round(float(self.is_core_.mean()), 4),
@@ -211,8 +225,6 @@ class MoodModel:
     def _cluster(self, points: np.ndarray, say: Progress) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """HDBSCAN on the (smoothed) points of the tracks it sees: (their indices, their labels with
         -1 for noise, which of them HDBSCAN labelled, facts for the metrics)."""
-        import hdbscan  # imported here: only builds need it, and it is slow to import
-
         cfg = self.config
         n = len(points)
         seeded = n > cfg.fit_sample  # below fit_sample every track is clustered: the seed plays no part
@@ -229,12 +241,12 @@ class MoodModel:
                 "clustered, so a small catalog keeps some resolution")
         # k-NN blurring collapses any region into clumps of about k tracks: a mood must outweigh a few
         # of them, or one planted cluster comes back as several clumps (tests/engine/test_moods.py).
-        floor = max(cfg.min_cluster_size, math.ceil(cfg.min_cluster_fraction * m), CLUMP_MULTIPLE * k)
-        min_cluster_size = max(2, min(floor, m // 2))
+        min_cluster_size = self._min_cluster_size(m, k, CLUMP_MULTIPLE)
         min_samples = max(1, min(cfg.min_samples, min_cluster_size))
         max_cluster_size = int(cfg.max_cluster_fraction * m) if cfg.selection == "eom" else 0
         facts: dict[str, Any] = {"seeded": seeded, "k": k, "min_cluster_size": min_cluster_size,
-                                 "min_samples": min_samples, "smooth_seconds": 0.0, "dbcv": float("nan")}
+                                 "min_samples": min_samples, "smooth_seconds": 0.0, "dbcv": float("nan"),
+                                 "clump_multiple": CLUMP_MULTIPLE}
         if m < max(min_samples + 2, MIN_TRACKS_TO_CLUSTER):
             say(f"only {m} tracks: too few to find density clusters; one mood holds them all")
             labels = np.full(m, -1, dtype=np.int64)
@@ -246,22 +258,53 @@ class MoodModel:
                     f"{cfg.smoothing_iterations} x mean of {k} nearest")
                 space = blur(space, k, cfg.smoothing_iterations, progress=say)
                 facts["smooth_seconds"] = time.perf_counter() - t0
-            say(f"HDBSCAN on {m} of {n} tracks (min_cluster_size {min_cluster_size}, min_samples {min_samples}, "
-                f"{cfg.selection}{f', max_cluster_size {max_cluster_size}' if max_cluster_size else ''})")
-            clusterer = hdbscan.HDBSCAN(
-                min_cluster_size=min_cluster_size, min_samples=min_samples,
-                cluster_selection_method=cfg.selection, cluster_selection_epsilon=cfg.epsilon,
-                max_cluster_size=max_cluster_size, core_dist_n_jobs=2, gen_min_span_tree=True,
-            ).fit(space)
-            labels = clusterer.labels_
-            if labels.max() >= 0:
-                facts["dbcv"] = float(clusterer.relative_validity_)
+            labels = self._hdbscan(space, min_cluster_size, min_samples, max_cluster_size, n, facts, say)
+            found = int(labels.max()) + 1
+            # Too few moods: lower the clump floor step by step (never below the configured floors), and
+            # keep the first fit that finds enough; the steps keep it from splitting more than it must.
+            for multiple in LOWER_CLUMP_MULTIPLES:
+                lower = self._min_cluster_size(m, k, multiple)
+                if found >= cfg.fewest_moods or cfg.fewest_moods * lower > m:
+                    break
+                if lower >= facts["min_cluster_size"]:
+                    continue
+                say(f"{found} moods, fewer than {cfg.fewest_moods}: a mood may outweigh {multiple} smoothing clumps "
+                    f"instead of {CLUMP_MULTIPLE} (min_cluster_size {lower})")
+                facts.setdefault("floor_lowered", {"from": min_cluster_size, "moods_before": found,
+                                                   "fewest_moods": cfg.fewest_moods})
+                facts.update(min_cluster_size=lower, clump_multiple=multiple)
+                labels = self._hdbscan(space, lower, min(min_samples, lower), max_cluster_size, n, facts, say)
+                found = int(labels.max()) + 1
         if labels.max() < 0:
             # No density core at all (tiny or uniform catalogs): one mood holding everything is the
             # honest answer, reported as zero cores rather than invented structure.
             say("HDBSCAN found no cluster; every track goes to a single mood")
             return fitted, np.zeros(m, dtype=np.int64), np.zeros(m, dtype=bool), facts
         return fitted, labels, labels >= 0, facts
+
+    def _min_cluster_size(self, m: int, k: int, clump_multiple: float) -> int:
+        """The smallest mood HDBSCAN may find among ``m`` tracks smoothed with ``k`` neighbours: the
+        configured floors (``min_cluster_size``, ``min_cluster_fraction``) and ``clump_multiple`` clumps."""
+        cfg = self.config
+        floor = max(cfg.min_cluster_size, math.ceil(cfg.min_cluster_fraction * m), math.ceil(clump_multiple * k))
+        return max(2, min(floor, m // 2))
+
+    def _hdbscan(self, space: np.ndarray, min_cluster_size: int, min_samples: int, max_cluster_size: int,
+                 n: int, facts: dict[str, Any], say: Progress) -> np.ndarray:
+        """HDBSCAN's labels of ``space`` (-1 for noise); its DBCV goes to ``facts``."""
+        import hdbscan  # imported here: only builds need it, and it is slow to import
+
+        cfg = self.config
+        say(f"HDBSCAN on {len(space)} of {n} tracks (min_cluster_size {min_cluster_size}, min_samples {min_samples}, "
+            f"{cfg.selection}{f', max_cluster_size {max_cluster_size}' if max_cluster_size else ''})")
+        clusterer = hdbscan.HDBSCAN(
+            min_cluster_size=min_cluster_size, min_samples=min_samples,
+            cluster_selection_method=cfg.selection, cluster_selection_epsilon=cfg.epsilon,
+            max_cluster_size=max_cluster_size, core_dist_n_jobs=2, gen_min_span_tree=True,
+        ).fit(space)
+        if clusterer.labels_.max() >= 0:
+            facts["dbcv"] = float(clusterer.relative_validity_)
+        return clusterer.labels_
 
     def assign_points(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Mood of each point in mood space: (labels int32, strength float32 in [0, 1], is_core bool).
@@ -340,61 +383,3 @@ def _silhouette(points: np.ndarray, labels: np.ndarray, sample: int, seed: int) 
     size = min(sample, len(points))
     with config_context(working_memory=64):  # MiB per distance chunk; the default 1 GiB spiked the build
         return round(float(silhouette_score(points, labels, sample_size=size, random_state=seed)), 4)
-
-
-def describe_clusters(
-    labels: np.ndarray, is_core: np.ndarray, strength: np.ndarray, raw: np.ndarray,
-    feature_names: Sequence[str], n_clusters: int, *, genre_matrix: np.ndarray | None = None,
-    genre_names: Sequence[str] = (), relative_features: Sequence[str] = (),
-) -> list[dict[str, Any]]:
-    """One JSON-able description per cluster: name, sizes, the mean of its tracks and the centroid
-    of its core members in the original feature space, the mean's z-scores against the catalog, and
-    top genres. Names come from the means (engine/_moodnames.py), the numbers the report prints."""
-    names = list(feature_names)
-    center = raw.mean(axis=0)
-    spread = raw.std(axis=0)
-    spread[spread == 0] = 1.0
-    out = []
-    for c in range(n_clusters):
-        members = labels == c
-        core = members & is_core
-        basis = core if core.any() else members
-        centroid = raw[basis].mean(axis=0) if basis.any() else center
-        mean = raw[members].mean(axis=0) if members.any() else center
-        top = []
-        if genre_matrix is not None and members.any():
-            share = genre_matrix[members].mean(axis=0)
-            top = [{"genre": genre_names[g], "share": round(float(share[g]), 4)}
-                   for g in np.argsort(-share, kind="stable")[:3] if share[g] > 0]
-        out.append({
-            "id": c,
-            "size": int(members.sum()),
-            "core_size": int(core.sum()),
-            "mean_strength": round(float(strength[members].mean()), 4) if members.any() else 0.0,
-            "centroid": {n: round(float(v), 4) for n, v in zip(names, centroid, strict=True)},
-            "mean": {n: round(float(v), 4) for n, v in zip(names, mean, strict=True)},
-            "z": {n: round(float(z), 3) for n, z in zip(names, (mean - center) / spread, strict=True)},
-            "top_genres": top,
-        })
-    catalog_mean = {n: float(v) for n, v in zip(names, center, strict=True)}
-    catalog_std = {n: float(v) for n, v in zip(names, raw.std(axis=0), strict=True)}
-    # named from the rounded means the report prints, so a word never disagrees with a shown number
-    for cluster, name in zip(out, mood_names([c["mean"] for c in out], catalog_mean, catalog_std,
-                                             relative_features), strict=True):
-        cluster["name"] = name
-    return out
-
-
-def mood_spread(clusters: Sequence[Mapping[str, Any]], raw: np.ndarray, feature_names: Sequence[str],
-                features: Sequence[str] = SPREAD_FEATURES) -> dict[str, dict[str, float]]:
-    """How far apart the moods sound: for each feature, the spread of the moods' mean values (over
-    all their tracks) -- std across moods, min and max -- next to the catalog's own std."""
-    out = {}
-    for f in features:
-        if f not in feature_names or not clusters:
-            continue
-        means = np.array([c["mean"][f] for c in clusters])
-        out[f] = {"std_of_means": round(float(means.std()), 4), "min_mean": round(float(means.min()), 4),
-                  "max_mean": round(float(means.max()), 4),
-                  "catalog_std": round(float(raw[:, list(feature_names).index(f)].std()), 4)}
-    return out

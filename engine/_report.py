@@ -59,6 +59,7 @@ def format_report(manifest: dict[str, Any], *, moods: list[dict[str, Any]] | Non
         lines.append(f"         smoothing_neighbours {mo['smoothing_neighbours_requested']} capped to "
                      f"{mo['smoothing_neighbours']}: at most {mo.get('smoothing_cap_share', 0.05):.0%} of the "
                      f"{mo['fit_tracks']:,} tracks clustered")
+    lines += mood_floor_lines(mo)
     if mo.get("space"):
         sp = mo["space"]
         lines.append(f"         mood space ({sp['kind']}): {', '.join(sp['features'])}; why: {sp['why']}")
@@ -157,6 +158,16 @@ def genre_lines(g: dict[str, Any]) -> list[str]:
 
 
 MOOD_TABLE_FEATURES = ("valence", "energy", "tempo", "acousticness")
+
+
+def mood_floor_lines(mo: dict[str, Any]) -> list[str]:
+    """Why the moods' floor was lowered, when it was (engine/_moods.py, ``fewest_moods``)."""
+    if not mo.get("floor_lowered"):
+        return []
+    fl = mo["floor_lowered"]
+    return [f"         a mood outweighs {mo['clump_multiple']} smoothing clumps here (min_cluster_size "
+            f"{mo['min_cluster_size']}): with 3 (min_cluster_size {fl['from']}) HDBSCAN found "
+            f"{fl['moods_before']} moods, fewer than {fl['fewest_moods']}"]
 
 
 def mood_stability_lines(st: dict[str, Any]) -> list[str]:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
@@ -7,25 +9,28 @@ from sklearn.metrics import adjusted_rand_score
 from engine import MoodConfig, MoodModel, mood_name
 from engine._moods import CLUMP_MULTIPLE, MoodSpace, blur, mood_space
 from engine._moodstability import measure_stability
-from engine._report import mood_table
+from engine._report import mood_floor_lines, mood_table
 
 NAMES = ("valence", "energy", "acousticness", "danceability", "tempo")
 
 
-def planted(n_per: int = 400, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Four moods planted in valence x energy, well separated."""
+def planted(n_per: int = 400, seed: int = 0, middle: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Four moods planted in valence x energy, well separated (five with ``middle``: one more in the middle)."""
     rng = np.random.default_rng(seed)
     centers = np.array([[0.85, 0.85, 0.1, 0.8, 125], [0.15, 0.85, 0.05, 0.4, 140],
-                        [0.85, 0.15, 0.7, 0.5, 100], [0.15, 0.15, 0.9, 0.3, 75]])
-    labels = np.repeat(np.arange(4), n_per)
+                        [0.85, 0.15, 0.7, 0.5, 100], [0.15, 0.15, 0.9, 0.3, 75], [0.5, 0.5, 0.4, 0.6, 110]])
+    centers = centers if middle else centers[:4]
+    labels = np.repeat(np.arange(len(centers)), n_per)
     raw = centers[labels] + rng.normal(size=(len(labels), 5)) * [0.04, 0.04, 0.05, 0.05, 4]
     return raw, labels
 
 
 def fit(raw: np.ndarray, seed: int = 0, **cfg: object) -> MoodModel:
+    """The method on planted moods; at least five moods is not asked for (fewest_moods 0) unless said."""
     z = (raw - raw.mean(0)) / raw.std(0)
     space = MoodSpace(columns=(0, 1), weights=(1.0, 1.0))
-    config = MoodConfig(**{"min_cluster_size": 50, "min_samples": 5, "selection": "eom", **cfg})  # type: ignore[arg-type]
+    config = MoodConfig(**{"min_cluster_size": 50, "min_samples": 5, "selection": "eom", "fewest_moods": 0,
+                           **cfg})  # type: ignore[arg-type]
     return MoodModel(config=config, space=space, seed=seed).fit(space.project(z), raw, NAMES)
 
 
@@ -154,6 +159,29 @@ def test_a_mood_outweighs_several_smoothing_clumps() -> None:
     m = model.metrics_
     assert m["min_cluster_size"] == CLUMP_MULTIPLE * m["smoothing_neighbours"] > 20
     assert m["clusters"] == 4 and adjusted_rand_score(truth, model.labels_) > 0.95
+
+
+def test_fewer_than_five_moods_rerun_with_a_lower_floor_that_only_refines() -> None:
+    from sklearn.metrics.cluster import contingency_matrix
+
+    raw, truth = planted()
+    model = fit(raw, fewest_moods=5)  # four planted: the first fit finds four, the rerun five or more
+    m = model.metrics_
+    assert 2 <= m["clump_multiple"] < 3 and m["floor_lowered"]["moods_before"] == 4
+    assert m["min_cluster_size"] == math.ceil(m["clump_multiple"] * m["smoothing_neighbours"]) < m["floor_lowered"]["from"]
+    assert m["clusters"] == 5  # the floor came down only as far as five moods needed
+    purity = contingency_matrix(truth, model.labels_).max(axis=0) / np.bincount(model.labels_)
+    assert purity.min() > 0.99  # every mood lies inside one planted mood: the rerun splits, never mixes
+    report = "\n".join(mood_floor_lines(m))
+    assert f"a mood outweighs {m['clump_multiple']} smoothing clumps" in report and "found 4 moods, fewer than 5" in report
+    # five planted: found at once, the floor untouched
+    raw, truth = planted(middle=True)
+    model = fit(raw, fewest_moods=5)
+    assert model.metrics_["clusters"] == 5 and "floor_lowered" not in model.metrics_
+    assert adjusted_rand_score(truth, model.labels_) > 0.95
+    # the configured floors always hold: a min_cluster_size above the lowered floor leaves four
+    raw, _ = planted()
+    assert fit(raw, fewest_moods=5, min_cluster_size=300).metrics_["clusters"] == 4
 
 
 def test_the_old_method_is_still_selectable() -> None:
