@@ -22,7 +22,8 @@ Each subsample row also holds its ``contingency`` table: tracks of each whole-ca
 mood the subsample's fit gives them (columns), so a split or a merge shows as such.
 
 ``--smoother shift`` replaces the build's blurring mean shift (the catalog's points move, pass after pass)
-by a non-blurring one (each point climbs toward the k-nearest-neighbour means of the fixed catalog).
+by a non-blurring one (each point climbs toward the k-nearest-neighbour means of the fixed catalog;
+engine/_moodgeometry.py's ``shift``, the build's ``[moods] smoother = "shift"``).
 ``--assign centroid`` gives the tracks outside the cores (and the 10% a subsample left out) the nearest
 mood centroid (the mean of its core tracks) instead of the vote of their nearest cores.
 
@@ -51,7 +52,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from engine import BuildConfig, MoodConfig, Preprocessor, read_catalog  # noqa: E402
-from engine._moodgeometry import blur, query  # noqa: E402
+from engine._moodgeometry import blur, query, shift  # noqa: E402
 from engine._moods import CLUMP_MULTIPLE, SMOOTHING_CAP, VOTE_NEIGHBOURS, mood_space  # noqa: E402
 
 CACHE = Path(os.environ.get("MUSICREC_BENCH_CACHE", "/tmp/musicrec-catalogs"))  # smoothed points, by digest
@@ -78,28 +79,6 @@ def assign(how: str, exemplars: np.ndarray, labels: np.ndarray, centroids: np.nd
     d = (at.astype(np.float64) ** 2).sum(axis=1)[:, None] - 2 * at @ centroids.T.astype(np.float64) \
         + (centroids.astype(np.float64) ** 2).sum(axis=1)[None, :]
     return d.argmin(axis=1)
-
-
-def shift(points: np.ndarray, neighbours: int, iterations: int, chunk: int = 8_192) -> np.ndarray:
-    """Non-blurring mean shift with a k-nearest-neighbour kernel: each point moves, ``iterations`` times,
-    to the mean of its ``neighbours`` nearest points *of the catalog* (which stays put), where the
-    build's blur moves the catalog itself."""
-    from scipy.spatial import cKDTree
-
-    catalog = np.asarray(points, dtype=np.float64)
-    tree = cKDTree(catalog)
-    k = min(neighbours, len(catalog))
-    y = catalog.copy()
-    for _ in range(iterations):
-        out = np.empty_like(y)
-        for start in range(0, len(y), chunk):
-            _, nearest = tree.query(y[start:start + chunk], k=k, workers=2)
-            acc = np.zeros((len(nearest), y.shape[1]))
-            for j in range(k):
-                acc += catalog[nearest[:, j]]
-            out[start:start + chunk] = acc / k
-        y = out
-    return y.astype(np.float32)
 
 
 def smoothed(points: np.ndarray, smoother: str, k: int, iterations: int) -> np.ndarray:

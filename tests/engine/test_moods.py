@@ -7,6 +7,7 @@ import pytest
 from sklearn.metrics import adjusted_rand_score
 
 from engine import MoodConfig, MoodModel, mood_name
+from engine._moodgeometry import shift
 from engine._moods import CLUMP_MULTIPLE, MoodSpace, blur, mood_space
 from engine._moodstability import measure_stability
 from engine._report import mood_floor_lines, mood_table
@@ -94,7 +95,8 @@ def test_mood_names_come_from_the_means_on_absolute_scales() -> None:
 
 @pytest.mark.parametrize("bad", [{"selection": "tree"}, {"min_cluster_size": 1}, {"weights": {"energy": -1}},
                                  {"smoothing_iterations": -1}, {"smoothing_neighbours": 0},
-                                 {"min_cluster_fraction": 1.5}, {"max_cluster_fraction": -0.1}])
+                                 {"min_cluster_fraction": 1.5}, {"max_cluster_fraction": -0.1},
+                                 {"smoother": "gaussian"}, {"fewest_moods": -1}])
 def test_config_validation(bad: dict[str, object]) -> None:
     from engine import ConfigError
 
@@ -120,6 +122,35 @@ def test_blur_contracts_each_cloud_toward_its_mode_and_is_deterministic() -> Non
         np.testing.assert_allclose(smoothed[part].mean(axis=0), points[part].mean(axis=0), atol=0.1)  # in place
     np.testing.assert_array_equal(smoothed, blur(points, 30, 3))
     np.testing.assert_array_equal(blur(points, 30, 0), points)
+
+
+def test_the_non_blurring_shift_climbs_toward_the_modes_of_a_catalog_that_stays_put() -> None:
+    rng = np.random.default_rng(3)
+    points = np.vstack([rng.normal(size=(500, 2)) * 0.3, rng.normal(size=(500, 2)) * 0.3 + [4.0, 0.0]])
+    points = points.astype(np.float32)
+    # one pass: every point goes to the mean of its 30 nearest catalog points (brute force here)
+    d2 = ((points[:, None, :].astype(np.float64) - points[None, :, :]) ** 2).sum(axis=2)
+    expected = points.astype(np.float64)[np.argsort(d2, axis=1, kind="stable")[:, :30]].mean(axis=1)
+    np.testing.assert_allclose(shift(points, 30, 1), expected, atol=1e-5)
+    # the second pass still averages the catalog's points, not the moved ones (the blur would)
+    d2 = ((expected[:, None, :] - points[None, :, :].astype(np.float64)) ** 2).sum(axis=2)
+    second = points.astype(np.float64)[np.argsort(d2, axis=1, kind="stable")[:, :30]].mean(axis=1)
+    np.testing.assert_allclose(shift(points, 30, 2), second, atol=1e-5)
+    assert np.abs(blur(points, 30, 2) - second).max() > 1e-3
+    # more passes keep averaging the *catalog*: each point stays inside its cloud's hull and climbs to its mode
+    smoothed = shift(points, 30, 8)
+    for part, centre in ((slice(0, 500), [0.0, 0.0]), (slice(500, 1000), [4.0, 0.0])):
+        assert np.abs(smoothed[part] - centre).max() < 0.5
+        assert smoothed[part].std(axis=0).max() < 0.75 * points[part].std(axis=0).min()  # contracted
+    np.testing.assert_array_equal(smoothed, shift(points, 30, 8))  # deterministic
+    np.testing.assert_array_equal(shift(points, 30, 0), points)
+
+
+def test_planted_moods_come_back_with_the_shift_too() -> None:
+    raw, truth = planted()
+    model = fit(raw, smoother="shift")
+    assert model.metrics_["smoother"] == "shift" and model.metrics_["clusters"] == 4
+    assert adjusted_rand_score(truth, model.labels_) > 0.95
 
 
 def test_cores_are_the_tracks_hdbscan_labelled_and_keep_their_label() -> None:
