@@ -10,8 +10,8 @@ How it works
   toward local density modes, so HDBSCAN finds dense cores where the raw space is a continuum.
   ``smoother = "shift"`` uses a non-blurring mean shift instead (each track climbs toward the means of
   its nearest *catalog* tracks, which stay put): steadier on the Spotify data at a wide kernel (k 400,
-  8 passes, epsilon 0.14: ARI 0.77-0.84 over six 90% draws against ~0.42), minutes slower, and not
-  steadier on the 1,000-clip tables, so not the default (benchmarks/RESULTS.md).
+  8 passes, epsilon 0.14: ARI 0.77-0.84 over six 90% draws against ~0.42), minutes slower, and on
+  the 1,000-clip tables steadier in one case of four, less in two, so not the default (RESULTS.md).
 - HDBSCAN runs on the smoothed points of the whole catalog (a random sample above ``fit_sample``
   tracks, 100k by default: only then does the seed matter; below it the fit is deterministic).
   The tracks it labels are the *core* members of their mood, and become the *exemplars*, kept at
