@@ -164,8 +164,8 @@ class MoodConfig:
     smoother: Literal["blur", "shift"] = "blur"
     # A floor: the size used is max(this, min_cluster_fraction * tracks clustered, 3 * smoothing neighbours).
     min_cluster_size: int = 60
-    # When HDBSCAN finds fewer moods than this, it is rerun once with 2 x smoothing neighbours in that
-    # floor instead of 3 (if the tracks could hold that many such moods); 0 = never.
+    # When HDBSCAN finds fewer moods than this, it is rerun with that floor's 3 x smoothing neighbours
+    # lowered in steps to 2 x (if the tracks could hold that many such moods); 0 = never.
     fewest_moods: int = 5
     min_cluster_fraction: float = 0.01  # a mood holds at least 1% of the tracks clustered
     min_samples: int = 30
