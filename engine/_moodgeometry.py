@@ -24,24 +24,7 @@ def blur(points: np.ndarray, neighbours: int, iterations: int, chunk: int = 8_19
     contract toward the density modes, so HDBSCAN finds dense cores where the raw space is a
     continuum. Deterministic (exact k-d tree search); memory is the points plus one chunk of
     neighbour lists."""
-    from scipy.spatial import cKDTree
-
-    y = np.asarray(points, dtype=np.float64)
-    k = min(neighbours, len(y))
-    tick = Ticker(progress, "denoising", iterations * len(y), unit="points")
-    for iteration in range(iterations):
-        tree = cKDTree(y)
-        out = np.empty_like(y)
-        for start in range(0, len(y), chunk):
-            _, nearest = tree.query(y[start:start + chunk], k=k, workers=2)
-            nearest = nearest.reshape(len(nearest), k)
-            acc = np.zeros((len(nearest), y.shape[1]))
-            for j in range(k):  # column by column: the (chunk, k, d) gather would cost k times more
-                acc += y[nearest[:, j]]
-            out[start:start + chunk] = acc / k
-            tick(iteration * len(y) + min(start + chunk, len(y)), f", pass {iteration + 1} of {iterations}")
-        y = out
-    return y.astype(np.float32)
+    return _mean_shift(points, neighbours, iterations, blurring=True, chunk=chunk, progress=progress)
 
 
 def shift(points: np.ndarray, neighbours: int, iterations: int, chunk: int = 8_192,
@@ -51,21 +34,29 @@ def shift(points: np.ndarray, neighbours: int, iterations: int, chunk: int = 8_1
     moves the catalog itself, pass after pass). A steadier function of the catalog: 10% fewer tracks
     move the smoothed points less (benchmarks/RESULTS.md, "Moods on any catalog"); a wide kernel costs
     more than the blur's (k 400 over 89,583 tracks: 2-3.5 minutes a fit on 2 cores)."""
+    return _mean_shift(points, neighbours, iterations, blurring=False, chunk=chunk, progress=progress)
+
+
+def _mean_shift(points: np.ndarray, neighbours: int, iterations: int, *, blurring: bool, chunk: int,
+                progress: Progress | None) -> np.ndarray:
+    """Every point to the mean of its nearest points of the *support*, ``iterations`` times: the
+    current points (blurring) or the original ones (non-blurring, one k-d tree for every pass)."""
     from scipy.spatial import cKDTree
 
-    catalog = np.asarray(points, dtype=np.float64)
-    tree = cKDTree(catalog)
-    k = min(neighbours, len(catalog))
-    y = catalog.copy()
+    y = np.asarray(points, dtype=np.float64)
+    k = min(neighbours, len(y))
+    support, tree = y, None
     tick = Ticker(progress, "denoising", iterations * len(y), unit="points")
     for iteration in range(iterations):
+        if blurring or tree is None:
+            support, tree = y, cKDTree(y)
         out = np.empty_like(y)
         for start in range(0, len(y), chunk):
             _, nearest = tree.query(y[start:start + chunk], k=k, workers=2)
             nearest = nearest.reshape(len(nearest), k)
             acc = np.zeros((len(nearest), y.shape[1]))
-            for j in range(k):
-                acc += catalog[nearest[:, j]]
+            for j in range(k):  # column by column: the (chunk, k, d) gather would cost k times more
+                acc += support[nearest[:, j]]
             out[start:start + chunk] = acc / k
             tick(iteration * len(y) + min(start + chunk, len(y)), f", pass {iteration + 1} of {iterations}")
         y = out
