@@ -24,6 +24,8 @@ mood the subsample's fit gives them (columns), so a split or a merge shows as su
 ``--smoother shift`` replaces the build's blurring mean shift (the catalog's points move, pass after pass)
 by a non-blurring one (each point climbs toward the k-nearest-neighbour means of the fixed catalog;
 engine/_moodgeometry.py's ``shift``, the build's ``[moods] smoother = "shift"``).
+``--epsilon`` is each bag's HDBSCAN ``cluster_selection_epsilon`` (the build's ``[moods] epsilon``; with
+``bags`` the build runs this consensus itself: engine/_moodconsensus.py).
 ``--assign centroid`` gives the tracks outside the cores (and the 10% a subsample left out) the nearest
 mood centroid (the mean of its core tracks) instead of the vote of their nearest cores.
 
@@ -52,22 +54,11 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from engine import BuildConfig, MoodConfig, Preprocessor, read_catalog  # noqa: E402
-from engine._moodgeometry import blur, query, shift  # noqa: E402
-from engine._moods import CLUMP_MULTIPLE, SMOOTHING_CAP, VOTE_NEIGHBOURS, mood_space  # noqa: E402
+from engine._moodconsensus import vote  # noqa: E402
+from engine._moodgeometry import blur, shift  # noqa: E402
+from engine._moods import CLUMP_MULTIPLE, SMOOTHING_CAP, mood_space  # noqa: E402
 
 CACHE = Path(os.environ.get("MUSICREC_BENCH_CACHE", "/tmp/musicrec-catalogs"))  # smoothed points, by digest
-
-
-def vote(points: np.ndarray, labels: np.ndarray, at: np.ndarray) -> np.ndarray:
-    """Label of each row of ``at``: the majority of its nearest labelled ``points``."""
-    from scipy.spatial import cKDTree
-
-    k = min(VOTE_NEIGHBOURS, len(points))
-    _, nearest = query(cKDTree(points.astype(np.float64)), at, k)
-    votes = labels[nearest]
-    counts = np.zeros((len(at), int(labels.max()) + 1), dtype=np.int32)
-    np.add.at(counts, (np.repeat(np.arange(len(at)), k), votes.ravel()), 1)
-    return counts.argmax(axis=1)
 
 
 def assign(how: str, exemplars: np.ndarray, labels: np.ndarray, centroids: np.ndarray, at: np.ndarray) -> np.ndarray:
@@ -167,7 +158,7 @@ def consensus(points: np.ndarray, config: MoodConfig, args: argparse.Namespace, 
         idx = np.sort(np.random.default_rng([seed, b]).choice(m, size=int(args.bag_share * m), replace=False))
         size = max(config.min_cluster_size, math.ceil(args.min_cluster_fraction * len(idx)), CLUMP_MULTIPLE * k)
         fit = hdbscan.HDBSCAN(min_cluster_size=size, min_samples=config.min_samples, cluster_selection_method="leaf",
-                              core_dist_n_jobs=2).fit(smooth[idx]).labels_
+                              cluster_selection_epsilon=args.epsilon, core_dist_n_jobs=2).fit(smooth[idx]).labels_
         labelled = fit >= 0
         labels[:, b] = vote(smooth[idx][labelled], fit[labelled], smooth)
         core[idx[labelled], b] = True
@@ -239,6 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--iterations", type=int, default=0, help="smoothing passes (0: the build's)")
     parser.add_argument("--draws", type=int, default=2, help="90%% subsamples, each with its own blur")
     parser.add_argument("--first-draw", type=int, default=1, help="the first subsample's draw (its random seed)")
+    parser.add_argument("--epsilon", type=float, default=0.0, help="each bag's HDBSCAN cluster_selection_epsilon")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     if args.linkage == "tracks" and args.cut == "lifetime":  # before minutes of smoothing, not after

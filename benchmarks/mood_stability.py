@@ -73,12 +73,14 @@ def parse_variant(text: str) -> dict[str, Any]:
 
 
 def run(points: np.ndarray, raw: np.ndarray, names: Sequence[str], space: Any, config: MoodConfig, *,
-        seed: int, subsamples: int, genres: tuple[np.ndarray, Sequence[str]] | None) -> dict[str, Any]:
+        seed: int, subsamples: int, genres: tuple[np.ndarray, Sequence[str]] | None,
+        first_draw: int | None = None) -> dict[str, Any]:
     t0 = time.perf_counter()
     model = MoodModel(config=config, space=space, seed=seed).fit(
         points, raw, names, genre_matrix=genres[0] if genres else None, genre_names=genres[1] if genres else ())
     fit_seconds = time.perf_counter() - t0
-    checks = [measure_stability(model, points, share=0.9, draw=seed + 1 + i, seeds=i == 0) for i in range(subsamples)]
+    first = seed + 1 if first_draw is None else first_draw
+    checks = [measure_stability(model, points, share=0.9, draw=first + i, seeds=i == 0) for i in range(subsamples)]
     m = model.metrics_
     sizes = np.bincount(model.labels_)
     return {
@@ -107,6 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--variant", action="append", default=[], help="[moods] keys k=v,k=v (JSON values)")
     parser.add_argument("--subsamples", type=int, default=2, help="90%% subsample fits per variant")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--first-draw", type=int, help="the first 90%% subsample's draw (default: the seed + 1)")
     parser.add_argument("--rows", type=int, default=0, help="use a random subset of this many tracks (0 = all)")
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--quiet", action="store_true", help="no mood tables")
@@ -130,7 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = []
     for text in args.variant or [""]:
         config = MoodConfig(**parse_variant(text))
-        r = run(points, raw, names, space, config, seed=args.seed, subsamples=args.subsamples, genres=genres)
+        r = run(points, raw, names, space, config, seed=args.seed, subsamples=args.subsamples, genres=genres,
+                first_draw=args.first_draw)
         r["variant"] = text or "default"
         results.append(r)
         print(f"\n[{r['variant']}] {r['moods']} moods, HDBSCAN cores {r['hdbscan_core_share']:.1%}, largest "

@@ -174,6 +174,11 @@ class MoodConfig:
     # oversized cluster without children then becomes noise (hdbscan's max_cluster_size).
     max_cluster_fraction: float = 0.0
     epsilon: float = 0.0  # cluster_selection_epsilon, in mood-space units: leaves closer than this merge
+    # Consensus of this many HDBSCAN fits, each on a random bag_share of the smoothed points, grouped by how
+    # often they put tracks together (cut: apart in more than this share of the fits); 0 = one fit.
+    bags: int = 0
+    bag_share: float = 0.5
+    consensus_cut: float = 0.6
     validity_sample: int = 10_000
     # Every build refits on this share of the tracks and reports the adjusted Rand index against the
     # full fit (and across seeds when a seed plays a part); 0 skips the check.
@@ -195,6 +200,11 @@ class MoodConfig:
             raise ConfigError(f"moods.weights must be >= 0, got {dict(self.weights)}")
         if self.epsilon < 0:
             raise ConfigError(f"moods.epsilon must be >= 0, got {self.epsilon}")
+        if (self.bags < 0 or self.bags == 1 or not 0.0 < self.bag_share <= 1.0
+                or not 0.0 < self.consensus_cut < 1.0):
+            raise ConfigError(f"moods.bags must be 0 (one fit) or >= 2, moods.bag_share in (0, 1] and "
+                              f"moods.consensus_cut in (0, 1), got {self.bags}, {self.bag_share} and "
+                              f"{self.consensus_cut}")
         if self.fewest_moods < 0:
             raise ConfigError(f"moods.fewest_moods must be >= 0 (0 = never rerun), got {self.fewest_moods}")
         if self.smoothing_iterations < 0 or self.smoothing_neighbours < 1:

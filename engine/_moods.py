@@ -12,6 +12,9 @@ How it works
   its nearest *catalog* tracks, which stay put): steadier on the Spotify data at a wide kernel (k 400,
   8 passes, epsilon 0.14: ARI 0.77-0.84 over six 90% draws against ~0.42), minutes slower, and on
   the 1,000-clip tables steadier in one case of four, less in two, so not the default (RESULTS.md).
+- ``bags`` (engine/_moodconsensus.py): instead of one HDBSCAN fit, the consensus of that many fits on
+  random halves of the smoothed points. With the shift above and 20 bags: 7 moods, cores 69%, ARI
+  0.79-0.92 over the same six draws (mean 0.88; one draw below 0.8), minutes more per build; an option.
 - HDBSCAN runs on the smoothed points of the whole catalog (a random sample above ``fit_sample``
   tracks, 100k by default: only then does the seed matter; below it the fit is deterministic).
   The tracks it labels are the *core* members of their mood, and become the *exemplars*, kept at
@@ -133,6 +136,7 @@ import numpy as np
 
 from ._config import MoodConfig
 from ._errors import NotFittedError
+from ._moodconsensus import VOTE_NEIGHBOURS, consensus
 from ._mooddescribe import describe_clusters, mood_spread
 from ._moodgeometry import blur, kth_neighbour_distance, nearest_centroid, query, shift, voronoi
 from ._moodnames import vocabulary
@@ -141,7 +145,6 @@ from ._moodspace import MoodSpace, mood_space
 __all__ = ["MoodModel", "MoodSpace", "blur", "describe_clusters", "mood_space"]
 
 Progress = Callable[[str], None]
-VOTE_NEIGHBOURS = 10
 CLUMP_MULTIPLE = 3  # with smoothing, a mood holds at least this many times the blurring neighbours
 # ... or fewer, down to twice, when three leave fewer than ``fewest_moods`` moods and the tracks could hold
 # that many (issue 17: 5 to 60 moods on any feature set of 1,000 tracks or more); the configured floors hold.
@@ -161,15 +164,18 @@ class MoodModel:
     def fit(
         self, points: np.ndarray, raw: np.ndarray | None, feature_names: Sequence[str], *,
         genre_matrix: np.ndarray | None = None, genre_names: Sequence[str] = (), progress: Progress | None = None,
+        smoothed: np.ndarray | None = None,
     ) -> MoodModel:
         """Cluster ``points`` (mood-space coordinates, shape (n_tracks, d)) and describe each
         cluster from ``raw`` (original feature values, shape (n_tracks, n_features)); with ``raw``
-        None, only the labels (what a stability check needs): no names, no metrics beyond counts."""
+        None, only the labels (what a stability check needs): no names, no metrics beyond counts.
+        ``smoothed``: another fit's ``smoothed_`` of the same points, reused instead of smoothing them
+        again (the smoothing is deterministic; with bags, a second seed redraws only the bags)."""
         say = progress or (lambda _msg: None)
         n = len(points)
         points = np.ascontiguousarray(points, dtype=np.float32)
         t0 = time.perf_counter()
-        fitted, labels, hdbscan_core, facts = self._cluster(points, say)
+        fitted, labels, hdbscan_core, facts = self._cluster(points, say, smoothed)
         self.centroids_ = None
         if self.config.assign == "centroid" and labels.max() >= 0:
             labels, self.centroids_ = voronoi(points[fitted], labels, self.config.refine_iterations)
@@ -203,6 +209,7 @@ class MoodModel:
             "min_cluster_size": facts["min_cluster_size"],
             "clump_multiple": facts["clump_multiple"],
             **({"floor_lowered": facts["floor_lowered"]} if "floor_lowered" in facts else {}),
+            **({"consensus": facts["consensus"]} if "consensus" in facts else {}),
             "clusters": n_clusters,
             "sample_noise_fraction": round(float(1 - hdbscan_core.mean()), 4),
             "core_coverage": round(float(self.is_core_.mean()), 4),
@@ -227,13 +234,15 @@ class MoodModel:
         })
         return self
 
-    def _cluster(self, points: np.ndarray, say: Progress) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+    def _cluster(self, points: np.ndarray, say: Progress, smoothed: np.ndarray | None = None,
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """HDBSCAN on the (smoothed) points of the tracks it sees: (their indices, their labels with
         -1 for noise, which of them HDBSCAN labelled, facts for the metrics)."""
         cfg = self.config
         n = len(points)
-        seeded = n > cfg.fit_sample  # below fit_sample every track is clustered: the seed plays no part
-        if seeded:
+        # below fit_sample every track is clustered: the seed plays no part, unless it draws the bags
+        seeded = n > cfg.fit_sample or cfg.bags > 0
+        if n > cfg.fit_sample:
             fitted = np.sort(np.random.default_rng(self.seed).choice(n, size=cfg.fit_sample, replace=False))
         else:
             fitted = np.arange(n)
@@ -257,7 +266,9 @@ class MoodModel:
             labels = np.full(m, -1, dtype=np.int64)
         else:
             space = points[fitted]
-            if k:
+            if k and smoothed is not None:
+                space = smoothed
+            elif k:
                 t0 = time.perf_counter()
                 kind = "blurring" if cfg.smoother == "blur" else "non-blurring"
                 say(f"denoising the {points.shape[1]}-d mood space of {m} tracks: {kind} mean shift, "
@@ -265,7 +276,8 @@ class MoodModel:
                 smooth = blur if cfg.smoother == "blur" else shift
                 space = smooth(space, k, cfg.smoothing_iterations, progress=say)
                 facts["smooth_seconds"] = time.perf_counter() - t0
-            labels = self._hdbscan(space, min_cluster_size, min_samples, max_cluster_size, n, facts, say)
+            self.smoothed_ = space
+            labels = self._fit(space, min_cluster_size, min_samples, max_cluster_size, n, facts, say)
             found = int(labels.max()) + 1
             # Too few moods: lower the clump floor step by step (never below the configured floors), and
             # keep the first fit that finds enough; the steps keep it from splitting more than it must.
@@ -280,7 +292,7 @@ class MoodModel:
                 facts.setdefault("floor_lowered", {"from": min_cluster_size, "moods_before": found,
                                                    "fewest_moods": cfg.fewest_moods})
                 facts.update(min_cluster_size=lower, clump_multiple=multiple)
-                labels = self._hdbscan(space, lower, min(min_samples, lower), max_cluster_size, n, facts, say)
+                labels = self._fit(space, lower, min(min_samples, lower), max_cluster_size, n, facts, say)
                 found = int(labels.max()) + 1
         if labels.max() < 0:
             # No density core at all (tiny or uniform catalogs): one mood holding everything is the
@@ -296,20 +308,42 @@ class MoodModel:
         floor = max(cfg.min_cluster_size, math.ceil(cfg.min_cluster_fraction * m), math.ceil(clump_multiple * k))
         return max(2, min(floor, m // 2))
 
+    def _fit(self, space: np.ndarray, min_cluster_size: int, min_samples: int, max_cluster_size: int,
+             n: int, facts: dict[str, Any], say: Progress) -> np.ndarray:
+        """Moods of ``space`` (-1 for tracks outside every core): one HDBSCAN fit, or with ``bags`` the
+        consensus of that many fits on random subsets (engine/_moodconsensus.py), each with the floor
+        its share of the tracks gets; a mood of the consensus holds at least ``min_cluster_size``."""
+        cfg = self.config
+        if not cfg.bags:
+            return self._hdbscan(space, min_cluster_size, min_samples, max_cluster_size, n, facts, say)
+        m = len(space)
+        bag_size = self._min_cluster_size(max(2, int(cfg.bag_share * m)), facts["k"], facts["clump_multiple"])
+        bag_size = min(bag_size, min_cluster_size)
+        say(f"consensus of {cfg.bags} HDBSCAN fits, each on a random {cfg.bag_share:.0%} of the {m:,} smoothed "
+            f"points (min_cluster_size {bag_size}), cut at {cfg.consensus_cut}")
+        t0 = time.perf_counter()
+        labels, facts["consensus"] = consensus(
+            space, bags=cfg.bags, share=cfg.bag_share, cut=cfg.consensus_cut, floor=min_cluster_size,
+            seed=self.seed, fit=lambda part: self._hdbscan(part, bag_size, min(min_samples, bag_size),
+                                                           int(cfg.bag_share * max_cluster_size), n, None, None))
+        facts["consensus"]["seconds"] = round(time.perf_counter() - t0, 2)
+        return labels
+
     def _hdbscan(self, space: np.ndarray, min_cluster_size: int, min_samples: int, max_cluster_size: int,
-                 n: int, facts: dict[str, Any], say: Progress) -> np.ndarray:
-        """HDBSCAN's labels of ``space`` (-1 for noise); its DBCV goes to ``facts``."""
+                 n: int, facts: dict[str, Any] | None, say: Progress | None) -> np.ndarray:
+        """HDBSCAN's labels of ``space`` (-1 for noise); its DBCV goes to ``facts`` (None: not computed)."""
         import hdbscan  # imported here: only builds need it, and it is slow to import
 
         cfg = self.config
+        say = say or (lambda _msg: None)
         say(f"HDBSCAN on {len(space)} of {n} tracks (min_cluster_size {min_cluster_size}, min_samples {min_samples}, "
             f"{cfg.selection}{f', max_cluster_size {max_cluster_size}' if max_cluster_size else ''})")
         clusterer = hdbscan.HDBSCAN(
             min_cluster_size=min_cluster_size, min_samples=min_samples,
             cluster_selection_method=cfg.selection, cluster_selection_epsilon=cfg.epsilon,
-            max_cluster_size=max_cluster_size, core_dist_n_jobs=2, gen_min_span_tree=True,
+            max_cluster_size=max_cluster_size, core_dist_n_jobs=2, gen_min_span_tree=facts is not None,
         ).fit(space)
-        if clusterer.labels_.max() >= 0:
+        if facts is not None and clusterer.labels_.max() >= 0:
             facts["dbcv"] = float(clusterer.relative_validity_)
         return clusterer.labels_
 

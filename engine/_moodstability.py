@@ -54,11 +54,17 @@ def measure_stability(model: MoodModel, points: np.ndarray, *, share: float = 0.
     }
     if model.metrics_.get("seeded") and seeds:
         say(f"stability: the same method with seed {model.seed + 1}")
-        again_on = np.sort(np.random.default_rng(model.seed + 1).choice(n, size=limit, replace=False))  # as fit draws
-        again = MoodModel(config=model.config, space=model.space, seed=model.seed + 1).fit(points[again_on], None, ())
+        if n > limit:  # the seed draws the sample clustered (and the bags, if any)
+            again_on = np.sort(np.random.default_rng(model.seed + 1).choice(n, size=limit, replace=False))
+            smoothed = None
+            out["seeds"] = "a sample of the catalog is clustered, so the seed plays a part: seed vs seed + 1"
+        else:  # every track is clustered and the seed draws only the bags: the smoothing is the model's own
+            again_on, smoothed = np.arange(n), getattr(model, "smoothed_", None)
+            out["seeds"] = "the seed draws the consensus's bags: seed vs seed + 1, on the same smoothed points"
+        again = MoodModel(config=model.config, space=model.space, seed=model.seed + 1).fit(
+            points[again_on], None, (), smoothed=smoothed)
         out["ari_seeds"] = round(float(adjusted_rand_score(model.labels_[scored],
                                                            again.assign_points(points[scored])[0])), 4)
-        out["seeds"] = "a sample of the catalog is clustered, so the seed plays a part: seed vs seed + 1"
     else:
         out["ari_seeds"] = None
         out["seeds"] = "the whole catalog is clustered deterministically: the seed plays no part"

@@ -53,13 +53,16 @@ def format_report(manifest: dict[str, Any], *, moods: list[dict[str, Any]] | Non
         "",
         f"moods    {mo['clusters']} HDBSCAN clusters (fitted on {mo['fit_tracks']:,} tracks); "
         f"cores hold {mo['core_coverage']:.1%} of tracks, the rest assigned to the nearest core",
-        f"         validity: DBCV {mo['dbcv_sample']} (fit sample), silhouette {mo['silhouette']}",
+        f"         validity: DBCV {mo['dbcv_sample']} (fit sample), silhouette {mo['silhouette']}"
+        if not mo.get("consensus") else
+        f"         validity: silhouette {mo['silhouette']} (no DBCV: a consensus has no one HDBSCAN tree)",
     ]
     if 0 < mo.get("smoothing_neighbours", 0) < mo.get("smoothing_neighbours_requested", 0):
         lines.append(f"         smoothing_neighbours {mo['smoothing_neighbours_requested']} capped to "
                      f"{mo['smoothing_neighbours']}: at most {mo.get('smoothing_cap_share', 0.05):.0%} of the "
                      f"{mo['fit_tracks']:,} tracks clustered")
     lines += mood_floor_lines(mo)
+    lines += mood_consensus_lines(mo)
     if mo.get("space"):
         sp = mo["space"]
         lines.append(f"         mood space ({sp['kind']}): {', '.join(sp['features'])}; why: {sp['why']}")
@@ -168,6 +171,17 @@ def mood_floor_lines(mo: dict[str, Any]) -> list[str]:
     return [f"         a mood outweighs {mo['clump_multiple']} smoothing clumps here (min_cluster_size "
             f"{mo['min_cluster_size']}): with 3 (min_cluster_size {fl['from']}) HDBSCAN found "
             f"{fl['moods_before']} moods, fewer than {fl['fewest_moods']}"]
+
+
+def mood_consensus_lines(mo: dict[str, Any]) -> list[str]:
+    """How the moods were found when by consensus of bagged fits (engine/_moodconsensus.py, ``bags``)."""
+    if not mo.get("consensus"):
+        return []
+    co = mo["consensus"]
+    lo, hi = min(co["moods_per_bag"]), max(co["moods_per_bag"])
+    return [f"         consensus of {co['bags']} HDBSCAN fits, each on a random {co['bag_share']:.0%} of the smoothed "
+            f"points ({lo if lo == hi else f'{lo}-{hi}'} moods each); moods: average linkage of "
+            f"the share of fits that part two tracks, cut at {co['cut']:.0%} ({co['seconds']:.1f} s)"]
 
 
 def mood_stability_lines(st: dict[str, Any]) -> list[str]:

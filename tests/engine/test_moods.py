@@ -10,7 +10,7 @@ from engine import MoodConfig, MoodModel, mood_name
 from engine._moodgeometry import shift
 from engine._moods import CLUMP_MULTIPLE, MoodSpace, blur, mood_space
 from engine._moodstability import measure_stability
-from engine._report import mood_floor_lines, mood_table
+from engine._report import mood_consensus_lines, mood_floor_lines, mood_table
 
 NAMES = ("valence", "energy", "acousticness", "danceability", "tempo")
 
@@ -96,7 +96,8 @@ def test_mood_names_come_from_the_means_on_absolute_scales() -> None:
 @pytest.mark.parametrize("bad", [{"selection": "tree"}, {"min_cluster_size": 1}, {"weights": {"energy": -1}},
                                  {"smoothing_iterations": -1}, {"smoothing_neighbours": 0},
                                  {"min_cluster_fraction": 1.5}, {"max_cluster_fraction": -0.1},
-                                 {"smoother": "gaussian"}, {"fewest_moods": -1}])
+                                 {"smoother": "gaussian"}, {"fewest_moods": -1}, {"bags": 1}, {"bags": -2},
+                                 {"bag_share": 0.0}, {"bag_share": 1.5}, {"consensus_cut": 1.0}])
 def test_config_validation(bad: dict[str, object]) -> None:
     from engine import ConfigError
 
@@ -151,6 +152,32 @@ def test_planted_moods_come_back_with_the_shift_too() -> None:
     model = fit(raw, smoother="shift")
     assert model.metrics_["smoother"] == "shift" and model.metrics_["clusters"] == 4
     assert adjusted_rand_score(truth, model.labels_) > 0.95
+
+
+def test_planted_moods_come_back_by_consensus_and_the_bags_make_the_seed_count() -> None:
+    raw, truth = planted(middle=True)
+    model = fit(raw, bags=6, selection="leaf")
+    m = model.metrics_
+    assert m["clusters"] == 5 and adjusted_rand_score(truth, model.labels_) > 0.95
+    assert m["consensus"]["bags"] == 6 and len(m["consensus"]["moods_per_bag"]) == 6 and m["seeded"] is True
+    assert m["hdbscan_core_coverage"] > 0.5 and len(model.exemplars_) == model.is_core_.sum()
+    assert "consensus of 6 HDBSCAN fits, each on a random 50%" in mood_consensus_lines(m)[0]
+    assert mood_consensus_lines(fit(raw).metrics_) == []
+    z = (raw - raw.mean(0)) / raw.std(0)
+    st = measure_stability(model, model.space.project(z), share=0.9)
+    # the seed draws the bags: the seed check refits on the model's own smoothed points
+    assert st["ari_seeds"] > 0.95 and "bags" in st["seeds"] and st["subsample_moods"] == 5
+    np.testing.assert_array_equal(fit(raw, bags=6, selection="leaf").labels_, model.labels_)  # same seed, same moods
+
+
+def test_the_consensus_keeps_only_moods_above_the_floor() -> None:
+    # one planted mood of 60 tracks beside four of 400: below a floor of 100 it is not a mood of its own
+    raw, truth = planted()
+    small = planted(n_per=60, middle=True)[0][-60:]
+    raw = np.vstack([raw, small])
+    model = fit(raw, bags=4, selection="leaf", min_cluster_size=100)
+    assert model.metrics_["clusters"] == 4
+    assert adjusted_rand_score(truth, model.labels_[:len(truth)]) > 0.95
 
 
 def test_cores_are_the_tracks_hdbscan_labelled_and_keep_their_label() -> None:
