@@ -175,7 +175,8 @@ class MoodConfig:
     max_cluster_fraction: float = 0.0
     epsilon: float = 0.0  # cluster_selection_epsilon, in mood-space units: leaves closer than this merge
     # Consensus of this many HDBSCAN fits, each on a random bag_share of the smoothed points, grouped by how
-    # often they put tracks together (cut: apart in more than this share of the fits); 0 = one fit.
+    # often they part two tracks (average linkage cut at consensus_cut); 0 = one fit. Steadier on the Spotify
+    # data with the k-400 shift (RESULTS.md: ARI 0.79-0.92 over six 90% draws), 2-3 moods on 1,000 tracks.
     bags: int = 0
     bag_share: float = 0.5
     consensus_cut: float = 0.6
