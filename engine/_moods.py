@@ -319,8 +319,8 @@ class MoodModel:
         if not cfg.bags:
             return self._hdbscan(space, min_cluster_size, min_samples, max_cluster_size, n, facts, say)
         m = len(space)
+        # never above min_cluster_size: every term of the floor grows with the tracks
         bag_size = self._min_cluster_size(max(2, int(cfg.bag_share * m)), facts["k"], facts["clump_multiple"])
-        bag_size = min(bag_size, min_cluster_size)
         say(f"consensus of {cfg.bags} HDBSCAN fits, each on a random {cfg.bag_share:.0%} of the {m:,} smoothed "
             f"points (min_cluster_size {bag_size}), cut at {cfg.consensus_cut}")
         t0 = time.perf_counter()
