@@ -130,6 +130,9 @@ def choose_index_kind(config: IndexConfig, n_tracks: int) -> IndexConfig:
     return dataclasses.replace(config, kind="flat" if n_tracks <= AUTO_FLAT_MAX_TRACKS else "ivf")
 
 
+AUTO_BAGS = 20  # the HDBSCAN fits of moods.bags = "auto" when fewer than moods.small_catalog tracks are clustered
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class MoodConfig:
     """HDBSCAN mood clustering (see engine/_moods.py for why these defaults and what was measured).
@@ -175,10 +178,11 @@ class MoodConfig:
     max_cluster_fraction: float = 0.0
     epsilon: float = 0.0  # cluster_selection_epsilon, in mood-space units: leaves closer than this merge
     # Consensus of this many HDBSCAN fits, each on a random bag_share of the smoothed points, grouped by how
-    # often they part two tracks (average linkage cut at consensus_cut); 0 = one fit. Steadier on the Spotify
-    # data with the k-400 shift (RESULTS.md: epsilon 0.16, ARI 0.84-0.93 over nine 90% draws); 2-3 moods on
-    # 1,000 tracks.
-    bags: int = 0
+    # often they part two tracks (average linkage cut at consensus_cut); 0 = one fit. "auto": AUTO_BAGS fits
+    # when fewer than small_catalog tracks are clustered (seconds there, and steadier: RESULTS.md, "Moods on
+    # any catalog"), one fit above. With the k-400 shift, steadier on the whole Spotify data too, at minutes.
+    bags: int | Literal["auto"] = "auto"
+    small_catalog: int = 20_000
     bag_share: float = 0.5
     consensus_cut: float = 0.6
     validity_sample: int = 10_000
@@ -202,11 +206,12 @@ class MoodConfig:
             raise ConfigError(f"moods.weights must be >= 0, got {dict(self.weights)}")
         if self.epsilon < 0:
             raise ConfigError(f"moods.epsilon must be >= 0, got {self.epsilon}")
-        if (self.bags < 0 or self.bags == 1 or not 0.0 < self.bag_share <= 1.0
-                or not 0.0 < self.consensus_cut < 1.0):
-            raise ConfigError(f"moods.bags must be 0 (one fit) or >= 2, moods.bag_share in (0, 1] and "
-                              f"moods.consensus_cut in (0, 1), got {self.bags}, {self.bag_share} and "
-                              f"{self.consensus_cut}")
+        valid_bags = self.bags == "auto" or (type(self.bags) is int and (self.bags == 0 or self.bags >= 2))
+        if (not valid_bags or not 0.0 < self.bag_share <= 1.0 or not 0.0 < self.consensus_cut < 1.0
+                or self.small_catalog < 0):
+            raise ConfigError(f"moods.bags must be 'auto', 0 (one fit) or >= 2, moods.small_catalog >= 0, "
+                              f"moods.bag_share in (0, 1] and moods.consensus_cut in (0, 1), got {self.bags!r}, "
+                              f"{self.small_catalog}, {self.bag_share} and {self.consensus_cut}")
         if self.fewest_moods < 0:
             raise ConfigError(f"moods.fewest_moods must be >= 0 (0 = never rerun), got {self.fewest_moods}")
         if self.smoothing_iterations < 0 or self.smoothing_neighbours < 1:
@@ -221,6 +226,12 @@ class MoodConfig:
         for name in ("min_cluster_fraction", "max_cluster_fraction"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ConfigError(f"moods.{name} must be in [0, 1), got {getattr(self, name)}")
+
+    def bags_for(self, tracks: int) -> int:
+        """The HDBSCAN fits the consensus takes for ``tracks`` tracks clustered (0: one fit, no consensus)."""
+        if self.bags != "auto":
+            return self.bags
+        return AUTO_BAGS if tracks < self.small_catalog else 0
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

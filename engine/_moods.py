@@ -13,10 +13,13 @@ How it works
   8 passes, epsilon 0.14: ARI 0.77-0.84 over six 90% draws against ~0.42), minutes slower, and on
   the 1,000-clip tables steadier in one case of four, less in two, so not the default (RESULTS.md).
 - ``bags`` (engine/_moodconsensus.py): instead of one HDBSCAN fit, the consensus of that many fits on
-  random halves of the smoothed points. With the shift above and 20 bags: 7 moods, cores 69%, ARI
-  0.79-0.92 over the same six draws (mean 0.88; one draw below 0.8), 0.93 across seeds (the bags are
-  drawn from the seed); with epsilon 0.16, 6 moods, ARI 0.84-0.93 over nine draws. ~10 minutes of moods
-  per Spotify build; on the 1,000-clip tables only 2-3 moods. An option, not the default.
+  random halves of the smoothed points. ``"auto"`` (the default): 20 below ``small_catalog`` (20,000)
+  tracks clustered, where it costs seconds, one fit above. A bag keeps the whole catalog's floor; when the
+  consensus then finds fewer than ``fewest_moods``, each bag's floor is scaled to its share (a bag holds
+  half of every mood) before the clump floor is lowered. On the 1,000-clip tables that kept 5 moods and
+  held ARI >= 0.8 on every draw in three cases of four (one fit: one of four). With the shift above,
+  epsilon 0.16 and 20 bags: 6 Spotify moods, cores 73%, ARI 0.84-0.93 over nine 90% draws, ~10 minutes
+  of moods per build (RESULTS.md, "Moods on any catalog").
 - HDBSCAN runs on the smoothed points of the whole catalog (a random sample above ``fit_sample``
   tracks, 100k by default: only then does the seed matter; below it the fit is deterministic).
   The tracks it labels are the *core* members of their mood, and become the *exemplars*, kept at
@@ -211,6 +214,7 @@ class MoodModel:
             "min_cluster_size": facts["min_cluster_size"],
             "clump_multiple": facts["clump_multiple"],
             **({"floor_lowered": facts["floor_lowered"]} if "floor_lowered" in facts else {}),
+            "bags": facts["bags"],
             **({"consensus": facts["consensus"]} if "consensus" in facts else {}),
             "clusters": n_clusters,
             "sample_noise_fraction": round(float(1 - hdbscan_core.mean()), 4),
@@ -242,13 +246,16 @@ class MoodModel:
         -1 for noise, which of them HDBSCAN labelled, facts for the metrics)."""
         cfg = self.config
         n = len(points)
-        # below fit_sample every track is clustered: the seed plays no part, unless it draws the bags
-        seeded = n > cfg.fit_sample or cfg.bags > 0
         if n > cfg.fit_sample:
             fitted = np.sort(np.random.default_rng(self.seed).choice(n, size=cfg.fit_sample, replace=False))
         else:
             fitted = np.arange(n)
         m = len(fitted)
+        self.bags_ = cfg.bags_for(m)  # a stability refit takes the same number (engine/_moodstability.py)
+        why = (f'moods.bags = "auto": {m:,} tracks clustered, {"under" if self.bags_ else "at least"} '
+               f"moods.small_catalog = {cfg.small_catalog:,}") if cfg.bags == "auto" else f"moods.bags = {cfg.bags}"
+        # below fit_sample every track is clustered: the seed plays no part, unless it draws the bags
+        seeded = n > cfg.fit_sample or self.bags_ > 0
         # Blurring bandwidth, at most 3% of the tracks so that a small catalog keeps some resolution.
         k = min(cfg.smoothing_neighbours, max(1, int(m * SMOOTHING_CAP))) if cfg.smoothing_iterations else 0
         if 0 < k < cfg.smoothing_neighbours:
@@ -262,7 +269,7 @@ class MoodModel:
         max_cluster_size = int(cfg.max_cluster_fraction * m) if cfg.selection == "eom" else 0
         facts: dict[str, Any] = {"seeded": seeded, "k": k, "min_cluster_size": min_cluster_size,
                                  "min_samples": min_samples, "smooth_seconds": 0.0, "dbcv": float("nan"),
-                                 "clump_multiple": CLUMP_MULTIPLE}
+                                 "clump_multiple": CLUMP_MULTIPLE, "bags": {"fits": self.bags_, "why": why}}
         if m < max(min_samples + 2, MIN_TRACKS_TO_CLUSTER):
             say(f"only {m} tracks: too few to find density clusters; one mood holds them all")
             labels = np.full(m, -1, dtype=np.int64)
@@ -281,6 +288,14 @@ class MoodModel:
             self.smoothed_ = space
             labels = self._fit(space, min_cluster_size, min_samples, max_cluster_size, n, facts, say)
             found = int(labels.max()) + 1
+            if self.bags_ and found < cfg.fewest_moods and cfg.fewest_moods * min_cluster_size <= m:
+                # Each bag holds about bag_share of every mood: at the whole catalog's floor a bag keeps only
+                # moods that clear it with a share of their tracks (the 1,000-clip tables: 3 moods of 5 asked).
+                say(f"{found} moods, fewer than {cfg.fewest_moods}: each bag's floor scaled to its share of the "
+                    "tracks")
+                facts["bag_floor_scaled"] = found
+                labels = self._fit(space, min_cluster_size, min_samples, max_cluster_size, n, facts, say)
+                found = int(labels.max()) + 1
             # Too few moods: lower the clump floor step by step (never below the configured floors), and
             # keep the first fit that finds enough; the steps keep it from splitting more than it must.
             for multiple in LOWER_CLUMP_MULTIPLES:
@@ -313,22 +328,29 @@ class MoodModel:
     def _fit(self, space: np.ndarray, min_cluster_size: int, min_samples: int, max_cluster_size: int,
              n: int, facts: dict[str, Any], say: Progress) -> np.ndarray:
         """Moods of ``space`` (-1 for tracks outside every core): one HDBSCAN fit, or with ``bags`` the
-        consensus of that many fits on random subsets (engine/_moodconsensus.py), each with the floor
-        its share of the tracks gets; a mood of the consensus holds at least ``min_cluster_size``."""
+        consensus of that many fits on random subsets (engine/_moodconsensus.py), each with the whole
+        catalog's floor, or that floor scaled to the subset's share once ``facts["bag_floor_scaled"]`` is
+        set (too few moods at the whole floor); a mood of the consensus holds at least ``min_cluster_size``."""
         cfg = self.config
-        if not cfg.bags:
+        bags = self.bags_
+        if not bags:
             return self._hdbscan(space, min_cluster_size, min_samples, max_cluster_size, n, facts, say)
         m = len(space)
-        # never above min_cluster_size: every term of the floor grows with the tracks
-        bag_size = self._min_cluster_size(max(2, int(cfg.bag_share * m)), facts["k"], facts["clump_multiple"])
-        say(f"consensus of {cfg.bags} HDBSCAN fits, each on a random {cfg.bag_share:.0%} of the {m:,} smoothed "
-            f"points (min_cluster_size {bag_size}), cut at {cfg.consensus_cut}")
+        if "bag_floor_scaled" in facts:  # the whole catalog's floor scaled to a bag's share of the tracks
+            bag_size = max(2, math.ceil(cfg.bag_share * min_cluster_size))
+        else:  # the whole catalog's clump and configured floors, its fraction taken of the bag's tracks
+            bag_size = self._min_cluster_size(max(2, int(cfg.bag_share * m)), facts["k"], facts["clump_multiple"])
+        bag_samples = min(min_samples, bag_size)
+        say(f"consensus of {bags} HDBSCAN fits, each on a random {cfg.bag_share:.0%} of the {m:,} smoothed "
+            f"points (min_cluster_size {bag_size}, min_samples {bag_samples}), cut at {cfg.consensus_cut}")
         t0 = time.perf_counter()
         labels, facts["consensus"] = consensus(
-            space, bags=cfg.bags, share=cfg.bag_share, cut=cfg.consensus_cut, floor=min_cluster_size,
-            seed=self.seed, fit=lambda part: self._hdbscan(part, bag_size, min(min_samples, bag_size),
+            space, bags=bags, share=cfg.bag_share, cut=cfg.consensus_cut, floor=min_cluster_size,
+            seed=self.seed, fit=lambda part: self._hdbscan(part, bag_size, bag_samples,
                                                            int(cfg.bag_share * max_cluster_size), n, None, None))
-        facts["consensus"]["seconds"] = round(time.perf_counter() - t0, 2)
+        facts["consensus"].update(seconds=round(time.perf_counter() - t0, 2), bag_min_cluster_size=bag_size,
+                                  **({"bag_floor_scaled": facts["bag_floor_scaled"]}
+                                     if "bag_floor_scaled" in facts else {}))
         return labels
 
     def _hdbscan(self, space: np.ndarray, min_cluster_size: int, min_samples: int, max_cluster_size: int,

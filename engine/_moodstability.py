@@ -4,6 +4,7 @@ and reports the adjusted Rand index against its own fit."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
@@ -39,7 +40,8 @@ def measure_stability(model: MoodModel, points: np.ndarray, *, share: float = 0.
     fit_on = np.sort(rng.choice(sub, size=limit, replace=False)) if len(sub) > limit else sub
     say(f"stability: the same method on a random {share:.0%} of the tracks ({len(sub):,}"
         f"{f'; it clusters {len(fit_on):,} of them' if sampled else ''})")
-    other = MoodModel(config=model.config, space=model.space, seed=model.seed).fit(points[fit_on], None, ())
+    same = dataclasses.replace(model.config, bags=model.bags_)  # "auto" as the model resolved it, at any size
+    other = MoodModel(config=same, space=model.space, seed=model.seed).fit(points[fit_on], None, ())
     labels = other.assign_points(points[scored])[0]
     both = model.is_core_[fit_on] & other.is_core_  # over the tracks the subsample fit clustered
     out: dict[str, Any] = {
@@ -61,7 +63,7 @@ def measure_stability(model: MoodModel, points: np.ndarray, *, share: float = 0.
         else:  # every track is clustered and the seed draws only the bags: the smoothing is the model's own
             again_on, smoothed = np.arange(n), getattr(model, "smoothed_", None)
             out["seeds"] = "the seed draws the consensus's bags: seed vs seed + 1, on the same smoothed points"
-        again = MoodModel(config=model.config, space=model.space, seed=model.seed + 1).fit(
+        again = MoodModel(config=same, space=model.space, seed=model.seed + 1).fit(
             points[again_on], None, (), smoothed=smoothed)
         out["ari_seeds"] = round(float(adjusted_rand_score(model.labels_[scored],
                                                            again.assign_points(points[scored])[0])), 4)

@@ -169,19 +169,24 @@ def mood_floor_lines(mo: dict[str, Any]) -> list[str]:
         return []
     fl = mo["floor_lowered"]
     return [f"         a mood outweighs {mo['clump_multiple']} smoothing clumps here (min_cluster_size "
-            f"{mo['min_cluster_size']}): with 3 (min_cluster_size {fl['from']}) HDBSCAN found "
+            f"{mo['min_cluster_size']}): with 3 (min_cluster_size {fl['from']}) "
+            f"{'the consensus' if mo.get('consensus') else 'HDBSCAN'} found "
             f"{fl['moods_before']} moods, fewer than {fl['fewest_moods']}"]
 
 
 def mood_consensus_lines(mo: dict[str, Any]) -> list[str]:
     """How the moods were found when by consensus of bagged fits (engine/_moodconsensus.py, ``bags``)."""
+    why = mo.get("bags", {}).get("why", "")
     if not mo.get("consensus"):
-        return []
+        return [f"         one HDBSCAN fit ({why})"] if why.startswith('moods.bags = "auto"') else []
     co = mo["consensus"]
     lo, hi = min(co["moods_per_bag"]), max(co["moods_per_bag"])
     return [f"         consensus of {co['bags']} HDBSCAN fits, each on a random {co['bag_share']:.0%} of the smoothed "
             f"points ({lo if lo == hi else f'{lo}-{hi}'} moods each); moods: average linkage of "
-            f"the share of fits that part two tracks, cut at {co['cut']:.0%} ({co['seconds']:.1f} s)"]
+            f"the share of fits that part two tracks, cut at {co['cut']:.0%} ({co['seconds']:.1f} s; {why})"
+            + (f"; the bags' floor scaled to their share of the tracks (min_cluster_size {co['bag_min_cluster_size']}):"
+               f" at the whole catalog's the consensus found {co['bag_floor_scaled']} moods"
+               if "bag_floor_scaled" in co else "")]
 
 
 def mood_stability_lines(st: dict[str, Any]) -> list[str]:

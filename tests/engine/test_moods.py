@@ -27,11 +27,12 @@ def planted(n_per: int = 400, seed: int = 0, middle: bool = False) -> tuple[np.n
 
 
 def fit(raw: np.ndarray, seed: int = 0, **cfg: object) -> MoodModel:
-    """The method on planted moods; at least five moods is not asked for (fewest_moods 0) unless said."""
+    """The method on planted moods; at least five moods is not asked for (fewest_moods 0), and one HDBSCAN fit
+    (bags 0; "auto" would take the consensus of 20 on so few tracks), unless said."""
     z = (raw - raw.mean(0)) / raw.std(0)
     space = MoodSpace(columns=(0, 1), weights=(1.0, 1.0))
     config = MoodConfig(**{"min_cluster_size": 50, "min_samples": 5, "selection": "eom", "fewest_moods": 0,
-                           **cfg})  # type: ignore[arg-type]
+                           "bags": 0, **cfg})  # type: ignore[arg-type]
     return MoodModel(config=config, space=space, seed=seed).fit(space.project(z), raw, NAMES)
 
 
@@ -97,7 +98,7 @@ def test_mood_names_come_from_the_means_on_absolute_scales() -> None:
                                  {"smoothing_iterations": -1}, {"smoothing_neighbours": 0},
                                  {"min_cluster_fraction": 1.5}, {"max_cluster_fraction": -0.1},
                                  {"smoother": "gaussian"}, {"fewest_moods": -1}, {"bags": 1}, {"bags": -2},
-                                 {"bag_share": 0.0}, {"bag_share": 1.5}, {"consensus_cut": 1.0}])
+                                 {"bags": "all"}, {"small_catalog": -1}, {"bag_share": 0.0}, {"bag_share": 1.5}, {"consensus_cut": 1.0}])
 def test_config_validation(bad: dict[str, object]) -> None:
     from engine import ConfigError
 
@@ -168,6 +169,45 @@ def test_planted_moods_come_back_by_consensus_and_the_bags_make_the_seed_count()
     # the seed draws the bags: the seed check refits on the model's own smoothed points
     assert st["ari_seeds"] > 0.95 and "bags" in st["seeds"] and st["subsample_moods"] == 5
     np.testing.assert_array_equal(fit(raw, bags=6, selection="leaf").labels_, model.labels_)  # same seed, same moods
+
+
+def test_too_few_moods_by_consensus_scale_each_bags_floor_to_its_share() -> None:
+    # five planted moods of 200 tracks and a floor of 150: a half bag holds ~100 of each, so at the full
+    # fit's floor every bag finds nothing; scaled to half the floor each finds all five
+    raw, truth = planted(n_per=200, middle=True)
+    z = (raw - raw.mean(0)) / raw.std(0)
+    space = MoodSpace(columns=(0, 1), weights=(1.0, 1.0))
+    for fewest, moods in ((0, 0), (5, 5)):
+        said: list[str] = []
+        config = MoodConfig(min_cluster_size=150, min_samples=10, selection="leaf", fewest_moods=fewest, bags=4)
+        model = MoodModel(config=config, space=space).fit(space.project(z), raw, NAMES, progress=said.append)
+        co = model.metrics_["consensus"]
+        assert co["moods_per_bag"] == [moods] * 4 and co["bag_min_cluster_size"] == (75 if fewest else 150)
+        if fewest:  # the full fit's floor is kept, not lowered: 5 x 150 fits in 1,000 tracks
+            assert model.metrics_["clusters"] == 5 and adjusted_rand_score(truth, model.labels_) > 0.95
+            assert model.metrics_["min_cluster_size"] == 150 and "floor_lowered" not in model.metrics_
+            assert any("0 moods, fewer than 5: each bag's floor scaled to its share" in line for line in said)
+            assert "the bags' floor scaled to their share" in mood_consensus_lines(model.metrics_)[0]
+        else:  # no consensus found a mood: one mood holds every track
+            assert model.metrics_["clusters"] == 1 and "scaled" not in mood_consensus_lines(model.metrics_)[0]
+
+
+def test_auto_takes_the_consensus_below_small_catalog_and_the_stability_check_keeps_the_choice() -> None:
+    raw, truth = planted(middle=True)  # 2,000 tracks
+    z = (raw - raw.mean(0)) / raw.std(0)
+    space = MoodSpace(columns=(0, 1), weights=(1.0, 1.0))
+    for small_catalog, fits in ((2_001, 20), (2_000, 0)):
+        config = MoodConfig(min_cluster_size=50, selection="leaf", small_catalog=small_catalog)
+        assert config.bags == "auto" and config.bags_for(2_000) == fits
+        model = MoodModel(config=config, space=space).fit(space.project(z), raw, NAMES)
+        m = model.metrics_
+        assert model.bags_ == m["bags"]["fits"] == fits and m["seeded"] is (fits > 0)
+        assert adjusted_rand_score(truth, model.labels_) > 0.9
+        assert ("under" if fits else "at least") + " moods.small_catalog = " in m["bags"]["why"]
+        assert ("consensus of 20" if fits else "one HDBSCAN fit") in mood_consensus_lines(m)[0]
+        # the 90% refit holds 1,800 tracks, under either small_catalog: it takes the model's choice all the same
+        st = measure_stability(model, space.project(z), share=0.9)
+        assert (st["ari_seeds"] is not None) is (fits > 0) and st["ari_subsample_all_tracks"] > 0.9
 
 
 def test_the_consensus_keeps_only_moods_above_the_floor() -> None:
