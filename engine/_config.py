@@ -135,7 +135,7 @@ AUTO_BAGS = 20  # the HDBSCAN fits of moods.bags = "auto" when fewer than moods.
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class MoodConfig:
-    """HDBSCAN mood clustering (see engine/_moods.py for why these defaults and what was measured).
+    """HDBSCAN mood clustering (engine/_moods.py; why these defaults and what was measured: benchmarks/RESULTS.md).
 
     Default method: the mood space is denoised by a blurring mean shift (each point replaced by the
     mean of its ``smoothing_neighbours`` nearest points, ``smoothing_iterations`` times), then HDBSCAN

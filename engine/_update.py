@@ -64,7 +64,7 @@ _REWRITTEN = {"index.faiss", "index_new_tracks.faiss", "tracks.npz", "moods.npz"
               "moodmap.npz", OOF_FILE, BLOCKS_FILE}
 
 # Drift: when the fitted parts no longer describe the catalog (each threshold says why it is there).
-REBUILD_CHANGED_SHARE = 0.10  # mood memberships shift measurably once ~10% of the catalog changed (_moods.py)
+REBUILD_CHANGED_SHARE = 0.10  # mood memberships shift measurably once ~10% of the catalog changed (RESULTS.md)
 OUTLIER_Z = 4.0  # a standardized feature beyond 4 sd of the fitted scaling
 OUTLIER_RATIO = 3.0  # new tracks' outlier share this many times the catalog's own
 RESIDUAL_RATIO = 1.5  # variance the fitted PCA loses on new tracks, against what it loses on the catalog
