@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable
 from concurrent import futures
 from pathlib import Path
@@ -40,6 +41,14 @@ MAX_MESSAGE_BYTES = 4 * 1024 * 1024  # requests and responses; a 1,000-result re
 # floor's throughput with 72 threads and 0.79-0.86 with 4 (see benchmarks/RESULTS.md).
 DEFAULT_WORKERS = 4
 DEFAULT_SLOW_MS = 1000.0  # calls slower than this are logged as warnings (event slow_request)
+# CPython runs a Python signal handler only in the main thread, but the kernel may hand a SIGTERM sent to
+# the process to any of its threads (gRPC's event_engine pollers and timer, the handler pool: a dozen in
+# all); the C handler on that thread only marks the signal pending, and a main thread asleep in an
+# untimed lock wait is never woken to run it. Measured under CPU load (2 cores busy): about 1 SIGTERM in
+# 50 went to a gRPC event_engine thread, and `musicrec serve` then waited in serve_forever until another
+# signal happened to land on the main thread. So the main thread waits in slices this long, running
+# pending handlers between them: a signal is acted on within this time, whichever thread took it.
+SIGNAL_POLL_SECONDS = 0.1
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -114,8 +123,8 @@ class RunningServer:
         before calls are refused (``end_drain_delay`` cuts it short)."""
         self.stopping.set()  # the backend health loop stops setting health
         self.set_serving(False)
-        if drain_delay > 0:
-            self._end_drain_delay.wait(drain_delay)
+        if drain_delay > 0:  # in slices: the signal that ends it early is handled in this (the main) thread
+            wait_handling_signals(self._end_drain_delay, drain_delay)
         self.holder.close()
         self.server.stop(grace).wait()
         if self.http is not None:
@@ -267,6 +276,18 @@ def _tls_credentials(cert: Path | None, key: Path | None) -> grpc.ServerCredenti
     return None if pem is None else grpc.ssl_server_credentials([(pem[1], pem[0])])
 
 
+def wait_handling_signals(event: threading.Event, timeout: float | None = None) -> bool:
+    """``event.wait(timeout)`` in slices of ``SIGNAL_POLL_SECONDS``, so that in the main thread the
+    Python handler of a signal another thread received runs within that time (see the constant)."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        step = SIGNAL_POLL_SECONDS if deadline is None else min(SIGNAL_POLL_SECONDS, deadline - time.monotonic())
+        if step <= 0:
+            return event.is_set()
+        if event.wait(step):
+            return True
+
+
 def serve_forever(running: RunningServer, *, grace: float = 10.0, drain_delay: float = 0.0) -> int:
     """Block until SIGTERM/SIGINT, then shut down gracefully (after ``drain_delay`` s of answering with
     health NOT_SERVING; a second signal ends that delay); SIGHUP reloads the configured bundle path."""
@@ -295,7 +316,7 @@ def serve_forever(running: RunningServer, *, grace: float = 10.0, drain_delay: f
     signal.signal(signal.SIGTERM, on_stop)
     signal.signal(signal.SIGINT, on_stop)
     signal.signal(signal.SIGHUP, on_hup)
-    done.wait()
+    wait_handling_signals(done)  # not done.wait(): see SIGNAL_POLL_SECONDS
     running.stop(grace, drain_delay=drain_delay)
     log.info("stopped", extra={"event": "stopped"})
     return 0

@@ -6,6 +6,8 @@ import logging
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -132,6 +134,63 @@ def test_sigterm_drains_and_exits_zero(bundle_dir: Path) -> None:
             os.kill(proc.pid, signal.SIGTERM)
             assert proc.wait(timeout=30) == 0
         assert proc.stderr is not None and "shutting down" in proc.stderr.read()
+
+
+# The kernel hands a signal sent to the process to any thread that does not block it; CPython then runs
+# the Python handler only in the main thread, and only when that thread next runs Python code. Here
+# both signals (SIGTERM, then the second one that ends --drain-delay) are sent to a thread other than
+# the main one, as the kernel now and then does under load, once the main thread is waiting in
+# serve_forever. Before the main thread waited in slices (server/_app.py, SIGNAL_POLL_SECONDS) it
+# slept on forever, and `musicrec serve` ignored such a SIGTERM.
+_SIGNALS_ON_ANOTHER_THREAD = """
+import signal, sys, threading, time
+from server import create_server, serve_forever
+from server._logging import configure
+
+configure("json")
+running = create_server(None, "127.0.0.1:0")
+main = threading.main_thread().ident
+
+# returns once the main thread is asleep in a threading wait: seen there twice, 0.2 s apart (a signal
+# sent while it is still on its way in is handled before it sleeps, whatever the server does)
+def main_is_waiting():
+    def waiting():
+        frame = sys._current_frames().get(main)
+        return frame is not None and frame.f_code.co_name == "wait" and frame.f_code.co_filename.endswith("threading.py")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if waiting():
+            time.sleep(0.2)
+            if waiting():
+                return
+        time.sleep(0.01)
+    raise SystemExit("the main thread never waited")
+
+def signal_this_thread():
+    while signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        time.sleep(0.01)
+    main_is_waiting()  # in serve_forever
+    signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
+    while not running.stopping.is_set():
+        time.sleep(0.01)
+    main_is_waiting()  # in the drain delay
+    signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
+
+threading.Thread(target=signal_this_thread, daemon=True).start()
+sys.exit(serve_forever(running, grace=1, drain_delay=600))
+"""
+
+
+def test_signals_taken_by_another_thread_still_stop_the_server() -> None:
+    proc = subprocess.Popen([sys.executable, "-c", _SIGNALS_ON_ANOTHER_THREAD], stderr=subprocess.PIPE, text=True)
+    try:
+        _, err = proc.communicate(timeout=60)  # the imports take seconds; a missed signal, forever
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+        pytest.fail(f"the server ignored a SIGTERM taken by a thread other than the main one:\n{err}")
+    assert proc.returncode == 0, err
+    assert "drain_delay" in err and '"stopped"' in err  # the drain delay began, and was cut short
 
 
 def test_stop_lets_calls_in_flight_finish(bundle_dir: Path, blocking: Blocker) -> None:
