@@ -13,7 +13,7 @@ from ._bundle import FORMAT_VERSION, publish, read_verified_manifest
 from ._candidates import CandidateSource, IndexSource, use_one_search_thread
 from ._catalog import Catalog, IngestReport, clean_catalog, read_catalog
 from ._classify import Classification
-from ._config import MOOD_WEIGHTS, BuildConfig, GenreConfig, IndexConfig, MoodConfig, PreprocessConfig, SimilarConfig
+from ._config import BuildConfig, GenreConfig, IndexConfig, PreprocessConfig, SimilarConfig
 from ._errors import (
     BackendUnavailable,
     BundleError,
@@ -31,6 +31,7 @@ from ._genre import GenreClassifier
 from ._htmlreport import bundle_report_html, figure_html, html_document
 from ._index import Neighbors, build_index, search
 from ._loaded import Bundle, load_bundle
+from ._moodconfig import MOOD_WEIGHTS, MoodConfig
 from ._moodmap import MoodMap
 from ._moodnames import mood_name
 from ._moods import MoodModel

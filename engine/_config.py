@@ -19,14 +19,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ._errors import ConfigError
+from ._moodconfig import MoodConfig
 from ._schema import FeatureSchema
 
 # Every component: a rotation of the standardized features, so cosine ranks as on them. Measured against
 # 0.90 (the notebook method's choice), 0.95 and 0.99 on held-out artists, audio-only genre-precision@10
 # only fell as variance was cut (benchmarks/retrieval_defaults.py; benchmarks/RESULTS.md, "Retrieval defaults").
 DEFAULT_PCA_VARIANCE = 1.0
-MOOD_WEIGHTS = {"valence": 1.0, "energy": 1.0, "danceability": 1.0, "acousticness": 1.0,
-                "instrumentalness": 1.0, "tempo": 1.0}
 DEFAULT_SEED = 0
 
 
@@ -128,110 +127,6 @@ def choose_index_kind(config: IndexConfig, n_tracks: int) -> IndexConfig:
     if config.kind != "auto":
         return config
     return dataclasses.replace(config, kind="flat" if n_tracks <= AUTO_FLAT_MAX_TRACKS else "ivf")
-
-
-AUTO_BAGS = 20  # the HDBSCAN fits of moods.bags = "auto" when fewer than moods.small_catalog tracks are clustered
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class MoodConfig:
-    """HDBSCAN mood clustering (engine/_moods.py; why these defaults and what was measured: benchmarks/RESULTS.md).
-
-    Default method: the mood space is denoised by a blurring mean shift (each point replaced by the
-    mean of its ``smoothing_neighbours`` nearest points, ``smoothing_iterations`` times), then HDBSCAN
-    runs on the smoothed points of the whole catalog (up to ``fit_sample`` tracks). Each track that
-    HDBSCAN labels is a core member of its mood; every other track is assigned by its nearest cores.
-
-    The previous method (HDBSCAN on a 30k random sample of the raw mood space: 7% of all tracks
-    labelled by HDBSCAN, one mood of ~48%) is still available with ``smoothing_iterations = 0,
-    fit_sample = 30000, min_cluster_size = 60, min_cluster_fraction = 0, min_samples = 2,
-    selection = "leaf", epsilon = 0.25``. Same clusters as before; two details now follow the new
-    rules: a sampled core track keeps the label HDBSCAN gave it (it used to take its neighbours'
-    vote), and a sampled track HDBSCAN called noise is no longer flagged core by the radius test.
-    """
-
-    # Mood-space weights by transformed feature name (see engine/_moods.py); features a schema
-    # lacks are skipped, and a schema with none of them clusters on all its features.
-    weights: Mapping[str, float] = dataclasses.field(default_factory=lambda: dict(MOOD_WEIGHTS))
-    # Tracks HDBSCAN sees; larger catalogs are clustered on a random sample (the seed matters then;
-    # below this size the fit is deterministic) and the rest assigned to the nearest cores. The blur
-    # is an exact k-NN over the sample: on a quiet machine here 57 s at 200k, 20 s at 100k, HDBSCAN
-    # 41 s and 26 s; the stability check fits twice more (benchmarks/build_scale.py).
-    fit_sample: int = 100_000
-    # Blurring mean shift: k (its bandwidth, capped at 3% of the tracks) and passes; 0 passes = off.
-    smoothing_neighbours: int = 100
-    smoothing_iterations: int = 5
-    # "blur" moves the catalog itself pass after pass; "shift" moves each track toward the means of its
-    # nearest catalog tracks, which stay put: steadier, and slower at a wide kernel (RESULTS.md: k 400,
-    # 8 passes and epsilon 0.14 gave ARI 0.77-0.84 over six 90% draws on the Spotify data, 2-3.5 min a fit).
-    smoother: Literal["blur", "shift"] = "blur"
-    # A floor: the size used is max(this, min_cluster_fraction * tracks clustered, 3 * smoothing neighbours).
-    min_cluster_size: int = 60
-    # When HDBSCAN finds fewer moods than this, it is rerun with that floor's 3 x smoothing neighbours
-    # lowered in steps to 2 x (if the tracks could hold that many such moods); 0 = never.
-    fewest_moods: int = 5
-    min_cluster_fraction: float = 0.01  # a mood holds at least 1% of the tracks clustered
-    min_samples: int = 30
-    selection: Literal["eom", "leaf"] = "leaf"
-    # eom only: clusters above this share of the tracks are not selected (0 = no limit). Beware: an
-    # oversized cluster without children then becomes noise (hdbscan's max_cluster_size).
-    max_cluster_fraction: float = 0.0
-    epsilon: float = 0.0  # cluster_selection_epsilon, in mood-space units: leaves closer than this merge
-    # Consensus of this many HDBSCAN fits, each on a random bag_share of the smoothed points, grouped by how
-    # often they part two tracks (average linkage cut at consensus_cut); 0 = one fit. "auto": AUTO_BAGS fits
-    # when fewer than small_catalog tracks are clustered (seconds there, and steadier: RESULTS.md, "Moods on
-    # any catalog"), one fit above. With the k-400 shift, steadier on the whole Spotify data too, at minutes.
-    bags: int | Literal["auto"] = "auto"
-    small_catalog: int = 20_000
-    bag_share: float = 0.5
-    consensus_cut: float = 0.6
-    validity_sample: int = 10_000
-    # Every build refits on this share of the tracks and reports the adjusted Rand index against the
-    # full fit (and across seeds when a seed plays a part); 0 skips the check.
-    stability_subsample: float = 0.9
-    # How tracks outside HDBSCAN's cores get a mood: "vote" of the 10 nearest core tracks, or "centroid":
-    # the nearest mood centroid after ``refine_iterations`` Lloyd steps (moods as Voronoi cells).
-    assign: Literal["vote", "centroid"] = "vote"
-    refine_iterations: int = 0
-
-    def __post_init__(self) -> None:
-        if self.smoother not in ("blur", "shift"):
-            raise ConfigError(f"moods.smoother must be 'blur' or 'shift', got {self.smoother!r}")
-        if self.selection not in ("eom", "leaf"):
-            raise ConfigError(f"moods.selection must be 'eom' or 'leaf', got {self.selection!r}")
-        for name in ("fit_sample", "min_cluster_size", "min_samples", "validity_sample"):
-            if getattr(self, name) < 2:
-                raise ConfigError(f"moods.{name} must be >= 2, got {getattr(self, name)}")
-        if any(w < 0 for w in self.weights.values()):
-            raise ConfigError(f"moods.weights must be >= 0, got {dict(self.weights)}")
-        if self.epsilon < 0:
-            raise ConfigError(f"moods.epsilon must be >= 0, got {self.epsilon}")
-        valid_bags = self.bags == "auto" or (type(self.bags) is int and (self.bags == 0 or self.bags >= 2))
-        if (not valid_bags or not 0.0 < self.bag_share <= 1.0 or not 0.0 < self.consensus_cut < 1.0
-                or self.small_catalog < 0):
-            raise ConfigError(f"moods.bags must be 'auto', 0 (one fit) or >= 2, moods.small_catalog >= 0, "
-                              f"moods.bag_share in (0, 1] and moods.consensus_cut in (0, 1), got {self.bags!r}, "
-                              f"{self.small_catalog}, {self.bag_share} and {self.consensus_cut}")
-        if self.fewest_moods < 0:
-            raise ConfigError(f"moods.fewest_moods must be >= 0 (0 = never rerun), got {self.fewest_moods}")
-        if self.smoothing_iterations < 0 or self.smoothing_neighbours < 1:
-            raise ConfigError("moods.smoothing_iterations must be >= 0 and moods.smoothing_neighbours >= 1, "
-                              f"got {self.smoothing_iterations} and {self.smoothing_neighbours}")
-        if self.assign not in ("vote", "centroid") or self.refine_iterations < 0:
-            raise ConfigError(f"moods.assign must be 'vote' or 'centroid' and moods.refine_iterations >= 0, got "
-                              f"{self.assign!r} and {self.refine_iterations}")
-        if self.stability_subsample and not 0.5 <= self.stability_subsample < 1.0:
-            raise ConfigError(f"moods.stability_subsample must be 0 (no check) or in [0.5, 1), got "
-                              f"{self.stability_subsample}")
-        for name in ("min_cluster_fraction", "max_cluster_fraction"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ConfigError(f"moods.{name} must be in [0, 1), got {getattr(self, name)}")
-
-    def bags_for(self, tracks: int) -> int:
-        """The HDBSCAN fits the consensus takes for ``tracks`` tracks clustered (0: one fit, no consensus)."""
-        if self.bags != "auto":
-            return self.bags
-        return AUTO_BAGS if tracks < self.small_catalog else 0
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -35,13 +35,17 @@ def consensus(space: np.ndarray, *, bags: int, share: float, cut: float, floor: 
     core = np.zeros((m, bags), dtype=bool)
     seen = np.zeros((m, bags), dtype=bool)
     found = []
+    # A wide shift collapses tracks onto shared points (the Spotify data: 89,583 tracks onto ~26k): each bag's
+    # vote is a function of the point, so it runs once per distinct point.
+    distinct, back = np.unique(space, axis=0, return_inverse=True)
+    back = back.ravel()
     for b in range(bags):
         idx = np.sort(np.random.default_rng([seed, b]).choice(m, size=max(2, int(share * m)), replace=False))
         fitted = fit(space[idx])
         labelled = fitted >= 0
         found.append(int(fitted.max()) + 1)
         if labelled.any():  # a fit without clusters puts every track together
-            labels[:, b] = vote(space[idx][labelled], fitted[labelled], space)
+            labels[:, b] = vote(space[idx][labelled], fitted[labelled], distinct)[back]
         core[idx[labelled], b] = True
         seen[idx, b] = True
     atoms, inverse, counts = np.unique(labels, axis=0, return_inverse=True, return_counts=True)

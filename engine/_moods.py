@@ -4,25 +4,25 @@ How it works
 - The clustering space (engine/_moodspace.py) is chosen from what the schema has: Spotify's
   perceptual features when present, otherwise one audio descriptor per aspect a listener hears
   (level, brightness, pace, activity, texture); the build report says which and why.
-- Denoising (``blur``, engine/_moodgeometry.py): a blurring mean shift with a k-nearest-neighbour kernel replaces every
-  track's point by the mean of its ``smoothing_neighbours`` nearest points, ``smoothing_iterations``
-  times (exact k-d tree search on 2 threads; the catalog itself is never changed). Points contract
-  toward local density modes, so HDBSCAN finds dense cores where the raw space is a continuum.
-  ``smoother = "shift"`` uses a non-blurring mean shift instead (each track climbs toward the means of
-  its nearest *catalog* tracks, which stay put): steadier on the Spotify data at a wide kernel (k 400,
-  8 passes, epsilon 0.14: ARI 0.77-0.84 over six 90% draws against ~0.42), minutes slower, and on
-  the 1,000-clip tables steadier in one case of four, less in two, so not the default (RESULTS.md).
+- Denoising (engine/_moodgeometry.py) contracts points toward local density modes, so HDBSCAN finds
+  dense cores where the raw space is a continuum (the catalog itself is never changed). ``blur``: a
+  blurring mean shift with a k-nearest-neighbour kernel, every point replaced by the mean of its
+  ``smoothing_neighbours`` nearest points, ``smoothing_iterations`` times. ``shift``: each track climbs
+  toward the means of its nearest *catalog* tracks, which stay put (exact, minutes at k 400). ``field``:
+  the shift's first pass, then its field followed at the blur's cost.
 - ``bags`` (engine/_moodconsensus.py): instead of one HDBSCAN fit, the consensus of that many fits on
-  random halves of the smoothed points. ``"auto"`` (the default): 20 below ``small_catalog`` (20,000)
-  tracks clustered, where it costs seconds, one fit above. A bag keeps the whole catalog's floor; when the
-  consensus then finds fewer than ``fewest_moods``, each bag's floor is scaled to its share (a bag holds
-  half of every mood) before the clump floor is lowered. Over ten small tables (generated and Spotify
-  subsets, RESULTS.md) mean ARI 0.77 against one fit's 0.66, better in eight, worse in two (Spotify 5,000
-  tracks: 0.41 against 0.49); every draw >= 0.8 on all four generated tables with the default mood
-  space. With the shift above, epsilon 0.16 and 20 bags: 6 Spotify moods, cores 73%, ARI 0.84-0.93
-  over nine 90% draws, ~10 minutes of moods per build (RESULTS.md, "Moods on any catalog").
+  random halves of the smoothed points. A bag keeps the whole catalog's floor; when the consensus then
+  finds fewer than ``fewest_moods``, each bag's floor is scaled to its share (a bag holds half of every
+  mood) before the clump floor is lowered.
+- The defaults ("auto", engine/_config.py ``SMALL_CATALOG_MOODS``/``LARGE_CATALOG_MOODS``) depend on the
+  tracks clustered. Below ``small_catalog`` (20,000): the blur (k 100, 5 passes) and 20 bags, seconds
+  there; over ten small tables mean ARI 0.77 against one fit's 0.66. From there on: the field with k
+  0.45% of the tracks (403 on the Spotify data), 8 passes, epsilon 0.16 and 10 bags; on the Spotify data
+  7 moods, ARI >= 0.84 over three 90% draws against ~0.42 for the blur's 28 moods (benchmarks/RESULTS.md,
+  "Moods on any catalog", which also has the 20,000-track subsets where neither reaches 0.8).
 - HDBSCAN runs on the smoothed points of the whole catalog (a random sample above ``fit_sample``
-  tracks, 100k by default: only then does the seed matter; below it the fit is deterministic).
+  tracks, 100k by default); the seed draws that sample and the bags, and plays no part in one fit
+  below ``fit_sample``.
   The tracks it labels are the *core* members of their mood, and become the *exemplars*, kept at
   their own (unsmoothed) coordinates.
 - A mood must outweigh ``CLUMP_MULTIPLE`` (3) smoothing clumps of k tracks. When that leaves fewer
@@ -58,11 +58,11 @@ from typing import Any
 
 import numpy as np
 
-from ._config import MoodConfig
 from ._errors import NotFittedError
+from ._moodconfig import MoodConfig
 from ._moodconsensus import VOTE_NEIGHBOURS, consensus
 from ._mooddescribe import describe_clusters, mood_spread
-from ._moodgeometry import blur, kth_neighbour_distance, nearest_centroid, query, shift, voronoi
+from ._moodgeometry import SMOOTHERS, blur, field, kth_neighbour_distance, nearest_centroid, query, shift, voronoi
 from ._moodnames import vocabulary
 from ._moodspace import MoodSpace, mood_space
 
@@ -126,9 +126,10 @@ class MoodModel:
             "fit_tracks": len(fitted),
             "seeded": facts["seeded"],
             "smoothing_neighbours": facts["k"],
-            "smoother": self.config.smoother,
-            "smoothing_neighbours_requested": self.config.smoothing_neighbours if self.config.smoothing_iterations
-            else 0,
+            "smoother": self.resolved_.smoother,
+            "smoothing_neighbours_requested": self.resolved_.smoothing_neighbours
+            if self.resolved_.smoothing_iterations else 0,
+            "method": facts["method"],
             "smoothing_cap_share": SMOOTHING_CAP,
             "min_cluster_size": facts["min_cluster_size"],
             "clump_multiple": facts["clump_multiple"],
@@ -170,9 +171,12 @@ class MoodModel:
         else:
             fitted = np.arange(n)
         m = len(fitted)
-        self.bags_ = cfg.bags_for(m)  # a stability refit takes the same number (engine/_moodstability.py)
-        why = (f'moods.bags = "auto": {m:,} tracks clustered, {"under" if self.bags_ else "at least"} '
-               f"moods.small_catalog = {cfg.small_catalog:,}") if cfg.bags == "auto" else f"moods.bags = {cfg.bags}"
+        # the "auto" keys for this many tracks; a stability refit takes the same (engine/_moodstability.py)
+        cfg = self.resolved_ = self.config.resolved(m)
+        self.bags_ = cfg.bags
+        auto = self.config.auto_keys()
+        why = (f'{", ".join(auto)} "auto": {m:,} tracks clustered, {"under" if m < cfg.small_catalog else "at least"} '
+               f"moods.small_catalog = {cfg.small_catalog:,}") if auto else "as configured"
         # below fit_sample every track is clustered: the seed plays no part, unless it draws the bags
         seeded = n > cfg.fit_sample or self.bags_ > 0
         # Blurring bandwidth, at most 3% of the tracks so that a small catalog keeps some resolution.
@@ -188,7 +192,9 @@ class MoodModel:
         max_cluster_size = int(cfg.max_cluster_fraction * m) if cfg.selection == "eom" else 0
         facts: dict[str, Any] = {"seeded": seeded, "k": k, "min_cluster_size": min_cluster_size,
                                  "min_samples": min_samples, "smooth_seconds": 0.0, "dbcv": float("nan"),
-                                 "clump_multiple": CLUMP_MULTIPLE, "bags": {"fits": self.bags_, "why": why}}
+                                 "clump_multiple": CLUMP_MULTIPLE, "bags": {"fits": self.bags_, "why": why},
+                                 "method": {"smoother": cfg.smoother, "passes": cfg.smoothing_iterations,
+                                            "epsilon": cfg.epsilon, "why": why}}
         if m < max(min_samples + 2, MIN_TRACKS_TO_CLUSTER):
             say(f"only {m} tracks: too few to find density clusters; one mood holds them all")
             labels = np.full(m, -1, dtype=np.int64)
@@ -198,10 +204,9 @@ class MoodModel:
                 space = smoothed
             elif k:
                 t0 = time.perf_counter()
-                kind = "blurring" if cfg.smoother == "blur" else "non-blurring"
-                say(f"denoising the {points.shape[1]}-d mood space of {m} tracks: {kind} mean shift, "
+                say(f"denoising the {points.shape[1]}-d mood space of {m} tracks: {SMOOTHERS[cfg.smoother]}, "
                     f"{cfg.smoothing_iterations} x mean of {k} nearest")
-                smooth = blur if cfg.smoother == "blur" else shift
+                smooth = {"blur": blur, "shift": shift, "field": field}[cfg.smoother]
                 space = smooth(space, k, cfg.smoothing_iterations, progress=say)
                 facts["smooth_seconds"] = time.perf_counter() - t0
             self.smoothed_ = space
@@ -250,7 +255,7 @@ class MoodModel:
         consensus of that many fits on random subsets (engine/_moodconsensus.py), each with the whole
         catalog's floor, or that floor scaled to the subset's share once ``facts["bag_floor_scaled"]`` is
         set (too few moods at the whole floor); a mood of the consensus holds at least ``min_cluster_size``."""
-        cfg = self.config
+        cfg = self.resolved_
         bags = self.bags_
         if not bags:
             return self._hdbscan(space, min_cluster_size, min_samples, max_cluster_size, n, facts, say)
@@ -277,7 +282,7 @@ class MoodModel:
         """HDBSCAN's labels of ``space`` (-1 for noise); its DBCV goes to ``facts`` (None: not computed)."""
         import hdbscan  # imported here: only builds need it, and it is slow to import
 
-        cfg = self.config
+        cfg = self.resolved_
         say = say or (lambda _msg: None)
         say(f"HDBSCAN on {len(space)} of {n} tracks (min_cluster_size {min_cluster_size}, min_samples {min_samples}, "
             f"{cfg.selection}{f', max_cluster_size {max_cluster_size}' if max_cluster_size else ''})")

@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from ._config import MOOD_WEIGHTS
+from ._moodconfig import MOOD_WEIGHTS
 from ._schema import AUDIO_MOOD_WEIGHTS
 
 PERCEPTUAL = ("valence", "energy", "danceability", "acousticness", "instrumentalness")

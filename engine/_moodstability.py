@@ -4,7 +4,6 @@ and reports the adjusted Rand index against its own fit."""
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from typing import Any
 
@@ -40,7 +39,7 @@ def measure_stability(model: MoodModel, points: np.ndarray, *, share: float = 0.
     fit_on = np.sort(rng.choice(sub, size=limit, replace=False)) if len(sub) > limit else sub
     say(f"stability: the same method on a random {share:.0%} of the tracks ({len(sub):,}"
         f"{f'; it clusters {len(fit_on):,} of them' if sampled else ''})")
-    same = dataclasses.replace(model.config, bags=model.bags_)  # "auto" as the model resolved it, at any size
+    same = model.resolved_  # every "auto" key as the model resolved it, whatever the refit's size
     other = MoodModel(config=same, space=model.space, seed=model.seed).fit(points[fit_on], None, ())
     labels = other.assign_points(points[scored])[0]
     both = model.is_core_[fit_on] & other.is_core_  # over the tracks the subsample fit clustered

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ._genre_metrics import informative_ks
+from ._moodgeometry import SMOOTHERS
 
 
 def format_report(manifest: dict[str, Any], *, moods: list[dict[str, Any]] | None = None,
@@ -175,18 +176,25 @@ def mood_floor_lines(mo: dict[str, Any]) -> list[str]:
 
 
 def mood_consensus_lines(mo: dict[str, Any]) -> list[str]:
-    """How the moods were found when by consensus of bagged fits (engine/_moodconsensus.py, ``bags``)."""
-    why = mo.get("bags", {}).get("why", "")
-    if not mo.get("consensus"):
-        return [f"         one HDBSCAN fit ({why})"] if why.startswith('moods.bags = "auto"') else []
-    co = mo["consensus"]
-    lo, hi = min(co["moods_per_bag"]), max(co["moods_per_bag"])
-    return [f"         consensus of {co['bags']} HDBSCAN fits, each on a random {co['bag_share']:.0%} of the smoothed "
-            f"points ({lo if lo == hi else f'{lo}-{hi}'} moods each); moods: average linkage of "
-            f"the share of fits that part two tracks, cut at {co['cut']:.0%} ({co['seconds']:.1f} s; {why})"
-            + (f"; the bags' floor scaled to their share of the tracks (min_cluster_size {co['bag_min_cluster_size']}):"
-               f" at the whole catalog's the consensus found {co['bag_floor_scaled']} moods"
-               if "bag_floor_scaled" in co else "")]
+    """How the moods were found: one HDBSCAN fit or a consensus of bagged fits (engine/_moodconsensus.py,
+    ``bags``), after which smoothing, and why (the "auto" keys resolve by catalog size)."""
+    co = mo.get("consensus")
+    if co:
+        lo, hi = min(co["moods_per_bag"]), max(co["moods_per_bag"])
+        lines = [f"         consensus of {co['bags']} HDBSCAN fits, each on a random {co['bag_share']:.0%} of the "
+                 f"smoothed points ({lo if lo == hi else f'{lo}-{hi}'} moods each); moods: average linkage of "
+                 f"the share of fits that part two tracks, cut at {co['cut']:.0%} ({co['seconds']:.1f} s)"
+                 + (f"; the bags' floor scaled to their share of the tracks (min_cluster_size "
+                    f"{co['bag_min_cluster_size']}): at the whole catalog's the consensus found "
+                    f"{co['bag_floor_scaled']} moods" if "bag_floor_scaled" in co else "")]
+    else:
+        lines = ["         one HDBSCAN fit"]
+    me = mo.get("method")
+    if me:
+        smoothing = (f"{SMOOTHERS[me['smoother']]}, {me['passes']} x mean of {mo['smoothing_neighbours']} nearest"
+                     if mo.get("smoothing_neighbours") else "no smoothing")
+        lines.append(f"         method: {smoothing}; HDBSCAN epsilon {me['epsilon']:g} ({me['why']})")
+    return lines
 
 
 def mood_stability_lines(st: dict[str, Any]) -> list[str]:

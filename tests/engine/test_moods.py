@@ -7,7 +7,8 @@ import pytest
 from sklearn.metrics import adjusted_rand_score
 
 from engine import MoodConfig, MoodModel, mood_name
-from engine._moodgeometry import shift
+from engine._moodconfig import LARGE_CATALOG_MOODS, SMALL_CATALOG_MOODS
+from engine._moodgeometry import INTERPOLATE, field, shift
 from engine._moods import CLUMP_MULTIPLE, MoodSpace, blur, mood_space
 from engine._moodstability import measure_stability
 from engine._report import mood_consensus_lines, mood_floor_lines, mood_table
@@ -97,7 +98,8 @@ def test_mood_names_come_from_the_means_on_absolute_scales() -> None:
 @pytest.mark.parametrize("bad", [{"selection": "tree"}, {"min_cluster_size": 1}, {"weights": {"energy": -1}},
                                  {"smoothing_iterations": -1}, {"smoothing_neighbours": 0},
                                  {"min_cluster_fraction": 1.5}, {"max_cluster_fraction": -0.1},
-                                 {"smoother": "gaussian"}, {"fewest_moods": -1}, {"bags": 1}, {"bags": -2},
+                                 {"smoother": "gaussian"}, {"epsilon": "wide"}, {"epsilon": -0.1},
+                                 {"smoothing_neighbours": "many"}, {"fewest_moods": -1}, {"bags": 1}, {"bags": -2},
                                  {"bags": "all"}, {"small_catalog": -1}, {"bag_share": 0.0}, {"bag_share": 1.5}, {"consensus_cut": 1.0}])
 def test_config_validation(bad: dict[str, object]) -> None:
     from engine import ConfigError
@@ -148,10 +150,30 @@ def test_the_non_blurring_shift_climbs_toward_the_modes_of_a_catalog_that_stays_
     np.testing.assert_array_equal(shift(points, 30, 0), points)
 
 
-def test_planted_moods_come_back_with_the_shift_too() -> None:
+def test_the_field_takes_the_shifts_first_pass_then_follows_its_means() -> None:
+    rng = np.random.default_rng(3)
+    points = np.vstack([rng.normal(size=(500, 2)) * 0.3, rng.normal(size=(500, 2)) * 0.3 + [4.0, 0.0]])
+    points = points.astype(np.float32)
+    first = shift(points, 30, 1)
+    np.testing.assert_array_equal(field(points, 30, 1), first)  # the first pass is the shift's, exactly
+    # the second: the mean of the first pass's points of the INTERPOLATE nearest catalog points (brute force)
+    d2 = ((first[:, None, :].astype(np.float64) - points[None, :, :]) ** 2).sum(axis=2)
+    expected = first.astype(np.float64)[np.argsort(d2, axis=1, kind="stable")[:, :INTERPOLATE]].mean(axis=1)
+    np.testing.assert_allclose(field(points, 30, 2), expected, atol=1e-5)
+    assert np.abs(shift(points, 30, 2) - expected).max() > 1e-3  # not the shift's second pass
+    smoothed = field(points, 30, 8)
+    for part, centre in ((slice(0, 500), [0.0, 0.0]), (slice(500, 1000), [4.0, 0.0])):
+        assert np.abs(smoothed[part] - centre).max() < 0.5
+        assert smoothed[part].std(axis=0).max() < 0.75 * points[part].std(axis=0).min()  # contracted
+    np.testing.assert_array_equal(smoothed, field(points, 30, 8))  # deterministic
+    np.testing.assert_array_equal(field(points, 30, 0), points)
+
+
+@pytest.mark.parametrize("smoother", ["shift", "field"])
+def test_planted_moods_come_back_with_the_shift_and_the_field_too(smoother: str) -> None:
     raw, truth = planted()
-    model = fit(raw, smoother="shift")
-    assert model.metrics_["smoother"] == "shift" and model.metrics_["clusters"] == 4
+    model = fit(raw, smoother=smoother)
+    assert model.metrics_["smoother"] == smoother and model.metrics_["clusters"] == 4
     assert adjusted_rand_score(truth, model.labels_) > 0.95
 
 
@@ -163,7 +185,8 @@ def test_planted_moods_come_back_by_consensus_and_the_bags_make_the_seed_count()
     assert m["consensus"]["bags"] == 6 and len(m["consensus"]["moods_per_bag"]) == 6 and m["seeded"] is True
     assert m["hdbscan_core_coverage"] > 0.5 and len(model.exemplars_) == model.is_core_.sum()
     assert "consensus of 6 HDBSCAN fits, each on a random 50%" in mood_consensus_lines(m)[0]
-    assert mood_consensus_lines(fit(raw).metrics_) == []
+    one = mood_consensus_lines(fit(raw).metrics_)
+    assert one[0] == "         one HDBSCAN fit" and one[1].startswith("         method: blurring mean shift, 5 x mean of")
     z = (raw - raw.mean(0)) / raw.std(0)
     st = measure_stability(model, model.space.project(z), share=0.9)
     # the seed draws the bags: the seed check refits on the model's own smoothed points
@@ -192,22 +215,32 @@ def test_too_few_moods_by_consensus_scale_each_bags_floor_to_its_share() -> None
             assert model.metrics_["clusters"] == 1 and "scaled" not in mood_consensus_lines(model.metrics_)[0]
 
 
-def test_auto_takes_the_consensus_below_small_catalog_and_the_stability_check_keeps_the_choice() -> None:
+def test_auto_keys_take_the_method_for_the_catalog_size_and_the_stability_check_keeps_it() -> None:
     raw, truth = planted(middle=True)  # 2,000 tracks
     z = (raw - raw.mean(0)) / raw.std(0)
     space = MoodSpace(columns=(0, 1), weights=(1.0, 1.0))
-    for small_catalog, fits in ((2_001, 20), (2_000, 0)):
+    large = {**LARGE_CATALOG_MOODS, "smoothing_neighbours": 9}  # 0.45% of 2,000 tracks
+    for small_catalog, method in ((2_001, SMALL_CATALOG_MOODS), (2_000, large)):
         config = MoodConfig(min_cluster_size=50, selection="leaf", small_catalog=small_catalog)
-        assert config.bags == "auto" and config.bags_for(2_000) == fits
+        assert config.auto_keys() == list(method) and config.resolved(2_000) == MoodConfig(
+            min_cluster_size=50, selection="leaf", small_catalog=small_catalog, **method)  # type: ignore[arg-type]
         model = MoodModel(config=config, space=space).fit(space.project(z), raw, NAMES)
         m = model.metrics_
-        assert model.bags_ == m["bags"]["fits"] == fits and m["seeded"] is (fits > 0)
+        assert model.bags_ == m["bags"]["fits"] == method["bags"] and m["seeded"]
+        assert m["smoother"] == m["method"]["smoother"] == method["smoother"]
+        assert m["method"]["epsilon"] == method["epsilon"] and m["method"]["passes"] == method["smoothing_iterations"]
         assert adjusted_rand_score(truth, model.labels_) > 0.9
-        assert ("under" if fits else "at least") + " moods.small_catalog = " in m["bags"]["why"]
-        assert ("consensus of 20" if fits else "one HDBSCAN fit") in mood_consensus_lines(m)[0]
-        # the 90% refit holds 1,800 tracks, under either small_catalog: it takes the model's choice all the same
+        assert ("under" if small_catalog > 2_000 else "at least") + " moods.small_catalog = " in m["method"]["why"]
+        assert f"consensus of {method['bags']}" in mood_consensus_lines(m)[0]
+        # the 90% refit holds 1,800 tracks, under either small_catalog: it refits with the model's resolved
+        # configuration, which has nothing left to resolve
+        assert model.resolved_.auto_keys() == [] and model.resolved_.resolved(1_800) == model.resolved_
         st = measure_stability(model, space.project(z), share=0.9)
-        assert (st["ari_seeds"] is not None) is (fits > 0) and st["ari_subsample_all_tracks"] > 0.9
+        assert st["ari_seeds"] is not None and st["ari_subsample_all_tracks"] > 0.9
+    # a key given a value keeps it at any size
+    given = MoodConfig(smoother="blur", bags=0, epsilon=0.05).resolved(100_000)
+    assert (given.smoother, given.bags, given.epsilon, given.smoothing_neighbours) == ("blur", 0, 0.05, 450)
+    assert MoodConfig().resolved(89_583).smoothing_neighbours == 403
 
 
 def test_the_consensus_keeps_only_moods_above_the_floor() -> None:
@@ -308,7 +341,7 @@ def test_spread_metrics_and_the_mood_table() -> None:
 
 
 def test_the_mood_space_follows_the_schema() -> None:
-    from engine._config import MOOD_WEIGHTS
+    from engine._moodconfig import MOOD_WEIGHTS
 
     spotify = ("danceability", "energy", "key_sin", "key_cos", "loudness", "mode", "speechiness", "acousticness",
                "instrumentalness", "liveness", "valence", "tempo", "time_signature", "duration_ms")
