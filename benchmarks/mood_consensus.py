@@ -21,9 +21,10 @@ Three comparisons, each an adjusted Rand index over all tracks:
 Each subsample row also holds its ``contingency`` table: tracks of each whole-catalog mood (rows) by the
 mood the subsample's fit gives them (columns), so a split or a merge shows as such.
 
-``--smoother shift`` replaces the build's blurring mean shift (the catalog's points move, pass after pass)
-by a non-blurring one (each point climbs toward the k-nearest-neighbour means of the fixed catalog;
-engine/_moodgeometry.py's ``shift``, the build's ``[moods] smoother = "shift"``).
+``--smoother shift`` replaces the blurring mean shift (the catalog's points move, pass after pass; the
+build's default here until 2026-12-04) by a non-blurring one (each point climbs toward the
+k-nearest-neighbour means of the fixed catalog; engine/_moodgeometry.py's ``shift``, the build's
+``[moods] smoother = "shift"``).
 ``--epsilon`` is each bag's HDBSCAN ``cluster_selection_epsilon`` (the build's ``[moods] epsilon``; with
 ``bags`` the build runs this consensus itself: engine/_moodconsensus.py).
 ``--assign centroid`` gives the tracks outside the cores (and the 10% a subsample left out) the nearest
@@ -240,7 +241,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     catalog = read_catalog(args.csv, schema)
     raw = catalog.features
     prep = Preprocessor(feature_names=list(catalog.feature_names), transforms=schema.transforms).fit(raw)
-    config = MoodConfig()
+    # the blur at k 100 x 5 unless --smoother/--neighbours/--iterations say otherwise: the build's default on
+    # catalogs this size when these figures were measured (2026-12-02/03; engine/_moodconfig.py has today's)
+    config = MoodConfig(smoother="blur", smoothing_neighbours=100, smoothing_iterations=5)
     space = mood_space(prep.transformed_names, config.weights)
     points = np.ascontiguousarray(space.project(prep.standardize(raw)), dtype=np.float32)
     n = len(points)
