@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -128,10 +129,24 @@ def test_blur_contracts_each_cloud_toward_its_mode_and_is_deterministic() -> Non
     np.testing.assert_array_equal(blur(points, 30, 0), points)
 
 
-def test_the_non_blurring_shift_climbs_toward_the_modes_of_a_catalog_that_stays_put() -> None:
+def two_clouds() -> np.ndarray:
     rng = np.random.default_rng(3)
     points = np.vstack([rng.normal(size=(500, 2)) * 0.3, rng.normal(size=(500, 2)) * 0.3 + [4.0, 0.0]])
-    points = points.astype(np.float32)
+    return points.astype(np.float32)
+
+
+def assert_climbs_to_the_modes(smooth: Callable[[np.ndarray, int, int], np.ndarray], points: np.ndarray) -> None:
+    """Each point of ``two_clouds`` stays inside its cloud's hull and climbs to its mode, the same every run."""
+    smoothed = smooth(points, 30, 8)
+    for part, centre in ((slice(0, 500), [0.0, 0.0]), (slice(500, 1000), [4.0, 0.0])):
+        assert np.abs(smoothed[part] - centre).max() < 0.5
+        assert smoothed[part].std(axis=0).max() < 0.75 * points[part].std(axis=0).min()  # contracted
+    np.testing.assert_array_equal(smoothed, smooth(points, 30, 8))  # deterministic
+    np.testing.assert_array_equal(smooth(points, 30, 0), points)
+
+
+def test_the_non_blurring_shift_climbs_toward_the_modes_of_a_catalog_that_stays_put() -> None:
+    points = two_clouds()
     # one pass: every point goes to the mean of its 30 nearest catalog points (brute force here)
     d2 = ((points[:, None, :].astype(np.float64) - points[None, :, :]) ** 2).sum(axis=2)
     expected = points.astype(np.float64)[np.argsort(d2, axis=1, kind="stable")[:, :30]].mean(axis=1)
@@ -141,19 +156,11 @@ def test_the_non_blurring_shift_climbs_toward_the_modes_of_a_catalog_that_stays_
     second = points.astype(np.float64)[np.argsort(d2, axis=1, kind="stable")[:, :30]].mean(axis=1)
     np.testing.assert_allclose(shift(points, 30, 2), second, atol=1e-5)
     assert np.abs(blur(points, 30, 2) - second).max() > 1e-3
-    # more passes keep averaging the *catalog*: each point stays inside its cloud's hull and climbs to its mode
-    smoothed = shift(points, 30, 8)
-    for part, centre in ((slice(0, 500), [0.0, 0.0]), (slice(500, 1000), [4.0, 0.0])):
-        assert np.abs(smoothed[part] - centre).max() < 0.5
-        assert smoothed[part].std(axis=0).max() < 0.75 * points[part].std(axis=0).min()  # contracted
-    np.testing.assert_array_equal(smoothed, shift(points, 30, 8))  # deterministic
-    np.testing.assert_array_equal(shift(points, 30, 0), points)
+    assert_climbs_to_the_modes(shift, points)  # more passes keep averaging the *catalog*
 
 
 def test_the_field_takes_the_shifts_first_pass_then_follows_its_means() -> None:
-    rng = np.random.default_rng(3)
-    points = np.vstack([rng.normal(size=(500, 2)) * 0.3, rng.normal(size=(500, 2)) * 0.3 + [4.0, 0.0]])
-    points = points.astype(np.float32)
+    points = two_clouds()
     first = shift(points, 30, 1)
     np.testing.assert_array_equal(field(points, 30, 1), first)  # the first pass is the shift's, exactly
     # the second: the mean of the first pass's points of the INTERPOLATE nearest catalog points (brute force)
@@ -161,12 +168,7 @@ def test_the_field_takes_the_shifts_first_pass_then_follows_its_means() -> None:
     expected = first.astype(np.float64)[np.argsort(d2, axis=1, kind="stable")[:, :INTERPOLATE]].mean(axis=1)
     np.testing.assert_allclose(field(points, 30, 2), expected, atol=1e-5)
     assert np.abs(shift(points, 30, 2) - expected).max() > 1e-3  # not the shift's second pass
-    smoothed = field(points, 30, 8)
-    for part, centre in ((slice(0, 500), [0.0, 0.0]), (slice(500, 1000), [4.0, 0.0])):
-        assert np.abs(smoothed[part] - centre).max() < 0.5
-        assert smoothed[part].std(axis=0).max() < 0.75 * points[part].std(axis=0).min()  # contracted
-    np.testing.assert_array_equal(smoothed, field(points, 30, 8))  # deterministic
-    np.testing.assert_array_equal(field(points, 30, 0), points)
+    assert_climbs_to_the_modes(field, points)
 
 
 @pytest.mark.parametrize("smoother", ["shift", "field"])
