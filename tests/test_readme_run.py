@@ -53,8 +53,8 @@ def test_the_readme_runs_in_order_and_says_what_happens(readme_run: ReadmeRun) -
     serving = block("query track 5SuOikwiRyPMVoIQDJUgSV")
     assert "Comedy by Gen Hoshino" in serving  # as the README says
     assert re.search(r"^10 results in [\d.]+ ms", serving, re.M)
-    playlist = re.search(r"^mood \d+: (?P<name>.+) \([\d,]+ tracks\)$", serving, re.M)  # --mood "calm acoustic"
-    assert playlist and playlist.group("name").startswith("calm · acoustic"), serving
+    playlist = re.search(r"^mood \d+: (?P<name>.+) \([\d,]+ tracks\)$", serving, re.M)  # --mood "sad acoustic"
+    assert playlist and playlist.group("name").startswith("sad, reflective · acoustic"), serving
     assert re.search(r"^20  ", serving[playlist.end():], re.M)  # --length 20: the 20th entry
     info = json.loads(serving[serving.index("{\n"):])  # --json: JSON all the way down
     assert info["counts"]["tracks"] == tracks and isinstance(info["metrics"], dict)
