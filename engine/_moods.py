@@ -14,12 +14,13 @@ How it works
   random halves of the smoothed points. A bag keeps the whole catalog's floor; when the consensus then
   finds fewer than ``fewest_moods``, each bag's floor is scaled to its share (a bag holds half of every
   mood) before the clump floor is lowered.
-- The defaults ("auto", engine/_config.py ``SMALL_CATALOG_MOODS``/``LARGE_CATALOG_MOODS``) depend on the
-  tracks clustered. Below ``small_catalog`` (20,000): the blur (k 100, 5 passes) and 20 bags, seconds
+- The defaults ("auto", engine/_moodconfig.py ``SMALL_CATALOG_MOODS``/``LARGE_CATALOG_MOODS``) depend on
+  the tracks clustered. Below ``small_catalog`` (20,000): the blur (k 100, 5 passes) and 20 bags, seconds
   there; over ten small tables mean ARI 0.77 against one fit's 0.66. From there on: the field with k
   0.45% of the tracks (403 on the Spotify data), 8 passes, epsilon 0.16 and 10 bags; on the Spotify data
-  7 moods, ARI >= 0.84 over three 90% draws against ~0.42 for the blur's 28 moods (benchmarks/RESULTS.md,
-  "Moods on any catalog", which also has the 20,000-track subsets where neither reaches 0.8).
+  6 moods, ARI 0.82-0.88 over three 90% draws and 0.92 across seeds, against ~0.42 for the blur's 28 moods
+  (benchmarks/RESULTS.md, "Moods on any catalog", which also has the random 20,000-track Spotify subsets
+  where no setting measured reaches 0.8).
 - HDBSCAN runs on the smoothed points of the whole catalog (a random sample above ``fit_sample``
   tracks, 100k by default); the seed draws that sample and the bags, and plays no part in one fit
   below ``fit_sample``.
