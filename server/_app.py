@@ -288,9 +288,12 @@ def wait_handling_signals(event: threading.Event, timeout: float | None = None) 
             return True
 
 
-def serve_forever(running: RunningServer, *, grace: float = 10.0, drain_delay: float = 0.0) -> int:
+def serve_forever(running: RunningServer, *, grace: float = 10.0, drain_delay: float = 0.0,
+                  on_ready: Callable[[], None] | None = None) -> int:
     """Block until SIGTERM/SIGINT, then shut down gracefully (after ``drain_delay`` s of answering with
-    health NOT_SERVING; a second signal ends that delay); SIGHUP reloads the configured bundle path."""
+    health NOT_SERVING; a second signal ends that delay); SIGHUP reloads the configured bundle path.
+    ``on_ready`` runs once the handlers are in place: announce the server there, so that a SIGTERM sent
+    as soon as the announcement is read drains and exits 0 instead of killing the process (-15)."""
     done = threading.Event()
 
     def on_stop(signum: int, frame: Any) -> None:
@@ -316,6 +319,8 @@ def serve_forever(running: RunningServer, *, grace: float = 10.0, drain_delay: f
     signal.signal(signal.SIGTERM, on_stop)
     signal.signal(signal.SIGINT, on_stop)
     signal.signal(signal.SIGHUP, on_hup)
+    if on_ready is not None:
+        on_ready()
     wait_handling_signals(done)  # not done.wait(): see SIGNAL_POLL_SECONDS
     running.stop(grace, drain_delay=drain_delay)
     log.info("stopped", extra={"event": "stopped"})

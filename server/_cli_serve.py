@@ -136,26 +136,29 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except (ServerStartError, BundleError, OSError) as exc:  # address, TLS files, any failure to load the bundle
         print(f"musicrec serve: error: {exc}", file=sys.stderr)
         return 2
-    rec = running.holder.require()
-    logging.getLogger("musicrec.server").info(
-        "serving musicrec.v1.Recommender on %s:%d%s (bundle %s: %d tracks, %d moods, %d genres, %s index)",
-        args.host, running.port, " with TLS" if args.tls_cert else "", rec.bundle.version, rec.n,
-        len(rec.moods()), len(rec.genre_names), rec.bundle.manifest["metrics"]["index"]["kind"])
-    if args.backend == "qdrant":
-        state = getattr(rec.source, "error", None) or f"collection {getattr(rec.source, 'collection', None)}"
+
+    def announce() -> None:  # after the signal handlers: whoever reads "serving" may send SIGTERM at once
+        rec = running.holder.require()
         logging.getLogger("musicrec.server").info(
-            "similar-track candidates from Qdrant %s, alias %s: %s",
-            args.qdrant_url or f"local mode at {args.qdrant_path}", args.qdrant_alias, state,
-            extra={"event": "backend", "fields": {"backend": "qdrant", "alias": args.qdrant_alias}})
-    if running.http_port is not None:
-        logging.getLogger("musicrec.server").info(
-            "HTTP/JSON (POST /v1/<Method>) and the web console on http://%s:%d/", options.http_host,
-            running.http_port, extra={"event": "http_serving", "fields": {"http_port": running.http_port}})
-    if running.metrics_port is not None:
-        logging.getLogger("musicrec.server").info(
-            "metrics on http://%s:%d/metrics", options.metrics_host, running.metrics_port,
-            extra={"event": "metrics_serving", "fields": {"metrics_port": running.metrics_port}})
-    return serve_forever(running, grace=args.grace, drain_delay=args.drain_delay)
+            "serving musicrec.v1.Recommender on %s:%d%s (bundle %s: %d tracks, %d moods, %d genres, %s index)",
+            args.host, running.port, " with TLS" if args.tls_cert else "", rec.bundle.version, rec.n,
+            len(rec.moods()), len(rec.genre_names), rec.bundle.manifest["metrics"]["index"]["kind"])
+        if args.backend == "qdrant":
+            state = getattr(rec.source, "error", None) or f"collection {getattr(rec.source, 'collection', None)}"
+            logging.getLogger("musicrec.server").info(
+                "similar-track candidates from Qdrant %s, alias %s: %s",
+                args.qdrant_url or f"local mode at {args.qdrant_path}", args.qdrant_alias, state,
+                extra={"event": "backend", "fields": {"backend": "qdrant", "alias": args.qdrant_alias}})
+        if running.http_port is not None:
+            logging.getLogger("musicrec.server").info(
+                "HTTP/JSON (POST /v1/<Method>) and the web console on http://%s:%d/", options.http_host,
+                running.http_port, extra={"event": "http_serving", "fields": {"http_port": running.http_port}})
+        if running.metrics_port is not None:
+            logging.getLogger("musicrec.server").info(
+                "metrics on http://%s:%d/metrics", options.metrics_host, running.metrics_port,
+                extra={"event": "metrics_serving", "fields": {"metrics_port": running.metrics_port}})
+
+    return serve_forever(running, grace=args.grace, drain_delay=args.drain_delay, on_ready=announce)
 
 
 def _qdrant_factory(args: argparse.Namespace) -> Any:

@@ -193,6 +193,21 @@ def test_signals_taken_by_another_thread_still_stop_the_server() -> None:
     assert "drain_delay" in err and '"stopped"' in err  # the drain delay began, and was cut short
 
 
+# `musicrec serve` logs "serving ..." from serve_forever's on_ready, which runs once the signal handlers
+# are in place: a SIGTERM sent the moment that line is read drains and exits 0, never the default -15.
+_SIGTERM_ON_READY = """
+import signal, sys
+from server import create_server, serve_forever
+running = create_server(None, "127.0.0.1:0")
+sys.exit(serve_forever(running, grace=1, on_ready=lambda: signal.raise_signal(signal.SIGTERM)))
+"""
+
+
+def test_a_sigterm_as_soon_as_the_server_is_announced_is_a_clean_stop() -> None:
+    done = subprocess.run([sys.executable, "-c", _SIGTERM_ON_READY], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+
+
 def test_stop_lets_calls_in_flight_finish(bundle_dir: Path, blocking: Blocker) -> None:
     srv = create_server(bundle_dir, "127.0.0.1:0")
     with grpc.insecure_channel(f"127.0.0.1:{srv.port}") as ch:
