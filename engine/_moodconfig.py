@@ -14,10 +14,11 @@ MOOD_WEIGHTS = {"valence": 1.0, "energy": 1.0, "danceability": 1.0, "acousticnes
 
 # What the [moods] keys set to "auto" (the defaults) take, by the tracks clustered (MoodConfig.resolved). Below
 # moods.small_catalog: the blur and a consensus of 20 fits (seconds there). From there on: the mean-shift field,
-# whose k is a share of the tracks (400 of the 89,583 Spotify tracks), epsilon 0.16 and a consensus of 10 fits:
+# whose k is a share of the tracks (403 of the 89,583 Spotify tracks), epsilon 0.16 and a consensus of 10 fits:
 # steadier on the Spotify data at about the blur's cost (benchmarks/RESULTS.md, "Moods on any catalog").
 SMALL_CATALOG_MOODS: dict[str, Any] = {"smoother": "blur", "smoothing_neighbours": 100, "smoothing_iterations": 5,
                                        "epsilon": 0.0, "bags": 20}
+# (its smoothing_neighbours, None here, is LARGE_CATALOG_NEIGHBOURS of the tracks: MoodConfig.resolved)
 LARGE_CATALOG_MOODS: dict[str, Any] = {"smoother": "field", "smoothing_neighbours": None, "smoothing_iterations": 8,
                                        "epsilon": 0.16, "bags": 10}
 LARGE_CATALOG_NEIGHBOURS = 0.0045  # the field's k ("auto", from small_catalog on): this share of the tracks clustered

@@ -35,17 +35,10 @@ def shift(points: np.ndarray, neighbours: int, iterations: int, chunk: int = 8_1
     moves the catalog itself, pass after pass). A steadier function of the catalog: 10% fewer tracks
     move the smoothed points less (benchmarks/RESULTS.md, "Moods on any catalog"); a wide kernel costs
     more than the blur's (k 400 over 89,583 tracks: 2-3.5 minutes a fit on 2 cores)."""
-    from scipy.spatial import cKDTree
+    return _over_the_catalog(points, neighbours, iterations, follow=False, chunk=chunk, progress=progress)
 
-    x = np.asarray(points, dtype=np.float64)
-    k = min(neighbours, len(x))
-    tree = cKDTree(x)
-    tick = Ticker(progress, "denoising", iterations * len(x), unit="points")
-    y = x
-    for iteration in range(iterations):
-        y = _means(tree, x, y, k, chunk, lambda done, i=iteration: tick(i * len(x) + done,
-                                                                        f", pass {i + 1} of {iterations}"))
-    return y.astype(np.float32)
+
+INTERPOLATE = 8  # the tracks whose first-pass means a ``field`` pass after the first averages
 
 
 def field(points: np.ndarray, neighbours: int, iterations: int, chunk: int = 8_192,
@@ -55,25 +48,30 @@ def field(points: np.ndarray, neighbours: int, iterations: int, chunk: int = 8_1
     moving to the mean of m(x) over its ``INTERPOLATE`` nearest tracks (k / INTERPOLATE times less
     search). Not the same points as ``shift``: 8 passes over 5,000 Gaussian points at k 100 differ by
     about half the points' spread, the field adding a little blur each pass; it is a smoother of its own,
-    measured on its own. On the Spotify data (k 400, 8 passes) 10-12 s a fit against 2-3.5 minutes,
+    measured on its own. On the Spotify data (k 400, 8 passes) 10-13 s a fit against 2-3.5 minutes,
     and steadier moods than the blur (benchmarks/RESULTS.md, "Moods on any catalog"). Deterministic."""
+    return _over_the_catalog(points, neighbours, iterations, follow=True, chunk=chunk, progress=progress)
+
+
+def _over_the_catalog(points: np.ndarray, neighbours: int, iterations: int, *, follow: bool, chunk: int,
+                      progress: Progress | None) -> np.ndarray:
+    """Every point toward the catalog's k-nearest means, ``iterations`` times, one k-d tree of the catalog
+    for every pass: the mean of its k nearest tracks (``shift``, and the first pass of ``field``), or with
+    ``follow`` after the first pass the mean of those first-pass means over its INTERPOLATE nearest tracks."""
     from scipy.spatial import cKDTree
 
     x = np.asarray(points, dtype=np.float64)
-    k = min(neighbours, len(x))
+    n, k = len(x), min(neighbours, len(x))
     tree = cKDTree(x)
-    tick = Ticker(progress, "denoising", iterations * len(x), unit="points")
-    means = y = x
+    tick = Ticker(progress, "denoising", iterations * n, unit="points")
+    first = y = x
     for iteration in range(iterations):
-        support, kk = (x, k) if iteration == 0 else (means, min(INTERPOLATE, len(x)))
-        y = _means(tree, support, y, kk, chunk, lambda done, i=iteration: tick(i * len(x) + done,
-                                                                               f", pass {i + 1} of {iterations}"))
+        support, kk = (first, min(INTERPOLATE, n)) if follow and iteration else (x, k)
+        y = _means(tree, support, y, kk, chunk,
+                   lambda done, i=iteration: tick(i * n + done, f", pass {i + 1} of {iterations}"))
         if iteration == 0:
-            means = y
+            first = y
     return y.astype(np.float32)
-
-
-INTERPOLATE = 8  # tracks whose exact means a shift pass after the first averages (see ``shift``)
 
 
 def _mean_shift(points: np.ndarray, neighbours: int, iterations: int, *, chunk: int,

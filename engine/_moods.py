@@ -193,7 +193,7 @@ class MoodModel:
         max_cluster_size = int(cfg.max_cluster_fraction * m) if cfg.selection == "eom" else 0
         facts: dict[str, Any] = {"seeded": seeded, "k": k, "min_cluster_size": min_cluster_size,
                                  "min_samples": min_samples, "smooth_seconds": 0.0, "dbcv": float("nan"),
-                                 "clump_multiple": CLUMP_MULTIPLE, "bags": {"fits": self.bags_, "why": why},
+                                 "clump_multiple": CLUMP_MULTIPLE, "bags": {"fits": self.bags_},
                                  "method": {"smoother": cfg.smoother, "passes": cfg.smoothing_iterations,
                                             "epsilon": cfg.epsilon, "why": why}}
         if m < max(min_samples + 2, MIN_TRACKS_TO_CLUSTER):
