@@ -25,6 +25,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from engine import Classification, DeadlineExceeded, EngineError, InvalidQuery, Recommender, Seed
+from engine.audio._kernels import died_hint
 
 from ._limits import MAX_AUDIO_BYTES
 
@@ -101,8 +102,12 @@ class AudioPool:
                 self._created = time.perf_counter()
             warming = self._warming
         if wait and self.warm_seconds is None:
-            for f in warming:
-                f.result()
+            try:
+                for f in warming:
+                    f.result()
+            except BrokenProcessPool:
+                self.close()  # the next call spawns new workers
+                raise AudioUnavailable(f"an audio worker died while it warmed up; {died_hint()}") from None
             self.warm_seconds = time.perf_counter() - self._created
             log.info("audio: %d worker(s) warm in %.1f s", self.workers, self.warm_seconds)
 
@@ -160,7 +165,7 @@ class AudioPool:
             raise DeadlineExceeded("deadline exceeded while the audio clip was analysed") from None
         except BrokenProcessPool:
             self.close()  # the next call spawns new workers
-            raise AudioUnavailable("an audio worker died (out of memory?); retry") from None
+            raise AudioUnavailable(f"an audio worker died (out of memory?); retry. {died_hint()}") from None
         if self.metrics is not None:
             self.metrics.audio_extraction_seconds.observe(time.perf_counter() - t0)
         return rows

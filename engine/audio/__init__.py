@@ -14,6 +14,7 @@ for tests and benchmarks.
 
 import numpy as np
 
+from . import _kernels
 from ._batch import ExtractionReport, run_extraction
 from ._columns import (
     DESCRIPTOR_DOCS,
@@ -80,3 +81,6 @@ __all__ = [
     "warm_up",
     "write_corpus",
 ]
+
+# Before librosa (and so numba) is imported, which no import above does: engine/audio/_kernels.py.
+_kernels.use_own_cache()

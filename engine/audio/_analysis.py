@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._columns import N_CONTRAST, N_MFCC, ExtractorParams
+from ._kernels import ensure_compiled
 
 # Krumhansl-Kessler key profiles (probe-tone ratings), tonic first.
 MAJOR_PROFILE = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
@@ -99,11 +100,17 @@ def refine_tempo(tempo: float, beat_times: np.ndarray) -> float:
 
 def describe(y: np.ndarray, sr: int, params: ExtractorParams) -> dict[str, float]:
     """Every descriptor of ``y`` (mono float32 of shape (n_samples,) at ``sr`` Hz), by name, in
-    the order of ``_columns.DESCRIPTORS``. All values are finite."""
-    import librosa
-
+    the order of ``_columns.DESCRIPTORS``. All values are finite. A process's first call compiles
+    (or loads) librosa's numba kernels under a lock first (engine/audio/_kernels.py)."""
     if sr != params.sample_rate:
         raise ValueError(f"describe() needs audio at the extractor's {params.sample_rate} Hz, got {sr} Hz")
+    ensure_compiled(lambda: _describe(synthetic_clip(params.sample_rate), params.sample_rate, params))
+    return _describe(y, sr, params)
+
+
+def _describe(y: np.ndarray, sr: int, params: ExtractorParams) -> dict[str, float]:
+    import librosa
+
     hop, n_fft = params.hop_length, params.n_fft
     out: dict[str, float] = {}
 

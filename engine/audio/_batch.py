@@ -37,6 +37,7 @@ from ._columns import ExtractorParams, csv_columns, extractor_info
 from ._decode import REASONS
 from ._extract import sidecar_path
 from ._inputs import LABEL_SOURCES, Job, find_files, read_label_table
+from ._kernels import died_hint
 from ._worker import FileResult, extract_file, init_worker
 
 
@@ -204,7 +205,7 @@ def run_extraction(
         report.status = "interrupted"
         raise EngineError(f"a worker process died (out of memory on a very long file, or killed); the "
                           f"{report.rows_written} rows written are kept: run the same command again to resume, "
-                          "with --workers 1 if memory is short") from None
+                          f"with --workers 1 if memory is short; {died_hint()}") from None
     except BaseException:
         report.status = "interrupted"
         raise
