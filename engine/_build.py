@@ -139,6 +139,8 @@ def build_bundle(
                     f"a random {st['evaluated_tracks']:,} of the {st['catalog_tracks']:,} tracks"
                 say(f"mood stability: ARI {st['ari_subsample_all_tracks']} over {over} against a "
                     f"{config.moods.stability_subsample:.0%} subsample fit")
+                if st.get("warning"):
+                    say(f"warning: {st['warning']}")
 
         genre_metrics: dict[str, Any] | None = None
         model: GenreClassifier | None = None

@@ -82,3 +82,10 @@ def mood_space(transformed_names: Sequence[str], weights: Mapping[str, float]) -
                      "stays low-dimensional")
     return space([(i, 1.0) for i in range(len(names))], "all features",
                   prefix + "neither perceptual features nor known audio descriptors: every feature")
+
+
+def missing_aspects(space: MoodSpace) -> list[str]:
+    """The aspects a descriptor mood space has no column for ("activity", "texture"...); [] for other kinds."""
+    if space.kind != "descriptors":
+        return []
+    return [aspect for aspect, columns in DESCRIPTOR_ASPECTS if not set(columns) & set(space.names)]

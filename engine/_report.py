@@ -208,7 +208,8 @@ def mood_stability_lines(st: dict[str, Any]) -> list[str]:
         else "all tracks"
     return [f"         stability: ARI {st['ari_subsample_all_tracks']} over {over} against a fit on a random "
             f"{st['subsample_share']:.0%} ({st['subsample_moods']} moods there); {core} over the "
-            f"{st['core_in_both_share']:.0%} core in both; {seeds} ({st['seconds']:.1f} s)"]
+            f"{st['core_in_both_share']:.0%} core in both; {seeds} ({st['seconds']:.1f} s)",
+            *([f"         warning: {st['warning']}"] if st.get("warning") else [])]
 
 
 def mood_table(moods: list[dict[str, Any]], features: tuple[str, ...] = MOOD_TABLE_FEATURES, *,

@@ -8,11 +8,11 @@ import pytest
 from sklearn.metrics import adjusted_rand_score
 
 from engine import MoodConfig, MoodModel, mood_name
-from engine._moodconfig import LARGE_CATALOG_MOODS, SMALL_CATALOG_MOODS
+from engine._moodconfig import LARGE_CATALOG_MOODS, MOOD_WEIGHTS, SMALL_CATALOG_MOODS
 from engine._moodgeometry import INTERPOLATE, field, shift
 from engine._moods import CLUMP_MULTIPLE, MoodSpace, blur, mood_space
-from engine._moodstability import measure_stability
-from engine._report import mood_consensus_lines, mood_floor_lines, mood_table
+from engine._moodstability import measure_stability, unsteady
+from engine._report import mood_consensus_lines, mood_floor_lines, mood_stability_lines, mood_table
 
 NAMES = ("valence", "energy", "acousticness", "danceability", "tempo")
 
@@ -397,6 +397,23 @@ def test_stability_counts_a_moved_boundary() -> None:
     z = (raw - raw.mean(0)) / raw.std(0)
     st = measure_stability(model, model.space.project(z), share=0.6)
     assert st["ari_subsample_all_tracks"] < 0.99
+
+
+def test_moods_that_moved_are_flagged_in_the_report_with_the_lever_that_helps() -> None:
+    held = {"ari_subsample_all_tracks": 0.93, "ari_seeds": 0.97, "subsample_share": 0.9, "evaluated_tracks": 10,
+            "catalog_tracks": 10, "subsample_moods": 5, "ari_subsample_core_in_both": 1.0, "core_in_both_share": 0.8,
+            "seeds": "", "seconds": 1.0}
+    three = mood_space(("mfcc1_mean", "chroma_stft_mean", "spectral_centroid_mean", "tempo"), MOOD_WEIGHTS)
+    assert unsteady(held, three) is None
+    assert not any("warning" in line for line in mood_stability_lines(held))
+    moved = {**held, "ari_seeds": 0.61}
+    warning = unsteady(moved, three)
+    assert warning is not None and "across seeds 0.61" in warning and "ARI against the 90% refit" not in warning
+    assert "no column for activity, texture" in warning  # the aspects this descriptor space lacks
+    moved = {**moved, "ari_subsample_all_tracks": 0.5, "warning": unsteady({**moved, "ari_subsample_all_tracks": 0.5},
+                                                                            mood_space(tuple(MOOD_WEIGHTS), MOOD_WEIGHTS))}
+    assert "refit 0.5" in moved["warning"] and "smaller catalogs move more" in moved["warning"]
+    assert mood_stability_lines(moved)[-1] == f"         warning: {moved['warning']}"
 
 
 def test_a_descriptor_table_gets_moods_with_relative_names() -> None:
