@@ -73,6 +73,11 @@ def cmd_extract(args: argparse.Namespace) -> int:
             last[0] = now
             print(_progress_line(state), end="", file=sys.stderr, flush=True)
 
+    from engine.audio._kernels import cached
+
+    if not args.quiet and not cached() and all(p.exists() for p in args.inputs):
+        print("musicrec extract: first analysis with this cache: librosa's kernels are compiled before the first "
+              "file (about 30 s, once)", file=sys.stderr)
     try:
         report = run_extraction(args.inputs, args.out, segment_seconds=args.segment_seconds,
                                 label_from=args.label_from, workers=args.workers, progress=progress)

@@ -105,6 +105,12 @@ def ensure_compiled(warm: Callable[[], object]) -> None:
             _busy = False
 
 
+def cached() -> bool:
+    """Whether :func:`cache_dir` holds compiled kernels already (else the first analysis compiles them)."""
+    directory = cache_dir()
+    return directory.is_dir() and next(directory.rglob("*.nbi"), None) is not None
+
+
 def died_hint() -> str:
     """What to say when an audio worker process dies without an error."""
     return (f"if it died as it started, numba's cache of librosa's compiled kernels may be broken: delete "

@@ -90,3 +90,13 @@ def test_a_warm_up_runs_once_and_again_after_a_failure(monkeypatch: pytest.Monke
 def test_a_dead_worker_s_message_names_the_cache_to_delete(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "nb"))
     assert str(tmp_path / "nb") in _kernels.died_hint()
+
+
+def test_cached_says_whether_the_kernels_were_compiled_here(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "nb"))
+    assert not _kernels.cached()  # no directory yet
+    (tmp_path / "nb" / "librosa").mkdir(parents=True)
+    (tmp_path / "nb" / _kernels.LOCK_NAME).touch()
+    assert not _kernels.cached()  # a lock file is not a kernel
+    (tmp_path / "nb" / "librosa" / "beat.__beat_track_dp-558.py311.nbi").touch()
+    assert _kernels.cached()
