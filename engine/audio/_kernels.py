@@ -40,11 +40,11 @@ def _default_dir() -> Path:
 
 
 def _writable(path: Path) -> bool:
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        return False
-    return os.access(path, os.W_OK | os.X_OK)
+    """Whether ``path`` could be created and written (checked on its nearest existing ancestor; nothing is
+    created at import: numba and :func:`compile_lock` make the directory when they need it)."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path.is_dir() and os.access(path, os.W_OK | os.X_OK)
 
 
 def use_own_cache() -> None:
