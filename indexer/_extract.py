@@ -73,9 +73,9 @@ def cmd_extract(args: argparse.Namespace) -> int:
             last[0] = now
             print(_progress_line(state), end="", file=sys.stderr, flush=True)
 
-    from engine.audio._kernels import cached
+    from engine.audio import kernels_cached
 
-    if not args.quiet and not cached() and all(p.exists() for p in args.inputs):
+    if not args.quiet and not kernels_cached() and all(p.exists() for p in args.inputs):
         print("musicrec extract: first analysis with this cache: librosa's kernels are compiled before the first "
               "file (about 30 s, once)", file=sys.stderr)
     try:

@@ -25,7 +25,6 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from engine import Classification, DeadlineExceeded, EngineError, InvalidQuery, Recommender, Seed
-from engine.audio._kernels import died_hint
 
 from ._limits import MAX_AUDIO_BYTES
 
@@ -59,6 +58,12 @@ def _warm(params: dict[str, Any]) -> None:
     from engine.audio import ExtractorParams, warm_up
 
     warm_up(ExtractorParams.from_json(params))
+
+
+def _died_hint() -> str:
+    from engine.audio import died_hint  # the audio extra's package, imported only when audio is in use
+
+    return died_hint()
 
 
 def _ready() -> int:
@@ -107,7 +112,7 @@ class AudioPool:
                     f.result()
             except BrokenProcessPool:
                 self.close()  # the next call spawns new workers
-                raise AudioUnavailable(f"an audio worker died while it warmed up; {died_hint()}") from None
+                raise AudioUnavailable(f"an audio worker died while it warmed up; {_died_hint()}") from None
             self.warm_seconds = time.perf_counter() - self._created
             log.info("audio: %d worker(s) warm in %.1f s", self.workers, self.warm_seconds)
 
@@ -165,7 +170,7 @@ class AudioPool:
             raise DeadlineExceeded("deadline exceeded while the audio clip was analysed") from None
         except BrokenProcessPool:
             self.close()  # the next call spawns new workers
-            raise AudioUnavailable(f"an audio worker died (out of memory?); retry. {died_hint()}") from None
+            raise AudioUnavailable(f"an audio worker died (out of memory?); retry. {_died_hint()}") from None
         if self.metrics is not None:
             self.metrics.audio_extraction_seconds.observe(time.perf_counter() - t0)
         return rows

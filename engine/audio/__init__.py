@@ -39,6 +39,8 @@ from ._extract import (
     sidecar_path,
     warm_up,
 )
+from ._kernels import cached as kernels_cached
+from ._kernels import died_hint
 from ._synth import STYLES, song, write_corpus
 
 
@@ -71,7 +73,9 @@ __all__ = [
     "csv_columns",
     "decode",
     "describe",
+    "died_hint",
     "extractor_info",
+    "kernels_cached",
     "read_provenance",
     "run_extraction",
     "segments",

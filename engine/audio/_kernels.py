@@ -10,8 +10,8 @@ left a cache on which every later call crashed).
 
 So every process compiles or loads the kernels before its first analysis (:func:`ensure_compiled`,
 called by ``describe``) while holding an exclusive lock on the cache directory: the first process
-compiles them (~25 s on the machine this was measured on), the others wait and then load them
-(~3 s). The cache is musicrec's own directory (:func:`cache_dir`: ``$NUMBA_CACHE_DIR`` when set,
+compiles them (26-30 s on the machine this was measured on), the others wait and then load them
+(3-4 s). The cache is musicrec's own directory (:func:`cache_dir`: ``$NUMBA_CACHE_DIR`` when set,
 else ``~/.cache/musicrec/numba``), set before librosa is imported (:func:`use_own_cache`, at the
 import of ``engine.audio``), so a cache broken by another program's concurrent runs is not ours,
 and deleting that directory is always a safe reset.
