@@ -87,9 +87,9 @@ class AudioPool:
         self.metrics = metrics
         self.warm_seconds: float | None = None
 
-    def start(self, *, wait: bool) -> None:
+    def start(self, *, wait: bool) -> cf.ProcessPoolExecutor:
         """Spawn the workers, each warming librosa as it starts (once: later calls do nothing); with
-        ``wait``, return once all are warm."""
+        ``wait``, return once all are warm. Returns the pool."""
         from engine.audio import ExtractorParams
 
         with self._lock:
@@ -105,16 +105,17 @@ class AudioPool:
                 # one task per worker: the pool spawns a process for each, and each warms up first
                 self._warming = [self._pool.submit(_ready) for _ in range(self.workers)]
                 self._created = time.perf_counter()
-            warming = self._warming
+            pool, warming = self._pool, self._warming
         if wait and self.warm_seconds is None:
             try:
                 for f in warming:
                     f.result()
             except BrokenProcessPool:
-                self.close()  # the next call spawns new workers
+                self._discard(pool)  # the next call spawns new workers
                 raise AudioUnavailable(f"an audio worker died while it warmed up; {_died_hint()}") from None
             self.warm_seconds = time.perf_counter() - self._created
             log.info("audio: %d worker(s) warm in %.1f s", self.workers, self.warm_seconds)
+        return pool
 
     def bundle_loaded(self, rec: Recommender) -> None:
         """BundleHolder hook: a hot-reloaded audio bundle warms the workers in the background, so its
@@ -130,6 +131,14 @@ class AudioPool:
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
+
+    def _discard(self, pool: cf.ProcessPoolExecutor) -> None:
+        """Close ``pool`` (broken) unless another call has already replaced it with a new one."""
+        with self._lock:
+            if self._pool is not pool:
+                return
+            self._pool = None
+        pool.shutdown(wait=False, cancel_futures=True)
 
     def analyse(self, clips: Sequence[bytes], params: dict[str, Any], segment_seconds: float | None,
                 deadline: float | None) -> list[list[dict[str, float]]]:
@@ -150,17 +159,21 @@ class AudioPool:
                 taken += 1
                 if self.metrics is not None:
                     self.metrics.audio_queue_depth.inc()
-            self.start(wait=False)
-            assert self._pool is not None
-            futures = [self._pool.submit(_analyse, clip, params, segment_seconds) for clip in clips]
-            return [self._result(f, deadline) for f in futures]
+            pool = self.start(wait=False)
+            try:
+                futures = [pool.submit(_analyse, clip, params, segment_seconds) for clip in clips]
+            except RuntimeError:  # BrokenProcessPool: a worker died before this call (while it warmed up, say)
+                self._discard(pool)
+                raise AudioUnavailable(f"an audio worker died; retry (new workers start); {_died_hint()}") from None
+            return [self._result(pool, f, deadline) for f in futures]
         finally:
             for _ in range(taken):
                 self._slots.release()
             if taken and self.metrics is not None:
                 self.metrics.audio_queue_depth.dec(taken)
 
-    def _result(self, future: cf.Future[list[dict[str, float]]], deadline: float | None) -> list[dict[str, float]]:
+    def _result(self, pool: cf.ProcessPoolExecutor, future: cf.Future[list[dict[str, float]]],
+                deadline: float | None) -> list[dict[str, float]]:
         timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
         t0 = time.perf_counter()
         try:
@@ -169,8 +182,9 @@ class AudioPool:
             future.cancel()
             raise DeadlineExceeded("deadline exceeded while the audio clip was analysed") from None
         except BrokenProcessPool:
-            self.close()  # the next call spawns new workers
-            raise AudioUnavailable(f"an audio worker died (out of memory?); retry. {_died_hint()}") from None
+            self._discard(pool)  # the next call spawns new workers
+            raise AudioUnavailable(f"an audio worker died (out of memory?); retry (new workers start); "
+                                   f"{_died_hint()}") from None
         if self.metrics is not None:
             self.metrics.audio_extraction_seconds.observe(time.perf_counter() - t0)
         return rows

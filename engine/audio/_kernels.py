@@ -9,7 +9,7 @@ what ``musicrec extract`` risked on a fresh install, its two workers compiling a
 left a cache on which every later call crashed).
 
 So every process compiles or loads the kernels before its first analysis (:func:`ensure_compiled`,
-called by ``describe``) while holding an exclusive lock on the cache directory: the first process
+called by ``describe``) while holding an exclusive lock (a file beside the cache directory): the first process
 compiles them (26-30 s on the machine this was measured on), the others wait and then load them
 (3-4 s). The cache is musicrec's own directory (:func:`cache_dir`: ``$NUMBA_CACHE_DIR`` when set,
 else ``~/.cache/musicrec/numba``), set before librosa is imported (:func:`use_own_cache`, at the
@@ -27,11 +27,26 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-LOCK_NAME = ".musicrec-compile.lock"
+LOCK_SUFFIX = ".musicrec-compile.lock"  # beside the cache directory, so deleting the directory keeps the lock
 
-_THREADS = threading.RLock()  # re-entrant: the warm-up's own describe() comes back through ensure_compiled
+_THREADS = threading.RLock()  # re-entrant: a warm-up that calls ensure_compiled again returns at once
 _ready = False
 _busy = False
+_lock_fd: int | None = None  # the flock's descriptor while held
+
+
+def _after_fork_in_child() -> None:
+    """A child forked while this process warmed up inherits a held thread lock (its owner thread is gone) and
+    the flock's descriptor (which would keep the lock held after the parent releases it): start afresh."""
+    global _THREADS, _busy, _lock_fd
+    _THREADS = threading.RLock()
+    _busy = False
+    if _lock_fd is not None:
+        os.close(_lock_fd)  # the child's copy only: the parent's keeps its lock until it closes its own
+        _lock_fd = None
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _default_dir() -> Path:
@@ -47,16 +62,31 @@ def _writable(path: Path) -> bool:
     return path.is_dir() and os.access(path, os.W_OK | os.X_OK)
 
 
+def _private_tmp() -> Path | None:
+    """``$TMPDIR/musicrec-numba-<uid>``, created 0700 and owned by this user, else None: numba loads its
+    cache files as code, so a directory another user could have planted there is never used."""
+    path = Path(tempfile.gettempdir()) / f"musicrec-numba-{os.getuid()}"
+    try:
+        path.mkdir(mode=0o700, exist_ok=True)
+        st = path.lstat()
+    except OSError:
+        return None
+    import stat
+
+    mine = stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o077
+    return path if mine else None
+
+
 def use_own_cache() -> None:
     """Point numba's cache at :func:`cache_dir` unless ``NUMBA_CACHE_DIR`` is set. Only a process
     that has not imported numba yet takes it (numba reads the variable once); worker processes
-    spawned later inherit it. A home that cannot be written falls back to the temporary directory."""
+    spawned later inherit it. A home that cannot be written falls back to a private directory under
+    the temporary directory (else numba's own default: librosa's ``__pycache__``)."""
     if os.environ.get("NUMBA_CACHE_DIR") or "numba" in sys.modules:
         return
-    for path in (_default_dir(), Path(tempfile.gettempdir()) / f"musicrec-numba-{os.getuid()}"):
-        if _writable(path):
-            os.environ["NUMBA_CACHE_DIR"] = str(path)
-            return
+    path = _default_dir() if _writable(_default_dir()) else _private_tmp()
+    if path is not None:
+        os.environ["NUMBA_CACHE_DIR"] = str(path)
 
 
 def cache_dir() -> Path:
@@ -64,26 +94,36 @@ def cache_dir() -> Path:
     return Path(os.environ.get("NUMBA_CACHE_DIR") or _default_dir())
 
 
+def lock_path() -> Path:
+    """The compile lock's file: beside :func:`cache_dir` (``numba`` -> ``numba.musicrec-compile.lock``)."""
+    directory = cache_dir()
+    return directory.with_name(directory.name + LOCK_SUFFIX)
+
+
 @contextlib.contextmanager
 def compile_lock() -> Iterator[None]:
-    """Exclusive across processes (``flock`` on a file in :func:`cache_dir`; released if the
-    holder dies). Without ``fcntl`` (not POSIX) or a writable directory: no lock."""
+    """Exclusive across processes (``flock`` on :func:`lock_path`; released if the holder dies).
+    Without ``fcntl`` (not POSIX) or a lock file that can be opened, there is no lock: then numba
+    cannot write that directory either, and each process compiles for itself."""
+    global _lock_fd
+    fd = None
     try:
         import fcntl
-    except ImportError:  # pragma: no cover - POSIX only
-        yield
-        return
-    directory = cache_dir()
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        fd = os.open(directory / LOCK_NAME, os.O_RDONLY | os.O_CREAT, 0o666)
-    except OSError:
+
+        path = lock_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o666)
+    except (ImportError, OSError):
+        pass
+    if fd is None:
         yield
         return
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
+        _lock_fd = fd
         yield
     finally:
+        _lock_fd = None
         os.close(fd)  # closing releases the lock
 
 
@@ -113,5 +153,7 @@ def cached() -> bool:
 
 def died_hint() -> str:
     """What to say when an audio worker process dies without an error."""
+    where = (str(cache_dir()) if os.environ.get("NUMBA_CACHE_DIR") else
+             "the *.nbi and *.nbc files under librosa's __pycache__ folders (NUMBA_CACHE_DIR is not set)")
     return (f"if it died as it started, numba's cache of librosa's compiled kernels may be broken: delete "
-            f"{cache_dir()} (it is rebuilt on the next run, ~30 s)")
+            f"{where}; it is rebuilt on the next run, ~30 s")

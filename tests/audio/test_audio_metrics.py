@@ -24,9 +24,9 @@ def test_an_audio_query_is_counted_and_timed(audio_bundle: Path, extracted: tupl
     depth_while_analysed: list[float] = []
     original = AudioPool._result
 
-    def observed(self: AudioPool, future: Any, deadline: float | None) -> Any:
+    def observed(self: AudioPool, pool: Any, future: Any, deadline: float | None) -> Any:
         depth_while_analysed.append(Scrape(port).value("musicrec_audio_queue_depth"))
-        return original(self, future, deadline)
+        return original(self, pool, future, deadline)
 
     monkeypatch.setattr(AudioPool, "_result", observed)
     try:
@@ -45,3 +45,4 @@ def test_an_audio_query_is_counted_and_timed(audio_bundle: Path, extracted: tupl
         assert s.rpc("musicrec_rpc_requests_total", "ClassifyGenre", "OK") == 1
     finally:
         srv.stop(0)
+

@@ -47,7 +47,7 @@ def test_two_processes_warm_up_one_after_the_other(tmp_path: Path) -> None:
     events = [line.split() for line in log.read_text().splitlines()]
     assert [kind for kind, _ in events] == ["start", "end", "start", "end"]  # never two warm-ups at once
     assert float(events[2][1]) >= float(events[1][1])
-    assert (tmp_path / "cache" / _kernels.LOCK_NAME).exists()
+    assert (tmp_path / ("cache" + _kernels.LOCK_SUFFIX)).exists()  # beside the cache: deleting it keeps the lock
 
 
 def test_engine_audio_points_numba_at_musicrec_s_cache_unless_told(tmp_path: Path) -> None:
@@ -90,13 +90,70 @@ def test_a_warm_up_runs_once_and_again_after_a_failure(monkeypatch: pytest.Monke
 def test_a_dead_worker_s_message_names_the_cache_to_delete(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "nb"))
     assert str(tmp_path / "nb") in _kernels.died_hint()
+    monkeypatch.delenv("NUMBA_CACHE_DIR")  # numba imported before engine.audio: librosa's own __pycache__
+    assert "librosa's __pycache__" in _kernels.died_hint()
+
+
+def test_the_temporary_fallback_is_private_or_not_used(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(_kernels.tempfile, "gettempdir", lambda: str(tmp_path))
+    path = _kernels._private_tmp()
+    assert path == tmp_path / f"musicrec-numba-{os.getuid()}" and (path.stat().st_mode & 0o777) == 0o700
+    path.chmod(0o777)  # as if planted by another user for everyone to write: numba would load its files as code
+    assert _kernels._private_tmp() is None
+
+
+# seconds until an exclusive flock on argv[1] is granted
+PROBE = """
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDONLY)
+t = time.monotonic()
+while True:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        break
+    except BlockingIOError:
+        time.sleep(0.05)
+print(round(time.monotonic() - t, 2))
+"""
+
+_FORK_DURING_WARM_UP = """
+import os, subprocess, sys, threading, time
+from engine.audio import _kernels
+from tests.audio.test_kernels import PROBE
+
+started = threading.Event()
+def slow():
+    started.set(); time.sleep(1.0)
+warming = threading.Thread(target=_kernels.ensure_compiled, args=(slow,))
+warming.start(); started.wait()
+pid = os.fork()  # while another thread holds both locks
+if pid == 0:
+    _kernels.ensure_compiled(lambda: None)  # hangs on an inherited thread lock without the fork hook
+    time.sleep(3.0)  # alive, holding a copy of the flock's descriptor without the fork hook
+    os._exit(0)
+warming.join()
+probe = PROBE
+waited = float(subprocess.run([sys.executable, "-c", probe, str(_kernels.lock_path())], capture_output=True,
+                              text=True, check=True).stdout)
+_, status = os.waitpid(pid, 0)
+print(waited, os.waitstatus_to_exitcode(status))
+"""
+
+
+def test_a_process_forked_during_a_warm_up_neither_hangs_nor_keeps_the_lock(tmp_path: Path) -> None:
+    p = _python(_FORK_DURING_WARM_UP, _env(NUMBA_CACHE_DIR=str(tmp_path / "cache")))
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err
+    waited, child = out.split()
+    assert float(waited) < 1.0  # the lock was free once the parent's warm-up ended, the child still alive
+    assert int(child) == 0
 
 
 def test_cached_says_whether_the_kernels_were_compiled_here(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "nb"))
     assert not _kernels.cached()  # no directory yet
     (tmp_path / "nb" / "librosa").mkdir(parents=True)
-    (tmp_path / "nb" / _kernels.LOCK_NAME).touch()
-    assert not _kernels.cached()  # a lock file is not a kernel
+    (tmp_path / "nb" / "README").touch()
+    assert not _kernels.cached()  # only numba's index files count
     (tmp_path / "nb" / "librosa" / "beat.__beat_track_dp-558.py311.nbi").touch()
     assert _kernels.cached()
