@@ -104,8 +104,14 @@ def describe(y: np.ndarray, sr: int, params: ExtractorParams) -> dict[str, float
     (or loads) librosa's numba kernels under a lock first (engine/audio/_kernels.py)."""
     if sr != params.sample_rate:
         raise ValueError(f"describe() needs audio at the extractor's {params.sample_rate} Hz, got {sr} Hz")
-    ensure_compiled(lambda: _describe(synthetic_clip(params.sample_rate), params.sample_rate, params))
+    compile_kernels(params)
     return _describe(y, sr, params)
+
+
+def compile_kernels(params: ExtractorParams) -> None:
+    """Once per process: one short synthetic clip through the analysis, so numba compiles (or loads)
+    every librosa kernel it uses, one process at a time (engine/audio/_kernels.py)."""
+    ensure_compiled(lambda: _describe(synthetic_clip(params.sample_rate), params.sample_rate, params))
 
 
 def _describe(y: np.ndarray, sr: int, params: ExtractorParams) -> dict[str, float]:

@@ -71,15 +71,15 @@ def analyse(data: bytes, params: ExtractorParams, *, segment_seconds: float | No
 
 
 def warm_up(params: ExtractorParams | None = None) -> float:
-    """Run one short synthetic clip through :func:`describe` so numba compiles (or loads from its
-    cache) librosa's kernels now rather than in the first real request. Returns the seconds taken."""
+    """Make numba compile (or load from its cache) librosa's kernels now rather than in the first
+    real request (a short synthetic clip through the analysis, once per process). Returns the seconds
+    taken (about 0 when this process is warm already)."""
     import time
 
-    from ._analysis import describe, synthetic_clip
+    from ._analysis import compile_kernels
 
-    params = params or ExtractorParams()
     t0 = time.perf_counter()
-    describe(synthetic_clip(params.sample_rate), params.sample_rate, params)
+    compile_kernels(params or ExtractorParams())
     return time.perf_counter() - t0
 
 
