@@ -1,0 +1,53 @@
+"""How much the moods move (engine/_moodstability.py): the ARI against a refit on a share of the tracks and
+across seeds, and the report's warning when they moved."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine._moodconfig import MOOD_WEIGHTS
+from engine._moods import mood_space
+from engine._moodstability import measure_stability, unsteady
+from engine._report import mood_stability_lines
+from tests.engine.test_moods import fit, planted
+
+
+def test_stability_is_measured_over_all_tracks() -> None:
+    raw, _ = planted()
+    model = fit(raw)
+    z = (raw - raw.mean(0)) / raw.std(0)
+    st = measure_stability(model, model.space.project(z), share=0.9)
+    assert st["ari_subsample_all_tracks"] > 0.95 and st["subsample_moods"] == 4  # four planted moods hold still
+    assert st["ari_seeds"] is None and "no part" in st["seeds"]  # the whole catalog is fitted: no seed to vary
+    sampled = fit(raw, fit_sample=800)
+    st = measure_stability(sampled, sampled.space.project(z), share=0.9)
+    assert st["ari_seeds"] is not None and st["ari_seeds"] > 0.9 and "plays a part" in st["seeds"]
+    # above fit_sample the refits cluster fit_sample tracks and are scored on a random fit_sample of the catalog
+    assert st["evaluated_tracks"] == 800 and st["catalog_tracks"] == len(raw) > 800
+
+
+def test_stability_counts_a_moved_boundary() -> None:
+    # one uniform strip: where HDBSCAN cuts it depends on the sample, which ARI must show (below 1)
+    rng = np.random.default_rng(0)
+    raw = np.column_stack([rng.random(2000), rng.random(2000) * 0.2, rng.random((2000, 2)), rng.normal(120, 25, 2000)])
+    model = fit(raw, min_cluster_size=200, min_samples=20, selection="leaf")
+    z = (raw - raw.mean(0)) / raw.std(0)
+    st = measure_stability(model, model.space.project(z), share=0.6)
+    assert st["ari_subsample_all_tracks"] < 0.99
+
+
+def test_moods_that_moved_are_flagged_in_the_report_with_the_lever_that_helps() -> None:
+    held = {"ari_subsample_all_tracks": 0.93, "ari_seeds": 0.97, "subsample_share": 0.9, "evaluated_tracks": 10,
+            "catalog_tracks": 10, "subsample_moods": 5, "ari_subsample_core_in_both": 1.0, "core_in_both_share": 0.8,
+            "seeds": "", "seconds": 1.0}
+    three = mood_space(("mfcc1_mean", "chroma_stft_mean", "spectral_centroid_mean", "tempo"), MOOD_WEIGHTS)
+    assert unsteady(held, three) is None
+    assert not any("warning" in line for line in mood_stability_lines(held))
+    moved = {**held, "ari_seeds": 0.61}
+    warning = unsteady(moved, three)
+    assert warning is not None and "across seeds 0.61" in warning and "ARI against the 90% refit" not in warning
+    assert "no column for activity, texture" in warning  # the aspects this descriptor space lacks
+    moved = {**moved, "ari_subsample_all_tracks": 0.5, "warning": unsteady({**moved, "ari_subsample_all_tracks": 0.5},
+                                                                            mood_space(tuple(MOOD_WEIGHTS), MOOD_WEIGHTS))}
+    assert "90% refit 0.5" in moved["warning"] and "0.58-0.76 on a random 20,000" in moved["warning"]
+    assert mood_stability_lines(moved)[-1] == f"         warning: {moved['warning']}"
