@@ -27,6 +27,10 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 SHOTS = Path(os.environ.get("MUSICREC_SCREENSHOTS", REPO / "build" / "screenshots"))
 WAIT = 20.0
+# Hang guard for the report with pictures: matplotlib draws it on the server, seconds on a quiet machine. Under
+# `pytest -n 2` this worker runs at niceness 10 (tests/conftest.py) while the other builds the real dataset on both
+# cores, and then it took longer than WAIT (a clean run on a fresh machine failed so).
+DRAWING_WAIT = 240.0
 
 if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
     if os.environ.get("CI"):
@@ -61,8 +65,8 @@ def server_options() -> ServerOptions:
     return ServerOptions(http_port=0)
 
 
-def wait_for(driver: Any, condition: Callable[[Any], Any], what: str) -> Any:
-    return WebDriverWait(driver, WAIT, poll_frequency=0.1).until(condition, message=f"waiting for {what}")
+def wait_for(driver: Any, condition: Callable[[Any], Any], what: str, timeout: float = WAIT) -> Any:
+    return WebDriverWait(driver, timeout, poll_frequency=0.1).until(condition, message=f"waiting for {what}")
 
 
 def shot(driver: Any, name: str) -> None:
@@ -193,7 +197,8 @@ def test_the_report_tab_and_the_html_report_load_every_image(browser: Any, runni
     tab(browser, "report")
     assert "musicrec bundle" in browser.find_element(By.ID, "report-text").text
     browser.find_element(By.ID, "report-pictures").click()
-    frame = wait_for(browser, lambda d: (f := d.find_element(By.ID, "report-frame")).is_displayed() and f, "the report")
+    frame = wait_for(browser, lambda d: (f := d.find_element(By.ID, "report-frame")).is_displayed() and f, "the report",
+                     timeout=DRAWING_WAIT)
     browser.switch_to.frame(frame)
     wait_for(browser, lambda d: d.find_elements(By.TAG_NAME, "img"), "report images")
     assert browser.execute_script("return [...document.images].every(i => i.complete && i.naturalWidth > 0)")
