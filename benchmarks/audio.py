@@ -176,9 +176,9 @@ def latency(bundle: Path, requests: int, fast_requests: int) -> dict[str, Any]:
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
     from engine.audio import STYLES, song
-    from server._bench import start_server_process
     from server._generated.musicrec.v1 import recommender_pb2 as pb
     from server._generated.musicrec.v1 import recommender_pb2_grpc as pb_grpc
+    from server._spawn import start_server_process
 
     buf = io.BytesIO()
     sf.write(buf, song(STYLES[1], bpm=120.0, root=4, seconds=30.0, seed=77), 22_050, format="FLAC")

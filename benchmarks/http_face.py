@@ -34,7 +34,8 @@ from typing import Any
 import numpy as np
 from _timing import cpu_seconds, rotated  # benchmarks/_timing.py
 
-from server._bench import Load, Workload, discover, run_phase, start_server_process
+from server._bench import Load, Workload, discover, run_phase
+from server._spawn import start_server_process
 
 VARIANTS: dict[str, tuple[str, ...]] = {"grpc only": (), "with --http-port": ("--http-port", "0")}
 

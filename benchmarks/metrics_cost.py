@@ -42,7 +42,8 @@ from typing import Any
 from _timing import cpu_seconds, free_port, paired, rotated  # benchmarks/_timing.py
 from prometheus_client.parser import text_string_to_metric_families
 
-from server._bench import Load, PhaseResult, Workload, _init_worker, discover, run_phase, start_server_process
+from server._bench import Load, PhaseResult, Workload, _init_worker, discover, run_phase
+from server._spawn import start_server_process
 
 VARIANTS: dict[str, tuple[str, ...]] = {"bare": ("--slow-ms", "0"), "default": (), "metrics": ("--metrics-port",)}
 TARGET = 1.05

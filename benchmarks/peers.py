@@ -28,9 +28,9 @@ import grpc
 import numpy as np
 
 from engine import load_bundle
-from server._bench import start_server_process
 from server._generated.musicrec.v1 import recommender_pb2 as pb
 from server._generated.musicrec.v1 import recommender_pb2_grpc as pb_grpc
+from server._spawn import start_server_process
 
 K = 10
 

@@ -20,7 +20,9 @@ import json
 import sys
 from pathlib import Path
 
-from server._bench import Load, compare, format_report, start_server_process
+from server._bench import Load, compare
+from server._bench_report import format_report
+from server._spawn import start_server_process
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,7 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from engine import publish
-from server._bench import Load, PhaseResult, Workload, discover, run_phase, start_server_process
+from server._bench import Load, PhaseResult, Workload, discover, run_phase
+from server._spawn import start_server_process
 
 MEMORY_BOUND = 3.0  # max RSS over start RSS
 

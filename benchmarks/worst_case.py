@@ -24,9 +24,9 @@ import grpc
 from _timing import timed_us  # benchmarks/_timing.py
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from server._bench import start_server_process
 from server._generated.musicrec.v1 import recommender_pb2 as pb
 from server._generated.musicrec.v1 import recommender_pb2_grpc as pb_grpc
+from server._spawn import start_server_process
 
 
 def requests(stub: pb_grpc.RecommenderStub) -> dict[str, tuple[str, Any]]:

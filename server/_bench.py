@@ -19,14 +19,11 @@ import dataclasses
 import multiprocessing as mp
 import os
 import platform
-import re
 import statistics
-import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import grpc
@@ -100,32 +97,6 @@ class PhaseResult:
             "p999_us": round(pct[3] * 1e3, 1), "max_us": round(float(lat.max()) * 1e3, 1),
             "mean_us": round(float(lat.mean()) * 1e3, 1),
         }
-
-
-@contextlib.contextmanager
-def start_server_process(bundle: str | os.PathLike[str], *args: str,
-                         timeout: float = 120) -> Iterator[tuple[subprocess.Popen[str], int]]:
-    """Run ``musicrec serve --port 0`` on ``bundle`` in its own process; yield it and its port once it
-    logs its address (stderr stays readable). The process is terminated on exit."""
-    musicrec = Path(sys.executable).with_name("musicrec")
-    cmd = [str(musicrec), "serve", "--bundle", str(bundle), "--port", "0", *args]
-    with subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True) as proc:
-        try:
-            assert proc.stderr is not None
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                line = proc.stderr.readline()
-                if not line and proc.poll() is not None:
-                    raise RuntimeError(f"musicrec serve exited with {proc.returncode} before serving")
-                match = re.search(r"serving musicrec.v1.Recommender on [\d.]+:(\d+)", line)
-                if match:
-                    yield proc, int(match.group(1))
-                    return
-            raise TimeoutError(f"musicrec serve did not log its address within {timeout} s")
-        finally:
-            if proc.poll() is None:
-                proc.terminate()
-                proc.wait(timeout=30)
 
 
 def discover(address: str, *, metadata: Sequence[tuple[str, str]] | None = None,
@@ -339,7 +310,7 @@ def compare(address: str, phases: Sequence[tuple[tuple[str, float], ...]], load:
     """Alternate the floor (health Check, under the same load) with each phase (a mix of RPCs; one RPC
     is a mix of one) for ``rounds`` rounds and pool the rounds. Returns a JSON-able report with
     per-RPC stats and ratios to the floor. ``samples``, when given, receives every pooled latency
-    (ms) per RPC, for the pictures of ``musicrec bench --html`` (server/_bench_html.py)."""
+    (ms) per RPC, for the pictures of ``musicrec bench --html`` (server/_bench_report.py)."""
     say = progress or (lambda _m: None)
     ids, feats, moods = discover(address, metadata=metadata)
     say(f"discovered {len(ids)} seed tracks across {len(moods)} moods through the API")
@@ -348,7 +319,9 @@ def compare(address: str, phases: Sequence[tuple[tuple[str, float], ...]], load:
     ctx = mp.get_context("spawn")
     counter = ctx.Value("q", 0)
     _init_worker(counter)  # also counts in this process when there is no pool
-    with ctx.Pool(processes, initializer=_init_worker, initargs=(counter,)) if processes > 1 else _NoPool() as pool:
+    pool_or_none = (ctx.Pool(processes, initializer=_init_worker, initargs=(counter,)) if processes > 1
+                    else contextlib.nullcontext())
+    with pool_or_none as pool:
         for rnd in range(rounds):
             for mix in mixes:
                 workload = Workload(mix=mix, track_ids=ids, feature_rows=feats, mood_ids=moods, k=k,
@@ -392,40 +365,3 @@ def compare(address: str, phases: Sequence[tuple[tuple[str, float], ...]], load:
                                              max(floor["median_round_throughput_rps"], 1e-9), 3)
         report["rpcs"][name] = s
     return report
-
-
-class _NoPool:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
-def format_report(report: dict[str, Any]) -> str:
-    how = (f"open loop at {report['rate_rps']:g} req/s (latency from the intended send time), at most "
-           f"{report['concurrency']} in flight" if report["rate_rps"] else
-           f"closed loop, {report['concurrency']} concurrent clients")
-    length = f"{report['duration_s']} s" if report["duration_s"] else f"{report['requests_per_round']} requests"
-    lines = [
-        f"musicrec bench against {report['address']}: {how}, in {report['processes']} client process(es); "
-        f"{report['rounds']} rounds x {length} per phase (+{report['warmup_s']} s warm-up each), "
-        "floor and phases alternating",
-        f"machine: {report['machine']['cpus']} cpus, {report['machine']['platform']}; {report['date']}",
-        "",
-        f"{'rpc':<28} {'p50 us':>8} {'p90':>8} {'p99':>8} {'p99.9':>8} {'max':>8} {'mean':>8} {'req/s':>8} "
-        f"{'errors':>7}  {'p50/floor':>9} {'p99/floor':>9} {'req/s/floor':>11}",
-    ]
-    for rpc, s in report["rpcs"].items():
-        ratio = ("" if rpc == "health" else
-                 f"  {s['p50_vs_floor']:>9.2f} {s['p99_vs_floor']:>9.2f} {s['throughput_vs_floor']:>11.2f}")
-        errors = sum(s["errors"].values())
-        lines.append(f"{rpc:<28} {s['median_round_p50_us']:>8.0f} {s['p90_us']:>8.0f} {s['p99_us']:>8.0f} "
-                     f"{s['p999_us']:>8.0f} {s['max_us']:>8.0f} {s['mean_us']:>8.0f} "
-                     f"{s['median_round_throughput_rps']:>8.0f} {errors:>7}" + ratio)
-    lines.append("(p50 and req/s: median over rounds; the other percentiles pool every round; "
-                 "floor = grpc.health.v1 Check on the same server; inside a mix an RPC's req/s is its share)")
-    for rpc, s in report["rpcs"].items():
-        if s["errors"]:
-            lines.append(f"errors for {rpc} by status: {s['errors']}")
-    return "\n".join(lines)

@@ -47,7 +47,8 @@ def _rpcs() -> tuple[str, ...]:
 def cmd_bench(args: argparse.Namespace) -> int:
     import grpc
 
-    from ._bench import RPCS, Load, compare, format_report, parse_mix
+    from ._bench import RPCS, Load, compare, parse_mix
+    from ._bench_report import format_report
 
     assert set(_rpcs()) == set(RPCS)
     try:
@@ -82,7 +83,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(report, indent=2) + "\n")
     if args.html_out:
-        from ._bench_html import bench_report_html
+        from ._bench_report import bench_report_html
 
         Path(args.html_out).write_text(bench_report_html(report, samples), encoding="utf-8")
         print(f"wrote {args.html_out}", file=sys.stderr)

@@ -6,7 +6,8 @@ import pytest
 
 from indexer.cli import main
 from server import RunningServer
-from server._bench import Load, compare, format_report, parse_mix
+from server._bench import Load, compare, parse_mix
+from server._bench_report import format_report
 
 
 @pytest.mark.parametrize("load", [

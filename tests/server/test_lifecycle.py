@@ -17,9 +17,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from engine import publish
 from server import ServerOptions, create_server
-from server._bench import start_server_process
 from server._generated.musicrec.v1 import recommender_pb2 as pb
 from server._generated.musicrec.v1 import recommender_pb2_grpc as pb_grpc
+from server._spawn import start_server_process
 
 from .conftest import Blocker, wait_until
 

@@ -16,10 +16,10 @@ import grpc
 import pytest
 
 from server import RunningServer, ServerOptions, create_server
-from server._bench import start_server_process
 from server._generated.musicrec.v1 import recommender_pb2 as pb
 from server._generated.musicrec.v1 import recommender_pb2_grpc as pb_grpc
 from server._logging import JsonFormatter, TextFormatter, resolve_format
+from server._spawn import start_server_process
 
 T = 10
 TOKEN = "s3cret-reader-token"

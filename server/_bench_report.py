@@ -1,5 +1,6 @@
-"""``musicrec bench --html FILE``: the benchmark's table plus pictures of its latency distributions
-against the floor, as one self-contained HTML file (the page and figure helpers of engine/_htmlreport.py).
+"""What ``musicrec bench`` reports: the text table (``format_report``) and, with ``--html FILE``, the
+table plus pictures of its latency distributions against the floor, as one self-contained HTML file
+(the page and figure helpers of engine/_htmlreport.py).
 
 Per RPC: a histogram of its latencies over the floor's (a log time axis, both normalized to a share
 of their calls), and the percentile curves of every RPC and the floor on one chart, on the
@@ -18,11 +19,38 @@ import numpy as np
 
 from engine import figure_html, html_document
 
-from ._bench import format_report
-
 FLOOR = "health"
 PERCENTILES = np.array([50.0, 75, 90, 95, 99, 99.5, 99.9, 99.99])
 COLOURS = ("#1f6feb", "#d1242f", "#1a7f37", "#8250df", "#bf8700", "#0a7ea4", "#cf222e")
+
+
+def format_report(report: dict[str, Any]) -> str:
+    how = (f"open loop at {report['rate_rps']:g} req/s (latency from the intended send time), at most "
+           f"{report['concurrency']} in flight" if report["rate_rps"] else
+           f"closed loop, {report['concurrency']} concurrent clients")
+    length = f"{report['duration_s']} s" if report["duration_s"] else f"{report['requests_per_round']} requests"
+    lines = [
+        f"musicrec bench against {report['address']}: {how}, in {report['processes']} client process(es); "
+        f"{report['rounds']} rounds x {length} per phase (+{report['warmup_s']} s warm-up each), "
+        "floor and phases alternating",
+        f"machine: {report['machine']['cpus']} cpus, {report['machine']['platform']}; {report['date']}",
+        "",
+        f"{'rpc':<28} {'p50 us':>8} {'p90':>8} {'p99':>8} {'p99.9':>8} {'max':>8} {'mean':>8} {'req/s':>8} "
+        f"{'errors':>7}  {'p50/floor':>9} {'p99/floor':>9} {'req/s/floor':>11}",
+    ]
+    for rpc, s in report["rpcs"].items():
+        ratio = ("" if rpc == "health" else
+                 f"  {s['p50_vs_floor']:>9.2f} {s['p99_vs_floor']:>9.2f} {s['throughput_vs_floor']:>11.2f}")
+        errors = sum(s["errors"].values())
+        lines.append(f"{rpc:<28} {s['median_round_p50_us']:>8.0f} {s['p90_us']:>8.0f} {s['p99_us']:>8.0f} "
+                     f"{s['p999_us']:>8.0f} {s['max_us']:>8.0f} {s['mean_us']:>8.0f} "
+                     f"{s['median_round_throughput_rps']:>8.0f} {errors:>7}" + ratio)
+    lines.append("(p50 and req/s: median over rounds; the other percentiles pool every round; "
+                 "floor = grpc.health.v1 Check on the same server; inside a mix an RPC's req/s is its share)")
+    for rpc, s in report["rpcs"].items():
+        if s["errors"]:
+            lines.append(f"errors for {rpc} by status: {s['errors']}")
+    return "\n".join(lines)
 
 
 def bench_report_html(report: dict[str, Any], samples: Mapping[str, Sequence[float]]) -> str:
