@@ -7,6 +7,11 @@ no precomputed list, so a search, a classification and the genre re-ranking) and
 raw features.
 
     python benchmarks/server_latency.py BUNDLE [--rounds 5] [--duration 5] [--json out.json]
+    python benchmarks/server_latency.py BUNDLE --processes 2 --client-processes 4   # one port, 2 servers
+
+With ``--processes N`` the server is N processes on one port (``musicrec serve --processes``); each client
+process holds one connection, which the kernel hands to one server process, so give at least 2N client
+processes for the concurrent phase.
 
 Goals: SimilarTracks by id p50 <= 1.15x the floor sequentially and >= 0.7x its throughput at 16
 clients (one-ranking issue); SimilarTracks and ClassifyGenre by raw features p50 <= 2x the floor and
@@ -32,13 +37,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--workers", type=int, default=4, help="server handler threads")
+    parser.add_argument("--processes", type=int, default=1, help="server processes on the one port")
+    parser.add_argument("--client-processes", type=int, default=2, help="client processes of the 16-client phase")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
 
     results = {}
-    with start_server_process(args.bundle, "--workers", str(args.workers)) as (_, port):
+    serve = ["--workers", str(args.workers)] + (["--processes", str(args.processes)] if args.processes > 1 else [])
+    with start_server_process(args.bundle, *serve) as (_, port):
         address = f"127.0.0.1:{port}"
-        for label, concurrency, processes in (("sequential", 1, 1), ("concurrent16", 16, 2)):
+        for label, concurrency, processes in (("sequential", 1, 1), ("concurrent16", 16, args.client_processes)):
             print(f"== {label}", file=sys.stderr)
             report = compare(address, [(("similar", 1.0),), (("similar-features", 1.0),),
                                         (("classify-features", 1.0),)],
@@ -61,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     ]
     verdict = {}
     print(f"command: python benchmarks/server_latency.py {args.bundle} --rounds {args.rounds} "
-          f"--duration {args.duration} --workers {args.workers}")
+          f"--duration {args.duration} --workers {args.workers} --processes {args.processes} "
+          f"--client-processes {args.client_processes}")
     for label, rpc, measure, op, goal, table in goals:
         value = table[rpc][measure]
         met = value <= goal if op == "<=" else value >= goal
