@@ -319,9 +319,9 @@ def compare(address: str, phases: Sequence[tuple[tuple[str, float], ...]], load:
     ctx = mp.get_context("spawn")
     counter = ctx.Value("q", 0)
     _init_worker(counter)  # also counts in this process when there is no pool
-    pool_or_none = (ctx.Pool(processes, initializer=_init_worker, initargs=(counter,)) if processes > 1
+    pool_context = (ctx.Pool(processes, initializer=_init_worker, initargs=(counter,)) if processes > 1
                     else contextlib.nullcontext())
-    with pool_or_none as pool:
+    with pool_context as pool:
         for rnd in range(rounds):
             for mix in mixes:
                 workload = Workload(mix=mix, track_ids=ids, feature_rows=feats, mood_ids=moods, k=k,

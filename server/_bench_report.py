@@ -17,14 +17,13 @@ from typing import Any
 
 import numpy as np
 
-from engine import figure_html, html_document
-
 FLOOR = "health"
 PERCENTILES = np.array([50.0, 75, 90, 95, 99, 99.5, 99.9, 99.99])
 COLOURS = ("#1f6feb", "#d1242f", "#1a7f37", "#8250df", "#bf8700", "#0a7ea4", "#cf222e")
 
 
 def format_report(report: dict[str, Any]) -> str:
+    """The table ``musicrec bench`` prints: per RPC its latency percentiles, req/s, errors and ratios to the floor."""
     how = (f"open loop at {report['rate_rps']:g} req/s (latency from the intended send time), at most "
            f"{report['concurrency']} in flight" if report["rate_rps"] else
            f"closed loop, {report['concurrency']} concurrent clients")
@@ -56,6 +55,8 @@ def format_report(report: dict[str, Any]) -> str:
 def bench_report_html(report: dict[str, Any], samples: Mapping[str, Sequence[float]]) -> str:
     from matplotlib.figure import Figure
 
+    from engine import html_document  # imported here, as in the figures' helpers: the text report needs no engine
+
     rpcs = [name for name in report["rpcs"] if name != FLOOR and len(samples.get(name, ())) > 0]
     floor = np.asarray(samples.get(FLOOR, ()), dtype=np.float64) * 1e3  # us
     sections = [("Results", f"<pre>{html.escape(format_report(report))}</pre>"
@@ -80,6 +81,8 @@ def _nines(p: np.ndarray) -> np.ndarray:
 
 
 def _percentiles(figure: Any, floor: np.ndarray, rpcs: list[str], samples: Mapping[str, Sequence[float]]) -> str:
+    from engine import figure_html
+
     fig = figure(layout="constrained", figsize=(12, 4.8))
     curves, ratios = fig.subplots(1, 2, width_ratios=[3, 2])
     x = _nines(PERCENTILES)
@@ -108,6 +111,8 @@ def _percentiles(figure: Any, floor: np.ndarray, rpcs: list[str], samples: Mappi
 
 
 def _histogram(figure: Any, floor: np.ndarray, latencies: np.ndarray, name: str, colour: str) -> str:
+    from engine import figure_html
+
     fig = figure(layout="constrained", figsize=(10, 3.8))
     ax = fig.subplots()
     both = np.concatenate([floor, latencies])

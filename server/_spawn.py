@@ -17,7 +17,8 @@ from pathlib import Path
 def start_server_process(bundle: str | os.PathLike[str], *args: str,
                          timeout: float = 120) -> Iterator[tuple[subprocess.Popen[str], int]]:
     """Run ``musicrec serve --port 0`` on ``bundle`` in its own process; yield it and its port once it
-    logs its address (stderr stays readable). The process is terminated on exit."""
+    logs its address (stderr stays readable). The process is terminated on exit. With ``--processes N``
+    in ``args`` it yields once the first of the N logs its address; the others may still be loading."""
     musicrec = Path(sys.executable).with_name("musicrec")
     cmd = [str(musicrec), "serve", "--bundle", str(bundle), "--port", "0", *args]
     with subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True) as proc:

@@ -29,7 +29,7 @@ SHOTS = Path(os.environ.get("MUSICREC_SCREENSHOTS", REPO / "build" / "screenshot
 WAIT = 20.0
 # Hang guard for the report with pictures: matplotlib draws it on the server, seconds on a quiet machine. Under
 # `pytest -n 2` this worker runs at niceness 10 (tests/conftest.py) while the other builds the real dataset on both
-# cores, and then it took longer than WAIT (a clean run on a fresh machine failed so).
+# cores, and then it took longer than WAIT (a clean run with an empty HOME failed so).
 DRAWING_WAIT = 240.0
 
 if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
