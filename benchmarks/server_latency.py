@@ -7,12 +7,12 @@ no precomputed list, so a search, a classification and the genre re-ranking) and
 raw features.
 
     python benchmarks/server_latency.py BUNDLE [--rounds 5] [--duration 5] [--json out.json]
-    python benchmarks/server_latency.py BUNDLE --processes 2 --client-processes 4   # one port, 2 servers
+    python benchmarks/server_latency.py BUNDLE --processes 2 --connections 4   # one port, 2 servers
 
-With ``--processes N`` the server is N processes on one port (``musicrec serve --processes``); each client
-process holds one connection, which the kernel hands to one server process by a hash of the connection, so
-give at least 2N client processes for the concurrent phase (with 4 connections and 2 servers, all 4 land on
-one server 1 time in 8: the medians over rounds absorb an odd round, not a whole run).
+With ``--processes N`` the server is N processes on one port (``musicrec serve --processes``). The kernel
+hands each connection to one server process by a hash of the connection, so give the client processes
+several connections each (``--connections``; with 4 connections in all and 2 servers, all 4 land on one
+server 1 time in 8, so 8 or more are safer).
 
 Goals: SimilarTracks by id p50 <= 1.15x the floor sequentially and >= 0.7x its throughput at 16
 clients (one-ranking issue); SimilarTracks and ClassifyGenre by raw features p50 <= 2x the floor and
@@ -40,10 +40,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=4, help="server handler threads")
     parser.add_argument("--processes", type=int, default=1, help="server processes on the one port")
     parser.add_argument("--client-processes", type=int, default=2, help="client processes of the 16-client phase")
+    parser.add_argument("--connections", type=int, default=1, help="connections per client process")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
-    if args.processes < 1 or args.client_processes < 1 or args.workers < 1:
-        parser.error("--processes, --client-processes and --workers must be at least 1")
+    if min(args.processes, args.client_processes, args.workers, args.connections) < 1:
+        parser.error("--processes, --client-processes, --workers and --connections must be at least 1")
 
     results = {}
     serve = ["--workers", str(args.workers)] + (["--processes", str(args.processes)] if args.processes > 1 else [])
@@ -53,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"== {label}", file=sys.stderr)
             report = compare(address, [(("similar", 1.0),), (("similar-features", 1.0),),
                                         (("classify-features", 1.0),)],
-                             Load(concurrency=concurrency, warmup=args.warmup, duration=args.duration),
+                             Load(concurrency=concurrency, warmup=args.warmup, duration=args.duration,
+                                  connections=args.connections),
                              processes=processes, rounds=args.rounds,
                              progress=lambda m: print(m, file=sys.stderr, flush=True))
             results[label] = report
@@ -73,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     verdict = {}
     print(f"command: python benchmarks/server_latency.py {args.bundle} --rounds {args.rounds} "
           f"--duration {args.duration} --workers {args.workers} --processes {args.processes} "
-          f"--client-processes {args.client_processes}")
+          f"--client-processes {args.client_processes} --connections {args.connections}")
     for label, rpc, measure, op, goal, table in goals:
         value = table[rpc][measure]
         met = value <= goal if op == "<=" else value >= goal
@@ -81,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
             "value": float(value), "goal": f"{op} {goal}", "met": bool(met)}
         print(f"{label:62s} {value:5.2f}  (goal {op} {goal}: {'met' if met else 'NOT met'})")
     if args.json:
-        server = {"processes": args.processes, "workers": args.workers, "client_processes": args.client_processes}
+        server = {"processes": args.processes, "workers": args.workers, "client_processes": args.client_processes,
+                  "connections_per_client_process": args.connections}
         args.json.write_text(json.dumps({"server": server, "verdict": verdict, **results}, indent=2) + "\n")
     return 0
 

@@ -64,13 +64,16 @@ class Load:
     answer arrives. Open loop (``rate`` requests/s over all processes): requests are sent on a fixed
     schedule whatever the server does, at most ``concurrency`` in flight per process (more is counted
     as CLIENT_BACKLOG), and latency is measured from the *intended* send time, so queueing shows.
-    The measured part lasts ``duration`` seconds or ``requests`` requests, after ``warmup`` seconds."""
+    The measured part lasts ``duration`` seconds or ``requests`` requests, after ``warmup`` seconds.
+    Each client process holds ``connections`` connections (the clients, or in open loop the requests,
+    take them in turn): a server of several processes on one port gets connections, not calls."""
 
     concurrency: int = 1
     rate: float | None = None
     warmup: float = 1.0
     duration: float | None = 5.0
     requests: int | None = None
+    connections: int = 1
 
 
 @dataclasses.dataclass
@@ -163,10 +166,15 @@ async def _run_worker(address: str, workload: Workload, load: Load, worker: int,
     weights /= weights.sum()
     record: dict[str, tuple[list[float], Counter[str]]] = {r: ([], Counter()) for r in names}
     measured = 0
-    async with grpc.aio.insecure_channel(address) as channel:
-        health, recommender = health_pb2_grpc.HealthStub(channel), pb_grpc.RecommenderStub(channel)
-        calls = {r: getattr(health if r == "health" else recommender, METHODS[r]) for r in names}
-        await channel.channel_ready()
+    # a channel of its own subchannel pool opens its own connection, not the process's shared one
+    options = [("grpc.use_local_subchannel_pool", 1)] if load.connections > 1 else []
+    async with contextlib.AsyncExitStack() as stack:
+        channels = [await stack.enter_async_context(grpc.aio.insecure_channel(address, options=options))
+                    for _ in range(max(1, load.connections))]
+        per_channel = [{r: getattr(health_pb2_grpc.HealthStub(ch) if r == "health" else pb_grpc.RecommenderStub(ch),
+                                   METHODS[r]) for r in names} for ch in channels]
+        for ch in channels:
+            await ch.channel_ready()
         start = time.perf_counter()
         measure_from = start + load.warmup
         end = measure_from + load.duration if load.duration else float("inf")
@@ -181,7 +189,7 @@ async def _run_worker(address: str, workload: Workload, load: Load, worker: int,
                 started += 1
             return True
 
-        async def one(intended: float) -> None:
+        async def one(intended: float, calls: dict[str, Any]) -> None:
             nonlocal measured
             rpc = names[0] if len(names) == 1 else names[int(rng.choice(len(names), p=weights))]
             code = None
@@ -201,14 +209,14 @@ async def _run_worker(address: str, workload: Workload, load: Load, worker: int,
                         _PROGRESS.value += 1
 
         if load.rate is None:
-            async def client() -> None:
+            async def client(calls: dict[str, Any]) -> None:
                 while True:
                     now = time.perf_counter()
                     if not take_slot(now):
                         return
-                    await one(now)
+                    await one(now, calls)
 
-            await asyncio.gather(*(client() for _ in range(load.concurrency)))
+            await asyncio.gather(*(client(per_channel[i % len(per_channel)]) for i in range(load.concurrency)))
         else:
             interval, sent = 1.0 / load.rate, 0
             in_flight: set[asyncio.Task[None]] = set()
@@ -224,7 +232,7 @@ async def _run_worker(address: str, workload: Workload, load: Load, worker: int,
                     if intended >= measure_from:
                         record[names[0]][1]["CLIENT_BACKLOG"] += 1
                     continue
-                task = asyncio.create_task(one(intended))
+                task = asyncio.create_task(one(intended, per_channel[sent % len(per_channel)]))
                 in_flight.add(task)
                 task.add_done_callback(in_flight.discard)
             await asyncio.gather(*in_flight)
@@ -335,7 +343,8 @@ def compare(address: str, phases: Sequence[tuple[tuple[str, float], ...]], load:
                     f"p99 {s['p99_us']:8.0f} us  {s['throughput_rps']:8.0f} req/s  errors {sum(s['errors'].values())}")
     report: dict[str, Any] = {
         "address": address, "mode": "open loop" if load.rate else "closed loop", "rate_rps": load.rate,
-        "concurrency": load.concurrency, "processes": processes, "rounds": rounds, "warmup_s": load.warmup,
+        "concurrency": load.concurrency, "processes": processes, "connections_per_process": load.connections,
+        "rounds": rounds, "warmup_s": load.warmup,
         "duration_s": load.duration, "requests_per_round": load.requests, "k": k, "seed": seed,
         "phases": [Workload(mix=m, track_ids=(), feature_rows=(), mood_ids=()).label for m in mixes],
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": sys.version.split()[0]},

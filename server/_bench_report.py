@@ -28,8 +28,10 @@ def format_report(report: dict[str, Any]) -> str:
            f"{report['concurrency']} in flight" if report["rate_rps"] else
            f"closed loop, {report['concurrency']} concurrent clients")
     length = f"{report['duration_s']} s" if report["duration_s"] else f"{report['requests_per_round']} requests"
+    connections = report.get("connections_per_process", 1)  # runs before it was kept held one
+    per = f" of {connections} connections each" if connections > 1 else ""
     lines = [
-        f"musicrec bench against {report['address']}: {how}, in {report['processes']} client process(es); "
+        f"musicrec bench against {report['address']}: {how}, in {report['processes']} client process(es){per}; "
         f"{report['rounds']} rounds x {length} per phase (+{report['warmup_s']} s warm-up each), "
         "floor and phases alternating",
         f"machine: {report['machine']['cpus']} cpus, {report['machine']['platform']}; {report['date']}",

@@ -27,6 +27,9 @@ def add_parser(sub: Any) -> None:
     b.add_argument("--rate", type=float, help="open loop: send this many requests/s on a fixed schedule")
     b.add_argument("--requests", type=int, help="measured requests per phase and round (instead of --duration)")
     b.add_argument("--processes", type=int, default=0, help="client processes (default: 1, or 2 from 8 clients)")
+    b.add_argument("--connections", type=int, default=1,
+                   help="connections per client process (default 1); a server of several processes on one port "
+                        "(serve --processes) is handed connections, not calls, so give it several")
     b.add_argument("--rounds", type=int, default=3, help="alternating rounds per RPC (default 3)")
     b.add_argument("--duration", type=float, default=5.0, help="measured seconds per round (default 5)")
     b.add_argument("--warmup", type=float, default=1.0, help="uncounted seconds before each round (default 1)")
@@ -56,6 +59,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         phases += [parse_mix(m) for m in args.mix]
         if args.rate is not None and args.rate <= 0:
             raise ValueError("--rate must be > 0")
+        if args.connections < 1:
+            raise ValueError(f"--connections must be >= 1, got {args.connections}")
     except ValueError as exc:
         print(f"musicrec bench: error: {exc}", file=sys.stderr)
         return 2
@@ -68,7 +73,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     concurrency = args.concurrency or (64 if args.rate else 1)
     processes = args.processes or (2 if concurrency >= 8 or (args.rate or 0) >= 2000 else 1)
     load = Load(concurrency=concurrency, rate=args.rate, warmup=args.warmup,
-                duration=None if args.requests else args.duration, requests=args.requests)
+                duration=None if args.requests else args.duration, requests=args.requests,
+                connections=args.connections)
     metadata = (("authorization", f"Bearer {args.token}"),) if args.token else None
     samples: dict[str, list[float]] = {}
     try:

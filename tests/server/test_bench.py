@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from indexer.cli import main
@@ -62,3 +64,40 @@ def test_bad_mixes_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
         parse_mix("similar=0")
     assert main(["bench", "--mix", "similar=x"]) == 2
     assert "not a number" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("connections", [1, 3])
+def test_each_client_process_holds_the_connections_asked_for(connections: int) -> None:
+    # A server of several processes on one port is handed connections, not calls: the peers a server sees
+    # are the connections the bench opened, and every client's calls are answered over them.
+    from concurrent import futures
+
+    import grpc
+    from grpc_health.v1 import health, health_pb2_grpc
+
+    from server._bench import Workload, run_phase
+
+    peers: list[str] = []
+
+    class Recording(health.HealthServicer):
+        def Check(self, request: Any, context: Any) -> Any:  # gRPC names the method
+            peers.append(context.peer())
+            return super().Check(request, context)
+
+    server = grpc.server(futures.ThreadPoolExecutor(4))
+    health_pb2_grpc.add_HealthServicer_to_server(Recording(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        workload = Workload(mix=(("health", 1.0),), track_ids=(), feature_rows=(), mood_ids=())
+        results = run_phase(f"127.0.0.1:{port}", workload, Load(concurrency=4, warmup=0, duration=None, requests=40,
+                                                                 connections=connections), processes=1)
+    finally:
+        server.stop(None)
+    assert len(results["health"].latencies_ms) == 40 and not results["health"].errors
+    assert len(peers) == 40 and len(set(peers)) == connections, sorted(set(peers))
+
+
+def test_bench_refuses_fewer_than_one_connection(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "--connections", "0"]) == 2
+    assert "--connections must be >= 1, got 0" in capsys.readouterr().err
