@@ -4,10 +4,10 @@ Every run measures the chosen RPC *and* a trivial RPC (grpc.health.v1 Check) aga
 server, with the same concurrency and client processes, in alternating rounds so that drift on a
 shared machine hits both alike. Latencies are reported in microseconds and as ratios to the floor.
 
-Clients are ``grpc.aio`` tasks spread over worker processes (one channel per process, reused for
-every call). On a 2-core machine the generator competes with a local server for CPU; the output
-says how many processes it used, and ratios against the floor stay comparable because both are
-measured under the same load.
+Clients are ``grpc.aio`` tasks spread over worker processes (``Load.connections`` channels per process,
+one by default, each reused for every call). On a 2-core machine the generator competes with a local
+server for CPU; the output says how many processes it used, and ratios against the floor stay
+comparable because both are measured under the same load.
 """
 
 from __future__ import annotations
