@@ -31,12 +31,13 @@ def _env(**extra: str) -> dict[str, str]:
 def test_two_processes_warm_up_one_after_the_other(tmp_path: Path) -> None:
     log = tmp_path / "log"
     code = f"""
-        import time
+        import os, time
         from engine.audio import _kernels
         def warm():
             with open({str(log)!r}, "a") as fh:
-                fh.write(f"start {{time.monotonic()}}\\n"); fh.flush(); time.sleep(0.6)
-                fh.write(f"end {{time.monotonic()}}\\n")
+                fh.write(f"start {{os.getpid()}}\\n"); fh.flush()
+                time.sleep(0.6)  # a window for the other process to start its own warm-up, were it not locked out
+                fh.write(f"end {{os.getpid()}}\\n")
         _kernels.ensure_compiled(warm)
         _kernels.ensure_compiled(warm)  # once per process
     """
@@ -46,7 +47,8 @@ def test_two_processes_warm_up_one_after_the_other(tmp_path: Path) -> None:
         assert p.returncode == 0, err
     events = [line.split() for line in log.read_text().splitlines()]
     assert [kind for kind, _ in events] == ["start", "end", "start", "end"]  # never two warm-ups at once
-    assert float(events[2][1]) >= float(events[1][1])
+    pids = [pid for _, pid in events]  # each process's warm-up ended before the other's started, once each
+    assert pids[0] == pids[1] != pids[2] == pids[3] and {pids[0], pids[2]} == {str(p.pid) for p in procs}
     assert (tmp_path / ("cache" + _kernels.LOCK_SUFFIX)).exists()  # beside the cache: deleting it keeps the lock
 
 
