@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import sys
 import tempfile
 import threading
@@ -71,8 +72,6 @@ def _private_tmp() -> Path | None:
         st = path.lstat()
     except OSError:
         return None
-    import stat
-
     mine = stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o077
     return path if mine else None
 
