@@ -107,7 +107,7 @@ class Preprocessor:
         out = np.empty((len(raw), plan["width"]))
         out[:, plan["same_dst"]] = raw[:, plan["same_src"]]
         if len(plan["log_src"]):
-            out[:, plan["log_dst"]] = np.log1p(np.clip(raw[:, plan["log_src"]], 0, None))
+            out[:, plan["log_dst"]] = np.log1p(np.maximum(raw[:, plan["log_src"]], 0))  # np.clip's own ufunc
         if len(plan["cyc_src"]):
             angle = 2 * np.pi * raw[:, plan["cyc_src"]] / plan["periods"]
             out[:, plan["sin_dst"]] = np.sin(angle)
@@ -153,8 +153,9 @@ class Preprocessor:
 
     def embed(self, raw: np.ndarray) -> np.ndarray:
         """L2-normalized PCA vectors, float32 of shape (n, n_components). A track exactly at the
-        catalog mean has no direction: its vector stays zero (callers may reject it). Absurdly large
-        inputs give non-finite rows (callers with untrusted input reject them)."""
+        catalog mean has no direction: its vector stays zero (callers may reject it). Inputs that
+        overflow once transformed give zero rows too (``l2_normalize``): callers with untrusted input
+        check the transformed values first (engine/_view.py) to say which it was."""
         with np.errstate(over="ignore", invalid="ignore"):
             return l2_normalize(self.standardize(raw) @ self.components_.T)
 
@@ -206,11 +207,17 @@ class Preprocessor:
 def l2_normalize(x: np.ndarray) -> np.ndarray:
     """Rows scaled to unit length as float32; all-zero rows stay zero. Each row is first divided
     by its largest magnitude, so rows of huge or tiny (subnormal) finite values normalize exactly
-    instead of overflowing or underflowing; rows holding inf or NaN come out non-finite."""
+    instead of overflowing or underflowing. Rows holding inf or NaN come out as zero rows, like
+    all-zero ones (tests/engine/test_preprocess.py)."""
     x = np.asarray(x, dtype=np.float64)
+    if len(x) == 1 and x.size:  # a query's one row, the common call: the same operations, fewer of them
+        scale = np.abs(x).max()
+        if 0 < scale < np.inf:  # else (zero, inf or NaN) the general path below says what comes out
+            y = x / scale
+            return (y / np.sqrt(np.add.reduce(y * y, axis=1, keepdims=True))).astype(np.float32)
     with np.errstate(over="ignore", invalid="ignore"):
         scale = np.max(np.abs(x), axis=1, keepdims=True) if x.size else np.zeros((len(x), 1))
         y = np.divide(x, scale, out=np.zeros_like(x), where=scale > 0)
-        norms = np.linalg.norm(y, axis=1, keepdims=True)
+        norms = np.sqrt(np.add.reduce(y * y, axis=1, keepdims=True))  # np.linalg.norm's own arithmetic
         out = np.divide(y, norms, out=np.zeros_like(y), where=norms > 0)
     return out.astype(np.float32)

@@ -93,7 +93,9 @@ class Block:
 def cosines(vectors: np.ndarray, rows: np.ndarray, query: np.ndarray) -> np.ndarray:
     """Exact cosine of ``query`` to ``vectors[rows]``, float32, computed the same way for every
     source and at build time (so the neighbour table equals a live search bit for bit)."""
-    return (vectors[rows] * query).sum(axis=1, dtype=np.float32)
+    # take + add.reduce: the same products summed the same way as (vectors[rows] * query).sum(axis=1,
+    # dtype=np.float32), which the build's batched form computes, at about half the per-call cost
+    return np.add.reduce(vectors.take(rows, axis=0) * query, axis=1, dtype=np.float32)
 
 
 class Survivors:

@@ -121,6 +121,10 @@ class CatalogView:
         inputs, transformed = self._inputs(raw)
         vectors = self.bundle.preprocessor.embed_transformed(transformed)
         problems: list[str | None] = [None] * len(raw)
+        if len(raw) == 1:  # a query's one seed: the same checks as below, fewer array operations
+            if not (np.isfinite(inputs).all() and np.isfinite(vectors).all() and vectors.any()):
+                problems[0] = _seed_problem(inputs[0], vectors[0])
+            return inputs, vectors, problems
         for i in np.flatnonzero(~np.isfinite(inputs).all(axis=1) | ~np.isfinite(vectors).all(axis=1)
                                 | ~vectors.any(axis=1)).tolist():
             problems[i] = _seed_problem(inputs[i], vectors[i])
