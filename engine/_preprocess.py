@@ -209,15 +209,18 @@ def l2_normalize(x: np.ndarray) -> np.ndarray:
     by its largest magnitude, so rows of huge or tiny (subnormal) finite values normalize exactly
     instead of overflowing or underflowing. Rows holding inf or NaN come out as zero rows, like
     all-zero ones (tests/engine/test_preprocess.py)."""
-    x = np.asarray(x, dtype=np.float64)
+    return unit_rows(np.asarray(x, dtype=np.float64)).astype(np.float32)
+
+
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """``l2_normalize`` before its float32 cast: float64 rows of shape (n, d) -> float64 unit rows."""
     if len(x) == 1 and x.size:  # a query's one row, the common call: the same operations, fewer of them
         scale = np.abs(x).max()
         if 0 < scale < np.inf:  # else (zero, inf or NaN) the general path below says what comes out
             y = x / scale
-            return (y / np.sqrt(np.add.reduce(y * y, axis=1, keepdims=True))).astype(np.float32)
+            return y / np.sqrt(np.add.reduce(y * y, axis=1, keepdims=True))
     with np.errstate(over="ignore", invalid="ignore"):
         scale = np.max(np.abs(x), axis=1, keepdims=True) if x.size else np.zeros((len(x), 1))
         y = np.divide(x, scale, out=np.zeros_like(x), where=scale > 0)
         norms = np.sqrt(np.add.reduce(y * y, axis=1, keepdims=True))  # np.linalg.norm's own arithmetic
-        out = np.divide(y, norms, out=np.zeros_like(y), where=norms > 0)
-    return out.astype(np.float32)
+        return np.divide(y, norms, out=np.zeros_like(y), where=norms > 0)

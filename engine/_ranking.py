@@ -95,7 +95,8 @@ def cosines(vectors: np.ndarray, rows: np.ndarray, query: np.ndarray) -> np.ndar
     source and at build time (so the neighbour table equals a live search bit for bit)."""
     # add.reduce: the sums of .sum(axis=1, dtype=np.float32), which the build's batched form computes,
     # without its wrapper. The gather stays an index, not ``take``: with ``serve --processes`` the vectors
-    # are the flat index's shared pages, not 4-byte aligned, and ``take`` on them cost 186 us, not 3.
+    # are the flat index's shared pages, not 4-byte aligned, and ``take`` on them cost 186 us against
+    # ~6 us for ``vectors[rows]``.
     return np.add.reduce(vectors[rows] * query, axis=1, dtype=np.float32)
 
 

@@ -121,13 +121,13 @@ class CatalogView:
         inputs, transformed = self._inputs(raw)
         vectors = self.bundle.preprocessor.embed_transformed(transformed)
         problems: list[str | None] = [None] * len(raw)
+        # l2_normalize leaves a row with no direction (at the mean, or not finite once standardized) zero
         if len(raw) == 1:  # a query's one seed: the same checks as below, fewer array operations
-            if not (np.isfinite(inputs).all() and np.isfinite(vectors).all() and vectors.any()):
-                problems[0] = _seed_problem(inputs[0], vectors[0])
+            if not (np.isfinite(inputs).all() and vectors.any()):
+                problems[0] = _seed_problem(inputs[0])
             return inputs, vectors, problems
-        for i in np.flatnonzero(~np.isfinite(inputs).all(axis=1) | ~np.isfinite(vectors).all(axis=1)
-                                | ~vectors.any(axis=1)).tolist():
-            problems[i] = _seed_problem(inputs[i], vectors[i])
+        for i in np.flatnonzero(~np.isfinite(inputs).all(axis=1) | ~vectors.any(axis=1)).tolist():
+            problems[i] = _seed_problem(inputs[i])
         return inputs, vectors, problems
 
     def model_seed(self, values: Mapping[str, float], where: str) -> np.ndarray:
@@ -209,12 +209,10 @@ _TOO_LARGE_FOR_MODEL = ("values too large for the model (beyond float32 after tr
                         "each feature's plausible range is in ServerInfo metrics)")
 
 
-def _seed_problem(inputs: np.ndarray, vector: np.ndarray) -> str:
+def _seed_problem(inputs: np.ndarray) -> str:
+    """Why a seed is refused: its model inputs overflow float32, or its vector has no direction."""
     if not np.isfinite(inputs).all():
         return _TOO_LARGE_FOR_MODEL
-    if not np.isfinite(vector).all():
-        return ("values too large to place in the vector space "
-                "(each feature's plausible range is in ServerInfo metrics)")
     return "these values sit exactly at the catalog's mean and have no direction to search in"
 
 

@@ -104,15 +104,18 @@ def test_whitening_gives_every_component_unit_spread_and_round_trips() -> None:
 
 
 def test_one_row_normalizes_bit_for_bit_as_in_a_batch() -> None:
-    # a query normalizes its one row by a shorter path; the build normalized the catalog in batches
-    from engine._preprocess import l2_normalize
+    # a query normalizes its one row by a shorter path; the build normalized the catalog in batches.
+    # Compared in float64, before the float32 cast could hide a last-bit difference.
+    from engine._preprocess import unit_rows
 
     rng = np.random.default_rng(3)
     rows = rng.standard_normal((400, 14)) * 10.0 ** rng.integers(-300, 300, (400, 1))
     edge = np.zeros((6, 14))
     edge[1, 0], edge[2, 0], edge[3, 0], edge[4, :2], edge[5, 0] = np.inf, np.nan, 5e-324, 1.7e308, -0.0
     rows = np.concatenate([rows, edge])
-    batch = l2_normalize(rows)
-    one = np.concatenate([l2_normalize(rows[i:i + 1]) for i in range(len(rows))])
-    np.testing.assert_array_equal(one.view(np.uint32), batch.view(np.uint32))
-    assert np.all(batch[-6] == 0) and np.all(np.isfinite(batch[:-6]))
+    batch = unit_rows(rows)
+    one = np.concatenate([unit_rows(rows[i:i + 1]) for i in range(len(rows))])
+    np.testing.assert_array_equal(one.view(np.uint64), batch.view(np.uint64))
+    assert not batch[[-6, -5, -4, -1]].any()  # all-zero, inf, NaN and -0.0 rows: zero rows
+    np.testing.assert_allclose(np.linalg.norm(batch[:-6], axis=1), 1.0, rtol=1e-12)
+    np.testing.assert_array_equal(batch[-3], np.eye(14)[0])  # a subnormal row normalizes exactly
