@@ -92,6 +92,9 @@ def write_manifest(bundle_dir: Path, manifest: dict[str, Any]) -> dict[str, Any]
     return full
 
 
+_KINDS = {str: "text", dict: "an object"}
+
+
 def read_verified_manifest(bundle_dir: str | os.PathLike[str]) -> dict[str, Any]:
     """Read the manifest and check format, version, the file list and every sha256."""
     bundle_dir = Path(bundle_dir)
@@ -112,8 +115,14 @@ def read_verified_manifest(bundle_dir: str | os.PathLike[str]) -> dict[str, Any]
             f"{bundle_dir}: bundle format version {version!r}, but this engine reads version "
             f"{FORMAT_VERSION}; rebuild the bundle with this version of musicrec")
     files = manifest.get("files")
-    if not isinstance(files, dict):
-        raise BundleIntegrityError(f"{path}: no 'files' checksum table")
+    if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
+        raise BundleIntegrityError(f"{path}: no 'files' checksum table (file name -> sha256 text)")
+    # the manifest itself has no checksum: what loading reads from it is checked for its shape here, so an
+    # edited manifest is refused by name instead of failing later with a bare KeyError or TypeError
+    for key, kind in (("created_at", str), ("config", dict), ("counts", dict), ("metrics", dict)):
+        if not isinstance(manifest.get(key), kind):
+            raise BundleIntegrityError(f"{path}: '{key}' is missing or not {_KINDS[kind]}; the manifest was "
+                                       "edited or is damaged: rebuild the bundle")
     present = {p.name for p in bundle_dir.iterdir()} - {MANIFEST}
     if unexpected := sorted(present - set(files)):
         raise BundleIntegrityError(f"{bundle_dir}: file(s) not listed in the manifest: {unexpected}")
@@ -130,10 +139,31 @@ def read_verified_manifest(bundle_dir: str | os.PathLike[str]) -> dict[str, Any]
     return manifest
 
 
+def check_current_link(link: str | os.PathLike[str]) -> None:
+    """Refuse, before any work, a ``current`` path that :func:`publish` could not or must not replace:
+    an existing file or directory (only a symlink is repointed, so nothing else is lost) or a path
+    under a file."""
+    link = Path(link)
+    if link.is_symlink():
+        return
+    if link.exists():
+        kind = "directory" if link.is_dir() else "file"
+        raise BundleError(f"{link}: exists and is a {kind}, not a symlink; not replacing it (give a new path or "
+                          "the symlink to repoint, such as bundles/current)")
+    for parent in link.parents:
+        if parent.exists() or parent.is_symlink():
+            if not parent.is_dir():
+                raise BundleError(f"{link}: {parent} is not a directory")
+            return
+
+
 def publish(bundle_dir: str | os.PathLike[str], link: str | os.PathLike[str]) -> None:
     """Point the symlink ``link`` at ``bundle_dir`` atomically (rename over the old link), so a
-    server watching ``link`` sees either the old bundle or the new one, never neither."""
+    server watching ``link`` sees either the old bundle or the new one, never neither. Only a symlink
+    is replaced (:func:`check_current_link`); missing parent directories are created."""
     link = Path(link)
+    check_current_link(link)
+    link.parent.mkdir(parents=True, exist_ok=True)
     target = Path(os.path.relpath(Path(bundle_dir).resolve(), link.parent.resolve()))
     tmp = link.parent / f".{link.name}.tmp-{uuid.uuid4().hex[:8]}"
     os.symlink(target, tmp)

@@ -109,7 +109,7 @@ def _cmd_publish(args: argparse.Namespace) -> int:
 
 
 def _cmd_add(args: argparse.Namespace) -> int:
-    from engine import CatalogError, add_tracks, publish
+    from engine import CatalogError, add_tracks, check_current_link, publish
 
     if args.csv is None and args.remove_ids is None:
         raise CatalogError("give a CSV of tracks to add, --remove-ids FILE, or both")
@@ -121,6 +121,8 @@ def _cmd_add(args: argparse.Namespace) -> int:
             raise CatalogError(f"--remove-ids {args.remove_ids}: {exc.strerror or exc}") from None
     if args.csv is not None and not args.csv.is_file():
         raise CatalogError(f"{args.csv}: no such file")
+    if args.current:  # before the work, as musicrec index does: a bad path must not cost the update
+        check_current_link(args.current)
 
     def say(message: str) -> None:
         if not args.quiet:

@@ -258,31 +258,58 @@ class _Progress:
 
 def _build_and_report(args: argparse.Namespace, csv: Path, out: Path, *, source_label: str | None = None,
                       serve: bool = False) -> int:
-    from engine import build_bundle, format_report, publish
+    from engine import build_bundle, check_current_link, format_report, publish
     from server._table import output_width
 
     config = _config_from_args(args)
+    # where the build's results go after it, checked before it: a bad path must not cost a whole build
+    if args.current:
+        check_current_link(args.current)
+    problem = _unwritable(args.json_out)
+    if problem:
+        print(f"musicrec {args.command}: error: --json {args.json_out}: {problem}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     progress = None if args.quiet else _Progress()
     try:
         manifest = build_bundle(csv, out, config, progress=progress, source_label=source_label)
     finally:
         if progress is not None:
             progress.close()
-    if args.current:
-        publish(out, args.current)
+    try:
+        if args.current:
+            publish(out, args.current)
+        if args.json_out and args.json_out != "-":
+            path = Path(args.json_out)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    except OSError as exc:  # the bundle is complete and verified: keep it, say what did not happen
+        print(f"musicrec {args.command}: error: the bundle was written to {out}, but {exc.filename}: "
+              f"{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_FAILED
     moods = json.loads((out / "moods.json").read_text(encoding="utf-8"))
     print(format_report(manifest, moods=moods, width=output_width()))
     print(f"\nbundle written to {out}" + (f"; {args.current} -> {out}" if args.current else ""))
     if args.json_out == "-":
         print(json.dumps(manifest, indent=2))
-    elif args.json_out:
-        Path(args.json_out).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     if serve:
         from server.cli import demo_queries
 
         print("\n== serving the bundle over gRPC and asking it ==\n")
         print(demo_queries(out))
     return EXIT_OK
+
+
+def _unwritable(path: str | None) -> str | None:
+    """Why a report file could not be written at ``path`` (None: it can, or there is none, or '-')."""
+    if not path or path == "-":
+        return None
+    p = Path(path)
+    if p.is_dir():
+        return "is a directory"
+    for parent in p.parents:  # missing ones are created; the nearest existing one must be a directory
+        if parent.exists():
+            return None if parent.is_dir() else f"{parent} is not a directory"
+    return None
 
 
 def _cmd_index(args: argparse.Namespace) -> int:

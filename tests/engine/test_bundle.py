@@ -129,6 +129,38 @@ def test_publish_swaps_the_current_pointer(bundle_dir: Path, tmp_path: Path) -> 
     assert load_bundle(link).manifest["files"] == load_bundle(bundle_dir).manifest["files"]
 
 
+@pytest.mark.parametrize("edit", ["no created_at", "created_at 12", "config a list", "a checksum a number"])
+def test_an_edited_manifest_is_refused_by_name(bundle_dir: Path, tmp_path: Path, edit: str) -> None:
+    # the manifest has no checksum of its own: a hand edit must be refused, not fail later as a bare KeyError
+    bad = copy(bundle_dir, tmp_path)
+    m = json.loads((bad / "manifest.json").read_text())
+    if edit == "no created_at":
+        del m["created_at"]
+    elif edit == "created_at 12":
+        m["created_at"] = 12
+    elif edit == "config a list":
+        m["config"] = []
+    else:
+        m["files"]["tracks.npz"] = 7
+    (bad / "manifest.json").write_text(json.dumps(m))
+    key = {"no created_at": "'created_at'", "created_at 12": "'created_at'", "config a list": "'config'",
+           "a checksum a number": "'files' checksum table"}[edit]
+    with pytest.raises(BundleIntegrityError, match=key):
+        load_bundle(bad)
+
+
+def test_publish_never_replaces_a_file_or_a_directory(bundle_dir: Path, tmp_path: Path) -> None:
+    precious = tmp_path / "precious.txt"
+    precious.write_text("data")
+    (tmp_path / "a_dir").mkdir()
+    for target in (precious, tmp_path / "a_dir", precious / "current"):
+        with pytest.raises(BundleError, match=r"not a symlink|not a directory"):
+            publish(bundle_dir, target)
+    assert precious.read_text() == "data" and (tmp_path / "a_dir").is_dir()
+    publish(bundle_dir, tmp_path / "new" / "deeper" / "current")  # missing parents are created
+    assert (tmp_path / "new" / "deeper" / "current").resolve() == bundle_dir.resolve()
+
+
 def rechecksum(bundle: Path, name: str) -> None:
     """What an attacker who can write the bundle can also do: make the manifest match."""
     m = json.loads((bundle / "manifest.json").read_text())

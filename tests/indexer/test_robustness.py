@@ -168,3 +168,35 @@ def test_a_tiny_catalog_builds_and_says_why_it_has_no_classifier(tmp_path: Path,
     b = load_bundle(tmp_path / "b")
     assert b.classifier is None and len(b.moods.clusters_) == 1
     assert b.manifest["metrics"]["genre"]["skipped"].startswith("only 6 labelled tracks")
+
+
+@pytest.mark.parametrize("where", ["current is a file", "current is a directory", "current under a file",
+                                   "json under a file", "json is a directory"])
+def test_outputs_that_cannot_be_written_are_refused_before_the_build(
+        where: str, tmp_path: Path, tiny_config: Path, valid_csv_bytes: bytes,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    csv, out = tmp_path / "c.csv", tmp_path / "b"
+    csv.write_bytes(valid_csv_bytes)
+    precious = tmp_path / "precious.txt"
+    precious.write_text("data")
+    (tmp_path / "a_dir").mkdir()
+    flag, path = {
+        "current is a file": ("--current", precious),
+        "current is a directory": ("--current", tmp_path / "a_dir"),
+        "current under a file": ("--current", precious / "cur"),
+        "json under a file": ("--json", precious / "r.json"),
+        "json is a directory": ("--json", tmp_path / "a_dir"),
+    }[where]
+    code = main(["index", str(csv), "--out", str(out), *TINY, str(tiny_config), flag, str(path)])
+    err = capsys.readouterr().err
+    assert code in (1, 2) and err.startswith("musicrec index: error: "), (code, err)
+    assert "Traceback" not in err and "internal error" not in err, err
+    assert not out.exists(), "the build ran (or left its bundle) although its results could not be placed"
+    assert precious.read_text() == "data" and (tmp_path / "a_dir").is_dir() and not any((tmp_path / "a_dir").iterdir())
+
+
+def test_a_pipe_is_refused_not_waited_on(tmp_path: Path, tiny_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fifo = tmp_path / "catalog.csv"
+    os.mkfifo(fifo)
+    code, err = run_index(fifo, tmp_path / "b", tiny_config, capsys)
+    assert code == 2 and "not a regular file" in err, err
