@@ -235,6 +235,10 @@ class BuildConfig:
                 from None
         if not isinstance(data, dict):
             raise ConfigError(f"config file {path} must hold a table/object at the top level")
+        pre = data.get("preprocess")
+        if isinstance(pre, dict) and "pca_variance" in pre and pre.get("pca_components") is not None:
+            raise ConfigError(f"config file {path}: [preprocess] gives both pca_variance and pca_components; "
+                              "give one (pca_components wins otherwise, and pca_variance would be ignored)")
         return cls.from_mapping(data)
 
     def replace(self, **sections: Any) -> BuildConfig:

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ._config import DEFAULT_PCA_VARIANCE
-from ._errors import InvalidQuery, NotFittedError
+from ._errors import ConfigError, InvalidQuery, NotFittedError
 from ._schema import parse_transform
 
 
@@ -73,7 +73,10 @@ class Preprocessor:
         eigvec *= np.where(signs == 0, 1, signs)
         ratio = eigval / eigval.sum() if eigval.sum() > 0 else np.full_like(eigval, 1 / len(eigval))
         if self.pca_components is not None:
-            k = min(self.pca_components, len(ratio))
+            if self.pca_components > len(ratio):  # never cut silently to what there is
+                raise ConfigError(f"preprocess.pca_components = {self.pca_components}, but there are only "
+                                  f"{len(ratio)} features after transforms; give at most {len(ratio)}")
+            k = self.pca_components
         else:
             k = int(np.searchsorted(np.cumsum(ratio), self.pca_variance - 1e-12) + 1)
             k = min(k, len(ratio))

@@ -9,6 +9,7 @@ interrupted (everything written so far is kept: re-run the same command to resum
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -29,15 +30,37 @@ def add_parser(sub: Any) -> None:
                     "status 3 means it finished with some files skipped. Needs the audio extra.")
     p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="audio files or folders")
     p.add_argument("--out", type=Path, required=True, help="CSV to write or extend (resume)")
-    p.add_argument("--segment-seconds", type=float, metavar="S",
+    p.add_argument("--segment-seconds", type=_positive_seconds, metavar="S",
                    help="also cut each file into S-second segments, one row each (column song names the file)")
     p.add_argument("--label-from", default="folder", metavar="folder|tag|none|FILE.csv",
                    help="genre label: the parent folder's name (default), the genre tag, none, or a CSV with "
                         "filename,label columns")
-    p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+    p.add_argument("--workers", type=_workers, default=os.cpu_count() or 1,
                    help="worker processes (default: one per core; 0: in this process)")
     p.add_argument("--quiet", action="store_true", help="no progress line on stderr")
     p.set_defaults(func=cmd_extract)
+
+
+def _positive_seconds(text: str) -> float:
+    """--segment-seconds: a finite number over 0, refused before the CSV or its report is written."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text.strip()!r} is not a number") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds over 0, got {text.strip()!r}")
+    return value
+
+
+def _workers(text: str) -> int:
+    """--workers: 0 (in this process) or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text.strip()!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 (in this process) or more, got {value}")
+    return value
 
 
 def _duration(seconds: float) -> str:
@@ -60,9 +83,6 @@ def cmd_extract(args: argparse.Namespace) -> int:
     except ImportError as exc:  # pragma: no cover - depends on the install
         print(f"musicrec extract: error: the audio extra is not installed ({exc}); "
               "pip install -e '.[audio]'", file=sys.stderr)
-        return 2
-    if args.segment_seconds is not None and args.segment_seconds <= 0:
-        print("musicrec extract: error: --segment-seconds must be > 0", file=sys.stderr)
         return 2
     show = not args.quiet and sys.stderr.isatty()
     last = [0.0]

@@ -127,8 +127,9 @@ def _add_build_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--missing", choices=["drop", "impute"], help="rows with missing features: drop or impute")
     g.add_argument("--index", dest="index_kind", choices=["flat", "hnsw", "ivf", "ivfpq"],
                    help="FAISS index type")
-    g.add_argument("--pca-variance", type=float, help="keep components explaining this share of variance")
-    g.add_argument("--pca-components", type=int, help="keep exactly this many components")
+    pca = g.add_mutually_exclusive_group()
+    pca.add_argument("--pca-variance", type=float, help="keep components explaining this share of variance")
+    pca.add_argument("--pca-components", type=int, help="keep exactly this many components")
     g.add_argument("--no-genre", action="store_true", help="skip the genre classifier")
     g.add_argument("--seed", type=int)
     o = p.add_argument_group("output")
@@ -169,8 +170,11 @@ def _config_from_args(args: argparse.Namespace) -> Any:
         sections["schema"] = schema
     if args.index_kind:
         sections["index"] = {"kind": args.index_kind}
-    pre = {k: v for k, v in (("pca_variance", args.pca_variance), ("pca_components", args.pca_components))
-           if v is not None}
+    pre: dict[str, Any] = {}
+    if args.pca_variance is not None:  # a flag replaces the file's choice whole: a file's count would win
+        pre = {"pca_variance": args.pca_variance, "pca_components": None}
+    elif args.pca_components is not None:
+        pre = {"pca_components": args.pca_components}
     if pre:
         sections["preprocess"] = pre
     if args.no_genre:

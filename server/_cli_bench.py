@@ -9,13 +9,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ._cli_query import client_address  # the same check as query's
+
 
 def add_parser(sub: Any) -> None:
     b = sub.add_parser("bench", help="measure a server's latency and throughput against its own floor",
                        description="Closed-loop load against any address. Each RPC is measured alternately with "
                                    "grpc.health.v1 Check (the floor) on the same server, and reported in "
                                    "microseconds and as ratios to the floor.")
-    b.add_argument("--address", default="127.0.0.1:50051")
+    b.add_argument("--address", type=client_address, default="127.0.0.1:50051")
     b.add_argument("--rpc", action="append", choices=[r for r in _rpcs() if r != "health"],
                    help="RPC to measure in a phase of its own (repeatable; default: similar)")
     b.add_argument("--mix", action="append", default=[], metavar="RPC=WEIGHT,...",

@@ -6,12 +6,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
 from ._cli_format import format_response
 from ._table import output_width
+
+# The largest values the request fields hold (recommender.proto): protobuf refuses more with a bare
+# "Value out of range" that names no option, so each option checks its own.
+UINT32, INT32, UINT64 = 2**32 - 1, 2**31 - 1, 2**64 - 1
 
 
 def add_parser(sub: Any) -> None:
@@ -27,30 +33,30 @@ def add_parser(sub: Any) -> None:
     s.add_argument("--audio", action="append", default=[], type=Path, metavar="FILE",
                    help="an audio file as a seed (repeatable; bundles built from musicrec extract output)")
     s.add_argument("--not", dest="negative", action="append", default=[], metavar="ID", help="less like this")
-    s.add_argument("-k", type=_int_from(1), default=10, help="results per page (default 10)")
-    s.add_argument("--offset", type=_int_from(0), default=0, help="skip this many of the ranking (paging)")
+    s.add_argument("-k", type=_int_from(1, UINT32), default=10, help="results per page (default 10)")
+    s.add_argument("--offset", type=_int_from(0, UINT32), default=0, help="skip this many of the ranking (paging)")
     s.add_argument("--genre", action="append", default=[], help="only these genres")
     s.add_argument("--exclude-genre", action="append", default=[])
-    s.add_argument("--target", action="append", default=[], type=_name_value, metavar="NAME=VALUE",
-                   help="e.g. energy=0.8 (repeatable)")
-    s.add_argument("--max-per-artist", type=_int_from(0), default=0)
+    s.add_argument("--target", action=_AppendOnce, default=[], type=_name_value, metavar="NAME=VALUE",
+                   help="e.g. energy=0.8 (repeatable, once per feature)")
+    s.add_argument("--max-per-artist", type=_int_from(0, UINT32), default=0)
     s.add_argument("--diversity", type=_number, default=0.0, help="0..1: MMR diversity (default 0)")
     s.add_argument("--genre-weight", type=_number, help="0..1: how much genre agreement counts (default: the "
                    "bundle's; 0 = audio cosine only)")
     p2 = qs.add_parser("playlist", help="a mood playlist", parents=[shared])
     src = p2.add_mutually_exclusive_group(required=True)
-    src.add_argument("--mood-id", type=_int_from(0))
-    src.add_argument("--mood", help="mood id, name, or words of its name, e.g. 'calm acoustic' (see: musicrec "
-                                    "query moods)")
-    src.add_argument("--seed", help="seed track id")
+    src.add_argument("--mood-id", type=_int_from(0, INT32))
+    src.add_argument("--mood", type=_mood_text,
+                     help="mood id, name, or words of its name, e.g. 'calm acoustic' (see: musicrec query moods)")
+    src.add_argument("--seed", type=_track_id, help="seed track id")
     src.add_argument("--target", type=_valence_energy, metavar="VALENCE,ENERGY", help="e.g. 0.3,0.2")
-    p2.add_argument("--length", type=_int_from(1), default=20)
-    p2.add_argument("--shuffle", type=_int_from(0), default=0, help="shuffle seed")
+    p2.add_argument("--length", type=_int_from(1, UINT32), default=20)
+    p2.add_argument("--shuffle", type=_int_from(0, UINT64), default=0, help="shuffle seed")
     c = qs.add_parser("classify", help="genre probabilities for a track id or feature values", parents=[shared])
     c.add_argument("track_id", nargs="?")
     c.add_argument("--audio", type=Path, metavar="FILE", help="classify an audio file")
-    c.add_argument("--features", type=_name_values, metavar="NAME=VALUE,...")
-    c.add_argument("--top", type=_int_from(1), default=5)
+    c.add_argument("--features", type=_name_values, metavar="NAME=VALUE,...", help="each feature once")
+    c.add_argument("--top", type=_int_from(1, UINT32), default=5)
     c.add_argument("--explain", action="store_true")
     qs.add_parser("moods", help="list the moods", parents=[shared])
     qs.add_parser("info", help="bundle and server information", parents=[shared])
@@ -68,17 +74,18 @@ def _query_options(p: argparse.ArgumentParser, *, defaults: bool) -> None:
     def d(value: Any) -> Any:
         return value if defaults else argparse.SUPPRESS
 
-    p.add_argument("--address", default=d("127.0.0.1:50051"), help="server HOST:PORT (default 127.0.0.1:50051)")
+    p.add_argument("--address", type=client_address, default=d("127.0.0.1:50051"),
+                   help="server HOST:PORT (default 127.0.0.1:50051)")
     p.add_argument("--json", action="store_true", default=d(False),
                    help="print the response as JSON (ServerInfo's counts_json and metrics_json decoded)")
     p.add_argument("--token", default=d(None), help="bearer token")
-    p.add_argument("--timeout", type=_number, default=d(10.0), help="deadline in seconds (default 10)")
-    p.add_argument("--wait", type=_number, default=d(0.0), metavar="SECONDS",
+    p.add_argument("--timeout", type=seconds, default=d(10.0), help="deadline in seconds (default 10)")
+    p.add_argument("--wait", type=_wait_seconds, default=d(0.0), metavar="SECONDS",
                    help="wait up to SECONDS for a server that is still starting (default: fail at once)")
 
 
-def _int_from(low: int) -> Any:
-    """An argparse type: a whole number >= ``low`` (argparse prefixes the flag to the message)."""
+def _int_from(low: int, high: int) -> Any:
+    """An argparse type: a whole number in ``low..high`` (argparse prefixes the flag to the message)."""
     def whole(text: str) -> int:
         try:
             value = int(text)
@@ -86,6 +93,8 @@ def _int_from(low: int) -> Any:
             raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
         if value < low:
             raise argparse.ArgumentTypeError(f"must be {low} or more, got {value}")
+        if value > high:
+            raise argparse.ArgumentTypeError(f"must be at most {high}, got {value}")
         return value
     return whole
 
@@ -95,6 +104,75 @@ def _number(text: str) -> float:
         return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text.strip()!r} is not a number") from None
+
+
+def seconds(text: str) -> float:
+    """An argparse type for a deadline: a finite number of seconds over 0 (grpc would answer a
+    deadline of 0, a negative one or NaN with DEADLINE_EXCEEDED, as if the server were slow)."""
+    value = _number(text)
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds over 0, got {text.strip()!r}")
+    return value
+
+
+def _wait_seconds(text: str) -> float:
+    value = _number(text)
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, 0 or more, got {text.strip()!r}")
+    return value
+
+
+_SCHEMES_WITHOUT_PORT = ("unix", "unix-abstract", "vsock")  # gRPC targets passed on as they are
+
+
+def client_address(text: str) -> str:
+    """An argparse type for the server a client dials: HOST:PORT, [IPv6]:PORT, a host name alone, or a
+    gRPC target (dns:, ipv4:, ipv6:, unix:...). Returned unchanged; a port written as a number must
+    be 1..65535, and a ':' needs a port after it (grpc would dial 100253 as 34717, -5 as 65531, and
+    an empty port as 443)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected HOST:PORT (e.g. 127.0.0.1:50051), got ''")
+    scheme, sep, rest = text.partition(":")
+    scheme = scheme.lower()
+    if sep and scheme in ("ipv4", "ipv6"):
+        for part in rest.split(","):
+            _check_port(part, text)
+    elif sep and scheme == "dns":
+        _check_port(rest[2:].partition("/")[2] if rest.startswith("//") else rest, text)
+    elif not (sep and (scheme in _SCHEMES_WITHOUT_PORT or rest.startswith("//"))):
+        _check_port(text, text)
+    return text
+
+
+def _check_port(host_port: str, text: str) -> None:
+    if host_port.startswith("["):
+        _, close, after = host_port.partition("]")
+        if not close or (after and not after.startswith(":")):
+            raise argparse.ArgumentTypeError(f"expected [IPv6 address]:PORT, got {text!r}")
+        if not after:
+            return
+        port = after[1:]
+    elif host_port.count(":") == 1:
+        port = host_port.rpartition(":")[2]
+    else:
+        return  # a host without a port (grpc's default, 443), or a bare IPv6 address
+    if not port:
+        raise argparse.ArgumentTypeError(f"no port after ':' (in {text!r}; expected HOST:PORT, e.g. 127.0.0.1:50051)")
+    if re.fullmatch(r"[+-]?[0-9]+", port) and not (port.isdigit() and 1 <= int(port) <= 65535):
+        raise argparse.ArgumentTypeError(f"port {port} is not in 1..65535 (in {text!r})")
+
+
+def _mood_text(text: str) -> str:
+    if not re.search(r"[^\W_]", text):  # the server matches words (engine/_playlist.py find_mood)
+        raise argparse.ArgumentTypeError(f"{text!r} names no mood: give a mood id, a name or words of one "
+                                         "(musicrec query moods lists them)")
+    return text
+
+
+def _track_id(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"expected a track id, got {text!r}")
+    return text
 
 
 def _name_value(text: str) -> tuple[str, float]:
@@ -108,7 +186,28 @@ def _name_value(text: str) -> tuple[str, float]:
 
 
 def _name_values(text: str) -> dict[str, float]:
-    return dict(_name_value(item) for item in text.split(",") if item.strip())
+    values: dict[str, float] = {}
+    for item in text.split(","):
+        if item.strip():
+            name, value = _name_value(item)
+            if name in values:
+                raise argparse.ArgumentTypeError(f"feature {name!r} given twice (in {text!r})")
+            values[name] = value
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE,... (e.g. energy=0.8,tempo=120), got {text!r}")
+    return values
+
+
+class _AppendOnce(argparse._AppendAction):
+    """``action="append"`` of NAME=VALUE pairs, refusing a name given twice (the request holds a map:
+    the last value would silently win)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        name = values[0]
+        if any(seen == name for seen, _ in getattr(namespace, self.dest, None) or []):
+            raise argparse.ArgumentError(self, f"feature {name!r} given twice")
+        super().__call__(parser, namespace, values, option_string)
 
 
 def _valence_energy(text: str) -> tuple[float, float]:
@@ -210,17 +309,17 @@ def _run_query(args: argparse.Namespace, stub: Any, pb: Any, call: dict[str, Any
         request = pb.MoodPlaylistRequest(length=args.length, shuffle_seed=args.shuffle)
         if args.mood_id is not None:
             request.mood_id = args.mood_id
-        elif args.mood:
+        elif args.mood is not None:
             request.mood_name = args.mood
-        elif args.seed:
+        elif args.seed is not None:
             request.seed_track_id = args.seed
-        else:
+        else:  # the parser requires one of the four
             valence, energy = args.target
             request.target.CopyFrom(pb.MoodTarget(valence=valence, energy=energy))
         return stub.MoodPlaylist(request, **call)
     if args.query == "classify":
         request = pb.ClassifyGenreRequest(top_k=args.top, explain=args.explain)
-        if args.features:
+        if args.features is not None:
             request.features.values.update(args.features)
         elif args.audio:
             request.audio = audio_clip(args.audio)

@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ._cli_query import client_address, seconds  # the same checks as query's
+
 # Exit statuses (README "Operating"; `musicrec health --help`).
 EXIT_SERVING = 0
 EXIT_NOT_SERVING = 1  # the server answered NOT_SERVING: no bundle yet, or shutting down
@@ -73,9 +75,9 @@ def add_parser(sub: Any) -> None:
     h = sub.add_parser("health", help="probe a server's grpc.health.v1 status (exit 0 when SERVING)",
                        description="One grpc.health.v1.Health/Check, for container HEALTHCHECKs and Kubernetes "
                                    "exec probes. Prints the status.", epilog=EXIT_CODES_HELP)
-    h.add_argument("address", help="HOST:PORT")
+    h.add_argument("address", type=client_address, help="HOST:PORT")
     h.add_argument("--service", default="", help="a service name, e.g. musicrec.v1.Recommender (default: the server)")
-    h.add_argument("--timeout", type=float, default=5.0, metavar="S", help="deadline in seconds (default 5)")
+    h.add_argument("--timeout", type=seconds, default=5.0, metavar="S", help="deadline in seconds (default 5)")
     h.add_argument("--token", help="bearer token (health checks need none on musicrec; for proxies that do)")
     h.add_argument("--tls", action="store_true", help="use TLS with the system's root certificates")
     h.add_argument("--tls-ca", type=Path, metavar="FILE", help="use TLS, trusting this CA certificate (PEM)")

@@ -22,3 +22,4 @@ def add_parsers(sub: Any) -> None:
     _cli_query.add_parser(sub)
     _cli_bench.add_parser(sub)
     _probe.add_parser(sub)
+

@@ -216,5 +216,7 @@ def _ogg_complete(data: bytes) -> bool:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
+    """The first line of a decoder error, without soundfile's "Error opening <..._Tracked object at
+    0x...>: " prefix (the in-memory stream's repr; the callers' messages name the file)."""
+    text = str(getattr(exc, "error_string", None) or exc).strip().splitlines()
     return text[0][:160] if text else type(exc).__name__

@@ -166,3 +166,33 @@ def test_resume_after_a_kill_loses_nothing(tmp_path: Path) -> None:
     assert rows[:len(written)] == written
     report = json.loads((tmp_path / "f.extraction.json").read_text())
     assert report["already_extracted"] == len(written) and report["extracted"] == 12 - len(written)
+
+
+@pytest.mark.parametrize(("option", "value"), [
+    ("--segment-seconds", "nan"), ("--segment-seconds", "inf"), ("--segment-seconds", "-1"),
+    ("--segment-seconds", "0"), ("--segment-seconds", "x"), ("--workers", "-1"), ("--workers", "two"),
+])
+def test_bad_option_values_are_refused_before_anything_is_written(option: str, value: str, tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    music = tmp_path / "music"
+    music.mkdir()
+    (music / "a.wav").write_bytes(encode(chord_pad(57, True, 3.0).astype(np.float32)))
+    out = tmp_path / "o.csv"
+    with pytest.raises(SystemExit) as exit_:
+        main(["extract", str(music), "--out", str(out), "--quiet", "--workers", "0", option, value])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {option}: " in err and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["music"]  # no CSV, no .extraction.json
+
+
+def test_a_wav_cut_to_20_bytes_is_reported_by_its_file_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    music = tmp_path / "music"
+    music.mkdir()
+    (music / "cut20.wav").write_bytes(encode(chord_pad(57, True, 3.0).astype(np.float32))[:20])
+    out = tmp_path / "o.csv"
+    assert main(["extract", str(music), "--out", str(out), "--workers", "0", "--quiet"]) == 3
+    err = capsys.readouterr().err
+    [item] = json.loads((tmp_path / "o.extraction.json").read_text())["skipped_files"]
+    for text in (err, item["detail"]):
+        assert "cut20.wav" in text and " object at 0x" not in text and "_Tracked" not in text

@@ -200,3 +200,27 @@ def test_a_pipe_is_refused_not_waited_on(tmp_path: Path, tiny_config: Path, caps
     os.mkfifo(fifo)
     code, err = run_index(fifo, tmp_path / "b", tiny_config, capsys)
     assert code == 2 and "not a regular file" in err, err
+
+
+def test_pca_options_are_never_silently_ignored(tmp_path: Path, tiny_config: Path, valid_csv_bytes: bytes,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    csv = tmp_path / "c.csv"
+    csv.write_bytes(valid_csv_bytes)
+    base = ["index", str(csv), *TINY, str(tiny_config)]
+    with pytest.raises(SystemExit) as both_flags:  # argparse: not allowed together
+        main([*base, "--out", str(tmp_path / "a"), "--pca-variance", "0.9", "--pca-components", "3"])
+    assert both_flags.value.code == 2 and "not allowed with" in capsys.readouterr().err
+    assert main([*base, "--out", str(tmp_path / "b"), "--pca-components", "100"]) == 2
+    assert "only" in capsys.readouterr().err and not (tmp_path / "b").exists()
+    both_keys = tmp_path / "both.toml"
+    both_keys.write_text(tiny_config.read_text() + "[preprocess]\npca_variance = 0.9\npca_components = 3\n")
+    assert main(["index", str(csv), "--quiet", "--no-genre", "--config", str(both_keys), "--out", str(tmp_path / "c")]) == 2
+    assert "both pca_variance and pca_components" in capsys.readouterr().err
+    # a flag replaces the file's choice: --pca-variance 1.0 over a file's pca_components = 3 keeps every component
+    three = tmp_path / "three.toml"
+    three.write_text(tiny_config.read_text() + "[preprocess]\npca_components = 3\n")
+    out = tmp_path / "d"
+    assert main(["index", str(csv), "--quiet", "--no-genre", "--config", str(three), "--out", str(out),
+                 "--pca-variance", "1.0"]) == 0
+    bundle = load_bundle(out)
+    assert bundle.preprocessor.n_components == len(bundle.preprocessor.transformed_names) > 3

@@ -139,3 +139,20 @@ def test_the_command_exits_with_the_status_and_loads_no_engine(bundle_dir: Path)
             assert done.returncode == expected, done.stdout + done.stderr
     finally:
         srv.stop(0)
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["127.0.0.1:100253"], "argument address: port 100253 is not in 1..65535"),
+    (["127.0.0.1:-5"], "argument address: port -5 is not in 1..65535"),
+    (["127.0.0.1:50051", "--timeout", "-1"], "argument --timeout: "),
+    (["127.0.0.1:50051", "--timeout", "0"], "argument --timeout: "),
+    (["127.0.0.1:50051", "--timeout", "nan"], "argument --timeout: "),
+    (["127.0.0.1:50051", "--timeout", "inf"], "argument --timeout: "),
+])
+def test_bad_arguments_exit_2_before_dialling(argv: list[str], expected: str,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["health", *argv])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert expected in err and err.startswith("usage: musicrec health")

@@ -121,3 +121,73 @@ def test_wait_gives_a_starting_server_time(running: RunningServer, capsys: pytes
         port = s.getsockname()[1]
     assert main(["query", "info", "--wait", "0.5", "--address", f"127.0.0.1:{port}"]) == 1
     assert f"no server answered at 127.0.0.1:{port} within --wait 0.5 s" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [
+    ["query", "playlist", "--mood", "", "--length", "5"],
+    ["query", "playlist", "--mood", " - ", "--length", "5"],
+    ["query", "playlist", "--seed", ""],
+])
+def test_an_empty_mood_or_seed_is_an_argument_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    err = error_of(capsys, *argv)
+    assert f"argument {argv[2]}: " in err and "Traceback" not in err
+    with pytest.raises(SystemExit) as exit_:  # as typed: refused before any call, not a crash (exit 70)
+        main(["query", "--address", "127.0.0.1:1", *argv[1:]])
+    assert exit_.value.code == 2
+
+
+BAD_ADDRESSES = ["127.0.0.1:100253", "127.0.0.1:-5", "127.0.0.1:0", "[::1]:65536", "127.0.0.1:",
+                 "dns:///localhost:100253", "ipv4:127.0.0.1:50051,127.0.0.1:99999"]
+
+
+@pytest.mark.parametrize("address", BAD_ADDRESSES)
+@pytest.mark.parametrize("command", [["query", "info", "--address"], ["query", "--address"], ["bench", "--address"],
+                                     ["health"]])
+def test_a_client_address_with_a_port_outside_1_to_65535_is_refused(command: list[str], address: str,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    argv = [*command, address] + (["info"] if command == ["query", "--address"] else [])
+    err = error_of(capsys, *argv)
+    assert f"argument {'address' if command == ['health'] else '--address'}: " in err
+    assert f"(in {address!r}" in err
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1:50051", "[::1]:50051", "localhost:50051", "my-host.example:443",
+                                     "localhost", "unix:/tmp/musicrec.sock", "unix-abstract:musicrec",
+                                     "dns:///localhost:50051", "ipv4:127.0.0.1:50051,127.0.0.2:50052",
+                                     "ipv6:[::1]:50051", "localhost:http"])
+def test_client_addresses_grpc_dials_are_kept(address: str) -> None:
+    assert parse("query", "info", "--address", address).address == address
+    assert parse("health", address).address == address
+    assert parse("bench", "--address", address).address == address
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["query", "classify", "--features", "energy=0.5,tempo=120,energy=0.9"],
+     "argument --features: feature 'energy' given twice"),
+    (["query", "classify", "--features", ","], "argument --features: expected NAME=VALUE,..."),
+    (["query", "similar", "ID", "--target", "energy=0.5", "--target", "tempo=1", "--target", " energy=0.9"],
+     "argument --target: feature 'energy' given twice"),
+])
+def test_a_feature_given_twice_is_refused(argv: list[str], expected: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert expected in error_of(capsys, *argv)
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["query", "similar", "ID", "-k", "99999999999999999999"], "argument -k: must be at most 4294967295"),
+    (["query", "similar", "ID", "--offset", "4294967296"], "argument --offset: must be at most 4294967295"),
+    (["query", "playlist", "--mood-id", "2147483648"], "argument --mood-id: must be at most 2147483647"),
+    (["query", "playlist", "--seed", "ID", "--shuffle", str(2**64)], "argument --shuffle: must be at most"),
+    (["query", "classify", "ID", "--top", "5000000000"], "argument --top: must be at most 4294967295"),
+])
+def test_a_whole_number_too_large_for_the_request_names_its_option(argv: list[str], expected: str,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    assert expected in error_of(capsys, *argv)
+
+
+@pytest.mark.parametrize("value", ["-1", "0", "nan", "inf", "-inf"])
+def test_a_timeout_must_be_a_positive_number_of_seconds(value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert "argument --timeout: " in error_of(capsys, "query", "info", "--timeout", value)
+    assert "argument --timeout: " in error_of(capsys, "query", "--timeout", value, "info")
+    if value not in ("0",):  # --wait 0 is the default: fail at once
+        assert "argument --wait: " in error_of(capsys, "query", "info", "--wait", value)
+    assert parse("query", "info", "--timeout", "0.5", "--wait", "0").timeout == 0.5
