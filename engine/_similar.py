@@ -342,7 +342,11 @@ class SimilarSearch:
             values = view.numeric_column(name, f"{where}targets")
             if not np.isfinite(value):
                 raise InvalidQuery(f"{where}targets[{name!r}]: must be a finite number, got {value}")
-            targets.append((values, float(value), view.spread[name]))
+            spread, (lo, hi) = view.spread[name], view.value_range[name]
+            if not lo - spread < value < hi + spread:  # every track's closeness would be 0: the target moves nothing
+                raise InvalidQuery(f"{where}targets[{name!r}]: {value:g} is too far outside the catalog's "
+                                   f"{lo:g}..{hi:g} (more than its spread, {spread:g}) to rank any track above another")
+            targets.append((values, float(value), spread))
         weight = DEFAULT_TARGET_WEIGHT if q.target_weight is None else q.target_weight
         if not (math.isfinite(weight) and 0 <= weight <= 1):
             raise InvalidQuery(f"{where}target_weight: must be 0..1, got {q.target_weight}")

@@ -42,10 +42,12 @@ class CatalogView:
                 self.numeric[col] = values.astype(np.float64)
         # A target's distance is measured in units of the column's 1st-99th percentile spread.
         self.spread: dict[str, float] = {}
+        self.value_range: dict[str, tuple[float, float]] = {}  # a target beyond it by a spread moves nothing
         for name, values in self.numeric.items():
             finite = values[np.isfinite(values)]
             lo, hi = np.percentile(finite, [1, 99]) if len(finite) else (0.0, 1.0)
             self.spread[name] = max(float(hi - lo), 1e-9)
+            self.value_range[name] = (float(finite.min()), float(finite.max())) if len(finite) else (-np.inf, np.inf)
         self.flag_explicit = _flag(tracks.metadata.get("explicit"))
         artists = tracks.metadata.get(tracks.artists_column) if tracks.artists_column else None
         sep = tracks.artist_separator

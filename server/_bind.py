@@ -14,11 +14,12 @@ class ServerStartError(Exception):
     message is one line naming the flag and value at fault (``musicrec serve`` prints it, exit 2)."""
 
 
-def check_bindable(address: str) -> None:
+def check_bindable(address: str, *, port_flag: str = "--port", host_flag: str = "--host") -> None:
     """Raise ``ServerStartError`` with the operating system's reason when ``address`` cannot be bound.
 
     grpc only says "Failed to bind" (and logs a C-core line on stderr); a plain socket bound the way
-    grpc binds (SO_REUSEADDR, no SO_REUSEPORT) names the cause, such as another server on the port."""
+    grpc binds (SO_REUSEADDR, no SO_REUSEPORT) names the cause, such as another server on the port.
+    ``port_flag``/``host_flag``: the options the message tells the user to change."""
     host, _, port_text = address.rpartition(":")
     host = host.strip("[]") or "0.0.0.0"
     try:
@@ -37,8 +38,11 @@ def check_bindable(address: str) -> None:
             try:
                 probe.bind(sockaddr)
             except OSError as exc:
-                hint = ("another process is listening there (another musicrec serve?); stop it or choose another "
-                        "--port" if exc.errno == errno.EADDRINUSE else "choose another --host or --port")
+                if exc.errno == errno.EADDRINUSE:
+                    hint = ("another process is listening there (another musicrec serve?); stop it or choose "
+                            f"another {port_flag}")
+                else:
+                    hint = f"choose another {host_flag} or {port_flag}"
                 raise ServerStartError(f"cannot listen on {address}: {exc.strerror}; {hint}") from None
 
 

@@ -93,7 +93,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if not args.replica:  # replicas bind a port their supervisor checked, beside each other
             check_bindable(f"{args.host}:{args.port}")
         if args.http_port is not None:
-            check_bindable(f"{args.http_host or args.host}:{args.http_port}")
+            check_bindable(f"{args.http_host or args.host}:{args.http_port}", port_flag="--http-port",
+                           host_flag="--http-host")
     except ServerStartError as exc:
         print(f"musicrec serve: error: {exc}", file=sys.stderr)
         return 2

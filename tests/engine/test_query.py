@@ -119,6 +119,15 @@ def test_targets_pull_results_toward_them(rec: Recommender) -> None:
     assert energy[pulled.rows].mean() > energy[plain.rows].mean()
 
 
+def test_a_target_too_far_outside_the_catalog_to_move_anything_is_refused(rec: Recommender) -> None:
+    # every track's closeness to energy = 100 is 0: accepted, the target would be silently ignored
+    tid = str(rec.bundle.tracks.ids[0])
+    for far in (100.0, -100.0, 1e308):
+        with pytest.raises(InvalidQuery, match=r"targets\['energy'\].*too far outside the catalog"):
+            rec.similar(by_id(tid, k=5, targets={"energy": far}))
+    rec.similar(by_id(tid, k=5, targets={"energy": 1.0}))  # the catalog's own edge still pulls
+
+
 def test_negative_seeds_push_away(rec: Recommender) -> None:
     v = rec.bundle.vectors
     a, b = 0, int(np.argmax(v @ v[0] < 0.2))

@@ -37,6 +37,11 @@ def test_a_port_in_use_is_one_line_and_checked_before_the_bundle(taken_port: int
     assert f"cannot listen on 127.0.0.1:{taken_port}: Address already in use" in err and "--port" in err
 
 
+def test_an_http_port_in_use_names_the_http_flag(taken_port: int, capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = serve(capsys, "--bundle", "no/such/bundle", "--port", "0", "--http-port", str(taken_port))
+    assert code == 2 and "Address already in use" in err and "choose another --http-port" in err, err
+
+
 def test_a_second_server_on_the_same_port_fails_instead_of_sharing_it(bundle_dir: Path) -> None:
     first = create_server(None, "127.0.0.1:0")
     try:
