@@ -123,6 +123,10 @@ def read_verified_manifest(bundle_dir: str | os.PathLike[str]) -> dict[str, Any]
         if not isinstance(manifest.get(key), kind):
             raise BundleIntegrityError(f"{path}: '{key}' is missing or not {_KINDS[kind]}; the manifest was "
                                        "edited or is damaged: rebuild the bundle")
+    index = manifest["metrics"].get("index")
+    if not (isinstance(index, dict) and isinstance(index.get("kind"), str)):
+        raise BundleIntegrityError(f"{path}: 'metrics.index.kind' is missing or not text; the manifest was edited or "
+                                   "is damaged: rebuild the bundle")
     present = {p.name for p in bundle_dir.iterdir()} - {MANIFEST}
     if unexpected := sorted(present - set(files)):
         raise BundleIntegrityError(f"{bundle_dir}: file(s) not listed in the manifest: {unexpected}")
@@ -144,17 +148,20 @@ def check_current_link(link: str | os.PathLike[str]) -> None:
     an existing file or directory (only a symlink is repointed, so nothing else is lost) or a path
     under a file."""
     link = Path(link)
-    if link.is_symlink():
-        return
-    if link.exists():
-        kind = "directory" if link.is_dir() else "file"
-        raise BundleError(f"{link}: exists and is a {kind}, not a symlink; not replacing it (give a new path or "
-                          "the symlink to repoint, such as bundles/current)")
-    for parent in link.parents:
-        if parent.exists() or parent.is_symlink():
-            if not parent.is_dir():
-                raise BundleError(f"{link}: {parent} is not a directory")
+    try:
+        if link.is_symlink():
             return
+        if link.exists():
+            kind = "directory" if link.is_dir() else "file"
+            raise BundleError(f"{link}: exists and is a {kind}, not a symlink; not replacing it (give a new path "
+                              "or the symlink to repoint, such as bundles/current)")
+        for parent in link.parents:
+            if parent.exists() or parent.is_symlink():
+                if not parent.is_dir():
+                    raise BundleError(f"{link}: {parent} is not a directory")
+                return
+    except OSError as exc:  # a folder on the way that cannot be entered
+        raise BundleError(f"{link}: {exc.strerror or exc}") from None
 
 
 def publish(bundle_dir: str | os.PathLike[str], link: str | os.PathLike[str]) -> None:

@@ -236,7 +236,8 @@ class BuildConfig:
         if not isinstance(data, dict):
             raise ConfigError(f"config file {path} must hold a table/object at the top level")
         pre = data.get("preprocess")
-        if isinstance(pre, dict) and "pca_variance" in pre and pre.get("pca_components") is not None:
+        if isinstance(pre, dict) and pre.get("pca_variance", DEFAULT_PCA_VARIANCE) != DEFAULT_PCA_VARIANCE \
+                and pre.get("pca_components") is not None:  # a bundle's own config holds the default beside a count
             raise ConfigError(f"config file {path}: [preprocess] gives both pca_variance and pca_components; "
                               "give one (pca_components wins otherwise, and pca_variance would be ignored)")
         return cls.from_mapping(data)

@@ -26,15 +26,15 @@ def read_frame(path: str | os.PathLike[str], numeric: tuple[str, ...] | list[str
     """The file at ``path`` as a frame (Parquet by its suffix, else CSV with ``numeric`` columns typed
     when they parse)."""
     path = Path(path)
-    if not path.exists():
-        raise CatalogError(f"{path}: no such file")
-    if path.is_dir():
-        raise CatalogError(f"{path}: is a directory, expected a CSV or Parquet file")
-    if not path.is_file():  # a pipe or a device: reading could wait forever
-        raise CatalogError(f"{path}: not a regular file, expected a CSV or Parquet file")
     try:
+        if not path.exists():
+            raise CatalogError(f"{path}: no such file")
+        if path.is_dir():
+            raise CatalogError(f"{path}: is a directory, expected a CSV or Parquet file")
+        if not path.is_file():  # a pipe or a device: reading could wait forever
+            raise CatalogError(f"{path}: not a regular file, expected a CSV or Parquet file")
         path.open("rb").close()
-    except OSError as exc:
+    except OSError as exc:  # permissions on the file or a folder on the way
         raise CatalogError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     if path.stat().st_size == 0:
         raise CatalogError(f"{path}: the file is empty (expected a header row and track rows)")

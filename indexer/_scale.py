@@ -146,7 +146,12 @@ def _cmd_add(args: argparse.Namespace) -> int:
         if client is not None:
             client.close()
     if args.current:
-        publish(args.out, args.current)
+        try:
+            publish(args.out, args.current)
+        except OSError as exc:  # the new bundle is complete and verified: keep it, say what did not happen
+            print(f"musicrec add: error: the bundle was written to {args.out}, but {exc.filename2 or exc.filename}: "
+                  f"{exc.strerror or exc}", file=sys.stderr)
+            return 1
     u = manifest["update"]
     print(f"{args.out}: {manifest['counts']['tracks']:,} tracks ({u['added']:,} added, {u['removed']:,} removed) "
           f"from {args.base} ({u['base']['tracks']:,} tracks)")

@@ -198,6 +198,8 @@ def _apply_preset(args: argparse.Namespace, config: Any) -> Any:
     if args.schema == "auto" and (args.config or any(getattr(args, f) is not None for f in flags)):
         return config
     try:
+        if not Path(source).is_file():  # a pipe would block this read: the build reports what it is
+            raise FileNotFoundError(source)
         with Path(source).open(encoding="utf-8-sig", newline="") as fh:
             header = next(csv.reader(fh), [])
     except (OSError, UnicodeDecodeError):
@@ -272,7 +274,7 @@ def _build_and_report(args: argparse.Namespace, csv: Path, out: Path, *, source_
     problem = _unwritable(args.json_out)
     if problem:
         print(f"musicrec {args.command}: error: --json {args.json_out}: {problem}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return EXIT_FAILED  # as for an --out or --current that cannot be written
     progress = None if args.quiet else _Progress()
     try:
         manifest = build_bundle(csv, out, config, progress=progress, source_label=source_label)
@@ -287,8 +289,8 @@ def _build_and_report(args: argparse.Namespace, csv: Path, out: Path, *, source_
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     except OSError as exc:  # the bundle is complete and verified: keep it, say what did not happen
-        print(f"musicrec {args.command}: error: the bundle was written to {out}, but {exc.filename}: "
-              f"{exc.strerror or exc}", file=sys.stderr)
+        print(f"musicrec {args.command}: error: the bundle was written to {out}, but "
+              f"{exc.filename2 or exc.filename}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_FAILED
     moods = json.loads((out / "moods.json").read_text(encoding="utf-8"))
     print(format_report(manifest, moods=moods, width=output_width()))
@@ -308,11 +310,14 @@ def _unwritable(path: str | None) -> str | None:
     if not path or path == "-":
         return None
     p = Path(path)
-    if p.is_dir():
-        return "is a directory"
-    for parent in p.parents:  # missing ones are created; the nearest existing one must be a directory
-        if parent.exists():
-            return None if parent.is_dir() else f"{parent} is not a directory"
+    try:
+        if p.is_dir():
+            return "is a directory"
+        for parent in p.parents:  # missing ones are created; the nearest existing one must be a directory
+            if parent.exists():
+                return None if parent.is_dir() else f"{parent} is not a directory"
+    except OSError as exc:  # a folder on the way that cannot be entered
+        return exc.strerror or str(exc)
     return None
 
 

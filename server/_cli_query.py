@@ -106,19 +106,25 @@ def _number(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text.strip()!r} is not a number") from None
 
 
+# grpc turns a deadline past ~7.5e9 s into an immediate DEADLINE_EXCEEDED, and a wait past ~9.2e9 s overflows
+MAX_SECONDS = 1_000_000.0
+
+
 def seconds(text: str) -> float:
     """An argparse type for a deadline: a finite number of seconds over 0 (grpc would answer a
     deadline of 0, a negative one or NaN with DEADLINE_EXCEEDED, as if the server were slow)."""
     value = _number(text)
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a number of seconds over 0, got {text.strip()!r}")
+    if not (math.isfinite(value) and 0 < value <= MAX_SECONDS):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds over 0 and at most {MAX_SECONDS:,.0f}, "
+                                         f"got {text.strip()!r}")
     return value
 
 
 def _wait_seconds(text: str) -> float:
     value = _number(text)
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"must be a number of seconds, 0 or more, got {text.strip()!r}")
+    if not (math.isfinite(value) and 0 <= value <= MAX_SECONDS):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds from 0 to {MAX_SECONDS:,.0f}, "
+                                         f"got {text.strip()!r}")
     return value
 
 

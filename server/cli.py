@@ -22,4 +22,3 @@ def add_parsers(sub: Any) -> None:
     _cli_query.add_parser(sub)
     _cli_bench.add_parser(sub)
     _probe.add_parser(sub)
-

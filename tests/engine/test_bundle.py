@@ -129,7 +129,8 @@ def test_publish_swaps_the_current_pointer(bundle_dir: Path, tmp_path: Path) -> 
     assert load_bundle(link).manifest["files"] == load_bundle(bundle_dir).manifest["files"]
 
 
-@pytest.mark.parametrize("edit", ["no created_at", "created_at 12", "config a list", "a checksum a number"])
+@pytest.mark.parametrize("edit", ["no created_at", "created_at 12", "config a list", "a checksum a number",
+                                  "no index kind"])
 def test_an_edited_manifest_is_refused_by_name(bundle_dir: Path, tmp_path: Path, edit: str) -> None:
     # the manifest has no checksum of its own: a hand edit must be refused, not fail later as a bare KeyError
     bad = copy(bundle_dir, tmp_path)
@@ -140,11 +141,13 @@ def test_an_edited_manifest_is_refused_by_name(bundle_dir: Path, tmp_path: Path,
         m["created_at"] = 12
     elif edit == "config a list":
         m["config"] = []
+    elif edit == "no index kind":
+        del m["metrics"]["index"]  # serve's start-up line, ServerInfo and musicrec add read it
     else:
         m["files"]["tracks.npz"] = 7
     (bad / "manifest.json").write_text(json.dumps(m))
     key = {"no created_at": "'created_at'", "created_at 12": "'created_at'", "config a list": "'config'",
-           "a checksum a number": "'files' checksum table"}[edit]
+           "a checksum a number": "'files' checksum table", "no index kind": "'metrics.index.kind'"}[edit]
     with pytest.raises(BundleIntegrityError, match=key):
         load_bundle(bad)
 

@@ -125,7 +125,12 @@ def test_a_target_too_far_outside_the_catalog_to_move_anything_is_refused(rec: R
     for far in (100.0, -100.0, 1e308):
         with pytest.raises(InvalidQuery, match=r"targets\['energy'\].*too far outside the catalog"):
             rec.similar(by_id(tid, k=5, targets={"energy": far}))
-    rec.similar(by_id(tid, k=5, targets={"energy": 1.0}))  # the catalog's own edge still pulls
+    lo, hi = rec.view.value_range["energy"]
+    spread = rec.view.spread["energy"]
+    for near in (hi, hi + 0.99 * spread, lo - 0.99 * spread):  # still closer to some tracks than to others
+        rec.similar(by_id(tid, k=5, targets={"energy": near}))
+    with pytest.raises(InvalidQuery, match="too far outside"):
+        rec.similar(by_id(tid, k=5, targets={"energy": hi + spread}))
 
 
 def test_negative_seeds_push_away(rec: Recommender) -> None:

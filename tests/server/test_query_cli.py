@@ -184,7 +184,7 @@ def test_a_whole_number_too_large_for_the_request_names_its_option(argv: list[st
     assert expected in error_of(capsys, *argv)
 
 
-@pytest.mark.parametrize("value", ["-1", "0", "nan", "inf", "-inf"])
+@pytest.mark.parametrize("value", ["-1", "0", "nan", "inf", "-inf", "7.5e9", "1e10"])
 def test_a_timeout_must_be_a_positive_number_of_seconds(value: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert "argument --timeout: " in error_of(capsys, "query", "info", "--timeout", value)
     assert "argument --timeout: " in error_of(capsys, "query", "--timeout", value, "info")
