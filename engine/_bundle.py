@@ -143,6 +143,18 @@ def read_verified_manifest(bundle_dir: str | os.PathLike[str]) -> dict[str, Any]
     return manifest
 
 
+def parent_problem(path: str | os.PathLike[str]) -> str | None:
+    """Why nothing could be created at ``path`` because of the folders above it: the nearest one that
+    exists is not a directory, or cannot be entered. None when it can (missing ones are created)."""
+    try:
+        for parent in Path(path).parents:
+            if parent.exists() or parent.is_symlink():
+                return None if parent.is_dir() else f"{parent} is not a directory"
+    except OSError as exc:  # a folder on the way that cannot be entered
+        return exc.strerror or str(exc)
+    return None
+
+
 def check_current_link(link: str | os.PathLike[str]) -> None:
     """Refuse, before any work, a ``current`` path that :func:`publish` could not or must not replace:
     an existing file or directory (only a symlink is repointed, so nothing else is lost) or a path
@@ -155,13 +167,11 @@ def check_current_link(link: str | os.PathLike[str]) -> None:
             kind = "directory" if link.is_dir() else "file"
             raise BundleError(f"{link}: exists and is a {kind}, not a symlink; not replacing it (give a new path "
                               "or the symlink to repoint, such as bundles/current)")
-        for parent in link.parents:
-            if parent.exists() or parent.is_symlink():
-                if not parent.is_dir():
-                    raise BundleError(f"{link}: {parent} is not a directory")
-                return
     except OSError as exc:  # a folder on the way that cannot be entered
         raise BundleError(f"{link}: {exc.strerror or exc}") from None
+    problem = parent_problem(link)
+    if problem:
+        raise BundleError(f"{link}: {problem}")
 
 
 def publish(bundle_dir: str | os.PathLike[str], link: str | os.PathLike[str]) -> None:

@@ -307,18 +307,16 @@ def _build_and_report(args: argparse.Namespace, csv: Path, out: Path, *, source_
 
 def _unwritable(path: str | None) -> str | None:
     """Why a report file could not be written at ``path`` (None: it can, or there is none, or '-')."""
+    from engine import parent_problem
+
     if not path or path == "-":
         return None
-    p = Path(path)
     try:
-        if p.is_dir():
+        if Path(path).is_dir():
             return "is a directory"
-        for parent in p.parents:  # missing ones are created; the nearest existing one must be a directory
-            if parent.exists():
-                return None if parent.is_dir() else f"{parent} is not a directory"
     except OSError as exc:  # a folder on the way that cannot be entered
         return exc.strerror or str(exc)
-    return None
+    return parent_problem(path)
 
 
 def _cmd_index(args: argparse.Namespace) -> int:
