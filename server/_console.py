@@ -4,13 +4,15 @@ Everything the console shows comes from the Recommender RPCs over ``/v1/<Method>
 contract has no call for, which lives here, HTTP-only and documented in the README:
 
 - ``GET /console/api/search?q=TEXT&limit=N``: tracks whose name or artists contain every word of
-  TEXT (case-insensitive), names starting with TEXT first; ``{"query", "total", "tracks": [Track]}``,
-  each track the proto's Track JSON. Search by name is a console aid, not part of the
-  recommendation contract: gRPC clients hold their own catalog ids, and a proto change would move
-  every client's generated code for a typing aid (it stays additive if it ever earns an RPC).
+  TEXT (case-insensitive), names starting with TEXT first, at most N (1 to 100, default 20);
+  ``{"query", "total", "tracks": [Track]}``, each track the proto's Track JSON. Search by name is a
+  console aid, not part of the recommendation contract: gRPC clients hold their own catalog ids, and
+  a proto change would move every client's generated code for a typing aid (it stays additive if it
+  ever earns an RPC).
 - ``GET /console/api/map?max_points=N``: the bundle's stored mood map (engine/_moodmap.py) as
-  columns ``x``, ``y``, ``mood``, ``id``, ``name``, ``artists`` for at most N tracks (default 20,000;
-  above it a fixed sample of each mood in proportion, at least 200 of each, so every mood shows),
+  columns ``x``, ``y``, ``mood``, ``id``, ``name``, ``artists`` (N from 1, default 20,000: a catalog of
+  at most N tracks whole, a larger one as a fixed sample of about N, each mood in proportion but at least
+  200 of each, so every mood shows; the newest MAPS_KEPT sizes drawn are kept per bundle),
   plus the moods, the axis labels and the projection method; 404 for a bundle without a map.
 - ``GET /console/api/bundle``: what the console needs of the bundle beyond the RPCs: ``{"bundle_version",
   "genres": every genre name (for the filters), "report": the build report's text, "report_html":
@@ -18,7 +20,8 @@ contract has no call for, which lives here, HTTP-only and documented in the READ
 - ``GET /console/api/report.html``: the report with pictures (engine/_htmlreport.py; the report
   extra), drawn once per bundle; 501 without matplotlib.
 
-Auth is the same bearer token rule as the RPCs (any read token); errors have the same JSON shape.
+Auth is the same bearer token rule as the RPCs (any read token); errors have the same JSON shape. A
+parameter that is not a whole number in its range is 400 INVALID_ARGUMENT naming it and the range.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from __future__ import annotations
 import gzip
 import threading
 import weakref
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -43,9 +47,11 @@ if TYPE_CHECKING:
     from ._holder import BundleHolder
     from ._http import HttpFace
 
+DEFAULT_SEARCH = 20
 MAX_SEARCH = 100
 DEFAULT_MAP_POINTS = 20_000
 MIN_PER_MOOD = 200
+MAPS_KEPT = 4  # drawn maps kept per bundle (each a few MB gzipped): the console asks for one size
 
 
 class ConsoleApi:
@@ -55,6 +61,7 @@ class ConsoleApi:
         # per live bundle; a reloaded bundle gets its own, the old one is dropped with it
         self._haystacks: weakref.WeakKeyDictionary[Recommender, list[tuple[str, str]]] = weakref.WeakKeyDictionary()
         self._maps: weakref.WeakKeyDictionary[Recommender, dict[int, bytes]] = weakref.WeakKeyDictionary()
+        self._maps_lock = threading.Lock()
         self._reports: weakref.WeakKeyDictionary[Recommender, str] = weakref.WeakKeyDictionary()
         self._report_lock = threading.Lock()  # one drawing at a time: it takes seconds of CPU
 
@@ -85,9 +92,9 @@ class ConsoleApi:
     async def _search(self, request: Request) -> Response:
         query = request.query_params.get("q", "")
         try:
-            limit = min(MAX_SEARCH, max(1, int(request.query_params.get("limit", "20"))))
-        except ValueError:
-            return self.face.error(grpc.StatusCode.INVALID_ARGUMENT, "limit: expected a whole number")
+            limit = _whole(request.query_params, "limit", DEFAULT_SEARCH, low=1, high=MAX_SEARCH)
+        except ValueError as exc:
+            return self.face.error(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         return await self._guarded(request, self._search_in, query, limit)
 
     def _search_in(self, rec: Recommender, query: str, limit: int) -> Response:
@@ -112,10 +119,10 @@ class ConsoleApi:
 
     # -- map ---------------------------------------------------------------------------------------
     async def _map(self, request: Request) -> Response:
-        try:
-            max_points = max(1, int(request.query_params.get("max_points", str(DEFAULT_MAP_POINTS))))
-        except ValueError:
-            return self.face.error(grpc.StatusCode.INVALID_ARGUMENT, "max_points: expected a whole number")
+        try:  # no upper end: a number above the catalog's size shows every track
+            max_points = _whole(request.query_params, "max_points", DEFAULT_MAP_POINTS, low=1)
+        except ValueError as exc:
+            return self.face.error(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         gzipped = "gzip" in request.headers.get("accept-encoding", "")
         return await self._guarded(request, self._map_of, max_points, gzipped)
 
@@ -126,10 +133,16 @@ class ConsoleApi:
         if mood_map is None:
             return self.face.error(grpc.StatusCode.NOT_FOUND, "this bundle was built before mood maps were stored; "
                                                               "rebuild it (musicrec index) to see the map")
-        cache = self._maps.setdefault(rec, {})
-        body = cache.get(max_points)
+        max_points = min(max_points, rec.n)  # every size from the catalog's up is the same map
+        with self._maps_lock:
+            body = self._maps.setdefault(rec, {}).get(max_points)
         if body is None:
-            body = cache[max_points] = gzip.compress(_map_json(rec, max_points).encode(), compresslevel=5)
+            body = gzip.compress(_map_json(rec, max_points).encode(), compresslevel=5)
+            with self._maps_lock:  # the newest MAPS_KEPT sizes: a client varying max_points cannot grow memory
+                cache = self._maps.setdefault(rec, {})
+                cache[max_points] = body
+                while len(cache) > MAPS_KEPT:
+                    del cache[next(iter(cache))]
         headers = {"Vary": "Accept-Encoding"}
         if gzipped:
             return Response(body, media_type="application/json", headers={**headers, "Content-Encoding": "gzip"})
@@ -160,6 +173,24 @@ class ConsoleApi:
             if page is None:
                 page = self._reports[rec] = bundle_report_html(rec.bundle)
         return HTMLResponse(page)
+
+
+def _whole(params: Mapping[str, str], name: str, default: int, *, low: int, high: int | None = None) -> int:
+    """Query parameter ``name`` as a whole number in ``low..high`` (``high`` None: no upper end), or
+    ``default`` when absent. ValueError naming the parameter and its range otherwise: a value out of
+    range is refused, never clamped to another one the caller did not ask for."""
+    text = params.get(name)
+    if text is None:
+        return default
+    try:
+        value = int(text)
+    except ValueError:  # also a number of more digits than int() reads
+        value = None
+    if value is None or value < low or (high is not None and value > high):
+        allowed = f"from {low:,} to {high:,}" if high is not None else f"from {low:,} up"
+        given = text if len(text) <= 40 else text[:37] + "..."  # a client's text, echoed: kept short
+        raise ValueError(f"{name}: must be a whole number {allowed}, got {given!r}")
+    return value
 
 
 def _map_json(rec: Recommender, max_points: int) -> str:

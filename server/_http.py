@@ -9,7 +9,9 @@ engine call, validation, limits and status for every error. What differs is only
 
 - request JSON: field names as in the .proto (``track_id``) or lowerCamelCase (``trackId``); an
   unknown field, a wrong type, malformed JSON or a body that is not a JSON object is 400
-  INVALID_ARGUMENT naming the problem; an empty body is the empty message. A body over
+  INVALID_ARGUMENT naming the problem; an empty body is the empty message. A request that declares
+  a Content-Type other than ``application/json`` or ``application/*+json`` (parameters such as
+  ``charset`` aside) is 415 UNSUPPORTED_MEDIA_TYPE; one that declares none is read as JSON. A body over
   ``max_body_bytes`` is 413 before it is read, and a parsed message larger than gRPC's own message
   limit is 413 too (status RESOURCE_EXHAUSTED, as gRPC answers it), so the same messages reach the
   servicer on both faces.
@@ -64,6 +66,7 @@ from ._http_json import (
     message_json,
     parse_grpc_timeout,
     parse_request,
+    unsupported_media_type,
 )
 
 if TYPE_CHECKING:
@@ -161,6 +164,9 @@ class HttpFace:
         refused = self.refusal(request, method.path)
         if refused is not None:
             return refused
+        unsupported = unsupported_media_type(request.headers.get("content-type"))
+        if unsupported is not None:  # before the body is read: it is not parsed as JSON
+            return self.error(415, unsupported)
         try:
             deadline_s = parse_grpc_timeout(request.headers.get("grpc-timeout"))
             message = parse_request(await self._body(request), method.request, self.options.max_message_bytes)

@@ -43,7 +43,7 @@ HTTP_STATUS = {
 }
 
 # HTTP status -> the name an error response gives it, for errors of the HTTP framing that no gRPC status names.
-STATUS_NAMES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 400: "INVALID_ARGUMENT",
+STATUS_NAMES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 400: "INVALID_ARGUMENT", 415: "UNSUPPORTED_MEDIA_TYPE",
                 500: "INTERNAL", 501: "UNIMPLEMENTED", 503: "UNAVAILABLE"}
 
 
@@ -109,6 +109,24 @@ class BadRequest(Exception):
         super().__init__(message)
         self.http = http
         self.message = message
+
+
+_JSON_TYPE = re.compile(r"application/(?:json|[!#$%&'*+.^_`|~0-9a-z-]+\+json)")  # RFC 6839's +json suffix
+
+
+def unsupported_media_type(content_type: str | None) -> str | None:
+    """Why a request body declared as ``content_type`` is refused (415), or None when it is JSON:
+    ``application/json`` or any ``application/*+json``, parameters (``charset``) aside. No header
+    at all is taken as JSON, so a script that sends none still works."""
+    if content_type is None:
+        return None
+    media_type = content_type.partition(";")[0].strip().lower()
+    if _JSON_TYPE.fullmatch(media_type):
+        return None
+    hint = " (curl -d sends that: add -H 'Content-Type: application/json')" \
+        if media_type == "application/x-www-form-urlencoded" else ""
+    return (f"Content-Type {media_type[:100]!r} is not supported{hint}: send the request as application/json "
+            "(or another application/*+json type)")
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -29,14 +29,15 @@ TIMING = {"took_ms", "uptime_seconds"}  # differ between any two calls, whicheve
 
 
 def post(port: int, method: str, body: bytes | str | dict[str, Any] | None = None, *, token: str | None = None,
-         headers: dict[str, str] | None = None, verb: str = "POST") -> tuple[int, dict[str, str], bytes]:
+         headers: dict[str, str | None] | None = None, verb: str = "POST") -> tuple[int, dict[str, str], bytes]:
+    """``headers`` add to or replace the default ``Content-Type: application/json``; None leaves one out."""
     if isinstance(body, dict):
         body = json.dumps(body)
     if isinstance(body, str):
         body = body.encode()
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=T)
     try:
-        sent = {"Content-Type": "application/json", **(headers or {})}
+        sent = {k: v for k, v in {"Content-Type": "application/json", **(headers or {})}.items() if v is not None}
         if token is not None:
             sent["Authorization"] = f"Bearer {token}"
         conn.request(verb, f"/v1/{method}", body=body, headers=sent)
@@ -260,6 +261,26 @@ def test_malformed_bodies_are_400_with_a_message(running: RunningServer, body: b
     error = json.loads(answer)["error"]
     assert status == 400 == error["code"] and error["status"] == "INVALID_ARGUMENT"
     assert words in error["message"]
+
+
+@pytest.mark.parametrize("content_type", ["application/xml", "text/plain; charset=utf-8", "application/jsonx",
+                                          "application/x-www-form-urlencoded"])
+def test_a_body_declared_as_not_json_is_415(running: RunningServer, content_type: str) -> None:
+    status, _, answer = post(running.http_port, "ServerInfo", b"<info/>", headers={"Content-Type": content_type})
+    error = json.loads(answer)["error"]
+    assert status == 415 == error["code"] and error["status"] == "UNSUPPORTED_MEDIA_TYPE"
+    assert f"Content-Type {content_type.split(';')[0]!r}" in error["message"]
+    assert "send the request as application/json" in error["message"]
+    if content_type == "application/x-www-form-urlencoded":  # what curl -d sends without -H
+        assert "-H 'Content-Type: application/json'" in error["message"]
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "application/json; charset=utf-8",
+                                          "Application/JSON;charset=UTF-8", "application/vnd.musicrec.v1+json", None])
+def test_json_types_with_parameters_and_no_type_at_all_are_accepted(running: RunningServer,
+                                                                    content_type: str | None) -> None:
+    status, _, answer = post(running.http_port, "ServerInfo", b"{}", headers={"Content-Type": content_type})
+    assert status == 200, answer
 
 
 def test_huge_bodies_are_413(running: RunningServer) -> None:

@@ -1,0 +1,74 @@
+"""The web console's own endpoints (/console/api/, server/_console.py): query parameters out of their
+range are 400 naming the parameter and the range, never clamped to another value."""
+
+from __future__ import annotations
+
+import http.client
+import json
+from typing import Any
+
+import pytest
+
+from server import RunningServer, ServerOptions
+
+T = 10
+
+
+@pytest.fixture(scope="module")
+def server_options() -> ServerOptions:
+    """The module's server (``running``, tests/conftest.py) with its HTTP face on a free port."""
+    return ServerOptions(http_port=0)
+
+
+def get(port: int, path: str) -> tuple[int, Any]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=T)
+    try:
+        conn.request("GET", f"/console/api/{path}")
+        response = conn.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize(("path", "message"), [
+    ("search?q=a&limit=0", "limit: must be a whole number from 1 to 100, got '0'"),
+    ("search?q=a&limit=-3", "limit: must be a whole number from 1 to 100, got '-3'"),
+    ("search?q=a&limit=101", "limit: must be a whole number from 1 to 100, got '101'"),
+    ("search?q=a&limit=ten", "limit: must be a whole number from 1 to 100, got 'ten'"),
+    ("map?max_points=0", "max_points: must be a whole number from 1 up, got '0'"),
+    ("map?max_points=-20000", "max_points: must be a whole number from 1 up, got '-20000'"),
+    ("map?max_points=1.5", "max_points: must be a whole number from 1 up, got '1.5'"),
+])
+def test_parameters_out_of_range_are_400_naming_the_range(running: RunningServer, path: str, message: str) -> None:
+    status, answer = get(running.http_port, path)
+    assert status == 400 == answer["error"]["code"] and answer["error"]["status"] == "INVALID_ARGUMENT"
+    assert answer["error"]["message"] == message
+
+
+def test_every_value_in_range_is_taken_as_given(running: RunningServer) -> None:
+    rec = running.holder.require()
+    for limit in (1, 7, 100):
+        status, answer = get(running.http_port, f"search?q=a&limit={limit}")
+        assert status == 200 and len(answer["tracks"]) == min(limit, answer["total"])
+    status, answer = get(running.http_port, "search?q=a")
+    assert status == 200 and len(answer["tracks"]) == min(20, answer["total"])  # the default
+    for max_points in (1, rec.n, 10 * rec.n):
+        status, answer = get(running.http_port, f"map?max_points={max_points}")
+        assert status == 200 and answer["total"] == rec.n
+    assert get(running.http_port, f"map?max_points={rec.n}")[1]["shown"] == rec.n
+
+
+def test_maps_of_many_sizes_do_not_pile_up(running: RunningServer) -> None:
+    """Each size drawn is kept for the next asker, but only the newest few: a client stepping through
+    max_points cannot grow the server's memory; sizes from the catalog's up are one map."""
+    from server._console import MAPS_KEPT
+
+    rec = running.holder.require()
+    assert running.http is not None
+    maps = running.http.face.console._maps
+    for max_points in range(1, MAPS_KEPT + 6):
+        assert get(running.http_port, f"map?max_points={max_points}")[0] == 200
+    assert list(maps[rec]) == list(range(6, MAPS_KEPT + 6))  # the newest sizes, oldest first
+    for max_points in (rec.n, rec.n + 1, 10 * rec.n):
+        assert get(running.http_port, f"map?max_points={max_points}")[0] == 200
+    assert list(maps[rec])[-1] == rec.n and len(maps[rec]) == MAPS_KEPT
