@@ -5,11 +5,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
 
-from ._cli_query import client_address  # the same check as query's
+from ._cli_query import UINT32, client_address, int_from, number, seconds, wait_seconds  # the same checks as query's
+
+# Upper ends that only refuse typos, far above any run measured here (32 clients, 2 processes, 4
+# connections): each client is an asyncio task holding a request, each process a Python interpreter
+# with its own grpc channels (256: the same bound as extract's worker processes), each connection a
+# TCP connection to the server.
+MAX_CLIENTS = 100_000
+MAX_PROCESSES = 256
+MAX_CONNECTIONS = 1024
 
 
 def add_parser(sub: Any) -> None:
@@ -23,26 +32,37 @@ def add_parser(sub: Any) -> None:
     b.add_argument("--mix", action="append", default=[], metavar="RPC=WEIGHT,...",
                    help="a phase sending a weighted mix "
                         "(e.g. similar=6,similar-features=2,batch=1,playlist=1,classify=1)")
-    b.add_argument("--concurrency", type=int,
+    b.add_argument("--concurrency", type=int_from(1, MAX_CLIENTS),
                    help="closed loop: concurrent clients (default 1: sequential); "
                         "open loop: most requests in flight (default 64)")
-    b.add_argument("--rate", type=float, help="open loop: send this many requests/s on a fixed schedule")
-    b.add_argument("--requests", type=int, help="measured requests per phase and round (instead of --duration)")
-    b.add_argument("--processes", type=int, default=0, help="client processes (default: 1, or 2 from 8 clients)")
-    b.add_argument("--connections", type=int, default=1,
+    b.add_argument("--rate", type=_rate, help="open loop: send this many requests/s on a fixed schedule")
+    b.add_argument("--requests", type=int_from(1),
+                   help="measured requests per phase and round (instead of --duration)")
+    b.add_argument("--processes", type=int_from(0, MAX_PROCESSES), default=0,
+                   help="client processes (default: 1, or 2 from 8 clients)")
+    b.add_argument("--connections", type=int_from(1, MAX_CONNECTIONS), default=1,
                    help="connections per client process (default 1); a server of several processes on one port "
                         "(serve --processes) is handed connections, not calls, so give it several")
-    b.add_argument("--rounds", type=int, default=3, help="alternating rounds per RPC (default 3)")
-    b.add_argument("--duration", type=float, default=5.0, help="measured seconds per round (default 5)")
-    b.add_argument("--warmup", type=float, default=1.0, help="uncounted seconds before each round (default 1)")
-    b.add_argument("-k", type=int, default=10)
-    b.add_argument("--seed", type=int, default=0, help="random seed for the seed tracks drawn (default 0)")
+    b.add_argument("--rounds", type=int_from(1), default=3, help="alternating rounds per RPC (default 3)")
+    b.add_argument("--duration", type=seconds, default=5.0, help="measured seconds per round (default 5)")
+    b.add_argument("--warmup", type=wait_seconds, default=1.0, help="uncounted seconds before each round (default 1)")
+    b.add_argument("-k", type=int_from(1, UINT32), default=10, help="results per similar-tracks call (default 10)")
+    b.add_argument("--seed", type=int_from(0), default=0, help="random seed for the seed tracks drawn (default 0)")
     b.add_argument("--token", help="bearer token")
     b.add_argument("--json", dest="json_out", help="also write the report as JSON here")
     b.add_argument("--html", dest="html_out", metavar="FILE",
                    help="also write the report with latency histograms and percentile curves against the floor "
                         "(one self-contained HTML file; needs the report extra, matplotlib)")
     b.set_defaults(func=cmd_bench)
+
+
+def _rate(text: str) -> float:
+    """--rate: a finite number of requests per second over 0 (0 or less would never send; inf
+    would be no schedule at all)."""
+    value = number(text)
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a number of requests per second over 0, got {text.strip()!r}")
+    return value
 
 
 def _rpcs() -> tuple[str, ...]:
@@ -59,10 +79,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
     try:
         phases = [((r, 1.0),) for r in (args.rpc or ([] if args.mix else ["similar"]))]
         phases += [parse_mix(m) for m in args.mix]
-        if args.rate is not None and args.rate <= 0:
-            raise ValueError("--rate must be > 0")
-        if args.connections < 1:
-            raise ValueError(f"--connections must be >= 1, got {args.connections}")
     except ValueError as exc:
         print(f"musicrec bench: error: {exc}", file=sys.stderr)
         return 2

@@ -33,30 +33,30 @@ def add_parser(sub: Any) -> None:
     s.add_argument("--audio", action="append", default=[], type=Path, metavar="FILE",
                    help="an audio file as a seed (repeatable; bundles built from musicrec extract output)")
     s.add_argument("--not", dest="negative", action="append", default=[], metavar="ID", help="less like this")
-    s.add_argument("-k", type=_int_from(1, UINT32), default=10, help="results per page (default 10)")
-    s.add_argument("--offset", type=_int_from(0, UINT32), default=0, help="skip this many of the ranking (paging)")
+    s.add_argument("-k", type=int_from(1, UINT32), default=10, help="results per page (default 10)")
+    s.add_argument("--offset", type=int_from(0, UINT32), default=0, help="skip this many of the ranking (paging)")
     s.add_argument("--genre", action="append", default=[], help="only these genres")
     s.add_argument("--exclude-genre", action="append", default=[])
     s.add_argument("--target", action=_AppendOnce, default=[], type=_name_value, metavar="NAME=VALUE",
                    help="e.g. energy=0.8 (repeatable, once per feature)")
-    s.add_argument("--max-per-artist", type=_int_from(0, UINT32), default=0)
-    s.add_argument("--diversity", type=_number, default=0.0, help="0..1: MMR diversity (default 0)")
-    s.add_argument("--genre-weight", type=_number, help="0..1: how much genre agreement counts (default: the "
+    s.add_argument("--max-per-artist", type=int_from(0, UINT32), default=0)
+    s.add_argument("--diversity", type=number, default=0.0, help="0..1: MMR diversity (default 0)")
+    s.add_argument("--genre-weight", type=number, help="0..1: how much genre agreement counts (default: the "
                    "bundle's; 0 = audio cosine only)")
     p2 = qs.add_parser("playlist", help="a mood playlist", parents=[shared])
     src = p2.add_mutually_exclusive_group(required=True)
-    src.add_argument("--mood-id", type=_int_from(0, INT32))
+    src.add_argument("--mood-id", type=int_from(0, INT32))
     src.add_argument("--mood", type=_mood_text,
                      help="mood id, name, or words of its name, e.g. 'calm acoustic' (see: musicrec query moods)")
     src.add_argument("--seed", type=_track_id, help="seed track id")
     src.add_argument("--target", type=_valence_energy, metavar="VALENCE,ENERGY", help="e.g. 0.3,0.2")
-    p2.add_argument("--length", type=_int_from(1, UINT32), default=20)
-    p2.add_argument("--shuffle", type=_int_from(0, UINT64), default=0, help="shuffle seed")
+    p2.add_argument("--length", type=int_from(1, UINT32), default=20)
+    p2.add_argument("--shuffle", type=int_from(0, UINT64), default=0, help="shuffle seed")
     c = qs.add_parser("classify", help="genre probabilities for a track id or feature values", parents=[shared])
     c.add_argument("track_id", nargs="?")
     c.add_argument("--audio", type=Path, metavar="FILE", help="classify an audio file")
     c.add_argument("--features", type=_name_values, metavar="NAME=VALUE,...", help="each feature once")
-    c.add_argument("--top", type=_int_from(1, UINT32), default=5)
+    c.add_argument("--top", type=int_from(1, UINT32), default=5)
     c.add_argument("--explain", action="store_true")
     qs.add_parser("moods", help="list the moods", parents=[shared])
     qs.add_parser("info", help="bundle and server information", parents=[shared])
@@ -80,12 +80,13 @@ def _query_options(p: argparse.ArgumentParser, *, defaults: bool) -> None:
                    help="print the response as JSON (ServerInfo's counts_json and metrics_json decoded)")
     p.add_argument("--token", default=d(None), help="bearer token")
     p.add_argument("--timeout", type=seconds, default=d(10.0), help="deadline in seconds (default 10)")
-    p.add_argument("--wait", type=_wait_seconds, default=d(0.0), metavar="SECONDS",
+    p.add_argument("--wait", type=wait_seconds, default=d(0.0), metavar="SECONDS",
                    help="wait up to SECONDS for a server that is still starting (default: fail at once)")
 
 
-def _int_from(low: int, high: int) -> Any:
-    """An argparse type: a whole number in ``low..high`` (argparse prefixes the flag to the message)."""
+def int_from(low: int, high: int | None = None) -> Any:
+    """An argparse type: a whole number in ``low..high`` (``high`` None: no upper end; argparse
+    prefixes the flag to the message)."""
     def whole(text: str) -> int:
         try:
             value = int(text)
@@ -93,13 +94,13 @@ def _int_from(low: int, high: int) -> Any:
             raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
         if value < low:
             raise argparse.ArgumentTypeError(f"must be {low} or more, got {value}")
-        if value > high:
+        if high is not None and value > high:
             raise argparse.ArgumentTypeError(f"must be at most {high}, got {value}")
         return value
     return whole
 
 
-def _number(text: str) -> float:
+def number(text: str) -> float:
     try:
         return float(text)
     except ValueError:
@@ -111,17 +112,19 @@ MAX_SECONDS = 1_000_000.0
 
 
 def seconds(text: str) -> float:
-    """An argparse type for a deadline: a finite number of seconds over 0 (grpc would answer a
-    deadline of 0, a negative one or NaN with DEADLINE_EXCEEDED, as if the server were slow)."""
-    value = _number(text)
+    """An argparse type for a deadline (or bench's --duration): a finite number of seconds over 0
+    (grpc would answer a deadline of 0, a negative one or NaN with DEADLINE_EXCEEDED, as if the
+    server were slow)."""
+    value = number(text)
     if not (math.isfinite(value) and 0 < value <= MAX_SECONDS):
         raise argparse.ArgumentTypeError(f"must be a number of seconds over 0 and at most {MAX_SECONDS:,.0f}, "
                                          f"got {text.strip()!r}")
     return value
 
 
-def _wait_seconds(text: str) -> float:
-    value = _number(text)
+def wait_seconds(text: str) -> float:
+    """An argparse type for a wait (or bench's --warmup): a finite number of seconds, 0 included."""
+    value = number(text)
     if not (math.isfinite(value) and 0 <= value <= MAX_SECONDS):
         raise argparse.ArgumentTypeError(f"must be a number of seconds from 0 to {MAX_SECONDS:,.0f}, "
                                          f"got {text.strip()!r}")
@@ -220,7 +223,7 @@ def _valence_energy(text: str) -> tuple[float, float]:
     parts = text.split(",")
     if len(parts) != 2:
         raise argparse.ArgumentTypeError(f"expected VALENCE,ENERGY (two numbers 0..1, e.g. 0.3,0.2), got {text!r}")
-    return _number(parts[0]), _number(parts[1])
+    return number(parts[0]), number(parts[1])
 
 
 def cmd_query(args: argparse.Namespace) -> int:

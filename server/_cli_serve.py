@@ -8,9 +8,32 @@ engine at the top: ``cmd_serve`` loads them when it runs, after the checks that 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 from typing import Any
+
+from ._cli_query import int_from, number, seconds, wait_seconds
+
+# --workers: handler threads (and as many for the HTTP face). The pool starts a thread only as calls
+# arrive, but a burst would start all of them, each with its own stack, and the handlers are GIL-bound
+# Python (4 is the measured best on 2 cores). 1024 leaves room for a big server whose handlers mostly
+# wait (on a Qdrant backend, on audio workers) and refuses a typo that would start thousands.
+MAX_WORKERS = 1024
+PORT = int_from(0, 65535)  # 0: a free port
+# Bounds that only refuse typos: processes each load the bundle; RPCs accepted at once are queued
+# requests in memory; audio workers are processes of ~430 MiB (benchmarks/RESULTS.md).
+MAX_PROCESSES = 256
+MAX_ACCEPTED = 1_000_000
+
+
+def _milliseconds(text: str) -> float:
+    """--slow-ms: a finite number of milliseconds, 0 (off) or more."""
+    value = number(text)
+    if not (math.isfinite(value) and 0 <= value <= 1e9):
+        raise argparse.ArgumentTypeError(f"must be a number of milliseconds from 0 (off) to 1,000,000,000, "
+                                         f"got {text.strip()!r}")
+    return value
 
 
 def add_parser(sub: Any) -> None:
@@ -22,24 +45,24 @@ def add_parser(sub: Any) -> None:
                    help="ReloadBundle PATH must lie under DIR (default: the directory holding the bundle, and "
                         "then only with an admin token)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 for all)")
-    p.add_argument("--port", type=int, default=50051)
-    p.add_argument("--max-concurrent", type=int, default=64,
+    p.add_argument("--port", type=PORT, default=50051)
+    p.add_argument("--max-concurrent", type=int_from(1, MAX_ACCEPTED), default=64,
                    help="RPCs accepted at once (running or queued); more get RESOURCE_EXHAUSTED (default 64)")
-    p.add_argument("--workers", type=int, default=4,
-                   help="handler threads (default 4; 16 serves mostly new-track traffic better: more such calls "
-                        "wait and are ranked together; see benchmarks/RESULTS.md)")
-    p.add_argument("--processes", type=int, default=1, metavar="N",
+    p.add_argument("--workers", type=int_from(1, MAX_WORKERS), default=4,
+                   help=f"handler threads, 1 to {MAX_WORKERS} (default 4; 16 serves mostly new-track traffic better: "
+                        "more such calls wait and are ranked together; see benchmarks/RESULTS.md)")
+    p.add_argument("--processes", type=int_from(1, MAX_PROCESSES), default=1, metavar="N",
                    help="N server processes on one port (SO_REUSEPORT), each with --workers threads, sharing a flat "
                         "index's pages; a supervisor forwards signals and restarts a process that dies (default 1)")
     p.add_argument("--replica", action="store_true", help=argparse.SUPPRESS)  # set by the --processes supervisor
-    p.add_argument("--audio-workers", type=int, default=1,
+    p.add_argument("--audio-workers", type=int_from(1, MAX_PROCESSES), default=1,
                    help="processes analysing audio clips (default 1; warmed at start for an audio bundle)")
-    p.add_argument("--audio-max-clips", type=int, default=4,
+    p.add_argument("--audio-max-clips", type=int_from(1, MAX_ACCEPTED), default=4,
                    help="audio clips analysed or waiting at once; more get RESOURCE_EXHAUSTED (default 4)")
-    p.add_argument("--watch", type=float, metavar="SECONDS",
+    p.add_argument("--watch", type=seconds, metavar="SECONDS",
                    help="re-check the bundle path this often and hot-reload when it points elsewhere")
-    p.add_argument("--grace", type=float, default=10.0, help="seconds calls in flight get on shutdown")
-    p.add_argument("--drain-delay", type=float, default=0.0, metavar="S",
+    p.add_argument("--grace", type=wait_seconds, default=10.0, help="seconds calls in flight get on shutdown")
+    p.add_argument("--drain-delay", type=wait_seconds, default=0.0, metavar="S",
                    help="on SIGTERM, first keep answering for S seconds with health NOT_SERVING, so load balancers "
                         "stop sending calls before they are refused (default 0; a second signal ends the delay)")
     p.add_argument("--token", action="append", default=[], help="require this bearer token (repeatable)")
@@ -47,7 +70,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--tls-cert", type=Path)
     p.add_argument("--tls-key", type=Path)
     w = p.add_argument_group("HTTP/JSON and web console (the web extra)")
-    w.add_argument("--http-port", type=int, metavar="PORT",
+    w.add_argument("--http-port", type=PORT, metavar="PORT",
                    help="also serve every RPC as POST /v1/<Method> (JSON) and the web console at http://HOST:PORT/ "
                         "(0 picks a free port; default: off)")
     w.add_argument("--http-host", metavar="HOST", help="address for the HTTP port (default: --host)")
@@ -59,17 +82,18 @@ def add_parser(sub: Any) -> None:
     v.add_argument("--qdrant-path", type=Path, metavar="DIR", help="Qdrant local mode on disk (tests, one machine)")
     v.add_argument("--qdrant-alias", default="musicrec", metavar="NAME", help="alias to read (default musicrec)")
     v.add_argument("--qdrant-api-key-env", metavar="VAR", help="read the Qdrant API key from this variable")
-    v.add_argument("--qdrant-timeout", type=float, default=2.0, metavar="S",
+    v.add_argument("--qdrant-timeout", type=seconds, default=2.0, metavar="S",
                    help="seconds per Qdrant request (default 2)")
-    v.add_argument("--qdrant-hnsw-ef", type=int, metavar="N", help="a Qdrant server's HNSW search breadth")
+    v.add_argument("--qdrant-hnsw-ef", type=int_from(1, MAX_ACCEPTED), metavar="N",
+                   help="a Qdrant server's HNSW search breadth")
     o = p.add_argument_group("operating (README: Operating)")
-    o.add_argument("--metrics-port", type=int, metavar="PORT",
+    o.add_argument("--metrics-port", type=PORT, metavar="PORT",
                    help="serve Prometheus metrics on http://HOST:PORT/metrics (default: off)")
     o.add_argument("--metrics-host", metavar="HOST", help="address for the metrics endpoint (default: --host)")
     o.add_argument("--log-format", choices=("json", "text"),
                    help="one JSON object per line, or text (default: text on a terminal, JSON otherwise)")
     o.add_argument("--log-requests", action="store_true", help="log one line per call (event 'request')")
-    o.add_argument("--slow-ms", type=float, default=1000.0, metavar="MS",
+    o.add_argument("--slow-ms", type=_milliseconds, default=1000.0, metavar="MS",
                    help="log calls slower than this as warnings (event 'slow_request'; default 1000, 0 = off)")
     p.set_defaults(func=cmd_serve)
 
@@ -77,9 +101,6 @@ def add_parser(sub: Any) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     from ._bind import ServerStartError, check_bindable, read_tls_files
 
-    if args.processes < 1:
-        print(f"musicrec serve: error: --processes must be at least 1, got {args.processes}", file=sys.stderr)
-        return 2
     if args.processes > 1 and args.backend == "qdrant" and args.qdrant_path is not None:
         print("musicrec serve: error: --qdrant-path (Qdrant local mode) opens its directory in one process only; "
               "use --qdrant-url with --processes", file=sys.stderr)

@@ -98,6 +98,49 @@ def test_each_client_process_holds_the_connections_asked_for(connections: int) -
     assert len(peers) == 40 and len(set(peers)) == connections, sorted(set(peers))
 
 
-def test_bench_refuses_fewer_than_one_connection(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["bench", "--connections", "0"]) == 2
-    assert "--connections must be >= 1, got 0" in capsys.readouterr().err
+class Reached(BaseException):
+    """Raised in place of the load: the options got past parsing (a BaseException: main reports an
+    Exception as an internal error)."""
+
+
+@pytest.fixture
+def no_load(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """``compare`` replaced: what it was called with is recorded, and it raises ``Reached``."""
+    calls: list[dict[str, Any]] = []
+
+    def reached(address: str, phases: Any, load: Load, **kw: Any) -> Any:
+        calls.append({"load": load, **kw})
+        raise Reached
+
+    monkeypatch.setattr("server._bench.compare", reached)
+    return calls
+
+
+@pytest.mark.parametrize(("flag", "value"), [
+    ("--duration", "nan"), ("--duration", "inf"), ("--duration", "0"), ("--duration", "-5"),
+    ("--rate", "nan"), ("--rate", "inf"), ("--rate", "0"), ("--rate", "-100"), ("--rate", "fast"),
+    ("--rounds", "0"), ("--rounds", "-1"), ("--rounds", "2.5"),
+    ("--warmup", "nan"), ("--warmup", "inf"), ("--warmup", "-1"),
+    ("--concurrency", "0"), ("--concurrency", "-4"), ("--concurrency", "100001"),
+    ("--requests", "0"), ("--requests", "-10"),
+    ("--processes", "-1"), ("--processes", "257"), ("--connections", "0"), ("--connections", "1025"),
+    ("-k", "0"), ("-k", "-3"), ("--seed", "-1"),
+])
+def test_bad_numbers_are_refused_at_parsing_naming_the_flag(flag: str, value: str, no_load: list[dict[str, Any]],
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["bench", flag, value])
+    assert exit_.value.code == 2 and not no_load
+    err = capsys.readouterr().err
+    assert f"argument {flag}: " in err and "Traceback" not in err
+
+
+def test_every_sensible_number_is_still_taken(no_load: list[dict[str, Any]]) -> None:
+    with pytest.raises(Reached):
+        main(["bench", "--duration", "0.25", "--warmup", "0", "--rate", "0.5", "--rounds", "1", "--concurrency", "1",
+              "--processes", "0", "--connections", "1", "-k", "1", "--seed", "0"])
+    with pytest.raises(Reached):
+        main(["bench", "--requests", "1", "--concurrency", "100000", "--processes", "256", "--connections", "1024"])
+    first, second = no_load
+    assert (first["load"].duration, first["load"].warmup, first["load"].rate, first["rounds"]) == (0.25, 0.0, 0.5, 1)
+    assert (second["load"].requests, second["load"].concurrency, second["processes"]) == (1, 100000, 256)

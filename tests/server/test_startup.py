@@ -62,7 +62,7 @@ def test_a_bundle_that_fails_to_load_releases_the_port(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("case", ["unreadable bundle", "cert without key", "missing cert", "not a certificate",
-                                  "unknown host", "port out of range"])
+                                  "unknown host"])
 def test_startup_failures_name_the_flag_and_exit_2(case: str, bundle_dir: Path, tmp_path: Path,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     bad_pem = tmp_path / "bad.pem"
@@ -75,9 +75,46 @@ def test_startup_failures_name_the_flag_and_exit_2(case: str, bundle_dir: Path, 
         "not a certificate": (["--bundle", str(bundle_dir), "--tls-cert", str(bad_pem), "--tls-key", str(bad_pem)],
                               "not a PEM certificate"),
         "unknown host": (["--bundle", str(bundle_dir), "--host", "no-such-host.invalid"], "unknown host"),
-        "port out of range": (["--bundle", str(bundle_dir), "--port", "70000"], "outside 0..65535"),
     }[case]
     code, err = serve(capsys, *argv, "--port", "0") if "--port" not in argv else serve(capsys, *argv)
     assert code == 2, err
     assert expected in err and "Traceback" not in err
     assert err.startswith("musicrec serve: error: ") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(("flag", "value", "words"), [
+    ("--workers", "0", "must be 1 or more, got 0"), ("--workers", "-2", "must be 1 or more, got -2"),
+    ("--workers", "1025", "must be at most 1024, got 1025"), ("--workers", "four", "'four' is not a whole number"),
+    ("--port", "70000", "must be at most 65535, got 70000"), ("--port", "-1", "must be 0 or more, got -1"),
+    ("--http-port", "65536", "must be at most 65535"), ("--metrics-port", "99999", "must be at most 65535"),
+    ("--processes", "0", "must be 1 or more, got 0"), ("--processes", "257", "must be at most 256"),
+    ("--max-concurrent", "0", "must be 1 or more, got 0"), ("--max-concurrent", "-1", "must be 1 or more"),
+    ("--audio-workers", "0", "must be 1 or more, got 0"), ("--audio-max-clips", "0", "must be 1 or more, got 0"),
+    ("--qdrant-hnsw-ef", "0", "must be 1 or more, got 0"),
+    ("--watch", "0", "must be a number of seconds over 0"), ("--watch", "-1", "must be a number of seconds over 0"),
+    ("--qdrant-timeout", "nan", "must be a number of seconds over 0"),
+    ("--grace", "nan", "must be a number of seconds from 0"), ("--drain-delay", "-5", "must be a number of seconds "
+                                                                                   "from 0"),
+    ("--slow-ms", "nan", "must be a number of milliseconds from 0 (off)"),
+    ("--slow-ms", "-1", "must be a number of milliseconds from 0 (off)"),
+])
+def test_numbers_out_of_range_are_refused_at_parsing_naming_the_flag(flag: str, value: str, words: str,
+                                                                     tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: --metrics-port 99999 was an internal error, and --max-concurrent 0, --grace nan, --watch -1,
+    --drain-delay -5, --slow-ms nan or --audio-workers 0 were taken and served with."""
+    with pytest.raises(SystemExit) as exit_:
+        main(["serve", "--bundle", str(tmp_path / "nothing"), flag, value])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and f"argument {flag}: {words}" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--workers", "1"), ("--workers", "1024"), ("--port", "0"),
+                                             ("--port", "65535"), ("--processes", "1"), ("--max-concurrent", "1"),
+                                             ("--grace", "0"), ("--drain-delay", "0"), ("--slow-ms", "0"),
+                                             ("--watch", "0.5"), ("--audio-workers", "1")])
+def test_the_bounds_themselves_get_past_parsing(flag: str, value: str, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["--bundle", str(tmp_path / "nothing"), flag, value] + (["--port", "0"] if flag != "--port" else [])
+    code, err = serve(capsys, *argv)
+    assert code == 2 and "not a bundle directory" in err  # the next check: the missing bundle
