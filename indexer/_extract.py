@@ -2,14 +2,14 @@
 
 Exit status: 0 every file extracted (or already in the CSV); 3 finished, but some files were
 skipped (each listed with its reason in the extraction report beside the CSV); 2 bad input (no
-such input, an existing CSV written by another extractor or with another segment length); 130
+such input, no file in the folders given, an existing CSV written by another extractor or with
+another segment length: the CSV and its report are left as they were); 130
 interrupted (everything written so far is kept: re-run the same command to resume).
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import time
@@ -17,6 +17,11 @@ from pathlib import Path
 from typing import Any
 
 EXIT_SKIPPED = 3
+# --workers: each worker is a spawned Python process of ~430 MiB (the engine and librosa; measured in
+# benchmarks/RESULTS.md) doing CPU-bound analysis, so past the machine's cores more only costs memory.
+# 256 is above the core count of the largest common servers and refuses a typo that would spawn
+# thousands of processes; the default (one per core) is held to it too.
+MAX_WORKERS = 256
 
 
 def add_parser(sub: Any) -> None:
@@ -30,36 +35,42 @@ def add_parser(sub: Any) -> None:
                     "status 3 means it finished with some files skipped. Needs the audio extra.")
     p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="audio files or folders")
     p.add_argument("--out", type=Path, required=True, help="CSV to write or extend (resume)")
-    p.add_argument("--segment-seconds", type=_positive_seconds, metavar="S",
+    p.add_argument("--segment-seconds", type=_segment_seconds, metavar="S",
                    help="also cut each file into S-second segments, one row each (column song names the file)")
     p.add_argument("--label-from", default="folder", metavar="folder|tag|none|FILE.csv",
                    help="genre label: the parent folder's name (default), the genre tag, none, or a CSV with "
                         "filename,label columns")
-    p.add_argument("--workers", type=_workers, default=os.cpu_count() or 1,
-                   help="worker processes (default: one per core; 0: in this process)")
+    p.add_argument("--workers", type=_workers, default=min(os.cpu_count() or 1, MAX_WORKERS),
+                   help=f"worker processes, up to {MAX_WORKERS} (default: one per core; 0: in this process)")
     p.add_argument("--quiet", action="store_true", help="no progress line on stderr")
     p.set_defaults(func=cmd_extract)
 
 
-def _positive_seconds(text: str) -> float:
-    """--segment-seconds: a finite number over 0, refused before the CSV or its report is written."""
+def _segment_seconds(text: str) -> float:
+    """--segment-seconds: run_extraction's own check, made while parsing, so a bad value is refused
+    before the CSV or its report is written."""
+    from engine.audio import segment_seconds_problem  # the engine loads only when the flag is given
+
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text.strip()!r} is not a number") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a number of seconds over 0, got {text.strip()!r}")
+    problem = segment_seconds_problem(value)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
     return value
 
 
 def _workers(text: str) -> int:
-    """--workers: 0 (in this process) or more."""
+    """--workers: 0 (in this process) to MAX_WORKERS."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text.strip()!r} is not a whole number") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 (in this process) or more, got {value}")
+    if value > MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_WORKERS}, got {value}")
     return value
 
 

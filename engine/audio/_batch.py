@@ -31,11 +31,11 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
-from engine._errors import CatalogError, EngineError
+from engine._errors import CatalogError, ConfigError, EngineError
 
 from ._columns import ExtractorParams, csv_columns, extractor_info
 from ._decode import REASONS
-from ._extract import sidecar_path
+from ._extract import segment_seconds_problem, sidecar_path
 from ._inputs import LABEL_SOURCES, Job, find_files, read_label_table
 from ._kernels import died_hint
 from ._worker import FileResult, extract_file, init_worker
@@ -152,9 +152,16 @@ def run_extraction(
 
     ``label_from``: ``folder`` (the parent folder's name), ``tag`` (the genre tag), ``none``, or
     the path of a CSV with ``filename,label`` columns. ``workers`` 0 runs in this process.
-    Raises :class:`CatalogError` for bad inputs; bad files are counted, never raised.
+    Raises :class:`ConfigError` for a ``segment_seconds`` that is not None or a finite number over
+    0, :class:`CatalogError` for bad inputs (no file found among them included), before anything is
+    written; bad files are counted, never raised.
     """
     params = params or ExtractorParams()
+    problem = segment_seconds_problem(segment_seconds)
+    if problem is not None:
+        raise ConfigError(f"segment_seconds (None for whole files) {problem}")
+    if segment_seconds is not None:
+        segment_seconds = float(segment_seconds)  # a plain float in the resume record, whatever number came
     if segment_seconds is not None and segment_seconds < params.min_seconds:
         raise CatalogError(f"--segment-seconds {segment_seconds:g} is below the extractor's minimum clip "
                            f"length of {params.min_seconds:g} s")

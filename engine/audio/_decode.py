@@ -30,6 +30,7 @@ _SUPPORTED_MAGIC = (
     (b"RIFF", 0, "WAV"), (b"RF64", 0, "WAV"), (b"fLaC", 0, "FLAC"), (b"OggS", 0, "OGG"), (b"ID3", 0, "MP3"),
     (b"FORM", 0, "AIFF"), (b".snd", 0, "AU"), (b"caff", 0, "CAF"),
 )  # fmt: skip
+SUPPORTED_FORMATS = tuple(dict.fromkeys(name for _, _, name in _SUPPORTED_MAGIC))  # WAV, FLAC, ... in order
 _UNSUPPORTED_MAGIC = (
     (b"ftyp", 4, "MP4/M4A (AAC or ALAC)"), (b"MThd", 0, "MIDI (a score, not a recording)"),
     (b"\x30\x26\xb2\x75", 0, "ASF/WMA"), (b"MAC ", 0, "Monkey's Audio"), (b"wvpk", 0, "WavPack"),

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import numbers
 import os
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,17 @@ class Analysed:
     seconds: float  # the clip's duration
     clipped_fraction: float
     silent_segments: int = 0
+
+
+def segment_seconds_problem(value: object) -> str | None:
+    """Why ``value`` cannot be a segment length, or None when it can: None (whole files) or a finite
+    number of seconds over 0. The one check of ``run_extraction`` and ``musicrec extract
+    --segment-seconds``: a NaN or inf would otherwise reach the CSV's resume record."""
+    if value is None:
+        return None
+    if isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value) and value > 0:
+        return None
+    return f"must be a finite number of seconds over 0, got {value!r}"
 
 
 def segments(y: np.ndarray, sr: int, seconds: float | None) -> list[tuple[float, np.ndarray]]:

@@ -11,6 +11,8 @@ from pathlib import Path
 
 from engine._errors import CatalogError
 
+from ._decode import SUPPORTED_FORMATS
+
 LABEL_SOURCES = ("folder", "tag", "none")
 
 
@@ -22,7 +24,8 @@ class Job:
 
 def find_files(inputs: Sequence[Path], exclude: Sequence[Path] = ()) -> list[Job]:
     """Every non-hidden file under the inputs, sorted, with its id. Raises :class:`CatalogError`
-    for a missing input or two files with one id."""
+    for a missing input, two files with one id, or no file at all (a run would only write a CSV
+    header and report success)."""
     excluded = {p.resolve() for p in exclude}
     jobs: list[Job] = []
     dirs = [p for p in inputs if p.is_dir()]
@@ -40,6 +43,8 @@ def find_files(inputs: Sequence[Path], exclude: Sequence[Path] = ()) -> list[Job
                 if name.startswith(".") or path.resolve() in excluded or not path.is_file():
                     continue
                 jobs.append(Job(path, prefix + path.relative_to(item).as_posix()))
+    if not jobs:
+        raise CatalogError(_nothing_found(inputs))
     seen: dict[str, Path] = {}
     for job in jobs:
         if job.id in seen:
@@ -47,6 +52,18 @@ def find_files(inputs: Sequence[Path], exclude: Sequence[Path] = ()) -> list[Job
                                "give their folders separately or rename one")
         seen[job.id] = job.path
     return jobs
+
+
+def _nothing_found(inputs: Sequence[Path]) -> str:
+    if not inputs:
+        return "no inputs given: name audio files or folders holding them"
+    # files are recognised by their first bytes (engine/audio/_decode.py), so the extensions are a hint
+    extensions = [f".{name.lower()}" for name in SUPPORTED_FORMATS]
+    looked_for = f"{', '.join(extensions[:-1])} and {extensions[-1]}"
+    where = "it" if len(inputs) == 1 else "them"
+    return (f"no audio files in {', '.join(str(p) for p in inputs)} (looked for {looked_for} files in {where} and "
+            "every folder below, recognised by their content whatever their names; hidden files and folders are "
+            "left out)")
 
 
 def read_tags(path: Path) -> dict[str, str]:

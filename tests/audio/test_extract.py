@@ -186,6 +186,55 @@ def test_bad_option_values_are_refused_before_anything_is_written(option: str, v
     assert sorted(p.name for p in tmp_path.iterdir()) == ["music"]  # no CSV, no .extraction.json
 
 
+@pytest.mark.parametrize(("value", "words"), [("257", "must be at most 256, got 257"),
+                                              ("100000", "must be at most 256, got 100000"),
+                                              ("-1", "must be 0 (in this process) or more, got -1")])
+def test_workers_outside_0_to_256_are_refused_at_parsing(value: str, words: str,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from indexer.cli import _parser
+
+    argv = ["extract", "music", "--out", "o.csv", "--workers"]
+    with pytest.raises(SystemExit) as exit_:
+        _parser().parse_args([*argv, value])  # parsing only: nothing is spawned, whatever happens
+    assert exit_.value.code == 2 and f"argument --workers: {words}" in capsys.readouterr().err
+    assert [_parser().parse_args([*argv, ok]).workers for ok in ("0", "1", "256")] == [0, 1, 256]
+
+
+def test_folders_without_audio_files_are_refused_and_the_csv_left_alone(tmp_path: Path,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    music = tmp_path / "music"
+    (music / "rock" / "empty").mkdir(parents=True)
+    (music / ".hidden.wav").write_bytes(encode(chord_pad(57, True, 3.0).astype(np.float32)))
+    out = tmp_path / "o.csv"
+    assert main(["extract", str(music), "--out", str(out), "--workers", "0", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"musicrec extract: error: no audio files in {music} (looked for .wav, .flac, .ogg, .mp3, .aiff, "
+                   ".au and .caf files in it and every folder below, recognised by their content whatever their "
+                   "names; hidden files and folders are left out)\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["music"]  # no CSV, no .extraction.json
+    # an earlier run's CSV and report are neither truncated nor rewritten
+    out.write_text("kept\n")
+    (tmp_path / "o.extraction.json").write_text("{}\n")
+    assert main(["extract", str(music), str(music / "rock"), "--out", str(out), "--workers", "0", "--quiet"]) == 2
+    assert f"no audio files in {music}, {music / 'rock'} (looked for" in capsys.readouterr().err
+    assert out.read_text() == "kept\n" and (tmp_path / "o.extraction.json").read_text() == "{}\n"
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), 0, 0.0, -2.0, "3", True])
+def test_run_extraction_refuses_a_bad_segment_length_before_writing(value: object, tmp_path: Path) -> None:
+    """A library caller gets the CLI's check: a NaN or inf would poison the CSV's resume record."""
+    from engine import ConfigError
+    from engine.audio import run_extraction
+
+    music = tmp_path / "music"
+    music.mkdir()
+    (music / "a.wav").write_bytes(encode(chord_pad(57, True, 3.0).astype(np.float32)))
+    with pytest.raises(ConfigError, match=r"^segment_seconds \(None for whole files\) must be a finite number of "
+                                          r"seconds over 0, got "):
+        run_extraction([music], tmp_path / "o.csv", segment_seconds=value, workers=0)  # type: ignore[arg-type]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["music"]
+
+
 def test_a_wav_cut_to_20_bytes_is_reported_by_its_file_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     music = tmp_path / "music"
     music.mkdir()
