@@ -95,6 +95,13 @@ def write_manifest(bundle_dir: Path, manifest: dict[str, Any]) -> dict[str, Any]
 _KINDS = {str: "text", dict: "an object"}
 
 
+def _dig(data: Any, dotted: str) -> Any:
+    """``data["a"]["b"]`` for ``"a.b"``, or None where a level is missing or not an object."""
+    for key in dotted.split("."):
+        data = data.get(key) if isinstance(data, dict) else None
+    return data
+
+
 def read_verified_manifest(bundle_dir: str | os.PathLike[str]) -> dict[str, Any]:
     """Read the manifest and check format, version, the file list and every sha256."""
     bundle_dir = Path(bundle_dir)
@@ -119,14 +126,18 @@ def read_verified_manifest(bundle_dir: str | os.PathLike[str]) -> dict[str, Any]
         raise BundleIntegrityError(f"{path}: no 'files' checksum table (file name -> sha256 text)")
     # the manifest itself has no checksum: what loading reads from it is checked for its shape here, so an
     # edited manifest is refused by name instead of failing later with a bare KeyError or TypeError
-    for key, kind in (("created_at", str), ("config", dict), ("counts", dict), ("metrics", dict)):
+    # (keys every bundle has: a build writes them all, and `musicrec add` keeps its base's schema and source)
+    for key, kind in (("created_at", str), ("source", dict), ("schema", dict), ("config", dict), ("counts", dict),
+                      ("metrics", dict)):
         if not isinstance(manifest.get(key), kind):
             raise BundleIntegrityError(f"{path}: '{key}' is missing or not {_KINDS[kind]}; the manifest was "
                                        "edited or is damaged: rebuild the bundle")
-    index = manifest["metrics"].get("index")
-    if not (isinstance(index, dict) and isinstance(index.get("kind"), str)):
-        raise BundleIntegrityError(f"{path}: 'metrics.index.kind' is missing or not text; the manifest was edited or "
-                                   "is damaged: rebuild the bundle")
+    # serve's start-up line, ServerInfo and musicrec add read the index kind; the report (musicrec report,
+    # the console) prints the source's path and checksum
+    for dotted in ("metrics.index.kind", "source.path", "source.sha256"):
+        if not isinstance(_dig(manifest, dotted), str):
+            raise BundleIntegrityError(f"{path}: '{dotted}' is missing or not text; the manifest was edited or is "
+                                       "damaged: rebuild the bundle")
     present = {p.name for p in bundle_dir.iterdir()} - {MANIFEST}
     if unexpected := sorted(present - set(files)):
         raise BundleIntegrityError(f"{bundle_dir}: file(s) not listed in the manifest: {unexpected}")

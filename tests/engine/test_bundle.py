@@ -130,7 +130,8 @@ def test_publish_swaps_the_current_pointer(bundle_dir: Path, tmp_path: Path) -> 
 
 
 @pytest.mark.parametrize("edit", ["no created_at", "created_at 12", "config a list", "a checksum a number",
-                                  "no index kind"])
+                                  "no index kind", "no schema", "schema a list", "no source", "source a string",
+                                  "no source sha256"])
 def test_an_edited_manifest_is_refused_by_name(bundle_dir: Path, tmp_path: Path, edit: str) -> None:
     # the manifest has no checksum of its own: a hand edit must be refused, not fail later as a bare KeyError
     bad = copy(bundle_dir, tmp_path)
@@ -143,11 +144,25 @@ def test_an_edited_manifest_is_refused_by_name(bundle_dir: Path, tmp_path: Path,
         m["config"] = []
     elif edit == "no index kind":
         del m["metrics"]["index"]  # serve's start-up line, ServerInfo and musicrec add read it
+    elif edit == "no schema":
+        del m["schema"]
+    elif edit == "schema a list":
+        m["schema"] = []
+    elif edit == "no source":
+        del m["source"]
+    elif edit == "source a string":
+        m["source"] = "catalog.csv"
+    elif edit == "no source sha256":
+        del m["source"]["sha256"]  # the report (musicrec report, the console) prints it
     else:
         m["files"]["tracks.npz"] = 7
     (bad / "manifest.json").write_text(json.dumps(m))
     key = {"no created_at": "'created_at'", "created_at 12": "'created_at'", "config a list": "'config'",
-           "a checksum a number": "'files' checksum table", "no index kind": "'metrics.index.kind'"}[edit]
+           "a checksum a number": "'files' checksum table", "no index kind": "'metrics.index.kind'",
+           "no schema": "'schema' is missing or not an object", "schema a list": "'schema' is missing or not an object",
+           "no source": "'source' is missing or not an object",
+           "source a string": "'source' is missing or not an object",
+           "no source sha256": "'source.sha256' is missing or not text"}[edit]
     with pytest.raises(BundleIntegrityError, match=key):
         load_bundle(bad)
 
