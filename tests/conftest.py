@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,17 @@ FAST_CONFIG = BuildConfig(
     moods=MoodConfig(fit_sample=5000, min_cluster_size=40, min_samples=5),
     genre=GenreConfig(max_rounds=25, early_stopping_rounds=5, tune=False),  # no capacity search: CI time
 )
+
+
+@pytest.fixture(autouse=True)
+def _root_logging_restored() -> Iterator[None]:
+    """A CLI test that reaches ``musicrec serve``'s logging setup points the root logger at the
+    stderr pytest captured for it; put the handlers back, or later tests log into a closed stream."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="session")
