@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -62,6 +63,9 @@ def add_parsers(sub: Any) -> None:
 
 def qdrant_client(url: str | None, path: Path | None, api_key_env: str | None, timeout: float) -> Any:
     from engine import ConfigError
+
+    if not (math.isfinite(timeout) and timeout > 0):  # NaN or 0 would make every request fail or never end
+        raise ConfigError(f"--timeout must be a finite number of seconds over 0, got {timeout}")
 
     try:
         from engine.qdrant import connect

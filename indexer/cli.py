@@ -325,9 +325,14 @@ def _cmd_index(args: argparse.Namespace) -> int:
 
 def _cmd_synth(args: argparse.Namespace) -> int:
     from engine import synthetic_catalog
+    from engine._config import MAX_SEED  # the builds' seed range
 
     if args.tracks < 1:
         print("musicrec synth: error: --tracks must be at least 1", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if not 0 <= args.seed < MAX_SEED:
+        print(f"musicrec synth: error: --seed must be a whole number from 0 to {MAX_SEED - 1:,}, got {args.seed}",
+              file=sys.stderr)
         return EXIT_BAD_INPUT
     synthetic_catalog(args.tracks, seed=args.seed).to_csv(args.out, index=False)
     print(f"wrote {args.out} ({args.tracks} tracks, seed {args.seed})")
@@ -337,6 +342,9 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from engine import synthetic_catalog
 
+    if args.csv is None and args.tracks < 1:
+        print(f"musicrec demo: error: --tracks must be at least 1, got {args.tracks}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     args.bundles.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
     if args.current is None:

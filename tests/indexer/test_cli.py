@@ -89,11 +89,13 @@ def bad_inputs(tmp_path: Path, synthetic_csv: Path) -> dict[str, tuple[list[str]
         "output exists": (["index", str(synthetic_csv), "--out", str(existing)], "already exists"),
         "bad config key": (["index", str(synthetic_csv), "--out", out, "--pca-variance", "1.5"], "pca_variance must be in (0, 1]"),
         "bad transform": (["index", str(synthetic_csv), "--out", out, "--transform", "key=circle"], "cyclic:<period>"),
+        "negative seed": (["index", str(synthetic_csv), "--out", out, "--seed", "-1"],
+                          "seed must be a whole number from 0 to 2,147,483,646, got -1"),
     }
 
 
 @pytest.mark.parametrize("case", ["missing file", "empty file", "misnamed column", "non-numeric", "every row bad",
-                                  "output exists", "bad config key", "bad transform"])
+                                  "output exists", "bad config key", "bad transform", "negative seed"])
 def test_bad_input_exits_nonzero_with_a_clear_message_and_no_bundle(
     case: str, tmp_path: Path, synthetic_csv: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -114,6 +116,34 @@ def test_synth_then_index(tmp_path: Path, fast_config: Path) -> None:
     assert main(["index", str(csv), "--out", str(tmp_path / "b"), "--config", str(fast_config), "--quiet",
                  "--no-genre"]) == 0
     assert load_bundle(tmp_path / "b").classifier is None
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["synth", "--tracks", "10", "--seed", "-1"], "--seed must be a whole number from 0 to 2,147,483,646, got -1"),
+    (["demo", "--tracks", "0"], "--tracks must be at least 1, got 0"),
+    (["demo", "--tracks", "-5"], "--tracks must be at least 1, got -5"),
+    (["publish", "BUNDLE", "--qdrant-path", "STORE", "--timeout", "nan"],
+     "--timeout must be a finite number of seconds over 0, got nan"),
+])
+def test_numbers_no_command_can_use_are_refused_naming_the_flag(argv: list[str], message: str, tmp_path: Path,
+                                                                 small_bundle_dir: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: an internal error (a negative seed, a demo of 0 tracks) or a publish that ran on."""
+    paths = {"BUNDLE": str(small_bundle_dir), "STORE": str(tmp_path / "store")}
+    out = ["--out", str(tmp_path / "x.csv")] if argv[0] == "synth" else \
+        ["--bundles", str(tmp_path / "bundles")] if argv[0] == "demo" else []
+    code = main([paths.get(a, a) for a in argv] + out)
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err
+    assert not (tmp_path / "x.csv").exists() and not (tmp_path / "bundles").exists()
+
+
+def test_the_largest_seed_builds(tmp_path: Path, fast_config: Path) -> None:
+    csv = tmp_path / "s.csv"
+    assert main(["synth", "--out", str(csv), "--tracks", "600", "--seed", "2147483646"]) == 0
+    assert main(["index", str(csv), "--out", str(tmp_path / "b"), "--config", str(fast_config), "--quiet",
+                 "--seed", "2147483646"]) == 0
+    assert load_bundle(tmp_path / "b").manifest["config"]["seed"] == 2147483646
 
 
 def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
