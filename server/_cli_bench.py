@@ -5,19 +5,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 from typing import Any
 
-from ._cli_query import UINT32, client_address, int_from, number, seconds, wait_seconds  # the same checks as query's
+from ._cli_numbers import MAX_PROCESSES, int_from, number_in, seconds, wait_seconds
+from ._cli_query import UINT32, client_address  # the same checks as query's
 
 # Upper ends that only refuse typos, far above any run measured here (32 clients, 2 processes, 4
-# connections): each client is an asyncio task holding a request, each process a Python interpreter
-# with its own grpc channels (256: the same bound as extract's worker processes), each connection a
-# TCP connection to the server.
+# connections): each client is an asyncio task holding a request, each connection a TCP connection
+# to the server (and each process, MAX_PROCESSES, a Python interpreter with its own grpc channels).
 MAX_CLIENTS = 100_000
-MAX_PROCESSES = 256
 MAX_CONNECTIONS = 1024
 
 
@@ -35,7 +33,8 @@ def add_parser(sub: Any) -> None:
     b.add_argument("--concurrency", type=int_from(1, MAX_CLIENTS),
                    help="closed loop: concurrent clients (default 1: sequential); "
                         "open loop: most requests in flight (default 64)")
-    b.add_argument("--rate", type=_rate, help="open loop: send this many requests/s on a fixed schedule")
+    b.add_argument("--rate", type=number_in(0, unit="requests per second", over_low=True),
+                   help="open loop: send this many requests/s on a fixed schedule")
     b.add_argument("--requests", type=int_from(1),
                    help="measured requests per phase and round (instead of --duration)")
     b.add_argument("--processes", type=int_from(0, MAX_PROCESSES), default=0,
@@ -54,15 +53,6 @@ def add_parser(sub: Any) -> None:
                    help="also write the report with latency histograms and percentile curves against the floor "
                         "(one self-contained HTML file; needs the report extra, matplotlib)")
     b.set_defaults(func=cmd_bench)
-
-
-def _rate(text: str) -> float:
-    """--rate: a finite number of requests per second over 0 (0 or less would never send; inf
-    would be no schedule at all)."""
-    value = number(text)
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a number of requests per second over 0, got {text.strip()!r}")
-    return value
 
 
 def _rpcs() -> tuple[str, ...]:

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import re
 import sys
 from pathlib import Path
 from typing import Any
 
 from ._cli_format import format_response
+from ._cli_numbers import int_from, number, seconds, wait_seconds
 from ._table import output_width
 
 # The largest values the request fields hold (recommender.proto): protobuf refuses more with a bare
@@ -82,53 +82,6 @@ def _query_options(p: argparse.ArgumentParser, *, defaults: bool) -> None:
     p.add_argument("--timeout", type=seconds, default=d(10.0), help="deadline in seconds (default 10)")
     p.add_argument("--wait", type=wait_seconds, default=d(0.0), metavar="SECONDS",
                    help="wait up to SECONDS for a server that is still starting (default: fail at once)")
-
-
-def int_from(low: int, high: int | None = None) -> Any:
-    """An argparse type: a whole number in ``low..high`` (``high`` None: no upper end; argparse
-    prefixes the flag to the message)."""
-    def whole(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be {low} or more, got {value}")
-        if high is not None and value > high:
-            raise argparse.ArgumentTypeError(f"must be at most {high}, got {value}")
-        return value
-    return whole
-
-
-def number(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text.strip()!r} is not a number") from None
-
-
-# grpc turns a deadline past ~7.5e9 s into an immediate DEADLINE_EXCEEDED, and a wait past ~9.2e9 s overflows
-MAX_SECONDS = 1_000_000.0
-
-
-def seconds(text: str) -> float:
-    """An argparse type for a deadline (or bench's --duration): a finite number of seconds over 0
-    (grpc would answer a deadline of 0, a negative one or NaN with DEADLINE_EXCEEDED, as if the
-    server were slow)."""
-    value = number(text)
-    if not (math.isfinite(value) and 0 < value <= MAX_SECONDS):
-        raise argparse.ArgumentTypeError(f"must be a number of seconds over 0 and at most {MAX_SECONDS:,.0f}, "
-                                         f"got {text.strip()!r}")
-    return value
-
-
-def wait_seconds(text: str) -> float:
-    """An argparse type for a wait (or bench's --warmup): a finite number of seconds, 0 included."""
-    value = number(text)
-    if not (math.isfinite(value) and 0 <= value <= MAX_SECONDS):
-        raise argparse.ArgumentTypeError(f"must be a number of seconds from 0 to {MAX_SECONDS:,.0f}, "
-                                         f"got {text.strip()!r}")
-    return value
 
 
 _SCHEMES_WITHOUT_PORT = ("unix", "unix-abstract", "vsock")  # gRPC targets passed on as they are

@@ -8,12 +8,11 @@ engine at the top: ``cmd_serve`` loads them when it runs, after the checks that 
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 from typing import Any
 
-from ._cli_query import int_from, number, seconds, wait_seconds
+from ._cli_numbers import MAX_PROCESSES, int_from, number_in, seconds, wait_seconds
 
 # --workers: handler threads (and as many for the HTTP face). The pool starts a thread only as calls
 # arrive, but a burst would start all of them, each with its own stack, and the handlers are GIL-bound
@@ -21,19 +20,7 @@ from ._cli_query import int_from, number, seconds, wait_seconds
 # wait (on a Qdrant backend, on audio workers) and refuses a typo that would start thousands.
 MAX_WORKERS = 1024
 PORT = int_from(0, 65535)  # 0: a free port
-# Bounds that only refuse typos: processes each load the bundle; RPCs accepted at once are queued
-# requests in memory; audio workers are processes of ~430 MiB (benchmarks/RESULTS.md).
-MAX_PROCESSES = 256
-MAX_ACCEPTED = 1_000_000
-
-
-def _milliseconds(text: str) -> float:
-    """--slow-ms: a finite number of milliseconds, 0 (off) or more."""
-    value = number(text)
-    if not (math.isfinite(value) and 0 <= value <= 1e9):
-        raise argparse.ArgumentTypeError(f"must be a number of milliseconds from 0 (off) to 1,000,000,000, "
-                                         f"got {text.strip()!r}")
-    return value
+MAX_ACCEPTED = 1_000_000  # RPCs accepted at once, audio clips at once, Qdrant's ef: only refuses typos
 
 
 def add_parser(sub: Any) -> None:
@@ -59,8 +46,8 @@ def add_parser(sub: Any) -> None:
                    help="processes analysing audio clips (default 1; warmed at start for an audio bundle)")
     p.add_argument("--audio-max-clips", type=int_from(1, MAX_ACCEPTED), default=4,
                    help="audio clips analysed or waiting at once; more get RESOURCE_EXHAUSTED (default 4)")
-    p.add_argument("--watch", type=seconds, metavar="SECONDS",
-                   help="re-check the bundle path this often and hot-reload when it points elsewhere")
+    p.add_argument("--watch", type=number_in(0.1, 1e6, unit="seconds", zero_is_off=True), metavar="SECONDS",
+                   help="re-check the bundle path this often and hot-reload when it points elsewhere (0 = off)")
     p.add_argument("--grace", type=wait_seconds, default=10.0, help="seconds calls in flight get on shutdown")
     p.add_argument("--drain-delay", type=wait_seconds, default=0.0, metavar="S",
                    help="on SIGTERM, first keep answering for S seconds with health NOT_SERVING, so load balancers "
@@ -83,7 +70,7 @@ def add_parser(sub: Any) -> None:
     v.add_argument("--qdrant-alias", default="musicrec", metavar="NAME", help="alias to read (default musicrec)")
     v.add_argument("--qdrant-api-key-env", metavar="VAR", help="read the Qdrant API key from this variable")
     v.add_argument("--qdrant-timeout", type=seconds, default=2.0, metavar="S",
-                   help="seconds per Qdrant request (default 2)")
+                   help="seconds per Qdrant request, whole seconds rounded up (default 2)")
     v.add_argument("--qdrant-hnsw-ef", type=int_from(1, MAX_ACCEPTED), metavar="N",
                    help="a Qdrant server's HNSW search breadth")
     o = p.add_argument_group("operating (README: Operating)")
@@ -93,7 +80,8 @@ def add_parser(sub: Any) -> None:
     o.add_argument("--log-format", choices=("json", "text"),
                    help="one JSON object per line, or text (default: text on a terminal, JSON otherwise)")
     o.add_argument("--log-requests", action="store_true", help="log one line per call (event 'request')")
-    o.add_argument("--slow-ms", type=_milliseconds, default=1000.0, metavar="MS",
+    o.add_argument("--slow-ms", type=number_in(0, 1e9, unit="milliseconds", over_low=True, zero_is_off=True),
+                   default=1000.0, metavar="MS",
                    help="log calls slower than this as warnings (event 'slow_request'; default 1000, 0 = off)")
     p.set_defaults(func=cmd_serve)
 

@@ -21,11 +21,12 @@ contract has no call for, which lives here, HTTP-only and documented in the READ
   extra), drawn once per bundle; 501 without matplotlib.
 
 Auth is the same bearer token rule as the RPCs (any read token); errors have the same JSON shape. A
-parameter that is not a whole number in its range is 400 INVALID_ARGUMENT naming it and the range.
+parameter that is not a whole number in its range is 400 INVALID_ARGUMENT naming it and the bound.
 """
 
 from __future__ import annotations
 
+import argparse
 import gzip
 import threading
 import weakref
@@ -38,6 +39,7 @@ import numpy as np
 from engine import Recommender, bundle_report_html, format_report
 
 from . import _convert as conv
+from ._cli_numbers import int_from
 from ._holder import NoBundle
 
 if TYPE_CHECKING:
@@ -177,20 +179,15 @@ class ConsoleApi:
 
 def _whole(params: Mapping[str, str], name: str, default: int, *, low: int, high: int | None = None) -> int:
     """Query parameter ``name`` as a whole number in ``low..high`` (``high`` None: no upper end), or
-    ``default`` when absent. ValueError naming the parameter and its range otherwise: a value out of
-    range is refused, never clamped to another one the caller did not ask for."""
+    ``default`` when absent; ValueError naming the parameter and the bound it broke otherwise (the
+    flags' own check, server/_cli_numbers.py): a value out of range is refused, never clamped."""
     text = params.get(name)
     if text is None:
         return default
     try:
-        value = int(text)
-    except ValueError:  # also a number of more digits than int() reads
-        value = None
-    if value is None or value < low or (high is not None and value > high):
-        allowed = f"from {low:,} to {high:,}" if high is not None else f"from {low:,} up"
-        given = text if len(text) <= 40 else text[:37] + "..."  # a client's text, echoed: kept short
-        raise ValueError(f"{name}: must be a whole number {allowed}, got {given!r}")
-    return value
+        return int_from(low, high)(text)
+    except argparse.ArgumentTypeError as exc:
+        raise ValueError(f"{name}: {exc}") from None
 
 
 def _map_json(rec: Recommender, max_points: int) -> str:

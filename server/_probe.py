@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ._cli_query import client_address, seconds  # the same checks as query's
+from ._cli_numbers import seconds
+from ._cli_query import client_address  # the same checks as query's
 
 # Exit statuses (README "Operating"; `musicrec health --help`).
 EXIT_SERVING = 0

@@ -1,5 +1,5 @@
 """The web console's own endpoints (/console/api/, server/_console.py): query parameters out of their
-range are 400 naming the parameter and the range, never clamped to another value."""
+range are 400 naming the parameter and the bound, never clamped to another value."""
 
 from __future__ import annotations
 
@@ -31,15 +31,15 @@ def get(port: int, path: str) -> tuple[int, Any]:
 
 
 @pytest.mark.parametrize(("path", "message"), [
-    ("search?q=a&limit=0", "limit: must be a whole number from 1 to 100, got '0'"),
-    ("search?q=a&limit=-3", "limit: must be a whole number from 1 to 100, got '-3'"),
-    ("search?q=a&limit=101", "limit: must be a whole number from 1 to 100, got '101'"),
-    ("search?q=a&limit=ten", "limit: must be a whole number from 1 to 100, got 'ten'"),
-    ("map?max_points=0", "max_points: must be a whole number from 1 up, got '0'"),
-    ("map?max_points=-20000", "max_points: must be a whole number from 1 up, got '-20000'"),
-    ("map?max_points=1.5", "max_points: must be a whole number from 1 up, got '1.5'"),
+    ("search?q=a&limit=0", "limit: must be 1 or more, got 0"),
+    ("search?q=a&limit=-3", "limit: must be 1 or more, got -3"),
+    ("search?q=a&limit=101", "limit: must be at most 100, got 101"),
+    ("search?q=a&limit=ten", "limit: 'ten' is not a whole number"),
+    ("map?max_points=0", "max_points: must be 1 or more, got 0"),
+    ("map?max_points=-20000", "max_points: must be 1 or more, got -20000"),
+    ("map?max_points=1.5", "max_points: '1.5' is not a whole number"),
 ])
-def test_parameters_out_of_range_are_400_naming_the_range(running: RunningServer, path: str, message: str) -> None:
+def test_parameters_out_of_range_are_400_naming_the_bound(running: RunningServer, path: str, message: str) -> None:
     status, answer = get(running.http_port, path)
     assert status == 400 == answer["error"]["code"] and answer["error"]["status"] == "INVALID_ARGUMENT"
     assert answer["error"]["message"] == message

@@ -91,12 +91,13 @@ def test_startup_failures_name_the_flag_and_exit_2(case: str, bundle_dir: Path, 
     ("--max-concurrent", "0", "must be 1 or more, got 0"), ("--max-concurrent", "-1", "must be 1 or more"),
     ("--audio-workers", "0", "must be 1 or more, got 0"), ("--audio-max-clips", "0", "must be 1 or more, got 0"),
     ("--qdrant-hnsw-ef", "0", "must be 1 or more, got 0"),
-    ("--watch", "0", "must be a number of seconds over 0"), ("--watch", "-1", "must be a number of seconds over 0"),
+    ("--watch", "0.01", "must be 0 (off) or a number of seconds from 0.1 to 1,000,000"),
+    ("--watch", "-1", "must be 0 (off) or a number of seconds from 0.1"),
     ("--qdrant-timeout", "nan", "must be a number of seconds over 0"),
     ("--grace", "nan", "must be a number of seconds from 0"), ("--drain-delay", "-5", "must be a number of seconds "
                                                                                    "from 0"),
-    ("--slow-ms", "nan", "must be a number of milliseconds from 0 (off)"),
-    ("--slow-ms", "-1", "must be a number of milliseconds from 0 (off)"),
+    ("--slow-ms", "nan", "must be 0 (off) or a number of milliseconds over 0"),
+    ("--slow-ms", "-1", "must be 0 (off) or a number of milliseconds over 0"),
 ])
 def test_numbers_out_of_range_are_refused_at_parsing_naming_the_flag(flag: str, value: str, words: str,
                                                                      tmp_path: Path,
@@ -112,7 +113,7 @@ def test_numbers_out_of_range_are_refused_at_parsing_naming_the_flag(flag: str, 
 @pytest.mark.parametrize(("flag", "value"), [("--workers", "1"), ("--workers", "1024"), ("--port", "0"),
                                              ("--port", "65535"), ("--processes", "1"), ("--max-concurrent", "1"),
                                              ("--grace", "0"), ("--drain-delay", "0"), ("--slow-ms", "0"),
-                                             ("--watch", "0.5"), ("--audio-workers", "1")])
+                                             ("--watch", "0.5"), ("--watch", "0"), ("--audio-workers", "1")])
 def test_the_bounds_themselves_get_past_parsing(flag: str, value: str, tmp_path: Path,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["--bundle", str(tmp_path / "nothing"), flag, value] + (["--port", "0"] if flag != "--port" else [])

@@ -1,0 +1,60 @@
+"""Numbers a user types, checked where they are read: argparse types for the serve, query, bench and
+health commands (argparse puts the flag before the message), and the console API's query parameters
+(server/_console.py). A value out of range is refused naming the range, never clamped or ignored."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable
+
+# grpc turns a deadline past ~7.5e9 s into an immediate DEADLINE_EXCEEDED, and a wait past ~9.2e9 s overflows
+MAX_SECONDS = 1_000_000.0
+# Processes a command may start (serve --processes, --audio-workers, bench --processes): each is a
+# Python interpreter holding the engine or a client; the bound only refuses a typo that would start
+# thousands (indexer/_extract.py keeps the same bound for its worker processes).
+MAX_PROCESSES = 256
+
+
+def int_from(low: int, high: int | None = None) -> Callable[[str], int]:
+    """A whole number in ``low..high`` (``high`` None: no upper end)."""
+    def whole(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:  # also a number of more digits than int() reads
+            raise argparse.ArgumentTypeError(f"{text.strip()[:40]!r} is not a whole number") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be {low} or more, got {value}")
+        if high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"must be at most {high}, got {value}")
+        return value
+    return whole
+
+
+def number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text.strip()[:40]!r} is not a number") from None
+
+
+def number_in(low: float, high: float = math.inf, *, unit: str, over_low: bool = False,
+              zero_is_off: bool = False) -> Callable[[str], float]:
+    """A finite number of ``unit`` from ``low`` (``over_low``: above it) to ``high``; with
+    ``zero_is_off``, 0 too, meaning the feature is off. NaN and inf never pass."""
+    shown_low = f"over {low:g}" if over_low else f"from {low:g}"
+    shown_high = "" if math.isinf(high) else f" {'and at most' if over_low else 'to'} {high:,.15g}"
+    wanted = f"{'0 (off) or ' if zero_is_off else ''}a number of {unit} {shown_low}{shown_high}"
+
+    def checked(text: str) -> float:
+        value = number(text)
+        inside = math.isfinite(value) and (value > low if over_low else value >= low) and value <= high
+        if not (inside or (zero_is_off and value == 0)):
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {text.strip()[:40]!r}")
+        return value
+    return checked
+
+
+# A deadline: grpc would answer 0, a negative one or NaN with DEADLINE_EXCEEDED, as if the server were slow.
+seconds = number_in(0, MAX_SECONDS, unit="seconds", over_low=True)
+wait_seconds = number_in(0, MAX_SECONDS, unit="seconds")  # a wait or a grace period: 0 is no wait
