@@ -9,9 +9,10 @@ engine call, validation, limits and status for every error. What differs is only
 
 - request JSON: field names as in the .proto (``track_id``) or lowerCamelCase (``trackId``); an
   unknown field, a wrong type, malformed JSON or a body that is not a JSON object is 400
-  INVALID_ARGUMENT naming the problem; an empty body is the empty message. A request that declares
-  a Content-Type other than ``application/json`` or ``application/*+json`` (parameters such as
-  ``charset`` aside) is 415 UNSUPPORTED_MEDIA_TYPE; one that declares none is read as JSON. A body over
+  INVALID_ARGUMENT naming the problem; an empty body is the empty message. A body is read as JSON
+  when its Content-Type is JSON (``application/json``, ``application/*+json``), ``text/plain`` or
+  form data (what browsers' fetch and ``curl -d`` send by default), or none; any other declared type
+  is 415 UNSUPPORTED_MEDIA_TYPE (_http_json.unsupported_media_type). A body over
   ``max_body_bytes`` is 413 before it is read, and a parsed message larger than gRPC's own message
   limit is 413 too (status RESOURCE_EXHAUSTED, as gRPC answers it), so the same messages reach the
   servicer on both faces.

@@ -112,20 +112,22 @@ class BadRequest(Exception):
 
 
 _JSON_TYPE = re.compile(r"application/(?:json|[!#$%&'*+.^_`|~0-9a-z-]+\+json)")  # RFC 6839's +json suffix
+# Types clients send JSON under by default: curl -d (form) and a browser's fetch of a string (text/plain).
+# The face read them as JSON before it looked at Content-Type, so they still are: a body that is not
+# JSON gets the usual 400.
+_READ_AS_JSON = ("application/x-www-form-urlencoded", "text/plain")
 
 
 def unsupported_media_type(content_type: str | None) -> str | None:
-    """Why a request body declared as ``content_type`` is refused (415), or None when it is JSON:
-    ``application/json`` or any ``application/*+json``, parameters (``charset``) aside. No header
-    at all is taken as JSON, so a script that sends none still works."""
+    """Why a request body declared as ``content_type`` is refused (415), or None when it is read as
+    JSON: ``application/json``, any ``application/*+json``, the two types of _READ_AS_JSON, or no
+    header at all, parameters (``charset``) aside. Anything else (XML, multipart, ...) is refused."""
     if content_type is None:
         return None
     media_type = content_type.partition(";")[0].strip().lower()
-    if _JSON_TYPE.fullmatch(media_type):
+    if _JSON_TYPE.fullmatch(media_type) or media_type in _READ_AS_JSON:
         return None
-    hint = " (curl -d sends that: add -H 'Content-Type: application/json')" \
-        if media_type == "application/x-www-form-urlencoded" else ""
-    return (f"Content-Type {media_type[:100]!r} is not supported{hint}: send the request as application/json "
+    return (f"Content-Type {media_type[:100]!r} is not supported: send the request as application/json "
             "(or another application/*+json type)")
 
 

@@ -26,14 +26,3 @@ def test_readme_starts_with_the_two_commands() -> None:
     assert re.search(r"python -m pytest( -n \d+)?$", lines[1])
     ci = (README.parent / ".ci" / "run").read_text()
     assert lines[1] in ci  # CI runs exactly the README's test command
-
-
-def test_curl_examples_that_send_json_say_so() -> None:
-    """The HTTP face answers 415 to a body of another declared type, and ``curl -d`` alone declares
-    application/x-www-form-urlencoded: every example that sends a body must name JSON."""
-    docs = [README, *sorted((README.parent / "docs").glob("*.md"))]
-    sending = [(doc.name, line) for doc in docs for line in doc.read_text().replace("\\\n", " ").splitlines()
-               if re.search(r"\bcurl\b", line) and re.search(r"\s(-d|--data\S*|--json)\s", line)]
-    assert sending, "the README's HTTP/JSON examples are gone"
-    for name, line in sending:
-        assert "--json " in line or "-H 'Content-Type: application/json'" in line, f"{name}: {line}"
