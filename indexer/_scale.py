@@ -30,7 +30,8 @@ def add_parsers(sub: Any) -> None:
                                                        "(default 2: the live one and the previous)")
     p.add_argument("--batch", type=int, default=512, help="points per upsert (default 512)")
     p.add_argument("--api-key-env", metavar="VAR", help="read the Qdrant API key from this environment variable")
-    p.add_argument("--timeout", type=float, default=30.0, help="seconds per Qdrant request (default 30)")
+    p.add_argument("--timeout", type=float, default=30.0,
+                   help="seconds per Qdrant request, whole seconds rounded up (default 30)")
     p.add_argument("--json", dest="json_out", help="also write the publish report as JSON to this file")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(func=_cmd_publish)
@@ -57,15 +58,16 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--keep", type=int, default=2, help="Qdrant collections of this alias kept (default 2)")
     p.add_argument("--batch", type=int, default=512, help="points per Qdrant request (default 512)")
     p.add_argument("--api-key-env", metavar="VAR", help="read the Qdrant API key from this environment variable")
-    p.add_argument("--timeout", type=float, default=30.0, help="seconds per Qdrant request (default 30)")
+    p.add_argument("--timeout", type=float, default=30.0,
+                   help="seconds per Qdrant request, whole seconds rounded up (default 30)")
     p.set_defaults(func=_cmd_add)
 
 
 def qdrant_client(url: str | None, path: Path | None, api_key_env: str | None, timeout: float) -> Any:
     from engine import ConfigError
 
-    if not (math.isfinite(timeout) and timeout > 0):  # NaN or 0 would make every request fail or never end
-        raise ConfigError(f"--timeout must be a finite number of seconds over 0, got {timeout}")
+    if not (math.isfinite(timeout) and 0 < timeout <= 1_000_000):  # NaN or 0: every request fails or never ends
+        raise ConfigError(f"--timeout must be a number of seconds over 0 and at most 1,000,000, got {timeout}")
 
     try:
         from engine.qdrant import connect

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import math
 import os
 import re
 import time
@@ -50,7 +51,8 @@ def connect(*, url: str | None = None, path: str | os.PathLike[str] | None = Non
     if (url is None) == (path is None):
         raise ValueError("give exactly one of url or path")
     if url is not None:
-        return QdrantClient(url=url, api_key=api_key, timeout=int(max(1, timeout)), check_compatibility=False)
+        # the client takes whole seconds: a fraction is rounded up, never down to a shorter deadline
+        return QdrantClient(url=url, api_key=api_key, timeout=max(1, math.ceil(timeout)), check_compatibility=False)
     return QdrantClient(path=str(path))
 
 
