@@ -199,7 +199,9 @@ class SimilarConfig:
             raise ConfigError(f"similar.candidates must be 1..5000, got {self.candidates}")
 
 
-MAX_SEED = 2**31 - 1
+# numpy, scikit-learn, XGBoost and FAISS all take a build's seed (and seed + 1 for the stability refits):
+# FAISS's k-means seed is a C int, so the largest they all take is 2**31 - 2
+LARGEST_SEED = 2**31 - 2
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -215,10 +217,8 @@ class BuildConfig:
     seed: int = DEFAULT_SEED
 
     def __post_init__(self) -> None:
-        # numpy, scikit-learn, XGBoost and FAISS all take it (and seed + 1 for the stability refits):
-        # FAISS's k-means seed is a C int, so the common range is 0 to 2**31 - 2
-        if type(self.seed) is not int or not 0 <= self.seed < MAX_SEED:
-            raise ConfigError(f"seed must be a whole number from 0 to {MAX_SEED - 1:,}, got {self.seed!r}")
+        if type(self.seed) is not int or not 0 <= self.seed <= LARGEST_SEED:
+            raise ConfigError(f"seed must be a whole number from 0 to {LARGEST_SEED:,}, got {self.seed!r}")
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON-able dict (tuples become lists) for the manifest."""
