@@ -21,8 +21,9 @@ COPY pyproject.toml README.md ./
 COPY engine ./engine
 COPY indexer ./indexer
 COPY server ./server
-# --build-arg EXTRAS=audio adds librosa & co. for audio clips in queries and `musicrec extract`.
-ARG EXTRAS=""
+# fast: the new-track path's compiled kernels (numba; compiled into NUMBA_CACHE_DIR at the first start).
+# --build-arg EXTRAS=fast,audio adds librosa & co. for audio clips in queries and `musicrec extract`.
+ARG EXTRAS="fast"
 RUN --mount=type=secret,id=pip-ca,required=false \
     if [ -f /run/secrets/pip-ca ]; then export PIP_CERT=/run/secrets/pip-ca; fi; \
     /opt/musicrec/bin/pip install --only-binary=:all: --no-binary=musicrec ".${EXTRAS:+[$EXTRAS]}" \
@@ -31,7 +32,7 @@ RUN --mount=type=secret,id=pip-ca,required=false \
 
 # --- runtime: the same base, the environment, an unprivileged user ---
 FROM ${PYTHON_IMAGE}
-# (NUMBA_CACHE_DIR: with EXTRAS=audio, librosa's compiled kernels go to /tmp, never the read-only image)
+# (NUMBA_CACHE_DIR: numba's compiled kernels, musicrec's and librosa's, go to /tmp, never the read-only image)
 ENV PATH=/opt/musicrec/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 \
     MUSICREC_PORT=50051 MUSICREC_METRICS_PORT=9464 NUMBA_CACHE_DIR=/tmp/numba
 COPY --from=build /opt/musicrec /opt/musicrec

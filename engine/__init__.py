@@ -13,6 +13,8 @@ from ._bundle import FORMAT_VERSION, check_current_link, parent_problem, publish
 from ._candidates import CandidateSource, IndexSource, use_one_search_thread
 from ._catalog import Catalog, IngestReport, clean_catalog, read_catalog
 from ._classify import Classification
+from ._compiled import activate as use_compiled_kernels
+from ._compiled import status as compiled_kernels_status
 from ._config import BuildConfig, GenreConfig, IndexConfig, PreprocessConfig, SimilarConfig
 from ._errors import (
     BackendUnavailable,
@@ -98,6 +100,7 @@ __all__ = [
     "bundle_report_html",
     "check_current_link",
     "clean_catalog",
+    "compiled_kernels_status",
     "detect_preset",
     "duration",
     "figure_html",
@@ -111,5 +114,6 @@ __all__ = [
     "read_verified_manifest",
     "search",
     "synthetic_catalog",
+    "use_compiled_kernels",
     "use_one_search_thread",
 ]

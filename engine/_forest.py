@@ -19,6 +19,8 @@ import json
 import numpy as np
 import xgboost as xgb
 
+from . import _compiled
+
 
 class CompiledForest:
     """A multi-class softprob booster as arrays; ``predict_proba(x)`` of shape (n, n_classes)."""
@@ -85,6 +87,10 @@ class CompiledForest:
         """Margins of shape (n_rows, n_classes) for float32 rows of shape (n_rows, n_features)."""
         x = np.ascontiguousarray(x, dtype=np.float32)
         flat = self._flat
+        if len(x) == 1 and self.vector_leaves and _compiled.active():  # the same bits in one call
+            return _compiled.kernels().forest_margin(
+                x[0], flat["root"], flat["feature"], flat["threshold"], flat["default_left"], flat["left"],
+                flat["right"], flat["leaf_value"], self.base_margin, self.depth)[None, :]
         root = flat["root"]
         if len(x) == 1:  # a query's one row (the common call): no per-row offsets to add
             node, row_start = root[None, :], None

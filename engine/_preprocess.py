@@ -141,6 +141,12 @@ class Preprocessor:
                                              for k, v in lists.items()} | {"width": width}
         return plan
 
+    def transform_plan_arrays(self) -> tuple[Any, ...]:
+        """``_transform_plan`` in the order engine/_compiled_kernels.py's ``seed_row`` takes it."""
+        p = self._transform_plan()
+        return (p["same_src"], p["same_dst"], p["log_src"], p["log_dst"], p["cyc_src"], p["periods"], p["sin_dst"],
+                p["cos_dst"], p["width"])
+
     def embed_transformed(self, transformed: np.ndarray) -> np.ndarray:
         """``embed`` for rows already through ``transform_features`` (the same operations)."""
         self._check_fitted()

@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from . import _compiled
 from ._candidates import CandidateSource
 from ._errors import DeadlineExceeded
 
@@ -125,6 +126,14 @@ class Survivors:
             rows = self.source.nearest(self.query, n, self.filter)  # type: ignore[call-arg]
         else:
             rows = self.source.nearest(self.query, n)
+        f = self.filter
+        if _compiled.active() and not (self._used or f.exclude_rows.size or f.exclude_songs.size or f.user_filtered):
+            # the same rows, cosines and survivors as below, in one compiled call (engine/_compiled.py)
+            self._rows, self._cos, self._order = _compiled.kernels().ordered_fetch(rows, self.vectors, self.query,
+                                                                                  self.songs)
+            self._complete = n >= self.size or len(self._rows) < n
+            self._next = 0
+            return
         rows = rows[rows >= 0].astype(np.int64)
         self._complete = n >= self.size or len(rows) < n  # the source has nothing further
         cos = cosines(self.vectors, rows, self.query)
@@ -173,6 +182,11 @@ class Scoring:
     def sorted_block(self, block: Block, affinity: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """The block's rows and scores, best first (ties keep cosine order)."""
         scores = block.cosine
+        codes = getattr(self.agreement, "codes", None)  # GenreAgreement's, for the compiled form
+        if (_compiled.active() and self.genre_weight > 0 and affinity is not None and affinity.ndim == 1
+                and affinity.dtype == np.float32 and not self.targets and codes is not None):
+            return _compiled.kernels().score_block(block.rows, block.cosine, affinity, codes, len(affinity),
+                                                   self.genre_weight)
         if self.genre_weight > 0 and affinity is not None:
             assert self.agreement is not None
             w = self.genre_weight

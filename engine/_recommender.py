@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from . import _compiled
 from ._candidates import CandidateSource
 from ._classify import Classification, GenreClassify
 from ._loaded import Bundle
@@ -44,6 +45,11 @@ class Recommender:
         self.mood_core, self.mood_strength = view.mood_core, view.mood_strength
 
     # -- similar tracks ------------------------------------------------------------------------
+    def warm_compiled(self) -> None:
+        """With the compiled kernels on (engine/_compiled.py, :func:`engine.use_compiled_kernels`), make
+        them ready for this bundle's arrays before the first request (a server calls it on every load)."""
+        _compiled.warm(self.view, self._similar._agreement)
+
     def similar(self, query: SimilarQuery, *, deadline: float | None = None) -> SimilarResult:
         """One page of the query's ranking. ``deadline`` is a ``time.monotonic()`` value."""
         return self._similar.similar(query, deadline=deadline)

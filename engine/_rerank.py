@@ -37,10 +37,10 @@ class GenreAgreement:
         counts = np.diff(indptr)
         width = max(int(counts.max(initial=0)), 1)
         # codes padded to a rectangle; padding points at an extra probability column that is 0
-        self._codes = np.full((len(counts), width), n_genres, dtype=np.int32)
+        self.codes = np.full((len(counts), width), n_genres, dtype=np.int32)
         row_of_code = np.repeat(np.arange(len(counts)), counts)
         slot = np.arange(len(codes)) - np.repeat(indptr[:-1], counts)
-        self._codes[row_of_code, slot] = codes
+        self.codes[row_of_code, slot] = codes
         self.n_genres = n_genres
 
     def __call__(self, proba: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -55,12 +55,12 @@ class GenreAgreement:
             padded = np.zeros(len(proba) + 1, dtype=proba.dtype)
             padded[:-1] = proba
             # take and add.reduce: the sums of the batched form below, with fewer per-call checks
-            agree = np.add.reduce(padded.take(self._codes.take(rows, axis=0)), axis=1)
+            agree = np.add.reduce(padded.take(self.codes.take(rows, axis=0)), axis=1)
             return np.minimum(agree, 1.0, out=agree)
         proba2 = np.atleast_2d(proba)
         rows2 = np.atleast_2d(rows)
         padded = np.concatenate([proba2, np.zeros((len(proba2), 1), dtype=proba2.dtype)], axis=1)
-        codes = self._codes[np.maximum(rows2, 0)]  # (q, c, width)
+        codes = self.codes[np.maximum(rows2, 0)]  # (q, c, width)
         agree = np.take_along_axis(padded[:, None, :], codes, axis=2).sum(axis=2)
         agree = np.where(rows2 >= 0, np.minimum(agree, 1.0), 0.0)
         return agree[0] if single else agree

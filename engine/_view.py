@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from . import _compiled
 from ._catalog import UNKNOWN_FLAG, catalog_songs
 from ._errors import InvalidQuery, shown
 from ._loaded import Bundle
@@ -120,6 +121,8 @@ class CatalogView:
         """``feature_seed`` for validated raw rows (n, n_features) at once, the same operations row by
         row (engine/_similar_many.py ranks concurrent queries together): the classifier's inputs (n,
         n_transformed), the unit vectors (n, dim), and per row None or why it is refused."""
+        if len(raw) == 1 and _compiled.active():
+            return self._compiled_seed(raw)
         inputs, transformed = self._inputs(raw)
         vectors = self.bundle.preprocessor.embed_transformed(transformed)
         problems: list[str | None] = [None] * len(raw)
@@ -131,6 +134,17 @@ class CatalogView:
         for i in np.flatnonzero(~np.isfinite(inputs).all(axis=1) | ~vectors.any(axis=1)).tolist():
             problems[i] = _seed_problem(inputs[i])
         return inputs, vectors, problems
+
+    def _compiled_seed(self, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str | None]]:
+        """``feature_seeds`` of one row by the compiled kernels (engine/_compiled.py): the same bits in
+        three calls (transform and standardize, numpy's PCA product, unit vector) instead of about twenty."""
+        pre = self.bundle.preprocessor
+        kernels = _compiled.kernels()
+        inputs, standardized, finite = kernels.seed_row(raw[0], *pre.transform_plan_arrays(), pre.mean_, pre.scale_)
+        with np.errstate(over="ignore", invalid="ignore"):
+            projected = standardized[None, :] @ pre.components_.T
+        vector, nonzero = kernels.unit_vector(projected[0])
+        return inputs[None, :], vector[None, :], [None if finite and nonzero else _seed_problem(inputs)]
 
     def model_seed(self, values: Mapping[str, float], where: str) -> np.ndarray:
         """The classifier's float32 inputs (1, n_transformed) for a feature-name -> value mapping, validated

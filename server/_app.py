@@ -17,7 +17,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from engine import Bundle, CandidateSource, use_one_search_thread
+from engine import Bundle, CandidateSource, use_compiled_kernels, use_one_search_thread
 
 from ._audio import AudioPool, AudioUnavailable
 from ._bind import ServerStartError, check_bindable, read_tls_files
@@ -170,6 +170,7 @@ def create_server(bundle: str | os.PathLike[str] | None, address: str = "127.0.0
         require_web_extra()
         http_socket = bind_http(options.http_host, options.http_port)
     use_one_search_thread()
+    use_compiled_kernels()  # the new-track path's kernels (engine/_compiled.py); the numpy code if unavailable
     holder = BundleHolder(bundle, source_factory=options.source_factory, share_pages=options.replica)
     auth = None
     if options.read_tokens or options.admin_tokens:

@@ -117,7 +117,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         configure_logging(args.log_format)
         return run_replicas(args)
 
-    from engine import BundleError
+    from engine import BundleError, compiled_kernels_status
 
     from ._app import ServerOptions, create_server, serve_forever
     from ._logging import configure as configure_logging
@@ -153,6 +153,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "serving musicrec.v1.Recommender on %s:%d%s (bundle %s: %d tracks, %d moods, %d genres, %s index)",
             args.host, running.port, " with TLS" if args.tls_cert else "", rec.bundle.version, rec.n,
             len(rec.moods()), len(rec.genre_names), rec.bundle.manifest["metrics"]["index"]["kind"])
+        logging.getLogger("musicrec.server").info(
+            "compiled kernels for queries about new tracks: %s", compiled_kernels_status(),
+            extra={"event": "compiled_kernels", "fields": {"compiled_kernels": compiled_kernels_status()}})
         if args.backend == "qdrant":
             state = getattr(rec.source, "error", None) or f"collection {getattr(rec.source, 'collection', None)}"
             logging.getLogger("musicrec.server").info(

@@ -140,6 +140,7 @@ class BundleHolder:
             try:
                 bundle = load_bundle(resolved, share_pages=self.share_pages)
                 rec = Recommender(bundle, source=self.source_factory(bundle) if self.source_factory else None)
+                rec.warm_compiled()
             except BundleError:
                 self.refused += 1
                 self._attempted(started, ok=False)

@@ -1,0 +1,143 @@
+"""Compiled kernels for the one-query path of a track the catalog does not hold (numba, optional).
+
+A SimilarTracks or ClassifyGenre call seeded by raw features runs about sixty small numpy calls
+whose fixed cost, not their arithmetic, is most of the call: the seed's transform and unit vector,
+the candidates' exact cosines, their canonical order and one listing per song, the block's genre
+agreement and sort, and the classifier's trees (benchmarks/RESULTS.md, "The new-track path
+compiled"). Each kernel here does one of those stages in one call, **with the same arithmetic in
+the same order**, so it gives the numpy code's answers bit for bit:
+
+- float sums are numpy's: ``np.add.reduce`` over a row starts from 0 and adds the row pairwise
+  (eight running sums for rows of 8 or more, :func:`_row_sum`), not left to right;
+- sorts are stable (mergesort), as ``np.lexsort`` and ``argsort(kind="stable")`` are;
+- the PCA projection stays numpy's matrix product (BLAS sums in an order of its own), between
+  two kernels;
+- transcendental functions (``log1p``, ``sin``, ``cos``) are the C library's, which numpy's float64
+  loops call on this machine; :func:`activate` checks them against numpy's on the bundle's own
+  transforms before it turns the kernels on, and leaves them off when they differ.
+
+tests/engine/test_compiled.py checks every kernel against the numpy code on the real catalog.
+The numpy code stays the reference and the path of batches (engine/_similar_many.py, builds), of
+calls with filters or targets, and of every call when numba is not installed (the ``fast`` extra)
+or ``MUSICREC_COMPILED=0``. Nothing compiles at import: :func:`activate` (the server calls it
+before serving) compiles or loads the kernels from numba's cache, one process at a time
+(engine/audio/_kernels.py: numba's cache is not safe when two processes write it at once).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger("musicrec.engine")
+
+_LOCK = threading.Lock()
+_kernels: Any = None  # engine/_compiled_kernels.py once activated
+_why_off = "not activated"
+
+
+def active() -> bool:
+    """Whether the compiled kernels are in use in this process."""
+    return _kernels is not None
+
+
+def status() -> str:
+    """"on", or why the kernels are off (for logs and ServerInfo-style reports)."""
+    return "on" if _kernels is not None else _why_off
+
+
+def activate() -> bool:
+    """Compile (or load from numba's cache) every kernel, check them, and turn them on for this
+    process. Returns whether they are on; never raises: without numba, or with
+    ``MUSICREC_COMPILED=0``, or when a check fails, the numpy code serves and :func:`status` says why."""
+    global _kernels, _why_off
+    with _LOCK:
+        if _kernels is not None:
+            return True
+        if os.environ.get("MUSICREC_COMPILED", "1").strip() == "0":
+            _why_off = "off: MUSICREC_COMPILED=0"
+            return False
+        from .audio import _kernels as numba_cache  # numba's cache directory and compile lock
+
+        numba_cache.use_own_cache()
+        try:
+            from . import _compiled_kernels as compiled
+        except ImportError:
+            _why_off = "off: numba is not installed (pip install 'musicrec[fast]')"
+            return False
+        with numba_cache.compile_lock():
+            problem = _self_check(compiled)
+        if problem:
+            _why_off = f"off: {problem}"
+            log.warning("compiled kernels %s; the numpy code serves", _why_off)
+            return False
+        _kernels = compiled
+        return True
+
+
+def deactivate() -> None:
+    """Back to the numpy code (tests compare the two)."""
+    global _kernels, _why_off
+    with _LOCK:
+        _kernels, _why_off = None, "off: deactivated"
+
+
+def kernels() -> Any:
+    """engine/_compiled_kernels.py (only while :func:`active`)."""
+    assert _kernels is not None, "compiled kernels are not active"
+    return _kernels
+
+
+def _self_check(compiled: Any) -> str | None:
+    """Run every kernel once (compiling it) and compare the transcendental functions with numpy's
+    on this machine; None when they agree, else what differs."""
+    rng = np.random.default_rng(0)
+    raw = np.concatenate([rng.uniform(-3.0, 3.0, 256), rng.uniform(0.0, 1e6, 256), np.arange(24.0)])
+    n = len(raw)
+    idx = np.arange(n, dtype=np.int64)
+    empty = np.empty(0, np.int64)
+    _, z, _ = compiled.seed_row(raw, empty, empty, idx, idx, empty, np.empty(0), empty, empty, n, np.zeros(n),
+                                np.ones(n))
+    if not np.array_equal(z, np.log1p(np.maximum(raw, 0))):
+        return "log1p differs from numpy's on this machine"
+    periods = np.full(n, 12.0)
+    sines = np.arange(0, 2 * n, 2, dtype=np.int64)
+    _, z, _ = compiled.seed_row(raw, empty, empty, empty, empty, idx, periods, sines, sines + 1, 2 * n,
+                                np.zeros(2 * n), np.ones(2 * n))
+    angle = 2 * np.pi * raw / periods
+    if not (np.array_equal(z[0::2], np.sin(angle)) and np.array_equal(z[1::2], np.cos(angle))):
+        return "sin or cos differs from numpy's on this machine"
+    vectors = rng.standard_normal((64, 14)).astype(np.float32)
+    rows, cos, _ = compiled.ordered_fetch(np.arange(64, dtype=np.int64), vectors, vectors[0],
+                                          np.arange(64, dtype=np.int64) // 2)
+    compiled.unit_vector(rng.standard_normal(14))
+    compiled.score_block(rows, cos, np.full(4, 0.25, np.float32), np.zeros((64, 2), np.int32), 4, 0.5)
+    leaves = np.ones((3, 4), np.float32)
+    compiled.forest_margin(np.zeros(2, np.float32), np.zeros(1, np.int64), np.zeros(3, np.int64),
+                              np.zeros(3, np.float32), np.zeros(3, np.bool_), np.zeros(3, np.int64),
+                              np.zeros(3, np.int64), leaves, np.zeros(4, np.float32), 1)
+    return None
+
+
+def warm(view: Any, agreement: Any) -> None:
+    """Compile or load the kernels' forms for one bundle's arrays now, under numba's compile lock,
+    rather than in the first request: numba compiles a function per array layout, and a flat index
+    shared between processes (``serve --processes``) is not aligned. ``view`` is the bundle's
+    CatalogView, ``agreement`` its GenreAgreement (or None)."""
+    if _kernels is None:
+        return
+    from .audio import _kernels as numba_cache
+
+    with numba_cache.compile_lock():
+        inputs, vectors, _ = view.feature_seeds(np.asarray(view.bundle.tracks.features[:1], dtype=np.float64))
+        rows, cos, _ = _kernels.ordered_fetch(np.arange(min(view.n, 8), dtype=np.int64), view.vectors, vectors[0],
+                                              view.song)
+        classifier = view.bundle.classifier
+        if classifier is not None:
+            proba = classifier.predict_proba(inputs)[0]
+            if agreement is not None:
+                _kernels.score_block(rows, cos, proba, agreement.codes, len(proba), 0.5)

@@ -1,0 +1,203 @@
+"""The compiled kernels of engine/_compiled.py (numba): imported only when they are activated, so
+importing the engine never imports numba. Each is the numpy code's arithmetic in the numpy code's
+order; engine/_compiled.py says how, tests/engine/test_compiled.py checks it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True)
+def row_sum(p: np.ndarray, zero: Any) -> Any:
+    """``np.add.reduce`` of a contiguous row: ``zero`` (the sum's type) plus numpy's pairwise sum
+    (rows under 8 left to right; longer rows in eight running sums, then the tail; numpy's
+    ``pairwise_sum`` for rows of up to 128, which covers every row here)."""
+    n = p.shape[0]
+    if n < 8:
+        res = zero
+        for i in range(n):
+            res += p[i]
+        return zero + res
+    r0, r1, r2, r3, r4, r5, r6, r7 = p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]
+    i = 8
+    whole = n - n % 8
+    while i < whole:
+        r0 += p[i]
+        r1 += p[i + 1]
+        r2 += p[i + 2]
+        r3 += p[i + 3]
+        r4 += p[i + 4]
+        r5 += p[i + 5]
+        r6 += p[i + 6]
+        r7 += p[i + 7]
+        i += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        res += p[i]
+        i += 1
+    return zero + res
+
+
+@njit(cache=True)
+def seed_row(raw: np.ndarray, same_src: np.ndarray, same_dst: np.ndarray, log_src: np.ndarray,
+              log_dst: np.ndarray, cyc_src: np.ndarray, periods: np.ndarray, sin_dst: np.ndarray,
+              cos_dst: np.ndarray, width: int, mean: np.ndarray, scale: np.ndarray) -> Any:
+    """``Preprocessor.transform_features`` of one finite raw row, its float32 cast (the classifier's
+    inputs) and whether that is finite, and the standardized row ``(t - mean) / scale``."""
+    t = np.empty(width)
+    for i in range(same_src.shape[0]):
+        t[same_dst[i]] = raw[same_src[i]]
+    for i in range(log_src.shape[0]):
+        v = raw[log_src[i]]
+        t[log_dst[i]] = np.log1p(v if v > 0.0 else 0.0)  # np.log1p(np.maximum(v, 0)); v is finite
+    for i in range(cyc_src.shape[0]):
+        angle = 2 * np.pi * raw[cyc_src[i]] / periods[i]
+        t[sin_dst[i]] = np.sin(angle)
+        t[cos_dst[i]] = np.cos(angle)
+    inputs = np.empty(width, np.float32)
+    z = np.empty(width)
+    finite = True
+    for j in range(width):
+        inputs[j] = np.float32(t[j])
+        if not np.isfinite(inputs[j]):
+            finite = False
+        z[j] = (t[j] - mean[j]) / scale[j]
+    return inputs, z, finite
+
+
+@njit(cache=True)
+def unit_vector(x: np.ndarray) -> Any:
+    """``l2_normalize`` of one float64 row (engine/_preprocess.py, ``unit_rows``): divided by its
+    largest magnitude, then by its norm, cast to float32; a zero, inf or NaN row gives zeros.
+    Returns the vector and whether any of it is non-zero."""
+    d = x.shape[0]
+    out = np.zeros(d, np.float32)
+    largest = 0.0
+    for j in range(d):
+        a = abs(x[j])
+        if a > largest or np.isnan(a):
+            largest = a
+    if not 0.0 < largest < np.inf:
+        return out, False
+    y = np.empty(d)
+    squares = np.empty(d)
+    for j in range(d):
+        y[j] = x[j] / largest
+        squares[j] = y[j] * y[j]
+    norm = np.sqrt(row_sum(squares, 0.0))
+    nonzero = False
+    for j in range(d):
+        out[j] = np.float32(y[j] / norm)
+        if out[j] != 0:
+            nonzero = True
+    return out, nonzero
+
+
+@njit(cache=True)
+def ordered_fetch(fetched: np.ndarray, vectors: np.ndarray, query: np.ndarray, songs: np.ndarray) -> Any:
+    """``Survivors._fetch`` with nothing excluded or filtered (engine/_ranking.py): the fetched rows
+    (-1s dropped) in canonical order (cosine descending, then row), their float32 cosines, and
+    the positions of each song's nearest listing, ascending."""
+    n = 0
+    for i in range(fetched.shape[0]):
+        if fetched[i] >= 0:
+            n += 1
+    rows = np.empty(n, np.int64)
+    n = 0
+    for i in range(fetched.shape[0]):
+        if fetched[i] >= 0:
+            rows[n] = fetched[i]
+            n += 1
+    d = query.shape[0]
+    cos = np.empty(n, np.float32)
+    products = np.empty(d, np.float32)
+    for i in range(n):
+        v = vectors[rows[i]]
+        for t in range(d):
+            products[t] = v[t] * query[t]
+        cos[i] = row_sum(products, np.float32(0.0))
+    by_row = np.argsort(rows, kind="mergesort")  # np.lexsort((rows, -cos)): by -cos, ties by row
+    negated = np.empty(n, np.float32)
+    for i in range(n):
+        negated[i] = -cos[by_row[i]]
+    order = by_row[np.argsort(negated, kind="mergesort")]
+    rows, cos = rows[order], cos[order]
+    song = np.empty(n, songs.dtype)
+    for i in range(n):
+        song[i] = songs[rows[i]]
+    by_song = np.argsort(song, kind="mergesort")  # stable: a song's first position comes first
+    first = np.zeros(n, np.bool_)
+    for i in range(n):
+        if i == 0 or song[by_song[i]] != song[by_song[i - 1]]:
+            first[by_song[i]] = True
+    m = 0
+    for i in range(n):
+        if first[i]:
+            m += 1
+    positions = np.empty(m, np.int64)
+    m = 0
+    for i in range(n):
+        if first[i]:
+            positions[m] = i
+            m += 1
+    return rows, cos, positions
+
+
+@njit(cache=True)
+def score_block(rows: np.ndarray, cos: np.ndarray, proba: np.ndarray, codes: np.ndarray, n_genres: int,
+                 weight: float) -> Any:
+    """``Scoring.sorted_block`` with genre agreement and no targets: ``(1-w) * cosine + w *
+    min(1, the seed's probability summed over the track's genres)`` in float32, stably sorted
+    best first (``GenreAgreement``'s padded codes: a code of ``n_genres`` reads 0)."""
+    k = rows.shape[0]
+    width = codes.shape[1]
+    w = np.float32(weight)
+    keep = np.float32(1.0 - weight)
+    values = np.empty(width, np.float32)
+    scores = np.empty(k, np.float32)
+    for i in range(k):
+        track_codes = codes[rows[i]]
+        for t in range(width):
+            g = track_codes[t]
+            values[t] = proba[g] if g < n_genres else np.float32(0.0)
+        agree = row_sum(values, np.float32(0.0))
+        if agree > np.float32(1.0):
+            agree = np.float32(1.0)
+        scores[i] = keep * cos[i] + w * agree
+    negated = np.empty(k, np.float32)
+    for i in range(k):
+        negated[i] = -scores[i]
+    order = np.argsort(negated, kind="mergesort")
+    return rows[order], scores[order]
+
+
+@njit(cache=True)
+def forest_margin(x: np.ndarray, root: np.ndarray, feature: np.ndarray, threshold: np.ndarray,
+                   default_left: np.ndarray, left: np.ndarray, right: np.ndarray, leaf_value: np.ndarray,
+                   base_margin: np.ndarray, depth: int) -> Any:
+    """``CompiledForest.predict_margin`` of one float32 row for trees with vector leaves
+    (engine/_forest.py): each tree descended ``depth`` levels (a missing value goes its node's
+    default way), the leaf vectors summed in tree order, then added to the base margin."""
+    n_trees = root.shape[0]
+    out = leaf_value.shape[1]
+    total = np.zeros(out, np.float32)
+    for tree in range(n_trees):
+        node = root[tree]
+        for _ in range(depth):
+            v = x[feature[node]]
+            go_left = default_left[node] if np.isnan(v) else v < threshold[node]
+            node = left[node] if go_left else right[node]
+        leaf = leaf_value[node]
+        if tree == 0:
+            for j in range(out):
+                total[j] = leaf[j]
+        else:
+            for j in range(out):
+                total[j] += leaf[j]
+    margin = np.empty(out, np.float32)
+    for j in range(out):
+        margin[j] = base_margin[j] + total[j]
+    return margin
