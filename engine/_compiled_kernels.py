@@ -42,6 +42,23 @@ def row_sum(p: np.ndarray, zero: Any) -> Any:
 
 
 @njit(cache=True)
+def descending_keys(values: np.ndarray, ties: Any = None) -> np.ndarray:
+    """Unique uint64 keys whose ascending order is ``values`` (float32) descending, equal values by
+    ``ties`` (non-negative ints under 2**32; default their positions): the high half is -value's
+    bits made to sort as unsigned integers (-0.0 counted as 0.0, as comparisons count it), the low
+    half the tie-breaker. One plain sort of these is a stable sort by -value."""
+    n = values.shape[0]
+    bits = (-(values + np.float32(0.0))).view(np.uint32)
+    keys = np.empty(n, np.uint64)
+    for i in range(n):
+        b = np.uint64(bits[i])
+        b = b ^ np.uint64(0xFFFFFFFF) if b & np.uint64(0x80000000) else b | np.uint64(0x80000000)
+        low = np.uint64(i) if ties is None else np.uint64(ties[i])
+        keys[i] = (b << np.uint64(32)) | low
+    return keys
+
+
+@njit(cache=True)
 def seed_row(raw: np.ndarray, same_src: np.ndarray, same_dst: np.ndarray, log_src: np.ndarray,
               log_dst: np.ndarray, cyc_src: np.ndarray, periods: np.ndarray, sin_dst: np.ndarray,
               cos_dst: np.ndarray, width: int, mean: np.ndarray, scale: np.ndarray) -> Any:
@@ -119,20 +136,19 @@ def ordered_fetch(fetched: np.ndarray, vectors: np.ndarray, query: np.ndarray, s
         for t in range(d):
             products[t] = v[t] * query[t]
         cos[i] = row_sum(products, np.float32(0.0))
-    by_row = np.argsort(rows, kind="mergesort")  # np.lexsort((rows, -cos)): by -cos, ties by row
-    negated = np.empty(n, np.float32)
-    for i in range(n):
-        negated[i] = -cos[by_row[i]]
-    order = by_row[np.argsort(negated, kind="mergesort")]
+    # np.lexsort((rows, -cos)): one sort of unique keys, cosine descending, then row
+    order = np.argsort(descending_keys(cos, rows))
     rows, cos = rows[order], cos[order]
-    song = np.empty(n, songs.dtype)
+    # each song's first position in that order (np.unique's return_index): one sort of (song, position)
+    by_song = np.empty(n, np.int64)
     for i in range(n):
-        song[i] = songs[rows[i]]
-    by_song = np.argsort(song, kind="mergesort")  # stable: a song's first position comes first
+        by_song[i] = (songs[rows[i]] << 32) | i
+    by_song.sort()
     first = np.zeros(n, np.bool_)
+    low = np.int64(0xFFFFFFFF)
     for i in range(n):
-        if i == 0 or song[by_song[i]] != song[by_song[i - 1]]:
-            first[by_song[i]] = True
+        if i == 0 or (by_song[i] >> 32) != (by_song[i - 1] >> 32):
+            first[by_song[i] & low] = True
     m = 0
     for i in range(n):
         if first[i]:
@@ -167,10 +183,7 @@ def score_block(rows: np.ndarray, cos: np.ndarray, proba: np.ndarray, codes: np.
         if agree > np.float32(1.0):
             agree = np.float32(1.0)
         scores[i] = keep * cos[i] + w * agree
-    negated = np.empty(k, np.float32)
-    for i in range(k):
-        negated[i] = -scores[i]
-    order = np.argsort(negated, kind="mergesort")
+    order = np.argsort(descending_keys(scores))  # argsort(-scores, kind="stable"): ties by position
     return rows[order], scores[order]
 
 

@@ -146,3 +146,11 @@ def test_off_when_asked_or_when_a_check_fails(monkeypatch: pytest.MonkeyPatch) -
         _compiled.deactivate()
         if was_on:
             _compiled.activate()
+
+
+def test_descending_keys_sort_as_a_stable_sort_of_the_negated_values(kernels) -> None:
+    rng = np.random.default_rng(9)
+    values = rng.choice(np.array([-1.5, -0.0, 0.0, 1e-30, -1e-30, 0.25, 0.25, 3.0], np.float32), 400)
+    assert np.array_equal(np.argsort(kernels.descending_keys(values)), np.argsort(-values, kind="stable"))
+    rows = rng.permutation(400).astype(np.int64)
+    assert np.array_equal(np.argsort(kernels.descending_keys(values, rows)), np.lexsort((rows, -values)))
