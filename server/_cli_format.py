@@ -61,7 +61,8 @@ def format_response(kind: str, r: Any, width: int | None = None) -> str:
     elif kind == "info":
         lines += [f"bundle {r.bundle_version} ({r.bundle_path})", f"{r.tracks:,} tracks, {r.genres} genres, "
                   f"{r.moods} moods, {r.index_kind} index of {r.vector_dimension} dims; up {r.uptime_seconds:.0f} s",
-                  f"features: {', '.join(r.feature_names)}"]
+                  f"features: {', '.join(r.feature_names)}",
+                  f"compiled kernels (new-track queries): {r.compiled_kernels or 'not reported (older server)'}"]
     elif kind == "track":
         t = r.track
         lines += [f"{t.name} by {', '.join(t.artists)} ({', '.join(t.genres)})",

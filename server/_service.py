@@ -26,6 +26,7 @@ from engine import (
     InvalidQuery,
     Recommender,
     TrackNotFound,
+    compiled_kernels_status,
 )
 from engine.audio import AudioNotSupported
 
@@ -243,7 +244,8 @@ class RecommenderServicer(pb_grpc.RecommenderServicer):
             feature_names=rec.feature_names, max_k=MAX_K, max_playlist=MAX_PLAYLIST,
             counts_json=json.dumps(m["counts"]), metrics_json=json.dumps(m["metrics"]),
             uptime_seconds=time.monotonic() - self.started, server_version=SERVER_VERSION,
-            default_genre_weight=rec.default_genre_weight, **_audio.info_fields(m))
+            default_genre_weight=rec.default_genre_weight, compiled_kernels=compiled_kernels_status(),
+            **_audio.info_fields(m))
 
     @unary
     def ReloadBundle(self, request: pb.ReloadBundleRequest, context: grpc.ServicerContext) -> pb.ReloadBundleResponse:

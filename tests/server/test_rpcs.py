@@ -62,6 +62,7 @@ def test_similar_by_features_vector_targets_and_features_in_results(
     assert [r.score for r in reranked.results] != [r.score for r in by_features.results]
     info = stub.ServerInfo(pb.ServerInfoRequest(), timeout=T)
     assert info.default_genre_weight == pytest.approx(rec.bundle.config.similar.genre_weight)
+    assert info.compiled_kernels == "on"  # the test extra installs numba (the fast extra)
     with pytest.raises(grpc.RpcError) as err:
         stub.SimilarTracks(pb.SimilarTracksRequest(seeds=[pb.Seed(track_id=rec.ids[3])], genre_weight=1.5), timeout=T)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "genre_weight" in err.value.details()

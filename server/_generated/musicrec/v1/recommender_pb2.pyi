@@ -333,7 +333,7 @@ class ServerInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ServerInfoResponse(_message.Message):
-    __slots__ = ("bundle_version", "bundle_path", "created_at", "tracks", "genres", "moods", "index_kind", "vector_dimension", "feature_names", "max_k", "max_playlist", "counts_json", "metrics_json", "uptime_seconds", "server_version", "default_genre_weight", "audio_extractor", "audio_segment_seconds")
+    __slots__ = ("bundle_version", "bundle_path", "created_at", "tracks", "genres", "moods", "index_kind", "vector_dimension", "feature_names", "max_k", "max_playlist", "counts_json", "metrics_json", "uptime_seconds", "server_version", "default_genre_weight", "audio_extractor", "audio_segment_seconds", "compiled_kernels")
     BUNDLE_VERSION_FIELD_NUMBER: _ClassVar[int]
     BUNDLE_PATH_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
@@ -352,6 +352,7 @@ class ServerInfoResponse(_message.Message):
     DEFAULT_GENRE_WEIGHT_FIELD_NUMBER: _ClassVar[int]
     AUDIO_EXTRACTOR_FIELD_NUMBER: _ClassVar[int]
     AUDIO_SEGMENT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    COMPILED_KERNELS_FIELD_NUMBER: _ClassVar[int]
     bundle_version: str
     bundle_path: str
     created_at: str
@@ -370,7 +371,8 @@ class ServerInfoResponse(_message.Message):
     default_genre_weight: float
     audio_extractor: str
     audio_segment_seconds: float
-    def __init__(self, bundle_version: _Optional[str] = ..., bundle_path: _Optional[str] = ..., created_at: _Optional[str] = ..., tracks: _Optional[int] = ..., genres: _Optional[int] = ..., moods: _Optional[int] = ..., index_kind: _Optional[str] = ..., vector_dimension: _Optional[int] = ..., feature_names: _Optional[_Iterable[str]] = ..., max_k: _Optional[int] = ..., max_playlist: _Optional[int] = ..., counts_json: _Optional[str] = ..., metrics_json: _Optional[str] = ..., uptime_seconds: _Optional[float] = ..., server_version: _Optional[str] = ..., default_genre_weight: _Optional[float] = ..., audio_extractor: _Optional[str] = ..., audio_segment_seconds: _Optional[float] = ...) -> None: ...
+    compiled_kernels: str
+    def __init__(self, bundle_version: _Optional[str] = ..., bundle_path: _Optional[str] = ..., created_at: _Optional[str] = ..., tracks: _Optional[int] = ..., genres: _Optional[int] = ..., moods: _Optional[int] = ..., index_kind: _Optional[str] = ..., vector_dimension: _Optional[int] = ..., feature_names: _Optional[_Iterable[str]] = ..., max_k: _Optional[int] = ..., max_playlist: _Optional[int] = ..., counts_json: _Optional[str] = ..., metrics_json: _Optional[str] = ..., uptime_seconds: _Optional[float] = ..., server_version: _Optional[str] = ..., default_genre_weight: _Optional[float] = ..., audio_extractor: _Optional[str] = ..., audio_segment_seconds: _Optional[float] = ..., compiled_kernels: _Optional[str] = ...) -> None: ...
 
 class ReloadBundleRequest(_message.Message):
     __slots__ = ("path",)
