@@ -7,7 +7,10 @@ survivors (exact cosines, filter, one listing per song), score (genre agreement,
 (artist cap / MMR walk, page), serialize (response bytes). Seeds are catalog tracks' own feature
 values, sent as if new. Medians over --queries seeds, each stage timed separately.
 
-    python benchmarks/new_track_path.py BUNDLE [--queries 500] [--json out.json]
+    python benchmarks/new_track_path.py BUNDLE [--queries 500] [--compiled] [--json out.json]
+
+``--compiled`` turns on the compiled kernels (engine/_compiled.py) as the server does; without it the
+numpy code runs.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from typing import Any
 import numpy as np
 from _timing import timed_us  # benchmarks/_timing.py
 
-from engine import Recommender, load_bundle, use_one_search_thread
+from engine import Recommender, compiled_kernels_status, load_bundle, use_compiled_kernels, use_one_search_thread
 from engine.evaluation import Selector, Survivors
 from server import _convert as conv
 from server._generated.musicrec.v1 import recommender_pb2 as pb
@@ -107,19 +110,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cold", action="store_true",
                         help="read a 64 MiB buffer before each stage (and each whole call): every stage with its code "
                              "and data out of the CPU caches, as a served call finds them (benchmarks/server_cpu.py)")
+    parser.add_argument("--compiled", action="store_true", help="the compiled kernels on, as in the server")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     junk = np.ones(64 * 1024 * 1024 // 8)
     before: Callable[[], object] = junk.sum if args.cold else (lambda: None)
     use_one_search_thread()
     rec = Recommender(load_bundle(args.bundle))
+    if args.compiled:
+        use_compiled_kernels()
+        rec.warm_compiled()
     if rec.bundle.classifier is not None:
         rec.bundle.classifier.booster_.set_param({"nthread": 1})
     wire = TrackBytes(rec.n)
     rng = np.random.default_rng(0)
     rows = rng.choice(rec.n, size=min(args.queries, rec.n), replace=False)
     report: dict[str, Any] = {"bundle": str(args.bundle), "tracks": rec.n, "queries": len(rows), "cold": args.cold,
-                              "index": rec.bundle.manifest["metrics"]["index"]["kind"]}
+                              "index": rec.bundle.manifest["metrics"]["index"]["kind"],
+                              "compiled_kernels": compiled_kernels_status()}
     for label, make in (
         ("SimilarTracks by features", lambda r: pb.SimilarTracksRequest(
             seeds=[pb.Seed(features=pb.FeatureValues(values={n: float(v) for n, v in zip(
@@ -150,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
         for stage, us in report[label].items():
             print(f"  {stage:18s} {us:9.1f}")
     print(f"command: python benchmarks/new_track_path.py {args.bundle} --queries {args.queries}"
-          + (" --cold" if args.cold else ""))
+          + (" --cold" if args.cold else "") + (" --compiled" if args.compiled else ""))
+    print(f"compiled kernels: {compiled_kernels_status()}")
     print(f"machine: {platform.platform()}")
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")

@@ -26,8 +26,12 @@ import json
 import sys
 from pathlib import Path
 
+import grpc
+
 from server._bench import Load, compare
 from server._bench_report import format_report
+from server._generated.musicrec.v1 import recommender_pb2 as pb
+from server._generated.musicrec.v1 import recommender_pb2_grpc as pb_grpc
 from server._spawn import start_server_process
 
 
@@ -50,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     serve = ["--workers", str(args.workers)] + (["--processes", str(args.processes)] if args.processes > 1 else [])
     with start_server_process(args.bundle, *serve) as (_, port):
         address = f"127.0.0.1:{port}"
+        with grpc.insecure_channel(address) as channel:  # what served: the kernels' state (ServerInfo)
+            kernels = pb_grpc.RecommenderStub(channel).ServerInfo(pb.ServerInfoRequest(), timeout=60).compiled_kernels
+        print(f"compiled kernels: {kernels}", file=sys.stderr)
         for label, concurrency, processes in (("sequential", 1, 1), ("concurrent16", 16, args.client_processes)):
             print(f"== {label}", file=sys.stderr)
             report = compare(address, [(("similar", 1.0),), (("similar-features", 1.0),),
@@ -75,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     verdict = {}
     print(f"command: python benchmarks/server_latency.py {args.bundle} --rounds {args.rounds} "
           f"--duration {args.duration} --workers {args.workers} --processes {args.processes} "
-          f"--client-processes {args.client_processes} --connections {args.connections}")
+          f"--client-processes {args.client_processes} --connections {args.connections}; compiled kernels: {kernels}")
     for label, rpc, measure, op, goal, table in goals:
         value = table[rpc][measure]
         met = value <= goal if op == "<=" else value >= goal
@@ -84,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{label:62s} {value:5.2f}  (goal {op} {goal}: {'met' if met else 'NOT met'})")
     if args.json:
         server = {"processes": args.processes, "workers": args.workers, "client_processes": args.client_processes,
-                  "connections_per_client_process": args.connections}
+                  "connections_per_client_process": args.connections, "compiled_kernels": kernels}
         args.json.write_text(json.dumps({"server": server, "verdict": verdict, **results}, indent=2) + "\n")
     return 0
 
