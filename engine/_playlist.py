@@ -32,6 +32,7 @@ class PlaylistEntry:
 
 
 MOOD_CANDIDATES_SHOWN = 6
+MOOD_ID_DIGITS = 9  # longer digit strings are no mood's id (and never reach int())
 
 
 def _words(text: str) -> list[str]:
@@ -51,10 +52,15 @@ def find_mood(names: Sequence[str], text: str) -> int:
     refused, listing them; none gets the closest names.
     """
     query = _words(text)
-    if text.strip().isdigit():
-        if int(text) < len(names):
-            return int(text)
-        raise InvalidQuery(f"mood_name: unknown mood id {text.strip()}; ids are 0..{len(names) - 1}")
+    digits = text.strip()
+    # only ASCII digits are an id: "²" or "③" pass isdigit() but not int(), and a few thousand
+    # digits pass int() only up to Python's 4300-digit limit; a number this long is no mood's id
+    if digits.isascii() and digits.isdecimal():
+        number = digits.lstrip("0") or "0"
+        if len(number) <= MOOD_ID_DIGITS and int(number) < len(names):
+            return int(number)
+        cut = digits if len(digits) <= 20 else f"{digits[:12]}... ({len(digits)} digits)"
+        raise InvalidQuery(f"mood_name: unknown mood id {cut}; ids are 0..{len(names) - 1}")
     if not query:
         raise InvalidQuery(f"mood_name: {shown(text)} has no words; ListMoods gives the names")
     words = [_words(n) for n in names]

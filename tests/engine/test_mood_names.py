@@ -152,3 +152,19 @@ def test_unknown_names_get_the_closest_names() -> None:
         find_mood(NAMES, "zzz")
     with pytest.raises(InvalidQuery, match=r"unknown mood id 9; ids are 0\.\.8"):
         find_mood(NAMES, "9")
+
+
+@pytest.mark.parametrize("text", ["²", "③", "٣", " ² ", "3²"])
+def test_digits_other_than_ascii_are_names_not_ids(text: str) -> None:
+    """str.isdigit() holds for "²" and "③" but int() refuses them: they are looked up as names."""
+    with pytest.raises(InvalidQuery, match=r"mood_name: unknown mood '.*' \(ListMoods gives all 9 names and ids\)"):
+        find_mood(NAMES, text)
+
+
+def test_an_id_with_thousands_of_digits_is_unknown_not_an_int_overflow() -> None:
+    with pytest.raises(InvalidQuery, match=r"unknown mood id 444444444444\.\.\. \(4301 digits\); ids are 0\.\.8"):
+        find_mood(NAMES, "4" * 4301)
+    with pytest.raises(InvalidQuery, match=r"unknown mood id 1000000000; ids are 0\.\.8"):
+        find_mood(NAMES, "1000000000")
+    assert find_mood(NAMES, "0" * 5000 + "3") == 3  # leading zeros are still the id
+    assert find_mood(NAMES, " 3 ") == 3

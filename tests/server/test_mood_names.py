@@ -44,3 +44,12 @@ def test_an_ambiguous_mood_name_lists_the_candidates(stub: pb_grpc.RecommenderSt
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert f"mood_name: '{shared}' matches" in err.value.details() and "give more of the name, or the id" in \
         err.value.details()
+
+
+@pytest.mark.parametrize("text", ["²", "③", "9" * 4301])
+def test_a_mood_name_of_odd_digits_is_an_unknown_mood(stub: pb_grpc.RecommenderStub, text: str) -> None:
+    """Unicode digits ("²") and numbers past Python's int() digit limit are INVALID_ARGUMENT, not INTERNAL."""
+    with pytest.raises(grpc.RpcError) as err:
+        stub.MoodPlaylist(pb.MoodPlaylistRequest(mood_name=text, length=3), timeout=10)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, err.value.details()
+    assert "mood_name: unknown mood" in err.value.details()
