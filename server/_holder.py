@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from engine import Bundle, BundleError, CandidateSource, Recommender, load_bundle
+from engine import Bundle, BundleError, CandidateSource, InvalidQuery, Recommender, load_bundle
 
 log = logging.getLogger("musicrec.server")
 
@@ -75,7 +75,8 @@ class ReloadPolicy:
         return cls(root=default, explicit=False, is_admin=is_admin)
 
     def resolve(self, path: str, metadata: Metadata) -> str:
-        """The real path of ``path`` if this caller may load it, else raise ``ReloadRefused``."""
+        """The real path of ``path`` if this caller may load it, else raise ``ReloadRefused`` (or
+        ``InvalidQuery``, INVALID_ARGUMENT, for a path no file can have)."""
         if not self.explicit:
             if self.is_admin is None:
                 raise ReloadRefused(
@@ -85,6 +86,8 @@ class ReloadPolicy:
                     "the configured bundle")
             if not self.is_admin(metadata):
                 raise ReloadRefused("ReloadBundle with a path needs an admin token (the server has no --bundle-root)")
+        if (nul := path.find("\0")) >= 0:  # no file name holds one, and os.path.realpath raises ValueError on it
+            raise InvalidQuery(f"path: contains a NUL byte (at character {nul}); no bundle path can hold one")
         resolved = os.path.realpath(path)
         if self.root is None or not Path(resolved).is_relative_to(self.root):
             raise ReloadRefused(f"ReloadBundle path {path!r} is outside the bundle root "

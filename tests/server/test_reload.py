@@ -106,6 +106,23 @@ def test_a_path_outside_the_bundle_root_is_refused(
     assert srv.holder.refused == 0  # refused by the policy before anything was read
 
 
+def test_a_path_with_a_nul_byte_is_invalid_argument(bundle_dir: Path, second_bundle: Path, tmp_path: Path,
+                                                    start: Start) -> None:
+    """os.path.realpath raises ValueError on a NUL byte; the caller gets INVALID_ARGUMENT naming it, not INTERNAL."""
+    root = tmp_path / "bundles"
+    shutil.copytree(second_bundle, root / "v2")
+    srv, stub = start(bundle_dir, bundle_root=root)
+    before = serving(srv)
+    for path in (f"{root}/v2\0", f"{root}/\0/../v2", "\0"):
+        err = refusal(stub.ReloadBundle, pb.ReloadBundleRequest(path=path))
+        assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, (path, err.details())
+        assert err.details().startswith("path: contains a NUL byte (at character"), err.details()
+        assert serving(srv) == before
+    assert srv.holder.refused == 0
+    stub.ReloadBundle(pb.ReloadBundleRequest(path=str(root / "v2")), timeout=T)  # the server still reloads
+    assert serving(srv) == (root / "v2").resolve()
+
+
 def test_a_path_reload_without_an_explicit_root_needs_an_admin_token(
     bundle_dir: Path, second_bundle: Path, tmp_path: Path, start: Start
 ) -> None:
