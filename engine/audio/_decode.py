@@ -5,7 +5,8 @@ batch run can count them and a server can name the problem:
 
 - ``not audio``: no audio format recognised (a text file, an image);
 - ``unsupported``: a recognised audio container this build cannot decode (MP4/AAC, WMA, MIDI...);
-- ``corrupt``: a supported format whose header or data cannot be decoded;
+- ``corrupt``: a supported format whose header or data cannot be decoded, or whose samples are
+  not finite or far past full scale (over :data:`MAX_SAMPLE`);
 - ``truncated``: the file ends before the audio its header declares (or is empty);
 - ``too short``: decodes, but lasts less than the extractor's ``min_seconds``;
 - ``silent``: decodes, but its loudest sample is below ``silence_dbfs``;
@@ -37,6 +38,11 @@ _UNSUPPORTED_MAGIC = (
     (b"#!AMR", 0, "AMR"), (b".RMF", 0, "RealAudio"), (b"\x1aE\xdf\xa3", 0, "Matroska/WebM"),
 )  # fmt: skip
 BLOCK_FRAMES = 1 << 16
+# The largest sample magnitude accepted (+120 dBFS). Integer formats decode within +-1; float ones
+# can hold anything, but a real recording stays within about +-1 (a few dB over when clipped hot).
+# The analysis squares spectra in float32 and overflows to "Input must be finite" from about 1e16,
+# so a finite but absurd sample (1e30) is corrupt data, refused here with ten orders of margin.
+MAX_SAMPLE = 1e6
 
 
 class BadAudio(InvalidQuery):
@@ -151,7 +157,13 @@ def decode(data: bytes, sr: int, *, name: str = "clip", max_seconds: float | Non
     x = np.concatenate(blocks) if len(blocks) > 1 else blocks[0]
     if not np.isfinite(x).all():
         raise BadAudio("corrupt", f"{name} holds non-finite samples (NaN or infinity)")
-    clipped = float(np.mean(np.abs(x) >= 0.999))
+    magnitude = np.abs(x)
+    at = int(magnitude.argmax())
+    peak = float(magnitude.flat[at])
+    if peak > MAX_SAMPLE:
+        raise BadAudio("corrupt", f"{name} holds a sample of magnitude {peak:.3g} (at {at // channels / rate:.2f} s); "
+                                  f"full scale is 1 and at most {MAX_SAMPLE:g} is accepted")
+    clipped = float(np.mean(magnitude >= 0.999))
     y = x.mean(axis=1) if channels > 1 else x[:, 0]
     if rate != sr:
         import soxr

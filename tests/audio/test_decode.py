@@ -47,6 +47,34 @@ def test_corrupt() -> None:
     assert reason(nan) == "corrupt"
 
 
+def huge(value: float, at: int = -1) -> bytes:
+    """A float WAV of CLIP with one finite sample set to ``value``."""
+    y = CLIP.copy()
+    y[at] = value
+    return encode(y, SR, "WAV", "FLOAT")
+
+
+def test_finite_samples_far_past_full_scale_are_corrupt() -> None:
+    """1e30 passes the NaN/inf check, then overflows float32 in the analysis ("Input must be finite")."""
+    for value in (1e30, -3e38, 1.01e6):
+        with pytest.raises(BadAudio) as err:
+            decode(huge(value), SR, name="x.wav")
+        assert err.value.reason == "corrupt"
+        assert f"x.wav holds a sample of magnitude {abs(value):.3g} (at 6.00 s)" in str(err.value)
+        assert "at most 1e+06 is accepted" in str(err.value)
+    stereo = np.stack([CLIP, CLIP], axis=1)
+    stereo[SR, 1] = 1e20  # the second channel, one second in
+    with pytest.raises(BadAudio, match=r"magnitude 1e\+20 \(at 1\.00 s\)"):
+        decode(encode(stereo, SR, "WAV", "FLOAT"), SR)
+
+
+def test_hot_float_audio_up_to_the_bound_decodes() -> None:
+    """A float recording a few dB over full scale (clipped hot), or even at the bound, is still audio."""
+    for peak in (2.0, 1e6):
+        decoded = decode(encode(CLIP / np.abs(CLIP).max() * np.float32(peak), SR, "WAV", "FLOAT"), SR)
+        assert abs(decoded.seconds - 6.0) < 0.1 and np.isfinite(decoded.y).all()
+
+
 @pytest.mark.parametrize(("fmt", "subtype"), [("WAV", "PCM_16"), ("FLAC", "PCM_16"), ("OGG", "VORBIS"),
                                               ("MP3", "MPEG_LAYER_III")])
 def test_truncated(fmt: str, subtype: str) -> None:

@@ -245,3 +245,23 @@ def test_a_wav_cut_to_20_bytes_is_reported_by_its_file_name(tmp_path: Path, caps
     [item] = json.loads((tmp_path / "o.extraction.json").read_text())["skipped_files"]
     for text in (err, item["detail"]):
         assert "cut20.wav" in text and " object at 0x" not in text and "_Tracked" not in text
+
+
+def test_a_float_wav_with_a_huge_finite_sample_is_skipped_and_the_rest_extracted(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A last sample of 1e30 used to overflow inside librosa and end the whole run with exit 70 and no rows."""
+    music = tmp_path / "music"
+    music.mkdir()
+    clip = chord_pad(57, True, 3.0).astype(np.float32)
+    (music / "good.wav").write_bytes(encode(clip))
+    clip[-1] = 1e30
+    (music / "huge.wav").write_bytes(encode(clip, SR, "WAV", "FLOAT"))
+    out = tmp_path / "o.csv"
+    assert main(["extract", str(music), "--out", str(out), "--workers", "0", "--quiet"]) == 3
+    assert [r["filename"] for r in rows_of(out)] == ["good.wav"]
+    report = json.loads((tmp_path / "o.extraction.json").read_text())
+    assert report["status"] == "finished" and report["extracted"] == 1 and report["skipped"] == {"corrupt": 1}
+    [item] = report["skipped_files"]
+    assert Path(item["path"]).name == "huge.wav" and item["reason"] == "corrupt"
+    assert "huge.wav holds a sample of magnitude 1e+30" in item["detail"]
+    assert "huge.wav" in capsys.readouterr().err

@@ -82,6 +82,8 @@ def test_a_new_recording_is_placed_among_its_style(stub: pb_grpc.RecommenderStub
     (encode((0.3 * np.sin(np.arange(SR // 2) / 5)).astype(np.float32)), "too short"),
     (b"RIFF" + bytes(MAX_AUDIO_BYTES), "at most"),
     (encode(np.full(11 * 60 * 8000, 0.01, dtype=np.float32), 8000, "FLAC", "PCM_16"), "too long"),
+    (encode(np.r_[0.3 * np.sin(np.arange(3 * SR) / 5), 1e30].astype(np.float32), SR, "WAV", "FLOAT"),
+     "corrupt: the clip holds a sample of magnitude 1e+30"),  # finite, but it overflowed inside librosa: INTERNAL
 ])
 def test_bad_clips_are_invalid_argument_naming_the_problem(stub: pb_grpc.RecommenderStub, clip: bytes,
                                                            problem: str) -> None:
