@@ -4,7 +4,8 @@ Everything the console shows comes from the Recommender RPCs over ``/v1/<Method>
 contract has no call for, which lives here, HTTP-only and documented in the README:
 
 - ``GET /console/api/search?q=TEXT&limit=N``: tracks whose name or artists contain every word of
-  TEXT (case-insensitive), names starting with TEXT first, at most N (1 to 100, default 20);
+  TEXT (case-insensitive; TEXT at most 200 characters and 20 different words, else 400), names
+  starting with TEXT first, at most N (1 to 100, default 20);
   ``{"query", "total", "tracks": [Track]}``, each track the proto's Track JSON. Search by name is a
   console aid, not part of the recommendation contract: gRPC clients hold their own catalog ids, and
   a proto change would move every client's generated code for a typing aid (it stays additive if it
@@ -51,6 +52,8 @@ if TYPE_CHECKING:
 
 DEFAULT_SEARCH = 20
 MAX_SEARCH = 100
+MAX_SEARCH_CHARS = 200  # a search's q: longer ones, or with more different words, are 400
+MAX_SEARCH_WORDS = 20
 DEFAULT_MAP_POINTS = 20_000
 MIN_PER_MOOD = 200
 MAPS_KEPT = 4  # drawn maps kept per bundle (each a few MB gzipped): the console asks for one size
@@ -95,11 +98,12 @@ class ConsoleApi:
         query = request.query_params.get("q", "")
         try:
             limit = _whole(request.query_params, "limit", DEFAULT_SEARCH, low=1, high=MAX_SEARCH)
+            words = _search_words(query)
         except ValueError as exc:
             return self.face.error(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        return await self._guarded(request, self._search_in, query, limit)
+        return await self._guarded(request, self._search_in, query, words, limit)
 
-    def _search_in(self, rec: Recommender, query: str, limit: int) -> Response:
+    def _search_in(self, rec: Recommender, query: str, words: list[str], limit: int) -> Response:
         from starlette.responses import JSONResponse
 
         from ._http_json import message_dict
@@ -109,10 +113,9 @@ class ConsoleApi:
             haystack = self._haystacks.setdefault(rec, [
                 (str(name).casefold(), f"{name} {' '.join(artists)}".casefold())
                 for name, artists in zip(rec.names, rec.artists, strict=True)])
-        words = query.casefold().split()
         if not words:
             return JSONResponse({"query": query, "total": 0, "tracks": []})
-        whole = " ".join(words)
+        whole = " ".join(query.casefold().split())  # as typed, repeats kept: names starting with it come first
         hits = [i for i, (_, text) in enumerate(haystack) if all(w in text for w in words)]
         hits.sort(key=lambda i: (not haystack[i][0].startswith(whole), whole not in haystack[i][0],
                                  len(haystack[i][0]), i))
@@ -188,6 +191,20 @@ def _whole(params: Mapping[str, str], name: str, default: int, *, low: int, high
         return int_from(low, high)(text)
     except argparse.ArgumentTypeError as exc:
         raise ValueError(f"{name}: {exc}") from None
+
+
+def _search_words(query: str) -> list[str]:
+    """The different words of a search, each tested against every track: ValueError (400) for a
+    query over MAX_SEARCH_CHARS characters or MAX_SEARCH_WORDS different words, which would hold
+    the HTTP face's threads for seconds each and only ever match nothing."""
+    bounds = (f"a search is at most {MAX_SEARCH_CHARS} characters and {MAX_SEARCH_WORDS} different words "
+              "of a track's name or artists")
+    if len(query) > MAX_SEARCH_CHARS:
+        raise ValueError(f"q: {len(query):,} characters; {bounds}")
+    words = list(dict.fromkeys(query.casefold().split()))
+    if len(words) > MAX_SEARCH_WORDS:
+        raise ValueError(f"q: {len(words):,} different words; {bounds}")
+    return words
 
 
 def _map_json(rec: Recommender, max_points: int) -> str:

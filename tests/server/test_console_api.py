@@ -35,6 +35,12 @@ def get(port: int, path: str) -> tuple[int, Any]:
     ("search?q=a&limit=-3", "limit: must be 1 or more, got -3"),
     ("search?q=a&limit=101", "limit: must be at most 100, got 101"),
     ("search?q=a&limit=ten", "limit: 'ten' is not a whole number"),
+    ("search?q=" + "x" * 201, "q: 201 characters; a search is at most 200 characters and 20 different words of "
+                              "a track's name or artists"),
+    ("search?q=" + "+".join(f"w{i}" for i in range(21)), "q: 21 different words; a search is at most 200 characters "
+                                                         "and 20 different words of a track's name or artists"),
+    ("search?q=" + "+".join(["a"] * 4000), "q: 7,999 characters; a search is at most 200 characters and 20 different "
+                                          "words of a track's name or artists"),
     ("map?max_points=0", "max_points: must be 1 or more, got 0"),
     ("map?max_points=-20000", "max_points: must be 1 or more, got -20000"),
     ("map?max_points=1.5", "max_points: '1.5' is not a whole number"),
@@ -72,3 +78,16 @@ def test_maps_of_many_sizes_do_not_pile_up(running: RunningServer) -> None:
     for max_points in (rec.n, rec.n + 1, 10 * rec.n):
         assert get(running.http_port, f"map?max_points={max_points}")[0] == 200
     assert list(maps[rec])[-1] == rec.n and len(maps[rec]) == MAPS_KEPT
+
+
+def test_a_search_up_to_its_bounds_is_answered_and_repeated_words_count_once(running: RunningServer) -> None:
+    """q is at most 200 characters and 20 different words (an 8 KB q of 4,000 words held the HTTP face for
+    seconds); a word typed again is tested once, and the ranking still sees the query as typed."""
+    status, one = get(running.http_port, "search?q=a")
+    assert status == 200
+    status, repeated = get(running.http_port, "search?q=" + "+".join(["a"] * 100))  # 199 characters, one word
+    assert status == 200 and repeated["total"] == one["total"] and repeated["query"] == " ".join(["a"] * 100)
+    status, twenty = get(running.http_port, "search?q=" + "+".join(f"w{i}" for i in range(20)))
+    assert status == 200 and twenty["total"] == 0
+    status, exact = get(running.http_port, "search?q=" + "a" * 200)
+    assert status == 200 and exact["total"] == 0
