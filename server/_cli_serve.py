@@ -23,6 +23,22 @@ PORT = int_from(0, 65535)  # 0: a free port
 MAX_ACCEPTED = 1_000_000  # RPCs accepted at once, audio clips at once, Qdrant's ef: only refuses typos
 
 
+def bearer_token(text: str) -> str:
+    """A --token or --admin-token value: one a client can send as ``authorization: Bearer <token>``.
+    An empty one (an unset $TOKEN in a script), or one with a character gRPC metadata cannot carry (a
+    token file's carriage return, a non-ASCII letter: clients fail with "Illegal header value"),
+    matches no call, so the server would refuse them all. The messages never echo the token."""
+    if not text:
+        raise argparse.ArgumentTypeError("empty (an unset variable?); a server with an empty token refuses every "
+                                         "call")
+    bad = next((i for i, c in enumerate(text) if not " " <= c <= "~"), None)
+    if bad is not None:
+        kind = "a control" if ord(text[bad]) < 128 else "a non-ASCII"
+        raise argparse.ArgumentTypeError(f"character {bad + 1} of the token is {kind} character; a bearer token is "
+                                         "printable ASCII (it travels in a header)")
+    return text
+
+
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("serve", help="serve a bundle over gRPC",
                        description="Serve a bundle (or a `current` symlink, with --watch) over gRPC: "
@@ -52,8 +68,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--drain-delay", type=wait_seconds, default=0.0, metavar="S",
                    help="on SIGTERM, first keep answering for S seconds with health NOT_SERVING, so load balancers "
                         "stop sending calls before they are refused (default 0; a second signal ends the delay)")
-    p.add_argument("--token", action="append", default=[], help="require this bearer token (repeatable)")
-    p.add_argument("--admin-token", action="append", default=[], help="bearer token that may also reload")
+    p.add_argument("--token", type=bearer_token, action="append", default=[],
+                   help="require this bearer token (repeatable)")
+    p.add_argument("--admin-token", type=bearer_token, action="append", default=[],
+                   help="bearer token that may also reload")
     p.add_argument("--tls-cert", type=Path)
     p.add_argument("--tls-key", type=Path)
     w = p.add_argument_group("HTTP/JSON and web console (the web extra)")

@@ -110,10 +110,27 @@ def test_numbers_out_of_range_are_refused_at_parsing_naming_the_flag(flag: str, 
     assert exit_.value.code == 2 and f"argument {flag}: {words}" in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize(("flag", "value", "words"), [
+    ("--token", "", "empty (an unset variable?); a server with an empty token refuses every call"),
+    ("--admin-token", "", "empty (an unset variable?)"),
+    ("--token", "s3cret\r", "character 7 of the token is a control character; a bearer token is printable ASCII"),
+    ("--admin-token", "clé", "character 3 of the token is a non-ASCII character"),
+])
+def test_tokens_no_client_can_send_are_refused_at_parsing(flag: str, value: str, words: str, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: --token "" (an unset $TOKEN) started a server that refused every call."""
+    with pytest.raises(SystemExit) as exit_:
+        main(["serve", "--bundle", str(tmp_path / "nothing"), "--token", "good", flag, value])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and f"argument {flag}: {words}" in err and "Traceback" not in err
+    assert "s3cret" not in err and "clé" not in err  # the token is never echoed
+
+
 @pytest.mark.parametrize(("flag", "value"), [("--workers", "1"), ("--workers", "1024"), ("--port", "0"),
                                              ("--port", "65535"), ("--processes", "1"), ("--max-concurrent", "1"),
                                              ("--grace", "0"), ("--drain-delay", "0"), ("--slow-ms", "0"),
-                                             ("--watch", "0.5"), ("--watch", "0"), ("--audio-workers", "1")])
+                                             ("--watch", "0.5"), ("--watch", "0"), ("--audio-workers", "1"),
+                                             ("--token", "a b~!"), ("--admin-token", "x")])
 def test_the_bounds_themselves_get_past_parsing(flag: str, value: str, tmp_path: Path,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["--bundle", str(tmp_path / "nothing"), flag, value] + (["--port", "0"] if flag != "--port" else [])
