@@ -128,16 +128,27 @@ def warm(view: Any, agreement: Any) -> None:
     rather than in the first request: numba compiles a function per array layout, and a flat index
     shared between processes (``serve --processes``) is not aligned. ``view`` is the bundle's
     CatalogView, ``agreement`` its GenreAgreement (or None)."""
+    global _kernels, _why_off
     if _kernels is None:
         return
     from .audio import _kernels as numba_cache
 
-    with numba_cache.compile_lock():
-        inputs, vectors, _ = view.feature_seeds(np.asarray(view.bundle.tracks.features[:1], dtype=np.float64))
-        rows, cos, _ = _kernels.ordered_fetch(np.arange(min(view.n, 8), dtype=np.int64), view.vectors, vectors[0],
-                                              view.song)
-        classifier = view.bundle.classifier
-        if classifier is not None:
-            proba = classifier.predict_proba(inputs)[0]
-            if agreement is not None:
-                _kernels.score_block(rows, cos, proba, agreement.codes, len(proba), 0.5)
+    try:
+        with numba_cache.compile_lock():
+            _warm(view, agreement)
+    except Exception:  # a kernel that cannot compile for this bundle: the numpy code serves, never a refused load
+        log.warning("compiled kernels failed to warm for this bundle; off, the numpy code serves", exc_info=True)
+        with _LOCK:
+            _kernels, _why_off = None, "off: they failed to compile for a loaded bundle (see the log)"
+
+
+def _warm(view: Any, agreement: Any) -> None:
+    kernels = _kernels
+    assert kernels is not None
+    inputs, vectors, _ = view.feature_seeds(np.asarray(view.bundle.tracks.features[:1], dtype=np.float64))
+    rows, cos, _ = kernels.ordered_fetch(np.arange(min(view.n, 8), dtype=np.int64), view.vectors, vectors[0], view.song)
+    classifier = view.bundle.classifier
+    if classifier is not None:
+        proba = classifier.predict_proba(inputs)[0]
+        if agreement is not None:
+            kernels.score_block(rows, cos, proba, agreement.codes, len(proba), 0.5)

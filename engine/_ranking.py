@@ -185,7 +185,7 @@ class Scoring:
         codes = getattr(self.agreement, "codes", None)  # GenreAgreement's, for the compiled form
         if (_compiled.active() and self.genre_weight > 0 and affinity is not None and affinity.ndim == 1
                 and affinity.dtype == np.float32 and not self.targets and codes is not None):
-            return _compiled.kernels().score_block(block.rows, block.cosine, affinity, codes, len(affinity),
+            return _compiled.kernels().score_block(block.rows, block.cosine, affinity, codes, self.agreement.n_genres,
                                                    self.genre_weight)
         if self.genre_weight > 0 and affinity is not None:
             assert self.agreement is not None

@@ -65,7 +65,7 @@ def test_feature_seeded_answers_are_the_numpy_answers(rec: Recommender, kernels:
     assert any(q.offset == 190 for q in queries)  # pages past block 1: the second fetch and block
 
 
-def test_calls_the_kernels_do_not_take_are_unchanged(rec: Recommender, kernels: object) -> None:
+def test_filters_targets_diversity_catalog_seeds_and_two_seeds_answer_the_same(rec: Recommender, kernels: object) -> None:
     seed = Seed(features=values_of(rec, 11))
     genre = rec.view.genre_names[0]
     queries = [SimilarQuery(seeds=[seed], k=20, filter=TrackFilter(exclude_genres=[genre])),
@@ -154,3 +154,19 @@ def test_descending_keys_sort_as_a_stable_sort_of_the_negated_values(kernels) ->
     assert np.array_equal(np.argsort(kernels.descending_keys(values)), np.argsort(-values, kind="stable"))
     rows = rng.permutation(400).astype(np.int64)
     assert np.array_equal(np.argsort(kernels.descending_keys(values, rows)), np.lexsort((rows, -values)))
+
+
+def test_a_kernel_that_fails_to_warm_turns_them_off_instead_of_refusing_the_bundle(
+        rec: Recommender, monkeypatch: pytest.MonkeyPatch) -> None:
+    was_on = _compiled.active()
+    assert _compiled.activate()
+    try:
+        def broken(*args: object) -> None:
+            raise RuntimeError("numba could not compile")
+        monkeypatch.setattr(_compiled, "_warm", broken)
+        rec.warm_compiled()
+        assert not _compiled.active() and "failed to compile" in _compiled.status()
+    finally:
+        monkeypatch.undo()
+        if was_on:
+            _compiled.activate()
