@@ -38,7 +38,7 @@ from ._moodmap import MoodMap
 from ._moodnames import mood_name
 from ._moods import MoodModel
 from ._playlist import MAX_PLAYLIST, PlaylistEntry
-from ._preprocess import Preprocessor
+from ._preprocess import Preprocessor, whiten_shrinkage
 from ._progress import Tick, duration
 from ._recommender import Recommender
 from ._report import format_report
@@ -116,4 +116,5 @@ __all__ = [
     "synthetic_catalog",
     "use_compiled_kernels",
     "use_one_search_thread",
+    "whiten_shrinkage",
 ]

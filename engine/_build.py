@@ -229,6 +229,7 @@ def build_bundle(
                         "input_dimensions": len(prep.transformed_names),
                         "explained_variance": round(float(prep.explained_variance_ratio_[:prep.n_components].sum()), 4),
                         "explained_variance_ratio": [round(float(r), 5) for r in prep.explained_variance_ratio_],
+                        "whiten_shrinkage": round(float(prep.whiten_shrinkage_), 4),
                     },
                     "index": index_metrics,
                     "moods": moods.metrics_,

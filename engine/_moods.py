@@ -145,6 +145,7 @@ class MoodModel:
             "smooth_seconds": round(facts["smooth_seconds"], 2),
             "fit_seconds": round(fit_seconds, 2),
             "assign_seconds": round(assign_seconds, 2),
+            **({"too_few_tracks": too_few} if (too_few := self._too_few(len(fitted))) else {}),
         }
         if raw is None:
             self.clusters_ = []
@@ -242,6 +243,20 @@ class MoodModel:
             say("HDBSCAN found no cluster; every track goes to a single mood")
             return fitted, np.zeros(m, dtype=np.int64), np.zeros(m, dtype=bool), facts
         return fitted, labels, labels >= 0, facts
+
+    def _too_few(self, m: int) -> str | None:
+        """What a build says when ``m`` tracks cannot hold ``fewest_moods`` moods of the configured
+        smallest size (the 60-clip demo corpus: at most 2), or None."""
+        cfg = self.config
+        floor = max(cfg.min_cluster_size, math.ceil(cfg.min_cluster_fraction * m))
+        if not cfg.fewest_moods or m >= cfg.fewest_moods * floor:
+            return None
+        size = max(2, min(floor, m // 2))  # as _min_cluster_size caps it
+        return (f"{m:,} tracks are too few for moods: a mood holds at least {size:,} of them "
+                f"(moods.min_cluster_size {cfg.min_cluster_size}, at most half the tracks), so at most "
+                f"{max(1, m // size)} can be found where {cfg.fewest_moods} are sought; "
+                f"the defaults are measured on catalogs of 1,000 tracks and more (benchmarks/RESULTS.md, "
+                f"\"Moods on any catalog\")")
 
     def _min_cluster_size(self, m: int, k: int, clump_multiple: float) -> int:
         """The smallest mood HDBSCAN may find among ``m`` tracks smoothed with ``k`` neighbours: the

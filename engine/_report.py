@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from ._genre_metrics import informative_ks
@@ -43,7 +44,7 @@ def format_report(manifest: dict[str, Any], *, moods: list[dict[str, Any]] | Non
         "",
         f"vectors  PCA {pca['input_dimensions']} -> {pca['components']} dimensions, "
         f"{pca['explained_variance']:.1%} of the variance"
-        f"{', whitened' if manifest.get('config', {}).get('preprocess', {}).get('whiten') else ''}; L2-normalized",
+        f"{_whitening(manifest)}; L2-normalized",
         f"index    {idx['kind']}, {idx['tracks']:,} vectors of {idx['dim']} dims (cosine = inner product)",
     ]
     if "recall_at_10" in idx:
@@ -57,6 +58,7 @@ def format_report(manifest: dict[str, Any], *, moods: list[dict[str, Any]] | Non
         f"         validity: DBCV {mo['dbcv_sample']} (fit sample), silhouette {mo['silhouette']}"
         if not mo.get("consensus") else
         f"         validity: silhouette {mo['silhouette']} (no DBCV: a consensus has no one HDBSCAN tree)",
+        *([f"         warning: {mo['too_few_tracks']}"] if mo.get("too_few_tracks") else []),
     ]
     if 0 < mo.get("smoothing_neighbours", 0) < mo.get("smoothing_neighbours_requested", 0):
         lines.append(f"         smoothing_neighbours {mo['smoothing_neighbours_requested']} capped to "
@@ -238,3 +240,18 @@ def mood_table(moods: list[dict[str, Any]], features: tuple[str, ...] = MOOD_TAB
         room = max(width - fixed, len("top genres"))
         lines = [line if len(line) - fixed <= room else line[:fixed + room - 1] + "…" for line in lines]
     return lines
+
+
+def _whitening(manifest: Mapping[str, Any]) -> str:
+    """The vectors line's word on whitening: whether, and how far the variances were shrunk first."""
+    if not manifest.get("config", {}).get("preprocess", {}).get("whiten"):
+        return ""
+    pca = manifest["metrics"]["pca"]
+    a = pca.get("whiten_shrinkage")
+    if a is None:  # a bundle from before the shrinkage: fully whitened
+        return ", whitened"
+    if a >= 1:
+        return (f", not whitened in effect ({pca['input_dimensions']} dimensions for "
+                f"{manifest['counts']['tracks']:,} tracks: too few tracks to estimate their variances)")
+    return (f", whitened (variances shrunk {a:.0%} toward their mean: {pca['input_dimensions']} dimensions "
+            f"over {manifest['counts']['tracks']:,} tracks)")

@@ -185,18 +185,29 @@ def _config_from_args(args: argparse.Namespace) -> Any:
 
 
 def _apply_preset(args: argparse.Namespace, config: Any) -> Any:
-    """``--schema audio`` (or a GTZAN-layout header under ``auto`` with no config file or column
-    flags): the audio preset's columns, transforms and mood space (engine/_schema.py)."""
+    """``--schema audio`` (or a GTZAN-layout header under ``auto`` with no column flags and no
+    ``[schema]`` in a config file): the audio preset's columns, transforms and mood space
+    (engine/_schema.py); a config file's own ``[preprocess]`` and mood weights win."""
     import csv
+    import tomllib
 
-    from engine import AUDIO_MOOD_WEIGHTS, AUDIO_PREPROCESS, MOOD_WEIGHTS, ConfigError, audio_schema, detect_preset
+    from engine import (
+        AUDIO_MOOD_WEIGHTS,
+        AUDIO_PREPROCESS,
+        MOOD_WEIGHTS,
+        ConfigError,
+        FeatureSchema,
+        PreprocessConfig,
+        audio_schema,
+        detect_preset,
+    )
 
     source = getattr(args, "csv", None)
     if args.schema == "spotify" or source is None:
         return config
     flags = ("id_column", "label_column", "feature_columns", "name_column", "artists_column", "metadata_columns")
-    if args.schema == "auto" and (args.config or any(getattr(args, f) is not None for f in flags)):
-        return config
+    if args.schema == "auto" and (config.schema != FeatureSchema() or any(getattr(args, f) is not None for f in flags)):
+        return config  # the columns are given: a config file's [schema] or the column flags
     try:
         if not Path(source).is_file():  # a pipe would block this read: the build reports what it is
             raise FileNotFoundError(source)
@@ -216,7 +227,14 @@ def _apply_preset(args: argparse.Namespace, config: Any) -> Any:
     # the Spotify mood space has only tempo in common with audio tables; a config's own weights win
     moods = AUDIO_MOOD_WEIGHTS if dict(config.moods.weights) == MOOD_WEIGHTS else config.moods.weights
     # and its retrieval space: every component, whitened (engine/_config.py PreprocessConfig.whiten)
-    return config.replace(schema=schema, moods={"weights": dict(moods)}, preprocess=dict(AUDIO_PREPROCESS))
+    # unless a config file has a [preprocess] section of its own (tomllib: the file already parsed cleanly)
+    given = False
+    if args.config:
+        text = Path(args.config).read_text(encoding="utf-8")
+        data = json.loads(text) if str(args.config).lower().endswith(".json") else tomllib.loads(text)
+        given = "preprocess" in data
+    preprocess = config.preprocess if given else PreprocessConfig(**AUDIO_PREPROCESS)
+    return config.replace(schema=schema, moods={"weights": dict(moods)}, preprocess=preprocess)
 
 
 class _Progress:

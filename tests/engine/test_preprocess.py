@@ -91,7 +91,13 @@ def test_whitening_gives_every_component_unit_spread_and_round_trips() -> None:
     raw = make(2000, seed=6)
     p = prep(pca_variance=1.0, whiten=True).fit(raw)
     projected = p.standardize(raw) @ p.components_.T  # before the L2 normalization
-    np.testing.assert_allclose(np.cov(projected.T), np.eye(p.n_components), atol=1e-6)
+    # each variance first shrunk toward their mean by dims / tracks (5 / 2000): near 1, exactly so
+    a = p.whiten_shrinkage_
+    assert a == pytest.approx(5 / 2000)
+    z = p.standardize(raw)
+    eig = np.sort(np.linalg.eigvalsh(np.cov(z.T)))[::-1]
+    np.testing.assert_allclose(np.cov(projected.T), np.diag(eig / ((1 - a) * eig + a * eig.mean())), atol=1e-6)
+    assert np.allclose(np.diag(np.cov(projected.T)), 1, atol=0.01)
     plain = prep(pca_variance=1.0).fit(raw)
     assert not np.allclose(p.embed(raw), plain.embed(raw), atol=1e-3)  # it changes the space
     # a bundle keeps it (folded into the components) and reports it; the residual ignores it
@@ -101,6 +107,25 @@ def test_whitening_gives_every_component_unit_spread_and_round_trips() -> None:
     fewer = prep(pca_components=2, whiten=True).fit(raw)
     assert fewer.residual_share(raw) == pytest.approx(prep(pca_components=2).fit(raw).residual_share(raw))
     assert 0.2 < fewer.residual_share(raw) < 0.8
+
+
+def test_whitening_a_catalog_with_fewer_tracks_than_dimensions_is_a_rotation() -> None:
+    # 60 tracks of 109 descriptors (the README's demo corpus): fully whitened, the 60 points would sit
+    # at one equal cosine (-1/59) from each other, every neighbour a tie. Shrunk by dims / tracks >= 1,
+    # whitening scales every component alike: the cosines are those of the standardized features.
+    rng = np.random.default_rng(7)
+    styles = rng.normal(size=(5, 109)) * 2
+    raw = styles[np.arange(60) % 5] + rng.normal(size=(60, 109))
+    names = [f"f{i}" for i in range(109)]
+    p = Preprocessor(feature_names=names, whiten=True).fit(raw)
+    assert p.whiten_shrinkage_ == 1.0
+    v, z = p.embed(raw).astype(np.float64), p.standardize(raw)
+    z /= np.linalg.norm(z, axis=1, keepdims=True)
+    np.testing.assert_allclose(v @ v.T, z @ z.T, atol=1e-5)
+    off = (v @ v.T)[~np.eye(60, dtype=bool)]
+    assert off.std() > 0.1  # the neighbours differ: not one cosine for every pair
+    same_style = (v @ v.T)[np.arange(60) % 5 == 0][:, np.arange(60) % 5 == 0]
+    assert same_style[~np.eye(12, dtype=bool)].min() > off.mean()
 
 
 def test_one_row_normalizes_bit_for_bit_as_in_a_batch() -> None:
