@@ -10,15 +10,20 @@ from collections.abc import Sequence
 
 GAP = "  "
 MIN_WIDTH = 6  # a flexible column never narrows below this (or its header)
+MAX_COLUMNS = 10_000  # a $COLUMNS past this is no terminal's width
 
 
 def output_width() -> int | None:
     """The terminal's width when stdout is one; else $COLUMNS if set; else None (no limit: piped
-    output is for reading in full or for other programs)."""
+    output is for reading in full or for other programs). A $COLUMNS that is not a width in
+    1..MAX_COLUMNS written in ASCII digits is ignored, as an unset one."""
     if sys.stdout.isatty():
         return shutil.get_terminal_size().columns
     columns = os.environ.get("COLUMNS", "")
-    return int(columns) if columns.isdigit() and int(columns) > 0 else None
+    # "²" passes isdigit() but not int(), and int() refuses more than 4,300 digits
+    if columns.isascii() and columns.isdigit() and len(columns) <= len(str(MAX_COLUMNS)):
+        return int(columns) if 0 < int(columns) <= MAX_COLUMNS else None
+    return None
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, right: Sequence[int] = (),

@@ -12,7 +12,7 @@ import pytest
 from indexer.cli import _parser, main
 from server import RunningServer
 from server._cli_format import CORE_LEGEND, format_response
-from server._table import table
+from server._table import output_width, table
 
 
 def parse(*argv: str) -> object:
@@ -191,3 +191,12 @@ def test_a_timeout_must_be_a_positive_number_of_seconds(value: str, capsys: pyte
     if value not in ("0",):  # --wait 0 is the default: fail at once
         assert "argument --wait: " in error_of(capsys, "query", "info", "--wait", value)
     assert parse("query", "info", "--timeout", "0.5", "--wait", "0").timeout == 0.5
+
+
+@pytest.mark.parametrize(("columns", "width"), [("100", 100), ("²", None), ("٣٤", None), ("9" * 5000, None),
+                                                ("10001", None), ("0", None), ("+80", None), ("", None)])
+def test_a_columns_variable_that_is_no_width_is_ignored(columns: str, width: int | None,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sys.stdout.isatty", lambda: False)
+    monkeypatch.setenv("COLUMNS", columns)
+    assert output_width() == width
