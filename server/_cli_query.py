@@ -120,8 +120,15 @@ def _check_port(host_port: str, text: str) -> None:
         return  # a host without a port (grpc's default, 443), or a bare IPv6 address
     if not port:
         raise argparse.ArgumentTypeError(f"no port after ':' (in {text!r}; expected HOST:PORT, e.g. 127.0.0.1:50051)")
-    if re.fullmatch(r"[+-]?[0-9]+", port) and not (port.isdigit() and 1 <= int(port) <= 65535):
-        raise argparse.ArgumentTypeError(f"port {port} is not in 1..65535 (in {text!r})")
+    digits = port.lstrip("+-")
+    # a port of digits is a number ("localhost:http" is a service name grpc looks up); "²" or "٣" pass
+    # isdigit() but grpc reads only ASCII, and int() refuses more than 4,300 digits
+    if digits and all(c.isdigit() for c in digits) and not (
+            port.isascii() and port.isdigit() and len(port) <= 5 and 1 <= int(port) <= 65535):
+        shown = port if len(port) <= 20 else f"{port[:12]}... ({len(port)} characters)"
+        where = text if len(text) <= 80 else f"{text[:40]}... ({len(text)} characters)"
+        ascii_ = "" if port.isascii() else " written in ASCII digits"
+        raise argparse.ArgumentTypeError(f"port {shown} is not in 1..65535{ascii_} (in {where!r})")
 
 
 def _mood_text(text: str) -> str:

@@ -151,6 +151,18 @@ def test_a_client_address_with_a_port_outside_1_to_65535_is_refused(command: lis
     assert f"(in {address!r}" in err
 
 
+@pytest.mark.parametrize(("address", "expected"), [
+    ("127.0.0.1:²", "port ² is not in 1..65535 written in ASCII digits (in '127.0.0.1:²')"),
+    ("[::1]:٥٠٠٥١", "port ٥٠٠٥١ is not in 1..65535 written in ASCII digits (in '[::1]:٥٠٠٥١')"),
+    ("127.0.0.1:" + "9" * 4301, "port 999999999999... (4301 characters) is not in 1..65535 (in '127.0.0.1:9999"),
+])
+def test_a_client_port_of_unicode_digits_or_thousands_of_digits_is_refused(
+        address: str, expected: str, capsys: pytest.CaptureFixture[str]) -> None:
+    err = error_of(capsys, "query", "info", "--address", address)  # not dialed (exit 1), not "invalid value"
+    assert f"argument --address: {expected}" in err
+    assert len(err) < 1000
+
+
 @pytest.mark.parametrize("address", ["127.0.0.1:50051", "[::1]:50051", "localhost:50051", "my-host.example:443",
                                      "localhost", "unix:/tmp/musicrec.sock", "unix-abstract:musicrec",
                                      "dns:///localhost:50051", "ipv4:127.0.0.1:50051,127.0.0.2:50052",
