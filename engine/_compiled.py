@@ -67,7 +67,7 @@ def activate() -> bool:
         try:
             from . import _compiled_kernels as compiled
         except ImportError:
-            _why_off = "off: numba is not installed (pip install 'musicrec[fast]')"
+            _why_off = "off: numba is not installed (musicrec's fast extra)"  # a client reads this: no paths
             return False
         with numba_cache.compile_lock():
             problem = _self_check(compiled)

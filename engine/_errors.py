@@ -59,3 +59,18 @@ class DeadlineExceeded(EngineError, TimeoutError):
 class BackendUnavailable(EngineError, ConnectionError):
     """The vector database behind the candidate source cannot answer (unreachable, or its
     collection does not match the loaded bundle); the server answers UNAVAILABLE and retries."""
+
+
+def install_hint(extra: str) -> str:
+    """The command that installs musicrec's optional ``extra`` into the Python running now. musicrec
+    is not on PyPI, so a bare ``pip install 'musicrec[x]'`` would fetch nothing (or someone else's
+    package): from a checkout (an editable install) the hint names this interpreter and the checkout;
+    elsewhere (an image built from the Dockerfile) how to build it with the extra."""
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    if (root / "pyproject.toml").is_file():
+        return f"{sys.executable or 'python3'} -m pip install -e '{root}[{extra}]'"
+    return (f"install musicrec with its {extra} extra (from the checkout: pip install '.[{extra}]'; the container "
+            f"image: docker build --build-arg EXTRAS=fast,{extra})")

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ._errors import CatalogError
+from ._errors import CatalogError, install_hint
 
 # Cells that mean "no value" (compared lower-cased, spaces stripped, by the cleaning; as exact spellings by
 # the typed CSV read below).
@@ -47,7 +47,7 @@ def read_parquet_frame(path: Path) -> pd.DataFrame:
     try:
         import pyarrow.parquet as pq
     except ImportError:
-        raise CatalogError(f"{path}: reading Parquet needs pyarrow (pip install 'musicrec[parquet]')") from None
+        raise CatalogError(f"{path}: reading Parquet needs pyarrow ({install_hint('parquet')})") from None
     try:
         frame = pq.read_table(path).to_pandas()
     except Exception as exc:  # pyarrow's ArrowInvalid/OSError for a file that is not Parquet or is cut short

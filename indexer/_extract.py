@@ -92,8 +92,9 @@ def cmd_extract(args: argparse.Namespace) -> int:
     try:
         from engine.audio import run_extraction
     except ImportError as exc:  # pragma: no cover - depends on the install
+        from engine._errors import install_hint
         print(f"musicrec extract: error: the audio extra is not installed ({exc}); "
-              "pip install -e '.[audio]'", file=sys.stderr)
+              f"{install_hint('audio')}", file=sys.stderr)
         return 2
     show = not args.quiet and sys.stderr.isatty()
     last = [0.0]

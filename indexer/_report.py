@@ -27,7 +27,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         try:
             import matplotlib  # noqa: F401  (checked first: a bundle load takes seconds)
         except ImportError:
-            print("musicrec report: error: --html needs matplotlib: pip install 'musicrec[report]'", file=sys.stderr)
+            from engine._errors import install_hint
+            print(f"musicrec report: error: --html needs matplotlib: {install_hint('report')}", file=sys.stderr)
             return 2
     from engine import bundle_report_html, format_report, load_bundle
 

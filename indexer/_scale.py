@@ -72,7 +72,8 @@ def qdrant_client(url: str | None, path: Path | None, api_key_env: str | None, t
     try:
         from engine.qdrant import connect
     except ImportError as exc:
-        raise ConfigError(f"Qdrant needs the qdrant extra (pip install 'musicrec[qdrant]'): {exc}") from None
+        from engine._errors import install_hint
+        raise ConfigError(f"Qdrant needs the qdrant extra ({install_hint('qdrant')}): {exc}") from None
     api_key = None
     if api_key_env:
         api_key = os.environ.get(api_key_env)

@@ -97,8 +97,8 @@ class AudioPool:
                 try:
                     import librosa  # noqa: F401  (fail here, clearly, when the extra is missing)
                 except ImportError:
-                    raise AudioUnavailable("this server cannot analyse audio: the audio extra is not installed "
-                                           "(pip install 'musicrec[audio]')") from None
+                    raise AudioUnavailable("this server cannot analyse audio: musicrec's audio extra is not "
+                                           "installed on it") from None
                 self._pool = cf.ProcessPoolExecutor(
                     max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
                     initializer=_warm, initargs=(ExtractorParams().to_json(),))

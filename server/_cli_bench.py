@@ -76,7 +76,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         try:
             import matplotlib  # noqa: F401  (checked before minutes of load, not after)
         except ImportError:
-            print("musicrec bench: error: --html needs matplotlib: pip install 'musicrec[report]'", file=sys.stderr)
+            from engine._errors import install_hint
+            print(f"musicrec bench: error: --html needs matplotlib: {install_hint('report')}", file=sys.stderr)
             return 2
     concurrency = args.concurrency or (64 if args.rate else 1)
     processes = args.processes or (2 if concurrency >= 8 or (args.rate or 0) >= 2000 else 1)

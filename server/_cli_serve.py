@@ -206,4 +206,5 @@ def _qdrant_factory(args: argparse.Namespace) -> Any:
                                 timeout=args.qdrant_timeout, hnsw_ef=args.qdrant_hnsw_ef)
         return backend.source_factory()
     except ImportError as exc:
-        raise ImportError(f"--backend qdrant needs the qdrant extra (pip install 'musicrec[qdrant]'): {exc}") from None
+        from engine._errors import install_hint
+        raise ImportError(f"--backend qdrant needs the qdrant extra ({install_hint('qdrant')}): {exc}") from None

@@ -167,7 +167,7 @@ class ConsoleApi:
     async def _report_html(self, request: Request) -> Response:
         if not _has_matplotlib():
             return self.face.error(grpc.StatusCode.UNIMPLEMENTED, "the report with pictures needs matplotlib on the "
-                                                                  "server: pip install 'musicrec[report]'")
+                                                                  "server (musicrec's report extra)")
         return await self._guarded(request, self._report_page)
 
     def _report_page(self, rec: Recommender) -> Response:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import grpc
-from google.protobuf import json_format
+from google.protobuf import descriptor_pool, json_format
 from google.protobuf.message import Message
 
 from ._generated.musicrec.v1 import recommender_pb2 as pb
@@ -159,12 +159,36 @@ def parse_request(body: bytes, cls: type[Message], max_message_bytes: int) -> Me
     try:
         json_format.ParseDict(data, message, ignore_unknown_fields=False)
     except (json_format.ParseError, RecursionError, TypeError, ValueError) as exc:
-        text = " ".join(str(exc).split())
+        text = _parse_problem(" ".join(str(exc).split()))
         raise BadRequest(400, f"not a valid {name}: {text[:400]}") from None
     if message.ByteSize() > max_message_bytes:
         raise BadRequest(413, f"the {name} is {message.ByteSize():,} bytes as a protobuf message, over the "
                               f"{max_message_bytes:,}-byte limit")
     return message
+
+
+_NO_FIELD = re.compile(r'Message type "([\w.]+)" has no field named "([^"]*)" at "([^"]*)"')
+_AT = re.compile(r" at ([A-Z]\w*(?:\.\w+|\[\d+\])+)")
+
+
+def _parse_problem(text: str) -> str:
+    """protobuf's ParseDict message in the request's own words: field names as the proto spells them
+    (snake_case, as the README and the responses use), not the JSON mapping's lowerCamelCase."""
+    match = _NO_FIELD.search(text)
+    if match:
+        full, field, at = match.groups()
+        try:
+            fields = ", ".join(f.name for f in descriptor_pool.Default().FindMessageTypeByName(full).fields)
+        except KeyError:
+            return text
+        return f"{_snake_path(at)} has no field {field!r}; its fields: {fields}"
+    return _AT.sub(lambda m: " at " + _snake_path(m.group(1)), text)
+
+
+def _snake_path(path: str) -> str:
+    """``SimilarTracksRequest.seeds[0].trackId`` -> ``SimilarTracksRequest.seeds[0].track_id``."""
+    head, _, rest = path.partition(".")
+    return head + ("." + re.sub(r"(?<=[a-z0-9])([A-Z])", lambda m: "_" + m.group(1).lower(), rest) if rest else "")
 
 
 _TIMEOUT_UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}

@@ -77,3 +77,17 @@ def test_a_query_loads_grpc_but_not_the_engine() -> None:
     assert code == 1 and "UNAVAILABLE" in printed
     assert loaded(modules, ENGINE) == []
     assert "grpc" in modules
+
+
+def test_a_missing_extra_is_named_with_a_command_that_installs_it() -> None:
+    # musicrec is not on PyPI: "pip install 'musicrec[web]'" fetched nothing (or another project's
+    # package); from a checkout the hint names this interpreter and the checkout, as the README installs
+    import tomllib
+
+    from engine._errors import install_hint
+
+    root = Path(__file__).resolve().parents[1]
+    extras = tomllib.loads((root / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    for extra in ("audio", "web", "report", "qdrant", "fast", "parquet"):
+        assert extra in extras
+        assert install_hint(extra) == f"{sys.executable} -m pip install -e '{root}[{extra}]'"

@@ -42,7 +42,17 @@ from ._extract import (
 )
 from ._kernels import cached as kernels_cached
 from ._kernels import died_hint
-from ._synth import STYLES, song, write_corpus
+
+
+def __getattr__(name: str) -> object:
+    """The test-music synthesizer (``STYLES``, ``song``, ``write_corpus``) loads on first use, so that
+    ``python -m engine.audio._synth`` runs it as a script without runpy's warning that the package
+    had already imported it."""
+    if name in ("STYLES", "song", "write_corpus"):
+        from . import _synth
+
+        return getattr(_synth, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def describe(y: np.ndarray, sr: int, params: ExtractorParams) -> dict[str, float]:

@@ -245,7 +245,10 @@ def test_over_the_concurrency_limit_is_429(bundle_dir: Path, blocking: Blocker) 
     (b"[1, 2]", "must be a JSON object"),
     (b"null", "must be a JSON object"),
     (b'"text"', "must be a JSON object"),
-    (b'{"bogus": 1}', "no field named \"bogus\""),
+    (b'{"bogus": 1}', "SimilarTracksRequest has no field 'bogus'; its fields: seeds, negative_seeds, targets"),
+    # the field names as the proto and the README spell them, not the JSON mapping's camelCase
+    (b'{"seeds": [{"trackid": "x"}]}', "SimilarTracksRequest.seeds[0] has no field 'trackid'; its fields: track_id,"),
+    (b'{"genreWeight": "x"}', "Couldn't parse float: x at SimilarTracksRequest.genre_weight"),
     (b'{"k": "ten"}', "Failed to parse k field"),
     (b'{"k": -1}', "Failed to parse k field"),
     (b'{"k": 1.5}', "Couldn't parse integer"),
