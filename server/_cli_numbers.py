@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 from collections.abc import Callable
 
 # grpc turns a deadline past ~7.5e9 s into an immediate DEADLINE_EXCEEDED, and a wait past ~9.2e9 s overflows
@@ -17,12 +18,17 @@ MAX_PROCESSES = 256
 
 
 def int_from(low: int, high: int | None = None) -> Callable[[str], int]:
-    """A whole number in ``low..high`` (``high`` None: no upper end)."""
+    """A whole number in ``low..high`` (``high`` None: no upper end), written as ASCII digits with an
+    optional '-' (so a negative one is refused naming the range)."""
     def whole(text: str) -> int:
+        shown = text.strip()[:40]
         try:
             value = int(text)
         except ValueError:  # also a number of more digits than int() reads
-            raise argparse.ArgumentTypeError(f"{text.strip()[:40]!r} is not a whole number") from None
+            raise argparse.ArgumentTypeError(f"{shown!r} is not a whole number") from None
+        # int() also reads "1_0", "+5", " 5" and full-width "５": none is how a count or a port is written
+        if not re.fullmatch(r"-?[0-9]+", text):
+            raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a whole number in plain digits 0-9")
         if value < low:
             raise argparse.ArgumentTypeError(f"must be {low} or more, got {value}")
         if high is not None and value > high:

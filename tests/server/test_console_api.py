@@ -44,6 +44,10 @@ def get(port: int, path: str) -> tuple[int, Any]:
     ("map?max_points=0", "max_points: must be 1 or more, got 0"),
     ("map?max_points=-20000", "max_points: must be 1 or more, got -20000"),
     ("map?max_points=1.5", "max_points: '1.5' is not a whole number"),
+    ("search?q=a&limit=1_0", "limit: '1_0' is not a whole number in plain digits 0-9"),
+    ("search?q=a&limit=%2B5", "limit: '+5' is not a whole number in plain digits 0-9"),
+    ("search?q=a&limit=%EF%BC%95", "limit: '５' is not a whole number in plain digits 0-9"),  # full-width 5
+    ("map?max_points=%D9%A3", "max_points: '٣' is not a whole number in plain digits 0-9"),  # Arabic-Indic 3
 ])
 def test_parameters_out_of_range_are_400_naming_the_bound(running: RunningServer, path: str, message: str) -> None:
     status, answer = get(running.http_port, path)
