@@ -159,11 +159,17 @@ def _config_from_args(args: argparse.Namespace) -> Any:
         schema["rules"] = {c: r for c, r in (config.schema.rules or {}).items() if c in schema["feature_columns"]}
     if args.metadata_columns is not None:
         schema["metadata_columns"] = columns(args.metadata_columns)
+    given: dict[str, str] = {}
     for item in args.transform:
         col, sep, spec = item.partition("=")
         if not sep:
             from engine import ConfigError
             raise ConfigError(f"--transform expects COLUMN=SPEC, got {item!r}")
+        if col.strip() in given:  # the last would win silently, over a transform the user also typed
+            from engine import ConfigError
+            raise ConfigError(f"--transform given twice for column {col.strip()!r} ({given[col.strip()]!r} and "
+                              f"{item!r}); give each column one transform")
+        given[col.strip()] = item
         schema.setdefault("transforms", dict(config.schema.transforms or {}))[col.strip()] = spec.strip()
     sections: dict[str, Any] = {}
     if schema:

@@ -109,6 +109,19 @@ def test_bad_input_exits_nonzero_with_a_clear_message_and_no_bundle(
     assert no_partials(tmp_path)
 
 
+def test_a_transform_given_twice_for_a_column_is_refused_naming_it(
+    tmp_path: Path, synthetic_csv: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: the last --transform for a column won silently."""
+    code = main(["index", str(synthetic_csv), "--out", str(tmp_path / "out"), "--quiet", "--transform", "tempo=log1p",
+                 "--transform", "key=cyclic:12", "--transform", "tempo = none"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err == ("musicrec index: error: --transform given twice for column 'tempo' ('tempo=log1p' and "
+                   "'tempo = none'); give each column one transform\n")
+    assert not (tmp_path / "out").exists()
+
+
 def test_synth_then_index(tmp_path: Path, fast_config: Path) -> None:
     csv = tmp_path / "s.csv"
     assert main(["synth", "--out", str(csv), "--tracks", "800", "--seed", "4"]) == 0
