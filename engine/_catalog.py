@@ -27,7 +27,10 @@ column is one with at least one non-blank cell and every non-blank cell ``true``
 int8: 1 true, 0 false, -1 unknown. Unknown is a blank cell or a missing-value token (``nan``, ``na``, ``n/a``,
 ``null``, ``none``): nothing is invented, and a filter on the flag never matches an unknown. Blanks are
 counted per flag column (``flag_blanks``). Otherwise a column whose non-blank cells are all numbers is
-float64 (blank: NaN), and anything else is text.
+float64 (blank or a missing-value token: NaN), and anything else is text. A column whose non-blank cells
+are at least nine in ten flags, or numbers, but not all, is an error naming the file, the data row, the
+column and the value: one ``maybe`` among ``true``/``false`` would otherwise turn the column into text,
+and its filters (explicit, popularity ranges) would silently go away.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from ._readers import MISSING_TOKENS, read_frame
 from ._schema import FeatureSchema
 
 _FLAG_TOKENS = {"true": 1, "false": 0, "1": 1, "0": 0}
+TYPED_SHARE = 0.9  # a column this share of whose values are flags (or numbers) is meant to hold only those
 UNKNOWN_FLAG = -1  # a blank cell of a flag column (see the module docstring)
 
 
@@ -304,7 +308,9 @@ def clean_catalog(frame: pd.DataFrame, schema: FeatureSchema, *, source: str = "
     conflicts = int((values[merged_rows] != values[first_row[id_codes[merged_rows]]]).any(axis=1).sum())
 
     genre_names, indptr, codes = _merge_labels(frame, schema, id_codes, n_tracks)
-    metadata = {col: _parse_metadata(frame[col].to_numpy(dtype=object)[first_row]) for col in present_metadata}
+    first_rows = row_numbers[~dup][keep][first_row]
+    metadata = {col: _parse_metadata(frame[col].to_numpy(dtype=object)[first_row], col, first_rows, source)
+                for col in present_metadata}
     flag_blanks = {col: int((v == UNKNOWN_FLAG).sum()) for col, v in metadata.items() if v.dtype == np.int8}
     missing_meta = 0
     if present_metadata:
@@ -389,14 +395,28 @@ def _merge_labels(
     return genre_names, indptr, pairs["g"].to_numpy(dtype=np.int32)
 
 
-def _parse_metadata(values: np.ndarray) -> np.ndarray:
+def _parse_metadata(values: np.ndarray, name: str, row_numbers: np.ndarray, source: str) -> np.ndarray:
     """Flags (int8) and numbers (float64) become typed arrays for filters; everything else stays
-    text. See the module docstring for the rule."""
+    text. See the module docstring for the rule; ``row_numbers`` (1-based data rows, one per value)
+    name a bad cell of a nearly typed column."""
     text = np.array([str(v).strip() for v in values], dtype=object)
-    tokens = {str(v).lower() for v in set(text)} - MISSING_TOKENS
-    if tokens and tokens <= set(_FLAG_TOKENS):
-        return np.array([_FLAG_TOKENS.get(v.lower(), UNKNOWN_FLAG) for v in text], dtype=np.int8)
-    numbers = pd.to_numeric(pd.Series(text), errors="coerce").to_numpy(dtype=np.float64)
-    if len(text) and not np.isnan(numbers[text != ""]).any() and (text != "").any():
+    lowered = pd.Series(text, dtype=object).str.lower()
+    given = ~lowered.isin(MISSING_TOKENS).to_numpy()
+    if not given.any():
+        return text  # no value at all says nothing about the column
+    flags = lowered.isin(_FLAG_TOKENS.keys()).to_numpy()
+    if flags[given].all():
+        return np.array([_FLAG_TOKENS.get(v, UNKNOWN_FLAG) for v in lowered], dtype=np.int8)
+    numbers = pd.to_numeric(pd.Series(np.where(given, text, "")), errors="coerce").to_numpy(dtype=np.float64)
+    is_number = ~np.isnan(numbers)
+    if is_number[given].all():
         return numbers
+    for ok, what, one in ((flags, "flags (true/false, 1/0)", "a flag"), (is_number, "numbers", "a number")):
+        if ok[given].mean() >= TYPED_SHARE:
+            bad = np.flatnonzero(given & ~ok)
+            examples = ", ".join(f"data row {row_numbers[i]}: {text[i][:40]!r}" for i in bad[:3])
+            raise CatalogError(
+                f"{source}: metadata column {name!r} holds {what} but has {len(bad):,} other value(s) "
+                f"({examples}); write each as {one} or leave it blank (unknown), or leave the column out "
+                "of the metadata columns")
     return text

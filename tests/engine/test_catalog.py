@@ -205,6 +205,39 @@ def test_not_flags_stay_numbers_or_text() -> None:
     assert blank.metadata["explicit"].dtype == object  # no value at all says nothing about the column
 
 
+@pytest.mark.parametrize(("column", "bad", "expected"), [
+    ("explicit", "maybe", "c.csv: metadata column 'explicit' holds flags (true/false, 1/0) but has 1 other value(s) "
+                          "(data row 13: 'maybe'); write each as a flag or leave it blank (unknown), or leave the "
+                          "column out of the metadata columns"),
+    ("popularity", "abc", "c.csv: metadata column 'popularity' holds numbers but has 1 other value(s) (data row 13: "
+                          "'abc'); write each as a number or leave it blank (unknown), or leave the column out of "
+                          "the metadata columns"),
+])
+def test_one_bad_cell_of_a_flag_or_number_column_is_an_error_naming_it(tmp_path: Path, column: str, bad: str,
+                                                                        expected: str) -> None:
+    """Before: one such cell turned the whole column into text, and its filters went away unsaid."""
+    rows = [row(f"t{i}", "rock", explicit=("True", "False")[i % 2], popularity=i) for i in range(20)]
+    rows[2]["track_id"] = ""  # a dropped row and a merged one before it: the row named is the file's
+    rows[5]["track_id"] = "t4"
+    rows[12][column] = bad
+    with pytest.raises(CatalogError) as error:
+        read_catalog(write(tmp_path, rows), FeatureSchema())
+    assert str(error.value) == f"{tmp_path / 'c.csv'}: {expected.removeprefix('c.csv: ')}"
+
+
+def test_missing_value_tokens_leave_a_number_column_typed() -> None:
+    cells = ["3", "n/a", "null", "", "7"]
+    cat = clean_catalog(frame([row(f"t{i}", "rock", popularity=c) for i, c in enumerate(cells)]), FeatureSchema())
+    assert cat.metadata["popularity"].dtype == np.float64
+    assert np.isnan(cat.metadata["popularity"][1:4]).all() and cat.metadata["popularity"][4] == 7
+
+
+def test_a_mostly_text_column_stays_text() -> None:
+    names = ["Blue", "1999", "Kind of Blue", "4", "Abbey Road"]
+    cat = clean_catalog(frame([row(f"t{i}", "rock", album_name=n) for i, n in enumerate(names)]), FeatureSchema())
+    assert cat.metadata["album_name"].dtype == object and list(cat.metadata["album_name"]) == names
+
+
 def test_flags_round_trip_through_npz_without_pickle(tmp_path: Path) -> None:
     cat = clean_catalog(frame([row("a", "rock", explicit="True"), row("b", "rock", explicit=""), row("c", "rock")]),
                         FeatureSchema())

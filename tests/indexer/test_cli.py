@@ -73,6 +73,8 @@ def bad_inputs(tmp_path: Path, synthetic_csv: Path) -> dict[str, tuple[list[str]
     frame.rename(columns={"energy": "energie"}).to_csv(renamed, index=False)
     text = tmp_path / "text.csv"
     frame.assign(tempo=frame["tempo"].where(frame.index != 41, "allegro")).to_csv(text, index=False)
+    flag = tmp_path / "flag.csv"
+    frame.assign(explicit=frame["explicit"].where(frame.index != 41, "maybe")).to_csv(flag, index=False)
     allbad = tmp_path / "allbad.csv"
     frame.assign(tempo="0").to_csv(allbad, index=False)
     empty = tmp_path / "empty.csv"
@@ -86,6 +88,8 @@ def bad_inputs(tmp_path: Path, synthetic_csv: Path) -> dict[str, tuple[list[str]
         "misnamed column": (["index", str(renamed), "--out", out], "missing column(s) 'energy' (did you mean 'energie'?)"),
         "non-numeric": (["index", str(text), "--out", out], "column 'tempo' has 1 non-numeric value(s) (data row 42: 'allegro')"),
         "every row bad": (["index", str(allbad), "--out", out], "every one of the"),
+        "bad flag": (["index", str(flag), "--out", out], "metadata column 'explicit' holds flags (true/false, 1/0) "
+                                                         "but has 1 other value(s) (data row 42: 'maybe')"),
         "output exists": (["index", str(synthetic_csv), "--out", str(existing)], "already exists"),
         "bad config key": (["index", str(synthetic_csv), "--out", out, "--pca-variance", "1.5"], "pca_variance must be in (0, 1]"),
         "bad transform": (["index", str(synthetic_csv), "--out", out, "--transform", "key=circle"], "cyclic:<period>"),
@@ -95,7 +99,7 @@ def bad_inputs(tmp_path: Path, synthetic_csv: Path) -> dict[str, tuple[list[str]
 
 
 @pytest.mark.parametrize("case", ["missing file", "empty file", "misnamed column", "non-numeric", "every row bad",
-                                  "output exists", "bad config key", "bad transform", "negative seed"])
+                                  "bad flag", "output exists", "bad config key", "bad transform", "negative seed"])
 def test_bad_input_exits_nonzero_with_a_clear_message_and_no_bundle(
     case: str, tmp_path: Path, synthetic_csv: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
