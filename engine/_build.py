@@ -79,6 +79,13 @@ def build_bundle(
             for col, n in rep.flag_blanks.items():
                 if n:
                     say(f"{n} tracks have no {col} value (unknown: {col} filters leave them out)")
+            if rep.unlabelled:
+                say(f"{rep.unlabelled} tracks have a blank {config.schema.label_column} in every row (kept without "
+                    "a genre; the genre model does not learn from them)")
+            if rep.missing_metadata:
+                say(f"{rep.missing_metadata} tracks have a blank or missing field among "
+                    f"{', '.join(c for c in config.schema.metadata if c not in rep.skipped_columns)} "
+                    "(shown as no value)")
 
         with stage("preprocess"):
             prep = Preprocessor(feature_names=catalog.feature_names, transforms=config.schema.transforms,
@@ -219,6 +226,7 @@ def build_bundle(
                     "genres": len(catalog.genre_names),
                     "skipped_columns": list(rep.skipped_columns),
                     "flag_blanks": rep.flag_blanks,
+                    "unlabelled": rep.unlabelled,
                 },
                 "schema": config.to_json()["schema"],
                 "config": config.to_json(),

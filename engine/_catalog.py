@@ -70,6 +70,9 @@ class IngestReport:
     skipped_columns: tuple[str, ...] = ()
     # per flag column (int8 metadata), how many tracks have it blank, i.e. unknown
     flag_blanks: dict[str, int] = dataclasses.field(default_factory=dict)
+    # tracks whose every row has a blank label: kept (similar tracks serve them; the genre model
+    # trains without them), and counted so that a file of blank labels does not go unsaid
+    unlabelled: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -329,6 +332,7 @@ def clean_catalog(frame: pd.DataFrame, schema: FeatureSchema, *, source: str = "
         tracks=n_tracks,
         skipped_columns=skipped,
         flag_blanks=flag_blanks,
+        unlabelled=int((np.diff(indptr) == 0).sum()) if schema.label_column else 0,
     )
     assert rows_read == exact_duplicates + sum(dropped.values()) + report.id_duplicates_merged + n_tracks
     return Catalog(

@@ -204,5 +204,7 @@ def _report_field(manifest: dict[str, Any], name: str) -> Any:
     aliases = {"id_duplicates_merged": "duplicates_merged"}
     if name == "flag_blanks" and name not in counts:  # a manifest written before flags were counted
         return {}
+    if name == "unlabelled" and name not in counts:  # ... or before tracks without a genre were
+        return 0
     value = counts.get(aliases.get(name, name), counts.get(name))
     return tuple(value) if isinstance(value, list) else value

@@ -166,6 +166,14 @@ def test_synthetic_catalog_counts_are_known() -> None:
     assert rep.multi_genre_tracks == 50
 
 
+def test_tracks_whose_every_row_has_a_blank_genre_are_counted() -> None:
+    rows = [row("a", "rock"), row("a", ""), row("b", " "), row("c", ""), row("c", ""), row("d", "jazz")]
+    cat = clean_catalog(frame(rows), FeatureSchema())
+    assert cat.report.unlabelled == 2 and cat.genres_of(1) == () and cat.genres_of(0) == ("rock",)
+    assert cat.report.to_json()["unlabelled"] == 2
+    assert clean_catalog(frame(rows), FeatureSchema(label_column="")).report.unlabelled == 0  # no labels asked for
+
+
 def test_metadata_types_are_parsed_for_filters() -> None:
     cat = clean_catalog(frame([row("a", "rock", explicit="True"), row("b", "rock")]), FeatureSchema())
     assert cat.metadata["explicit"].dtype == np.int8 and list(cat.metadata["explicit"]) == [1, 0]

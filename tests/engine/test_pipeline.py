@@ -26,6 +26,7 @@ from engine import (
     TrackFilter,
     build_bundle,
     load_bundle,
+    synthetic_catalog,
 )
 from tests.conftest import FAST_CONFIG
 
@@ -138,6 +139,23 @@ def test_one_blank_flag_never_switches_the_filter_off(blank_flag_bundle: Path) -
         flagged = sum(x is wanted for x in rec.explicit[1:])
         assert len(res.rows) == min(300, flagged) and all(rec.explicit[r] is wanted for r in res.rows.tolist())
         assert res.filtered > 0
+
+
+def test_tracks_without_a_genre_or_with_a_blank_field_are_counted_and_said(tmp_path: Path) -> None:
+    """Before: such rows were kept silently (no count of unlabelled tracks; missing_metadata never said)."""
+    frame = synthetic_catalog(400, seed=3)
+    frame.loc[[3, 4, 5], "track_genre"] = ""
+    frame.loc[[7, 8], "album_name"] = ""
+    frame.to_csv(tmp_path / "c.csv", index=False)
+    said: list[str] = []
+    manifest = build_bundle(tmp_path / "c.csv", tmp_path / "b", FAST_CONFIG.replace(genre={"enabled": False}),
+                            progress=said.append)
+    assert manifest["counts"]["unlabelled"] == 3 and manifest["counts"]["missing_metadata"] == 2
+    assert load_bundle(tmp_path / "b").tracks.report.unlabelled == 3
+    assert ("3 tracks have a blank track_genre in every row (kept without a genre; the genre model does not "
+            "learn from them)") in said
+    assert "2 tracks have a blank or missing field among track_name, artists, album_name, popularity, explicit " \
+           "(shown as no value)" in said
 
 
 def test_classify_defaults_to_every_genre_of_a_small_catalog(synthetic_csv: Path,
