@@ -38,7 +38,7 @@ from ._decode import REASONS
 from ._extract import segment_seconds_problem, sidecar_path
 from ._inputs import LABEL_SOURCES, Job, find_files, read_label_table
 from ._kernels import died_hint
-from ._worker import FileResult, extract_file, init_worker
+from ._worker import ANALYSIS_FAILED, FileResult, extract_file, init_worker
 
 
 @dataclasses.dataclass
@@ -191,7 +191,8 @@ def run_extraction(
             elif result.reason and not result.rows:
                 report.skipped[result.reason] = report.skipped.get(result.reason, 0) + 1
                 report.skipped_files.append({"path": str(job.path), "reason": result.reason,
-                                             "detail": result.message})
+                                             "detail": result.message,
+                                             **({"traceback": result.traceback} if result.traceback else {})})
                 state.skipped += 1
             else:
                 os.write(fd, result.lines.encode("utf-8"))  # one write per file: whole rows or none
@@ -221,7 +222,8 @@ def run_extraction(
         report.wall_seconds = round(time.monotonic() - t0, 2)
         report.audio_seconds, report.cpu_seconds = round(report.audio_seconds, 2), round(report.cpu_seconds, 2)
         report.worker_peak_rss_mib = round(report.worker_peak_rss_mib, 1)
-        report.skipped = {r: report.skipped[r] for r in (*REASONS, "unreadable") if r in report.skipped}
+        order = (*REASONS, "unreadable", ANALYSIS_FAILED)
+        report.skipped = {r: report.skipped[r] for r in order if r in report.skipped}
         _write_report(out, report)
     return report
 

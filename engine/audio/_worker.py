@@ -1,6 +1,6 @@
 """The worker side of an extraction run (engine/audio/_batch.py): one file -> the CSV text of its
 rows, in a spawned process that fixed its parameters once (``init_worker``). A bad file is an
-answer with a reason, never an exception."""
+answer with a reason, never an exception; so is a file whose analysis fails unexpectedly."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import dataclasses
 import io
 import resource
 import time
+import traceback
 from typing import Any
 
 from ._columns import ExtractorParams
@@ -17,6 +18,9 @@ from ._extract import analyse
 from ._inputs import Job, read_tags
 
 _PARAMS: ExtractorParams | None = None
+# the reason of a file whose analysis raised what no check foresaw (a bug, or a file it cannot handle):
+# that file is skipped with its traceback in the extraction report, and the run goes on
+ANALYSIS_FAILED = "analysis failed"
 
 
 def init_worker(params_json: dict[str, Any], warm: bool = True) -> None:
@@ -40,6 +44,7 @@ class FileResult:
     cpu_seconds: float = 0.0
     peak_rss_mib: float = 0.0
     silent_segments: int = 0
+    traceback: str = ""  # for ANALYSIS_FAILED
 
 
 def extract_file(job: Job, sha: str, label_from: str, labels: dict[str, str] | None,
@@ -55,6 +60,11 @@ def extract_file(job: Job, sha: str, label_from: str, labels: dict[str, str] | N
         result.reason, result.message = exc.reason, exc.message
     except OSError as exc:
         result.reason, result.message = "unreadable", f"{job.path.name}: {exc.strerror or exc}"
+    except Exception as exc:
+        result.reason = ANALYSIS_FAILED
+        result.message = (f"{job.path.name}: unexpected {type(exc).__name__} in the analysis "
+                          f"({' '.join(str(exc).split())[:200]}); its traceback is in the extraction report")
+        result.traceback = traceback.format_exc()
     else:
         tags = read_tags(job.path)
         label = {"folder": job.path.parent.name, "tag": tags["genre"], "none": ""}.get(label_from, "")

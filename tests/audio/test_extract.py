@@ -265,3 +265,35 @@ def test_a_float_wav_with_a_huge_finite_sample_is_skipped_and_the_rest_extracted
     assert Path(item["path"]).name == "huge.wav" and item["reason"] == "corrupt"
     assert "huge.wav holds a sample of magnitude 1e+30" in item["detail"]
     assert "huge.wav" in capsys.readouterr().err
+
+
+def test_an_unexpected_error_in_one_file_skips_it_and_the_run_goes_on(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """An exception other than BadAudio or OSError used to end the whole run with exit 70."""
+    from engine.audio import _worker
+
+    analyse = _worker.analyse
+
+    def failing(data: bytes, *args: object, name: str = "", **kwargs: object) -> object:
+        if name == "odd.wav":
+            raise ZeroDivisionError("float division by zero")
+        return analyse(data, *args, name=name, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_worker, "analyse", failing)
+    music = tmp_path / "music"
+    music.mkdir()
+    clip = encode(chord_pad(57, True, 3.0).astype(np.float32))
+    (music / "good.wav").write_bytes(clip)
+    (music / "odd.wav").write_bytes(clip + b"\0")  # other bytes: not a duplicate of good.wav
+    out = tmp_path / "o.csv"
+    assert main(["extract", str(music), "--out", str(out), "--workers", "0", "--quiet"]) == 3
+    assert [r["filename"] for r in rows_of(out)] == ["good.wav"]
+    report = json.loads((tmp_path / "o.extraction.json").read_text())
+    assert report["status"] == "finished" and report["skipped"] == {"analysis failed": 1}
+    [item] = report["skipped_files"]
+    assert Path(item["path"]).name == "odd.wav" and item["reason"] == "analysis failed"
+    assert item["detail"] == ("odd.wav: unexpected ZeroDivisionError in the analysis (float division by zero); its "
+                              "traceback is in the extraction report")
+    assert "Traceback (most recent call last)" in item["traceback"] and "in failing" in item["traceback"]
+    err = capsys.readouterr().err
+    assert f"  analysis failed: {item['detail']}" in err and "Traceback" not in err
