@@ -57,6 +57,103 @@ class IndexSource:
         return rows
 
 
+class ProbedSource:
+    """An inverted-file (IVF-Flat, inner product) index searched the pipeline's own way: the
+    ``nprobe`` lists whose centroids are nearest (cosine descending, then list number), and of their
+    tracks the ``n`` nearest in canonical order (cosine descending, then row), every cosine the
+    pipeline's own float32 sum (``cosines`` in engine/_ranking.py).
+
+    It probes the lists FAISS probes and ranks their tracks by the cosines the pipeline then uses
+    (FAISS's own inner products can differ in the last bit, so at the edge of the fetch the two
+    may keep different tracks of near-equal cosine). It hands the pipeline its rows already
+    ordered and scored (``scored``), so they are not scored twice, and runs as one compiled kernel
+    when engine/_compiled.py is active (the numpy code below is the reference, identical bit for
+    bit: tests/engine/test_compiled.py). New-track queries use it (engine/_similar.py)."""
+
+    def __init__(self, index: faiss.Index, vectors: np.ndarray) -> None:
+        found = faiss.try_extract_index_ivf(index)
+        ivf = faiss.downcast_index(found) if found is not None else index
+        if not isinstance(ivf, faiss.IndexIVFFlat) or ivf.metric_type != faiss.METRIC_INNER_PRODUCT:
+            raise TypeError(f"ProbedSource reads an inner-product IVF-Flat index, not {type(ivf).__name__}")
+        self.size, self.nprobe = int(ivf.ntotal), int(ivf.nprobe)
+        self.centroids = np.ascontiguousarray(ivf.quantizer.reconstruct_n(0, ivf.nlist), dtype=np.float32)
+        sizes = [ivf.invlists.list_size(c) for c in range(ivf.nlist)]
+        self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        self.list_rows = np.concatenate([faiss.rev_swig_ptr(ivf.invlists.get_ids(c), size).copy()
+                                         for c, size in enumerate(sizes)] + [np.empty(0, np.int64)]).astype(np.int64)
+        by_list = np.asarray(vectors[self.list_rows], dtype=np.float32)  # the bundle's own values, list by list
+        self.columns = np.ascontiguousarray(by_list.T)  # dims x tracks, in list order: the numpy code's layout
+        # the kernel's: each list one contiguous block of its tracks' values, dimension by dimension
+        spans = zip(self.offsets[:-1].tolist(), self.offsets[1:].tolist(), strict=True)
+        self.blocks = np.concatenate([by_list[a:b].T.ravel() for a, b in spans] + [np.empty(0, np.float32)])
+        self.centroid_block = np.ascontiguousarray(self.centroids.T).ravel()
+
+    def nearest(self, vector: np.ndarray, n: int) -> np.ndarray:
+        rows, _ = self.scored(vector, n)
+        return np.concatenate([rows, np.full(min(n, self.size) - len(rows), -1, np.int64)])
+
+    def nearest_batch(self, vectors: np.ndarray, n: int) -> np.ndarray:
+        """``nearest`` for each row of ``vectors`` (n_queries, dim), padded with -1 to min(n, size)."""
+        if not len(vectors):
+            return np.empty((0, min(n, self.size)), np.int64)
+        return np.stack([self.nearest(v, n) for v in vectors])
+
+    def scored(self, vector: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Up to ``n`` rows in canonical order and their float32 cosines (fewer when the probed
+        lists hold fewer tracks)."""
+        from . import _compiled  # the ranking's switch (a late import: _compiled's kernels import numba)
+
+        query = np.ascontiguousarray(vector, dtype=np.float32)
+        if _compiled.active():
+            return _compiled.kernels().probed_top(self.centroid_block, self.offsets, self.list_rows, self.blocks,
+                                                  query, self.nprobe, n)
+        centroid_cos = np.add.reduce(self.centroids * query, axis=1, dtype=np.float32)
+        probe = np.argsort(-centroid_cos, kind="stable")[:self.nprobe]  # ties: the lower list first
+        spans = [slice(self.offsets[c], self.offsets[c + 1]) for c in probe.tolist()]
+        rows = np.concatenate([self.list_rows[s] for s in spans])
+        cos = column_cosines(np.concatenate([self.columns[:, s] for s in spans], axis=1), query)
+        if n < len(cos):  # the n-th largest cosine bounds the answer: sort only what reaches it
+            reach = np.flatnonzero(cos >= -np.partition(-cos, n - 1)[n - 1])
+            rows, cos = rows[reach], cos[reach]
+        top = np.lexsort((rows, -cos))[:n]
+        return rows[top], cos[top]
+
+
+def column_cosines(columns: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """``cosines`` (engine/_ranking.py) of tracks given as ``columns`` (dims x tracks, float32): each
+    track's products summed in numpy's pairwise order for a row (under 8 dimensions left to right,
+    else eight running sums combined, then the rest), computed across all tracks at once."""
+    products = columns * query[:, None]
+    d = len(query)
+    zero = np.float32(0.0)
+    if d < 8:
+        total = np.zeros(columns.shape[1], np.float32)
+        for t in range(d):
+            total += products[t]
+        return zero + total
+    acc = products[:8]  # the running sums, in place (products is this call's own)
+    whole = d - d % 8
+    for start in range(8, whole, 8):
+        acc += products[start:start + 8]
+    a = acc  # ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7)), in place
+    np.add(a[0], a[1], out=a[0]), np.add(a[2], a[3], out=a[2]), np.add(a[4], a[5], out=a[4])
+    np.add(a[6], a[7], out=a[6]), np.add(a[0], a[2], out=a[0]), np.add(a[4], a[6], out=a[4])
+    total = np.add(a[0], a[4], out=a[0])
+    for t in range(whole, d):
+        total += products[t]
+    return zero + total
+
+
+def new_track_source(index: faiss.Index, vectors: np.ndarray) -> CandidateSource:
+    """The source of the new-track queries: an IVF-Flat index searched as ``ProbedSource`` does;
+    any other kind (HNSW) through FAISS."""
+    ivf = faiss.try_extract_index_ivf(index)
+    if ivf is not None and isinstance(faiss.downcast_index(ivf), faiss.IndexIVFFlat) \
+            and ivf.metric_type == faiss.METRIC_INNER_PRODUCT:
+        return ProbedSource(index, vectors)
+    return IndexSource(index)
+
+
 def use_one_search_thread() -> None:
     """Serving: one FAISS thread per request. Two threads on two cores make p99 spike whenever
     anything else runs (measured: 16-35 ms), and requests already run in parallel."""

@@ -16,7 +16,9 @@ the same order**, so it gives the numpy code's answers bit for bit:
   loops call on this machine; :func:`activate` checks them against numpy's on the bundle's own
   transforms before it turns the kernels on, and leaves them off when they differ.
 
-tests/engine/test_compiled.py checks every kernel against the numpy code on the real catalog.
+The new-track candidate scan (engine/_candidates.py ``ProbedSource``: the probed inverted lists'
+cosines, across many tracks at once in the same order of sums, and the top of them) is one kernel too.
+tests/engine/test_compiled.py and tests/engine/test_probed.py check every kernel against the numpy code.
 The numpy code stays the reference and the path of batches (engine/_similar_many.py, builds), of
 calls with filters or targets, and of every call when numba is not installed (the ``fast`` extra)
 or ``MUSICREC_COMPILED=0``. Nothing compiles at import: :func:`activate` (the server calls it
@@ -114,6 +116,10 @@ def _self_check(compiled: Any) -> str | None:
     vectors = rng.standard_normal((64, 14)).astype(np.float32)
     rows, cos, _ = compiled.ordered_fetch(np.arange(64, dtype=np.int64), vectors, vectors[0],
                                           np.arange(64, dtype=np.int64) // 2)
+    # the new-track source's scan (its arrays are its own, one layout for every bundle)
+    offsets = np.array([0, 30, 64], np.int64)
+    compiled.probed_top(np.ascontiguousarray(vectors[:2].T).ravel(), offsets, np.arange(64, dtype=np.int64),
+                        np.concatenate([vectors[:30].T.ravel(), vectors[30:].T.ravel()]), vectors[0], 1, 10)
     compiled.unit_vector(rng.standard_normal(14))
     compiled.score_block(rows, cos, np.full(4, 0.25, np.float32), np.zeros((64, 2), np.int32), 4, 0.5)
     leaves = np.ones((3, 4), np.float32)
@@ -147,6 +153,7 @@ def _warm(view: Any, agreement: Any) -> None:
     assert kernels is not None
     inputs, vectors, _ = view.feature_seeds(np.asarray(view.bundle.tracks.features[:1], dtype=np.float64))
     rows, cos, _ = kernels.ordered_fetch(np.arange(min(view.n, 8), dtype=np.int64), view.vectors, vectors[0], view.song)
+    kernels.first_listings(rows, view.song)
     classifier = view.bundle.classifier
     if classifier is not None:
         proba = classifier.predict_proba(inputs)[0]

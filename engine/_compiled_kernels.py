@@ -139,6 +139,13 @@ def ordered_fetch(fetched: np.ndarray, vectors: np.ndarray, query: np.ndarray, s
     # np.lexsort((rows, -cos)): one sort of unique keys, cosine descending, then row
     order = np.argsort(descending_keys(cos, rows))
     rows, cos = rows[order], cos[order]
+    return rows, cos, first_listings(rows, songs)
+
+
+@njit(cache=True)
+def first_listings(rows: np.ndarray, songs: np.ndarray) -> np.ndarray:
+    """The positions in ``rows`` (canonical order) of each song's nearest listing, ascending."""
+    n = rows.shape[0]
     # each song's first position in that order (np.unique's return_index): one sort of (song, position)
     by_song = np.empty(n, np.int64)
     for i in range(n):
@@ -159,7 +166,92 @@ def ordered_fetch(fetched: np.ndarray, vectors: np.ndarray, query: np.ndarray, s
         if first[i]:
             positions[m] = i
             m += 1
-    return rows, cos, positions
+    return positions
+
+
+@njit(cache=True)
+def probed_top(centroid_block: np.ndarray, offsets: np.ndarray, list_rows: np.ndarray, blocks: np.ndarray,
+               query: np.ndarray, nprobe: int, n: int) -> Any:
+    """``ProbedSource.scored`` (engine/_candidates.py): the ``nprobe`` lists whose centroids are
+    nearest (cosine descending, then list), and of their tracks the ``n`` nearest in canonical
+    order (cosine descending, then row) with their cosines. Every cosine is ``cosines``' float32
+    pairwise sum (engine/_ranking.py), computed across many tracks at once in the same order of
+    sums: ``blocks`` holds each list's tracks as one contiguous block, dimension by dimension
+    (``ProbedSource.blocks``), ``centroid_block`` the centroids so."""
+    d = query.shape[0]
+    nlist = offsets.shape[0] - 1
+    centroid_cos = np.empty(nlist, np.float32)
+    _column_cosines(centroid_block, nlist, query, centroid_cos, 0)
+    list_keys = descending_keys(centroid_cos)
+    if nprobe < nlist:
+        list_keys = np.partition(list_keys, nprobe - 1)[:nprobe]
+    probe = np.sort(list_keys) & np.uint64(0xFFFFFFFF)
+    m = 0
+    for p in range(probe.shape[0]):
+        m += offsets[probe[p] + 1] - offsets[probe[p]]
+    cos = np.empty(m, np.float32)
+    rows = np.empty(m, np.int64)
+    at = 0
+    for p in range(probe.shape[0]):
+        a, b = offsets[probe[p]], offsets[probe[p] + 1]
+        _column_cosines(blocks[a * d:b * d], b - a, query, cos, at)
+        rows[at:at + b - a] = list_rows[a:b]
+        at += b - a
+    keys = descending_keys(cos, rows)
+    if n < m:
+        keys = np.partition(keys, n - 1)[:n]
+    keys = np.sort(keys)
+    # each key holds its row and its cosine's bits (exact: a pipeline cosine is never -0.0, as it
+    # ends in 0.0 + the sum), so the rows' vectors are not read again
+    k = keys.shape[0]
+    top = np.empty(k, np.int64)
+    high = np.empty(k, np.uint32)
+    for i in range(k):
+        top[i] = np.int64(keys[i] & np.uint64(0xFFFFFFFF))
+        h = keys[i] >> np.uint64(32)
+        high[i] = np.uint32(h & np.uint64(0x7FFFFFFF) if h & np.uint64(0x80000000) else h ^ np.uint64(0xFFFFFFFF))
+    return top, -high.view(np.float32)
+
+
+@njit(cache=True)
+def _column_cosines(block: np.ndarray, m: int, query: np.ndarray, out: np.ndarray, at: int) -> None:
+    """``row_sum`` of ``track * query`` for each of the ``m`` tracks in ``block`` (their values
+    dimension by dimension: ``block[t * m + i]`` is track i's dimension t), into ``out[at:]``: the
+    same sums in the same order, with the loop over tracks innermost (on 1-D slices, so that no
+    index needs a wraparound check) so that it runs in vector registers."""
+    d = query.shape[0]
+    zero = np.float32(0.0)
+    o = out[at:at + m]
+    if d < 8:
+        for i in range(m):
+            o[i] = zero
+        for t in range(d):
+            q, c = query[t], block[t * m:(t + 1) * m]
+            for i in range(m):
+                o[i] += c[i] * q
+        for i in range(m):
+            o[i] = zero + o[i]
+        return
+    acc = np.empty((8, m), np.float32)
+    for t in range(8):
+        q, c, r = query[t], block[t * m:(t + 1) * m], acc[t]
+        for i in range(m):
+            r[i] = c[i] * q
+    whole = d - d % 8
+    for start in range(8, whole, 8):
+        for t in range(8):
+            q, c, r = query[start + t], block[(start + t) * m:(start + t + 1) * m], acc[t]
+            for i in range(m):
+                r[i] += c[i] * q
+    r0, r1, r2, r3, r4, r5, r6, r7 = acc[0], acc[1], acc[2], acc[3], acc[4], acc[5], acc[6], acc[7]
+    for i in range(m):
+        o[i] = ((r0[i] + r1[i]) + (r2[i] + r3[i])) + ((r4[i] + r5[i]) + (r6[i] + r7[i]))
+    for t in range(whole, d):
+        q, c = query[t], block[t * m:(t + 1) * m]
+        for i in range(m):
+            o[i] += c[i] * q
+    for i in range(m):
+        o[i] = zero + o[i]
 
 
 @njit(cache=True)
@@ -185,6 +277,8 @@ def score_block(rows: np.ndarray, cos: np.ndarray, proba: np.ndarray, codes: np.
         scores[i] = keep * cos[i] + w * agree
     order = np.argsort(descending_keys(scores))  # argsort(-scores, kind="stable"): ties by position
     return rows[order], scores[order]
+
+
 
 
 @njit(cache=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from collections.abc import Callable
 
 import faiss
 import numpy as np
@@ -110,43 +111,51 @@ def neighbour_table(index: faiss.Index, vectors: np.ndarray, width: int, *,
 
 
 def measure_recall(
-    index: faiss.Index, vectors: np.ndarray, *, k: int = 10, queries: int = 1000, seed: int = 0
+    index: faiss.Index, vectors: np.ndarray, *, k: int = 10, queries: int = 1000, seed: int = 0,
+    search: Callable[[np.ndarray, int], np.ndarray] | None = None,
 ) -> dict[str, float]:
-    """Recall@k of ``index`` against exact search, on catalog tracks used as queries.
+    """Recall@k of ``index`` (searched by ``search(queries, k) -> rows`` when given: the way the
+    server searches it) against exact search, on catalog tracks used as queries.
 
     Returns recall and the median per-query latency of both searches (one thread, one query at a
     time) as measured during the build; the build report is where these belong, not a test.
     """
+    find = search or (lambda q, k: index.search(q, k)[1])
     rng = np.random.default_rng(seed)
     picks = rng.choice(len(vectors), size=min(queries, len(vectors)), replace=False)
     q = np.ascontiguousarray(vectors[picks], dtype=np.float32)
     exact = faiss.IndexFlatIP(vectors.shape[1])
     exact.add(np.ascontiguousarray(vectors, dtype=np.float32))
     truth = exact.search(q, k)[1]
-    found = index.search(q, k)[1]
+    found = find(q, k)
     hits = sum(len(set(t[t >= 0]) & set(f[f >= 0])) for t, f in zip(truth, found, strict=True))
     threads = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(1)
     try:
-        lat_exact = _median_single_query_ms(exact, q[:200], k)
-        lat_index = _median_single_query_ms(index, q[:200], k)
+        lat_exact = _median_single_query_ms(lambda q, k: exact.search(q, k)[1], q[:200], k)
+        lat_index = _median_single_query_ms(find, q[:200], k)
     finally:
         faiss.omp_set_num_threads(threads)
     return {f"recall_at_{k}": hits / truth.size, "queries": len(q),
             "exact_query_ms_p50": lat_exact, "index_query_ms_p50": lat_index}
 
 
-def _median_single_query_ms(index: faiss.Index, q: np.ndarray, k: int) -> float:
+def _median_single_query_ms(find: Callable[[np.ndarray, int], np.ndarray], q: np.ndarray, k: int) -> float:
     times = []
     for row in q:
         t0 = time.perf_counter()
-        index.search(row[None, :], k)
+        find(row[None, :], k)
         times.append(time.perf_counter() - t0)
     return float(np.median(times) * 1e3)
 
 
 def new_track_recall(index: faiss.Index, vectors: np.ndarray, *, fetch: int, queries: int,
                      seed: int) -> dict[str, float]:
-    """The new-track index's recall against exact search at k=10 and at a new track's first fetch."""
-    return {**measure_recall(index, vectors, queries=queries, seed=seed),
-            **measure_recall(index, vectors, k=fetch, queries=queries, seed=seed)}
+    """The new-track index's recall against exact search at k=10 and at a new track's first fetch,
+    searched as the server searches it (engine/_candidates.py ``new_track_source``)."""
+    from ._candidates import new_track_source
+
+    source = new_track_source(index, vectors)
+    search = source.nearest_batch  # type: ignore[attr-defined]
+    return {**measure_recall(index, vectors, queries=queries, seed=seed, search=search),
+            **measure_recall(index, vectors, k=fetch, queries=queries, seed=seed, search=search)}

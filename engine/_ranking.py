@@ -122,11 +122,22 @@ class Survivors:
 
     def _fetch(self) -> None:
         n = self.fetch_size(self._step)
+        f = self.filter
+        if hasattr(self.source, "scored"):  # rows already in canonical order with their cosines (ProbedSource)
+            rows, cos = self.source.scored(self.query, n)
+            self._complete = n >= self.size or len(rows) < n
+            self._next = 0
+            if _compiled.active() and not (self._used or f.exclude_rows.size or f.exclude_songs.size
+                                           or f.user_filtered):
+                self._rows, self._cos = rows, cos
+                self._order = _compiled.kernels().first_listings(rows, self.songs)
+                return
+            self._keep(rows, cos)
+            return
         if getattr(self.source, "pushes_filters", False):  # a vector database filters natively
             rows = self.source.nearest(self.query, n, self.filter)  # type: ignore[call-arg]
         else:
             rows = self.source.nearest(self.query, n)
-        f = self.filter
         if _compiled.active() and not (self._used or f.exclude_rows.size or f.exclude_songs.size or f.user_filtered):
             # the same rows, cosines and survivors as below, in one compiled call (engine/_compiled.py)
             self._rows, self._cos, self._order = _compiled.kernels().ordered_fetch(rows, self.vectors, self.query,
@@ -138,7 +149,12 @@ class Survivors:
         self._complete = n >= self.size or len(rows) < n  # the source has nothing further
         cos = cosines(self.vectors, rows, self.query)
         order = np.lexsort((rows, -cos))
-        self._rows, self._cos = rows[order], cos[order]
+        self._keep(rows[order], cos[order])
+
+    def _keep(self, rows: np.ndarray, cos: np.ndarray) -> None:
+        """The fetch's rows and cosines, in canonical order, and its survivors: filtered, and each
+        song's nearest listing, none handed out before."""
+        self._rows, self._cos = rows, cos
         songs = self.songs[self._rows]
         keep = self.filter.mask(self._rows, songs)
         if self._used:

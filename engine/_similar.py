@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from ._candidates import CandidateSource, IndexSource
+from ._candidates import CandidateSource, IndexSource, new_track_source
 from ._errors import InvalidQuery, TrackNotFound, shown
 from ._loaded import Bundle
 from ._preprocess import l2_normalize
@@ -129,7 +129,7 @@ class SimilarSearch:
         # New tracks (no catalog seed) without filters search the approximate index when the bundle
         # has one; a source given by the caller (another vector engine) answers everything.
         self.new_track_source: CandidateSource = self.source if source is not None or \
-            bundle.new_track_index is None else IndexSource(bundle.new_track_index)
+            bundle.new_track_index is None else new_track_source(bundle.new_track_index, view.vectors)
         # Per-request work that depends on the bundle only, done once: the scoring of every query
         # without targets or weights of its own (immutable, so one object serves them all), and which
         # tracks the neighbour table answers.
