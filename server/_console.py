@@ -22,7 +22,8 @@ contract has no call for, which lives here, HTTP-only and documented in the READ
   extra), drawn once per bundle; 501 without matplotlib.
 
 Auth is the same bearer token rule as the RPCs (any read token); errors have the same JSON shape. A
-parameter that is not a whole number in its range is 400 INVALID_ARGUMENT naming it and the bound.
+parameter that is not a whole number in its range is 400 INVALID_ARGUMENT naming it and the bound; so
+is a parameter given twice, and one the endpoint does not take (naming the ones it does).
 """
 
 from __future__ import annotations
@@ -95,9 +96,10 @@ class ConsoleApi:
 
     # -- search ------------------------------------------------------------------------------------
     async def _search(self, request: Request) -> Response:
-        query = request.query_params.get("q", "")
         try:
-            limit = _whole(request.query_params, "limit", DEFAULT_SEARCH, low=1, high=MAX_SEARCH)
+            params = _params(request, "q", "limit")
+            query = params.get("q", "")
+            limit = _whole(params, "limit", DEFAULT_SEARCH, low=1, high=MAX_SEARCH)
             words = _search_words(query)
         except ValueError as exc:
             return self.face.error(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
@@ -125,7 +127,7 @@ class ConsoleApi:
     # -- map ---------------------------------------------------------------------------------------
     async def _map(self, request: Request) -> Response:
         try:  # no upper end: a number above the catalog's size shows every track
-            max_points = _whole(request.query_params, "max_points", DEFAULT_MAP_POINTS, low=1)
+            max_points = _whole(_params(request, "max_points"), "max_points", DEFAULT_MAP_POINTS, low=1)
         except ValueError as exc:
             return self.face.error(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         gzipped = "gzip" in request.headers.get("accept-encoding", "")
@@ -155,6 +157,10 @@ class ConsoleApi:
 
     # -- report ------------------------------------------------------------------------------------
     async def _bundle(self, request: Request) -> Response:
+        try:
+            _params(request)
+        except ValueError as exc:
+            return self.face.error(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         return await self._guarded(request, self._bundle_facts)
 
     def _bundle_facts(self, rec: Recommender) -> Response:
@@ -165,6 +171,10 @@ class ConsoleApi:
                              "report_html": _has_matplotlib()})
 
     async def _report_html(self, request: Request) -> Response:
+        try:
+            _params(request)
+        except ValueError as exc:
+            return self.face.error(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         if not _has_matplotlib():
             return self.face.error(grpc.StatusCode.UNIMPLEMENTED, "the report with pictures needs matplotlib on the "
                                                                   "server (musicrec's report extra)")
@@ -178,6 +188,23 @@ class ConsoleApi:
             if page is None:
                 page = self._reports[rec] = bundle_report_html(rec.bundle)
         return HTMLResponse(page)
+
+
+def _params(request: Request, *names: str) -> dict[str, str]:
+    """The query parameters of ``request``, each one of ``names`` and given at most once; ValueError
+    naming the parameter otherwise. A mistyped name (``limt``) or a second value (``limit=5&limit=50``:
+    which one was meant?) would otherwise be answered as if it were not there."""
+    counts: dict[str, int] = {}
+    for key, _ in request.query_params.multi_items():
+        if key not in names:
+            takes = f"this endpoint takes: {', '.join(names)}" if names else "this endpoint takes no parameters"
+            raise ValueError(f"unknown parameter {key[:100]!r}; {takes}")
+        counts[key] = counts.get(key, 0) + 1
+    for key, count in counts.items():
+        if count > 1:
+            times = "twice" if count == 2 else f"{count} times"
+            raise ValueError(f"{key}: given {times}; give each parameter at most once")
+    return dict(request.query_params)
 
 
 def _whole(params: Mapping[str, str], name: str, default: int, *, low: int, high: int | None = None) -> int:

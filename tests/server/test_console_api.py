@@ -95,3 +95,25 @@ def test_a_search_up_to_its_bounds_is_answered_and_repeated_words_count_once(run
     assert status == 200 and twenty["total"] == 0
     status, exact = get(running.http_port, "search?q=" + "a" * 200)
     assert status == 200 and exact["total"] == 0
+
+
+@pytest.mark.parametrize(("path", "message"), [
+    ("search?q=a&limit=5&limit=50", "limit: given twice; give each parameter at most once"),
+    ("search?q=a&q=b", "q: given twice; give each parameter at most once"),
+    ("map?max_points=1&max_points=2&max_points=3", "max_points: given 3 times; give each parameter at most once"),
+    ("search?q=a&limt=5", "unknown parameter 'limt'; this endpoint takes: q, limit"),
+    ("map?max_point=10", "unknown parameter 'max_point'; this endpoint takes: max_points"),
+    ("map?limit=10", "unknown parameter 'limit'; this endpoint takes: max_points"),
+    ("bundle?verbose=1", "unknown parameter 'verbose'; this endpoint takes no parameters"),
+    ("report.html?fresh", "unknown parameter 'fresh'; this endpoint takes no parameters"),
+])
+def test_repeated_and_unknown_parameters_are_400_naming_them(running: RunningServer, path: str, message: str) -> None:
+    """A second value (which one was meant?) or a mistyped name was answered as if it were not there."""
+    status, answer = get(running.http_port, path)
+    assert status == 400 == answer["error"]["code"] and answer["error"]["status"] == "INVALID_ARGUMENT"
+    assert answer["error"]["message"] == message
+
+
+def test_the_parameters_each_endpoint_takes_are_still_taken(running: RunningServer) -> None:
+    for path in ("search?q=a&limit=3", "search?q=a", "search", "map?max_points=5", "map", "bundle"):
+        assert get(running.http_port, path)[0] == 200, path
