@@ -2,8 +2,9 @@
 feature values, stage by stage, in-process on one thread (no gRPC), beside "more like this" by id.
 
 Stages, as the server runs them: parse (protobuf -> engine query), plan (validate, transform,
-embed), classify (the seed's genre probabilities), search (the candidate source's first fetch),
-survivors (exact cosines, filter, one listing per song), score (genre agreement, sort), select
+embed), classify (the seed's genre probabilities), search (the candidate source's first fetch; the
+new-track source returns it ordered with its cosines), survivors (exact cosines and order where the
+source did not give them, filter, one listing per song), score (genre agreement, sort), select
 (artist cap / MMR walk, page), serialize (response bytes). Seeds are catalog tracks' own feature
 values, sent as if new. Medians over --queries seeds, each stage timed separately.
 
@@ -43,6 +44,16 @@ class _Fetched:
         return self.rows[:n]
 
 
+class _Scored:
+    """A source that scores its own rows (engine/_candidates.py ProbedSource), replayed."""
+
+    def __init__(self, scored: tuple[np.ndarray, np.ndarray]) -> None:
+        self.rows, self.cos = scored
+
+    def scored(self, vector: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.rows[:n], self.cos[:n]
+
+
 def stages(rec: Recommender, request: pb.SimilarTracksRequest, wire: TrackBytes,
            before: Callable[[], object] = lambda: None) -> dict[str, float]:
     """Each stage timed once; ``before()`` runs ahead of each (``--cold``: the caches flushed)."""
@@ -58,10 +69,16 @@ def stages(rec: Recommender, request: pb.SimilarTracksRequest, wire: TrackBytes,
     fetch = Survivors(plan.source, view.n, view.vectors, view.song, plan.vector, plan.row_filter,
                       search.block).fetch_size(0)
     before()
-    us["search"], rows = timed_us(lambda: plan.source.nearest(plan.vector, fetch))
-    # the survivors stage on the rows just fetched (its own search is the line above)
-    survivors = Survivors(_Fetched(rows), view.n, view.vectors, view.song, plan.vector, plan.row_filter,
-                          search.block)
+    # the survivors stage on the rows just fetched (its own search is the line below); a source that
+    # scores its rows hands them over ordered and scored (the new-track source), the others as rows
+    replay: Any
+    if hasattr(plan.source, "scored"):
+        us["search"], scored = timed_us(lambda: plan.source.scored(plan.vector, fetch))
+        replay = _Scored(scored)
+    else:
+        us["search"], rows = timed_us(lambda: plan.source.nearest(plan.vector, fetch))
+        replay = _Fetched(rows)
+    survivors = Survivors(replay, view.n, view.vectors, view.song, plan.vector, plan.row_filter, search.block)
     before()
     us["survivors"], block = timed_us(lambda: survivors.next_block())
     before()
