@@ -34,6 +34,12 @@ def format_report(manifest: dict[str, Any], *, moods: list[dict[str, Any]] | Non
         if n:
             lines.append(f"  {col + ' unknown':<20} {n:>9,}  blank flag (shown as no value; "
                          f"{col}=true/false filters leave these tracks out)")
+    if c.get("unlabelled"):
+        lines.append(f"  without a genre       {c['unlabelled']:>8,}  tracks whose every row has a blank genre (kept; "
+                     "the genre model does not learn from them)")
+    if c.get("missing_metadata"):
+        lines.append(f"  a field blank         {c['missing_metadata']:>8,}  tracks with a blank or missing name, "
+                     "artist or metadata cell (shown as no value)")
     if c.get("id_conflicts"):
         lines.append(f"  id conflicts         {c['id_conflicts']:>9,}  rows whose features differ from the "
                      "first row of their id (first kept)")

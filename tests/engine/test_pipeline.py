@@ -25,6 +25,7 @@ from engine import (
     SimilarQuery,
     TrackFilter,
     build_bundle,
+    format_report,
     load_bundle,
     synthetic_catalog,
 )
@@ -156,6 +157,9 @@ def test_tracks_without_a_genre_or_with_a_blank_field_are_counted_and_said(tmp_p
             "learn from them)") in said
     assert "2 tracks have a blank or missing field among track_name, artists, album_name, popularity, explicit " \
            "(shown as no value)" in said
+    report = format_report(manifest)  # and the report printed after the build (--quiet hides the lines above)
+    assert "  without a genre              3  tracks whose every row has a blank genre" in report
+    assert "  a field blank                2  tracks with a blank or missing name, artist or metadata cell" in report
 
 
 def test_classify_defaults_to_every_genre_of_a_small_catalog(synthetic_csv: Path,

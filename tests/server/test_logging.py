@@ -92,12 +92,15 @@ def test_slow_calls_are_warnings_and_fast_ones_are_silent(bundle_dir: Path, capt
     auth = (("authorization", f"Bearer {TOKEN}"),)
     # No clock in the assertions: a threshold every call exceeds, then one no call can reach.
     for slow_ms, expected in ((1e-6, 2), (1e9, 0)):
-        srv = serve(bundle_dir, slow_ms=slow_ms)
+        srv = serve(bundle_dir, slow_ms=slow_ms, admin_tokens=("admin-secret",))
         try:
             with grpc.insecure_channel(f"127.0.0.1:{srv.port}") as ch:
                 stub = pb_grpc.RecommenderStub(ch)
                 for _ in range(2):
                     stub.ListMoods(pb.ListMoodsRequest(), timeout=T, metadata=auth)
+                # a reload's seconds are its job (it logs bundle_loaded): never a slow_request
+                admin = (("authorization", "Bearer admin-secret"),)
+                assert not stub.ReloadBundle(pb.ReloadBundleRequest(), timeout=T, metadata=admin).changed
         finally:
             srv.stop(0)
         logged = lines(captured)
