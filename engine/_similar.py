@@ -347,6 +347,9 @@ class SimilarSearch:
                 raise InvalidQuery(f"{where}targets[{name!r}]: {value:g} is too far outside the catalog's "
                                    f"{lo:g}..{hi:g} (more than its spread, {spread:g}) to rank any track above another")
             targets.append((values, float(value), spread))
+        if q.target_weight is not None and not q.targets:  # it weighs the targets' closeness: alone it means nothing
+            raise InvalidQuery(f"{where}target_weight: given without targets; it weighs the closeness to targets, "
+                               "so give targets too or leave it out")
         weight = DEFAULT_TARGET_WEIGHT if q.target_weight is None else q.target_weight
         if not (math.isfinite(weight) and 0 <= weight <= 1):
             raise InvalidQuery(f"{where}target_weight: must be 0..1, got {q.target_weight}")

@@ -100,6 +100,12 @@ def test_validation_does_not_depend_on_the_path(rec: Recommender) -> None:
     # was: target_weight=5 refused on the index path and answered on the table path
     with pytest.raises(InvalidQuery, match="target_weight"):
         rec.similar(SimilarQuery(seeds=[Seed(track_id=rec.ids[0])], target_weight=5.0))
+    # was: target_weight without targets answered as if it were not there
+    features0 = dict(zip(rec.feature_names, rec.bundle.tracks.features[0], strict=True))
+    for seed in (Seed(track_id=rec.ids[0]), Seed(features=features0)):
+        with pytest.raises(InvalidQuery, match="target_weight: given without targets"):
+            rec.similar(SimilarQuery(seeds=[seed], target_weight=0.5))
+        assert len(rec.similar(SimilarQuery(seeds=[seed], targets={"energy": 0.5}, target_weight=0.5)).rows)
     # was: a seed the classifier refuses was re-ranked on overflowed classifier inputs
     features = dict(zip(rec.feature_names, rec.bundle.tracks.features[0], strict=True))
     features["tempo"] = 1e39
