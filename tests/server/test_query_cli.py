@@ -102,6 +102,16 @@ def test_moods_table_is_aligned(running: RunningServer, capsys: pytest.CaptureFi
     assert lines[-1].startswith("core: ")
 
 
+def test_a_playlist_table_shows_the_tempo_it_steps_through(running: RunningServer,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    # the request asked for no features, so the table had no tempo column
+    assert main(["query", "playlist", "--mood-id", "0", "--length", "5", "--address",
+                 f"127.0.0.1:{running.port}"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = next(line for line in lines if line.lstrip().startswith("#"))
+    assert header.split()[:3] == ["#", "tempo", "track"]
+
+
 def test_no_server_says_where_it_looked(capsys: pytest.CaptureFixture[str]) -> None:
     import socket
 
