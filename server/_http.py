@@ -21,6 +21,9 @@ engine call, validation, limits and status for every error. What differs is only
 - errors: ``{"error": {"code": <http>, "status": "<grpc code name>", "message": "..."}}`` with the
   HTTP status of ``HTTP_STATUS`` (Google's API mapping, which grpc-gateway follows; FAILED_PRECONDITION
   is 400 there, not 412: 412 belongs to HTTP's own conditional headers, which this API has none of).
+  Routing errors too: a path under ``/v1`` or ``/console/api/`` that is not there is 404 NOT_FOUND, and a
+  verb a path does not take is 405 METHOD_NOT_ALLOWED with ``Allow`` (only a missing console file,
+  which a browser asked for, is Starlette's plain-text 404).
 - ``StreamMoodPlaylist`` answers ``application/x-ndjson``: one PlaylistEntry per line as it is
   chosen. An error before the first entry is an ordinary error response; one after it (the status
   line is gone by then) ends the stream with a line ``{"error": {...}}``.
@@ -114,7 +117,7 @@ class HttpFace:
             Route("/v1/{method}", self._call, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]),
             *self.console.routes(),
             Mount("/", StaticFiles(directory=CONSOLE_DIR, html=True), name="console"),
-        ])
+        ], exception_handlers={404: self._routing_error, 405: self._routing_error})
 
     # -- plumbing shared with the console API ----------------------------------------------------
     def error(self, code: grpc.StatusCode | int, message: str, *, http: int | None = None) -> Response:
@@ -145,6 +148,46 @@ class HttpFace:
         finally:
             self._slots.release()
 
+    async def _routing_error(self, request: Request, exc: Exception) -> Response:
+        """Starlette's own 404 and 405 (no route, a verb the route does not take) in the error shape of
+        every other answer, for the clients that read it: a 405 on any path (only scripts send verbs
+        other than GET and HEAD; browsers navigating do not) and a 404 under the API's paths. A 404
+        among the console's files goes to a browser, which shows Starlette's plain "Not Found"."""
+        from starlette.exceptions import HTTPException
+        from starlette.responses import PlainTextResponse
+
+        assert isinstance(exc, HTTPException)
+        path = request.url.path
+        shown = path if len(path) <= 100 else path[:100] + "..."
+        if exc.status_code == 405:
+            # the route's own verbs: the console's files (Mount "/") match every path, so Starlette's
+            # exception may come from them rather than from the route the path names
+            from starlette.routing import Match, Route
+
+            verbs = None
+            for route in self.app.routes:
+                match, child = route.matches(request.scope) if isinstance(route, Route) else (Match.NONE, {})
+                if match is Match.PARTIAL:
+                    if route.endpoint == self._call:  # a verb it does not list (TRACE): as _call answers GET
+                        misrouted = self._misrouted(child["path_params"]["method"], request.method)
+                        if misrouted is not None:
+                            return misrouted
+                    verbs = route.methods
+                    break
+            if verbs is None:
+                verbs = {m.strip() for m in (exc.headers or {}).get("Allow", "GET, HEAD").split(",")}
+            allowed = ", ".join(sorted(verbs))
+            response = self.error(405, f"{shown} takes {allowed}, not {request.method[:20]}")
+            response.headers["Allow"] = allowed
+            return response
+        if path == "/v1" or path.startswith("/v1/"):
+            return self.error(404, f"no path {shown}: an RPC is POST /v1/<Method> with one of the methods "
+                                   f"{', '.join(METHODS)} (GET /v1 lists them)")
+        if path.startswith("/console/api/") or path == "/console/api":
+            endpoints = ", ".join(route.path for route in self.console.routes())
+            return self.error(404, f"no endpoint {shown}; the console's endpoints are {endpoints}")
+        return PlainTextResponse(str(exc.detail), status_code=exc.status_code)
+
     # -- /v1 --------------------------------------------------------------------------------------
     async def _list_methods(self, request: Request) -> Response:
         from starlette.responses import JSONResponse
@@ -153,15 +196,23 @@ class HttpFace:
             {"name": m.name, "path": f"/v1/{m.name}", "http_method": "POST", "request": m.request.DESCRIPTOR.full_name,
              "response": m.response.DESCRIPTOR.full_name, "streaming": m.streaming} for m in METHODS.values()]})
 
-    async def _call(self, request: Request) -> Response:
-        method = METHODS.get(request.path_params["method"])
+    def _misrouted(self, name: str, verb: str) -> Response | None:
+        """404 for a method the service has not, 405 for a verb other than POST; None when routed."""
+        method = METHODS.get(name)
         if method is None:
-            return self.error(404, f"no method {request.path_params['method']!r} in {SERVICE.full_name}; "
+            return self.error(404, f"no method {name!r} in {SERVICE.full_name}; "
                                    f"the methods are {', '.join(METHODS)} (GET /v1 lists them)")
-        if request.method != "POST":
+        if verb != "POST":
             response = self.error(405, f"/v1/{method.name} takes POST with a JSON {method.request.DESCRIPTOR.name}")
             response.headers["Allow"] = "POST"
             return response
+        return None
+
+    async def _call(self, request: Request) -> Response:
+        misrouted = self._misrouted(request.path_params["method"], request.method)
+        if misrouted is not None:
+            return misrouted
+        method = METHODS[request.path_params["method"]]
         refused = self.refusal(request, method.path)
         if refused is not None:
             return refused

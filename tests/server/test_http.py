@@ -364,3 +364,55 @@ def test_help_loads_no_web_or_plotting_module(argv: list[str]) -> None:
     code, modules, printed = run_main(argv)
     assert code == 0 and ("--http-port" in printed or "--html" in printed)
     assert loaded(modules, ("starlette", "uvicorn", "matplotlib")) == []
+
+
+def request(port: int, verb: str, path: str) -> tuple[int, dict[str, str], bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=T)
+    try:
+        conn.request(verb, path)
+        response = conn.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize(("verb", "path", "allow", "message"), [
+    ("POST", "/v1", "GET, HEAD", "/v1 takes GET, HEAD, not POST"),
+    ("TRACE", "/v1/SimilarTracks", "POST", "/v1/SimilarTracks takes POST with a JSON SimilarTracksRequest"),
+    ("POST", "/console/api/search", "GET, HEAD", "/console/api/search takes GET, HEAD, not POST"),
+    ("DELETE", "/console/api/bundle", "GET, HEAD", "/console/api/bundle takes GET, HEAD, not DELETE"),
+    ("POST", "/", "GET, HEAD", "/ takes GET, HEAD, not POST"),
+    ("PUT", "/console.js", "GET, HEAD", "/console.js takes GET, HEAD, not PUT"),
+])
+def test_a_verb_a_path_does_not_take_is_405_json_with_allow(running: RunningServer, verb: str, path: str,
+                                                            allow: str, message: str) -> None:
+    """Starlette answered these in plain text ("Method Not Allowed"), unlike every other error of the face."""
+    status, headers, body = request(running.http_port, verb, path)
+    assert status == 405 and headers["allow"] == allow and headers["content-type"] == "application/json"
+    assert json.loads(body) == {"error": {"code": 405, "status": "METHOD_NOT_ALLOWED", "message": message}}
+
+
+@pytest.mark.parametrize(("path", "words"), [
+    ("/v1/SimilarTracks/extra", "no path /v1/SimilarTracks/extra: an RPC is POST /v1/<Method> with one of the "
+                                "methods SimilarTracks, "),
+    ("/console/api/serch", "no endpoint /console/api/serch; the console's endpoints are /console/api/search, "
+                           "/console/api/map, /console/api/bundle, /console/api/report.html"),
+    ("/console/api/", "no endpoint /console/api/; the console's endpoints are /console/api/search, "),
+])
+def test_an_api_path_that_is_not_there_is_404_json(running: RunningServer, path: str, words: str) -> None:
+    status, headers, body = request(running.http_port, "GET", path)
+    assert status == 404 and headers["content-type"] == "application/json"
+    error = json.loads(body)["error"]
+    assert error["code"] == 404 and error["status"] == "NOT_FOUND" and error["message"].startswith(words)
+
+
+def test_a_console_file_that_is_not_there_stays_a_plain_404_for_the_browser(running: RunningServer) -> None:
+    status, headers, body = request(running.http_port, "GET", "/no-such-page.html")
+    assert status == 404 and headers["content-type"].startswith("text/plain") and body == b"Not Found"
+    status, headers, _ = request(running.http_port, "GET", "/")
+    assert status == 200 and headers["content-type"].startswith("text/html")
+
+
+def test_a_verb_no_route_lists_gets_the_rpcs_own_answer(running: RunningServer) -> None:
+    status, _, body = request(running.http_port, "TRACE", "/v1/Nope")
+    assert status == 404 and json.loads(body)["error"]["message"].startswith("no method 'Nope' in musicrec.v1")
