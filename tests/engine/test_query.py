@@ -152,6 +152,19 @@ def test_batch_equals_single_queries(rec: Recommender) -> None:
         np.testing.assert_allclose(got.scores, single.scores)
 
 
+def test_a_batch_names_the_query_whose_own_bounds_are_broken(rec: Recommender) -> None:
+    """One query's k over MAX_K was reported as the batch's sum of offset + k, naming no query."""
+    tid = str(rec.bundle.tracks.ids[0])
+    with pytest.raises(InvalidQuery) as err:
+        rec.similar_batch([by_id(tid), by_id(tid, k=5000)])
+    assert str(err.value) == f"queries[1].k: must be 1..{MAX_K}, got 5000"
+    with pytest.raises(InvalidQuery, match=r"^queries\[0\]\.offset: must be 0\.\.1990 "):
+        rec.similar_batch([by_id(tid, offset=4000)])
+    # queries each within their own bounds whose sum is over the batch's: the batch's error, as before
+    with pytest.raises(InvalidQuery, match=r"^queries: offset \+ k add up to 6000 over the batch, at most 5000"):
+        rec.similar_batch([by_id(tid, k=MAX_K)] * 6)
+
+
 def test_unknown_seeds(rec: Recommender) -> None:
     tid = str(rec.bundle.tracks.ids[0])
     with pytest.raises(TrackNotFound, match="'nope'"):

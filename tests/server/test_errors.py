@@ -98,6 +98,17 @@ def test_other_rpc_errors(running: RunningServer, stub: pb_grpc.RecommenderStub)
         assert (err.code(), message in err.details()) == (code, True), (request, err.details())
 
 
+def test_a_batch_query_over_its_own_k_limit_is_named(running: RunningServer, stub: pb_grpc.RecommenderStub) -> None:
+    """BatchSimilarTracks reported one query's k = 5000 as the batch's depth; it names queries[i].k, in
+    SimilarTracks' words for the same k."""
+    seed = pb.Seed(track_id=seed_id(running))
+    err = call_error(stub.BatchSimilarTracks, pb.BatchSimilarTracksRequest(queries=[
+        pb.SimilarTracksRequest(seeds=[seed]), pb.SimilarTracksRequest(seeds=[seed], k=5000)]))
+    assert err.code() == INVALID and err.details() == "queries[1].k: must be 1..1000, got 5000"
+    single = call_error(stub.SimilarTracks, pb.SimilarTracksRequest(seeds=[seed], k=5000))
+    assert single.details() == "k: must be 1..1000, got 5000"
+
+
 def test_unexpected_errors_are_internal_never_unknown(
     running: RunningServer, stub: pb_grpc.RecommenderStub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
