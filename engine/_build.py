@@ -238,6 +238,7 @@ def build_bundle(
                         "explained_variance": round(float(prep.explained_variance_ratio_[:prep.n_components].sum()), 4),
                         "explained_variance_ratio": [round(float(r), 5) for r in prep.explained_variance_ratio_],
                         "whiten_shrinkage": round(float(prep.whiten_shrinkage_), 4),
+                        "fit_tracks": len(catalog.features),  # what the shrinkage saw (added tracks do not refit)
                     },
                     "index": index_metrics,
                     "moods": moods.metrics_,

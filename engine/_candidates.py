@@ -63,18 +63,22 @@ class ProbedSource:
     tracks the ``n`` nearest in canonical order (cosine descending, then row), every cosine the
     pipeline's own float32 sum (``cosines`` in engine/_ranking.py).
 
-    It probes the lists FAISS probes and ranks their tracks by the cosines the pipeline then uses
-    (FAISS's own inner products can differ in the last bit, so at the edge of the fetch the two
-    may keep different tracks of near-equal cosine). It hands the pipeline its rows already
+    It probes the lists FAISS probes (unless two centroids' cosines tie within FAISS's last bit) and
+    ranks their tracks by the cosines the pipeline then uses (FAISS's own inner products can differ
+    in the last bit, so at the edge of the fetch the two may keep different tracks of near-equal
+    cosine). It hands the pipeline its rows already
     ordered and scored (``scored``), so they are not scored twice, and runs as one compiled kernel
     when engine/_compiled.py is active (the numpy code below is the reference, identical bit for
-    bit: tests/engine/test_compiled.py). New-track queries use it (engine/_similar.py)."""
+    bit: tests/engine/test_probed.py). New-track queries use it (engine/_similar.py)."""
 
     def __init__(self, index: faiss.Index, vectors: np.ndarray) -> None:
         found = faiss.try_extract_index_ivf(index)
         ivf = faiss.downcast_index(found) if found is not None else index
         if not isinstance(ivf, faiss.IndexIVFFlat) or ivf.metric_type != faiss.METRIC_INNER_PRODUCT:
             raise TypeError(f"ProbedSource reads an inner-product IVF-Flat index, not {type(ivf).__name__}")
+        if vectors.shape[1] > PAIRWISE_BLOCK:
+            raise ValueError(f"ProbedSource sums rows of up to {PAIRWISE_BLOCK} dimensions as numpy does, "
+                             f"not {vectors.shape[1]}")
         self.size, self.nprobe = int(ivf.ntotal), int(ivf.nprobe)
         self.centroids = np.ascontiguousarray(ivf.quantizer.reconstruct_n(0, ivf.nlist), dtype=np.float32)
         sizes = [ivf.invlists.list_size(c) for c in range(ivf.nlist)]
@@ -104,6 +108,8 @@ class ProbedSource:
         from . import _compiled  # the ranking's switch (a late import: _compiled's kernels import numba)
 
         query = np.ascontiguousarray(vector, dtype=np.float32)
+        if n <= 0:
+            return np.empty(0, np.int64), np.empty(0, np.float32)
         if _compiled.active():
             return _compiled.kernels().probed_top(self.centroid_block, self.offsets, self.list_rows, self.blocks,
                                                   query, self.nprobe, n)
@@ -144,12 +150,17 @@ def column_cosines(columns: np.ndarray, query: np.ndarray) -> np.ndarray:
     return zero + total
 
 
+# numpy sums a row of up to this many values with eight running sums, and a longer one in halves
+# (its pairwise_sum's block): the scans here and the kernels copy the first order only
+PAIRWISE_BLOCK = 128
+
+
 def new_track_source(index: faiss.Index, vectors: np.ndarray) -> CandidateSource:
-    """The source of the new-track queries: an IVF-Flat index searched as ``ProbedSource`` does;
-    any other kind (HNSW) through FAISS."""
+    """The source of the new-track queries: an IVF-Flat index searched as ``ProbedSource`` does (up
+    to ``PAIRWISE_BLOCK`` dimensions); any other kind (HNSW), or wider vectors, through FAISS."""
     ivf = faiss.try_extract_index_ivf(index)
     if ivf is not None and isinstance(faiss.downcast_index(ivf), faiss.IndexIVFFlat) \
-            and ivf.metric_type == faiss.METRIC_INNER_PRODUCT:
+            and ivf.metric_type == faiss.METRIC_INNER_PRODUCT and vectors.shape[1] <= PAIRWISE_BLOCK:
         return ProbedSource(index, vectors)
     return IndexSource(index)
 

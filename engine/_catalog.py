@@ -415,7 +415,8 @@ def _parse_metadata(values: np.ndarray, name: str, row_numbers: np.ndarray, sour
     is_number = ~np.isnan(numbers)
     if is_number[given].all():
         return numbers
-    for ok, what, one in ((flags, "flags (true/false, 1/0)", "a flag"), (is_number, "numbers", "a number")):
+    # numbers first: a number column mostly of 0 and 1 with one bad cell is a number column
+    for ok, what, one in ((is_number, "numbers", "a number"), (flags, "flags (true/false, 1/0)", "a flag")):
         if ok[given].mean() >= TYPED_SHARE:
             bad = np.flatnonzero(given & ~ok)
             examples = ", ".join(f"data row {row_numbers[i]}: {text[i][:40]!r}" for i in bad[:3])

@@ -19,10 +19,12 @@ the same order**, so it gives the numpy code's answers bit for bit:
 The new-track candidate scan (engine/_candidates.py ``ProbedSource``: the probed inverted lists'
 cosines, across many tracks at once in the same order of sums, and the top of them) is one kernel too.
 tests/engine/test_compiled.py and tests/engine/test_probed.py check every kernel against the numpy code.
-The numpy code stays the reference and the path of batches (engine/_similar_many.py, builds), of
-calls with filters or targets, and of every call when numba is not installed (the ``fast`` extra)
-or ``MUSICREC_COMPILED=0``. Nothing compiles at import: :func:`activate` (the server calls it
-before serving) compiles or loads the kernels from numba's cache, one process at a time
+The numpy code stays the reference and the path of batches (engine/_similar_many.py, builds; their
+new-track scans excepted, which run the scan kernel too), of calls with filters or targets, of bundles
+whose vectors have more than 128 dimensions (numpy sums such rows in halves), and of every call when
+numba is not installed (the ``fast`` extra) or ``MUSICREC_COMPILED=0``. Nothing compiles at import:
+:func:`activate` (the server calls it before serving) compiles or loads the kernels from numba's cache,
+one process at a time
 (engine/audio/_kernels.py: numba's cache is not safe when two processes write it at once).
 """
 
@@ -129,6 +131,10 @@ def _self_check(compiled: Any) -> str | None:
     return None
 
 
+class _Unsupported(Exception):
+    """A bundle the kernels cannot give numpy's bits for."""
+
+
 def warm(view: Any, agreement: Any) -> None:
     """Compile or load the kernels' forms for one bundle's arrays now, under numba's compile lock,
     rather than in the first request: numba compiles a function per array layout, and a flat index
@@ -142,6 +148,10 @@ def warm(view: Any, agreement: Any) -> None:
     try:
         with numba_cache.compile_lock():
             _warm(view, agreement)
+    except _Unsupported as exc:  # a bundle the kernels cannot copy numpy for: the numpy code serves it
+        log.warning("compiled kernels off for this bundle: %s", exc)
+        with _LOCK:
+            _kernels, _why_off = None, f"off: a loaded bundle has {exc}"
     except Exception:  # a kernel that cannot compile for this bundle: the numpy code serves, never a refused load
         log.warning("compiled kernels failed to warm for this bundle; off, the numpy code serves", exc_info=True)
         with _LOCK:
@@ -151,6 +161,11 @@ def warm(view: Any, agreement: Any) -> None:
 def _warm(view: Any, agreement: Any) -> None:
     kernels = _kernels
     assert kernels is not None
+    from ._candidates import PAIRWISE_BLOCK
+
+    widest = max(view.vectors.shape[1], agreement.codes.shape[1] if agreement is not None else 0)
+    if widest > PAIRWISE_BLOCK:  # numpy sums such rows in halves; the kernels' sums copy shorter rows only
+        raise _Unsupported(f"rows of {widest} values (the kernels copy numpy's sums for up to {PAIRWISE_BLOCK})")
     inputs, vectors, _ = view.feature_seeds(np.asarray(view.bundle.tracks.features[:1], dtype=np.float64))
     rows, cos, _ = kernels.ordered_fetch(np.arange(min(view.n, 8), dtype=np.int64), view.vectors, vectors[0], view.song)
     kernels.first_listings(rows, view.song)

@@ -252,6 +252,8 @@ class MoodModel:
         if not cfg.fewest_moods or m >= cfg.fewest_moods * floor:
             return None
         size = max(2, min(floor, m // 2))  # as _min_cluster_size caps it
+        if max(1, m // size) >= cfg.fewest_moods:
+            return None
         return (f"{m:,} tracks are too few for moods: a mood holds at least {size:,} of them "
                 f"(moods.min_cluster_size {cfg.min_cluster_size}, at most half the tracks), so at most "
                 f"{max(1, m // size)} can be found where {cfg.fewest_moods} are sought; "

@@ -256,8 +256,9 @@ def _whitening(manifest: Mapping[str, Any]) -> str:
     a = pca.get("whiten_shrinkage")
     if a is None:  # a bundle from before the shrinkage: fully whitened
         return ", whitened"
+    fitted = pca.get("fit_tracks", manifest["counts"]["tracks"])  # tracks added later were not fitted
     if a >= 1:
-        return (f", not whitened in effect ({pca['input_dimensions']} dimensions for "
-                f"{manifest['counts']['tracks']:,} tracks: too few tracks to estimate their variances)")
-    return (f", whitened (variances shrunk {a:.0%} toward their mean: {pca['input_dimensions']} dimensions "
-            f"over {manifest['counts']['tracks']:,} tracks)")
+        return (f", not whitened in effect ({pca['input_dimensions']} dimensions for {fitted:,} tracks fitted: too "
+                "few tracks to estimate their variances)")
+    return (f", whitened (variances shrunk {a:.3g} of the way toward their mean: {pca['input_dimensions']} "
+            f"dimensions over {fitted:,} tracks fitted)")

@@ -203,7 +203,6 @@ def _apply_preset(args: argparse.Namespace, config: Any) -> Any:
         MOOD_WEIGHTS,
         ConfigError,
         FeatureSchema,
-        PreprocessConfig,
         audio_schema,
         detect_preset,
     )
@@ -232,15 +231,15 @@ def _apply_preset(args: argparse.Namespace, config: Any) -> Any:
               file=sys.stderr)
     # the Spotify mood space has only tempo in common with audio tables; a config's own weights win
     moods = AUDIO_MOOD_WEIGHTS if dict(config.moods.weights) == MOOD_WEIGHTS else config.moods.weights
-    # and its retrieval space: every component, whitened (engine/_config.py PreprocessConfig.whiten)
-    # unless a config file has a [preprocess] section of its own (tomllib: the file already parsed cleanly)
-    given = False
+    # and its retrieval space: every component, whitened (engine/_config.py PreprocessConfig.whiten), but
+    # for the keys a config file's [preprocess] gives itself (read as BuildConfig.from_file read it)
+    given: set[str] = set()
     if args.config:
-        text = Path(args.config).read_text(encoding="utf-8")
-        data = json.loads(text) if str(args.config).lower().endswith(".json") else tomllib.loads(text)
-        given = "preprocess" in data
-    preprocess = config.preprocess if given else PreprocessConfig(**AUDIO_PREPROCESS)
-    return config.replace(schema=schema, moods={"weights": dict(moods)}, preprocess=preprocess)
+        raw = Path(args.config).read_bytes()
+        data = json.loads(raw) if str(args.config).lower().endswith(".json") else tomllib.loads(raw.decode("utf-8"))
+        given = set(data.get("preprocess") or {})
+    preset = {k: v for k, v in AUDIO_PREPROCESS.items() if k not in given}
+    return config.replace(schema=schema, moods={"weights": dict(moods)}, preprocess=preset)
 
 
 class _Progress:

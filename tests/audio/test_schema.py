@@ -97,8 +97,14 @@ def test_a_config_file_without_a_schema_keeps_the_detected_preset(tmp_path: Path
     manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
     assert manifest["schema"]["feature_columns"] == list(GTZAN_FEATURES)
     assert manifest["config"]["preprocess"]["whiten"] is True and manifest["config"]["moods"]["min_cluster_size"] == 10
+    partial = tmp_path / "partial.toml"  # a [preprocess] that says nothing of whitening keeps the preset's
+    partial.write_text("[preprocess]\npca_components = 20\n")
+    assert main(["index", str(table), "--out", str(tmp_path / "p"), "--quiet", "--no-genre",
+                 "--config", str(partial)]) == 0
+    manifest = json.loads((tmp_path / "p" / "manifest.json").read_text())
+    assert manifest["config"]["preprocess"]["whiten"] is True and manifest["metrics"]["pca"]["components"] == 20
     own = tmp_path / "own.json"
-    own.write_text(json.dumps({"preprocess": {"whiten": False}}))
+    own.write_bytes(b"\xef\xbb\xbf" + json.dumps({"preprocess": {"whiten": False}}).encode())  # with a BOM
     assert main(["index", str(table), "--out", str(tmp_path / "b"), "--quiet", "--no-genre", "--config", str(own)]) == 0
     manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
     assert manifest["schema"]["feature_columns"] == list(GTZAN_FEATURES)
@@ -127,5 +133,8 @@ def test_the_demo_corpus_gets_usable_vectors_and_says_it_is_small(extracted: tup
     same = (style[np.argsort(-cos, axis=1)[:, :10]] == style[:, None]).mean()
     assert same > 0.5  # five planted styles: chance is 0.2, fully whitened vectors gave about that
     report = format_report(manifest)
-    assert "not whitened in effect (109 dimensions for 60 tracks" in report
+    assert "not whitened in effect (109 dimensions for 60 tracks fitted: too few tracks" in report
     assert "warning: 60 tracks are too few for moods" in report
+    # `musicrec add` raises the track count but refits nothing: the line keeps the fitted count
+    manifest["counts"]["tracks"] = 1_060
+    assert "(109 dimensions for 60 tracks fitted:" in format_report(manifest)

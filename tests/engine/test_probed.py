@@ -132,3 +132,18 @@ def test_with_every_list_probed_new_tracks_get_the_exact_answers(bundle_dir: Pat
         a, b = probed.similar(query), exact.similar(query)
         assert np.array_equal(a.rows, b.rows) and np.array_equal(a.scores, b.scores)
         assert (a.examined, a.filtered, a.exhausted) == (b.examined, b.filtered, b.exhausted)
+
+
+def test_vectors_wider_than_numpys_row_block_go_through_faiss_and_the_numpy_code(numpy_code: None) -> None:
+    # numpy sums a row of more than 128 values in halves; the scan and the kernels copy shorter rows
+    # only, so wider bundles keep FAISS's search and the numpy code (their answers stay the pipeline's)
+    vectors = catalog(140, 600)
+    assert isinstance(new_track_source(ivf(vectors, 8, 2), vectors), IndexSource)
+    with pytest.raises(ValueError, match="up to 128"):
+        ProbedSource(ivf(vectors, 8, 2), vectors)
+    pytest.importorskip("numba")
+    assert _compiled.activate(), _compiled.status()
+
+    wide = type("WideView", (), {"vectors": vectors})()  # all _warm reads before it refuses
+    _compiled.warm(wide, None)
+    assert not _compiled.active() and "rows of 140 values" in _compiled.status()
