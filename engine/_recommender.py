@@ -16,7 +16,7 @@ from ._candidates import CandidateSource
 from ._classify import Classification, GenreClassify
 from ._loaded import Bundle
 from ._playlist import DEFAULT_PLAYLIST, PlaylistEntry, Playlists
-from ._similar import MAX_BATCH, SimilarQuery, SimilarResult, SimilarSearch
+from ._similar import SimilarQuery, SimilarResult, SimilarSearch
 from ._view import CatalogView
 
 
@@ -57,12 +57,6 @@ class Recommender:
     def similar_batch(self, queries: Sequence[SimilarQuery], *,
                       deadline: float | None = None) -> list[SimilarResult]:
         """Every query's page, or the first error in query order (naming ``queries[i]``)."""
-        # Each query's own bounds before the batch's sum of offset + k, which SimilarSearch.similar_batch
-        # checks first: one query's k = 5000 was reported as the batch's depth, not as queries[i].k. (Its
-        # count check stays first: a batch over MAX_BATCH is not read query by query.)
-        if len(queries) <= MAX_BATCH:
-            for i, q in enumerate(queries):
-                self._similar.check_options(q, f"queries[{i}].")
         return self._similar.similar_batch(queries, deadline=deadline)
 
     def similar_many(self, queries: Sequence[SimilarQuery], *,

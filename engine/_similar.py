@@ -153,6 +153,8 @@ class SimilarSearch:
             raise InvalidQuery("queries: at least one query is required")
         if len(queries) > MAX_BATCH:
             raise InvalidQuery(f"queries: {len(queries)} queries, at most {MAX_BATCH} per batch")
+        for i, q in enumerate(queries):  # each query's own bounds first: k = 5000 is queries[i].k's error
+            self.check_options(q, f"queries[{i}].")
         depth = sum(max(q.offset, 0) + max(q.k, 0) for q in queries)
         if depth > MAX_BATCH_DEPTH:
             raise InvalidQuery(f"queries: offset + k add up to {depth} over the batch, at most {MAX_BATCH_DEPTH} "
