@@ -10,7 +10,7 @@ import dataclasses
 import json
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import grpc
@@ -62,7 +62,29 @@ class HttpContext:
     def __init__(self, metadata: Sequence[tuple[str, str]], deadline: float | None) -> None:
         self._metadata = tuple(metadata)
         self._deadline = deadline  # time.monotonic()
-        self.cancelled = False  # the client went away (a stream stops choosing tracks)
+        self._cancelled = False
+        self._callbacks: list[Callable[[], object]] = []
+
+    @property
+    def cancelled(self) -> bool:
+        """The client went away (a stream left early stops choosing tracks)."""
+        return self._cancelled
+
+    @cancelled.setter
+    def cancelled(self, value: bool) -> None:
+        if value and not self._cancelled:
+            self._cancelled = True
+            for callback in self._callbacks:
+                callback()
+
+    def add_callback(self, callback: Callable[[], object]) -> bool:
+        """As grpc's: ``callback`` runs when the call ends early (here: when marked cancelled); False,
+        without keeping it, when it has already. A unary call's client leaving is not seen over HTTP,
+        so it runs to its deadline as before."""
+        if self._cancelled:
+            return False
+        self._callbacks.append(callback)
+        return True
 
     def abort(self, code: grpc.StatusCode, details: str) -> None:
         raise CallAborted(code, details)

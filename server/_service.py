@@ -2,14 +2,18 @@
 
 Engine errors become precise statuses (INVALID_ARGUMENT, NOT_FOUND, UNAVAILABLE); anything else is
 a bug, logged with its traceback and returned as INTERNAL, never as UNKNOWN. ``context.abort``
-raises, so it is only ever called outside the ``try`` that maps errors.
+raises, so it is only ever called outside the ``try`` that maps errors. A similar-track ranking
+stops at the client's deadline (DEADLINE_EXCEEDED) and, as early, at its cancel (CANCELLED):
+``CallDeadline``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
+import math
 import time
 import weakref
 from collections.abc import Callable, Iterator
@@ -68,6 +72,8 @@ def _classify(exc: BaseException) -> tuple[grpc.StatusCode, str]:
         return grpc.StatusCode.NOT_FOUND, str(exc)
     if isinstance(exc, DeadlineExceeded):
         return grpc.StatusCode.DEADLINE_EXCEEDED, str(exc)
+    if isinstance(exc, CallCancelled):
+        return grpc.StatusCode.CANCELLED, str(exc)
     if isinstance(exc, NoBundle):
         return grpc.StatusCode.UNAVAILABLE, str(exc)
     if isinstance(exc, BackendUnavailable):  # the vector database (Qdrant) is down or not this bundle's
@@ -90,6 +96,77 @@ def _deadline(context: grpc.ServicerContext) -> float | None:
     """The client's deadline as a ``time.monotonic()`` value, for the engine's long loops."""
     remaining = context.time_remaining()
     return None if remaining is None else time.monotonic() + remaining
+
+
+class CallCancelled(Exception):
+    """The client cancelled the call while the server worked on it (CANCELLED)."""
+
+
+class CallDeadline(float):
+    """When the engine is to stop ranking for a call: the client's deadline (``time.monotonic()``;
+    infinity for a call without one), and at once when the call ends early, cancelled by its client.
+
+    The engine checks ``time.monotonic() > deadline`` between blocks (engine/_ranking.py). For a float
+    subclass on the right of a comparison Python asks the subclass's reflected method first, so that
+    check sees the end of the call with no change to the engine and no thread polling: the call's end
+    is grpc's own callback (``context.add_callback``), which sets ``over``.
+    """
+
+    __slots__ = ("cancelled", "over")
+    over: bool  # the call ended: every comparison says the deadline has passed
+    cancelled: bool  # ... and it ended by its client's cancel, not by its deadline
+
+    def __new__(cls, at: float | None) -> CallDeadline:
+        self = super().__new__(cls, math.inf if at is None else at)
+        self.over = self.cancelled = False
+        return self
+
+    def end(self, *, cancelled: bool) -> None:
+        self.over, self.cancelled = True, cancelled
+
+    def _at(self) -> float:
+        return -math.inf if self.over else float(self)
+
+    def __lt__(self, other: float) -> bool:
+        return self._at() < other
+
+    def __le__(self, other: float) -> bool:
+        return self._at() <= other
+
+    def __gt__(self, other: float) -> bool:
+        return self._at() > other
+
+    def __ge__(self, other: float) -> bool:
+        return self._at() >= other
+
+    __hash__ = float.__hash__
+
+
+def _call_deadline(context: grpc.ServicerContext) -> CallDeadline:
+    """The deadline the engine ranks against: the client's, passed as soon as the call ends early."""
+    deadline = CallDeadline(_deadline(context))
+
+    def ended() -> None:  # grpc runs it when the call ends: cancelled, past its deadline, or answered
+        remaining = context.time_remaining()
+        deadline.end(cancelled=remaining is None or remaining > 0)
+
+    if not context.add_callback(ended):  # the call has ended already
+        ended()
+    return deadline
+
+
+@contextlib.contextmanager
+def _stops_when_cancelled(deadline: CallDeadline) -> Iterator[None]:
+    """CANCELLED, not DEADLINE_EXCEEDED, for ranking stopped because the client cancelled the call; and
+    no ranking at all when it was cancelled before."""
+    if deadline.cancelled:
+        raise CallCancelled("the client cancelled the call before it was ranked")
+    try:
+        yield
+    except DeadlineExceeded:
+        if deadline.cancelled:
+            raise CallCancelled("the client cancelled the call; ranking stopped") from None
+        raise
 
 
 def unary(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -155,10 +232,12 @@ class RecommenderServicer(pb_grpc.RecommenderServicer):
         clips = _audio.clips_of(request)
         audio = _audio.audio_seeds(rec, self.audio, clips, _deadline(context)) if clips else None
         query = conv.similar_query_from_pb(request, audio)
-        if rec.together(query):  # a new track's query: ranked with the others waiting (server/_combine.py)
-            result = self._combiner.similar(rec, query, _deadline(context))
-        else:
-            result = rec.similar(query, deadline=_deadline(context))
+        deadline = _call_deadline(context)
+        with _stops_when_cancelled(deadline):
+            if rec.together(query):  # a new track's query: ranked with the others waiting (server/_combine.py)
+                result = self._combiner.similar(rec, query, deadline)
+            else:
+                result = rec.similar(query, deadline=deadline)
         if request.include_features:
             return conv.similar_response(rec, result, features=True)
         return similar_response_bytes(self._track_bytes(rec), rec, result)
@@ -168,8 +247,10 @@ class RecommenderServicer(pb_grpc.RecommenderServicer):
                            context: grpc.ServicerContext) -> pb.BatchSimilarTracksResponse:
         t0 = time.perf_counter()
         rec = self.holder.require()
-        results = rec.similar_batch([conv.similar_query_from_pb(q) for q in request.queries],
-                                    deadline=_deadline(context))
+        queries = [conv.similar_query_from_pb(q) for q in request.queries]
+        deadline = _call_deadline(context)
+        with _stops_when_cancelled(deadline):
+            results = rec.similar_batch(queries, deadline=deadline)
         if not any(q.include_features for q in request.queries):
             return batch_response_bytes(self._track_bytes(rec), rec, results, (time.perf_counter() - t0) * 1e3)
         return pb.BatchSimilarTracksResponse(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import grpc
@@ -11,8 +12,10 @@ from engine import FeatureSchema, Preprocessor, Recommender
 from server import RunningServer, ServerOptions, create_server
 from server._generated.musicrec.v1 import recommender_pb2 as pb
 from server._generated.musicrec.v1 import recommender_pb2_grpc as pb_grpc
+from server._http_json import CallAborted, HttpContext
+from server._service import CallDeadline, RecommenderServicer
 
-from .conftest import Blocker
+from .conftest import Blocker, wait_until
 
 # the test bundle's vector dimension: PCA keeps every component by default, so one per transformed feature
 DIM = len(Preprocessor(feature_names=FeatureSchema().feature_columns, transforms=FeatureSchema().transforms)
@@ -146,6 +149,127 @@ def test_over_the_limit_is_resource_exhausted_without_waiting_for_a_slot(bundle_
             assert len(stub.SimilarTracks(request, timeout=T).results) == 10  # slots were released
     finally:
         srv.stop(0)
+
+
+class _Cancels:
+    """Recommender.similar as the servicer calls it, with the client's cancel arriving as ranking
+    starts; counts the engine's candidate blocks fetched (its work)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, context: HttpContext) -> None:
+        import engine._ranking
+
+        self.blocks = 0
+        self.deadlines: list[object] = []
+        original, next_block = Recommender.similar, engine._ranking.Survivors.next_block
+
+        def similar(rec: Recommender, query: object, **kwargs: object) -> object:
+            self.deadlines.append(kwargs.get("deadline"))
+            context.cancelled = True  # grpc runs the call's callbacks: the client cancelled
+            return original(rec, query, **kwargs)  # type: ignore[arg-type]
+
+        def counted(survivors: object) -> object:
+            self.blocks += 1
+            return next_block(survivors)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(Recommender, "similar", similar)
+        monkeypatch.setattr(engine._ranking.Survivors, "next_block", counted)
+
+
+def _not_from_the_table(running: RunningServer) -> pb.SimilarTracksRequest:
+    return pb.SimilarTracksRequest(seeds=[pb.Seed(track_id=seed_id(running))], diversity=0.5)  # ranked live
+
+
+def test_a_cancelled_call_stops_ranking_with_cancelled(running: RunningServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A client's cancel stopped nothing: only a deadline reached the engine. The call's end (grpc's
+    add_callback) now makes the engine's own deadline check stop it, before its first block."""
+    context = HttpContext([], None)  # grpc's ServicerContext as the HTTP face stands in for it: no deadline
+    cancels = _Cancels(monkeypatch, context)
+    with pytest.raises(CallAborted) as err:
+        RecommenderServicer(running.holder).SimilarTracks(_not_from_the_table(running), context)
+    assert (err.value.code, err.value.message) == (grpc.StatusCode.CANCELLED,
+                                                   "the client cancelled the call; ranking stopped")
+    assert len(cancels.deadlines) == 1 and cancels.blocks == 0
+
+
+def test_a_call_cancelled_before_it_is_ranked_is_not_ranked(running: RunningServer,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    context = HttpContext([], None)
+    context.cancelled = True
+    cancels = _Cancels(monkeypatch, context)
+    servicer = RecommenderServicer(running.holder)
+    for call, request in ((servicer.SimilarTracks, _not_from_the_table(running)),
+                          (servicer.BatchSimilarTracks, pb.BatchSimilarTracksRequest(queries=[
+                              _not_from_the_table(running)]))):
+        with pytest.raises(CallAborted) as err:
+            call(request, context)
+        assert (err.value.code, err.value.message) == (grpc.StatusCode.CANCELLED,
+                                                       "the client cancelled the call before it was ranked")
+    assert cancels.deadlines == [] and cancels.blocks == 0
+
+
+def test_a_call_ended_by_its_deadline_stays_deadline_exceeded(running: RunningServer,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """grpc runs the same callbacks when a deadline ends the call: that is no cancel."""
+
+    class Expired(HttpContext):
+        def time_remaining(self) -> float | None:
+            return 0.0 if self.cancelled else 60.0  # the call ends when its deadline has come
+
+    context = Expired([], None)
+    cancels = _Cancels(monkeypatch, context)
+    with pytest.raises(CallAborted) as err:
+        RecommenderServicer(running.holder).SimilarTracks(_not_from_the_table(running), context)
+    assert err.value.code == grpc.StatusCode.DEADLINE_EXCEEDED and cancels.blocks == 0
+
+
+def test_a_grpc_clients_cancel_reaches_the_engines_deadline(running: RunningServer, stub: pb_grpc.RecommenderStub,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Over a real channel: the client cancels while the call is held before ranking; grpc's callback
+    marks the deadline the engine was given, and the ranking ends at its first check."""
+    import threading
+
+    from engine import DeadlineExceeded
+
+    original = Recommender.similar
+    entered, release = threading.Event(), threading.Event()
+    seen: list[object] = []
+
+    def held(rec: Recommender, query: object, **kwargs: object) -> object:
+        seen.append(kwargs["deadline"])
+        entered.set()
+        release.wait(T)
+        try:
+            return original(rec, query, **kwargs)  # type: ignore[arg-type]
+        except DeadlineExceeded as exc:
+            seen.append(exc)
+            raise
+
+    monkeypatch.setattr(Recommender, "similar", held)
+    call = stub.SimilarTracks.future(_not_from_the_table(running), timeout=60)
+    try:
+        assert entered.wait(T)
+        call.cancel()
+        deadline = seen[0]
+        assert isinstance(deadline, CallDeadline)
+        wait_until(lambda: deadline.over, "the server to see the cancel")
+        assert deadline.cancelled
+    finally:
+        release.set()
+    wait_until(lambda: len(seen) == 2, "the ranking to stop")
+    assert isinstance(seen[1], DeadlineExceeded)
+
+
+def test_the_engines_deadline_check_sees_the_calls_end() -> None:
+    from engine import DeadlineExceeded
+    from engine._ranking import check_deadline
+
+    for at in (None, time.monotonic() + 3600):
+        deadline = CallDeadline(at)
+        check_deadline(deadline)  # not passed
+        deadline.end(cancelled=True)
+        with pytest.raises(DeadlineExceeded):
+            check_deadline(deadline)
+    assert time.monotonic() > CallDeadline(time.monotonic() - 1)  # a deadline passed is passed, as a float
 
 
 def test_deadline_is_honoured(running: RunningServer, stub: pb_grpc.RecommenderStub, blocking: Blocker) -> None:
