@@ -275,7 +275,7 @@ def _run_query(args: argparse.Namespace, stub: Any, pb: Any, call: dict[str, Any
             request.genre_weight = args.genre_weight
         return stub.SimilarTracks(request, **call)
     if args.query == "playlist":
-        # with the features, so the table shows each track's tempo: a playlist steps smoothly in it (engine/_playlist.py)
+        # with the features, so the table shows each track's tempo: a playlist steps smoothly in it
         request = pb.MoodPlaylistRequest(length=args.length, shuffle_seed=args.shuffle, include_features=True)
         if args.mood_id is not None:
             request.mood_id = args.mood_id
