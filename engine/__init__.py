@@ -15,7 +15,7 @@ from ._catalog import Catalog, IngestReport, clean_catalog, read_catalog
 from ._classify import Classification
 from ._compiled import activate as use_compiled_kernels
 from ._compiled import status as compiled_kernels_status
-from ._config import BuildConfig, GenreConfig, IndexConfig, PreprocessConfig, SimilarConfig
+from ._config import BuildConfig, GenreConfig, IndexConfig, PreprocessConfig, SimilarConfig, read_config_file
 from ._errors import (
     BackendUnavailable,
     BundleError,
@@ -28,6 +28,7 @@ from ._errors import (
     InvalidQuery,
     NotFittedError,
     TrackNotFound,
+    install_hint,
 )
 from ._genre import GenreClassifier
 from ._htmlreport import bundle_report_html, figure_html, html_document
@@ -40,6 +41,7 @@ from ._moods import MoodModel
 from ._playlist import MAX_PLAYLIST, PlaylistEntry
 from ._preprocess import Preprocessor, whiten_shrinkage
 from ._progress import Tick, duration
+from ._ranking import Deadline, deadline_passed
 from ._recommender import Recommender
 from ._report import format_report
 from ._schema import AUDIO_MOOD_WEIGHTS, AUDIO_PREPROCESS, FeatureSchema, ValueRule, audio_schema, detect_preset
@@ -67,6 +69,7 @@ __all__ = [
     "CatalogError",
     "Classification",
     "ConfigError",
+    "Deadline",
     "DeadlineExceeded",
     "EngineError",
     "FeatureSchema",
@@ -101,16 +104,19 @@ __all__ = [
     "check_current_link",
     "clean_catalog",
     "compiled_kernels_status",
+    "deadline_passed",
     "detect_preset",
     "duration",
     "figure_html",
     "format_report",
     "html_document",
+    "install_hint",
     "load_bundle",
     "mood_name",
     "parent_problem",
     "publish",
     "read_catalog",
+    "read_config_file",
     "read_verified_manifest",
     "search",
     "synthetic_catalog",

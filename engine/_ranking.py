@@ -224,7 +224,7 @@ class Selector:
     """Stage 3: the greedy walk (artist cap, MMR) that emits the ranking until ``need`` tracks."""
 
     def __init__(self, *, need: int, cap: int, diversity: float, artists: Sequence[tuple[str, ...]],
-                 vectors: np.ndarray, deadline: float | None) -> None:
+                 vectors: np.ndarray, deadline: float | Deadline | None) -> None:
         self.need, self.cap, self.diversity = need, cap, diversity
         self.artists, self.vectors, self.deadline = artists, vectors, deadline
         self.rows: list[int] = []
@@ -305,6 +305,33 @@ def _first_of_each(values: np.ndarray) -> np.ndarray:
     return perm[first]
 
 
-def check_deadline(deadline: float | None) -> None:
-    if deadline is not None and time.monotonic() > deadline:
+class Deadline:
+    """When a ranking is to stop: at ``at`` (a ``time.monotonic()`` value; None: no time limit), or at
+    once after :meth:`end` (a server ends it when its client cancels the call). Every place that takes
+    a deadline takes a plain ``time.monotonic()`` float too."""
+
+    __slots__ = ("at", "ended")
+
+    def __init__(self, at: float | None = None) -> None:
+        self.at, self.ended = at, False
+
+    def end(self) -> None:
+        self.ended = True
+
+
+def deadline_passed(deadline: float | Deadline | None, now: float | None = None) -> bool:
+    """Whether ``deadline`` (a ``time.monotonic()`` float, a :class:`Deadline` or None) has passed."""
+    if deadline is None:
+        return False
+    if isinstance(deadline, Deadline):
+        if deadline.ended:
+            return True
+        if deadline.at is None:
+            return False
+        deadline = deadline.at
+    return (time.monotonic() if now is None else now) > deadline
+
+
+def check_deadline(deadline: float | Deadline | None) -> None:
+    if deadline_passed(deadline):
         raise DeadlineExceeded("deadline exceeded while ranking; partial work was discarded")

@@ -16,6 +16,7 @@ from ._candidates import CandidateSource
 from ._classify import Classification, GenreClassify
 from ._loaded import Bundle
 from ._playlist import DEFAULT_PLAYLIST, PlaylistEntry, Playlists
+from ._ranking import Deadline
 from ._similar import SimilarQuery, SimilarResult, SimilarSearch
 from ._view import CatalogView
 
@@ -50,17 +51,17 @@ class Recommender:
         them ready for this bundle's arrays before the first request (a server calls it on every load)."""
         _compiled.warm(self.view, self._similar._agreement)
 
-    def similar(self, query: SimilarQuery, *, deadline: float | None = None) -> SimilarResult:
+    def similar(self, query: SimilarQuery, *, deadline: float | Deadline | None = None) -> SimilarResult:
         """One page of the query's ranking. ``deadline`` is a ``time.monotonic()`` value."""
         return self._similar.similar(query, deadline=deadline)
 
     def similar_batch(self, queries: Sequence[SimilarQuery], *,
-                      deadline: float | None = None) -> list[SimilarResult]:
+                      deadline: float | Deadline | None = None) -> list[SimilarResult]:
         """Every query's page, or the first error in query order (naming ``queries[i]``)."""
         return self._similar.similar_batch(queries, deadline=deadline)
 
     def similar_many(self, queries: Sequence[SimilarQuery], *,
-                     deadline: float | None = None) -> list[SimilarResult | Exception]:
+                     deadline: float | Deadline | None = None) -> list[SimilarResult | Exception]:
         """Independent queries answered together (engine/_similar_many.py): each its result or its error."""
         return self._similar.similar_many(queries, deadline=deadline)
 

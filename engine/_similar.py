@@ -24,7 +24,7 @@ from ._candidates import CandidateSource, IndexSource, new_track_source
 from ._errors import InvalidQuery, TrackNotFound, shown
 from ._loaded import Bundle
 from ._preprocess import l2_normalize
-from ._ranking import RowFilter, Scoring, Selector, Survivors, check_deadline
+from ._ranking import Deadline, RowFilter, Scoring, Selector, Survivors, check_deadline
 from ._rerank import GenreAgreement
 from ._similar_many import similar_many, together
 from ._view import CatalogView
@@ -142,11 +142,12 @@ class SimilarSearch:
         self._in_table: list[bool] = (self.table.consumed >= 0).tolist() if self.table is not None else []
 
     # -- the pipeline --------------------------------------------------------------------------
-    def similar(self, query: SimilarQuery, *, deadline: float | None = None) -> SimilarResult:
+    def similar(self, query: SimilarQuery, *, deadline: float | Deadline | None = None) -> SimilarResult:
         t0 = time.perf_counter()
         return self.rank(self.plan(query, ""), t0, deadline)
 
-    def similar_batch(self, queries: Sequence[SimilarQuery], *, deadline: float | None = None) -> list[SimilarResult]:
+    def similar_batch(self, queries: Sequence[SimilarQuery], *,
+                      deadline: float | Deadline | None = None) -> list[SimilarResult]:
         """Every query validated first (an error names ``queries[i]``), then ranked: the new-track queries
         together (engine/_similar_many.py), the others one at a time."""
         if not queries:
@@ -166,7 +167,7 @@ class SimilarSearch:
         return results  # type: ignore[return-value]
 
     def similar_many(self, queries: Sequence[SimilarQuery], *,
-                     deadline: float | None = None) -> list[SimilarResult | Exception]:
+                     deadline: float | Deadline | None = None) -> list[SimilarResult | Exception]:
         """Queries from different callers answered together (a server's concurrent calls): each gets its
         own result or error, as ``similar`` would give it."""
         return similar_many(self, queries, [""] * len(queries), deadline)
@@ -175,7 +176,7 @@ class SimilarSearch:
         """Whether ``similar_many`` ranks ``query`` together with others (engine/_similar_many.py)."""
         return together(self, query)
 
-    def rank(self, plan: _Plan, t0: float, deadline: float | None) -> SimilarResult:
+    def rank(self, plan: _Plan, t0: float, deadline: float | Deadline | None) -> SimilarResult:
         q = plan.query
         view = self.view
         need = q.offset + q.k

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ._errors import InvalidQuery
-from ._ranking import SLACK, Selector
+from ._ranking import SLACK, Deadline, Selector
 from ._table import cosine_order
 
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ MIN_TOGETHER = 4
 
 
 def similar_many(search: SimilarSearch, queries: Sequence[SimilarQuery], where: Sequence[str],
-                 deadline: float | None = None, *, strict: bool = False) -> list[SimilarResult | Exception]:
+                 deadline: float | Deadline | None = None, *, strict: bool = False) -> list[SimilarResult | Exception]:
     """Each query's result, or the exception its one-at-a-time call would raise (``where[i]`` prefixes
     its messages, as ``plan`` takes it). ``strict``: every query is validated before any is ranked, and
     the first error in query order is raised (BatchSimilarTracks: all or nothing)."""

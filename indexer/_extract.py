@@ -92,7 +92,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
     try:
         from engine.audio import run_extraction
     except ImportError as exc:  # pragma: no cover - depends on the install
-        from engine._errors import install_hint
+        from engine import install_hint
         print(f"musicrec extract: error: the audio extra is not installed ({exc}); "
               f"{install_hint('audio')}", file=sys.stderr)
         return 2

@@ -27,7 +27,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         try:
             import matplotlib  # noqa: F401  (checked first: a bundle load takes seconds)
         except ImportError:
-            from engine._errors import install_hint
+            from engine import install_hint
             print(f"musicrec report: error: --html needs matplotlib: {install_hint('report')}", file=sys.stderr)
             return 2
     from engine import bundle_report_html, format_report, load_bundle

@@ -72,7 +72,7 @@ def qdrant_client(url: str | None, path: Path | None, api_key_env: str | None, t
     try:
         from engine.qdrant import connect
     except ImportError as exc:
-        from engine._errors import install_hint
+        from engine import install_hint
         raise ConfigError(f"Qdrant needs the qdrant extra ({install_hint('qdrant')}): {exc}") from None
     api_key = None
     if api_key_env:

@@ -76,7 +76,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         try:
             import matplotlib  # noqa: F401  (checked before minutes of load, not after)
         except ImportError:
-            from engine._errors import install_hint
+            from engine import install_hint
             print(f"musicrec bench: error: --html needs matplotlib: {install_hint('report')}", file=sys.stderr)
             return 2
     concurrency = args.concurrency or (64 if args.rate else 1)

@@ -206,5 +206,5 @@ def _qdrant_factory(args: argparse.Namespace) -> Any:
                                 timeout=args.qdrant_timeout, hnsw_ef=args.qdrant_hnsw_ef)
         return backend.source_factory()
     except ImportError as exc:
-        from engine._errors import install_hint
+        from engine import install_hint
         raise ImportError(f"--backend qdrant needs the qdrant extra ({install_hint('qdrant')}): {exc}") from None

@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from engine import DeadlineExceeded, Recommender, SimilarQuery, SimilarResult
+from engine import Deadline, DeadlineExceeded, Recommender, SimilarQuery, SimilarResult, deadline_passed
 
 MAX_TOGETHER = 64  # queries ranked in one pass: a batch's cost grows with it, and so does its callers' wait
 
@@ -25,7 +25,7 @@ MAX_TOGETHER = 64  # queries ranked in one pass: a batch's cost grows with it, a
 class _Waiting:
     __slots__ = ("answer", "deadline", "done", "query", "rec")
 
-    def __init__(self, rec: Recommender, query: SimilarQuery, deadline: float | None) -> None:
+    def __init__(self, rec: Recommender, query: SimilarQuery, deadline: float | Deadline | None) -> None:
         self.rec, self.query, self.deadline = rec, query, deadline
         self.answer: SimilarResult | Exception | None = None
         self.done = False
@@ -40,7 +40,7 @@ class Combiner:
         self._busy = False
         self._on_batch = on_batch  # told each batch's size (tests, metrics)
 
-    def similar(self, rec: Recommender, query: SimilarQuery, deadline: float | None = None) -> SimilarResult:
+    def similar(self, rec: Recommender, query: SimilarQuery, deadline: float | Deadline | None = None) -> SimilarResult:
         mine = _Waiting(rec, query, deadline)
         with self._cond:
             self._waiting.append(mine)
@@ -71,7 +71,7 @@ class Combiner:
         now = time.monotonic()
         live = []
         for w in batch:
-            if w.deadline is not None and now > w.deadline:
+            if deadline_passed(w.deadline, now):
                 w.answer = DeadlineExceeded("deadline exceeded while waiting to be ranked")
             else:
                 live.append(w)

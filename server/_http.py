@@ -379,6 +379,6 @@ def require_web_extra() -> None:
         import starlette  # noqa: F401
         import uvicorn  # noqa: F401
     except ImportError as exc:
-        from engine._errors import install_hint
+        from engine import install_hint
         raise ServerStartError(f"--http-port needs the web extra ({exc.name} is not installed): "
                                f"{install_hint('web')}") from None

@@ -13,7 +13,6 @@ import contextlib
 import functools
 import json
 import logging
-import math
 import time
 import weakref
 from collections.abc import Callable, Iterator
@@ -26,6 +25,7 @@ from engine import (
     MAX_PLAYLIST,
     BackendUnavailable,
     BundleError,
+    Deadline,
     DeadlineExceeded,
     InvalidQuery,
     Recommender,
@@ -102,44 +102,20 @@ class CallCancelled(Exception):
     """The client cancelled the call while the server worked on it (CANCELLED)."""
 
 
-class CallDeadline(float):
-    """When the engine is to stop ranking for a call: the client's deadline (``time.monotonic()``;
-    infinity for a call without one), and at once when the call ends early, cancelled by its client.
+class CallDeadline(Deadline):
+    """The engine's deadline for one call (engine ``Deadline``): the client's, and ended at once when
+    the call ends early, remembering whether its client cancelled it. The call's end is grpc's own
+    callback (``context.add_callback``): no thread polls."""
 
-    The engine checks ``time.monotonic() > deadline`` between blocks (engine/_ranking.py). For a float
-    subclass on the right of a comparison Python asks the subclass's reflected method first, so that
-    check sees the end of the call with no change to the engine and no thread polling: the call's end
-    is grpc's own callback (``context.add_callback``), which sets ``over``.
-    """
+    __slots__ = ("cancelled",)
 
-    __slots__ = ("cancelled", "over")
-    over: bool  # the call ended: every comparison says the deadline has passed
-    cancelled: bool  # ... and it ended by its client's cancel, not by its deadline
+    def __init__(self, at: float | None) -> None:
+        super().__init__(at)
+        self.cancelled = False  # ended by its client's cancel, not by its deadline
 
-    def __new__(cls, at: float | None) -> CallDeadline:
-        self = super().__new__(cls, math.inf if at is None else at)
-        self.over = self.cancelled = False
-        return self
-
-    def end(self, *, cancelled: bool) -> None:
-        self.over, self.cancelled = True, cancelled
-
-    def _at(self) -> float:
-        return -math.inf if self.over else float(self)
-
-    def __lt__(self, other: float) -> bool:
-        return self._at() < other
-
-    def __le__(self, other: float) -> bool:
-        return self._at() <= other
-
-    def __gt__(self, other: float) -> bool:
-        return self._at() > other
-
-    def __ge__(self, other: float) -> bool:
-        return self._at() >= other
-
-    __hash__ = float.__hash__
+    def end(self, *, cancelled: bool = False) -> None:
+        self.cancelled = cancelled
+        super().end()
 
 
 def _call_deadline(context: grpc.ServicerContext) -> CallDeadline:
