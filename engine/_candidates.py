@@ -79,15 +79,14 @@ class ProbedSource:
         if vectors.shape[1] > PAIRWISE_BLOCK:
             raise ValueError(f"ProbedSource sums rows of up to {PAIRWISE_BLOCK} dimensions as numpy does, "
                              f"not {vectors.shape[1]}")
-        self.size, self.nprobe = int(ivf.ntotal), int(ivf.nprobe)
+        self.size, self.nprobe, self.dims = int(ivf.ntotal), int(ivf.nprobe), int(ivf.d)
         self.centroids = np.ascontiguousarray(ivf.quantizer.reconstruct_n(0, ivf.nlist), dtype=np.float32)
         sizes = [ivf.invlists.list_size(c) for c in range(ivf.nlist)]
         self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
         self.list_rows = np.concatenate([faiss.rev_swig_ptr(ivf.invlists.get_ids(c), size).copy()
                                          for c, size in enumerate(sizes)] + [np.empty(0, np.int64)]).astype(np.int64)
         by_list = np.asarray(vectors[self.list_rows], dtype=np.float32)  # the bundle's own values, list by list
-        self.columns = np.ascontiguousarray(by_list.T)  # dims x tracks, in list order: the numpy code's layout
-        # the kernel's: each list one contiguous block of its tracks' values, dimension by dimension
+        # each list one contiguous block of its tracks' values, dimension by dimension (``_block``)
         spans = zip(self.offsets[:-1].tolist(), self.offsets[1:].tolist(), strict=True)
         self.blocks = np.concatenate([by_list[a:b].T.ravel() for a, b in spans] + [np.empty(0, np.float32)])
         self.centroid_block = np.ascontiguousarray(self.centroids.T).ravel()
@@ -115,14 +114,19 @@ class ProbedSource:
                                                   query, self.nprobe, n)
         centroid_cos = np.add.reduce(self.centroids * query, axis=1, dtype=np.float32)
         probe = np.argsort(-centroid_cos, kind="stable")[:self.nprobe]  # ties: the lower list first
-        spans = [slice(self.offsets[c], self.offsets[c + 1]) for c in probe.tolist()]
-        rows = np.concatenate([self.list_rows[s] for s in spans])
-        cos = column_cosines(np.concatenate([self.columns[:, s] for s in spans], axis=1), query)
+        rows = np.concatenate([self.list_rows[self.offsets[c]:self.offsets[c + 1]] for c in probe.tolist()])
+        cos = column_cosines(np.concatenate([self._block(c) for c in probe.tolist()], axis=1), query)
         if n < len(cos):  # the n-th largest cosine bounds the answer: sort only what reaches it
             reach = np.flatnonzero(cos >= -np.partition(-cos, n - 1)[n - 1])
             rows, cos = rows[reach], cos[reach]
         top = np.lexsort((rows, -cos))[:n]
         return rows[top], cos[top]
+
+
+    def _block(self, c: int) -> np.ndarray:
+        """List ``c``'s tracks as a (dims, tracks) view of ``blocks``."""
+        a, b = int(self.offsets[c]), int(self.offsets[c + 1])
+        return self.blocks[a * self.dims:b * self.dims].reshape(self.dims, b - a)
 
 
 def column_cosines(columns: np.ndarray, query: np.ndarray) -> np.ndarray:
@@ -158,11 +162,10 @@ PAIRWISE_BLOCK = 128
 def new_track_source(index: faiss.Index, vectors: np.ndarray) -> CandidateSource:
     """The source of the new-track queries: an IVF-Flat index searched as ``ProbedSource`` does (up
     to ``PAIRWISE_BLOCK`` dimensions); any other kind (HNSW), or wider vectors, through FAISS."""
-    ivf = faiss.try_extract_index_ivf(index)
-    if ivf is not None and isinstance(faiss.downcast_index(ivf), faiss.IndexIVFFlat) \
-            and ivf.metric_type == faiss.METRIC_INNER_PRODUCT and vectors.shape[1] <= PAIRWISE_BLOCK:
+    try:
         return ProbedSource(index, vectors)
-    return IndexSource(index)
+    except (TypeError, ValueError):  # its checks come before any work
+        return IndexSource(index)
 
 
 def use_one_search_thread() -> None:

@@ -232,24 +232,7 @@ class BuildConfig:
     @classmethod
     def from_file(cls, path: str | Path) -> BuildConfig:
         """Read a ``.toml`` or ``.json`` config file."""
-        path = Path(path)
-        try:
-            raw = path.read_bytes()
-        except OSError as exc:
-            raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
-        try:
-            data = json.loads(raw) if path.suffix.lower() == ".json" else tomllib.loads(raw.decode("utf-8"))
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"config file {path} is not valid {path.suffix.lstrip('.') or 'TOML'}: {exc}") \
-                from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"config file {path} must hold a table/object at the top level")
-        pre = data.get("preprocess")
-        if isinstance(pre, dict) and pre.get("pca_variance", DEFAULT_PCA_VARIANCE) != DEFAULT_PCA_VARIANCE \
-                and pre.get("pca_components") is not None:  # a bundle's own config holds the default beside a count
-            raise ConfigError(f"config file {path}: [preprocess] gives both pca_variance and pca_components; "
-                              "give one (pca_components wins otherwise, and pca_variance would be ignored)")
-        return cls.from_mapping(data)
+        return cls.from_mapping(read_config_file(path))
 
     def replace(self, **sections: Any) -> BuildConfig:
         """A copy with whole sections replaced, or with section fields overridden by a dict."""
@@ -261,6 +244,29 @@ class BuildConfig:
             else:
                 updates[name] = value
         return dataclasses.replace(self, **updates)
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """A ``.toml`` or ``.json`` config file's sections, checked as far as the file alone can be (the
+    values are checked by ``BuildConfig.from_mapping``)."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    try:
+        data = json.loads(raw) if path.suffix.lower() == ".json" else tomllib.loads(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} is not valid {path.suffix.lstrip('.') or 'TOML'}: {exc}") \
+            from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a table/object at the top level")
+    pre = data.get("preprocess")
+    if isinstance(pre, dict) and pre.get("pca_variance", DEFAULT_PCA_VARIANCE) != DEFAULT_PCA_VARIANCE \
+            and pre.get("pca_components") is not None:  # a bundle's own config holds the default beside a count
+        raise ConfigError(f"config file {path}: [preprocess] gives both pca_variance and pca_components; "
+                          "give one (pca_components wins otherwise, and pca_variance would be ignored)")
+    return data
 
 
 def _shallow(obj: Any) -> dict[str, Any]:

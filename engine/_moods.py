@@ -248,11 +248,8 @@ class MoodModel:
         """What a build says when ``m`` tracks cannot hold ``fewest_moods`` moods of the configured
         smallest size (the 60-clip demo corpus: at most 2), or None."""
         cfg = self.config
-        floor = max(cfg.min_cluster_size, math.ceil(cfg.min_cluster_fraction * m))
-        if not cfg.fewest_moods or m >= cfg.fewest_moods * floor:
-            return None
-        size = max(2, min(floor, m // 2))  # as _min_cluster_size caps it
-        if max(1, m // size) >= cfg.fewest_moods:
+        size = self._min_cluster_size(m, 0, 0.0)  # the configured floors alone, capped at half the tracks
+        if not cfg.fewest_moods or max(1, m // size) >= cfg.fewest_moods:
             return None
         return (f"{m:,} tracks are too few for moods: a mood holds at least {size:,} of them "
                 f"(moods.min_cluster_size {cfg.min_cluster_size}, at most half the tracks), so at most "

@@ -139,10 +139,10 @@ def _add_build_options(p: argparse.ArgumentParser) -> None:
 
 
 def _config_from_args(args: argparse.Namespace) -> Any:
-    from engine import BuildConfig
+    from engine import BuildConfig, read_config_file
 
-    config = BuildConfig.from_file(args.config) if args.config else BuildConfig()
-    config = _apply_preset(args, config)
+    data = read_config_file(args.config) if args.config else {}
+    config = _apply_preset(args, BuildConfig.from_mapping(data), set(data.get("preprocess") or {}))
     schema: dict[str, Any] = {}
 
     def columns(text: str) -> list[str]:
@@ -190,12 +190,11 @@ def _config_from_args(args: argparse.Namespace) -> Any:
     return config.replace(**sections) if sections else config
 
 
-def _apply_preset(args: argparse.Namespace, config: Any) -> Any:
+def _apply_preset(args: argparse.Namespace, config: Any, preprocess_keys: set[str]) -> Any:
     """``--schema audio`` (or a GTZAN-layout header under ``auto`` with no column flags and no
     ``[schema]`` in a config file): the audio preset's columns, transforms and mood space
     (engine/_schema.py); a config file's own ``[preprocess]`` and mood weights win."""
     import csv
-    import tomllib
 
     from engine import (
         AUDIO_MOOD_WEIGHTS,
@@ -232,13 +231,8 @@ def _apply_preset(args: argparse.Namespace, config: Any) -> Any:
     # the Spotify mood space has only tempo in common with audio tables; a config's own weights win
     moods = AUDIO_MOOD_WEIGHTS if dict(config.moods.weights) == MOOD_WEIGHTS else config.moods.weights
     # and its retrieval space: every component, whitened (engine/_config.py PreprocessConfig.whiten), but
-    # for the keys a config file's [preprocess] gives itself (read as BuildConfig.from_file read it)
-    given: set[str] = set()
-    if args.config:
-        raw = Path(args.config).read_bytes()
-        data = json.loads(raw) if str(args.config).lower().endswith(".json") else tomllib.loads(raw.decode("utf-8"))
-        given = set(data.get("preprocess") or {})
-    preset = {k: v for k, v in AUDIO_PREPROCESS.items() if k not in given}
+    # for the keys ``preprocess_keys`` a config file's [preprocess] gives itself
+    preset = {k: v for k, v in AUDIO_PREPROCESS.items() if k not in preprocess_keys}
     return config.replace(schema=schema, moods={"weights": dict(moods)}, preprocess=preset)
 
 
