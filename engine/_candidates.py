@@ -110,8 +110,11 @@ class ProbedSource:
         if n <= 0:
             return np.empty(0, np.int64), np.empty(0, np.float32)
         if _compiled.active():
-            return _compiled.kernels().probed_top(self.centroid_block, self.offsets, self.list_rows, self.blocks,
-                                                  query, self.nprobe, n)
+            kernels = _compiled.kernels()
+            keys = kernels.probed_keys(self.centroid_block, self.offsets, self.list_rows, self.blocks, query,
+                                       self.nprobe, n)
+            keys.sort()
+            return kernels.split_keys(keys)
         centroid_cos = np.add.reduce(self.centroids * query, axis=1, dtype=np.float32)
         probe = np.argsort(-centroid_cos, kind="stable")[:self.nprobe]  # ties: the lower list first
         rows = np.concatenate([self.list_rows[self.offsets[c]:self.offsets[c + 1]] for c in probe.tolist()])

@@ -9,7 +9,9 @@ the same order**, so it gives the numpy code's answers bit for bit:
 
 - float sums are numpy's: ``np.add.reduce`` over a row starts from 0 and adds the row pairwise
   (eight running sums for rows of 8 or more, :func:`_row_sum`), not left to right;
-- sorts are stable (mergesort), as ``np.lexsort`` and ``argsort(kind="stable")`` are;
+- orders are stable, as ``np.lexsort`` and ``argsort(kind="stable")`` are: unique keys (the value,
+  then the row or position) sorted, by numpy's sort where the keys come back to Python (numba's sort
+  is ~3x slower on a few hundred keys);
 - the PCA projection stays numpy's matrix product (BLAS sums in an order of its own), between
   two kernels;
 - transcendental functions (``log1p``, ``sin``, ``cos``) are the C library's, which numpy's float64
@@ -120,10 +122,12 @@ def _self_check(compiled: Any) -> str | None:
                                           np.arange(64, dtype=np.int64) // 2)
     # the new-track source's scan (its arrays are its own, one layout for every bundle)
     offsets = np.array([0, 30, 64], np.int64)
-    compiled.probed_top(np.ascontiguousarray(vectors[:2].T).ravel(), offsets, np.arange(64, dtype=np.int64),
-                        np.concatenate([vectors[:30].T.ravel(), vectors[30:].T.ravel()]), vectors[0], 1, 10)
+    keys = compiled.probed_keys(np.ascontiguousarray(vectors[:2].T).ravel(), offsets, np.arange(64, dtype=np.int64),
+                                np.concatenate([vectors[:30].T.ravel(), vectors[30:].T.ravel()]), vectors[0], 1, 10)
+    compiled.split_keys(np.sort(keys))
     compiled.unit_vector(rng.standard_normal(14))
-    compiled.score_block(rows, cos, np.full(4, 0.25, np.float32), np.zeros((64, 2), np.int32), 4, 0.5)
+    keys, scores = compiled.score_block(rows, cos, np.full(4, 0.25, np.float32), np.zeros((64, 2), np.int32), 4, 0.5)
+    compiled.in_key_order(np.sort(keys), rows, scores)
     leaves = np.ones((3, 4), np.float32)
     compiled.forest_margin(np.zeros(2, np.float32), np.zeros(1, np.int64), np.zeros(3, np.int64),
                               np.zeros(3, np.float32), np.zeros(3, np.bool_), np.zeros(3, np.int64),
@@ -173,4 +177,5 @@ def _warm(view: Any, agreement: Any) -> None:
     if classifier is not None:
         proba = classifier.predict_proba(inputs)[0]
         if agreement is not None:
-            kernels.score_block(rows, cos, proba, agreement.codes, len(proba), 0.5)
+            keys, scores = kernels.score_block(rows, cos, proba, agreement.codes, len(proba), 0.5)
+            kernels.in_key_order(np.sort(keys), rows, scores)

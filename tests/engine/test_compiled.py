@@ -121,6 +121,41 @@ def test_ordered_fetch_drops_padding_and_keeps_each_songs_nearest(kernels) -> No
     assert list(rows[:2]) == [10, 11]
 
 
+def test_first_listings_keep_each_songs_nearest_whatever_the_song_numbers(kernels) -> None:
+    rng = np.random.default_rng(4)
+    for n, songs_drawn in [(1, 1), (264, 40), (264, 264), (1000, 3), (2000, 10**6)]:
+        # song numbers far apart and equal modulo powers of two, so the set's slots collide
+        songs = rng.integers(0, songs_drawn, 3000) * 4096 + rng.integers(0, 2, 3000) * (1 << 40)
+        rows = rng.permutation(3000)[:n].astype(np.int64)
+        want = np.sort(np.unique(songs[rows], return_index=True)[1])
+        assert np.array_equal(kernels.first_listings(rows, songs), want), (n, songs_drawn)
+
+
+@pytest.mark.parametrize("spread", ["uniform", "ties", "near_one", "signed"])
+def test_smallest_keys_are_the_n_smallest(kernels, spread: str) -> None:
+    rng = np.random.default_rng(6)
+    for _ in range(200):
+        m = int(rng.integers(1, 6000))
+        values = {"uniform": rng.random(m), "ties": np.round(rng.random(m), 2),
+                  "near_one": 1 - rng.random(m) * 1e-5, "signed": rng.uniform(-1, 1, m)}[spread]
+        keys = kernels.descending_keys(values.astype(np.float32), rng.permutation(m).astype(np.int64))
+        for n in {1, int(rng.integers(1, m + 1)), m, m + 3}:
+            assert np.array_equal(np.sort(kernels.smallest_keys(keys, n)), np.sort(keys)[:n]), (m, n)
+
+
+def test_a_scored_block_comes_back_in_a_stable_sort_of_its_scores(kernels) -> None:
+    rng = np.random.default_rng(8)
+    rows = rng.permutation(5000)[:300].astype(np.int64)
+    cos = np.round(rng.random(300), 2).astype(np.float32)  # ties, which keep their order
+    codes = rng.integers(0, 6, (5000, 3)).astype(np.int32)  # 5: padding, reads 0
+    proba = rng.dirichlet(np.ones(5)).astype(np.float32)
+    keys, scores = kernels.score_block(rows, cos, proba, codes, 5, 0.0)
+    assert np.array_equal(scores, cos + np.float32(0.0))
+    got_rows, got_scores = kernels.in_key_order(np.sort(keys), rows, scores)
+    order = np.argsort(-scores, kind="stable")
+    assert np.array_equal(got_rows, rows[order]) and np.array_equal(got_scores, scores[order])
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_row_sums_are_numpys(kernels, dtype: type) -> None:
     rng = np.random.default_rng(5)
