@@ -11,6 +11,11 @@ the engine at once, as a gRPC server's handler threads do, with and without a lo
 call run at a time (queries per second and process CPU per query).
 
     python benchmarks/similar_many.py BUNDLE [--queries 1024] [--rounds 3] [--sizes 1,2,4,8,16] [--threads]
+        [--compiled] [--min-together N]
+
+``--compiled`` turns on the compiled kernels (engine/_compiled.py) as the server does. ``--min-together N``
+ranks groups of N or more together whatever the engine's own threshold (``min_together``), so that the
+batched path's cost is measured at every size.
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from engine import Recommender, Seed, SimilarQuery, load_bundle, use_one_search_thread
+from engine import (Recommender, Seed, SimilarQuery, _similar_many, compiled_kernels_status, load_bundle,
+                    use_compiled_kernels, use_one_search_thread)
 
 
 def same(a: object, b: object) -> bool:
@@ -101,9 +107,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="1,2,4,8,16")
     parser.add_argument("--threads", action="store_true", help="also the engine called from several threads")
     parser.add_argument("--seconds", type=float, default=3.0, help="per --threads run")
+    parser.add_argument("--compiled", action="store_true", help="the compiled kernels on, as in the server")
+    parser.add_argument("--min-together", type=int, help="rank groups of this many or more together")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     use_one_search_thread()
+    if args.compiled and not use_compiled_kernels():
+        parser.error(f"--compiled: the kernels are {compiled_kernels_status()}")
+    if args.min_together is not None:
+        _similar_many.MIN_TOGETHER = _similar_many.MIN_TOGETHER_COMPILED = args.min_together
     rec = Recommender(load_bundle(args.bundle))
     rows = np.random.default_rng(1).choice(rec.n, size=min(args.queries, rec.n), replace=False)
     features = rec.bundle.tracks.features
@@ -114,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, object] = {"sizes": sizes(rec, queries, [int(b) for b in args.sizes.split(",")], args.rounds)}
     if args.threads:
         report["threads"] = threads(rec, queries, args.seconds, args.rounds)
+    report["compiled_kernels"] = compiled_kernels_status()
     report["command"] = "python benchmarks/similar_many.py " + " ".join(sys.argv[1:] if argv is None else argv)
     report["machine"] = platform.platform()
     if args.json:

@@ -10,6 +10,9 @@ run once on whole arrays, as the neighbour table's build runs them (engine/_tabl
     validate each query -> transform + embed every feature seed -> classify every seed
     -> one search of every vector -> block 1 of every ranking -> each query's page
 
+That is the numpy code's batched path. With the compiled kernels on (engine/_compiled.py), one query at
+a time costs less than any batch measured, and every query is ranked so (``min_together``).
+
 Answers are the one-at-a-time pipeline's, bit for bit (tests/engine/test_similar_many.py): the same
 arithmetic row by row. Only the queries whose page block 1 of the first fetch settles take this path
 (no catalog seed, no filter, no targets, no diversity, offset + k within a block); every other query,
@@ -25,6 +28,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from . import _compiled
 from ._errors import InvalidQuery
 from ._ranking import SLACK, Deadline, Selector
 from ._table import cosine_order
@@ -34,8 +38,17 @@ if TYPE_CHECKING:
 
 # Fewer queries than this sharing a source and a genre weight are ranked one at a time: on the Spotify bundle
 # (benchmarks/similar_many.py, in-process) two together cost 1.04x what one at a time does, four 0.94-1.09x,
-# eight 0.75-0.80x, sixteen 0.66x.
+# eight 0.75-0.80x, sixteen 0.66x. With the compiled kernels on (engine/_compiled.py: the server's setting)
+# the batched path is no cheaper at any size a batch or the server's combiner holds (up to 256: 2.47x one at a
+# time for two together, 1.31x for eight, 0.91-0.99x from 32; benchmarks/RESULTS.md, "Batches are for the
+# numpy code"), so then every query is ranked one at a time (``min_together``).
 MIN_TOGETHER = 4
+MIN_TOGETHER_COMPILED = 1_000  # more than any batch holds: never
+
+
+def min_together() -> int:
+    """The fewest queries of one source and genre weight that are ranked together."""
+    return MIN_TOGETHER_COMPILED if _compiled.active() else MIN_TOGETHER
 
 
 def similar_many(search: SimilarSearch, queries: Sequence[SimilarQuery], where: Sequence[str],
@@ -55,8 +68,9 @@ def similar_many(search: SimilarSearch, queries: Sequence[SimilarQuery], where: 
         if together(search, plan.query):  # the new-track source; no targets: the genre weight is the whole scoring
             key = (plan.scoring.genre_weight, bool(plan.seed_inputs) and plan.scoring.genre_weight > 0)
             batched.setdefault(key, []).append(i)
+    fewest = min_together()
     for members in batched.values():
-        if len(members) < MIN_TOGETHER:
+        if len(members) < fewest:
             continue  # ranked one at a time below
         for i, result in zip(members, _rank_together(search, [plans[i] for i in members], t0), strict=True):
             if result is not None:
@@ -89,12 +103,17 @@ def _plans(search: SimilarSearch, queries: Sequence[SimilarQuery], where: Sequen
             single.append(i)
     computed: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     if single:
-        inputs, vectors, problems = view.feature_seeds(np.concatenate(raws))
-        for j, i in enumerate(single):
-            if problems[j] is not None:
-                out[i] = InvalidQuery(f"{where[i]}seeds[0].features: {problems[j]}")
+        if _compiled.active() and len(single) < min_together():
+            # a seed alone is one compiled call: cheaper than the numpy code on a few rows at once
+            seeds = [(inputs, vectors[0], problems[0]) for inputs, vectors, problems in map(view.feature_seeds, raws)]
+        else:  # the seeds' checks on the arrays at once
+            inputs, vectors, problems = view.feature_seeds(np.concatenate(raws))
+            seeds = [(inputs[j:j + 1], vectors[j], problems[j]) for j in range(len(single))]
+        for i, (seed_inputs, vector, problem) in zip(single, seeds, strict=True):
+            if problem is not None:
+                out[i] = InvalidQuery(f"{where[i]}seeds[0].features: {problem}")
             else:
-                computed[i] = (inputs[j:j + 1], vectors[j])
+                computed[i] = (seed_inputs, vector)
     plans: dict[int, _Plan] = {}
     for i, q in enumerate(queries):
         if out[i] is not None:

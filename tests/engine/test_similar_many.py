@@ -123,3 +123,36 @@ def test_a_short_first_fetch_is_left_to_the_one_at_a_time_walk(rec: Recommender)
     plans = [dataclasses.replace(p, source=Short(p.source)) for p in plans]
     got = _similar_many._rank_together(rec._similar, plans, 0.0)
     assert got[1] is None and all(g is not None for i, g in enumerate(got) if i != 1)
+
+
+def test_with_the_compiled_kernels_on_a_few_queries_are_ranked_one_at_a_time(
+        rec: Recommender, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One compiled query costs less than a batch of up to ~64 (benchmarks/RESULTS.md): such groups
+    skip the batched path, seeds included, and get the same answers and errors."""
+    pytest.importorskip("numba")
+    from engine import _compiled
+
+    was_on = _compiled.active()
+    assert _compiled.activate(), _compiled.status()
+    try:
+        assert _similar_many.min_together() == _similar_many.MIN_TOGETHER_COMPILED
+        batched: list[int] = []
+        seeds_at_once: list[int] = []
+        rank_together, feature_seeds = _similar_many._rank_together, rec.view.feature_seeds
+        monkeypatch.setattr(_similar_many, "_rank_together", lambda search, plans, t0: batched.append(len(plans))
+                            or rank_together(search, plans, t0))
+        monkeypatch.setattr(rec.view, "feature_seeds", lambda raw: seeds_at_once.append(len(raw)) or feature_seeds(raw))
+        queries = [SimilarQuery(seeds=[Seed(features=features(rec, r, 1.07))]) for r in range(20)]
+        queries.insert(5, SimilarQuery(seeds=[Seed(features={n: 1e308 for n in rec.feature_names})]))  # refused
+        got = rec.similar_many(queries)
+        assert not batched and set(seeds_at_once) == {1}
+        monkeypatch.setattr(_similar_many, "MIN_TOGETHER_COMPILED", 8)  # a group that size is ranked together
+        got_together = rec.similar_many(queries)
+        assert batched == [20] and max(seeds_at_once) == 21
+        monkeypatch.undo()
+        for q, a, b in zip(queries, got, got_together, strict=True):
+            want = one_at_a_time(rec, q)
+            assert same(a, want) and same(b, want), q
+    finally:
+        if not was_on:
+            _compiled.deactivate()
