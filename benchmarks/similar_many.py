@@ -31,8 +31,16 @@ from pathlib import Path
 
 import numpy as np
 
-from engine import (Recommender, Seed, SimilarQuery, _similar_many, compiled_kernels_status, load_bundle,
-                    use_compiled_kernels, use_one_search_thread)
+from engine import (
+    Recommender,
+    Seed,
+    SimilarQuery,
+    _similar_many,
+    compiled_kernels_status,
+    load_bundle,
+    use_compiled_kernels,
+    use_one_search_thread,
+)
 
 
 def same(a: object, b: object) -> bool:

@@ -3,9 +3,10 @@
 A query about a track the catalog does not hold (raw feature values or a vector, no filter) costs the server
 its whole pipeline, most of it fixed per call; ranked together by the numpy code (engine/_similar_many.py) a
 batch costs much less per query. With the compiled kernels on, the engine ranks a batch's queries one at a
-time, which is cheaper still, and the combiner is then one thread ranking for the others. Handler threads that arrive with such queries while another batch is being ranked wait
-together; when it is done, one of them ranks every query waiting for the same bundle, its own included, and
-hands each caller its own answer or error. No thread leads more than the one batch that holds its own
+time, which is cheaper still, and the combiner is then one thread ranking for the others. Handler threads
+that arrive with such queries while another batch is being ranked wait together; when it is done, one of
+them ranks every query waiting for the same bundle, its own included, and hands each caller its own answer
+or error. No thread leads more than the one batch that holds its own
 query, and only queries of bounded cost (``Recommender.together``: a page within block 1, no filter, targets
 or diversity) come here, so no call waits behind a slow one. The batch size follows the load: one caller
 alone is ranked at once, as before. benchmarks/RESULTS.md, "Concurrent new-track calls together", has the

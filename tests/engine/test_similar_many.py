@@ -4,17 +4,39 @@ and each its own error."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from engine import InvalidQuery, Recommender, Seed, SimilarQuery, TrackFilter, TrackNotFound, _similar_many, load_bundle
+from engine import (
+    InvalidQuery,
+    Recommender,
+    Seed,
+    SimilarQuery,
+    TrackFilter,
+    TrackNotFound,
+    _compiled,
+    _similar_many,
+    load_bundle,
+)
 
 
 @pytest.fixture(scope="module")
 def rec(bundle_dir: Path) -> Recommender:
     return Recommender(load_bundle(bundle_dir))
+
+
+@pytest.fixture(autouse=True)
+def numpy_code() -> Iterator[None]:
+    """The batched path is the numpy code's (with the kernels on, queries are ranked one at a time: the
+    last test); another test in this process may have left the kernels on."""
+    was_on = _compiled.active()
+    _compiled.deactivate()
+    yield
+    if was_on:
+        assert _compiled.activate()
 
 
 def features(rec: Recommender, row: int, scale: float = 1.0) -> dict[str, float]:
@@ -130,9 +152,6 @@ def test_with_the_compiled_kernels_on_a_few_queries_are_ranked_one_at_a_time(
     """One compiled query costs less than a batch of up to ~64 (benchmarks/RESULTS.md): such groups
     skip the batched path, seeds included, and get the same answers and errors."""
     pytest.importorskip("numba")
-    from engine import _compiled
-
-    was_on = _compiled.active()
     assert _compiled.activate(), _compiled.status()
     try:
         assert _similar_many.min_together() == _similar_many.MIN_TOGETHER_COMPILED
@@ -154,5 +173,4 @@ def test_with_the_compiled_kernels_on_a_few_queries_are_ranked_one_at_a_time(
             want = one_at_a_time(rec, q)
             assert same(a, want) and same(b, want), q
     finally:
-        if not was_on:
-            _compiled.deactivate()
+        _compiled.deactivate()  # the fixture turns them back on if they were
