@@ -21,10 +21,11 @@ the same order**, so it gives the numpy code's answers bit for bit:
 The new-track candidate scan (engine/_candidates.py ``ProbedSource``: the probed inverted lists'
 cosines, across many tracks at once in the same order of sums, and the top of them) is one kernel too.
 tests/engine/test_compiled.py and tests/engine/test_probed.py check every kernel against the numpy code.
-The numpy code stays the reference and the path of batches (engine/_similar_many.py, builds; their
-new-track scans excepted, which run the scan kernel too), of calls with filters or targets, of bundles
-whose vectors have more than 128 dimensions (numpy sums such rows in halves), and of every call when
-numba is not installed (the ``fast`` extra) or ``MUSICREC_COMPILED=0``. Nothing compiles at import:
+The numpy code stays the reference and the path of builds (their new-track scans excepted, which run
+the scan kernel too), of batches when the kernels are off (engine/_similar_many.py), of calls with
+filters or targets, of bundles whose vectors have more than 128 dimensions (numpy sums such rows in
+halves), and of every call when numba is not installed (the ``fast`` extra) or ``MUSICREC_COMPILED=0``.
+Nothing compiles at import:
 :func:`activate` (the server calls it before serving) compiles or loads the kernels from numba's cache,
 one process at a time
 (engine/audio/_kernels.py: numba's cache is not safe when two processes write it at once).

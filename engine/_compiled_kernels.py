@@ -146,7 +146,9 @@ def ordered_fetch(fetched: np.ndarray, vectors: np.ndarray, query: np.ndarray, s
 def first_listings(rows: np.ndarray, songs: np.ndarray) -> np.ndarray:
     """The positions in ``rows`` (canonical order) of each song's nearest listing, ascending: the
     positions whose song no earlier position has, found with a small open-addressing set of the
-    songs seen (no sort: numba's sorts cost ~10 us for a few hundred keys)."""
+    songs seen (no sort: numba's sorts cost ~10 us for a few hundred keys). Song numbers are
+    non-negative (-1 marks an empty slot); numbers equal modulo the set's size share a probe chain,
+    which costs time, never a wrong answer (a catalog's songs are numbered 0, 1, 2, ...)."""
     n = rows.shape[0]
     size = 16
     while size < 2 * n:

@@ -11,7 +11,7 @@ run once on whole arrays, as the neighbour table's build runs them (engine/_tabl
     -> one search of every vector -> block 1 of every ranking -> each query's page
 
 That is the numpy code's batched path. With the compiled kernels on (engine/_compiled.py), one query at
-a time costs less than any batch measured, and every query is ranked so (``min_together``).
+a time costs less up to 16 together and about as much from 32, and every query is ranked so (``min_together``).
 
 Answers are the one-at-a-time pipeline's, bit for bit (tests/engine/test_similar_many.py): the same
 arithmetic row by row. Only the queries whose page block 1 of the first fetch settles take this path
@@ -39,9 +39,10 @@ if TYPE_CHECKING:
 # Fewer queries than this sharing a source and a genre weight are ranked one at a time: on the Spotify bundle
 # (benchmarks/similar_many.py, in-process) two together cost 1.04x what one at a time does, four 0.94-1.09x,
 # eight 0.75-0.80x, sixteen 0.66x. With the compiled kernels on (engine/_compiled.py: the server's setting)
-# the batched path is no cheaper at any size a batch or the server's combiner holds (up to 256: 2.47x one at a
-# time for two together, 1.31x for eight, 0.91-0.99x from 32; benchmarks/RESULTS.md, "Batches are for the
-# numpy code"), so then every query is ranked one at a time (``min_together``).
+# the batched path costs more than one query at a time up to 16 together (2.47x for two, 1.31x for eight,
+# 1.17x for sixteen) and 0.91-0.99x from 32 to 256 (one run; benchmarks/RESULTS.md, "Selection and sorts where
+# they are fast"), so then every query is ranked one at a time (``min_together``): the server's combiner holds
+# at most 64, and one path is simpler than a threshold for a few percent at sizes only BatchSimilarTracks sends.
 MIN_TOGETHER = 4
 MIN_TOGETHER_COMPILED = 1_000  # more than any batch holds: never
 

@@ -149,8 +149,10 @@ def test_a_scored_block_comes_back_in_a_stable_sort_of_its_scores(kernels) -> No
     cos = np.round(rng.random(300), 2).astype(np.float32)  # ties, which keep their order
     codes = rng.integers(0, 6, (5000, 3)).astype(np.int32)  # 5: padding, reads 0
     proba = rng.dirichlet(np.ones(5)).astype(np.float32)
-    keys, scores = kernels.score_block(rows, cos, proba, codes, 5, 0.0)
-    assert np.array_equal(scores, cos + np.float32(0.0))
+    keys, scores = kernels.score_block(rows, cos, proba, codes, 5, 0.5)
+    padded = np.concatenate([proba, np.zeros(1, np.float32)])  # code 5 reads 0
+    agree = np.minimum(np.add.reduce(padded[codes[rows]], axis=1, dtype=np.float32), np.float32(1.0))
+    assert np.array_equal(scores, np.float32(0.5) * cos + np.float32(0.5) * agree)
     got_rows, got_scores = kernels.in_key_order(np.sort(keys), rows, scores)
     order = np.argsort(-scores, kind="stable")
     assert np.array_equal(got_rows, rows[order]) and np.array_equal(got_scores, scores[order])
