@@ -12,15 +12,29 @@ from ._errors import ConfigError
 MOOD_WEIGHTS = {"valence": 1.0, "energy": 1.0, "danceability": 1.0, "acousticness": 1.0,
                 "instrumentalness": 1.0, "tempo": 1.0}
 
-# What the [moods] keys set to "auto" (the defaults) take, by the tracks clustered (MoodConfig.resolved). Below
-# moods.small_catalog: the blur and a consensus of 20 fits (seconds there). From there on: the mean-shift field,
-# whose k is a share of the tracks (403 of the 89,583 Spotify tracks), epsilon 0.16 and a consensus of 10 fits:
-# steadier on the Spotify data at about the blur's cost (benchmarks/RESULTS.md, "Moods on any catalog").
+# What the [moods] keys set to "auto" (the defaults) take, by the tracks clustered (MoodConfig.resolved), measured in
+# benchmarks/RESULTS.md ("Moods on any catalog", "Moods from the co-association of k-means fits"):
+# - under moods.coassoc_from (2,000): the blur and a consensus of 20 HDBSCAN fits (at 1,000 tracks the
+#   co-association held better on Spotify subsets, not on the generated 1,000-clip tables);
+# - from there to under moods.small_catalog (50,000), unless a smoothing key is given: no smoothing; HDBSCAN
+#   (eom, min_samples COASSOC_SAMPLES of the tracks, moods of at least 5% of them) on the co-association of
+#   40 x 4 k-means fits (engine/_moodcoassoc.py), moods the Voronoi cells of its clusters' centroids;
+# - from there on: the mean-shift field, whose k is a share of the tracks (403 of the 89,583 Spotify tracks),
+#   epsilon 0.16 and a consensus of 10 HDBSCAN fits (the co-association's min_samples, and HDBSCAN's cost, grow
+#   with the tracks; on all 89,583 Spotify tracks it held less across seeds than the field).
+_HDBSCAN_ON_SMOOTHED = {"coassoc_bags": 0, "selection": "leaf", "min_samples": 30, "min_cluster_fraction": 0.01,
+                        "assign": "vote"}
 SMALL_CATALOG_MOODS: dict[str, Any] = {"smoother": "blur", "smoothing_neighbours": 100, "smoothing_iterations": 5,
-                                       "epsilon": 0.0, "bags": 20}
+                                       "epsilon": 0.0, "bags": 20, **_HDBSCAN_ON_SMOOTHED}
+# (its min_samples, None here, is COASSOC_SAMPLES of the tracks; the smoothing keys are not used)
+COASSOC_MOODS: dict[str, Any] = {"smoother": "blur", "smoothing_neighbours": 100, "smoothing_iterations": 0,
+                                 "epsilon": 0.0, "bags": 0, "coassoc_bags": 40, "selection": "eom",
+                                 "min_samples": None, "min_cluster_fraction": 0.05, "assign": "centroid"}
+COASSOC_SAMPLES = 0.05
+SMOOTHING_KEYS = ("smoother", "smoothing_neighbours", "smoothing_iterations", "epsilon", "bags")
 # (its smoothing_neighbours, None here, is LARGE_CATALOG_NEIGHBOURS of the tracks: MoodConfig.resolved)
 LARGE_CATALOG_MOODS: dict[str, Any] = {"smoother": "field", "smoothing_neighbours": None, "smoothing_iterations": 8,
-                                       "epsilon": 0.16, "bags": 10}
+                                       "epsilon": 0.16, "bags": 10, **_HDBSCAN_ON_SMOOTHED}
 LARGE_CATALOG_NEIGHBOURS = 0.0045  # the field's k ("auto", from small_catalog on): this share of the tracks clustered
 
 
@@ -32,7 +46,9 @@ class MoodConfig:
     ``smoothing_iterations``), then HDBSCAN runs on the smoothed points of the whole catalog (up to
     ``fit_sample`` tracks), or a consensus of ``bags`` fits on random subsets of them. Each track that
     HDBSCAN labels is a core member of its mood; every other track is assigned by its nearest cores.
-    The keys left at "auto" take SMALL_CATALOG_MOODS or LARGE_CATALOG_MOODS by the tracks clustered.
+    Or (``coassoc_bags``) HDBSCAN clusters the co-association of k-means fits instead of smoothed points.
+    The keys left at "auto" take SMALL_CATALOG_MOODS, COASSOC_MOODS or LARGE_CATALOG_MOODS by the tracks
+    clustered.
 
     The first method (HDBSCAN on a 30k random sample of the raw mood space: 7% of all tracks
     labelled by HDBSCAN, one mood of ~48%) is still available with ``smoothing_iterations = 0,
@@ -51,7 +67,8 @@ class MoodConfig:
     # (benchmarks/build_scale.py).
     fit_sample: int = 100_000
     # Mean shift before HDBSCAN: k (its bandwidth, capped at 3% of the tracks) and passes; 0 passes = off.
-    # Every key that says "auto" takes SMALL_CATALOG_MOODS or LARGE_CATALOG_MOODS by the tracks clustered.
+    # Every key that says "auto" takes SMALL_CATALOG_MOODS, COASSOC_MOODS or LARGE_CATALOG_MOODS by the tracks
+    # clustered.
     smoothing_neighbours: int | Literal["auto"] = "auto"
     smoothing_iterations: int | Literal["auto"] = "auto"
     # "blur" moves the catalog itself pass after pass; "shift" moves each track toward the means of its
@@ -64,9 +81,10 @@ class MoodConfig:
     # When HDBSCAN finds fewer moods than this, it is rerun with that floor's 3 x smoothing neighbours
     # lowered in steps to 2 x (if the tracks could hold that many such moods); 0 = never.
     fewest_moods: int = 5
-    min_cluster_fraction: float = 0.01  # a mood holds at least 1% of the tracks clustered
-    min_samples: int = 30
-    selection: Literal["eom", "leaf"] = "leaf"
+    # a mood holds at least this share of the tracks clustered ("auto": 1%, 5% with the co-association)
+    min_cluster_fraction: float | Literal["auto"] = "auto"
+    min_samples: int | Literal["auto"] = "auto"  # "auto": 30, COASSOC_SAMPLES of the tracks with the co-association
+    selection: Literal["auto", "eom", "leaf"] = "auto"  # "auto": leaf, eom with the co-association
     # eom only: clusters above this share of the tracks are not selected (0 = no limit). Beware: an
     # oversized cluster without children then becomes noise (hdbscan's max_cluster_size).
     max_cluster_fraction: float = 0.0
@@ -74,7 +92,11 @@ class MoodConfig:
     # Consensus of this many HDBSCAN fits, each on a random bag_share of the smoothed points, grouped by how
     # often they part two tracks (average linkage cut at consensus_cut); 0 = one fit.
     bags: int | Literal["auto"] = "auto"
-    small_catalog: int = 20_000
+    # HDBSCAN on the co-association of this many bags of k-means fits (engine/_moodcoassoc.py) instead of on
+    # smoothed points: each bag a random bag_share of the tracks, fitted at every K of COASSOC_KS; 0 = off.
+    coassoc_bags: int | Literal["auto"] = "auto"
+    coassoc_from: int = 2_000
+    small_catalog: int = 50_000
     bag_share: float = 0.5
     consensus_cut: float = 0.6
     validity_sample: int = 10_000
@@ -82,16 +104,19 @@ class MoodConfig:
     # full fit (and across seeds when a seed plays a part); 0 skips the check.
     stability_subsample: float = 0.9
     # How tracks outside HDBSCAN's cores get a mood: "vote" of the 10 nearest core tracks, or "centroid":
-    # the nearest mood centroid after ``refine_iterations`` Lloyd steps (moods as Voronoi cells).
-    assign: Literal["vote", "centroid"] = "vote"
+    # the nearest mood centroid after ``refine_iterations`` Lloyd steps (moods as Voronoi cells); "auto":
+    # vote, centroid with the co-association.
+    assign: Literal["auto", "vote", "centroid"] = "auto"
     refine_iterations: int = 0
 
     def __post_init__(self) -> None:
         if self.smoother not in ("auto", "blur", "shift", "field"):
             raise ConfigError(f"moods.smoother must be 'auto', 'blur', 'shift' or 'field', got {self.smoother!r}")
-        if self.selection not in ("eom", "leaf"):
-            raise ConfigError(f"moods.selection must be 'eom' or 'leaf', got {self.selection!r}")
-        for name in ("fit_sample", "min_cluster_size", "min_samples", "validity_sample"):
+        if self.selection not in ("auto", "eom", "leaf"):
+            raise ConfigError(f"moods.selection must be 'auto', 'eom' or 'leaf', got {self.selection!r}")
+        if self.min_samples != "auto" and (type(self.min_samples) is not int or self.min_samples < 2):
+            raise ConfigError(f"moods.min_samples must be 'auto' or >= 2, got {self.min_samples!r}")
+        for name in ("fit_sample", "min_cluster_size", "validity_sample"):
             if getattr(self, name) < 2:
                 raise ConfigError(f"moods.{name} must be >= 2, got {getattr(self, name)}")
         if any(w < 0 for w in self.weights.values()):
@@ -104,6 +129,15 @@ class MoodConfig:
             raise ConfigError(f"moods.bags must be 'auto', 0 (one fit) or >= 2, moods.small_catalog >= 0, "
                               f"moods.bag_share in (0, 1] and moods.consensus_cut in (0, 1), got {self.bags!r}, "
                               f"{self.small_catalog}, {self.bag_share} and {self.consensus_cut}")
+        if (self.coassoc_bags != "auto" and (type(self.coassoc_bags) is not int or self.coassoc_bags < 0)) \
+                or self.coassoc_from < 0:
+            raise ConfigError(f"moods.coassoc_bags must be 'auto' or >= 0 (0 = off) and moods.coassoc_from >= 0, "
+                              f"got {self.coassoc_bags!r} and {self.coassoc_from}")
+        smoothing = [key for key in SMOOTHING_KEYS if getattr(self, key) != "auto"]
+        if self.coassoc_bags not in ("auto", 0) and smoothing and self.smoothing_iterations != 0:
+            raise ConfigError(f"moods.coassoc_bags = {self.coassoc_bags} replaces the smoothing and the HDBSCAN bags: "
+                              f"leave {', '.join(smoothing)} at \"auto\" (or set smoothing_iterations = 0), or set "
+                              "coassoc_bags = 0")
         if self.fewest_moods < 0:
             raise ConfigError(f"moods.fewest_moods must be >= 0 (0 = never rerun), got {self.fewest_moods}")
         passes, k = self.smoothing_iterations, self.smoothing_neighbours
@@ -111,21 +145,31 @@ class MoodConfig:
                                                                                                or k < 1)):
             raise ConfigError("moods.smoothing_iterations must be 'auto' or >= 0 and moods.smoothing_neighbours "
                               f"'auto' or >= 1, got {passes!r} and {k!r}")
-        if self.assign not in ("vote", "centroid") or self.refine_iterations < 0:
-            raise ConfigError(f"moods.assign must be 'vote' or 'centroid' and moods.refine_iterations >= 0, got "
-                              f"{self.assign!r} and {self.refine_iterations}")
+        if self.assign not in ("auto", "vote", "centroid") or self.refine_iterations < 0:
+            raise ConfigError(f"moods.assign must be 'auto', 'vote' or 'centroid' and moods.refine_iterations >= 0, "
+                              f"got {self.assign!r} and {self.refine_iterations}")
         if self.stability_subsample and not 0.5 <= self.stability_subsample < 1.0:
             raise ConfigError(f"moods.stability_subsample must be 0 (no check) or in [0.5, 1), got "
                               f"{self.stability_subsample}")
         for name in ("min_cluster_fraction", "max_cluster_fraction"):
-            if not 0.0 <= getattr(self, name) < 1.0:
+            value = getattr(self, name)
+            if value != "auto" and (isinstance(value, str) or not 0.0 <= value < 1.0):
                 raise ConfigError(f"moods.{name} must be in [0, 1), got {getattr(self, name)}")
 
     def resolved(self, tracks: int) -> MoodConfig:
-        """This configuration with every "auto" key set for ``tracks`` tracks clustered: SMALL_CATALOG_MOODS
-        below ``small_catalog``, LARGE_CATALOG_MOODS from there on; keys set to a value keep it."""
-        method = SMALL_CATALOG_MOODS if tracks < self.small_catalog else {
-            **LARGE_CATALOG_MOODS, "smoothing_neighbours": max(1, round(LARGE_CATALOG_NEIGHBOURS * tracks))}
+        """This configuration with every "auto" key set for ``tracks`` tracks clustered: COASSOC_MOODS from
+        ``coassoc_from`` to under ``small_catalog`` (unless a smoothing key is given: the smoothing is then
+        what was asked for) or wherever ``coassoc_bags`` is given > 0; otherwise SMALL_CATALOG_MOODS under
+        ``small_catalog`` and LARGE_CATALOG_MOODS from there on. Keys set to a value keep it."""
+        given = any(getattr(self, key) != "auto" for key in SMOOTHING_KEYS)
+        coassoc = self.coassoc_bags if self.coassoc_bags != "auto" else (
+            COASSOC_MOODS["coassoc_bags"] if self.coassoc_from <= tracks < self.small_catalog and not given else 0)
+        if coassoc:
+            method = {**COASSOC_MOODS, "coassoc_bags": coassoc, "min_samples": max(2, round(COASSOC_SAMPLES * tracks))}
+        elif tracks < self.small_catalog:
+            method = SMALL_CATALOG_MOODS
+        else:
+            method = {**LARGE_CATALOG_MOODS, "smoothing_neighbours": max(1, round(LARGE_CATALOG_NEIGHBOURS * tracks))}
         return dataclasses.replace(self, **{key: value for key, value in method.items()
                                             if getattr(self, key) == "auto"})
 

@@ -14,13 +14,12 @@ How it works
   random halves of the smoothed points. A bag keeps the whole catalog's floor; when the consensus then
   finds fewer than ``fewest_moods``, each bag's floor is scaled to its share (a bag holds half of every
   mood) before the clump floor is lowered.
-- The defaults ("auto", engine/_moodconfig.py ``SMALL_CATALOG_MOODS``/``LARGE_CATALOG_MOODS``) depend on
-  the tracks clustered. Below ``small_catalog`` (20,000): the blur (k 100, 5 passes) and 20 bags, seconds
-  there; over ten small tables mean ARI 0.77 against one fit's 0.66. From there on: the field with k
-  0.45% of the tracks (403 on the Spotify data), 8 passes, epsilon 0.16 and 10 bags; on the Spotify data
-  6 moods, ARI 0.82-0.88 over three 90% draws and 0.92 across seeds, against ~0.42 for the blur's 28 moods
-  (benchmarks/RESULTS.md, "Moods on any catalog", which also has the random 20,000-track Spotify subsets
-  where no setting measured reaches 0.8).
+- ``coassoc_bags`` (engine/_moodcoassoc.py): no smoothing; HDBSCAN clusters the co-association of many
+  k-means fits (how often they put two tracks together) instead of the smoothed points, and the moods
+  are the Voronoi cells of its clusters' centroids (``assign = "centroid"``).
+- The defaults ("auto") depend on the tracks clustered (engine/_moodconfig.py says which and why): the
+  blur and 20 bags under 2,000 tracks, the co-association from there to under 50,000, the field with
+  10 bags from there on (benchmarks/RESULTS.md, "Moods on any catalog").
 - HDBSCAN runs on the smoothed points of the whole catalog (a random sample above ``fit_sample``
   tracks, 100k by default); the seed draws that sample and the bags, and plays no part in one fit
   below ``fit_sample``.
@@ -60,6 +59,7 @@ from typing import Any
 import numpy as np
 
 from ._errors import NotFittedError
+from ._moodcoassoc import COASSOC_KS, coassociation
 from ._moodconfig import MoodConfig
 from ._moodconsensus import VOTE_NEIGHBOURS, consensus
 from ._mooddescribe import describe_clusters, mood_spread
@@ -76,6 +76,7 @@ CLUMP_MULTIPLE = 3  # with smoothing, a mood holds at least this many times the 
 LOWER_CLUMP_MULTIPLES = (2.75, 2.5, 2.25, 2.0)
 SMOOTHING_CAP = 0.03  # the blurring neighbours are at most this share of the tracks clustered (5% before)
 MIN_TRACKS_TO_CLUSTER = 10
+RADIUS_SAMPLES = 30  # with the co-association: an exemplar's core radius is its 30th nearest exemplar's distance
 
 
 class MoodModel:
@@ -102,7 +103,7 @@ class MoodModel:
         t0 = time.perf_counter()
         fitted, labels, hdbscan_core, facts = self._cluster(points, say, smoothed)
         self.centroids_ = None
-        if self.config.assign == "centroid" and labels.max() >= 0:
+        if self.resolved_.assign == "centroid" and labels.max() >= 0:
             labels, self.centroids_ = voronoi(points[fitted], labels, self.config.refine_iterations)
             hdbscan_core = hdbscan_core & (labels >= 0)
         fit_seconds = time.perf_counter() - t0
@@ -111,7 +112,7 @@ class MoodModel:
         # not, is assigned from its features alone, and a core track keeps the label HDBSCAN gave it.
         self.exemplars_ = np.ascontiguousarray(points[fitted][core], dtype=np.float32)
         self.exemplar_labels_ = labels[core].astype(np.int32)
-        self.exemplar_radius_ = kth_neighbour_distance(self.exemplars_, facts["min_samples"])
+        self.exemplar_radius_ = kth_neighbour_distance(self.exemplars_, facts["radius_samples"])
         self._exemplar_tree = None  # built on first use from the new exemplars
 
         t0 = time.perf_counter()
@@ -137,6 +138,7 @@ class MoodModel:
             **({"floor_lowered": facts["floor_lowered"]} if "floor_lowered" in facts else {}),
             "bags": facts["bags"],
             **({"consensus": facts["consensus"]} if "consensus" in facts else {}),
+            **({"coassoc": facts["coassoc"]} if "coassoc" in facts else {}),
             "clusters": n_clusters,
             "sample_noise_fraction": round(float(1 - hdbscan_core.mean()), 4),
             "core_coverage": round(float(self.is_core_.mean()), 4),
@@ -177,12 +179,18 @@ class MoodModel:
         cfg = self.resolved_ = self.config.resolved(m)
         self.bags_ = cfg.bags
         auto = self.config.auto_keys()
-        why = (f'{", ".join(auto)} "auto": {m:,} tracks clustered, {"under" if m < cfg.small_catalog else "at least"} '
-               f"moods.small_catalog = {cfg.small_catalog:,}") if auto else "as configured"
-        # below fit_sample every track is clustered: the seed plays no part, unless it draws the bags
-        seeded = n > cfg.fit_sample or self.bags_ > 0
-        # Blurring bandwidth, at most 3% of the tracks so that a small catalog keeps some resolution.
-        k = min(cfg.smoothing_neighbours, max(1, int(m * SMOOTHING_CAP))) if cfg.smoothing_iterations else 0
+        where = (f"under moods.coassoc_from = {cfg.coassoc_from:,}" if m < min(cfg.coassoc_from, cfg.small_catalog)
+                 else f"from moods.coassoc_from = {cfg.coassoc_from:,} and under moods.small_catalog = "
+                 f"{cfg.small_catalog:,}" if m < cfg.small_catalog
+                 else f"at least moods.small_catalog = {cfg.small_catalog:,}")
+        why = f'{", ".join(auto)} "auto": {m:,} tracks clustered, {where}' if auto else "as configured"
+        # below fit_sample every track is clustered: the seed plays no part, unless it draws the bags (of
+        # HDBSCAN fits, or of the co-association's k-means fits)
+        seeded = n > cfg.fit_sample or self.bags_ > 0 or cfg.coassoc_bags > 0
+        # Blurring bandwidth, at most 3% of the tracks so that a small catalog keeps some resolution; the
+        # co-association replaces the smoothing.
+        smooths = cfg.smoothing_iterations and not cfg.coassoc_bags
+        k = min(cfg.smoothing_neighbours, max(1, int(m * SMOOTHING_CAP))) if smooths else 0
         if 0 < k < cfg.smoothing_neighbours:
             say(f"smoothing_neighbours {cfg.smoothing_neighbours} capped to {k}: at most {SMOOTHING_CAP:.0%} of the "
                 f"{m:,} tracks "
@@ -194,6 +202,10 @@ class MoodModel:
         max_cluster_size = int(cfg.max_cluster_fraction * m) if cfg.selection == "eom" else 0
         facts: dict[str, Any] = {"seeded": seeded, "k": k, "min_cluster_size": min_cluster_size,
                                  "min_samples": min_samples, "smooth_seconds": 0.0, "dbcv": float("nan"),
+                                 # an exemplar's core radius (mood space): its distance to the min_samples-th
+                                 # nearest exemplar; the co-association's min_samples counts in its own space
+                                 "radius_samples": min(min_samples, RADIUS_SAMPLES) if cfg.coassoc_bags
+                                 else min_samples,
                                  "clump_multiple": CLUMP_MULTIPLE, "bags": {"fits": self.bags_},
                                  "method": {"smoother": cfg.smoother, "passes": cfg.smoothing_iterations,
                                             "epsilon": cfg.epsilon, "why": why}}
@@ -202,7 +214,15 @@ class MoodModel:
             labels = np.full(m, -1, dtype=np.int64)
         else:
             space = points[fitted]
-            if k and smoothed is not None:
+            if cfg.coassoc_bags:
+                t0 = time.perf_counter()
+                say(f"co-association of {cfg.coassoc_bags} x {len(COASSOC_KS)} k-means fits (K {COASSOC_KS[0]}-"
+                    f"{COASSOC_KS[-1]}), each on a random {cfg.bag_share:.0%} of the {m:,} tracks")
+                space = coassociation(space, bags=cfg.coassoc_bags, share=cfg.bag_share, seed=self.seed)
+                facts["coassoc"] = {"bags": cfg.coassoc_bags, "ks": [COASSOC_KS[0], COASSOC_KS[-1]],
+                                    "share": cfg.bag_share, "dims": space.shape[1], "assign": cfg.assign,
+                                    "seconds": round(time.perf_counter() - t0, 2)}
+            elif k and smoothed is not None:
                 space = smoothed
             elif k:
                 t0 = time.perf_counter()
@@ -211,7 +231,8 @@ class MoodModel:
                 smooth = {"blur": blur, "shift": shift, "field": field}[cfg.smoother]
                 space = smooth(space, k, cfg.smoothing_iterations, progress=say)
                 facts["smooth_seconds"] = time.perf_counter() - t0
-            self.smoothed_ = space
+            # the smoothed points, which a second seed reuses; the co-association is the seed's own
+            self.smoothed_ = None if cfg.coassoc_bags else space
             labels = self._fit(space, min_cluster_size, min_samples, max_cluster_size, n, facts, say)
             found = int(labels.max()) + 1
             if self.bags_ and found < cfg.fewest_moods and cfg.fewest_moods * min_cluster_size <= m:
@@ -260,7 +281,7 @@ class MoodModel:
     def _min_cluster_size(self, m: int, k: int, clump_multiple: float) -> int:
         """The smallest mood HDBSCAN may find among ``m`` tracks smoothed with ``k`` neighbours: the
         configured floors (``min_cluster_size``, ``min_cluster_fraction``) and ``clump_multiple`` clumps."""
-        cfg = self.config
+        cfg = self.resolved_
         floor = max(cfg.min_cluster_size, math.ceil(cfg.min_cluster_fraction * m), math.ceil(clump_multiple * k))
         return max(2, min(floor, m // 2))
 

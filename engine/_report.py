@@ -186,8 +186,15 @@ def mood_floor_lines(mo: dict[str, Any]) -> list[str]:
 def mood_consensus_lines(mo: dict[str, Any]) -> list[str]:
     """How the moods were found: one HDBSCAN fit or a consensus of bagged fits (engine/_moodconsensus.py,
     ``bags``), after which smoothing, and why (the "auto" keys resolve by catalog size)."""
-    co = mo.get("consensus")
-    if co:
+    co, ka = mo.get("consensus"), mo.get("coassoc")
+    if ka:
+        fits = ka["ks"][1] - ka["ks"][0] + 1
+        lines = [f"         HDBSCAN on the co-association of {ka['bags']} x {fits} k-means fits "
+                 f"(K {ka['ks'][0]}-{ka['ks'][1]}, each on a random {ka['share']:.0%} of the tracks; how often two "
+                 f"tracks are put together, in {ka['dims']} dimensions; {ka['seconds']:.1f} s); "
+                 + ("moods are the Voronoi cells of its clusters' centroids in mood space"
+                    if ka.get("assign") == "centroid" else "every other track takes the vote of its nearest cores")]
+    elif co:
         lo, hi = min(co["moods_per_bag"]), max(co["moods_per_bag"])
         lines = [f"         consensus of {co['bags']} HDBSCAN fits, each on a random {co['bag_share']:.0%} of the "
                  f"smoothed points ({lo if lo == hi else f'{lo}-{hi}'} moods each); moods: average linkage of "
