@@ -37,7 +37,7 @@ def coassociation(points: np.ndarray, *, bags: int, share: float, seed: int) -> 
     for b in range(bags):
         half = np.random.default_rng([seed, b]).choice(m, size=size, replace=False)
         for k in COASSOC_KS:
-            start = seed * 100_000 + b * 100 + k
+            start = (seed * 100_000 + b * 100 + k) % 2**32  # scikit-learn takes a random_state under 2**32
             cells = KMeans(k, n_init=1, random_state=start).fit(points[half]).predict(points)
             columns.append(offset + cells)
             offset += k

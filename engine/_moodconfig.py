@@ -16,12 +16,13 @@ MOOD_WEIGHTS = {"valence": 1.0, "energy": 1.0, "danceability": 1.0, "acousticnes
 # benchmarks/RESULTS.md ("Moods on any catalog", "Moods from the co-association of k-means fits"):
 # - under moods.coassoc_from (2,000): the blur and a consensus of 20 HDBSCAN fits (at 1,000 tracks the
 #   co-association held better on Spotify subsets, not on the generated 1,000-clip tables);
-# - from there to under moods.small_catalog (50,000), unless a smoothing key is given: no smoothing; HDBSCAN
+# - from there to under moods.coassoc_until (50,000), unless a smoothing key is given: no smoothing; HDBSCAN
 #   (eom, min_samples COASSOC_SAMPLES of the tracks, moods of at least 5% of them) on the co-association of
 #   40 x 4 k-means fits (engine/_moodcoassoc.py), moods the Voronoi cells of its clusters' centroids;
-# - from there on: the mean-shift field, whose k is a share of the tracks (403 of the 89,583 Spotify tracks),
-#   epsilon 0.16 and a consensus of 10 HDBSCAN fits (the co-association's min_samples, and HDBSCAN's cost, grow
-#   with the tracks; on all 89,583 Spotify tracks it held less across seeds than the field).
+# - otherwise the blur under moods.small_catalog (20,000) and from there on the mean-shift field, whose k is
+#   a share of the tracks (403 of the 89,583 Spotify tracks), epsilon 0.16 and a consensus of 10 HDBSCAN
+#   fits (the co-association's min_samples, and HDBSCAN's cost, grow with the tracks; on all 89,583 Spotify
+#   tracks, with min_samples 1,000, it held less across seeds than the field).
 _HDBSCAN_ON_SMOOTHED = {"coassoc_bags": 0, "selection": "leaf", "min_samples": 30, "min_cluster_fraction": 0.01,
                         "assign": "vote"}
 SMALL_CATALOG_MOODS: dict[str, Any] = {"smoother": "blur", "smoothing_neighbours": 100, "smoothing_iterations": 5,
@@ -30,12 +31,13 @@ SMALL_CATALOG_MOODS: dict[str, Any] = {"smoother": "blur", "smoothing_neighbours
 COASSOC_MOODS: dict[str, Any] = {"smoother": "blur", "smoothing_neighbours": 100, "smoothing_iterations": 0,
                                  "epsilon": 0.0, "bags": 0, "coassoc_bags": 40, "selection": "eom",
                                  "min_samples": None, "min_cluster_fraction": 0.05, "assign": "centroid"}
-COASSOC_SAMPLES = 0.05
+COASSOC_SAMPLES = 0.05  # ... of the tracks, at most 5% of coassoc_until (2,500 by default) at any size
 SMOOTHING_KEYS = ("smoother", "smoothing_neighbours", "smoothing_iterations", "epsilon", "bags")
 # (its smoothing_neighbours, None here, is LARGE_CATALOG_NEIGHBOURS of the tracks: MoodConfig.resolved)
 LARGE_CATALOG_MOODS: dict[str, Any] = {"smoother": "field", "smoothing_neighbours": None, "smoothing_iterations": 8,
                                        "epsilon": 0.16, "bags": 10, **_HDBSCAN_ON_SMOOTHED}
 LARGE_CATALOG_NEIGHBOURS = 0.0045  # the field's k ("auto", from small_catalog on): this share of the tracks clustered
+AUTO_KEYS = tuple(SMALL_CATALOG_MOODS)  # the keys "auto" resolves: the same in each method (tests/engine/test_moods.py)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -95,8 +97,9 @@ class MoodConfig:
     # HDBSCAN on the co-association of this many bags of k-means fits (engine/_moodcoassoc.py) instead of on
     # smoothed points: each bag a random bag_share of the tracks, fitted at every K of COASSOC_KS; 0 = off.
     coassoc_bags: int | Literal["auto"] = "auto"
-    coassoc_from: int = 2_000
-    small_catalog: int = 50_000
+    coassoc_from: int = 2_000  # "auto": the co-association from this many tracks clustered to under coassoc_until
+    coassoc_until: int = 50_000
+    small_catalog: int = 20_000  # "auto" without the co-association: the blur under this, the field from it
     bag_share: float = 0.5
     consensus_cut: float = 0.6
     validity_sample: int = 10_000
@@ -129,15 +132,19 @@ class MoodConfig:
             raise ConfigError(f"moods.bags must be 'auto', 0 (one fit) or >= 2, moods.small_catalog >= 0, "
                               f"moods.bag_share in (0, 1] and moods.consensus_cut in (0, 1), got {self.bags!r}, "
                               f"{self.small_catalog}, {self.bag_share} and {self.consensus_cut}")
-        if (self.coassoc_bags != "auto" and (type(self.coassoc_bags) is not int or self.coassoc_bags < 0)) \
-                or self.coassoc_from < 0:
-            raise ConfigError(f"moods.coassoc_bags must be 'auto' or >= 0 (0 = off) and moods.coassoc_from >= 0, "
-                              f"got {self.coassoc_bags!r} and {self.coassoc_from}")
-        smoothing = [key for key in SMOOTHING_KEYS if getattr(self, key) != "auto"]
-        if self.coassoc_bags not in ("auto", 0) and smoothing and self.smoothing_iterations != 0:
-            raise ConfigError(f"moods.coassoc_bags = {self.coassoc_bags} replaces the smoothing and the HDBSCAN bags: "
-                              f"leave {', '.join(smoothing)} at \"auto\" (or set smoothing_iterations = 0), or set "
-                              "coassoc_bags = 0")
+        coassoc = self.coassoc_bags
+        if (coassoc != "auto" and (type(coassoc) is not int or coassoc < 0 or coassoc == 1)) \
+                or not 0 <= self.coassoc_from <= self.coassoc_until:
+            raise ConfigError(f"moods.coassoc_bags must be 'auto', 0 (off) or >= 2, and 0 <= moods.coassoc_from <= "
+                              f"moods.coassoc_until, got {coassoc!r}, {self.coassoc_from} and {self.coassoc_until}")
+        # with the co-association there is no smoothing and no HDBSCAN bags: a smoothing key given beside it
+        # would be ignored, so it is refused (smoothing_iterations = 0, bags = 0 and epsilon = 0 say what it
+        # does anyway, and with 0 passes the smoother and its k are moot, as they are without it)
+        moot = ("smoother", "smoothing_neighbours") if self.smoothing_iterations == 0 else ()
+        smoothing = [key for key in SMOOTHING_KEYS if getattr(self, key) not in ("auto", 0) and key not in moot]
+        if coassoc not in ("auto", 0) and smoothing:
+            raise ConfigError(f"moods.coassoc_bags = {coassoc} replaces the smoothing and the HDBSCAN bags: leave "
+                              f"{', '.join(smoothing)} at \"auto\", or set coassoc_bags = 0")
         if self.fewest_moods < 0:
             raise ConfigError(f"moods.fewest_moods must be >= 0 (0 = never rerun), got {self.fewest_moods}")
         passes, k = self.smoothing_iterations, self.smoothing_neighbours
@@ -151,28 +158,42 @@ class MoodConfig:
         if self.stability_subsample and not 0.5 <= self.stability_subsample < 1.0:
             raise ConfigError(f"moods.stability_subsample must be 0 (no check) or in [0.5, 1), got "
                               f"{self.stability_subsample}")
-        for name in ("min_cluster_fraction", "max_cluster_fraction"):
+        for name, auto in (("min_cluster_fraction", ("auto",)), ("max_cluster_fraction", ())):
             value = getattr(self, name)
-            if value != "auto" and (isinstance(value, str) or not 0.0 <= value < 1.0):
-                raise ConfigError(f"moods.{name} must be in [0, 1), got {getattr(self, name)}")
+            if value not in auto and (isinstance(value, str) or not 0.0 <= value < 1.0):
+                raise ConfigError(f"moods.{name} must be {'auto or ' if auto else ''}in [0, 1), got {value!r}")
+
+    def method(self, tracks: int) -> tuple[dict[str, Any], str]:
+        """What the "auto" keys take for ``tracks`` tracks clustered, and why: COASSOC_MOODS from
+        ``coassoc_from`` to under ``coassoc_until`` unless a smoothing key is given (the smoothing is then what
+        was asked for), or wherever ``coassoc_bags`` is given > 0; otherwise SMALL_CATALOG_MOODS under
+        ``small_catalog`` and LARGE_CATALOG_MOODS from there on."""
+        given = [key for key in SMOOTHING_KEYS if getattr(self, key) != "auto"]
+        if self.coassoc_bags not in ("auto", 0):
+            bags, why = self.coassoc_bags, f"moods.coassoc_bags = {self.coassoc_bags} given"
+        elif self.coassoc_bags == "auto" and not given and self.coassoc_from <= tracks < self.coassoc_until:
+            bags, why = COASSOC_MOODS["coassoc_bags"], (f"{tracks:,} tracks clustered, from moods.coassoc_from = "
+                                                        f"{self.coassoc_from:,} to under moods.coassoc_until = "
+                                                        f"{self.coassoc_until:,}")
+        else:
+            bags = 0
+            why = (f"{tracks:,} tracks clustered, {'under' if tracks < self.small_catalog else 'at least'} "
+                   f"moods.small_catalog = {self.small_catalog:,}"
+                   + (f" ({', '.join(given)} given: no co-association)" if given else ""))
+        if bags:  # min_samples a share of the tracks, at most what the default range reaches
+            samples = min(round(COASSOC_SAMPLES * tracks), round(COASSOC_SAMPLES * self.coassoc_until))
+            return {**COASSOC_MOODS, "coassoc_bags": bags, "min_samples": max(2, samples)}, why
+        if tracks < self.small_catalog:
+            return SMALL_CATALOG_MOODS, why
+        return {**LARGE_CATALOG_MOODS, "smoothing_neighbours": max(1, round(LARGE_CATALOG_NEIGHBOURS * tracks))}, why
 
     def resolved(self, tracks: int) -> MoodConfig:
-        """This configuration with every "auto" key set for ``tracks`` tracks clustered: COASSOC_MOODS from
-        ``coassoc_from`` to under ``small_catalog`` (unless a smoothing key is given: the smoothing is then
-        what was asked for) or wherever ``coassoc_bags`` is given > 0; otherwise SMALL_CATALOG_MOODS under
-        ``small_catalog`` and LARGE_CATALOG_MOODS from there on. Keys set to a value keep it."""
-        given = any(getattr(self, key) != "auto" for key in SMOOTHING_KEYS)
-        coassoc = self.coassoc_bags if self.coassoc_bags != "auto" else (
-            COASSOC_MOODS["coassoc_bags"] if self.coassoc_from <= tracks < self.small_catalog and not given else 0)
-        if coassoc:
-            method = {**COASSOC_MOODS, "coassoc_bags": coassoc, "min_samples": max(2, round(COASSOC_SAMPLES * tracks))}
-        elif tracks < self.small_catalog:
-            method = SMALL_CATALOG_MOODS
-        else:
-            method = {**LARGE_CATALOG_MOODS, "smoothing_neighbours": max(1, round(LARGE_CATALOG_NEIGHBOURS * tracks))}
+        """This configuration with every "auto" key set for ``tracks`` tracks clustered (``method``); keys
+        set to a value keep it."""
+        method, _ = self.method(tracks)
         return dataclasses.replace(self, **{key: value for key, value in method.items()
                                             if getattr(self, key) == "auto"})
 
     def auto_keys(self) -> list[str]:
         """The keys this configuration leaves to ``resolved``."""
-        return [key for key in SMALL_CATALOG_MOODS if getattr(self, key) == "auto"]
+        return [key for key in AUTO_KEYS if getattr(self, key) == "auto"]

@@ -20,9 +20,9 @@ How it works
 - The defaults ("auto") depend on the tracks clustered (engine/_moodconfig.py says which and why): the
   blur and 20 bags under 2,000 tracks, the co-association from there to under 50,000, the field with
   10 bags from there on (benchmarks/RESULTS.md, "Moods on any catalog").
-- HDBSCAN runs on the smoothed points of the whole catalog (a random sample above ``fit_sample``
-  tracks, 100k by default); the seed draws that sample and the bags, and plays no part in one fit
-  below ``fit_sample``.
+- HDBSCAN runs on the smoothed (or co-association) points of the whole catalog (a random sample above
+  ``fit_sample`` tracks, 100k by default); the seed draws that sample, the bags and the co-association's
+  fits, and plays no part in one fit on smoothed points below ``fit_sample``.
   The tracks it labels are the *core* members of their mood, and become the *exemplars*, kept at
   their own (unsmoothed) coordinates.
 - A mood must outweigh ``CLUMP_MULTIPLE`` (3) smoothing clumps of k tracks. When that leaves fewer
@@ -128,7 +128,7 @@ class MoodModel:
             "fit_tracks": len(fitted),
             "seeded": facts["seeded"],
             "smoothing_neighbours": facts["k"],
-            "smoother": self.resolved_.smoother,
+            "smoother": facts["method"]["smoother"],
             "smoothing_neighbours_requested": self.resolved_.smoothing_neighbours
             if self.resolved_.smoothing_iterations else 0,
             "method": facts["method"],
@@ -179,11 +179,7 @@ class MoodModel:
         cfg = self.resolved_ = self.config.resolved(m)
         self.bags_ = cfg.bags
         auto = self.config.auto_keys()
-        where = (f"under moods.coassoc_from = {cfg.coassoc_from:,}" if m < min(cfg.coassoc_from, cfg.small_catalog)
-                 else f"from moods.coassoc_from = {cfg.coassoc_from:,} and under moods.small_catalog = "
-                 f"{cfg.small_catalog:,}" if m < cfg.small_catalog
-                 else f"at least moods.small_catalog = {cfg.small_catalog:,}")
-        why = f'{", ".join(auto)} "auto": {m:,} tracks clustered, {where}' if auto else "as configured"
+        why = f'{", ".join(auto)} "auto": {self.config.method(m)[1]}' if auto else "as configured"
         # below fit_sample every track is clustered: the seed plays no part, unless it draws the bags (of
         # HDBSCAN fits, or of the co-association's k-means fits)
         seeded = n > cfg.fit_sample or self.bags_ > 0 or cfg.coassoc_bags > 0
@@ -207,8 +203,8 @@ class MoodModel:
                                  "radius_samples": min(min_samples, RADIUS_SAMPLES) if cfg.coassoc_bags
                                  else min_samples,
                                  "clump_multiple": CLUMP_MULTIPLE, "bags": {"fits": self.bags_},
-                                 "method": {"smoother": cfg.smoother, "passes": cfg.smoothing_iterations,
-                                            "epsilon": cfg.epsilon, "why": why}}
+                                 "method": {"smoother": "none" if cfg.coassoc_bags else cfg.smoother,
+                                            "passes": cfg.smoothing_iterations, "epsilon": cfg.epsilon, "why": why}}
         if m < max(min_samples + 2, MIN_TRACKS_TO_CLUSTER):
             say(f"only {m} tracks: too few to find density clusters; one mood holds them all")
             labels = np.full(m, -1, dtype=np.int64)
@@ -220,7 +216,8 @@ class MoodModel:
                     f"{COASSOC_KS[-1]}), each on a random {cfg.bag_share:.0%} of the {m:,} tracks")
                 space = coassociation(space, bags=cfg.coassoc_bags, share=cfg.bag_share, seed=self.seed)
                 facts["coassoc"] = {"bags": cfg.coassoc_bags, "ks": [COASSOC_KS[0], COASSOC_KS[-1]],
-                                    "share": cfg.bag_share, "dims": space.shape[1], "assign": cfg.assign,
+                                    "fits": cfg.coassoc_bags * len(COASSOC_KS), "share": cfg.bag_share,
+                                    "dims": space.shape[1], "assign": cfg.assign,
                                     "seconds": round(time.perf_counter() - t0, 2)}
             elif k and smoothed is not None:
                 space = smoothed

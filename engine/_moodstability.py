@@ -20,9 +20,10 @@ def measure_stability(model: MoodModel, points: np.ndarray, *, share: float = 0.
     """How much the moods move when the catalog does: the adjusted Rand index (ARI) between the
     fitted model's labels of *all* tracks and those of the same method fitted on a random ``share``
     of them (which assigns the rest as it would new tracks); also over the tracks core in both fits.
-    Across seeds only when a seed plays a part (a catalog above ``fit_sample``): a second fit with
-    the next seed (``seeds`` False skips it). ``points`` are the mood-space coordinates ``model`` was
-    fitted on, (n_tracks, d); ``draw`` seeds the subsample (default: the model's seed + 1).
+    Across seeds only when a seed plays a part (a catalog above ``fit_sample``, or bags or the
+    co-association's k-means fits drawn by the seed): a second fit with the next seed (``seeds`` False
+    skips it). ``points`` are the mood-space coordinates ``model`` was fitted on, (n_tracks, d);
+    ``draw`` seeds the subsample (default: the model's seed + 1).
 
     Above ``fit_sample`` tracks the refits cluster ``fit_sample`` tracks as the model did (the
     subsample fit a random ``fit_sample`` of the subsample, the seed fit the sample seed + 1 draws)
@@ -97,4 +98,5 @@ def unsteady(st: dict[str, Any], space: MoodSpace) -> str | None:
              if missing else "on the Spotify data the defaults held 0.82-0.88 with all 89,583 tracks, 0.91-0.99 on "
              "random subsets of 5,000-40,000, 0.76-0.99 of 2,000 and 0.36-0.78 of 1,000")
     return (f"the moods moved ({'; '.join(moved)}, under {STEADY_ARI}): read them as rough regions of the "
-            f"catalog, not fixed groups; {lever} (benchmarks/RESULTS.md, \"Moods on any catalog\")")
+            f"catalog, not fixed groups; {lever} (benchmarks/RESULTS.md, \"Moods on any catalog\" and \"Moods "
+            "from the co-association of k-means fits\")")

@@ -188,8 +188,7 @@ def mood_consensus_lines(mo: dict[str, Any]) -> list[str]:
     ``bags``), after which smoothing, and why (the "auto" keys resolve by catalog size)."""
     co, ka = mo.get("consensus"), mo.get("coassoc")
     if ka:
-        fits = ka["ks"][1] - ka["ks"][0] + 1
-        lines = [f"         HDBSCAN on the co-association of {ka['bags']} x {fits} k-means fits "
+        lines = [f"         HDBSCAN on the co-association of {ka['fits']} k-means fits ({ka['bags']} bags) "
                  f"(K {ka['ks'][0]}-{ka['ks'][1]}, each on a random {ka['share']:.0%} of the tracks; how often two "
                  f"tracks are put together, in {ka['dims']} dimensions; {ka['seconds']:.1f} s); "
                  + ("moods are the Voronoi cells of its clusters' centroids in mood space"

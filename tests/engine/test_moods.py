@@ -7,7 +7,7 @@ import pytest
 from sklearn.metrics import adjusted_rand_score
 
 from engine import MoodConfig, MoodModel, mood_name
-from engine._moodconfig import COASSOC_MOODS, LARGE_CATALOG_MOODS, SMALL_CATALOG_MOODS
+from engine._moodconfig import AUTO_KEYS, COASSOC_MOODS, LARGE_CATALOG_MOODS, SMALL_CATALOG_MOODS
 from engine._moods import CLUMP_MULTIPLE, MoodSpace, mood_space
 from engine._moodstability import measure_stability
 from engine._report import mood_consensus_lines, mood_floor_lines, mood_table
@@ -103,7 +103,9 @@ def test_mood_names_come_from_the_means_on_absolute_scales() -> None:
                                  {"min_samples": 1}, {"min_samples": "many"}, {"min_cluster_fraction": "most"},
                                  {"assign": "nearest"}, {"coassoc_bags": -1}, {"coassoc_bags": "many"},
                                  {"coassoc_from": -1}, {"coassoc_bags": 10, "smoother": "blur"},
-                                 {"coassoc_bags": 10, "bags": 20}])
+                                 {"coassoc_bags": 10, "bags": 20}, {"coassoc_bags": 10, "epsilon": 0.1},
+                                 {"coassoc_bags": 10, "smoothing_neighbours": 50}, {"coassoc_bags": 1},
+                                 {"coassoc_from": 60_000}, {"max_cluster_fraction": "auto"}])
 def test_config_validation(bad: dict[str, object]) -> None:
     from engine import ConfigError
 
@@ -113,13 +115,26 @@ def test_config_validation(bad: dict[str, object]) -> None:
 
 def test_a_given_smoothing_keeps_the_smoothing_where_the_co_association_is_the_default() -> None:
     # 5,000 tracks are in the co-association's range; a smoothing key given says the smoothing was asked for
-    assert MoodConfig().resolved(5_000).coassoc_bags == 40
+    assert MoodConfig().resolved(5_000).coassoc_bags == 40 and MoodConfig().resolved(49_999).coassoc_bags == 40
     for given in ({"smoother": "field"}, {"bags": 0}, {"smoothing_neighbours": 50}):
         kept = MoodConfig(**given).resolved(5_000)  # type: ignore[arg-type]
         assert kept.coassoc_bags == 0 and kept.selection == "leaf" and kept.min_samples == 30
-    # the co-association given with smoothing off, or at any size
-    assert MoodConfig(coassoc_bags=8, smoothing_iterations=0).resolved(500).coassoc_bags == 8
-    assert MoodConfig(coassoc_bags=8).resolved(200_000).min_samples == 10_000
+        assert "given: no co-association" in MoodConfig(**given).method(5_000)[1]  # type: ignore[arg-type]
+    # from 20,000 to 50,000 tracks a given smoothing key gets the field's other keys, as before the co-association
+    assert MoodConfig(bags=5).resolved(30_000).smoother == "field"
+    assert MoodConfig().resolved(50_000).smoother == "field" and MoodConfig().resolved(50_000).coassoc_bags == 0
+    # the co-association given, at any size; its min_samples at most what the default range reaches (5% of 50,000)
+    assert MoodConfig(coassoc_bags=8, smoothing_iterations=0, bags=0).resolved(500).coassoc_bags == 8
+    assert MoodConfig(coassoc_bags=8).resolved(200_000).min_samples == 2_500
+
+
+def test_the_co_association_takes_any_seed_a_build_may_have() -> None:
+    from engine._config import LARGEST_SEED
+    from engine._moodcoassoc import coassociation
+
+    points = np.random.default_rng(0).normal(size=(300, 3)).astype(np.float32)
+    for seed in (0, 42_950, LARGEST_SEED):  # scikit-learn's random_state must stay under 2**32
+        assert coassociation(points, bags=2, share=0.5, seed=seed).shape == (300, 5)
 
 
 def test_the_co_association_with_the_vote_says_so_and_reproduces_its_labels() -> None:
@@ -185,28 +200,31 @@ def test_auto_keys_take_the_method_for_the_catalog_size_and_the_stability_check_
     space = MoodSpace(columns=(0, 1), weights=(1.0, 1.0))
     large = {**LARGE_CATALOG_MOODS, "smoothing_neighbours": 9}  # 0.45% of 2,000 tracks
     coassoc = {**COASSOC_MOODS, "min_samples": 100}  # 5% of 2,000 tracks
-    for bounds, method, where in (({"coassoc_from": 2_001}, SMALL_CATALOG_MOODS, "under moods.coassoc_from"),
-                                  ({"coassoc_from": 2_000}, coassoc, "from moods.coassoc_from = 2,000 and under"),
-                                  ({"small_catalog": 2_000}, large, "at least moods.small_catalog = 2,000")):
+    assert set(AUTO_KEYS) == set(SMALL_CATALOG_MOODS) == set(COASSOC_MOODS) == set(LARGE_CATALOG_MOODS)
+    for bounds, method, where in (({"coassoc_from": 2_001, "coassoc_until": 2_001}, SMALL_CATALOG_MOODS,
+                                   "2,000 tracks clustered, under moods.small_catalog = 20,000"),
+                                  ({"coassoc_from": 2_000}, coassoc, "from moods.coassoc_from = 2,000 to under"),
+                                  ({"coassoc_until": 2_000, "small_catalog": 2_000}, large,
+                                   "at least moods.small_catalog = 2,000")):
         config = MoodConfig(min_cluster_size=50, **bounds)  # type: ignore[arg-type]
         assert config.auto_keys() == list(method) and config.resolved(2_000) == MoodConfig(
             min_cluster_size=50, **bounds, **method)  # type: ignore[arg-type]
         model = MoodModel(config=config, space=space).fit(space.project(z), raw, NAMES)
         m = model.metrics_
         assert model.bags_ == m["bags"]["fits"] == method["bags"] and m["seeded"]
-        assert m["smoother"] == m["method"]["smoother"] == method["smoother"]
+        assert m["smoother"] == m["method"]["smoother"] == ("none" if method["coassoc_bags"] else method["smoother"])
         assert m["method"]["epsilon"] == method["epsilon"] and m["method"]["passes"] == method["smoothing_iterations"]
         if method["coassoc_bags"]:  # k-means' K 6-8 cut a planted mood the same way often enough: never mixed
             assert 5 <= m["clusters"] <= 7 and all(len(set(truth[model.labels_ == c])) == 1 for c in range(m["clusters"]))
-            assert m["coassoc"] == {"bags": 40, "ks": [5, 8], "share": 0.5, "dims": 5, "assign": "centroid",
-                                    "seconds": m["coassoc"]["seconds"]}
+            assert m["coassoc"] == {"bags": 40, "ks": [5, 8], "fits": 160, "share": 0.5, "dims": 5,
+                                    "assign": "centroid", "seconds": m["coassoc"]["seconds"]}
             assert mood_consensus_lines(m)[0].endswith("moods are the Voronoi cells of its clusters' centroids in mood space")
         else:
             assert m["clusters"] == 5 and adjusted_rand_score(truth, model.labels_) > 0.9
         assert where in m["method"]["why"]
         lines = mood_consensus_lines(m)
         assert (f"consensus of {method['bags']}" in lines[0] if method["bags"]
-                else "HDBSCAN on the co-association of 40 x 4 k-means fits (K 5-8" in lines[0])
+                else "HDBSCAN on the co-association of 160 k-means fits (40 bags) (K 5-8" in lines[0])
         # the 90% refit holds 1,800 tracks, in another range for two of these: it refits with the model's
         # resolved configuration, which has nothing left to resolve
         assert model.resolved_.auto_keys() == [] and model.resolved_.resolved(1_800) == model.resolved_
