@@ -4,8 +4,8 @@ k-means fits put two tracks together.
 Why: where the mood space is a continuum, five or more density moods are cuts that move with the catalog (on
 random Spotify subsets of 1,000-20,000 tracks a mean shift finds five or more modes only at bandwidths where
 their number moves: benchmarks/mood_modes.py), and HDBSCAN on the smoothed points held ARI 0.30-0.78 against
-a 90% refit on random 5,000-track Spotify subsets. A k-means cut is the
-optimum of a smooth objective and moves little, but its K is a choice, and a choice flips on near-ties.
+a 90% refit on random 5,000-track Spotify subsets. A k-means cut is the optimum of a smooth objective and
+moves little, but its K is a choice, and a choice flips on near-ties.
 Here no K is chosen: ``bags`` random halves of the tracks are each fitted by k-means at every K in
 COASSOC_KS, and every track takes each fit's nearest centroid. Two tracks' co-association is the share of
 fits that put them together; a track's one-hot labels side by side, scaled by 1/sqrt(fits), are a point
@@ -33,7 +33,7 @@ def coassociation(points: np.ndarray, *, bags: int, share: float, seed: int) -> 
 
     m = len(points)
     size = max(max(COASSOC_KS), int(share * m))
-    columns, offset, fits = [], 0, 0
+    columns, offset = [], 0  # each fit's cell of every row, numbered after the earlier fits' cells
     for b in range(bags):
         half = np.random.default_rng([seed, b]).choice(m, size=size, replace=False)
         for k in COASSOC_KS:
@@ -41,7 +41,7 @@ def coassociation(points: np.ndarray, *, bags: int, share: float, seed: int) -> 
             cells = KMeans(k, n_init=1, random_state=start).fit(points[half]).predict(points)
             columns.append(offset + cells)
             offset += k
-            fits += 1
+    fits = len(columns)
     rows = np.repeat(np.arange(m), fits)
     labels = sparse.csr_matrix((np.full(m * fits, 1 / np.sqrt(fits), dtype=np.float32),
                                 (rows, np.stack(columns, axis=1).ravel())), shape=(m, offset))
