@@ -7,43 +7,136 @@ their number moves: benchmarks/mood_modes.py), and HDBSCAN on the smoothed point
 a 90% refit on random 5,000-track Spotify subsets. A k-means cut is the optimum of a smooth objective and
 moves little, but its K is a choice, and a choice flips on near-ties.
 Here no K is chosen: ``bags`` random halves of the tracks are each fitted by k-means at every K in
-COASSOC_KS, and every track takes each fit's nearest centroid. Two tracks' co-association is the share of
+``ks`` (5 to 8), and every track takes each fit's nearest centroid. Two tracks' co-association is the share of
 fits that put them together; a track's one-hot labels side by side, scaled by 1/sqrt(fits), are a point
 whose squared distance to another track's is 2 x (1 - co-association). A truncated SVD keeps COASSOC_DIMS
 dimensions of those points, and HDBSCAN clusters them (engine/_moods.py): its clusters are the groups of
 tracks the fits keep together, as many as there are, and its noise the tracks the fits pass back and forth.
+Under 5,000 tracks (``[moods] coassoc_wide_from``) the fits are fewer, better and at one K: 20 random 90%
+shares, each the best of 10 k-means starts, at K = the moods HDBSCAN finds in the mood space itself, or
+``fewest_moods`` (5) when it finds fewer (``coassoc_ks = "density"``): a continuum (random Spotify subsets,
+the generated tables) gets five, six planted sounds get six. The moods are then the cells of the *medoid*
+fit, the one that agrees most (mean adjusted Rand index) with the others (``coassoc_moods = "medoid"``), all
+K of them, and HDBSCAN on the co-association says which tracks are core: those it does not call noise, the
+tracks the fits keep together. There, HDBSCAN's own clusters of the co-association moved: where two K-cell
+cuts are nearly as good, fits on different shares take different ones and their co-association holds six or
+seven groups for five cells; the medoid keeps one of the two cuts, the one most fits take.
 Measured against the alternatives: benchmarks/RESULTS.md, "Moods from the co-association of k-means fits".
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
-COASSOC_KS = range(5, 9)  # every bag is fitted by k-means at each of these K
 COASSOC_DIMS = 5  # the co-association points are reduced to this many dimensions before HDBSCAN
+DENSITY_KS = "density"  # [moods] coassoc_ks: one K, the moods HDBSCAN finds in the mood space itself (at least
+# fewest_moods): random Spotify subsets of 1,000-4,000 tracks hold none, six planted sounds six
 
 
-def coassociation(points: np.ndarray, *, bags: int, share: float, seed: int) -> np.ndarray:
-    """Each row of ``points`` (mood-space coordinates, (m, d)) as a point of COASSOC_DIMS dimensions whose
-    distances follow how often ``bags`` x len(COASSOC_KS) k-means fits, each on a random ``share`` of the
-    rows, part two rows (above). Deterministic for a ``seed``, which draws the halves and the fits' starts."""
-    from scipy import sparse
+def parse_ks(text: str | int) -> range:
+    """The K of every fit from ``[moods] coassoc_ks``: 5 or "5" (one K) or "5-8" (each K from 5 to 8);
+    ValueError unless 2 <= first <= last."""
+    first, _, last = str(text).strip().partition("-")
+    ks = range(int(first), int(last or first) + 1)
+    if not 2 <= ks.start < ks.stop:
+        raise ValueError(text)
+    return ks
+
+
+def kmeans_cells(points: np.ndarray, *, bags: int, share: float, seed: int, ks: range = range(5, 9),
+                 starts: int = 1) -> np.ndarray:
+    """The cell of every row of ``points`` (mood-space coordinates, (m, d)) in each of ``bags`` x len(``ks``)
+    k-means fits, each on a random ``share`` of the rows and the best of ``starts`` starts: (m, fits), each
+    fit's cells numbered from 0. Deterministic for a ``seed``, which draws the shares and the starts."""
     from sklearn.cluster import KMeans
-    from sklearn.decomposition import TruncatedSVD
 
     m = len(points)
-    size = max(max(COASSOC_KS), int(share * m))
-    columns, offset = [], 0  # each fit's cell of every row, numbered after the earlier fits' cells
+    size = min(m, max(ks.stop - 1, int(share * m)))
+    columns = []
     for b in range(bags):
-        half = np.random.default_rng([seed, b]).choice(m, size=size, replace=False)
-        for k in COASSOC_KS:
+        part = np.random.default_rng([seed, b]).choice(m, size=size, replace=False)
+        for k in ks:
             start = (seed * 100_000 + b * 100 + k) % 2**32  # scikit-learn takes a random_state under 2**32
-            cells = KMeans(k, n_init=1, random_state=start).fit(points[half]).predict(points)
-            columns.append(offset + cells)
-            offset += k
-    fits = len(columns)
-    rows = np.repeat(np.arange(m), fits)
+            columns.append(KMeans(k, n_init=starts, random_state=start).fit(points[part]).predict(points))
+    return np.stack(columns, axis=1)
+
+
+def coassociation(cells: np.ndarray, seed: int) -> np.ndarray:
+    """Each row of ``cells`` (``kmeans_cells``) as a point of COASSOC_DIMS dimensions whose distances follow
+    how often the fits part two rows: its one-hot cells side by side, scaled by 1/sqrt(fits), reduced by a
+    truncated SVD (``seed``)."""
+    from scipy import sparse
+    from sklearn.decomposition import TruncatedSVD
+
+    m, fits = cells.shape
+    offsets = np.concatenate([[0], np.cumsum(cells.max(axis=0) + 1)])  # each fit's cells after the earlier fits'
     labels = sparse.csr_matrix((np.full(m * fits, 1 / np.sqrt(fits), dtype=np.float32),
-                                (rows, np.stack(columns, axis=1).ravel())), shape=(m, offset))
-    dims = min(COASSOC_DIMS, offset - 1)
+                                (np.repeat(np.arange(m), fits), (cells + offsets[:-1]).ravel())),
+                               shape=(m, int(offsets[-1])))
+    dims = min(COASSOC_DIMS, int(offsets[-1]) - 1)
     return np.ascontiguousarray(TruncatedSVD(dims, random_state=seed).fit_transform(labels), dtype=np.float32)
+
+
+def medoid(cells: np.ndarray) -> int:
+    """The fit (a column of ``cells``) whose cells agree most with the others': the highest mean adjusted Rand
+    index against every other fit (the first on a tie)."""
+    from sklearn.metrics import adjusted_rand_score
+
+    fits = cells.shape[1]
+    agree = np.eye(fits)
+    for a in range(fits):
+        for b in range(a + 1, fits):
+            agree[a, b] = agree[b, a] = adjusted_rand_score(cells[:, a], cells[:, b])
+    return int(agree.mean(axis=1).argmax())
+
+
+def moods_from_fits(space: np.ndarray, config: Any, seed: int, facts: dict[str, Any], say: Callable[[str], None],
+                    *, cluster: Callable[[np.ndarray, bool], np.ndarray]) -> np.ndarray:
+    """The moods of ``space`` (mood-space points) by the co-association of k-means fits, as a resolved MoodConfig
+    asks: -1 for the tracks outside every core. ``cluster(points, keep)`` is the build's HDBSCAN (``keep``: its
+    validity goes to the facts).
+
+    With ``coassoc_ks = "density"`` the fits' one K is the number of moods ``cluster`` finds in ``space`` itself,
+    at least ``fewest_moods``. With ``coassoc_moods = "medoid"`` a track is core when HDBSCAN labels it in the
+    co-association, its mood its cell of the medoid fit; ``facts["medoid_cells"]`` holds every track's cell, so
+    that a cell whose tracks HDBSCAN all calls noise is a mood too (with ``assign = "centroid"``)."""
+    if config.coassoc_ks == DENSITY_KS:  # as many as the mood space's own density moods, at least fewest_moods
+        dense = int(cluster(space, False).max()) + 1
+        ks = range(max(dense, config.fewest_moods, 2), max(dense, config.fewest_moods, 2) + 1)
+        facts["coassoc"] = {"density_moods": dense}
+    else:
+        ks = parse_ks(config.coassoc_ks)
+    points, cells = coassociate(space, config, ks, seed, facts, say)
+    labels = cluster(points, True)
+    if config.coassoc_moods == "medoid" and labels.max() >= 0:
+        best = medoid(cells)
+        facts["coassoc"]["medoid_fit"] = best
+        facts["medoid_cells"] = cells[:, best]
+        labels = np.where(labels >= 0, cells[:, best], -1)
+    return labels
+
+
+def coassociate(space: np.ndarray, config: Any, ks: range, seed: int, facts: dict[str, Any],
+                say: Callable[[str], None]) -> tuple[np.ndarray, np.ndarray]:
+    """The k-means fits of ``space`` a resolved MoodConfig asks for (its coassoc_bags, coassoc_share and
+    coassoc_starts) at ``ks``: (their co-association points, their cells); what was done goes to
+    ``facts["coassoc"]``."""
+    t0 = time.perf_counter()
+    fits = config.coassoc_bags * len(ks)
+    k_text = f"K {ks.start}" if len(ks) == 1 else f"K {ks.start}-{ks.stop - 1}"
+    starts = config.coassoc_starts
+    say(f"co-association of {fits} k-means fits ({config.coassoc_bags} bags, {k_text}, the best of {starts} "
+        f"start{'s' if starts > 1 else ''} each), each on a random {config.coassoc_share:.0%} of the "
+        f"{len(space):,} tracks")
+    cells = kmeans_cells(space, bags=config.coassoc_bags, share=config.coassoc_share, seed=seed, ks=ks,
+                         starts=starts)
+    points = coassociation(cells, seed)
+    facts["coassoc"] = {**facts.get("coassoc", {}), "bags": config.coassoc_bags, "ks": [ks.start, ks.stop - 1],
+                        "fits": fits, "share": config.coassoc_share, "starts": starts, "dims": points.shape[1],
+                        "moods": config.coassoc_moods, "assign": config.assign,
+                        "seconds": round(time.perf_counter() - t0, 2)}
+    return points, cells

@@ -8,29 +8,39 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from ._errors import ConfigError
+from ._moodcoassoc import DENSITY_KS, parse_ks
 
 MOOD_WEIGHTS = {"valence": 1.0, "energy": 1.0, "danceability": 1.0, "acousticness": 1.0,
                 "instrumentalness": 1.0, "tempo": 1.0}
 
 # What the [moods] keys set to "auto" (the defaults) take, by the tracks clustered (MoodConfig.resolved), measured in
 # benchmarks/RESULTS.md ("Moods on any catalog", "Moods from the co-association of k-means fits"):
-# - under moods.coassoc_from (2,000): the blur and a consensus of 20 HDBSCAN fits (at 1,000 tracks the
-#   co-association held better on Spotify subsets, not on the generated 1,000-clip tables);
-# - from there to under moods.coassoc_until (50,000), unless a smoothing key is given: no smoothing; HDBSCAN
-#   (eom, min_samples COASSOC_SAMPLES of the tracks, moods of at least 5% of them) on the co-association of
-#   40 x 4 k-means fits (engine/_moodcoassoc.py), moods the Voronoi cells of its clusters' centroids;
+# - under moods.coassoc_until (50,000), unless a smoothing key is given: no smoothing; HDBSCAN (eom, min_samples
+#   COASSOC_SAMPLES of the tracks, moods of at least 5% of them) on the co-association of k-means fits
+#   (engine/_moodcoassoc.py). Under moods.coassoc_wide_from (5,000), FEW_TRACKS_COASSOC: 20 fits, each the best
+#   of 10 starts on a random 90% of the tracks, at one K (the moods HDBSCAN finds in the mood space itself, at
+#   least fewest_moods), the moods the cells of the fit that agrees most with the others and HDBSCAN's noise the
+#   tracks that are not core (the blur's consensus, the default under 2,000 until then, and the 40 x 4 quick fits
+#   moved with the catalog there). From there, COASSOC_MOODS: 40 x 4 fits, one start at each K from 5 to 8 on a
+#   random half, the moods the Voronoi cells of HDBSCAN's clusters' centroids;
 # - otherwise the blur under moods.small_catalog (20,000) and from there on the mean-shift field, whose k is
 #   a share of the tracks (403 of the 89,583 Spotify tracks), epsilon 0.16 and a consensus of 10 HDBSCAN
 #   fits (the co-association's min_samples, and HDBSCAN's cost, grow with the tracks; on all 89,583 Spotify
 #   tracks, with min_samples 1,000, it held less across seeds than the field).
-_HDBSCAN_ON_SMOOTHED = {"coassoc_bags": 0, "selection": "leaf", "min_samples": 30, "min_cluster_fraction": 0.01,
+_COASSOC_OFF = {"coassoc_bags": 0, "coassoc_ks": "5-8", "coassoc_share": 0.5, "coassoc_starts": 1,
+                "coassoc_moods": "clusters"}
+_HDBSCAN_ON_SMOOTHED = {**_COASSOC_OFF, "selection": "leaf", "min_samples": 30, "min_cluster_fraction": 0.01,
                         "assign": "vote"}
 SMALL_CATALOG_MOODS: dict[str, Any] = {"smoother": "blur", "smoothing_neighbours": 100, "smoothing_iterations": 5,
                                        "epsilon": 0.0, "bags": 20, **_HDBSCAN_ON_SMOOTHED}
 # (its min_samples, None here, is COASSOC_SAMPLES of the tracks; the smoothing keys are not used)
 COASSOC_MOODS: dict[str, Any] = {"smoother": "blur", "smoothing_neighbours": 100, "smoothing_iterations": 0,
-                                 "epsilon": 0.0, "bags": 0, "coassoc_bags": 40, "selection": "eom",
+                                 "epsilon": 0.0, "bags": 0, "coassoc_bags": 40, "coassoc_ks": "5-8",
+                                 "coassoc_share": 0.5, "coassoc_starts": 1, "coassoc_moods": "clusters",
+                                 "selection": "eom",
                                  "min_samples": None, "min_cluster_fraction": 0.05, "assign": "centroid"}
+FEW_TRACKS_COASSOC: dict[str, Any] = {**COASSOC_MOODS, "coassoc_bags": 20, "coassoc_ks": DENSITY_KS,
+                                      "coassoc_share": 0.9, "coassoc_starts": 10, "coassoc_moods": "medoid"}
 COASSOC_SAMPLES = 0.05  # ... of the tracks, at most 5% of coassoc_until (2,500 by default) at any size
 SMOOTHING_KEYS = ("smoother", "smoothing_neighbours", "smoothing_iterations", "epsilon", "bags")
 # (its smoothing_neighbours, None here, is LARGE_CATALOG_NEIGHBOURS of the tracks: MoodConfig.resolved)
@@ -49,8 +59,8 @@ class MoodConfig:
     ``fit_sample`` tracks), or a consensus of ``bags`` fits on random subsets of them. Each track that
     HDBSCAN labels is a core member of its mood; every other track is assigned by its nearest cores.
     Or (``coassoc_bags``) HDBSCAN clusters the co-association of k-means fits instead of smoothed points.
-    The keys left at "auto" take SMALL_CATALOG_MOODS, COASSOC_MOODS or LARGE_CATALOG_MOODS by the tracks
-    clustered.
+    The keys left at "auto" take FEW_TRACKS_COASSOC, COASSOC_MOODS, SMALL_CATALOG_MOODS or LARGE_CATALOG_MOODS
+    by the tracks clustered.
 
     The first method (HDBSCAN on a 30k random sample of the raw mood space: 7% of all tracks
     labelled by HDBSCAN, one mood of ~48%) is still available with ``smoothing_iterations = 0,
@@ -69,8 +79,7 @@ class MoodConfig:
     # (benchmarks/build_scale.py).
     fit_sample: int = 100_000
     # Mean shift before HDBSCAN: k (its bandwidth, capped at 3% of the tracks) and passes; 0 passes = off.
-    # Every key that says "auto" takes SMALL_CATALOG_MOODS, COASSOC_MOODS or LARGE_CATALOG_MOODS by the tracks
-    # clustered.
+    # Every key that says "auto" takes one of the methods above by the tracks clustered.
     smoothing_neighbours: int | Literal["auto"] = "auto"
     smoothing_iterations: int | Literal["auto"] = "auto"
     # "blur" moves the catalog itself pass after pass; "shift" moves each track toward the means of its
@@ -95,10 +104,18 @@ class MoodConfig:
     # often they part two tracks (average linkage cut at consensus_cut); 0 = one fit.
     bags: int | Literal["auto"] = "auto"
     # HDBSCAN on the co-association of this many bags of k-means fits (engine/_moodcoassoc.py) instead of on
-    # smoothed points: each bag a random bag_share of the tracks, fitted at every K of COASSOC_KS; 0 = off.
+    # smoothed points: each bag a random coassoc_share of the tracks, fitted at every K of coassoc_ks ("5",
+    # "5-8", or "density": the moods HDBSCAN finds in the mood space itself, at least fewest_moods), each fit
+    # the best of coassoc_starts starts; 0 = off. The moods: HDBSCAN's clusters of the co-association
+    # ("clusters"), or the cells of the fit that agrees most with the others ("medoid", one K), HDBSCAN's noise
+    # in the co-association then the tracks that are not core.
     coassoc_bags: int | Literal["auto"] = "auto"
-    coassoc_from: int = 2_000  # "auto": the co-association from this many tracks clustered to under coassoc_until
-    coassoc_until: int = 50_000
+    coassoc_ks: str | int = "auto"
+    coassoc_share: float | Literal["auto"] = "auto"
+    coassoc_starts: int | Literal["auto"] = "auto"
+    coassoc_moods: Literal["auto", "clusters", "medoid"] = "auto"
+    coassoc_until: int = 50_000  # "auto": the co-association under this many tracks clustered
+    coassoc_wide_from: int = 5_000  # "auto": FEW_TRACKS_COASSOC under this many tracks, COASSOC_MOODS from it
     small_catalog: int = 20_000  # "auto" without the co-association: the blur under this, the field from it
     bag_share: float = 0.5
     consensus_cut: float = 0.6
@@ -134,9 +151,27 @@ class MoodConfig:
                               f"{self.small_catalog}, {self.bag_share} and {self.consensus_cut}")
         coassoc = self.coassoc_bags
         if (coassoc != "auto" and (type(coassoc) is not int or coassoc < 0 or coassoc == 1)) \
-                or not 0 <= self.coassoc_from <= self.coassoc_until:
-            raise ConfigError(f"moods.coassoc_bags must be 'auto', 0 (off) or >= 2, and 0 <= moods.coassoc_from <= "
-                              f"moods.coassoc_until, got {coassoc!r}, {self.coassoc_from} and {self.coassoc_until}")
+                or not 0 <= self.coassoc_wide_from <= self.coassoc_until:
+            raise ConfigError(f"moods.coassoc_bags must be 'auto', 0 (off) or >= 2, and 0 <= moods.coassoc_wide_from "
+                              f"<= moods.coassoc_until, got {coassoc!r}, {self.coassoc_wide_from} and "
+                              f"{self.coassoc_until}")
+        if self.coassoc_ks not in ("auto", DENSITY_KS):
+            try:
+                parse_ks(self.coassoc_ks)
+            except (TypeError, ValueError):
+                raise ConfigError(f"moods.coassoc_ks must be 'auto', 'density', a K such as 5 or a range such "
+                                  f"as \"5-8\" (K >= 2), got {self.coassoc_ks!r}") from None
+        if self.coassoc_moods not in ("auto", "clusters", "medoid"):
+            raise ConfigError(f"moods.coassoc_moods must be 'auto', 'clusters' or 'medoid', got {self.coassoc_moods!r}")
+        if self.coassoc_moods == "medoid" and self.coassoc_ks not in ("auto", DENSITY_KS) \
+                and len(parse_ks(self.coassoc_ks)) > 1:
+            raise ConfigError(f"moods.coassoc_moods = 'medoid' takes the cells of one fit, so one K: coassoc_ks "
+                              f"{self.coassoc_ks!r} holds several")
+        share, starts = self.coassoc_share, self.coassoc_starts
+        if (share != "auto" and (isinstance(share, str) or not 0.0 < share <= 1.0)) \
+                or (starts != "auto" and (type(starts) is not int or starts < 1)):
+            raise ConfigError(f"moods.coassoc_share must be 'auto' or in (0, 1] and moods.coassoc_starts 'auto' or "
+                              f">= 1, got {share!r} and {starts!r}")
         # with the co-association there is no smoothing and no HDBSCAN bags: a smoothing key given beside it
         # would be ignored, so it is refused (smoothing_iterations = 0, bags = 0 and epsilon = 0 say what it
         # does anyway, and with 0 passes the smoother and its k are moot, as they are without it)
@@ -164,25 +199,29 @@ class MoodConfig:
                 raise ConfigError(f"moods.{name} must be {'auto or ' if auto else ''}in [0, 1), got {value!r}")
 
     def method(self, tracks: int) -> tuple[dict[str, Any], str]:
-        """What the "auto" keys take for ``tracks`` tracks clustered, and why: COASSOC_MOODS from
-        ``coassoc_from`` to under ``coassoc_until`` unless a smoothing key is given (the smoothing is then what
-        was asked for), or wherever ``coassoc_bags`` is given > 0; otherwise SMALL_CATALOG_MOODS under
-        ``small_catalog`` and LARGE_CATALOG_MOODS from there on."""
+        """What the "auto" keys take for ``tracks`` tracks clustered, and why: the co-association under
+        ``coassoc_until`` unless a smoothing key is given (the smoothing is then what was asked for), or wherever
+        ``coassoc_bags`` is given > 0, its fits FEW_TRACKS_COASSOC under ``coassoc_wide_from`` and COASSOC_MOODS
+        from there; otherwise SMALL_CATALOG_MOODS under ``small_catalog`` and LARGE_CATALOG_MOODS from there on."""
         given = [key for key in SMOOTHING_KEYS if getattr(self, key) != "auto"]
+        few = tracks < self.coassoc_wide_from
+        fits = (f"{'under' if few else 'from'} moods.coassoc_wide_from = {self.coassoc_wide_from:,}: "
+                + ("fewer, better fits at one K" if few else "quick fits at K 5 to 8"))
         if self.coassoc_bags not in ("auto", 0):
-            bags, why = self.coassoc_bags, f"moods.coassoc_bags = {self.coassoc_bags} given"
-        elif self.coassoc_bags == "auto" and not given and self.coassoc_from <= tracks < self.coassoc_until:
-            bags, why = COASSOC_MOODS["coassoc_bags"], (f"{tracks:,} tracks clustered, from moods.coassoc_from = "
-                                                        f"{self.coassoc_from:,} to under moods.coassoc_until = "
-                                                        f"{self.coassoc_until:,}")
+            coassoc, why = True, f"moods.coassoc_bags = {self.coassoc_bags} given; {fits}"
+        elif self.coassoc_bags == "auto" and not given and tracks < self.coassoc_until:
+            coassoc, why = True, (f"{tracks:,} tracks clustered, under moods.coassoc_until = {self.coassoc_until:,}; "
+                                  f"{fits}")
         else:
-            bags = 0
+            coassoc = False
             why = (f"{tracks:,} tracks clustered, {'under' if tracks < self.small_catalog else 'at least'} "
                    f"moods.small_catalog = {self.small_catalog:,}"
                    + (f" ({', '.join(given)} given: no co-association)" if given else ""))
-        if bags:  # min_samples a share of the tracks, at most what the default range reaches
+        if coassoc:  # min_samples a share of the tracks, at most what the default range reaches
             samples = min(round(COASSOC_SAMPLES * tracks), round(COASSOC_SAMPLES * self.coassoc_until))
-            return {**COASSOC_MOODS, "coassoc_bags": bags, "min_samples": max(2, samples)}, why
+            method = FEW_TRACKS_COASSOC if few else COASSOC_MOODS
+            bags = method["coassoc_bags"] if self.coassoc_bags == "auto" else self.coassoc_bags
+            return {**method, "coassoc_bags": bags, "min_samples": max(2, samples)}, why
         if tracks < self.small_catalog:
             return SMALL_CATALOG_MOODS, why
         return {**LARGE_CATALOG_MOODS, "smoothing_neighbours": max(1, round(LARGE_CATALOG_NEIGHBOURS * tracks))}, why

@@ -70,3 +70,15 @@ def mood_spread(clusters: Sequence[Mapping[str, Any]], raw: np.ndarray, feature_
                   "max_mean": round(float(means.max()), 4),
                   "catalog_std": round(float(raw[:, list(feature_names).index(f)].std()), 4)}
     return out
+
+
+def silhouette(points: np.ndarray, labels: np.ndarray, sample: int, seed: int) -> float | None:
+    """The moods' silhouette in mood space on a random ``sample`` of the tracks (None for one mood)."""
+    from sklearn import config_context
+    from sklearn.metrics import silhouette_score
+
+    if len(np.unique(labels)) < 2:
+        return None
+    size = min(sample, len(points))
+    with config_context(working_memory=64):  # MiB per distance chunk; the default 1 GiB spiked the build
+        return round(float(silhouette_score(points, labels, sample_size=size, random_state=seed)), 4)

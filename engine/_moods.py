@@ -16,10 +16,11 @@ How it works
   mood) before the clump floor is lowered.
 - ``coassoc_bags`` (engine/_moodcoassoc.py): no smoothing; HDBSCAN clusters the co-association of many
   k-means fits (how often they put two tracks together) instead of the smoothed points, and the moods
-  are the Voronoi cells of its clusters' centroids (``assign = "centroid"``).
+  are the Voronoi cells of its clusters' centroids (``assign = "centroid"``), or, with ``coassoc_moods =
+  "medoid"``, the cells of the fit that agrees most with the others, HDBSCAN's noise the tracks not core.
 - The defaults ("auto") depend on the tracks clustered (engine/_moodconfig.py says which and why): the
-  blur and 20 bags under 2,000 tracks, the co-association from there to under 50,000, the field with
-  10 bags from there on (benchmarks/RESULTS.md, "Moods on any catalog").
+  co-association under 50,000 tracks (20 fits at K 5 under 5,000, 40 x 4 at K 5-8 from there), the
+  field with 10 bags from there on (benchmarks/RESULTS.md, "Moods on any catalog").
 - HDBSCAN runs on the smoothed (or co-association) points of the whole catalog (a random sample above
   ``fit_sample`` tracks, 100k by default); the seed draws that sample, the bags and the co-association's
   fits, and plays no part in one fit on smoothed points below ``fit_sample``.
@@ -59,10 +60,10 @@ from typing import Any
 import numpy as np
 
 from ._errors import NotFittedError
-from ._moodcoassoc import COASSOC_KS, coassociation
+from ._moodcoassoc import moods_from_fits
 from ._moodconfig import MoodConfig
 from ._moodconsensus import VOTE_NEIGHBOURS, consensus
-from ._mooddescribe import describe_clusters, mood_spread
+from ._mooddescribe import describe_clusters, mood_spread, silhouette
 from ._moodgeometry import SMOOTHERS, blur, field, kth_neighbour_distance, nearest_centroid, query, shift, voronoi
 from ._moodnames import vocabulary
 from ._moodspace import MoodSpace, mood_space
@@ -103,9 +104,13 @@ class MoodModel:
         t0 = time.perf_counter()
         fitted, labels, hdbscan_core, facts = self._cluster(points, say, smoothed)
         self.centroids_ = None
+        cells = facts.pop("medoid_cells", None)  # the medoid fit's: every cell a mood, with cores or not
         if self.resolved_.assign == "centroid" and labels.max() >= 0:
-            labels, self.centroids_ = voronoi(points[fitted], labels, self.config.refine_iterations)
+            labels, self.centroids_ = voronoi(points[fitted], labels if cells is None else cells,
+                                              self.config.refine_iterations)
             hdbscan_core = hdbscan_core & (labels >= 0)
+            if cells is not None:  # the exemplars are the cores
+                labels = np.where(hdbscan_core, labels, -1)
         fit_seconds = time.perf_counter() - t0
         core = labels >= 0
         # Exemplars are the core tracks at their own (not smoothed) coordinates: any track, new or
@@ -121,7 +126,7 @@ class MoodModel:
         # fit_sample) when they lie within an exemplar's core distance.
         self.is_core_[fitted] = hdbscan_core
         assign_seconds = time.perf_counter() - t0
-        n_clusters = int(self.exemplar_labels_.max()) + 1
+        n_clusters = self._n_clusters()
         self.metrics_ = {
             "space": {"kind": self.space.kind, "features": list(self.space.names), "why": self.space.why},
             "space_columns": len(self.space.columns),
@@ -158,7 +163,7 @@ class MoodModel:
             relative_features=[f for f in self.space.names if f in feature_names])
         self.metrics_.update({
             "dbcv_sample": round(facts["dbcv"], 4) if np.isfinite(facts["dbcv"]) else None,
-            "silhouette": _silhouette(points, self.labels_, self.config.validity_sample, self.seed),
+            "silhouette": silhouette(points, self.labels_, self.config.validity_sample, self.seed),
             "spread": mood_spread(self.clusters_, raw, feature_names),
             "vocabulary": vocabulary([c["name"] for c in self.clusters_], feature_names),
         })
@@ -210,27 +215,24 @@ class MoodModel:
             labels = np.full(m, -1, dtype=np.int64)
         else:
             space = points[fitted]
+            self.smoothed_ = None  # the smoothed points, which a second seed reuses (the co-association is its own)
             if cfg.coassoc_bags:
-                t0 = time.perf_counter()
-                say(f"co-association of {cfg.coassoc_bags} x {len(COASSOC_KS)} k-means fits (K {COASSOC_KS[0]}-"
-                    f"{COASSOC_KS[-1]}), each on a random {cfg.bag_share:.0%} of the {m:,} tracks")
-                space = coassociation(space, bags=cfg.coassoc_bags, share=cfg.bag_share, seed=self.seed)
-                facts["coassoc"] = {"bags": cfg.coassoc_bags, "ks": [COASSOC_KS[0], COASSOC_KS[-1]],
-                                    "fits": cfg.coassoc_bags * len(COASSOC_KS), "share": cfg.bag_share,
-                                    "dims": space.shape[1], "assign": cfg.assign,
-                                    "seconds": round(time.perf_counter() - t0, 2)}
-            elif k and smoothed is not None:
-                space = smoothed
-            elif k:
-                t0 = time.perf_counter()
-                say(f"denoising the {points.shape[1]}-d mood space of {m} tracks: {SMOOTHERS[cfg.smoother]}, "
-                    f"{cfg.smoothing_iterations} x mean of {k} nearest")
-                smooth = {"blur": blur, "shift": shift, "field": field}[cfg.smoother]
-                space = smooth(space, k, cfg.smoothing_iterations, progress=say)
-                facts["smooth_seconds"] = time.perf_counter() - t0
-            # the smoothed points, which a second seed reuses; the co-association is the seed's own
-            self.smoothed_ = None if cfg.coassoc_bags else space
-            labels = self._fit(space, min_cluster_size, min_samples, max_cluster_size, n, facts, say)
+                labels = moods_from_fits(
+                    space, cfg, self.seed, facts, say,
+                    cluster=lambda part, keep: self._hdbscan(part, min_cluster_size, min_samples, max_cluster_size, n,
+                                                             facts if keep else None, say))
+            else:
+                if k and smoothed is not None:
+                    space = smoothed
+                elif k:
+                    t0 = time.perf_counter()
+                    say(f"denoising the {points.shape[1]}-d mood space of {m} tracks: {SMOOTHERS[cfg.smoother]}, "
+                        f"{cfg.smoothing_iterations} x mean of {k} nearest")
+                    smooth = {"blur": blur, "shift": shift, "field": field}[cfg.smoother]
+                    space = smooth(space, k, cfg.smoothing_iterations, progress=say)
+                    facts["smooth_seconds"] = time.perf_counter() - t0
+                self.smoothed_ = space
+                labels = self._fit(space, min_cluster_size, min_samples, max_cluster_size, n, facts, say)
             found = int(labels.max()) + 1
             if self.bags_ and found < cfg.fewest_moods and cfg.fewest_moods * min_cluster_size <= m:
                 # Each bag holds about bag_share of every mood: at the whole catalog's floor a bag keeps only
@@ -341,7 +343,7 @@ class MoodModel:
         k = min(VOTE_NEIGHBOURS, len(self.exemplars_))
         dist, nearest = query(self._tree(), points, k)
         votes = self.exemplar_labels_[nearest]
-        n_clusters = int(self.exemplar_labels_.max()) + 1
+        n_clusters = self._n_clusters()
         counts = np.zeros((len(points), n_clusters), dtype=np.int32)
         np.add.at(counts, (np.repeat(np.arange(len(points)), k), votes.ravel()), 1)
         if getattr(self, "centroids_", None) is not None:
@@ -355,6 +357,11 @@ class MoodModel:
         is_core = dist[:, 0] <= radius
         closeness = np.where(is_core, 1.0, radius / np.maximum(dist[:, 0], 1e-12))
         return labels, (share * closeness).astype(np.float32), is_core
+
+    def _n_clusters(self) -> int:
+        """The moods: one per centroid (a medoid cell may hold no core), or per exemplar label."""
+        centroids = getattr(self, "centroids_", None)
+        return len(centroids) if centroids is not None else int(self.exemplar_labels_.max()) + 1
 
     def _tree(self) -> Any:
         from scipy.spatial import cKDTree
@@ -395,13 +402,3 @@ class MoodModel:
         self.metrics_ = metrics or {}
         return self
 
-
-def _silhouette(points: np.ndarray, labels: np.ndarray, sample: int, seed: int) -> float | None:
-    from sklearn import config_context
-    from sklearn.metrics import silhouette_score
-
-    if len(np.unique(labels)) < 2:
-        return None
-    size = min(sample, len(points))
-    with config_context(working_memory=64):  # MiB per distance chunk; the default 1 GiB spiked the build
-        return round(float(silhouette_score(points, labels, sample_size=size, random_state=seed)), 4)

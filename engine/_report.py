@@ -188,11 +188,24 @@ def mood_consensus_lines(mo: dict[str, Any]) -> list[str]:
     ``bags``), after which smoothing, and why (the "auto" keys resolve by catalog size)."""
     co, ka = mo.get("consensus"), mo.get("coassoc")
     if ka:
+        lo, hi, starts = ka["ks"][0], ka["ks"][1], ka.get("starts", 1)
+        if ka.get("moods") == "medoid":
+            moods = ("moods are the cells of the fit that agrees most with the others"
+                     + (" (the Voronoi cells of their centroids, in mood space), all of them; the tracks HDBSCAN calls "
+                        "noise there are not core" if ka.get("assign") == "centroid" else "; the tracks HDBSCAN calls "
+                        "noise there are not core and take the vote of their nearest cores"))
+        elif ka.get("assign") == "centroid":
+            moods = "moods are the Voronoi cells of its clusters' centroids in mood space"
+        else:
+            moods = "every other track takes the vote of its nearest cores"
         lines = [f"         HDBSCAN on the co-association of {ka['fits']} k-means fits ({ka['bags']} bags) "
-                 f"(K {ka['ks'][0]}-{ka['ks'][1]}, each on a random {ka['share']:.0%} of the tracks; how often two "
-                 f"tracks are put together, in {ka['dims']} dimensions; {ka['seconds']:.1f} s); "
-                 + ("moods are the Voronoi cells of its clusters' centroids in mood space"
-                    if ka.get("assign") == "centroid" else "every other track takes the vote of its nearest cores")]
+                 f"(K {lo if lo == hi else f'{lo}-{hi}'}, each on a random {ka['share']:.0%} of the tracks"
+                 + (f", the best of {starts} starts" if starts > 1 else "")
+                 + (f"; HDBSCAN found {ka['density_moods']} moods in the mood space itself" if "density_moods" in ka
+                    else "")
+
+                 + f"; how often two tracks are put together, in {ka['dims']} dimensions; {ka['seconds']:.1f} s); "
+                 + moods]
     elif co:
         lo, hi = min(co["moods_per_bag"]), max(co["moods_per_bag"])
         lines = [f"         consensus of {co['bags']} HDBSCAN fits, each on a random {co['bag_share']:.0%} of the "

@@ -59,9 +59,9 @@ def test_a_build_stores_a_mood_map_of_every_track(bundle: engine.Bundle) -> None
     labels = bundle.moods.labels_
     centres = np.array([mood_map.xy[labels == m].mean(axis=0) for m in range(len(bundle.moods.clusters_))])
     nearest = np.argmin(((mood_map.xy[:, None, :] - centres[None]) ** 2).sum(axis=2), axis=1)
-    # (on this catalog of 12 planted genres the co-association's 8 moods are told apart for 67% of the tracks,
-    # the blur's 5 for 87%: a 2-D picture separates fewer moods better)
-    assert (nearest == labels).mean() > 0.6
+    # (on this catalog of 12 planted genres the medoid's 5 moods are told apart for 86% of the tracks; the 160
+    # fits' 8 moods, its default until 2026-12-05, for 67%: a 2-D picture separates fewer moods better)
+    assert (nearest == labels).mean() > 0.7
     assert all(label for label in mood_map.axis_labels())
 
 

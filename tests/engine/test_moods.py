@@ -7,7 +7,7 @@ import pytest
 from sklearn.metrics import adjusted_rand_score
 
 from engine import MoodConfig, MoodModel, mood_name
-from engine._moodconfig import AUTO_KEYS, COASSOC_MOODS, LARGE_CATALOG_MOODS, SMALL_CATALOG_MOODS
+from engine._moodconfig import AUTO_KEYS, COASSOC_MOODS, FEW_TRACKS_COASSOC, LARGE_CATALOG_MOODS, SMALL_CATALOG_MOODS
 from engine._moods import CLUMP_MULTIPLE, MoodSpace, mood_space
 from engine._moodstability import measure_stability
 from engine._report import mood_consensus_lines, mood_floor_lines, mood_table
@@ -102,10 +102,13 @@ def test_mood_names_come_from_the_means_on_absolute_scales() -> None:
                                  {"bags": "all"}, {"small_catalog": -1}, {"bag_share": 0.0}, {"bag_share": 1.5}, {"consensus_cut": 1.0},
                                  {"min_samples": 1}, {"min_samples": "many"}, {"min_cluster_fraction": "most"},
                                  {"assign": "nearest"}, {"coassoc_bags": -1}, {"coassoc_bags": "many"},
-                                 {"coassoc_from": -1}, {"coassoc_bags": 10, "smoother": "blur"},
+                                 {"coassoc_wide_from": -1}, {"coassoc_bags": 10, "smoother": "blur"},
                                  {"coassoc_bags": 10, "bags": 20}, {"coassoc_bags": 10, "epsilon": 0.1},
                                  {"coassoc_bags": 10, "smoothing_neighbours": 50}, {"coassoc_bags": 1},
-                                 {"coassoc_from": 60_000}, {"max_cluster_fraction": "auto"}])
+                                 {"coassoc_wide_from": 60_000}, {"max_cluster_fraction": "auto"},
+                                 {"coassoc_ks": "8-5"}, {"coassoc_ks": 1}, {"coassoc_ks": "many"}, {"coassoc_ks": 5.5},
+                                 {"coassoc_share": 0.0}, {"coassoc_share": 1.5}, {"coassoc_starts": 0},
+                                 {"coassoc_moods": "cells"}, {"coassoc_moods": "medoid", "coassoc_ks": "5-8"}])
 def test_config_validation(bad: dict[str, object]) -> None:
     from engine import ConfigError
 
@@ -116,6 +119,9 @@ def test_config_validation(bad: dict[str, object]) -> None:
 def test_a_given_smoothing_keeps_the_smoothing_where_the_co_association_is_the_default() -> None:
     # 5,000 tracks are in the co-association's range; a smoothing key given says the smoothing was asked for
     assert MoodConfig().resolved(5_000).coassoc_bags == 40 and MoodConfig().resolved(49_999).coassoc_bags == 40
+    few = MoodConfig().resolved(4_999)  # under coassoc_wide_from: fewer, better fits at one K
+    assert (few.coassoc_bags, few.coassoc_ks, few.coassoc_share, few.coassoc_starts) == (20, "density", 0.9, 10)
+    assert MoodConfig().resolved(1_000).coassoc_bags == 20 and MoodConfig().resolved(1_000).smoothing_iterations == 0
     for given in ({"smoother": "field"}, {"bags": 0}, {"smoothing_neighbours": 50}):
         kept = MoodConfig(**given).resolved(5_000)  # type: ignore[arg-type]
         assert kept.coassoc_bags == 0 and kept.selection == "leaf" and kept.min_samples == 30
@@ -130,22 +136,77 @@ def test_a_given_smoothing_keeps_the_smoothing_where_the_co_association_is_the_d
 
 def test_the_co_association_takes_any_seed_a_build_may_have() -> None:
     from engine._config import LARGEST_SEED
-    from engine._moodcoassoc import coassociation
+    from engine._moodcoassoc import coassociation, kmeans_cells
 
     points = np.random.default_rng(0).normal(size=(300, 3)).astype(np.float32)
     for seed in (0, 42_950, LARGEST_SEED):  # scikit-learn's random_state must stay under 2**32
-        assert coassociation(points, bags=2, share=0.5, seed=seed).shape == (300, 5)
+        cells = kmeans_cells(points, bags=2, share=0.5, seed=seed)
+        assert cells.shape == (300, 8) and list(cells.max(axis=0)) == [4, 5, 6, 7] * 2
+        assert coassociation(cells, seed).shape == (300, 5)
 
 
 def test_the_co_association_with_the_vote_says_so_and_reproduces_its_labels() -> None:
-    raw, truth = planted()  # four planted moods, 1,600 tracks: under coassoc_from, so coassoc_bags is given
-    model = fit(raw, coassoc_bags=8, bags="auto", assign="vote", selection="auto", min_samples="auto")
-    m = model.metrics_
-    assert m["coassoc"]["assign"] == "vote" and model.centroids_ is None and m["seeded"]
-    assert mood_consensus_lines(m)[0].endswith("every other track takes the vote of its nearest cores")
-    assert all(len(set(truth[model.labels_ == c])) == 1 for c in range(m["clusters"]))  # never mixed
+    raw, truth = planted()  # four planted moods, 1,600 tracks; fit() gives bags, so coassoc_bags is given
+    for moods, says in (("clusters", "every other track takes the vote of its nearest cores"),
+                        ("medoid", "the tracks HDBSCAN calls noise there are not core and take the vote of their "
+                                   "nearest cores")):
+        model = fit(raw, coassoc_bags=8, bags="auto", assign="vote", selection="auto", min_samples="auto",
+                    coassoc_moods=moods)
+        m = model.metrics_
+        assert m["coassoc"]["assign"] == "vote" and model.centroids_ is None and m["seeded"]
+        assert mood_consensus_lines(m)[0].endswith(says) and m["coassoc"]["moods"] == moods
+        assert all(len(set(truth[model.labels_ == c])) == 1 for c in range(m["clusters"]))  # never mixed
+        z = (raw - raw.mean(0)) / raw.std(0)
+        np.testing.assert_array_equal(model.assign_points(model.space.project(z))[0], model.labels_)
+
+
+def test_under_coassoc_wide_from_the_moods_are_the_cells_of_the_fit_the_others_agree_with_most() -> None:
+    # fits at one K: as many as the moods HDBSCAN finds in the mood space, at least fewest_moods; the moods are
+    # the medoid fit's cells, never mixing planted moods (four planted, five asked for: one is cut in two)
+    space = MoodSpace(columns=(0, 1), weights=(1.0, 1.0))
+    for middle, fewest, density, moods in ((True, 6, 5, 6), (False, 5, 4, 5)):
+        raw, truth = planted(middle=middle)
+        z = (raw - raw.mean(0)) / raw.std(0)
+        model = MoodModel(config=MoodConfig(min_cluster_size=50, fewest_moods=fewest), space=space).fit(
+            space.project(z), raw, NAMES)
+        m = model.metrics_
+        assert m["coassoc"]["density_moods"] == density and m["coassoc"]["ks"] == [moods, moods]
+        assert m["coassoc"]["moods"] == "medoid" and 0 <= m["coassoc"]["medoid_fit"] < 20
+        assert m["clusters"] == moods and all(len(set(truth[model.labels_ == c])) == 1 for c in range(moods))
+        assert m["hdbscan_core_coverage"] > 0.8
+        assert mood_consensus_lines(m)[0].endswith(
+            "moods are the cells of the fit that agrees most with the others (the Voronoi cells of their centroids, in "
+            "mood space), all of them; the tracks HDBSCAN calls noise there are not core")
+
+
+def test_a_medoid_cell_without_cores_is_a_mood_too() -> None:
+    # four planted moods and a group of 30 tracks, under the smallest mood: HDBSCAN finds four in the mood space,
+    # so the fits are at K 5; the small group is a cell of its own, whose tracks HDBSCAN calls noise
+    raw, truth = planted()
+    raw = np.vstack([raw, planted(n_per=30, middle=True)[0][-30:]])
+    truth = np.concatenate([truth, np.full(30, 4)])
     z = (raw - raw.mean(0)) / raw.std(0)
-    np.testing.assert_array_equal(model.assign_points(model.space.project(z))[0], model.labels_)
+    space = MoodSpace(columns=(0, 1), weights=(1.0, 1.0))
+    model = MoodModel(config=MoodConfig(min_cluster_size=50), space=space).fit(space.project(z), raw, NAMES)
+    m = model.metrics_
+    assert m["coassoc"]["density_moods"] == 4 and m["coassoc"]["ks"] == [5, 5] and m["clusters"] == 5
+    assert adjusted_rand_score(truth, model.labels_) > 0.99
+    small = int(np.bincount(model.labels_[truth == 4]).argmax())
+    assert model.clusters_[small]["core_size"] == 0 and model.clusters_[small]["size"] == 30
+    assert len(model.centroids_) == 5 and set(model.exemplar_labels_) == {0, 1, 2, 3, 4} - {small}
+    z_small = model.space.project(z[truth == 4])
+    np.testing.assert_array_equal(model.assign_points(z_small)[0], small)  # new tracks there go to it too
+
+
+def test_the_medoid_is_the_fit_the_others_agree_with_most() -> None:
+    from engine._moodcoassoc import medoid
+
+    a = np.repeat([0, 1, 2], 20)
+    b = a.copy()
+    b[:5] = 1  # a little off a
+    c = np.tile([0, 1, 2], 20)  # another cut altogether
+    assert medoid(np.stack([c, b, a, a], axis=1)) == 2  # a: its twin, and b
+    assert medoid(np.stack([c, b, a], axis=1)) in (1, 2)
 
 
 @pytest.mark.parametrize("smoother", ["shift", "field"])
@@ -200,11 +261,14 @@ def test_auto_keys_take_the_method_for_the_catalog_size_and_the_stability_check_
     space = MoodSpace(columns=(0, 1), weights=(1.0, 1.0))
     large = {**LARGE_CATALOG_MOODS, "smoothing_neighbours": 9}  # 0.45% of 2,000 tracks
     coassoc = {**COASSOC_MOODS, "min_samples": 100}  # 5% of 2,000 tracks
-    assert set(AUTO_KEYS) == set(SMALL_CATALOG_MOODS) == set(COASSOC_MOODS) == set(LARGE_CATALOG_MOODS)
-    for bounds, method, where in (({"coassoc_from": 2_001, "coassoc_until": 2_001}, SMALL_CATALOG_MOODS,
+    few = {**FEW_TRACKS_COASSOC, "min_samples": 100}
+    assert set(AUTO_KEYS) == set(SMALL_CATALOG_MOODS) == set(COASSOC_MOODS) == set(LARGE_CATALOG_MOODS) == set(few)
+    smoothing = {"coassoc_until": 2_000, "coassoc_wide_from": 2_000}
+    for bounds, method, where in (({"coassoc_wide_from": 2_001}, few, "under moods.coassoc_wide_from = 2,001: fewer"),
+                                  ({"coassoc_wide_from": 2_000}, coassoc, "from moods.coassoc_wide_from = 2,000: quick"),
+                                  (smoothing, SMALL_CATALOG_MOODS,
                                    "2,000 tracks clustered, under moods.small_catalog = 20,000"),
-                                  ({"coassoc_from": 2_000}, coassoc, "from moods.coassoc_from = 2,000 to under"),
-                                  ({"coassoc_until": 2_000, "small_catalog": 2_000}, large,
+                                  ({**smoothing, "small_catalog": 2_000}, large,
                                    "at least moods.small_catalog = 2,000")):
         config = MoodConfig(min_cluster_size=50, **bounds)  # type: ignore[arg-type]
         assert config.auto_keys() == list(method) and config.resolved(2_000) == MoodConfig(
@@ -214,17 +278,25 @@ def test_auto_keys_take_the_method_for_the_catalog_size_and_the_stability_check_
         assert model.bags_ == m["bags"]["fits"] == method["bags"] and m["seeded"]
         assert m["smoother"] == m["method"]["smoother"] == ("none" if method["coassoc_bags"] else method["smoother"])
         assert m["method"]["epsilon"] == method["epsilon"] and m["method"]["passes"] == method["smoothing_iterations"]
-        if method["coassoc_bags"]:  # k-means' K 6-8 cut a planted mood the same way often enough: never mixed
+        if method is few:  # five planted moods: HDBSCAN finds them in the mood space, and every fit at K 5
+            assert m["clusters"] == 5 and adjusted_rand_score(truth, model.labels_) > 0.95
+            assert {key: value for key, value in m["coassoc"].items() if key not in ("seconds", "medoid_fit")} == {
+                "bags": 20, "ks": [5, 5], "fits": 20, "share": 0.9, "starts": 10, "dims": 5, "assign": "centroid",
+                "density_moods": 5, "moods": "medoid"}
+            assert ("HDBSCAN on the co-association of 20 k-means fits (20 bags) (K 5, each on a random 90% of the "
+                    "tracks, the best of 10 starts; HDBSCAN found 5 moods in the mood space itself; how often"
+                    ) in mood_consensus_lines(m)[0]
+        elif method["coassoc_bags"]:  # k-means' K 6-8 cut a planted mood the same way often enough: never mixed
             assert 5 <= m["clusters"] <= 7 and all(len(set(truth[model.labels_ == c])) == 1 for c in range(m["clusters"]))
             assert {key: value for key, value in m["coassoc"].items() if key != "seconds"} == {
-                "bags": 40, "ks": [5, 8], "fits": 160, "share": 0.5, "dims": 5, "assign": "centroid"}
+                "bags": 40, "ks": [5, 8], "fits": 160, "share": 0.5, "starts": 1, "dims": 5, "assign": "centroid",
+                "moods": "clusters"}
             assert mood_consensus_lines(m)[0].endswith("moods are the Voronoi cells of its clusters' centroids in mood space")
+            assert "HDBSCAN on the co-association of 160 k-means fits (40 bags) (K 5-8, each" in mood_consensus_lines(m)[0]
         else:
             assert m["clusters"] == 5 and adjusted_rand_score(truth, model.labels_) > 0.9
+            assert f"consensus of {method['bags']}" in mood_consensus_lines(m)[0]
         assert where in m["method"]["why"]
-        lines = mood_consensus_lines(m)
-        assert (f"consensus of {method['bags']}" in lines[0] if method["bags"]
-                else "HDBSCAN on the co-association of 160 k-means fits (40 bags) (K 5-8" in lines[0])
         # the 90% refit holds 1,800 tracks, in another range for two of these: it refits with the model's
         # resolved configuration, which has nothing left to resolve
         assert model.resolved_.auto_keys() == [] and model.resolved_.resolved(1_800) == model.resolved_

@@ -17,11 +17,12 @@ from indexer.cli import main
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A 600-track catalog and a config that keeps the smoothing default (100 neighbours)."""
+    """A 600-track catalog and a config that asks for the blur (the co-association is the default this small)
+    at its default 100 neighbours."""
     root = tmp_path_factory.mktemp("tiny")
     csv, config = root / "tiny.csv", root / "tiny.toml"
     synthetic_catalog(600, seed=0).to_csv(csv, index=False)
-    config.write_text("[index]\nneighbours = 20\n[moods]\nmin_cluster_size = 15\nmin_samples = 5\n"
+    config.write_text("[index]\nneighbours = 20\n[moods]\nsmoother = \"blur\"\nmin_cluster_size = 15\nmin_samples = 5\n"
                       "[genre]\nmax_rounds = 5\nearly_stopping_rounds = 2\ntune = false\n")
     return csv, config
 
