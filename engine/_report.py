@@ -57,10 +57,12 @@ def format_report(manifest: dict[str, Any], *, moods: list[dict[str, Any]] | Non
         lines.append(f"         recall@10 vs exact {idx['recall_at_10']:.4f} on {idx['queries']} catalog queries; "
                      f"p50 query {idx['index_query_ms_p50']:.3f} ms vs exact {idx['exact_query_ms_p50']:.3f} ms")
     mo = m["moods"]
+    ka = mo.get("coassoc") or {}  # with the co-association: its moods and how other tracks are assigned
     lines += [
         "",
-        f"moods    {mo['clusters']} HDBSCAN clusters (fitted on {mo['fit_tracks']:,} tracks); "
-        f"cores hold {mo['core_coverage']:.1%} of tracks, the rest assigned to the nearest core",
+        f"moods    {mo['clusters']} {'k-means cells' if ka.get('moods') == 'medoid' else 'HDBSCAN clusters'} "
+        f"(fitted on {mo['fit_tracks']:,} tracks); HDBSCAN cores hold {mo['core_coverage']:.1%} of tracks, the rest "
+        f"assigned to the nearest {'mood centroid' if ka.get('assign') == 'centroid' else 'core'}",
         f"         validity: DBCV {mo['dbcv_sample']} (fit sample), silhouette {mo['silhouette']}"
         if not mo.get("consensus") else
         f"         validity: silhouette {mo['silhouette']} (no DBCV: a consensus has no one HDBSCAN tree)",

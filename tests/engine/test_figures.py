@@ -65,6 +65,13 @@ def test_a_build_stores_a_mood_map_of_every_track(bundle: engine.Bundle) -> None
     assert all(label for label in mood_map.axis_labels())
 
 
+def test_the_report_says_what_the_moods_of_a_small_catalog_are(bundle: engine.Bundle) -> None:
+    # 3,000 tracks: the moods are the cells of the medoid k-means fit, HDBSCAN's noise the tracks not core
+    report = engine.format_report(bundle.manifest)
+    assert re.search(r"moods    \d+ k-means cells \(fitted on 3,000 tracks\); HDBSCAN cores hold [\d.]+% of tracks, "
+                     r"the rest assigned to the nearest mood centroid", report), report
+
+
 def test_the_map_is_deterministic_and_never_mirrored(bundle: engine.Bundle) -> None:
     points, labels = mood_points(bundle), bundle.moods.labels_
     again = fit_mood_map(points[::-1], labels[::-1], bundle.mood_map.columns)
