@@ -269,6 +269,18 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     return data
 
 
+# Keys a release removed: a bundle built before still loads (its build is done: the key is dropped), and a config
+# file naming one is told what replaced it.
+RETIRED_KEYS = {("moods", "coassoc_from"): "replaced by moods.coassoc_wide_from on 2026-12-05: the co-association "
+                "now runs under moods.coassoc_until, its fits at one K under coassoc_wide_from"}
+
+
+def without_retired_keys(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A bundle's stored config without the keys later releases removed (RETIRED_KEYS)."""
+    return {section: {key: v for key, v in value.items() if (section, key) not in RETIRED_KEYS}
+            if isinstance(value, Mapping) else value for section, value in data.items()}
+
+
 def _shallow(obj: Any) -> dict[str, Any]:
     return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
 
@@ -279,7 +291,10 @@ def _from_mapping(cls: type, data: Mapping[str, Any], where: str) -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = set(data) - set(fields)
     if unknown:
-        raise ConfigError(f"unknown key(s) in {where}: {sorted(unknown)}; known: {sorted(fields)}")
+        section = where.rsplit(".", 1)[-1]
+        retired = "".join(f"; {key}: {RETIRED_KEYS[section, key]}" for key in sorted(unknown)
+                          if (section, key) in RETIRED_KEYS)
+        raise ConfigError(f"unknown key(s) in {where}: {sorted(unknown)}{retired}; known: {sorted(fields)}")
     hints = typing.get_type_hints(cls)
     kwargs = {name: _coerce(hints[name], value, f"{where}.{name}") for name, value in data.items()}
     try:

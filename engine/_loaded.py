@@ -16,7 +16,7 @@ import numpy as np
 from ._arrays import load_npz
 from ._bundle import read_verified_manifest
 from ._catalog import Catalog, IngestReport
-from ._config import BuildConfig
+from ._config import BuildConfig, without_retired_keys
 from ._crossfit import OOF_FILE
 from ._errors import BundleError, BundleIntegrityError, TrackNotFound, shown
 from ._genre import GenreClassifier
@@ -83,7 +83,7 @@ def load_bundle(path: str | os.PathLike[str], *, search_threads: int = 1, share_
     path = Path(path)
     manifest = read_verified_manifest(path)
     with _reading(path, "manifest.json"):
-        config = BuildConfig.from_mapping(manifest["config"])
+        config = BuildConfig.from_mapping(without_retired_keys(manifest["config"]))
         report = IngestReport(**{f.name: _report_field(manifest, f.name) for f in dataclasses.fields(IngestReport)})
     with _reading(path, "preprocess.npz"):
         prep = Preprocessor.from_arrays(load_npz(path / "preprocess.npz"))

@@ -15,13 +15,15 @@ tracks the fits keep together, as many as there are, and its noise the tracks th
 Under 5,000 tracks (``[moods] coassoc_wide_from``) the fits are fewer, better and at one K: 20 random 90%
 shares, each the best of 10 k-means starts, at K = the moods HDBSCAN finds in the mood space itself, or
 ``fewest_moods`` (5) when it finds fewer (``coassoc_ks = "density"``): a continuum (random Spotify subsets,
-the generated tables) gets five, six planted sounds get six. The moods are then the cells of the *medoid*
-fit, the one that agrees most (mean adjusted Rand index) with the others (``coassoc_moods = "medoid"``), all
-K of them, and HDBSCAN on the co-association says which tracks are core: those it does not call noise, the
-tracks the fits keep together. There, HDBSCAN's own clusters of the co-association moved: where two K-cell
-cuts are nearly as good, fits on different shares take different ones and their co-association holds six or
-seven groups for five cells; the medoid keeps one of the two cuts, the one most fits take.
-Measured against the alternatives: benchmarks/RESULTS.md, "Moods from the co-association of k-means fits".
+the generated tables) gets five, six planted sounds get six. The moods are then the cells of the *medoid* fit,
+the one that agrees most (mean adjusted Rand index) with the others (``coassoc_moods = "medoid"``), all K of
+them (as the Voronoi cells of their centroids over all the tracks), and HDBSCAN on the co-association says
+which tracks are core: those it does not call noise, the tracks the fits keep together. There, HDBSCAN's own
+clusters of the co-association moved: where two K-cell cuts are nearly as good, fits on different shares take
+different ones and their co-association holds six or seven groups for five cells; the medoid keeps one of the
+two cuts, the one most fits take.
+Measured against the alternatives: benchmarks/RESULTS.md, "Moods from the co-association of k-means fits" and
+"Under 5,000 tracks".
 """
 
 from __future__ import annotations
@@ -40,8 +42,8 @@ DENSITY_KS = "density"  # [moods] coassoc_ks: one K, the moods HDBSCAN finds in 
 def parse_ks(text: str | int) -> range:
     """The K of every fit from ``[moods] coassoc_ks``: 5 or "5" (one K) or "5-8" (each K from 5 to 8);
     ValueError unless 2 <= first <= last."""
-    first, _, last = str(text).strip().partition("-")
-    ks = range(int(first), int(last or first) + 1)
+    first, dash, last = str(text).strip().partition("-")
+    ks = range(int(first), int(last if dash else first) + 1)
     if not 2 <= ks.start < ks.stop:
         raise ValueError(text)
     return ks
@@ -101,9 +103,12 @@ def moods_from_fits(space: np.ndarray, config: Any, seed: int, facts: dict[str, 
     validity goes to the facts).
 
     With ``coassoc_ks = "density"`` the fits' one K is the number of moods ``cluster`` finds in ``space`` itself,
-    at least ``fewest_moods``. With ``coassoc_moods = "medoid"`` a track is core when HDBSCAN labels it in the
-    co-association, its mood its cell of the medoid fit; ``facts["medoid_cells"]`` holds every track's cell, so
-    that a cell whose tracks HDBSCAN all calls noise is a mood too (with ``assign = "centroid"``)."""
+    at least ``fewest_moods``. With ``coassoc_moods = "medoid"`` a track HDBSCAN labels in the co-association is
+    core, its mood its cell of the medoid fit; ``facts["medoid_cells"]`` holds every track's cell. With ``assign
+    = "centroid"`` (engine/_moods.py) the moods are then the Voronoi cells of those cells' centroids over all the
+    tracks, every one of them, even one whose tracks HDBSCAN all calls noise, and a track stays core when its
+    Voronoi cell is its medoid cell; with the vote, a cell without cores is no mood. Where HDBSCAN finds no group
+    at all in the co-association, one mood holds every track, as with every method."""
     if config.coassoc_ks == DENSITY_KS:  # as many as the mood space's own density moods, at least fewest_moods
         dense = int(cluster(space, False).max()) + 1
         ks = range(max(dense, config.fewest_moods, 2), max(dense, config.fewest_moods, 2) + 1)
@@ -116,7 +121,8 @@ def moods_from_fits(space: np.ndarray, config: Any, seed: int, facts: dict[str, 
         best = medoid(cells)
         facts["coassoc"]["medoid_fit"] = best
         facts["medoid_cells"] = cells[:, best]
-        labels = np.where(labels >= 0, cells[:, best], -1)
+        kept = labels >= 0  # numbered without gaps: with the vote, a cell without cores is no mood
+        labels[kept] = np.unique(cells[kept, best], return_inverse=True)[1]
     return labels
 
 

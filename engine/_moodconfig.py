@@ -27,8 +27,9 @@ MOOD_WEIGHTS = {"valence": 1.0, "energy": 1.0, "danceability": 1.0, "acousticnes
 #   a share of the tracks (403 of the 89,583 Spotify tracks), epsilon 0.16 and a consensus of 10 HDBSCAN
 #   fits (the co-association's min_samples, and HDBSCAN's cost, grow with the tracks; on all 89,583 Spotify
 #   tracks, with min_samples 1,000, it held less across seeds than the field).
-_COASSOC_OFF = {"coassoc_bags": 0, "coassoc_ks": "5-8", "coassoc_share": 0.5, "coassoc_starts": 1,
-                "coassoc_moods": "clusters"}
+# without the co-association its keys are not used: None (a config file cannot say None)
+_COASSOC_OFF = {"coassoc_bags": 0, "coassoc_ks": None, "coassoc_share": None, "coassoc_starts": None,
+                "coassoc_moods": None}
 _HDBSCAN_ON_SMOOTHED = {**_COASSOC_OFF, "selection": "leaf", "min_samples": 30, "min_cluster_fraction": 0.01,
                         "assign": "vote"}
 SMALL_CATALOG_MOODS: dict[str, Any] = {"smoother": "blur", "smoothing_neighbours": 100, "smoothing_iterations": 5,
@@ -43,6 +44,7 @@ FEW_TRACKS_COASSOC: dict[str, Any] = {**COASSOC_MOODS, "coassoc_bags": 20, "coas
                                       "coassoc_share": 0.9, "coassoc_starts": 10, "coassoc_moods": "medoid"}
 COASSOC_SAMPLES = 0.05  # ... of the tracks, at most 5% of coassoc_until (2,500 by default) at any size
 SMOOTHING_KEYS = ("smoother", "smoothing_neighbours", "smoothing_iterations", "epsilon", "bags")
+COASSOC_KEYS = ("coassoc_ks", "coassoc_share", "coassoc_starts", "coassoc_moods")  # they shape the co-association
 # (its smoothing_neighbours, None here, is LARGE_CATALOG_NEIGHBOURS of the tracks: MoodConfig.resolved)
 LARGE_CATALOG_MOODS: dict[str, Any] = {"smoother": "field", "smoothing_neighbours": None, "smoothing_iterations": 8,
                                        "epsilon": 0.16, "bags": 10, **_HDBSCAN_ON_SMOOTHED}
@@ -155,21 +157,21 @@ class MoodConfig:
             raise ConfigError(f"moods.coassoc_bags must be 'auto', 0 (off) or >= 2, and 0 <= moods.coassoc_wide_from "
                               f"<= moods.coassoc_until, got {coassoc!r}, {self.coassoc_wide_from} and "
                               f"{self.coassoc_until}")
-        if self.coassoc_ks not in ("auto", DENSITY_KS):
+        if self.coassoc_ks not in ("auto", DENSITY_KS, None):
             try:
                 parse_ks(self.coassoc_ks)
             except (TypeError, ValueError):
                 raise ConfigError(f"moods.coassoc_ks must be 'auto', 'density', a K such as 5 or a range such "
                                   f"as \"5-8\" (K >= 2), got {self.coassoc_ks!r}") from None
-        if self.coassoc_moods not in ("auto", "clusters", "medoid"):
+        if self.coassoc_moods not in ("auto", "clusters", "medoid", None):
             raise ConfigError(f"moods.coassoc_moods must be 'auto', 'clusters' or 'medoid', got {self.coassoc_moods!r}")
-        if self.coassoc_moods == "medoid" and self.coassoc_ks not in ("auto", DENSITY_KS) \
+        if self.coassoc_moods == "medoid" and self.coassoc_ks not in ("auto", DENSITY_KS, None) \
                 and len(parse_ks(self.coassoc_ks)) > 1:
             raise ConfigError(f"moods.coassoc_moods = 'medoid' takes the cells of one fit, so one K: coassoc_ks "
                               f"{self.coassoc_ks!r} holds several")
         share, starts = self.coassoc_share, self.coassoc_starts
-        if (share != "auto" and (isinstance(share, str) or not 0.0 < share <= 1.0)) \
-                or (starts != "auto" and (type(starts) is not int or starts < 1)):
+        if (share not in ("auto", None) and (isinstance(share, str) or not 0.0 < share <= 1.0)) \
+                or (starts not in ("auto", None) and (type(starts) is not int or starts < 1)):
             raise ConfigError(f"moods.coassoc_share must be 'auto' or in (0, 1] and moods.coassoc_starts 'auto' or "
                               f">= 1, got {share!r} and {starts!r}")
         # with the co-association there is no smoothing and no HDBSCAN bags: a smoothing key given beside it
@@ -180,6 +182,13 @@ class MoodConfig:
         if coassoc not in ("auto", 0) and smoothing:
             raise ConfigError(f"moods.coassoc_bags = {coassoc} replaces the smoothing and the HDBSCAN bags: leave "
                               f"{', '.join(smoothing)} at \"auto\", or set coassoc_bags = 0")
+        # the co-association's own keys would be ignored where it does not run
+        shaping = [key for key in COASSOC_KEYS if getattr(self, key) not in ("auto", None)]
+        given = [key for key in SMOOTHING_KEYS if getattr(self, key) != "auto"]
+        off = "coassoc_bags = 0" if coassoc == 0 else f"{', '.join(given)} given" if coassoc == "auto" and given else ""
+        if shaping and off:
+            raise ConfigError(f"moods.{', moods.'.join(shaping)} shape the co-association, which {off} turns off: "
+                              "leave them at \"auto\"")
         if self.fewest_moods < 0:
             raise ConfigError(f"moods.fewest_moods must be >= 0 (0 = never rerun), got {self.fewest_moods}")
         passes, k = self.smoothing_iterations, self.smoothing_neighbours
@@ -221,10 +230,22 @@ class MoodConfig:
             samples = min(round(COASSOC_SAMPLES * tracks), round(COASSOC_SAMPLES * self.coassoc_until))
             method = FEW_TRACKS_COASSOC if few else COASSOC_MOODS
             bags = method["coassoc_bags"] if self.coassoc_bags == "auto" else self.coassoc_bags
-            return {**method, "coassoc_bags": bags, "min_samples": max(2, samples)}, why
-        if tracks < self.small_catalog:
-            return SMALL_CATALOG_MOODS, why
-        return {**LARGE_CATALOG_MOODS, "smoothing_neighbours": max(1, round(LARGE_CATALOG_NEIGHBOURS * tracks))}, why
+            method = {**method, "coassoc_bags": bags, "min_samples": max(2, samples)}
+        elif shaping := [key for key in COASSOC_KEYS if getattr(self, key) not in ("auto", None)]:
+            raise ConfigError(f"moods.{', moods.'.join(shaping)} given, but {tracks:,} tracks clustered are at least "
+                              f"moods.coassoc_until = {self.coassoc_until:,}: no co-association there (set "
+                              "moods.coassoc_bags to run it at any size, or raise moods.coassoc_until)")
+        elif tracks < self.small_catalog:
+            method = SMALL_CATALOG_MOODS
+        else:
+            method = {**LARGE_CATALOG_MOODS, "smoothing_neighbours": max(1, round(LARGE_CATALOG_NEIGHBOURS * tracks))}
+        # a medoid takes one fit's cells, so one K: the K and the moods given win over what "auto" would pair them with
+        if self.coassoc_moods == "medoid" and self.coassoc_ks == "auto":
+            method = {**method, "coassoc_ks": DENSITY_KS}
+        elif self.coassoc_moods == "auto" and self.coassoc_ks not in ("auto", DENSITY_KS, None) \
+                and len(parse_ks(self.coassoc_ks)) > 1:
+            method = {**method, "coassoc_moods": "clusters"}
+        return method, why
 
     def resolved(self, tracks: int) -> MoodConfig:
         """This configuration with every "auto" key set for ``tracks`` tracks clustered (``method``); keys

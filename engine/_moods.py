@@ -19,7 +19,7 @@ How it works
   are the Voronoi cells of its clusters' centroids (``assign = "centroid"``), or, with ``coassoc_moods =
   "medoid"``, the cells of the fit that agrees most with the others, HDBSCAN's noise the tracks not core.
 - The defaults ("auto") depend on the tracks clustered (engine/_moodconfig.py says which and why): the
-  co-association under 50,000 tracks (20 fits at K 5 under 5,000, 40 x 4 at K 5-8 from there), the
+  co-association under 50,000 tracks (20 fits at one K under 5,000, 40 x 4 at K 5-8 from there), the
   field with 10 bags from there on (benchmarks/RESULTS.md, "Moods on any catalog").
 - HDBSCAN runs on the smoothed (or co-association) points of the whole catalog (a random sample above
   ``fit_sample`` tracks, 100k by default); the seed draws that sample, the bags and the co-association's

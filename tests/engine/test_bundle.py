@@ -14,6 +14,7 @@ from engine import (
     BundleIntegrityError,
     BundleVersionError,
     CatalogError,
+    ConfigError,
     build_bundle,
     load_bundle,
     publish,
@@ -92,6 +93,19 @@ def test_another_format_version_is_refused(bundle_dir: Path, tmp_path: Path) -> 
     (bad / "manifest.json").write_text(json.dumps(m))
     with pytest.raises(BundleVersionError, match="rebuild the bundle"):
         load_bundle(bad)
+
+
+def test_a_bundle_built_with_a_retired_key_still_loads_and_a_config_file_is_told_what_replaced_it(
+        bundle_dir: Path, tmp_path: Path) -> None:
+    old = copy(bundle_dir, tmp_path)  # built before moods.coassoc_from became coassoc_wide_from (2026-12-05)
+    m = json.loads((old / "manifest.json").read_text())
+    m["config"]["moods"]["coassoc_from"] = 2_000
+    (old / "manifest.json").write_text(json.dumps(m))
+    assert load_bundle(old).config.moods.coassoc_wide_from == 5_000
+    config = tmp_path / "old.toml"
+    config.write_text("[moods]\ncoassoc_from = 2000\n")
+    with pytest.raises(ConfigError, match=r"coassoc_from: replaced by moods.coassoc_wide_from"):
+        BuildConfig.from_file(config)
 
 
 def test_object_arrays_are_never_unpickled(bundle_dir: Path, tmp_path: Path) -> None:

@@ -108,7 +108,9 @@ def test_mood_names_come_from_the_means_on_absolute_scales() -> None:
                                  {"coassoc_wide_from": 60_000}, {"max_cluster_fraction": "auto"},
                                  {"coassoc_ks": "8-5"}, {"coassoc_ks": 1}, {"coassoc_ks": "many"}, {"coassoc_ks": 5.5},
                                  {"coassoc_share": 0.0}, {"coassoc_share": 1.5}, {"coassoc_starts": 0},
-                                 {"coassoc_moods": "cells"}, {"coassoc_moods": "medoid", "coassoc_ks": "5-8"}])
+                                 {"coassoc_moods": "cells"}, {"coassoc_moods": "medoid", "coassoc_ks": "5-8"},
+                                 {"coassoc_ks": "5-"}, {"coassoc_ks": 6, "bags": 0}, {"coassoc_ks": 6, "coassoc_bags": 0},
+                                 {"coassoc_moods": "medoid", "smoother": "blur"}, {"coassoc_starts": 5, "epsilon": 0.1}])
 def test_config_validation(bad: dict[str, object]) -> None:
     from engine import ConfigError
 
@@ -117,6 +119,8 @@ def test_config_validation(bad: dict[str, object]) -> None:
 
 
 def test_a_given_smoothing_keeps_the_smoothing_where_the_co_association_is_the_default() -> None:
+    from engine import ConfigError
+
     # 5,000 tracks are in the co-association's range; a smoothing key given says the smoothing was asked for
     assert MoodConfig().resolved(5_000).coassoc_bags == 40 and MoodConfig().resolved(49_999).coassoc_bags == 40
     few = MoodConfig().resolved(4_999)  # under coassoc_wide_from: fewer, better fits at one K
@@ -132,6 +136,16 @@ def test_a_given_smoothing_keeps_the_smoothing_where_the_co_association_is_the_d
     # the co-association given, at any size; its min_samples at most what the default range reaches (5% of 50,000)
     assert MoodConfig(coassoc_bags=8, smoothing_iterations=0, bags=0).resolved(500).coassoc_bags == 8
     assert MoodConfig(coassoc_bags=8).resolved(200_000).min_samples == 2_500
+    # a K range given takes HDBSCAN's clusters, a medoid given one K, at any size the co-association runs
+    assert MoodConfig(coassoc_ks="5-8").resolved(1_000).coassoc_moods == "clusters"
+    assert MoodConfig(coassoc_moods="medoid").resolved(10_000).coassoc_ks == "density"
+    # its keys given where it does not run would be ignored: refused, naming why
+    with pytest.raises(ConfigError, match=r"moods.coassoc_ks given, but 60,000 tracks clustered are at least "
+                                          r"moods.coassoc_until = 50,000"):
+        MoodConfig(coassoc_ks=6).resolved(60_000)
+    assert MoodConfig(coassoc_ks=6, coassoc_bags=10).resolved(60_000).coassoc_ks == 6
+    smoothing = MoodConfig(smoother="blur").resolved(1_000)  # no co-association: its keys are not used
+    assert smoothing.coassoc_bags == 0 and smoothing.coassoc_ks is None and smoothing.auto_keys() == []
 
 
 def test_the_co_association_takes_any_seed_a_build_may_have() -> None:
@@ -198,6 +212,18 @@ def test_a_medoid_cell_without_cores_is_a_mood_too() -> None:
     np.testing.assert_array_equal(model.assign_points(z_small)[0], small)  # new tracks there go to it too
 
 
+def test_with_the_vote_a_medoid_cell_without_cores_is_no_mood() -> None:
+    raw, truth = planted()  # the case above, with the vote: the small group's tracks go to their nearest cores
+    raw = np.vstack([raw, planted(n_per=30, middle=True)[0][-30:]])
+    z = (raw - raw.mean(0)) / raw.std(0)
+    space = MoodSpace(columns=(0, 1), weights=(1.0, 1.0))
+    model = MoodModel(config=MoodConfig(min_cluster_size=50, assign="vote"), space=space).fit(
+        space.project(z), raw, NAMES)
+    assert model.metrics_["clusters"] == 4 and sorted(set(model.labels_)) == [0, 1, 2, 3]  # no empty mood
+    assert all(c["size"] > 0 and c["core_size"] > 0 for c in model.clusters_)
+    assert adjusted_rand_score(truth, model.labels_[:len(truth)]) > 0.99
+
+
 def test_the_medoid_is_the_fit_the_others_agree_with_most() -> None:
     from engine._moodcoassoc import medoid
 
@@ -206,7 +232,7 @@ def test_the_medoid_is_the_fit_the_others_agree_with_most() -> None:
     b[:5] = 1  # a little off a
     c = np.tile([0, 1, 2], 20)  # another cut altogether
     assert medoid(np.stack([c, b, a, a], axis=1)) == 2  # a: its twin, and b
-    assert medoid(np.stack([c, b, a], axis=1)) in (1, 2)
+    assert medoid(np.stack([c, a, b, b], axis=1)) == 2  # b: its twin, and a
 
 
 @pytest.mark.parametrize("smoother", ["shift", "field"])
