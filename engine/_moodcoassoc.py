@@ -97,33 +97,35 @@ def medoid(cells: np.ndarray) -> int:
 
 
 def moods_from_fits(space: np.ndarray, config: Any, seed: int, facts: dict[str, Any], say: Callable[[str], None],
-                    *, cluster: Callable[[np.ndarray, bool], np.ndarray]) -> np.ndarray:
+                    *, cluster: Callable[[np.ndarray, bool], np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
     """The moods of ``space`` (mood-space points) by the co-association of k-means fits, as a resolved MoodConfig
-    asks: -1 for the tracks outside every core. ``cluster(points, keep)`` is the build's HDBSCAN (``keep``: its
+    asks: (labels, -1 for the tracks outside every core; the medoid fit's cell of every track, or None).
+    ``cluster(points, keep)`` is the build's HDBSCAN (``keep``: its
     validity goes to the facts).
 
     With ``coassoc_ks = "density"`` the fits' one K is the number of moods ``cluster`` finds in ``space`` itself,
     at least ``fewest_moods``. With ``coassoc_moods = "medoid"`` a track HDBSCAN labels in the co-association is
-    core, its mood its cell of the medoid fit; ``facts["medoid_cells"]`` holds every track's cell. With ``assign
+    core, its mood its cell of the medoid fit, and every track's cell is returned too. With ``assign
     = "centroid"`` (engine/_moods.py) the moods are then the Voronoi cells of those cells' centroids over all the
     tracks, every one of them, even one whose tracks HDBSCAN all calls noise, and a track stays core when its
     Voronoi cell is its medoid cell; with the vote, a cell without cores is no mood. Where HDBSCAN finds no group
     at all in the co-association, one mood holds every track, as with every method."""
     if config.coassoc_ks == DENSITY_KS:  # as many as the mood space's own density moods, at least fewest_moods
         dense = int(cluster(space, False).max()) + 1
-        ks = range(max(dense, config.fewest_moods, 2), max(dense, config.fewest_moods, 2) + 1)
+        k = max(dense, config.fewest_moods, 2)
+        ks = range(k, k + 1)
         facts["coassoc"] = {"density_moods": dense}
     else:
         ks = parse_ks(config.coassoc_ks)
     points, cells = coassociate(space, config, ks, seed, facts, say)
     labels = cluster(points, True)
-    if config.coassoc_moods == "medoid" and labels.max() >= 0:
-        best = medoid(cells)
-        facts["coassoc"]["medoid_fit"] = best
-        facts["medoid_cells"] = cells[:, best]
-        kept = labels >= 0  # numbered without gaps: with the vote, a cell without cores is no mood
-        labels[kept] = np.unique(cells[kept, best], return_inverse=True)[1]
-    return labels
+    if config.coassoc_moods != "medoid" or labels.max() < 0:
+        return labels, None
+    best = medoid(cells)
+    facts["coassoc"]["medoid_fit"] = best
+    kept = labels >= 0  # numbered without gaps: with the vote, a cell without cores is no mood
+    labels[kept] = np.unique(cells[kept, best], return_inverse=True)[1]
+    return labels, cells[:, best]
 
 
 def coassociate(space: np.ndarray, config: Any, ks: range, seed: int, facts: dict[str, Any],

@@ -157,16 +157,14 @@ class MoodConfig:
             raise ConfigError(f"moods.coassoc_bags must be 'auto', 0 (off) or >= 2, and 0 <= moods.coassoc_wide_from "
                               f"<= moods.coassoc_until, got {coassoc!r}, {self.coassoc_wide_from} and "
                               f"{self.coassoc_until}")
-        if self.coassoc_ks not in ("auto", DENSITY_KS, None):
-            try:
-                parse_ks(self.coassoc_ks)
-            except (TypeError, ValueError):
-                raise ConfigError(f"moods.coassoc_ks must be 'auto', 'density', a K such as 5 or a range such "
-                                  f"as \"5-8\" (K >= 2), got {self.coassoc_ks!r}") from None
+        try:
+            several = len(self.given_ks()) > 1
+        except (TypeError, ValueError):
+            raise ConfigError(f"moods.coassoc_ks must be 'auto', 'density', a K such as 5 or a range such "
+                              f"as \"5-8\" (K >= 2), got {self.coassoc_ks!r}") from None
         if self.coassoc_moods not in ("auto", "clusters", "medoid", None):
             raise ConfigError(f"moods.coassoc_moods must be 'auto', 'clusters' or 'medoid', got {self.coassoc_moods!r}")
-        if self.coassoc_moods == "medoid" and self.coassoc_ks not in ("auto", DENSITY_KS, None) \
-                and len(parse_ks(self.coassoc_ks)) > 1:
+        if self.coassoc_moods == "medoid" and several:
             raise ConfigError(f"moods.coassoc_moods = 'medoid' takes the cells of one fit, so one K: coassoc_ks "
                               f"{self.coassoc_ks!r} holds several")
         share, starts = self.coassoc_share, self.coassoc_starts
@@ -183,7 +181,7 @@ class MoodConfig:
             raise ConfigError(f"moods.coassoc_bags = {coassoc} replaces the smoothing and the HDBSCAN bags: leave "
                               f"{', '.join(smoothing)} at \"auto\", or set coassoc_bags = 0")
         # the co-association's own keys would be ignored where it does not run
-        shaping = [key for key in COASSOC_KEYS if getattr(self, key) not in ("auto", None)]
+        shaping = self.coassoc_keys_given()
         given = [key for key in SMOOTHING_KEYS if getattr(self, key) != "auto"]
         off = "coassoc_bags = 0" if coassoc == 0 else f"{', '.join(given)} given" if coassoc == "auto" and given else ""
         if shaping and off:
@@ -231,7 +229,7 @@ class MoodConfig:
             method = FEW_TRACKS_COASSOC if few else COASSOC_MOODS
             bags = method["coassoc_bags"] if self.coassoc_bags == "auto" else self.coassoc_bags
             method = {**method, "coassoc_bags": bags, "min_samples": max(2, samples)}
-        elif shaping := [key for key in COASSOC_KEYS if getattr(self, key) not in ("auto", None)]:
+        elif shaping := self.coassoc_keys_given():
             raise ConfigError(f"moods.{', moods.'.join(shaping)} given, but {tracks:,} tracks clustered are at least "
                               f"moods.coassoc_until = {self.coassoc_until:,}: no co-association there (set "
                               "moods.coassoc_bags to run it at any size, or raise moods.coassoc_until)")
@@ -242,10 +240,18 @@ class MoodConfig:
         # a medoid takes one fit's cells, so one K: the K and the moods given win over what "auto" would pair them with
         if self.coassoc_moods == "medoid" and self.coassoc_ks == "auto":
             method = {**method, "coassoc_ks": DENSITY_KS}
-        elif self.coassoc_moods == "auto" and self.coassoc_ks not in ("auto", DENSITY_KS, None) \
-                and len(parse_ks(self.coassoc_ks)) > 1:
+        elif self.coassoc_moods == "auto" and len(self.given_ks()) > 1:
             method = {**method, "coassoc_moods": "clusters"}
         return method, why
+
+    def given_ks(self) -> range:
+        """The K of the co-association's fits when ``coassoc_ks`` gives them (empty for "auto", "density" or
+        None); ValueError or TypeError when it is not a K or a range."""
+        return range(0) if self.coassoc_ks in ("auto", DENSITY_KS, None) else parse_ks(self.coassoc_ks)
+
+    def coassoc_keys_given(self) -> list[str]:
+        """The co-association's own keys (COASSOC_KEYS) given a value: not "auto", and not None (not used)."""
+        return [key for key in COASSOC_KEYS if getattr(self, key) not in ("auto", None)]
 
     def resolved(self, tracks: int) -> MoodConfig:
         """This configuration with every "auto" key set for ``tracks`` tracks clustered (``method``); keys

@@ -102,9 +102,8 @@ class MoodModel:
         n = len(points)
         points = np.ascontiguousarray(points, dtype=np.float32)
         t0 = time.perf_counter()
-        fitted, labels, hdbscan_core, facts = self._cluster(points, say, smoothed)
+        fitted, labels, hdbscan_core, cells, facts = self._cluster(points, say, smoothed)
         self.centroids_ = None
-        cells = facts.pop("medoid_cells", None)  # the medoid fit's: every cell a mood, with cores or not
         if self.resolved_.assign == "centroid" and labels.max() >= 0:
             labels, self.centroids_ = voronoi(points[fitted], labels if cells is None else cells,
                                               self.config.refine_iterations)
@@ -170,9 +169,10 @@ class MoodModel:
         return self
 
     def _cluster(self, points: np.ndarray, say: Progress, smoothed: np.ndarray | None = None,
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, dict[str, Any]]:
         """HDBSCAN on the (smoothed) points of the tracks it sees: (their indices, their labels with
-        -1 for noise, which of them HDBSCAN labelled, facts for the metrics)."""
+        -1 for noise, which of them HDBSCAN labelled, the medoid fit's cell of each or None (every cell
+        a mood, with cores or not), facts for the metrics)."""
         cfg = self.config
         n = len(points)
         if n > cfg.fit_sample:
@@ -210,6 +210,7 @@ class MoodModel:
                                  "clump_multiple": CLUMP_MULTIPLE, "bags": {"fits": self.bags_},
                                  "method": {"smoother": "none" if cfg.coassoc_bags else cfg.smoother,
                                             "passes": cfg.smoothing_iterations, "epsilon": cfg.epsilon, "why": why}}
+        cells = None  # the medoid fit's, with the co-association's medoid
         if m < max(min_samples + 2, MIN_TRACKS_TO_CLUSTER):
             say(f"only {m} tracks: too few to find density clusters; one mood holds them all")
             labels = np.full(m, -1, dtype=np.int64)
@@ -217,7 +218,7 @@ class MoodModel:
             space = points[fitted]
             self.smoothed_ = None  # the smoothed points, which a second seed reuses (the co-association is its own)
             if cfg.coassoc_bags:
-                labels = moods_from_fits(
+                labels, cells = moods_from_fits(
                     space, cfg, self.seed, facts, say,
                     cluster=lambda part, keep: self._hdbscan(part, min_cluster_size, min_samples, max_cluster_size, n,
                                                              facts if keep else None, say))
@@ -261,8 +262,8 @@ class MoodModel:
             # No density core at all (tiny or uniform catalogs): one mood holding everything is the
             # honest answer, reported as zero cores rather than invented structure.
             say("HDBSCAN found no cluster; every track goes to a single mood")
-            return fitted, np.zeros(m, dtype=np.int64), np.zeros(m, dtype=bool), facts
-        return fitted, labels, labels >= 0, facts
+            return fitted, np.zeros(m, dtype=np.int64), np.zeros(m, dtype=bool), None, facts
+        return fitted, labels, labels >= 0, cells, facts
 
     def _too_few(self, m: int) -> str | None:
         """What a build says when ``m`` tracks cannot hold ``fewest_moods`` moods of the configured

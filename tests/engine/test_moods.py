@@ -11,30 +11,7 @@ from engine._moodconfig import AUTO_KEYS, COASSOC_MOODS, FEW_TRACKS_COASSOC, LAR
 from engine._moods import CLUMP_MULTIPLE, MoodSpace, mood_space
 from engine._moodstability import measure_stability
 from engine._report import mood_consensus_lines, mood_floor_lines, mood_table
-
-NAMES = ("valence", "energy", "acousticness", "danceability", "tempo")
-
-
-def planted(n_per: int = 400, seed: int = 0, middle: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Four moods planted in valence x energy, well separated (five with ``middle``: one more in the middle)."""
-    rng = np.random.default_rng(seed)
-    centers = np.array([[0.85, 0.85, 0.1, 0.8, 125], [0.15, 0.85, 0.05, 0.4, 140],
-                        [0.85, 0.15, 0.7, 0.5, 100], [0.15, 0.15, 0.9, 0.3, 75], [0.5, 0.5, 0.4, 0.6, 110]])
-    centers = centers if middle else centers[:4]
-    labels = np.repeat(np.arange(len(centers)), n_per)
-    raw = centers[labels] + rng.normal(size=(len(labels), 5)) * [0.04, 0.04, 0.05, 0.05, 4]
-    return raw, labels
-
-
-def fit(raw: np.ndarray, seed: int = 0, **cfg: object) -> MoodModel:
-    """The method on planted moods; at least five moods is not asked for (fewest_moods 0), and one HDBSCAN fit
-    (bags 0; "auto" would take the consensus of 20 on so few tracks), unless said."""
-    z = (raw - raw.mean(0)) / raw.std(0)
-    space = MoodSpace(columns=(0, 1), weights=(1.0, 1.0))
-    config = MoodConfig(**{"min_cluster_size": 50, "min_samples": 5, "selection": "eom", "fewest_moods": 0,
-                           "bags": 0, **cfg})  # type: ignore[arg-type]
-    return MoodModel(config=config, space=space, seed=seed).fit(space.project(z), raw, NAMES)
-
+from tests.engine._planted import NAMES, fit, planted
 
 # The configuration before the space was denoised: HDBSCAN on a sample of the raw mood space.
 LEGACY = {"smoothing_iterations": 0, "fit_sample": 30_000, "min_cluster_size": 60, "min_cluster_fraction": 0.0,
@@ -148,93 +125,6 @@ def test_a_given_smoothing_keeps_the_smoothing_where_the_co_association_is_the_d
     assert smoothing.coassoc_bags == 0 and smoothing.coassoc_ks is None and smoothing.auto_keys() == []
 
 
-def test_the_co_association_takes_any_seed_a_build_may_have() -> None:
-    from engine._config import LARGEST_SEED
-    from engine._moodcoassoc import coassociation, kmeans_cells
-
-    points = np.random.default_rng(0).normal(size=(300, 3)).astype(np.float32)
-    for seed in (0, 42_950, LARGEST_SEED):  # scikit-learn's random_state must stay under 2**32
-        cells = kmeans_cells(points, bags=2, share=0.5, seed=seed)
-        assert cells.shape == (300, 8) and list(cells.max(axis=0)) == [4, 5, 6, 7] * 2
-        assert coassociation(cells, seed).shape == (300, 5)
-
-
-def test_the_co_association_with_the_vote_says_so_and_reproduces_its_labels() -> None:
-    raw, truth = planted()  # four planted moods, 1,600 tracks; fit() gives bags, so coassoc_bags is given
-    for moods, says in (("clusters", "every other track takes the vote of its nearest cores"),
-                        ("medoid", "the tracks HDBSCAN calls noise there are not core and take the vote of their "
-                                   "nearest cores")):
-        model = fit(raw, coassoc_bags=8, bags="auto", assign="vote", selection="auto", min_samples="auto",
-                    coassoc_moods=moods)
-        m = model.metrics_
-        assert m["coassoc"]["assign"] == "vote" and model.centroids_ is None and m["seeded"]
-        assert mood_consensus_lines(m)[0].endswith(says) and m["coassoc"]["moods"] == moods
-        assert all(len(set(truth[model.labels_ == c])) == 1 for c in range(m["clusters"]))  # never mixed
-        z = (raw - raw.mean(0)) / raw.std(0)
-        np.testing.assert_array_equal(model.assign_points(model.space.project(z))[0], model.labels_)
-
-
-def test_under_coassoc_wide_from_the_moods_are_the_cells_of_the_fit_the_others_agree_with_most() -> None:
-    # fits at one K: as many as the moods HDBSCAN finds in the mood space, at least fewest_moods; the moods are
-    # the medoid fit's cells, never mixing planted moods (four planted, five asked for: one is cut in two)
-    space = MoodSpace(columns=(0, 1), weights=(1.0, 1.0))
-    for middle, fewest, density, moods in ((True, 6, 5, 6), (False, 5, 4, 5)):
-        raw, truth = planted(middle=middle)
-        z = (raw - raw.mean(0)) / raw.std(0)
-        model = MoodModel(config=MoodConfig(min_cluster_size=50, fewest_moods=fewest), space=space).fit(
-            space.project(z), raw, NAMES)
-        m = model.metrics_
-        assert m["coassoc"]["density_moods"] == density and m["coassoc"]["ks"] == [moods, moods]
-        assert m["coassoc"]["moods"] == "medoid" and 0 <= m["coassoc"]["medoid_fit"] < 20
-        assert m["clusters"] == moods and all(len(set(truth[model.labels_ == c])) == 1 for c in range(moods))
-        assert m["hdbscan_core_coverage"] > 0.8
-        assert mood_consensus_lines(m)[0].endswith(
-            "moods are the cells of the fit that agrees most with the others (the Voronoi cells of their centroids, in "
-            "mood space), all of them; the tracks HDBSCAN calls noise there are not core")
-
-
-def test_a_medoid_cell_without_cores_is_a_mood_too() -> None:
-    # four planted moods and a group of 30 tracks, under the smallest mood: HDBSCAN finds four in the mood space,
-    # so the fits are at K 5; the small group is a cell of its own, whose tracks HDBSCAN calls noise
-    raw, truth = planted()
-    raw = np.vstack([raw, planted(n_per=30, middle=True)[0][-30:]])
-    truth = np.concatenate([truth, np.full(30, 4)])
-    z = (raw - raw.mean(0)) / raw.std(0)
-    space = MoodSpace(columns=(0, 1), weights=(1.0, 1.0))
-    model = MoodModel(config=MoodConfig(min_cluster_size=50), space=space).fit(space.project(z), raw, NAMES)
-    m = model.metrics_
-    assert m["coassoc"]["density_moods"] == 4 and m["coassoc"]["ks"] == [5, 5] and m["clusters"] == 5
-    assert adjusted_rand_score(truth, model.labels_) > 0.99
-    small = int(np.bincount(model.labels_[truth == 4]).argmax())
-    assert model.clusters_[small]["core_size"] == 0 and model.clusters_[small]["size"] == 30
-    assert len(model.centroids_) == 5 and set(model.exemplar_labels_) == {0, 1, 2, 3, 4} - {small}
-    z_small = model.space.project(z[truth == 4])
-    np.testing.assert_array_equal(model.assign_points(z_small)[0], small)  # new tracks there go to it too
-
-
-def test_with_the_vote_a_medoid_cell_without_cores_is_no_mood() -> None:
-    raw, truth = planted()  # the case above, with the vote: the small group's tracks go to their nearest cores
-    raw = np.vstack([raw, planted(n_per=30, middle=True)[0][-30:]])
-    z = (raw - raw.mean(0)) / raw.std(0)
-    space = MoodSpace(columns=(0, 1), weights=(1.0, 1.0))
-    model = MoodModel(config=MoodConfig(min_cluster_size=50, assign="vote"), space=space).fit(
-        space.project(z), raw, NAMES)
-    assert model.metrics_["clusters"] == 4 and sorted(set(model.labels_)) == [0, 1, 2, 3]  # no empty mood
-    assert all(c["size"] > 0 and c["core_size"] > 0 for c in model.clusters_)
-    assert adjusted_rand_score(truth, model.labels_[:len(truth)]) > 0.99
-
-
-def test_the_medoid_is_the_fit_the_others_agree_with_most() -> None:
-    from engine._moodcoassoc import medoid
-
-    a = np.repeat([0, 1, 2], 20)
-    b = a.copy()
-    b[:5] = 1  # a little off a
-    c = np.tile([0, 1, 2], 20)  # another cut altogether
-    assert medoid(np.stack([c, b, a, a], axis=1)) == 2  # a: its twin, and b
-    assert medoid(np.stack([c, a, b, b], axis=1)) == 2  # b: its twin, and a
-
-
 @pytest.mark.parametrize("smoother", ["shift", "field"])
 def test_planted_moods_come_back_with_the_shift_and_the_field_too(smoother: str) -> None:
     raw, truth = planted()
@@ -306,17 +196,17 @@ def test_auto_keys_take_the_method_for_the_catalog_size_and_the_stability_check_
         assert m["method"]["epsilon"] == method["epsilon"] and m["method"]["passes"] == method["smoothing_iterations"]
         if method is few:  # five planted moods: HDBSCAN finds them in the mood space, and every fit at K 5
             assert m["clusters"] == 5 and adjusted_rand_score(truth, model.labels_) > 0.95
-            assert {key: value for key, value in m["coassoc"].items() if key not in ("seconds", "medoid_fit")} == {
-                "bags": 20, "ks": [5, 5], "fits": 20, "share": 0.9, "starts": 10, "dims": 5, "assign": "centroid",
-                "density_moods": 5, "moods": "medoid"}
+            facts = {"bags": 20, "ks": [5, 5], "fits": 20, "share": 0.9, "starts": 10, "dims": 5, "assign": "centroid",
+                     "density_moods": 5, "moods": "medoid"}
+            assert {key: m["coassoc"][key] for key in facts} == facts and 0 <= m["coassoc"]["medoid_fit"] < 20
             assert ("HDBSCAN on the co-association of 20 k-means fits (20 bags) (K 5, each on a random 90% of the "
                     "tracks, the best of 10 starts; HDBSCAN found 5 moods in the mood space itself; how often"
                     ) in mood_consensus_lines(m)[0]
         elif method["coassoc_bags"]:  # k-means' K 6-8 cut a planted mood the same way often enough: never mixed
             assert 5 <= m["clusters"] <= 7 and all(len(set(truth[model.labels_ == c])) == 1 for c in range(m["clusters"]))
-            assert {key: value for key, value in m["coassoc"].items() if key != "seconds"} == {
-                "bags": 40, "ks": [5, 8], "fits": 160, "share": 0.5, "starts": 1, "dims": 5, "assign": "centroid",
-                "moods": "clusters"}
+            facts = {"bags": 40, "ks": [5, 8], "fits": 160, "share": 0.5, "starts": 1, "dims": 5, "assign": "centroid",
+                     "moods": "clusters"}
+            assert {key: m["coassoc"][key] for key in facts} == facts and "medoid_fit" not in m["coassoc"]
             assert mood_consensus_lines(m)[0].endswith("moods are the Voronoi cells of its clusters' centroids in mood space")
             assert "HDBSCAN on the co-association of 160 k-means fits (40 bags) (K 5-8, each" in mood_consensus_lines(m)[0]
         else:

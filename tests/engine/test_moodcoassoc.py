@@ -1,0 +1,97 @@
+"""Moods from the co-association of k-means fits (engine/_moodcoassoc.py): the fits, the medoid, and the moods
+it gives under coassoc_wide_from, cores or none."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import adjusted_rand_score
+
+from engine import MoodConfig, MoodModel
+from engine._moods import MoodSpace
+from engine._report import mood_consensus_lines
+from tests.engine._planted import NAMES, fit, planted, planted_with_a_small_group
+
+
+def test_the_co_association_takes_any_seed_a_build_may_have() -> None:
+    from engine._config import LARGEST_SEED
+    from engine._moodcoassoc import coassociation, kmeans_cells
+
+    points = np.random.default_rng(0).normal(size=(300, 3)).astype(np.float32)
+    for seed in (0, 42_950, LARGEST_SEED):  # scikit-learn's random_state must stay under 2**32
+        cells = kmeans_cells(points, bags=2, share=0.5, seed=seed)
+        assert cells.shape == (300, 8) and list(cells.max(axis=0)) == [4, 5, 6, 7] * 2
+        assert coassociation(cells, seed).shape == (300, 5)
+
+
+def test_the_co_association_with_the_vote_says_so_and_reproduces_its_labels() -> None:
+    raw, truth = planted()  # four planted moods, 1,600 tracks; fit() gives bags, so coassoc_bags is given
+    for moods, says in (("clusters", "every other track takes the vote of its nearest cores"),
+                        ("medoid", "the tracks HDBSCAN calls noise there are not core and take the vote of their "
+                                   "nearest cores")):
+        model = fit(raw, coassoc_bags=8, bags="auto", assign="vote", selection="auto", min_samples="auto",
+                    coassoc_moods=moods)
+        m = model.metrics_
+        assert m["coassoc"]["assign"] == "vote" and model.centroids_ is None and m["seeded"]
+        assert mood_consensus_lines(m)[0].endswith(says) and m["coassoc"]["moods"] == moods
+        assert all(len(set(truth[model.labels_ == c])) == 1 for c in range(m["clusters"]))  # never mixed
+        z = (raw - raw.mean(0)) / raw.std(0)
+        np.testing.assert_array_equal(model.assign_points(model.space.project(z))[0], model.labels_)
+
+
+def test_under_coassoc_wide_from_the_moods_are_the_cells_of_the_fit_the_others_agree_with_most() -> None:
+    # fits at one K: as many as the moods HDBSCAN finds in the mood space, at least fewest_moods; the moods are
+    # the medoid fit's cells, never mixing planted moods (four planted, five asked for: one is cut in two)
+    space = MoodSpace(columns=(0, 1), weights=(1.0, 1.0))
+    for middle, fewest, density, moods in ((True, 6, 5, 6), (False, 5, 4, 5)):
+        raw, truth = planted(middle=middle)
+        z = (raw - raw.mean(0)) / raw.std(0)
+        model = MoodModel(config=MoodConfig(min_cluster_size=50, fewest_moods=fewest), space=space).fit(
+            space.project(z), raw, NAMES)
+        m = model.metrics_
+        assert m["coassoc"]["density_moods"] == density and m["coassoc"]["ks"] == [moods, moods]
+        assert m["coassoc"]["moods"] == "medoid" and 0 <= m["coassoc"]["medoid_fit"] < 20
+        assert m["clusters"] == moods and all(len(set(truth[model.labels_ == c])) == 1 for c in range(moods))
+        assert m["hdbscan_core_coverage"] > 0.8
+        assert mood_consensus_lines(m)[0].endswith(
+            "moods are the cells of the fit that agrees most with the others (the Voronoi cells of their centroids, in "
+            "mood space), all of them; the tracks HDBSCAN calls noise there are not core")
+
+
+def test_a_medoid_cell_without_cores_is_a_mood_too() -> None:
+    # four planted moods and a group of 30 tracks, under the smallest mood: HDBSCAN finds four in the mood space,
+    # so the fits are at K 5; the small group is a cell of its own, whose tracks HDBSCAN calls noise
+    raw, truth = planted_with_a_small_group()
+    z = (raw - raw.mean(0)) / raw.std(0)
+    space = MoodSpace(columns=(0, 1), weights=(1.0, 1.0))
+    model = MoodModel(config=MoodConfig(min_cluster_size=50), space=space).fit(space.project(z), raw, NAMES)
+    m = model.metrics_
+    assert m["coassoc"]["density_moods"] == 4 and m["coassoc"]["ks"] == [5, 5] and m["clusters"] == 5
+    assert adjusted_rand_score(truth, model.labels_) > 0.99
+    small = int(np.bincount(model.labels_[truth == 4]).argmax())
+    assert model.clusters_[small]["core_size"] == 0 and model.clusters_[small]["size"] == 30
+    assert len(model.centroids_) == 5 and set(model.exemplar_labels_) == {0, 1, 2, 3, 4} - {small}
+    z_small = model.space.project(z[truth == 4])
+    np.testing.assert_array_equal(model.assign_points(z_small)[0], small)  # new tracks there go to it too
+
+
+def test_with_the_vote_a_medoid_cell_without_cores_is_no_mood() -> None:
+    raw, truth = planted_with_a_small_group()  # the case above, with the vote: its tracks go to the nearest cores
+    z = (raw - raw.mean(0)) / raw.std(0)
+    space = MoodSpace(columns=(0, 1), weights=(1.0, 1.0))
+    model = MoodModel(config=MoodConfig(min_cluster_size=50, assign="vote"), space=space).fit(
+        space.project(z), raw, NAMES)
+    assert model.metrics_["clusters"] == 4 and sorted(set(model.labels_)) == [0, 1, 2, 3]  # no empty mood
+    assert all(c["size"] > 0 and c["core_size"] > 0 for c in model.clusters_)
+    planted4 = truth < 4  # the four planted moods, the small group left out
+    assert adjusted_rand_score(truth[planted4], model.labels_[planted4]) > 0.99
+
+
+def test_the_medoid_is_the_fit_the_others_agree_with_most() -> None:
+    from engine._moodcoassoc import medoid
+
+    a = np.repeat([0, 1, 2], 20)
+    b = a.copy()
+    b[:5] = 1  # a little off a
+    c = np.tile([0, 1, 2], 20)  # another cut altogether
+    assert medoid(np.stack([c, b, a, a], axis=1)) == 2  # a: its twin, and b
+    assert medoid(np.stack([c, a, b, b], axis=1)) == 2  # b: its twin, and a
