@@ -145,7 +145,8 @@ def build_bundle(
                 over = "all tracks" if st["evaluated_tracks"] == st["catalog_tracks"] else \
                     f"a random {st['evaluated_tracks']:,} of the {st['catalog_tracks']:,} tracks"
                 say(f"mood stability: ARI {st['ari_subsample_all_tracks']} over {over} against a "
-                    f"{config.moods.stability_subsample:.0%} subsample fit")
+                    f"{config.moods.stability_subsample:.0%} subsample fit"
+                    + (f"; the k-means fits agree at mean ARI {st['fits_agree']}" if "fits_agree" in st else ""))
                 if st.get("warning"):
                     say(f"warning: {st['warning']}")
 

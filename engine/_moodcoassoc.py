@@ -83,9 +83,8 @@ def coassociation(cells: np.ndarray, seed: int) -> np.ndarray:
     return np.ascontiguousarray(TruncatedSVD(dims, random_state=seed).fit_transform(labels), dtype=np.float32)
 
 
-def medoid(cells: np.ndarray) -> int:
-    """The fit (a column of ``cells``) whose cells agree most with the others': the highest mean adjusted Rand
-    index against every other fit (the first on a tie)."""
+def agreement(cells: np.ndarray) -> np.ndarray:
+    """The adjusted Rand index between every two fits (columns of ``cells``): (fits, fits), 1 on the diagonal."""
     from sklearn.metrics import adjusted_rand_score
 
     fits = cells.shape[1]
@@ -93,7 +92,13 @@ def medoid(cells: np.ndarray) -> int:
     for a in range(fits):
         for b in range(a + 1, fits):
             agree[a, b] = agree[b, a] = adjusted_rand_score(cells[:, a], cells[:, b])
-    return int(agree.mean(axis=1).argmax())
+    return agree
+
+
+def medoid(cells: np.ndarray, agree: np.ndarray | None = None) -> int:
+    """The fit (a column of ``cells``) whose cells agree most with the others': the highest mean adjusted Rand
+    index against every other fit (the first on a tie); ``agree``: their ``agreement``, if already known."""
+    return int((agreement(cells) if agree is None else agree).mean(axis=1).argmax())
 
 
 def moods_from_fits(space: np.ndarray, config: Any, seed: int, facts: dict[str, Any], say: Callable[[str], None],
@@ -121,8 +126,10 @@ def moods_from_fits(space: np.ndarray, config: Any, seed: int, facts: dict[str, 
     labels = cluster(points, True)
     if config.coassoc_moods != "medoid" or labels.max() < 0:
         return labels, None
-    best = medoid(cells)
-    facts["coassoc"]["medoid_fit"] = best
+    agree = agreement(cells)
+    best = medoid(cells, agree)
+    fits = len(agree)  # how much the fits agree: under AGREED_FITS the cut is one of several (_moodstability.py)
+    facts["coassoc"].update(medoid_fit=best, fits_agree=round(float((agree.sum() - fits) / (fits * (fits - 1))), 4))
     kept = labels >= 0  # numbered without gaps: with the vote, a cell without cores is no mood
     labels[kept] = np.unique(cells[kept, best], return_inverse=True)[1]
     return labels, cells[:, best]

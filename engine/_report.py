@@ -227,8 +227,8 @@ def mood_consensus_lines(mo: dict[str, Any]) -> list[str]:
 
 
 def mood_stability_lines(st: dict[str, Any]) -> list[str]:
-    """How much the moods move: ARI against a subsample fit, over all tracks and over the cores, and
-    across seeds when a seed plays a part (engine/_moodstability.py)."""
+    """How much the moods move: ARI against a subsample fit, over all tracks and over the cores, across seeds
+    when a seed plays a part, and between the medoid's k-means fits when there are some (engine/_moodstability.py)."""
     core = st.get("ari_subsample_core_in_both")
     seeds = (f"ARI seed vs seed + 1 {st['ari_seeds']}" if st.get("ari_seeds") is not None
              else f"no seed ARI: {st['seeds']}")
@@ -237,7 +237,9 @@ def mood_stability_lines(st: dict[str, Any]) -> list[str]:
         else "all tracks"
     return [f"         stability: ARI {st['ari_subsample_all_tracks']} over {over} against a fit on a random "
             f"{st['subsample_share']:.0%} ({st['subsample_moods']} moods there); {core} over the "
-            f"{st['core_in_both_share']:.0%} core in both; {seeds} ({st['seconds']:.1f} s)",
+            f"{st['core_in_both_share']:.0%} core in both; {seeds}"
+            + (f"; the k-means fits agree at mean ARI {st['fits_agree']}" if "fits_agree" in st else "")
+            + f" ({st['seconds']:.1f} s)",
             *([f"         warning: {st['warning']}"] if st.get("warning") else [])]
 
 

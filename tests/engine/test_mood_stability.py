@@ -51,3 +51,17 @@ def test_moods_that_moved_are_flagged_in_the_report_with_the_lever_that_helps() 
                                                                             mood_space(tuple(MOOD_WEIGHTS), MOOD_WEIGHTS))}
     assert "90% refit 0.5" in moved["warning"] and "0.775-0.996 of 1,000-4,000" in moved["warning"]
     assert mood_stability_lines(moved)[-1] == f"         warning: {moved['warning']}"
+
+
+def test_fits_that_disagree_are_flagged_even_where_the_refit_held() -> None:
+    from engine._moodstability import AGREED_FITS
+
+    held = {"ari_subsample_all_tracks": 0.95, "ari_seeds": 0.97, "subsample_share": 0.9, "fits_agree": 0.93}
+    space = mood_space(tuple(MOOD_WEIGHTS), MOOD_WEIGHTS)
+    assert AGREED_FITS == 0.9 and unsteady(held, space) is None
+    split = unsteady({**held, "fits_agree": 0.85}, space)
+    assert split is not None and split.startswith("the moods may move: the k-means fits agree at mean ARI 0.85 (under "
+                                                  "0.9): their cut is one of several nearly as good")
+    both = unsteady({**held, "fits_agree": 0.85, "ari_subsample_all_tracks": 0.6}, space)
+    assert both is not None and both.startswith("the moods moved (ARI against the 90% refit 0.6, under 0.8); the k-means "
+                                                "fits agree at mean ARI 0.85")

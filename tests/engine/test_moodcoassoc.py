@@ -8,7 +8,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from engine import MoodConfig, MoodModel
 from engine._moods import MoodSpace
-from engine._report import mood_consensus_lines
+from engine._report import mood_consensus_lines, mood_stability_lines
 from tests.engine._planted import NAMES, fit, planted, planted_with_a_small_group
 
 
@@ -95,3 +95,27 @@ def test_the_medoid_is_the_fit_the_others_agree_with_most() -> None:
     c = np.tile([0, 1, 2], 20)  # another cut altogether
     assert medoid(np.stack([c, b, a, a], axis=1)) == 2  # a: its twin, and b
     assert medoid(np.stack([c, a, b, b], axis=1)) == 2  # b: its twin, and a
+
+
+def test_the_fits_agree_on_planted_moods_and_not_on_a_round_blob_where_the_build_says_the_moods_may_move() -> None:
+    # five planted moods: every fit takes the same five cells. One round blob of 1,000 tracks has no best cut in
+    # five (any rotation of one is as good), so the fits take different ones: the report says the moods may move,
+    # even where its one refit happened to hold
+    from engine._moodstability import AGREED_FITS, measure_stability
+
+    space = MoodSpace(columns=(0, 1), weights=(1.0, 1.0))
+    blob = np.random.default_rng(0).normal([0.5, 0.5, 0.4, 0.6, 110], [0.2, 0.2, 0.2, 0.2, 20], size=(1000, 5))
+    agree = {}
+    for what, raw in (("planted", planted(middle=True)[0]), ("blob", blob)):
+        z = (raw - raw.mean(0)) / raw.std(0)
+        model = MoodModel(config=MoodConfig(min_cluster_size=50), space=space).fit(space.project(z), raw, NAMES)
+        st = measure_stability(model, space.project(z))
+        agree[what] = st["fits_agree"]
+        assert model.metrics_["coassoc"]["fits_agree"] == st["fits_agree"] and model.metrics_["clusters"] == 5
+        assert f"the k-means fits agree at mean ARI {st['fits_agree']}" in mood_stability_lines(st)[0]
+        if what == "blob":
+            assert st["ari_subsample_all_tracks"] >= 0.8 and st["warning"].startswith(
+                f"the moods may move: the k-means fits agree at mean ARI {st['fits_agree']} (under {AGREED_FITS})")
+        else:
+            assert "warning" not in st
+    assert agree["planted"] > 0.99 and agree["blob"] < AGREED_FITS
