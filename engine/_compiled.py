@@ -14,9 +14,10 @@ the same order**, so it gives the numpy code's answers bit for bit:
   is ~3x slower on a few hundred keys);
 - the PCA projection stays numpy's matrix product (BLAS sums in an order of its own), between
   two kernels;
-- transcendental functions (``log1p``, ``sin``, ``cos``) are the C library's, which numpy's float64
-  loops call on this machine; :func:`activate` checks them against numpy's on the bundle's own
-  transforms before it turns the kernels on, and leaves them off when they differ.
+- transcendental functions (``log1p``, ``sin``, ``cos``) stay numpy's, worked out before the seed's
+  kernel (``Preprocessor.seed_row_arrays``): on machines with AVX-512 numpy's loops are its own and differ
+  from the C library's, which numba calls, by an ulp; :func:`activate` checks the seed's transform
+  against numpy's before it turns the kernels on, and leaves them off when they differ.
 
 The new-track candidate scan (engine/_candidates.py ``ProbedSource``: the probed inverted lists'
 cosines, across many tracks at once in the same order of sums, and the top of them) is one kernel too.
@@ -100,24 +101,20 @@ def kernels() -> Any:
 
 
 def _self_check(compiled: Any) -> str | None:
-    """Run every kernel once (compiling it) and compare the transcendental functions with numpy's
-    on this machine; None when they agree, else what differs."""
+    """Run every kernel once (compiling it) and check the seed's transform against numpy's on this
+    machine; None when they agree, else what differs."""
+    from ._preprocess import Preprocessor
+
     rng = np.random.default_rng(0)
     raw = np.concatenate([rng.uniform(-3.0, 3.0, 256), rng.uniform(0.0, 1e6, 256), np.arange(24.0)])
-    n = len(raw)
-    idx = np.arange(n, dtype=np.int64)
-    empty = np.empty(0, np.int64)
-    _, z, _ = compiled.seed_row(raw, empty, empty, idx, idx, empty, np.empty(0), empty, empty, n, np.zeros(n),
-                                np.ones(n))
-    if not np.array_equal(z, np.log1p(np.maximum(raw, 0))):
-        return "log1p differs from numpy's on this machine"
-    periods = np.full(n, 12.0)
-    sines = np.arange(0, 2 * n, 2, dtype=np.int64)
-    _, z, _ = compiled.seed_row(raw, empty, empty, empty, empty, idx, periods, sines, sines + 1, 2 * n,
-                                np.zeros(2 * n), np.ones(2 * n))
-    angle = 2 * np.pi * raw / periods
-    if not (np.array_equal(z[0::2], np.sin(angle)) and np.array_equal(z[1::2], np.cos(angle))):
-        return "sin or cos differs from numpy's on this machine"
+    names = [f"f{j}" for j in range(len(raw))]
+    pre = Preprocessor(feature_names=names, transforms={n: ("log1p", "none", "cyclic:12")[j % 3]
+                                                        for j, n in enumerate(names)})
+    plan = pre.seed_row_arrays(raw)
+    width = plan[-1]
+    _, z, _ = compiled.seed_row(raw, *plan, np.zeros(width), np.ones(width))
+    if not np.array_equal(z, pre.transform_features(raw[None, :])[0]):
+        return "the seed's transform differs from numpy's on this machine"
     vectors = rng.standard_normal((64, 14)).astype(np.float32)
     rows, cos, _ = compiled.ordered_fetch(np.arange(64, dtype=np.int64), vectors, vectors[0],
                                           np.arange(64, dtype=np.int64) // 2)

@@ -59,21 +59,21 @@ def descending_keys(values: np.ndarray, ties: Any = None) -> np.ndarray:
 
 
 @njit(cache=True)
-def seed_row(raw: np.ndarray, same_src: np.ndarray, same_dst: np.ndarray, log_src: np.ndarray,
-              log_dst: np.ndarray, cyc_src: np.ndarray, periods: np.ndarray, sin_dst: np.ndarray,
-              cos_dst: np.ndarray, width: int, mean: np.ndarray, scale: np.ndarray) -> Any:
+def seed_row(raw: np.ndarray, same_src: np.ndarray, same_dst: np.ndarray, logs: np.ndarray, log_dst: np.ndarray,
+             sines: np.ndarray, sin_dst: np.ndarray, cosines: np.ndarray, cos_dst: np.ndarray, width: int,
+             mean: np.ndarray, scale: np.ndarray) -> Any:
     """``Preprocessor.transform_features`` of one finite raw row, its float32 cast (the classifier's
-    inputs) and whether that is finite, and the standardized row ``(t - mean) / scale``."""
+    inputs) and whether that is finite, and the standardized row ``(t - mean) / scale``. The row's
+    log1p, sin and cos come in worked out by numpy (``Preprocessor.seed_row_arrays``): numpy's own SIMD
+    loops (AVX-512) differ from the C library's by an ulp."""
     t = np.empty(width)
     for i in range(same_src.shape[0]):
         t[same_dst[i]] = raw[same_src[i]]
-    for i in range(log_src.shape[0]):
-        v = raw[log_src[i]]
-        t[log_dst[i]] = np.log1p(v if v > 0.0 else 0.0)  # np.log1p(np.maximum(v, 0)); v is finite
-    for i in range(cyc_src.shape[0]):
-        angle = 2 * np.pi * raw[cyc_src[i]] / periods[i]
-        t[sin_dst[i]] = np.sin(angle)
-        t[cos_dst[i]] = np.cos(angle)
+    for i in range(log_dst.shape[0]):
+        t[log_dst[i]] = logs[i]
+    for i in range(sin_dst.shape[0]):
+        t[sin_dst[i]] = sines[i]
+        t[cos_dst[i]] = cosines[i]
     inputs = np.empty(width, np.float32)
     z = np.empty(width)
     finite = True

@@ -15,6 +15,8 @@ from ._config import DEFAULT_PCA_VARIANCE
 from ._errors import ConfigError, InvalidQuery, NotFittedError
 from ._schema import parse_transform
 
+_NONE = np.empty(0)  # no log1p or cyclic column: seed_row's arrays of their values are empty
+
 
 class Preprocessor:
     """Feature pipeline of the index space.
@@ -148,11 +150,19 @@ class Preprocessor:
                                              for k, v in lists.items()} | {"width": width}
         return plan
 
-    def transform_plan_arrays(self) -> tuple[Any, ...]:
-        """``_transform_plan`` in the order engine/_compiled_kernels.py's ``seed_row`` takes it."""
+    def seed_row_arrays(self, row: np.ndarray) -> tuple[Any, ...]:
+        """What engine/_compiled_kernels.py's ``seed_row`` takes after one finite raw ``row`` (n_features,): the
+        plan, with the row's log1p, sin and cos worked out here by numpy as ``transform_features`` does (on
+        machines with AVX-512 numpy's loops are its own, not the C library's that numba calls)."""
         p = self._transform_plan()
-        return (p["same_src"], p["same_dst"], p["log_src"], p["log_dst"], p["cyc_src"], p["periods"], p["sin_dst"],
-                p["cos_dst"], p["width"])
+        logs = np.log1p(np.maximum(row[p["log_src"]], 0)) if len(p["log_src"]) else _NONE
+        sines = cosines = _NONE
+        if len(p["cyc_src"]):
+            with np.errstate(over="ignore", invalid="ignore"):  # a huge finite value: inf, then NaN, as numpy's
+                angle = 2 * np.pi * row[p["cyc_src"]] / p["periods"]
+                sines, cosines = np.sin(angle), np.cos(angle)
+        return (p["same_src"], p["same_dst"], logs, p["log_dst"], sines, p["sin_dst"], cosines, p["cos_dst"],
+                p["width"])
 
     def embed_transformed(self, transformed: np.ndarray) -> np.ndarray:
         """``embed`` for rows already through ``transform_features`` (the same operations)."""

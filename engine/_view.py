@@ -140,7 +140,7 @@ class CatalogView:
         three calls (transform and standardize, numpy's PCA product, unit vector) instead of about twenty."""
         pre = self.bundle.preprocessor
         kernels = _compiled.kernels()
-        inputs, standardized, finite = kernels.seed_row(raw[0], *pre.transform_plan_arrays(), pre.mean_, pre.scale_)
+        inputs, standardized, finite = kernels.seed_row(raw[0], *pre.seed_row_arrays(raw[0]), pre.mean_, pre.scale_)
         with np.errstate(over="ignore", invalid="ignore"):
             projected = standardized[None, :] @ pre.components_.T
         vector, nonzero = kernels.unit_vector(projected[0])
