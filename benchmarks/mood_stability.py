@@ -156,10 +156,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 first_draw=args.first_draw)
         r["variant"] = text or "default"
         results.append(r)
+        agree = f"; fits agree {r['fits_agree']}" if r["fits_agree"] is not None else ""
         print(f"\n[{r['variant']}] {r['moods']} moods, HDBSCAN cores {r['hdbscan_core_share']:.1%}, largest "
               f"{r['largest_share']:.1%}, smallest {r['smallest']:,}; ARI 90% all tracks {r['ari_90pct_all_tracks']} "
               f"(moods {r['subsample_moods']}), core in both {r['ari_90pct_core_in_both']} over "
-              f"{r['core_in_both_share']}; seeds {r['ari_seeds']}; fits agree {r['fits_agree']}; "
+              f"{r['core_in_both_share']}; seeds {r['ari_seeds']}{agree}; "
               f"fit {r['fit_seconds']} s, stability {r['stability_seconds']} s", flush=True)
         if not args.quiet:
             print("\n".join(r["table"]))

@@ -95,6 +95,13 @@ def agreement(cells: np.ndarray) -> np.ndarray:
     return agree
 
 
+def mean_agreement(agree: np.ndarray) -> float:
+    """How much the fits agree: the mean adjusted Rand index between two different fits (``agreement`` without
+    its diagonal). Under AGREED_FITS (engine/_moodstability.py) their cut is one of several nearly as good."""
+    fits = len(agree)
+    return float((agree.sum() - fits) / (fits * (fits - 1)))
+
+
 def medoid(cells: np.ndarray, agree: np.ndarray | None = None) -> int:
     """The fit (a column of ``cells``) whose cells agree most with the others': the highest mean adjusted Rand
     index against every other fit (the first on a tie); ``agree``: their ``agreement``, if already known."""
@@ -128,8 +135,7 @@ def moods_from_fits(space: np.ndarray, config: Any, seed: int, facts: dict[str, 
         return labels, None
     agree = agreement(cells)
     best = medoid(cells, agree)
-    fits = len(agree)  # how much the fits agree: under AGREED_FITS the cut is one of several (_moodstability.py)
-    facts["coassoc"].update(medoid_fit=best, fits_agree=round(float((agree.sum() - fits) / (fits * (fits - 1))), 4))
+    facts["coassoc"].update(medoid_fit=best, fits_agree=round(mean_agreement(agree), 4))
     kept = labels >= 0  # numbered without gaps: with the vote, a cell without cores is no mood
     labels[kept] = np.unique(cells[kept, best], return_inverse=True)[1]
     return labels, cells[:, best]
