@@ -14,10 +14,11 @@ the same order**, so it gives the numpy code's answers bit for bit:
   is ~3x slower on a few hundred keys);
 - the PCA projection stays numpy's matrix product (BLAS sums in an order of its own), between
   two kernels;
-- transcendental functions (``log1p``, ``sin``, ``cos``) stay numpy's, worked out before the seed's
-  kernel (``Preprocessor.seed_row_arrays``): on machines with AVX-512 numpy's loops are its own and differ
-  from the C library's, which numba calls, by an ulp; :func:`activate` checks the seed's transform
-  against numpy's before it turns the kernels on, and leaves them off when they differ.
+- transcendental functions (``log1p``, ``sin``, ``cos``) are numpy's, worked out before the seed's
+  kernel (``Preprocessor.seed_row_arrays``): on a machine with AVX-512 numpy's float64 ``log1p`` is its own
+  loop and differs from the C library's, which numba calls, by an ulp on some values (sin and cos may too);
+  :func:`activate` checks the seed's transform against numpy's before it turns the kernels on, and leaves
+  them off when they differ.
 
 The new-track candidate scan (engine/_candidates.py ``ProbedSource``: the probed inverted lists'
 cosines, across many tracks at once in the same order of sums, and the top of them) is one kernel too.

@@ -64,8 +64,8 @@ def seed_row(raw: np.ndarray, same_src: np.ndarray, same_dst: np.ndarray, logs: 
              mean: np.ndarray, scale: np.ndarray) -> Any:
     """``Preprocessor.transform_features`` of one finite raw row, its float32 cast (the classifier's
     inputs) and whether that is finite, and the standardized row ``(t - mean) / scale``. The row's
-    log1p, sin and cos come in worked out by numpy (``Preprocessor.seed_row_arrays``): numpy's own SIMD
-    loops (AVX-512) differ from the C library's by an ulp."""
+    log1p, sin and cos come in worked out by numpy (``Preprocessor.seed_row_arrays``): with AVX-512, numpy's
+    own log1p loop differs from the C library's by an ulp on some values."""
     t = np.empty(width)
     for i in range(same_src.shape[0]):
         t[same_dst[i]] = raw[same_src[i]]

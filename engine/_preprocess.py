@@ -152,8 +152,8 @@ class Preprocessor:
 
     def seed_row_arrays(self, row: np.ndarray) -> tuple[Any, ...]:
         """What engine/_compiled_kernels.py's ``seed_row`` takes after one finite raw ``row`` (n_features,): the
-        plan, with the row's log1p, sin and cos worked out here by numpy as ``transform_features`` does (on
-        machines with AVX-512 numpy's loops are its own, not the C library's that numba calls)."""
+        plan, with the row's log1p, sin and cos worked out here by numpy as ``transform_features`` does (with
+        AVX-512 numpy's log1p is its own loop, not the C library's that numba calls)."""
         p = self._transform_plan()
         logs = np.log1p(np.maximum(row[p["log_src"]], 0)) if len(p["log_src"]) else _NONE
         sines = cosines = _NONE

@@ -175,9 +175,10 @@ def test_off_when_asked_or_when_a_check_fails(monkeypatch: pytest.MonkeyPatch) -
         monkeypatch.setenv("MUSICREC_COMPILED", "0")
         assert not _compiled.activate() and _compiled.status() == "off: MUSICREC_COMPILED=0"
         monkeypatch.delenv("MUSICREC_COMPILED")
-        monkeypatch.setattr(_compiled, "_self_check", lambda compiled: "sin differs from numpy's on this machine")
+        monkeypatch.setattr(_compiled, "_self_check",
+                            lambda compiled: "the seed's transform differs from numpy's on this machine")
         assert not _compiled.activate() and not _compiled.active()
-        assert _compiled.status() == "off: sin differs from numpy's on this machine"
+        assert _compiled.status() == "off: the seed's transform differs from numpy's on this machine"
     finally:
         monkeypatch.undo()
         _compiled.deactivate()
