@@ -102,10 +102,10 @@ def mean_agreement(agree: np.ndarray) -> float:
     return float((agree.sum() - fits) / (fits * (fits - 1)))
 
 
-def medoid(cells: np.ndarray, agree: np.ndarray | None = None) -> int:
-    """The fit (a column of ``cells``) whose cells agree most with the others': the highest mean adjusted Rand
-    index against every other fit (the first on a tie); ``agree``: their ``agreement``, if already known."""
-    return int((agreement(cells) if agree is None else agree).mean(axis=1).argmax())
+def medoid(agree: np.ndarray) -> int:
+    """The fit whose cells agree most with the others' (``agree``: the fits' ``agreement``): the highest mean
+    adjusted Rand index against every other fit (the first on a tie)."""
+    return int(agree.mean(axis=1).argmax())
 
 
 def moods_from_fits(space: np.ndarray, config: Any, seed: int, facts: dict[str, Any], say: Callable[[str], None],
@@ -134,7 +134,7 @@ def moods_from_fits(space: np.ndarray, config: Any, seed: int, facts: dict[str, 
     if config.coassoc_moods != "medoid" or labels.max() < 0:
         return labels, None
     agree = agreement(cells)
-    best = medoid(cells, agree)
+    best = medoid(agree)
     facts["coassoc"].update(medoid_fit=best, fits_agree=round(mean_agreement(agree), 4))
     kept = labels >= 0  # numbered without gaps: with the vote, a cell without cores is no mood
     labels[kept] = np.unique(cells[kept, best], return_inverse=True)[1]

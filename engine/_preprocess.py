@@ -18,6 +18,17 @@ from ._schema import parse_transform
 _NONE = np.empty(0)  # no log1p or cyclic column: seed_row's arrays of their values are empty
 
 
+# The transforms' arithmetic, one copy for the rows of transform_features and the seed of the compiled kernels
+# (seed_row_arrays), whose answers must be the same bits.
+def _log1p(values: np.ndarray) -> np.ndarray:
+    return np.log1p(np.maximum(values, 0))  # np.clip's own ufunc
+
+
+def _sin_cos(values: np.ndarray, periods: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    angle = 2 * np.pi * values / periods
+    return np.sin(angle), np.cos(angle)
+
+
 class Preprocessor:
     """Feature pipeline of the index space.
 
@@ -119,11 +130,9 @@ class Preprocessor:
         out = np.empty((len(raw), plan["width"]))
         out[:, plan["same_dst"]] = raw[:, plan["same_src"]]
         if len(plan["log_src"]):
-            out[:, plan["log_dst"]] = np.log1p(np.maximum(raw[:, plan["log_src"]], 0))  # np.clip's own ufunc
+            out[:, plan["log_dst"]] = _log1p(raw[:, plan["log_src"]])
         if len(plan["cyc_src"]):
-            angle = 2 * np.pi * raw[:, plan["cyc_src"]] / plan["periods"]
-            out[:, plan["sin_dst"]] = np.sin(angle)
-            out[:, plan["cos_dst"]] = np.cos(angle)
+            out[:, plan["sin_dst"]], out[:, plan["cos_dst"]] = _sin_cos(raw[:, plan["cyc_src"]], plan["periods"])
         return out
 
     def _transform_plan(self) -> dict[str, Any]:
@@ -155,12 +164,11 @@ class Preprocessor:
         plan, with the row's log1p, sin and cos worked out here by numpy as ``transform_features`` does (with
         AVX-512 numpy's log1p is its own loop, not the C library's that numba calls)."""
         p = self._transform_plan()
-        logs = np.log1p(np.maximum(row[p["log_src"]], 0)) if len(p["log_src"]) else _NONE
+        logs = _log1p(row[p["log_src"]]) if len(p["log_src"]) else _NONE
         sines = cosines = _NONE
         if len(p["cyc_src"]):
             with np.errstate(over="ignore", invalid="ignore"):  # a huge finite value: inf, then NaN, as numpy's
-                angle = 2 * np.pi * row[p["cyc_src"]] / p["periods"]
-                sines, cosines = np.sin(angle), np.cos(angle)
+                sines, cosines = _sin_cos(row[p["cyc_src"]], p["periods"])
         return (p["same_src"], p["same_dst"], logs, p["log_dst"], sines, p["sin_dst"], cosines, p["cos_dst"],
                 p["width"])
 

@@ -88,14 +88,14 @@ def test_with_the_vote_a_medoid_cell_without_cores_is_no_mood() -> None:
 
 
 def test_the_medoid_is_the_fit_the_others_agree_with_most() -> None:
-    from engine._moodcoassoc import medoid
+    from engine._moodcoassoc import agreement, medoid
 
     a = np.repeat([0, 1, 2], 20)
     b = a.copy()
     b[:5] = 1  # a little off a
     c = np.tile([0, 1, 2], 20)  # another cut altogether
-    assert medoid(np.stack([c, b, a, a], axis=1)) == 2  # a: its twin, and b
-    assert medoid(np.stack([c, a, b, b], axis=1)) == 2  # b: its twin, and a
+    assert medoid(agreement(np.stack([c, b, a, a], axis=1))) == 2  # a: its twin, and b
+    assert medoid(agreement(np.stack([c, a, b, b], axis=1))) == 2  # b: its twin, and a
 
 
 def test_the_fits_agreement_is_the_mean_ari_of_two_different_fits() -> None:
