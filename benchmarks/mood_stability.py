@@ -8,7 +8,8 @@ For one CSV (the Spotify Tracks schema, or a GTZAN/librosa-style table, detected
   them, each with its own draw; the rest of the tracks assigned as new tracks would be), and over
   the tracks core in both;
 - ARI across seeds where a seed plays a part (catalogs above ``fit_sample``), else said;
-- how much the k-means fits of the co-association's medoid agree (mean ARI between two), where there are some;
+- how much the fits of the co-association's medoid (k-means, or octants on a continuum) agree (mean ARI between two),
+  where there are some;
 - the mood table and the vocabulary of the names.
 
 Configurations are ``[moods]`` keys: ``--set smoothing_neighbours=200 --set selection='"eom"'``
@@ -103,7 +104,8 @@ def run(points: np.ndarray, raw: np.ndarray, names: Sequence[str], space: Any, c
         "core_in_both_share": [c["core_in_both_share"] for c in checks],
         "subsample_moods": [c["subsample_moods"] for c in checks],
         "ari_seeds": checks[0]["ari_seeds"], "seeds": checks[0]["seeds"],
-        "fits_agree": checks[0].get("fits_agree"),  # the medoid's k-means fits, mean ARI between two (if any)
+        "fits": checks[0].get("fits"),  # "k-means" or "octant", with the medoid
+        "fits_agree": checks[0].get("fits_agree"),  # the medoid's fits, mean ARI between two (if any)
         "fit_seconds": round(fit_seconds, 1), "stability_seconds": [c["seconds"] for c in checks],
         "names": [c["name"] for c in model.clusters_],
         "table": mood_table(model.clusters_, MOOD_TABLE_FEATURES if space.kind == "perceptual"
@@ -156,7 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 first_draw=args.first_draw)
         r["variant"] = text or "default"
         results.append(r)
-        agree = f"; fits agree {r['fits_agree']}" if r["fits_agree"] is not None else ""
+        agree = f"; {r['fits']} fits agree {r['fits_agree']}" if r["fits_agree"] is not None else ""
         print(f"\n[{r['variant']}] {r['moods']} moods, HDBSCAN cores {r['hdbscan_core_share']:.1%}, largest "
               f"{r['largest_share']:.1%}, smallest {r['smallest']:,}; ARI 90% all tracks {r['ari_90pct_all_tracks']} "
               f"(moods {r['subsample_moods']}), core in both {r['ari_90pct_core_in_both']} over "

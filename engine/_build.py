@@ -146,7 +146,7 @@ def build_bundle(
                     f"a random {st['evaluated_tracks']:,} of the {st['catalog_tracks']:,} tracks"
                 say(f"mood stability: ARI {st['ari_subsample_all_tracks']} over {over} against a "
                     f"{config.moods.stability_subsample:.0%} subsample fit"
-                    + (f"; the k-means fits agree at mean ARI {st['fits_agree']}" if "fits_agree" in st else ""))
+                    + (f"; the {st['fits']} fits agree at mean ARI {st['fits_agree']}" if "fits_agree" in st else ""))
                 if st.get("warning"):
                     say(f"warning: {st['warning']}")
 

@@ -21,7 +21,9 @@ MOOD_WEIGHTS = {"valence": 1.0, "energy": 1.0, "danceability": 1.0, "acousticnes
 #   of 10 starts on a random 90% of the tracks, at one K (the moods HDBSCAN finds in the mood space itself, at
 #   least fewest_moods), the moods the cells of the fit that agrees most with the others and HDBSCAN's noise the
 #   tracks that are not core (the blur's consensus, the default under 2,000 until then, and the 40 x 4 quick fits
-#   moved with the catalog there). From there, COASSOC_MOODS: 40 x 4 fits, one start at each K from 5 to 8 on a
+#   moved with the catalog there); where HDBSCAN finds fewer than fewest_moods (a continuum), the fits are the
+#   octants of the mood space's first three columns around their means instead (engine/_moodcoassoc.py). From
+#   there, COASSOC_MOODS: 40 x 4 fits, one start at each K from 5 to 8 on a
 #   random half, the moods the Voronoi cells of HDBSCAN's clusters' centroids;
 # - otherwise the blur under moods.small_catalog (20,000) and from there on the mean-shift field, whose k is
 #   a share of the tracks (403 of the 89,583 Spotify tracks), epsilon 0.16 and a consensus of 10 HDBSCAN
@@ -29,7 +31,7 @@ MOOD_WEIGHTS = {"valence": 1.0, "energy": 1.0, "danceability": 1.0, "acousticnes
 #   tracks, with min_samples 1,000, it held less across seeds than the field).
 # without the co-association its keys are not used: None (a config file cannot say None)
 _COASSOC_OFF = {"coassoc_bags": 0, "coassoc_ks": None, "coassoc_share": None, "coassoc_starts": None,
-                "coassoc_moods": None}
+                "coassoc_moods": None, "coassoc_continuum": None}
 _HDBSCAN_ON_SMOOTHED = {**_COASSOC_OFF, "selection": "leaf", "min_samples": 30, "min_cluster_fraction": 0.01,
                         "assign": "vote"}
 SMALL_CATALOG_MOODS: dict[str, Any] = {"smoother": "blur", "smoothing_neighbours": 100, "smoothing_iterations": 5,
@@ -38,13 +40,15 @@ SMALL_CATALOG_MOODS: dict[str, Any] = {"smoother": "blur", "smoothing_neighbours
 COASSOC_MOODS: dict[str, Any] = {"smoother": "blur", "smoothing_neighbours": 100, "smoothing_iterations": 0,
                                  "epsilon": 0.0, "bags": 0, "coassoc_bags": 40, "coassoc_ks": "5-8",
                                  "coassoc_share": 0.5, "coassoc_starts": 1, "coassoc_moods": "clusters",
-                                 "selection": "eom",
+                                 "coassoc_continuum": None, "selection": "eom",
                                  "min_samples": None, "min_cluster_fraction": 0.05, "assign": "centroid"}
 FEW_TRACKS_COASSOC: dict[str, Any] = {**COASSOC_MOODS, "coassoc_bags": 20, "coassoc_ks": DENSITY_KS,
-                                      "coassoc_share": 0.9, "coassoc_starts": 10, "coassoc_moods": "medoid"}
+                                      "coassoc_share": 0.9, "coassoc_starts": 10, "coassoc_moods": "medoid",
+                                      "coassoc_continuum": "octants"}
 COASSOC_SAMPLES = 0.05  # ... of the tracks, at most 5% of coassoc_until (2,500 by default) at any size
 SMOOTHING_KEYS = ("smoother", "smoothing_neighbours", "smoothing_iterations", "epsilon", "bags")
-COASSOC_KEYS = ("coassoc_ks", "coassoc_share", "coassoc_starts", "coassoc_moods")  # they shape the co-association
+# they shape the co-association
+COASSOC_KEYS = ("coassoc_ks", "coassoc_share", "coassoc_starts", "coassoc_moods", "coassoc_continuum")
 # (its smoothing_neighbours, None here, is LARGE_CATALOG_NEIGHBOURS of the tracks: MoodConfig.resolved)
 LARGE_CATALOG_MOODS: dict[str, Any] = {"smoother": "field", "smoothing_neighbours": None, "smoothing_iterations": 8,
                                        "epsilon": 0.16, "bags": 10, **_HDBSCAN_ON_SMOOTHED}
@@ -116,6 +120,11 @@ class MoodConfig:
     coassoc_share: float | Literal["auto"] = "auto"
     coassoc_starts: int | Literal["auto"] = "auto"
     coassoc_moods: Literal["auto", "clusters", "medoid"] = "auto"
+    # With the medoid and K from the density ("density"), where HDBSCAN finds fewer moods than fewest_moods in the
+    # mood space (a continuum): "octants", each fit the octants of the space's first three columns around their
+    # means over its share ("auto" under coassoc_wide_from), or "kmeans" at K fewest_moods (the default until
+    # 2026-12-06, whose cut moved on 15 of 207 draws of 1,000-4,000 tracks; engine/_moodcoassoc.py).
+    coassoc_continuum: Literal["auto", "octants", "kmeans"] = "auto"
     coassoc_until: int = 50_000  # "auto": the co-association under this many tracks clustered
     coassoc_wide_from: int = 5_000  # "auto": FEW_TRACKS_COASSOC under this many tracks, COASSOC_MOODS from it
     small_catalog: int = 20_000  # "auto" without the co-association: the blur under this, the field from it
@@ -164,6 +173,9 @@ class MoodConfig:
                               f"as \"5-8\" (K >= 2), got {self.coassoc_ks!r}") from None
         if self.coassoc_moods not in ("auto", "clusters", "medoid", None):
             raise ConfigError(f"moods.coassoc_moods must be 'auto', 'clusters' or 'medoid', got {self.coassoc_moods!r}")
+        if self.coassoc_continuum not in ("auto", "octants", "kmeans", None):
+            raise ConfigError(f"moods.coassoc_continuum must be 'auto', 'octants' or 'kmeans', got "
+                              f"{self.coassoc_continuum!r}")
         if self.coassoc_moods == "medoid" and several:
             raise ConfigError(f"moods.coassoc_moods = 'medoid' takes the cells of one fit, so one K: coassoc_ks "
                               f"{self.coassoc_ks!r} holds several")
@@ -239,7 +251,7 @@ class MoodConfig:
             method = {**LARGE_CATALOG_MOODS, "smoothing_neighbours": max(1, round(LARGE_CATALOG_NEIGHBOURS * tracks))}
         # a medoid takes one fit's cells, so one K: the K and the moods given win over what "auto" would pair them with
         if self.coassoc_moods == "medoid" and self.coassoc_ks == "auto":
-            method = {**method, "coassoc_ks": DENSITY_KS}
+            method = {**method, "coassoc_ks": DENSITY_KS, "coassoc_continuum": "octants"}
         elif self.coassoc_moods == "auto" and len(self.given_ks()) > 1:
             method = {**method, "coassoc_moods": "clusters"}
         return method, why
@@ -257,8 +269,14 @@ class MoodConfig:
         """This configuration with every "auto" key set for ``tracks`` tracks clustered (``method``); keys
         set to a value keep it."""
         method, _ = self.method(tracks)
-        return dataclasses.replace(self, **{key: value for key, value in method.items()
-                                            if getattr(self, key) == "auto"})
+        out = dataclasses.replace(self, **{key: value for key, value in method.items() if getattr(self, key) == "auto"})
+        medoid_by_density = out.coassoc_ks == DENSITY_KS and out.coassoc_moods == "medoid"
+        if self.coassoc_continuum not in ("auto", None) and not medoid_by_density:
+            raise ConfigError(f"moods.coassoc_continuum = {self.coassoc_continuum!r} given, but at {tracks:,} tracks "
+                              f"clustered the co-association's K is {out.coassoc_ks!r} and its moods "
+                              f"{out.coassoc_moods!r}: it applies only to the medoid with K from the density "
+                              "(coassoc_ks = \"density\", coassoc_moods = \"medoid\"); leave it at \"auto\"")
+        return out
 
     def auto_keys(self) -> list[str]:
         """The keys this configuration leaves to ``resolved``."""

@@ -17,7 +17,8 @@ How it works
 - ``coassoc_bags`` (engine/_moodcoassoc.py): no smoothing; HDBSCAN clusters the co-association of many
   k-means fits (how often they put two tracks together) instead of the smoothed points, and the moods
   are the Voronoi cells of its clusters' centroids (``assign = "centroid"``), or, with ``coassoc_moods =
-  "medoid"``, the cells of the fit that agrees most with the others, HDBSCAN's noise the tracks not core.
+  "medoid"``, the cells of the fit that agrees most with the others, HDBSCAN's noise the tracks not core
+  (the fits octants of three axes where the mood space is a continuum: ``coassoc_continuum``).
 - The defaults ("auto") depend on the tracks clustered (engine/_moodconfig.py says which and why): the
   co-association under 50,000 tracks (20 fits at one K under 5,000, 40 x 4 at K 5-8 from there), the
   field with 10 bags from there on (benchmarks/RESULTS.md, "Moods on any catalog").

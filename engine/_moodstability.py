@@ -16,9 +16,9 @@ STEADY_ARI = 0.8  # issue 17's bar: below it, the build report says the moods mo
 AGREED_FITS = 0.9  # under it, the k-means fits of the co-association's medoid (engine/_moodcoassoc.py) take
 # different cuts, and the report says the moods may move even where its one refit held (benchmarks/RESULTS.md,
 # "When the fits disagree")
-SPLIT_FITS_MOVED = ("on 45 catalog and mood-space pairs of 1,000-4,000 tracks (33 catalogs) 90% refits moved (ARI "
-                    "under 0.8) on 15 of 57 draws where the fits agreed under 0.9, and on none of 150 where they "
-                    "agreed at 0.9 or more")
+SPLIT_FITS_MOVED = ("with k-means fits, on 45 catalog and mood-space pairs of 1,000-4,000 tracks (33 catalogs) 90% "
+                    "refits moved (ARI under 0.8) on 15 of 57 draws where the fits agreed under 0.9, and on none of "
+                    "150 where they agreed at 0.9 or more")
 
 
 def measure_stability(model: MoodModel, points: np.ndarray, *, share: float = 0.9, draw: int | None = None,
@@ -71,7 +71,9 @@ def measure_stability(model: MoodModel, points: np.ndarray, *, share: float = 0.
             out["seeds"] = "a sample of the catalog is clustered, so the seed plays a part: seed vs seed + 1"
         elif model.resolved_.coassoc_bags:  # every track is clustered; the seed draws the k-means fits
             again_on, smoothed = np.arange(n), None
-            out["seeds"] = "the seed draws the co-association's k-means fits (shares and starts): seed vs seed + 1"
+            drawn = ("octant fits' shares" if fits_kind(model.metrics_.get("coassoc") or {}) == "octant"
+                     else "k-means fits (shares and starts)")
+            out["seeds"] = f"the seed draws the co-association's {drawn}: seed vs seed + 1"
         else:  # every track is clustered and the seed draws only the bags: the smoothing is the model's own
             again_on, smoothed = np.arange(n), getattr(model, "smoothed_", None)
             out["seeds"] = "the seed draws the consensus's bags: seed vs seed + 1, on the same smoothed points"
@@ -82,14 +84,20 @@ def measure_stability(model: MoodModel, points: np.ndarray, *, share: float = 0.
     else:
         out["ari_seeds"] = None
         out["seeds"] = "the whole catalog is clustered deterministically: the seed plays no part"
-    agree = (model.metrics_.get("coassoc") or {}).get("fits_agree")
-    if agree is not None:  # the medoid's fits: how much they agree, at no extra cost
-        out["fits_agree"] = agree
+    coassoc = model.metrics_.get("coassoc") or {}
+    if coassoc.get("fits_agree") is not None:  # the medoid's fits: how much they agree, at no extra cost
+        out["fits_agree"] = coassoc["fits_agree"]
+        out["fits"] = fits_kind(coassoc)
     out["seconds"] = round(time.perf_counter() - t0, 2)
     warning = unsteady(out, model.space)
     if warning:
         out["warning"] = warning
     return out
+
+
+def fits_kind(coassoc: dict[str, Any]) -> str:
+    """What the co-association's fits were, as the report says it: "octant" (a continuum) or "k-means"."""
+    return "octant" if coassoc.get("cells") == "octants" else "k-means"
 
 
 def unsteady(st: dict[str, Any], space: MoodSpace) -> str | None:
@@ -99,21 +107,24 @@ def unsteady(st: dict[str, Any], space: MoodSpace) -> str | None:
     moved = [f"{what} {st[key]}" for key, what in (("ari_subsample_all_tracks", refit), ("ari_seeds", "across seeds"))
              if st.get(key) is not None and st[key] < STEADY_ARI]
     agree = st.get("fits_agree")
-    split = (f"the k-means fits agree at mean ARI {agree} (under {AGREED_FITS}): their cut is one of several nearly "
-             f"as good, and {SPLIT_FITS_MOVED}" if agree is not None and agree < AGREED_FITS else "")
+    split = (f"the {st.get('fits', 'k-means')} fits agree at mean ARI {agree} (under {AGREED_FITS}): their cut is one "
+             f"of several nearly as good, and {SPLIT_FITS_MOVED}" if agree is not None and agree < AGREED_FITS else "")
     if not moved and not split:
         return None
     missing = missing_aspects(space)
     lever = (f"the mood space has no column for {', '.join(missing)}: with one column per aspect (level, "
-             "brightness, pace, activity, texture) the moods of six generated 1,000-clip tables held ARI >= 0.8 on "
+             "brightness, pace, activity, texture) the k-means moods of six generated 1,000-clip tables held ARI >= "
+             "0.8 on "
              "32 of 36 draws, and with the blur's consensus (their default until 2026-12-05) on 29 of 36, against 16 "
              "of 36 with three aspects (though on the two tables generated last, three aspects did better)"
-             if missing else "on twelve generated 1,000-clip descriptor tables the defaults gave ARI >= 0.8 on 67 of "
-             "72 draws, and on 64 of 72 with the README's GTZAN config" if space.kind == "descriptors"
+             if missing else "on twelve generated 1,000-clip descriptor tables the defaults (the octants) gave ARI "
+             ">= 0.8 on 72 of 72 draws, and on 72 of 72 with the README's GTZAN config (k-means cells: 67 and 64)"
+             if space.kind == "descriptors"
              else "on the Spotify data the defaults gave ARI 0.82-0.88 with all 89,583 tracks, 0.91-0.995 on random "
-             "subsets of 5,000-40,000 and 0.56-1.0 on 1,000-4,000 (61 of 63 refits at 0.8 or more)")
+             "subsets of 5,000-40,000 and 0.89-0.98 on 1,000-4,000 (the octants: 63 of 63 refits at 0.8 or more; "
+             "k-means cells 61 of 63)")
     where = ("(benchmarks/RESULTS.md, \"Moods on any catalog\", \"Moods from the co-association of k-means fits\", "
-             "\"Under 5,000 tracks\" and \"When the fits disagree\")")
+             "\"Under 5,000 tracks\", \"When the fits disagree\" and \"Octants where the mood space is a continuum\")")
     if not moved:
         return (f"the moods may move: {split}. Read the moods as rough regions of the catalog, not fixed groups; "
                 f"{lever} {where}")

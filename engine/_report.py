@@ -8,6 +8,8 @@ from typing import Any
 from ._genre_metrics import informative_ks
 from ._moodgeometry import SMOOTHERS
 
+MOOD_KINDS = {"k-means": "k-means cells", "octants": "octants"}  # a medoid's moods, by what its fits were
+
 
 def format_report(manifest: dict[str, Any], *, moods: list[dict[str, Any]] | None = None,
                   width: int | None = None) -> str:
@@ -58,9 +60,10 @@ def format_report(manifest: dict[str, Any], *, moods: list[dict[str, Any]] | Non
                      f"p50 query {idx['index_query_ms_p50']:.3f} ms vs exact {idx['exact_query_ms_p50']:.3f} ms")
     mo = m["moods"]
     ka = mo.get("coassoc") or {}  # with the co-association: its moods and how other tracks are assigned
+    kind = MOOD_KINDS[ka.get("cells", "k-means")] if ka.get("moods") == "medoid" else "HDBSCAN clusters"
     lines += [
         "",
-        f"moods    {mo['clusters']} {'k-means cells' if ka.get('moods') == 'medoid' else 'HDBSCAN clusters'} "
+        f"moods    {mo['clusters']} {kind} "
         f"(fitted on {mo['fit_tracks']:,} tracks); HDBSCAN cores hold {mo['core_coverage']:.1%} of tracks, the rest "
         f"assigned to the nearest {'mood centroid' if ka.get('assign') == 'centroid' else 'core'}",
         f"         validity: DBCV {mo['dbcv_sample']} (fit sample), silhouette {mo['silhouette']}"
@@ -200,11 +203,18 @@ def mood_consensus_lines(mo: dict[str, Any]) -> list[str]:
             moods = "moods are the Voronoi cells of its clusters' centroids in mood space"
         else:
             moods = "every other track takes the vote of its nearest cores"
-        lines = [f"         HDBSCAN on the co-association of {ka['fits']} k-means fits ({ka['bags']} bags) "
-                 f"(K {lo if lo == hi else f'{lo}-{hi}'}, each on a random {ka['share']:.0%} of the tracks"
-                 + (f", the best of {starts} starts" if starts > 1 else "")
-                 + (f"; HDBSCAN found {ka['density_moods']} moods in the mood space itself" if "density_moods" in ka
-                    else "")
+        if ka.get("cells") == "octants":
+            axes = mo.get("space", {}).get("features", [])[:ka["octant_axes"]]
+            fits = (f"{ka['fits']} octant fits (each the octants of the mood space's first {ka['octant_axes']} axes"
+                    + (f", {', '.join(axes)}," if axes else "") + f" around their means over a random "
+                    f"{ka['share']:.0%} of the tracks; HDBSCAN found {ka['density_moods']} moods in the mood space "
+                    "itself, fewer than fewest_moods: a continuum, which no K-cell cut divides steadily")
+        else:
+            fits = (f"{ka['fits']} k-means fits ({ka['bags']} bags) (K {lo if lo == hi else f'{lo}-{hi}'}, each on a "
+                    f"random {ka['share']:.0%} of the tracks" + (f", the best of {starts} starts" if starts > 1 else "")
+                    + (f"; HDBSCAN found {ka['density_moods']} moods in the mood space itself" if "density_moods" in ka
+                       else ""))
+        lines = [f"         HDBSCAN on the co-association of {fits}"
 
                  + f"; how often two tracks are put together, in {ka['dims']} dimensions; {ka['seconds']:.1f} s); "
                  + moods]
@@ -238,7 +248,8 @@ def mood_stability_lines(st: dict[str, Any]) -> list[str]:
     return [f"         stability: ARI {st['ari_subsample_all_tracks']} over {over} against a fit on a random "
             f"{st['subsample_share']:.0%} ({st['subsample_moods']} moods there); {core} over the "
             f"{st['core_in_both_share']:.0%} core in both; {seeds}"
-            + (f"; the k-means fits agree at mean ARI {st['fits_agree']}" if "fits_agree" in st else "")
+            + (f"; the {st.get('fits', 'k-means')} fits agree at mean ARI {st['fits_agree']}" if "fits_agree" in st
+               else "")
             + f" ({st['seconds']:.1f} s)",
             *([f"         warning: {st['warning']}"] if st.get("warning") else [])]
 

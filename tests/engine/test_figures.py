@@ -59,17 +59,20 @@ def test_a_build_stores_a_mood_map_of_every_track(bundle: engine.Bundle) -> None
     labels = bundle.moods.labels_
     centres = np.array([mood_map.xy[labels == m].mean(axis=0) for m in range(len(bundle.moods.clusters_))])
     nearest = np.argmin(((mood_map.xy[:, None, :] - centres[None]) ** 2).sum(axis=2), axis=1)
-    # (on this catalog of 12 planted genres the medoid's 5 moods are told apart for 86% of the tracks; the 160
-    # fits' 8 moods, its default until 2026-12-05, for 67%: a 2-D picture separates fewer moods better)
+    # (on this catalog of 12 planted genres the medoid's 8 octants are told apart for 72% of the tracks, its 5
+    # k-means cells, the default until 2026-12-06, for 86%, and the 160 fits' 8 moods before them for 67%: a 2-D
+    # picture separates fewer moods better)
     assert (nearest == labels).mean() > 0.7
     assert all(label for label in mood_map.axis_labels())
 
 
 def test_the_report_says_what_the_moods_of_a_small_catalog_are(bundle: engine.Bundle) -> None:
-    # 3,000 tracks: the moods are the cells of the medoid k-means fit, HDBSCAN's noise the tracks not core
+    # 3,000 tracks whose mood space HDBSCAN finds fewer than five moods in: the moods are the cells of the medoid
+    # of 20 octant fits, HDBSCAN's noise the tracks not core
     report = engine.format_report(bundle.manifest)
-    assert re.search(r"moods    \d+ k-means cells \(fitted on 3,000 tracks\); HDBSCAN cores hold [\d.]+% of tracks, "
+    assert re.search(r"moods    \d+ octants \(fitted on 3,000 tracks\); HDBSCAN cores hold [\d.]+% of tracks, "
                      r"the rest assigned to the nearest mood centroid", report), report
+    assert "HDBSCAN on the co-association of 20 octant fits (each the octants of the mood space's first 3 axes" in report
 
 
 def test_the_map_is_deterministic_and_never_mirrored(bundle: engine.Bundle) -> None:

@@ -49,7 +49,7 @@ def test_moods_that_moved_are_flagged_in_the_report_with_the_lever_that_helps() 
     assert "no column for activity, texture" in warning  # the aspects this descriptor space lacks
     moved = {**moved, "ari_subsample_all_tracks": 0.5, "warning": unsteady({**moved, "ari_subsample_all_tracks": 0.5},
                                                                             mood_space(tuple(MOOD_WEIGHTS), MOOD_WEIGHTS))}
-    assert "90% refit 0.5" in moved["warning"] and "0.56-1.0 on 1,000-4,000 (61 of 63" in moved["warning"]
+    assert "90% refit 0.5" in moved["warning"] and "0.89-0.98 on 1,000-4,000 (the octants: 63 of 63" in moved["warning"]
     assert mood_stability_lines(moved)[-1] == f"         warning: {moved['warning']}"
 
 
@@ -62,10 +62,12 @@ def test_fits_that_disagree_are_flagged_even_where_the_refit_held() -> None:
     split = unsteady({**held, "fits_agree": 0.85}, space)
     assert split is not None and split.startswith("the moods may move: the k-means fits agree at mean ARI 0.85 (under "
                                                   "0.9): their cut is one of several nearly as good")
+    octant = unsteady({**held, "fits_agree": 0.85, "fits": "octant"}, space)  # the fits named as they were
+    assert octant is not None and octant.startswith("the moods may move: the octant fits agree at mean ARI 0.85")
     both = unsteady({**held, "fits_agree": 0.85, "ari_subsample_all_tracks": 0.6}, space)
     assert both is not None and both.startswith("the moods moved (ARI against the 90% refit 0.6, under 0.8); the k-means "
                                                 "fits agree at mean ARI 0.85")
     every_aspect = mood_space(("rms_mean", "spectral_centroid_mean", "tempo", "perceptr_var", "zero_crossing_rate_mean"),
                               MOOD_WEIGHTS)  # a descriptor table with a column per aspect: the tables' figures
     table = unsteady({**held, "fits_agree": 0.85}, every_aspect)
-    assert table is not None and "67 of 72 draws" in table and "Spotify" not in table
+    assert table is not None and "72 of 72 draws" in table and "Spotify" not in table

@@ -132,3 +132,54 @@ def test_the_fits_agree_on_planted_moods_and_not_on_a_round_blob_where_the_build
         else:
             assert "warning" not in st
     assert agree["planted"] > 0.99 and agree["blob"] < AGREED_FITS
+
+
+def test_octant_fits_are_the_sides_of_each_shares_means() -> None:
+    from engine._moodcoassoc import octant_cells
+
+    points = np.random.default_rng(0).normal(size=(400, 4))
+    cells = octant_cells(points, bags=3, share=0.9, seed=7)
+    assert cells.shape == (400, 3) and (cells.max(axis=0) == 7).all()
+    np.testing.assert_array_equal(cells, octant_cells(points, bags=3, share=0.9, seed=7))  # the seed draws shares
+    part = np.random.default_rng([7, 1]).choice(400, size=360, replace=False)
+    sides = (points[:, :3] > points[part, :3].mean(axis=0)) @ [1, 2, 4]  # the fourth column plays no part
+    np.testing.assert_array_equal(cells[:, 1], sides)
+
+
+def test_a_continuum_gets_the_octants_of_its_first_three_axes_and_they_hold_still() -> None:
+    # a round blob of 1,000 tracks in three mood columns: HDBSCAN finds no five moods there, and no five-cell cut
+    # is better than its rotations; its octants are fixed by three means, so a 90% refit and the next seed keep
+    # them. The same blob with coassoc_continuum = "kmeans" keeps the k-means fits, which disagree.
+    from engine._moodstability import AGREED_FITS, measure_stability
+
+    space = MoodSpace(columns=(0, 1, 3), weights=(1.0, 1.0, 1.0), names=("valence", "energy", "danceability"))
+    raw = np.random.default_rng(0).normal([0.5, 0.5, 0.4, 0.6, 110], [0.2, 0.2, 0.2, 0.2, 20], size=(1000, 5))
+    z = (raw - raw.mean(0)) / raw.std(0)
+    points = space.project(z)
+    model = MoodModel(config=MoodConfig(min_cluster_size=50), space=space).fit(points, raw, NAMES)
+    m, st = model.metrics_, measure_stability(model, points)
+    assert m["coassoc"]["density_moods"] < 5 and m["coassoc"]["cells"] == "octants" and m["coassoc"]["fits"] == 20
+    assert m["clusters"] == 8 and m["hdbscan_core_coverage"] >= 0.5
+    octant = (points > points.mean(axis=0)) @ [1, 2, 4]
+    assert adjusted_rand_score(octant, model.labels_) > 0.9  # the Voronoi cells of the octants' centroids
+    assert st["ari_subsample_all_tracks"] >= 0.8 and st["ari_seeds"] >= 0.8 and "warning" not in st
+    assert st["fits"] == "octant" and st["fits_agree"] >= AGREED_FITS
+    assert f"the octant fits agree at mean ARI {st['fits_agree']}" in mood_stability_lines(st)[0]
+    assert mood_consensus_lines(m)[0].startswith(
+        "         HDBSCAN on the co-association of 20 octant fits (each the octants of the mood space's first 3 "
+        "axes, valence, energy, danceability, around their means over a random 90% of the tracks; HDBSCAN found")
+    kmeans = MoodModel(config=MoodConfig(min_cluster_size=50, coassoc_continuum="kmeans"), space=space).fit(
+        points, raw, NAMES)
+    assert kmeans.metrics_["coassoc"]["cells"] == "k-means" and kmeans.metrics_["clusters"] == 5
+    assert kmeans.metrics_["coassoc"]["fits_agree"] < AGREED_FITS
+
+
+def test_a_mood_space_with_clusters_keeps_its_k_means_cells() -> None:
+    # five planted moods in three mood columns: HDBSCAN finds them, so no octants (which would cut through them)
+    space = MoodSpace(columns=(0, 1, 2), weights=(1.0, 1.0, 1.0))
+    raw, truth = planted(middle=True)
+    z = (raw - raw.mean(0)) / raw.std(0)
+    model = MoodModel(config=MoodConfig(min_cluster_size=50), space=space).fit(space.project(z), raw, NAMES)
+    m = model.metrics_
+    assert m["coassoc"]["density_moods"] == 5 and m["coassoc"]["cells"] == "k-means" and m["clusters"] == 5
+    assert adjusted_rand_score(truth, model.labels_) > 0.99

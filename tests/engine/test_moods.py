@@ -87,7 +87,8 @@ def test_mood_names_come_from_the_means_on_absolute_scales() -> None:
                                  {"coassoc_share": 0.0}, {"coassoc_share": 1.5}, {"coassoc_starts": 0},
                                  {"coassoc_moods": "cells"}, {"coassoc_moods": "medoid", "coassoc_ks": "5-8"},
                                  {"coassoc_ks": "5-"}, {"coassoc_ks": 6, "bags": 0}, {"coassoc_ks": 6, "coassoc_bags": 0},
-                                 {"coassoc_moods": "medoid", "smoother": "blur"}, {"coassoc_starts": 5, "epsilon": 0.1}])
+                                 {"coassoc_moods": "medoid", "smoother": "blur"}, {"coassoc_starts": 5, "epsilon": 0.1},
+                                 {"coassoc_continuum": "quadrants"}, {"coassoc_continuum": "kmeans", "bags": 0}])
 def test_config_validation(bad: dict[str, object]) -> None:
     from engine import ConfigError
 
@@ -116,6 +117,14 @@ def test_a_given_smoothing_keeps_the_smoothing_where_the_co_association_is_the_d
     # a K range given takes HDBSCAN's clusters, a medoid given one K, at any size the co-association runs
     assert MoodConfig(coassoc_ks="5-8").resolved(1_000).coassoc_moods == "clusters"
     assert MoodConfig(coassoc_moods="medoid").resolved(10_000).coassoc_ks == "density"
+    # a continuum's moods: octants under coassoc_wide_from, and wherever the medoid's K comes from the density
+    assert few.coassoc_continuum == "octants" and MoodConfig().resolved(10_000).coassoc_continuum is None
+    assert MoodConfig(coassoc_moods="medoid").resolved(10_000).coassoc_continuum == "octants"
+    assert MoodConfig(coassoc_continuum="kmeans").resolved(1_000).coassoc_continuum == "kmeans"
+    for tracks, where in ((10_000, "K is '5-8' and its moods 'clusters'"), (1_000, "K is 6 and its moods 'medoid'")):
+        with pytest.raises(ConfigError, match=f"moods.coassoc_continuum = 'kmeans' given, but at {tracks:,} tracks "
+                                              f"clustered the co-association's {where}"):
+            MoodConfig(coassoc_continuum="kmeans", **({"coassoc_ks": 6} if tracks == 1_000 else {})).resolved(tracks)
     # its keys given where it does not run would be ignored: refused, naming why
     with pytest.raises(ConfigError, match=r"moods.coassoc_ks given, but 60,000 tracks clustered are at least "
                                           r"moods.coassoc_until = 50,000"):
