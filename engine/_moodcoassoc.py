@@ -12,16 +12,16 @@ fits that put them together; a track's one-hot labels side by side, scaled by 1/
 whose squared distance to another track's is 2 x (1 - co-association). A truncated SVD keeps COASSOC_DIMS
 dimensions of those points, and HDBSCAN clusters them (engine/_moods.py): its clusters are the groups of
 tracks the fits keep together, as many as there are, and its noise the tracks the fits pass back and forth.
-Under 5,000 tracks (``[moods] coassoc_wide_from``) the fits are fewer, better and at one K: 20 random 90%
-shares, each the best of 10 k-means starts, at K = the moods HDBSCAN finds in the mood space itself
-(``coassoc_ks = "density"``: six planted sounds get six), where it finds at least ``fewest_moods`` (5); a
-continuum, where it finds fewer, is below. The moods are then the cells of the *medoid* fit,
-the one that agrees most (mean adjusted Rand index) with the others (``coassoc_moods = "medoid"``), all K of
-them (as the Voronoi cells of their centroids over all the tracks), and HDBSCAN on the co-association says
-which tracks are core: those it does not call noise, the tracks the fits keep together. There, HDBSCAN's own
-clusters of the co-association moved: where two K-cell cuts are nearly as good, fits on different shares take
-different ones and their co-association holds six or seven groups for five cells; the medoid keeps one of the
-two cuts, the one most fits take.
+Under 5,000 tracks (``[moods] coassoc_wide_from``) the fits are fewer, better and at one K: 20 random 90% shares,
+each the best of 10 k-means starts, at K = the moods HDBSCAN finds in the mood space itself (the median of its
+counts on the 20 shares: ``density_moods``; ``coassoc_ks = "density"``: six planted sounds get six), where it
+finds at least ``fewest_moods`` (5); a continuum, where it finds fewer, is below. The moods are then the cells of
+the *medoid* fit, the one that agrees most (mean adjusted Rand index) with the others (``coassoc_moods =
+"medoid"``), all K of them (as the Voronoi cells of their centroids over all the tracks), and HDBSCAN on the
+co-association says which tracks are core: those it does not call noise, the tracks the fits keep together. There,
+HDBSCAN's own clusters of the co-association moved: where two K-cell cuts are nearly as good, fits on different
+shares take different ones and their co-association holds six or seven groups for five cells; the medoid keeps one
+of the two cuts, the one most fits take.
 Where HDBSCAN finds fewer moods than ``fewest_moods`` in the mood space itself, the space is a continuum and any
 K-cell cut of it is one of several nearly as good: on catalogs of 1,000-4,000 tracks the medoid's cut moved (ARI
 under 0.8 against a 90% refit) on 15 of 207 draws; the variants tried (the fit nearest a principal-direction split,
@@ -58,6 +58,12 @@ def parse_ks(text: str | int) -> range:
     return ks
 
 
+def share_rows(m: int, size: int, seed: int, bag: int) -> np.ndarray:
+    """The rows of fit ``bag``'s random share: ``size`` of ``m``, drawn by ``seed`` (the same for every use of a
+    bag: its k-means or octant fit, and its count of density moods)."""
+    return np.random.default_rng([seed, bag]).choice(m, size=size, replace=False)
+
+
 def kmeans_cells(points: np.ndarray, *, bags: int, share: float, seed: int, ks: range = range(5, 9),
                  starts: int = 1) -> np.ndarray:
     """The cell of every row of ``points`` (mood-space coordinates, (m, d)) in each of ``bags`` x len(``ks``)
@@ -69,7 +75,7 @@ def kmeans_cells(points: np.ndarray, *, bags: int, share: float, seed: int, ks: 
     size = min(m, max(ks.stop - 1, int(share * m)))
     columns = []
     for b in range(bags):
-        part = np.random.default_rng([seed, b]).choice(m, size=size, replace=False)
+        part = share_rows(m, size, seed, b)
         for k in ks:
             start = (seed * 100_000 + b * 100 + k) % 2**32  # scikit-learn takes a random_state under 2**32
             columns.append(KMeans(k, n_init=starts, random_state=start).fit(points[part]).predict(points))
@@ -86,7 +92,7 @@ def octant_cells(points: np.ndarray, *, bags: int, share: float, seed: int, axes
     sides = 2 ** np.arange(axes)
     columns = []
     for b in range(bags):
-        part = np.random.default_rng([seed, b]).choice(m, size=size, replace=False)
+        part = share_rows(m, size, seed, b)
         code = (points[:, :axes] > points[part, :axes].mean(axis=0)) @ sides
         columns.append(np.unique(code, return_inverse=True)[1])
     return np.stack(columns, axis=1)
@@ -150,10 +156,11 @@ def moods_from_fits(space: np.ndarray, config: Any, seed: int, facts: dict[str, 
     HDBSCAN finds no group at all in the co-association, one mood holds every track, as with every method."""
     octants = False
     if config.coassoc_ks == DENSITY_KS:  # as many as the mood space's own density moods, at least fewest_moods
-        dense = int(cluster(space, False).max()) + 1
+        dense, counts = density_moods(space, config, seed, cluster)
+        say(f"HDBSCAN on each fit's share of the mood space: {counts[0]}-{counts[-1]} moods, the median {dense}")
         k = max(dense, config.fewest_moods, 2)
         ks = range(k, k + 1)
-        facts["coassoc"] = {"density_moods": dense}
+        facts["coassoc"] = {"density_moods": dense, "density_counts": [counts[0], counts[-1]]}
         # a continuum: no K-cell cut is steady, the octants of its first axes are
         octants = (dense < config.fewest_moods and config.coassoc_continuum == "octants"
                    and config.coassoc_moods == "medoid" and space.shape[1] >= OCTANT_AXES)
@@ -169,6 +176,20 @@ def moods_from_fits(space: np.ndarray, config: Any, seed: int, facts: dict[str, 
     kept = labels >= 0  # numbered without gaps: with the vote, a cell without cores is no mood
     labels[kept] = np.unique(cells[kept, best], return_inverse=True)[1]
     return labels, cells[:, best]
+
+
+def density_moods(space: np.ndarray, config: Any, seed: int,
+                  cluster: Callable[[np.ndarray, bool], np.ndarray]) -> tuple[int, list[int]]:
+    """How many moods HDBSCAN (``cluster``) finds in the mood space ``space``: the median of its counts on the
+    shares of the ``coassoc_bags`` fits (the upper one of an even number), and those counts in order. One fit on
+    every track flips between counts near a boundary (five planted moods of 2,000 tracks, overlapping: five on
+    the catalog, two on some of its 90% shares), and with it k-means cells against octants; the median of 20
+    flips only where about half the shares find each count."""
+    m = len(space)
+    size = min(m, max(1, int(config.coassoc_share * m)))
+    counts = sorted(int(cluster(space[share_rows(m, size, seed, b)], False).max()) + 1
+                    for b in range(config.coassoc_bags))
+    return counts[len(counts) // 2], counts
 
 
 def coassociate(space: np.ndarray, config: Any, ks: range, seed: int, facts: dict[str, Any],

@@ -222,7 +222,7 @@ class MoodModel:
                 labels, cells = moods_from_fits(
                     space, cfg, self.seed, facts, say,
                     cluster=lambda part, keep: self._hdbscan(part, min_cluster_size, min_samples, max_cluster_size, n,
-                                                             facts if keep else None, say))
+                                                             facts if keep else None, say if keep else None))
             else:
                 if k and smoothed is not None:
                     space = smoothed

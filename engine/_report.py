@@ -208,12 +208,13 @@ def mood_consensus_lines(mo: dict[str, Any]) -> list[str]:
             fits = (f"{ka['fits']} octant fits (each the octants of the mood space's first {ka['octant_axes']} axes"
                     + (f", {', '.join(axes)}," if axes else "") + f" around their means over a random "
                     f"{ka['share']:.0%} of the tracks; HDBSCAN found {ka['density_moods']} moods in the mood space "
-                    "itself, fewer than fewest_moods: a continuum, which no K-cell cut divides steadily")
+                    f"itself{density_range(ka)}, fewer than fewest_moods: a continuum, which no K-cell cut divides "
+                    "steadily")
         else:
             fits = (f"{ka['fits']} k-means fits ({ka['bags']} bags) (K {lo if lo == hi else f'{lo}-{hi}'}, each on a "
                     f"random {ka['share']:.0%} of the tracks" + (f", the best of {starts} starts" if starts > 1 else "")
-                    + (f"; HDBSCAN found {ka['density_moods']} moods in the mood space itself" if "density_moods" in ka
-                       else ""))
+                    + (f"; HDBSCAN found {ka['density_moods']} moods in the mood space itself{density_range(ka)}"
+                       if "density_moods" in ka else ""))
         lines = [f"         HDBSCAN on the co-association of {fits}"
 
                  + f"; how often two tracks are put together, in {ka['dims']} dimensions; {ka['seconds']:.1f} s); "
@@ -234,6 +235,16 @@ def mood_consensus_lines(mo: dict[str, Any]) -> list[str]:
                      if mo.get("smoothing_neighbours") else "no smoothing")
         lines.append(f"         method: {smoothing}; HDBSCAN epsilon {me['epsilon']:g} ({me['why']})")
     return lines
+
+
+def density_range(ka: dict[str, Any]) -> str:
+    """How the co-association's count of density moods was taken: the median over its fits' shares (bundles
+    built before 2026-12-06 took one HDBSCAN fit on every track, and say nothing)."""
+    lo, hi = ka.get("density_counts", (None, None))
+    if lo is None:
+        return ""
+    found = f"each of which found {lo}" if lo == hi else f"which found {lo}-{hi}"
+    return f" (the median over the {ka['bags']} fits' shares, {found})"
 
 
 def mood_stability_lines(st: dict[str, Any]) -> list[str]:

@@ -168,6 +168,8 @@ def test_a_continuum_gets_the_octants_of_its_first_three_axes_and_they_hold_stil
     assert mood_consensus_lines(m)[0].startswith(
         "         HDBSCAN on the co-association of 20 octant fits (each the octants of the mood space's first 3 "
         "axes, valence, energy, danceability, around their means over a random 90% of the tracks; HDBSCAN found")
+    assert (f"HDBSCAN found {m['coassoc']['density_moods']} moods in the mood space itself (the median over the 20 "
+            "fits' shares, ") in mood_consensus_lines(m)[0]
     kmeans = MoodModel(config=MoodConfig(min_cluster_size=50, coassoc_continuum="kmeans"), space=space).fit(
         points, raw, NAMES)
     assert kmeans.metrics_["coassoc"]["cells"] == "k-means" and kmeans.metrics_["clusters"] == 5
@@ -183,3 +185,23 @@ def test_a_mood_space_with_clusters_keeps_its_k_means_cells() -> None:
     m = model.metrics_
     assert m["coassoc"]["density_moods"] == 5 and m["coassoc"]["cells"] == "k-means" and m["clusters"] == 5
     assert adjusted_rand_score(truth, model.labels_) > 0.99
+
+
+def test_the_density_count_is_the_median_over_the_fits_shares() -> None:
+    # one HDBSCAN fit on every track flips between counts near a boundary; the median of the 20 shares' counts
+    # flips only where about half of them find each (benchmarks/mood_borderline.py)
+    from engine._moodcoassoc import density_moods, share_rows
+
+    space = np.random.default_rng(0).normal(size=(200, 3))
+    config = MoodConfig().resolved(200)
+    seen: list[np.ndarray] = []
+
+    def cluster(points: np.ndarray, keep: bool) -> np.ndarray:  # finds 2 moods on 12 shares, 5 on 8
+        assert not keep
+        seen.append(points)
+        return np.arange(len(points)) % (5 if len(seen) % 5 in (1, 3) else 2)
+
+    dense, counts = density_moods(space, config, 7, cluster)
+    assert len(seen) == config.coassoc_bags == 20 and counts == [2] * 12 + [5] * 8 and dense == 2
+    for bag, points in enumerate(seen):  # each count on its fit's own share
+        np.testing.assert_array_equal(points, space[share_rows(200, 180, 7, bag)])

@@ -1,0 +1,73 @@
+"""Moods at the boundary between clusters and a continuum: where HDBSCAN's count of density moods decides between
+k-means cells (five moods or more) and octants (fewer), a 90% refit that decides the other way moves the moods.
+
+Five moods planted in a three-column mood space (valence, energy, danceability), 400 tracks each, with the
+spread swept from separate (0.10) to merged (0.13) and three catalogs per spread; each full fit against
+``--draws`` 90% refits (the build's own stability check: ``measure_stability``). Prints, per catalog, the count
+the full fit took, its fits (k-means or octants) and each refit's count and ARI over all tracks; ``--json``
+keeps them. Usage::
+
+    .venv/bin/python benchmarks/mood_borderline.py --json benchmarks/results/mood_borderline.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from engine import MoodConfig, MoodModel  # noqa: E402
+from engine._moods import MoodSpace  # noqa: E402
+from engine._moodstability import STEADY_ARI, measure_stability  # noqa: E402
+
+NAMES = ("valence", "energy", "danceability")
+CENTERS = np.array([[0.85, 0.85, 0.8], [0.15, 0.85, 0.4], [0.85, 0.15, 0.5], [0.15, 0.15, 0.3], [0.5, 0.5, 0.6]])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--spreads", default="0.10,0.11,0.12,0.13", help="the planted moods' standard deviations")
+    parser.add_argument("--catalogs", type=int, default=3, help="catalogs per spread (seeds 0, 1...)")
+    parser.add_argument("--draws", type=int, default=8, help="90%% refits per catalog (draws 1, 2...)")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    space = MoodSpace(columns=(0, 1, 2), weights=(1.0, 1.0, 1.0), names=NAMES)
+    rows, moved, total = [], 0, 0
+    for spread in (float(s) for s in args.spreads.split(",")):
+        for seed in range(args.catalogs):
+            rng = np.random.default_rng(seed)
+            planted = np.repeat(np.arange(len(CENTERS)), 400)
+            raw = CENTERS[planted] + rng.normal(size=(len(planted), 3)) * spread
+            points = space.project((raw - raw.mean(0)) / raw.std(0))
+            model = MoodModel(config=MoodConfig(), space=space).fit(points, raw, NAMES)
+            refits = [measure_stability(model, points, draw=draw, seeds=False) for draw in range(1, args.draws + 1)]
+            aris = [st["ari_subsample_all_tracks"] for st in refits]
+            ka = model.metrics_["coassoc"]
+            row = {"spread": spread, "seed": seed, "density_moods": ka["density_moods"],
+                   "density_counts": ka.get("density_counts"), "fits": ka.get("cells", "k-means"),
+                   "moods": model.metrics_["clusters"], "refit_moods": [st["subsample_moods"] for st in refits],
+                   "ari_90pct_all_tracks": aris}
+            rows.append(row)
+            moved += sum(a < STEADY_ARI for a in aris)
+            total += len(aris)
+            print(f"spread {spread:.2f} seed {seed}: {row['density_moods']} density moods, {row['fits']}, "
+                  f"{row['moods']} moods; refits {list(zip(row['refit_moods'], aris, strict=True))}", flush=True)
+    print(f"{moved} of {total} refits under {STEADY_ARI}")
+    if args.json:
+        args.json.write_text(json.dumps({
+            "command": "python benchmarks/mood_borderline.py " + " ".join(sys.argv[1:]),
+            "machine": {"platform": platform.platform(), "python": platform.python_version()},
+            "refits_under_bar": moved, "refits": total, "catalogs": rows}, indent=1) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
