@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 COASSOC_DIMS = 5  # the co-association points are reduced to this many dimensions before HDBSCAN
+DENSITY_SHARES = 20  # at most this many shares count the density moods (one HDBSCAN fit each)
 OCTANT_AXES = 3  # a continuum's moods: the octants of the mood space's first three columns (2**3 regions)
 DENSITY_KS = "density"  # [moods] coassoc_ks: one K, the moods HDBSCAN finds in the mood space itself (at least
 # fewest_moods): random Spotify subsets of 1,000-4,000 tracks hold none, six planted sounds six
@@ -162,8 +163,12 @@ def moods_from_fits(space: np.ndarray, config: Any, seed: int, facts: dict[str, 
         ks = range(k, k + 1)
         facts["coassoc"] = {"density_moods": dense, "density_counts": [counts[0], counts[-1]]}
         # a continuum: no K-cell cut is steady, the octants of its first axes are
-        octants = (dense < config.fewest_moods and config.coassoc_continuum == "octants"
-                   and config.coassoc_moods == "medoid" and space.shape[1] >= OCTANT_AXES)
+        continuum = dense < config.fewest_moods and config.coassoc_continuum == "octants"
+        octants = continuum and config.coassoc_moods == "medoid" and space.shape[1] >= OCTANT_AXES
+        if continuum and not octants:
+            facts["coassoc"]["no_octants"] = (f"the mood space has {space.shape[1]} column"
+                                              f"{'s' if space.shape[1] > 1 else ''}, and octants take {OCTANT_AXES}")
+            say(f"a continuum, but {facts['coassoc']['no_octants']}: k-means cells at K {k}")
     else:
         ks = parse_ks(config.coassoc_ks)
     points, cells = coassociate(space, config, ks, seed, facts, say, octants=octants)
@@ -181,14 +186,14 @@ def moods_from_fits(space: np.ndarray, config: Any, seed: int, facts: dict[str, 
 def density_moods(space: np.ndarray, config: Any, seed: int,
                   cluster: Callable[[np.ndarray, bool], np.ndarray]) -> tuple[int, list[int]]:
     """How many moods HDBSCAN (``cluster``) finds in the mood space ``space``: the median of its counts on the
-    shares of the ``coassoc_bags`` fits (the upper one of an even number), and those counts in order. One fit on
-    every track flips between counts near a boundary (five planted moods of 2,000 tracks, overlapping: five on
-    the catalog, two on some of its 90% shares), and with it k-means cells against octants; the median of 20
-    flips only where about half the shares find each count."""
+    shares of the first DENSITY_SHARES of the ``coassoc_bags`` fits (the upper one of an even number), and those
+    counts in order. One fit on every track flips between counts near a boundary (five planted moods of 2,000
+    tracks, overlapping: five on the catalog, two on some of its 90% shares), and with it k-means cells against
+    octants; the median of 20 flips less (benchmarks/mood_borderline.py: 5 refits of 96 under 0.8, not 16)."""
     m = len(space)
     size = min(m, max(1, int(config.coassoc_share * m)))
     counts = sorted(int(cluster(space[share_rows(m, size, seed, b)], False).max()) + 1
-                    for b in range(config.coassoc_bags))
+                    for b in range(min(config.coassoc_bags, DENSITY_SHARES)))
     return counts[len(counts) // 2], counts
 
 

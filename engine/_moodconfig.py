@@ -176,6 +176,9 @@ class MoodConfig:
         if self.coassoc_continuum not in ("auto", "octants", "kmeans", None):
             raise ConfigError(f"moods.coassoc_continuum must be 'auto', 'octants' or 'kmeans', got "
                               f"{self.coassoc_continuum!r}")
+        if self.coassoc_continuum == "octants" and self.fewest_moods == 0:
+            raise ConfigError("moods.coassoc_continuum = 'octants' applies where HDBSCAN finds fewer moods than "
+                              "moods.fewest_moods, which 0 never is: give fewest_moods >= 1, or leave it at \"auto\"")
         if self.coassoc_moods == "medoid" and several:
             raise ConfigError(f"moods.coassoc_moods = 'medoid' takes the cells of one fit, so one K: coassoc_ks "
                               f"{self.coassoc_ks!r} holds several")
@@ -251,7 +254,7 @@ class MoodConfig:
             method = {**LARGE_CATALOG_MOODS, "smoothing_neighbours": max(1, round(LARGE_CATALOG_NEIGHBOURS * tracks))}
         # a medoid takes one fit's cells, so one K: the K and the moods given win over what "auto" would pair them with
         if self.coassoc_moods == "medoid" and self.coassoc_ks == "auto":
-            method = {**method, "coassoc_ks": DENSITY_KS, "coassoc_continuum": "octants"}
+            method = {**method, "coassoc_ks": DENSITY_KS}
         elif self.coassoc_moods == "auto" and len(self.given_ks()) > 1:
             method = {**method, "coassoc_moods": "clusters"}
         return method, why
@@ -269,14 +272,17 @@ class MoodConfig:
         """This configuration with every "auto" key set for ``tracks`` tracks clustered (``method``); keys
         set to a value keep it."""
         method, _ = self.method(tracks)
-        out = dataclasses.replace(self, **{key: value for key, value in method.items() if getattr(self, key) == "auto"})
-        medoid_by_density = out.coassoc_ks == DENSITY_KS and out.coassoc_moods == "medoid"
-        if self.coassoc_continuum not in ("auto", None) and not medoid_by_density:
+        values = {key: value for key, value in method.items() if getattr(self, key) == "auto"}
+        ks, moods = values.get("coassoc_ks", self.coassoc_ks), values.get("coassoc_moods", self.coassoc_moods)
+        medoid_by_density = ks == DENSITY_KS and moods == "medoid"
+        if self.coassoc_continuum in ("auto", None):  # octants only where they apply: a resolved config resolves again
+            values["coassoc_continuum"] = "octants" if medoid_by_density and self.fewest_moods > 0 else None
+        elif not medoid_by_density:
             raise ConfigError(f"moods.coassoc_continuum = {self.coassoc_continuum!r} given, but at {tracks:,} tracks "
-                              f"clustered the co-association's K is {out.coassoc_ks!r} and its moods "
-                              f"{out.coassoc_moods!r}: it applies only to the medoid with K from the density "
-                              "(coassoc_ks = \"density\", coassoc_moods = \"medoid\"); leave it at \"auto\"")
-        return out
+                              f"clustered the co-association's K is {ks!r} and its moods {moods!r}: it applies only to "
+                              "the medoid with K from the density (coassoc_ks = \"density\", coassoc_moods = "
+                              "\"medoid\"); leave it at \"auto\"")
+        return dataclasses.replace(self, **values)
 
     def auto_keys(self) -> list[str]:
         """The keys this configuration leaves to ``resolved``."""

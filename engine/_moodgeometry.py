@@ -136,7 +136,7 @@ def nearest_centroid(points: np.ndarray, centroids: np.ndarray, chunk: int = 65_
 
 def voronoi(points: np.ndarray, labels: np.ndarray, iterations: int) -> tuple[np.ndarray, np.ndarray]:
     """Moods as Voronoi cells: the centroids of the labelled groups (HDBSCAN's clusters, or a medoid k-means
-    fit's cells; in mood space), moved by ``iterations`` Lloyd (k-means) steps over all ``points``; a
+    or octant fit's cells; in mood space), moved by ``iterations`` Lloyd (k-means) steps over all ``points``; a
     labelled track stays labelled when its own cell is its group's. Returns (labels with -1 for tracks
     no longer core, centroids); moods left empty are dropped and the rest renumbered."""
     k = int(labels.max()) + 1

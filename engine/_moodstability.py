@@ -13,7 +13,7 @@ from ._moods import MoodModel, Progress
 from ._moodspace import MoodSpace, missing_aspects
 
 STEADY_ARI = 0.8  # issue 17's bar: below it, the build report says the moods moved
-AGREED_FITS = 0.9  # under it, the k-means fits of the co-association's medoid (engine/_moodcoassoc.py) take
+AGREED_FITS = 0.9  # under it, the fits of the co-association's medoid (k-means or octants; engine/_moodcoassoc.py) take
 # different cuts, and the report says the moods may move even where its one refit held (benchmarks/RESULTS.md,
 # "When the fits disagree")
 SPLIT_FITS_MOVED = ("with k-means fits, on 45 catalog and mood-space pairs of 1,000-4,000 tracks (33 catalogs) 90% "
@@ -27,7 +27,7 @@ def measure_stability(model: MoodModel, points: np.ndarray, *, share: float = 0.
     fitted model's labels of *all* tracks and those of the same method fitted on a random ``share``
     of them (which assigns the rest as it would new tracks); also over the tracks core in both fits.
     Across seeds only when a seed plays a part (a catalog above ``fit_sample``, or bags or the
-    co-association's k-means fits drawn by the seed): a second fit with the next seed (``seeds`` False
+    co-association's fits drawn by the seed): a second fit with the next seed (``seeds`` False
     skips it). ``points`` are the mood-space coordinates ``model`` was fitted on, (n_tracks, d);
     ``draw`` seeds the subsample (default: the model's seed + 1).
 
@@ -69,7 +69,7 @@ def measure_stability(model: MoodModel, points: np.ndarray, *, share: float = 0.
             again_on = np.sort(np.random.default_rng(model.seed + 1).choice(n, size=limit, replace=False))
             smoothed = None
             out["seeds"] = "a sample of the catalog is clustered, so the seed plays a part: seed vs seed + 1"
-        elif model.resolved_.coassoc_bags:  # every track is clustered; the seed draws the k-means fits
+        elif model.resolved_.coassoc_bags:  # every track is clustered; the seed draws the co-association's fits
             again_on, smoothed = np.arange(n), None
             drawn = ("octant fits' shares" if fits_kind(model.metrics_.get("coassoc") or {}) == "octant"
                      else "k-means fits (shares and starts)")
@@ -101,14 +101,16 @@ def fits_kind(coassoc: dict[str, Any]) -> str:
 
 
 def unsteady(st: dict[str, Any], space: MoodSpace) -> str | None:
-    """What a build says when its moods moved (an ARI under STEADY_ARI) or may move (the medoid's k-means fits
+    """What a build says when its moods moved (an ARI under STEADY_ARI) or may move (the medoid's fits
     agree under AGREED_FITS), and the lever measured to help."""
     refit = f"ARI against the {st.get('subsample_share', 0.9):.0%} refit"
     moved = [f"{what} {st[key]}" for key, what in (("ari_subsample_all_tracks", refit), ("ari_seeds", "across seeds"))
              if st.get(key) is not None and st[key] < STEADY_ARI]
     agree = st.get("fits_agree")
-    split = (f"the {st.get('fits', 'k-means')} fits agree at mean ARI {agree} (under {AGREED_FITS}): their cut is one "
-             f"of several nearly as good, and {SPLIT_FITS_MOVED}" if agree is not None and agree < AGREED_FITS else "")
+    kind = st.get("fits", "k-means")
+    why = "their cut is one of several nearly as good" if kind == "k-means" else "the means move between shares"
+    split = (f"the {kind} fits agree at mean ARI {agree} (under {AGREED_FITS}): {why}, and {SPLIT_FITS_MOVED}"
+             if agree is not None and agree < AGREED_FITS else "")
     if not moved and not split:
         return None
     missing = missing_aspects(space)
@@ -121,7 +123,7 @@ def unsteady(st: dict[str, Any], space: MoodSpace) -> str | None:
              ">= 0.8 on 72 of 72 draws, and on 72 of 72 with the README's GTZAN config (k-means cells: 67 and 64)"
              if space.kind == "descriptors"
              else "on the Spotify data the defaults gave ARI 0.82-0.88 with all 89,583 tracks, 0.91-0.995 on random "
-             "subsets of 5,000-40,000 and 0.89-0.98 on 1,000-4,000 (the octants: 63 of 63 refits at 0.8 or more; "
+             "subsets of 5,000-40,000 and 0.8896-0.98 on 1,000-4,000 (the octants: 63 of 63 refits at 0.8 or more; "
              "k-means cells 61 of 63)")
     where = ("(benchmarks/RESULTS.md, \"Moods on any catalog\", \"Moods from the co-association of k-means fits\", "
              "\"Under 5,000 tracks\", \"When the fits disagree\" and \"Octants where the mood space is a continuum\")")

@@ -215,8 +215,9 @@ def mood_consensus_lines(mo: dict[str, Any]) -> list[str]:
                     f"random {ka['share']:.0%} of the tracks" + (f", the best of {starts} starts" if starts > 1 else "")
                     + (f"; HDBSCAN found {ka['density_moods']} moods in the mood space itself{density_range(ka)}"
                        if "density_moods" in ka else ""))
+        if "no_octants" in ka:
+            fits += f"; fewer than fewest_moods, a continuum, but {ka['no_octants']}"
         lines = [f"         HDBSCAN on the co-association of {fits}"
-
                  + f"; how often two tracks are put together, in {ka['dims']} dimensions; {ka['seconds']:.1f} s); "
                  + moods]
     elif co:
@@ -249,7 +250,7 @@ def density_range(ka: dict[str, Any]) -> str:
 
 def mood_stability_lines(st: dict[str, Any]) -> list[str]:
     """How much the moods move: ARI against a subsample fit, over all tracks and over the cores, across seeds
-    when a seed plays a part, and between the medoid's k-means fits when there are some (engine/_moodstability.py)."""
+    when a seed plays a part, and between the medoid's fits when there are some (engine/_moodstability.py)."""
     core = st.get("ari_subsample_core_in_both")
     seeds = (f"ARI seed vs seed + 1 {st['ari_seeds']}" if st.get("ari_seeds") is not None
              else f"no seed ARI: {st['seeds']}")

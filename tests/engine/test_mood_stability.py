@@ -49,7 +49,7 @@ def test_moods_that_moved_are_flagged_in_the_report_with_the_lever_that_helps() 
     assert "no column for activity, texture" in warning  # the aspects this descriptor space lacks
     moved = {**moved, "ari_subsample_all_tracks": 0.5, "warning": unsteady({**moved, "ari_subsample_all_tracks": 0.5},
                                                                             mood_space(tuple(MOOD_WEIGHTS), MOOD_WEIGHTS))}
-    assert "90% refit 0.5" in moved["warning"] and "0.89-0.98 on 1,000-4,000 (the octants: 63 of 63" in moved["warning"]
+    assert "90% refit 0.5" in moved["warning"] and "0.8896-0.98 on 1,000-4,000 (the octants: 63 of 63" in moved["warning"]
     assert mood_stability_lines(moved)[-1] == f"         warning: {moved['warning']}"
 
 

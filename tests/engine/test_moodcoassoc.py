@@ -125,6 +125,10 @@ def test_the_fits_agree_on_planted_moods_and_not_on_a_round_blob_where_the_build
         model = MoodModel(config=MoodConfig(min_cluster_size=50), space=space).fit(space.project(z), raw, NAMES)
         st = measure_stability(model, space.project(z))
         agree[what] = st["fits_agree"]
+        if what == "blob":  # a continuum, but two mood columns hold no octants: said, and k-means cells taken
+            assert model.metrics_["coassoc"]["no_octants"] == "the mood space has 2 columns, and octants take 3"
+            assert "a continuum, but the mood space has 2 columns, and octants take 3" in mood_consensus_lines(
+                model.metrics_)[0]
         assert model.metrics_["coassoc"]["fits_agree"] == st["fits_agree"] and model.metrics_["clusters"] == 5
         assert f"the k-means fits agree at mean ARI {st['fits_agree']}" in mood_stability_lines(st)[0]
         if what == "blob":

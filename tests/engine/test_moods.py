@@ -88,7 +88,8 @@ def test_mood_names_come_from_the_means_on_absolute_scales() -> None:
                                  {"coassoc_moods": "cells"}, {"coassoc_moods": "medoid", "coassoc_ks": "5-8"},
                                  {"coassoc_ks": "5-"}, {"coassoc_ks": 6, "bags": 0}, {"coassoc_ks": 6, "coassoc_bags": 0},
                                  {"coassoc_moods": "medoid", "smoother": "blur"}, {"coassoc_starts": 5, "epsilon": 0.1},
-                                 {"coassoc_continuum": "quadrants"}, {"coassoc_continuum": "kmeans", "bags": 0}])
+                                 {"coassoc_continuum": "quadrants"}, {"coassoc_continuum": "kmeans", "bags": 0},
+                                 {"coassoc_continuum": "octants", "fewest_moods": 0}])
 def test_config_validation(bad: dict[str, object]) -> None:
     from engine import ConfigError
 
@@ -121,6 +122,10 @@ def test_a_given_smoothing_keeps_the_smoothing_where_the_co_association_is_the_d
     assert few.coassoc_continuum == "octants" and MoodConfig().resolved(10_000).coassoc_continuum is None
     assert MoodConfig(coassoc_moods="medoid").resolved(10_000).coassoc_continuum == "octants"
     assert MoodConfig(coassoc_continuum="kmeans").resolved(1_000).coassoc_continuum == "kmeans"
+    for given in ({"coassoc_ks": 6}, {"coassoc_moods": "clusters"}, {"coassoc_ks": "5-8"}):  # no octants there,
+        once = MoodConfig(**given).resolved(1_000)  # type: ignore[arg-type]  # and a stability refit resolves again
+        assert once.coassoc_continuum is None and once.resolved(1_000) == once
+    assert MoodConfig(coassoc_moods="medoid", coassoc_ks="density").resolved(10_000).coassoc_continuum == "octants"
     for tracks, where in ((10_000, "K is '5-8' and its moods 'clusters'"), (1_000, "K is 6 and its moods 'medoid'")):
         with pytest.raises(ConfigError, match=f"moods.coassoc_continuum = 'kmeans' given, but at {tracks:,} tracks "
                                               f"clustered the co-association's {where}"):
@@ -209,7 +214,8 @@ def test_auto_keys_take_the_method_for_the_catalog_size_and_the_stability_check_
                      "density_moods": 5, "moods": "medoid"}
             assert {key: m["coassoc"][key] for key in facts} == facts and 0 <= m["coassoc"]["medoid_fit"] < 20
             assert ("HDBSCAN on the co-association of 20 k-means fits (20 bags) (K 5, each on a random 90% of the "
-                    "tracks, the best of 10 starts; HDBSCAN found 5 moods in the mood space itself; how often"
+                    "tracks, the best of 10 starts; HDBSCAN found 5 moods in the mood space itself (the median over the 20 "
+                    "fits' shares, each of which found 5); how often"
                     ) in mood_consensus_lines(m)[0]
         elif method["coassoc_bags"]:  # k-means' K 6-8 cut a planted mood the same way often enough: never mixed
             assert 5 <= m["clusters"] <= 7 and all(len(set(truth[model.labels_ == c])) == 1 for c in range(m["clusters"]))
