@@ -4,8 +4,9 @@ k-means cells (five moods or more) and octants (fewer), a 90% refit that decides
 Five moods planted in a three-column mood space (valence, energy, danceability), 400 tracks each, with the
 spread swept from separate (0.10) to merged (0.13) and three catalogs per spread; each full fit against
 ``--draws`` 90% refits (the build's own stability check: ``measure_stability``). Prints, per catalog, the count
-the full fit took, its fits (k-means or octants) and each refit's count and ARI over all tracks; ``--json``
-keeps them. Usage::
+the full fit took, its fits (k-means or octants) and each refit's count and ARI over all tracks, and whether the
+build's warning says the catalog sits at the boundary (``boundary``); then the same refits with the cut the full
+fit took kept by the key its warning names (``coassoc_ks`` = its K, or "octants"). ``--json`` keeps them. Usage::
 
     .venv/bin/python benchmarks/mood_borderline.py --json benchmarks/results/mood_borderline.json
 """
@@ -26,7 +27,7 @@ if str(ROOT) not in sys.path:
 
 from engine import MoodConfig, MoodModel  # noqa: E402
 from engine._moods import MoodSpace  # noqa: E402
-from engine._moodstability import STEADY_ARI, measure_stability  # noqa: E402
+from engine._moodstability import STEADY_ARI, boundary, measure_stability  # noqa: E402
 
 NAMES = ("valence", "energy", "danceability")
 CENTERS = np.array([[0.85, 0.85, 0.8], [0.15, 0.85, 0.4], [0.85, 0.15, 0.5], [0.15, 0.15, 0.3], [0.5, 0.5, 0.6]])
@@ -40,7 +41,7 @@ def main() -> int:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     space = MoodSpace(columns=(0, 1, 2), weights=(1.0, 1.0, 1.0), names=NAMES)
-    rows, moved, total = [], 0, 0
+    rows, moved, moved_pinned, total = [], 0, 0, 0
     for spread in (float(s) for s in args.spreads.split(",")):
         for seed in range(args.catalogs):
             rng = np.random.default_rng(seed)
@@ -50,22 +51,34 @@ def main() -> int:
             model = MoodModel(config=MoodConfig(), space=space).fit(points, raw, NAMES)
             refits = [measure_stability(model, points, draw=draw, seeds=False) for draw in range(1, args.draws + 1)]
             aris = [st["ari_subsample_all_tracks"] for st in refits]
+            kept = MoodConfig(coassoc_ks=refits[0]["pin"])  # the key the build's warning names
+            pinned_model = MoodModel(config=kept, space=space).fit(points, raw, NAMES)
+            pinned = [measure_stability(pinned_model, points, draw=draw, seeds=False)["ari_subsample_all_tracks"]
+                      for draw in range(1, args.draws + 1)]
             ka = model.metrics_["coassoc"]
             row = {"spread": spread, "seed": seed, "density_moods": ka["density_moods"],
-                   "density_counts": ka.get("density_counts"), "fits": ka.get("cells", "k-means"),
+                   "density_counts": ka.get("density_counts"), "density_sides": ka.get("density_sides"),
+                   "fits": ka.get("cells", "k-means"),
                    "moods": model.metrics_["clusters"], "refit_moods": [st["subsample_moods"] for st in refits],
-                   "ari_90pct_all_tracks": aris}
+                   "ari_90pct_all_tracks": aris, "boundary_warned": [boundary(st) is not None for st in refits],
+                   "pin": refits[0]["pin"], "pinned_moods": pinned_model.metrics_["clusters"],
+                   "pinned_same_labels": bool((pinned_model.labels_ == model.labels_).all()),
+                   "ari_90pct_all_tracks_pinned": pinned}
             rows.append(row)
             moved += sum(a < STEADY_ARI for a in aris)
+            moved_pinned += sum(a < STEADY_ARI for a in pinned)
             total += len(aris)
-            print(f"spread {spread:.2f} seed {seed}: {row['density_moods']} density moods, {row['fits']}, "
-                  f"{row['moods']} moods; refits {list(zip(row['refit_moods'], aris, strict=True))}", flush=True)
-    print(f"{moved} of {total} refits under {STEADY_ARI}")
+            print(f"spread {spread:.2f} seed {seed}: {row['density_moods']} density moods {row['density_sides']}, "
+                  f"{row['fits']}, {row['moods']} moods; refits {list(zip(row['refit_moods'], aris, strict=True))}, "
+                  f"warned {row['boundary_warned']}; pinned ({row['pin']}, same labels {row['pinned_same_labels']}) "
+                  f"{pinned}", flush=True)
+    print(f"{moved} of {total} refits under {STEADY_ARI}; with the cut kept, {moved_pinned}")
     if args.json:
         args.json.write_text(json.dumps({
             "command": "python benchmarks/mood_borderline.py " + " ".join(sys.argv[1:]),
             "machine": {"platform": platform.platform(), "python": platform.python_version()},
-            "refits_under_bar": moved, "refits": total, "catalogs": rows}, indent=1) + "\n", encoding="utf-8")
+            "refits_under_bar": moved, "refits_under_bar_pinned": moved_pinned, "refits": total,
+            "catalogs": rows}, indent=1) + "\n", encoding="utf-8")
     return 0
 
 

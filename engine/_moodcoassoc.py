@@ -29,7 +29,10 @@ deterministic starts, other K) each lost some draws too, and those run to a k-me
 (``coassoc_continuum = "octants"``) each fit is instead the octants of the space's first OCTANT_AXES columns
 (valence, energy, danceability; or level, brightness, pace) around their means over its share: eight regions a
 listener can name, which move only as far as those means do (207 of 207 draws at 0.8 or more, the lowest 0.8896),
-and the medoid, Voronoi cells and cores follow as for k-means fits. Measured against the alternatives:
+and the medoid, Voronoi cells and cores follow as for k-means fits. Between clusters and a continuum, where some
+shares find fewest_moods and others fewer, a refit can take the other cut; the build says so and names the
+``coassoc_ks`` that keeps its own (its K, or "octants": every fit octants whatever the count;
+engine/_moodstability.py, ``boundary``). Measured against the alternatives:
 benchmarks/RESULTS.md, "Moods from the co-association of k-means fits",
 "Under 5,000 tracks" and "Octants where the mood space is a continuum".
 """
@@ -42,11 +45,15 @@ from typing import Any
 
 import numpy as np
 
+from ._errors import ConfigError
+
 COASSOC_DIMS = 5  # the co-association points are reduced to this many dimensions before HDBSCAN
 DENSITY_SHARES = 20  # at most this many shares count the density moods (one HDBSCAN fit each)
 OCTANT_AXES = 3  # a continuum's moods: the octants of the mood space's first three columns (2**3 regions)
 DENSITY_KS = "density"  # [moods] coassoc_ks: one K, the moods HDBSCAN finds in the mood space itself (at least
 # fewest_moods): random Spotify subsets of 1,000-4,000 tracks hold none, six planted sounds six
+OCTANTS_KS = "octants"  # [moods] coassoc_ks: no K, every fit the octants whatever the count (a catalog at the
+# boundary between clusters and a continuum keeps its cut across rebuilds: engine/_moodstability.py, ``boundary``)
 
 
 def parse_ks(text: str | int) -> range:
@@ -57,6 +64,11 @@ def parse_ks(text: str | int) -> range:
     if not 2 <= ks.start < ks.stop:
         raise ValueError(text)
     return ks
+
+
+def share_size(m: int, share: float, least: int = 1) -> int:
+    """How many of ``m`` rows a fit's random ``share`` holds: at least ``least`` (a k-means fit's K), at most ``m``."""
+    return min(m, max(least, int(share * m)))
 
 
 def share_rows(m: int, size: int, seed: int, bag: int) -> np.ndarray:
@@ -73,7 +85,7 @@ def kmeans_cells(points: np.ndarray, *, bags: int, share: float, seed: int, ks: 
     from sklearn.cluster import KMeans
 
     m = len(points)
-    size = min(m, max(ks.stop - 1, int(share * m)))
+    size = share_size(m, share, ks.stop - 1)
     columns = []
     for b in range(bags):
         part = share_rows(m, size, seed, b)
@@ -89,7 +101,7 @@ def octant_cells(points: np.ndarray, *, bags: int, share: float, seed: int, axes
     (m, bags), each fit's octants numbered from 0 in the order of their sides. Deterministic for a ``seed``, which
     draws the shares."""
     m = len(points)
-    size = min(m, max(1, int(share * m)))
+    size = share_size(m, share)
     sides = 2 ** np.arange(axes)
     columns = []
     for b in range(bags):
@@ -149,22 +161,35 @@ def moods_from_fits(space: np.ndarray, config: Any, seed: int, facts: dict[str, 
 
     With ``coassoc_ks = "density"`` the fits' one K is the number of moods ``cluster`` finds in ``space`` itself, at
     least ``fewest_moods``; where it finds fewer, with ``coassoc_continuum = "octants"``, a medoid and at least
-    OCTANT_AXES columns, the fits are octants instead (``octant_cells``). With ``coassoc_moods = "medoid"`` a track
+    OCTANT_AXES columns, the fits are octants instead (``octant_cells``), as they are whatever the count with
+    ``coassoc_ks = "octants"`` (ConfigError under OCTANT_AXES columns). With ``coassoc_moods = "medoid"`` a track
     HDBSCAN labels in the co-association is core, its mood its cell of the medoid fit, and every track's cell is
     returned too. With ``assign = "centroid"`` (engine/_moods.py) the moods are then the Voronoi cells of those
     cells' centroids over all the tracks, every one of them, even one whose tracks HDBSCAN all calls noise, and a
     track stays core when its Voronoi cell is its medoid cell; with the vote, a cell without cores is no mood. Where
     HDBSCAN finds no group at all in the co-association, one mood holds every track, as with every method."""
-    octants = False
-    if config.coassoc_ks == DENSITY_KS:  # as many as the mood space's own density moods, at least fewest_moods
+    octants = config.coassoc_ks == OCTANTS_KS  # given: octants whatever the count
+    ks = range(2**OCTANT_AXES, 2**OCTANT_AXES + 1)  # an octant fit's cells, at most
+    if octants:
+        if space.shape[1] < OCTANT_AXES:
+            raise ConfigError(f"moods.coassoc_ks = \"octants\" takes the octants of the mood space's first "
+                              f"{OCTANT_AXES} columns, and it has {space.shape[1]}: leave it at \"auto\"")
+        facts["coassoc"] = {"octants_given": True}
+        say(f"the octants of the mood space's first {OCTANT_AXES} axes, as moods.coassoc_ks = \"octants\" asks")
+    elif config.coassoc_ks == DENSITY_KS:  # as many as the mood space's own density moods, at least fewest_moods
         dense, counts = density_moods(space, config, seed, cluster)
         say(f"HDBSCAN on each fit's share of the mood space: {counts[0]}-{counts[-1]} moods, the median {dense}")
         k = max(dense, config.fewest_moods, 2)
         ks = range(k, k + 1)
-        facts["coassoc"] = {"density_moods": dense, "density_counts": [counts[0], counts[-1]]}
-        # a continuum: no K-cell cut is steady, the octants of its first axes are
+        # how many shares found fewer than fewest_moods and how many at least: both, and the catalog sits at the
+        # boundary between a continuum and clusters, where a rebuild may take the other cut (``boundary``)
+        fewer = sum(c < config.fewest_moods for c in counts)
+        facts["coassoc"] = {"density_moods": dense, "density_counts": [counts[0], counts[-1]],
+                            "density_sides": [fewer, len(counts) - fewer]}
+        # a continuum: no K-cell cut is steady, the octants of its first axes are (coassoc_continuum is "octants"
+        # only with the medoid: MoodConfig.resolved)
         continuum = dense < config.fewest_moods and config.coassoc_continuum == "octants"
-        octants = continuum and config.coassoc_moods == "medoid" and space.shape[1] >= OCTANT_AXES
+        octants = continuum and space.shape[1] >= OCTANT_AXES
         if continuum and not octants:
             facts["coassoc"]["no_octants"] = (f"the mood space has {space.shape[1]} column"
                                               f"{'s' if space.shape[1] > 1 else ''}, and octants take {OCTANT_AXES}")
@@ -191,7 +216,7 @@ def density_moods(space: np.ndarray, config: Any, seed: int,
     tracks, overlapping: five on the catalog, two on some of its 90% shares), and with it k-means cells against
     octants; the median of 20 flips less (benchmarks/mood_borderline.py: 5 refits of 96 under 0.8, not 16)."""
     m = len(space)
-    size = min(m, max(1, int(config.coassoc_share * m)))
+    size = share_size(m, config.coassoc_share)
     counts = sorted(int(cluster(space[share_rows(m, size, seed, b)], False).max()) + 1
                     for b in range(min(config.coassoc_bags, DENSITY_SHARES)))
     return counts[len(counts) // 2], counts

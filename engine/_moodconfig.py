@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from ._errors import ConfigError
-from ._moodcoassoc import DENSITY_KS, parse_ks
+from ._moodcoassoc import DENSITY_KS, OCTANTS_KS, parse_ks
 
 MOOD_WEIGHTS = {"valence": 1.0, "energy": 1.0, "danceability": 1.0, "acousticness": 1.0,
                 "instrumentalness": 1.0, "tempo": 1.0}
@@ -112,9 +112,9 @@ class MoodConfig:
     # HDBSCAN on the co-association of this many bags of k-means fits (engine/_moodcoassoc.py) instead of on
     # smoothed points: each bag a random coassoc_share of the tracks, fitted at every K of coassoc_ks ("5",
     # "5-8", or "density": the moods HDBSCAN finds in the mood space itself, at least fewest_moods), each fit
-    # the best of coassoc_starts starts; 0 = off. The moods: HDBSCAN's clusters of the co-association
-    # ("clusters"), or the cells of the fit that agrees most with the others ("medoid", one K), HDBSCAN's noise
-    # in the co-association then the tracks that are not core.
+    # the best of coassoc_starts starts, or "octants": each fit the octants below, whatever that count; 0 = off.
+    # The moods: HDBSCAN's clusters of the co-association ("clusters"), or the cells of the fit that agrees most
+    # with the others ("medoid", one K), HDBSCAN's noise in the co-association then the tracks that are not core.
     coassoc_bags: int | Literal["auto"] = "auto"
     coassoc_ks: str | int = "auto"
     coassoc_share: float | Literal["auto"] = "auto"
@@ -169,8 +169,8 @@ class MoodConfig:
         try:
             several = len(self.given_ks()) > 1
         except (TypeError, ValueError):
-            raise ConfigError(f"moods.coassoc_ks must be 'auto', 'density', a K such as 5 or a range such "
-                              f"as \"5-8\" (K >= 2), got {self.coassoc_ks!r}") from None
+            raise ConfigError(f"moods.coassoc_ks must be 'auto', 'density', 'octants', a K such as 5 or a range "
+                              f"such as \"5-8\" (K >= 2), got {self.coassoc_ks!r}") from None
         if self.coassoc_moods not in ("auto", "clusters", "medoid", None):
             raise ConfigError(f"moods.coassoc_moods must be 'auto', 'clusters' or 'medoid', got {self.coassoc_moods!r}")
         if self.coassoc_continuum not in ("auto", "octants", "kmeans", None):
@@ -179,6 +179,9 @@ class MoodConfig:
         if self.coassoc_continuum == "octants" and self.fewest_moods == 0:
             raise ConfigError("moods.coassoc_continuum = 'octants' applies where HDBSCAN finds fewer moods than "
                               "moods.fewest_moods, which 0 never is: give fewest_moods >= 1, or leave it at \"auto\"")
+        if self.coassoc_ks == OCTANTS_KS and self.coassoc_moods == "clusters":
+            raise ConfigError("moods.coassoc_ks = 'octants' takes the cells of the medoid fit: leave coassoc_moods at "
+                              "\"auto\" or set it to \"medoid\"")
         if self.coassoc_moods == "medoid" and several:
             raise ConfigError(f"moods.coassoc_moods = 'medoid' takes the cells of one fit, so one K: coassoc_ks "
                               f"{self.coassoc_ks!r} holds several")
@@ -255,14 +258,16 @@ class MoodConfig:
         # a medoid takes one fit's cells, so one K: the K and the moods given win over what "auto" would pair them with
         if self.coassoc_moods == "medoid" and self.coassoc_ks == "auto":
             method = {**method, "coassoc_ks": DENSITY_KS}
+        elif self.coassoc_ks == OCTANTS_KS:  # octants are taken by the medoid
+            method = {**method, "coassoc_moods": "medoid"}
         elif self.coassoc_moods == "auto" and len(self.given_ks()) > 1:
             method = {**method, "coassoc_moods": "clusters"}
         return method, why
 
     def given_ks(self) -> range:
-        """The K of the co-association's fits when ``coassoc_ks`` gives them (empty for "auto", "density" or
-        None); ValueError or TypeError when it is not a K or a range."""
-        return range(0) if self.coassoc_ks in ("auto", DENSITY_KS, None) else parse_ks(self.coassoc_ks)
+        """The K of the co-association's fits when ``coassoc_ks`` gives them (empty for "auto", "density",
+        "octants" or None); ValueError or TypeError when it is not a K or a range."""
+        return range(0) if self.coassoc_ks in ("auto", DENSITY_KS, OCTANTS_KS, None) else parse_ks(self.coassoc_ks)
 
     def coassoc_keys_given(self) -> list[str]:
         """The co-association's own keys (COASSOC_KEYS) given a value: not "auto", and not None (not used)."""

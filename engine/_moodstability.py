@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from ._moodcoassoc import OCTANTS_KS
 from ._moods import MoodModel, Progress
 from ._moodspace import MoodSpace, missing_aspects
 
@@ -16,6 +17,10 @@ STEADY_ARI = 0.8  # issue 17's bar: below it, the build report says the moods mo
 AGREED_FITS = 0.9  # under it, the fits of the co-association's medoid (k-means or octants; engine/_moodcoassoc.py) take
 # different cuts, and the report says the moods may move even where its one refit held (benchmarks/RESULTS.md,
 # "When the fits disagree")
+BOUNDARY_MOVED = ("on 12 catalogs of five planted moods, benchmarks/mood_borderline.py, 5 of 96 90% refits fell "
+                  "to ARI 0.75-0.77, each one that took the other cut")
+BOUNDARY_PINNED = ("with the key each build's warning named, the same 96 refits held ARI 0.9748-1.0, and the moods "
+                   "it gave were the defaults' own on all 12 catalogs")
 SPLIT_FITS_MOVED = ("with k-means fits, on 45 catalog and mood-space pairs of 1,000-4,000 tracks (33 catalogs) 90% "
                     "refits moved (ARI under 0.8) on 15 of 57 draws where the fits agreed under 0.9, and on none of "
                     "150 where they agreed at 0.9 or more")
@@ -81,6 +86,8 @@ def measure_stability(model: MoodModel, points: np.ndarray, *, share: float = 0.
             points[again_on], None, (), smoothed=smoothed)
         out["ari_seeds"] = round(float(adjusted_rand_score(model.labels_[scored],
                                                            again.assign_points(points[scored])[0])), 4)
+        if again.metrics_.get("coassoc"):
+            out["seed_fits"] = fits_kind(again.metrics_["coassoc"])
     else:
         out["ari_seeds"] = None
         out["seeds"] = "the whole catalog is clustered deterministically: the seed plays no part"
@@ -88,6 +95,11 @@ def measure_stability(model: MoodModel, points: np.ndarray, *, share: float = 0.
     if coassoc.get("fits_agree") is not None:  # the medoid's fits: how much they agree, at no extra cost
         out["fits_agree"] = coassoc["fits_agree"]
         out["fits"] = fits_kind(coassoc)
+        # which side of the count of density moods the build and its refits took, and the key that keeps the build's
+        out["subsample_fits"] = fits_kind(other.metrics_.get("coassoc") or {})
+        out["pin"] = OCTANTS_KS if out["fits"] == "octant" else coassoc["ks"][0]
+        if "density_sides" in coassoc:
+            out.update(density_sides=coassoc["density_sides"], fewest_moods=model.resolved_.fewest_moods)
     out["seconds"] = round(time.perf_counter() - t0, 2)
     warning = unsteady(out, model.space)
     if warning:
@@ -100,9 +112,30 @@ def fits_kind(coassoc: dict[str, Any]) -> str:
     return "octant" if coassoc.get("cells") == "octants" else "k-means"
 
 
+def boundary(st: dict[str, Any]) -> str | None:
+    """Why a build's moods sit at the boundary between clusters and a continuum, if they do: its count of
+    density moods (engine/_moodcoassoc.py, ``density_moods``) fell on both sides of fewest_moods across the fits'
+    shares, or its refit or seed fit took the other fits (k-means cells against octants); None otherwise."""
+    kind, sides = st.get("fits"), st.get("density_sides")
+    if kind is None:
+        return None
+    why = []
+    if sides and min(sides) > 0:
+        why.append(f"HDBSCAN found {st['fewest_moods']} density moods or more on {sides[1]} of the {sum(sides)} "
+                   f"fits' shares of the mood space (k-means cells) and fewer on {sides[0]} (octants)")
+    others = [f"its {what} took {st[key]} fits"
+              for key, what in (("subsample_fits", "refit"), ("seed_fits", "seed fit")) if st.get(key, kind) != kind]
+    if others:
+        why.append(f"this build took {kind} fits and {' and '.join(others)}")
+    if not why:
+        return None
+    return (f"the catalog sits at the boundary between clusters and a continuum ({'; '.join(why)}): a rebuild of a "
+            f"changed catalog may take the other cut ({BOUNDARY_MOVED})")
+
+
 def unsteady(st: dict[str, Any], space: MoodSpace) -> str | None:
     """What a build says when its moods moved (an ARI under STEADY_ARI) or may move (the medoid's fits
-    agree under AGREED_FITS), and the lever measured to help."""
+    agree under AGREED_FITS, or the catalog sits at the ``boundary``), and the lever measured to help."""
     refit = f"ARI against the {st.get('subsample_share', 0.9):.0%} refit"
     moved = [f"{what} {st[key]}" for key, what in (("ari_subsample_all_tracks", refit), ("ari_seeds", "across seeds"))
              if st.get(key) is not None and st[key] < STEADY_ARI]
@@ -111,24 +144,43 @@ def unsteady(st: dict[str, Any], space: MoodSpace) -> str | None:
     why = "their cut is one of several nearly as good" if kind == "k-means" else "the means move between shares"
     split = (f"the {kind} fits agree at mean ARI {agree} (under {AGREED_FITS}): {why}, and {SPLIT_FITS_MOVED}"
              if agree is not None and agree < AGREED_FITS else "")
-    if not moved and not split:
+    edge = boundary(st)
+    if not moved and not split and not edge:
         return None
-    missing = missing_aspects(space)
-    lever = (f"the mood space has no column for {', '.join(missing)}: with one column per aspect (level, "
-             "brightness, pace, activity, texture) the k-means moods of six generated 1,000-clip tables held ARI >= "
-             "0.8 on "
-             "32 of 36 draws, and with the blur's consensus (their default until 2026-12-05) on 29 of 36, against 16 "
-             "of 36 with three aspects (though on the two tables generated last, three aspects did better)"
-             if missing else "on twelve generated 1,000-clip descriptor tables the defaults (the octants) gave ARI "
-             ">= 0.8 on 72 of 72 draws, and on 72 of 72 with the README's GTZAN config (k-means cells: 67 and 64)"
-             if space.kind == "descriptors"
-             else "on the Spotify data the defaults gave ARI 0.82-0.88 with all 89,583 tracks, 0.91-0.995 on random "
-             "subsets of 5,000-40,000 and 0.8896-0.98 on 1,000-4,000 (the octants: 63 of 63 refits at 0.8 or more; "
-             "k-means cells 61 of 63)")
-    where = ("(benchmarks/RESULTS.md, \"Moods on any catalog\", \"Moods from the co-association of k-means fits\", "
-             "\"Under 5,000 tracks\", \"When the fits disagree\" and \"Octants where the mood space is a continuum\")")
+    reasons = "; ".join(r for r in (split, edge) if r)
+    if edge:  # the cut this build took, kept whatever the count of a rebuild
+        pin = st["pin"]
+        value = f'"{pin}"' if isinstance(pin, str) else pin
+        lever = (f"to keep this build's cut across rebuilds, set [moods] coassoc_ks = {value} "
+                 f"({'the octants' if pin == OCTANTS_KS else f'k-means cells at K {pin}'}, whatever the count): "
+                 f"{BOUNDARY_PINNED}")
+        where = "(benchmarks/RESULTS.md, \"At the boundary between clusters and a continuum\")"
+    else:
+        lever, where = generic_lever(space), GENERIC_WHERE
     if not moved:
-        return (f"the moods may move: {split}. Read the moods as rough regions of the catalog, not fixed groups; "
+        return (f"the moods may move: {reasons}. Read the moods as rough regions of the catalog, not fixed groups; "
                 f"{lever} {where}")
-    return (f"the moods moved ({'; '.join(moved)}, under {STEADY_ARI}){f'; {split}' if split else ''}. Read the moods "
-            f"as rough regions of the catalog, not fixed groups; {lever} {where}")
+    return (f"the moods moved ({'; '.join(moved)}, under {STEADY_ARI}){f'; {reasons}' if reasons else ''}. Read the "
+            f"moods as rough regions of the catalog, not fixed groups; {lever} {where}")
+
+
+GENERIC_WHERE = ("(benchmarks/RESULTS.md, \"Moods on any catalog\", \"Moods from the co-association of k-means "
+                 "fits\", \"Under 5,000 tracks\", \"When the fits disagree\" and \"Octants where the mood space is a "
+                 "continuum\")")
+
+
+def generic_lever(space: MoodSpace) -> str:
+    """The lever measured to help moods that moved or may move, for ``space``'s kind."""
+    missing = missing_aspects(space)
+    if missing:
+        return (f"the mood space has no column for {', '.join(missing)}: with one column per aspect (level, "
+                "brightness, pace, activity, texture) the k-means moods of six generated 1,000-clip tables held ARI "
+                ">= 0.8 on 32 of 36 draws, and with the blur's consensus (their default until 2026-12-05) on 29 of "
+                "36, against 16 of 36 with three aspects (though on the two tables generated last, three aspects did "
+                "better)")
+    if space.kind == "descriptors":
+        return ("on twelve generated 1,000-clip descriptor tables the defaults (the octants) gave ARI >= 0.8 on 72 of "
+                "72 draws, and on 72 of 72 with the README's GTZAN config (k-means cells: 67 and 64)")
+    return ("on the Spotify data the defaults gave ARI 0.82-0.88 with all 89,583 tracks, 0.91-0.995 on random "
+            "subsets of 5,000-40,000 and 0.8896-0.98 on 1,000-4,000 (the octants: 63 of 63 refits at 0.8 or more; "
+            "k-means cells 61 of 63)")

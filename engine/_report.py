@@ -207,9 +207,10 @@ def mood_consensus_lines(mo: dict[str, Any]) -> list[str]:
             axes = mo.get("space", {}).get("features", [])[:ka["octant_axes"]]
             fits = (f"{ka['fits']} octant fits (each the octants of the mood space's first {ka['octant_axes']} axes"
                     + (f", {', '.join(axes)}," if axes else "") + f" around their means over a random "
-                    f"{ka['share']:.0%} of the tracks; HDBSCAN found {ka['density_moods']} moods in the mood space "
-                    f"itself{density_range(ka)}, fewer than fewest_moods: a continuum, which no K-cell cut divides "
-                    "steadily")
+                    f"{ka['share']:.0%} of the tracks; "
+                    + (f"HDBSCAN found {ka['density_moods']} moods in the mood space itself{density_range(ka)}, fewer "
+                       "than fewest_moods: a continuum, which no K-cell cut divides steadily" if "density_moods" in ka
+                       else "as moods.coassoc_ks = \"octants\" asks, whatever HDBSCAN finds in the mood space"))
         else:
             fits = (f"{ka['fits']} k-means fits ({ka['bags']} bags) (K {lo if lo == hi else f'{lo}-{hi}'}, each on a "
                     f"random {ka['share']:.0%} of the tracks" + (f", the best of {starts} starts" if starts > 1 else "")

@@ -71,3 +71,29 @@ def test_fits_that_disagree_are_flagged_even_where_the_refit_held() -> None:
                               MOOD_WEIGHTS)  # a descriptor table with a column per aspect: the tables' figures
     table = unsteady({**held, "fits_agree": 0.85}, every_aspect)
     assert table is not None and "72 of 72 draws" in table and "Spotify" not in table
+
+
+def test_a_build_at_the_boundary_between_clusters_and_a_continuum_names_the_key_that_keeps_its_cut() -> None:
+    from engine._moodstability import boundary
+
+    space = mood_space(tuple(MOOD_WEIGHTS), MOOD_WEIGHTS)
+    held = {"ari_subsample_all_tracks": 0.99, "subsample_share": 0.9, "fits_agree": 0.99, "fits": "k-means",
+            "subsample_fits": "k-means", "pin": 5, "density_sides": [0, 20], "fewest_moods": 5}
+    assert boundary(held) is None and unsteady(held, space) is None  # every share on one side, the refit too
+    split = {**held, "density_sides": [3, 17]}
+    assert boundary(split) == ("the catalog sits at the boundary between clusters and a continuum (HDBSCAN found 5 "
+                               "density moods or more on 17 of the 20 fits' shares of the mood space (k-means cells) "
+                               "and fewer on 3 (octants)): a rebuild of a changed catalog may take the other cut (on 12 "
+                               "catalogs of five planted moods, benchmarks/mood_borderline.py, 5 of 96 90% refits fell "
+                               "to ARI 0.75-0.77, each one that took the other cut)")
+    warning = unsteady(split, space)
+    assert warning is not None and warning.startswith("the moods may move: the catalog sits at the boundary")
+    assert "set [moods] coassoc_ks = 5 (k-means cells at K 5, whatever the count)" in warning
+    assert "Spotify" not in warning  # the lever is the key, not the generic figures
+    octants = {**held, "fits": "octant", "pin": "octants", "subsample_fits": "octant", "seed_fits": "k-means",
+               "density_sides": [20, 0], "ari_seeds": 0.7}
+    assert "(this build took octant fits and its seed fit took k-means fits)" in (boundary(octants) or "")
+    warning = unsteady(octants, space)
+    assert warning is not None and warning.startswith("the moods moved (across seeds 0.7, under 0.8); the catalog sits")
+    assert 'set [moods] coassoc_ks = "octants" (the octants, whatever the count)' in warning
+    assert boundary({"ari_subsample_all_tracks": 0.99}) is None  # no medoid: no cut to keep

@@ -209,3 +209,50 @@ def test_the_density_count_is_the_median_over_the_fits_shares() -> None:
     assert len(seen) == config.coassoc_bags == 20 and counts == [2] * 12 + [5] * 8 and dense == 2
     for bag, points in enumerate(seen):  # each count on its fit's own share
         np.testing.assert_array_equal(points, space[share_rows(200, 180, 7, bag)])
+
+
+def borderline(spread: float = 0.12, seed: int = 0) -> tuple[MoodSpace, np.ndarray, np.ndarray]:
+    """Five moods planted in three mood columns at the boundary between clusters and a continuum
+    (benchmarks/mood_borderline.py): (the mood space, its points, the raw features)."""
+    from benchmarks.mood_borderline import CENTERS
+
+    space = MoodSpace(columns=(0, 1, 2), weights=(1.0, 1.0, 1.0), names=("valence", "energy", "danceability"))
+    raw = CENTERS[np.repeat(np.arange(5), 400)] + np.random.default_rng(seed).normal(size=(2000, 3)) * spread
+    return space, space.project((raw - raw.mean(0)) / raw.std(0)), raw
+
+
+def test_at_the_boundary_the_build_says_so_and_the_key_it_names_keeps_the_cut() -> None:
+    # 16 of the 20 shares find the five planted moods and 4 fewer: the build takes k-means cells, its refit (draw
+    # 1) octants, and they agree at ARI 0.75. The warning says why and names coassoc_ks = 5, which keeps the
+    # same cells and a refit that holds.
+    from engine._moodstability import measure_stability
+
+    space, points, raw = borderline()
+    model = MoodModel(config=MoodConfig(), space=space).fit(points, raw, space.names)
+    st = measure_stability(model, points, draw=1, seeds=False)
+    assert model.metrics_["coassoc"]["density_sides"] == [4, 16] and st["fits"] == "k-means"
+    assert st["subsample_fits"] == "octant" and st["ari_subsample_all_tracks"] < 0.8
+    assert ("the catalog sits at the boundary between clusters and a continuum (HDBSCAN found 5 density moods or more "
+            "on 16 of the 20 fits' shares of the mood space (k-means cells) and fewer on 4 (octants); this build took "
+            "k-means fits and its refit took octant fits)") in st["warning"]
+    assert "set [moods] coassoc_ks = 5 (k-means cells at K 5, whatever the count)" in st["warning"]
+    kept = MoodModel(config=MoodConfig(coassoc_ks=st["pin"]), space=space).fit(points, raw, space.names)
+    np.testing.assert_array_equal(kept.labels_, model.labels_)
+    again = measure_stability(kept, points, draw=1, seeds=False)
+    assert again["ari_subsample_all_tracks"] >= 0.8 and again["subsample_fits"] == "k-means" and "warning" not in again
+
+
+def test_octants_given_are_taken_whatever_the_count_and_need_three_mood_columns() -> None:
+    from engine import ConfigError
+    from engine._moodstability import measure_stability
+
+    space, points, raw = borderline(0.10, 0)  # every share finds the five planted moods: k-means cells by default
+    model = MoodModel(config=MoodConfig(coassoc_ks="octants"), space=space).fit(points, raw, space.names)
+    ka = model.metrics_["coassoc"]
+    assert ka["cells"] == "octants" and "density_moods" not in ka and model.metrics_["clusters"] == 8
+    assert "as moods.coassoc_ks = \"octants\" asks, whatever HDBSCAN finds" in mood_consensus_lines(model.metrics_)[0]
+    st = measure_stability(model, points, draw=1, seeds=False)
+    assert st["pin"] == "octants" and st["subsample_fits"] == "octant" and "warning" not in st
+    flat = MoodSpace(columns=(0, 1), weights=(1.0, 1.0), names=("valence", "energy"))
+    with pytest.raises(ConfigError, match="takes the octants of the mood space's first 3 columns, and it has 2"):
+        MoodModel(config=MoodConfig(coassoc_ks="octants"), space=flat).fit(flat.project(points[:, :2]), raw[:, :2], flat.names)

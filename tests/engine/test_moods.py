@@ -89,7 +89,8 @@ def test_mood_names_come_from_the_means_on_absolute_scales() -> None:
                                  {"coassoc_ks": "5-"}, {"coassoc_ks": 6, "bags": 0}, {"coassoc_ks": 6, "coassoc_bags": 0},
                                  {"coassoc_moods": "medoid", "smoother": "blur"}, {"coassoc_starts": 5, "epsilon": 0.1},
                                  {"coassoc_continuum": "quadrants"}, {"coassoc_continuum": "kmeans", "bags": 0},
-                                 {"coassoc_continuum": "octants", "fewest_moods": 0}])
+                                 {"coassoc_continuum": "octants", "fewest_moods": 0},
+                                 {"coassoc_ks": "octants", "coassoc_moods": "clusters"}, {"coassoc_ks": "octant"}])
 def test_config_validation(bad: dict[str, object]) -> None:
     from engine import ConfigError
 
@@ -126,6 +127,13 @@ def test_a_given_smoothing_keeps_the_smoothing_where_the_co_association_is_the_d
         once = MoodConfig(**given).resolved(1_000)  # type: ignore[arg-type]  # and a stability refit resolves again
         assert once.coassoc_continuum is None and once.resolved(1_000) == once
     assert MoodConfig(coassoc_moods="medoid", coassoc_ks="density").resolved(10_000).coassoc_continuum == "octants"
+    for tracks in (1_000, 10_000):  # octants given: every fit octants, taken by the medoid, at any size it runs
+        given = MoodConfig(coassoc_ks="octants").resolved(tracks)
+        assert (given.coassoc_ks, given.coassoc_moods, given.coassoc_continuum) == ("octants", "medoid", None)
+        assert given.resolved(tracks) == given
+    with pytest.raises(ConfigError, match=r"moods.coassoc_continuum = 'octants' given, but at 1,000 tracks clustered "
+                                          r"the co-association's K is 'octants'"):
+        MoodConfig(coassoc_ks="octants", coassoc_continuum="octants").resolved(1_000)
     for tracks, where in ((10_000, "K is '5-8' and its moods 'clusters'"), (1_000, "K is 6 and its moods 'medoid'")):
         with pytest.raises(ConfigError, match=f"moods.coassoc_continuum = 'kmeans' given, but at {tracks:,} tracks "
                                               f"clustered the co-association's {where}"):
