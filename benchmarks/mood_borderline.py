@@ -2,13 +2,17 @@
 k-means cells (five moods or more) and octants (fewer), a 90% refit that decides the other way moves the moods.
 
 Five moods planted in a three-column mood space (valence, energy, danceability), 400 tracks each, with the
-spread swept from separate (0.10) to merged (0.13) and three catalogs per spread; each full fit against
+spread swept from separate (0.10) to merged (0.14) and three catalogs per spread; each full fit against
 ``--draws`` 90% refits (the build's own stability check: ``measure_stability``). Prints, per catalog, the count
-the full fit took, its fits (k-means or octants) and each refit's count and ARI over all tracks, and whether the
-build's warning says the catalog sits at the boundary (``boundary``); then the same refits with the cut the full
-fit took kept by the key its warning names (``coassoc_ks`` = its K, or "octants"). ``--json`` keeps them. Usage::
+the full fit took (how many of the 20 shares found fewer than five and how many five or more), its fits (k-means
+or octants), its moods' ARI against the planted moods, each refit's count and ARI over all tracks, and whether
+the build's warning says the catalog sits at the boundary (``boundary``); then the same refits with the cut the
+full fit took kept by the key its warning names (``coassoc_ks`` = its K, or "octants"). ``--count-selection eom``
+counts as the engine did until 2026-12-06. ``--json`` keeps them. Usage::
 
     .venv/bin/python benchmarks/mood_borderline.py --json benchmarks/results/mood_borderline.json
+    .venv/bin/python benchmarks/mood_borderline.py --count-selection eom \
+        --json benchmarks/results/mood_borderline_eom.json
 """
 
 from __future__ import annotations
@@ -20,12 +24,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from sklearn.metrics import adjusted_rand_score
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from engine import MoodConfig, MoodModel  # noqa: E402
+from engine import MoodConfig, MoodModel, _moodcoassoc  # noqa: E402
 from engine._moods import MoodSpace  # noqa: E402
 from engine._moodstability import STEADY_ARI, boundary, measure_stability  # noqa: E402
 
@@ -35,11 +40,16 @@ CENTERS = np.array([[0.85, 0.85, 0.8], [0.15, 0.85, 0.4], [0.85, 0.15, 0.5], [0.
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--spreads", default="0.10,0.11,0.12,0.13", help="the planted moods' standard deviations")
+    parser.add_argument("--spreads", default="0.10,0.11,0.12,0.13,0.14", help="the planted moods' standard deviations")
     parser.add_argument("--catalogs", type=int, default=3, help="catalogs per spread (seeds 0, 1...)")
     parser.add_argument("--draws", type=int, default=8, help="90%% refits per catalog (draws 1, 2...)")
+    parser.add_argument("--count-selection", choices=("leaf", "eom"),
+                        help="HDBSCAN's selection for the count of density moods (default: the engine's, "
+                             "DENSITY_SELECTION; eom was the count's until 2026-12-06)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    if args.count_selection:
+        _moodcoassoc.DENSITY_SELECTION = args.count_selection
     space = MoodSpace(columns=(0, 1, 2), weights=(1.0, 1.0, 1.0), names=NAMES)
     rows, moved, moved_pinned, total = [], 0, 0, 0
     for spread in (float(s) for s in args.spreads.split(",")):
@@ -60,6 +70,7 @@ def main() -> int:
                    "density_counts": ka.get("density_counts"), "density_sides": ka.get("density_sides"),
                    "fits": ka.get("cells", "k-means"),
                    "moods": model.metrics_["clusters"], "refit_moods": [st["subsample_moods"] for st in refits],
+                   "ari_planted": round(float(adjusted_rand_score(planted, model.labels_)), 4),
                    "ari_90pct_all_tracks": aris, "boundary_warned": [boundary(st) is not None for st in refits],
                    "pin": refits[0]["pin"], "pinned_moods": pinned_model.metrics_["clusters"],
                    "pinned_same_labels": bool((pinned_model.labels_ == model.labels_).all()),
@@ -69,7 +80,8 @@ def main() -> int:
             moved_pinned += sum(a < STEADY_ARI for a in pinned)
             total += len(aris)
             print(f"spread {spread:.2f} seed {seed}: {row['density_moods']} density moods {row['density_sides']}, "
-                  f"{row['fits']}, {row['moods']} moods; refits {list(zip(row['refit_moods'], aris, strict=True))}, "
+                  f"{row['fits']}, {row['moods']} moods (ARI {row['ari_planted']} against the planted); "
+                  f"refits {list(zip(row['refit_moods'], aris, strict=True))}, "
                   f"warned {row['boundary_warned']}; pinned ({row['pin']}, same labels {row['pinned_same_labels']}) "
                   f"{pinned}", flush=True)
     print(f"{moved} of {total} refits under {STEADY_ARI}; with the cut kept, {moved_pinned}")
@@ -77,7 +89,8 @@ def main() -> int:
         args.json.write_text(json.dumps({
             "command": "python benchmarks/mood_borderline.py " + " ".join(sys.argv[1:]),
             "machine": {"platform": platform.platform(), "python": platform.python_version()},
-            "refits_under_bar": moved, "refits_under_bar_pinned": moved_pinned, "refits": total,
+            "count_selection": _moodcoassoc.DENSITY_SELECTION, "refits_under_bar": moved,
+            "refits_under_bar_pinned": moved_pinned, "refits": total,
             "catalogs": rows}, indent=1) + "\n", encoding="utf-8")
     return 0
 

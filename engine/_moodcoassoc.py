@@ -49,6 +49,9 @@ from ._errors import ConfigError
 
 COASSOC_DIMS = 5  # the co-association points are reduced to this many dimensions before HDBSCAN
 DENSITY_SHARES = 20  # at most this many shares count the density moods (one HDBSCAN fit each)
+# ... by their leaves: eom picked two parents of five planted moods on some shares where the leaves were five on
+# every share (benchmarks/RESULTS.md, "At the boundary between clusters and a continuum")
+DENSITY_SELECTION = "leaf"
 OCTANT_AXES = 3  # a continuum's moods: the octants of the mood space's first three columns (2**3 regions)
 DENSITY_KS = "density"  # [moods] coassoc_ks: one K, the moods HDBSCAN finds in the mood space itself (at least
 # fewest_moods): random Spotify subsets of 1,000-4,000 tracks hold none, six planted sounds six
@@ -153,10 +156,10 @@ def medoid(agree: np.ndarray) -> int:
 
 
 def moods_from_fits(space: np.ndarray, config: Any, seed: int, facts: dict[str, Any], say: Callable[[str], None],
-                    *, cluster: Callable[[np.ndarray, bool], np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+                    *, cluster: Callable[..., np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
     """The moods of ``space`` (mood-space points) by the co-association of k-means fits, as a resolved MoodConfig
     asks: (labels, -1 for the tracks outside every core; the medoid fit's cell of every track, or None).
-    ``cluster(points, keep)`` is the build's HDBSCAN (``keep``: its
+    ``cluster(points, keep, selection=None)`` is the build's HDBSCAN (``keep``: its
     validity goes to the facts).
 
     With ``coassoc_ks = "density"`` the fits' one K is the number of moods ``cluster`` finds in ``space`` itself, at
@@ -185,7 +188,7 @@ def moods_from_fits(space: np.ndarray, config: Any, seed: int, facts: dict[str, 
         # boundary between a continuum and clusters, where a rebuild may take the other cut (``boundary``)
         fewer = sum(c < config.fewest_moods for c in counts)
         facts["coassoc"] = {"density_moods": dense, "density_counts": [counts[0], counts[-1]],
-                            "density_sides": [fewer, len(counts) - fewer]}
+                            "density_sides": [fewer, len(counts) - fewer], "density_selection": DENSITY_SELECTION}
         # a continuum: no K-cell cut is steady, the octants of its first axes are (coassoc_continuum is "octants"
         # only with the medoid: MoodConfig.resolved)
         continuum = dense < config.fewest_moods and config.coassoc_continuum == "octants"
@@ -209,15 +212,19 @@ def moods_from_fits(space: np.ndarray, config: Any, seed: int, facts: dict[str, 
 
 
 def density_moods(space: np.ndarray, config: Any, seed: int,
-                  cluster: Callable[[np.ndarray, bool], np.ndarray]) -> tuple[int, list[int]]:
-    """How many moods HDBSCAN (``cluster``) finds in the mood space ``space``: the median of its counts on the
-    shares of the first DENSITY_SHARES of the ``coassoc_bags`` fits (the upper one of an even number), and those
-    counts in order. One fit on every track flips between counts near a boundary (five planted moods of 2,000
-    tracks, overlapping: five on the catalog, two on some of its 90% shares), and with it k-means cells against
-    octants; the median of 20 flips less (benchmarks/mood_borderline.py: 5 refits of 96 under 0.8, not 16)."""
+                  cluster: Callable[..., np.ndarray]) -> tuple[int, list[int]]:
+    """How many moods HDBSCAN (``cluster``) finds in the mood space ``space``: the median of its counts of leaves
+    (DENSITY_SELECTION) on the shares of the first DENSITY_SHARES of the ``coassoc_bags`` fits (the upper one of an
+    even number), and those counts in order. One fit on every track flips between counts near a boundary (five
+    planted moods of 2,000 tracks, overlapping: five on the catalog, two on some of its 90% shares), and with it
+    k-means cells against octants; the median of 20 flips less (benchmarks/mood_borderline.py: 5 refits of 96
+    under 0.8, not 16, with eom). Leaves, not eom's choice: eom took two parents of five planted moods on some
+    shares (on 18 of 20 for one catalog at spread 0.10, which then took octants through them); the leaves were five
+    on every share of 7 of the 9 catalogs at spreads 0.10-0.12 and on 14-15 of 20 of the other two
+    (benchmarks/RESULTS.md, "At the boundary between clusters and a continuum")."""
     m = len(space)
     size = share_size(m, config.coassoc_share)
-    counts = sorted(int(cluster(space[share_rows(m, size, seed, b)], False).max()) + 1
+    counts = sorted(int(cluster(space[share_rows(m, size, seed, b)], False, DENSITY_SELECTION).max()) + 1
                     for b in range(min(config.coassoc_bags, DENSITY_SHARES)))
     return counts[len(counts) // 2], counts
 

@@ -221,8 +221,9 @@ class MoodModel:
             if cfg.coassoc_bags:
                 labels, cells = moods_from_fits(
                     space, cfg, self.seed, facts, say,
-                    cluster=lambda part, keep: self._hdbscan(part, min_cluster_size, min_samples, max_cluster_size, n,
-                                                             facts if keep else None, say if keep else None))
+                    cluster=lambda part, keep, selection=None: self._hdbscan(
+                        part, min_cluster_size, min_samples, max_cluster_size, n, facts if keep else None,
+                        say if keep else None, selection=selection))
             else:
                 if k and smoothed is not None:
                     space = smoothed
@@ -315,17 +316,20 @@ class MoodModel:
         return labels
 
     def _hdbscan(self, space: np.ndarray, min_cluster_size: int, min_samples: int, max_cluster_size: int,
-                 n: int, facts: dict[str, Any] | None, say: Progress | None) -> np.ndarray:
-        """HDBSCAN's labels of ``space`` (-1 for noise); its DBCV goes to ``facts`` (None: not computed)."""
+                 n: int, facts: dict[str, Any] | None, say: Progress | None, *,
+                 selection: str | None = None) -> np.ndarray:
+        """HDBSCAN's labels of ``space`` (-1 for noise); its DBCV goes to ``facts`` (None: not computed);
+        ``selection`` the cluster selection, if not the configured one."""
         import hdbscan  # imported here: only builds need it, and it is slow to import
 
         cfg = self.resolved_
         say = say or (lambda _msg: None)
+        selection = selection or cfg.selection
         say(f"HDBSCAN on {len(space)} of {n} tracks (min_cluster_size {min_cluster_size}, min_samples {min_samples}, "
-            f"{cfg.selection}{f', max_cluster_size {max_cluster_size}' if max_cluster_size else ''})")
+            f"{selection}{f', max_cluster_size {max_cluster_size}' if max_cluster_size else ''})")
         clusterer = hdbscan.HDBSCAN(
             min_cluster_size=min_cluster_size, min_samples=min_samples,
-            cluster_selection_method=cfg.selection, cluster_selection_epsilon=cfg.epsilon,
+            cluster_selection_method=selection, cluster_selection_epsilon=cfg.epsilon,
             max_cluster_size=max_cluster_size, core_dist_n_jobs=2, gen_min_span_tree=facts is not None,
         ).fit(space)
         if facts is not None and clusterer.labels_.max() >= 0:

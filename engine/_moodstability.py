@@ -17,10 +17,10 @@ STEADY_ARI = 0.8  # issue 17's bar: below it, the build report says the moods mo
 AGREED_FITS = 0.9  # under it, the fits of the co-association's medoid (k-means or octants; engine/_moodcoassoc.py) take
 # different cuts, and the report says the moods may move even where its one refit held (benchmarks/RESULTS.md,
 # "When the fits disagree")
-BOUNDARY_MOVED = ("on 12 catalogs of five planted moods, benchmarks/mood_borderline.py, 5 of 96 90% refits fell "
-                  "to ARI 0.75-0.77, each one that took the other cut")
-BOUNDARY_PINNED = ("with the key each build's warning named, the same 96 refits held ARI 0.9748-1.0, and the moods "
-                   "it gave were the defaults' own on all 12 catalogs")
+BOUNDARY_MOVED = ("on 15 catalogs of five planted moods, benchmarks/mood_borderline.py, 4 of 120 90% refits fell "
+                  "to ARI 0.73-0.77, each one that took the other cut")
+BOUNDARY_PINNED = ("with the key each build's warning named, the same 120 refits held ARI 0.9584-1.0, and the moods "
+                   "it gave were the defaults' own on all 15 catalogs")
 SPLIT_FITS_MOVED = ("with k-means fits, on 45 catalog and mood-space pairs of 1,000-4,000 tracks (33 catalogs) 90% "
                     "refits moved (ARI under 0.8) on 15 of 57 draws where the fits agreed under 0.9, and on none of "
                     "150 where they agreed at 0.9 or more")

@@ -246,7 +246,8 @@ def density_range(ka: dict[str, Any]) -> str:
     if lo is None:
         return ""
     found = f"each of which found {lo}" if lo == hi else f"which found {lo}-{hi}"
-    return f" (the median over the {ka['bags']} fits' shares, {found})"
+    leaves = f"{ka['density_selection']} selection; " if "density_selection" in ka else ""  # eom before 2026-12-06
+    return f" ({leaves}the median over the {ka['bags']} fits' shares, {found})"
 
 
 def mood_stability_lines(st: dict[str, Any]) -> list[str]:

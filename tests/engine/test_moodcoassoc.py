@@ -172,8 +172,8 @@ def test_a_continuum_gets_the_octants_of_its_first_three_axes_and_they_hold_stil
     assert mood_consensus_lines(m)[0].startswith(
         "         HDBSCAN on the co-association of 20 octant fits (each the octants of the mood space's first 3 "
         "axes, valence, energy, danceability, around their means over a random 90% of the tracks; HDBSCAN found")
-    assert (f"HDBSCAN found {m['coassoc']['density_moods']} moods in the mood space itself (the median over the 20 "
-            "fits' shares, ") in mood_consensus_lines(m)[0]
+    assert (f"HDBSCAN found {m['coassoc']['density_moods']} moods in the mood space itself (leaf selection; the median "
+            "over the 20 fits' shares, ") in mood_consensus_lines(m)[0]
     kmeans = MoodModel(config=MoodConfig(min_cluster_size=50, coassoc_continuum="kmeans"), space=space).fit(
         points, raw, NAMES)
     assert kmeans.metrics_["coassoc"]["cells"] == "k-means" and kmeans.metrics_["clusters"] == 5
@@ -200,8 +200,8 @@ def test_the_density_count_is_the_median_over_the_fits_shares() -> None:
     config = MoodConfig().resolved(200)
     seen: list[np.ndarray] = []
 
-    def cluster(points: np.ndarray, keep: bool) -> np.ndarray:  # finds 2 moods on 12 shares, 5 on 8
-        assert not keep
+    def cluster(points: np.ndarray, keep: bool, selection: str) -> np.ndarray:  # finds 2 moods on 12 shares, 5 on 8
+        assert not keep and selection == "leaf"  # the count takes HDBSCAN's leaves
         seen.append(points)
         return np.arange(len(points)) % (5 if len(seen) % 5 in (1, 3) else 2)
 
@@ -222,24 +222,34 @@ def borderline(spread: float = 0.12, seed: int = 0) -> tuple[MoodSpace, np.ndarr
 
 
 def test_at_the_boundary_the_build_says_so_and_the_key_it_names_keeps_the_cut() -> None:
-    # 16 of the 20 shares find the five planted moods and 4 fewer: the build takes k-means cells, its refit (draw
-    # 1) octants, and they agree at ARI 0.75. The warning says why and names coassoc_ks = 5, which keeps the
+    # 15 of the 20 shares find the five planted moods and 5 fewer: the build takes k-means cells, its refit (draw
+    # 5) octants, and they agree at ARI 0.77. The warning says why and names coassoc_ks = 5, which keeps the
     # same cells and a refit that holds.
     from engine._moodstability import measure_stability
 
-    space, points, raw = borderline()
+    space, points, raw = borderline(0.12, 2)
     model = MoodModel(config=MoodConfig(), space=space).fit(points, raw, space.names)
-    st = measure_stability(model, points, draw=1, seeds=False)
-    assert model.metrics_["coassoc"]["density_sides"] == [4, 16] and st["fits"] == "k-means"
+    st = measure_stability(model, points, draw=5, seeds=False)
+    assert model.metrics_["coassoc"]["density_sides"] == [5, 15] and st["fits"] == "k-means"
     assert st["subsample_fits"] == "octant" and st["ari_subsample_all_tracks"] < 0.8
     assert ("the catalog sits at the boundary between clusters and a continuum (HDBSCAN found 5 density moods or more "
-            "on 16 of the 20 fits' shares of the mood space (k-means cells) and fewer on 4 (octants); this build took "
+            "on 15 of the 20 fits' shares of the mood space (k-means cells) and fewer on 5 (octants); this build took "
             "k-means fits and its refit took octant fits)") in st["warning"]
     assert "set [moods] coassoc_ks = 5 (k-means cells at K 5, whatever the count)" in st["warning"]
     kept = MoodModel(config=MoodConfig(coassoc_ks=st["pin"]), space=space).fit(points, raw, space.names)
     np.testing.assert_array_equal(kept.labels_, model.labels_)
-    again = measure_stability(kept, points, draw=1, seeds=False)
+    again = measure_stability(kept, points, draw=5, seeds=False)
     assert again["ari_subsample_all_tracks"] >= 0.8 and again["subsample_fits"] == "k-means" and "warning" not in again
+
+
+def test_the_density_count_takes_hdbscans_leaves() -> None:
+    # five planted moods of 400 at spread 0.10: HDBSCAN's leaves are the five on every share, where eom took two of
+    # their parents on some shares (18 of 20 for this catalog, which then took octants through the planted moods)
+    space, points, raw = borderline(0.10, 1)
+    model = MoodModel(config=MoodConfig(), space=space).fit(points, raw, space.names)
+    ka = model.metrics_["coassoc"]
+    assert ka["density_sides"] == [0, 20] and ka["density_selection"] == "leaf" and ka["cells"] == "k-means"
+    assert adjusted_rand_score(np.repeat(np.arange(5), 400), model.labels_) > 0.95
 
 
 def test_octants_given_are_taken_whatever_the_count_and_need_three_mood_columns() -> None:

@@ -222,8 +222,8 @@ def test_auto_keys_take_the_method_for_the_catalog_size_and_the_stability_check_
                      "density_moods": 5, "moods": "medoid"}
             assert {key: m["coassoc"][key] for key in facts} == facts and 0 <= m["coassoc"]["medoid_fit"] < 20
             assert ("HDBSCAN on the co-association of 20 k-means fits (20 bags) (K 5, each on a random 90% of the "
-                    "tracks, the best of 10 starts; HDBSCAN found 5 moods in the mood space itself (the median over the 20 "
-                    "fits' shares, each of which found 5); how often"
+                    "tracks, the best of 10 starts; HDBSCAN found 5 moods in the mood space itself (leaf selection; the "
+                    "median over the 20 fits' shares, each of which found 5); how often"
                     ) in mood_consensus_lines(m)[0]
         elif method["coassoc_bags"]:  # k-means' K 6-8 cut a planted mood the same way often enough: never mixed
             assert 5 <= m["clusters"] <= 7 and all(len(set(truth[model.labels_ == c])) == 1 for c in range(m["clusters"]))
