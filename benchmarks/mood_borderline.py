@@ -7,7 +7,7 @@ spread swept from separate (0.10) to merged (0.14) and three catalogs per spread
 the full fit took (how many of the 20 shares found fewer than five and how many five or more), its fits (k-means
 or octants), its moods' ARI against the planted moods, each refit's count and ARI over all tracks, and whether
 the build's warning says the catalog sits at the boundary (``boundary``); then the same refits with the cut the
-full fit took kept by the key its warning names (``coassoc_ks`` = its K, or "octants"). ``--count-selection eom``
+full fit took kept by ``coassoc_ks`` (its K, or "octants": the key a warning names). ``--count-selection eom``
 counts as the engine did until 2026-12-06. ``--json`` keeps them. Usage::
 
     .venv/bin/python benchmarks/mood_borderline.py --json benchmarks/results/mood_borderline.json
@@ -61,7 +61,7 @@ def main() -> int:
             model = MoodModel(config=MoodConfig(), space=space).fit(points, raw, NAMES)
             refits = [measure_stability(model, points, draw=draw, seeds=False) for draw in range(1, args.draws + 1)]
             aris = [st["ari_subsample_all_tracks"] for st in refits]
-            kept = MoodConfig(coassoc_ks=refits[0]["pin"])  # the key the build's warning names
+            kept = MoodConfig(coassoc_ks=refits[0]["pin"])  # the build's own cut: the key a warning names
             pinned_model = MoodModel(config=kept, space=space).fit(points, raw, NAMES)
             pinned = [measure_stability(pinned_model, points, draw=draw, seeds=False)["ari_subsample_all_tracks"]
                       for draw in range(1, args.draws + 1)]

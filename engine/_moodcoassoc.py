@@ -34,7 +34,8 @@ shares find fewest_moods and others fewer, a refit can take the other cut; the b
 ``coassoc_ks`` that keeps its own (its K, or "octants": every fit octants whatever the count;
 engine/_moodstability.py, ``boundary``). Measured against the alternatives:
 benchmarks/RESULTS.md, "Moods from the co-association of k-means fits",
-"Under 5,000 tracks" and "Octants where the mood space is a continuum".
+"Under 5,000 tracks", "Octants where the mood space is a continuum" and "At the boundary between clusters and a
+continuum".
 """
 
 from __future__ import annotations
@@ -49,8 +50,8 @@ from ._errors import ConfigError
 
 COASSOC_DIMS = 5  # the co-association points are reduced to this many dimensions before HDBSCAN
 DENSITY_SHARES = 20  # at most this many shares count the density moods (one HDBSCAN fit each)
-# ... by their leaves: eom picked two parents of five planted moods on some shares where the leaves were five on
-# every share (benchmarks/RESULTS.md, "At the boundary between clusters and a continuum")
+# ... by their leaves: eom found fewer than five on 18 of the 20 shares of five planted moods where the leaves were
+# five on every share (benchmarks/RESULTS.md, "At the boundary between clusters and a continuum")
 DENSITY_SELECTION = "leaf"
 OCTANT_AXES = 3  # a continuum's moods: the octants of the mood space's first three columns (2**3 regions)
 DENSITY_KS = "density"  # [moods] coassoc_ks: one K, the moods HDBSCAN finds in the mood space itself (at least
@@ -184,15 +185,17 @@ def moods_from_fits(space: np.ndarray, config: Any, seed: int, facts: dict[str, 
         say(f"HDBSCAN on each fit's share of the mood space: {counts[0]}-{counts[-1]} moods, the median {dense}")
         k = max(dense, config.fewest_moods, 2)
         ks = range(k, k + 1)
-        # how many shares found fewer than fewest_moods and how many at least: both, and the catalog sits at the
-        # boundary between a continuum and clusters, where a rebuild may take the other cut (``boundary``)
-        fewer = sum(c < config.fewest_moods for c in counts)
         facts["coassoc"] = {"density_moods": dense, "density_counts": [counts[0], counts[-1]],
-                            "density_sides": [fewer, len(counts) - fewer], "density_selection": DENSITY_SELECTION}
+                            "density_selection": DENSITY_SELECTION}
         # a continuum: no K-cell cut is steady, the octants of its first axes are (coassoc_continuum is "octants"
         # only with the medoid: MoodConfig.resolved)
         continuum = dense < config.fewest_moods and config.coassoc_continuum == "octants"
         octants = continuum and space.shape[1] >= OCTANT_AXES
+        if config.coassoc_continuum == "octants" and space.shape[1] >= OCTANT_AXES:
+            # how many shares found fewer than fewest_moods (octants) and how many at least (k-means cells): both,
+            # and the catalog sits at the boundary between the two, where a rebuild may take the other (``boundary``)
+            fewer = sum(c < config.fewest_moods for c in counts)
+            facts["coassoc"]["density_sides"] = [fewer, len(counts) - fewer]
         if continuum and not octants:
             facts["coassoc"]["no_octants"] = (f"the mood space has {space.shape[1]} column"
                                               f"{'s' if space.shape[1] > 1 else ''}, and octants take {OCTANT_AXES}")
@@ -217,11 +220,12 @@ def density_moods(space: np.ndarray, config: Any, seed: int,
     (DENSITY_SELECTION) on the shares of the first DENSITY_SHARES of the ``coassoc_bags`` fits (the upper one of an
     even number), and those counts in order. One fit on every track flips between counts near a boundary (five
     planted moods of 2,000 tracks, overlapping: five on the catalog, two on some of its 90% shares), and with it
-    k-means cells against octants; the median of 20 flips less (benchmarks/mood_borderline.py: 5 refits of 96
-    under 0.8, not 16, with eom). Leaves, not eom's choice: eom took two parents of five planted moods on some
-    shares (on 18 of 20 for one catalog at spread 0.10, which then took octants through them); the leaves were five
-    on every share of 7 of the 9 catalogs at spreads 0.10-0.12 and on 14-15 of 20 of the other two
-    (benchmarks/RESULTS.md, "At the boundary between clusters and a continuum")."""
+    k-means cells against octants; the median of 20 flips less (benchmarks/mood_borderline.py, spreads 0.10-0.13,
+    with eom: 5 refits of 96 under 0.8, not 16; results/mood_borderline_eom.json and
+    mood_borderline_one_fit_39ec12f.json). Leaves, not eom's choice: on five planted moods at spread 0.10 eom found
+    fewer than five on 18 of one catalog's 20 shares (two on at least 11), which then took octants through them;
+    the leaves were five on every share of 7 of the 9 catalogs at spreads 0.10-0.12 and on 14-15 of 20 of the other
+    two (benchmarks/RESULTS.md, "At the boundary between clusters and a continuum")."""
     m = len(space)
     size = share_size(m, config.coassoc_share)
     counts = sorted(int(cluster(space[share_rows(m, size, seed, b)], False, DENSITY_SELECTION).max()) + 1

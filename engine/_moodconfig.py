@@ -101,7 +101,9 @@ class MoodConfig:
     # a mood holds at least this share of the tracks clustered ("auto": 1%, 5% with the co-association)
     min_cluster_fraction: float | Literal["auto"] = "auto"
     min_samples: int | Literal["auto"] = "auto"  # "auto": 30, COASSOC_SAMPLES of the tracks with the co-association
-    selection: Literal["auto", "eom", "leaf"] = "auto"  # "auto": leaf, eom with the co-association
+    # "auto": leaf, eom with the co-association (whose count of density moods takes leaves whatever this says:
+    # engine/_moodcoassoc.py, DENSITY_SELECTION)
+    selection: Literal["auto", "eom", "leaf"] = "auto"
     # eom only: clusters above this share of the tracks are not selected (0 = no limit). Beware: an
     # oversized cluster without children then becomes noise (hdbscan's max_cluster_size).
     max_cluster_fraction: float = 0.0

@@ -14,14 +14,10 @@ How it works
   random halves of the smoothed points. A bag keeps the whole catalog's floor; when the consensus then
   finds fewer than ``fewest_moods``, each bag's floor is scaled to its share (a bag holds half of every
   mood) before the clump floor is lowered.
-- ``coassoc_bags`` (engine/_moodcoassoc.py): no smoothing; HDBSCAN clusters the co-association of many
-  k-means fits (how often they put two tracks together) instead of the smoothed points, and the moods
-  are the Voronoi cells of its clusters' centroids (``assign = "centroid"``), or, with ``coassoc_moods =
-  "medoid"``, the cells of the fit that agrees most with the others, HDBSCAN's noise the tracks not core
-  (the fits octants of three axes where the mood space is a continuum: ``coassoc_continuum``).
-- The defaults ("auto") depend on the tracks clustered (engine/_moodconfig.py says which and why): the
-  co-association under 50,000 tracks (20 fits at one K under 5,000, 40 x 4 at K 5-8 from there), the
-  field with 10 bags from there on (benchmarks/RESULTS.md, "Moods on any catalog").
+- ``coassoc_bags`` (engine/_moodcoassoc.py, the default under 50,000 tracks: engine/_moodconfig.py): no
+  smoothing; HDBSCAN clusters how often many k-means (or octant) fits put two tracks together, and the moods
+  are the Voronoi cells of its clusters' centroids, or with ``coassoc_moods = "medoid"`` the cells of the fit
+  that agrees most with the others, HDBSCAN's noise the tracks not core.
 - HDBSCAN runs on the smoothed (or co-association) points of the whole catalog (a random sample above
   ``fit_sample`` tracks, 100k by default); the seed draws that sample, the bags and the co-association's
   fits, and plays no part in one fit on smoothed points below ``fit_sample``.
@@ -33,15 +29,14 @@ How it works
   ``min_cluster_size`` and ``min_cluster_fraction``) until it finds enough; the report says so. Four
   planted moods then come back as five, one of them split in two, never mixed
   (tests/engine/test_moods.py); five planted come back as five at the first fit.
-- Every track (and any new track) is assigned without pickle from its features alone. With
-  ``assign = "vote"`` an exemplar keeps its label and any other point takes the majority label of
-  its 10 nearest exemplars; with ``assign = "centroid"`` moods are the Voronoi cells of their
-  centroids in mood space (HDBSCAN's clusters' centroids moved by ``refine_iterations`` Lloyd
-  steps), and a track HDBSCAN labelled stays core only when its cell is its cluster's. Membership
-  strength: the agreeing share of the 10 nearest exemplars, scaled down outside the nearest
-  exemplar's core distance. ``assign_points`` reproduces the catalog's labels exactly. A track
-  HDBSCAN saw is core exactly when it is an exemplar; any other (new tracks, catalogs above
-  ``fit_sample``) counts as core when it lies within the nearest exemplar's core distance.
+- Every track (and any new track) is assigned without pickle from its features alone. With ``assign =
+  "vote"`` an exemplar keeps its label and any other point takes the majority label of its 10 nearest
+  exemplars; with ``assign = "centroid"`` moods are the Voronoi cells of their centroids in mood space
+  (moved by ``refine_iterations`` Lloyd steps), and a track HDBSCAN labelled stays core only when its cell
+  is its cluster's. Membership strength: the agreeing share of the 10 nearest exemplars, scaled down outside
+  the nearest exemplar's core distance. ``assign_points`` reproduces the catalog's labels exactly. A track
+  HDBSCAN saw is core exactly when it is an exemplar; any other counts as core within the nearest
+  exemplar's core distance.
 - Stability is measured in every build (engine/_moodstability.py): the same method on a random 90%
   of the tracks, the ARI over all tracks against the full fit; across seeds when a seed plays a part.
 - Names (engine/_moodnames.py) come from each mood's mean on absolute scales.

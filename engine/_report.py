@@ -246,7 +246,8 @@ def density_range(ka: dict[str, Any]) -> str:
     if lo is None:
         return ""
     found = f"each of which found {lo}" if lo == hi else f"which found {lo}-{hi}"
-    leaves = f"{ka['density_selection']} selection; " if "density_selection" in ka else ""  # eom before 2026-12-06
+    # bundles built before the count took HDBSCAN's leaves (2026-12-06) counted by eom's choice and say nothing
+    leaves = f"{ka['density_selection']} selection; " if "density_selection" in ka else ""
     return f" ({leaves}the median over the {ka['bags']} fits' shares, {found})"
 
 

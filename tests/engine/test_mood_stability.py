@@ -88,12 +88,36 @@ def test_a_build_at_the_boundary_between_clusters_and_a_continuum_names_the_key_
                                "to ARI 0.73-0.77, each one that took the other cut)")
     warning = unsteady(split, space)
     assert warning is not None and warning.startswith("the moods may move: the catalog sits at the boundary")
-    assert "set [moods] coassoc_ks = 5 (k-means cells at K 5, whatever the count)" in warning
+    assert "set [moods] coassoc_ks = 5 (k-means cells at K 5, whatever the count;" in warning
     assert "Spotify" not in warning  # the lever is the key, not the generic figures
     octants = {**held, "fits": "octant", "pin": "octants", "subsample_fits": "octant", "seed_fits": "k-means",
                "density_sides": [20, 0], "ari_seeds": 0.7}
     assert "(this build took octant fits and its seed fit took k-means fits)" in (boundary(octants) or "")
     warning = unsteady(octants, space)
     assert warning is not None and warning.startswith("the moods moved (across seeds 0.7, under 0.8); the catalog sits")
-    assert 'set [moods] coassoc_ks = "octants" (the octants, whatever the count)' in warning
+    assert 'set [moods] coassoc_ks = "octants" (the octants, whatever the count;' in warning
     assert boundary({"ari_subsample_all_tracks": 0.99}) is None  # no medoid: no cut to keep
+    # every share on one side, but the refit took the other fits: said too, without the shares
+    refit_only = {**held, "subsample_fits": "octant"}
+    assert boundary(refit_only) == ("the catalog sits at the boundary between clusters and a continuum (this build "
+                                    "took k-means fits and its refit took octant fits): a rebuild of a changed catalog "
+                                    "may take the other cut (on 15 catalogs of five planted moods, benchmarks/"
+                                    "mood_borderline.py, 4 of 120 90% refits fell to ARI 0.73-0.77, each one that took "
+                                    "the other cut)")
+    # fits that disagree and the boundary: both reasons, and the key as the lever
+    both = unsteady({**split, "fits_agree": 0.85}, space)
+    assert both is not None and both.startswith("the moods may move: the k-means fits agree at mean ARI 0.85 (under "
+                                                "0.9): their cut is one of several nearly as good")
+    assert "; the catalog sits at the boundary" in both and "coassoc_ks = 5" in both
+    assert "remove it when the catalog grows past them" in both  # the key holds under coassoc_wide_from only
+
+
+def test_the_density_count_reads_as_each_bundle_took_it() -> None:
+    from engine._report import density_range
+
+    assert density_range({"bags": 20, "density_counts": [0, 3], "density_selection": "leaf"}) == (
+        " (leaf selection; the median over the 20 fits' shares, which found 0-3)")
+    # bundles built before the count took leaves say nothing of it, and before the median nothing at all
+    assert density_range({"bags": 20, "density_counts": [2, 2]}) == " (the median over the 20 fits' shares, each of " \
+        "which found 2)"
+    assert density_range({"bags": 20}) == ""

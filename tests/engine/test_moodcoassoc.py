@@ -235,16 +235,28 @@ def test_at_the_boundary_the_build_says_so_and_the_key_it_names_keeps_the_cut() 
     assert ("the catalog sits at the boundary between clusters and a continuum (HDBSCAN found 5 density moods or more "
             "on 15 of the 20 fits' shares of the mood space (k-means cells) and fewer on 5 (octants); this build took "
             "k-means fits and its refit took octant fits)") in st["warning"]
-    assert "set [moods] coassoc_ks = 5 (k-means cells at K 5, whatever the count)" in st["warning"]
+    assert "set [moods] coassoc_ks = 5 (k-means cells at K 5, whatever the count;" in st["warning"]
     kept = MoodModel(config=MoodConfig(coassoc_ks=st["pin"]), space=space).fit(points, raw, space.names)
     np.testing.assert_array_equal(kept.labels_, model.labels_)
     again = measure_stability(kept, points, draw=5, seeds=False)
     assert again["ari_subsample_all_tracks"] >= 0.8 and again["subsample_fits"] == "k-means" and "warning" not in again
 
 
+def test_no_boundary_is_said_where_octants_were_never_possible() -> None:
+    # the same catalog with coassoc_continuum = "kmeans": both sides of the count give k-means cells, so the
+    # shares' split is no boundary between cuts, and the build does not say it is
+    from engine._moodstability import boundary, measure_stability
+
+    space, points, raw = borderline(0.12, 2)
+    model = MoodModel(config=MoodConfig(coassoc_continuum="kmeans"), space=space).fit(points, raw, space.names)
+    assert "density_sides" not in model.metrics_["coassoc"] and model.metrics_["coassoc"]["cells"] == "k-means"
+    st = measure_stability(model, points, draw=5, seeds=False)
+    assert st["subsample_fits"] == "k-means" and boundary(st) is None and "density_sides" not in st
+
+
 def test_the_density_count_takes_hdbscans_leaves() -> None:
-    # five planted moods of 400 at spread 0.10: HDBSCAN's leaves are the five on every share, where eom took two of
-    # their parents on some shares (18 of 20 for this catalog, which then took octants through the planted moods)
+    # five planted moods of 400 at spread 0.10: HDBSCAN's leaves are the five on every share, where eom found fewer
+    # than five on 18 of the 20 (and this catalog then took octants through the planted moods)
     space, points, raw = borderline(0.10, 1)
     model = MoodModel(config=MoodConfig(), space=space).fit(points, raw, space.names)
     ka = model.metrics_["coassoc"]
