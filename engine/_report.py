@@ -209,7 +209,8 @@ def mood_consensus_lines(mo: dict[str, Any]) -> list[str]:
                     + (f", {', '.join(axes)}," if axes else "") + f" around their means over a random "
                     f"{ka['share']:.0%} of the tracks; "
                     + (f"HDBSCAN found {ka['density_moods']} moods in the mood space itself{density_range(ka)}, fewer "
-                       "than fewest_moods: a continuum, which no K-cell cut divides steadily" if "density_moods" in ka
+                       "than fewest_moods: taken as a continuum, where k-means cells moved on some of the catalogs "
+                       "measured" if "density_moods" in ka
                        else "as moods.coassoc_ks = \"octants\" asks, whatever HDBSCAN finds in the mood space"))
         else:
             fits = (f"{ka['fits']} k-means fits ({ka['bags']} bags) (K {lo if lo == hi else f'{lo}-{hi}'}, each on a "
