@@ -173,11 +173,11 @@ def moods_from_fits(space: np.ndarray, config: Any, seed: int, facts: dict[str, 
     track stays core when its Voronoi cell is its medoid cell; with the vote, a cell without cores is no mood. Where
     HDBSCAN finds no group at all in the co-association, one mood holds every track, as with every method."""
     octants = config.coassoc_ks == OCTANTS_KS  # given: octants whatever the count
-    ks = range(2**OCTANT_AXES, 2**OCTANT_AXES + 1)  # an octant fit's cells, at most
     if octants:
         if space.shape[1] < OCTANT_AXES:
             raise ConfigError(f"moods.coassoc_ks = \"octants\" takes the octants of the mood space's first "
                               f"{OCTANT_AXES} columns, and it has {space.shape[1]}: leave it at \"auto\"")
+        ks = range(2**OCTANT_AXES, 2**OCTANT_AXES + 1)  # an octant fit's cells, at most
         facts["coassoc"] = {"octants_given": True}
         say(f"the octants of the mood space's first {OCTANT_AXES} axes, as moods.coassoc_ks = \"octants\" asks")
     elif config.coassoc_ks == DENSITY_KS:  # as many as the mood space's own density moods, at least fewest_moods
@@ -188,15 +188,16 @@ def moods_from_fits(space: np.ndarray, config: Any, seed: int, facts: dict[str, 
         facts["coassoc"] = {"density_moods": dense, "density_counts": [counts[0], counts[-1]],
                             "density_selection": DENSITY_SELECTION}
         # a continuum: no K-cell cut is steady, the octants of its first axes are (coassoc_continuum is "octants"
-        # only with the medoid: MoodConfig.resolved)
-        continuum = dense < config.fewest_moods and config.coassoc_continuum == "octants"
-        octants = continuum and space.shape[1] >= OCTANT_AXES
-        if config.coassoc_continuum == "octants" and space.shape[1] >= OCTANT_AXES:
+        # only with the medoid: MoodConfig.resolved), where the space has their columns
+        wanted, room = config.coassoc_continuum == "octants", space.shape[1] >= OCTANT_AXES
+        continuum = dense < config.fewest_moods
+        octants = wanted and room and continuum
+        if wanted and room:
             # how many shares found fewer than fewest_moods (octants) and how many at least (k-means cells): both,
             # and the catalog sits at the boundary between the two, where a rebuild may take the other (``boundary``)
             fewer = sum(c < config.fewest_moods for c in counts)
             facts["coassoc"]["density_sides"] = [fewer, len(counts) - fewer]
-        if continuum and not octants:
+        elif wanted and continuum:
             facts["coassoc"]["no_octants"] = (f"the mood space has {space.shape[1]} column"
                                               f"{'s' if space.shape[1] > 1 else ''}, and octants take {OCTANT_AXES}")
             say(f"a continuum, but {facts['coassoc']['no_octants']}: k-means cells at K {k}")
