@@ -32,6 +32,7 @@ from ._moods import MoodModel, mood_space
 from ._moodstability import measure_stability
 from ._preprocess import Preprocessor
 from ._ranking import SLACK, Scoring
+from ._report import mood_stability_lines
 from ._rerank import GenreAgreement, evaluate_reranking
 from ._table import Searched, exact_index, first_blocks, first_fetch, nearest_candidates, write_table
 from .audio._extract import read_provenance
@@ -141,14 +142,9 @@ def build_bundle(
             if config.moods.stability_subsample:
                 m["stability"] = measure_stability(moods, mood_points, share=config.moods.stability_subsample,
                                                    progress=say)
-                st = m["stability"]
-                over = "all tracks" if st["evaluated_tracks"] == st["catalog_tracks"] else \
-                    f"a random {st['evaluated_tracks']:,} of the {st['catalog_tracks']:,} tracks"
-                say(f"mood stability: ARI {st['ari_subsample_all_tracks']} over {over} against a "
-                    f"{config.moods.stability_subsample:.0%} subsample fit"
-                    + (f"; the {st['fits']} fits agree at mean ARI {st['fits_agree']}" if "fits_agree" in st else ""))
-                if st.get("warning"):
-                    say(f"warning: {st['warning']}")
+                first, *warning = mood_stability_lines(m["stability"])  # as the report will say it
+                for line in (f"mood {first.strip()}", *warning):
+                    say(line.strip())
 
         genre_metrics: dict[str, Any] | None = None
         model: GenreClassifier | None = None
