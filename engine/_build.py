@@ -18,6 +18,7 @@ import faiss
 import numpy as np
 
 from ._arrays import save_npz
+from ._background import Background
 from ._bundle import atomic_bundle_dir, library_versions, sha256_file, write_manifest
 from ._candidates import IndexSource
 from ._catalog import Catalog, catalog_songs, read_catalog
@@ -64,7 +65,8 @@ def build_bundle(
         say(f"[{name}] done in {timings[name]:.1f} s")
 
     faiss.omp_set_num_threads(min(2, os.cpu_count() or 1))
-    with atomic_bundle_dir(out) as tmp:
+    started = time.perf_counter()
+    with atomic_bundle_dir(out) as tmp, contextlib.ExitStack() as jobs:
         with stage("ingest"):
             catalog = read_catalog(source, config.schema)
             source_sha = sha256_file(source)
@@ -127,6 +129,25 @@ def build_bundle(
                     f"{index_metrics['new_track_index']['recall_at_10']:.4f}, recall@{new_fetch} "
                     f"{index_metrics['new_track_index'][f'recall_at_{new_fetch}']:.4f}")
 
+        # The genre classifier trains beside the moods (engine/_background.py): neither reads the other's results.
+        genre_metrics: dict[str, Any] | None = None
+        model: GenreClassifier | None = None
+        crossfit: CrossFit | None = None
+        genre_job: Background[tuple[GenreClassifier, CrossFit]] | None = None
+        skip_reason = "disabled by configuration" if not config.genre.enabled else cannot_train(catalog)
+        if skip_reason:
+            say(f"no genre classifier: {skip_reason}")
+            genre_metrics = {"skipped": skip_reason}
+        else:
+            song_column = config.schema.song_column
+            songs = catalog.metadata.get(song_column) if song_column else None
+            genre_config = config.genre
+            say("[genre] ... (beside the moods)")
+            genre_job = Background("genre", lambda progress: cross_fit(
+                catalog, transformed, prep.transformed_names, genre_config, seed=config.seed, progress=progress,
+                songs=songs), say)
+            jobs.callback(genre_job.cancel)  # a build that fails before the genre stage ends stops it
+
         with stage("moods"):
             space = mood_space(prep.transformed_names, config.moods.weights)
             genre_matrix = catalog.genre_matrix() if catalog.genre_names else None
@@ -146,31 +167,21 @@ def build_bundle(
                 for line in (f"mood {first.strip()}", *warning):
                     say(line.strip())
 
-        genre_metrics: dict[str, Any] | None = None
-        model: GenreClassifier | None = None
-        crossfit: CrossFit | None = None
-        skip_reason = "disabled by configuration" if not config.genre.enabled else cannot_train(catalog)
-        if skip_reason:
-            say(f"no genre classifier: {skip_reason}")
-            genre_metrics = {"skipped": skip_reason}
-        else:
-            with stage("genre"):
-                song_column = config.schema.song_column
-                model, crossfit = cross_fit(
-                    catalog, transformed, prep.transformed_names, config.genre,
-                    seed=config.seed, progress=say, songs=catalog.metadata.get(song_column) if song_column else None)
-                genre_metrics = crossfit.metrics
-                if "per_song" in genre_metrics:
-                    say(f"one vote per song ({genre_metrics['per_song']['songs']} songs): top-1 "
-                        f"{genre_metrics['per_song']['top1']:.3f}")
-                model.save(str(tmp / "genre_model.ubj"))
-                # by-id queries and the neighbour table read these, rounded as stored, so both agree
-                oof = oof_arrays(crossfit)
-                save_npz(tmp / OOF_FILE, oof)
-                crossfit = dataclasses.replace(crossfit, proba=oof["proba"].astype(np.float32))
-                say(f"genre top-1 {genre_metrics['top1']:.3f} (random {genre_metrics['random_top1']:.3f}), "
-                    f"top-3 {genre_metrics['top3']:.3f} (random {genre_metrics['random_top3']:.3f}), "
-                    f"{genre_metrics['folds']}-fold cross-validation split {genre_metrics['split']}")
+        if genre_job is not None:
+            model, crossfit = genre_job.result()
+            timings["genre"] = round(genre_job.seconds, 2)
+            genre_metrics = crossfit.metrics
+            if "per_song" in genre_metrics:
+                say(f"one vote per song ({genre_metrics['per_song']['songs']} songs): top-1 "
+                    f"{genre_metrics['per_song']['top1']:.3f}")
+            model.save(str(tmp / "genre_model.ubj"))
+            # by-id queries and the neighbour table read these, rounded as stored, so both agree
+            oof = oof_arrays(crossfit)
+            save_npz(tmp / OOF_FILE, oof)
+            crossfit = dataclasses.replace(crossfit, proba=oof["proba"].astype(np.float32))
+            say(f"genre top-1 {genre_metrics['top1']:.3f} (random {genre_metrics['random_top1']:.3f}), "
+                f"top-3 {genre_metrics['top3']:.3f} (random {genre_metrics['random_top3']:.3f}), "
+                f"{genre_metrics['folds']}-fold cross-validation split {genre_metrics['split']}")
 
         with stage("figures"):
             # what the console and `musicrec report --html` draw: the mood map (engine/_moodmap.py) and the
@@ -245,6 +256,8 @@ def build_bundle(
                 "transformed_features": list(prep.transformed_names),
                 **({"audio": audio} if audio else {}),
                 "timings_seconds": timings,
+                # wall time to here: the genre stage's seconds overlap the moods', so they do not add up to it
+                "build_seconds": round(time.perf_counter() - started, 2),
                 "peak_memory_mib": _peak_rss_mib(),
                 "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
             })

@@ -1,0 +1,110 @@
+"""The genre stage beside the moods (engine/_background.py): the same results as alone, its errors raised
+where the build waits for it, and stopped when the build fails first."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import engine._build as build_module
+from engine import BuildConfig, Preprocessor, Tick, build_bundle, load_bundle, read_catalog
+from engine._background import Background, Cancelled
+from engine._crossfit import OOF_FILE, oof_arrays
+from engine.evaluation import cross_fit
+from tests.conftest import FAST_CONFIG
+
+
+def test_a_job_returns_its_value_and_its_messages_name_the_stage() -> None:
+    said: list[str] = []
+
+    def job(progress):
+        progress("fold 1/2")
+        progress(Tick("XGBoost: 5/25 rounds"))
+        progress("genre: 2-fold cross-validation")
+        return 42
+
+    done = Background("genre", job, said.append)
+    assert done.result() == 42
+    assert said[:3] == ["genre: fold 1/2", "genre: XGBoost: 5/25 rounds", "genre: 2-fold cross-validation"]
+    assert isinstance(said[1], Tick) and not isinstance(said[0], Tick)  # a tick stays a tick (the CLI drops them)
+    assert said[3].startswith("[genre] done in ") and done.seconds >= 0
+
+
+def test_a_jobs_error_is_raised_where_the_build_waits_for_it() -> None:
+    said: list[str] = []
+
+    def job(progress):
+        raise ValueError("no labels")
+
+    failed = Background("genre", job, said.append)
+    with pytest.raises(ValueError, match="no labels"):
+        failed.result()
+    assert not any("done in" in s for s in said)  # it did not end well, so it does not say it did
+
+
+def test_a_cancelled_job_stops_at_its_next_message() -> None:
+    started, go_on = threading.Event(), threading.Event()
+    rounds = []
+
+    def job(progress):
+        started.set()
+        go_on.wait(10)
+        for r in range(1000):
+            progress(Tick(f"{r}"))  # raises Cancelled once cancelled
+            rounds.append(r)
+        return "finished"
+
+    running = Background("genre", job, lambda _m: None)
+    assert started.wait(10)
+    running.cancel()
+    go_on.set()
+    with pytest.raises(Cancelled):
+        running.result()
+    assert rounds == []
+
+
+def test_the_bundles_genre_model_is_the_one_cross_fit_trains_alone(bundle_dir: Path, synthetic_csv: Path,
+                                                                   tmp_path: Path) -> None:
+    """Trained beside the moods, the classifier and its out-of-fold probabilities are bit for bit what
+    ``cross_fit`` gives on its own in this thread."""
+    config = FAST_CONFIG
+    catalog = read_catalog(synthetic_csv, config.schema)
+    prep = Preprocessor(feature_names=catalog.feature_names, transforms=config.schema.transforms,
+                        pca_variance=config.preprocess.pca_variance).fit(catalog.features)
+    alone, crossfit = cross_fit(catalog, prep.transform_features(catalog.features), prep.transformed_names,
+                                config.genre, seed=config.seed)
+    alone.save(str(tmp_path / "alone.ubj"))
+    assert (tmp_path / "alone.ubj").read_bytes() == (bundle_dir / "genre_model.ubj").read_bytes()
+    stored = np.load(bundle_dir / OOF_FILE)
+    for name, array in oof_arrays(crossfit).items():
+        np.testing.assert_array_equal(stored[name], array)
+    m = load_bundle(bundle_dir).manifest
+    assert set(m["timings_seconds"]) >= {"moods", "genre"} and m["build_seconds"] > 0
+
+
+def test_a_build_whose_moods_fail_stops_the_genre_stage(tmp_path: Path, synthetic_csv: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    jobs: list[Background] = []
+
+    class Kept(Background):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            jobs.append(self)
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("moods broke")
+
+    monkeypatch.setattr(build_module, "Background", Kept)
+    monkeypatch.setattr(build_module.MoodModel, "fit", broken)
+    # rounds enough to train for minutes: only a cancel ends it soon
+    config = BuildConfig(genre=dataclasses.replace(FAST_CONFIG.genre, max_rounds=5000, early_stopping_rounds=5000))
+    with pytest.raises(RuntimeError, match="moods broke"):
+        build_bundle(synthetic_csv, tmp_path / "b", config)
+    assert not (tmp_path / "b").exists()
+    assert len(jobs) == 1
+    with pytest.raises(Cancelled):  # stopped at its next progress message, not run to its end
+        jobs[0].result()
