@@ -14,6 +14,7 @@ from engine import (
     BuildConfig,
     Catalog,
     FeatureSchema,
+    GenreClassifier,
     GenreConfig,
     IndexConfig,
     MoodConfig,
@@ -25,6 +26,7 @@ from engine import (
     load_bundle,
     synthetic_catalog,
 )
+from engine._genre import subset_labels
 from engine._genre_metrics import genre_metrics, informative_ks
 from engine._report import genre_lines
 
@@ -108,6 +110,22 @@ def test_a_small_catalog_chooses_among_candidates_by_cross_validation(monkeypatc
     big = dataclasses.replace(config, small_catalog=10)  # as if the catalog were large: no tuning
     _, fit = crossfit.cross_fit(cat, cat.features.astype(np.float32), cat.feature_names, big)
     assert "skipped" in fit.metrics["tuning"] and "candidates" not in fit.metrics["tuning"]
+
+
+def test_a_large_catalogs_shipped_model_trains_beside_the_folds_as_it_would_alone() -> None:
+    """Past ``small_catalog`` the shipped model needs only the first fold's rounds and trains beside the other
+    folds (engine/_background.py): the same model, bit for bit, as one trained alone for those rounds."""
+    cat = catalog_of(planted(n_artists=60))
+    x = cat.features.astype(np.float32)
+    large = dataclasses.replace(QUICK, max_rounds=40, early_stopping_rounds=40, small_catalog=10, threads=2)
+    said: list[str] = []
+    shipped, fit = crossfit.cross_fit(cat, x, cat.feature_names, large, progress=said.append)
+    assert any(m.startswith("[shipped model] done in") for m in said)  # it ran as its own job
+    rounds = fit.metrics["fold_rounds"][0]
+    alone = GenreClassifier(genre_names=cat.genre_names, feature_names=cat.feature_names).fit(
+        x, *subset_labels(cat.genre_indptr, cat.genre_codes, np.arange(len(cat))), fit.config, rounds=rounds)
+    assert shipped.rounds_ == rounds == fit.metrics["rounds"]
+    assert bytes(shipped.booster_.save_raw("ubj")) == bytes(alone.booster_.save_raw("ubj"))
 
 
 def test_top_k_and_the_report_fit_the_number_of_genres() -> None:
