@@ -8,8 +8,9 @@ where one stage after the other took 250.3 s and 235.6 s, alternated, every bund
 
 A ``Background`` runs one function in a daemon thread; ``result()`` waits for it and returns its value or
 raises its exception. Its progress messages are marked with the stage's name (their lines interleave with
-the other stage's). ``cancel()`` stops it at its next progress message: a build that fails in the other
-stage does not leave it training for minutes in a process that goes on (a test run, a server).
+the other stage's). ``cancel()`` stops it at its next progress message (every few seconds while XGBoost
+trains) and waits for that: a build that fails in the other stage leaves no thread training for minutes in a
+process that goes on (a test run, a server).
 """
 
 from __future__ import annotations
@@ -43,19 +44,19 @@ class Background(Generic[T]):
     def _progress(self, message: str) -> None:
         if self._cancelled.is_set():
             raise Cancelled(self.name)
-        marked = message if message.startswith(self.name) else f"{self.name}: {message}"
+        marked = message if message.startswith(f"{self.name}:") else f"{self.name}: {message}"
         self._say(type(message)(marked))  # a Tick stays a Tick
 
     def _run(self, job: Callable[[Progress], T]) -> None:
         t0 = time.perf_counter()
         try:
             self._value = job(self._progress)
-        except BaseException as exc:  # handed to result(), in the thread that waits
-            self._error = exc
-            return
-        finally:
             self.seconds = time.perf_counter() - t0
-        self._say(f"[{self.name}] done in {self.seconds:.1f} s")
+            if self._cancelled.is_set():  # it ended without a word since: the build no longer wants it
+                raise Cancelled(self.name)
+            self._say(f"[{self.name}] done in {self.seconds:.1f} s")
+        except BaseException as exc:  # handed to result(), in the thread that waits (the progress callable's too)
+            self._error = exc
 
     def result(self) -> T:
         """Wait for the job; its value, or its exception raised here."""
@@ -64,6 +65,9 @@ class Background(Generic[T]):
             raise self._error
         return self._value  # type: ignore[return-value]
 
-    def cancel(self) -> None:
-        """Ask the job to stop at its next progress message (it raises ``Cancelled`` there)."""
+    def cancel(self, *, wait: bool = True) -> None:
+        """Stop the job at its next progress message (it raises ``Cancelled`` there) and, with ``wait``, wait
+        until it has: no thread of a failed build trains on after it. A no-op once the job is done."""
         self._cancelled.set()
+        if wait:
+            self._thread.join()

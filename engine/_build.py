@@ -146,7 +146,8 @@ def build_bundle(
             genre_job = Background("genre", lambda progress: cross_fit(
                 catalog, transformed, prep.transformed_names, genre_config, seed=config.seed, progress=progress,
                 songs=songs), say)
-            jobs.callback(genre_job.cancel)  # a build that fails before the genre stage ends stops it
+            # a build that fails before the genre stage ends stops it (at once on Ctrl-C: no waiting for it)
+            jobs.push(lambda kind, _error, _trace: genre_job.cancel(wait=kind is not KeyboardInterrupt))
 
         with stage("moods"):
             space = mood_space(prep.transformed_names, config.moods.weights)

@@ -250,9 +250,9 @@ def cross_fit(catalog: Catalog, x: np.ndarray, feature_names: tuple[str, ...], c
             runs.append(_scored(_fold_models(x, ptr, codes, labelled, groups, folds, cand, names,
                                              every_fold_stops=small, seed=seed, say=say,
                                              after_first=None if small else start_shipped), truth))
-    except BaseException:  # a fold failed (or the build stopped this stage): stop the shipped model too
+    except BaseException as exc:  # a fold failed (or the build stopped this stage): stop the shipped model too
         for job in beside:
-            job.cancel()
+            job.cancel(wait=not isinstance(exc, KeyboardInterrupt))
         raise
     best = min(range(len(runs)), key=lambda i: (-round(runs[i].scores["top1"], 4), runs[i].logloss))
     chosen_name, chosen = tried[best]

@@ -255,15 +255,17 @@ class _Progress:
         self.t0 = self.last = time.perf_counter()
         self.last_message, self.last_message_at = "", self.t0
         self.done = threading.Event()
+        self.lock = threading.Lock()  # the genre stage reports from its own thread, beside the moods
         if self.terminal:
             threading.Thread(target=self._heartbeat, name="progress-heartbeat", daemon=True).start()
 
     def __call__(self, message: str) -> None:
         if isinstance(message, self.tick_type) and not self.terminal:
             return
-        self._print(message)
-        if not isinstance(message, self.tick_type):
-            self.last_message, self.last_message_at = message, self.last
+        with self.lock:
+            self._print(message)
+            if not isinstance(message, self.tick_type):
+                self.last_message, self.last_message_at = message, self.last
 
     def _print(self, message: str) -> None:
         self.last = time.perf_counter()
@@ -271,9 +273,10 @@ class _Progress:
 
     def _heartbeat(self) -> None:
         while not self.done.wait(1.0):
-            if time.perf_counter() - self.last >= self.HEARTBEAT_SECONDS and self.last_message:
-                self._print(f"... still at: {self.last_message} "
-                            f"({self.duration(time.perf_counter() - self.last_message_at)} so far)")
+            with self.lock:
+                if time.perf_counter() - self.last >= self.HEARTBEAT_SECONDS and self.last_message:
+                    self._print(f"... still at: {self.last_message} "
+                                f"({self.duration(time.perf_counter() - self.last_message_at)} so far)")
 
     def close(self) -> None:
         self.done.set()

@@ -14,6 +14,7 @@ import engine._build as build_module
 from engine import BuildConfig, Preprocessor, Tick, build_bundle, load_bundle, read_catalog
 from engine._background import Background, Cancelled
 from engine._crossfit import OOF_FILE, oof_arrays
+from engine._report import format_report
 from engine.evaluation import cross_fit
 from tests.conftest import FAST_CONFIG
 
@@ -65,6 +66,58 @@ def test_a_cancelled_job_stops_at_its_next_message() -> None:
     with pytest.raises(Cancelled):
         running.result()
     assert rounds == []
+
+
+def test_a_cancelled_job_that_ends_without_a_word_is_still_cancelled() -> None:
+    release = threading.Event()
+    quiet = Background("genre", lambda _progress: release.wait(10) and "trained", lambda _m: None)
+    said: list[str] = []
+    quiet._say = said.append  # what it would say once done
+    quiet.cancel(wait=False)
+    release.set()
+    quiet.cancel()  # waits for it to end
+    with pytest.raises(Cancelled):
+        quiet.result()
+    assert said == []  # no "[genre] done" after the build gave up on it
+
+
+def test_cancelling_a_job_stops_the_job_it_started_without_a_stray_thread_error(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The genre job starts the shipped model's job, which reports through it: cancelling the outer one ends
+    both, each with ``Cancelled`` kept for ``result()``, and no thread dies with an unhandled exception."""
+    stray: list[BaseException] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: stray.append(args.exc_value))
+    inner: list[Background] = []
+    go_on = threading.Event()
+
+    def shipped(_progress):
+        go_on.wait(10)
+        return "model"  # done without a word since the cancel: its "done" goes through the cancelled job
+
+    def genre(progress):
+        inner.append(Background("shipped model", shipped, progress))
+        for r in range(100_000):
+            progress(Tick(f"{r}"))
+        return inner[0].result()
+
+    outer = Background("genre", genre, lambda _m: None)
+    outer.cancel()  # waits until it has stopped
+    go_on.set()
+    for job in (outer, inner[0]):
+        with pytest.raises(Cancelled):
+            job.result()
+    assert stray == []
+
+
+def test_the_report_gives_the_builds_wall_time_and_says_the_stages_overlapped(bundle_dir: Path) -> None:
+    manifest = load_bundle(bundle_dir).manifest
+
+    def time_line(m: dict) -> str:
+        return next(line for line in format_report(m).splitlines() if line.startswith("time"))
+
+    assert time_line(manifest).endswith(f"total {manifest['build_seconds']:.1f} s (the genre stage beside the moods)")
+    old = {k: v for k, v in manifest.items() if k != "build_seconds"}  # bundles built before 2026-12-06
+    assert time_line(old).endswith(f"total {sum(manifest['timings_seconds'].values()):.1f} s")
 
 
 def test_the_bundles_genre_model_is_the_one_cross_fit_trains_alone(bundle_dir: Path, synthetic_csv: Path,
