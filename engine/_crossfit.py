@@ -294,6 +294,7 @@ def cross_fit(catalog: Catalog, x: np.ndarray, feature_names: tuple[str, ...], c
         "families": family_metrics(run.proba, truth, catalog.genre_names, truth),
         "cv_seconds": round(sum(r.seconds for r in runs), 2),
         "final_train_seconds": round(final_seconds, 2),
+        "shipped_beside_folds": bool(beside),  # then its seconds overlap the folds' (cv_seconds)
     }
     if tuning:
         metrics["tuning"] = {

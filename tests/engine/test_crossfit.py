@@ -107,6 +107,7 @@ def test_a_small_catalog_chooses_among_candidates_by_cross_validation(monkeypatc
     assert set(scores) == {"stump", "deeper"} and tuning["chosen"] == max(scores, key=scores.get)
     assert fit.metrics["top1"] == pytest.approx(scores[tuning["chosen"]], abs=1e-4)
     assert fit.config.max_depth == (1 if tuning["chosen"] == "stump" else 3) and fit.metrics["folds"] == 3
+    assert not fit.metrics["shipped_beside_folds"]  # its rounds are the median of every fold's: after them
     big = dataclasses.replace(config, small_catalog=10)  # as if the catalog were large: no tuning
     _, fit = crossfit.cross_fit(cat, cat.features.astype(np.float32), cat.feature_names, big)
     assert "skipped" in fit.metrics["tuning"] and "candidates" not in fit.metrics["tuning"]
@@ -124,7 +125,7 @@ def test_a_large_catalogs_shipped_model_trains_beside_the_folds_as_it_would_alon
     rounds = fit.metrics["fold_rounds"][0]
     alone = GenreClassifier(genre_names=cat.genre_names, feature_names=cat.feature_names).fit(
         x, *subset_labels(cat.genre_indptr, cat.genre_codes, np.arange(len(cat))), fit.config, rounds=rounds)
-    assert shipped.rounds_ == rounds == fit.metrics["rounds"]
+    assert shipped.rounds_ == rounds == fit.metrics["rounds"] and fit.metrics["shipped_beside_folds"]
     assert bytes(shipped.booster_.save_raw("ubj")) == bytes(alone.booster_.save_raw("ubj"))
 
 
