@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 import engine._crossfit as crossfit
+import engine._progress as progress_module
 from engine import (
     BuildConfig,
     Catalog,
@@ -26,6 +27,7 @@ from engine import (
     load_bundle,
     synthetic_catalog,
 )
+from engine._background import Background, Cancelled
 from engine._genre import subset_labels
 from engine._genre_metrics import genre_metrics, informative_ks
 from engine._report import genre_lines
@@ -127,6 +129,39 @@ def test_a_large_catalogs_shipped_model_trains_beside_the_folds_as_it_would_alon
         x, *subset_labels(cat.genre_indptr, cat.genre_codes, np.arange(len(cat))), fit.config, rounds=rounds)
     assert shipped.rounds_ == rounds == fit.metrics["rounds"] and fit.metrics["shipped_beside_folds"]
     assert bytes(shipped.booster_.save_raw("ubj")) == bytes(alone.booster_.save_raw("ubj"))
+
+
+def test_a_fold_that_fails_stops_the_shipped_model_training_beside_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[Background] = []
+
+    class Kept(Background):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            started.append(self)
+
+    monkeypatch.setattr(crossfit, "Background", Kept)
+    monkeypatch.setattr(progress_module, "TICK_SECONDS", 0.0)  # a progress message every round
+    cat = catalog_of(planted(n_artists=60))
+    # a tiny learning rate: the early-stopping loss falls for thousands of rounds, and the shipped model is
+    # asked for as many as the first fold kept
+    large = dataclasses.replace(QUICK, max_rounds=3000, early_stopping_rounds=50, learning_rate=0.001,
+                                small_catalog=10)
+    said: list[str] = []
+
+    def progress(message: str) -> None:
+        said.append(message)
+        if message.startswith("fold 2/2"):
+            raise RuntimeError("fold 2 broke")
+
+    with pytest.raises(RuntimeError, match="fold 2 broke"):
+        crossfit.cross_fit(cat, cat.features.astype(np.float32), cat.feature_names, large, progress=progress)
+    assert len(started) == 1 and not started[0]._thread.is_alive()  # cross_fit waited for it to stop
+    with pytest.raises(Cancelled):
+        started[0].result()
+    asked = int(next(m for m in said if m.startswith("shipped model: all ")).split(", ")[1].split()[0])
+    trained = [int(m.split()[3].split("/")[0].replace(",", "")) for m in said
+               if m.startswith("shipped model: XGBoost: ")]  # a tick every round
+    assert asked >= 1000 and max(trained, default=0) < asked - 1  # stopped early, not run to its end
 
 
 def test_top_k_and_the_report_fit_the_number_of_genres() -> None:
