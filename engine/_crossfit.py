@@ -236,33 +236,35 @@ def cross_fit(catalog: Catalog, x: np.ndarray, feature_names: tuple[str, ...], c
             x[labelled], *subset_labels(ptr, codes, labelled), cand, rounds=rounds, seed=seed, progress=progress)
 
     # A large catalog's shipped model needs only the first fold's rounds: it trains beside the other folds
-    # (XGBoost keeps about 1.2 of 2 cores busy; engine/_background.py), the same model bit for bit.
-    beside: list[Background[GenreClassifier]] = []
+    # (XGBoost keeps about 1.2 of 2 cores busy; engine/_background.py), the same model bit for bit. A large
+    # catalog is never tuned, so its one candidate is ``config``.
+    beside: Background[GenreClassifier] | None = None
+
+    def start_shipped(rounds: int) -> None:
+        nonlocal beside
+        beside = Background("shipped model", lambda progress: train_shipped(config, rounds, progress), say)
+
     runs = []
     try:
         for name, cand in tried:
             if tuning:
                 say(f"candidate: {name}")
-
-            def start_shipped(rounds: int, cand: GenreConfig = cand) -> None:
-                beside.append(Background("shipped model", lambda progress: train_shipped(cand, rounds, progress), say))
-
             runs.append(_scored(_fold_models(x, ptr, codes, labelled, groups, folds, cand, names,
                                              every_fold_stops=small, seed=seed, say=say,
                                              after_first=None if small else start_shipped), truth))
     except BaseException as exc:  # a fold failed (or the build stopped this stage): stop the shipped model too
-        for job in beside:
-            job.cancel(wait=not isinstance(exc, KeyboardInterrupt))
+        if beside is not None:
+            beside.cancel(wait=not isinstance(exc, KeyboardInterrupt))
         raise
     best = min(range(len(runs)), key=lambda i: (-round(runs[i].scores["top1"], 4), runs[i].logloss))
     chosen_name, chosen = tried[best]
     run = runs[best]
-    if beside:
-        shipped = beside[best].result()
-        final_seconds = beside[best].seconds
-    else:
+    if beside is not None:
+        shipped = beside.result()
+        final_seconds = beside.seconds
+    else:  # a small catalog: the median of every fold's rounds
         t0 = time.perf_counter()
-        shipped = train_shipped(chosen, int(np.median(run.rounds)) if small else run.rounds[0], say)
+        shipped = train_shipped(chosen, int(np.median(run.rounds)), say)
         final_seconds = time.perf_counter() - t0
     proba = np.zeros((len(catalog), len(catalog.genre_names)), dtype=np.float32)
     proba[labelled] = run.proba
@@ -294,7 +296,7 @@ def cross_fit(catalog: Catalog, x: np.ndarray, feature_names: tuple[str, ...], c
         "families": family_metrics(run.proba, truth, catalog.genre_names, truth),
         "cv_seconds": round(sum(r.seconds for r in runs), 2),
         "final_train_seconds": round(final_seconds, 2),
-        "shipped_beside_folds": bool(beside),  # then its seconds overlap the folds' (cv_seconds)
+        "shipped_beside_folds": beside is not None,  # then its seconds overlap the folds' (cv_seconds)
     }
     if tuning:
         metrics["tuning"] = {
