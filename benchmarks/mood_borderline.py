@@ -51,7 +51,7 @@ def main() -> int:
     if args.count_selection:
         _moodcoassoc.DENSITY_SELECTION = args.count_selection
     space = MoodSpace(columns=(0, 1, 2), weights=(1.0, 1.0, 1.0), names=NAMES)
-    rows, moved, moved_pinned, total = [], 0, 0, 0
+    rows, moved, moved_alone, moved_pinned, total = [], 0, 0, 0, 0
     for spread in (float(s) for s in args.spreads.split(",")):
         for seed in range(args.catalogs):
             rng = np.random.default_rng(seed)
@@ -61,6 +61,9 @@ def main() -> int:
             model = MoodModel(config=MoodConfig(), space=space).fit(points, raw, NAMES)
             refits = [measure_stability(model, points, draw=draw, seeds=False) for draw in range(1, args.draws + 1)]
             aris = [st["ari_subsample_all_tracks"] for st in refits]
+            # where a refit kept the build's cut against its own count: what a build of its tracks alone gives
+            alone = [st["subsample_alone"]["ari_all_tracks"] if "subsample_alone" in st else a
+                     for st, a in zip(refits, aris, strict=True)]
             kept = MoodConfig(coassoc_ks=refits[0]["pin"])  # the build's own cut: the key a warning names
             pinned_model = MoodModel(config=kept, space=space).fit(points, raw, NAMES)
             pinned = [measure_stability(pinned_model, points, draw=draw, seeds=False)["ari_subsample_all_tracks"]
@@ -71,25 +74,30 @@ def main() -> int:
                    "fits": ka.get("cells", "k-means"),
                    "moods": model.metrics_["clusters"], "refit_moods": [st["subsample_moods"] for st in refits],
                    "ari_planted": round(float(adjusted_rand_score(planted, model.labels_)), 4),
-                   "ari_90pct_all_tracks": aris, "boundary_warned": [boundary(st) is not None for st in refits],
+                   "ari_90pct_all_tracks": aris, "refits_kept": [st.get("subsample_kept") is not None for st in refits],
+                   "ari_90pct_all_tracks_alone": alone, "boundary_warned": [boundary(st) is not None for st in refits],
                    "pin": refits[0]["pin"], "pinned_moods": pinned_model.metrics_["clusters"],
                    "pinned_same_labels": bool((pinned_model.labels_ == model.labels_).all()),
                    "ari_90pct_all_tracks_pinned": pinned}
             rows.append(row)
             moved += sum(a < STEADY_ARI for a in aris)
+            moved_alone += sum(a < STEADY_ARI for a in alone)
             moved_pinned += sum(a < STEADY_ARI for a in pinned)
             total += len(aris)
             print(f"spread {spread:.2f} seed {seed}: {row['density_moods']} density moods {row['density_sides']}, "
                   f"{row['fits']}, {row['moods']} moods (ARI {row['ari_planted']} against the planted); "
-                  f"refits {list(zip(row['refit_moods'], aris, strict=True))}, "
+                  f"refits {list(zip(row['refit_moods'], aris, strict=True))}, kept {row['refits_kept']}, "
+                  f"alone {alone}, "
                   f"warned {row['boundary_warned']}; pinned ({row['pin']}, same labels {row['pinned_same_labels']}) "
                   f"{pinned}", flush=True)
-    print(f"{moved} of {total} refits under {STEADY_ARI}; with the cut kept, {moved_pinned}")
+    print(f"{moved} of {total} refits under {STEADY_ARI} (each keeping the build's cut where its count split); "
+          f"built alone (no current bundle), {moved_alone}; with the cut kept by coassoc_ks, {moved_pinned}")
     if args.json:
         args.json.write_text(json.dumps({
             "command": "python benchmarks/mood_borderline.py " + " ".join(sys.argv[1:]),
             "machine": {"platform": platform.platform(), "python": platform.python_version()},
             "count_selection": _moodcoassoc.DENSITY_SELECTION, "refits_under_bar": moved,
+            "refits_under_bar_alone": moved_alone,
             "refits_under_bar_pinned": moved_pinned, "refits": total,
             "catalogs": rows}, indent=1) + "\n", encoding="utf-8")
     return 0

@@ -28,6 +28,7 @@ from ._diagnostics import FILE as EVALUATION_FILE
 from ._diagnostics import genre_diagnostics
 from ._genre import GenreClassifier, cannot_train
 from ._index import build_index, configure_search, measure_recall, new_track_recall
+from ._moodcarry import current_cut
 from ._moodmap import fit_mood_map, save_mood_map
 from ._moods import MoodModel, mood_space
 from ._moodstability import measure_stability
@@ -43,9 +44,11 @@ Progress = Callable[[str], None]
 
 def build_bundle(
     source: str | os.PathLike[str], out: str | os.PathLike[str], config: BuildConfig | None = None, *,
-    progress: Progress | None = None, source_label: str | None = None,
+    progress: Progress | None = None, source_label: str | None = None, current: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
-    """Build a bundle from the catalog CSV at ``source`` into the new directory ``out``.
+    """Build a bundle from the catalog CSV at ``source`` into the new directory ``out``. ``current``: the
+    symlink the build will repoint (``--current``); the cut of the bundle it points at is kept where this
+    build's count of density moods splits (engine/_moodcarry.py).
 
     Returns the manifest (which is also the build report). Raises :class:`CatalogError`,
     :class:`ConfigError` or :class:`BundleError` with a message naming the file, row or column;
@@ -154,12 +157,16 @@ def build_bundle(
             genre_matrix = catalog.genre_matrix() if catalog.genre_names else None
             say(f"mood space ({space.kind}): {', '.join(space.names)}")
             mood_points = space.project(standardized)
+            keep, carried = current_cut(current, config.moods, space, catalog.ids)
+            if current is not None:
+                say(f"the current bundle's mood cut: {carried.get('says') or 'not kept: ' + carried['none']}")
             moods = MoodModel(config=config.moods, space=space, seed=config.seed).fit(
                 mood_points, catalog.features, catalog.feature_names,
-                genre_matrix=genre_matrix, genre_names=catalog.genre_names, progress=say)
+                genre_matrix=genre_matrix, genre_names=catalog.genre_names, progress=say, keep=keep)
             save_npz(tmp / "moods.npz", moods.to_arrays())
             (tmp / "moods.json").write_text(json.dumps(moods.clusters_, indent=1) + "\n", encoding="utf-8")
             m = moods.metrics_
+            m["current_cut"] = {**carried, "kept": "kept" in (m.get("coassoc") or {})}
             say(f"{m['clusters']} moods; cores hold {m['core_coverage']:.1%} of tracks; DBCV {m['dbcv_sample']}")
             if config.moods.stability_subsample:
                 m["stability"] = measure_stability(moods, mood_points, share=config.moods.stability_subsample,

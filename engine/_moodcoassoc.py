@@ -32,7 +32,9 @@ listener can name, which move only as far as those means do (207 of 207 draws at
 and the medoid, Voronoi cells and cores follow as for k-means fits. Between clusters and a continuum, where some
 shares find fewest_moods and others fewer, a refit can take the other cut; the build says so and names the
 ``coassoc_ks`` that keeps its own (its K, or "octants": every fit octants whatever the count;
-engine/_moodstability.py, ``boundary``). Measured against the alternatives:
+engine/_moodstability.py, ``boundary``). There a rebuild keeps the cut of the bundle it replaces (``KeptCut``:
+``musicrec index --current``, engine/_moodcarry.py), as the build's own 90% refit keeps the build's: the count
+decides only where its shares agree. Measured against the alternatives:
 benchmarks/RESULTS.md, "Moods from the co-association of k-means fits",
 "Under 5,000 tracks", "Octants where the mood space is a continuum" and "At the boundary between clusters and a
 continuum".
@@ -40,6 +42,7 @@ continuum".
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from typing import Any
@@ -58,6 +61,28 @@ DENSITY_KS = "density"  # [moods] coassoc_ks: one K, the moods HDBSCAN finds in 
 # fewest_moods): random Spotify subsets of 1,000-4,000 tracks hold none, six planted sounds six
 OCTANTS_KS = "octants"  # [moods] coassoc_ks: no K, every fit the octants whatever the count (a catalog at the
 # boundary between clusters and a continuum keeps its cut across rebuilds: engine/_moodstability.py, ``boundary``)
+
+
+@dataclasses.dataclass(frozen=True)
+class KeptCut:
+    """The cut a fit keeps where its count of density moods splits (some of its shares find fewest_moods or more,
+    some fewer: the boundary between clusters and a continuum), instead of the count's median: OCTANTS_KS or a K
+    (``cut``), and whose cut it was (``source``: "the current bundle bundles/v3", "the build's own fit"). Where the
+    shares agree the count decides, whatever the cut kept."""
+
+    cut: str | int
+    source: str
+
+
+def cut_of(coassoc: dict[str, Any]) -> str | int | None:
+    """The one cut of a medoid fit (its ``facts["coassoc"]``, as the metrics keep it): OCTANTS_KS or its K; None
+    for fits at several K or without a medoid (their moods are no one fit's cells)."""
+    if coassoc.get("moods") != "medoid":
+        return None
+    if coassoc.get("cells") == "octants":
+        return OCTANTS_KS
+    first, last = coassoc.get("ks") or (0, 0)
+    return int(first) if first == last and first >= 2 else None
 
 
 def parse_ks(text: str | int) -> range:
@@ -157,7 +182,8 @@ def medoid(agree: np.ndarray) -> int:
 
 
 def moods_from_fits(space: np.ndarray, config: Any, seed: int, facts: dict[str, Any], say: Callable[[str], None],
-                    *, cluster: Callable[..., np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+                    *, cluster: Callable[..., np.ndarray], keep: KeptCut | None = None,
+                    ) -> tuple[np.ndarray, np.ndarray | None]:
     """The moods of ``space`` (mood-space points) by the co-association of k-means fits, as a resolved MoodConfig
     asks: (labels, -1 for the tracks outside every core; the medoid fit's cell of every track, or None).
     ``cluster(points, keep, selection=None)`` is the build's HDBSCAN (``keep``: its
@@ -165,7 +191,8 @@ def moods_from_fits(space: np.ndarray, config: Any, seed: int, facts: dict[str, 
 
     With ``coassoc_ks = "density"`` the fits' one K is the number of moods ``cluster`` finds in ``space`` itself, at
     least ``fewest_moods``; where it finds fewer, with ``coassoc_continuum = "octants"``, a medoid and at least
-    OCTANT_AXES columns, the fits are octants instead (``octant_cells``), as they are whatever the count with
+    OCTANT_AXES columns, the fits are octants instead (``octant_cells``); where the shares' counts fall on both sides
+    of ``fewest_moods``, a ``keep`` cut is taken instead of the median's; the fits are octants whatever the count with
     ``coassoc_ks = "octants"`` (ConfigError under OCTANT_AXES columns). With ``coassoc_moods = "medoid"`` a track
     HDBSCAN labels in the co-association is core, its mood its cell of the medoid fit, and every track's cell is
     returned too. With ``assign = "centroid"`` (engine/_moods.py) the moods are then the Voronoi cells of those
@@ -197,6 +224,15 @@ def moods_from_fits(space: np.ndarray, config: Any, seed: int, facts: dict[str, 
             # and the catalog sits at the boundary between the two, where a rebuild may take the other (``boundary``)
             fewer = sum(c < config.fewest_moods for c in counts)
             facts["coassoc"]["density_sides"] = [fewer, len(counts) - fewer]
+            if keep is not None and 0 < fewer < len(counts):  # there, the cut kept rather than the median's
+                counted = OCTANTS_KS if octants else k
+                octants = keep.cut == OCTANTS_KS
+                k = k if octants else int(keep.cut)
+                ks = range(k, k + 1)
+                facts["coassoc"]["kept"] = {"cut": keep.cut, "source": keep.source, "counted": counted}
+                say(f"the shares split ({len(counts) - fewer} of {len(counts)} found {config.fewest_moods} moods or "
+                    f"more): kept the cut of {keep.source}, {cut_text(keep.cut)}"
+                    + ("" if counted == keep.cut else f" (the count alone would take {cut_text(counted)})"))
         elif wanted and continuum:
             facts["coassoc"]["no_octants"] = (f"the mood space has {space.shape[1]} column"
                                               f"{'s' if space.shape[1] > 1 else ''}, and octants take {OCTANT_AXES}")
@@ -213,6 +249,11 @@ def moods_from_fits(space: np.ndarray, config: Any, seed: int, facts: dict[str, 
     kept = labels >= 0  # numbered without gaps: with the vote, a cell without cores is no mood
     labels[kept] = np.unique(cells[kept, best], return_inverse=True)[1]
     return labels, cells[:, best]
+
+
+def cut_text(cut: str | int) -> str:
+    """A cut as the build says it: "the octants" or "k-means cells at K 5"."""
+    return "the octants" if cut == OCTANTS_KS else f"k-means cells at K {cut}"
 
 
 def density_moods(space: np.ndarray, config: Any, seed: int,

@@ -56,7 +56,7 @@ from typing import Any
 import numpy as np
 
 from ._errors import NotFittedError
-from ._moodcoassoc import moods_from_fits
+from ._moodcoassoc import KeptCut, moods_from_fits
 from ._moodconfig import MoodConfig
 from ._moodconsensus import VOTE_NEIGHBOURS, consensus
 from ._mooddescribe import describe_clusters, mood_spread, silhouette
@@ -87,18 +87,19 @@ class MoodModel:
     def fit(
         self, points: np.ndarray, raw: np.ndarray | None, feature_names: Sequence[str], *,
         genre_matrix: np.ndarray | None = None, genre_names: Sequence[str] = (), progress: Progress | None = None,
-        smoothed: np.ndarray | None = None,
+        smoothed: np.ndarray | None = None, keep: KeptCut | None = None,
     ) -> MoodModel:
         """Cluster ``points`` (mood-space coordinates, shape (n_tracks, d)) and describe each
         cluster from ``raw`` (original feature values, shape (n_tracks, n_features)); with ``raw``
         None, only the labels (what a stability check needs): no names, no metrics beyond counts.
         ``smoothed``: another fit's ``smoothed_`` of the same points, reused instead of smoothing them
-        again (the smoothing is deterministic; with bags, a second seed redraws only the bags)."""
+        again (the smoothing is deterministic; with bags, a second seed redraws only the bags). ``keep``: the cut
+        kept where the count of density moods splits (engine/_moodcoassoc.py, ``KeptCut``)."""
         say = progress or (lambda _msg: None)
         n = len(points)
         points = np.ascontiguousarray(points, dtype=np.float32)
         t0 = time.perf_counter()
-        fitted, labels, hdbscan_core, cells, facts = self._cluster(points, say, smoothed)
+        fitted, labels, hdbscan_core, cells, facts = self._cluster(points, say, smoothed, keep)
         self.centroids_ = None
         if self.resolved_.assign == "centroid" and labels.max() >= 0:
             labels, self.centroids_ = voronoi(points[fitted], labels if cells is None else cells,
@@ -165,6 +166,7 @@ class MoodModel:
         return self
 
     def _cluster(self, points: np.ndarray, say: Progress, smoothed: np.ndarray | None = None,
+                 keep: KeptCut | None = None,
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, dict[str, Any]]:
         """HDBSCAN on the (smoothed) points of the tracks it sees: (their indices, their labels with
         -1 for noise, which of them HDBSCAN labelled, the medoid fit's cell of each or None (every cell
@@ -215,7 +217,7 @@ class MoodModel:
             self.smoothed_ = None  # the smoothed points, which a second seed reuses (the co-association is its own)
             if cfg.coassoc_bags:
                 labels, cells = moods_from_fits(
-                    space, cfg, self.seed, facts, say,
+                    space, cfg, self.seed, facts, say, keep=keep,
                     cluster=lambda part, keep, selection=None: self._hdbscan(
                         part, min_cluster_size, min_samples, max_cluster_size, n, facts if keep else None,
                         say if keep else None, selection=selection))

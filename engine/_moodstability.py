@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ._moodcoassoc import OCTANTS_KS
+from ._moodcoassoc import OCTANTS_KS, KeptCut, cut_of, cut_text
 from ._moods import MoodModel, Progress
 from ._moodspace import MoodSpace, missing_aspects
 
@@ -56,7 +56,24 @@ def measure_stability(model: MoodModel, points: np.ndarray, *, share: float = 0.
     say(f"stability: the same method on a random {share:.0%} of the tracks ({len(sub):,}"
         f"{f'; it clusters {len(fit_on):,} of them' if sampled else ''})")
     same = model.resolved_  # every "auto" key as the model resolved it, whatever the refit's size
-    other = MoodModel(config=same, space=model.space, seed=model.seed).fit(points[fit_on], None, ())
+    # where a refit's count of density moods splits it keeps the build's cut, as a rebuild keeps its current bundle's
+    own = cut_of(model.metrics_.get("coassoc") or {})
+    keep = KeptCut(own, "the build's own fit") if own is not None else None
+
+    def refit(rows: np.ndarray, seed: int, smoothed: np.ndarray | None = None) -> tuple[MoodModel, dict | None]:
+        """The method on ``rows`` keeping the build's cut, and, where that cut is not the one its own count
+        takes, what a build of those rows alone (no current bundle) gives: its fits and its ARI."""
+        fit = MoodModel(config=same, space=model.space, seed=seed).fit(points[rows], None, (), smoothed=smoothed,
+                                                                        keep=keep)
+        kept = (fit.metrics_.get("coassoc") or {}).get("kept")
+        if not kept or kept["cut"] == kept["counted"]:
+            return fit, None
+        say(f"stability: the same refit without the build's cut ({cut_text(kept['counted'])}, as its count takes)")
+        alone = MoodModel(config=same, space=model.space, seed=seed).fit(points[rows], None, (), smoothed=smoothed)
+        return fit, {"fits": fits_kind(alone.metrics_.get("coassoc") or {}), "ari_all_tracks": round(float(
+            adjusted_rand_score(model.labels_[scored], alone.assign_points(points[scored])[0])), 4)}
+
+    other, alone = refit(fit_on, model.seed)
     labels = other.assign_points(points[scored])[0]
     both = model.is_core_[fit_on] & other.is_core_  # over the tracks the subsample fit clustered
     out: dict[str, Any] = {
@@ -68,6 +85,7 @@ def measure_stability(model: MoodModel, points: np.ndarray, *, share: float = 0.
                                                                       other.labels_[both])), 4) if both.any() else None,
         "core_in_both_share": round(float(both.mean()), 4),
         "subsample_moods": int(other.metrics_["clusters"]),
+        **({"subsample_alone": alone} if alone else {}),
     }
     if model.metrics_.get("seeded") and seeds:
         say(f"stability: the same method with seed {model.seed + 1}")
@@ -83,10 +101,11 @@ def measure_stability(model: MoodModel, points: np.ndarray, *, share: float = 0.
         else:  # every track is clustered and the seed draws only the bags: the smoothing is the model's own
             again_on, smoothed = np.arange(n), getattr(model, "smoothed_", None)
             out["seeds"] = "the seed draws the consensus's bags: seed vs seed + 1, on the same smoothed points"
-        again = MoodModel(config=same, space=model.space, seed=model.seed + 1).fit(
-            points[again_on], None, (), smoothed=smoothed)
+        again, alone = refit(again_on, model.seed + 1, smoothed)
         out["ari_seeds"] = round(float(adjusted_rand_score(model.labels_[scored],
                                                            again.assign_points(points[scored])[0])), 4)
+        if alone:
+            out["seed_alone"] = alone
         if again.metrics_.get("coassoc"):
             out["seed_fits"] = fits_kind(again.metrics_["coassoc"])
     else:
@@ -100,6 +119,9 @@ def measure_stability(model: MoodModel, points: np.ndarray, *, share: float = 0.
         # which side of the count of density moods the build and its refits took, and the key that keeps the build's
         out["subsample_fits"] = fits_kind(other.metrics_.get("coassoc") or {})
         out["pin"] = OCTANTS_KS if out["fits"] == "octant" else coassoc["ks"][0]
+        for who, fit in (("kept", coassoc), ("subsample_kept", other.metrics_.get("coassoc") or {})):
+            if fit.get("kept"):  # whose cut a fit kept where its count split
+                out[who] = fit["kept"]
         if "density_sides" in coassoc:
             out.update(density_sides=coassoc["density_sides"], fewest_moods=model.resolved_.fewest_moods)
     out["seconds"] = round(time.perf_counter() - t0, 2)
@@ -125,14 +147,21 @@ def boundary(st: dict[str, Any]) -> str | None:
     if sides and min(sides) > 0:
         why.append(f"HDBSCAN found {st['fewest_moods']} density moods or more on {sides[1]} of the {sum(sides)} "
                    f"fits' shares of the mood space (k-means cells) and fewer on {sides[0]} (octants)")
+    if st.get("kept"):
+        kept = st["kept"]
+        counted = "" if kept["counted"] == kept["cut"] else f", where its count would take {cut_text(kept['counted'])}"
+        why.append(f"this build kept the cut of {kept['source']}, {cut_text(kept['cut'])}{counted}")
     others = [f"its {what} took {st[key]} fits"
               for key, what in (("subsample_fits", "refit"), ("seed_fits", "seed fit")) if st.get(key, kind) != kind]
+    others += [f"its {what} took {st[key]['fits']} fits without the build's cut (ARI {st[key]['ari_all_tracks']})"
+               for key, what in (("subsample_alone", "refit"), ("seed_alone", "seed fit")) if st.get(key)]
     if others:
         why.append(f"this build took {kind} fits and {' and '.join(others)}")
     if not why:
         return None
-    return (f"the catalog sits at the boundary between clusters and a continuum ({'; '.join(why)}): a rebuild of a "
-            f"changed catalog may take the other cut ({BOUNDARY_MOVED})")
+    return (f"the catalog sits at the boundary between clusters and a continuum ({'; '.join(why)}): a build of a "
+            f"changed catalog may take the other cut, unless it keeps this one ({BOUNDARY_MOVED}); a rebuild whose "
+            f"--current points at this bundle keeps its cut where the count splits, as the refits here did")
 
 
 def unsteady(st: dict[str, Any], space: MoodSpace) -> str | None:
@@ -153,7 +182,8 @@ def unsteady(st: dict[str, Any], space: MoodSpace) -> str | None:
     if edge:  # the cut this build took, kept whatever the count of a rebuild
         pin = st["pin"]
         value = f'"{pin}"' if isinstance(pin, str) else pin
-        lever = (f"to keep this build's cut across rebuilds, set [moods] coassoc_ks = {value} "
+        lever = (f"to keep this build's cut across rebuilds, rebuild with --current pointing at this bundle (where "
+                 f"the count splits), or set [moods] coassoc_ks = {value} "
                  f"({'the octants' if pin == OCTANTS_KS else f'k-means cells at K {pin}'}, whatever the count; it "
                  "keeps the cut under moods.coassoc_wide_from tracks, 5,000 by default, and is refused from "
                  f"moods.coassoc_until, 50,000: remove it when the catalog grows past them): {BOUNDARY_PINNED}")

@@ -265,7 +265,11 @@ def mood_stability_lines(st: dict[str, Any]) -> list[str]:
     over = f"a random {st['evaluated_tracks']:,} of the {of:,} tracks" if of and st["evaluated_tracks"] < of \
         else "all tracks"
     return [f"         stability: ARI {st['ari_subsample_all_tracks']} over {over} against a fit on a random "
-            f"{st['subsample_share']:.0%} ({st['subsample_moods']} moods there); {core} over the "
+            f"{st['subsample_share']:.0%} ({st['subsample_moods']} moods there"
+            + ("; its count split, so it kept this build's cut" if st.get("subsample_kept") else "")
+            + (f" (without it: {st['subsample_alone']['fits']} fits, ARI {st['subsample_alone']['ari_all_tracks']})"
+               if st.get("subsample_alone") else "")
+            + f"); {core} over the "
             f"{st['core_in_both_share']:.0%} core in both; {seeds}"
             + (f"; the {st.get('fits', 'k-means')} fits agree at mean ARI {st['fits_agree']}" if "fits_agree" in st
                else "")

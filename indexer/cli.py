@@ -297,7 +297,7 @@ def _build_and_report(args: argparse.Namespace, csv: Path, out: Path, *, source_
         return EXIT_FAILED  # as for an --out or --current that cannot be written
     progress = None if args.quiet else _Progress()
     try:
-        manifest = build_bundle(csv, out, config, progress=progress, source_label=source_label)
+        manifest = build_bundle(csv, out, config, progress=progress, source_label=source_label, current=args.current)
     finally:
         if progress is not None:
             progress.close()

@@ -74,7 +74,7 @@ def test_fits_that_disagree_are_flagged_even_where_the_refit_held() -> None:
 
 
 def test_a_build_at_the_boundary_between_clusters_and_a_continuum_names_the_key_that_keeps_its_cut() -> None:
-    from engine._moodstability import boundary
+    from engine._moodstability import BOUNDARY_MOVED, boundary
 
     space = mood_space(tuple(MOOD_WEIGHTS), MOOD_WEIGHTS)
     held = {"ari_subsample_all_tracks": 0.99, "subsample_share": 0.9, "fits_agree": 0.99, "fits": "k-means",
@@ -83,9 +83,9 @@ def test_a_build_at_the_boundary_between_clusters_and_a_continuum_names_the_key_
     split = {**held, "density_sides": [3, 17]}
     assert boundary(split) == ("the catalog sits at the boundary between clusters and a continuum (HDBSCAN found 5 "
                                "density moods or more on 17 of the 20 fits' shares of the mood space (k-means cells) "
-                               "and fewer on 3 (octants)): a rebuild of a changed catalog may take the other cut (on 15 "
-                               "catalogs of five planted moods, benchmarks/mood_borderline.py, 4 of 120 90% refits fell "
-                               "to ARI 0.73-0.77, each one that took the other cut)")
+                               "and fewer on 3 (octants)): a build of a changed catalog may take the other cut, unless it "
+                               f"keeps this one ({BOUNDARY_MOVED}); a rebuild whose --current points at this bundle "
+                               "keeps its cut where the count splits, as the refits here did")
     warning = unsteady(split, space)
     assert warning is not None and warning.startswith("the moods may move: the catalog sits at the boundary")
     assert "set [moods] coassoc_ks = 5 (k-means cells at K 5, whatever the count;" in warning
@@ -99,11 +99,12 @@ def test_a_build_at_the_boundary_between_clusters_and_a_continuum_names_the_key_
     assert boundary({"ari_subsample_all_tracks": 0.99}) is None  # no medoid: no cut to keep
     # every share on one side, but the refit took the other fits: said too, without the shares
     refit_only = {**held, "subsample_fits": "octant"}
-    assert boundary(refit_only) == ("the catalog sits at the boundary between clusters and a continuum (this build "
-                                    "took k-means fits and its refit took octant fits): a rebuild of a changed catalog "
-                                    "may take the other cut (on 15 catalogs of five planted moods, benchmarks/"
-                                    "mood_borderline.py, 4 of 120 90% refits fell to ARI 0.73-0.77, each one that took "
-                                    "the other cut)")
+    assert (boundary(refit_only) or "").startswith("the catalog sits at the boundary between clusters and a continuum "
+                                                   "(this build took k-means fits and its refit took octant fits): ")
+    # a build that kept its current bundle's cut says so, and what its count alone would take
+    current = {**split, "kept": {"cut": 5, "source": "the current bundle bundles/current", "counted": "octants"}}
+    assert ("; this build kept the cut of the current bundle bundles/current, k-means cells at K 5, where its count "
+            "would take the octants)") in (boundary(current) or "")
     # fits that disagree and the boundary: both reasons, and the key as the lever
     both = unsteady({**split, "fits_agree": 0.85}, space)
     assert both is not None and both.startswith("the moods may move: the k-means fits agree at mean ARI 0.85 (under "

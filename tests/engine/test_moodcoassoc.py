@@ -221,25 +221,51 @@ def borderline(spread: float = 0.12, seed: int = 0) -> tuple[MoodSpace, np.ndarr
     return space, space.project((raw - raw.mean(0)) / raw.std(0)), raw
 
 
-def test_at_the_boundary_the_build_says_so_and_the_key_it_names_keeps_the_cut() -> None:
-    # 15 of the 20 shares find the five planted moods and 5 fewer: the build takes k-means cells, its refit (draw
-    # 5) octants, and they agree at ARI 0.77. The warning says why and names coassoc_ks = 5, which keeps the
-    # same cells and a refit that holds.
+def test_at_the_boundary_the_refit_keeps_the_builds_cut_and_the_build_says_what_a_build_alone_would_do() -> None:
+    # 15 of the 20 shares find the five planted moods and 5 fewer: the build takes k-means cells. Its refit (draw
+    # 5) splits too, and keeps the build's cut, as a rebuild with --current does: ARI 1.0. Alone, its count takes
+    # octants, which agree at ARI 0.77. The warning says so, and names coassoc_ks = 5, which keeps the same cells
+    # whatever the count.
     from engine._moodstability import measure_stability
 
     space, points, raw = borderline(0.12, 2)
     model = MoodModel(config=MoodConfig(), space=space).fit(points, raw, space.names)
     st = measure_stability(model, points, draw=5, seeds=False)
-    assert model.metrics_["coassoc"]["density_sides"] == [5, 15] and st["fits"] == "k-means"
-    assert st["subsample_fits"] == "octant" and st["ari_subsample_all_tracks"] < 0.8
+    assert model.metrics_["coassoc"]["density_sides"] == [5, 15] and st["fits"] == "k-means" and "kept" not in st
+    assert st["subsample_fits"] == "k-means" and st["ari_subsample_all_tracks"] >= 0.8
+    assert st["subsample_kept"] == {"cut": 5, "source": "the build's own fit", "counted": "octants"}
+    assert st["subsample_alone"]["fits"] == "octant" and st["subsample_alone"]["ari_all_tracks"] < 0.8
     assert ("the catalog sits at the boundary between clusters and a continuum (HDBSCAN found 5 density moods or more "
             "on 15 of the 20 fits' shares of the mood space (k-means cells) and fewer on 5 (octants); this build took "
-            "k-means fits and its refit took octant fits)") in st["warning"]
-    assert "set [moods] coassoc_ks = 5 (k-means cells at K 5, whatever the count;" in st["warning"]
+            f"k-means fits and its refit took octant fits without the build's cut (ARI "
+            f"{st['subsample_alone']['ari_all_tracks']})") in st["warning"]
+    assert st["warning"].startswith("the moods may move: ")  # the refit held; alone it would not have
+    assert (f"(5 moods there; its count split, so it kept this build's cut (without it: octant fits, ARI "
+            f"{st['subsample_alone']['ari_all_tracks']}))") in mood_stability_lines(st)[0]
+    assert "rebuild with --current pointing at this bundle (where the count splits), or set [moods] coassoc_ks = 5 " \
+        "(k-means cells at K 5, whatever the count;" in st["warning"]
     kept = MoodModel(config=MoodConfig(coassoc_ks=st["pin"]), space=space).fit(points, raw, space.names)
     np.testing.assert_array_equal(kept.labels_, model.labels_)
     again = measure_stability(kept, points, draw=5, seeds=False)
     assert again["ari_subsample_all_tracks"] >= 0.8 and again["subsample_fits"] == "k-means" and "warning" not in again
+
+
+def test_a_kept_cut_is_taken_only_where_the_shares_split() -> None:
+    from engine._moodcoassoc import KeptCut, cut_of
+
+    space, points, raw = borderline(0.12, 2)  # 5 of 20 shares find fewer than five moods: octants kept
+    kept = MoodModel(config=MoodConfig(), space=space).fit(points, raw, space.names, keep=KeptCut("octants", "x"))
+    assert kept.metrics_["coassoc"]["cells"] == "octants" and cut_of(kept.metrics_["coassoc"]) == "octants"
+    assert kept.metrics_["coassoc"]["kept"] == {"cut": "octants", "source": "x", "counted": 5}
+    six = MoodModel(config=MoodConfig(), space=space).fit(points, None, (), keep=KeptCut(6, "x"))
+    assert six.metrics_["clusters"] == 6 and cut_of(six.metrics_["coassoc"]) == 6
+    space, points, raw = borderline(0.12, 0)  # every share finds five: the count decides, whatever is kept
+    model = MoodModel(config=MoodConfig(), space=space).fit(points, raw, space.names, keep=KeptCut("octants", "x"))
+    assert model.metrics_["coassoc"]["density_sides"] == [0, 20] and "kept" not in model.metrics_["coassoc"]
+    assert cut_of(model.metrics_["coassoc"]) == 5 and model.metrics_["clusters"] == 5
+    # no medoid, or fits at several K: no one cut to keep
+    assert cut_of({"moods": "clusters", "cells": "k-means", "ks": [5, 8]}) is None
+    assert cut_of({"moods": "medoid", "cells": "k-means", "ks": [5, 8]}) is None and cut_of({}) is None
 
 
 def test_no_boundary_is_said_where_octants_were_never_possible() -> None:

@@ -1,0 +1,68 @@
+"""A rebuild keeps its moods' cut at the boundary between clusters and a continuum.
+
+Under 5,000 tracks the moods are k-means cells where HDBSCAN finds five density moods or more in the mood space,
+and octants where it finds fewer (engine/_moodcoassoc.py). A catalog between the two, whose shares' counts fall on
+both sides, can take one cut in one build and the other in a rebuild of a slightly changed catalog, and the two
+cuts agree at about ARI 0.75. There every choice is as good as the other; the one that holds still is the one the
+catalog already has. So a build given ``--current`` (the symlink it will repoint) reads the cut of the bundle that
+link points at and keeps it where its own count splits (``KeptCut``), as its stability check's 90% refit keeps
+the build's (engine/_moodstability.py). Where the shares agree the count decides, whatever the current bundle did.
+
+The current bundle's cut is taken only from a rebuild of the same catalog: its checksums verified, its mood space
+the same columns, and at least half of the new catalog's tracks (by id) in it; otherwise the build says why not
+and its count decides. Nothing is read unless the build's moods count density moods (``coassoc_ks`` "density"
+with octants for a continuum: under ``coassoc_wide_from`` tracks by default).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._arrays import load_npz
+from ._bundle import read_verified_manifest
+from ._catalog import _get_strings
+from ._errors import BundleError
+from ._moodcoassoc import DENSITY_KS, KeptCut, cut_of, cut_text
+from ._moodconfig import MoodConfig
+from ._moodspace import MoodSpace
+
+SAME_CATALOG = 0.5  # at least this share of the new catalog's tracks in the current bundle: a rebuild of it
+
+
+def current_cut(link: str | os.PathLike[str] | None, config: MoodConfig, space: MoodSpace,
+                ids: np.ndarray) -> tuple[KeptCut | None, dict[str, Any]]:
+    """The cut of the bundle ``link`` points at, for a build of ``ids`` (its tracks) in ``space`` with ``config``
+    to keep where its count of density moods splits: (the cut or None, what the report says: the bundle, its cut,
+    or why none is kept)."""
+    if link is None:
+        return None, {"none": "no --current link given"}
+    resolved = config.resolved(min(len(ids), config.fit_sample))
+    if resolved.coassoc_ks != DENSITY_KS or resolved.coassoc_continuum != "octants":
+        return None, {"none": "this build's moods do not count density moods (the cut is not chosen by a count)"}
+    link = Path(link)
+    if not link.is_symlink() or not link.exists():
+        return None, {"none": f"{link} points at no bundle yet"}
+    target = link.resolve()
+    try:
+        manifest = read_verified_manifest(target)
+        moods = manifest["metrics"].get("moods") or {}
+        theirs = list((moods.get("space") or {}).get("features") or [])
+        if theirs != list(space.names):
+            return None, {"bundle": str(target), "none": f"its mood space is {theirs or 'unknown'}, not this build's "
+                                                         f"{list(space.names)}"}
+        cut = cut_of(moods.get("coassoc") or {})
+        if cut is None:
+            return None, {"bundle": str(target), "none": "its moods are not one fit's cut (no medoid at one K)"}
+        held = _get_strings(load_npz(target / "tracks.npz"), "ids")
+    except (BundleError, OSError, KeyError, ValueError, TypeError) as exc:  # a damaged bundle is being replaced
+        return None, {"bundle": str(target), "none": f"it cannot be read ({exc})"}
+    share = float(np.isin(ids, held).mean()) if len(ids) else 0.0
+    if share < SAME_CATALOG:
+        return None, {"bundle": str(target), "none": f"it holds {share:.0%} of this catalog's tracks, under "
+                                                     f"{SAME_CATALOG:.0%}: another catalog, not a rebuild"}
+    return KeptCut(cut, f"the current bundle {link}"), {"bundle": str(target), "cut": cut, "shared_tracks": round(
+        share, 4), "says": f"{cut_text(cut)}, kept if this build's count of density moods splits"}
