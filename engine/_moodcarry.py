@@ -5,8 +5,9 @@ and octants where it finds fewer (engine/_moodcoassoc.py). A catalog between the
 both sides, can take one cut in one build and the other in a rebuild of a slightly changed catalog, and the two
 cuts agree at about ARI 0.75. There every choice is as good as the other; the one that holds still is the one the
 catalog already has. So a build given ``--current`` (the symlink it will repoint) reads the cut of the bundle that
-link points at and keeps it where its own count splits (``KeptCut``), as its stability check's 90% refit keeps
-the build's (engine/_moodstability.py). Where the shares agree the count decides, whatever the current bundle did.
+link points at and keeps it where its own count splits, or where the current bundle's count did (``KeptCut``), as
+its stability check's 90% refit keeps the build's (engine/_moodstability.py). Where both counts' shares agree, the
+new count decides: a catalog that has left the boundary takes its own cut.
 
 The current bundle's cut is taken only from a rebuild of the same catalog: its checksums verified, its mood space
 the same columns, and at least half of the new catalog's tracks (by id) in it; otherwise the build says why not
@@ -64,5 +65,8 @@ def current_cut(link: str | os.PathLike[str] | None, config: MoodConfig, space: 
     if share < SAME_CATALOG:
         return None, {"bundle": str(target), "none": f"it holds {share:.0%} of this catalog's tracks, under "
                                                      f"{SAME_CATALOG:.0%}: another catalog, not a rebuild"}
-    return KeptCut(cut, f"the current bundle {link}"), {"bundle": str(target), "cut": cut, "shared_tracks": round(
-        share, 4), "says": f"{cut_text(cut)}, kept if this build's count of density moods splits"}
+    split = min((moods.get("coassoc") or {}).get("density_sides") or [0, 0]) > 0  # its own count split too
+    when = "whatever this build's count, as its own count split" if split else "if this build's count splits"
+    return KeptCut(cut, f"the current bundle {link}", split), {
+        "bundle": str(target), "cut": cut, "split": split, "shared_tracks": round(share, 4),
+        "says": f"{cut_text(cut)}, kept {when}"}

@@ -34,7 +34,7 @@ shares find fewest_moods and others fewer, a refit can take the other cut; the b
 ``coassoc_ks`` that keeps its own (its K, or "octants": every fit octants whatever the count;
 engine/_moodstability.py, ``boundary``). There a rebuild keeps the cut of the bundle it replaces (``KeptCut``:
 ``musicrec index --current``, engine/_moodcarry.py), as the build's own 90% refit keeps the build's: the count
-decides only where its shares agree. Measured against the alternatives:
+decides only where its shares agree and so did the kept cut's. Measured against the alternatives:
 benchmarks/RESULTS.md, "Moods from the co-association of k-means fits",
 "Under 5,000 tracks", "Octants where the mood space is a continuum" and "At the boundary between clusters and a
 continuum".
@@ -65,13 +65,16 @@ OCTANTS_KS = "octants"  # [moods] coassoc_ks: no K, every fit the octants whatev
 
 @dataclasses.dataclass(frozen=True)
 class KeptCut:
-    """The cut a fit keeps where its count of density moods splits (some of its shares find fewest_moods or more,
-    some fewer: the boundary between clusters and a continuum), instead of the count's median: OCTANTS_KS or a K
-    (``cut``), and whose cut it was (``source``: "the current bundle bundles/v3", "the build's own fit"). Where the
-    shares agree the count decides, whatever the cut kept."""
+    """The cut a fit keeps at the boundary between clusters and a continuum instead of its count's median: OCTANTS_KS
+    or a K (``cut``), whose cut it was (``source``: "the current bundle bundles/v3", "the build's own fit"), and
+    whether that fit's own count split (``split``: some of its shares found fewest_moods or more, some fewer). It is
+    kept where the new count splits, or where the kept cut's count did: a count that agrees one way right after
+    one that split is weak evidence (a 90% refit of a catalog whose count split 13 to 7 found five moods on all 20
+    of its shares). Where both agree, the new count decides."""
 
     cut: str | int
     source: str
+    split: bool = False
 
 
 def cut_of(coassoc: dict[str, Any]) -> str | int | None:
@@ -192,7 +195,8 @@ def moods_from_fits(space: np.ndarray, config: Any, seed: int, facts: dict[str, 
     With ``coassoc_ks = "density"`` the fits' one K is the number of moods ``cluster`` finds in ``space`` itself, at
     least ``fewest_moods``; where it finds fewer, with ``coassoc_continuum = "octants"``, a medoid and at least
     OCTANT_AXES columns, the fits are octants instead (``octant_cells``); where the shares' counts fall on both sides
-    of ``fewest_moods``, a ``keep`` cut is taken instead of the median's; the fits are octants whatever the count with
+    of ``fewest_moods``, or the ``keep`` cut's did, that cut is taken instead of the median's; the fits are octants
+    whatever the count with
     ``coassoc_ks = "octants"`` (ConfigError under OCTANT_AXES columns). With ``coassoc_moods = "medoid"`` a track
     HDBSCAN labels in the co-association is core, its mood its cell of the medoid fit, and every track's cell is
     returned too. With ``assign = "centroid"`` (engine/_moods.py) the moods are then the Voronoi cells of those
@@ -224,14 +228,17 @@ def moods_from_fits(space: np.ndarray, config: Any, seed: int, facts: dict[str, 
             # and the catalog sits at the boundary between the two, where a rebuild may take the other (``boundary``)
             fewer = sum(c < config.fewest_moods for c in counts)
             facts["coassoc"]["density_sides"] = [fewer, len(counts) - fewer]
-            if keep is not None and 0 < fewer < len(counts):  # there, the cut kept rather than the median's
+            split = 0 < fewer < len(counts)
+            if keep is not None and (split or keep.split):  # there, the cut kept rather than the median's
                 counted = OCTANTS_KS if octants else k
                 octants = keep.cut == OCTANTS_KS
                 k = k if octants else int(keep.cut)
                 ks = range(k, k + 1)
-                facts["coassoc"]["kept"] = {"cut": keep.cut, "source": keep.source, "counted": counted}
-                say(f"the shares split ({len(counts) - fewer} of {len(counts)} found {config.fewest_moods} moods or "
-                    f"more): kept the cut of {keep.source}, {cut_text(keep.cut)}"
+                facts["coassoc"]["kept"] = {"cut": keep.cut, "source": keep.source, "counted": counted,
+                                            "split": "here" if split else "there"}
+                why = (f"the shares split ({len(counts) - fewer} of {len(counts)} found {config.fewest_moods} moods or "
+                       "more)" if split else f"the count of {keep.source} split")
+                say(f"{why}: kept the cut of {keep.source}, {cut_text(keep.cut)}"
                     + ("" if counted == keep.cut else f" (the count alone would take {cut_text(counted)})"))
         elif wanted and continuum:
             facts["coassoc"]["no_octants"] = (f"the mood space has {space.shape[1]} column"

@@ -57,8 +57,9 @@ def measure_stability(model: MoodModel, points: np.ndarray, *, share: float = 0.
         f"{f'; it clusters {len(fit_on):,} of them' if sampled else ''})")
     same = model.resolved_  # every "auto" key as the model resolved it, whatever the refit's size
     # where a refit's count of density moods splits it keeps the build's cut, as a rebuild keeps its current bundle's
-    own = cut_of(model.metrics_.get("coassoc") or {})
-    keep = KeptCut(own, "the build's own fit") if own is not None else None
+    coassoc = model.metrics_.get("coassoc") or {}
+    own, sides = cut_of(coassoc), coassoc.get("density_sides") or [0, 0]
+    keep = KeptCut(own, "the build's own fit", split=min(sides) > 0) if own is not None else None
 
     def refit(rows: np.ndarray, seed: int, smoothed: np.ndarray | None = None) -> tuple[MoodModel, dict | None]:
         """The method on ``rows`` keeping the build's cut, and, where that cut is not the one its own count
@@ -111,7 +112,6 @@ def measure_stability(model: MoodModel, points: np.ndarray, *, share: float = 0.
     else:
         out["ari_seeds"] = None
         out["seeds"] = "the whole catalog is clustered deterministically: the seed plays no part"
-    coassoc = model.metrics_.get("coassoc") or {}
     if coassoc.get("moods") == "medoid":  # the medoid's fits: what they were and how much they agree (at no cost)
         if coassoc.get("fits_agree") is not None:  # (none where HDBSCAN found no group in the co-association)
             out["fits_agree"] = coassoc["fits_agree"]

@@ -62,7 +62,7 @@ def test_a_rebuild_at_the_boundary_keeps_the_cut_of_the_bundle_it_replaces(tmp_p
     rebuilt = json.loads((tmp_path / "v2.json").read_text(encoding="utf-8"))["metrics"]["moods"]
     assert rebuilt["coassoc"]["density_sides"] == [17, 3] and rebuilt["coassoc"]["cells"] == "k-means"
     assert rebuilt["coassoc"]["kept"] == {"cut": 5, "source": f"the current bundle {tmp_path / 'current'}",
-                                          "counted": "octants"}
+                                          "counted": "octants", "split": "here"}
     assert rebuilt["current_cut"]["cut"] == 5 and rebuilt["current_cut"]["kept"] is True
     assert "this build kept the cut of the current bundle" in rebuilt["stability"]["warning"]
     assert os.readlink(tmp_path / "current") == "v2"
@@ -93,6 +93,7 @@ def test_the_current_cut_is_read_only_from_a_rebuild_of_the_same_catalog(current
     cut, said = current_cut(link, config, space, ids)
     assert cut is not None and cut.cut in ("octants", 5, 6, 7, 8) and cut.source == f"the current bundle {link}"
     assert said["bundle"] == str(link.resolve()) and said["cut"] == cut.cut and said["shared_tracks"] == 1.0
+    assert said["split"] is cut.split  # whether its own count split: then its cut is kept whatever the new count
     # another catalog (under half of its tracks in the bundle), another mood space, another method: none
     assert "another catalog, not a rebuild" in current_cut(link, config, space, np.array(["x"] * 10))[1]["none"]
     other_space = MoodSpace(columns=(0, 1, 2), weights=(1.0,) * 3, names=("valence", "energy", "tempo"))

@@ -233,7 +233,7 @@ def test_at_the_boundary_the_refit_keeps_the_builds_cut_and_the_build_says_what_
     st = measure_stability(model, points, draw=5, seeds=False)
     assert model.metrics_["coassoc"]["density_sides"] == [5, 15] and st["fits"] == "k-means" and "kept" not in st
     assert st["subsample_fits"] == "k-means" and st["ari_subsample_all_tracks"] >= 0.8
-    assert st["subsample_kept"] == {"cut": 5, "source": "the build's own fit", "counted": "octants"}
+    assert st["subsample_kept"] == {"cut": 5, "source": "the build's own fit", "counted": "octants", "split": "here"}
     assert st["subsample_alone"]["fits"] == "octant" and st["subsample_alone"]["ari_all_tracks"] < 0.8
     assert ("the catalog sits at the boundary between clusters and a continuum (HDBSCAN found 5 density moods or more "
             "on 15 of the 20 fits' shares of the mood space (k-means cells) and fewer on 5 (octants); this build took "
@@ -250,19 +250,23 @@ def test_at_the_boundary_the_refit_keeps_the_builds_cut_and_the_build_says_what_
     assert again["ari_subsample_all_tracks"] >= 0.8 and again["subsample_fits"] == "k-means" and "warning" not in again
 
 
-def test_a_kept_cut_is_taken_only_where_the_shares_split() -> None:
+def test_a_kept_cut_is_taken_only_where_the_shares_split_or_its_own_did() -> None:
     from engine._moodcoassoc import KeptCut, cut_of
 
     space, points, raw = borderline(0.12, 2)  # 5 of 20 shares find fewer than five moods: octants kept
     kept = MoodModel(config=MoodConfig(), space=space).fit(points, raw, space.names, keep=KeptCut("octants", "x"))
     assert kept.metrics_["coassoc"]["cells"] == "octants" and cut_of(kept.metrics_["coassoc"]) == "octants"
-    assert kept.metrics_["coassoc"]["kept"] == {"cut": "octants", "source": "x", "counted": 5}
+    assert kept.metrics_["coassoc"]["kept"] == {"cut": "octants", "source": "x", "counted": 5, "split": "here"}
     six = MoodModel(config=MoodConfig(), space=space).fit(points, None, (), keep=KeptCut(6, "x"))
     assert six.metrics_["clusters"] == 6 and cut_of(six.metrics_["coassoc"]) == 6
-    space, points, raw = borderline(0.12, 0)  # every share finds five: the count decides, whatever is kept
+    space, points, raw = borderline(0.12, 0)  # every share finds five: the count decides, whatever is kept ...
     model = MoodModel(config=MoodConfig(), space=space).fit(points, raw, space.names, keep=KeptCut("octants", "x"))
     assert model.metrics_["coassoc"]["density_sides"] == [0, 20] and "kept" not in model.metrics_["coassoc"]
     assert cut_of(model.metrics_["coassoc"]) == 5 and model.metrics_["clusters"] == 5
+    # ... unless the kept cut's own count split: one unanimous count right after a split one does not switch
+    held = MoodModel(config=MoodConfig(), space=space).fit(points, None, (), keep=KeptCut("octants", "x", split=True))
+    assert held.metrics_["coassoc"]["density_sides"] == [0, 20] and cut_of(held.metrics_["coassoc"]) == "octants"
+    assert held.metrics_["coassoc"]["kept"] == {"cut": "octants", "source": "x", "counted": 5, "split": "there"}
     # no medoid, or fits at several K: no one cut to keep
     assert cut_of({"moods": "clusters", "cells": "k-means", "ks": [5, 8]}) is None
     assert cut_of({"moods": "medoid", "cells": "k-means", "ks": [5, 8]}) is None and cut_of({}) is None
