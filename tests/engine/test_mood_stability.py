@@ -85,7 +85,7 @@ def test_a_build_at_the_boundary_between_clusters_and_a_continuum_names_the_key_
                                "density moods or more on 17 of the 20 fits' shares of the mood space (k-means cells) "
                                "and fewer on 3 (octants)): a build of a changed catalog may take the other cut, unless it "
                                f"keeps this one ({BOUNDARY_MOVED}); a rebuild whose --current points at this bundle "
-                               "keeps its cut where the count splits, as the refits here did")
+                               "keeps its cut where its count or this one's splits, as the refits here did")
     warning = unsteady(split, space)
     assert warning is not None and warning.startswith("the moods may move: the catalog sits at the boundary")
     assert "set [moods] coassoc_ks = 5 (k-means cells at K 5, whatever the count;" in warning

@@ -242,7 +242,7 @@ def test_at_the_boundary_the_refit_keeps_the_builds_cut_and_the_build_says_what_
     assert st["warning"].startswith("the moods may move: ")  # the refit held; alone it would not have
     assert (f"(5 moods there; its count split, so it kept this build's cut (without it: octant fits, ARI "
             f"{st['subsample_alone']['ari_all_tracks']}))") in mood_stability_lines(st)[0]
-    assert "rebuild with --current pointing at this bundle (where the count splits), or set [moods] coassoc_ks = 5 " \
+    assert "rebuild with --current pointing at this bundle (where either count splits), or set [moods] coassoc_ks = 5 " \
         "(k-means cells at K 5, whatever the count;" in st["warning"]
     kept = MoodModel(config=MoodConfig(coassoc_ks=st["pin"]), space=space).fit(points, raw, space.names)
     np.testing.assert_array_equal(kept.labels_, model.labels_)
