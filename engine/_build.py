@@ -158,7 +158,7 @@ def build_bundle(
             say(f"mood space ({space.kind}): {', '.join(space.names)}")
             mood_points = space.project(standardized)
             keep, carried = current_cut(current, config.moods, space, catalog.ids)
-            if current is not None:
+            if "bundle" in carried:  # a bundle was read (no word where the build's moods count nothing)
                 say(f"the current bundle's mood cut: {carried.get('says') or 'not kept: ' + carried['none']}")
             moods = MoodModel(config=config.moods, space=space, seed=config.seed).fit(
                 mood_points, catalog.features, catalog.feature_names,
@@ -167,6 +167,8 @@ def build_bundle(
             (tmp / "moods.json").write_text(json.dumps(moods.clusters_, indent=1) + "\n", encoding="utf-8")
             m = moods.metrics_
             m["current_cut"] = {**carried, "kept": "kept" in (m.get("coassoc") or {})}
+            if keep is not None and not m["current_cut"]["kept"]:
+                say(f"the current bundle's mood cut was not kept: {m['coassoc'].get('not_kept', 'no count decided')}")
             say(f"{m['clusters']} moods; cores hold {m['core_coverage']:.1%} of tracks; DBCV {m['dbcv_sample']}")
             if config.moods.stability_subsample:
                 m["stability"] = measure_stability(moods, mood_points, share=config.moods.stability_subsample,

@@ -11,8 +11,9 @@ new count decides: a catalog that has left the boundary takes its own cut.
 
 The current bundle's cut is taken only from a rebuild of the same catalog: its checksums verified, its mood space
 the same columns, and at least half of the new catalog's tracks (by id) in it; otherwise the build says why not
-and its count decides. Nothing is read unless the build's moods count density moods (``coassoc_ks`` "density"
-with octants for a continuum: under ``coassoc_wide_from`` tracks by default).
+and its count decides (as it does for a kept K larger than a fit's share of the new tracks: engine/_moodcoassoc.py).
+Nothing is read unless the build's moods count density moods (``coassoc_ks`` "density" with octants for a
+continuum: under ``coassoc_wide_from`` tracks by default).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from ._arrays import load_npz
 from ._bundle import read_verified_manifest
 from ._catalog import _get_strings
 from ._errors import BundleError
-from ._moodcoassoc import DENSITY_KS, KeptCut, cut_of, cut_text
+from ._moodcoassoc import DENSITY_KS, OCTANT_AXES, KeptCut, cut_of, cut_text
 from ._moodconfig import MoodConfig
 from ._moodspace import MoodSpace
 
@@ -37,12 +38,13 @@ SAME_CATALOG = 0.5  # at least this share of the new catalog's tracks in the cur
 def current_cut(link: str | os.PathLike[str] | None, config: MoodConfig, space: MoodSpace,
                 ids: np.ndarray) -> tuple[KeptCut | None, dict[str, Any]]:
     """The cut of the bundle ``link`` points at, for a build of ``ids`` (its tracks) in ``space`` with ``config``
-    to keep where its count of density moods splits: (the cut or None, what the report says: the bundle, its cut,
-    or why none is kept)."""
+    to keep where its count of density moods splits or the bundle's did: (the cut or None, what the report says:
+    the bundle, its cut, or why none is kept)."""
     if link is None:
         return None, {"none": "no --current link given"}
     resolved = config.resolved(min(len(ids), config.fit_sample))
-    if resolved.coassoc_ks != DENSITY_KS or resolved.coassoc_continuum != "octants":
+    if (not resolved.coassoc_bags or resolved.coassoc_ks != DENSITY_KS or resolved.coassoc_continuum != "octants"
+            or len(space.columns) < OCTANT_AXES):
         return None, {"none": "this build's moods do not count density moods (the cut is not chosen by a count)"}
     link = Path(link)
     if not link.is_symlink() or not link.exists():
@@ -50,14 +52,17 @@ def current_cut(link: str | os.PathLike[str] | None, config: MoodConfig, space: 
     target = link.resolve()
     try:
         manifest = read_verified_manifest(target)
-        moods = manifest["metrics"].get("moods") or {}
-        theirs = list((moods.get("space") or {}).get("features") or [])
+        moods = _mapping(manifest["metrics"].get("moods"))
+        theirs = list(_mapping(moods.get("space")).get("features") or [])
         if theirs != list(space.names):
             return None, {"bundle": str(target), "none": f"its mood space is {theirs or 'unknown'}, not this build's "
                                                          f"{list(space.names)}"}
-        cut = cut_of(moods.get("coassoc") or {})
+        coassoc = _mapping(moods.get("coassoc"))
+        cut = cut_of(coassoc)
         if cut is None:
-            return None, {"bundle": str(target), "none": "its moods are not one fit's cut (no medoid at one K)"}
+            return None, {"bundle": str(target), "none": "its moods are not one fit's cut (no medoid fit at one K)"}
+        sides = coassoc.get("density_sides") or [0, 0]
+        split = min(int(side) for side in sides) > 0  # its own count split too
         held = _get_strings(load_npz(target / "tracks.npz"), "ids")
     except (BundleError, OSError, KeyError, ValueError, TypeError) as exc:  # a damaged bundle is being replaced
         return None, {"bundle": str(target), "none": f"it cannot be read ({exc})"}
@@ -65,8 +70,16 @@ def current_cut(link: str | os.PathLike[str] | None, config: MoodConfig, space: 
     if share < SAME_CATALOG:
         return None, {"bundle": str(target), "none": f"it holds {share:.0%} of this catalog's tracks, under "
                                                      f"{SAME_CATALOG:.0%}: another catalog, not a rebuild"}
-    split = min((moods.get("coassoc") or {}).get("density_sides") or [0, 0]) > 0  # its own count split too
     when = "whatever this build's count, as its own count split" if split else "if this build's count splits"
-    return KeptCut(cut, f"the current bundle {link}", split), {
+    return KeptCut(cut, f"the previous bundle {target.name}", split), {
         "bundle": str(target), "cut": cut, "split": split, "shared_tracks": round(share, 4),
         "says": f"{cut_text(cut)}, kept {when}"}
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    """A manifest entry that must be a mapping (the manifest has no checksum): {} when absent, TypeError otherwise."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise TypeError(f"the manifest's moods metrics hold {type(value).__name__} where a mapping belongs")
+    return value

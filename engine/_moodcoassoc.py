@@ -69,8 +69,8 @@ class KeptCut:
     or a K (``cut``), whose cut it was (``source``: "the current bundle bundles/v3", "the build's own fit"), and
     whether that fit's own count split (``split``: some of its shares found fewest_moods or more, some fewer). It is
     kept where the new count splits, or where the kept cut's count did: a count that agrees one way right after
-    one that split is weak evidence (a 90% refit of a catalog whose count split 13 to 7 found five moods on all 20
-    of its shares). Where both agree, the new count decides."""
+    one that split is weak evidence (a 90% refit of a catalog whose count split 13 to 7 took k-means cells, its own
+    count agreeing: benchmarks/RESULTS.md, "A rebuild keeps its cut"). Where both agree, the new count decides."""
 
     cut: str | int
     source: str
@@ -80,12 +80,12 @@ class KeptCut:
 def cut_of(coassoc: dict[str, Any]) -> str | int | None:
     """The one cut of a medoid fit (its ``facts["coassoc"]``, as the metrics keep it): OCTANTS_KS or its K; None
     for fits at several K or without a medoid (their moods are no one fit's cells)."""
-    if coassoc.get("moods") != "medoid":
+    if coassoc.get("moods") != "medoid" or coassoc.get("medoid_fit") is None:  # no group: one mood, no cells
         return None
     if coassoc.get("cells") == "octants":
         return OCTANTS_KS
-    first, last = coassoc.get("ks") or (0, 0)
-    return int(first) if first == last and first >= 2 else None
+    first, last = (int(k) for k in coassoc.get("ks") or (0, 0))
+    return first if first == last and first >= 2 else None
 
 
 def parse_ks(text: str | int) -> range:
@@ -195,8 +195,8 @@ def moods_from_fits(space: np.ndarray, config: Any, seed: int, facts: dict[str, 
     With ``coassoc_ks = "density"`` the fits' one K is the number of moods ``cluster`` finds in ``space`` itself, at
     least ``fewest_moods``; where it finds fewer, with ``coassoc_continuum = "octants"``, a medoid and at least
     OCTANT_AXES columns, the fits are octants instead (``octant_cells``); where the shares' counts fall on both sides
-    of ``fewest_moods``, or the ``keep`` cut's did, that cut is taken instead of the median's; the fits are octants
-    whatever the count with
+    of ``fewest_moods``, or the ``keep`` cut's did, that cut is taken instead of the median's (a K no larger than a
+    share); the fits are octants whatever the count with
     ``coassoc_ks = "octants"`` (ConfigError under OCTANT_AXES columns). With ``coassoc_moods = "medoid"`` a track
     HDBSCAN labels in the co-association is core, its mood its cell of the medoid fit, and every track's cell is
     returned too. With ``assign = "centroid"`` (engine/_moods.py) the moods are then the Voronoi cells of those
@@ -229,7 +229,10 @@ def moods_from_fits(space: np.ndarray, config: Any, seed: int, facts: dict[str, 
             fewer = sum(c < config.fewest_moods for c in counts)
             facts["coassoc"]["density_sides"] = [fewer, len(counts) - fewer]
             split = 0 < fewer < len(counts)
-            if keep is not None and (split or keep.split):  # there, the cut kept rather than the median's
+            # there, the cut kept rather than the median's (a K a fit's share can hold)
+            fits = keep is not None and (keep.cut == OCTANTS_KS or 2 <= int(keep.cut) <= share_size(
+                len(space), config.coassoc_share))
+            if keep is not None and (split or keep.split) and fits:
                 counted = OCTANTS_KS if octants else k
                 octants = keep.cut == OCTANTS_KS
                 k = k if octants else int(keep.cut)
@@ -240,6 +243,9 @@ def moods_from_fits(space: np.ndarray, config: Any, seed: int, facts: dict[str, 
                        "more)" if split else f"the count of {keep.source} split")
                 say(f"{why}: kept the cut of {keep.source}, {cut_text(keep.cut)}"
                     + ("" if counted == keep.cut else f" (the count alone would take {cut_text(counted)})"))
+            elif keep is not None:  # why the build's count decides after all
+                facts["coassoc"]["not_kept"] = ("both counts' shares agree" if fits else
+                                                f"its K {keep.cut} is more than a fit's share of these tracks holds")
         elif wanted and continuum:
             facts["coassoc"]["no_octants"] = (f"the mood space has {space.shape[1]} column"
                                               f"{'s' if space.shape[1] > 1 else ''}, and octants take {OCTANT_AXES}")

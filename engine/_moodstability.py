@@ -18,9 +18,9 @@ AGREED_FITS = 0.9  # under it, the fits of the co-association's medoid (k-means 
 # different cuts, and the report says the moods may move even where its one refit held (benchmarks/RESULTS.md,
 # "When the fits disagree")
 BOUNDARY_MOVED = ("on 15 catalogs of five planted moods (benchmarks/mood_borderline.py) 4 of 120 90% refits built "
-                  "alone fell to ARI 0.73-0.77, and 18 of 240 on 30 catalogs near the boundary (0.71-0.77), each one "
-                  "that took the other cut; keeping the build's cut, as a rebuild with --current does, 120 of 120 and "
-                  "240 of 240 held (0.9584-1.0)")
+                  "alone fell to ARI 0.73-0.77, and 18 of 240 on a wider sweep of 30 catalogs near the boundary, six "
+                  "of them the same (0.71-0.77), each one whose own count took another cut than the build's; keeping "
+                  "the build's cut, as a rebuild with --current does, all 120 and all 240 held (0.9584-1.0)")
 BOUNDARY_PINNED = ("with coassoc_ks set to each build's own cut (its K, or \"octants\"), the same 120 refits held ARI "
                    "0.9584-1.0 (the 24 of the 3 catalogs whose builds warned 0.9785-1.0), and the moods it gave were "
                    "the defaults' own on all 15 catalogs")
@@ -73,17 +73,19 @@ def measure_stability(model: MoodModel, points: np.ndarray, *, share: float = 0.
             return fit, None
         say(f"stability: the same refit without the build's cut ({cut_text(kept['counted'])}, as its count takes)")
         alone = MoodModel(config=same, space=model.space, seed=seed).fit(points[rows], None, (), smoothed=smoothed)
-        return fit, {"fits": fits_kind(alone.metrics_.get("coassoc") or {}), "ari_all_tracks": round(float(
-            adjusted_rand_score(model.labels_[scored], alone.assign_points(points[scored])[0])), 4)}
+        return fit, {"fits": fits_kind(alone.metrics_.get("coassoc") or {}), "ari_all_tracks": against(alone)}
+
+    def against(other: MoodModel) -> float:
+        """The ARI between the build's labels of the scored tracks and ``other``'s."""
+        return round(float(adjusted_rand_score(model.labels_[scored], other.assign_points(points[scored])[0])), 4)
 
     other, alone = refit(fit_on, model.seed)
-    labels = other.assign_points(points[scored])[0]
     both = model.is_core_[fit_on] & other.is_core_  # over the tracks the subsample fit clustered
     out: dict[str, Any] = {
         "subsample_share": share,
         "evaluated_tracks": len(scored),
         "catalog_tracks": n,
-        "ari_subsample_all_tracks": round(float(adjusted_rand_score(model.labels_[scored], labels)), 4),
+        "ari_subsample_all_tracks": against(other),
         "ari_subsample_core_in_both": round(float(adjusted_rand_score(model.labels_[fit_on][both],
                                                                       other.labels_[both])), 4) if both.any() else None,
         "core_in_both_share": round(float(both.mean()), 4),
@@ -105,8 +107,7 @@ def measure_stability(model: MoodModel, points: np.ndarray, *, share: float = 0.
             again_on, smoothed = np.arange(n), getattr(model, "smoothed_", None)
             out["seeds"] = "the seed draws the consensus's bags: seed vs seed + 1, on the same smoothed points"
         again, alone = refit(again_on, model.seed + 1, smoothed)
-        out["ari_seeds"] = round(float(adjusted_rand_score(model.labels_[scored],
-                                                           again.assign_points(points[scored])[0])), 4)
+        out["ari_seeds"] = against(again)
         if alone:
             out["seed_alone"] = alone
         if again.metrics_.get("coassoc"):
@@ -163,8 +164,8 @@ def boundary(st: dict[str, Any]) -> str | None:
         return None
     return (f"the catalog sits at the boundary between clusters and a continuum ({'; '.join(why)}): a build of a "
             f"changed catalog may take the other cut, unless it keeps this one ({BOUNDARY_MOVED}); a rebuild whose "
-            f"--current points at this bundle keeps its cut where its count or this one's splits, as the refits here "
-            "did")
+            f"--current points at this bundle keeps its cut where its count or this one's splits"
+            + (", as the refit here did" if st.get("subsample_kept") else ""))
 
 
 def unsteady(st: dict[str, Any], space: MoodSpace) -> str | None:
@@ -187,7 +188,7 @@ def unsteady(st: dict[str, Any], space: MoodSpace) -> str | None:
         value = f'"{pin}"' if isinstance(pin, str) else pin
         lever = (f"to keep this build's cut across rebuilds, rebuild with --current pointing at this bundle (where "
                  f"either count splits), or set [moods] coassoc_ks = {value} "
-                 f"({'the octants' if pin == OCTANTS_KS else f'k-means cells at K {pin}'}, whatever the count; it "
+                 f"({cut_text(pin)}, whatever the count; it "
                  "keeps the cut under moods.coassoc_wide_from tracks, 5,000 by default, and is refused from "
                  f"moods.coassoc_until, 50,000: remove it when the catalog grows past them): {BOUNDARY_PINNED}")
         where = "(benchmarks/RESULTS.md, \"At the boundary between clusters and a continuum\")"

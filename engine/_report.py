@@ -264,10 +264,12 @@ def mood_stability_lines(st: dict[str, Any]) -> list[str]:
     of = st.get("catalog_tracks")
     over = f"a random {st['evaluated_tracks']:,} of the {of:,} tracks" if of and st["evaluated_tracks"] < of \
         else "all tracks"
+    kept = st.get("subsample_kept")  # where its count or the build's split (engine/_moodcoassoc.py, KeptCut)
+    whose = "its" if kept and kept.get("split") == "here" else "the build's"
     return [f"         stability: ARI {st['ari_subsample_all_tracks']} over {over} against a fit on a random "
             f"{st['subsample_share']:.0%} ({st['subsample_moods']} moods there"
-            + ("; its count split, so it kept this build's cut" if st.get("subsample_kept") else "")
-            + (f" (without it: {st['subsample_alone']['fits']} fits, ARI {st['subsample_alone']['ari_all_tracks']})"
+            + (f"; it kept this build's cut, as {whose} count split" if kept else "")
+            + (f"; without it, {st['subsample_alone']['fits']} fits at ARI {st['subsample_alone']['ari_all_tracks']}"
                if st.get("subsample_alone") else "")
             + f"); {core} over the "
             f"{st['core_in_both_share']:.0%} core in both; {seeds}"

@@ -136,7 +136,7 @@ def _add_build_options(p: argparse.ArgumentParser) -> None:
     o.add_argument("--json", dest="json_out", help="also write the report as JSON to this file ('-': stdout)")
     o.add_argument("--current", type=Path, help="after a successful build, point this symlink at the bundle (a "
                    "rebuild of the bundle it points at keeps its moods' cut where this build's count of density "
-                   "moods splits)")
+                   "moods splits or that bundle's did)")
     o.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 

@@ -85,7 +85,11 @@ def test_a_build_at_the_boundary_between_clusters_and_a_continuum_names_the_key_
                                "density moods or more on 17 of the 20 fits' shares of the mood space (k-means cells) "
                                "and fewer on 3 (octants)): a build of a changed catalog may take the other cut, unless it "
                                f"keeps this one ({BOUNDARY_MOVED}); a rebuild whose --current points at this bundle "
-                               "keeps its cut where its count or this one's splits, as the refits here did")
+                               "keeps its cut where its count or this one's splits")
+    # where the refit kept the build's cut, the warning says so
+    kept = boundary({**split, "subsample_kept": {"cut": 5, "source": "the build's own fit", "counted": "octants",
+                                                 "split": "there"}})
+    assert (kept or "").endswith("keeps its cut where its count or this one's splits, as the refit here did")
     warning = unsteady(split, space)
     assert warning is not None and warning.startswith("the moods may move: the catalog sits at the boundary")
     assert "set [moods] coassoc_ks = 5 (k-means cells at K 5, whatever the count;" in warning
@@ -102,9 +106,9 @@ def test_a_build_at_the_boundary_between_clusters_and_a_continuum_names_the_key_
     assert (boundary(refit_only) or "").startswith("the catalog sits at the boundary between clusters and a continuum "
                                                    "(this build took k-means fits and its refit took octant fits): ")
     # a build that kept its current bundle's cut says so, and what its count alone would take
-    current = {**split, "kept": {"cut": 5, "source": "the current bundle bundles/current", "counted": "octants"}}
-    assert ("; this build kept the cut of the current bundle bundles/current, k-means cells at K 5, where its count "
-            "would take the octants)") in (boundary(current) or "")
+    current = {**split, "kept": {"cut": 5, "source": "the previous bundle v3", "counted": "octants"}}
+    assert ("; this build kept the cut of the previous bundle v3, k-means cells at K 5, where its count would take "
+            "the octants)") in (boundary(current) or "")
     # fits that disagree and the boundary: both reasons, and the key as the lever
     both = unsteady({**split, "fits_agree": 0.85}, space)
     assert both is not None and both.startswith("the moods may move: the k-means fits agree at mean ARI 0.85 (under "

@@ -61,10 +61,12 @@ def test_a_rebuild_at_the_boundary_keeps_the_cut_of_the_bundle_it_replaces(tmp_p
                  "--json", str(tmp_path / "v2.json")]) == 0
     rebuilt = json.loads((tmp_path / "v2.json").read_text(encoding="utf-8"))["metrics"]["moods"]
     assert rebuilt["coassoc"]["density_sides"] == [17, 3] and rebuilt["coassoc"]["cells"] == "k-means"
-    assert rebuilt["coassoc"]["kept"] == {"cut": 5, "source": f"the current bundle {tmp_path / 'current'}",
-                                          "counted": "octants", "split": "here"}
-    assert rebuilt["current_cut"]["cut"] == 5 and rebuilt["current_cut"]["kept"] is True
-    assert "this build kept the cut of the current bundle" in rebuilt["stability"]["warning"]
+    assert rebuilt["coassoc"]["kept"] == {"cut": 5, "source": "the previous bundle v1", "counted": "octants",
+                                          "split": "here"}
+    # v1's own count split too: its cut would be kept here even where this count agreed
+    assert rebuilt["current_cut"]["cut"] == 5 and rebuilt["current_cut"]["split"] is True
+    assert rebuilt["current_cut"]["kept"] is True
+    assert "this build kept the cut of the previous bundle v1, k-means cells at K 5" in rebuilt["stability"]["warning"]
     assert os.readlink(tmp_path / "current") == "v2"
     alone = build_bundle(tmp_path / "changed.csv", tmp_path / "alone", CONFIG)["metrics"]["moods"]
     assert alone["coassoc"]["cells"] == "octants" and "kept" not in alone["coassoc"]
@@ -91,9 +93,11 @@ def test_the_current_cut_is_read_only_from_a_rebuild_of_the_same_catalog(current
     space = MoodSpace(columns=(0, 1, 2, 3, 4, 5), weights=(1.0,) * 6, names=(
         "valence", "energy", "danceability", "acousticness", "instrumentalness", "tempo"))
     cut, said = current_cut(link, config, space, ids)
-    assert cut is not None and cut.cut in ("octants", 5, 6, 7, 8) and cut.source == f"the current bundle {link}"
+    manifest = json.loads((link / "manifest.json").read_text(encoding="utf-8"))
+    theirs = manifest["metrics"]["moods"]["coassoc"]
+    assert cut is not None and cut.cut == ("octants" if theirs["cells"] == "octants" else theirs["ks"][0])
+    assert cut.source == f"the previous bundle {link.resolve().name}" and cut.split is (min(theirs["density_sides"]) > 0)
     assert said["bundle"] == str(link.resolve()) and said["cut"] == cut.cut and said["shared_tracks"] == 1.0
-    assert said["split"] is cut.split  # whether its own count split: then its cut is kept whatever the new count
     # another catalog (under half of its tracks in the bundle), another mood space, another method: none
     assert "another catalog, not a rebuild" in current_cut(link, config, space, np.array(["x"] * 10))[1]["none"]
     other_space = MoodSpace(columns=(0, 1, 2), weights=(1.0,) * 3, names=("valence", "energy", "tempo"))
@@ -109,3 +113,13 @@ def test_the_current_cut_is_read_only_from_a_rebuild_of_the_same_catalog(current
     os.symlink(tmp_path / "damaged", tmp_path / "broken")
     none, said = current_cut(tmp_path / "broken", config, space, ids)
     assert none is None and said["none"].startswith("it cannot be read (") and "tracks.npz" in said["none"]
+    # the manifest has no checksum: an edited one is read as far as it goes, never into a crash
+    for moods in ("edited", {"space": ["x"]}, {**manifest["metrics"]["moods"], "coassoc": {**theirs, "cells": "k-means", "ks": "ab"}},
+                  {**manifest["metrics"]["moods"], "coassoc": {**theirs, "density_sides": [None, 3]}}):
+        edited = tmp_path / f"edited-{len(list(tmp_path.iterdir()))}"
+        shutil.copytree(link.resolve(), edited)
+        (edited / "manifest.json").write_text(json.dumps({**manifest, "metrics": {**manifest["metrics"],
+                                                                                 "moods": moods}}), encoding="utf-8")
+        os.symlink(edited, tmp_path / f"{edited.name}-link")
+        none, said = current_cut(tmp_path / f"{edited.name}-link", config, space, ids)
+        assert none is None and said["none"].startswith(("it cannot be read (", "its mood space is")), moods

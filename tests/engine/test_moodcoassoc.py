@@ -240,10 +240,10 @@ def test_at_the_boundary_the_refit_keeps_the_builds_cut_and_the_build_says_what_
             f"k-means fits and its refit took octant fits without the build's cut (ARI "
             f"{st['subsample_alone']['ari_all_tracks']})") in st["warning"]
     assert st["warning"].startswith("the moods may move: ")  # the refit held; alone it would not have
-    assert (f"(5 moods there; its count split, so it kept this build's cut (without it: octant fits, ARI "
-            f"{st['subsample_alone']['ari_all_tracks']}))") in mood_stability_lines(st)[0]
-    assert "rebuild with --current pointing at this bundle (where either count splits), or set [moods] coassoc_ks = 5 " \
-        "(k-means cells at K 5, whatever the count;" in st["warning"]
+    assert (f"(5 moods there; it kept this build's cut, as its count split; without it, octant fits at ARI "
+            f"{st['subsample_alone']['ari_all_tracks']})") in mood_stability_lines(st)[0]
+    assert "rebuild with --current pointing at this bundle (where either count splits), or set [moods] " \
+        "coassoc_ks = 5 (k-means cells at K 5, whatever the count;" in st["warning"]
     kept = MoodModel(config=MoodConfig(coassoc_ks=st["pin"]), space=space).fit(points, raw, space.names)
     np.testing.assert_array_equal(kept.labels_, model.labels_)
     again = measure_stability(kept, points, draw=5, seeds=False)
@@ -269,7 +269,13 @@ def test_a_kept_cut_is_taken_only_where_the_shares_split_or_its_own_did() -> Non
     assert held.metrics_["coassoc"]["kept"] == {"cut": "octants", "source": "x", "counted": 5, "split": "there"}
     # no medoid, or fits at several K: no one cut to keep
     assert cut_of({"moods": "clusters", "cells": "k-means", "ks": [5, 8]}) is None
-    assert cut_of({"moods": "medoid", "cells": "k-means", "ks": [5, 8]}) is None and cut_of({}) is None
+    assert cut_of({"moods": "medoid", "cells": "k-means", "ks": [5, 8], "medoid_fit": 3}) is None
+    assert cut_of({"moods": "medoid", "cells": "k-means", "ks": [5, 5]}) is None  # no group found: no medoid fit
+    assert cut_of({}) is None
+    # a K more than a fit's share of the tracks holds is not kept: the count decides
+    small = MoodModel(config=MoodConfig(), space=space).fit(points[:60], None, (), keep=KeptCut(80, "x", split=True))
+    assert "kept" not in small.metrics_["coassoc"]
+    assert small.metrics_["coassoc"]["not_kept"] == "its K 80 is more than a fit's share of these tracks holds"
 
 
 def test_no_boundary_is_said_where_octants_were_never_possible() -> None:
