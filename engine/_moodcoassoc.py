@@ -232,7 +232,7 @@ def moods_from_fits(space: np.ndarray, config: Any, seed: int, facts: dict[str, 
             # there, the cut kept rather than the median's (a K a fit's share can hold)
             fits = keep is not None and (keep.cut == OCTANTS_KS or 2 <= int(keep.cut) <= share_size(
                 len(space), config.coassoc_share))
-            if keep is not None and (split or keep.split) and fits:
+            if fits and (split or keep.split):
                 counted = OCTANTS_KS if octants else k
                 octants = keep.cut == OCTANTS_KS
                 k = k if octants else int(keep.cut)
