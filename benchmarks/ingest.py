@@ -23,8 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from engine import FeatureSchema, read_catalog
-from engine._catalog import clean_catalog
+from engine import FeatureSchema, clean_catalog, read_catalog
 from engine._readers import read_csv_frame
 
 REPO = Path(__file__).resolve().parents[1]

@@ -11,7 +11,7 @@ from . import _openmp  # noqa: F401  (first: sets OpenMP's wait policy before XG
 from ._build import build_bundle
 from ._bundle import FORMAT_VERSION, check_current_link, parent_problem, publish, read_verified_manifest
 from ._candidates import CandidateSource, IndexSource, use_one_search_thread
-from ._catalog import Catalog, IngestReport, clean_catalog, read_catalog
+from ._catalog import Catalog, IngestReport
 from ._classify import Classification
 from ._compiled import activate as use_compiled_kernels
 from ._compiled import status as compiled_kernels_status
@@ -33,6 +33,7 @@ from ._errors import (
 from ._genre import GenreClassifier
 from ._htmlreport import bundle_report_html, figure_html, html_document
 from ._index import Neighbors, build_index, search
+from ._ingest import clean_catalog, read_catalog
 from ._loaded import Bundle, load_bundle
 from ._moodconfig import MOOD_WEIGHTS, MoodConfig
 from ._moodmap import MoodMap

@@ -21,13 +21,14 @@ from ._arrays import save_npz
 from ._background import Background
 from ._bundle import atomic_bundle_dir, library_versions, sha256_file, write_manifest
 from ._candidates import IndexSource
-from ._catalog import Catalog, catalog_songs, read_catalog
+from ._catalog import Catalog, catalog_songs
 from ._config import BuildConfig, choose_index_kind, new_track_index_config, wants_new_track_index
 from ._crossfit import OOF_FILE, CrossFit, cross_fit, oof_arrays
 from ._diagnostics import FILE as EVALUATION_FILE
 from ._diagnostics import genre_diagnostics
 from ._genre import GenreClassifier, cannot_train
 from ._index import build_index, configure_search, measure_recall, new_track_recall
+from ._ingest import read_catalog
 from ._moodcarry import current_cut
 from ._moodmap import fit_mood_map, save_mood_map
 from ._moods import MoodModel, mood_space

@@ -26,7 +26,7 @@ import numpy as np
 
 from ._arrays import load_npz
 from ._bundle import read_verified_manifest
-from ._catalog import _get_strings
+from ._catalog import stored_strings
 from ._errors import BundleError
 from ._moodcoassoc import DENSITY_KS, OCTANT_AXES, KeptCut, cut_of, cut_text
 from ._moodconfig import MoodConfig
@@ -63,7 +63,7 @@ def current_cut(link: str | os.PathLike[str] | None, config: MoodConfig, space: 
             return None, {"bundle": str(target), "none": "its moods are not one fit's cut (no medoid fit at one K)"}
         sides = coassoc.get("density_sides") or [0, 0]
         split = min(int(side) for side in sides) > 0  # its own count split too
-        held = _get_strings(load_npz(target / "tracks.npz"), "ids")
+        held = stored_strings(load_npz(target / "tracks.npz"), "ids")
     except (BundleError, OSError, KeyError, ValueError, TypeError) as exc:  # a damaged bundle is being replaced
         return None, {"bundle": str(target), "none": f"it cannot be read ({exc})"}
     share = float(np.isin(ids, held).mean()) if len(ids) else 0.0

@@ -1,6 +1,6 @@
 """Catalog files as frames: a CSV (typed where the schema says numeric, else all text) or a Parquet file.
 
-What engine/_catalog.py cleans: a CSV's feature columns come as float64 when every cell parses; one that
+What engine/_ingest.py cleans: a CSV's feature columns come as float64 when every cell parses; one that
 does not sends the whole file through the all-text read, so the cleaning can name the bad cell's row and
 column. A Parquet file's columns come typed. Errors name the file.
 """
@@ -70,7 +70,7 @@ _TYPED_MISSING = sorted({t for token in MISSING_TOKENS for t in (token, token.up
 def read_csv_frame(path: Path, numeric: tuple[str, ...] | list[str] = ()) -> pd.DataFrame:
     """The file as a frame: the ``numeric`` columns as float64 when every cell parses (NaN for a
     missing-value token), every other column as text. A cell that does not parse sends the whole
-    file through the all-text read, so the cleaning (engine/_catalog.py) names its row and column."""
+    file through the all-text read, so the cleaning (engine/_ingest.py) names its row and column."""
     try:
         with path.open(encoding="utf-8-sig", newline="") as fh:
             header = next(csv.reader(fh), [])

@@ -45,10 +45,11 @@ import numpy as np
 
 from ._arrays import load_npz, save_npz
 from ._bundle import atomic_bundle_dir, library_versions, sha256_file, write_manifest
-from ._catalog import Catalog, catalog_songs, read_catalog
+from ._catalog import Catalog, catalog_songs
 from ._crossfit import OOF_FILE
 from ._errors import BundleError, CatalogError
 from ._index import build_index, configure_search, measure_recall, new_track_recall
+from ._ingest import read_catalog
 from ._loaded import Bundle, load_bundle
 from ._ranking import SLACK, Scoring
 from ._rerank import GenreAgreement

@@ -60,7 +60,7 @@ def test_the_typed_csv_read_equals_the_all_text_read(files: dict[str, Path], tmp
     frame.loc[3, "energy"], frame.loc[7, "tempo"], frame.loc[9, "valence"] = "NULL", " nan", "0.50"
     frame.to_csv(tmp_path / "odd.csv", index=False)
     typed = read_catalog(tmp_path / "odd.csv", SCHEMA)
-    from engine._catalog import clean_catalog
+    from engine import clean_catalog
     from engine._readers import read_csv_frame
 
     as_text = clean_catalog(read_csv_frame(tmp_path / "odd.csv"), SCHEMA, source="odd.csv")
