@@ -63,8 +63,8 @@ class PathExplainer:
         if vector:  # multi_output_tree: at a leaf, right_children holds the index of its vector
             leaves = np.array(tree["leaf_weights"], dtype=np.float64).reshape(-1, n_classes)
             leaf_rows = right
-        else:  # one_output_per_tree: a leaf's value is its base weight
-            leaves = np.array(tree["base_weights"], dtype=np.float64).reshape(-1, 1)
+        else:  # one_output_per_tree: a leaf's value is in split_conditions (see engine/_forest.py)
+            leaves = np.array(tree["split_conditions"], dtype=np.float32).astype(np.float64).reshape(-1, 1)
             leaf_rows = np.arange(len(left))
         mean = np.zeros((len(left), leaves.shape[1]))
         # children always have larger ids than their parent, so a reverse sweep is bottom-up

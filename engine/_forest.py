@@ -61,8 +61,9 @@ class CompiledForest:
                 weights = np.asarray(tree["leaf_weights"], dtype=np.float32).reshape(-1, n_classes)
                 self.leaf_value[i, np.flatnonzero(leaf)] = weights[right[leaf]]
                 self.right[i, :m][leaf] = -1
-            else:
-                self.leaf_value[i, np.flatnonzero(leaf), 0] = np.asarray(tree["base_weights"], np.float32)[leaf]
+            else:  # a leaf's value is in split_conditions, the learning rate applied; base_weights is a node
+                # statistic that equals it only for leaves a split made (a tree pruned back to its root differs)
+                self.leaf_value[i, np.flatnonzero(leaf), 0] = self.threshold[i, :m][leaf]
             depth = max(depth, _depth(left, right))
         self.depth = depth
         self._trees = np.arange(n)

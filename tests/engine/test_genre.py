@@ -108,6 +108,32 @@ def test_path_explainer_contributions_sum_to_the_margin_of_the_explained_class(s
 
 
 @pytest.mark.parametrize("strategy", ["multi_output_tree", "one_output_per_tree"])
+def test_a_genre_of_one_track_is_predicted_as_xgboost_predicts_it(strategy: str) -> None:
+    """A class seen once grows trees that XGBoost prunes back to their root: such a tree's leaf value is
+    in split_conditions (the learning rate applied), not in base_weights; read from the latter, the one
+    track's genre took every row (found on a catalog with one "polka" track)."""
+    from engine._explain import PathExplainer
+    from engine._forest import CompiledForest
+
+    rng = np.random.default_rng(0)
+    codes = rng.integers(0, 3, 600).astype(np.int32)
+    x = (rng.normal(size=(600, 5)) + codes[:, None]).astype(np.float32)
+    codes[0] = 3
+    names = tuple(f"f{i}" for i in range(5))
+    model = GenreClassifier(genre_names=tuple("abcd"), feature_names=names).fit(
+        x, np.arange(601, dtype=np.int32), codes, GenreConfig(multi_strategy=strategy, learning_rate=0.1), rounds=40)
+    dmatrix = xgb.DMatrix(x, feature_names=list(names))
+    proba = model.booster_.predict(dmatrix)
+    np.testing.assert_allclose(CompiledForest(model.booster_).predict_proba(x), proba, atol=1e-5)
+    assert (model.predict_proba(x).argmax(1) == 3).sum() < 5
+    margins = model.booster_.predict(dmatrix, output_margin=True)
+    explainer = PathExplainer(model.booster_)
+    for row in range(5):
+        bias, contrib = explainer.explain(x[row], 3)
+        assert bias + contrib.sum() == pytest.approx(float(margins[row, 3]), abs=1e-4)
+
+
+@pytest.mark.parametrize("strategy", ["multi_output_tree", "one_output_per_tree"])
 def test_compiled_forest_predicts_what_xgboost_predicts(strategy: str) -> None:
     from engine._forest import CompiledForest
 
