@@ -27,6 +27,7 @@ from ._crossfit import OOF_FILE, CrossFit, cross_fit, oof_arrays
 from ._diagnostics import FILE as EVALUATION_FILE
 from ._diagnostics import genre_diagnostics
 from ._genre import GenreClassifier, cannot_train
+from ._genre_metrics import informative_ks
 from ._index import build_index, configure_search, measure_recall, new_track_recall
 from ._ingest import read_catalog
 from ._moodcarry import current_cut
@@ -190,9 +191,11 @@ def build_bundle(
             oof = oof_arrays(crossfit)
             save_npz(tmp / OOF_FILE, oof)
             crossfit = dataclasses.replace(crossfit, proba=oof["proba"].astype(np.float32))
-            say(f"genre top-1 {genre_metrics['top1']:.3f} (random {genre_metrics['random_top1']:.3f}), "
-                f"top-3 {genre_metrics['top3']:.3f} (random {genre_metrics['random_top3']:.3f}), "
-                f"{genre_metrics['folds']}-fold cross-validation split {genre_metrics['split']}")
+            wide = max(k for k in informative_ks(len(catalog.genre_names)) if k <= 3)  # top-3, or 2 of 3 genres
+            gm = genre_metrics
+            say("genre " + ", ".join(f"top-{k} {gm[f'top{k}']:.3f} (random {gm[f'random_top{k}']:.3f})"
+                                     for k in sorted({1, wide}))
+                + f", {gm['folds']}-fold cross-validation split {gm['split']}")
 
         with stage("figures"):
             # what the console and `musicrec report --html` draw: the mood map (engine/_moodmap.py) and the

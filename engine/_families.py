@@ -13,6 +13,8 @@ The table below is the documentation; benchmarks/RESULTS.md shows it with each f
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 SPOTIFY_GENRE_FAMILIES: dict[str, tuple[str, ...]] = {
@@ -47,17 +49,27 @@ def family_matrix(genre_names: tuple[str, ...],
                   families: dict[str, tuple[str, ...]] | None = None) -> tuple[np.ndarray, tuple[str, ...]] | None:
     """A 0/1 matrix of shape (n_genres, n_families) mapping each genre to its family, and the
     family names; None when the table covers less than ``MIN_COVERAGE`` of the genres (another
-    catalog's labels). Genres the table does not know form a family of their own, "other"."""
+    catalog's labels). Genres the table does not know form a family of their own, "other". Names match
+    by ``genre_key``."""
     families = SPOTIFY_GENRE_FAMILIES if families is None else families
-    family_of = {g: f for f, genres in families.items() for g in genres}
-    known = sum(g in family_of for g in genre_names)
+    family_of = {genre_key(g): f for f, genres in families.items() for g in genres}
+    keys = [genre_key(g) for g in genre_names]
+    known = sum(k in family_of for k in keys)
     if not genre_names or known / len(genre_names) < MIN_COVERAGE:
         return None
-    names = [f for f in families if any(family_of.get(g) == f for g in genre_names)]
+    names = [f for f in families if any(family_of.get(k) == f for k in keys)]
     if known < len(genre_names):
         names.append("other")
     column = {f: i for i, f in enumerate(names)}
     m = np.zeros((len(genre_names), len(names)), dtype=np.float32)
-    for i, g in enumerate(genre_names):
-        m[i, column[family_of.get(g, "other")]] = 1.0
+    for i, k in enumerate(keys):
+        m[i, column[family_of.get(k, "other")]] = 1.0
     return m, tuple(names)
+
+
+def genre_key(name: str) -> str:
+    """A genre's name as the family table matches it: without case, spaces or punctuation, and without
+    "and"/"n" between words, so GTZAN's "hiphop" is "hip-hop", "R&B" is "r-n-b", "Drum & Bass" is
+    "drum-and-bass"."""
+    words = re.findall(r"[a-z0-9]+", name.casefold())
+    return "".join(w for w in words if w not in ("and", "n")) or name

@@ -3,7 +3,7 @@ genre families and one vote per song. Pure numpy (and sklearn's F1); no model he
 
 Top-k is reported for k = 1, 2, 3 and 5 whatever the number of genres, but a report shows only the
 k that inform: with few genres top-5 is near certain by chance (6 genres: random top-5 is 0.83), so
-``informative_ks`` keeps the k below half the genre count (always top-1).
+``informative_ks`` keeps top-1, 2 and 3 below the genre count and top-5 up to half of it.
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ TOP_KS = (1, 2, 3, 5)
 
 
 def informative_ks(n_genres: int) -> tuple[int, ...]:
-    """The top-k worth printing for ``n_genres`` genres: 1, and each k of TOP_KS up to half of them
-    (top-5 of 114 genres says something; top-5 of 6 says little; top-3 of 10 still does)."""
-    return tuple(k for k in TOP_KS if k == 1 or (k <= max(n_genres // 2, 1) and k < n_genres))
+    """The top-k worth printing for ``n_genres`` genres: 1, 2 and 3 while below the genre count (a small
+    genre set is read by its top-1/2/3, each beside its random baseline), and 5 up to half of them (top-5 of
+    114 genres says something; top-5 of 6 says little: random 0.83)."""
+    return tuple(k for k in TOP_KS if k == 1 or (k < n_genres and (k <= 3 or k <= n_genres // 2)))
 
 
 def genre_metrics(proba: np.ndarray, truth: np.ndarray) -> dict[str, float]:
@@ -81,6 +82,9 @@ def family_metrics(proba: np.ndarray, truth: np.ndarray, genre_names: tuple[str,
     if found is None:
         return {"skipped": families_unavailable(genre_names)}
     m, names = found
+    if len(names) == len(genre_names):  # one genre a family: the scores would repeat the genres'
+        return {"skipped": f"each of this catalog's {len(genre_names)} genres is a family of its own in the genre "
+                           "family table (engine/_families.py), so family scores would repeat the genre scores"}
     fam_proba = proba @ m
     fam_truth = (truth.astype(np.float32) @ m) > 0
     order = np.argsort(-fam_proba, axis=1)
@@ -94,7 +98,8 @@ def family_metrics(proba: np.ndarray, truth: np.ndarray, genre_names: tuple[str,
     return {
         "n_families": len(names),
         "top1": round(float(hit1.mean()), 4),
-        "top3": round(float(fam_truth[rows[:, None], order[:, :3]].any(axis=1).mean()), 4),
+        **{f"top{k}": round(float(fam_truth[rows[:, None], order[:, :k]].any(axis=1).mean()), 4)
+           for k in informative_ks(len(names)) if k > 1},
         "majority_top1": round(float(fam_truth[:, majority].mean()), 4),
         "random_top1": round(float(fam_truth.sum(axis=1).mean() / len(names)), 4),
         **calibration(fam_proba, fam_truth),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ._genre_metrics import informative_ks
+from ._genre_metrics import TOP_KS, informative_ks
 from ._moodgeometry import SMOOTHERS
 
 MOOD_KINDS = {"k-means": "k-means cells", "octants": "octants"}  # a medoid's moods, by what its fits were
@@ -151,8 +151,8 @@ def genre_lines(g: dict[str, Any]) -> list[str]:
     tuning = g.get("tuning")
     if tuning and "chosen" in tuning:
         default = tuning["candidates"][0]
-        lines.append(f"         capacity chosen by grouped cross-validation among {len(tuning['candidates'])} (small "
-                     f"catalog): {tuning['chosen']}; top-1 by candidate: "
+        lines.append(f"         capacity chosen by cross-validation on these folds among {len(tuning['candidates'])} "
+                     f"(small catalog): {tuning['chosen']}; top-1 by candidate: "
                      + ", ".join(f"{c['top1']:.3f}" for c in tuning["candidates"])
                      + f" (the first is the default, {default['name']}); the winner's score is mildly optimistic")
     elif tuning:
@@ -166,8 +166,9 @@ def genre_lines(g: dict[str, Any]) -> list[str]:
                      f"(mean top-1 probability {g['mean_top1_probability']:.3f})")
     fam = g.get("families", {})
     if "top1" in fam:
-        lines.append(f"         {fam['n_families']} genre families: top-1 {fam['top1']:.3f}  "
-                     f"top-3 {fam['top3']:.3f}  ECE {fam['ece_top1']:.3f}; "
+        lines.append(f"         {fam['n_families']} genre families: "
+                     + "  ".join(f"top-{k} {fam[f'top{k}']:.3f}" for k in TOP_KS if f"top{k}" in fam)
+                     + f"  ECE {fam['ece_top1']:.3f}; "
                      f"majority top-1 {fam['majority_top1']:.3f}, random {fam['random_top1']:.3f}")
         for f in fam["per_family"]:
             acc = "-" if f["top1"] is None else f"{f['top1']:.3f}"

@@ -166,6 +166,7 @@ def test_a_fold_that_fails_stops_the_shipped_model_training_beside_it(monkeypatc
 
 def test_top_k_and_the_report_fit_the_number_of_genres() -> None:
     assert informative_ks(6) == (1, 2, 3) and informative_ks(114) == (1, 2, 3, 5) and informative_ks(2) == (1,)
+    assert informative_ks(3) == (1, 2) and informative_ks(4) == (1, 2, 3) and informative_ks(10) == (1, 2, 3, 5)
     truth = np.eye(4, dtype=bool)
     proba = np.array([[0.1, 0.5, 0.3, 0.1]] * 4)
     m = genre_metrics(proba, truth)
@@ -173,7 +174,7 @@ def test_top_k_and_the_report_fit_the_number_of_genres() -> None:
     cat = catalog_of(planted())
     _, fit = crossfit.cross_fit(cat, cat.features.astype(np.float32), cat.feature_names, QUICK)
     text = "\n".join(genre_lines(fit.metrics))
-    assert "top-2" in text and "top-5" not in text  # 4 genres: top-5 would be certain
+    assert "top-2" in text and "top-3" in text and "top-5" not in text  # 4 genres: top-5 would be certain
     assert "genre families not scored" in text and "covers 0 of this catalog's 4 genres" in text
 
 

@@ -107,6 +107,23 @@ def test_path_explainer_contributions_sum_to_the_margin_of_the_explained_class(s
             np.testing.assert_allclose([*contrib, bias], own[row, 2], atol=1e-5)
 
 
+def test_families_match_other_spellings_and_are_not_scored_where_each_genre_is_its_own() -> None:
+    from engine._genre_metrics import family_metrics
+
+    gtzan = ("blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock")
+    m, families = family_matrix(gtzan) or (None, ())
+    assert "other" not in families and len(families) == 9  # blues and jazz share one
+    assert families[int(m[gtzan.index("hiphop")].argmax())] == "hip-hop & r&b"
+    assert (family_matrix(("R&B", "Drum & Bass", "Hip Hop")) or (None, ()))[1] == ("electronic", "hip-hop & r&b")
+    rng = np.random.default_rng(0)
+    truth = np.eye(10, dtype=bool)[rng.integers(0, 10, 200)]
+    proba = rng.dirichlet(np.ones(10), 200)
+    scored = family_metrics(proba, truth, gtzan, truth)
+    assert scored["n_families"] == 9 and {"top1", "top2", "top3"} <= scored.keys() and "top5" not in scored
+    own = family_metrics(proba[:, :3] / proba[:, :3].sum(1, keepdims=True), truth[:, :3], gtzan[:3], truth[:, :3])
+    assert "top1" not in own and "a family of its own" in own["skipped"]
+
+
 @pytest.mark.parametrize("strategy", ["multi_output_tree", "one_output_per_tree"])
 def test_a_genre_of_one_track_is_predicted_as_xgboost_predicts_it(strategy: str) -> None:
     """A class seen once grows trees that XGBoost prunes back to their root: such a tree's leaf value is
