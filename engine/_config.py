@@ -38,15 +38,18 @@ class PreprocessConfig:
     pca_variance: float = DEFAULT_PCA_VARIANCE
     pca_components: int | None = None
     # Each kept component divided by its standard deviation (engine/_preprocess.py). Off for Spotify-style
-    # tables, where it lowered audio-only retrieval; the audio preset turns it on (AUDIO_PREPROCESS), where
-    # it raised it on every split measured (benchmarks/RESULTS.md, "Retrieval defaults").
-    whiten: bool = False
+    # tables, where it lowered audio-only retrieval; the audio preset asks for "auto" (AUDIO_PREPROCESS):
+    # whitened, as it raised retrieval on every split of the librosa tables measured (benchmarks/RESULTS.md,
+    # "Retrieval defaults"), unless the catalog's own labels score the plain vectors higher (engine/_whitening.py).
+    whiten: bool | Literal["auto"] = False
 
     def __post_init__(self) -> None:
         if not 0.0 < self.pca_variance <= 1.0:
             raise ConfigError(f"preprocess.pca_variance must be in (0, 1], got {self.pca_variance}")
         if self.pca_components is not None and self.pca_components < 1:
             raise ConfigError(f"preprocess.pca_components must be >= 1, got {self.pca_components}")
+        if self.whiten not in (True, False, "auto"):
+            raise ConfigError(f'preprocess.whiten must be true, false or "auto", got {self.whiten!r}')
 
 
 IndexKind = Literal["auto", "flat", "hnsw", "ivf", "ivfpq"]
@@ -316,6 +319,9 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
                 return _coerce(arg, value, where)
             except ConfigError as exc:
                 errors.append(str(exc))
+        wanted = [e.split(" must be ", 1)[1].rsplit(", got ", 1)[0] for e in errors if " must be " in e]
+        if len(wanted) == len(errors) > 1:  # "must be true or false, or one of ['auto'], got 'yes'"
+            raise ConfigError(f"{where} must be {', or '.join(wanted)}, got {value!r}")
         raise ConfigError(errors[0])
     if origin is Literal:
         if value not in args:

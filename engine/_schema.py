@@ -148,8 +148,9 @@ AUDIO_MOOD_WEIGHTS = {"tempo": 1.0, "rms_mean": 1.0, "loudness": 1.0, "spectral_
                       "harmonic_ratio_mean": 1.0, "onset_rate": 1.0, "beat_strength": 1.0}
 
 
-# The audio preset's preprocessing: every component, whitened (see PreprocessConfig.whiten).
-AUDIO_PREPROCESS = {"whiten": True}
+# The audio preset's preprocessing: every component, whitened unless the catalog's labels say otherwise
+# (PreprocessConfig.whiten, engine/_whitening.py).
+AUDIO_PREPROCESS = {"whiten": "auto"}
 
 
 def audio_schema(columns: tuple[str, ...] | list[str]) -> FeatureSchema:

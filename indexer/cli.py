@@ -232,7 +232,7 @@ def _apply_preset(args: argparse.Namespace, config: Any, preprocess_keys: set[st
               file=sys.stderr)
     # the Spotify mood space has only tempo in common with audio tables; a config's own weights win
     moods = AUDIO_MOOD_WEIGHTS if dict(config.moods.weights) == MOOD_WEIGHTS else config.moods.weights
-    # and its retrieval space: every component, whitened (engine/_config.py PreprocessConfig.whiten), but
+    # and its retrieval space: every component, whitened unless its labels say otherwise (PreprocessConfig.whiten), but
     # for the keys ``preprocess_keys`` a config file's [preprocess] gives itself
     preset = {k: v for k, v in AUDIO_PREPROCESS.items() if k not in preprocess_keys}
     return config.replace(schema=schema, moods={"weights": dict(moods)}, preprocess=preset)

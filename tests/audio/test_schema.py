@@ -96,13 +96,13 @@ def test_a_config_file_without_a_schema_keeps_the_detected_preset(tmp_path: Path
                  "--config", str(moods_only)]) == 0
     manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
     assert manifest["schema"]["feature_columns"] == list(GTZAN_FEATURES)
-    assert manifest["config"]["preprocess"]["whiten"] is True and manifest["config"]["moods"]["min_cluster_size"] == 10
+    assert manifest["config"]["preprocess"]["whiten"] == "auto" and manifest["config"]["moods"]["min_cluster_size"] == 10
     partial = tmp_path / "partial.toml"  # a [preprocess] that says nothing of whitening keeps the preset's
     partial.write_text("[preprocess]\npca_components = 20\n")
     assert main(["index", str(table), "--out", str(tmp_path / "p"), "--quiet", "--no-genre",
                  "--config", str(partial)]) == 0
     manifest = json.loads((tmp_path / "p" / "manifest.json").read_text())
-    assert manifest["config"]["preprocess"]["whiten"] is True and manifest["metrics"]["pca"]["components"] == 20
+    assert manifest["config"]["preprocess"]["whiten"] == "auto" and manifest["metrics"]["pca"]["components"] == 20
     own = tmp_path / "own.json"
     own.write_bytes(b"\xef\xbb\xbf" + json.dumps({"preprocess": {"whiten": False}}).encode())  # with a BOM
     assert main(["index", str(table), "--out", str(tmp_path / "b"), "--quiet", "--no-genre", "--config", str(own)]) == 0
@@ -121,7 +121,7 @@ def test_the_demo_corpus_gets_usable_vectors_and_says_it_is_small(extracted: tup
     _, features = extracted
     assert main(["index", str(features), "--out", str(tmp_path / "b"), "--quiet", "--no-genre"]) == 0
     manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
-    assert manifest["config"]["preprocess"]["whiten"] is True
+    assert manifest["config"]["preprocess"]["whiten"] == "auto"
     assert manifest["metrics"]["pca"]["whiten_shrinkage"] == 1.0
     arrays = np.load(tmp_path / "b" / "tracks.npz")
     vectors = arrays["vectors"].astype(np.float64)
