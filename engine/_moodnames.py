@@ -246,8 +246,9 @@ def mood_names(means: Sequence[Mapping[str, float]], catalog_mean: Mapping[str, 
         if bases[group[0]]:
             named |= {"valence", "energy"}
         common = [f for f in means[group[0]] if all(f in means[i] for i in group) and catalog_std.get(f)]
-        features = [f for f in CONTRASTS if f in common and f not in named] or \
-            [f for f in relative_features if f in common and f not in named]
+        # whichever tells them apart most, on a scale of its own or not (a descriptor table's only contrast
+        # word is tempo's, and two moods 1.7x apart in brightness were told apart by 8 BPM)
+        features = [f for f in dict.fromkeys([*CONTRASTS, *relative_features]) if f in common and f not in named]
         if not features:
             continue
         group_mean = {f: sum(means[i][f] for i in group) / len(group) for f in features}

@@ -70,16 +70,20 @@ def mood_space(transformed_names: Sequence[str], weights: Mapping[str, float]) -
     perceptual = [n for n in PERCEPTUAL if n in names]
     if len(perceptual) >= 2:
         chosen = [(names.index(n), 1.0) for n in MOOD_WEIGHTS if n in names]
+        left = [n for n in dict.fromkeys(n.removesuffix("_sin").removesuffix("_cos") for n in names)
+                if n not in MOOD_WEIGHTS]
         return space(chosen, "perceptual", prefix + f"the schema has perceptual features ({', '.join(perceptual)}): "
-                     "mood is what a listener hears, so only the mood features it has (not key, mode, duration, "
-                     "liveness)")
+                     "mood is what a listener hears, so only the mood features it has"
+                     + (f" (not {', '.join(left)})" if left else ""))
     aspects = [(aspect, next(c for c in columns if c in names)) for aspect, columns in DESCRIPTOR_ASPECTS
                if any(c in names for c in columns)]
     if len(aspects) >= 2:
+        lacking = [aspect for aspect, _ in DESCRIPTOR_ASPECTS if aspect not in dict(aspects)]
         return space([(names.index(c), 1.0) for _, c in aspects], "descriptors",
                      prefix + "no perceptual features (valence, energy...): one audio descriptor per aspect a "
                      "listener hears as mood (" + ", ".join(f"{a}: {c}" for a, c in aspects) + "), so the space "
-                     "stays low-dimensional")
+                     "stays low-dimensional" + (f"; the table has no column for {', '.join(lacking)}" if lacking
+                                                else ""))
     return space([(i, 1.0) for i in range(len(names))], "all features",
                   prefix + "neither perceptual features nor known audio descriptors: every feature")
 

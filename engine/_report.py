@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
 from ._genre_metrics import TOP_KS, informative_ks
 from ._moodgeometry import SMOOTHERS
+from ._moodnames import ABSOLUTE
 
 MOOD_KINDS = {"k-means": "k-means cells", "octants": "octants"}  # a medoid's moods, by what its fits were
 
@@ -287,11 +289,18 @@ def mood_table(moods: list[dict[str, Any]], features: tuple[str, ...] = MOOD_TAB
     With ``width``, top genres are cut (ending in "…") so that lines fit, as far as that column can."""
     shown = [f for f in features if f in (moods[0].get("mean") or moods[0]["centroid"])] if moods else []
     name_width = max([len(c["name"]) for c in moods] + [4])
-    heads = [f.removesuffix("ness").removesuffix("_mean") for f in shown]
+    in_db = {w.feature for w in ABSOLUTE if w.to_unit == "db"}  # as the names read them (rms: "loud" >= -12 dBFS)
+    heads = [f.removesuffix("ness").removesuffix("_mean") + (" dBFS" if f in in_db else "") for f in shown]
     widths = [max(8, len(h)) for h in heads]
 
     def number(f: str, v: float, w: int) -> str:
-        return f"{v:>{w}.0f}" if abs(v) >= 1000 else f"{v:>{w}.1f}" if f == "tempo" or abs(v) >= 10 else f"{v:>{w}.2f}"
+        if f in in_db:
+            return f"{20 * math.log10(max(v, 1e-12)):>{w}.1f}"
+        if abs(v) >= 1000:
+            return f"{v:>{w}.0f}"
+        if f == "tempo" or abs(v) >= 10:
+            return f"{v:>{w}.1f}"
+        return f"{v:>{w}.3g}" if 0 < abs(v) < 0.1 else f"{v:>{w}.2f}"  # perceptr_var 0.0046, not 0.00
 
     lines = [f"  {'id':>3}  {'mood':<{name_width}} {'tracks':>7} {'core':>7} "
              + " ".join(f"{h:>{w}}" for h, w in zip(heads, widths, strict=True)) + "  top genres"]
