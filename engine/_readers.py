@@ -77,6 +77,12 @@ def read_csv_frame(path: Path, numeric: tuple[str, ...] | list[str] = ()) -> pd.
     except UnicodeDecodeError as exc:
         raise CatalogError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); "
                            "re-save the file as UTF-8") from None
+    if len(header) == 1:  # one column: another separator? (pandas would say "Expected 1 fields in line 3, saw 2")
+        sep = next((c for c in (";", "\t", "|") if c in header[0]), None)
+        if sep is not None:
+            raise CatalogError(f"{path}: the header row reads as one column ({header[0][:60]!r}...): the file looks "
+                               f"separated by {sep!r}, and musicrec reads comma-separated CSV; re-save it with "
+                               "commas (and '.' as the decimal point)")
     repeated = sorted({h for h in header if header.count(h) > 1})
     if repeated:
         raise CatalogError(f"{path}: column header(s) {repeated} appear more than once; "

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -118,6 +119,15 @@ def test_unreadable_files(tmp_path: Path, content: bytes, message: str) -> None:
     schema = FeatureSchema.generic(id_column="track_id", feature_columns=("energy",))
     with pytest.raises(CatalogError, match=message):
         read_catalog(path, schema)
+
+
+@pytest.mark.parametrize("sep", [";", "\t"])
+def test_a_file_separated_by_something_else_is_named_as_such(tmp_path: Path, sep: str) -> None:
+    # pandas said "Expected 1 fields in line 3, saw 2" of a semicolon file exported by a spreadsheet
+    path = tmp_path / "t.csv"
+    path.write_text(sep.join(["track_id", "energy", "track_genre"]) + "\n" + sep.join(["a", "0,5", "rock"]) + "\n")
+    with pytest.raises(CatalogError, match=f"separated by {re.escape(repr(sep))}.*re-save it with commas"):
+        read_catalog(path, FeatureSchema.generic(id_column="track_id", feature_columns=("energy",)))
 
 
 def test_missing_file(tmp_path: Path) -> None:
