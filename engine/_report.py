@@ -121,6 +121,12 @@ def format_report(manifest: dict[str, Any], *, moods: list[dict[str, Any]] | Non
             lines.append(f"         audio only (genre_weight 0): {sim['genre_precision_at_10_cosine']:.3f} in these "
                          f"vectors vs {sim['genre_precision_at_10_plain_standardization']:.3f} on the raw features "
                          "standardized (no transforms, no PCA), same queries")
+    elif "genre_precision_at_10_cosine" in sim:  # no classifier: no re-ranking, but the labels still score
+        lines += ["", f"similar  cosine alone (no genre classifier to re-rank with); on {sim['queries']:,} by-id "
+                      "queries of labelled tracks (own song excluded), genre-precision@10",
+                  f"         {sim['genre_precision_at_10_cosine']:.3f} in these vectors vs "
+                  f"{sim['genre_precision_at_10_plain_standardization']:.3f} on the raw features standardized (no "
+                  "transforms, no PCA), same queries"]
     t = manifest.get("timings_seconds", {})
     # from 2026-12-06 the genre stage runs beside the moods, and the total is the build's wall time
     beside = " (the genre stage beside the moods)" if "build_seconds" in manifest and "genre" in t else ""

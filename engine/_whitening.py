@@ -22,13 +22,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import faiss
 import numpy as np
 
-from ._candidates import IndexSource
 from ._catalog import Catalog
 from ._preprocess import Preprocessor
-from ._rerank import GenreAgreement, evaluate_reranking
+from ._rerank import GenreAgreement, audio_only_precision
 
 QUERIES = 3000  # as the build's similar-tracks evaluation (engine/_build.py SIMILAR_EVAL_QUERIES)
 MIN_QUERIES = 100  # fewer labelled tracks than this say too little to overrule the measured default
@@ -47,18 +45,11 @@ def choose_whitening(catalog: Catalog, fit: Callable[[bool], Preprocessor], song
                           "why": f"{len(labelled):,} labelled tracks, under the {MIN_QUERIES} it measures with: "
                                  "whitened, the audio preset's measured default"}
     plain = fit(False)
-    rng = np.random.default_rng(seed)
-    queries = np.sort(rng.choice(labelled, size=min(QUERIES, len(labelled)), replace=False))
+    queries = np.sort(np.random.default_rng(seed).choice(labelled, size=min(QUERIES, len(labelled)), replace=False))
     genres = catalog.genre_matrix()
     agreement = GenreAgreement(catalog.genre_indptr, catalog.genre_codes, len(catalog.genre_names))
-    no_proba = np.zeros((len(queries), len(catalog.genre_names)), dtype=np.float32)  # genre weight 0: unread
-    scores = {}
-    for name, prep in (("whitened", whitened), ("not_whitened", plain)):
-        vectors = prep.embed(catalog.features)
-        index = faiss.IndexFlatIP(vectors.shape[1])
-        index.add(vectors)
-        scores[name] = evaluate_reranking(IndexSource(index), vectors, queries, no_proba, genres, songs, agreement,
-                                          0.0, block)["genre_precision_at_10_cosine"]
+    scores = {name: audio_only_precision(prep.embed(catalog.features), queries, genres, songs, agreement, block)
+              for name, prep in (("whitened", whitened), ("not_whitened", plain))}
     keep = not scores["not_whitened"] > scores["whitened"]
     return (whitened if keep else plain), {
         "whitened": keep, "measured": True, "queries": len(queries),

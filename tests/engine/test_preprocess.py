@@ -194,3 +194,16 @@ def test_whiten_takes_true_false_or_auto_and_says_so() -> None:
         BuildConfig.from_mapping({"preprocess": {"whiten": "yes"}})
     with pytest.raises(ConfigError, match='true, false or "auto"'):
         PreprocessConfig(whiten="always")  # type: ignore[arg-type]
+
+
+def test_a_build_without_a_classifier_still_scores_its_retrieval(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # --no-genre on a labelled catalog used to drop the similar section: the labels can still score cosine
+    from engine import BuildConfig, GenreConfig, build_bundle, format_report, synthetic_catalog
+
+    synthetic_catalog(1_500, seed=3).to_csv(tmp_path / "c.csv", index=False)
+    manifest = build_bundle(tmp_path / "c.csv", tmp_path / "b", BuildConfig(genre=GenreConfig(enabled=False)))
+    sim = manifest["metrics"]["similar"]
+    assert sim["queries"] > 1_000 and 0.3 < sim["genre_precision_at_10_cosine"] <= 1  # planted genres; chance ~0.09
+    assert 0 < sim["genre_precision_at_10_plain_standardization"] <= 1 and "reranked" not in str(sim)
+    report = format_report(manifest)
+    assert "cosine alone (no genre classifier to re-rank with)" in report and "genres   no classifier" in report
