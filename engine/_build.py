@@ -36,10 +36,10 @@ from ._moods import MoodModel, mood_space
 from ._moodstability import measure_stability
 from ._preprocess import Preprocessor
 from ._ranking import SLACK, Scoring
-from ._report import mood_stability_lines
+from ._report import heavy_drops, mood_stability_lines
 from ._rerank import GenreAgreement, audio_only_precision, evaluate_reranking
 from ._table import Searched, exact_index, first_blocks, first_fetch, nearest_candidates, write_table
-from ._whitening import choose_whitening
+from ._whitening import MIN_QUERIES, choose_whitening
 from .audio._extract import read_provenance
 
 Progress = Callable[[str], None]
@@ -85,6 +85,8 @@ def build_bundle(
             say(f"{rep.rows_read} rows -> {rep.tracks} tracks ({rep.exact_duplicates} exact duplicates, "
                 f"{rep.id_duplicates_merged} rows merged by id, {sum(rep.dropped.values())} dropped, "
                 f"{sum(rep.imputed.values())} values imputed)")
+            for warning in heavy_drops(rep.dropped, rep.rows_read, rep.imputed):
+                say(f"warning: {warning}")
             for col, n in rep.flag_blanks.items():
                 if n:
                     say(f"{n} tracks have no {col} value (unknown: {col} filters leave them out)")
@@ -238,7 +240,8 @@ def build_bundle(
                     "tracks_answered_live": int((table["consumed"] < 0).sum())}
 
         similar_metrics: dict[str, Any] = {"skipped": "no genre classifier"}
-        if (crossfit is None or model is None) and len(catalog.genre_names) > 1:
+        if (crossfit is None or model is None) and len(catalog.genre_names) > 1 \
+                and (np.diff(catalog.genre_indptr) > 0).sum() >= MIN_QUERIES:
             with stage("similar-eval"):
                 similar_metrics = _evaluate_audio_only(catalog, config, vectors)
         elif crossfit is not None and model is not None and len(crossfit.scored):
@@ -279,6 +282,9 @@ def build_bundle(
                         **({"whitening": whitening} if whitening else {}),
                         "whiten_shrinkage": round(float(prep.whiten_shrinkage_), 4),
                         "fit_tracks": len(catalog.features),  # what the shrinkage saw (added tracks do not refit)
+                        # the same value on every track: standardized to 0, no weight in any distance
+                        "constant_features": [n for n, v in zip(catalog.feature_names, np.ptp(catalog.features, axis=0),
+                                                                strict=True) if v == 0],
                     },
                     "index": index_metrics,
                     "moods": moods.metrics_,

@@ -207,8 +207,13 @@ def _check_columns(frame: pd.DataFrame, schema: FeatureSchema, source: str) -> N
     missing = [c for c in needed if c not in frame.columns]
     if missing:
         hints = []
+        columns = [str(x) for x in frame.columns]
         for c in missing:
-            close = difflib.get_close_matches(c, [str(x) for x in frame.columns], n=1)
+            # a column the name holds, or that holds it, first: 'genre' for 'track_genre' (difflib says 'track_name')
+            a = c.casefold()
+            held = sorted((x for x in columns if len(x) >= 3 and (x.casefold() in a or a in x.casefold())),
+                          key=lambda x: abs(len(x) - len(c)))
+            close = held[:1] or difflib.get_close_matches(c, columns, n=1)
             hints.append(f"{c!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
         raise CatalogError(
             f"{source}: missing column(s) {', '.join(hints)}; the file has columns {list(frame.columns)}")

@@ -27,6 +27,7 @@ def format_report(manifest: dict[str, Any], *, moods: list[dict[str, Any]] | Non
     ]
     for reason, n in c["dropped"].items():
         lines.append(f"  dropped              {n:>9,}  {reason}")
+    lines += [f"  warning: {w}" for w in heavy_drops(c["dropped"], c["rows_read"], c["imputed"])]
     lines += [
         f"  merged by id         {c['duplicates_merged']:>9,}  (same track under more genres;"
         f" {c['multi_genre_tracks']:,} tracks have several)",
@@ -54,7 +55,9 @@ def format_report(manifest: dict[str, Any], *, moods: list[dict[str, Any]] | Non
         "",
         f"vectors  PCA {pca['input_dimensions']} -> {pca['components']} dimensions, "
         f"{pca['explained_variance']:.1%} of the variance"
-        f"{_whitening(manifest)}; L2-normalized",
+        f"{_whitening(manifest)}; L2-normalized"
+        + (f"; constant in this catalog, so of no weight: {', '.join(pca['constant_features'])}"
+           if pca.get("constant_features") else ""),
         f"index    {idx['kind']}, {idx['tracks']:,} vectors of {idx['dim']} dims (cosine = inner product)",
     ]
     if "recall_at_10" in idx:
@@ -63,14 +66,16 @@ def format_report(manifest: dict[str, Any], *, moods: list[dict[str, Any]] | Non
     mo = m["moods"]
     ka = mo.get("coassoc") or {}  # with the co-association: its moods and how other tracks are assigned
     kind = MOOD_KINDS[ka.get("cells", "k-means")] if ka.get("moods") == "medoid" else "HDBSCAN clusters"
+    nearest = "mood centroid" if ka.get("assign") == "centroid" else "core"
+    cores = (f"HDBSCAN cores hold {mo['core_coverage']:.1%} of tracks, the rest assigned to the nearest {nearest}"
+             if mo["core_coverage"] > 0 else "HDBSCAN found no core track"
+             + (": one mood holds every track" if mo["clusters"] == 1 else ""))
     lines += [
         "",
-        f"moods    {mo['clusters']} {kind} "
-        f"(fitted on {mo['fit_tracks']:,} tracks); HDBSCAN cores hold {mo['core_coverage']:.1%} of tracks, the rest "
-        f"assigned to the nearest {'mood centroid' if ka.get('assign') == 'centroid' else 'core'}",
-        f"         validity: DBCV {mo['dbcv_sample']} (fit sample), silhouette {mo['silhouette']}"
+        f"moods    {mo['clusters']} {kind} (fitted on {mo['fit_tracks']:,} tracks); {cores}",
+        f"         validity: DBCV {_or_none(mo['dbcv_sample'])} (fit sample), silhouette {_or_none(mo['silhouette'])}"
         if not mo.get("consensus") else
-        f"         validity: silhouette {mo['silhouette']} (no DBCV: a consensus has no one HDBSCAN tree)",
+        f"         validity: silhouette {_or_none(mo['silhouette'])} (no DBCV: a consensus has no one HDBSCAN tree)",
         *([f"         warning: {mo['too_few_tracks']}"] if mo.get("too_few_tracks") else []),
     ]
     if 0 < mo.get("smoothing_neighbours", 0) < mo.get("smoothing_neighbours_requested", 0):
@@ -264,6 +269,30 @@ def density_range(ka: dict[str, Any]) -> str:
     return f" ({leaves}the median over the {ka['bags']} fits' shares, {found})"
 
 
+HEAVY_DROP = 0.2  # one reason dropping this share of the rows read is worth a warning
+
+
+def heavy_drops(dropped: Mapping[str, int], rows_read: int, imputed: Mapping[str, int] | None = None) -> list[str]:
+    """A warning for each reason that dropped (or imputed) at least ``HEAVY_DROP`` of the rows read, with the
+    way round it."""
+    out = [f"{n:,} of the {rows_read:,} rows ({n / rows_read:.0%}) had {reason}, set to the column's median: "
+           "the column says little about those tracks; consider leaving it out of the feature columns"
+           for reason, n in (imputed or {}).items() if rows_read and n / rows_read >= HEAVY_DROP]
+    for reason, n in dropped.items():
+        if rows_read and n / rows_read >= HEAVY_DROP:
+            column = reason.removeprefix("missing or non-finite ")
+            how = (f"--missing impute keeps them (the column's median), or leave {column} out of the feature "
+                   "columns" if column != reason else f"check the column's values and unit ({reason})")
+            out.append(f"{n:,} of the {rows_read:,} rows ({n / rows_read:.0%}) were dropped for one reason, {reason}: "
+                       + how)
+    return out
+
+
+def _or_none(score: float | None) -> str:
+    """A validity score, or a word for none (one mood has no silhouette; DBCV needs two moods with cores)."""
+    return "undefined here" if score is None else f"{score}"
+
+
 def mood_stability_lines(st: dict[str, Any]) -> list[str]:
     """How much the moods move: ARI against a subsample fit, over all tracks and over the cores, across seeds
     when a seed plays a part, and between the medoid's fits when there are some (engine/_moodstability.py)."""
@@ -275,13 +304,14 @@ def mood_stability_lines(st: dict[str, Any]) -> list[str]:
         else "all tracks"
     kept = st.get("subsample_kept")  # where its count or the build's split (engine/_moodcoassoc.py, KeptCut)
     whose = "its" if kept and kept.get("split") == "here" else "the build's"
+    there = f"{st['subsample_moods']} mood{'' if st['subsample_moods'] == 1 else 's'} there"
     return [f"         stability: ARI {st['ari_subsample_all_tracks']} over {over} against a fit on a random "
-            f"{st['subsample_share']:.0%} ({st['subsample_moods']} moods there"
+            f"{st['subsample_share']:.0%} ({there}"
             + (f"; it kept this build's cut, as {whose} count split" if kept else "")
             + (f"; without it, {st['subsample_alone']['fits']} fits at ARI {st['subsample_alone']['ari_all_tracks']}"
                if st.get("subsample_alone") else "")
-            + f"); {core} over the "
-            f"{st['core_in_both_share']:.0%} core in both; {seeds}"
+            + (f"); {core} over the {st['core_in_both_share']:.0%} core in both; " if core is not None
+               else "); no track core in both; ") + seeds
             + (f"; the {st.get('fits', 'k-means')} fits agree at mean ARI {st['fits_agree']}" if "fits_agree" in st
                else "")
             + f" ({st['seconds']:.1f} s)",

@@ -102,6 +102,10 @@ def test_missing_column_names_it_and_suggests(tmp_path: Path) -> None:
     rows[0]["valance"] = rows[0].pop("valence")
     with pytest.raises(CatalogError, match=r"missing column\(s\) 'valence' \(did you mean 'valance'\?\)"):
         read_catalog(write(tmp_path, rows), FeatureSchema())
+    rows[0]["valence"] = rows[0].pop("valance")
+    rows[0]["genre"] = rows[0].pop("track_genre")  # difflib alone offered 'track_name'
+    with pytest.raises(CatalogError, match=r"'track_genre' \(did you mean 'genre'\?\)"):
+        read_catalog(write(tmp_path, rows), FeatureSchema())
 
 
 @pytest.mark.parametrize(
@@ -268,3 +272,20 @@ def test_flags_round_trip_through_npz_without_pickle(tmp_path: Path) -> None:
     arrays[f"meta{i}"] = np.array([True, False, False])
     old = Catalog.from_arrays(arrays, cat.report)
     assert old.metadata["explicit"].dtype == np.int8 and old.metadata["explicit"].tolist() == [1, 0, 0]
+
+
+def test_the_report_warns_of_a_column_that_drops_or_fills_many_rows_and_names_constant_ones(tmp_path: Path) -> None:
+    from engine import BuildConfig, GenreConfig, build_bundle, format_report
+
+    data = synthetic_catalog(1_500, seed=5, bad_rows=0)
+    data["liveness"] = data["liveness"].astype(object)
+    data.loc[data.index[::3], "liveness"] = ""  # a third of the rows blank in one column
+    data["mode"] = 1  # the same on every track
+    data.to_csv(tmp_path / "c.csv", index=False)
+    config = BuildConfig(genre=GenreConfig(enabled=False))
+    report = format_report(build_bundle(tmp_path / "c.csv", tmp_path / "b", config))
+    assert re.search(r"warning: [\d,]+ of the [\d,]+ rows \(33%\) were dropped for one reason, missing or non-finite "
+                     r"liveness: --missing impute keeps them", report)
+    assert "constant in this catalog, so of no weight: mode" in report
+    filled = build_bundle(tmp_path / "c.csv", tmp_path / "i", config.replace(schema={"missing": "impute"}))
+    assert "(33%) had missing or non-finite liveness, set to the column's median" in format_report(filled)
