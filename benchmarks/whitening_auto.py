@@ -35,7 +35,7 @@ if str(ROOT) not in sys.path:
 
 from engine import Preprocessor, audio_schema, read_catalog  # noqa: E402
 from engine._catalog import catalog_songs  # noqa: E402
-from engine._rerank import GenreAgreement, audio_only_precision  # noqa: E402
+from engine._rerank import GenreAgreement, audio_only_precision, eval_queries  # noqa: E402
 from engine._whitening import choose_whitening  # noqa: E402
 from engine.audio._columns import GTZAN_FEATURES  # noqa: E402
 
@@ -80,8 +80,7 @@ def measure(path: Path, seed: int = 0) -> dict[str, object]:
     started = time.perf_counter()
     _, facts = choose_whitening(catalog, fit, songs, block=BLOCK, seed=seed)
     seconds = time.perf_counter() - started
-    labelled = np.flatnonzero(np.diff(catalog.genre_indptr) > 0)
-    queries = np.sort(np.random.default_rng(seed).choice(labelled, size=min(3000, len(labelled)), replace=False))
+    queries = eval_queries(np.flatnonzero(np.diff(catalog.genre_indptr) > 0), seed)
     plain = Preprocessor(feature_names=catalog.feature_names, pca_variance=1.0).fit(catalog.features)
     agreement = GenreAgreement(catalog.genre_indptr, catalog.genre_codes, len(catalog.genre_names))
     facts["genre_precision_at_10_plain_standardization"] = audio_only_precision(

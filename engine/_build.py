@@ -37,7 +37,7 @@ from ._moodstability import measure_stability
 from ._preprocess import Preprocessor
 from ._ranking import SLACK, Scoring
 from ._report import heavy_drops, mood_stability_lines
-from ._rerank import GenreAgreement, audio_only_precision, evaluate_reranking
+from ._rerank import GenreAgreement, audio_only_precision, eval_queries, evaluate_reranking
 from ._table import Searched, exact_index, first_blocks, first_fetch, nearest_candidates, write_table
 from ._whitening import MIN_QUERIES, choose_whitening
 from .audio._extract import read_provenance
@@ -317,9 +317,6 @@ def _neighbour_table(catalog: Catalog, config: BuildConfig, index: faiss.Index, 
     return {**table, "genre_weight": np.asarray(weight, dtype=np.float64), "block": np.asarray(block, dtype=np.int64)}
 
 
-SIMILAR_EVAL_QUERIES = 3000
-
-
 def _evaluate_similar(catalog: Catalog, config: BuildConfig, index: faiss.Index, vectors: np.ndarray,
                       transformed: np.ndarray, crossfit: CrossFit, model: GenreClassifier) -> dict[str, Any]:
     """By-id "more like this" scored on labelled catalog tracks with the out-of-fold probabilities
@@ -327,9 +324,7 @@ def _evaluate_similar(catalog: Catalog, config: BuildConfig, index: faiss.Index,
     the same queries re-ranked with the shipped model's in-sample probabilities (what by-id queries
     used before cross-fitting). The index and PCA are unsupervised and fitted on every track;
     benchmarks/quality.py fits those on the training artists too."""
-    rng = np.random.default_rng(config.seed)
-    scored = crossfit.scored
-    queries = np.sort(rng.choice(scored, size=min(SIMILAR_EVAL_QUERIES, len(scored)), replace=False))
+    queries = eval_queries(crossfit.scored, config.seed)
     proba = crossfit.proba[queries]
     songs = catalog_songs(catalog, config.schema.name_column)
     agreement = GenreAgreement(catalog.genre_indptr, catalog.genre_codes, len(catalog.genre_names))
@@ -352,9 +347,7 @@ def _evaluate_audio_only(catalog: Catalog, config: BuildConfig, vectors: np.ndar
     """Without a genre classifier (``--no-genre``, or one that could not be trained) a labelled catalog's
     retrieval is still scored: audio-only genre-precision@10 in the shipped vectors and on the raw features
     standardized, the same by-id queries."""
-    labelled = np.flatnonzero(np.diff(catalog.genre_indptr) > 0)
-    queries = np.sort(np.random.default_rng(config.seed).choice(labelled, size=min(SIMILAR_EVAL_QUERIES,
-                                                                                     len(labelled)), replace=False))
+    queries = eval_queries(np.flatnonzero(np.diff(catalog.genre_indptr) > 0), config.seed)
     songs = catalog_songs(catalog, config.schema.name_column)
     agreement = GenreAgreement(catalog.genre_indptr, catalog.genre_codes, len(catalog.genre_names))
     return {"protocol": "exact cosine alone (no genre re-ranking: no classifier) for by-id queries of labelled "

@@ -149,3 +149,12 @@ def audio_only_precision(vectors: np.ndarray, queries: np.ndarray, genres: np.nd
     unread = np.zeros((len(queries), genres.shape[1]), dtype=np.float32)  # genre weight 0: never read
     return evaluate_reranking(IndexSource(index), vectors, queries, unread, genres, songs, agreement, 0.0,
                               block)["genre_precision_at_10_cosine"]
+
+
+EVAL_QUERIES = 3000  # catalog tracks a build scores retrieval with (its similar-tracks evaluation, auto whitening)
+
+
+def eval_queries(rows: np.ndarray, seed: int) -> np.ndarray:
+    """The rows (catalog tracks with genres) a build uses as "more like this" queries: up to ``EVAL_QUERIES`` of
+    ``rows``, drawn with ``seed``, in row order."""
+    return np.sort(np.random.default_rng(seed).choice(rows, size=min(EVAL_QUERIES, len(rows)), replace=False))

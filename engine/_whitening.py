@@ -9,7 +9,7 @@ table of independent descriptors, each shifted by genre, gave 0.655 whitened aga
 measured per catalog" in RESULTS).
 
 So the audio preset asks for ``"auto"``: the build fits the vectors both ways, scores each by audio-only
-genre-precision@10 with up to ``QUERIES`` labelled tracks as "more like this" queries (exact cosine, the query's
+genre-precision@10 with up to 3,000 labelled tracks as "more like this" queries (exact cosine, the query's
 own song left out, as the build's own similar-tracks evaluation does), and whitens unless the plain vectors
 score higher. Both figures go into the manifest and the report. The choice is made on the queries it is scored
 on, so the chosen figure is mildly optimistic, as a tuned capacity's is. Without labels (fewer than
@@ -26,9 +26,8 @@ import numpy as np
 
 from ._catalog import Catalog
 from ._preprocess import Preprocessor
-from ._rerank import GenreAgreement, audio_only_precision
+from ._rerank import GenreAgreement, audio_only_precision, eval_queries
 
-QUERIES = 3000  # as the build's similar-tracks evaluation (engine/_build.py SIMILAR_EVAL_QUERIES)
 MIN_QUERIES = 100  # fewer labelled tracks than this say too little to overrule the measured default
 
 
@@ -45,7 +44,7 @@ def choose_whitening(catalog: Catalog, fit: Callable[[bool], Preprocessor], song
                           "why": f"{len(labelled):,} labelled tracks, under the {MIN_QUERIES} it measures with: "
                                  "whitened, the audio preset's measured default"}
     plain = fit(False)
-    queries = np.sort(np.random.default_rng(seed).choice(labelled, size=min(QUERIES, len(labelled)), replace=False))
+    queries = eval_queries(labelled, seed)
     genres = catalog.genre_matrix()
     agreement = GenreAgreement(catalog.genre_indptr, catalog.genre_codes, len(catalog.genre_names))
     scores = {name: audio_only_precision(prep.embed(catalog.features), queries, genres, songs, agreement, block)
