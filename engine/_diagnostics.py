@@ -37,7 +37,7 @@ def genre_diagnostics(proba: np.ndarray, truth: np.ndarray, genre_names: Sequenc
     """The arrays of ``evaluation.npz`` from held-out probabilities (n, n_genres) and multi-hot truth."""
     out = _level("genre", proba, truth.astype(bool), genre_names)
     found = family_matrix(tuple(genre_names))
-    if found is not None:
+    if found is not None and len(found[1]) < len(genre_names):  # one genre a family: it would repeat the genres
         m, names = found
         out.update(_level("family", proba @ m, (truth.astype(np.float32) @ m) > 0, names))
     return out
