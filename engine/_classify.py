@@ -1,4 +1,8 @@
-"""Genre classification of a catalog track or raw feature values, optionally explained."""
+"""Genre classification of a catalog track or raw feature values, optionally explained.
+
+By id, a catalog track's probabilities are its out-of-fold ones (from the fold model that never saw it); by
+features or audio, the shipped model's. An explanation is always the shipped model's: each feature's part in its
+margin for the top genre (engine/_explain.py)."""
 
 from __future__ import annotations
 
@@ -55,7 +59,14 @@ class GenreClassify:
             known = view.genres[row]
         else:
             x = view.model_seed(features or {}, "features")
-        proba = classifier.predict_proba(x)[0]
+        # a catalog track's probabilities come from a model that never saw it (its fold's: engine/_crossfit.py), as
+        # by-id "more like this" re-ranks with; the shipped model, trained on it, would be all but certain of its genre
+        held_out = view.bundle.genre_proba if track_id is not None else None
+        if held_out is not None:
+            proba = held_out[row].astype(np.float64)
+            proba /= proba.sum()  # stored as float16: they summed to 1 within ~3e-4
+        else:
+            proba = classifier.predict_proba(x)[0]
         top = np.argsort(-proba, kind="stable")[:top_k]
         contributions: list[tuple[str, float]] = []
         bias = 0.0
