@@ -30,13 +30,13 @@ from ._genre import GenreClassifier, cannot_train
 from ._genre_metrics import informative_ks
 from ._index import build_index, configure_search, measure_recall, new_track_recall
 from ._ingest import read_catalog
-from ._moodcarry import current_cut
+from ._moodcarry import against_current, cut_to_keep, read_current
 from ._moodmap import fit_mood_map, save_mood_map
 from ._moods import MoodModel, mood_space
 from ._moodstability import measure_stability
 from ._preprocess import Preprocessor
 from ._ranking import SLACK, Scoring
-from ._report import heavy_drops, mood_stability_lines
+from ._report import current_line, heavy_drops, mood_stability_lines
 from ._rerank import GenreAgreement, audio_only_precision, eval_queries, evaluate_reranking
 from ._table import Searched, exact_index, first_blocks, first_fetch, nearest_candidates, write_table
 from ._whitening import MIN_QUERIES, choose_whitening
@@ -174,22 +174,36 @@ def build_bundle(
             genre_matrix = catalog.genre_matrix() if catalog.genre_names else None
             say(f"mood space ({space.kind}): {', '.join(space.names)}")
             mood_points = space.project(standardized)
-            keep, carried = current_cut(current, config.moods, space, catalog.ids)
-            if "bundle" in carried:  # a bundle was read (no word where the build's moods count nothing)
+            replaced, read = read_current(current, space, catalog.ids)
+            if replaced is None and current is not None:
+                say(f"the current bundle's moods are not compared or kept: {read['none']}")
+            mood_config, regime = config.moods, None
+            if replaced is not None:  # a catalog that crossed a size where the method changes keeps its method
+                mood_config, regime = config.moods.keeping_regime(min(len(catalog), config.moods.fit_sample),
+                                                                  replaced.fit_tracks)
+                if regime:
+                    say(regime["says"])
+            keep, carried = cut_to_keep(replaced, read, mood_config, space, len(catalog))
+            if replaced is not None:
                 say(f"the current bundle's mood cut: {carried.get('says') or 'not kept: ' + carried['none']}")
-            moods = MoodModel(config=config.moods, space=space, seed=config.seed).fit(
+            moods = MoodModel(config=mood_config, space=space, seed=config.seed).fit(
                 mood_points, catalog.features, catalog.feature_names,
                 genre_matrix=genre_matrix, genre_names=catalog.genre_names, progress=say, keep=keep)
             save_npz(tmp / "moods.npz", moods.to_arrays())
             (tmp / "moods.json").write_text(json.dumps(moods.clusters_, indent=1) + "\n", encoding="utf-8")
             m = moods.metrics_
             m["current_cut"] = {**carried, "kept": "kept" in (m.get("coassoc") or {})}
+            if regime:
+                m["current_regime"] = regime
             if keep is not None and not m["current_cut"]["kept"]:
                 say(f"the current bundle's mood cut was not kept: {m['coassoc'].get('not_kept', 'no count decided')}")
+            if replaced is not None:  # how far the moods moved from the bundle this one replaces
+                m["against_current"] = against_current(replaced, catalog.ids, moods.labels_)
+                say(current_line(m["against_current"]))
             say(f"{m['clusters']} moods; cores hold {m['core_coverage']:.1%} of tracks; DBCV {m['dbcv_sample']}")
             if config.moods.stability_subsample:
                 m["stability"] = measure_stability(moods, mood_points, share=config.moods.stability_subsample,
-                                                   progress=say)
+                                                   progress=say, fresh=config.moods)
                 first, *warning = mood_stability_lines(m["stability"])  # as the report will say it
                 for line in (f"mood {first.strip()}", *warning):
                     say(line.strip())

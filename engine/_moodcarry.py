@@ -18,6 +18,7 @@ continuum: under ``coassoc_wide_from`` tracks by default).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any
@@ -35,17 +36,24 @@ from ._moodspace import MoodSpace
 SAME_CATALOG = 0.5  # at least this share of the new catalog's tracks in the current bundle: a rebuild of it
 
 
-def current_cut(link: str | os.PathLike[str] | None, config: MoodConfig, space: MoodSpace,
-                ids: np.ndarray) -> tuple[KeptCut | None, dict[str, Any]]:
-    """The cut of the bundle ``link`` points at, for a build of ``ids`` (its tracks) in ``space`` with ``config``
-    to keep where its count of density moods splits or the bundle's did: (the cut or None, what the report says:
-    the bundle, its cut, or why none is kept)."""
+@dataclasses.dataclass(frozen=True, eq=False)
+class Current:
+    """The bundle a rebuild replaces, as far as its moods go (``read_current``)."""
+
+    name: str
+    fit_tracks: int  # the tracks its moods clustered (what chose its method)
+    coassoc: dict[str, Any]  # its moods' co-association facts (its cut: ``cut_of``)
+    ids: np.ndarray
+    labels: np.ndarray  # its mood of each of ``ids``
+    shared: float  # the share of the new catalog's tracks it holds
+
+
+def read_current(link: str | os.PathLike[str] | None, space: MoodSpace,
+                 ids: np.ndarray) -> tuple[Current | None, dict[str, Any]]:
+    """The bundle ``link`` points at, for a rebuild of ``ids`` (its tracks) in ``space``: (it, or None, and what the
+    report says: the bundle, or why it is not read as this catalog's current bundle)."""
     if link is None:
         return None, {"none": "no --current link given"}
-    resolved = config.resolved(min(len(ids), config.fit_sample))
-    if (not resolved.coassoc_bags or resolved.coassoc_ks != DENSITY_KS or resolved.coassoc_continuum != "octants"
-            or len(space.columns) < OCTANT_AXES):
-        return None, {"none": "this build's moods do not count density moods (the cut is not chosen by a count)"}
     link = Path(link)
     if not link.is_symlink() or not link.exists():
         return None, {"none": f"{link} points at no bundle yet"}
@@ -57,23 +65,65 @@ def current_cut(link: str | os.PathLike[str] | None, config: MoodConfig, space: 
         if theirs != list(space.names):
             return None, {"bundle": str(target), "none": f"its mood space is {theirs or 'unknown'}, not this build's "
                                                          f"{list(space.names)}"}
-        coassoc = _mapping(moods.get("coassoc"))
-        cut = cut_of(coassoc)
-        if cut is None:
-            return None, {"bundle": str(target), "none": "its moods are not one fit's cut (no medoid fit at one K)"}
-        sides = coassoc.get("density_sides") or [0, 0]
-        split = min(int(side) for side in sides) > 0  # its own count split too
         held = stored_strings(load_npz(target / "tracks.npz"), "ids")
+        labels = load_npz(target / "moods.npz")["labels"]
+        fit_tracks = int(moods.get("fit_tracks", len(held)))
+        coassoc = _mapping(moods.get("coassoc"))
+        if len(labels) != len(held):
+            raise ValueError(f"{len(labels)} mood labels for {len(held)} tracks")
     except (BundleError, OSError, KeyError, ValueError, TypeError) as exc:  # a damaged bundle is being replaced
         return None, {"bundle": str(target), "none": f"it cannot be read ({exc})"}
     share = float(np.isin(ids, held).mean()) if len(ids) else 0.0
     if share < SAME_CATALOG:
         return None, {"bundle": str(target), "none": f"it holds {share:.0%} of this catalog's tracks, under "
                                                      f"{SAME_CATALOG:.0%}: another catalog, not a rebuild"}
+    return Current(target.name, fit_tracks, coassoc, held, labels, share), {"bundle": str(target),
+                                                                            "shared_tracks": round(share, 4)}
+
+
+def current_cut(link: str | os.PathLike[str] | None, config: MoodConfig, space: MoodSpace,
+                ids: np.ndarray) -> tuple[KeptCut | None, dict[str, Any]]:
+    """The cut of the bundle ``link`` points at, for a build of ``ids`` (its tracks) in ``space`` with ``config``
+    to keep where its count of density moods splits or the bundle's did: (the cut or None, what the report says:
+    the bundle, its cut, or why none is kept)."""
+    current, said = read_current(link, space, ids)
+    return cut_to_keep(current, said, config, space, len(ids))
+
+
+def cut_to_keep(current: Current | None, said: dict[str, Any], config: MoodConfig, space: MoodSpace,
+                tracks: int) -> tuple[KeptCut | None, dict[str, Any]]:
+    """``current_cut`` of a bundle ``read_current`` read (``said``: what it said of it)."""
+    if current is None:
+        return None, said
+    resolved = config.resolved(min(tracks, config.fit_sample))
+    if (not resolved.coassoc_bags or resolved.coassoc_ks != DENSITY_KS or resolved.coassoc_continuum != "octants"
+            or len(space.columns) < OCTANT_AXES):
+        return None, {**said, "none": "this build's moods do not count density moods (the cut is not chosen by a "
+                                      "count)"}
+    try:  # the manifest has no checksum: an edited one is read as far as it goes
+        cut = cut_of(current.coassoc)
+        sides = current.coassoc.get("density_sides") or [0, 0]
+        split = min(int(side) for side in sides) > 0  # its own count split too
+    except (KeyError, ValueError, TypeError) as exc:
+        return None, {**said, "none": f"it cannot be read ({exc})"}
+    if cut is None:
+        return None, {**said, "none": "its moods are not one fit's cut (no medoid fit at one K)"}
     when = "whatever this build's count, as its own count split" if split else "if this build's count splits"
-    return KeptCut(cut, f"the previous bundle {target.name}", split), {
-        "bundle": str(target), "cut": cut, "split": split, "shared_tracks": round(share, 4),
-        "says": f"{cut_text(cut)}, kept {when}"}
+    return KeptCut(cut, f"the previous bundle {current.name}", split), {
+        **said, "cut": cut, "split": split, "says": f"{cut_text(cut)}, kept {when}"}
+
+
+def against_current(current: Current, ids: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+    """How far a rebuild's moods (``labels`` of its tracks ``ids``) moved from the current bundle's: the adjusted
+    Rand index over the tracks both hold."""
+    from sklearn.metrics import adjusted_rand_score
+
+    order = np.argsort(current.ids)
+    at = np.searchsorted(current.ids[order], ids)
+    found = (at < len(order)) & (current.ids[order][np.minimum(at, len(order) - 1)] == ids)
+    theirs = current.labels[order[at[found]]]
+    return {"bundle": current.name, "shared_tracks": int(found.sum()),
+            "ari": round(float(adjusted_rand_score(theirs, labels[found])), 4) if found.sum() > 1 else None}
 
 
 def _mapping(value: Any) -> dict[str, Any]:

@@ -45,6 +45,12 @@ COASSOC_MOODS: dict[str, Any] = {"smoother": "blur", "smoothing_neighbours": 100
 FEW_TRACKS_COASSOC: dict[str, Any] = {**COASSOC_MOODS, "coassoc_bags": 20, "coassoc_ks": DENSITY_KS,
                                       "coassoc_share": 0.9, "coassoc_starts": 10, "coassoc_moods": "medoid",
                                       "coassoc_continuum": "octants"}
+# A rebuild whose catalog crossed one of the sizes the method changes at keeps its current bundle's method while it
+# lies within this share of that size (0.9: 4,500 to 5,555 around coassoc_wide_from); a 90% refit of a catalog just
+# past a seam stays within it (MoodConfig.keeping_regime).
+SEAM_BAND = 0.9
+REGIMES = {"few": "the medoid of 20 fits at one K, or octants", "wide": "HDBSCAN on 40 x 4 quick k-means fits",
+           "small": "HDBSCAN on blurred points", "large": "HDBSCAN on the mean-shift field"}
 COASSOC_SAMPLES = 0.05  # ... of the tracks, at most 5% of coassoc_until (2,500 by default) at any size
 SMOOTHING_KEYS = ("smoother", "smoothing_neighbours", "smoothing_iterations", "epsilon", "bags")
 # they shape the co-association
@@ -234,13 +240,12 @@ class MoodConfig:
         few = tracks < self.coassoc_wide_from
         fits = (f"{'under' if few else 'from'} moods.coassoc_wide_from = {self.coassoc_wide_from:,}: "
                 + ("fewer, better fits at one K" if few else "quick fits at K 5 to 8"))
+        coassoc = self.regime(tracks) in ("few", "wide")
         if self.coassoc_bags not in ("auto", 0):
-            coassoc, why = True, f"moods.coassoc_bags = {self.coassoc_bags} given; {fits}"
-        elif self.coassoc_bags == "auto" and not given and tracks < self.coassoc_until:
-            coassoc, why = True, (f"{tracks:,} tracks clustered, under moods.coassoc_until = {self.coassoc_until:,}; "
-                                  f"{fits}")
+            why = f"moods.coassoc_bags = {self.coassoc_bags} given; {fits}"
+        elif coassoc:
+            why = f"{tracks:,} tracks clustered, under moods.coassoc_until = {self.coassoc_until:,}; {fits}"
         else:
-            coassoc = False
             why = (f"{tracks:,} tracks clustered, {'under' if tracks < self.small_catalog else 'at least'} "
                    f"moods.small_catalog = {self.small_catalog:,}"
                    + (f" ({', '.join(given)} given: no co-association)" if given else ""))
@@ -265,6 +270,44 @@ class MoodConfig:
         elif self.coassoc_moods == "auto" and len(self.given_ks()) > 1:
             method = {**method, "coassoc_moods": "clusters"}
         return method, why
+
+    def regime(self, tracks: int) -> str:
+        """Which of the four methods the "auto" keys take for ``tracks`` tracks clustered: "few" (FEW_TRACKS_COASSOC),
+        "wide" (COASSOC_MOODS), "small" (SMALL_CATALOG_MOODS) or "large" (LARGE_CATALOG_MOODS)."""
+        given = any(getattr(self, key) != "auto" for key in SMOOTHING_KEYS)
+        if self.coassoc_bags not in ("auto", 0) or (self.coassoc_bags == "auto" and not given
+                                                    and tracks < self.coassoc_until):
+            return "few" if tracks < self.coassoc_wide_from else "wide"
+        return "small" if tracks < self.small_catalog else "large"
+
+    def keeping_regime(self, tracks: int, current_tracks: int) -> tuple[MoodConfig, dict[str, Any] | None]:
+        """This configuration for a rebuild of ``tracks`` tracks clustered whose current bundle clustered
+        ``current_tracks``: where the two fall on either side of a size the method changes at (a seam:
+        ``coassoc_wide_from``, ``coassoc_until`` or ``small_catalog``) and the rebuild lies within ``SEAM_BAND`` of it,
+        the seam moves past the rebuild, so it keeps the current bundle's method (and facts saying so); else as it is.
+        Every method replaces the other's moods (ARI 0.34 between a catalog of 4,996 tracks and the same with 90
+        more, benchmarks/RESULTS.md), so a catalog that moves a little across a seam keeps what it has."""
+        ours, theirs = self.regime(tracks), self.regime(current_tracks)
+        if ours == theirs:
+            return self, None
+        for key in self.seams_between(tracks, current_tracks):
+            seam = getattr(self, key)
+            if not SEAM_BAND * seam <= tracks < seam / SEAM_BAND:
+                continue
+            moved = dataclasses.replace(self, **{key: tracks + 1 if current_tracks < seam else tracks})
+            if moved.regime(tracks) == theirs:
+                return moved, {"regime": theirs, "instead_of": ours, "seam": key, "at": seam,
+                               "current_tracks": current_tracks,
+                               "says": f"kept the current bundle's mood method ({REGIMES[theirs]}): its "
+                                       f"{current_tracks:,} tracks and these {tracks:,} lie either side of moods.{key} "
+                                       f"= {seam:,}, this build within {1 - SEAM_BAND:.0%} of it"}
+        return self, None
+
+    def seams_between(self, tracks: int, other: int) -> list[str]:
+        """The keys of the sizes the method may change at (``coassoc_wide_from``, ``coassoc_until``,
+        ``small_catalog``) that lie between ``tracks`` and ``other`` tracks clustered."""
+        return [key for key in ("coassoc_wide_from", "coassoc_until", "small_catalog")
+                if (tracks < getattr(self, key)) != (other < getattr(self, key))]
 
     def given_ks(self) -> range:
         """The K of the co-association's fits when ``coassoc_ks`` gives them (empty for "auto", "density",

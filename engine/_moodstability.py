@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from ._moodcoassoc import OCTANTS_KS, KeptCut, cut_of, cut_text
+from ._moodconfig import REGIMES, SEAM_BAND, MoodConfig
 from ._moods import MoodModel, Progress
 from ._moodspace import MoodSpace, missing_aspects
 
@@ -30,7 +31,8 @@ SPLIT_FITS_MOVED = ("with k-means fits, on 45 catalog and mood-space pairs of 1,
 
 
 def measure_stability(model: MoodModel, points: np.ndarray, *, share: float = 0.9, draw: int | None = None,
-                      seeds: bool = True, progress: Progress | None = None) -> dict[str, Any]:
+                      seeds: bool = True, progress: Progress | None = None,
+                      fresh: MoodConfig | None = None) -> dict[str, Any]:
     """How much the moods move when the catalog does: the adjusted Rand index (ARI) between the
     fitted model's labels of *all* tracks and those of the same method fitted on a random ``share``
     of them (which assigns the rest as it would new tracks); also over the tracks core in both fits.
@@ -42,7 +44,13 @@ def measure_stability(model: MoodModel, points: np.ndarray, *, share: float = 0.
     Above ``fit_sample`` tracks the refits cluster ``fit_sample`` tracks as the model did (the
     subsample fit a random ``fit_sample`` of the subsample, the seed fit the sample seed + 1 draws)
     and the ARIs are taken over a random ``fit_sample`` of the catalog (``evaluated_tracks`` says
-    how many): assigning every track twice more cost more than both refits at a million tracks."""
+    how many): assigning every track twice more cost more than both refits at a million tracks.
+
+    The refit keeps the build's method and cut, as a rebuild of those tracks with ``--current`` pointing at this
+    bundle would (engine/_moodcarry.py); where a build of them alone would differ, it is fitted too and reported:
+    ``subsample_alone`` where its count of density moods takes another cut, ``subsample_fresh`` where its size
+    takes another method (``fresh``, the build's configuration before a rebuild kept its current bundle's method:
+    ``MoodConfig.keeping_regime``; default the model's)."""
     from sklearn.metrics import adjusted_rand_score
 
     say = progress or (lambda _msg: None)
@@ -80,6 +88,15 @@ def measure_stability(model: MoodModel, points: np.ndarray, *, share: float = 0.
         return round(float(adjusted_rand_score(model.labels_[scored], other.assign_points(points[scored])[0])), 4)
 
     other, alone = refit(fit_on, model.seed)
+    fresh = fresh or model.config
+    ours, theirs = model.config.regime(min(n, limit)), fresh.regime(len(fit_on))
+    crossed = None
+    if theirs != ours:  # a build of the refit's tracks alone, at their own size, takes another method
+        seam = next(iter(fresh.seams_between(len(fit_on), min(n, limit))), "")
+        say(f"stability: the same tracks built alone ({len(fit_on):,}, across moods.{seam}: {REGIMES[theirs]})")
+        alone_fit = MoodModel(config=fresh, space=model.space, seed=model.seed).fit(points[fit_on], None, ())
+        crossed = {"method": REGIMES[theirs], "seam": seam, "at": getattr(fresh, seam, None),
+                   "ari_all_tracks": against(alone_fit)}
     both = model.is_core_[fit_on] & other.is_core_  # over the tracks the subsample fit clustered
     out: dict[str, Any] = {
         "subsample_share": share,
@@ -91,6 +108,7 @@ def measure_stability(model: MoodModel, points: np.ndarray, *, share: float = 0.
         "core_in_both_share": round(float(both.mean()), 4),
         "subsample_moods": int(other.metrics_["clusters"]),
         **({"subsample_alone": alone} if alone else {}),
+        **({"subsample_fresh": crossed} if crossed else {}),
     }
     if model.metrics_.get("seeded") and seeds:
         say(f"stability: the same method with seed {model.seed + 1}")
@@ -180,10 +198,20 @@ def unsteady(st: dict[str, Any], space: MoodSpace) -> str | None:
     split = (f"the {kind} fits agree at mean ARI {agree} (under {AGREED_FITS}): {why}, and {SPLIT_FITS_MOVED}"
              if agree is not None and agree < AGREED_FITS else "")
     edge = boundary(st)
-    if not moved and not split and not edge:
+    fresh = st.get("subsample_fresh")
+    seam = (f"this catalog lies within {1 - SEAM_BAND:.0%} of moods.{fresh['seam']} = {fresh['at']:,} tracks, where "
+            f"the mood method changes: its {st.get('subsample_share', 0.9):.0%} refit's tracks built alone take "
+            f"{fresh['method']}, at ARI {fresh['ari_all_tracks']} against these moods"
+            if fresh and fresh["ari_all_tracks"] < STEADY_ARI else "")
+    if not moved and not split and not edge and not seam:
         return None
-    reasons = "; ".join(r for r in (split, edge) if r)
-    if edge:  # the cut this build took, kept whatever the count of a rebuild
+    reasons = "; ".join(r for r in (split, edge, seam) if r)
+    if seam and not edge:  # one method on both sides of the seam
+        lever = (f"to keep this build's moods across rebuilds, rebuild with --current pointing at this bundle (a "
+                 f"rebuild within {1 - SEAM_BAND:.0%} of the seam keeps this build's method), or set [moods] "
+                 f"{fresh['seam']} so that the catalog stays on one side of it")
+        where = "(benchmarks/RESULTS.md, \"Where the mood method changes\")"
+    elif edge:  # the cut this build took, kept whatever the count of a rebuild
         pin = st["pin"]
         value = f'"{pin}"' if isinstance(pin, str) else pin
         lever = (f"to keep this build's cut across rebuilds, rebuild with --current pointing at this bundle (where "

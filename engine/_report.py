@@ -9,6 +9,7 @@ from typing import Any
 from ._genre_metrics import TOP_KS, informative_ks
 from ._moodgeometry import SMOOTHERS
 from ._moodnames import ABSOLUTE
+from ._moodstability import STEADY_ARI
 
 MOOD_KINDS = {"k-means": "k-means cells", "octants": "octants"}  # a medoid's moods, by what its fits were
 
@@ -87,8 +88,12 @@ def format_report(manifest: dict[str, Any], *, moods: list[dict[str, Any]] | Non
     if mo.get("space"):
         sp = mo["space"]
         lines.append(f"         mood space ({sp['kind']}): {', '.join(sp['features'])}; why: {sp['why']}")
+    if mo.get("current_regime"):
+        lines.append(f"         {mo['current_regime']['says']}")
     if mo.get("stability"):
         lines += mood_stability_lines(mo["stability"])
+    if mo.get("against_current"):
+        lines.append(f"         {current_line(mo['against_current'])}")
     if mo.get("spread"):
         lines.append("         mood means: " + "; ".join(
             f"{f} {s['min_mean']:.3g}..{s['max_mean']:.3g} (std {s['std_of_means']:.3g}, catalog std "
@@ -288,6 +293,17 @@ def heavy_drops(dropped: Mapping[str, int], rows_read: int, imputed: Mapping[str
     return out
 
 
+def current_line(against: Mapping[str, Any]) -> str:
+    """How far a rebuild's moods moved from the bundle it replaces (engine/_moodcarry.py, ``against_current``)."""
+    ari = against["ari"]
+    line = (f"against the bundle it replaces ({against['bundle']}): ARI {ari} over the {against['shared_tracks']:,} "
+            "tracks both hold")
+    if ari is not None and ari < STEADY_ARI:
+        line += (f"; warning: under {STEADY_ARI}, the moods moved: read them anew (their names and numbers are in the "
+                 "table below)")
+    return line
+
+
 def _or_none(score: float | None) -> str:
     """A validity score, or a word for none (one mood has no silhouette; DBCV needs two moods with cores)."""
     return "undefined here" if score is None else f"{score}"
@@ -310,6 +326,9 @@ def mood_stability_lines(st: dict[str, Any]) -> list[str]:
             + (f"; it kept this build's cut, as {whose} count split" if kept else "")
             + (f"; without it, {st['subsample_alone']['fits']} fits at ARI {st['subsample_alone']['ari_all_tracks']}"
                if st.get("subsample_alone") else "")
+            + (f"; its tracks built alone, across moods.{st['subsample_fresh']['seam']}, take "
+               f"{st['subsample_fresh']['method']}: ARI {st['subsample_fresh']['ari_all_tracks']}"
+               if st.get("subsample_fresh") else "")
             + (f"); {core} over the {st['core_in_both_share']:.0%} core in both; " if core is not None
                else "); no track core in both; ") + seeds
             + (f"; the {st.get('fits', 'k-means')} fits agree at mean ARI {st['fits_agree']}" if "fits_agree" in st

@@ -66,6 +66,8 @@ def test_a_rebuild_at_the_boundary_keeps_the_cut_of_the_bundle_it_replaces(tmp_p
     # v1's own count split too: its cut would be kept here even where this count agreed
     assert rebuilt["current_cut"]["cut"] == 5 and rebuilt["current_cut"]["split"] is True
     assert rebuilt["current_cut"]["kept"] is True
+    assert rebuilt["against_current"]["bundle"] == "v1" and rebuilt["against_current"]["shared_tracks"] == 1800
+    assert rebuilt["against_current"]["ari"] >= 0.99
     assert "this build kept the cut of the previous bundle v1, k-means cells at K 5" in rebuilt["stability"]["warning"]
     assert os.readlink(tmp_path / "current") == "v2"
     alone = build_bundle(tmp_path / "changed.csv", tmp_path / "alone", CONFIG)["metrics"]["moods"]
@@ -74,6 +76,34 @@ def test_a_rebuild_at_the_boundary_keeps_the_cut_of_the_bundle_it_replaces(tmp_p
     ids = sorted(kept)
     assert adjusted_rand_score([before[i] for i in ids], [kept[i] for i in ids]) >= 0.99
     assert adjusted_rand_score([before[i] for i in ids], [fresh[i] for i in ids]) < 0.8
+
+
+def test_a_rebuild_just_across_a_size_where_the_method_changes_keeps_the_method_it_had(tmp_path: Path) -> None:
+    # the method changes at moods.coassoc_wide_from (5,000 tracks by default; 1,000 here, to build small): a catalog
+    # of 980 tracks grown to 1,060 kept every mood with --current, where a fresh build replaces them; and a fresh
+    # build's stability check says what its tracks built alone would take
+    config = BuildConfig(moods=MoodConfig(coassoc_wide_from=1000), genre=GenreConfig(enabled=False))
+    frame = synthetic_catalog(1300, seed=6, bad_rows=0, exact_duplicates=0).drop_duplicates("track_id")
+    frame.iloc[:980].to_csv(tmp_path / "small.csv", index=False)
+    frame.iloc[:1060].to_csv(tmp_path / "grown.csv", index=False)
+    build_bundle(tmp_path / "small.csv", tmp_path / "v1", config)
+    os.symlink("v1", tmp_path / "current")
+    grown = build_bundle(tmp_path / "grown.csv", tmp_path / "v2", config, current=tmp_path / "current")
+    moods = grown["metrics"]["moods"]
+    assert grown["counts"]["tracks"] == 1060 and moods["coassoc"]["moods"] == "medoid"  # the method under 1,000
+    assert moods["current_regime"]["regime"] == "few" and moods["current_regime"]["seam"] == "coassoc_wide_from"
+    assert moods["against_current"]["shared_tracks"] == 980 and moods["against_current"]["ari"] >= 0.8
+    assert "subsample_fresh" not in moods["stability"]  # its 90% built alone takes the same method as it did
+    fresh = build_bundle(tmp_path / "grown.csv", tmp_path / "fresh", config)["metrics"]["moods"]
+    assert fresh["coassoc"]["moods"] == "clusters" and "against_current" not in fresh
+    crossed = fresh["stability"]["subsample_fresh"]
+    assert crossed["seam"] == "coassoc_wide_from" and crossed["at"] == 1000
+    assert ("where the mood method changes" in fresh["stability"].get("warning", "")) == (crossed["ari_all_tracks"] < 0.8)
+    before, kept, replaced = (moods_by_id(tmp_path / name) for name in ("v1", "v2", "fresh"))
+    ids = sorted(before)
+    assert adjusted_rand_score([before[i] for i in ids], [kept[i] for i in ids]) == pytest.approx(
+        moods["against_current"]["ari"], abs=1e-4)
+    assert adjusted_rand_score([before[i] for i in ids], [replaced[i] for i in ids]) < moods["against_current"]["ari"]
 
 
 @pytest.fixture(scope="module")
