@@ -1,4 +1,13 @@
-"""A rebuild keeps its moods' cut at the boundary between clusters and a continuum.
+"""A rebuild keeps what it can of the moods of the bundle it replaces, and says how far they moved.
+
+``read_current`` reads the bundle ``--current`` points at, when it is this catalog's: its checksums verified, its
+mood space the same columns, at least half of the new catalog's tracks (by id) in it. Otherwise the build compares and
+keeps nothing, and says why. From it the build takes three things:
+- its method, where the two catalogs lie either side of a size the method changes at and the new one within 10% of
+  it (``MoodConfig.keeping_regime``; the methods on either side agree at ARI 0.33-0.41: benchmarks/RESULTS.md,
+  "Where the mood method changes");
+- its cut, at the boundary between clusters and a continuum (below);
+- ``against_current``: the ARI between its moods and the new build's, over the tracks both hold.
 
 Under 5,000 tracks the moods are k-means cells where HDBSCAN finds five density moods or more in the mood space,
 and octants where it finds fewer (engine/_moodcoassoc.py). A catalog between the two, whose shares' counts fall on
@@ -9,11 +18,9 @@ link points at and keeps it where its own count splits, or where the current bun
 its stability check's 90% refit keeps the build's (engine/_moodstability.py). Where both counts' shares agree, the
 new count decides: a catalog that has left the boundary takes its own cut.
 
-The current bundle's cut is taken only from a rebuild of the same catalog: its checksums verified, its mood space
-the same columns, and at least half of the new catalog's tracks (by id) in it; otherwise the build says why not
-and its count decides (as it does for a kept K larger than a fit's share of the new tracks: engine/_moodcoassoc.py).
-Nothing is read unless the build's moods count density moods (``coassoc_ks`` "density" with octants for a
-continuum: under ``coassoc_wide_from`` tracks by default).
+A cut is kept only where the build's moods count density moods (``coassoc_ks`` "density" with octants for a
+continuum: under ``coassoc_wide_from`` tracks by default); otherwise, or for a kept K larger than a fit's share of
+the new tracks (engine/_moodcoassoc.py), the build says why not and its count decides.
 """
 
 from __future__ import annotations
