@@ -8,7 +8,7 @@ from typing import Any
 
 from ._genre_metrics import TOP_KS, informative_ks
 from ._moodgeometry import SMOOTHERS
-from ._moodnames import ABSOLUTE
+from ._moodnames import ABSOLUTE, split_name
 from ._moodstability import STEADY_ARI
 
 MOOD_KINDS = {"k-means": "k-means cells", "octants": "octants"}  # a medoid's moods, by what its fits were
@@ -100,8 +100,12 @@ def format_report(manifest: dict[str, Any], *, moods: list[dict[str, Any]] | Non
             f"{s['catalog_std']:.3g})" for f, s in mo["spread"].items()))
     if moods:
         # a catalog without perceptual features shows the descriptors it was clustered on
+        # (and a perceptual one the features its names' words stand for: "danceable" is checked against danceability)
+        words = {w for cl in moods for w in split_name(cl["name"])[1]}
+        named = tuple(dict.fromkeys(w.feature for w in ABSOLUTE if w.word in words and w.feature not in
+                                    MOOD_TABLE_FEATURES))
         shown = tuple(mo["space"]["features"][:6]) if mo.get("space", {}).get("kind") not in (None, "perceptual") \
-            else MOOD_TABLE_FEATURES
+            else MOOD_TABLE_FEATURES + named
         lines += ["", *mood_table(moods, shown, width=width)]
     if mo.get("vocabulary"):
         lines += ["", "  the words of the mood names (each a range of the mood's mean over its tracks):"]
@@ -355,7 +359,7 @@ def mood_table(moods: list[dict[str, Any]], features: tuple[str, ...] = MOOD_TAB
             return f"{v:>{w}.0f}"
         if f == "tempo" or abs(v) >= 10:
             return f"{v:>{w}.1f}"
-        return f"{v:>{w}.3g}" if 0 < abs(v) < 0.1 else f"{v:>{w}.2f}"  # perceptr_var 0.0046, not 0.00
+        return f"{v:>{w}.3g}" if 0 < abs(v) < 0.01 else f"{v:>{w}.2f}"  # perceptr_var 0.0046, not 0.00
 
     lines = [f"  {'id':>3}  {'mood':<{name_width}} {'tracks':>7} {'core':>7} "
              + " ".join(f"{h:>{w}}" for h, w in zip(heads, widths, strict=True)) + "  top genres"]
