@@ -10,13 +10,14 @@ CORE_LEGEND = "~ before a mood: the track is not a core member of it (its neares
 
 
 def _track_cells(t: Any) -> list[str]:
-    return [t.name, ", ".join(t.artists), ", ".join(t.genres), ("" if t.mood_core else "~") + t.mood_name]
+    """A track's id (to query it again), name, artists, genres and mood."""
+    return [t.track_id, t.name, ", ".join(t.artists), ", ".join(t.genres), ("" if t.mood_core else "~") + t.mood_name]
 
 
 def _tracks_table(headers: list[str], rows: list[list[str]], tracks: list[Any], right: tuple[int, ...],
                   width: int | None) -> list[str]:
-    """A table of tracks (the last four columns of ``headers`` are track, artists, genres, mood), with
-    the legend of the ~ marker when a row has one."""
+    """A table of tracks (the last five columns of ``headers`` are id, track, artists, genres, mood; the last four
+    narrow to fit), with the legend of the ~ marker when a row has one."""
     first = len(headers) - 4
     lines = table(headers, rows, right=right, flexible=range(first, first + 4), width=width)
     if any(not t.mood_core for t in tracks):
@@ -29,7 +30,7 @@ def format_response(kind: str, r: Any, width: int | None = None) -> str:
     lines: list[str] = []
     if kind == "similar":
         tracks = [s.track for s in r.results]
-        lines += _tracks_table(["score", "track", "artists", "genres", "mood"],
+        lines += _tracks_table(["score", "id", "track", "artists", "genres", "mood"],
                                [[f"{s.score:.3f}", *_track_cells(s.track)] for s in r.results], tracks, (0,), width)
         st = r.stats
         lines.append(f"{len(r.results)} results in {st.took_ms:.2f} ms; {st.candidates_examined} candidates examined, "
@@ -41,7 +42,7 @@ def format_response(kind: str, r: Any, width: int | None = None) -> str:
         tempo = any("tempo" in e.track.features for e in r.entries)
         rows = [[f"{e.position + 1}", *([f"{e.track.features['tempo']:.0f}"] if tempo else []), *_track_cells(e.track)]
                 for e in r.entries]
-        lines += _tracks_table(["#", *(["tempo"] if tempo else []), "track", "artists", "genres", "mood"], rows,
+        lines += _tracks_table(["#", *(["tempo"] if tempo else []), "id", "track", "artists", "genres", "mood"], rows,
                                [e.track for e in r.entries], (0, 1) if tempo else (0,), width)
     elif kind == "classify":
         lines += [f"{g.probability:6.1%}  {g.genre}" for g in r.genres]
@@ -65,7 +66,8 @@ def format_response(kind: str, r: Any, width: int | None = None) -> str:
                   f"compiled kernels (new-track queries): {r.compiled_kernels or 'not reported (older server)'}"]
     elif kind == "track":
         t = r.track
-        lines += [f"{t.name} by {', '.join(t.artists)} ({', '.join(t.genres)})",
+        lines += [f"{t.track_id}: {t.name or '(no name)'}" + (f" by {', '.join(t.artists)}" if t.artists else "")
+                  + f" ({', '.join(t.genres)})",
                   f"mood {t.mood_id}: {t.mood_name}" + ("" if t.mood_core else " (not a core member)")]
         lines += [f"  {k:<18} {v:g}" for k, v in sorted(t.features.items())]
     else:

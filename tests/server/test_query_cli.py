@@ -71,8 +71,8 @@ def test_tables_fit_the_width_and_cut_cells_never_collide() -> None:
 
 
 def track(name: str, core: bool) -> SimpleNamespace:
-    return SimpleNamespace(name=name, artists=["Artist"], genres=["pop"], mood_core=core, mood_name="calm", mood_id=0,
-                           features={})
+    return SimpleNamespace(track_id=f"id-{name}", name=name, artists=["Artist"], genres=["pop"], mood_core=core,
+                           mood_name="calm", mood_id=0, features={})
 
 
 def test_the_core_marker_has_a_legend_when_shown() -> None:
@@ -80,7 +80,7 @@ def test_the_core_marker_has_a_legend_when_shown() -> None:
     shown = SimpleNamespace(results=[SimpleNamespace(score=0.9, track=track("a", core=False))], stats=stats,
                             unknown_seed_ids=[])
     out = format_response("similar", shown, width=100)
-    assert "~calm" in out and CORE_LEGEND in out
+    assert "~calm" in out and CORE_LEGEND in out and "id-a" in out
     hidden = SimpleNamespace(results=[SimpleNamespace(score=0.9, track=track("a", core=True))], stats=stats,
                              unknown_seed_ids=[])
     assert CORE_LEGEND not in format_response("similar", hidden, width=100)
@@ -109,7 +109,9 @@ def test_a_playlist_table_shows_the_tempo_it_steps_through(running: RunningServe
                  f"127.0.0.1:{running.port}"]) == 0
     lines = capsys.readouterr().out.splitlines()
     header = next(line for line in lines if line.lstrip().startswith("#"))
-    assert header.split()[:3] == ["#", "tempo", "track"]
+    assert header.split()[:4] == ["#", "tempo", "id", "track"]
+    ids = [line.split()[2] for line in lines[lines.index(header) + 1:] if line.strip()[:1].isdigit()]
+    assert len(ids) == 5 and set(ids) <= set(running.holder.require().ids)  # ids to query again
 
 
 def test_no_server_says_where_it_looked(capsys: pytest.CaptureFixture[str]) -> None:
