@@ -35,8 +35,10 @@ How it works
   (moved by ``refine_iterations`` Lloyd steps), and a track HDBSCAN labelled stays core only when its cell
   is its cluster's. Membership strength: the agreeing share of the 10 nearest exemplars, scaled down outside
   the nearest exemplar's core distance. ``assign_points`` reproduces the catalog's labels exactly. A track
-  HDBSCAN saw is core exactly when it is an exemplar; any other counts as core within the nearest
-  exemplar's core distance.
+  HDBSCAN saw is core exactly when it is an exemplar; any other (a new track, or one of a catalog above
+  ``fit_sample``) is core when the nearest track HDBSCAN saw is an exemplar. (Until 2026-12-06 it was core within
+  the nearest exemplar's core distance, which held 99-100% of a catalog's own tracks where HDBSCAN held 74-75%;
+  bundles without the noise points ``others_`` still use that.)
 - Stability is measured in every build (engine/_moodstability.py): the same method on a random 90%
   of the tracks, the ARI over all tracks against the full fit; across seeds when a seed plays a part.
 - Names (engine/_moodnames.py) come from each mood's mean on absolute scales.
@@ -114,7 +116,9 @@ class MoodModel:
         self.exemplars_ = np.ascontiguousarray(points[fitted][core], dtype=np.float32)
         self.exemplar_labels_ = labels[core].astype(np.int32)
         self.exemplar_radius_ = kth_neighbour_distance(self.exemplars_, facts["radius_samples"])
-        self._exemplar_tree = None  # built on first use from the new exemplars
+        # the tracks HDBSCAN saw and called noise: a new track is core when its nearest such track is an exemplar
+        self.others_ = np.ascontiguousarray(points[fitted][~core], dtype=np.float32)
+        self._exemplar_tree = self._others_tree = None  # built on first use from the new points
 
         t0 = time.perf_counter()
         self.labels_, self.strength_, self.is_core_ = self.assign_points(points)
@@ -357,7 +361,11 @@ class MoodModel:
             labels[own] = votes[own, 0]
         share = counts[np.arange(len(points)), labels] / k
         radius = self.exemplar_radius_[nearest[:, 0]]
-        is_core = dist[:, 0] <= radius
+        others = getattr(self, "others_", None)
+        if others is not None and len(others):  # HDBSCAN's verdict on the nearest track it saw
+            is_core = dist[:, 0] <= query(self._tree(others), points, 1)[0][:, 0]
+        else:  # bundles before 2026-12-06 (or no noise): within the nearest exemplar's core distance
+            is_core = dist[:, 0] <= radius
         closeness = np.where(is_core, 1.0, radius / np.maximum(dist[:, 0], 1e-12))
         return labels, (share * closeness).astype(np.float32), is_core
 
@@ -366,12 +374,14 @@ class MoodModel:
         centroids = getattr(self, "centroids_", None)
         return len(centroids) if centroids is not None else int(self.exemplar_labels_.max()) + 1
 
-    def _tree(self) -> Any:
+    def _tree(self, others: np.ndarray | None = None) -> Any:
+        """The KD-tree of the exemplars (or, given ``others_``, of those), built once."""
         from scipy.spatial import cKDTree
 
-        if getattr(self, "_exemplar_tree", None) is None:
-            self._exemplar_tree = cKDTree(self.exemplars_.astype(np.float64))
-        return self._exemplar_tree
+        name = "_exemplar_tree" if others is None else "_others_tree"
+        if getattr(self, name, None) is None:
+            setattr(self, name, cKDTree((self.exemplars_ if others is None else others).astype(np.float64)))
+        return getattr(self, name)
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "exemplars_"):
@@ -386,6 +396,7 @@ class MoodModel:
             "space_columns": np.asarray(self.space.columns, dtype=np.int64),
             "space_weights": np.asarray(self.space.weights, dtype=np.float64),
             **({"centroids": self.centroids_} if getattr(self, "centroids_", None) is not None else {}),
+            **({"others": self.others_} if getattr(self, "others_", None) is not None else {}),
         }
 
     @classmethod
@@ -401,6 +412,7 @@ class MoodModel:
         self.exemplar_labels_ = arrays["exemplar_labels"]
         self.exemplar_radius_ = arrays["exemplar_radius"]
         self.centroids_ = np.asarray(arrays["centroids"], dtype=np.float32) if "centroids" in arrays else None
+        self.others_ = np.ascontiguousarray(arrays["others"], dtype=np.float32) if "others" in arrays else None
         self.clusters_ = clusters
         self.metrics_ = metrics or {}
         return self
