@@ -21,6 +21,7 @@ def format_report(manifest: dict[str, Any], *, moods: list[dict[str, Any]] | Non
     lines = [
         f"musicrec bundle (format {manifest['format_version']}), created {manifest['created_at']}",
         f"source   {manifest['source']['path']}  sha256 {manifest['source']['sha256'][:16]}...",
+        *update_lines(manifest.get("update")),
         "",
         "rows",
         f"  read                 {c['rows_read']:>9,}",
@@ -295,6 +296,20 @@ def heavy_drops(dropped: Mapping[str, int], rows_read: int, imputed: Mapping[str
             out.append(f"{n:,} of the {rows_read:,} rows ({n / rows_read:.0%}) were dropped for one reason, {reason}: "
                        + how)
     return out
+
+
+def update_lines(update: Mapping[str, Any] | None) -> list[str]:
+    """What ``musicrec add`` changed (engine/_update.py), and which figures are still the last full build's."""
+    if not update:
+        return []
+    since = update.get("since_full_build") or {}
+    verdict = (update.get("drift") or {}).get("verdict")
+    return [f"update   {update['added']:,} tracks added and {update['removed']:,} removed by musicrec add, from "
+            f"{update['base']['path']} ({update['base']['tracks']:,} tracks); since the last full build "
+            f"{since.get('added', 0):,} added and {since.get('removed', 0):,} removed"
+            + (f"; {verdict}" if verdict else ""),
+            "         the rows, moods (but their table's sizes), genre and similar figures below are the last full "
+            "build's; tracks indexed is this version's"]
 
 
 def current_line(against: Mapping[str, Any]) -> str:

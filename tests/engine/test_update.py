@@ -168,9 +168,16 @@ def test_a_crafted_blocks_file_is_refused_with_its_name(updated: Path, parts: di
 
 def test_the_report_counts_and_refuses(updated: Path, parts: dict[str, Path], tmp_path: Path,
                                        capsys: pytest.CaptureFixture[str]) -> None:
-    u = load_bundle(updated).manifest["update"]
+    manifest = load_bundle(updated).manifest
+    u = manifest["update"]
     assert u["removed"] > 15 and u["remove_ids_not_found"] == 1 and u["added"] > 50
     assert u["drift"]["rebuild_due"] is False, u["drift"]
+    # `musicrec report` says what the update changed, and that the rest is the last full build's
+    from engine import format_report
+
+    report = format_report(manifest)
+    assert f"update   {u['added']:,} tracks added and {u['removed']:,} removed by musicrec add" in report
+    assert "figures below are the last full build's" in report
     # the same tracks again: every one is refused, and nothing changes
     assert main(["add", str(parts["y"]), "--to", str(updated), "--out", str(tmp_path / "c"), "--quiet"]) == 2
     assert "nothing to change" in capsys.readouterr().err and not (tmp_path / "c").exists()
