@@ -21,7 +21,7 @@ from ._arrays import save_npz
 from ._background import Background
 from ._bundle import atomic_bundle_dir, library_versions, sha256_file, write_manifest
 from ._candidates import IndexSource
-from ._catalog import Catalog, catalog_songs
+from ._catalog import Catalog, case_only_genres, catalog_songs
 from ._config import BuildConfig, choose_index_kind, new_track_index_config, wants_new_track_index
 from ._crossfit import OOF_FILE, CrossFit, cross_fit, oof_arrays
 from ._diagnostics import FILE as EVALUATION_FILE
@@ -87,6 +87,9 @@ def build_bundle(
                 f"{sum(rep.imputed.values())} values imputed)")
             for warning in heavy_drops(rep.dropped, rep.rows_read, rep.imputed):
                 say(f"warning: {warning}")
+            for same in case_only_genres(catalog.genre_names):
+                say(f"warning: genres {', '.join(repr(g) for g in same)} differ only in case; they are kept apart as "
+                    "different genres (write them alike in the file to make them one)")
             for col, n in rep.flag_blanks.items():
                 if n:
                     say(f"{n} tracks have no {col} value (unknown: {col} filters leave them out)")
@@ -275,6 +278,7 @@ def build_bundle(
                            "bytes": source.stat().st_size},
                 "counts": {
                     "rows_read": rep.rows_read, "tracks": rep.tracks, "dropped": rep.dropped,
+                    "case_only_genres": [list(g) for g in case_only_genres(catalog.genre_names)],
                     "imputed": rep.imputed, "exact_duplicates": rep.exact_duplicates,
                     "duplicates_merged": rep.id_duplicates_merged, "id_conflicts": rep.id_conflicts,
                     "multi_genre_tracks": rep.multi_genre_tracks, "missing_metadata": rep.missing_metadata,

@@ -154,6 +154,15 @@ def song_keys(names: np.ndarray | None, artists: np.ndarray | None) -> np.ndarra
     return pd.factorize(np.asarray(keys, dtype=object))[0].astype(np.int64)
 
 
+def case_only_genres(genre_names: tuple[str, ...]) -> list[tuple[str, ...]]:
+    """Groups of genre names that differ only in case ("Rock", "rock"): the catalog keeps them apart, and the build
+    says so."""
+    groups: dict[str, list[str]] = {}
+    for g in genre_names:
+        groups.setdefault(g.casefold(), []).append(g)
+    return [tuple(names) for names in groups.values() if len(names) > 1]
+
+
 def catalog_songs(catalog: Catalog, name_column: str | None) -> np.ndarray:
     """The song key of every track of ``catalog`` (``song_keys`` over its name and artists columns)."""
     names = catalog.metadata.get(name_column or "")

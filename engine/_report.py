@@ -50,6 +50,9 @@ def format_report(manifest: dict[str, Any], *, moods: list[dict[str, Any]] | Non
     if c.get("id_conflicts"):
         lines.append(f"  id conflicts         {c['id_conflicts']:>9,}  rows whose features differ from the "
                      "first row of their id (first kept)")
+    for same in c.get("case_only_genres", []):
+        lines.append(f"  warning: genres {', '.join(repr(g) for g in same)} differ only in case; kept apart as "
+                     "different genres")
     if c.get("skipped_columns"):
         lines.append(f"  optional columns not in the file: {', '.join(c['skipped_columns'])}")
     pca, idx = m["pca"], m["index"]
@@ -68,6 +71,7 @@ def format_report(manifest: dict[str, Any], *, moods: list[dict[str, Any]] | Non
     mo = m["moods"]
     ka = mo.get("coassoc") or {}  # with the co-association: its moods and how other tracks are assigned
     kind = MOOD_KINDS[ka.get("cells", "k-means")] if ka.get("moods") == "medoid" else "HDBSCAN clusters"
+    kind = kind.removesuffix("s") if mo["clusters"] == 1 else kind  # "1 octant", "1 HDBSCAN cluster"
     nearest = "mood centroid" if ka.get("assign") == "centroid" else "core"
     cores = (f"HDBSCAN cores hold {mo['core_coverage']:.1%} of tracks, the rest assigned to the nearest {nearest}"
              if mo["core_coverage"] > 0 else "HDBSCAN found no core track"

@@ -289,3 +289,10 @@ def test_the_report_warns_of_a_column_that_drops_or_fills_many_rows_and_names_co
     assert "constant in this catalog, so of no weight: mode" in report
     filled = build_bundle(tmp_path / "c.csv", tmp_path / "i", config.replace(schema={"missing": "impute"}))
     assert "(33%) had missing or non-finite liveness, set to the column's median" in format_report(filled)
+
+
+def test_genres_that_differ_only_in_case_are_named() -> None:
+    from engine._catalog import case_only_genres
+
+    assert case_only_genres(("ROCK", "jazz", "pop", "rock", "Rock")) == [("ROCK", "rock", "Rock")]
+    assert case_only_genres(("jazz", "pop")) == []
