@@ -95,3 +95,18 @@ class ServicerContext:
 
     def is_active(self) -> bool:
         return True
+
+
+def report_run(script: str, argv: Sequence[str] | None, json_path: Any, facts: Mapping[str, Any]) -> None:
+    """Print the command that reproduces a run and the machine it ran on, and write ``facts`` with both to
+    ``json_path`` (a Path, or None for no file)."""
+    import json
+    import platform
+    import sys
+
+    command = " ".join(["python", f"benchmarks/{script}", *(sys.argv[1:] if argv is None else argv)])
+    machine = f"{platform.machine()}, {os.cpu_count()} cpus, python {platform.python_version()}"
+    print(f"\n{command}  ({machine})")
+    if json_path is not None:
+        json_path.write_text(json.dumps({"command": command, "machine": machine, **facts}, indent=2) + "\n",
+                             encoding="utf-8")

@@ -21,7 +21,6 @@ import contextlib
 import io
 import json
 import os
-import platform
 import sys
 import tempfile
 from pathlib import Path
@@ -31,8 +30,11 @@ import pandas as pd
 from sklearn.metrics import adjusted_rand_score
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from _timing import report_run  # noqa: E402
 
 from engine import load_bundle  # noqa: E402
 
@@ -116,12 +118,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"the first build's moods: with --current {row['ari_with_current']}, fresh {row['ari_fresh']}; "
                   f"the fresh build's 90% refit {st['ari_subsample_all_tracks']}, its tracks built alone "
                   f"{(st.get('subsample_fresh') or {}).get('ari_all_tracks')}; warns: {row['fresh_warns']}")
-    command = "python benchmarks/mood_seam.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    machine = f"{platform.machine()}, {os.cpu_count()} cpus, python {platform.python_version()}"
-    print(f"\n{command.strip()}  ({machine})")
-    if args.json:
-        facts = {"command": command.strip(), "machine": machine, "pairs": results}
-        args.json.write_text(json.dumps(facts, indent=2) + "\n", encoding="utf-8")
+    report_run("mood_seam.py", argv, args.json, {"pairs": results})
     return 0
 
 

@@ -18,9 +18,6 @@ figures beside plain standardization (no transforms, no PCA: the yardstick of "R
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -30,8 +27,11 @@ import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from _timing import report_run  # noqa: E402
 
 from engine import Preprocessor, audio_schema, read_catalog  # noqa: E402
 from engine._catalog import catalog_songs  # noqa: E402
@@ -110,12 +110,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{r['genre_precision_at_10_not_whitened']:.4f} | "
                   f"{r['genre_precision_at_10_plain_standardization']:.4f} | "
                   f"{'whitened' if r['whitened'] else 'not whitened'} |")
-    command = "python benchmarks/whitening_auto.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    machine = f"{platform.machine()}, {os.cpu_count()} cpus, python {platform.python_version()}"
-    print(f"\n{command.strip()}  ({machine})")
-    if args.json:
-        facts = {"command": command.strip(), "machine": machine, "rows": rows}
-        args.json.write_text(json.dumps(facts, indent=2) + "\n")
+    report_run("whitening_auto.py", argv, args.json, {"rows": rows})
     return 0
 
 
