@@ -180,14 +180,15 @@ def build_bundle(
             replaced, read = read_current(current, space, catalog.ids)
             if replaced is None and current is not None:
                 say(f"the current bundle's moods are not compared or kept: {read['none']}")
+            clustered = min(len(catalog), config.moods.fit_sample)
             mood_config, regime = config.moods, None
             if replaced is not None:  # a catalog that crossed a size where the method changes keeps its method
-                mood_config, regime = config.moods.keeping_regime(min(len(catalog), config.moods.fit_sample),
-                                                                  replaced.fit_tracks)
+                theirs = replaced.regime or config.moods.regime(replaced.fit_tracks)  # (older bundles: by their size)
+                mood_config, regime = config.moods.keeping_regime(clustered, theirs, replaced.fit_tracks)
                 if regime:
                     say(regime["says"])
             keep, carried = cut_to_keep(replaced, read, mood_config, space, len(catalog))
-            if replaced is not None:
+            if "cut" in carried or (replaced is not None and mood_config.regime(clustered) == "few"):
                 say(f"the current bundle's mood cut: {carried.get('says') or 'not kept: ' + carried['none']}")
             moods = MoodModel(config=mood_config, space=space, seed=config.seed).fit(
                 mood_points, catalog.features, catalog.feature_names,
@@ -195,6 +196,7 @@ def build_bundle(
             save_npz(tmp / "moods.npz", moods.to_arrays())
             (tmp / "moods.json").write_text(json.dumps(moods.clusters_, indent=1) + "\n", encoding="utf-8")
             m = moods.metrics_
+            m["regime"] = mood_config.regime(clustered)  # what a rebuild with --current at this bundle keeps
             m["current_cut"] = {**carried, "kept": "kept" in (m.get("coassoc") or {})}
             if regime:
                 m["current_regime"] = regime
@@ -260,7 +262,7 @@ def build_bundle(
         if (crossfit is None or model is None) and len(catalog.genre_names) > 1 \
                 and (np.diff(catalog.genre_indptr) > 0).sum() >= MIN_QUERIES:
             with stage("similar-eval"):
-                similar_metrics = _evaluate_audio_only(catalog, config, vectors)
+                similar_metrics = _evaluate_audio_only(catalog, config, vectors, whitening)
         elif crossfit is not None and model is not None and len(crossfit.scored):
             with stage("similar-eval"):
                 similar_metrics = _evaluate_similar(catalog, config, index, vectors, transformed, crossfit, model)
@@ -361,18 +363,21 @@ def _evaluate_similar(catalog: Catalog, config: BuildConfig, index: faiss.Index,
     return metrics
 
 
-def _evaluate_audio_only(catalog: Catalog, config: BuildConfig, vectors: np.ndarray) -> dict[str, Any]:
+def _evaluate_audio_only(catalog: Catalog, config: BuildConfig, vectors: np.ndarray,
+                         whitening: dict[str, Any] | None) -> dict[str, Any]:
     """Without a genre classifier (``--no-genre``, or one that could not be trained) a labelled catalog's
-    retrieval is still scored: audio-only genre-precision@10 in the shipped vectors and on the raw features
-    standardized, the same by-id queries."""
+    retrieval is still scored: audio-only genre-precision@10 in the shipped vectors (as ``whitening`` measured
+    them, when it did: the same queries) and on the raw features standardized, the same by-id queries."""
     queries = eval_queries(np.flatnonzero(np.diff(catalog.genre_indptr) > 0), config.seed)
     songs = catalog_songs(catalog, config.schema.name_column)
     agreement = GenreAgreement(catalog.genre_indptr, catalog.genre_codes, len(catalog.genre_names))
+    measured = whitening.get("genre_precision_at_10_" + ("whitened" if whitening["whitened"] else "not_whitened")) \
+        if whitening and whitening.get("measured") else None
     return {"protocol": "exact cosine alone (no genre re-ranking: no classifier) for by-id queries of labelled "
                         "catalog tracks, the query's own song excluded",
             "queries": len(queries), "k": 10,
-            "genre_precision_at_10_cosine": audio_only_precision(vectors, queries, catalog.genre_matrix(), songs,
-                                                                 agreement, config.similar.candidates),
+            "genre_precision_at_10_cosine": measured if measured is not None else audio_only_precision(
+                vectors, queries, catalog.genre_matrix(), songs, agreement, config.similar.candidates),
             "genre_precision_at_10_plain_standardization": _plain_precision(catalog, queries, songs, agreement,
                                                                             config.similar.candidates)}
 

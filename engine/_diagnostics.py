@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from ._arrays import load_npz, pack_strings, unpack_strings
-from ._families import family_matrix
+from ._families import coarser_families
 
 FILE = "evaluation.npz"
 BINS = 15  # as calibration_error's default, so the diagram and the ECE agree
@@ -36,8 +36,8 @@ LEVELS = ("genre", "family")
 def genre_diagnostics(proba: np.ndarray, truth: np.ndarray, genre_names: Sequence[str]) -> dict[str, np.ndarray]:
     """The arrays of ``evaluation.npz`` from held-out probabilities (n, n_genres) and multi-hot truth."""
     out = _level("genre", proba, truth.astype(bool), genre_names)
-    found = family_matrix(tuple(genre_names))
-    if found is not None and len(found[1]) < len(genre_names):  # one genre a family: it would repeat the genres
+    found = coarser_families(tuple(genre_names))
+    if found is not None:
         m, names = found
         out.update(_level("family", proba @ m, (truth.astype(np.float32) @ m) > 0, names))
     return out

@@ -67,6 +67,13 @@ def family_matrix(genre_names: tuple[str, ...],
     return m, tuple(names)
 
 
+def coarser_families(genre_names: tuple[str, ...]) -> tuple[np.ndarray, tuple[str, ...]] | None:
+    """``family_matrix``, where the families are fewer than the genres: None also where each genre is a family of
+    its own (family scores and figures would repeat the genres')."""
+    found = family_matrix(genre_names)
+    return found if found is not None and len(found[1]) < len(genre_names) else None
+
+
 def genre_key(name: str) -> str:
     """A genre's name as the family table matches it: without case, spaces or punctuation, and without
     "and"/"n" between words, so GTZAN's "hiphop" is "hip-hop", "R&B" is "r-n-b", "Drum & Bass" is

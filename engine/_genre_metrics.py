@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import f1_score
 
-from ._families import MIN_COVERAGE, SPOTIFY_GENRE_FAMILIES, family_matrix
+from ._families import MIN_COVERAGE, SPOTIFY_GENRE_FAMILIES, coarser_families, family_matrix, genre_key
 
 TOP_KS = (1, 2, 3, 5)
 
@@ -67,8 +67,11 @@ def calibration(proba: np.ndarray, truth: np.ndarray) -> dict[str, float]:
 
 def families_unavailable(genre_names: tuple[str, ...]) -> str:
     """Why family scores are not computed for these genres (the report prints it)."""
-    known = {g for genres in SPOTIFY_GENRE_FAMILIES.values() for g in genres}
-    covered = sum(g in known for g in genre_names)
+    if family_matrix(genre_names) is not None:  # covered, but one genre a family
+        return (f"each of this catalog's {len(genre_names)} genres is a family of its own in the genre family table "
+                "(engine/_families.py), so family scores would repeat the genre scores")
+    known = {genre_key(g) for genres in SPOTIFY_GENRE_FAMILIES.values() for g in genres}
+    covered = sum(genre_key(g) in known for g in genre_names)
     return (f"the genre family table (engine/_families.py: Spotify's genres in {len(SPOTIFY_GENRE_FAMILIES)} "
             f"families) covers {covered} of this catalog's {len(genre_names)} genres, under the "
             f"{MIN_COVERAGE:.0%} it needs; the genres themselves are the coarsest level here")
@@ -78,13 +81,10 @@ def family_metrics(proba: np.ndarray, truth: np.ndarray, genre_names: tuple[str,
                    train_truth: np.ndarray) -> dict[str, Any]:
     """The same scores on coarse genre families (engine/_families.py): a family's probability is
     the sum of its genres'; correct = the family holds any of the track's genres."""
-    found = family_matrix(genre_names)
+    found = coarser_families(genre_names)
     if found is None:
         return {"skipped": families_unavailable(genre_names)}
     m, names = found
-    if len(names) == len(genre_names):  # one genre a family: the scores would repeat the genres'
-        return {"skipped": f"each of this catalog's {len(genre_names)} genres is a family of its own in the genre "
-                           "family table (engine/_families.py), so family scores would repeat the genre scores"}
     fam_proba = proba @ m
     fam_truth = (truth.astype(np.float32) @ m) > 0
     order = np.argsort(-fam_proba, axis=1)

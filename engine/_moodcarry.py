@@ -48,7 +48,8 @@ class Current:
     """The bundle a rebuild replaces, as far as its moods go (``read_current``)."""
 
     name: str
-    fit_tracks: int  # the tracks its moods clustered (what chose its method)
+    fit_tracks: int  # the tracks its moods clustered
+    regime: str | None  # the method they took (``MoodConfig.regime``); None in bundles from before 2026-12-06
     coassoc: dict[str, Any]  # its moods' co-association facts (its cut: ``cut_of``)
     ids: np.ndarray
     labels: np.ndarray  # its mood of each of ``ids``
@@ -75,6 +76,9 @@ def read_current(link: str | os.PathLike[str] | None, space: MoodSpace,
         held = stored_strings(load_npz(target / "tracks.npz"), "ids")
         labels = load_npz(target / "moods.npz")["labels"]
         fit_tracks = int(moods.get("fit_tracks", len(held)))
+        regime = moods.get("regime")
+        if regime is not None and not isinstance(regime, str):
+            raise TypeError(f"the manifest's mood method is {regime!r}")
         coassoc = _mapping(moods.get("coassoc"))
         if len(labels) != len(held):
             raise ValueError(f"{len(labels)} mood labels for {len(held)} tracks")
@@ -84,22 +88,15 @@ def read_current(link: str | os.PathLike[str] | None, space: MoodSpace,
     if share < SAME_CATALOG:
         return None, {"bundle": str(target), "none": f"it holds {share:.0%} of this catalog's tracks, under "
                                                      f"{SAME_CATALOG:.0%}: another catalog, not a rebuild"}
-    return Current(target.name, fit_tracks, coassoc, held, labels, share), {"bundle": str(target),
+    return Current(target.name, fit_tracks, regime, coassoc, held, labels, share), {"bundle": str(target),
                                                                             "shared_tracks": round(share, 4)}
-
-
-def current_cut(link: str | os.PathLike[str] | None, config: MoodConfig, space: MoodSpace,
-                ids: np.ndarray) -> tuple[KeptCut | None, dict[str, Any]]:
-    """The cut of the bundle ``link`` points at, for a build of ``ids`` (its tracks) in ``space`` with ``config``
-    to keep where its count of density moods splits or the bundle's did: (the cut or None, what the report says:
-    the bundle, its cut, or why none is kept)."""
-    current, said = read_current(link, space, ids)
-    return cut_to_keep(current, said, config, space, len(ids))
 
 
 def cut_to_keep(current: Current | None, said: dict[str, Any], config: MoodConfig, space: MoodSpace,
                 tracks: int) -> tuple[KeptCut | None, dict[str, Any]]:
-    """``current_cut`` of a bundle ``read_current`` read (``said``: what it said of it)."""
+    """The cut of the bundle ``read_current`` read (``said``: what it said of it), for a build of ``tracks`` tracks
+    with ``config`` in ``space``, to keep where its count of density moods splits or the bundle's did: (the cut or
+    None, what the report says: the bundle, its cut, or why none is kept)."""
     if current is None:
         return None, said
     resolved = config.resolved(min(tracks, config.fit_sample))

@@ -280,27 +280,29 @@ class MoodConfig:
             return "few" if tracks < self.coassoc_wide_from else "wide"
         return "small" if tracks < self.small_catalog else "large"
 
-    def keeping_regime(self, tracks: int, current_tracks: int) -> tuple[MoodConfig, dict[str, Any] | None]:
-        """This configuration for a rebuild of ``tracks`` tracks clustered whose current bundle clustered
-        ``current_tracks``: where the two fall on either side of a size the method changes at (a seam:
-        ``coassoc_wide_from``, ``coassoc_until`` or ``small_catalog``) and the rebuild lies within ``SEAM_BAND`` of it,
-        the seam moves past the rebuild, so it keeps the current bundle's method (and facts saying so); else as it is.
-        Every method replaces the other's moods (ARI 0.34 between a catalog of 4,996 tracks and the same with 90
-        more, benchmarks/RESULTS.md), so a catalog that moves a little across a seam keeps what it has."""
-        ours, theirs = self.regime(tracks), self.regime(current_tracks)
+    def keeping_regime(self, tracks: int, theirs: str, current_tracks: int) -> tuple[MoodConfig, dict[str, Any] | None]:
+        """This configuration for a rebuild of ``tracks`` tracks clustered whose current bundle took the method
+        ``theirs`` (a ``regime``) on ``current_tracks``: where this build's size would take another method, and lies
+        within ``SEAM_BAND`` of a size the method changes at (a seam: ``coassoc_wide_from``, ``coassoc_until`` or
+        ``small_catalog``) whose move gives it ``theirs``, the seam moves past the rebuild, so it keeps the current
+        bundle's method (and facts saying so); else as it is. The methods on either side do not agree (ARI 0.33-0.41
+        just either side of 5,000 tracks: benchmarks/RESULTS.md, "Where the mood method changes"), so a catalog that
+        moves a little across a seam keeps what it has, for as long as it stays within the band. (Kept across
+        ``coassoc_until``, HDBSCAN's min_samples, 5% of the tracks up to 5% of that seam, may pass its cap by 10%.)"""
+        ours = self.regime(tracks)
         if ours == theirs:
             return self, None
-        for key in self.seams_between(tracks, current_tracks):
+        for key in ("coassoc_wide_from", "coassoc_until", "small_catalog"):
             seam = getattr(self, key)
             if not SEAM_BAND * seam <= tracks < seam / SEAM_BAND:
                 continue
-            moved = dataclasses.replace(self, **{key: tracks + 1 if current_tracks < seam else tracks})
+            moved = dataclasses.replace(self, **{key: tracks + 1 if tracks >= seam else tracks})
             if moved.regime(tracks) == theirs:
                 return moved, {"regime": theirs, "instead_of": ours, "seam": key, "at": seam,
                                "current_tracks": current_tracks,
-                               "says": f"kept the current bundle's mood method ({REGIMES[theirs]}): its "
-                                       f"{current_tracks:,} tracks and these {tracks:,} lie either side of moods.{key} "
-                                       f"= {seam:,}, this build within {1 - SEAM_BAND:.0%} of it"}
+                               "says": f"kept the current bundle's mood method ({REGIMES[theirs]}, on its "
+                                       f"{current_tracks:,} tracks): these {tracks:,} lie within {1 - SEAM_BAND:.0%} "
+                                       f"of moods.{key} = {seam:,}, where the method changes"}
         return self, None
 
     def seams_between(self, tracks: int, other: int) -> list[str]:

@@ -36,9 +36,9 @@ How it works
   is its cluster's. Membership strength: the agreeing share of the 10 nearest exemplars, scaled down outside
   the nearest exemplar's core distance. ``assign_points`` reproduces the catalog's labels exactly. A track
   HDBSCAN saw is core exactly when it is an exemplar; any other (a new track, or one of a catalog above
-  ``fit_sample``) is core when the nearest track HDBSCAN saw is an exemplar. (Until 2026-12-06 it was core within
-  the nearest exemplar's core distance, which held 99-100% of a catalog's own tracks where HDBSCAN held 74-75%;
-  bundles without the noise points ``others_`` still use that.)
+  ``fit_sample``) is core when the nearest track HDBSCAN saw is an exemplar and it lies within that exemplar's
+  core distance. (Until 2026-12-06 the distance alone decided, which held 99-100% of unseen tracks where HDBSCAN
+  held 74-76%; bundles without the noise points ``others_`` still use it.)
 - Stability is measured in every build (engine/_moodstability.py): the same method on a random 90%
   of the tracks, the ARI over all tracks against the full fit; across seeds when a seed plays a part.
 - Names (engine/_moodnames.py) come from each mood's mean on absolute scales.
@@ -123,7 +123,7 @@ class MoodModel:
         t0 = time.perf_counter()
         self.labels_, self.strength_, self.is_core_ = self.assign_points(points)
         # Tracks HDBSCAN saw are core exactly when it labelled them; the others (catalogs above
-        # fit_sample) when they lie within an exemplar's core distance.
+        # fit_sample) as assign_points estimates its verdict.
         self.is_core_[fitted] = hdbscan_core
         assign_seconds = time.perf_counter() - t0
         n_clusters = self._n_clusters()
@@ -343,7 +343,9 @@ class MoodModel:
         Label: a point that is an exemplar (a core track) keeps its own label; any other point takes
         the majority of its nearest exemplars. Strength: the share of them that agree with the
         label, scaled down by how far the point lies outside the nearest exemplar's core radius.
-        Core: within that radius (for tracks HDBSCAN did not see, an estimate of its verdict).
+        Core: within the nearest exemplar's core radius, and (where the model keeps ``others_``, the tracks
+        HDBSCAN called noise) the nearest track HDBSCAN saw is an exemplar: for tracks it did not see, an estimate
+        of its verdict.
         """
         self._check_fitted()
         points = np.ascontiguousarray(points, dtype=np.float32)
@@ -362,11 +364,13 @@ class MoodModel:
         share = counts[np.arange(len(points)), labels] / k
         radius = self.exemplar_radius_[nearest[:, 0]]
         others = getattr(self, "others_", None)
-        if others is not None and len(others):  # HDBSCAN's verdict on the nearest track it saw
-            is_core = dist[:, 0] <= query(self._tree(others), points, 1)[0][:, 0]
-        else:  # bundles before 2026-12-06 (or no noise): within the nearest exemplar's core distance
+        if others is None:  # bundles before 2026-12-06: within the nearest exemplar's core distance
             is_core = dist[:, 0] <= radius
-        closeness = np.where(is_core, 1.0, radius / np.maximum(dist[:, 0], 1e-12))
+        elif len(others):  # HDBSCAN's verdict on the nearest track it saw, and never far outside every core
+            is_core = (dist[:, 0] <= query(self._tree(others), points, 1)[0][:, 0]) & (dist[:, 0] <= radius)
+        else:  # HDBSCAN called no track noise
+            is_core = dist[:, 0] <= radius
+        closeness = np.minimum(1.0, radius / np.maximum(dist[:, 0], 1e-12))
         return labels, (share * closeness).astype(np.float32), is_core
 
     def _n_clusters(self) -> int:

@@ -90,12 +90,14 @@ def measure_stability(model: MoodModel, points: np.ndarray, *, share: float = 0.
     other, alone = refit(fit_on, model.seed)
     fresh = fresh or model.config
     ours, theirs = model.config.regime(min(n, limit)), fresh.regime(len(fit_on))
+    # the seam between the two sizes, as this build (with a kept method: moved) or a fresh one places it
+    seam = next(iter(fresh.seams_between(len(fit_on), min(n, limit))
+                     or model.config.seams_between(len(fit_on), min(n, limit))), None)
     crossed = None
-    if theirs != ours:  # a build of the refit's tracks alone, at their own size, takes another method
-        seam = next(iter(fresh.seams_between(len(fit_on), min(n, limit))), "")
+    if theirs != ours and seam is not None:  # a build of the refit's tracks alone, at their size, takes another method
         say(f"stability: the same tracks built alone ({len(fit_on):,}, across moods.{seam}: {REGIMES[theirs]})")
         alone_fit = MoodModel(config=fresh, space=model.space, seed=model.seed).fit(points[fit_on], None, ())
-        crossed = {"method": REGIMES[theirs], "seam": seam, "at": getattr(fresh, seam, None),
+        crossed = {"method": REGIMES[theirs], "seam": seam, "at": getattr(fresh, seam),
                    "ari_all_tracks": against(alone_fit)}
     both = model.is_core_[fit_on] & other.is_core_  # over the tracks the subsample fit clustered
     out: dict[str, Any] = {

@@ -87,14 +87,16 @@ def test_a_given_smoothing_keeps_the_smoothing_where_the_co_association_is_the_d
 def test_a_rebuild_keeps_its_method_only_within_a_tenth_of_the_size_it_crossed() -> None:
     config = MoodConfig()
     assert [config.regime(n) for n in (4_999, 5_000, 49_999, 50_000)] == ["few", "wide", "wide", "large"]
-    grown, said = config.keeping_regime(5_086, 4_996)
+    grown, said = config.keeping_regime(5_086, "few", 4_996)
     assert grown.regime(5_086) == "few" and said is not None and said["seam"] == "coassoc_wide_from"
-    assert grown.regime(4_577) == "few"  # its 90% refit, as a rebuild with --current, keeps it too
-    shrunk, said = config.keeping_regime(4_600, 5_200)  # the other way
-    assert shrunk.regime(4_600) == "wide" and said is not None and said["instead_of"] == "few"
-    assert config.keeping_regime(5_600, 4_996) == (config, None)  # past 5,555: the size decides
-    assert config.keeping_regime(4_400, 5_200) == (config, None)  # under 4,500
-    assert config.keeping_regime(4_000, 3_000) == (config, None)  # the same method
-    field, said = config.keeping_regime(52_000, 49_000)
+    again, said = config.keeping_regime(5_400, "few", 5_086)  # its next rebuild: the method it kept, still
+    assert again.regime(5_400) == "few" and said is not None
+    shrunk, said = config.keeping_regime(4_600, "wide", 5_200)  # the other way
+    assert shrunk.regime(4_600) == "wide" and shrunk.regime(4_140) == "few" and said is not None
+    assert said["instead_of"] == "few" and "within 10% of moods.coassoc_wide_from = 5,000" in said["says"]
+    assert config.keeping_regime(5_600, "few", 5_086) == (config, None)  # past 5,555: the size decides
+    assert config.keeping_regime(4_400, "wide", 5_200) == (config, None)  # under 4,500
+    assert config.keeping_regime(4_000, "few", 3_000) == (config, None)  # the same method
+    field, said = config.keeping_regime(52_000, "wide", 49_000)
     assert field.regime(52_000) == "wide" and said is not None and said["seam"] == "coassoc_until"
     assert config.seams_between(4_000, 60_000) == ["coassoc_wide_from", "coassoc_until", "small_catalog"]

@@ -15,7 +15,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from engine import BuildConfig, MoodConfig, build_bundle, load_bundle, synthetic_catalog
 from engine._config import GenreConfig
-from engine._moodcarry import current_cut
+from engine._moodcarry import cut_to_keep, read_current
 from engine._moods import MoodSpace
 from indexer.cli import main
 
@@ -35,6 +35,12 @@ def borderline_catalog(spread: float = 0.12, seed: int = 2) -> pd.DataFrame:
     for j, column in enumerate(THREE):
         catalog[column] = raw[:, j]
     return catalog
+
+
+def current_cut(link: Path | None, config: MoodConfig, space: MoodSpace, ids: np.ndarray):  # type: ignore[no-untyped-def]
+    """The cut a build of ``ids`` keeps from the bundle ``link`` points at, and what it says (as engine/_build.py)."""
+    current, said = read_current(link, space, ids)
+    return cut_to_keep(current, said, config, space, len(ids))
 
 
 def moods_by_id(bundle: Path) -> dict[str, int]:
@@ -99,6 +105,20 @@ def test_a_rebuild_just_across_a_size_where_the_method_changes_keeps_the_method_
     crossed = fresh["stability"]["subsample_fresh"]
     assert crossed["seam"] == "coassoc_wide_from" and crossed["at"] == 1000
     assert ("where the mood method changes" in fresh["stability"].get("warning", "")) == (crossed["ari_all_tracks"] < 0.8)
+    # its next rebuild, still within the band, keeps the method this one kept (not the size's)
+    frame.iloc[:1090].to_csv(tmp_path / "more.csv", index=False)
+    os.symlink("v2", tmp_path / "v2-link")
+    more = build_bundle(tmp_path / "more.csv", tmp_path / "v3", config, current=tmp_path / "v2-link")["metrics"]["moods"]
+    assert more["regime"] == "few" and more["current_regime"]["regime"] == "few"
+    # the other way: a catalog of the method over the seam shrunk under it keeps that method, and its stability
+    # check fits the refit's tracks alone (under 1,000: the other method) without failing
+    os.symlink("fresh", tmp_path / "fresh-link")
+    frame.iloc[:990].to_csv(tmp_path / "shrunk.csv", index=False)
+    shrunk = build_bundle(tmp_path / "shrunk.csv", tmp_path / "v4", config,
+                          current=tmp_path / "fresh-link")["metrics"]["moods"]
+    assert shrunk["regime"] == "wide" and shrunk["coassoc"]["moods"] == "clusters"
+    assert shrunk["stability"]["subsample_fresh"]["seam"] == "coassoc_wide_from"
+    assert shrunk["stability"]["subsample_fresh"]["at"] == 1000
     before, kept, replaced = (moods_by_id(tmp_path / name) for name in ("v1", "v2", "fresh"))
     ids = sorted(before)
     assert adjusted_rand_score([before[i] for i in ids], [kept[i] for i in ids]) == pytest.approx(

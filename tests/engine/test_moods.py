@@ -201,7 +201,7 @@ def test_the_seed_plays_no_part_unless_the_catalog_is_sampled() -> None:
     np.testing.assert_array_equal(fit(raw, seed=0).labels_, fit(raw, seed=1).labels_)
     a, b = fit(raw, seed=0, fit_sample=800), fit(raw, seed=1, fit_sample=800)
     assert a.metrics_["seeded"] and a.metrics_["fit_tracks"] == 800
-    assert not np.array_equal(a.is_core_, b.is_core_)  # another sample: other tracks were clustered
+    assert not np.array_equal(a.exemplars_, b.exemplars_)  # another sample: other tracks were clustered
 
 
 def test_blurring_finds_cores_in_a_continuum_where_the_raw_space_has_few() -> None:
@@ -351,8 +351,9 @@ def test_a_new_track_is_core_about_as_often_as_the_catalog_s_own() -> None:
     points = space.project((raw - raw.mean(0)) / raw.std(0))
     order = np.random.default_rng(0).permutation(len(points))
     model = MoodModel(config=MoodConfig(), space=space).fit(points[order[:2400]], None, ())
-    _, _, core = model.assign_points(points[order[2400:]])
+    _, strength, core = model.assign_points(points[order[2400:]])
     assert abs(core.mean() - model.is_core_.mean()) < 0.1 and model.is_core_.mean() < 0.9
+    assert strength.min() >= 0 and strength.max() <= 1 and model.strength_.min() >= 0 and model.strength_.max() <= 1
     again, _, own = model.assign_points(points[order[:2400]])  # the tracks it saw: HDBSCAN's verdict, exactly
     assert np.array_equal(own, model.is_core_) and np.array_equal(again, model.labels_)
     restored = MoodModel.from_arrays(model.to_arrays(), model.clusters_, model.config)
