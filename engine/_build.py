@@ -32,11 +32,12 @@ from ._index import build_index, configure_search, measure_recall, new_track_rec
 from ._ingest import read_catalog
 from ._moodcarry import against_current, cut_to_keep, read_current
 from ._moodmap import fit_mood_map, save_mood_map
+from ._moodreport import current_line, mood_stability_lines
 from ._moods import MoodModel, mood_space
 from ._moodstability import measure_stability
 from ._preprocess import Preprocessor
 from ._ranking import SLACK, Scoring
-from ._report import current_line, heavy_drops, mood_stability_lines
+from ._report import heavy_drops
 from ._rerank import GenreAgreement, audio_only_precision, eval_queries, evaluate_reranking
 from ._table import Searched, exact_index, first_blocks, first_fetch, nearest_candidates, write_table
 from ._whitening import MIN_QUERIES, choose_whitening

@@ -19,9 +19,9 @@ internally so that code outside the engine never imports a private module:
 from engine._catalog import song_keys
 from engine._crossfit import assign_folds, cross_fit, split_name
 from engine._genre import evaluate_genre_classifier, genre_metrics, held_out_split, split_groups, subset_labels
+from engine._moodreport import mood_table
 from engine._moodspace import mood_space
 from engine._ranking import Selector, Survivors
-from engine._report import mood_table
 from engine._rerank import GenreAgreement, hybrid_scores, rerank_table
 from engine._synthetic import synthetic_features
 

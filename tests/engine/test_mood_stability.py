@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 
 from engine._moodconfig import MOOD_WEIGHTS
+from engine._moodreport import mood_stability_lines
 from engine._moods import mood_space
 from engine._moodstability import measure_stability, unsteady
-from engine._report import mood_stability_lines
 from tests.engine.test_moods import fit, planted
 
 
@@ -118,7 +118,7 @@ def test_a_build_at_the_boundary_between_clusters_and_a_continuum_names_the_key_
 
 
 def test_the_density_count_reads_as_each_bundle_took_it() -> None:
-    from engine._report import density_range
+    from engine._moodreport import density_range
 
     assert density_range({"bags": 20, "density_counts": [0, 3], "density_selection": "leaf"}) == (
         " (leaf selection; the median over the 20 fits' shares, which found 0-3)")

@@ -8,8 +8,8 @@ import pytest
 from sklearn.metrics import adjusted_rand_score
 
 from engine import MoodConfig, MoodModel
+from engine._moodreport import mood_consensus_lines, mood_stability_lines
 from engine._moods import MoodSpace
-from engine._report import mood_consensus_lines, mood_stability_lines
 from tests.engine._planted import NAMES, fit, planted, planted_with_a_small_group
 
 

@@ -8,9 +8,9 @@ from sklearn.metrics import adjusted_rand_score
 
 from engine import MoodConfig, MoodModel, mood_name
 from engine._moodconfig import AUTO_KEYS, COASSOC_MOODS, FEW_TRACKS_COASSOC, LARGE_CATALOG_MOODS, SMALL_CATALOG_MOODS
+from engine._moodreport import mood_consensus_lines, mood_floor_lines, mood_table
 from engine._moods import CLUMP_MULTIPLE, MoodSpace, mood_space
 from engine._moodstability import measure_stability
-from engine._report import mood_consensus_lines, mood_floor_lines, mood_table
 from tests.engine._planted import NAMES, fit, planted
 
 # The configuration before the space was denoised: HDBSCAN on a sample of the raw mood space.

@@ -98,7 +98,7 @@ def test_config_help_lists_every_section(capsys: pytest.CaptureFixture[str]) -> 
 
 
 def test_the_report_mood_table_fits_a_terminal() -> None:
-    from engine._report import mood_table
+    from engine._moodreport import mood_table
 
     moods = [{"id": 0, "name": "calm · acoustic", "size": 10, "core_size": 5, "top_genres":
               [{"genre": g} for g in ("singer-songwriter", "acoustic", "j-pop")],
