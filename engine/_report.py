@@ -182,8 +182,8 @@ def update_lines(update: Mapping[str, Any] | None) -> list[str]:
             f"{update['base']['path']} ({update['base']['tracks']:,} tracks); since the last full build "
             f"{since.get('added', 0):,} added and {since.get('removed', 0):,} removed"
             + (f"; {verdict}" if verdict else ""),
-            "         the rows, moods (but their table's sizes), genre and similar figures below are the last full "
-            "build's; tracks indexed is this version's"]
+            "         the rows, moods (but their table's sizes), genre, similar and time figures below are the last "
+            "full build's; tracks indexed is this version's"]
 
 
 def _whitening(manifest: Mapping[str, Any]) -> str:

@@ -8,6 +8,7 @@ arrays lives here, so every query that takes such input refuses it with the same
 
 from __future__ import annotations
 
+import difflib
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -205,7 +206,12 @@ class CatalogView:
             return _NO_ROWS
         unknown = [g for g in names if g not in self._genre_code]
         if unknown:
-            raise InvalidQuery(f"{where}: unknown genre(s) {', '.join(shown(u) for u in unknown[:5])}; "
+            # the nearest by spelling first ('ROCK': 'rock'), then the catalog's first genres
+            near = [m for u in unknown[:5] for m in difflib.get_close_matches(
+                u.casefold(), [g.casefold() for g in self.genre_names], n=1, cutoff=0.6)]
+            near = [g for g in self.genre_names if g.casefold() in near]
+            hint = f"did you mean {', '.join(shown(g) for g in near)}? " if near else ""
+            raise InvalidQuery(f"{where}: unknown genre(s) {', '.join(shown(u) for u in unknown[:5])}; {hint}"
                                f"the catalog has {len(self.genre_names)} genres, e.g. {list(self.genre_names[:5])}")
         return np.asarray(sorted({self._genre_code[g] for g in names}), dtype=np.int64)
 

@@ -3,9 +3,9 @@
 Everything the console shows comes from the Recommender RPCs over ``/v1/<Method>``, except what the
 contract has no call for, which lives here, HTTP-only and documented in the README:
 
-- ``GET /console/api/search?q=TEXT&limit=N``: tracks whose name or artists contain every word of
-  TEXT (case-insensitive; TEXT at most 200 characters and 20 different words, else 400), names
-  starting with TEXT first, at most N (1 to 100, default 20);
+- ``GET /console/api/search?q=TEXT&limit=N``: tracks whose name, artists or id contain every word of
+  TEXT (case-insensitive; TEXT at most 200 characters and 20 different words, else 400), names (ids where a
+  track has no name) starting with TEXT first, at most N (1 to 100, default 20);
   ``{"query", "total", "tracks": [Track]}``, each track the proto's Track JSON. Search by name is a
   console aid, not part of the recommendation contract: gRPC clients hold their own catalog ids, and
   a proto change would move every client's generated code for a typing aid (it stays additive if it
@@ -112,9 +112,9 @@ class ConsoleApi:
 
         haystack = self._haystacks.get(rec)
         if haystack is None:
-            haystack = self._haystacks.setdefault(rec, [
-                (str(name).casefold(), f"{name} {' '.join(artists)}".casefold())
-                for name, artists in zip(rec.names, rec.artists, strict=True)])
+            haystack = self._haystacks.setdefault(rec, [  # a catalog without names (GTZAN's) is found by id
+                (str(name or track_id).casefold(), f"{name} {' '.join(artists)} {track_id}".casefold())
+                for name, artists, track_id in zip(rec.names, rec.artists, rec.ids, strict=True)])
         if not words:
             return JSONResponse({"query": query, "total": 0, "tracks": []})
         whole = " ".join(query.casefold().split())  # as typed, repeats kept: names starting with it come first

@@ -186,6 +186,8 @@ def test_unknown_seeds(rec: Recommender) -> None:
         (SimilarQuery(seeds=[Seed(features={"loudnes": 0.5})]), "unknown feature"),
         (SimilarQuery(seeds=[Seed()]), "exactly one of"),
         (SimilarQuery(seeds=[Seed(vector=[1.0] * DIM)], filter=TrackFilter(include_genres=["polka"])), "unknown genre"),
+        (SimilarQuery(seeds=[Seed(vector=[1.0] * DIM)], filter=TrackFilter(include_genres=["JAZZ"])),
+         "unknown genre.*'JAZZ'; did you mean 'jazz'\\?"),
         (SimilarQuery(seeds=[Seed(vector=[1.0] * DIM)], filter=TrackFilter(ranges={"tempo": (5.0, 1.0)})), "min <= max"),
         (SimilarQuery(seeds=[Seed(vector=[1.0] * DIM)], targets={"energy": float("inf")}), "finite"),
         (SimilarQuery(seeds=[Seed(vector=[1.0] * DIM)], diversity=2.0), "diversity"),

@@ -177,7 +177,7 @@ def test_the_report_counts_and_refuses(updated: Path, parts: dict[str, Path], tm
 
     report = format_report(manifest)
     assert f"update   {u['added']:,} tracks added and {u['removed']:,} removed by musicrec add" in report
-    assert "figures below are the last full build's" in report
+    assert "time figures below are the last full build's" in report
     # the same tracks again: every one is refused, and nothing changes
     assert main(["add", str(parts["y"]), "--to", str(updated), "--out", str(tmp_path / "c"), "--quiet"]) == 2
     assert "nothing to change" in capsys.readouterr().err and not (tmp_path / "c").exists()

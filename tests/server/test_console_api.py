@@ -95,6 +95,10 @@ def test_a_search_up_to_its_bounds_is_answered_and_repeated_words_count_once(run
     assert status == 200 and twenty["total"] == 0
     status, exact = get(running.http_port, "search?q=" + "a" * 200)
     assert status == 200 and exact["total"] == 0
+    # a track is found by its id too (a GTZAN-layout catalog has no names to search)
+    some_id = running.holder.require().ids[7]
+    status, by_id = get(running.http_port, f"search?q={some_id}")
+    assert status == 200 and some_id in [t["track_id"] for t in by_id["tracks"]]
 
 
 @pytest.mark.parametrize(("path", "message"), [
