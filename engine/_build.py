@@ -101,6 +101,8 @@ def build_bundle(
                 say(f"{rep.missing_metadata} tracks have a blank or missing field among "
                     f"{', '.join(c for c in config.schema.metadata if c not in rep.skipped_columns)} "
                     "(shown as no value)")
+            # one song key per track: the same song under several ids is left out of its own answers and scores
+            track_songs = catalog_songs(catalog, config.schema.name_column)
 
         with stage("preprocess"):
             def fit_prep(whiten: bool) -> Preprocessor:
@@ -111,8 +113,8 @@ def build_bundle(
 
             whitening = None
             if config.preprocess.whiten == "auto":
-                prep, whitening = choose_whitening(catalog, fit_prep, catalog_songs(catalog, config.schema.name_column),
-                                                   block=config.similar.candidates, seed=config.seed)
+                prep, whitening = choose_whitening(catalog, fit_prep, track_songs, block=config.similar.candidates,
+                                                   seed=config.seed)
                 if whitening["measured"]:
                     say(f"whitening {'kept' if whitening['whitened'] else 'dropped'}: audio-only genre-precision@10 "
                         f"{whitening['genre_precision_at_10_whitened']:.3f} whitened vs "
@@ -253,7 +255,7 @@ def build_bundle(
                 weight = config.similar.genre_weight if model is not None else 0.0
                 # catalog seeds re-rank with their out-of-fold probabilities (engine/_crossfit.py)
                 proba = crossfit.proba if crossfit is not None and weight > 0 else None
-                table = _neighbour_table(catalog, config, index, vectors, proba, weight, say)
+                table = _neighbour_table(catalog, config, index, vectors, track_songs, proba, weight, say)
                 write_table(tmp, table)
                 index_metrics["neighbour_table"] = {
                     "width": int(table["rows"].shape[1]), "genre_weight": weight, "block": config.similar.candidates,
@@ -263,10 +265,11 @@ def build_bundle(
         if (crossfit is None or model is None) and len(catalog.genre_names) > 1 \
                 and (np.diff(catalog.genre_indptr) > 0).sum() >= MIN_QUERIES:
             with stage("similar-eval"):
-                similar_metrics = _evaluate_audio_only(catalog, config, vectors, whitening)
+                similar_metrics = _evaluate_audio_only(catalog, config, vectors, track_songs, whitening)
         elif crossfit is not None and model is not None and len(crossfit.scored):
             with stage("similar-eval"):
-                similar_metrics = _evaluate_similar(catalog, config, index, vectors, transformed, crossfit, model)
+                similar_metrics = _evaluate_similar(catalog, config, index, vectors, track_songs, transformed, crossfit,
+                                                    model)
                 say(f"similar tracks by id: genre-precision@10 "
                     f"{similar_metrics['genre_precision_at_10_cosine']:.3f} by cosine, "
                     f"{similar_metrics['genre_precision_at_10_reranked']:.3f} re-ranked with out-of-fold "
@@ -324,14 +327,14 @@ def build_bundle(
 
 
 def _neighbour_table(catalog: Catalog, config: BuildConfig, index: faiss.Index, vectors: np.ndarray,
-                     proba: np.ndarray | None, weight: float, say: Progress) -> dict[str, np.ndarray]:
+                     songs: np.ndarray, proba: np.ndarray | None, weight: float,
+                     say: Progress) -> dict[str, np.ndarray]:
     """Each track's by-id ranking head at the bundle's defaults (engine/_table.py); with an exact index,
     also each track's whole block 1 (``block_rows``, for ``musicrec add``)."""
     block = config.similar.candidates
     candidates = Searched(index, vectors, first_fetch(len(vectors), block))
     agreement = GenreAgreement(catalog.genre_indptr, catalog.genre_codes, len(catalog.genre_names))
     scoring = Scoring(genre_weight=weight, agreement=agreement)
-    songs = catalog_songs(catalog, config.schema.name_column)
     table = first_blocks(vectors, songs, candidates, scoring, proba, block, config.index.neighbours,
                          progress=say, deeper=lambda v, fetch: nearest_candidates(index, v, fetch),
                          blocks=exact_index(index))
@@ -339,7 +342,8 @@ def _neighbour_table(catalog: Catalog, config: BuildConfig, index: faiss.Index, 
 
 
 def _evaluate_similar(catalog: Catalog, config: BuildConfig, index: faiss.Index, vectors: np.ndarray,
-                      transformed: np.ndarray, crossfit: CrossFit, model: GenreClassifier) -> dict[str, Any]:
+                      songs: np.ndarray, transformed: np.ndarray, crossfit: CrossFit,
+                      model: GenreClassifier) -> dict[str, Any]:
     """By-id "more like this" scored on labelled catalog tracks with the out-of-fold probabilities
     by-id queries use (the fold model never saw the query, so this is the held-out protocol), beside
     the same queries re-ranked with the shipped model's in-sample probabilities (what by-id queries
@@ -347,7 +351,6 @@ def _evaluate_similar(catalog: Catalog, config: BuildConfig, index: faiss.Index,
     benchmarks/quality.py fits those on the training artists too."""
     queries = eval_queries(crossfit.scored, config.seed)
     proba = crossfit.proba[queries]
-    songs = catalog_songs(catalog, config.schema.name_column)
     agreement = GenreAgreement(catalog.genre_indptr, catalog.genre_codes, len(catalog.genre_names))
     metrics = {"protocol": "the shipped ranking's first page for by-id queries of labelled catalog tracks, the "
                            "query's own song excluded; re-ranked with the out-of-fold genre probabilities by-id "
@@ -364,13 +367,12 @@ def _evaluate_similar(catalog: Catalog, config: BuildConfig, index: faiss.Index,
     return metrics
 
 
-def _evaluate_audio_only(catalog: Catalog, config: BuildConfig, vectors: np.ndarray,
+def _evaluate_audio_only(catalog: Catalog, config: BuildConfig, vectors: np.ndarray, songs: np.ndarray,
                          whitening: dict[str, Any] | None) -> dict[str, Any]:
     """Without a genre classifier (``--no-genre``, or one that could not be trained) a labelled catalog's
     retrieval is still scored: audio-only genre-precision@10 in the shipped vectors (as ``whitening`` measured
     them, when it did: the same queries) and on the raw features standardized, the same by-id queries."""
     queries = eval_queries(np.flatnonzero(np.diff(catalog.genre_indptr) > 0), config.seed)
-    songs = catalog_songs(catalog, config.schema.name_column)
     agreement = GenreAgreement(catalog.genre_indptr, catalog.genre_codes, len(catalog.genre_names))
     measured = whitening.get("genre_precision_at_10_" + ("whitened" if whitening["whitened"] else "not_whitened")) \
         if whitening and whitening.get("measured") else None
