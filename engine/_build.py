@@ -255,7 +255,7 @@ def build_bundle(
                 weight = config.similar.genre_weight if model is not None else 0.0
                 # catalog seeds re-rank with their out-of-fold probabilities (engine/_crossfit.py)
                 proba = crossfit.proba if crossfit is not None and weight > 0 else None
-                table = _neighbour_table(catalog, config, index, vectors, track_songs, proba, weight, say)
+                table = _neighbour_table(catalog, config, index, vectors, proba, weight, say, songs=track_songs)
                 write_table(tmp, table)
                 index_metrics["neighbour_table"] = {
                     "width": int(table["rows"].shape[1]), "genre_weight": weight, "block": config.similar.candidates,
@@ -327,10 +327,13 @@ def build_bundle(
 
 
 def _neighbour_table(catalog: Catalog, config: BuildConfig, index: faiss.Index, vectors: np.ndarray,
-                     songs: np.ndarray, proba: np.ndarray | None, weight: float,
-                     say: Progress) -> dict[str, np.ndarray]:
+                     proba: np.ndarray | None, weight: float, say: Progress, *,
+                     songs: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Each track's by-id ranking head at the bundle's defaults (engine/_table.py); with an exact index,
-    also each track's whole block 1 (``block_rows``, for ``musicrec add``)."""
+    also each track's whole block 1 (``block_rows``, for ``musicrec add``). ``songs``: the catalog's song keys,
+    when the caller has them."""
+    if songs is None:
+        songs = catalog_songs(catalog, config.schema.name_column)
     block = config.similar.candidates
     candidates = Searched(index, vectors, first_fetch(len(vectors), block))
     agreement = GenreAgreement(catalog.genre_indptr, catalog.genre_codes, len(catalog.genre_names))
