@@ -8,20 +8,27 @@ has one ("by primary artist") and by track otherwise ("by track: no artist colum
   ``cross_fit`` (engine/_crossfit.py) on the training part, which on a small catalog chooses the
   capacity and rounds by its own inner grouped cross-validation; its shipped model then predicts the
   outer test fold, which nothing in that procedure saw (nested: the choice is honest here);
+- ``musicrec, tuned trees alone``: the same with ``genre.blend = false`` (what the logistic regression
+  blended into the trees' margin buys: engine/_linear.py);
 - ``musicrec, default capacity``: the same with ``genre.tune = false`` (what tuning buys);
 - ``random forest``: scikit-learn RandomForestClassifier (500 trees, otherwise its defaults), trained on
   the same training rows and features.
 
-Top-1 per fold, the mean and the paired difference. Features: the 57 GTZAN descriptors when the table has
-them (``length`` is never one), else every numeric column but the id, label and artist.
+Top-1 per fold, the mean and the paired difference. Features: a GTZAN-layout table (a ``filename`` column and
+its descriptors) is read as ``musicrec index`` reads it, with the audio preset (every ``*_var`` through log1p;
+``length`` is never a feature), and a table in the Spotify Tracks layout with the Spotify schema (its 13 features,
+``key`` on a circle, duration through log1p; rows of one track id merged); any other table's features
+are every numeric column but the id, label and artist, untransformed. The forest gets the same inputs.
 
     .venv/bin/python benchmarks/small_catalog.py                      # generated catalogs (benchmarks/catalogs.py)
     .venv/bin/python benchmarks/small_catalog.py features_30_sec.csv  # GTZAN's table, 5-fold by track
+    .venv/bin/python benchmarks/small_catalog.py spotify_subset.csv   # a CSV in the Spotify Tracks layout
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -37,7 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from engine import FeatureSchema, GenreConfig, clean_catalog  # noqa: E402
+from engine import FeatureSchema, GenreConfig, Preprocessor, audio_schema, clean_catalog, detect_preset  # noqa: E402
 from engine.audio import GTZAN_FEATURES  # noqa: E402
 from engine.evaluation import assign_folds, cross_fit, split_groups, split_name  # noqa: E402
 
@@ -56,14 +63,26 @@ def run_catalog(path: Path, *, folds: int, seed: int, trees: int, id_col: str, l
     frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     if artist_col and artist_col not in frame.columns:
         artist_col = None
-    feats = features_of(frame, id_col, label_col, artist_col)
-    schema = FeatureSchema.generic(id_column=id_col, feature_columns=feats, label_column=label_col,
-                                   artists_column=artist_col)
+    preset = detect_preset(tuple(frame.columns))
+    if preset == "audio" and (id_col, label_col) == ("filename", "label"):
+        # what `musicrec index` takes for a GTZAN-layout table: the audio preset (log1p of every *_var)
+        schema = dataclasses.replace(audio_schema(tuple(frame.columns)), artists_column=artist_col)
+        feats = schema.feature_columns
+    elif preset == "spotify":  # the Spotify Tracks schema, as the build reads it (popularity is never an input)
+        schema = FeatureSchema()
+        feats = schema.feature_columns
+        id_col, label_col, artist_col = schema.id_column, schema.label_column, schema.artists_column
+    else:
+        feats = features_of(frame, id_col, label_col, artist_col)
+        schema = FeatureSchema.generic(id_column=id_col, feature_columns=feats, label_column=label_col,
+                                       artists_column=artist_col)
+    prep = Preprocessor(feature_names=feats, transforms=schema.transforms)
+    inputs = prep.transformed_names  # the classifier's inputs, as the build makes them
     catalog = clean_catalog(frame, schema, source=str(path))
     groups = split_groups(catalog)
     split = split_name(groups)
     outer = assign_folds(groups, folds, seed)
-    x = catalog.features.astype(np.float32)
+    x = prep.transform_features(catalog.features).astype(np.float32)
     y = np.array([catalog.genre_codes[catalog.genre_indptr[i]] for i in range(len(catalog))])
     say(f"{path.name}: {len(catalog):,} tracks, {len(catalog.genre_names)} genres, {len(feats)} features; outer "
         f"{folds}-fold split {split}")
@@ -74,25 +93,29 @@ def run_catalog(path: Path, *, folds: int, seed: int, trees: int, id_col: str, l
         # clean_catalog keeps row order and the genre order of first appearance: map the model's classes back
         names = sub.genre_names
         row: dict[str, Any] = {"fold": f, "train": len(train), "test": len(test)}
-        for variant, tune in (("musicrec", True), ("musicrec_default", False)):
+        for variant, config in (("musicrec", GenreConfig()), ("musicrec_trees", GenreConfig(blend=False)),
+                                ("musicrec_default", GenreConfig(tune=False))):
             t0 = time.perf_counter()
-            model, fit = cross_fit(sub, sub.features.astype(np.float32), feats, GenreConfig(tune=tune), seed=seed)
+            model, fit = cross_fit(sub, prep.transform_features(sub.features).astype(np.float32), inputs, config,
+                                   seed=seed)
             proba = model.predict_proba(x[test])
             predicted = np.array([catalog.genre_names.index(names[j]) for j in proba.argmax(axis=1)])
             row[variant] = float((predicted == y[test]).mean())
             row[f"{variant}_seconds"] = round(time.perf_counter() - t0, 1)
             row[f"{variant}_inner_cv_top1"] = round(fit.metrics["top1"], 4)
-            if tune:
+            if variant == "musicrec":
                 row["chosen"] = fit.metrics["tuning"].get("chosen")
+                row["blend_weight"] = fit.metrics["tuning"]["linear"]["weight"]
         t0 = time.perf_counter()
         forest = RandomForestClassifier(n_estimators=trees, n_jobs=2, random_state=seed).fit(x[train], y[train])
         row["random_forest"] = float((forest.predict(x[test]) == y[test]).mean())
         row["random_forest_seconds"] = round(time.perf_counter() - t0, 1)
-        say(f"  fold {f + 1}/{folds}: musicrec {row['musicrec']:.3f} ({row['chosen']}), default capacity "
+        say(f"  fold {f + 1}/{folds}: musicrec {row['musicrec']:.3f} ({row['chosen']}, blend weight "
+            f"{row['blend_weight']:g}), trees alone {row['musicrec_trees']:.3f}, default capacity "
             f"{row['musicrec_default']:.3f}, random forest {row['random_forest']:.3f}")
         rows.append(row)
-    summary = {k: round(float(np.mean([r[k] for r in rows])), 4) for k in ("musicrec", "musicrec_default",
-                                                                           "random_forest")}
+    summary = {k: round(float(np.mean([r[k] for r in rows])), 4)
+               for k in ("musicrec", "musicrec_trees", "musicrec_default", "random_forest")}
     diff = [r["musicrec"] - r["random_forest"] for r in rows]
     return {"csv": str(path), "tracks": len(catalog), "genres": len(catalog.genre_names), "features": len(feats),
             "split": split, "folds": folds, "mean_top1": summary,
@@ -126,13 +149,14 @@ def main(argv: list[str] | None = None) -> int:
     results = [run_catalog(p, folds=args.folds, seed=args.seed, trees=args.trees, id_col=args.id_column,
                            label_col=args.label_column, artist_col=args.artist_column, say=say) for p in paths]
     print()
-    print("| catalog | tracks | genres | split | musicrec | default capacity | random forest (500) | "
-          "musicrec - forest (min..max over folds) |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| catalog | tracks | genres | split | musicrec | tuned trees alone | default capacity | "
+          "random forest (500) | musicrec - forest (min..max over folds) |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in results:
         m, d = r["mean_top1"], r["musicrec_minus_forest"]
         print(f"| {Path(r['csv']).name} | {r['tracks']:,} | {r['genres']} | {r['split']} | {m['musicrec']:.3f} | "
-              f"{m['musicrec_default']:.3f} | {m['random_forest']:.3f} | {d['mean']:+.3f} ({d['min']:+.3f}.."
+              f"{m['musicrec_trees']:.3f} | {m['musicrec_default']:.3f} | {m['random_forest']:.3f} | "
+              f"{d['mean']:+.3f} ({d['min']:+.3f}.."
               f"{d['max']:+.3f}) |")
     command = "python benchmarks/small_catalog.py " + " ".join(argv if argv is not None else sys.argv[1:])
     machine = f"{platform.machine()}, {os.cpu_count()} cpus, python {platform.python_version()}"

@@ -9,7 +9,14 @@ Build a bundle from a catalog CSV, load it back verified, and use its parts::
 
 from . import _openmp  # noqa: F401  (first: sets OpenMP's wait policy before XGBoost or FAISS loads it)
 from ._build import build_bundle
-from ._bundle import FORMAT_VERSION, check_current_link, parent_problem, publish, read_verified_manifest
+from ._bundle import (
+    FORMAT_VERSION,
+    READABLE_VERSIONS,
+    check_current_link,
+    parent_problem,
+    publish,
+    read_verified_manifest,
+)
 from ._candidates import CandidateSource, IndexSource, use_one_search_thread
 from ._catalog import Catalog, IngestReport
 from ._classify import Classification
@@ -59,6 +66,7 @@ __all__ = [
     "MAX_K",
     "MAX_PLAYLIST",
     "MOOD_WEIGHTS",
+    "READABLE_VERSIONS",
     "BackendUnavailable",
     "BuildConfig",
     "Bundle",

@@ -30,6 +30,7 @@ from ._genre import GenreClassifier, cannot_train
 from ._genre_metrics import informative_ks
 from ._index import build_index, configure_search, measure_recall, new_track_recall
 from ._ingest import read_catalog
+from ._linear import LINEAR_FILE
 from ._moodcarry import against_current, cut_to_keep, read_current
 from ._moodmap import fit_mood_map, save_mood_map
 from ._moodreport import current_line, mood_stability_lines
@@ -224,6 +225,8 @@ def build_bundle(
                 say(f"one vote per song ({genre_metrics['per_song']['songs']} songs): top-1 "
                     f"{genre_metrics['per_song']['top1']:.3f}")
             model.save(str(tmp / "genre_model.ubj"))
+            if model.linear_ is not None:
+                save_npz(tmp / LINEAR_FILE, model.linear_.to_arrays())
             # by-id queries and the neighbour table read these, rounded as stored, so both agree
             oof = oof_arrays(crossfit)
             save_npz(tmp / OOF_FILE, oof)

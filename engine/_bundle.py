@@ -1,6 +1,6 @@
 """The bundle: one directory holding everything the server needs, verifiable and pickle-free.
 
-Layout (format version 4)::
+Layout (format version 5)::
 
     manifest.json      format, source sha256, counts, schema, config, versions, metrics, file sha256s
     preprocess.npz     transform specs, scaling and PCA arrays
@@ -10,6 +10,7 @@ Layout (format version 4)::
     moods.json         cluster descriptions (name, size, centroid, top genres)
     genre_model.ubj    XGBoost model in its own UBJSON format (absent when the catalog has no labels)
     genre_oof.npz      per track, the out-of-fold genre probabilities by-id queries use (with the model)
+    genre_linear.npz   a logistic regression blended into the genre model (small catalogs, where the folds chose it)
 
 A bundle is written under a temporary name in the destination's directory and renamed into
 place only when complete, so a reader never sees half a bundle. Loading verifies the format
@@ -36,8 +37,11 @@ from ._errors import BundleError, BundleIntegrityError, BundleVersionError
 FORMAT = "musicrec-bundle"
 # 2: the similar section, genre-ranked neighbour table; 3: the table holds block 1 of the one
 # ranking (engine/_ranking.py); 4: genre_oof.npz, cross-fitted probabilities of catalog tracks
-# (engine/_crossfit.py), which the neighbour table was ranked with
-FORMAT_VERSION = 4
+# (engine/_crossfit.py), which the neighbour table was ranked with; 5: genre_linear.npz, a linear part of the
+# genre model (engine/_linear.py), which a reader of version 4 would leave out of every prediction
+FORMAT_VERSION = 5
+# A version-4 bundle is a version-5 one without genre_linear.npz: it loads as it is.
+READABLE_VERSIONS = (4, 5)
 MANIFEST = "manifest.json"
 
 
@@ -117,10 +121,10 @@ def read_verified_manifest(bundle_dir: str | os.PathLike[str]) -> dict[str, Any]
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise BundleIntegrityError(f"{path}: not a {FORMAT} manifest")
     version = manifest.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS or isinstance(version, bool):
         raise BundleVersionError(
-            f"{bundle_dir}: bundle format version {version!r}, but this engine reads version "
-            f"{FORMAT_VERSION}; rebuild the bundle with this version of musicrec")
+            f"{bundle_dir}: bundle format version {version!r}, but this engine reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))}; rebuild the bundle with this version of musicrec")
     files = manifest.get("files")
     if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
         raise BundleIntegrityError(f"{path}: no 'files' checksum table (file name -> sha256 text)")

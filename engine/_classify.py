@@ -2,7 +2,8 @@
 
 By id, a catalog track's probabilities are its out-of-fold ones (from the fold model that never saw it); by
 features or audio, the shipped model's. An explanation is always the shipped model's: each feature's part in its
-margin for the top genre (engine/_explain.py)."""
+margin for the top genre (engine/_explain.py for the trees; with a linear part blended in, engine/_linear.py, each
+part at its weight, so the parts and the bias still add up to the margin)."""
 
 from __future__ import annotations
 
@@ -72,6 +73,10 @@ class GenreClassify:
         bias = 0.0
         if explain:
             bias, contrib = self._explain_with().explain(x[0], int(top[0]))
+            if (linear := classifier.linear_) is not None:  # the blend's margin: each part at its weight
+                linear_bias, linear_contrib = linear.contributions(x[0], int(top[0]))
+                w = linear.weight
+                bias, contrib = (1 - w) * bias + w * linear_bias, (1 - w) * contrib + w * linear_contrib
             names = classifier.feature_names
             order = np.argsort(-np.abs(contrib), kind="stable")
             contributions = [(names[i], float(contrib[i])) for i in order]

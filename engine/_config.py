@@ -158,6 +158,9 @@ class GenreConfig:
     # configured capacity is used as it is.
     tune: bool = True
     small_catalog: int = 20_000
+    # With ``tune``, under ``small_catalog``: a logistic regression blended into the trees' margin at the weight
+    # the folds score best, 0 (the trees alone) included (engine/_linear.py).
+    blend: bool = True
     # Labelled tracks the classifier trains on (folds and shipped model); a larger catalog is sampled at
     # random and its other tracks scored by the shipped model (engine/_crossfit.py). 0: every track.
     fit_sample: int = 200_000

@@ -42,6 +42,7 @@ from ._catalog import Catalog
 from ._config import GenreConfig
 from ._genre import GenreClassifier, grouped_split, split_groups, subset_labels
 from ._genre_metrics import baselines, calibration, family_metrics, genre_metrics, song_vote_metrics
+from ._linear import BLEND_WEIGHTS, LINEAR_C, blend_proba, fit_linear
 
 Progress = Callable[[str], None]
 
@@ -161,6 +162,38 @@ def _scored(run: FoldRun, truth: np.ndarray) -> FoldRun:
     return dataclasses.replace(run, scores=genre_metrics(run.proba, truth), logloss=logloss)
 
 
+def _blended(run: FoldRun, x: np.ndarray, ptr: np.ndarray, codes: np.ndarray, labelled: np.ndarray,
+             folds: np.ndarray, truth: np.ndarray, n_genres: int, *, seed: int,
+             say: Progress) -> tuple[FoldRun, dict[str, Any]]:
+    """The chosen trees' folds, each beside a logistic regression fitted on the same training part
+    (engine/_linear.py), blended at each of ``BLEND_WEIGHTS`` and kept where the folds score it higher
+    (ties: log loss; weight 0 is the trees alone). Returns the kept run and what the report says of it."""
+    t0 = time.perf_counter()
+    margin = np.zeros((len(labelled), n_genres))
+    for f in range(int(folds.max()) + 1):
+        train_pos, test_pos = np.flatnonzero(folds != f), np.flatnonzero(folds == f)
+        rows = labelled[train_pos]
+        part = fit_linear(x[rows], *subset_labels(ptr, codes, rows), n_genres, seed=seed)
+        margin[test_pos] = part.margin(x[labelled[test_pos]])
+    options = [(0.0, run)] + [(w, _scored(dataclasses.replace(run, proba=blend_proba(run.proba, margin, w)), truth))
+                              for w in BLEND_WEIGHTS]
+    linear_alone = _scored(dataclasses.replace(run, proba=blend_proba(run.proba, margin, 1.0)), truth)
+    weight, kept = min(options, key=lambda o: (-round(o[1].scores["top1"], 4), o[1].logloss))
+    seconds = time.perf_counter() - t0
+    say(f"logistic regression beside the trees: top-1 {run.scores['top1']:.3f} alone, "
+        + ", ".join(f"{r.scores['top1']:.3f} at weight {w}" for w, r in options[1:])
+        + f"; kept weight {weight}")
+    return kept, {
+        "weight": weight, "C": LINEAR_C, "seconds": round(seconds, 2),
+        "why": "a multinomial logistic regression on the standardized inputs, fitted on each fold's training part, "
+               "blended into the chosen trees' margin at each weight; the best top-1 on these folds kept (ties: "
+               "log loss), weight 0 being the trees alone",
+        "candidates": [{"weight": w, "top1": round(r.scores["top1"], 4), "logloss": round(r.logloss, 4)}
+                       for w, r in options],
+        "linear_alone": {"top1": round(linear_alone.scores["top1"], 4), "logloss": round(linear_alone.logloss, 4)},
+    }
+
+
 def n_folds_for(config: GenreConfig, n_labelled: int, tuning: bool) -> int:
     if config.folds:
         return config.folds
@@ -259,12 +292,20 @@ def cross_fit(catalog: Catalog, x: np.ndarray, feature_names: tuple[str, ...], c
     best = min(range(len(runs)), key=lambda i: (-round(runs[i].scores["top1"], 4), runs[i].logloss))
     chosen_name, chosen = tried[best]
     run = runs[best]
+    blend: dict[str, Any] | None = None
+    if tuning and config.blend:
+        run, blend = _blended(run, x, ptr, codes, labelled, folds, truth, len(catalog.genre_names),
+                                             seed=seed, say=say)
     if beside is not None:
         shipped = beside.result()
         final_seconds = beside.seconds
     else:  # a small catalog: the median of every fold's rounds
         t0 = time.perf_counter()
         shipped = train_shipped(chosen, int(np.median(run.rounds)), say)
+        if blend is not None and blend["weight"] > 0:
+            say(f"shipped model: a logistic regression beside the trees, weight {blend['weight']}")
+            shipped.linear_ = fit_linear(x[labelled], *subset_labels(ptr, codes, labelled), len(catalog.genre_names),
+                                         seed=seed).with_weight(blend["weight"])
         final_seconds = time.perf_counter() - t0
     proba = np.zeros((len(catalog), len(catalog.genre_names)), dtype=np.float32)
     proba[labelled] = run.proba
@@ -294,7 +335,7 @@ def cross_fit(catalog: Catalog, x: np.ndarray, feature_names: tuple[str, ...], c
         **baselines(truth.sum(axis=0), truth),
         **calibration(run.proba, truth),
         "families": family_metrics(run.proba, truth, catalog.genre_names, truth),
-        "cv_seconds": round(sum(r.seconds for r in runs), 2),
+        "cv_seconds": round(sum(r.seconds for r in runs) + (blend["seconds"] if blend else 0.0), 2),
         "final_train_seconds": round(final_seconds, 2),
         "shipped_beside_folds": beside is not None,  # then its seconds overlap the folds' (cv_seconds)
     }
@@ -307,6 +348,8 @@ def cross_fit(catalog: Catalog, x: np.ndarray, feature_names: tuple[str, ...], c
             "candidates": [{"name": n, "top1": round(r.scores["top1"], 4), "logloss": round(r.logloss, 4),
                             "fold_rounds": r.rounds, "seconds": round(r.seconds, 2)}
                            for (n, _), r in zip(tried, runs, strict=True)]}
+        if blend is not None:
+            metrics["tuning"]["linear"] = blend
     elif config.tune:
         metrics["tuning"] = {"skipped": f"{len(labelled):,} labelled tracks, at least genre.small_catalog = "
                                         f"{config.small_catalog:,}: the configured capacity, {n_folds} folds "

@@ -42,6 +42,7 @@ from ._genre_metrics import calibration_error as calibration_error
 from ._genre_metrics import family_metrics as family_metrics
 from ._genre_metrics import genre_metrics as genre_metrics
 from ._genre_metrics import song_vote_metrics as song_vote_metrics
+from ._linear import LinearPart, softmax
 from ._progress import Ticker
 
 Progress = Callable[[str], None]
@@ -67,6 +68,8 @@ class GenreClassifier:
     def __init__(self, *, genre_names: tuple[str, ...], feature_names: tuple[str, ...]) -> None:
         self.genre_names = tuple(genre_names)
         self.feature_names = tuple(feature_names)
+        # a logistic regression blended into the margin, on small catalogs where the folds chose it (engine/_linear.py)
+        self.linear_: LinearPart | None = None
 
     def fit(
         self, x: np.ndarray, indptr: np.ndarray, codes: np.ndarray, config: GenreConfig, *,
@@ -114,9 +117,24 @@ class GenreClassifier:
         self._check_fitted()
         forest = self._forest()
         x = np.asarray(x, dtype=np.float32)
-        if len(x) <= _FOREST_CHUNK:
-            return forest.predict_proba(x)
-        return np.concatenate([forest.predict_proba(x[i:i + _FOREST_CHUNK]) for i in range(0, len(x), _FOREST_CHUNK)])
+        if self.linear_ is None:
+            if len(x) <= _FOREST_CHUNK:
+                return forest.predict_proba(x)
+            return np.concatenate([forest.predict_proba(x[i:i + _FOREST_CHUNK])
+                                   for i in range(0, len(x), _FOREST_CHUNK)])
+        return softmax(self.predict_margin(x))
+
+    def predict_margin(self, x: np.ndarray) -> np.ndarray:
+        """Margins of shape (n, n_genres): the trees', or ``(1 - w) * trees + w * linear`` with a linear part."""
+        self._check_fitted()
+        forest = self._forest()
+        x = np.asarray(x, dtype=np.float32)
+        trees = np.concatenate([forest.predict_margin(x[i:i + _FOREST_CHUNK])
+                                for i in range(0, max(len(x), 1), _FOREST_CHUNK)])
+        if self.linear_ is None:
+            return trees
+        w = self.linear_.weight
+        return (1.0 - w) * trees.astype(np.float64) + w * self.linear_.margin(x)
 
     def _forest(self) -> CompiledForest:
         forest = getattr(self, "forest_", None)

@@ -21,6 +21,7 @@ from ._crossfit import OOF_FILE
 from ._errors import BundleError, BundleIntegrityError, TrackNotFound, shown
 from ._genre import GenreClassifier
 from ._index import configure_search
+from ._linear import LINEAR_FILE, LinearPart
 from ._moodmap import FILE as MOOD_MAP_FILE
 from ._moodmap import MoodMap, load_mood_map
 from ._moods import MoodModel
@@ -109,6 +110,15 @@ def load_bundle(path: str | os.PathLike[str], *, search_threads: int = 1, share_
         with _reading(path, "genre_model.ubj"):
             classifier = GenreClassifier.load(str(path / "genre_model.ubj"), genre_names=tracks.genre_names,
                                               feature_names=prep.transformed_names, threads=search_threads)
+    if LINEAR_FILE in manifest["files"]:
+        with _reading(path, LINEAR_FILE):
+            if classifier is None:
+                raise BundleIntegrityError(f"{path}: the bundle is inconsistent: {LINEAR_FILE} without a genre model")
+            try:
+                classifier.linear_ = LinearPart.from_arrays(load_npz(path / LINEAR_FILE), len(tracks.genre_names),
+                                                            len(prep.transformed_names))
+            except ValueError as exc:
+                raise BundleIntegrityError(f"{path}: the bundle is inconsistent: {LINEAR_FILE}: {exc}") from None
     new_track_index = None
     if "index_new_tracks.faiss" in manifest["files"]:
         with _reading(path, "index_new_tracks.faiss"):

@@ -132,6 +132,8 @@ def genre_lines(g: dict[str, Any]) -> list[str]:
                      + f" (the first is the default, {default['name']}); the winner's score is mildly optimistic")
     elif tuning:
         lines.append(f"         capacity as configured: {tuning['skipped']}")
+    if tuning and (linear := tuning.get("linear")):
+        lines.append(linear_line(linear))
     if "per_song" in g:  # a catalog of segments: the honest score votes once per song
         ps = g["per_song"]
         lines.append(f"         one vote per song ({ps['songs']:,} songs, {ps['segments_per_song']:g} segments each): "
@@ -154,6 +156,18 @@ def genre_lines(g: dict[str, Any]) -> list[str]:
 
 
 HEAVY_DROP = 0.2  # one reason dropping this share of the rows read is worth a warning
+
+
+def linear_line(linear: Mapping[str, Any]) -> str:
+    """The report's line on the logistic regression blended into a small catalog's trees (engine/_linear.py)."""
+    by_weight = ", ".join(f"{c['top1']:.3f} at {c['weight']:g}" for c in linear["candidates"])
+    alone = linear["linear_alone"]["top1"]
+    if linear["weight"] > 0:
+        head = f"a logistic regression blended into the trees' margin at weight {linear['weight']:g}"
+    else:
+        head = "the trees alone: no blend with a logistic regression scored higher"
+    return (f"         {head} (chosen on these folds; top-1 by weight {by_weight}; the regression alone "
+            f"{alone:.3f})")
 
 
 def heavy_drops(dropped: Mapping[str, int], rows_read: int, imputed: Mapping[str, int] | None = None) -> list[str]:

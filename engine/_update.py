@@ -50,6 +50,7 @@ from ._crossfit import OOF_FILE
 from ._errors import BundleError, CatalogError
 from ._index import build_index, configure_search, measure_recall, new_track_recall
 from ._ingest import read_catalog
+from ._linear import LINEAR_FILE
 from ._loaded import Bundle, load_bundle
 from ._ranking import SLACK, Scoring
 from ._rerank import GenreAgreement
@@ -60,7 +61,7 @@ Progress = Callable[[str], None]
 
 # Files an update knows how to carry over; any other file means a bundle layout this code does
 # not understand, and copying it blindly could leave per-track arrays of the old length.
-_COPIED = {"preprocess.npz", "genre_model.ubj", "evaluation.npz"}
+_COPIED = {"preprocess.npz", "genre_model.ubj", LINEAR_FILE, "evaluation.npz"}
 _REWRITTEN = {"index.faiss", "index_new_tracks.faiss", "tracks.npz", "moods.npz", "moods.json", TABLE_FILE,
               "moodmap.npz", OOF_FILE, BLOCKS_FILE}
 
