@@ -89,7 +89,11 @@ def run_catalog(path: Path, *, folds: int, seed: int, trees: int, id_col: str, l
     rows: list[dict[str, Any]] = []
     for f in range(folds):
         train, test = np.flatnonzero(outer != f), np.flatnonzero(outer == f)
-        sub = clean_catalog(frame.iloc[train].reset_index(drop=True), schema, source=str(path))
+        # the training part's rows by track id: a catalog that merges rows of one id (Spotify's) has fewer
+        # tracks than rows, so positions in the catalog are not positions in the file
+        mine = frame[schema.id_column].isin(set(catalog.ids[train].tolist()))
+        sub = clean_catalog(frame[mine].reset_index(drop=True), schema, source=str(path))
+        assert len(sub) == len(train), "the training part is the catalog's training tracks"
         # clean_catalog keeps row order and the genre order of first appearance: map the model's classes back
         names = sub.genre_names
         row: dict[str, Any] = {"fold": f, "train": len(train), "test": len(test)}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime as dt
 import json
 import os
@@ -23,14 +22,13 @@ from ._bundle import atomic_bundle_dir, library_versions, sha256_file, write_man
 from ._candidates import IndexSource
 from ._catalog import Catalog, case_only_genres, catalog_songs
 from ._config import BuildConfig, choose_index_kind, new_track_index_config, wants_new_track_index
-from ._crossfit import OOF_FILE, CrossFit, cross_fit, oof_arrays
+from ._crossfit import CrossFit, cross_fit, save_genre_files
 from ._diagnostics import FILE as EVALUATION_FILE
 from ._diagnostics import genre_diagnostics
 from ._genre import GenreClassifier, cannot_train
 from ._genre_metrics import informative_ks
 from ._index import build_index, configure_search, measure_recall, new_track_recall
 from ._ingest import read_catalog
-from ._linear import LINEAR_FILE
 from ._moodcarry import against_current, cut_to_keep, read_current
 from ._moodmap import fit_mood_map, save_mood_map
 from ._moodreport import current_line, mood_stability_lines
@@ -224,13 +222,7 @@ def build_bundle(
             if "per_song" in genre_metrics:
                 say(f"one vote per song ({genre_metrics['per_song']['songs']} songs): top-1 "
                     f"{genre_metrics['per_song']['top1']:.3f}")
-            model.save(str(tmp / "genre_model.ubj"))
-            if model.linear_ is not None:
-                save_npz(tmp / LINEAR_FILE, model.linear_.to_arrays())
-            # by-id queries and the neighbour table read these, rounded as stored, so both agree
-            oof = oof_arrays(crossfit)
-            save_npz(tmp / OOF_FILE, oof)
-            crossfit = dataclasses.replace(crossfit, proba=oof["proba"].astype(np.float32))
+            crossfit = save_genre_files(tmp, model, crossfit)
             wide = max(k for k in informative_ks(len(catalog.genre_names)) if k <= 3)  # top-3, or 2 of 3 genres
             gm = genre_metrics
             say("genre " + ", ".join(f"top-{k} {gm[f'top{k}']:.3f} (random {gm[f'random_top{k}']:.3f})"

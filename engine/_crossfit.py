@@ -26,6 +26,11 @@ the large-catalog default) is cross-validated on the same folds and the best top
 is kept; its OOF probabilities are the stored ones. The reported score of the chosen candidate is
 then mildly optimistic (it won on those folds); benchmarks/small_catalog.py measures the whole
 procedure nested inside an outer cross-validation against a random forest.
+
+Blend (``_blended``, with ``GenreConfig.blend``): after the capacity, the same folds fit a logistic regression
+each (engine/_linear.py) and the chosen trees' out-of-fold probabilities are blended with its margins at each of
+``BLEND_WEIGHTS``; the best top-1 (ties: log loss) is kept, weight 0 being the trees alone, and the shipped model
+gets a regression trained on every labelled track at that weight.
 """
 
 from __future__ import annotations
@@ -33,16 +38,18 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ._arrays import save_npz
 from ._background import Background
 from ._catalog import Catalog
 from ._config import GenreConfig
 from ._genre import GenreClassifier, grouped_split, split_groups, subset_labels
 from ._genre_metrics import baselines, calibration, family_metrics, genre_metrics, song_vote_metrics
-from ._linear import BLEND_WEIGHTS, LINEAR_C, blend_proba, fit_linear
+from ._linear import BLEND_WEIGHTS, LINEAR_C, LINEAR_FILE, blend_proba, fit_linear
 
 Progress = Callable[[str], None]
 
@@ -363,6 +370,18 @@ def cross_fit(catalog: Catalog, x: np.ndarray, feature_names: tuple[str, ...], c
 
 
 OOF_FILE = "genre_oof.npz"
+
+
+def save_genre_files(directory: Path, model: GenreClassifier, crossfit: CrossFit) -> CrossFit:
+    """Write the genre model (``genre_model.ubj``, and ``genre_linear.npz`` with a blend) and ``genre_oof.npz``
+    into a bundle directory; returns ``crossfit`` with its probabilities rounded as stored, which by-id queries
+    and the neighbour table read, so both agree."""
+    model.save(str(directory / "genre_model.ubj"))
+    if model.linear_ is not None:
+        save_npz(directory / LINEAR_FILE, model.linear_.to_arrays())
+    oof = oof_arrays(crossfit)
+    save_npz(directory / OOF_FILE, oof)
+    return dataclasses.replace(crossfit, proba=oof["proba"].astype(np.float32))
 
 
 def oof_arrays(crossfit: CrossFit) -> dict[str, np.ndarray]:
