@@ -1,9 +1,10 @@
 """A multinomial logistic regression beside the genre trees, for small catalogs.
 
 On the generated 1,000-clip librosa tables (benchmarks/catalogs.py) a logistic regression on the standardized
-inputs scored above the tuned trees, and the two blended scored above either (benchmarks/RESULTS.md, "A linear
-model beside the trees"). Trees cut each feature into steps; descriptors such as MFCC means move a genre's odds
-smoothly, which a linear margin follows with far fewer parameters than a few hundred clips can fit trees to.
+inputs scored above the trees, and the two blended at or above either; on Spotify subsets it barely moved top-1
+(benchmarks/RESULTS.md, "A linear model beside the trees"). Trees cut each feature into steps; descriptors such
+as MFCC means move a genre's odds smoothly, which a linear margin follows with far fewer parameters than a few
+hundred clips can fit trees to.
 
 The blend is in margin space: ``(1 - w) * trees + w * linear``, then the softmax. So a prediction's explanation
 stays exact: each feature's part is ``(1 - w)`` times its part in the trees' margin (engine/_explain.py) plus

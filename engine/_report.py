@@ -115,8 +115,10 @@ def genre_lines(g: dict[str, Any]) -> list[str]:
                "the fold model that did not see it):")
     else:  # a bundle evaluated on one held-out split (before cross-fitting)
         how = f"held-out artists ({g['test_tracks']:,} tracks):"
+    linear = (g.get("tuning") or {}).get("linear") or {}
+    blended = " with a logistic regression blended in" if linear.get("weight", 0) > 0 else ""
     lines = [
-        f"genres   XGBoost ({g['multi_strategy']}, {g['rounds']} rounds), {g['n_genres']} genres; {how}",
+        f"genres   XGBoost ({g['multi_strategy']}, {g['rounds']} rounds){blended}, {g['n_genres']} genres; {how}",
         "         " + "  ".join(f"top-{k} {g[f'top{k}']:.3f}" for k in ks if f"top{k}" in g)
         + f"  macro-F1 {g['macro_f1']:.3f}",
         "         baselines: majority " + " ".join(f"top-{k} {g[f'majority_top{k}']:.3f}" for k in ks
