@@ -100,11 +100,13 @@ def test_a_small_catalog_keeps_the_blend_its_folds_score_best(monkeypatch: pytes
     model.linear_ = saved
     np.testing.assert_allclose(model.predict_proba(x[:20]),
                                softmax((1 - w) * tree_margin + w * saved.margin(x[:20])), rtol=1e-12)
-    text = "\n".join(genre_lines(fit.metrics))
-    assert f"a logistic regression blended into the trees' margin at weight {w:g}" in text
+    lines = genre_lines(fit.metrics)
+    assert "with a logistic regression blended in" in lines[0]
+    assert f"a logistic regression blended into the trees' margin at weight {w:g}" in "\n".join(lines)
     # the option off, or a large catalog: the trees alone, as before
     _, alone = crossfit.cross_fit(cat, x, cat.feature_names, dataclasses.replace(TUNED, blend=False))
     assert "linear" not in alone.metrics["tuning"] and alone.metrics["top1"] == pytest.approx(by_weight[0.0], abs=1e-4)
+    assert "blended" not in "\n".join(genre_lines(alone.metrics))
     big, fit_big = crossfit.cross_fit(cat, x, cat.feature_names, dataclasses.replace(TUNED, small_catalog=10))
     assert big.linear_ is None and "skipped" in fit_big.metrics["tuning"]
 
