@@ -109,7 +109,8 @@ def run_catalog(path: Path, *, folds: int, seed: int, trees: int, id_col: str, l
             row[f"{variant}_inner_cv_top1"] = round(fit.metrics["top1"], 4)
             if variant == "musicrec":
                 row["chosen"] = fit.metrics["tuning"].get("chosen")
-                row["blend_weight"] = fit.metrics["tuning"]["linear"]["weight"]
+                # a training part of small_catalog (20,000) labelled tracks or more is not tuned, nor blended
+                row["blend_weight"] = fit.metrics["tuning"].get("linear", {}).get("weight", 0.0)
         t0 = time.perf_counter()
         forest = RandomForestClassifier(n_estimators=trees, n_jobs=2, random_state=seed).fit(x[train], y[train])
         row["random_forest"] = float((forest.predict(x[test]) == y[test]).mean())

@@ -121,7 +121,7 @@ def read_verified_manifest(bundle_dir: str | os.PathLike[str]) -> dict[str, Any]
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise BundleIntegrityError(f"{path}: not a {FORMAT} manifest")
     version = manifest.get("format_version")
-    if version not in READABLE_VERSIONS or isinstance(version, bool):
+    if type(version) is not int or version not in READABLE_VERSIONS:
         raise BundleVersionError(
             f"{bundle_dir}: bundle format version {version!r}, but this engine reads versions "
             f"{', '.join(map(str, READABLE_VERSIONS))}; rebuild the bundle with this version of musicrec")

@@ -122,7 +122,8 @@ class GenreClassifier:
                 return forest.predict_proba(x)
             return np.concatenate([forest.predict_proba(x[i:i + _FOREST_CHUNK])
                                    for i in range(0, len(x), _FOREST_CHUNK)])
-        return softmax(self.predict_margin(x))
+        # float32 as the trees' own: the compiled scoring kernel takes float32 probabilities (engine/_ranking.py)
+        return softmax(self.predict_margin(x)).astype(np.float32)
 
     def predict_margin(self, x: np.ndarray) -> np.ndarray:
         """Margins of shape (n, n_genres): the trees', or ``(1 - w) * trees + w * linear`` with a linear part."""

@@ -28,7 +28,7 @@ BLEND_WEIGHTS = (0.25, 0.5, 0.75)  # the trees keep at least a quarter of the ma
 LINEAR_C = 1.0  # scikit-learn's default inverse regularization, on standardized inputs
 ABSENT_MARGIN = -50.0  # a genre a fold's training part lacks: e^-50 against the genres it has
 _MAX_ITER = 2000
-_CHUNK = 4096  # rows per margin call: bounds the (rows, genres, features) product
+_CHUNK_VALUES = 1 << 22  # per margin chunk, the (rows, genres, features) product's values: 32 MiB of float64
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,9 +52,10 @@ class LinearPart:
         # round by batch size): one track's margin is the same bits alone or in a batch
         x = np.atleast_2d(x)
         out = np.empty((len(x), len(self.intercept)))
-        for start in range(0, len(x), _CHUNK):
-            z = self.standardized(x[start:start + _CHUNK])
-            out[start:start + _CHUNK] = (z[:, None, :] * self.coef[None, :, :]).sum(axis=2) + self.intercept
+        chunk = max(1, _CHUNK_VALUES // max(1, self.coef.size))
+        for start in range(0, len(x), chunk):
+            z = self.standardized(x[start:start + chunk])
+            out[start:start + chunk] = (z[:, None, :] * self.coef[None, :, :]).sum(axis=2) + self.intercept
         return out
 
     def contributions(self, row: np.ndarray, cls: int) -> tuple[float, np.ndarray]:
@@ -84,6 +85,13 @@ class LinearPart:
         weight = float(arrays["weight"])
         if not 0.0 < weight < 1.0 or not (arrays["scale"] > 0).all():
             raise ValueError(f"weight {weight} outside (0, 1), or a scale that is not positive")
+        # a fitted regression on standardized inputs stays far inside these; values near float64's range would
+        # load and then answer NaN
+        for name, limit in (("mean", 1e30), ("coef", 1e6), ("intercept", 1e6)):
+            if np.abs(arrays[name]).max(initial=0.0) > limit:
+                raise ValueError(f"{name!r} holds values beyond {limit:g}: not a fitted regression")
+        if (arrays["scale"] < 1e-30).any() or (arrays["scale"] > 1e30).any():
+            raise ValueError("'scale' holds values outside 1e-30..1e30: not a fitted regression")
         return cls(mean=arrays["mean"].astype(np.float64), scale=arrays["scale"].astype(np.float64),
                    coef=arrays["coef"].astype(np.float64), intercept=arrays["intercept"].astype(np.float64),
                    weight=weight)
@@ -129,7 +137,8 @@ def fit_linear(x: np.ndarray, indptr: np.ndarray, codes: np.ndarray, n_genres: i
 
 def blend_proba(tree_proba: np.ndarray, linear_margin: np.ndarray, weight: float) -> np.ndarray:
     """The blend's probabilities from the trees' probabilities (their log is their margin up to a per-row
-    constant, which the softmax drops) and the linear margins; float32 like the trees' own."""
+    constant, which the softmax drops; a probability that underflowed float32 is read as 1e-30) and the linear
+    margins; float32 like the trees' own."""
     margin = (1.0 - weight) * np.log(np.clip(tree_proba.astype(np.float64), 1e-30, None)) + weight * linear_margin
     return softmax(margin).astype(np.float32)
 

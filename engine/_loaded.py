@@ -112,8 +112,9 @@ def load_bundle(path: str | os.PathLike[str], *, search_threads: int = 1, share_
                                               feature_names=prep.transformed_names, threads=search_threads)
     if LINEAR_FILE in manifest["files"]:
         with _reading(path, LINEAR_FILE):
-            if classifier is None:
-                raise BundleIntegrityError(f"{path}: the bundle is inconsistent: {LINEAR_FILE} without a genre model")
+            if classifier is None or manifest["format_version"] < 5:
+                raise BundleIntegrityError(f"{path}: the bundle is inconsistent: {LINEAR_FILE} without a genre model, "
+                                           f"or in a bundle of format {manifest['format_version']} (it came with 5)")
             try:
                 classifier.linear_ = LinearPart.from_arrays(load_npz(path / LINEAR_FILE), len(tracks.genre_names),
                                                             len(prep.transformed_names))

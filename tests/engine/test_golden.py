@@ -40,6 +40,11 @@ def test_golden_bundle_loads_if_readable_else_asks_for_a_rebuild(version: int) -
     assert len(result.rows) > 0 and not result.unknown_seed_ids
     assert seed not in {bundle.tracks.ids[r] for r in result.rows}
     assert np.all(np.diff(result.scores) <= 1e-6)  # best first
+    # by features: the shipped genre model, with its linear part where the bundle has one (format 5)
+    values = dict(zip(bundle.preprocessor.feature_names, bundle.tracks.features[3].tolist(), strict=True))
+    answer = engine.Recommender(bundle).classify(features=values, top_k=3, explain=True)
+    assert len(answer.genres) == 3 and 0 < answer.genres[0][1] <= 1
+    assert (bundle.classifier.linear_ is not None) == ((path / "genre_linear.npz").exists())
 
 
 @pytest.mark.parametrize("version", VERSIONS, ids=[f"v{v}" for v in VERSIONS])

@@ -98,8 +98,8 @@ def test_a_small_catalog_keeps_the_blend_its_folds_score_best(monkeypatch: pytes
     saved, model.linear_ = model.linear_, None
     tree_margin = model.predict_margin(x[:20])
     model.linear_ = saved
-    np.testing.assert_allclose(model.predict_proba(x[:20]),
-                               softmax((1 - w) * tree_margin + w * saved.margin(x[:20])), rtol=1e-12)
+    np.testing.assert_array_equal(model.predict_proba(x[:20]),
+                                  softmax((1 - w) * tree_margin + w * saved.margin(x[:20])).astype(np.float32))
     lines = genre_lines(fit.metrics)
     assert "with a logistic regression blended in" in lines[0]
     assert f"a logistic regression blended into the trees' margin at weight {w:g}" in "\n".join(lines)
@@ -126,10 +126,8 @@ def test_where_trees_do_better_the_folds_keep_the_trees_alone(monkeypatch: pytes
                                     dataclasses.replace(TUNED, max_rounds=40))
     linear = fit.metrics["tuning"]["linear"]
     assert linear["linear_alone"]["top1"] < 0.65 < linear["candidates"][0]["top1"]
-    assert linear["weight"] < 0.75 and (model.linear_ is None) == (linear["weight"] == 0)
-    if model.linear_ is None:
-        assert "the trees alone: no blend with a logistic regression scored higher" in "\n".join(
-            genre_lines(fit.metrics))
+    assert linear["weight"] == 0 and model.linear_ is None
+    assert "the trees alone: no blend with a logistic regression scored higher" in "\n".join(genre_lines(fit.metrics))
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +166,7 @@ def test_the_blend_is_stored_as_arrays_served_and_explained_as_one_margin(blende
     margin = classifier.predict_margin(x)[0]
     top = classifier.genre_names.index(answer.genres[0][0])
     assert answer.bias + sum(c for _, c in answer.contributions) == pytest.approx(margin[top], abs=1e-5)
-    assert answer.genres[0][1] == pytest.approx(float(softmax(margin[None, :])[0, top]), rel=1e-9)
+    assert answer.genres[0][1] == float(softmax(margin[None, :]).astype(np.float32)[0, top])
 
 
 def test_a_damaged_linear_part_is_refused_by_name(blended_bundle: Path, tmp_path: Path) -> None:
@@ -182,14 +180,73 @@ def test_a_damaged_linear_part_is_refused_by_name(blended_bundle: Path, tmp_path
     (bad / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(BundleIntegrityError, match=f"{LINEAR_FILE}: 'coef'"):
         load_bundle(bad)
+    arrays["coef"] = np.full_like(np.load(blended_bundle / LINEAR_FILE)["coef"], 1e300)  # loads, then answers NaN
+    np.savez(bad / LINEAR_FILE, **arrays)
+    manifest["files"][LINEAR_FILE] = sha256_file(bad / LINEAR_FILE)
+    (bad / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleIntegrityError, match="beyond"):
+        load_bundle(bad)
+    shutil.copy(blended_bundle / LINEAR_FILE, bad / LINEAR_FILE)  # the real file, in a manifest of format 4
+    manifest["files"][LINEAR_FILE] = sha256_file(bad / LINEAR_FILE)
+    manifest["format_version"] = 4
+    (bad / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleIntegrityError, match="of format 4"):
+        load_bundle(bad)
 
 
-def test_musicrec_add_carries_the_linear_part(blended_bundle: Path, tmp_path: Path) -> None:
+def test_musicrec_add_carries_the_linear_part_and_scores_new_tracks_with_the_blend(blended_bundle: Path,
+                                                                                  tmp_path: Path) -> None:
     root = blended_bundle.parent
     out = tmp_path / "b"
     assert main(["add", str(root / "y.csv"), "--to", str(blended_bundle), "--out", str(out), "--quiet"]) == 0
-    before, after = load_bundle(blended_bundle), load_bundle(out)
+    after = load_bundle(out)
     assert after.classifier is not None and after.classifier.linear_ is not None
     assert (out / LINEAR_FILE).read_bytes() == (blended_bundle / LINEAR_FILE).read_bytes()
-    x = np.asarray(after.tracks.features[-5:], dtype=np.float32)
-    np.testing.assert_array_equal(after.classifier.predict_proba(x), before.classifier.predict_proba(x))
+    # the added tracks (no model saw them) take the shipped blend's probabilities, stored as float16
+    added = np.flatnonzero(np.isin(after.tracks.ids, pd.read_csv(root / "y.csv")["id"].astype(str)))
+    assert len(added) == 80 and after.genre_proba is not None
+    x = after.preprocessor.transform_features(after.tracks.features[added])
+    blended = after.classifier.predict_proba(x.astype(np.float32))
+    np.testing.assert_array_equal(after.genre_proba[added], blended.astype(np.float16).astype(np.float32))
+    saved, after.classifier.linear_ = after.classifier.linear_, None
+    assert not np.array_equal(after.classifier.predict_proba(x.astype(np.float32)), blended)  # the trees alone differ
+    after.classifier.linear_ = saved
+
+
+def test_one_row_alone_is_the_same_bits_as_in_a_batch_across_chunks(blended_bundle: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    import engine._linear as linear_module
+
+    monkeypatch.setattr(linear_module, "_CHUNK_VALUES", 7 * 4 * 5)  # 7 rows per chunk: the batch crosses many
+    bundle = load_bundle(blended_bundle)
+    x = bundle.preprocessor.transform_features(bundle.tracks.features[:60]).astype(np.float32)
+    x[::9, 2] = np.nan
+    batch = bundle.classifier.predict_proba(x)
+    assert batch.dtype == np.float32  # as the trees' own: the compiled scoring kernel takes float32
+    assert all(np.array_equal(batch[i], bundle.classifier.predict_proba(x[i:i + 1])[0]) for i in range(60))
+    assert bundle.classifier.predict_proba(x[:0]).shape == (0, 4)
+
+
+def test_the_compiled_kernels_answer_a_blended_bundle_as_numpy_does(blended_bundle: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("numba")
+    from engine import Recommender, _compiled
+    from tests.engine.test_compiled import feature_queries, same
+
+    was_on = _compiled.active()
+    try:
+        _compiled.deactivate()
+        rec = Recommender(load_bundle(blended_bundle))
+        queries = [q for q in feature_queries(rec, 60) if q.genre_weight != 0.0]
+        plain = [rec.similar(q) for q in queries]
+        assert _compiled.activate(), _compiled.status()
+        kernels = _compiled.kernels()
+        calls = []
+        real = kernels.score_block
+        monkeypatch.setattr(kernels, "score_block", lambda *a: calls.append(a[2].dtype) or real(*a))
+        compiled = [rec.similar(q) for q in queries]
+        assert all(same(a, b) for a, b in zip(plain, compiled, strict=True))
+        assert calls  # the blend's float32 probabilities reach the compiled scoring, not only numpy's
+    finally:
+        if not was_on:
+            _compiled.deactivate()
