@@ -53,7 +53,7 @@ from ._ranking import Deadline, deadline_passed
 from ._recommender import Recommender
 from ._report import format_report
 from ._schema import AUDIO_MOOD_WEIGHTS, AUDIO_PREPROCESS, FeatureSchema, ValueRule, audio_schema, detect_preset
-from ._similar import MAX_BATCH, MAX_DEPTH, MAX_K, Seed, SimilarQuery, SimilarResult, TrackFilter
+from ._similar_query import MAX_BATCH, MAX_DEPTH, MAX_K, Seed, SimilarQuery, SimilarResult, TrackFilter
 from ._synthetic import synthetic_catalog
 from ._update import add_tracks
 

@@ -17,7 +17,8 @@ from ._classify import Classification, GenreClassify
 from ._loaded import Bundle
 from ._playlist import DEFAULT_PLAYLIST, PlaylistEntry, Playlists
 from ._ranking import Deadline
-from ._similar import SimilarQuery, SimilarResult, SimilarSearch
+from ._similar import SimilarSearch
+from ._similar_query import SimilarQuery, SimilarResult
 from ._view import CatalogView
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -27,76 +27,20 @@ from ._preprocess import l2_normalize
 from ._ranking import Deadline, RowFilter, Scoring, Selector, Survivors, check_deadline
 from ._rerank import GenreAgreement
 from ._similar_many import similar_many, together
+from ._similar_query import (
+    DEFAULT_TARGET_WEIGHT,
+    MAX_BATCH,
+    MAX_BATCH_DEPTH,
+    MAX_DEPTH,
+    MAX_K,
+    MAX_POOL,
+    MAX_SEEDS,
+    NEGATIVE_WEIGHT,
+    Seed,
+    SimilarQuery,
+    SimilarResult,
+)
 from ._view import CatalogView
-
-MAX_K = 1000
-MAX_DEPTH = 2000  # offset + k: the deepest page of a ranking
-MAX_POOL = 5_000  # survivors a ranking may walk (an artist cap can skip many): bounds MMR's picks
-MAX_SEEDS = 500
-MAX_BATCH = 256
-MAX_BATCH_DEPTH = 5_000  # sum of offset + k over a batch (benchmarks/worst_case.py)
-DEFAULT_K = 10
-NEGATIVE_WEIGHT = 0.5  # Rocchio: a negative seed pulls half as hard as a positive one
-DEFAULT_TARGET_WEIGHT = 0.5
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class Seed:
-    """Exactly one of a catalog track id, raw feature values, or a vector."""
-
-    track_id: str | None = None
-    features: Mapping[str, float] | None = None
-    vector: Sequence[float] | None = None
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class TrackFilter:
-    include_genres: Sequence[str] = ()
-    exclude_genres: Sequence[str] = ()
-    explicit: bool | None = None
-    ranges: Mapping[str, tuple[float | None, float | None]] = dataclasses.field(default_factory=dict)
-    exclude_track_ids: Sequence[str] = ()
-    mood_ids: Sequence[int] = ()
-
-    @property
-    def empty(self) -> bool:
-        """Nothing to filter on: only the seeds' own songs are kept out."""
-        return not (self.include_genres or self.exclude_genres or self.explicit is not None or self.ranges
-                    or self.exclude_track_ids or self.mood_ids)
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class SimilarQuery:
-    seeds: Sequence[Seed]
-    negative_seeds: Sequence[Seed] = ()
-    targets: Mapping[str, float] = dataclasses.field(default_factory=dict)
-    target_weight: float | None = None
-    filter: TrackFilter = dataclasses.field(default_factory=TrackFilter)
-    k: int = DEFAULT_K
-    offset: int = 0
-    max_per_artist: int = 0
-    diversity: float = 0.0
-    skip_unknown_seeds: bool = False
-    # Weight of genre agreement in the score (engine/_rerank.py); None: the bundle's default.
-    genre_weight: float | None = None
-
-
-@dataclasses.dataclass(frozen=True)
-class SimilarResult:
-    """One page: track rows (positions in the bundle's track table) and scores, best first.
-
-    ``examined``: candidates looked at in cosine order to build the ranking up to this page;
-    ``filtered``: how many of them the filters, the seeds' own songs, repeated songs and the
-    artist cap kept out. Both depend on the query and the page, never on how it was answered.
-    """
-
-    rows: np.ndarray
-    scores: np.ndarray
-    unknown_seed_ids: list[str]
-    examined: int
-    filtered: int
-    exhausted: bool
-    took_ms: float
 
 
 @dataclasses.dataclass  # not frozen for the same reason as RowFilter (engine/_ranking.py); never changed

@@ -34,7 +34,8 @@ from ._ranking import SLACK, Deadline, Selector
 from ._table import cosine_order
 
 if TYPE_CHECKING:
-    from ._similar import SimilarQuery, SimilarResult, SimilarSearch, _Plan
+    from ._similar import SimilarSearch, _Plan
+    from ._similar_query import SimilarQuery, SimilarResult
 
 # Fewer queries than this sharing a source and a genre weight are ranked one at a time: on the Spotify bundle
 # (benchmarks/similar_many.py, in-process) two together cost 1.04x what one at a time does, four 0.94-1.09x,
