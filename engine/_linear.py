@@ -28,6 +28,7 @@ BLEND_WEIGHTS = (0.25, 0.5, 0.75)  # the trees keep at least a quarter of the ma
 LINEAR_C = 1.0  # scikit-learn's default inverse regularization, on standardized inputs
 ABSENT_MARGIN = -50.0  # a genre a fold's training part lacks: e^-50 against the genres it has
 _MAX_ITER = 2000
+_SCALE_RANGE = (1e-30, 1e30)  # a feature's standard deviation that fit_linear uses and a bundle may hold
 _CHUNK_VALUES = 1 << 22  # per margin chunk, the (rows, genres, features) product's values: 32 MiB of float64
 
 
@@ -90,8 +91,9 @@ class LinearPart:
         for name, limit in (("mean", 1e30), ("coef", 1e6), ("intercept", 1e6)):
             if np.abs(arrays[name]).max(initial=0.0) > limit:
                 raise ValueError(f"{name!r} holds values beyond {limit:g}: not a fitted regression")
-        if (arrays["scale"] < 1e-30).any() or (arrays["scale"] > 1e30).any():
-            raise ValueError("'scale' holds values outside 1e-30..1e30: not a fitted regression")
+        if (arrays["scale"] < _SCALE_RANGE[0]).any() or (arrays["scale"] > _SCALE_RANGE[1]).any():
+            raise ValueError(f"'scale' holds values outside {_SCALE_RANGE[0]:g}..{_SCALE_RANGE[1]:g}: not a fitted "
+                             "regression")
         return cls(mean=arrays["mean"].astype(np.float64), scale=arrays["scale"].astype(np.float64),
                    coef=arrays["coef"].astype(np.float64), intercept=arrays["intercept"].astype(np.float64),
                    weight=weight)
@@ -109,7 +111,8 @@ def fit_linear(x: np.ndarray, indptr: np.ndarray, codes: np.ndarray, n_genres: i
     x = np.asarray(x, dtype=np.float64)
     mean = np.nanmean(x, axis=0)
     scale = np.nanstd(x, axis=0)
-    scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
+    # a constant feature (or one whose spread is below what a bundle accepts: ``from_arrays``) is left unscaled
+    scale = np.where(np.isfinite(scale) & (scale >= _SCALE_RANGE[0]) & (scale <= _SCALE_RANGE[1]), scale, 1.0)
     mean = np.where(np.isfinite(mean), mean, 0.0)
     part = LinearPart(mean=mean, scale=scale, coef=np.zeros((n_genres, x.shape[1])),
                       intercept=np.full(n_genres, ABSENT_MARGIN), weight=0.5)
