@@ -357,12 +357,15 @@ def cross_fit(catalog: Catalog, x: np.ndarray, feature_names: tuple[str, ...], c
                            for (n, _), r in zip(tried, runs, strict=True)]}
         if blend is not None:
             metrics["tuning"]["linear"] = blend
+        else:
+            metrics["tuning"]["linear_skipped"] = "genre.blend = false: the trees alone"
     elif config.tune:
         metrics["tuning"] = {"skipped": f"{len(labelled):,} labelled tracks, at least genre.small_catalog = "
                                         f"{config.small_catalog:,}: the configured capacity, {n_folds} folds "
-                                        "(build budget)"}
+                                        "(build budget), the trees alone (no blend)"}
     else:
-        metrics["tuning"] = {"skipped": "genre.tune = false: the configured capacity"}
+        metrics["tuning"] = {"skipped": "genre.tune = false: the configured capacity, the trees alone (the blend, "
+                                        "genre.blend, is chosen with the capacity)"}
     if songs is not None and len(set(songs)) < len(songs):  # a catalog of segments
         metrics["protocol"] += "; segments of one song (or artist) never in two folds"
         metrics["per_song"] = song_vote_metrics(run.proba, truth, np.asarray(songs, dtype=object)[labelled])

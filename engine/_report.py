@@ -131,11 +131,13 @@ def genre_lines(g: dict[str, Any]) -> list[str]:
         lines.append(f"         capacity chosen by cross-validation on these folds among {len(tuning['candidates'])} "
                      f"(small catalog): {tuning['chosen']}; top-1 by candidate: "
                      + ", ".join(f"{c['top1']:.3f}" for c in tuning["candidates"])
-                     + f" (the first is the default, {default['name']}); the winner's score is mildly optimistic")
+                     + f" (the first: {default['name']}); the winner's score is mildly optimistic")
     elif tuning:
         lines.append(f"         capacity as configured: {tuning['skipped']}")
     if tuning and (linear := tuning.get("linear")):
         lines.append(linear_line(linear))
+    elif tuning and "linear_skipped" in tuning:
+        lines.append(f"         no blend with a logistic regression: {tuning['linear_skipped']}")
     if "per_song" in g:  # a catalog of segments: the honest score votes once per song
         ps = g["per_song"]
         lines.append(f"         one vote per song ({ps['songs']:,} songs, {ps['segments_per_song']:g} segments each): "

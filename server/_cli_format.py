@@ -51,7 +51,9 @@ def format_response(kind: str, r: Any, width: int | None = None) -> str:
         if r.known_genres:
             lines.append(f"catalog genres: {', '.join(r.known_genres)}")
         if r.contributions:
-            lines.append(f"why '{r.genres[0].genre}' (log-odds; bias {r.bias:+.3f}):")
+            # the contributions are the shipped model's; by id the probabilities above are out-of-fold ones
+            whose = " by the shipped model, which was trained on this track" if r.known_genres else ""
+            lines.append(f"why '{r.genres[0].genre}'{whose} (its margin, the softmax's logit; bias {r.bias:+.3f}):")
             lines += [f"  {c.contribution:+.3f}  {c.feature}" for c in r.contributions]
     elif kind == "moods":
         lines += table(["id", "mood", "tracks", "core", "top genres"],

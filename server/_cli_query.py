@@ -289,6 +289,10 @@ def _run_query(args: argparse.Namespace, stub: Any, pb: Any, call: dict[str, Any
         return stub.MoodPlaylist(request, **call)
     if args.query == "classify":
         request = pb.ClassifyGenreRequest(top_k=args.top, explain=args.explain)
+        given = [name for name, value in (("a track id", args.track_id), ("--features", args.features),
+                                          ("--audio", args.audio)) if value is not None]
+        if len(given) > 1:
+            raise ValueError(f"classify takes one of a track id, --features or --audio FILE; got {' and '.join(given)}")
         if args.features is not None:
             request.features.values.update(args.features)
         elif args.audio:

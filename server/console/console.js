@@ -491,7 +491,7 @@ async function classify(body) {
     bars("#classify-genres", response.genres.map((g) => [g.genre, g.probability]));
     bars("#classify-families", response.families.map((g) => [g.genre, g.probability]));
     bars("#classify-contributions", response.contributions.slice(0, 12).map((c) => [c.feature, c.contribution]), { diverging: true });
-    $("#classify-bias").textContent = response.contributions.length ? `(log-odds of '${response.genres[0].genre}'; bias ${Number(response.bias).toFixed(3)})` : "(ask with explain)";
+    $("#classify-bias").textContent = response.contributions.length ? `(margin of '${response.genres[0].genre}', the softmax's logit; bias ${Number(response.bias).toFixed(3)})` : "(ask with explain)";
     $("#classify-known").textContent = response.known_genres.length ? `The catalog lists this track under: ${response.known_genres.join(", ")}` : "";
   });
 }

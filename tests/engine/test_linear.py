@@ -107,8 +107,11 @@ def test_a_small_catalog_keeps_the_blend_its_folds_score_best(monkeypatch: pytes
     _, alone = crossfit.cross_fit(cat, x, cat.feature_names, dataclasses.replace(TUNED, blend=False))
     assert "linear" not in alone.metrics["tuning"] and alone.metrics["top1"] == pytest.approx(by_weight[0.0], abs=1e-4)
     assert "blended" not in "\n".join(genre_lines(alone.metrics))
+    assert "no blend with a logistic regression: genre.blend = false" in "\n".join(genre_lines(alone.metrics))
     big, fit_big = crossfit.cross_fit(cat, x, cat.feature_names, dataclasses.replace(TUNED, small_catalog=10))
-    assert big.linear_ is None and "skipped" in fit_big.metrics["tuning"]
+    assert big.linear_ is None and "the trees alone (no blend)" in fit_big.metrics["tuning"]["skipped"]
+    untuned, fit_untuned = crossfit.cross_fit(cat, x, cat.feature_names, dataclasses.replace(TUNED, tune=False))
+    assert untuned.linear_ is None and "the trees alone" in "\n".join(genre_lines(fit_untuned.metrics))
 
 
 def test_where_trees_do_better_the_folds_keep_the_trees_alone(monkeypatch: pytest.MonkeyPatch) -> None:

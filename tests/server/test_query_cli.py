@@ -224,3 +224,26 @@ def test_a_columns_variable_that_is_no_width_is_ignored(columns: str, width: int
     monkeypatch.setattr("sys.stdout.isatty", lambda: False)
     monkeypatch.setenv("COLUMNS", columns)
     assert output_width() == width
+
+
+@pytest.mark.parametrize("extra", [["--features", "energy=0.5"], ["--audio", "clip.wav"]])
+def test_classify_refuses_a_track_id_beside_other_input(extra: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    """The server takes exactly one input; the CLI said nothing and dropped the id. Refused before any call."""
+    assert main(["query", "classify", "some-id", *extra, "--address", "127.0.0.1:1"]) == 2
+    err = capsys.readouterr().err
+    assert "classify takes one of a track id, --features or --audio FILE; got a track id and" in err
+
+
+def test_an_explanation_says_whose_margin_it_is() -> None:
+    """By id the probabilities are out-of-fold and the explanation the shipped model's (trained on the track):
+    the line says so; and the parts are the margin (the softmax's logit), not log-odds."""
+    def classify(known: list[str]) -> str:
+        response = SimpleNamespace(genres=[SimpleNamespace(genre="jazz", probability=0.8)], families=[],
+                                   known_genres=known, bias=-0.35,
+                                   contributions=[SimpleNamespace(feature="tempo", contribution=1.25)])
+        return format_response("classify", response, 100)
+
+    by_id, by_features = classify(["reggae"]), classify([])
+    assert "why 'jazz' by the shipped model, which was trained on this track (its margin" in by_id
+    assert "why 'jazz' (its margin, the softmax's logit; bias -0.350):" in by_features
+    assert "log-odds" not in by_id + by_features
