@@ -193,10 +193,11 @@ def _config_from_args(args: argparse.Namespace) -> Any:
 
 
 def _apply_preset(args: argparse.Namespace, config: Any, preprocess_keys: set[str]) -> Any:
-    """``--schema audio`` (or a GTZAN-layout header under ``auto`` with no column flags and no
-    ``[schema]`` in a config file): the audio preset's columns, transforms and mood space
-    (engine/_schema.py); a config file's own ``[preprocess]`` and mood weights win."""
+    """``--schema audio`` (or a GTZAN-layout header under ``auto`` with no column flags and no columns in a
+    config file's ``[schema]``): the audio preset's columns, transforms and mood space (engine/_schema.py); a config
+    file's own ``[preprocess]``, mood weights and ``[schema]`` ``missing`` and ``artist_separator`` win."""
     import csv
+    import dataclasses
 
     from engine import (
         AUDIO_MOOD_WEIGHTS,
@@ -212,7 +213,11 @@ def _apply_preset(args: argparse.Namespace, config: Any, preprocess_keys: set[st
     if args.schema == "spotify" or source is None:
         return config
     flags = ("id_column", "label_column", "feature_columns", "name_column", "artists_column", "metadata_columns")
-    if args.schema == "auto" and (config.schema != FeatureSchema() or any(getattr(args, f) is not None for f in flags)):
+    # [schema] keys that say how to read rows, not which columns are which: they apply to a detected preset too
+    reading = {"missing": config.schema.missing, "artist_separator": config.schema.artist_separator}
+    columns_given = dataclasses.replace(config.schema, missing=FeatureSchema.missing,
+                                        artist_separator=FeatureSchema.artist_separator) != FeatureSchema()
+    if args.schema == "auto" and (columns_given or any(getattr(args, f) is not None for f in flags)):
         return config  # the columns are given: a config file's [schema] or the column flags
     try:
         if not Path(source).is_file():  # a pipe would block this read: the build reports what it is
@@ -225,7 +230,7 @@ def _apply_preset(args: argparse.Namespace, config: Any, preprocess_keys: set[st
         return config  # the build reports the unreadable file
     if args.schema == "auto" and detect_preset(header) != "audio":
         return config
-    schema = audio_schema(header)
+    schema = dataclasses.replace(audio_schema(header), **reading)
     if not args.quiet:
         how = "detected from the header" if args.schema == "auto" else "--schema audio"
         print(f"schema: audio preset ({how}): {len(schema.feature_columns)} descriptor columns as features",

@@ -111,6 +111,25 @@ def test_a_config_file_without_a_schema_keeps_the_detected_preset(tmp_path: Path
     assert manifest["config"]["preprocess"]["whiten"] is False
 
 
+def test_a_schema_section_that_only_says_how_to_read_rows_keeps_the_detected_preset(tmp_path: Path) -> None:
+    # `[schema] missing = "impute"` alone turned detection off (the build then asked for Spotify's track_id), where
+    # the --missing flag kept it; the key now applies to the preset, and column keys still turn it off
+    table = _gtzan_table(tmp_path / "t.csv")
+    impute = tmp_path / "impute.toml"
+    impute.write_text('[schema]\nmissing = "impute"\n')
+    assert main(["index", str(table), "--out", str(tmp_path / "a"), "--quiet", "--no-genre",
+                 "--config", str(impute)]) == 0
+    manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
+    assert manifest["schema"]["feature_columns"] == list(GTZAN_FEATURES) and manifest["schema"]["missing"] == "impute"
+    columns = tmp_path / "columns.toml"
+    columns.write_text('[schema]\nid_column = "filename"\nfeature_columns = ["tempo", "rms_mean"]\n'
+                       'label_column = "label"\nname_column = ""\nartists_column = ""\nmetadata_columns = []\n')
+    assert main(["index", str(table), "--out", str(tmp_path / "b"), "--quiet", "--no-genre",
+                 "--config", str(columns)]) == 0
+    assert json.loads((tmp_path / "b" / "manifest.json").read_text())["schema"]["feature_columns"] == ["tempo",
+                                                                                                       "rms_mean"]
+
+
 def test_the_demo_corpus_gets_usable_vectors_and_says_it_is_small(extracted: tuple[list, Path],
                                                                   tmp_path: Path) -> None:
     # 60 clips of 108 descriptors, as the README's walkthrough builds them (the CLI's defaults): fully
