@@ -87,6 +87,8 @@ def find_mood(names: Sequence[str], text: str) -> int:
     if len(candidates) == 1:
         return candidates[0]
     if candidates:
+        # the names the text starts first, then any other name holding its words: every mood it matches
+        candidates += [i for i in keywords if i not in candidates]
         listed = "; ".join(f"{i} {names[i]!r}" for i in candidates[:MOOD_CANDIDATES_SHOWN])
         hidden = len(candidates) - MOOD_CANDIDATES_SHOWN
         more = f"; and {hidden} more" if hidden > 0 else ""

@@ -145,6 +145,13 @@ def test_ambiguous_lists_the_candidates_with_their_ids() -> None:
         find_mood(NAMES, "slow")
 
 
+def test_an_ambiguous_start_also_lists_the_names_that_hold_the_words_further_in() -> None:
+    names = ["slow, quiet · softer-beat", "quiet, calm · acoustic", "happy, energetic · electric", "quiet, dark · slow"]
+    with pytest.raises(InvalidQuery, match="'quiet' matches 3 moods: 1 'quiet, calm · acoustic'; 3 'quiet, dark · "
+                                           "slow'; 0 'slow, quiet · softer-beat';"):
+        find_mood(names, "quiet")
+
+
 def test_unknown_names_get_the_closest_names() -> None:
     with pytest.raises(InvalidQuery, match="unknown mood 'calm acustic'; did you mean 'calm, content · acoustic'"):
         find_mood(NAMES, "calm acustic")
