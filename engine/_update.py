@@ -36,7 +36,7 @@ import os
 import resource
 import shutil
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +72,7 @@ OUTLIER_RATIO = 3.0  # new tracks' outlier share this many times the catalog's o
 RESIDUAL_RATIO = 1.5  # variance the fitted PCA loses on new tracks, against what it loses on the catalog
 # the nearest-neighbour medians: an exact search per track, of at most this many random new and kept tracks
 NEAREST_SAMPLE = 1000
+REFUSED_IDS_SHOWN = 5  # per reason a track was refused, the ids the report names
 
 
 def add_tracks(base: str | os.PathLike[str], out: str | os.PathLike[str], *, csv: str | os.PathLike[str] | None = None,
@@ -103,11 +104,12 @@ def add_tracks(base: str | os.PathLike[str], out: str | os.PathLike[str], *, csv
         remove_unknown = len(wanted_out) - removed
         added, refused, ingest = _new_tracks(bundle, csv, old.ids[keep]) if csv is not None else (None, {}, None)
         n_new = 0 if added is None else len(added)
+        refusals = refused_text(refused, (ingest or {}).get("refused_ids", {}))
         if n_new == 0 and removed == 0:
             raise CatalogError("nothing to change: no new track was accepted and no id to remove was found"
-                               + (f" (refused: {refused})" if refused else ""))
+                               + (f" (refused: {refusals})" if refused else ""))
         catalog = _combined(old, keep, added)
-        say(f"{n_new:,} tracks added, {removed:,} removed, refused {refused or 'none'}; "
+        say(f"{n_new:,} tracks added, {removed:,} removed, refused {refusals or 'none'}; "
             f"{len(catalog):,} tracks in the new version")
     prep, moods = bundle.preprocessor, bundle.moods
     with stage("embed"):
@@ -202,16 +204,19 @@ def _new_tracks(bundle: Bundle, csv: str | os.PathLike[str], kept_ids: np.ndarra
               "exact_duplicates": rep.exact_duplicates, "duplicates_merged": rep.id_duplicates_merged}
     ok = np.ones(len(new), dtype=bool)
     refused: dict[str, int] = {}
+    ingest["refused_ids"] = examples = {}  # the first few ids of each reason, for the report
     present = np.isin(new.ids.astype(str), kept_ids.astype(str))
     if present.any():
         refused["already_in_bundle"] = int(present.sum())
+        examples["already_in_bundle"] = [str(t) for t in new.ids[present][:REFUSED_IDS_SHOWN]]
         ok &= ~present
     unknown = sorted(set(new.genre_names) - set(old.genre_names))
     if unknown:
         codes = [new.genre_names.index(g) for g in unknown]
-        has_unknown = new.genre_matrix()[:, codes].any(axis=1)
-        refused[f"unknown_genre ({', '.join(unknown[:5])}{', ...' if len(unknown) > 5 else ''})"] = \
-            int((has_unknown & ok).sum())
+        has_unknown = new.genre_matrix()[:, codes].any(axis=1) & ok
+        reason = f"unknown_genre ({', '.join(unknown[:5])}{', ...' if len(unknown) > 5 else ''})"
+        refused[reason] = int(has_unknown.sum())
+        examples[reason] = [str(t) for t in new.ids[has_unknown][:REFUSED_IDS_SHOWN]]
         ok &= ~has_unknown
     if not ok.any():
         return None, refused, ingest
@@ -228,6 +233,16 @@ def _new_tracks(bundle: Bundle, csv: str | os.PathLike[str], kept_ids: np.ndarra
                        metadata=metadata, report=rep, artists_column=old.artists_column,
                        artist_separator=old.artist_separator)
     return accepted, refused, ingest
+
+
+def refused_text(refused: Mapping[str, int], examples: Mapping[str, Sequence[str]]) -> str:
+    """``refused`` (count by reason) as a reader reads it, each reason with its first ids."""
+    parts = []
+    for reason, n in refused.items():
+        ids = list(examples.get(reason, ()))
+        shown_ids = f": {', '.join(ids)}{', ...' if n > len(ids) else ''}" if ids else ""
+        parts.append(f"{n:,} {reason.replace('_', ' ')}{shown_ids}")
+    return "; ".join(parts)
 
 
 def _as_dtype(values: np.ndarray, dtype: np.dtype) -> np.ndarray:

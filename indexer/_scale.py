@@ -117,6 +117,7 @@ def _cmd_publish(args: argparse.Namespace) -> int:
 
 def _cmd_add(args: argparse.Namespace) -> int:
     from engine import CatalogError, add_tracks, check_current_link, publish
+    from engine._update import refused_text
 
     if args.csv is None and args.remove_ids is None:
         raise CatalogError("give a CSV of tracks to add, --remove-ids FILE, or both")
@@ -164,12 +165,17 @@ def _cmd_add(args: argparse.Namespace) -> int:
           f"from {args.base} ({u['base']['tracks']:,} tracks)")
     if u["remove_ids_not_found"]:
         print(f"  {u['remove_ids_not_found']:,} id(s) to remove were not in the bundle")
-    for reason, n in u["refused"].items():
-        print(f"  refused {n:,}: {reason}")
+    if u["refused"]:
+        print(f"  refused {refused_text(u['refused'], (u['ingest'] or {}).get('refused_ids', {}))}")
     if u["ingest"]:
         i = u["ingest"]
-        print(f"  input: {i['rows_read']:,} rows -> {i['tracks']:,} tracks (dropped {i['dropped'] or 0}, "
-              f"imputed {i['imputed'] or 0}, {i['duplicates_merged']:,} rows merged by id)")
+
+        def counted(by_reason: dict[str, int] | None) -> str:
+            total = sum((by_reason or {}).values())
+            return f"{total:,}" + (f" ({', '.join(f'{r}: {n:,}' for r, n in by_reason.items())})" if total else "")
+
+        print(f"  input: {i['rows_read']:,} rows -> {i['tracks']:,} tracks (dropped {counted(i['dropped'])}, "
+              f"imputed {counted(i['imputed'])}, {i['duplicates_merged']:,} rows merged by id)")
     if u["neighbour_table"]:
         t = u["neighbour_table"]
         how = f" ({t['recomputed_by_merge']:,} merged with the new tracks, {t['recomputed_by_search']:,} searched)" \

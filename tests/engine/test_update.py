@@ -180,7 +180,18 @@ def test_the_report_counts_and_refuses(updated: Path, parts: dict[str, Path], tm
     assert "time figures below are the last full build's" in report
     # the same tracks again: every one is refused, and nothing changes
     assert main(["add", str(parts["y"]), "--to", str(updated), "--out", str(tmp_path / "c"), "--quiet"]) == 2
-    assert "nothing to change" in capsys.readouterr().err and not (tmp_path / "c").exists()
+    err = capsys.readouterr().err
+    assert "nothing to change" in err and not (tmp_path / "c").exists()
+    first = str(pd.read_csv(parts["y"])["track_id"].iloc[0])
+    assert f"already in bundle: {first}, " in err and "{" not in err  # the refused ids, not a dict
+    # one known track and one new one: the summary names the refused id and counts drops by reason
+    y = pd.read_csv(parts["y"]).drop_duplicates("track_id").iloc[:2].copy()
+    y.loc[y.index[1], "track_id"] = "brand-new"
+    y = pd.concat([y, y.iloc[[1]].assign(track_id="no-tempo", tempo=float("nan"))])
+    y.to_csv(tmp_path / "two.csv", index=False)
+    assert main(["add", str(tmp_path / "two.csv"), "--to", str(updated), "--out", str(tmp_path / "d")]) == 0
+    out = capsys.readouterr().out
+    assert f"refused 1 already in bundle: {first}" in out and "dropped 1 (missing or non-finite tempo: 1)" in out
 
 
 def test_the_drift_check_calls_for_a_rebuild(parts: dict[str, Path], tmp_path: Path) -> None:
