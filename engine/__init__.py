@@ -55,7 +55,7 @@ from ._report import format_report
 from ._schema import AUDIO_MOOD_WEIGHTS, AUDIO_PREPROCESS, FeatureSchema, ValueRule, audio_schema, detect_preset
 from ._similar_query import MAX_BATCH, MAX_DEPTH, MAX_K, Seed, SimilarQuery, SimilarResult, TrackFilter
 from ._synthetic import synthetic_catalog
-from ._update import add_tracks
+from ._update import add_tracks, refused_text
 
 __all__ = [
     "AUDIO_MOOD_WEIGHTS",
@@ -127,6 +127,7 @@ __all__ = [
     "read_catalog",
     "read_config_file",
     "read_verified_manifest",
+    "refused_text",
     "search",
     "synthetic_catalog",
     "use_compiled_kernels",

@@ -49,7 +49,7 @@ from ._catalog import Catalog
 from ._config import GenreConfig
 from ._genre import GenreClassifier, grouped_split, split_groups, subset_labels
 from ._genre_metrics import baselines, calibration, family_metrics, genre_metrics, song_vote_metrics
-from ._linear import BLEND_WEIGHTS, LINEAR_C, LINEAR_FILE, blend_proba, fit_linear
+from ._linear import BLEND_WEIGHTS, LINEAR_C, LINEAR_FILE, blend_proba, fit_linear, softmax
 
 Progress = Callable[[str], None]
 
@@ -184,7 +184,7 @@ def _blended(run: FoldRun, x: np.ndarray, ptr: np.ndarray, codes: np.ndarray, la
         margin[test_pos] = part.margin(x[labelled[test_pos]])
     options = [(0.0, run)] + [(w, _scored(dataclasses.replace(run, proba=blend_proba(run.proba, margin, w)), truth))
                               for w in BLEND_WEIGHTS]
-    linear_alone = _scored(dataclasses.replace(run, proba=blend_proba(run.proba, margin, 1.0)), truth)
+    linear_alone = _scored(dataclasses.replace(run, proba=softmax(margin).astype(np.float32)), truth)
     weight, kept = min(options, key=lambda o: (-round(o[1].scores["top1"], 4), o[1].logloss))
     seconds = time.perf_counter() - t0
     say(f"logistic regression beside the trees: top-1 {run.scores['top1']:.3f} alone, "

@@ -115,8 +115,9 @@ def genre_lines(g: dict[str, Any]) -> list[str]:
                "the fold model that did not see it):")
     else:  # a bundle evaluated on one held-out split (before cross-fitting)
         how = f"held-out artists ({g['test_tracks']:,} tracks):"
-    linear = (g.get("tuning") or {}).get("linear") or {}
-    blended = " with a logistic regression blended in" if linear.get("weight", 0) > 0 else ""
+    tuning = g.get("tuning") or {}
+    linear = tuning.get("linear")
+    blended = " with a logistic regression blended in" if linear and linear["weight"] > 0 else ""
     lines = [
         f"genres   XGBoost ({g['multi_strategy']}, {g['rounds']} rounds){blended}, {g['n_genres']} genres; {how}",
         "         " + "  ".join(f"top-{k} {g[f'top{k}']:.3f}" for k in ks if f"top{k}" in g)
@@ -125,8 +126,7 @@ def genre_lines(g: dict[str, Any]) -> list[str]:
                                                    if f"majority_top{k}" in g)
         + "; random " + " ".join(f"top-{k} {g[f'random_top{k}']:.3f}" for k in ks if f"random_top{k}" in g),
     ]
-    tuning = g.get("tuning")
-    if tuning and "chosen" in tuning:
+    if "chosen" in tuning:
         default = tuning["candidates"][0]
         lines.append(f"         capacity chosen by cross-validation on these folds among {len(tuning['candidates'])} "
                      f"(small catalog): {tuning['chosen']}; top-1 by candidate: "
@@ -134,9 +134,9 @@ def genre_lines(g: dict[str, Any]) -> list[str]:
                      + f" (the first: {default['name']}); the winner's score is mildly optimistic")
     elif tuning:
         lines.append(f"         capacity as configured: {tuning['skipped']}")
-    if tuning and (linear := tuning.get("linear")):
+    if linear:
         lines.append(linear_line(linear))
-    elif tuning and "linear_skipped" in tuning:
+    elif "linear_skipped" in tuning:
         lines.append(f"         no blend with a logistic regression: {tuning['linear_skipped']}")
     if "per_song" in g:  # a catalog of segments: the honest score votes once per song
         ps = g["per_song"]

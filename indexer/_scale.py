@@ -116,8 +116,7 @@ def _cmd_publish(args: argparse.Namespace) -> int:
 
 
 def _cmd_add(args: argparse.Namespace) -> int:
-    from engine import CatalogError, add_tracks, check_current_link, publish
-    from engine._update import refused_text
+    from engine import CatalogError, add_tracks, check_current_link, publish, refused_text
 
     if args.csv is None and args.remove_ids is None:
         raise CatalogError("give a CSV of tracks to add, --remove-ids FILE, or both")
