@@ -42,7 +42,7 @@ if str(ROOT) not in sys.path:
 
 from engine import BuildConfig, FeatureSchema, MoodConfig, Preprocessor, read_catalog  # noqa: E402
 from engine._moodreport import MOOD_TABLE_FEATURES, mood_table  # noqa: E402
-from engine._moods import MoodModel, mood_space  # noqa: E402
+from engine._moods import MoodModel, id_keys, mood_space  # noqa: E402
 from engine._moodstability import measure_stability  # noqa: E402
 from engine._schema import audio_schema, detect_preset  # noqa: E402
 
@@ -86,10 +86,11 @@ def parse_variant(text: str) -> dict[str, Any]:
 
 def run(points: np.ndarray, raw: np.ndarray, names: Sequence[str], space: Any, config: MoodConfig, *,
         seed: int, subsamples: int, genres: tuple[np.ndarray, Sequence[str]] | None,
-        first_draw: int | None = None) -> dict[str, Any]:
+        first_draw: int | None = None, keys: np.ndarray | None = None) -> dict[str, Any]:
     t0 = time.perf_counter()
     model = MoodModel(config=config, space=space, seed=seed).fit(
-        points, raw, names, genre_matrix=genres[0] if genres else None, genre_names=genres[1] if genres else ())
+        points, raw, names, genre_matrix=genres[0] if genres else None, genre_names=genres[1] if genres else (),
+        keys=keys)
     fit_seconds = time.perf_counter() - t0
     first = seed + 1 if first_draw is None else first_draw
     checks = [measure_stability(model, points, share=0.9, draw=first + i, seeds=i == 0) for i in range(subsamples)]
@@ -97,7 +98,8 @@ def run(points: np.ndarray, raw: np.ndarray, names: Sequence[str], space: Any, c
     sizes = np.bincount(model.labels_)
     return {
         "config": {k: v for k, v in vars(config).items() if k != "weights"},
-        "moods": m["clusters"], "hdbscan_core_share": m["hdbscan_core_coverage"],
+        "moods": m["clusters"], "hdbscan_core_share": m["hdbscan_core_coverage"], "core_share": m["core_coverage"],
+        "fit_tracks": m["fit_tracks"],
         "largest_share": round(float(sizes.max() / len(points)), 4), "smallest": int(sizes.min()),
         "ari_90pct_all_tracks": [c["ari_subsample_all_tracks"] for c in checks],
         "ari_90pct_core_in_both": [c["ari_subsample_core_in_both"] for c in checks],
@@ -141,9 +143,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     catalog = read_catalog(args.csv, schema)
     raw, names = catalog.features, list(catalog.feature_names)
     genre_matrix = catalog.genre_matrix() if catalog.genre_names else None
+    keys = id_keys(catalog.ids)  # a catalog above fit_sample is fitted on the tracks whose ids hash lowest, as a build
     if args.rows and args.rows < len(raw):
         keep = np.sort(np.random.default_rng(args.seed).choice(len(raw), size=args.rows, replace=False))
-        raw = raw[keep]
+        raw, keys = raw[keep], keys[keep]
         genre_matrix = genre_matrix[keep] if genre_matrix is not None else None
     prep = Preprocessor(feature_names=names, transforms=schema.transforms).fit(raw)
     space = mood_space(prep.transformed_names, MoodConfig().weights)
@@ -155,11 +158,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     for text in args.variant or [""]:
         config = MoodConfig(**parse_variant(text))
         r = run(points, raw, names, space, config, seed=args.seed, subsamples=args.subsamples, genres=genres,
-                first_draw=args.first_draw)
+                first_draw=args.first_draw, keys=keys)
         r["variant"] = text or "default"
         results.append(r)
         agree = f"; {r['fits']} fits agree {r['fits_agree']}" if r["fits_agree"] is not None else ""
-        print(f"\n[{r['variant']}] {r['moods']} moods, HDBSCAN cores {r['hdbscan_core_share']:.1%}, largest "
+        fitted = f" of the {r['fit_tracks']:,} fitted" if r["fit_tracks"] < len(raw) else ""
+        print(f"\n[{r['variant']}] {r['moods']} moods, cores {r['core_share']:.1%} (HDBSCAN's "
+              f"{r['hdbscan_core_share'] * len(raw) / r['fit_tracks']:.1%}{fitted}), largest "
               f"{r['largest_share']:.1%}, smallest {r['smallest']:,}; ARI 90% all tracks {r['ari_90pct_all_tracks']} "
               f"(moods {r['subsample_moods']}), core in both {r['ari_90pct_core_in_both']} over "
               f"{r['core_in_both_share']}; seeds {r['ari_seeds']}{agree}; "

@@ -32,7 +32,7 @@ from ._ingest import read_catalog
 from ._moodcarry import against_current, cut_to_keep, read_current
 from ._moodmap import fit_mood_map, save_mood_map
 from ._moodreport import current_line, mood_stability_lines
-from ._moods import MoodModel, mood_space
+from ._moods import MoodModel, id_keys, mood_space
 from ._moodstability import measure_stability
 from ._preprocess import Preprocessor
 from ._ranking import SLACK, Scoring
@@ -182,7 +182,7 @@ def build_bundle(
             replaced, read = read_current(current, space, catalog.ids)
             if replaced is None and current is not None:
                 say(f"the current bundle's moods are not compared or kept: {read['none']}")
-            clustered = min(len(catalog), config.moods.fit_sample)
+            clustered = config.moods.clustered(len(catalog))
             mood_config, regime = config.moods, None
             if replaced is not None:  # a catalog that crossed a size where the method changes keeps its method
                 theirs = replaced.regime or config.moods.regime(replaced.fit_tracks)  # (older bundles: by their size)
@@ -193,8 +193,8 @@ def build_bundle(
             if "cut" in carried or (replaced is not None and mood_config.regime(clustered) == "few"):
                 say(f"the current bundle's mood cut: {carried.get('says') or 'not kept: ' + carried['none']}")
             moods = MoodModel(config=mood_config, space=space, seed=config.seed).fit(
-                mood_points, catalog.features, catalog.feature_names,
-                genre_matrix=genre_matrix, genre_names=catalog.genre_names, progress=say, keep=keep)
+                mood_points, catalog.features, catalog.feature_names, genre_matrix=genre_matrix,
+                genre_names=catalog.genre_names, progress=say, keep=keep, keys=id_keys(catalog.ids))
             save_npz(tmp / "moods.npz", moods.to_arrays())
             (tmp / "moods.json").write_text(json.dumps(moods.clusters_, indent=1) + "\n", encoding="utf-8")
             m = moods.metrics_

@@ -99,7 +99,7 @@ def cut_to_keep(current: Current | None, said: dict[str, Any], config: MoodConfi
     None, what the report says: the bundle, its cut, or why none is kept)."""
     if current is None:
         return None, said
-    resolved = config.resolved(min(tracks, config.fit_sample))
+    resolved = config.resolved(config.clustered(tracks))
     if (not resolved.coassoc_bags or resolved.coassoc_ks != DENSITY_KS or resolved.coassoc_continuum != "octants"
             or len(space.columns) < OCTANT_AXES):
         return None, {**said, "none": "this build's moods do not count density moods (the cut is not chosen by a "

@@ -4,6 +4,7 @@ by catalog size. Split from engine/_config.py, which reads it with the rest of a
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -13,22 +14,24 @@ from ._moodcoassoc import DENSITY_KS, OCTANTS_KS, parse_ks
 MOOD_WEIGHTS = {"valence": 1.0, "energy": 1.0, "danceability": 1.0, "acousticness": 1.0,
                 "instrumentalness": 1.0, "tempo": 1.0}
 
-# What the [moods] keys set to "auto" (the defaults) take, by the tracks clustered (MoodConfig.resolved), measured in
-# benchmarks/RESULTS.md ("Moods on any catalog", "Moods from the co-association of k-means fits"):
-# - under moods.coassoc_until (50,000), unless a smoothing key is given: no smoothing; HDBSCAN (eom, min_samples
-#   COASSOC_SAMPLES of the tracks, moods of at least 5% of them) on the co-association of k-means fits
-#   (engine/_moodcoassoc.py). Under moods.coassoc_wide_from (5,000), FEW_TRACKS_COASSOC: 20 fits, each the best
-#   of 10 starts on a random 90% of the tracks, at one K (the moods HDBSCAN finds in the mood space itself, at
-#   least fewest_moods), the moods the cells of the fit that agrees most with the others and HDBSCAN's noise the
-#   tracks that are not core (the blur's consensus, the default under 2,000 until then, and the 40 x 4 quick fits
-#   moved with the catalog there); where HDBSCAN finds fewer than fewest_moods (a continuum), the fits are the
-#   octants of the mood space's first three columns around their means instead (engine/_moodcoassoc.py). From
-#   there, COASSOC_MOODS: 40 x 4 fits, one start at each K from 5 to 8 on a
-#   random half, the moods the Voronoi cells of HDBSCAN's clusters' centroids;
-# - otherwise the blur under moods.small_catalog (20,000) and from there on the mean-shift field, whose k is
+# What the [moods] keys set to "auto" (the defaults) take (MoodConfig.resolved), measured in benchmarks/RESULTS.md
+# ("Moods on any catalog", "Moods from the co-association of k-means fits", "One mood method at every size"):
+# - by default, at every size: FEW_TRACKS_COASSOC on at most fit_sample "auto" tracks (4,999, the tracks whose ids
+#   hash lowest; every other track assigned): no smoothing; 20 k-means fits, each the best of 10 starts on a random
+#   90% of the tracks clustered, at one K (the moods HDBSCAN finds in the mood space itself, at least fewest_moods),
+#   the moods the cells of the fit that agrees most with the others and HDBSCAN's noise in their co-association
+#   (eom, min_samples COASSOC_SAMPLES of the tracks) the tracks that are not core; where HDBSCAN finds fewer than
+#   fewest_moods (a continuum), the fits are the octants of the mood space's first three columns around their means
+#   instead (engine/_moodcoassoc.py). (The blur's consensus, the default under 2,000 until then, and the 40 x 4
+#   quick fits moved with the catalog there.)
+# - with a larger fit_sample, from moods.coassoc_wide_from (5,000) tracks clustered: COASSOC_MOODS, 40 x 4 fits, one
+#   start at each K from 5 to 8 on a random half, the moods the Voronoi cells of HDBSCAN's clusters' centroids (the
+#   default from 5,000 to 50,000 tracks until 2026-12-06);
+# - with a smoothing key given, or from moods.coassoc_until tracks where it is set (50,000 until 2026-12-06), no
+#   co-association: the blur under moods.small_catalog (20,000) and from there on the mean-shift field, whose k is
 #   a share of the tracks (403 of the 89,583 Spotify tracks), epsilon 0.16 and a consensus of 10 HDBSCAN
-#   fits (the co-association's min_samples, and HDBSCAN's cost, grow with the tracks; on all 89,583 Spotify
-#   tracks, with min_samples 1,000, it held less across seeds than the field).
+#   fits, on up to LARGE_FIT_SAMPLE tracks (the co-association's min_samples, and HDBSCAN's cost, grow with the
+#   tracks; on all 89,583 Spotify tracks, with min_samples 1,000, it held less across seeds than the field).
 # without the co-association its keys are not used: None (a config file cannot say None)
 _COASSOC_OFF = {"coassoc_bags": 0, "coassoc_ks": None, "coassoc_share": None, "coassoc_starts": None,
                 "coassoc_moods": None, "coassoc_continuum": None}
@@ -51,7 +54,8 @@ FEW_TRACKS_COASSOC: dict[str, Any] = {**COASSOC_MOODS, "coassoc_bags": 20, "coas
 SEAM_BAND = 0.9
 REGIMES = {"few": "the medoid of 20 fits at one K, or octants", "wide": "HDBSCAN on 40 x 4 quick k-means fits",
            "small": "HDBSCAN on blurred points", "large": "HDBSCAN on the mean-shift field"}
-COASSOC_SAMPLES = 0.05  # ... of the tracks, at most 5% of coassoc_until (2,500 by default) at any size
+COASSOC_SAMPLES = 0.05  # ... of the tracks clustered (250 of fit_sample "auto"'s 4,999), at most:
+MAX_COASSOC_SAMPLES = 2_500  # (5% of 50,000, the most the co-association clustered until 2026-12-06)
 SMOOTHING_KEYS = ("smoother", "smoothing_neighbours", "smoothing_iterations", "epsilon", "bags")
 # they shape the co-association
 COASSOC_KEYS = ("coassoc_ks", "coassoc_share", "coassoc_starts", "coassoc_moods", "coassoc_continuum")
@@ -59,6 +63,8 @@ COASSOC_KEYS = ("coassoc_ks", "coassoc_share", "coassoc_starts", "coassoc_moods"
 LARGE_CATALOG_MOODS: dict[str, Any] = {"smoother": "field", "smoothing_neighbours": None, "smoothing_iterations": 8,
                                        "epsilon": 0.16, "bags": 10, **_HDBSCAN_ON_SMOOTHED}
 LARGE_CATALOG_NEIGHBOURS = 0.0045  # the field's k ("auto", from small_catalog on): this share of the tracks clustered
+LARGE_FIT_SAMPLE = 100_000  # fit_sample "auto" where the co-association does not run (MoodConfig.sample_size)
+MIN_AUTO_SAMPLE = 1_000  # ... or where coassoc_wide_from - 1 is fewer tracks than this
 AUTO_KEYS = tuple(SMALL_CATALOG_MOODS)  # the keys "auto" resolves: the same in each method (tests/engine/test_moods.py)
 
 
@@ -66,13 +72,14 @@ AUTO_KEYS = tuple(SMALL_CATALOG_MOODS)  # the keys "auto" resolves: the same in 
 class MoodConfig:
     """HDBSCAN mood clustering (engine/_moods.py; why these defaults and what was measured: benchmarks/RESULTS.md).
 
-    Default method: the mood space is denoised by a mean shift (``smoother``, ``smoothing_neighbours``,
-    ``smoothing_iterations``), then HDBSCAN runs on the smoothed points of the whole catalog (up to
+    Default method (``coassoc_bags``): HDBSCAN on the co-association of k-means (or octant) fits of up to
+    ``fit_sample`` tracks, the moods the cells of the fit the others agree with most (engine/_moodcoassoc.py).
+    Or, with a smoothing key given: the mood space is denoised by a mean shift (``smoother``,
+    ``smoothing_neighbours``, ``smoothing_iterations``), then HDBSCAN runs on the smoothed points (up to
     ``fit_sample`` tracks), or a consensus of ``bags`` fits on random subsets of them. Each track that
     HDBSCAN labels is a core member of its mood; every other track is assigned by its nearest cores.
-    Or (``coassoc_bags``) HDBSCAN clusters the co-association of k-means fits instead of smoothed points.
     The keys left at "auto" take FEW_TRACKS_COASSOC, COASSOC_MOODS, SMALL_CATALOG_MOODS or LARGE_CATALOG_MOODS
-    by the tracks clustered.
+    by the tracks clustered (the defaults: FEW_TRACKS_COASSOC at every size).
 
     The first method (HDBSCAN on a 30k random sample of the raw mood space: 7% of all tracks
     labelled by HDBSCAN, one mood of ~48%) is still available with ``smoothing_iterations = 0,
@@ -85,11 +92,16 @@ class MoodConfig:
     # Mood-space weights by transformed feature name (see engine/_moods.py); features a schema
     # lacks are skipped, and a schema with none of them clusters on all its features.
     weights: Mapping[str, float] = dataclasses.field(default_factory=lambda: dict(MOOD_WEIGHTS))
-    # Tracks HDBSCAN sees; larger catalogs are clustered on a random sample (the seed draws it) and the
-    # rest assigned to the nearest cores. Measured with the blur and one fit (the large-catalog default
+    # Tracks the mood method fits; a larger catalog is fitted on a sample of this many, the tracks whose ids hash
+    # lowest (a catalog that grows or shrinks keeps most of its sample; a stability refit, or an id-less caller, draws
+    # it at random by the seed), and every other track is assigned as a new track would be. "auto" (sample_size): where
+    # the co-association runs, the most its fewer, better fits take (coassoc_wide_from - 1: 4,999), so that every
+    # catalog of 1,000 tracks or more gets one method, whatever its size (until 2026-12-06 the method changed at 5,000
+    # and 50,000 tracks, and the methods either side agreed at ARI 0.33-0.41: benchmarks/RESULTS.md, "One mood method
+    # at every size"); otherwise LARGE_FIT_SAMPLE. Measured with the blur and one fit (the large-catalog default
     # until 2026-12-04), on a quiet machine: the blur 57 s at 200k, 20 s at 100k, HDBSCAN 41 s and 26 s
     # (benchmarks/build_scale.py).
-    fit_sample: int = 100_000
+    fit_sample: int | Literal["auto"] = "auto"
     # Mean shift before HDBSCAN: k (its bandwidth, capped at 3% of the tracks) and passes; 0 passes = off.
     # Every key that says "auto" takes one of the methods above by the tracks clustered.
     smoothing_neighbours: int | Literal["auto"] = "auto"
@@ -133,7 +145,9 @@ class MoodConfig:
     # means over its share ("auto" under coassoc_wide_from), or "kmeans" at K fewest_moods (the default until
     # 2026-12-06, whose cut moved on 15 of 207 draws of 1,000-4,000 tracks; engine/_moodcoassoc.py).
     coassoc_continuum: Literal["auto", "octants", "kmeans"] = "auto"
-    coassoc_until: int = 50_000  # "auto": the co-association under this many tracks clustered
+    # "auto": the co-association for catalogs under this many tracks; none (the default): at every size (until
+    # 2026-12-06 it stopped at 50,000 tracks, where the mean-shift field took over)
+    coassoc_until: int | None = None
     coassoc_wide_from: int = 5_000  # "auto": FEW_TRACKS_COASSOC under this many tracks, COASSOC_MOODS from it
     small_catalog: int = 20_000  # "auto" without the co-association: the blur under this, the field from it
     bag_share: float = 0.5
@@ -155,7 +169,9 @@ class MoodConfig:
             raise ConfigError(f"moods.selection must be 'auto', 'eom' or 'leaf', got {self.selection!r}")
         if self.min_samples != "auto" and (type(self.min_samples) is not int or self.min_samples < 2):
             raise ConfigError(f"moods.min_samples must be 'auto' or >= 2, got {self.min_samples!r}")
-        for name in ("fit_sample", "min_cluster_size", "validity_sample"):
+        if self.fit_sample != "auto" and (type(self.fit_sample) is not int or self.fit_sample < 2):
+            raise ConfigError(f"moods.fit_sample must be 'auto' or >= 2, got {self.fit_sample!r}")
+        for name in ("min_cluster_size", "validity_sample"):
             if getattr(self, name) < 2:
                 raise ConfigError(f"moods.{name} must be >= 2, got {getattr(self, name)}")
         if any(w < 0 for w in self.weights.values()):
@@ -170,7 +186,8 @@ class MoodConfig:
                               f"{self.small_catalog}, {self.bag_share} and {self.consensus_cut}")
         coassoc = self.coassoc_bags
         if (coassoc != "auto" and (type(coassoc) is not int or coassoc < 0 or coassoc == 1)) \
-                or not 0 <= self.coassoc_wide_from <= self.coassoc_until:
+                or (self.coassoc_until is not None and type(self.coassoc_until) is not int) \
+                or not 0 <= self.coassoc_wide_from <= self.until():
             raise ConfigError(f"moods.coassoc_bags must be 'auto', 0 (off) or >= 2, and 0 <= moods.coassoc_wide_from "
                               f"<= moods.coassoc_until, got {coassoc!r}, {self.coassoc_wide_from} and "
                               f"{self.coassoc_until}")
@@ -244,13 +261,14 @@ class MoodConfig:
         if self.coassoc_bags not in ("auto", 0):
             why = f"moods.coassoc_bags = {self.coassoc_bags} given; {fits}"
         elif coassoc:
-            why = f"{tracks:,} tracks clustered, under moods.coassoc_until = {self.coassoc_until:,}; {fits}"
+            why = (f"{tracks:,} tracks clustered, under moods.coassoc_until = {self.coassoc_until:,}; {fits}"
+                   if self.coassoc_until is not None else f"the co-association at every size; {fits}")
         else:
             why = (f"{tracks:,} tracks clustered, {'under' if tracks < self.small_catalog else 'at least'} "
                    f"moods.small_catalog = {self.small_catalog:,}"
                    + (f" ({', '.join(given)} given: no co-association)" if given else ""))
         if coassoc:  # min_samples a share of the tracks, at most what the default range reaches
-            samples = min(round(COASSOC_SAMPLES * tracks), round(COASSOC_SAMPLES * self.coassoc_until))
+            samples = min(round(COASSOC_SAMPLES * tracks), MAX_COASSOC_SAMPLES)
             method = FEW_TRACKS_COASSOC if few else COASSOC_MOODS
             bags = method["coassoc_bags"] if self.coassoc_bags == "auto" else self.coassoc_bags
             method = {**method, "coassoc_bags": bags, "min_samples": max(2, samples)}
@@ -271,12 +289,29 @@ class MoodConfig:
             method = {**method, "coassoc_moods": "clusters"}
         return method, why
 
+    def sample_size(self, tracks: int) -> int:
+        """The most tracks the mood method fits in a catalog of ``tracks`` (``fit_sample``): as given, or for "auto"
+        the most the co-association's fewer, better fits take (``coassoc_wide_from`` - 1) where the co-association
+        runs for a catalog that size and that is at least MIN_AUTO_SAMPLE tracks, else LARGE_FIT_SAMPLE."""
+        if self.fit_sample != "auto":
+            return self.fit_sample
+        few = self.coassoc_wide_from - 1
+        return few if self.regime(tracks) in ("few", "wide") and few >= MIN_AUTO_SAMPLE else LARGE_FIT_SAMPLE
+
+    def clustered(self, tracks: int) -> int:
+        """How many of a catalog's ``tracks`` the mood method fits: all of them, up to ``sample_size``."""
+        return min(tracks, self.sample_size(tracks))
+
+    def until(self) -> float:
+        """``coassoc_until``, infinite where it is not set."""
+        return math.inf if self.coassoc_until is None else self.coassoc_until
+
     def regime(self, tracks: int) -> str:
         """Which of the four methods the "auto" keys take for ``tracks`` tracks clustered: "few" (FEW_TRACKS_COASSOC),
         "wide" (COASSOC_MOODS), "small" (SMALL_CATALOG_MOODS) or "large" (LARGE_CATALOG_MOODS)."""
         given = any(getattr(self, key) != "auto" for key in SMOOTHING_KEYS)
         if self.coassoc_bags not in ("auto", 0) or (self.coassoc_bags == "auto" and not given
-                                                    and tracks < self.coassoc_until):
+                                                    and tracks < self.until()):
             return "few" if tracks < self.coassoc_wide_from else "wide"
         return "small" if tracks < self.small_catalog else "large"
 
@@ -294,7 +329,7 @@ class MoodConfig:
             return self, None
         for key in ("coassoc_wide_from", "coassoc_until", "small_catalog"):
             seam = getattr(self, key)
-            if not SEAM_BAND * seam <= tracks < seam / SEAM_BAND:
+            if seam is None or not SEAM_BAND * seam <= tracks < seam / SEAM_BAND:
                 continue
             moved = dataclasses.replace(self, **{key: tracks + 1 if tracks >= seam else tracks})
             if moved.regime(tracks) == theirs:
@@ -308,8 +343,8 @@ class MoodConfig:
     def seams_between(self, tracks: int, other: int) -> list[str]:
         """The keys of the sizes the method may change at (``coassoc_wide_from``, ``coassoc_until``,
         ``small_catalog``) that lie between ``tracks`` and ``other`` tracks clustered."""
-        return [key for key in ("coassoc_wide_from", "coassoc_until", "small_catalog")
-                if (tracks < getattr(self, key)) != (other < getattr(self, key))]
+        return [key for key in ("coassoc_wide_from", "coassoc_until", "small_catalog") if getattr(self, key) is not None
+                and (tracks < getattr(self, key)) != (other < getattr(self, key))]
 
     def given_ks(self) -> range:
         """The K of the co-association's fits when ``coassoc_ks`` gives them (empty for "auto", "density",
@@ -325,6 +360,7 @@ class MoodConfig:
         set to a value keep it."""
         method, _ = self.method(tracks)
         values = {key: value for key, value in method.items() if getattr(self, key) == "auto"}
+        values["fit_sample"] = self.sample_size(tracks)  # as this configuration takes it, whatever the keys resolved
         ks, moods = values.get("coassoc_ks", self.coassoc_ks), values.get("coassoc_moods", self.coassoc_moods)
         medoid_by_density = ks == DENSITY_KS and moods == "medoid"
         if self.coassoc_continuum in ("auto", None):  # octants only where they apply: a resolved config resolves again

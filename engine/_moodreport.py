@@ -12,6 +12,8 @@ from ._moodgeometry import SMOOTHERS
 from ._moodnames import ABSOLUTE, split_name
 from ._moodstability import STEADY_ARI
 
+# a catalog above moods.fit_sample: which of its tracks were fitted (engine/_moods.py)
+FITTED = {"by id": ", those whose ids hash lowest", "at random": ", drawn at random"}
 MOOD_KINDS = {"k-means": "k-means cells", "octants": "octants"}  # a medoid's moods, by what its fits were
 
 
@@ -26,7 +28,8 @@ def mood_lines(mo: dict[str, Any], moods: list[dict[str, Any]] | None, width: in
              + (": one mood holds every track" if mo["clusters"] == 1 else ""))
     lines = [
         "",
-        f"moods    {mo['clusters']} {kind} (fitted on {mo['fit_tracks']:,} tracks); {cores}",
+        f"moods    {mo['clusters']} {kind} (fitted on {mo['fit_tracks']:,} tracks{FITTED.get(mo.get('sampled'), '')});"
+        f" {cores}",
         f"         validity: DBCV {_or_none(mo['dbcv_sample'])} (fit sample), silhouette {_or_none(mo['silhouette'])}"
         if not mo.get("consensus") else
         f"         validity: silhouette {_or_none(mo['silhouette'])} (no DBCV: a consensus has no one HDBSCAN tree)",

@@ -14,13 +14,15 @@ How it works
   random halves of the smoothed points. A bag keeps the whole catalog's floor; when the consensus then
   finds fewer than ``fewest_moods``, each bag's floor is scaled to its share (a bag holds half of every
   mood) before the clump floor is lowered.
-- ``coassoc_bags`` (engine/_moodcoassoc.py, the default under 50,000 tracks: engine/_moodconfig.py): no
+- ``coassoc_bags`` (engine/_moodcoassoc.py, the default at every size: engine/_moodconfig.py): no
   smoothing; HDBSCAN clusters how often many k-means (or octant) fits put two tracks together, and the moods
   are the Voronoi cells of its clusters' centroids, or with ``coassoc_moods = "medoid"`` the cells of the fit
   that agrees most with the others, HDBSCAN's noise the tracks not core.
-- HDBSCAN runs on the smoothed (or co-association) points of the whole catalog (a random sample above
-  ``fit_sample`` tracks, 100k by default); the seed draws that sample, the bags and the co-association's
-  fits, and plays no part in one fit on smoothed points below ``fit_sample``.
+- HDBSCAN runs on the smoothed (or co-association) points of the whole catalog, or above ``fit_sample`` tracks
+  (4,999 by default with the co-association, 100k with a smoothing) of the tracks whose ids hash lowest
+  (``id_keys``: a catalog that grows keeps most of its sample; at random, drawn by the seed, without ids); the seed
+  draws the bags and the co-association's fits, and plays no part in one fit on smoothed points of the whole
+  catalog.
   The tracks it labels are the *core* members of their mood, and become the *exemplars*, kept at
   their own (unsmoothed) coordinates.
 - A mood must outweigh ``CLUMP_MULTIPLE`` (3) smoothing clumps of k tracks. When that leaves fewer
@@ -50,6 +52,7 @@ How it works
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -66,7 +69,7 @@ from ._moodgeometry import SMOOTHERS, blur, field, kth_neighbour_distance, neare
 from ._moodnames import vocabulary
 from ._moodspace import MoodSpace, mood_space
 
-__all__ = ["MoodModel", "MoodSpace", "blur", "describe_clusters", "mood_space"]
+__all__ = ["MoodModel", "MoodSpace", "blur", "describe_clusters", "id_keys", "mood_space", "sample_rows"]
 
 Progress = Callable[[str], None]
 CLUMP_MULTIPLE = 3  # with smoothing, a mood holds at least this many times the blurring neighbours
@@ -76,6 +79,23 @@ LOWER_CLUMP_MULTIPLES = (2.75, 2.5, 2.25, 2.0)
 SMOOTHING_CAP = 0.03  # the blurring neighbours are at most this share of the tracks clustered (5% before)
 MIN_TRACKS_TO_CLUSTER = 10
 RADIUS_SAMPLES = 30  # with the co-association: an exemplar's core radius is its 30th nearest exemplar's distance
+
+
+def id_keys(ids: Sequence[str]) -> np.ndarray:
+    """A stable 64-bit key for each track id (BLAKE2b of its text): a catalog above ``fit_sample`` is fitted on the
+    tracks whose keys are lowest, so a catalog that grows or loses tracks keeps most of its sample."""
+    return np.fromiter((int.from_bytes(hashlib.blake2b(str(i).encode("utf-8"), digest_size=8).digest(), "little")
+                        for i in ids), dtype=np.uint64, count=len(ids))
+
+
+def sample_rows(rows: np.ndarray, size: int, rng: np.random.Generator, keys: np.ndarray | None) -> np.ndarray:
+    """``size`` of ``rows`` (all of them when they are no more), sorted: those whose ``keys`` (indexed by row) are
+    lowest, or without keys a draw of ``rng``."""
+    if len(rows) <= size:
+        return rows
+    if keys is None:
+        return np.sort(rng.choice(rows, size=size, replace=False))
+    return np.sort(rows[np.argsort(keys[rows], kind="stable")[:size]])
 
 
 class MoodModel:
@@ -89,16 +109,18 @@ class MoodModel:
     def fit(
         self, points: np.ndarray, raw: np.ndarray | None, feature_names: Sequence[str], *,
         genre_matrix: np.ndarray | None = None, genre_names: Sequence[str] = (), progress: Progress | None = None,
-        smoothed: np.ndarray | None = None, keep: KeptCut | None = None,
+        smoothed: np.ndarray | None = None, keep: KeptCut | None = None, keys: np.ndarray | None = None,
     ) -> MoodModel:
         """Cluster ``points`` (mood-space coordinates, shape (n_tracks, d)) and describe each
         cluster from ``raw`` (original feature values, shape (n_tracks, n_features)); with ``raw``
         None, only the labels (what a stability check needs): no names, no metrics beyond counts.
         ``smoothed``: another fit's ``smoothed_`` of the same points, reused instead of smoothing them
         again (the smoothing is deterministic; with bags, a second seed redraws only the bags). ``keep``: the cut
-        kept where the count of density moods splits (engine/_moodcoassoc.py, ``KeptCut``)."""
+        kept where the count of density moods splits (engine/_moodcoassoc.py, ``KeptCut``). ``keys``: each track's
+        ``id_keys``, which draw the sample of a catalog above ``fit_sample`` (without them the seed draws it)."""
         say = progress or (lambda _msg: None)
         n = len(points)
+        self.keys_ = keys  # (kept for the stability check's refits: engine/_moodstability.py)
         points = np.ascontiguousarray(points, dtype=np.float32)
         t0 = time.perf_counter()
         fitted, labels, hdbscan_core, cells, facts = self._cluster(points, say, smoothed, keep)
@@ -131,6 +153,7 @@ class MoodModel:
             "space": {"kind": self.space.kind, "features": list(self.space.names), "why": self.space.why},
             "space_columns": len(self.space.columns),
             "fit_tracks": len(fitted),
+            **({"sampled": "by id" if keys is not None else "at random"} if len(fitted) < n else {}),
             "seeded": facts["seeded"],
             "smoothing_neighbours": facts["k"],
             "smoother": facts["method"]["smoother"],
@@ -147,7 +170,7 @@ class MoodModel:
             "clusters": n_clusters,
             "sample_noise_fraction": round(float(1 - hdbscan_core.mean()), 4),
             "core_coverage": round(float(self.is_core_.mean()), 4),
-            "hdbscan_core_coverage": round(float(hdbscan_core.sum() / max(n, 1)), 4),
+            "hdbscan_core_coverage": round(float(hdbscan_core.mean()), 4),  # of the tracks it saw
             "largest_cluster_share": round(float(np.bincount(self.labels_).max() / n), 4),
             "smooth_seconds": round(facts["smooth_seconds"], 2),
             "fit_seconds": round(fit_seconds, 2),
@@ -177,10 +200,8 @@ class MoodModel:
         a mood, with cores or not), facts for the metrics)."""
         cfg = self.config
         n = len(points)
-        if n > cfg.fit_sample:
-            fitted = np.sort(np.random.default_rng(self.seed).choice(n, size=cfg.fit_sample, replace=False))
-        else:
-            fitted = np.arange(n)
+        fitted = self.fitted_ = sample_rows(np.arange(n), cfg.sample_size(n), np.random.default_rng(self.seed),
+                                            self.keys_)
         m = len(fitted)
         # the "auto" keys for this many tracks; a stability refit takes the same (engine/_moodstability.py)
         cfg = self.resolved_ = self.config.resolved(m)
@@ -189,7 +210,7 @@ class MoodModel:
         why = f'{", ".join(auto)} "auto": {self.config.method(m)[1]}' if auto else "as configured"
         # below fit_sample every track is clustered: the seed plays no part, unless it draws the bags (of
         # HDBSCAN fits, or of the co-association's k-means fits)
-        seeded = n > cfg.fit_sample or self.bags_ > 0 or cfg.coassoc_bags > 0
+        seeded = (n > m and self.keys_ is None) or self.bags_ > 0 or cfg.coassoc_bags > 0
         # Blurring bandwidth, at most 3% of the tracks so that a small catalog keeps some resolution; the
         # co-association replaces the smoothing.
         smooths = cfg.smoothing_iterations and not cfg.coassoc_bags

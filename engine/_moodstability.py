@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 
 from ._moodcoassoc import OCTANTS_KS, KeptCut, cut_of, cut_text
-from ._moodconfig import REGIMES, SEAM_BAND, MoodConfig
-from ._moods import MoodModel, Progress
+from ._moodconfig import LARGE_FIT_SAMPLE, REGIMES, SEAM_BAND, MoodConfig
+from ._moods import MoodModel, Progress, sample_rows
 from ._moodspace import MoodSpace, missing_aspects
 
 STEADY_ARI = 0.8  # issue 17's bar: below it, the build report says the moods moved
@@ -36,15 +36,17 @@ def measure_stability(model: MoodModel, points: np.ndarray, *, share: float = 0.
     """How much the moods move when the catalog does: the adjusted Rand index (ARI) between the
     fitted model's labels of *all* tracks and those of the same method fitted on a random ``share``
     of them (which assigns the rest as it would new tracks); also over the tracks core in both fits.
-    Across seeds only when a seed plays a part (a catalog above ``fit_sample``, or bags or the
-    co-association's fits drawn by the seed): a second fit with the next seed (``seeds`` False
+    Across seeds only when a seed plays a part (a catalog above ``fit_sample`` sampled at random, or bags or
+    the co-association's fits drawn by the seed): a second fit with the next seed (``seeds`` False
     skips it). ``points`` are the mood-space coordinates ``model`` was fitted on, (n_tracks, d);
     ``draw`` seeds the subsample (default: the model's seed + 1).
 
-    Above ``fit_sample`` tracks the refits cluster ``fit_sample`` tracks as the model did (the
-    subsample fit a random ``fit_sample`` of the subsample, the seed fit the sample seed + 1 draws)
-    and the ARIs are taken over a random ``fit_sample`` of the catalog (``evaluated_tracks`` says
-    how many): assigning every track twice more cost more than both refits at a million tracks.
+    Above ``fit_sample`` tracks the refits cluster ``fit_sample`` tracks as the model did (the subsample fit the
+    ``fit_sample`` of the subsample whose id keys are lowest, as a build of it would, or without keys a random one;
+    the seed fit the model's sample, or without keys the one seed + 1 draws) and the ARIs are taken over every track
+    up to ``fit_sample`` or LARGE_FIT_SAMPLE (100,000), whichever is more, and a random that many of a larger catalog
+    (``evaluated_tracks`` says how many): assigning every track twice more cost more than both refits at a million
+    tracks.
 
     The refit keeps the build's method and cut, as a rebuild of those tracks with ``--current`` pointing at this
     bundle would (engine/_moodcarry.py); where a build of them alone would differ, it is fitted too and reported:
@@ -58,11 +60,12 @@ def measure_stability(model: MoodModel, points: np.ndarray, *, share: float = 0.
     t0 = time.perf_counter()
     rng = np.random.default_rng(model.seed + 1 if draw is None else draw)
     sub = np.sort(rng.choice(n, size=max(1, round(share * n)), replace=False))
-    limit = model.config.fit_sample
-    sampled = n > limit
-    # tracks the ARIs are taken over: all of them, or a random fit_sample of a larger catalog
-    scored = np.sort(rng.choice(n, size=limit, replace=False)) if sampled else np.arange(n)
-    fit_on = np.sort(rng.choice(sub, size=limit, replace=False)) if len(sub) > limit else sub
+    limit = model.config.sample_size(n)
+    sampled, keys = n > limit, getattr(model, "keys_", None)
+    # tracks the ARIs are taken over: all of them, or a random fit_sample (at least LARGE_FIT_SAMPLE) of a larger one
+    evaluated = max(limit, LARGE_FIT_SAMPLE)
+    scored = np.sort(rng.choice(n, size=evaluated, replace=False)) if n > evaluated else np.arange(n)
+    fit_on = sample_rows(sub, limit, rng, keys)
     say(f"stability: the same method on a random {share:.0%} of the tracks ({len(sub):,}"
         f"{f'; it clusters {len(fit_on):,} of them' if sampled else ''})")
     same = model.resolved_  # every "auto" key as the model resolved it, whatever the refit's size
@@ -114,17 +117,17 @@ def measure_stability(model: MoodModel, points: np.ndarray, *, share: float = 0.
     }
     if model.metrics_.get("seeded") and seeds:
         say(f"stability: the same method with seed {model.seed + 1}")
-        if n > limit:  # the seed draws the sample clustered (and the bags, if any)
+        if n > limit and keys is None:  # the seed draws the sample clustered (and the bags, if any)
             again_on = np.sort(np.random.default_rng(model.seed + 1).choice(n, size=limit, replace=False))
             smoothed = None
             out["seeds"] = "a sample of the catalog is clustered, so the seed plays a part: seed vs seed + 1"
-        elif model.resolved_.coassoc_bags:  # every track is clustered; the seed draws the co-association's fits
-            again_on, smoothed = np.arange(n), None
+        elif model.resolved_.coassoc_bags:  # the same tracks clustered; the seed draws the co-association's fits
+            again_on, smoothed = model.fitted_, None
             drawn = ("octant fits' shares" if fits_kind(model.metrics_.get("coassoc") or {}) == "octant"
                      else "k-means fits (shares and starts)")
             out["seeds"] = f"the seed draws the co-association's {drawn}: seed vs seed + 1"
-        else:  # every track is clustered and the seed draws only the bags: the smoothing is the model's own
-            again_on, smoothed = np.arange(n), getattr(model, "smoothed_", None)
+        else:  # the same tracks clustered and the seed draws only the bags: the smoothing is the model's own
+            again_on, smoothed = model.fitted_, getattr(model, "smoothed_", None)
             out["seeds"] = "the seed draws the consensus's bags: seed vs seed + 1, on the same smoothed points"
         again, alone = refit(again_on, model.seed + 1, smoothed)
         out["ari_seeds"] = against(again)
@@ -218,9 +221,8 @@ def unsteady(st: dict[str, Any], space: MoodSpace) -> str | None:
         value = f'"{pin}"' if isinstance(pin, str) else pin
         lever = (f"to keep this build's cut across rebuilds, rebuild with --current pointing at this bundle (where "
                  f"either count splits), or set [moods] coassoc_ks = {value} "
-                 f"({cut_text(pin)}, whatever the count; it "
-                 "keeps the cut under moods.coassoc_wide_from tracks, 5,000 by default, and is refused from "
-                 f"moods.coassoc_until, 50,000: remove it when the catalog grows past them): {BOUNDARY_PINNED}")
+                 f"({cut_text(pin)}, whatever the count, at any size while moods.fit_sample is \"auto\"): "
+                 f"{BOUNDARY_PINNED}")
         where = "(benchmarks/RESULTS.md, \"At the boundary between clusters and a continuum\")"
     else:
         lever, where = generic_lever(space), GENERIC_WHERE

@@ -19,7 +19,8 @@ from engine import MoodConfig
                                  {"coassoc_wide_from": -1}, {"coassoc_bags": 10, "smoother": "blur"},
                                  {"coassoc_bags": 10, "bags": 20}, {"coassoc_bags": 10, "epsilon": 0.1},
                                  {"coassoc_bags": 10, "smoothing_neighbours": 50}, {"coassoc_bags": 1},
-                                 {"coassoc_wide_from": 60_000}, {"max_cluster_fraction": "auto"},
+                                 {"coassoc_wide_from": 60_000, "coassoc_until": 50_000}, {"coassoc_until": "all"},
+                                 {"max_cluster_fraction": "auto"},
                                  {"coassoc_ks": "8-5"}, {"coassoc_ks": 1}, {"coassoc_ks": "many"}, {"coassoc_ks": 5.5},
                                  {"coassoc_share": 0.0}, {"coassoc_share": 1.5}, {"coassoc_starts": 0},
                                  {"coassoc_moods": "cells"}, {"coassoc_moods": "medoid", "coassoc_ks": "5-8"},
@@ -49,7 +50,8 @@ def test_a_given_smoothing_keeps_the_smoothing_where_the_co_association_is_the_d
         assert "given: no co-association" in MoodConfig(**given).method(5_000)[1]  # type: ignore[arg-type]
     # from 20,000 to 50,000 tracks a given smoothing key gets the field's other keys, as before the co-association
     assert MoodConfig(bags=5).resolved(30_000).smoother == "field"
-    assert MoodConfig().resolved(50_000).smoother == "field" and MoodConfig().resolved(50_000).coassoc_bags == 0
+    until = MoodConfig(coassoc_until=50_000)  # (as until 2026-12-06: the co-association stopped there)
+    assert until.resolved(50_000).smoother == "field" and until.resolved(50_000).coassoc_bags == 0
     # the co-association given, at any size; its min_samples at most what the default range reaches (5% of 50,000)
     assert MoodConfig(coassoc_bags=8, smoothing_iterations=0, bags=0).resolved(500).coassoc_bags == 8
     assert MoodConfig(coassoc_bags=8).resolved(200_000).min_samples == 2_500
@@ -78,14 +80,17 @@ def test_a_given_smoothing_keeps_the_smoothing_where_the_co_association_is_the_d
     # its keys given where it does not run would be ignored: refused, naming why
     with pytest.raises(ConfigError, match=r"moods.coassoc_ks given, but 60,000 tracks clustered are at least "
                                           r"moods.coassoc_until = 50,000"):
-        MoodConfig(coassoc_ks=6).resolved(60_000)
-    assert MoodConfig(coassoc_ks=6, coassoc_bags=10).resolved(60_000).coassoc_ks == 6
+        MoodConfig(coassoc_ks=6, coassoc_until=50_000).resolved(60_000)
+    assert MoodConfig(coassoc_ks=6, coassoc_bags=10, coassoc_until=50_000).resolved(60_000).coassoc_ks == 6
+    assert MoodConfig(coassoc_ks=6).resolved(MoodConfig().clustered(60_000)).coassoc_ks == 6  # (the default: any size)
     smoothing = MoodConfig(smoother="blur").resolved(1_000)  # no co-association: its keys are not used
     assert smoothing.coassoc_bags == 0 and smoothing.coassoc_ks is None and smoothing.auto_keys() == []
 
 
 def test_a_rebuild_keeps_its_method_only_within_a_tenth_of_the_size_it_crossed() -> None:
-    config = MoodConfig()
+    default = MoodConfig()  # one method at every size: a million tracks cluster 4,999, as 4,999 do
+    assert default.seams_between(default.clustered(1_000), default.clustered(1_000_000)) == []
+    config = MoodConfig(fit_sample=100_000, coassoc_until=50_000)  # the defaults until 2026-12-06
     assert [config.regime(n) for n in (4_999, 5_000, 49_999, 50_000)] == ["few", "wide", "wide", "large"]
     grown, said = config.keeping_regime(5_086, "few", 4_996)
     assert grown.regime(5_086) == "few" and said is not None and said["seam"] == "coassoc_wide_from"

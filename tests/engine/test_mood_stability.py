@@ -4,12 +4,13 @@ across seeds, and the report's warning when they moved."""
 from __future__ import annotations
 
 import numpy as np
+from sklearn.metrics import adjusted_rand_score
 
-from engine._moodconfig import MOOD_WEIGHTS
+from engine._moodconfig import MOOD_WEIGHTS, MoodConfig
 from engine._moodreport import mood_stability_lines
-from engine._moods import mood_space
+from engine._moods import MoodModel, MoodSpace, id_keys, mood_space, sample_rows
 from engine._moodstability import measure_stability, unsteady
-from tests.engine.test_moods import fit, planted
+from tests.engine.test_moods import NAMES, fit, planted
 
 
 def test_stability_is_measured_over_all_tracks() -> None:
@@ -22,8 +23,34 @@ def test_stability_is_measured_over_all_tracks() -> None:
     sampled = fit(raw, fit_sample=800)
     st = measure_stability(sampled, sampled.space.project(z), share=0.9)
     assert st["ari_seeds"] is not None and st["ari_seeds"] > 0.9 and "plays a part" in st["seeds"]
-    # above fit_sample the refits cluster fit_sample tracks and are scored on a random fit_sample of the catalog
-    assert st["evaluated_tracks"] == 800 and st["catalog_tracks"] == len(raw) > 800
+    # above fit_sample the refits cluster fit_sample tracks and are scored on every track (up to 100,000)
+    assert st["evaluated_tracks"] == st["catalog_tracks"] == len(raw) > 800
+    assert sampled.metrics_["fit_tracks"] == 800 and sampled.metrics_["sampled"] == "at random"  # no ids given
+
+
+def test_a_catalog_above_fit_sample_is_fitted_on_the_tracks_whose_ids_hash_lowest() -> None:
+    raw, truth = planted()  # 1,600 tracks
+    z = (raw - raw.mean(0)) / raw.std(0)
+    space = MoodSpace(columns=(0, 1), weights=(1.0, 1.0))
+    points = space.project(z)
+    ids = [f"track-{i}" for i in range(len(raw))]
+    keys = id_keys(ids)
+    np.testing.assert_array_equal(keys, id_keys(list(ids)))  # the same ids, the same keys, in any run
+    lowest = np.sort(np.argsort(keys)[:800])
+    config = MoodConfig(fit_sample=800, min_cluster_size=50, fewest_moods=0)  # the co-association's medoid
+    model = MoodModel(config=config, space=space).fit(points, raw, NAMES, keys=keys)
+    np.testing.assert_array_equal(model.fitted_, lowest)
+    assert model.metrics_["sampled"] == "by id" and model.metrics_["fit_tracks"] == 800
+    assert adjusted_rand_score(truth, model.labels_) > 0.95  # every other track assigned to its planted mood
+    # a catalog that lost a tenth of its tracks keeps the rest of its sample, whatever the draw
+    rng = np.random.default_rng(1)
+    kept = np.sort(rng.choice(len(raw), size=1_440, replace=False))
+    again = sample_rows(kept, 800, rng, keys)
+    assert len(again) == 800 and set(np.intersect1d(lowest, kept)) <= set(again)
+    # the stability check fits the subsample's lowest keys, and the seed fit the model's own sample
+    st = measure_stability(model, points, share=0.9)
+    assert st["ari_subsample_all_tracks"] > 0.95 and st["ari_seeds"] > 0.95
+    assert "the seed draws the co-association's" in st["seeds"]
 
 
 def test_stability_counts_a_moved_boundary() -> None:
@@ -92,14 +119,14 @@ def test_a_build_at_the_boundary_between_clusters_and_a_continuum_names_the_key_
     assert (kept or "").endswith("keeps its cut where its count or this one's splits, as the refit here did")
     warning = unsteady(split, space)
     assert warning is not None and warning.startswith("the moods may move: the catalog sits at the boundary")
-    assert "set [moods] coassoc_ks = 5 (k-means cells at K 5, whatever the count;" in warning
+    assert "set [moods] coassoc_ks = 5 (k-means cells at K 5, whatever the count, at any size" in warning
     assert "Spotify" not in warning  # the lever is the key, not the generic figures
     octants = {**held, "fits": "octant", "pin": "octants", "subsample_fits": "octant", "seed_fits": "k-means",
                "density_sides": [20, 0], "ari_seeds": 0.7}
     assert "(this build took octant fits and its seed fit took k-means fits)" in (boundary(octants) or "")
     warning = unsteady(octants, space)
     assert warning is not None and warning.startswith("the moods moved (across seeds 0.7, under 0.8); the catalog sits")
-    assert 'set [moods] coassoc_ks = "octants" (the octants, whatever the count;' in warning
+    assert 'set [moods] coassoc_ks = "octants" (the octants, whatever the count, at any size' in warning
     assert boundary({"ari_subsample_all_tracks": 0.99}) is None  # no medoid: no cut to keep
     # every share on one side, but the refit took the other fits: said too, without the shares
     refit_only = {**held, "subsample_fits": "octant"}
@@ -114,7 +141,7 @@ def test_a_build_at_the_boundary_between_clusters_and_a_continuum_names_the_key_
     assert both is not None and both.startswith("the moods may move: the k-means fits agree at mean ARI 0.85 (under "
                                                 "0.9): their cut is one of several nearly as good")
     assert "; the catalog sits at the boundary" in both and "coassoc_ks = 5" in both
-    assert "remove it when the catalog grows past them" in both  # the key holds under coassoc_wide_from only
+    assert 'at any size while moods.fit_sample is "auto"' in both  # the fewer fits on at most 4,999 tracks
 
 
 def test_the_density_count_reads_as_each_bundle_took_it() -> None:

@@ -243,7 +243,7 @@ def test_at_the_boundary_the_refit_keeps_the_builds_cut_and_the_build_says_what_
     assert (f"(5 moods there; it kept this build's cut, as its count split; without it, octant fits at ARI "
             f"{st['subsample_alone']['ari_all_tracks']})") in mood_stability_lines(st)[0]
     assert "rebuild with --current pointing at this bundle (where either count splits), or set [moods] " \
-        "coassoc_ks = 5 (k-means cells at K 5, whatever the count;" in st["warning"]
+        "coassoc_ks = 5 (k-means cells at K 5, whatever the count, at any size" in st["warning"]
     kept = MoodModel(config=MoodConfig(coassoc_ks=st["pin"]), space=space).fit(points, raw, space.names)
     np.testing.assert_array_equal(kept.labels_, model.labels_)
     again = measure_stability(kept, points, draw=5, seeds=False)

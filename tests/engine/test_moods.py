@@ -127,14 +127,17 @@ def test_auto_keys_take_the_method_for_the_catalog_size_and_the_stability_check_
     assert set(AUTO_KEYS) == set(SMALL_CATALOG_MOODS) == set(COASSOC_MOODS) == set(LARGE_CATALOG_MOODS) == set(few)
     smoothing = {"coassoc_until": 2_000, "coassoc_wide_from": 2_000}
     for bounds, method, where in (({"coassoc_wide_from": 2_001}, few, "under moods.coassoc_wide_from = 2,001: fewer"),
-                                  ({"coassoc_wide_from": 2_000}, coassoc, "from moods.coassoc_wide_from = 2,000: quick"),
+                                  # (fit_sample "auto" would fit 1,999 of them with the fewer fits)
+                                  ({"coassoc_wide_from": 2_000, "fit_sample": 2_000}, coassoc,
+                                   "from moods.coassoc_wide_from = 2,000: quick"),
                                   (smoothing, SMALL_CATALOG_MOODS,
                                    "2,000 tracks clustered, under moods.small_catalog = 20,000"),
                                   ({**smoothing, "small_catalog": 2_000}, large,
                                    "at least moods.small_catalog = 2,000")):
         config = MoodConfig(min_cluster_size=50, **bounds)  # type: ignore[arg-type]
+        sample = {"fit_sample": config.sample_size(2_000)}  # "auto" resolves: 1,999 with the co-association
         assert config.auto_keys() == list(method) and config.resolved(2_000) == MoodConfig(
-            min_cluster_size=50, **bounds, **method)  # type: ignore[arg-type]
+            min_cluster_size=50, **{**bounds, **sample}, **method)  # type: ignore[arg-type]
         model = MoodModel(config=config, space=space).fit(space.project(z), raw, NAMES)
         m = model.metrics_
         assert model.bags_ == m["bags"]["fits"] == method["bags"] and m["seeded"]
@@ -170,7 +173,11 @@ def test_auto_keys_take_the_method_for_the_catalog_size_and_the_stability_check_
     # a key given a value keeps it at any size
     given = MoodConfig(smoother="blur", bags=0, epsilon=0.05).resolved(100_000)
     assert (given.smoother, given.bags, given.epsilon, given.smoothing_neighbours) == ("blur", 0, 0.05, 450)
-    assert MoodConfig().resolved(89_583).smoothing_neighbours == 403
+    # the defaults fit the fewer fits' most at any size; with the co-association stopped at 50,000 tracks, as until
+    # 2026-12-06, the Spotify data's 89,583 take the field on all of them
+    assert MoodConfig().clustered(89_583) == 4_999 and MoodConfig().regime(4_999) == "few"
+    old = MoodConfig(coassoc_until=50_000)
+    assert old.clustered(89_583) == 89_583 and old.resolved(89_583).smoothing_neighbours == 403
 
 
 def test_the_consensus_keeps_only_moods_above_the_floor() -> None:
