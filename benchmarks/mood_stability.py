@@ -164,7 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         agree = f"; {r['fits']} fits agree {r['fits_agree']}" if r["fits_agree"] is not None else ""
         fitted = f" of the {r['fit_tracks']:,} fitted" if r["fit_tracks"] < len(raw) else ""
         print(f"\n[{r['variant']}] {r['moods']} moods, cores {r['core_share']:.1%} (HDBSCAN's "
-              f"{r['hdbscan_core_share'] * len(raw) / r['fit_tracks']:.1%}{fitted}), largest "
+              f"{r['hdbscan_core_share']:.1%}{fitted}), largest "
               f"{r['largest_share']:.1%}, smallest {r['smallest']:,}; ARI 90% all tracks {r['ari_90pct_all_tracks']} "
               f"(moods {r['subsample_moods']}), core in both {r['ari_90pct_core_in_both']} over "
               f"{r['core_in_both_share']}; seeds {r['ari_seeds']}{agree}; "

@@ -5,21 +5,24 @@ mood space the same columns, at least half of the new catalog's tracks (by id) i
 keeps nothing, and says why. From it the build takes three things:
 - its method, where the two catalogs lie either side of a size the method changes at and the new one within 10% of
   it (``MoodConfig.keeping_regime``; the methods on either side agree at ARI 0.33-0.41: benchmarks/RESULTS.md,
-  "Where the mood method changes");
+  "Where the mood method changes"). With the defaults since 2026-12-06 the method is the same at every size, so
+  this applies to a configuration that sets a larger ``fit_sample`` (or ``coassoc_until``), and to a bundle built
+  before, once;
 - its cut, at the boundary between clusters and a continuum (below);
 - ``against_current``: the ARI between its moods and the new build's, over the tracks both hold.
 
-Under 5,000 tracks the moods are k-means cells where HDBSCAN finds five density moods or more in the mood space,
-and octants where it finds fewer (engine/_moodcoassoc.py). A catalog between the two, whose shares' counts fall on
-both sides, can take one cut in one build and the other in a rebuild of a slightly changed catalog, and the two
-cuts agree at about ARI 0.75. There every choice is as good as the other; the one that holds still is the one the
-catalog already has. So a build given ``--current`` (the symlink it will repoint) reads the cut of the bundle that
-link points at and keeps it where its own count splits, or where the current bundle's count did (``KeptCut``), as
-its stability check's 90% refit keeps the build's (engine/_moodstability.py). Where both counts' shares agree, the
-new count decides: a catalog that has left the boundary takes its own cut.
+With the defaults (at any size: a larger catalog is fitted on 4,999 of its tracks) the moods are k-means cells
+where HDBSCAN finds five density moods or more in the mood space, and octants where it finds fewer
+(engine/_moodcoassoc.py). A catalog between the two, whose shares' counts fall on both sides, can take one cut in
+one build and the other in a rebuild of a slightly changed catalog, and the two cuts agree at about ARI 0.75. There
+every choice is as good as the other; the one that holds still is the one the catalog already has. So a build given
+``--current`` (the symlink it will repoint) reads the cut of the bundle that link points at and keeps it where its
+own count splits, or where the current bundle's count did (``KeptCut``), as its stability check's 90% refit keeps
+the build's (engine/_moodstability.py). Where both counts' shares agree, the new count decides: a catalog that has
+left the boundary takes its own cut.
 
 A cut is kept only where the build's moods count density moods (``coassoc_ks`` "density" with octants for a
-continuum: under ``coassoc_wide_from`` tracks by default); otherwise, or for a kept K larger than a fit's share of
+continuum: the defaults at any size); otherwise, or for a kept K larger than a fit's share of
 the new tracks (engine/_moodcoassoc.py), the build says why not and its count decides.
 """
 

@@ -12,13 +12,14 @@ fits that put them together; a track's one-hot labels side by side, scaled by 1/
 whose squared distance to another track's is 2 x (1 - co-association). A truncated SVD keeps COASSOC_DIMS
 dimensions of those points, and HDBSCAN clusters them (engine/_moods.py): its clusters are the groups of
 tracks the fits keep together, as many as there are, and its noise the tracks the fits pass back and forth.
-Under 5,000 tracks (``[moods] coassoc_wide_from``) the fits are fewer, better and at one K: 20 random 90% shares,
-each the best of 10 k-means starts, at K = the moods HDBSCAN finds in the mood space itself (the median of its
-counts on the 20 shares: ``density_moods``; ``coassoc_ks = "density"``: six planted sounds get six), where it
+Under 5,000 tracks (``[moods] coassoc_wide_from``), which by default is every catalog (a larger one is fitted on
+4,999 of its tracks: ``fit_sample``, engine/_moodconfig.py), the fits are fewer, better and at one K: 20 random 90%
+shares, each the best of 10 k-means starts, at K = the moods HDBSCAN finds in the mood space itself (the median of
+its counts on the 20 shares: ``density_moods``; ``coassoc_ks = "density"``: six planted sounds get six), where it
 finds at least ``fewest_moods`` (5); a continuum, where it finds fewer, is below. The moods are then the cells of
 the *medoid* fit, the one that agrees most (mean adjusted Rand index) with the others (``coassoc_moods =
-"medoid"``), all K of them (as the Voronoi cells of their centroids over all the tracks), and HDBSCAN on the
-co-association says which tracks are core: those it does not call noise, the tracks the fits keep together. There,
+"medoid"``), all K of them (as the Voronoi cells of their centroids over all the tracks), and HDBSCAN on the co-
+association says which tracks are core: those it does not call noise, the tracks the fits keep together. There,
 HDBSCAN's own clusters of the co-association moved: where two K-cell cuts are nearly as good, fits on different
 shares take different ones and their co-association holds six or seven groups for five cells; the medoid keeps one
 of the two cuts, the one most fits take.

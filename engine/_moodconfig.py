@@ -320,13 +320,14 @@ class MoodConfig:
         ``theirs`` (a ``regime``) on ``current_tracks``: where this build's size would take another method, and lies
         within ``SEAM_BAND`` of a size the method changes at (a seam: ``coassoc_wide_from``, ``coassoc_until`` or
         ``small_catalog``) whose move gives it ``theirs``, the seam moves past the rebuild, so it keeps the current
-        bundle's method (and facts saying so); else as it is. The methods on either side do not agree (ARI 0.33-0.41
+        bundle's method (and facts saying so); else as it is. Never with ``fit_sample`` "auto" and the co-association,
+        whose method is the same at every size. The methods on either side do not agree (ARI 0.33-0.41
         just either side of 5,000 tracks: benchmarks/RESULTS.md, "Where the mood method changes"), so a catalog that
         moves a little across a seam keeps what it has, for as long as it stays within the band. (Kept across
         ``coassoc_until``, HDBSCAN's min_samples, 5% of the tracks up to 5% of that seam, may pass its cap by 10%.)"""
         ours = self.regime(tracks)
-        if ours == theirs:
-            return self, None
+        if ours == theirs or (self.fit_sample == "auto" and self.sample_size(tracks) != LARGE_FIT_SAMPLE):
+            return self, None  # (the defaults: one method at every size; a bundle built before 2026-12-06 is not kept)
         for key in ("coassoc_wide_from", "coassoc_until", "small_catalog"):
             seam = getattr(self, key)
             if seam is None or not SEAM_BAND * seam <= tracks < seam / SEAM_BAND:

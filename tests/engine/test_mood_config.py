@@ -90,6 +90,9 @@ def test_a_given_smoothing_keeps_the_smoothing_where_the_co_association_is_the_d
 def test_a_rebuild_keeps_its_method_only_within_a_tenth_of_the_size_it_crossed() -> None:
     default = MoodConfig()  # one method at every size: a million tracks cluster 4,999, as 4,999 do
     assert default.seams_between(default.clustered(1_000), default.clustered(1_000_000)) == []
+    # so nothing is kept across sizes, not even from a bundle built before 2026-12-06 with another method
+    assert default.keeping_regime(4_999, "wide", 10_000) == default.keeping_regime(4_930, "wide", 5_200) == (default,
+                                                                                                           None)
     config = MoodConfig(fit_sample=100_000, coassoc_until=50_000)  # the defaults until 2026-12-06
     assert [config.regime(n) for n in (4_999, 5_000, 49_999, 50_000)] == ["few", "wide", "wide", "large"]
     grown, said = config.keeping_regime(5_086, "few", 4_996)
