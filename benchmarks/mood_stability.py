@@ -42,7 +42,8 @@ if str(ROOT) not in sys.path:
 
 from engine import BuildConfig, FeatureSchema, MoodConfig, Preprocessor, read_catalog  # noqa: E402
 from engine._moodreport import MOOD_TABLE_FEATURES, mood_table  # noqa: E402
-from engine._moods import MoodModel, id_keys, mood_space  # noqa: E402
+from engine._moods import MoodModel, mood_space  # noqa: E402
+from engine._moodsample import id_keys  # noqa: E402
 from engine._moodstability import measure_stability  # noqa: E402
 from engine._schema import audio_schema, detect_preset  # noqa: E402
 

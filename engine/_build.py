@@ -32,7 +32,8 @@ from ._ingest import read_catalog
 from ._moodcarry import against_current, cut_to_keep, read_current
 from ._moodmap import fit_mood_map, save_mood_map
 from ._moodreport import current_line, mood_stability_lines
-from ._moods import MoodModel, id_keys, mood_space
+from ._moods import MoodModel, mood_space
+from ._moodsample import id_keys
 from ._moodstability import measure_stability
 from ._preprocess import Preprocessor
 from ._ranking import SLACK, Scoring

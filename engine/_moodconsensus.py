@@ -1,4 +1,5 @@
-"""Moods by consensus of bagged HDBSCAN fits (``[moods] bags``): steadier than one fit when the catalog changes.
+"""Moods by consensus of bagged HDBSCAN fits (``[moods] bags``): steadier than one fit when the catalog changes;
+and one HDBSCAN fit (``hdbscan_labels``), which a consensus takes many of.
 
 One HDBSCAN fit settles each merge of its density tree once, so a region whose parts merge near the
 selection threshold comes out whole in one catalog and cut in another (benchmarks/RESULTS.md, "Moods
@@ -14,6 +15,7 @@ The bags are drawn from ``seed``, so the seed plays a part (the build reports AR
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -86,3 +88,23 @@ def vote(points: np.ndarray, labels: np.ndarray, at: np.ndarray) -> np.ndarray:
     counts = np.zeros((len(at), int(labels.max()) + 1), dtype=np.int32)
     np.add.at(counts, (np.repeat(np.arange(len(at)), k), votes.ravel()), 1)
     return counts.argmax(axis=1)
+
+
+def hdbscan_labels(space: np.ndarray, min_cluster_size: int, min_samples: int, max_cluster_size: int, *,
+                   selection: str, epsilon: float, n: int, facts: dict[str, Any] | None,
+                   say: Callable[[str], None] | None) -> np.ndarray:
+    """HDBSCAN's labels of ``space`` (-1 for noise), one of ``n`` tracks' points; its DBCV goes to ``facts`` (None:
+    not computed)."""
+    import hdbscan  # imported here: only builds need it, and it is slow to import
+
+    say = say or (lambda _msg: None)
+    say(f"HDBSCAN on {len(space)} of {n} tracks (min_cluster_size {min_cluster_size}, min_samples {min_samples}, "
+        f"{selection}{f', max_cluster_size {max_cluster_size}' if max_cluster_size else ''})")
+    clusterer = hdbscan.HDBSCAN(
+        min_cluster_size=min_cluster_size, min_samples=min_samples,
+        cluster_selection_method=selection, cluster_selection_epsilon=epsilon,
+        max_cluster_size=max_cluster_size, core_dist_n_jobs=2, gen_min_span_tree=facts is not None,
+    ).fit(space)
+    if facts is not None and clusterer.labels_.max() >= 0:
+        facts["dbcv"] = float(clusterer.relative_validity_)
+    return clusterer.labels_

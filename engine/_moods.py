@@ -20,9 +20,9 @@ How it works
   that agrees most with the others, HDBSCAN's noise the tracks not core.
 - HDBSCAN runs on the smoothed (or co-association) points of the whole catalog, or above ``fit_sample`` tracks
   (4,999 by default with the co-association, 100k with a smoothing) of the tracks whose ids hash lowest
-  (``id_keys``: a catalog that grows keeps most of its sample; at random, drawn by the seed, without ids); the seed
-  draws the bags and the co-association's fits, and plays no part in one fit on smoothed points of the whole
-  catalog.
+  (engine/_moodsample.py: a catalog that grows keeps most of its sample; at random, drawn by the seed, without
+  ids); the seed draws the bags and the co-association's fits, and plays no part in one fit on smoothed points of
+  the whole catalog.
   The tracks it labels are the *core* members of their mood, and become the *exemplars*, kept at
   their own (unsmoothed) coordinates.
 - A mood must outweigh ``CLUMP_MULTIPLE`` (3) smoothing clumps of k tracks. When that leaves fewer
@@ -52,7 +52,6 @@ How it works
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -63,13 +62,14 @@ import numpy as np
 from ._errors import NotFittedError
 from ._moodcoassoc import KeptCut, moods_from_fits
 from ._moodconfig import MoodConfig
-from ._moodconsensus import VOTE_NEIGHBOURS, consensus
+from ._moodconsensus import VOTE_NEIGHBOURS, consensus, hdbscan_labels
 from ._mooddescribe import describe_clusters, mood_spread, silhouette
 from ._moodgeometry import SMOOTHERS, blur, field, kth_neighbour_distance, nearest_centroid, query, shift, voronoi
 from ._moodnames import vocabulary
+from ._moodsample import sample_rows
 from ._moodspace import MoodSpace, mood_space
 
-__all__ = ["MoodModel", "MoodSpace", "blur", "describe_clusters", "id_keys", "mood_space", "sample_rows"]
+__all__ = ["MoodModel", "MoodSpace", "blur", "describe_clusters", "mood_space"]
 
 Progress = Callable[[str], None]
 CLUMP_MULTIPLE = 3  # with smoothing, a mood holds at least this many times the blurring neighbours
@@ -79,23 +79,6 @@ LOWER_CLUMP_MULTIPLES = (2.75, 2.5, 2.25, 2.0)
 SMOOTHING_CAP = 0.03  # the blurring neighbours are at most this share of the tracks clustered (5% before)
 MIN_TRACKS_TO_CLUSTER = 10
 RADIUS_SAMPLES = 30  # with the co-association: an exemplar's core radius is its 30th nearest exemplar's distance
-
-
-def id_keys(ids: Sequence[str]) -> np.ndarray:
-    """A stable 64-bit key for each track id (BLAKE2b of its text): a catalog above ``fit_sample`` is fitted on the
-    tracks whose keys are lowest, so a catalog that grows or loses tracks keeps most of its sample."""
-    return np.fromiter((int.from_bytes(hashlib.blake2b(str(i).encode("utf-8"), digest_size=8).digest(), "little")
-                        for i in ids), dtype=np.uint64, count=len(ids))
-
-
-def sample_rows(rows: np.ndarray, size: int, rng: np.random.Generator, keys: np.ndarray | None) -> np.ndarray:
-    """``size`` of ``rows`` (all of them when they are no more), sorted: those whose ``keys`` (indexed by row) are
-    lowest, or without keys a draw of ``rng``."""
-    if len(rows) <= size:
-        return rows
-    if keys is None:
-        return np.sort(rng.choice(rows, size=size, replace=False))
-    return np.sort(rows[np.argsort(keys[rows], kind="stable")[:size]])
 
 
 class MoodModel:
@@ -117,7 +100,8 @@ class MoodModel:
         ``smoothed``: another fit's ``smoothed_`` of the same points, reused instead of smoothing them
         again (the smoothing is deterministic; with bags, a second seed redraws only the bags). ``keep``: the cut
         kept where the count of density moods splits (engine/_moodcoassoc.py, ``KeptCut``). ``keys``: each track's
-        ``id_keys``, which draw the sample of a catalog above ``fit_sample`` (without them the seed draws it)."""
+        ``id_keys`` (engine/_moodsample.py), which draw the sample of a catalog above ``fit_sample`` (without them
+        the seed draws it)."""
         say = progress or (lambda _msg: None)
         n = len(points)
         self.keys_ = keys  # (kept for the stability check's refits: engine/_moodstability.py)
@@ -340,23 +324,10 @@ class MoodModel:
     def _hdbscan(self, space: np.ndarray, min_cluster_size: int, min_samples: int, max_cluster_size: int,
                  n: int, facts: dict[str, Any] | None, say: Progress | None, *,
                  selection: str | None = None) -> np.ndarray:
-        """HDBSCAN's labels of ``space`` (-1 for noise); its DBCV goes to ``facts`` (None: not computed);
-        ``selection`` the cluster selection, if not the configured one."""
-        import hdbscan  # imported here: only builds need it, and it is slow to import
-
-        cfg = self.resolved_
-        say = say or (lambda _msg: None)
-        selection = selection or cfg.selection
-        say(f"HDBSCAN on {len(space)} of {n} tracks (min_cluster_size {min_cluster_size}, min_samples {min_samples}, "
-            f"{selection}{f', max_cluster_size {max_cluster_size}' if max_cluster_size else ''})")
-        clusterer = hdbscan.HDBSCAN(
-            min_cluster_size=min_cluster_size, min_samples=min_samples,
-            cluster_selection_method=selection, cluster_selection_epsilon=cfg.epsilon,
-            max_cluster_size=max_cluster_size, core_dist_n_jobs=2, gen_min_span_tree=facts is not None,
-        ).fit(space)
-        if facts is not None and clusterer.labels_.max() >= 0:
-            facts["dbcv"] = float(clusterer.relative_validity_)
-        return clusterer.labels_
+        """``hdbscan_labels`` with this model's epsilon and (unless ``selection`` is given) cluster selection."""
+        return hdbscan_labels(space, min_cluster_size, min_samples, max_cluster_size,
+                              selection=selection or self.resolved_.selection, epsilon=self.resolved_.epsilon,
+                              n=n, facts=facts, say=say)
 
     def assign_points(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Mood of each point in mood space: (labels int32, strength float32 in [0, 1], is_core bool).

@@ -11,7 +11,8 @@ import numpy as np
 
 from ._moodcoassoc import OCTANTS_KS, KeptCut, cut_of, cut_text
 from ._moodconfig import LARGE_FIT_SAMPLE, REGIMES, SEAM_BAND, MoodConfig
-from ._moods import MoodModel, Progress, sample_rows
+from ._moods import MoodModel, Progress
+from ._moodsample import sample_rows
 from ._moodspace import MoodSpace, missing_aspects
 
 STEADY_ARI = 0.8  # issue 17's bar: below it, the build report says the moods moved

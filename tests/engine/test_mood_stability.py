@@ -8,7 +8,8 @@ from sklearn.metrics import adjusted_rand_score
 
 from engine._moodconfig import MOOD_WEIGHTS, MoodConfig
 from engine._moodreport import mood_stability_lines
-from engine._moods import MoodModel, MoodSpace, id_keys, mood_space, sample_rows
+from engine._moods import MoodModel, MoodSpace, mood_space
+from engine._moodsample import id_keys, sample_rows
 from engine._moodstability import measure_stability, unsteady
 from tests.engine.test_moods import NAMES, fit, planted
 
