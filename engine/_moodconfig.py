@@ -93,14 +93,14 @@ class MoodConfig:
     # lacks are skipped, and a schema with none of them clusters on all its features.
     weights: Mapping[str, float] = dataclasses.field(default_factory=lambda: dict(MOOD_WEIGHTS))
     # Tracks the mood method fits; a larger catalog is fitted on a sample of this many, the tracks whose ids hash
-    # lowest (a catalog that grows or shrinks keeps most of its sample; a stability refit, or an id-less caller, draws
-    # it at random by the seed), and every other track is assigned as a new track would be. "auto" (sample_size): where
-    # the co-association runs, the most its fewer, better fits take (coassoc_wide_from - 1: 4,999), so that every
-    # catalog of 1,000 tracks or more gets one method, whatever its size (until 2026-12-06 the method changed at 5,000
-    # and 50,000 tracks, and the methods either side agreed at ARI 0.33-0.41: benchmarks/RESULTS.md, "One mood method
-    # at every size"); otherwise LARGE_FIT_SAMPLE. Measured with the blur and one fit (the large-catalog default
-    # until 2026-12-04), on a quiet machine: the blur 57 s at 200k, 20 s at 100k, HDBSCAN 41 s and 26 s
-    # (benchmarks/build_scale.py).
+    # lowest (engine/_moodsample.py: a catalog that grows or shrinks keeps most of its sample; a caller without ids
+    # draws it at random by the seed), and every other track is assigned as a new track would be. "auto"
+    # (sample_size): where the co-association runs, the most its fewer, better fits take (coassoc_wide_from - 1:
+    # 4,999), so that every catalog of 1,000 tracks or more gets one method, whatever its size (until 2026-12-06 the
+    # method changed at 5,000 and 50,000 tracks, and the methods either side agreed at ARI 0.33-0.41:
+    # benchmarks/RESULTS.md, "One mood method at every size"); otherwise LARGE_FIT_SAMPLE. Measured with the blur
+    # and one fit (the large-catalog default until 2026-12-04), on a quiet machine: the blur 57 s at 200k, 20 s at
+    # 100k, HDBSCAN 41 s and 26 s (benchmarks/build_scale.py).
     fit_sample: int | Literal["auto"] = "auto"
     # Mean shift before HDBSCAN: k (its bandwidth, capped at 3% of the tracks) and passes; 0 passes = off.
     # Every key that says "auto" takes one of the methods above by the tracks clustered.

@@ -1,7 +1,8 @@
 """Which tracks a mood fit sees: every track of a catalog up to ``[moods] fit_sample``, and of a larger one the
-tracks whose ids hash lowest (engine/_moods.py). A catalog that grows or loses tracks keeps every track of its sample
-that it still holds, so its moods move no more than its tracks do (benchmarks/RESULTS.md, "One mood method at every
-size"); a caller without ids draws the sample at random."""
+tracks whose ids hash lowest (engine/_moods.py). A catalog that loses tracks keeps every track of its sample that it
+still holds, and one that grows keeps most of it (its new tracks take their share), so its moods move about as much
+as its tracks do (benchmarks/RESULTS.md, "One mood method at every size"); a caller without ids draws the sample at
+random."""
 
 from __future__ import annotations
 
