@@ -2,7 +2,8 @@
 tracks) rebuilt a little over it. Until 2026-12-06 the method changed there (and at 50,000 tracks); with the
 defaults since, every catalog takes one method (``moods.fit_sample`` "auto": a larger one is fitted on 4,999 of its
 tracks), and the pairs measure how far the moods of a catalog that grows a little move. ``--rows`` picks other
-sizes: ``20000,22000`` (a catalog grown by about a tenth), ``50700,55000`` (across 50,000 tracks).
+sizes: ``20000,22000`` (a catalog grown by about a tenth), ``55000,58500`` (48,168 and 50,850 tracks: across
+50,000).
 
 For each pair (a catalog under the seam, then the same catalog with a few more tracks, over it) three builds, genre
 stage off (``--no-genre``): the first catalog behind a ``current`` link; the grown one with ``--current`` at it (it
