@@ -187,9 +187,10 @@ def build_bundle(
             mood_config, regime = config.moods, None
             if replaced is not None:  # a catalog that crossed a size where the method changes keeps its method
                 theirs = replaced.regime or config.moods.regime(replaced.fit_tracks)  # (older bundles: by their size)
-                mood_config, regime = config.moods.keeping_regime(clustered, theirs, replaced.fit_tracks)
+                mood_config, regime = config.moods.keeping_regime(len(catalog), theirs, replaced.fit_tracks)
                 if regime:
                     say(regime["says"])
+                    clustered = mood_config.clustered(len(catalog))  # (a kept method may sample otherwise)
             keep, carried = cut_to_keep(replaced, read, mood_config, space, len(catalog))
             if "cut" in carried or (replaced is not None and mood_config.regime(clustered) == "few"):
                 say(f"the current bundle's mood cut: {carried.get('says') or 'not kept: ' + carried['none']}")

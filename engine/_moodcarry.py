@@ -6,8 +6,7 @@ keeps nothing, and says why. From it the build takes three things:
 - its method, where the two catalogs lie either side of a size the method changes at and the new one within 10% of
   it (``MoodConfig.keeping_regime``; the methods on either side agree at ARI 0.33-0.41: benchmarks/RESULTS.md,
   "Where the mood method changes"). With the defaults since 2026-12-06 the method is the same at every size, so
-  this applies to a configuration that sets a larger ``fit_sample`` (or ``coassoc_until``), and to a bundle built
-  before, once;
+  this applies to a configuration that sets a larger ``fit_sample`` (or ``coassoc_until``);
 - its cut, at the boundary between clusters and a continuum (below);
 - ``against_current``: the ARI between its moods and the new build's, over the tracks both hold.
 

@@ -96,7 +96,7 @@ class MoodConfig:
     # lowest (engine/_moodsample.py: a catalog that grows or shrinks keeps most of its sample; a caller without ids
     # draws it at random by the seed), and every other track is assigned as a new track would be. "auto"
     # (sample_size): where the co-association runs, the most its fewer, better fits take (coassoc_wide_from - 1:
-    # 4,999), so that every catalog of 1,000 tracks or more gets one method, whatever its size (until 2026-12-06 the
+    # 4,999), so that every catalog gets one method, whatever its size (until 2026-12-06 the
     # method changed at 5,000 and 50,000 tracks, and the methods either side agreed at ARI 0.33-0.41:
     # benchmarks/RESULTS.md, "One mood method at every size"); otherwise LARGE_FIT_SAMPLE. Measured with the blur
     # and one fit (the large-catalog default until 2026-12-04), on a quiet machine: the blur 57 s at 200k, 20 s at
@@ -295,8 +295,9 @@ class MoodConfig:
         runs for a catalog that size and that is at least MIN_AUTO_SAMPLE tracks, else LARGE_FIT_SAMPLE."""
         if self.fit_sample != "auto":
             return self.fit_sample
-        few = self.coassoc_wide_from - 1
-        return few if self.regime(tracks) in ("few", "wide") and few >= MIN_AUTO_SAMPLE else LARGE_FIT_SAMPLE
+        few = self.coassoc_wide_from - 1  # (the co-association judged at the most a smoothing would cluster)
+        coassoc = self.regime(min(tracks, LARGE_FIT_SAMPLE)) in ("few", "wide")
+        return few if coassoc and few >= MIN_AUTO_SAMPLE else LARGE_FIT_SAMPLE
 
     def clustered(self, tracks: int) -> int:
         """How many of a catalog's ``tracks`` the mood method fits: all of them, up to ``sample_size``."""
@@ -316,24 +317,24 @@ class MoodConfig:
         return "small" if tracks < self.small_catalog else "large"
 
     def keeping_regime(self, tracks: int, theirs: str, current_tracks: int) -> tuple[MoodConfig, dict[str, Any] | None]:
-        """This configuration for a rebuild of ``tracks`` tracks clustered whose current bundle took the method
+        """This configuration for a rebuild of a catalog of ``tracks`` tracks whose current bundle took the method
         ``theirs`` (a ``regime``) on ``current_tracks``: where this build's size would take another method, and lies
         within ``SEAM_BAND`` of a size the method changes at (a seam: ``coassoc_wide_from``, ``coassoc_until`` or
         ``small_catalog``) whose move gives it ``theirs``, the seam moves past the rebuild, so it keeps the current
-        bundle's method (and facts saying so); else as it is. Never with ``fit_sample`` "auto" and the co-association,
-        whose method is the same at every size. The methods on either side do not agree (ARI 0.33-0.41
-        just either side of 5,000 tracks: benchmarks/RESULTS.md, "Where the mood method changes"), so a catalog that
-        moves a little across a seam keeps what it has, for as long as it stays within the band. (Kept across
-        ``coassoc_until``, HDBSCAN's min_samples, 5% of the tracks up to 5% of that seam, may pass its cap by 10%.)"""
-        ours = self.regime(tracks)
-        if ours == theirs or (self.fit_sample == "auto" and self.sample_size(tracks) != LARGE_FIT_SAMPLE):
-            return self, None  # (the defaults: one method at every size; a bundle built before 2026-12-06 is not kept)
+        bundle's method (and facts saying so); else as it is. With the defaults (``fit_sample`` "auto", no
+        ``coassoc_until``) the method is the same at every size, and none is kept. The methods on either side do not
+        agree (ARI 0.33-0.41 just either side of 5,000 tracks: benchmarks/RESULTS.md, "Where the mood method
+        changes"), so a catalog that moves a little across a seam keeps what it has, for as long as it stays within
+        the band."""
+        ours = self.regime(self.clustered(tracks))
+        if ours == theirs:
+            return self, None
         for key in ("coassoc_wide_from", "coassoc_until", "small_catalog"):
             seam = getattr(self, key)
             if seam is None or not SEAM_BAND * seam <= tracks < seam / SEAM_BAND:
                 continue
             moved = dataclasses.replace(self, **{key: tracks + 1 if tracks >= seam else tracks})
-            if moved.regime(tracks) == theirs:
+            if moved.regime(moved.clustered(tracks)) == theirs:
                 return moved, {"regime": theirs, "instead_of": ours, "seam": key, "at": seam,
                                "current_tracks": current_tracks,
                                "says": f"kept the current bundle's mood method ({REGIMES[theirs]}, on its "

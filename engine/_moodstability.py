@@ -93,14 +93,15 @@ def measure_stability(model: MoodModel, points: np.ndarray, *, share: float = 0.
 
     other, alone = refit(fit_on, model.seed)
     fresh = fresh or model.config
-    ours, theirs = model.config.regime(min(n, limit)), fresh.regime(len(fit_on))
+    ours, theirs = model.config.regime(min(n, limit)), fresh.regime(fresh.clustered(len(fit_on)))
     # the seam between the two sizes, as this build (with a kept method: moved) or a fresh one places it
     seam = next(iter(fresh.seams_between(len(fit_on), min(n, limit))
                      or model.config.seams_between(len(fit_on), min(n, limit))), None)
     crossed = None
     if theirs != ours and seam is not None:  # a build of the refit's tracks alone, at their size, takes another method
         say(f"stability: the same tracks built alone ({len(fit_on):,}, across moods.{seam}: {REGIMES[theirs]})")
-        alone_fit = MoodModel(config=fresh, space=model.space, seed=model.seed).fit(points[fit_on], None, ())
+        alone_fit = MoodModel(config=fresh, space=model.space, seed=model.seed).fit(
+            points[fit_on], None, (), keys=None if keys is None else keys[fit_on])
         crossed = {"method": REGIMES[theirs], "seam": seam, "at": getattr(fresh, seam),
                    "ari_all_tracks": against(alone_fit)}
     both = model.is_core_[fit_on] & other.is_core_  # over the tracks the subsample fit clustered
@@ -138,7 +139,9 @@ def measure_stability(model: MoodModel, points: np.ndarray, *, share: float = 0.
             out["seed_fits"] = fits_kind(again.metrics_["coassoc"])
     else:
         out["ari_seeds"] = None
-        out["seeds"] = "the whole catalog is clustered deterministically: the seed plays no part"
+        out["seeds"] = ("the tracks clustered (those whose ids hash lowest) and their fit are deterministic: the seed "
+                        "plays no part" if n > limit else
+                        "the whole catalog is clustered deterministically: the seed plays no part")
     if coassoc.get("moods") == "medoid":  # the medoid's fits: what they were and how much they agree (at no cost)
         if coassoc.get("fits_agree") is not None:  # (none where HDBSCAN found no group in the co-association)
             out["fits_agree"] = coassoc["fits_agree"]
@@ -222,7 +225,8 @@ def unsteady(st: dict[str, Any], space: MoodSpace) -> str | None:
         value = f'"{pin}"' if isinstance(pin, str) else pin
         lever = (f"to keep this build's cut across rebuilds, rebuild with --current pointing at this bundle (where "
                  f"either count splits), or set [moods] coassoc_ks = {value} "
-                 f"({cut_text(pin)}, whatever the count, at any size while moods.fit_sample is \"auto\"): "
+                 f"({cut_text(pin)}, whatever the count, at any size while moods.fit_sample is \"auto\" and "
+                 "moods.coassoc_until unset): "
                  f"{BOUNDARY_PINNED}")
         where = "(benchmarks/RESULTS.md, \"At the boundary between clusters and a continuum\")"
     else:
