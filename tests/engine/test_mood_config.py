@@ -90,7 +90,20 @@ def test_a_given_smoothing_keeps_the_smoothing_where_the_co_association_is_the_d
 def test_a_rebuild_keeps_its_method_only_within_a_tenth_of_the_size_it_crossed() -> None:
     default = MoodConfig()  # one method at every size: a million tracks cluster 4,999, as 4,999 do
     assert default.seams_between(default.clustered(1_000), default.clustered(1_000_000)) == []
-    # so nothing is kept across sizes, not even from a bundle built before 2026-12-06 with another method
+    # with an explicit coassoc_until the "auto" sample follows the method: 4,999 under it, up to 100,000 from it,
+    # and a rebuild across it keeps its bundle's method, sampled as that method samples
+    until = MoodConfig(coassoc_until=50_000)
+    assert (until.clustered(49_000), until.clustered(52_000), until.clustered(150_000)) == (4_999, 52_000, 100_000)
+    for n in (1_000, 49_000, 52_000, 150_000, 1_000_000):
+        assert until.resolved(until.clustered(n)).fit_sample == until.sample_size(n)  # what the build sampled with
+    kept, said = until.keeping_regime(52_000, "few", 4_999)
+    assert said is not None and said["seam"] == "coassoc_until" and kept.clustered(52_000) == 4_999
+    assert kept.regime(kept.clustered(52_000)) == "few"
+    back, said = until.keeping_regime(48_000, "large", 52_000)  # and the other way
+    assert said is not None and back.regime(back.clustered(48_000)) == "large" and back.clustered(48_000) == 48_000
+    far = MoodConfig(coassoc_until=150_000)  # judged at the tracks a smoothing would cluster, as resolved judges them
+    assert far.clustered(200_000) == 4_999 and far.resolved(4_999).fit_sample == 4_999
+    # with the defaults nothing is kept across sizes, not even from a bundle built before 2026-12-06
     assert default.keeping_regime(4_999, "wide", 10_000) == default.keeping_regime(4_930, "wide", 5_200) == (default,
                                                                                                            None)
     config = MoodConfig(fit_sample=100_000, coassoc_until=50_000)  # the defaults until 2026-12-06

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import adjusted_rand_score
 
+import engine._moodstability
 from engine._moodconfig import MOOD_WEIGHTS, MoodConfig
 from engine._moodreport import mood_stability_lines
 from engine._moods import MoodModel, MoodSpace, mood_space
@@ -29,14 +30,15 @@ def test_stability_is_measured_over_all_tracks() -> None:
     assert sampled.metrics_["fit_tracks"] == 800 and sampled.metrics_["sampled"] == "at random"  # no ids given
 
 
-def test_a_catalog_above_fit_sample_is_fitted_on_the_tracks_whose_ids_hash_lowest() -> None:
+def test_a_catalog_above_fit_sample_is_fitted_on_the_tracks_whose_ids_hash_lowest(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     raw, truth = planted()  # 1,600 tracks
     z = (raw - raw.mean(0)) / raw.std(0)
     space = MoodSpace(columns=(0, 1), weights=(1.0, 1.0))
     points = space.project(z)
     ids = [f"track-{i}" for i in range(len(raw))]
     keys = id_keys(ids)
-    np.testing.assert_array_equal(keys, id_keys(list(ids)))  # the same ids, the same keys, in any run
+    # the same id, the same key, in any run and on any machine: BLAKE2b-64 of its UTF-8 bytes, little-endian
+    assert int(keys[0]) == 10677518496270296075 and int(id_keys(["4iV5W9uYEdYUVa79Axb7Rh"])[0]) == 5720273631880240150
     lowest = np.sort(np.argsort(keys)[:800])
     config = MoodConfig(fit_sample=800, min_cluster_size=50, fewest_moods=0)  # the co-association's medoid
     model = MoodModel(config=config, space=space).fit(points, raw, NAMES, keys=keys)
@@ -49,7 +51,17 @@ def test_a_catalog_above_fit_sample_is_fitted_on_the_tracks_whose_ids_hash_lowes
     again = sample_rows(kept, 800, rng, keys)
     assert len(again) == 800 and set(np.intersect1d(lowest, kept)) <= set(again)
     # the stability check fits the subsample's lowest keys, and the seed fit the model's own sample
+    drawn: list[np.ndarray] = []
+
+    def spy(rows: np.ndarray, size: int, rng: np.random.Generator, given: np.ndarray | None) -> np.ndarray:
+        drawn.append(sample_rows(rows, size, rng, given))
+        assert given is keys  # the model's ids, not a random draw
+        return drawn[-1]
+
+    monkeypatch.setattr(engine._moodstability, "sample_rows", spy)
     st = measure_stability(model, points, share=0.9)
+    (refit_rows,) = drawn
+    assert len(refit_rows) == 800 and len(np.intersect1d(refit_rows, lowest)) >= 700
     assert st["ari_subsample_all_tracks"] > 0.95 and st["ari_seeds"] > 0.95
     assert "the seed draws the co-association's" in st["seeds"]
 

@@ -135,7 +135,8 @@ def test_auto_keys_take_the_method_for_the_catalog_size_and_the_stability_check_
                                   ({**smoothing, "small_catalog": 2_000}, large,
                                    "at least moods.small_catalog = 2,000")):
         config = MoodConfig(min_cluster_size=50, **bounds)  # type: ignore[arg-type]
-        sample = {"fit_sample": config.sample_size(2_000)}  # "auto" resolves: 1,999 with the co-association
+        # "auto" resolves too: coassoc_wide_from - 1 with the co-association (2,000 here), 100,000 with a smoothing
+        sample = {"fit_sample": bounds.get("fit_sample", 2_000 if method["coassoc_bags"] else 100_000)}
         assert config.auto_keys() == list(method) and config.resolved(2_000) == MoodConfig(
             min_cluster_size=50, **{**bounds, **sample}, **method)  # type: ignore[arg-type]
         model = MoodModel(config=config, space=space).fit(space.project(z), raw, NAMES)
