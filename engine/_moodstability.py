@@ -62,7 +62,7 @@ def measure_stability(model: MoodModel, points: np.ndarray, *, share: float = 0.
     rng = np.random.default_rng(model.seed + 1 if draw is None else draw)
     sub = np.sort(rng.choice(n, size=max(1, round(share * n)), replace=False))
     limit = model.config.sample_size(n)
-    sampled, keys = n > limit, getattr(model, "keys_", None)
+    sampled, keys = n > limit, model.keys_  # (a fitted model: measured right after fit)
     # tracks the ARIs are taken over: all of them, or a random fit_sample (at least LARGE_FIT_SAMPLE) of a larger one
     evaluated = max(limit, LARGE_FIT_SAMPLE)
     scored = np.sort(rng.choice(n, size=evaluated, replace=False)) if n > evaluated else np.arange(n)

@@ -86,27 +86,25 @@ def _gtzan_table(path: Path, rows: int = 120) -> Path:
     return path
 
 
+def _built_with(table: Path, out: Path, config: Path, text: str | bytes) -> dict:
+    """The manifest of ``musicrec index`` on ``table`` (genre stage off) with ``config`` holding ``text``."""
+    config.write_bytes(text if isinstance(text, bytes) else text.encode("utf-8"))
+    assert main(["index", str(table), "--out", str(out), "--quiet", "--no-genre", "--config", str(config)]) == 0
+    return json.loads((out / "manifest.json").read_text())
+
+
 def test_a_config_file_without_a_schema_keeps_the_detected_preset(tmp_path: Path) -> None:
     # a config file tuning only the moods used to drop the preset: the build then looked for Spotify's
     # columns and failed naming track_id; its own [preprocess] still wins over the preset's
     table = _gtzan_table(tmp_path / "t.csv")
-    moods_only = tmp_path / "moods.toml"
-    moods_only.write_text("[moods]\nmin_cluster_size = 10\n")
-    assert main(["index", str(table), "--out", str(tmp_path / "a"), "--quiet", "--no-genre",
-                 "--config", str(moods_only)]) == 0
-    manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
+    manifest = _built_with(table, tmp_path / "a", tmp_path / "moods.toml", "[moods]\nmin_cluster_size = 10\n")
     assert manifest["schema"]["feature_columns"] == list(GTZAN_FEATURES)
     assert manifest["config"]["preprocess"]["whiten"] == "auto" and manifest["config"]["moods"]["min_cluster_size"] == 10
-    partial = tmp_path / "partial.toml"  # a [preprocess] that says nothing of whitening keeps the preset's
-    partial.write_text("[preprocess]\npca_components = 20\n")
-    assert main(["index", str(table), "--out", str(tmp_path / "p"), "--quiet", "--no-genre",
-                 "--config", str(partial)]) == 0
-    manifest = json.loads((tmp_path / "p" / "manifest.json").read_text())
+    # a [preprocess] that says nothing of whitening keeps the preset's
+    manifest = _built_with(table, tmp_path / "p", tmp_path / "partial.toml", "[preprocess]\npca_components = 20\n")
     assert manifest["config"]["preprocess"]["whiten"] == "auto" and manifest["metrics"]["pca"]["components"] == 20
-    own = tmp_path / "own.json"
-    own.write_bytes(b"\xef\xbb\xbf" + json.dumps({"preprocess": {"whiten": False}}).encode())  # with a BOM
-    assert main(["index", str(table), "--out", str(tmp_path / "b"), "--quiet", "--no-genre", "--config", str(own)]) == 0
-    manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    with_bom = b"\xef\xbb\xbf" + json.dumps({"preprocess": {"whiten": False}}).encode()
+    manifest = _built_with(table, tmp_path / "b", tmp_path / "own.json", with_bom)
     assert manifest["schema"]["feature_columns"] == list(GTZAN_FEATURES)
     assert manifest["config"]["preprocess"]["whiten"] is False
 
@@ -115,19 +113,12 @@ def test_a_schema_section_that_only_says_how_to_read_rows_keeps_the_detected_pre
     # `[schema] missing = "impute"` alone turned detection off (the build then asked for Spotify's track_id), where
     # the --missing flag kept it; the key now applies to the preset, and column keys still turn it off
     table = _gtzan_table(tmp_path / "t.csv")
-    impute = tmp_path / "impute.toml"
-    impute.write_text('[schema]\nmissing = "impute"\n')
-    assert main(["index", str(table), "--out", str(tmp_path / "a"), "--quiet", "--no-genre",
-                 "--config", str(impute)]) == 0
-    manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
+    manifest = _built_with(table, tmp_path / "a", tmp_path / "impute.toml", '[schema]\nmissing = "impute"\n')
     assert manifest["schema"]["feature_columns"] == list(GTZAN_FEATURES) and manifest["schema"]["missing"] == "impute"
-    columns = tmp_path / "columns.toml"
-    columns.write_text('[schema]\nid_column = "filename"\nfeature_columns = ["tempo", "rms_mean"]\n'
-                       'label_column = "label"\nname_column = ""\nartists_column = ""\nmetadata_columns = []\n')
-    assert main(["index", str(table), "--out", str(tmp_path / "b"), "--quiet", "--no-genre",
-                 "--config", str(columns)]) == 0
-    assert json.loads((tmp_path / "b" / "manifest.json").read_text())["schema"]["feature_columns"] == ["tempo",
-                                                                                                       "rms_mean"]
+    columns = ('[schema]\nid_column = "filename"\nfeature_columns = ["tempo", "rms_mean"]\n'
+               'label_column = "label"\nname_column = ""\nartists_column = ""\nmetadata_columns = []\n')
+    manifest = _built_with(table, tmp_path / "b", tmp_path / "columns.toml", columns)
+    assert manifest["schema"]["feature_columns"] == ["tempo", "rms_mean"]
 
 
 def test_the_demo_corpus_gets_usable_vectors_and_says_it_is_small(extracted: tuple[list, Path],
