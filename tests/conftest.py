@@ -60,6 +60,11 @@ def real_csv() -> Path:
     return REAL_DATA
 
 
+# seconds a real-data test may take (pyproject.toml gives the others 900): the README's build alone took ~2.5
+# minutes on a quiet machine of this kind, the whole chain 6.5 minutes beside the other worker
+REAL_DATA_TIMEOUT = 2700
+
+
 def is_real_data_file(nodeid: str) -> bool:
     """Tests that need the README's real-data build: the walk-through itself and every test_real_data.py."""
     path = nodeid.split("::", 1)[0]
@@ -70,6 +75,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:  # a real-data test waits for a full build of the dataset
         if item.get_closest_marker("real_data"):
             item.add_marker(pytest.mark.slow)
+        if is_real_data_file(item.nodeid):  # the chain's first test builds it (and the demo) in its setup
+            item.add_marker(pytest.mark.timeout(REAL_DATA_TIMEOUT))
     strays = [item.nodeid for item in items if "readme_run" in item.fixturenames and not is_real_data_file(item.nodeid)]
     if strays:  # pytest -n 2 would build the real dataset once more on the other worker
         raise pytest.UsageError(f"tests that need the real-data build belong in a test_real_data.py file: {strays}")
