@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 log = logging.getLogger("musicrec.engine")
+LOCK_TIMEOUT_OFF = "off: another process held numba's compile lock too long (the server's log names it)"
 
 _LOCK = threading.Lock()
 _kernels: Any = None  # engine/_compiled_kernels.py once activated
@@ -78,8 +79,13 @@ def activate() -> bool:
         except ImportError:
             _why_off = "off: numba is not installed (musicrec's fast extra)"  # a client reads this: no paths
             return False
-        with numba_cache.compile_lock():
-            problem = _self_check(compiled)
+        try:
+            with numba_cache.compile_lock():
+                problem = _self_check(compiled)
+        except numba_cache.CompileLockTimeout as exc:  # another process holds it, stopped or stuck: numpy serves
+            log.warning("compiled kernels off: %s; the numpy code serves", exc)
+            _why_off = LOCK_TIMEOUT_OFF  # a client reads this: the path and the holder stay in the log
+            return False
         if problem:
             _why_off = f"off: {problem}"
             log.warning("compiled kernels %s; the numpy code serves", _why_off)
@@ -155,6 +161,10 @@ def warm(view: Any, agreement: Any) -> None:
         log.warning("compiled kernels off for this bundle: %s", exc)
         with _LOCK:
             _kernels, _why_off = None, f"off: a loaded bundle has {exc}"
+    except numba_cache.CompileLockTimeout as exc:
+        log.warning("compiled kernels off: %s; the numpy code serves", exc)
+        with _LOCK:
+            _kernels, _why_off = None, LOCK_TIMEOUT_OFF
     except Exception:  # a kernel that cannot compile for this bundle: the numpy code serves, never a refused load
         log.warning("compiled kernels failed to warm for this bundle; off, the numpy code serves", exc_info=True)
         with _LOCK:

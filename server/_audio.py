@@ -54,10 +54,17 @@ def _analyse(clip: bytes, params: dict[str, Any], segment_seconds: float | None)
                    max_seconds=MAX_CLIP_SECONDS).rows
 
 
-def _warm(params: dict[str, Any]) -> None:
-    from engine.audio import ExtractorParams, warm_up
+_WARM_ERROR: Exception | None = None  # a worker's, raised by its first task: a raising initializer breaks the pool
 
-    warm_up(ExtractorParams.from_json(params))
+
+def _warm(params: dict[str, Any]) -> None:
+    global _WARM_ERROR
+    from engine.audio import CompileLockTimeout, ExtractorParams, warm_up
+
+    try:
+        warm_up(ExtractorParams.from_json(params))
+    except CompileLockTimeout as exc:  # another process holds numba's compile lock, stopped or stuck
+        _WARM_ERROR = exc
 
 
 def _died_hint() -> str:
@@ -69,6 +76,8 @@ def _died_hint() -> str:
 def _ready() -> int:
     import os
 
+    if _WARM_ERROR is not None:
+        raise _WARM_ERROR
     return os.getpid()
 
 
@@ -113,6 +122,11 @@ class AudioPool:
             except BrokenProcessPool:
                 self._discard(pool)  # the next call spawns new workers
                 raise AudioUnavailable(f"an audio worker died while it warmed up; {_died_hint()}") from None
+            except EngineError as exc:  # CompileLockTimeout, the one a warm-up raises: its path and holder to the log
+                self._discard(pool)
+                log.error("audio workers could not warm up: %s", exc)
+                raise AudioUnavailable("this server's audio workers could not start: another process held numba's "
+                                       "compile lock too long (the server's log names it)") from None
             self.warm_seconds = time.perf_counter() - self._created
             log.info("audio: %d worker(s) warm in %.1f s", self.workers, self.warm_seconds)
         return pool

@@ -40,8 +40,8 @@ from ._extract import (
     sidecar_path,
     warm_up,
 )
+from ._kernels import CompileLockTimeout, died_hint
 from ._kernels import cached as kernels_cached
-from ._kernels import died_hint
 
 
 def __getattr__(name: str) -> object:
@@ -75,6 +75,7 @@ __all__ = [
     "Analysed",
     "AudioNotSupported",
     "BadAudio",
+    "CompileLockTimeout",
     "Decoded",
     "ExtractionReport",
     "ExtractorParams",

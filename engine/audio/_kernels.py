@@ -11,24 +11,41 @@ left a cache on which every later call crashed).
 So every process compiles or loads the kernels before its first analysis (:func:`ensure_compiled`,
 called by ``describe``) while holding an exclusive lock (a file beside the cache directory): the first process
 compiles them (26-30 s on the machine this was measured on), the others wait and then load them
-(3-4 s). The cache is musicrec's own directory (:func:`cache_dir`: ``$NUMBA_CACHE_DIR`` when set,
-else ``~/.cache/musicrec/numba``), set before librosa is imported (:func:`use_own_cache`, at the
-import of ``engine.audio``), so a cache broken by another program's concurrent runs is not ours,
-and deleting that directory is always a safe reset.
+(3-4 s). A process that waits says so after ``LOCK_NOTICE_SECONDS``, naming the lock's holder (``/proc/locks``),
+and gives up after ``LOCK_WAIT_SECONDS`` with :class:`CompileLockTimeout`: a holder that is stopped (Ctrl-Z) or
+stuck would otherwise hold every later process at its first analysis or query, silently.
+
+The cache is musicrec's own directory (:func:`cache_dir`: ``$NUMBA_CACHE_DIR`` when set, else
+``~/.cache/musicrec/numba``), set before librosa is imported (:func:`use_own_cache`, at the import of
+``engine.audio``), so a cache broken by another program's concurrent runs is not ours, and deleting that
+directory is always a safe reset.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import stat
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from engine._errors import EngineError
+
+log = logging.getLogger("musicrec.engine")
+
 LOCK_SUFFIX = ".musicrec-compile.lock"  # beside the cache directory, so deleting the directory keeps the lock
+LOCK_NOTICE_SECONDS = 5.0  # a wait this long is said, once, with the holder's pid
+LOCK_WAIT_SECONDS = 600.0  # 20 times the slowest compile measured (30 s): a holder this slow is stopped or stuck
+LOCK_POLL_SECONDS = 0.05
+
+
+class CompileLockTimeout(EngineError, RuntimeError):
+    """Another process held the compile lock for over ``LOCK_WAIT_SECONDS``."""
 
 _THREADS = threading.RLock()  # re-entrant: a warm-up that calls ensure_compiled again returns at once
 _ready = False
@@ -118,12 +135,62 @@ def compile_lock() -> Iterator[None]:
         yield
         return
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        _acquire(fcntl, fd, path)
         _lock_fd = fd
         yield
     finally:
         _lock_fd = None
         os.close(fd)  # closing releases the lock
+
+
+def _acquire(fcntl: object, fd: int, path: Path) -> None:
+    """``flock`` ``fd`` exclusively, polling, so a long wait is said and a hopeless one ends (module docstring)."""
+    started, told = time.monotonic(), False
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # type: ignore[attr-defined]
+            return
+        except BlockingIOError:
+            pass
+        waited = time.monotonic() - started
+        if waited >= LOCK_WAIT_SECONDS:
+            raise CompileLockTimeout(
+                f"numba's compile lock {path} has been held by {holders_text(path)} for over {waited:.0f} s (compiling "
+                "librosa's and musicrec's kernels takes about 30 s on a fresh install): if that process is stopped "
+                "(Ctrl-Z) or stuck, resume or end it, then run this again")
+        if not told and waited >= LOCK_NOTICE_SECONDS:
+            log.warning("waiting for numba's compile lock %s, held by %s (a first compile takes about 30 s; this "
+                        "gives up after %.0f s)", path, holders_text(path), LOCK_WAIT_SECONDS)
+            told = True
+        time.sleep(LOCK_POLL_SECONDS)
+
+
+def lock_holders(path: Path) -> list[int]:
+    """The pids ``/proc/locks`` (Linux) names as holding a ``flock`` on ``path``; [] where it cannot tell."""
+    try:
+        st = os.stat(path)
+        table = Path("/proc/locks").read_text()
+    except OSError:
+        return []
+    where = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    pids = []
+    for line in table.splitlines():  # "1: FLOCK  ADVISORY  WRITE 1234 00:2f:5678 0 EOF"; waiters have "->"
+        fields = line.split()
+        if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == where and fields[4].isdigit():
+            pids.append(int(fields[4]))
+    return pids
+
+
+def holders_text(path: Path) -> str:
+    """"pid 1234 (python -m indexer.cli extract ...)" for each holder, or "another process"."""
+    named = []
+    for pid in lock_holders(path):
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            command = ""
+        named.append(f"pid {pid}" + (f" ({command[:120]})" if command else ""))
+    return ", ".join(named) or "another process"
 
 
 def ensure_compiled(warm: Callable[[], object]) -> None:

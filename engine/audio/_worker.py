@@ -16,8 +16,11 @@ from ._columns import ExtractorParams
 from ._decode import BadAudio
 from ._extract import analyse
 from ._inputs import Job, read_tags
+from ._kernels import CompileLockTimeout
 
 _PARAMS: ExtractorParams | None = None
+_WARM_ERROR: CompileLockTimeout | None = None  # the initializer's, raised by every file (a raising initializer
+# breaks the whole pool, which reads as a worker that died)
 # the reason of a file whose analysis raised what no check foresaw (a bug, or a file it cannot handle):
 # that file is skipped with its traceback in the extraction report, and the run goes on
 ANALYSIS_FAILED = "analysis failed"
@@ -25,12 +28,15 @@ ANALYSIS_FAILED = "analysis failed"
 
 def init_worker(params_json: dict[str, Any], warm: bool = True) -> None:
     """Process-pool initializer: fix the parameters and pay numba's compile once per worker."""
-    global _PARAMS
+    global _PARAMS, _WARM_ERROR
     _PARAMS = ExtractorParams.from_json(params_json)
     if warm:
         from ._extract import warm_up
 
-        warm_up(_PARAMS)
+        try:
+            warm_up(_PARAMS)
+        except CompileLockTimeout as exc:
+            _WARM_ERROR = exc
 
 
 @dataclasses.dataclass
@@ -51,11 +57,15 @@ def extract_file(job: Job, sha: str, label_from: str, labels: dict[str, str] | N
                  segment_seconds: float | None) -> FileResult:
     """Analyse one file into CSV text (worker side; never raises for a bad file)."""
     params = _PARAMS or ExtractorParams()
+    if _WARM_ERROR is not None:
+        raise _WARM_ERROR
     cpu0 = time.process_time()
     result = FileResult(job.id)
     try:
         data = job.path.read_bytes()
         analysed = analyse(data, params, segment_seconds=segment_seconds, name=job.path.name)
+    except CompileLockTimeout:  # not this file's fault: the run stops, saying why
+        raise
     except BadAudio as exc:
         result.reason, result.message = exc.reason, exc.message
     except OSError as exc:
