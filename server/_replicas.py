@@ -11,7 +11,9 @@ its pages, so the page cache holds one copy for all (engine ``load_bundle(share_
 The supervisor forwards SIGTERM/SIGINT (each process drains and stops as one would alone) and
 SIGHUP (each reloads), and starts a process again when one dies; if one dies within
 ``FAST_FAILURE`` seconds of its start ``MAX_FAST_FAILURES`` times in a row, it stops them all and
-exits 1 (a bundle or a port that cannot work will not start working by retrying).
+exits 1 (a bundle or a port that cannot work will not start working by retrying). A process still
+running ``STOP_SLACK`` seconds past its ``--drain-delay`` and ``--grace`` is killed, and the supervisor
+exits 1: stopping never waits on a process that will not stop.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from typing import Any
 log = logging.getLogger("musicrec.server")
 FAST_FAILURE = 5.0
 MAX_FAST_FAILURES = 3
+STOP_SLACK = 30.0  # seconds a stopping process gets past its drain and grace (its exit: threads, pools)
 
 
 def free_port(host: str) -> int:
@@ -91,6 +94,13 @@ def run_replicas(args: argparse.Namespace) -> int:
                 forward(signal.SIGTERM, None)
                 break
             start(i)
-    for p in procs:
-        p.join()
+    deadline = time.monotonic() + args.drain_delay + args.grace + STOP_SLACK
+    for i, p in enumerate(procs):
+        p.join(max(0.0, deadline - time.monotonic()))
+        if p.is_alive():
+            log.error("serve process %d (pid %d) did not stop within --drain-delay + --grace + %.0f s; killing it",
+                      i, p.pid, STOP_SLACK)
+            p.kill()
+            p.join()  # SIGKILL: at once
+            code = 1
     return code

@@ -4,20 +4,25 @@ client-side health checking so a draining server stops getting calls)."""
 
 from __future__ import annotations
 
+import argparse
 import json
+import multiprocessing
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+import types
 import urllib.request
 from pathlib import Path
 
 import grpc
+import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from engine import load_bundle
-from server import create_server
+from server import _replicas, create_server
 from server._generated.musicrec.v1 import recommender_pb2 as pb
 from server._generated.musicrec.v1 import recommender_pb2_grpc as pb_grpc
 from server._replicas import free_port
@@ -148,3 +153,43 @@ def test_replicas_load_a_flat_index_from_shared_pages(small_bundle_dir: Path) ->
     assert shared.vectors.base is not None and not shared.vectors.flags.owndata  # a view of the mapped index
     q = SimilarQuery(seeds=[Seed(track_id=str(plain.tracks.ids[3]))], k=20, diversity=0.3)
     assert Recommender(plain).similar(q).rows.tolist() == Recommender(shared).similar(q).rows.tolist()
+
+
+def _stubborn(args: argparse.Namespace, index: int) -> None:
+    """A serve process that ignores SIGTERM (the supervisor spawns it in place of a real one)."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    (Path(args.ready_dir) / f"ready-{index}").touch()
+    time.sleep(600)
+
+
+def test_a_process_that_will_not_stop_is_killed_and_the_supervisor_exits_1(monkeypatch: pytest.MonkeyPatch,
+                                                                           tmp_path: Path) -> None:
+    spawn, started = multiprocessing.get_context("spawn"), []
+
+    class Stubborn:
+        def Process(self, target: object, args: tuple, name: str) -> multiprocessing.process.BaseProcess:
+            started.append(spawn.Process(target=_stubborn, args=args, name=name))
+            return started[-1]
+
+    monkeypatch.setattr(_replicas, "multiprocessing", types.SimpleNamespace(get_context=lambda method: Stubborn()))
+    monkeypatch.setattr(_replicas, "STOP_SLACK", 1.0)
+    args = argparse.Namespace(processes=2, host="127.0.0.1", port=0, drain_delay=0.0, grace=0.0,
+                              ready_dir=str(tmp_path))
+
+    def stop_once_both_ignore_it() -> None:
+        wait_until(lambda: len(list(tmp_path.glob("ready-*"))) == 2, "both processes ignoring SIGTERM", timeout=120)
+        os.kill(os.getpid(), signal.SIGTERM)  # the supervisor's handler forwards it
+
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    stopper = threading.Thread(target=stop_once_both_ignore_it, daemon=True)
+    stopper.start()
+    try:
+        assert _replicas.run_replicas(args) == 1
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+        for p in started:
+            if p.is_alive():
+                p.kill()
+    stopper.join(5)
+    assert len(started) == 2 and [p.exitcode for p in started] == [-signal.SIGKILL] * 2
