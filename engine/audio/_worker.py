@@ -19,8 +19,9 @@ from ._inputs import Job, read_tags
 from ._kernels import CompileLockTimeout
 
 _PARAMS: ExtractorParams | None = None
-_WARM_ERROR: CompileLockTimeout | None = None  # the initializer's, raised by every file (a raising initializer
-# breaks the whole pool, which reads as a worker that died)
+# the initializer's error, raised by every file: an initializer that raises breaks the whole pool, which reads as
+# a worker that died
+_WARM_ERROR: CompileLockTimeout | None = None
 # the reason of a file whose analysis raised what no check foresaw (a bug, or a file it cannot handle):
 # that file is skipped with its traceback in the extraction report, and the run goes on
 ANALYSIS_FAILED = "analysis failed"
