@@ -46,10 +46,18 @@ class AudioUnavailable(EngineError, RuntimeError):
     """The audio extra is not installed, or a worker died: UNAVAILABLE."""
 
 
+# what a client is told when the workers' warm-up gave up on numba's compile lock (the log names the holder)
+LOCK_UNAVAILABLE = ("this server's audio workers could not start: another process held numba's compile lock too "
+                    "long (the server's log names it); retry later")
+
+
 def _analyse(clip: bytes, params: dict[str, Any], segment_seconds: float | None) -> list[dict[str, float]]:
-    """Worker side: the descriptor rows of one clip (raises BadAudio for a bad clip)."""
+    """Worker side: the descriptor rows of one clip (raises BadAudio for a bad clip, and the warm-up's
+    CompileLockTimeout in a worker whose warm-up gave up)."""
     from engine.audio import ExtractorParams, analyse
 
+    if _WARM_ERROR is not None:
+        raise _WARM_ERROR
     return analyse(clip, ExtractorParams.from_json(params), segment_seconds=segment_seconds, name="the clip",
                    max_seconds=MAX_CLIP_SECONDS).rows
 
@@ -125,8 +133,7 @@ class AudioPool:
             except EngineError as exc:  # CompileLockTimeout, the one a warm-up raises: its path and holder to the log
                 self._discard(pool)
                 log.error("audio workers could not warm up: %s", exc)
-                raise AudioUnavailable("this server's audio workers could not start: another process held numba's "
-                                       "compile lock too long (the server's log names it)") from None
+                raise AudioUnavailable(LOCK_UNAVAILABLE) from None
             self.warm_seconds = time.perf_counter() - self._created
             log.info("audio: %d worker(s) warm in %.1f s", self.workers, self.warm_seconds)
         return pool
@@ -199,6 +206,14 @@ class AudioPool:
             self._discard(pool)  # the next call spawns new workers
             raise AudioUnavailable(f"an audio worker died (out of memory?); retry (new workers start); "
                                    f"{_died_hint()}") from None
+        except Exception as exc:
+            from engine.audio import CompileLockTimeout  # (a worker's warm-up gave up: the audio extra is here)
+
+            if not isinstance(exc, CompileLockTimeout):
+                raise  # BadAudio and the rest: the clip's own answer
+            self._discard(pool)  # the next call spawns new workers, which wait for the lock again
+            log.error("audio workers could not warm up: %s", exc)
+            raise AudioUnavailable(LOCK_UNAVAILABLE) from None
         if self.metrics is not None:
             self.metrics.audio_extraction_seconds.observe(time.perf_counter() - t0)
         return rows

@@ -12,8 +12,9 @@ The supervisor forwards SIGTERM/SIGINT (each process drains and stops as one wou
 SIGHUP (each reloads), and starts a process again when one dies; if one dies within
 ``FAST_FAILURE`` seconds of its start ``MAX_FAST_FAILURES`` times in a row, it stops them all and
 exits 1 (a bundle or a port that cannot work will not start working by retrying). A process still
-running ``STOP_SLACK`` seconds past its ``--drain-delay`` and ``--grace`` is killed, and the supervisor
-exits 1: stopping never waits on a process that will not stop.
+running ``STOP_SLACK`` seconds past its ``--drain-delay`` and ``--grace`` is killed with every process it
+started (each runs in a process group of its own), and the supervisor exits 1: stopping never waits on a process
+that will not stop.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ def free_port(host: str) -> int:
 def _replica(args: argparse.Namespace, index: int) -> None:
     from ._cli_serve import cmd_serve
 
+    os.setpgrp()  # a group of its own, so a process that will not stop is killed with what it started (audio workers)
     args.processes, args.replica = 1, True
     if args.metrics_port:  # each process exports its own metrics: PORT, PORT+1, ...
         args.metrics_port += index
@@ -100,7 +102,10 @@ def run_replicas(args: argparse.Namespace) -> int:
         if p.is_alive():
             log.error("serve process %d (pid %d) did not stop within --drain-delay + --grace + %.0f s; killing it",
                       i, p.pid, STOP_SLACK)
-            p.kill()
-            p.join()  # SIGKILL: at once
+            try:
+                os.killpg(p.pid, signal.SIGKILL)  # with its audio workers
+            except ProcessLookupError:  # it had not made its group yet
+                p.kill()
+            p.join(5)
             code = 1
     return code

@@ -134,13 +134,15 @@ def compile_lock() -> Iterator[None]:
     if fd is None:
         yield
         return
+    owner = os.getpid()
     try:
+        _lock_fd = fd  # before the wait: a child forked during it closes its copy too (_after_fork_in_child)
         _acquire(fcntl, fd, path)
-        _lock_fd = fd
         yield
     finally:
         _lock_fd = None
-        os.close(fd)  # closing releases the lock
+        if os.getpid() == owner:  # a child forked inside this block closed its copy already
+            os.close(fd)  # closing releases the lock
 
 
 def _acquire(fcntl: object, fd: int, path: Path) -> None:
@@ -153,15 +155,15 @@ def _acquire(fcntl: object, fd: int, path: Path) -> None:
         except BlockingIOError:
             pass
         waited = time.monotonic() - started
+        if not told and waited >= LOCK_NOTICE_SECONDS:  # said before any give-up, however late this thread runs
+            log.warning("waiting for numba's compile lock %s, held by %s (a first compile takes about 30 s; this "
+                        "gives up after %.0f s)", path, holders_text(path), LOCK_WAIT_SECONDS)
+            told = True
         if waited >= LOCK_WAIT_SECONDS:
             raise CompileLockTimeout(
                 f"numba's compile lock {path} has been held by {holders_text(path)} for over {waited:.0f} s (compiling "
                 "librosa's and musicrec's kernels takes about 30 s on a fresh install): if that process is stopped "
                 "(Ctrl-Z) or stuck, resume or end it, then run this again")
-        if not told and waited >= LOCK_NOTICE_SECONDS:
-            log.warning("waiting for numba's compile lock %s, held by %s (a first compile takes about 30 s; this "
-                        "gives up after %.0f s)", path, holders_text(path), LOCK_WAIT_SECONDS)
-            told = True
         time.sleep(LOCK_POLL_SECONDS)
 
 
@@ -176,7 +178,8 @@ def lock_holders(path: Path) -> list[int]:
     pids = []
     for line in table.splitlines():  # "1: FLOCK  ADVISORY  WRITE 1234 00:2f:5678 0 EOF"; waiters have "->"
         fields = line.split()
-        if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == where and fields[4].isdigit():
+        # pid 0: an owner gone or in another pid namespace, which cannot be named
+        if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == where and fields[4].isdigit() and int(fields[4]):
             pids.append(int(fields[4]))
     return pids
 

@@ -4,6 +4,7 @@ extraction stops with the error rather than skipping files, and an audio worker 
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import fcntl
 import logging
 import os
@@ -50,8 +51,9 @@ def held(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Held]:
 
 
 def holder() -> str:
-    """How the messages name this process: by pid where /proc/locks tells it."""
-    return f"pid {os.getpid()} (" if Path("/proc/locks").exists() else "another process"
+    """How the messages name this process: by pid where /proc/locks tells it (some file systems' device numbers
+    do not match it)."""
+    return f"pid {os.getpid()} (" if _kernels.lock_holders(_kernels.lock_path()) else "another process"
 
 
 def test_a_held_lock_is_said_then_given_up_on_naming_its_holder(held: Held, caplog: pytest.LogCaptureFixture) -> None:
@@ -113,3 +115,20 @@ def test_a_worker_that_could_not_warm_up_refuses_every_file(held: Held, monkeypa
     server_audio._warm(ExtractorParams().to_json())  # the server's audio workers
     with pytest.raises(CompileLockTimeout):
         server_audio._ready()
+    with pytest.raises(CompileLockTimeout):
+        server_audio._analyse(b"RIFF", {}, None)
+
+
+def test_the_server_refuses_the_audio_call_unavailable_without_the_holder() -> None:
+    """The error a worker raised reaches the call as AudioUnavailable (UNAVAILABLE), its lock path and holder in
+    the log only; a bad clip's own error still passes through."""
+    pool = server_audio.AudioPool(workers=1)
+    gave_up: cf.Future[list[dict[str, float]]] = cf.Future()
+    gave_up.set_exception(CompileLockTimeout("numba's compile lock /x has been held by pid 1 (init) for over 600 s"))
+    with pytest.raises(server_audio.AudioUnavailable) as refused:
+        pool._result(object(), gave_up, None)  # type: ignore[arg-type]
+    assert str(refused.value) == server_audio.LOCK_UNAVAILABLE and "pid" not in str(refused.value)
+    bad: cf.Future[list[dict[str, float]]] = cf.Future()
+    bad.set_exception(ValueError("the clip's own"))
+    with pytest.raises(ValueError, match="the clip's own"):
+        pool._result(object(), bad, None)  # type: ignore[arg-type]

@@ -176,9 +176,15 @@ def test_a_process_that_will_not_stop_is_killed_and_the_supervisor_exits_1(monke
     args = argparse.Namespace(processes=2, host="127.0.0.1", port=0, drain_delay=0.0, grace=0.0,
                               ready_dir=str(tmp_path))
 
+    ready: list[bool] = []
+
     def stop_once_both_ignore_it() -> None:
-        wait_until(lambda: len(list(tmp_path.glob("ready-*"))) == 2, "both processes ignoring SIGTERM", timeout=120)
-        os.kill(os.getpid(), signal.SIGTERM)  # the supervisor's handler forwards it
+        try:  # the timeout bounds a hang only; the SIGTERM comes either way, so the supervisor returns
+            wait_until(lambda: len(list(tmp_path.glob("ready-*"))) == 2, "both processes ignoring SIGTERM",
+                       timeout=120)
+            ready.append(True)
+        finally:
+            os.kill(os.getpid(), signal.SIGTERM)  # the supervisor's handler forwards it
 
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
     stopper = threading.Thread(target=stop_once_both_ignore_it, daemon=True)
@@ -192,4 +198,5 @@ def test_a_process_that_will_not_stop_is_killed_and_the_supervisor_exits_1(monke
             if p.is_alive():
                 p.kill()
     stopper.join(5)
+    assert ready, "the processes never ignored SIGTERM"
     assert len(started) == 2 and [p.exitcode for p in started] == [-signal.SIGKILL] * 2
