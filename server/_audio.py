@@ -16,6 +16,7 @@ is a seed (SimilarTracks) or a vote (ClassifyGenre: the mean of the segments' pr
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import logging
 import multiprocessing
 import threading
@@ -56,23 +57,17 @@ def _analyse(clip: bytes, params: dict[str, Any], segment_seconds: float | None)
     CompileLockTimeout in a worker whose warm-up gave up)."""
     from engine.audio import ExtractorParams, analyse
 
-    if _WARM_ERROR is not None:
-        raise _WARM_ERROR
     return analyse(clip, ExtractorParams.from_json(params), segment_seconds=segment_seconds, name="the clip",
                    max_seconds=MAX_CLIP_SECONDS).rows
 
 
-_WARM_ERROR: Exception | None = None  # a worker's, raised by its first task: a raising initializer breaks the pool
-
-
 def _warm(params: dict[str, Any]) -> None:
-    global _WARM_ERROR
     from engine.audio import CompileLockTimeout, ExtractorParams, warm_up
 
-    try:
+    # a give-up on the compile lock raised here would break the pool: the worker's tasks raise it instead, at once
+    # (engine/audio/_kernels.py remembers it)
+    with contextlib.suppress(CompileLockTimeout):
         warm_up(ExtractorParams.from_json(params))
-    except CompileLockTimeout as exc:  # another process holds numba's compile lock, stopped or stuck
-        _WARM_ERROR = exc
 
 
 def _died_hint() -> str:
@@ -82,10 +77,12 @@ def _died_hint() -> str:
 
 
 def _ready() -> int:
+    """A worker's first task: its pid once warm, else the warm-up's give-up on the compile lock, raised."""
     import os
 
-    if _WARM_ERROR is not None:
-        raise _WARM_ERROR
+    from engine.audio import ExtractorParams, warm_up
+
+    warm_up(ExtractorParams())  # at once: warm already, or the give-up _warm swallowed
     return os.getpid()
 
 
@@ -130,10 +127,8 @@ class AudioPool:
             except BrokenProcessPool:
                 self._discard(pool)  # the next call spawns new workers
                 raise AudioUnavailable(f"an audio worker died while it warmed up; {_died_hint()}") from None
-            except EngineError as exc:  # CompileLockTimeout, the one a warm-up raises: its path and holder to the log
-                self._discard(pool)
-                log.error("audio workers could not warm up: %s", exc)
-                raise AudioUnavailable(LOCK_UNAVAILABLE) from None
+            except EngineError as exc:  # CompileLockTimeout, the one a warm-up raises
+                raise self._gave_up(pool, exc) from None
             self.warm_seconds = time.perf_counter() - self._created
             log.info("audio: %d worker(s) warm in %.1f s", self.workers, self.warm_seconds)
         return pool
@@ -160,6 +155,13 @@ class AudioPool:
                 return
             self._pool = None
         pool.shutdown(wait=False, cancel_futures=True)
+
+    def _gave_up(self, pool: cf.ProcessPoolExecutor, exc: Exception) -> AudioUnavailable:
+        """The workers gave up on numba's compile lock: the next call spawns new ones (which wait for it again);
+        the lock's path and holder go to the log, the client gets LOCK_UNAVAILABLE."""
+        self._discard(pool)
+        log.error("audio workers could not warm up: %s", exc)
+        return AudioUnavailable(LOCK_UNAVAILABLE)
 
     def analyse(self, clips: Sequence[bytes], params: dict[str, Any], segment_seconds: float | None,
                 deadline: float | None) -> list[list[dict[str, float]]]:
@@ -211,9 +213,7 @@ class AudioPool:
 
             if not isinstance(exc, CompileLockTimeout):
                 raise  # BadAudio and the rest: the clip's own answer
-            self._discard(pool)  # the next call spawns new workers, which wait for the lock again
-            log.error("audio workers could not warm up: %s", exc)
-            raise AudioUnavailable(LOCK_UNAVAILABLE) from None
+            raise self._gave_up(pool, exc) from None
         if self.metrics is not None:
             self.metrics.audio_extraction_seconds.observe(time.perf_counter() - t0)
         return rows

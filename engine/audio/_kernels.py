@@ -33,6 +33,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 
 from engine._errors import EngineError
 
@@ -49,6 +50,7 @@ class CompileLockTimeout(EngineError, RuntimeError):
 
 _THREADS = threading.RLock()  # re-entrant: a warm-up that calls ensure_compiled again returns at once
 _ready = False
+_gave_up: CompileLockTimeout | None = None  # raised again at once by every later ensure_compiled of this process
 _busy = False
 _lock_fd: int | None = None  # the flock's descriptor while held
 
@@ -145,12 +147,12 @@ def compile_lock() -> Iterator[None]:
             os.close(fd)  # closing releases the lock
 
 
-def _acquire(fcntl: object, fd: int, path: Path) -> None:
+def _acquire(fcntl: ModuleType, fd: int, path: Path) -> None:
     """``flock`` ``fd`` exclusively, polling, so a long wait is said and a hopeless one ends (module docstring)."""
     started, told = time.monotonic(), False
     while True:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # type: ignore[attr-defined]
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return
         except BlockingIOError:
             pass
@@ -198,10 +200,14 @@ def holders_text(path: Path) -> str:
 
 def ensure_compiled(warm: Callable[[], object]) -> None:
     """Run ``warm`` (one short analysis, which makes numba compile or load every kernel) once per
-    process, holding :func:`compile_lock`. Calls from inside ``warm`` return at once."""
-    global _ready, _busy
+    process, holding :func:`compile_lock`. Calls from inside ``warm`` return at once. A process that gave up on
+    the lock (:class:`CompileLockTimeout`) raises that again at once on every later call, rather than wait as long
+    again for each file or clip: a pool worker swallows it in its initializer and its every task stops with it."""
+    global _ready, _busy, _gave_up
     if _ready:
         return
+    if _gave_up is not None:
+        raise _gave_up
     with _THREADS:
         if _ready or _busy:
             return
@@ -210,6 +216,9 @@ def ensure_compiled(warm: Callable[[], object]) -> None:
             with compile_lock():
                 warm()
             _ready = True
+        except CompileLockTimeout as exc:
+            _gave_up = exc
+            raise
         finally:
             _busy = False
 

@@ -4,6 +4,7 @@ answer with a reason, never an exception; so is a file whose analysis fails unex
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import io
@@ -19,9 +20,6 @@ from ._inputs import Job, read_tags
 from ._kernels import CompileLockTimeout
 
 _PARAMS: ExtractorParams | None = None
-# the initializer's error, raised by every file: an initializer that raises breaks the whole pool, which reads as
-# a worker that died
-_WARM_ERROR: CompileLockTimeout | None = None
 # the reason of a file whose analysis raised what no check foresaw (a bug, or a file it cannot handle):
 # that file is skipped with its traceback in the extraction report, and the run goes on
 ANALYSIS_FAILED = "analysis failed"
@@ -29,15 +27,15 @@ ANALYSIS_FAILED = "analysis failed"
 
 def init_worker(params_json: dict[str, Any], warm: bool = True) -> None:
     """Process-pool initializer: fix the parameters and pay numba's compile once per worker."""
-    global _PARAMS, _WARM_ERROR
+    global _PARAMS
     _PARAMS = ExtractorParams.from_json(params_json)
     if warm:
         from ._extract import warm_up
 
-        try:
+        # a give-up on the compile lock raised here would break the whole pool (read as a worker that died):
+        # every file raises it instead, at once (engine/audio/_kernels.py remembers it)
+        with contextlib.suppress(CompileLockTimeout):
             warm_up(_PARAMS)
-        except CompileLockTimeout as exc:
-            _WARM_ERROR = exc
 
 
 @dataclasses.dataclass
@@ -58,8 +56,6 @@ def extract_file(job: Job, sha: str, label_from: str, labels: dict[str, str] | N
                  segment_seconds: float | None) -> FileResult:
     """Analyse one file into CSV text (worker side; never raises for a bad file)."""
     params = _PARAMS or ExtractorParams()
-    if _WARM_ERROR is not None:
-        raise _WARM_ERROR
     cpu0 = time.process_time()
     result = FileResult(job.id)
     try:

@@ -12,14 +12,16 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from engine import _compiled as compiled
 from engine.audio import CompileLockTimeout, ExtractorParams, _kernels, _worker
 from engine.audio._inputs import Job
-from engine.audio._synth import STYLES, write_corpus
+from engine.audio._synth import STYLES, chord_pad, write_corpus
 from indexer.cli import EXIT_FAILED, main
 from server import _audio as server_audio
+from tests.audio.conftest import encode
 
 WAITING = "waiting for numba's compile lock"
 
@@ -45,6 +47,7 @@ def held(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Held]:
     monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "cache"))  # the lock beside it: this test's own
     monkeypatch.setattr(_kernels, "LOCK_NOTICE_SECONDS", 0.05)
     monkeypatch.setattr(_kernels, "LOCK_WAIT_SECONDS", 0.5)
+    monkeypatch.setattr(_kernels, "_gave_up", None)  # what a test's give-up leaves is undone after it
     lock = Held()
     yield lock
     lock.release()
@@ -104,19 +107,20 @@ def test_an_extraction_stops_with_the_error_rather_than_skip_files(held: Held, m
 def test_a_worker_that_could_not_warm_up_refuses_every_file(held: Held, monkeypatch: pytest.MonkeyPatch,
                                                            tmp_path: Path) -> None:
     """A raising pool initializer breaks the whole pool, which would read as a worker that died: the
-    initializers keep the error, and each task raises it."""
+    initializers swallow the give-up, which the process remembers, and each task raises it at once."""
     monkeypatch.setattr(_kernels, "_ready", False)
-    monkeypatch.setattr(_worker, "_WARM_ERROR", None)
     monkeypatch.setattr(_worker, "_PARAMS", None)
+    clip = tmp_path / "a.wav"
+    clip.write_bytes(encode(chord_pad(57, True, 4.0).astype(np.float32)))
     _worker.init_worker(ExtractorParams().to_json())  # `musicrec extract --workers N`
+    monkeypatch.setattr(_kernels, "LOCK_WAIT_SECONDS", 3600.0)  # a task that waited again would hang: it raises
     with pytest.raises(CompileLockTimeout):
-        _worker.extract_file(Job(tmp_path / "a.wav", "a.wav"), "0" * 64, "folder", None, None)
-    monkeypatch.setattr(server_audio, "_WARM_ERROR", None)
+        _worker.extract_file(Job(clip, "a.wav"), "0" * 64, "folder", None, None)
     server_audio._warm(ExtractorParams().to_json())  # the server's audio workers
     with pytest.raises(CompileLockTimeout):
         server_audio._ready()
     with pytest.raises(CompileLockTimeout):
-        server_audio._analyse(b"RIFF", {}, None)
+        server_audio._analyse(clip.read_bytes(), ExtractorParams().to_json(), None)
 
 
 def test_the_server_refuses_the_audio_call_unavailable_without_the_holder() -> None:
