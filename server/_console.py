@@ -12,8 +12,9 @@ contract has no call for, which lives here, HTTP-only and documented in the READ
   ever earns an RPC).
 - ``GET /console/api/map?max_points=N``: the bundle's stored mood map (engine/_moodmap.py) as
   columns ``x``, ``y``, ``mood``, ``id``, ``name``, ``artists`` (N from 1, default 20,000: a catalog of
-  at most N tracks whole, a larger one as a fixed sample of about N, each mood in proportion but at least
-  200 of each, so every mood shows; the newest MAPS_KEPT sizes drawn are kept per bundle),
+  at most N tracks whole, a larger one as a fixed sample of exactly N, 200 of each mood (an equal share of N
+  when that is smaller, so every mood shows while N holds one of each) and the rest in proportion; the
+  newest MAPS_KEPT sizes drawn are kept per bundle),
   plus the moods, the axis labels and the projection method; 404 for a bundle without a map.
 - ``GET /console/api/bundle``: what the console needs of the bundle beyond the RPCs: ``{"bundle_version",
   "genres": every genre name (for the filters), "report": the build report's text, "report_html":
@@ -253,17 +254,23 @@ def _map_json(rec: Recommender, max_points: int) -> str:
 
 
 def _sample(labels: np.ndarray, max_points: int) -> np.ndarray:
-    """Every row when they fit; else a fixed sample of each mood in proportion (at least
-    MIN_PER_MOOD of each, so the smallest moods still show), sorted."""
+    """Every row when they fit; else a fixed sample of exactly ``max_points`` rows, sorted: each mood gets
+    MIN_PER_MOOD (or an equal share of ``max_points`` when that is smaller, so the smallest moods still show),
+    and the rest goes to the moods in proportion to the tracks they have left, the last few rows to the
+    largest remainders."""
     n = len(labels)
     if n <= max_points:
         return np.arange(n)
+    moods, sizes = np.unique(labels, return_counts=True)
+    floor = np.minimum(sizes, min(MIN_PER_MOOD, max_points // len(moods)))
+    left = sizes - floor
+    share = (max_points - floor.sum()) * left / left.sum()  # left.sum() > 0: n > max_points >= floor.sum()
+    want = floor + np.floor(share).astype(np.int64)
+    short = max_points - int(want.sum())
+    want[np.argsort(-(share - np.floor(share)), kind="stable")[:short]] += 1
     rng = np.random.default_rng(0)
-    keep = []
-    for mood in np.unique(labels):
-        rows = np.flatnonzero(labels == mood)
-        want = min(len(rows), max(MIN_PER_MOOD, round(max_points * len(rows) / n)))
-        keep.append(rng.choice(rows, size=want, replace=False))
+    keep = [rng.choice(np.flatnonzero(labels == mood), size=int(k), replace=False)
+            for mood, k in zip(moods, want, strict=True)]
     return np.sort(np.concatenate(keep))
 
 

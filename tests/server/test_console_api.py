@@ -7,6 +7,7 @@ import http.client
 import json
 from typing import Any
 
+import numpy as np
 import pytest
 
 from server import RunningServer, ServerOptions
@@ -66,6 +67,25 @@ def test_every_value_in_range_is_taken_as_given(running: RunningServer) -> None:
         status, answer = get(running.http_port, f"map?max_points={max_points}")
         assert status == 200 and answer["total"] == rec.n
     assert get(running.http_port, f"map?max_points={rec.n}")[1]["shown"] == rec.n
+
+
+def test_a_map_sample_holds_exactly_max_points_and_every_mood_it_can() -> None:
+    """max_points is a maximum the client can rely on (a floor of 200 per mood once gave 1,600 points for 1);
+    every mood shows while max_points holds one of each, and the larger moods get more."""
+    from server._console import MIN_PER_MOOD, _sample
+
+    labels = np.repeat(np.arange(8), [5000, 3000, 900, 400, 150, 40, 8, 2])
+    for max_points in (1, 5, 8, 9, 100, 1000, 2000, 9000, len(labels) - 1):
+        rows = _sample(labels, max_points)
+        assert len(rows) == max_points and len(np.unique(rows)) == max_points and np.all(np.diff(rows) > 0)
+        counts = np.bincount(labels[rows], minlength=8)
+        if max_points >= 8:
+            assert np.all(counts >= 1)
+        if max_points >= 8 * MIN_PER_MOOD:
+            assert np.all(counts >= np.minimum(MIN_PER_MOOD, np.bincount(labels)))
+            assert counts[0] > counts[1] > counts[2] > counts[3]
+    assert np.array_equal(_sample(labels, 1000), _sample(labels, 1000))  # a fixed sample
+    assert len(_sample(labels, len(labels))) == len(labels)
 
 
 def test_maps_of_many_sizes_do_not_pile_up(running: RunningServer) -> None:
