@@ -13,6 +13,7 @@ from ._bundle import (
     FORMAT_VERSION,
     READABLE_VERSIONS,
     check_current_link,
+    check_new_bundle_dir,
     parent_problem,
     publish,
     read_verified_manifest,
@@ -55,7 +56,8 @@ from ._report import format_report
 from ._schema import AUDIO_MOOD_WEIGHTS, AUDIO_PREPROCESS, FeatureSchema, ValueRule, audio_schema, detect_preset
 from ._similar_query import MAX_BATCH, MAX_DEPTH, MAX_K, Seed, SimilarQuery, SimilarResult, TrackFilter
 from ._synthetic import synthetic_catalog
-from ._update import add_tracks, refused_text
+from ._update import add_tracks
+from ._update_input import read_remove_ids, refused_text
 
 __all__ = [
     "AUDIO_MOOD_WEIGHTS",
@@ -111,6 +113,7 @@ __all__ = [
     "build_index",
     "bundle_report_html",
     "check_current_link",
+    "check_new_bundle_dir",
     "clean_catalog",
     "compiled_kernels_status",
     "deadline_passed",
@@ -126,6 +129,7 @@ __all__ = [
     "publish",
     "read_catalog",
     "read_config_file",
+    "read_remove_ids",
     "read_verified_manifest",
     "refused_text",
     "search",

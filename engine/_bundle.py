@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import BundleError, BundleIntegrityError, BundleVersionError
+from ._manifest import check_manifest_shapes
 
 FORMAT = "musicrec-bundle"
 # 2: the similar section, genre-ranked neighbour table; 3: the table holds block 1 of the one
@@ -55,16 +56,14 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
 
 @contextlib.contextmanager
 def atomic_bundle_dir(out: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a fresh temporary directory beside ``out``; on success it is renamed to ``out``,
-    on any error it is removed, with any parent directories this call created. ``out`` must not
-    exist yet."""
+    """Yield a fresh temporary directory beside ``out``; once complete it is loaded as a server would load it
+    (:func:`engine.load_bundle`: checksums, shapes, finite values) and only then renamed to ``out``, so
+    nothing that would not load is ever written (or pointed at by ``--current``). On any error it is removed,
+    with any parent directories this call created. ``out`` must not exist yet."""
     out = Path(out)
-    if out.exists() or out.is_symlink():
-        raise BundleError(f"output {out} already exists; choose a new directory (bundles are immutable)")
+    check_new_bundle_dir(out)
     parent = out.parent
     created = [p for p in (parent, *parent.parents) if not p.exists()]
-    if parent.exists() and not parent.is_dir():
-        raise BundleError(f"cannot write {out}: {parent} is not a directory")
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -73,6 +72,7 @@ def atomic_bundle_dir(out: str | os.PathLike[str]) -> Iterator[Path]:
     tmp.mkdir()
     try:
         yield tmp
+        _check_loads(tmp, out)
         _fsync_tree(tmp)
         if out.exists():  # created by someone else while we were building
             raise BundleError(f"output {out} appeared while the bundle was being built; not replacing it")
@@ -86,6 +86,28 @@ def atomic_bundle_dir(out: str | os.PathLike[str]) -> Iterator[Path]:
             except OSError:
                 break
         raise
+
+
+def check_new_bundle_dir(out: str | os.PathLike[str]) -> None:
+    """Refuse a new bundle's directory ``out`` that exists (bundles are immutable) or whose parent is a file."""
+    out = Path(out)
+    if out.exists() or out.is_symlink():
+        raise BundleError(f"output {out} already exists; choose a new directory (bundles are immutable)")
+    problem = parent_problem(out)
+    if problem:
+        raise BundleError(f"cannot write {out}: {problem}")
+
+
+def _check_loads(tmp: Path, out: Path) -> None:
+    """Refuse a bundle just written that :func:`engine.load_bundle` would refuse (a bug: every input it is made
+    from was checked), naming ``out`` rather than the temporary directory."""
+    from ._loaded import load_bundle  # it imports this module
+
+    try:
+        load_bundle(tmp)
+    except BundleError as exc:
+        raise BundleError(f"{out}: the bundle just written would not load, so it was not kept (a bug: please "
+                          f"report it): {str(exc).replace(str(tmp), str(out))}") from None
 
 
 def write_manifest(bundle_dir: Path, manifest: dict[str, Any]) -> dict[str, Any]:
@@ -142,6 +164,7 @@ def read_verified_manifest(bundle_dir: str | os.PathLike[str]) -> dict[str, Any]
         if not isinstance(_dig(manifest, dotted), str):
             raise BundleIntegrityError(f"{path}: '{dotted}' is missing or not text; the manifest was edited or is "
                                        "damaged: rebuild the bundle")
+    check_manifest_shapes(manifest, path)  # what the report reads
     present = {p.name for p in bundle_dir.iterdir()} - {MANIFEST}
     if unexpected := sorted(present - set(files)):
         raise BundleIntegrityError(f"{bundle_dir}: file(s) not listed in the manifest: {unexpected}")

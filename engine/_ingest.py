@@ -11,7 +11,9 @@ Policy, in the order it is applied (every removed row is counted under exactly o
 2. Rows identical in every column but the unnamed index column collapse into one (``exact_duplicates``);
    features compare as parsed numbers, every other column as text.
 3. Rows without an id are dropped. Missing or non-finite features are dropped, or imputed with the
-   column median, per ``schema.missing``. Impossible values (``schema.rules``, e.g. tempo 0) are
+   column median, per ``schema.missing``; so is a finite value beyond float32's range (|x| > ~3.4e38,
+   ``FEATURE_LIMIT``), which the index, the classifier and the bundle's float32 arrays cannot hold
+   (counted under the same reason). Impossible values (``schema.rules``, e.g. tempo 0) are
    dropped or imputed per rule.
 4. Rows sharing an id merge into one track carrying every genre of every row (multi-label); the
    first row's features are kept and rows whose features disagree are counted (``id_conflicts``).
@@ -49,6 +51,9 @@ from ._schema import FeatureSchema
 
 _FLAG_TOKENS = {"true": 1, "false": 0, "1": 1, "0": 0}
 TYPED_SHARE = 0.9  # a column this share of whose values are flags (or numbers) is meant to hold only those
+# The largest feature magnitude kept: float32's, what FAISS, XGBoost and a bundle's float32 arrays hold. A larger
+# finite value (-1e200) is treated as a non-finite one; below it float64's squares cannot overflow (3.4e38² ~ 1e77).
+FEATURE_LIMIT = float(np.finfo(np.float32).max)
 
 
 def read_catalog(path: str | os.PathLike[str], schema: FeatureSchema) -> Catalog:
@@ -112,8 +117,9 @@ def clean_catalog(frame: pd.DataFrame, schema: FeatureSchema, *, source: str = "
 
     drop(ids == "", f"missing {schema.id_column}")
     impute_masks: list[tuple[int, np.ndarray, str]] = []
+    usable = _usable(values)
     for j, col in enumerate(schema.feature_columns):
-        bad = ~np.isfinite(values[:, j])
+        bad = ~usable[:, j]
         if schema.missing == "drop":
             drop(bad, f"missing or non-finite {col}")
         else:
@@ -135,7 +141,7 @@ def clean_catalog(frame: pd.DataFrame, schema: FeatureSchema, *, source: str = "
     for j, bad, reason in impute_masks:
         bad = bad & keep
         if bad.any():
-            good = keep & ~bad & np.isfinite(values[:, j])
+            good = keep & ~bad & _usable(values[:, j])
             if not good.any():
                 raise CatalogError(f"{source}: column {schema.feature_columns[j]!r} has no valid value "
                                    "to impute from")
@@ -194,6 +200,12 @@ def clean_catalog(frame: pd.DataFrame, schema: FeatureSchema, *, source: str = "
         artists_column=artists_column,
         artist_separator=schema.artist_separator,
     )
+
+
+def _usable(values: np.ndarray) -> np.ndarray:
+    """Where a feature value is finite and within ``FEATURE_LIMIT``."""
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(values) & (np.abs(values) <= FEATURE_LIMIT)
 
 
 def _is_index_column(name: str) -> bool:

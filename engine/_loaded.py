@@ -149,11 +149,16 @@ def load_bundle(path: str | os.PathLike[str], *, search_threads: int = 1, share_
     if OOF_FILE in manifest["files"]:
         with _reading(path, OOF_FILE):
             genre_proba = load_npz(path / OOF_FILE)["proba"].astype(np.float32)
-            if classifier is None or genre_proba.shape != (len(tracks), len(tracks.genre_names)) \
-                    or not np.isfinite(genre_proba).all():
-                raise BundleIntegrityError(f"{path}: the bundle is inconsistent: {OOF_FILE} holds probabilities "
-                                           f"of shape {genre_proba.shape}, expected ({len(tracks)}, "
-                                           f"{len(tracks.genre_names)}) beside a genre model")
+            expected = (len(tracks), len(tracks.genre_names))
+            problem = None
+            if classifier is None:
+                problem = f"{OOF_FILE} without a genre model"
+            elif genre_proba.shape != expected:
+                problem = f"{OOF_FILE} holds probabilities of shape {genre_proba.shape}, expected {expected}"
+            elif bad := int((~np.isfinite(genre_proba)).sum()):
+                problem = f"{OOF_FILE} holds {bad:,} non-finite probabilities (of {genre_proba.size:,})"
+            if problem:
+                raise BundleIntegrityError(f"{path}: the bundle is inconsistent: {problem}")
     elif classifier is not None:
         raise BundleIntegrityError(f"{path}: the bundle is inconsistent: a genre model without {OOF_FILE}")
     _check_consistent(path, prep, index, tracks, vectors, moods, classifier, neighbours)

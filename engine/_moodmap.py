@@ -104,7 +104,10 @@ def save_mood_map(directory: Path, mood_map: MoodMap) -> None:
 def load_mood_map(path: Path, n_tracks: int, dims: int) -> MoodMap:
     mood_map = MoodMap.from_arrays(load_npz(path))
     if mood_map.xy.shape != (n_tracks, 2) or mood_map.axes.shape != (dims, 2) or mood_map.mean.shape != (dims,) \
-            or len(mood_map.columns) != dims or not np.isfinite(mood_map.xy).all():
+            or len(mood_map.columns) != dims:
         raise BundleIntegrityError(f"{path}: the mood map does not match the tracks ({mood_map.xy.shape} points, "
                                    f"axes {mood_map.axes.shape}, expected ({n_tracks}, 2) and ({dims}, 2))")
+    if bad := int((~np.isfinite(mood_map.xy).all(axis=1)).sum()):
+        raise BundleIntegrityError(f"{path}: the mood map places {bad:,} of its {n_tracks:,} tracks at a non-finite "
+                                   "position")
     return mood_map

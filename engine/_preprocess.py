@@ -197,6 +197,9 @@ class Preprocessor:
         """Share of the standardized variance of ``raw`` (n, n_features) that the kept components
         do not span (0 when every component is kept); whitening does not change it."""
         z = self.standardize(raw)
+        top = float(np.abs(z).max()) if z.size else 0.0
+        if 0 < top < np.inf:  # a ratio: scaled first, the squares of huge finite values cannot overflow
+            z = z / top
         unit = self.components_ / np.linalg.norm(self.components_, axis=1, keepdims=True)
         total = float((z ** 2).sum())
         return float(1 - ((z @ unit.T) ** 2).sum() / total) if total > 0 else 0.0

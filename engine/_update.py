@@ -22,8 +22,10 @@ A real full build refits scaling, PCA, the moods and the classifier on the new c
 vectors and answers differ; the drift check below says when that refit is due.
 
 Refused rows (counted by reason, never dropped silently): an id the bundle already holds (remove
-it in the same update to replace it), and genres the classifier has never seen (a refit learns
-them). The input file goes through the bundle's own cleaning, whose counts are reported too.
+it in the same update to replace it), genres the classifier has never seen (a refit learns
+them), and values so far beyond the fitted scaling that the track's mood point or map position
+would overflow float32 (a refit scales them; engine/_update_input.py). The input file goes
+through the bundle's own cleaning (that of ``musicrec index``), whose counts are reported too.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ import os
 import resource
 import shutil
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,13 +51,13 @@ from ._catalog import Catalog, catalog_songs
 from ._crossfit import OOF_FILE
 from ._errors import BundleError, CatalogError
 from ._index import build_index, configure_search, measure_recall, new_track_recall
-from ._ingest import read_catalog
 from ._linear import LINEAR_FILE
 from ._loaded import Bundle, load_bundle
 from ._ranking import SLACK, Scoring
 from ._rerank import GenreAgreement
 from ._table import BLOCKS_FILE, TABLE_FILE, read_blocks, write_table
 from ._table_update import updated_table
+from ._update_input import new_tracks, refused_text
 
 Progress = Callable[[str], None]
 
@@ -72,7 +74,6 @@ OUTLIER_RATIO = 3.0  # new tracks' outlier share this many times the catalog's o
 RESIDUAL_RATIO = 1.5  # variance the fitted PCA loses on new tracks, against what it loses on the catalog
 # the nearest-neighbour medians: an exact search per track, of at most this many random new and kept tracks
 NEAREST_SAMPLE = 1000
-REFUSED_IDS_SHOWN = 5  # per reason a track was refused, the ids the report names
 
 
 def add_tracks(base: str | os.PathLike[str], out: str | os.PathLike[str], *, csv: str | os.PathLike[str] | None = None,
@@ -102,11 +103,15 @@ def add_tracks(base: str | os.PathLike[str], out: str | os.PathLike[str], *, csv
         keep = ~np.isin(old.ids.astype(str), list(wanted_out)) if wanted_out else np.ones(len(old), dtype=bool)
         removed = int((~keep).sum())
         remove_unknown = len(wanted_out) - removed
-        added, refused, ingest = _new_tracks(bundle, csv, old.ids[keep]) if csv is not None else (None, {}, None)
+        added, refused, ingest = new_tracks(bundle, csv, old.ids[keep]) if csv is not None else (None, {}, None)
         n_new = 0 if added is None else len(added)
         refusals = refused_text(refused, (ingest or {}).get("refused_ids", {}))
         if n_new == 0 and removed == 0:
             raise CatalogError("nothing to change: no new track was accepted and no id to remove was found"
+                               + (f" (refused: {refusals})" if refused else ""))
+        if n_new == 0 and keep.sum() == 0:  # musicrec index needs a track too ("nothing to index")
+            raise CatalogError(f"the ids to remove take every one of the bundle's {len(old):,} tracks and no track is "
+                               "added: that would leave an empty catalog (a bundle holds at least one track)"
                                + (f" (refused: {refusals})" if refused else ""))
         catalog = _combined(old, keep, added)
         say(f"{n_new:,} tracks added, {removed:,} removed, refused {refusals or 'none'}; "
@@ -189,64 +194,6 @@ def add_tracks(base: str | os.PathLike[str], out: str | os.PathLike[str], *, csv
             })
             manifest = write_manifest(tmp, manifest)
     return manifest
-
-
-def _new_tracks(bundle: Bundle, csv: str | os.PathLike[str], kept_ids: np.ndarray
-                ) -> tuple[Catalog | None, dict[str, int], dict[str, Any]]:
-    """The file's tracks, cleaned with the bundle's schema, minus refused ones (counted by reason)."""
-    old = bundle.tracks
-    new = read_catalog(csv, bundle.config.schema)
-    missing = [c for c in old.metadata if c not in new.metadata]
-    if missing:
-        raise CatalogError(f"{csv}: column(s) {missing} of the bundle are missing from the added file")
-    rep = new.report
-    ingest = {"rows_read": rep.rows_read, "tracks": rep.tracks, "dropped": rep.dropped, "imputed": rep.imputed,
-              "exact_duplicates": rep.exact_duplicates, "duplicates_merged": rep.id_duplicates_merged}
-    ok = np.ones(len(new), dtype=bool)
-    refused: dict[str, int] = {}
-    ingest["refused_ids"] = examples = {}  # the first few ids of each reason, for the report
-    present = np.isin(new.ids.astype(str), kept_ids.astype(str))
-    if present.any():
-        refused["already_in_bundle"] = int(present.sum())
-        examples["already_in_bundle"] = [str(t) for t in new.ids[present][:REFUSED_IDS_SHOWN]]
-        ok &= ~present
-    unknown = sorted(set(new.genre_names) - set(old.genre_names))
-    if unknown:
-        codes = [new.genre_names.index(g) for g in unknown]
-        has_unknown = new.genre_matrix()[:, codes].any(axis=1) & ok
-        reason = f"unknown_genre ({', '.join(unknown[:5])}{', ...' if len(unknown) > 5 else ''})"
-        refused[reason] = int(has_unknown.sum())
-        examples[reason] = [str(t) for t in new.ids[has_unknown][:REFUSED_IDS_SHOWN]]
-        ok &= ~has_unknown
-    if not ok.any():
-        return None, refused, ingest
-    code_of = {g: i for i, g in enumerate(old.genre_names)}
-    remap = np.array([code_of.get(g, -1) for g in new.genre_names], dtype=np.int64)
-    rows = np.flatnonzero(ok)
-    starts, ends = new.genre_indptr[rows], new.genre_indptr[rows + 1]
-    codes = [remap[new.genre_codes[s:e]] for s, e in zip(starts.tolist(), ends.tolist(), strict=True)]
-    indptr = np.concatenate([[0], np.cumsum([len(c) for c in codes])]).astype(old.genre_indptr.dtype)
-    metadata = {c: _as_dtype(new.metadata[c][rows], old.metadata[c].dtype) for c in old.metadata}
-    accepted = Catalog(ids=new.ids[rows], feature_names=old.feature_names, features=new.features[rows],
-                       genre_names=old.genre_names, genre_indptr=indptr,
-                       genre_codes=(np.concatenate(codes) if codes else np.empty(0)).astype(old.genre_codes.dtype),
-                       metadata=metadata, report=rep, artists_column=old.artists_column,
-                       artist_separator=old.artist_separator)
-    return accepted, refused, ingest
-
-
-def refused_text(refused: Mapping[str, int], examples: Mapping[str, Sequence[str]]) -> str:
-    """``refused`` (count by reason) as a reader reads it, each reason with its first ids."""
-    parts = []
-    for reason, n in refused.items():
-        ids = list(examples.get(reason, ()))
-        shown_ids = f": {', '.join(ids)}{', ...' if n > len(ids) else ''}" if ids else ""
-        parts.append(f"{n:,} {reason.replace('_', ' ')}{shown_ids}")
-    return "; ".join(parts)
-
-
-def _as_dtype(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    return values.astype(dtype)
 
 
 def _combined(old: Catalog, keep: np.ndarray, added: Catalog | None) -> Catalog:

@@ -27,8 +27,8 @@ MAX_WORKERS = 256
 def add_parser(sub: Any) -> None:
     p = sub.add_parser(
         "extract", help="audio files -> a features CSV (GTZAN-layout descriptors, librosa)",
-        description="Analyse audio files (WAV, FLAC, OGG, MP3, AIFF; any rate, mono or stereo) into one CSV row "
-                    "per track, or per segment, named like the GTZAN feature tables (filename, length, "
+        description="Analyse audio files (WAV, FLAC, OGG, MP3, AIFF, AU, CAF; any rate, mono or stereo) into one "
+                    "CSV row per track, or per segment, named like the GTZAN feature tables (filename, length, "
                     "chroma_stft_mean, ..., mfcc20_var, label) plus tempo confidence, beat strength, onset rate, "
                     "key/mode, loudness, flatness, contrast and chroma bins. Resumable: re-running skips files "
                     "already in the CSV. Bad files are counted and listed in <out stem>.extraction.json. Exit "

@@ -17,7 +17,8 @@ def add_parser(sub: Any) -> None:
                                    "per-genre accuracy, PCA explained variance, index recall). Needs the report "
                                    "extra (matplotlib) for --html.")
     p.add_argument("bundle", type=Path, help="bundle directory (or a symlink such as bundles/current)")
-    p.add_argument("--html", type=Path, metavar="FILE", help="write the report with pictures to FILE")
+    p.add_argument("--html", type=Path, metavar="FILE", help="write the report with pictures to FILE (missing parent "
+                                                             "directories are created)")
     p.add_argument("--json", action="store_true", help="print the manifest (the report's facts) as JSON")
     p.set_defaults(func=cmd_report)
 
@@ -32,6 +33,9 @@ def cmd_report(args: argparse.Namespace) -> int:
             return 2
     from engine import bundle_report_html, format_report, load_bundle
 
+    from ._outputs import check_output_file, write_output
+
+    check_output_file("--html", args.html)  # before the load: a directory there is refused as musicrec index does
     bundle = load_bundle(args.bundle)
     if args.json:
         print(json.dumps(bundle.manifest, indent=2))
@@ -39,7 +43,11 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(format_report(bundle.manifest, moods=bundle.moods.clusters_))
     if args.html is not None:
         page = bundle_report_html(bundle)
-        args.html.write_text(page, encoding="utf-8")
+        try:
+            write_output(args.html, page)
+        except OSError as exc:  # permissions, a full disk
+            print(f"musicrec report: error: --html {args.html}: {exc.strerror or exc}", file=sys.stderr)
+            return 1
         print(f"wrote {args.html} ({len(page.encode()) / 1024:,.0f} KiB, {page.count('<img ')} figures)",
               file=sys.stderr)
     return 0

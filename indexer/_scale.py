@@ -38,8 +38,8 @@ def add_parsers(sub: Any) -> None:
 
     p = sub.add_parser(
         "add", help="a new bundle version with tracks added or removed, without a refit",
-        description="Write a new immutable bundle: BUNDLE's tracks, minus --remove-ids, plus the CSV's tracks cleaned "
-                    "with BUNDLE's schema, embedded with its fitted preprocessing, given moods by its exemplars and "
+        description="Write a new immutable bundle: the --to bundle's tracks, minus --remove-ids, plus the CSV's tracks "
+                    "cleaned with its schema, embedded with its fitted preprocessing, given moods by its exemplars and "
                     "scored by its classifier; the index and the affected neighbour-table rows are updated. The report "
                     "counts what was added, removed and refused, and a drift check says when a full rebuild is due.")
     p.add_argument("csv", type=Path, nargs="?", help="CSV of tracks to add (same columns as the bundle's source)")
@@ -51,8 +51,8 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--qdrant", metavar="URL", help="also carry the update to this Qdrant server: the new "
-                       "version's collection made from BUNDLE's (kept points copied, removed ones left out, added "
-                       "ones upserted), verified, then ALIAS swapped to it; before --current moves")
+                       "version's collection made from the --to bundle's (kept points copied, removed ones left out, "
+                       "added ones upserted), verified, then ALIAS swapped to it; before --current moves")
     where.add_argument("--qdrant-path", type=Path, metavar="DIR", help="the same into Qdrant local mode on disk")
     p.add_argument("--alias", default="musicrec", help="Qdrant alias (default musicrec)")
     p.add_argument("--keep", type=int, default=2, help="Qdrant collections of this alias kept (default 2)")
@@ -80,17 +80,36 @@ def qdrant_client(url: str | None, path: Path | None, api_key_env: str | None, t
         if not api_key:
             raise ConfigError(f"--api-key-env {api_key_env}: the variable is not set")
     if path is not None:
-        path.mkdir(parents=True, exist_ok=True)
+        _make_qdrant_dir(path)
     return connect(url=url, path=path, api_key=api_key, timeout=timeout)
+
+
+def _make_qdrant_dir(path: Path) -> None:
+    """The ``--qdrant-path`` directory, created with its missing parents; a file there (or on the way) is a
+    :class:`engine.ConfigError` naming it, before any work."""
+    from engine import ConfigError, parent_problem
+
+    try:
+        if path.exists() and not path.is_dir():
+            raise ConfigError(f"--qdrant-path {path}: is a file, not a directory")
+        problem = parent_problem(path)
+        if problem:
+            raise ConfigError(f"--qdrant-path {path}: {problem}")
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # permissions on the way
+        raise ConfigError(f"--qdrant-path {path}: {exc.strerror or exc}") from None
 
 
 def _cmd_publish(args: argparse.Namespace) -> int:
     from engine import ConfigError, load_bundle
 
+    from ._outputs import check_output_file, write_output
+
     if args.keep < 1:
         raise ConfigError(f"--keep must be at least 1 (the live collection), got {args.keep}")
     if args.batch < 1:
         raise ConfigError(f"--batch must be at least 1, got {args.batch}")
+    check_output_file("--json", args.json_out)
     client = qdrant_client(args.qdrant, args.qdrant_path, args.api_key_env, args.timeout)
     from engine.qdrant import publish_bundle
 
@@ -111,25 +130,33 @@ def _cmd_publish(args: argparse.Namespace) -> int:
         print(f"retention (keep {args.keep}): deleted {', '.join(report.removed)}")
     print("seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in report.seconds.items()))
     if args.json_out:
-        Path(args.json_out).write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
+        write_output(args.json_out, json.dumps(report.to_json(), indent=2) + "\n")
     return 0
 
 
 def _cmd_add(args: argparse.Namespace) -> int:
-    from engine import CatalogError, add_tracks, check_current_link, publish, refused_text
+    from engine import (
+        CatalogError,
+        add_tracks,
+        check_current_link,
+        check_new_bundle_dir,
+        publish,
+        read_remove_ids,
+        refused_text,
+    )
+
+    from ._outputs import check_output_file, write_output
 
     if args.csv is None and args.remove_ids is None:
         raise CatalogError("give a CSV of tracks to add, --remove-ids FILE, or both")
-    remove: list[str] = []
-    if args.remove_ids is not None:
-        try:
-            remove = [line.strip() for line in args.remove_ids.read_text(encoding="utf-8").splitlines() if line.strip()]
-        except OSError as exc:
-            raise CatalogError(f"--remove-ids {args.remove_ids}: {exc.strerror or exc}") from None
+    remove = read_remove_ids(args.remove_ids) if args.remove_ids is not None else []
     if args.csv is not None and not args.csv.is_file():
         raise CatalogError(f"{args.csv}: no such file")
-    if args.current:  # before the work, as musicrec index does: a bad path must not cost the update
+    # where the results go, checked before the work, as musicrec index does: a bad path must not cost the update
+    check_new_bundle_dir(args.out)
+    if args.current:
         check_current_link(args.current)
+    check_output_file("--json", args.json_out)
 
     def say(message: str) -> None:
         if not args.quiet:
@@ -192,5 +219,10 @@ def _cmd_add(args: argparse.Namespace) -> int:
                                                          else ""))
     if args.json_out:
         out = {**u, "qdrant": qdrant.to_json()} if qdrant is not None else u
-        Path(args.json_out).write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
+        try:
+            write_output(args.json_out, json.dumps(out, indent=2) + "\n")
+        except OSError as exc:  # checked before the work; something changed since
+            print(f"musicrec add: error: the bundle was written to {args.out}, but --json {args.json_out}: "
+                  f"{exc.strerror or exc}", file=sys.stderr)
+            return 1
     return 0

@@ -115,7 +115,9 @@ def _add_build_options(p: argparse.ArgumentParser) -> None:
                                                "[similar] and seed (README: Any other feature set)")
     g.add_argument("--schema", choices=["auto", "spotify", "audio"], default="auto",
                    help="column preset: spotify (the Spotify Tracks Dataset), audio (GTZAN-layout tables, e.g. from "
-                        "musicrec extract); auto (default) picks audio when the header has that layout")
+                        "musicrec extract); auto (default) picks audio when the header has that layout and no "
+                        "column is named (by a column flag or a config's [schema]); --schema audio keeps the preset "
+                        "under column flags")
     g.add_argument("--id-column")
     g.add_argument("--label-column", help="genre column ('' for none)")
     g.add_argument("--feature-columns", help="comma-separated feature columns")
@@ -294,14 +296,13 @@ def _build_and_report(args: argparse.Namespace, csv: Path, out: Path, *, source_
     from engine import build_bundle, check_current_link, format_report, publish
     from server._table import output_width
 
+    from ._outputs import check_output_file, write_output
+
     config = _config_from_args(args)
     # where the build's results go after it, checked before it: a bad path must not cost a whole build
     if args.current:
         check_current_link(args.current)
-    problem = _unwritable(args.json_out)
-    if problem:
-        print(f"musicrec {args.command}: error: --json {args.json_out}: {problem}", file=sys.stderr)
-        return EXIT_FAILED  # as for an --out or --current that cannot be written
+    check_output_file("--json", args.json_out)  # exit 1, as for an --out or --current that cannot be written
     progress = None if args.quiet else _Progress()
     try:
         manifest = build_bundle(csv, out, config, progress=progress, source_label=source_label, current=args.current)
@@ -312,9 +313,7 @@ def _build_and_report(args: argparse.Namespace, csv: Path, out: Path, *, source_
         if args.current:
             publish(out, args.current)
         if args.json_out and args.json_out != "-":
-            path = Path(args.json_out)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+            write_output(args.json_out, json.dumps(manifest, indent=2) + "\n")
     except OSError as exc:  # the bundle is complete and verified: keep it, say what did not happen
         print(f"musicrec {args.command}: error: the bundle was written to {out}, but "
               f"{exc.filename2 or exc.filename}: {exc.strerror or exc}", file=sys.stderr)
@@ -330,20 +329,6 @@ def _build_and_report(args: argparse.Namespace, csv: Path, out: Path, *, source_
         print("\n== serving the bundle over gRPC and asking it ==\n")
         print(demo_queries(out))
     return EXIT_OK
-
-
-def _unwritable(path: str | None) -> str | None:
-    """Why a report file could not be written at ``path`` (None: it can, or there is none, or '-')."""
-    from engine import parent_problem
-
-    if not path or path == "-":
-        return None
-    try:
-        if Path(path).is_dir():
-            return "is a directory"
-    except OSError as exc:  # a folder on the way that cannot be entered
-        return exc.strerror or str(exc)
-    return parent_problem(path)
 
 
 def _cmd_index(args: argparse.Namespace) -> int:

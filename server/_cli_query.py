@@ -22,7 +22,7 @@ UINT32, INT32, UINT64 = 2**32 - 1, 2**31 - 1, 2**64 - 1
 
 def add_parser(sub: Any) -> None:
     q = sub.add_parser("query", help="ask a running server (readable tables, or --json)",
-                       description="Ask a running server. --address, --json, --token and --timeout may come "
+                       description="Ask a running server. --address, --json, --token, --timeout and --wait may come "
                                    "before or after the query: musicrec query similar ID --address HOST:PORT.")
     _query_options(q, defaults=True)
     shared = argparse.ArgumentParser(add_help=False)

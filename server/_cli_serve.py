@@ -48,7 +48,7 @@ def add_parser(sub: Any) -> None:
                    help="ReloadBundle PATH must lie under DIR (default: the directory holding the bundle, and "
                         "then only with an admin token)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 for all)")
-    p.add_argument("--port", type=PORT, default=50051)
+    p.add_argument("--port", type=PORT, default=50051, help="gRPC port (default 50051; 0 picks a free one)")
     p.add_argument("--max-concurrent", type=int_from(1, MAX_ACCEPTED), default=64,
                    help="RPCs accepted at once (running or queued); more get RESOURCE_EXHAUSTED (default 64)")
     p.add_argument("--workers", type=int_from(1, MAX_WORKERS), default=4,
@@ -64,7 +64,8 @@ def add_parser(sub: Any) -> None:
                    help="audio clips analysed or waiting at once; more get RESOURCE_EXHAUSTED (default 4)")
     p.add_argument("--watch", type=number_in(0.1, 1e6, unit="seconds", zero_is_off=True), metavar="SECONDS",
                    help="re-check the bundle path this often and hot-reload when it points elsewhere (0 = off)")
-    p.add_argument("--grace", type=wait_seconds, default=10.0, help="seconds calls in flight get on shutdown")
+    p.add_argument("--grace", type=wait_seconds, default=10.0,
+                   help="seconds calls in flight get on shutdown (default 10)")
     p.add_argument("--drain-delay", type=wait_seconds, default=0.0, metavar="S",
                    help="on SIGTERM, first keep answering for S seconds with health NOT_SERVING, so load balancers "
                         "stop sending calls before they are refused (default 0; a second signal ends the delay)")

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -19,7 +20,8 @@ from engine import (
     load_bundle,
     publish,
 )
-from engine._bundle import sha256_file
+from engine._bundle import atomic_bundle_dir, sha256_file, write_manifest
+from indexer.cli import main
 from tests.conftest import FAST_CONFIG
 
 
@@ -248,3 +250,67 @@ def test_neighbour_table_is_skipped_above_its_size_limit(synthetic_csv: Path, tm
         "skipped: 3,000 tracks, above index.neighbours_max_tracks = 1,000")
     assert "neighbours.npz" not in m["files"]
     assert load_bundle(tmp_path / "b").neighbours is None
+
+
+@pytest.mark.parametrize("name", ["genre_oof.npz", "moodmap.npz"])
+def test_non_finite_probabilities_or_map_positions_are_named_as_such(bundle_dir: Path, tmp_path: Path,
+                                                                      name: str) -> None:
+    bad = copy(bundle_dir, tmp_path)
+    arrays = dict(np.load(bad / name))
+    key = "proba" if name == "genre_oof.npz" else "xy"
+    values = arrays[key].copy()
+    values[3, :2] = np.inf
+    np.savez(bad / name, **{**arrays, key: values})
+    rechecksum(bad, name)
+    said = "holds 2 non-finite probabilities" if key == "proba" else r"places 1 of its [\d,]+ tracks at a non-finite"
+    with pytest.raises(BundleIntegrityError, match=said) as info:
+        load_bundle(bad)
+    assert "shape" not in str(info.value) and "does not match" not in str(info.value)
+
+
+def test_a_bundle_that_would_not_load_is_never_written(bundle_dir: Path, tmp_path: Path) -> None:
+    # what musicrec index and musicrec add write through: loaded before it is renamed into place (so before any
+    # --current could point at it)
+    out = tmp_path / "new"
+    said = rf"{out}: the bundle just written would not load.*{out}: the bundle is inconsistent: genre_oof.npz holds"
+    with pytest.raises(BundleError, match=said), atomic_bundle_dir(out) as tmp:
+        for p in bundle_dir.iterdir():
+            shutil.copy(p, tmp / p.name)
+        arrays = dict(np.load(tmp / "genre_oof.npz"))
+        np.savez(tmp / "genre_oof.npz", **{**arrays, "proba": np.full_like(arrays["proba"], np.nan)})
+        write_manifest(tmp, {k: v for k, v in json.loads((bundle_dir / "manifest.json").read_text()).items()
+                             if k not in ("format", "format_version", "files")})
+    assert not out.exists() and not list(tmp_path.iterdir())
+
+
+EDITS = {  # a hand edit that is still valid JSON, and what the refusal names
+    "moods a list": (("metrics", "moods"), [1, 2], "metrics.moods is a list, expected an object"),
+    "genre a string": (("metrics", "genre"), "xgboost", "metrics.genre is text, expected an object"),
+    "unknown mood cells": (("metrics", "moods", "coassoc", "cells"), "hexagons",
+                           "metrics.moods.coassoc.cells is 'hexagons', expected one of 'k-means', 'octants'"),
+    "a count as text": (("counts", "rows_read"), "many", "counts.rows_read is text, expected a whole number"),
+    "dropped a list": (("counts", "dropped"), [], "counts.dropped is a list, expected an object"),
+    "a timing as text": (("timings_seconds", "ingest"), "fast", "timings_seconds.ingest is text, expected a number"),
+    "no pca": (("metrics", "pca"), None, "metrics.pca is null, expected an object"),
+    "genre rounds missing": (("metrics", "genre", "rounds"), KeyError, "metrics.genre.rounds is missing"),
+}
+
+
+@pytest.mark.parametrize("edit", EDITS)
+def test_a_manifest_edit_the_report_cannot_read_is_refused_at_load_by_name(
+        bundle_dir: Path, tmp_path: Path, edit: str, capsys: pytest.CaptureFixture[str]) -> None:
+    keys, value, said = EDITS[edit]
+    bad = copy(bundle_dir, tmp_path)
+    m = json.loads((bad / "manifest.json").read_text())
+    parent = m
+    for key in keys[:-1]:
+        parent = parent.setdefault(key, {})
+    if value is KeyError:
+        del parent[keys[-1]]
+    else:
+        parent[keys[-1]] = value
+    (bad / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(BundleIntegrityError, match=re.escape(f"manifest.json: {said}; the manifest was edited")):
+        load_bundle(bad)
+    code, err = main(["report", str(bad)]), capsys.readouterr().err  # the report never meets it: exit 1, no traceback
+    assert code == 1 and err.startswith("musicrec report: error: ") and said in err and "Traceback" not in err, err

@@ -296,3 +296,19 @@ def test_genres_that_differ_only_in_case_are_named() -> None:
 
     assert case_only_genres(("ROCK", "jazz", "pop", "rock", "Rock")) == [("ROCK", "rock", "Rock")]
     assert case_only_genres(("jazz", "pop")) == []
+
+
+def test_a_feature_value_beyond_float32_is_treated_as_non_finite() -> None:
+    # finite in float64 but not in float32, which the index, the classifier and the bundle hold: dropped (or imputed)
+    # and counted under the same reason as inf, so musicrec index and musicrec add never see it
+    rows = [row("ok", "rock"), row("ok2", "rock", loudness=-5), row("huge", "rock", loudness="-1e200"),
+            row("max", "rock", loudness="-1e308"), row("dur", "rock", duration_ms="1e300"),
+            row("edge", "rock", loudness="3.4e38")]  # within float32: kept
+    cat = clean_catalog(frame(rows), FeatureSchema())
+    assert cat.report.dropped == {"missing or non-finite loudness": 2, "missing or non-finite duration_ms": 1}
+    assert sorted(cat.ids) == ["edge", "ok", "ok2"]
+    imputed = clean_catalog(frame(rows), FeatureSchema(missing="impute"))
+    assert imputed.report.imputed == {"missing or non-finite loudness": 2, "missing or non-finite duration_ms": 1}
+    loudness = imputed.features[:, FEATURES.index("loudness")]
+    assert np.abs(loudness).max() <= np.finfo(np.float32).max
+    assert loudness[2] == loudness[3] == np.median([-7, -5, -7, 3.4e38])  # of the usable values only

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -207,3 +209,17 @@ def test_a_build_without_a_classifier_still_scores_its_retrieval(tmp_path) -> No
     assert 0 < sim["genre_precision_at_10_plain_standardization"] <= 1 and "reranked" not in str(sim)
     report = format_report(manifest)
     assert "cosine alone (no genre classifier to re-rank with)" in report and "genres   no classifier" in report
+
+
+def test_the_residual_share_of_values_far_beyond_the_fitted_scaling_is_finite_and_warns_nothing() -> None:
+    # musicrec add's drift check: a new track within float32 (what the cleaning keeps) in a feature whose fitted
+    # spread is tiny stands ~1e160 sd out, whose square overflows float64 unless the ratio is taken scaled
+    raw = make()
+    raw[:, 0] = np.random.default_rng(1).random(len(raw)) * 1e-120
+    p = prep(pca_components=2).fit(raw)
+    new = raw[:20].copy()
+    new[0, 0] = 3e38
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        share = p.residual_share(new)
+    assert 0.0 <= share <= 1.0

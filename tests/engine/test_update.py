@@ -12,13 +12,24 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from engine import GenreConfig, Recommender, Seed, SimilarQuery, TrackFilter, build_bundle, load_bundle
+from engine import (
+    GenreConfig,
+    Recommender,
+    Seed,
+    SimilarQuery,
+    TrackFilter,
+    build_bundle,
+    load_bundle,
+    publish,
+    synthetic_catalog,
+)
 from engine._build import _neighbour_table
 from engine._bundle import sha256_file
 from engine._index import build_index
@@ -203,3 +214,60 @@ def test_the_drift_check_calls_for_a_rebuild(parts: dict[str, Path], tmp_path: P
     manifest = add_tracks(parts["a"], tmp_path / "d", csv=tmp_path / "loud.csv")
     drift = manifest["update"]["drift"]
     assert drift["rebuild_due"] and any("sd of the fitted scaling" in r for r in drift["reasons"]), drift
+
+
+def test_a_value_beyond_float32_is_dropped_and_current_moves_to_a_bundle_that_loads(
+        parts: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # -1e200 is finite but not in float32 (the index's, the classifier's): once, the update kept it, repointed
+    # --current, and the bundle it pointed at would not load (its new track's genre probabilities were NaN)
+    y = pd.read_csv(parts["y"]).drop_duplicates("track_id").iloc[:30].copy()
+    y["track_id"] = "f32-" + y["track_id"].astype(str)
+    y.loc[y.index[3], "loudness"] = -1e200
+    y.to_csv(tmp_path / "huge.csv", index=False)
+    link = tmp_path / "current"
+    publish(parts["a"], link)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # and no raw numpy warning reaches the user
+        assert main(["add", str(tmp_path / "huge.csv"), "--to", str(link), "--out", str(tmp_path / "b"),
+                     "--current", str(link)]) == 0
+    out = capsys.readouterr().out
+    assert "(29 added" in out and "dropped 1 (missing or non-finite loudness: 1)" in out, out
+    assert link.resolve() == (tmp_path / "b").resolve()
+    bundle = load_bundle(link)
+    assert bundle.genre_proba is not None and np.isfinite(bundle.genre_proba).all()
+    assert main(["report", str(link)]) == 0
+
+
+def test_a_track_far_beyond_the_fitted_scaling_is_refused_by_id(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    # within float32, but 3e38 in a mood feature whose catalog spread is ~0.2 overflows the float32 mood point
+    synthetic_catalog(300, seed=5, exact_duplicates=0, bad_rows=0).to_csv(tmp_path / "x.csv", index=False)
+    build_bundle(tmp_path / "x.csv", tmp_path / "a", FAST_CONFIG.replace(genre={"enabled": False}, schema={"rules": {}}))
+    new = synthetic_catalog(6, seed=6, exact_duplicates=0, bad_rows=0, multi_genre_share=0)
+    new["track_id"] = [f"new{i}" for i in range(len(new))]
+    new["danceability"] = new["danceability"].astype(float)
+    new.loc[1, "danceability"] = 3e38
+    new.to_csv(tmp_path / "new.csv", index=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        assert main(["add", str(tmp_path / "new.csv"), "--to", str(tmp_path / "a"), "--out", str(tmp_path / "b"),
+                     "--quiet"]) == 0
+    assert "refused 1 outside the fitted scaling: new1" in capsys.readouterr().out
+    bundle = load_bundle(tmp_path / "b")
+    assert "new1" not in bundle.row_of and "new2" in bundle.row_of
+    assert bundle.manifest["update"]["refused"] == {"outside_the_fitted_scaling": 1}
+
+
+def test_removing_every_track_or_an_ids_file_that_is_not_utf8_is_a_clear_error(
+        small_bundle_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ids = load_bundle(small_bundle_dir).tracks.ids
+    (tmp_path / "all.txt").write_text("\n".join(map(str, ids)) + "\n")
+    (tmp_path / "latin1.txt").write_bytes("caf\xe9\n".encode("latin-1"))
+    for name, said in (("all.txt", f"take every one of the bundle's {len(ids):,} tracks and no track is added: "
+                                   "that would leave an empty catalog"),
+                       ("latin1.txt", f"--remove-ids {tmp_path / 'latin1.txt'}: not UTF-8 text (byte 3")):
+        assert main(["add", "--to", str(small_bundle_dir), "--out", str(tmp_path / "b"), "--remove-ids",
+                     str(tmp_path / name), "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("musicrec add: error: ") and said in err and "Traceback" not in err, err
+        assert not (tmp_path / "b").exists()

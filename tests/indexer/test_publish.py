@@ -99,3 +99,19 @@ def test_publish_to_an_unreachable_server_fails_cleanly(small_bundle_dir: Path, 
     assert main(["publish", str(small_bundle_dir), "--qdrant", "http://127.0.0.1:9", "--timeout", "2", "--quiet"]) == 1
     err = capsys.readouterr().err
     assert "Qdrant failed during publish" in err and "alias 'musicrec' is unchanged" in err
+
+
+def test_a_qdrant_path_that_is_a_file_is_refused_naming_it(small_bundle_dir: Path, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    precious = tmp_path / "precious.txt"
+    precious.write_text("data")
+    for argv, said in ((["publish", str(small_bundle_dir), "--qdrant-path", str(precious)],
+                        f"--qdrant-path {precious}: is a file, not a directory"),
+                       (["publish", str(small_bundle_dir), "--qdrant-path", str(precious / "store")],
+                        f"--qdrant-path {precious / 'store'}: {precious} is not a directory"),
+                       (["add", str(precious), "--to", str(small_bundle_dir), "--out", str(tmp_path / "b"),
+                         "--qdrant-path", str(precious)], f"--qdrant-path {precious}: is a file, not a directory")):
+        assert main([*argv, "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"musicrec {argv[0]}: error: {said}") and "Traceback" not in err, err
+    assert precious.read_text() == "data" and not (tmp_path / "b").exists()

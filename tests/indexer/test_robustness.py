@@ -3,14 +3,19 @@ previous bundle and the `current` pointer untouched and loadable."""
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -229,3 +234,55 @@ def test_pca_options_are_never_silently_ignored(tmp_path: Path, tiny_config: Pat
                  "--pca-variance", "1.0"]) == 0
     bundle = load_bundle(out)
     assert bundle.preprocessor.n_components == len(bundle.preprocessor.transformed_names) > 3
+
+
+def test_feature_values_beyond_float32_are_dropped_by_index_without_warnings(
+        tmp_path: Path, tiny_config: Path, valid_csv_bytes: bytes, capsys: pytest.CaptureFixture[str]) -> None:
+    # finite in float64, not in float32 (what FAISS, XGBoost and the bundle hold): once XGBoost's "value too large"
+    # (exit 70), or numpy's raw overflow warnings; now counted with the non-finite values
+    frame = pd.read_csv(io.BytesIO(valid_csv_bytes))
+    frame[["loudness", "duration_ms"]] = frame[["loudness", "duration_ms"]].astype(float)
+    frame.loc[3, "loudness"], frame.loc[5, "loudness"] = -1e200, -1e308
+    frame.loc[7:9, "duration_ms"] = [1e200, 1e250, 1e300]
+    frame.to_csv(tmp_path / "c.csv", index=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        code = main(["index", str(tmp_path / "c.csv"), "--out", str(tmp_path / "b"), "--quiet", "--config",
+                     str(tiny_config)])  # with the genre classifier: XGBoost sees every feature
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert re.search(r"dropped +2  missing or non-finite loudness", out), out
+    assert re.search(r"dropped +3  missing or non-finite duration_ms", out), out
+    assert load_bundle(tmp_path / "b").classifier is not None
+
+
+def test_add_and_report_outputs_that_cannot_be_written_are_refused_before_the_work(
+        tmp_path: Path, small_bundle_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # one check for every command's report file (indexer/_outputs.py): index's, above
+    (tmp_path / "a_dir").mkdir()
+    precious = tmp_path / "precious.txt"
+    precious.write_text("data")
+    ids = tmp_path / "gone.txt"
+    ids.write_text(str(load_bundle(small_bundle_dir).tracks.ids[0]) + "\n")
+    link = tmp_path / "current"
+    publish(small_bundle_dir, link)
+    add = ["add", "--to", str(small_bundle_dir), "--remove-ids", str(ids), "--out", str(tmp_path / "b"), "--current",
+           str(link), "--quiet"]
+    for argv, said in (([*add, "--json", str(tmp_path / "a_dir")], f"--json {tmp_path / 'a_dir'}: is a directory"),
+                       ([*add, "--json", str(precious / "r.json")], f"{precious} is not a directory"),
+                       ([*add[:-3], "--current", str(precious), "--quiet"], f"{precious}: exists and is a file"),
+                       ([*add[:-4], str(precious), "--quiet"], f"output {precious} already exists"),
+                       (["report", str(small_bundle_dir), "--html", str(tmp_path / "a_dir")],
+                        f"--html {tmp_path / 'a_dir'}: is a directory")):
+        assert main(argv) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"musicrec {argv[0]}: error: ") and said in err and "Traceback" not in err, err
+        assert not (tmp_path / "b").exists() and link.resolve() == small_bundle_dir.resolve()
+    assert precious.read_text() == "data" and not any((tmp_path / "a_dir").iterdir())
+    # ... and, as index does, missing parent directories of a report file are created
+    deep = tmp_path / "new" / "deeper"
+    assert main([*add, "--json", str(deep / "add.json")]) == 0
+    assert json.loads((deep / "add.json").read_text())["removed"] == 1 and link.resolve() == (tmp_path / "b").resolve()
+    pytest.importorskip("matplotlib")
+    assert main(["report", str(small_bundle_dir), "--html", str(deep / "r.html")]) == 0
+    assert (deep / "r.html").read_text().startswith("<!doctype html>")
