@@ -27,9 +27,10 @@ from ._diagnostics import FILE as EVALUATION_FILE
 from ._diagnostics import genre_diagnostics
 from ._genre import GenreClassifier, cannot_train
 from ._genre_metrics import informative_ks
-from ._index import build_index, configure_search, measure_recall, new_track_recall
+from ._index import build_index, configure_search, ivf_facts, measure_recall, new_track_recall
 from ._ingest import read_catalog
 from ._moodcarry import against_current, cut_to_keep, read_current
+from ._moodcheck import check_moods
 from ._moodmap import fit_mood_map, save_mood_map
 from ._moodreport import current_line, mood_stability_lines
 from ._moods import MoodModel, mood_space
@@ -103,6 +104,7 @@ def build_bundle(
                     "(shown as no value)")
             # one song key per track: the same song under several ids is left out of its own answers and scores
             track_songs = catalog_songs(catalog, config.schema.name_column)
+            check_moods(config.moods, len(catalog), catalog.feature_names, config.schema.transforms or {})  # not fitted
 
         with stage("preprocess"):
             def fit_prep(whiten: bool) -> Preprocessor:
@@ -136,7 +138,8 @@ def build_bundle(
             index = build_index(vectors, config.index, seed=config.seed)
             faiss.write_index(index, str(tmp / "index.faiss"))
             index_metrics: dict[str, Any] = {"kind": config.index.kind, "requested": requested,
-                                             "dim": int(vectors.shape[1]), "tracks": int(index.ntotal)}
+                                             "dim": int(vectors.shape[1]), "tracks": int(index.ntotal),
+                                             **ivf_facts(index, config.index.ivf_nlist, say)}
             if config.index.kind != "flat":
                 index_metrics.update(measure_recall(index, vectors, queries=config.index.recall_queries,
                                                     seed=config.seed))
@@ -148,7 +151,7 @@ def build_bundle(
                 faiss.write_index(fast, str(tmp / "index_new_tracks.faiss"))
                 new_fetch = config.similar.candidates + SLACK  # a new track's first fetch (no seed to skip)
                 index_metrics["new_track_index"] = {
-                    "kind": "ivf", "nlist": fast_config.ivf_nlist, "nprobe": fast_config.ivf_nprobe,
+                    "kind": "ivf", **ivf_facts(fast),
                     **new_track_recall(fast, vectors, fetch=new_fetch, queries=config.index.recall_queries,
                                        seed=config.seed)}
                 say(f"new-track index (ivf) recall@10 vs exact "

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
+from ._confcheck import FLOAT32_MAX, Span, check_spans
 from ._errors import ConfigError
 from ._moodconfig import MoodConfig
 from ._schema import FeatureSchema
@@ -44,10 +45,8 @@ class PreprocessConfig:
     whiten: bool | Literal["auto"] = False
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.pca_variance <= 1.0:
-            raise ConfigError(f"preprocess.pca_variance must be in (0, 1], got {self.pca_variance}")
-        if self.pca_components is not None and self.pca_components < 1:
-            raise ConfigError(f"preprocess.pca_components must be >= 1, got {self.pca_components}")
+        check_spans(self, "preprocess", {"pca_variance": Span(0.0, 1.0, open_low=True),
+                                         "pca_components": Span(1, also=(None,))})
         if self.whiten not in (True, False, "auto"):
             raise ConfigError(f'preprocess.whiten must be true, false or "auto", got {self.whiten!r}')
 
@@ -94,18 +93,13 @@ class IndexConfig:
             raise ConfigError(f"index.new_track_index must be 'auto', 'ivf' or 'none', got {self.new_track_index!r}")
         if self.kind not in ("auto", "flat", "hnsw", "ivf", "ivfpq"):
             raise ConfigError(f"index.kind must be 'auto', 'flat', 'hnsw', 'ivf' or 'ivfpq', got {self.kind!r}")
-        if self.pq_bytes is not None and self.pq_bytes < 1:
-            raise ConfigError(f"index.pq_bytes must be >= 1, got {self.pq_bytes}")
-        for name in ("hnsw_m", "hnsw_ef_construction", "hnsw_ef_search", "ivf_nprobe", "recall_queries"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"index.{name} must be >= 1, got {getattr(self, name)}")
-        if not 0 <= self.neighbours <= 1000:
-            raise ConfigError(f"index.neighbours must be 0..1000, got {self.neighbours}")
-        if self.neighbours_max_tracks < 0:
-            raise ConfigError(f"index.neighbours_max_tracks must be >= 0 (0: no limit), "
-                              f"got {self.neighbours_max_tracks}")
+        check_spans(self, "index", INDEX_SPANS)
 
 
+# (an HNSW graph of 1 link per node crashes FAISS; "auto" ivf_nlist and pq_bytes are None, which a file cannot say)
+INDEX_SPANS = {"hnsw_m": Span(2), "hnsw_ef_construction": Span(1), "hnsw_ef_search": Span(1), "ivf_nprobe": Span(1),
+               "ivf_nlist": Span(1, also=(None,)), "pq_bytes": Span(1, also=(None,)), "recall_queries": Span(1),
+               "neighbours": Span(0, 1000), "neighbours_max_tracks": Span(1, also=(0,), say="0 (no limit)")}
 NEW_TRACK_INDEX_MIN_TRACKS = 20_000  # below this an exact search costs a few tens of microseconds
 
 
@@ -166,21 +160,26 @@ class GenreConfig:
     fit_sample: int = 200_000
 
     def __post_init__(self) -> None:
-        if self.folds != 0 and not 2 <= self.folds <= 20:
-            raise ConfigError(f"genre.folds must be 0 (automatic) or 2..20, got {self.folds}")
-        if not 0.0 < self.colsample_bynode <= 1.0 or self.num_parallel_tree < 1:
-            raise ConfigError(f"genre.colsample_bynode must be in (0, 1] and genre.num_parallel_tree >= 1, got "
-                              f"{self.colsample_bynode} and {self.num_parallel_tree}")
-        if self.small_catalog < 0:
-            raise ConfigError(f"genre.small_catalog must be >= 0, got {self.small_catalog}")
-        if self.fit_sample != 0 and self.fit_sample < 1000:
-            raise ConfigError(f"genre.fit_sample must be 0 (every track) or >= 1000, got {self.fit_sample}")
+        check_spans(self, "genre", GENRE_SPANS)
         if self.multi_strategy not in ("multi_output_tree", "one_output_per_tree"):
             raise ConfigError(f"genre.multi_strategy unknown: {self.multi_strategy!r}")
-        if not 0.0 < self.test_fraction < 0.9:
-            raise ConfigError(f"genre.test_fraction must be in (0, 0.9), got {self.test_fraction}")
-        if self.max_rounds < 1 or self.early_stopping_rounds < 1:
-            raise ConfigError("genre.max_rounds and genre.early_stopping_rounds must be >= 1")
+        # without the classifier its other keys would be ignored: refused, as [moods] refuses keys its method ignores
+        if not self.enabled and (given := [f.name for f in dataclasses.fields(self) if f.name != "enabled"
+                                           and getattr(self, f.name) != f.default]):
+            raise ConfigError(f"genre.{', genre.'.join(given)} given, but genre.enabled = false trains no classifier: "
+                              "leave them out, or set enabled = true")
+
+
+# What XGBoost takes (a rate of 0 or a sample of nothing learns nothing: a NaN rate trained NaN probabilities; its
+# max_depth 0, no limit, is not one of these models; its floats are 32-bit), and what the cross-fitting does with
+# the rest.
+_SHARE = Span(0.0, 1.0, open_low=True)
+GENRE_SPANS = {"max_rounds": Span(1), "early_stopping_rounds": Span(1), "learning_rate": _SHARE, "max_depth": Span(1),
+               "max_bin": Span(2), "min_child_weight": Span(0.0, FLOAT32_MAX), "subsample": _SHARE,
+               "colsample_bytree": _SHARE, "colsample_bynode": _SHARE, "num_parallel_tree": Span(1), "threads": Span(1),
+               "test_fraction": Span(0.0, 0.9, open_low=True, open_high=True),
+               "folds": Span(2, 20, also=(0,), say="0 (automatic)"), "small_catalog": Span(0),
+               "fit_sample": Span(1000, also=(0,), say="0 (every track)")}
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -199,10 +198,7 @@ class SimilarConfig:
     candidates: int = 200
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.genre_weight <= 1.0:
-            raise ConfigError(f"similar.genre_weight must be 0..1, got {self.genre_weight}")
-        if not 1 <= self.candidates <= 5000:
-            raise ConfigError(f"similar.candidates must be 1..5000, got {self.candidates}")
+        check_spans(self, "similar", {"genre_weight": Span(0.0, 1.0), "candidates": Span(1, 5000)})
 
 
 # numpy, scikit-learn, XGBoost and FAISS all take a build's seed (and seed + 1 for the stability refits):
@@ -241,12 +237,15 @@ class BuildConfig:
         return cls.from_mapping(read_config_file(path))
 
     def replace(self, **sections: Any) -> BuildConfig:
-        """A copy with whole sections replaced, or with section fields overridden by a dict."""
+        """A copy with whole sections replaced, or with section fields overridden by a dict. ``genre={"enabled":
+        False}`` (``--no-genre``) turns the classifier off whatever the section held: its other keys go to their
+        defaults (GenreConfig refuses them beside enabled = false, as they would be ignored)."""
         updates: dict[str, Any] = {}
         for name, value in sections.items():
             current = getattr(self, name)
             if isinstance(value, dict) and dataclasses.is_dataclass(current):
-                updates[name] = _from_mapping(type(current), {**_shallow(current), **value}, name)
+                off = name == "genre" and value.get("enabled") is False
+                updates[name] = _from_mapping(type(current), {**({} if off else _shallow(current)), **value}, name)
             else:
                 updates[name] = value
         return dataclasses.replace(self, **updates)
@@ -282,8 +281,11 @@ RETIRED_KEYS = {("moods", "coassoc_from"): "replaced by moods.coassoc_wide_from 
 
 
 def without_retired_keys(data: Mapping[str, Any]) -> dict[str, Any]:
-    """A bundle's stored config without the keys later releases removed (RETIRED_KEYS)."""
-    return {section: {key: v for key, v in value.items() if (section, key) not in RETIRED_KEYS}
+    """A bundle's stored config without the keys later releases removed (RETIRED_KEYS), nor, where its genre
+    classifier was off, the [genre] keys it did not use (built before GenreConfig refused them, --no-genre kept a
+    file's)."""
+    return {section: {key: v for key, v in value.items() if (section, key) not in RETIRED_KEYS
+                      and not (section == "genre" and value.get("enabled") is False and key != "enabled")}
             if isinstance(value, Mapping) else value for section, value in data.items()}
 
 

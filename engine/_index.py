@@ -45,6 +45,10 @@ def build_index(vectors: np.ndarray, config: IndexConfig, *, seed: int = 0) -> f
             m = config.pq_bytes or d
             if d % m:
                 raise ConfigError(f"index.pq_bytes={m} must divide the vector dimension {d}")
+            if n < PQ_CODES:  # (FAISS stops with a RuntimeError)
+                raise ConfigError(f"index.kind = 'ivfpq' trains {PQ_CODES} codes for each part of a vector on the "
+                                  f"catalog's tracks, so it needs at least {PQ_CODES} tracks, and this catalog has "
+                                  f"{n:,}: use kind 'ivf' or 'flat'")
             index = faiss.IndexIVFPQ(quantizer, d, nlist, m, 8, faiss.METRIC_INNER_PRODUCT)
         index.cp.seed = seed
         index.train(vectors[np.random.default_rng(seed).choice(n, size=ivf_training_size(n, nlist), replace=False)])
@@ -53,11 +57,33 @@ def build_index(vectors: np.ndarray, config: IndexConfig, *, seed: int = 0) -> f
     return index
 
 
+PQ_CODES = 256  # an ivfpq index's 8-bit codes: k-means at this K for each part of a vector
+POINTS_PER_LIST = 39  # FAISS wants about this many training points per IVF list
+
+
 def ivf_nlist(config: IndexConfig, n: int) -> int:
-    """Number of IVF lists: configured, or 4 * sqrt(n), never more than n / 39 (FAISS wants
-    about 39 training points per centroid)."""
+    """Number of IVF lists: configured, or 4 * sqrt(n), never more than n / POINTS_PER_LIST (the
+    build report says so where ``index.ivf_nlist`` is lowered: ``ivf_facts``)."""
     nlist = config.ivf_nlist or int(4 * math.sqrt(n))
-    return max(1, min(nlist, n // 39 or 1))
+    return max(1, min(nlist, n // POINTS_PER_LIST or 1))
+
+
+def ivf_facts(index: faiss.Index, asked: int | None = None, say: Callable[[str], None] | None = None,
+              ) -> dict[str, object]:
+    """An IVF index's lists and probes as built, for the build report ({} for another kind of index); where
+    ``asked`` (``index.ivf_nlist``) was more lists than its tracks train, ``nlist_lowered`` says so (and ``say``)."""
+    ivf = faiss.try_extract_index_ivf(index)
+    if ivf is None:  # (flat, HNSW)
+        return {}
+    facts: dict[str, object] = {"nlist": int(ivf.nlist), "nprobe": int(min(ivf.nprobe, ivf.nlist))}
+    if asked is not None and ivf.nlist < asked:
+        facts["nlist_lowered"] = (f"index.ivf_nlist = {asked:,} lowered to {ivf.nlist:,} lists: {ivf.ntotal:,} tracks "
+                                  f"train at most {ivf.nlist:,} (FAISS wants about {POINTS_PER_LIST} tracks a list)"
+                                  + (f"; index.ivf_nprobe = {ivf.nprobe:,} probes all of them (exact search)"
+                                     if ivf.nprobe >= ivf.nlist else ""))
+        if say is not None:
+            say(f"warning: {facts['nlist_lowered']}")
+    return facts
 
 
 IVF_TRAINING_POINTS = 262_144  # k-means points below which no catalog is cut to 64 per list

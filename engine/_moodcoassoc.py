@@ -284,6 +284,9 @@ def density_moods(space: np.ndarray, config: Any, seed: int,
     two (benchmarks/RESULTS.md, "At the boundary between clusters and a continuum")."""
     m = len(space)
     size = share_size(m, config.coassoc_share)
+    if size < 2:  # (engine/_moodcheck.py refuses it before a build fits anything; HDBSCAN stops on one track)
+        raise ConfigError(f"moods.coassoc_share = {config.coassoc_share:g} gives each fit {size} of the {m:,} tracks "
+                          "clustered, and HDBSCAN's count of density moods takes 2 at least")
     counts = sorted(int(cluster(space[share_rows(m, size, seed, b)], False, DENSITY_SELECTION).max()) + 1
                     for b in range(min(config.coassoc_bags, DENSITY_SHARES)))
     return counts[len(counts) // 2], counts
@@ -302,6 +305,10 @@ def coassociate(space: np.ndarray, config: Any, ks: range, seed: int, facts: dic
             f"{OCTANT_AXES} axes around their means), each on a random {share:.0%} of the {len(space):,} tracks")
         cells = octant_cells(space, bags=bags, share=share, seed=seed)
     else:
+        if ks.stop - 1 >= len(space):  # (engine/_moodcheck.py refuses it before a build fits anything)
+            raise ConfigError(f"k-means at K {ks.stop - 1:,} on {len(space):,} tracks: the co-association's K "
+                              "(moods.coassoc_ks, or moods.fewest_moods for a continuum) must be below the tracks "
+                              "clustered")
         fits = bags * len(ks)
         k_text = f"K {ks.start}" if len(ks) == 1 else f"K {ks.start}-{ks.stop - 1}"
         say(f"co-association of {fits} k-means fits ({bags} bags, {k_text}, the best of {starts} "

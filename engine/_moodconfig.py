@@ -8,6 +8,7 @@ import math
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from ._confcheck import Span, check_spans, check_value
 from ._errors import ConfigError
 from ._moodcoassoc import DENSITY_KS, OCTANTS_KS, parse_ks
 
@@ -66,6 +67,23 @@ LARGE_CATALOG_NEIGHBOURS = 0.0045  # the field's k ("auto", from small_catalog o
 LARGE_FIT_SAMPLE = 100_000  # fit_sample "auto" where the co-association does not run (MoodConfig.sample_size)
 MIN_AUTO_SAMPLE = 1_000  # ... or where coassoc_wide_from - 1 is fewer tracks than this
 AUTO_KEYS = tuple(SMALL_CATALOG_MOODS)  # the keys "auto" resolves: the same in each method (tests/engine/test_moods.py)
+MAX_WEIGHT = 1e6  # a mood weight's most: the mood space is 32-bit (1e300 overflowed it); a million times another's
+# is the other left out
+# The numeric keys' ranges (engine/_confcheck.py); None: not used by the method resolved (a file cannot say None)
+_AUTO, _FRACTION = ("auto",), Span(0.0, 1.0, open_high=True)
+MOOD_SPANS = {"fit_sample": Span(2, also=_AUTO), "smoothing_neighbours": Span(1, also=_AUTO),
+              "smoothing_iterations": Span(0, also=_AUTO), "min_cluster_size": Span(2),
+              "fewest_moods": Span(1, also=(0,), say="0 (never rerun)"),
+              "min_cluster_fraction": Span(0.0, 1.0, open_high=True, also=_AUTO),
+              "min_samples": Span(2, also=_AUTO), "max_cluster_fraction": _FRACTION, "epsilon": Span(0.0, also=_AUTO),
+              "bags": Span(2, also=("auto", 0), say="'auto', 0 (one fit)"),
+              "coassoc_bags": Span(2, also=("auto", 0), say="'auto', 0 (off)"),
+              "coassoc_share": Span(0.0, 1.0, open_low=True, also=("auto", None)),
+              "coassoc_starts": Span(1, also=("auto", None)), "coassoc_until": Span(0, also=(None,)),
+              "coassoc_wide_from": Span(0), "small_catalog": Span(0), "bag_share": Span(0.0, 1.0, open_low=True),
+              "consensus_cut": Span(0.0, 1.0, open_low=True, open_high=True), "validity_sample": Span(2),
+              "stability_subsample": Span(0.5, 1.0, open_high=True, also=(0,), say="0 (no check)"),
+              "refine_iterations": Span(0)}
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -89,8 +107,9 @@ class MoodConfig:
     vote), and a sampled track HDBSCAN called noise is no longer flagged core by the radius test.
     """
 
-    # Mood-space weights by transformed feature name (see engine/_moods.py); features a schema
-    # lacks are skipped, and a schema with none of them clusters on all its features.
+    # Mood-space weights by transformed feature name (engine/_moodspace.py), finite, >= 0 (0 leaves a feature out),
+    # one at least above 0. The defaults say: choose from what the schema has; weights of one's own name features of
+    # the schema (another name is refused: engine/_moodspace.py, check_weights).
     weights: Mapping[str, float] = dataclasses.field(default_factory=lambda: dict(MOOD_WEIGHTS))
     # Tracks the mood method fits; a larger catalog is fitted on a sample of this many, the tracks whose ids hash
     # lowest (engine/_moodsample.py: a catalog that grows or shrinks keeps most of its sample; a caller without ids
@@ -167,30 +186,15 @@ class MoodConfig:
             raise ConfigError(f"moods.smoother must be 'auto', 'blur', 'shift' or 'field', got {self.smoother!r}")
         if self.selection not in ("auto", "eom", "leaf"):
             raise ConfigError(f"moods.selection must be 'auto', 'eom' or 'leaf', got {self.selection!r}")
-        if self.min_samples != "auto" and (type(self.min_samples) is not int or self.min_samples < 2):
-            raise ConfigError(f"moods.min_samples must be 'auto' or >= 2, got {self.min_samples!r}")
-        if self.fit_sample != "auto" and (type(self.fit_sample) is not int or self.fit_sample < 2):
-            raise ConfigError(f"moods.fit_sample must be 'auto' or >= 2, got {self.fit_sample!r}")
-        for name in ("min_cluster_size", "validity_sample"):
-            if getattr(self, name) < 2:
-                raise ConfigError(f"moods.{name} must be >= 2, got {getattr(self, name)}")
-        if any(w < 0 for w in self.weights.values()):
-            raise ConfigError(f"moods.weights must be >= 0, got {dict(self.weights)}")
-        if self.epsilon != "auto" and (isinstance(self.epsilon, str) or self.epsilon < 0):
-            raise ConfigError(f"moods.epsilon must be 'auto' or >= 0, got {self.epsilon!r}")
-        valid_bags = self.bags == "auto" or (type(self.bags) is int and (self.bags == 0 or self.bags >= 2))
-        if (not valid_bags or not 0.0 < self.bag_share <= 1.0 or not 0.0 < self.consensus_cut < 1.0
-                or self.small_catalog < 0):
-            raise ConfigError(f"moods.bags must be 'auto', 0 (one fit) or >= 2, moods.small_catalog >= 0, "
-                              f"moods.bag_share in (0, 1] and moods.consensus_cut in (0, 1), got {self.bags!r}, "
-                              f"{self.small_catalog}, {self.bag_share} and {self.consensus_cut}")
-        coassoc = self.coassoc_bags
-        if (coassoc != "auto" and (type(coassoc) is not int or coassoc < 0 or coassoc == 1)) \
-                or (self.coassoc_until is not None and type(self.coassoc_until) is not int) \
-                or not 0 <= self.coassoc_wide_from <= self.until():
-            raise ConfigError(f"moods.coassoc_bags must be 'auto', 0 (off) or >= 2, and 0 <= moods.coassoc_wide_from "
-                              f"<= moods.coassoc_until, got {coassoc!r}, {self.coassoc_wide_from} and "
-                              f"{self.coassoc_until}")
+        check_spans(self, "moods", MOOD_SPANS)
+        for name, weight in self.weights.items():
+            check_value(weight, f"moods.weights.{name}", Span(0.0, MAX_WEIGHT))
+        if not any(self.weights.values()):  # (a feature's 0 leaves it out; nothing left would cluster nothing)
+            raise ConfigError(f"moods.weights must give at least one feature a weight above 0, got "
+                              f"{dict(self.weights)}: leave [moods.weights] out for the default mood space")
+        if not self.coassoc_wide_from <= self.until():
+            raise ConfigError(f"moods.coassoc_wide_from must be <= moods.coassoc_until, got {self.coassoc_wide_from} "
+                              f"and {self.coassoc_until}")
         try:
             several = len(self.given_ks()) > 1
         except (TypeError, ValueError):
@@ -201,23 +205,20 @@ class MoodConfig:
         if self.coassoc_continuum not in ("auto", "octants", "kmeans", None):
             raise ConfigError(f"moods.coassoc_continuum must be 'auto', 'octants' or 'kmeans', got "
                               f"{self.coassoc_continuum!r}")
-        if self.coassoc_continuum == "octants" and self.fewest_moods == 0:
-            raise ConfigError("moods.coassoc_continuum = 'octants' applies where HDBSCAN finds fewer moods than "
-                              "moods.fewest_moods, which 0 never is: give fewest_moods >= 1, or leave it at \"auto\"")
+        if self.coassoc_continuum not in ("auto", None) and self.fewest_moods == 0:
+            raise ConfigError(f"moods.coassoc_continuum = {self.coassoc_continuum!r} applies where HDBSCAN finds fewer "
+                              "moods than moods.fewest_moods, which 0 never is: give fewest_moods >= 1, or leave it "
+                              "at \"auto\"")
         if self.coassoc_ks == OCTANTS_KS and self.coassoc_moods == "clusters":
             raise ConfigError("moods.coassoc_ks = 'octants' takes the cells of the medoid fit: leave coassoc_moods at "
                               "\"auto\" or set it to \"medoid\"")
         if self.coassoc_moods == "medoid" and several:
             raise ConfigError(f"moods.coassoc_moods = 'medoid' takes the cells of one fit, so one K: coassoc_ks "
                               f"{self.coassoc_ks!r} holds several")
-        share, starts = self.coassoc_share, self.coassoc_starts
-        if (share not in ("auto", None) and (isinstance(share, str) or not 0.0 < share <= 1.0)) \
-                or (starts not in ("auto", None) and (type(starts) is not int or starts < 1)):
-            raise ConfigError(f"moods.coassoc_share must be 'auto' or in (0, 1] and moods.coassoc_starts 'auto' or "
-                              f">= 1, got {share!r} and {starts!r}")
         # with the co-association there is no smoothing and no HDBSCAN bags: a smoothing key given beside it
         # would be ignored, so it is refused (smoothing_iterations = 0, bags = 0 and epsilon = 0 say what it
         # does anyway, and with 0 passes the smoother and its k are moot, as they are without it)
+        coassoc = self.coassoc_bags
         moot = ("smoother", "smoothing_neighbours") if self.smoothing_iterations == 0 else ()
         smoothing = [key for key in SMOOTHING_KEYS if getattr(self, key) not in ("auto", 0) and key not in moot]
         if coassoc not in ("auto", 0) and smoothing:
@@ -230,23 +231,8 @@ class MoodConfig:
         if shaping and off:
             raise ConfigError(f"moods.{', moods.'.join(shaping)} shape the co-association, which {off} turns off: "
                               "leave them at \"auto\"")
-        if self.fewest_moods < 0:
-            raise ConfigError(f"moods.fewest_moods must be >= 0 (0 = never rerun), got {self.fewest_moods}")
-        passes, k = self.smoothing_iterations, self.smoothing_neighbours
-        if (passes != "auto" and (type(passes) is not int or passes < 0)) or (k != "auto" and (type(k) is not int
-                                                                                               or k < 1)):
-            raise ConfigError("moods.smoothing_iterations must be 'auto' or >= 0 and moods.smoothing_neighbours "
-                              f"'auto' or >= 1, got {passes!r} and {k!r}")
-        if self.assign not in ("auto", "vote", "centroid") or self.refine_iterations < 0:
-            raise ConfigError(f"moods.assign must be 'auto', 'vote' or 'centroid' and moods.refine_iterations >= 0, "
-                              f"got {self.assign!r} and {self.refine_iterations}")
-        if self.stability_subsample and not 0.5 <= self.stability_subsample < 1.0:
-            raise ConfigError(f"moods.stability_subsample must be 0 (no check) or in [0.5, 1), got "
-                              f"{self.stability_subsample}")
-        for name, auto in (("min_cluster_fraction", ("auto",)), ("max_cluster_fraction", ())):
-            value = getattr(self, name)
-            if value not in auto and (isinstance(value, str) or not 0.0 <= value < 1.0):
-                raise ConfigError(f"moods.{name} must be {'auto or ' if auto else ''}in [0, 1), got {value!r}")
+        if self.assign not in ("auto", "vote", "centroid"):
+            raise ConfigError(f"moods.assign must be 'auto', 'vote' or 'centroid', got {self.assign!r}")
 
     def method(self, tracks: int) -> tuple[dict[str, Any], str]:
         """What the "auto" keys take for ``tracks`` tracks clustered, and why: the co-association under

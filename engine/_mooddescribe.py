@@ -80,5 +80,9 @@ def silhouette(points: np.ndarray, labels: np.ndarray, sample: int, seed: int) -
     if len(np.unique(labels)) < 2:
         return None
     size = min(sample, len(points))
+    # silhouette_score stops on a sample of one mood, or of one track a mood (moods.validity_sample = 2): none then
+    picked = np.random.RandomState(seed).permutation(len(points))[:size]  # (the sample it draws)
+    if not 2 <= len(np.unique(labels[picked])) < size:
+        return None
     with config_context(working_memory=64):  # MiB per distance chunk; the default 1 GiB spiked the build
         return round(float(silhouette_score(points, labels, sample_size=size, random_state=seed)), 4)

@@ -9,18 +9,20 @@
   (tempo), activity (onset rate, beat strength, the percussive part's variance) and texture
   (harmonic ratio, zero-crossing rate). One per aspect keeps the space low-dimensional (density
   estimates fail in 57 dimensions) and no aspect counted twice (rms and loudness are the same).
-- **configured**: ``[moods] weights`` other than the defaults, when the schema has at least one of
-  them.
+- **configured**: ``[moods] weights`` other than the defaults (each a feature of the schema: another name is
+  refused, naming the features it could be).
 - **all features**: none of the above (a table of unknown columns): every feature.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from ._errors import ConfigError
 from ._moodconfig import MOOD_WEIGHTS
 from ._schema import AUDIO_MOOD_WEIGHTS
 
@@ -57,6 +59,8 @@ def mood_space(transformed_names: Sequence[str], weights: Mapping[str, float]) -
     # a log1p-transformed column keeps its feature's name for choosing and naming ("rms_var_log1p")
     names = [n.removesuffix("_log1p") for n in transformed_names]
     default = dict(weights) in (MOOD_WEIGHTS, AUDIO_MOOD_WEIGHTS)
+    if not default:
+        check_weights(weights, transformed_names)
 
     def space(chosen: Sequence[tuple[int, float]], kind: str, why: str) -> MoodSpace:
         return MoodSpace(columns=tuple(i for i, _ in chosen), weights=tuple(w for _, w in chosen), kind=kind,
@@ -64,15 +68,14 @@ def mood_space(transformed_names: Sequence[str], weights: Mapping[str, float]) -
 
     configured = [(i, float(weights.get(t, weights.get(n, 0)))) for i, (t, n) in enumerate(zip(
         transformed_names, names, strict=True)) if weights.get(t, weights.get(n, 0)) > 0]
-    if not default and configured:
+    if not default:  # (each a feature of the schema, one at least above 0: MoodConfig, check_weights)
         return space(configured, "configured", "the [moods] weights of the configuration")
-    prefix = "" if default else "none of the configured mood features is in the schema; "
     perceptual = [n for n in PERCEPTUAL if n in names]
     if len(perceptual) >= 2:
         chosen = [(names.index(n), 1.0) for n in MOOD_WEIGHTS if n in names]
         left = [n for n in dict.fromkeys(n.removesuffix("_sin").removesuffix("_cos") for n in names)
                 if n not in MOOD_WEIGHTS]
-        return space(chosen, "perceptual", prefix + f"the schema has perceptual features ({', '.join(perceptual)}): "
+        return space(chosen, "perceptual", f"the schema has perceptual features ({', '.join(perceptual)}): "
                      "mood is what a listener hears, so only the mood features it has"
                      + (f" (not {', '.join(left)})" if left else ""))
     aspects = [(aspect, next(c for c in columns if c in names)) for aspect, columns in DESCRIPTOR_ASPECTS
@@ -80,12 +83,33 @@ def mood_space(transformed_names: Sequence[str], weights: Mapping[str, float]) -
     if len(aspects) >= 2:
         lacking = [aspect for aspect, _ in DESCRIPTOR_ASPECTS if aspect not in dict(aspects)]
         return space([(names.index(c), 1.0) for _, c in aspects], "descriptors",
-                     prefix + "no perceptual features (valence, energy...): one audio descriptor per aspect a "
+                     "no perceptual features (valence, energy...): one audio descriptor per aspect a "
                      "listener hears as mood (" + ", ".join(f"{a}: {c}" for a, c in aspects) + "), so the space "
                      "stays low-dimensional" + (f"; the table has no column for {', '.join(lacking)}" if lacking
                                                 else ""))
     return space([(i, 1.0) for i in range(len(names))], "all features",
-                  prefix + "neither perceptual features nor known audio descriptors: every feature")
+                  "neither perceptual features nor known audio descriptors: every feature")
+
+
+MAX_NAMES_SHOWN = 20  # a schema's features a message lists
+
+
+def check_weights(weights: Mapping[str, float], transformed_names: Sequence[str]) -> None:
+    """ConfigError naming each ``[moods] weights`` feature that is no column of the schema's standardized features
+    (``transformed_names``, or one without its "_log1p"), with the columns it could be: a typo would otherwise
+    leave the feature out of the mood space unsaid, as every other unknown config key is refused."""
+    known = list(dict.fromkeys([*transformed_names, *(n.removesuffix("_log1p") for n in transformed_names)]))
+    unknown = [name for name in weights if name not in known]
+    if not unknown:
+        return
+    hints = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+        hints.append(f"{name!r}" + (f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""))
+    shown = ", ".join(known[:MAX_NAMES_SHOWN]) + (f" and {len(known) - MAX_NAMES_SHOWN} more"
+                                                   if len(known) > MAX_NAMES_SHOWN else "")
+    raise ConfigError(f"moods.weights names {'a feature' if len(unknown) == 1 else 'features'} the schema does not "
+                      f"have: {', '.join(hints)}; its features: {shown}")
 
 
 def missing_aspects(space: MoodSpace) -> list[str]:

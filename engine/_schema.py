@@ -12,6 +12,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Literal
 
+from ._confcheck import check_finite
 from ._errors import ConfigError
 
 SPOTIFY_FEATURES = (
@@ -120,6 +121,9 @@ class FeatureSchema:
                 raise ConfigError(f"schema.{name} names columns that are not features: {sorted(unknown)}")
         for col, spec in (self.transforms or {}).items():
             parse_transform(spec, col)
+        for col, rule in (self.rules or {}).items():  # (NaN would compare false: every value would pass)
+            check_finite(rule.min, f"schema.rules.{col}.min")
+            check_finite(rule.max, f"schema.rules.{col}.max")
         if self.missing not in ("drop", "impute"):
             raise ConfigError(f"schema.missing must be 'drop' or 'impute', got {self.missing!r}")
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from engine import MoodConfig, MoodModel, mood_name
+from engine import ConfigError, MoodConfig, MoodModel, mood_name
 from engine._moodconfig import AUTO_KEYS, COASSOC_MOODS, FEW_TRACKS_COASSOC, LARGE_CATALOG_MOODS, SMALL_CATALOG_MOODS
 from engine._moodreport import mood_consensus_lines, mood_floor_lines, mood_table
 from engine._moods import CLUMP_MULTIPLE, MoodSpace, mood_space
@@ -305,10 +305,16 @@ def test_the_mood_space_follows_the_schema() -> None:
     # unknown columns: every feature, and the report says why
     space = mood_space(("a", "b", "tempo"), MOOD_WEIGHTS)
     assert space.kind == "all features" and space.columns == (0, 1, 2) and "every feature" in space.why
-    # weights of one's own win when the schema has them, and fall back with a reason when it has none
+    # weights of one's own win when the schema has them; a feature it does not have is refused, with what it could be
     assert mood_space(gtzan, {"tempo": 2.0, "rms_mean": 1.0}).weights == (1.0, 2.0)
-    space = mood_space(gtzan, {"valence": 1.0})
-    assert space.kind == "descriptors" and space.why.startswith("none of the configured mood features")
+    with pytest.raises(ConfigError, match=r"moods.weights names a feature the schema does not have: 'valence'; its "
+                                          r"features: chroma_stft_mean, chroma_stft_var, .* and 37 more"):
+        mood_space(gtzan, {"valence": 1.0})
+    with pytest.raises(ConfigError, match=r"'tempoo' \(did you mean 'tempo'\?\)"):
+        mood_space(spotify, {"tempoo": 1.0, "energy": 1.0})
+    with pytest.raises(ConfigError, match=r"'key' \(did you mean 'key_sin' or 'key_cos'\?\)"):  # a cyclic feature
+        mood_space(spotify, {"key": 1.0})
+    assert mood_space(("a", "duration_ms_log1p"), {"duration_ms": 1.0}).names == ("duration_ms",)
 
 
 def test_a_descriptor_table_gets_moods_with_relative_names() -> None:
