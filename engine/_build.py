@@ -99,9 +99,8 @@ def build_bundle(
                 say(f"{rep.unlabelled} tracks have a blank {config.schema.label_column} in every row (kept without "
                     "a genre; the genre model does not learn from them)")
             if rep.missing_metadata:
-                say(f"{rep.missing_metadata} tracks have a blank or missing field among "
-                    f"{', '.join(c for c in config.schema.metadata if c not in rep.skipped_columns)} "
-                    "(shown as no value)")
+                say(f"{rep.missing_metadata} tracks have a blank field: "
+                    f"{', '.join(f'{c} {n:,}' for c, n in rep.blank_cells.items())} (shown as no value)")
             # one song key per track: the same song under several ids is left out of its own answers and scores
             track_songs = catalog_songs(catalog, config.schema.name_column)
             check_moods(config.moods, len(catalog), catalog.feature_names, config.schema.transforms or {})  # not fitted
@@ -288,6 +287,7 @@ def build_bundle(
                     "imputed": rep.imputed, "exact_duplicates": rep.exact_duplicates,
                     "duplicates_merged": rep.id_duplicates_merged, "id_conflicts": rep.id_conflicts,
                     "multi_genre_tracks": rep.multi_genre_tracks, "missing_metadata": rep.missing_metadata,
+                    "blank_cells": rep.blank_cells,
                     "genres": len(catalog.genre_names),
                     "skipped_columns": list(rep.skipped_columns),
                     "flag_blanks": rep.flag_blanks,

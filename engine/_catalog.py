@@ -38,6 +38,9 @@ class IngestReport:
     # tracks whose every row has a blank label: kept (similar tracks serve them; the genre model
     # trains without them), and counted so that a file of blank labels does not go unsaid
     unlabelled: int = 0
+    # per name, artists or metadata column, how many tracks have it blank (``missing_metadata`` counts the tracks
+    # with any): so that a column the file leaves empty by design (an extract's ``segment``) is named as the cause
+    blank_cells: dict[str, int] = dataclasses.field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

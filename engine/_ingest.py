@@ -168,10 +168,12 @@ def clean_catalog(frame: pd.DataFrame, schema: FeatureSchema, *, source: str = "
     metadata = {col: _parse_metadata(frame[col].to_numpy(dtype=object)[first_row], col, first_rows, source)
                 for col in present_metadata}
     flag_blanks = {col: int((v == UNKNOWN_FLAG).sum()) for col, v in metadata.items() if v.dtype == np.int8}
-    missing_meta = 0
+    missing_meta, blank_cells = 0, {}
     if present_metadata:
-        text_cols = [frame[c].to_numpy(dtype=object)[first_row] for c in present_metadata]
-        missing_meta = int(np.any([np.char.str_len(c.astype(str)) == 0 for c in text_cols], axis=0).sum())
+        blank = {c: np.char.str_len(frame[c].to_numpy(dtype=object)[first_row].astype(str)) == 0
+                 for c in present_metadata}
+        missing_meta = int(np.any(list(blank.values()), axis=0).sum())
+        blank_cells = {c: int(b.sum()) for c, b in blank.items() if b.any()}
 
     report = IngestReport(
         rows_read=rows_read,
@@ -182,6 +184,7 @@ def clean_catalog(frame: pd.DataFrame, schema: FeatureSchema, *, source: str = "
         id_conflicts=conflicts,
         multi_genre_tracks=int((np.diff(indptr) > 1).sum()),
         missing_metadata=missing_meta,
+        blank_cells=blank_cells,
         tracks=n_tracks,
         skipped_columns=skipped,
         flag_blanks=flag_blanks,

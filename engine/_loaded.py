@@ -85,7 +85,7 @@ def load_bundle(path: str | os.PathLike[str], *, search_threads: int = 1, share_
     manifest = read_verified_manifest(path)
     with _reading(path, "manifest.json"):
         config = BuildConfig.from_mapping(without_retired_keys(manifest["config"]))
-        report = IngestReport(**{f.name: _report_field(manifest, f.name) for f in dataclasses.fields(IngestReport)})
+        report = IngestReport(**{f.name: _report_field(manifest, f) for f in dataclasses.fields(IngestReport)})
     with _reading(path, "preprocess.npz"):
         prep = Preprocessor.from_arrays(load_npz(path / "preprocess.npz"))
     with _reading(path, "index.faiss"):
@@ -215,12 +215,12 @@ def _check_consistent(path: Path, prep: Preprocessor, index: faiss.Index, tracks
         raise BundleIntegrityError(f"{path}: the bundle is inconsistent: {'; '.join(problems)}")
 
 
-def _report_field(manifest: dict[str, Any], name: str) -> Any:
+def _report_field(manifest: dict[str, Any], field: dataclasses.Field[Any]) -> Any:
     counts = manifest["counts"]
-    aliases = {"id_duplicates_merged": "duplicates_merged"}
-    if name == "flag_blanks" and name not in counts:  # a manifest written before flags were counted
-        return {}
-    if name == "unlabelled" and name not in counts:  # ... or before tracks without a genre were
-        return 0
-    value = counts.get(aliases.get(name, name), counts.get(name))
+    name = {"id_duplicates_merged": "duplicates_merged"}.get(field.name, field.name)
+    if name not in counts and field.default_factory is not dataclasses.MISSING:  # a manifest from before it was
+        return field.default_factory()  # counted (flag_blanks, blank_cells)
+    if name not in counts and field.default is not dataclasses.MISSING:  # (unlabelled)
+        return field.default
+    value = counts.get(name)
     return tuple(value) if isinstance(value, list) else value

@@ -69,7 +69,7 @@ def _shapes() -> dict[str, Any]:
         "counts": {
             "rows_read": WHOLE, "exact_duplicates": WHOLE, "duplicates_merged": WHOLE, "multi_genre_tracks": WHOLE,
             "tracks": WHOLE, "dropped": MapOf(WHOLE), "imputed": MapOf(WHOLE), "flag_blanks?": MapOf(WHOLE),
-            "unlabelled?": WHOLE, "missing_metadata?": WHOLE, "id_conflicts?": WHOLE,
+            "unlabelled?": WHOLE, "missing_metadata?": WHOLE, "blank_cells?": MapOf(WHOLE), "id_conflicts?": WHOLE,
             "case_only_genres?": ListOf(ListOf(TEXT)), "skipped_columns?": ListOf(TEXT),
         },
         "metrics": {
@@ -77,7 +77,7 @@ def _shapes() -> dict[str, Any]:
                     "explained_variance_ratio?": ListOf(NUMBER), "constant_features?": ListOf(TEXT),
                     "whitening?": Maybe(OBJECT), "whiten_shrinkage?": Maybe(NUMBER), "fit_tracks?": WHOLE},
             "index": {"kind": TEXT, "tracks": WHOLE, "dim": WHOLE, "recall_at_10?": NUMBER, "queries?": WHOLE,
-                      "new_track_index?": Maybe(OBJECT)},
+                      "new_track_index?": Maybe(OBJECT), "nlist?": WHOLE, "nprobe?": WHOLE, "nlist_lowered?": TEXT},
             "moods": moods,
             "genre?": Maybe({"skipped?": TEXT, "n_genres?": WHOLE, "test_tracks?": WHOLE, "rounds?": WHOLE,
                              "tuning?": Maybe(OBJECT), "families?": Maybe(OBJECT), "per_song?": Maybe(OBJECT)}),

@@ -40,8 +40,10 @@ def format_report(manifest: dict[str, Any], *, moods: list[dict[str, Any]] | Non
         lines.append(f"  without a genre       {c['unlabelled']:>8,}  tracks whose every row has a blank genre (kept; "
                      "the genre model does not learn from them)")
     if c.get("missing_metadata"):
-        lines.append(f"  a field blank         {c['missing_metadata']:>8,}  tracks with a blank or missing name, "
-                     "artist or metadata cell (shown as no value)")
+        where = (", ".join(f"{col} {n:,}" for col, n in c["blank_cells"].items()) if c.get("blank_cells")
+                 else "name, artist or metadata")  # (bundles before 2026-12-06 have no per-column counts)
+        lines.append(f"  a field blank         {c['missing_metadata']:>8,}  tracks with a blank cell: {where} "
+                     "(shown as no value)")
     if c.get("id_conflicts"):
         lines.append(f"  id conflicts         {c['id_conflicts']:>9,}  rows whose features differ from the "
                      "first row of their id (first kept)")
@@ -58,8 +60,11 @@ def format_report(manifest: dict[str, Any], *, moods: list[dict[str, Any]] | Non
         f"{_whitening(manifest)}; L2-normalized"
         + (f"; constant in this catalog, so of no weight: {', '.join(pca['constant_features'])}"
            if pca.get("constant_features") else ""),
-        f"index    {idx['kind']}, {idx['tracks']:,} vectors of {idx['dim']} dims (cosine = inner product)",
+        f"index    {idx['kind']}, {idx['tracks']:,} vectors of {idx['dim']} dims (cosine = inner product)"
+        + (f"; {idx['nlist']:,} lists, {idx['nprobe']:,} probed" if "nlist" in idx else ""),
     ]
+    if idx.get("nlist_lowered"):
+        lines.append(f"         warning: {idx['nlist_lowered']}")
     if "recall_at_10" in idx:
         lines.append(f"         recall@10 vs exact {idx['recall_at_10']:.4f} on {idx['queries']} catalog queries; "
                      f"p50 query {idx['index_query_ms_p50']:.3f} ms vs exact {idx['exact_query_ms_p50']:.3f} ms")

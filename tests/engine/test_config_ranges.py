@@ -200,6 +200,17 @@ def test_an_ivf_nlist_above_what_the_tracks_train_is_said_and_reported() -> None
         build_index(vectors, IndexConfig(kind="ivfpq"))
 
 
+def test_the_build_report_gives_an_ivf_index_s_lists_and_says_when_they_were_lowered(tmp_path: Path) -> None:
+    from engine import build_bundle, format_report
+
+    csv = tmp_path / "c.csv"
+    synthetic_catalog(1_000, seed=0).to_csv(csv, index=False)
+    config = BuildConfig().replace(index={"kind": "ivf", "ivf_nlist": 5000}, genre={"enabled": False})
+    report = format_report(build_bundle(csv, tmp_path / "b", config))
+    assert "; 25 lists, 16 probed" in report
+    assert "warning: index.ivf_nlist = 5,000 lowered to 25 lists: 1,000 tracks train at most 25" in report
+
+
 @pytest.mark.parametrize(("config", "message"), [
     ("[genre]\nlearning_rate = nan\n", "genre.learning_rate must be in (0, 1], got nan"),
     ("[moods]\ncoassoc_ks = 999\n", "moods.coassoc_ks = 999 asks for k-means fits at K 999"),

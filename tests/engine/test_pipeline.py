@@ -153,19 +153,21 @@ def test_tracks_without_a_genre_or_with_a_blank_field_are_counted_and_said(tmp_p
     frame = synthetic_catalog(400, seed=3)
     frame.loc[[3, 4, 5], "track_genre"] = ""
     frame.loc[[7, 8], "album_name"] = ""
+    frame.loc[8, "artists"] = ""
     frame.to_csv(tmp_path / "c.csv", index=False)
     said: list[str] = []
     manifest = build_bundle(tmp_path / "c.csv", tmp_path / "b", FAST_CONFIG.replace(genre={"enabled": False}),
                             progress=said.append)
     assert manifest["counts"]["unlabelled"] == 3 and manifest["counts"]["missing_metadata"] == 2
+    assert manifest["counts"]["blank_cells"] == {"artists": 1, "album_name": 2}  # the columns, so a cause is named
     assert load_bundle(tmp_path / "b").tracks.report.unlabelled == 3
     assert ("3 tracks have a blank track_genre in every row (kept without a genre; the genre model does not "
             "learn from them)") in said
-    assert "2 tracks have a blank or missing field among track_name, artists, album_name, popularity, explicit " \
-           "(shown as no value)" in said
+    assert "2 tracks have a blank field: artists 1, album_name 2 (shown as no value)" in said
     report = format_report(manifest)  # and the report printed after the build (--quiet hides the lines above)
     assert "  without a genre              3  tracks whose every row has a blank genre" in report
-    assert "  a field blank                2  tracks with a blank or missing name, artist or metadata cell" in report
+    assert "  a field blank                2  tracks with a blank cell: artists 1, album_name 2 (shown as no value)" \
+        in report
 
 
 def test_classify_defaults_to_every_genre_of_a_small_catalog(synthetic_csv: Path,
