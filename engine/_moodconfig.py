@@ -241,14 +241,16 @@ class MoodConfig:
         from there; otherwise SMALL_CATALOG_MOODS under ``small_catalog`` and LARGE_CATALOG_MOODS from there on."""
         given = [key for key in SMOOTHING_KEYS if getattr(self, key) != "auto"]
         few = tracks < self.coassoc_wide_from
-        fits = (f"{'under' if few else 'from'} moods.coassoc_wide_from = {self.coassoc_wide_from:,}: "
+        # the tracks clustered are named: a catalog of 89,583 fitted on 4,999 read "under ... 5,000" as a contradiction
+        fits = (f"{tracks:,} tracks clustered, " + (f"under moods.coassoc_until = {self.coassoc_until:,} and "
+                                                    if self.coassoc_until is not None else "")
+                + f"{'under' if few else 'from'} moods.coassoc_wide_from = {self.coassoc_wide_from:,}: "
                 + ("fewer, better fits at one K" if few else "quick fits at K 5 to 8"))
         coassoc = self.regime(tracks) in ("few", "wide")
         if self.coassoc_bags not in ("auto", 0):
             why = f"moods.coassoc_bags = {self.coassoc_bags} given; {fits}"
         elif coassoc:
-            why = (f"{tracks:,} tracks clustered, under moods.coassoc_until = {self.coassoc_until:,}; {fits}"
-                   if self.coassoc_until is not None else f"the co-association at every size; {fits}")
+            why = fits if self.coassoc_until is not None else f"the co-association at every size; {fits}"
         else:
             why = (f"{tracks:,} tracks clustered, {'under' if tracks < self.small_catalog else 'at least'} "
                    f"moods.small_catalog = {self.small_catalog:,}"

@@ -98,8 +98,8 @@ def hdbscan_labels(space: np.ndarray, min_cluster_size: int, min_samples: int, m
     import hdbscan  # imported here: only builds need it, and it is slow to import
 
     say = say or (lambda _msg: None)
-    say(f"HDBSCAN on {len(space)} of {n} tracks (min_cluster_size {min_cluster_size}, min_samples {min_samples}, "
-        f"{selection}{f', max_cluster_size {max_cluster_size}' if max_cluster_size else ''})")
+    say(f"HDBSCAN on {len(space):,} of {n:,} tracks (min_cluster_size {min_cluster_size}, min_samples {min_samples}, "
+        f"{selection} selection{f', max_cluster_size {max_cluster_size}' if max_cluster_size else ''})")
     clusterer = hdbscan.HDBSCAN(
         min_cluster_size=min_cluster_size, min_samples=min_samples,
         cluster_selection_method=selection, cluster_selection_epsilon=epsilon,
