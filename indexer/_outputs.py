@@ -4,6 +4,7 @@ created), for every command."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 
@@ -32,7 +33,11 @@ def check_output_file(flag: str, path: str | Path | None) -> None:
 
 
 def write_output(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` (UTF-8), creating missing parent directories."""
+    """Write ``text`` to ``path`` (UTF-8), creating missing parent directories; '-' is standard output, as
+    ``musicrec index --json -`` takes it."""
+    if str(path) == "-":
+        sys.stdout.write(text)
+        return
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")

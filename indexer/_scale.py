@@ -32,7 +32,7 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--api-key-env", metavar="VAR", help="read the Qdrant API key from this environment variable")
     p.add_argument("--timeout", type=float, default=30.0,
                    help="seconds per Qdrant request, whole seconds rounded up (default 30)")
-    p.add_argument("--json", dest="json_out", help="also write the publish report as JSON to this file")
+    p.add_argument("--json", dest="json_out", help="also write the publish report as JSON to this file ('-': stdout)")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(func=_cmd_publish)
 
@@ -47,7 +47,7 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--out", type=Path, required=True, help="new bundle directory (must not exist)")
     p.add_argument("--remove-ids", type=Path, metavar="FILE", help="track ids to remove, one per line")
     p.add_argument("--current", type=Path, help="after success, point this symlink at the new bundle")
-    p.add_argument("--json", dest="json_out", help="also write the update report as JSON to this file")
+    p.add_argument("--json", dest="json_out", help="also write the update report as JSON to this file ('-': stdout)")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--qdrant", metavar="URL", help="also carry the update to this Qdrant server: the new "

@@ -283,6 +283,11 @@ def test_add_and_report_outputs_that_cannot_be_written_are_refused_before_the_wo
     deep = tmp_path / "new" / "deeper"
     assert main([*add, "--json", str(deep / "add.json")]) == 0
     assert json.loads((deep / "add.json").read_text())["removed"] == 1 and link.resolve() == (tmp_path / "b").resolve()
+    capsys.readouterr()
+    with pytest.MonkeyPatch.context() as mp:  # '-' is standard output, as for index (it wrote a file named '-')
+        mp.chdir(tmp_path)
+        assert main([*add[:5], "--out", str(tmp_path / "b2"), "--json", "-", "--quiet"]) == 0
+    assert not (tmp_path / "-").exists() and '"removed": 1' in capsys.readouterr().out
     pytest.importorskip("matplotlib")
     assert main(["report", str(small_bundle_dir), "--html", str(deep / "r.html")]) == 0
     assert (deep / "r.html").read_text().startswith("<!doctype html>")
