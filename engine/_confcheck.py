@@ -19,7 +19,7 @@ from typing import Any
 from ._errors import ConfigError
 
 INT32_MAX = 2**31 - 1
-FLOAT32_MAX = 3.4028234663852886e38  # (XGBoost's parameters are 32-bit floats: above this it stops)
+FLOAT32_MAX = 3.4028234663852886e38  # float32's largest: XGBoost's parameters, and what a bundle's arrays hold
 
 
 @dataclasses.dataclass(frozen=True)

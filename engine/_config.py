@@ -283,10 +283,25 @@ RETIRED_KEYS = {("moods", "coassoc_from"): "replaced by moods.coassoc_wide_from 
 def without_retired_keys(data: Mapping[str, Any]) -> dict[str, Any]:
     """A bundle's stored config without the keys later releases removed (RETIRED_KEYS), nor, where its genre
     classifier was off, the [genre] keys it did not use (built before GenreConfig refused them, --no-genre kept a
-    file's)."""
-    return {section: {key: v for key, v in value.items() if (section, key) not in RETIRED_KEYS
-                      and not (section == "genre" and value.get("enabled") is False and key != "enabled")}
+    file's), with the values later releases refuse read as what they did then (``_as_built``)."""
+    return {section: _as_built(section, {key: v for key, v in value.items() if (section, key) not in RETIRED_KEYS
+                                         and not (section == "genre" and value.get("enabled") is False
+                                                  and key != "enabled")})
             if isinstance(value, Mapping) else value for section, value in data.items()}
+
+
+def _as_built(section: str, keys: dict[str, Any]) -> dict[str, Any]:
+    """Values a bundle built before 2026-12-06 may hold that its build took, and that a config file may no longer
+    give, as what they did: ``ivf_nlist`` 0 was automatic (4 sqrt(n)), ``threads`` 0 or less XGBoost's own choice
+    (the default serves: a loaded bundle never trains), and ``coassoc_continuum`` beside ``fewest_moods`` 0 was
+    never read."""
+    if section == "index" and keys.get("ivf_nlist") == 0:
+        keys["ivf_nlist"] = None
+    if section == "genre" and isinstance(keys.get("threads"), int) and keys["threads"] < 1:
+        del keys["threads"]
+    if section == "moods" and keys.get("fewest_moods") == 0 and "coassoc_continuum" in keys:
+        keys["coassoc_continuum"] = "auto"
+    return keys
 
 
 def _shallow(obj: Any) -> dict[str, Any]:

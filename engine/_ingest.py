@@ -45,6 +45,7 @@ import numpy as np
 import pandas as pd
 
 from ._catalog import UNKNOWN_FLAG, Catalog, IngestReport
+from ._confcheck import FLOAT32_MAX
 from ._errors import CatalogError
 from ._readers import MISSING_TOKENS, read_frame
 from ._schema import FeatureSchema
@@ -53,7 +54,7 @@ _FLAG_TOKENS = {"true": 1, "false": 0, "1": 1, "0": 0}
 TYPED_SHARE = 0.9  # a column this share of whose values are flags (or numbers) is meant to hold only those
 # The largest feature magnitude kept: float32's, what FAISS, XGBoost and a bundle's float32 arrays hold. A larger
 # finite value (-1e200) is treated as a non-finite one; below it float64's squares cannot overflow (3.4e38² ~ 1e77).
-FEATURE_LIMIT = float(np.finfo(np.float32).max)
+FEATURE_LIMIT = FLOAT32_MAX
 
 
 def read_catalog(path: str | os.PathLike[str], schema: FeatureSchema) -> Catalog:

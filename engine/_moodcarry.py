@@ -53,7 +53,7 @@ class Current:
     fit_tracks: int  # the tracks its moods clustered
     regime: str | None  # the method they took (``MoodConfig.regime``); None in bundles from before 2026-12-06
     coassoc: dict[str, Any]  # its moods' co-association facts (its cut: ``cut_of``)
-    ids: np.ndarray  # fixed-width strings (``np.str_``), as ``_as_text`` makes them
+    ids: np.ndarray
     labels: np.ndarray  # its mood of each of ``ids``
     shared: float  # the share of the new catalog's tracks it holds
 
@@ -75,7 +75,7 @@ def read_current(link: str | os.PathLike[str] | None, space: MoodSpace,
         if theirs != list(space.names):
             return None, {"bundle": str(target), "none": f"its mood space is {theirs or 'unknown'}, not this build's "
                                                          f"{list(space.names)}"}
-        held = _as_text(stored_strings(load_npz(target / "tracks.npz"), "ids"))
+        held = stored_strings(load_npz(target / "tracks.npz"), "ids")
         labels = load_npz(target / "moods.npz")["labels"]
         fit_tracks = int(moods.get("fit_tracks", len(held)))
         regime = moods.get("regime")
@@ -86,7 +86,7 @@ def read_current(link: str | os.PathLike[str] | None, space: MoodSpace,
             raise ValueError(f"{len(labels)} mood labels for {len(held)} tracks")
     except (BundleError, OSError, KeyError, ValueError, TypeError) as exc:  # a damaged bundle is being replaced
         return None, {"bundle": str(target), "none": f"it cannot be read ({exc})"}
-    share = float(np.isin(_as_text(ids), held).mean()) if len(ids) else 0.0
+    share = float((_rows_of(ids, held) >= 0).mean()) if len(ids) else 0.0
     if share < SAME_CATALOG:
         return None, {"bundle": str(target), "none": f"it holds {share:.0%} of this catalog's tracks, under "
                                                      f"{SAME_CATALOG:.0%}: another catalog, not a rebuild"}
@@ -124,19 +124,19 @@ def against_current(current: Current, ids: np.ndarray, labels: np.ndarray) -> di
     Rand index over the tracks both hold."""
     from sklearn.metrics import adjusted_rand_score
 
-    ids = _as_text(ids)
-    order = np.argsort(current.ids)
-    at = np.searchsorted(current.ids[order], ids)
-    found = (at < len(order)) & (current.ids[order][np.minimum(at, len(order) - 1)] == ids)
-    theirs = current.labels[order[at[found]]]
+    rows = _rows_of(ids, current.ids)
+    found = rows >= 0
+    theirs = current.labels[rows[found]]
     return {"bundle": current.name, "shared_tracks": int(found.sum()),
             "ari": round(float(adjusted_rand_score(theirs, labels[found])), 4) if found.sum() > 1 else None}
 
 
-def _as_text(ids: np.ndarray) -> np.ndarray:
-    """Track ids as fixed-width strings. numpy compares and sorts these in C; ids of Python objects go element by
-    element through Python: ``np.isin`` of 89,583 object ids against themselves took 72.8 s, as strings 0.1 s."""
-    return np.asarray(ids, dtype=str)
+def _rows_of(ids: np.ndarray, held: np.ndarray) -> np.ndarray:
+    """The row of each of ``ids`` in ``held`` (-1 where it has none), by a dict: numpy compares ids held as Python
+    objects element by element (``np.isin`` of the Spotify catalog's 89,583 ids against themselves took 81-96 s:
+    benchmarks/RESULTS.md), and as fixed-width strings sizes every id to the longest (audio ids are paths)."""
+    at = {track: row for row, track in enumerate(held.tolist())}
+    return np.fromiter((at.get(track, -1) for track in ids.tolist()), dtype=np.int64, count=len(ids))
 
 
 def _mapping(value: Any) -> dict[str, Any]:

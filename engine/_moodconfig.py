@@ -243,7 +243,8 @@ class MoodConfig:
         few = tracks < self.coassoc_wide_from
         # the tracks clustered are named: a catalog of 89,583 fitted on 4,999 read "under ... 5,000" as a contradiction
         fits = (f"{tracks:,} tracks clustered, " + (f"under moods.coassoc_until = {self.coassoc_until:,} and "
-                                                    if self.coassoc_until is not None else "")
+                                                    if self.coassoc_until is not None and tracks < self.coassoc_until
+                                                    else "")
                 + f"{'under' if few else 'from'} moods.coassoc_wide_from = {self.coassoc_wide_from:,}: "
                 + ("fewer, better fits at one K" if few else "quick fits at K 5 to 8"))
         coassoc = self.regime(tracks) in ("few", "wide")
