@@ -6,16 +6,12 @@ would otherwise stop in scikit-learn or HDBSCAN, a 1,000-track build's 90% refit
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 
-from ._errors import ConfigError
-from ._moodcoassoc import DENSITY_KS, OCTANT_AXES, share_size
+from ._moodcoassoc import DENSITY_KS, OCTANT_AXES, check_k, check_share
 from ._moodconfig import MoodConfig
 from ._moods import MIN_TRACKS_TO_CLUSTER
 from ._moodspace import mood_space
-
-LEAST_SHARE_TRACKS = 2  # a fit's share of the tracks: HDBSCAN's count of density moods on it needs two at least
 
 
 def check_moods(config: MoodConfig, tracks: int, feature_names: Sequence[str], transforms: Mapping[str, str]) -> None:
@@ -43,13 +39,5 @@ def check_moods(config: MoodConfig, tracks: int, feature_names: Sequence[str], t
         # where HDBSCAN finds fewer than fewest_moods moods, the fits are k-means at K fewest_moods
         k, key = (config.fewest_moods, f"moods.fewest_moods = {config.fewest_moods} is the K of the k-means fits "
                   "of a continuum (where HDBSCAN finds fewer moods), so it asks for")
-    if k >= fewest:
-        raise ConfigError(f"{key} k-means fits at K {k:,}, and K must be below the number of tracks they cluster: "
-                          f"{where}; give a K of at most {fewest - 1:,}")
-    share = resolved.coassoc_share
-    if share_size(fewest, share, k if ks else 1) < LEAST_SHARE_TRACKS:
-        least = math.ceil(LEAST_SHARE_TRACKS / fewest * 10_000) / 10_000
-        while int(least * fewest) < LEAST_SHARE_TRACKS:  # (the rounding of share x tracks)
-            least += 1e-4
-        raise ConfigError(f"moods.coassoc_share = {share:g} gives each fit {int(share * fewest)} of {where}, and a "
-                          f"fit takes {LEAST_SHARE_TRACKS} at least: give coassoc_share >= {least:.4g}")
+    check_k(k, fewest, asked=key, where=where)
+    check_share(resolved.coassoc_share, fewest, least=k if ks else 1, where=where)

@@ -44,6 +44,7 @@ continuum".
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -102,6 +103,30 @@ def parse_ks(text: str | int) -> range:
 def share_size(m: int, share: float, least: int = 1) -> int:
     """How many of ``m`` rows a fit's random ``share`` holds: at least ``least`` (a k-means fit's K), at most ``m``."""
     return min(m, max(least, int(share * m)))
+
+
+LEAST_SHARE_TRACKS = 2  # a fit's share of the tracks: HDBSCAN's count of density moods on it needs two at least
+K_ASKED = "the co-association's K (moods.coassoc_ks, or moods.fewest_moods for a continuum) asks for"
+
+
+def check_k(k: int, m: int, *, asked: str = K_ASKED, where: str | None = None) -> None:
+    """ConfigError where k-means at K ``k`` cannot cut ``m`` tracks (``where``: how to name them)."""
+    if k >= m:
+        raise ConfigError(f"{asked} k-means fits at K {k:,}, and K must be below the number of tracks they cluster: "
+                          f"{where or f'the {m:,} tracks clustered'}; give a K of at most {m - 1:,}")
+
+
+def check_share(share: float, m: int, *, least: int = 1, where: str | None = None) -> None:
+    """ConfigError where a fit's ``share`` of ``m`` tracks holds fewer than LEAST_SHARE_TRACKS, with the smallest
+    share that works (``least``: share_size's, a k-means fit's K)."""
+    if share_size(m, share, least) >= LEAST_SHARE_TRACKS:
+        return
+    smallest = math.ceil(LEAST_SHARE_TRACKS / m * 10_000) / 10_000
+    while int(smallest * m) < LEAST_SHARE_TRACKS:  # (the rounding of share x tracks)
+        smallest += 1e-4
+    raise ConfigError(f"moods.coassoc_share = {share:g} gives each fit {int(share * m)} of "
+                      f"{where or f'the {m:,} tracks clustered'}, and a fit takes {LEAST_SHARE_TRACKS} at least: give "
+                      f"coassoc_share >= {smallest:.4g}")
 
 
 def share_rows(m: int, size: int, seed: int, bag: int) -> np.ndarray:
@@ -283,10 +308,8 @@ def density_moods(space: np.ndarray, config: Any, seed: int,
     the leaves were five on every share of 7 of the 9 catalogs at spreads 0.10-0.12 and on 14-15 of 20 of the other
     two (benchmarks/RESULTS.md, "At the boundary between clusters and a continuum")."""
     m = len(space)
+    check_share(config.coassoc_share, m)  # (as engine/_moodcheck.py does before a build fits anything)
     size = share_size(m, config.coassoc_share)
-    if size < 2:  # (engine/_moodcheck.py refuses it before a build fits anything; HDBSCAN stops on one track)
-        raise ConfigError(f"moods.coassoc_share = {config.coassoc_share:g} gives each fit {size} of the {m:,} tracks "
-                          "clustered, and HDBSCAN's count of density moods takes 2 at least")
     counts = sorted(int(cluster(space[share_rows(m, size, seed, b)], False, DENSITY_SELECTION).max()) + 1
                     for b in range(min(config.coassoc_bags, DENSITY_SHARES)))
     return counts[len(counts) // 2], counts
@@ -305,10 +328,7 @@ def coassociate(space: np.ndarray, config: Any, ks: range, seed: int, facts: dic
             f"{OCTANT_AXES} axes around their means), each on a random {share:.0%} of the {len(space):,} tracks")
         cells = octant_cells(space, bags=bags, share=share, seed=seed)
     else:
-        if ks.stop - 1 >= len(space):  # (engine/_moodcheck.py refuses it before a build fits anything)
-            raise ConfigError(f"k-means at K {ks.stop - 1:,} on {len(space):,} tracks: the co-association's K "
-                              "(moods.coassoc_ks, or moods.fewest_moods for a continuum) must be below the tracks "
-                              "clustered")
+        check_k(ks.stop - 1, len(space))  # (as engine/_moodcheck.py does before a build fits anything)
         fits = bags * len(ks)
         k_text = f"K {ks.start}" if len(ks) == 1 else f"K {ks.start}-{ks.stop - 1}"
         say(f"co-association of {fits} k-means fits ({bags} bags, {k_text}, the best of {starts} "
