@@ -19,7 +19,6 @@ import numpy as np
 from ._arrays import save_npz
 from ._background import Background
 from ._bundle import atomic_bundle_dir, library_versions, sha256_file, write_manifest
-from ._candidates import IndexSource
 from ._catalog import Catalog, case_only_genres, catalog_songs
 from ._config import BuildConfig, choose_index_kind, new_track_index_config, wants_new_track_index
 from ._crossfit import CrossFit, cross_fit, save_genre_files
@@ -39,7 +38,8 @@ from ._moodstability import measure_stability
 from ._preprocess import Preprocessor
 from ._ranking import SLACK, Scoring
 from ._report import heavy_drops
-from ._rerank import GenreAgreement, audio_only_precision, eval_queries, evaluate_reranking
+from ._rerank import GenreAgreement
+from ._similar_eval import evaluate_audio_only, evaluate_similar
 from ._table import Searched, exact_index, first_blocks, first_fetch, nearest_candidates, write_table
 from ._whitening import MIN_QUERIES, choose_whitening
 from .audio._extract import read_provenance
@@ -264,10 +264,10 @@ def build_bundle(
         if (crossfit is None or model is None) and len(catalog.genre_names) > 1 \
                 and (np.diff(catalog.genre_indptr) > 0).sum() >= MIN_QUERIES:
             with stage("similar-eval"):
-                similar_metrics = _evaluate_audio_only(catalog, config, vectors, track_songs, whitening)
+                similar_metrics = evaluate_audio_only(catalog, config, vectors, track_songs, whitening)
         elif crossfit is not None and model is not None and len(crossfit.scored):
             with stage("similar-eval"):
-                similar_metrics = _evaluate_similar(catalog, config, index, vectors, track_songs, transformed, crossfit,
+                similar_metrics = evaluate_similar(catalog, config, index, vectors, track_songs, transformed, crossfit,
                                                     model)
                 say(f"similar tracks by id: genre-precision@10 "
                     f"{similar_metrics['genre_precision_at_10_cosine']:.3f} by cosine, "
@@ -342,59 +342,6 @@ def _neighbour_table(catalog: Catalog, config: BuildConfig, index: faiss.Index, 
                          progress=say, deeper=lambda v, fetch: nearest_candidates(index, v, fetch),
                          blocks=exact_index(index))
     return {**table, "genre_weight": np.asarray(weight, dtype=np.float64), "block": np.asarray(block, dtype=np.int64)}
-
-
-def _evaluate_similar(catalog: Catalog, config: BuildConfig, index: faiss.Index, vectors: np.ndarray,
-                      songs: np.ndarray, transformed: np.ndarray, crossfit: CrossFit,
-                      model: GenreClassifier) -> dict[str, Any]:
-    """By-id "more like this" scored on labelled catalog tracks with the out-of-fold probabilities
-    by-id queries use (the fold model never saw the query, so this is the held-out protocol), beside
-    the same queries re-ranked with the shipped model's in-sample probabilities (what by-id queries
-    used before cross-fitting). The index and PCA are unsupervised and fitted on every track;
-    benchmarks/quality.py fits those on the training artists too."""
-    queries = eval_queries(crossfit.scored, config.seed)
-    proba = crossfit.proba[queries]
-    agreement = GenreAgreement(catalog.genre_indptr, catalog.genre_codes, len(catalog.genre_names))
-    metrics = {"protocol": "the shipped ranking's first page for by-id queries of labelled catalog tracks, the "
-                           "query's own song excluded; re-ranked with the out-of-fold genre probabilities by-id "
-                           "queries use (from the fold model that never saw the query: held out), and for "
-                           "comparison with the shipped model's in-sample ones",
-               **evaluate_reranking(IndexSource(index), vectors, queries, proba, catalog.genre_matrix(), songs,
-                                    agreement, config.similar.genre_weight, config.similar.candidates)}
-    in_sample = evaluate_reranking(IndexSource(index), vectors, queries, model.predict_proba(transformed[queries]),
-                                   catalog.genre_matrix(), songs, agreement, config.similar.genre_weight,
-                                   config.similar.candidates)
-    metrics["genre_precision_at_10_reranked_in_sample"] = in_sample["genre_precision_at_10_reranked"]
-    metrics["genre_precision_at_10_plain_standardization"] = _plain_precision(catalog, queries, songs, agreement,
-                                                                              config.similar.candidates)
-    return metrics
-
-
-def _evaluate_audio_only(catalog: Catalog, config: BuildConfig, vectors: np.ndarray, songs: np.ndarray,
-                         whitening: dict[str, Any] | None) -> dict[str, Any]:
-    """Without a genre classifier (``--no-genre``, or one that could not be trained) a labelled catalog's
-    retrieval is still scored: audio-only genre-precision@10 in the shipped vectors (as ``whitening`` measured
-    them, when it did: the same queries) and on the raw features standardized, the same by-id queries."""
-    queries = eval_queries(np.flatnonzero(np.diff(catalog.genre_indptr) > 0), config.seed)
-    agreement = GenreAgreement(catalog.genre_indptr, catalog.genre_codes, len(catalog.genre_names))
-    measured = whitening.get("genre_precision_at_10_" + ("whitened" if whitening["whitened"] else "not_whitened")) \
-        if whitening and whitening.get("measured") else None
-    return {"protocol": "exact cosine alone (no genre re-ranking: no classifier) for by-id queries of labelled "
-                        "catalog tracks, the query's own song excluded",
-            "queries": len(queries), "k": 10,
-            "genre_precision_at_10_cosine": measured if measured is not None else audio_only_precision(
-                vectors, queries, catalog.genre_matrix(), songs, agreement, config.similar.candidates),
-            "genre_precision_at_10_plain_standardization": _plain_precision(catalog, queries, songs, agreement,
-                                                                            config.similar.candidates)}
-
-
-def _plain_precision(catalog: Catalog, queries: np.ndarray, songs: np.ndarray, agreement: GenreAgreement,
-                     block: int) -> float:
-    """The yardstick the retrieval defaults were chosen against (benchmarks/retrieval_defaults.py): audio-only
-    cosine on the raw features standardized, no transforms, no PCA (every component is a rotation), exact."""
-    plain = Preprocessor(feature_names=catalog.feature_names, pca_variance=1.0).fit(catalog.features)
-    return audio_only_precision(plain.embed(catalog.features), queries, catalog.genre_matrix(), songs, agreement,
-                                block)
 
 
 def _peak_rss_mib() -> float:
