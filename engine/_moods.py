@@ -1,52 +1,33 @@
-"""Mood clusters: HDBSCAN cores in a denoised mood space, every track assigned.
+"""Mood clusters: ``MoodModel`` fits the moods of a catalog and assigns every track, and any new one, to them.
 
 How it works
-- The clustering space (engine/_moodspace.py) is chosen from what the schema has: Spotify's
-  perceptual features when present, otherwise one audio descriptor per aspect a listener hears
-  (level, brightness, pace, activity, texture); the build report says which and why.
-- Denoising (engine/_moodgeometry.py) contracts points toward local density modes, so HDBSCAN finds
-  dense cores where the raw space is a continuum (the catalog itself is never changed). ``blur``: a
-  blurring mean shift with a k-nearest-neighbour kernel, every point replaced by the mean of its
-  ``smoothing_neighbours`` nearest points, ``smoothing_iterations`` times. ``shift``: each track climbs
-  toward the means of its nearest *catalog* tracks, which stay put (exact, minutes at k 400). ``field``:
-  the shift's first pass, then its field followed at the blur's cost.
-- ``bags`` (engine/_moodconsensus.py): instead of one HDBSCAN fit, the consensus of that many fits on
-  random halves of the smoothed points. A bag keeps the whole catalog's floor; when the consensus then
-  finds fewer than ``fewest_moods``, each bag's floor is scaled to its share (a bag holds half of every
-  mood) before the clump floor is lowered.
-- ``coassoc_bags`` (engine/_moodcoassoc.py, the default at every size: engine/_moodconfig.py): no
-  smoothing; HDBSCAN clusters how often many k-means (or octant) fits put two tracks together, and the moods
-  are the Voronoi cells of its clusters' centroids, or with ``coassoc_moods = "medoid"`` the cells of the fit
-  that agrees most with the others, HDBSCAN's noise the tracks not core.
-- HDBSCAN runs on the smoothed (or co-association) points of the whole catalog, or above ``fit_sample`` tracks
-  (4,999 by default with the co-association, 100k with a smoothing) of the tracks whose ids hash lowest
-  (engine/_moodsample.py: a catalog that grows keeps most of its sample; at random, drawn by the seed, without
-  ids); the seed draws the bags and the co-association's fits, and plays no part in one fit on smoothed points of
-  the whole catalog.
-  The tracks it labels are the *core* members of their mood, and become the *exemplars*, kept at
-  their own (unsmoothed) coordinates.
-- A mood must outweigh ``CLUMP_MULTIPLE`` (3) smoothing clumps of k tracks. When that leaves fewer
-  than ``fewest_moods`` (5) moods and the tracks could hold that many, HDBSCAN is rerun with the
-  clump floor lowered in steps (2.75, 2.5, 2.25, 2 x k; never below the configured
-  ``min_cluster_size`` and ``min_cluster_fraction``) until it finds enough; the report says so. Four
-  planted moods then come back as five, one of them split in two, never mixed
-  (tests/engine/test_moods.py); five planted come back as five at the first fit.
-- Every track (and any new track) is assigned without pickle from its features alone. With ``assign =
-  "vote"`` an exemplar keeps its label and any other point takes the majority label of its 10 nearest
-  exemplars; with ``assign = "centroid"`` moods are the Voronoi cells of their centroids in mood space
-  (moved by ``refine_iterations`` Lloyd steps), and a track HDBSCAN labelled stays core only when its cell
-  is its cluster's. Membership strength: the agreeing share of the 10 nearest exemplars, scaled down outside
-  the nearest exemplar's core distance. ``assign_points`` reproduces the catalog's labels exactly. A track
-  HDBSCAN saw is core exactly when it is an exemplar; any other (a new track, or one of a catalog above
-  ``fit_sample``) is core when the nearest track HDBSCAN saw is an exemplar and it lies within that exemplar's
-  core distance. (Until 2026-12-06 the distance alone decided, which held 99-100% of unseen tracks where HDBSCAN
-  held 74-76%; bundles without the noise points ``others_`` still use it.)
-- Stability is measured in every build (engine/_moodstability.py): the same method on a random 90%
-  of the tracks, the ARI over all tracks against the full fit; across seeds when a seed plays a part.
-- Names (engine/_moodnames.py) come from each mood's mean on absolute scales.
-- Why these defaults, and the alternatives measured against them (bandwidths, samples, eom and leaf,
-  centroid assignment, k-means as a reference, the 1,000-clip tables): benchmarks/RESULTS.md,
-  "Moods", "The alternatives measured".
+- The mood space (engine/_moodspace.py) is chosen from what the schema has: Spotify's perceptual features when
+  present, otherwise one audio descriptor per aspect a listener hears (level, brightness, pace, activity,
+  texture); the build report says which and why.
+- Above ``fit_sample`` tracks (4,999 by default; 100k with a smoothing) the moods are fitted on the tracks whose
+  ids hash lowest (engine/_moodsample.py: a catalog that grows keeps most of its sample; without ids, at random).
+- The default at every size, ``coassoc_bags`` (engine/_moodcoassoc.py; what "auto" takes: engine/_moodconfig.py):
+  no smoothing; 20 k-means fits at HDBSCAN's count of density moods (or, on a continuum, the octants of the
+  mood space's first three axes), each on a random 90%; the moods are the cells of the fit that agrees most
+  with the others (``coassoc_moods = "medoid"``), and HDBSCAN on how often the fits put two tracks together
+  says which tracks are core. The seed draws the fits.
+- With a smoothing key (``smoother``: engine/_moodgeometry.py) the older methods run instead: the points are
+  contracted toward local density modes (``blur``, ``shift`` or ``field``) and HDBSCAN clusters them, once or
+  as the consensus of ``bags`` fits (engine/_moodconsensus.py). A mood must outweigh ``CLUMP_MULTIPLE`` (3)
+  smoothing clumps of k tracks; where that leaves fewer than ``fewest_moods`` moods, HDBSCAN is rerun with that
+  floor lowered in steps (never below the configured floors), and the report says so.
+- The tracks HDBSCAN labels are the *core* members of their mood and become the *exemplars*, kept at their own
+  coordinates. Every track (and any new track) is assigned without pickle from its features alone: with
+  ``assign = "centroid"`` (the co-association's) moods are the Voronoi cells of their centroids; with
+  ``"vote"`` a track takes the majority mood of its 10 nearest exemplars. Membership strength: the agreeing
+  share of the 10 nearest exemplars, scaled down outside the nearest exemplar's core distance.
+  ``assign_points`` reproduces the catalog's labels exactly. A track HDBSCAN did not see (a new track, or one
+  beyond ``fit_sample``) is core when the nearest track it saw is an exemplar and it lies within that
+  exemplar's core distance (bundles without the noise points ``others_`` use the distance alone).
+- Stability is measured in every build (engine/_moodstability.py); names come from each mood's mean on
+  absolute scales (engine/_moodnames.py).
+- Why these defaults, and the alternatives measured against them: benchmarks/RESULTS.md, "Moods" and "Moods on
+  any catalog".
 """
 
 
