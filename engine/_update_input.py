@@ -13,7 +13,7 @@ import numpy as np
 
 from ._catalog import Catalog
 from ._errors import CatalogError
-from ._ingest import FEATURE_LIMIT, read_catalog
+from ._ingest import read_catalog
 from ._loaded import Bundle
 
 REFUSED_IDS_SHOWN = 5  # per reason a track was refused, the ids the report names
@@ -71,23 +71,15 @@ def new_tracks(bundle: Bundle, csv: str | os.PathLike[str], kept_ids: np.ndarray
 
 def placeable(bundle: Bundle, features: np.ndarray) -> np.ndarray:
     """Per row of raw ``features`` (each value within float32's range: the cleaning's ``FEATURE_LIMIT``), whether
-    the bundle's fitted parts place it in finite numbers: its vector, its mood-space point (float32, as
-    ``MoodSpace.project`` makes it) and its mood-map position (float32, as stored)."""
-    prep, space = bundle.preprocessor, bundle.moods.space
-    with np.errstate(over="ignore", invalid="ignore"):
-        z = prep.standardize(features)
-        points = z[:, list(space.columns)] * np.asarray(space.weights)
-        ok = _fits(points) & np.isfinite(prep.embed(features)).all(axis=1)
+    the bundle's fitted parts place it in finite numbers, computed as the update computes them: its vector, its
+    mood-space point (``MoodSpace.project``, float32) and its mood-map position (``MoodMap.place``, float32)."""
+    prep = bundle.preprocessor
+    with np.errstate(over="ignore", invalid="ignore"):  # (an overflow is what is asked about)
+        points = bundle.moods.space.project(prep.standardize(features))
+        ok = np.isfinite(points).all(axis=1) & np.isfinite(prep.embed(features)).all(axis=1)
         if bundle.mood_map is not None:
-            ok &= _fits((points - bundle.mood_map.mean) @ bundle.mood_map.axes)
+            ok &= np.isfinite(bundle.mood_map.place(points)).all(axis=1)
     return ok
-
-
-def _fits(values: np.ndarray) -> np.ndarray:
-    """Rows of ``values`` (n, d) whose every value is finite in float32, with room for the float32 rounding of
-    the points the map's position is computed from."""
-    with np.errstate(invalid="ignore"):
-        return (np.abs(values) <= FEATURE_LIMIT * 0.5).all(axis=1)
 
 
 def read_remove_ids(path: Path) -> list[str]:
