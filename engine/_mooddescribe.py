@@ -77,12 +77,10 @@ def silhouette(points: np.ndarray, labels: np.ndarray, sample: int, seed: int) -
     from sklearn import config_context
     from sklearn.metrics import silhouette_score
 
-    if len(np.unique(labels)) < 2:
-        return None
-    size = min(sample, len(points))
-    # silhouette_score stops on a sample of one mood, or of one track a mood (moods.validity_sample = 2): none then
-    picked = np.random.RandomState(seed).permutation(len(points))[:size]  # (the sample it draws)
-    if not 2 <= len(np.unique(labels[picked])) < size:
+    # the sample silhouette_score(sample_size=..., random_state=seed) would draw, drawn here: a sample of one mood,
+    # or of one track a mood (moods.validity_sample = 2), has no silhouette, and sklearn stops on it
+    picked = np.random.RandomState(seed).permutation(len(points))[:min(sample, len(points))]
+    if not 2 <= len(np.unique(labels[picked])) < len(picked):
         return None
     with config_context(working_memory=64):  # MiB per distance chunk; the default 1 GiB spiked the build
-        return round(float(silhouette_score(points, labels, sample_size=size, random_state=seed)), 4)
+        return round(float(silhouette_score(points[picked], labels[picked])), 4)
