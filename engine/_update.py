@@ -120,8 +120,8 @@ def add_tracks(base: str | os.PathLike[str], out: str | os.PathLike[str], *, csv
     with stage("embed"):
         new_features = added.features if added is not None else np.empty((0, len(prep.feature_names)))
         new_vectors = prep.embed(new_features).astype(np.float32)
-        if not np.isfinite(new_vectors).all() or (n_new and not np.all(np.any(new_vectors, axis=1))):
-            raise CatalogError("a new track's features cannot be embedded (overflow, or exactly the fitted mean)")
+        # (new_tracks refused the rows that overflow or sit exactly at the fitted mean: placeable)
+        assert np.isfinite(new_vectors).all() and (n_new == 0 or new_vectors.any(axis=1).all())
         vectors = np.ascontiguousarray(np.vstack([bundle.vectors[keep], new_vectors]), dtype=np.float32)
         new_points = moods.space.project(prep.standardize(new_features))
         labels, strength, core = moods.assign_points(new_points) if n_new else (
@@ -144,10 +144,9 @@ def add_tracks(base: str | os.PathLike[str], out: str | os.PathLike[str], *, csv
             for i, c in enumerate(clusters):
                 c["size"], c["core_size"] = int(sizes[i]), int(cores[i])
             (tmp / "moods.json").write_text(json.dumps(clusters, indent=1) + "\n", encoding="utf-8")
-            if "moodmap.npz" in bundle.manifest["files"]:
+            if bundle.mood_map is not None:
                 mood_map = load_npz(bundle.path / "moodmap.npz")
-                placed = ((new_points - mood_map["mean"]) @ mood_map["axes"]).astype(np.float32)
-                mood_map["xy"] = np.vstack([mood_map["xy"][keep], placed]).astype(np.float32)
+                mood_map["xy"] = np.vstack([mood_map["xy"][keep], bundle.mood_map.place(new_points)])
                 save_npz(tmp / "moodmap.npz", mood_map)
         genre_proba = None
         if bundle.genre_proba is not None and bundle.classifier is not None:

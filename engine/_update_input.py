@@ -20,6 +20,9 @@ REFUSED_IDS_SHOWN = 5  # per reason a track was refused, the ids the report name
 # a track whose value lies so far beyond the fitted scaling (3e38 where the catalog spreads 0.2) that its mood-space
 # point or mood-map position overflows float32, what moods and the map hold; a refit would scale it
 BEYOND_SCALING = "outside_the_fitted_scaling"
+# a track whose every transformed feature is the catalog's fitted mean has no direction from it, so no cosine to
+# any track (a feature query there is refused the same way: engine/_view.py)
+AT_THE_MEAN = "exactly_at_the_fitted_mean"
 
 
 def new_tracks(bundle: Bundle, csv: str | os.PathLike[str], kept_ids: np.ndarray
@@ -51,7 +54,9 @@ def new_tracks(bundle: Bundle, csv: str | os.PathLike[str], kept_ids: np.ndarray
         codes = [new.genre_names.index(g) for g in unknown]
         refuse(new.genre_matrix()[:, codes].any(axis=1),
                f"unknown_genre ({', '.join(unknown[:5])}{', ...' if len(unknown) > 5 else ''})")
-    refuse(~placeable(bundle, new.features), BEYOND_SCALING)
+    finite, directed = placeable(bundle, new.features)
+    refuse(~finite, BEYOND_SCALING)
+    refuse(~directed, AT_THE_MEAN)
     if not ok.any():
         return None, refused, ingest
     code_of = {g: i for i, g in enumerate(old.genre_names)}
@@ -69,17 +74,19 @@ def new_tracks(bundle: Bundle, csv: str | os.PathLike[str], kept_ids: np.ndarray
     return accepted, refused, ingest
 
 
-def placeable(bundle: Bundle, features: np.ndarray) -> np.ndarray:
+def placeable(bundle: Bundle, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per row of raw ``features`` (each value within float32's range: the cleaning's ``FEATURE_LIMIT``), whether
     the bundle's fitted parts place it in finite numbers, computed as the update computes them: its vector, its
-    mood-space point (``MoodSpace.project``, float32) and its mood-map position (``MoodMap.place``, float32)."""
+    mood-space point (``MoodSpace.project``, float32) and its mood-map position (``MoodMap.place``, float32); and
+    whether its vector has a direction (not the zero vector of a track exactly at the fitted mean)."""
     prep = bundle.preprocessor
     with np.errstate(over="ignore", invalid="ignore"):  # (an overflow is what is asked about)
         points = bundle.moods.space.project(prep.standardize(features))
-        ok = np.isfinite(points).all(axis=1) & np.isfinite(prep.embed(features)).all(axis=1)
+        vectors = prep.embed(features).astype(np.float32)
+        finite = np.isfinite(points).all(axis=1) & np.isfinite(vectors).all(axis=1)
         if bundle.mood_map is not None:
-            ok &= np.isfinite(bundle.mood_map.place(points)).all(axis=1)
-    return ok
+            finite &= np.isfinite(bundle.mood_map.place(points)).all(axis=1)
+    return finite, vectors.any(axis=1) | ~finite
 
 
 def read_remove_ids(path: Path) -> list[str]:

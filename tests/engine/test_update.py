@@ -271,3 +271,26 @@ def test_removing_every_track_or_an_ids_file_that_is_not_utf8_is_a_clear_error(
         err = capsys.readouterr().err
         assert err.startswith("musicrec add: error: ") and said in err and "Traceback" not in err, err
         assert not (tmp_path / "b").exists()
+
+
+def test_a_track_exactly_at_the_fitted_mean_is_refused_by_id_and_the_rest_are_added(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # its vector has no direction (no cosine to any track): once, it failed the whole update without naming it
+    synthetic_catalog(300, seed=5, exact_duplicates=0, bad_rows=0).to_csv(tmp_path / "x.csv", index=False)
+    config = FAST_CONFIG.replace(genre={"enabled": False}, schema={"rules": {}, "transforms": {}})
+    build_bundle(tmp_path / "x.csv", tmp_path / "a", config)
+    prep = load_bundle(tmp_path / "a").preprocessor
+    new = synthetic_catalog(4, seed=6, exact_duplicates=0, bad_rows=0, multi_genre_share=0)
+    new["track_id"] = [f"new{i}" for i in range(len(new))]
+    for j, name in enumerate(prep.feature_names):
+        new[name] = new[name].astype(float)
+        new.loc[2, name] = prep.mean_[j]
+    assert not prep.embed(new[list(prep.feature_names)].to_numpy(float)[2:3]).any()  # the row is at the mean
+    new.to_csv(tmp_path / "new.csv", index=False)
+    assert main(["add", str(tmp_path / "new.csv"), "--to", str(tmp_path / "a"), "--out", str(tmp_path / "b"),
+                 "--quiet"]) == 0
+    assert "refused 1 exactly at the fitted mean: new2" in capsys.readouterr().out
+    bundle = load_bundle(tmp_path / "b")
+    assert "new2" not in bundle.row_of and {"new0", "new1", "new3"} <= set(bundle.row_of)
+    assert bundle.manifest["update"]["refused"] == {"exactly_at_the_fitted_mean": 1}
+    assert bundle.mood_map is not None and np.isfinite(bundle.mood_map.xy).all()
