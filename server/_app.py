@@ -23,7 +23,8 @@ from ._audio import AudioPool, AudioUnavailable
 from ._bind import ServerStartError, check_bindable, read_tls_files
 from ._generated.musicrec.v1 import recommender_pb2 as pb
 from ._holder import BundleHolder, ReloadPolicy
-from ._http import HttpFace, HttpOptions, HttpServer, bind_http, require_web_extra
+from ._http import HttpFace, HttpOptions
+from ._http_server import HttpServer, bind_http, require_web_extra
 from ._interceptors import BearerAuth
 from ._metrics import MetricsHttp, MetricsStartError, ServerMetrics
 from ._observe import CallObserver
@@ -114,6 +115,8 @@ class RunningServer:
         status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
         for name in ("", SERVICE):
             self.health.set(name, status)
+        if self.http is not None:  # GET /healthz says the same
+            self.http.face.serving = serving
 
     def stop(self, grace: float = 5.0, drain_delay: float = 0.0) -> None:
         """Graceful: health goes NOT_SERVING, new calls are refused, calls in flight get ``grace`` s.
@@ -126,6 +129,8 @@ class RunningServer:
         if drain_delay > 0:  # in slices: the signal that ends it early is handled in this (the main) thread
             wait_handling_signals(self._end_drain_delay, drain_delay)
         self.holder.close()
+        if self.http is not None:  # both faces stop taking calls now and give theirs the same grace
+            self.http.shutdown(grace)
         self.server.stop(grace).wait()
         if self.http is not None:
             self.http.close()
@@ -244,7 +249,7 @@ def create_server(bundle: str | os.PathLike[str] | None, address: str = "127.0.0
     running = RunningServer(server=server, port=port, holder=holder, health=health_servicer, metrics=metrics,
                             metrics_http=metrics_http, audio=audio)
     if http_socket is not None:  # the same servicer object, so both faces share one code path
-        running.http = _start_http(servicer, auth, options, http_socket)
+        running.http = _start_http(servicer, auth, options, http_socket, observer)
     running.set_serving(holder.current is not None)
     if options.source_factory is not None:
         from ._backend import watch_backend
@@ -256,9 +261,9 @@ def create_server(bundle: str | os.PathLike[str] | None, address: str = "127.0.0
 
 
 def _start_http(servicer: RecommenderServicer, auth: BearerAuth | None, options: ServerOptions,
-                sock: Any) -> HttpServer:
+                sock: Any, observer: CallObserver | None) -> HttpServer:
     face = HttpFace(servicer, auth, HttpOptions(max_concurrent=options.max_concurrent, workers=options.workers,
-                                                max_message_bytes=MAX_MESSAGE_BYTES))
+                                                max_message_bytes=MAX_MESSAGE_BYTES), observer=observer)
     http = HttpServer(face, sock)
     http.start()
     return http

@@ -39,8 +39,8 @@ def check_bindable(address: str, *, port_flag: str = "--port", host_flag: str = 
                 probe.bind(sockaddr)
             except OSError as exc:
                 if exc.errno == errno.EADDRINUSE:
-                    hint = ("another process is listening there (another musicrec serve?); stop it or choose "
-                            f"another {port_flag}")
+                    hint = ("something on this machine holds that port (a server listening there, such as another "
+                            f"musicrec serve, or a connection that used it); stop it or choose another {port_flag}")
                 else:
                     hint = f"choose another {host_flag} or {port_flag}"
                 raise ServerStartError(f"cannot listen on {address}: {exc.strerror}; {hint}") from None

@@ -246,7 +246,8 @@ def _map_json(rec: Recommender, max_points: int) -> str:
     x_label, y_label = mood_map.axis_labels()
     return json.dumps({
         "total": rec.n, "shown": len(rows), "method": mood_map.method, "axes": [x_label, y_label],
-        "x": np.round(xy[:, 0], 4).tolist(), "y": np.round(xy[:, 1], 4).tolist(),
+        # float64 first: float32 values rounded as float32 still print with float64's digits (6.071599960327148)
+        "x": np.round(xy[:, 0].astype(np.float64), 4).tolist(), "y": np.round(xy[:, 1].astype(np.float64), 4).tolist(),
         "mood": labels[rows].tolist(), "id": [rec.ids[i] for i in rows.tolist()],
         "name": [rec.names[i] for i in rows.tolist()], "artists": [", ".join(rec.artists[i]) for i in rows.tolist()],
         "moods": [{"mood_id": c["id"], "name": c["name"], "size": c["size"]} for c in rec.moods()],

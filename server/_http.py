@@ -30,7 +30,14 @@ engine call, validation, limits and status for every error. What differs is only
 - auth: ``Authorization: Bearer <token>``, checked by the gRPC interceptor's own rule
   (``BearerAuth.refusal``); 401 carries ``WWW-Authenticate: Bearer``.
 - deadline: an optional ``Grpc-Timeout`` header in gRPC's format (``500m``, ``2S``), as grpc-gateway
-  forwards it; past it the call answers 504 like DEADLINE_EXCEEDED.
+  forwards it; once it passes the call answers 504 DEADLINE_EXCEEDED at once (the handler is marked cancelled
+  and stops where it checks), and a stream it cuts ends with an error line.
+- nothing else of the request is read, so nothing is ignored: a query string on ``/v1/<Method>`` is 400, a
+  ``Content-Encoding`` other than identity 415.
+- ``GET /healthz``: the gRPC health service's overall status, 200 SERVING or 503 NOT_SERVING.
+- observed as gRPC calls are: the same metric series and request log (``HttpCall``, server/_observe.py).
+- shutdown beside gRPC's (server/_http_server.py): new calls 503, calls in flight get the same grace, and one
+  still running at its end is answered 503 UNAVAILABLE.
 - concurrency: at most ``max_concurrent`` HTTP calls run or wait at once (the gRPC limit's size,
   counted separately: gRPC's count lives inside grpc); more get 429 at once.
 
@@ -47,7 +54,6 @@ import dataclasses
 import functools
 import json
 import logging
-import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -58,7 +64,6 @@ from typing import TYPE_CHECKING, Any
 import grpc
 from google.protobuf.message import Message
 
-from ._bind import ServerStartError, check_bindable
 from ._http_json import (
     HTTP_STATUS,
     METHODS,
@@ -72,11 +77,13 @@ from ._http_json import (
     parse_request,
     unsupported_media_type,
 )
+from ._observe import CallObserver, HttpCall
 
 if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.responses import Response
 
+    from ._http_json import Method
     from ._interceptors import BearerAuth
     from ._service import RecommenderServicer
 
@@ -99,7 +106,8 @@ class HttpOptions:
 class HttpFace:
     """The Starlette application: ``/v1/<Method>``, ``/console/api/...`` and the console's files."""
 
-    def __init__(self, servicer: RecommenderServicer, auth: BearerAuth | None, options: HttpOptions) -> None:
+    def __init__(self, servicer: RecommenderServicer, auth: BearerAuth | None, options: HttpOptions, *,
+                 observer: CallObserver | None = None) -> None:
         from starlette.applications import Starlette
         from starlette.routing import Mount, Route
         from starlette.staticfiles import StaticFiles
@@ -109,10 +117,14 @@ class HttpFace:
         self.servicer = servicer
         self.auth = auth
         self.options = options
+        self.observer = observer  # metrics and the request log, as for gRPC calls (server/_observe.py)
+        self.serving = False  # what the gRPC health service says (RunningServer.set_serving): GET /healthz
+        self.closing = False  # shutting down: a new call is 503 while the calls in flight finish
         self.pool = ThreadPoolExecutor(max_workers=options.workers, thread_name_prefix="http")
         self._slots = threading.BoundedSemaphore(options.max_concurrent)
         self.console = ConsoleApi(servicer.holder, self)
         self.app = Starlette(routes=[
+            Route("/healthz", self._health, methods=["GET", "HEAD"]),
             Route("/v1", self._list_methods, methods=["GET"]),
             Route("/v1/{method}", self._call, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]),
             *self.console.routes(),
@@ -138,15 +150,29 @@ class HttpFace:
         refused = self.auth.refusal(method_path, _metadata(request))
         return None if refused is None else self.error(*refused)
 
-    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """``fn(*args)`` in the face's thread pool, under the concurrency limit (429 beyond it)."""
+    async def run(self, fn: Callable[..., Any], *args: Any, deadline_of: HttpContext | None = None) -> Any:
+        """``fn(*args)`` in the face's thread pool, under the concurrency limit (429 beyond it). With the
+        ``deadline_of`` a call's context with a deadline, the answer is 504 DEADLINE_EXCEEDED once it passes, as gRPC
+        answers its own clients, and the call is marked cancelled (its work stops where it checks). The slot
+        is held until ``fn`` returns, even when the answer went earlier."""
+        if self.closing:
+            raise CallAborted(grpc.StatusCode.UNAVAILABLE, "the server is shutting down; retry on another server")
         if not self._slots.acquire(blocking=False):
             raise CallAborted(grpc.StatusCode.RESOURCE_EXHAUSTED,
                               f"more than {self.options.max_concurrent} HTTP calls at once; retry shortly")
         try:
-            return await asyncio.get_running_loop().run_in_executor(self.pool, functools.partial(fn, *args))
-        finally:
+            done = asyncio.get_running_loop().run_in_executor(self.pool, functools.partial(fn, *args))
+        except BaseException:
             self._slots.release()
+            raise
+        done.add_done_callback(lambda _: self._slots.release())
+        remaining = None if deadline_of is None else deadline_of.time_remaining()
+        try:
+            return await asyncio.wait_for(asyncio.shield(done), remaining)
+        except TimeoutError:
+            deadline_of.cancelled = True  # type: ignore[union-attr]
+            raise CallAborted(grpc.StatusCode.DEADLINE_EXCEEDED, "the deadline (Grpc-Timeout) passed before the "
+                                                                 "call finished") from None
 
     async def _routing_error(self, request: Request, exc: Exception) -> Response:
         """Starlette's own 404 and 405 (no route, a verb the route does not take) in the error shape of
@@ -175,18 +201,32 @@ class HttpFace:
                     verbs = route.methods
                     break
             if verbs is None:
+                if _under_api(path):  # no route of the API: only the console's files' catch-all said 405
+                    return self._not_found(path, shown)
                 verbs = {m.strip() for m in (exc.headers or {}).get("Allow", "GET, HEAD").split(",")}
             allowed = ", ".join(sorted(verbs))
             response = self.error(405, f"{shown} takes {allowed}, not {request.method[:20]}")
             response.headers["Allow"] = allowed
             return response
+        if _under_api(path):
+            return self._not_found(path, shown)
+        return PlainTextResponse(str(exc.detail), status_code=exc.status_code)
+
+    def _not_found(self, path: str, shown: str) -> Response:
         if path == "/v1" or path.startswith("/v1/"):
             return self.error(404, f"no path {shown}: an RPC is POST /v1/<Method> with one of the methods "
                                    f"{', '.join(METHODS)} (GET /v1 lists them)")
-        if path.startswith("/console/api/") or path == "/console/api":
-            endpoints = ", ".join(route.path for route in self.console.routes())
-            return self.error(404, f"no endpoint {shown}; the console's endpoints are {endpoints}")
-        return PlainTextResponse(str(exc.detail), status_code=exc.status_code)
+        endpoints = ", ".join(route.path for route in self.console.routes())
+        return self.error(404, f"no endpoint {shown}; the console's endpoints are {endpoints}")
+
+    async def _health(self, request: Request) -> Response:
+        """The gRPC health service's overall status for HTTP load balancers: 200 SERVING, else 503 NOT_SERVING
+        (no bundle loaded, the candidate backend down, or draining before a stop). Open to every caller, as
+        gRPC's health service is."""
+        from starlette.responses import JSONResponse
+
+        serving = self.serving and not self.closing
+        return JSONResponse({"status": "SERVING" if serving else "NOT_SERVING"}, status_code=200 if serving else 503)
 
     # -- /v1 --------------------------------------------------------------------------------------
     async def _list_methods(self, request: Request) -> Response:
@@ -213,10 +253,28 @@ class HttpFace:
         if misrouted is not None:
             return misrouted
         method = METHODS[request.path_params["method"]]
+        call = HttpCall(self.observer, method.path, request)
+        try:
+            response = await self._answer(request, method, call)
+        except asyncio.CancelledError:  # the server's grace ran out (RunningServer.stop): gRPC cancels its own
+            call.finish(grpc.StatusCode.UNAVAILABLE, "the server stopped before the call finished")
+            return self.error(grpc.StatusCode.UNAVAILABLE, "the server stopped before the call finished; retry")
+        if not call.deferred:
+            call.finish_with(response)
+        return response
+
+    async def _answer(self, request: Request, method: Method, call: HttpCall) -> Response:
         refused = self.refusal(request, method.path)
         if refused is not None:
             return refused
+        if request.query_params:  # a parameter there is not read: a call must not run as if it were absent
+            names = ", ".join(sorted({k[:40] for k in request.query_params}))
+            return self.error(grpc.StatusCode.INVALID_ARGUMENT, f"/v1/{method.name} reads no query parameters "
+                              f"(got {names}); send every field in the JSON body")
         unsupported = unsupported_media_type(request.headers.get("content-type"))
+        coding = request.headers.get("content-encoding", "identity").strip().lower()
+        if unsupported is None and coding not in ("", "identity"):
+            unsupported = f"Content-Encoding {coding[:40]!r} is not supported: send the request body uncompressed"
         if unsupported is not None:  # before the body is read: it is not parsed as JSON
             return self.error(415, unsupported)
         try:
@@ -225,12 +283,13 @@ class HttpFace:
         except BadRequest as exc:  # gRPC itself answers RESOURCE_EXHAUSTED for a message over its limit
             code = grpc.StatusCode.RESOURCE_EXHAUSTED if exc.http == 413 else grpc.StatusCode.INVALID_ARGUMENT
             return self.error(code, exc.message, http=exc.http)
-        context = HttpContext(_metadata(request), None if deadline_s is None else time.monotonic() + deadline_s)
+        context = call.context = HttpContext(_metadata(request),
+                                             None if deadline_s is None else time.monotonic() + deadline_s)
         handler = getattr(self.servicer, method.name)
         try:
             if method.streaming:
-                return await self._stream(handler, message, context)
-            result = await self.run(handler, message, context)
+                return await self._stream(handler, message, context, call)
+            result = await self.run(handler, message, context, deadline_of=context)
         except CallAborted as exc:
             return self.error(exc.code, exc.message)
         except Exception:
@@ -256,11 +315,13 @@ class HttpFace:
         return b"".join(chunks)
 
     async def _stream(self, handler: Callable[..., Iterator[Message]], message: Message,
-                      context: HttpContext) -> Response:
+                      context: HttpContext, call: HttpCall) -> Response:
         """NDJSON; the first entry is chosen before the status line, so an error up to there is an
-        ordinary error response."""
+        ordinary error response. A deadline that passes after it ends the stream with an error line."""
         from starlette.responses import StreamingResponse
 
+        if self.closing:
+            raise CallAborted(grpc.StatusCode.UNAVAILABLE, "the server is shutting down; retry on another server")
         if not self._slots.acquire(blocking=False):
             raise CallAborted(grpc.StatusCode.RESOURCE_EXHAUSTED,
                               f"more than {self.options.max_concurrent} HTTP calls at once; retry shortly")
@@ -268,6 +329,7 @@ class HttpFace:
         entries = handler(message, context)
         end = object()
         released = False
+        ended: tuple[grpc.StatusCode, str | None] = (grpc.StatusCode.CANCELLED, "the client left")
 
         def release() -> None:
             nonlocal released
@@ -276,6 +338,7 @@ class HttpFace:
                 context.cancelled = True  # a stream left early stops choosing tracks
                 self.pool.submit(entries.close)
                 self._slots.release()
+                call.finish(*ended)
 
         try:
             first = await loop.run_in_executor(self.pool, next, entries, end)
@@ -284,12 +347,18 @@ class HttpFace:
             raise
 
         async def lines() -> AsyncIterator[str]:
+            nonlocal ended
             item = first
             try:
                 while item is not end:
                     yield message_json(item) + "\n"
                     item = await loop.run_in_executor(self.pool, next, entries, end)
+                if context.time_remaining() == 0:  # the servicer stops choosing quietly there (_service.streaming)
+                    raise CallAborted(grpc.StatusCode.DEADLINE_EXCEEDED, "the deadline (Grpc-Timeout) passed "
+                                                                         "before the playlist was complete")
+                ended = (grpc.StatusCode.OK, None)
             except CallAborted as exc:
+                ended = (exc.code, exc.message)
                 yield json.dumps({"error": {"code": HTTP_STATUS.get(exc.code, 500), "status": exc.code.name,
                                             "message": exc.message}}) + "\n"
             finally:
@@ -302,6 +371,7 @@ class HttpFace:
                 finally:  # also when the body was never iterated (the client left at once)
                     release()
 
+        call.deferred = True  # finished by release(), when the stream ends
         return Stream(lines(), media_type=NDJSON)
 
     def close(self) -> None:
@@ -313,72 +383,5 @@ def _metadata(request: Request) -> list[tuple[str, str]]:
     return [("authorization", header)] if header is not None else []
 
 
-class HttpServer:
-    """uvicorn serving an ``HttpFace`` on a socket bound up front, in one thread with its own event loop."""
-
-    def __init__(self, face: HttpFace, sock: socket.socket) -> None:
-        import uvicorn
-
-        self.face = face
-        self.sock = sock
-        self.port = sock.getsockname()[1]
-        # log_config=None: uvicorn must not reconfigure the server's logging (server/_logging.py)
-        config = uvicorn.Config(face.app, log_config=None, log_level="warning", access_log=False, lifespan="off",
-                                loop="asyncio", http="h11", ws="none", server_header=False, timeout_keep_alive=5,
-                                timeout_graceful_shutdown=2)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self._run, name="http", daemon=True)
-        self._failed: BaseException | None = None
-
-    def _run(self) -> None:
-        try:
-            asyncio.run(self.server.serve(sockets=[self.sock]))
-        except BaseException as exc:  # reported by start()
-            self._failed = exc
-
-    def start(self, timeout: float = 30.0) -> None:
-        self.thread.start()
-        deadline = time.monotonic() + timeout
-        while not self.server.started:
-            if self._failed is not None or not self.thread.is_alive():
-                raise ServerStartError(f"the HTTP server did not start: {self._failed!r}")
-            if time.monotonic() > deadline:
-                raise ServerStartError(f"the HTTP server did not start within {timeout:.0f} s")
-            time.sleep(0.01)
-
-    def close(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-        self.face.close()
-        self.sock.close()
-
-
-def bind_http(host: str, port: int) -> socket.socket:
-    """A listening socket for the HTTP face, bound before the bundle loads (a port in use fails at once)."""
-    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    check_bindable(address, port_flag="--http-port", host_flag="--http-host")
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # IPPROTO_TCP named: asyncio sets TCP_NODELAY on accepted connections only when the proto says TCP, and
-    # without it a response written in two parts waits ~40 ms for a delayed ACK (Nagle)
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-        sock.listen(128)
-    except OSError as exc:
-        sock.close()
-        raise ServerStartError(f"cannot serve HTTP on {address}: {exc.strerror or exc}; choose another "
-                               "--http-port") from None
-    sock.setblocking(False)
-    return sock
-
-
-def require_web_extra() -> None:
-    """A one-line reason when the optional ``web`` extra (Starlette, uvicorn) is missing."""
-    try:
-        import starlette  # noqa: F401
-        import uvicorn  # noqa: F401
-    except ImportError as exc:
-        from engine import install_hint
-        raise ServerStartError(f"--http-port needs the web extra ({exc.name} is not installed): "
-                               f"{install_hint('web')}") from None
+def _under_api(path: str) -> bool:
+    return path == "/v1" or path.startswith(("/v1/", "/console/api/")) or path == "/console/api"

@@ -203,7 +203,8 @@ def _parse_problem(text: str) -> str:
             fields = ", ".join(f.name for f in descriptor_pool.Default().FindMessageTypeByName(full).fields)
         except KeyError:
             return text
-        return f"{_snake_path(at)} has no field {field!r}; its fields: {fields}"
+        known = f"its fields: {fields}" if fields else "it has no fields"
+        return f"{_snake_path(at)} has no field {field!r}; {known}"
     return _AT.sub(lambda m: " at " + _snake_path(m.group(1)), text)
 
 

@@ -1,4 +1,6 @@
-"""``CallObserver``: the interceptor that measures and logs every RPC (metrics, request log, slow log).
+"""``CallObserver``: the interceptor that measures and logs every RPC (metrics, request log, slow log); calls
+over the HTTP face (server/_http.py) reach it as ``HttpCall``s, counted in the same series and logged with
+``"face": "http"``.
 
 It is the outermost interceptor, so it also sees calls that auth refuses. Cheap by construction:
 the wrapped handler of a method is built once and reused while gRPC hands out the same handler;
@@ -12,6 +14,7 @@ on gRPC's own count (see ``_metrics.server_state``).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -116,14 +119,42 @@ class CallObserver(grpc.ServerInterceptor):
             self._log(level, "slow_request" if slow else "request", rpc, code, seconds, context,
                       context.invocation_metadata(), context.details())
 
+    # -- a call over the HTTP face (server/_http.py): the same RPC, counted in the same series
+
+    def http_started(self, full_method: str) -> None:
+        if self.metrics_on:
+            self.metrics.series(full_method).in_flight.inc()
+
+    def http_finished(self, full_method: str, code: grpc.StatusCode, seconds: float, *, metadata: Any, peer: str,
+                      details: str | None, deadline_passed: bool, shed: bool = False) -> None:
+        """As ``_finish`` for a gRPC call (after ``http_started``): counted by status, timed unless shed (gRPC
+        times no shed call either), logged with ``"face": "http"``."""
+        series = self.metrics.series(full_method)
+        if self.metrics_on:
+            series.in_flight.dec()
+            children = series.by_code.get(code) or series.bind(code)
+            children[0].inc()
+            if shed:
+                series.shed.inc()
+            else:
+                children[1].observe(seconds)
+            if code is DEADLINE_EXCEEDED or deadline_passed:
+                series.deadline_exceeded.inc()
+        rpc = full_method.lstrip("/")
+        slow = seconds >= self.slow_seconds and not rpc.endswith(_EXPECTED_SLOW)
+        if slow or self.log_requests or code in _SERVER_FAULTS:
+            level = logging.WARNING if slow or code in _SERVER_FAULTS else logging.INFO
+            self._log(level, "slow_request" if slow else "request", rpc, code, seconds, peer, metadata, details,
+                      face="http")
+
     def _log(self, level: int, event: str, rpc: str, code: grpc.StatusCode, seconds: float,
-             context: grpc.ServicerContext | None, metadata: Any, details: Any) -> None:
+             context: grpc.ServicerContext | str | None, metadata: Any, details: Any, face: str = "grpc") -> None:
         if not requests_log.isEnabledFor(level):
             return
+        peer = context if isinstance(context, str) or context is None else context.peer()
         fields: dict[str, Any] = {
-            "rpc": rpc, "status": code.name, "duration_ms": round(seconds * 1e3, 3),
-            "peer": context.peer() if context is not None else None, "bundle_id": self.bundle_id(),
-            "request_id": request_id(metadata)}
+            "rpc": rpc, "face": face, "status": code.name, "duration_ms": round(seconds * 1e3, 3),
+            "peer": peer, "bundle_id": self.bundle_id(), "request_id": request_id(metadata)}
         if details and code is not OK:
             text = details.decode("utf-8", "replace") if isinstance(details, bytes) else str(details)
             fields["error"] = text[:MAX_LOGGED_DETAILS]
@@ -176,3 +207,46 @@ class CallObserver(grpc.ServerInterceptor):
 
 def _nothing() -> None:
     return None
+
+
+class HttpCall:
+    """One /v1 call as the request log and metrics see it (``CallObserver.http_*``): started when routed to a
+    method, finished once with its status (a stream's when it ends)."""
+
+    __slots__ = ("context", "deferred", "done", "method", "observer", "request", "started")
+
+    def __init__(self, observer: CallObserver | None, method: str, request: Any) -> None:
+        self.observer, self.method, self.request = observer, method, request  # a Starlette Request
+        self.context: Any = None  # the call's HttpContext once its request parsed (server/_http_json.py)
+        self.deferred = self.done = False
+        self.started = time.perf_counter()
+        if observer is not None:
+            observer.http_started(method)
+
+    def finish_with(self, response: Any) -> None:
+        """Finish with a Starlette response's status: its JSON error body names the gRPC status."""
+        if self.observer is None:
+            return
+        code, details = grpc.StatusCode.OK, None
+        if response.status_code != 200:
+            body = json.loads(bytes(response.body))["error"]
+            code = _GRPC_CODES.get(body["status"]) or _BY_HTTP.get(response.status_code, grpc.StatusCode.UNKNOWN)
+            details = body["message"]
+        self.finish(code, details, shed=code is grpc.StatusCode.RESOURCE_EXHAUSTED and response.status_code == 429)
+
+    def finish(self, code: grpc.StatusCode, details: str | None, *, shed: bool = False) -> None:
+        if self.done or self.observer is None:
+            return
+        self.done = True
+        client = self.request.client
+        peer = f"http:{client.host}:{client.port}" if client is not None else "http"
+        passed = self.context is not None and self.context.time_remaining() == 0
+        request_id = self.request.headers.get(REQUEST_ID_KEY)
+        self.observer.http_finished(self.method, code, time.perf_counter() - self.started,
+                                    metadata=[(REQUEST_ID_KEY, request_id)] if request_id else (), peer=peer,
+                                    details=details, deadline_passed=passed, shed=shed)
+
+
+_GRPC_CODES = {c.name: c for c in grpc.StatusCode}
+# the framing's own errors, which no gRPC status names: counted under the status gRPC would give the same input
+_BY_HTTP = {415: grpc.StatusCode.INVALID_ARGUMENT, 404: grpc.StatusCode.NOT_FOUND}

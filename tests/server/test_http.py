@@ -348,7 +348,7 @@ def test_the_http_socket_says_tcp_so_responses_are_not_held_back() -> None:
     proto is IPPROTO_TCP; without it each JSON answer waited ~40 ms for a delayed ACK."""
     import socket
 
-    from server._http import bind_http
+    from server._http_server import bind_http
 
     sock = bind_http("127.0.0.1", 0)
     try:
