@@ -42,7 +42,8 @@ from ._rerank import GenreAgreement
 from ._similar_eval import evaluate_audio_only, evaluate_similar
 from ._table import Searched, exact_index, first_blocks, first_fetch, nearest_candidates, write_table
 from ._whitening import MIN_QUERIES, choose_whitening
-from .audio._extract import read_provenance
+from .audio._columns import DESCRIPTORS
+from .audio._extract import read_provenance, sidecar_path
 
 Progress = Callable[[str], None]
 
@@ -81,6 +82,10 @@ def build_bundle(
             # a table written by `musicrec extract` names its extractor beside it: audio queries
             # against this bundle must be analysed with the same version and parameters
             audio = read_provenance(source)
+            if audio is None and set(catalog.feature_names) <= set(DESCRIPTORS):
+                say(f"note: no extraction report from musicrec extract beside {source} ({sidecar_path(source).name}), "
+                    "so this bundle will refuse audio queries (it cannot know how its descriptors were extracted); "
+                    "keep that file beside the CSV to take them")
             rep = catalog.report
             if rep.skipped_columns:
                 say(f"optional column(s) not in the file, skipped: {list(rep.skipped_columns)}")

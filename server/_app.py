@@ -204,7 +204,7 @@ def create_server(bundle: str | os.PathLike[str] | None, address: str = "127.0.0
     if observer is not None:
         observer.watch_server(server)
     metrics.watch_server(server, options.max_concurrent)
-    audio = AudioPool(options.audio_workers, options.audio_max_clips, metrics)
+    audio = AudioPool(options.audio_workers, options.audio_max_clips, metrics, handler_threads=options.workers)
     holder.on_loaded.append(audio.bundle_loaded)  # an audio bundle loaded later warms the workers too
     servicer = RecommenderServicer(holder, reload_policy, metrics=metrics, audio=audio)
     add_servicer(servicer, server)

@@ -1,8 +1,10 @@
 """Audio queries: clips decoded and described in a process pool, then asked like feature seeds.
 
-The CPU work (decoding, librosa) runs in worker processes, never on the gRPC handler threads, so
-fast RPCs keep their latency while clips are analysed. Audio has its own concurrency limit:
-``max_clips`` clips being analysed or waiting at once; one more gets RESOURCE_EXHAUSTED at once.
+The CPU work (decoding, librosa) runs in worker processes, not on the gRPC handler threads; a handler
+thread waits for its clips. Audio has its own concurrency limit: ``max_clips`` clips being analysed or
+waiting at once, one more gets RESOURCE_EXHAUSTED at once, and ``create_server`` lowers it below the handler
+threads (``--workers`` - 1), so waiting clips never hold every handler thread and other RPCs keep theirs. A
+clip holds its slot until its worker is done with it, even when its caller's deadline passed.
 Workers are spawned (never forked from a process with gRPC threads) and warm librosa's JIT when
 they start; ``create_server`` starts and warms them before serving when the bundle is an audio
 bundle, so the first caller does not pay the ~10-20 s of numba compilation.
@@ -52,12 +54,13 @@ LOCK_UNAVAILABLE = ("this server's audio workers could not start: another proces
                     "long (the server's log names it); retry later")
 
 
-def _analyse(clip: bytes, params: dict[str, Any], segment_seconds: float | None) -> list[dict[str, float]]:
+def _analyse(clip: bytes, params: dict[str, Any], segment_seconds: float | None,
+             name: str = "the clip") -> list[dict[str, float]]:
     """Worker side: the descriptor rows of one clip (raises BadAudio for a bad clip, and the warm-up's
     CompileLockTimeout in a worker whose warm-up gave up)."""
     from engine.audio import ExtractorParams, analyse
 
-    return analyse(clip, ExtractorParams.from_json(params), segment_seconds=segment_seconds, name="the clip",
+    return analyse(clip, ExtractorParams.from_json(params), segment_seconds=segment_seconds, name=name,
                    max_seconds=MAX_CLIP_SECONDS).rows
 
 
@@ -90,9 +93,14 @@ class AudioPool:
     """Worker processes for audio analysis and the limit on clips in flight."""
 
     def __init__(self, workers: int = DEFAULT_AUDIO_WORKERS, max_clips: int = DEFAULT_MAX_CLIPS,
-                 metrics: Any = None) -> None:
+                 metrics: Any = None, *, handler_threads: int | None = None) -> None:
         self.workers = max(1, workers)
         self.max_clips = max(1, max_clips)
+        if handler_threads is not None and self.max_clips > max(1, handler_threads - 1):
+            self.max_clips = max(1, handler_threads - 1)  # one handler thread always free of waiting clips
+            log.info("audio: at most %d clip(s) at once (--audio-max-clips %d, lowered below the %d handler "
+                     "threads of --workers so other calls keep one)", self.max_clips, max_clips, handler_threads)
+        self._closing = False
         self._slots = threading.BoundedSemaphore(self.max_clips)
         self._lock = threading.Lock()
         self._pool: cf.ProcessPoolExecutor | None = None
@@ -143,10 +151,16 @@ class AudioPool:
                 log.warning("audio queries will be refused: %s", exc)
 
     def close(self) -> None:
+        """Stop the workers now: a clip still being analysed when the server stops is not waited for (its
+        caller, cancelled by gRPC's grace, gets UNAVAILABLE), so the process exits within ``--grace``."""
         with self._lock:
-            pool, self._pool = self._pool, None
+            pool, self._pool, self._closing = self._pool, None, True
         if pool is not None:
+            processes = list((getattr(pool, "_processes", None) or {}).values())
             pool.shutdown(wait=False, cancel_futures=True)
+            for process in processes:  # (ProcessPoolExecutor.terminate_workers arrives in Python 3.14)
+                with contextlib.suppress(Exception):
+                    process.terminate()
 
     def _discard(self, pool: cf.ProcessPoolExecutor) -> None:
         """Close ``pool`` (broken) unless another call has already replaced it with a new one."""
@@ -167,6 +181,9 @@ class AudioPool:
                 deadline: float | None) -> list[list[dict[str, float]]]:
         """Descriptor rows of each clip, analysed in parallel. Raises AudioBusy when fewer than
         ``len(clips)`` slots are free, DeadlineExceeded past ``deadline`` (``time.monotonic()``)."""
+        if len(clips) > self.max_clips:  # a retry could never succeed: not RESOURCE_EXHAUSTED
+            raise InvalidQuery(f"seeds: {len(clips)} audio clips in one request, but this server analyses at most "
+                               f"{self.max_clips} at once (--audio-max-clips); send fewer per request")
         for i, clip in enumerate(clips):
             if not clip:
                 raise InvalidQuery(f"audio clip {i}: empty")
@@ -183,17 +200,25 @@ class AudioPool:
                 if self.metrics is not None:
                     self.metrics.audio_queue_depth.inc()
             pool = self.start(wait=False)
+            futures: list[cf.Future[list[dict[str, float]]]] = []
             try:
-                futures = [pool.submit(_analyse, clip, params, segment_seconds) for clip in clips]
+                for i, clip in enumerate(clips):
+                    name = "the clip" if len(clips) == 1 else f"audio clip {i}"
+                    futures.append(pool.submit(_analyse, clip, params, segment_seconds, name))
+                    futures[-1].add_done_callback(self._release)  # held until the worker is done with the clip
+                    taken -= 1
             except RuntimeError:  # BrokenProcessPool: a worker died before this call (while it warmed up, say)
                 self._discard(pool)
                 raise AudioUnavailable(f"an audio worker died; retry (new workers start); {_died_hint()}") from None
             return [self._result(pool, f, deadline) for f in futures]
         finally:
-            for _ in range(taken):
-                self._slots.release()
-            if taken and self.metrics is not None:
-                self.metrics.audio_queue_depth.dec(taken)
+            for _ in range(taken):  # slots no submitted clip holds
+                self._release(None)
+
+    def _release(self, _: object) -> None:
+        self._slots.release()
+        if self.metrics is not None:
+            self.metrics.audio_queue_depth.dec()
 
     def _result(self, pool: cf.ProcessPoolExecutor, future: cf.Future[list[dict[str, float]]],
                 deadline: float | None) -> list[dict[str, float]]:
@@ -202,9 +227,13 @@ class AudioPool:
         try:
             rows = future.result(timeout=timeout)
         except cf.TimeoutError:
-            future.cancel()
+            future.cancel()  # (a clip a worker is analysing goes on, holding its slot, to its end)
             raise DeadlineExceeded("deadline exceeded while the audio clip was analysed") from None
+        except cf.CancelledError:  # the pool was shut down under it (close)
+            raise AudioUnavailable("the server is stopping; retry on another server") from None
         except BrokenProcessPool:
+            if self._closing:  # close() stopped the worker that had it
+                raise AudioUnavailable("the server is stopping; retry on another server") from None
             self._discard(pool)  # the next call spawns new workers
             raise AudioUnavailable(f"an audio worker died (out of memory?); retry (new workers start); "
                                    f"{_died_hint()}") from None

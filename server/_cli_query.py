@@ -207,7 +207,7 @@ def cmd_query(args: argparse.Namespace) -> int:
             response = _run_query(args, stub, pb, call)
     except grpc.RpcError as err:
         hint = ""
-        if err.code() == grpc.StatusCode.UNAVAILABLE:
+        if err.code() == grpc.StatusCode.UNAVAILABLE and "connect" in (err.details() or "").lower():
             hint = f" (is a server running at {args.address}? start one with musicrec serve, or give --address)"
         print(f"musicrec query: {err.code().name}: {err.details()}{hint}", file=sys.stderr)
         return 1
@@ -249,16 +249,23 @@ def audio_clip(path: Path) -> bytes:
 
         import soundfile as sf
 
-        from engine.audio import ExtractorParams, decode
+        from engine.audio import BadAudio, ExtractorParams, decode
     except ImportError:
         raise ValueError(f"--audio {path}: {len(data):,} bytes, over the {MAX_AUDIO_BYTES:,}-byte limit; install "
                          "the audio extra to have it shrunk, or send a shorter or compressed clip") from None
-    decoded = decode(data, ExtractorParams().sample_rate, name=str(path))
+    from ._audio import MAX_CLIP_SECONDS
+
+    # the server's own cap, checked here before hours of audio are decoded in this process
+    try:
+        decoded = decode(data, ExtractorParams().sample_rate, name=str(path), max_seconds=MAX_CLIP_SECONDS)
+    except BadAudio as exc:
+        raise ValueError(f"--audio {exc}") from None
     buf = io.BytesIO()
     sf.write(buf, decoded.y, decoded.sr, format="FLAC", subtype="PCM_16")
-    if buf.tell() > MAX_AUDIO_BYTES:
+    size = len(buf.getvalue())  # (not buf.tell(): libsndfile seeks back to write the FLAC header)
+    if size > MAX_AUDIO_BYTES:
         raise ValueError(f"--audio {path}: {decoded.seconds:.0f} s is too long even as mono FLAC "
-                         f"({buf.tell():,} bytes); send a shorter clip")
+                         f"({size:,} bytes, at most {MAX_AUDIO_BYTES:,}); send a shorter clip")
     return buf.getvalue()
 
 

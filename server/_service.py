@@ -10,6 +10,7 @@ stops at the client's deadline (DEADLINE_EXCEEDED) and, as early, at its cancel 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 import logging
@@ -207,13 +208,17 @@ class RecommenderServicer(pb_grpc.RecommenderServicer):
         rec = self.holder.require()
         clips = _audio.clips_of(request)
         audio = _audio.audio_seeds(rec, self.audio, clips, _deadline(context)) if clips else None
-        query = conv.similar_query_from_pb(request, audio)
+        t0 = time.perf_counter()
+        query = conv.similar_query_from_pb(request, audio)  # (the clips are analysed here)
+        analysed_ms = (time.perf_counter() - t0) * 1e3 if clips else 0.0
         deadline = _call_deadline(context)
         with _stops_when_cancelled(deadline):
             if rec.together(query):  # a new track's query: ranked with the others waiting (server/_combine.py)
                 result = self._combiner.similar(rec, query, deadline)
             else:
                 result = rec.similar(query, deadline=deadline)
+        if clips:  # took_ms covers the analysis, as ClassifyGenre's does
+            result = dataclasses.replace(result, took_ms=result.took_ms + analysed_ms)
         if request.include_features:
             return conv.similar_response(rec, result, features=True)
         return similar_response_bytes(self._track_bytes(rec), rec, result)

@@ -239,6 +239,8 @@ def _run(jobs: list[Job], done: set[str], labels: dict[str, str] | None, label_f
     def fresh(job: Job) -> tuple[str, str | None]:
         """(sha, None) for new content, else (sha, same_as)."""
         try:
+            if not job.path.is_file():  # never opened (a FIFO would block): the worker says what it is
+                return "", None
             sha = _sha256(job.path)
         except OSError:
             return "", None  # the worker reports it as unreadable

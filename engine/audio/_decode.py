@@ -9,7 +9,8 @@ batch run can count them and a server can name the problem:
   not finite or far past full scale (over :data:`MAX_SAMPLE`);
 - ``truncated``: the file ends before the audio its header declares (or is empty);
 - ``too short``: decodes, but lasts less than the extractor's ``min_seconds``;
-- ``silent``: decodes, but its loudest sample is below ``silence_dbfs``;
+- ``silent``: decodes, but its loudest sample is below ``silence_dbfs`` (:func:`check_usable`), or it holds
+  no sound at all (a constant signal: every sample one value, a DC offset or a file stuck at full scale);
 - ``too long``: lasts more than the caller's ``max_seconds`` (the server's cap: a few MiB of FLAC
   can hold hours of near-constant audio, which would fill a worker's memory once decoded).
 """
@@ -43,6 +44,10 @@ BLOCK_FRAMES = 1 << 16
 # The analysis squares spectra in float32 and overflows to "Input must be finite" from about 1e16,
 # so a finite but absurd sample (1e30) is corrupt data, refused here with ten orders of margin.
 MAX_SAMPLE = 1e6
+# libsndfile's frame count for a FLAC whose STREAMINFO says "total samples unknown" (0, what streaming encoders
+# write): no real clip comes near it (2**40 frames: 289 days at 44.1 kHz), so a count above it means unknown
+UNKNOWN_FRAMES = 1 << 40
+UNKNOWN_LENGTH_BLOCK = 1024  # frames per read of such a file: its last read errs, so at most this much is lost
 
 
 class BadAudio(InvalidQuery):
@@ -122,55 +127,68 @@ def decode(data: bytes, sr: int, *, name: str = "clip", max_seconds: float | Non
         raise BadAudio("unsupported", f"{name} is {fmt}, which this build cannot decode "
                                       "(supported: WAV, FLAC, OGG, MP3, AIFF, AU, CAF)")
     stream = _Tracked(data)
+    # each block is mixed to mono as it is read, its checks counted as it goes: a few MiB of FLAC at 192 kHz and
+    # 8 channels decode to GBs of float32 if every channel is held (the same values as mixing the whole at once)
     blocks: list[np.ndarray] = []
+    frames = clipped = 0
+    peak, peak_at = 0.0, 0
     try:
         with sf.SoundFile(stream) as f:
             fmt, rate, channels, declared = f.format, int(f.samplerate), int(f.channels), int(f.frames)
+            step = BLOCK_FRAMES
+            if declared >= UNKNOWN_FRAMES:  # not in the header: the file's end is the clip's end, and libsndfile
+                declared, step = 0, UNKNOWN_LENGTH_BLOCK  # errs on the read that crosses it, losing that read
             limit = None if max_seconds is None else int(max_seconds * rate)
             if limit is not None and declared > limit:
                 raise BadAudio("too long", f"{name} lasts {declared / rate:.0f} s; at most {max_seconds:g} s")
             try:
                 while True:
-                    block = f.read(BLOCK_FRAMES, dtype="float32", always_2d=True)
+                    block = f.read(step, dtype="float32", always_2d=True)
                     if not len(block):
                         break
-                    blocks.append(block)
-                    if limit is not None and sum(len(b) for b in blocks) > limit:
+                    if not np.isfinite(block).all():
+                        raise BadAudio("corrupt", f"{name} holds non-finite samples (NaN or infinity)")
+                    magnitude = np.abs(block)
+                    at = int(magnitude.argmax())
+                    if magnitude.flat[at] > peak:
+                        peak, peak_at = float(magnitude.flat[at]), frames + at // channels
+                    clipped += int(np.count_nonzero(magnitude >= 0.999))
+                    blocks.append(block.mean(axis=1) if channels > 1 else block[:, 0])
+                    frames += len(block)
+                    if limit is not None and frames > limit:
                         raise BadAudio("too long", f"{name} lasts more than {max_seconds:g} s")
             except (sf.LibsndfileError, RuntimeError) as exc:
-                got = sum(len(b) for b in blocks)
-                if fmt == "FLAC" and stream.furthest >= len(data):
-                    raise BadAudio("truncated", f"{name} ends after {got / rate:.1f} s of the "
+                if fmt == "FLAC" and stream.furthest >= len(data) and declared == 0 and frames:
+                    pass  # an unknown-length FLAC's decoder errs at its end: what it decoded is the clip
+                elif fmt == "FLAC" and stream.furthest >= len(data):
+                    raise BadAudio("truncated", f"{name} ends after {frames / rate:.1f} s of the "
                                                 f"{declared / rate:.1f} s its header declares") from None
-                raise BadAudio("corrupt", f"{name}: {fmt} data cannot be decoded after {got / rate:.1f} s "
-                                          f"({_first_line(exc)})") from None
+                else:
+                    raise BadAudio("corrupt", f"{name}: {fmt} data cannot be decoded after {frames / rate:.1f} s "
+                                              f"({_first_line(exc)})") from None
     except sf.LibsndfileError as exc:
         if kind == "unknown":
             raise BadAudio("not audio", f"{name} is not in any audio format (first bytes {data[:8]!r})") from None
         raise BadAudio("corrupt", f"{name} looks like {fmt} but cannot be opened ({_first_line(exc)})") from None
-    frames = sum(len(b) for b in blocks)
     missing = _declared_but_missing(data, fmt, frames, declared)
     if missing:
         raise BadAudio("truncated", f"{name} {missing}")
     if frames == 0:
         raise BadAudio("too short", f"{name} holds no audio frames")
-    x = np.concatenate(blocks) if len(blocks) > 1 else blocks[0]
-    if not np.isfinite(x).all():
-        raise BadAudio("corrupt", f"{name} holds non-finite samples (NaN or infinity)")
-    magnitude = np.abs(x)
-    at = int(magnitude.argmax())
-    peak = float(magnitude.flat[at])
     if peak > MAX_SAMPLE:
-        raise BadAudio("corrupt", f"{name} holds a sample of magnitude {peak:.3g} (at {at // channels / rate:.2f} s); "
+        raise BadAudio("corrupt", f"{name} holds a sample of magnitude {peak:.3g} (at {peak_at / rate:.2f} s); "
                                   f"full scale is 1 and at most {MAX_SAMPLE:g} is accepted")
-    clipped = float(np.mean(magnitude >= 0.999))
-    y = x.mean(axis=1) if channels > 1 else x[:, 0]
+    y = np.concatenate(blocks) if len(blocks) > 1 else blocks[0]
+    del blocks
+    if y.min() == y.max():  # one value throughout, however loud: no sound (a DC offset, a file stuck at full scale)
+        raise BadAudio("silent", f"{name} holds no sound: every sample is {float(y[0]):.3g} (a constant signal)")
+    clipped_fraction = clipped / (frames * channels)
     if rate != sr:
         import soxr
 
         y = soxr.resample(y, rate, sr, quality="HQ").astype(np.float32, copy=False)
     return Decoded(y=np.ascontiguousarray(y, dtype=np.float32), sr=sr, source_format=fmt, source_rate=rate,
-                   channels=channels, clipped_fraction=clipped)
+                   channels=channels, clipped_fraction=clipped_fraction)
 
 
 def check_usable(y: np.ndarray, sr: int, *, min_seconds: float, silence_dbfs: float, name: str = "clip") -> None:

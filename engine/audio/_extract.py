@@ -79,6 +79,8 @@ def analyse(data: bytes, params: ExtractorParams, *, segment_seconds: float | No
         rows.append(describe(piece, decoded.sr, params))
         starts.append(start)
         lengths.append(len(piece))
+    if not rows:  # the sound is only in a partial segment at the end, or every full segment is quiet
+        raise BadAudio("silent", f"{name}: every {segment_seconds:g} s segment is silent")
     return Analysed(rows=rows, starts=starts, lengths=lengths, seconds=decoded.seconds,
                     clipped_fraction=decoded.clipped_fraction, silent_segments=silent)
 

@@ -22,27 +22,34 @@ class Job:
     id: str
 
 
+def readable(text: str) -> str:
+    """``text`` as UTF-8 can hold it: a file name's bytes that are not UTF-8 (Python keeps them as lone
+    surrogates) written as ``\\xe9`` escapes, so a CSV id or label can always be written and read back."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def find_files(inputs: Sequence[Path], exclude: Sequence[Path] = ()) -> list[Job]:
-    """Every non-hidden file under the inputs, sorted, with its id. Raises :class:`CatalogError`
-    for a missing input, two files with one id, or no file at all (a run would only write a CSV
-    header and report success)."""
+    """Every non-hidden entry under the inputs, sorted, with its id (a name that is not UTF-8 escaped:
+    ``readable``). Entries that are not regular files (a FIFO, a link to nothing) are kept, so the run counts
+    them as unreadable instead of leaving them out unsaid. Raises :class:`CatalogError` for a missing input,
+    two files with one id, or no file at all (a run would only write a CSV header and report success)."""
     excluded = {p.resolve() for p in exclude}
     jobs: list[Job] = []
     dirs = [p for p in inputs if p.is_dir()]
     for item in inputs:
         if not item.exists():
             raise CatalogError(f"{item}: no such file or directory")
-        if item.is_file():
-            jobs.append(Job(item, item.name))
+        if not item.is_dir():
+            jobs.append(Job(item, readable(item.name)))
             continue
         prefix = f"{item.resolve().name}/" if len(dirs) > 1 else ""
         for root, subdirs, files in os.walk(item):
             subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
             for name in sorted(files):
                 path = Path(root) / name
-                if name.startswith(".") or path.resolve() in excluded or not path.is_file():
+                if name.startswith(".") or path.resolve() in excluded:
                     continue
-                jobs.append(Job(path, prefix + path.relative_to(item).as_posix()))
+                jobs.append(Job(path, readable(prefix + path.relative_to(item).as_posix())))
     if not jobs:
         raise CatalogError(_nothing_found(inputs))
     seen: dict[str, Path] = {}

@@ -9,14 +9,16 @@ import csv
 import dataclasses
 import io
 import resource
+import stat
 import time
 import traceback
+from pathlib import Path
 from typing import Any
 
 from ._columns import ExtractorParams
 from ._decode import BadAudio
 from ._extract import analyse
-from ._inputs import Job, read_tags
+from ._inputs import Job, read_tags, readable
 from ._kernels import CompileLockTimeout
 
 _PARAMS: ExtractorParams | None = None
@@ -59,22 +61,24 @@ def extract_file(job: Job, sha: str, label_from: str, labels: dict[str, str] | N
     cpu0 = time.process_time()
     result = FileResult(job.id)
     try:
+        if not job.path.is_file():  # never opened: a FIFO would block the run
+            raise OSError(f"not a regular file ({_kind(job.path)})")
         data = job.path.read_bytes()
-        analysed = analyse(data, params, segment_seconds=segment_seconds, name=job.path.name)
+        analysed = analyse(data, params, segment_seconds=segment_seconds, name=readable(job.path.name))
     except CompileLockTimeout:  # not this file's fault: the run stops, saying why
         raise
     except BadAudio as exc:
         result.reason, result.message = exc.reason, exc.message
     except OSError as exc:
-        result.reason, result.message = "unreadable", f"{job.path.name}: {exc.strerror or exc}"
+        result.reason, result.message = "unreadable", f"{readable(job.path.name)}: {exc.strerror or exc}"
     except Exception as exc:
         result.reason = ANALYSIS_FAILED
-        result.message = (f"{job.path.name}: unexpected {type(exc).__name__} in the analysis "
+        result.message = (f"{readable(job.path.name)}: unexpected {type(exc).__name__} in the analysis "
                           f"({' '.join(str(exc).split())[:200]}); its traceback is in the extraction report")
         result.traceback = traceback.format_exc()
     else:
         tags = read_tags(job.path)
-        label = {"folder": job.path.parent.name, "tag": tags["genre"], "none": ""}.get(label_from, "")
+        label = {"folder": readable(job.path.parent.name), "tag": tags["genre"], "none": ""}.get(label_from, "")
         if labels is not None:
             label = labels.get(job.id, labels.get(job.path.name, ""))
         title = tags["title"] or job.id.rsplit(".", 1)[0]
@@ -88,8 +92,14 @@ def extract_file(job: Job, sha: str, label_from: str, labels: dict[str, str] | N
                              f"{analysed.clipped_fraction:.6g}", sha])
         result.lines, result.rows = buf.getvalue(), len(analysed.rows)
         result.seconds, result.silent_segments = analysed.seconds, analysed.silent_segments
-        if not analysed.rows:
-            result.reason, result.message = "silent", f"{job.path.name}: every segment is silent"
     result.cpu_seconds = time.process_time() - cpu0
     result.peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return result
+
+
+def _kind(path: Path) -> str:
+    """What a path that is not a regular file is, for the skip's message."""
+    if path.is_symlink() and not path.exists():
+        return "a link to a missing file"
+    mode = path.lstat().st_mode if path.exists() or path.is_symlink() else 0
+    return "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device or other special file"

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from server._audio import AudioPool
+from tests.server.conftest import wait_until
 
 
 def test_a_worker_that_died_before_the_call_is_unavailable_then_replaced(extracted: tuple[list, Path]) -> None:
@@ -36,3 +40,73 @@ def test_a_worker_that_died_before_the_call_is_unavailable_then_replaced(extract
         assert len(rows) == 1 and rows[0] and "tempo" in rows[0][0]
     finally:
         audio.close()
+
+
+@pytest.fixture
+def gated(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[AudioPool, threading.Event]]:
+    """An AudioPool whose clips are "analysed" in a thread until the gate opens (no worker processes)."""
+    import server._audio
+
+    gate = threading.Event()
+
+    def analyse(clip: bytes, params: object, segment_seconds: object, name: str) -> list[dict[str, float]]:
+        gate.wait(10)
+        return [{"clip": float(len(clip))}]
+
+    monkeypatch.setattr(server._audio, "_analyse", analyse)
+    audio = AudioPool(workers=1, max_clips=2)
+    threads = ThreadPoolExecutor(1)
+    monkeypatch.setattr(audio, "start", lambda wait: threads)
+    yield audio, gate
+    gate.set()
+    threads.shutdown(wait=True)
+
+
+def test_a_clip_past_its_deadline_holds_its_slot_until_its_worker_is_done(
+        gated: tuple[AudioPool, threading.Event]) -> None:
+    # its slot was freed at once: callers past their deadline queued clips the limit never saw, and the next
+    # caller waited behind them (a 5 s clip took 14.6 s)
+    from engine import DeadlineExceeded
+    from server._audio import AudioBusy
+
+    audio, gate = gated
+    with pytest.raises(DeadlineExceeded):
+        audio.analyse([b"a", b"bb"], {}, None, time.monotonic() + 0.05)
+    with pytest.raises(AudioBusy):
+        audio.analyse([b"ccc"], {}, None, None)
+    gate.set()
+    wait_until(lambda: audio._slots._value == 2, "the clips' slots to be free once analysed")  # type: ignore[attr-defined]
+    assert audio.analyse([b"dddd"], {}, None, None) == [[{"clip": 4.0}]]
+
+
+def test_more_clips_than_the_server_takes_at_once_is_invalid_not_busy(
+        gated: tuple[AudioPool, threading.Event]) -> None:
+    from engine import InvalidQuery
+
+    audio, _ = gated
+    with pytest.raises(InvalidQuery, match=r"3 audio clips in one request, but this server analyses at most 2 at "
+                                           r"once \(--audio-max-clips\); send fewer per request"):
+        audio.analyse([b"a", b"b", b"c"], {}, None, None)
+
+
+def test_the_audio_limit_leaves_a_handler_thread_free() -> None:
+    assert AudioPool(max_clips=4, handler_threads=4).max_clips == 3
+    assert AudioPool(max_clips=2, handler_threads=16).max_clips == 2
+    assert AudioPool(max_clips=4, handler_threads=1).max_clips == 1
+
+
+def test_a_clip_waiting_when_the_server_stops_is_unavailable_not_internal(
+        gated: tuple[AudioPool, threading.Event]) -> None:
+    # a pool shut down under a waiting call raised CancelledError: INTERNAL, "a bug"
+    from server._audio import AudioUnavailable
+
+    audio, gate = gated
+    with ThreadPoolExecutor(1) as caller:
+        call = caller.submit(audio.analyse, [b"a", b"b"], {}, None, None)  # the second clip waits for the first
+        wait_until(lambda: audio._slots._value == 0, "both clips to be taken")  # type: ignore[attr-defined]
+        pool = audio.start(wait=False)
+        audio._pool = pool  # type: ignore[assignment]  (what close() shuts down)
+        audio.close()
+        gate.set()
+        with pytest.raises(AudioUnavailable, match="the server is stopping"):
+            call.result(10)

@@ -87,11 +87,45 @@ def test_empty_file_is_truncated() -> None:
 
 
 def test_too_long_is_refused_before_it_fills_memory() -> None:
-    # 11 minutes of a quiet constant hum: ~100 KB of FLAC that would decode to 58 MB of float32 at 22 kHz
-    hum = np.full(11 * 60 * 8000, 0.01, dtype=np.float32)
+    # 11 minutes of a quiet 1 Hz square wave (not constant: that is refused as no sound): ~100 KB of FLAC that
+    # would decode to 58 MB of float32 at 22 kHz
+    hum = np.where(np.arange(11 * 60 * 8000) // 4000 % 2, 0.01, -0.01).astype(np.float32)
     data = encode(hum, 8000, "FLAC", "PCM_16")
     assert len(data) < 1_000_000
     with pytest.raises(BadAudio) as err:
         decode(data, SR, max_seconds=600)
     assert err.value.reason == "too long" and "660 s" in str(err.value)
     assert abs(decode(data, SR).seconds - 660) < 1  # no cap: decoded
+
+
+def test_a_constant_signal_is_no_sound_however_loud() -> None:
+    # a DC offset or a file stuck at full scale was described as music (tempo 117) and classified with 100%
+    for value in (0.5, 1.0, -1.0):
+        data = encode(np.full(5 * SR, value, dtype=np.float32), SR, "WAV", "FLOAT")
+        with pytest.raises(BadAudio) as err:
+            decode(data, SR, name="x")
+        assert err.value.reason == "silent" and "holds no sound" in str(err.value)
+
+
+def test_a_flac_of_unknown_length_decodes_to_its_end() -> None:
+    # STREAMINFO's total samples 0 ("unknown", what streaming encoders write): libsndfile counts 2**63 - 1
+    # frames, which read as "truncated after 17.8 s of the 418293516410647 s its header declares"
+    data = bytearray(encode(CLIP, SR, "FLAC", "PCM_16"))
+    at = 8 + 10  # STREAMINFO's sample rate, channels, bits and total samples: 64 bits, the total the low 36
+    packed = int.from_bytes(data[at:at + 8], "big")
+    assert packed & ((1 << 36) - 1) == len(CLIP)
+    data[at:at + 8] = (packed & ~((1 << 36) - 1)).to_bytes(8, "big")
+    decoded = decode(bytes(data), SR, name="x", max_seconds=600)
+    assert 5.9 < decoded.seconds <= 6.0
+    np.testing.assert_allclose(decoded.y, decode(encode(CLIP, SR, "FLAC", "PCM_16"), SR).y[:len(decoded.y)])
+
+
+def test_channels_are_mixed_as_read_to_the_same_mono() -> None:
+    # each block is mixed as it is read (a few MiB of 8-channel 192 kHz FLAC held every channel: GBs):
+    # the same values as the mean of the whole, the checks counted over every channel
+    rng = np.random.default_rng(0)
+    channels = (rng.normal(size=(200_000, 6)) * 0.1).astype(np.float32)
+    channels[123_456, 4] = 1.0  # at full scale: clipped, and the peak
+    decoded = decode(encode(channels, SR, "WAV", "FLOAT"), SR, name="x")
+    np.testing.assert_array_equal(decoded.y, channels.mean(axis=1))
+    assert decoded.channels == 6 and decoded.clipped_fraction == 1 / channels.size

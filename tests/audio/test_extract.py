@@ -297,3 +297,35 @@ def test_an_unexpected_error_in_one_file_skips_it_and_the_run_goes_on(
     assert "Traceback (most recent call last)" in item["traceback"] and "in failing" in item["traceback"]
     err = capsys.readouterr().err
     assert f"  analysis failed: {item['detail']}" in err and "Traceback" not in err
+
+
+def test_odd_names_and_entries_are_extracted_or_counted_never_the_end_of_the_run(tmp_path: Path) -> None:
+    """A file name that is not UTF-8 ended every run with exit 70 at that file (it could never finish); a FIFO
+    and a link to nothing were left out unsaid (a FIFO read would block the run)."""
+    music = tmp_path / "music"
+    (music / "rock").mkdir(parents=True)
+    clip = encode(chord_pad(57, True, 3.0).astype(np.float32))
+    (music / "rock" / "ok.wav").write_bytes(clip)
+    (Path(os.fsdecode(bytes(music / "rock")) + "/" + os.fsdecode(b"caf\xe9.wav"))).write_bytes(clip[:-2] + b"\0\1")
+    os.mkfifo(music / "rock" / "fifo.wav")
+    (music / "rock" / "gone.wav").symlink_to(tmp_path / "missing.wav")
+    out = tmp_path / "o.csv"
+    assert main(["extract", str(music), "--out", str(out), "--workers", "0", "--quiet"]) == 3
+    assert sorted(r["filename"] for r in rows_of(out)) == ["rock/caf\\xe9.wav", "rock/ok.wav"]
+    report = json.loads((tmp_path / "o.extraction.json").read_text())
+    assert report["status"] == "finished" and report["files_found"] == 4 and report["skipped"] == {"unreadable": 2}
+    details = sorted(item["detail"] for item in report["skipped_files"])
+    assert details == ["fifo.wav: not a regular file (a FIFO)", "gone.wav: not a regular file (a link to a missing "
+                                                                "file)"]
+
+
+def test_a_clip_whose_every_segment_is_silent_is_refused_as_silent() -> None:
+    # 12 s, silent but for its last 2 s: the whole clip is loud enough, every full 5 s segment is not; the server
+    # answered INTERNAL ("max() arg is an empty sequence") and SimilarTracks "at least one seed is required"
+    from engine.audio import BadAudio, ExtractorParams, analyse
+
+    y = np.zeros(12 * SR, dtype=np.float32)
+    y[-2 * SR:] = chord_pad(57, True, 2.0).astype(np.float32)[:2 * SR]
+    with pytest.raises(BadAudio) as err:
+        analyse(encode(y), ExtractorParams(), segment_seconds=5.0, name="tail.wav")
+    assert err.value.reason == "silent" and str(err.value) == "silent: tail.wav: every 5 s segment is silent"

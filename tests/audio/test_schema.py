@@ -73,6 +73,20 @@ def test_the_cli_detects_the_audio_header(extracted: tuple[list, Path], tmp_path
     assert main(["index", str(features), "--out", str(tmp_path / "c"), "--schema", "spotify", "--quiet"]) == 2
 
 
+def test_extracted_features_without_their_report_say_the_bundle_takes_no_audio(
+        extracted: tuple[list, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # a copy of extract's CSV without its .extraction.json built a bundle that refused every audio query, unsaid
+    _, features = extracted
+    copy = tmp_path / "plain.csv"
+    copy.write_bytes(features.read_bytes())
+    assert main(["index", str(copy), "--out", str(tmp_path / "b"), "--pca-components", "4", "--no-genre"]) == 0
+    assert ("note: no extraction report from musicrec extract beside " + str(copy) + " (plain.extraction.json), "
+            "so this bundle will refuse audio queries") in capsys.readouterr().err
+    assert "audio" not in json.loads((tmp_path / "b" / "manifest.json").read_text())
+    assert main(["index", str(features), "--out", str(tmp_path / "c"), "--pca-components", "4", "--no-genre"]) == 0
+    assert "no extraction report" not in capsys.readouterr().err
+
+
 def _gtzan_table(path: Path, rows: int = 120) -> Path:
     rng = np.random.default_rng(0)
     with path.open("w", newline="") as fh:
