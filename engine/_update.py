@@ -57,7 +57,7 @@ from ._ranking import SLACK, Scoring
 from ._rerank import GenreAgreement
 from ._table import BLOCKS_FILE, TABLE_FILE, read_blocks, write_table
 from ._table_update import updated_table
-from ._update_input import new_tracks, refused_text
+from ._update_input import REFUSED_IDS_SHOWN, new_tracks, refused_text
 
 Progress = Callable[[str], None]
 
@@ -103,6 +103,9 @@ def add_tracks(base: str | os.PathLike[str], out: str | os.PathLike[str], *, csv
         keep = ~np.isin(old.ids.astype(str), list(wanted_out)) if wanted_out else np.ones(len(old), dtype=bool)
         removed = int((~keep).sum())
         remove_unknown = len(wanted_out) - removed
+        # named, so an operator can tell which takedown was not applied (the first few, as refusals are)
+        unknown_shown = sorted(wanted_out - set(old.ids.astype(str).tolist()))[:REFUSED_IDS_SHOWN] \
+            if remove_unknown else []
         added, refused, ingest = new_tracks(bundle, csv, old.ids[keep]) if csv is not None else (None, {}, None)
         n_new = 0 if added is None else len(added)
         refusals = refused_text(refused, (ingest or {}).get("refused_ids", {}))
@@ -178,6 +181,7 @@ def add_tracks(base: str | os.PathLike[str], out: str | os.PathLike[str], *, csv
             update = {
                 "base": {"path": str(Path(base)), "version": bundle.version, "tracks": len(old)},
                 "added": n_new, "removed": removed, "remove_ids_not_found": remove_unknown,
+                "remove_ids_not_found_shown": unknown_shown,
                 "refused": refused, "ingest": ingest,
                 "source": None if csv is None else {"path": str(csv), "sha256": sha256_file(csv)},
                 "neighbour_table": table_metrics, "drift": drift, "timings_seconds": timings,

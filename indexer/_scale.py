@@ -81,7 +81,51 @@ def qdrant_client(url: str | None, path: Path | None, api_key_env: str | None, t
             raise ConfigError(f"--api-key-env {api_key_env}: the variable is not set")
     if path is not None:
         _make_qdrant_dir(path)
-    return connect(url=url, path=path, api_key=api_key, timeout=timeout)
+    import gc
+    import warnings
+
+    # a local-mode client that fails to open leaves its lock file open: closed here, quietly, not at some later GC
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        try:
+            return connect(url=url, path=path, api_key=api_key, timeout=timeout)
+        except (RuntimeError, OSError) as exc:  # local mode: a store another process holds, or one it cannot write
+            text = " ".join(str(exc).split())
+            if "already accessed by another instance" in text:
+                text = ("in use by another process (a musicrec serve --qdrant-path, or another publish or add): "
+                        "local mode is one process at a time; stop it, or use a Qdrant server (--qdrant URL)")
+            elif isinstance(exc, OSError):
+                text = f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
+        gc.collect()
+    raise ConfigError(f"--qdrant-path {path}: {text[:300]}")
+
+
+def check_alias(alias: str) -> None:
+    """An alias Qdrant and the collection names can hold: letters, digits, ``_``, ``-`` and ``.``, not empty."""
+    import re
+
+    from engine import ConfigError
+
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,200}", alias):
+        raise ConfigError(f"--alias {alias[:60]!r}: give 1 to 200 letters, digits, '_', '-' or '.' (it also "
+                          "prefixes the collection names)")
+
+
+def _check_base_published(client: Any, base: Path, alias: str) -> None:
+    """The ``--to`` bundle's collection is in Qdrant, reached before the update's work (else a one-line error)."""
+    from engine import BundleError, load_bundle
+    from engine.qdrant import collection_name
+    from engine.qdrant._publish import transport_failure
+
+    name = collection_name(load_bundle(base), alias)
+    try:
+        present = client.collection_exists(name)
+    except Exception as exc:  # the client's own transport errors
+        raise transport_failure(exc, "the check of the base collection", alias) from exc
+    if not present:
+        raise BundleError(f"the --to bundle's collection {name} is not in Qdrant (retention removed it, or the base "
+                          "was never published): publish the base first, or build the new version and publish it "
+                          "whole with musicrec publish")
 
 
 def _make_qdrant_dir(path: Path) -> None:
@@ -92,6 +136,13 @@ def _make_qdrant_dir(path: Path) -> None:
     try:
         if path.exists() and not path.is_dir():
             raise ConfigError(f"--qdrant-path {path}: is a file, not a directory")
+        # local mode writes meta.json and .lock into it: a bundle (a mistyped path) would no longer verify
+        if (path / "manifest.json").exists():
+            raise ConfigError(f"--qdrant-path {path}: is a musicrec bundle, not a Qdrant store; give the store's "
+                              "own directory (an empty or new one the first time)")
+        if path.is_dir() and any(path.iterdir()) and not (path / "meta.json").exists():
+            raise ConfigError(f"--qdrant-path {path}: holds files but no Qdrant local store (no meta.json); give "
+                              "an empty or new directory, or one a publish wrote")
         problem = parent_problem(path)
         if problem:
             raise ConfigError(f"--qdrant-path {path}: {problem}")
@@ -107,6 +158,7 @@ def _cmd_publish(args: argparse.Namespace) -> int:
 
     if args.keep < 1:
         raise ConfigError(f"--keep must be at least 1 (the live collection), got {args.keep}")
+    check_alias(args.alias)
     if args.batch < 1:
         raise ConfigError(f"--batch must be at least 1, got {args.batch}")
     check_output_file("--json", args.json_out)
@@ -166,16 +218,27 @@ def _cmd_add(args: argparse.Namespace) -> int:
     if args.qdrant or args.qdrant_path:
         if args.keep < 1 or args.batch < 1:
             raise CatalogError(f"--keep and --batch must be at least 1, got {args.keep} and {args.batch}")
+        check_alias(args.alias)
         client = qdrant_client(args.qdrant, args.qdrant_path, args.api_key_env, args.timeout)
     try:
+        if client is not None:
+            _check_base_published(client, args.base, args.alias)  # before the update's work, as the paths are
         manifest = add_tracks(args.base, args.out, csv=args.csv, remove_ids=remove, progress=say)
         qdrant = None
         if client is not None:
+            from engine import EngineError
             from engine.qdrant import publish_update
 
             # Qdrant before --current: a server that reloads the new bundle finds its collection there
-            qdrant = publish_update(args.base, args.out, client, alias=args.alias, keep=args.keep, batch=args.batch,
-                                    progress=say)
+            try:
+                qdrant = publish_update(args.base, args.out, client, alias=args.alias, keep=args.keep,
+                                        batch=args.batch, progress=say)
+            except EngineError as exc:  # the bundle is written and verified: say so, and how to finish
+                where = f"--qdrant {args.qdrant}" if args.qdrant else f"--qdrant-path {args.qdrant_path}"
+                print(f"musicrec add: error: the bundle was written to {args.out}, but {exc}; to finish, run "
+                      f"musicrec publish {args.out} {where} --alias {args.alias}"
+                      + (f", then point {args.current} at it" if args.current else ""), file=sys.stderr)
+                return 1
     finally:
         if client is not None:
             client.close()
@@ -190,7 +253,10 @@ def _cmd_add(args: argparse.Namespace) -> int:
     print(f"{args.out}: {manifest['counts']['tracks']:,} tracks ({u['added']:,} added, {u['removed']:,} removed) "
           f"from {args.base} ({u['base']['tracks']:,} tracks)")
     if u["remove_ids_not_found"]:
-        print(f"  {u['remove_ids_not_found']:,} id(s) to remove were not in the bundle")
+        shown = u.get("remove_ids_not_found_shown") or []
+        more = ", ..." if u["remove_ids_not_found"] > len(shown) else ""
+        print(f"  {u['remove_ids_not_found']:,} id(s) to remove were not in the bundle"
+              + (f": {', '.join(shown)}{more}" if shown else ""))
     if u["refused"]:
         print(f"  refused {refused_text(u['refused'], (u['ingest'] or {}).get('refused_ids', {}))}")
     if u["ingest"]:

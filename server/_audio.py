@@ -96,10 +96,11 @@ class AudioPool:
                  metrics: Any = None, *, handler_threads: int | None = None) -> None:
         self.workers = max(1, workers)
         self.max_clips = max(1, max_clips)
+        self.limit_note = ""  # said once the workers start (a server that never analyses audio says nothing)
         if handler_threads is not None and self.max_clips > max(1, handler_threads - 1):
             self.max_clips = max(1, handler_threads - 1)  # one handler thread always free of waiting clips
-            log.info("audio: at most %d clip(s) at once (--audio-max-clips %d, lowered below the %d handler "
-                     "threads of --workers so other calls keep one)", self.max_clips, max_clips, handler_threads)
+            self.limit_note = (f"; at most {self.max_clips} clip(s) at once (--audio-max-clips {max_clips}, lowered "
+                               f"below the {handler_threads} handler threads of --workers so other calls keep one)")
         self._closing = False
         self._slots = threading.BoundedSemaphore(self.max_clips)
         self._lock = threading.Lock()
@@ -138,7 +139,7 @@ class AudioPool:
             except EngineError as exc:  # CompileLockTimeout, the one a warm-up raises
                 raise self._gave_up(pool, exc) from None
             self.warm_seconds = time.perf_counter() - self._created
-            log.info("audio: %d worker(s) warm in %.1f s", self.workers, self.warm_seconds)
+            log.info("audio: %d worker(s) warm in %.1f s%s", self.workers, self.warm_seconds, self.limit_note)
         return pool
 
     def bundle_loaded(self, rec: Recommender) -> None:

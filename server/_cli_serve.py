@@ -108,6 +108,16 @@ def add_parser(sub: Any) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     from ._bind import ServerStartError, check_bindable, read_tls_files
 
+    if args.backend != "qdrant":  # else they would be ignored: the candidates come from FAISS all the same
+        given = [flag for flag, value, default in (
+            ("--qdrant-url", args.qdrant_url, None), ("--qdrant-path", args.qdrant_path, None),
+            ("--qdrant-alias", args.qdrant_alias, "musicrec"), ("--qdrant-api-key-env", args.qdrant_api_key_env, None),
+            ("--qdrant-timeout", args.qdrant_timeout, 2.0), ("--qdrant-hnsw-ef", args.qdrant_hnsw_ef, None))
+            if value != default]
+        if given:
+            print(f"musicrec serve: error: {', '.join(given)} apply with --backend qdrant only (the default backend is "
+                  "the bundle's FAISS index); add --backend qdrant, or leave them out", file=sys.stderr)
+            return 2
     if args.processes > 1 and args.backend == "qdrant" and args.qdrant_path is not None:
         print("musicrec serve: error: --qdrant-path (Qdrant local mode) opens its directory in one process only; "
               "use --qdrant-url with --processes", file=sys.stderr)

@@ -9,9 +9,11 @@ Each process loads the bundle itself; a flat index is memory-mapped and the vect
 its pages, so the page cache holds one copy for all (engine ``load_bundle(share_pages=True)``).
 
 The supervisor forwards SIGTERM/SIGINT (each process drains and stops as one would alone) and
-SIGHUP (each reloads), and starts a process again when one dies; if one dies within
-``FAST_FAILURE`` seconds of its start ``MAX_FAST_FAILURES`` times in a row, it stops them all and
-exits 1 (a bundle or a port that cannot work will not start working by retrying). A process still
+SIGHUP (each reloads), and starts a process again when one dies. One that dies within ``FAST_FAILURE``
+seconds of its start ``MAX_FAST_FAILURES`` times in a row is started again every ``RETRY_SECONDS`` while
+another process still serves (its bundle pointer may have moved to one that does not load: the others keep
+the bundle they have and serve it); when none serves, the supervisor stops and exits 1 (a bundle or a port
+that cannot work will not start working by retrying). A process still
 running ``STOP_SLACK`` seconds past its ``--drain-delay`` and ``--grace`` is killed with every process it
 started (each runs in a process group of its own), and the supervisor exits 1: stopping never waits on a process
 that will not stop.
@@ -33,6 +35,7 @@ from typing import Any
 log = logging.getLogger("musicrec.server")
 FAST_FAILURE = 5.0
 MAX_FAST_FAILURES = 3
+RETRY_SECONDS = 30.0  # between starts of a process that keeps failing while others serve
 STOP_SLACK = 30.0  # seconds a stopping process gets past its drain and grace (its exit: threads, pools)
 
 
@@ -61,6 +64,7 @@ def run_replicas(args: argparse.Namespace) -> int:
     procs: list[Any] = [None] * n
     started = [0.0] * n
     fast_failures = [0] * n
+    retry_at = [0.0] * n  # a process that keeps failing while others serve: when to start it again
     stopping = threading.Event()
 
     def start(i: int) -> None:
@@ -87,7 +91,19 @@ def run_replicas(args: argparse.Namespace) -> int:
         for i, p in enumerate(procs):
             if stopping.is_set() or p.is_alive():
                 continue
+            if retry_at[i]:
+                if time.monotonic() >= retry_at[i]:
+                    retry_at[i] = 0.0
+                    start(i)
+                continue
             fast_failures[i] = fast_failures[i] + 1 if time.monotonic() - started[i] < FAST_FAILURE else 0
+            serving = sum(q.is_alive() for j, q in enumerate(procs) if j != i)
+            if fast_failures[i] >= MAX_FAST_FAILURES and serving:
+                log.error("serve process %d (pid %d) exited with %s, %d times in a row within %.0f s of its start; "
+                          "the other %d keep serving; starting it again in %.0f s", i, p.pid, p.exitcode,
+                          fast_failures[i], FAST_FAILURE, serving, RETRY_SECONDS)
+                retry_at[i] = time.monotonic() + RETRY_SECONDS
+                continue
             log.error("serve process %d (pid %d) exited with %s; %s", i, p.pid, p.exitcode,
                       "giving up" if fast_failures[i] >= MAX_FAST_FAILURES else "starting it again")
             if fast_failures[i] >= MAX_FAST_FAILURES:

@@ -218,7 +218,7 @@ def go_live(client: QdrantClient, alias: str, name: str, keep: int, say: Callabl
     t0 = time.perf_counter()
     previous = swap_alias(client, alias, name, say)
     seconds["swap"] = round(time.perf_counter() - t0, 3)
-    retired = retain(client, alias, keep, live=name)
+    retired = retain(client, alias, keep, live=name, previous=previous)
     for r in retired:
         say(f"retention (keep {keep}): deleted {r}")
     return previous, retired
@@ -260,10 +260,15 @@ def check_vectors(client: QdrantClient, name: str, bundle: Bundle) -> None:
             raise BundleError(f"publish did not verify: point {row} of {name} does not hold the bundle's vector")
 
 
-def retain(client: QdrantClient, alias: str, keep: int, *, live: str) -> list[str]:
-    """Delete this alias's collections beyond the newest ``keep`` (the live one always stays)."""
-    others = [c for c in published_collections(client, alias) if c != live]
-    removed = others[:max(0, len(others) - (keep - 1))]
+def retain(client: QdrantClient, alias: str, keep: int, *, live: str, previous: str | None = None) -> list[str]:
+    """Delete this alias's collections beyond ``keep``, kept in this order: the live one, the one the alias named
+    before it (servers still on that bundle read it, and a rollback is an alias swap), then the newest others by
+    bundle creation time (by age alone, a rolled-back alias's base, or the live one, went before a newer bundle
+    nothing serves, or a collection a killed publish left half-written)."""
+    names = published_collections(client, alias)  # oldest first
+    first = [c for c in (live, previous) if c is not None and c in names]
+    order = list(dict.fromkeys([*first, *reversed(names)]))
+    removed = [c for c in names if c in order[keep:]]
     for name in removed:
         client.delete_collection(name)
     return removed

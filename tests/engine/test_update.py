@@ -182,6 +182,7 @@ def test_the_report_counts_and_refuses(updated: Path, parts: dict[str, Path], tm
     manifest = load_bundle(updated).manifest
     u = manifest["update"]
     assert u["removed"] > 15 and u["remove_ids_not_found"] == 1 and u["added"] > 50
+    assert u["remove_ids_not_found_shown"] == ["not-a-track"]  # named: which takedown was not applied
     assert u["drift"]["rebuild_due"] is False, u["drift"]
     # `musicrec report` says what the update changed, and that the rest is the last full build's
     from engine import format_report

@@ -115,3 +115,75 @@ def test_a_qdrant_path_that_is_a_file_is_refused_naming_it(small_bundle_dir: Pat
         err = capsys.readouterr().err
         assert err.startswith(f"musicrec {argv[0]}: error: {said}") and "Traceback" not in err, err
     assert precious.read_text() == "data" and not (tmp_path / "b").exists()
+
+
+def test_retention_keeps_the_live_and_the_previous_collection_not_the_newest(versions: list[Path],
+                                                                            tmp_path: Path) -> None:
+    # by bundle age alone, a publish after a rollback deleted the collection the alias had named (servers on it
+    # went NOT_SERVING) and kept a newer one nothing served
+    from engine.qdrant._publish import swap_alias
+
+    store = tmp_path / "qdrant"
+    names = [collection_name(load_bundle(v), "music") for v in versions]
+    for v in versions[:2]:
+        assert main(["publish", str(v), "--qdrant-path", str(store), "--alias", "music", "--quiet"]) == 0
+    client = connect(path=store)
+    try:
+        swap_alias(client, "music", names[0], lambda _m: None)  # a rollback: the alias back on v1
+    finally:
+        client.close()
+    assert main(["publish", str(versions[2]), "--qdrant-path", str(store), "--alias", "music", "--quiet"]) == 0
+    client = connect(path=store)
+    try:
+        assert alias_target(client, "music") == names[2]
+        assert published_collections(client, "music") == [names[0], names[2]]  # v2, newer than v1, went
+    finally:
+        client.close()
+
+
+def test_a_qdrant_path_that_is_not_a_store_is_refused_and_left_untouched(small_bundle_dir: Path, tmp_path: Path,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    # a mistyped --qdrant-path naming a bundle got local mode's meta.json and .lock, and the bundle never loaded again
+    bundle = tmp_path / "bundle"
+    shutil.copytree(small_bundle_dir, bundle)
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "todo.txt").write_text("x")
+    for path, said in ((bundle, "is a musicrec bundle, not a Qdrant store"),
+                       (notes, "holds files but no Qdrant local store (no meta.json)")):
+        assert main(["publish", str(small_bundle_dir), "--qdrant-path", str(path), "--quiet"]) == 2
+        assert f"--qdrant-path {path}: {said}" in capsys.readouterr().err
+    assert sorted(p.name for p in notes.iterdir()) == ["todo.txt"]
+    assert not (bundle / "meta.json").exists() and load_bundle(bundle).tracks is not None
+
+
+def test_a_store_another_process_holds_or_a_bad_alias_is_a_one_line_error(small_bundle_dir: Path, tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    store = tmp_path / "qdrant"
+    assert main(["publish", str(small_bundle_dir), "--qdrant-path", str(store), "--quiet"]) == 0
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from engine.qdrant import connect; "
+                               f"c = connect(path={str(store)!r}); print('held', flush=True); time.sleep(120)"],
+                              cwd=REPO, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        capsys.readouterr()
+        assert main(["publish", str(small_bundle_dir), "--qdrant-path", str(store), "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert f"--qdrant-path {store}: in use by another process" in err and "Traceback" not in err, err
+    finally:
+        holder.kill()
+        holder.wait(30)
+        if holder.stdout is not None:
+            holder.stdout.close()
+    assert main(["publish", str(small_bundle_dir), "--qdrant-path", str(store), "--alias", "", "--quiet"]) == 2
+    assert "--alias '': give 1 to 200 letters" in capsys.readouterr().err
+
+
+def test_add_to_a_base_qdrant_does_not_hold_fails_before_the_update(small_bundle_dir: Path, tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    ids = tmp_path / "gone.txt"
+    ids.write_text(str(load_bundle(small_bundle_dir).tracks.ids[0]) + "\n")
+    assert main(["add", "--to", str(small_bundle_dir), "--out", str(tmp_path / "new"), "--remove-ids", str(ids),
+                 "--qdrant-path", str(tmp_path / "empty-store"), "--quiet"]) == 1
+    assert "the --to bundle's collection musicrec-" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()  # nothing was built that could not be carried to Qdrant

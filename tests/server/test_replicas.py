@@ -200,3 +200,53 @@ def test_a_process_that_will_not_stop_is_killed_and_the_supervisor_exits_1(monke
     stopper.join(5)
     assert ready, "the processes never ignored SIGTERM"
     assert len(started) == 2 and [p.exitcode for p in started] == [-signal.SIGKILL] * 2
+
+
+def _one_fails_at_start(args: argparse.Namespace, index: int) -> None:
+    """A replica stand-in: process 0 serves until signalled, every start of process 1 fails at once (its bundle
+    pointer moved to a bundle that does not load, say)."""
+    if index == 1 or args.all_fail:
+        sys.exit(2)
+    time.sleep(600)
+
+
+@pytest.mark.parametrize("all_fail", [False, True])
+def test_a_process_that_keeps_failing_stops_the_others_only_when_none_serves(
+        monkeypatch: pytest.MonkeyPatch, all_fail: bool) -> None:
+    # a crash while the pointer named a damaged bundle once stopped the healthy replica too: a full outage
+    spawn, started = multiprocessing.get_context("spawn"), []
+
+    class Stub:
+        def Process(self, target: object, args: tuple, name: str) -> multiprocessing.process.BaseProcess:
+            started.append(spawn.Process(target=_one_fails_at_start, args=args, name=name))
+            return started[-1]
+
+    monkeypatch.setattr(_replicas, "multiprocessing", types.SimpleNamespace(get_context=lambda method: Stub()))
+    monkeypatch.setattr(_replicas, "RETRY_SECONDS", 0.2)
+    args = argparse.Namespace(processes=2, host="127.0.0.1", port=0, drain_delay=0.0, grace=0.0, all_fail=all_fail)
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+
+    def stop_after_retries() -> None:
+        try:  # process 1 started again past MAX_FAST_FAILURES while process 0 serves (the timeout bounds a hang)
+            wait_until(lambda: len(started) >= _replicas.MAX_FAST_FAILURES + 3, "process 1 to be retried",
+                       timeout=120)
+            assert started[0].is_alive()
+        finally:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    stopper = threading.Thread(target=stop_after_retries, daemon=True)
+    if not all_fail:
+        stopper.start()
+    try:
+        assert _replicas.run_replicas(args) == (1 if all_fail else 0)
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+        for p in started:
+            if p.is_alive():
+                p.kill()
+    if all_fail:  # none serves: given up after MAX_FAST_FAILURES fast failures of one
+        assert len(started) <= 2 * _replicas.MAX_FAST_FAILURES
+    else:
+        stopper.join(5)
+        assert len(started) >= _replicas.MAX_FAST_FAILURES + 3

@@ -139,3 +139,11 @@ def test_the_bounds_themselves_get_past_parsing(flag: str, value: str, tmp_path:
     argv = ["--bundle", str(tmp_path / "nothing"), flag, value] + (["--port", "0"] if flag != "--port" else [])
     code, err = serve(capsys, *argv)
     assert code == 2 and "not a bundle directory" in err  # the next check: the missing bundle
+
+
+def test_qdrant_flags_without_the_qdrant_backend_are_refused(small_bundle_dir: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    # they were ignored: the server answered from FAISS and never said so
+    assert main(["serve", "--bundle", str(small_bundle_dir), "--port", "0", "--qdrant-path", "q",
+                       "--qdrant-alias", "other"]) == 2
+    assert ("--qdrant-path, --qdrant-alias apply with --backend qdrant only" in capsys.readouterr().err)
