@@ -4,6 +4,7 @@ tracks added or removed, without a refit). Parsers only here; the work is in the
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -32,7 +33,8 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--api-key-env", metavar="VAR", help="read the Qdrant API key from this environment variable")
     p.add_argument("--timeout", type=float, default=30.0,
                    help="seconds per Qdrant request, whole seconds rounded up (default 30)")
-    p.add_argument("--json", dest="json_out", help="also write the publish report as JSON to this file ('-': stdout)")
+    p.add_argument("--json", dest="json_out",
+                   help="also write the publish report as JSON to this file ('-': stdout, and the text to stderr)")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(func=_cmd_publish)
 
@@ -47,7 +49,8 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--out", type=Path, required=True, help="new bundle directory (must not exist)")
     p.add_argument("--remove-ids", type=Path, metavar="FILE", help="track ids to remove, one per line")
     p.add_argument("--current", type=Path, help="after success, point this symlink at the new bundle")
-    p.add_argument("--json", dest="json_out", help="also write the update report as JSON to this file ('-': stdout)")
+    p.add_argument("--json", dest="json_out",
+                   help="also write the update report as JSON to this file ('-': stdout, and the text to stderr)")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--qdrant", metavar="URL", help="also carry the update to this Qdrant server: the new "
@@ -174,6 +177,14 @@ def _cmd_publish(args: argparse.Namespace) -> int:
         report = publish_bundle(bundle, client, alias=args.alias, keep=args.keep, batch=args.batch, progress=say)
     finally:
         client.close()
+    with contextlib.redirect_stdout(sys.stderr if args.json_out == "-" else sys.stdout):  # '-': the JSON alone
+        _print_published(args, report)
+    if args.json_out:
+        write_output(args.json_out, json.dumps(report.to_json(), indent=2) + "\n")
+    return 0
+
+
+def _print_published(args: argparse.Namespace, report: Any) -> None:
     where = args.qdrant or f"local mode at {args.qdrant_path}"
     print(f"published {args.bundle} ({report.points:,} points) to {where}: collection {report.collection}"
           f"{' (already complete, not rewritten)' if report.reused else ''}")
@@ -181,9 +192,6 @@ def _cmd_publish(args: argparse.Namespace) -> int:
     if report.removed:
         print(f"retention (keep {args.keep}): deleted {', '.join(report.removed)}")
     print("seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in report.seconds.items()))
-    if args.json_out:
-        write_output(args.json_out, json.dumps(report.to_json(), indent=2) + "\n")
-    return 0
 
 
 def _cmd_add(args: argparse.Namespace) -> int:
@@ -194,7 +202,6 @@ def _cmd_add(args: argparse.Namespace) -> int:
         check_new_bundle_dir,
         publish,
         read_remove_ids,
-        refused_text,
     )
 
     from ._outputs import check_output_file, write_output
@@ -250,6 +257,23 @@ def _cmd_add(args: argparse.Namespace) -> int:
                   f"{exc.strerror or exc}", file=sys.stderr)
             return 1
     u = manifest["update"]
+    with contextlib.redirect_stdout(sys.stderr if args.json_out == "-" else sys.stdout):  # '-': the JSON alone
+        _print_update(args, manifest, qdrant)
+    if args.json_out:
+        out = {**u, "qdrant": qdrant.to_json()} if qdrant is not None else u
+        try:
+            write_output(args.json_out, json.dumps(out, indent=2) + "\n")
+        except OSError as exc:  # checked before the work; something changed since
+            print(f"musicrec add: error: the bundle was written to {args.out}, but --json {args.json_out}: "
+                  f"{exc.strerror or exc}", file=sys.stderr)
+            return 1
+    return 0
+
+
+def _print_update(args: argparse.Namespace, manifest: dict[str, Any], qdrant: Any) -> None:
+    from engine import refused_text
+
+    u = manifest["update"]
     print(f"{args.out}: {manifest['counts']['tracks']:,} tracks ({u['added']:,} added, {u['removed']:,} removed) "
           f"from {args.base} ({u['base']['tracks']:,} tracks)")
     if u["remove_ids_not_found"]:
@@ -283,12 +307,3 @@ def _cmd_add(args: argparse.Namespace) -> int:
               f"{qdrant.upserted:,} upserted, {qdrant.removed:,} left out; alias {qdrant.alias} -> {qdrant.collection}"
               f" (was {qdrant.previous or 'unset'})" + (f"; retired {', '.join(qdrant.retired)}" if qdrant.retired
                                                          else ""))
-    if args.json_out:
-        out = {**u, "qdrant": qdrant.to_json()} if qdrant is not None else u
-        try:
-            write_output(args.json_out, json.dumps(out, indent=2) + "\n")
-        except OSError as exc:  # checked before the work; something changed since
-            print(f"musicrec add: error: the bundle was written to {args.out}, but --json {args.json_out}: "
-                  f"{exc.strerror or exc}", file=sys.stderr)
-            return 1
-    return 0

@@ -135,7 +135,8 @@ def _add_build_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-genre", action="store_true", help="skip the genre classifier")
     g.add_argument("--seed", type=int)
     o = p.add_argument_group("output")
-    o.add_argument("--json", dest="json_out", help="also write the report as JSON to this file ('-': stdout)")
+    o.add_argument("--json", dest="json_out", help="also write the report as JSON to this file ('-': stdout, and the "
+                                                   "text report to stderr)")
     o.add_argument("--current", type=Path, help="after a successful build, point this symlink at the bundle (a "
                    "rebuild of the bundle it points at keeps its moods' cut where this build's count of density "
                    "moods splits or that bundle's did)")
@@ -319,15 +320,16 @@ def _build_and_report(args: argparse.Namespace, csv: Path, out: Path, *, source_
               f"{exc.filename2 or exc.filename}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_FAILED
     moods = json.loads((out / "moods.json").read_text(encoding="utf-8"))
-    print(format_report(manifest, moods=moods, width=output_width()))
-    print(f"\nbundle written to {out}" + (f"; {args.current} -> {out}" if args.current else ""))
+    text = sys.stderr if args.json_out == "-" else sys.stdout  # with --json -, stdout holds the JSON alone
+    print(format_report(manifest, moods=moods, width=output_width()), file=text)
+    print(f"\nbundle written to {out}" + (f"; {args.current} -> {out}" if args.current else ""), file=text)
     if args.json_out == "-":
         print(json.dumps(manifest, indent=2))
     if serve:
         from server.cli import demo_queries
 
-        print("\n== serving the bundle over gRPC and asking it ==\n")
-        print(demo_queries(out))
+        print("\n== serving the bundle over gRPC and asking it ==\n", file=text)
+        print(demo_queries(out), file=text)
     return EXIT_OK
 
 

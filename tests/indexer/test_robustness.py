@@ -287,7 +287,18 @@ def test_add_and_report_outputs_that_cannot_be_written_are_refused_before_the_wo
     with pytest.MonkeyPatch.context() as mp:  # '-' is standard output, as for index (it wrote a file named '-')
         mp.chdir(tmp_path)
         assert main([*add[:5], "--out", str(tmp_path / "b2"), "--json", "-", "--quiet"]) == 0
-    assert not (tmp_path / "-").exists() and '"removed": 1' in capsys.readouterr().out
+    captured = capsys.readouterr()  # stdout is the JSON alone (the text report went to stderr), so it parses
+    assert not (tmp_path / "-").exists() and json.loads(captured.out)["removed"] == 1
+    assert "tracks (0 added, 1 removed)" in captured.err
     pytest.importorskip("matplotlib")
     assert main(["report", str(small_bundle_dir), "--html", str(deep / "r.html")]) == 0
     assert (deep / "r.html").read_text().startswith("<!doctype html>")
+
+
+def test_index_json_to_stdout_is_the_json_alone(synthetic_csv: Path, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    # the text report came first on stdout, so `musicrec index ... --json - | jq` could not parse it
+    assert main(["index", str(synthetic_csv), "--out", str(tmp_path / "b"), "--no-genre", "--json", "-",
+                 "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["format"] == "musicrec-bundle" and "bundle written to" in captured.err
