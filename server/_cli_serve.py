@@ -208,6 +208,12 @@ def _qdrant_factory(args: argparse.Namespace) -> Any:
 
     if (args.qdrant_url is None) == (args.qdrant_path is None):
         raise ValueError("--backend qdrant needs exactly one of --qdrant-url URL or --qdrant-path DIR")
+    if args.qdrant_path is not None and not (args.qdrant_path / "meta.json").is_file():
+        # a mistyped path was created as an empty store, and the server ran NOT_SERVING without saying why
+        what = "is a file" if args.qdrant_path.is_file() else "holds no Qdrant local store" \
+            if args.qdrant_path.is_dir() else "does not exist"
+        raise ValueError(f"--qdrant-path {args.qdrant_path}: {what}; musicrec publish BUNDLE --qdrant-path DIR "
+                         "writes one")
     api_key = os.environ.get(args.qdrant_api_key_env) if args.qdrant_api_key_env else None
     if args.qdrant_api_key_env and not api_key:
         raise ValueError(f"--qdrant-api-key-env {args.qdrant_api_key_env}: the variable is not set")

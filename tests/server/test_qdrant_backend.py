@@ -188,6 +188,12 @@ def test_serve_refuses_an_incomplete_backend_configuration(small_bundle_dir: Pat
     assert main(["serve", "--bundle", str(small_bundle_dir), "--port", "0", "--backend", "qdrant", "--qdrant-path",
                  "x", "--processes", "2"]) == 2
     assert "one process only" in capsys.readouterr().err
+    # a mistyped local-mode path was created as an empty store, and the server ran NOT_SERVING without saying why
+    missing = small_bundle_dir.parent / "no-such-store"
+    assert main(["serve", "--bundle", str(small_bundle_dir), "--port", "0", "--backend", "qdrant", "--qdrant-path",
+                 str(missing)]) == 2
+    assert f"--qdrant-path {missing}: does not exist; musicrec publish BUNDLE" in capsys.readouterr().err
+    assert not missing.exists()
 
 
 def test_after_the_alias_moves_on_a_server_keeps_reading_its_own_collection(small_bundle_dir: Path,
