@@ -61,7 +61,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--audio-workers", type=int_from(1, MAX_PROCESSES), default=1,
                    help="processes analysing audio clips (default 1; warmed at start for an audio bundle)")
     p.add_argument("--audio-max-clips", type=int_from(1, MAX_ACCEPTED), default=4,
-                   help="audio clips analysed or waiting at once; more get RESOURCE_EXHAUSTED (default 4)")
+                   help="audio clips analysed or waiting at once, at most --workers - 1 (so one handler thread "
+                        "stays free); more get RESOURCE_EXHAUSTED (default 4)")
     p.add_argument("--watch", type=number_in(0.1, 1e6, unit="seconds", zero_is_off=True), metavar="SECONDS",
                    help="re-check the bundle path this often and hot-reload when it points elsewhere (0 = off)")
     p.add_argument("--grace", type=wait_seconds, default=10.0,
