@@ -123,8 +123,8 @@ def add_tracks(base: str | os.PathLike[str], out: str | os.PathLike[str], *, csv
     with stage("embed"):
         new_features = added.features if added is not None else np.empty((0, len(prep.feature_names)))
         new_vectors = prep.embed(new_features).astype(np.float32)
-        # (new_tracks refused the rows that overflow or sit exactly at the fitted mean: placeable)
-        assert np.isfinite(new_vectors).all() and (n_new == 0 or new_vectors.any(axis=1).all())
+        if not np.isfinite(new_vectors).all() or (n_new and not new_vectors.any(axis=1).all()):  # new_tracks refused
+            raise CatalogError("internal: a new track that placeable() accepted cannot be embedded")  # those rows
         vectors = np.ascontiguousarray(np.vstack([bundle.vectors[keep], new_vectors]), dtype=np.float32)
         new_points = moods.space.project(prep.standardize(new_features))
         labels, strength, core = moods.assign_points(new_points) if n_new else (

@@ -18,7 +18,8 @@ def add_parsers(sub: Any) -> None:
         "publish", help="write a bundle into a Qdrant collection and swap an alias to it",
         description="Write the bundle's vectors and payloads into a collection named after the bundle, create "
                     "the payload indexes, verify the count and a sample of vectors, then swap ALIAS to it in one "
-                    "atomic call; the alias's older collections beyond --keep are deleted. Killed midway, the "
+                    "atomic call; the alias keeps --keep collections (the live one, the one it named before, then the "
+                    "newest others) and the rest are deleted. Killed midway, the "
                     "alias still names the previous complete collection. Needs the qdrant extra.")
     p.add_argument("bundle", type=Path, help="bundle directory (or a current symlink)")
     where = p.add_mutually_exclusive_group(required=True)
@@ -115,20 +116,29 @@ def check_alias(alias: str) -> None:
 
 
 def _check_base_published(client: Any, base: Path, alias: str) -> None:
-    """The ``--to`` bundle's collection is in Qdrant, reached before the update's work (else a one-line error)."""
-    from engine import BundleError, load_bundle
-    from engine.qdrant import collection_name
-    from engine.qdrant._publish import transport_failure
+    """The ``--to`` bundle's collection is in Qdrant, asked before the update's work from its manifest alone (the
+    update loads and verifies the bundle itself); a transport failure is a one-line error, as in the update."""
+    import types
 
-    name = collection_name(load_bundle(base), alias)
+    from engine import BackendUnavailable, BundleError
+    from engine.qdrant import check_base_collection, collection_name
+
     try:
-        present = client.collection_exists(name)
-    except Exception as exc:  # the client's own transport errors
-        raise transport_failure(exc, "the check of the base collection", alias) from exc
-    if not present:
-        raise BundleError(f"the --to bundle's collection {name} is not in Qdrant (retention removed it, or the base "
-                          "was never published): publish the base first, or build the new version and publish it "
-                          "whole with musicrec publish")
+        manifest = json.loads((base / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # not a readable bundle: the update itself says why, naming it
+    base_bundle = types.SimpleNamespace(manifest=manifest)
+    try:
+        collection_name(base_bundle, alias)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return  # not a bundle's manifest: the update itself says why, naming it
+    try:
+        check_base_collection(client, base_bundle, alias)
+    except BundleError:
+        raise
+    except Exception as exc:  # the client's own transport errors, whatever the transport
+        raise BackendUnavailable(f"Qdrant failed while the base collection was looked up ({type(exc).__name__}: "
+                                 f"{' '.join(str(exc).split())[:200]}); nothing was written") from None
 
 
 def _make_qdrant_dir(path: Path) -> None:
@@ -143,7 +153,7 @@ def _make_qdrant_dir(path: Path) -> None:
         if (path / "manifest.json").exists():
             raise ConfigError(f"--qdrant-path {path}: is a musicrec bundle, not a Qdrant store; give the store's "
                               "own directory (an empty or new one the first time)")
-        if path.is_dir() and any(path.iterdir()) and not (path / "meta.json").exists():
+        if path.is_dir() and any(p.name != "lost+found" for p in path.iterdir()) and not (path / "meta.json").exists():
             raise ConfigError(f"--qdrant-path {path}: holds files but no Qdrant local store (no meta.json); give "
                               "an empty or new directory, or one a publish wrote")
         problem = parent_problem(path)

@@ -96,11 +96,13 @@ class AudioPool:
                  metrics: Any = None, *, handler_threads: int | None = None) -> None:
         self.workers = max(1, workers)
         self.max_clips = max(1, max_clips)
+        self.limit_source = "--audio-max-clips"
         self.limit_note = ""  # said once the workers start (a server that never analyses audio says nothing)
-        if handler_threads is not None and self.max_clips > max(1, handler_threads - 1):
-            self.max_clips = max(1, handler_threads - 1)  # one handler thread always free of waiting clips
-            self.limit_note = (f"; at most {self.max_clips} clip(s) at once (--audio-max-clips {max_clips}, lowered "
-                               f"below the {handler_threads} handler threads of --workers so other calls keep one)")
+        if handler_threads is not None and handler_threads >= 2 and self.max_clips > handler_threads - 1:
+            self.max_clips = handler_threads - 1  # one handler thread always free of waiting clips
+            self.limit_source = f"--audio-max-clips {max_clips}, lowered under the {handler_threads} of --workers"
+            self.limit_note = (f"; at most {self.max_clips} clip(s) at once ({self.limit_source}, so other calls keep "
+                               "a handler thread)")
         self._closing = False
         self._slots = threading.BoundedSemaphore(self.max_clips)
         self._lock = threading.Lock()
@@ -116,6 +118,8 @@ class AudioPool:
         from engine.audio import ExtractorParams
 
         with self._lock:
+            if self._closing:  # close() ran: no new workers that nothing would stop
+                raise AudioUnavailable("the server is stopping; retry on another server")
             if self._pool is None:
                 try:
                     import librosa  # noqa: F401  (fail here, clearly, when the extra is missing)
@@ -184,7 +188,7 @@ class AudioPool:
         ``len(clips)`` slots are free, DeadlineExceeded past ``deadline`` (``time.monotonic()``)."""
         if len(clips) > self.max_clips:  # a retry could never succeed: not RESOURCE_EXHAUSTED
             raise InvalidQuery(f"seeds: {len(clips)} audio clips in one request, but this server analyses at most "
-                               f"{self.max_clips} at once (--audio-max-clips); send fewer per request")
+                               f"{self.max_clips} at once ({self.limit_source}); send fewer per request")
         for i, clip in enumerate(clips):
             if not clip:
                 raise InvalidQuery(f"audio clip {i}: empty")
@@ -230,8 +234,10 @@ class AudioPool:
         except cf.TimeoutError:
             future.cancel()  # (a clip a worker is analysing goes on, holding its slot, to its end)
             raise DeadlineExceeded("deadline exceeded while the audio clip was analysed") from None
-        except cf.CancelledError:  # the pool was shut down under it (close)
-            raise AudioUnavailable("the server is stopping; retry on another server") from None
+        except cf.CancelledError:  # the pool was shut down under it: close(), or a dead or stuck pool replaced
+            raise AudioUnavailable("the server is stopping; retry on another server" if self._closing else
+                                   "the audio workers were replaced (one died, or could not warm up) before this "
+                                   "clip's turn; retry") from None
         except BrokenProcessPool:
             if self._closing:  # close() stopped the worker that had it
                 raise AudioUnavailable("the server is stopping; retry on another server") from None

@@ -37,7 +37,7 @@ engine call, validation, limits and status for every error. What differs is only
 - ``GET /healthz``: the gRPC health service's overall status, 200 SERVING or 503 NOT_SERVING.
 - observed as gRPC calls are: the same metric series and request log (``HttpCall``, server/_observe.py).
 - shutdown beside gRPC's (server/_http_server.py): new calls 503, calls in flight get the same grace, and one
-  still running at its end is answered 503 UNAVAILABLE.
+  still running at its end is answered 503 UNAVAILABLE (a stream whose entries have begun is cut there).
 - concurrency: at most ``max_concurrent`` HTTP calls run or wait at once (the gRPC limit's size,
   counted separately: gRPC's count lives inside grpc); more get 429 at once.
 
@@ -155,11 +155,7 @@ class HttpFace:
         ``deadline_of`` a call's context with a deadline, the answer is 504 DEADLINE_EXCEEDED once it passes, as gRPC
         answers its own clients, and the call is marked cancelled (its work stops where it checks). The slot
         is held until ``fn`` returns, even when the answer went earlier."""
-        if self.closing:
-            raise CallAborted(grpc.StatusCode.UNAVAILABLE, "the server is shutting down; retry on another server")
-        if not self._slots.acquire(blocking=False):
-            raise CallAborted(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                              f"more than {self.options.max_concurrent} HTTP calls at once; retry shortly")
+        self._take_slot()
         try:
             done = asyncio.get_running_loop().run_in_executor(self.pool, functools.partial(fn, *args))
         except BaseException:
@@ -173,6 +169,14 @@ class HttpFace:
             deadline_of.cancelled = True  # type: ignore[union-attr]
             raise CallAborted(grpc.StatusCode.DEADLINE_EXCEEDED, "the deadline (Grpc-Timeout) passed before the "
                                                                  "call finished") from None
+
+    def _take_slot(self) -> None:
+        """One of the ``max_concurrent`` slots, or the call's refusal: 503 while stopping, 429 when all are taken."""
+        if self.closing:
+            raise CallAborted(grpc.StatusCode.UNAVAILABLE, "the server is shutting down; retry on another server")
+        if not self._slots.acquire(blocking=False):
+            raise CallAborted(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                              f"more than {self.options.max_concurrent} HTTP calls at once; retry shortly")
 
     async def _routing_error(self, request: Request, exc: Exception) -> Response:
         """Starlette's own 404 and 405 (no route, a verb the route does not take) in the error shape of
@@ -320,30 +324,30 @@ class HttpFace:
         ordinary error response. A deadline that passes after it ends the stream with an error line."""
         from starlette.responses import StreamingResponse
 
-        if self.closing:
-            raise CallAborted(grpc.StatusCode.UNAVAILABLE, "the server is shutting down; retry on another server")
-        if not self._slots.acquire(blocking=False):
-            raise CallAborted(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                              f"more than {self.options.max_concurrent} HTTP calls at once; retry shortly")
+        self._take_slot()
         loop = asyncio.get_running_loop()
         entries = handler(message, context)
         end = object()
         released = False
         ended: tuple[grpc.StatusCode, str | None] = (grpc.StatusCode.CANCELLED, "the client left")
 
-        def release() -> None:
+        def release(finish: bool = True) -> None:
             nonlocal released
             if not released:
                 released = True
                 context.cancelled = True  # a stream left early stops choosing tracks
                 self.pool.submit(entries.close)
                 self._slots.release()
-                call.finish(*ended)
+                if finish:
+                    call.finish(*ended)
 
         try:
             first = await loop.run_in_executor(self.pool, next, entries, end)
+            if first is end and context.time_remaining() == 0:  # (the servicer stops quietly at a deadline)
+                raise CallAborted(grpc.StatusCode.DEADLINE_EXCEEDED, "the deadline (Grpc-Timeout) passed before "
+                                                                     "the first entry")
         except BaseException:
-            release()
+            release(finish=False)  # an ordinary error response: _call counts it by its status
             raise
 
         async def lines() -> AsyncIterator[str]:
@@ -366,8 +370,12 @@ class HttpFace:
 
         class Stream(StreamingResponse):
             async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+                nonlocal ended
                 try:
                     await super().__call__(scope, receive, send)
+                except asyncio.CancelledError:  # the server's grace ran out mid-stream: the body is cut (its
+                    # status line is long gone), counted as gRPC counts a call its stop cancels
+                    ended = (grpc.StatusCode.UNAVAILABLE, "the server stopped before the stream finished")
                 finally:  # also when the body was never iterated (the client left at once)
                     release()
 

@@ -106,18 +106,34 @@ class CallObserver(grpc.ServerInterceptor):
     def _finish(self, series: MethodSeries, rpc: str, context: grpc.ServicerContext, seconds: float,
                 failed: bool, cancelled: bool = False) -> None:
         code = context.code() or (CANCELLED if cancelled else UNKNOWN if failed else OK)
+        self._record(series, rpc, code, seconds, context)
+
+    def _record(self, series: MethodSeries, rpc: str, code: grpc.StatusCode, seconds: float,
+                context: grpc.ServicerContext | None, *, http: tuple[str, Any, str | None, bool] | None = None,
+                shed: bool = False) -> None:
+        """A finished call in the metrics (timed unless shed: gRPC times no shed call either) and, when it is to be
+        logged, the request log. A gRPC call's facts come from its ``context`` (read only when needed); an HTTP
+        call's as ``http`` = (peer, metadata, details, whether its deadline passed)."""
         if self.metrics_on:
             series.in_flight.dec()
             children = series.by_code.get(code) or series.bind(code)
             children[0].inc()
-            children[1].observe(seconds)
-            if code is DEADLINE_EXCEEDED or context.time_remaining() <= 0:
+            if shed:
+                series.shed.inc()
+            else:
+                children[1].observe(seconds)
+            passed = http[3] if http is not None else context is not None and context.time_remaining() <= 0
+            if code is DEADLINE_EXCEEDED or passed:
                 series.deadline_exceeded.inc()
         slow = seconds >= self.slow_seconds and not rpc.endswith(_EXPECTED_SLOW)
         if slow or self.log_requests or code in _SERVER_FAULTS:
             level = logging.WARNING if slow or code in _SERVER_FAULTS else logging.INFO
-            self._log(level, "slow_request" if slow else "request", rpc, code, seconds, context,
-                      context.invocation_metadata(), context.details())
+            event = "slow_request" if slow else "request"
+            if http is not None:
+                self._log(level, event, rpc, code, seconds, http[0], http[1], http[2], face="http")
+            elif context is not None:
+                self._log(level, event, rpc, code, seconds, context, context.invocation_metadata(),
+                          context.details())
 
     # -- a call over the HTTP face (server/_http.py): the same RPC, counted in the same series
 
@@ -127,25 +143,9 @@ class CallObserver(grpc.ServerInterceptor):
 
     def http_finished(self, full_method: str, code: grpc.StatusCode, seconds: float, *, metadata: Any, peer: str,
                       details: str | None, deadline_passed: bool, shed: bool = False) -> None:
-        """As ``_finish`` for a gRPC call (after ``http_started``): counted by status, timed unless shed (gRPC
-        times no shed call either), logged with ``"face": "http"``."""
-        series = self.metrics.series(full_method)
-        if self.metrics_on:
-            series.in_flight.dec()
-            children = series.by_code.get(code) or series.bind(code)
-            children[0].inc()
-            if shed:
-                series.shed.inc()
-            else:
-                children[1].observe(seconds)
-            if code is DEADLINE_EXCEEDED or deadline_passed:
-                series.deadline_exceeded.inc()
-        rpc = full_method.lstrip("/")
-        slow = seconds >= self.slow_seconds and not rpc.endswith(_EXPECTED_SLOW)
-        if slow or self.log_requests or code in _SERVER_FAULTS:
-            level = logging.WARNING if slow or code in _SERVER_FAULTS else logging.INFO
-            self._log(level, "slow_request" if slow else "request", rpc, code, seconds, peer, metadata, details,
-                      face="http")
+        """As ``_finish`` for a gRPC call (after ``http_started``), logged with ``"face": "http"``."""
+        self._record(self.metrics.series(full_method), full_method.lstrip("/"), code, seconds, None,
+                     http=(peer, metadata, details, deadline_passed), shed=shed)
 
     def _log(self, level: int, event: str, rpc: str, code: grpc.StatusCode, seconds: float,
              context: grpc.ServicerContext | str | None, metadata: Any, details: Any, face: str = "grpc") -> None:

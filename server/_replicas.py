@@ -11,10 +11,10 @@ its pages, so the page cache holds one copy for all (engine ``load_bundle(share_
 The supervisor forwards SIGTERM/SIGINT (each process drains and stops as one would alone) and
 SIGHUP (each reloads), and starts a process again when one dies. One that dies within ``FAST_FAILURE``
 seconds of its start ``MAX_FAST_FAILURES`` times in a row is started again every ``RETRY_SECONDS`` while
-another process still serves (its bundle pointer may have moved to one that does not load: the others keep
-the bundle they have and serve it); when none serves, the supervisor stops and exits 1 (a bundle or a port
-that cannot work will not start working by retrying). A process still
-running ``STOP_SLACK`` seconds past its ``--drain-delay`` and ``--grace`` is killed with every process it
+another process runs that is not failing itself (the bundle pointer may have moved to a bundle that does not
+load: the others keep the bundle they have and serve it); when none does,
+the supervisor stops and exits 1 (a bundle or a port that cannot work will not start working by retrying). A
+process still running ``STOP_SLACK`` seconds past its ``--drain-delay`` and ``--grace`` is killed with every process it
 started (each runs in a process group of its own), and the supervisor exits 1: stopping never waits on a process
 that will not stop.
 """
@@ -97,7 +97,9 @@ def run_replicas(args: argparse.Namespace) -> int:
                     start(i)
                 continue
             fast_failures[i] = fast_failures[i] + 1 if time.monotonic() - started[i] < FAST_FAILURE else 0
-            serving = sum(q.is_alive() for j, q in enumerate(procs) if j != i)
+            # the others running that are not failing themselves (one still loading counts; a restarted one whose
+            # last run was a fast failure does not: two failing replicas would otherwise keep each other going)
+            serving = sum(q.is_alive() and not fast_failures[j] for j, q in enumerate(procs) if j != i)
             if fast_failures[i] >= MAX_FAST_FAILURES and serving:
                 log.error("serve process %d (pid %d) exited with %s, %d times in a row within %.0f s of its start; "
                           "the other %d keep serving; starting it again in %.0f s", i, p.pid, p.exitcode,

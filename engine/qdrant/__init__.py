@@ -40,7 +40,7 @@ from ._publish import (
     published_collections,
 )
 from ._source import QdrantSource, qdrant_filter
-from ._update import UpdateReport, publish_update
+from ._update import UpdateReport, check_base_collection, publish_update
 
 __all__ = [
     "DEFAULT_ALIAS",
@@ -49,6 +49,7 @@ __all__ = [
     "QdrantSource",
     "UpdateReport",
     "alias_target",
+    "check_base_collection",
     "collection_name",
     "connect",
     "point_batches",

@@ -8,7 +8,8 @@ finds it. The order of a publish is what makes it safe to kill at any moment:
    HNSW links while points arrive), upload the points in batches;
 2. verify: the exact count equals the bundle's tracks, and a sample of vectors reads back equal;
 3. swap the alias in one ``update_collection_aliases`` call (delete + create, applied atomically);
-4. retention: delete this alias's older collections beyond the newest ``keep``, never the live one.
+4. retention: keep ``keep`` of this alias's collections, the live one first, then the one the alias named before,
+   then the newest others; delete the rest (``retain``).
 
 Killed before 3, the alias still names the previous complete collection; the partial collection
 is found incomplete by the next publish of that bundle and rewritten.

@@ -119,9 +119,7 @@ def publish_update(base: Bundle | str | os.PathLike[str], new: Bundle | str | os
     seconds: dict[str, float] = {}
     try:
         t0 = time.perf_counter()
-        if not client.collection_exists(base_name):
-            raise BundleError(f"the base bundle's collection {base_name} is not in Qdrant (retention removed it, "
-                              "or the base was never published): publish the new bundle whole with musicrec publish")
+        check_base_collection(client, base, alias)
         why = collection_holds(client, base_name, base)
         if why is not None:
             raise BundleError(f"the base collection cannot be copied: {why}")
@@ -179,3 +177,13 @@ def publish_update(base: Bundle | str | os.PathLike[str], new: Bundle | str | os
     return UpdateReport(base_collection=base_name, collection=name, alias=alias, points=n, copied=n_kept,
                         renumbered=renumbered, upserted=n - n_kept, removed=len(base.vectors) - n_kept,
                         previous=previous, reused=reused, retired=retired, seconds=seconds)
+
+
+def check_base_collection(client: QdrantClient, base: Any, alias: str = DEFAULT_ALIAS) -> None:
+    """Raise :class:`BundleError` when the collection of ``base`` (a bundle, or anything with its ``manifest``:
+    ``musicrec add`` asks before its work, from the manifest alone) is not in Qdrant."""
+    name = collection_name(base, alias)
+    if not client.collection_exists(name):
+        raise BundleError(f"the base bundle's collection {name} is not in Qdrant (retention removed it, or the base "
+                          "was never published): publish the base first, or publish the new bundle whole with "
+                          "musicrec publish")

@@ -92,7 +92,20 @@ def test_more_clips_than_the_server_takes_at_once_is_invalid_not_busy(
 def test_the_audio_limit_leaves_a_handler_thread_free() -> None:
     assert AudioPool(max_clips=4, handler_threads=4).max_clips == 3
     assert AudioPool(max_clips=2, handler_threads=16).max_clips == 2
-    assert AudioPool(max_clips=4, handler_threads=1).max_clips == 1
+    assert AudioPool(max_clips=4, handler_threads=1).max_clips == 4  # one thread: none to keep free
+    lowered = AudioPool(max_clips=4, handler_threads=4)
+    with pytest.raises(Exception, match=r"at most 3 at once \(--audio-max-clips 4, lowered under the 4 of --workers\)"):
+        lowered.analyse([b"a"] * 4, {}, None, None)
+
+
+def test_no_workers_start_once_the_pool_is_closed() -> None:
+    # a call that arrived after close() spawned a new pool that nothing stopped
+    from server._audio import AudioUnavailable
+
+    audio = AudioPool(workers=1)
+    audio.close()
+    with pytest.raises(AudioUnavailable, match="the server is stopping"):
+        audio.start(wait=False)
 
 
 def test_a_clip_waiting_when_the_server_stops_is_unavailable_not_internal(

@@ -185,5 +185,5 @@ def test_add_to_a_base_qdrant_does_not_hold_fails_before_the_update(small_bundle
     ids.write_text(str(load_bundle(small_bundle_dir).tracks.ids[0]) + "\n")
     assert main(["add", "--to", str(small_bundle_dir), "--out", str(tmp_path / "new"), "--remove-ids", str(ids),
                  "--qdrant-path", str(tmp_path / "empty-store"), "--quiet"]) == 1
-    assert "the --to bundle's collection musicrec-" in capsys.readouterr().err
+    assert "the base bundle's collection musicrec-" in capsys.readouterr().err
     assert not (tmp_path / "new").exists()  # nothing was built that could not be carried to Qdrant

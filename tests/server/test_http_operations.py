@@ -55,23 +55,41 @@ def test_a_deadline_that_passes_while_the_call_works_is_504_at_once(running: Run
 def test_a_stream_cut_by_its_deadline_ends_with_an_error_line(running: RunningServer,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     original = server._service.conv.playlist_entry_pb
+    made: list[int] = []
 
-    def slow(*args: object, **kwargs: object) -> object:
-        time.sleep(0.05)
+    def second_waits(*args: object, **kwargs: object) -> object:
+        made.append(1)
+        if len(made) == 2:
+            time.sleep(2.5)  # past the 2 s deadline: the servicer then stops choosing, quietly
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(server._service.conv, "playlist_entry_pb", slow)
+    monkeypatch.setattr(server._service.conv, "playlist_entry_pb", second_waits)
     status, _, body = post(running.http_port, "StreamMoodPlaylist", {"mood_id": 0, "length": 40},
-                           headers={"Grpc-Timeout": "400m"})
+                           headers={"Grpc-Timeout": "2S"})
     lines = [json.loads(line) for line in body.decode().splitlines()]
-    assert status == 200 and 1 <= len(lines) < 40, lines
-    assert "position" in lines[-2] and lines[-1] == {"error": {
-        "code": 504, "status": "DEADLINE_EXCEEDED",
-        "message": "the deadline (Grpc-Timeout) passed before the playlist was complete"}}
+    assert status == 200 and len(lines) == 2 and "position" in lines[0], lines
+    assert lines[1] == {"error": {"code": 504, "status": "DEADLINE_EXCEEDED",
+                                  "message": "the deadline (Grpc-Timeout) passed before the playlist was complete"}}
     monkeypatch.setattr(server._service.conv, "playlist_entry_pb", original)
     status, _, body = post(running.http_port, "StreamMoodPlaylist", {"mood_id": 0, "length": 40},
                            headers={"Grpc-Timeout": "20S"})
     assert status == 200 and all("position" in json.loads(line) for line in body.decode().splitlines())
+
+
+def test_a_deadline_that_passes_before_the_first_entry_is_an_ordinary_504(running: RunningServer,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    # the status line went out first: a 200 holding one error line
+    original = server._service.conv.playlist_entry_pb
+
+    def slow(*args: object, **kwargs: object) -> object:
+        time.sleep(0.6)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(server._service.conv, "playlist_entry_pb", slow)
+    status, headers, body = post(running.http_port, "StreamMoodPlaylist", {"mood_id": 0, "length": 5},
+                                 headers={"Grpc-Timeout": "300m"})
+    assert status == 504 and headers["content-type"] == "application/json", body
+    assert json.loads(body)["error"]["status"] == "DEADLINE_EXCEEDED"
 
 
 def test_healthz_says_what_the_grpc_health_service_says(running: RunningServer) -> None:
@@ -141,6 +159,7 @@ def test_http_calls_are_counted_and_logged_as_the_same_rpcs(observed: tuple[Runn
     assert post(port, "SimilarTracks", ok, headers={"x-request-id": "abc-123"})[0] == 200
     assert post(port, "SimilarTracks", {"k": -1})[0] == 400
     assert post(port, "GetTrack", {"track_id": "no-such-id"})[0] == 404
+    assert post(port, "StreamMoodPlaylist", {"mood_id": 99999})[0] == 400  # counted by its status, not CANCELLED
     assert blocking.entered.acquire(timeout=0)  # the first call's entry, so the next acquire waits for the held one
     blocking.release.clear()
     held = threading.Thread(target=post, args=(port, "SimilarTracks", ok))
@@ -156,18 +175,20 @@ def test_http_calls_are_counted_and_logged_as_the_same_rpcs(observed: tuple[Runn
     assert scrape.rpc("musicrec_rpc_requests_total", "SimilarTracks", "OK") == 2
     assert scrape.rpc("musicrec_rpc_requests_total", "SimilarTracks", "INVALID_ARGUMENT") == 1
     assert scrape.rpc("musicrec_rpc_requests_total", "GetTrack", "NOT_FOUND") == 1
+    assert scrape.rpc("musicrec_rpc_requests_total", "StreamMoodPlaylist", "INVALID_ARGUMENT") == 1
+    assert scrape.rpc("musicrec_rpc_requests_total", "StreamMoodPlaylist", "CANCELLED", default=0) == 0
     assert scrape.rpc("musicrec_rpc_requests_total", "ListMoods", "RESOURCE_EXHAUSTED") == 1
     assert scrape.rpc("musicrec_rpc_shed_total", "ListMoods") == 1
     assert scrape.rpc("musicrec_rpc_duration_seconds_count", "SimilarTracks", "OK") == 2
     assert scrape.rpc("musicrec_rpc_in_flight", "SimilarTracks") == 0
-    wait_until(lambda: out.getvalue().count('"event": "request"') >= 5, "the request log's lines")
+    wait_until(lambda: out.getvalue().count('"event": "request"') >= 6, "the request log's lines")
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     first = next(line for line in lines if line.get("request_id") == "abc-123")
     assert first["face"] == "http" and first["rpc"] == "musicrec.v1.Recommender/SimilarTracks"
     assert first["status"] == "OK" and first["peer"].startswith("http:127.0.0.1:")
     assert {(line["rpc"].rpartition("/")[2], line["status"]) for line in lines if line.get("face") == "http"} == {
         ("SimilarTracks", "OK"), ("SimilarTracks", "INVALID_ARGUMENT"), ("GetTrack", "NOT_FOUND"),
-        ("ListMoods", "RESOURCE_EXHAUSTED")}
+        ("StreamMoodPlaylist", "INVALID_ARGUMENT"), ("ListMoods", "RESOURCE_EXHAUSTED")}
 
 
 def test_a_stop_gives_http_calls_the_grace_then_answers_503_json(bundle_dir: Path, blocking: Blocker) -> None:
@@ -202,3 +223,39 @@ def test_small_answers_say_what_they_mean(running: RunningServer) -> None:
     status, _, body = request(running.http_port, "GET", "/console/api/map")
     xy = json.loads(body)["x"] + json.loads(body)["y"]
     assert status == 200 and xy and all(v == round(v, 4) and len(repr(v)) <= 12 for v in xy)  # not float32's digits
+
+
+def test_a_stream_running_at_the_end_of_the_grace_is_cut_without_a_traceback(
+        bundle_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    # uvicorn logged "Exception in ASGI application" with a CancelledError traceback at every such stop
+    original = server._service.conv.playlist_entry_pb
+
+    def slow(*args: object, **kwargs: object) -> object:
+        time.sleep(0.2)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(server._service.conv, "playlist_entry_pb", slow)
+    srv = create_server(bundle_dir, "127.0.0.1:0", ServerOptions(http_port=0))
+    got: list[object] = []
+
+    def read() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", srv.http_port or 0, timeout=T)
+        try:
+            conn.request("POST", "/v1/StreamMoodPlaylist", body=json.dumps({"mood_id": 0, "length": 100}))
+            response = conn.getresponse()
+            got.append(response.status)
+            got.append(response.read())
+        except http.client.IncompleteRead as exc:
+            got.append(exc.partial)
+        finally:
+            conn.close()
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    wait_until(lambda: bool(got), "the stream's status line")
+    with caplog.at_level(logging.ERROR):
+        srv.stop(grace=0.5)
+    reader.join(T)
+    assert got[0] == 200 and len(got) == 2
+    assert 0 < len(bytes(got[1]).decode().splitlines()) < 100  # cut: fewer entries than asked for
+    assert "Exception in ASGI application" not in caplog.text and "Traceback" not in caplog.text
