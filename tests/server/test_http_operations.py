@@ -41,14 +41,13 @@ def first_id(srv: RunningServer) -> str:
 def test_a_deadline_that_passes_while_the_call_works_is_504_at_once(running: RunningServer,
                                                                     blocking: Blocker) -> None:
     # the answer used to wait for the handler and come back 200, long after the client's Grpc-Timeout
-    started = time.monotonic()
     status, _, body = post(running.http_port, "SimilarTracks", {"seeds": [{"track_id": first_id(running)}]},
                            headers={"Grpc-Timeout": "300m"})
-    waited = time.monotonic() - started
     assert status == 504, body
     assert json.loads(body)["error"] == {"code": 504, "status": "DEADLINE_EXCEEDED", "message":
                                          "the deadline (Grpc-Timeout) passed before the call finished"}
-    assert blocking.entered.acquire(timeout=0) and not blocking.release.is_set() and waited < T  # (hang guard)
+    # answered while the handler was still held: it never finished, so the answer did not wait for it
+    assert blocking.entered.acquire(timeout=0) and not blocking.release.is_set()
     blocking.release.set()
 
 

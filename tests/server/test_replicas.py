@@ -176,6 +176,19 @@ def replicas_run(monkeypatch: pytest.MonkeyPatch, stand_in: Any) -> list[multipr
     return started
 
 
+def supervise(args: argparse.Namespace, started: list[multiprocessing.process.BaseProcess]) -> int:
+    """``run_replicas(args)`` in this process; its signal handlers restored and its processes killed after."""
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    try:
+        return _replicas.run_replicas(args)
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+        for p in started:
+            if p.is_alive():
+                p.kill()
+
+
 def test_a_process_that_will_not_stop_is_killed_and_the_supervisor_exits_1(monkeypatch: pytest.MonkeyPatch,
                                                                            tmp_path: Path) -> None:
     started = replicas_run(monkeypatch, _stubborn)
@@ -193,17 +206,9 @@ def test_a_process_that_will_not_stop_is_killed_and_the_supervisor_exits_1(monke
         finally:
             os.kill(os.getpid(), signal.SIGTERM)  # the supervisor's handler forwards it
 
-    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
     stopper = threading.Thread(target=stop_once_both_ignore_it, daemon=True)
     stopper.start()
-    try:
-        assert _replicas.run_replicas(args) == 1
-    finally:
-        for sig, handler in handlers.items():
-            signal.signal(sig, handler)
-        for p in started:
-            if p.is_alive():
-                p.kill()
+    assert supervise(args, started) == 1
     stopper.join(5)
     assert ready, "the processes never ignored SIGTERM"
     assert len(started) == 2 and [p.exitcode for p in started] == [-signal.SIGKILL] * 2
@@ -224,7 +229,6 @@ def test_a_process_that_keeps_failing_stops_the_others_only_when_none_serves(
     started = replicas_run(monkeypatch, _one_fails_at_start)
     monkeypatch.setattr(_replicas, "RETRY_SECONDS", 0.2)
     args = argparse.Namespace(processes=2, host="127.0.0.1", port=0, drain_delay=0.0, grace=0.0, all_fail=all_fail)
-    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
 
     def stop_after_retries() -> None:
         try:  # process 1 started again past MAX_FAST_FAILURES while process 0 serves (the timeout bounds a hang)
@@ -237,14 +241,7 @@ def test_a_process_that_keeps_failing_stops_the_others_only_when_none_serves(
     stopper = threading.Thread(target=stop_after_retries, daemon=True)
     if not all_fail:
         stopper.start()
-    try:
-        assert _replicas.run_replicas(args) == (1 if all_fail else 0)
-    finally:
-        for sig, handler in handlers.items():
-            signal.signal(sig, handler)
-        for p in started:
-            if p.is_alive():
-                p.kill()
+    assert supervise(args, started) == (1 if all_fail else 0)
     if not all_fail:  # (all failing: the return code above says the supervisor gave up)
         stopper.join(5)
         assert len(started) >= _replicas.MAX_FAST_FAILURES + 3
