@@ -213,6 +213,8 @@ class AudioPool:
                     futures[-1].add_done_callback(self._release)  # held until the worker is done with the clip
                     taken -= 1
             except RuntimeError:  # BrokenProcessPool: a worker died before this call (while it warmed up, say)
+                if self._closing:  # or close() shut the pool down between start() and the submit
+                    raise AudioUnavailable("the server is stopping; retry on another server") from None
                 self._discard(pool)
                 raise AudioUnavailable(f"an audio worker died; retry (new workers start); {_died_hint()}") from None
             return [self._result(pool, f, deadline) for f in futures]
