@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from engine import BuildConfig, GenreConfig, MoodConfig, build_bundle, synthetic_catalog
+from tests._once import once_per_run
 from tests._readme import ReadmeRun
 
 if TYPE_CHECKING:  # the server (grpc, protobuf) loads only in sessions that start one
@@ -21,9 +22,11 @@ REPO = Path(__file__).resolve().parents[1]
 # CI keeps ../shared/data beside the checkout; MUSICREC_DATA overrides the file's path.
 REAL_DATA = Path(os.environ.get("MUSICREC_DATA", REPO.parent / "shared" / "data" / "spotify_tracks.csv"))
 
-# Small and quick: the pipeline is the same, only the sizes shrink.
+# Small and quick: the pipeline is the same, only the sizes shrink, and the moods' stability check (a refit on 90%
+# and one on another seed: ~40% of a 3,000-track build) is left to the tests of it (tests/engine/test_moods.py,
+# test_mood_stability.py, test_moodcarry.py) and the real-data build.
 FAST_CONFIG = BuildConfig(
-    moods=MoodConfig(fit_sample=5000, min_cluster_size=40, min_samples=5),
+    moods=MoodConfig(fit_sample=5000, min_cluster_size=40, min_samples=5, stability_subsample=0),
     genre=GenreConfig(max_rounds=25, early_stopping_rounds=5, tune=False),  # no capacity search: CI time
 )
 
@@ -39,18 +42,18 @@ def _root_logging_restored() -> Iterator[None]:
     root.setLevel(level)
 
 
+# The session fixtures that build are built once per run, whichever worker asks first (tests/_once.py); what they
+# build is read-only to the tests.
 @pytest.fixture(scope="session")
 def synthetic_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("catalog") / "synthetic.csv"
-    synthetic_catalog(3000, seed=1).to_csv(path, index=False)
-    return path
+    root = once_per_run(tmp_path_factory, "catalog",
+                        lambda out: synthetic_catalog(3000, seed=1).to_csv(out / "synthetic.csv", index=False))
+    return root / "synthetic.csv"
 
 
 @pytest.fixture(scope="session")
 def bundle_dir(tmp_path_factory: pytest.TempPathFactory, synthetic_csv: Path) -> Path:
-    out = tmp_path_factory.mktemp("bundles") / "b1"
-    build_bundle(synthetic_csv, out, FAST_CONFIG)
-    return out
+    return once_per_run(tmp_path_factory, "bundles", lambda out: build_bundle(synthetic_csv, out / "b1", FAST_CONFIG)) / "b1"
 
 
 @pytest.fixture(scope="session")
@@ -137,10 +140,11 @@ def real_bundle_dir(real_csv: Path, readme_run: ReadmeRun) -> Path:
 def small_bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """400 tracks without a classifier (~2 s): for tests whose cost grows with the points they
     write, such as Qdrant local mode on disk (~15 ms per point here)."""
-    root = tmp_path_factory.mktemp("small")
-    synthetic_catalog(400, seed=3).to_csv(root / "catalog.csv", index=False)
-    build_bundle(root / "catalog.csv", root / "bundle", FAST_CONFIG.replace(genre={"enabled": False}))
-    return root / "bundle"
+    def build(root: Path) -> None:
+        synthetic_catalog(400, seed=3).to_csv(root / "catalog.csv", index=False)
+        build_bundle(root / "catalog.csv", root / "bundle", FAST_CONFIG.replace(genre={"enabled": False}))
+
+    return once_per_run(tmp_path_factory, "small", build) / "bundle"
 
 
 # One server per test module, on a free local port, and a channel to it (tests/_serving.py). A module

@@ -4,6 +4,7 @@ saying so. Clips are synthesized (engine/audio/_synth.py), never downloaded or c
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ pytest.importorskip("librosa", reason="the audio extra is not installed: pip ins
 pytest.importorskip("soundfile", reason="the audio extra is not installed: pip install -e '.[audio]'")
 
 from engine.audio import ExtractorParams
+from tests._once import once_per_run
 
 PARAMS = ExtractorParams()
 SR = PARAMS.sample_rate
@@ -35,18 +37,25 @@ def warm() -> None:
 
 @pytest.fixture(scope="session")
 def extracted(tmp_path_factory: pytest.TempPathFactory) -> tuple[list, object]:  # type: ignore[type-arg]
-    """60 four-second clips of 5 planted styles by 20 artists, extracted in this process:
+    """60 four-second clips of 5 planted styles by 20 artists, extracted once per run (tests/_once.py):
     (the planted tracks, the features CSV path)."""
-    from engine.audio._batch import run_extraction
-    from engine.audio._synth import write_corpus
+    import dataclasses
+    import json
 
-    root = tmp_path_factory.mktemp("audio_corpus")
-    tracks = write_corpus(root / "music", artists_per_style=4, songs_per_artist=3, seconds=4.0,
-                          formats=("wav", "flac"))
-    out = root / "features.csv"
-    report = run_extraction([root / "music"], out, workers=0)
-    assert report.extracted == len(tracks) and not report.skipped
-    return tracks, out
+    from engine.audio._batch import run_extraction
+    from engine.audio._synth import CorpusTrack, write_corpus
+
+    def build(root: Path) -> None:
+        tracks = write_corpus(root / "music", artists_per_style=4, songs_per_artist=3, seconds=4.0,
+                              formats=("wav", "flac"))
+        report = run_extraction([root / "music"], root / "features.csv", workers=0)
+        assert report.extracted == len(tracks) and not report.skipped
+        planted = [{**dataclasses.asdict(t), "path": str(t.path)} for t in tracks]
+        (root / "planted.json").write_text(json.dumps(planted), encoding="utf-8")
+
+    root = once_per_run(tmp_path_factory, "audio_corpus", build)
+    planted = json.loads((root / "planted.json").read_text(encoding="utf-8"))
+    return [CorpusTrack(**{**t, "path": Path(t["path"])}) for t in planted], root / "features.csv"
 
 
 def audio_config(header: list[str]):  # type: ignore[no-untyped-def]
@@ -63,13 +72,11 @@ def audio_config(header: list[str]):  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="session")
 def audio_bundle(extracted: tuple[list, object], tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     import csv
-    from pathlib import Path
 
     from engine import build_bundle
 
     _, csv_path = extracted
     with Path(str(csv_path)).open() as fh:
         header = next(csv.reader(fh))
-    out = tmp_path_factory.mktemp("audio_bundles") / "b"
-    build_bundle(Path(str(csv_path)), out, audio_config(header))
-    return out
+    return once_per_run(tmp_path_factory, "audio_bundles",
+                        lambda out: build_bundle(Path(str(csv_path)), out / "b", audio_config(header))) / "b"

@@ -21,6 +21,7 @@ from indexer.cli import main
 
 THREE = {"valence": 1.0, "energy": 1.0, "danceability": 1.0}  # the mood space of benchmarks/mood_borderline.py
 CONFIG = BuildConfig(moods=MoodConfig(weights=THREE), genre=GenreConfig(enabled=False))
+UNCHECKED = CONFIG.replace(moods={"stability_subsample": 0})  # for builds whose stability check nothing reads
 
 
 def borderline_catalog(spread: float = 0.12, seed: int = 2) -> pd.DataFrame:
@@ -56,7 +57,7 @@ def test_a_rebuild_at_the_boundary_keeps_the_cut_of_the_bundle_it_replaces(tmp_p
     catalog.to_csv(tmp_path / "full.csv", index=False)
     catalog.iloc[np.sort(np.random.default_rng(5).choice(2000, 1800, replace=False))].to_csv(
         tmp_path / "changed.csv", index=False)
-    full = build_bundle(tmp_path / "full.csv", tmp_path / "v1", CONFIG)["metrics"]["moods"]
+    full = build_bundle(tmp_path / "full.csv", tmp_path / "v1", UNCHECKED)["metrics"]["moods"]
     assert full["coassoc"]["density_sides"] == [5, 15] and full["coassoc"]["cells"] == "k-means"
     assert full["current_cut"] == {"none": "no --current link given", "kept": False}
     os.symlink("v1", tmp_path / "current")
@@ -76,7 +77,7 @@ def test_a_rebuild_at_the_boundary_keeps_the_cut_of_the_bundle_it_replaces(tmp_p
     assert rebuilt["against_current"]["ari"] >= 0.99
     assert "this build kept the cut of the previous bundle v1, k-means cells at K 5" in rebuilt["stability"]["warning"]
     assert os.readlink(tmp_path / "current") == "v2"
-    alone = build_bundle(tmp_path / "changed.csv", tmp_path / "alone", CONFIG)["metrics"]["moods"]
+    alone = build_bundle(tmp_path / "changed.csv", tmp_path / "alone", UNCHECKED)["metrics"]["moods"]
     assert alone["coassoc"]["cells"] == "octants" and "kept" not in alone["coassoc"]
     before, kept, fresh = (moods_by_id(tmp_path / name) for name in ("v1", "v2", "alone"))
     ids = sorted(kept)
@@ -92,7 +93,8 @@ def test_a_rebuild_just_across_a_size_where_the_method_changes_keeps_the_method_
     frame = synthetic_catalog(1300, seed=6, bad_rows=0, exact_duplicates=0).drop_duplicates("track_id")
     frame.iloc[:980].to_csv(tmp_path / "small.csv", index=False)
     frame.iloc[:1060].to_csv(tmp_path / "grown.csv", index=False)
-    build_bundle(tmp_path / "small.csv", tmp_path / "v1", config)
+    unchecked = config.replace(moods={"stability_subsample": 0})  # for builds whose stability check nothing reads
+    build_bundle(tmp_path / "small.csv", tmp_path / "v1", unchecked)
     os.symlink("v1", tmp_path / "current")
     grown = build_bundle(tmp_path / "grown.csv", tmp_path / "v2", config, current=tmp_path / "current")
     moods = grown["metrics"]["moods"]
@@ -108,7 +110,7 @@ def test_a_rebuild_just_across_a_size_where_the_method_changes_keeps_the_method_
     # its next rebuild, still within the band, keeps the method this one kept (not the size's)
     frame.iloc[:1090].to_csv(tmp_path / "more.csv", index=False)
     os.symlink("v2", tmp_path / "v2-link")
-    more = build_bundle(tmp_path / "more.csv", tmp_path / "v3", config, current=tmp_path / "v2-link")["metrics"]["moods"]
+    more = build_bundle(tmp_path / "more.csv", tmp_path / "v3", unchecked, current=tmp_path / "v2-link")["metrics"]["moods"]
     assert more["regime"] == "few" and more["current_regime"]["regime"] == "few"
     # the other way: a catalog of the method over the seam shrunk under it keeps that method, and its stability
     # check fits the refit's tracks alone (under 1,000: the other method) without failing

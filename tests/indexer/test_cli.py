@@ -18,7 +18,7 @@ FAST = ["--quiet", "--seed", "0"]
 @pytest.fixture
 def fast_config(tmp_path: Path) -> Path:
     path = tmp_path / "fast.toml"
-    path.write_text("[moods]\nfit_sample = 3000\nmin_cluster_size = 40\nmin_samples = 5\n"
+    path.write_text("[moods]\nfit_sample = 3000\nmin_cluster_size = 40\nmin_samples = 5\nstability_subsample = 0\n"
                     "[genre]\nmax_rounds = 15\nearly_stopping_rounds = 5\ntune = false\n")
     return path
 

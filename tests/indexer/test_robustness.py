@@ -29,7 +29,7 @@ TINY = ["--quiet", "--no-genre", "--config"]
 @pytest.fixture(scope="module")
 def tiny_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("cfg") / "tiny.toml"
-    path.write_text("[moods]\nfit_sample = 500\nmin_cluster_size = 10\nmin_samples = 2\n"
+    path.write_text("[moods]\nfit_sample = 500\nmin_cluster_size = 10\nmin_samples = 2\nstability_subsample = 0\n"
                     "[index]\nneighbours = 8\n")
     return path
 
@@ -295,10 +295,9 @@ def test_add_and_report_outputs_that_cannot_be_written_are_refused_before_the_wo
     assert (deep / "r.html").read_text().startswith("<!doctype html>")
 
 
-def test_index_json_to_stdout_is_the_json_alone(synthetic_csv: Path, tmp_path: Path,
+def test_index_json_to_stdout_is_the_json_alone(synthetic_csv: Path, tmp_path: Path, tiny_config: Path,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     # the text report came first on stdout, so `musicrec index ... --json - | jq` could not parse it
-    assert main(["index", str(synthetic_csv), "--out", str(tmp_path / "b"), "--no-genre", "--json", "-",
-                 "--quiet"]) == 0
+    assert main(["index", str(synthetic_csv), "--out", str(tmp_path / "b"), "--json", "-", *TINY, str(tiny_config)]) == 0
     captured = capsys.readouterr()
     assert json.loads(captured.out)["format"] == "musicrec-bundle" and "bundle written to" in captured.err

@@ -9,15 +9,15 @@ from pathlib import Path
 import pytest
 
 from engine import Recommender, build_bundle
+from tests._once import once_per_run
 from tests.conftest import FAST_CONFIG
 
 
 @pytest.fixture(scope="session")
 def second_bundle(synthetic_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Another bundle of the same catalog (another seed, so another version), in another directory."""
-    out = tmp_path_factory.mktemp("bundles2") / "b2"
-    build_bundle(synthetic_csv, out, FAST_CONFIG.replace(seed=7))
-    return out
+    return once_per_run(tmp_path_factory, "bundles2",
+                        lambda out: build_bundle(synthetic_csv, out / "b2", FAST_CONFIG.replace(seed=7))) / "b2"
 
 
 def wait_until(condition: Callable[[], object], what: str, timeout: float = 10.0) -> None:

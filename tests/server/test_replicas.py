@@ -27,6 +27,7 @@ from server import _replicas, create_server
 from server._generated.musicrec.v1 import recommender_pb2 as pb
 from server._generated.musicrec.v1 import recommender_pb2_grpc as pb_grpc
 from server._replicas import free_port
+from tests.server._replica_stand_ins import one_fails_at_start, stubborn
 from tests.server.conftest import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -156,13 +157,6 @@ def test_replicas_load_a_flat_index_from_shared_pages(small_bundle_dir: Path) ->
     assert Recommender(plain).similar(q).rows.tolist() == Recommender(shared).similar(q).rows.tolist()
 
 
-def _stubborn(args: argparse.Namespace, index: int) -> None:
-    """A serve process that ignores SIGTERM (the supervisor spawns it in place of a real one)."""
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    (Path(args.ready_dir) / f"ready-{index}").touch()
-    time.sleep(600)
-
-
 def replicas_run(monkeypatch: pytest.MonkeyPatch, stand_in: Any) -> list[multiprocessing.process.BaseProcess]:
     """The supervisor's processes run ``stand_in`` (for ``musicrec serve``); the list fills as it starts them."""
     spawn, started = multiprocessing.get_context("spawn"), []
@@ -191,7 +185,7 @@ def supervise(args: argparse.Namespace, started: list[multiprocessing.process.Ba
 
 def test_a_process_that_will_not_stop_is_killed_and_the_supervisor_exits_1(monkeypatch: pytest.MonkeyPatch,
                                                                            tmp_path: Path) -> None:
-    started = replicas_run(monkeypatch, _stubborn)
+    started = replicas_run(monkeypatch, stubborn)
     monkeypatch.setattr(_replicas, "STOP_SLACK", 1.0)
     args = argparse.Namespace(processes=2, host="127.0.0.1", port=0, drain_delay=0.0, grace=0.0,
                               ready_dir=str(tmp_path))
@@ -214,19 +208,11 @@ def test_a_process_that_will_not_stop_is_killed_and_the_supervisor_exits_1(monke
     assert len(started) == 2 and [p.exitcode for p in started] == [-signal.SIGKILL] * 2
 
 
-def _one_fails_at_start(args: argparse.Namespace, index: int) -> None:
-    """A replica stand-in: process 0 serves until signalled, every start of process 1 fails at once (its bundle
-    pointer moved to a bundle that does not load, say)."""
-    if index == 1 or args.all_fail:
-        sys.exit(2)
-    time.sleep(600)
-
-
 @pytest.mark.parametrize("all_fail", [False, True])
 def test_a_process_that_keeps_failing_stops_the_others_only_when_none_serves(
         monkeypatch: pytest.MonkeyPatch, all_fail: bool) -> None:
     # a crash while the pointer named a damaged bundle once stopped the healthy replica too: a full outage
-    started = replicas_run(monkeypatch, _one_fails_at_start)
+    started = replicas_run(monkeypatch, one_fails_at_start)
     monkeypatch.setattr(_replicas, "RETRY_SECONDS", 0.2)
     args = argparse.Namespace(processes=2, host="127.0.0.1", port=0, drain_delay=0.0, grace=0.0, all_fail=all_fail)
 

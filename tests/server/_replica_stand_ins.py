@@ -1,0 +1,26 @@
+"""Stand-ins for ``musicrec serve`` that tests/server/test_replicas.py has the supervisor spawn. Each spawn imports
+this module afresh, so it imports nothing but the standard library: the test module's grpc and engine would cost
+each start seconds."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from pathlib import Path
+
+
+def stubborn(args: argparse.Namespace, index: int) -> None:
+    """A serve process that ignores SIGTERM."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    (Path(args.ready_dir) / f"ready-{index}").touch()
+    time.sleep(600)
+
+
+def one_fails_at_start(args: argparse.Namespace, index: int) -> None:
+    """Process 0 serves until signalled, every start of process 1 fails at once (its bundle pointer moved to a
+    bundle that does not load, say); with ``args.all_fail`` every start of either fails."""
+    if index == 1 or args.all_fail:
+        sys.exit(2)
+    time.sleep(600)
