@@ -275,14 +275,14 @@ def test_flags_round_trip_through_npz_without_pickle(tmp_path: Path) -> None:
 
 
 def test_the_report_warns_of_a_column_that_drops_or_fills_many_rows_and_names_constant_ones(tmp_path: Path) -> None:
-    from engine import BuildConfig, GenreConfig, build_bundle, format_report
+    from engine import BuildConfig, GenreConfig, MoodConfig, build_bundle, format_report
 
     data = synthetic_catalog(1_500, seed=5, bad_rows=0)
     data["liveness"] = data["liveness"].astype(object)
     data.loc[data.index[::3], "liveness"] = ""  # a third of the rows blank in one column
     data["mode"] = 1  # the same on every track
     data.to_csv(tmp_path / "c.csv", index=False)
-    config = BuildConfig(genre=GenreConfig(enabled=False))
+    config = BuildConfig(moods=MoodConfig(stability_subsample=0), genre=GenreConfig(enabled=False))
     report = format_report(build_bundle(tmp_path / "c.csv", tmp_path / "b", config))
     assert re.search(r"warning: [\d,]+ of the [\d,]+ rows \(33%\) were dropped for one reason, missing or non-finite "
                      r"liveness: --missing impute keeps them", report)

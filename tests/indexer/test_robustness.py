@@ -148,7 +148,7 @@ def test_sigkill_during_builds_never_touches_the_live_bundle(tmp_path: Path, tin
                           capture_output=True, check=True)
     build_seconds = time.monotonic() - t0
     assert done.returncode == 0
-    for attempt in range(8):
+    for attempt in range(6):  # kill moments drawn over the whole build
         out = bundles / f"v{attempt + 1}"
         with subprocess.Popen([str(musicrec), "index", str(csv), "--out", str(out), "--current", str(current),
                                *TINY, str(tiny_config)], stdout=subprocess.DEVNULL,

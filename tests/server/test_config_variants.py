@@ -29,7 +29,7 @@ BLANK_EXPLICIT = (5, 6)  # tracks whose explicit cell is left blank in every row
 
 BASE = BuildConfig(
     index=IndexConfig(kind="flat", recall_queries=200),
-    moods=MoodConfig(fit_sample=5000, min_cluster_size=40, min_samples=5),
+    moods=MoodConfig(fit_sample=5000, min_cluster_size=40, min_samples=5, stability_subsample=0),
     # one XGBoost thread: beside FAISS's OpenMP threads on a busy 2-core machine, two cost 10x more
     genre=GenreConfig(max_rounds=10, early_stopping_rounds=3, threads=1, tune=False),
 )
