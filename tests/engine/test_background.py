@@ -61,7 +61,7 @@ def test_a_cancelled_job_stops_at_its_next_message() -> None:
 
     running = Background("genre", job, lambda _m: None)
     started.wait()
-    running.cancel()
+    running.cancel(wait=False)  # (waiting here would wait for the job, which waits for go_on: 10 s lost)
     go_on.set()
     with pytest.raises(Cancelled):
         running.result()
