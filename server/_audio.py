@@ -49,6 +49,8 @@ class AudioUnavailable(EngineError, RuntimeError):
     """The audio extra is not installed, or a worker died: UNAVAILABLE."""
 
 
+# what a client is told when close() has run (the server is stopping), whichever step of the call it reached
+STOPPING = "the server is stopping; retry on another server"
 # what a client is told when the workers' warm-up gave up on numba's compile lock (the log names the holder)
 LOCK_UNAVAILABLE = ("this server's audio workers could not start: another process held numba's compile lock too "
                     "long (the server's log names it); retry later")
@@ -119,7 +121,7 @@ class AudioPool:
 
         with self._lock:
             if self._closing:  # close() ran: no new workers that nothing would stop
-                raise AudioUnavailable("the server is stopping; retry on another server")
+                raise AudioUnavailable(STOPPING)
             if self._pool is None:
                 try:
                     import librosa  # noqa: F401  (fail here, clearly, when the extra is missing)
@@ -214,7 +216,7 @@ class AudioPool:
                     taken -= 1
             except RuntimeError:  # BrokenProcessPool: a worker died before this call (while it warmed up, say)
                 if self._closing:  # or close() shut the pool down between start() and the submit
-                    raise AudioUnavailable("the server is stopping; retry on another server") from None
+                    raise AudioUnavailable(STOPPING) from None
                 self._discard(pool)
                 raise AudioUnavailable(f"an audio worker died; retry (new workers start); {_died_hint()}") from None
             return [self._result(pool, f, deadline) for f in futures]
@@ -237,12 +239,12 @@ class AudioPool:
             future.cancel()  # (a clip a worker is analysing goes on, holding its slot, to its end)
             raise DeadlineExceeded("deadline exceeded while the audio clip was analysed") from None
         except cf.CancelledError:  # the pool was shut down under it: close(), or a dead or stuck pool replaced
-            raise AudioUnavailable("the server is stopping; retry on another server" if self._closing else
+            raise AudioUnavailable(STOPPING if self._closing else
                                    "the audio workers were replaced (one died, or could not warm up) before this "
                                    "clip's turn; retry") from None
         except BrokenProcessPool:
             if self._closing:  # close() stopped the worker that had it
-                raise AudioUnavailable("the server is stopping; retry on another server") from None
+                raise AudioUnavailable(STOPPING) from None
             self._discard(pool)  # the next call spawns new workers
             raise AudioUnavailable(f"an audio worker died (out of memory?); retry (new workers start); "
                                    f"{_died_hint()}") from None
