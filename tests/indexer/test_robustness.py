@@ -26,20 +26,25 @@ from indexer.cli import main
 TINY = ["--quiet", "--no-genre", "--config"]
 
 
+def tiny_toml(*, stability: bool = True) -> str:
+    """A quick build's configuration; ``stability=False`` leaves out the moods' stability check (its refits), for
+    the tests that build a 1,500-3,000-track catalog whole (the malformed catalogs keep it: a degenerate one is where
+    its refits could fail)."""
+    return ("[moods]\nfit_sample = 500\nmin_cluster_size = 10\nmin_samples = 2\n"
+            + ("" if stability else "stability_subsample = 0\n") + "[index]\nneighbours = 8\n")
+
+
 @pytest.fixture(scope="module")
 def tiny_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("cfg") / "tiny.toml"
-    path.write_text("[moods]\nfit_sample = 500\nmin_cluster_size = 10\nmin_samples = 2\n"
-                    "[index]\nneighbours = 8\n")
+    path.write_text(tiny_toml())
     return path
 
 
 @pytest.fixture(scope="module")
 def unchecked_config(tiny_config: Path) -> Path:
-    """tiny_config without the moods' stability check, for tests that build a 1,500-3,000-track catalog whole
-    (the malformed catalogs keep it: a degenerate one is where its refits could fail)."""
     path = tiny_config.with_name("unchecked.toml")
-    path.write_text(tiny_config.read_text().replace("min_samples = 2\n", "min_samples = 2\nstability_subsample = 0\n"))
+    path.write_text(tiny_toml(stability=False))
     return path
 
 

@@ -47,7 +47,7 @@ def test_a_deadline_that_passes_while_the_call_works_is_504_at_once(running: Run
     assert json.loads(body)["error"] == {"code": 504, "status": "DEADLINE_EXCEEDED", "message":
                                          "the deadline (Grpc-Timeout) passed before the call finished"}
     # answered while the handler was still held: it never finished, so the answer did not wait for it
-    assert blocking.entered.acquire(timeout=0) and not blocking.release.is_set()
+    assert blocking.entered.acquire(blocking=False) and not blocking.release.is_set()
     blocking.release.set()
 
 
@@ -159,7 +159,7 @@ def test_http_calls_are_counted_and_logged_as_the_same_rpcs(observed: tuple[Runn
     assert post(port, "SimilarTracks", {"k": -1})[0] == 400
     assert post(port, "GetTrack", {"track_id": "no-such-id"})[0] == 404
     assert post(port, "StreamMoodPlaylist", {"mood_id": 99999})[0] == 400  # counted by its status, not CANCELLED
-    assert blocking.entered.acquire(timeout=0)  # the first call's entry, so the next acquire waits for the held one
+    assert blocking.entered.acquire(blocking=False)  # the first call's entry, so the next acquire waits for the held one
     blocking.release.clear()
     held = threading.Thread(target=post, args=(port, "SimilarTracks", ok))
     held.start()
