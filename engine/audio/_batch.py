@@ -175,6 +175,10 @@ def run_extraction(
     report.files_found = len(jobs)
     if not out.parent.is_dir():
         raise CatalogError(f"cannot write {out}: directory {out.parent} does not exist")
+    if out.exists() and not out.is_file():
+        raise CatalogError(f"cannot write {out}: it is a directory; --out names the CSV file to write "
+                           f"(for example {out / 'features.csv'})" if out.is_dir() else
+                           f"cannot write {out}: it is not a regular file")
     done, report.rows_total = _prepare_output(out, report)
     _write_report(out, report)
     state = Progress(total=len(jobs))

@@ -220,6 +220,19 @@ def test_folders_without_audio_files_are_refused_and_the_csv_left_alone(tmp_path
     assert out.read_text() == "kept\n" and (tmp_path / "o.extraction.json").read_text() == "{}\n"
 
 
+def test_an_out_that_is_a_directory_is_named_as_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """It was told that the directory's extraction report was missing, as if it were a CSV of unknown origin."""
+    music = tmp_path / "music"
+    music.mkdir()
+    (music / "a.wav").write_bytes(encode(chord_pad(57, True, 3.0).astype(np.float32)))
+    out = tmp_path / "features"
+    out.mkdir()
+    assert main(["extract", str(music), "--out", str(out), "--workers", "0", "--quiet"]) == 2
+    assert capsys.readouterr().err == (f"musicrec extract: error: cannot write {out}: it is a directory; --out names "
+                                       f"the CSV file to write (for example {out / 'features.csv'})\n")
+    assert list(out.iterdir()) == []
+
+
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), 0, 0.0, -2.0, "3", True])
 def test_run_extraction_refuses_a_bad_segment_length_before_writing(value: object, tmp_path: Path) -> None:
     """A library caller gets the CLI's check: a NaN or inf would poison the CSV's resume record."""
