@@ -41,7 +41,7 @@ from ._errors import (
 from ._genre import GenreClassifier
 from ._htmlreport import bundle_report_html, figure_html, html_document
 from ._index import Neighbors, build_index, search
-from ._ingest import clean_catalog, read_catalog
+from ._ingest import clean_catalog, read_catalog, rows_named
 from ._loaded import Bundle, load_bundle
 from ._moodconfig import MOOD_WEIGHTS, MoodConfig
 from ._moodmap import MoodMap
@@ -132,6 +132,7 @@ __all__ = [
     "read_remove_ids",
     "read_verified_manifest",
     "refused_text",
+    "rows_named",
     "search",
     "synthetic_catalog",
     "use_compiled_kernels",

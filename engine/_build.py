@@ -288,6 +288,7 @@ def build_bundle(
                            "bytes": source.stat().st_size},
                 "counts": {
                     "rows_read": rep.rows_read, "tracks": rep.tracks, "dropped": rep.dropped,
+                    "dropped_rows": rep.dropped_rows,
                     "case_only_genres": [list(g) for g in case_only_genres(catalog.genre_names)],
                     "imputed": rep.imputed, "exact_duplicates": rep.exact_duplicates,
                     "duplicates_merged": rep.id_duplicates_merged, "id_conflicts": rep.id_conflicts,

@@ -41,6 +41,8 @@ class IngestReport:
     # per name, artists or metadata column, how many tracks have it blank (``missing_metadata`` counts the tracks
     # with any): so that a column the file leaves empty by design (an extract's ``segment``) is named as the cause
     blank_cells: dict[str, int] = dataclasses.field(default_factory=dict)
+    # per reason in ``dropped``, its first data rows (1-based, the header not counted; at most DROPPED_ROWS_SHOWN)
+    dropped_rows: dict[str, list[int]] = dataclasses.field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -10,7 +10,8 @@ Policy, in the order it is applied (every removed row is counted under exactly o
    that is a broken file or a wrong column mapping, not a missing measurement.
 2. Rows identical in every column but the unnamed index column collapse into one (``exact_duplicates``);
    features compare as parsed numbers, every other column as text.
-3. Rows without an id are dropped. Missing or non-finite features are dropped, or imputed with the
+3. Rows without an id are dropped (the report names the first data rows of each reason). Missing or
+   non-finite features are dropped, or imputed with the
    column median, per ``schema.missing``; so is a finite value beyond float32's range (|x| > ~3.4e38,
    ``FEATURE_LIMIT``), which the index, the classifier and the bundle's float32 arrays cannot hold
    (counted under the same reason). Impossible values (``schema.rules``, e.g. tempo 0) are
@@ -39,6 +40,7 @@ from __future__ import annotations
 
 import difflib
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +57,14 @@ TYPED_SHARE = 0.9  # a column this share of whose values are flags (or numbers) 
 # The largest feature magnitude kept: float32's, what FAISS, XGBoost and a bundle's float32 arrays hold. A larger
 # finite value (-1e200) is treated as a non-finite one; below it float64's squares cannot overflow (3.4e38² ~ 1e77).
 FEATURE_LIMIT = FLOAT32_MAX
+DROPPED_ROWS_SHOWN = 5  # per reason a row was dropped, the data rows the report names
+
+
+def rows_named(rows: Sequence[int], n: int) -> str:
+    """``rows`` (the first data rows of ``n``) as a report names them: "data row 5", "data rows 5, 9, ..."."""
+    if not rows:
+        return ""
+    return f"data row{'s' if n > 1 else ''} {', '.join(str(r) for r in rows)}{', ...' if n > len(rows) else ''}"
 
 
 def read_catalog(path: str | os.PathLike[str], schema: FeatureSchema) -> Catalog:
@@ -108,12 +118,16 @@ def clean_catalog(frame: pd.DataFrame, schema: FeatureSchema, *, source: str = "
     ids = frame[schema.id_column].str.strip().to_numpy(dtype=object)
     keep = np.ones(len(frame), dtype=bool)
     dropped: dict[str, int] = {}
+    dropped_rows: dict[str, list[int]] = {}  # the first data rows of each reason, as a parse error names them
     imputed: dict[str, int] = {}
+    kept_row_numbers = row_numbers[~dup]
 
     def drop(mask: np.ndarray, reason: str) -> None:
         hit = mask & keep
         if hit.any():
             dropped[reason] = dropped.get(reason, 0) + int(hit.sum())
+            shown = dropped_rows.setdefault(reason, [])
+            shown += kept_row_numbers[hit][:DROPPED_ROWS_SHOWN - len(shown)].tolist()
             keep[hit] = False
 
     drop(ids == "", f"missing {schema.id_column}")
@@ -165,7 +179,7 @@ def clean_catalog(frame: pd.DataFrame, schema: FeatureSchema, *, source: str = "
     conflicts = int((values[merged_rows] != values[first_row[id_codes[merged_rows]]]).any(axis=1).sum())
 
     genre_names, indptr, codes = _merge_labels(frame, schema, id_codes, n_tracks)
-    first_rows = row_numbers[~dup][keep][first_row]
+    first_rows = kept_row_numbers[keep][first_row]
     metadata = {col: _parse_metadata(frame[col].to_numpy(dtype=object)[first_row], col, first_rows, source)
                 for col in present_metadata}
     flag_blanks = {col: int((v == UNKNOWN_FLAG).sum()) for col, v in metadata.items() if v.dtype == np.int8}
@@ -180,6 +194,7 @@ def clean_catalog(frame: pd.DataFrame, schema: FeatureSchema, *, source: str = "
         rows_read=rows_read,
         exact_duplicates=exact_duplicates,
         dropped=dropped,
+        dropped_rows=dropped_rows,
         imputed=imputed,
         id_duplicates_merged=int(merged_rows.sum()),
         id_conflicts=conflicts,

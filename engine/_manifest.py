@@ -68,7 +68,8 @@ def _shapes() -> dict[str, Any]:
     return {
         "counts": {
             "rows_read": WHOLE, "exact_duplicates": WHOLE, "duplicates_merged": WHOLE, "multi_genre_tracks": WHOLE,
-            "tracks": WHOLE, "dropped": MapOf(WHOLE), "imputed": MapOf(WHOLE), "flag_blanks?": MapOf(WHOLE),
+            "tracks": WHOLE, "dropped": MapOf(WHOLE), "dropped_rows?": MapOf(ListOf(WHOLE)), "imputed": MapOf(WHOLE),
+            "flag_blanks?": MapOf(WHOLE),
             "unlabelled?": WHOLE, "missing_metadata?": WHOLE, "blank_cells?": MapOf(WHOLE), "id_conflicts?": WHOLE,
             "case_only_genres?": ListOf(ListOf(TEXT)), "skipped_columns?": ListOf(TEXT),
         },

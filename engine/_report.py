@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ._genre_metrics import TOP_KS, informative_ks
+from ._ingest import rows_named
 from ._moodreport import mood_lines
 
 
@@ -23,7 +24,8 @@ def format_report(manifest: dict[str, Any], *, moods: list[dict[str, Any]] | Non
         f"  exact duplicates     {c['exact_duplicates']:>9,}  (collapsed)",
     ]
     for reason, n in c["dropped"].items():
-        lines.append(f"  dropped              {n:>9,}  {reason}")
+        rows = rows_named(c.get("dropped_rows", {}).get(reason, []), n)
+        lines.append(f"  dropped              {n:>9,}  {reason}" + (f" ({rows})" if rows else ""))
     lines += [f"  warning: {w}" for w in heavy_drops(c["dropped"], c["rows_read"], c["imputed"])]
     lines += [
         f"  merged by id         {c['duplicates_merged']:>9,}  (same track under more genres;"

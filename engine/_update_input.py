@@ -34,7 +34,8 @@ def new_tracks(bundle: Bundle, csv: str | os.PathLike[str], kept_ids: np.ndarray
     if missing:
         raise CatalogError(f"{csv}: column(s) {missing} of the bundle are missing from the added file")
     rep = new.report
-    ingest = {"rows_read": rep.rows_read, "tracks": rep.tracks, "dropped": rep.dropped, "imputed": rep.imputed,
+    ingest = {"rows_read": rep.rows_read, "tracks": rep.tracks, "dropped": rep.dropped,
+              "dropped_rows": rep.dropped_rows, "imputed": rep.imputed,
               "exact_duplicates": rep.exact_duplicates, "duplicates_merged": rep.id_duplicates_merged}
     ok = np.ones(len(new), dtype=bool)
     refused: dict[str, int] = {}

@@ -281,7 +281,7 @@ def _cmd_add(args: argparse.Namespace) -> int:
 
 
 def _print_update(args: argparse.Namespace, manifest: dict[str, Any], qdrant: Any) -> None:
-    from engine import refused_text
+    from engine import refused_text, rows_named
 
     u = manifest["update"]
     print(f"{args.out}: {manifest['counts']['tracks']:,} tracks ({u['added']:,} added, {u['removed']:,} removed) "
@@ -296,11 +296,14 @@ def _print_update(args: argparse.Namespace, manifest: dict[str, Any], qdrant: An
     if u["ingest"]:
         i = u["ingest"]
 
-        def counted(by_reason: dict[str, int] | None) -> str:
+        def counted(by_reason: dict[str, int] | None, rows: dict[str, list[int]] | None = None) -> str:
             total = sum((by_reason or {}).values())
-            return f"{total:,}" + (f" ({', '.join(f'{r}: {n:,}' for r, n in by_reason.items())})" if total else "")
+            parts = [f"{r}: {n:,}" + (f", {rows_named((rows or {})[r], n)}" if (rows or {}).get(r) else "")
+                     for r, n in (by_reason or {}).items()]
+            return f"{total:,}" + (f" ({'; '.join(parts)})" if total else "")
 
-        print(f"  input: {i['rows_read']:,} rows -> {i['tracks']:,} tracks (dropped {counted(i['dropped'])}, "
+        print(f"  input: {i['rows_read']:,} rows -> {i['tracks']:,} tracks "
+              f"(dropped {counted(i['dropped'], i.get('dropped_rows'))}, "
               f"imputed {counted(i['imputed'])}, {i['duplicates_merged']:,} rows merged by id)")
     if u["neighbour_table"]:
         t = u["neighbour_table"]

@@ -71,6 +71,9 @@ def test_bad_rows_are_dropped_or_imputed_and_every_row_is_counted() -> None:
     rep = cat.report
     assert rep.dropped == {"missing track_id": 1, "missing or non-finite energy": 1,
                            "missing or non-finite valence": 1, "tempo not > 0": 1}
+    # the data rows (1-based, the header not counted) of each, so a reader can find them in the file
+    assert rep.dropped_rows == {"missing track_id": [6], "missing or non-finite energy": [3],
+                                "missing or non-finite valence": [4], "tempo not > 0": [2]}
     assert rep.imputed == {"time_signature not >= 3 and <= 7": 1}
     assert rep.rows_read == 7
     assert rep.rows_read == rep.exact_duplicates + sum(rep.dropped.values()) + rep.id_duplicates_merged + rep.tracks
@@ -306,9 +309,22 @@ def test_a_feature_value_beyond_float32_is_treated_as_non_finite() -> None:
             row("edge", "rock", loudness="3.4e38")]  # within float32: kept
     cat = clean_catalog(frame(rows), FeatureSchema())
     assert cat.report.dropped == {"missing or non-finite loudness": 2, "missing or non-finite duration_ms": 1}
+    assert cat.report.dropped_rows == {"missing or non-finite loudness": [3, 4], "missing or non-finite duration_ms": [5]}
     assert sorted(cat.ids) == ["edge", "ok", "ok2"]
     imputed = clean_catalog(frame(rows), FeatureSchema(missing="impute"))
     assert imputed.report.imputed == {"missing or non-finite loudness": 2, "missing or non-finite duration_ms": 1}
     loudness = imputed.features[:, FEATURES.index("loudness")]
     assert np.abs(loudness).max() <= np.finfo(np.float32).max
     assert loudness[2] == loudness[3] == np.median([-7, -5, -7, 3.4e38])  # of the usable values only
+
+
+def test_dropped_rows_are_named_up_to_five_per_reason_counting_past_exact_duplicates() -> None:
+    """Row numbers are the file's, not the cleaned frame's: an exact duplicate before a dropped row still counts."""
+    rows = [row("a", "rock"), row("a", "rock")] + [row(f"z{i}", "rock", tempo=0) for i in range(7)] + [row("", "rock")]
+    rep = clean_catalog(frame(rows), FeatureSchema()).report
+    assert rep.exact_duplicates == 1
+    assert rep.dropped_rows == {"tempo not > 0": [3, 4, 5, 6, 7], "missing track_id": [10]}
+    from engine import rows_named
+
+    assert rows_named(rep.dropped_rows["tempo not > 0"], rep.dropped["tempo not > 0"]) == "data rows 3, 4, 5, 6, 7, ..."
+    assert rows_named([10], 1) == "data row 10" and rows_named([], 0) == ""

@@ -196,14 +196,14 @@ def test_the_report_counts_and_refuses(updated: Path, parts: dict[str, Path], tm
     assert "nothing to change" in err and not (tmp_path / "c").exists()
     first = str(pd.read_csv(parts["y"])["track_id"].iloc[0])
     assert f"already in bundle: {first}, " in err and "{" not in err  # the refused ids, not a dict
-    # one known track and one new one: the summary names the refused id and counts drops by reason
+    # one known track and one new one: the summary names the refused id, and the dropped row by its number
     y = pd.read_csv(parts["y"]).drop_duplicates("track_id").iloc[:2].copy()
     y.loc[y.index[1], "track_id"] = "brand-new"
     y = pd.concat([y, y.iloc[[1]].assign(track_id="no-tempo", tempo=float("nan"))])
     y.to_csv(tmp_path / "two.csv", index=False)
     assert main(["add", str(tmp_path / "two.csv"), "--to", str(updated), "--out", str(tmp_path / "d")]) == 0
     out = capsys.readouterr().out
-    assert f"refused 1 already in bundle: {first}" in out and "dropped 1 (missing or non-finite tempo: 1)" in out
+    assert f"refused 1 already in bundle: {first}" in out and "dropped 1 (missing or non-finite tempo: 1, data row 3)" in out
 
 
 def test_the_drift_check_calls_for_a_rebuild(parts: dict[str, Path], tmp_path: Path) -> None:
@@ -232,7 +232,7 @@ def test_a_value_beyond_float32_is_dropped_and_current_moves_to_a_bundle_that_lo
         assert main(["add", str(tmp_path / "huge.csv"), "--to", str(link), "--out", str(tmp_path / "b"),
                      "--current", str(link)]) == 0
     out = capsys.readouterr().out
-    assert "(29 added" in out and "dropped 1 (missing or non-finite loudness: 1)" in out, out
+    assert "(29 added" in out and "dropped 1 (missing or non-finite loudness: 1, data row 4)" in out, out
     assert link.resolve() == (tmp_path / "b").resolve()
     bundle = load_bundle(link)
     assert bundle.genre_proba is not None and np.isfinite(bundle.genre_proba).all()
