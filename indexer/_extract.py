@@ -131,6 +131,14 @@ def cmd_extract(args: argparse.Namespace) -> int:
               f"(listed under duplicates in {sidecar_path(args.out)})")
     if report.silent_segments_left_out:
         print(f"{report.silent_segments_left_out} silent segment(s) left out")
+    if report.decoder_output:
+        print(f"the decoder wrote messages while reading {len(report.decoder_output)} file(s) (libmpg123 on an "
+              f"MP3 frame it could not read, say); each file's are under decoder_output in {sidecar_path(args.out)}:",
+              file=sys.stderr)
+        for item in report.decoder_output[:10]:
+            print(f"  {item['path']}: {item['lines']} line(s), first: {item['first'][0]}", file=sys.stderr)
+        if len(report.decoder_output) > 10:
+            print(f"  ... and {len(report.decoder_output) - 10} more", file=sys.stderr)
     if report.skipped_count:
         reasons = ", ".join(f"{n} {reason}" for reason, n in report.skipped.items())
         print(f"finished with {report.skipped_count} file(s) skipped ({reasons}); each is listed with its "

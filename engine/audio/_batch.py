@@ -8,7 +8,8 @@
   file whose content is already in the CSV (a half-written last line from a kill is cut first).
 - A file that cannot be analysed never stops the run: it is counted under its reason
   (engine/audio/_decode.py) and listed in the extraction report, the JSON sidecar beside the CSV,
-  which also records the extractor's version and parameters for the bundle.
+  which also records the extractor's version and parameters for the bundle. What a decoder prints while
+  it reads a file (libmpg123 on a damaged frame) is listed there under that file (``decoder_output``).
 - Files are analysed in a process pool (spawned workers warm librosa's JIT once each; what a
   worker does is engine/audio/_worker.py). This module is the parent side: the CSV, the report
   and the pool.
@@ -69,6 +70,8 @@ class ExtractionReport:
     duplicates: list[dict[str, str]] = dataclasses.field(default_factory=list)
     skipped: dict[str, int] = dataclasses.field(default_factory=dict)
     skipped_files: list[dict[str, str]] = dataclasses.field(default_factory=list)
+    # files whose decoding wrote to stderr (libmpg123 on a damaged MP3 frame): path, how many lines, the first ones
+    decoder_output: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     silent_segments_left_out: int = 0
     rows_written: int = 0
     rows_total: int = 0
@@ -205,6 +208,9 @@ def run_extraction(
                 report.rows_total += result.rows
                 report.silent_segments_left_out += result.silent_segments
                 state.extracted += 1
+            if result is not None and result.said:
+                report.decoder_output.append({"path": str(job.path), "lines": result.said_lines, "first": result.said,
+                                              "extracted": not (result.reason and not result.rows)})
             if result is not None:
                 report.audio_seconds += result.seconds
                 state.audio_seconds += result.seconds

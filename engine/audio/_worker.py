@@ -8,10 +8,14 @@ import contextlib
 import csv
 import dataclasses
 import io
+import os
 import resource
 import stat
+import sys
+import tempfile
 import time
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +56,8 @@ class FileResult:
     peak_rss_mib: float = 0.0
     silent_segments: int = 0
     traceback: str = ""  # for ANALYSIS_FAILED
+    said: list[str] = dataclasses.field(default_factory=list)  # what the decoder wrote to stderr (_decoder_output)
+    said_lines: int = 0
 
 
 def extract_file(job: Job, sha: str, label_from: str, labels: dict[str, str] | None,
@@ -64,7 +70,8 @@ def extract_file(job: Job, sha: str, label_from: str, labels: dict[str, str] | N
         if not job.path.is_file():  # never opened: a FIFO would block the run
             raise OSError(f"not a regular file ({_kind(job.path)})")
         data = job.path.read_bytes()
-        analysed = analyse(data, params, segment_seconds=segment_seconds, name=readable(job.path.name))
+        with _decoder_output(result):
+            analysed = analyse(data, params, segment_seconds=segment_seconds, name=readable(job.path.name))
     except CompileLockTimeout:  # not this file's fault: the run stops, saying why
         raise
     except BadAudio as exc:
@@ -95,6 +102,41 @@ def extract_file(job: Job, sha: str, label_from: str, labels: dict[str, str] | N
     result.cpu_seconds = time.process_time() - cpu0
     result.peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return result
+
+
+SAID_SHOWN = 3  # distinct lines of a file's decoder output kept, each cut to SAID_WIDTH characters
+SAID_WIDTH = 200
+SAID_READ = 64 * 1024  # of the output, the bytes read for them (the rest is only counted)
+
+
+@contextlib.contextmanager
+def _decoder_output(result: FileResult) -> Iterator[None]:
+    """Capture what the analysis writes to the process's stderr (file descriptor 2) into ``result``.
+
+    libmpg123, inside libsndfile, prints its complaints about a damaged MP3 frame straight to stderr
+    ("[src/libmpg123/layer3.c:...] error: part2_3_length ... too large"); from a worker they reached the
+    user among other files' output with no file named. Captured here, one file at a time (a worker analyses
+    one file at once), the extraction report lists them under the file (engine/audio/_batch.py).
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            size = sink.tell()
+            if size:
+                sink.seek(0)
+                head = sink.read(SAID_READ).decode("utf-8", "replace")
+                sink.seek(0)
+                result.said_lines = sum(chunk.count(b"\n") for chunk in iter(lambda: sink.read(1 << 20), b""))
+                lines = [line.strip() for line in head.splitlines() if line.strip()]
+                result.said_lines = max(result.said_lines, len(lines))
+                result.said = [line[:SAID_WIDTH] for line in dict.fromkeys(lines)][:SAID_SHOWN]
 
 
 def _kind(path: Path) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import shutil
@@ -218,6 +219,31 @@ def test_folders_without_audio_files_are_refused_and_the_csv_left_alone(tmp_path
     assert main(["extract", str(music), str(music / "rock"), "--out", str(out), "--workers", "0", "--quiet"]) == 2
     assert f"no audio files in {music}, {music / 'rock'} (looked for" in capsys.readouterr().err
     assert out.read_text() == "kept\n" and (tmp_path / "o.extraction.json").read_text() == "{}\n"
+
+
+def test_what_the_decoder_prints_is_listed_under_its_file_not_left_on_stderr(
+        tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """libmpg123 prints its complaints about a damaged MP3 frame to stderr itself; they reached the user with no
+    file named. Now each file's are captured and listed under it, and stderr names the file."""
+    import soundfile as sf
+
+    music = tmp_path / "music" / "rock"
+    music.mkdir(parents=True)
+    buf = io.BytesIO()
+    sf.write(buf, chord_pad(57, True, 10.0), SR, format="MP3")
+    damaged = bytearray(buf.getvalue())
+    for at in np.random.default_rng(0).integers(2000, len(damaged) - 100, 40):
+        damaged[at:at + 4] = b"\xff\xfb\x00\x00"  # a frame header with nothing behind it
+    (music / "damaged.mp3").write_bytes(bytes(damaged))
+    (music / "clean.wav").write_bytes(encode(chord_pad(60, False, 3.0).astype(np.float32)))
+    out = tmp_path / "o.csv"
+    assert main(["extract", str(tmp_path / "music"), "--out", str(out), "--workers", "0", "--quiet"]) in (0, 3)
+    listed = json.loads((tmp_path / "o.extraction.json").read_text())["decoder_output"]
+    assert [Path(item["path"]).name for item in listed] == ["damaged.mp3"], listed
+    assert listed[0]["lines"] >= 1 and "libmpg123" in listed[0]["first"][0]
+    err = capfd.readouterr().err
+    raw = [line for line in err.splitlines() if "[src/libmpg123" in line]
+    assert raw and all(line.startswith(f"  {music / 'damaged.mp3'}: ") for line in raw), err
 
 
 def test_an_out_that_is_a_directory_is_named_as_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
