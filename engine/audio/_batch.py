@@ -263,9 +263,13 @@ def _run(jobs: list[Job], done: set[str], labels: dict[str, str] | None, label_f
 
     if workers <= 0:
         init_worker(params.to_json(), warm=False)
+        warm = False
         for job in jobs:
             sha, same_as = fresh(job)
             if same_as is None:
+                if not warm:  # as a pool's workers do: numba's load is not counted as the first file's analysis
+                    init_worker(params.to_json())
+                    warm = True
                 yield job, sha, extract_file(job, sha, label_from, labels, segment_seconds), ""
             else:
                 yield job, sha, None, same_as
