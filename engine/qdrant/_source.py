@@ -1,9 +1,9 @@
 """The Qdrant candidate source: nearest rows with the filter pushed down, and how it fails.
 
 Which collection: the one the alias names when it holds this bundle; else this bundle's own
-collection while retention keeps it (the alias has moved on to a newer bundle this server has not
-loaded yet); else none, and every call fails with a message saying which. A collection "holds this
-bundle" when its name carries the bundle's digest and its exact count and dimension match.
+collection while retention keeps it (the alias has moved on to another bundle, newer or rolled back to,
+that this server has not loaded yet); else none, and every call fails with a message saying which. A
+collection "holds this bundle" when its name carries the bundle's digest and its exact count and dimension match.
 
 Failing: any error from the client (unreachable, timed out, collection gone) raises
 :class:`BackendUnavailable`; for ``retry_after`` seconds after a failure calls fail at once with
@@ -136,8 +136,9 @@ class QdrantSource:
                     why = collection_holds(self.client, self.own, self.bundle)
                     if why is None and target != self._moved_to:  # once per move, not every health check
                         self._moved_to = target
-                        log.warning("alias %s names %s, not this bundle's collection; serving %s until this "
-                                    "server loads the newer bundle", self.alias, target, self.own)
+                        # the alias may have moved on to a newer bundle, or back to an older one
+                        log.warning("alias %s names %s, not this bundle's collection; serving this bundle's own, %s, "
+                                    "until this server loads the bundle the alias names", self.alias, target, self.own)
                 else:
                     why = (f"alias {self.alias!r} names {target or 'nothing'} and this bundle's collection "
                            f"{self.own} does not exist: publish the bundle (musicrec publish) or serve the "
