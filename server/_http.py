@@ -15,8 +15,8 @@ engine call, validation, limits and status for every error. What differs is only
   is 415 UNSUPPORTED_MEDIA_TYPE (_http_json.unsupported_media_type). A body over
   ``max_body_bytes`` is 413 before it is parsed, and a parsed message larger than gRPC's own message
   limit is 413 too (status RESOURCE_EXHAUSTED, as gRPC answers it), so the same messages reach the
-  servicer on both faces. A body refused unread is read and dropped before the answer (``_drain``, up to
-  64 MiB), so a client that sends it all before reading gets the answer, not a reset connection.
+  servicer on both faces. A body refused unread is read and dropped before the answer, up to 64 MiB
+  (server/_http_drain.py), so a client that sends it all before reading gets the answer, not a reset connection.
 - response JSON: the proto's field names, every field present (zero values included), 64-bit
   integers as strings (the JSON mapping's rule).
 - errors: ``{"error": {"code": <http>, "status": "<grpc code name>", "message": "..."}}`` with the
@@ -65,6 +65,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 from google.protobuf.message import Message
 
+from ._http_drain import DrainUnreadBody
 from ._http_json import (
     HTTP_STATUS,
     METHODS,
@@ -131,6 +132,7 @@ class HttpFace:
             *self.console.routes(),
             Mount("/", StaticFiles(directory=CONSOLE_DIR, html=True), name="console"),
         ], exception_handlers={404: self._routing_error, 405: self._routing_error})
+        self.asgi = DrainUnreadBody(self.app)  # what uvicorn serves (server/_http_server.py)
 
     # -- plumbing shared with the console API ----------------------------------------------------
     def error(self, code: grpc.StatusCode | int, message: str, *, http: int | None = None) -> Response:
@@ -256,14 +258,11 @@ class HttpFace:
     async def _call(self, request: Request) -> Response:
         misrouted = self._misrouted(request.path_params["method"], request.method)
         if misrouted is not None:
-            await _drain(request, request.stream(), _declared(request))
             return misrouted
         method = METHODS[request.path_params["method"]]
         call = HttpCall(self.observer, method.path, request)
         try:
             response = await self._answer(request, method, call)
-            if not getattr(request.state, "body_done", False):  # refused before its body was read (401, 415, 400)
-                await _drain(request, request.stream(), _declared(request))
         except asyncio.CancelledError:  # the server's grace ran out (RunningServer.stop): gRPC cancels its own
             call.finish(grpc.StatusCode.UNAVAILABLE, "the server stopped before the call finished")
             return self.error(grpc.StatusCode.UNAVAILABLE, "the server stopped before the call finished; retry")
@@ -313,17 +312,13 @@ class HttpFace:
         limit = self.options.max_body_bytes
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            await _drain(request, request.stream(), int(declared))
             raise BadRequest(413, f"the request body is {int(declared):,} bytes, over the {limit:,}-byte limit")
         chunks, size = [], 0
-        stream = request.stream()
-        async for chunk in stream:
+        async for chunk in request.stream():
             size += len(chunk)
             if size > limit:
-                await _drain(request, stream, None)
                 raise BadRequest(413, f"the request body is over the {limit:,}-byte limit")
             chunks.append(chunk)
-        request.state.body_done = True
         return b"".join(chunks)
 
     async def _stream(self, handler: Callable[..., Iterator[Message]], message: Message,
@@ -402,33 +397,3 @@ def _metadata(request: Request) -> list[tuple[str, str]]:
 def _under_api(path: str) -> bool:
     return path == "/v1" or path.startswith(("/v1/", "/console/api/")) or path == "/console/api"
 
-
-# An answer given before the request's body is read (413, 401, 415, 404...) is followed by uvicorn closing the
-# connection; closing a socket with unread bytes resets it, and a client still sending (Python's urllib, whose
-# send of a 7 MB body was reset before it read the 413) loses the answer. So the rest of the body is read and
-# dropped first, up to DRAIN_BYTES and DRAIN_SECONDS; past either, the answer goes as it is.
-DRAIN_BYTES = 64 * 1024 * 1024
-DRAIN_SECONDS = 5.0
-
-
-def _declared(request: Request) -> int | None:
-    declared = request.headers.get("content-length")
-    return int(declared) if declared is not None and declared.isdigit() else None
-
-
-async def _drain(request: Request, stream: AsyncIterator[bytes], declared: int | None) -> None:
-    """Read and drop what is left of ``stream`` (``request.stream()``, or the one already begun), within bounds."""
-    from starlette.requests import ClientDisconnect
-
-    request.state.body_done = True
-    if declared is not None and declared > DRAIN_BYTES:
-        return
-    read = 0
-    try:
-        async with asyncio.timeout(DRAIN_SECONDS):
-            async for chunk in stream:
-                read += len(chunk)
-                if read > DRAIN_BYTES:
-                    return
-    except (TimeoutError, ClientDisconnect):
-        return

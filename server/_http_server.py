@@ -22,7 +22,7 @@ class HttpServer:
         self.sock = sock
         self.port = sock.getsockname()[1]
         # log_config=None: uvicorn must not reconfigure the server's logging (server/_logging.py)
-        config = uvicorn.Config(face.app, log_config=None, log_level="warning", access_log=False, lifespan="off",
+        config = uvicorn.Config(face.asgi, log_config=None, log_level="warning", access_log=False, lifespan="off",
                                 loop="asyncio", http="h11", ws="none", server_header=False, timeout_keep_alive=5,
                                 timeout_graceful_shutdown=2)
         self.server = uvicorn.Server(config)
