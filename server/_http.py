@@ -170,6 +170,7 @@ class HttpFace:
             return await asyncio.wait_for(asyncio.shield(done), remaining)
         except TimeoutError:
             deadline_of.cancelled = True  # type: ignore[union-attr]
+            done.add_done_callback(_ended_late)
             raise CallAborted(grpc.StatusCode.DEADLINE_EXCEEDED, "the deadline (Grpc-Timeout) passed before the "
                                                                  "call finished") from None
 
@@ -387,6 +388,17 @@ class HttpFace:
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _ended_late(future: asyncio.Future[Any]) -> None:
+    """How a call answered at its deadline ends, which nobody awaits: its CallAborted (it saw it was cancelled) is
+    expected; any other exception is logged as an internal error is. Unread, each was an asyncio "Future exception
+    was never retrieved" error with its traceback in the log, one per call whose deadline passed."""
+    if future.cancelled():
+        return
+    exc = future.exception()
+    if exc is not None and not isinstance(exc, CallAborted):
+        log.error("internal error in the HTTP face, after the call's deadline had been answered", exc_info=exc)
 
 
 def _metadata(request: Request) -> list[tuple[str, str]]:
