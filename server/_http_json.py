@@ -15,6 +15,7 @@ from typing import Any
 
 import grpc
 from google.protobuf import descriptor_pool, json_format
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
 from ._generated.musicrec.v1 import recommender_pb2 as pb
@@ -177,6 +178,7 @@ def parse_request(body: bytes, cls: type[Message], max_message_bytes: int) -> Me
         raise BadRequest(400, "the request body nests too deeply") from None
     if not isinstance(data, dict):
         raise BadRequest(400, f"the request body must be a JSON object (a {name}), not {type(data).__name__}")
+    _check_shapes(data, cls.DESCRIPTOR, name)
     message = cls()
     try:
         json_format.ParseDict(data, message, ignore_unknown_fields=False)
@@ -187,6 +189,63 @@ def parse_request(body: bytes, cls: type[Message], max_message_bytes: int) -> Me
         raise BadRequest(413, f"the {name} is {message.ByteSize():,} bytes as a protobuf message, over the "
                               f"{max_message_bytes:,}-byte limit")
     return message
+
+
+_NUMBER_TEXT = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|-?Infinity|NaN")  # the JSON mapping's
+
+
+def _check_shapes(data: dict[str, Any], descriptor: Descriptor, at: str) -> None:
+    """What protobuf's ParseDict lets through or words as its own internals, refused as 400 naming the field: a
+    field given twice under its two JSON names (``includeGenres`` and ``include_genres``: the last one won,
+    the other was dropped), a message field that is not a JSON object (``"filter": []`` parsed as an empty
+    filter; ``"filter": "jazz"`` was "no field 'j'"), a list or map that is not one, a null inside one, and a
+    number as text that Python's ``int``/``float`` read but the JSON mapping does not (``"1_0"``, ``" 10"``)."""
+    seen: dict[str, str] = {}
+    for key, value in data.items():
+        field = descriptor.fields_by_name.get(key) or _by_json_name(descriptor).get(key)
+        if field is None:
+            continue  # ParseDict names an unknown field, with the message's fields
+        where = f"{at}.{field.name}"
+        if field.name in seen:
+            raise BadRequest(400, f"{where} is given twice, as {seen[field.name]!r} and {key!r}: give it once")
+        seen[field.name] = key
+        if value is None:
+            continue  # the JSON mapping's "absent"
+        if field.message_type is not None and field.message_type.GetOptions().map_entry:
+            if not isinstance(value, dict):
+                raise BadRequest(400, f"{where} must be a JSON object (a map), not {_json_type(value)}")
+            value_field = field.message_type.fields_by_name["value"]
+            for k, v in value.items():
+                _check_value(v, value_field, f"{where}[{k[:40]!r}]")
+        elif field.is_repeated:
+            if not isinstance(value, list):
+                raise BadRequest(400, f"{where} must be a JSON array, not {_json_type(value)}")
+            for i, v in enumerate(value):
+                _check_value(v, field, f"{where}[{i}]")
+        else:
+            _check_value(value, field, where)
+
+
+def _check_value(value: Any, field: FieldDescriptor, where: str) -> None:
+    if value is None:
+        raise BadRequest(400, f"{where} is null: an entry of a list or a map needs a value")
+    if field.message_type is not None:
+        if not isinstance(value, dict):
+            raise BadRequest(400, f"{where} must be a JSON object (a {field.message_type.name}), not "
+                                  f"{_json_type(value)}")
+        _check_shapes(value, field.message_type, where)
+    elif field.type not in (field.TYPE_STRING, field.TYPE_BYTES, field.TYPE_ENUM, field.TYPE_BOOL) \
+            and isinstance(value, str) and not _NUMBER_TEXT.fullmatch(value):
+        raise BadRequest(400, f"{where} must be a number, not the text {value[:40]!r}")
+
+
+def _by_json_name(descriptor: Descriptor) -> dict[str, FieldDescriptor]:
+    return {f.json_name: f for f in descriptor.fields}
+
+
+def _json_type(value: Any) -> str:
+    return {dict: "an object", list: "an array", str: "a string", bool: "true/false", int: "a number",
+            float: "a number"}.get(type(value), type(value).__name__)
 
 
 _NO_FIELD = re.compile(r'Message type "([\w.]+)" has no field named "([^"]*)" at "([^"]*)"')

@@ -259,16 +259,28 @@ def test_over_the_concurrency_limit_is_429(bundle_dir: Path, blocking: Blocker) 
     (b'{"bogus": 1}', "SimilarTracksRequest has no field 'bogus'; its fields: seeds, negative_seeds, targets"),
     # the field names as the proto and the README spell them, not the JSON mapping's camelCase
     (b'{"seeds": [{"trackid": "x"}]}', "SimilarTracksRequest.seeds[0] has no field 'trackid'; its fields: track_id,"),
-    (b'{"genreWeight": "x"}', "Couldn't parse float: x at SimilarTracksRequest.genre_weight"),
-    (b'{"k": "ten"}', "Failed to parse k field"),
+    (b'{"genreWeight": "x"}', "SimilarTracksRequest.genre_weight must be a number, not the text 'x'"),
+    (b'{"k": "ten"}', "SimilarTracksRequest.k must be a number, not the text 'ten'"),
     (b'{"k": -1}', "Failed to parse k field"),
     (b'{"k": 1.5}', "Couldn't parse integer"),
-    (b'{"seeds": {"track_id": "x"}}', "repeated field seeds must be in []"),
+    (b'{"seeds": {"track_id": "x"}}', "SimilarTracksRequest.seeds must be a JSON array, not an object"),
+    # what protobuf's ParseDict let through or worded as its own internals (an audit, 2026-12-07)
+    (b'{"filter": {"includeGenres": ["jazz"], "include_genres": ["edm"]}}',  # the first was dropped
+     "SimilarTracksRequest.filter.include_genres is given twice, as 'includeGenres' and 'include_genres'"),
+    (b'{"filter": []}', "SimilarTracksRequest.filter must be a JSON object (a Filter), not an array"),  # was accepted
+    (b'{"filter": "jazz"}', "SimilarTracksRequest.filter must be a JSON object (a Filter), not a string"),
+    (b'{"filter": {"ranges": {"tempo": []}}}', "SimilarTracksRequest.filter.ranges['tempo'] must be a JSON object"),
+    (b'{"filter": {"ranges": []}}', "SimilarTracksRequest.filter.ranges must be a JSON object (a map), not an array"),
+    (b'{"k": "1_0"}', "SimilarTracksRequest.k must be a number, not the text '1_0'"),  # was read as 10
+    (b'{"seeds": [null]}', "SimilarTracksRequest.seeds[0] is null"),
+    (b'{"seeds": [{"features": {"values": {"energy": null}}}]}',
+     "SimilarTracksRequest.seeds[0].features.values['energy'] is null"),
     (b'{"seeds": [{"track_id": 7}]}', "Failed to parse"),
     (b'{"k": 1, "k": 2}', "duplicate JSON key 'k'"),
     (b"\xff\xfe{}", "not UTF-8"),
     (b"[" * 100_000 + b"]" * 100_000, "nests too deeply"),
-    (b'{"filter": {"ranges": {"tempo": {"min": "fast"}}}}', "Failed to parse"),
+    (b'{"filter": {"ranges": {"tempo": {"min": "fast"}}}}',
+     "SimilarTracksRequest.filter.ranges['tempo'].min must be a number, not the text 'fast'"),
 ])
 def test_malformed_bodies_are_400_with_a_message(running: RunningServer, body: bytes, words: str) -> None:
     status, _, answer = post(running.http_port, "SimilarTracks", body)
