@@ -235,6 +235,13 @@ class SimilarSearch:
             raise InvalidQuery(f"{where}seeds: at least one seed is required")
         if len(q.seeds) + len(q.negative_seeds) > MAX_SEEDS:
             raise InvalidQuery(f"{where}seeds: {len(q.seeds) + len(q.negative_seeds)} seeds, at most {MAX_SEEDS}")
+        if q.negative_seeds:  # at half a seed's weight, a track in both lists would only weaken its own seed
+            both = {s.track_id for s in q.seeds if s.track_id is not None} \
+                & {s.track_id for s in q.negative_seeds if s.track_id is not None}
+            if both:
+                raise InvalidQuery(f"{where}negative_seeds: {', '.join(shown(t) for t in sorted(both)[:5])} "
+                                   f"{'is' if len(both) == 1 else 'are'} also among the seeds: give a track as one "
+                                   "or the other")
         if not 1 <= q.k <= MAX_K:
             raise InvalidQuery(f"{where}k: must be 1..{MAX_K}, got {q.k}")
         if not 0 <= q.offset <= MAX_DEPTH - q.k:

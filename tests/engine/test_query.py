@@ -191,6 +191,9 @@ def test_unknown_seeds(rec: Recommender) -> None:
         (SimilarQuery(seeds=[Seed(vector=[1.0] * DIM)], filter=TrackFilter(ranges={"tempo": (5.0, 1.0)})), "min <= max"),
         (SimilarQuery(seeds=[Seed(vector=[1.0] * DIM)], targets={"energy": float("inf")}), "finite"),
         (SimilarQuery(seeds=[Seed(vector=[1.0] * DIM)], diversity=2.0), "diversity"),
+        # the seed was taken at half weight off itself, and the answer was the one without the negative seed
+        (SimilarQuery(seeds=[Seed(track_id="x"), Seed(track_id="y")], negative_seeds=[Seed(track_id="x")]),
+         "negative_seeds: 'x' is also among the seeds: give a track as one or the other"),
     ],
 )
 def test_invalid_queries_name_the_field(rec: Recommender, query: SimilarQuery, message: str) -> None:
