@@ -141,13 +141,7 @@ def clean_catalog(frame: pd.DataFrame, schema: FeatureSchema, *, source: str = "
             impute_masks.append((j, bad, f"missing or non-finite {col}"))
     for col, rule in schema.rules.items():
         j = schema.feature_columns.index(col)
-        v = values[:, j]
-        with np.errstate(invalid="ignore"):
-            bad = np.zeros(len(v), dtype=bool)
-            if rule.min is not None:
-                bad |= (v <= rule.min) if rule.exclusive_min else (v < rule.min)
-            if rule.max is not None:
-                bad |= v > rule.max
+        bad = rule.broken_by(values[:, j])
         reason = f"{col} not {rule.describe()}"
         if rule.action == "drop":
             drop(bad, reason)

@@ -12,6 +12,8 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Literal
 
+import numpy as np
+
 from ._confcheck import check_finite
 from ._errors import ConfigError
 
@@ -40,10 +42,28 @@ class ValueRule:
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ConfigError(f"rule min {self.min} is above max {self.max}")
 
+    def broken_by(self, values: np.ndarray) -> np.ndarray:
+        """Per value, whether it breaks the rule (NaN breaks none: missing values have their own policy)."""
+        bad = np.zeros(np.shape(values), dtype=bool)
+        with np.errstate(invalid="ignore"):
+            if self.min is not None:
+                bad |= (values <= self.min) if self.exclusive_min else (values < self.min)
+            if self.max is not None:
+                bad |= values > self.max
+        return bad
+
+    def breaks(self, value: float) -> bool:
+        """``broken_by`` of one value, in plain Python: a feature query checks every rule of its bundle per call
+        (engine/_view.py), where numpy's per-call overhead cost ~66 us for the Spotify schema's 12 rules."""
+        if self.min is not None and (value <= self.min if self.exclusive_min else value < self.min):
+            return True
+        return self.max is not None and value > self.max
+
     def describe(self) -> str:
         lo = "" if self.min is None else (f"> {self.min:g}" if self.exclusive_min else f">= {self.min:g}")
         hi = "" if self.max is None else f"<= {self.max:g}"
         return " and ".join(p for p in (lo, hi) if p) or "any finite value"
+
 
 
 # The Spotify Web API documents tempo > 0, time_signature 3..7, duration > 0. A tempo of 0 means

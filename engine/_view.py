@@ -50,6 +50,13 @@ class CatalogView:
             lo, hi = np.percentile(finite, [1, 99]) if len(finite) else (0.0, 1.0)
             self.spread[name] = max(float(hi - lo), 1e-9)
             self.value_range[name] = (float(finite.min()), float(finite.max())) if len(finite) else (-np.inf, np.inf)
+        # A feature seed meets the catalog's own value rules (schema.rules), as its tracks did when it was indexed:
+        # a value a "drop" rule forbids is refused (a tempo of 0, a key of 99: the transforms would clamp or wrap
+        # it into an answer), one an "impute" rule forbids takes the catalog's median, as the indexer imputes it.
+        rules = [(self.feature_index[col], col, rule) for col, rule in (bundle.config.schema.rules or {}).items()
+                 if col in self.feature_index]
+        self._rules = [(j, col, rule, float(np.median(tracks.features[:, j])) if rule.action == "impute" else None)
+                       for j, col, rule in rules]
         self.flag_explicit = _flag(tracks.metadata.get("explicit"))
         artists = tracks.metadata.get(tracks.artists_column) if tracks.artists_column else None
         sep = tracks.artist_separator
@@ -162,7 +169,8 @@ class CatalogView:
             return transformed.astype(np.float32), transformed
 
     def validated_row(self, values: Mapping[str, float], where: str) -> np.ndarray:
-        """A feature-name -> value mapping as a raw row (1, n_features): every feature, finite."""
+        """A feature-name -> value mapping as a raw row (1, n_features): every feature, finite, within the
+        catalog's value rules (a value an impute rule forbids replaced by the catalog's median)."""
         names = self.feature_names
         if len(values) != len(names) or not self._feature_set.issuperset(values.keys()):  # every name, no other
             unknown = sorted(set(values) - set(names))
@@ -175,6 +183,12 @@ class CatalogView:
         if not all(map(math.isfinite, floats)):
             bad = [n for n, v in zip(names, floats, strict=True) if not math.isfinite(v)]
             raise InvalidQuery(f"{where}: {bad} must be finite numbers (no NaN or infinity)")
+        for j, col, rule, median in self._rules:
+            if rule.breaks(floats[j]):
+                if median is None:
+                    raise InvalidQuery(f"{where}: {col} {floats[j]:g} is not {rule.describe()} (the catalog's rule: "
+                                       "its tracks with such a value were dropped when it was indexed)")
+                floats[j] = median
         return np.array([floats])
 
     def model_inputs(self, raw: np.ndarray) -> np.ndarray:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from engine import Recommender, Seed, SimilarQuery, TrackFilter, _compiled, load_bundle
+from tests._seeds import within_rules
 
 pytest.importorskip("numba")  # the test extra installs it (through librosa and the fast extra)
 
@@ -42,7 +43,7 @@ def feature_queries(rec: Recommender, n: int = 150) -> list[SimilarQuery]:
     out = []
     for i, r in enumerate(rng.choice(rec.n, n, replace=False).tolist()):
         values = features[r] if i % 2 == 0 else features[r] * (1 + 0.05 * rng.standard_normal(features.shape[1]))
-        seed = Seed(features=dict(zip(rec.feature_names, values.tolist(), strict=True)))
+        seed = Seed(features=within_rules(rec, values))
         weight = (None, 0.0, 0.35, 1.0)[i % 4]
         out.append(SimilarQuery(seeds=[seed], k=10 + i % 25, offset=(0, 3, 190)[i % 3], genre_weight=weight))
     return out

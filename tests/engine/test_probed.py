@@ -15,6 +15,7 @@ import pytest
 from engine import Recommender, Seed, SimilarQuery, _compiled, load_bundle
 from engine._candidates import IndexSource, ProbedSource, column_cosines, new_track_source
 from engine._ranking import cosines
+from tests._seeds import within_rules
 
 
 def ivf(vectors: np.ndarray, nlist: int, nprobe: int) -> faiss.Index:
@@ -126,7 +127,7 @@ def test_with_every_list_probed_new_tracks_get_the_exact_answers(bundle_dir: Pat
     features = bundle.tracks.features
     for i, row in enumerate(rng.choice(len(features), 60, replace=False).tolist()):
         values = features[row] * (1 + 0.03 * rng.standard_normal(features.shape[1])) if i % 2 else features[row]
-        seeds = [Seed(features=dict(zip(probed.feature_names, values.tolist(), strict=True)))]
+        seeds = [Seed(features=within_rules(probed, values))]
         query = SimilarQuery(seeds=seeds, k=(10, 40, 250)[i % 3], offset=(0, 5, 230)[i % 3],
                              genre_weight=(None, 0.0, 0.7)[i % 3], diversity=(0.0, 0.0, 0.3)[i % 3])
         a, b = probed.similar(query), exact.similar(query)

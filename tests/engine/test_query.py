@@ -326,3 +326,22 @@ def test_a_starved_neighbour_list_falls_back_to_the_same_reranked_search(rec: Re
         assert a.examined > table.rows.shape[1]  # a search answered, re-ranked like the table
         assert list(a.rows) == list(b.rows) and len(a.rows) == 10
         np.testing.assert_allclose(a.scores, b.scores, rtol=1e-5)
+
+
+def test_feature_values_meet_the_catalogs_rules(rec: Recommender) -> None:
+    """A value the catalog's rules drop at indexing is refused, not clamped or wrapped into an answer (a key of 99 got
+    key 3's answer, a duration of -5 a duration of 0's); one they impute takes the catalog's median, as at indexing."""
+    from tests._seeds import near
+
+    base = near(rec, 0)
+    for name, value, words in [("key", 99.0, "key 99 is not >= 0 and <= 11"), ("key", -9.0, "key -9 is not >= 0"),
+                               ("duration_ms", -5.0, "duration_ms -5 is not > 0"), ("tempo", 0.0, "tempo 0 is not > 0"),
+                               ("mode", 7.0, "mode 7 is not >= 0 and <= 1"), ("energy", 1.2, "energy 1.2 is not")]:
+        with pytest.raises(InvalidQuery, match=f"^seeds\\[0\\]\\.features: {words}"):
+            rec.similar(SimilarQuery(seeds=[Seed(features={**base, name: value})]))
+        with pytest.raises(InvalidQuery, match=words):
+            rec.classify(features={**base, name: value})
+    median = float(np.median(rec.bundle.tracks.features[:, rec.feature_names.index("time_signature")]))
+    unknown_meter = rec.similar(SimilarQuery(seeds=[Seed(features={**base, "time_signature": 1.0})]))
+    imputed = rec.similar(SimilarQuery(seeds=[Seed(features={**base, "time_signature": median})]))
+    assert unknown_meter.rows.tolist() == imputed.rows.tolist() and unknown_meter.scores.tolist() == imputed.scores.tolist()

@@ -12,6 +12,7 @@ import pytest
 
 from engine import DeadlineExceeded, InvalidQuery, Recommender, Seed, SimilarQuery, TrackFilter, load_bundle
 from server._combine import Combiner
+from tests._seeds import near
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +21,7 @@ def rec(bundle_dir: Path) -> Recommender:
 
 
 def query(rec: Recommender, row: int, **kw: object) -> SimilarQuery:
-    values = dict(zip(rec.feature_names, (rec.bundle.tracks.features[row] * 1.05).tolist(), strict=True))
+    values = near(rec, row, 1.05)
     return SimilarQuery(seeds=[Seed(features=values)], **kw)  # type: ignore[arg-type]
 
 
