@@ -5,11 +5,16 @@ created), for every command."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 
-def unwritable(path: str | Path | None) -> str | None:
-    """Why a report file could not be written at ``path`` (None: it can, or there is none, or '-')."""
+def unwritable(path: str | Path | None, *, inputs: Sequence[str | Path | None] = (),
+               bundles: Sequence[str | Path | None] = ()) -> str | None:
+    """Why a report file could not be written at ``path`` (None: it can, or there is none, or '-'): a directory, a
+    parent that cannot hold it, one of the command's ``inputs`` (it would be replaced: ``--json`` on the catalog
+    CSV did that), or a path inside one of its ``bundles`` (a file there that the manifest does not list makes
+    the bundle fail its check; ``--html bundle/manifest.json`` replaced the manifest)."""
     from engine import parent_problem
 
     if not path or str(path) == "-":
@@ -17,15 +22,25 @@ def unwritable(path: str | Path | None) -> str | None:
     try:
         if Path(path).is_dir():
             return "is a directory"
+        target = Path(path).resolve()
+        for given in inputs:
+            if given and str(given) != "-" and Path(given).exists() and target == Path(given).resolve():
+                return f"is the input {given}: the report would replace it; write it to another file"
+        for bundle in bundles:
+            if bundle and target.is_relative_to(Path(bundle).resolve()):
+                return (f"is inside the bundle {bundle}: a file there that its manifest does not list breaks the "
+                        "bundle's check (and one it lists would be replaced); write it beside the bundle")
     except OSError as exc:  # a folder on the way that cannot be entered
         return exc.strerror or str(exc)
     return parent_problem(path)
 
 
-def check_output_file(flag: str, path: str | Path | None) -> None:
-    """Refuse, before any work, a report file ``path`` given with ``flag`` that could not be written: a
-    :class:`engine.BundleError` (exit 1, as for an ``--out`` or ``--current`` that cannot be written)."""
-    problem = unwritable(path)
+def check_output_file(flag: str, path: str | Path | None, *, inputs: Sequence[str | Path | None] = (),
+                      bundles: Sequence[str | Path | None] = ()) -> None:
+    """Refuse, before any work, a report file ``path`` given with ``flag`` that could not be written, or that would
+    replace an input or land in a bundle (``unwritable``): a :class:`engine.BundleError` (exit 1, as for an
+    ``--out`` or ``--current`` that cannot be written)."""
+    problem = unwritable(path, inputs=inputs, bundles=bundles)
     if problem:
         from engine import BundleError
 

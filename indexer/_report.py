@@ -35,7 +35,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     from ._outputs import check_output_file, write_output
 
-    check_output_file("--html", args.html)  # before the load: a directory there is refused as musicrec index does
+    # before the load: a directory there is refused as musicrec index does, and so is a path inside the bundle
+    check_output_file("--html", args.html, bundles=[Path(args.bundle).resolve()])
     bundle = load_bundle(args.bundle)
     if args.json:
         print(json.dumps(bundle.manifest, indent=2))

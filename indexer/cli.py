@@ -303,7 +303,9 @@ def _build_and_report(args: argparse.Namespace, csv: Path, out: Path, *, source_
     # where the build's results go after it, checked before it: a bad path must not cost a whole build
     if args.current:
         check_current_link(args.current)
-    check_output_file("--json", args.json_out)  # exit 1, as for an --out or --current that cannot be written
+    # exit 1, as for an --out or --current that cannot be written
+    check_output_file("--json", args.json_out, inputs=[csv, getattr(args, "config", None)],
+                      bundles=[out, *([Path(args.current).resolve()] if args.current else [])])
     progress = None if args.quiet else _Progress()
     try:
         manifest = build_bundle(csv, out, config, progress=progress, source_label=source_label, current=args.current)

@@ -190,7 +190,8 @@ def test_a_tiny_catalog_builds_and_says_why_it_has_no_classifier(tmp_path: Path,
 
 
 @pytest.mark.parametrize("where", ["current is a file", "current is a directory", "current under a file",
-                                   "json under a file", "json is a directory"])
+                                   "json under a file", "json is a directory", "json is the catalog",
+                                   "json is the config", "json in the bundle", "json in the current bundle"])
 def test_outputs_that_cannot_be_written_are_refused_before_the_build(
         where: str, tmp_path: Path, tiny_config: Path, valid_csv_bytes: bytes,
         capsys: pytest.CaptureFixture[str]) -> None:
@@ -205,10 +206,29 @@ def test_outputs_that_cannot_be_written_are_refused_before_the_build(
         "current under a file": ("--current", precious / "cur"),
         "json under a file": ("--json", precious / "r.json"),
         "json is a directory": ("--json", tmp_path / "a_dir"),
+        # the input was replaced by the report, and a file in the bundle broke its check (an audit, 2026-12-07)
+        "json is the catalog": ("--json", csv),
+        "json is the config": ("--json", tiny_config),
+        "json in the bundle": ("--json", out / "report.json"),
+        "json in the current bundle": ("--json", tmp_path / "live" / "manifest.json"),
     }[where]
-    code = main(["index", str(csv), "--out", str(out), *TINY, str(tiny_config), flag, str(path)])
+    extra = []
+    if where == "json in the current bundle":
+        live = tmp_path / "live"
+        live.mkdir()
+        (live / "manifest.json").write_text("{}")
+        (tmp_path / "current").symlink_to(live)
+        extra = ["--current", str(tmp_path / "current")]
+        path = tmp_path / "current" / "manifest.json"
+    config_before, csv_before = tiny_config.read_bytes(), csv.read_bytes()
+    code = main(["index", str(csv), "--out", str(out), *TINY, str(tiny_config), flag, str(path), *extra])
     err = capsys.readouterr().err
     assert code == 1 and err.startswith("musicrec index: error: "), (code, err)
+    assert tiny_config.read_bytes() == config_before and csv.read_bytes() == csv_before
+    if where in ("json is the catalog", "json is the config"):
+        assert "is the input" in err, err
+    if where in ("json in the bundle", "json in the current bundle"):
+        assert "is inside the bundle" in err, err
     assert "Traceback" not in err and "internal error" not in err, err
     assert not out.exists(), "the build ran (or left its bundle) although its results could not be placed"
     assert precious.read_text() == "data" and (tmp_path / "a_dir").is_dir() and not any((tmp_path / "a_dir").iterdir())
@@ -287,7 +307,10 @@ def test_add_and_report_outputs_that_cannot_be_written_are_refused_before_the_wo
                        ([*add[:-3], "--current", str(precious), "--quiet"], f"{precious}: exists and is a file"),
                        ([*add[:-4], str(precious), "--quiet"], f"output {precious} already exists"),
                        (["report", str(small_bundle_dir), "--html", str(tmp_path / "a_dir")],
-                        f"--html {tmp_path / 'a_dir'}: is a directory")):
+                        f"--html {tmp_path / 'a_dir'}: is a directory"),
+                       # it replaced the manifest, and the bundle no longer loaded (an audit, 2026-12-07)
+                       (["report", str(link), "--html", str(link / "manifest.json")],
+                        f"--html {link / 'manifest.json'}: is inside the bundle")):
         assert main(argv) == 1
         err = capsys.readouterr().err
         assert err.startswith(f"musicrec {argv[0]}: error: ") and said in err and "Traceback" not in err, err
