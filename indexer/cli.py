@@ -74,7 +74,8 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_index)
 
     p = sub.add_parser("synth", help="write a deterministic synthetic catalog CSV (Spotify schema)")
-    p.add_argument("--out", type=Path, required=True, help="CSV file to write")
+    p.add_argument("--out", type=Path, required=True,
+                   help="CSV file to write (must not exist; missing parent directories are created); - for stdout")
     p.add_argument("--tracks", type=int, default=20_000, help="number of tracks (default 20000)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_synth)
@@ -340,7 +341,7 @@ def _cmd_index(args: argparse.Namespace) -> int:
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
-    from engine import synthetic_catalog
+    from engine import parent_problem, synthetic_catalog
 
     if args.tracks < 1:
         print("musicrec synth: error: --tracks must be at least 1", file=sys.stderr)
@@ -348,7 +349,22 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     if args.seed < 0:  # numpy's generator takes any whole number from 0
         print(f"musicrec synth: error: --seed must be 0 or more, got {args.seed}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    synthetic_catalog(args.tracks, seed=args.seed).to_csv(args.out, index=False)
+    out = str(args.out)
+    problem = ("is a directory: name the CSV file to write" if args.out.is_dir() else
+               "exists: synth does not replace a file (it may be a catalog); remove it or give another name"
+               if args.out.exists() or args.out.is_symlink() else
+               f"names a {args.out.suffix} file, but synth writes CSV: give a .csv name"
+               if args.out.suffix.lower() in (".parquet", ".pq") else parent_problem(args.out)) if out != "-" else None
+    if problem:
+        print(f"musicrec synth: error: --out {out!r}: {problem}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    frame = synthetic_catalog(args.tracks, seed=args.seed)
+    if out == "-":
+        frame.to_csv(sys.stdout, index=False)
+        print(f"wrote {args.tracks} tracks (seed {args.seed}) to stdout", file=sys.stderr)
+        return EXIT_OK
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(args.out, index=False)
     print(f"wrote {args.out} ({args.tracks} tracks, seed {args.seed})")
     return EXIT_OK
 

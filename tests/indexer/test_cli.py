@@ -162,6 +162,25 @@ def test_numbers_no_command_can_use_are_refused_naming_the_flag(argv: list[str],
     assert not (tmp_path / "x.csv").exists() and not (tmp_path / "bundles").exists()
 
 
+def test_synth_never_replaces_a_file_and_names_a_bad_out(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """It replaced any file (a catalog named like it) without a word, and a directory or a missing parent was a
+    traceback (an audit, 2026-12-07)."""
+    precious = tmp_path / "catalog.csv"
+    precious.write_text("track_id\nmine\n")
+    (tmp_path / "a_dir").mkdir()
+    for out, said in ((precious, "exists: synth does not replace a file"), (tmp_path / "a_dir", "is a directory"),
+                      (tmp_path / "t.parquet", "synth writes CSV"), (precious / "x.csv", "is not a directory")):
+        assert main(["synth", "--tracks", "5", "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"musicrec synth: error: --out '{out}': ") and said in err, err
+    assert precious.read_text() == "track_id\nmine\n" and not (tmp_path / "t.parquet").exists()
+    assert main(["synth", "--tracks", "5", "--out", str(tmp_path / "new" / "s.csv")]) == 0  # parents are created
+    assert len(pd.read_csv(tmp_path / "new" / "s.csv")) >= 5
+    capsys.readouterr()
+    assert main(["synth", "--tracks", "5", "--out", "-"]) == 0
+    assert capsys.readouterr().out.startswith(",track_id,")
+
+
 def test_the_largest_seed_builds(tmp_path: Path) -> None:
     csv = tmp_path / "s.csv"
     assert main(["synth", "--out", str(csv), "--tracks", "600", "--seed", "2147483646"]) == 0
