@@ -138,6 +138,9 @@ def read_verified_manifest(bundle_dir: str | os.PathLike[str]) -> dict[str, Any]
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise BundleIntegrityError(f"{bundle_dir}: no {MANIFEST}; not a bundle, or an interrupted build") from None
+    except IsADirectoryError:
+        raise BundleIntegrityError(f"{path}: is a directory, not the bundle's manifest; the bundle is damaged: "
+                                   "rebuild it") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise BundleIntegrityError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
@@ -173,6 +176,9 @@ def read_verified_manifest(bundle_dir: str | os.PathLike[str]) -> dict[str, Any]
     for name, expected in files.items():
         if Path(name).name != name:
             raise BundleIntegrityError(f"{path}: file entry {name!r} is not a plain file name")
+        if not (bundle_dir / name).is_file():
+            raise BundleIntegrityError(f"{bundle_dir / name}: is not a regular file (a directory?); the bundle was "
+                                       "modified or is damaged")
         actual = sha256_file(bundle_dir / name)
         if actual != expected:
             raise BundleIntegrityError(

@@ -86,7 +86,8 @@ def bundle_report_html(bundle: Bundle) -> str:
     m = bundle.manifest
     clusters = bundle.moods.clusters_
     diag = load_diagnostics(bundle.path)
-    sections = [("Build report", f"<pre>{html.escape(format_report(m, moods=clusters))}</pre>")]
+    report = format_report(m, moods=clusters, where=str(bundle.path / "manifest.json"))
+    sections = [("Build report", f"<pre>{html.escape(report)}</pre>")]
     sections.append(("Mood map", _mood_map(Figure, bundle)))
     sections.append(("Mood profiles", _mood_profiles(Figure, bundle)))
     g = m["metrics"].get("genre") or {}

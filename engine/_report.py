@@ -5,14 +5,28 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ._errors import BundleIntegrityError
 from ._genre_metrics import TOP_KS, informative_ks
 from ._ingest import rows_named
 from ._moodreport import mood_lines
 
 
 def format_report(manifest: dict[str, Any], *, moods: list[dict[str, Any]] | None = None,
-                  width: int | None = None) -> str:
-    """The report as text; ``width`` (a terminal's) narrows the mood table's last column to fit."""
+                  width: int | None = None, where: str = "the manifest") -> str:
+    """The report as text; ``width`` (a terminal's) narrows the mood table's last column to fit.
+
+    A bundle's manifest has no checksum of its own, and its shape check (engine/_manifest.py) covers the keys the
+    report reads as structure, not every figure it prints: a figure edited into text or null is refused here as
+    damage (:class:`BundleIntegrityError` naming ``where``), not a TypeError from a format string."""
+    try:
+        return _report_text(manifest, moods=moods, width=width)
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
+        raise BundleIntegrityError(f"{where}: the report cannot read it ({type(exc).__name__}: "
+                                   f"{' '.join(str(exc).split())[:160]}); the manifest was edited or is damaged: "
+                                   "rebuild the bundle") from exc
+
+
+def _report_text(manifest: dict[str, Any], *, moods: list[dict[str, Any]] | None, width: int | None) -> str:
     c, m = manifest["counts"], manifest["metrics"]
     lines = [
         f"musicrec bundle (format {manifest['format_version']}), created {manifest['created_at']}",

@@ -41,7 +41,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(bundle.manifest, indent=2))
     elif args.html is None:
-        print(format_report(bundle.manifest, moods=bundle.moods.clusters_))
+        print(format_report(bundle.manifest, moods=bundle.moods.clusters_, where=str(bundle.path / "manifest.json")))
     if args.html is not None:
         page = bundle_report_html(bundle)
         try:

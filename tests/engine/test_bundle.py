@@ -314,3 +314,39 @@ def test_a_manifest_edit_the_report_cannot_read_is_refused_at_load_by_name(
         load_bundle(bad)
     code, err = main(["report", str(bad)]), capsys.readouterr().err  # the report never meets it: exit 1, no traceback
     assert code == 1 and err.startswith("musicrec report: error: ") and said in err and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize(("keys", "value"), [
+    (("metrics", "genre", "top1"), None), (("metrics", "genre", "top1"), "high"),
+    (("metrics", "similar", "queries"), "many"), (("metrics", "genre", "families"), None),
+    (("metrics", "moods", "spread"), {"valence": {}}),
+])
+def test_a_figure_edited_into_another_type_is_refused_by_the_report_not_a_traceback(
+        bundle_dir: Path, tmp_path: Path, keys: tuple[str, ...], value: object,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The shape check covers the keys the report reads as structure; a figure it prints edited into text or null
+    was a TypeError (exit 70) from a format string (an audit, 2026-12-07). The text report names the damage."""
+    bad = copy(bundle_dir, tmp_path)
+    m = json.loads((bad / "manifest.json").read_text())
+    parent = m
+    for key in keys[:-1]:
+        parent = parent[key]
+    parent[keys[-1]] = value
+    (bad / "manifest.json").write_text(json.dumps(m))
+    code, err = main(["report", str(bad)]), capsys.readouterr().err
+    assert code == 1 and err.startswith(f"musicrec report: error: {bad / 'manifest.json'}: the report cannot read it (")
+    assert "the manifest was edited or is damaged" in err and "Traceback" not in err, err
+
+
+def test_a_directory_in_place_of_a_bundle_file_is_named(bundle_dir: Path, tmp_path: Path) -> None:
+    """It was an IsADirectoryError from the checksum's open (an audit, 2026-12-07)."""
+    bad = copy(bundle_dir, tmp_path)
+    (bad / "moods.json").unlink()
+    (bad / "moods.json").mkdir()
+    with pytest.raises(BundleIntegrityError, match=r"moods\.json: is not a regular file"):
+        load_bundle(bad)
+    other = copy(bundle_dir, tmp_path / "other")
+    (other / "manifest.json").unlink()
+    (other / "manifest.json").mkdir()
+    with pytest.raises(BundleIntegrityError, match=r"manifest\.json: is a directory, not the bundle's manifest"):
+        load_bundle(other)
