@@ -131,6 +131,9 @@ class FeatureSchema:
         for col in self.feature_columns:
             if not col or col.startswith("Unnamed:"):
                 raise ConfigError(f"schema.feature_columns may not use the unnamed index column ({col!r})")
+        if self.id_column == self.label_column:  # every genre would become one track (12 tracks from 114,000 rows)
+            raise ConfigError(f"schema.id_column and schema.label_column are both {self.id_column!r}: the id names a "
+                              "track, the label its genre")
         roles = [self.id_column, self.label_column, self.name_column, self.artists_column, self.song_column]
         clash = set(self.feature_columns) & ({r for r in roles if r} | set(self.metadata_columns))
         if clash:
