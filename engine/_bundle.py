@@ -32,7 +32,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from ._errors import BundleError, BundleIntegrityError, BundleVersionError
+from ._errors import BundleError, BundleIntegrityError, BundleNotFound, BundleVersionError
 from ._manifest import check_manifest_shapes
 
 FORMAT = "musicrec-bundle"
@@ -132,7 +132,7 @@ def read_verified_manifest(bundle_dir: str | os.PathLike[str]) -> dict[str, Any]
     """Read the manifest and check format, version, the file list and every sha256."""
     bundle_dir = Path(bundle_dir)
     if not bundle_dir.is_dir():
-        raise BundleError(f"{bundle_dir}: not a bundle directory (it does not exist or is not a directory)")
+        raise BundleNotFound(f"{bundle_dir}: not a bundle directory (it does not exist or is not a directory)")
     path = bundle_dir / MANIFEST
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))

@@ -31,6 +31,10 @@ class BundleVersionError(BundleError):
     """A bundle was written in a format version this engine cannot read."""
 
 
+class BundleNotFound(BundleError):
+    """The path given as a bundle does not exist or is not a directory (bad input: the CLI exits 2)."""
+
+
 class NotFittedError(EngineError, AttributeError):
     """A model was used before it was fitted or loaded."""
 

@@ -55,7 +55,8 @@ def _engine_error_exit_code(exc: Exception) -> int | None:
     engine = sys.modules.get("engine")
     if engine is None or not isinstance(exc, getattr(engine, "EngineError", ())):
         return None
-    return EXIT_BAD_INPUT if isinstance(exc, engine.CatalogError | engine.ConfigError) else EXIT_FAILED
+    return EXIT_BAD_INPUT if isinstance(exc, engine.CatalogError | engine.ConfigError | engine.BundleNotFound) \
+        else EXIT_FAILED
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -201,3 +201,12 @@ def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_synthetic_generator_is_deterministic() -> None:
     pd.testing.assert_frame_equal(synthetic_catalog(300, seed=5), synthetic_catalog(300, seed=5))
+
+
+def test_a_bundle_path_that_is_not_a_directory_is_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Exit 2, as a missing CSV is for index and a missing bundle for serve; report and add said 1 (an audit)."""
+    (tmp_path / "c.csv").write_text("x\n")
+    for argv in (["report", str(tmp_path / "nosuch")], ["report", str(tmp_path / "c.csv")],
+                 ["add", str(tmp_path / "c.csv"), "--to", str(tmp_path / "nosuch"), "--out", str(tmp_path / "o")]):
+        assert main(argv) == 2, argv
+        assert "not a bundle directory" in capsys.readouterr().err
