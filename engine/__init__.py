@@ -38,6 +38,7 @@ from ._errors import (
     NotFittedError,
     TrackNotFound,
     install_hint,
+    shown,
 )
 from ._genre import GenreClassifier
 from ._htmlreport import bundle_report_html, figure_html, html_document
@@ -136,6 +137,7 @@ __all__ = [
     "refused_text",
     "rows_named",
     "search",
+    "shown",
     "synthetic_catalog",
     "use_compiled_kernels",
     "use_one_search_thread",

@@ -32,7 +32,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from ._errors import BundleError, BundleIntegrityError, BundleNotFound, BundleVersionError
+from ._errors import BundleError, BundleIntegrityError, BundleNotFound, BundleVersionError, shown
 from ._manifest import check_manifest_shapes
 
 FORMAT = "musicrec-bundle"
@@ -131,7 +131,11 @@ def _dig(data: Any, dotted: str) -> Any:
 def read_verified_manifest(bundle_dir: str | os.PathLike[str]) -> dict[str, Any]:
     """Read the manifest and check format, version, the file list and every sha256."""
     bundle_dir = Path(bundle_dir)
-    if not bundle_dir.is_dir():
+    try:
+        is_dir = bundle_dir.is_dir()
+    except OSError as exc:  # a name too long, a folder on the way that cannot be entered
+        raise BundleNotFound(f"{shown(str(bundle_dir), 200)}: not a bundle directory ({exc.strerror or exc})") from None
+    if not is_dir:
         raise BundleNotFound(f"{bundle_dir}: not a bundle directory (it does not exist or is not a directory)")
     path = bundle_dir / MANIFEST
     try:

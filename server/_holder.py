@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from engine import Bundle, BundleError, CandidateSource, InvalidQuery, Recommender, load_bundle
+from engine import Bundle, BundleError, CandidateSource, InvalidQuery, Recommender, load_bundle, shown
 
 log = logging.getLogger("musicrec.server")
 
@@ -90,7 +90,7 @@ class ReloadPolicy:
             raise InvalidQuery(f"path: contains a NUL byte (at character {nul}); no bundle path can hold one")
         resolved = os.path.realpath(path)
         if self.root is None or not Path(resolved).is_relative_to(self.root):
-            raise ReloadRefused(f"ReloadBundle path {path!r} is outside the bundle root "
+            raise ReloadRefused(f"ReloadBundle path {shown(path, 200)} is outside the bundle root "
                                 f"{self.root or '(none: no bundle configured)'} (symlinks and '..' resolved)")
         return resolved
 

@@ -13,6 +13,7 @@ from engine import (
     BuildConfig,
     BundleError,
     BundleIntegrityError,
+    BundleNotFound,
     BundleVersionError,
     CatalogError,
     ConfigError,
@@ -350,3 +351,11 @@ def test_a_directory_in_place_of_a_bundle_file_is_named(bundle_dir: Path, tmp_pa
     (other / "manifest.json").mkdir()
     with pytest.raises(BundleIntegrityError, match=r"manifest\.json: is a directory, not the bundle's manifest"):
         load_bundle(other)
+
+
+def test_a_bundle_path_too_long_for_the_system_is_named_short(tmp_path: Path) -> None:
+    """ENAMETOOLONG was an unexpected OSError in a reloading server's log, and the client's message, cut at 400
+    characters inside the echoed path, lost its reason (an audit, 2026-12-07)."""
+    with pytest.raises(BundleNotFound) as err:
+        load_bundle(tmp_path / ("a" * 5000))
+    assert str(err.value).endswith("not a bundle directory (File name too long)") and len(str(err.value)) < 300
