@@ -305,6 +305,11 @@ def _build_and_report(args: argparse.Namespace, csv: Path, out: Path, *, source_
     # where the build's results go after it, checked before it: a bad path must not cost a whole build
     if args.current:
         check_current_link(args.current)
+        if Path(args.current).absolute() == Path(out).absolute():
+            from engine import BundleError
+
+            raise BundleError(f"--current {args.current} is the --out directory: --current names the link to point at "
+                              "the new bundle, beside it (bundles/current)")
     # exit 1, as for an --out or --current that cannot be written
     check_output_file("--json", args.json_out, inputs=[csv, getattr(args, "config", None)],
                       bundles=[out, *([Path(args.current).resolve()] if args.current else [])])

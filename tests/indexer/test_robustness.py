@@ -191,7 +191,8 @@ def test_a_tiny_catalog_builds_and_says_why_it_has_no_classifier(tmp_path: Path,
 
 @pytest.mark.parametrize("where", ["current is a file", "current is a directory", "current under a file",
                                    "json under a file", "json is a directory", "json is the catalog",
-                                   "json is the config", "json in the bundle", "json in the current bundle"])
+                                   "json is the config", "json in the bundle", "json in the current bundle",
+                                   "current is the out directory"])
 def test_outputs_that_cannot_be_written_are_refused_before_the_build(
         where: str, tmp_path: Path, tiny_config: Path, valid_csv_bytes: bytes,
         capsys: pytest.CaptureFixture[str]) -> None:
@@ -211,6 +212,7 @@ def test_outputs_that_cannot_be_written_are_refused_before_the_build(
         "json is the config": ("--json", tiny_config),
         "json in the bundle": ("--json", out / "report.json"),
         "json in the current bundle": ("--json", tmp_path / "live" / "manifest.json"),
+        "current is the out directory": ("--current", out),  # it was found after the whole build
     }[where]
     extra = []
     if where == "json in the current bundle":
