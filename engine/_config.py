@@ -260,7 +260,8 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
     try:
-        data = json.loads(raw) if path.suffix.lower() == ".json" else tomllib.loads(raw.decode("utf-8"))
+        text = raw.decode("utf-8-sig")  # a byte-order mark (Windows editors write one) is read past, as in a CSV
+        data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config file {path} is not valid {path.suffix.lstrip('.') or 'TOML'}: {exc}") \
             from None

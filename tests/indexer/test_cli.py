@@ -210,3 +210,14 @@ def test_a_bundle_path_that_is_not_a_directory_is_bad_input(tmp_path: Path, caps
                  ["add", str(tmp_path / "c.csv"), "--to", str(tmp_path / "nosuch"), "--out", str(tmp_path / "o")]):
         assert main(argv) == 2, argv
         assert "not a bundle directory" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("suffix", [".toml", ".json"])
+def test_a_config_file_with_a_byte_order_mark_is_read(suffix: str, tmp_path: Path) -> None:
+    """Windows editors save one; it was "not valid toml: Invalid statement (line 1, column 1)" (an audit)."""
+    from engine import read_config_file
+
+    path = tmp_path / f"c{suffix}"
+    text = "[moods]\nstability_subsample = 0\n" if suffix == ".toml" else '{"moods": {"stability_subsample": 0}}'
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    assert read_config_file(path) == {"moods": {"stability_subsample": 0}}
