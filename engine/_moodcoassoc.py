@@ -182,7 +182,11 @@ def coassociation(cells: np.ndarray, seed: int) -> np.ndarray:
                                 (np.repeat(np.arange(m), fits), (cells + offsets[:-1]).ravel())),
                                shape=(m, int(offsets[-1])))
     dims = min(COASSOC_DIMS, int(offsets[-1]) - 1)
-    return np.ascontiguousarray(TruncatedSVD(dims, random_state=seed).fit_transform(labels), dtype=np.float32)
+    # where every fit puts every row in one cell (a catalog of identical tracks) the SVD's explained-variance
+    # ratio, not read here, is 0/0: numpy's warning reached the build's output
+    with np.errstate(invalid="ignore", divide="ignore"):
+        points = TruncatedSVD(dims, random_state=seed).fit_transform(labels)
+    return np.ascontiguousarray(points, dtype=np.float32)
 
 
 def agreement(cells: np.ndarray) -> np.ndarray:

@@ -341,3 +341,18 @@ def test_index_json_to_stdout_is_the_json_alone(synthetic_csv: Path, tmp_path: P
                  str(unchecked_config)]) == 0
     captured = capsys.readouterr()
     assert json.loads(captured.out)["format"] == "musicrec-bundle" and "bundle written to" in captured.err
+
+
+def test_a_catalog_of_identical_tracks_builds_without_numpy_warnings(
+        tmp_path: Path, tiny_config: Path, valid_csv_bytes: bytes, capsys: pytest.CaptureFixture[str]) -> None:
+    """The moods' co-association SVD divided 0 by 0 in a ratio it does not read; the warning reached the output."""
+    frame = pd.read_csv(io.BytesIO(valid_csv_bytes)).dropna()
+    features = [c for c in frame.columns if c not in ("Unnamed: 0", "track_id", "artists", "album_name", "track_name",
+                                                       "popularity", "explicit", "track_genre")]
+    frame = frame[frame["tempo"] > 0]
+    frame[features] = frame[features].iloc[0].to_numpy()
+    frame.to_csv(tmp_path / "c.csv", index=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        code, err = run_index(tmp_path / "c.csv", tmp_path / "b", tiny_config, capsys)
+    assert code == 0, err
