@@ -34,13 +34,19 @@ float64 (blank or a missing-value token: NaN), and anything else is text. A colu
 are at least nine in ten flags, or numbers, but not all, is an error naming the file, the data row, the
 column and the value: one ``maybe`` among ``true``/``false`` would otherwise turn the column into text,
 and its filters (explicit, popularity ranges) would silently go away.
+
+A column given a type (``metadata_types``: ``musicrec add`` passes the bundle's, so a file's column is read as the
+bundle's whatever its own cells look like) is parsed as that type instead: a flag column's blanks and missing-value
+tokens are unknown and any other cell that is not a flag is an error; a number column's blanks are NaN and a cell
+that is not a number is an error (each naming the file, the data row, the column and the value); a text column
+keeps each cell's text as written.
 """
 
 from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -67,18 +73,23 @@ def rows_named(rows: Sequence[int], n: int) -> str:
     return f"data row{'s' if n > 1 else ''} {', '.join(str(r) for r in rows)}{', ...' if n > len(rows) else ''}"
 
 
-def read_catalog(path: str | os.PathLike[str], schema: FeatureSchema) -> Catalog:
+def read_catalog(path: str | os.PathLike[str], schema: FeatureSchema, *,
+                 metadata_types: Mapping[str, np.dtype] | None = None) -> Catalog:
     """Read and clean a catalog CSV or Parquet file (engine/_readers.py: by its suffix, ``.parquet``/
     ``.pq``; Parquet needs pyarrow, the ``parquet`` extra). Raises :class:`CatalogError` with the file,
-    row or column."""
+    row or column. ``metadata_types``: as in :func:`clean_catalog`."""
     path = Path(path)
-    return clean_catalog(read_frame(path, numeric=schema.feature_columns), schema, source=str(path))
+    return clean_catalog(read_frame(path, numeric=schema.feature_columns), schema, source=str(path),
+                         metadata_types=metadata_types)
 
 
-def clean_catalog(frame: pd.DataFrame, schema: FeatureSchema, *, source: str = "<frame>") -> Catalog:
+def clean_catalog(frame: pd.DataFrame, schema: FeatureSchema, *, source: str = "<frame>",
+                  metadata_types: Mapping[str, np.dtype] | None = None) -> Catalog:
     """Apply the module's cleaning policy to a frame as :func:`read_catalog` reads it: feature
     columns as numbers (float or int, NaN for missing) or as text, every other column as text or
-    anything whose ``str`` is its text (a Parquet file's typed columns)."""
+    anything whose ``str`` is its text (a Parquet file's typed columns). ``metadata_types`` (column -> the
+    dtype of a catalog's metadata array, e.g. a bundle's) parses those metadata columns as that type rather
+    than typing them from their cells (module docstring)."""
     _check_columns(frame, schema, source)
     rows_read = len(frame)
     if rows_read == 0:
@@ -174,7 +185,9 @@ def clean_catalog(frame: pd.DataFrame, schema: FeatureSchema, *, source: str = "
 
     genre_names, indptr, codes = _merge_labels(frame, schema, id_codes, n_tracks)
     first_rows = kept_row_numbers[keep][first_row]
-    metadata = {col: _parse_metadata(frame[col].to_numpy(dtype=object)[first_row], col, first_rows, source)
+    types = metadata_types or {}
+    metadata = {col: _parse_metadata(frame[col].to_numpy(dtype=object)[first_row], col, first_rows, source,
+                                     types.get(col))
                 for col in present_metadata}
     flag_blanks = {col: int((v == UNKNOWN_FLAG).sum()) for col, v in metadata.items() if v.dtype == np.int8}
     missing_meta, blank_cells = 0, {}
@@ -276,29 +289,47 @@ def _merge_labels(
     return genre_names, indptr, pairs["g"].to_numpy(dtype=np.int32)
 
 
-def _parse_metadata(values: np.ndarray, name: str, row_numbers: np.ndarray, source: str) -> np.ndarray:
+def _parse_metadata(values: np.ndarray, name: str, row_numbers: np.ndarray, source: str,
+                    as_type: np.dtype | None = None) -> np.ndarray:
     """Flags (int8) and numbers (float64) become typed arrays for filters; everything else stays
     text. See the module docstring for the rule; ``row_numbers`` (1-based data rows, one per value)
-    name a bad cell of a nearly typed column."""
+    name a bad cell of a nearly typed column. ``as_type`` (a metadata array's dtype: int8 a flag, another
+    number a number, anything else text) parses the column as that type whatever its cells look like."""
     text = np.array([str(v).strip() for v in values], dtype=object)
+    kind = None if as_type is None else "flag" if np.dtype(as_type) in (np.int8, np.bool_) else \
+        "number" if np.dtype(as_type).kind in "iuf" else "text"
+    if kind == "text":
+        return text  # each cell as written, never re-read as a number
     lowered = pd.Series(text, dtype=object).str.lower()
     given = ~lowered.isin(MISSING_TOKENS).to_numpy()
-    if not given.any():
+    if kind is None and not given.any():
         return text  # no value at all says nothing about the column
     flags = lowered.isin(_FLAG_TOKENS.keys()).to_numpy()
-    if flags[given].all():
+    if kind == "flag" or (kind is None and flags[given].all()):
+        _refuse_others(given & ~flags, text, "flags (true/false, 1/0)", "a flag", name, row_numbers, source, kind)
         return np.array([_FLAG_TOKENS.get(v, UNKNOWN_FLAG) for v in lowered], dtype=np.int8)
     numbers = pd.to_numeric(pd.Series(np.where(given, text, "")), errors="coerce").to_numpy(dtype=np.float64)
     is_number = ~np.isnan(numbers)
-    if is_number[given].all():
+    if kind == "number" or is_number[given].all():
+        _refuse_others(given & ~is_number, text, "numbers", "a number", name, row_numbers, source, kind)
         return numbers
     # numbers first: a number column mostly of 0 and 1 with one bad cell is a number column
     for ok, what, one in ((is_number, "numbers", "a number"), (flags, "flags (true/false, 1/0)", "a flag")):
         if ok[given].mean() >= TYPED_SHARE:
-            bad = np.flatnonzero(given & ~ok)
-            examples = ", ".join(f"data row {row_numbers[i]}: {text[i][:40]!r}" for i in bad[:3])
-            raise CatalogError(
-                f"{source}: metadata column {name!r} holds {what} but has {len(bad):,} other value(s) "
-                f"({examples}); write each as {one} or leave it blank (unknown), or leave the column out "
-                "of the metadata columns")
+            _refuse_others(given & ~ok, text, what, one, name, row_numbers, source, kind)
     return text
+
+
+def _refuse_others(bad: np.ndarray, text: np.ndarray, what: str, one: str, name: str, row_numbers: np.ndarray,
+                   source: str, given_type: str | None) -> None:
+    """A :class:`CatalogError` naming the first ``bad`` cells of metadata column ``name`` (which holds ``what``,
+    by its own cells or, with ``given_type``, as the catalog it joins types it) by data row and value, if any."""
+    if not bad.any():
+        return
+    where = np.flatnonzero(bad)
+    examples = ", ".join(f"data row {row_numbers[i]}: {text[i][:40]!r}" for i in where[:3])
+    holds = f"holds {what} in the bundle" if given_type else f"holds {what}"
+    # a bundle's column keeps its type: leaving it out of an added file is no way out
+    out = "" if given_type else ", or leave the column out of the metadata columns"
+    raise CatalogError(f"{source}: metadata column {name!r} {holds} but has {len(where):,} other value(s) "
+                       f"({examples}); write each as {one} or leave it blank (unknown){out}")

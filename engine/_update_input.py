@@ -29,7 +29,9 @@ def new_tracks(bundle: Bundle, csv: str | os.PathLike[str], kept_ids: np.ndarray
                ) -> tuple[Catalog | None, dict[str, int], dict[str, Any]]:
     """The file's tracks, cleaned with the bundle's schema, minus refused ones (counted by reason)."""
     old = bundle.tracks
-    new = read_catalog(csv, bundle.config.schema)
+    # the file's metadata read as the bundle types it, not from its own cells: a column of blanks, or of "7"s
+    # in a text column, is still the bundle's flag (unknown) or text ("7", not 7.0)
+    new = read_catalog(csv, bundle.config.schema, metadata_types={c: v.dtype for c, v in old.metadata.items()})
     missing = [c for c in old.metadata if c not in new.metadata]
     if missing:
         raise CatalogError(f"{csv}: column(s) {missing} of the bundle are missing from the added file")
@@ -66,7 +68,7 @@ def new_tracks(bundle: Bundle, csv: str | os.PathLike[str], kept_ids: np.ndarray
     starts, ends = new.genre_indptr[rows], new.genre_indptr[rows + 1]
     codes = [remap[new.genre_codes[s:e]] for s, e in zip(starts.tolist(), ends.tolist(), strict=True)]
     indptr = np.concatenate([[0], np.cumsum([len(c) for c in codes])]).astype(old.genre_indptr.dtype)
-    metadata = {c: new.metadata[c][rows].astype(old.metadata[c].dtype) for c in old.metadata}
+    metadata = {c: new.metadata[c][rows] for c in old.metadata}
     accepted = Catalog(ids=new.ids[rows], feature_names=old.feature_names, features=new.features[rows],
                        genre_names=old.genre_names, genre_indptr=indptr,
                        genre_codes=(np.concatenate(codes) if codes else np.empty(0)).astype(old.genre_codes.dtype),

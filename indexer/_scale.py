@@ -12,6 +12,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+ALIAS, KEEP, BATCH, TIMEOUT = "musicrec", 2, 512, 30.0
+# add's options that only say how to carry the update to Qdrant: (flag, dest, default)
+QDRANT_ONLY = (("--alias", "alias", ALIAS), ("--keep", "keep", KEEP), ("--batch", "batch", BATCH),
+               ("--api-key-env", "api_key_env", None), ("--timeout", "timeout", TIMEOUT))
+
 
 def add_parsers(sub: Any) -> None:
     p = sub.add_parser(
@@ -26,13 +31,13 @@ def add_parsers(sub: Any) -> None:
     where.add_argument("--qdrant", metavar="URL", help="Qdrant server, e.g. http://qdrant:6333")
     where.add_argument("--qdrant-path", type=Path, metavar="DIR",
                        help="Qdrant local mode on disk (tests, one machine; one process at a time per DIR)")
-    p.add_argument("--alias", default="musicrec", help="alias servers read (default musicrec); also the "
+    p.add_argument("--alias", default=ALIAS, help="alias servers read (default musicrec); also the "
                                                        "collection name prefix")
-    p.add_argument("--keep", type=int, default=2, help="collections of this alias kept, the live one included "
+    p.add_argument("--keep", type=int, default=KEEP, help="collections of this alias kept, the live one included "
                                                        "(default 2: the live one and the previous)")
-    p.add_argument("--batch", type=int, default=512, help="points per upsert (default 512)")
+    p.add_argument("--batch", type=int, default=BATCH, help="points per upsert (default 512)")
     p.add_argument("--api-key-env", metavar="VAR", help="read the Qdrant API key from this environment variable")
-    p.add_argument("--timeout", type=float, default=30.0,
+    p.add_argument("--timeout", type=float, default=TIMEOUT,
                    help="seconds per Qdrant request, whole seconds rounded up (default 30)")
     p.add_argument("--json", dest="json_out",
                    help="also write the publish report as JSON to this file ('-': stdout, and the text to stderr)")
@@ -58,31 +63,45 @@ def add_parsers(sub: Any) -> None:
                        "version's collection made from the --to bundle's (kept points copied, removed ones left out, "
                        "added ones upserted), verified, then ALIAS swapped to it; before --current moves")
     where.add_argument("--qdrant-path", type=Path, metavar="DIR", help="the same into Qdrant local mode on disk")
-    p.add_argument("--alias", default="musicrec", help="Qdrant alias (default musicrec)")
-    p.add_argument("--keep", type=int, default=2, help="Qdrant collections of this alias kept (default 2)")
-    p.add_argument("--batch", type=int, default=512, help="points per Qdrant request (default 512)")
+    p.add_argument("--alias", default=ALIAS, help="Qdrant alias (default musicrec; with --qdrant or --qdrant-path)")
+    p.add_argument("--keep", type=int, default=KEEP, help="Qdrant collections of this alias kept (default 2)")
+    p.add_argument("--batch", type=int, default=BATCH, help="points per Qdrant request (default 512)")
     p.add_argument("--api-key-env", metavar="VAR", help="read the Qdrant API key from this environment variable")
-    p.add_argument("--timeout", type=float, default=30.0,
+    p.add_argument("--timeout", type=float, default=TIMEOUT,
                    help="seconds per Qdrant request, whole seconds rounded up (default 30)")
     p.set_defaults(func=_cmd_add)
 
 
-def qdrant_client(url: str | None, path: Path | None, api_key_env: str | None, timeout: float) -> Any:
+def check_qdrant_options(url: str | None, path: Path | None, api_key_env: str | None, timeout: float) -> str | None:
+    """The Qdrant target and its options, checked before any work and before a file is written (``--qdrant-path``
+    is created later, by :func:`qdrant_client`); returns the API key (None without ``--api-key-env``)."""
     from engine import ConfigError
 
     if not (math.isfinite(timeout) and 0 < timeout <= 1_000_000):  # NaN or 0: every request fails or never ends
         raise ConfigError(f"--timeout must be a number of seconds over 0 and at most 1,000,000, got {timeout}")
-
     try:
-        from engine.qdrant import connect
+        from engine.qdrant import url_problem
     except ImportError as exc:
         from engine import install_hint
         raise ConfigError(f"Qdrant needs the qdrant extra ({install_hint('qdrant')}): {exc}") from None
-    api_key = None
-    if api_key_env:
-        api_key = os.environ.get(api_key_env)
-        if not api_key:
-            raise ConfigError(f"--api-key-env {api_key_env}: the variable is not set")
+    if url is not None and (problem := url_problem(url)) is not None:
+        raise ConfigError(f"--qdrant {url[:200]!r}: {problem}")
+    if path is not None:
+        _make_qdrant_dir(path, create=False)
+    if not api_key_env:
+        return None
+    api_key = os.environ.get(api_key_env)
+    if not api_key:
+        raise ConfigError(f"--api-key-env {api_key_env}: the variable is not set")
+    return api_key
+
+
+def qdrant_client(url: str | None, path: Path | None, api_key: str | None, timeout: float) -> Any:
+    """A client for the target :func:`check_qdrant_options` passed (creating ``--qdrant-path``); a local store
+    that cannot be opened is a :class:`engine.ConfigError` naming it."""
+    from engine import ConfigError
+    from engine.qdrant import connect
+
     if path is not None:
         _make_qdrant_dir(path)
     import gc
@@ -121,7 +140,7 @@ def _check_base_published(client: Any, base: Path, alias: str) -> None:
     import types
 
     from engine import BackendUnavailable, BundleError
-    from engine.qdrant import check_base_collection, collection_name
+    from engine.qdrant import check_base_collection, client_address, collection_name
 
     try:
         manifest = json.loads((base / "manifest.json").read_text(encoding="utf-8"))
@@ -137,13 +156,14 @@ def _check_base_published(client: Any, base: Path, alias: str) -> None:
     except BundleError:
         raise
     except Exception as exc:  # the client's own transport errors, whatever the transport
-        raise BackendUnavailable(f"Qdrant failed while the base collection was looked up ({type(exc).__name__}: "
-                                 f"{' '.join(str(exc).split())[:200]}); nothing was written") from None
+        raise BackendUnavailable(f"Qdrant at {client_address(client)} failed while the base collection was looked up "
+                                 f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); nothing was written"
+                                 ) from None
 
 
-def _make_qdrant_dir(path: Path) -> None:
-    """The ``--qdrant-path`` directory, created with its missing parents; a file there (or on the way) is a
-    :class:`engine.ConfigError` naming it, before any work."""
+def _make_qdrant_dir(path: Path, *, create: bool = True) -> None:
+    """The ``--qdrant-path`` directory, created with its missing parents (unless not ``create``: checked only); a
+    file there (or on the way) is a :class:`engine.ConfigError` naming it, before any work."""
     from engine import ConfigError, parent_problem
 
     try:
@@ -159,7 +179,8 @@ def _make_qdrant_dir(path: Path) -> None:
         problem = parent_problem(path)
         if problem:
             raise ConfigError(f"--qdrant-path {path}: {problem}")
-        path.mkdir(parents=True, exist_ok=True)
+        if create:
+            path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # permissions on the way
         raise ConfigError(f"--qdrant-path {path}: {exc.strerror or exc}") from None
 
@@ -175,14 +196,16 @@ def _cmd_publish(args: argparse.Namespace) -> int:
     if args.batch < 1:
         raise ConfigError(f"--batch must be at least 1, got {args.batch}")
     check_output_file("--json", args.json_out)
-    client = qdrant_client(args.qdrant, args.qdrant_path, args.api_key_env, args.timeout)
+    api_key = check_qdrant_options(args.qdrant, args.qdrant_path, args.api_key_env, args.timeout)
+    # the bundle before the client: local mode writes its store into --qdrant-path when it opens it
+    bundle = load_bundle(args.bundle)
+    client = qdrant_client(args.qdrant, args.qdrant_path, api_key, args.timeout)
     from engine.qdrant import publish_bundle
 
     def say(message: str) -> None:
         if not args.quiet:
             print(message, file=sys.stderr, flush=True)
 
-    bundle = load_bundle(args.bundle)
     try:
         report = publish_bundle(bundle, client, alias=args.alias, keep=args.keep, batch=args.batch, progress=say)
     finally:
@@ -207,18 +230,29 @@ def _print_published(args: argparse.Namespace, report: Any) -> None:
 def _cmd_add(args: argparse.Namespace) -> int:
     from engine import (
         CatalogError,
+        ConfigError,
         add_tracks,
         check_current_link,
         check_new_bundle_dir,
+        load_bundle,
         publish,
         read_remove_ids,
     )
 
     from ._outputs import check_output_file, write_output
 
+    to_qdrant = args.qdrant is not None or args.qdrant_path is not None
+    if not to_qdrant:  # else they would be ignored: the bundle is written all the same, and nothing goes to Qdrant
+        given = [flag for flag, dest, default in QDRANT_ONLY if getattr(args, dest) != default]
+        if given:
+            raise ConfigError(f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} with --qdrant URL or "
+                              "--qdrant-path DIR only (how the update is carried to Qdrant); add one, or leave "
+                              f"{'it' if len(given) == 1 else 'them'} out")
     if args.csv is None and args.remove_ids is None:
         raise CatalogError("give a CSV of tracks to add, --remove-ids FILE, or both")
     remove = read_remove_ids(args.remove_ids) if args.remove_ids is not None else []
+    if args.csv is not None and args.csv.is_dir():
+        raise CatalogError(f"{args.csv}: is a directory, not a CSV file of tracks to add")
     if args.csv is not None and not args.csv.is_file():
         raise CatalogError(f"{args.csv}: no such file")
     # where the results go, checked before the work, as musicrec index does: a bad path must not cost the update
@@ -232,11 +266,14 @@ def _cmd_add(args: argparse.Namespace) -> int:
             print(message, file=sys.stderr, flush=True)
 
     client = None
-    if args.qdrant or args.qdrant_path:
+    if to_qdrant:
         if args.keep < 1 or args.batch < 1:
             raise CatalogError(f"--keep and --batch must be at least 1, got {args.keep} and {args.batch}")
         check_alias(args.alias)
-        client = qdrant_client(args.qdrant, args.qdrant_path, args.api_key_env, args.timeout)
+        api_key = check_qdrant_options(args.qdrant, args.qdrant_path, args.api_key_env, args.timeout)
+        if not (args.base / "manifest.json").is_file():
+            load_bundle(args.base)  # says why it is no bundle, before local mode writes its store into --qdrant-path
+        client = qdrant_client(args.qdrant, args.qdrant_path, api_key, args.timeout)
     try:
         if client is not None:
             _check_base_published(client, args.base, args.alias)  # before the update's work, as the paths are
@@ -251,7 +288,7 @@ def _cmd_add(args: argparse.Namespace) -> int:
                 qdrant = publish_update(args.base, args.out, client, alias=args.alias, keep=args.keep,
                                         batch=args.batch, progress=say)
             except EngineError as exc:  # the bundle is written and verified: say so, and how to finish
-                where = f"--qdrant {args.qdrant}" if args.qdrant else f"--qdrant-path {args.qdrant_path}"
+                where = f"--qdrant {args.qdrant}" if args.qdrant is not None else f"--qdrant-path {args.qdrant_path}"
                 print(f"musicrec add: error: the bundle was written to {args.out}, but {exc}; to finish, run "
                       f"musicrec publish {args.out} {where} --alias {args.alias}"
                       + (f", then point {args.current} at it" if args.current else ""), file=sys.stderr)

@@ -33,11 +33,13 @@ from ._publish import (
     DEFAULT_ALIAS,
     PublishReport,
     alias_target,
+    client_address,
     collection_name,
     connect,
     point_batches,
     publish_bundle,
     published_collections,
+    url_problem,
 )
 from ._source import QdrantSource, qdrant_filter
 from ._update import UpdateReport, check_base_collection, publish_update
@@ -50,6 +52,7 @@ __all__ = [
     "UpdateReport",
     "alias_target",
     "check_base_collection",
+    "client_address",
     "collection_name",
     "connect",
     "point_batches",
@@ -57,4 +60,5 @@ __all__ = [
     "publish_update",
     "published_collections",
     "qdrant_filter",
+    "url_problem",
 ]

@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import ipaddress
 import math
 import os
 import re
 import time
+import urllib.parse
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -31,7 +33,7 @@ from typing import Any
 import numpy as np
 from qdrant_client import QdrantClient, models
 
-from engine._errors import BackendUnavailable, BundleError
+from engine._errors import BackendUnavailable, BundleError, ConfigError
 from engine._loaded import Bundle, load_bundle
 from engine._view import CatalogView
 
@@ -44,17 +46,74 @@ _PLAIN_KEY = re.compile(r"[A-Za-z0-9_\-]+")
 _NAME = r"-(\d{8}T\d{6})-([0-9a-f]{12})"
 
 
+def url_problem(url: str) -> str | None:
+    """What keeps ``url`` from being a Qdrant server's address (``http://HOST:PORT`` or ``https://...``, a path
+    for a prefix), or None: checked before a client is made, as the client takes an empty URL for
+    ``localhost:6333`` and a malformed one fails at its first request, or with a parser's traceback."""
+    if not url.strip():
+        return "empty (an unset variable?); give the server's URL, e.g. http://localhost:6333"
+    if url != url.strip() or any(c.isspace() or not c.isprintable() for c in url):
+        return "holds spaces or control characters; give the server's URL, e.g. http://localhost:6333"
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError as exc:  # an unclosed IPv6 bracket
+        return f"not a URL ({exc})"
+    if "://" not in url:  # without one, the client picks http, or https when an API key is given: say which
+        return "no scheme: give http:// or https:// (e.g. http://localhost:6333)"
+    if parts.scheme.lower() not in ("http", "https"):
+        return f"scheme {parts.scheme[:20]!r}: give http:// or https:// (e.g. http://localhost:6333)"
+    if "@" in parts.netloc:
+        return "holds a user or password, which the client would not send (Qdrant takes an API key instead, read " \
+               "from an environment variable)"
+    if parts.query or parts.fragment or url.endswith(("?", "#")):
+        return "holds a query or fragment ('?', '#'), which the client would not send"
+    host = parts.hostname or ""
+    if parts.netloc.startswith("["):
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            return f"host [{host}] is not an IPv6 address"
+    elif not re.fullmatch(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?", host):
+        return f"host {host!r} is not a host name or an IP address" if host else "no host (e.g. http://localhost:6333)"
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0 or parts.netloc.endswith(":"):
+        return f"port {parts.netloc.rpartition(':')[2]!r} is not a number from 1 to 65535"
+    return None
+
+
 def connect(*, url: str | None = None, path: str | os.PathLike[str] | None = None, api_key: str | None = None,
             timeout: float = 5.0) -> QdrantClient:
     """A client for a Qdrant server (``url``) or local mode on disk (``path``; the Qdrant API in
     pure Python, made for tests, one process at a time per path). Makes no request: a server that
-    is down is found at the first call, never here."""
+    is down is found at the first call, never here. A ``url`` that is not a server's address
+    (:func:`url_problem`) is a :class:`ConfigError`."""
     if (url is None) == (path is None):
         raise ValueError("give exactly one of url or path")
     if url is not None:
+        problem = url_problem(url)
+        if problem is not None:
+            raise ConfigError(f"Qdrant URL {url[:200]!r}: {problem}")
         # the client takes whole seconds: a fraction is rounded up, never down to a shorter deadline
         return QdrantClient(url=url, api_key=api_key, timeout=max(1, math.ceil(timeout)), check_compatibility=False)
     return QdrantClient(path=str(path))
+
+
+def client_address(client: Any) -> str:
+    """Where ``client`` sends its requests, as an error names it: the server's URL, or the local store's path."""
+    try:
+        options = client.init_options
+    except Exception:  # a stand-in client (tests) without qdrant-client's options
+        options = None
+    options = options if isinstance(options, dict) else {}
+    if options.get("url"):
+        return str(options["url"])
+    if options.get("path"):
+        return f"local mode at {options['path']}"
+    location, host = options.get("location"), options.get("host")
+    return "local mode in memory" if location == ":memory:" else str(location or host or "an unnamed client")
 
 
 def collection_name(bundle: Bundle, alias: str = DEFAULT_ALIAS) -> str:
@@ -196,7 +255,7 @@ def publish_bundle(bundle: Bundle | str | os.PathLike[str], client: QdrantClient
     except BundleError:
         raise
     except Exception as exc:  # the client's own transport errors, whatever the transport
-        raise transport_failure(exc, "publish", alias) from exc
+        raise transport_failure(exc, "publish", alias, client) from exc
     return PublishReport(collection=name, alias=alias, points=n, previous=previous, reused=reused,
                          removed=removed, seconds=seconds)
 
@@ -225,9 +284,10 @@ def go_live(client: QdrantClient, alias: str, name: str, keep: int, say: Callabl
     return previous, retired
 
 
-def transport_failure(exc: Exception, during: str, alias: str) -> BackendUnavailable:
-    """A client transport error (whatever the transport) as the error publish and update raise."""
-    return BackendUnavailable(f"Qdrant failed during {during} ({type(exc).__name__}: "
+def transport_failure(exc: Exception, during: str, alias: str, client: Any) -> BackendUnavailable:
+    """A client transport error (whatever the transport) as the error publish and update raise, naming where the
+    client sends its requests (an empty or mistyped address fails as "Connection refused" too)."""
+    return BackendUnavailable(f"Qdrant failed during {during} at {client_address(client)} ({type(exc).__name__}: "
                               f"{' '.join(str(exc).split())[:200]}); the alias {alias!r} is unchanged "
                               "unless the swap was reported")
 

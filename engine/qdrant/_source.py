@@ -26,7 +26,7 @@ from engine._errors import BackendUnavailable
 from engine._loaded import Bundle
 from engine._ranking import RowFilter
 
-from ._publish import DEFAULT_ALIAS, alias_target, collection_holds, collection_name, numeric_key
+from ._publish import DEFAULT_ALIAS, alias_target, client_address, collection_holds, collection_name, numeric_key
 
 log = logging.getLogger("musicrec.qdrant")
 RETRY_AFTER = 1.0
@@ -156,7 +156,8 @@ class QdrantSource:
     def _failed(self, exc: BaseException | None, what: str) -> BackendUnavailable:
         if exc is not None:
             detail = " ".join(str(exc).split())[:200]
-            message = f"Qdrant unavailable ({what}: {type(exc).__name__}: {detail}); retrying"
+            message = (f"Qdrant unavailable at {client_address(self.client)} ({what}: {type(exc).__name__}: "
+                       f"{detail}); retrying")
         else:
             message = f"Qdrant collection unusable: {what}"
         with self._state:

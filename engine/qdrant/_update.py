@@ -173,7 +173,7 @@ def publish_update(base: Bundle | str | os.PathLike[str], new: Bundle | str | os
     except BundleError:
         raise
     except Exception as exc:  # the client's own transport errors, whatever the transport
-        raise transport_failure(exc, "the update", alias) from exc
+        raise transport_failure(exc, "the update", alias, client) from exc
     return UpdateReport(base_collection=base_name, collection=name, alias=alias, points=n, copied=n_kept,
                         renumbered=renumbered, upserted=n - n_kept, removed=len(base.vectors) - n_kept,
                         previous=previous, reused=reused, retired=retired, seconds=seconds)

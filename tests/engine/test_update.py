@@ -295,3 +295,71 @@ def test_a_track_exactly_at_the_fitted_mean_is_refused_by_id_and_the_rest_are_ad
     assert "new2" not in bundle.row_of and {"new0", "new1", "new3"} <= set(bundle.row_of)
     assert bundle.manifest["update"]["refused"] == {"exactly_at_the_fitted_mean": 1}
     assert bundle.mood_map is not None and np.isfinite(bundle.mood_map.xy).all()
+
+
+def metadata_case(tmp_path: Path, name: str, **columns: object) -> Path:
+    """Six new tracks (ids new0..new5) with ``columns`` set as the CSV's text, written to ``name``."""
+    new = synthetic_catalog(6, seed=6, exact_duplicates=0, bad_rows=0, multi_genre_share=0)
+    new["track_id"] = [f"new{i}" for i in range(len(new))]
+    for column, value in columns.items():
+        new[column] = value
+    new.to_csv(tmp_path / name, index=False)
+    return tmp_path / name
+
+
+def test_added_metadata_is_read_as_the_bundle_types_it(small_bundle_dir: Path, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    # the added file's columns were typed from their own cells, then cast to the bundle's types: a column of blank
+    # flags crashed the update, a blank popularity was stored as -1.0 and an album named "7" as "7.0"
+    meta = load_bundle(small_bundle_dir).tracks.metadata
+    assert (meta["explicit"].dtype, meta["popularity"].dtype, meta["album_name"].dtype) == (np.int8, np.float64, object)
+    csv = metadata_case(tmp_path, "typed.csv", explicit="", popularity=["1", "0", "", " 7 ", "nan", ""],
+                        album_name="7", track_name=["0", "1", "true", "1e3", "x", "007"])
+    assert main(["add", str(csv), "--to", str(small_bundle_dir), "--out", str(tmp_path / "b"), "--quiet"]) == 0
+    bundle = load_bundle(tmp_path / "b")
+    rows = [bundle.row_of[f"new{i}"] for i in range(6)]
+    added = {c: v[rows] for c, v in bundle.tracks.metadata.items()}
+    assert added["explicit"].dtype == np.int8 and (added["explicit"] == -1).all()  # unknown, not an error
+    assert np.array_equal(added["popularity"], [1, 0, np.nan, 7, np.nan, np.nan], equal_nan=True)
+    assert added["album_name"].tolist() == ["7"] * 6  # text as written, never through a float
+    assert added["track_name"].tolist() == ["0", "1", "true", "1e3", "x", "007"]
+    # a whole column blank is the bundle's type too: unknown numbers, not a crash
+    csv = metadata_case(tmp_path, "blank.csv", popularity="", explicit="TRUE")
+    assert main(["add", str(csv), "--to", str(small_bundle_dir), "--out", str(tmp_path / "c"), "--quiet"]) == 0
+    bundle = load_bundle(tmp_path / "c")
+    rows = [bundle.row_of[f"new{i}"] for i in range(6)]
+    assert np.isnan(bundle.tracks.metadata["popularity"][rows]).all()
+    assert (bundle.tracks.metadata["explicit"][rows] == 1).all()
+    # a cell the bundle's type cannot hold is an error naming the file, its data row and the column
+    for column, cells, said in (
+            ("explicit", ["", "", "", "yes", "", ""], "holds flags (true/false, 1/0) in the bundle but has 1 other "
+                                                      "value(s) (data row 4: 'yes')"),
+            ("explicit", "maybe", "holds flags (true/false, 1/0) in the bundle but has 6 other value(s) (data row 1: "
+                                  "'maybe', data row 2: 'maybe', data row 3: 'maybe')"),
+            ("popularity", ["1", "0", "high", "", "2", "3"], "holds numbers in the bundle but has 1 other value(s) "
+                                                             "(data row 3: 'high')"),
+            ("popularity", "high", "holds numbers in the bundle but has 6 other value(s)")):
+        csv = metadata_case(tmp_path, "bad.csv", **{column: cells})
+        assert main(["add", str(csv), "--to", str(small_bundle_dir), "--out", str(tmp_path / "d"), "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"musicrec add: error: {csv}: metadata column {column!r} {said}"), err
+        assert "Traceback" not in err and not (tmp_path / "d").exists()
+
+
+def test_add_refuses_qdrant_options_without_qdrant_and_a_directory_for_its_csv(
+        small_bundle_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    csv = metadata_case(tmp_path, "new.csv")
+    # they were ignored: the bundle was written and nothing said --keep 0 or --timeout nan meant nothing
+    assert main(["add", str(csv), "--to", str(small_bundle_dir), "--out", str(tmp_path / "b"), "--alias", "foo",
+                 "--keep", "0", "--batch", "-5", "--timeout", "nan", "--api-key-env", "NOPE", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("musicrec add: error: --alias, --keep, --batch, --api-key-env, --timeout apply with "
+                          "--qdrant URL or --qdrant-path DIR only"), err
+    assert not (tmp_path / "b").exists()
+    assert main(["add", str(csv), "--to", str(small_bundle_dir), "--out", str(tmp_path / "b"), "--keep", "3",
+                 "--quiet"]) == 2
+    assert "error: --keep applies with --qdrant URL" in capsys.readouterr().err
+    # a directory given as the CSV was "no such file"
+    assert main(["add", str(tmp_path), "--to", str(small_bundle_dir), "--out", str(tmp_path / "b"), "--quiet"]) == 2
+    assert f"musicrec add: error: {tmp_path}: is a directory, not a CSV file" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()

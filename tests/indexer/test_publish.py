@@ -98,7 +98,8 @@ def test_a_publish_killed_midway_leaves_the_alias_on_the_old_complete_collection
 def test_publish_to_an_unreachable_server_fails_cleanly(small_bundle_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["publish", str(small_bundle_dir), "--qdrant", "http://127.0.0.1:9", "--timeout", "2", "--quiet"]) == 1
     err = capsys.readouterr().err
-    assert "Qdrant failed during publish" in err and "alias 'musicrec' is unchanged" in err
+    # the address tried is named: an empty or mistyped one failed as "Connection refused" alone
+    assert "Qdrant failed during publish at http://127.0.0.1:9 (" in err and "alias 'musicrec' is unchanged" in err
 
 
 def test_a_qdrant_path_that_is_a_file_is_refused_naming_it(small_bundle_dir: Path, tmp_path: Path,
@@ -187,3 +188,45 @@ def test_add_to_a_base_qdrant_does_not_hold_fails_before_the_update(small_bundle
                  "--qdrant-path", str(tmp_path / "empty-store"), "--quiet"]) == 1
     assert "the base bundle's collection musicrec-" in capsys.readouterr().err
     assert not (tmp_path / "new").exists()  # nothing was built that could not be carried to Qdrant
+
+
+def test_a_qdrant_url_that_is_empty_or_malformed_is_refused_naming_the_flag(small_bundle_dir: Path, tmp_path: Path,
+                                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    # "not a url" was a urllib3 traceback (exit 70); "" was the default server for publish, and ignored by add
+    ids = tmp_path / "gone.txt"
+    ids.write_text(str(load_bundle(small_bundle_dir).tracks.ids[0]) + "\n")
+    commands = (["publish", str(small_bundle_dir)],
+                ["add", "--to", str(small_bundle_dir), "--out", str(tmp_path / "new"), "--remove-ids", str(ids)])
+    for url, said in (("not a url", "holds spaces or control characters"),
+                      ("", "empty (an unset variable?)"),
+                      ("localhost:6333", "no scheme: give http:// or https://"),
+                      ("ftp://qdrant:6333", "scheme 'ftp': give http:// or https://"),
+                      ("http://:6333", "no host"),
+                      ("http://qdrant:99999", "port '99999' is not a number from 1 to 65535"),
+                      ("http://key@qdrant:6333", "holds a user or password")):
+        for argv in commands:
+            assert main([*argv, "--qdrant", url, "--quiet"]) == 2
+            err = capsys.readouterr().err
+            assert err.startswith(f"musicrec {argv[0]}: error: --qdrant {url!r}: {said}"), err
+            assert "Traceback" not in err
+    assert not (tmp_path / "new").exists()
+    # a server that does not answer is named by its URL
+    assert main(["add", "--to", str(small_bundle_dir), "--out", str(tmp_path / "new"), "--remove-ids", str(ids),
+                 "--qdrant", "http://127.0.0.1:9", "--timeout", "2", "--quiet"]) == 1
+    assert "Qdrant at http://127.0.0.1:9 failed while the base collection was looked up" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_bundle_that_does_not_load_is_found_before_the_store_is_made(tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    # publish and add opened --qdrant-path first: local mode wrote meta.json and .lock into a new directory, then
+    # the bundle was found missing
+    ids = tmp_path / "gone.txt"
+    ids.write_text("x\n")
+    missing, store = tmp_path / "nosuch", tmp_path / "store"
+    for argv in (["publish", str(missing)],
+                 ["add", "--to", str(missing), "--out", str(tmp_path / "new"), "--remove-ids", str(ids)]):
+        assert main([*argv, "--qdrant-path", str(store), "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert f"error: {missing}: not a bundle directory" in err, err
+        assert not store.exists()

@@ -111,7 +111,8 @@ def test_qdrant_down_at_start_then_back(small_bundle_dir: Path, qdrant: Switchab
             with pytest.raises(grpc.RpcError) as err:
                 stub.SimilarTracks(filtered(tid), timeout=10)
             assert err.value.code() == grpc.StatusCode.UNAVAILABLE
-            assert "Qdrant unavailable" in (err.value.details() or "") and "Connection refused" in err.value.details()
+            details = err.value.details() or ""
+            assert "Qdrant unavailable at local mode in memory (" in details and "Connection refused" in details
             assert stub.ListMoods(pb.ListMoodsRequest(), timeout=10).moods  # what needs no search still answers
             qdrant.down.clear()
             wait_until(lambda: health(srv.port) == SERVING, "health SERVING once Qdrant answers")
@@ -194,6 +195,28 @@ def test_serve_refuses_an_incomplete_backend_configuration(small_bundle_dir: Pat
                  str(missing)]) == 2
     assert f"--qdrant-path {missing}: does not exist; musicrec publish BUNDLE" in capsys.readouterr().err
     assert not missing.exists()
+
+
+def test_serve_refuses_an_empty_or_malformed_qdrant_url(small_bundle_dir: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+    import re
+
+    from indexer.cli import main
+    from server._cli_serve import _qdrant_factory
+
+    # "" was localhost:6333 (a server that never found its Qdrant, without naming the address), "not a url" the
+    # URL parser's own words; the factory is called directly: before the fix, "" started a server that serves on
+    for url, said in (("", "empty (an unset variable?)"), ("not a url", "holds spaces or control characters"),
+                      ("qdrant:6333", "no scheme: give http:// or https://")):
+        args = argparse.Namespace(qdrant_url=url, qdrant_path=None, qdrant_alias="musicrec", qdrant_api_key_env=None,
+                                  qdrant_timeout=2.0, qdrant_hnsw_ef=None)
+        with pytest.raises(ValueError, match="^" + re.escape(f"--qdrant-url {url!r}: {said}")):
+            _qdrant_factory(args)
+    assert main(["serve", "--bundle", str(small_bundle_dir), "--port", "0", "--backend", "qdrant", "--qdrant-url",
+                 "not a url"]) == 2
+    err = capsys.readouterr().err
+    assert "musicrec serve: error: --qdrant-url 'not a url': holds spaces" in err and "Traceback" not in err, err
 
 
 def test_after_the_alias_moves_on_a_server_keeps_reading_its_own_collection(small_bundle_dir: Path,
