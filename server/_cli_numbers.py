@@ -17,24 +17,48 @@ MAX_SECONDS = 1_000_000.0
 MAX_PROCESSES = 256
 
 
+def _whole(text: str) -> int:
+    """A whole number written as ASCII digits with an optional '-' (so a negative one is refused naming
+    the range, not as "not a number")."""
+    try:
+        value = int(text)
+    except ValueError:  # also a number of more digits than int() reads
+        raise argparse.ArgumentTypeError(f"{text.strip()[:40]!r} is not a whole number") from None
+    # int() also reads "1_0", "+5", " 5" and full-width "５": none is how a count or a port is written
+    if not re.fullmatch(r"-?[0-9]+", text):
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a whole number in plain digits 0-9")
+    return value
+
+
 def int_from(low: int, high: int | None = None) -> Callable[[str], int]:
-    """A whole number in ``low..high`` (``high`` None: no upper end), written as ASCII digits with an
-    optional '-' (so a negative one is refused naming the range)."""
+    """A whole number in ``low..high`` (``high`` None: no upper end)."""
     def whole(text: str) -> int:
-        shown = text.strip()[:40]
-        try:
-            value = int(text)
-        except ValueError:  # also a number of more digits than int() reads
-            raise argparse.ArgumentTypeError(f"{shown!r} is not a whole number") from None
-        # int() also reads "1_0", "+5", " 5" and full-width "５": none is how a count or a port is written
-        if not re.fullmatch(r"-?[0-9]+", text):
-            raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a whole number in plain digits 0-9")
+        value = _whole(text)
         if value < low:
             raise argparse.ArgumentTypeError(f"must be {low} or more, got {value}")
         if high is not None and value > high:
             raise argparse.ArgumentTypeError(f"must be at most {high}, got {value}")
         return value
     return whole
+
+
+def int_in(low: int, high: int) -> Callable[[str], int]:
+    """A whole number in ``low..high``, refused naming both ends: for the ranges the server holds a
+    request to, where one end alone ("must be at most 1000") leaves the other to guess."""
+    def whole(text: str) -> int:
+        value = _whole(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be {low}..{high}, got {value}")
+        return value
+    return whole
+
+
+def fraction(text: str) -> float:
+    """A number from 0 to 1 (a weight or a share); NaN never passes."""
+    value = number(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be 0..1, got {text.strip()[:40]!r}")
+    return value
 
 
 def number(text: str) -> float:

@@ -6,18 +6,29 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from pathlib import Path
 from typing import Any
 
+from ._cli_args import (
+    INT32,
+    UINT32,
+    UINT64,
+    EachFeatureOnce,
+    Once,
+    QueryNames,
+    client_address,
+    client_token,
+    mood_text,
+    name_value,
+    name_values,
+    track_id_text,
+    valence_energy,
+)
 from ._cli_format import format_response
-from ._cli_numbers import int_from, number, seconds, wait_seconds
+from ._cli_numbers import fraction, int_from, int_in, seconds, wait_seconds
+from ._limits import MAX_DEPTH, MAX_K, MAX_PLAYLIST
 from ._table import output_width
-
-# The largest values the request fields hold (recommender.proto): protobuf refuses more with a bare
-# "Value out of range" that names no option, so each option checks its own.
-UINT32, INT32, UINT64 = 2**32 - 1, 2**31 - 1, 2**64 - 1
 
 
 def add_parser(sub: Any) -> None:
@@ -27,41 +38,48 @@ def add_parser(sub: Any) -> None:
     _query_options(q, defaults=True)
     shared = argparse.ArgumentParser(add_help=False)
     _query_options(shared, defaults=False)
-    qs = q.add_subparsers(dest="query", metavar="QUERY", required=True)
+    qs = q.add_subparsers(dest="query", metavar="QUERY", required=True, action=QueryNames)
     s = qs.add_parser("similar", help="tracks similar to seed track ids or audio files", parents=[shared])
-    s.add_argument("track_ids", nargs="*")
+    s.add_argument("track_ids", nargs="*", type=track_id_text)
     s.add_argument("--audio", action="append", default=[], type=Path, metavar="FILE",
                    help="an audio file as a seed (repeatable; bundles built from musicrec extract output)")
-    s.add_argument("--not", dest="negative", action="append", default=[], metavar="ID", help="less like this")
-    s.add_argument("-k", type=int_from(1, UINT32), default=10, help="results per page (default 10)")
-    s.add_argument("--offset", type=int_from(0, UINT32), default=0, help="skip this many of the ranking (paging)")
+    s.add_argument("--not", dest="negative", action="append", default=[], type=track_id_text, metavar="ID",
+                   help="less like this")
+    s.add_argument("-k", action=Once, type=int_in(1, MAX_K), default=10, help=f"results per page, 1..{MAX_K} "
+                   "(default 10)")
+    s.add_argument("--offset", action=Once, type=int_in(0, MAX_DEPTH - 1), default=0,
+                   help=f"skip this many of the ranking (paging; offset + k at most {MAX_DEPTH})")
     s.add_argument("--genre", action="append", default=[], help="only these genres")
     s.add_argument("--exclude-genre", action="append", default=[])
-    s.add_argument("--target", action=_AppendOnce, default=[], type=_name_value, metavar="NAME=VALUE",
+    s.add_argument("--target", action=EachFeatureOnce, default={}, type=name_value, metavar="NAME=VALUE",
                    help="e.g. energy=0.8 (repeatable, once per feature)")
-    s.add_argument("--max-per-artist", type=int_from(0, UINT32), default=0)
-    s.add_argument("--diversity", type=number, default=0.0, help="0..1: MMR diversity (default 0)")
-    s.add_argument("--genre-weight", type=number, help="0..1: how much genre agreement counts (default: the "
-                   "bundle's; 0 = audio cosine only)")
+    s.add_argument("--max-per-artist", action=Once, type=int_from(0, UINT32), default=0)
+    s.add_argument("--diversity", action=Once, type=fraction, default=0.0, help="0..1: MMR diversity (default 0)")
+    s.add_argument("--genre-weight", action=Once, type=fraction, help="0..1: how much genre agreement counts "
+                   "(default: the bundle's; 0 = audio cosine only)")
     p2 = qs.add_parser("playlist", help="a mood playlist", parents=[shared])
     src = p2.add_mutually_exclusive_group(required=True)
-    src.add_argument("--mood-id", type=int_from(0, INT32))
-    src.add_argument("--mood", type=_mood_text,
+    src.add_argument("--mood-id", action=Once, type=int_from(0, INT32))
+    src.add_argument("--mood", action=Once, type=mood_text,
                      help="mood id, name, or words of its name, e.g. 'calm acoustic' (see: musicrec query moods)")
-    src.add_argument("--seed", type=_track_id, help="seed track id")
-    src.add_argument("--target", type=_valence_energy, metavar="VALENCE,ENERGY", help="e.g. 0.3,0.2")
-    p2.add_argument("--length", type=int_from(1, UINT32), default=20)
-    p2.add_argument("--shuffle", type=int_from(0, UINT64), default=0, help="shuffle seed")
+    src.add_argument("--seed", action=Once, type=track_id_text, help="seed track id")
+    src.add_argument("--target", action=Once, type=valence_energy, metavar="VALENCE,ENERGY",
+                     help="two numbers 0..1, e.g. 0.3,0.2")
+    p2.add_argument("--length", action=Once, type=int_in(1, MAX_PLAYLIST), default=20,
+                    help=f"tracks, 1..{MAX_PLAYLIST} (default 20)")
+    p2.add_argument("--shuffle", action=Once, type=int_from(0, UINT64), default=0, help="shuffle seed")
     c = qs.add_parser("classify", help="genre probabilities for a track id or feature values", parents=[shared])
-    c.add_argument("track_id", nargs="?")
-    c.add_argument("--audio", type=Path, metavar="FILE", help="classify an audio file")
-    c.add_argument("--features", type=_name_values, metavar="NAME=VALUE,...", help="each feature once")
-    c.add_argument("--top", type=int_from(1, UINT32), default=5)
+    c.add_argument("track_id", nargs="?", type=track_id_text)
+    c.add_argument("--audio", action=Once, type=Path, metavar="FILE", help="classify an audio file")
+    c.add_argument("--features", action=EachFeatureOnce, type=name_values, metavar="NAME=VALUE,...",
+                   help="feature values (repeatable, each feature once)")
+    c.add_argument("--top", action=Once, type=int_from(1, UINT32), default=5,
+                   help="genres to list (default 5; at most the bundle's genres)")
     c.add_argument("--explain", action="store_true")
     qs.add_parser("moods", help="list the moods", parents=[shared])
     qs.add_parser("info", help="bundle and server information", parents=[shared])
     t = qs.add_parser("track", help="one track", parents=[shared])
-    t.add_argument("track_id")
+    t.add_argument("track_id", type=track_id_text)
     r = qs.add_parser("reload", help="re-read the server's configured bundle, or load PATH once (admin token "
                       "when auth is on; PATH under the server's --bundle-root)", parents=[shared])
     r.add_argument("path", nargs="?", default="")
@@ -74,116 +92,14 @@ def _query_options(p: argparse.ArgumentParser, *, defaults: bool) -> None:
     def d(value: Any) -> Any:
         return value if defaults else argparse.SUPPRESS
 
-    p.add_argument("--address", type=client_address, default=d("127.0.0.1:50051"),
+    p.add_argument("--address", action=Once, type=client_address, default=d("127.0.0.1:50051"),
                    help="server HOST:PORT (default 127.0.0.1:50051)")
     p.add_argument("--json", action="store_true", default=d(False),
                    help="print the response as JSON (ServerInfo's counts_json and metrics_json decoded)")
-    p.add_argument("--token", default=d(None), help="bearer token")
-    p.add_argument("--timeout", type=seconds, default=d(10.0), help="deadline in seconds (default 10)")
-    p.add_argument("--wait", type=wait_seconds, default=d(0.0), metavar="SECONDS",
+    p.add_argument("--token", action=Once, type=client_token, default=d(None), help="bearer token")
+    p.add_argument("--timeout", action=Once, type=seconds, default=d(10.0), help="deadline in seconds (default 10)")
+    p.add_argument("--wait", action=Once, type=wait_seconds, default=d(0.0), metavar="SECONDS",
                    help="wait up to SECONDS for a server that is still starting (default: fail at once)")
-
-
-_SCHEMES_WITHOUT_PORT = ("unix", "unix-abstract", "vsock")  # gRPC targets passed on as they are
-
-
-def client_address(text: str) -> str:
-    """An argparse type for the server a client dials: HOST:PORT, [IPv6]:PORT, a host name alone, or a
-    gRPC target (dns:, ipv4:, ipv6:, unix:...). Returned unchanged; a port written as a number must
-    be 1..65535, and a ':' needs a port after it (grpc would dial 100253 as 34717, -5 as 65531, and
-    an empty port as 443)."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError("expected HOST:PORT (e.g. 127.0.0.1:50051), got ''")
-    scheme, sep, rest = text.partition(":")
-    scheme = scheme.lower()
-    if sep and scheme in ("ipv4", "ipv6"):
-        for part in rest.split(","):
-            _check_port(part, text)
-    elif sep and scheme == "dns":
-        _check_port(rest[2:].partition("/")[2] if rest.startswith("//") else rest, text)
-    elif not (sep and (scheme in _SCHEMES_WITHOUT_PORT or rest.startswith("//"))):
-        _check_port(text, text)
-    return text
-
-
-def _check_port(host_port: str, text: str) -> None:
-    if host_port.startswith("["):
-        _, close, after = host_port.partition("]")
-        if not close or (after and not after.startswith(":")):
-            raise argparse.ArgumentTypeError(f"expected [IPv6 address]:PORT, got {text!r}")
-        if not after:
-            return
-        port = after[1:]
-    elif host_port.count(":") == 1:
-        port = host_port.rpartition(":")[2]
-    else:
-        return  # a host without a port (grpc's default, 443), or a bare IPv6 address
-    if not port:
-        raise argparse.ArgumentTypeError(f"no port after ':' (in {text!r}; expected HOST:PORT, e.g. 127.0.0.1:50051)")
-    digits = port.lstrip("+-")
-    # a port of digits is a number ("localhost:http" is a service name grpc looks up); "²" or "٣" pass
-    # isdigit() but grpc reads only ASCII, and int() refuses more than 4,300 digits
-    if digits and all(c.isdigit() for c in digits) and not (
-            port.isascii() and port.isdigit() and len(port) <= 5 and 1 <= int(port) <= 65535):
-        shown = port if len(port) <= 20 else f"{port[:12]}... ({len(port)} characters)"
-        where = text if len(text) <= 80 else f"{text[:40]}... ({len(text)} characters)"
-        ascii_ = "" if port.isascii() else " written in ASCII digits"
-        raise argparse.ArgumentTypeError(f"port {shown} is not in 1..65535{ascii_} (in {where!r})")
-
-
-def _mood_text(text: str) -> str:
-    if not re.search(r"[^\W_]", text):  # the server matches words (engine/_playlist.py find_mood)
-        raise argparse.ArgumentTypeError(f"{text!r} names no mood: give a mood id, a name or words of one "
-                                         "(musicrec query moods lists them)")
-    return text
-
-
-def _track_id(text: str) -> str:
-    if not text.strip():
-        raise argparse.ArgumentTypeError(f"expected a track id, got {text!r}")
-    return text
-
-
-def _name_value(text: str) -> tuple[str, float]:
-    name, sep, value = text.partition("=")
-    if not sep or not name.strip():
-        raise argparse.ArgumentTypeError(f"expected NAME=VALUE (e.g. energy=0.8), got {text!r}")
-    try:
-        return name.strip(), float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value.strip()!r} is not a number (in {text!r})") from None
-
-
-def _name_values(text: str) -> dict[str, float]:
-    values: dict[str, float] = {}
-    for item in text.split(","):
-        if item.strip():
-            name, value = _name_value(item)
-            if name in values:
-                raise argparse.ArgumentTypeError(f"feature {name!r} given twice (in {text!r})")
-            values[name] = value
-    if not values:
-        raise argparse.ArgumentTypeError(f"expected NAME=VALUE,... (e.g. energy=0.8,tempo=120), got {text!r}")
-    return values
-
-
-class _AppendOnce(argparse._AppendAction):
-    """``action="append"`` of NAME=VALUE pairs, refusing a name given twice (the request holds a map:
-    the last value would silently win)."""
-
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
-                 option_string: str | None = None) -> None:
-        name = values[0]
-        if any(seen == name for seen, _ in getattr(namespace, self.dest, None) or []):
-            raise argparse.ArgumentError(self, f"feature {name!r} given twice")
-        super().__call__(parser, namespace, values, option_string)
-
-
-def _valence_energy(text: str) -> tuple[float, float]:
-    parts = text.split(",")
-    if len(parts) != 2:
-        raise argparse.ArgumentTypeError(f"expected VALENCE,ENERGY (two numbers 0..1, e.g. 0.3,0.2), got {text!r}")
-    return number(parts[0]), number(parts[1])
 
 
 def cmd_query(args: argparse.Namespace) -> int:
@@ -192,6 +108,10 @@ def cmd_query(args: argparse.Namespace) -> int:
     from ._generated.musicrec.v1 import recommender_pb2 as pb
     from ._generated.musicrec.v1 import recommender_pb2_grpc as pb_grpc
 
+    if args.query == "similar" and args.offset + args.k > MAX_DEPTH:  # each alone was checked when parsed
+        print(f"musicrec query: error: --offset {args.offset} with -k {args.k}: offset + k must be at most "
+              f"{MAX_DEPTH} (the deepest page of a ranking), so --offset at most {MAX_DEPTH - args.k}", file=sys.stderr)
+        return 2
     metadata = (("authorization", f"Bearer {args.token}"),) if args.token else None
     try:
         with grpc.insecure_channel(args.address) as channel:
@@ -206,10 +126,12 @@ def cmd_query(args: argparse.Namespace) -> int:
             call = {"timeout": args.timeout, "metadata": metadata}
             response = _run_query(args, stub, pb, call)
     except grpc.RpcError as err:
-        hint = ""
-        if err.code() == grpc.StatusCode.UNAVAILABLE and "connect" in (err.details() or "").lower():
+        details, hint = err.details() or "", ""
+        if err.code() == grpc.StatusCode.UNAVAILABLE and "connect" in details.lower():
             hint = f" (is a server running at {args.address}? start one with musicrec serve, or give --address)"
-        print(f"musicrec query: {err.code().name}: {err.details()}{hint}", file=sys.stderr)
+        if args.query == "classify" and details.startswith("top_k:"):  # only the bundle knows its genre count
+            details = "--top" + details.removeprefix("top_k")
+        print(f"musicrec query: {err.code().name}: {details}{hint}", file=sys.stderr)
         return 1
     except ValueError as exc:
         print(f"musicrec query: error: {exc}", file=sys.stderr)

@@ -31,11 +31,17 @@ def bearer_token(text: str) -> str:
     if not text:
         raise argparse.ArgumentTypeError("empty (an unset variable?); a server with an empty token refuses every "
                                          "call")
+    return header_safe_token(text)
+
+
+def header_safe_token(text: str) -> str:
+    """``text`` if gRPC metadata can carry it: printable ASCII (clients send it, ``musicrec query`` and
+    ``health`` too). The message never echoes the token."""
     bad = next((i for i, c in enumerate(text) if not " " <= c <= "~"), None)
     if bad is not None:
         kind = "a control" if ord(text[bad]) < 128 else "a non-ASCII"
         raise argparse.ArgumentTypeError(f"character {bad + 1} of the token is {kind} character; a bearer token is "
-                                         "printable ASCII (it travels in a header)")
+                                         "printable ASCII (gRPC metadata carries nothing else)")
     return text
 
 
@@ -209,6 +215,14 @@ def _qdrant_factory(args: argparse.Namespace) -> Any:
 
     if (args.qdrant_url is None) == (args.qdrant_path is None):
         raise ValueError("--backend qdrant needs exactly one of --qdrant-url URL or --qdrant-path DIR")
+    if args.qdrant_url is not None:  # else an empty one is localhost:6333, and a malformed one a traceback
+        try:
+            from engine.qdrant import url_problem
+        except ImportError as exc:
+            from engine import install_hint
+            raise ImportError(f"--backend qdrant needs the qdrant extra ({install_hint('qdrant')}): {exc}") from None
+        if (problem := url_problem(args.qdrant_url)) is not None:
+            raise ValueError(f"--qdrant-url {args.qdrant_url[:200]!r}: {problem}")
     if args.qdrant_path is not None and not (args.qdrant_path / "meta.json").is_file():
         # a mistyped path was created as an empty store, and the server ran NOT_SERVING without saying why
         what = "is a file" if args.qdrant_path.is_file() else "holds no Qdrant local store" \

@@ -10,13 +10,13 @@ its pages, so the page cache holds one copy for all (engine ``load_bundle(share_
 
 The supervisor forwards SIGTERM/SIGINT (each process drains and stops as one would alone) and
 SIGHUP (each reloads), and starts a process again when one dies. One that dies within ``FAST_FAILURE``
-seconds of its start ``MAX_FAST_FAILURES`` times in a row is started again every ``RETRY_SECONDS`` while
-another process runs that is not failing itself (the bundle pointer may have moved to a bundle that does not
-load: the others keep the bundle they have and serve it); when none does,
-the supervisor stops and exits 1 (a bundle or a port that cannot work will not start working by retrying). A
-process still running ``STOP_SLACK`` seconds past its ``--drain-delay`` and ``--grace`` is killed with every process it
-started (each runs in a process group of its own), and the supervisor exits 1: stopping never waits on a process
-that will not stop.
+seconds of its start (or exits 2, refusing its arguments or its bundle, however late) ``MAX_FAST_FAILURES``
+times in a row is started again every ``RETRY_SECONDS`` while another process runs that is not failing itself
+(the bundle pointer may have moved to a bundle that does not load: the others keep the bundle they have and
+serve it); when none does, the supervisor stops and exits 1, or 2 when that process refused its arguments (a
+bundle or a port that cannot work will not start working by retrying). A process still running ``STOP_SLACK``
+seconds past its ``--drain-delay`` and ``--grace`` is killed with every process it started (each runs in a
+process group of its own), and the supervisor exits 1: stopping never waits on a process that will not stop.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from typing import Any
 log = logging.getLogger("musicrec.server")
 FAST_FAILURE = 5.0
 MAX_FAST_FAILURES = 3
+REFUSED = 2  # musicrec serve's exit status for bad arguments (or a bundle path that is not one)
 RETRY_SECONDS = 30.0  # between starts of a process that keeps failing while others serve
 STOP_SLACK = 30.0  # seconds a stopping process gets past its drain and grace (its exit: threads, pools)
 
@@ -96,7 +97,10 @@ def run_replicas(args: argparse.Namespace) -> int:
                     retry_at[i] = 0.0
                     start(i)
                 continue
-            fast_failures[i] = fast_failures[i] + 1 if time.monotonic() - started[i] < FAST_FAILURE else 0
+            # exit 2 is a process refusing its arguments or its bundle, which no restart changes, however long the
+            # refusal took (a malformed --qdrant-url: about 7 s to import the engine and say so)
+            fast = time.monotonic() - started[i] < FAST_FAILURE or p.exitcode == REFUSED
+            fast_failures[i] = fast_failures[i] + 1 if fast else 0
             # the others running that are not failing themselves (one still loading counts; a restarted one whose
             # last run was a fast failure does not: two failing replicas would otherwise keep each other going)
             serving = sum(q.is_alive() and not fast_failures[j] for j, q in enumerate(procs) if j != i)
@@ -109,7 +113,7 @@ def run_replicas(args: argparse.Namespace) -> int:
             log.error("serve process %d (pid %d) exited with %s; %s", i, p.pid, p.exitcode,
                       "giving up" if fast_failures[i] >= MAX_FAST_FAILURES else "starting it again")
             if fast_failures[i] >= MAX_FAST_FAILURES:
-                code = 1
+                code = REFUSED if p.exitcode == REFUSED else 1
                 stopping.set()
                 forward(signal.SIGTERM, None)
                 break

@@ -151,7 +151,7 @@ def test_the_unnamed_index_column_can_never_be_a_feature() -> None:
 
 def test_the_id_column_cannot_be_the_label_column() -> None:
     """--id-column track_genre built a bundle of 12 tracks with exit 0 (an audit, 2026-12-07)."""
-    with pytest.raises(ConfigError, match="schema.id_column and schema.label_column are both 'track_genre'"):
+    with pytest.raises(ConfigError, match=r"schema\.id_column and schema\.label_column are both 'track_genre'"):
         FeatureSchema(id_column="track_genre")
 
 

@@ -24,3 +24,10 @@ def one_fails_at_start(args: argparse.Namespace, index: int) -> None:
     if index == 1 or args.all_fail:
         sys.exit(2)
     time.sleep(600)
+
+
+def refuses_late(args: argparse.Namespace, index: int) -> None:
+    """Every start refuses its arguments (exit 2), but only after ``args.after`` seconds: a malformed --qdrant-url
+    is refused once the engine is imported, about 7 s in, past the supervisor's fast-failure window."""
+    time.sleep(args.after)
+    sys.exit(2)

@@ -156,3 +156,21 @@ def test_bad_arguments_exit_2_before_dialling(argv: list[str], expected: str,
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert expected in err and err.startswith("usage: musicrec health")
+
+
+def test_a_tls_ca_file_that_holds_no_certificate_is_refused_before_dialling(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """grpc printed "Failed to create security handshaker" and the probe said no answer (exit 4)."""
+    not_pem = tmp_path / "passwd"
+    not_pem.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    code, printed = probe(capsys, f"127.0.0.1:{free_port()}", "--tls-ca", str(not_pem))
+    assert code == 2
+    assert f"--tls-ca {not_pem}: holds no PEM certificate (no -----BEGIN CERTIFICATE----- line)" in printed
+
+
+def test_a_tls_server_name_needs_tls(capsys: pytest.CaptureFixture[str]) -> None:
+    """Without TLS the name was ignored and a plaintext server answered SERVING."""
+    address = f"127.0.0.1:{free_port()}"
+    code, printed = probe(capsys, address, "--tls-server-name", "foo", "--timeout", "3")
+    assert code == 2 and "--tls-server-name needs TLS: give --tls or --tls-ca FILE too" in printed
+    assert probe(capsys, address, "--tls-server-name", "foo", "--tls", "--timeout", "3")[0] == EXIT_UNREACHABLE

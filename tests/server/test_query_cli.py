@@ -46,7 +46,7 @@ def test_query_options_before_or_after_the_query() -> None:
     (["query", "similar", "ID", "--target", "energy=high"], "argument --target: 'high' is not a number"),
     (["query", "similar", "ID", "--target", "energy"], "argument --target: expected NAME=VALUE (e.g. energy=0.8)"),
     (["query", "playlist", "--target", "0.8"], "argument --target: expected VALENCE,ENERGY"),
-    (["query", "similar", "ID", "-k", "-1"], "argument -k: must be 1 or more, got -1"),
+    (["query", "similar", "ID", "-k", "-1"], "argument -k: must be 1..1000, got -1"),
     (["query", "similar", "ID", "--offset", "x"], "argument --offset: 'x' is not a whole number"),
     (["query", "classify", "--features", "tempo=fast"], "argument --features: 'fast' is not a number"),
 ])
@@ -197,8 +197,8 @@ def test_a_feature_given_twice_is_refused(argv: list[str], expected: str, capsys
 
 
 @pytest.mark.parametrize(("argv", "expected"), [
-    (["query", "similar", "ID", "-k", "99999999999999999999"], "argument -k: must be at most 4294967295"),
-    (["query", "similar", "ID", "--offset", "4294967296"], "argument --offset: must be at most 4294967295"),
+    (["query", "similar", "ID", "-k", "99999999999999999999"], "argument -k: must be 1..1000, got 9999"),
+    (["query", "similar", "ID", "--offset", "4294967296"], "argument --offset: must be 0..1999, got 4294967296"),
     (["query", "playlist", "--mood-id", "2147483648"], "argument --mood-id: must be at most 2147483647"),
     (["query", "playlist", "--seed", "ID", "--shuffle", str(2**64)], "argument --shuffle: must be at most"),
     (["query", "classify", "ID", "--top", "5000000000"], "argument --top: must be at most 4294967295"),
@@ -247,3 +247,130 @@ def test_an_explanation_says_whose_margin_it_is() -> None:
     assert "why 'jazz' by the shipped model, which was trained on this track (its margin" in by_id
     assert "why 'jazz' (its margin, the softmax's logit; bias -0.350):" in by_features
     assert "log-odds" not in by_id + by_features
+
+
+@pytest.mark.parametrize("token", ["é", "a\nb", "tab\there", ""])
+@pytest.mark.parametrize("command", [["query", "info", "--token"], ["query", "--token"], ["health", "h:1", "--token"],
+                                     ["bench", "--token"]])
+def test_a_token_grpc_metadata_cannot_carry_is_an_argument_error(command: list[str], token: str,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """grpc failed the call with "INTERNAL: Invalid metadata" (query, exit 1) or no answer (health, exit 4)."""
+    argv = [*command, token] + (["info"] if command == ["query", "--token"] else [])
+    err = error_of(capsys, *argv)
+    assert "argument --token: " in err
+    assert ("printable ASCII" in err) if token else ("empty" in err)
+    assert not token or token not in err  # a token is never echoed
+
+
+@pytest.mark.parametrize(("argv", "option"), [
+    (["query", "similar", "ID", "-k", "3", "-k", "4"], "-k"),
+    (["query", "similar", "ID", "--offset", "1", "--offset", "2"], "--offset"),
+    (["query", "similar", "ID", "--diversity", "0.1", "--diversity", "0.2"], "--diversity"),
+    (["query", "playlist", "--mood-id", "0", "--mood-id", "1"], "--mood-id"),
+    (["query", "playlist", "--seed", "A", "--seed", "B"], "--seed"),
+    (["query", "playlist", "--mood-id", "0", "--length", "2", "--length", "3"], "--length"),
+    (["query", "classify", "ID", "--top", "2", "--top", "3"], "--top"),
+    (["query", "info", "--address", "a:1", "--address", "b:1"], "--address"),
+    (["query", "--address", "a:1", "--address", "b:1", "info"], "--address"),
+    (["query", "--address", "a:1", "similar", "ID", "--address", "b:1"], "--address"),
+    (["query", "--timeout", "1", "info", "--timeout", "2"], "--timeout"),
+    (["query", "--token", "a", "info", "--token", "b"], "--token"),
+    (["health", "h:1", "--timeout", "1", "--timeout", "2"], "--timeout"),
+    (["health", "h:1", "--service", "a", "--service", "b"], "--service"),
+    (["health", "h:1", "--tls-ca", "a.pem", "--tls-ca", "b.pem"], "--tls-ca"),
+])
+def test_an_option_given_twice_is_an_argument_error(argv: list[str], option: str,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """argparse kept the last value silently: `-k 3 -k 4` asked for 4."""
+    err = error_of(capsys, *argv)
+    assert f"argument {option}: given twice" in err and "give it once" in err
+
+
+def test_before_and_after_the_query_count_as_one_place(capsys: pytest.CaptureFixture[str]) -> None:
+    """The query's own arguments are parsed apart and copied over, so the value after its name won silently."""
+    err = error_of(capsys, "query", "--wait", "1", "info", "--wait", "2")
+    assert "argument --wait: given twice (before and after 'info'); give it once" in err
+    args = parse("query", "--address", "a:1", "similar", "ID", "--timeout", "3", "-k", "4")  # each once: kept
+    assert (args.address, args.timeout, args.k) == ("a:1", 3.0, 4)
+    assert parse("query", "similar", "ID", "--address", "b:1").address == "b:1"
+
+
+def test_features_given_in_several_options_are_gathered() -> None:
+    """The second --features replaced the first: half the features were dropped without a word."""
+    args = parse("query", "classify", "--features", "energy=1", "--features", "tempo=2,valence=0.5")
+    assert args.features == {"energy": 1.0, "tempo": 2.0, "valence": 0.5}
+    assert parse("query", "similar", "ID", "--target", "energy=1", "--target", "tempo=2").target == \
+        {"energy": 1.0, "tempo": 2.0}
+
+
+def test_a_feature_repeated_across_features_options_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    err = error_of(capsys, "query", "classify", "--features", "energy=1,tempo=2", "--features", "energy=0.5")
+    assert "argument --features: feature 'energy' given twice" in err
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["query", "similar", "ID", "-k", "2000"], "argument -k: must be 1..1000, got 2000"),
+    (["query", "similar", "ID", "-k", "0"], "argument -k: must be 1..1000, got 0"),
+    (["query", "similar", "ID", "--offset", "2000"], "argument --offset: must be 0..1999, got 2000"),
+    (["query", "similar", "ID", "--diversity", "2"], "argument --diversity: must be 0..1, got '2'"),
+    (["query", "similar", "ID", "--diversity", "nan"], "argument --diversity: must be 0..1, got 'nan'"),
+    (["query", "similar", "ID", "--genre-weight", "-1"], "argument --genre-weight: must be 0..1, got '-1'"),
+    (["query", "playlist", "--mood-id", "0", "--length", "501"], "argument --length: must be 1..500, got 501"),
+    (["query", "playlist", "--target", "5,5"], "argument --target: valence must be 0..1, got '5' (in '5,5')"),
+    (["query", "playlist", "--target", "0.5,-1"], "argument --target: energy must be 0..1, got '-1'"),
+])
+def test_a_value_outside_the_servers_range_names_its_flag(argv: list[str], expected: str,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """These reached the server and came back as `INVALID_ARGUMENT: k: must be 1..1000, got 2000`, exit 1."""
+    assert expected in error_of(capsys, *argv)
+
+
+def test_offset_and_k_past_the_deepest_page_are_refused_before_dialling(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["query", "similar", "ID", "--offset", "1999", "--address", "127.0.0.1:1"]) == 2
+    err = capsys.readouterr().err
+    assert "--offset 1999 with -k 10: offset + k must be at most 2000" in err and "--offset at most 1990" in err
+    assert parse("query", "similar", "ID", "--offset", "1990", "-k", "10").offset == 1990
+
+
+def test_the_limits_checked_when_parsing_are_the_engines() -> None:
+    """The CLI keeps copies (a query never loads the engine): they must not drift from the engine's."""
+    import engine
+    from server import _limits
+
+    assert (_limits.MAX_K, _limits.MAX_DEPTH, _limits.MAX_PLAYLIST) == (engine.MAX_K, engine.MAX_DEPTH,
+                                                                          engine.MAX_PLAYLIST)
+
+
+def test_a_top_over_the_bundles_genres_names_the_flag(running: RunningServer,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    seed = running.holder.require().ids[0]
+    assert main(["query", "classify", seed, "--top", "999", "--address", f"127.0.0.1:{running.port}"]) == 1
+    err = capsys.readouterr().err
+    assert "INVALID_ARGUMENT: --top: must be 1.." in err and "got 999" in err and "top_k" not in err
+
+
+@pytest.mark.parametrize(("address", "expected"), [
+    ("http://127.0.0.1:50777", "drop the scheme 'http://': a gRPC address is HOST:PORT, here '127.0.0.1:50777'"),
+    ("grpc://h:1/", "drop the scheme 'grpc://'"),
+    ("127.0.0.1:50777/", "port '50777/' is neither a number 1..65535 nor a service name"),
+    (" 127.0.0.1:50777", "white space in the host (in ' 127.0.0.1:50777'; expected HOST:PORT"),
+    ("127.0.0.1 :50777", "white space in the host"),
+    (":50777", "no host before ':'"),
+    ("café.example:50777", "host 'café.example' is not a host name or IP address"),
+    ("http:127.0.0.1:50777", "expected HOST:PORT, e.g. 127.0.0.1:50051 or [IPv6 address]:PORT"),
+    ("dns:///my host:50777", "white space in the host"),
+])
+@pytest.mark.parametrize("command", [["query", "info", "--address"], ["health"], ["bench", "--address"]])
+def test_a_malformed_address_is_refused_saying_host_port(command: list[str], address: str, expected: str,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """These passed and failed when dialled: `UNAVAILABLE: ... Misformatted domain name` (exit 1, health 4)."""
+    err = error_of(capsys, *command, address)
+    assert f"argument {'address' if command == ['health'] else '--address'}: {expected}" in err
+
+
+@pytest.mark.parametrize("argv", [["query", "track", ""], ["query", "similar", ""], ["query", "similar", "A", " "],
+                                  ["query", "similar", "A", "--not", ""], ["query", "classify", ""]])
+def test_an_empty_track_id_is_refused_like_an_empty_seed(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    """`query track ''` went to the server (INVALID_ARGUMENT, exit 1) while `playlist --seed ''` was exit 2."""
+    err = error_of(capsys, *argv)
+    assert "expected a track id, got " in err and "Traceback" not in err

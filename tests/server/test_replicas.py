@@ -27,7 +27,7 @@ from server import _replicas, create_server
 from server._generated.musicrec.v1 import recommender_pb2 as pb
 from server._generated.musicrec.v1 import recommender_pb2_grpc as pb_grpc
 from server._replicas import free_port
-from tests.server._replica_stand_ins import one_fails_at_start, stubborn
+from tests.server._replica_stand_ins import one_fails_at_start, refuses_late, stubborn
 from tests.server.conftest import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -227,7 +227,17 @@ def test_a_process_that_keeps_failing_stops_the_others_only_when_none_serves(
     stopper = threading.Thread(target=stop_after_retries, daemon=True)
     if not all_fail:
         stopper.start()
-    assert supervise(args, started) == (1 if all_fail else 0)
+    assert supervise(args, started) == (2 if all_fail else 0)  # (2: the processes refused, exit 2)
     if not all_fail:  # (all failing: the return code above says the supervisor gave up)
         stopper.join(5)
         assert len(started) >= _replicas.MAX_FAST_FAILURES + 3
+
+
+def test_processes_that_refuse_their_arguments_late_stop_the_supervisor(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A refusal (exit 2) that comes after the fast-failure window, as a malformed --qdrant-url's does, was started
+    again forever (an audit, 2026-12-07): exit 2 counts as a fast failure however late, and the supervisor exits 2."""
+    started = replicas_run(monkeypatch, refuses_late)
+    monkeypatch.setattr(_replicas, "FAST_FAILURE", 0.2)
+    args = argparse.Namespace(processes=2, host="127.0.0.1", port=0, drain_delay=0.0, grace=0.0, after=0.5)
+    assert supervise(args, started) == 2
+    assert len(started) <= 2 * _replicas.MAX_FAST_FAILURES  # each started at most that often, then given up
