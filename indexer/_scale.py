@@ -195,7 +195,7 @@ def _cmd_publish(args: argparse.Namespace) -> int:
     check_alias(args.alias)
     if args.batch < 1:
         raise ConfigError(f"--batch must be at least 1, got {args.batch}")
-    check_output_file("--json", args.json_out)
+    check_output_file("--json", args.json_out, bundles=[Path(args.bundle).resolve()])
     api_key = check_qdrant_options(args.qdrant, args.qdrant_path, args.api_key_env, args.timeout)
     # the bundle before the client: local mode writes its store into --qdrant-path when it opens it
     bundle = load_bundle(args.bundle)
@@ -259,7 +259,9 @@ def _cmd_add(args: argparse.Namespace) -> int:
     check_new_bundle_dir(args.out)
     if args.current:
         check_current_link(args.current)
-    check_output_file("--json", args.json_out)
+    live = [Path(args.current).resolve()] if args.current else []  # the bundle --current points at now
+    check_output_file("--json", args.json_out, inputs=[args.csv, args.remove_ids],
+                      bundles=[args.out, Path(args.base).resolve(), *live])
 
     def say(message: str) -> None:
         if not args.quiet:

@@ -312,7 +312,10 @@ def test_add_and_report_outputs_that_cannot_be_written_are_refused_before_the_wo
                         f"--html {tmp_path / 'a_dir'}: is a directory"),
                        # it replaced the manifest, and the bundle no longer loaded (an audit, 2026-12-07)
                        (["report", str(link), "--html", str(link / "manifest.json")],
-                        f"--html {link / 'manifest.json'}: is inside the bundle")):
+                        f"--html {link / 'manifest.json'}: is inside the bundle"),
+                       ([*add, "--json", str(ids)], f"--json {ids}: is the input"),
+                       ([*add, "--json", str(tmp_path / "b" / "update.json")], "is inside the bundle"),
+                       ([*add, "--json", str(small_bundle_dir / "x.json")], "is inside the bundle")):
         assert main(argv) == 1
         err = capsys.readouterr().err
         assert err.startswith(f"musicrec {argv[0]}: error: ") and said in err and "Traceback" not in err, err
