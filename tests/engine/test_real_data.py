@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from engine._moodnames import split_name
+from tests._seeds import within_rules
 from tests.engine.test_mood_names import check_names
 
 pytestmark = pytest.mark.real_data
@@ -47,8 +48,8 @@ def test_compiled_kernels_answer_as_the_numpy_code_on_the_real_bundle(real_bundl
     rng = np.random.default_rng(11)
     features = rec.bundle.tracks.features
     rows = rng.choice(rec.n, 200, replace=False).tolist()
-    values = [dict(zip(rec.feature_names, (features[r] * (1 + 0.03 * rng.standard_normal(features.shape[1])) if i % 2
-                                           else features[r]).tolist(), strict=True)) for i, r in enumerate(rows)]
+    values = [within_rules(rec, features[r] * (1 + 0.03 * rng.standard_normal(features.shape[1])) if i % 2
+                           else features[r]) for i, r in enumerate(rows)]
     queries = [SimilarQuery(seeds=[Seed(features=v)], k=10, offset=(0, 195)[i % 2]) for i, v in enumerate(values)]
 
     def answers() -> list[tuple[list[int], list[float], int, list[tuple[str, float]]]]:
