@@ -22,8 +22,8 @@ def format_report(manifest: dict[str, Any], *, moods: list[dict[str, Any]] | Non
         return _report_text(manifest, moods=moods, width=width)
     except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
         raise BundleIntegrityError(f"{where}: the report cannot read it ({type(exc).__name__}: "
-                                   f"{' '.join(str(exc).split())[:160]}); the manifest was edited or is damaged: "
-                                   "rebuild the bundle") from exc
+                                   f"{' '.join(str(exc).split())[:160]}); if the manifest was edited or is damaged, "
+                                   "rebuild the bundle; if not, this is a bug: please report it") from exc
 
 
 def _report_text(manifest: dict[str, Any], *, moods: list[dict[str, Any]] | None, width: int | None) -> str:

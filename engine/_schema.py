@@ -65,7 +65,6 @@ class ValueRule:
         return " and ".join(p for p in (lo, hi) if p) or "any finite value"
 
 
-
 # The Spotify Web API documents tempo > 0, time_signature 3..7, duration > 0. A tempo of 0 means
 # the beat tracker failed: imputing a tempo would invent a musical fact, so the row is dropped.
 # time_signature 0/1 (1,136 rows) is an unknown meter on otherwise good tracks: imputed.

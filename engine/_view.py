@@ -52,7 +52,8 @@ class CatalogView:
             self.value_range[name] = (float(finite.min()), float(finite.max())) if len(finite) else (-np.inf, np.inf)
         # A feature seed meets the catalog's own value rules (schema.rules), as its tracks did when it was indexed:
         # a value a "drop" rule forbids is refused (a tempo of 0, a key of 99: the transforms would clamp or wrap
-        # it into an answer), one an "impute" rule forbids takes the catalog's median, as the indexer imputes it.
+        # it into an answer), one an "impute" rule forbids takes the median of the bundle's values of that feature
+        # (the indexer imputes with the median of the rows it kept; for Spotify's time_signature both are 4).
         rules = [(self.feature_index[col], col, rule) for col, rule in (bundle.config.schema.rules or {}).items()
                  if col in self.feature_index]
         self._rules = [(j, col, rule, float(np.median(tracks.features[:, j])) if rule.action == "impute" else None)

@@ -47,6 +47,23 @@ def check_output_file(flag: str, path: str | Path | None, *, inputs: Sequence[st
         raise BundleError(f"{flag} {path}: {problem}")
 
 
+def new_csv_problem(path: Path) -> str | None:
+    """Why a CSV that must be new (``synth --out``) could not be written at ``path``: a directory, an existing file
+    (it may be a catalog: never replaced), a Parquet name, a parent that cannot hold it; None when it can."""
+    from engine import parent_problem
+
+    try:
+        if path.is_dir():
+            return "is a directory: name the CSV file to write"
+        if path.exists() or path.is_symlink():
+            return "exists: synth does not replace a file (it may be a catalog); remove it or give another name"
+    except OSError as exc:  # a name too long, a folder on the way that cannot be entered
+        return exc.strerror or str(exc)
+    if path.suffix.lower() in (".parquet", ".pq"):
+        return f"names a {path.suffix} file, but synth writes CSV: give a .csv name"
+    return parent_problem(path)
+
+
 def write_output(path: str | Path, text: str) -> None:
     """Write ``text`` to ``path`` (UTF-8), creating missing parent directories; '-' is standard output, as
     ``musicrec index --json -`` takes it."""

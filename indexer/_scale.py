@@ -251,10 +251,13 @@ def _cmd_add(args: argparse.Namespace) -> int:
     if args.csv is None and args.remove_ids is None:
         raise CatalogError("give a CSV of tracks to add, --remove-ids FILE, or both")
     remove = read_remove_ids(args.remove_ids) if args.remove_ids is not None else []
-    if args.csv is not None and args.csv.is_dir():
-        raise CatalogError(f"{args.csv}: is a directory, not a CSV file of tracks to add")
-    if args.csv is not None and not args.csv.is_file():
-        raise CatalogError(f"{args.csv}: no such file")
+    try:
+        if args.csv is not None and args.csv.is_dir():
+            raise CatalogError(f"{args.csv}: is a directory, not a CSV file of tracks to add")
+        if args.csv is not None and not args.csv.is_file():
+            raise CatalogError(f"{args.csv}: no such file")
+    except OSError as exc:  # a name too long, a folder on the way that cannot be entered
+        raise CatalogError(f"{str(args.csv)[:200]}: {exc.strerror or exc}") from None
     # where the results go, checked before the work, as musicrec index does: a bad path must not cost the update
     check_new_bundle_dir(args.out)
     if args.current:

@@ -347,7 +347,9 @@ def _cmd_index(args: argparse.Namespace) -> int:
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
-    from engine import parent_problem, synthetic_catalog
+    from engine import synthetic_catalog
+
+    from ._outputs import new_csv_problem
 
     if args.tracks < 1:
         print("musicrec synth: error: --tracks must be at least 1", file=sys.stderr)
@@ -356,11 +358,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
         print(f"musicrec synth: error: --seed must be 0 or more, got {args.seed}", file=sys.stderr)
         return EXIT_BAD_INPUT
     out = str(args.out)
-    problem = ("is a directory: name the CSV file to write" if args.out.is_dir() else
-               "exists: synth does not replace a file (it may be a catalog); remove it or give another name"
-               if args.out.exists() or args.out.is_symlink() else
-               f"names a {args.out.suffix} file, but synth writes CSV: give a .csv name"
-               if args.out.suffix.lower() in (".parquet", ".pq") else parent_problem(args.out)) if out != "-" else None
+    problem = new_csv_problem(args.out) if out != "-" else None
     if problem:
         print(f"musicrec synth: error: --out {out!r}: {problem}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -369,8 +367,12 @@ def _cmd_synth(args: argparse.Namespace) -> int:
         frame.to_csv(sys.stdout, index=False)
         print(f"wrote {args.tracks} tracks (seed {args.seed}) to stdout", file=sys.stderr)
         return EXIT_OK
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(args.out, index=False)
+    try:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(args.out, index=False)
+    except OSError as exc:
+        print(f"musicrec synth: error: --out {out!r}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_FAILED
     print(f"wrote {args.out} ({args.tracks} tracks, seed {args.seed})")
     return EXIT_OK
 

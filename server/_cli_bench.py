@@ -9,8 +9,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ._cli_args import UINT32, client_address, client_token  # the same checks as query's
-from ._cli_numbers import MAX_PROCESSES, int_from, number_in, seconds, wait_seconds
+from ._cli_args import client_address, client_token  # the same checks as query's
+from ._cli_numbers import MAX_PROCESSES, int_from, int_in, number_in, seconds, wait_seconds
+from ._limits import MAX_K
 
 # Upper ends that only refuse typos, far above any run measured here (32 clients, 2 processes, 4
 # connections): each client is an asyncio task holding a request, each connection a TCP connection
@@ -45,7 +46,8 @@ def add_parser(sub: Any) -> None:
     b.add_argument("--rounds", type=int_from(1), default=3, help="alternating rounds per RPC (default 3)")
     b.add_argument("--duration", type=seconds, default=5.0, help="measured seconds per round (default 5)")
     b.add_argument("--warmup", type=wait_seconds, default=1.0, help="uncounted seconds before each round (default 1)")
-    b.add_argument("-k", type=int_from(1, UINT32), default=10, help="results per similar-tracks call (default 10)")
+    b.add_argument("-k", type=int_in(1, MAX_K), default=10,
+                   help=f"results per similar-tracks call, 1..{MAX_K} (default 10)")
     b.add_argument("--seed", type=int_from(0), default=0, help="random seed for the seed tracks drawn (default 0)")
     b.add_argument("--token", type=client_token, help="bearer token")
     b.add_argument("--json", dest="json_out", help="also write the report as JSON here")

@@ -408,4 +408,3 @@ def _metadata(request: Request) -> list[tuple[str, str]]:
 
 def _under_api(path: str) -> bool:
     return path == "/v1" or path.startswith(("/v1/", "/console/api/")) or path == "/console/api"
-

@@ -5,7 +5,8 @@ a route that takes no body), and closing a socket with unread bytes resets it: a
 Python's urllib does until its whole body is out, gets "connection reset" and never reads the answer (the
 413 of a 7 MB body was lost so). So before the answer's first byte, what is left of the body is read and
 dropped, up to ``DRAIN_BYTES`` and ``DRAIN_SECONDS``; past either (or with a larger Content-Length) the
-answer goes as it is and the client may see the reset.
+answer goes as it is and the client may see the reset. A client that sent ``Expect: 100-continue`` and has not
+been asked for its body has sent none of it: it gets the answer at once, not an invitation to upload.
 """
 
 from __future__ import annotations
@@ -34,9 +35,13 @@ class DrainUnreadBody:
             await self.app(scope, receive, send)
             return
         received_all = False
+        began = False  # asked for any of the body: uvicorn sends "100 Continue" to a client that waits for it
+        waits_to_send = any(name == b"expect" and value.lower() == b"100-continue"
+                            for name, value in scope.get("headers", ()))
 
         async def receiving() -> Message:
-            nonlocal received_all
+            nonlocal received_all, began
+            began = True
             message = await receive()
             if message["type"] != "http.request" or not message.get("more_body", False):
                 received_all = True
@@ -46,7 +51,8 @@ class DrainUnreadBody:
             nonlocal received_all
             if message["type"] == "http.response.start" and not received_all:
                 received_all = True
-                await _drain(receive, _declared(scope))
+                if not (waits_to_send and not began):  # a client waiting for "100 Continue" has sent nothing
+                    await _drain(receive, _declared(scope))
             await send(message)
 
         await self.app(scope, receiving, sending)

@@ -191,7 +191,7 @@ def parse_request(body: bytes, cls: type[Message], max_message_bytes: int) -> Me
     return message
 
 
-_NUMBER_TEXT = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|-?Infinity|NaN")  # the JSON mapping's
+_NUMBER_TEXT = re.compile(r"-?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|-?Infinity|NaN")  # ASCII digits only
 
 
 def _check_shapes(data: dict[str, Any], descriptor: Descriptor, at: str) -> None:

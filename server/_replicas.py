@@ -105,9 +105,9 @@ def run_replicas(args: argparse.Namespace) -> int:
             # last run was a fast failure does not: two failing replicas would otherwise keep each other going)
             serving = sum(q.is_alive() and not fast_failures[j] for j, q in enumerate(procs) if j != i)
             if fast_failures[i] >= MAX_FAST_FAILURES and serving:
-                log.error("serve process %d (pid %d) exited with %s, %d times in a row within %.0f s of its start; "
-                          "the other %d keep serving; starting it again in %.0f s", i, p.pid, p.exitcode,
-                          fast_failures[i], FAST_FAILURE, serving, RETRY_SECONDS)
+                log.error("serve process %d (pid %d) exited with %s, %d times in a row within %.0f s of its start "
+                          "or refusing its arguments; the other %d keep serving; starting it again in %.0f s", i, p.pid,
+                          p.exitcode, fast_failures[i], FAST_FAILURE, serving, RETRY_SECONDS)
                 retry_at[i] = time.monotonic() + RETRY_SECONDS
                 continue
             log.error("serve process %d (pid %d) exited with %s; %s", i, p.pid, p.exitcode,

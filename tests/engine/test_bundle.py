@@ -336,7 +336,7 @@ def test_a_figure_edited_into_another_type_is_refused_by_the_report_not_a_traceb
     (bad / "manifest.json").write_text(json.dumps(m))
     code, err = main(["report", str(bad)]), capsys.readouterr().err
     assert code == 1 and err.startswith(f"musicrec report: error: {bad / 'manifest.json'}: the report cannot read it (")
-    assert "the manifest was edited or is damaged" in err and "Traceback" not in err, err
+    assert "if the manifest was edited or is damaged, rebuild the bundle" in err and "Traceback" not in err, err
 
 
 def test_a_directory_in_place_of_a_bundle_file_is_named(bundle_dir: Path, tmp_path: Path) -> None:

@@ -334,3 +334,13 @@ def test_dropped_rows_are_named_up_to_five_per_reason_counting_past_exact_duplic
 
     assert rows_named(rep.dropped_rows["tempo not > 0"], rep.dropped["tempo not > 0"]) == "data rows 3, 4, 5, 6, 7, ..."
     assert rows_named([10], 1) == "data row 10" and rows_named([], 0) == ""
+
+
+def test_a_rules_two_checks_agree() -> None:
+    """``breaks`` (one value, plain Python: a feature query's) and ``broken_by`` (arrays: the indexer's) are two
+    writings of one rule: they must not drift apart."""
+    from engine._schema import SPOTIFY_RULES, ValueRule
+
+    values = np.array([-1e300, -1.0, -0.0, 0.0, 1e-9, 0.5, 1.0, 1.0000001, 3.0, 7.0, 7.5, 11.0, 12.0, 1e300, np.nan])
+    for rule in [*SPOTIFY_RULES.values(), ValueRule(), ValueRule(max=2.0), ValueRule(min=-1.0, exclusive_min=True)]:
+        assert rule.broken_by(values).tolist() == [rule.breaks(float(v)) for v in values], rule

@@ -22,7 +22,7 @@ def one_fails_at_start(args: argparse.Namespace, index: int) -> None:
     """Process 0 serves until signalled, every start of process 1 fails at once (its bundle pointer moved to a
     bundle that does not load, say); with ``args.all_fail`` every start of either fails."""
     if index == 1 or args.all_fail:
-        sys.exit(2)
+        sys.exit(getattr(args, "code", 2))
     time.sleep(600)
 
 

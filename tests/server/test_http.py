@@ -7,6 +7,7 @@ import gc
 import http.client
 import json
 import logging
+import socket
 import threading
 import urllib.error
 import urllib.request
@@ -355,6 +356,16 @@ def test_a_body_refused_unread_is_answered_to_a_client_still_sending_it(running:
     assert status == 405
     status, _ = urlopen(running.http_port, "/index.html", body)  # the console's files take GET and HEAD
     assert status == 405
+
+
+def test_a_client_waiting_for_100_continue_is_refused_without_being_asked_for_its_body(
+        running: RunningServer) -> None:
+    """The drain must not invite an upload it would throw away: the first line back is the 413, not "100 Continue"."""
+    with socket.create_connection(("127.0.0.1", running.http_port), timeout=T) as sock:
+        sock.sendall(b"POST /v1/SimilarTracks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 31457280\r\nExpect: 100-continue\r\n\r\n")
+        first = sock.makefile("rb").readline()
+    assert first.startswith(b"HTTP/1.1 413 "), first
 
 
 def test_wrong_verbs_and_unknown_methods(running: RunningServer) -> None:

@@ -208,13 +208,14 @@ def test_a_process_that_will_not_stop_is_killed_and_the_supervisor_exits_1(monke
     assert len(started) == 2 and [p.exitcode for p in started] == [-signal.SIGKILL] * 2
 
 
-@pytest.mark.parametrize("all_fail", [False, True])
+@pytest.mark.parametrize(("all_fail", "code"), [(False, 2), (True, 2), (True, 3)])
 def test_a_process_that_keeps_failing_stops_the_others_only_when_none_serves(
-        monkeypatch: pytest.MonkeyPatch, all_fail: bool) -> None:
+        monkeypatch: pytest.MonkeyPatch, all_fail: bool, code: int) -> None:
     # a crash while the pointer named a damaged bundle once stopped the healthy replica too: a full outage
     started = replicas_run(monkeypatch, one_fails_at_start)
     monkeypatch.setattr(_replicas, "RETRY_SECONDS", 0.2)
-    args = argparse.Namespace(processes=2, host="127.0.0.1", port=0, drain_delay=0.0, grace=0.0, all_fail=all_fail)
+    args = argparse.Namespace(processes=2, host="127.0.0.1", port=0, drain_delay=0.0, grace=0.0, all_fail=all_fail,
+                              code=code)
 
     def stop_after_retries() -> None:
         try:  # process 1 started again past MAX_FAST_FAILURES while process 0 serves (the timeout bounds a hang)
@@ -227,7 +228,8 @@ def test_a_process_that_keeps_failing_stops_the_others_only_when_none_serves(
     stopper = threading.Thread(target=stop_after_retries, daemon=True)
     if not all_fail:
         stopper.start()
-    assert supervise(args, started) == (2 if all_fail else 0)  # (2: the processes refused, exit 2)
+    # giving up: 2 when the processes refused their arguments (exit 2), else 1
+    assert supervise(args, started) == ((code if code == 2 else 1) if all_fail else 0)
     if not all_fail:  # (all failing: the return code above says the supervisor gave up)
         stopper.join(5)
         assert len(started) >= _replicas.MAX_FAST_FAILURES + 3
