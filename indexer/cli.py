@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 70
+MAX_SYNTH = 10_000_000  # synthetic tracks: ~1 GB of catalog; 1e11 was a 745 GiB allocation's traceback
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -77,7 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("synth", help="write a deterministic synthetic catalog CSV (Spotify schema)")
     p.add_argument("--out", type=Path, required=True,
                    help="CSV file to write (must not exist; missing parent directories are created); - for stdout")
-    p.add_argument("--tracks", type=int, default=20_000, help="number of tracks (default 20000)")
+    p.add_argument("--tracks", type=int, default=20_000, help=f"number of tracks, 1 to {MAX_SYNTH:,} (default 20000)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_synth)
 
@@ -87,7 +88,8 @@ def _parser() -> argparse.ArgumentParser:
                                    "on a free local port and answer one query of each kind over gRPC.")
     p.add_argument("csv", type=Path, nargs="?", help="catalog CSV (default: a synthetic catalog)")
     p.add_argument("--bundles", type=Path, default=Path("bundles"), help="where bundles go (default ./bundles)")
-    p.add_argument("--tracks", type=int, default=20_000, help="synthetic catalog size (default 20000)")
+    p.add_argument("--tracks", type=int, default=None,
+                   help=f"synthetic catalog size, 1 to {MAX_SYNTH:,} (default 20000; not with a CSV)")
     _add_build_options(p)
     p.set_defaults(func=_cmd_demo)
 
@@ -351,8 +353,8 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 
     from ._outputs import new_csv_problem
 
-    if args.tracks < 1:
-        print("musicrec synth: error: --tracks must be at least 1", file=sys.stderr)
+    if not 1 <= args.tracks <= MAX_SYNTH:
+        print(f"musicrec synth: error: --tracks must be 1 to {MAX_SYNTH:,}, got {args.tracks}", file=sys.stderr)
         return EXIT_BAD_INPUT
     if args.seed < 0:  # numpy's generator takes any whole number from 0
         print(f"musicrec synth: error: --seed must be 0 or more, got {args.seed}", file=sys.stderr)
@@ -380,10 +382,20 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from engine import synthetic_catalog
 
-    if args.csv is None and args.tracks < 1:
-        print(f"musicrec demo: error: --tracks must be at least 1, got {args.tracks}", file=sys.stderr)
+    if args.csv is not None and args.tracks is not None:  # it would be ignored: the CSV's tracks are indexed
+        print("musicrec demo: error: --tracks sizes the synthetic catalog; with a CSV its tracks are indexed: "
+              "leave --tracks out", file=sys.stderr)
         return EXIT_BAD_INPUT
-    args.bundles.mkdir(parents=True, exist_ok=True)
+    args.tracks = 20_000 if args.tracks is None else args.tracks
+    if args.csv is None and not 1 <= args.tracks <= MAX_SYNTH:
+        print(f"musicrec demo: error: --tracks must be 1 to {MAX_SYNTH:,}, got {args.tracks}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        args.bundles.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file there, a folder on the way that cannot be entered
+        why = "is a file, not a directory" if args.bundles.is_file() else exc.strerror or str(exc)
+        print(f"musicrec demo: error: --bundles {args.bundles}: {why}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
     if args.current is None:
         args.current = args.bundles / "current"

@@ -253,7 +253,10 @@ def demo_queries(bundle: Path) -> str:
         with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
             stub = pb_grpc.RecommenderStub(channel)
             info = stub.ServerInfo(pb.ServerInfoRequest(), timeout=10)
-            seed = running.holder.require().ids[0]
+            rec = running.holder.require()
+            seed = rec.ids[0]
+            # a bundle built with --no-genre, or from too few labelled tracks, has labels but no classifier
+            classifies = rec.bundle.classifier is not None
             track = stub.GetTrack(pb.GetTrackRequest(track_id=seed), timeout=10).track
             similar = stub.SimilarTracks(pb.SimilarTracksRequest(seeds=[pb.Seed(track_id=seed)], k=5), timeout=10)
             moods = stub.ListMoods(pb.ListMoodsRequest(), timeout=10)
@@ -262,13 +265,16 @@ def demo_queries(bundle: Path) -> str:
             width = output_width()
             mood_lines = format_response("moods", moods, width).splitlines()  # header, moods, legend
             out = [f"served on 127.0.0.1:{running.port}: {format_response('info', info)}", ""]
-            if info.genres:
+            if classifies:
                 genre = stub.ClassifyGenre(pb.ClassifyGenreRequest(track_id=seed, top_k=3, explain=True), timeout=10)
             out += [f"SimilarTracks to '{track.name}' by {', '.join(track.artists)} ({', '.join(track.genres)}):",
                     format_response("similar", similar, width), "",
                     "ListMoods (first 5):", "\n".join(mood_lines[:6] + mood_lines[-1:]), "",
                     "MoodPlaylist from the same seed:", format_response("playlist", playlist, width)]
-            if info.genres:
+            if not classifies:
+                skipped = rec.bundle.manifest["metrics"].get("genre", {}).get("skipped", "no classifier")
+                out += ["", f"ClassifyGenre: not asked, this bundle has no genre classifier ({skipped})"]
+            else:
                 contributions = list(genre.contributions)[:4]
                 del genre.contributions[:]
                 genre.contributions.extend(contributions)

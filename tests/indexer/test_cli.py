@@ -144,8 +144,11 @@ def test_synth_then_index(tmp_path: Path, fast_config: Path) -> None:
 
 @pytest.mark.parametrize(("argv", "message"), [
     (["synth", "--tracks", "10", "--seed", "-1"], "--seed must be 0 or more, got -1"),
-    (["demo", "--tracks", "0"], "--tracks must be at least 1, got 0"),
-    (["demo", "--tracks", "-5"], "--tracks must be at least 1, got -5"),
+    (["demo", "--tracks", "0"], "--tracks must be 1 to 10,000,000, got 0"),
+    (["demo", "--tracks", "-5"], "--tracks must be 1 to 10,000,000, got -5"),
+    # a 745 GiB allocation's traceback (an audit, 2026-12-07)
+    (["demo", "--tracks", "100000000000"], "--tracks must be 1 to 10,000,000, got 100000000000"),
+    (["synth", "--tracks", "100000000000"], "--tracks must be 1 to 10,000,000, got 100000000000"),
     (["publish", "BUNDLE", "--qdrant-path", "STORE", "--timeout", "nan"],
      "--timeout must be a number of seconds over 0 and at most 1,000,000, got nan"),
 ])
@@ -221,3 +224,26 @@ def test_a_config_file_with_a_byte_order_mark_is_read(suffix: str, tmp_path: Pat
     text = "[moods]\nstability_subsample = 0\n" if suffix == ".toml" else '{"moods": {"stability_subsample": 0}}'
     path.write_bytes(b"\xef\xbb\xbf" + text.encode())
     assert read_config_file(path) == {"moods": {"stability_subsample": 0}}
+
+
+def test_demo_refuses_what_it_would_ignore_or_cannot_use(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--tracks beside a CSV was ignored, and --bundles naming a file was a traceback (an audit, 2026-12-07)."""
+    (tmp_path / "c.csv").write_text("x\n")
+    assert main(["demo", str(tmp_path / "c.csv"), "--tracks", "5", "--bundles", str(tmp_path / "b")]) == 2
+    assert "with a CSV its tracks are indexed: leave --tracks out" in capsys.readouterr().err
+    assert main(["demo", "--tracks", "5", "--bundles", str(tmp_path / "c.csv")]) == 2
+    assert f"--bundles {tmp_path / 'c.csv'}: is a file, not a directory" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
+
+
+def test_the_demos_queries_leave_out_classify_genre_on_a_bundle_without_a_classifier(
+        tmp_path: Path, fast_config: Path) -> None:
+    """It asked anyway, and the demo ended in a traceback on --no-genre (an audit, 2026-12-07)."""
+    from server._cli_query import demo_queries
+
+    assert main(["synth", "--out", str(tmp_path / "s.csv"), "--tracks", "300"]) == 0
+    assert main(["index", str(tmp_path / "s.csv"), "--out", str(tmp_path / "b"), "--config", str(fast_config),
+                 "--quiet", "--no-genre"]) == 0
+    said = demo_queries(tmp_path / "b")
+    assert "ClassifyGenre: not asked, this bundle has no genre classifier (disabled by configuration)" in said
+    assert "SimilarTracks to" in said and "MoodPlaylist from the same seed" in said
