@@ -21,7 +21,13 @@ def check_bindable(address: str, *, port_flag: str = "--port", host_flag: str = 
     grpc binds (SO_REUSEADDR, no SO_REUSEPORT) names the cause, such as another server on the port.
     ``port_flag``/``host_flag``: the options the message tells the user to change."""
     host, _, port_text = address.rpartition(":")
-    host = host.strip("[]") or "0.0.0.0"
+    if not host.strip("[]"):  # grpc takes ":PORT" and then fails to bind, saying only "in use or not available"
+        raise ServerStartError(f"cannot listen on {address!r}: no host; give {host_flag} (127.0.0.1 for this "
+                               "machine only, 0.0.0.0 for every IPv4 address)")
+    if ":" in host and not (host.startswith("[") and host.endswith("]")):
+        raise ServerStartError(f"cannot listen on {address}: an IPv6 address is written in brackets: "
+                               f"[{host}]:{port_text}")
+    host = host.strip("[]")
     try:
         port = int(port_text)
     except ValueError:
@@ -44,6 +50,11 @@ def check_bindable(address: str, *, port_flag: str = "--port", host_flag: str = 
                 else:
                     hint = f"choose another {host_flag} or {port_flag}"
                 raise ServerStartError(f"cannot listen on {address}: {exc.strerror}; {hint}") from None
+
+
+def host_port(host: str, port: int) -> str:
+    """``HOST:PORT`` as grpc takes it: an IPv6 host (``::1``) in brackets (``[::1]:50051``)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def read_tls_files(cert: Path | None, key: Path | None) -> tuple[bytes, bytes] | None:

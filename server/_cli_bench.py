@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from ._limits import MAX_K
 # to the server (and each process, MAX_PROCESSES, a Python interpreter with its own grpc channels).
 MAX_CLIENTS = 100_000
 MAX_CONNECTIONS = 1024
+DURATION = 5.0  # seconds per round without --duration or --requests
 
 
 def add_parser(sub: Any) -> None:
@@ -44,7 +46,7 @@ def add_parser(sub: Any) -> None:
                    help="connections per client process (default 1); a server of several processes on one port "
                         "(serve --processes) is handed connections, not calls, so give it several")
     b.add_argument("--rounds", type=int_from(1), default=3, help="alternating rounds per RPC (default 3)")
-    b.add_argument("--duration", type=seconds, default=5.0, help="measured seconds per round (default 5)")
+    b.add_argument("--duration", type=seconds, help="measured seconds per round (default 5; not with --requests)")
     b.add_argument("--warmup", type=wait_seconds, default=1.0, help="uncounted seconds before each round (default 1)")
     b.add_argument("-k", type=int_in(1, MAX_K), default=10,
                    help=f"results per similar-tracks call, 1..{MAX_K} (default 10)")
@@ -74,6 +76,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"musicrec bench: error: {exc}", file=sys.stderr)
         return 2
+    if args.requests is not None and args.duration is not None:  # else --duration would be ignored
+        print("musicrec bench: error: --requests and --duration are alternatives (a count or a time per round); "
+              "give one", file=sys.stderr)
+        return 2
+    if (problem := _outputs_problem(args)) is not None:  # before minutes of load, not after
+        print(f"musicrec bench: error: {problem}", file=sys.stderr)
+        return 2
     if args.html_out:
         try:
             import matplotlib  # noqa: F401  (checked before minutes of load, not after)
@@ -84,7 +93,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     concurrency = args.concurrency or (64 if args.rate else 1)
     processes = args.processes or (2 if concurrency >= 8 or (args.rate or 0) >= 2000 else 1)
     load = Load(concurrency=concurrency, rate=args.rate, warmup=args.warmup,
-                duration=None if args.requests else args.duration, requests=args.requests,
+                duration=None if args.requests else args.duration or DURATION, requests=args.requests,
                 connections=args.connections)
     metadata = (("authorization", f"Bearer {args.token}"),) if args.token else None
     samples: dict[str, list[float]] = {}
@@ -97,11 +106,47 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return 1
     report["command"] = "musicrec " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["bench"] else "musicrec bench"
     print(format_report(report))
-    if args.json_out:
-        Path(args.json_out).write_text(json.dumps(report, indent=2) + "\n")
-    if args.html_out:
-        from ._bench_report import bench_report_html
+    written = True
+    for flag, path, text in (("--json", args.json_out, lambda: json.dumps(report, indent=2) + "\n"),
+                             ("--html", args.html_out, lambda: _html(report, samples))):
+        if path:
+            try:
+                Path(path).write_text(text(), encoding="utf-8")
+            except OSError as exc:
+                print(f"musicrec bench: error: {flag} {path}: cannot write it ({exc.strerror or exc}); the results "
+                      "above were printed but not written", file=sys.stderr)
+                written = False
+            else:
+                print(f"wrote {path}", file=sys.stderr)
+    # an RPC none of whose calls succeeded has no latency: its zeros and ratios measure nothing
+    failed = [f"{rpc} ({', '.join(f'{code} x{n}' for code, n in s['errors'].items()) or 'no calls measured'})"
+              for rpc, s in report["rpcs"].items() if s["requests"] == 0]
+    if failed:
+        print(f"musicrec bench: error: no call succeeded for {'; '.join(failed)}: its latencies and ratios above "
+              "measure nothing", file=sys.stderr)
+    return 0 if written and not failed else 1
 
-        Path(args.html_out).write_text(bench_report_html(report, samples), encoding="utf-8")
-        print(f"wrote {args.html_out}", file=sys.stderr)
-    return 0
+
+def _html(report: dict[str, Any], samples: dict[str, list[float]]) -> str:
+    from ._bench_report import bench_report_html
+
+    return bench_report_html(report, samples)
+
+
+def _outputs_problem(args: argparse.Namespace) -> str | None:
+    """Why --json or --html cannot be written there (a missing parent directory is created), or None."""
+    outputs = [(flag, Path(path)) for flag, path in (("--json", args.json_out), ("--html", args.html_out)) if path]
+    if len(outputs) == 2 and os.path.realpath(outputs[0][1]) == os.path.realpath(outputs[1][1]):
+        return f"--json and --html name the same file ({outputs[0][1]}); one would overwrite the other"
+    for flag, path in outputs:
+        if path.is_dir():
+            return f"{flag} {path}: is a directory; name a file to write"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            blocker = next((a for a in path.parents if a.exists()), None)
+            why = f"{blocker} is not a directory" if blocker is not None and not blocker.is_dir() else exc.strerror
+            return f"{flag} {path}: cannot create its directory {path.parent} ({why or exc})"
+        if not os.access(path if path.exists() else path.parent, os.W_OK):
+            return f"{flag} {path}: not writable here"
+    return None

@@ -8,6 +8,7 @@ engine at the top: ``cmd_serve`` loads them when it runs, after the checks that 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,17 @@ from ._cli_numbers import MAX_PROCESSES, int_from, number_in, seconds, wait_seco
 MAX_WORKERS = 1024
 PORT = int_from(0, 65535)  # 0: a free port
 MAX_ACCEPTED = 1_000_000  # RPCs accepted at once, audio clips at once, Qdrant's ef: only refuses typos
+EVERY_ADDRESS = ("0.0.0.0", "::")  # a port bound on these is taken on every address of its family
+
+
+def listen_host(text: str) -> str:
+    """A --host, --http-host or --metrics-host value, without brackets: ``::1`` and ``[::1]`` are the
+    same host, and each face writes the address it binds in its own way (gRPC's ``[::1]:PORT``)."""
+    bare = text[1:-1] if text.startswith("[") and text.endswith("]") else text
+    if not bare:
+        raise argparse.ArgumentTypeError("empty; give an address to listen on (127.0.0.1: this machine only, "
+                                         "0.0.0.0: every IPv4 address, '::': every IPv6 one)")
+    return bare
 
 
 def bearer_token(text: str) -> str:
@@ -53,7 +65,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--bundle-root", type=Path, metavar="DIR",
                    help="ReloadBundle PATH must lie under DIR (default: the directory holding the bundle, and "
                         "then only with an admin token)")
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 for all)")
+    p.add_argument("--host", type=listen_host, default="127.0.0.1",
+                   help="address to bind (default 127.0.0.1; 0.0.0.0 for all)")
     p.add_argument("--port", type=PORT, default=50051, help="gRPC port (default 50051; 0 picks a free one)")
     p.add_argument("--max-concurrent", type=int_from(1, MAX_ACCEPTED), default=64,
                    help="RPCs accepted at once (running or queued); more get RESOURCE_EXHAUSTED (default 64)")
@@ -86,7 +99,7 @@ def add_parser(sub: Any) -> None:
     w.add_argument("--http-port", type=PORT, metavar="PORT",
                    help="also serve every RPC as POST /v1/<Method> (JSON) and the web console at http://HOST:PORT/ "
                         "(0 picks a free port; default: off)")
-    w.add_argument("--http-host", metavar="HOST", help="address for the HTTP port (default: --host)")
+    w.add_argument("--http-host", type=listen_host, metavar="HOST", help="address for the HTTP port (default: --host)")
     v = p.add_argument_group("vector backend (docs/SCALING.md)")
     v.add_argument("--backend", choices=("faiss", "qdrant"), default="faiss",
                    help="where similar-track candidates come from: the bundle's FAISS index (default) or the Qdrant "
@@ -102,7 +115,8 @@ def add_parser(sub: Any) -> None:
     o = p.add_argument_group("operating (README: Operating)")
     o.add_argument("--metrics-port", type=PORT, metavar="PORT",
                    help="serve Prometheus metrics on http://HOST:PORT/metrics (default: off)")
-    o.add_argument("--metrics-host", metavar="HOST", help="address for the metrics endpoint (default: --host)")
+    o.add_argument("--metrics-host", type=listen_host, metavar="HOST",
+                   help="address for the metrics endpoint (default: --host)")
     o.add_argument("--log-format", choices=("json", "text"),
                    help="one JSON object per line, or text (default: text on a terminal, JSON otherwise)")
     o.add_argument("--log-requests", action="store_true", help="log one line per call (event 'request')")
@@ -113,7 +127,7 @@ def add_parser(sub: Any) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from ._bind import ServerStartError, check_bindable, read_tls_files
+    from ._bind import ServerStartError, check_bindable, host_port, read_tls_files
 
     if args.backend != "qdrant":  # else they would be ignored: the candidates come from FAISS all the same
         given = [flag for flag, value, default in (
@@ -125,6 +139,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print(f"musicrec serve: error: {', '.join(given)} apply with --backend qdrant only (the default backend is "
                   "the bundle's FAISS index); add --backend qdrant, or leave them out", file=sys.stderr)
             return 2
+    if problem := _flags_problem(args):
+        print(f"musicrec serve: error: {problem}", file=sys.stderr)
+        return 2
     if args.processes > 1 and args.backend == "qdrant" and args.qdrant_path is not None:
         print("musicrec serve: error: --qdrant-path (Qdrant local mode) opens its directory in one process only; "
               "use --qdrant-url with --processes", file=sys.stderr)
@@ -136,10 +153,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:  # at once: before grpc, the engine and the bundle take seconds to load
         read_tls_files(args.tls_cert, args.tls_key)
         if not args.replica:  # replicas bind a port their supervisor checked, beside each other
-            check_bindable(f"{args.host}:{args.port}")
+            check_bindable(host_port(args.host, args.port))
         if args.http_port is not None:
-            check_bindable(f"{args.http_host or args.host}:{args.http_port}", port_flag="--http-port",
+            check_bindable(host_port(args.http_host or args.host, args.http_port), port_flag="--http-port",
                            host_flag="--http-host")
+        for port in _metrics_ports(args):
+            check_bindable(host_port(args.metrics_host or args.host, port), port_flag="--metrics-port",
+                           host_flag="--metrics-host")
     except ServerStartError as exc:
         print(f"musicrec serve: error: {exc}", file=sys.stderr)
         return 2
@@ -159,9 +179,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from ._logging import configure as configure_logging
 
     configure_logging(args.log_format)
-    if args.bundle_root is not None and not args.bundle_root.is_dir():
-        print(f"musicrec serve: error: --bundle-root {args.bundle_root}: not a directory", file=sys.stderr)
-        return 2
     source_factory = None
     if args.backend == "qdrant":
         try:
@@ -178,7 +195,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                             http_port=args.http_port, http_host=args.http_host or args.host,
                             source_factory=source_factory, replica=args.replica)
     try:
-        running = create_server(args.bundle, f"{args.host}:{args.port}", options)
+        running = create_server(args.bundle, host_port(args.host, args.port), options)
     except (ServerStartError, BundleError, OSError) as exc:  # address, TLS files, any failure to load the bundle
         print(f"musicrec serve: error: {exc}", file=sys.stderr)
         return 2
@@ -186,8 +203,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     def announce() -> None:  # after the signal handlers: whoever reads "serving" may send SIGTERM at once
         rec = running.holder.require()
         logging.getLogger("musicrec.server").info(
-            "serving musicrec.v1.Recommender on %s:%d%s (bundle %s: %d tracks, %d moods, %d genres, %s index)",
-            args.host, running.port, " with TLS" if args.tls_cert else "", rec.bundle.version, rec.n,
+            "serving musicrec.v1.Recommender on %s%s (bundle %s: %d tracks, %d moods, %d genres, %s index)",
+            host_port(args.host, running.port), " with TLS" if args.tls_cert else "", rec.bundle.version, rec.n,
             len(rec.moods()), len(rec.genre_names), rec.bundle.manifest["metrics"]["index"]["kind"])
         logging.getLogger("musicrec.server").info(
             "compiled kernels for queries about new tracks: %s", compiled_kernels_status(),
@@ -200,14 +217,55 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 extra={"event": "backend", "fields": {"backend": "qdrant", "alias": args.qdrant_alias}})
         if running.http_port is not None:
             logging.getLogger("musicrec.server").info(
-                "HTTP/JSON (POST /v1/<Method>) and the web console on http://%s:%d/", options.http_host,
-                running.http_port, extra={"event": "http_serving", "fields": {"http_port": running.http_port}})
+                "HTTP/JSON (POST /v1/<Method>) and the web console on http://%s/",
+                host_port(options.http_host, running.http_port),
+                extra={"event": "http_serving", "fields": {"http_port": running.http_port}})
         if running.metrics_port is not None:
             logging.getLogger("musicrec.server").info(
-                "metrics on http://%s:%d/metrics", options.metrics_host, running.metrics_port,
+                "metrics on http://%s/metrics", host_port(options.metrics_host, running.metrics_port),
                 extra={"event": "metrics_serving", "fields": {"metrics_port": running.metrics_port}})
 
     return serve_forever(running, grace=args.grace, drain_delay=args.drain_delay, on_ready=announce)
+
+
+def _flags_problem(args: argparse.Namespace) -> str | None:
+    """Why these flags together would be ignored, contradict each other or clash, or None. Checked
+    before anything loads; the messages never echo a token."""
+    alone = [f"{host_flag} without {port_flag}" for host_flag, host, port_flag, port in (
+        ("--http-host", args.http_host, "--http-port", args.http_port),
+        ("--metrics-host", args.metrics_host, "--metrics-port", args.metrics_port))
+        if host is not None and port is None]
+    if alone:  # else ignored: the face is off without its port
+        return f"{', '.join(alone)}: the host applies to that port only; add the port, or leave the host out"
+    if set(args.token) & set(args.admin_token):
+        return ("the same token is given as --token and --admin-token; an admin token may already read, so give it "
+                "once, as --admin-token")
+    if args.bundle_root is not None:
+        if not args.bundle_root.is_dir():
+            return f"--bundle-root {args.bundle_root}: not a directory"
+        root, bundle = os.path.realpath(args.bundle_root), os.path.realpath(args.bundle)
+        if not Path(bundle).is_relative_to(root):  # ReloadBundle would refuse the bundle's own path
+            return (f"--bundle {args.bundle} is outside --bundle-root {args.bundle_root} (symlinks resolved: {bundle} "
+                    f"is not under {root}); give a root that holds the bundle")
+    faces = [("--port", args.host, {args.port}), ("--metrics-port", args.metrics_host or args.host,
+                                                  set(_metrics_ports(args)))]
+    if args.http_port is not None:
+        faces.insert(1, ("--http-port", args.http_host or args.host, {args.http_port}))
+    for i, (flag, host, ports) in enumerate(faces):
+        for other_flag, other_host, other_ports in faces[i + 1:]:
+            shared = sorted((ports & other_ports) - {0})  # 0 picks a free port: never a clash
+            if shared and (host == other_host or host in EVERY_ADDRESS or other_host in EVERY_ADDRESS):
+                also = (f" (with --processes {args.processes}, metrics go on --metrics-port and the ports after it, "
+                        f"one per process)" if "--metrics-port" in (flag, other_flag) and args.processes > 1 else "")
+                return f"{flag} and {other_flag} both take port {shared[0]}{also}; give each its own port"
+    return None
+
+
+def _metrics_ports(args: argparse.Namespace) -> list[int]:
+    """The metrics ports this command binds: --metrics-port, and one more per process with --processes."""
+    if args.metrics_port is None:
+        return []
+    return list(range(args.metrics_port, args.metrics_port + args.processes)) if args.metrics_port else [0]
 
 
 def _qdrant_factory(args: argparse.Namespace) -> Any:

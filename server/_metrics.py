@@ -23,10 +23,13 @@ from __future__ import annotations
 
 import datetime as dt
 import platform
+import socket
+import socketserver
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import grpc
 from prometheus_client import (
@@ -37,7 +40,7 @@ from prometheus_client import (
     PlatformCollector,
     ProcessCollector,
     disable_created_metrics,
-    start_wsgi_server,
+    make_wsgi_app,
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.gc_collector import GCCollector
@@ -155,13 +158,61 @@ class ServerMetrics:
 
     def serve_http(self, host: str, port: int) -> MetricsHttp:
         """Serve ``/metrics`` (Prometheus text format) on ``host:port`` (0 picks a free port) in a daemon thread."""
-        httpd, thread = start_wsgi_server(port, addr=host, registry=self.registry)
+        family, *_, sockaddr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+
+        class Server(socketserver.ThreadingMixIn, WSGIServer):
+            address_family = family
+            daemon_threads = True
+
+        httpd = make_server(sockaddr[0], port, metrics_only(make_wsgi_app(self.registry)), Server,
+                            handler_class=_QuietHandler)
+        thread = threading.Thread(target=httpd.serve_forever, name="metrics-http", daemon=True)
+        thread.start()
         return MetricsHttp(httpd, thread)
 
     def scrape(self) -> str:
         from prometheus_client import generate_latest
 
         return generate_latest(self.registry).decode()
+
+
+Wsgi = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def metrics_only(app: Wsgi) -> Wsgi:
+    """``app`` (prometheus_client's exposition) at ``GET``/``HEAD /metrics`` only. The client library
+    answers any path with the metrics, refuses HEAD and filters on ``?name[]=``; a scrape config with
+    a wrong path or a stray query must fail visibly instead of passing with other data."""
+
+    def plain(start_response: Callable[..., Any], status: str, text: str, *extra: tuple[str, str]) -> list[bytes]:
+        body = text.encode()
+        start_response(status, [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body))),
+                                *extra])
+        return [body]
+
+    def serve(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        method = environ["REQUEST_METHOD"]
+        if environ.get("PATH_INFO") != "/metrics":
+            return plain(start_response, "404 Not Found", "not found: the metrics are at /metrics\n")
+        if method not in ("GET", "HEAD"):
+            return plain(start_response, "405 Method Not Allowed", f"{method} /metrics: use GET or HEAD\n",
+                         ("Allow", "GET, HEAD"))
+        if environ.get("QUERY_STRING"):
+            return plain(start_response, "400 Bad Request", "/metrics takes no query string\n")
+        if method == "GET":
+            return app(environ, start_response)
+        answer: list[Any] = []
+        body = b"".join(app({**environ, "REQUEST_METHOD": "GET"}, lambda *a: answer.extend(a)))
+        status, headers = answer[0], answer[1]
+        start_response(status, [*headers, ("Content-Length", str(len(body)))])
+        return []
+
+    return serve
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """Scrapes are not logged: one line on stderr per scrape would drown the server's own log."""
 
 
 class MetricsStartError(OSError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -144,3 +145,83 @@ def test_every_sensible_number_is_still_taken(no_load: list[dict[str, Any]]) -> 
     first, second = no_load
     assert (first["load"].duration, first["load"].warmup, first["load"].rate, first["rounds"]) == (0.25, 0.0, 0.5, 1)
     assert (second["load"].requests, second["load"].concurrency, second["processes"]) == (1, 100000, 256)
+
+
+@pytest.mark.parametrize("flag", ["--json", "--html"])
+@pytest.mark.parametrize("where", ["a directory", "under a file"])
+def test_an_output_that_cannot_be_written_is_refused_before_the_load(flag: str, where: str, tmp_path: Path,
+                                                                     no_load: list[dict[str, Any]],
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: the whole load ran, then a traceback from write_text and exit 70."""
+    (tmp_path / "file").write_text("")
+    path = tmp_path if where == "a directory" else tmp_path / "file" / "sub" / "out"
+    assert main(["bench", flag, str(path)]) == 2 and not no_load
+    err = capsys.readouterr().err
+    assert err.startswith(f"musicrec bench: error: {flag} {path}: ") and "Traceback" not in err
+    assert ("is a directory" if where == "a directory" else f"{tmp_path / 'file'} is not a directory") in err
+
+
+def test_a_missing_parent_directory_of_an_output_is_created(tmp_path: Path, no_load: list[dict[str, Any]]) -> None:
+    with pytest.raises(Reached):
+        main(["bench", "--json", str(tmp_path / "new" / "dir" / "out.json")])
+    assert (tmp_path / "new" / "dir").is_dir()
+
+
+def test_json_and_html_into_one_file_are_refused(tmp_path: Path, no_load: list[dict[str, Any]],
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "--json", str(tmp_path / "r"), "--html", str(tmp_path / "r")]) == 2 and not no_load
+    assert "--json and --html name the same file" in capsys.readouterr().err
+
+
+def test_a_write_that_fails_after_the_run_exits_1_saying_the_results_were_printed(
+        running: RunningServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out.json"
+    real = compare
+
+    def then_block_the_path(*args: Any, **kw: Any) -> Any:  # the path was fine when checked, not when written
+        report = real(*args, **kw)
+        out.mkdir()
+        return report
+
+    monkeypatch.setattr("server._bench.compare", then_block_the_path)
+    code = main(["bench", "--address", f"127.0.0.1:{running.port}", "--requests", "5", "--rounds", "1",
+                 "--warmup", "0", "--json", str(out)])
+    captured = capsys.readouterr()
+    assert code == 1 and "p50/floor" in captured.out and "Traceback" not in captured.err
+    assert f"--json {out}: cannot write it" in captured.err and "printed but not written" in captured.err
+
+
+def test_requests_and_duration_together_are_refused(no_load: list[dict[str, Any]],
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: --duration was silently ignored when --requests was given."""
+    assert main(["bench", "--requests", "5", "--duration", "30"]) == 2 and not no_load
+    err = capsys.readouterr().err
+    assert "--requests and --duration are alternatives" in err
+    with pytest.raises(Reached):
+        main(["bench"])
+    with pytest.raises(Reached):
+        main(["bench", "--requests", "5"])
+    assert [(c["load"].duration, c["load"].requests) for c in no_load] == [(5.0, None), (None, 5)]
+
+
+def test_a_phase_where_every_call_failed_exits_1(running: RunningServer, monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: every SimilarTracks call NOT_FOUND, and the run exited 0 with ratios of 0.00."""
+    from server import _bench
+    from server._generated.musicrec.v1 import recommender_pb2 as pb
+
+    real = _bench._builders
+
+    def failing(w: Any, rng: Any) -> Any:
+        built = real(w, rng)
+        if "similar" in built:
+            built["similar"] = lambda: pb.SimilarTracksRequest(seeds=[pb.Seed(track_id="no-such-track")], k=10)
+        return built
+
+    monkeypatch.setattr(_bench, "_builders", failing)
+    code = main(["bench", "--address", f"127.0.0.1:{running.port}", "--requests", "4", "--rounds", "1",
+                 "--warmup", "0", "--rpc", "similar", "--rpc", "classify"])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert "no call succeeded for similar (NOT_FOUND x4)" in err and "classify" not in err.splitlines()[-1]

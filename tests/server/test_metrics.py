@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import shutil
 import threading
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -280,3 +281,34 @@ def test_two_servers_in_one_process_count_apart(bundle_dir: Path) -> None:
     finally:
         a.stop(0)
         b.stop(0)
+
+
+def test_the_endpoint_serves_metrics_at_slash_metrics_only() -> None:
+    """Before: any path answered 200 with the metrics, HEAD /metrics was 405 and ?name[]= filtered silently."""
+    from server._metrics import ServerMetrics
+
+    http = ServerMetrics().serve_http("127.0.0.1", 0)
+    base = f"http://127.0.0.1:{http.port}"
+
+    def ask(path: str, method: str = "GET") -> tuple[int, dict[str, str], bytes]:
+        try:
+            with urllib.request.urlopen(urllib.request.Request(base + path, method=method), timeout=T) as r:
+                return r.status, dict(r.headers), r.read()
+        except urllib.error.HTTPError as err:
+            return err.code, dict(err.headers), err.read()
+
+    try:
+        status, headers, body = ask("/metrics")
+        assert status == 200 and b"musicrec_server_info" in body
+        status, head_headers, head_body = ask("/metrics", "HEAD")
+        assert status == 200 and head_body == b"" and head_headers["Content-Type"] == headers["Content-Type"]
+        assert int(head_headers["Content-Length"]) > 0
+        for path in ("/", "/nope", "/metrics/", "/favicon.ico"):
+            status, _, body = ask(path)
+            assert (status, body) == (404, b"not found: the metrics are at /metrics\n"), path
+        status, _, body = ask("/metrics?name[]=process_cpu_seconds_total")
+        assert status == 400 and b"no query string" in body
+        status, headers, _ = ask("/metrics", "POST")
+        assert status == 405 and headers["Allow"] == "GET, HEAD"
+    finally:
+        http.close()

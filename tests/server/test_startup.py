@@ -7,11 +7,13 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import pytest
 
 from engine import BundleError
 from indexer.cli import main
 from server import ServerStartError, create_server
+from server._bind import check_bindable, host_port
 
 
 @pytest.fixture
@@ -147,3 +149,99 @@ def test_qdrant_flags_without_the_qdrant_backend_are_refused(small_bundle_dir: P
     assert main(["serve", "--bundle", str(small_bundle_dir), "--port", "0", "--qdrant-path", "q",
                        "--qdrant-alias", "other"]) == 2
     assert ("--qdrant-path, --qdrant-alias apply with --backend qdrant only" in capsys.readouterr().err)
+
+
+@pytest.mark.parametrize(("argv", "words"), [
+    (["--http-host", "127.0.0.1"], "--http-host without --http-port: the host applies to that port only"),
+    (["--metrics-host", "0.0.0.0"], "--metrics-host without --metrics-port: the host applies to that port only"),
+    (["--port", "52101", "--http-port", "52101"], "--port and --http-port both take port 52101"),
+    (["--port", "52101", "--metrics-port", "52101"], "--port and --metrics-port both take port 52101"),
+    (["--port", "0", "--http-port", "52102", "--metrics-port", "52102"],
+     "--http-port and --metrics-port both take port 52102"),
+    (["--port", "52101", "--http-port", "52101", "--http-host", "0.0.0.0"], "--port and --http-port both take"),
+    (["--port", "52101", "--metrics-port", "52100", "--processes", "2"],
+     "--port and --metrics-port both take port 52101 (with --processes 2, metrics go on --metrics-port and the"),
+])
+def test_flags_that_would_be_ignored_or_clash_are_refused_before_the_bundle(argv: list[str], words: str,
+                                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: a host without its port was ignored; two faces on one port failed after a gRPC C-core log
+    line (or, for --metrics-port, only once the bundle had loaded)."""
+    code, err = serve(capsys, "--bundle", "no/such/bundle", *argv)
+    assert code == 2 and err.startswith("musicrec serve: error: "), err
+    assert words in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_port_0_never_clashes_and_hosts_apart_may_share_a_port(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["--port", "0", "--http-port", "0", "--metrics-port", "0"],
+                 ["--port", "0", "--http-port", "52103", "--http-host", "127.0.0.1", "--metrics-port", "52103",
+                  "--metrics-host", "127.0.0.2"]):
+        code, err = serve(capsys, "--bundle", "no/such/bundle", *argv)
+        assert code == 2 and "not a bundle directory" in err, err  # the next check: the missing bundle
+
+
+def test_the_same_token_for_reading_and_admin_is_refused_without_echoing_it(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = serve(capsys, "--bundle", "no/such/bundle", "--port", "0", "--token", "s3cret", "--admin-token",
+                      "other", "--admin-token", "s3cret")
+    assert code == 2 and "the same token is given as --token and --admin-token" in err and "s3cret" not in err
+
+
+def test_a_bundle_outside_its_bundle_root_is_refused_naming_both(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: the server started, then refused to reload the bundle's own path. (Checked before the
+    bundle loads, so a path that holds none shows it.)"""
+    bundle, root = tmp_path / "bundles" / "b1", tmp_path / "root"
+    root.mkdir()
+    code, err = serve(capsys, "--bundle", str(bundle), "--bundle-root", str(root), "--port", "0")
+    assert code == 2 and f"--bundle {bundle} is outside --bundle-root {root}" in err, err
+    # a link inside the root to a bundle outside it resolves outside it too
+    (root / "current").symlink_to(bundle)
+    code, err = serve(capsys, "--bundle", str(root / "current"), "--bundle-root", str(root), "--port", "0")
+    assert code == 2 and "is outside --bundle-root" in err and "symlinks resolved" in err, err
+
+
+def test_a_metrics_port_in_use_is_refused_before_the_bundle(taken_port: int,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = serve(capsys, "--bundle", "no/such/bundle", "--port", "0", "--metrics-port", str(taken_port))
+    assert code == 2 and "Address already in use" in err and "choose another --metrics-port" in err, err
+
+
+def test_an_empty_host_is_refused_at_parsing(capsys: pytest.CaptureFixture[str]) -> None:
+    for flag in ("--host", "--http-host", "--metrics-host"):
+        with pytest.raises(SystemExit) as exit_:
+            main(["serve", "--bundle", "no/such/bundle", flag, ""])
+        assert exit_.value.code == 2 and f"argument {flag}: empty; give an address" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("address", [":0", "::1:0"])
+def test_check_bindable_refuses_an_empty_host_and_a_bare_ipv6_one(address: str) -> None:
+    with pytest.raises(ServerStartError, match="no host" if address == ":0" else r"in brackets: \[::1\]:0"):
+        check_bindable(address)
+
+
+def test_an_ipv6_host_is_bracketed_for_grpc_with_or_without_brackets(small_bundle_dir: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: --host ::1 passed the pre-check, then gRPC got "::1:PORT" and failed with "in use or not available"."""
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    addresses: list[str] = []
+
+    def record(bundle: object, address: str, options: object) -> None:
+        addresses.append(address)
+        raise ServerStartError("recorded")
+
+    monkeypatch.setattr("server._app.create_server", record)
+    for host in ("::1", "[::1]"):
+        code, err = serve(capsys, "--bundle", str(small_bundle_dir), "--host", host, "--port", "0")
+        assert code == 2 and "recorded" in err, err
+    assert addresses == ["[::1]:0", "[::1]:0"]
+    srv = create_server(small_bundle_dir, host_port("::1", 0))  # and gRPC listens there
+    try:
+        with grpc.insecure_channel(f"[::1]:{srv.port}") as channel:
+            grpc.channel_ready_future(channel).result(timeout=10)
+    finally:
+        srv.stop(0)
