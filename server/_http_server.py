@@ -8,7 +8,7 @@ import socket
 import threading
 import time
 
-from ._bind import ServerStartError, check_bindable
+from ._bind import ServerStartError, check_bindable, host_port
 from ._http import HttpFace
 
 
@@ -63,7 +63,7 @@ class HttpServer:
 
 def bind_http(host: str, port: int) -> socket.socket:
     """A listening socket for the HTTP face, bound before the bundle loads (a port in use fails at once)."""
-    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    address = host_port(host, port)
     check_bindable(address, port_flag="--http-port", host_flag="--http-host")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # IPPROTO_TCP named: asyncio sets TCP_NODELAY on accepted connections only when the proto says TCP, and
