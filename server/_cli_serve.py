@@ -129,26 +129,8 @@ def add_parser(sub: Any) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     from ._bind import ServerStartError, check_bindable, host_port, read_tls_files
 
-    if args.backend != "qdrant":  # else they would be ignored: the candidates come from FAISS all the same
-        given = [flag for flag, value, default in (
-            ("--qdrant-url", args.qdrant_url, None), ("--qdrant-path", args.qdrant_path, None),
-            ("--qdrant-alias", args.qdrant_alias, "musicrec"), ("--qdrant-api-key-env", args.qdrant_api_key_env, None),
-            ("--qdrant-timeout", args.qdrant_timeout, 2.0), ("--qdrant-hnsw-ef", args.qdrant_hnsw_ef, None))
-            if value != default]
-        if given:
-            print(f"musicrec serve: error: {', '.join(given)} apply with --backend qdrant only (the default backend is "
-                  "the bundle's FAISS index); add --backend qdrant, or leave them out", file=sys.stderr)
-            return 2
     if problem := _flags_problem(args):
         print(f"musicrec serve: error: {problem}", file=sys.stderr)
-        return 2
-    if args.processes > 1 and args.backend == "qdrant" and args.qdrant_path is not None:
-        print("musicrec serve: error: --qdrant-path (Qdrant local mode) opens its directory in one process only; "
-              "use --qdrant-url with --processes", file=sys.stderr)
-        return 2
-    if args.processes > 1 and args.http_port is not None:
-        print("musicrec serve: error: --http-port is not available with --processes yet; run the HTTP face in "
-              "its own musicrec serve", file=sys.stderr)
         return 2
     try:  # at once: before grpc, the engine and the bundle take seconds to load
         read_tls_files(args.tls_cert, args.tls_key)
@@ -231,6 +213,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def _flags_problem(args: argparse.Namespace) -> str | None:
     """Why these flags together would be ignored, contradict each other or clash, or None. Checked
     before anything loads; the messages never echo a token."""
+    if args.backend != "qdrant":  # else they would be ignored: the candidates come from FAISS all the same
+        given = [flag for flag, value, default in (
+            ("--qdrant-url", args.qdrant_url, None), ("--qdrant-path", args.qdrant_path, None),
+            ("--qdrant-alias", args.qdrant_alias, "musicrec"), ("--qdrant-api-key-env", args.qdrant_api_key_env, None),
+            ("--qdrant-timeout", args.qdrant_timeout, 2.0), ("--qdrant-hnsw-ef", args.qdrant_hnsw_ef, None))
+            if value != default]
+        if given:
+            return (f"{', '.join(given)} apply with --backend qdrant only (the default backend is the bundle's FAISS "
+                    "index); add --backend qdrant, or leave them out")
     alone = [f"{host_flag} without {port_flag}" for host_flag, host, port_flag, port in (
         ("--http-host", args.http_host, "--http-port", args.http_port),
         ("--metrics-host", args.metrics_host, "--metrics-port", args.metrics_port))
@@ -258,6 +249,11 @@ def _flags_problem(args: argparse.Namespace) -> str | None:
                 also = (f" (with --processes {args.processes}, metrics go on --metrics-port and the ports after it, "
                         f"one per process)" if "--metrics-port" in (flag, other_flag) and args.processes > 1 else "")
                 return f"{flag} and {other_flag} both take port {shared[0]}{also}; give each its own port"
+    if args.processes > 1 and args.backend == "qdrant" and args.qdrant_path is not None:
+        return ("--qdrant-path (Qdrant local mode) opens its directory in one process only; use --qdrant-url with "
+                "--processes")
+    if args.processes > 1 and args.http_port is not None:
+        return "--http-port is not available with --processes yet; run the HTTP face in its own musicrec serve"
     return None
 
 
