@@ -4,6 +4,8 @@
   the closest known option ("did you mean --max-per-artist?"), not by ``musicrec`` with the
   top-level usage (argparse's default: subcommands hand unknown arguments up to their parent).
 - An invalid choice (a misspelled command or ``--index`` kind) gets the closest choice too.
+
+And the exit codes the commands share.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import argparse
 import difflib
 from collections.abc import Sequence
 from typing import Any
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 70
 
 
 class Parser(argparse.ArgumentParser):

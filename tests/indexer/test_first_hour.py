@@ -11,7 +11,7 @@ import pytest
 
 from engine import synthetic_catalog
 from engine._progress import Tick, Ticker, duration
-from indexer import cli
+from indexer import _build
 from indexer.cli import main
 
 
@@ -69,7 +69,7 @@ def test_ticks_report_rate_and_time_left() -> None:
 @pytest.mark.parametrize("terminal", [True, False])
 def test_ticks_only_on_a_terminal(terminal: bool, monkeypatch: pytest.MonkeyPatch,
                                   capsys: pytest.CaptureFixture[str]) -> None:
-    progress = cli._Progress()
+    progress = _build._Progress()
     progress.terminal = terminal
     try:
         progress("[moods] ...")
