@@ -5,7 +5,7 @@ response as the proto's own messages in protobuf's canonical JSON mapping (``jso
 second schema can drift. A call runs the very servicer method gRPC runs (server/_service.py), with
 an ``HttpContext`` standing in for grpc's ``ServicerContext``: the same conversion (server/_convert.py),
 engine call, validation, limits and status for every error. What differs is only the framing
-(server/_http_json.py; this module holds the routes and the uvicorn server around them):
+(server/_http_json.py; this module holds the routes, server/_http_server.py the uvicorn server around them):
 
 - request JSON: field names as in the .proto (``track_id``) or lowerCamelCase (``trackId``); an
   unknown field, a wrong type, malformed JSON or a body that is not a JSON object is 400
@@ -27,7 +27,7 @@ engine call, validation, limits and status for every error. What differs is only
   which a browser asked for, is Starlette's plain-text 404).
 - ``StreamMoodPlaylist`` answers ``application/x-ndjson``: one PlaylistEntry per line as it is
   chosen. An error before the first entry is an ordinary error response; one after it (the status
-  line is gone by then) ends the stream with a line ``{"error": {...}}``.
+  line is gone by then) ends the stream with a line ``{"error": {...}}`` (server/_http_stream.py).
 - auth: ``Authorization: Bearer <token>``, checked by the gRPC interceptor's own rule
   (``BearerAuth.refusal``); 401 carries ``WWW-Authenticate: Bearer``.
 - deadline: an optional ``Grpc-Timeout`` header in gRPC's format (``500m``, ``2S``), as grpc-gateway
@@ -53,17 +53,15 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
-import json
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import grpc
-from google.protobuf.message import Message
 
 from ._http_drain import DrainUnreadBody
 from ._http_json import (
@@ -79,6 +77,7 @@ from ._http_json import (
     parse_request,
     unsupported_media_type,
 )
+from ._http_stream import ndjson_response
 from ._observe import CallObserver, HttpCall
 
 if TYPE_CHECKING:
@@ -92,7 +91,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("musicrec.server")
 
 CONSOLE_DIR = Path(__file__).resolve().parent / "console"
-NDJSON = "application/x-ndjson"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -158,13 +156,13 @@ class HttpFace:
         ``deadline_of`` a call's context with a deadline, the answer is 504 DEADLINE_EXCEEDED once it passes, as gRPC
         answers its own clients, and the call is marked cancelled (its work stops where it checks). The slot
         is held until ``fn`` returns, even when the answer went earlier."""
-        self._take_slot()
+        self.take_slot()
         try:
             done = asyncio.get_running_loop().run_in_executor(self.pool, functools.partial(fn, *args))
         except BaseException:
-            self._slots.release()
+            self.release_slot()
             raise
-        done.add_done_callback(lambda _: self._slots.release())
+        done.add_done_callback(lambda _: self.release_slot())
         remaining = None if deadline_of is None else deadline_of.time_remaining()
         try:
             return await asyncio.wait_for(asyncio.shield(done), remaining)
@@ -174,13 +172,16 @@ class HttpFace:
             raise CallAborted(grpc.StatusCode.DEADLINE_EXCEEDED, "the deadline (Grpc-Timeout) passed before the "
                                                                  "call finished") from None
 
-    def _take_slot(self) -> None:
+    def take_slot(self) -> None:
         """One of the ``max_concurrent`` slots, or the call's refusal: 503 while stopping, 429 when all are taken."""
         if self.closing:
             raise CallAborted(grpc.StatusCode.UNAVAILABLE, "the server is shutting down; retry on another server")
         if not self._slots.acquire(blocking=False):
             raise CallAborted(grpc.StatusCode.RESOURCE_EXHAUSTED,
                               f"more than {self.options.max_concurrent} HTTP calls at once; retry shortly")
+
+    def release_slot(self) -> None:
+        self._slots.release()
 
     async def _routing_error(self, request: Request, exc: Exception) -> Response:
         """Starlette's own 404 and 405 (no route, a verb the route does not take) in the error shape of
@@ -296,7 +297,7 @@ class HttpFace:
         handler = getattr(self.servicer, method.name)
         try:
             if method.streaming:
-                return await self._stream(handler, message, context, call)
+                return await ndjson_response(self, handler, message, context, call)
             result = await self.run(handler, message, context, deadline_of=context)
         except CallAborted as exc:
             return self.error(exc.code, exc.message)
@@ -321,70 +322,6 @@ class HttpFace:
                 raise BadRequest(413, f"the request body is over the {limit:,}-byte limit")
             chunks.append(chunk)
         return b"".join(chunks)
-
-    async def _stream(self, handler: Callable[..., Iterator[Message]], message: Message,
-                      context: HttpContext, call: HttpCall) -> Response:
-        """NDJSON; the first entry is chosen before the status line, so an error up to there is an
-        ordinary error response. A deadline that passes after it ends the stream with an error line."""
-        from starlette.responses import StreamingResponse
-
-        self._take_slot()
-        loop = asyncio.get_running_loop()
-        entries = handler(message, context)
-        end = object()
-        released = False
-        ended: tuple[grpc.StatusCode, str | None] = (grpc.StatusCode.CANCELLED, "the client left")
-
-        def release(finish: bool = True) -> None:
-            nonlocal released
-            if not released:
-                released = True
-                context.cancelled = True  # a stream left early stops choosing tracks
-                self.pool.submit(entries.close)
-                self._slots.release()
-                if finish:
-                    call.finish(*ended)
-
-        try:
-            first = await loop.run_in_executor(self.pool, next, entries, end)
-            if first is end and context.time_remaining() == 0:  # (the servicer stops quietly at a deadline)
-                raise CallAborted(grpc.StatusCode.DEADLINE_EXCEEDED, "the deadline (Grpc-Timeout) passed before "
-                                                                     "the first entry")
-        except BaseException:
-            release(finish=False)  # an ordinary error response: _call counts it by its status
-            raise
-
-        async def lines() -> AsyncIterator[str]:
-            nonlocal ended
-            item = first
-            try:
-                while item is not end:
-                    yield message_json(item) + "\n"
-                    item = await loop.run_in_executor(self.pool, next, entries, end)
-                if context.time_remaining() == 0:  # the servicer stops choosing quietly there (_service.streaming)
-                    raise CallAborted(grpc.StatusCode.DEADLINE_EXCEEDED, "the deadline (Grpc-Timeout) passed "
-                                                                         "before the playlist was complete")
-                ended = (grpc.StatusCode.OK, None)
-            except CallAborted as exc:
-                ended = (exc.code, exc.message)
-                yield json.dumps({"error": {"code": HTTP_STATUS.get(exc.code, 500), "status": exc.code.name,
-                                            "message": exc.message}}) + "\n"
-            finally:
-                release()
-
-        class Stream(StreamingResponse):
-            async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-                nonlocal ended
-                try:
-                    await super().__call__(scope, receive, send)
-                except asyncio.CancelledError:  # the server's grace ran out mid-stream: the body is cut (its
-                    # status line is long gone), counted as gRPC counts a call its stop cancels
-                    ended = (grpc.StatusCode.UNAVAILABLE, "the server stopped before the stream finished")
-                finally:  # also when the body was never iterated (the client left at once)
-                    release()
-
-        call.deferred = True  # finished by release(), when the stream ends
-        return Stream(lines(), media_type=NDJSON)
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
