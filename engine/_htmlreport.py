@@ -321,8 +321,8 @@ def _pca(figure: Any, pca: dict[str, Any]) -> str:
 def _index(figure: Any, idx: dict[str, Any]) -> str:
     rows = [(f"{idx['kind']} (the index)", idx)] if "recall_at_10" in idx else []
     new = idx.get("new_track_index")
-    if isinstance(new, dict):
-        rows.append(("hnsw (new-track index)", new))
+    if isinstance(new, dict):  # IVF since 2026-12; the bundles before it, which did not say, had HNSW
+        rows.append((f"{new.get('kind', 'hnsw')} (new-track index)", new))
     if not rows:
         return (f"<p>{html.escape(idx['kind'])} index of {idx['tracks']:,} vectors of {idx['dim']} dimensions: exact "
                 "search, so recall is 1 by construction.</p>")

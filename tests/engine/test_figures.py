@@ -168,3 +168,20 @@ def test_report_help_loads_no_plotting_or_heavy_module() -> None:
     code, modules, printed = run_main(["report", "--help"])
     assert code == 0 and "--html" in printed
     assert loaded(modules, ("matplotlib", "starlette", "uvicorn", "grpc", "faiss", "xgboost", "sklearn")) == []
+
+
+def test_the_index_figure_names_the_new_track_index_by_its_kind(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The new-track index is IVF (engine/_build.py); the figure called it HNSW, its kind before, until 2026-12-07."""
+    from matplotlib.figure import Figure
+
+    import engine._htmlreport as report
+
+    drawn: list[Figure] = []
+    monkeypatch.setattr(report, "figure_html", lambda fig, *_args, **_kw: drawn.append(fig) or "")
+    new = {"kind": "ivf", "recall_at_10": 0.99, "recall_at_264": 0.97, "queries": 1000}
+    for index, named in (({"kind": "flat", "tracks": 3000, "dim": 14, "new_track_index": new}, "ivf"),
+                         ({"kind": "flat", "tracks": 3000, "dim": 14,  # a bundle from before it said its kind
+                           "new_track_index": {k: v for k, v in new.items() if k != "kind"}}, "hnsw")):
+        report._index(Figure, index)
+        labels = [t.get_text() for t in drawn[-1].axes[0].get_xticklabels()]
+        assert labels == [f"{named} (new-track index)\nrecall@10", f"{named} (new-track index)\nrecall@264"]
