@@ -22,7 +22,7 @@ import numpy as np
 from ._diagnostics import load_diagnostics
 from ._families import family_matrix
 from ._loaded import Bundle
-from ._report import format_report
+from ._report import UNREADABLE, format_report, unreadable
 
 STYLE = """
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 auto; max-width: 1180px;
@@ -80,13 +80,22 @@ def html_document(title: str, subtitle: str, sections: Sequence[tuple[str, str]]
 
 
 def bundle_report_html(bundle: Bundle) -> str:
-    """The whole report of a loaded bundle as one HTML document."""
+    """The whole report of a loaded bundle as one HTML document. A figure of the manifest that its pictures
+    cannot read (edited into text or null, as the text report refuses them) is :class:`BundleIntegrityError`."""
+    where = str(bundle.path / "manifest.json")
+    report = format_report(bundle.manifest, moods=bundle.moods.clusters_, where=where)
+    try:
+        return _report_page(bundle, report)
+    except UNREADABLE as exc:
+        raise unreadable(where, exc) from exc
+
+
+def _report_page(bundle: Bundle, report: str) -> str:
     from matplotlib.figure import Figure  # the report extra; Agg is the default canvas of a bare Figure
 
     m = bundle.manifest
     clusters = bundle.moods.clusters_
     diag = load_diagnostics(bundle.path)
-    report = format_report(m, moods=clusters, where=str(bundle.path / "manifest.json"))
     sections = [("Build report", f"<pre>{html.escape(report)}</pre>")]
     sections.append(("Mood map", _mood_map(Figure, bundle)))
     sections.append(("Mood profiles", _mood_profiles(Figure, bundle)))

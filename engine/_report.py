@@ -20,10 +20,19 @@ def format_report(manifest: dict[str, Any], *, moods: list[dict[str, Any]] | Non
     damage (:class:`BundleIntegrityError` naming ``where``), not a TypeError from a format string."""
     try:
         return _report_text(manifest, moods=moods, width=width)
-    except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
-        raise BundleIntegrityError(f"{where}: the report cannot read it ({type(exc).__name__}: "
-                                   f"{' '.join(str(exc).split())[:160]}); if the manifest was edited or is damaged, "
-                                   "rebuild the bundle; if not, this is a bug: please report it") from exc
+    except UNREADABLE as exc:
+        raise unreadable(where, exc) from exc
+
+
+# what reading a figure of the wrong type or shape raises, in a format string, numpy or matplotlib
+UNREADABLE = (TypeError, ValueError, KeyError, IndexError, AttributeError)
+
+
+def unreadable(where: str, exc: Exception) -> BundleIntegrityError:
+    """The error for a manifest ``where`` whose figures a report cannot read (``exc``, one of ``UNREADABLE``)."""
+    return BundleIntegrityError(f"{where}: the report cannot read it ({type(exc).__name__}: "
+                                f"{' '.join(str(exc).split())[:160]}); if the manifest was edited or is damaged, "
+                                "rebuild the bundle; if not, this is a bug: please report it")
 
 
 def _report_text(manifest: dict[str, Any], *, moods: list[dict[str, Any]] | None, width: int | None) -> str:

@@ -185,3 +185,26 @@ def test_the_index_figure_names_the_new_track_index_by_its_kind(monkeypatch: pyt
         report._index(Figure, index)
         labels = [t.get_text() for t in drawn[-1].axes[0].get_xticklabels()]
         assert labels == [f"{named} (new-track index)\nrecall@10", f"{named} (new-track index)\nrecall@264"]
+
+
+def test_a_figure_the_pictures_cannot_read_is_refused_naming_the_manifest(bundle_dir: Path, tmp_path: Path,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """An edited manifest the text report reads but a picture cannot (a recall turned null) is the text report's
+    refusal, not a traceback (a probe of every figure the pictures read found five such edits)."""
+    import json
+    import shutil
+
+    edited = tmp_path / "edited"
+    shutil.copytree(bundle_dir, edited)
+    manifest = json.loads((edited / "manifest.json").read_text(encoding="utf-8"))
+    manifest["metrics"]["index"]["new_track_index"] = {"kind": "ivf", "nlist": 55, "nprobe": 16, "queries": 1000,
+                                                       "recall_at_10": None, "recall_at_264": 0.97}
+    (edited / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    assert main(["report", str(edited)]) == 0  # the text report reads it
+    capsys.readouterr()
+    with pytest.raises(engine.BundleIntegrityError, match="the report cannot read it"):
+        engine.bundle_report_html(engine.load_bundle(edited))
+    assert main(["report", str(edited), "--html", str(tmp_path / "r.html")]) == 1
+    err = capsys.readouterr().err
+    assert f"{edited / 'manifest.json'}: the report cannot read it (TypeError" in err and "Traceback" not in err
+    assert not (tmp_path / "r.html").exists()
