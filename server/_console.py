@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import logging
 import threading
 import weakref
 from collections.abc import Mapping
@@ -39,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 import numpy as np
 
-from engine import Recommender, bundle_report_html, format_report
+from engine import BundleIntegrityError, Recommender, bundle_report_html, format_report
 
 from . import _convert as conv
 from ._cli_numbers import int_from
@@ -51,6 +52,8 @@ if TYPE_CHECKING:
 
     from ._holder import BundleHolder
     from ._http import HttpFace
+
+log = logging.getLogger("musicrec.server")
 
 DEFAULT_SEARCH = 20
 MAX_SEARCH = 100
@@ -91,6 +94,9 @@ class ConsoleApi:
             return self.face.error(exc.code, exc.message)
         except NoBundle as exc:
             return self.face.error(grpc.StatusCode.UNAVAILABLE, str(exc))
+        except BundleIntegrityError as exc:  # the serving bundle's manifest, edited or damaged: its report cannot
+            log.error("console %s: %s", request.url.path, exc)  # be drawn (the RPCs do not read its figures)
+            return self.face.error(grpc.StatusCode.DATA_LOSS, str(exc))
 
     def _with_bundle(self, fn: Any, *args: Any) -> Any:
         return fn(self.holder.require(), *args)
@@ -168,7 +174,8 @@ class ConsoleApi:
         from starlette.responses import JSONResponse
 
         return JSONResponse({"bundle_version": rec.bundle.version, "genres": list(rec.genre_names),
-                             "report": format_report(rec.bundle.manifest, moods=rec.moods()),
+                             "report": format_report(rec.bundle.manifest, moods=rec.moods(),
+                                                    where=str(rec.bundle.path / "manifest.json")),
                              "report_html": _has_matplotlib()})
 
     async def _report_html(self, request: Request) -> Response:

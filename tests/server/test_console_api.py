@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -141,3 +142,27 @@ def test_repeated_and_unknown_parameters_are_400_naming_them(running: RunningSer
 def test_the_parameters_each_endpoint_takes_are_still_taken(running: RunningServer) -> None:
     for path in ("search?q=a&limit=3", "search?q=a", "search", "map?max_points=5", "map", "bundle"):
         assert get(running.http_port, path)[0] == 200, path
+
+
+def test_a_manifest_its_reports_cannot_read_is_data_loss_naming_it(bundle_dir: Path, tmp_path: Path,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    """A served bundle's manifest edited after the build: the RPCs do not read its figures, so the server serves
+    it, but the console's report cannot be drawn. It was Starlette's plain-text 500 with a traceback in the log."""
+    import shutil
+
+    from tests._serving import serving
+
+    edited = tmp_path / "edited"
+    shutil.copytree(bundle_dir, edited)
+    manifest = json.loads((edited / "manifest.json").read_text(encoding="utf-8"))
+    manifest["metrics"]["genre"]["top1"] = "most"  # the text report's figure, and so the page's too
+    (edited / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    with serving(edited, ServerOptions(http_port=0)) as served, caplog.at_level("ERROR", "musicrec.server"):
+        for path in ("bundle", "report.html"):
+            status, answer = get(served.server.http_port, path)
+            assert status == 500 == answer["error"]["code"] and answer["error"]["status"] == "DATA_LOSS", path
+            assert answer["error"]["message"].startswith(f"{edited / 'manifest.json'}: the report cannot read it")
+        assert get(served.server.http_port, "search?q=a")[0] == 200  # the rest of the console still answers
+    logged = [r.getMessage() for r in caplog.records if r.name == "musicrec.server" and r.levelname == "ERROR"]
+    assert len(logged) == 2 and all("the report cannot read it" in m for m in logged)
+    assert not any(r.exc_info for r in caplog.records)
