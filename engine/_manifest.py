@@ -84,9 +84,10 @@ def _shapes() -> dict[str, Any]:
                              "tuning?": Maybe(OBJECT), "families?": Maybe(OBJECT), "per_song?": Maybe(OBJECT)}),
             "similar?": OBJECT,
         },
-        "update?": Maybe({"added": WHOLE, "removed": WHOLE, "base": {"path": TEXT, "tracks": WHOLE},
-                          "since_full_build?": Maybe({"added?": WHOLE, "removed?": WHOLE}),
-                          "drift?": Maybe({"verdict?": Maybe(TEXT)})}),
+        # what `musicrec add` writes, and reads back from its base for the next update's drift check
+        "update?": {"added": WHOLE, "removed": WHOLE, "base": {"path": TEXT, "tracks": WHOLE},
+                    "since_full_build?": {"added": WHOLE, "removed": WHOLE, "base_tracks": WHOLE},
+                    "drift?": Maybe({"verdict?": Maybe(TEXT)})},
         "timings_seconds?": MapOf(NUMBER), "build_seconds?": NUMBER, "peak_memory_mib?": NUMBER,
     }
 

@@ -168,8 +168,10 @@ def add_tracks(base: str | os.PathLike[str], out: str | os.PathLike[str], *, csv
             with stage("neighbours"):
                 table, table_metrics = _neighbour_table(bundle, catalog, keep, index, vectors, n_kept, say, genre_proba)
                 write_table(tmp, table)
-                index_metrics["neighbour_table"] = {**bundle.manifest["metrics"]["index"].get("neighbour_table", {}),
-                                                    "tracks_answered_live": int((table["consumed"] < 0).sum())}
+                # as the build records it, read from the tables themselves, not from the base's manifest
+                index_metrics["neighbour_table"] = {
+                    "width": int(table["rows"].shape[1]), "genre_weight": float(bundle.neighbours.genre_weight),
+                    "block": int(bundle.neighbours.block), "tracks_answered_live": int((table["consumed"] < 0).sum())}
         with stage("drift"):
             drift = drift_check(bundle, keep, new_features, new_vectors, vectors, core, index, n_kept,
                                 added=n_new, removed=removed)

@@ -363,3 +363,37 @@ def test_add_refuses_qdrant_options_without_qdrant_and_a_directory_for_its_csv(
     assert main(["add", str(tmp_path), "--to", str(small_bundle_dir), "--out", str(tmp_path / "b"), "--quiet"]) == 2
     assert f"musicrec add: error: {tmp_path}: is a directory, not a CSV file" in capsys.readouterr().err
     assert not (tmp_path / "b").exists()
+
+
+def test_a_base_manifest_edited_where_add_reads_it_is_refused_or_not_read(updated: Path, tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """An audit (2026-12-07) edited the base's manifest where add reads it: a null neighbour-table section was a
+    TypeError (exit 70), and an emptied or null ``since_full_build`` a KeyError or AttributeError in the drift check.
+    The drift counts are refused at load, naming the key; the table's facts are read from the table itself."""
+    import json
+    import shutil
+
+    (tmp_path / "more.txt").write_text(str(load_bundle(updated).tracks.ids[0]) + "\n")  # one track to remove
+    for key, value, said in (("since_full_build", {}, "update.since_full_build.added is missing"),
+                             ("since_full_build", None, "update.since_full_build is null, expected an object")):
+        base = tmp_path / "base"
+        shutil.rmtree(base, ignore_errors=True)
+        shutil.copytree(updated, base)
+        manifest = json.loads((base / "manifest.json").read_text(encoding="utf-8"))
+        manifest["update"][key] = value
+        (base / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+        assert main(["add", "--to", str(base), "--out", str(tmp_path / "out"), "--remove-ids",
+                     str(tmp_path / "more.txt"), "--quiet"]) == 1
+        err = capsys.readouterr().err
+        assert f"{base / 'manifest.json'}: {said}; the manifest was edited" in err and "Traceback" not in err, err
+    manifest = json.loads((updated / "manifest.json").read_text(encoding="utf-8"))
+    facts = manifest["metrics"]["index"]["neighbour_table"]
+    manifest["metrics"]["index"]["neighbour_table"] = None
+    shutil.rmtree(base)
+    shutil.copytree(updated, base)
+    (base / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    assert main(["add", "--to", str(base), "--out", str(tmp_path / "out"), "--remove-ids", str(tmp_path / "more.txt"),
+                 "--quiet"]) == 0
+    written = json.loads((tmp_path / "out" / "manifest.json").read_text(encoding="utf-8"))["metrics"]["index"]
+    assert {k: v for k, v in written["neighbour_table"].items() if k != "tracks_answered_live"} == \
+        {k: v for k, v in facts.items() if k != "tracks_answered_live"}
