@@ -82,23 +82,29 @@ def html_document(title: str, subtitle: str, sections: Sequence[tuple[str, str]]
 def bundle_report_html(bundle: Bundle) -> str:
     """The whole report of a loaded bundle as one HTML document. A figure of the manifest that its pictures
     cannot read (edited into text or null, as the text report refuses them) is :class:`BundleIntegrityError`."""
-    where = str(bundle.path / "manifest.json")
-    report = format_report(bundle.manifest, moods=bundle.moods.clusters_, where=where)
-    try:
-        return _report_page(bundle, report)
-    except UNREADABLE as exc:
-        raise unreadable(where, exc) from exc
-
-
-def _report_page(bundle: Bundle, report: str) -> str:
     from matplotlib.figure import Figure  # the report extra; Agg is the default canvas of a bare Figure
 
     m = bundle.manifest
     clusters = bundle.moods.clusters_
-    diag = load_diagnostics(bundle.path)
+    where = str(bundle.path / "manifest.json")
+    report = format_report(m, moods=clusters, where=where)
     sections = [("Build report", f"<pre>{html.escape(report)}</pre>")]
-    sections.append(("Mood map", _mood_map(Figure, bundle)))
+    sections.append(("Mood map", _mood_map(Figure, bundle)))  # from the checksummed arrays, not the manifest
     sections.append(("Mood profiles", _mood_profiles(Figure, bundle)))
+    try:  # the genre evaluation's, the PCA's and the index's figures, as the manifest records them
+        sections += _recorded(Figure, bundle)
+        subtitle = (f"{html.escape(str(m['source']['path']))} · {bundle.tracks.ids.shape[0]:,} tracks · "
+                    f"{len(clusters)} moods · built {html.escape(m['created_at'])} · "
+                    f"bundle {html.escape(bundle.version)}")
+    except UNREADABLE as exc:
+        raise unreadable(where, exc) from exc
+    return html_document("musicrec bundle report", subtitle, sections)
+
+
+def _recorded(figure: Any, bundle: Bundle) -> list[tuple[str, str]]:
+    m = bundle.manifest
+    diag = load_diagnostics(bundle.path)
+    sections = []
     g = m["metrics"].get("genre") or {}
     if "skipped" in g or not g:
         sections.append(("Genres", f"<p>No genre classifier: {html.escape(str(g.get('skipped', 'no labels')))}.</p>"))
@@ -109,14 +115,12 @@ def _report_page(bundle: Bundle, report: str) -> str:
     else:
         for level, title in (("genre", "Genre confusion"), ("family", "Genre-family confusion")):
             if level in diag:
-                sections.append((title, _confusion(Figure, diag[level], level, g)))
-        sections.append(("Reliability", _reliability(Figure, diag, g)))
-        sections.append(("Per-genre accuracy", _per_label(Figure, diag["genre"], g)))
-    sections.append(("PCA explained variance", _pca(Figure, m["metrics"]["pca"])))
-    sections.append(("Index", _index(Figure, m["metrics"]["index"])))
-    subtitle = (f"{html.escape(str(m['source']['path']))} · {bundle.tracks.ids.shape[0]:,} tracks · "
-                f"{len(clusters)} moods · built {html.escape(m['created_at'])} · bundle {html.escape(bundle.version)}")
-    return html_document("musicrec bundle report", subtitle, sections)
+                sections.append((title, _confusion(figure, diag[level], level, g)))
+        sections.append(("Reliability", _reliability(figure, diag, g)))
+        sections.append(("Per-genre accuracy", _per_label(figure, diag["genre"], g)))
+    sections.append(("PCA explained variance", _pca(figure, m["metrics"]["pca"])))
+    sections.append(("Index", _index(figure, m["metrics"]["index"])))
+    return sections
 
 
 def _mood_map(figure: Any, bundle: Bundle) -> str:
@@ -330,8 +334,8 @@ def _pca(figure: Any, pca: dict[str, Any]) -> str:
 def _index(figure: Any, idx: dict[str, Any]) -> str:
     rows = [(f"{idx['kind']} (the index)", idx)] if "recall_at_10" in idx else []
     new = idx.get("new_track_index")
-    if isinstance(new, dict):  # IVF since 2026-12; the bundles before it, which did not say, had HNSW
-        rows.append((f"{new.get('kind', 'hnsw')} (new-track index)", new))
+    if isinstance(new, dict):
+        rows.append((f"{new['kind']} (new-track index)", new))
     if not rows:
         return (f"<p>{html.escape(idx['kind'])} index of {idx['tracks']:,} vectors of {idx['dim']} dimensions: exact "
                 "search, so recall is 1 by construction.</p>")
