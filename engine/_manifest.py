@@ -1,5 +1,6 @@
-"""The shapes of manifest.json that the report reads (``musicrec report``, its HTML, the console's report), checked
-once, when a bundle's manifest is read (engine/_bundle.py ``read_verified_manifest``).
+"""The shapes of manifest.json that the report reads (``musicrec report``, its HTML, the console's report) and that
+``musicrec add`` reads of its base (``update``), checked once, when a bundle's manifest is read (engine/_bundle.py
+``read_verified_manifest``).
 
 The manifest has no checksum of its own: a hand edit that is still valid JSON (``metrics.moods`` a list, a count
 as text, an unknown mood-cell kind) is refused here, naming the key and what it should be, instead of failing in

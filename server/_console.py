@@ -21,6 +21,8 @@ contract has no call for, which lives here, HTTP-only and documented in the READ
   whether report.html can be drawn}``.
 - ``GET /console/api/report.html``: the report with pictures (engine/_htmlreport.py; the report
   extra), drawn once per bundle; 501 without matplotlib.
+- both reports: 500 DATA_LOSS naming the manifest when a figure in it cannot be read (edited or damaged; the
+  RPCs serve the bundle all the same, as they do not read those figures).
 
 Auth is the same bearer token rule as the RPCs (any read token); errors have the same JSON shape. A
 parameter that is not a whole number in its range is 400 INVALID_ARGUMENT naming it and the bound; so
@@ -72,7 +74,7 @@ class ConsoleApi:
         self._haystacks: weakref.WeakKeyDictionary[Recommender, list[tuple[str, str]]] = weakref.WeakKeyDictionary()
         self._maps: weakref.WeakKeyDictionary[Recommender, dict[int, bytes]] = weakref.WeakKeyDictionary()
         self._maps_lock = threading.Lock()
-        self._reports: weakref.WeakKeyDictionary[Recommender, str] = weakref.WeakKeyDictionary()
+        self._reports: weakref.WeakKeyDictionary[Recommender, str | BundleIntegrityError] = weakref.WeakKeyDictionary()
         self._report_lock = threading.Lock()  # one drawing at a time: it takes seconds of CPU
 
     def routes(self) -> list[Any]:
@@ -95,7 +97,8 @@ class ConsoleApi:
         except NoBundle as exc:
             return self.face.error(grpc.StatusCode.UNAVAILABLE, str(exc))
         except BundleIntegrityError as exc:  # the serving bundle's manifest, edited or damaged: its report cannot
-            log.error("console %s: %s", request.url.path, exc)  # be drawn (the RPCs do not read its figures)
+            # be read (the RPCs do not read its figures); with the cause's traceback, in case it is a bug after all
+            log.error("console %s: %s", request.url.path, exc, exc_info=exc)
             return self.face.error(grpc.StatusCode.DATA_LOSS, str(exc))
 
     def _with_bundle(self, fn: Any, *args: Any) -> Any:
@@ -194,7 +197,12 @@ class ConsoleApi:
         with self._report_lock:
             page = self._reports.get(rec)
             if page is None:
-                page = self._reports[rec] = bundle_report_html(rec.bundle)
+                try:
+                    page = self._reports[rec] = bundle_report_html(rec.bundle)
+                except BundleIntegrityError as exc:  # it will not read better next time: not drawn again
+                    page = self._reports[rec] = exc
+            if isinstance(page, BundleIntegrityError):  # a new one each time: a re-raise would grow its traceback
+                raise BundleIntegrityError(str(page)) from page.__cause__
         return HTMLResponse(page)
 
 
