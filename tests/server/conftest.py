@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import Recommender, build_bundle
+from engine import Deadline, Recommender, build_bundle
 from tests._once import once_per_run
 from tests.conftest import FAST_CONFIG
 
@@ -52,8 +52,9 @@ def blocking(monkeypatch: pytest.MonkeyPatch) -> Iterator[Blocker]:
         blocker.entered.release()
         blocker.release.wait(10)
         deadline = kwargs.get("deadline")
-        if blocker.finish_late and isinstance(deadline, float):
-            wait_until(lambda: time.monotonic() > deadline, "the server's deadline for the call to pass")
+        at = deadline.at if isinstance(deadline, Deadline) else deadline  # the server hands a CallDeadline
+        if blocker.finish_late and isinstance(at, float):
+            wait_until(lambda: time.monotonic() > at, "the server's deadline for the call to pass")
         return original(self, query, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(Recommender, "similar", slow)
