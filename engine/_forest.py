@@ -66,7 +66,6 @@ class CompiledForest:
                 self.leaf_value[i, np.flatnonzero(leaf), 0] = self.threshold[i, :m][leaf]
             depth = max(depth, _depth(left, right))
         self.depth = depth
-        self._trees = np.arange(n)
         # scalar trees grouped by the class they add to (stable: tree order within a class)
         self._by_class = np.argsort(self.target, kind="stable")
         self._classes, self._class_starts = np.unique(self.target[self._by_class], return_index=True)

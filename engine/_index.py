@@ -112,30 +112,6 @@ def search(index: faiss.Index, queries: np.ndarray, k: int) -> Neighbors:
     return Neighbors(rows=rows, scores=scores)
 
 
-def neighbour_table(index: faiss.Index, vectors: np.ndarray, width: int, *,
-                    chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
-    """Each track's ``width`` nearest other tracks by ``index`` (batched search, itself removed).
-
-    Returns rows (int32) and scores (float32), both of shape (n_tracks, width), best first; -1
-    where the catalog has fewer tracks.
-    """
-    n = len(vectors)
-    rows = np.full((n, width), -1, dtype=np.int32)
-    scores = np.full((n, width), -np.inf, dtype=np.float32)
-    for start in range(0, n, chunk):
-        q = np.ascontiguousarray(vectors[start:start + chunk], dtype=np.float32)
-        s, r = index.search(q, min(width + 1, n))
-        own = r == np.arange(start, start + len(q))[:, None]
-        # drop the track itself (or, if an approximate index missed it, the last hit)
-        drop = np.where(own.any(axis=1), own.argmax(axis=1), r.shape[1] - 1)
-        keep = np.ones_like(own)
-        keep[np.arange(len(q)), drop] = False
-        got = min(width, r.shape[1] - 1)
-        rows[start:start + len(q), :got] = r[keep].reshape(len(q), -1)[:, :got]
-        scores[start:start + len(q), :got] = s[keep].reshape(len(q), -1)[:, :got]
-    return rows, scores
-
-
 def measure_recall(
     index: faiss.Index, vectors: np.ndarray, *, k: int = 10, queries: int = 1000, seed: int = 0,
     search: Callable[[np.ndarray, int], np.ndarray] | None = None,

@@ -167,8 +167,6 @@ class FeatureSchema:
                    metadata_columns=metadata_columns, transforms={}, rules={})
 
 
-# The "audio" preset: feature tables in the GTZAN layout, from `musicrec extract` or published ones.
-SCHEMA_PRESETS = ("spotify", "audio")
 # Mood space of an audio catalog (there is no valence or energy): pace, level, brightness, texture.
 AUDIO_MOOD_WEIGHTS = {"tempo": 1.0, "rms_mean": 1.0, "loudness": 1.0, "spectral_centroid_mean": 1.0,
                       "harmonic_ratio_mean": 1.0, "onset_rate": 1.0, "beat_strength": 1.0}

@@ -170,11 +170,6 @@ class ServerMetrics:
         thread.start()
         return MetricsHttp(httpd, thread)
 
-    def scrape(self) -> str:
-        from prometheus_client import generate_latest
-
-        return generate_latest(self.registry).decode()
-
 
 Wsgi = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 

@@ -112,10 +112,6 @@ class QdrantSource:
             return str(exc)
         return None
 
-    @property
-    def healthy(self) -> bool:
-        return self.error is None and self.collection is not None
-
     # -- internals -------------------------------------------------------------------------------
     def _ready(self) -> str:
         with self._state:
