@@ -56,6 +56,11 @@ class Recommender:
         """One page of the query's ranking. ``deadline`` is a ``time.monotonic()`` value."""
         return self._similar.similar(query, deadline=deadline)
 
+    def check_similar(self, query: SimilarQuery) -> None:
+        """Raise what ``similar`` would refuse in ``query`` without reading its feature or vector seeds: its
+        options, track-id seeds, filter and scoring (a server checks them before it analyses audio clips)."""
+        self._similar.check(query)
+
     def similar_batch(self, queries: Sequence[SimilarQuery], *,
                       deadline: float | Deadline | None = None) -> list[SimilarResult]:
         """Every query's page, or the first error in query order (naming ``queries[i]``)."""

@@ -230,6 +230,19 @@ class SimilarSearch:
                      unknown=unknown, table_row=table_row,
                      source=self.new_track_source if new_tracks_only else self.source)
 
+    def check(self, q: SimilarQuery, where: str = "") -> None:
+        """What ``plan`` refuses before it needs the seeds' vectors: the options, the track-id seeds, the filter
+        and the scoring. A server runs it before it analyses a request's audio clips (seconds of work), so a
+        request that will be refused costs no analysis; ``plan`` checks the rest."""
+        self.check_options(q, where)
+        unknown: list[str] = []
+        rows = [row for name, seeds in (("seeds", q.seeds), ("negative_seeds", q.negative_seeds))
+                for i, seed in enumerate(seeds) if seed.track_id is not None
+                and (row := self._seed_row(seed.track_id, f"{where}{name}[{i}]", q.skip_unknown_seeds,
+                                           unknown)) is not None]
+        self._row_filter(q, where, np.unique(np.array(rows, dtype=np.int64)))
+        self._scoring(q, where)
+
     def check_options(self, q: SimilarQuery, where: str) -> None:
         if not q.seeds:
             raise InvalidQuery(f"{where}seeds: at least one seed is required")
@@ -326,12 +339,9 @@ class SimilarSearch:
             if (seed.track_id is not None) + (seed.features is not None) + (seed.vector is not None) != 1:
                 raise InvalidQuery(f"{where}[{i}]: give exactly one of track_id, features or vector")
             if seed.track_id is not None:
-                row = view.bundle.row_of.get(seed.track_id)
+                row = self._seed_row(seed.track_id, f"{where}[{i}]", tolerate, unknown)
                 if row is None:
-                    if tolerate:
-                        unknown.append(seed.track_id)
-                        continue
-                    raise TrackNotFound(f"{where}[{i}].track_id: track {shown(seed.track_id)} is not in the catalog")
+                    continue
                 rows.append(row)
                 vectors.append(view.vectors[row])
             elif computed is not None and seed.features is not None:
@@ -345,6 +355,16 @@ class SimilarSearch:
             else:
                 vectors.append(view.check_vector(seed.vector, f"{where}[{i}].vector"))  # type: ignore[arg-type]
         return vectors, rows, inputs
+
+
+    def _seed_row(self, track_id: str, where: str, tolerate: bool, unknown: list[str]) -> int | None:
+        """The catalog row of a seed's track id; None (noted in ``unknown``) for an unknown id when ``tolerate``."""
+        row = self.view.bundle.row_of.get(track_id)
+        if row is None:
+            if not tolerate:
+                raise TrackNotFound(f"{where}.track_id: track {shown(track_id)} is not in the catalog")
+            unknown.append(track_id)
+        return row
 
 
 _NO_ROWS = np.empty(0, dtype=np.int64)

@@ -26,15 +26,15 @@ from ._holder import BundleHolder, ReloadPolicy
 from ._http import HttpFace, HttpOptions
 from ._http_server import HttpServer, bind_http, require_web_extra
 from ._interceptors import BearerAuth
+from ._limits import MAX_MESSAGE_BYTES
 from ._metrics import MetricsHttp, MetricsStartError, ServerMetrics
 from ._observe import CallObserver
-from ._service import SERVER_VERSION, RecommenderServicer
+from ._service import SERVER_VERSION, RecommenderServicer, decoder
 
 log = logging.getLogger("musicrec.server")
 
 SERVICE = pb.DESCRIPTOR.services_by_name["Recommender"].full_name
 DEFAULT_MAX_CONCURRENT = 64
-MAX_MESSAGE_BYTES = 4 * 1024 * 1024  # requests and responses; a 1,000-result response is ~150 KB
 
 
 # Handler threads. The handlers are CPU-bound Python; with many threads they mostly fight over the
@@ -153,7 +153,7 @@ def add_servicer(servicer: RecommenderServicer, server: grpc.Server) -> None:
         to_bytes = getattr(pb, method.output_type.name).SerializeToString
         make = grpc.unary_stream_rpc_method_handler if method.server_streaming else grpc.unary_unary_rpc_method_handler
         handlers[method.name] = make(
-            getattr(servicer, method.name), request_deserializer=request_cls.FromString,
+            getattr(servicer, method.name), request_deserializer=decoder(request_cls),
             response_serializer=lambda message, to_bytes=to_bytes: message if isinstance(message, bytes)
             else to_bytes(message))
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service.full_name, handlers),))

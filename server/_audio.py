@@ -292,11 +292,23 @@ def _feature_rows(rec: Recommender, rows: list[dict[str, float]]) -> list[dict[s
     return [{n: row[n] for n in rec.feature_names} for row in rows]
 
 
+def check_clips(rec: Recommender, clips: Sequence[bytes]) -> None:
+    """Refuse clips this bundle cannot take (AudioNotSupported) or too many of them, before any is analysed."""
+    _extraction(rec)
+    if len(clips) > MAX_CLIPS_PER_REQUEST:
+        raise InvalidQuery(f"seeds: {len(clips)} audio clips, at most {MAX_CLIPS_PER_REQUEST} per request")
+
+
+def unanalysed(clips: Sequence[bytes]) -> Iterator[list[Seed]]:
+    """A stand-in seed per clip, for checking the rest of a request before the clips are analysed
+    (``Recommender.check_similar`` reads no feature seed)."""
+    return iter([[Seed(features={})] for _ in clips])
+
+
 def audio_seeds(rec: Recommender, pool: AudioPool, clips: Sequence[bytes],
                 deadline: float | None) -> Iterator[list[Seed]]:
     """One list of feature seeds per clip (one per segment), in the clips' order."""
-    if len(clips) > MAX_CLIPS_PER_REQUEST:
-        raise InvalidQuery(f"seeds: {len(clips)} audio clips, at most {MAX_CLIPS_PER_REQUEST} per request")
+    check_clips(rec, clips)
     params, segment_seconds = _extraction(rec)
     for rows in pool.analyse(clips, params, segment_seconds, deadline):
         yield [Seed(features=f) for f in _feature_rows(rec, rows)]
@@ -313,18 +325,18 @@ def classify_audio(rec: Recommender, pool: AudioPool, clip: bytes, *, top_k: int
     params, segment_seconds = _extraction(rec)
     if rec.bundle.classifier is None:
         raise InvalidQuery("this bundle has no genre classifier (its catalog had no genre labels)")
+    names = list(rec.genre_names)
+    top_k = top_k or min(5, len(names))  # checked before the analysis: a refused call costs no worker time
+    if not 1 <= top_k <= len(names):
+        raise InvalidQuery(f"top_k: must be 1..{len(names)}, got {top_k}")
     (rows,) = pool.analyse([clip], params, segment_seconds, deadline)
     rows = _feature_rows(rec, rows)
     if len(rows) == 1:
         result = rec.classify(features=rows[0], top_k=top_k, explain=explain)
         return _with_time(result, t0)
-    names = list(rec.genre_names)
     each = [rec.classify(features=r, top_k=len(names)) for r in rows]
     every = [dict(c.genres) for c in each]
     proba = np.array([[c[g] for g in names] for c in every]).mean(axis=0)
-    top_k = top_k or min(5, len(names))
-    if not 1 <= top_k <= len(names):
-        raise InvalidQuery(f"top_k: must be 1..{len(names)}, got {top_k}")
     order = np.argsort(-proba, kind="stable")
     winner = names[int(order[0])]
     best = max(range(len(rows)), key=lambda i: every[i][winner])

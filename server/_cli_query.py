@@ -81,7 +81,8 @@ def add_parser(sub: Any) -> None:
     t = qs.add_parser("track", help="one track", parents=[shared])
     t.add_argument("track_id", type=track_id_text)
     r = qs.add_parser("reload", help="re-read the server's configured bundle, or load PATH once (admin token "
-                      "when auth is on; PATH under the server's --bundle-root)", parents=[shared])
+                      "when auth is on; PATH as the server sees it, under its --bundle-root; a relative PATH is taken "
+                      "from that root)", parents=[shared])
     r.add_argument("path", nargs="?", default="")
     q.set_defaults(func=cmd_query)
 

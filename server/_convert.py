@@ -10,7 +10,9 @@ from engine import Classification, InvalidQuery, Recommender, Seed, SimilarQuery
 from ._generated.musicrec.v1 import recommender_pb2 as pb
 
 
-def seed_from_pb(msg: pb.Seed) -> Seed:
+def seed_from_pb(msg: pb.Seed, where: str, i: int, audio_here: bool) -> Seed:
+    """``where[i]``: the seed's place in the request (``queries[1].seeds[0]``); ``audio_here``: whether this call
+    takes audio seeds (SimilarTracks extracts them first, server/_audio.py; BatchSimilarTracks does not)."""
     kind = msg.WhichOneof("kind")
     if kind == "track_id":
         return Seed(track_id=msg.track_id)
@@ -18,9 +20,11 @@ def seed_from_pb(msg: pb.Seed) -> Seed:
         return Seed(features=feature_dict(msg.features))
     if kind == "vector":
         return Seed(vector=list(msg.vector.values))
-    if kind == "audio":  # SimilarTracks extracts clips first (server/_audio.py); nothing else does
-        raise InvalidQuery("seeds: audio seeds are accepted by SimilarTracks only (not in BatchSimilarTracks)")
-    return Seed()  # the engine reports "give exactly one of track_id, features or vector"
+    if kind == "audio":
+        raise InvalidQuery(f"{where}[{i}].audio: audio seeds are accepted by SimilarTracks only (not in "
+                           "BatchSimilarTracks)")
+    kinds = "track_id, features, vector or audio" if audio_here else "track_id, features or vector"
+    raise InvalidQuery(f"{where}[{i}]: give exactly one of {kinds}")
 
 
 def feature_dict(msg: pb.FeatureValues) -> dict[str, float]:
@@ -41,27 +45,29 @@ def filter_from_pb(f: pb.Filter) -> TrackFilter:
         exclude_track_ids=list(f.exclude_track_ids), mood_ids=list(f.mood_ids))
 
 
-def _seeds(msgs: Any, audio: Iterator[list[Seed]] | None) -> list[Seed]:
+def _seeds(msgs: Any, audio: Iterator[list[Seed]] | None, where: str, audio_here: bool) -> list[Seed]:
     if not msgs:
         return []
     if audio is None:
-        return [seed_from_pb(s) for s in msgs]
+        return [seed_from_pb(s, where, i, audio_here) for i, s in enumerate(msgs)]
     out: list[Seed] = []
-    for s in msgs:
+    for i, s in enumerate(msgs):
         if s.WhichOneof("kind") == "audio":
             out.extend(next(audio))  # the clip's descriptors: one seed, or one per segment
         else:
-            out.append(seed_from_pb(s))
+            out.append(seed_from_pb(s, where, i, audio_here))
     return out
 
 
-def similar_query_from_pb(msg: pb.SimilarTracksRequest, audio: Iterator[list[Seed]] | None = None) -> SimilarQuery:
+def similar_query_from_pb(msg: pb.SimilarTracksRequest, audio: Iterator[list[Seed]] | None = None, *,
+                          where: str = "", audio_here: bool = True) -> SimilarQuery:
     """``audio``: the feature seeds of the request's audio clips (seeds, then negative seeds, in
-    order), already extracted (server/_audio.py)."""
+    order), already extracted (server/_audio.py). ``where`` prefixes the place an error names (``queries[1].``
+    in a batch, whose queries take no audio: ``audio_here`` False)."""
     targets = msg.targets
     return SimilarQuery(
-        seeds=_seeds(msg.seeds, audio),
-        negative_seeds=_seeds(msg.negative_seeds, audio),
+        seeds=_seeds(msg.seeds, audio, f"{where}seeds", audio_here),
+        negative_seeds=_seeds(msg.negative_seeds, audio, f"{where}negative_seeds", audio_here),
         targets=dict(targets) if targets else {},
         target_weight=msg.target_weight if msg.HasField("target_weight") else None,
         filter=filter_from_pb(msg.filter) if msg.HasField("filter") else _NO_FILTER,

@@ -55,9 +55,9 @@ class ReloadRefused(Exception):
 class ReloadPolicy:
     """Which bundles a ``ReloadBundle`` call naming a path may load.
 
-    The path must resolve (symlinks and ``..`` followed) inside ``root``. An explicit root
-    (``--bundle-root``) is the operator saying where bundles live, so whoever may call ReloadBundle
-    at all may name one there. Without it the root is only a guess (the directory holding the
+    The path must resolve (symlinks and ``..`` followed) inside ``root``; a relative path is taken from
+    ``root``. An explicit root (``--bundle-root``) is the operator saying where bundles live, so whoever may
+    call ReloadBundle at all may name one there. Without it the root is only a guess (the directory holding the
     configured bundle), so a path also needs an admin token, and with no admin tokens configured
     path reloads are off. ``is_admin`` is None when no admin tokens are configured.
     """
@@ -88,7 +88,8 @@ class ReloadPolicy:
                 raise ReloadRefused("ReloadBundle with a path needs an admin token (the server has no --bundle-root)")
         if (nul := path.find("\0")) >= 0:  # no file name holds one, and os.path.realpath raises ValueError on it
             raise InvalidQuery(f"path: contains a NUL byte (at character {nul}); no bundle path can hold one")
-        resolved = os.path.realpath(path)
+        # a relative path is under the root, not under the server's working directory (which a caller cannot know)
+        resolved = os.path.realpath(os.path.join(self.root, path) if self.root is not None else path)
         if self.root is None or not Path(resolved).is_relative_to(self.root):
             raise ReloadRefused(f"ReloadBundle path {shown(path, 200)} is outside the bundle root "
                                 f"{self.root or '(none: no bundle configured)'} (symlinks and '..' resolved)")

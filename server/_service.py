@@ -41,6 +41,7 @@ from ._combine import Combiner
 from ._generated.musicrec.v1 import recommender_pb2 as pb
 from ._generated.musicrec.v1 import recommender_pb2_grpc as pb_grpc
 from ._holder import BundleHolder, NoBundle, ReloadPolicy, ReloadRefused
+from ._limits import MAX_MESSAGE_BYTES
 from ._metrics import ServerMetrics
 from ._wire import TrackBytes, batch_response_bytes, similar_response_bytes
 
@@ -146,11 +147,54 @@ def _stops_when_cancelled(deadline: CallDeadline) -> Iterator[None]:
         raise
 
 
+class Undecodable:
+    """What ``decoder``'s deserializer hands a method for request bytes that are not its message (a string
+    field that is not UTF-8, a field cut short). gRPC's own deserializer raises there, and gRPC then answers
+    INTERNAL with a traceback in the log and the call uncounted; the method refuses it as INVALID_ARGUMENT."""
+
+    __slots__ = ("error", "message")
+
+    def __init__(self, message: str, error: str) -> None:
+        self.message, self.error = message, error
+
+
+def decoder(cls: Any) -> Callable[[bytes], Any]:
+    """``cls.FromString``, returning an ``Undecodable`` where it raises."""
+    from_string = cls.FromString
+    name = cls.DESCRIPTOR.full_name
+
+    def decode(data: bytes) -> Any:
+        try:
+            return from_string(data)
+        except Exception as exc:  # google.protobuf.message.DecodeError, or a bad UTF-8 string's error
+            return Undecodable(name, str(exc))
+    return decode
+
+
+def _decoded(request: Any) -> None:
+    if type(request) is Undecodable:
+        raise InvalidQuery(f"the request is not a valid {request.message} message: {request.error}")
+
+
+def _fits(response: Any, fewer: str) -> Any:
+    """``response`` if gRPC may send it; else INVALID_ARGUMENT before gRPC would fail the call on its size
+    (RESOURCE_EXHAUSTED to the client, but OK in the server's own log and metrics, and 200 over HTTP)."""
+    size = len(response) if isinstance(response, bytes) else response.ByteSize()
+    if size > MAX_MESSAGE_BYTES:
+        raise InvalidQuery(f"the answer would be {size:,} bytes, over the {MAX_MESSAGE_BYTES:,}-byte message limit: "
+                           f"{fewer}")
+    return response
+
+
+_FEWER = "ask for fewer results (a smaller k) or leave out include_features"
+
+
 def unary(method: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(method)
     def wrapper(self: RecommenderServicer, request: Any, context: grpc.ServicerContext) -> Any:
         _check_deadline(context)
         try:
+            _decoded(request)
             return method(self, request, context)
         except Exception as exc:
             code, message = _status_of(exc)
@@ -164,6 +208,7 @@ def streaming(method: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[An
     def wrapper(self: RecommenderServicer, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
         _check_deadline(context)
         try:
+            _decoded(request)
             for item in method(self, request, context):
                 if not context.is_active():  # client gone or deadline passed: stop choosing tracks
                     return
@@ -207,6 +252,9 @@ class RecommenderServicer(pb_grpc.RecommenderServicer):
                       context: grpc.ServicerContext) -> pb.SimilarTracksResponse:
         rec = self.holder.require()
         clips = _audio.clips_of(request)
+        if clips:  # what would be refused is refused before the clips' analysis (seconds of a worker's time)
+            _audio.check_clips(rec, clips)
+            rec.check_similar(conv.similar_query_from_pb(request, _audio.unanalysed(clips)))
         audio = _audio.audio_seeds(rec, self.audio, clips, _deadline(context)) if clips else None
         t0 = time.perf_counter()
         query = conv.similar_query_from_pb(request, audio)  # (the clips are analysed here)
@@ -220,24 +268,27 @@ class RecommenderServicer(pb_grpc.RecommenderServicer):
         if clips:  # took_ms covers the analysis, as ClassifyGenre's does
             result = dataclasses.replace(result, took_ms=result.took_ms + analysed_ms)
         if request.include_features:
-            return conv.similar_response(rec, result, features=True)
-        return similar_response_bytes(self._track_bytes(rec), rec, result)
+            return _fits(conv.similar_response(rec, result, features=True), _FEWER)
+        return _fits(similar_response_bytes(self._track_bytes(rec), rec, result), _FEWER)
 
     @unary
     def BatchSimilarTracks(self, request: pb.BatchSimilarTracksRequest,
                            context: grpc.ServicerContext) -> pb.BatchSimilarTracksResponse:
         t0 = time.perf_counter()
         rec = self.holder.require()
-        queries = [conv.similar_query_from_pb(q) for q in request.queries]
+        queries = [conv.similar_query_from_pb(q, where=f"queries[{i}].", audio_here=False)
+                   for i, q in enumerate(request.queries)]
         deadline = _call_deadline(context)
         with _stops_when_cancelled(deadline):
             results = rec.similar_batch(queries, deadline=deadline)
+        fewer = "split the batch, ask for fewer results (smaller k) or leave out include_features"
         if not any(q.include_features for q in request.queries):
-            return batch_response_bytes(self._track_bytes(rec), rec, results, (time.perf_counter() - t0) * 1e3)
-        return pb.BatchSimilarTracksResponse(
+            return _fits(batch_response_bytes(self._track_bytes(rec), rec, results, (time.perf_counter() - t0) * 1e3),
+                         fewer)
+        return _fits(pb.BatchSimilarTracksResponse(
             responses=[conv.similar_response(rec, r, features=q.include_features)
                        for q, r in zip(request.queries, results, strict=True)],
-            took_ms=(time.perf_counter() - t0) * 1e3)
+            took_ms=(time.perf_counter() - t0) * 1e3), fewer)
 
     @unary
     def ListMoods(self, request: pb.ListMoodsRequest, context: grpc.ServicerContext) -> pb.ListMoodsResponse:
@@ -265,8 +316,10 @@ class RecommenderServicer(pb_grpc.RecommenderServicer):
         rec, mood, entries = self._playlist(request)
         out = [conv.playlist_entry_pb(rec, e.position, e.row, e.transition, features=request.include_features)
                for e in entries]
-        return pb.MoodPlaylistResponse(mood=conv.mood_pb(rec.moods()[mood]), entries=out,
-                                       took_ms=(time.perf_counter() - t0) * 1e3)
+        return _fits(pb.MoodPlaylistResponse(mood=conv.mood_pb(rec.moods()[mood]), entries=out,
+                                             took_ms=(time.perf_counter() - t0) * 1e3),
+                     "ask for a shorter playlist (length), leave out include_features, or stream it "
+                     "(StreamMoodPlaylist)")
 
     @streaming
     def StreamMoodPlaylist(self, request: pb.MoodPlaylistRequest, context: grpc.ServicerContext) -> Iterator[Any]:
@@ -279,6 +332,8 @@ class RecommenderServicer(pb_grpc.RecommenderServicer):
                       context: grpc.ServicerContext) -> pb.ClassifyGenreResponse:
         rec = self.holder.require()
         source = request.WhichOneof("input")
+        if source is None:
+            raise InvalidQuery("input: give exactly one of track_id, features or audio")
         if source == "audio":
             return conv.classification_pb(_audio.classify_audio(
                 rec, self.audio, request.audio, top_k=request.top_k, explain=request.explain,

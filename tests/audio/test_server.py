@@ -95,6 +95,34 @@ def test_bad_clips_are_invalid_argument_naming_the_problem(stub: pb_grpc.Recomme
         assert problem in err.value.details()
 
 
+def test_the_rest_of_an_audio_request_is_checked_before_its_clips_are_analysed(
+        running: RunningServer, stub: pb_grpc.RecommenderStub, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bad top_k, filter, k, diversity or unknown track id was refused only after the clip's analysis (seconds of
+    a worker's time, holding an audio slot); and a seed's error named its place after the clips' segments."""
+    assert running.audio is not None
+
+    def analyse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the clip was analysed")
+
+    monkeypatch.setattr(running.audio, "analyse", analyse)
+    clip = pb.Seed(audio=new_song("folk"))
+    cases = [
+        (stub.ClassifyGenre, pb.ClassifyGenreRequest(audio=clip.audio, top_k=99), "INVALID_ARGUMENT", "top_k: must be"),
+        (stub.SimilarTracks, pb.SimilarTracksRequest(seeds=[clip], filter=pb.Filter(include_genres=["nope"])),
+         "INVALID_ARGUMENT", "unknown genre"),
+        (stub.SimilarTracks, pb.SimilarTracksRequest(seeds=[clip], k=5000), "INVALID_ARGUMENT", "k: must be 1..1000"),
+        (stub.SimilarTracks, pb.SimilarTracksRequest(seeds=[clip], diversity=5), "INVALID_ARGUMENT", "diversity"),
+        (stub.SimilarTracks, pb.SimilarTracksRequest(seeds=[clip, pb.Seed(track_id="nope")]), "NOT_FOUND",
+         "seeds[1].track_id: track 'nope' is not in the catalog"),
+        (stub.SimilarTracks, pb.SimilarTracksRequest(seeds=[clip], negative_seeds=[pb.Seed()]), "INVALID_ARGUMENT",
+         "negative_seeds[0]: give exactly one of track_id, features, vector or audio"),
+    ]
+    for call, request, code, message in cases:
+        with pytest.raises(grpc.RpcError) as err:
+            call(request, timeout=10)
+        assert (err.value.code().name, message in err.value.details()) == (code, True), err.value.details()
+
+
 def test_audio_beyond_the_limit_is_resource_exhausted(running: RunningServer, stub: pb_grpc.RecommenderStub) -> None:
     assert running.audio is not None
     for _ in range(running.audio.max_clips):

@@ -86,7 +86,7 @@ def test_other_rpc_errors(running: RunningServer, stub: pb_grpc.RecommenderStub)
         (stub.MoodPlaylist, pb.MoodPlaylistRequest(mood_id=0, length=100000), INVALID, "length: must be 1..500"),
         (stub.StreamMoodPlaylist, pb.MoodPlaylistRequest(mood_name="nope"), INVALID, "unknown mood"),
         (stub.MoodPlaylist, pb.MoodPlaylistRequest(seed_track_id="nope"), grpc.StatusCode.NOT_FOUND, "'nope'"),
-        (stub.ClassifyGenre, pb.ClassifyGenreRequest(), INVALID, "exactly one of track_id or features"),
+        (stub.ClassifyGenre, pb.ClassifyGenreRequest(), INVALID, "input: give exactly one of track_id, features or audio"),
         (stub.ClassifyGenre, pb.ClassifyGenreRequest(track_id=seed_id(running), top_k=500), INVALID, "top_k"),
         (stub.ClassifyGenre, pb.ClassifyGenreRequest(features=pb.FeatureValues(values={"x": 1})), INVALID,
          "unknown feature"),
@@ -99,6 +99,59 @@ def test_other_rpc_errors(running: RunningServer, stub: pb_grpc.RecommenderStub)
     for fn, request, code, message in cases:
         err = call_error(fn, request)
         assert (err.code(), message in err.details()) == (code, True), (request, err.details())
+
+
+def test_a_batch_querys_seed_errors_name_the_query(running: RunningServer, stub: pb_grpc.RecommenderStub) -> None:
+    """Errors of the conversion from protobuf named no query ("seeds: audio seeds are ..."), where the engine's
+    own errors name ``queries[i]``; and a seed of no kind names every kind the call takes."""
+    ok = pb.SimilarTracksRequest(seeds=[pb.Seed(track_id=seed_id(running))])
+    cases = [(pb.SimilarTracksRequest(seeds=[pb.Seed(audio=b"RIFF")]),
+              "queries[1].seeds[0].audio: audio seeds are accepted by SimilarTracks only (not in BatchSimilarTracks)"),
+             (pb.SimilarTracksRequest(seeds=[pb.Seed(track_id=seed_id(running))], negative_seeds=[pb.Seed()]),
+              "queries[1].negative_seeds[0]: give exactly one of track_id, features or vector")]
+    for bad, message in cases:
+        err = call_error(stub.BatchSimilarTracks, pb.BatchSimilarTracksRequest(queries=[ok, bad]))
+        assert (err.code(), err.details()) == (INVALID, message)
+    err = call_error(stub.SimilarTracks, pb.SimilarTracksRequest(seeds=[pb.Seed(track_id=seed_id(running)), pb.Seed()]))
+    assert (err.code(), err.details()) == (INVALID, "seeds[1]: give exactly one of track_id, features, vector or audio")
+
+
+# field 1 (2 for the playlist's mood_name) as a string that is not UTF-8, then a field cut short
+@pytest.mark.parametrize(("method", "streams", "bad"), [("GetTrack", False, b"\x0a\x02\xc3\x28"),
+                                                       ("SimilarTracks", False, b"\x0a\x10abc"),
+                                                       ("StreamMoodPlaylist", True, b"\x12\x02\xc3\x28")])
+def test_request_bytes_that_are_not_the_message_are_invalid_argument(channel: grpc.Channel, method: str,
+                                                                     streams: bool, bad: bytes) -> None:
+    """gRPC's own deserializer raised on them: INTERNAL ("a bug"), a traceback in the log, the call uncounted
+    (tests/server/test_metrics.py counts them now)."""
+    call = (channel.unary_stream if streams else channel.unary_unary)(f"/musicrec.v1.Recommender/{method}")
+    err = call_error(call, bad)
+    assert err.code() == INVALID, err.details()
+    assert err.details().startswith("the request is not a valid musicrec.v1."), err.details()
+
+
+def test_an_answer_over_the_message_limit_is_refused_on_both_faces(
+        running: RunningServer, stub: pb_grpc.RecommenderStub, monkeypatch: pytest.MonkeyPatch) -> None:
+    """gRPC failed such an answer itself after the work (RESOURCE_EXHAUSTED to the client, OK in the server's log and
+    metrics), and the HTTP face sent it whole: now both say INVALID_ARGUMENT, with the size and what to ask instead."""
+    import server._service
+
+    monkeypatch.setattr(server._service, "MAX_MESSAGE_BYTES", 2_000)  # the test bundle's answers are small
+    seed = pb.Seed(track_id=seed_id(running))
+    big = [(stub.SimilarTracks, pb.SimilarTracksRequest(seeds=[seed], k=100, include_features=True)),
+           (stub.SimilarTracks, pb.SimilarTracksRequest(seeds=[seed], k=100)),
+           (stub.BatchSimilarTracks, pb.BatchSimilarTracksRequest(queries=[pb.SimilarTracksRequest(seeds=[seed], k=100)])),
+           (stub.MoodPlaylist, pb.MoodPlaylistRequest(mood_id=0, length=100, include_features=True))]
+    for fn, request in big:
+        err = call_error(fn, request)
+        assert err.code() == INVALID, err.details()
+        assert "bytes, over the 2,000-byte message limit: " in err.details()
+    context = HttpContext((), None)
+    servicer = RecommenderServicer(running.holder)
+    with pytest.raises(CallAborted) as aborted:
+        servicer.SimilarTracks(pb.SimilarTracksRequest(seeds=[seed], k=100), context)
+    assert aborted.value.code == INVALID and "message limit" in aborted.value.message
+    assert stub.SimilarTracks(pb.SimilarTracksRequest(seeds=[seed], k=3), timeout=T).results  # small ones pass
 
 
 def test_a_batch_query_over_its_own_k_limit_is_named(running: RunningServer, stub: pb_grpc.RecommenderStub) -> None:

@@ -90,6 +90,9 @@ def test_requests_by_method_and_code_with_their_histograms(metered: RunningServe
         assert len(list(stub.StreamMoodPlaylist(pb.MoodPlaylistRequest(mood_id=0, length=5), timeout=T))) == 5
         stub.ListMoods(pb.ListMoodsRequest(), timeout=T)
         health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=T)
+        with pytest.raises(grpc.RpcError) as err:  # bytes that are not the request message (a string not UTF-8)
+            ch.unary_unary("/musicrec.v1.Recommender/GetTrack")(b"\x0a\x02\xc3\x28", timeout=T)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         with pytest.raises(grpc.RpcError) as err:  # a method the server does not have
             ch.unary_unary("/musicrec.v1.Recommender/NoSuchMethod")(b"", timeout=T)
         assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
@@ -98,7 +101,7 @@ def test_requests_by_method_and_code_with_their_histograms(metered: RunningServe
     assert s.types["musicrec_rpc_requests"] == "counter"
     assert s.types["musicrec_rpc_duration_seconds"] == "histogram"
     expected = {("SimilarTracks", "OK"): 3, ("SimilarTracks", "NOT_FOUND"): 1, ("SimilarTracks", "INVALID_ARGUMENT"): 1,
-                ("StreamMoodPlaylist", "OK"): 1, ("ListMoods", "OK"): 1}
+                ("StreamMoodPlaylist", "OK"): 1, ("ListMoods", "OK"): 1, ("GetTrack", "INVALID_ARGUMENT"): 1}
     for (method, code), n in expected.items():
         assert s.rpc("musicrec_rpc_requests_total", method, code) == n, (method, code)
         # every call that reached a handler is in its histogram: cumulative buckets ending at the count

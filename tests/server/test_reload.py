@@ -106,6 +106,20 @@ def test_a_path_outside_the_bundle_root_is_refused(
     assert srv.holder.refused == 0  # refused by the policy before anything was read
 
 
+def test_a_relative_path_is_taken_from_the_bundle_root(bundle_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      ) -> None:
+    """It was taken from the server's working directory, which a caller cannot know (and the refusal showed it)."""
+    root = tmp_path / "bundles"
+    (root / "v2").mkdir(parents=True)
+    (tmp_path / "elsewhere" / "v2").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "elsewhere")  # a v2 here too: the root's is the one meant
+    policy = ReloadPolicy.for_server(bundle_dir, root=root)
+    assert policy.resolve("v2", []) == os.path.realpath(root / "v2")
+    assert policy.resolve("./v2/../v2", []) == os.path.realpath(root / "v2")
+    with pytest.raises(ReloadRefused, match="outside the bundle root"):
+        policy.resolve("../elsewhere/v2", [])
+
+
 def test_a_path_with_a_nul_byte_is_invalid_argument(bundle_dir: Path, second_bundle: Path, tmp_path: Path,
                                                     start: Start) -> None:
     """os.path.realpath raises ValueError on a NUL byte; the caller gets INVALID_ARGUMENT naming it, not INTERNAL."""
