@@ -20,14 +20,25 @@ MAX_PROCESSES = 256
 def _whole(text: str) -> int:
     """A whole number written as ASCII digits with an optional '-' (so a negative one is refused naming
     the range, not as "not a number")."""
+    if re.fullmatch(r"-?[0-9]+", text):
+        negative, digits = text.startswith("-"), text.lstrip("-").lstrip("0") or "0"
+        try:
+            return -int(digits) if negative else int(digits)
+        except ValueError:  # more digits than int() reads (4,300): its own message is advice for the program
+            raise argparse.ArgumentTypeError(f"a {'negative ' if negative else ''}number of {len(digits):,} digits "
+                                             f"is too {'small' if negative else 'large'}") from None
     try:
-        value = int(text)
-    except ValueError:  # also a number of more digits than int() reads
+        int(text)
+    except ValueError:
         raise argparse.ArgumentTypeError(f"{text.strip()[:40]!r} is not a whole number") from None
     # int() also reads "1_0", "+5", " 5" and full-width "５": none is how a count or a port is written
-    if not re.fullmatch(r"-?[0-9]+", text):
-        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a whole number in plain digits 0-9")
-    return value
+    raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a whole number in plain digits 0-9")
+
+
+def _shown(value: int) -> str:
+    """``value`` as a message echoes it: one of more digits than a line holds is cut, with its length."""
+    text = str(value)
+    return text if len(text) <= 24 else f"{text[:12]}... ({len(text.lstrip('-')):,} digits)"
 
 
 def int_from(low: int, high: int | None = None) -> Callable[[str], int]:
@@ -35,9 +46,9 @@ def int_from(low: int, high: int | None = None) -> Callable[[str], int]:
     def whole(text: str) -> int:
         value = _whole(text)
         if value < low:
-            raise argparse.ArgumentTypeError(f"must be {low} or more, got {value}")
+            raise argparse.ArgumentTypeError(f"must be {low} or more, got {_shown(value)}")
         if high is not None and value > high:
-            raise argparse.ArgumentTypeError(f"must be at most {high}, got {value}")
+            raise argparse.ArgumentTypeError(f"must be at most {high}, got {_shown(value)}")
         return value
     return whole
 
@@ -48,7 +59,7 @@ def int_in(low: int, high: int) -> Callable[[str], int]:
     def whole(text: str) -> int:
         value = _whole(text)
         if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be {low}..{high}, got {value}")
+            raise argparse.ArgumentTypeError(f"must be {low}..{high}, got {_shown(value)}")
         return value
     return whole
 

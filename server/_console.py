@@ -34,9 +34,10 @@ from __future__ import annotations
 import argparse
 import gzip
 import logging
+import re
 import threading
 import weakref
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -140,7 +141,7 @@ class ConsoleApi:
             max_points = _whole(_params(request, "max_points"), "max_points", DEFAULT_MAP_POINTS, low=1)
         except ValueError as exc:
             return self.face.error(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        gzipped = "gzip" in request.headers.get("accept-encoding", "")
+        gzipped = _accepts_gzip(request.headers.getlist("accept-encoding"))
         return await self._guarded(request, self._map_of, max_points, gzipped)
 
     def _map_of(self, rec: Recommender, max_points: int, gzipped: bool) -> Response:
@@ -221,6 +222,32 @@ def _params(request: Request, *names: str) -> dict[str, str]:
             times = "twice" if count == 2 else f"{count} times"
             raise ValueError(f"{key}: given {times}; give each parameter at most once")
     return dict(request.query_params)
+
+
+_QVALUE = re.compile(r"0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?")  # RFC 9110's qvalue: 0 to 1, at most 3 decimals
+
+
+def _accepts_gzip(lines: Sequence[str]) -> bool:
+    """Whether ``Accept-Encoding`` (all of its lines) lets the answer be gzip (RFC 9110 12.5.3): codings compared
+    case-insensitively, ``x-gzip`` as gzip's old name, ``q=0`` refusing one, ``*`` standing for gzip unless gzip
+    is named. A q that is not a qvalue counts as a refusal: the uncompressed answer is never wrong. Absent or
+    empty: uncompressed. (A substring test sent gzip to ``gzip;q=0`` and to ``nogzip``.)"""
+    gzip_q: list[float] = []
+    any_q: list[float] = []
+    for line in lines:
+        for item in line.split(","):
+            coding, *params = (part.strip() for part in item.split(";"))
+            q = 1.0
+            for param in params:
+                name, _, value = param.partition("=")
+                if name.strip().lower() == "q":
+                    q = float(value.strip()) if _QVALUE.fullmatch(value.strip()) else 0.0
+            if coding.lower() in ("gzip", "x-gzip"):
+                gzip_q.append(q)
+            elif coding == "*":
+                any_q.append(q)
+    qs = gzip_q or any_q  # gzip named: its own q decides; a refusal among several wins
+    return bool(qs) and min(qs) > 0
 
 
 def _whole(params: Mapping[str, str], name: str, default: int, *, low: int, high: int | None = None) -> int:

@@ -11,8 +11,8 @@ engine call, validation, limits and status for every error. What differs is only
   unknown field, a wrong type, malformed JSON or a body that is not a JSON object is 400
   INVALID_ARGUMENT naming the problem; an empty body is the empty message. A body is read as JSON
   when its Content-Type is JSON (``application/json``, ``application/*+json``), ``text/plain`` or
-  form data (what browsers' fetch and ``curl -d`` send by default), or none; any other declared type
-  is 415 UNSUPPORTED_MEDIA_TYPE (_http_json.unsupported_media_type). A body over
+  form data (what browsers' fetch and ``curl -d`` send by default), or none; any other declared type,
+  or a Content-Type given twice, is 415 UNSUPPORTED_MEDIA_TYPE (_http_json.unsupported_media_type). A body over
   ``max_body_bytes`` is 413 before it is parsed, and a parsed message larger than gRPC's own message
   limit is 413 too (status RESOURCE_EXHAUSTED, as gRPC answers it), so the same messages reach the
   servicer on both faces. A body refused unread is read and dropped before the answer, up to 64 MiB
@@ -280,8 +280,14 @@ class HttpFace:
             names = ", ".join(sorted({k[:40] for k in request.query_params}))
             return self.error(grpc.StatusCode.INVALID_ARGUMENT, f"/v1/{method.name} reads no query parameters "
                               f"(got {names}); send every field in the JSON body")
-        unsupported = unsupported_media_type(request.headers.get("content-type"))
-        coding = request.headers.get("content-encoding", "identity").strip().lower()
+        # every line of each header: headers.get() reads the first, so a second line was never seen (a second
+        # Content-Type read as JSON, a gzip body after "Content-Encoding: identity" parsed as text)
+        types = request.headers.getlist("content-type")
+        unsupported = unsupported_media_type(types[0] if types else None)
+        if len(types) > 1:
+            unsupported = (f"Content-Type is given {len(types)} times ({', '.join(repr(t[:60]) for t in types[:3])}): "
+                           "send it once, as application/json")
+        coding = ", ".join(v.strip() for v in request.headers.getlist("content-encoding") if v.strip()).lower()
         if unsupported is None and coding not in ("", "identity"):
             unsupported = f"Content-Encoding {coding[:40]!r} is not supported: send the request body uncompressed"
         if unsupported is not None:  # before the body is read: it is not parsed as JSON

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
+import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -169,7 +171,7 @@ def parse_request(body: bytes, cls: type[Message], max_message_bytes: int) -> Me
     if not body.strip():
         return cls()
     try:
-        data = json.loads(body.decode("utf-8"), object_pairs_hook=_no_duplicates)
+        data = json.loads(body.decode("utf-8"), object_pairs_hook=_no_duplicates, parse_int=_json_int)
     except UnicodeDecodeError:
         raise BadRequest(400, "the request body is not UTF-8 text") from None
     except ValueError as exc:  # json.JSONDecodeError
@@ -177,7 +179,7 @@ def parse_request(body: bytes, cls: type[Message], max_message_bytes: int) -> Me
     except RecursionError:
         raise BadRequest(400, "the request body nests too deeply") from None
     if not isinstance(data, dict):
-        raise BadRequest(400, f"the request body must be a JSON object (a {name}), not {type(data).__name__}")
+        raise BadRequest(400, f"the request body must be a JSON object (a {name}), not {_json_type(data)}")
     _check_shapes(data, cls.DESCRIPTOR, name)
     message = cls()
     try:
@@ -198,8 +200,9 @@ def _check_shapes(data: dict[str, Any], descriptor: Descriptor, at: str) -> None
     """What protobuf's ParseDict lets through or words as its own internals, refused as 400 naming the field: a
     field given twice under its two JSON names (``includeGenres`` and ``include_genres``: the last one won,
     the other was dropped), a message field that is not a JSON object (``"filter": []`` parsed as an empty
-    filter; ``"filter": "jazz"`` was "no field 'j'"), a list or map that is not one, a null inside one, and a
-    number as text that Python's ``int``/``float`` read but the JSON mapping does not (``"1_0"``, ``" 10"``)."""
+    filter; ``"filter": "jazz"`` was "no field 'j'"), a list or map that is not one, a null inside one, a number
+    field given what is not a number of its range (``_check_number``) and a bytes field given what is not base64
+    text (``_check_base64``)."""
     seen: dict[str, str] = {}
     for key, value in data.items():
         field = descriptor.fields_by_name.get(key) or _by_json_name(descriptor).get(key)
@@ -234,9 +237,93 @@ def _check_value(value: Any, field: FieldDescriptor, where: str) -> None:
             raise BadRequest(400, f"{where} must be a JSON object (a {field.message_type.name}), not "
                                   f"{_json_type(value)}")
         _check_shapes(value, field.message_type, where)
-    elif field.type not in (field.TYPE_STRING, field.TYPE_BYTES, field.TYPE_ENUM, field.TYPE_BOOL) \
-            and isinstance(value, str) and not _NUMBER_TEXT.fullmatch(value):
-        raise BadRequest(400, f"{where} must be a number, not the text {value[:40]!r}")
+    elif isinstance(value, _LongNumber):
+        raise BadRequest(400, f"{where} is out of range{_for_field(field)}: {value.shown}")
+    elif field.type == field.TYPE_BYTES:
+        _check_base64(value, where)
+    elif field.cpp_type in _INTEGERS or field.cpp_type in _FLOAT_MAX:
+        _check_number(value, field, where)
+
+
+# Integers longer than this are out of range for every field: a double holds up to ~1.8e308 (309
+# digits), and int() would refuse over 4,300 digits with advice meant for the server's code.
+_MAX_DIGITS = len(str(int(sys.float_info.max)))
+_INTEGERS = frozenset({FieldDescriptor.CPPTYPE_INT32, FieldDescriptor.CPPTYPE_INT64, FieldDescriptor.CPPTYPE_UINT32,
+                       FieldDescriptor.CPPTYPE_UINT64})
+_INTEGER_DIGITS = 20  # uint64's largest, 18446744073709551615: more digits are out of every integer field's range
+_FLOAT_MAX = {FieldDescriptor.CPPTYPE_DOUBLE: sys.float_info.max, FieldDescriptor.CPPTYPE_FLOAT: 3.4028234663852886e38}
+_TYPE_NAMES = {getattr(FieldDescriptor, n): n[5:].lower() for n in dir(FieldDescriptor) if n.startswith("TYPE_")}
+
+
+class _LongNumber:
+    """A JSON integer of more than _MAX_DIGITS digits, kept unread (``_json_int``) so that the field
+    it was given for is named when it is refused."""
+
+    def __init__(self, text: str) -> None:
+        self.shown = _shown_number(text)
+
+
+def _json_int(text: str) -> int | _LongNumber:
+    return _LongNumber(text) if len(text.lstrip("-")) > _MAX_DIGITS else int(text)
+
+
+def _shown_number(text: str) -> str:
+    """A number as an error message echoes it: a long one cut, with its length."""
+    return text if len(text) <= 24 else f"{text[:12]}... ({len(text.lstrip('-')):,} digits)"
+
+
+def _for_field(field: FieldDescriptor) -> str:
+    numeric = field.cpp_type in _INTEGERS or field.cpp_type in _FLOAT_MAX
+    return f" for a {_TYPE_NAMES[field.type]} field" if numeric else ""
+
+
+def _check_number(value: Any, field: FieldDescriptor, where: str) -> None:
+    """What ParseDict reads into a number field that the JSON mapping does not give it: true/false (Python's
+    bool is an int, so ``"diversity": true`` was 1.0), number text Python's ``int``/``float`` read but the
+    mapping does not (``"1_0"``, ``" 10"``), and a number too large for the field (read as infinity by a
+    float field, or refused with Python's own wording)."""
+    if isinstance(value, bool):
+        raise BadRequest(400, f"{where} must be a number, not true/false")
+    if isinstance(value, str):
+        if not _NUMBER_TEXT.fullmatch(value):
+            raise BadRequest(400, f"{where} must be a number, not the text {value[:40]!r}")
+        if value.lstrip("-") in ("Infinity", "NaN"):
+            return  # the mapping's own spellings of these
+    elif not isinstance(value, (int, float)) or (isinstance(value, float) and not math.isfinite(value)):
+        return  # not a number (ParseDict names the field), or JSON's 1e400: ParseDict says to quote "Infinity"
+    limit = _FLOAT_MAX.get(field.cpp_type)
+    if limit is None:  # an integer field: ParseDict names one out of range, but in Python's words past 4,300 digits
+        text = str(value)
+        if re.fullmatch(r"-?[0-9]+", text) and len(text.lstrip("-").lstrip("0")) > _INTEGER_DIGITS:
+            raise BadRequest(400, f"{where} is out of range{_for_field(field)}: {_shown_number(text)}")
+        return
+    try:
+        number = float(value)
+    except OverflowError:  # an int of more digits than a double holds
+        number = math.inf
+    if abs(number) > limit:
+        raise BadRequest(400, f"{where} is out of range{_for_field(field)}: {_shown_number(str(value))}")
+
+
+_BASE64_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_=\r\n"
+
+
+def _check_base64(value: Any, where: str) -> None:
+    """A bytes field is base64 text, standard or URL-safe, padded or not (the JSON mapping); line breaks
+    are let through, as other decoders do. ParseDict's decoder drops any other character unseen, so
+    ``"!!"`` was an empty clip, and a number or a list failed with Python's wording ("has no len()")."""
+    if not isinstance(value, str):
+        raise BadRequest(400, f"{where} must be base64 text, not {_json_type(value)}")
+    if not value.isascii() or value.encode("ascii").translate(None, _BASE64_CHARS):
+        at = next(i for i, c in enumerate(value) if not c.isascii() or c.encode() not in _BASE64_CHARS)
+        raise BadRequest(400, f"{where} must be base64 text: {value[at]!r} (character {at}) is not base64")
+    data = value.replace("\r", "").replace("\n", "")
+    unpadded = data.rstrip("=")
+    if "=" in unpadded or len(data) - len(unpadded) > 2:
+        raise BadRequest(400, f"{where} must be base64 text: '=' only pads its end, at most twice")
+    if len(unpadded) % 4 == 1:
+        raise BadRequest(400, f"{where} must be base64 text: {len(unpadded):,} characters is one more than a "
+                              "multiple of 4, which no bytes encode (was it cut short?)")
 
 
 def _by_json_name(descriptor: Descriptor) -> dict[str, FieldDescriptor]:
@@ -245,7 +332,7 @@ def _by_json_name(descriptor: Descriptor) -> dict[str, FieldDescriptor]:
 
 def _json_type(value: Any) -> str:
     return {dict: "an object", list: "an array", str: "a string", bool: "true/false", int: "a number",
-            float: "a number"}.get(type(value), type(value).__name__)
+            float: "a number", _LongNumber: "a number", type(None): "null"}.get(type(value), type(value).__name__)
 
 
 _NO_FIELD = re.compile(r'Message type "([\w.]+)" has no field named "([^"]*)" at "([^"]*)"')

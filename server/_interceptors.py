@@ -6,6 +6,7 @@ calls that wait for a handler thread.)"""
 from __future__ import annotations
 
 import hmac
+import re
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -35,10 +36,16 @@ def _rejecting(handler: grpc.RpcMethodHandler, code: grpc.StatusCode, message: s
     return grpc.unary_unary_rpc_method_handler(reject, **kw)
 
 
+# The scheme in any case (auth schemes are case-insensitive, RFC 9110 11.1: "bearer" was refused), then one or more
+# spaces; the token is the rest, as given.
+_BEARER = re.compile(r"bearer +(\S.*)", re.IGNORECASE | re.ASCII | re.DOTALL)
+
+
 def bearer_token(metadata: Sequence[tuple[str, Any]] | None) -> bytes:
     """The token of ``authorization: Bearer <token>`` metadata, or b"" when there is none."""
     header = dict(metadata or ()).get("authorization", "")
-    return header[7:].encode() if isinstance(header, str) and header.startswith("Bearer ") else b""
+    match = _BEARER.fullmatch(header) if isinstance(header, str) else None
+    return match.group(1).encode() if match else b""
 
 
 class BearerAuth(grpc.ServerInterceptor):

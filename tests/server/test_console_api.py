@@ -50,6 +50,10 @@ def get(port: int, path: str) -> tuple[int, Any]:
     ("search?q=a&limit=%2B5", "limit: '+5' is not a whole number in plain digits 0-9"),
     ("search?q=a&limit=%EF%BC%95", "limit: '５' is not a whole number in plain digits 0-9"),  # full-width 5
     ("map?max_points=%D9%A3", "max_points: '٣' is not a whole number in plain digits 0-9"),  # Arabic-Indic 3
+    # more digits than int() reads: was "'9999...' is not a whole number"
+    ("map?max_points=" + "9" * 4301, "max_points: a number of 4,301 digits is too large"),
+    ("map?max_points=-" + "9" * 4301, "max_points: a negative number of 4,301 digits is too small"),
+    ("search?q=a&limit=" + "9" * 4000, "limit: must be at most 100, got 999999999999... (4,000 digits)"),
 ])
 def test_parameters_out_of_range_are_400_naming_the_bound(running: RunningServer, path: str, message: str) -> None:
     status, answer = get(running.http_port, path)

@@ -56,6 +56,43 @@ def server_options() -> ServerOptions:
     (b"[" * 100_000 + b"]" * 100_000, "nests too deeply"),
     (b'{"filter": {"ranges": {"tempo": {"min": "fast"}}}}',
      "SimilarTracksRequest.filter.ranges['tempo'].min must be a number, not the text 'fast'"),
+    # true/false in a number field: Python's bool is an int, so ParseDict read true as 1.0 (2026-12 review)
+    (b'{"seeds": [{"track_id": "x"}], "k": 3, "diversity": true}',
+     "SimilarTracksRequest.diversity must be a number, not true/false"),
+    (b'{"genre_weight": false}', "SimilarTracksRequest.genre_weight must be a number, not true/false"),
+    (b'{"target_weight": true}', "SimilarTracksRequest.target_weight must be a number, not true/false"),
+    (b'{"targets": {"energy": true}}', "SimilarTracksRequest.targets['energy'] must be a number, not true/false"),
+    (b'{"seeds": [{"features": {"values": {"energy": false}}}]}',
+     "SimilarTracksRequest.seeds[0].features.values['energy'] must be a number, not true/false"),
+    (b'{"seeds": [{"vector": {"values": [0.5, true]}}]}',
+     "SimilarTracksRequest.seeds[0].vector.values[1] must be a number, not true/false"),
+    (b'{"filter": {"ranges": {"tempo": {"min": true}}}}',
+     "SimilarTracksRequest.filter.ranges['tempo'].min must be a number, not true/false"),
+    (b'{"filter": {"ranges": {"tempo": {"max": false}}}}',
+     "SimilarTracksRequest.filter.ranges['tempo'].max must be a number, not true/false"),
+    (b'{"k": true}', "SimilarTracksRequest.k must be a number, not true/false"),
+    # a bytes field given what is not base64 text: was "object of type 'int' has no len()", or "!!" an empty clip
+    (b'{"seeds": [{"audio": 123}]}', "SimilarTracksRequest.seeds[0].audio must be base64 text, not a number"),
+    (b'{"seeds": [{"audio": [1, 2]}]}', "SimilarTracksRequest.seeds[0].audio must be base64 text, not an array"),
+    (b'{"seeds": [{"audio": true}]}', "SimilarTracksRequest.seeds[0].audio must be base64 text, not true/false"),
+    (b'{"seeds": [{"audio": "!!"}]}', "SimilarTracksRequest.seeds[0].audio must be base64 text: '!' (character 0)"),
+    (b'{"seeds": [{"audio": "QQ==QQ=="}]}', "SimilarTracksRequest.seeds[0].audio must be base64 text: '=' only pads"),
+    (b'{"seeds": [{"audio": "QUJDR"}]}', "SimilarTracksRequest.seeds[0].audio must be base64 text: 5 characters"),
+    # a number longer than the field holds: was Python's advice to call sys.set_int_max_str_digits(), or a 500
+    (b'{"k": ' + b"9" * 5000 + b"}",
+     "SimilarTracksRequest.k is out of range for a uint32 field: 999999999999... (5,000 digits)"),
+    (b'{"k": "' + b"9" * 5000 + b'"}',
+     "SimilarTracksRequest.k is out of range for a uint32 field: 999999999999... (5,000 digits)"),
+    (b'{"diversity": -' + b"9" * 5000 + b"}",
+     "SimilarTracksRequest.diversity is out of range for a double field: -99999999999... (5,000 digits)"),
+    (b'{"diversity": ' + b"9" * 309 + b"}",  # under int()'s limit, over a double's: OverflowError, a 500
+     "SimilarTracksRequest.diversity is out of range for a double field: 999999999999... (309 digits)"),
+    (b'{"diversity": "1e400"}', "SimilarTracksRequest.diversity is out of range for a double field: 1e400"),  # was inf
+    (b'{"seeds": [{"vector": {"values": [1e39]}}]}', "SimilarTracksRequest.seeds[0].vector.values[0] is out of range "
+                                                     "for a float field: 1e+39"),
+    (b'{"seeds": [{"vector": {"values": [1' + b"0" * 39 + b"]}}]}",  # was inf
+     "SimilarTracksRequest.seeds[0].vector.values[0] is out of range for a float field: 100000000000... (40 digits)"),
+    (b"9" * 5000, "must be a JSON object (a SimilarTracksRequest), not a number"),
 ])
 def test_malformed_bodies_are_400_with_a_message(running: RunningServer, body: bytes, words: str) -> None:
     status, _, answer = post(running.http_port, "SimilarTracks", body)
