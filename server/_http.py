@@ -293,7 +293,10 @@ class HttpFace:
         if unsupported is not None:  # before the body is read: it is not parsed as JSON
             return self.error(415, unsupported)
         try:
-            deadline_s = parse_grpc_timeout(request.headers.get("grpc-timeout"))
+            timeouts = request.headers.getlist("grpc-timeout")
+            if len(timeouts) > 1:  # which one the caller meant is not for the server to guess
+                raise BadRequest(400, f"Grpc-Timeout is given {len(timeouts)} times: send it once")
+            deadline_s = parse_grpc_timeout(timeouts[0] if timeouts else None)
             message = parse_request(await self._body(request), method.request, self.options.max_message_bytes)
         except BadRequest as exc:  # gRPC itself answers RESOURCE_EXHAUSTED for a message over its limit
             code = grpc.StatusCode.RESOURCE_EXHAUSTED if exc.http == 413 else grpc.StatusCode.INVALID_ARGUMENT
@@ -345,8 +348,8 @@ def _ended_late(future: asyncio.Future[Any]) -> None:
 
 
 def _metadata(request: Request) -> list[tuple[str, str]]:
-    header = request.headers.get("authorization")
-    return [("authorization", header)] if header is not None else []
+    """Every Authorization line, as gRPC metadata carries repeated keys: two are refused (``bearer_token``)."""
+    return [("authorization", header) for header in request.headers.getlist("authorization")]
 
 
 def _under_api(path: str) -> bool:

@@ -42,8 +42,12 @@ _BEARER = re.compile(r"bearer +(\S.*)", re.IGNORECASE | re.ASCII | re.DOTALL)
 
 
 def bearer_token(metadata: Sequence[tuple[str, Any]] | None) -> bytes:
-    """The token of ``authorization: Bearer <token>`` metadata, or b"" when there is none."""
-    header = dict(metadata or ()).get("authorization", "")
+    """The token of ``authorization: Bearer <token>`` metadata, or b"" when there is none or more than one
+    authorization entry (which of them counts is not for the server to guess: a dict kept the last one)."""
+    headers = [value for key, value in metadata or () if key == "authorization"]
+    if len(headers) != 1:
+        return b""
+    header = headers[0]
     match = _BEARER.fullmatch(header) if isinstance(header, str) else None
     return match.group(1).encode() if match else b""
 

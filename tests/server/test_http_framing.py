@@ -123,3 +123,22 @@ def test_bearer_token_takes_the_rest_of_the_header_as_the_token() -> None:
     assert bearer_token([("authorization", "bearer  a b")]) == b"a b"
     assert bearer_token([("authorization", "Bearer")]) == b""
     assert bearer_token(None) == b""
+
+
+def test_two_authorization_lines_or_entries_are_refused_on_both_faces(running: RunningServer,
+                                                                      stub: pb_grpc.RecommenderStub) -> None:
+    """Which of two tokens counts is not for the server to guess: HTTP took the first line, gRPC the last entry."""
+    for lines in ([("Authorization", f"Bearer {TOKEN}"), ("Authorization", "Bearer wrong")],
+                  [("Authorization", "Bearer wrong"), ("Authorization", f"Bearer {TOKEN}")]):
+        status, _, _ = send(running.http_port, "POST", "/v1/ListMoods",
+                            [*lines, ("Content-Type", "application/json")], b"{}")
+        assert status == 401
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.ListMoods(pb.ListMoodsRequest(), metadata=[(k.lower(), v) for k, v in lines], timeout=T)
+        assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_two_grpc_timeout_lines_are_400(running: RunningServer) -> None:
+    lines = [AUTH, ("Content-Type", "application/json"), ("Grpc-Timeout", "1S"), ("Grpc-Timeout", "100S")]
+    status, _, answer = send(running.http_port, "POST", "/v1/ListMoods", lines, b"{}")
+    assert status == 400 and json.loads(answer)["error"]["message"] == "Grpc-Timeout is given 2 times: send it once"
