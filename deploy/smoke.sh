@@ -23,7 +23,15 @@ data="$(mktemp -d)"
 chmod 0777 "$data"  # the image runs as uid 10001 and writes the bundle it indexes here
 failures=0
 
-cleanup() { "$rt" rm -f "$name" > /dev/null 2>&1 || true; rm -rf "$data"; }
+empty="$(mktemp -d)"  # a data directory with neither bundle nor catalog (the last step)
+chmod 0777 "$empty"
+# The container (uid 10001) wrote the bundles, which the user running this may not remove: the image removes them,
+# then the directories go. A cleanup that failed turned a passing run's exit status into 1 (set -e in the trap).
+cleanup() {
+    "$rt" rm -f "$name" > /dev/null 2>&1 || true
+    "$rt" run --rm -v "$data:/data" --entrypoint sh "$image" -c 'rm -rf /data/* /data/.[!.]*' > /dev/null 2>&1 || true
+    rm -rf "$data" "$empty" 2> /dev/null || echo "smoke: could not remove $data" >&2
+}
 trap cleanup EXIT
 step() { printf '\n== %s\n' "$*"; }
 ok() { printf 'ok:   %s\n' "$*"; }
@@ -90,7 +98,7 @@ if wait_serving; then ok "SERVING from the mounted bundle ($(ls "$data/bundles")
 stop_and_check
 
 step "no bundle and no catalog: a clear error"
-out="$("$rt" run --rm -v "$(mktemp -d):/data" "$image" 2>&1)" && code=0 || code=$?
+out="$("$rt" run --rm -v "$empty:/data" "$image" 2>&1)" && code=0 || code=$?
 [ "$code" = 2 ] && grep -q "no bundle at" <<< "$out" && ok "exit 2: $out" || fail "exit $code: $out"
 
 echo

@@ -21,7 +21,7 @@ def add_parsers(sub: Any) -> None:
     p = sub.add_parser("index", help="build a bundle from a catalog CSV",
                        description="Build a verified bundle from a catalog CSV (default schema: the Spotify "
                                    "Tracks Dataset). Column flags override the schema, field by field.")
-    p.add_argument("csv", type=Path, help="catalog CSV")
+    p.add_argument("csv", type=Path, help="catalog CSV (or Parquet)")
     p.add_argument("--out", type=Path, required=True,
                    help="new bundle directory (must not exist; missing parent directories are created)")
     add_build_options(p)

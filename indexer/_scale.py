@@ -30,7 +30,7 @@ def add_parsers(sub: Any) -> None:
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--qdrant", metavar="URL", help="Qdrant server, e.g. http://qdrant:6333")
     where.add_argument("--qdrant-path", type=Path, metavar="DIR",
-                       help="Qdrant local mode on disk (tests, one machine; one process at a time per DIR)")
+                       help="Qdrant local mode on disk (for tests; one process at a time per DIR)")
     p.add_argument("--alias", default=ALIAS, help="alias servers read (default musicrec); also the "
                                                        "collection name prefix")
     p.add_argument("--keep", type=int, default=KEEP, help="collections of this alias kept, the live one included "
@@ -50,7 +50,8 @@ def add_parsers(sub: Any) -> None:
                     "cleaned with its schema, embedded with its fitted preprocessing, given moods by its exemplars and "
                     "scored by its classifier; the index and the affected neighbour-table rows are updated. The report "
                     "counts what was added, removed and refused, and a drift check says when a full rebuild is due.")
-    p.add_argument("csv", type=Path, nargs="?", help="CSV of tracks to add (same columns as the bundle's source)")
+    p.add_argument("csv", type=Path, nargs="?",
+                   help="CSV (or Parquet) of tracks to add (same columns as the bundle's source)")
     p.add_argument("--to", dest="base", type=Path, required=True, help="the bundle to start from")
     p.add_argument("--out", type=Path, required=True, help="new bundle directory (must not exist)")
     p.add_argument("--remove-ids", type=Path, metavar="FILE", help="track ids to remove, one per line")
@@ -63,11 +64,12 @@ def add_parsers(sub: Any) -> None:
                        "version's collection made from the --to bundle's (kept points copied, removed ones left out, "
                        "added ones upserted), verified, then ALIAS swapped to it; before --current moves")
     where.add_argument("--qdrant-path", type=Path, metavar="DIR", help="the same into Qdrant local mode on disk")
-    p.add_argument("--alias", default=ALIAS, help="Qdrant alias (default musicrec; with --qdrant or --qdrant-path)")
-    p.add_argument("--keep", type=int, default=KEEP, help="Qdrant collections of this alias kept (default 2)")
-    p.add_argument("--batch", type=int, default=BATCH, help="points per Qdrant request (default 512)")
+    # no defaults here: a flag given at its default value is still refused without a Qdrant target (_cmd_add)
+    p.add_argument("--alias", help="Qdrant alias (default musicrec; with --qdrant or --qdrant-path)")
+    p.add_argument("--keep", type=int, help="Qdrant collections of this alias kept (default 2)")
+    p.add_argument("--batch", type=int, help="points per Qdrant request (default 512)")
     p.add_argument("--api-key-env", metavar="VAR", help="read the Qdrant API key from this environment variable")
-    p.add_argument("--timeout", type=float, default=TIMEOUT,
+    p.add_argument("--timeout", type=float,
                    help="seconds per Qdrant request, whole seconds rounded up (default 30)")
     p.set_defaults(func=_cmd_add)
 
@@ -243,11 +245,14 @@ def _cmd_add(args: argparse.Namespace) -> int:
 
     to_qdrant = args.qdrant is not None or args.qdrant_path is not None
     if not to_qdrant:  # else they would be ignored: the bundle is written all the same, and nothing goes to Qdrant
-        given = [flag for flag, dest, default in QDRANT_ONLY if getattr(args, dest) != default]
+        given = [flag for flag, dest, _ in QDRANT_ONLY if getattr(args, dest) is not None]
         if given:
             raise ConfigError(f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} with --qdrant URL or "
                               "--qdrant-path DIR only (how the update is carried to Qdrant); add one, or leave "
                               f"{'it' if len(given) == 1 else 'them'} out")
+    for _, dest, default in QDRANT_ONLY:
+        if getattr(args, dest) is None:
+            setattr(args, dest, default)
     if args.csv is None and args.remove_ids is None:
         raise CatalogError("give a CSV of tracks to add, --remove-ids FILE, or both")
     remove = read_remove_ids(args.remove_ids) if args.remove_ids is not None else []

@@ -105,10 +105,10 @@ def add_parser(sub: Any) -> None:
                    help="where similar-track candidates come from: the bundle's FAISS index (default) or the Qdrant "
                         "collection `musicrec publish` wrote for this bundle (needs the qdrant extra)")
     v.add_argument("--qdrant-url", metavar="URL", help="Qdrant server, e.g. http://qdrant:6333")
-    v.add_argument("--qdrant-path", type=Path, metavar="DIR", help="Qdrant local mode on disk (tests, one machine)")
-    v.add_argument("--qdrant-alias", default="musicrec", metavar="NAME", help="alias to read (default musicrec)")
+    v.add_argument("--qdrant-path", type=Path, metavar="DIR", help="Qdrant local mode on disk (for tests)")
+    v.add_argument("--qdrant-alias", metavar="NAME", help="alias to read (default musicrec)")
     v.add_argument("--qdrant-api-key-env", metavar="VAR", help="read the Qdrant API key from this variable")
-    v.add_argument("--qdrant-timeout", type=seconds, default=2.0, metavar="S",
+    v.add_argument("--qdrant-timeout", type=seconds, metavar="S",
                    help="seconds per Qdrant request, whole seconds rounded up (default 2)")
     v.add_argument("--qdrant-hnsw-ef", type=int_from(1, MAX_ACCEPTED), metavar="N",
                    help="a Qdrant server's HNSW search breadth")
@@ -195,8 +195,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             state = getattr(rec.source, "error", None) or f"collection {getattr(rec.source, 'collection', None)}"
             logging.getLogger("musicrec.server").info(
                 "similar-track candidates from Qdrant %s, alias %s: %s",
-                args.qdrant_url or f"local mode at {args.qdrant_path}", args.qdrant_alias, state,
-                extra={"event": "backend", "fields": {"backend": "qdrant", "alias": args.qdrant_alias}})
+                args.qdrant_url or f"local mode at {args.qdrant_path}", _qdrant(args, "qdrant_alias"), state,
+                extra={"event": "backend", "fields": {"backend": "qdrant", "alias": _qdrant(args, "qdrant_alias")}})
         if running.http_port is not None:
             logging.getLogger("musicrec.server").info(
                 "HTTP/JSON (POST /v1/<Method>) and the web console on http://%s/",
@@ -210,15 +210,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return serve_forever(running, grace=args.grace, drain_delay=args.drain_delay, on_ready=announce)
 
 
+# The --qdrant-* flags with a default: parsed as None, so that _flags_problem sees one given at its default value
+# (args stay as parsed: a --processes replica checks them again)
+QDRANT_DEFAULTS = {"qdrant_alias": "musicrec", "qdrant_timeout": 2.0}
+
+
+def _qdrant(args: argparse.Namespace, dest: str) -> Any:
+    value = getattr(args, dest)
+    return QDRANT_DEFAULTS[dest] if value is None else value
+
+
 def _flags_problem(args: argparse.Namespace) -> str | None:
     """Why these flags together would be ignored, contradict each other or clash, or None. Checked
     before anything loads; the messages never echo a token."""
     if args.backend != "qdrant":  # else they would be ignored: the candidates come from FAISS all the same
-        given = [flag for flag, value, default in (
-            ("--qdrant-url", args.qdrant_url, None), ("--qdrant-path", args.qdrant_path, None),
-            ("--qdrant-alias", args.qdrant_alias, "musicrec"), ("--qdrant-api-key-env", args.qdrant_api_key_env, None),
-            ("--qdrant-timeout", args.qdrant_timeout, 2.0), ("--qdrant-hnsw-ef", args.qdrant_hnsw_ef, None))
-            if value != default]
+        given = [flag for flag, value in (
+            ("--qdrant-url", args.qdrant_url), ("--qdrant-path", args.qdrant_path),
+            ("--qdrant-alias", args.qdrant_alias), ("--qdrant-api-key-env", args.qdrant_api_key_env),
+            ("--qdrant-timeout", args.qdrant_timeout), ("--qdrant-hnsw-ef", args.qdrant_hnsw_ef))
+            if value is not None]
         if given:
             return (f"{', '.join(given)} apply with --backend qdrant only (the default backend is the bundle's FAISS "
                     "index); add --backend qdrant, or leave them out")
@@ -288,8 +298,8 @@ def _qdrant_factory(args: argparse.Namespace) -> Any:
         raise ValueError(f"--qdrant-api-key-env {args.qdrant_api_key_env}: the variable is not set")
     try:
         from ._backend import QdrantBackend
-        backend = QdrantBackend(url=args.qdrant_url, path=args.qdrant_path, alias=args.qdrant_alias, api_key=api_key,
-                                timeout=args.qdrant_timeout, hnsw_ef=args.qdrant_hnsw_ef)
+        backend = QdrantBackend(url=args.qdrant_url, path=args.qdrant_path, alias=_qdrant(args, "qdrant_alias"),
+                                api_key=api_key, timeout=_qdrant(args, "qdrant_timeout"), hnsw_ef=args.qdrant_hnsw_ef)
         return backend.source_factory()
     except ImportError as exc:
         from engine import install_hint

@@ -15,14 +15,15 @@ from ._cli_numbers import seconds
 
 # Exit statuses (README "Operating"; `musicrec health --help`).
 EXIT_SERVING = 0
-EXIT_NOT_SERVING = 1  # the server answered NOT_SERVING: no bundle yet, or shutting down
+EXIT_NOT_SERVING = 1  # the server answered NOT_SERVING: shutting down, its Qdrant backend down, or no bundle yet
 EXIT_USAGE = 2  # bad arguments: also a --tls-ca file that is unreadable or holds no PEM certificate
 EXIT_UNKNOWN_SERVICE = 3  # the server does not know --service (or answered UNKNOWN)
 EXIT_UNREACHABLE = 4  # no answer: refused, timed out, TLS or auth failure, or any other gRPC error
 EXIT_BUSY = 5  # RESOURCE_EXHAUSTED: --max-concurrent calls already accepted (saturated, but alive)
 
-EXIT_CODES_HELP = (f"exit status: {EXIT_SERVING} SERVING; {EXIT_NOT_SERVING} NOT_SERVING (no bundle loaded, or "
-                   f"draining); {EXIT_USAGE} bad arguments; {EXIT_UNKNOWN_SERVICE} service unknown to the server; "
+EXIT_CODES_HELP = (f"exit status: {EXIT_SERVING} SERVING; {EXIT_NOT_SERVING} NOT_SERVING (draining, its Qdrant "
+                   f"backend unreachable, or no bundle loaded); {EXIT_USAGE} bad arguments; {EXIT_UNKNOWN_SERVICE} "
+                   f"service unknown to the server; "
                    f"{EXIT_UNREACHABLE} no answer (unreachable, timeout, TLS or auth failure; the gRPC status is "
                    f"printed); {EXIT_BUSY} RESOURCE_EXHAUSTED (saturated: alive, not ready)")
 

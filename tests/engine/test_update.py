@@ -359,6 +359,9 @@ def test_add_refuses_qdrant_options_without_qdrant_and_a_directory_for_its_csv(
     assert main(["add", str(csv), "--to", str(small_bundle_dir), "--out", str(tmp_path / "b"), "--keep", "3",
                  "--quiet"]) == 2
     assert "error: --keep applies with --qdrant URL" in capsys.readouterr().err
+    assert main(["add", str(csv), "--to", str(small_bundle_dir), "--out", str(tmp_path / "b"), "--keep", "2",
+                 "--timeout", "30", "--quiet"]) == 2  # at their default values: accepted and ignored, before
+    assert "error: --keep, --timeout apply with --qdrant URL" in capsys.readouterr().err
     # a directory given as the CSV was "no such file"
     assert main(["add", str(tmp_path), "--to", str(small_bundle_dir), "--out", str(tmp_path / "b"), "--quiet"]) == 2
     assert f"musicrec add: error: {tmp_path}: is a directory, not a CSV file" in capsys.readouterr().err

@@ -149,6 +149,10 @@ def test_qdrant_flags_without_the_qdrant_backend_are_refused(small_bundle_dir: P
     assert main(["serve", "--bundle", str(small_bundle_dir), "--port", "0", "--qdrant-path", "q",
                        "--qdrant-alias", "other"]) == 2
     assert ("--qdrant-path, --qdrant-alias apply with --backend qdrant only" in capsys.readouterr().err)
+    # given at their default values they were accepted, and ignored all the same
+    assert main(["serve", "--bundle", str(small_bundle_dir), "--port", "0", "--qdrant-alias", "musicrec",
+                 "--qdrant-timeout", "2"]) == 2
+    assert ("--qdrant-alias, --qdrant-timeout apply with --backend qdrant only" in capsys.readouterr().err)
 
 
 @pytest.mark.parametrize(("argv", "words"), [
