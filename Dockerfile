@@ -46,7 +46,7 @@ VOLUME ["/data"]
 EXPOSE 50051 9464
 # Exit 0 only when grpc.health.v1 says SERVING (musicrec health --help lists the codes). The start
 # period covers a bundle load, or indexing a CSV at first start.
-HEALTHCHECK --interval=15s --timeout=5s --start-period=300s --retries=3 \
+HEALTHCHECK --interval=15s --timeout=5s --start-period=900s --retries=3 \
     CMD musicrec health "127.0.0.1:${MUSICREC_PORT}" --timeout 4 > /dev/null || exit 1
 # Exec form all the way down (the script ends in `exec musicrec serve`), so SIGTERM from
 # `docker stop` or Kubernetes reaches the server, which drains and exits 0.
