@@ -68,8 +68,12 @@ def atomic_bundle_dir(out: str | os.PathLike[str]) -> Iterator[Path]:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise BundleError(f"cannot write {out}: cannot create {parent} ({exc.strerror or exc})") from None
-    tmp = parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
+    tmp = parent / partial_name(out.name, parent)
+    try:
+        tmp.mkdir()
+    except OSError as exc:  # a folder that cannot be written to (read-only, /proc), a name it refuses
+        _remove_created(created)
+        raise BundleError(f"cannot write {out}: {exc.strerror or exc}") from None
     try:
         yield tmp
         _check_loads(tmp, out)
@@ -80,18 +84,45 @@ def atomic_bundle_dir(out: str | os.PathLike[str]) -> Iterator[Path]:
         _fsync_dir(parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
-        for directory in created:  # innermost first; stops at one something else was put in meanwhile
-            try:
-                directory.rmdir()
-            except OSError:
-                break
+        _remove_created(created)
         raise
 
 
+def _remove_created(created: list[Path]) -> None:
+    for directory in created:  # innermost first; stops at one something else was put in meanwhile
+        try:
+            directory.rmdir()
+        except OSError:
+            break
+
+
+PARTIAL = ".partial-"
+
+
+def partial_name(name: str, parent: Path) -> str:
+    """The hidden name a bundle ``name`` is written under until complete: ``.<name>.partial-<random>``, with
+    ``name`` cut short where the whole would be longer than the file system takes (a name it accepts for the
+    bundle must not fail for being 19 bytes longer as the temporary one)."""
+    suffix = f"{PARTIAL}{uuid.uuid4().hex[:8]}"
+    try:
+        limit = os.pathconf(parent, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        limit = 255
+    stem = name
+    while stem and len(os.fsencode(f".{stem}{suffix}")) > limit:
+        stem = stem[:-1]
+    return f".{stem}{suffix}"
+
+
 def check_new_bundle_dir(out: str | os.PathLike[str]) -> None:
-    """Refuse a new bundle's directory ``out`` that exists (bundles are immutable) or whose parent is a file."""
+    """Refuse a new bundle's directory ``out`` that exists (bundles are immutable), whose parent is a file, or
+    that cannot be looked at (a name too long for the file system)."""
     out = Path(out)
-    if out.exists() or out.is_symlink():
+    try:
+        exists = out.exists() or out.is_symlink()
+    except OSError as exc:  # ENAMETOOLONG, a folder on the way that cannot be entered
+        raise BundleError(f"cannot write {out}: {exc.strerror or exc}") from None
+    if exists:
         raise BundleError(f"output {out} already exists; choose a new directory (bundles are immutable)")
     problem = parent_problem(out)
     if problem:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import tomllib
 import types
 import typing
@@ -21,7 +22,7 @@ from typing import Any, Literal
 from ._confcheck import FLOAT32_MAX, Span, check_spans
 from ._errors import ConfigError
 from ._moodconfig import MoodConfig
-from ._schema import FeatureSchema
+from ._schema import FeatureSchema, parse_transform
 
 # Every component: a rotation of the standardized features, so cosine ranks as on them. Measured against
 # 0.90 (the notebook method's choice), 0.95 and 0.99 on held-out artists, audio-only genre-precision@10
@@ -261,7 +262,10 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
     try:
         text = raw.decode("utf-8-sig")  # a byte-order mark (Windows editors write one) is read past, as in a CSV
-        data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
+        data = json.loads(text, object_pairs_hook=_unique_keys) if path.suffix.lower() == ".json" \
+            else tomllib.loads(text)
+    except ConfigError as exc:  # a key given twice: TOML refuses it itself, JSON would keep the last silently
+        raise ConfigError(f"config file {path}: {exc}") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config file {path} is not valid {path.suffix.lstrip('.') or 'TOML'}: {exc}") \
             from None
@@ -273,6 +277,15 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path}: [preprocess] gives both pca_variance and pca_components; "
                           "give one (pca_components wins otherwise, and pca_variance would be ignored)")
     return data
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object as a dict, refusing a key it gives twice."""
+    keys = [key for key, _ in pairs]
+    twice = next((key for i, key in enumerate(keys) if key in keys[:i]), None)
+    if twice is not None:
+        raise ConfigError(f"key {twice!r} is given twice in one object; give it once")
+    return dict(pairs)
 
 
 # Keys a release removed: a bundle built before still loads (its build is done: the key is dropped), and a config
@@ -292,17 +305,29 @@ def without_retired_keys(data: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _as_built(section: str, keys: dict[str, Any]) -> dict[str, Any]:
-    """Values a bundle built before 2026-12-06 may hold that its build took, and that a config file may no longer
-    give, as what they did: ``ivf_nlist`` 0 was automatic (4 sqrt(n)), ``threads`` 0 or less XGBoost's own choice
-    (the default serves: a loaded bundle never trains), and ``coassoc_continuum`` beside ``fewest_moods`` 0 was
-    never read."""
+    """Values an older bundle may hold that its build took, and that a config file may no longer give, as what they
+    did: (before 2026-12-06) ``ivf_nlist`` 0 was automatic (4 sqrt(n)), ``threads`` 0 or less XGBoost's own choice
+    (the default serves: a loaded bundle never trains), ``coassoc_continuum`` beside ``fewest_moods`` 0 was never
+    read; (later) ``cyclic:inf`` made its feature one constant, and an empty ``artist_separator`` built only without
+    an artists column."""
     if section == "index" and keys.get("ivf_nlist") == 0:
         keys["ivf_nlist"] = None
     if section == "genre" and isinstance(keys.get("threads"), int) and keys["threads"] < 1:
         del keys["threads"]
     if section == "moods" and keys.get("fewest_moods") == 0 and "coassoc_continuum" in keys:
         keys["coassoc_continuum"] = "auto"
+    if section == "schema" and isinstance(keys.get("transforms"), dict):  # as none: preprocess.npz keeps its own
+        keys["transforms"] = {c: "none" if _infinite_cycle(t) else t for c, t in keys["transforms"].items()}
+    if section == "schema" and keys.get("artist_separator") == "":  # never used
+        keys["artist_separator"] = ";"
     return keys
+
+
+def _infinite_cycle(spec: Any) -> bool:
+    try:
+        return parse_transform(spec)[1] == math.inf
+    except (ConfigError, AttributeError):  # not a transform: FeatureSchema says so
+        return False
 
 
 def _shallow(obj: Any) -> dict[str, Any]:

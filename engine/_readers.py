@@ -73,7 +73,12 @@ def read_csv_frame(path: Path, numeric: tuple[str, ...] | list[str] = ()) -> pd.
     file through the all-text read, so the cleaning (engine/_ingest.py) names its row and column."""
     try:
         with path.open(encoding="utf-8-sig", newline="") as fh:
-            header = next(csv.reader(fh), [])
+            rows = csv.reader(fh)
+            header = next(rows, [])
+            try:
+                first = next((row for row in rows if row), None)
+            except csv.Error:  # a field over csv's size limit: pandas reads it, and says what else is wrong
+                first = None
     except UnicodeDecodeError as exc:
         raise CatalogError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); "
                            "re-save the file as UTF-8") from None
@@ -83,6 +88,13 @@ def read_csv_frame(path: Path, numeric: tuple[str, ...] | list[str] = ()) -> pd.
             raise CatalogError(f"{path}: the header row reads as one column ({header[0][:60]!r}...): the file looks "
                                f"separated by {sep!r}, and musicrec reads comma-separated CSV; re-save it with "
                                "commas (and '.' as the decimal point)")
+    if first is not None and len(first) > len(header):
+        # pandas would take the first column for the row index and shift every column left by one, so that the
+        # cleaning blamed the wrong column (a later row with a field too many is its "Expected 22 fields" error)
+        extra = first[len(header):]
+        hint = " (a comma at the end of the row?)" if not any(cell.strip() for cell in extra) else ""
+        raise CatalogError(f"{path}: malformed CSV: data row 1 has {len(first)} fields, the header {len(header)}"
+                           f"{hint}; every row needs one field per column")
     repeated = sorted({h for h in header if header.count(h) > 1})
     if repeated:
         raise CatalogError(f"{path}: column header(s) {repeated} appear more than once; "

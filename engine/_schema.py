@@ -9,6 +9,7 @@ The ``[schema]`` table of a config file; read and checked with every other secti
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from typing import Literal
 
@@ -123,6 +124,9 @@ class FeatureSchema:
             object.__setattr__(self, "rules", {c: r for c, r in SPOTIFY_RULES.items() if c in self.feature_columns})
         if not self.id_column:
             raise ConfigError("schema.id_column must be a column name")
+        if not isinstance(self.artist_separator, str) or not self.artist_separator:
+            raise ConfigError(f"schema.artist_separator must be a non-empty string (the text between two artists "
+                              f"of one track, such as ';'), got {self.artist_separator!r}")
         if not self.feature_columns:
             raise ConfigError("schema.feature_columns must name at least one column")
         if len(set(self.feature_columns)) != len(self.feature_columns):
@@ -142,7 +146,10 @@ class FeatureSchema:
             if unknown:
                 raise ConfigError(f"schema.{name} names columns that are not features: {sorted(unknown)}")
         for col, spec in (self.transforms or {}).items():
-            parse_transform(spec, col)
+            kind, period = parse_transform(spec, col)
+            if kind == "cyclic" and not math.isfinite(period):  # its sine and cosine would be one constant
+                raise ConfigError(f"schema.transforms.{col}: the period of a cyclic transform must be a finite number "
+                                  f"> 0, got {spec!r} (an infinite period turns every value into the same point)")
         for col, rule in (self.rules or {}).items():  # (NaN would compare false: every value would pass)
             check_finite(rule.min, f"schema.rules.{col}.min")
             check_finite(rule.max, f"schema.rules.{col}.max")
@@ -221,7 +228,9 @@ def detect_preset(columns: tuple[str, ...] | list[str]) -> str | None:
 
 
 def parse_transform(spec: str, column: str = "?") -> tuple[str, float]:
-    """Parse ``"none"``, ``"log1p"`` or ``"cyclic:<period>"`` into ``(kind, period)``."""
+    """Parse ``"none"``, ``"log1p"`` or ``"cyclic:<period>"`` into ``(kind, period)``. An infinite period parses (a
+    bundle built before the schema refused it holds one, and its preprocessing does what it did then); a new schema
+    refuses it (``FeatureSchema``)."""
     if spec in ("none", "log1p"):
         return spec, 0.0
     if spec.startswith("cyclic:"):
@@ -231,5 +240,5 @@ def parse_transform(spec: str, column: str = "?") -> tuple[str, float]:
             period = 0.0
         if period > 0:
             return "cyclic", period
-    raise ConfigError(
-        f"transform for column {column!r} must be 'none', 'log1p' or 'cyclic:<period>', got {spec!r}")
+    raise ConfigError(f"schema.transforms.{column}: the transform for column {column!r} must be 'none', 'log1p' or "
+                      f"'cyclic:<period>' with a period > 0, got {spec!r}")

@@ -1,10 +1,11 @@
 """``musicrec extract``: audio files and folders -> a features CSV (see engine/audio/_batch.py).
 
 Exit status: 0 every file extracted (or already in the CSV); 3 finished, but some files were
-skipped (each listed with its reason in the extraction report beside the CSV); 2 bad input (no
-such input, no file in the folders given, an existing CSV written by another extractor or with
-another segment length: the CSV and its report are left as they were); 130
-interrupted (everything written so far is kept: re-run the same command to resume).
+skipped (each listed with its reason in the extraction report beside the CSV), or a folder could not be
+listed; 2 bad input (no such input, no file in the folders given, an --out that cannot be written, a label
+table that cannot be read or matches no file, an existing CSV written by another extractor or with another
+segment length: the CSV and its report are left as they were); 130 interrupted (everything written so far
+is kept: re-run the same command to resume).
 """
 
 from __future__ import annotations
@@ -129,23 +130,38 @@ def cmd_extract(args: argparse.Namespace) -> int:
     if report.duplicates:
         print(f"{len(report.duplicates)} file(s) repeat the content of another file and were not repeated "
               f"(listed under duplicates in {sidecar_path(args.out)})")
+    if report.folders_skipped:
+        print(f"musicrec extract: warning: {len(report.folders_skipped)} folder(s) not walked (listed under "
+              f"folders_skipped in {sidecar_path(args.out)}):", file=sys.stderr)
+        _first_ten([f"{item['path']}: {item['reason']}" for item in report.folders_skipped])
+    if report.label_rows_unmatched:
+        shown = report.label_rows_unmatched_shown
+        more = ", ..." if report.label_rows_unmatched > len(shown) else ""
+        print(f"musicrec extract: warning: {report.label_rows_unmatched} row(s) of {args.label_from} name no file "
+              f"found, so their labels were not used: {', '.join(repr(n) for n in shown)}{more} (listed under "
+              f"label_rows_unmatched_shown in {sidecar_path(args.out)})", file=sys.stderr)
     if report.silent_segments_left_out:
         print(f"{report.silent_segments_left_out} silent segment(s) left out")
     if report.decoder_output:
         print(f"the decoder wrote messages while reading {len(report.decoder_output)} file(s) (libmpg123 on an "
               f"MP3 frame it could not read, say); each file's are under decoder_output in {sidecar_path(args.out)}:",
               file=sys.stderr)
-        for item in report.decoder_output[:10]:
-            print(f"  {item['path']}: {item['lines']} line(s), first: {item['first'][0]}", file=sys.stderr)
-        if len(report.decoder_output) > 10:
-            print(f"  ... and {len(report.decoder_output) - 10} more", file=sys.stderr)
+        _first_ten([f"{item['path']}: {item['lines']} line(s), first: {item['first'][0]}"
+                    for item in report.decoder_output])
     if report.skipped_count:
         reasons = ", ".join(f"{n} {reason}" for reason, n in report.skipped.items())
         print(f"finished with {report.skipped_count} file(s) skipped ({reasons}); each is listed with its "
               f"reason in {sidecar_path(args.out)}", file=sys.stderr)
-        for item in report.skipped_files[:10]:
-            print(f"  {item['reason']}: {item['detail']}", file=sys.stderr)
-        if len(report.skipped_files) > 10:
-            print(f"  ... and {len(report.skipped_files) - 10} more", file=sys.stderr)
+        _first_ten([f"{item['reason']}: {item['detail']}" for item in report.skipped_files])
         return EXIT_SKIPPED
+    if any(item["reason"].startswith("cannot be listed") for item in report.folders_skipped):
+        return EXIT_SKIPPED  # the files in a folder that could not be listed were not extracted
     return 0
+
+
+def _first_ten(lines: list[str]) -> None:
+    """The first ten of a list the extraction report holds whole, on stderr."""
+    for line in lines[:10]:
+        print(f"  {line}", file=sys.stderr)
+    if len(lines) > 10:
+        print(f"  ... and {len(lines) - 10} more", file=sys.stderr)

@@ -68,6 +68,11 @@ class ExtractionReport:
     extracted: int = 0
     already_extracted: int = 0
     duplicates: list[dict[str, str]] = dataclasses.field(default_factory=list)
+    # folders under the inputs not walked: a link making a loop or a second way to one, one that cannot be listed
+    folders_skipped: list[dict[str, str]] = dataclasses.field(default_factory=list)
+    # --label-from FILE.csv: how many of its rows name no file found, and the first of them
+    label_rows_unmatched: int = 0
+    label_rows_unmatched_shown: list[str] = dataclasses.field(default_factory=list)
     skipped: dict[str, int] = dataclasses.field(default_factory=dict)
     skipped_files: list[dict[str, str]] = dataclasses.field(default_factory=list)
     # files whose decoding wrote to stderr (libmpg123 on a damaged MP3 frame): path, how many lines, the first ones
@@ -141,9 +146,75 @@ def _prepare_output(out: Path, report: ExtractionReport) -> tuple[set[str], int]
 
 def _write_report(out: Path, report: ExtractionReport) -> None:
     side = sidecar_path(out)
-    tmp = side.with_name(side.name + ".tmp")
+    tmp = side.with_name(_temp_name(side.name, side.parent))
     tmp.write_text(json.dumps(report.to_json(), indent=1) + "\n", encoding="utf-8")
     os.replace(tmp, side)
+
+
+def _name_max(folder: Path) -> int:
+    try:
+        return os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        return 255
+
+
+def _temp_name(name: str, folder: Path) -> str:
+    """``<name>.tmp``, with ``name`` cut short where the file system would refuse the whole."""
+    stem, limit = name, _name_max(folder)
+    while len(os.fsencode(f"{stem}.tmp")) > limit and len(stem) > 1:
+        stem = stem[:-1]
+    return f"{stem}.tmp"
+
+
+def _check_output(out: Path) -> None:
+    """Refuse, before anything is written, a CSV path the run could not write, or whose extraction report could
+    not be written beside it."""
+    from engine._bundle import parent_problem
+
+    try:
+        if not out.parent.is_dir():
+            problem = parent_problem(out)
+            raise CatalogError(f"cannot write {out}: {problem}" if problem else
+                               f"cannot write {out}: directory {out.parent} does not exist")
+        if out.exists() and not out.is_file():
+            raise CatalogError(f"cannot write {out}: it is a directory; --out names the CSV file to write "
+                               f"(for example {out / 'features.csv'})" if out.is_dir() else
+                               f"cannot write {out}: it is not a regular file")
+    except OSError as exc:  # a name too long for the file system, a folder on the way that cannot be entered
+        raise CatalogError(f"cannot write {out}: {exc.strerror or exc}") from None
+    side, limit = sidecar_path(out), _name_max(out.parent)
+    if len(os.fsencode(side.name)) > limit:
+        raise CatalogError(f"cannot write {out}: the name of its extraction report (the name with .extraction.json "
+                           f"for {out.suffix or 'its end'}) would be {len(os.fsencode(side.name))} bytes, over the "
+                           f"{limit} this file system takes; choose a shorter --out name")
+
+
+def _start_output(out: Path, report: ExtractionReport) -> tuple[set[str], int]:
+    """``_prepare_output`` and the report's first write, with a file system's refusal said as bad input (nothing
+    is left behind: a CSV this call created is removed)."""
+    new = not out.exists()
+    try:
+        done = _prepare_output(out, report)
+        _write_report(out, report)
+    except OSError as exc:  # a folder that takes no new files (/proc, read-only), no space left
+        if new:
+            out.unlink(missing_ok=True)
+        what = out if exc.filename in (None, str(out)) else sidecar_path(out)
+        raise CatalogError(f"cannot write {what}: {exc.strerror or exc}") from None
+    return done
+
+
+def _match_labels(labels: dict[str, str], jobs: list[Job], report: ExtractionReport, table: str) -> None:
+    """Count the rows of a label table that name no file found; refuse a table none of whose rows does."""
+    names = {job.id for job in jobs} | {job.path.name for job in jobs}
+    unmatched = [name for name in labels if name not in names]
+    if len(unmatched) == len(labels):
+        raise CatalogError(f"{table}: none of its {len(labels)} row(s) names a file found (such as "
+                           f"{unmatched[0]!r}; files found: {', '.join(repr(j.id) for j in jobs[:3])}"
+                           f"{', ...' if len(jobs) > 3 else ''}); the filename column takes a file's id (its path "
+                           "under the folder given) or its bare name")
+    report.label_rows_unmatched = len(unmatched)
+    report.label_rows_unmatched_shown = unmatched[:10]
 
 
 def run_extraction(
@@ -174,16 +245,12 @@ def run_extraction(
     report = ExtractionReport(output=out.name, extractor=extractor_info(params), segment_seconds=segment_seconds,
                               label_from=label_from, inputs=[str(p) for p in inputs], workers=workers,
                               started_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
-    jobs = find_files(inputs, exclude=[out, sidecar_path(out)])
+    jobs = find_files(inputs, exclude=[out, sidecar_path(out)], folders_skipped=report.folders_skipped)
     report.files_found = len(jobs)
-    if not out.parent.is_dir():
-        raise CatalogError(f"cannot write {out}: directory {out.parent} does not exist")
-    if out.exists() and not out.is_file():
-        raise CatalogError(f"cannot write {out}: it is a directory; --out names the CSV file to write "
-                           f"(for example {out / 'features.csv'})" if out.is_dir() else
-                           f"cannot write {out}: it is not a regular file")
-    done, report.rows_total = _prepare_output(out, report)
-    _write_report(out, report)
+    _check_output(out)
+    if labels is not None:
+        _match_labels(labels, jobs, report, label_from)
+    done, report.rows_total = _start_output(out, report)
     state = Progress(total=len(jobs))
     t0 = time.monotonic()
     fd = os.open(out, os.O_WRONLY | os.O_APPEND)

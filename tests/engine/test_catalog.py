@@ -137,6 +137,22 @@ def test_a_file_separated_by_something_else_is_named_as_such(tmp_path: Path, sep
         read_catalog(path, FeatureSchema.generic(id_column="track_id", feature_columns=("energy",)))
 
 
+@pytest.mark.parametrize(("extra", "hint"), [("", " (a comma at the end of the row?)"), ("7", "")])
+def test_a_field_too_many_on_the_first_row_is_named_not_blamed_on_another_column(tmp_path: Path, extra: str,
+                                                                                  hint: str) -> None:
+    """pandas took the first column of such a file for the row index, so every column shifted by one and the error
+    named a column with nothing wrong in it ('time_signature' has non-numeric values)."""
+    path = tmp_path / "t.csv"
+    path.write_text("track_id,energy,track_genre\n" + f"a,0.5,rock,{extra}\n" + "b,0.6,jazz\n")
+    schema = FeatureSchema.generic(id_column="track_id", feature_columns=("energy",), label_column="track_genre")
+    with pytest.raises(CatalogError) as err:
+        read_catalog(path, schema)
+    assert str(err.value) == (f"{path}: malformed CSV: data row 1 has 4 fields, the header 3{hint}; every row needs "
+                              "one field per column")
+    path.write_text("track_id,energy,track_genre\n\na,0.5,rock\nb,0.6,jazz\n")  # a blank line is no row
+    assert list(read_catalog(path, schema).ids) == ["a", "b"]
+
+
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(CatalogError, match="no such file"):
         read_catalog(tmp_path / "nope.csv", FeatureSchema())

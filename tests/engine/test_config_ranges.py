@@ -19,7 +19,7 @@ from engine import BuildConfig, ConfigError, GenreConfig, IndexConfig, MoodConfi
 from engine._config import without_retired_keys
 from engine._index import ivf_facts
 from engine._moodcheck import check_moods
-from engine._preprocess import l2_normalize
+from engine._preprocess import Preprocessor, l2_normalize
 from engine._schema import SPOTIFY_FEATURES, SPOTIFY_TRANSFORMS
 
 SECTIONS = ("preprocess", "index", "moods", "genre", "similar")
@@ -49,6 +49,13 @@ SECTIONS = ("preprocess", "index", "moods", "genre", "similar")
     ("preprocess", {"pca_variance": math.nan}, "preprocess.pca_variance must be in (0, 1], got nan"),
     ("similar", {"genre_weight": math.inf}, "similar.genre_weight must be in [0, 1], got inf"),
     ("schema", {"rules": {"tempo": {"min": math.nan}}}, "schema.rules.tempo.min must be a finite number, got nan"),
+    # str.split("") raised ValueError in the build (exit 70); cyclic:inf made the feature's sine and cosine constant
+    ("schema", {"artist_separator": ""}, "schema.artist_separator must be a non-empty string"),
+    ("schema", {"transforms": {"tempo": "cyclic:inf"}}, "schema.transforms.tempo: the period of a cyclic transform "
+                                                        "must be a finite number > 0, got 'cyclic:inf'"),
+    ("schema", {"transforms": {"tempo": "cyclic:1e999"}}, "schema.transforms.tempo: the period of a cyclic"),
+    ("schema", {"transforms": {"key": "cyclic:nan"}}, "schema.transforms.key: the transform for column 'key' must be "
+                                                      "'none', 'log1p' or 'cyclic:<period>' with a period > 0"),
 ])
 def test_an_out_of_range_value_is_refused_naming_the_key(section: str, values: dict, message: str) -> None:
     with pytest.raises(ConfigError) as err:
@@ -119,6 +126,15 @@ def test_a_bundle_built_with_a_value_now_refused_that_its_build_took_still_loads
     loaded = BuildConfig.from_mapping(without_retired_keys(stored))
     assert loaded.index.ivf_nlist is None and loaded.genre.threads == GenreConfig().threads
     assert loaded.moods.fewest_moods == 0 and loaded.moods.coassoc_continuum == "auto"
+    # cyclic:inf made its feature one constant (the preprocessing keeps its own specs); "" built only without artists
+    stored = dataclasses.asdict(BuildConfig())
+    stored["schema"].update(transforms={"key": "cyclic:12", "tempo": "cyclic:inf"}, artist_separator="")
+    with pytest.raises(ConfigError, match=r"schema\.artist_separator must be a non-empty string"):
+        BuildConfig.from_mapping(stored)
+    schema = BuildConfig.from_mapping(without_retired_keys(stored)).schema
+    assert schema.transforms == {"key": "cyclic:12", "tempo": "none"} and schema.artist_separator == ";"
+    built = Preprocessor(feature_names=("tempo",), transforms={"tempo": "cyclic:inf"})
+    assert built.transform_features(np.array([[90.0], [180.0]])).tolist() == [[0.0, 1.0], [0.0, 1.0]]
     # the same rule in [moods]: a continuum's fits given where fewest_moods = 0 means there is never a continuum
     for continuum in ("kmeans", "octants"):
         with pytest.raises(ConfigError, match=f"moods.coassoc_continuum = '{continuum}' applies where HDBSCAN finds "
@@ -231,6 +247,8 @@ def test_the_build_report_gives_an_ivf_index_s_lists_and_says_when_they_were_low
     ("[moods]\ncoassoc_share = 0.001\n", "moods.coassoc_share = 0.001 gives each fit 0 of the 900 tracks"),
     ("[moods.weights]\ntempoo = 1\nvalence = 1\n", "moods.weights names a feature the schema does not have: 'tempoo' "
                                                    "(did you mean 'tempo'?)"),
+    ('[schema]\nartist_separator = ""\n', "schema.artist_separator must be a non-empty string"),
+    ('[schema]\ntransforms = { tempo = "cyclic:inf" }\n', "schema.transforms.tempo: the period of a cyclic transform"),
 ])
 def test_the_cli_prints_one_line_and_exits_2(config: str, message: str, tmp_path: Path,
                                               capsys: pytest.CaptureFixture[str]) -> None:
@@ -243,3 +261,19 @@ def test_the_cli_prints_one_line_and_exits_2(config: str, message: str, tmp_path
     err = capsys.readouterr().err
     assert code == 2 and err.startswith(f"musicrec index: error: {message}") and err.count("\n") == 1, err
     assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize(("text", "key"), [('{"seed": 0, "seed": 1}', "seed"),
+                                           ('{"moods": {"min_samples": 3, "min_samples": 5}}', "min_samples")])
+def test_a_key_given_twice_in_a_json_config_is_refused_naming_it(text: str, key: str, tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """TOML refuses a repeated key; JSON kept the last silently."""
+    from indexer.cli import main
+
+    config = tmp_path / "c.json"
+    config.write_text(text)
+    code = main(["index", str(tmp_path / "c.csv"), "--out", str(tmp_path / "b"), "--config", str(config), "--quiet"])
+    assert (code, capsys.readouterr().err) == (2, f"musicrec index: error: config file {config}: key {key!r} is given "
+                                                  "twice in one object; give it once\n")
+    config.write_text('{"seed": 1, "moods": {"min_samples": 5}}')  # each once: read
+    assert BuildConfig.from_file(config).seed == 1

@@ -115,7 +115,7 @@ def test_fuzzed_csv_bytes(tmp_path: Path, tiny_config: Path, valid_csv_bytes: by
 
 
 @pytest.mark.parametrize("case", ["ragged_long", "ragged_short", "latin1", "unclosed_quote", "bom", "huge_field",
-                                  "duplicate_headers", "only_header", "nul_byte", "blank_lines"])
+                                  "duplicate_headers", "only_header", "nul_byte", "blank_lines", "ragged_first_row"])
 def test_named_malformations(case: str, tmp_path: Path, tiny_config: Path, valid_csv_bytes: bytes,
                              capsys: pytest.CaptureFixture[str]) -> None:
     lines = valid_csv_bytes.split(b"\n")
@@ -131,19 +131,25 @@ def test_named_malformations(case: str, tmp_path: Path, tiny_config: Path, valid
         "only_header": lines[0] + b"\n",
         "nul_byte": valid_csv_bytes.replace(b"Track 00006", b"Track\x0000006"),
         "blank_lines": b"\n\n".join(lines),
+        # pandas took the first column for the row index: every column shifted, and the error blamed another one
+        "ragged_first_row": b"\n".join([lines[0], lines[1] + b",", *lines[2:]]),
     }[case]
     csv = tmp_path / "in.csv"
     csv.write_bytes(data)
     out = tmp_path / "bundle"
     code, err = run_index(csv, out, tiny_config, capsys)
     assert_clean_outcome(code, err, out)
-    expected = {"ragged_long": 2, "latin1": 2, "duplicate_headers": 2, "only_header": 2}
+    expected = {"ragged_long": 2, "latin1": 2, "duplicate_headers": 2, "only_header": 2, "ragged_first_row": 2}
     if case in expected:
         assert code == expected[case], err
     if case in ("bom", "huge_field", "blank_lines", "ragged_short"):
         assert code == 0, err  # readable files are indexed; a short row is counted as missing values
     if case == "latin1":
         assert "not UTF-8" in err
+    if case == "ragged_first_row":
+        fields = len(lines[0].split(b","))
+        assert err == (f"musicrec index: error: {csv}: malformed CSV: data row 1 has {fields + 1} fields, the header "
+                       f"{fields} (a comma at the end of the row?); every row needs one field per column\n")
 
 
 @pytest.mark.slow  # a minute or more of builds killed at random points
