@@ -26,7 +26,7 @@ from ._diagnostics import FILE as EVALUATION_FILE
 from ._diagnostics import genre_diagnostics
 from ._genre import GenreClassifier, cannot_train
 from ._genre_metrics import informative_ks
-from ._index import build_index, configure_search, ivf_facts, measure_recall, new_track_recall
+from ._index import build_index, configure_search, ivf_facts, measure_recall, new_track_recall, save_index
 from ._ingest import read_catalog
 from ._moodcarry import against_current, cut_to_keep, read_current
 from ._moodcheck import check_moods
@@ -140,7 +140,7 @@ def build_bundle(
             if requested == "auto":
                 say(f"index kind auto -> {config.index.kind} for {len(vectors):,} tracks")
             index = build_index(vectors, config.index, seed=config.seed)
-            faiss.write_index(index, str(tmp / "index.faiss"))
+            save_index(index, tmp / "index.faiss")
             index_metrics: dict[str, Any] = {"kind": config.index.kind, "requested": requested,
                                              "dim": int(vectors.shape[1]), "tracks": int(index.ntotal),
                                              **ivf_facts(index, config.index.ivf_nlist, say)}
@@ -152,7 +152,7 @@ def build_bundle(
                 fast_config = new_track_index_config(config.index, len(vectors))
                 fast = build_index(vectors, fast_config, seed=config.seed)
                 configure_search(fast, fast_config)
-                faiss.write_index(fast, str(tmp / "index_new_tracks.faiss"))
+                save_index(fast, tmp / "index_new_tracks.faiss")
                 new_fetch = config.similar.candidates + SLACK  # a new track's first fetch (no seed to skip)
                 index_metrics["new_track_index"] = {
                     "kind": "ivf", **ivf_facts(fast),

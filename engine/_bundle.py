@@ -21,6 +21,7 @@ arrays with ``allow_pickle=False``: nothing in a bundle is executed.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -82,10 +83,26 @@ def atomic_bundle_dir(out: str | os.PathLike[str]) -> Iterator[Path]:
             raise BundleError(f"output {out} appeared while the bundle was being built; not replacing it")
         os.rename(tmp, out)
         _fsync_dir(parent)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         _remove_created(created)
+        if isinstance(exc, OSError) and (written := _writing(exc, tmp)) is not None:  # a full disk: no bug
+            raise BundleError(f"cannot write {out}: {exc.strerror or exc}{written}") from exc
         raise
+
+
+# errors of a write that are the file system's, whichever file (numpy's savez names none)
+_WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EIO})
+
+
+def _writing(exc: OSError, tmp: Path) -> str | None:
+    """`` (writing NAME)`` (or "") when ``exc`` is a failed write of the bundle being built in ``tmp``, else None
+    (an error reading something, which stays what it was)."""
+    name = Path(os.fsdecode(exc.filename)) if exc.filename is not None else None
+    inside = name is not None and name.is_relative_to(tmp)
+    if not inside and exc.errno not in _WRITE_ERRNOS:
+        return None
+    return f" (writing {name.relative_to(tmp)})" if inside and name != tmp else ""
 
 
 def _remove_created(created: list[Path]) -> None:

@@ -148,9 +148,11 @@ class GenreClassifier:
             raise NotFittedError("GenreClassifier is not trained; call fit() or load() first")
 
     def save(self, path: str) -> None:
-        """XGBoost's own UBJSON format: no pickle."""
+        """XGBoost's own UBJSON format: no pickle. The bytes ``save_model`` writes, written by Python: a full disk
+        is then an OSError naming the file (XGBoost raised "FileStream.Write incomplete", naming none)."""
         self._check_fitted()
-        self.booster_.save_model(path)
+        with open(path, "wb") as fh:
+            fh.write(self.booster_.save_raw("ubj"))
 
     @classmethod
     def load(cls, path: str, *, genre_names: tuple[str, ...], feature_names: tuple[str, ...],

@@ -9,6 +9,7 @@ import dataclasses
 import math
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import faiss
 import numpy as np
@@ -24,6 +25,13 @@ class Neighbors:
 
     rows: np.ndarray
     scores: np.ndarray
+
+
+def save_index(index: faiss.Index, path: Path) -> None:
+    """``faiss.write_index``'s bytes, written by Python: a full disk is then an OSError naming the file (faiss
+    raised a RuntimeError, which a build reported as a bug)."""
+    with open(path, "wb") as fh:
+        fh.write(memoryview(faiss.serialize_index(index)))
 
 
 def build_index(vectors: np.ndarray, config: IndexConfig, *, seed: int = 0) -> faiss.Index:

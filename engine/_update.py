@@ -50,7 +50,7 @@ from ._bundle import atomic_bundle_dir, library_versions, sha256_file, write_man
 from ._catalog import Catalog, catalog_songs
 from ._crossfit import OOF_FILE
 from ._errors import BundleError, CatalogError
-from ._index import build_index, configure_search, measure_recall, new_track_recall
+from ._index import build_index, configure_search, measure_recall, new_track_recall, save_index
 from ._linear import LINEAR_FILE
 from ._loaded import Bundle, load_bundle
 from ._ranking import SLACK, Scoring
@@ -245,13 +245,13 @@ def _index(bundle: Bundle, keep: np.ndarray, new_vectors: np.ndarray, vectors: n
         return index, how
 
     index, how = updated(bundle.path / "index.faiss", config.index.kind)
-    faiss.write_index(index, str(tmp / "index.faiss"))
+    save_index(index, tmp / "index.faiss")
     metrics["update"] = how
     if config.index.kind != "flat":
         metrics.update(measure_recall(index, vectors, queries=config.index.recall_queries, seed=config.seed))
     if "index_new_tracks.faiss" in bundle.manifest["files"]:
         fast, how = updated(bundle.path / "index_new_tracks.faiss", "ivf")  # IVF-flat (new_track_index_config)
-        faiss.write_index(fast, str(tmp / "index_new_tracks.faiss"))
+        save_index(fast, tmp / "index_new_tracks.faiss")
         base = {k: v for k, v in metrics.get("new_track_index", {}).items() if k in ("kind", "nlist", "nprobe")}
         metrics["new_track_index"] = {**base, "update": how, **new_track_recall(
             fast, vectors, fetch=config.similar.candidates + SLACK, queries=config.index.recall_queries,

@@ -69,3 +69,47 @@ def test_a_failed_write_under_a_long_name_leaves_nothing(tmp_path: Path) -> None
     with pytest.raises(BundleError, match=r"cannot write .*: File name too long"), \
             atomic_bundle_dir(tmp_path / ("x" * (name_max(tmp_path) + 1))):
         pass
+
+
+@pytest.mark.parametrize("where", ["engine._build.save_index", "engine._genre.GenreClassifier.save",
+                                   "engine._build.write_manifest"])
+def test_a_disk_that_fills_during_a_build_is_exit_1_cannot_write(
+        tmp_path: Path, small: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str], where: str) -> None:
+    """A full disk mid-build was exit 70 "a bug" with faiss's RuntimeError, XGBoost's "FileStream.Write incomplete"
+    or numpy's OSError; the bundle's own writes now fail as OSErrors (save_index, GenreClassifier.save write their
+    bytes from Python) and the build says it could not write its output."""
+    import errno
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(where, full)
+    csv, config = small
+    out = tmp_path / "b"
+    code = main(["index", str(csv), "--out", str(out), "--config", str(config), "--quiet"])
+    assert (code, capsys.readouterr().err) == (1, f"musicrec index: error: cannot write {out}: "
+                                                  "No space left on device\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.csv", "tiny.toml"]
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs Linux's /dev/full")
+def test_the_index_and_the_model_fail_on_a_full_disk_as_oserrors(bundle_dir: Path) -> None:
+    """faiss.write_index raised RuntimeError and XGBoost's save_model XGBoostError there."""
+    import errno
+
+    bundle = load_bundle(bundle_dir)
+    from engine._index import save_index
+
+    for write in (lambda: save_index(bundle.index, Path("/dev/full")),
+                  lambda: bundle.classifier.save("/dev/full")):
+        with pytest.raises(OSError) as caught:
+            write()
+        assert caught.value.errno == errno.ENOSPC
+
+
+def test_a_read_error_inside_a_build_stays_what_it_was(tmp_path: Path) -> None:
+    """Only the bundle's writes become "cannot write": an error about another file is not blamed on the output."""
+    with pytest.raises(FileNotFoundError), atomic_bundle_dir(tmp_path / "b"):
+        (tmp_path / "missing.csv").read_text()
+    assert list(tmp_path.iterdir()) == []
