@@ -114,16 +114,19 @@ def build_and_report(args: argparse.Namespace, csv: Path, out: Path, *, source_l
     progress = None if args.quiet else _Progress()
     try:
         manifest = build_bundle(csv, out, config, progress=progress, source_label=source_label, current=args.current)
+        args.bundle_written = out  # what an interrupt or a failed print says was done (indexer/cli.py)
     finally:
         if progress is not None:
             progress.close()
+    flag = "--current"
     try:
         if args.current:
             publish(out, args.current)
+        flag = "--json"
         if args.json_out and args.json_out != "-":
             write_output(args.json_out, json.dumps(manifest, indent=2) + "\n")
     except OSError as exc:  # the bundle is complete and verified: keep it, say what did not happen
-        print(f"musicrec {args.command}: error: the bundle was written to {out}, but "
+        print(f"musicrec {args.command}: error: the bundle was written to {out}, but {flag} "
               f"{exc.filename2 or exc.filename}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_FAILED
     moods = json.loads((out / "moods.json").read_text(encoding="utf-8"))
@@ -147,7 +150,7 @@ def _cmd_index(args: argparse.Namespace) -> int:
 def _cmd_synth(args: argparse.Namespace) -> int:
     from engine import synthetic_catalog
 
-    from ._outputs import new_csv_problem
+    from ._outputs import new_csv_problem, write_output
 
     if not 1 <= args.tracks <= MAX_SYNTH:
         print(f"musicrec synth: error: --tracks must be 1 to {MAX_SYNTH:,}, got {args.tracks}", file=sys.stderr)
@@ -166,8 +169,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
         print(f"wrote {args.tracks} tracks (seed {args.seed}) to stdout", file=sys.stderr)
         return EXIT_OK
     try:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        frame.to_csv(args.out, index=False)
+        write_output(args.out, frame.to_csv(index=False))  # whole or not at all: a cut CSV indexes as a good one
     except OSError as exc:
         print(f"musicrec synth: error: --out {out!r}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_FAILED

@@ -4,7 +4,8 @@ Exit status: 0 every file extracted (or already in the CSV); 3 finished, but som
 skipped (each listed with its reason in the extraction report beside the CSV), or a folder could not be
 listed; 2 bad input (no such input, no file in the folders given, an --out that cannot be written, a label
 table that cannot be read or matches no file, an existing CSV written by another extractor or with another
-segment length: the CSV and its report are left as they were); 130 interrupted (everything written so far
+segment length: the CSV and its report are left as they were); 1 a write failed midway (a full disk: the rows
+written before are kept whole; re-run the same command to resume); 130 interrupted (everything written so far
 is kept: re-run the same command to resume).
 """
 

@@ -4,6 +4,9 @@ created), for every command."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import secrets
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -66,10 +69,21 @@ def new_csv_problem(path: Path) -> str | None:
 
 def write_output(path: str | Path, text: str) -> None:
     """Write ``text`` to ``path`` (UTF-8), creating missing parent directories; '-' is standard output, as
-    ``musicrec index --json -`` takes it."""
+    ``musicrec index --json -`` takes it. Whole or not at all: written beside ``path`` and renamed over it, so a
+    disk that fills leaves a report that was there as it was (it was cut short in place), and no part of a new
+    one. An OSError names ``path``."""
     if str(path) == "-":
         sys.stdout.write(text)
         return
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    tmp = path.with_name(f".musicrec-{secrets.token_hex(4)}.tmp")  # short: a name the file system takes for path
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the mode a plain write gives (umask)
+        with open(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise OSError(exc.errno, exc.strerror, str(path)) from None

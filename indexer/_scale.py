@@ -215,7 +215,12 @@ def _cmd_publish(args: argparse.Namespace) -> int:
     with contextlib.redirect_stdout(sys.stderr if args.json_out == "-" else sys.stdout):  # '-': the JSON alone
         _print_published(args, report)
     if args.json_out:
-        write_output(args.json_out, json.dumps(report.to_json(), indent=2) + "\n")
+        try:
+            write_output(args.json_out, json.dumps(report.to_json(), indent=2) + "\n")
+        except OSError as exc:  # checked before the work; something changed since (a full disk)
+            print(f"musicrec publish: error: published {report.collection} (alias {report.alias} moved), but "
+                  f"--json {args.json_out}: {exc.strerror or exc}", file=sys.stderr)
+            return 1
     return 0
 
 
@@ -288,6 +293,7 @@ def _cmd_add(args: argparse.Namespace) -> int:
         if client is not None:
             _check_base_published(client, args.base, args.alias)  # before the update's work, as the paths are
         manifest = add_tracks(args.base, args.out, csv=args.csv, remove_ids=remove, progress=say)
+        args.bundle_written = args.out  # what an interrupt or a failed print says was done (indexer/cli.py)
         qdrant = None
         if client is not None:
             from engine import EngineError

@@ -10,6 +10,8 @@ and exit code 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import os
 import sys
 import traceback
@@ -27,20 +29,47 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except KeyboardInterrupt:
-        print(f"musicrec {args.command}: interrupted; no bundle was written", file=sys.stderr)
+        print(f"musicrec {args.command}: interrupted{_written(args)}", file=sys.stderr)
         return 130
     except BrokenPipeError:  # the reader left early (`musicrec query moods | head`): nothing went wrong
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush cannot fail again
         return EXIT_OK
+    except OSError as exc:
+        if exc.errno not in _WRITE_ERRNOS or exc.filename is not None:
+            return _failed(args, exc)
+        # a write with no file named: standard output (`> full-disk`, /dev/full); a file's own writes name it
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit's flush would fail again
+        print(f"musicrec {args.command}: error: cannot write standard output: {exc.strerror or exc}"
+              f"{_written(args) if getattr(args, 'bundle_written', None) is not None else ''}", file=sys.stderr)
+        return EXIT_FAILED
     except Exception as exc:
-        code = _engine_error_exit_code(exc)
-        if code is None:
-            traceback.print_exc()
-            print(f"musicrec {args.command}: internal error (a bug: please report it with the traceback above)",
-                  file=sys.stderr)
-            return EXIT_INTERNAL
-        print(f"musicrec {args.command}: error: {exc}", file=sys.stderr)
-        return code
+        return _failed(args, exc)
+
+
+# the commands that write a bundle, and the errors of a write that are the file system's (a full disk)
+_BUILDS = frozenset({"index", "demo", "add"})
+_WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS})
+
+
+def _failed(args: argparse.Namespace, exc: Exception) -> int:
+    code = _engine_error_exit_code(exc)
+    if code is None:
+        traceback.print_exc()
+        print(f"musicrec {args.command}: internal error (a bug: please report it with the traceback above)",
+              file=sys.stderr)
+        return EXIT_INTERNAL
+    print(f"musicrec {args.command}: error: {exc}", file=sys.stderr)
+    return code
+
+
+def _written(args: argparse.Namespace) -> str:
+    """What a stopped command had written: its bundle, once complete (``args.bundle_written``, set by index, demo
+    and add), or for those commands before it was, that none was (a bundle is renamed into place whole or never)."""
+    written = getattr(args, "bundle_written", None)
+    if written is not None:
+        return f"; the bundle {written} was written"
+    return "; no bundle was written" if args.command in _BUILDS else ""
 
 
 def _engine_error_exit_code(exc: Exception) -> int | None:

@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import csv
 import dataclasses
 import datetime as dt
@@ -147,8 +148,28 @@ def _prepare_output(out: Path, report: ExtractionReport) -> tuple[set[str], int]
 def _write_report(out: Path, report: ExtractionReport) -> None:
     side = sidecar_path(out)
     tmp = side.with_name(_temp_name(side.name, side.parent))
-    tmp.write_text(json.dumps(report.to_json(), indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, side)
+    try:
+        tmp.write_text(json.dumps(report.to_json(), indent=1) + "\n", encoding="utf-8")
+        os.replace(tmp, side)
+    except OSError as exc:  # the previous report stays whole; no half-written temporary file is left
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise OSError(exc.errno, exc.strerror, str(side)) from None
+
+
+def _append(fd: int, data: bytes, out: Path) -> None:
+    """One file's rows, whole or not at all. ``os.write`` may write part of them (a disk that fills): the rest is
+    written, and a write that fails is cut back to where it began, so that a resumed run, which takes a file whose
+    rows it finds as done, never finds some of its rows only (its last segments were lost that way)."""
+    start = os.fstat(fd).st_size
+    view = memoryview(data)
+    try:
+        while view:
+            view = view[os.write(fd, view):]
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, start)
+        raise OSError(exc.errno, exc.strerror, str(out)) from None
 
 
 def _name_max(folder: Path) -> int:
@@ -198,7 +219,8 @@ def _start_output(out: Path, report: ExtractionReport) -> tuple[set[str], int]:
         _write_report(out, report)
     except OSError as exc:  # a folder that takes no new files (/proc, read-only), no space left
         if new:
-            out.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # a read-only folder refuses the removal of what it never created
+                out.unlink(missing_ok=True)
         what = out if exc.filename in (None, str(out)) else sidecar_path(out)
         raise CatalogError(f"cannot write {what}: {exc.strerror or exc}") from None
     return done
@@ -269,7 +291,7 @@ def run_extraction(
                                              **({"traceback": result.traceback} if result.traceback else {})})
                 state.skipped += 1
             else:
-                os.write(fd, result.lines.encode("utf-8"))  # one write per file: whole rows or none
+                _append(fd, result.lines.encode("utf-8"), out)  # whole rows or none
                 report.extracted += 1
                 report.rows_written += result.rows
                 report.rows_total += result.rows
@@ -291,6 +313,11 @@ def run_extraction(
         raise EngineError(f"a worker process died (out of memory on a very long file, or killed); the "
                           f"{report.rows_written} rows written are kept: run the same command again to resume, "
                           f"with --workers 1 if memory is short; {died_hint()}") from None
+    except OSError as exc:  # a write of the CSV (a disk that filled): no bug, and nothing written is lost
+        report.status = "interrupted"
+        raise EngineError(f"cannot write {exc.filename or out}: {exc.strerror or exc}; the {report.rows_written} "
+                          "rows written before are kept: make room and run the same command again to resume") \
+            from None
     except BaseException:
         report.status = "interrupted"
         raise
@@ -301,7 +328,16 @@ def run_extraction(
         report.worker_peak_rss_mib = round(report.worker_peak_rss_mib, 1)
         order = (*REASONS, "unreadable", ANALYSIS_FAILED)
         report.skipped = {r: report.skipped[r] for r in order if r in report.skipped}
-        _write_report(out, report)
+        try:
+            _write_report(out, report)
+        except OSError as exc:  # raised below, unless the run already failed (that error is the one to tell)
+            unwritten = exc
+        else:
+            unwritten = None
+    if unwritten is not None:
+        raise EngineError(f"cannot write {unwritten.filename}: {unwritten.strerror or unwritten}; the CSV's "
+                          f"{report.rows_total} rows are complete: make room and run the same command again to "
+                          "write the report (every file is found done)")
     return report
 
 
