@@ -14,6 +14,7 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from engine import publish
 from server import ServerOptions, create_server
@@ -48,6 +49,14 @@ def test_bearer_tokens(bundle_dir: Path) -> None:
             # load balancers need health without a token
             status = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=T).status
             assert status == health_pb2.HealthCheckResponse.SERVING
+            # reflection (the API's schema) needed no token: it is for callers with one, as the README says
+            refl = reflection_pb2_grpc.ServerReflectionStub(ch)
+            ask = reflection_pb2.ServerReflectionRequest(list_services="")
+            with pytest.raises(grpc.RpcError) as err:
+                list(refl.ServerReflectionInfo(iter([ask]), timeout=T))
+            assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+            answers = list(refl.ServerReflectionInfo(iter([ask]), timeout=T, metadata=reader))
+            assert "musicrec.v1.Recommender" in {s.name for s in answers[0].list_services_response.service}
     finally:
         srv.stop(0)
 
