@@ -1,79 +1,53 @@
-"""``musicrec bench``: a closed-loop gRPC load generator that measures its own floor.
+"""``musicrec bench``: a closed- or open-loop gRPC load generator that measures its own floor.
 
 Every run measures the chosen RPC *and* a trivial RPC (grpc.health.v1 Check) against the same
 server, with the same concurrency and client processes, in alternating rounds so that drift on a
 shared machine hits both alike. Latencies are reported in microseconds and as ratios to the floor.
 
-Clients are ``grpc.aio`` tasks spread over worker processes (``Load.connections`` channels per process,
-one by default, each reused for every call). On a 2-core machine the generator competes with a local
-server for CPU; the output says how many processes it used, and ratios against the floor stay
-comparable because both are measured under the same load.
+Clients are ``grpc.aio`` tasks spread over worker processes (server/_bench_worker.py; ``Load.connections``
+channels per process, one by default, each reused for every call). On a 2-core machine the generator
+competes with a local server for CPU; the output says how many processes it used, and ratios against the
+floor stay comparable because both are measured under the same load, as long as the server answered
+(nearly) every call: a phase of which more than ``FAILURE_THRESHOLD`` failed (a saturated server, one
+that went away, a client behind its schedule) times only the calls that got through, and is reported as
+not comparable.
 """
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import contextlib
 import dataclasses
+import math
 import multiprocessing as mp
 import os
 import platform
+import signal
 import statistics
 import sys
+import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-import grpc
 import numpy as np
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from ._bench_worker import (  # noqa: F401  (re-exported: benchmarks/ import them from here)
+    METHODS,
+    RPCS,
+    BenchError,
+    Load,
+    Workload,
+    _init_worker,
+    _worker_main,
+)
+from ._cli_args import ClientTLS, client_channel
 from ._generated.musicrec.v1 import recommender_pb2 as pb
 from ._generated.musicrec.v1 import recommender_pb2_grpc as pb_grpc
 
-RPCS = ("health", "similar", "similar-features", "batch", "playlist", "classify", "classify-features")
-
-
-METHODS = {"health": "Check", "similar": "SimilarTracks", "similar-features": "SimilarTracks",
-           "batch": "BatchSimilarTracks", "playlist": "MoodPlaylist", "classify": "ClassifyGenre",
-           "classify-features": "ClassifyGenre"}
-
-
-@dataclasses.dataclass(frozen=True)
-class Workload:
-    """What to send: a weighted mix of RPCs with seeds from the served catalog (picklable, for the
-    worker processes)."""
-
-    mix: tuple[tuple[str, float], ...]
-    track_ids: tuple[str, ...]
-    feature_rows: tuple[dict[str, float], ...]
-    mood_ids: tuple[int, ...]
-    k: int = 10
-    seed: int = 0
-
-    @property
-    def label(self) -> str:
-        return self.mix[0][0] if len(self.mix) == 1 else "mix(" + ",".join(f"{r}={w:g}" for r, w in self.mix) + ")"
-
-
-@dataclasses.dataclass(frozen=True)
-class Load:
-    """How to send it. Closed loop: ``concurrency`` clients each send the next request when the last
-    answer arrives. Open loop (``rate`` requests/s over all processes): requests are sent on a fixed
-    schedule whatever the server does, at most ``concurrency`` in flight per process (more is counted
-    as CLIENT_BACKLOG), and latency is measured from the *intended* send time, so queueing shows.
-    The measured part lasts ``duration`` seconds or ``requests`` requests, after ``warmup`` seconds.
-    Each client process holds ``connections`` connections (the clients, or in open loop the requests,
-    take them in turn): a server of several processes on one port gets connections, not calls."""
-
-    concurrency: int = 1
-    rate: float | None = None
-    warmup: float = 1.0
-    duration: float | None = 5.0
-    requests: int | None = None
-    connections: int = 1
+# A phase with more failed calls than this share (server errors, and in open loop the sends the client
+# skipped, CLIENT_BACKLOG) measured a server that did not answer the load asked for: not comparable.
+FAILURE_THRESHOLD = 0.01
 
 
 @dataclasses.dataclass
@@ -89,12 +63,19 @@ class PhaseResult:
     def throughput(self) -> float:
         return len(self.latencies_ms) / self.seconds if self.seconds else 0.0
 
+    @property
+    def failed_share(self) -> float:
+        """The share of the measured calls that failed (CLIENT_BACKLOG, a send the client skipped, included)."""
+        failed = sum(self.errors.values())
+        return failed / (failed + len(self.latencies_ms)) if failed else 0.0
+
     def summary(self) -> dict[str, Any]:
         lat = np.asarray(self.latencies_ms) if self.latencies_ms else np.zeros(1)
         pct = np.percentile(lat, [50, 90, 99, 99.9])
         return {
             "rpc": self.rpc, "concurrency": self.concurrency, "processes": self.processes,
-            "requests": len(self.latencies_ms), "errors": dict(self.errors), "seconds": round(self.seconds, 3),
+            "requests": len(self.latencies_ms), "errors": dict(self.errors),
+            "failed_share": round(self.failed_share, 4), "seconds": round(self.seconds, 3),
             "throughput_rps": round(self.throughput, 1),
             "p50_us": round(pct[0] * 1e3, 1), "p90_us": round(pct[1] * 1e3, 1), "p99_us": round(pct[2] * 1e3, 1),
             "p999_us": round(pct[3] * 1e3, 1), "max_us": round(float(lat.max()) * 1e3, 1),
@@ -102,11 +83,11 @@ class PhaseResult:
         }
 
 
-def discover(address: str, *, metadata: Sequence[tuple[str, str]] | None = None,
-             wanted: int = 2000) -> tuple[tuple[str, ...], tuple[dict[str, float], ...], tuple[int, ...]]:
+def discover(address: str, *, metadata: Sequence[tuple[str, str]] | None = None, wanted: int = 2000,
+             tls: ClientTLS | None = None) -> tuple[tuple[str, ...], tuple[dict[str, float], ...], tuple[int, ...]]:
     """Draw seeds from the served catalog through the API: track ids from mood playlists (every
     mood, so seeds cover the catalog), and their feature values from GetTrack."""
-    with grpc.insecure_channel(address) as channel:
+    with client_channel(address, tls) as channel:
         stub = pb_grpc.RecommenderStub(channel)
         moods = stub.ListMoods(pb.ListMoodsRequest(), timeout=30, metadata=metadata).moods
         per_mood = max(1, min(500, wanted // max(len(moods), 1)))
@@ -124,131 +105,21 @@ def discover(address: str, *, metadata: Sequence[tuple[str, str]] | None = None,
     return tuple(ids), tuple(features), tuple(m.mood_id for m in moods)
 
 
-def _builders(w: Workload, rng: np.random.Generator) -> dict[str, Callable[[], Any]]:
-    ids, feats, moods = w.track_ids, w.feature_rows, w.mood_ids
-
-    def pick_id() -> str:
-        return ids[int(rng.integers(len(ids)))]
-
-    def pick_features() -> pb.FeatureValues:
-        return pb.FeatureValues(values=feats[int(rng.integers(len(feats)))])
-
-    every = {
-        "health": lambda: health_pb2.HealthCheckRequest(),
-        "similar": lambda: pb.SimilarTracksRequest(seeds=[pb.Seed(track_id=pick_id())], k=w.k),
-        "similar-features": lambda: pb.SimilarTracksRequest(seeds=[pb.Seed(features=pick_features())], k=w.k),
-        "batch": lambda: pb.BatchSimilarTracksRequest(
-            queries=[pb.SimilarTracksRequest(seeds=[pb.Seed(track_id=pick_id())], k=w.k) for _ in range(16)]),
-        "playlist": lambda: pb.MoodPlaylistRequest(mood_id=moods[int(rng.integers(len(moods)))], length=20),
-        "classify": lambda: pb.ClassifyGenreRequest(track_id=pick_id(), top_k=5),
-        "classify-features": lambda: pb.ClassifyGenreRequest(features=pick_features(), top_k=5),
-    }
-    unknown = [r for r, _ in w.mix if r not in every]
-    if unknown:
-        raise ValueError(f"unknown rpc(s) {unknown}; choose from {RPCS}")
-    return {r: every[r] for r, _ in w.mix}
-
-
-_PROGRESS: Any = None  # a shared counter of finished requests, set in each worker process
-
-
-def _init_worker(counter: Any) -> None:
-    global _PROGRESS
-    _PROGRESS = counter
-
-
-async def _run_worker(address: str, workload: Workload, load: Load, worker: int,
-                      metadata: Sequence[tuple[str, str]] | None) -> dict[str, tuple[list[float], Counter[str]]]:
-    rng = np.random.default_rng([workload.seed, worker])
-    builders = _builders(workload, rng)
-    names = [r for r, _ in workload.mix]
-    weights = np.array([wt for _, wt in workload.mix], dtype=float)
-    weights /= weights.sum()
-    record: dict[str, tuple[list[float], Counter[str]]] = {r: ([], Counter()) for r in names}
-    measured = 0
-    # a channel of its own subchannel pool opens its own connection, not the process's shared one
-    options = [("grpc.use_local_subchannel_pool", 1)] if load.connections > 1 else []
-    async with contextlib.AsyncExitStack() as stack:
-        channels = [await stack.enter_async_context(grpc.aio.insecure_channel(address, options=options))
-                    for _ in range(max(1, load.connections))]
-        per_channel = [{r: getattr(health_pb2_grpc.HealthStub(ch) if r == "health" else pb_grpc.RecommenderStub(ch),
-                                   METHODS[r]) for r in names} for ch in channels]
-        for ch in channels:
-            await ch.channel_ready()
-        start = time.perf_counter()
-        measure_from = start + load.warmup
-        end = measure_from + load.duration if load.duration else float("inf")
-
-        started = 0  # measured requests sent so far: a slot is taken before sending, so N means N
-
-        def take_slot(now: float) -> bool:
-            nonlocal started
-            if now >= end or (load.requests is not None and now >= measure_from and started >= load.requests):
-                return False
-            if now >= measure_from:
-                started += 1
-            return True
-
-        async def one(intended: float, calls: dict[str, Any]) -> None:
-            nonlocal measured
-            rpc = names[0] if len(names) == 1 else names[int(rng.choice(len(names), p=weights))]
-            code = None
-            try:
-                await calls[rpc](builders[rpc](), timeout=10, metadata=metadata)
-            except grpc.aio.AioRpcError as err:
-                code = err.code().name
-            finished = time.perf_counter()
-            if intended >= measure_from:  # warm-up calls are not counted
-                measured += 1
-                if code is None:
-                    record[rpc][0].append((finished - intended) * 1e3)
-                else:
-                    record[rpc][1][code] += 1
-                if _PROGRESS is not None:
-                    with _PROGRESS.get_lock():
-                        _PROGRESS.value += 1
-
-        if load.rate is None:
-            async def client(calls: dict[str, Any]) -> None:
-                while True:
-                    now = time.perf_counter()
-                    if not take_slot(now):
-                        return
-                    await one(now, calls)
-
-            await asyncio.gather(*(client(per_channel[i % len(per_channel)]) for i in range(load.concurrency)))
-        else:
-            interval, sent = 1.0 / load.rate, 0
-            in_flight: set[asyncio.Task[None]] = set()
-            while True:
-                intended = start + sent * interval
-                if not take_slot(intended):
-                    break
-                delay = intended - time.perf_counter()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                sent += 1
-                if len(in_flight) >= load.concurrency:  # the client itself cannot keep up: say so
-                    if intended >= measure_from:
-                        record[names[0]][1]["CLIENT_BACKLOG"] += 1
-                    continue
-                task = asyncio.create_task(one(intended, per_channel[sent % len(per_channel)]))
-                in_flight.add(task)
-                task.add_done_callback(in_flight.discard)
-            await asyncio.gather(*in_flight)
-    return record
-
-
-def _worker_main(args: tuple[Any, ...]) -> dict[str, tuple[list[float], Counter[str]]]:
-    return asyncio.run(_run_worker(*args))
+def processes_used(processes: int, load: Load) -> int:
+    """The client processes a phase runs: no more than its clients (each process gets at least one)."""
+    return max(1, min(processes, load.concurrency))
 
 
 def run_phase(address: str, workload: Workload, load: Load, *, processes: int,
               metadata: Sequence[tuple[str, str]] | None = None, pool: Any = None,
-              progress: Callable[[str], None] | None = None, counter: Any = None) -> dict[str, PhaseResult]:
-    """One phase over ``processes`` worker processes; returns a result per RPC of the mix (and one
-    named by the workload's label holding them all when it is a mix)."""
-    processes = max(1, min(processes, load.concurrency))
+              progress: Callable[[str], None] | None = None, counter: Any = None,
+              tls: ClientTLS | None = None) -> dict[str, PhaseResult]:
+    """One phase over ``processes`` worker processes of ``pool`` (without a pool: this process alone);
+    returns a result per RPC of the mix (and one named by the workload's label holding them all when
+    it is a mix). Its seconds are the measured part's: with ``load.duration`` that duration, with
+    ``load.requests`` from the start of the measured part (every worker connected and warmed up) to the
+    last measured answer, so no start-up is counted."""
+    processes = processes_used(processes, load) if pool is not None else 1
     per = [load.concurrency // processes + (1 if i < load.concurrency % processes else 0) for i in range(processes)]
     jobs = []
     for i, clients in enumerate(per):
@@ -256,34 +127,28 @@ def run_phase(address: str, workload: Workload, load: Load, *, processes: int,
             load, concurrency=clients, rate=load.rate / processes if load.rate else None,
             requests=(load.requests // processes + (1 if i < load.requests % processes else 0))
             if load.requests is not None else None)
-        jobs.append((address, workload, share, i, metadata))
-    t0 = time.perf_counter()
+        jobs.append((address, workload, share, i, metadata, tls))
     if counter is not None:
         counter.value = 0
-    def work() -> list[dict[str, tuple[list[float], Counter[str]]]]:
-        if pool is not None and processes > 1:
-            return pool.map(_worker_main, jobs)
-        return [_worker_main(jobs[0])]
-
-    with concurrent.futures.ThreadPoolExecutor(1) as runner:  # so this thread can report progress
-        pending = runner.submit(work)
-        while True:
-            try:
-                outputs = pending.result(timeout=2.0)
-                break
-            except concurrent.futures.TimeoutError:
-                if progress and counter is not None:
-                    progress(f"  {workload.label}: {counter.value:,} requests done, {time.perf_counter() - t0:.0f} s")
-    elapsed = time.perf_counter() - t0 - load.warmup
-    seconds = load.duration if load.duration else max(elapsed, 1e-9)
+    with _progress(workload.label, progress, counter):
+        if processes > 1:
+            pending = pool.map_async(_worker_main, jobs)
+            while not pending.ready():  # short waits, so Ctrl-C is seen at once (the caller ends the pool)
+                pending.wait(0.5)
+            outputs = pending.get()
+        else:  # here, in this thread: Ctrl-C cancels the asyncio loop and ends its channels
+            outputs = [_worker_main(jobs[0])]
+    windows = [w for _, w in outputs if w is not None]
+    measured = max(max(e for _, e in windows) - min(s for s, _ in windows), 1e-9) if windows else 0.0
+    seconds = load.duration or measured
     results: dict[str, PhaseResult] = {}
     for rpc, _ in workload.mix:
-        lat = [x for out in outputs for x in out[rpc][0]]
         errors: Counter[str] = Counter()
-        for out in outputs:
+        for out, _ in outputs:
             errors.update(out[rpc][1])
-        results[rpc] = PhaseResult(rpc=rpc, concurrency=load.concurrency, processes=processes, latencies_ms=lat,
-                                   errors=errors, seconds=seconds)
+        results[rpc] = PhaseResult(rpc=rpc, concurrency=load.concurrency, processes=processes,
+                                   latencies_ms=[x for out, _ in outputs for x in out[rpc][0]], errors=errors,
+                                   seconds=seconds)
     if len(workload.mix) > 1:
         results[workload.label] = PhaseResult(
             rpc=workload.label, concurrency=load.concurrency, processes=processes,
@@ -292,73 +157,123 @@ def run_phase(address: str, workload: Workload, load: Load, *, processes: int,
     return results
 
 
+@contextlib.contextmanager
+def _progress(label: str, say: Callable[[str], None] | None, counter: Any) -> Iterator[None]:
+    """Every 2 s while the phase runs, how many requests its workers have finished (from a thread of its own)."""
+    if say is None or counter is None:
+        yield
+        return
+    stop, t0 = threading.Event(), time.perf_counter()
+
+    def report() -> None:
+        while not stop.wait(2.0):
+            say(f"  {label}: {counter.value:,} requests done, {time.perf_counter() - t0:.0f} s")
+
+    reporter = threading.Thread(target=report, name="bench-progress", daemon=True)
+    reporter.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        reporter.join(timeout=1.0)
+
+
 def parse_mix(text: str) -> tuple[tuple[str, float], ...]:
-    """``"similar=5,classify=1"`` (or a bare ``"similar"``) -> (("similar", 5.0), ("classify", 1.0))."""
+    """``"similar=5,classify=1"`` (or a bare ``"similar"``) -> (("similar", 5.0), ("classify", 1.0)).
+    Each weight is a finite number over 0, and so is their sum (the shares are weight / sum)."""
     mix = []
     for part in (p.strip() for p in text.split(",") if p.strip()):
         name, _, weight = part.partition("=")
         if name not in METHODS:
-            raise ValueError(f"unknown rpc {name!r} in mix {text!r}; choose from {RPCS}")
+            raise ValueError(f"unknown rpc {name!r}; choose from {RPCS}")
         try:
             w = float(weight) if weight else 1.0
         except ValueError:
-            raise ValueError(f"weight of {name!r} in mix {text!r} is not a number") from None
-        if w <= 0:
-            raise ValueError(f"weight of {name!r} must be > 0")
+            raise ValueError(f"weight of {name!r} is not a number, got {weight.strip()!r}") from None
+        if not (math.isfinite(w) and w > 0):
+            raise ValueError(f"weight of {name!r} must be a finite number > 0, got {weight.strip()!r}")
         mix.append((name, w))
     if not mix:
         raise ValueError("empty mix")
+    if not math.isfinite(sum(w for _, w in mix)):  # (fsum raises on the overflow)
+        raise ValueError("the weights add up to more than a number holds; give smaller ones (only their ratios "
+                         "count)")
     return tuple(mix)
+
+
+@contextlib.contextmanager
+def _interrupts_ignored() -> Iterator[None]:
+    """SIGINT ignored while worker processes start, so they start ignoring it (an ignored signal stays ignored
+    across exec, and Python then leaves it so): Ctrl-C is this process's to handle, never a worker's."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 def compare(address: str, phases: Sequence[tuple[tuple[str, float], ...]], load: Load, *, processes: int,
             rounds: int, k: int = 10, seed: int = 0, metadata: Sequence[tuple[str, str]] | None = None,
             progress: Callable[[str], None] | None = None,
-            samples: dict[str, list[float]] | None = None) -> dict[str, Any]:
+            samples: dict[str, list[float]] | None = None, tls: ClientTLS | None = None) -> dict[str, Any]:
     """Alternate the floor (health Check, under the same load) with each phase (a mix of RPCs; one RPC
     is a mix of one) for ``rounds`` rounds and pool the rounds. Returns a JSON-able report with
-    per-RPC stats and ratios to the floor. ``samples``, when given, receives every pooled latency
-    (ms) per RPC, for the pictures of ``musicrec bench --html`` (server/_bench_report.py)."""
+    per-RPC stats, the share of failed calls and ratios to the floor (``not_comparable`` lists the RPCs
+    and phases of which more than FAILURE_THRESHOLD of the calls failed). ``samples``, when given,
+    receives every pooled latency (ms) per RPC, for the pictures of ``musicrec bench --html``
+    (server/_bench_report.py). Raises BenchError when a phase cannot connect, grpc.RpcError when
+    the seeds cannot be drawn."""
     say = progress or (lambda _m: None)
-    ids, feats, moods = discover(address, metadata=metadata)
+    ids, feats, moods = discover(address, metadata=metadata, tls=tls)
     say(f"discovered {len(ids)} seed tracks across {len(moods)} moods through the API")
     mixes = [(("health", 1.0),), *[tuple(m) for m in phases if tuple(m) != (("health", 1.0),)]]
     pooled: dict[str, list[PhaseResult]] = {}
+    used = processes_used(processes, load)
     ctx = mp.get_context("spawn")
     counter = ctx.Value("q", 0)
     _init_worker(counter)  # also counts in this process when there is no pool
-    pool_context = (ctx.Pool(processes, initializer=_init_worker, initargs=(counter,)) if processes > 1
-                    else contextlib.nullcontext())
-    with pool_context as pool:
+    pool_context: Any = contextlib.nullcontext()
+    if used > 1:
+        with _interrupts_ignored():
+            pool_context = ctx.Pool(used, initializer=_init_worker, initargs=(counter, ctx.Barrier(used)))
+    with pool_context as pool:  # on the way out, even on Ctrl-C, the pool's processes are ended
         for rnd in range(rounds):
             for mix in mixes:
                 workload = Workload(mix=mix, track_ids=ids, feature_rows=feats, mood_ids=moods, k=k,
                                     seed=seed + rnd)
-                res = run_phase(address, workload, load, processes=processes, metadata=metadata, pool=pool,
-                                progress=say, counter=counter)
+                res = run_phase(address, workload, load, processes=used, metadata=metadata, pool=pool,
+                                progress=say, counter=counter, tls=tls)
                 for name, r in res.items():
                     pooled.setdefault(name, []).append(r)
-                s = res[workload.label].summary()
+                phase = res[workload.label]
+                s, failed = phase.summary(), sum(phase.errors.values())
                 say(f"round {rnd + 1}/{rounds} {workload.label:<18} p50 {s['p50_us']:8.0f} us  "
-                    f"p99 {s['p99_us']:8.0f} us  {s['throughput_rps']:8.0f} req/s  errors {sum(s['errors'].values())}")
+                    f"p99 {s['p99_us']:8.0f} us  {s['throughput_rps']:8.0f} req/s  failed {failed}"
+                    + (f" ({phase.failed_share:.1%})" if failed else ""))
     report: dict[str, Any] = {
-        "address": address, "mode": "open loop" if load.rate else "closed loop", "rate_rps": load.rate,
-        "concurrency": load.concurrency, "processes": processes, "connections_per_process": load.connections,
-        "rounds": rounds, "warmup_s": load.warmup,
+        "address": address, "tls": tls is not None, "mode": "open loop" if load.rate else "closed loop",
+        "rate_rps": load.rate, "concurrency": load.concurrency, "processes": used, "processes_asked": processes,
+        "connections_per_process": load.connections, "rounds": rounds, "warmup_s": load.warmup,
         "duration_s": load.duration, "requests_per_round": load.requests, "k": k, "seed": seed,
         "phases": [Workload(mix=m, track_ids=(), feature_rows=(), mood_ids=()).label for m in mixes],
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": sys.version.split()[0]},
-        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "rpcs": {},
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "failure_threshold": FAILURE_THRESHOLD,
+        "not_comparable": [], "rpcs": {},
     }
     floor = None
     for name, results in pooled.items():
-        merged = PhaseResult(rpc=name, concurrency=load.concurrency, processes=processes,
+        merged = PhaseResult(rpc=name, concurrency=load.concurrency, processes=used,
                              latencies_ms=[x for r in results for x in r.latencies_ms],
                              errors=sum((r.errors for r in results), Counter()),
                              seconds=sum(r.seconds for r in results))
         s = merged.summary()
         if samples is not None:
             samples[name] = merged.latencies_ms
+        if merged.failed_share > FAILURE_THRESHOLD:
+            report["not_comparable"].append(name)
         # medians over rounds of each round's p50 and throughput, so one noisy round cannot decide
         s["round_p50_us"] = [r.summary()["p50_us"] for r in results]
         s["round_throughput_rps"] = [round(r.throughput, 1) for r in results]

@@ -23,35 +23,65 @@ COLOURS = ("#1f6feb", "#d1242f", "#1a7f37", "#8250df", "#bf8700", "#0a7ea4", "#c
 
 
 def format_report(report: dict[str, Any]) -> str:
-    """The table ``musicrec bench`` prints: per RPC its latency percentiles, req/s, errors and ratios to the floor."""
+    """The table ``musicrec bench`` prints: per RPC its latency percentiles, req/s, the share of its calls that
+    failed and ratios to the floor; then, when more than the report's ``failure_threshold`` of an RPC's calls
+    failed, that the run is not comparable (the calls that failed are not in the latencies)."""
     how = (f"open loop at {report['rate_rps']:g} req/s (latency from the intended send time), at most "
            f"{report['concurrency']} in flight" if report["rate_rps"] else
            f"closed loop, {report['concurrency']} concurrent clients")
     length = f"{report['duration_s']} s" if report["duration_s"] else f"{report['requests_per_round']} requests"
     connections = report.get("connections_per_process", 1)  # runs before it was kept held one
     per = f" of {connections} connections each" if connections > 1 else ""
+    asked = report.get("processes_asked", report["processes"])  # what ran, and what was asked when it differs
+    fewer = f" ({asked} asked: no more processes than clients)" if asked > report["processes"] else ""
+    tls = " over TLS" if report.get("tls") else ""
     lines = [
-        f"musicrec bench against {report['address']}: {how}, in {report['processes']} client process(es){per}; "
+        f"musicrec bench against {report['address']}{tls}: {how}, in {report['processes']} client "
+        f"process{'es' if report['processes'] > 1 else ''}{fewer}{per}; "
         f"{report['rounds']} rounds x {length} per phase (+{report['warmup_s']} s warm-up each), "
         "floor and phases alternating",
         f"machine: {report['machine']['cpus']} cpus, {report['machine']['platform']}; {report['date']}",
         "",
         f"{'rpc':<28} {'p50 us':>8} {'p90':>8} {'p99':>8} {'p99.9':>8} {'max':>8} {'mean':>8} {'req/s':>8} "
-        f"{'errors':>7}  {'p50/floor':>9} {'p99/floor':>9} {'req/s/floor':>11}",
+        f"{'failed':>7}  {'p50/floor':>9} {'p99/floor':>9} {'req/s/floor':>11}",
     ]
+    shares = {rpc: _failed_share(s) for rpc, s in report["rpcs"].items()}
     for rpc, s in report["rpcs"].items():
         ratio = ("" if rpc == "health" else
                  f"  {s['p50_vs_floor']:>9.2f} {s['p99_vs_floor']:>9.2f} {s['throughput_vs_floor']:>11.2f}")
-        errors = sum(s["errors"].values())
         lines.append(f"{rpc:<28} {s['median_round_p50_us']:>8.0f} {s['p90_us']:>8.0f} {s['p99_us']:>8.0f} "
                      f"{s['p999_us']:>8.0f} {s['max_us']:>8.0f} {s['mean_us']:>8.0f} "
-                     f"{s['median_round_throughput_rps']:>8.0f} {errors:>7}" + ratio)
+                     f"{s['median_round_throughput_rps']:>8.0f} {percent(shares[rpc]):>7}" + ratio)
     lines.append("(p50 and req/s: median over rounds; the other percentiles pool every round; "
-                 "floor = grpc.health.v1 Check on the same server; inside a mix an RPC's req/s is its share)")
+                 "floor = grpc.health.v1 Check on the same server; inside a mix an RPC's req/s is its share; "
+                 "failed: the share of the calls that failed, not timed)")
     for rpc, s in report["rpcs"].items():
         if s["errors"]:
             lines.append(f"errors for {rpc} by status: {s['errors']}")
+    threshold = report.get("failure_threshold", 0.01)
+    over = [rpc for rpc, share in shares.items() if share > threshold]
+    if over:
+        lines.append(
+            f"NOT COMPARABLE: more than {percent(threshold)} of the calls failed for "
+            + ", ".join(f"{rpc} ({percent(shares[rpc])})" for rpc in over)
+            + ": the latencies, req/s and ratios of these rows time only the calls that succeeded, not the load "
+              "asked for: "
+              "RESOURCE_EXHAUSTED is a saturated server (its --max-concurrent), UNAVAILABLE one that went away, "
+              "CLIENT_BACKLOG this client behind its open-loop schedule (lower --concurrency or --rate, or give "
+              "--processes). Exit status 1.")
     return "\n".join(lines)
+
+
+def _failed_share(s: dict[str, Any]) -> float:
+    failed = sum(s["errors"].values())  # from the counts: the report's failed_share is rounded
+    return failed / (failed + s["requests"]) if failed else 0.0
+
+
+def percent(share: float) -> str:
+    """0 as "0", a share under 0.1% as "<0.1%" (a failure is never shown as none), else to 0.1%."""
+    if share == 0:
+        return "0"
+    return "<0.1%" if share < 0.001 else f"{share:.1%}"
 
 
 def bench_report_html(report: dict[str, Any], samples: Mapping[str, Sequence[float]]) -> str:

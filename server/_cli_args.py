@@ -1,11 +1,15 @@
 """What the client commands (``musicrec query``, ``health``, ``bench``) accept: argparse value types and
 actions. Each refuses what the server or grpc would otherwise refuse later without naming the option: a second
-occurrence (``Once``), a token gRPC metadata cannot carry, an address that is not HOST:PORT, an empty id."""
+occurrence (``Once``), a token gRPC metadata cannot carry, an address that is not HOST:PORT, an empty id, text
+that is not UTF-8. And the TLS options the three share, with the channel they open (``ClientTLS``)."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import re
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from ._cli_numbers import fraction
@@ -137,7 +141,19 @@ def _check_host_port(host_port: str, text: str) -> None:
                                          f"(in {where!r}; {_EXAMPLE})")
 
 
+def utf8_text(text: str) -> str:
+    """Text a request carries as a protobuf string, which must be UTF-8: an argument of bytes that are not
+    (``$'\\xff'`` in a UTF-8 locale) reaches Python as lone surrogates, which protobuf and grpc refuse later
+    with an encoding error that names no option."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise argparse.ArgumentTypeError("not valid UTF-8 text") from None
+    return text
+
+
 def mood_text(text: str) -> str:
+    utf8_text(text)
     if not re.search(r"[^\W_]", text):  # the server matches words (engine/_playlist.py find_mood)
         raise argparse.ArgumentTypeError(f"{text!r} names no mood: give a mood id, a name or words of one "
                                          "(musicrec query moods lists them)")
@@ -145,12 +161,14 @@ def mood_text(text: str) -> str:
 
 
 def track_id_text(text: str) -> str:
+    utf8_text(text)
     if not text.strip():
         raise argparse.ArgumentTypeError(f"expected a track id, got {text!r}")
     return text
 
 
 def name_value(text: str) -> tuple[str, float]:
+    utf8_text(text)
     name, sep, value = text.partition("=")
     if not sep or not name.strip():
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE (e.g. energy=0.8), got {text!r}")
@@ -198,3 +216,78 @@ def valence_energy(text: str) -> tuple[float, float]:
         except argparse.ArgumentTypeError as exc:
             raise argparse.ArgumentTypeError(f"{name} {exc} (in {text!r})") from None
     return values[0], values[1]
+
+
+PEM_CERTIFICATE = b"-----BEGIN CERTIFICATE-----"
+
+
+def add_tls_options(p: argparse.ArgumentParser, *, defaults: bool = True) -> None:
+    """--tls, --tls-ca FILE and --tls-server-name NAME, for every client command (``defaults=False``: they
+    default to SUPPRESS, for the options ``musicrec query`` also takes after the query's name)."""
+    def d(value: Any) -> Any:
+        return value if defaults else argparse.SUPPRESS
+
+    p.add_argument("--tls", action="store_true", default=d(False), help="use TLS with the system's root certificates")
+    p.add_argument("--tls-ca", action=Once, type=Path, default=d(None), metavar="FILE",
+                   help="use TLS, trusting this CA certificate (PEM)")
+    p.add_argument("--tls-server-name", action=Once, type=utf8_text, default=d(None), metavar="NAME",
+                   help="expect this name in the server certificate (with --tls or --tls-ca)")
+
+
+@dataclasses.dataclass(frozen=True)
+class ClientTLS:
+    """TLS for a client's channels: the CA certificates to trust (None: the system's) and the name to expect
+    in the server's certificate. Picklable: ``musicrec bench`` hands it to its client processes."""
+
+    root_certificates: bytes | None = None
+    server_name: str | None = None
+
+
+def client_tls(tls: bool, tls_ca: Path | None, tls_server_name: str | None) -> ClientTLS | None:
+    """The TLS the options ask for (None: plaintext). Options that cannot work are refused with a
+    ValueError naming them, before dialling: grpc would fail the handshake, reported as no answer."""
+    if tls_server_name is not None and not (tls or tls_ca is not None):
+        raise ValueError("--tls-server-name needs TLS: give --tls or --tls-ca FILE too")
+    if tls_server_name is not None and not tls_server_name.strip():
+        raise ValueError("--tls-server-name: empty; give the name in the server's certificate")
+    if not tls and tls_ca is None:
+        return None
+    root = None
+    if tls_ca is not None:
+        try:
+            root = Path(tls_ca).read_bytes()
+        except OSError as exc:
+            raise ValueError(f"--tls-ca {tls_ca}: cannot read it ({exc.strerror})") from None
+        if PEM_CERTIFICATE not in root:
+            raise ValueError(f"--tls-ca {tls_ca}: holds no PEM certificate (no {PEM_CERTIFICATE.decode()} line)")
+    return ClientTLS(root_certificates=root, server_name=tls_server_name or None)
+
+
+def client_channel(address: str, tls: ClientTLS | None, *, aio: bool = False,
+                   options: Sequence[tuple[str, Any]] = ()) -> Any:
+    """A grpc channel (``aio``: a grpc.aio one) to ``address``, over TLS when ``tls`` is given."""
+    import grpc
+
+    options = list(options)
+    if tls is None:
+        return (grpc.aio.insecure_channel if aio else grpc.insecure_channel)(address, options=options)
+    if tls.server_name:
+        options.append(("grpc.ssl_target_name_override", tls.server_name))
+    credentials = grpc.ssl_channel_credentials(root_certificates=tls.root_certificates)
+    return (grpc.aio.secure_channel if aio else grpc.secure_channel)(address, credentials, options=options)
+
+
+def unavailable_hint(address: str, details: str, tls: ClientTLS | None, *, address_option: str = "--address") -> str:
+    """What to try when a call to ``address`` ended UNAVAILABLE, from grpc's ``details``: " (...)", or ""."""
+    lowered = details.lower()
+    if "handshake" in lowered or "ssl" in lowered:  # our TLS, and a server that speaks none, or another CA's
+        if "wrong_version_number" in lowered:
+            return f" ({address} does not speak TLS? leave out --tls and --tls-ca)"
+        return (f" (TLS failed: give --tls-ca FILE with the CA that signed {address}'s certificate, or "
+                "--tls-server-name NAME for the name in it)")
+    if tls is None and "socket closed" in lowered:  # how a TLS server ends a plaintext connection's handshake
+        return f" ({address} closed the connection as it opened: a TLS server? give --tls or --tls-ca FILE)"
+    if "connect" in lowered:
+        return (f" (is a server running at {address}? start one with musicrec serve, or give {address_option}"
+                + ("" if tls is not None else "; --tls for a TLS server") + ")")
+    return ""

@@ -10,7 +10,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ._cli_args import client_address, client_token  # the same checks as query's
+from ._cli_args import (  # the same checks and TLS options as query's and health's
+    add_tls_options,
+    client_address,
+    client_tls,
+    client_token,
+    unavailable_hint,
+)
 from ._cli_numbers import MAX_PROCESSES, int_from, int_in, number_in, seconds, wait_seconds
 from ._limits import MAX_K
 
@@ -19,14 +25,28 @@ from ._limits import MAX_K
 # to the server (and each process, MAX_PROCESSES, a Python interpreter with its own grpc channels).
 MAX_CLIENTS = 100_000
 MAX_CONNECTIONS = 1024
+# Open loop: the requests/s one client process can pace. A grpc.aio call costs a Python client tens of
+# microseconds of CPU or more (on 2 cores shared with the server, one process at --rate 10000 made a quarter
+# of its sends and counted the rest as CLIENT_BACKLOG); above this the schedule measures the client alone.
+MAX_RATE_PER_PROCESS = 10_000
 DURATION = 5.0  # seconds per round without --duration or --requests
+FAILURE_SHARE = "1%"  # server/_bench.py FAILURE_THRESHOLD, as the help says it (cmd_bench asserts they agree)
+
+EXIT_CODES_HELP = (f"exit status: 0 measured; 1 the server could not be reached, more than {FAILURE_SHARE} of a "
+                   "phase's calls failed (RESOURCE_EXHAUSTED: saturated; UNAVAILABLE: gone; CLIENT_BACKLOG: the "
+                   "client behind its open-loop schedule), so its latencies and ratios are not comparable, a phase "
+                   "where no call succeeded, or a --json/--html file that could not be written; 2 bad arguments; "
+                   "130 interrupted (Ctrl-C)")
 
 
 def add_parser(sub: Any) -> None:
     b = sub.add_parser("bench", help="measure a server's latency and throughput against its own floor",
-                       description="Closed-loop load against any address. Each RPC is measured alternately with "
-                                   "grpc.health.v1 Check (the floor) on the same server, and reported in "
-                                   "microseconds and as ratios to the floor.")
+                       description="Closed- or open-loop load against any address. Each RPC is measured "
+                                   "alternately with grpc.health.v1 Check (the floor) on the same server, and "
+                                   "reported in microseconds, as the share of its calls that failed, and as ratios "
+                                   f"to the floor; when more than {FAILURE_SHARE} of a phase's calls failed, the "
+                                   "report says its ratios are not comparable and the exit status is 1.",
+                       epilog=EXIT_CODES_HELP)
     b.add_argument("--address", type=client_address, default="127.0.0.1:50051")
     b.add_argument("--rpc", action="append", choices=[r for r in _rpcs() if r != "health"],
                    help="RPC to measure in a phase of its own (repeatable; default: similar)")
@@ -36,8 +56,11 @@ def add_parser(sub: Any) -> None:
     b.add_argument("--concurrency", type=int_from(1, MAX_CLIENTS),
                    help="closed loop: concurrent clients (default 1: sequential); "
                         "open loop: most requests in flight (default 64)")
-    b.add_argument("--rate", type=number_in(0, unit="requests per second", over_low=True),
-                   help="open loop: send this many requests/s on a fixed schedule")
+    b.add_argument("--rate", type=number_in(0, MAX_RATE_PER_PROCESS * MAX_PROCESSES, unit="requests per second",
+                                            over_low=True),
+                   help="open loop: send this many requests/s on a fixed schedule (at most "
+                        f"{MAX_RATE_PER_PROCESS:,} per client process); a send the client cannot make on time, or "
+                        "with --concurrency calls in flight, counts as a failed call (CLIENT_BACKLOG)")
     b.add_argument("--requests", type=int_from(1),
                    help="measured requests per phase and round (instead of --duration)")
     b.add_argument("--processes", type=int_from(0, MAX_PROCESSES), default=0,
@@ -52,11 +75,21 @@ def add_parser(sub: Any) -> None:
                    help=f"results per similar-tracks call, 1..{MAX_K} (default 10)")
     b.add_argument("--seed", type=int_from(0), default=0, help="random seed for the seed tracks drawn (default 0)")
     b.add_argument("--token", type=client_token, help="bearer token")
-    b.add_argument("--json", dest="json_out", help="also write the report as JSON here")
-    b.add_argument("--html", dest="html_out", metavar="FILE",
+    add_tls_options(b)
+    b.add_argument("--json", dest="json_out", type=report_file, metavar="FILE",
+                   help="also write the report as JSON to this file ('-': stdout, and the text report to stderr)")
+    b.add_argument("--html", dest="html_out", type=report_file, metavar="FILE",
                    help="also write the report with latency histograms and percentile curves against the floor "
-                        "(one self-contained HTML file; needs the report extra, matplotlib)")
+                        "(one self-contained HTML file; needs the report extra, matplotlib; '-': stdout, and the "
+                        "text report to stderr)")
     b.set_defaults(func=cmd_bench)
+
+
+def report_file(text: str) -> str:
+    """A --json or --html file: an empty name (an unset variable?) would write nothing without a word."""
+    if not text:
+        raise argparse.ArgumentTypeError("empty; give a file name, or '-' for standard output")
+    return text
 
 
 def _rpcs() -> tuple[str, ...]:
@@ -66,16 +99,17 @@ def _rpcs() -> tuple[str, ...]:
 def cmd_bench(args: argparse.Namespace) -> int:
     import grpc
 
-    from ._bench import RPCS, Load, compare, parse_mix
+    from ._bench import FAILURE_THRESHOLD, RPCS, BenchError, Load, compare, parse_mix, processes_used
     from ._bench_report import format_report
 
-    assert set(_rpcs()) == set(RPCS)
-    try:
-        phases = [((r, 1.0),) for r in (args.rpc or ([] if args.mix else ["similar"]))]
-        phases += [parse_mix(m) for m in args.mix]
-    except ValueError as exc:
-        print(f"musicrec bench: error: {exc}", file=sys.stderr)
-        return 2
+    assert set(_rpcs()) == set(RPCS) and f"{FAILURE_THRESHOLD:.0%}" == FAILURE_SHARE
+    phases = [((r, 1.0),) for r in (args.rpc or ([] if args.mix else ["similar"]))]
+    for mix in args.mix:
+        try:
+            phases.append(parse_mix(mix))
+        except ValueError as exc:
+            print(f"musicrec bench: error: --mix {mix!r}: {exc}", file=sys.stderr)
+            return 2
     if args.requests is not None and args.duration is not None:  # else --duration would be ignored
         print("musicrec bench: error: --requests and --duration are alternatives (a count or a time per round); "
               "give one", file=sys.stderr)
@@ -90,26 +124,51 @@ def cmd_bench(args: argparse.Namespace) -> int:
             from engine import install_hint
             print(f"musicrec bench: error: --html needs matplotlib: {install_hint('report')}", file=sys.stderr)
             return 2
+    try:
+        tls = client_tls(args.tls, args.tls_ca, args.tls_server_name)
+    except ValueError as exc:
+        print(f"musicrec bench: error: {exc}", file=sys.stderr)
+        return 2
     concurrency = args.concurrency or (64 if args.rate else 1)
     processes = args.processes or (2 if concurrency >= 8 or (args.rate or 0) >= 2000 else 1)
     load = Load(concurrency=concurrency, rate=args.rate, warmup=args.warmup,
                 duration=None if args.requests else args.duration or DURATION, requests=args.requests,
                 connections=args.connections)
+    used = processes_used(processes, load)
+    if args.rate and args.rate > MAX_RATE_PER_PROCESS * used:
+        print(f"musicrec bench: error: --rate {args.rate:g}: more than a client can pace, at most "
+              f"{MAX_RATE_PER_PROCESS:,} requests/s per client process ({used} here, at most one per client of "
+              f"--concurrency {concurrency}: {MAX_RATE_PER_PROCESS * used:,} requests/s); give more --processes "
+              "or a lower --rate", file=sys.stderr)
+        return 2
     metadata = (("authorization", f"Bearer {args.token}"),) if args.token else None
     samples: dict[str, list[float]] = {}
     try:
         report = compare(args.address, phases, load, processes=processes, rounds=args.rounds, k=args.k,
                          seed=args.seed, metadata=metadata, progress=lambda m: print(m, file=sys.stderr, flush=True),
-                         samples=samples)
+                         samples=samples, tls=tls)
     except grpc.RpcError as err:
-        print(f"musicrec bench: {args.address}: {err.code().name}: {err.details()}", file=sys.stderr)
+        details = err.details() or ""
+        hint = unavailable_hint(args.address, details, tls) if err.code() == grpc.StatusCode.UNAVAILABLE else ""
+        print(f"musicrec bench: {args.address}: {err.code().name}: {details}{hint}", file=sys.stderr)
         return 1
+    except BenchError as exc:
+        print(f"musicrec bench: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:  # the client processes were ended on the way out of compare
+        print("musicrec bench: interrupted; nothing was reported or written", file=sys.stderr)
+        return 130
     report["command"] = "musicrec " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["bench"] else "musicrec bench"
-    print(format_report(report))
+    # with --json - or --html -, standard output holds that file alone
+    text_out = sys.stderr if "-" in (args.json_out, args.html_out) else sys.stdout
+    print(format_report(report), file=text_out, flush=True)
     written = True
     for flag, path, text in (("--json", args.json_out, lambda: json.dumps(report, indent=2) + "\n"),
                              ("--html", args.html_out, lambda: _html(report, samples))):
-        if path:
+        if path == "-":
+            sys.stdout.write(text())
+            sys.stdout.flush()
+        elif path:
             try:
                 Path(path).write_text(text(), encoding="utf-8")
             except OSError as exc:
@@ -124,7 +183,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if failed:
         print(f"musicrec bench: error: no call succeeded for {'; '.join(failed)}: its latencies and ratios above "
               "measure nothing", file=sys.stderr)
-    return 0 if written and not failed else 1
+    elif report["not_comparable"]:
+        print(f"musicrec bench: error: more than {FAILURE_SHARE} of the calls failed for "
+              f"{', '.join(report['not_comparable'])}: the latencies and ratios above are not comparable "
+              "(see the report)", file=sys.stderr)
+    return 0 if written and not failed and not report["not_comparable"] else 1
 
 
 def _html(report: dict[str, Any], samples: dict[str, list[float]]) -> str:
@@ -135,7 +198,10 @@ def _html(report: dict[str, Any], samples: dict[str, list[float]]) -> str:
 
 def _outputs_problem(args: argparse.Namespace) -> str | None:
     """Why --json or --html cannot be written there (a missing parent directory is created), or None."""
-    outputs = [(flag, Path(path)) for flag, path in (("--json", args.json_out), ("--html", args.html_out)) if path]
+    if args.json_out == "-" and args.html_out == "-":
+        return "--json - and --html - both name standard output; give a file to one of them"
+    outputs = [(flag, Path(path)) for flag, path in (("--json", args.json_out), ("--html", args.html_out))
+               if path and path != "-"]
     if len(outputs) == 2 and os.path.realpath(outputs[0][1]) == os.path.realpath(outputs[1][1]):
         return f"--json and --html name the same file ({outputs[0][1]}); one would overwrite the other"
     for flag, path in outputs:

@@ -17,12 +17,17 @@ from ._cli_args import (
     EachFeatureOnce,
     Once,
     QueryNames,
+    add_tls_options,
     client_address,
+    client_channel,
+    client_tls,
     client_token,
     mood_text,
     name_value,
     name_values,
     track_id_text,
+    unavailable_hint,
+    utf8_text,
     valence_energy,
 )
 from ._cli_format import format_response
@@ -33,8 +38,9 @@ from ._table import output_width
 
 def add_parser(sub: Any) -> None:
     q = sub.add_parser("query", help="ask a running server (readable tables, or --json)",
-                       description="Ask a running server. --address, --json, --token, --timeout and --wait may come "
-                                   "before or after the query: musicrec query similar ID --address HOST:PORT.")
+                       description="Ask a running server. --address, --json, --token, --timeout, --wait and the --tls "
+                                   "options may come before or after the query: musicrec query similar ID --address "
+                                   "HOST:PORT.")
     _query_options(q, defaults=True)
     shared = argparse.ArgumentParser(add_help=False)
     _query_options(shared, defaults=False)
@@ -49,8 +55,8 @@ def add_parser(sub: Any) -> None:
                    "(default 10)")
     s.add_argument("--offset", action=Once, type=int_in(0, MAX_DEPTH - 1), default=0,
                    help=f"skip this many of the ranking (paging; offset + k at most {MAX_DEPTH})")
-    s.add_argument("--genre", action="append", default=[], help="only these genres")
-    s.add_argument("--exclude-genre", action="append", default=[])
+    s.add_argument("--genre", action="append", default=[], type=utf8_text, help="only these genres")
+    s.add_argument("--exclude-genre", action="append", default=[], type=utf8_text)
     s.add_argument("--target", action=EachFeatureOnce, default={}, type=name_value, metavar="NAME=VALUE",
                    help="e.g. energy=0.8 (repeatable, once per feature)")
     s.add_argument("--max-per-artist", action=Once, type=int_from(0, UINT32), default=0)
@@ -73,8 +79,9 @@ def add_parser(sub: Any) -> None:
     c.add_argument("--audio", action=Once, type=Path, metavar="FILE", help="classify an audio file")
     c.add_argument("--features", action=EachFeatureOnce, type=name_values, metavar="NAME=VALUE,...",
                    help="feature values (repeatable, each feature once)")
-    c.add_argument("--top", action=Once, type=int_from(1, UINT32), default=5,
-                   help="genres to list (default 5; at most the bundle's genres)")
+    c.add_argument("--top", action=Once, type=int_from(1, UINT32),
+                   help="genres to list (default 5, or every genre of a bundle with fewer; at most the bundle's "
+                        "genres)")
     c.add_argument("--explain", action="store_true")
     qs.add_parser("moods", help="list the moods", parents=[shared])
     qs.add_parser("info", help="bundle and server information", parents=[shared])
@@ -83,7 +90,7 @@ def add_parser(sub: Any) -> None:
     r = qs.add_parser("reload", help="re-read the server's configured bundle, or load PATH once (admin token "
                       "when auth is on; PATH as the server sees it, under its --bundle-root; a relative PATH is taken "
                       "from that root)", parents=[shared])
-    r.add_argument("path", nargs="?", default="")
+    r.add_argument("path", nargs="?", default="", type=utf8_text)
     q.set_defaults(func=cmd_query)
 
 
@@ -101,6 +108,7 @@ def _query_options(p: argparse.ArgumentParser, *, defaults: bool) -> None:
     p.add_argument("--timeout", action=Once, type=seconds, default=d(10.0), help="deadline in seconds (default 10)")
     p.add_argument("--wait", action=Once, type=wait_seconds, default=d(0.0), metavar="SECONDS",
                    help="wait up to SECONDS for a server that is still starting (default: fail at once)")
+    add_tls_options(p, defaults=defaults)
 
 
 def cmd_query(args: argparse.Namespace) -> int:
@@ -113,9 +121,14 @@ def cmd_query(args: argparse.Namespace) -> int:
         print(f"musicrec query: error: --offset {args.offset} with -k {args.k}: offset + k must be at most "
               f"{MAX_DEPTH} (the deepest page of a ranking), so --offset at most {MAX_DEPTH - args.k}", file=sys.stderr)
         return 2
+    try:
+        tls = client_tls(args.tls, args.tls_ca, args.tls_server_name)
+    except ValueError as exc:
+        print(f"musicrec query: error: {exc}", file=sys.stderr)
+        return 2
     metadata = (("authorization", f"Bearer {args.token}"),) if args.token else None
     try:
-        with grpc.insecure_channel(args.address) as channel:
+        with client_channel(args.address, tls) as channel:
             if args.wait > 0:  # a starting server binds its port first and answers once its bundle is loaded
                 try:
                     grpc.channel_ready_future(channel).result(timeout=args.wait)
@@ -128,8 +141,8 @@ def cmd_query(args: argparse.Namespace) -> int:
             response = _run_query(args, stub, pb, call)
     except grpc.RpcError as err:
         details, hint = err.details() or "", ""
-        if err.code() == grpc.StatusCode.UNAVAILABLE and "connect" in details.lower():
-            hint = f" (is a server running at {args.address}? start one with musicrec serve, or give --address)"
+        if err.code() == grpc.StatusCode.UNAVAILABLE:
+            hint = unavailable_hint(args.address, details, tls)
         if args.query == "classify" and details.startswith("top_k:"):  # only the bundle knows its genre count
             details = "--top" + details.removeprefix("top_k")
         print(f"musicrec query: {err.code().name}: {details}{hint}", file=sys.stderr)
@@ -146,10 +159,12 @@ def cmd_query(args: argparse.Namespace) -> int:
 
 def response_json(response: Any) -> dict[str, Any]:
     """The message as JSON (proto field names), with the JSON that ServerInfo carries as strings
-    (``counts_json``, ``metrics_json``) decoded in place as ``counts`` and ``metrics``."""
+    (``counts_json``, ``metrics_json``) decoded in place as ``counts`` and ``metrics``. Fields at their zero
+    value are printed too (mood_id 0, position 0), as the HTTP face prints them (server/_http_json.py)."""
     from google.protobuf import json_format
 
-    out = json_format.MessageToDict(response, preserving_proto_field_name=True)
+    out = json_format.MessageToDict(response, preserving_proto_field_name=True,
+                                    always_print_fields_with_no_presence=True)
     for field in ("counts_json", "metrics_json"):
         if field in out:
             out[field.removesuffix("_json")] = json.loads(out.pop(field))
@@ -218,7 +233,8 @@ def _run_query(args: argparse.Namespace, stub: Any, pb: Any, call: dict[str, Any
             request.target.CopyFrom(pb.MoodTarget(valence=valence, energy=energy))
         return stub.MoodPlaylist(request, **call)
     if args.query == "classify":
-        request = pb.ClassifyGenreRequest(top_k=args.top, explain=args.explain)
+        # no --top: 0, the server's default, which a bundle of fewer than 5 genres takes as all of them (5 was refused)
+        request = pb.ClassifyGenreRequest(top_k=args.top or 0, explain=args.explain)
         given = [name for name, value in (("a track id", args.track_id), ("--features", args.features),
                                           ("--audio", args.audio)) if value is not None]
         if len(given) > 1:

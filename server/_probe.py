@@ -10,7 +10,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ._cli_args import Once, client_address, client_token  # the same checks as query's
+from ._cli_args import (  # the same checks and TLS options as query's and bench's
+    Once,
+    add_tls_options,
+    client_address,
+    client_channel,
+    client_tls,
+    client_token,
+    unavailable_hint,
+    utf8_text,
+)
 from ._cli_numbers import seconds
 
 # Exit statuses (README "Operating"; `musicrec health --help`).
@@ -28,36 +37,18 @@ EXIT_CODES_HELP = (f"exit status: {EXIT_SERVING} SERVING; {EXIT_NOT_SERVING} NOT
                    f"printed); {EXIT_BUSY} RESOURCE_EXHAUSTED (saturated: alive, not ready)")
 
 
-PEM_CERTIFICATE = b"-----BEGIN CERTIFICATE-----"
-
-
 def check(address: str, *, service: str = "", timeout: float = 5.0, token: str | None = None,
           tls: bool = False, tls_ca: Path | None = None, tls_server_name: str | None = None) -> tuple[int, str]:
     """Ask ``address`` for the health of ``service`` ("" = the whole server). Returns (exit status, line to print).
     Options that cannot work are refused (EXIT_USAGE) before dialling, never ignored."""
-    if tls_server_name is not None and not (tls or tls_ca is not None):
-        return EXIT_USAGE, "--tls-server-name needs TLS: give --tls or --tls-ca FILE too"
-    if tls_server_name is not None and not tls_server_name.strip():
-        return EXIT_USAGE, "--tls-server-name: empty; give the name in the server's certificate"
-    root = None
-    if tls_ca is not None:  # read here: grpc would fail the handshake, reported as no answer (exit 4)
-        try:
-            root = Path(tls_ca).read_bytes()
-        except OSError as exc:
-            return EXIT_USAGE, f"--tls-ca {tls_ca}: cannot read it ({exc.strerror})"
-        if PEM_CERTIFICATE not in root:
-            return EXIT_USAGE, (f"--tls-ca {tls_ca}: holds no PEM certificate (no "
-                                f"{PEM_CERTIFICATE.decode()} line)")
+    try:  # a --tls-ca file is read here: grpc would fail the handshake, reported as no answer (exit 4)
+        settings = client_tls(tls, tls_ca, tls_server_name)
+    except ValueError as exc:
+        return EXIT_USAGE, str(exc)
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    options: list[tuple[str, str]] = []
-    if tls or tls_ca is not None:
-        if tls_server_name:
-            options.append(("grpc.ssl_target_name_override", tls_server_name))
-        channel = grpc.secure_channel(address, grpc.ssl_channel_credentials(root_certificates=root), options=options)
-    else:
-        channel = grpc.insecure_channel(address)
+    channel = client_channel(address, settings)
     metadata = (("authorization", f"Bearer {token}"),) if token else None
     try:
         with channel:
@@ -69,7 +60,9 @@ def check(address: str, *, service: str = "", timeout: float = 5.0, token: str |
             return EXIT_UNKNOWN_SERVICE, f"SERVICE_UNKNOWN: {service!r} is not a service of {address}"
         if code == grpc.StatusCode.RESOURCE_EXHAUSTED:  # health checks count toward --max-concurrent
             return EXIT_BUSY, f"{address}: RESOURCE_EXHAUSTED: {err.details()}"
-        return EXIT_UNREACHABLE, f"{address}: {code.name if code else 'UNKNOWN'}: {err.details()}"
+        hint = unavailable_hint(address, err.details() or "", settings, address_option="another ADDRESS") \
+            if code == grpc.StatusCode.UNAVAILABLE else ""
+        return EXIT_UNREACHABLE, f"{address}: {code.name if code else 'UNKNOWN'}: {err.details()}{hint}"
     status = health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
     if response.status == health_pb2.HealthCheckResponse.SERVING:
         return EXIT_SERVING, status
@@ -91,17 +84,13 @@ def add_parser(sub: Any) -> None:
                        description="One grpc.health.v1.Health/Check, for container HEALTHCHECKs and Kubernetes "
                                    "exec probes. Prints the status.", epilog=EXIT_CODES_HELP)
     h.add_argument("address", type=client_address, help="HOST:PORT")
-    h.add_argument("--service", action=Once, default="",
+    h.add_argument("--service", action=Once, type=utf8_text, default="",
                    help="a service name, e.g. musicrec.v1.Recommender (default: the server)")
     h.add_argument("--timeout", action=Once, type=seconds, default=5.0, metavar="S",
                    help="deadline in seconds (default 5)")
     h.add_argument("--token", action=Once, type=client_token,
                    help="bearer token (health checks need none on musicrec; for proxies that do)")
-    h.add_argument("--tls", action="store_true", help="use TLS with the system's root certificates")
-    h.add_argument("--tls-ca", action=Once, type=Path, metavar="FILE",
-                   help="use TLS, trusting this CA certificate (PEM)")
-    h.add_argument("--tls-server-name", action=Once, metavar="NAME",
-                   help="expect this name in the server certificate (with --tls or --tls-ca)")
+    add_tls_options(h)
     h.set_defaults(func=cmd_health)
 
 

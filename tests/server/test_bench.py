@@ -61,10 +61,23 @@ def test_modes_measure_the_floor_and_each_phase(running: RunningServer, load: Lo
 def test_bad_mixes_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(ValueError, match="unknown rpc 'simlar'"):
         parse_mix("simlar=2")
-    with pytest.raises(ValueError, match="must be > 0"):
+    with pytest.raises(ValueError, match="must be a finite number > 0"):
         parse_mix("similar=0")
     assert main(["bench", "--mix", "similar=x"]) == 2
     assert "not a number" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("mix", ["similar=nan,classify=1", "similar=inf", "similar=1,classify=-inf",
+                                 "similar=1e308,classify=1e308", "classify=1e308,similar=1e308,batch=1"])
+def test_a_mix_weight_that_is_no_finite_number_is_refused_naming_mix(mix: str, no_load: list[dict[str, Any]],
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: nan, inf and weights adding up to inf passed, and the run ended in exit 70 (numpy's
+    "Probabilities contain NaN") after the floor's phase."""
+    assert main(["bench", "--mix", mix]) == 2 and not no_load
+    err = capsys.readouterr().err
+    assert err.startswith(f"musicrec bench: error: --mix {mix!r}: ") and "Traceback" not in err
+    assert "must be a finite number > 0" in err or "add up to more than a number holds" in err
+    assert parse_mix("similar=1e-300,classify=1e300") == (("similar", 1e-300), ("classify", 1e300))  # ratios count
 
 
 @pytest.mark.parametrize("connections", [1, 3])
@@ -120,6 +133,7 @@ def no_load(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
 @pytest.mark.parametrize(("flag", "value"), [
     ("--duration", "nan"), ("--duration", "inf"), ("--duration", "0"), ("--duration", "-5"),
     ("--rate", "nan"), ("--rate", "inf"), ("--rate", "0"), ("--rate", "-100"), ("--rate", "fast"),
+    ("--rate", "1e12"), ("--rate", "1e308"), ("--rate", "2560001"),
     ("--rounds", "0"), ("--rounds", "-1"), ("--rounds", "2.5"),
     ("--warmup", "nan"), ("--warmup", "inf"), ("--warmup", "-1"),
     ("--concurrency", "0"), ("--concurrency", "-4"), ("--concurrency", "100001"),
@@ -208,10 +222,10 @@ def test_requests_and_duration_together_are_refused(no_load: list[dict[str, Any]
 def test_a_phase_where_every_call_failed_exits_1(running: RunningServer, monkeypatch: pytest.MonkeyPatch,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     """Before: every SimilarTracks call NOT_FOUND, and the run exited 0 with ratios of 0.00."""
-    from server import _bench
+    from server import _bench_worker
     from server._generated.musicrec.v1 import recommender_pb2 as pb
 
-    real = _bench._builders
+    real = _bench_worker._builders
 
     def failing(w: Any, rng: Any) -> Any:
         built = real(w, rng)
@@ -219,7 +233,7 @@ def test_a_phase_where_every_call_failed_exits_1(running: RunningServer, monkeyp
             built["similar"] = lambda: pb.SimilarTracksRequest(seeds=[pb.Seed(track_id="no-such-track")], k=10)
         return built
 
-    monkeypatch.setattr(_bench, "_builders", failing)
+    monkeypatch.setattr(_bench_worker, "_builders", failing)
     code = main(["bench", "--address", f"127.0.0.1:{running.port}", "--requests", "4", "--rounds", "1",
                  "--warmup", "0", "--rpc", "similar", "--rpc", "classify"])
     err = capsys.readouterr().err
