@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health, health_pb2
 from grpc_reflection.v1alpha import reflection
 
 from engine import Bundle, CandidateSource, use_compiled_kernels, use_one_search_thread
@@ -29,7 +29,8 @@ from ._interceptors import BearerAuth
 from ._limits import MAX_MESSAGE_BYTES
 from ._metrics import MetricsHttp, MetricsStartError, ServerMetrics
 from ._observe import CallObserver
-from ._service import SERVER_VERSION, RecommenderServicer, decoder
+from ._register import add_service
+from ._service import SERVER_VERSION, RecommenderServicer
 
 log = logging.getLogger("musicrec.server")
 
@@ -143,23 +144,6 @@ class RunningServer:
         self._end_drain_delay.set()
 
 
-def add_servicer(servicer: RecommenderServicer, server: grpc.Server) -> None:
-    """Register the Recommender like the generated ``add_RecommenderServicer_to_server``, from the
-    service descriptor, except that a method may return prebuilt response bytes (see _wire.py)."""
-    service = pb.DESCRIPTOR.services_by_name["Recommender"]
-    handlers = {}
-    for method in service.methods:
-        request_cls = getattr(pb, method.input_type.name)
-        to_bytes = getattr(pb, method.output_type.name).SerializeToString
-        make = grpc.unary_stream_rpc_method_handler if method.server_streaming else grpc.unary_unary_rpc_method_handler
-        handlers[method.name] = make(
-            getattr(servicer, method.name), request_deserializer=decoder(request_cls),
-            response_serializer=lambda message, to_bytes=to_bytes: message if isinstance(message, bytes)
-            else to_bytes(message))
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service.full_name, handlers),))
-    server.add_registered_method_handlers(service.full_name, handlers)
-
-
 def create_server(bundle: str | os.PathLike[str] | None, address: str = "127.0.0.1:0",
                   options: ServerOptions | None = None) -> RunningServer:
     """Bind ``address`` (port 0 picks a free port), load ``bundle`` (if given) and start serving.
@@ -207,9 +191,10 @@ def create_server(bundle: str | os.PathLike[str] | None, address: str = "127.0.0
     audio = AudioPool(options.audio_workers, options.audio_max_clips, metrics, handler_threads=options.workers)
     holder.on_loaded.append(audio.bundle_loaded)  # an audio bundle loaded later warms the workers too
     servicer = RecommenderServicer(holder, reload_policy, metrics=metrics, audio=audio)
-    add_servicer(servicer, server)
+    add_service(server, pb.DESCRIPTOR.services_by_name["Recommender"], pb, servicer)
     health_servicer = health.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    # registered as the Recommender is: health takes calls without a token, so its bad bytes are refused alike
+    add_service(server, health_pb2.DESCRIPTOR.services_by_name["Health"], health_pb2, health_servicer)
     reflection.enable_server_reflection(
         (SERVICE, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server)
     if options.replica and bundle is not None:

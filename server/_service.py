@@ -147,43 +147,15 @@ def _stops_when_cancelled(deadline: CallDeadline) -> Iterator[None]:
         raise
 
 
-class Undecodable:
-    """What ``decoder``'s deserializer hands a method for request bytes that are not its message (a string
-    field that is not UTF-8, a field cut short). gRPC's own deserializer raises there, and gRPC then answers
-    INTERNAL with a traceback in the log and the call uncounted; the method refuses it as INVALID_ARGUMENT."""
-
-    __slots__ = ("error", "message")
-
-    def __init__(self, message: str, error: str) -> None:
-        self.message, self.error = message, error
-
-
-def decoder(cls: Any) -> Callable[[bytes], Any]:
-    """``cls.FromString``, returning an ``Undecodable`` where it raises."""
-    from_string = cls.FromString
-    name = cls.DESCRIPTOR.full_name
-
-    def decode(data: bytes) -> Any:
-        try:
-            return from_string(data)
-        except Exception as exc:  # google.protobuf.message.DecodeError, or a bad UTF-8 string's error
-            return Undecodable(name, str(exc))
-    return decode
-
-
-def _decoded(request: Any) -> None:
-    if type(request) is Undecodable:
-        raise InvalidQuery(f"the request is not a valid {request.message} message: {request.error}")
-
-
-def _fits(response: Any, fewer: str) -> Any:
-    """``response`` if gRPC may send it; else INVALID_ARGUMENT before gRPC would fail the call on its size
-    (RESOURCE_EXHAUSTED to the client, but OK in the server's own log and metrics, and 200 over HTTP)."""
-    size = len(response) if isinstance(response, bytes) else response.ByteSize()
-    if size > MAX_MESSAGE_BYTES:
-        raise InvalidQuery(f"the answer would be {size:,} bytes, over the {MAX_MESSAGE_BYTES:,}-byte message limit: "
-                           f"{fewer}")
-    return response
+def _fits(response: Any, fewer: str) -> bytes:
+    """``response``'s bytes (serialized once: gRPC sends bytes as they are) if gRPC may send them; else
+    INVALID_ARGUMENT, before gRPC would fail the call on its size (RESOURCE_EXHAUSTED to the client, but OK in the
+    server's own log and metrics, and 200 over HTTP)."""
+    data = response if isinstance(response, bytes) else response.SerializeToString()
+    if len(data) > MAX_MESSAGE_BYTES:
+        raise InvalidQuery(f"the answer would be {len(data):,} bytes, over the {MAX_MESSAGE_BYTES:,}-byte message "
+                           f"limit: {fewer}")
+    return data
 
 
 _FEWER = "ask for fewer results (a smaller k) or leave out include_features"
@@ -194,7 +166,6 @@ def unary(method: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(self: RecommenderServicer, request: Any, context: grpc.ServicerContext) -> Any:
         _check_deadline(context)
         try:
-            _decoded(request)
             return method(self, request, context)
         except Exception as exc:
             code, message = _status_of(exc)
@@ -208,7 +179,6 @@ def streaming(method: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[An
     def wrapper(self: RecommenderServicer, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
         _check_deadline(context)
         try:
-            _decoded(request)
             for item in method(self, request, context):
                 if not context.is_active():  # client gone or deadline passed: stop choosing tracks
                     return
