@@ -12,11 +12,14 @@ const state = {
   plSeed: null, clTrack: null,
   map: null,             // {data, drawnByMood, highlight, scale}
   lastSimilar: null, lastPlaylist: null, lastClassify: null,
-  status: "starting",
+  status: "starting", statusDetail: "",
+  notice: null,          // the bundle-switch notice, shown until dismissed
+  viewsLoaded: false,    // moods, filters, report drawn for state.version (false: redraw at the next poll)
 };
 window.consoleState = state;
 
 const $ = (sel) => document.querySelector(sel);
+const selected = (sel) => [...$(sel).selectedOptions].map((o) => o.value);
 const el = (tag, props = {}, ...children) => {
   const node = document.createElement(tag);
   for (const [k, v] of Object.entries(props)) {
@@ -39,12 +42,34 @@ class ApiError extends Error {
   constructor(code, status, message) { super(message); this.code = code; this.status = status; }
 }
 
+// What the console finds wrong on its own (no seed picked, k of 0, a request the browser will not build):
+// nothing was sent, so none of the server's hints (retrying, tokens, no bundle) apply to it.
+class LocalError extends Error {
+  constructor(title, message) { super(message); this.status = title; }
+}
+
+// Server tokens are printable ASCII (gRPC metadata carries nothing else: server/_cli_serve.py), and a browser
+// cannot even put a character outside ISO-8859-1 in a header: such a token is refused when it is entered, saying
+// why, rather than failing every call as "server unreachable". The message never echoes the token.
+function tokenProblem(token) {
+  const bad = [...token].findIndex((c) => c < " " || c > "~");
+  return bad < 0 ? "" : `character ${bad + 1} of the token is not printable ASCII, and bearer tokens always are`;
+}
+
 async function request(path, options = {}) {
   const headers = { "Content-Type": "application/json" };
   if (state.token) headers.Authorization = `Bearer ${state.token}`;
+  let outgoing;
+  try {
+    // Built apart from fetch(): a header the browser refuses throws a TypeError here, before anything is sent,
+    // and that is no sign of the server being down (fetch() throws TypeErrors for both).
+    outgoing = new Request(path, { ...options, headers });
+  } catch (e) {
+    throw new LocalError("Not sent", `the browser would not build this request (${e.message}); check the token at the top`);
+  }
   let response;
   try {
-    response = await fetch(path, { ...options, headers });
+    response = await fetch(outgoing);
   } catch (e) {
     setStatus("down");
     throw new ApiError(0, "UNREACHABLE", "the server did not answer: it is down or the network is gone");
@@ -64,62 +89,126 @@ async function request(path, options = {}) {
 const rpc = async (method, body = {}) => (await request(`/v1/${method}`, { method: "POST", body: JSON.stringify(body) })).data;
 const api = async (path) => (await request(path)).data;
 
+function errorHint(err) {
+  if (err instanceof LocalError) return "";
+  if (err.code === 401) {
+    return state.token ? "The token was refused: check it in the box at the top." :
+      "This server needs a bearer token: enter it in the box at the top.";
+  }
+  if (err.code === 503) return "No bundle is loaded yet (the server is starting, or loading one): the console retries on its own.";
+  if (err.code === 0) return "The console keeps trying every few seconds; what is on screen may be stale.";
+  return "";
+}
+
+function errorTitle(err) {
+  if (err instanceof LocalError) return err.status;
+  if (err.code === 401) return "Authentication failed (HTTP 401 UNAUTHENTICATED)";
+  if (err.code === 403) return "Not allowed (HTTP 403 PERMISSION_DENIED)";
+  return `${err.status || "error"}${err.code > 0 ? ` (HTTP ${err.code})` : ""}`;
+}
+
 function showError(box, err) {
   const node = $(box);
-  if (!err) { node.hidden = true; node.textContent = ""; return; }
-  let title = `${err.status || "error"}${err.code ? ` (HTTP ${err.code})` : ""}`;
-  let hint = "";
-  if (err.code === 401) {
-    title = "Authentication failed (HTTP 401 UNAUTHENTICATED)";
-    hint = state.token ? "The token was refused: check it in the box at the top." :
-      "This server needs a bearer token: enter it in the box at the top.";
-  } else if (err.code === 403) {
-    title = "Not allowed (HTTP 403 PERMISSION_DENIED)";
-  } else if (err.code === 503) {
-    hint = "No bundle is loaded yet (the server is starting, or loading one): the console retries on its own.";
-  } else if (err.code === 0) {
-    hint = "The console keeps trying every few seconds; what is on screen may be stale.";
-  }
-  node.replaceChildren(el("b", { textContent: title }), el("span", { textContent: err.message }),
-    hint ? el("div", { textContent: hint }) : null);
-  node.dataset.code = String(err.code);
+  if (!err) { node.hidden = true; node.replaceChildren(); delete node.dataset.code; return; }
+  const hint = errorHint(err);
+  // only the parts there are: replaceChildren() would print a null as the text "null"
+  node.replaceChildren(...[el("b", { textContent: errorTitle(err) }), el("span", { textContent: err.message }),
+    hint ? el("div", { textContent: hint }) : null].filter(Boolean));
+  node.dataset.code = err instanceof LocalError ? "local" : String(err.code);
   node.hidden = false;
+}
+
+// Anything else thrown is a bug in the console: logged, and shown as what it is.
+function asShown(err) {
+  if (err instanceof ApiError || err instanceof LocalError) return err;
+  console.error(err);
+  return new LocalError("Console error", String(err));
 }
 
 async function guarded(box, fn) {
   showError(box, null);
-  try { await fn(); } catch (err) {
-    if (!(err instanceof ApiError)) { console.error(err); err = new ApiError(-1, "CONSOLE", String(err)); }
-    showError(box, err);
+  try { await fn(); } catch (err) { showError(box, asShown(err)); }
+}
+
+// ---- one answer per view ------------------------------------------------------------------------------
+// A view shows the answer to its latest request only: an older, slower answer (k=1000 asked before k=3)
+// arriving last must not replace the newer one, nor its error. Each newTicket() voids the view's earlier ones.
+const tickets = {};
+function newTicket(view) {
+  const mine = (tickets[view] || 0) + 1;
+  tickets[view] = mine;
+  return () => tickets[view] === mine;
+}
+
+// Runs fn(current) for `view`; fn checks current() after each await. A failure clears the view first, so an
+// error never sits above the previous request's table as if that table were this request's answer.
+async function runLatest(view, box, clear, fn) {
+  const current = newTicket(view);
+  dismissNotice();  // asking the new bundle something is as good as reading the switch notice
+  showError(box, null);
+  try { await fn(current); } catch (err) {
+    if (!current()) return;
+    clear();
+    showError(box, asShown(err));
   }
+}
+
+// A whole-number field: blank means its default (the placeholder says which); anything else must be a whole
+// number from `low` up. 0 for k used to become 10 without a word.
+function wholeField(id, label, fallback, low = 0) {
+  const input = $(id);
+  const text = input.value.trim();
+  if (text === "" && !input.validity.badInput) return fallback;
+  if (/^\d+$/.test(text) && Number(text) >= low) return Number(text);
+  throw new LocalError(`Check ${label}`, `${label}: ${text ? `'${text}'` : "what is typed"} is not a whole number ` +
+    `${low ? `from ${low} up` : "(0 or more)"}; leave it blank for the default, ${fallback}`);
 }
 
 // ---- status, reloads and outages --------------------------------------------------------------------
 function setStatus(kind, detail = "") {
   state.status = kind;
+  state.statusDetail = detail;
   const node = $("#status");
   node.dataset.state = kind;
-  const banner = $("#banner");
-  banner.hidden = true;
   if (kind === "ok") {
     const i = state.info;
     node.textContent = `bundle ${i.bundle_version} · ${Number(i.tracks).toLocaleString()} tracks · ${i.moods} moods · ` +
       `${i.genres} genres · ${i.index_kind} index`;
-  } else if (kind === "down") {
-    node.textContent = "server unreachable";
-    banner.textContent = "The server is not answering (down, restarting or unreachable). Retrying every 5 s; " +
-      "what is on screen may be stale.";
-    banner.dataset.kind = "bad"; banner.hidden = false;
-  } else if (kind === "nobundle") {
-    node.textContent = "no bundle loaded";
-    banner.textContent = `The server has no bundle loaded yet (starting or loading one): ${detail} Retrying every 5 s.`;
-    banner.dataset.kind = "warn"; banner.hidden = false;
-  } else if (kind === "auth") {
-    node.textContent = "token needed";
-    banner.textContent = state.token ? "The server refused this token (401). Enter another at the top right." :
-      "This server requires a bearer token (401). Enter it at the top right.";
-    banner.dataset.kind = "bad"; banner.hidden = false;
+  } else {
+    node.textContent = { down: "server unreachable", nobundle: "no bundle loaded", auth: "token needed" }[kind] || kind;
   }
+  renderBanner();
+}
+
+// The server's trouble while there is some; else the notice of a bundle switch, if the user has not dismissed it.
+function bannerMessage() {
+  switch (state.status) {
+    case "down": return { kind: "bad", text: "The server is not answering (down, restarting or unreachable). Retrying every 5 s; " +
+      "what is on screen may be stale." };
+    case "nobundle": return { kind: "warn", text: `The server has no bundle loaded yet (starting or loading one): ${state.statusDetail} Retrying every 5 s.` };
+    case "auth": return { kind: "bad", text: state.token ? "The server refused this token (401). Enter another at the top right." :
+      "This server requires a bearer token (401). Enter it at the top right." };
+    default: return state.notice ? { kind: "warn", text: state.notice, dismissable: true } : null;
+  }
+}
+
+// Drawn from the state on every status change: the 5-second poll redraws it, and the switch notice survives
+// that (it used to vanish at the next poll while the old bundle's results stayed on screen).
+function renderBanner() {
+  const banner = $("#banner");
+  const message = bannerMessage();
+  banner.hidden = !message;
+  if (!message) { banner.replaceChildren(); return; }
+  if (banner.dataset.kind === message.kind && banner.firstChild && banner.firstChild.textContent === message.text) return;  // as it is
+  banner.dataset.kind = message.kind;
+  banner.replaceChildren(el("span", { textContent: message.text }), message.dismissable ?
+    el("button", { type: "button", class: "small", id: "banner-dismiss", textContent: "Dismiss", onclick: dismissNotice }) : "");
+}
+
+function dismissNotice() {
+  if (!state.notice) return;
+  state.notice = null;
+  renderBanner();
 }
 
 async function refreshInfo() {
@@ -128,57 +217,90 @@ async function refreshInfo() {
     const previous = state.version;
     state.info = info;
     setStatus("ok");
-    if (previous !== info.bundle_version) {
+    if (previous !== info.bundle_version || !state.viewsLoaded) {
+      const switched = previous !== null && previous !== info.bundle_version;
       state.version = info.bundle_version;
-      await loadBundleViews();
-      if (previous) {
-        const banner = $("#banner");
-        banner.textContent = `The server switched bundles (reloaded): ${previous} → ${info.bundle_version}. ` +
-          "Moods, the map and the report now show the new bundle; earlier results came from the old one.";
-        banner.dataset.kind = "warn"; banner.hidden = false;
+      state.viewsLoaded = false;
+      if (switched) {
+        forgetOldBundle();
+        state.notice = `The server switched bundles (reloaded): ${previous} → ${info.bundle_version}. Seeds, picked tracks ` +
+          "and results from the old bundle were cleared, and mood choices reset (mood numbers differ between bundles).";
+        renderBanner();
+      }
+      const droppedGenres = await loadBundleViews();
+      state.viewsLoaded = true;
+      if (switched && droppedGenres.length && state.notice) {
+        state.notice += ` Genre filters the new bundle lacks were dropped: ${droppedGenres.join(", ")}.`;
+        renderBanner();
       }
     }
   } catch (err) { /* the status line and banner already say what happened */ }
 }
 
+// What came from the old bundle goes: its track ids and mood numbers may be missing from the new one, or name
+// other tracks and moods there (a query with them failed NOT_FOUND). Answers still coming from it are dropped.
+function forgetOldBundle() {
+  for (const view of ["similar", "playlist", "classify", "classify-pick"]) newTicket(view);
+  state.seeds = []; renderSeeds(); clearSimilar();
+  state.plSeed = null; $("#pl-seed").textContent = "no seed picked"; clearPlaylist();
+  state.clTrack = null; $("#cl-track").textContent = "no track picked"; clearClassify();
+  for (const box of ["#similar-error", "#playlist-error", "#classify-error", "#map-error"]) showError(box, null);
+  for (const sel of ["#pl-mood", "#f-moods"]) $(sel).selectedIndex = -1;  // the new bundle's mood 3 is another mood
+}
+
+// Returns the selected genre filters the bundle no longer has (dropped from the selection).
 async function loadBundleViews() {
   const moods = await rpc("ListMoods");
   state.moods = moods.moods;
   state.bundle = await api("/console/api/bundle");
   fillMoodSelects();
-  fillFilters();
+  const droppedGenres = fillFilters();
   $("#opt-gw-default-value").textContent = `(${Number(state.info.default_genre_weight).toFixed(2)})`;
-  $("#opt-gw").value = state.info.default_genre_weight;
-  state.map = null;
+  if ($("#opt-gw-default").checked) $("#opt-gw").value = state.info.default_genre_weight;  // not a weight the user set
+  clearMap();
   if ($("#tab-map").classList.contains("active")) loadMap();
   $("#report-text").textContent = state.bundle.report;
   $("#report-pictures").disabled = !state.bundle.report_html;
   $("#report-pictures").title = state.bundle.report_html ? "" : "the server has no matplotlib (pip install 'musicrec[report]')";
   $("#report-frame").hidden = true;
   buildFeatureForm();
+  return droppedGenres;
+}
+
+// Refills a <select> with `options`, keeping the choices whose value it still offers (they used to be cleared
+// whenever the views were drawn again); returns the chosen values it no longer offers.
+function refill(sel, options) {
+  const chosen = selected(sel);
+  for (const o of options) o.selected = chosen.includes(o.value);
+  $(sel).replaceChildren(...options);
+  return chosen.filter((v) => !options.some((o) => o.value === v));
 }
 
 function fillMoodSelects() {
   const options = () => state.moods.map((m) => el("option", { value: m.mood_id, textContent: `${m.mood_id} · ${m.name} (${m.size})` }));
-  $("#pl-mood").replaceChildren(...options());
-  $("#f-moods").replaceChildren(...options());
+  refill("#pl-mood", options());
+  refill("#f-moods", options());
 }
 
 function fillFilters() {
   const opts = () => state.bundle.genres.map((g) => el("option", { value: g, textContent: g }));
-  $("#f-include").replaceChildren(...opts());
-  $("#f-exclude").replaceChildren(...opts());
+  return [...new Set([...refill("#f-include", opts()), ...refill("#f-exclude", opts())])];
 }
 
 // ---- tabs -------------------------------------------------------------------------------------------
 function openTab(name) {
   for (const b of document.querySelectorAll("#tabs button")) b.classList.toggle("active", b.dataset.tab === name);
   for (const s of document.querySelectorAll(".tab")) s.classList.toggle("active", s.id === `tab-${name}`);
-  if (name === "map" && !state.map) loadMap();
+  // a drawn map is drawn again: the window may have been resized while the tab was hidden
+  if (name === "map") { if (state.map) drawMap(); else loadMap(); }
 }
 
 // ---- track search (shared by three tabs) --------------------------------------------------------------
-function trackLabel(t) { return `${t.name} — ${(t.artists || []).join(", ")}`; }
+// Names are isolated (<bdi>) from the text around them: a right-to-left name, or one holding U+202E, must not
+// reorder the "—", the other artists or the × button beside it.
+const bdi = (text) => el("bdi", { textContent: text });
+const nameList = (names) => (names || []).flatMap((n, i) => (i ? [", ", bdi(n)] : [bdi(n)]));
+function trackLabel(t) { return [bdi(t.name), " — ", ...nameList(t.artists)]; }
 
 function searchBox(input, list, onPick) {
   let timer = null, seq = 0;
@@ -193,9 +315,11 @@ function searchBox(input, list, onPick) {
         if (mine !== seq) return;
         $(list).replaceChildren(...found.tracks.map((t) => el("li", {
           dataset: { id: t.track_id }, onclick: () => { onPick(t); $(list).replaceChildren(); $(input).value = ""; },
-        }, t.name, " ", el("small", { textContent: `${t.artists.join(", ")} · ${t.genres.join(", ")}` }))),
-        found.total > found.tracks.length ? el("li", { class: "muted", textContent: `… ${found.total - found.tracks.length} more: type more words` }) : null);
+        }, bdi(t.name), " ", el("small", {}, nameList(t.artists), " · ", nameList(t.genres)))),
+        found.total > found.tracks.length ? el("li", { class: "muted", textContent: `… ${found.total - found.tracks.length} more: type more words` }) : "",
+        found.total === 0 ? el("li", { class: "muted", textContent: "no track matches every word" }) : "");
       } catch (err) {
+        if (mine !== seq) return;
         $(list).replaceChildren(el("li", { class: "muted", textContent: `${err.status}: ${err.message}` }));
       }
     }, 180);
@@ -209,7 +333,7 @@ function renderSeeds() {
   list.replaceChildren(...state.seeds.map((s, i) => el("li", { class: s.negative ? "negative" : "", dataset: { id: s.track.track_id },
     title: s.negative ? "less like this (click to flip)" : "more like this (click to flip)",
     onclick: () => { s.negative = !s.negative; renderSeeds(); } },
-  (s.negative ? "− " : "+ ") + trackLabel(s.track),
+  s.negative ? "− " : "+ ", trackLabel(s.track),
   el("button", { textContent: "×", title: "remove", onclick: (e) => { e.stopPropagation(); state.seeds.splice(i, 1); renderSeeds(); } }))));
 }
 
@@ -236,14 +360,12 @@ function addRange() {
   $("#ranges").append(row);
 }
 
-const selected = (sel) => [...$(sel).selectedOptions].map((o) => o.value);
-
 function similarRequest() {
   const req = {
     seeds: state.seeds.filter((s) => !s.negative).map((s) => ({ track_id: s.track.track_id })),
     negative_seeds: state.seeds.filter((s) => s.negative).map((s) => ({ track_id: s.track.track_id })),
-    k: Number($("#opt-k").value) || 10, offset: Number($("#opt-offset").value) || 0,
-    max_per_artist: Number($("#opt-artist-cap").value) || 0, diversity: Number($("#opt-diversity").value),
+    k: wholeField("#opt-k", "Results (k)", 10, 1), offset: wholeField("#opt-offset", "Offset", 0),
+    max_per_artist: wholeField("#opt-artist-cap", "Max per artist", 0), diversity: Number($("#opt-diversity").value),
   };
   if (!$("#opt-gw-default").checked) req.genre_weight = Number($("#opt-gw").value);
   const targets = {};
@@ -271,27 +393,38 @@ function similarRequest() {
 }
 
 function moodCell(t) {
-  return el("td", { class: t.mood_core ? "" : "noncore", title: t.mood_core ? "core member" : "assigned by its nearest core tracks" },
-    el("span", { class: "swatch", style: `background:${moodColour(t.mood_id)}` }), t.mood_name);
+  return el("td", { class: t.mood_core ? "name" : "name noncore", title: t.mood_core ? "core member" : "assigned by its nearest core tracks" },
+    el("span", { class: "swatch", style: `background:${moodColour(t.mood_id)}` }), bdi(t.mood_name));
 }
 
 async function runSimilar() {
-  await guarded("#similar-error", async () => {
-    if (!state.seeds.some((s) => !s.negative)) throw new ApiError(0, "No seed", "pick at least one track to find tracks like it");
-    const response = await rpc("SimilarTracks", similarRequest());
-    state.lastSimilar = response;
-    const offset = Number($("#opt-offset").value) || 0;
-    $("#similar-results tbody").replaceChildren(...response.results.map((r, i) => el("tr", { dataset: { id: r.track.track_id } },
-      el("td", { class: "num", textContent: offset + i + 1 }), el("td", { class: "num", textContent: Number(r.score).toFixed(3) }),
-      el("td", { textContent: r.track.name }), el("td", { textContent: r.track.artists.join(", ") }),
-      el("td", { textContent: r.track.genres.join(", ") }), moodCell(r.track),
-      el("td", {}, el("button", { class: "small", textContent: "seed", title: "more like this one", onclick: () => { addSeed(r.track, { replace: true }); runSimilar(); } })))));
-    const s = response.stats;
-    $("#similar-stats").textContent = `${response.results.length} results in ${Number(s.took_ms).toFixed(2)} ms · ` +
-      `${s.candidates_examined} candidates examined, ${s.candidates_filtered} filtered` +
-      (s.exhausted ? " · fewer than asked: the filters left no more" : "") +
-      (response.unknown_seed_ids.length ? ` · unknown seeds skipped: ${response.unknown_seed_ids.join(", ")}` : "");
+  await runLatest("similar", "#similar-error", clearSimilar, async (current) => {
+    if (!state.seeds.some((s) => !s.negative)) throw new LocalError("No seed", "pick at least one track to find tracks like it");
+    const req = similarRequest();
+    const response = await rpc("SimilarTracks", req);
+    if (current()) renderSimilar(req, response);
   });
+}
+
+function clearSimilar() {
+  state.lastSimilar = null;
+  $("#similar-results tbody").replaceChildren();
+  $("#similar-stats").textContent = "";
+}
+
+function renderSimilar(req, response) {
+  state.lastSimilar = response;
+  $("#similar-results tbody").replaceChildren(...response.results.map((r, i) => el("tr", { dataset: { id: r.track.track_id } },
+    el("td", { class: "num", textContent: req.offset + i + 1 }), el("td", { class: "num", textContent: Number(r.score).toFixed(3) }),
+    el("td", { class: "name" }, bdi(r.track.name)), el("td", { class: "name" }, nameList(r.track.artists)),
+    el("td", { class: "name" }, nameList(r.track.genres)), moodCell(r.track),
+    el("td", {}, el("button", { class: "small", textContent: "seed", title: "more like this one", onclick: () => { addSeed(r.track, { replace: true }); runSimilar(); } })))));
+  const s = response.stats;
+  // without filters, fewer results means the catalog (past the offset, under the artist cap) had no more
+  const short = req.filter ? " · fewer than asked: the filters left no more" : " · fewer tracks than asked matched";
+  $("#similar-stats").textContent = `${response.results.length} results in ${Number(s.took_ms).toFixed(2)} ms · ` +
+    `${s.candidates_examined} candidates examined, ${s.candidates_filtered} filtered` + (s.exhausted ? short : "") +
+    (response.unknown_seed_ids.length ? ` · unknown seeds skipped: ${response.unknown_seed_ids.join(", ")}` : "");
 }
 
 function openSimilar(track) {
@@ -302,23 +435,53 @@ function openSimilar(track) {
 
 // ---- mood map ---------------------------------------------------------------------------------------
 async function loadMap() {
+  const current = newTicket("map");
   await guarded("#map-error", async () => {
     const data = await api("/console/api/map");
+    if (!current()) return;  // the bundle changed meanwhile: a newer load is on its way
     state.map = { data, highlight: null, drawnByMood: {} };
     $("#map-info").textContent = `${data.shown.toLocaleString()} of ${data.total.toLocaleString()} tracks` +
       (data.shown < data.total ? " (a fixed sample of every mood)" : "") + ` · ${data.method}`;
     $("#map-legend").replaceChildren(...data.moods.map((m) => el("li", { dataset: { mood: m.mood_id },
-      onclick: () => { state.map.highlight = state.map.highlight === m.mood_id ? null : m.mood_id; drawMap(); } },
+      onclick: () => highlightMood(m.mood_id) },
     el("span", { class: "swatch", style: `background:${moodColour(m.mood_id)}` }), `${m.mood_id} · ${m.name} (${m.size.toLocaleString()})`)));
     drawMap();
   });
+}
+
+function highlightMood(moodId) {
+  if (!state.map) return;
+  state.map.highlight = state.map.highlight === moodId ? null : moodId;
+  drawMap();
+}
+
+// No map until the next loadMap(): the canvas, legend and tip of the old one go with it, and a load still on its
+// way (from the old bundle) is dropped.
+function clearMap() {
+  newTicket("map");
+  state.map = null;
+  $("#map-tip").hidden = true;
+  $("#map-info").textContent = "";
+  $("#map-legend").replaceChildren();
+  const canvas = $("#map-canvas");
+  canvas.getContext("2d").clearRect(0, 0, canvas.width, canvas.height);
+  delete canvas.dataset.points;
+  delete canvas.dataset.drawnMoods;
+}
+
+// The canvas fits its box: beside the legend on a wide screen, the box's whole width once the legend wraps below
+// it (narrow screens: a phone's is under 400 px), never wider than 900 px.
+function mapWidth() {
+  const wrap = document.querySelector("#tab-map .mapwrap");
+  const stacked = getComputedStyle(wrap).flexDirection === "column";
+  return Math.round(Math.max(160, Math.min(900, wrap.clientWidth - (stacked ? 0 : 360))));
 }
 
 function drawMap() {
   const map = state.map;
   const canvas = $("#map-canvas");
   const ratio = window.devicePixelRatio || 1;
-  const width = Math.min(900, Math.max(480, document.querySelector("#tab-map .panel").clientWidth - 360));
+  const width = mapWidth();
   const height = Math.round(width * 0.69);
   canvas.style.width = `${width}px`; canvas.style.height = `${height}px`;
   canvas.width = width * ratio; canvas.height = height * ratio;
@@ -392,16 +555,20 @@ function pointAt(event) {
 }
 
 function mapHover(event) {
-  const i = pointAt(event);
   const tip = $("#map-tip");
+  // no map (a 401, the server down, a reload that cleared it): nothing to point at
+  if (!state.map) { tip.hidden = true; return; }
+  const i = pointAt(event);
   state.map.hover = i;
   if (i < 0) { tip.hidden = true; return; }
   const d = state.map.data;
   const mood = d.moods.find((m) => m.mood_id === d.mood[i]);
-  tip.replaceChildren(el("b", { textContent: d.name[i] }), el("div", { textContent: d.artists[i] }),
+  tip.replaceChildren(el("b", {}, bdi(d.name[i])), el("div", {}, bdi(d.artists[i])),
     el("div", {}, el("span", { class: "swatch", style: `background:${moodColour(d.mood[i])}` }), mood ? mood.name : `mood ${d.mood[i]}`));
-  tip.style.left = `${state.map.px[i] + 12}px`; tip.style.top = `${state.map.py[i] + 12}px`;
   tip.hidden = false;
+  // beside the point, but kept inside the canvas: on a narrow one a tip to the right would widen the page
+  const room = event.target.clientWidth - tip.offsetWidth;
+  tip.style.left = `${Math.max(0, Math.min(state.map.px[i] + 12, room))}px`; tip.style.top = `${state.map.py[i] + 12}px`;
 }
 
 async function mapClick(event) {
@@ -412,34 +579,50 @@ async function mapClick(event) {
 }
 
 // ---- playlists --------------------------------------------------------------------------------------
+function playlistRequest() {
+  const source = document.querySelector("input[name=pl-source]:checked").value;
+  wholeField("#pl-shuffle", "Shuffle seed", 0);  // checked here, sent as typed: a uint64 can exceed a JS number
+  const req = { length: wholeField("#pl-length", "Length", 20, 1), max_per_artist: wholeField("#pl-artist-cap", "Max per artist", 0),
+    shuffle_seed: $("#pl-shuffle").value.trim() || "0", include_features: true };
+  if (source === "mood") req.mood_id = Number($("#pl-mood").value);
+  else if (source === "seed") {
+    if (!state.plSeed) throw new LocalError("No seed", "search and pick a seed track first");
+    req.seed_track_id = state.plSeed.track_id;
+  } else req.target = { valence: Number($("#pl-valence").value), energy: Number($("#pl-energy").value) };
+  return req;
+}
+
 async function runPlaylist() {
-  await guarded("#playlist-error", async () => {
-    const source = document.querySelector("input[name=pl-source]:checked").value;
-    const req = { length: Number($("#pl-length").value) || 20, max_per_artist: Number($("#pl-artist-cap").value) || 0,
-      shuffle_seed: String(Number($("#pl-shuffle").value) || 0), include_features: true };
-    if (source === "mood") req.mood_id = Number($("#pl-mood").value);
-    else if (source === "seed") {
-      if (!state.plSeed) throw new ApiError(0, "No seed", "search and pick a seed track first");
-      req.seed_track_id = state.plSeed.track_id;
-    } else req.target = { valence: Number($("#pl-valence").value), energy: Number($("#pl-energy").value) };
-    const response = await rpc("MoodPlaylist", req);
-    state.lastPlaylist = response;
-    $("#playlist-mood").replaceChildren(el("span", { class: "swatch", style: `background:${moodColour(response.mood.mood_id)}` }),
-      `${response.mood.name} · ${response.entries.length} tracks in ${Number(response.took_ms).toFixed(1)} ms`);
-    const maxStep = Math.max(1e-9, ...response.entries.map((e) => e.transition));
-    $("#playlist-results tbody").replaceChildren(...response.entries.map((e) => {
-      const f = e.track.features || {};
-      return el("tr", { dataset: { id: e.track.track_id, position: e.position } },
-        el("td", { class: "num", textContent: e.position + 1 }), el("td", { textContent: e.track.name }),
-        el("td", { textContent: e.track.artists.join(", ") }),
-        el("td", { class: "num", textContent: f.tempo !== undefined ? Math.round(f.tempo) : "–" }),
-        el("td", { class: "num", textContent: f.energy !== undefined ? f.energy.toFixed(2) : "–" }),
-        el("td", { textContent: f.key !== undefined ? (KEYS[Math.round(f.key)] || f.key) + (f.mode === 0 ? "m" : "") : "–" }),
-        el("td", { title: `distance ${e.transition.toFixed(3)} in standardized tempo, energy and key` },
-          el("div", { class: "transition" }, el("div", { style: `width:${(100 * e.transition / maxStep).toFixed(1)}%` }))));
-    }));
-    drawPlaylistChart(response.entries);
+  await runLatest("playlist", "#playlist-error", clearPlaylist, async (current) => {
+    const response = await rpc("MoodPlaylist", playlistRequest());
+    if (current()) renderPlaylist(response);
   });
+}
+
+function clearPlaylist() {
+  state.lastPlaylist = null;
+  $("#playlist-mood").replaceChildren();
+  $("#playlist-chart").replaceChildren();
+  $("#playlist-results tbody").replaceChildren();
+}
+
+function renderPlaylist(response) {
+  state.lastPlaylist = response;
+  $("#playlist-mood").replaceChildren(el("span", { class: "swatch", style: `background:${moodColour(response.mood.mood_id)}` }),
+    bdi(response.mood.name), ` · ${response.entries.length} tracks in ${Number(response.took_ms).toFixed(1)} ms`);
+  const maxStep = Math.max(1e-9, ...response.entries.map((e) => e.transition));
+  $("#playlist-results tbody").replaceChildren(...response.entries.map((e) => {
+    const f = e.track.features || {};
+    return el("tr", { dataset: { id: e.track.track_id, position: e.position } },
+      el("td", { class: "num", textContent: e.position + 1 }), el("td", { class: "name" }, bdi(e.track.name)),
+      el("td", { class: "name" }, nameList(e.track.artists)),
+      el("td", { class: "num", textContent: f.tempo !== undefined ? Math.round(f.tempo) : "–" }),
+      el("td", { class: "num", textContent: f.energy !== undefined ? f.energy.toFixed(2) : "–" }),
+      el("td", { textContent: f.key !== undefined ? (KEYS[Math.round(f.key)] || f.key) + (f.mode === 0 ? "m" : "") : "–" }),
+      el("td", { title: `distance ${e.transition.toFixed(3)} in standardized tempo, energy and key` },
+        el("div", { class: "transition" }, el("div", { style: `width:${(100 * e.transition / maxStep).toFixed(1)}%` }))));
+  }));
+  drawPlaylistChart(response.entries);
 }
 
 function drawPlaylistChart(entries) {
@@ -484,23 +667,54 @@ function bars(box, items, { diverging = false } = {}) {
   }));
 }
 
-async function classify(body) {
-  await guarded("#classify-error", async () => {
-    const response = await rpc("ClassifyGenre", { top_k: Number($("#cl-top").value) || 5, explain: $("#cl-explain").checked, ...body });
-    state.lastClassify = response;
-    bars("#classify-genres", response.genres.map((g) => [g.genre, g.probability]));
-    bars("#classify-families", response.families.map((g) => [g.genre, g.probability]));
-    bars("#classify-contributions", response.contributions.slice(0, 12).map((c) => [c.feature, c.contribution]), { diverging: true });
-    $("#classify-bias").textContent = response.contributions.length ? `(margin of '${response.genres[0].genre}', the softmax's logit; bias ${Number(response.bias).toFixed(3)})` : "(ask with explain)";
-    $("#classify-known").textContent = response.known_genres.length ? `The catalog lists this track under: ${response.known_genres.join(", ")}` : "";
+function classifyTrack() {
+  classify(() => {
+    if (!state.clTrack) throw new LocalError("No track", "search and pick a track first");
+    return { track_id: state.clTrack.track_id };
   });
+}
+
+function classifyValues() {
+  const values = {};
+  for (const input of document.querySelectorAll("#cl-features input")) if (input.value !== "") values[input.dataset.feature] = Number(input.value);
+  classify(() => ({ features: { values } }));
+}
+
+// `what()` gives the request's track or values (or throws a LocalError saying what is missing).
+async function classify(what) {
+  await runLatest("classify", "#classify-error", clearClassify, async (current) => {
+    const req = { top_k: wholeField("#cl-top", "Top genres", 5, 1), explain: $("#cl-explain").checked, ...what() };
+    const response = await rpc("ClassifyGenre", req);
+    if (current()) renderClassify(response);
+  });
+}
+
+function clearClassify() {
+  state.lastClassify = null;
+  for (const box of ["#classify-genres", "#classify-families", "#classify-contributions"]) $(box).replaceChildren();
+  $("#classify-bias").textContent = "";
+  $("#classify-known").textContent = "";
+}
+
+function renderClassify(response) {
+  state.lastClassify = response;
+  bars("#classify-genres", response.genres.map((g) => [g.genre, g.probability]));
+  bars("#classify-families", response.families.map((g) => [g.genre, g.probability]));
+  bars("#classify-contributions", response.contributions.slice(0, 12).map((c) => [c.feature, c.contribution]), { diverging: true });
+  $("#classify-bias").textContent = response.contributions.length ? `(margin of '${response.genres[0].genre}', the softmax's logit; bias ${Number(response.bias).toFixed(3)})` : "(ask with explain)";
+  $("#classify-known").textContent = response.known_genres.length ? `The catalog lists this track under: ${response.known_genres.join(", ")}` : "";
 }
 
 async function pickClassifyTrack(track) {
   state.clTrack = track;
-  $("#cl-track").textContent = trackLabel(track);
+  $("#cl-track").replaceChildren(...trackLabel(track));
+  // what is on screen was the previous track's (under this one's name): it goes, and so does any answer still coming
+  newTicket("classify");
+  clearClassify();
+  const current = newTicket("classify-pick");
   await guarded("#classify-error", async () => {
     const full = (await rpc("GetTrack", { track_id: track.track_id })).track;
+    if (!current()) return;
     for (const input of document.querySelectorAll("#cl-features input")) {
       const v = full.features[input.dataset.feature];
       input.value = v === undefined ? "" : v;
@@ -527,33 +741,48 @@ function bindOutput(input, output, fmt = (v) => v) {
   $(input).addEventListener("input", update); update();
 }
 
+function saveToken(event) {
+  event.preventDefault();
+  const token = $("#token-input").value.trim();
+  const problem = tokenProblem(token);
+  showTokenProblem(problem && `Not saved: ${problem}.`);
+  if (problem) return;
+  state.token = token;
+  sessionStorage.setItem("musicrec-token", state.token);
+  forgetAuthErrors();
+  state.viewsLoaded = false;  // the views may have failed with the old token: draw them again
+  refreshInfo();
+}
+
+function showTokenProblem(problem) {
+  $("#token-error").textContent = problem;
+  $("#token-error").hidden = !problem;
+}
+
+// The 401s and 403s on screen were the old token's: with a new one they no longer say anything true.
+function forgetAuthErrors() {
+  for (const box of document.querySelectorAll(".error")) {
+    if (["401", "403"].includes(box.dataset.code)) showError(`#${box.id}`, null);
+  }
+  for (const list of document.querySelectorAll(".picklist")) list.replaceChildren();
+}
+
 function start() {
   for (const b of document.querySelectorAll("#tabs button")) b.addEventListener("click", () => openTab(b.dataset.tab));
+  const stored = tokenProblem(state.token);  // saved by an older console that did not check
+  if (stored) { state.token = ""; sessionStorage.removeItem("musicrec-token"); showTokenProblem(`The saved token was dropped: ${stored}.`); }
   $("#token-input").value = state.token;
-  $("#token-form").addEventListener("submit", (e) => {
-    e.preventDefault();
-    state.token = $("#token-input").value.trim();
-    sessionStorage.setItem("musicrec-token", state.token);
-    state.version = null;
-    refreshInfo();
-  });
+  $("#token-form").addEventListener("submit", saveToken);
   searchBox("#search-input", "#search-results", (t) => addSeed(t));
-  searchBox("#pl-search", "#pl-search-results", (t) => { state.plSeed = t; $("#pl-seed").textContent = trackLabel(t);
+  searchBox("#pl-search", "#pl-search-results", (t) => { state.plSeed = t; $("#pl-seed").replaceChildren(...trackLabel(t));
     document.querySelector("input[name=pl-source][value=seed]").checked = true; });
   searchBox("#cl-search", "#cl-search-results", pickClassifyTrack);
   $("#add-target").addEventListener("click", addTarget);
   $("#add-range").addEventListener("click", addRange);
   $("#similar-run").addEventListener("click", runSimilar);
   $("#playlist-run").addEventListener("click", runPlaylist);
-  $("#classify-track").addEventListener("click", () => {
-    if (!state.clTrack) { showError("#classify-error", new ApiError(0, "No track", "search and pick a track first")); return; }
-    classify({ track_id: state.clTrack.track_id });
-  });
-  $("#classify-features").addEventListener("click", () => {
-    const values = {};
-    for (const input of document.querySelectorAll("#cl-features input")) if (input.value !== "") values[input.dataset.feature] = Number(input.value);
-    classify({ features: { values } });
-  });
+  $("#classify-track").addEventListener("click", classifyTrack);
+  $("#classify-features").addEventListener("click", classifyValues);
   $("#opt-gw-default").addEventListener("change", () => { $("#opt-gw").disabled = $("#opt-gw-default").checked;
     $("#opt-gw-out").textContent = $("#opt-gw-default").checked ? "–" : $("#opt-gw").value; });
   bindOutput("#opt-gw", "#opt-gw-out");

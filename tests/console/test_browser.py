@@ -105,6 +105,70 @@ def set_value(driver: Any, element_id: str, value: object) -> None:
     field.send_keys(str(value))
 
 
+def shown(driver: Any, element_id: str) -> Any:
+    """The element once it is displayed (an error box, a banner)."""
+    return wait_for(driver, lambda d: (e := d.find_element(By.ID, element_id)).is_displayed() and e, f"#{element_id}")
+
+
+def count(driver: Any, css: str) -> int:
+    return len(driver.find_elements(By.CSS_SELECTOR, css))
+
+
+# Window errors (an exception thrown in an event handler) from now on, for page_errors() to read.
+COLLECT_ERRORS = "window.pageErrors = []; window.addEventListener('error', (e) => window.pageErrors.push(e.message));"
+
+
+def page_errors(driver: Any) -> list[str]:
+    return driver.execute_script("return window.pageErrors")
+
+
+# Rewrites the tracks (name, artists) in every JSON answer the page gets, as a server with such a catalog would send
+# them; `exhausted` also marks a SimilarTracks answer as shorter than asked. Reads what the console reads of a fetch.
+DOCTOR_ANSWERS = """
+const [namePrefix, artistPrefix, exhausted] = arguments;
+const real = window.realFetch || (window.realFetch = window.fetch);
+const rename = (node) => {
+  if (Array.isArray(node)) node.forEach(rename);
+  else if (node && typeof node === "object") {
+    if (typeof node.track_id === "string" && typeof node.name === "string") {
+      node.name = namePrefix + node.name;
+      node.artists = (node.artists || []).map((a) => artistPrefix + a);
+    }
+    Object.values(node).forEach(rename);
+  }
+};
+window.fetch = async (input, init) => {
+  const response = await real(input, init);
+  if (!(response.headers.get("content-type") || "").includes("json")) return response;
+  const data = JSON.parse(await response.text());
+  rename(data);
+  if (exhausted && data.stats) data.stats.exhausted = true;
+  const text = JSON.stringify(data);
+  return { ok: response.ok, status: response.status, text: async () => text };
+};
+"""
+
+# Holds back the answer to the request whose body holds `marker` until window.heldBack.release(); heldBack.settled
+# turns true once the console is done with that answer (a timer runs after the promise callbacks that use it).
+HOLD_BACK = """
+const marker = arguments[0];
+const real = window.realFetch || (window.realFetch = window.fetch);
+let release;
+const held = new Promise((resolve) => { release = resolve; });
+window.heldBack = { release, settled: false };
+window.fetch = async (input, init) => {
+  const request = new Request(input, init);
+  const slow = (await request.clone().text()).includes(marker);
+  const response = await real(request);
+  if (!slow) return response;
+  await held;
+  const text = await response.text();
+  return { ok: response.ok, status: response.status,
+           text: async () => { setTimeout(() => { window.heldBack.settled = true; }, 0); return text; } };
+};
+"""
+
+
 def test_the_map_draws_points_of_every_mood(browser: Any, running: RunningServer, stub: pb_grpc.RecommenderStub) -> None:
     open_console(browser, running.http_port)
     ready(browser)
@@ -159,6 +223,119 @@ def test_a_similar_search_returns_the_ids_of_the_grpc_call(browser: Any, running
     shot(browser, "similar")
 
 
+def test_errors_say_what_went_wrong_and_replace_the_last_answer(browser: Any, running: RunningServer) -> None:
+    rec = running.holder.require()
+    open_console(browser, running.http_port)
+    ready(browser)
+    # the console's own check: nothing was sent, so no hint about an unreachable server
+    browser.find_element(By.ID, "similar-run").click()
+    error = shown(browser, "similar-error")
+    assert error.get_attribute("data-code") == "local" and "No seed" in error.text and "keeps trying" not in error.text
+    pick_track(browser, "search-input", rec.names[7], rec.ids[7])
+    browser.find_element(By.ID, "opt-k").clear()  # blank: the default, 10
+    browser.find_element(By.ID, "similar-run").click()
+    wait_for(browser, lambda d: count(d, "#similar-results tbody tr") == 10, "the default k's results")
+    # the server's refusal replaces the results, and reads as the server wrote it
+    set_value(browser, "opt-k", 5000)
+    browser.find_element(By.ID, "similar-run").click()
+    error = shown(browser, "similar-error")
+    assert error.get_attribute("data-code") == "400" and error.text.endswith("5000") and "null" not in error.text
+    assert count(browser, "#similar-results tbody tr") == 0 and not browser.find_element(By.ID, "similar-stats").text
+    set_value(browser, "opt-k", 0)  # not quietly the default
+    browser.find_element(By.ID, "similar-run").click()
+    wait_for(browser, lambda d: "from 1 up" in d.find_element(By.ID, "similar-error").text, "k=0 refused")
+    assert browser.find_element(By.ID, "similar-error").get_attribute("data-code") == "local"
+    set_value(browser, "search-input", "no such words")
+    wait_for(browser, lambda d: "no track matches" in d.find_element(By.ID, "search-results").text, "no matches")
+    tab(browser, "classify")
+    browser.find_element(By.ID, "classify-track").click()
+    error = shown(browser, "classify-error")
+    assert "No track" in error.text and "keeps trying" not in error.text
+
+
+def test_an_older_answer_never_replaces_a_newer_one(browser: Any, running: RunningServer) -> None:
+    rec = running.holder.require()
+    open_console(browser, running.http_port)
+    ready(browser)
+
+    def race(run: str, field: str, slow: int, fast: int, rows: str, marker: str) -> None:
+        browser.execute_script(HOLD_BACK, marker)
+        browser.execute_script("""const [run, field, slow, fast] = arguments;
+            for (const value of [slow, fast]) { document.getElementById(field).value = value; document.getElementById(run).click(); }""",
+                               run, field, slow, fast)
+        wait_for(browser, lambda d: count(d, rows) == fast, f"{run}'s newer answer")
+        browser.execute_script("window.heldBack.release()")
+        wait_for(browser, lambda d: d.execute_script("return window.heldBack.settled"), f"{run}'s older answer")
+        assert count(browser, rows) == fast
+
+    pick_track(browser, "search-input", rec.names[7], rec.ids[7])
+    race("similar-run", "opt-k", 1000, 3, "#similar-results tbody tr", '"k":1000')
+    tab(browser, "playlist")
+    race("playlist-run", "pl-length", 12, 4, "#playlist-results tbody tr", '"length":12')
+    tab(browser, "classify")
+    pick_track(browser, "cl-search", rec.names[3], rec.ids[3])
+    race("classify-track", "cl-top", 6, 2, "#classify-genres .bar", '"top_k":6')
+
+
+def test_a_bundle_switch_clears_the_old_bundles_answers_and_says_so_until_dismissed(browser: Any,
+                                                                                     running: RunningServer) -> None:
+    rec = running.holder.require()
+    open_console(browser, running.http_port)
+    ready(browser)
+    pick_track(browser, "search-input", rec.names[7], rec.ids[7])
+    browser.find_element(By.ID, "similar-run").click()
+    wait_for(browser, lambda d: count(d, "#similar-results tbody tr"), "results")
+    genre = rec.genre_names[0]
+    Select(browser.find_element(By.ID, "f-include")).select_by_value(genre)
+    Select(browser.find_element(By.ID, "f-moods")).select_by_index(0)
+    # what the 5-second poll sees after a reload: the page was drawn from another bundle than the one served now
+    browser.execute_script("window.consoleState.version = 'an-older-bundle'")
+    browser.execute_async_script("refreshInfo().then(arguments[0])")
+    assert "switched bundles" in shown(browser, "banner").text
+    assert count(browser, "#similar-results tbody tr") == 0 and count(browser, "#seeds li[data-id]") == 0
+    assert [o.get_attribute("value") for o in Select(browser.find_element(By.ID, "f-include")).all_selected_options] == [genre]
+    assert not Select(browser.find_element(By.ID, "f-moods")).all_selected_options  # a mood number is another mood
+    browser.execute_async_script("refreshInfo().then(arguments[0])")  # the next poll
+    assert browser.find_element(By.ID, "banner").is_displayed()
+    browser.find_element(By.ID, "banner-dismiss").click()
+    assert not browser.find_element(By.ID, "banner").is_displayed()
+
+
+def test_long_and_right_to_left_names_and_a_phone_keep_the_page_in_its_width(browser: Any,
+                                                                              running: RunningServer) -> None:
+    rec = running.holder.require()
+    open_console(browser, running.http_port)
+    ready(browser)
+    fits = "return document.documentElement.scrollWidth <= window.innerWidth"
+    browser.execute_script(DOCTOR_ANSWERS, "L" * 600, "A" * 600, True)
+    pick_track(browser, "search-input", rec.names[7], rec.ids[7])
+    browser.find_element(By.ID, "similar-run").click()
+    wait_for(browser, lambda d: count(d, "#similar-results tbody tr"), "results")
+    assert browser.execute_script(fits)
+    stats = browser.find_element(By.ID, "similar-stats").text
+    assert "fewer tracks than asked matched" in stats and "the filters" not in stats  # none were set
+    try:
+        browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {"width": 390, "height": 844, "deviceScaleFactor": 1,
+                                                                       "mobile": False})
+        assert browser.execute_script("return window.innerWidth") == 390
+        save = browser.find_element(By.ID, "token-save").rect
+        assert save["x"] + save["width"] <= 390 and browser.execute_script(fits)
+        tab(browser, "map")
+        canvas = wait_for(browser, lambda d: (c := d.find_element(By.ID, "map-canvas")).get_attribute("data-drawn-moods")
+                          and c, "the map")
+        assert canvas.rect["x"] + canvas.rect["width"] <= 390 and browser.execute_script(fits)
+        shot(browser, "phone-map")
+    finally:
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+    # U+202E in a name reverses what follows it, unless the name is isolated: the × stays at the chip's end
+    tab(browser, "similar")
+    browser.execute_script(DOCTOR_ANSWERS, "\u202e", "", False)
+    pick_track(browser, "search-input", rec.names[8], rec.ids[8])
+    chip = browser.find_element(By.CSS_SELECTOR, f"#seeds li[data-id='{rec.ids[8]}']")
+    remove = chip.find_element(By.TAG_NAME, "button")
+    assert remove.rect["x"] > chip.rect["x"] + chip.rect["width"] / 2
+
+
 def test_a_playlist_renders_in_order(browser: Any, running: RunningServer, stub: pb_grpc.RecommenderStub) -> None:
     open_console(browser, running.http_port)
     ready(browser)
@@ -188,6 +365,10 @@ def test_classification_shows_probabilities_and_contributions(browser: Any, runn
     assert browser.find_elements(By.CSS_SELECTOR, "#classify-contributions .bar")
     assert rec.genres[3][0] in browser.find_element(By.ID, "classify-known").text
     shot(browser, "classify")
+    # another track: the first one's genres are not shown under its name
+    pick_track(browser, "cl-search", rec.names[4], rec.ids[4])
+    assert rec.names[4] in browser.find_element(By.ID, "cl-track").text
+    assert count(browser, "#classify-genres .bar") == 0 and not browser.find_element(By.ID, "classify-known").text
 
 
 def test_the_report_tab_and_the_html_report_load_every_image(browser: Any, running: RunningServer, bundle_dir: Path,
@@ -225,6 +406,18 @@ def test_auth_failures_are_shown_as_such_and_an_outage_is_announced(browser: Any
                  "the search to say it was refused")
         browser.find_element(By.ID, "similar-run").click()  # no seed: the console says so before asking
         shot(browser, "auth-needed")
+        # no map (refused): hovering the canvas finds nothing to point at, and throws nothing
+        browser.execute_script(COLLECT_ERRORS)
+        tab(browser, "map")
+        assert shown(browser, "map-error").get_attribute("data-code") == "401"
+        canvas = browser.find_element(By.ID, "map-canvas")
+        webdriver.ActionChains(browser).move_to_element(canvas).move_by_offset(5, 5).move_by_offset(5, 5).perform()
+        assert page_errors(browser) == [] and not browser.find_element(By.ID, "map-tip").is_displayed()
+        # a token no server has (not printable ASCII; the browser cannot even send it) is refused when saved
+        set_value(browser, "token-input", "токен")
+        browser.find_element(By.ID, "token-save").click()
+        assert "not printable ASCII" in shown(browser, "token-error").text
+        assert browser.find_element(By.ID, "status").get_attribute("data-state") == "auth"
         set_value(browser, "token-input", "wrong")
         browser.find_element(By.ID, "token-save").click()
         wait_for(browser, lambda d: "refused this token" in d.find_element(By.ID, "banner").text, "a refused token")
@@ -233,10 +426,13 @@ def test_auth_failures_are_shown_as_such_and_an_outage_is_announced(browser: Any
         error = wait_for(browser, lambda d: (e := d.find_element(By.ID, "playlist-error")).is_displayed() and e,
                          "the playlist error")
         assert error.get_attribute("data-code") == "401" and "Authentication failed" in error.text
+        assert "null" not in error.text
+        assert not browser.find_element(By.ID, "token-error").is_displayed()  # "wrong" is a token, just not this one's
         shot(browser, "auth-refused")
         set_value(browser, "token-input", "s3cret")
         browser.find_element(By.ID, "token-save").click()
         ready(browser)
+        assert not browser.find_element(By.ID, "playlist-error").is_displayed()  # the old token's 401 is gone
         browser.find_element(By.ID, "playlist-run").click()
         wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#playlist-results tbody tr"), "the playlist")
     # the server has stopped
