@@ -92,7 +92,7 @@ def atomic_bundle_dir(out: str | os.PathLike[str]) -> Iterator[Path]:
 
 
 # errors of a write that are the file system's, whichever file (numpy's savez names none)
-_WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EIO})
+_WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})  # (EIO: a read's too)
 
 
 def _writing(exc: OSError, tmp: Path) -> str | None:
@@ -117,18 +117,26 @@ PARTIAL = ".partial-"
 
 
 def partial_name(name: str, parent: Path) -> str:
-    """The hidden name a bundle ``name`` is written under until complete: ``.<name>.partial-<random>``, with
-    ``name`` cut short where the whole would be longer than the file system takes (a name it accepts for the
-    bundle must not fail for being 19 bytes longer as the temporary one)."""
-    suffix = f"{PARTIAL}{uuid.uuid4().hex[:8]}"
+    """The hidden name a bundle ``name`` is written under until complete: ``.<name>.partial-<random>`` (a name the
+    file system accepts for the bundle must not fail for being 19 bytes longer as the temporary one)."""
+    return fitting_name(".", name, f"{PARTIAL}{uuid.uuid4().hex[:8]}", parent)
+
+
+def name_max(folder: Path) -> int:
+    """The longest file name ``folder``'s file system takes, in bytes."""
     try:
-        limit = os.pathconf(parent, "PC_NAME_MAX")
+        return os.pathconf(folder, "PC_NAME_MAX")
     except (OSError, ValueError):
-        limit = 255
-    stem = name
-    while stem and len(os.fsencode(f".{stem}{suffix}")) > limit:
+        return 255
+
+
+def fitting_name(prefix: str, name: str, suffix: str, folder: Path) -> str:
+    """``prefix + name + suffix``, with ``name`` cut short where the whole would be longer than ``folder``'s file
+    system takes (for a temporary file beside ``name``)."""
+    limit, stem = name_max(folder), name
+    while len(stem) > 1 and len(os.fsencode(f"{prefix}{stem}{suffix}")) > limit:
         stem = stem[:-1]
-    return f".{stem}{suffix}"
+    return f"{prefix}{stem}{suffix}"
 
 
 def check_new_bundle_dir(out: str | os.PathLike[str]) -> None:

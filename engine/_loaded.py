@@ -16,7 +16,7 @@ import numpy as np
 from ._arrays import load_npz
 from ._bundle import read_verified_manifest
 from ._catalog import Catalog, IngestReport
-from ._config import BuildConfig, without_retired_keys
+from ._config import BuildConfig
 from ._crossfit import OOF_FILE
 from ._errors import BundleError, BundleIntegrityError, TrackNotFound, shown
 from ._genre import GenreClassifier
@@ -25,6 +25,7 @@ from ._linear import LINEAR_FILE, LinearPart
 from ._moodmap import FILE as MOOD_MAP_FILE
 from ._moodmap import MoodMap, load_mood_map
 from ._moods import MoodModel
+from ._oldconfig import without_retired_keys
 from ._preprocess import Preprocessor
 from ._table import NeighbourTable
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import stat
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -69,21 +70,33 @@ def new_csv_problem(path: Path) -> str | None:
 
 def write_output(path: str | Path, text: str) -> None:
     """Write ``text`` to ``path`` (UTF-8), creating missing parent directories; '-' is standard output, as
-    ``musicrec index --json -`` takes it. Whole or not at all: written beside ``path`` and renamed over it, so a
-    disk that fills leaves a report that was there as it was (it was cut short in place), and no part of a new
-    one. An OSError names ``path``."""
+    ``musicrec index --json -`` takes it. A new or regular file is written whole or not at all: written beside it
+    and renamed over it (with the old file's permissions), so a disk that fills leaves a report that was there as it
+    was (it was cut short in place) and no part of a new one. A link or a special file (a FIFO, /dev/stdout) is
+    written through, as it was. An OSError names ``path``."""
     if str(path) == "-":
         sys.stdout.write(text)
         return
     path = Path(path)
-    tmp = path.with_name(f".musicrec-{secrets.token_hex(4)}.tmp")  # short: a name the file system takes for path
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the mode a plain write gives (umask)
+        old = path.lstat() if path.is_symlink() or path.exists() else None
+        if old is not None and not stat.S_ISREG(old.st_mode):  # a link, a FIFO, a device: the write goes to it
+            path.write_text(text, encoding="utf-8")
+            return
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
+    tmp = path.with_name(f".musicrec-{secrets.token_hex(4)}.tmp")  # short: a name the file system takes for path
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # a new file: the mode a plain write gives
         with open(fd, "w", encoding="utf-8") as fh:
+            if old is not None:
+                os.chmod(fh.fileno(), stat.S_IMODE(old.st_mode))
             fh.write(text)
         os.replace(tmp, path)
-    except OSError as exc:
+    except BaseException as exc:  # a full disk, or Ctrl-C: no temporary file is left (a synth CSV can be a GB)
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
-        raise OSError(exc.errno, exc.strerror, str(path)) from None
+        if isinstance(exc, OSError):
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
+        raise

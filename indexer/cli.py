@@ -49,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 # the commands that write a bundle, and the errors of a write that are the file system's (a full disk)
 _BUILDS = frozenset({"index", "demo", "add"})
-_WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS})
+_WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})  # (EIO: a read's too)
 
 
 def _failed(args: argparse.Namespace, exc: Exception) -> int:

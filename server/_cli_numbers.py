@@ -35,8 +35,9 @@ def _whole(text: str) -> int:
     raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a whole number in plain digits 0-9")
 
 
-def _shown(value: int) -> str:
-    """``value`` as a message echoes it: one of more digits than a line holds is cut, with its length."""
+def shown_number(value: int | str) -> str:
+    """A number as an error message echoes it: one of more digits than a line holds is cut, with its length
+    (also for the HTTP face's JSON numbers, server/_http_json.py)."""
     text = str(value)
     return text if len(text) <= 24 else f"{text[:12]}... ({len(text.lstrip('-')):,} digits)"
 
@@ -46,9 +47,9 @@ def int_from(low: int, high: int | None = None) -> Callable[[str], int]:
     def whole(text: str) -> int:
         value = _whole(text)
         if value < low:
-            raise argparse.ArgumentTypeError(f"must be {low} or more, got {_shown(value)}")
+            raise argparse.ArgumentTypeError(f"must be {low} or more, got {shown_number(value)}")
         if high is not None and value > high:
-            raise argparse.ArgumentTypeError(f"must be at most {high}, got {_shown(value)}")
+            raise argparse.ArgumentTypeError(f"must be at most {high}, got {shown_number(value)}")
         return value
     return whole
 
@@ -59,7 +60,7 @@ def int_in(low: int, high: int) -> Callable[[str], int]:
     def whole(text: str) -> int:
         value = _whole(text)
         if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be {low}..{high}, got {_shown(value)}")
+            raise argparse.ArgumentTypeError(f"must be {low}..{high}, got {shown_number(value)}")
         return value
     return whole
 

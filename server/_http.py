@@ -78,6 +78,7 @@ from ._http_json import (
     unsupported_media_type,
 )
 from ._http_stream import ndjson_response
+from ._limits import MAX_MESSAGE_BYTES
 from ._observe import CallObserver, HttpCall
 
 if TYPE_CHECKING:
@@ -97,7 +98,7 @@ CONSOLE_DIR = Path(__file__).resolve().parent / "console"
 class HttpOptions:
     max_concurrent: int = 64
     workers: int = 4
-    max_message_bytes: int = 4 * 1024 * 1024
+    max_message_bytes: int = MAX_MESSAGE_BYTES
     # The JSON of a message is larger than its protobuf encoding (bytes fields are base64, 4/3 the
     # size), so the body limit leaves room for a largest message and ``max_message_bytes`` decides.
     max_body_bytes: int = 6 * 1024 * 1024

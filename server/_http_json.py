@@ -20,6 +20,7 @@ from google.protobuf import descriptor_pool, json_format
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
+from ._cli_numbers import shown_number
 from ._generated.musicrec.v1 import recommender_pb2 as pb
 
 SERVICE = pb.DESCRIPTOR.services_by_name["Recommender"]
@@ -260,16 +261,11 @@ class _LongNumber:
     it was given for is named when it is refused."""
 
     def __init__(self, text: str) -> None:
-        self.shown = _shown_number(text)
+        self.shown = shown_number(text)
 
 
 def _json_int(text: str) -> int | _LongNumber:
     return _LongNumber(text) if len(text.lstrip("-")) > _MAX_DIGITS else int(text)
-
-
-def _shown_number(text: str) -> str:
-    """A number as an error message echoes it: a long one cut, with its length."""
-    return text if len(text) <= 24 else f"{text[:12]}... ({len(text.lstrip('-')):,} digits)"
 
 
 def _for_field(field: FieldDescriptor) -> str:
@@ -295,29 +291,29 @@ def _check_number(value: Any, field: FieldDescriptor, where: str) -> None:
     if limit is None:  # an integer field: ParseDict names one out of range, but in Python's words past 4,300 digits
         text = str(value)
         if re.fullmatch(r"-?[0-9]+", text) and len(text.lstrip("-").lstrip("0")) > _INTEGER_DIGITS:
-            raise BadRequest(400, f"{where} is out of range{_for_field(field)}: {_shown_number(text)}")
+            raise BadRequest(400, f"{where} is out of range{_for_field(field)}: {shown_number(text)}")
         return
     try:
         number = float(value)
     except OverflowError:  # an int of more digits than a double holds
         number = math.inf
     if abs(number) > limit:
-        raise BadRequest(400, f"{where} is out of range{_for_field(field)}: {_shown_number(str(value))}")
+        raise BadRequest(400, f"{where} is out of range{_for_field(field)}: {shown_number(str(value))}")
 
 
-_BASE64_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_=\r\n"
+_BASE64_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_="
 
 
 def _check_base64(value: Any, where: str) -> None:
-    """A bytes field is base64 text, standard or URL-safe, padded or not (the JSON mapping); line breaks
-    are let through, as other decoders do. ParseDict's decoder drops any other character unseen, so
-    ``"!!"`` was an empty clip, and a number or a list failed with Python's wording ("has no len()")."""
+    """A bytes field is base64 text, standard or URL-safe, padded or not (the JSON mapping), on one line:
+    ParseDict's decoder drops any other character unseen (``"!!"`` was an empty clip) and counts a line break
+    into the padding ("Incorrect padding"), and a number or a list failed with Python's wording ("has no len()")."""
     if not isinstance(value, str):
         raise BadRequest(400, f"{where} must be base64 text, not {_json_type(value)}")
     if not value.isascii() or value.encode("ascii").translate(None, _BASE64_CHARS):
         at = next(i for i, c in enumerate(value) if not c.isascii() or c.encode() not in _BASE64_CHARS)
         raise BadRequest(400, f"{where} must be base64 text: {value[at]!r} (character {at}) is not base64")
-    data = value.replace("\r", "").replace("\n", "")
+    data = value
     unpadded = data.rstrip("=")
     if "=" in unpadded or len(data) - len(unpadded) > 2:
         raise BadRequest(400, f"{where} must be base64 text: '=' only pads its end, at most twice")

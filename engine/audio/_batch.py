@@ -18,13 +18,9 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
-import contextlib
-import csv
 import dataclasses
 import datetime as dt
 import hashlib
-import io
-import json
 import multiprocessing
 import os
 import time
@@ -35,11 +31,12 @@ from typing import Any
 
 from engine._errors import CatalogError, ConfigError, EngineError
 
-from ._columns import ExtractorParams, csv_columns, extractor_info
+from ._columns import ExtractorParams, extractor_info
 from ._decode import REASONS
 from ._extract import segment_seconds_problem, sidecar_path
 from ._inputs import LABEL_SOURCES, Job, find_files, read_label_table
 from ._kernels import died_hint
+from ._output import append_rows, check_output, start_output, write_report
 from ._worker import ANALYSIS_FAILED, FileResult, extract_file, init_worker
 
 
@@ -106,126 +103,6 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _prepare_output(out: Path, report: ExtractionReport) -> tuple[set[str], int]:
-    """Create the CSV with its header, or check an existing one and return the content hashes it
-    holds and its row count (after cutting a half-written last line)."""
-    header = list(csv_columns())
-    side = sidecar_path(out)
-    if not out.exists() or out.stat().st_size == 0:
-        out.write_text(",".join(header) + "\n", encoding="utf-8")
-        return set(), 0
-    if not side.is_file():
-        raise CatalogError(f"{out} exists but {side.name} (its extraction report) does not, so which extractor "
-                           "wrote it is unknown; write to a new file")
-    try:
-        previous = json.loads(side.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise CatalogError(f"{side}: unreadable ({exc}); write to a new file") from None
-    if previous.get("extractor") != report.extractor:
-        raise CatalogError(f"{out} was written by {previous.get('extractor')}, not {report.extractor}; "
-                           "write to a new file")
-    if previous.get("segment_seconds") != report.segment_seconds:
-        raise CatalogError(f"{out} holds rows with segment_seconds={previous.get('segment_seconds')}, not "
-                           f"{report.segment_seconds}; write to a new file")
-    raw = out.read_bytes()
-    if not raw.endswith(b"\n"):  # a run killed mid-write: its last line is incomplete
-        with out.open("r+b") as fh:
-            fh.truncate(raw.rfind(b"\n") + 1)
-        raw = raw[:raw.rfind(b"\n") + 1]
-    reader = csv.reader(io.StringIO(raw.decode("utf-8")))
-    found = next(reader, [])
-    if found != header:
-        raise CatalogError(f"{out}: its header is not this extractor's; write to a new file")
-    sha_col = header.index("sha256")
-    done, rows = set(), 0
-    for row in reader:
-        if len(row) == len(header):
-            done.add(row[sha_col])
-            rows += 1
-    return done, rows
-
-
-def _write_report(out: Path, report: ExtractionReport) -> None:
-    side = sidecar_path(out)
-    tmp = side.with_name(_temp_name(side.name, side.parent))
-    try:
-        tmp.write_text(json.dumps(report.to_json(), indent=1) + "\n", encoding="utf-8")
-        os.replace(tmp, side)
-    except OSError as exc:  # the previous report stays whole; no half-written temporary file is left
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-        raise OSError(exc.errno, exc.strerror, str(side)) from None
-
-
-def _append(fd: int, data: bytes, out: Path) -> None:
-    """One file's rows, whole or not at all. ``os.write`` may write part of them (a disk that fills): the rest is
-    written, and a write that fails is cut back to where it began, so that a resumed run, which takes a file whose
-    rows it finds as done, never finds some of its rows only (its last segments were lost that way)."""
-    start = os.fstat(fd).st_size
-    view = memoryview(data)
-    try:
-        while view:
-            view = view[os.write(fd, view):]
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.ftruncate(fd, start)
-        raise OSError(exc.errno, exc.strerror, str(out)) from None
-
-
-def _name_max(folder: Path) -> int:
-    try:
-        return os.pathconf(folder, "PC_NAME_MAX")
-    except (OSError, ValueError):
-        return 255
-
-
-def _temp_name(name: str, folder: Path) -> str:
-    """``<name>.tmp``, with ``name`` cut short where the file system would refuse the whole."""
-    stem, limit = name, _name_max(folder)
-    while len(os.fsencode(f"{stem}.tmp")) > limit and len(stem) > 1:
-        stem = stem[:-1]
-    return f"{stem}.tmp"
-
-
-def _check_output(out: Path) -> None:
-    """Refuse, before anything is written, a CSV path the run could not write, or whose extraction report could
-    not be written beside it."""
-    from engine._bundle import parent_problem
-
-    try:
-        if not out.parent.is_dir():
-            problem = parent_problem(out)
-            raise CatalogError(f"cannot write {out}: {problem}" if problem else
-                               f"cannot write {out}: directory {out.parent} does not exist")
-        if out.exists() and not out.is_file():
-            raise CatalogError(f"cannot write {out}: it is a directory; --out names the CSV file to write "
-                               f"(for example {out / 'features.csv'})" if out.is_dir() else
-                               f"cannot write {out}: it is not a regular file")
-    except OSError as exc:  # a name too long for the file system, a folder on the way that cannot be entered
-        raise CatalogError(f"cannot write {out}: {exc.strerror or exc}") from None
-    side, limit = sidecar_path(out), _name_max(out.parent)
-    if len(os.fsencode(side.name)) > limit:
-        raise CatalogError(f"cannot write {out}: the name of its extraction report (the name with .extraction.json "
-                           f"for {out.suffix or 'its end'}) would be {len(os.fsencode(side.name))} bytes, over the "
-                           f"{limit} this file system takes; choose a shorter --out name")
-
-
-def _start_output(out: Path, report: ExtractionReport) -> tuple[set[str], int]:
-    """``_prepare_output`` and the report's first write, with a file system's refusal said as bad input (nothing
-    is left behind: a CSV this call created is removed)."""
-    new = not out.exists()
-    try:
-        done = _prepare_output(out, report)
-        _write_report(out, report)
-    except OSError as exc:  # a folder that takes no new files (/proc, read-only), no space left
-        if new:
-            with contextlib.suppress(OSError):  # a read-only folder refuses the removal of what it never created
-                out.unlink(missing_ok=True)
-        what = out if exc.filename in (None, str(out)) else sidecar_path(out)
-        raise CatalogError(f"cannot write {what}: {exc.strerror or exc}") from None
-    return done
-
-
 def _match_labels(labels: dict[str, str], jobs: list[Job], report: ExtractionReport, table: str) -> None:
     """Count the rows of a label table that name no file found; refuse a table none of whose rows does."""
     names = {job.id for job in jobs} | {job.path.name for job in jobs}
@@ -269,10 +146,10 @@ def run_extraction(
                               started_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
     jobs = find_files(inputs, exclude=[out, sidecar_path(out)], folders_skipped=report.folders_skipped)
     report.files_found = len(jobs)
-    _check_output(out)
+    check_output(out)
     if labels is not None:
         _match_labels(labels, jobs, report, label_from)
-    done, report.rows_total = _start_output(out, report)
+    done, report.rows_total = start_output(out, report)
     state = Progress(total=len(jobs))
     t0 = time.monotonic()
     fd = os.open(out, os.O_WRONLY | os.O_APPEND)
@@ -291,7 +168,12 @@ def run_extraction(
                                              **({"traceback": result.traceback} if result.traceback else {})})
                 state.skipped += 1
             else:
-                _append(fd, result.lines.encode("utf-8"), out)  # whole rows or none
+                try:
+                    append_rows(fd, result.lines.encode("utf-8"), out)  # whole rows or none
+                except OSError as exc:  # a disk that filled: no bug, and nothing written is lost
+                    raise EngineError(f"cannot write {out}: {exc.strerror or exc}; the {report.rows_written} rows "
+                                      "written before are kept: make room and run the same command again to "
+                                      "resume") from None
                 report.extracted += 1
                 report.rows_written += result.rows
                 report.rows_total += result.rows
@@ -313,11 +195,6 @@ def run_extraction(
         raise EngineError(f"a worker process died (out of memory on a very long file, or killed); the "
                           f"{report.rows_written} rows written are kept: run the same command again to resume, "
                           f"with --workers 1 if memory is short; {died_hint()}") from None
-    except OSError as exc:  # a write of the CSV (a disk that filled): no bug, and nothing written is lost
-        report.status = "interrupted"
-        raise EngineError(f"cannot write {exc.filename or out}: {exc.strerror or exc}; the {report.rows_written} "
-                          "rows written before are kept: make room and run the same command again to resume") \
-            from None
     except BaseException:
         report.status = "interrupted"
         raise
@@ -329,7 +206,7 @@ def run_extraction(
         order = (*REASONS, "unreadable", ANALYSIS_FAILED)
         report.skipped = {r: report.skipped[r] for r in order if r in report.skipped}
         try:
-            _write_report(out, report)
+            write_report(out, report)
         except OSError as exc:  # raised below, unless the run already failed (that error is the one to tell)
             unwritten = exc
         else:

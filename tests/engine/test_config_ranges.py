@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 from engine import BuildConfig, ConfigError, GenreConfig, IndexConfig, MoodConfig, build_index, synthetic_catalog
-from engine._config import without_retired_keys
 from engine._index import ivf_facts
 from engine._moodcheck import check_moods
+from engine._oldconfig import without_retired_keys
 from engine._preprocess import Preprocessor, l2_normalize
 from engine._schema import SPOTIFY_FEATURES, SPOTIFY_TRANSFORMS
 

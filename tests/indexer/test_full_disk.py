@@ -144,3 +144,45 @@ def test_publish_json_on_a_full_disk_says_the_alias_moved(small_bundle_dir: Path
     err = capsys.readouterr().err
     assert err.startswith("musicrec publish: error: published ") and "alias musicrec moved), but --json " in err
     assert err.endswith(f"{report}: No space left on device\n") and not report.exists()
+
+
+def test_a_report_file_keeps_its_mode_and_a_link_or_fifo_is_written_through(small_bundle_dir: Path,
+                                                                            tmp_path: Path) -> None:
+    """Written beside and renamed, a report lost its permissions, a link became a file of its own and a FIFO's
+    reader got nothing (a review of the change that made report files whole or nothing)."""
+    import stat
+    import threading
+
+    private = tmp_path / "private.json"
+    private.write_text("{}")
+    private.chmod(0o600)
+    real = tmp_path / "real.html"
+    real.write_text("old")
+    (tmp_path / "link.html").symlink_to(real)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    got: list[str] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_text()))
+    reader.start()
+    assert main(["report", str(small_bundle_dir), "--html", str(tmp_path / "link.html")]) == 0
+    assert main(["report", str(small_bundle_dir), "--html", str(fifo)]) == 0
+    reader.join(30)
+    assert main(["publish", str(small_bundle_dir), "--qdrant-path", str(tmp_path / "q"), "--quiet",
+                 "--json", str(private)]) == 0
+    assert stat.S_IMODE(private.stat().st_mode) == 0o600 and json.loads(private.read_text())["collection"]
+    assert (tmp_path / "link.html").is_symlink() and real.read_text().startswith("<!doctype html>")
+    assert got and got[0].startswith("<!doctype html>")
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".musicrec-")]
+
+
+def test_an_interrupted_report_write_leaves_no_temporary_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from indexer._outputs import write_output
+
+    def interrupted(fd: int, *args: object, **kwargs: object) -> object:
+        os.close(fd)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("indexer._outputs.open", interrupted, raising=False)
+    with pytest.raises(KeyboardInterrupt):
+        write_output(tmp_path / "x.csv", "a,b\n")
+    assert list(tmp_path.iterdir()) == []

@@ -78,6 +78,8 @@ def server_options() -> ServerOptions:
     (b'{"seeds": [{"audio": "!!"}]}', "SimilarTracksRequest.seeds[0].audio must be base64 text: '!' (character 0)"),
     (b'{"seeds": [{"audio": "QQ==QQ=="}]}', "SimilarTracksRequest.seeds[0].audio must be base64 text: '=' only pads"),
     (b'{"seeds": [{"audio": "QUJDR"}]}', "SimilarTracksRequest.seeds[0].audio must be base64 text: 5 characters"),
+    # a line break passed the check, then protobuf counted it into the padding ("Incorrect padding")
+    (b'{"seeds": [{"audio": "QUJD\\nQQ"}]}', "SimilarTracksRequest.seeds[0].audio must be base64 text: '\\n' (character 4)"),
     # a number longer than the field holds: was Python's advice to call sys.set_int_max_str_digits(), or a 500
     (b'{"k": ' + b"9" * 5000 + b"}",
      "SimilarTracksRequest.k is out of range for a uint32 field: 999999999999... (5,000 digits)"),
