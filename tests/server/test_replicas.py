@@ -59,12 +59,14 @@ def served_calls(metrics_port: int) -> float:
                if line.startswith("musicrec_rpc_requests_total{") and 'grpc_method="SimilarTracks"' in line)
 
 
-def test_two_processes_share_one_port_and_survive_a_crash(small_bundle_dir: Path) -> None:
+def test_two_processes_share_one_port_and_survive_a_crash(small_bundle_dir: Path, tmp_path: Path) -> None:
     port, metrics = free_port("127.0.0.1"), free_port("127.0.0.1")
     code = "import sys; from indexer.cli import main; sys.exit(main())"
-    proc = subprocess.Popen([sys.executable, "-c", code, "serve", "--bundle", str(small_bundle_dir), "--port", str(port),
-                             "--processes", "2", "--metrics-port", str(metrics), "--log-format", "json"],
-                            cwd=REPO, stderr=subprocess.DEVNULL)
+    log = tmp_path / "serve.log"  # printed if the test fails: why a process exited (a clean-clone run once saw exit 2)
+    with log.open("wb") as err:
+        proc = subprocess.Popen([sys.executable, "-c", code, "serve", "--bundle", str(small_bundle_dir), "--port",
+                                 str(port), "--processes", "2", "--metrics-port", str(metrics), "--log-format", "json"],
+                                cwd=REPO, stderr=err)
     ids = [str(t) for t in load_bundle(small_bundle_dir).tracks.ids[:16]]
     try:
         def healthy() -> bool:
@@ -96,9 +98,13 @@ def test_two_processes_share_one_port_and_survive_a_crash(small_bundle_dir: Path
             assert healthy()
         wait_until(lambda: len(children(proc.pid)) >= 2, "the supervisor restarting the process", timeout=120)
         wait_until(lambda: _metrics_up(metrics), "the new process serving", timeout=120)
+    except BaseException:
+        print(log.read_text(errors="replace")[-6000:])
+        raise
     finally:
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) == 0
+        code_at_exit = proc.wait(timeout=60)
+    assert code_at_exit == 0, log.read_text(errors="replace")[-6000:]
     assert not children(proc.pid)
 
 
