@@ -13,6 +13,7 @@ from server import ServerOptions, create_server
 from server._audio import AudioPool
 from server._generated.musicrec.v1 import recommender_pb2 as pb
 from server._generated.musicrec.v1 import recommender_pb2_grpc as pb_grpc
+from tests.server.conftest import wait_until
 from tests.server.test_metrics import Scrape
 
 
@@ -22,13 +23,15 @@ def test_an_audio_query_is_counted_and_timed(audio_bundle: Path, extracted: tupl
     srv = create_server(audio_bundle, "127.0.0.1:0", ServerOptions(metrics_port=0, audio_workers=1))
     port = srv.metrics_port or 0
     depth_while_analysed: list[float] = []
-    original = AudioPool._result
+    original = AudioPool._release
 
-    def observed(self: AudioPool, pool: Any, future: Any, deadline: float | None) -> Any:
+    # read when the worker is done with the clip, just before the slot is released: a scrape when the server started
+    # waiting for the result raced the worker (a fast clip was done, its depth back to 0, in a clean-clone run)
+    def observed(self: AudioPool, future: Any) -> None:
         depth_while_analysed.append(Scrape(port).value("musicrec_audio_queue_depth"))
-        return original(self, pool, future, deadline)
+        original(self, future)
 
-    monkeypatch.setattr(AudioPool, "_result", observed)
+    monkeypatch.setattr(AudioPool, "_release", observed)
     try:
         assert Scrape(port).value("musicrec_audio_extraction_seconds_count") == 0
         with grpc.insecure_channel(f"127.0.0.1:{srv.port}") as ch:
@@ -36,6 +39,8 @@ def test_an_audio_query_is_counted_and_timed(audio_bundle: Path, extracted: tupl
             stub.SimilarTracks(pb.SimilarTracksRequest(seeds=[pb.Seed(audio=tracks[0].path.read_bytes())], k=5),
                                timeout=60)
             stub.ClassifyGenre(pb.ClassifyGenreRequest(audio=tracks[1].path.read_bytes(), top_k=3), timeout=60)
+        # a slot is released by the future's callback, which may run just after the answer went out
+        wait_until(lambda: len(depth_while_analysed) == 2, "both clips' slots released")
         s = Scrape(port)
         assert depth_while_analysed == [1, 1]
         assert s.value("musicrec_audio_queue_depth") == 0
