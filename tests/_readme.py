@@ -17,11 +17,12 @@ import dataclasses
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from tests._ports import unused_ports
 
 BLOCK = re.compile(r"(?:<!-- not run by tests: (?P<why>.*?) -->\n)?```bash\n(?P<body>.*?)```", re.S)
 INSTALL = re.compile(r"^python3\.11 -m venv \.venv && \.venv/bin/pip install [^&]*(?:&& )?")
@@ -38,12 +39,6 @@ class Block:
     stderr: str = ""
     seconds: float = 0.0
     ran: bool = False
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 README_PORTS = ("50051", "8080", "9464")
@@ -113,7 +108,8 @@ class ReadmeRun:
         if "../shared/data" in block.body and not self.has_data:
             pytest.skip(f"README block {block.index} needs the real dataset (not found; set MUSICREC_DATA)")
         # a block that fails must not leave its server running (and this run waiting on its output)
-        block.script = "trap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n" + runnable(block.body, {p: free_port() for p in README_PORTS})
+        ports = dict(zip(README_PORTS, unused_ports(len(README_PORTS)), strict=True))
+        block.script = "trap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n" + runnable(block.body, ports)
         env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "MUSICREC_DATA")}
         t0 = time.monotonic()
         done = subprocess.run(["bash", "-euo", "pipefail", "-c", block.script], cwd=self.root, env=env,

@@ -5,7 +5,6 @@ loads the engine."""
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -19,6 +18,7 @@ from server import ServerOptions, create_server
 from server._generated.musicrec.v1 import recommender_pb2 as pb
 from server._generated.musicrec.v1 import recommender_pb2_grpc as pb_grpc
 from server._probe import EXIT_BUSY, EXIT_NOT_SERVING, EXIT_SERVING, EXIT_UNKNOWN_SERVICE, EXIT_UNREACHABLE
+from tests._ports import unused_ports
 
 from .conftest import Blocker, wait_until
 
@@ -29,12 +29,6 @@ def probe(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
     code = main(["health", *argv])
     out = capsys.readouterr()
     return code, out.out + out.err
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_serving_and_per_service(bundle_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -102,7 +96,7 @@ def test_busy_when_saturated(bundle_dir: Path, blocking: Blocker, capsys: pytest
 
 
 def test_unreachable(capsys: pytest.CaptureFixture[str]) -> None:
-    code, printed = probe(capsys, f"127.0.0.1:{free_port()}", "--timeout", "3")
+    code, printed = probe(capsys, f"127.0.0.1:{unused_ports()[0]}", "--timeout", "3")
     assert code == EXIT_UNREACHABLE
     assert "UNAVAILABLE" in printed or "DEADLINE_EXCEEDED" in printed
 
@@ -133,7 +127,7 @@ def test_the_command_exits_with_the_status_and_loads_no_engine(bundle_dir: Path)
             "sys.exit(rc)")
     try:
         for argv, expected in (([f"127.0.0.1:{srv.port}"], EXIT_SERVING),
-                               ([f"127.0.0.1:{free_port()}", "--timeout", "3"], EXIT_UNREACHABLE)):
+                               ([f"127.0.0.1:{unused_ports()[0]}", "--timeout", "3"], EXIT_UNREACHABLE)):
             done = subprocess.run([sys.executable, "-c", code, "health", *argv], capture_output=True, text=True,
                                   timeout=60, check=False)
             assert done.returncode == expected, done.stdout + done.stderr
@@ -163,14 +157,14 @@ def test_a_tls_ca_file_that_holds_no_certificate_is_refused_before_dialling(
     """grpc printed "Failed to create security handshaker" and the probe said no answer (exit 4)."""
     not_pem = tmp_path / "passwd"
     not_pem.write_text("root:x:0:0:root:/root:/bin/bash\n")
-    code, printed = probe(capsys, f"127.0.0.1:{free_port()}", "--tls-ca", str(not_pem))
+    code, printed = probe(capsys, f"127.0.0.1:{unused_ports()[0]}", "--tls-ca", str(not_pem))
     assert code == 2
     assert f"--tls-ca {not_pem}: holds no PEM certificate (no -----BEGIN CERTIFICATE----- line)" in printed
 
 
 def test_a_tls_server_name_needs_tls(capsys: pytest.CaptureFixture[str]) -> None:
     """Without TLS the name was ignored and a plaintext server answered SERVING."""
-    address = f"127.0.0.1:{free_port()}"
+    address = f"127.0.0.1:{unused_ports()[0]}"
     code, printed = probe(capsys, address, "--tls-server-name", "foo", "--timeout", "3")
     assert code == 2 and "--tls-server-name needs TLS: give --tls or --tls-ca FILE too" in printed
     assert probe(capsys, address, "--tls-server-name", "foo", "--tls", "--timeout", "3")[0] == EXIT_UNREACHABLE

@@ -26,7 +26,7 @@ from engine import load_bundle
 from server import _replicas, create_server
 from server._generated.musicrec.v1 import recommender_pb2 as pb
 from server._generated.musicrec.v1 import recommender_pb2_grpc as pb_grpc
-from server._replicas import free_port
+from tests._ports import unused_ports
 from tests.server._replica_stand_ins import one_fails_at_start, refuses_late, stubborn
 from tests.server.conftest import wait_until
 
@@ -60,7 +60,7 @@ def served_calls(metrics_port: int) -> float:
 
 
 def test_two_processes_share_one_port_and_survive_a_crash(small_bundle_dir: Path, tmp_path: Path) -> None:
-    port, metrics = free_port("127.0.0.1"), free_port("127.0.0.1")
+    port, metrics, _ = unused_ports(3)  # the two processes export metrics on `metrics` and `metrics` + 1
     code = "import sys; from indexer.cli import main; sys.exit(main())"
     log = tmp_path / "serve.log"  # printed if the test fails: why a process exited (a clean-clone run once saw exit 2)
     with log.open("wb") as err:
