@@ -290,12 +290,12 @@ def test_a_bundle_switch_clears_the_old_bundles_answers_and_says_so_until_dismis
     Select(browser.find_element(By.ID, "f-moods")).select_by_index(0)
     # what the 5-second poll sees after a reload: the page was drawn from another bundle than the one served now
     browser.execute_script("window.consoleState.version = 'an-older-bundle'")
-    browser.execute_async_script("refreshInfo().then(arguments[0])")
+    browser.execute_async_script("window.consoleRefresh().then(arguments[0])")
     assert "switched bundles" in shown(browser, "banner").text
     assert count(browser, "#similar-results tbody tr") == 0 and count(browser, "#seeds li[data-id]") == 0
     assert [o.get_attribute("value") for o in Select(browser.find_element(By.ID, "f-include")).all_selected_options] == [genre]
     assert not Select(browser.find_element(By.ID, "f-moods")).all_selected_options  # a mood number is another mood
-    browser.execute_async_script("refreshInfo().then(arguments[0])")  # the next poll
+    browser.execute_async_script("window.consoleRefresh().then(arguments[0])")  # the next poll
     assert browser.find_element(By.ID, "banner").is_displayed()
     browser.find_element(By.ID, "banner-dismiss").click()
     assert not browser.find_element(By.ID, "banner").is_displayed()
