@@ -40,6 +40,7 @@ from ._errors import (
     install_hint,
     shown,
 )
+from ._files import output_file_problem, write_output
 from ._genre import GenreClassifier
 from ._htmlreport import bundle_report_html, figure_html, html_document
 from ._index import Neighbors, build_index, search
@@ -128,6 +129,7 @@ __all__ = [
     "install_hint",
     "load_bundle",
     "mood_name",
+    "output_file_problem",
     "parent_problem",
     "publish",
     "read_catalog",
@@ -142,4 +144,5 @@ __all__ = [
     "use_compiled_kernels",
     "use_one_search_thread",
     "whiten_shrinkage",
+    "write_output",
 ]

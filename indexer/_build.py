@@ -94,10 +94,10 @@ class _Progress:
 
 def build_and_report(args: argparse.Namespace, csv: Path, out: Path, *, source_label: str | None = None,
                       serve: bool = False) -> int:
-    from engine import build_bundle, check_current_link, format_report, publish
+    from engine import build_bundle, check_current_link, format_report, publish, write_output
     from server._table import output_width
 
-    from ._outputs import check_output_file, write_output
+    from ._outputs import check_output_file
 
     config = config_from_args(args)
     # where the build's results go after it, checked before it: a bad path must not cost a whole build
@@ -148,9 +148,9 @@ def _cmd_index(args: argparse.Namespace) -> int:
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
-    from engine import synthetic_catalog
+    from engine import synthetic_catalog, write_output
 
-    from ._outputs import new_csv_problem, write_output
+    from ._outputs import new_csv_problem
 
     if not 1 <= args.tracks <= MAX_SYNTH:
         print(f"musicrec synth: error: --tracks must be 1 to {MAX_SYNTH:,}, got {args.tracks}", file=sys.stderr)

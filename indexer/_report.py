@@ -31,9 +31,9 @@ def cmd_report(args: argparse.Namespace) -> int:
             from engine import install_hint
             print(f"musicrec report: error: --html needs matplotlib: {install_hint('report')}", file=sys.stderr)
             return 2
-    from engine import bundle_report_html, format_report, load_bundle
+    from engine import bundle_report_html, format_report, load_bundle, write_output
 
-    from ._outputs import check_output_file, write_output
+    from ._outputs import check_output_file
 
     # before the load: a directory there is refused as musicrec index does, and so is a path inside the bundle
     check_output_file("--html", args.html, bundles=[Path(args.bundle).resolve()])

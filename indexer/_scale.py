@@ -188,9 +188,9 @@ def _make_qdrant_dir(path: Path, *, create: bool = True) -> None:
 
 
 def _cmd_publish(args: argparse.Namespace) -> int:
-    from engine import ConfigError, load_bundle
+    from engine import ConfigError, load_bundle, write_output
 
-    from ._outputs import check_output_file, write_output
+    from ._outputs import check_output_file
 
     if args.keep < 1:
         raise ConfigError(f"--keep must be at least 1 (the live collection), got {args.keep}")
@@ -244,9 +244,10 @@ def _cmd_add(args: argparse.Namespace) -> int:
         load_bundle,
         publish,
         read_remove_ids,
+        write_output,
     )
 
-    from ._outputs import check_output_file, write_output
+    from ._outputs import check_output_file
 
     to_qdrant = args.qdrant is not None or args.qdrant_path is not None
     if not to_qdrant:  # else they would be ignored: the bundle is written all the same, and nothing goes to Qdrant

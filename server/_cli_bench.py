@@ -169,8 +169,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
             sys.stdout.write(text())
             sys.stdout.flush()
         elif path:
+            from engine import write_output
+
             try:
-                Path(path).write_text(text(), encoding="utf-8")
+                write_output(path, text())  # whole or not at all: a full disk leaves an earlier report as it was
             except OSError as exc:
                 print(f"musicrec bench: error: {flag} {path}: cannot write it ({exc.strerror or exc}); the results "
                       "above were printed but not written", file=sys.stderr)
@@ -197,22 +199,18 @@ def _html(report: dict[str, Any], samples: dict[str, list[float]]) -> str:
 
 
 def _outputs_problem(args: argparse.Namespace) -> str | None:
-    """Why --json or --html cannot be written there (a missing parent directory is created), or None."""
+    """Why --json or --html cannot be written there (engine.output_file_problem, as for the indexer's report files;
+    a missing parent directory is created when the file is written), or None."""
     if args.json_out == "-" and args.html_out == "-":
         return "--json - and --html - both name standard output; give a file to one of them"
     outputs = [(flag, Path(path)) for flag, path in (("--json", args.json_out), ("--html", args.html_out))
                if path and path != "-"]
     if len(outputs) == 2 and os.path.realpath(outputs[0][1]) == os.path.realpath(outputs[1][1]):
         return f"--json and --html name the same file ({outputs[0][1]}); one would overwrite the other"
-    for flag, path in outputs:
-        if path.is_dir():
-            return f"{flag} {path}: is a directory; name a file to write"
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            blocker = next((a for a in path.parents if a.exists()), None)
-            why = f"{blocker} is not a directory" if blocker is not None and not blocker.is_dir() else exc.strerror
-            return f"{flag} {path}: cannot create its directory {path.parent} ({why or exc})"
-        if not os.access(path if path.exists() else path.parent, os.W_OK):
-            return f"{flag} {path}: not writable here"
+    if outputs:
+        from engine import output_file_problem  # (the engine only when a file is asked for: seconds to import)
+
+        for flag, path in outputs:
+            if (problem := output_file_problem(path)) is not None:
+                return f"{flag} {path}: {problem}"
     return None

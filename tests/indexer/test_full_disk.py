@@ -23,14 +23,14 @@ pytestmark = pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs Li
 
 
 def full_disk(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Report files (indexer/_outputs.write_output) are written to /dev/full: every write fails, ENOSPC."""
+    """Report files (engine/_files.py write_output) are written to /dev/full: every write fails, ENOSPC."""
     import builtins
 
     def full_open(fd: int, *args: object, **kwargs: object) -> object:
         os.close(fd)
         return builtins.open("/dev/full", *args, **kwargs)  # type: ignore[call-overload]
 
-    monkeypatch.setattr("indexer._outputs.open", full_open, raising=False)
+    monkeypatch.setattr("engine._files.open", full_open, raising=False)
 
 
 def test_a_report_that_cannot_be_written_leaves_the_one_there_whole(small_bundle_dir: Path, tmp_path: Path,
@@ -176,13 +176,13 @@ def test_a_report_file_keeps_its_mode_and_a_link_or_fifo_is_written_through(smal
 
 
 def test_an_interrupted_report_write_leaves_no_temporary_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from indexer._outputs import write_output
+    from engine import write_output
 
     def interrupted(fd: int, *args: object, **kwargs: object) -> object:
         os.close(fd)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("indexer._outputs.open", interrupted, raising=False)
+    monkeypatch.setattr("engine._files.open", interrupted, raising=False)
     with pytest.raises(KeyboardInterrupt):
         write_output(tmp_path / "x.csv", "a,b\n")
     assert list(tmp_path.iterdir()) == []

@@ -302,7 +302,7 @@ def test_feature_values_beyond_float32_are_dropped_by_index_without_warnings(
 
 def test_add_and_report_outputs_that_cannot_be_written_are_refused_before_the_work(
         tmp_path: Path, small_bundle_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    # one check for every command's report file (indexer/_outputs.py): index's, above
+    # one check for every command's report file (engine/_files.py output_file_problem): index's, above
     (tmp_path / "a_dir").mkdir()
     precious = tmp_path / "precious.txt"
     precious.write_text("data")

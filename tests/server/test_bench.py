@@ -175,10 +175,49 @@ def test_an_output_that_cannot_be_written_is_refused_before_the_load(flag: str, 
     assert ("is a directory" if where == "a directory" else f"{tmp_path / 'file'} is not a directory") in err
 
 
-def test_a_missing_parent_directory_of_an_output_is_created(tmp_path: Path, no_load: list[dict[str, Any]]) -> None:
-    with pytest.raises(Reached):
-        main(["bench", "--json", str(tmp_path / "new" / "dir" / "out.json")])
-    assert (tmp_path / "new" / "dir").is_dir()
+def test_an_output_in_a_folder_that_takes_no_write_is_refused_before_the_load(
+        tmp_path: Path, no_load: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Checked as the indexer checks its report files (engine output_file_problem). The tests run as root, whom
+    os.access never refuses: it is made to refuse the folder."""
+    import os
+
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if Path(p) == tmp_path else real(p, mode, **kw))
+    assert main(["bench", "--json", str(tmp_path / "new" / "out.json")]) == 2 and not no_load
+    assert capsys.readouterr().err == (f"musicrec bench: error: --json {tmp_path / 'new' / 'out.json'}: not writable "
+                                       "here (permissions)\n")
+
+
+def bench_once(port: int, *argv: str) -> int:
+    return main(["bench", "--address", f"127.0.0.1:{port}", "--requests", "5", "--rounds", "1", "--warmup", "0",
+                 *argv])
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs Linux's /dev/full")
+def test_reports_go_into_new_folders_and_a_full_disk_leaves_the_earlier_one_whole(
+        running: RunningServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """bench wrote its files in place (write_text): a full disk cut an earlier report short. It now writes them
+    as the indexer writes its own (engine write_output): beside, then renamed over."""
+    import builtins
+    import json
+    import os
+
+    out = tmp_path / "new" / "dir" / "out.json"  # missing folders are created
+    assert bench_once(running.port, "--json", str(out)) == 0
+    earlier = out.read_text(encoding="utf-8")
+    assert json.loads(earlier)["rpcs"]
+
+    def full_open(fd: int, *args: object, **kwargs: object) -> object:
+        os.close(fd)
+        return builtins.open("/dev/full", *args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr("engine._files.open", full_open, raising=False)
+    capsys.readouterr()
+    assert bench_once(running.port, "--json", str(out)) == 1
+    assert "No space left on device" in capsys.readouterr().err
+    assert out.read_text(encoding="utf-8") == earlier and sorted(p.name for p in out.parent.iterdir()) == ["out.json"]
 
 
 def test_json_and_html_into_one_file_are_refused(tmp_path: Path, no_load: list[dict[str, Any]],
