@@ -14,23 +14,13 @@ import pytest
 
 from engine.audio._synth import STYLES, write_corpus
 from indexer.cli import main
+from tests._full_disk import full_disk
 
 REPO = Path(__file__).resolve().parents[2]
 ENOSPC = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
 
 pytestmark = pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs Linux's /dev/full")
-
-
-def full_disk(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Report files (engine/_files.py write_output) are written to /dev/full: every write fails, ENOSPC."""
-    import builtins
-
-    def full_open(fd: int, *args: object, **kwargs: object) -> object:
-        os.close(fd)
-        return builtins.open("/dev/full", *args, **kwargs)  # type: ignore[call-overload]
-
-    monkeypatch.setattr("engine._files.open", full_open, raising=False)
 
 
 def test_a_report_that_cannot_be_written_leaves_the_one_there_whole(small_bundle_dir: Path, tmp_path: Path,

@@ -200,20 +200,15 @@ def test_reports_go_into_new_folders_and_a_full_disk_leaves_the_earlier_one_whol
         capsys: pytest.CaptureFixture[str]) -> None:
     """bench wrote its files in place (write_text): a full disk cut an earlier report short. It now writes them
     as the indexer writes its own (engine write_output): beside, then renamed over."""
-    import builtins
     import json
-    import os
+
+    from tests._full_disk import full_disk
 
     out = tmp_path / "new" / "dir" / "out.json"  # missing folders are created
     assert bench_once(running.port, "--json", str(out)) == 0
     earlier = out.read_text(encoding="utf-8")
     assert json.loads(earlier)["rpcs"]
-
-    def full_open(fd: int, *args: object, **kwargs: object) -> object:
-        os.close(fd)
-        return builtins.open("/dev/full", *args, **kwargs)  # type: ignore[call-overload]
-
-    monkeypatch.setattr("engine._files.open", full_open, raising=False)
+    full_disk(monkeypatch)
     capsys.readouterr()
     assert bench_once(running.port, "--json", str(out)) == 1
     assert "No space left on device" in capsys.readouterr().err
@@ -238,8 +233,7 @@ def test_a_write_that_fails_after_the_run_exits_1_saying_the_results_were_printe
         return report
 
     monkeypatch.setattr("server._bench.compare", then_block_the_path)
-    code = main(["bench", "--address", f"127.0.0.1:{running.port}", "--requests", "5", "--rounds", "1",
-                 "--warmup", "0", "--json", str(out)])
+    code = bench_once(running.port, "--json", str(out))
     captured = capsys.readouterr()
     assert code == 1 and "p50/floor" in captured.out and "Traceback" not in captured.err
     assert f"--json {out}: cannot write it" in captured.err and "printed but not written" in captured.err
