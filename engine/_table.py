@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -97,14 +98,44 @@ def first_fetch(n_tracks: int, block: int) -> int:
 
 def nearest_candidates(index: faiss.Index, vectors: np.ndarray, fetch: int, *,
                        progress: Progress | None = None) -> np.ndarray:
-    """Each of ``vectors``' ``fetch`` nearest rows by ``index``, one batched search per 4,096."""
+    """Each of ``vectors``' ``fetch`` nearest rows by ``index``, one batched search per 4,096, as a live query
+    searches (never while ``Searched`` has FAISS's threshold changed: both hold ``_blas_lock``)."""
     candidates = np.empty((len(vectors), fetch), dtype=np.int64)
     tick = Ticker(progress, "nearest candidates", len(vectors), unit="tracks")
     for start in range(0, len(vectors), 4096):
-        _, candidates[start:start + 4096] = index.search(
-            np.ascontiguousarray(vectors[start:start + 4096], dtype=np.float32), fetch)
+        with _blas_lock:
+            _, candidates[start:start + 4096] = index.search(
+                np.ascontiguousarray(vectors[start:start + 4096], dtype=np.float32), fetch)
         tick(start + 4096)
     return candidates
+
+
+# FAISS searches a flat index one (query, row) pair at a time below this many queries per call (its
+# ``distance_compute_blas_threshold``, 128,000 in faiss-cpu 1.15), and with one matrix product per block of
+# queries above it: on the Spotify catalog (14 dims) 1.1 ms against 0.4 ms of CPU per track for its 265
+# nearest, 2 threads (benchmarks/RESULTS.md, "The neighbour table's search"). Live queries take the pair path.
+_BLAS_QUERIES = 20
+_blas_lock = threading.Lock()
+
+
+def _products_search(index: faiss.Index, queries: np.ndarray, fetch: int) -> np.ndarray:
+    """``index.search`` by FAISS's matrix-product path: the same top ``fetch`` except where float32 rounding
+    orders near-ties at its end otherwise (``first_blocks`` checks). The threshold is a FAISS global: only
+    the table's search thread changes it, under a lock, and puts it back."""
+    with _blas_lock:
+        before = faiss.cvar.distance_compute_blas_threshold
+        faiss.cvar.distance_compute_blas_threshold = _BLAS_QUERIES
+        try:
+            return index.search(queries, fetch)[1]
+        finally:
+            faiss.cvar.distance_compute_blas_threshold = before
+
+
+def boundary_margin(dims: int) -> float:
+    """How far above the fetch's last cosine block 1's last member must be for a search by matrix products to
+    hold the live search's candidates up to it: 8x the 6 roundings the argument in ``first_blocks`` adds up
+    (FAISS's two ways and numpy's each within ``dims`` float32 units of the product of two unit vectors)."""
+    return 8 * 6 * dims * float(np.finfo(np.float32).epsneg)
 
 
 class Searched:
@@ -112,21 +143,33 @@ class Searched:
     or an array of positions): ``first_blocks`` walks a chunk at a time, so the table never holds
     every track's candidates at once (int64 x 265 per track: 2.1 GB at 1M tracks, 10.6 GB at 5M).
     Asked for a slice, it starts searching the next slice of the same length in a thread (FAISS
-    releases the GIL), so the search of one chunk runs while numpy walks the one before."""
+    releases the GIL), so the search of one chunk runs while numpy walks the one before.
+
+    On a flat index a slice is searched by matrix products (``_products_search``), ``by_products`` is
+    True, and ``live(positions)`` gives those tracks' candidates as a live query's search finds them."""
 
     def __init__(self, index: faiss.Index, vectors: np.ndarray, fetch: int, rows: np.ndarray | None = None) -> None:
         self.index, self.vectors, self.fetch = index, vectors, fetch
         self.rows = np.arange(len(vectors)) if rows is None else np.asarray(rows, dtype=np.int64)
         self.shape = (len(self.rows), fetch)
+        self.by_products = exact_index(index)
         self._next: tuple[tuple[int, int], Future[np.ndarray]] | None = None
         self._pool: ThreadPoolExecutor | None = None
 
     def _search(self, which: slice | np.ndarray) -> np.ndarray:
-        return nearest_candidates(self.index, self.vectors[self.rows[which]], self.fetch)
+        if not self.by_products:
+            return nearest_candidates(self.index, self.vectors[self.rows[which]], self.fetch)
+        queries = np.ascontiguousarray(self.vectors[self.rows[which]], dtype=np.float32)
+        return np.concatenate([_products_search(self.index, queries[i:i + 4096], self.fetch)
+                               for i in range(0, len(queries), 4096)] or [np.empty((0, self.fetch), np.int64)])
+
+    def live(self, positions: np.ndarray) -> np.ndarray:
+        """The first fetch of the tracks at ``positions`` as a live query searches it."""
+        return nearest_candidates(self.index, self.vectors[self.rows[positions]], self.fetch)
 
     def __getitem__(self, which: slice | np.ndarray) -> np.ndarray:
-        if not isinstance(which, slice):
-            return self._search(which)
+        if not isinstance(which, slice):  # the few tracks first_blocks answers one by one, as live queries do
+            return self.live(which)
         start, stop, _ = which.indices(len(self.rows))
         ahead, self._next = self._next, None
         found = ahead[1].result() if ahead is not None and ahead[0] == (start, stop) else self._search(which)
@@ -155,7 +198,8 @@ def first_blocks(vectors: np.ndarray, songs: np.ndarray, candidates: np.ndarray 
     tests/engine/test_query.py and test_pipeline.py check the table answers as a live search does.
 
     ``candidates`` (len(rows), first fetch) holds each track's nearest rows (``nearest_candidates``, or
-    ``Searched`` to search them a chunk at a time, or
+    ``Searched`` to search them a chunk at a time: on a flat index by matrix products, and a track whose block 1
+    ends within ``boundary_margin`` of its fetch's last cosine is searched again as live queries search, or
     ``Merged`` (engine/_table_update.py), whose rows hold, padded with -1 (``padded`` on the object),
     every candidate of each track's ranking up to its block 1's last member, and perhaps some after:
     ``consumed`` then counts in the whole ranking too);
@@ -180,6 +224,8 @@ def first_blocks(vectors: np.ndarray, songs: np.ndarray, candidates: np.ndarray 
     kept: dict[int, np.ndarray] = {}  # first fetches of the tracks left to _one_by_one
     if fetch >= n or fetch < block:
         slow[:] = True
+    by_products = bool(getattr(candidates, "by_products", False))
+    margin = boundary_margin(vectors.shape[1])
     for start in range(0, 0 if slow.all() else len(rows), chunk):
         r = rows[start:start + chunk]
         c = np.asarray(candidates[start:start + chunk]).astype(np.int64)
@@ -217,6 +263,21 @@ def first_blocks(vectors: np.ndarray, songs: np.ndarray, candidates: np.ndarray 
         take = np.nonzero(in_block[ok])[1].reshape(-1, block)  # positions of block 1, in cosine order
         b_rows = np.take_along_axis(c[ok], take, axis=1)
         b_cos = np.take_along_axis(cos[ok], take, axis=1)
+        if by_products:
+            # Fetched by matrix products (Searched): a live query's search may end its fetch with other rows
+            # where cosines tie within rounding. FAISS's two ways and the cosines here are each within d of the
+            # true product (d: dims float32 units). A row outside this fetch then scores at most end + 4d by the
+            # live search (end: this fetch's last cosine), a row up to block 1's last (cosine last) at least
+            # last - 2d. With last - end > 6d every such row is in the live fetch too, and any row that only one
+            # fetch holds sorts after it: block 1 is the live one. A track nearer the line (boundary_margin,
+            # 8x that) is searched again as live queries search and answered one by one.
+            near = b_cos[:, -1] - cos[ok][:, -1] <= margin
+            if near.any():
+                slow[start + np.flatnonzero(ok)[near]] = True
+                ok[np.flatnonzero(ok)[near]] = False
+                take, b_rows, b_cos = take[~near], b_rows[~near], b_cos[~near]
+                if not ok.any():
+                    continue
         if blocks:
             out["block_rows"][r[ok]] = b_rows
         scores = b_cos
@@ -237,7 +298,8 @@ def first_blocks(vectors: np.ndarray, songs: np.ndarray, candidates: np.ndarray 
         tick(start + chunk)
     if slow.any():  # the rare tracks the first fetch does not settle
         idx = np.flatnonzero(slow)
-        first = np.asarray(candidates[idx]) if slow.all() else np.stack([kept[i] for i in idx.tolist()])
+        # a Searched's positions give the live search's fetch (kept holds the matrix products' one)
+        first = np.asarray(candidates[idx]) if slow.all() or by_products else np.stack([kept[i] for i in idx.tolist()])
         _one_by_one(vectors, songs, first, scoring, affinity[idx] if affinity is not None else None,
                     block, width, rows[idx], out)
         if slow.all():
