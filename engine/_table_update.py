@@ -33,7 +33,7 @@ import faiss
 import numpy as np
 
 from ._ranking import Scoring
-from ._table import NeighbourTable, empty_entries, exact_index, first_blocks, first_fetch, nearest_candidates
+from ._table import NeighbourTable, Searched, empty_entries, exact_index, first_blocks, first_fetch, nearest_candidates
 
 # Matrix products (BLAS) and the table's elementwise float32 sums round differently (~1e-7 on unit
 # vectors): a new track this much below a block's last cosine still counts as touching it (a superset:
@@ -105,7 +105,7 @@ def updated_table(old: NeighbourTable, old_blocks: np.ndarray | None, keep: np.n
     say(f"neighbour table: {len(merged) + len(searched):,} of {n:,} tracks recomputed ({n - n_kept:,} new; "
         f"{len(merged):,} merged with the new tracks, {len(searched):,} searched)")
     if len(searched):
-        first_blocks(vectors, songs, nearest_candidates(index, vectors[searched], fetch), scoring,
+        first_blocks(vectors, songs, Searched(index, vectors, fetch, searched), scoring,
                      proba[searched] if proba is not None else None, block, width, searched,
                      deeper=lambda v, deep: nearest_candidates(index, v, deep), blocks=merging, out=out)
     # untouched tracks: their old entries, renumbered (the tracks their entry depends on are the same)
