@@ -152,7 +152,7 @@ class Searched:
         self.index, self.vectors, self.fetch = index, vectors, fetch
         self.rows = np.arange(len(vectors)) if rows is None else np.asarray(rows, dtype=np.int64)
         self.shape = (len(self.rows), fetch)
-        self.by_products = exact_index(index)
+        self.by_products = exact_index(index) and index.metric_type == faiss.METRIC_INNER_PRODUCT
         self._next: tuple[tuple[int, int], Future[np.ndarray]] | None = None
         self._pool: ThreadPoolExecutor | None = None
 
@@ -225,7 +225,9 @@ def first_blocks(vectors: np.ndarray, songs: np.ndarray, candidates: np.ndarray 
     if fetch >= n or fetch < block:
         slow[:] = True
     by_products = bool(getattr(candidates, "by_products", False))
-    margin = boundary_margin(vectors.shape[1])
+    if by_products:  # the bound holds for unit vectors (cosine indexes); scaled for longer ones
+        margin = boundary_margin(vectors.shape[1]) * max(1.0, float(np.einsum("ij,ij->i", vectors, vectors).max(
+            initial=0.0)))
     for start in range(0, 0 if slow.all() else len(rows), chunk):
         r = rows[start:start + chunk]
         c = np.asarray(candidates[start:start + chunk]).astype(np.int64)
