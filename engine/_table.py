@@ -96,20 +96,6 @@ def first_fetch(n_tracks: int, block: int) -> int:
     return min(n_tracks, block + SLACK + 1)
 
 
-def nearest_candidates(index: faiss.Index, vectors: np.ndarray, fetch: int, *,
-                       progress: Progress | None = None) -> np.ndarray:
-    """Each of ``vectors``' ``fetch`` nearest rows by ``index``, one batched search per 4,096, as a live query
-    searches (never while ``Searched`` has FAISS's threshold changed: both hold ``_blas_lock``)."""
-    candidates = np.empty((len(vectors), fetch), dtype=np.int64)
-    tick = Ticker(progress, "nearest candidates", len(vectors), unit="tracks")
-    for start in range(0, len(vectors), 4096):
-        with _blas_lock:
-            _, candidates[start:start + 4096] = index.search(
-                np.ascontiguousarray(vectors[start:start + 4096], dtype=np.float32), fetch)
-        tick(start + 4096)
-    return candidates
-
-
 # FAISS searches a flat index one (query, row) pair at a time below this many queries per call (its
 # ``distance_compute_blas_threshold``, 128,000 in faiss-cpu 1.15), and with one matrix product per block of
 # queries above it: on the Spotify catalog (14 dims) 1.1 ms against 0.4 ms of CPU per track for its 265
@@ -118,17 +104,26 @@ _BLAS_QUERIES = 20
 _blas_lock = threading.Lock()
 
 
-def _products_search(index: faiss.Index, queries: np.ndarray, fetch: int) -> np.ndarray:
-    """``index.search`` by FAISS's matrix-product path: the same top ``fetch`` except where float32 rounding
-    orders near-ties at its end otherwise (``first_blocks`` checks). The threshold is a FAISS global: only
-    the table's search thread changes it, under a lock, and puts it back."""
-    with _blas_lock:
-        before = faiss.cvar.distance_compute_blas_threshold
-        faiss.cvar.distance_compute_blas_threshold = _BLAS_QUERIES
-        try:
-            return index.search(queries, fetch)[1]
-        finally:
-            faiss.cvar.distance_compute_blas_threshold = before
+def nearest_candidates(index: faiss.Index, vectors: np.ndarray, fetch: int, *, progress: Progress | None = None,
+                       by_products: bool = False) -> np.ndarray:
+    """Each of ``vectors``' ``fetch`` nearest rows by ``index``, one batched search per 4,096: as a live query
+    searches, or with ``by_products`` by FAISS's matrix-product path (the same rows except where float32
+    rounding orders near-ties at a fetch's end otherwise: ``first_blocks`` checks). The path is a FAISS global:
+    every search here holds ``_blas_lock``, and one by products puts the threshold back after it."""
+    candidates = np.empty((len(vectors), fetch), dtype=np.int64)
+    tick = Ticker(progress, "nearest candidates", len(vectors), unit="tracks")
+    for start in range(0, len(vectors), 4096):
+        queries = np.ascontiguousarray(vectors[start:start + 4096], dtype=np.float32)
+        with _blas_lock:
+            before = faiss.cvar.distance_compute_blas_threshold
+            if by_products:
+                faiss.cvar.distance_compute_blas_threshold = _BLAS_QUERIES
+            try:
+                _, candidates[start:start + 4096] = index.search(queries, fetch)
+            finally:
+                faiss.cvar.distance_compute_blas_threshold = before
+        tick(start + 4096)
+    return candidates
 
 
 def boundary_margin(dims: int) -> float:
@@ -145,8 +140,8 @@ class Searched:
     Asked for a slice, it starts searching the next slice of the same length in a thread (FAISS
     releases the GIL), so the search of one chunk runs while numpy walks the one before.
 
-    On a flat index a slice is searched by matrix products (``_products_search``), ``by_products`` is
-    True, and ``live(positions)`` gives those tracks' candidates as a live query's search finds them."""
+    On an inner-product flat index a slice is searched by matrix products (``by_products`` is True), and
+    ``live(positions)`` gives those tracks' candidates as a live query's search finds them."""
 
     def __init__(self, index: faiss.Index, vectors: np.ndarray, fetch: int, rows: np.ndarray | None = None) -> None:
         self.index, self.vectors, self.fetch = index, vectors, fetch
@@ -156,12 +151,8 @@ class Searched:
         self._next: tuple[tuple[int, int], Future[np.ndarray]] | None = None
         self._pool: ThreadPoolExecutor | None = None
 
-    def _search(self, which: slice | np.ndarray) -> np.ndarray:
-        if not self.by_products:
-            return nearest_candidates(self.index, self.vectors[self.rows[which]], self.fetch)
-        queries = np.ascontiguousarray(self.vectors[self.rows[which]], dtype=np.float32)
-        return np.concatenate([_products_search(self.index, queries[i:i + 4096], self.fetch)
-                               for i in range(0, len(queries), 4096)] or [np.empty((0, self.fetch), np.int64)])
+    def _search(self, which: slice) -> np.ndarray:
+        return nearest_candidates(self.index, self.vectors[self.rows[which]], self.fetch, by_products=self.by_products)
 
     def live(self, positions: np.ndarray) -> np.ndarray:
         """The first fetch of the tracks at ``positions`` as a live query searches it."""
@@ -275,8 +266,9 @@ def first_blocks(vectors: np.ndarray, songs: np.ndarray, candidates: np.ndarray 
             # 8x that) is searched again as live queries search and answered one by one.
             near = b_cos[:, -1] - cos[ok][:, -1] <= margin
             if near.any():
-                slow[start + np.flatnonzero(ok)[near]] = True
-                ok[np.flatnonzero(ok)[near]] = False
+                again = np.flatnonzero(ok)[near]
+                slow[start + again] = True
+                ok[again] = False
                 take, b_rows, b_cos = take[~near], b_rows[~near], b_cos[~near]
                 if not ok.any():
                     continue
