@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,15 +17,6 @@ from tests._readme import ReadmeRun
 if TYPE_CHECKING:  # the server (grpc, protobuf) loads only in sessions that start one
     from server import RunningServer, ServerOptions
     from tests._serving import Channel, RecommenderStub, Served
-
-# The test command installs with `pip install --no-compile` (README): compiling every installed module took 47 s of
-# a 107 s install on 2 cores, in one process, and one process importing every package the tests use read 46 of the
-# 133 MiB of source. The run writes the bytecode of what it imports instead, once, into the venv, also where the
-# environment says not to (PYTHONDONTWRITEBYTECODE, which this kind of machine sets): else each of the run's
-# processes would compile every module it imports, every time. Set here, before pytest-xdist starts its workers,
-# so that they and every process the tests start inherit it.
-os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
-sys.dont_write_bytecode = False
 
 REPO = Path(__file__).resolve().parents[1]
 # CI keeps ../shared/data beside the checkout; MUSICREC_DATA overrides the file's path.
