@@ -23,7 +23,7 @@ import threading
 import time
 from pathlib import Path
 
-from _timing import rotated  # benchmarks/_timing.py
+from _timing import free_port, rotated  # benchmarks/_timing.py
 
 REPO = Path(__file__).resolve().parents[1]
 CLIENT_PROCESSES, THREADS = 4, 4
@@ -57,9 +57,7 @@ def client(port: int, ids: list[str], duration: float, seed: int) -> int:
 
 
 def round_qps(bundle: Path, processes: int, ids: list[str], duration: float) -> float:
-    from server._replicas import free_port
-
-    port = free_port("127.0.0.1")
+    port = free_port()
     code = "import sys; from indexer.cli import main; sys.exit(main())"
     server = subprocess.Popen([sys.executable, "-c", code, "serve", "--bundle", str(bundle), "--port", str(port),
                                "--processes", str(processes), "--log-format", "json"], cwd=REPO,

@@ -40,10 +40,19 @@ RETRY_SECONDS = 30.0  # between starts of a process that keeps failing while oth
 STOP_SLACK = 30.0  # seconds a stopping process gets past its drain and grace (its exit: threads, pools)
 
 
-def free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+def reserve_port(host: str) -> socket.socket:
+    """A free port on ``host``, held: a socket bound to ``(host, 0)`` with SO_REUSEPORT that never listens. The
+    processes bind the same port beside it (gRPC sets SO_REUSEPORT; same user), the kernel hands connections only to
+    listening sockets, and no other program can take the port between its choice and their binds, nor while one
+    is being started again."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, 0))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 def _replica(args: argparse.Namespace, index: int) -> None:
@@ -57,10 +66,17 @@ def _replica(args: argparse.Namespace, index: int) -> None:
 
 
 def run_replicas(args: argparse.Namespace) -> int:
-    """Supervise ``args.processes`` replicas of ``musicrec serve`` on ``args.host:args.port``."""
+    """Supervise ``args.processes`` replicas of ``musicrec serve`` on ``args.host:args.port`` (port 0: a free port,
+    held by the supervisor while it runs; ``args.port`` says which)."""
+    if args.port != 0:
+        return _supervise(args)
+    with reserve_port(args.host) as held:
+        args.port = int(held.getsockname()[1])
+        return _supervise(args)
+
+
+def _supervise(args: argparse.Namespace) -> int:
     n = args.processes
-    if args.port == 0:
-        args.port = free_port(args.host)
     ctx = multiprocessing.get_context("spawn")
     procs: list[Any] = [None] * n
     started = [0.0] * n

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
@@ -31,3 +32,22 @@ def refuses_late(args: argparse.Namespace, index: int) -> None:
     is refused once the engine is imported, about 7 s in, past the supervisor's fast-failure window."""
     time.sleep(args.after)
     sys.exit(2)
+
+
+def binds_when_told(args: argparse.Namespace, index: int) -> None:
+    """A serve process that binds ``args.port`` as gRPC does (SO_REUSEPORT, then listens) once the test creates
+    ``go`` in ``args.ready_dir``; it writes ``bound-INDEX`` then, or ``failed-INDEX`` with the error."""
+    ready = Path(args.ready_dir)
+    deadline = time.monotonic() + 120
+    while not (ready / "go").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    sock = socket.socket()
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((args.host, args.port))
+        sock.listen(64)
+    except OSError as e:
+        (ready / f"failed-{index}").write_text(repr(e))
+        return
+    (ready / f"bound-{index}").touch()
+    time.sleep(600)

@@ -5,10 +5,12 @@ client-side health checking so a draining server stops getting calls)."""
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import multiprocessing
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -27,7 +29,7 @@ from server import _replicas, create_server
 from server._generated.musicrec.v1 import recommender_pb2 as pb
 from server._generated.musicrec.v1 import recommender_pb2_grpc as pb_grpc
 from tests._ports import unused_ports
-from tests.server._replica_stand_ins import one_fails_at_start, refuses_late, stubborn
+from tests.server._replica_stand_ins import binds_when_told, one_fails_at_start, refuses_late, stubborn
 from tests.server.conftest import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -249,3 +251,46 @@ def test_processes_that_refuse_their_arguments_late_stop_the_supervisor(monkeypa
     args = argparse.Namespace(processes=2, host="127.0.0.1", port=0, drain_delay=0.0, grace=0.0, after=0.5)
     assert supervise(args, started) == 2
     assert len(started) <= 2 * _replicas.MAX_FAST_FAILURES  # each started at most that often, then given up
+
+
+def test_port_0_is_held_from_its_choice_while_the_processes_bind_it(monkeypatch: pytest.MonkeyPatch,
+                                                                   tmp_path: Path) -> None:
+    """With --port 0 the supervisor chose a free port and let it go before its processes bound it, so another
+    program could take it in between. It now holds the port (bound with SO_REUSEPORT, never listening) while it
+    runs: another program's bind is refused, the processes bind beside it, and every connection reaches one of them."""
+    started = replicas_run(monkeypatch, binds_when_told)
+    args = argparse.Namespace(processes=2, host="127.0.0.1", port=0, drain_delay=0.0, grace=0.0,
+                              ready_dir=str(tmp_path))
+    seen: dict[str, object] = {}
+
+    def meanwhile() -> None:
+        try:  # (the timeouts bound a hang only; the SIGTERM comes either way, so the supervisor returns)
+            wait_until(lambda: len(started) == 2, "the supervisor to start both processes", timeout=120)
+            with socket.socket() as other:  # before the processes bind: another program's plain bind
+                try:
+                    other.bind(("127.0.0.1", args.port))
+                    seen["other"] = "bound"
+                except OSError as e:
+                    seen["other"] = e.errno
+            (tmp_path / "go").touch()
+            wait_until(lambda: len(list(tmp_path.glob("bound-*")) + list(tmp_path.glob("failed-*"))) == 2,
+                       "both processes to bind", timeout=120)
+            seen["failed"] = sorted(p.read_text() for p in tmp_path.glob("failed-*"))
+            refused = 0
+            for _ in range(40):  # the kernel spreads connections over listening sockets only
+                try:
+                    socket.create_connection(("127.0.0.1", args.port), timeout=5).close()
+                except ConnectionRefusedError:
+                    refused += 1
+            seen["refused"] = refused
+        finally:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    helper = threading.Thread(target=meanwhile, daemon=True)
+    helper.start()
+    assert supervise(args, started) == 0
+    helper.join(5)
+    assert args.port != 0
+    assert seen == {"other": errno.EADDRINUSE, "failed": [], "refused": 0}
+    with socket.socket() as after:  # and let go when the supervisor returns
+        after.bind(("127.0.0.1", args.port))
