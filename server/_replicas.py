@@ -44,7 +44,7 @@ def reserve_port(host: str) -> socket.socket:
     """A free port on ``host``, held: a socket bound to ``(host, 0)`` with SO_REUSEPORT that never listens. The
     processes bind the same port beside it (gRPC sets SO_REUSEPORT; same user), the kernel hands connections only to
     listening sockets, and no other program can take the port between its choice and their binds, nor while one
-    is being started again."""
+    is being started again (short of one of the same user that sets SO_REUSEPORT too)."""
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
