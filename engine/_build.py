@@ -48,6 +48,18 @@ from .audio._extract import read_provenance, sidecar_path
 Progress = Callable[[str], None]
 
 
+def import_before_threads() -> None:
+    """The libraries the genre stage's thread and the moods import, imported here first, in one thread. The
+    engine's own import leaves them out (a server needs none of them: engine/_ubjson.py), and two threads importing
+    scikit-learn at once can find it half initialized: "cannot import name 'clone' from partially initialized
+    module 'sklearn.base'", when the genre stage's XGBoost and the moods' hdbscan imported it together."""
+    import hdbscan  # noqa: F401
+    import sklearn.linear_model
+    import sklearn.metrics
+    import sklearn.model_selection  # noqa: F401
+    import xgboost  # noqa: F401
+
+
 def build_bundle(
     source: str | os.PathLike[str], out: str | os.PathLike[str], config: BuildConfig | None = None, *,
     progress: Progress | None = None, source_label: str | None = None, current: str | os.PathLike[str] | None = None,
@@ -176,6 +188,7 @@ def build_bundle(
             songs = catalog.metadata.get(song_column) if song_column else None
             genre_config = config.genre
             say("[genre] ... (beside the moods)")
+            import_before_threads()
             genre_job = Background("genre", lambda progress: cross_fit(
                 catalog, transformed, prep.transformed_names, genre_config, seed=config.seed, progress=progress,
                 songs=songs), say)

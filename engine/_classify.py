@@ -96,5 +96,5 @@ class GenreClassify:
         with self._explainer_lock:
             if self._explainer is None:
                 assert self.classifier is not None
-                self._explainer = PathExplainer(self.classifier.booster_)
+                self._explainer = PathExplainer(self.classifier.model_)
             return self._explainer

@@ -15,10 +15,11 @@ numbers for them, but as a second code path that needs a DMatrix per call.
 from __future__ import annotations
 
 import dataclasses
-import json
+from typing import Any
 
 import numpy as np
-import xgboost as xgb
+
+from ._ubjson import as_printed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,10 +34,11 @@ class _Tree:
 
 
 class PathExplainer:
-    """Explains a multi-class softprob booster; ``explain(x, cls)`` -> (bias, contributions)."""
+    """Explains a multi-class softprob booster from its document (engine/_ubjson.py); ``explain(x, cls)`` ->
+    (bias, contributions). Its float arithmetic is float64 on the numbers as the model's JSON prints them
+    (``as_printed``)."""
 
-    def __init__(self, booster: xgb.Booster) -> None:
-        model = json.loads(booster.save_raw("json"))
+    def __init__(self, model: dict[str, Any]) -> None:
         learner = model["learner"]
         self.n_features = int(learner["learner_model_param"]["num_feature"])
         base = learner["learner_model_param"]["base_score"].strip("[]").split(",")
@@ -58,10 +60,10 @@ class PathExplainer:
     def _parse(tree: dict, n_classes: int, target: int) -> _Tree:
         left = np.array(tree["left_children"], dtype=np.int64)
         right = np.array(tree["right_children"], dtype=np.int64)
-        hess = np.array(tree["sum_hessian"], dtype=np.float64)
+        hess = as_printed(tree["sum_hessian"])
         vector = "leaf_weights" in tree
         if vector:  # multi_output_tree: at a leaf, right_children holds the index of its vector
-            leaves = np.array(tree["leaf_weights"], dtype=np.float64).reshape(-1, n_classes)
+            leaves = as_printed(tree["leaf_weights"]).reshape(-1, n_classes)
             leaf_rows = right
         else:  # one_output_per_tree: a leaf's value is in split_conditions (see engine/_forest.py)
             leaves = np.array(tree["split_conditions"], dtype=np.float32).astype(np.float64).reshape(-1, 1)

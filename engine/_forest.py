@@ -9,24 +9,24 @@ with float32 thresholds (``x < threshold`` goes left, a missing value takes the 
 and leaf values are summed in float32 (in another order than XGBoost's, so margins agree to about
 1e-6, not bit for bit), then ``softprob``.
 Both ``multi_output_tree`` (vector leaves) and ``one_output_per_tree`` (one class per tree)
-models are read from the booster's own JSON; nothing is executed from the model.
+models are read from the model's document (its JSON, read from the model file without XGBoost:
+engine/_ubjson.py); nothing is executed from the model.
 """
 
 from __future__ import annotations
 
-import json
+from typing import Any
 
 import numpy as np
-import xgboost as xgb
 
 from . import _compiled
 
 
 class CompiledForest:
-    """A multi-class softprob booster as arrays; ``predict_proba(x)`` of shape (n, n_classes)."""
+    """A multi-class softprob booster's document (engine/_ubjson.py) as arrays; ``predict_proba(x)`` of shape
+    (n, n_classes)."""
 
-    def __init__(self, booster: xgb.Booster) -> None:
-        model = json.loads(booster.save_raw("json"))
+    def __init__(self, model: dict[str, Any]) -> None:
         learner = model["learner"]
         self.n_features = int(learner["learner_model_param"]["num_feature"])
         base = learner["learner_model_param"]["base_score"].strip("[]").split(",")

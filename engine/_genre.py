@@ -26,11 +26,9 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import xgboost as xgb
-from sklearn.model_selection import GroupShuffleSplit
 
 from ._catalog import Catalog
 from ._config import GenreConfig
@@ -44,6 +42,10 @@ from ._genre_metrics import genre_metrics as genre_metrics
 from ._genre_metrics import song_vote_metrics as song_vote_metrics
 from ._linear import LinearPart, softmax
 from ._progress import Ticker
+from ._ubjson import loads_model
+
+if TYPE_CHECKING:
+    import xgboost as xgb
 
 Progress = Callable[[str], None]
 # Below this many training rows a second thread saves little, and on a shared machine it costs a lot:
@@ -81,12 +83,14 @@ class GenreClassifier:
         ``x`` has shape (n_tracks, n_features); track ``i`` has genre codes
         ``codes[indptr[i]:indptr[i+1]]``.
         """
+        import xgboost as xgb  # here, not at the module's import: serving reads the model without it (_ubjson)
+
         dtrain = self._pairs_matrix(x, indptr, codes)
         # only the early-stopping set is evaluated: the training set's log loss after every round cost
         # 21% of the training time and nothing read it (benchmarks/train_eval_cost.py)
         evals: list[tuple[xgb.DMatrix, str]] = []
         callbacks: list[xgb.callback.TrainingCallback] = [
-            _ProgressCallback(Ticker(progress, "XGBoost", rounds, unit="rounds", upper_bound=eval_set is not None))]
+            _progress_callback(Ticker(progress, "XGBoost", rounds, unit="rounds", upper_bound=eval_set is not None))]
         if eval_set is not None:
             evals.append((self._pairs_matrix(*eval_set), "valid"))
             callbacks.append(xgb.callback.EarlyStopping(
@@ -94,14 +98,45 @@ class GenreClassifier:
         params = _params(config, len(self.genre_names), seed)
         if dtrain.num_row() < ONE_THREAD_BELOW:
             params["nthread"] = 1
-        self.booster_ = xgb.train(params, dtrain, num_boost_round=rounds,
-                                  evals=evals, callbacks=callbacks, verbose_eval=False)
+        booster = xgb.train(params, dtrain, num_boost_round=rounds, evals=evals, callbacks=callbacks,
+                            verbose_eval=False)
         # save_best trims the model to the best round, so every later predict uses all trees
-        self.rounds_ = self.booster_.num_boosted_rounds()
-        self.forest_ = None
+        self._set_model(bytes(booster.save_raw("ubj")), booster)
         return self
 
+    def _set_model(self, raw: bytes, booster: xgb.Booster | None, threads: int = 1) -> None:
+        """The model as its file's bytes (what ``save`` writes) and their document; the booster, if given, else
+        built from the bytes when something asks for ``booster_``."""
+        self._raw, self._booster, self._threads = raw, booster, threads
+        self.model_ = loads_model(raw)
+        indptr = self.model_["learner"]["gradient_booster"]["model"].get("iteration_indptr")
+        self.rounds_ = len(indptr) - 1 if indptr is not None else self.booster_.num_boosted_rounds()
+        self.forest_ = None
+
+    @property
+    def booster_(self) -> xgb.Booster:
+        """XGBoost's booster of the model: the trained one, or after ``load`` one read from the same bytes on
+        first use (importing XGBoost then). Predictions and explanations do not need it."""
+        if getattr(self, "_raw", None) is None:
+            raise AttributeError("booster_: the classifier is not trained")
+        if self._booster is None:
+            import xgboost as xgb
+
+            booster = xgb.Booster()
+            booster.load_model(bytearray(self._raw))
+            booster.set_param({"nthread": self._threads})
+            self._booster = booster
+        return self._booster
+
+    @property
+    def n_features(self) -> int:
+        """The number of input columns the model was trained on."""
+        self._check_fitted()
+        return int(self.model_["learner"]["learner_model_param"]["num_feature"])
+
     def _pairs_matrix(self, x: np.ndarray, indptr: np.ndarray, codes: np.ndarray) -> xgb.DMatrix:
+        import xgboost as xgb
+
         counts = np.diff(indptr)
         rows = np.repeat(np.arange(len(x)), counts)
         weights = np.repeat(1.0 / np.maximum(counts, 1), counts)
@@ -140,11 +175,11 @@ class GenreClassifier:
     def _forest(self) -> CompiledForest:
         forest = getattr(self, "forest_", None)
         if forest is None:  # two threads may both compile it; either result is the same
-            forest = self.forest_ = CompiledForest(self.booster_)
+            forest = self.forest_ = CompiledForest(self.model_)
         return forest
 
     def _check_fitted(self) -> None:
-        if not hasattr(self, "booster_"):
+        if getattr(self, "_raw", None) is None:
             raise NotFittedError("GenreClassifier is not trained; call fit() or load() first")
 
     def save(self, path: str) -> None:
@@ -152,18 +187,19 @@ class GenreClassifier:
         is then an OSError naming the file (XGBoost raised "FileStream.Write incomplete", naming none)."""
         self._check_fitted()
         with open(path, "wb") as fh:
-            fh.write(self.booster_.save_raw("ubj"))
+            fh.write(self._raw)
 
     @classmethod
     def load(cls, path: str, *, genre_names: tuple[str, ...], feature_names: tuple[str, ...],
              threads: int = 1) -> GenreClassifier:
         self = cls(genre_names=genre_names, feature_names=feature_names)
-        booster = xgb.Booster()
-        booster.load_model(path)
-        booster.set_param({"nthread": threads})
-        self.booster_ = booster
-        self.rounds_ = booster.num_boosted_rounds()
-        self.forest_ = CompiledForest(booster)  # at load, so no request pays for it
+        with open(path, "rb") as fh:
+            raw = fh.read()
+        try:
+            self._set_model(raw, None, threads)
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from None
+        self.forest_ = CompiledForest(self.model_)  # at load, so no request pays for it
         return self
 
 
@@ -187,20 +223,23 @@ def _params(config: GenreConfig, n_classes: int, seed: int) -> dict[str, Any]:
     }
 
 
-class _ProgressCallback(xgb.callback.TrainingCallback):
+def _progress_callback(tick: Ticker) -> xgb.callback.TrainingCallback:
     """Rounds done, their rate and the time left (at most that, with early stopping)."""
+    import xgboost as xgb
 
-    def __init__(self, tick: Ticker) -> None:
-        self.tick = tick
+    class Progress(xgb.callback.TrainingCallback):
+        def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+            valid = evals_log.get("valid", {}).get("mlogloss")
+            tick(epoch + 1, f", valid logloss {valid[-1]:.4f}" if valid else "")
+            return False
 
-    def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
-        valid = evals_log.get("valid", {}).get("mlogloss")
-        self.tick(epoch + 1, f", valid logloss {valid[-1]:.4f}" if valid else "")
-        return False
+    return Progress()
 
 
 def grouped_split(groups: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Positions of (train, test) with no group on both sides."""
+    from sklearn.model_selection import GroupShuffleSplit
+
     splitter = GroupShuffleSplit(n_splits=1, test_size=test_fraction, random_state=seed)
     train, test = next(splitter.split(np.zeros(len(groups)), groups=groups))
     return np.sort(train), np.sort(test)

@@ -12,7 +12,6 @@ import math
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import f1_score
 
 from ._families import MIN_COVERAGE, SPOTIFY_GENRE_FAMILIES, coarser_families, family_matrix, genre_key
 
@@ -40,6 +39,8 @@ def genre_metrics(proba: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     y_true = np.where(hit1, top1, truth.argmax(axis=1))
     labels = np.flatnonzero(truth.any(axis=0))
     out = {f"top{k}": float(truth[rows[:, None], order[:, :k]].any(axis=1).mean()) for k in TOP_KS}
+    from sklearn.metrics import f1_score  # here: the engine's import does not load scikit-learn (_ubjson)
+
     out["macro_f1"] = float(f1_score(y_true, top1, labels=labels, average="macro", zero_division=0))
     return out
 

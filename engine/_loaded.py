@@ -203,7 +203,7 @@ def _check_consistent(path: Path, prep: Preprocessor, index: faiss.Index, tracks
     if moods.exemplars_.ndim != 2 or moods.exemplars_.shape[1] != len(moods.space.columns) or \
             max(moods.space.columns, default=0) >= len(prep.transformed_names):
         problems.append("mood exemplars do not match the mood space")
-    if classifier is not None and classifier.booster_.num_features() != len(prep.transformed_names):
+    if classifier is not None and classifier.n_features != len(prep.transformed_names):
         problems.append("genre model expects another number of features")
     if table is not None:
         if table.rows.shape[0] != n or table.rows.shape != table.scores.shape or table.consumed.shape != (n,) \

@@ -92,7 +92,7 @@ def test_path_explainer_contributions_sum_to_the_margin_of_the_explained_class(s
     model = GenreClassifier(genre_names=("a", "b", "c", "d"), feature_names=names).fit(
         x, np.arange(401, dtype=np.int32), codes, GenreConfig(multi_strategy=strategy, max_depth=3), rounds=6)
     margins = model.booster_.predict(xgb.DMatrix(x[:40], feature_names=list(names)), output_margin=True)
-    explainer = PathExplainer(model.booster_)
+    explainer = PathExplainer(model.model_)
     for row in range(40):
         for cls in range(4):
             bias, contrib = explainer.explain(x[row], cls)
@@ -141,10 +141,10 @@ def test_a_genre_of_one_track_is_predicted_as_xgboost_predicts_it(strategy: str)
         x, np.arange(601, dtype=np.int32), codes, GenreConfig(multi_strategy=strategy, learning_rate=0.1), rounds=40)
     dmatrix = xgb.DMatrix(x, feature_names=list(names))
     proba = model.booster_.predict(dmatrix)
-    np.testing.assert_allclose(CompiledForest(model.booster_).predict_proba(x), proba, atol=1e-5)
+    np.testing.assert_allclose(CompiledForest(model.model_).predict_proba(x), proba, atol=1e-5)
     assert (model.predict_proba(x).argmax(1) == 3).sum() < 5
     margins = model.booster_.predict(dmatrix, output_margin=True)
-    explainer = PathExplainer(model.booster_)
+    explainer = PathExplainer(model.model_)
     for row in range(5):
         bias, contrib = explainer.explain(x[row], 3)
         assert bias + contrib.sum() == pytest.approx(float(margins[row, 3]), abs=1e-4)
@@ -161,7 +161,7 @@ def test_compiled_forest_predicts_what_xgboost_predicts(strategy: str) -> None:
     names = tuple(f"f{i}" for i in range(6))
     model = GenreClassifier(genre_names=tuple("abcdefgh"), feature_names=names).fit(
         x, np.arange(601, dtype=np.int32), codes, GenreConfig(multi_strategy=strategy, max_depth=5), rounds=12)
-    forest = CompiledForest(model.booster_)
+    forest = CompiledForest(model.model_)
     margins = model.booster_.predict(xgb.DMatrix(x, feature_names=list(names)), output_margin=True)
     np.testing.assert_allclose(forest.predict_margin(x), margins, atol=1e-5)
     proba = model.booster_.predict(xgb.DMatrix(x, feature_names=list(names)))
