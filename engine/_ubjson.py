@@ -18,9 +18,8 @@ from typing import Any
 
 import numpy as np
 
-_SCALARS = {b"i": ">i1", b"U": ">u1", b"I": ">i2", b"l": ">i4", b"L": ">i8", b"d": ">f4", b"D": ">f8"}
-_NATIVE = {b"i": np.int8, b"U": np.uint8, b"I": np.int16, b"l": np.int32, b"L": np.int64, b"d": np.float32,
-           b"D": np.float64}
+_SCALARS = {marker: np.dtype(code) for marker, code in
+            {b"i": ">i1", b"U": ">u1", b"I": ">i2", b"l": ">i4", b"L": ">i8", b"d": ">f4", b"D": ">f8"}.items()}
 _MAX_DEPTH = 64  # a model document is a few levels deep; deeper is a damaged or hostile file
 
 
@@ -58,9 +57,8 @@ class _Reader:
 
     def _scalar(self, marker: bytes, pos: int) -> tuple[Any, int]:
         if marker in _SCALARS:
-            fmt = _SCALARS[marker]
-            raw, pos = self._take(pos, np.dtype(fmt).itemsize)
-            return _NATIVE[marker](np.frombuffer(raw, dtype=fmt)[0]).item(), pos
+            raw, pos = self._take(pos, _SCALARS[marker].itemsize)
+            return np.frombuffer(raw, dtype=_SCALARS[marker])[0].item(), pos
         if marker == b"Z":
             return None, pos
         if marker == b"T":
@@ -108,9 +106,9 @@ class _Reader:
         if self.data[pos:pos + 1] == b"#":
             count, pos = self._count(pos + 1)
         if not is_object and kind in _SCALARS and count is not None:  # a typed array: the trees' node fields
-            fmt = _SCALARS[kind]
-            raw, pos = self._take(pos, count * np.dtype(fmt).itemsize)
-            return np.frombuffer(raw, dtype=fmt).astype(_NATIVE[kind]), pos
+            dtype = _SCALARS[kind]
+            raw, pos = self._take(pos, count * dtype.itemsize)
+            return np.frombuffer(raw, dtype=dtype).astype(dtype.newbyteorder("=")), pos
         items: Any = {} if is_object else []
         i = 0
         while count is None or i < count:
