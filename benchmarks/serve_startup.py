@@ -3,8 +3,9 @@ and builds the Recommender over it, as `musicrec serve` does before it binds.
 
 Each run is a fresh Python process; its wall time, its CPU time and its resident memory (VmRSS) after the
 import and after the load are read inside it. With several ``--tree`` source trees (say the working tree and
-``git worktree add /tmp/old HEAD~1``) the trees run in turn, round by round, so load on the machine hits all
-alike; each tree's medians and its ratio to the first tree's are printed, and which heavy modules it imported.
+``git worktree add /tmp/old HEAD~1``) the trees run in turn, round by round, in rotated order, so load on the
+machine hits all alike; each tree's medians, the median of its per-round ratios to the first tree, and which
+heavy modules it imported are printed.
 
     python benchmarks/serve_startup.py --bundle bundles/current [--tree . --tree /tmp/old] [--repeat 9]
 """
@@ -17,6 +18,8 @@ import statistics
 import subprocess
 import sys
 from pathlib import Path
+
+from _timing import paired, report_run, rotated  # benchmarks/_timing.py
 
 REPO = Path(__file__).resolve().parents[1]
 HEAVY = ("xgboost", "sklearn", "scipy", "hdbscan", "pandas", "faiss", "numba", "grpc")
@@ -48,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     trees = [t.resolve() for t in args.tree or [REPO]]
     runs: dict[Path, list[dict]] = {t: [] for t in trees}
     for i in range(args.repeat):
-        for tree in trees:  # interleaved
+        for tree in rotated(trees, i):
             done = subprocess.run([sys.executable, "-c", _PROBE % (HEAVY,), str(tree), str(args.bundle)],
                                   capture_output=True, text=True, check=False)
             if done.returncode != 0:
@@ -61,17 +64,14 @@ def main(argv: list[str] | None = None) -> int:
             runs[tree].append(run)
         print(f"round {i + 1}/{args.repeat}", file=sys.stderr, flush=True)
     keys = ("import_s", "total_s", "cpu_s", "rss_imported_mib", "rss_loaded_mib")
-    first = {k: statistics.median(r[k] for r in runs[trees[0]]) for k in keys}
     rows = []
     for tree in trees:
         median = {k: round(statistics.median(r[k] for r in runs[tree]), 3) for k in keys}
-        ratio = {k: round(median[k] / first[k], 2) for k in keys}
+        ratio = {k: paired([r[k] for r in runs[tree]], [r[k] for r in runs[trees[0]]])["median"] for k in keys}
         rows.append({"tree": str(tree), "median": median, "ratio_to_first": ratio, "heavy": runs[tree][0]["heavy"]})
         print(f"{tree}: " + ", ".join(f"{k} {median[k]} ({ratio[k]}x)" for k in keys)
               + f"; imported {rows[-1]['heavy']}")
-    if args.json:
-        args.json.write_text(json.dumps({"bundle": str(args.bundle), "repeat": args.repeat,
-                                         "python": sys.version.split()[0], "rows": rows}, indent=2) + "\n")
+    report_run("serve_startup.py", argv, args.json, {"bundle": str(args.bundle), "repeat": args.repeat, "rows": rows})
     return 0
 
 
