@@ -47,7 +47,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _failed(args, exc)
 
 
-# the commands that write a bundle, and the errors of a write that are the file system's (a full disk)
+# the commands that write a bundle, and the errors of a write that are the file system's (a full disk); the
+# engine's _bundle.py holds the same set, written twice because `musicrec query` must not import the engine
 _BUILDS = frozenset({"index", "demo", "add"})
 _WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})  # (EIO: a read's too)
 
