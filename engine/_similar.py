@@ -204,6 +204,11 @@ class SimilarSearch:
         neg, neg_rows, _ = self._seeds(q.negative_seeds, f"{where}negative_seeds", q.skip_unknown_seeds, unknown)
         if not pos:
             raise InvalidQuery(f"{where}seeds: none of the seed track ids is in the catalog: {unknown[:10]}")
+        if q.genre_weight and not (pos_rows or inputs):  # given, and it would weigh nothing
+            found = " found" if unknown else ""
+            raise InvalidQuery(f"{where}genre_weight: {q.genre_weight:g} given, but the seeds{found} are vectors only, "
+                               "which carry no genre probabilities to agree with: leave it unset (or 0), or seed with "
+                               "a track id or features")
         if len(pos) == 1 and not neg:
             # unit already: kept bit for bit, as the neighbour table was built
             vector = pos[0] if pos[0].dtype == np.float32 else pos[0].astype(np.float32)
@@ -289,10 +294,15 @@ class SimilarSearch:
         if f.mood_ids:
             moods = (view.mood_labels, view.check_mood_ids(f.mood_ids, f"{where}filter.mood_ids"))
         exclude = seed_rows if not excluded else np.asarray(sorted({*excluded, *seed_rows.tolist()}), dtype=np.int64)
+        include_codes = view.genre_codes(f.include_genres, f"{where}filter.include_genres")
+        exclude_codes = view.genre_codes(f.exclude_genres, f"{where}filter.exclude_genres")
+        if len(both := np.intersect1d(include_codes, exclude_codes)):  # no track could pass: an empty page says less
+            names = ", ".join(repr(view.genre_names[c]) for c in both[:5])
+            raise InvalidQuery(f"{where}filter: {names} {'is' if len(both) == 1 else 'are'} both in include_genres "
+                               "and in exclude_genres: give a genre in one or the other")
         return RowFilter(
             exclude_rows=exclude, exclude_songs=_songs_of(view.song, seed_rows),
-            include_codes=view.genre_codes(f.include_genres, f"{where}filter.include_genres"),
-            exclude_codes=view.genre_codes(f.exclude_genres, f"{where}filter.exclude_genres"),
+            include_codes=include_codes, exclude_codes=exclude_codes,
             genre_matrix=view.genre_matrix, explicit=explicit, ranges=ranges, range_names=tuple(f.ranges),
             moods=moods)
 

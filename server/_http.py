@@ -235,6 +235,8 @@ class HttpFace:
         gRPC's health service is."""
         from starlette.responses import JSONResponse
 
+        if (refused := self._no_query(request, "/healthz")) is not None:
+            return refused
         serving = self.serving and not self.closing
         return JSONResponse({"status": "SERVING" if serving else "NOT_SERVING"}, status_code=200 if serving else 503)
 
@@ -242,9 +244,18 @@ class HttpFace:
     async def _list_methods(self, request: Request) -> Response:
         from starlette.responses import JSONResponse
 
+        if (refused := self._no_query(request, "GET /v1")) is not None:
+            return refused
         return JSONResponse({"service": SERVICE.full_name, "methods": [
             {"name": m.name, "path": f"/v1/{m.name}", "http_method": "POST", "request": m.request.DESCRIPTOR.full_name,
              "response": m.response.DESCRIPTOR.full_name, "streaming": m.streaming} for m in METHODS.values()]})
+
+    def _no_query(self, request: Request, what: str, advice: str = "") -> Response | None:
+        """400 for a query string where none is read: a request must not run as if its parameter were absent."""
+        if not request.query_params:
+            return None
+        names = ", ".join(sorted({k[:40] for k in request.query_params}))
+        return self.error(grpc.StatusCode.INVALID_ARGUMENT, f"{what} reads no query parameters (got {names}){advice}")
 
     def _misrouted(self, name: str, verb: str) -> Response | None:
         """404 for a method the service has not, 405 for a verb other than POST; None when routed."""
@@ -277,10 +288,9 @@ class HttpFace:
         refused = self.refusal(request, method.path)
         if refused is not None:
             return refused
-        if request.query_params:  # a parameter there is not read: a call must not run as if it were absent
-            names = ", ".join(sorted({k[:40] for k in request.query_params}))
-            return self.error(grpc.StatusCode.INVALID_ARGUMENT, f"/v1/{method.name} reads no query parameters "
-                              f"(got {names}); send every field in the JSON body")
+        if (refused := self._no_query(request, f"/v1/{method.name}", "; send every field in the JSON body")) \
+                is not None:
+            return refused
         # every line of each header: headers.get() reads the first, so a second line was never seen (a second
         # Content-Type read as JSON, a gzip body after "Content-Encoding: identity" parsed as text)
         types = request.headers.getlist("content-type")

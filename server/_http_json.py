@@ -144,14 +144,24 @@ _JSON_TYPE = re.compile(r"application/(?:json|[!#$%&'*+.^_`|~0-9a-z-]+\+json)") 
 _READ_AS_JSON = ("application/x-www-form-urlencoded", "text/plain")
 
 
+_UTF8_CHARSETS = ("utf-8", "utf8", "us-ascii", "ascii")  # ASCII text is UTF-8 text
+
+
 def unsupported_media_type(content_type: str | None) -> str | None:
     """Why a request body declared as ``content_type`` is refused (415), or None when it is read as
     JSON: ``application/json``, any ``application/*+json``, the two types of _READ_AS_JSON, or no
-    header at all, parameters (``charset``) aside. Anything else (XML, multipart, ...) is refused."""
+    header at all, with no charset or UTF-8's. Anything else (XML, multipart, Latin-1 text, ...) is refused."""
     if content_type is None:
         return None
-    media_type = content_type.partition(";")[0].strip().lower()
+    media_type, _, parameters = content_type.partition(";")
+    media_type = media_type.strip().lower()
     if _JSON_TYPE.fullmatch(media_type) or media_type in _READ_AS_JSON:
+        for parameter in parameters.split(";"):  # the body is read as UTF-8: a charset that says otherwise is refused
+            name, _, value = parameter.partition("=")
+            charset = value.strip().strip('"').lower()
+            if name.strip().lower() == "charset" and charset not in _UTF8_CHARSETS:
+                return (f"charset {charset[:40]!r} is not supported: JSON is read as UTF-8 (RFC 8259), so send the "
+                        "body as UTF-8 and say charset=utf-8, or no charset")
         return None
     return (f"Content-Type {media_type[:100]!r} is not supported: send the request as application/json "
             "(or another application/*+json type)")
@@ -172,7 +182,8 @@ def parse_request(body: bytes, cls: type[Message], max_message_bytes: int) -> Me
     if not body.strip():
         return cls()
     try:
-        data = json.loads(body.decode("utf-8"), object_pairs_hook=_no_duplicates, parse_int=_json_int)
+        data = json.loads(body.decode("utf-8"), object_pairs_hook=_no_duplicates, parse_int=_json_int,
+                          parse_float=_json_float)
     except UnicodeDecodeError:
         raise BadRequest(400, "the request body is not UTF-8 text") from None
     except ValueError as exc:  # json.JSONDecodeError
@@ -268,6 +279,22 @@ def _json_int(text: str) -> int | _LongNumber:
     return _LongNumber(text) if len(text.lstrip("-")) > _MAX_DIGITS else int(text)
 
 
+class _Underflow(float):
+    """A JSON number read as 0.0 that is not 0 (``1e-400``): a float field takes it as 0.0, as any rounding, but an
+    integer field would take it as 0, its "unset"."""
+
+    def __new__(cls, text: str) -> _Underflow:
+        number = super().__new__(cls, 0.0)
+        number.text = text
+        return number
+
+
+def _json_float(text: str) -> float:
+    number = float(text)
+    return _Underflow(text) if number == 0 and any(c in "123456789" for c in text.partition("e")[0].partition("E")[0]) \
+        else number
+
+
 def _for_field(field: FieldDescriptor) -> str:
     numeric = field.cpp_type in _INTEGERS or field.cpp_type in _FLOAT_MAX
     return f" for a {_TYPE_NAMES[field.type]} field" if numeric else ""
@@ -288,6 +315,8 @@ def _check_number(value: Any, field: FieldDescriptor, where: str) -> None:
     elif not isinstance(value, (int, float)) or (isinstance(value, float) and not math.isfinite(value)):
         return  # not a number (ParseDict names the field), or JSON's 1e400: ParseDict says to quote "Infinity"
     limit = _FLOAT_MAX.get(field.cpp_type)
+    if limit is None and isinstance(value, _Underflow):
+        raise BadRequest(400, f"{where} must be an integer, not {shown_number(value.text)}")
     if limit is None:  # an integer field: ParseDict names one out of range, but in Python's words past 4,300 digits
         text = str(value)
         if re.fullmatch(r"-?[0-9]+", text) and len(text.lstrip("-").lstrip("0")) > _INTEGER_DIGITS:

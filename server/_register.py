@@ -13,6 +13,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import grpc
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
+from google.protobuf.unknown_fields import UnknownFieldSet
 
 
 class Undecodable:
@@ -25,16 +28,55 @@ class Undecodable:
 
 
 def decoder(cls: Any) -> Callable[[bytes], Any]:
-    """``cls.FromString``, returning an ``Undecodable`` where it raises."""
+    """``cls.FromString``, returning an ``Undecodable`` where it raises or where the bytes hold a field the
+    message does not have."""
     from_string = cls.FromString
     name = cls.DESCRIPTOR.full_name
 
     def decode(data: bytes) -> Any:
         try:
-            return from_string(data)
+            message = from_string(data)
         except Exception as exc:  # google.protobuf.message.DecodeError, or a bad UTF-8 string's error
             return Undecodable(name, str(exc))
+        problem = unknown_field(message)
+        return message if problem is None else Undecodable(name, problem)
     return decode
+
+
+def unknown_field(message: Message, at: str = "") -> str | None:
+    """Where ``message`` (or a message inside it, ``at`` the path to it) holds a field its type does not have, or
+    a field of a wire type that is not its declared type's, else None. Protobuf keeps such fields aside and the
+    method never sees them, so a newer client's filter, or a ``k`` sent as fixed32, was dropped without a word;
+    the HTTP face refuses the same requests as unknown fields or wrong types."""
+    unknown = UnknownFieldSet(message)
+    if len(unknown):
+        number, wire_type = unknown[0].field_number, unknown[0].wire_type
+        descriptor = message.DESCRIPTOR
+        known = descriptor.fields_by_number.get(number)
+        if known is not None:
+            return (f"{at}{known.name} (field {number}) came as wire type {wire_type}, not as its type "
+                    f"({_TYPE_NAMES.get(known.type, known.type)}) is sent")
+        return (f"no field number {number} {f'in {at[:-1]}' if at else 'at its top level'} (this server's "
+                f"{descriptor.name} has fields {sorted(descriptor.fields_by_number)}): was it built from a newer "
+                ".proto?")
+    for field, value in message.ListFields():
+        if field.message_type is None:
+            continue
+        if field.message_type.GetOptions().map_entry:
+            if field.message_type.fields_by_name["value"].message_type is None:
+                continue
+            items = ((f"{at}{field.name}[{key!r}].", item) for key, item in value.items())
+        elif field.is_repeated:
+            items = ((f"{at}{field.name}[{i}].", item) for i, item in enumerate(value))
+        else:
+            items = iter(((f"{at}{field.name}.", value),))
+        for item_at, item in items:
+            if (problem := unknown_field(item, item_at)) is not None:
+                return problem
+    return None
+
+
+_TYPE_NAMES = {getattr(FieldDescriptor, n): n[5:].lower() for n in dir(FieldDescriptor) if n.startswith("TYPE_")}
 
 
 def _refuse(request: Undecodable, context: grpc.ServicerContext) -> None:

@@ -241,7 +241,8 @@ def queries(rec: Recommender) -> st.SearchStrategy[tuple[SimilarQuery, int, int]
         explicit=st.sampled_from([None, None, True, False]),
         ranges=st.sampled_from([{}, {}, {"tempo": (90.0, 140.0)}, {"energy": (None, 0.6)}]),
         mood_ids=st.lists(st.integers(0, len(rec.moods()) - 1), max_size=2),
-        exclude_track_ids=st.lists(track.map(lambda r: rec.ids[r]), max_size=3))
+        exclude_track_ids=st.lists(track.map(lambda r: rec.ids[r]), max_size=3),
+    ).filter(lambda f: not set(f.include_genres) & set(f.exclude_genres))  # a genre in both is refused
     query = st.builds(
         SimilarQuery, seeds=seeds, filter=filters,
         genre_weight=st.sampled_from([None, 0.0, 0.3, 1.0]),

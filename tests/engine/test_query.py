@@ -191,6 +191,10 @@ def test_unknown_seeds(rec: Recommender) -> None:
         (SimilarQuery(seeds=[Seed(vector=[1.0] * DIM)], filter=TrackFilter(ranges={"tempo": (5.0, 1.0)})), "min <= max"),
         (SimilarQuery(seeds=[Seed(vector=[1.0] * DIM)], targets={"energy": float("inf")}), "finite"),
         (SimilarQuery(seeds=[Seed(vector=[1.0] * DIM)], diversity=2.0), "diversity"),
+        # no track could pass: the answer was an empty page, "exhausted"
+        (SimilarQuery(seeds=[Seed(vector=[1.0] * DIM)], filter=TrackFilter(include_genres=["jazz", "pop"],
+                                                                            exclude_genres=["jazz"])),
+         "filter: 'jazz' is both in include_genres and in exclude_genres"),
         # the seed was taken at half weight off itself, and the answer was the one without the negative seed
         (SimilarQuery(seeds=[Seed(track_id="x"), Seed(track_id="y")], negative_seeds=[Seed(track_id="x")]),
          "negative_seeds: 'x' is also among the seeds: give a track as one or the other"),
@@ -294,6 +298,13 @@ def test_genre_weight_is_validated(rec: Recommender) -> None:
     for bad in (-0.1, 1.5, float("nan")):
         with pytest.raises(InvalidQuery, match=r"genre_weight: must be 0\.\.1"):
             rec.similar(by_id(rec.ids[0], genre_weight=bad))
+    # a vector carries no genre probabilities: the weight given did nothing, and the answer was cosine's
+    vector = Seed(vector=rec.bundle.vectors[3].tolist())
+    for seeds, found in (([vector], ""), ([vector, Seed(track_id="no such id")], " found")):
+        with pytest.raises(InvalidQuery, match=f"^genre_weight: 0.3 given, but the seeds{found} are vectors only"):
+            rec.similar(SimilarQuery(seeds=seeds, genre_weight=0.3, skip_unknown_seeds=True))
+    cosine = rec.similar(SimilarQuery(seeds=[vector], genre_weight=0.0))  # 0 or unset: what such seeds rank by
+    assert cosine.rows.tolist() == rec.similar(SimilarQuery(seeds=[vector])).rows.tolist()
 
 
 def test_neighbour_table_and_index_give_the_same_answers(rec: Recommender) -> None:

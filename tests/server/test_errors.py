@@ -134,6 +134,44 @@ def test_request_bytes_that_are_not_the_message_are_invalid_argument(channel: gr
         err.details()
 
 
+def _varint(n: int) -> bytes:
+    out = b""
+    while n > 0x7F:
+        out, n = out + bytes([n & 0x7F | 0x80]), n >> 7
+    return out + bytes([n])
+
+
+def test_fields_the_message_has_not_are_refused_not_dropped(
+        running: RunningServer, stub: pb_grpc.RecommenderStub, channel: grpc.Channel) -> None:
+    """Protobuf keeps a field it does not know aside, and one sent with another wire type than its own, and the method
+    never saw them: a newer client's filter answered unfiltered, a ``k`` sent as fixed32 answered 10 results, and
+    an over-wide ``k`` was cut to its low 32 bits (2**32 + 3 gave 3). The HTTP face refused all of these already."""
+    ok = pb.SimilarTracksRequest(seeds=[pb.Seed(track_id=seed_id(running))], k=3).SerializeToString()
+    assert len(stub.SimilarTracks(pb.SimilarTracksRequest.FromString(ok), timeout=T).results) == 3
+    similar = channel.unary_unary("/musicrec.v1.Recommender/SimilarTracks")
+    cases = [
+        (ok + _varint(99 << 3) + _varint(1), "no field number 99 at its top level (this server's SimilarTracksRequest "
+                                              "has fields [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12])"),
+        (ok + _varint(5 << 3 | 2) + _varint(2) + _varint(7 << 3) + _varint(1), "no field number 7 in filter "
+                                                                                 "(this server's Filter has fields"),
+        (ok + _varint(5 << 3 | 2) + _varint(2) + _varint(1 << 3) + _varint(1),
+         "filter.include_genres (field 1) came as wire type 0, not as its type (string) is sent"),
+        (ok + _varint(6 << 3 | 5) + (5).to_bytes(4, "little"), "k (field 6) came as wire type 5"),
+        (ok + _varint(2 << 3 | 2) + _varint(2) + _varint(9 << 3) + _varint(1), "no field number 9 in negative_seeds[0]"),
+        (ok + _varint(6 << 3) + _varint(2**32 + 3), "k: must be 1..1000, got 4294967299"),
+    ]
+    for data, message in cases:
+        err = call_error(similar, data)
+        assert err.code() == INVALID and message in err.details(), err.details()
+    playlist = channel.unary_unary("/musicrec.v1.Recommender/MoodPlaylist")
+    err = call_error(playlist, _varint(1 << 3) + _varint(2**32 + 1))  # mood 1 in its low 32 bits
+    assert (err.code(), "unknown mood 4294967297" in err.details()) == (INVALID, True), err.details()
+    classify = channel.unary_unary("/musicrec.v1.Recommender/ClassifyGenre")
+    err = call_error(classify, pb.ClassifyGenreRequest(track_id=seed_id(running)).SerializeToString()
+                     + _varint(3 << 3) + _varint(2**32 + 2))
+    assert (err.code(), "top_k: must be 1.." in err.details()) == (INVALID, True), err.details()
+
+
 def test_an_answer_over_the_message_limit_is_refused_on_both_faces(
         running: RunningServer, stub: pb_grpc.RecommenderStub, monkeypatch: pytest.MonkeyPatch) -> None:
     """gRPC failed such an answer itself after the work (RESOURCE_EXHAUSTED to the client, OK in the server's log and

@@ -27,8 +27,9 @@ GENRES = ("acoustic", "ambient", "classical", "dance", "edm", "folk", "hip-hop",
 numbers = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.floats(-2.0, 2.0),
                     st.sampled_from([0.0, -0.0, 5e-324, 1e308, -1e308, 3.4e38, 1e-40]))
 texts = st.one_of(st.text(max_size=40), st.sampled_from(["", " ", "\x00", "🎵" * 50, "a" * 20_000]))
-uint32 = st.one_of(st.integers(0, 50), st.sampled_from([0, 1, 1000, 1001, 2**31, 2**32 - 1]))
-int32 = st.one_of(st.integers(-5, 50), st.sampled_from([-(2**31), 2**31 - 1]))
+# the requests' counts and mood ids are 64-bit: values past 32 bits are refused, not cut to their low bits
+uint64 = st.one_of(st.integers(0, 50), st.sampled_from([0, 1, 1000, 1001, 2**31, 2**32 - 1, 2**32 + 3, 2**64 - 1]))
+int64 = st.one_of(st.integers(-5, 50), st.sampled_from([-(2**63), -(2**31), 2**31 - 1, 2**32 + 1, 2**63 - 1]))
 
 
 def track_ids(running: RunningServer) -> st.SearchStrategy[str]:
@@ -58,7 +59,7 @@ def filters() -> st.SearchStrategy[pb.Filter]:
         include_genres=inc, exclude_genres=exc, ranges=rng, exclude_track_ids=ids, mood_ids=moods,
         **({} if expl is None else {"explicit": expl})),
         st.lists(names, max_size=3), st.lists(names, max_size=3), st.none() | st.booleans(), ranges,
-        st.lists(texts, max_size=3), st.lists(int32, max_size=3))
+        st.lists(texts, max_size=3), st.lists(int64, max_size=3))
 
 
 def similar_requests(running: RunningServer) -> st.SearchStrategy[pb.SimilarTracksRequest]:
@@ -71,7 +72,7 @@ def similar_requests(running: RunningServer) -> st.SearchStrategy[pb.SimilarTrac
             **({} if tw is None else {"target_weight": tw})),
         st.one_of(st.lists(seeds(running), max_size=4), many), st.lists(seeds(running), max_size=2),
         st.dictionaries(st.one_of(st.sampled_from(FEATURES), texts), numbers, max_size=3),
-        st.none() | numbers, filters(), uint32, uint32, uint32, numbers, st.booleans(), st.booleans())
+        st.none() | numbers, filters(), uint64, uint64, uint64, numbers, st.booleans(), st.booleans())
 
 
 def check(call: Callable[..., Any], request: Any, stream: bool = False) -> None:
@@ -120,7 +121,7 @@ def test_fuzz_similar_and_batch(running: RunningServer, stub: pb_grpc.Recommende
 def test_fuzz_playlists(running: RunningServer, stub: pb_grpc.RecommenderStub,
                         health: health_pb2_grpc.HealthStub) -> None:
     sources = st.one_of(
-        int32.map(lambda m: {"mood_id": m}), texts.map(lambda n: {"mood_name": n}),
+        int64.map(lambda m: {"mood_id": m}), texts.map(lambda n: {"mood_name": n}),
         st.sampled_from([m.name for m in stub.ListMoods(pb.ListMoodsRequest(), timeout=T).moods]).map(
             lambda n: {"mood_name": n}),
         track_ids(running).map(lambda t: {"seed_track_id": t}),
@@ -128,7 +129,7 @@ def test_fuzz_playlists(running: RunningServer, stub: pb_grpc.RecommenderStub,
         st.just({}))
 
     @FUZZ
-    @given(sources, uint32, uint32, st.integers(0, 2**64 - 1), st.booleans(), st.booleans())
+    @given(sources, uint64, uint64, st.integers(0, 2**64 - 1), st.booleans(), st.booleans())
     def playlist(source: dict[str, Any], length: int, cap: int, shuffle: int, feats: bool, streamed: bool) -> None:
         request = pb.MoodPlaylistRequest(length=length, max_per_artist=cap, shuffle_seed=shuffle,
                                          include_features=feats, **source)
@@ -147,7 +148,7 @@ def test_fuzz_classify_tracks_and_info(running: RunningServer, stub: pb_grpc.Rec
                        feature_maps().map(lambda f: {"features": pb.FeatureValues(values=f)}), st.just({}))
 
     @FUZZ
-    @given(inputs, uint32, st.booleans(), texts)
+    @given(inputs, uint64, st.booleans(), texts)
     def classify(source: dict[str, Any], top_k: int, explain: bool, track_id: str) -> None:
         check(stub.ClassifyGenre, pb.ClassifyGenreRequest(top_k=top_k, explain=explain, **source))
         check(stub.GetTrack, pb.GetTrackRequest(track_id=track_id))

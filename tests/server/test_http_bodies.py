@@ -82,9 +82,9 @@ def server_options() -> ServerOptions:
     (b'{"seeds": [{"audio": "QUJD\\nQQ"}]}', "SimilarTracksRequest.seeds[0].audio must be base64 text: '\\n' (character 4)"),
     # a number longer than the field holds: was Python's advice to call sys.set_int_max_str_digits(), or a 500
     (b'{"k": ' + b"9" * 5000 + b"}",
-     "SimilarTracksRequest.k is out of range for a uint32 field: 999999999999... (5,000 digits)"),
+     "SimilarTracksRequest.k is out of range for a uint64 field: 999999999999... (5,000 digits)"),
     (b'{"k": "' + b"9" * 5000 + b'"}',
-     "SimilarTracksRequest.k is out of range for a uint32 field: 999999999999... (5,000 digits)"),
+     "SimilarTracksRequest.k is out of range for a uint64 field: 999999999999... (5,000 digits)"),
     (b'{"diversity": -' + b"9" * 5000 + b"}",
      "SimilarTracksRequest.diversity is out of range for a double field: -99999999999... (5,000 digits)"),
     (b'{"diversity": ' + b"9" * 309 + b"}",  # under int()'s limit, over a double's: OverflowError, a 500
@@ -95,6 +95,8 @@ def server_options() -> ServerOptions:
     (b'{"seeds": [{"vector": {"values": [1' + b"0" * 39 + b"]}}]}",  # was inf
      "SimilarTracksRequest.seeds[0].vector.values[0] is out of range for a float field: 100000000000... (40 digits)"),
     (b"9" * 5000, "must be a JSON object (a SimilarTracksRequest), not a number"),
+    # read as 0.0 by json, and so as k 0, "unset": 10 results
+    (b'{"k": 1e-400}', "SimilarTracksRequest.k must be an integer, not 1e-400"),
 ])
 def test_malformed_bodies_are_400_with_a_message(running: RunningServer, body: bytes, words: str) -> None:
     status, _, answer = post(running.http_port, "SimilarTracks", body)
@@ -115,7 +117,8 @@ def test_a_body_declared_as_not_json_is_415(running: RunningServer, content_type
 
 @pytest.mark.parametrize("content_type", ["application/json", "application/json; charset=utf-8",
                                           "Application/JSON;charset=UTF-8", "application/vnd.musicrec.v1+json", None,
-                                          "application/x-www-form-urlencoded", "text/plain;charset=UTF-8"])
+                                          "application/x-www-form-urlencoded", "text/plain;charset=UTF-8",
+                                          "application/json; charset=us-ascii"])
 def test_json_and_the_types_clients_send_json_under_are_read_as_json(running: RunningServer,
                                                                       content_type: str | None) -> None:
     """curl -d declares form data and a browser's fetch of a string text/plain: both were read as JSON

@@ -32,6 +32,10 @@ class RecommenderStub:
     Errors: INVALID_ARGUMENT (bad field, named in the message), NOT_FOUND (unknown track id when not
     tolerated), RESOURCE_EXHAUSTED (over the server's concurrency limit), UNAVAILABLE (no bundle loaded),
     UNAUTHENTICATED / PERMISSION_DENIED (when auth is on), DEADLINE_EXCEEDED, INTERNAL (a bug; logged).
+    A request holding a field its message does not have (one of a newer .proto), or a field sent with another
+    wire type than its own, is INVALID_ARGUMENT naming it: nothing a client sends is dropped unread. Counts and
+    mood ids in requests are 64-bit, so a value out of range is refused instead of cut to 32 bits (the wire
+    form is the same varint: a client built from the 32-bit fields of before reads and writes them unchanged).
     """
 
     def __init__(self, channel):
@@ -93,6 +97,10 @@ class RecommenderServicer:
     Errors: INVALID_ARGUMENT (bad field, named in the message), NOT_FOUND (unknown track id when not
     tolerated), RESOURCE_EXHAUSTED (over the server's concurrency limit), UNAVAILABLE (no bundle loaded),
     UNAUTHENTICATED / PERMISSION_DENIED (when auth is on), DEADLINE_EXCEEDED, INTERNAL (a bug; logged).
+    A request holding a field its message does not have (one of a newer .proto), or a field sent with another
+    wire type than its own, is INVALID_ARGUMENT naming it: nothing a client sends is dropped unread. Counts and
+    mood ids in requests are 64-bit, so a value out of range is refused instead of cut to 32 bits (the wire
+    form is the same varint: a client built from the 32-bit fields of before reads and writes them unchanged).
     """
 
     def SimilarTracks(self, request, context):
@@ -214,6 +222,10 @@ class Recommender:
     Errors: INVALID_ARGUMENT (bad field, named in the message), NOT_FOUND (unknown track id when not
     tolerated), RESOURCE_EXHAUSTED (over the server's concurrency limit), UNAVAILABLE (no bundle loaded),
     UNAUTHENTICATED / PERMISSION_DENIED (when auth is on), DEADLINE_EXCEEDED, INTERNAL (a bug; logged).
+    A request holding a field its message does not have (one of a newer .proto), or a field sent with another
+    wire type than its own, is INVALID_ARGUMENT naming it: nothing a client sends is dropped unread. Counts and
+    mood ids in requests are 64-bit, so a value out of range is refused instead of cut to 32 bits (the wire
+    form is the same varint: a client built from the 32-bit fields of before reads and writes them unchanged).
     """
 
     @staticmethod
