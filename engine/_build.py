@@ -35,7 +35,7 @@ from ._moodreport import current_line, mood_stability_lines
 from ._moods import MoodModel, mood_space
 from ._moodsample import id_keys
 from ._moodstability import measure_stability
-from ._preprocess import Preprocessor
+from ._preprocess import Preprocessor, check_log_columns
 from ._ranking import SLACK, Scoring
 from ._report import heavy_drops
 from ._rerank import GenreAgreement
@@ -121,6 +121,7 @@ def build_bundle(
             # one song key per track: the same song under several ids is left out of its own answers and scores
             track_songs = catalog_songs(catalog, config.schema.name_column)
             check_moods(config.moods, len(catalog), catalog.feature_names, config.schema.transforms or {})  # not fitted
+            check_log_columns(catalog, config.schema.transforms or {})
 
         with stage("preprocess"):
             def fit_prep(whiten: bool) -> Preprocessor:

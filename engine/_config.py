@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from ._confcheck import FLOAT32_MAX, Span, check_spans
 from ._errors import ConfigError
+from ._inputfile import read_regular_file
 from ._moodconfig import MoodConfig
 from ._oldconfig import RETIRED_KEYS
 from ._schema import FeatureSchema
@@ -257,7 +258,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     values are checked by ``BuildConfig.from_mapping``)."""
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        raw = read_regular_file(path)
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
     try:

@@ -19,8 +19,8 @@ def output_file_problem(path: str | Path | None, *, inputs: Sequence[str | Path 
                         bundles: Sequence[str | Path | None] = ()) -> str | None:
     """Why a report file could not be written at ``path`` (None: it can, or there is none, or '-'): a directory, a
     parent that cannot hold it, one of the command's ``inputs`` (it would be replaced: ``--json`` on the catalog
-    CSV did that), or a path inside one of its ``bundles`` (a file there that the manifest does not list makes
-    the bundle fail its check; ``--html bundle/manifest.json`` replaced the manifest)."""
+    CSV did that), or a path inside one of its ``bundles`` or any other bundle (a file there that the manifest
+    does not list makes the bundle fail its check; ``--html bundle/manifest.json`` replaced the manifest)."""
     if not path or str(path) == "-":
         return None
     try:
@@ -30,16 +30,22 @@ def output_file_problem(path: str | Path | None, *, inputs: Sequence[str | Path 
         for given in inputs:
             if given and str(given) != "-" and Path(given).exists() and target == Path(given).resolve():
                 return f"is the input {given}: the report would replace it; write it to another file"
-        for bundle in bundles:
-            if bundle and target.is_relative_to(Path(bundle).resolve()):
-                return (f"is inside the bundle {bundle}: a file there that its manifest does not list breaks the "
-                        "bundle's check (and one it lists would be replaced); write it beside the bundle")
+        inside = next((b for b in bundles if b and target.is_relative_to(Path(b).resolve())), None) \
+            or next((p for p in target.parents if _is_bundle(p)), None)  # any other bundle's too
+        if inside is not None:
+            return (f"is inside the bundle {inside}: a file there that its manifest does not list breaks the "
+                    "bundle's check (and one it lists would be replaced); write it beside the bundle")
     except OSError as exc:  # a folder on the way that cannot be entered
         return exc.strerror or str(exc)
     problem = parent_problem(path)
     if problem is None and not _can_write(Path(path)):
         return "not writable here (permissions)"
     return problem
+
+
+def _is_bundle(folder: Path) -> bool:
+    """Whether ``folder`` holds a bundle: its manifest and track table (what every format version wrote)."""
+    return (folder / "manifest.json").is_file() and (folder / "tracks.npz").is_file()
 
 
 def _can_write(path: Path) -> bool:

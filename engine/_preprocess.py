@@ -24,6 +24,23 @@ def _log1p(values: np.ndarray) -> np.ndarray:
     return np.log1p(np.maximum(values, 0))  # np.clip's own ufunc
 
 
+def check_log_columns(catalog: Any, transforms: Mapping[str, str]) -> None:
+    """ConfigError for a log1p column of the catalog with values below 0. ``_log1p`` takes them as 0, so that a
+    new track's value never fails a query; a catalog's whole column of them (loudness in dB) became zeros,
+    and what told its tracks apart was lost without a word."""
+    for name, spec in transforms.items():
+        if name not in catalog.feature_names or parse_transform(spec, name)[0] != "log1p":
+            continue
+        values = catalog.features[:, list(catalog.feature_names).index(name)]
+        below = values < 0
+        if below.any():
+            first = int(np.argmax(below))
+            raise ConfigError(f"schema.transforms.{name} = 'log1p', but {int(below.sum()):,} of the catalog's "
+                              f"{len(values):,} tracks have {name} below 0 (the lowest {values.min():g}; the first, "
+                              f"track {catalog.ids[first]!r}, {values[first]:g}), which log1p would take as 0: give "
+                              f"{name} = 'none', or a column that starts at 0")
+
+
 def _sin_cos(values: np.ndarray, periods: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     angle = 2 * np.pi * values / periods
     return np.sin(angle), np.cos(angle)

@@ -7,6 +7,7 @@ column. A Parquet file's columns come typed. Errors name the file.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import os
 from pathlib import Path
@@ -79,9 +80,8 @@ def read_csv_frame(path: Path, numeric: tuple[str, ...] | list[str] = ()) -> pd.
                 first = next((row for row in rows if row), None)
             except csv.Error:  # a field over csv's size limit: pandas reads it, and says what else is wrong
                 first = None
-    except UnicodeDecodeError as exc:
-        raise CatalogError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); "
-                           "re-save the file as UTF-8") from None
+    except UnicodeDecodeError:
+        raise _not_utf8(path) from None
     if len(header) == 1:  # one column: another separator? (pandas would say "Expected 1 fields in line 3, saw 2")
         sep = next((c for c in (";", "\t", "|") if c in header[0]), None)
         if sep is not None:
@@ -116,10 +116,32 @@ def read_csv_frame(path: Path, numeric: tuple[str, ...] | list[str] = ()) -> pd.
         # reported with its row and column instead of silently turning a column into strings.
         return pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False,
                            encoding="utf-8-sig", skipinitialspace=False)
-    except UnicodeDecodeError as exc:
-        raise CatalogError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); "
-                           "re-save the file as UTF-8") from None
+    except UnicodeDecodeError:
+        raise _not_utf8(path) from None
     except pd.errors.EmptyDataError:
         raise CatalogError(f"{path}: the file has no header row") from None
     except pd.errors.ParserError as exc:
         raise CatalogError(f"{path}: malformed CSV: {exc}") from None
+
+
+# What a file that is not text at all is, by its first bytes, and what to do instead
+_ARCHIVES = ((b"\x1f\x8b", "a gzip-compressed file: decompress it first (gunzip), musicrec reads plain CSV"),
+             (b"PK\x03\x04", "a zip archive (an .xlsx workbook?): export or extract the CSV first"))
+
+
+def _not_utf8(path: Path) -> CatalogError:
+    """The error for a catalog that is not UTF-8: where its first bad byte is, by line and by byte from the file's
+    start (a decoder's own offset counts from the chunk it was decoding), or what the file is instead."""
+    data = path.read_bytes()
+    for magic, what in _ARCHIVES:
+        if data.startswith(magic):
+            return CatalogError(f"{path}: {what}")
+    bom = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+    try:
+        data[bom:].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        start = bom + exc.start
+        line = data.count(b"\n", 0, start) + 1
+        return CatalogError(f"{path}: not UTF-8 text (line {line}, byte {start}: {exc.reason}); re-save the file "
+                            "as UTF-8")
+    return CatalogError(f"{path}: not UTF-8 text; re-save the file as UTF-8")

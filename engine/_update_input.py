@@ -14,6 +14,7 @@ import numpy as np
 from ._catalog import Catalog
 from ._errors import CatalogError
 from ._ingest import read_catalog
+from ._inputfile import read_regular_file
 from ._loaded import Bundle
 
 REFUSED_IDS_SHOWN = 5  # per reason a track was refused, the ids the report names
@@ -38,7 +39,8 @@ def new_tracks(bundle: Bundle, csv: str | os.PathLike[str], kept_ids: np.ndarray
     rep = new.report
     ingest = {"rows_read": rep.rows_read, "tracks": rep.tracks, "dropped": rep.dropped,
               "dropped_rows": rep.dropped_rows, "imputed": rep.imputed,
-              "exact_duplicates": rep.exact_duplicates, "duplicates_merged": rep.id_duplicates_merged}
+              "exact_duplicates": rep.exact_duplicates, "duplicates_merged": rep.id_duplicates_merged,
+              "id_conflicts": rep.id_conflicts}
     ok = np.ones(len(new), dtype=bool)
     refused: dict[str, int] = {}
     ingest["refused_ids"] = examples = {}  # the first few ids of each reason, for the report
@@ -96,7 +98,7 @@ def read_remove_ids(path: Path) -> list[str]:
     """The ids of a ``--remove-ids`` file, one per line (blank lines skipped); a file that cannot be read or is
     not UTF-8 text is a :class:`CatalogError` naming it."""
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        text = read_regular_file(path).decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise CatalogError(f"--remove-ids {path}: not UTF-8 text (byte {exc.start}: {exc.reason}); re-save the file "
                            "as UTF-8") from None

@@ -17,6 +17,7 @@ import numpy as np
 
 from . import _compiled
 from ._catalog import UNKNOWN_FLAG, catalog_songs
+from ._confcheck import FLOAT32_MAX
 from ._errors import InvalidQuery, shown
 from ._loaded import Bundle
 from ._preprocess import l2_normalize
@@ -181,9 +182,11 @@ class CatalogView:
             missing = [n for n in names if n not in values]
             raise InvalidQuery(f"{where}: missing feature(s) {missing}; every feature of the bundle is required")
         floats = [float(values[n]) for n in names]
-        if not all(map(math.isfinite, floats)):
-            bad = [n for n, v in zip(names, floats, strict=True) if not math.isfinite(v)]
-            raise InvalidQuery(f"{where}: {bad} must be finite numbers (no NaN or infinity)")
+        if not all(map(math.isfinite, floats)) or max(map(abs, floats)) > FLOAT32_MAX:
+            bad = [n for n, v in zip(names, floats, strict=True) if not (math.isfinite(v) and abs(v) <= FLOAT32_MAX)]
+            # the indexing drops a track with such a value (engine/_ingest.py), which a log transform made finite here
+            raise InvalidQuery(f"{where}: {bad} must be finite numbers within float32's range (no NaN or infinity, "
+                               f"at most {FLOAT32_MAX:.4g} either way), as the catalog's tracks are")
         for j, col, rule, median in self._rules:
             if rule.breaks(floats[j]):
                 if median is None:

@@ -359,6 +359,9 @@ def _print_update(args: argparse.Namespace, manifest: dict[str, Any], qdrant: An
         print(f"  input: {i['rows_read']:,} rows -> {i['tracks']:,} tracks "
               f"(dropped {counted(i['dropped'], i.get('dropped_rows'))}, "
               f"imputed {counted(i['imputed'])}, {i['duplicates_merged']:,} rows merged by id)")
+        if i.get("id_conflicts"):  # as index reports them: the first row's features kept, the others' dropped
+            print(f"  id conflicts: {i['id_conflicts']:,} rows whose features differ from the first row of their id "
+                  "(first kept)")
     if u["neighbour_table"]:
         t = u["neighbour_table"]
         how = f" ({t['recomputed_by_merge']:,} merged with the new tracks, {t['recomputed_by_search']:,} searched)" \

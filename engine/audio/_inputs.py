@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from engine._errors import CatalogError
+from engine._inputfile import read_regular_file
 
 from ._decode import SUPPORTED_FORMATS
 
@@ -133,7 +134,7 @@ def read_label_table(path: Path) -> dict[str, str]:
     file and row, for a file that cannot be read or is not UTF-8, a row without its label (or with a field more
     than the header), or a file given two different labels."""
     try:
-        raw = path.read_bytes()
+        raw = read_regular_file(path)
     except OSError as exc:
         raise CatalogError(f"{path}: cannot read the label table ({exc.strerror or exc})") from None
     try:

@@ -10,14 +10,14 @@ import dataclasses
 import io
 import os
 import resource
-import stat
 import sys
 import tempfile
 import time
 import traceback
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
+
+from engine._inputfile import special_kind
 
 from ._columns import ExtractorParams
 from ._decode import BadAudio
@@ -68,7 +68,7 @@ def extract_file(job: Job, sha: str, label_from: str, labels: dict[str, str] | N
     result = FileResult(job.id)
     try:
         if not job.path.is_file():  # never opened: a FIFO would block the run
-            raise OSError(f"not a regular file ({_kind(job.path)})")
+            raise OSError(f"not a regular file ({special_kind(job.path)})")
         data = job.path.read_bytes()
         with _decoder_output(result):
             analysed = analyse(data, params, segment_seconds=segment_seconds, name=readable(job.path.name))
@@ -139,9 +139,3 @@ def _decoder_output(result: FileResult) -> Iterator[None]:
                 result.said = [line[:SAID_WIDTH] for line in dict.fromkeys(lines)][:SAID_SHOWN]
 
 
-def _kind(path: Path) -> str:
-    """What a path that is not a regular file is, for the skip's message."""
-    if path.is_symlink() and not path.exists():
-        return "a link to a missing file"
-    mode = path.lstat().st_mode if path.exists() or path.is_symlink() else 0
-    return "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device or other special file"

@@ -199,11 +199,15 @@ def test_the_report_counts_and_refuses(updated: Path, parts: dict[str, Path], tm
     # one known track and one new one: the summary names the refused id, and the dropped row by its number
     y = pd.read_csv(parts["y"]).drop_duplicates("track_id").iloc[:2].copy()
     y.loc[y.index[1], "track_id"] = "brand-new"
-    y = pd.concat([y, y.iloc[[1]].assign(track_id="no-tempo", tempo=float("nan"))])
+    y = pd.concat([y, y.iloc[[1]].assign(track_id="no-tempo", tempo=float("nan")),
+                   y.iloc[[1]].assign(tempo=y["tempo"].iloc[1] + 7)])  # "brand-new" again, at another tempo
     y.to_csv(tmp_path / "two.csv", index=False)
     assert main(["add", str(tmp_path / "two.csv"), "--to", str(updated), "--out", str(tmp_path / "d")]) == 0
     out = capsys.readouterr().out
     assert f"refused 1 already in bundle: {first}" in out and "dropped 1 (missing or non-finite tempo: 1, data row 3)" in out
+    # the second row's tempo was dropped and the report said only "1 rows merged by id" (index said more)
+    assert "1 rows merged by id" in out and "id conflicts: 1 rows whose features differ from the first row" in out
+    assert load_bundle(tmp_path / "d").manifest["update"]["ingest"]["id_conflicts"] == 1
 
 
 def test_the_drift_check_calls_for_a_rebuild(parts: dict[str, Path], tmp_path: Path) -> None:

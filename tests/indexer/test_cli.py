@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -118,6 +119,20 @@ def test_bad_input_exits_nonzero_with_a_clear_message_and_no_bundle(
     assert "Traceback" not in err
     assert not (tmp_path / "out").exists()
     assert no_partials(tmp_path)
+
+
+def test_log1p_on_a_column_below_0_is_refused_before_the_work(
+    tmp_path: Path, synthetic_csv: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """log1p takes a value below 0 as 0 (so that a new track's never fails a query): loudness, in dB below 0 on
+    every track, became a column of zeros, and the build said nothing (an audit, 2026-12-07)."""
+    code = main(["index", str(synthetic_csv), "--out", str(tmp_path / "out"), "--quiet", "--transform",
+                 "loudness=log1p"])
+    err = capsys.readouterr().err
+    assert code == 2 and not (tmp_path / "out").exists()
+    assert re.match(r"musicrec index: error: schema.transforms.loudness = 'log1p', but 2,9\d\d of the catalog's "
+                    r"3,000 tracks have loudness below 0 \(the lowest -\d", err), err
+    assert "which log1p would take as 0: give loudness = 'none', or a column that starts at 0" in err
 
 
 def test_a_transform_given_twice_for_a_column_is_refused_naming_it(

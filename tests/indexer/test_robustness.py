@@ -8,6 +8,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -145,11 +146,38 @@ def test_named_malformations(case: str, tmp_path: Path, tiny_config: Path, valid
     if case in ("bom", "huge_field", "blank_lines", "ragged_short"):
         assert code == 0, err  # readable files are indexed; a short row is counted as missing values
     if case == "latin1":
-        assert "not UTF-8" in err
+        at = data.index(b"\xe4")
+        line = data.count(b"\n", 0, at) + 1
+        assert f"not UTF-8 text (line {line}, byte {at}: invalid continuation byte)" in err, err
     if case == "ragged_first_row":
         fields = len(lines[0].split(b","))
         assert err == (f"musicrec index: error: {csv}: malformed CSV: data row 1 has {fields + 1} fields, the header "
                        f"{fields} (a comma at the end of the row?); every row needs one field per column\n")
+
+
+@pytest.mark.parametrize(("head", "words"), [(b"\x1f\x8b\x08\x00", "a gzip-compressed file: decompress it first"),
+                                            (b"PK\x03\x04\x14", "a zip archive (an .xlsx workbook?)")])
+def test_a_compressed_catalog_is_named_as_one(head: bytes, words: str, tmp_path: Path, tiny_config: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """It was "not UTF-8 text (byte 1 ...); re-save the file as UTF-8"."""
+    csv = tmp_path / "in.csv"
+    csv.write_bytes(head + bytes(range(256)) * 40)
+    code, err = run_index(csv, tmp_path / "bundle", tiny_config, capsys)
+    assert code == 2 and err.startswith(f"musicrec index: error: {csv}: {words}"), err
+
+
+def test_a_bad_byte_deep_in_a_large_catalog_is_named_by_its_line(tmp_path: Path, tiny_config: Path,
+                                                                  valid_csv_bytes: bytes,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """The decoders' offsets count from the chunk they were decoding: a byte some 300 KB in was "byte 5489"."""
+    header, _, rows = valid_csv_bytes.partition(b"\n")
+    body = rows * (300_000 // len(rows) + 1)
+    at = len(header) + 1 + len(body)
+    csv = tmp_path / "in.csv"
+    csv.write_bytes(header + b"\n" + body + b"Tr\xe4ck" + rows)
+    code, err = run_index(csv, tmp_path / "bundle", tiny_config, capsys)
+    line = (header + b"\n" + body).count(b"\n") + 1
+    assert code == 2 and f"not UTF-8 text (line {line}, byte {at + 2}: invalid continuation byte)" in err, err
 
 
 @pytest.mark.slow  # a minute or more of builds killed at random points
@@ -254,6 +282,32 @@ def test_a_pipe_is_refused_not_waited_on(tmp_path: Path, tiny_config: Path, caps
     assert done.returncode == 2 and "not a regular file" in done.stderr, done.stderr
 
 
+def test_the_small_files_read_whole_refuse_pipes_and_devices(tmp_path: Path, valid_csv_bytes: bytes,
+                                                             small_bundle_dir: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """--config, --remove-ids and --label-from read their file whole: a FIFO hung the command (until the run's own
+    timeout), and /dev/zero was read until the memory ran out, then an internal error (an audit, 2026-12-07)."""
+    import wave
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    csv = tmp_path / "c.csv"
+    csv.write_bytes(valid_csv_bytes)
+    clip = tmp_path / "clip.wav"
+    with wave.open(str(clip), "wb") as w:
+        w.setnchannels(1), w.setsampwidth(2), w.setframerate(22050), w.writeframes(b"\0\1" * 22050)
+    out = tmp_path / "b"
+    for special, kind in ((fifo, "a FIFO"), (Path("/dev/zero"), "a device or other special file")):
+        for argv in (["index", str(csv), "--out", str(out), "--quiet", "--config", str(special)],
+                     ["add", "--to", str(small_bundle_dir), "--remove-ids", str(special), "--out", str(out), "--quiet"],
+                     ["extract", str(clip), "--out", str(tmp_path / "f.csv"), "--label-from", str(special),
+                      "--workers", "0", "--quiet"]):
+            assert main(argv) == 2, argv
+            err = capsys.readouterr().err
+            assert f"{special}: " in err and f"not a regular file ({kind})" in err and "Traceback" not in err, err
+            assert not out.exists()
+
+
 def test_pca_options_are_never_silently_ignored(tmp_path: Path, tiny_config: Path, valid_csv_bytes: bytes,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     csv = tmp_path / "c.csv"
@@ -310,6 +364,8 @@ def test_add_and_report_outputs_that_cannot_be_written_are_refused_before_the_wo
     ids.write_text(str(load_bundle(small_bundle_dir).tracks.ids[0]) + "\n")
     link = tmp_path / "current"
     publish(small_bundle_dir, link)
+    other = tmp_path / "other"
+    shutil.copytree(small_bundle_dir, other)
     add = ["add", "--to", str(small_bundle_dir), "--remove-ids", str(ids), "--out", str(tmp_path / "b"), "--current",
            str(link), "--quiet"]
     for argv, said in (([*add, "--json", str(tmp_path / "a_dir")], f"--json {tmp_path / 'a_dir'}: is a directory"),
@@ -323,12 +379,17 @@ def test_add_and_report_outputs_that_cannot_be_written_are_refused_before_the_wo
                         f"--html {link / 'manifest.json'}: is inside the bundle"),
                        ([*add, "--json", str(ids)], f"--json {ids}: is the input"),
                        ([*add, "--json", str(tmp_path / "b" / "update.json")], "is inside the bundle"),
-                       ([*add, "--json", str(small_bundle_dir / "x.json")], "is inside the bundle")):
+                       ([*add, "--json", str(small_bundle_dir / "x.json")], "is inside the bundle"),
+                       # a bundle the command does not name: its moods file was replaced (an audit, 2026-12-07)
+                       (["report", str(small_bundle_dir), "--html", str(other / "moods.json")],
+                        f"is inside the bundle {other.resolve()}"),
+                       ([*add, "--json", str(other / "deeper" / "add.json")], "is inside the bundle")):
         assert main(argv) == 1
         err = capsys.readouterr().err
         assert err.startswith(f"musicrec {argv[0]}: error: ") and said in err and "Traceback" not in err, err
         assert not (tmp_path / "b").exists() and link.resolve() == small_bundle_dir.resolve()
     assert precious.read_text() == "data" and not any((tmp_path / "a_dir").iterdir())
+    load_bundle(other)  # checked whole: nothing was written into it
     # ... and, as index does, missing parent directories of a report file are created
     deep = tmp_path / "new" / "deeper"
     assert main([*add, "--json", str(deep / "add.json")]) == 0
