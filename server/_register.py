@@ -38,7 +38,12 @@ def decoder(cls: Any) -> Callable[[bytes], Any]:
             message = from_string(data)
         except Exception as exc:  # google.protobuf.message.DecodeError, or a bad UTF-8 string's error
             return Undecodable(name, str(exc))
-        problem = unknown_field(message)
+        # Without its unknown fields, a message encoded as protobuf encodes it is exactly as long as its bytes
+        # (~0.6 us); only bytes of another length, unknown or encoded otherwise, are walked (~3-10 us)
+        message.DiscardUnknownFields()
+        if message.ByteSize() == len(data):
+            return message
+        problem = unknown_field(from_string(data))
         return message if problem is None else Undecodable(name, problem)
     return decode
 

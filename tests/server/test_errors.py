@@ -163,6 +163,10 @@ def test_fields_the_message_has_not_are_refused_not_dropped(
     for data, message in cases:
         err = call_error(similar, data)
         assert err.code() == INVALID and message in err.details(), err.details()
+    # bytes encoded otherwise than protobuf encodes them are walked, and pass: a field given twice is protobuf's
+    # merge (the last k wins), a default given explicitly is the default
+    assert len(pb.SimilarTracksResponse.FromString(similar(ok + _varint(6 << 3) + _varint(5), timeout=T)).results) == 5
+    assert len(pb.SimilarTracksResponse.FromString(similar(ok + _varint(9 << 3 | 1) + bytes(8), timeout=T)).results) == 3
     playlist = channel.unary_unary("/musicrec.v1.Recommender/MoodPlaylist")
     err = call_error(playlist, _varint(1 << 3) + _varint(2**32 + 1))  # mood 1 in its low 32 bits
     assert (err.code(), "unknown mood 4294967297" in err.details()) == (INVALID, True), err.details()
