@@ -29,6 +29,7 @@ from ._interceptors import BearerAuth
 from ._limits import MAX_MESSAGE_BYTES
 from ._metrics import MetricsHttp, MetricsStartError, ServerMetrics
 from ._observe import CallObserver
+from ._pool import RpcPool
 from ._register import add_service
 from ._service import SERVER_VERSION, RecommenderServicer
 
@@ -174,8 +175,11 @@ def create_server(bundle: str | os.PathLike[str] | None, address: str = "127.0.0
     interceptors: list[grpc.ServerInterceptor] = [i for i in (observer, auth) if i is not None]
     reload_policy = ReloadPolicy.for_server(bundle, root=options.bundle_root,
                                             is_admin=auth.is_admin if auth and options.admin_tokens else None)
+    # with an observer, a pool that also reports the calls gRPC drops before their handler runs (server/_pool.py)
+    pool = RpcPool(observer, max_workers=options.workers, thread_name_prefix="rpc") if observer is not None \
+        else futures.ThreadPoolExecutor(max_workers=options.workers, thread_name_prefix="rpc")
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=options.workers, thread_name_prefix="rpc"),
+        pool,
         interceptors=interceptors,
         maximum_concurrent_rpcs=options.max_concurrent,
         options=[

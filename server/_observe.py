@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -26,6 +27,8 @@ import grpc
 from ._metrics import MethodSeries, ServerMetrics, server_state
 
 requests_log = logging.getLogger("musicrec.requests")
+# ``ran`` is set on a handler thread when a call's handler starts (server/_pool.py reads it after the call's task)
+handled = threading.local()
 
 OK, UNKNOWN, DEADLINE_EXCEEDED = grpc.StatusCode.OK, grpc.StatusCode.UNKNOWN, grpc.StatusCode.DEADLINE_EXCEEDED
 CANCELLED, RESOURCE_EXHAUSTED = grpc.StatusCode.CANCELLED, grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -108,9 +111,25 @@ class CallObserver(grpc.ServerInterceptor):
         code = context.code() or (CANCELLED if cancelled else UNKNOWN if failed else OK)
         self._record(series, rpc, code, seconds, context)
 
+    def dropped(self, event: Any, state: Any, behavior: Any, seconds: float) -> None:
+        """A call gRPC dropped before ``behavior``, its handler, ran (server/_pool.py): its deadline passed, or its
+        client cancelled, while it waited ``seconds`` for a handler thread (or gRPC answered it UNIMPLEMENTED, its
+        request missing). Counted and logged as a finished call, timed by its wait."""
+        series, rpc = getattr(behavior, "observed", (None, None))
+        if series is None:  # not a handler this observer wrapped
+            return
+        passed = event.call_details.deadline <= time.time()
+        code = UNIMPLEMENTED if getattr(state, "statused", False) else DEADLINE_EXCEEDED if passed else CANCELLED
+        if self.metrics_on:
+            series.in_flight.inc()  # (_record counts it out)
+        peer = event.call.peer()
+        self._record(series, rpc, code, seconds, None, face="grpc", http=(
+            peer.decode("utf-8", "replace") if isinstance(peer, bytes) else str(peer), event.invocation_metadata,
+            "the call ended while it waited for a handler thread", passed))
+
     def _record(self, series: MethodSeries, rpc: str, code: grpc.StatusCode, seconds: float,
                 context: grpc.ServicerContext | None, *, http: tuple[str, Any, str | None, bool] | None = None,
-                shed: bool = False) -> None:
+                shed: bool = False, face: str = "http") -> None:
         """A finished call in the metrics (timed unless shed: gRPC times no shed call either) and, when it is to be
         logged, the request log. A gRPC call's facts come from its ``context`` (read only when needed); an HTTP
         call's as ``http`` = (peer, metadata, details, whether its deadline passed)."""
@@ -130,7 +149,7 @@ class CallObserver(grpc.ServerInterceptor):
             level = logging.WARNING if slow or code in _SERVER_FAULTS else logging.INFO
             event = "slow_request" if slow else "request"
             if http is not None:
-                self._log(level, event, rpc, code, seconds, http[0], http[1], http[2], face="http")
+                self._log(level, event, rpc, code, seconds, http[0], http[1], http[2], face=face)
             elif context is not None:
                 self._log(level, event, rpc, code, seconds, context, context.invocation_metadata(),
                           context.details())
@@ -168,6 +187,7 @@ class CallObserver(grpc.ServerInterceptor):
 
         def unary(behavior: Callable[..., Any]) -> Callable[..., Any]:
             def observed(request: Any, context: grpc.ServicerContext) -> Any:
+                handled.ran = True
                 in_flight()
                 failed = True
                 started = perf()
@@ -181,6 +201,7 @@ class CallObserver(grpc.ServerInterceptor):
 
         def streaming(behavior: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]:
             def observed(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+                handled.ran = True  # (on the first next(), which gRPC makes on this thread)
                 in_flight()
                 failed, cancelled = True, False
                 started = perf()
@@ -194,15 +215,19 @@ class CallObserver(grpc.ServerInterceptor):
                     finish(series, rpc, context, perf() - started, failed, cancelled)
             return observed
 
+        def named(observed: Any) -> Any:
+            observed.observed = (series, rpc)  # what ``dropped`` counts a call under whose handler never ran
+            return observed
+
         kw = {"request_deserializer": handler.request_deserializer,
               "response_serializer": handler.response_serializer}
         if handler.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(unary(handler.unary_unary), **kw)
+            return grpc.unary_unary_rpc_method_handler(named(unary(handler.unary_unary)), **kw)
         if handler.unary_stream:
-            return grpc.unary_stream_rpc_method_handler(streaming(handler.unary_stream), **kw)
+            return grpc.unary_stream_rpc_method_handler(named(streaming(handler.unary_stream)), **kw)
         if handler.stream_unary:
-            return grpc.stream_unary_rpc_method_handler(unary(handler.stream_unary), **kw)
-        return grpc.stream_stream_rpc_method_handler(streaming(handler.stream_stream), **kw)
+            return grpc.stream_unary_rpc_method_handler(named(unary(handler.stream_unary)), **kw)
+        return grpc.stream_stream_rpc_method_handler(named(streaming(handler.stream_stream)), **kw)
 
 
 def _nothing() -> None:

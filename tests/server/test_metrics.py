@@ -3,6 +3,7 @@ with the client library's own parser, must show every series move as it should."
 
 from __future__ import annotations
 
+import logging
 import math
 import shutil
 import threading
@@ -203,6 +204,38 @@ def test_a_call_finished_after_its_deadline_is_a_deadline_miss(metered: RunningS
     assert s.rpc("musicrec_rpc_in_flight", "SimilarTracks") == 0
     finished = {lb["grpc_code"]: v for lb, v in s.all("musicrec_rpc_requests_total", grpc_method="SimilarTracks")}
     assert sum(finished.values()) == 1  # one call, counted once, with whatever status the handler ended with
+
+
+def test_a_call_whose_deadline_passes_while_it_waits_for_a_thread_is_counted_and_logged(
+        bundle_dir: Path, blocking: Blocker, caplog: pytest.LogCaptureFixture) -> None:
+    """gRPC drops such a call before its handler runs, where the observer counted and logged: the client saw
+    DEADLINE_EXCEEDED, and the metrics and the request log had no call (an audit, 2026-12-07). server/_pool.py
+    reads gRPC's private task arguments to see it; a gRPC that changes them fails here."""
+    srv = create_server(bundle_dir, "127.0.0.1:0", ServerOptions(metrics_port=0, max_concurrent=3, workers=1,
+                                                                   log_requests=True))
+    caplog.set_level(logging.INFO, logger="musicrec.requests")
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{srv.port}") as ch:
+            stub = pb_grpc.RecommenderStub(ch)
+            held = stub.SimilarTracks.future(similar(srv), timeout=T)  # holds the one handler thread
+            assert blocking.entered.acquire(timeout=T)
+            with pytest.raises(grpc.RpcError) as err:
+                stub.ServerInfo(pb.ServerInfoRequest(), timeout=0.2)  # waits behind it, past its deadline
+            assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+            blocking.release.set()
+            assert len(held.result().results) == 10
+            port = srv.metrics_port or 0
+            wait_until(lambda: Scrape(port).rpc("musicrec_rpc_requests_total", "ServerInfo", "DEADLINE_EXCEEDED",
+                                                default=0) == 1, "the dropped call to be counted")
+            s = Scrape(port)
+            assert s.rpc("musicrec_rpc_deadline_exceeded_total", "ServerInfo") == 1
+            assert s.rpc("musicrec_rpc_in_flight", "ServerInfo") == 0
+            assert s.rpc("musicrec_rpc_requests_total", "SimilarTracks", "OK") == 1
+            assert stub.ServerInfo(pb.ServerInfoRequest(), timeout=T).tracks > 0  # the thread took calls again
+    finally:
+        srv.stop(0)
+    lines = [r for r in caplog.records if r.name == "musicrec.requests" and "ServerInfo DEADLINE_EXCEEDED" in r.message]
+    assert len(lines) == 1 and lines[0].fields["error"] == "the call ended while it waited for a handler thread"
 
 
 def test_reload_counters_and_the_bundle_info_follow_reloads(metered: RunningServer, second_bundle: Path,
