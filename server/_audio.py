@@ -231,7 +231,8 @@ class AudioPool:
 
     def _result(self, pool: cf.ProcessPoolExecutor, future: cf.Future[list[dict[str, float]]],
                 deadline: float | None) -> list[dict[str, float]]:
-        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+        # (a call without a deadline has gRPC's "infinite" one, some 9e9 s away: past what a lock's wait takes)
+        timeout = None if deadline is None else min(max(0.0, deadline - time.monotonic()), threading.TIMEOUT_MAX)
         t0 = time.perf_counter()
         try:
             rows = future.result(timeout=timeout)

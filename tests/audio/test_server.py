@@ -66,12 +66,12 @@ def test_an_audio_seed_finds_its_own_recording_first(stub: pb_grpc.RecommenderSt
 
 
 def test_a_new_recording_is_placed_among_its_style(stub: pb_grpc.RecommenderStub) -> None:
-    response = stub.SimilarTracks(pb.SimilarTracksRequest(seeds=[pb.Seed(audio=new_song("rock"))], k=10),
-                                  timeout=60)
+    # no deadline, as most clients send: gRPC's "infinite" one overflowed the wait for the clip (INTERNAL, and the
+    # clip held its slot to its end); the run's own timeout stops a hang here
+    response = stub.SimilarTracks(pb.SimilarTracksRequest(seeds=[pb.Seed(audio=new_song("rock"))], k=10))
     genres = [g for r in response.results for g in r.track.genres]
     assert genres.count("rock") >= 6, genres
-    classified = stub.ClassifyGenre(pb.ClassifyGenreRequest(audio=new_song("electronic"), top_k=3, explain=True),
-                                    timeout=60)
+    classified = stub.ClassifyGenre(pb.ClassifyGenreRequest(audio=new_song("electronic"), top_k=3, explain=True))
     assert classified.genres[0].genre == "electronic" and len(classified.genres) == 3
     assert classified.contributions
 
