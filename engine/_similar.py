@@ -260,6 +260,10 @@ class SimilarSearch:
                 raise InvalidQuery(f"{where}negative_seeds: {', '.join(shown(t) for t in sorted(both)[:5])} "
                                    f"{'is' if len(both) == 1 else 'are'} also among the seeds: give a track as one "
                                    "or the other")
+            for j, negative in enumerate(q.negative_seeds):  # the same values, as the same id, cancel to nothing
+                if negative.features is not None and any(s.features == negative.features for s in q.seeds):
+                    raise InvalidQuery(f"{where}negative_seeds[{j}].features: the same values are also a seed's: "
+                                       "give a track as one or the other")
         if not 1 <= q.k <= MAX_K:
             raise InvalidQuery(f"{where}k: must be 1..{MAX_K}, got {q.k}")
         if not 0 <= q.offset <= MAX_DEPTH - q.k:

@@ -271,10 +271,18 @@ def info_fields(manifest: dict[str, Any]) -> dict[str, Any]:
 
 
 def clips_of(request: Any) -> list[bytes]:
-    """The audio clips of a SimilarTracksRequest (seeds, then negative seeds), in order."""
-    negative = request.negative_seeds
-    return [s.audio for s in (*request.seeds, *negative) if s.WhichOneof("kind") == "audio"] if negative else \
-        [s.audio for s in request.seeds if s.WhichOneof("kind") == "audio"]
+    """The audio clips of a SimilarTracksRequest (seeds, then negative seeds), in order. The same clip as a seed
+    and a negative seed is refused, as the same track id is (the two cancel: the answer was the seed's alone)."""
+    seeds = [s.audio if s.WhichOneof("kind") == "audio" else None for s in request.seeds]
+    clips = [clip for clip in seeds if clip is not None]
+    positive = len(clips)
+    for j, seed in enumerate(request.negative_seeds):
+        if seed.WhichOneof("kind") == "audio":
+            if seed.audio in clips[:positive]:
+                raise InvalidQuery(f"negative_seeds[{j}].audio: the same clip is seeds[{seeds.index(seed.audio)}]"
+                                   ".audio: give a clip as one or the other")
+            clips.append(seed.audio)
+    return clips
 
 
 def _extraction(rec: Recommender) -> tuple[dict[str, Any], float | None]:

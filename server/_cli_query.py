@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -145,6 +146,10 @@ def cmd_query(args: argparse.Namespace) -> int:
             hint = unavailable_hint(args.address, details, tls)
         if args.query == "classify" and details.startswith("top_k:"):  # only the bundle knows its genre count
             details = "--top" + details.removeprefix("top_k")
+        files = args.audio if isinstance(getattr(args, "audio", None), list) else [args.audio] \
+            if getattr(args, "audio", None) else []
+        if files and err.code() == grpc.StatusCode.INVALID_ARGUMENT:
+            details = _clips_named(details, [str(f) for f in files])
         print(f"musicrec query: {err.code().name}: {details}{hint}", file=sys.stderr)
         return 1
     except ValueError as exc:
@@ -155,6 +160,13 @@ def cmd_query(args: argparse.Namespace) -> int:
     else:
         print(format_response(args.query, response, output_width()))
     return 0
+
+
+def _clips_named(details: str, files: list[str]) -> str:
+    """The server names a request's clips by their place ("audio clip 1", or "the clip" when there is one); this
+    command knows their files: "not audio: audio clip 1 is not ..." is "not audio: b.wav is not ..."."""
+    named = re.sub(r"\baudio clip (\d+)", lambda m: files[int(m[1])] if int(m[1]) < len(files) else m[0], details)
+    return named.replace("the clip", files[0], 1) if len(files) == 1 else named
 
 
 def response_json(response: Any) -> dict[str, Any]:

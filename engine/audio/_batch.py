@@ -250,7 +250,7 @@ def _run(jobs: list[Job], done: set[str], labels: dict[str, str] | None, label_f
                 if not warm:  # as a pool's workers do: numba's load is not counted as the first file's analysis
                     init_worker(params.to_json())
                     warm = True
-                yield job, sha, extract_file(job, sha, label_from, labels, segment_seconds), ""
+                yield job, sha, extract_file(job, sha, label_from, labels, segment_seconds, 1), ""
             else:
                 yield job, sha, None, same_as
         return
@@ -265,7 +265,8 @@ def _run(jobs: list[Job], done: set[str], labels: dict[str, str] | None, label_f
                 if same_as is not None:
                     yield job, sha, None, same_as
                     continue
-                in_flight[pool.submit(extract_file, job, sha, label_from, labels, segment_seconds)] = (job, sha)
+                in_flight[pool.submit(extract_file, job, sha, label_from, labels, segment_seconds, workers)] = \
+                    (job, sha)
                 while len(in_flight) >= 2 * workers:
                     yield from _completed(in_flight)
             while in_flight:

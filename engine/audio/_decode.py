@@ -140,7 +140,8 @@ def decode(data: bytes, sr: int, *, name: str = "clip", max_seconds: float | Non
                 declared, step = 0, UNKNOWN_LENGTH_BLOCK  # errs on the read that crosses it, losing that read
             limit = None if max_seconds is None else int(max_seconds * rate)
             if limit is not None and declared > limit:
-                raise BadAudio("too long", f"{name} lasts {declared / rate:.0f} s; at most {max_seconds:g} s")
+                seconds = f"{declared / rate:.4f}".rstrip("0").rstrip(".")  # 600 s and a frame is not "600 s"
+                raise BadAudio("too long", f"{name} lasts {seconds} s; at most {max_seconds:g} s")
             try:
                 while True:
                     block = f.read(step, dtype="float32", always_2d=True)
@@ -206,13 +207,13 @@ def check_usable(y: np.ndarray, sr: int, *, min_seconds: float, silence_dbfs: fl
 def _declared_but_missing(data: bytes, fmt: str, frames: int, declared: int) -> str | None:
     """Why a decodable file is incomplete, or None. libsndfile shortens a cut WAV silently, and an
     Ogg stream cut before its last page decodes up to the cut."""
-    if fmt == "WAV":
-        found = _wav_data_chunk(data)
+    if fmt in _SAMPLE_BYTES:
+        found = _SAMPLE_BYTES[fmt](data)
         if found is not None:
             offset, size = found
             if size not in (0, 0xFFFFFFFF) and offset + size > len(data):
                 return (f"ends {offset + size - len(data):,} bytes before the end of the audio its header "
-                        f"declares ({len(data) - offset:,} of {size:,} bytes of samples present)")
+                        f"declares ({max(0, len(data) - offset):,} of {size:,} bytes of samples present)")
     elif fmt == "OGG":
         if not _ogg_complete(data):
             return "ends before the Ogg stream's last page (the file was cut)"
@@ -232,6 +233,41 @@ def _wav_data_chunk(data: bytes) -> tuple[int, int] | None:
             return pos + 8, size
         pos += 8 + size + (size & 1)
     return None
+
+
+def _rf64_data_chunk(data: bytes) -> tuple[int, int] | None:
+    """As ``_wav_data_chunk`` for RF64, whose ``data`` chunk says 0xFFFFFFFF and whose ``ds64`` chunk, first after
+    the header, holds the 64-bit size."""
+    if data[8:16] != b"WAVEds64" or len(data) < 36:
+        return None
+    found = _wav_data_chunk(data)
+    return None if found is None else (found[0], struct.unpack("<Q", data[28:36])[0])
+
+
+def _aiff_sound_chunk(data: bytes) -> tuple[int, int] | None:
+    """(offset, declared size) of an AIFF/AIFF-C file's sample bytes: its ``SSND`` chunk's, past the chunk's own
+    offset and block-size fields (big-endian chunks, padded to even sizes)."""
+    if data[:4] != b"FORM" or data[8:12] not in (b"AIFF", b"AIFC"):
+        return None
+    pos = 12
+    while pos + 8 <= len(data):
+        chunk, size = data[pos:pos + 4], struct.unpack(">I", data[pos + 4:pos + 8])[0]
+        if chunk == b"SSND":
+            return pos + 16, max(0, size - 8)
+        pos += 8 + size + (size & 1)
+    return None
+
+
+def _au_data(data: bytes) -> tuple[int, int] | None:
+    """(offset, declared size) of a Sun/NeXT ``.au`` file's samples (0xFFFFFFFF: size unknown)."""
+    if data[:4] != b".snd" or len(data) < 12:
+        return None
+    offset, size = struct.unpack(">II", data[4:12])
+    return offset, size
+
+
+# the formats whose header declares how many bytes of samples follow, and where to read that
+_SAMPLE_BYTES = {"WAV": _wav_data_chunk, "RF64": _rf64_data_chunk, "AIFF": _aiff_sound_chunk, "AU": _au_data}
 
 
 def _ogg_complete(data: bytes) -> bool:

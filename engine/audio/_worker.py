@@ -60,9 +60,24 @@ class FileResult:
     said_lines: int = 0
 
 
+# A worker's peak memory grows by about 1,000 MiB per 10 minutes of audio over its ~430 MiB of libraries (README,
+# "Memory": 1,432 MiB for 10 minutes of mono FLAC with --workers 1, measured 2026-12-06); the workers may hold three
+# quarters of the machine's memory between them
+_MIB_PER_SECOND, _LIBRARIES_MIB, _MEMORY_SHARE = 1000 / 600, 430, 0.75
+
+
+def longest_seconds(workers: int) -> float:
+    """The longest recording a worker decodes when ``workers`` of them share this machine's memory (at least 10
+    minutes, the server's limit): a longer one is skipped as too long. A 220 KB WAV whose header said 3 Hz decoded
+    to 10 hours, and the kernel killed the run."""
+    total_mib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20
+    return max(600.0, (_MEMORY_SHARE * total_mib / max(1, workers) - _LIBRARIES_MIB) / _MIB_PER_SECOND)
+
+
 def extract_file(job: Job, sha: str, label_from: str, labels: dict[str, str] | None,
-                 segment_seconds: float | None) -> FileResult:
-    """Analyse one file into CSV text (worker side; never raises for a bad file)."""
+                 segment_seconds: float | None, workers: int = 1) -> FileResult:
+    """Analyse one file into CSV text (worker side; never raises for a bad file). ``workers``: how many analyse
+    at once, which bounds the length of a file each may decode (``longest_seconds``)."""
     params = _PARAMS or ExtractorParams()
     cpu0 = time.process_time()
     result = FileResult(job.id)
@@ -71,11 +86,15 @@ def extract_file(job: Job, sha: str, label_from: str, labels: dict[str, str] | N
             raise OSError(f"not a regular file ({special_kind(job.path)})")
         data = job.path.read_bytes()
         with _decoder_output(result):
-            analysed = analyse(data, params, segment_seconds=segment_seconds, name=readable(job.path.name))
+            analysed = analyse(data, params, segment_seconds=segment_seconds, name=readable(job.path.name),
+                               max_seconds=round(longest_seconds(workers)))
     except CompileLockTimeout:  # not this file's fault: the run stops, saying why
         raise
     except BadAudio as exc:
         result.reason, result.message = exc.reason, exc.message
+        if exc.reason == "too long":
+            result.message += (f" for {max(1, workers)} worker(s) in this machine's memory (a worker takes about "
+                               "1 GB per 10 minutes decoded): split the file, or run with fewer --workers")
     except OSError as exc:
         result.reason, result.message = "unreadable", f"{readable(job.path.name)}: {exc.strerror or exc}"
     except Exception as exc:

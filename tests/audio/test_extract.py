@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -304,6 +305,29 @@ def test_a_float_wav_with_a_huge_finite_sample_is_skipped_and_the_rest_extracted
     assert Path(item["path"]).name == "huge.wav" and item["reason"] == "corrupt"
     assert "huge.wav holds a sample of magnitude 1e+30" in item["detail"]
     assert "huge.wav" in capsys.readouterr().err
+
+
+def test_a_file_longer_than_the_workers_memory_holds_is_skipped_before_it_is_decoded(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A 130 KB WAV whose header says 3 Hz decodes to some 6 hours at 22,050 Hz: the worker grew to 23 GB and the
+    kernel killed the run, which every resume would have retried (an audit, 2026-12-07)."""
+    from engine.audio._worker import longest_seconds
+
+    music = tmp_path / "music"
+    music.mkdir()
+    clip = chord_pad(57, True, 3.0).astype(np.float32)
+    (music / "good.wav").write_bytes(encode(clip))
+    data = bytearray(encode(clip))
+    data[24:32] = struct.pack("<II", 3, 3 * 2)  # sample rate and byte rate: 66,150 frames at 3 Hz
+    (music / "slow.wav").write_bytes(bytes(data))
+    out = tmp_path / "o.csv"
+    assert main(["extract", str(music), "--out", str(out), "--workers", "0", "--quiet"]) == 3
+    assert [r["filename"] for r in rows_of(out)] == ["good.wav"]
+    [item] = json.loads((tmp_path / "o.extraction.json").read_text())["skipped_files"]
+    assert Path(item["path"]).name == "slow.wav" and item["reason"] == "too long", item
+    assert item["detail"].startswith(f"slow.wav lasts 22050 s; at most {round(longest_seconds(1))} s for 1 worker(s)")
+    assert "run with fewer --workers" in capsys.readouterr().err
+    assert 600 <= longest_seconds(4) < longest_seconds(2) < longest_seconds(1)
 
 
 def test_an_unexpected_error_in_one_file_skips_it_and_the_run_goes_on(

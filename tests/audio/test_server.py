@@ -116,6 +116,10 @@ def test_the_rest_of_an_audio_request_is_checked_before_its_clips_are_analysed(
          "seeds[1].track_id: track 'nope' is not in the catalog"),
         (stub.SimilarTracks, pb.SimilarTracksRequest(seeds=[clip], negative_seeds=[pb.Seed()]), "INVALID_ARGUMENT",
          "negative_seeds[0]: give exactly one of track_id, features, vector or audio"),
+        # the two cancelled: the answer was the seed's alone, as for one track id in both lists (refused)
+        (stub.SimilarTracks, pb.SimilarTracksRequest(seeds=[pb.Seed(track_id=running.holder.require().ids[0]), clip],
+                                                     negative_seeds=[clip]), "INVALID_ARGUMENT",
+         "negative_seeds[0].audio: the same clip is seeds[1].audio: give a clip as one or the other"),
     ]
     for call, request, code, message in cases:
         with pytest.raises(grpc.RpcError) as err:
@@ -160,7 +164,7 @@ def test_audio_against_a_bundle_of_other_numbers_is_failed_precondition(extracte
         assert answer.genres[0].genre == "folk"
 
 
-def test_query_cli_with_audio_files(running: RunningServer, extracted: tuple[list, Path],
+def test_query_cli_with_audio_files(running: RunningServer, extracted: tuple[list, Path], tmp_path: Path,
                                     capsys: pytest.CaptureFixture[str]) -> None:
     tracks, _ = extracted
     path = next(t.path for t in tracks if t.style == "ambient")
@@ -171,6 +175,13 @@ def test_query_cli_with_audio_files(running: RunningServer, extracted: tuple[lis
     assert main(["query", "--address", address, "classify", "--audio", str(path)]) == 0
     assert capsys.readouterr().out.splitlines()[0].endswith("ambient")
     assert main(["query", "--address", address, "classify"]) == 2
+    # the server names a clip by its place ("audio clip 1", "the clip"): the command names the file
+    notes = tmp_path / "notes.wav"
+    notes.write_text("not a recording\n" * 20)
+    for argv in (["similar", "--audio", str(path), "--audio", str(notes)], ["classify", "--audio", str(notes)]):
+        assert main(["query", "--address", address, *argv]) == 1
+        err = capsys.readouterr().err
+        assert f"INVALID_ARGUMENT: not audio: {notes} is not in any audio format" in err, err
 
 
 def test_query_cli_shrinks_a_clip_over_the_limit(tmp_path: Path) -> None:

@@ -191,6 +191,8 @@ def test_unknown_seeds(rec: Recommender) -> None:
         (SimilarQuery(seeds=[Seed(vector=[1.0] * DIM)], filter=TrackFilter(ranges={"tempo": (5.0, 1.0)})), "min <= max"),
         (SimilarQuery(seeds=[Seed(vector=[1.0] * DIM)], targets={"energy": float("inf")}), "finite"),
         (SimilarQuery(seeds=[Seed(vector=[1.0] * DIM)], diversity=2.0), "diversity"),
+        (SimilarQuery(seeds=[Seed(features={"energy": 0.5})], negative_seeds=[Seed(features={"energy": 0.5})]),
+         r"negative_seeds\[0\]\.features: the same values are also a seed's"),
         # no track could pass: the answer was an empty page, "exhausted"
         (SimilarQuery(seeds=[Seed(vector=[1.0] * DIM)], filter=TrackFilter(include_genres=["jazz", "pop"],
                                                                             exclude_genres=["jazz"])),
