@@ -131,6 +131,10 @@ def cmd_extract(args: argparse.Namespace) -> int:
     if report.duplicates:
         print(f"{len(report.duplicates)} file(s) repeat the content of another file and were not repeated "
               f"(listed under duplicates in {sidecar_path(args.out)})")
+    if report.changed_files:  # a second row of one id would have kept the first, stale one in the bundle
+        shown = ", ".join(report.changed_files[:3]) + (", ..." if len(report.changed_files) > 3 else "")
+        print(f"{len(report.changed_files)} file(s) changed since they were extracted ({shown}): their "
+              f"{report.rows_dropped} old row(s) were taken out of {args.out}")
     if report.folders_skipped:
         print(f"musicrec extract: warning: {len(report.folders_skipped)} folder(s) not walked (listed under "
               f"folders_skipped in {sidecar_path(args.out)}):", file=sys.stderr)

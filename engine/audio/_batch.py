@@ -36,7 +36,7 @@ from ._decode import REASONS
 from ._extract import segment_seconds_problem, sidecar_path
 from ._inputs import LABEL_SOURCES, Job, find_files, read_label_table
 from ._kernels import died_hint
-from ._output import append_rows, check_output, start_output, write_report
+from ._output import append_rows, check_output, drop_rows, start_output, write_report
 from ._worker import ANALYSIS_FAILED, FileResult, extract_file, init_worker
 
 
@@ -66,6 +66,9 @@ class ExtractionReport:
     extracted: int = 0
     already_extracted: int = 0
     duplicates: list[dict[str, str]] = dataclasses.field(default_factory=list)
+    # files whose content changed since the CSV's rows of them were extracted: those rows were taken out
+    changed_files: list[str] = dataclasses.field(default_factory=list)
+    rows_dropped: int = 0
     # folders under the inputs not walked: a link making a loop or a second way to one, one that cannot be listed
     folders_skipped: list[dict[str, str]] = dataclasses.field(default_factory=list)
     # --label-from FILE.csv: how many of its rows name no file found, and the first of them
@@ -149,12 +152,14 @@ def run_extraction(
     check_output(out)
     if labels is not None:
         _match_labels(labels, jobs, report, label_from)
-    done, report.rows_total = start_output(out, report)
+    done, files, report.rows_total = start_output(out, report)
+    stale: dict[str, set[str]] = {}  # file id -> the contents of it the CSV holds that are no longer its own
     state = Progress(total=len(jobs))
     t0 = time.monotonic()
     fd = os.open(out, os.O_WRONLY | os.O_APPEND)
     try:
-        for job, _sha, result, same_as in _run(jobs, done, labels, label_from, segment_seconds, params, workers):
+        for job, _sha, result, same_as in _run(jobs, done, files, stale, labels, label_from, segment_seconds,
+                                               params, workers):
             state.files += 1
             if result is None and same_as:
                 report.duplicates.append({"path": str(job.path), "same_as": same_as})
@@ -189,6 +194,10 @@ def run_extraction(
                 report.worker_peak_rss_mib = max(report.worker_peak_rss_mib, result.peak_rss_mib)
             if progress:
                 progress(state)
+        if stale:  # whole or not at all; a run stopped before this takes them out next time
+            report.changed_files = sorted(stale)
+            report.rows_dropped = drop_rows(out, stale)
+            report.rows_total -= report.rows_dropped
         report.status = "finished"
     except BrokenProcessPool:
         report.status = "interrupted"
@@ -218,12 +227,14 @@ def run_extraction(
     return report
 
 
-def _run(jobs: list[Job], done: set[str], labels: dict[str, str] | None, label_from: str,
-         segment_seconds: float | None, params: ExtractorParams,
+def _run(jobs: list[Job], done: dict[str, str], files: dict[str, set[str]], stale: dict[str, set[str]],
+         labels: dict[str, str] | None, label_from: str, segment_seconds: float | None, params: ExtractorParams,
          workers: int) -> Iterator[tuple[Job, str, FileResult | None, str]]:
-    """(job, sha256, result, same_as) per file: result None when its content is already in the CSV
-    (same_as "") or was met earlier in this run (same_as names that file). Files are hashed
-    lazily and at most 2 per worker are in flight, so memory stays flat on any number of files."""
+    """(job, sha256, result, same_as) per file: result None when its content is already in the CSV as this file's
+    (same_as "") or another's, or was met earlier in this run (same_as names that file). ``done`` and ``files`` are
+    the CSV's contents by hash and by file; a file whose content the CSV holds other than its own is noted in
+    ``stale``. Files are hashed lazily and at most 2 per worker are in flight, so memory stays flat on any number
+    of files."""
     seen: dict[str, str] = {}  # content met in this run -> the first file's id
 
     def fresh(job: Job) -> tuple[str, str | None]:
@@ -234,10 +245,13 @@ def _run(jobs: list[Job], done: set[str], labels: dict[str, str] | None, label_f
             sha = _sha256(job.path)
         except OSError:
             return "", None  # the worker reports it as unreadable
+        old = files.get(job.id, set()) - {sha}
+        if old:  # changed since: a second row of its id, which the index would take as the first (stale) one
+            stale[job.id] = old
         if sha in seen:
             return sha, seen[sha]
-        if sha in done:
-            return sha, ""
+        if sha in done:  # its own rows, or a copy of (or a new name for) a file extracted before
+            return sha, "" if done[sha] == job.id else done[sha]
         seen[sha] = job.id
         return sha, None
 

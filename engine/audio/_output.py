@@ -22,14 +22,15 @@ if TYPE_CHECKING:
     from ._batch import ExtractionReport
 
 
-def _prepare_output(out: Path, report: ExtractionReport) -> tuple[set[str], int]:
-    """Create the CSV with its header, or check an existing one and return the content hashes it
-    holds and its row count (after cutting a half-written last line)."""
+def _prepare_output(out: Path, report: ExtractionReport) -> tuple[dict[str, str], dict[str, set[str]], int]:
+    """Create the CSV with its header, or check an existing one and return what it holds: each content hash with
+    the first file it was extracted from, each file's content hashes (more than one: the file changed between runs,
+    and a run killed before it took the old rows out), and its row count (after cutting a half-written last line)."""
     header = list(csv_columns())
     side = sidecar_path(out)
     if not out.exists() or out.stat().st_size == 0:
         out.write_text(",".join(header) + "\n", encoding="utf-8")
-        return set(), 0
+        return {}, {}, 0
     if not side.is_file():
         raise CatalogError(f"{out} exists but {side.name} (its extraction report) does not, so which extractor "
                            "wrote it is unknown; write to a new file")
@@ -52,13 +53,42 @@ def _prepare_output(out: Path, report: ExtractionReport) -> tuple[set[str], int]
     found = next(reader, [])
     if found != header:
         raise CatalogError(f"{out}: its header is not this extractor's; write to a new file")
-    sha_col = header.index("sha256")
-    done, rows = set(), 0
+    sha_col, song_col = header.index("sha256"), header.index("song")
+    done: dict[str, str] = {}
+    files: dict[str, set[str]] = {}
+    rows = 0
     for row in reader:
         if len(row) == len(header):
-            done.add(row[sha_col])
+            done.setdefault(row[sha_col], row[song_col])
+            files.setdefault(row[song_col], set()).add(row[sha_col])
             rows += 1
-    return done, rows
+    return done, files, rows
+
+
+def drop_rows(out: Path, stale: dict[str, set[str]]) -> int:
+    """Take out of the CSV the rows of each file's ``stale`` contents (file id -> hashes), replacing the file whole
+    (written beside it and renamed over it, so a run killed here leaves it as it was, and the next run takes the
+    rows out). Returns how many rows went."""
+    header = list(csv_columns())
+    sha_col, song_col = header.index("sha256"), header.index("song")
+    kept, dropped = io.StringIO(), 0
+    writer = csv.writer(kept, lineterminator="\n")
+    with out.open(encoding="utf-8", newline="") as fh:
+        for row in csv.reader(fh):
+            if len(row) == len(header) and row[sha_col] in stale.get(row[song_col], ()):
+                dropped += 1
+            else:
+                writer.writerow(row)
+    if dropped:
+        tmp = out.with_name(fitting_name("", out.name, ".tmp", out.parent))
+        try:
+            tmp.write_text(kept.getvalue(), encoding="utf-8")
+            os.replace(tmp, out)
+        except OSError:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            raise
+    return dropped
 
 
 def write_report(out: Path, report: ExtractionReport) -> None:
@@ -109,7 +139,7 @@ def check_output(out: Path) -> None:
                            f"{limit} this file system takes; choose a shorter --out name")
 
 
-def start_output(out: Path, report: ExtractionReport) -> tuple[set[str], int]:
+def start_output(out: Path, report: ExtractionReport) -> tuple[dict[str, str], dict[str, set[str]], int]:
     """``_prepare_output`` and the report's first write, with a file system's refusal said as bad input (nothing
     is left behind: a CSV this call created is removed)."""
     new = not out.exists()

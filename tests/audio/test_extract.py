@@ -99,6 +99,36 @@ def test_a_rerun_adds_only_new_files(corpus: Path, tmp_path: Path) -> None:
     assert (report["already_extracted"], report["extracted"], report["rows_total"]) == (2, 2, 4)
 
 
+def test_a_rerun_replaces_the_rows_of_a_changed_file_and_names_a_copy(corpus: Path, tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """A file changed between runs got a second row of its id, and the index kept the first, stale one; a copy of
+    a file extracted in an earlier run was counted as already extracted, not listed as a duplicate (an audit,
+    2026-12-07)."""
+    import soundfile as sf
+
+    music = tmp_path / "music"
+    shutil.copytree(corpus / "ambient", music / "ambient")
+    out = tmp_path / "f.csv"
+    assert main(["extract", str(music), "--out", str(out), "--workers", "0", "--quiet"]) == 0
+    first = {r["filename"]: r for r in rows_of(out)}
+    changed, kept = sorted(first)
+    y, sr = sf.read(music / changed)
+    sf.write(music / changed, y[::-1] * 0.5, sr)  # the same name, other content
+    shutil.copy(music / kept, music / "ambient" / "copy.wav")
+    capsys.readouterr()
+    assert main(["extract", str(music), "--out", str(out), "--workers", "0", "--quiet"]) == 0
+    said = capsys.readouterr().out
+    second = {r["filename"]: r for r in rows_of(out)}
+    assert len(rows_of(out)) == 2 and set(second) == {changed, kept}  # one row a file: the copy is not repeated
+    assert second[kept] == first[kept] and second[changed]["sha256"] != first[changed]["sha256"]
+    report = json.loads((tmp_path / "f.extraction.json").read_text())
+    assert report["changed_files"] == [changed] and report["rows_dropped"] == 1 and report["rows_total"] == 2
+    assert report["duplicates"] == [{"path": str(music / "ambient" / "copy.wav"), "same_as": kept}]
+    assert f"1 file(s) changed since they were extracted ({changed}): their 1 old row(s) were taken out" in said
+    assert main(["extract", str(music), "--out", str(out), "--workers", "0", "--quiet"]) == 0  # and then it holds
+    assert rows_of(out) == list(second.values())
+
+
 def test_labels_from_tags_or_a_table(corpus: Path, tmp_path: Path) -> None:
     out = tmp_path / "tag.csv"
     assert main(["extract", str(corpus / "rock"), "--out", str(out), "--label-from", "tag", "--workers", "0"]) == 0
