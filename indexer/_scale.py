@@ -37,7 +37,7 @@ def add_parsers(sub: Any) -> None:
                                                        "(default 2: the live one and the previous)")
     p.add_argument("--batch", type=int, default=BATCH, help="points per upsert (default 512)")
     p.add_argument("--api-key-env", metavar="VAR", help="read the Qdrant API key from this environment variable")
-    p.add_argument("--timeout", type=float, default=TIMEOUT,
+    p.add_argument("--timeout", type=float,
                    help="seconds per Qdrant request, whole seconds rounded up (default 30)")
     p.add_argument("--json", dest="json_out",
                    help="also write the publish report as JSON to this file ('-': stdout, and the text to stderr)")
@@ -72,6 +72,17 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--timeout", type=float,
                    help="seconds per Qdrant request, whole seconds rounded up (default 30)")
     p.set_defaults(func=_cmd_add)
+
+
+def server_only_problem(path: Path | None, api_key_env: str | None, timeout: float | None) -> str | None:
+    """Why a Qdrant server's options given with local mode (``--qdrant-path``) would be ignored, or None: local mode
+    takes no API key and makes no requests to time out."""
+    given = [flag for flag, value in (("--api-key-env", api_key_env), ("--timeout", timeout)) if value is not None]
+    if path is None or not given:
+        return None
+    return (f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} to a Qdrant server (--qdrant URL) "
+            "only: local mode (--qdrant-path) has no API key and no requests to time out; leave "
+            f"{'it' if len(given) == 1 else 'them'} out")
 
 
 def check_qdrant_options(url: str | None, path: Path | None, api_key_env: str | None, timeout: float) -> str | None:
@@ -198,6 +209,9 @@ def _cmd_publish(args: argparse.Namespace) -> int:
     if args.batch < 1:
         raise ConfigError(f"--batch must be at least 1, got {args.batch}")
     check_output_file("--json", args.json_out, bundles=[Path(args.bundle).resolve()])
+    if (problem := server_only_problem(args.qdrant_path, args.api_key_env, args.timeout)) is not None:
+        raise ConfigError(problem)
+    args.timeout = TIMEOUT if args.timeout is None else args.timeout
     api_key = check_qdrant_options(args.qdrant, args.qdrant_path, args.api_key_env, args.timeout)
     # the bundle before the client: local mode writes its store into --qdrant-path when it opens it
     bundle = load_bundle(args.bundle)
@@ -256,6 +270,8 @@ def _cmd_add(args: argparse.Namespace) -> int:
             raise ConfigError(f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} with --qdrant URL or "
                               "--qdrant-path DIR only (how the update is carried to Qdrant); add one, or leave "
                               f"{'it' if len(given) == 1 else 'them'} out")
+    if (problem := server_only_problem(args.qdrant_path, args.api_key_env, args.timeout)) is not None:
+        raise ConfigError(problem)
     for _, dest, default in QDRANT_ONLY:
         if getattr(args, dest) is None:
             setattr(args, dest, default)

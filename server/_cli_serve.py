@@ -232,6 +232,14 @@ def _flags_problem(args: argparse.Namespace) -> str | None:
         if given:
             return (f"{', '.join(given)} apply with --backend qdrant only (the default backend is the bundle's FAISS "
                     "index); add --backend qdrant, or leave them out")
+    if args.backend == "qdrant" and args.qdrant_path is not None:  # else ignored: local mode has none of these
+        remote = [flag for flag, value in (("--qdrant-api-key-env", args.qdrant_api_key_env),
+                                           ("--qdrant-timeout", args.qdrant_timeout),
+                                           ("--qdrant-hnsw-ef", args.qdrant_hnsw_ef)) if value is not None]
+        if remote:
+            return (f"{', '.join(remote)} {'applies' if len(remote) == 1 else 'apply'} to a Qdrant server "
+                    "(--qdrant-url) only: local mode (--qdrant-path) has no API key, no requests to time out and no "
+                    f"HNSW graph to search; leave {'it' if len(remote) == 1 else 'them'} out")
     alone = [f"{host_flag} without {port_flag}" for host_flag, host, port_flag, port in (
         ("--http-host", args.http_host, "--http-port", args.http_port),
         ("--metrics-host", args.metrics_host, "--metrics-port", args.metrics_port))

@@ -190,6 +190,27 @@ def test_add_to_a_base_qdrant_does_not_hold_fails_before_the_update(small_bundle
     assert not (tmp_path / "new").exists()  # nothing was built that could not be carried to Qdrant
 
 
+def test_a_qdrant_servers_options_with_local_mode_are_refused(small_bundle_dir: Path, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str],
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Local mode takes no API key and makes no requests: --api-key-env and --timeout were accepted and never used
+    (an audit, 2026-12-07)."""
+    monkeypatch.setenv("QKEY", "secret")
+    ids = tmp_path / "gone.txt"
+    ids.write_text(str(load_bundle(small_bundle_dir).tracks.ids[0]) + "\n")
+    store = tmp_path / "store"
+    for argv in (["publish", str(small_bundle_dir)],
+                 ["add", "--to", str(small_bundle_dir), "--out", str(tmp_path / "new"), "--remove-ids", str(ids)]):
+        for flags, said in ((["--api-key-env", "QKEY"], "--api-key-env applies"),
+                            (["--timeout", "1"], "--timeout applies"),
+                            (["--api-key-env", "QKEY", "--timeout", "30"], "--api-key-env, --timeout apply")):
+            assert main([*argv, "--qdrant-path", str(store), *flags, "--quiet"]) == 2
+            err = capsys.readouterr().err
+            assert err.startswith(f"musicrec {argv[0]}: error: {said} to a Qdrant server (--qdrant URL) only"), err
+            assert "secret" not in err
+    assert not store.exists() and not (tmp_path / "new").exists()
+
+
 def test_a_qdrant_url_that_is_empty_or_malformed_is_refused_naming_the_flag(small_bundle_dir: Path, tmp_path: Path,
                                                                            capsys: pytest.CaptureFixture[str]) -> None:
     # "not a url" was a urllib3 traceback (exit 70); "" was the default server for publish, and ignored by add

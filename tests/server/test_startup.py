@@ -153,6 +153,11 @@ def test_qdrant_flags_without_the_qdrant_backend_are_refused(small_bundle_dir: P
     assert main(["serve", "--bundle", str(small_bundle_dir), "--port", "0", "--qdrant-alias", "musicrec",
                  "--qdrant-timeout", "2"]) == 2
     assert ("--qdrant-alias, --qdrant-timeout apply with --backend qdrant only" in capsys.readouterr().err)
+    # a Qdrant server's options, with local mode: accepted and never used (an audit, 2026-12-07)
+    assert main(["serve", "--bundle", str(small_bundle_dir), "--port", "0", "--backend", "qdrant", "--qdrant-path",
+                 "q", "--qdrant-hnsw-ef", "5", "--qdrant-timeout", "1"]) == 2
+    assert ("--qdrant-timeout, --qdrant-hnsw-ef apply to a Qdrant server (--qdrant-url) only: local mode "
+            "(--qdrant-path) has no API key" in capsys.readouterr().err)
 
 
 @pytest.mark.parametrize(("argv", "words"), [
