@@ -27,7 +27,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from engine import Classification, DeadlineExceeded, EngineError, InvalidQuery, Recommender, Seed
+from engine import Classification, Deadline, DeadlineExceeded, EngineError, InvalidQuery, Recommender, Seed
 
 from ._limits import MAX_AUDIO_BYTES
 
@@ -185,9 +185,10 @@ class AudioPool:
         return AudioUnavailable(LOCK_UNAVAILABLE)
 
     def analyse(self, clips: Sequence[bytes], params: dict[str, Any], segment_seconds: float | None,
-                deadline: float | None) -> list[list[dict[str, float]]]:
+                deadline: float | Deadline | None) -> list[list[dict[str, float]]]:
         """Descriptor rows of each clip, analysed in parallel. Raises AudioBusy when fewer than
-        ``len(clips)`` slots are free, DeadlineExceeded past ``deadline`` (``time.monotonic()``)."""
+        ``len(clips)`` slots are free, DeadlineExceeded past ``deadline`` (``time.monotonic()``, or a ``Deadline``:
+        a call's, with ``on_end``, also once the call ends early)."""
         if len(clips) > self.max_clips:  # a retry could never succeed: not RESOURCE_EXHAUSTED
             raise InvalidQuery(f"seeds: {len(clips)} audio clips in one request, but this server analyses at most "
                                f"{self.max_clips} at once ({self.limit_source}); send fewer per request")
@@ -230,14 +231,23 @@ class AudioPool:
             self.metrics.audio_queue_depth.dec()
 
     def _result(self, pool: cf.ProcessPoolExecutor, future: cf.Future[list[dict[str, float]]],
-                deadline: float | None) -> list[dict[str, float]]:
+                deadline: float | Deadline | None) -> list[dict[str, float]]:
+        at = deadline.at if isinstance(deadline, Deadline) else deadline
         # (a call without a deadline has gRPC's "infinite" one, some 9e9 s away: past what a lock's wait takes)
-        timeout = None if deadline is None else min(max(0.0, deadline - time.monotonic()), threading.TIMEOUT_MAX)
+        timeout = None if at is None else min(max(0.0, at - time.monotonic()), threading.TIMEOUT_MAX)
         t0 = time.perf_counter()
+        on_end = getattr(deadline, "on_end", None)  # a call's deadline, ended at once when its client cancels
         try:
+            if on_end is not None and not future.done():  # wait for the clip or the call's end, whichever comes
+                woke = threading.Event()
+                future.add_done_callback(lambda _: woke.set())
+                on_end(woke.set)
+                if not woke.wait(timeout) or not future.done():
+                    raise cf.TimeoutError
             rows = future.result(timeout=timeout)
         except cf.TimeoutError:
-            future.cancel()  # (a clip a worker is analysing goes on, holding its slot, to its end)
+            # a clip still queued is dropped, its slot freed; one a worker analyses goes on, holding its slot
+            future.cancel()
             raise DeadlineExceeded("deadline exceeded while the audio clip was analysed") from None
         except cf.CancelledError:  # the pool was shut down under it: close(), or a dead or stuck pool replaced
             raise AudioUnavailable(STOPPING if self._closing else
@@ -315,7 +325,7 @@ def unanalysed(clips: Sequence[bytes]) -> Iterator[list[Seed]]:
 
 
 def audio_seeds(rec: Recommender, pool: AudioPool, clips: Sequence[bytes],
-                deadline: float | None) -> Iterator[list[Seed]]:
+                deadline: float | Deadline | None) -> Iterator[list[Seed]]:
     """One list of feature seeds per clip (one per segment), in the clips' order."""
     check_clips(rec, clips)
     params, segment_seconds = _extraction(rec)
@@ -324,7 +334,7 @@ def audio_seeds(rec: Recommender, pool: AudioPool, clips: Sequence[bytes],
 
 
 def classify_audio(rec: Recommender, pool: AudioPool, clip: bytes, *, top_k: int, explain: bool,
-                   deadline: float | None) -> Classification:
+                   deadline: float | Deadline | None) -> Classification:
     """Genres of a clip: the classifier's probabilities of its descriptors, or with segments the
     mean over its segments (the per-song vote the build evaluates); explained by the segment
     most confident in the winning genre."""

@@ -109,15 +109,24 @@ class CallDeadline(Deadline):
     the call ends early, remembering whether its client cancelled it. The call's end is grpc's own
     callback (``context.add_callback``): no thread polls."""
 
-    __slots__ = ("cancelled",)
+    __slots__ = ("_on_end", "cancelled")
 
     def __init__(self, at: float | None) -> None:
         super().__init__(at)
         self.cancelled = False  # ended by its client's cancel, not by its deadline
+        self._on_end: list[Callable[[], object]] = []
 
     def end(self, *, cancelled: bool = False) -> None:
         self.cancelled = cancelled
         super().end()
+        for fn in list(self._on_end):
+            fn()
+
+    def on_end(self, fn: Callable[[], object]) -> None:
+        """Call ``fn`` when the call ends early (at once if it has): a thread waiting on a worker wakes up."""
+        self._on_end.append(fn)
+        if self.ended:
+            fn()
 
 
 def _call_deadline(context: grpc.ServicerContext) -> CallDeadline:
@@ -225,11 +234,12 @@ class RecommenderServicer(pb_grpc.RecommenderServicer):
         if clips:  # what would be refused is refused before the clips' analysis (seconds of a worker's time)
             _audio.check_clips(rec, clips)
             rec.check_similar(conv.similar_query_from_pb(request, _audio.unanalysed(clips)))
-        audio = _audio.audio_seeds(rec, self.audio, clips, _deadline(context)) if clips else None
-        t0 = time.perf_counter()
-        query = conv.similar_query_from_pb(request, audio)  # (the clips are analysed here)
-        analysed_ms = (time.perf_counter() - t0) * 1e3 if clips else 0.0
         deadline = _call_deadline(context)
+        audio = _audio.audio_seeds(rec, self.audio, clips, deadline) if clips else None
+        t0 = time.perf_counter()
+        with _stops_when_cancelled(deadline):
+            query = conv.similar_query_from_pb(request, audio)  # (the clips are analysed here)
+        analysed_ms = (time.perf_counter() - t0) * 1e3 if clips else 0.0
         with _stops_when_cancelled(deadline):
             if rec.together(query):  # a new track's query: ranked with the others waiting (server/_combine.py)
                 result = self._combiner.similar(rec, query, deadline)
@@ -305,9 +315,10 @@ class RecommenderServicer(pb_grpc.RecommenderServicer):
         if source is None:
             raise InvalidQuery("input: give exactly one of track_id, features or audio")
         if source == "audio":
-            return conv.classification_pb(_audio.classify_audio(
-                rec, self.audio, request.audio, top_k=request.top_k, explain=request.explain,
-                deadline=_deadline(context)))
+            deadline = _call_deadline(context)
+            with _stops_when_cancelled(deadline):
+                return conv.classification_pb(_audio.classify_audio(
+                    rec, self.audio, request.audio, top_k=request.top_k, explain=request.explain, deadline=deadline))
         result = rec.classify(track_id=request.track_id if source == "track_id" else None,
                               features=conv.feature_dict(request.features) if source == "features" else None,
                               top_k=request.top_k, explain=request.explain)

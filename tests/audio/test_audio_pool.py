@@ -79,6 +79,35 @@ def test_a_clip_past_its_deadline_holds_its_slot_until_its_worker_is_done(
     assert audio.analyse([b"dddd"], {}, None, None) == [[{"clip": 4.0}]]
 
 
+def test_a_call_cancelled_while_its_clip_waits_frees_its_thread_and_the_queued_clip(
+        gated: tuple[AudioPool, threading.Event]) -> None:
+    """The handler thread waited for the analysis to its end, and a clip still queued behind another was analysed
+    for a client long gone (an audit, 2026-12-07): the call's end now wakes the wait and drops the queued clip."""
+    from engine import DeadlineExceeded
+    from server._service import CallDeadline
+
+    audio, gate = gated
+    call = CallDeadline(None)  # no deadline: only the call's end stops the wait
+    failed: list[BaseException] = []
+
+    def ask() -> None:
+        try:
+            audio.analyse([b"a", b"bb"], {}, None, call)  # one thread "analyses": "a" runs, "bb" waits
+        except BaseException as exc:  # kept for the assertion
+            failed.append(exc)
+
+    asker = threading.Thread(target=ask)
+    asker.start()
+    wait_until(lambda: audio._slots._value == 0, "both clips to be submitted")  # type: ignore[attr-defined]
+    call.end(cancelled=True)  # the client cancels; the gate stays shut: "a" is still being analysed
+    asker.join(5)
+    assert not asker.is_alive() and len(failed) == 1 and isinstance(failed[0], DeadlineExceeded)
+    # "bb" never started: cancelled, its slot free at once; "a" holds its slot until its analysis ends
+    wait_until(lambda: audio._slots._value == 1, "the queued clip's slot to be free")  # type: ignore[attr-defined]
+    gate.set()
+    wait_until(lambda: audio._slots._value == 2, "the running clip's slot to be free once analysed")  # type: ignore[attr-defined]
+
+
 def test_more_clips_than_the_server_takes_at_once_is_invalid_not_busy(
         gated: tuple[AudioPool, threading.Event]) -> None:
     from engine import InvalidQuery
