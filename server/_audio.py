@@ -220,7 +220,12 @@ class AudioPool:
                     raise AudioUnavailable(STOPPING) from None
                 self._discard(pool)
                 raise AudioUnavailable(f"an audio worker died; retry (new workers start); {_died_hint()}") from None
-            return [self._result(pool, f, deadline) for f in futures]
+            try:
+                return [self._result(pool, f, deadline) for f in futures]
+            except BaseException:  # the call's other clips still queued are dropped too, their slots freed
+                for future in futures:
+                    future.cancel()  # (no effect on one a worker analyses: it holds its slot to its end)
+                raise
         finally:
             for _ in range(taken):  # slots no submitted clip holds
                 self._release(None)

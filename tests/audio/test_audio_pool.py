@@ -54,7 +54,7 @@ def gated(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[AudioPool, threadin
         return [{"clip": float(len(clip))}]
 
     monkeypatch.setattr(server._audio, "_analyse", analyse)
-    audio = AudioPool(workers=1, max_clips=2)
+    audio = AudioPool(workers=1, max_clips=3)
     threads = ThreadPoolExecutor(1)
     monkeypatch.setattr(audio, "start", lambda wait: threads)
     yield audio, gate
@@ -65,17 +65,18 @@ def gated(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[AudioPool, threadin
 def test_a_clip_past_its_deadline_holds_its_slot_until_its_worker_is_done(
         gated: tuple[AudioPool, threading.Event]) -> None:
     # its slot was freed at once: callers past their deadline queued clips the limit never saw, and the next
-    # caller waited behind them (a 5 s clip took 14.6 s)
+    # caller waited behind them (a 5 s clip took 14.6 s); a clip the call's end finds still queued is dropped
     from engine import DeadlineExceeded
     from server._audio import AudioBusy
 
     audio, gate = gated
     with pytest.raises(DeadlineExceeded):
-        audio.analyse([b"a", b"bb"], {}, None, time.monotonic() + 0.05)
+        audio.analyse([b"a", b"bb", b"c"], {}, None, time.monotonic() + 0.05)  # "a" runs, "bb" and "c" wait
+    assert audio._slots._value == 2  # type: ignore[attr-defined]  # only the running clip's slot is held
     with pytest.raises(AudioBusy):
-        audio.analyse([b"ccc"], {}, None, None)
+        audio.analyse([b"ccc", b"d", b"e"], {}, None, None)
     gate.set()
-    wait_until(lambda: audio._slots._value == 2, "the clips' slots to be free once analysed")  # type: ignore[attr-defined]
+    wait_until(lambda: audio._slots._value == 3, "the clips' slots to be free once analysed")  # type: ignore[attr-defined]
     assert audio.analyse([b"dddd"], {}, None, None) == [[{"clip": 4.0}]]
 
 
@@ -98,14 +99,14 @@ def test_a_call_cancelled_while_its_clip_waits_frees_its_thread_and_the_queued_c
 
     asker = threading.Thread(target=ask)
     asker.start()
-    wait_until(lambda: audio._slots._value == 0, "both clips to be submitted")  # type: ignore[attr-defined]
+    wait_until(lambda: audio._slots._value == 1, "both clips to be submitted")  # type: ignore[attr-defined]
     call.end(cancelled=True)  # the client cancels; the gate stays shut: "a" is still being analysed
     asker.join(5)
     assert not asker.is_alive() and len(failed) == 1 and isinstance(failed[0], DeadlineExceeded)
     # "bb" never started: cancelled, its slot free at once; "a" holds its slot until its analysis ends
-    wait_until(lambda: audio._slots._value == 1, "the queued clip's slot to be free")  # type: ignore[attr-defined]
+    wait_until(lambda: audio._slots._value == 2, "the queued clip's slot to be free")  # type: ignore[attr-defined]
     gate.set()
-    wait_until(lambda: audio._slots._value == 2, "the running clip's slot to be free once analysed")  # type: ignore[attr-defined]
+    wait_until(lambda: audio._slots._value == 3, "the running clip's slot to be free once analysed")  # type: ignore[attr-defined]
 
 
 def test_more_clips_than_the_server_takes_at_once_is_invalid_not_busy(
@@ -113,9 +114,9 @@ def test_more_clips_than_the_server_takes_at_once_is_invalid_not_busy(
     from engine import InvalidQuery
 
     audio, _ = gated
-    with pytest.raises(InvalidQuery, match=r"3 audio clips in one request, but this server analyses at most 2 at "
+    with pytest.raises(InvalidQuery, match=r"4 audio clips in one request, but this server analyses at most 3 at "
                                            r"once \(--audio-max-clips\); send fewer per request"):
-        audio.analyse([b"a", b"b", b"c"], {}, None, None)
+        audio.analyse([b"a", b"b", b"c", b"d"], {}, None, None)
 
 
 def test_the_audio_limit_leaves_a_handler_thread_free() -> None:
@@ -145,7 +146,7 @@ def test_a_clip_waiting_when_the_server_stops_is_unavailable_not_internal(
     audio, gate = gated
     with ThreadPoolExecutor(1) as caller:
         call = caller.submit(audio.analyse, [b"a", b"b"], {}, None, None)  # the second clip waits for the first
-        wait_until(lambda: audio._slots._value == 0, "both clips to be taken")  # type: ignore[attr-defined]
+        wait_until(lambda: audio._slots._value == 1, "both clips to be taken")  # type: ignore[attr-defined]
         pool = audio.start(wait=False)
         audio._pool = pool  # type: ignore[assignment]  (what close() shuts down)
         audio.close()

@@ -164,7 +164,7 @@ def test_synth_then_index(tmp_path: Path, fast_config: Path) -> None:
     # a 745 GiB allocation's traceback (an audit, 2026-12-07)
     (["demo", "--tracks", "100000000000"], "--tracks must be 1 to 10,000,000, got 100000000000"),
     (["synth", "--tracks", "100000000000"], "--tracks must be 1 to 10,000,000, got 100000000000"),
-    (["publish", "BUNDLE", "--qdrant-path", "STORE", "--timeout", "nan"],
+    (["publish", "BUNDLE", "--qdrant", "http://127.0.0.1:9", "--timeout", "nan"],
      "--timeout must be a number of seconds over 0 and at most 1,000,000, got nan"),
 ])
 def test_numbers_no_command_can_use_are_refused_naming_the_flag(argv: list[str], message: str, tmp_path: Path,

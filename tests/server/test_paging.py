@@ -26,7 +26,8 @@ def requests(running: RunningServer) -> st.SearchStrategy[tuple[pb.SimilarTracks
             ranges={"tempo": pb.Range(min=90.0, max=140.0)} if tempo else {},
             **({} if explicit is None else {"explicit": explicit})),
         st.lists(st.sampled_from(genres), max_size=3), st.lists(st.sampled_from(genres), max_size=2),
-        st.sampled_from([None, True, False]), st.booleans())
+        st.sampled_from([None, True, False]), st.booleans(),
+    ).filter(lambda f: not set(f.include_genres) & set(f.exclude_genres))  # a genre in both is refused
     request = st.builds(
         lambda seeds, f, weight, diversity, cap: pb.SimilarTracksRequest(
             seeds=seeds, filter=f, diversity=diversity, max_per_artist=cap,
