@@ -42,7 +42,7 @@ from ._errors import (
 )
 from ._files import output_file_problem, write_output
 from ._genre import GenreClassifier
-from ._htmlreport import bundle_report_html, figure_html, html_document
+from ._htmlreport import bundle_report_html, figure_html, html_document, plain_figure_text
 from ._index import Neighbors, build_index, search
 from ._ingest import clean_catalog, read_catalog, rows_named
 from ._loaded import Bundle, load_bundle
@@ -131,6 +131,7 @@ __all__ = [
     "mood_name",
     "output_file_problem",
     "parent_problem",
+    "plain_figure_text",
     "publish",
     "read_catalog",
     "read_config_file",

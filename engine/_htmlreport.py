@@ -56,6 +56,15 @@ def _hsl(h: float, s: float, lum: float) -> str:
     return f"#{round(r * 255):02x}{round(g * 255):02x}{round(b * 255):02x}"
 
 
+def plain_figure_text() -> None:
+    """Draw every label as the text it is: a "$" pair in a genre, mood or feature name was read as mathtext (a
+    genre "$\\foo$ metal" failed the report, blamed on the manifest; "cla$\\sqrt{x}$ical" was drawn "cla√xical").
+    matplotlib's own setting, for this process: no figure of musicrec's draws mathematics."""
+    import matplotlib
+
+    matplotlib.rcParams["text.parse_math"] = False
+
+
 def figure_data_uri(fig: Any, dpi: int = 100) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
@@ -84,6 +93,7 @@ def bundle_report_html(bundle: Bundle) -> str:
     cannot read (edited into text or null, as the text report refuses them) is :class:`BundleIntegrityError`."""
     from matplotlib.figure import Figure  # the report extra; Agg is the default canvas of a bare Figure
 
+    plain_figure_text()
     m = bundle.manifest
     clusters = bundle.moods.clusters_
     where = str(bundle.path / "manifest.json")

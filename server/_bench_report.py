@@ -87,7 +87,9 @@ def percent(share: float) -> str:
 def bench_report_html(report: dict[str, Any], samples: Mapping[str, Sequence[float]]) -> str:
     from matplotlib.figure import Figure
 
-    from engine import html_document  # imported here, as in the figures' helpers: the text report needs no engine
+    from engine import html_document, plain_figure_text  # here, as in the figures' helpers: no engine for the text
+
+    plain_figure_text()
 
     rpcs = [name for name in report["rpcs"] if name != FLOOR and len(samples.get(name, ())) > 0]
     floor = np.asarray(samples.get(FLOOR, ()), dtype=np.float64) * 1e3  # us

@@ -153,6 +153,22 @@ def test_report_html_draws_every_figure(bundle_dir: Path, tmp_path: Path, capsys
     assert "7 figures" in capsys.readouterr().err
 
 
+def test_names_with_dollar_signs_are_drawn_as_text(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """matplotlib read a "$...$" pair as mathematics: a genre "$\\foo$ metal" failed the report, which blamed the
+    manifest, and "cla$\\sqrt{x}$ical" was drawn "cla√xical" (an audit, 2026-12-07)."""
+    from tests.conftest import FAST_CONFIG
+
+    catalog = engine.synthetic_catalog(1200, n_genres=4, seed=3)
+    genres = sorted(set(catalog["track_genre"]))
+    catalog["track_genre"] = catalog["track_genre"].replace({genres[0]: "$\\foo$ metal", genres[1]: "cla$\\sqrt{x}$ical"})
+    catalog.to_csv(tmp_path / "c.csv", index=False)
+    engine.build_bundle(tmp_path / "c.csv", tmp_path / "b", FAST_CONFIG)
+    out = tmp_path / "report.html"
+    assert main(["report", str(tmp_path / "b"), "--html", str(out)]) == 0, capsys.readouterr().err
+    page = out.read_text(encoding="utf-8")
+    assert ">Genre confusion</h2>" in page and ">Per-genre accuracy</h2>" in page and len(png_widths(page)) >= 6
+
+
 def test_report_of_an_older_bundle_says_what_is_missing(tmp_path: Path, without_pictures: Path,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "old.html"
