@@ -88,13 +88,18 @@ class Preprocessor:
         x = self.transform_features(raw)
         mean = x.mean(axis=0)
         std = x.std(axis=0)
+        # A constant column (every value the same) carries no information: its mean is that value and its spread
+        # exactly 0. Computed, a value such as 0.1 gave a spread of ~1e-17, a direction of its own that PCA kept,
+        # and every added track that differed there pointed along it (cosine 1 to each other; an audit, 2026-12-07)
+        constant = np.ptp(x, axis=0) == 0 if len(x) else np.zeros(x.shape[1], dtype=bool)
+        mean[constant], std[constant] = (x[0, constant] if len(x) else 0.0), 0.0
         # A cyclic feature is two columns (sin, cos): scaled one by one it would weigh as two features
         # in every distance. The pair shares one scale, so together it carries one feature's variance
         # (what that buys audio-only retrieval: benchmarks/RESULTS.md, "Retrieval defaults").
         plan = self._transform_plan()
         for s, c in zip(plan["sin_dst"].tolist(), plan["cos_dst"].tolist(), strict=True):
             std[s] = std[c] = np.sqrt(std[s] ** 2 + std[c] ** 2)
-        std[std == 0] = 1.0  # a constant column carries no information; keep it at 0 instead of NaN
+        std[std == 0] = 1.0  # a constant column stays at 0 (not NaN), in the catalog and for any track added
         z = (x - mean) / std
         # PCA through the covariance eigendecomposition: the feature count is small (tens), so
         # this costs one pass over the data at any catalog size and no randomness.

@@ -53,6 +53,20 @@ def test_a_track_at_the_mean_stays_a_zero_vector() -> None:
     assert not np.isnan(v).any() and np.all(v == 0)
 
 
+@pytest.mark.parametrize("value", [0.1, 0.5, -3.3, 1e6 / 3])
+def test_a_constant_column_has_no_direction_for_any_track(value: float) -> None:
+    """0.1 on every track gave a spread of ~1e-17, not 0: PCA kept a direction of it, and every track added with
+    another value pointed along it (an audit, 2026-12-07: added tracks at cosine 1.0000 to each other)."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(500, 4))
+    x[:, 2] = value
+    prep = Preprocessor(feature_names=["a", "b", "c", "d"]).fit(x)
+    assert prep.n_components == 3
+    other = x[:1].copy()
+    other[0, 2] = value + 0.4
+    assert np.array_equal(prep.embed(x[:1]), prep.embed(other))
+
+
 def test_errors() -> None:
     with pytest.raises(NotFittedError):
         prep().embed(make())
