@@ -143,7 +143,8 @@ class Catalog:
         if self.artists_column is None:
             return np.array([f"\0track:{i}" for i in self.ids], dtype=object)
         artists = self.metadata[self.artists_column]
-        first = [str(a).split(self.artist_separator, 1)[0].strip() for a in artists]
+        sep = self.artist_separator  # the first artist named (";Artist" names Artist, as the server reads it)
+        first = [next((p.strip() for p in str(a).split(sep) if p.strip()), "") for a in artists]
         keys = [a if a else f"\0track:{i}" for a, i in zip(first, self.ids, strict=True)]
         return np.array(keys, dtype=object)
 

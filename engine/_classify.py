@@ -40,19 +40,26 @@ class GenreClassify:
         self._explainer_lock = threading.Lock()
         self._families = family_matrix(view.genre_names)
 
+    def check(self, top_k: int) -> int:
+        """``top_k`` as asked (0: 5, or every genre of a catalog with fewer), or InvalidQuery: out of range, or a
+        bundle without a classifier (the reason its build gave: no labels, one genre, disabled)."""
+        if self.classifier is None:
+            skipped = ((self.view.bundle.manifest.get("metrics") or {}).get("genre") or {}).get("skipped")
+            raise InvalidQuery(f"this bundle has no genre classifier ({skipped or 'its build trained none'})")
+        n_genres = len(self.view.genre_names)
+        top_k = top_k or min(DEFAULT_TOP_K, n_genres)
+        if not 1 <= top_k <= n_genres:
+            raise InvalidQuery(f"top_k: must be 1..{n_genres}, got {top_k}")
+        return top_k
+
     def classify(self, *, track_id: str | None = None, features: Mapping[str, float] | None = None,
                  top_k: int = 0, explain: bool = False) -> Classification:
         """Top genres; ``top_k`` 0 means 5, or every genre of a catalog with fewer."""
         t0 = time.perf_counter()
         view, classifier = self.view, self.classifier
-        if classifier is None:
-            raise InvalidQuery("this bundle has no genre classifier (its catalog had no genre labels)")
+        top_k = self.check(top_k)
         if (track_id is None) == (features is None):
             raise InvalidQuery("input: give exactly one of track_id or features")
-        n_genres = len(view.genre_names)
-        top_k = top_k or min(DEFAULT_TOP_K, n_genres)
-        if not 1 <= top_k <= n_genres:
-            raise InvalidQuery(f"top_k: must be 1..{n_genres}, got {top_k}")
         known: tuple[str, ...] = ()
         if track_id is not None:
             row = view.row(track_id)
@@ -98,3 +105,4 @@ class GenreClassify:
                 assert self.classifier is not None
                 self._explainer = PathExplainer(self.classifier.model_)
             return self._explainer
+

@@ -91,6 +91,11 @@ class Recommender:
         return self._playlists.resolve_mood(mood_id=mood_id, mood_name=mood_name)
 
     # -- genres --------------------------------------------------------------------------------
+    def check_classify(self, top_k: int = 0) -> int:
+        """The ``top_k`` ``classify`` would answer with, or what it would refuse without reading an input (a
+        server checks it before it analyses an audio clip)."""
+        return self._genres.check(top_k)
+
     def classify(self, *, track_id: str | None = None, features: Mapping[str, float] | None = None,
                  top_k: int = 0, explain: bool = False) -> Classification:
         return self._genres.classify(track_id=track_id, features=features, top_k=top_k, explain=explain)

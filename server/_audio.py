@@ -347,12 +347,8 @@ def classify_audio(rec: Recommender, pool: AudioPool, clip: bytes, *, top_k: int
 
     t0 = time.perf_counter()
     params, segment_seconds = _extraction(rec)
-    if rec.bundle.classifier is None:
-        raise InvalidQuery("this bundle has no genre classifier (its catalog had no genre labels)")
+    top_k = rec.check_classify(top_k)  # before the analysis: a refused call costs no worker time
     names = list(rec.genre_names)
-    top_k = top_k or min(5, len(names))  # checked before the analysis: a refused call costs no worker time
-    if not 1 <= top_k <= len(names):
-        raise InvalidQuery(f"top_k: must be 1..{len(names)}, got {top_k}")
     (rows,) = pool.analyse([clip], params, segment_seconds, deadline)
     rows = _feature_rows(rec, rows)
     if len(rows) == 1:

@@ -219,6 +219,10 @@ def test_metadata_types_are_parsed_for_filters() -> None:
     assert cat.report.flag_blanks == {"explicit": 0}
     assert cat.metadata["popularity"].dtype == np.float64
     assert list(cat.primary_artists()) == ["A", "A"]
+    # the first artist named: ";B" was no artist at all, and its tracks went to folds one by one (an audit)
+    cat = clean_catalog(frame([row("a", "rock", artists=";B"), row("b", "rock", artists=" ; ;C;D"),
+                               row("c", "rock", artists=";")]), FeatureSchema())
+    assert list(cat.primary_artists()) == ["B", "C", "\0track:c"]
 
 
 def test_a_blank_flag_is_unknown_and_counted_never_demoting_the_column(tmp_path: Path) -> None:

@@ -262,3 +262,10 @@ def test_the_demos_queries_leave_out_classify_genre_on_a_bundle_without_a_classi
     said = demo_queries(tmp_path / "b")
     assert "ClassifyGenre: not asked, this bundle has no genre classifier (disabled by configuration)" in said
     assert "SimilarTracks to" in said and "MoodPlaylist from the same seed" in said
+    # and a question to it says why, as its build did: it said "its catalog had no genre labels" to every bundle
+    from engine import InvalidQuery, Recommender, load_bundle
+
+    rec = Recommender(load_bundle(tmp_path / "b"))
+    for ask in (lambda: rec.classify(track_id=rec.ids[0]), lambda: rec.check_classify(3)):
+        with pytest.raises(InvalidQuery, match=r"^this bundle has no genre classifier \(disabled by configuration\)$"):
+            ask()
