@@ -140,7 +140,9 @@ def run_phase(address: str, workload: Workload, load: Load, *, processes: int,
             outputs = [_worker_main(jobs[0])]
     windows = [w for _, w in outputs if w is not None]
     measured = max(max(e for _, e in windows) - min(s for s, _ in windows), 1e-9) if windows else 0.0
-    seconds = load.duration or measured
+    # from the first measured send to the last answer: a call sent before --duration ended and answered after it is
+    # counted, so the nominal duration over-counted (4 calls in --duration 0.001 read as 4,000 req/s)
+    seconds = measured if windows else (load.duration or 0.0)
     results: dict[str, PhaseResult] = {}
     for rpc, _ in workload.mix:
         errors: Counter[str] = Counter()
@@ -201,6 +203,22 @@ def parse_mix(text: str) -> tuple[tuple[str, float], ...]:
     return tuple(mix)
 
 
+def phases_problem(phases: Sequence[tuple[tuple[str, float], ...]]) -> str | None:
+    """Why these phases cannot each be reported on its own, or None: ``health`` in a mix with others (its calls
+    were pooled into the floor every ratio is divided by), or one phase given twice (``--rpc similar --rpc
+    similar`` measured it for twice the rounds of the floor, in one row)."""
+    labels: list[str] = []
+    for mix in phases:
+        label = ",".join(f"{name}={weight:g}" for name, weight in mix) if len(mix) > 1 else mix[0][0]
+        if len(mix) > 1 and any(name == "health" for name, _ in mix):
+            return (f"health is the floor, measured alone every round: leave it out of the mix {label!r} (its calls "
+                    "there would be pooled into the floor)")
+        if label in labels and label != "health":
+            return f"the phase {label!r} is given twice: give it once"
+        labels.append(label)
+    return None
+
+
 @contextlib.contextmanager
 def _interrupts_ignored() -> Iterator[None]:
     """SIGINT ignored while worker processes start, so they start ignoring it (an ignored signal stays ignored
@@ -227,10 +245,13 @@ def compare(address: str, phases: Sequence[tuple[tuple[str, float], ...]], load:
     (server/_bench_report.py). Raises BenchError when a phase cannot connect, grpc.RpcError when
     the seeds cannot be drawn."""
     say = progress or (lambda _m: None)
+    if (problem := phases_problem(phases)) is not None:
+        raise ValueError(problem)
     ids, feats, moods = discover(address, metadata=metadata, tls=tls)
     say(f"discovered {len(ids)} seed tracks across {len(moods)} moods through the API")
-    mixes = [(("health", 1.0),), *[tuple(m) for m in phases if tuple(m) != (("health", 1.0),)]]
+    mixes = [(("health", 1.0),), *[tuple(m) for m in phases if [name for name, _ in m] != ["health"]]]
     pooled: dict[str, list[PhaseResult]] = {}
+    phases_of = Counter(name for mix in mixes for name, _ in mix)  # an rpc's row never pools two phases' loads
     used = processes_used(processes, load)
     ctx = mp.get_context("spawn")
     counter = ctx.Value("q", 0)
@@ -246,8 +267,10 @@ def compare(address: str, phases: Sequence[tuple[tuple[str, float], ...]], load:
                                     seed=seed + rnd)
                 res = run_phase(address, workload, load, processes=used, metadata=metadata, pool=pool,
                                 progress=say, counter=counter, tls=tls)
-                for name, r in res.items():
-                    pooled.setdefault(name, []).append(r)
+                for name, r in res.items():  # an rpc in a mix, when it is in another phase too, is a row of its own
+                    key = name if len(mix) == 1 or name == workload.label or phases_of[name] == 1 \
+                        else f"{name} in {workload.label}"
+                    pooled.setdefault(key, []).append(r)
                 phase = res[workload.label]
                 s, failed = phase.summary(), sum(phase.errors.values())
                 say(f"round {rnd + 1}/{rounds} {workload.label:<18} p50 {s['p50_us']:8.0f} us  "

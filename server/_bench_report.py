@@ -35,21 +35,23 @@ def format_report(report: dict[str, Any]) -> str:
     asked = report.get("processes_asked", report["processes"])  # what ran, and what was asked when it differs
     fewer = f" ({asked} asked: no more processes than clients)" if asked > report["processes"] else ""
     tls = " over TLS" if report.get("tls") else ""
+    width = max([28, *(len(rpc) for rpc in report["rpcs"])])  # "similar in mix(...)" is a row of its own
     lines = [
         f"musicrec bench against {report['address']}{tls}: {how}, in {report['processes']} client "
         f"process{'es' if report['processes'] > 1 else ''}{fewer}{per}; "
-        f"{report['rounds']} rounds x {length} per phase (+{report['warmup_s']} s warm-up each), "
+        f"{report['rounds']} round{'s' if report['rounds'] != 1 else ''} x {length} per phase "
+        f"(+{report['warmup_s']} s warm-up each), "
         "floor and phases alternating",
         f"machine: {report['machine']['cpus']} cpus, {report['machine']['platform']}; {report['date']}",
         "",
-        f"{'rpc':<28} {'p50 us':>8} {'p90':>8} {'p99':>8} {'p99.9':>8} {'max':>8} {'mean':>8} {'req/s':>8} "
+        f"{'rpc':<{width}} {'p50 us':>8} {'p90':>8} {'p99':>8} {'p99.9':>8} {'max':>8} {'mean':>8} {'req/s':>8} "
         f"{'failed':>7}  {'p50/floor':>9} {'p99/floor':>9} {'req/s/floor':>11}",
     ]
     shares = {rpc: _failed_share(s) for rpc, s in report["rpcs"].items()}
     for rpc, s in report["rpcs"].items():
         ratio = ("" if rpc == "health" else
                  f"  {s['p50_vs_floor']:>9.2f} {s['p99_vs_floor']:>9.2f} {s['throughput_vs_floor']:>11.2f}")
-        lines.append(f"{rpc:<28} {s['median_round_p50_us']:>8.0f} {s['p90_us']:>8.0f} {s['p99_us']:>8.0f} "
+        lines.append(f"{rpc:<{width}} {s['median_round_p50_us']:>8.0f} {s['p90_us']:>8.0f} {s['p99_us']:>8.0f} "
                      f"{s['p999_us']:>8.0f} {s['max_us']:>8.0f} {s['mean_us']:>8.0f} "
                      f"{s['median_round_throughput_rps']:>8.0f} {percent(shares[rpc]):>7}" + ratio)
     lines.append("(p50 and req/s: median over rounds; the other percentiles pool every round; "
@@ -161,8 +163,9 @@ def _histogram(figure: Any, floor: np.ndarray, latencies: np.ndarray, name: str,
     ax.set_xlabel("latency (µs, log scale); solid line p50, dotted p99")
     ax.set_ylabel("share of calls")
     ratio = np.percentile(latencies, 50) / np.percentile(floor, 50)
-    ax.set_title(f"{name}: p50 {np.percentile(latencies, 50):,.0f} µs = {ratio:.2f}× the floor's "
+    ax.set_title(f"{name}: p50 of every call {np.percentile(latencies, 50):,.0f} µs = {ratio:.2f}× the floor's "
                  f"{np.percentile(floor, 50):,.0f} µs")
     ax.legend(fontsize=8)
-    return figure_html(fig, f"Distribution of {name} latencies over the floor's, each as a share of its calls.",
+    return figure_html(fig, f"Distribution of {name} latencies over the floor's, each as a share of its calls: "
+                            "every round's calls pooled, where the table's p50 is the median of each round's",
                        f"{name} latency histogram")

@@ -99,7 +99,7 @@ def _rpcs() -> tuple[str, ...]:
 def cmd_bench(args: argparse.Namespace) -> int:
     import grpc
 
-    from ._bench import FAILURE_THRESHOLD, RPCS, BenchError, Load, compare, parse_mix, processes_used
+    from ._bench import FAILURE_THRESHOLD, RPCS, BenchError, Load, compare, parse_mix, phases_problem, processes_used
     from ._bench_report import format_report
 
     assert set(_rpcs()) == set(RPCS) and f"{FAILURE_THRESHOLD:.0%}" == FAILURE_SHARE
@@ -110,6 +110,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         except ValueError as exc:
             print(f"musicrec bench: error: --mix {mix!r}: {exc}", file=sys.stderr)
             return 2
+    if (problem := phases_problem(phases)) is not None:
+        print(f"musicrec bench: error: {problem}", file=sys.stderr)
+        return 2
     if args.requests is not None and args.duration is not None:  # else --duration would be ignored
         print("musicrec bench: error: --requests and --duration are alternatives (a count or a time per round); "
               "give one", file=sys.stderr)

@@ -28,7 +28,8 @@ def test_modes_measure_the_floor_and_each_phase(running: RunningServer, load: Lo
     assert (report["concurrency"], report["rounds"], report["requests_per_round"]) == (load.concurrency, 1,
                                                                                        load.requests)
     rpcs = report["rpcs"]
-    assert set(rpcs) == {"health", "similar", "classify", "playlist", mix}
+    # similar alone and similar in the mix are two rows: one row pooled both loads (an audit, 2026-12-07)
+    assert set(rpcs) == {"health", "similar", f"similar in {mix}", "classify", "playlist", mix}
 
     def backlog(name: str) -> int:  # open loop only: sends the client skipped, having `concurrency` in flight
         return rpcs[name]["errors"].get("CLIENT_BACKLOG", 0)
@@ -43,12 +44,13 @@ def test_modes_measure_the_floor_and_each_phase(running: RunningServer, load: Lo
         assert percentiles == sorted(percentiles)
         if name != "health":
             assert s["p50_vs_floor"] > 0 and s["throughput_vs_floor"] > 0
-    # "similar" pools its own phase and its share of the mix; the mix's RPCs add up to the mix
-    by_rpc = sum(rpcs[r]["requests"] for r in ("similar", "classify", "playlist"))
-    assert by_rpc - rpcs[mix]["requests"] > 0
+    # the mix's RPCs add up to the mix
+    in_mix = (f"similar in {mix}", "classify", "playlist")
+    assert sum(rpcs[r]["requests"] for r in in_mix) == rpcs[mix]["requests"]
     # what the schedule sent: the answered calls and, in open loop, the ones the client had to skip
+    by_rpc = rpcs["similar"]["requests"] + sum(rpcs[r]["requests"] for r in in_mix)
     sent = {"health": rpcs["health"]["requests"] + backlog("health"), mix: rpcs[mix]["requests"] + backlog(mix),
-            "similar+mix": by_rpc + sum(backlog(r) for r in ("similar", "classify", "playlist"))}
+            "similar+mix": by_rpc + sum(backlog(r) for r in ("similar", *in_mix))}
     if load.requests:  # exactly the number asked for, per phase
         assert sent == {"health": load.requests, mix: load.requests, "similar+mix": 2 * load.requests}
     elif load.rate and load.duration:  # open loop: one request per 1/rate s of the window, however fast the server
@@ -65,6 +67,22 @@ def test_bad_mixes_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
         parse_mix("similar=0")
     assert main(["bench", "--mix", "similar=x"]) == 2
     assert "not a number" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("argv", "words"), [
+    # its calls were pooled into the floor, the row every ratio is divided by (an audit, 2026-12-07)
+    (["--mix", "health=1,similar=1"], "health is the floor, measured alone every round: leave it out of the mix "
+                                      "'health=1,similar=1'"),
+    # measured for twice the rounds of the floor, in one row
+    (["--rpc", "similar", "--rpc", "similar"], "the phase 'similar' is given twice: give it once"),
+    (["--mix", "similar=1,classify=2", "--mix", "similar=1,classify=2"], "the phase 'similar=1,classify=2' is given"),
+])
+def test_health_in_a_mix_or_a_phase_given_twice_is_refused(
+        argv: list[str], words: str, no_load: list[dict[str, Any]], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", *argv]) == 2 and not no_load
+    assert words in capsys.readouterr().err
+    with pytest.raises(ValueError, match="health is the floor"):  # the API refuses them as the command does
+        compare("127.0.0.1:9", [(("health", 1.0), ("similar", 1.0))], Load(), processes=1, rounds=1)
 
 
 @pytest.mark.parametrize("mix", ["similar=nan,classify=1", "similar=inf", "similar=1,classify=-inf",

@@ -182,6 +182,34 @@ def test_requests_per_second_time_the_measured_requests_only(health_server: str,
     assert 0 < reads_in_window < reads_made
 
 
+def test_requests_per_second_divide_by_the_time_to_the_last_answer(health_server: str,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A call sent before --duration ended and answered after it is counted, so its time counts too: 4 calls in
+    --duration 0.001 were 4,000 req/s while each took 2-5 ms (an audit, 2026-12-07). The clock here is made up:
+    1 µs a read, and each answer comes 1 s after its send."""
+    real = _bench_worker.time.perf_counter
+    reads = itertools.count()
+    monkeypatch.setattr(time, "perf_counter", lambda: next(reads) * 1e-6)
+    health_stub = health_pb2_grpc.HealthStub
+
+    class SlowAnswers(health_stub):  # type: ignore[misc,valid-type]
+        def __init__(self, channel: Any) -> None:
+            super().__init__(channel)
+            check = self.Check
+
+            async def slow(*args: Any, **kw: Any) -> Any:
+                answer = await check(*args, **kw)
+                for _ in range(1_000_000):  # one made-up second of reads
+                    next(reads)
+                return answer
+            self.Check = slow
+
+    monkeypatch.setattr(health_pb2_grpc, "HealthStub", SlowAnswers)
+    result = run_phase(health_server, HEALTH, Load(concurrency=4, warmup=0, duration=0.001), processes=1)["health"]
+    assert real is not time.perf_counter and len(result.latencies_ms) >= 1
+    assert result.seconds >= 1.0 and result.throughput <= len(result.latencies_ms) / 1.0
+
+
 def test_the_report_says_how_many_client_processes_ran(running: RunningServer) -> None:
     """Before: `--processes 4` with 2 clients was reported as 4 processes, and 4 were started for 2 clients."""
     report = compare(f"127.0.0.1:{running.port}", [parse_mix("similar")],
