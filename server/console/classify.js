@@ -2,7 +2,7 @@
 
 import { state } from "./state.js";
 import { $, el } from "./dom.js";
-import { LocalError, rpc, guarded, newTicket, runLatest, wholeField } from "./net.js";
+import { LocalError, numberInput, rpc, guarded, newTicket, runLatest, wholeField } from "./net.js";
 import { trackLabel } from "./tracks.js";
 
 export function buildFeatureForm() {
@@ -31,9 +31,14 @@ export function classifyTrack() {
 }
 
 export function classifyValues() {
-  const values = {};
-  for (const input of document.querySelectorAll("#cl-features input")) if (input.value !== "") values[input.dataset.feature] = Number(input.value);
-  classify(() => ({ features: { values } }));
+  classify(() => {  // a value the box cannot read was left out, and the server said the feature was missing
+    const values = {};
+    for (const input of document.querySelectorAll("#cl-features input")) {
+      const value = numberInput(input, `Features: ${input.dataset.feature}`);
+      if (value !== undefined) values[input.dataset.feature] = value;
+    }
+    return { features: { values } };
+  });
 }
 
 // `what()` gives the request's track or values (or throws a LocalError saying what is missing).

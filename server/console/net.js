@@ -122,6 +122,16 @@ export async function runLatest(view, box, clear, fn) {
 
 // A whole-number field: blank means its default (the placeholder says which); anything else must be a whole
 // number from `low` up. 0 for k used to become 10 without a word.
+// A number box's value: undefined when blank, else the number typed, else a LocalError naming `label` (a box of
+// type number reads "" for what it cannot parse, such as "1e999" or "-", which was left out of the call unsaid)
+export function numberInput(input, label) {
+  const text = input.value.trim();
+  if (text === "" && !input.validity.badInput) return undefined;
+  const value = Number(text);
+  if (text !== "" && Number.isFinite(value)) return value;
+  throw new LocalError(`Check ${label}`, `${label}: ${text ? `'${text}'` : "what is typed"} is not a number`);
+}
+
 export function wholeField(id, label, fallback, low = 0) {
   const input = $(id);
   const text = input.value.trim();

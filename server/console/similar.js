@@ -2,7 +2,7 @@
 
 import { state } from "./state.js";
 import { $, selected, el, moodColour } from "./dom.js";
-import { LocalError, rpc, runLatest, wholeField } from "./net.js";
+import { LocalError, numberInput, rpc, runLatest, wholeField } from "./net.js";
 import { openTab } from "./status.js";
 import { bdi, nameList, trackLabel } from "./tracks.js";
 
@@ -50,7 +50,10 @@ export function similarRequest() {
   const targets = {};
   for (const row of document.querySelectorAll("#targets .row")) {
     const [sel, input] = row.querySelectorAll("select, input");
-    if (input.value !== "") targets[sel.value] = Number(input.value);
+    const value = numberInput(input, `Targets: ${sel.value}`);
+    if (value === undefined) continue;
+    if (sel.value in targets) throw new LocalError("Check Targets", `${sel.value} has two targets; give each feature one`);
+    targets[sel.value] = value;
   }
   if (Object.keys(targets).length) { req.targets = targets; req.target_weight = Number($("#opt-tw").value); }
   const filter = {};
@@ -62,9 +65,12 @@ export function similarRequest() {
   for (const row of document.querySelectorAll("#ranges .row")) {
     const [sel, lo, hi] = row.querySelectorAll("select, input");
     const r = {};
-    if (lo.value !== "") r.min = Number(lo.value);
-    if (hi.value !== "") r.max = Number(hi.value);
-    if (Object.keys(r).length) ranges[sel.value] = r;
+    const min = numberInput(lo, `Ranges: ${sel.value} min`), max = numberInput(hi, `Ranges: ${sel.value} max`);
+    if (min !== undefined) r.min = min;
+    if (max !== undefined) r.max = max;
+    if (!Object.keys(r).length) continue;
+    if (sel.value in ranges) throw new LocalError("Check Ranges", `${sel.value} has two ranges; give each feature one`);
+    ranges[sel.value] = r;
   }
   if (Object.keys(ranges).length) filter.ranges = ranges;
   if (Object.keys(filter).length) req.filter = filter;
@@ -100,7 +106,8 @@ export function renderSimilar(req, response) {
     el("td", {}, el("button", { class: "small", textContent: "seed", title: "more like this one", onclick: () => { addSeed(r.track, { replace: true }); runSimilar(); } })))));
   const s = response.stats;
   // without filters, fewer results means the catalog (past the offset, under the artist cap) had no more
-  const short = req.filter ? " · fewer than asked: the filters left no more" : " · fewer tracks than asked matched";
+  const short = !req.filter ? " · fewer tracks than asked matched" :
+    req.max_per_artist ? " · fewer than asked: the filters and the artist cap left no more" : " · fewer than asked: the filters left no more";
   $("#similar-stats").textContent = `${response.results.length} results in ${Number(s.took_ms).toFixed(2)} ms · ` +
     `${s.candidates_examined} candidates examined, ${s.candidates_filtered} filtered` + (s.exhausted ? short : "") +
     (response.unknown_seed_ids.length ? ` · unknown seeds skipped: ${response.unknown_seed_ids.join(", ")}` : "");

@@ -245,6 +245,24 @@ def test_errors_say_what_went_wrong_and_replace_the_last_answer(browser: Any, ru
     browser.find_element(By.ID, "similar-run").click()
     wait_for(browser, lambda d: "from 1 up" in d.find_element(By.ID, "similar-error").text, "k=0 refused")
     assert browser.find_element(By.ID, "similar-error").get_attribute("data-code") == "local"
+    browser.find_element(By.ID, "opt-k").clear()
+    # a target the number box cannot read, and a feature given two targets: each was left out unsaid (an audit)
+    for _ in range(2):
+        browser.find_element(By.ID, "add-target").click()
+    rows = browser.find_elements(By.CSS_SELECTOR, "#targets .row")
+    for row, value in zip(rows, ("0.1", "-"), strict=True):
+        Select(row.find_element(By.TAG_NAME, "select")).select_by_value("energy")
+        row.find_element(By.TAG_NAME, "input").send_keys(value)
+    browser.find_element(By.ID, "similar-run").click()
+    wait_for(browser, lambda d: "Targets: energy: what is typed is not a number" in d.find_element(
+        By.ID, "similar-error").text, "the unreadable target refused")
+    rows[1].find_element(By.TAG_NAME, "input").clear()
+    rows[1].find_element(By.TAG_NAME, "input").send_keys("0.9")
+    browser.find_element(By.ID, "similar-run").click()
+    wait_for(browser, lambda d: "energy has two targets" in d.find_element(By.ID, "similar-error").text,
+             "the second target refused")
+    for row in rows:
+        row.find_element(By.TAG_NAME, "button").click()
     set_value(browser, "search-input", "no such words")
     wait_for(browser, lambda d: "no track matches" in d.find_element(By.ID, "search-results").text, "no matches")
     tab(browser, "classify")
