@@ -16,6 +16,8 @@ def check_output_file(flag: str, path: str | Path | None, *, inputs: Sequence[st
     as for an ``--out`` or ``--current`` that cannot be written)."""
     from engine import BundleError, output_file_problem
 
+    if path is not None and not str(path).strip():  # else no file at all, and the option ignored
+        raise BundleError(f"{flag}: the file name is empty; give a file name, or '-' for standard output")
     problem = output_file_problem(path, inputs=inputs, bundles=bundles)
     if problem:
         raise BundleError(f"{flag} {path}: {problem}")

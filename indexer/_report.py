@@ -17,10 +17,17 @@ def add_parser(sub: Any) -> None:
                                    "per-genre accuracy, PCA explained variance, index recall). Needs the report "
                                    "extra (matplotlib) for --html.")
     p.add_argument("bundle", type=Path, help="bundle directory (or a symlink such as bundles/current)")
-    p.add_argument("--html", type=Path, metavar="FILE", help="write the report with pictures to FILE (missing parent "
-                                                             "directories are created)")
+    p.add_argument("--html", type=_file_name, metavar="FILE",
+                   help="write the report with pictures to FILE (missing parent directories are created)")
     p.add_argument("--json", action="store_true", help="print the manifest (the report's facts) as JSON")
     p.set_defaults(func=cmd_report)
+
+
+def _file_name(text: str) -> Path:
+    """A file name argument; an empty one is refused as such (it read as ".", "is a directory")."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("empty; give a file name")
+    return Path(text)
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -374,6 +374,8 @@ def test_add_and_report_outputs_that_cannot_be_written_are_refused_before_the_wo
                        ([*add[:-4], str(precious), "--quiet"], f"output {precious} already exists"),
                        (["report", str(small_bundle_dir), "--html", str(tmp_path / "a_dir")],
                         f"--html {tmp_path / 'a_dir'}: is a directory"),
+                       # nothing was written, and the option was ignored (an audit, 2026-12-07)
+                       ([*add, "--json", ""], "--json: the file name is empty; give a file name"),
                        # it replaced the manifest, and the bundle no longer loaded (an audit, 2026-12-07)
                        (["report", str(link), "--html", str(link / "manifest.json")],
                         f"--html {link / 'manifest.json'}: is inside the bundle"),
