@@ -156,6 +156,11 @@ def genre_lines(g: dict[str, Any]) -> list[str]:
                                                    if f"majority_top{k}" in g)
         + "; random " + " ".join(f"top-{k} {g[f'random_top{k}']:.3f}" for k in ks if f"random_top{k}" in g),
     ]
+    chance = max(g.get("majority_top1", 0.0), g.get("random_top1", 0.0))
+    if "top1" in g and g["top1"] <= chance:  # printed beside its baselines, true, and easy to read past
+        lines.append(f"         warning: top-1 {g['top1']:.3f} is no better than chance ({chance:.3f}): these features "
+                     "do not tell these genres apart here, and similar tracks are re-ranked by it all the same "
+                     "(similar.genre_weight; 0 ranks by cosine alone)")
     if "chosen" in tuning:
         default = tuning["candidates"][0]
         lines.append(f"         capacity chosen by cross-validation on these folds among {len(tuning['candidates'])} "

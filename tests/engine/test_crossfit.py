@@ -176,6 +176,15 @@ def test_top_k_and_the_report_fit_the_number_of_genres() -> None:
     text = "\n".join(genre_lines(fit.metrics))
     assert "top-2" in text and "top-3" in text and "top-5" not in text  # 4 genres: top-5 would be certain
     assert "genre families not scored" in text and "covers 0 of this catalog's 4 genres" in text
+    assert "no better than chance" not in text
+    # labels that the features do not carry: the scores stood beside their baselines, with nothing said
+    noise = planted()
+    noise["label"] = [f"g{i}" for i in np.random.default_rng(1).integers(0, 4, size=len(noise))]
+    cat = catalog_of(noise)
+    _, fit = crossfit.cross_fit(cat, cat.features.astype(np.float32), cat.feature_names, QUICK)
+    text = "\n".join(genre_lines(fit.metrics))
+    assert fit.metrics["top1"] <= max(fit.metrics["majority_top1"], fit.metrics["random_top1"]), fit.metrics["top1"]
+    assert f"warning: top-1 {fit.metrics['top1']:.3f} is no better than chance" in text
 
 
 @pytest.fixture(scope="module")
