@@ -51,8 +51,8 @@ def _report_text(manifest: dict[str, Any], *, moods: list[dict[str, Any]] | None
         lines.append(f"  dropped              {n:>9,}  {reason}" + (f" ({rows})" if rows else ""))
     lines += [f"  warning: {w}" for w in heavy_drops(c["dropped"], c["rows_read"], c["imputed"])]
     lines += [
-        f"  merged by id         {c['duplicates_merged']:>9,}  (same track under more genres;"
-        f" {c['multi_genre_tracks']:,} tracks have several)",
+        f"  merged by id         {c['duplicates_merged']:>9,}  (rows of an id read before: their genres added,"
+        f" the first row's features kept; {c['multi_genre_tracks']:,} tracks have several genres)",
         f"  tracks indexed       {c['tracks']:>9,}",
     ]
     for reason, n in c["imputed"].items():

@@ -332,7 +332,9 @@ def drift_check(bundle: Bundle, keep: np.ndarray, new_features: np.ndarray, new_
             reasons.append(f"{o_new:.1%} of the new tracks lie beyond {OUTLIER_Z:g} sd of the fitted scaling "
                            f"(catalog: {o_old:.1%})")
         if r_new > RESIDUAL_RATIO * max(r_old, 1e-9):
-            reasons.append(f"the fitted PCA loses {r_new:.1%} of the new tracks' variance (catalog: {r_old:.1%})")
+            # (a share computed as 1 - kept / total can come out a hair under 0: printed "-0.0%")
+            reasons.append(f"the fitted PCA loses {max(r_new, 0.0):.1%} of the new tracks' variance (catalog: "
+                           f"{max(r_old, 0.0):.1%})")
     out["rebuild_due"] = bool(reasons)
     out["reasons"] = reasons
     out["verdict"] = ("rebuild due: " + "; ".join(reasons)) if reasons else \

@@ -33,8 +33,9 @@ def format_response(kind: str, r: Any, width: int | None = None) -> str:
         lines += _tracks_table(["score", "id", "track", "artists", "genres", "mood"],
                                [[f"{s.score:.3f}", *_track_cells(s.track)] for s in r.results], tracks, (0,), width)
         st = r.stats
+        short = "; fewer than asked: no more passed (filters, artist cap, the ranking's depth)" if st.exhausted else ""
         lines.append(f"{len(r.results)} results in {st.took_ms:.2f} ms; {st.candidates_examined} candidates examined, "
-                     f"{st.candidates_filtered} filtered" + ("; fewer than asked (filters)" if st.exhausted else ""))
+                     f"{st.candidates_filtered} filtered{short}")
         if r.unknown_seed_ids:
             lines.append(f"unknown seed ids skipped: {', '.join(r.unknown_seed_ids)}")
     elif kind == "playlist":
