@@ -261,7 +261,8 @@ class SimilarSearch:
                                    f"{'is' if len(both) == 1 else 'are'} also among the seeds: give a track as one "
                                    "or the other")
             for j, negative in enumerate(q.negative_seeds):  # the same values, as the same id, cancel to nothing
-                if negative.features is not None and any(s.features == negative.features for s in q.seeds):
+                # (an empty mapping is a server's stand-in for an audio clip not yet analysed: server/_audio.py)
+                if negative.features and any(s.features == negative.features for s in q.seeds):
                     raise InvalidQuery(f"{where}negative_seeds[{j}].features: the same values are also a seed's: "
                                        "give a track as one or the other")
         if not 1 <= q.k <= MAX_K:

@@ -113,8 +113,9 @@ class CallObserver(grpc.ServerInterceptor):
 
     def dropped(self, event: Any, state: Any, behavior: Any, seconds: float) -> None:
         """A call gRPC dropped before ``behavior``, its handler, ran (server/_pool.py): its deadline passed, or its
-        client cancelled, while it waited ``seconds`` for a handler thread (or gRPC answered it UNIMPLEMENTED, its
-        request missing). Counted and logged as a finished call, timed by its wait."""
+        client cancelled, while it waited ``seconds`` for a handler thread or for its request (or gRPC answered it
+        UNIMPLEMENTED, its request missing). Counted and logged as a finished call with its wait; not in the
+        handler-time histogram."""
         series, rpc = getattr(behavior, "observed", (None, None))
         if series is None:  # not a handler this observer wrapped
             return
@@ -123,13 +124,13 @@ class CallObserver(grpc.ServerInterceptor):
         if self.metrics_on:
             series.in_flight.inc()  # (_record counts it out)
         peer = event.call.peer()
-        self._record(series, rpc, code, seconds, None, face="grpc", http=(
+        self._record(series, rpc, code, seconds, None, face="grpc", timed=False, http=(
             peer.decode("utf-8", "replace") if isinstance(peer, bytes) else str(peer), event.invocation_metadata,
-            "the call ended while it waited for a handler thread", passed))
+            "the call ended before its handler ran (waiting for a thread, or for its request)", passed))
 
     def _record(self, series: MethodSeries, rpc: str, code: grpc.StatusCode, seconds: float,
                 context: grpc.ServicerContext | None, *, http: tuple[str, Any, str | None, bool] | None = None,
-                shed: bool = False, face: str = "http") -> None:
+                shed: bool = False, face: str = "http", timed: bool = True) -> None:
         """A finished call in the metrics (timed unless shed: gRPC times no shed call either) and, when it is to be
         logged, the request log. A gRPC call's facts come from its ``context`` (read only when needed); an HTTP
         call's as ``http`` = (peer, metadata, details, whether its deadline passed)."""
@@ -139,7 +140,7 @@ class CallObserver(grpc.ServerInterceptor):
             children[0].inc()
             if shed:
                 series.shed.inc()
-            else:
+            elif timed:  # (a call no handler ran is not in the handler-time histogram)
                 children[1].observe(seconds)
             passed = http[3] if http is not None else context is not None and context.time_remaining() <= 0
             if code is DEADLINE_EXCEEDED or passed:

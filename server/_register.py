@@ -38,10 +38,11 @@ def decoder(cls: Any) -> Callable[[bytes], Any]:
             message = from_string(data)
         except Exception as exc:  # google.protobuf.message.DecodeError, or a bad UTF-8 string's error
             return Undecodable(name, str(exc))
-        # Without its unknown fields, a message encoded as protobuf encodes it is exactly as long as its bytes
-        # (~0.6 us); only bytes of another length, unknown or encoded otherwise, are walked (~3-10 us)
+        # A message's size counts the unknown fields it keeps: unchanged once they are dropped, there were none
+        # (~0.6 us); only then is the message walked to name one (~3-10 us)
+        size = message.ByteSize()
         message.DiscardUnknownFields()
-        if message.ByteSize() == len(data):
+        if message.ByteSize() == size:
             return message
         problem = unknown_field(from_string(data))
         return message if problem is None else Undecodable(name, problem)

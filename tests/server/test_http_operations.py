@@ -106,10 +106,6 @@ def test_healthz_says_what_the_grpc_health_service_says(running: RunningServer) 
     ("/v1/SimilarTracks", {"Content-Encoding": "gzip"}, 415, "Content-Encoding 'gzip' is not supported: send the "
                                                              "request body uncompressed"),
     ("/v1/SimilarTracks", {"Content-Encoding": "br"}, 415, "Content-Encoding 'br' is not supported"),
-    # the body is read as UTF-8 whatever it declared: Latin-1's "Ã©" was read as "é"
-    ("/v1/SimilarTracks", {"Content-Type": "application/json; charset=iso-8859-1"}, 415,
-     "charset 'iso-8859-1' is not supported: JSON is read as UTF-8"),
-    ("/v1/SimilarTracks", {"Content-Type": 'text/plain; charset="UTF-16"'}, 415, "charset 'utf-16' is not supported"),
 ])
 def test_what_the_face_does_not_read_is_refused_not_ignored(running: RunningServer, path: str,
                                                             headers: dict[str, str], code: int, words: str) -> None:
@@ -126,10 +122,12 @@ def test_what_the_face_does_not_read_is_refused_not_ignored(running: RunningServ
     assert status == code and words in answer["error"]["message"], answer
 
 
-@pytest.mark.parametrize("path", ["/healthz?verbose=1", "/v1?x=1"])
-def test_the_gets_that_read_no_parameters_refuse_them(running: RunningServer, path: str) -> None:
-    status, _, body = request(running.http_port, "GET", path)
-    assert status == 400 and "reads no query parameters (got " in json.loads(body)["error"]["message"], body
+def test_the_method_list_refuses_parameters_and_the_health_check_reads_past_them(running: RunningServer) -> None:
+    status, _, body = request(running.http_port, "GET", "/v1?x=1")
+    assert status == 400 and "reads no query parameters (got x)" in json.loads(body)["error"]["message"], body
+    # a load balancer's probe may add a parameter of its own (a cache buster): it must not read as down
+    status, _, body = request(running.http_port, "GET", "/healthz?ts=1")
+    assert status == 200 and json.loads(body) == {"status": "SERVING"}
 
 
 @pytest.mark.parametrize("path", ["/v1/SimilarTracks/", "/v1/", "/v1/SimilarTracks/extra", "/console/api/search/",
