@@ -74,6 +74,11 @@ def test_a_new_recording_is_placed_among_its_style(stub: pb_grpc.RecommenderStub
     classified = stub.ClassifyGenre(pb.ClassifyGenreRequest(audio=new_song("electronic"), top_k=3, explain=True))
     assert classified.genres[0].genre == "electronic" and len(classified.genres) == 3
     assert classified.contributions
+    # a clip and another clip as its negative seed: refused once, when the request's check compared the clips'
+    # stand-ins (each an empty set of values) as the same values
+    away = stub.SimilarTracks(pb.SimilarTracksRequest(seeds=[pb.Seed(audio=new_song("rock"))], k=5,
+                                                      negative_seeds=[pb.Seed(audio=new_song("folk"))]))
+    assert len(away.results) == 5
 
 
 @pytest.mark.parametrize(("clip", "problem"), [
