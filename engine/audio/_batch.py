@@ -250,8 +250,8 @@ def _run(jobs: list[Job], done: dict[str, str], files: dict[str, set[str]], stal
             stale[job.id] = old
         if sha in seen:
             return sha, seen[sha]
-        if sha in done:  # its own rows, or a copy of (or a new name for) a file extracted before
-            return sha, "" if done[sha] == job.id else done[sha]
+        if sha in done:  # its own rows, or a copy of (or a new name for) a file extracted before ("": not known)
+            return sha, "" if done[sha] in ("", job.id) else done[sha]
         seen[sha] = job.id
         return sha, None
 

@@ -62,6 +62,10 @@ def _prepare_output(out: Path, report: ExtractionReport) -> tuple[dict[str, str]
             done.setdefault(row[sha_col], row[song_col])
             files.setdefault(row[song_col], set()).add(row[sha_col])
             rows += 1
+    if sorted(previous.get("inputs") or []) != sorted(report.inputs):
+        # ids are paths under the inputs given: under others, an id may name another folder's file (both runs'
+        # "01.wav"), whose rows are not this file's to replace, nor a copy of it
+        return {sha: "" for sha in done}, {}, rows
     return done, files, rows
 
 

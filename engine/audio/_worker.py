@@ -15,6 +15,7 @@ import tempfile
 import time
 import traceback
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from engine._inputfile import special_kind
@@ -61,17 +62,23 @@ class FileResult:
 
 
 # A worker's peak memory grows by about 1,000 MiB per 10 minutes of audio over its ~430 MiB of libraries (README,
-# "Memory": 1,432 MiB for 10 minutes of mono FLAC with --workers 1, measured 2026-12-06); the workers may hold three
-# quarters of the machine's memory between them
+# "Memory": 1,432 MiB for 10 minutes of mono FLAC with --workers 1, measured 2026-12-06). The workers' libraries
+# and one file decoding may take three quarters of the memory this process may use
 _MIB_PER_SECOND, _LIBRARIES_MIB, _MEMORY_SHARE = 1000 / 600, 430, 0.75
 
 
 def longest_seconds(workers: int) -> float:
-    """The longest recording a worker decodes when ``workers`` of them share this machine's memory (at least 10
-    minutes, the server's limit): a longer one is skipped as too long. A 220 KB WAV whose header said 3 Hz decoded
-    to 10 hours, and the kernel killed the run."""
+    """The longest recording a worker decodes (at least 10 minutes, the server's limit): one file of that length
+    beside the ``workers``' libraries fits in the memory this process may use (the machine's, or its container's
+    limit). Longer ones are skipped as too long: a 220 KB WAV whose header said 3 Hz decoded to 10 hours, and the
+    kernel killed the run. Two such files at once can still fill the memory: the README says to use fewer workers."""
     total_mib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20
-    return max(600.0, (_MEMORY_SHARE * total_mib / max(1, workers) - _LIBRARIES_MIB) / _MIB_PER_SECOND)
+    try:  # a container's limit (cgroup v2), when it is lower
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        total_mib = min(total_mib, int(limit) / 2**20) if limit.isdigit() else total_mib
+    except OSError:
+        pass
+    return max(600.0, (_MEMORY_SHARE * total_mib - _LIBRARIES_MIB * max(1, workers)) / _MIB_PER_SECOND)
 
 
 def extract_file(job: Job, sha: str, label_from: str, labels: dict[str, str] | None,

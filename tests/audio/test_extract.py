@@ -127,6 +127,14 @@ def test_a_rerun_replaces_the_rows_of_a_changed_file_and_names_a_copy(corpus: Pa
     assert f"1 file(s) changed since they were extracted ({changed}): their 1 old row(s) were taken out" in said
     assert main(["extract", str(music), "--out", str(out), "--workers", "0", "--quiet"]) == 0  # and then it holds
     assert rows_of(out) == list(second.values())
+    # other inputs: the same id names another folder's file, whose rows are not this one's to take out
+    other = tmp_path / "other"
+    (other / "ambient").mkdir(parents=True)
+    shutil.copy(next((corpus / "rock").iterdir()), other / kept)
+    assert main(["extract", str(other), "--out", str(out), "--workers", "0", "--quiet"]) == 0
+    report = json.loads((tmp_path / "f.extraction.json").read_text())
+    assert report["changed_files"] == [] and report["rows_dropped"] == 0 and report["extracted"] == 1
+    assert [r["filename"] for r in rows_of(out)] == [*second, kept]
 
 
 def test_labels_from_tags_or_a_table(corpus: Path, tmp_path: Path) -> None:
