@@ -131,17 +131,28 @@ _ARCHIVES = ((b"\x1f\x8b", "a gzip-compressed file: decompress it first (gunzip)
 
 def _not_utf8(path: Path) -> CatalogError:
     """The error for a catalog that is not UTF-8: where its first bad byte is, by line and by byte from the file's
-    start (a decoder's own offset counts from the chunk it was decoding), or what the file is instead."""
-    data = path.read_bytes()
-    for magic, what in _ARCHIVES:
-        if data.startswith(magic):
-            return CatalogError(f"{path}: {what}")
-    bom = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
-    try:
-        data[bom:].decode("utf-8")
-    except UnicodeDecodeError as exc:
-        start = bom + exc.start
-        line = data.count(b"\n", 0, start) + 1
-        return CatalogError(f"{path}: not UTF-8 text (line {line}, byte {start}: {exc.reason}); re-save the file "
-                            "as UTF-8")
-    return CatalogError(f"{path}: not UTF-8 text; re-save the file as UTF-8")
+    start (a decoder's own offset counts from the chunk it was decoding), or what the file is instead. Read in
+    chunks: a catalog may be larger than the memory three copies of it would take."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    start = lines = 0
+    with path.open("rb") as fh:
+        head = fh.read(max(len(magic) for magic, _ in _ARCHIVES))
+        for magic, what in _ARCHIVES:
+            if head.startswith(magic):
+                return CatalogError(f"{path}: {what}")
+        chunk = head[len(codecs.BOM_UTF8):] if head.startswith(codecs.BOM_UTF8) else head
+        start = len(head) - len(chunk)
+        while True:
+            pending = len(decoder.getstate()[0])  # a character's first bytes, from the end of the chunk before
+            try:
+                decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as exc:  # its offsets count from the pending bytes
+                at = start - pending + exc.start
+                lines += chunk[:max(exc.start - pending, 0)].count(b"\n")
+                return CatalogError(f"{path}: not UTF-8 text (line {lines + 1}, byte {at}: {exc.reason}); re-save the "
+                                    "file as UTF-8")
+            if not chunk:
+                return CatalogError(f"{path}: not UTF-8 text; re-save the file as UTF-8")
+            lines += chunk.count(b"\n")
+            start += len(chunk)
+            chunk = fh.read(1 << 20)

@@ -116,9 +116,9 @@ def run_phase(address: str, workload: Workload, load: Load, *, processes: int,
               tls: ClientTLS | None = None) -> dict[str, PhaseResult]:
     """One phase over ``processes`` worker processes of ``pool`` (without a pool: this process alone);
     returns a result per RPC of the mix (and one named by the workload's label holding them all when
-    it is a mix). Its seconds are the measured part's: with ``load.duration`` that duration, with
-    ``load.requests`` from the start of the measured part (every worker connected and warmed up) to the
-    last measured answer, so no start-up is counted."""
+    it is a mix). Its seconds are the measured part's: from its start (every worker connected and warmed up) to
+    the last measured answer, so no start-up is counted, and a call sent before ``load.duration`` ended and
+    answered after it is timed to its answer."""
     processes = processes_used(processes, load) if pool is not None else 1
     per = [load.concurrency // processes + (1 if i < load.concurrency % processes else 0) for i in range(processes)]
     jobs = []

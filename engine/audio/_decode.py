@@ -214,10 +214,11 @@ def _declared_but_missing(data: bytes, fmt: str, frames: int, declared: int) -> 
             if size not in (0, 0xFFFFFFFF) and offset + size > len(data):
                 return (f"ends {offset + size - len(data):,} bytes before the end of the audio its header "
                         f"declares ({max(0, len(data) - offset):,} of {size:,} bytes of samples present)")
+        if fmt in ("WAV", "WAVEX"):
+            return None
     elif fmt == "OGG":
-        if not _ogg_complete(data):
-            return "ends before the Ogg stream's last page (the file was cut)"
-    elif declared > 0 and frames < 0.99 * declared:
+        return None if _ogg_complete(data) else "ends before the Ogg stream's last page (the file was cut)"
+    if declared > 0 and frames < 0.99 * declared:  # (where the header's frames are libsndfile's own reading)
         return f"decodes to {frames:,} frames of the {declared:,} its header declares"
     return None
 
@@ -267,7 +268,8 @@ def _au_data(data: bytes) -> tuple[int, int] | None:
 
 
 # the formats whose header declares how many bytes of samples follow, and where to read that
-_SAMPLE_BYTES = {"WAV": _wav_data_chunk, "RF64": _rf64_data_chunk, "AIFF": _aiff_sound_chunk, "AU": _au_data}
+_SAMPLE_BYTES = {"WAV": _wav_data_chunk, "WAVEX": _wav_data_chunk, "RF64": _rf64_data_chunk, "AIFF": _aiff_sound_chunk,
+                 "AU": _au_data}
 
 
 def _ogg_complete(data: bytes) -> bool:

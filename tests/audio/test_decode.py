@@ -80,7 +80,8 @@ def test_hot_float_audio_up_to_the_bound_decodes() -> None:
                                               ("MP3", "MPEG_LAYER_III"),
                                               # libsndfile shortened these to what was there: half a clip, analysed
                                               # as the whole (an audit, 2026-12-07)
-                                              ("AIFF", "PCM_16"), ("AU", "PCM_16"), ("RF64", "PCM_16")])
+                                              ("AIFF", "PCM_16"), ("AU", "PCM_16"), ("RF64", "PCM_16"),
+                                              ("WAVEX", "PCM_16")])
 def test_truncated(fmt: str, subtype: str) -> None:
     data = encode(np.tile(CLIP, 5), SR, fmt, subtype)
     assert reason(data[:len(data) // 2]) == "truncated"
