@@ -5,10 +5,10 @@ Three ways to read the same request bytes, per round in rotated order (``_timing
 ``--calls`` calls (best of 3 inside a round):
 
     parse     cls.FromString(data): what gRPC's generated code does, no check
-    checked   the server's decoder: parse, drop unknown fields, compare the length of the message's own encoding
-              with the bytes' (equal for any request encoded as protobuf encodes: every client library's)
+    checked   the server's decoder: parse, then the message's size before and after dropping its unknown fields
+              (the same: there were none)
     walked    parse, then the walk that names an unknown field (``unknown_field``): what the decoder does only when
-              the lengths differ (unknown fields, or bytes encoded otherwise)
+              the sizes differ (a request with unknown fields)
 
 on two requests: a SimilarTracks by track id (``plain``), and one with a filter, a range, a feature seed and a
 second seed (``filtered``). Reported: each way's median microseconds per call over the rounds, and the medians of
