@@ -176,8 +176,11 @@ def mood_stability_lines(st: dict[str, Any]) -> list[str]:
     kept = st.get("subsample_kept")  # where its count or the build's split (engine/_moodcoassoc.py, KeptCut)
     whose = "its" if kept and kept.get("split") == "here" else "the build's"
     there = f"{st['subsample_moods']} mood{'' if st['subsample_moods'] == 1 else 's'} there"
-    return [f"         stability: ARI {st['ari_subsample_all_tracks']} over {over} against a fit on a random "
-            f"{st['subsample_share']:.0%} ({there}"
+    # one mood in both fits: an ARI of 1 by construction, which says nothing of how the moods hold
+    trivially = " (one mood both times: 1 by construction)" if st["subsample_moods"] == 1 \
+        and st["ari_subsample_all_tracks"] == 1 else ""
+    return [f"         stability: ARI {st['ari_subsample_all_tracks']}{trivially} over {over} against a fit on a "
+            f"random {st['subsample_share']:.0%} ({there}"
             + (f"; it kept this build's cut, as {whose} count split" if kept else "")
             + (f"; without it, {st['subsample_alone']['fits']} fits at ARI {st['subsample_alone']['ari_all_tracks']}"
                if st.get("subsample_alone") else "")
@@ -206,6 +209,8 @@ def mood_table(moods: list[dict[str, Any]], features: tuple[str, ...] = MOOD_TAB
     def number(f: str, v: float, w: int) -> str:
         if f in in_db:
             return f"{20 * math.log10(max(v, 1e-12)):>{w}.1f}"
+        if abs(v) >= 1e7:  # a value of 30 digits broke the table's columns
+            return f"{v:>{w}.2g}"
         if abs(v) >= 1000:
             return f"{v:>{w}.0f}"
         if f == "tempo" or abs(v) >= 10:

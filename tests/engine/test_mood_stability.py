@@ -91,6 +91,10 @@ def test_moods_that_moved_are_flagged_in_the_report_with_the_lever_that_helps() 
                                                                             mood_space(tuple(MOOD_WEIGHTS), MOOD_WEIGHTS))}
     assert "90% refit 0.5" in moved["warning"] and "0.8896-0.98 on 1,000-4,000 (the octants: 63 of 63" in moved["warning"]
     assert mood_stability_lines(moved)[-1] == f"         warning: {moved['warning']}"
+    # one mood in both fits: 1 by construction, which a reader took for moods that hold (an audit, 2026-12-07)
+    one = {**held, "ari_subsample_all_tracks": 1.0, "subsample_moods": 1}
+    assert "stability: ARI 1.0 (one mood both times: 1 by construction) over" in mood_stability_lines(one)[0]
+    assert "by construction" not in mood_stability_lines({**one, "subsample_moods": 2})[0]
 
 
 def test_fits_that_disagree_are_flagged_even_where_the_refit_held() -> None:

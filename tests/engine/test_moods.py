@@ -276,6 +276,9 @@ def test_spread_metrics_and_the_mood_table() -> None:
     assert lines[0].split()[:4] == ["id", "mood", "tracks", "core"] and "acoustic" in lines[0]
     for line, c in zip(lines[1:], model.clusters_, strict=True):
         assert c["name"] in line and f"{c['size']:,}" in line and f"{c['mean']['tempo']:.1f}" in line
+    # a 30-digit tempo took 31 characters and pushed every column after it (an audit, 2026-12-07)
+    huge = [{**c, "mean": {**c["mean"], "tempo": 1e30}} if i == 0 else c for i, c in enumerate(model.clusters_)]
+    assert len({len(line) - len(line.split("  ")[-1]) for line in mood_table(huge)}) == 1
 
 
 def test_the_mood_space_follows_the_schema() -> None:
