@@ -8,8 +8,8 @@ request log. The pool runs each call's task and tells the observer of those whos
 
 gRPC submits ``(context.run, <its in-pool function>, rpc_event, state, behavior, ...)``. These are private arguments,
 read only to find the call's deadline, peer and metadata, whether gRPC answered it itself, and its handler (the
-observer's wrapper, which names the method);
-tests/server/test_metrics.py fails on a gRPC that changes them, rather than such calls going uncounted quietly.
+observer's wrapper, which names the method); tests/server/test_metrics.py fails on a gRPC that changes them, rather
+than such calls going uncounted quietly.
 """
 
 from __future__ import annotations

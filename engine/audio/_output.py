@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from engine._bundle import fitting_name, name_max, parent_problem
 from engine._errors import CatalogError
+from engine._files import write_output
 
 from ._columns import csv_columns
 from ._extract import sidecar_path
@@ -84,14 +85,7 @@ def drop_rows(out: Path, stale: dict[str, set[str]]) -> int:
             else:
                 writer.writerow(row)
     if dropped:
-        tmp = out.with_name(fitting_name("", out.name, ".tmp", out.parent))
-        try:
-            tmp.write_text(kept.getvalue(), encoding="utf-8")
-            os.replace(tmp, out)
-        except OSError:
-            with contextlib.suppress(OSError):
-                tmp.unlink(missing_ok=True)
-            raise
+        write_output(out, kept.getvalue())  # whole or not at all, with the CSV's permissions
     return dropped
 
 
