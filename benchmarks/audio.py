@@ -118,7 +118,7 @@ def quality(work: Path, artists: int, songs: int, seconds: float, confusion: flo
         read_catalog,
     )
     from engine.audio import run_extraction, write_corpus
-    from engine.evaluation import held_out_split
+    from engine.evaluation import HELD_OUT_FRACTION, held_out_split
 
     t0 = time.monotonic()
     tracks = write_corpus(work / "corpus", artists_per_style=artists, songs_per_artist=songs, seconds=seconds,
@@ -137,7 +137,7 @@ def quality(work: Path, artists: int, songs: int, seconds: float, confusion: flo
     g, s = manifest["metrics"]["genre"], manifest["metrics"]["similar"]
 
     catalog = read_catalog(features, config.schema)
-    split = held_out_split(catalog, config.genre.test_fraction, config.seed)
+    split = held_out_split(catalog, HELD_OUT_FRACTION, config.seed)
     labels = catalog.primary_genre()
     train = np.concatenate([split.fit, split.valid])
     scaler = StandardScaler().fit(catalog.features[train])

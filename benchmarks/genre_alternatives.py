@@ -28,7 +28,7 @@ import numpy as np
 import xgboost as xgb
 
 from engine import FeatureSchema, GenreClassifier, GenreConfig, Preprocessor, read_catalog
-from engine.evaluation import genre_metrics, held_out_split, subset_labels
+from engine.evaluation import HELD_OUT_FRACTION, genre_metrics, held_out_split, subset_labels
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CSV = Path(os.environ.get("MUSICREC_DATA", REPO.parent / "shared" / "data" / "spotify_tracks.csv"))
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     prep = Preprocessor(feature_names=cat.feature_names, transforms=schema.transforms)
     x = prep.transform_features(cat.features).astype(np.float32)
     cfg = GenreConfig()
-    split = held_out_split(cat, cfg.test_fraction, args.seed)
+    split = held_out_split(cat, HELD_OUT_FRACTION, args.seed)
     truth = cat.genre_matrix()
     test_truth = truth[split.test]
     results: dict[str, dict[str, float]] = {}

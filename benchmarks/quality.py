@@ -49,6 +49,7 @@ from sklearn.preprocessing import StandardScaler
 
 from engine import BuildConfig, FeatureSchema, GenreConfig, MoodConfig, MoodModel, Preprocessor, read_catalog
 from engine.evaluation import (
+    HELD_OUT_FRACTION,
     GenreAgreement,
     evaluate_genre_classifier,
     held_out_split,
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     cat = read_catalog(args.csv, schema)
     n = len(cat)
     genre_cfg = GenreConfig()
-    split = held_out_split(cat, genre_cfg.test_fraction, args.seed)
+    split = held_out_split(cat, HELD_OUT_FRACTION, args.seed)
     train, test = np.sort(np.concatenate([split.fit, split.valid])), split.test
     rng = np.random.default_rng(args.seed)
     queries = np.sort(rng.choice(test, size=min(args.queries, len(test)), replace=False))

@@ -51,14 +51,13 @@ from engine import (
     BuildConfig,
     Catalog,
     FeatureSchema,
-    GenreConfig,
     PreprocessConfig,
     Preprocessor,
     audio_schema,
     detect_preset,
     read_catalog,
 )
-from engine.evaluation import held_out_split, song_keys
+from engine.evaluation import HELD_OUT_FRACTION, held_out_split, song_keys
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CSV = Path(os.environ.get("MUSICREC_DATA", REPO.parent / "shared" / "data" / "spotify_tracks.csv"))
@@ -263,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{len(cat.genre_names)} genres, {preset} preset; split {split_name}\n")
     runs = []
     for seed in [int(s) for s in args.seeds.split(",")]:
-        split = held_out_split(cat, GenreConfig().test_fraction, seed,
+        split = held_out_split(cat, HELD_OUT_FRACTION, seed,
                                np.asarray(cat.metadata[schema.song_column]) if schema.song_column else None)
         train = np.sort(np.concatenate([split.fit, split.valid]))
         queries = split.test

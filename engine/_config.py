@@ -51,6 +51,10 @@ class PreprocessConfig:
                                          "pca_components": Span(1, also=(None,))})
         if self.whiten not in (True, False, "auto"):
             raise ConfigError(f'preprocess.whiten must be true, false or "auto", got {self.whiten!r}')
+        # the default variance beside a count is what a bundle's own config holds; any other variance is ignored
+        if self.pca_components is not None and self.pca_variance != DEFAULT_PCA_VARIANCE:
+            raise ConfigError("preprocess gives both pca_variance and pca_components; give one (pca_components "
+                              "wins otherwise, and pca_variance would be ignored)")
 
 
 IndexKind = Literal["auto", "flat", "hnsw", "ivf", "ivfpq"]
@@ -144,7 +148,6 @@ class GenreConfig:
     colsample_bynode: float = 1.0  # features sampled again at each split (random-forest style)
     num_parallel_tree: int = 1  # trees per class and round, averaged: a boosted random forest above 1
     multi_strategy: Literal["multi_output_tree", "one_output_per_tree"] = "multi_output_tree"
-    test_fraction: float = 0.2  # the single held-out split of benchmarks (builds cross-validate: ``folds``)
     threads: int = 2
     # Cross-fitting (engine/_crossfit.py): 0 = 2 folds on large catalogs (build budget), 5 (3 above 5,000
     # labelled tracks) when a small catalog's capacity is tuned.
@@ -179,7 +182,6 @@ _SHARE = Span(0.0, 1.0, open_low=True)
 GENRE_SPANS = {"max_rounds": Span(1), "early_stopping_rounds": Span(1), "learning_rate": _SHARE, "max_depth": Span(1),
                "max_bin": Span(2), "min_child_weight": Span(0.0, FLOAT32_MAX), "subsample": _SHARE,
                "colsample_bytree": _SHARE, "colsample_bynode": _SHARE, "num_parallel_tree": Span(1), "threads": Span(1),
-               "test_fraction": Span(0.0, 0.9, open_low=True, open_high=True),
                "folds": Span(2, 20, also=(0,), say="0 (automatic)"), "small_catalog": Span(0),
                "fit_sample": Span(1000, also=(0,), say="0 (every track)")}
 
@@ -272,11 +274,6 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
             from None
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a table/object at the top level")
-    pre = data.get("preprocess")
-    if isinstance(pre, dict) and pre.get("pca_variance", DEFAULT_PCA_VARIANCE) != DEFAULT_PCA_VARIANCE \
-            and pre.get("pca_components") is not None:  # a bundle's own config holds the default beside a count
-        raise ConfigError(f"config file {path}: [preprocess] gives both pca_variance and pca_components; "
-                          "give one (pca_components wins otherwise, and pca_variance would be ignored)")
     return data
 
 

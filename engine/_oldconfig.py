@@ -13,7 +13,9 @@ from ._schema import parse_transform
 # Keys a release removed: a bundle built before still loads (its build is done: the key is dropped), and a config
 # file naming one is told what replaced it.
 RETIRED_KEYS = {("moods", "coassoc_from"): "replaced by moods.coassoc_wide_from on 2026-12-05: the co-association "
-                "now runs under moods.coassoc_until, its fits at one K under coassoc_wide_from"}
+                "now runs under moods.coassoc_until, its fits at one K under coassoc_wide_from",
+                ("genre", "test_fraction"): "removed on 2026-12-08: builds never read it (they cross-fit over "
+                "genre.folds); the benchmarks' single held-out split is engine/_genre.py's HELD_OUT_FRACTION"}
 
 
 def without_retired_keys(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -30,8 +32,11 @@ def _as_built(section: str, keys: dict[str, Any]) -> dict[str, Any]:
     """Values an older bundle may hold that its build took, and that a config file may no longer give, as what they
     did: (before 2026-12-06) ``ivf_nlist`` 0 was automatic (4 sqrt(n)), ``threads`` 0 or less XGBoost's own choice
     (the default serves: a loaded bundle never trains), ``coassoc_continuum`` beside ``fewest_moods`` 0 was never
-    read; (later) ``cyclic:inf`` made its feature one constant, and an empty ``artist_separator`` built only without
-    an artists column."""
+    read; (later) ``cyclic:inf`` made its feature one constant, an empty ``artist_separator`` built only without
+    an artists column, and a ``pca_variance`` beside ``pca_components`` (a file's variance, the flag's count) was
+    ignored."""
+    if section == "preprocess" and keys.get("pca_components") is not None and "pca_variance" in keys:
+        del keys["pca_variance"]  # the count won
     if section == "index" and keys.get("ivf_nlist") == 0:
         keys["ivf_nlist"] = None
     if section == "genre" and isinstance(keys.get("threads"), int) and keys["threads"] < 1:

@@ -44,10 +44,14 @@ def add_build_options(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> Any:
-    from engine import BuildConfig, read_config_file
+    from engine import BuildConfig, ConfigError, read_config_file
 
     data = read_config_file(args.config) if args.config else {}
-    config = _apply_preset(args, BuildConfig.from_mapping(data), set(data.get("preprocess") or {}))
+    try:
+        from_file = BuildConfig.from_mapping(data)
+    except ConfigError as exc:  # a value the file gave: say which file
+        raise ConfigError(f"config file {args.config}: {exc}") from None
+    config = _apply_preset(args, from_file, set(data.get("preprocess") or {}))
     schema: dict[str, Any] = {}
 
     def columns(text: str) -> list[str]:
@@ -84,8 +88,9 @@ def config_from_args(args: argparse.Namespace) -> Any:
     pre: dict[str, Any] = {}
     if args.pca_variance is not None:  # a flag replaces the file's choice whole: a file's count would win
         pre = {"pca_variance": args.pca_variance, "pca_components": None}
-    elif args.pca_components is not None:
-        pre = {"pca_components": args.pca_components}
+    elif args.pca_components is not None:  # and a file's variance would be refused beside it
+        from engine import PreprocessConfig
+        pre = {"pca_variance": PreprocessConfig().pca_variance, "pca_components": args.pca_components}
     if pre:
         sections["preprocess"] = pre
     if args.no_genre:

@@ -4,8 +4,9 @@
 internally so that code outside the engine never imports a private module:
 
 - the genre classifier's honest protocol: ``held_out_split`` (deduplicated songs, grouped by
-  primary artist), ``evaluate_genre_classifier``, ``genre_metrics``, ``subset_labels``; the build's
-  cross-fitting (``cross_fit``, its folds ``assign_folds`` over ``split_groups`` keys, ``split_name``);
+  primary artist; the benchmarks test on ``HELD_OUT_FRACTION`` of them), ``evaluate_genre_classifier``,
+  ``genre_metrics``, ``subset_labels``; the build's cross-fitting (``cross_fit``, its folds
+  ``assign_folds`` over ``split_groups`` keys, ``split_name``);
 - moods: ``mood_space`` (the weighted space moods are named in) and ``mood_table``;
 - the genre re-ranking of similar tracks: ``GenreAgreement``, ``hybrid_scores``, ``rerank_table``;
 - the ranking's stages, so a profiler can time them one by one: ``Survivors`` (exact cosines,
@@ -18,7 +19,14 @@ internally so that code outside the engine never imports a private module:
 
 from engine._catalog import song_keys
 from engine._crossfit import assign_folds, cross_fit, split_name
-from engine._genre import evaluate_genre_classifier, genre_metrics, held_out_split, split_groups, subset_labels
+from engine._genre import (
+    HELD_OUT_FRACTION,
+    evaluate_genre_classifier,
+    genre_metrics,
+    held_out_split,
+    split_groups,
+    subset_labels,
+)
 from engine._moodreport import mood_table
 from engine._moodspace import mood_space
 from engine._ranking import Selector, Survivors
@@ -26,6 +34,7 @@ from engine._rerank import GenreAgreement, hybrid_scores, rerank_table
 from engine._synthetic import synthetic_features
 
 __all__ = [
+    "HELD_OUT_FRACTION",
     "GenreAgreement",
     "Selector",
     "Survivors",

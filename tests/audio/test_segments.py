@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from engine import Recommender, build_bundle, load_bundle, read_catalog
-from engine._genre import held_out_split, song_vote_metrics, split_groups
+from engine._genre import HELD_OUT_FRACTION, held_out_split, song_vote_metrics, split_groups
 from engine.audio._batch import run_extraction
 from server._audio import AudioPool, _analyse, audio_seeds, classify_audio
 from tests.audio.conftest import audio_config
@@ -70,7 +70,7 @@ def test_a_segment_bundle_never_splits_a_song(segment_bundle: Path) -> None:
     bundle = load_bundle(segment_bundle)
     catalog = read_catalog(Path(manifest["source"]["path"]), bundle.config.schema)
     songs = catalog.metadata["song"]
-    split = held_out_split(catalog, bundle.config.genre.test_fraction, bundle.config.seed, songs)
+    split = held_out_split(catalog, HELD_OUT_FRACTION, bundle.config.seed, songs)
     test_songs = set(songs[split.test])
     assert test_songs and not test_songs & set(songs[split.fit]) and not test_songs & set(songs[split.valid])
 

@@ -15,7 +15,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine import BuildConfig, ConfigError, GenreConfig, IndexConfig, MoodConfig, build_index, synthetic_catalog
+from engine import (
+    BuildConfig,
+    ConfigError,
+    GenreConfig,
+    IndexConfig,
+    MoodConfig,
+    PreprocessConfig,
+    build_index,
+    synthetic_catalog,
+)
 from engine._index import ivf_facts
 from engine._moodcheck import check_moods
 from engine._oldconfig import without_retired_keys
@@ -80,7 +89,7 @@ def test_every_float_key_refuses_nan_and_infinity_naming_it(bad: float) -> None:
     """Before: NaN passed every check written as ``if value < 0`` (``[moods] epsilon = nan`` built as epsilon 0 and
     wrote a bare NaN into manifest.json, which is not JSON)."""
     keys = float_keys()
-    assert len(keys) >= 15 and ("moods", "epsilon") in keys and ("genre", "learning_rate") in keys
+    assert len(keys) >= 14 and ("moods", "epsilon") in keys and ("genre", "learning_rate") in keys
     for section, key in keys:
         with pytest.raises(ConfigError, match=rf"^{section}\.{key} must be .*got {bad!r}$"):
             BuildConfig.from_mapping({section: {key: bad}})
@@ -111,6 +120,26 @@ def test_genre_keys_beside_enabled_false_are_refused_as_moods_refuses_keys_it_ig
     stored = dataclasses.asdict(BuildConfig())
     stored["genre"].update(enabled=False, max_depth=9, folds=7)
     assert BuildConfig.from_mapping(without_retired_keys(stored)).genre == GenreConfig(enabled=False)
+
+
+def test_a_variance_beside_a_component_count_is_refused_wherever_it_comes_from() -> None:
+    """Only a config file's [preprocess] was checked: PreprocessConfig, from_mapping and a file's pca_variance under
+    --pca-components built with the count and recorded a variance that did nothing. A bundle so built loads as
+    built (the count won), and genre.test_fraction, which builds never read, is refused with why."""
+    for make in (lambda: PreprocessConfig(pca_variance=0.9, pca_components=5),
+                 lambda: BuildConfig.from_mapping({"preprocess": {"pca_variance": 0.9, "pca_components": 5}}),
+                 lambda: BuildConfig(preprocess=PreprocessConfig(pca_variance=0.9)).replace(
+                     preprocess={"pca_components": 5})):
+        with pytest.raises(ConfigError, match=r"^preprocess gives both pca_variance and pca_components"):
+            make()
+    assert PreprocessConfig(pca_components=5).pca_variance == 1.0  # the default beside a count: a bundle's own
+    stored = dataclasses.asdict(BuildConfig())
+    stored["preprocess"].update(pca_variance=0.9, pca_components=5)
+    stored["genre"]["test_fraction"] = 0.2
+    loaded = BuildConfig.from_mapping(without_retired_keys(stored))
+    assert loaded.preprocess == PreprocessConfig(pca_components=5) and loaded.genre == GenreConfig()
+    with pytest.raises(ConfigError, match=r"test_fraction: removed on 2026-12-08: builds never read it"):
+        BuildConfig.from_mapping({"genre": {"test_fraction": 0.3}})
 
 
 def test_a_bundle_built_with_a_value_now_refused_that_its_build_took_still_loads() -> None:
@@ -241,16 +270,20 @@ def test_the_build_report_gives_an_ivf_index_s_lists_and_says_when_they_were_low
     assert "warning: index.ivf_nlist = 5,000 lowered to 25 lists: 1,000 tracks train at most 25" in report
 
 
-@pytest.mark.parametrize(("config", "message"), [
-    ("[genre]\nlearning_rate = nan\n", "genre.learning_rate must be in (0, 1], got nan"),
-    ("[moods]\ncoassoc_ks = 999\n", "moods.coassoc_ks = 999 asks for k-means fits at K 999"),
-    ("[moods]\ncoassoc_share = 0.001\n", "moods.coassoc_share = 0.001 gives each fit 0 of the 900 tracks"),
+# the values a config file gives alone are named with the file; the others are checked against the catalog
+@pytest.mark.parametrize(("config", "message", "names_file"), [
+    ("[genre]\nlearning_rate = nan\n", "genre.learning_rate must be in (0, 1], got nan", True),
+    ("[preprocess]\npca_variance = 0.9\npca_components = 3\n", "preprocess gives both pca_variance and pca_components",
+     True),
+    ("[moods]\ncoassoc_ks = 999\n", "moods.coassoc_ks = 999 asks for k-means fits at K 999", False),
+    ("[moods]\ncoassoc_share = 0.001\n", "moods.coassoc_share = 0.001 gives each fit 0 of the 900 tracks", False),
     ("[moods.weights]\ntempoo = 1\nvalence = 1\n", "moods.weights names a feature the schema does not have: 'tempoo' "
-                                                   "(did you mean 'tempo'?)"),
-    ('[schema]\nartist_separator = ""\n', "schema.artist_separator must be a non-empty string"),
-    ('[schema]\ntransforms = { tempo = "cyclic:inf" }\n', "schema.transforms.tempo: the period of a cyclic transform"),
+                                                   "(did you mean 'tempo'?)", False),
+    ('[schema]\nartist_separator = ""\n', "schema.artist_separator must be a non-empty string", True),
+    ('[schema]\ntransforms = { tempo = "cyclic:inf" }\n', "schema.transforms.tempo: the period of a cyclic transform",
+     True),
 ])
-def test_the_cli_prints_one_line_and_exits_2(config: str, message: str, tmp_path: Path,
+def test_the_cli_prints_one_line_and_exits_2(config: str, message: str, names_file: bool, tmp_path: Path,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     from indexer.cli import main
 
@@ -259,7 +292,8 @@ def test_the_cli_prints_one_line_and_exits_2(config: str, message: str, tmp_path
     toml.write_text(config)
     code = main(["index", str(csv), "--out", str(tmp_path / "b"), "--config", str(toml), "--quiet"])
     err = capsys.readouterr().err
-    assert code == 2 and err.startswith(f"musicrec index: error: {message}") and err.count("\n") == 1, err
+    said = f"musicrec index: error: {f'config file {toml}: ' if names_file else ''}{message}"
+    assert code == 2 and err.startswith(said) and err.count("\n") == 1, err
     assert not (tmp_path / "b").exists()
 
 

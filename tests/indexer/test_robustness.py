@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine import load_bundle, publish, synthetic_catalog
+from engine import PreprocessConfig, load_bundle, publish, synthetic_catalog
 from indexer.cli import main
 
 TINY = ["--quiet", "--no-genre", "--config"]
@@ -330,6 +330,12 @@ def test_pca_options_are_never_silently_ignored(tmp_path: Path, tiny_config: Pat
                  "--pca-variance", "1.0"]) == 0
     bundle = load_bundle(out)
     assert bundle.preprocessor.n_components == len(bundle.preprocessor.transformed_names) > 3
+    # ... and --pca-components over a file's pca_variance keeps that count (the file's variance was recorded unused)
+    variance = tmp_path / "variance.toml"
+    variance.write_text(tiny_config.read_text() + "[preprocess]\npca_variance = 0.5\n")
+    assert main(["index", str(csv), "--quiet", "--no-genre", "--config", str(variance), "--out", str(tmp_path / "e"),
+                 "--pca-components", "3"]) == 0
+    assert load_bundle(tmp_path / "e").config.preprocess == PreprocessConfig(pca_components=3)
 
 
 def test_feature_values_beyond_float32_are_dropped_by_index_without_warnings(
