@@ -105,8 +105,11 @@ class Survivors:
     """Hands out the survivors of one query in blocks, nearest first (stage 1 and 2 above)."""
 
     def __init__(self, source: CandidateSource, size: int, vectors: np.ndarray, songs: np.ndarray,
-                 query: np.ndarray, row_filter: RowFilter, block: int) -> None:
+                 query: np.ndarray, row_filter: RowFilter, block: int, *, then: CandidateSource | None = None) -> None:
+        """``then``: where the ranking goes on when ``source`` (an approximate index's probed lists) holds
+        fewer tracks than a fetch asks for: the next fetches search it, without the songs handed out."""
         self.source, self.size, self.vectors, self.songs = source, size, vectors, songs
+        self.then = then
         self.query, self.filter, self.block = query, row_filter, block
         self.first_fetch = block + SLACK + len(row_filter.exclude_rows)
         self._step = 0
@@ -126,6 +129,8 @@ class Survivors:
         if hasattr(self.source, "scored"):  # rows already in canonical order with their cosines (ProbedSource)
             rows, cos = self.source.scored(self.query, n)
             self._complete = n >= self.size or len(rows) < n
+            if self._complete and n < self.size and self.then is not None:  # the probed lists are used up
+                self.source, self.then, self._complete = self.then, None, False
             self._next = 0
             if _compiled.active() and not (self._used or f.exclude_rows.size or f.exclude_songs.size
                                            or f.user_filtered):

@@ -129,7 +129,8 @@ class SimilarSearch:
             if answer is not None:
                 return answer
         affinity = self._affinity(plan)
-        survivors = Survivors(plan.source, view.n, view.vectors, view.song, plan.vector, plan.row_filter, self.block)
+        survivors = Survivors(plan.source, view.n, view.vectors, view.song, plan.vector, plan.row_filter, self.block,
+                              then=self.source if plan.source is not self.source else None)
         select = Selector(need=need, cap=q.max_per_artist, diversity=q.diversity, artists=view.artists,
                           vectors=view.vectors, deadline=deadline)
         examined = survived = 0

@@ -135,6 +135,35 @@ def test_with_every_list_probed_new_tracks_get_the_exact_answers(bundle_dir: Pat
         assert (a.examined, a.filtered, a.exhausted) == (b.examined, b.filtered, b.exhausted)
 
 
+@pytest.mark.parametrize("compiled", [False, True])
+def test_a_page_past_the_probed_lists_goes_on_from_an_exact_search(bundle_dir: Path, compiled: bool,
+                                                                  numpy_code: None) -> None:
+    """Before: the ranking ended where the probed lists did, so an unfiltered page reaching past them came back
+    short and "exhausted", while the same query with a filter that removes nothing (the exact path) was full."""
+    if compiled:
+        pytest.importorskip("numba")
+        assert _compiled.activate(), _compiled.status()
+    bundle = load_bundle(bundle_dir)
+    vectors = np.ascontiguousarray(bundle.vectors, dtype=np.float32)
+    probed = Recommender(dataclasses.replace(bundle, new_track_index=ivf(vectors, 40, 2)))
+    source = probed._similar.new_track_source
+    assert isinstance(source, ProbedSource)
+    features = bundle.tracks.features
+    seeds = [Seed(features=within_rules(probed, features[7]))]
+    held = len(source.scored(probed._similar.view.vectors[7], len(vectors))[0])
+    assert held < 500 < len(vectors) // 2  # the two probed lists hold fewer tracks than the pages below ask
+    ranking = probed.similar(SimilarQuery(seeds=seeds, k=1000, genre_weight=0.0))
+    assert len(ranking.rows) == 1000 and not ranking.exhausted
+    songs = probed._similar.view.song[ranking.rows]
+    assert len(set(songs.tolist())) == 1000  # no song twice: the exact search goes on without those handed out
+    # the head is the probed lists' own ranking, and every page a slice of the one ranking
+    head = probed.similar(SimilarQuery(seeds=seeds, k=50, genre_weight=0.0))
+    assert np.array_equal(head.rows, ranking.rows[:50])
+    for offset, k in ((300, 200), (900, 100)):
+        page = probed.similar(SimilarQuery(seeds=seeds, k=k, offset=offset, genre_weight=0.0))
+        assert np.array_equal(page.rows, ranking.rows[offset:offset + k]) and not page.exhausted
+
+
 def test_vectors_wider_than_numpys_row_block_go_through_faiss_and_the_numpy_code(numpy_code: None) -> None:
     # numpy sums a row of more than 128 values in halves; the scan and the kernels copy shorter rows
     # only, so wider bundles keep FAISS's search and the numpy code (their answers stay the pipeline's)
