@@ -93,6 +93,13 @@ def _report_text(manifest: dict[str, Any], *, moods: list[dict[str, Any]] | None
     if "recall_at_10" in idx:
         lines.append(f"         recall@10 vs exact {idx['recall_at_10']:.4f} on {idx['queries']} catalog queries; "
                      f"p50 query {idx['index_query_ms_p50']:.3f} ms vs exact {idx['exact_query_ms_p50']:.3f} ms")
+    if new := idx.get("new_track_index"):  # approximate, where the main index is exact
+        fetch = next((k for k in new if k.startswith("recall_at_") and k != "recall_at_10"), None)
+        lines += [f"         new-track index {new['kind']}, {new['nlist']:,} lists, {new['nprobe']:,} probed: what "
+                  "unfiltered queries seeded only by new tracks search",
+                  f"         its recall@10 vs exact {new['recall_at_10']:.4f}"
+                  + (f", @{fetch.removeprefix('recall_at_')} (their first fetch) {new[fetch]:.4f}" if fetch else "")
+                  + f" on {new['queries']:,} catalog queries"]
     lines += mood_lines(m["moods"], moods, width)
     g = m.get("genre")
     if g and "skipped" not in g:
