@@ -67,7 +67,8 @@ class SimilarResult:
 
     ``examined``: candidates looked at in cosine order to build the ranking up to this page;
     ``filtered``: how many of them the filters, the seeds' own songs, repeated songs and the
-    artist cap kept out. Both depend on the query and the page, never on how it was answered.
+    artist cap kept out. Both depend on the query and the page, not on whether the neighbour table or a live
+    search answered it; a source that filters natively (Qdrant) counts only the candidates it let through.
     """
 
     rows: np.ndarray

@@ -64,7 +64,7 @@ def add_parser(sub: Any) -> None:
     b.add_argument("--requests", type=int_from(1),
                    help="measured requests per phase and round (instead of --duration)")
     b.add_argument("--processes", type=int_from(0, MAX_PROCESSES), default=0,
-                   help="client processes (default: 1, or 2 from 8 clients)")
+                   help="client processes (default: 2 from 8 clients or --rate 2000, else 1)")
     b.add_argument("--connections", type=int_from(1, MAX_CONNECTIONS), default=1,
                    help="connections per client process (default 1); a server of several processes on one port "
                         "(serve --processes) is handed connections, not calls, so give it several")

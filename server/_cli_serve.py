@@ -71,8 +71,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--max-concurrent", type=int_from(1, MAX_ACCEPTED), default=64,
                    help="RPCs accepted at once (running or queued); more get RESOURCE_EXHAUSTED (default 64)")
     p.add_argument("--workers", type=int_from(1, MAX_WORKERS), default=4,
-                   help=f"handler threads, 1 to {MAX_WORKERS} (default 4; 16 serves mostly new-track traffic better: "
-                        "more such calls wait and are ranked together; see benchmarks/RESULTS.md)")
+                   help=f"handler threads, 1 to {MAX_WORKERS} (default 4, measured best on 2 cores; without the "
+                        "compiled kernels, 16 gave mostly new-track traffic +60%% on one process, as more such calls "
+                        "wait and are ranked together, but 5-13%% less with --processes 2; not measured with the "
+                        "kernels on, which rank such calls one at a time: see benchmarks/RESULTS.md)")
     p.add_argument("--processes", type=int_from(1, MAX_PROCESSES), default=1, metavar="N",
                    help="N server processes on one port (SO_REUSEPORT), each with --workers threads, sharing a flat "
                         "index's pages; a supervisor forwards signals and restarts a process that dies (default 1)")

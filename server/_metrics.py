@@ -128,8 +128,9 @@ class ServerMetrics:
         self.audio_queue_depth = Gauge("musicrec_audio_queue_depth", "Audio clips accepted and not answered yet "
                                        "(waiting for a worker process or being analysed)", registry=r)
         self.new_track_batch = Histogram(
-            "musicrec_new_track_batch_queries", "SimilarTracks queries about new tracks ranked together in one pass "
-            "(server/_combine.py): 1 while such calls do not overlap; more handler threads (--workers) let more wait "
+            "musicrec_new_track_batch_queries", "SimilarTracks queries about new tracks taken in one pass "
+            "(server/_combine.py; ranked together without the compiled kernels): 1 while such calls do not "
+            "overlap; more handler threads (--workers) let more wait "
             "together", buckets=(1, 2, 4, 8, 16, 32, 64), registry=r)
         self._live = _LiveCollector(holder, server_version)
         r.register(self._live)

@@ -30,7 +30,9 @@ class RecommenderStub:
     """Similar tracks, mood playlists and genre classification over one loaded bundle.
 
     Errors: INVALID_ARGUMENT (bad field, named in the message), NOT_FOUND (unknown track id when not
-    tolerated), RESOURCE_EXHAUSTED (over the server's concurrency limit), UNAVAILABLE (no bundle loaded),
+    tolerated), RESOURCE_EXHAUSTED (over the server's concurrency limit or its audio-clip limit, or a
+    request over 4 MiB), FAILED_PRECONDITION (ReloadBundle of a bundle that cannot load; an audio seed
+    against a bundle not built from `musicrec extract` output), UNAVAILABLE (no bundle loaded),
     UNAUTHENTICATED / PERMISSION_DENIED (when auth is on), DEADLINE_EXCEEDED, INTERNAL (a bug; logged).
     A request holding a field its message does not have (one of a newer .proto), or a field sent with another
     wire type than its own, is INVALID_ARGUMENT naming it: nothing a client sends is dropped unread. Counts and
@@ -95,7 +97,9 @@ class RecommenderServicer:
     """Similar tracks, mood playlists and genre classification over one loaded bundle.
 
     Errors: INVALID_ARGUMENT (bad field, named in the message), NOT_FOUND (unknown track id when not
-    tolerated), RESOURCE_EXHAUSTED (over the server's concurrency limit), UNAVAILABLE (no bundle loaded),
+    tolerated), RESOURCE_EXHAUSTED (over the server's concurrency limit or its audio-clip limit, or a
+    request over 4 MiB), FAILED_PRECONDITION (ReloadBundle of a bundle that cannot load; an audio seed
+    against a bundle not built from `musicrec extract` output), UNAVAILABLE (no bundle loaded),
     UNAUTHENTICATED / PERMISSION_DENIED (when auth is on), DEADLINE_EXCEEDED, INTERNAL (a bug; logged).
     A request holding a field its message does not have (one of a newer .proto), or a field sent with another
     wire type than its own, is INVALID_ARGUMENT naming it: nothing a client sends is dropped unread. Counts and
@@ -110,7 +114,7 @@ class RecommenderServicer:
         raise NotImplementedError('Method not implemented!')
 
     def BatchSimilarTracks(self, request, context):
-        """Many similar-track queries answered with one batched index search.
+        """Many similar-track queries in one call, each answered as SimilarTracks would answer it alone.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -220,7 +224,9 @@ class Recommender:
     """Similar tracks, mood playlists and genre classification over one loaded bundle.
 
     Errors: INVALID_ARGUMENT (bad field, named in the message), NOT_FOUND (unknown track id when not
-    tolerated), RESOURCE_EXHAUSTED (over the server's concurrency limit), UNAVAILABLE (no bundle loaded),
+    tolerated), RESOURCE_EXHAUSTED (over the server's concurrency limit or its audio-clip limit, or a
+    request over 4 MiB), FAILED_PRECONDITION (ReloadBundle of a bundle that cannot load; an audio seed
+    against a bundle not built from `musicrec extract` output), UNAVAILABLE (no bundle loaded),
     UNAUTHENTICATED / PERMISSION_DENIED (when auth is on), DEADLINE_EXCEEDED, INTERNAL (a bug; logged).
     A request holding a field its message does not have (one of a newer .proto), or a field sent with another
     wire type than its own, is INVALID_ARGUMENT naming it: nothing a client sends is dropped unread. Counts and
