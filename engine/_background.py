@@ -20,8 +20,9 @@ import time
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
+from ._progress import Progress
+
 T = TypeVar("T")
-Progress = Callable[[str], None]
 
 
 class Cancelled(Exception):

@@ -9,7 +9,7 @@ import os
 import platform
 import resource
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from ._moods import MoodModel, mood_space
 from ._moodsample import id_keys
 from ._moodstability import measure_stability
 from ._preprocess import Preprocessor, check_log_columns
+from ._progress import Progress
 from ._ranking import SLACK, Scoring
 from ._report import heavy_drops
 from ._rerank import GenreAgreement
@@ -44,8 +45,6 @@ from ._table import Searched, exact_index, first_blocks, first_fetch, nearest_ca
 from ._whitening import MIN_QUERIES, choose_whitening
 from .audio._columns import DESCRIPTORS
 from .audio._extract import read_provenance, sidecar_path
-
-Progress = Callable[[str], None]
 
 
 def import_before_threads() -> None:

@@ -11,6 +11,13 @@ Layout (format version 5)::
     genre_model.ubj    XGBoost model in its own UBJSON format (absent when the catalog has no labels)
     genre_oof.npz      per track, the out-of-fold genre probabilities by-id queries use (with the model)
     genre_linear.npz   a logistic regression blended into the genre model (small catalogs, where the folds chose it)
+    index_new_tracks.faiss  from 20,000 tracks beside a flat index: the IVF index unfiltered new-track queries search
+    neighbours.npz     the head of each track's "more like this" ranking (engine/_table.py)
+    neighbour_blocks.npz  with a flat index: each track's whole block 1 (``musicrec add`` merges new tracks in)
+    moodmap.npz        the 2-D mood map (engine/_moodmap.py)
+    evaluation.npz     the genre cross-validation's confusion matrices, hits, reliability bins (_diagnostics.py)
+
+The optional files are there when their build made them; ``manifest.json`` lists every file a bundle holds.
 
 A bundle is written under a temporary name in the destination's directory and renamed into
 place only when complete, so a reader never sees half a bundle. Loading verifies the format

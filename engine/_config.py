@@ -78,7 +78,7 @@ class IndexConfig:
     recall_queries: int = 1000
     # Each track's nearest neighbours, precomputed with this index at build time (0: none). A query
     # seeded by one catalog track reads its list instead of searching (the common "more like this"
-    # call), and falls back to the index when filters leave too few.
+    # call); a query with filters searches the index, and so does one whose artist cap runs past the list.
     neighbours: int = 64
     # Catalogs above this many tracks get no table (0: no limit); by-id queries then search the index
     # (465 us in-process at 1M against 14 us from a table: benchmarks/table_or_search.py). On 2 quiet

@@ -50,8 +50,7 @@ from ._config import GenreConfig
 from ._genre import GenreClassifier, grouped_split, split_groups, subset_labels
 from ._genre_metrics import baselines, calibration, family_metrics, genre_metrics, song_vote_metrics
 from ._linear import BLEND_WEIGHTS, LINEAR_C, LINEAR_FILE, blend_proba, fit_linear, softmax
-
-Progress = Callable[[str], None]
+from ._progress import Progress
 
 VALID_SHARE = 0.15  # of a fold's training groups, held back for early stopping
 LARGE_FOLDS = 2  # large catalogs: the fewest folds that score every track (build budget)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -41,13 +40,12 @@ from ._genre_metrics import family_metrics as family_metrics
 from ._genre_metrics import genre_metrics as genre_metrics
 from ._genre_metrics import song_vote_metrics as song_vote_metrics
 from ._linear import LinearPart, softmax
-from ._progress import Ticker
+from ._progress import Progress, Ticker
 from ._ubjson import loads_model
 
 if TYPE_CHECKING:
     import xgboost as xgb
 
-Progress = Callable[[str], None]
 # Below this many training rows a second thread saves little, and on a shared machine it costs a lot:
 # every tree's parallel loops end in a barrier that waits for a descheduled thread. Measured on 2 busy
 # cores (load ~4): 5 folds of 480 tracks, 12 genres, per-class trees took 77 s with 2 threads; one such

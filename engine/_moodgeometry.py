@@ -12,9 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from ._progress import Ticker
+from ._progress import Progress, Ticker
 
-Progress = Callable[[str], None]
 SMOOTHERS = {"blur": "blurring mean shift", "shift": "non-blurring mean shift", "field": "mean-shift field"}
 
 

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -49,10 +49,10 @@ from ._moodgeometry import SMOOTHERS, blur, field, kth_neighbour_distance, neare
 from ._moodnames import vocabulary
 from ._moodsample import sample_rows
 from ._moodspace import MoodSpace, mood_space
+from ._progress import Progress
 
 __all__ = ["MoodModel", "MoodSpace", "blur", "describe_clusters", "mood_space"]
 
-Progress = Callable[[str], None]
 CLUMP_MULTIPLE = 3  # with smoothing, a mood holds at least this many times the blurring neighbours
 # ... or fewer, down to twice, when three leave fewer than ``fewest_moods`` moods and the tracks could hold
 # that many (issue 17: 5 to 60 moods on any feature set of 1,000 tracks or more); the configured floors hold.

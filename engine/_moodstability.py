@@ -11,9 +11,10 @@ import numpy as np
 
 from ._moodcoassoc import OCTANTS_KS, KeptCut, cut_of, cut_text
 from ._moodconfig import LARGE_FIT_SAMPLE, REGIMES, SEAM_BAND, MoodConfig
-from ._moods import MoodModel, Progress
+from ._moods import MoodModel
 from ._moodsample import sample_rows
 from ._moodspace import MoodSpace, missing_aspects
+from ._progress import Progress
 
 STEADY_ARI = 0.8  # issue 17's bar: below it, the build report says the moods moved
 AGREED_FITS = 0.9  # under it, the fits of the co-association's medoid (k-means or octants; engine/_moodcoassoc.py) take

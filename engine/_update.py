@@ -38,7 +38,7 @@ import os
 import resource
 import shutil
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,13 +53,12 @@ from ._errors import BundleError, CatalogError
 from ._index import build_index, configure_search, measure_recall, new_track_recall, save_index
 from ._linear import LINEAR_FILE
 from ._loaded import Bundle, load_bundle
+from ._progress import Progress
 from ._ranking import SLACK, Scoring
 from ._rerank import GenreAgreement
 from ._table import BLOCKS_FILE, TABLE_FILE, read_blocks, write_table
 from ._table_update import updated_table
 from ._update_input import REFUSED_IDS_SHOWN, new_tracks, refused_text
-
-Progress = Callable[[str], None]
 
 # Files an update knows how to carry over; any other file means a bundle layout this code does
 # not understand, and copying it blindly could leave per-track arrays of the old length.
@@ -173,7 +172,7 @@ def add_tracks(base: str | os.PathLike[str], out: str | os.PathLike[str], *, csv
                     "width": int(table["rows"].shape[1]), "genre_weight": float(bundle.neighbours.genre_weight),
                     "block": int(bundle.neighbours.block), "tracks_answered_live": int((table["consumed"] < 0).sum())}
         with stage("drift"):
-            drift = drift_check(bundle, keep, new_features, new_vectors, vectors, core, index, n_kept,
+            drift = drift_check(bundle, keep, new_features, vectors, core, index, n_kept,
                                 added=n_new, removed=removed)
             say(f"drift: {drift['verdict']}")
         with stage("write"):
@@ -280,8 +279,8 @@ def _neighbour_table(bundle: Bundle, catalog: Catalog, keep: np.ndarray, index: 
                          bundle.vectors[~keep], say)
 
 
-def drift_check(bundle: Bundle, keep: np.ndarray, new_features: np.ndarray, new_vectors: np.ndarray,
-                vectors: np.ndarray, new_core: np.ndarray, index: faiss.Index, n_kept: int, *,
+def drift_check(bundle: Bundle, keep: np.ndarray, new_features: np.ndarray, vectors: np.ndarray,
+                new_core: np.ndarray, index: faiss.Index, n_kept: int, *,
                 added: int, removed: int) -> dict[str, Any]:
     """How far the new tracks sit from the fitted distribution, and whether a full rebuild is due."""
     prep = bundle.preprocessor

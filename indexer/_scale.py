@@ -1,5 +1,6 @@
 """``musicrec publish`` (a bundle into Qdrant) and ``musicrec add`` (a new bundle version with
-tracks added or removed, without a refit). Parsers only here; the work is in the engine."""
+tracks added or removed, without a refit): their parsers, the checks of their Qdrant options and the client
+they open; the work is in the engine."""
 
 from __future__ import annotations
 

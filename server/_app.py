@@ -148,9 +148,9 @@ class RunningServer:
 def create_server(bundle: str | os.PathLike[str] | None, address: str = "127.0.0.1:0",
                   options: ServerOptions | None = None) -> RunningServer:
     """Bind ``address`` (port 0 picks a free port), load ``bundle`` (if given) and start serving.
-    Returns the running server and its port. Raises ``ServerStartError`` for an address that cannot
-    be bound or unusable TLS files, both checked before the (slow) bundle load, and ``BundleError``
-    for a bundle that cannot be loaded."""
+    Returns a ``RunningServer`` (the server, its port, its bundle holder and the faces it serves). Raises
+    ``ServerStartError`` for an address that cannot be bound or unusable TLS files, both checked before the
+    (slow) bundle load, and ``BundleError`` for a bundle that cannot be loaded."""
     options = options or ServerOptions()
     credentials = _tls_credentials(options.tls_cert, options.tls_key)
     if not options.replica:  # replicas share a port their supervisor checked

@@ -1,6 +1,7 @@
 """The Recommender servicer: protobuf in, one engine call, protobuf out, errors mapped to statuses.
 
-Engine errors become precise statuses (INVALID_ARGUMENT, NOT_FOUND, UNAVAILABLE); anything else is
+Engine errors become precise statuses (INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION, RESOURCE_EXHAUSTED,
+UNAVAILABLE, DEADLINE_EXCEEDED, CANCELLED, PERMISSION_DENIED: ``_classify``); anything else is
 a bug, logged with its traceback and returned as INTERNAL, never as UNKNOWN. ``context.abort``
 raises, so it is only ever called outside the ``try`` that maps errors. A similar-track ranking
 stops at the client's deadline (DEADLINE_EXCEEDED) and, as early, at its cancel (CANCELLED):

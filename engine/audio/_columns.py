@@ -49,7 +49,6 @@ class ExtractorParams:
 
 
 N_MFCC = 20
-PITCH_CLASSES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 N_CONTRAST = 7  # librosa.feature.spectral_contrast: 6 bands + the residual
 
 # The GTZAN layout's descriptors, in its order (``length`` is metadata here: it is the clip's

@@ -1,7 +1,8 @@
 """What the benchmarks (and notebooks) measure with: the engine's own evaluation parts, public.
 
 ``import engine`` does not load this package; it re-exports, unchanged, the pieces the build uses
-internally so that code outside the engine never imports a private module:
+internally, so that code outside the engine need not import a private module for them (some benchmarks
+still import private modules, for parts too narrow to make public):
 
 - the genre classifier's honest protocol: ``held_out_split`` (deduplicated songs, grouped by
   primary artist; the benchmarks test on ``HELD_OUT_FRACTION`` of them), ``evaluate_genre_classifier``,
