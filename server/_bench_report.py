@@ -134,6 +134,7 @@ def _percentiles(figure: Any, floor: np.ndarray, rpcs: list[str], samples: Mappi
         ax.set_xlabel("percentile")
         ax.grid(alpha=0.3)
     curves.set_yscale("log")
+    _plain_log_labels(curves.yaxis)
     curves.set_ylabel("latency (µs, log scale)")
     curves.set_title("Latency at each percentile")
     curves.legend(fontsize=8)
@@ -144,6 +145,15 @@ def _percentiles(figure: Any, floor: np.ndarray, rpcs: list[str], samples: Mappi
                "under the same load, measured in alternating rounds, so the ratio says what the RPC itself costs "
                "on this machine. The percentile axis spaces 90, 99, 99.9 evenly: the tail is where it differs.")
     return figure_html(fig, caption, "latency percentiles against the floor")
+
+
+def _plain_log_labels(axis: Any) -> None:
+    """Plain numbers on a log axis: its default labels are mathtext (``$10^{3}$``), which the engine's figures
+    draw as the raw text they are, as they turn maths off (engine ``plain_figure_text``: genre names hold "$")."""
+    from matplotlib.ticker import LogFormatter
+
+    axis.set_major_formatter(LogFormatter())
+    axis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
 
 
 def _histogram(figure: Any, floor: np.ndarray, latencies: np.ndarray, name: str, colour: str) -> str:
@@ -160,6 +170,7 @@ def _histogram(figure: Any, floor: np.ndarray, latencies: np.ndarray, name: str,
         for p, style in ((50, "-"), (99, ":")):
             ax.axvline(np.percentile(values, p), color=c, ls=style, lw=1.2)
     ax.set_xscale("log")
+    _plain_log_labels(ax.xaxis)
     ax.set_xlabel("latency (µs, log scale); solid line p50, dotted p99")
     ax.set_ylabel("share of calls")
     ratio = np.percentile(latencies, 50) / np.percentile(floor, 50)

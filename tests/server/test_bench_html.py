@@ -26,3 +26,31 @@ def test_bench_html_draws_percentiles_and_histograms(running: RunningServer, tmp
     assert "p50/floor" in page  # the same table as the terminal
     assert "latencies" not in as_json.read_text()  # the samples stay out of the JSON report
     assert "wrote" in capsys.readouterr().err
+
+
+def test_the_log_axes_are_labelled_in_plain_numbers() -> None:
+    """Before: with maths text off for the whole process (engine plain_figure_text, for genre names holding "$"),
+    a log axis's default labels drew as their source, ``$\\mathdefault{10^{3}}$``."""
+    import matplotlib
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    from engine import plain_figure_text
+    from server._bench_report import _histogram, _percentiles
+
+    drawn: list[Figure] = []
+
+    def recorded(*args: object, **kwargs: object) -> Figure:
+        drawn.append(Figure(*args, **kwargs))
+        return drawn[-1]
+
+    rng = np.random.default_rng(0)
+    floor, calls = rng.lognormal(5.5, 0.3, 500), rng.lognormal(6.5, 0.6, 500)  # us: one to a few decades
+    with matplotlib.rc_context():  # the setting is the process's: put back after
+        plain_figure_text()
+        _percentiles(recorded, floor, ["similar"], {"similar": (calls / 1e3).tolist()})
+        _histogram(recorded, floor, calls, "similar", "#2563eb")
+    labels = [t.get_text() for fig in drawn for ax in fig.axes for axis in (ax.xaxis, ax.yaxis)
+              for t in [*axis.get_ticklabels(), *axis.get_ticklabels(minor=True)]]
+    assert any(label.strip() for label in labels)
+    assert not [label for label in labels if "$" in label or "mathdefault" in label]
