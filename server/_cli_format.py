@@ -63,8 +63,9 @@ def format_response(kind: str, r: Any, width: int | None = None) -> str:
                        right=(0, 2, 3), flexible=(1, 4), width=width)
         lines.append("core: tracks at the mood's dense centre; the others were assigned by their nearest core tracks")
     elif kind == "info":
-        lines += [f"bundle {r.bundle_version} ({r.bundle_path})", f"{r.tracks:,} tracks, {r.genres} genres, "
-                  f"{r.moods} moods, {r.index_kind} index of {r.vector_dimension} dims; up {r.uptime_seconds:.0f} s",
+        lines += [f"bundle {r.bundle_version} ({r.bundle_path})",
+                  f"{_count(r.tracks, 'track')}, {_count(r.genres, 'genre')}, {_count(r.moods, 'mood')}, "
+                  f"{r.index_kind} index of {r.vector_dimension} dims; up {r.uptime_seconds:.0f} s",
                   f"features: {', '.join(r.feature_names)}",
                   f"compiled kernels (new-track queries): {r.compiled_kernels or 'not reported (older server)'}"]
     elif kind == "track":
@@ -76,3 +77,8 @@ def format_response(kind: str, r: Any, width: int | None = None) -> str:
     else:
         lines.append(f"bundle {r.bundle_version}" + (" (changed)" if r.changed else " (unchanged)"))
     return "\n".join(lines)
+
+
+def _count(n: int, noun: str) -> str:
+    """``"1 mood"``, ``"8 moods"``, ``"89,583 tracks"``."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"

@@ -298,7 +298,8 @@ def demo_queries(bundle: Path) -> str:
                 genre = stub.ClassifyGenre(pb.ClassifyGenreRequest(track_id=seed, top_k=3, explain=True), timeout=10)
             out += [f"SimilarTracks to '{track.name}' by {', '.join(track.artists)} ({', '.join(track.genres)}):",
                     format_response("similar", similar, width), "",
-                    "ListMoods (first 5):", "\n".join(mood_lines[:6] + mood_lines[-1:]), "",
+                    f"ListMoods (first 5 of {len(moods.moods)}):" if len(moods.moods) > 5 else "ListMoods:",
+                    "\n".join(mood_lines[:6] + mood_lines[-1:] if len(moods.moods) > 5 else mood_lines), "",
                     "MoodPlaylist from the same seed:", format_response("playlist", playlist, width)]
             if not classifies:
                 skipped = rec.bundle.manifest["metrics"].get("genre", {}).get("skipped", "no classifier")

@@ -254,6 +254,7 @@ def test_demo_refuses_what_it_would_ignore_or_cannot_use(tmp_path: Path, capsys:
 def test_the_demos_queries_leave_out_classify_genre_on_a_bundle_without_a_classifier(
         tmp_path: Path, fast_config: Path) -> None:
     """It asked anyway, and the demo ended in a traceback on --no-genre (an audit, 2026-12-07)."""
+    from engine import InvalidQuery, Recommender, load_bundle
     from server._cli_query import demo_queries
 
     assert main(["synth", "--out", str(tmp_path / "s.csv"), "--tracks", "300"]) == 0
@@ -262,8 +263,12 @@ def test_the_demos_queries_leave_out_classify_genre_on_a_bundle_without_a_classi
     said = demo_queries(tmp_path / "b")
     assert "ClassifyGenre: not asked, this bundle has no genre classifier (disabled by configuration)" in said
     assert "SimilarTracks to" in said and "MoodPlaylist from the same seed" in said
+    # the moods' legend once, under a heading that counts them (it was printed twice under 6 moods: "1 moods")
+    assert said.count("core: tracks at the mood's dense centre") == 1
+    moods = len(Recommender(load_bundle(tmp_path / "b")).moods())
+    assert (f"ListMoods (first 5 of {moods}):" if moods > 5 else "ListMoods:\n") in said
+    assert f"{moods} mood{'' if moods == 1 else 's'}, flat index" in said
     # and a question to it says why, as its build did: it said "its catalog had no genre labels" to every bundle
-    from engine import InvalidQuery, Recommender, load_bundle
 
     rec = Recommender(load_bundle(tmp_path / "b"))
     for ask in (lambda: rec.classify(track_id=rec.ids[0]), lambda: rec.check_classify(3)):
