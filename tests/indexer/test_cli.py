@@ -268,6 +268,12 @@ def test_the_demos_queries_leave_out_classify_genre_on_a_bundle_without_a_classi
     moods = len(Recommender(load_bundle(tmp_path / "b")).moods())
     assert (f"ListMoods (first 5 of {moods}):" if moods > 5 else "ListMoods:\n") in said
     assert f"{moods} mood{'' if moods == 1 else 's'}, flat index" in said
+    assert main(["synth", "--out", str(tmp_path / "t.csv"), "--tracks", "100"]) == 0  # one mood
+    assert main(["index", str(tmp_path / "t.csv"), "--out", str(tmp_path / "one"), "--config", str(fast_config),
+                 "--quiet", "--no-genre"]) == 0
+    said = demo_queries(tmp_path / "one")
+    assert "ListMoods:\n" in said and ", 1 mood, flat index" in said
+    assert said.count("core: tracks at the mood's dense centre") == 1
     # and a question to it says why, as its build did: it said "its catalog had no genre labels" to every bundle
 
     rec = Recommender(load_bundle(tmp_path / "b"))
