@@ -33,6 +33,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import sys
 import uuid
 from collections.abc import Iterator
@@ -41,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import BundleError, BundleIntegrityError, BundleNotFound, BundleVersionError, shown
+from ._inputfile import special_kind
 from ._manifest import check_manifest_shapes
 
 FORMAT = "musicrec-bundle"
@@ -52,6 +54,7 @@ FORMAT_VERSION = 5
 # A version-4 bundle is a version-5 one without genre_linear.npz: it loads as it is.
 READABLE_VERSIONS = (4, 5)
 MANIFEST = "manifest.json"
+MAX_MANIFEST_BYTES = 64 << 20  # a Spotify bundle's is 24 KB: past this it is no manifest, and read whole
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
@@ -202,21 +205,33 @@ def read_verified_manifest(bundle_dir: str | os.PathLike[str]) -> dict[str, Any]
         raise BundleNotFound(f"{bundle_dir}: not a bundle directory (it does not exist or is not a directory)")
     path = bundle_dir / MANIFEST
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
+        if path.is_symlink():  # a bundle holds its own files: a link is read elsewhere, and can change under it
+            raise BundleIntegrityError(f"{path}: is a link, not the bundle's own manifest; the bundle was modified")
+        mode = path.stat().st_mode  # before any open: opening a FIFO blocks
+        if not stat.S_ISREG(mode):
+            raise BundleIntegrityError(f"{path}: is not a regular file ({special_kind(path)}), not the bundle's "
+                                       "manifest; the bundle is damaged: rebuild it")
+        if path.stat().st_size > MAX_MANIFEST_BYTES:
+            raise BundleIntegrityError(f"{path}: {path.stat().st_size:,} bytes, more than any manifest holds "
+                                       f"({MAX_MANIFEST_BYTES:,}); the bundle is damaged: rebuild it")
+        manifest = json.loads(path.read_bytes().decode("utf-8"))
     except FileNotFoundError:
         raise BundleIntegrityError(f"{bundle_dir}: no {MANIFEST}; not a bundle, or an interrupted build") from None
-    except IsADirectoryError:
-        raise BundleIntegrityError(f"{path}: is a directory, not the bundle's manifest; the bundle is damaged: "
-                                   "rebuild it") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise BundleIntegrityError(f"{path}: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise BundleIntegrityError(f"{path}: nested deeper than JSON's reader goes; the manifest was edited or is "
+                                   "damaged: rebuild the bundle") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise BundleIntegrityError(f"{path}: not a {FORMAT} manifest")
     version = manifest.get("format_version")
     if type(version) is not int or version not in READABLE_VERSIONS:
+        newer = type(version) is int and version > max(READABLE_VERSIONS)
         raise BundleVersionError(
             f"{bundle_dir}: bundle format version {version!r}, but this engine reads versions "
-            f"{', '.join(map(str, READABLE_VERSIONS))}; rebuild the bundle with this version of musicrec")
+            f"{', '.join(map(str, READABLE_VERSIONS))}; "
+            + ("a newer musicrec built it: upgrade musicrec to load it" if newer
+               else "rebuild the bundle with this version of musicrec"))
     files = manifest.get("files")
     if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
         raise BundleIntegrityError(f"{path}: no 'files' checksum table (file name -> sha256 text)")
@@ -243,6 +258,9 @@ def read_verified_manifest(bundle_dir: str | os.PathLike[str]) -> dict[str, Any]
     for name, expected in files.items():
         if Path(name).name != name:
             raise BundleIntegrityError(f"{path}: file entry {name!r} is not a plain file name")
+        if (bundle_dir / name).is_symlink():  # read elsewhere, and its target can change after the checksum
+            raise BundleIntegrityError(f"{bundle_dir / name}: is a link, not a file of the bundle's own; the bundle "
+                                       "was modified")
         if not (bundle_dir / name).is_file():
             raise BundleIntegrityError(f"{bundle_dir / name}: is not a regular file (a directory?); the bundle was "
                                        "modified or is damaged")
@@ -285,12 +303,19 @@ def check_current_link(link: str | os.PathLike[str]) -> None:
         raise BundleError(f"{link}: {problem}")
 
 
-def publish(bundle_dir: str | os.PathLike[str], link: str | os.PathLike[str]) -> None:
+def publish(bundle_dir: str | os.PathLike[str], link: str | os.PathLike[str], *,
+            expected: str | os.PathLike[str] | None = None) -> None:
     """Point the symlink ``link`` at ``bundle_dir`` atomically (rename over the old link), so a
     server watching ``link`` sees either the old bundle or the new one, never neither. Only a symlink
-    is replaced (:func:`check_current_link`); missing parent directories are created."""
+    is replaced (:func:`check_current_link`); missing parent directories are created. ``expected``: the
+    bundle ``link`` pointed at when the work began; a link repointed since (another build or update finished
+    meanwhile) is left alone, as a :class:`BundleError`, so that the other's work is not lost."""
     link = Path(link)
     check_current_link(link)
+    if expected is not None and link.is_symlink() and os.path.realpath(link) != os.path.realpath(expected):
+        raise BundleError(f"{link} was repointed while this one was made (it points at {os.path.realpath(link)} "
+                          f"now, not at {os.path.realpath(expected)}): not repointing it, which would drop what "
+                          "that one holds")
     link.parent.mkdir(parents=True, exist_ok=True)
     target = Path(os.path.relpath(Path(bundle_dir).resolve(), link.parent.resolve()))
     tmp = link.parent / f".{link.name}.tmp-{uuid.uuid4().hex[:8]}"

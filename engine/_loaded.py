@@ -81,8 +81,11 @@ def load_bundle(path: str | os.PathLike[str], *, search_threads: int = 1, share_
     ``share_pages``: a flat index is memory-mapped from the bundle (``IO_FLAG_MMAP_IFC``) and the
     vectors are a view of its pages (the same float32 rows, checked equal), so processes serving
     one bundle (``musicrec serve --processes N``) share one copy in the page cache.
+
+    A link (``bundles/current``) is resolved once, first: every file is read from the bundle it named then, and
+    ``Bundle.path`` is that bundle's own directory, so a link repointed meanwhile cannot mix two bundles.
     """
-    path = Path(path)
+    path = Path(os.path.realpath(path))
     manifest = read_verified_manifest(path)
     with _reading(path, "manifest.json"):
         config = BuildConfig.from_mapping(without_retired_keys(manifest["config"]))

@@ -180,7 +180,7 @@ def add_tracks(base: str | os.PathLike[str], out: str | os.PathLike[str], *, csv
             base_manifest = bundle.manifest
             counts = {**base_manifest["counts"], "tracks": len(catalog)}
             update = {
-                "base": {"path": str(Path(base)), "version": bundle.version, "tracks": len(old)},
+                "base": {"path": str(bundle.path), "version": bundle.version, "tracks": len(old)},
                 "added": n_new, "removed": removed, "remove_ids_not_found": remove_unknown,
                 "remove_ids_not_found_shown": unknown_shown,
                 "refused": refused, "ingest": ingest,

@@ -331,11 +331,17 @@ def _cmd_add(args: argparse.Namespace) -> int:
         if client is not None:
             client.close()
     if args.current:
-        try:
-            publish(args.out, args.current)
+        from engine import BundleError
+
+        try:  # an add builds on what the link named: one finished meanwhile would be lost under this one
+            publish(args.out, args.current, expected=live[0])
         except OSError as exc:  # the new bundle is complete and verified: keep it, say what did not happen
             print(f"musicrec add: error: the bundle was written to {args.out}, but {exc.filename2 or exc.filename}: "
                   f"{exc.strerror or exc}", file=sys.stderr)
+            return 1
+        except BundleError as exc:
+            print(f"musicrec add: error: the bundle was written to {args.out}, but {exc}; add to the bundle it "
+                  "names now, or point it yourself", file=sys.stderr)
             return 1
     u = manifest["update"]
     with contextlib.redirect_stdout(sys.stderr if args.json_out == "-" else sys.stdout):  # '-': the JSON alone

@@ -94,7 +94,11 @@ def test_another_format_version_is_refused(bundle_dir: Path, tmp_path: Path) -> 
     m = json.loads((bad / "manifest.json").read_text())
     m["format_version"] = FORMAT_VERSION + 1
     (bad / "manifest.json").write_text(json.dumps(m))
-    with pytest.raises(BundleVersionError, match="rebuild the bundle"):
+    with pytest.raises(BundleVersionError, match=r"a newer musicrec built it: upgrade musicrec to load it$"):
+        load_bundle(bad)
+    m["format_version"] = 3
+    (bad / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(BundleVersionError, match=r"rebuild the bundle with this version of musicrec$"):
         load_bundle(bad)
 
 
@@ -349,8 +353,50 @@ def test_a_directory_in_place_of_a_bundle_file_is_named(bundle_dir: Path, tmp_pa
     other = copy(bundle_dir, tmp_path / "other")
     (other / "manifest.json").unlink()
     (other / "manifest.json").mkdir()
-    with pytest.raises(BundleIntegrityError, match=r"manifest\.json: is a directory, not the bundle's manifest"):
+    with pytest.raises(BundleIntegrityError, match=r"manifest\.json: is not a regular file \(a directory\), not the "
+                                                  r"bundle's manifest"):
         load_bundle(other)
+
+
+def test_a_manifest_or_file_that_is_not_the_bundles_own_regular_file_is_refused_without_reading_it(
+        bundle_dir: Path, tmp_path: Path) -> None:
+    """A FIFO for manifest.json hung every load (and a server's reloads, under the holder's lock), a link to
+    /dev/zero filled the memory, a deep manifest was a RecursionError, and a file linked from outside the bundle
+    loaded (its target can change after its checksum): an audit, 2026-12-08."""
+    import os
+
+    fifo = copy(bundle_dir, tmp_path / "fifo")
+    (fifo / "manifest.json").unlink()
+    os.mkfifo(fifo / "manifest.json")
+    with pytest.raises(BundleIntegrityError, match=r"manifest\.json: is not a regular file \(a FIFO\)"):
+        load_bundle(fifo)
+    zero = copy(bundle_dir, tmp_path / "zero")
+    (zero / "manifest.json").unlink()
+    (zero / "manifest.json").symlink_to("/dev/zero")
+    with pytest.raises(BundleIntegrityError, match=r"manifest\.json: is a link, not the bundle's own manifest"):
+        load_bundle(zero)
+    deep = copy(bundle_dir, tmp_path / "deep")
+    (deep / "manifest.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(BundleIntegrityError, match=r"manifest\.json: nested deeper than JSON's reader goes"):
+        load_bundle(deep)
+    linked = copy(bundle_dir, tmp_path / "linked")
+    outside = tmp_path / "moods.json"
+    shutil.copy(linked / "moods.json", outside)  # the same bytes: the checksum matches
+    (linked / "moods.json").unlink()
+    (linked / "moods.json").symlink_to(outside)
+    with pytest.raises(BundleIntegrityError, match=r"moods\.json: is a link, not a file of the bundle's own"):
+        load_bundle(linked)
+
+
+def test_a_link_to_a_bundle_is_read_from_the_bundle_it_named_when_the_load_began(bundle_dir: Path,
+                                                                                 tmp_path: Path) -> None:
+    """``add --to bundles/current`` re-read files through the link after loading: a link repointed meanwhile
+    made one bundle of two (another bundle's genre model beside this one's tracks) that still verified."""
+    real = copy(bundle_dir, tmp_path)
+    link = tmp_path / "current"
+    link.symlink_to(real)
+    bundle = load_bundle(link)
+    assert bundle.path == real.resolve()
 
 
 def test_a_bundle_path_too_long_for_the_system_is_named_short(tmp_path: Path) -> None:

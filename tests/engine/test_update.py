@@ -243,6 +243,34 @@ def test_a_value_beyond_float32_is_dropped_and_current_moves_to_a_bundle_that_lo
     assert main(["report", str(link)]) == 0
 
 
+def test_an_add_leaves_current_alone_when_another_repointed_it_meanwhile(
+        parts: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Two `add --to current --current current` at once both built on A, and the second to finish repointed the
+    link over the first, whose tracks were then in no live bundle, without a word (an audit, 2026-12-08)."""
+    import engine
+
+    link = tmp_path / "current"
+    publish(parts["a"], link)
+    other = tmp_path / "other"
+    shutil.copytree(parts["a"], other)
+    real_add = engine.add_tracks
+
+    def add_while_another_finishes(*args: object, **kwargs: object) -> dict:
+        manifest = real_add(*args, **kwargs)
+        publish(other, link)  # the other update's publish, between this one's load and its own
+        return manifest
+
+    monkeypatch.setattr(engine, "add_tracks", add_while_another_finishes)
+    code = main(["add", str(parts["y"]), "--to", str(link), "--out", str(tmp_path / "b"), "--current", str(link),
+                 "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 1 and f"the bundle was written to {tmp_path / 'b'}, but {link} was repointed while this one " \
+                         f"was made (it points at {other.resolve()} now, not at {parts['a'].resolve()})" in err, err
+    assert link.resolve() == other.resolve() and load_bundle(tmp_path / "b").manifest["update"]["base"]["path"] == \
+        str(parts["a"].resolve())  # the bundle it read, not the link's name
+
+
 def test_a_track_far_beyond_the_fitted_scaling_is_refused_by_id(tmp_path: Path,
                                                                 capsys: pytest.CaptureFixture[str]) -> None:
     # within float32, but 3e38 in a mood feature whose catalog spread is ~0.2 overflows the float32 mood point
