@@ -38,6 +38,12 @@ class BundleLoadError(BundleError):
     keeps its bundle and answers FAILED_PRECONDITION, ``musicrec serve`` exits 2 with this message."""
 
 
+class BackendNotReady(BundleError):
+    """A bundle that loads, but whose candidate source cannot answer yet (with ``--backend qdrant``: its
+    collection is not published, or not whole). A running server keeps the bundle it serves; the watcher swaps
+    the new one in once its source answers, without loading it again."""
+
+
 @dataclasses.dataclass(frozen=True)
 class LoadAttempt:
     """The last load attempt, for the metrics: swapped in or refused, how long, when (Unix time)."""
@@ -110,6 +116,7 @@ class BundleHolder:
         self.watch_checks = 0
         self.last_load: LoadAttempt | None = None
         self._pointer_seen: str | None = None  # where the configured path led at its last load attempt
+        self._waiting: Recommender | None = None  # loaded from there, its source not ready yet (BackendNotReady)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
@@ -138,6 +145,7 @@ class BundleHolder:
             resolved = os.path.realpath(target)
             if path is None:  # seen, whether it loads or not: the watcher waits for the next change
                 self._pointer_seen = resolved
+                self._waiting = None
             old = self.current
             old_version = old.bundle.version if old is not None else None
             started = time.perf_counter()
@@ -159,18 +167,44 @@ class BundleHolder:
                         exc_info=True)
                 reason = " ".join(str(exc).split())[:300]
                 raise BundleLoadError(f"{resolved}: cannot be loaded ({type(exc).__name__}: {reason})") from exc
-            changed = old_version != rec.bundle.version
-            self.current = rec  # the swap: one reference assignment
-            self.loaded += 1
-            self._attempted(started, ok=True)
-            for hook in self.on_loaded:
-                hook(rec)
-            log.info("bundle %s loaded from %s: %d tracks, %d moods, %d genres%s", rec.bundle.version, resolved,
-                     rec.n, len(rec.moods()), len(rec.genre_names), "" if changed else " (unchanged)",
-                     extra={"event": "bundle_loaded", "fields": {"bundle_id": rec.bundle.version, "tracks": rec.n,
-                                                                 "seconds": round(self.last_load.seconds, 3)
-                                                                 if self.last_load else None}})
-            return old_version, rec.bundle.version, changed
+            # a running server keeps answering from what it has: a bundle whose collection is not there yet
+            # (published after the link moved, or a publish cut short) would answer nothing that needs a search
+            if old is not None and (problem := _source_problem(rec)) is not None:
+                self.refused += 1
+                self._attempted(started, ok=False)
+                if path is None:
+                    self._waiting = rec
+                raise BackendNotReady(f"{resolved}: its candidate source cannot answer yet ({problem}); the "
+                                      f"previous bundle keeps serving" + (", and this one is swapped in once it can"
+                                                                          if path is None and self._watcher else ""))
+            return self._swap(rec, resolved, old_version, started)
+
+    def _swap(self, rec: Recommender, resolved: str, old_version: str | None,
+              started: float) -> tuple[str | None, str, bool]:
+        """Serve ``rec`` from now on (the caller holds the lock)."""
+        changed = old_version != rec.bundle.version
+        self.current = rec  # the swap: one reference assignment
+        self.loaded += 1
+        self._attempted(started, ok=True)
+        for hook in self.on_loaded:
+            hook(rec)
+        log.info("bundle %s loaded from %s: %d tracks, %d moods, %d genres%s", rec.bundle.version, resolved,
+                 rec.n, len(rec.moods()), len(rec.genre_names), "" if changed else " (unchanged)",
+                 extra={"event": "bundle_loaded", "fields": {"bundle_id": rec.bundle.version, "tracks": rec.n,
+                                                             "seconds": round(self.last_load.seconds, 3)
+                                                             if self.last_load else None}})
+        return old_version, rec.bundle.version, changed
+
+    def _swap_waiting(self) -> None:
+        """The watcher's turn on a bundle refused as BackendNotReady: swapped in once its source answers."""
+        with self._lock:
+            rec = self._waiting
+            if rec is None or _source_problem(rec) is not None:
+                return
+            self._waiting = None
+            old = self.current
+            self._swap(rec, str(rec.bundle.path), old.bundle.version if old is not None else None,
+                       time.perf_counter())
 
     def _attempted(self, started: float, *, ok: bool) -> None:
         self.last_load = LoadAttempt(ok=ok, seconds=time.perf_counter() - started, finished_at=time.time())
@@ -181,7 +215,11 @@ class BundleHolder:
         def loop() -> None:
             while not self._stop.wait(interval):
                 self.watch_checks += 1
-                if self.path is None or os.path.realpath(self.path) == self._pointer_seen:
+                if self.path is None:
+                    continue
+                if os.path.realpath(self.path) == self._pointer_seen:
+                    if self._waiting is not None:
+                        self._swap_waiting()
                     continue
                 try:
                     self.load()
@@ -195,3 +233,10 @@ class BundleHolder:
 
     def close(self) -> None:
         self._stop.set()
+
+
+def _source_problem(rec: Recommender) -> str | None:
+    """Why ``rec``'s candidate source cannot answer now (a Qdrant collection missing or not whole, Qdrant down);
+    None when it can, or when the source is the bundle's own index."""
+    check = getattr(rec.source, "check", None)
+    return check() if check is not None else None

@@ -233,3 +233,40 @@ def test_after_the_alias_moves_on_a_server_keeps_reading_its_own_collection(smal
             assert len(pb_grpc.RecommenderStub(ch).SimilarTracks(filtered(tid), timeout=10).results) == 10
     finally:
         srv.stop(grace=0.5)
+
+
+def test_a_bundle_whose_collection_is_not_published_yet_waits_and_the_old_one_keeps_serving(
+        small_bundle_dir: Path, tmp_path: Path) -> None:
+    """`index --current` then `publish`, the README's order, repointed a watching server's link before the
+    collection was there: the server swapped to a bundle that answered UNAVAILABLE until the publish ended, and a
+    ReloadBundle of an unpublished bundle was accepted (an audit, 2026-12-08)."""
+    from engine import publish
+    from server._holder import BackendNotReady
+
+    client = QdrantClient(":memory:")
+    publish_bundle(small_bundle_dir, client, alias="live")
+    newer = another_version(small_bundle_dir, tmp_path / "newer", "2031-01-01T00:00:00+00:00")
+    link = tmp_path / "current"
+    publish(small_bundle_dir, link)
+    backend = QdrantBackend(client=client, path=Path("unused"), alias="live", retry_after=0.05)
+    srv = create_server(link, "127.0.0.1:0", ServerOptions(source_factory=backend.source_factory(),
+                                                           backend_check_interval=0.05, watch_interval=0.05))
+    old, new = load_bundle(small_bundle_dir).version, load_bundle(newer).version
+    tid = str(load_bundle(small_bundle_dir).tracks.ids[0])
+    try:
+        with pytest.raises(BackendNotReady, match=r"its candidate source cannot answer yet .*; the previous bundle "
+                                                  r"keeps serving$"):
+            srv.holder.load(newer)  # a ReloadBundle naming it
+        publish(newer, link)
+        wait_until(lambda: srv.holder.watch_checks >= 5 and srv.holder.refused >= 2, "the watcher's refusal")
+        assert srv.holder.current_version() == old and health(srv.port) == SERVING
+        with grpc.insecure_channel(f"127.0.0.1:{srv.port}") as ch:
+            assert len(pb_grpc.RecommenderStub(ch).SimilarTracks(filtered(tid), timeout=10).results) == 10
+        loads = srv.holder.loaded
+        publish_bundle(newer, client, alias="live")
+        wait_until(lambda: srv.holder.current_version() == new, "the waiting bundle swapped in once published")
+        assert srv.holder.loaded == loads + 1
+        with grpc.insecure_channel(f"127.0.0.1:{srv.port}") as ch:
+            assert len(pb_grpc.RecommenderStub(ch).SimilarTracks(filtered(tid), timeout=10).results) == 10
+    finally:
+        srv.stop(grace=0.5)
