@@ -21,6 +21,7 @@ COPY pyproject.toml README.md ./
 COPY engine ./engine
 COPY indexer ./indexer
 COPY server ./server
+COPY musicrec ./musicrec
 # fast: the new-track path's compiled kernels (numba; compiled into NUMBA_CACHE_DIR at the first start).
 # --build-arg EXTRAS=fast,audio adds librosa & co. for audio clips in queries and `musicrec extract`.
 ARG EXTRAS="fast"

@@ -26,7 +26,7 @@ HEAVY = ("grpc", "google.protobuf", "xgboost", "faiss", "sklearn", "pandas", "hd
 
 _PROBE = """\
 import json, sys
-from indexer.cli import main
+from musicrec.cli import main
 try:
     main(sys.argv[1:])
 except SystemExit:

@@ -64,7 +64,7 @@ def pairs(spotify: Path, rows: tuple[int, int], seed: int, tmp: Path) -> dict[st
 
 def build(csv: Path, out: Path, current: Path | None) -> dict:
     """``musicrec index`` of ``csv`` (the preset detected from its header), genre stage off; its JSON report."""
-    from indexer.cli import main
+    from musicrec.cli import main
 
     args = ["index", str(csv), "--out", str(out), "--no-genre", "--quiet", "--json", str(out) + ".json"]
     if current is not None:

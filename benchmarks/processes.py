@@ -58,7 +58,7 @@ def client(port: int, ids: list[str], duration: float, seed: int) -> int:
 
 def round_qps(bundle: Path, processes: int, ids: list[str], duration: float) -> float:
     port = free_port()
-    code = "import sys; from indexer.cli import main; sys.exit(main())"
+    code = "import sys; from musicrec.cli import main; sys.exit(main())"
     server = subprocess.Popen([sys.executable, "-c", code, "serve", "--bundle", str(bundle), "--port", str(port),
                                "--processes", str(processes), "--log-format", "json"], cwd=REPO,
                               stderr=subprocess.DEVNULL)

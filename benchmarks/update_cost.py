@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
-MUSICREC = [sys.executable, "-c", "import sys; from indexer.cli import main; sys.exit(main())"]
+MUSICREC = [sys.executable, "-c", "import sys; from musicrec.cli import main; sys.exit(main())"]
 
 
 def run(args: list[str]) -> float:

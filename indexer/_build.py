@@ -1,12 +1,11 @@
-"""``musicrec index`` (a catalog CSV -> a verified bundle and its report), ``musicrec synth`` (a synthetic catalog CSV)
-and ``musicrec demo`` (the main job: either catalog built, reported, served and asked one query of each kind)."""
+"""``musicrec index`` (a catalog CSV -> a verified bundle and its report) and ``musicrec synth`` (a synthetic catalog
+CSV). ``build_and_report`` is also the first half of ``musicrec demo`` (musicrec/_demo.py)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -33,17 +32,6 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--tracks", type=int, default=20_000, help=f"number of tracks, 1 to {MAX_SYNTH:,} (default 20000)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_synth)
-
-    p = sub.add_parser("demo", help="the main job: build a bundle, print its report, serve it, query it",
-                       description="Build a bundle from CSV (or, when no CSV is given, from a synthetic "
-                                   "catalog), point bundles/current at it, print the report, then serve it "
-                                   "on a free local port and answer one query of each kind over gRPC.")
-    p.add_argument("csv", type=Path, nargs="?", help="catalog CSV (default: a synthetic catalog)")
-    p.add_argument("--bundles", type=Path, default=Path("bundles"), help="where bundles go (default ./bundles)")
-    p.add_argument("--tracks", type=int, default=None,
-                   help=f"synthetic catalog size, 1 to {MAX_SYNTH:,} (default 20000; not with a CSV)")
-    add_build_options(p)
-    p.set_defaults(func=_cmd_demo)
 
 
 class _Progress:
@@ -92,10 +80,9 @@ class _Progress:
         self.done.set()
 
 
-def build_and_report(args: argparse.Namespace, csv: Path, out: Path, *, source_label: str | None = None,
-                      serve: bool = False) -> int:
+def build_and_report(args: argparse.Namespace, csv: Path, out: Path, *, source_label: str | None = None) -> int:
+    """Build ``out`` from ``csv`` and print its report, narrowed to ``args.width`` (the terminal's, or None)."""
     from engine import build_bundle, check_current_link, format_report, publish, write_output
-    from server._table import output_width
 
     from ._outputs import check_output_file
 
@@ -114,7 +101,7 @@ def build_and_report(args: argparse.Namespace, csv: Path, out: Path, *, source_l
     progress = None if args.quiet else _Progress()
     try:
         manifest = build_bundle(csv, out, config, progress=progress, source_label=source_label, current=args.current)
-        args.bundle_written = out  # what an interrupt or a failed print says was done (indexer/cli.py)
+        args.bundle_written = out  # what an interrupt or a failed print says was done (musicrec/cli.py)
     finally:
         if progress is not None:
             progress.close()
@@ -131,15 +118,10 @@ def build_and_report(args: argparse.Namespace, csv: Path, out: Path, *, source_l
         return EXIT_FAILED
     moods = json.loads((out / "moods.json").read_text(encoding="utf-8"))
     text = sys.stderr if args.json_out == "-" else sys.stdout  # with --json -, stdout holds the JSON alone
-    print(format_report(manifest, moods=moods, width=output_width()), file=text)
+    print(format_report(manifest, moods=moods, width=args.width), file=text)
     print(f"\nbundle written to {out}" + (f"; {args.current} -> {out}" if args.current else ""), file=text)
     if args.json_out == "-":
         print(json.dumps(manifest, indent=2))
-    if serve:
-        from server.cli import demo_queries
-
-        print("\n== serving the bundle over gRPC and asking it ==\n", file=text)
-        print(demo_queries(out), file=text)
     return EXIT_OK
 
 
@@ -175,35 +157,3 @@ def _cmd_synth(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     print(f"wrote {args.out} ({args.tracks} tracks, seed {args.seed})")
     return EXIT_OK
-
-
-def _cmd_demo(args: argparse.Namespace) -> int:
-    from engine import synthetic_catalog
-
-    if args.csv is not None and args.tracks is not None:  # it would be ignored: the CSV's tracks are indexed
-        print("musicrec demo: error: --tracks sizes the synthetic catalog; with a CSV its tracks are indexed: "
-              "leave --tracks out", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    args.tracks = 20_000 if args.tracks is None else args.tracks
-    if args.csv is None and not 1 <= args.tracks <= MAX_SYNTH:
-        print(f"musicrec demo: error: --tracks must be 1 to {MAX_SYNTH:,}, got {args.tracks}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    try:
-        args.bundles.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:  # a file there, a folder on the way that cannot be entered
-        why = "is a file, not a directory" if args.bundles.is_file() else exc.strerror or str(exc)
-        print(f"musicrec demo: error: --bundles {args.bundles}: {why}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-    if args.current is None:
-        args.current = args.bundles / "current"
-    if args.csv is not None:
-        print(f"demo: catalog {args.csv}", file=sys.stderr)
-        return build_and_report(args, args.csv, args.bundles / f"{args.csv.stem}-{stamp}", serve=True)
-    print(f"demo: no CSV given, so a synthetic catalog of {args.tracks} tracks (seed 0) is used; "
-          "pass a CSV (e.g. ../shared/data/spotify_tracks.csv) to index real data", file=sys.stderr)
-    with tempfile.TemporaryDirectory() as tmp:
-        csv = Path(tmp) / "synthetic.csv"
-        synthetic_catalog(args.tracks, seed=0).to_csv(csv, index=False)
-        return build_and_report(args, csv, args.bundles / f"synthetic-{stamp}",
-                                 source_label=f"synthetic catalog ({args.tracks} tracks, seed 0)", serve=True)

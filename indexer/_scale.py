@@ -311,7 +311,7 @@ def _cmd_add(args: argparse.Namespace) -> int:
         if client is not None:
             _check_base_published(client, args.base, args.alias)  # before the update's work, as the paths are
         manifest = add_tracks(args.base, args.out, csv=args.csv, remove_ids=remove, progress=say)
-        args.bundle_written = args.out  # what an interrupt or a failed print says was done (indexer/cli.py)
+        args.bundle_written = args.out  # what an interrupt or a failed print says was done (musicrec/cli.py)
         qdrant = None
         if client is not None:
             from engine import EngineError

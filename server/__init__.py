@@ -12,8 +12,8 @@ __all__ = ["RunningServer", "ServerOptions", "ServerStartError", "create_server"
 
 
 # The public names load ``_app`` (and with it grpc, protobuf and the engine) on first use rather than
-# on import (PEP 562): ``musicrec index`` builds its parser from ``server.cli``, whose import runs this
-# file, and a build must neither need grpc nor wait seconds for it.
+# on import (PEP 562): the ``musicrec`` command builds ``server.cli``'s parsers for every command, ``musicrec
+# index`` too, and that import runs this file; a build must neither need grpc nor wait seconds for it.
 def __getattr__(name: str) -> Any:
     if name not in __all__:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

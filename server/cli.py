@@ -2,8 +2,10 @@
 (server/_cli_query.py, its tables in _cli_format.py), ``bench`` (server/_cli_bench.py) and ``health``
 (server/_probe.py), one module each, each with its parser and its command.
 
-``musicrec`` builds every parser, whatever the command (``musicrec index`` too), so none of these
-modules imports grpc, protobuf or the engine at the top: a command imports what it needs when it runs.
+The ``musicrec`` command (musicrec/cli.py) adds these beside the indexer's, and builds every parser whatever
+the command (``musicrec index`` too), so none of these modules imports grpc, protobuf or the engine at the top:
+a command imports what it needs when it runs. ``demo_queries`` is the second half of ``musicrec demo``
+(musicrec/_demo.py).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The `musicrec` entry point stays light: help loads none of the heavy libraries, a build never loads the
-transport, and a query never loads the engine. Each case runs `indexer.cli.main` in a fresh interpreter and
+transport, and a query never loads the engine. Each case runs `musicrec.cli.main` in a fresh interpreter and
 looks at `sys.modules` afterwards."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ ENGINE = ("engine", "xgboost", "faiss", "sklearn", "hdbscan")
 
 _PROBE = """\
 import json, sys
-from indexer.cli import main
+from musicrec.cli import main
 try:
     code = main(json.loads(sys.argv[1]))
 except SystemExit as exc:

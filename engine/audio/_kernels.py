@@ -187,7 +187,7 @@ def lock_holders(path: Path) -> list[int]:
 
 
 def holders_text(path: Path) -> str:
-    """"pid 1234 (python -m indexer.cli extract ...)" for each holder, or "another process"."""
+    """"pid 1234 (python -m musicrec.cli extract ...)" for each holder, or "another process"."""
     named = []
     for pid in lock_holders(path):
         try:

@@ -19,7 +19,7 @@ from engine import _compiled as compiled
 from engine.audio import CompileLockTimeout, ExtractorParams, _kernels, _worker
 from engine.audio._inputs import Job
 from engine.audio._synth import STYLES, chord_pad, write_corpus
-from indexer.cli import EXIT_FAILED, main
+from musicrec.cli import EXIT_FAILED, main
 from server import _audio as server_audio
 from tests.audio.conftest import encode
 

@@ -18,7 +18,7 @@ import pytest
 
 from engine.audio import csv_columns
 from engine.audio._synth import STYLES, chord_pad, write_corpus
-from indexer.cli import main
+from musicrec.cli import main
 from tests.audio.conftest import SR, encode
 from tests.server.conftest import wait_until
 
@@ -183,7 +183,7 @@ def test_resume_after_a_kill_loses_nothing(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     log = tmp_path / "stderr.txt"
     with log.open("wb") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "indexer.cli", "extract", str(music), "--out", str(out),
+        proc = subprocess.Popen([sys.executable, "-m", "musicrec.cli", "extract", str(music), "--out", str(out),
                                  "--workers", "1", "--quiet"], cwd=REPO, env=env, start_new_session=True,
                                 stdout=subprocess.DEVNULL, stderr=err)
     try:
@@ -231,7 +231,7 @@ def test_bad_option_values_are_refused_before_anything_is_written(option: str, v
                                               ("-1", "must be 0 (in this process) or more, got -1")])
 def test_workers_outside_0_to_256_are_refused_at_parsing(value: str, words: str,
                                                          capsys: pytest.CaptureFixture[str]) -> None:
-    from indexer.cli import _parser
+    from musicrec.cli import _parser
 
     argv = ["extract", "music", "--out", "o.csv", "--workers"]
     with pytest.raises(SystemExit) as exit_:

@@ -12,7 +12,7 @@ import pytest
 from engine import ConfigError
 from engine._schema import audio_schema, detect_preset
 from engine.audio import DESCRIPTORS, GTZAN_FEATURES, csv_columns
-from indexer.cli import main
+from musicrec.cli import main
 
 GTZAN_HEADER = ["filename", "length", *GTZAN_FEATURES, "label"]
 

@@ -12,7 +12,7 @@ import pytest
 
 from engine import build_bundle
 from engine.audio._synth import STYLES, song
-from indexer.cli import main
+from musicrec.cli import main
 from server import RunningServer, ServerOptions
 from server._audio import MAX_AUDIO_BYTES
 from server._generated.musicrec.v1 import recommender_pb2 as pb

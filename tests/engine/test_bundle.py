@@ -22,7 +22,7 @@ from engine import (
     publish,
 )
 from engine._bundle import atomic_bundle_dir, sha256_file, write_manifest
-from indexer.cli import main
+from musicrec.cli import main
 from tests.conftest import FAST_CONFIG
 
 

@@ -285,7 +285,7 @@ def test_the_build_report_gives_an_ivf_index_s_lists_and_says_when_they_were_low
 ])
 def test_the_cli_prints_one_line_and_exits_2(config: str, message: str, names_file: bool, tmp_path: Path,
                                               capsys: pytest.CaptureFixture[str]) -> None:
-    from indexer.cli import main
+    from musicrec.cli import main
 
     csv, toml = tmp_path / "c.csv", tmp_path / "c.toml"
     synthetic_catalog(1_000, seed=0).to_csv(csv, index=False)
@@ -302,7 +302,7 @@ def test_the_cli_prints_one_line_and_exits_2(config: str, message: str, names_fi
 def test_a_key_given_twice_in_a_json_config_is_refused_naming_it(text: str, key: str, tmp_path: Path,
                                                                  capsys: pytest.CaptureFixture[str]) -> None:
     """TOML refuses a repeated key; JSON kept the last silently."""
-    from indexer.cli import main
+    from musicrec.cli import main
 
     config = tmp_path / "c.json"
     config.write_text(text)

@@ -14,7 +14,7 @@ import engine
 from engine._diagnostics import BINS, genre_diagnostics, load_diagnostics
 from engine._genre import calibration_error
 from engine._moodmap import fit_mood_map
-from indexer.cli import main
+from musicrec.cli import main
 from tests.test_entrypoint import loaded, run_main
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / f"v{engine.FORMAT_VERSION}"

@@ -20,7 +20,7 @@ from engine._errors import BundleIntegrityError
 from engine._linear import LINEAR_FILE, LinearPart, fit_linear, softmax
 from engine._report import genre_lines
 from engine._view import CatalogView
-from indexer.cli import main
+from musicrec.cli import main
 from tests.engine.test_crossfit import catalog_of, planted
 
 FEATURES = tuple(f"f{i}" for i in range(5))

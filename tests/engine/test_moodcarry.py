@@ -17,7 +17,7 @@ from engine import BuildConfig, MoodConfig, build_bundle, load_bundle, synthetic
 from engine._config import GenreConfig
 from engine._moodcarry import cut_to_keep, read_current
 from engine._moods import MoodSpace
-from indexer.cli import main
+from musicrec.cli import main
 
 THREE = {"valence": 1.0, "energy": 1.0, "danceability": 1.0}  # the mood space of benchmarks/mood_borderline.py
 CONFIG = BuildConfig(moods=MoodConfig(weights=THREE), genre=GenreConfig(enabled=False))

@@ -34,7 +34,7 @@ from engine._build import _neighbour_table
 from engine._bundle import sha256_file
 from engine._index import build_index
 from engine._update import add_tracks
-from indexer.cli import main
+from musicrec.cli import main
 from tests.conftest import FAST_CONFIG
 
 CONFIG = FAST_CONFIG.replace(genre=dataclasses.asdict(GenreConfig(max_rounds=8, early_stopping_rounds=3, tune=False)))

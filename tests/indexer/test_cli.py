@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from engine import load_bundle, synthetic_catalog
-from indexer.cli import main
+from musicrec.cli import main
 
 FAST = ["--quiet", "--seed", "0"]
 

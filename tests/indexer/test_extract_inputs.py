@@ -14,7 +14,7 @@ import pytest
 
 from engine.audio._inputs import find_files, read_label_table
 from engine.audio._synth import chord_pad
-from indexer.cli import main
+from musicrec.cli import main
 from tests.audio.conftest import encode
 
 RUN = ["--workers", "0", "--quiet"]

@@ -12,7 +12,7 @@ import pytest
 from engine import synthetic_catalog
 from engine._progress import Tick, Ticker, duration
 from indexer import _build
-from indexer.cli import main
+from musicrec.cli import main
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from engine.audio._synth import STYLES, write_corpus
-from indexer.cli import main
+from musicrec.cli import main
 from tests._full_disk import full_disk
 
 REPO = Path(__file__).resolve().parents[2]
@@ -65,7 +65,7 @@ def test_synth_on_a_full_disk_leaves_no_cut_catalog(tmp_path: Path, monkeypatch:
 def test_standard_output_on_a_full_disk_is_exit_1_saying_so(small_bundle_dir: Path) -> None:
     """`musicrec report B --json > full-disk` was exit 70, "a bug", with a traceback."""
     with open("/dev/full", "w") as full:
-        done = subprocess.run([sys.executable, "-m", "indexer.cli", "report", str(small_bundle_dir), "--json"],
+        done = subprocess.run([sys.executable, "-m", "musicrec.cli", "report", str(small_bundle_dir), "--json"],
                               cwd=REPO, stdout=full, stderr=subprocess.PIPE, text=True, timeout=120)
     assert (done.returncode, done.stderr) == (1, "musicrec report: error: cannot write standard output: "
                                                  "No space left on device\n")

@@ -10,7 +10,7 @@ import pytest
 
 from engine import BundleError, load_bundle, synthetic_catalog
 from engine._bundle import atomic_bundle_dir
-from indexer.cli import main
+from musicrec.cli import main
 
 # no capacity search for the classifier (10 s a build here): what these tests check is where the bundle is written
 TINY = ("[moods]\nfit_sample = 500\nmin_cluster_size = 10\nmin_samples = 2\nstability_subsample = 0\n"

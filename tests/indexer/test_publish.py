@@ -16,7 +16,7 @@ pytest.importorskip("qdrant_client")
 
 from engine import load_bundle
 from engine.qdrant import alias_target, collection_name, connect, published_collections
-from indexer.cli import main
+from musicrec.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -65,7 +65,7 @@ def test_a_publish_killed_midway_leaves_the_alias_on_the_old_complete_collection
     store = tmp_path / "qdrant"
     old, new = (collection_name(load_bundle(v), "music") for v in versions[:2])
     assert main(["publish", str(versions[0]), "--qdrant-path", str(store), "--alias", "music", "--quiet"]) == 0
-    code = "import sys; from indexer.cli import main; sys.exit(main())"
+    code = "import sys; from musicrec.cli import main; sys.exit(main())"
     proc = subprocess.Popen([sys.executable, "-c", code, "publish", str(versions[1]), "--qdrant-path", str(store),
                              "--alias", "music", "--batch", "20"], cwd=REPO, stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None

@@ -15,7 +15,7 @@ pytest.importorskip("qdrant_client")
 
 from engine import BundleError, Recommender, Seed, SimilarQuery, TrackFilter, load_bundle, synthetic_catalog
 from engine.qdrant import QdrantSource, alias_target, collection_name, connect
-from indexer.cli import main
+from musicrec.cli import main
 
 
 @pytest.fixture(scope="module")

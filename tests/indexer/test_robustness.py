@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine import PreprocessConfig, load_bundle, publish, synthetic_catalog
-from indexer.cli import main
+from musicrec.cli import main
 
 TINY = ["--quiet", "--no-genre", "--config"]
 
@@ -277,7 +277,7 @@ def test_a_pipe_is_refused_not_waited_on(tmp_path: Path, tiny_config: Path, caps
     assert code == 2 and "not a regular file" in err, err
     # without --config the schema preset reads the header first: that read must not wait on the pipe either
     # (a hang here fails the run by its own timeout, below)
-    done = subprocess.run([sys.executable, "-m", "indexer.cli", "index", str(fifo), "--out", str(tmp_path / "c")],
+    done = subprocess.run([sys.executable, "-m", "musicrec.cli", "index", str(fifo), "--out", str(tmp_path / "c")],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "not a regular file" in done.stderr, done.stderr
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from indexer.cli import main
+from musicrec.cli import main
 from server import RunningServer
 from server._bench import Load, compare, parse_mix
 from server._bench_report import format_report

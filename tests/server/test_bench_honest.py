@@ -23,7 +23,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health, health_pb2_grpc
 
-from indexer.cli import main
+from musicrec.cli import main
 from server import RunningServer, _bench, _bench_worker, create_server
 from server._bench import FAILURE_THRESHOLD, Load, Workload, compare, parse_mix, run_phase
 from server._bench_report import format_report
@@ -230,7 +230,7 @@ def test_two_client_processes_start_together_and_share_the_requests(running: Run
 def test_ctrl_c_with_two_client_processes_exits_130_at_once(running: RunningServer) -> None:
     """Before: each worker printed a KeyboardInterrupt traceback and the command waited for a second Ctrl-C.
     The SIGINT goes to the whole process group, as a terminal's Ctrl-C does."""
-    code = "import sys\nfrom indexer.cli import main\nsys.exit(main(sys.argv[1:]))"
+    code = "import sys\nfrom musicrec.cli import main\nsys.exit(main(sys.argv[1:]))"
     argv = ["bench", "--address", f"127.0.0.1:{running.port}", "--processes", "2", "--concurrency", "2",
             "--rounds", "1", "--warmup", "0", "--duration", "600"]
     proc = subprocess.Popen([sys.executable, "-c", code, *argv], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,

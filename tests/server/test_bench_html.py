@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from indexer.cli import main
+from musicrec.cli import main
 from server import RunningServer
 from tests.engine.test_figures import png_widths
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from indexer.cli import main
+from musicrec.cli import main
 from server import ServerOptions, create_server
 from server._generated.musicrec.v1 import recommender_pb2 as pb
 from server._generated.musicrec.v1 import recommender_pb2_grpc as pb_grpc
@@ -122,7 +122,7 @@ def test_over_tls(bundle_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixtur
 
 def test_the_command_exits_with_the_status_and_loads_no_engine(bundle_dir: Path) -> None:
     srv = create_server(bundle_dir, "127.0.0.1:0")
-    code = ("import sys\nfrom indexer.cli import main\nrc = main(sys.argv[1:])\n"
+    code = ("import sys\nfrom musicrec.cli import main\nrc = main(sys.argv[1:])\n"
             "assert not [m for m in sys.modules if m.split('.')[0] in ('engine', 'faiss', 'xgboost', 'sklearn')]\n"
             "sys.exit(rc)")
     try:

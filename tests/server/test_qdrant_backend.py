@@ -182,7 +182,7 @@ def test_an_alias_naming_another_bundle_is_unavailable_with_the_reason(small_bun
 
 def test_serve_refuses_an_incomplete_backend_configuration(small_bundle_dir: Path,
                                                            capsys: pytest.CaptureFixture[str]) -> None:
-    from indexer.cli import main
+    from musicrec.cli import main
 
     assert main(["serve", "--bundle", str(small_bundle_dir), "--port", "0", "--backend", "qdrant"]) == 2
     assert "exactly one of --qdrant-url URL or --qdrant-path DIR" in capsys.readouterr().err
@@ -202,7 +202,7 @@ def test_serve_refuses_an_empty_or_malformed_qdrant_url(small_bundle_dir: Path,
     import argparse
     import re
 
-    from indexer.cli import main
+    from musicrec.cli import main
     from server._cli_serve import _qdrant_factory
 
     # "" was localhost:6333 (a server that never found its Qdrant, without naming the address), "not a url" the

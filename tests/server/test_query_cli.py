@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from indexer.cli import _parser, main
+from musicrec.cli import _parser, main
 from server import RunningServer
 from server._cli_format import CORE_LEGEND, format_response
 from server._table import output_width, table

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from indexer.cli import main
+from musicrec.cli import main
 from server import RunningServer
 from tests.server.test_query_cli import error_of
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from indexer.cli import main
+from musicrec.cli import main
 from server import RunningServer, ServerOptions, create_server
 from tests.server.test_query_cli import error_of, parse
 

@@ -15,7 +15,7 @@ import pytest
 
 import server._holder
 from engine import publish
-from indexer.cli import main
+from musicrec.cli import main
 from server import RunningServer, ServerOptions, create_server
 from server._generated.musicrec.v1 import recommender_pb2 as pb
 from server._generated.musicrec.v1 import recommender_pb2_grpc as pb_grpc

@@ -63,7 +63,7 @@ def served_calls(metrics_port: int) -> float:
 
 def test_two_processes_share_one_port_and_survive_a_crash(small_bundle_dir: Path, tmp_path: Path) -> None:
     port, metrics, _ = unused_ports(3)  # the two processes export metrics on `metrics` and `metrics` + 1
-    code = "import sys; from indexer.cli import main; sys.exit(main())"
+    code = "import sys; from musicrec.cli import main; sys.exit(main())"
     log = tmp_path / "serve.log"  # printed if the test fails: why a process exited (a clean-clone run once saw exit 2)
     with log.open("wb") as err:
         proc = subprocess.Popen([sys.executable, "-c", code, "serve", "--bundle", str(small_bundle_dir), "--port",

@@ -11,7 +11,7 @@ import grpc
 import pytest
 
 from engine import BundleError
-from indexer.cli import main
+from musicrec.cli import main
 from server import ServerStartError, create_server
 from server._bind import check_bindable, host_port
 
