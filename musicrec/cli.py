@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import indexer.cli
 import server.cli
 from indexer._args import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERNAL, EXIT_OK, Parser
-from server._table import output_width
+from server.cli import output_width
 
 from . import _demo
 

@@ -14,8 +14,9 @@ from typing import Any
 
 from . import _cli_bench, _cli_query, _cli_serve, _probe
 from ._cli_query import demo_queries
+from ._table import output_width
 
-__all__ = ["add_parsers", "demo_queries"]
+__all__ = ["add_parsers", "demo_queries", "output_width"]
 
 
 def add_parsers(sub: Any) -> None:
