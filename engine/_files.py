@@ -23,6 +23,8 @@ def output_file_problem(path: str | Path | None, *, inputs: Sequence[str | Path 
     does not list makes the bundle fail its check; ``--html bundle/manifest.json`` replaced the manifest)."""
     if not path or str(path) == "-":
         return None
+    if isinstance(path, str) and path.endswith(os.sep):  # Path() would drop it, and write a file of that name
+        return f"ends in {os.sep!r}, which names a directory; give a file name"
     try:
         if Path(path).is_dir():
             return "is a directory"

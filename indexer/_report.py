@@ -23,11 +23,12 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(func=cmd_report)
 
 
-def _file_name(text: str) -> Path:
-    """A file name argument; an empty one is refused as such (it read as ".", "is a directory")."""
+def _file_name(text: str) -> str:
+    """A file name argument, as typed (a trailing "/" is the output check's to refuse); an empty one is refused as
+    such (it read as ".", "is a directory")."""
     if not text.strip():
         raise argparse.ArgumentTypeError("empty; give a file name")
-    return Path(text)
+    return text
 
 
 def cmd_report(args: argparse.Namespace) -> int:

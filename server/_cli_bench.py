@@ -7,7 +7,6 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
 from typing import Any
 
 from ._cli_args import (  # the same checks and TLS options as query's and health's
@@ -118,8 +117,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
               "give one", file=sys.stderr)
         return 2
     if (problem := _outputs_problem(args)) is not None:  # before minutes of load, not after
-        print(f"musicrec bench: error: {problem}", file=sys.stderr)
-        return 2
+        code, said = problem
+        print(f"musicrec bench: error: {said}", file=sys.stderr)
+        return code
     if args.html_out:
         try:
             import matplotlib  # noqa: F401  (checked before minutes of load, not after)
@@ -201,19 +201,20 @@ def _html(report: dict[str, Any], samples: dict[str, list[float]]) -> str:
     return bench_report_html(report, samples)
 
 
-def _outputs_problem(args: argparse.Namespace) -> str | None:
-    """Why --json or --html cannot be written there (engine.output_file_problem, as for the indexer's report files;
-    a missing parent directory is created when the file is written), or None."""
+def _outputs_problem(args: argparse.Namespace) -> tuple[int, str] | None:
+    """The exit status and why --json or --html cannot be written there, or None: 2 for the two flags in conflict,
+    1 for a file that cannot be written (engine.output_file_problem, as for the indexer's report files, which exit
+    1 too; a missing parent directory is created when the file is written)."""
     if args.json_out == "-" and args.html_out == "-":
-        return "--json - and --html - both name standard output; give a file to one of them"
-    outputs = [(flag, Path(path)) for flag, path in (("--json", args.json_out), ("--html", args.html_out))
+        return 2, "--json - and --html - both name standard output; give a file to one of them"
+    outputs = [(flag, path) for flag, path in (("--json", args.json_out), ("--html", args.html_out))
                if path and path != "-"]
     if len(outputs) == 2 and os.path.realpath(outputs[0][1]) == os.path.realpath(outputs[1][1]):
-        return f"--json and --html name the same file ({outputs[0][1]}); one would overwrite the other"
+        return 2, f"--json and --html name the same file ({outputs[0][1]}); one would overwrite the other"
     if outputs:
         from engine import output_file_problem  # (the engine only when a file is asked for: seconds to import)
 
         for flag, path in outputs:
             if (problem := output_file_problem(path)) is not None:
-                return f"{flag} {path}: {problem}"
+                return 1, f"{flag} {path}: {problem}"
     return None

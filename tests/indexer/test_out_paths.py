@@ -115,3 +115,13 @@ def test_a_read_error_inside_a_build_stays_what_it_was(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError), atomic_bundle_dir(tmp_path / "b"):
         (tmp_path / "missing.csv").read_text()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_report_file_named_with_a_trailing_slash_is_refused_not_written_as_a_file(
+        bundle_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`report --html out/` wrote a file named out (a first-hour walk, 2026-12-08): a name ending in "/" is a
+    folder's."""
+    assert main(["report", str(bundle_dir), "--html", f"{tmp_path / 'out'}/"]) == 1
+    assert capsys.readouterr().err == (f"musicrec report: error: --html {tmp_path / 'out'}/: ends in '/', which names "
+                                       "a directory; give a file name\n")
+    assert not (tmp_path / "out").exists()

@@ -180,17 +180,22 @@ def test_every_sensible_number_is_still_taken(no_load: list[dict[str, Any]]) -> 
 
 
 @pytest.mark.parametrize("flag", ["--json", "--html"])
-@pytest.mark.parametrize("where", ["a directory", "under a file"])
+@pytest.mark.parametrize("where", ["a directory", "under a file", "a name ending in /"])
 def test_an_output_that_cannot_be_written_is_refused_before_the_load(flag: str, where: str, tmp_path: Path,
                                                                      no_load: list[dict[str, Any]],
                                                                      capsys: pytest.CaptureFixture[str]) -> None:
-    """Before: the whole load ran, then a traceback from write_text and exit 70."""
+    """Before: the whole load ran, then a traceback from write_text and exit 70. Exit 1, as the help says of a
+    file that could not be written, and as index and report exit (it was 2); a name ending in "/" (a folder
+    still to be made) was written as a file of that name."""
     (tmp_path / "file").write_text("")
-    path = tmp_path if where == "a directory" else tmp_path / "file" / "sub" / "out"
-    assert main(["bench", flag, str(path)]) == 2 and not no_load
+    path = {"a directory": str(tmp_path), "under a file": str(tmp_path / "file" / "sub" / "out"),
+            "a name ending in /": f"{tmp_path / 'new'}/"}[where]
+    assert main(["bench", flag, path]) == 1 and not no_load
     err = capsys.readouterr().err
     assert err.startswith(f"musicrec bench: error: {flag} {path}: ") and "Traceback" not in err
-    assert ("is a directory" if where == "a directory" else f"{tmp_path / 'file'} is not a directory") in err
+    assert {"a directory": "is a directory", "under a file": f"{tmp_path / 'file'} is not a directory",
+            "a name ending in /": "ends in '/', which names a directory; give a file name"}[where] in err
+    assert not (tmp_path / "new").exists()
 
 
 def test_an_output_in_a_folder_that_takes_no_write_is_refused_before_the_load(
@@ -202,7 +207,7 @@ def test_an_output_in_a_folder_that_takes_no_write_is_refused_before_the_load(
 
     real = os.access
     monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if Path(p) == tmp_path else real(p, mode, **kw))
-    assert main(["bench", "--json", str(tmp_path / "new" / "out.json")]) == 2 and not no_load
+    assert main(["bench", "--json", str(tmp_path / "new" / "out.json")]) == 1 and not no_load
     assert capsys.readouterr().err == (f"musicrec bench: error: --json {tmp_path / 'new' / 'out.json'}: not writable "
                                        "here (permissions)\n")
 
