@@ -38,7 +38,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="audio files or folders")
     p.add_argument("--out", type=Path, required=True, help="CSV to write or extend (resume)")
     p.add_argument("--segment-seconds", type=_segment_seconds, metavar="S",
-                   help="also cut each file into S-second segments, one row each (column song names the file)")
+                   help="cut each file into S-second segments, one row each instead of one per file (column song "
+                        "names the file)")
     p.add_argument("--label-from", default="folder", metavar="folder|tag|none|FILE.csv",
                    help="genre label: the parent folder's name (default), the genre tag, none, or a CSV with "
                         "filename,label columns")
@@ -123,7 +124,9 @@ def cmd_extract(args: argparse.Namespace) -> int:
         print(file=sys.stderr)
     from engine.audio import sidecar_path
 
-    rate = f", {report.audio_seconds / report.cpu_seconds:.0f}x real time per core" if report.cpu_seconds else ""
+    # CPU time of the files' decoding and analysis, summed over the workers: neither their start nor a first compile
+    rate = (f" (decoding and analysis {report.cpu_seconds:.1f} CPU-s over the workers: "
+            f"{report.audio_seconds / report.cpu_seconds:.0f}x real time per core)") if report.cpu_seconds else ""
     print(f"{report.files_found} files: {report.extracted} extracted ({report.rows_written} rows), "
           f"{report.already_extracted} already in {args.out}, {report.skipped_count} skipped; "
           f"{report.rows_total} rows in all; {report.audio_seconds:.0f} s of audio in {report.wall_seconds:.1f} s"

@@ -190,12 +190,23 @@ def holders_text(path: Path) -> str:
     """"pid 1234 (python -m musicrec.cli extract ...)" for each holder, or "another process"."""
     named = []
     for pid in lock_holders(path):
+        if _parent(pid) in (os.getpid(), os.getppid()):  # a spawned worker's command line says nothing to a reader
+            named.append(f"pid {pid} (another worker process of this same run, compiling first)")
+            continue
         try:
             command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
         except OSError:
             command = ""
         named.append(f"pid {pid}" + (f" ({command[:120]})" if command else ""))
     return ", ".join(named) or "another process"
+
+
+def _parent(pid: int) -> int | None:
+    """``pid``'s parent process (Linux's /proc), or None."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def ensure_compiled(warm: Callable[[], object]) -> None:
