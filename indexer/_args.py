@@ -21,6 +21,12 @@ EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 70
 class Parser(argparse.ArgumentParser):
     is_subcommand = False
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # a prefix of a flag is not taken for it: `demo --track 100` ran as --tracks 100 and repointed
+        # bundles/current; an unknown flag is named with its nearest ones instead (_unrecognized)
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
     def add_subparsers(self, **kwargs: Any) -> Any:
         action = super().add_subparsers(**kwargs)
         add_parser = action.add_parser

@@ -40,6 +40,10 @@ def test_query_options_before_or_after_the_query() -> None:
      "musicrec query similar: error: unrecognized arguments: --max-per-artists 2 (did you mean --max-per-artist?)"),
     (["index", "a.csv", "--out", "b", "--pca-varience", "0.9"],
      "musicrec index: error: unrecognized arguments: --pca-varience 0.9 (did you mean --pca-variance?)"),
+    # a flag's prefix is not taken for it (argparse's default): `demo --track 100` built as --tracks 100
+    (["demo", "--track", "100"], "musicrec demo: error: unrecognized arguments: --track (did you mean --tracks?)"),
+    (["query", "similar", "ID", "--addr", "h:1"],
+     "musicrec query similar: error: unrecognized arguments: --addr h:1 (did you mean --address?)"),
     (["serv"], "invalid choice: 'serv' (choose from "),
     (["serv"], "did you mean 'serve'?"),
     (["index", "a.csv", "--out", "b", "--index", "hnws"], "did you mean 'hnsw'?"),
