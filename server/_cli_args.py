@@ -285,6 +285,9 @@ def unavailable_hint(address: str, details: str, tls: ClientTLS | None, *, addre
             return f" ({address} does not speak TLS? leave out --tls and --tls-ca)"
         return (f" (TLS failed: give --tls-ca FILE with the CA that signed {address}'s certificate, or "
                 "--tls-server-name NAME for the name in it)")
+    if "http1.x server" in lowered:  # an HTTP/1 server answered gRPC's request: serve's --http-port, not --port
+        return (f" ({address} answers HTTP/1, not gRPC: is it a server's --http-port? musicrec query talks gRPC, to "
+                "the port serve's --port gives)")
     if tls is None and "socket closed" in lowered:  # how a TLS server ends a plaintext connection's handshake
         return f" ({address} closed the connection as it opened: a TLS server? give --tls or --tls-ca FILE)"
     if "connect" in lowered:

@@ -378,3 +378,19 @@ def test_an_empty_track_id_is_refused_like_an_empty_seed(argv: list[str], capsys
     """`query track ''` went to the server (INVALID_ARGUMENT, exit 1) while `playlist --seed ''` was exit 2."""
     err = error_of(capsys, *argv)
     assert "expected a track id, got " in err and "Traceback" not in err
+
+
+def test_an_http_port_at_the_address_is_named_as_such(bundle_dir: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """`query --address` at serve's --http-port said "is a server running there? start one" (a first-hour walk,
+    2026-12-08): a server was running, speaking HTTP/1."""
+    pytest.importorskip("uvicorn")
+    from server import ServerOptions
+    from tests._serving import serving
+
+    with serving(bundle_dir, ServerOptions(http_port=0)) as served:
+        assert served.server.http is not None
+        port = served.server.http.port
+        assert main(["query", "info", "--address", f"127.0.0.1:{port}", "--timeout", "5"]) == 1
+    err = capsys.readouterr().err
+    assert f"(127.0.0.1:{port} answers HTTP/1, not gRPC: is it a server's --http-port?" in err, err
