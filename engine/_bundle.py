@@ -216,7 +216,8 @@ def read_verified_manifest(bundle_dir: str | os.PathLike[str]) -> dict[str, Any]
                                        f"({MAX_MANIFEST_BYTES:,}); the bundle is damaged: rebuild it")
         manifest = json.loads(path.read_bytes().decode("utf-8"))
     except FileNotFoundError:
-        raise BundleIntegrityError(f"{bundle_dir}: no {MANIFEST}; not a bundle, or an interrupted build") from None
+        raise BundleIntegrityError(f"{bundle_dir}: no {MANIFEST}; not a bundle, or an interrupted build"
+                                   + _bundles_inside(bundle_dir)) from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise BundleIntegrityError(f"{path}: not valid JSON ({exc})") from None
     except RecursionError:
@@ -270,6 +271,18 @@ def read_verified_manifest(bundle_dir: str | os.PathLike[str]) -> dict[str, Any]
                 f"{bundle_dir / name}: checksum mismatch (manifest {expected[:12]}..., file {actual[:12]}...); "
                 "the bundle was modified or corrupted")
     return manifest
+
+
+def _bundles_inside(folder: Path) -> str:
+    """"; it holds bundles: give one of them, such as F/current" when ``folder`` is where bundles go, else ""."""
+    try:
+        held = sorted(p.name for p in folder.iterdir() if (p / MANIFEST).is_file())
+    except OSError:
+        return ""
+    if not held:
+        return ""
+    first = "current" if "current" in held else held[-1]
+    return f"; it holds {len(held)} bundle{'s' if len(held) > 1 else ''}: give one of them, such as {folder / first}"
 
 
 def parent_problem(path: str | os.PathLike[str]) -> str | None:

@@ -30,7 +30,7 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--out", type=Path, required=True,
                    help="CSV file to write (must not exist; missing parent directories are created); - for stdout")
     p.add_argument("--tracks", type=int, default=20_000, help=f"number of tracks, 1 to {MAX_SYNTH:,} (default 20000)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed: the same seed writes the same CSV (default 0)")
     p.set_defaults(func=_cmd_synth)
 
 

@@ -18,7 +18,7 @@ def add_build_options(p: argparse.ArgumentParser) -> None:
                         "musicrec extract); auto (default) picks audio when the header has that layout and no "
                         "column is named (by a column flag or a config's [schema]); --schema audio keeps the preset "
                         "under column flags")
-    g.add_argument("--id-column")
+    g.add_argument("--id-column", help="track id column (one row per track after duplicates are merged)")
     g.add_argument("--label-column", help="genre column ('' for none)")
     g.add_argument("--feature-columns", help="comma-separated feature columns")
     g.add_argument("--name-column", help="track name column ('' for none)")
@@ -33,7 +33,8 @@ def add_build_options(p: argparse.ArgumentParser) -> None:
     pca.add_argument("--pca-variance", type=float, help="keep components explaining this share of variance")
     pca.add_argument("--pca-components", type=int, help="keep exactly this many components")
     g.add_argument("--no-genre", action="store_true", help="skip the genre classifier")
-    g.add_argument("--seed", type=int)
+    g.add_argument("--seed", type=int, help="random seed of the build's samples, folds and fits (default: the "
+                   "config file's, else 0)")
     o = p.add_argument_group("output")
     o.add_argument("--json", dest="json_out", help="also write the report as JSON to this file ('-': stdout, and the "
                                                    "text report to stderr)")

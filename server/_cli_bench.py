@@ -46,7 +46,8 @@ def add_parser(sub: Any) -> None:
                                    f"to the floor; when more than {FAILURE_SHARE} of a phase's calls failed, the "
                                    "report says its ratios are not comparable and the exit status is 1.",
                        epilog=EXIT_CODES_HELP)
-    b.add_argument("--address", type=client_address, default="127.0.0.1:50051")
+    b.add_argument("--address", type=client_address, default="127.0.0.1:50051",
+                   help="the server to measure, HOST:PORT (default 127.0.0.1:50051)")
     b.add_argument("--rpc", action="append", choices=[r for r in _rpcs() if r != "health"],
                    help="RPC to measure in a phase of its own (repeatable; default: similar)")
     b.add_argument("--mix", action="append", default=[], metavar="RPC=WEIGHT,...",

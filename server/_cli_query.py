@@ -47,7 +47,7 @@ def add_parser(sub: Any) -> None:
     _query_options(shared, defaults=False)
     qs = q.add_subparsers(dest="query", metavar="QUERY", required=True, action=QueryNames)
     s = qs.add_parser("similar", help="tracks similar to seed track ids or audio files", parents=[shared])
-    s.add_argument("track_ids", nargs="*", type=track_id_text)
+    s.add_argument("track_ids", nargs="*", type=track_id_text, help="seed track ids (more like these)")
     s.add_argument("--audio", action="append", default=[], type=Path, metavar="FILE",
                    help="an audio file as a seed (repeatable; bundles built from musicrec extract output)")
     s.add_argument("--not", dest="negative", action="append", default=[], type=track_id_text, metavar="ID",
@@ -57,16 +57,17 @@ def add_parser(sub: Any) -> None:
     s.add_argument("--offset", action=Once, type=int_in(0, MAX_DEPTH - 1), default=0,
                    help=f"skip this many of the ranking (paging; offset + k at most {MAX_DEPTH})")
     s.add_argument("--genre", action="append", default=[], type=utf8_text, help="only these genres")
-    s.add_argument("--exclude-genre", action="append", default=[], type=utf8_text)
+    s.add_argument("--exclude-genre", action="append", default=[], type=utf8_text, help="none of these genres")
     s.add_argument("--target", action=EachFeatureOnce, default={}, type=name_value, metavar="NAME=VALUE",
                    help="e.g. energy=0.8 (repeatable, once per feature)")
-    s.add_argument("--max-per-artist", action=Once, type=int_from(0, UINT32), default=0)
+    s.add_argument("--max-per-artist", action=Once, type=int_from(0, UINT32), default=0,
+                   help="at most this many results per artist (default 0: no cap)")
     s.add_argument("--diversity", action=Once, type=fraction, default=0.0, help="0..1: MMR diversity (default 0)")
     s.add_argument("--genre-weight", action=Once, type=fraction, help="0..1: how much genre agreement counts "
                    "(default: the bundle's; 0 = audio cosine only)")
     p2 = qs.add_parser("playlist", help="a mood playlist", parents=[shared])
     src = p2.add_mutually_exclusive_group(required=True)
-    src.add_argument("--mood-id", action=Once, type=int_from(0, INT32))
+    src.add_argument("--mood-id", action=Once, type=int_from(0, INT32), help="mood id (see: musicrec query moods)")
     src.add_argument("--mood", action=Once, type=mood_text,
                      help="mood id, name, or words of its name, e.g. 'calm acoustic' (see: musicrec query moods)")
     src.add_argument("--seed", action=Once, type=track_id_text, help="seed track id")
@@ -76,22 +77,23 @@ def add_parser(sub: Any) -> None:
                     help=f"tracks, 1..{MAX_PLAYLIST} (default 20)")
     p2.add_argument("--shuffle", action=Once, type=int_from(0, UINT64), default=0, help="shuffle seed")
     c = qs.add_parser("classify", help="genre probabilities for a track id or feature values", parents=[shared])
-    c.add_argument("track_id", nargs="?", type=track_id_text)
+    c.add_argument("track_id", nargs="?", type=track_id_text, help="a catalog track's id (or --audio / --features)")
     c.add_argument("--audio", action=Once, type=Path, metavar="FILE", help="classify an audio file")
     c.add_argument("--features", action=EachFeatureOnce, type=name_values, metavar="NAME=VALUE,...",
                    help="feature values (repeatable, each feature once)")
     c.add_argument("--top", action=Once, type=int_from(1, UINT32),
                    help="genres to list (default 5, or every genre of a bundle with fewer; at most the bundle's "
                         "genres)")
-    c.add_argument("--explain", action="store_true")
+    c.add_argument("--explain", action="store_true", help="each feature's contribution to the top genre's score")
     qs.add_parser("moods", help="list the moods", parents=[shared])
     qs.add_parser("info", help="bundle and server information", parents=[shared])
     t = qs.add_parser("track", help="one track", parents=[shared])
-    t.add_argument("track_id", type=track_id_text)
+    t.add_argument("track_id", type=track_id_text, help="the track's id")
     r = qs.add_parser("reload", help="re-read the server's configured bundle, or load PATH once (admin token "
                       "when auth is on; PATH as the server sees it, under its --bundle-root; a relative PATH is taken "
                       "from that root)", parents=[shared])
-    r.add_argument("path", nargs="?", default="", type=utf8_text)
+    r.add_argument("path", nargs="?", default="", type=utf8_text,
+                   help="a bundle directory to load once (default: re-read the configured one)")
     q.set_defaults(func=cmd_query)
 
 

@@ -82,8 +82,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--audio-workers", type=int_from(1, MAX_PROCESSES), default=1,
                    help="processes analysing audio clips (default 1; warmed at start for an audio bundle)")
     p.add_argument("--audio-max-clips", type=int_from(1, MAX_ACCEPTED), default=4,
-                   help="audio clips analysed or waiting at once, at most --workers - 1 (so one handler thread "
-                        "stays free); more get RESOURCE_EXHAUSTED (default 4)")
+                   help="audio clips analysed or waiting at once; more get RESOURCE_EXHAUSTED (default 4, and "
+                        "never more than --workers - 1, so one handler thread stays free: 3 with the default 4 "
+                        "workers, as the start-up log says)")
     p.add_argument("--watch", type=number_in(0.1, 1e6, unit="seconds", zero_is_off=True), metavar="SECONDS",
                    help="re-check the bundle path this often and hot-reload when it points elsewhere (0 = off)")
     p.add_argument("--grace", type=wait_seconds, default=10.0,
@@ -95,8 +96,9 @@ def add_parser(sub: Any) -> None:
                    help="require this bearer token (repeatable)")
     p.add_argument("--admin-token", type=bearer_token, action="append", default=[],
                    help="bearer token that may also reload")
-    p.add_argument("--tls-cert", type=Path)
-    p.add_argument("--tls-key", type=Path)
+    p.add_argument("--tls-cert", type=Path, help="serve gRPC over TLS with this PEM certificate (chain), with "
+                   "--tls-key")
+    p.add_argument("--tls-key", type=Path, help="the certificate's PEM private key")
     w = p.add_argument_group("HTTP/JSON and web console (the web extra)")
     w.add_argument("--http-port", type=PORT, metavar="PORT",
                    help="also serve every RPC as POST /v1/<Method> (JSON) and the web console at http://HOST:PORT/ "

@@ -405,3 +405,15 @@ def test_a_bundle_path_too_long_for_the_system_is_named_short(tmp_path: Path) ->
     with pytest.raises(BundleNotFound) as err:
         load_bundle(tmp_path / ("a" * 5000))
     assert str(err.value).endswith("not a bundle directory (File name too long)") and len(str(err.value)) < 300
+
+
+def test_the_folder_bundles_go_in_names_one_of_them(bundle_dir: Path, tmp_path: Path) -> None:
+    """`serve --bundle bundles` said only "no manifest.json; not a bundle" (a first-hour walk, 2026-12-08)."""
+    (tmp_path / "current").symlink_to(bundle_dir)
+    with pytest.raises(BundleIntegrityError, match=rf"{re.escape(str(tmp_path))}: no manifest\.json; not a bundle, or "
+                                                   rf"an interrupted build; it holds 1 bundle: give one of them, such "
+                                                   rf"as {re.escape(str(tmp_path / 'current'))}$"):
+        load_bundle(tmp_path)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(BundleIntegrityError, match=r"interrupted build$"):  # no bundle in it: nothing more to say
+        load_bundle(tmp_path / "empty")
