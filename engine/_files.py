@@ -28,11 +28,11 @@ def output_file_problem(path: str | Path | None, *, inputs: Sequence[str | Path 
     try:
         if Path(path).is_dir():
             return "is a directory"
-        target = Path(path).resolve()
+        target = Path(os.path.realpath(path))
         for given in inputs:
-            if given and str(given) != "-" and Path(given).exists() and target == Path(given).resolve():
+            if given and str(given) != "-" and Path(given).exists() and target == Path(os.path.realpath(given)):
                 return f"is the input {given}: the report would replace it; write it to another file"
-        inside = next((b for b in bundles if b and target.is_relative_to(Path(b).resolve())), None) \
+        inside = next((b for b in bundles if b and target.is_relative_to(os.path.realpath(b))), None) \
             or next((p for p in target.parents if _is_bundle(p)), None)  # any other bundle's too
         if inside is not None:
             return (f"is inside the bundle {inside}: a file there that its manifest does not list breaks the "

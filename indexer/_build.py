@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -97,7 +98,7 @@ def build_and_report(args: argparse.Namespace, csv: Path, out: Path, *, source_l
                               "the new bundle, beside it (bundles/current)")
     # exit 1, as for an --out or --current that cannot be written
     check_output_file("--json", args.json_out, inputs=[csv, getattr(args, "config", None)],
-                      bundles=[out, *([Path(args.current).resolve()] if args.current else [])])
+                      bundles=[out, *([Path(os.path.realpath(args.current))] if args.current else [])])
     progress = None if args.quiet else _Progress()
     try:
         manifest = build_bundle(csv, out, config, progress=progress, source_label=source_label, current=args.current)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from ._outputs import check_output_file
 
     # before the load: a directory there is refused as musicrec index does, and so is a path inside the bundle
-    check_output_file("--html", args.html, bundles=[Path(args.bundle).resolve()])
+    check_output_file("--html", args.html, bundles=[Path(os.path.realpath(args.bundle))])
     bundle = load_bundle(args.bundle)
     if args.json:
         print(json.dumps(bundle.manifest, indent=2))

@@ -209,7 +209,7 @@ def _cmd_publish(args: argparse.Namespace) -> int:
     check_alias(args.alias)
     if args.batch < 1:
         raise ConfigError(f"--batch must be at least 1, got {args.batch}")
-    check_output_file("--json", args.json_out, bundles=[Path(args.bundle).resolve()])
+    check_output_file("--json", args.json_out, bundles=[Path(os.path.realpath(args.bundle))])
     if (problem := server_only_problem(args.qdrant_path, args.api_key_env, args.timeout)) is not None:
         raise ConfigError(problem)
     args.timeout = TIMEOUT if args.timeout is None else args.timeout
@@ -290,9 +290,9 @@ def _cmd_add(args: argparse.Namespace) -> int:
     check_new_bundle_dir(args.out)
     if args.current:
         check_current_link(args.current)
-    live = [Path(args.current).resolve()] if args.current else []  # the bundle --current points at now
+    live = [Path(os.path.realpath(args.current))] if args.current else []  # the bundle --current points at now
     check_output_file("--json", args.json_out, inputs=[args.csv, args.remove_ids],
-                      bundles=[args.out, Path(args.base).resolve(), *live])
+                      bundles=[args.out, Path(os.path.realpath(args.base)), *live])
 
     def say(message: str) -> None:
         if not args.quiet:

@@ -280,3 +280,17 @@ def test_the_demos_queries_leave_out_classify_genre_on_a_bundle_without_a_classi
     for ask in (lambda: rec.classify(track_id=rec.ids[0]), lambda: rec.check_classify(3)):
         with pytest.raises(InvalidQuery, match=r"^this bundle has no genre classifier \(disabled by configuration\)$"):
             ask()
+
+
+def test_a_symlink_loop_for_a_bundle_or_current_is_a_message_not_a_traceback(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Path.resolve() raised RuntimeError("Symlink loop") from report's and add's output checks: exit 70 with a
+    traceback (an audit, 2026-12-08)."""
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    assert main(["report", str(loop), "--html", str(tmp_path / "r.html")]) == 2  # BundleNotFound: bad input
+    err = capsys.readouterr().err
+    assert err == f"musicrec report: error: {loop}: not a bundle directory (it does not exist or is not a directory)\n"
+    assert main(["add", str(tmp_path / "none.csv"), "--to", str(loop), "--out", str(tmp_path / "o"),
+                 "--current", str(loop)]) == 2
+    assert "Traceback" not in capsys.readouterr().err
