@@ -196,9 +196,22 @@ def _check_consistent(path: Path, prep: Preprocessor, index: faiss.Index, tracks
         problems.append(f"index holds {index.ntotal} vectors of {index.d} dims, expected {n} of {dim}")
     if tracks.features.shape != (n, len(prep.feature_names)):
         problems.append(f"track features have shape {tracks.features.shape}")
-    if len(tracks.genre_indptr) != n + 1 or (len(tracks.genre_codes) and
-                                             tracks.genre_codes.max() >= len(tracks.genre_names)):
+    if not np.isfinite(vectors).all():
+        problems.append("vectors hold values that are not finite")
+    if index.metric_type != faiss.METRIC_INNER_PRODUCT:  # cosine is the inner product of unit vectors
+        problems.append("the index does not rank by inner product")
+    elif isinstance(index, faiss.IndexFlat) and index.ntotal == n and index.d == dim and \
+            not np.array_equal(faiss.rev_swig_ptr(index.get_xb(), n * dim).reshape(n, dim), vectors):
+        problems.append("the index holds other vectors than the track table")  # a flat index is its vectors
+    prep_arrays = prep.to_arrays().values()
+    if not all(np.isfinite(a).all() for a in prep_arrays if a.dtype.kind == "f"):
+        problems.append("the preprocessing holds values that are not finite")
+    ptr, codes = tracks.genre_indptr, tracks.genre_codes
+    if len(ptr) != n + 1 or (n and (ptr[0] != 0 or ptr[-1] != len(codes) or (np.diff(ptr) < 0).any())) or \
+            (len(codes) and (codes.min() < 0 or codes.max() >= len(tracks.genre_names))):
         problems.append("genre table does not match the tracks")
+    if len(set(tracks.ids.tolist())) != n or (n and not all(tracks.ids)):
+        problems.append("track ids are not one non-empty id per track")
     if len(moods.labels_) != n or len(moods.strength_) != n or len(moods.is_core_) != n:
         problems.append("mood labels do not match the tracks")
     elif n and (moods.labels_.min() < 0 or moods.labels_.max() >= len(moods.clusters_)):
@@ -213,6 +226,11 @@ def _check_consistent(path: Path, prep: Preprocessor, index: faiss.Index, tracks
                 or table.lengths.shape != (n,) or (table.rows.size and table.rows.max() >= n) \
                 or (n and (table.consumed.max() > n or table.lengths.max() > n)) or table.block < 1:
             problems.append("neighbour table does not match the tracks")
+        elif n:
+            listed = np.arange(table.rows.shape[1]) < np.minimum(table.lengths, table.rows.shape[1])[:, None]
+            if (table.lengths < 0).any() or (table.rows[listed] < 0).any() or \
+                    (listed & (table.rows == np.arange(n)[:, None])).any():
+                problems.append("neighbour table lists a track as its own neighbour, or a row that is no track")
         if not 0.0 <= table.genre_weight <= 1.0 or (table.genre_weight > 0 and classifier is None):
             problems.append(f"neighbour table genre weight {table.genre_weight} needs 0..1 and a genre classifier")
     if problems:

@@ -248,6 +248,43 @@ def test_inconsistent_neighbour_table_is_refused(bundle_dir: Path, tmp_path: Pat
         load_bundle(bad)
 
 
+def _edited(bundle_dir: Path, tmp_path: Path, name: str, key: str, edit: object) -> Path:
+    """A copy whose ``name`` array ``key`` is ``edit(array)``, re-signed in the manifest."""
+    bad = copy(bundle_dir, tmp_path / f"{name}-{key}")
+    arrays = dict(np.load(bad / name))
+    arrays[key] = edit(arrays[key].copy())  # type: ignore[operator]
+    np.savez(bad / name, **arrays)
+    rechecksum(bad, name)
+    return bad
+
+
+def nan_first(a: np.ndarray) -> np.ndarray:
+    a.flat[0] = np.nan
+    return a
+
+
+def own_neighbour(rows: np.ndarray) -> np.ndarray:
+    rows[:, 0] = np.arange(len(rows))
+    return rows
+
+
+def reversed_rows(vectors: np.ndarray) -> np.ndarray:
+    return vectors[::-1].copy()
+
+
+@pytest.mark.parametrize(("name", "key", "edit", "said"), [
+    ("tracks.npz", "vectors", nan_first, "vectors hold values that are not finite"),
+    ("tracks.npz", "vectors", reversed_rows, "the index holds other vectors than the track table"),
+    ("neighbours.npz", "rows", own_neighbour, "neighbour table lists a track as its own neighbour"),
+])
+def test_crafted_values_the_queries_would_serve_are_refused_at_load(bundle_dir: Path, tmp_path: Path, name: str,
+                                                                    key: str, edit: object, said: str) -> None:
+    """Files changed and re-signed in the manifest loaded and served wrong answers: NaN vectors, an index over
+    other vectors than the table's, a table listing the seed as its own neighbour (an audit, 2026-12-08)."""
+    with pytest.raises(BundleIntegrityError, match=rf"the bundle is inconsistent: .*{re.escape(said)}"):
+        load_bundle(_edited(bundle_dir, tmp_path, name, key, edit))
+
+
 def test_neighbour_table_is_skipped_above_its_size_limit(synthetic_csv: Path, tmp_path: Path) -> None:
     config = FAST_CONFIG.replace(genre={"enabled": False}, index={"neighbours_max_tracks": 1000})  # 3,000 tracks
     m = build_bundle(synthetic_csv, tmp_path / "b", config)
