@@ -24,7 +24,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("csv", type=Path, nargs="?", help="catalog CSV (default: a synthetic catalog)")
     p.add_argument("--bundles", type=Path, default=Path("bundles"), help="where bundles go (default ./bundles)")
     p.add_argument("--tracks", type=int, default=None,
-                   help=f"synthetic catalog size, 1 to {MAX_SYNTH:,} (default 20000; not with a CSV)")
+                   help=f"synthetic catalog size, 1 to {MAX_SYNTH:,} (default 20000; not with a CSV). A smaller one "
+                        "is not always quicker: under 20,000 labelled tracks the build cross-validates several genre "
+                        "classifier capacities")
     add_build_options(p)
     p.set_defaults(func=_cmd_demo)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from ._cli_numbers import MAX_PROCESSES, int_from, number_in, seconds, wait_seco
 MAX_WORKERS = 1024
 PORT = int_from(0, 65535)  # 0: a free port
 MAX_ACCEPTED = 1_000_000  # RPCs accepted at once, audio clips at once, Qdrant's ef: only refuses typos
+SLOW_START_NOTICE_SECONDS = 3.0  # a start this long says what it is waiting for
 EVERY_ADDRESS = ("0.0.0.0", "::")  # a port bound on these is taken on every address of its family
 
 
@@ -180,11 +182,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
                             audio_workers=args.audio_workers, audio_max_clips=args.audio_max_clips,
                             http_port=args.http_port, http_host=args.http_host or args.host,
                             source_factory=source_factory, replica=args.replica)
+    import importlib.util
+
+    # a load and the kernels' first compile say nothing for up to half a minute: past a few seconds, say why
+    notice = threading.Timer(SLOW_START_NOTICE_SECONDS, logging.getLogger("musicrec.server").info, args=(
+        "still starting: loading bundle %s%s", args.bundle, " and readying the compiled kernels (the first start "
+        "after an install compiles them: about 30 s)" if importlib.util.find_spec("numba") is not None else ""))
+    notice.daemon = True
+    notice.start()
     try:
         running = create_server(args.bundle, host_port(args.host, args.port), options)
     except (ServerStartError, BundleError, OSError) as exc:  # address, TLS files, any failure to load the bundle
         print(f"musicrec serve: error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        notice.cancel()
 
     def announce() -> None:  # after the signal handlers: whoever reads "serving" may send SIGTERM at once
         rec = running.holder.require()
