@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import hashlib
 import json
 import os
@@ -79,13 +80,18 @@ def atomic_bundle_dir(out: str | os.PathLike[str]) -> Iterator[Path]:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise BundleError(f"cannot write {out}: cannot create {parent} ({exc.strerror or exc})") from None
+    remove_stale_partials(parent)
     tmp = parent / partial_name(out.name, parent)
+    starting = tmp.with_name(tmp.name.replace(PARTIAL, STARTING))  # not a partial's name until it is locked
     try:
-        tmp.mkdir()
+        starting.mkdir()
+        held = os.open(starting, os.O_RDONLY)  # locked while this build lives: a dead build's is found unlocked
     except OSError as exc:  # a folder that cannot be written to (read-only, /proc), a name it refuses
         _remove_created(created)
         raise BundleError(f"cannot write {out}: {exc.strerror or exc}") from None
     try:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        os.rename(starting, tmp)
         yield tmp
         _check_loads(tmp, out)
         _fsync_tree(tmp)
@@ -94,11 +100,39 @@ def atomic_bundle_dir(out: str | os.PathLike[str]) -> Iterator[Path]:
         os.rename(tmp, out)
         _fsync_dir(parent)
     except BaseException as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(tmp if tmp.exists() else starting, ignore_errors=True)
         _remove_created(created)
         if isinstance(exc, OSError) and (written := _writing(exc, tmp)) is not None:  # a full disk: no bug
             raise BundleError(f"cannot write {out}: {exc.strerror or exc}{written}") from exc
         raise
+    finally:
+        os.close(held)
+
+
+def remove_stale_partials(folder: Path) -> list[str]:
+    """Remove the temporary directories of builds into ``folder`` that died (killed, out of memory) and return
+    their names: each build holds a lock on its own while it lives (:func:`atomic_bundle_dir`), which the
+    system drops when the process ends, however it ends. A live build's, locked, is left alone."""
+    removed = []
+    try:
+        candidates = [p for p in folder.iterdir() if p.name.startswith(".") and PARTIAL in p.name
+                      and p.is_dir() and not p.is_symlink()]
+    except OSError:
+        return removed
+    for path in candidates:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # locked: a build in progress
+            continue
+        finally:
+            os.close(fd)
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path.name)
+    return removed
 
 
 # errors of a write that are the file system's, whichever file (numpy's savez names none)
@@ -124,6 +158,7 @@ def _remove_created(created: list[Path]) -> None:
 
 
 PARTIAL = ".partial-"
+STARTING = ".pending-"  # as long as PARTIAL: the name a partial directory has until its build holds its lock
 
 
 def partial_name(name: str, parent: Path) -> str:

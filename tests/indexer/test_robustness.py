@@ -209,6 +209,9 @@ def test_sigkill_during_builds_never_touches_the_live_bundle(tmp_path: Path, unc
         assert len(live.tracks) == 1500
         if out.exists():  # renamed into place before the kill: then it is complete
             load_bundle(out)
+    # the next build into the folder removes what the killed ones left (their locks ended with them)
+    assert main(["index", str(csv), "--out", str(bundles / "after"), *TINY, str(unchecked_config)]) == 0
+    assert not [p.name for p in bundles.iterdir() if ".partial-" in p.name]
 
 
 def test_a_tiny_catalog_builds_and_says_why_it_has_no_classifier(tmp_path: Path,
