@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import zipfile
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -41,5 +42,7 @@ def load_npz(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
         # our own handle: np.load leaks its file when the archive is not a valid zip
         with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as data:
             return {k: data[k] for k in data.files}
-    except ValueError as exc:  # numpy's message for object arrays under allow_pickle=False
+    except zipfile.BadZipFile as exc:  # (a ValueError's sibling: not the refusal below)
+        raise BundleIntegrityError(f"{path}: not an npz archive ({exc})") from None
+    except ValueError as exc:  # numpy's message for object arrays under allow_pickle=False, or a file no format
         raise BundleIntegrityError(f"{path}: refused to load ({exc})") from None

@@ -107,7 +107,13 @@ def ivf_training_size(n: int, nlist: int) -> int:
 
 
 def configure_search(index: faiss.Index, config: IndexConfig) -> None:
-    """Apply search-time parameters, which FAISS does not reliably persist."""
+    """Apply search-time parameters, which FAISS does not reliably persist. An index of another kind than
+    ``config.kind`` (a manifest edited after its build) is a ``ValueError`` naming both."""
+    found = type(faiss.downcast_index(index)).__name__
+    expected = {"flat": ("IndexFlatIP", "IndexFlat"), "hnsw": ("IndexHNSWFlat",), "ivf": ("IndexIVFFlat",),
+                "ivfpq": ("IndexIVFPQ",)}.get(config.kind)
+    if expected is not None and found not in expected:
+        raise ValueError(f"the file holds a FAISS {found}, but the bundle's config says index.kind = {config.kind!r}")
     if config.kind == "hnsw":
         faiss.downcast_index(index).hnsw.efSearch = config.hnsw_ef_search
     elif config.kind in ("ivf", "ivfpq"):

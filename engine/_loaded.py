@@ -107,6 +107,7 @@ def load_bundle(path: str | os.PathLike[str], *, search_threads: int = 1, share_
                 vectors = mapped
     with _reading(path, "moods.json"):
         clusters = json.loads((path / "moods.json").read_text(encoding="utf-8"))
+    with _reading(path, "moods.npz"):
         moods = MoodModel.from_arrays(load_npz(path / "moods.npz"), clusters, config.moods,
                                       manifest["metrics"].get("moods"))
     classifier = None

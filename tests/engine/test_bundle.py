@@ -216,7 +216,18 @@ def test_crafted_files_with_matching_checksums_are_refused(bundle_dir: Path, tmp
     bad = copy(bundle_dir, tmp_path)
     (bad / name).write_bytes(payload)
     rechecksum(bad, name)
-    with pytest.raises(BundleIntegrityError, match=rf"{name}: cannot be read"):
+    with pytest.raises(BundleIntegrityError, match=rf"{name}: (cannot be read|not an npz archive)"):
+        load_bundle(bad)
+
+
+def test_an_index_of_another_kind_than_the_config_says_is_named(bundle_dir: Path, tmp_path: Path) -> None:
+    """An edited index.kind gave "'IndexFlatIP' object has no attribute 'hnsw'" (an audit, 2026-12-08)."""
+    bad = copy(bundle_dir, tmp_path)
+    m = json.loads((bad / "manifest.json").read_text())
+    m["config"]["index"]["kind"] = "hnsw"
+    (bad / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(BundleIntegrityError, match=r"index\.faiss: cannot be read \(ValueError: the file holds a FAISS "
+                                                  r"IndexFlatIP, but the bundle's config says index\.kind = 'hnsw'\)"):
         load_bundle(bad)
 
 
