@@ -1,13 +1,16 @@
-"""XGBoost genre classifier, trained at index time and evaluated honestly.
+"""The XGBoost genre classifier: its model (``GenreClassifier``: training, loading, probabilities) and the
+splits its evaluations group by.
 
-Honest protocol (``evaluate_genre_classifier``):
+How a build trains and evaluates it is engine/_crossfit.py: grouped k-fold cross-fitting, whose out-of-fold
+probabilities are both the stored ones and the evaluation, then the shipped model on every labelled track.
+This module also keeps the single held-out split the benchmarks measure with (``evaluate_genre_classifier``,
+``held_out_split``; builds never use it), under the same rules:
 - one row per deduplicated track (the catalog is already merged by id);
 - a test split grouped by primary artist, so no artist is on both sides, and an early-stopping
   validation split carved out of the training part the same way;
 - inputs are the stateless feature transforms only (trees need no scaling), so nothing is fitted
   on data the evaluation then scores; popularity, ids, names and the row index are never inputs;
 - top-1/top-5 count a prediction correct when it is any of the track's genres.
-The shipped model is then trained on every track for the number of rounds early stopping chose.
 
 Model shape (measured on the Spotify data, held-out artists): one tree per class costs 114 trees
 per round, ~0.5 ms per single-row predict at only 14 rounds, so the model uses multi-output trees
