@@ -50,7 +50,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(bundle.manifest, indent=2))
     elif args.html is None:
-        print(format_report(bundle.manifest, moods=bundle.moods.clusters_, where=str(bundle.path / "manifest.json")))
+        print(format_report(bundle.manifest, moods=bundle.moods.clusters_, where=str(bundle.path / "manifest.json"),
+                            width=getattr(args, "width", None)))  # narrowed to the terminal, as index prints it
     if args.html is not None:
         page = bundle_report_html(bundle)
         try:

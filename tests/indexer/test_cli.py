@@ -294,3 +294,14 @@ def test_a_symlink_loop_for_a_bundle_or_current_is_a_message_not_a_traceback(
     assert main(["add", str(tmp_path / "none.csv"), "--to", str(loop), "--out", str(tmp_path / "o"),
                  "--current", str(loop)]) == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_report_narrows_its_mood_table_to_the_terminal_as_index_does(
+        bundle_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """index printed the report narrowed to the terminal's width, report in full (a code review, 2026-12-08)."""
+    assert main(["report", str(bundle_dir)]) == 0
+    wide = capsys.readouterr().out
+    monkeypatch.setenv("COLUMNS", "80")
+    assert main(["report", str(bundle_dir)]) == 0
+    narrow = capsys.readouterr().out
+    assert narrow != wide and "…" in narrow and len(narrow.splitlines()) == len(wide.splitlines())
