@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import textwrap
 from collections.abc import Mapping
 from typing import Any
 
@@ -140,6 +142,8 @@ def _report_text(manifest: dict[str, Any], *, moods: list[dict[str, Any]] | None
         "time     " + ", ".join(f"{k} {v:.1f} s" for k, v in t.items()) + f"; total {total:.1f} s{beside}",
         f"memory   peak RSS {manifest.get('peak_memory_mib', 0):,.0f} MiB",
     ]
+    if width is not None:  # a terminal's: its prose wrapped under the text column, tables as they are
+        lines = [part for line in lines for part in _wrapped(line, width)]
     return "\n".join(lines)
 
 
@@ -269,3 +273,15 @@ def _whitening(manifest: Mapping[str, Any]) -> str:
                 "few tracks to estimate their variances)")
     return (f", whitened (variances shrunk {a:.3g} of the way toward their mean: {pca['input_dimensions']} "
             f"dimensions over {fitted:,} tracks fitted{said})")
+
+
+_PROSE = re.compile(r"^(?:[a-z]+ +|\s{9})\S")  # "moods    text" or a note under the text column
+_TABLE_ROW = re.compile(r"^ {0,8}\d")  # the mood table's rows; prose sits 9 in
+
+
+def _wrapped(line: str, width: int) -> list[str]:
+    """``line`` wrapped to ``width`` under the report's text column (9 characters in) when it is prose; a table's
+    row, or a line that fits, as it is."""
+    if len(line) <= width or not _PROSE.match(line) or _TABLE_ROW.match(line) or width < 40:
+        return [line]
+    return textwrap.wrap(line, width, subsequent_indent=" " * 9, break_long_words=False, break_on_hyphens=False)

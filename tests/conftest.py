@@ -32,6 +32,13 @@ FAST_CONFIG = BuildConfig(
 
 
 @pytest.fixture(autouse=True)
+def _no_terminal_width(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Output as piped, whatever terminal the tests run from: a $COLUMNS narrows tables and wraps the report's
+    prose (server/_table.py output_width), and a test that wants a width sets it."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+
+
+@pytest.fixture(autouse=True)
 def _root_logging_restored() -> Iterator[None]:
     """A CLI test that reaches ``musicrec serve``'s logging setup points the root logger at the
     stderr pytest captured for it; put the handlers back, or later tests log into a closed stream."""
