@@ -52,6 +52,7 @@ from ._moodnames import mood_name
 from ._moods import MoodModel
 from ._playlist import MAX_PLAYLIST, PlaylistEntry
 from ._preprocess import Preprocessor, whiten_shrinkage
+from ._preset import with_audio_preset
 from ._progress import Tick, duration
 from ._ranking import Deadline, deadline_passed
 from ._recommender import Recommender
@@ -145,5 +146,6 @@ __all__ = [
     "use_compiled_kernels",
     "use_one_search_thread",
     "whiten_shrinkage",
+    "with_audio_preset",
     "write_output",
 ]
