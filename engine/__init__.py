@@ -18,7 +18,14 @@ from ._bundle import (
     publish,
     read_verified_manifest,
 )
-from ._candidates import CandidateSource, IndexSource, use_one_search_thread
+from ._candidates import (
+    BatchSource,
+    CandidateSource,
+    CheckedSource,
+    IndexSource,
+    ScoredSource,
+    use_one_search_thread,
+)
 from ._catalog import Catalog, IngestReport
 from ._classify import Classification
 from ._compiled import activate as use_compiled_kernels
@@ -74,6 +81,7 @@ __all__ = [
     "MOOD_WEIGHTS",
     "READABLE_VERSIONS",
     "BackendUnavailable",
+    "BatchSource",
     "BuildConfig",
     "Bundle",
     "BundleError",
@@ -83,6 +91,7 @@ __all__ = [
     "CandidateSource",
     "Catalog",
     "CatalogError",
+    "CheckedSource",
     "Classification",
     "ConfigError",
     "Deadline",
@@ -104,6 +113,7 @@ __all__ = [
     "PreprocessConfig",
     "Preprocessor",
     "Recommender",
+    "ScoredSource",
     "Seed",
     "SimilarConfig",
     "SimilarQuery",

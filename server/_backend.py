@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from engine import Bundle, CandidateSource
+from engine import Bundle, CandidateSource, CheckedSource
 
 if TYPE_CHECKING:
     from engine.qdrant import QdrantTarget
@@ -69,7 +69,7 @@ def watch_backend(running: RunningServer, interval: float) -> threading.Thread:
         while not running.stopping.is_set():
             rec = running.holder.current
             ok = rec is not None
-            if rec is not None and hasattr(rec.source, "check"):
+            if rec is not None and isinstance(rec.source, CheckedSource):
                 problem = rec.source.check()
                 ok = problem is None
                 if not ok and last is not False:
