@@ -60,6 +60,9 @@ def schema_for(path: Path, feature_columns: str | None, id_column: str | None, c
                                      feature_columns=tuple(feature_columns.split(",")),
                                      label_column="label" if "label" in header else None)
     if detect_preset(header) == "audio":
+        # the audio preset's schema only, deliberately: the mood space below comes from MoodConfig()'s weights, as it
+        # did for the RESULTS.md rows (on an audio table, the descriptor space they fall back to), not from the
+        # preset's AUDIO_MOOD_WEIGHTS that engine.with_audio_preset (and so musicrec index) applies
         return audio_schema(header)
     return BuildConfig().schema
 

@@ -37,6 +37,8 @@ from server._wire import TrackBytes, similar_response_bytes
 
 
 class _Fetched:
+    pushes_filters = False
+
     def __init__(self, rows: np.ndarray) -> None:
         self.rows = rows
 
@@ -46,6 +48,8 @@ class _Fetched:
 
 class _Scored:
     """A source that scores its own rows (engine/_candidates.py ProbedSource), replayed."""
+
+    pushes_filters = False
 
     def __init__(self, scored: tuple[np.ndarray, np.ndarray]) -> None:
         self.rows, self.cos = scored

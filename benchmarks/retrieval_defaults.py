@@ -47,15 +47,14 @@ import numpy as np
 import pandas as pd
 
 from engine import (
-    AUDIO_PREPROCESS,
     BuildConfig,
     Catalog,
     FeatureSchema,
     PreprocessConfig,
     Preprocessor,
-    audio_schema,
     detect_preset,
     read_catalog,
+    with_audio_preset,
 )
 from engine.evaluation import HELD_OUT_FRACTION, held_out_split, song_keys
 
@@ -228,12 +227,18 @@ def paired_interval(diff: np.ndarray, seed: int, rounds: int = 2000) -> tuple[fl
     return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
-def load(csv_path: Path) -> tuple[FeatureSchema, str, Catalog]:
+def default_config(csv_path: Path) -> tuple[BuildConfig, str]:
+    """What `musicrec index` builds this file with by default, and the preset's name: the audio preset
+    (engine.with_audio_preset) for a GTZAN-layout header, else the Spotify defaults."""
     with csv_path.open(encoding="utf-8-sig", newline="") as fh:
         header = next(csv.reader(fh), [])
     preset = detect_preset(header) or "spotify"
-    schema = audio_schema(header) if preset == "audio" else FeatureSchema()
-    return schema, preset, read_catalog(csv_path, schema)
+    return (with_audio_preset(BuildConfig(), header) if preset == "audio" else BuildConfig()), preset
+
+
+def load(csv_path: Path) -> tuple[FeatureSchema, str, Catalog]:
+    config, preset = default_config(csv_path)
+    return config.schema, preset, read_catalog(csv_path, config.schema)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -247,8 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     faiss.omp_set_num_threads(1)
 
     schema, preset, cat = load(args.csv)
-    # the preprocessing a build of this file gets by default (`musicrec index` applies the audio preset's)
-    configured = PreprocessConfig(**AUDIO_PREPROCESS) if preset == "audio" else BuildConfig().preprocess
+    configured = default_config(args.csv)[0].preprocess  # what a build of this file gets by default
     names, artists = cat.metadata.get(schema.name_column or ""), cat.metadata.get(schema.artists_column or "")
     songs = (pd.factorize(np.asarray(cat.metadata[schema.song_column], dtype=object))[0] if schema.song_column
              else song_keys(names, artists) if names is not None and artists is not None else np.arange(len(cat)))

@@ -65,7 +65,9 @@ def run_catalog(path: Path, *, folds: int, seed: int, trees: int, id_col: str, l
         artist_col = None
     preset = detect_preset(tuple(frame.columns))
     if preset == "audio" and (id_col, label_col) == ("filename", "label"):
-        # what `musicrec index` takes for a GTZAN-layout table: the audio preset (log1p of every *_var)
+        # what `musicrec index` takes for a GTZAN-layout table: the audio preset's schema (log1p of every *_var),
+        # and only its schema, deliberately: this compares classifiers on the preset's inputs, where its mood space
+        # and whitening (engine.with_audio_preset) play no part
         schema = dataclasses.replace(audio_schema(tuple(frame.columns)), artists_column=artist_col)
         feats = schema.feature_columns
     elif preset == "spotify":  # the Spotify Tracks schema, as the build reads it (popularity is never an input)

@@ -18,7 +18,14 @@ from ._bundle import (
     publish,
     read_verified_manifest,
 )
-from ._candidates import CandidateSource, IndexSource, use_one_search_thread
+from ._candidates import (
+    BatchSource,
+    CandidateSource,
+    CheckedSource,
+    IndexSource,
+    ScoredSource,
+    use_one_search_thread,
+)
 from ._catalog import Catalog, IngestReport
 from ._classify import Classification
 from ._compiled import activate as use_compiled_kernels
@@ -52,6 +59,7 @@ from ._moodnames import mood_name
 from ._moods import MoodModel
 from ._playlist import MAX_PLAYLIST, PlaylistEntry
 from ._preprocess import Preprocessor, whiten_shrinkage
+from ._preset import with_audio_preset
 from ._progress import Tick, duration
 from ._ranking import Deadline, deadline_passed
 from ._recommender import Recommender
@@ -73,6 +81,7 @@ __all__ = [
     "MOOD_WEIGHTS",
     "READABLE_VERSIONS",
     "BackendUnavailable",
+    "BatchSource",
     "BuildConfig",
     "Bundle",
     "BundleError",
@@ -82,6 +91,7 @@ __all__ = [
     "CandidateSource",
     "Catalog",
     "CatalogError",
+    "CheckedSource",
     "Classification",
     "ConfigError",
     "Deadline",
@@ -103,6 +113,7 @@ __all__ = [
     "PreprocessConfig",
     "Preprocessor",
     "Recommender",
+    "ScoredSource",
     "Seed",
     "SimilarConfig",
     "SimilarQuery",
@@ -145,5 +156,6 @@ __all__ = [
     "use_compiled_kernels",
     "use_one_search_thread",
     "whiten_shrinkage",
+    "with_audio_preset",
     "write_output",
 ]

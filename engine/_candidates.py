@@ -12,29 +12,83 @@ express); the pipeline still applies the whole mask, so the answer is the same. 
 differ: ``examined``/``filtered`` count the candidates the pipeline saw, and a pushed-down filter
 hides the rows it rejected (on such a source ``filtered`` holds only what the source let through
 and the pipeline then dropped).
+
+What else the pipeline uses when a source has it, each a protocol of its own below: ``scored``
+(rows already ranked with their cosines: ``ScoredSource``), ``nearest_batch`` (many queries in one
+search: ``BatchSource``) and ``check`` (health, for a source that can fail: ``CheckedSource``).
+The ranking asks per fetch, so it asks with ``has_scored``/``has_batch`` (an attribute lookup) rather
+than ``isinstance`` on the protocol, which costs 5-12 us on Python 3.11 (more than a fetch of a small
+catalog); elsewhere ``isinstance`` reads best.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, TypeGuard, runtime_checkable
 
 import faiss
 import numpy as np
 
+if TYPE_CHECKING:
+    from ._ranking import RowFilter
+
 
 class CandidateSource(Protocol):
-    """Rows nearest a query vector (``pushes_filters``: see the module docstring)."""
+    """Rows nearest a query vector: all a source must have."""
 
-    def nearest(self, vector: np.ndarray, n: int) -> np.ndarray:
+    pushes_filters: bool  # whether ``nearest`` takes the row filter and applies it (the module docstring)
+
+    def nearest(self, vector: np.ndarray, n: int, row_filter: RowFilter | None = None) -> np.ndarray:
         """Up to ``n`` row numbers, nearest first; -1 marks "no more" (a source may pad).
 
-        ``vector`` is a unit float32 vector of shape (dim,).
+        ``vector`` is a unit float32 vector of shape (dim,). ``row_filter`` is passed only when
+        ``pushes_filters`` is true (a source that pushes none may leave the parameter out).
         """
         ...
 
 
+@runtime_checkable
+class ScoredSource(Protocol):
+    """A source that ranks its own rows: the pipeline takes them as they come, and scores nothing again."""
+
+    def scored(self, vector: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Up to ``n`` rows in canonical order (cosine descending, then row) and their float32 cosines,
+        the pipeline's own sums (engine/_ranking.py ``cosines``); fewer when the source has no more."""
+        ...
+
+
+@runtime_checkable
+class BatchSource(Protocol):
+    """A source that searches many queries at once: new-track queries without filters are ranked together
+    (engine/_similar_many.py), and evaluations fetch every query's first candidates in one search."""
+
+    def nearest_batch(self, vectors: np.ndarray, n: int) -> np.ndarray:
+        """``nearest`` for each row of ``vectors`` (n_queries, dim): rows of shape (n_queries, k), -1 padded."""
+        ...
+
+
+@runtime_checkable
+class CheckedSource(Protocol):
+    """A source that can fail apart from the bundle (a vector database): the server's health follows it."""
+
+    def check(self) -> str | None:
+        """None when the source can answer now, else why not (a reload refuses a bundle whose source fails)."""
+        ...
+
+
+def has_scored(source: object) -> TypeGuard[ScoredSource]:
+    """``isinstance(source, ScoredSource)`` at the cost of an attribute lookup (the ranking asks per fetch)."""
+    return hasattr(source, "scored")
+
+
+def has_batch(source: object) -> TypeGuard[BatchSource]:
+    """``isinstance(source, BatchSource)`` at the cost of an attribute lookup (asked per query)."""
+    return hasattr(source, "nearest_batch")
+
+
 class IndexSource:
     """The bundle's FAISS index (flat, HNSW, IVF or IVF-PQ)."""
+
+    pushes_filters = False
 
     def __init__(self, index: faiss.Index) -> None:
         self.index = index
@@ -44,7 +98,7 @@ class IndexSource:
         # pipeline would read as "no more": a deep fetch widens the beam to k for that search
         self._ef = int(hnsw.hnsw.efSearch) if isinstance(hnsw, faiss.IndexHNSW) else None
 
-    def nearest(self, vector: np.ndarray, n: int) -> np.ndarray:
+    def nearest(self, vector: np.ndarray, n: int, row_filter: RowFilter | None = None) -> np.ndarray:
         return self.nearest_batch(vector[None, :], n)[0]
 
     def nearest_batch(self, vectors: np.ndarray, n: int) -> np.ndarray:
@@ -71,6 +125,8 @@ class ProbedSource:
     when engine/_compiled.py is active (the numpy code below is the reference, identical bit for
     bit: tests/engine/test_probed.py). New-track queries use it (engine/_similar.py)."""
 
+    pushes_filters = False
+
     def __init__(self, index: faiss.Index, vectors: np.ndarray) -> None:
         found = faiss.try_extract_index_ivf(index)
         ivf = faiss.downcast_index(found) if found is not None else index
@@ -91,7 +147,7 @@ class ProbedSource:
         self.blocks = np.concatenate([by_list[a:b].T.ravel() for a, b in spans] + [np.empty(0, np.float32)])
         self.centroid_block = np.ascontiguousarray(self.centroids.T).ravel()
 
-    def nearest(self, vector: np.ndarray, n: int) -> np.ndarray:
+    def nearest(self, vector: np.ndarray, n: int, row_filter: RowFilter | None = None) -> np.ndarray:
         rows, _ = self.scored(vector, n)
         return np.concatenate([rows, np.full(min(n, self.size) - len(rows), -1, np.int64)])
 
@@ -162,7 +218,7 @@ def column_cosines(columns: np.ndarray, query: np.ndarray) -> np.ndarray:
 PAIRWISE_BLOCK = 128
 
 
-def new_track_source(index: faiss.Index, vectors: np.ndarray) -> CandidateSource:
+def new_track_source(index: faiss.Index, vectors: np.ndarray) -> IndexSource | ProbedSource:
     """The source of the new-track queries: an IVF-Flat index searched as ``ProbedSource`` does (up
     to ``PAIRWISE_BLOCK`` dimensions); any other kind (HNSW), or wider vectors, through FAISS."""
     try:

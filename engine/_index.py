@@ -172,6 +172,6 @@ def new_track_recall(index: faiss.Index, vectors: np.ndarray, *, fetch: int, que
     from ._candidates import new_track_source
 
     source = new_track_source(index, vectors)
-    search = source.nearest_batch  # type: ignore[attr-defined]
+    search = source.nearest_batch
     return {**measure_recall(index, vectors, queries=queries, seed=seed, search=search),
             **measure_recall(index, vectors, k=fetch, queries=queries, seed=seed, search=search)}

@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from . import _compiled
-from ._candidates import CandidateSource
+from ._candidates import CandidateSource, has_scored
 from ._errors import DeadlineExceeded
 
 SLACK = 64  # extra rows in the first fetch: room for the seed's other listings and repeated songs
@@ -126,7 +126,7 @@ class Survivors:
     def _fetch(self) -> None:
         n = self.fetch_size(self._step)
         f = self.filter
-        if hasattr(self.source, "scored"):  # rows already in canonical order with their cosines (ProbedSource)
+        if has_scored(self.source):  # rows already in canonical order with their cosines (ProbedSource)
             rows, cos = self.source.scored(self.query, n)
             self._complete = n >= self.size or len(rows) < n
             if self._complete and n < self.size and self.then is not None:  # the probed lists are used up
@@ -139,8 +139,8 @@ class Survivors:
                 return
             self._keep(rows, cos)
             return
-        if getattr(self.source, "pushes_filters", False):  # a vector database filters natively
-            rows = self.source.nearest(self.query, n, self.filter)  # type: ignore[call-arg]
+        if self.source.pushes_filters:  # a vector database filters natively
+            rows = self.source.nearest(self.query, n, self.filter)
         else:
             rows = self.source.nearest(self.query, n)
         if _compiled.active() and not (self._used or f.exclude_rows.size or f.exclude_songs.size or f.user_filtered):

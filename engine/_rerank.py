@@ -132,6 +132,8 @@ def evaluate_reranking(source: CandidateSource, vectors: np.ndarray, queries: np
 class _Prefetched:
     """One query's first fetch, searched ahead in a batch; deeper fetches go to the source."""
 
+    pushes_filters = False
+
     def __init__(self, rows: np.ndarray, source: CandidateSource) -> None:
         self.rows, self.source = rows, source
 

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import _compiled
+from ._candidates import has_batch
 from ._errors import InvalidQuery
 from ._ranking import SLACK, Deadline, Selector
 from ._table import cosine_order
@@ -136,8 +137,7 @@ def together(search: SimilarSearch, q: SimilarQuery) -> bool:
     return (seed is not None and seed.track_id is None and (seed.features is None) != (seed.vector is None)
             and not q.negative_seeds and not q.targets and q.diversity == 0 and q.k > 0
             and q.offset >= 0 and q.offset + q.k <= search.block and q.filter.empty
-            and hasattr(search.new_track_source, "nearest_batch")
-            and not getattr(search.new_track_source, "pushes_filters", False))
+            and has_batch(search.new_track_source) and not search.new_track_source.pushes_filters)
 
 
 def _rank_together(search: SimilarSearch, plans: list[_Plan], t0: float) -> list[SimilarResult | None]:
@@ -148,7 +148,10 @@ def _rank_together(search: SimilarSearch, plans: list[_Plan], t0: float) -> list
     if fetch >= view.n:
         return [None] * len(plans)
     queries = np.stack([p.vector for p in plans])
-    candidates = plans[0].source.nearest_batch(queries, fetch)  # type: ignore[attr-defined]
+    source = plans[0].source
+    if not has_batch(source):  # ``together`` asked of the search's source; a plan may carry another
+        return [None] * len(plans)
+    candidates = source.nearest_batch(queries, fetch)
     short = (candidates < 0).any(axis=1)  # a short fetch ends the ranking: one at a time says where
     c = np.where(short[:, None], 0, candidates).astype(np.int64)
     cos = (view.vectors[c] * queries[:, None, :]).sum(axis=2, dtype=np.float32)  # as _ranking.cosines

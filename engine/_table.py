@@ -353,6 +353,8 @@ def _one_by_one(vectors: np.ndarray, songs: np.ndarray, candidates: np.ndarray, 
 class _Fixed:
     """A candidate source over one precomputed list (the batched search)."""
 
+    pushes_filters = False
+
     def __init__(self, rows: np.ndarray) -> None:
         self.rows = rows
         self.available = int((rows >= 0).sum())

@@ -103,27 +103,19 @@ def config_from_args(args: argparse.Namespace) -> Any:
 
 def _apply_preset(args: argparse.Namespace, config: Any, preprocess_keys: set[str]) -> Any:
     """``--schema audio`` (or a GTZAN-layout header under ``auto`` with no column flags and no columns in a
-    config file's ``[schema]``): the audio preset's columns, transforms and mood space (engine/_schema.py); a config
-    file's own ``[preprocess]``, mood weights and ``[schema]`` ``missing`` and ``artist_separator`` win."""
+    config file's ``[schema]``): ``engine.with_audio_preset`` with this file's header; a config file's own
+    ``[preprocess]`` keys (``preprocess_keys``), mood weights and ``[schema]`` ``missing`` and ``artist_separator``
+    win."""
     import csv
     import dataclasses
 
-    from engine import (
-        AUDIO_MOOD_WEIGHTS,
-        AUDIO_PREPROCESS,
-        MOOD_WEIGHTS,
-        ConfigError,
-        FeatureSchema,
-        audio_schema,
-        detect_preset,
-    )
+    from engine import ConfigError, FeatureSchema, detect_preset, with_audio_preset
 
     source = getattr(args, "csv", None)
     if args.schema == "spotify" or source is None:
         return config
     flags = ("id_column", "label_column", "feature_columns", "name_column", "artists_column", "metadata_columns")
     # [schema] keys that say how to read rows, not which columns are which: they apply to a detected preset too
-    reading = {"missing": config.schema.missing, "artist_separator": config.schema.artist_separator}
     columns_given = dataclasses.replace(config.schema, missing=FeatureSchema.missing,
                                         artist_separator=FeatureSchema.artist_separator) != FeatureSchema()
     if args.schema == "auto" and (columns_given or any(getattr(args, f) is not None for f in flags)):
@@ -139,14 +131,9 @@ def _apply_preset(args: argparse.Namespace, config: Any, preprocess_keys: set[st
         return config  # the build reports the unreadable file
     if args.schema == "auto" and detect_preset(header) != "audio":
         return config
-    schema = dataclasses.replace(audio_schema(header), **reading)
+    preset = with_audio_preset(config, header, keep_preprocess=preprocess_keys)
     if not args.quiet:
         how = "detected from the header" if args.schema == "auto" else "--schema audio"
-        print(f"schema: audio preset ({how}): {len(schema.feature_columns)} descriptor columns as features",
+        print(f"schema: audio preset ({how}): {len(preset.schema.feature_columns)} descriptor columns as features",
               file=sys.stderr)
-    # the Spotify mood space has only tempo in common with audio tables; a config's own weights win
-    moods = AUDIO_MOOD_WEIGHTS if dict(config.moods.weights) == MOOD_WEIGHTS else config.moods.weights
-    # and its retrieval space: every component, whitened unless its labels say otherwise (PreprocessConfig.whiten), but
-    # for the keys ``preprocess_keys`` a config file's [preprocess] gives itself
-    preset = {k: v for k, v in AUDIO_PREPROCESS.items() if k not in preprocess_keys}
-    return config.replace(schema=schema, moods={"weights": dict(moods)}, preprocess=preset)
+    return preset

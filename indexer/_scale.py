@@ -7,16 +7,18 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
-ALIAS, KEEP, BATCH, TIMEOUT = "musicrec", 2, 512, 30.0
+KEEP, BATCH, TIMEOUT = 2, 512, 30.0  # the alias's default is engine.qdrant.DEFAULT_ALIAS, filled in by qdrant_target
 # add's options that only say how to carry the update to Qdrant: (flag, dest, default)
-QDRANT_ONLY = (("--alias", "alias", ALIAS), ("--keep", "keep", KEEP), ("--batch", "batch", BATCH),
-               ("--api-key-env", "api_key_env", None), ("--timeout", "timeout", TIMEOUT))
+QDRANT_ONLY = (("--alias", "alias", None), ("--keep", "keep", KEEP), ("--batch", "batch", BATCH),
+               ("--api-key-env", "api_key_env", None), ("--timeout", "timeout", None))
+# how publish and add spell the Qdrant target's options (engine.qdrant.QdrantTarget.problem names them)
+FLAGS = {"url": "--qdrant", "path": "--qdrant-path", "alias": "--alias", "api_key_env": "--api-key-env",
+         "timeout": "--timeout"}
 
 
 def add_parsers(sub: Any) -> None:
@@ -32,8 +34,7 @@ def add_parsers(sub: Any) -> None:
     where.add_argument("--qdrant", metavar="URL", help="Qdrant server, e.g. http://qdrant:6333")
     where.add_argument("--qdrant-path", type=Path, metavar="DIR",
                        help="Qdrant local mode on disk (for tests; one process at a time per DIR)")
-    p.add_argument("--alias", default=ALIAS, help="alias servers read (default musicrec); also the "
-                                                       "collection name prefix")
+    p.add_argument("--alias", help="alias servers read (default musicrec); also the collection name prefix")
     p.add_argument("--keep", type=int, default=KEEP, help="collections of this alias kept, the live one included "
                                                        "(default 2: the live one and the previous)")
     p.add_argument("--batch", type=int, default=BATCH, help="points per upsert (default 512)")
@@ -75,47 +76,33 @@ def add_parsers(sub: Any) -> None:
     p.set_defaults(func=_cmd_add)
 
 
-def server_only_problem(path: Path | None, api_key_env: str | None, timeout: float | None) -> str | None:
-    """Why a Qdrant server's options given with local mode (``--qdrant-path``) would be ignored, or None: local mode
-    takes no API key and makes no requests to time out."""
-    given = [flag for flag, value in (("--api-key-env", api_key_env), ("--timeout", timeout)) if value is not None]
-    if path is None or not given:
-        return None
-    return (f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} to a Qdrant server (--qdrant URL) "
-            "only: local mode (--qdrant-path) has no API key and no requests to time out; leave "
-            f"{'it' if len(given) == 1 else 'them'} out")
-
-
-def check_qdrant_options(url: str | None, path: Path | None, api_key_env: str | None, timeout: float) -> str | None:
-    """The Qdrant target and its options, checked before any work and before a file is written (``--qdrant-path``
-    is created later, by :func:`qdrant_client`); returns the API key (None without ``--api-key-env``)."""
+def qdrant_target(args: argparse.Namespace) -> Any:
+    """The Qdrant target of publish or add (an ``engine.qdrant.QdrantTarget``, its alias filled in), checked by the
+    rules serve follows too, before any work and before a file is written (``--qdrant-path`` is created later, by
+    :func:`qdrant_client`); ``args.alias`` is set to the target's."""
     from engine import ConfigError
 
-    if not (math.isfinite(timeout) and 0 < timeout <= 1_000_000):  # NaN or 0: every request fails or never ends
-        raise ConfigError(f"--timeout must be a number of seconds over 0 and at most 1,000,000, got {timeout}")
     try:
-        from engine.qdrant import url_problem
+        from engine.qdrant import DEFAULT_ALIAS, QdrantTarget
     except ImportError as exc:
         from engine import install_hint
         raise ConfigError(f"Qdrant needs the qdrant extra ({install_hint('qdrant')}): {exc}") from None
-    if url is not None and (problem := url_problem(url)) is not None:
-        raise ConfigError(f"--qdrant {url[:200]!r}: {problem}")
-    if path is not None:
-        _make_qdrant_dir(path, create=False)
-    if not api_key_env:
-        return None
-    api_key = os.environ.get(api_key_env)
-    if not api_key:
-        raise ConfigError(f"--api-key-env {api_key_env}: the variable is not set")
-    return api_key
+    target = QdrantTarget(url=args.qdrant, path=args.qdrant_path, api_key_env=args.api_key_env, timeout=args.timeout,
+                          alias=DEFAULT_ALIAS if args.alias is None else args.alias)
+    if (problem := target.problem(FLAGS)) is not None:
+        raise ConfigError(problem)
+    if target.path is not None:
+        _make_qdrant_dir(target.path, create=False)
+    args.alias = target.alias
+    return target
 
 
-def qdrant_client(url: str | None, path: Path | None, api_key: str | None, timeout: float) -> Any:
-    """A client for the target :func:`check_qdrant_options` passed (creating ``--qdrant-path``); a local store
-    that cannot be opened is a :class:`engine.ConfigError` naming it."""
+def qdrant_client(target: Any) -> Any:
+    """A client for the target :func:`qdrant_target` passed (creating ``--qdrant-path``); a local store that cannot
+    be opened is a :class:`engine.ConfigError` naming it."""
     from engine import ConfigError
-    from engine.qdrant import connect
 
+    path = target.path
     if path is not None:
         _make_qdrant_dir(path)
     import gc
@@ -125,7 +112,7 @@ def qdrant_client(url: str | None, path: Path | None, api_key: str | None, timeo
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ResourceWarning)
         try:
-            return connect(url=url, path=path, api_key=api_key, timeout=timeout)
+            return target.connect(default_timeout=TIMEOUT)
         except (RuntimeError, OSError) as exc:  # local mode: a store another process holds, or one it cannot write
             text = " ".join(str(exc).split())
             if "already accessed by another instance" in text:
@@ -135,17 +122,6 @@ def qdrant_client(url: str | None, path: Path | None, api_key: str | None, timeo
                 text = f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
         gc.collect()
     raise ConfigError(f"--qdrant-path {path}: {text[:300]}")
-
-
-def check_alias(alias: str) -> None:
-    """An alias Qdrant and the collection names can hold: letters, digits, ``_``, ``-`` and ``.``, not empty."""
-    import re
-
-    from engine import ConfigError
-
-    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,200}", alias):
-        raise ConfigError(f"--alias {alias[:60]!r}: give 1 to 200 letters, digits, '_', '-' or '.' (it also "
-                          "prefixes the collection names)")
 
 
 def _check_base_published(client: Any, base: Path, alias: str) -> None:
@@ -206,17 +182,13 @@ def _cmd_publish(args: argparse.Namespace) -> int:
 
     if args.keep < 1:
         raise ConfigError(f"--keep must be at least 1 (the live collection), got {args.keep}")
-    check_alias(args.alias)
     if args.batch < 1:
         raise ConfigError(f"--batch must be at least 1, got {args.batch}")
     check_output_file("--json", args.json_out, bundles=[Path(os.path.realpath(args.bundle))])
-    if (problem := server_only_problem(args.qdrant_path, args.api_key_env, args.timeout)) is not None:
-        raise ConfigError(problem)
-    args.timeout = TIMEOUT if args.timeout is None else args.timeout
-    api_key = check_qdrant_options(args.qdrant, args.qdrant_path, args.api_key_env, args.timeout)
+    target = qdrant_target(args)
     # the bundle before the client: local mode writes its store into --qdrant-path when it opens it
     bundle = load_bundle(args.bundle)
-    client = qdrant_client(args.qdrant, args.qdrant_path, api_key, args.timeout)
+    client = qdrant_client(target)
     from engine.qdrant import publish_bundle
 
     def say(message: str) -> None:
@@ -271,8 +243,7 @@ def _cmd_add(args: argparse.Namespace) -> int:
             raise ConfigError(f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} with --qdrant URL or "
                               "--qdrant-path DIR only (how the update is carried to Qdrant); add one, or leave "
                               f"{'it' if len(given) == 1 else 'them'} out")
-    if (problem := server_only_problem(args.qdrant_path, args.api_key_env, args.timeout)) is not None:
-        raise ConfigError(problem)
+    target = qdrant_target(args) if to_qdrant else None
     for _, dest, default in QDRANT_ONLY:
         if getattr(args, dest) is None:
             setattr(args, dest, default)
@@ -299,14 +270,12 @@ def _cmd_add(args: argparse.Namespace) -> int:
             print(message, file=sys.stderr, flush=True)
 
     client = None
-    if to_qdrant:
+    if target is not None:
         if args.keep < 1 or args.batch < 1:
             raise CatalogError(f"--keep and --batch must be at least 1, got {args.keep} and {args.batch}")
-        check_alias(args.alias)
-        api_key = check_qdrant_options(args.qdrant, args.qdrant_path, args.api_key_env, args.timeout)
         if not (args.base / "manifest.json").is_file():
             load_bundle(args.base)  # says why it is no bundle, before local mode writes its store into --qdrant-path
-        client = qdrant_client(args.qdrant, args.qdrant_path, api_key, args.timeout)
+        client = qdrant_client(target)
     try:
         if client is not None:
             _check_base_published(client, args.base, args.alias)  # before the update's work, as the paths are

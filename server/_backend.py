@@ -16,12 +16,13 @@ import dataclasses
 import logging
 import threading
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine import Bundle, CandidateSource
+from engine import Bundle, CandidateSource, CheckedSource
 
 if TYPE_CHECKING:
+    from engine.qdrant import QdrantTarget
+
     from ._app import RunningServer
 
 log = logging.getLogger("musicrec.server")
@@ -29,32 +30,29 @@ log = logging.getLogger("musicrec.server")
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class QdrantBackend:
-    """Where the collections are: a server by ``url`` or local mode at ``path`` (tests, one
-    machine, one process per path); ``alias`` as given to ``musicrec publish``."""
+    """Where the collections are (``target``: a server, or local mode on disk for tests, one machine,
+    one process per path; the alias as given to ``musicrec publish``; a server's HNSW breadth, the
+    fetch size always at least used) and seconds per request when the target names none."""
 
-    url: str | None = None
-    path: Path | None = None
-    alias: str = "musicrec"
-    api_key: str | None = None
+    target: QdrantTarget
     timeout: float = 2.0
-    hnsw_ef: int | None = None  # a server's HNSW breadth (the fetch size is always at least used)
     retry_after: float = 1.0
-    client: Any = None  # an already made client (tests); else one is made from url/path
+    client: Any = None  # an already made client (tests); else one is made from the target
 
     def source_factory(self) -> Callable[[Bundle], CandidateSource]:
         """One client for the server's life (made without a request, so a Qdrant that is down at
         start does not stop the server); a source per loaded bundle."""
         from qdrant_client import models
 
-        from engine.qdrant import QdrantSource, connect
+        from engine.qdrant import QdrantSource
 
-        client = self.client if self.client is not None else connect(
-            url=self.url, path=self.path, api_key=self.api_key, timeout=self.timeout)
-        local = self.url is None
-        params = models.SearchParams(hnsw_ef=self.hnsw_ef) if self.hnsw_ef and not local else None
+        target = self.target
+        client = self.client if self.client is not None else target.connect(default_timeout=self.timeout)
+        local = target.url is None
+        params = models.SearchParams(hnsw_ef=target.hnsw_ef) if target.hnsw_ef and not local else None
 
         def make(bundle: Bundle) -> CandidateSource:
-            source = QdrantSource(client, bundle, alias=self.alias, retry_after=self.retry_after,
+            source = QdrantSource(client, bundle, alias=target.alias, retry_after=self.retry_after,
                                   serialize=local, search_params=params)
             source.check()  # resolve now if it can; a failure is logged, kept and retried
             return source
@@ -71,7 +69,7 @@ def watch_backend(running: RunningServer, interval: float) -> threading.Thread:
         while not running.stopping.is_set():
             rec = running.holder.current
             ok = rec is not None
-            if rec is not None and hasattr(rec.source, "check"):
+            if rec is not None and isinstance(rec.source, CheckedSource):
                 problem = rec.source.check()
                 ok = problem is None
                 if not ok and last is not False:

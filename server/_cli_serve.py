@@ -138,6 +138,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if problem := _flags_problem(args):
         print(f"musicrec serve: error: {problem}", file=sys.stderr)
         return 2
+    if args.backend == "qdrant":  # the rules publish follows too (engine.qdrant.QdrantTarget), in one process
+        try:
+            _qdrant_target(args)
+        except (ImportError, ValueError) as exc:
+            print(f"musicrec serve: error: {exc}", file=sys.stderr)
+            return 2
     try:  # at once: before grpc, the engine and the bundle take seconds to load
         read_tls_files(args.tls_cert, args.tls_key)
         if not args.replica:  # replicas bind a port their supervisor checked, beside each other
@@ -211,8 +217,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             state = getattr(rec.source, "error", None) or f"collection {getattr(rec.source, 'collection', None)}"
             logging.getLogger("musicrec.server").info(
                 "similar-track candidates from Qdrant %s, alias %s: %s",
-                args.qdrant_url or f"local mode at {args.qdrant_path}", _qdrant(args, "qdrant_alias"), state,
-                extra={"event": "backend", "fields": {"backend": "qdrant", "alias": _qdrant(args, "qdrant_alias")}})
+                args.qdrant_url or f"local mode at {args.qdrant_path}", _qdrant_alias(args), state,
+                extra={"event": "backend", "fields": {"backend": "qdrant", "alias": _qdrant_alias(args)}})
         if running.http_port is not None:
             logging.getLogger("musicrec.server").info(
                 "HTTP/JSON (POST /v1/<Method>) and the web console on http://%s/",
@@ -226,14 +232,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return serve_forever(running, grace=args.grace, drain_delay=args.drain_delay, on_ready=announce)
 
 
-# The --qdrant-* flags with a default: parsed as None, so that _flags_problem sees one given at its default value
-# (args stay as parsed: a --processes replica checks them again)
-QDRANT_DEFAULTS = {"qdrant_alias": "musicrec", "qdrant_timeout": 2.0}
+# The --qdrant-* flags with a default (the alias: engine.qdrant.DEFAULT_ALIAS) are parsed as None, so that
+# _flags_problem sees one given at its default value (args stay as parsed: a --processes replica checks them again)
+QDRANT_TIMEOUT = 2.0
+# how serve spells the Qdrant target's options (engine.qdrant.QdrantTarget.problem names them)
+QDRANT_FLAGS = {"url": "--qdrant-url", "path": "--qdrant-path", "alias": "--qdrant-alias",
+                "api_key_env": "--qdrant-api-key-env", "timeout": "--qdrant-timeout", "hnsw_ef": "--qdrant-hnsw-ef"}
 
 
-def _qdrant(args: argparse.Namespace, dest: str) -> Any:
-    value = getattr(args, dest)
-    return QDRANT_DEFAULTS[dest] if value is None else value
+def _qdrant_alias(args: argparse.Namespace) -> str:
+    from engine.qdrant import DEFAULT_ALIAS
+
+    return DEFAULT_ALIAS if args.qdrant_alias is None else str(args.qdrant_alias)
 
 
 def _flags_problem(args: argparse.Namespace) -> str | None:
@@ -248,14 +258,6 @@ def _flags_problem(args: argparse.Namespace) -> str | None:
         if given:
             return (f"{', '.join(given)} apply with --backend qdrant only (the default backend is the bundle's FAISS "
                     "index); add --backend qdrant, or leave them out")
-    if args.backend == "qdrant" and args.qdrant_path is not None:  # else ignored: local mode has none of these
-        remote = [flag for flag, value in (("--qdrant-api-key-env", args.qdrant_api_key_env),
-                                           ("--qdrant-timeout", args.qdrant_timeout),
-                                           ("--qdrant-hnsw-ef", args.qdrant_hnsw_ef)) if value is not None]
-        if remote:
-            return (f"{', '.join(remote)} {'applies' if len(remote) == 1 else 'apply'} to a Qdrant server "
-                    "(--qdrant-url) only: local mode (--qdrant-path) has no API key, no requests to time out and no "
-                    f"HNSW graph to search; leave {'it' if len(remote) == 1 else 'them'} out")
     alone = [f"{host_flag} without {port_flag}" for host_flag, host, port_flag, port in (
         ("--http-host", args.http_host, "--http-port", args.http_port),
         ("--metrics-host", args.metrics_host, "--metrics-port", args.metrics_port))
@@ -298,33 +300,32 @@ def _metrics_ports(args: argparse.Namespace) -> list[int]:
     return list(range(args.metrics_port, args.metrics_port + args.processes)) if args.metrics_port else [0]
 
 
-def _qdrant_factory(args: argparse.Namespace) -> Any:
-    import os
-
+def _qdrant_target(args: argparse.Namespace) -> Any:
+    """The Qdrant target of ``--backend qdrant`` (an ``engine.qdrant.QdrantTarget``), checked by the rules publish
+    and add follow too, and a local store checked to exist: a ValueError says what is wrong, an ImportError that the
+    qdrant extra is missing."""
     if (args.qdrant_url is None) == (args.qdrant_path is None):
         raise ValueError("--backend qdrant needs exactly one of --qdrant-url URL or --qdrant-path DIR")
-    if args.qdrant_url is not None:  # else an empty one is localhost:6333, and a malformed one a traceback
-        try:
-            from engine.qdrant import url_problem
-        except ImportError as exc:
-            from engine import install_hint
-            raise ImportError(f"--backend qdrant needs the qdrant extra ({install_hint('qdrant')}): {exc}") from None
-        if (problem := url_problem(args.qdrant_url)) is not None:
-            raise ValueError(f"--qdrant-url {args.qdrant_url[:200]!r}: {problem}")
+    try:
+        from engine.qdrant import QdrantTarget
+    except ImportError as exc:
+        from engine import install_hint
+        raise ImportError(f"--backend qdrant needs the qdrant extra ({install_hint('qdrant')}): {exc}") from None
+    target = QdrantTarget(url=args.qdrant_url, path=args.qdrant_path, alias=_qdrant_alias(args),
+                          api_key_env=args.qdrant_api_key_env, timeout=args.qdrant_timeout, hnsw_ef=args.qdrant_hnsw_ef)
+    if (problem := target.problem(QDRANT_FLAGS)) is not None:
+        raise ValueError(problem)
     if args.qdrant_path is not None and not (args.qdrant_path / "meta.json").is_file():
         # a mistyped path was created as an empty store, and the server ran NOT_SERVING without saying why
         what = "is a file" if args.qdrant_path.is_file() else "holds no Qdrant local store" \
             if args.qdrant_path.is_dir() else "does not exist"
         raise ValueError(f"--qdrant-path {args.qdrant_path}: {what}; musicrec publish BUNDLE --qdrant-path DIR "
                          "writes one")
-    api_key = os.environ.get(args.qdrant_api_key_env) if args.qdrant_api_key_env else None
-    if args.qdrant_api_key_env and not api_key:
-        raise ValueError(f"--qdrant-api-key-env {args.qdrant_api_key_env}: the variable is not set")
-    try:
-        from ._backend import QdrantBackend
-        backend = QdrantBackend(url=args.qdrant_url, path=args.qdrant_path, alias=_qdrant(args, "qdrant_alias"),
-                                api_key=api_key, timeout=_qdrant(args, "qdrant_timeout"), hnsw_ef=args.qdrant_hnsw_ef)
-        return backend.source_factory()
-    except ImportError as exc:
-        from engine import install_hint
-        raise ImportError(f"--backend qdrant needs the qdrant extra ({install_hint('qdrant')}): {exc}") from None
+    return target
+
+
+def _qdrant_factory(args: argparse.Namespace) -> Any:
+    target = _qdrant_target(args)
+    from ._backend import QdrantBackend
+
+    return QdrantBackend(target=target, timeout=QDRANT_TIMEOUT).source_factory()

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from engine import Bundle, BundleError, CandidateSource, InvalidQuery, Recommender, load_bundle, shown
+from engine import Bundle, BundleError, CandidateSource, CheckedSource, InvalidQuery, Recommender, load_bundle, shown
 
 log = logging.getLogger("musicrec.server")
 
@@ -238,5 +238,4 @@ class BundleHolder:
 def _source_problem(rec: Recommender) -> str | None:
     """Why ``rec``'s candidate source cannot answer now (a Qdrant collection missing or not whole, Qdrant down);
     None when it can, or when the source is the bundle's own index."""
-    check = getattr(rec.source, "check", None)
-    return check() if check is not None else None
+    return rec.source.check() if isinstance(rec.source, CheckedSource) else None

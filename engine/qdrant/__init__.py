@@ -14,6 +14,10 @@ and the engine stays transport-free for everyone who does not ask for Qdrant.
     bundle = load_bundle("bundles/v2")
     rec = Recommender(bundle, source=QdrantSource(client, bundle, alias="musicrec"))
 
+    target = QdrantTarget(url="http://qdrant:6333", api_key_env="QDRANT_API_KEY")  # the commands' own rules
+    if (problem := target.problem()) is None:
+        client = target.connect()
+
 What Qdrant does and what stays in musicrec: Qdrant stores each bundle's vectors (cosine) and
 payloads (row, track id, song key, genres, artists, explicit flag, mood, numeric columns) and
 answers "the ``n`` nearest rows that pass this filter" with the filter pushed down
@@ -30,18 +34,16 @@ filters through the Qdrant engine itself, in-process: the contract suite uses it
 
 from ._edge import EdgeSource
 from ._publish import (
-    DEFAULT_ALIAS,
     PublishReport,
     alias_target,
     client_address,
     collection_name,
-    connect,
     point_batches,
     publish_bundle,
     published_collections,
-    url_problem,
 )
 from ._source import QdrantSource, qdrant_filter
+from ._target import DEFAULT_ALIAS, QdrantTarget, connect, url_problem
 from ._update import UpdateReport, check_base_collection, publish_update
 
 __all__ = [
@@ -49,6 +51,7 @@ __all__ = [
     "EdgeSource",
     "PublishReport",
     "QdrantSource",
+    "QdrantTarget",
     "UpdateReport",
     "alias_target",
     "check_base_collection",

@@ -19,12 +19,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import ipaddress
-import math
 import os
 import re
 import time
-import urllib.parse
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -33,72 +30,18 @@ from typing import Any
 import numpy as np
 from qdrant_client import QdrantClient, models
 
-from engine._errors import BackendUnavailable, BundleError, ConfigError
+from engine._errors import BackendUnavailable, BundleError
 from engine._loaded import Bundle, load_bundle
 from engine._view import CatalogView
 
-DEFAULT_ALIAS = "musicrec"
+from ._target import DEFAULT_ALIAS
+
 DEFAULT_KEEP = 2  # the live collection and the one before it (a rollback is an alias swap)
 BATCH = 512
 VERIFY_SAMPLE = 32
 NUMERIC_PREFIX = "num"
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_\-]+")
 _NAME = r"-(\d{8}T\d{6})-([0-9a-f]{12})"
-
-
-def url_problem(url: str) -> str | None:
-    """What keeps ``url`` from being a Qdrant server's address (``http://HOST:PORT`` or ``https://...``, a path
-    for a prefix), or None: checked before a client is made, as the client takes an empty URL for
-    ``localhost:6333`` and a malformed one fails at its first request, or with a parser's traceback."""
-    if not url.strip():
-        return "empty (an unset variable?); give the server's URL, e.g. http://localhost:6333"
-    if url != url.strip() or any(c.isspace() or not c.isprintable() for c in url):
-        return "holds spaces or control characters; give the server's URL, e.g. http://localhost:6333"
-    try:
-        parts = urllib.parse.urlsplit(url)
-    except ValueError as exc:  # an unclosed IPv6 bracket
-        return f"not a URL ({exc})"
-    if "://" not in url:  # without one, the client picks http, or https when an API key is given: say which
-        return "no scheme: give http:// or https:// (e.g. http://localhost:6333)"
-    if parts.scheme.lower() not in ("http", "https"):
-        return f"scheme {parts.scheme[:20]!r}: give http:// or https:// (e.g. http://localhost:6333)"
-    if "@" in parts.netloc:
-        return "holds a user or password, which the client would not send (Qdrant takes an API key instead, read " \
-               "from an environment variable)"
-    if parts.query or parts.fragment or url.endswith(("?", "#")):
-        return "holds a query or fragment ('?', '#'), which the client would not send"
-    host = parts.hostname or ""
-    if parts.netloc.startswith("["):
-        try:
-            ipaddress.IPv6Address(host)
-        except ValueError:
-            return f"host [{host}] is not an IPv6 address"
-    elif not re.fullmatch(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?", host):
-        return f"host {host!r} is not a host name or an IP address" if host else "no host (e.g. http://localhost:6333)"
-    try:
-        port = parts.port
-    except ValueError:
-        port = 0
-    if port == 0 or parts.netloc.endswith(":"):
-        return f"port {parts.netloc.rpartition(':')[2]!r} is not a number from 1 to 65535"
-    return None
-
-
-def connect(*, url: str | None = None, path: str | os.PathLike[str] | None = None, api_key: str | None = None,
-            timeout: float = 5.0) -> QdrantClient:
-    """A client for a Qdrant server (``url``) or local mode on disk (``path``; the Qdrant API in
-    pure Python, made for tests, one process at a time per path). Makes no request: a server that
-    is down is found at the first call, never here. A ``url`` that is not a server's address
-    (:func:`url_problem`) is a :class:`ConfigError`."""
-    if (url is None) == (path is None):
-        raise ValueError("give exactly one of url or path")
-    if url is not None:
-        problem = url_problem(url)
-        if problem is not None:
-            raise ConfigError(f"Qdrant URL {url[:200]!r}: {problem}")
-        # the client takes whole seconds: a fraction is rounded up, never down to a shorter deadline
-        return QdrantClient(url=url, api_key=api_key, timeout=max(1, math.ceil(timeout)), check_compatibility=False)
-    return QdrantClient(path=str(path))
 
 
 def client_address(client: Any) -> str:

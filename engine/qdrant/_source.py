@@ -26,7 +26,8 @@ from engine._errors import BackendUnavailable
 from engine._loaded import Bundle
 from engine._ranking import RowFilter
 
-from ._publish import DEFAULT_ALIAS, alias_target, client_address, collection_holds, collection_name, numeric_key
+from ._publish import alias_target, client_address, collection_holds, collection_name, numeric_key
+from ._target import DEFAULT_ALIAS
 
 log = logging.getLogger("musicrec.qdrant")
 RETRY_AFTER = 1.0

@@ -44,7 +44,6 @@ from engine._view import CatalogView
 
 from ._publish import (
     BATCH,
-    DEFAULT_ALIAS,
     DEFAULT_KEEP,
     check_vectors,
     collection_holds,
@@ -54,6 +53,7 @@ from ._publish import (
     payloads,
     transport_failure,
 )
+from ._target import DEFAULT_ALIAS
 
 
 @dataclasses.dataclass(frozen=True)

@@ -60,13 +60,11 @@ def extracted(tmp_path_factory: pytest.TempPathFactory) -> tuple[list, object]: 
 
 def audio_config(header: list[str]):  # type: ignore[no-untyped-def]
     """The CLI's audio preset with the test suite's small, quick model sizes."""
-    from engine import BuildConfig, GenreConfig, MoodConfig
-    from engine._schema import AUDIO_MOOD_WEIGHTS, audio_schema
+    from engine import BuildConfig, GenreConfig, MoodConfig, with_audio_preset
 
-    return BuildConfig(schema=audio_schema(header),
-                       moods=MoodConfig(weights=AUDIO_MOOD_WEIGHTS, min_cluster_size=5, min_samples=3,
-                                        smoothing_neighbours=5),
-                       genre=GenreConfig(max_rounds=25, early_stopping_rounds=5, threads=1, tune=False))
+    small = BuildConfig(moods=MoodConfig(min_cluster_size=5, min_samples=3, smoothing_neighbours=5),
+                        genre=GenreConfig(max_rounds=25, early_stopping_rounds=5, threads=1, tune=False))
+    return with_audio_preset(small, header)
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ pytest.importorskip("qdrant_client")
 from qdrant_client import QdrantClient
 
 from engine import load_bundle
-from engine.qdrant import publish_bundle
+from engine.qdrant import QdrantTarget, publish_bundle
 from server import RunningServer, ServerOptions, create_server
 from server._backend import QdrantBackend
 from server._generated.musicrec.v1 import recommender_pb2 as pb
@@ -60,7 +60,7 @@ def qdrant(small_bundle_dir: Path) -> Switchable:
 
 
 def serve(bundle: Path, client: Any, alias: str = "live") -> RunningServer:
-    backend = QdrantBackend(client=client, path=Path("unused"), alias=alias, retry_after=0.1)
+    backend = QdrantBackend(client=client, target=QdrantTarget(path=Path("unused"), alias=alias), retry_after=0.1)
     return create_server(bundle, "127.0.0.1:0", ServerOptions(source_factory=backend.source_factory(),
                                                               backend_check_interval=0.05))
 
@@ -248,7 +248,7 @@ def test_a_bundle_whose_collection_is_not_published_yet_waits_and_the_old_one_ke
     newer = another_version(small_bundle_dir, tmp_path / "newer", "2031-01-01T00:00:00+00:00")
     link = tmp_path / "current"
     publish(small_bundle_dir, link)
-    backend = QdrantBackend(client=client, path=Path("unused"), alias="live", retry_after=0.05)
+    backend = QdrantBackend(client=client, target=QdrantTarget(path=Path("unused"), alias="live"), retry_after=0.05)
     srv = create_server(link, "127.0.0.1:0", ServerOptions(source_factory=backend.source_factory(),
                                                            backend_check_interval=0.05, watch_interval=0.05))
     old, new = load_bundle(small_bundle_dir).version, load_bundle(newer).version

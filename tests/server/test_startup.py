@@ -156,7 +156,7 @@ def test_qdrant_flags_without_the_qdrant_backend_are_refused(small_bundle_dir: P
     # a Qdrant server's options, with local mode: accepted and never used (an audit, 2026-12-07)
     assert main(["serve", "--bundle", str(small_bundle_dir), "--port", "0", "--backend", "qdrant", "--qdrant-path",
                  "q", "--qdrant-hnsw-ef", "5", "--qdrant-timeout", "1"]) == 2
-    assert ("--qdrant-timeout, --qdrant-hnsw-ef apply to a Qdrant server (--qdrant-url) only: local mode "
+    assert ("--qdrant-timeout, --qdrant-hnsw-ef apply to a Qdrant server (--qdrant-url URL) only: local mode "
             "(--qdrant-path) has no API key" in capsys.readouterr().err)
 
 
