@@ -129,7 +129,7 @@ class Survivors:
         if has_scored(self.source):  # rows already in canonical order with their cosines (ProbedSource)
             rows, cos = self.source.scored(self.query, n)
             self._complete = n >= self.size or len(rows) < n
-            if self._complete and n < self.size and self.then is not None:  # the probed lists are used up
+            if len(rows) < n and self.then is not None:  # the probed lists are used up (a fetch of the whole too)
                 self.source, self.then, self._complete = self.then, None, False
             self._next = 0
             if _compiled.active() and not (self._used or f.exclude_rows.size or f.exclude_songs.size

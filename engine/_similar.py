@@ -141,6 +141,9 @@ class SimilarSearch:
                 break
             examined, survived = block.consumed, survived + len(block.rows)
             select.feed(*plan.scoring.sorted_block(block, affinity))
+        # past the probed lists, positions count in the exact search's order, which the songs already handed
+        # out from those lists need not lead: what was looked at is at least what survived
+        examined = max(examined, survived)
         return self._page(plan, select, examined, examined - survived + select.capped, t0)
 
     def _from_table(self, plan: _Plan, need: int, t0: float) -> SimilarResult | None:

@@ -183,6 +183,7 @@ class BundleHolder:
               started: float) -> tuple[str | None, str, bool]:
         """Serve ``rec`` from now on (the caller holds the lock)."""
         changed = old_version != rec.bundle.version
+        self._waiting = None  # any swap ends a wait: a bundle loaded by path is not replaced by the one waiting
         self.current = rec  # the swap: one reference assignment
         self.loaded += 1
         self._attempted(started, ok=True)

@@ -162,6 +162,12 @@ def test_a_page_past_the_probed_lists_goes_on_from_an_exact_search(bundle_dir: P
     for offset, k in ((300, 200), (900, 100)):
         page = probed.similar(SimilarQuery(seeds=seeds, k=k, offset=offset, genre_weight=0.0))
         assert np.array_equal(page.rows, ranking.rows[offset:offset + k]) and not page.exhausted
+        assert page.filtered >= 0 and page.examined >= offset + k  # stats a uint32 on the wire can carry
+    # probed lists of half the catalog, and a fetch schedule that reaches the whole: it goes on there too
+    half = Recommender(dataclasses.replace(bundle, new_track_index=ivf(vectors, 4, 2)))
+    pages = [half.similar(SimilarQuery(seeds=seeds, k=1000, offset=o, genre_weight=0.0)) for o in (0, 1000)]
+    assert [len(p.rows) for p in pages] == [1000, 1000] and not any(p.exhausted for p in pages)
+    assert all(p.filtered >= 0 for p in pages)
 
 
 def test_vectors_wider_than_numpys_row_block_go_through_faiss_and_the_numpy_code(numpy_code: None) -> None:
