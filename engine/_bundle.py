@@ -90,7 +90,8 @@ def atomic_bundle_dir(out: str | os.PathLike[str]) -> Iterator[Path]:
         _remove_created(created)
         raise BundleError(f"cannot write {out}: {exc.strerror or exc}") from None
     try:
-        fcntl.flock(held, fcntl.LOCK_EX)
+        with contextlib.suppress(OSError):  # a file system without locks (NFS on a directory): built unlocked,
+            fcntl.flock(held, fcntl.LOCK_EX)  # and there a cleanup cannot lock it either, so it removes nothing
         os.rename(starting, tmp)
         yield tmp
         _check_loads(tmp, out)
