@@ -12,7 +12,7 @@ import faiss
 import numpy as np
 import pytest
 
-from engine import Recommender, Seed, SimilarQuery, _compiled, load_bundle
+from engine import Bundle, Recommender, Seed, SimilarQuery, _compiled, load_bundle
 from engine._candidates import IndexSource, ProbedSource, column_cosines, new_track_source
 from engine._ranking import cosines
 from tests._seeds import within_rules
@@ -110,17 +110,24 @@ def test_only_an_inner_product_ivf_flat_index_is_probed() -> None:
         ProbedSource(hnsw, vectors)
 
 
-@pytest.mark.parametrize("compiled", [False, True])
-def test_with_every_list_probed_new_tracks_get_the_exact_answers(bundle_dir: Path, compiled: bool,
-                                                                 numpy_code: None) -> None:
-    # probing every list is an exact search in the canonical order: every answer, page and score of
-    # the approximate path must then be the exact index's, bit for bit
+def probing(bundle_dir: Path, compiled: bool, *, nlist: int, nprobe: int) -> tuple[Bundle, np.ndarray, Recommender]:
+    """The test bundle, its vectors, and a Recommender whose new tracks search an IVF index of ``nlist`` lists,
+    ``nprobe`` probed; with the compiled kernels on when ``compiled`` (the caller's ``numpy_code`` turns them off
+    again after)."""
     if compiled:
         pytest.importorskip("numba")
         assert _compiled.activate(), _compiled.status()
     bundle = load_bundle(bundle_dir)
     vectors = np.ascontiguousarray(bundle.vectors, dtype=np.float32)
-    probed = Recommender(dataclasses.replace(bundle, new_track_index=ivf(vectors, 40, 40)))
+    return bundle, vectors, Recommender(dataclasses.replace(bundle, new_track_index=ivf(vectors, nlist, nprobe)))
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_with_every_list_probed_new_tracks_get_the_exact_answers(bundle_dir: Path, compiled: bool,
+                                                                 numpy_code: None) -> None:
+    # probing every list is an exact search in the canonical order: every answer, page and score of
+    # the approximate path must then be the exact index's, bit for bit
+    bundle, _, probed = probing(bundle_dir, compiled, nlist=40, nprobe=40)
     exact = Recommender(dataclasses.replace(bundle, new_track_index=None))
     assert isinstance(probed._similar.new_track_source, ProbedSource)
     rng = np.random.default_rng(3)
@@ -140,12 +147,7 @@ def test_a_page_past_the_probed_lists_goes_on_from_an_exact_search(bundle_dir: P
                                                                   numpy_code: None) -> None:
     """Before: the ranking ended where the probed lists did, so an unfiltered page reaching past them came back
     short and "exhausted", while the same query with a filter that removes nothing (the exact path) was full."""
-    if compiled:
-        pytest.importorskip("numba")
-        assert _compiled.activate(), _compiled.status()
-    bundle = load_bundle(bundle_dir)
-    vectors = np.ascontiguousarray(bundle.vectors, dtype=np.float32)
-    probed = Recommender(dataclasses.replace(bundle, new_track_index=ivf(vectors, 40, 2)))
+    bundle, vectors, probed = probing(bundle_dir, compiled, nlist=40, nprobe=2)
     source = probed._similar.new_track_source
     assert isinstance(source, ProbedSource)
     features = bundle.tracks.features
