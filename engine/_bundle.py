@@ -243,12 +243,12 @@ def read_verified_manifest(bundle_dir: str | os.PathLike[str]) -> dict[str, Any]
     try:
         if path.is_symlink():  # a bundle holds its own files: a link is read elsewhere, and can change under it
             raise BundleIntegrityError(f"{path}: is a link, not the bundle's own manifest; the bundle was modified")
-        mode = path.stat().st_mode  # before any open: opening a FIFO blocks
-        if not stat.S_ISREG(mode):
+        found = path.stat()  # before any open: opening a FIFO blocks
+        if not stat.S_ISREG(found.st_mode):
             raise BundleIntegrityError(f"{path}: is not a regular file ({special_kind(path)}), not the bundle's "
                                        "manifest; the bundle is damaged: rebuild it")
-        if path.stat().st_size > MAX_MANIFEST_BYTES:
-            raise BundleIntegrityError(f"{path}: {path.stat().st_size:,} bytes, more than any manifest holds "
+        if found.st_size > MAX_MANIFEST_BYTES:
+            raise BundleIntegrityError(f"{path}: {found.st_size:,} bytes, more than any manifest holds "
                                        f"({MAX_MANIFEST_BYTES:,}); the bundle is damaged: rebuild it")
         manifest = json.loads(path.read_bytes().decode("utf-8"))
     except FileNotFoundError:

@@ -166,10 +166,10 @@ def load_bundle(path: str | os.PathLike[str], *, search_threads: int = 1, share_
                 raise BundleIntegrityError(f"{path}: the bundle is inconsistent: {problem}")
     elif classifier is not None:
         raise BundleIntegrityError(f"{path}: the bundle is inconsistent: a genre model without {OOF_FILE}")
-    _check_consistent(path, prep, index, tracks, vectors, moods, classifier, neighbours)
+    row_of = {str(t): i for i, t in enumerate(tracks.ids)}
+    _check_consistent(path, prep, index, tracks, vectors, moods, classifier, neighbours, row_of)
     return Bundle(path=path, manifest=manifest, config=config, preprocessor=prep, index=index, tracks=tracks,
-                  vectors=vectors, moods=moods, classifier=classifier,
-                  row_of={str(t): i for i, t in enumerate(tracks.ids)}, neighbours=neighbours,
+                  vectors=vectors, moods=moods, classifier=classifier, row_of=row_of, neighbours=neighbours,
                   new_track_index=new_track_index, mood_map=mood_map, genre_proba=genre_proba)
 
 
@@ -187,7 +187,7 @@ def _reading(path: Path, name: str) -> Iterator[None]:
 
 def _check_consistent(path: Path, prep: Preprocessor, index: faiss.Index, tracks: Catalog, vectors: np.ndarray,
                       moods: MoodModel, classifier: GenreClassifier | None,
-                      table: NeighbourTable | None) -> None:
+                      table: NeighbourTable | None, row_of: dict[str, int]) -> None:
     """Shapes and ranges that queries rely on; a crafted bundle fails here, not in a request."""
     n, dim = len(tracks), prep.n_components
     problems = []
@@ -211,7 +211,7 @@ def _check_consistent(path: Path, prep: Preprocessor, index: faiss.Index, tracks
     if len(ptr) != n + 1 or (n and (ptr[0] != 0 or ptr[-1] != len(codes) or (np.diff(ptr) < 0).any())) or \
             (len(codes) and (codes.min() < 0 or codes.max() >= len(tracks.genre_names))):
         problems.append("genre table does not match the tracks")
-    if len(set(tracks.ids.tolist())) != n or (n and not all(tracks.ids)):
+    if len(row_of) != n or "" in row_of:  # one entry per id: fewer when an id repeats
         problems.append("track ids are not one non-empty id per track")
     if len(moods.labels_) != n or len(moods.strength_) != n or len(moods.is_core_) != n:
         problems.append("mood labels do not match the tracks")
